@@ -1,0 +1,133 @@
+/*
+ * Vigil device-side resend ring. See vigil_txq.h.
+ */
+#include "vigil_txq.h"
+
+#include <string.h>
+
+/* Compile-time checks (C99 has no _Static_assert). */
+typedef char vigil_txq_slots_fit_mask[(VIGIL_TXQ_SLOTS >= 1u && VIGIL_TXQ_SLOTS <= 32u) ? 1 : -1];
+typedef char vigil_txq_slot_fits_u8[(VIGIL_TXQ_SLOT_BYTES <= 255u) ? 1 : -1];
+
+void vigil_txq_init(vigil_txq_t *q)
+{
+    q->count = 0;
+    q->used = 0;
+    q->rto_ms = VIGIL_TXQ_RTO_MIN_MS;
+    q->timer_ms = 0;
+    q->timer_running = false;
+    q->stopped = false;
+    q->overflows = 0;
+}
+
+/* Removes the entry at position i of `order`, keeping age order. */
+static void remove_at(vigil_txq_t *q, unsigned i)
+{
+    q->used &= ~((uint32_t)1u << q->order[i]);
+    memmove(&q->order[i], &q->order[i + 1u], (size_t)(q->count - 1u - i));
+    q->count--;
+    if (q->count == 0u) q->timer_running = false;
+}
+
+static int find_seq(const vigil_txq_t *q, uint32_t seq)
+{
+    unsigned i;
+    for (i = 0; i < q->count; i++)
+        if (q->slots[q->order[i]].seq == seq) return (int)i;
+    return -1;
+}
+
+vigil_txq_push_t vigil_txq_push(vigil_txq_t *q, const vigil_data_t *d)
+{
+    vigil_txq_push_t result = VIGIL_TXQ_OK;
+    unsigned s;
+    /* The only way vigil_encode_data() can fail here; checked before anything is evicted. */
+    if (d->channel_count < 1u || d->channel_count > VIGIL_TXQ_MAX_CHANNELS) return VIGIL_TXQ_INVALID;
+    if (q->count == VIGIL_TXQ_SLOTS) {
+        remove_at(q, 0u); /* full: the oldest is lost */
+        q->overflows++;
+        result = VIGIL_TXQ_DROPPED_OLDEST;
+    }
+    for (s = 0; q->used & ((uint32_t)1u << s); s++) {
+    }
+    q->slots[s].len = (uint8_t)vigil_encode_data(d, q->slots[s].bytes, VIGIL_TXQ_SLOT_BYTES);
+    q->slots[s].seq = d->seq;
+    q->slots[s].sent = false;
+    q->used |= (uint32_t)1u << s;
+    q->order[q->count++] = (uint8_t)s;
+    return result;
+}
+
+unsigned vigil_txq_ack(vigil_txq_t *q, uint32_t first_seq, uint16_t count, uint32_t now_ms)
+{
+    unsigned i = 0, removed = 0;
+    while (i < q->count) {
+        /* seq in first_seq .. first_seq+count-1 (mod 2^32) */
+        if ((uint32_t)(q->slots[q->order[i]].seq - first_seq) < (uint32_t)count) {
+            remove_at(q, i);
+            removed++;
+        } else {
+            i++;
+        }
+    }
+    if (removed > 0u) { /* progress: reset the backoff, restart the timer for what is left */
+        q->rto_ms = VIGIL_TXQ_RTO_MIN_MS;
+        q->timer_ms = now_ms;
+        q->timer_running = q->count > 0u;
+    }
+    return removed;
+}
+
+vigil_txq_nack_t vigil_txq_nack(vigil_txq_t *q, uint32_t seq, uint8_t reason, uint32_t now_ms)
+{
+    const int i = find_seq(q, seq);
+    if (i < 0) return VIGIL_TXQ_NACK_UNKNOWN_SEQ;
+    switch (reason) {
+    case VIGIL_NACK_STORE_UNAVAILABLE:
+    case VIGIL_NACK_RATE_LIMITED:
+        q->rto_ms = (q->rto_ms >= VIGIL_TXQ_RTO_MAX_MS / 2u) ? VIGIL_TXQ_RTO_MAX_MS : q->rto_ms * 2u;
+        q->timer_ms = now_ms;
+        q->timer_running = true;
+        return VIGIL_TXQ_NACK_RETRY_LATER;
+    case VIGIL_NACK_SCHEMA_MISMATCH:
+        q->slots[q->order[i]].sent = false; /* resent by the next poll, after the HELLO */
+        return VIGIL_TXQ_NACK_SEND_HELLO;
+    case VIGIL_NACK_UNKNOWN_DEVICE:
+    case VIGIL_NACK_REVOKED_DEVICE:
+        q->stopped = true;
+        return VIGIL_TXQ_NACK_STOP;
+    default: /* NON_FINITE, ABSURD_TIMESTAMP and reasons this firmware does not know */
+        remove_at(q, (unsigned)i);
+        return VIGIL_TXQ_NACK_DROPPED;
+    }
+}
+
+const uint8_t *vigil_txq_poll(vigil_txq_t *q, uint32_t now_ms, size_t *len)
+{
+    unsigned i;
+    vigil_txq_slot_t *s;
+    *len = 0;
+    if (q->stopped || q->count == 0u) return NULL;
+    for (i = 0; i < q->count; i++) {
+        s = &q->slots[q->order[i]];
+        if (!s->sent) {
+            s->sent = true;
+            if (!q->timer_running) {
+                q->timer_ms = now_ms;
+                q->timer_running = true;
+            }
+            *len = s->len;
+            return s->bytes;
+        }
+    }
+    if (q->timer_running && (uint32_t)(now_ms - q->timer_ms) >= q->rto_ms) {
+        s = &q->slots[q->order[0]];
+        q->rto_ms = (q->rto_ms >= VIGIL_TXQ_RTO_MAX_MS / 2u) ? VIGIL_TXQ_RTO_MAX_MS : q->rto_ms * 2u;
+        q->timer_ms = now_ms;
+        *len = s->len;
+        return s->bytes;
+    }
+    return NULL;
+}
+
+void vigil_txq_resume(vigil_txq_t *q) { q->stopped = false; }

@@ -1,0 +1,95 @@
+/*
+ * Vigil device-side resend ring (hardware/PROTOCOL.md, "Serial framing"): keeps up to
+ * VIGIL_TXQ_SLOTS unacknowledged DATA frames, resends the oldest after 500 ms without an
+ * ACK with exponential backoff to 8 s, drops the oldest when full (report ERROR code 2).
+ * No malloc; all state lives in one vigil_txq_t. Times are uint32_t milliseconds from any
+ * monotonic clock (wrap-safe).
+ */
+#ifndef VIGIL_TXQ_H
+#define VIGIL_TXQ_H
+
+#include "vigil_frame.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef VIGIL_TXQ_SLOTS
+#define VIGIL_TXQ_SLOTS 32u /* at most 32: slot occupancy is a uint32_t bitmask */
+#endif
+#ifndef VIGIL_TXQ_MAX_CHANNELS
+/* Lower this to your channel count to save RAM: each slot stores the encoded frame. */
+#define VIGIL_TXQ_MAX_CHANNELS VIGIL_MAX_CHANNELS
+#endif
+#define VIGIL_TXQ_SLOT_BYTES VIGIL_DATA_FRAME_BYTES(VIGIL_TXQ_MAX_CHANNELS)
+#ifndef VIGIL_TXQ_RTO_MIN_MS
+#define VIGIL_TXQ_RTO_MIN_MS 500u
+#endif
+#ifndef VIGIL_TXQ_RTO_MAX_MS
+#define VIGIL_TXQ_RTO_MAX_MS 8000u
+#endif
+
+typedef struct {
+    uint32_t seq;
+    uint8_t len;  /* encoded (not COBS) frame length */
+    bool sent;    /* false: never sent, or must be resent at once (after SCHEMA_MISMATCH) */
+    uint8_t bytes[VIGIL_TXQ_SLOT_BYTES];
+} vigil_txq_slot_t;
+
+typedef struct {
+    vigil_txq_slot_t slots[VIGIL_TXQ_SLOTS];
+    uint8_t order[VIGIL_TXQ_SLOTS]; /* slot indices, oldest first */
+    uint8_t count;
+    uint32_t used;         /* bitmask of occupied slots */
+    uint32_t rto_ms;       /* current retransmission timeout */
+    uint32_t timer_ms;     /* when the timeout started */
+    bool timer_running;
+    bool stopped;          /* UNKNOWN_DEVICE / REVOKED_DEVICE: no sending until resumed */
+    uint32_t overflows;    /* frames dropped because the ring was full */
+} vigil_txq_t;
+
+typedef enum {
+    VIGIL_TXQ_OK = 0,
+    VIGIL_TXQ_DROPPED_OLDEST, /* ring was full: oldest frame lost; send ERROR code 2 */
+    VIGIL_TXQ_INVALID         /* frame cannot be encoded or does not fit a slot */
+} vigil_txq_push_t;
+
+/** What the device should do after a NACK. */
+typedef enum {
+    VIGIL_TXQ_NACK_UNKNOWN_SEQ = 0, /* not (or no longer) in the ring: ignore */
+    VIGIL_TXQ_NACK_DROPPED,         /* NON_FINITE, ABSURD_TIMESTAMP (fix the clock), unknown reasons */
+    VIGIL_TXQ_NACK_RETRY_LATER,     /* STORE_UNAVAILABLE, RATE_LIMITED: kept, backoff doubled */
+    VIGIL_TXQ_NACK_SEND_HELLO,      /* SCHEMA_MISMATCH: kept; send HELLO, then poll resends it */
+    VIGIL_TXQ_NACK_STOP             /* UNKNOWN_DEVICE, REVOKED_DEVICE: kept, queue stopped */
+} vigil_txq_nack_t;
+
+void vigil_txq_init(vigil_txq_t *q);
+
+/** Encodes `d` into the ring (marked unsent; vigil_txq_poll() returns it). */
+vigil_txq_push_t vigil_txq_push(vigil_txq_t *q, const vigil_data_t *d);
+
+/** Applies ACK first_seq .. first_seq+count-1 (mod 2^32). Returns frames removed. */
+unsigned vigil_txq_ack(vigil_txq_t *q, uint32_t first_seq, uint16_t count, uint32_t now_ms);
+
+/** Applies a NACK for `seq` (reason codes of vigil_nack_reason_t). */
+vigil_txq_nack_t vigil_txq_nack(vigil_txq_t *q, uint32_t seq, uint8_t reason, uint32_t now_ms);
+
+/**
+ * Returns the next frame to transmit now, or NULL: first every unsent frame (oldest first),
+ * then the oldest frame when the retransmission timeout expired (the timeout then doubles,
+ * up to VIGIL_TXQ_RTO_MAX_MS). The pointer is valid until the next call that modifies q.
+ * COBS-encode it (vigil_cobs_encode) before writing it to the UART.
+ */
+const uint8_t *vigil_txq_poll(vigil_txq_t *q, uint32_t now_ms, size_t *len);
+
+/** Clears the stopped state (e.g. after the device was re-registered). */
+void vigil_txq_resume(vigil_txq_t *q);
+
+/** Frames waiting for an ACK. */
+static inline unsigned vigil_txq_count(const vigil_txq_t *q) { return q->count; }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIGIL_TXQ_H */
