@@ -1,0 +1,27 @@
+/**
+ * Conversions between the signatures produced by gateway/src/attest/keys.ts and the two-word
+ * `CompactSignature {r, vs}` that `VigilRegistry.anchor` takes (it saves ~500 gas of calldata per anchor):
+ * - secp256k1 65-byte r‖s‖v → ERC-2098 compact: `vs = (v - 27) << 255 | s`;
+ * - P-256 64-byte r‖s → `vs = s`.
+ * High-s is NOT normalised here: a malleable signature must reach the contract and be rejected there.
+ */
+import { hexToBytes, type Hex } from "./eip712.ts";
+
+export interface CompactSignature {
+  r: Hex;
+  vs: Hex;
+}
+
+/** Converts a 65-byte (secp256k1) or 64-byte (P-256) signature to the anchor's two-word form. */
+export function toCompactSignature(signature: Hex): CompactSignature {
+  const b = hexToBytes(signature, undefined, "signature");
+  const r = `0x${signature.slice(2, 66)}` as Hex;
+  if (b.length === 64) return { r, vs: `0x${signature.slice(66, 130)}` };
+  if (b.length !== 65) throw new RangeError(`signature: expected 64 or 65 bytes, got ${b.length}`);
+  const v = b[64] ?? 0;
+  if (v !== 27 && v !== 28) throw new RangeError(`signature: v must be 27 or 28, got ${v}`);
+  const s = BigInt(`0x${signature.slice(66, 130)}`);
+  if (s >> 255n !== 0n) throw new RangeError("signature: s has its top bit set and cannot be made compact");
+  const vs = s | (BigInt(v - 27) << 255n);
+  return { r, vs: `0x${vs.toString(16).padStart(64, "0")}` };
+}
