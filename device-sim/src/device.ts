@@ -1,0 +1,163 @@
+/**
+ * One simulated MCU: produces HELLO and DATA frames from a signal source, keeps every DATA
+ * frame until the gateway ACKs it, resends after a timeout with exponential backoff
+ * (500 ms → 8 s, as the C reference in hardware/firmware-ref), and obeys NACK reasons.
+ */
+import {
+  encodeFrame,
+  FrameType,
+  NackReason,
+  RETRYABLE_NACKS,
+  type AckFrame,
+  type NackFrame,
+} from "../../gateway/src/protocol/frame.ts";
+import { FaultCounters, SensorFaults, type FaultRates } from "./faults.ts";
+import type { SignalSource } from "./profiles/types.ts";
+import type { Rng } from "./rng.ts";
+
+export interface Pending {
+  seq: number;
+  raw: Buffer;
+  sentAt: number;
+  timeout: number;
+  attempts: number;
+}
+
+export interface DeviceStats {
+  generated: number;
+  acked: number;
+  /** ACKs for sequences no longer pending: the gateway saw a duplicate (or re-ACKed). */
+  dupAcks: number;
+  resent: number;
+  nacked: Record<string, number>;
+  /** Frames dropped by the device because a NACK said they will never be accepted. */
+  abandoned: number;
+  /** Frames lost because the unacknowledged window was full (ERROR code 2 on hardware). */
+  overflowed: number;
+}
+
+export interface SimDeviceOptions {
+  id: number;
+  source: SignalSource;
+  rng: Rng;
+  faults: FaultRates;
+  counters: FaultCounters;
+  /** Device clock offset from true time, µs (a constant skew). Default 0. */
+  clockSkewUs?: number;
+  /** Unacknowledged frames kept for resend. Default 256. */
+  window?: number;
+  /** First resend timeout, ms. Default 500. */
+  resendMs?: number;
+  firmware?: { major: number; minor: number; patch: number };
+}
+
+const NACK_NAMES = Object.fromEntries(Object.entries(NackReason).map(([k, v]) => [v, k])) as Record<number, string>;
+const TEN_YEARS_US = 10 * 365 * 86_400 * 1e6;
+
+export class SimDevice {
+  readonly id: number;
+  readonly source: SignalSource;
+  readonly pending = new Map<number, Pending>();
+  readonly stats: DeviceStats = { generated: 0, acked: 0, dupAcks: 0, resent: 0, nacked: {}, abandoned: 0, overflowed: 0 };
+  /** The next frame index to generate (also the u32 sequence, modulo 2^32). */
+  step = 0;
+  bootId = 1;
+  /** Set when the gateway said UNKNOWN/REVOKED: the device stops. */
+  stopped = false;
+  readonly #opts: SimDeviceOptions;
+  readonly #sensor: SensorFaults;
+
+  constructor(opts: SimDeviceOptions) {
+    this.#opts = opts;
+    this.id = opts.id >>> 0;
+    this.source = opts.source;
+    this.#sensor = new SensorFaults(opts.rng.fork("sensor"), opts.faults, opts.counters);
+  }
+
+  get finished(): boolean {
+    return this.stopped || this.source.sample(this.step) === undefined;
+  }
+
+  hello(): Buffer {
+    return encodeFrame({
+      type: FrameType.Hello,
+      deviceId: this.id,
+      bootId: this.bootId,
+      firmware: this.#opts.firmware ?? { major: 1, minor: 0, patch: 0 },
+      profile: this.source.profile,
+      channels: [...this.source.channels],
+    });
+  }
+
+  /**
+   * Generates the next DATA frame (value faults applied) and registers it as pending, or
+   * returns undefined when the source has ended or the device stopped.
+   */
+  nextData(nowMs: number): Pending | undefined {
+    if (this.stopped) return undefined;
+    const sample = this.source.sample(this.step);
+    if (!sample) return undefined;
+    const values = Float32Array.from(sample);
+    this.#sensor.apply(values);
+    let ts = Math.round(nowMs * 1000 + (this.#opts.clockSkewUs ?? 0));
+    if (this.#opts.rng.chance(this.#opts.faults.clockJump ?? 0)) {
+      ts += TEN_YEARS_US;
+      this.#opts.counters.count("clockJump");
+      this.#opts.counters.expect("ABSURD_TIMESTAMP");
+    }
+    const seq = this.step >>> 0;
+    this.step++;
+    const raw = encodeFrame({ type: FrameType.Data, deviceId: this.id, seq, timestampUs: ts, flags: 0, values });
+    this.stats.generated++;
+    const window = this.#opts.window ?? 256;
+    if (this.pending.size >= window) {
+      const oldest = this.pending.keys().next().value as number;
+      this.pending.delete(oldest);
+      this.stats.overflowed++;
+    }
+    const p: Pending = { seq, raw, sentAt: nowMs, timeout: this.#opts.resendMs ?? 500, attempts: 1 };
+    this.pending.set(seq, p);
+    return p;
+  }
+
+  /** Frames whose resend timer expired; marks them resent with doubled timeout (max 8 s). */
+  dueForResend(nowMs: number): Pending[] {
+    const due: Pending[] = [];
+    for (const p of this.pending.values()) {
+      if (nowMs - p.sentAt >= p.timeout) {
+        p.sentAt = nowMs;
+        p.timeout = Math.min(p.timeout * 2, 8000);
+        p.attempts++;
+        this.stats.resent++;
+        due.push(p);
+      }
+    }
+    return due;
+  }
+
+  onAck(ack: AckFrame): void {
+    for (let i = 0; i < ack.count; i++) {
+      const seq = (ack.firstSeq + i) >>> 0;
+      if (this.pending.delete(seq)) this.stats.acked++;
+      else this.stats.dupAcks++;
+    }
+  }
+
+  /** Applies a NACK; returns true when the frame should be resent now. */
+  onNack(nack: NackFrame): boolean {
+    const name = NACK_NAMES[nack.reason] ?? `REASON_${nack.reason}`;
+    this.stats.nacked[name] = (this.stats.nacked[name] ?? 0) + 1;
+    if (nack.reason === NackReason.UNKNOWN_DEVICE || nack.reason === NackReason.REVOKED_DEVICE) {
+      this.stopped = true;
+      return false;
+    }
+    if (RETRYABLE_NACKS.has(nack.reason)) return nack.reason === NackReason.SCHEMA_MISMATCH;
+    if (this.pending.delete(nack.seq)) this.stats.abandoned++;
+    return false;
+  }
+
+  /** Simulates a reboot: new boot id; pending frames survive (kept in the MCU's RAM ring). */
+  reboot(): void {
+    this.bootId++;
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Fault injection. Rates are probabilities per generated frame. Every injected fault is
+ * counted, and link faults also record the gateway rejection they must cause, so a test can
+ * reconcile the simulator's counts with the gateway's counters exactly.
+ */
+import { StreamDecoder } from "../../gateway/src/protocol/stream-decoder.ts";
+import type { Rng } from "./rng.ts";
+
+export const LINK_FAULTS = ["corrupt", "truncate", "drop", "duplicate", "reorder", "garbage"] as const;
+export const VALUE_FAULTS = ["nan", "clockJump", "stuck", "drift", "spike"] as const;
+export const SESSION_FAULTS = ["disconnect"] as const;
+export type FaultKind = (typeof LINK_FAULTS)[number] | (typeof VALUE_FAULTS)[number] | (typeof SESSION_FAULTS)[number];
+export const ALL_FAULTS: readonly FaultKind[] = [...LINK_FAULTS, ...VALUE_FAULTS, ...SESSION_FAULTS];
+
+export type FaultRates = Partial<Record<FaultKind, number>>;
+
+/** Parses `corrupt=0.01,drop=0.02` (or `all=0.01`). Throws naming the bad entry. */
+export function parseFaultRates(spec: string): FaultRates {
+  const rates: FaultRates = {};
+  if (!spec.trim()) return rates;
+  for (const part of spec.split(",")) {
+    const [k, v] = part.split("=").map((s) => s.trim());
+    const p = Number(v);
+    if (!k || v === undefined || !Number.isFinite(p) || p < 0 || p > 1)
+      throw new RangeError(`fault "${part}": expected NAME=PROBABILITY with 0 ≤ p ≤ 1`);
+    if (k === "all") {
+      for (const f of ALL_FAULTS) rates[f] = p;
+    } else if ((ALL_FAULTS as readonly string[]).includes(k)) {
+      rates[k as FaultKind] = p;
+    } else {
+      throw new RangeError(`fault "${k}" is unknown; known: ${ALL_FAULTS.join(", ")}`);
+    }
+  }
+  return rates;
+}
+
+export class FaultCounters {
+  readonly injected: Record<FaultKind, number> = Object.fromEntries(ALL_FAULTS.map((f) => [f, 0])) as Record<
+    FaultKind,
+    number
+  >;
+  /** Rejections the gateway must count, by reason, for the bytes this simulator put on the wire. */
+  readonly expectedRejects: Record<string, number> = {};
+
+  count(kind: FaultKind): void {
+    this.injected[kind]++;
+  }
+
+  expect(reason: string, n = 1): void {
+    this.expectedRejects[reason] = (this.expectedRejects[reason] ?? 0) + n;
+  }
+
+  /** Records the rejections that `bytes` (followed by a delimiter) will cause at the gateway. */
+  expectGarbage(bytes: Uint8Array): void {
+    const d = new StreamDecoder();
+    d.push(bytes, {
+      frame: () => this.expect("GARBAGE_DECODED_AS_FRAME"),
+      reject: (e) => this.expect(e.reason),
+    });
+    d.push(Buffer.from([0]), { frame: () => this.expect("GARBAGE_DECODED_AS_FRAME"), reject: (e) => this.expect(e.reason) });
+  }
+}
+
+/** Per-device sensor fault state: stuck and drifting channels persist for a while. */
+export class SensorFaults {
+  #stuck: { ch: number; value: number; left: number } | undefined;
+  #drift: { ch: number; perStep: number; offset: number; left: number } | undefined;
+
+  constructor(
+    private readonly rng: Rng,
+    private readonly rates: FaultRates,
+    private readonly counters: FaultCounters,
+  ) {}
+
+  /** Applies value faults in place; returns true when a NaN was injected. */
+  apply(values: Float32Array): boolean {
+    const r = this.rng;
+    const n = values.length;
+    if (!this.#stuck && r.chance(this.rates.stuck ?? 0)) {
+      const ch = r.int(0, n - 1);
+      this.#stuck = { ch, value: values[ch]!, left: r.int(20, 200) };
+      this.counters.count("stuck");
+    }
+    if (!this.#drift && r.chance(this.rates.drift ?? 0)) {
+      const ch = r.int(0, n - 1);
+      this.#drift = { ch, perStep: Math.abs(values[ch]! || 1) * r.range(0.002, 0.01), offset: 0, left: r.int(50, 300) };
+      this.counters.count("drift");
+    }
+    if (this.#stuck) {
+      values[this.#stuck.ch] = this.#stuck.value;
+      if (--this.#stuck.left <= 0) this.#stuck = undefined;
+    }
+    if (this.#drift) {
+      this.#drift.offset += this.#drift.perStep;
+      values[this.#drift.ch] = values[this.#drift.ch]! + this.#drift.offset;
+      if (--this.#drift.left <= 0) this.#drift = undefined;
+    }
+    if (r.chance(this.rates.spike ?? 0)) {
+      const ch = r.int(0, n - 1);
+      values[ch] = values[ch]! * r.range(4, 8) + r.range(-1, 1);
+      this.counters.count("spike");
+    }
+    if (r.chance(this.rates.nan ?? 0)) {
+      values[r.int(0, n - 1)] = r.chance(0.5) ? NaN : Infinity;
+      this.counters.count("nan");
+      this.counters.expect("NON_FINITE");
+      return true;
+    }
+    return false;
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * The simulator: N devices, deterministic for a seed, paced at `rate` frames/s per device,
+ * with fault injection on values, frames, the link and the session. Link faults that destroy
+ * a frame replace its first transmission; the device's resend timer then recovers it, the
+ * way a real MCU recovers from line noise.
+ */
+import { decodeFrame, FrameType, NackReason, RETRYABLE_NACKS, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { FrameError } from "../../gateway/src/protocol/errors.ts";
+import { SimDevice, type Pending } from "./device.ts";
+import { FaultCounters, type FaultRates } from "./faults.ts";
+import { CmapssReplay, loadCmapss, type CmapssSplit, type CmapssSubset } from "./profiles/cmapss.ts";
+import { RotatingMachine } from "./profiles/rotating.ts";
+import type { SignalSource } from "./profiles/types.ts";
+import { Rng } from "./rng.ts";
+import type { Transport } from "./transports/types.ts";
+
+export type ProfileName = "rotating" | "cmapss";
+
+export interface SimulatorOptions {
+  transport: Transport;
+  /** Number of devices. Default 4. For C-MAPSS, at most the number of units in the subset. */
+  devices?: number;
+  /** Seed; equal seeds give equal frames and faults. Default 1. */
+  seed?: number;
+  /** Frames per second per device; 0 = as fast as the link accepts. Default 10. */
+  rate?: number;
+  /** Stop generating after this many seconds. Default: until every source ends. */
+  durationS?: number;
+  /** Stop generating after this many frames per device. */
+  framesPerDevice?: number;
+  profile?: ProfileName;
+  /** Mean life in frames for the rotating profile. Default 600. */
+  meanLife?: number;
+  cmapss?: { subset?: CmapssSubset; split?: CmapssSplit };
+  faults?: FaultRates;
+  /** First device id; devices get consecutive ids. Default 1. */
+  firstDeviceId?: number;
+  /** Device clock skew in ms applied to every device (within the gateway's tolerance). */
+  clockSkewMs?: number;
+  /** Resend timeout, ms. Default 500. */
+  resendMs?: number;
+  /** Unacknowledged frames kept per device. Default 256. */
+  window?: number;
+  /** How long to wait for outstanding ACKs after generation stops, ms. Default 10 000. */
+  drainMs?: number;
+  /** Called about once per second with a snapshot. */
+  onProgress?: (s: SimSnapshot) => void;
+  signal?: AbortSignal;
+}
+
+export interface SimSnapshot {
+  elapsedS: number;
+  devices: number;
+  generated: number;
+  sent: number;
+  acked: number;
+  dupAcks: number;
+  resent: number;
+  pending: number;
+  abandoned: number;
+  overflowed: number;
+  nacked: Record<string, number>;
+  faults: Record<string, number>;
+  expectedRejects: Record<string, number>;
+  disconnects: number;
+}
+
+export interface SimReport extends SimSnapshot {
+  /** Ground truth per device: profile and failure step (frame index), for model evaluation. */
+  groundTruth: Array<{ deviceId: number; profile: string; failureStep: number | undefined; framesGenerated: number }>;
+}
+
+export function buildSources(opts: SimulatorOptions, rng: Rng): SignalSource[] {
+  const n = opts.devices ?? 4;
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`devices must be a positive integer, got ${n}`);
+  if ((opts.profile ?? "rotating") === "cmapss") {
+    const subset = opts.cmapss?.subset ?? "FD001";
+    const units = loadCmapss(subset, opts.cmapss?.split ?? "train");
+    if (n > units.length) throw new RangeError(`C-MAPSS ${subset} has ${units.length} units; asked for ${n} devices`);
+    return units.slice(0, n).map((u) => new CmapssReplay(u, subset));
+  }
+  return Array.from({ length: n }, (_, i) => new RotatingMachine(rng.fork(`machine-${i}`), { meanLife: opts.meanLife ?? 600 }));
+}
+
+export class Simulator {
+  readonly devices: SimDevice[];
+  readonly counters = new FaultCounters();
+  readonly #opts: SimulatorOptions;
+  readonly #rng: Rng;
+  readonly #byId = new Map<number, SimDevice>();
+  /** Frames held back by the reorder fault, sent after the device's next frame. */
+  readonly #held = new Map<number, Pending>();
+  #sent = 0;
+  #disconnects = 0;
+  #start = 0;
+
+  constructor(opts: SimulatorOptions) {
+    this.#opts = opts;
+    this.#rng = new Rng(opts.seed ?? 1);
+    const sources = buildSources(opts, this.#rng);
+    const first = opts.firstDeviceId ?? 1;
+    this.devices = sources.map(
+      (source, i) =>
+        new SimDevice({
+          id: first + i,
+          source,
+          rng: this.#rng.fork(`device-${i}`),
+          faults: opts.faults ?? {},
+          counters: this.counters,
+          clockSkewUs: (opts.clockSkewMs ?? 0) * 1000,
+          resendMs: opts.resendMs ?? 500,
+          window: opts.window ?? 256,
+        }),
+    );
+    for (const d of this.devices) this.#byId.set(d.id, d);
+  }
+
+  snapshot(): SimSnapshot {
+    const s: SimSnapshot = {
+      elapsedS: this.#start ? (Date.now() - this.#start) / 1000 : 0,
+      devices: this.devices.length,
+      generated: 0,
+      sent: this.#sent,
+      acked: 0,
+      dupAcks: 0,
+      resent: 0,
+      pending: 0,
+      abandoned: 0,
+      overflowed: 0,
+      nacked: {},
+      faults: { ...this.counters.injected },
+      expectedRejects: { ...this.counters.expectedRejects },
+      disconnects: this.#disconnects,
+    };
+    for (const d of this.devices) {
+      s.generated += d.stats.generated;
+      s.acked += d.stats.acked;
+      s.dupAcks += d.stats.dupAcks;
+      s.resent += d.stats.resent;
+      s.pending += d.pending.size;
+      s.abandoned += d.stats.abandoned;
+      s.overflowed += d.stats.overflowed;
+      for (const [k, v] of Object.entries(d.stats.nacked)) s.nacked[k] = (s.nacked[k] ?? 0) + v;
+    }
+    return s;
+  }
+
+  #onControl = (frame: Frame): void => {
+    const dev = this.#byId.get(frame.deviceId);
+    if (!dev) return;
+    if (frame.type === FrameType.Ack) dev.onAck(frame);
+    else if (frame.type === FrameType.Nack) {
+      // Over MQTT the PUBACK may already have counted the frame as acknowledged.
+      const wasPending = dev.pending.has(frame.seq);
+      const resend = dev.onNack(frame);
+      if (!wasPending && isFinalRefusal(frame.reason)) {
+        dev.stats.acked--;
+        dev.stats.abandoned++;
+      }
+      if (resend) {
+        this.#opts.transport.send(dev.id, dev.hello());
+        const p = dev.pending.get(frame.seq);
+        if (p) this.#transmit(dev, p, false);
+      }
+    }
+  };
+
+  /** Sends a pending DATA frame, applying link faults on first transmission only. */
+  #transmit(dev: SimDevice, p: Pending, first: boolean): void {
+    const t = this.#opts.transport;
+    const f = this.#opts.faults ?? {};
+    const r = this.#rng;
+    this.#sent++;
+    if (first) {
+      if (r.chance(f.garbage ?? 0)) {
+        const noise = r.bytes(r.int(1, 40));
+        this.counters.count("garbage");
+        if (t.name === "serial") this.counters.expectGarbage(noise);
+        else this.#expectPayload(noise);
+        t.sendNoise(dev.id, noise);
+      }
+      if (r.chance(f.drop ?? 0)) {
+        this.counters.count("drop");
+        return;
+      }
+      if (r.chance(f.corrupt ?? 0)) {
+        // Flip one bit after the header: the CRC must catch it (a header flip could turn
+        // into a length error instead, which would make the expected reason ambiguous).
+        const bad = Buffer.from(p.raw);
+        const i = r.int(4, bad.length - 1);
+        bad[i] = bad[i]! ^ (1 << r.int(0, 7));
+        this.counters.count("corrupt");
+        this.counters.expect("BAD_CRC");
+        t.send(dev.id, bad);
+        return;
+      }
+      if (r.chance(f.truncate ?? 0)) {
+        const cut = p.raw.subarray(0, r.int(1, p.raw.length - 1));
+        this.counters.count("truncate");
+        this.counters.expect("TRUNCATED");
+        t.send(dev.id, cut);
+        return;
+      }
+      if (!this.#held.has(dev.id) && r.chance(f.reorder ?? 0)) {
+        this.counters.count("reorder");
+        this.#held.set(dev.id, p);
+        return;
+      }
+    }
+    t.send(dev.id, p.raw, p.seq);
+    if (first && r.chance(f.duplicate ?? 0)) {
+      this.counters.count("duplicate");
+      t.send(dev.id, p.raw, p.seq);
+    }
+    const held = this.#held.get(dev.id);
+    if (held && held !== p) {
+      this.#held.delete(dev.id);
+      t.send(dev.id, held.raw, held.seq);
+    }
+  }
+
+  #expectPayload(bytes: Uint8Array): void {
+    try {
+      decodeFrame(bytes);
+      this.counters.expect("GARBAGE_DECODED_AS_FRAME");
+    } catch (e) {
+      this.counters.expect(e instanceof FrameError ? e.reason : "UNEXPECTED");
+    }
+  }
+
+  /** Runs to completion (or abort) and returns the final report. */
+  async run(): Promise<SimReport> {
+    const o = this.#opts;
+    const t = o.transport;
+    t.onDelivered = (id, seq) => this.#byId.get(id)?.onAck({ type: FrameType.Ack, deviceId: id, firstSeq: seq, count: 1, gatewayTimeUs: 0 });
+    await t.open(this.#onControl);
+    this.#start = Date.now();
+    for (const d of this.devices) t.send(d.id, d.hello());
+    const rate = o.rate ?? 10;
+    const endAt = o.durationS !== undefined ? this.#start + o.durationS * 1000 : Infinity;
+    const maxFrames = o.framesPerDevice ?? Infinity;
+    let lastProgress = this.#start;
+    const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+
+    const generating = () =>
+      !o.signal?.aborted && Date.now() < endAt && this.devices.some((d) => !d.finished && d.step < maxFrames);
+
+    while (generating()) {
+      const now = Date.now();
+      const window = o.window ?? 256;
+      for (const d of this.devices) {
+        if (d.finished || d.step >= maxFrames) continue;
+        const target = rate > 0 ? Math.floor(((now - this.#start) / 1000) * rate) + 1 : d.step + 64;
+        let budget = Math.min(target - d.step, 1000, maxFrames - d.step);
+        // With rate 0 the window is the only flow control: never overrun it.
+        if (rate === 0) budget = Math.min(budget, window - d.pending.size);
+        for (let i = 0; i < budget && t.connected; i++) {
+          const p = d.nextData(now);
+          if (!p) break;
+          this.#transmit(d, p, true);
+        }
+        for (const p of d.dueForResend(now)) if (t.connected) this.#transmit(d, p, false);
+      }
+      if ((o.faults?.disconnect ?? 0) > 0 && t.connected && this.#rng.chance(o.faults?.disconnect ?? 0)) {
+        this.counters.count("disconnect");
+        this.#disconnects++;
+        await t.disconnect();
+        await sleep(this.#rng.int(100, 600));
+        await t.reconnect();
+        for (const d of this.devices) {
+          d.reboot();
+          t.send(d.id, d.hello());
+        }
+      }
+      if (now - lastProgress >= 1000) {
+        lastProgress = now;
+        o.onProgress?.(this.snapshot());
+      }
+      await t.drain();
+      await sleep(rate > 0 ? 5 : 0);
+    }
+    // Release frames still held by the reorder fault, then wait for outstanding ACKs.
+    for (const [id, p] of this.#held) t.send(id, p.raw, p.seq);
+    this.#held.clear();
+    const drainUntil = Date.now() + (o.drainMs ?? 10_000);
+    while (Date.now() < drainUntil && this.devices.some((d) => d.pending.size > 0) && !o.signal?.aborted) {
+      const now = Date.now();
+      for (const d of this.devices) for (const p of d.dueForResend(now)) this.#transmit(d, p, false);
+      await t.drain();
+      await sleep(20);
+    }
+    // Let the last ACKs arrive.
+    await sleep(50);
+    o.onProgress?.(this.snapshot());
+    await t.close();
+    return {
+      ...this.snapshot(),
+      groundTruth: this.devices.map((d) => ({
+        deviceId: d.id,
+        profile: d.source.profile,
+        failureStep: d.source.failureStep,
+        framesGenerated: d.stats.generated,
+      })),
+    };
+  }
+}
+
+/** A NACK that means "this frame will never be accepted" (not a stop, not a retry). */
+function isFinalRefusal(reason: number): boolean {
+  return !RETRYABLE_NACKS.has(reason) && reason !== NackReason.UNKNOWN_DEVICE && reason !== NackReason.REVOKED_DEVICE;
+}

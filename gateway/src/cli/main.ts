@@ -1,0 +1,48 @@
+/** The `vigil` command: dispatches to subcommands. */
+import { VigilError } from "../errors/base.ts";
+import { demoCommand } from "./demo.ts";
+import { simCommand } from "./sim.ts";
+import { startCommand } from "./start.ts";
+
+const HELP = `usage: vigil <command> [options]
+
+Commands:
+  start      run the gateway (ingest from serial and MQTT)
+  sim        run simulated devices against a gateway
+  demo       simulator + gateway on embedded defaults, with live counters
+  help       this text
+
+Run "vigil <command> --help" for a command's options.
+`;
+
+type Command = (argv: string[]) => Promise<number>;
+const commands: Record<string, Command> = {
+  start: startCommand,
+  sim: simCommand,
+  demo: demoCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === "help" || cmd === "--help" || cmd === "-h") {
+    process.stdout.write(HELP);
+    return cmd ? 0 : 2;
+  }
+  const run = commands[cmd];
+  if (!run) {
+    process.stderr.write(`vigil: unknown command "${cmd}"\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    return await run(rest);
+  } catch (e) {
+    if (e instanceof VigilError) {
+      process.stderr.write(`vigil ${cmd}: ${e.shortMessage}\n`);
+      return e.code === "USAGE" ? 2 : 1;
+    }
+    throw e;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;

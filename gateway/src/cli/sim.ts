@@ -1,0 +1,128 @@
+/** `vigil sim`: run simulated devices against a gateway over serial or MQTT. */
+import { parseFaultRates } from "../../../device-sim/src/faults.ts";
+import { Simulator, type SimSnapshot } from "../../../device-sim/src/simulator.ts";
+import { MqttTransport } from "../../../device-sim/src/transports/mqtt.ts";
+import { SerialTransport } from "../../../device-sim/src/transports/serial.ts";
+import type { Transport } from "../../../device-sim/src/transports/types.ts";
+import { redactUrl, UsageError } from "../errors/base.ts";
+import { num, parse } from "./args.ts";
+
+export const SIM_HELP = `usage: vigil sim [options]
+
+Simulated microcontrollers sending protocol-v1 frames to a gateway.
+
+Transport (one of):
+  --serial PATH          tty to write COBS frames to (/dev/ttyUSB0, or a socat pty)
+  --baud N               serial baud rate (default 115200)
+  --mqtt URL             broker URL (default mqtt://127.0.0.1:1883, the gateway's embedded broker)
+
+Devices and signals:
+  --devices N            number of devices (default 4)
+  --profile NAME         rotating | cmapss (default rotating)
+  --subset FD00x         C-MAPSS subset to replay (default FD001)
+  --split train|test     C-MAPSS split (default train: units run to failure)
+  --life N               rotating: mean frames until failure (default 600)
+  --seed N               seed; same seed, same frames and faults (default 1)
+  --rate HZ              frames per second per device; 0 = as fast as ACKs allow (default 10)
+  --duration S           stop generating after S seconds (default: until sources end)
+  --frames N             stop generating after N frames per device
+  --first-id N           first device id (default 1)
+  --skew-ms MS           constant device clock skew (default 0)
+
+Faults (probability per frame, e.g. --faults corrupt=0.01,drop=0.02 or all=0.005):
+  corrupt truncate drop duplicate reorder garbage    link
+  nan clockJump stuck drift spike                    values
+  disconnect                                         session
+  --resend-ms MS         first resend timeout (default 500, doubles to 8000)
+  --drain-ms MS          wait for outstanding ACKs at the end (default 10000)
+  --json                 print the final report as JSON on stdout
+  -h, --help             this text
+`;
+
+export async function simCommand(argv: string[]): Promise<number> {
+  const { values: v } = parse(argv, {
+    serial: { type: "string" },
+    baud: { type: "string" },
+    mqtt: { type: "string" },
+    devices: { type: "string" },
+    profile: { type: "string" },
+    subset: { type: "string" },
+    split: { type: "string" },
+    life: { type: "string" },
+    seed: { type: "string" },
+    rate: { type: "string" },
+    duration: { type: "string" },
+    frames: { type: "string" },
+    "first-id": { type: "string" },
+    "skew-ms": { type: "string" },
+    faults: { type: "string" },
+    "resend-ms": { type: "string" },
+    "drain-ms": { type: "string" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (v.help) {
+    process.stdout.write(SIM_HELP);
+    return 0;
+  }
+  if (v.serial && v.mqtt) throw new UsageError("choose one transport: --serial or --mqtt");
+  const profile = v.profile ?? "rotating";
+  if (profile !== "rotating" && profile !== "cmapss") throw new UsageError(`--profile must be rotating or cmapss, got "${profile}"`);
+  const subset = (v.subset ?? "FD001").toUpperCase();
+  if (!/^FD00[1-4]$/.test(subset)) throw new UsageError(`--subset must be FD001..FD004, got "${v.subset}"`);
+  const split = v.split ?? "train";
+  if (split !== "train" && split !== "test") throw new UsageError(`--split must be train or test`);
+  let faults;
+  try {
+    faults = parseFaultRates(v.faults ?? "");
+  } catch (e) {
+    throw new UsageError(`--faults: ${(e as Error).message}`);
+  }
+  const url = v.mqtt ?? "mqtt://127.0.0.1:1883";
+  const transport: Transport = v.serial
+    ? new SerialTransport({ path: v.serial, baudRate: num("baud", v.baud, 115200, 300) })
+    : new MqttTransport({ url });
+  const ctrl = new AbortController();
+  const onSig = () => ctrl.abort();
+  process.once("SIGINT", onSig);
+  process.once("SIGTERM", onSig);
+  const tty = process.stderr.isTTY;
+  const sim = new Simulator({
+    transport,
+    devices: num("devices", v.devices, 4, 1, 100_000),
+    seed: num("seed", v.seed, 1),
+    rate: num("rate", v.rate, 10, 0),
+    ...(v.duration !== undefined ? { durationS: num("duration", v.duration, 0, 0) } : {}),
+    ...(v.frames !== undefined ? { framesPerDevice: num("frames", v.frames, 0, 0) } : {}),
+    profile,
+    meanLife: num("life", v.life, 600, 20),
+    cmapss: { subset: subset as "FD001", split },
+    faults,
+    firstDeviceId: num("first-id", v["first-id"], 1, 0, 0xffffffff),
+    clockSkewMs: num("skew-ms", v["skew-ms"], 0),
+    resendMs: num("resend-ms", v["resend-ms"], 500, 10),
+    drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),
+    signal: ctrl.signal,
+    onProgress: (s) => process.stderr.write(`${progressLine(s)}${tty ? "\r" : "\n"}`),
+  });
+  process.stderr.write(`sim: ${sim.devices.length} ${profile} devices → ${v.serial ? `serial ${v.serial}` : `MQTT ${redactUrl(url)}`}\n`);
+  const report = await sim.run();
+  process.off("SIGINT", onSig);
+  process.off("SIGTERM", onSig);
+  if (tty) process.stderr.write("\n");
+  if (v.json) process.stdout.write(JSON.stringify(report) + "\n");
+  else process.stderr.write(`sim: done ${progressLine(report)}\n`);
+  return report.pending === 0 ? 0 : 1;
+}
+
+export function progressLine(s: SimSnapshot): string {
+  const faults = Object.entries(s.faults)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k}=${n}`)
+    .join(" ");
+  const rate = s.elapsedS > 0 ? Math.round(s.generated / s.elapsedS) : 0;
+  return (
+    `t=${s.elapsedS.toFixed(1)}s generated=${s.generated} (${rate}/s) acked=${s.acked} pending=${s.pending} ` +
+    `resent=${s.resent} abandoned=${s.abandoned}${faults ? ` faults: ${faults}` : ""}`
+  );
+}

@@ -1,0 +1,70 @@
+/** `vigil start`: run the gateway. */
+import { DEFAULT_CONFIG, loadConfigFile, resolveConfig, type GatewayConfig } from "../config/config.ts";
+import { Gateway } from "../gateway.ts";
+import { MemorySink } from "../ingest/memory-sink.ts";
+import { createLogger } from "../util/log.ts";
+import { num, parse } from "./args.ts";
+
+export const START_HELP = `usage: vigil start [options]
+
+Runs the gateway: ingest from serial ports and MQTT, validate, count, acknowledge.
+
+  -c, --config FILE      JSON config (see README "Configuration"); flags override it
+  --serial PATH          add a serial port (repeatable), e.g. /dev/ttyUSB0
+  --baud N               baud rate for --serial ports (default 115200)
+  --mqtt-port N          embedded broker port (default ${DEFAULT_CONFIG.mqtt.embedded.port}; 0 = any free port)
+  --mqtt-host HOST       embedded broker address (default ${DEFAULT_CONFIG.mqtt.embedded.host})
+  --no-embedded          do not run the embedded broker
+  --mqtt-url URL         also subscribe to an external broker (mqtt://user:pass@host:1883)
+  --stats-ms MS          counter log interval (default ${DEFAULT_CONFIG.log.statsIntervalMs})
+  --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (default info)
+  -h, --help             this text
+
+Stops cleanly on SIGINT/SIGTERM.
+`;
+
+export function startConfig(argv: string[]): GatewayConfig | undefined {
+  const { values: v } = parse(argv, {
+    config: { type: "string", short: "c" },
+    serial: { type: "string", multiple: true },
+    baud: { type: "string" },
+    "mqtt-port": { type: "string" },
+    "mqtt-host": { type: "string" },
+    "no-embedded": { type: "boolean" },
+    "mqtt-url": { type: "string" },
+    "stats-ms": { type: "string" },
+    "log-level": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (v.help) return undefined;
+  const base = v.config ? loadConfigFile(v.config) : resolveConfig({});
+  const cfg: GatewayConfig = structuredClone(base);
+  const baud = num("baud", v.baud, 115200, 300);
+  for (const path of v.serial ?? []) cfg.serial.push({ path, baudRate: baud });
+  if (v["mqtt-port"] !== undefined) cfg.mqtt.embedded.port = num("mqtt-port", v["mqtt-port"], 1883, 0, 65535);
+  if (v["mqtt-host"]) cfg.mqtt.embedded.host = v["mqtt-host"];
+  if (v["no-embedded"]) cfg.mqtt.embedded.enabled = false;
+  if (v["mqtt-url"]) cfg.mqtt.url = v["mqtt-url"];
+  if (v["stats-ms"] !== undefined) cfg.log.statsIntervalMs = num("stats-ms", v["stats-ms"], 5000, 100);
+  // Re-validate so flag values get the same checks as file values.
+  return resolveConfig({ ...cfg, log: { ...cfg.log, ...(v["log-level"] ? { level: v["log-level"] } : {}) } });
+}
+
+export async function startCommand(argv: string[]): Promise<number> {
+  const cfg = startConfig(argv);
+  if (!cfg) {
+    process.stdout.write(START_HELP);
+    return 0;
+  }
+  const log = createLogger(cfg.log.level);
+  const gw = new Gateway({ config: cfg, sink: new MemorySink(), log });
+  await gw.start();
+  if (gw.embedded) log.info({ url: gw.embedded.url }, "embedded MQTT broker listening");
+  await new Promise<void>((res) => {
+    process.once("SIGINT", res);
+    process.once("SIGTERM", res);
+  });
+  log.info({ ingest: gw.ingest.counters.line() }, "stopping");
+  await gw.stop();
+  return 0;
+}

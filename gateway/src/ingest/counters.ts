@@ -1,0 +1,147 @@
+import { deviceIdHex } from "../protocol/frame.ts";
+import type { RejectReason } from "./errors.ts";
+import { SequenceTracker } from "./sequence.ts";
+
+export type SourceKind = "serial" | "mqtt";
+
+/** Per-device ingest state: schema from HELLO, sequence statistics, rejections, rate. */
+export class DeviceState {
+  readonly seq = new SequenceTracker();
+  channels: number | undefined;
+  profile: string | undefined;
+  bootId: number | undefined;
+  firmware: string | undefined;
+  crcErrors = 0;
+  rejected = 0;
+  lastFrameUs = 0;
+  /** Exponentially weighted frame rate, frames/s. */
+  rate = 0;
+  readonly inflight = new Map<number, Promise<unknown>>();
+
+  constructor(readonly id: number) {}
+
+  noteArrival(nowUs: number): void {
+    if (this.lastFrameUs > 0) {
+      const dt = (nowUs - this.lastFrameUs) / 1e6;
+      if (dt > 0) this.rate = this.rate === 0 ? 1 / dt : 0.9 * this.rate + 0.1 * (1 / dt);
+    }
+    this.lastFrameUs = nowUs;
+  }
+}
+
+/**
+ * Every counter of the ingest stage, readable while running (log line; later the
+ * Prometheus endpoint). Rejections are counted by reason and by source.
+ */
+export class IngestCounters {
+  accepted = 0;
+  duplicates = 0;
+  hellos = 0;
+  deviceErrors = 0;
+  acksSent = 0;
+  nacksSent = 0;
+  readonly rejected: Partial<Record<RejectReason, number>> = {};
+  readonly bySource: Record<SourceKind, { frames: number; rejected: number }> = {
+    serial: { frames: 0, rejected: 0 },
+    mqtt: { frames: 0, rejected: 0 },
+  };
+  readonly devices = new Map<number, DeviceState>();
+
+  device(id: number): DeviceState {
+    let d = this.devices.get(id);
+    if (!d) this.devices.set(id, (d = new DeviceState(id)));
+    return d;
+  }
+
+  reject(reason: RejectReason, source: SourceKind, deviceId?: number): void {
+    this.rejected[reason] = (this.rejected[reason] ?? 0) + 1;
+    this.bySource[source].rejected++;
+    if (deviceId !== undefined) {
+      const d = this.devices.get(deviceId);
+      if (d) {
+        d.rejected++;
+        if (reason === "BAD_CRC") d.crcErrors++;
+      }
+    }
+  }
+
+  get totalRejected(): number {
+    let n = 0;
+    for (const v of Object.values(this.rejected)) n += v;
+    return n;
+  }
+
+  totals(): { gaps: number; outOfOrder: number } {
+    let gaps = 0;
+    let outOfOrder = 0;
+    for (const d of this.devices.values()) {
+      gaps += d.seq.gaps;
+      outOfOrder += d.seq.outOfOrder;
+    }
+    return { gaps, outOfOrder };
+  }
+
+  /** A plain-object snapshot for logs, tests and the metrics endpoint. */
+  snapshot(): IngestSnapshot {
+    const { gaps, outOfOrder } = this.totals();
+    return {
+      accepted: this.accepted,
+      duplicates: this.duplicates,
+      outOfOrder,
+      gaps,
+      hellos: this.hellos,
+      deviceErrors: this.deviceErrors,
+      acksSent: this.acksSent,
+      nacksSent: this.nacksSent,
+      rejected: { ...this.rejected },
+      bySource: { serial: { ...this.bySource.serial }, mqtt: { ...this.bySource.mqtt } },
+      devices: [...this.devices.values()].map((d) => ({
+        id: deviceIdHex(d.id),
+        lastSeq: d.seq.highest,
+        accepted: d.seq.accepted,
+        gaps: d.seq.gaps,
+        outOfOrder: d.seq.outOfOrder,
+        duplicates: d.seq.duplicates,
+        crcErrors: d.crcErrors,
+        rejected: d.rejected,
+        rate: Math.round(d.rate * 10) / 10,
+      })),
+    };
+  }
+
+  /** One log line: totals and rejections by reason. */
+  line(): string {
+    const s = this.snapshot();
+    const rej = Object.entries(s.rejected)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ");
+    return (
+      `devices=${s.devices.length} accepted=${s.accepted} dup=${s.duplicates} ooo=${s.outOfOrder} gaps=${s.gaps} ` +
+      `rejected=${this.totalRejected}${rej ? ` (${rej})` : ""}`
+    );
+  }
+}
+
+export interface IngestSnapshot {
+  accepted: number;
+  duplicates: number;
+  outOfOrder: number;
+  gaps: number;
+  hellos: number;
+  deviceErrors: number;
+  acksSent: number;
+  nacksSent: number;
+  rejected: Partial<Record<RejectReason, number>>;
+  bySource: Record<SourceKind, { frames: number; rejected: number }>;
+  devices: Array<{
+    id: string;
+    lastSeq: number;
+    accepted: number;
+    gaps: number;
+    outOfOrder: number;
+    duplicates: number;
+    crcErrors: number;
+    rejected: number;
+    rate: number;
+  }>;
+}

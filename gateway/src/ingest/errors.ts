@@ -1,0 +1,31 @@
+import { VigilError } from "../errors/base.ts";
+import type { FrameRejectReason } from "../protocol/errors.ts";
+
+/** Semantic rejections decided by ingest (the frame itself decoded fine). */
+export type IngestRejectReason =
+  | "UNKNOWN_DEVICE"
+  | "REVOKED_DEVICE"
+  | "SCHEMA_MISMATCH"
+  | "ABSURD_TIMESTAMP"
+  | "STORE_UNAVAILABLE"
+  | "UNEXPECTED_TYPE";
+
+export type RejectReason = FrameRejectReason | IngestRejectReason;
+
+/** A decodable frame that ingest refused; `reason` labels the rejection counter. */
+export class IngestRejectError extends VigilError {
+  override name = "IngestRejectError";
+  readonly reason: IngestRejectReason;
+  constructor(reason: IngestRejectReason, message: string, opts: { cause?: unknown } = {}) {
+    super(reason, message, opts);
+    this.reason = reason;
+  }
+}
+
+/** A serial port or broker connection failed; `endpoint` is already redacted. */
+export class SourceError extends VigilError {
+  override name = "SourceError";
+  constructor(code: "SERIAL_IO" | "MQTT_IO", readonly endpoint: string, message: string, opts: { cause?: unknown } = {}) {
+    super(code, `${endpoint}: ${message}`, opts);
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * Ingest: validate decoded frames, track per-device sequence state, hand DATA frames to the
+ * durable sink and tell the source what to answer (ACK only after the sink resolved, NACK
+ * with a reason, or nothing for frames that cannot be trusted). Never throws on input.
+ */
+import { VigilError } from "../errors/base.ts";
+import type { FrameError } from "../protocol/errors.ts";
+import { deviceIdHex, FrameType, NackReason, type DataFrame, type NackReasonCode } from "../protocol/frame.ts";
+import type { DecodedFrame } from "../protocol/stream-decoder.ts";
+import { systemClock, type Clock } from "../util/clock.ts";
+import { IngestCounters, type DeviceState, type SourceKind } from "./counters.ts";
+import { IngestRejectError, type IngestRejectReason } from "./errors.ts";
+import type { AppendOutcome, FrameSink } from "./sink.ts";
+
+export interface IngestOptions {
+  sink: FrameSink;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /**
+   * Devices allowed to send. Undefined accepts any device id (development default); a
+   * gateway registered on chain fills this from the registry.
+   */
+  allow?: ReadonlySet<number>;
+  /** Devices refused for good (revoked on chain). */
+  revoked?: ReadonlySet<number>;
+  /** Largest accepted distance between device and gateway clocks, µs. Default 24 h. */
+  maxSkewUs?: number;
+  counters?: IngestCounters;
+  /**
+   * Slow path for sequences older than the in-memory window: asks the store whether
+   * (device, extended seq) is already stored. Default: treat as new (the store deduplicates).
+   */
+  isStored?: (deviceId: number, seq: number) => Promise<boolean>;
+}
+
+/** What the source should send back. */
+export type IngestReply =
+  | { kind: "ack"; deviceId: number; seq: number }
+  | { kind: "nack"; deviceId: number; seq: number; reason: NackReasonCode }
+  | { kind: "none" };
+
+const NONE: IngestReply = { kind: "none" };
+const DAY_US = 86_400_000_000;
+
+const NACK_FOR: Record<IngestRejectReason, NackReasonCode | undefined> = {
+  UNKNOWN_DEVICE: NackReason.UNKNOWN_DEVICE,
+  REVOKED_DEVICE: NackReason.REVOKED_DEVICE,
+  SCHEMA_MISMATCH: NackReason.SCHEMA_MISMATCH,
+  ABSURD_TIMESTAMP: NackReason.ABSURD_TIMESTAMP,
+  STORE_UNAVAILABLE: NackReason.STORE_UNAVAILABLE,
+  UNEXPECTED_TYPE: undefined,
+};
+
+export class Ingest {
+  readonly counters: IngestCounters;
+  readonly #sink: FrameSink;
+  readonly #clock: Clock;
+  readonly #maxSkewUs: number;
+  #allow: ReadonlySet<number> | undefined;
+  #revoked: ReadonlySet<number>;
+  readonly #isStored: ((d: number, s: number) => Promise<boolean>) | undefined;
+
+  constructor(opts: IngestOptions) {
+    this.#sink = opts.sink;
+    this.#clock = opts.clock ?? systemClock;
+    this.#maxSkewUs = opts.maxSkewUs ?? DAY_US;
+    this.#allow = opts.allow;
+    this.#revoked = opts.revoked ?? new Set();
+    this.counters = opts.counters ?? new IngestCounters();
+    this.#isStored = opts.isStored;
+  }
+
+  /** Replaces the access lists (e.g. after the registry watcher saw a revocation). */
+  setAccess(allow: ReadonlySet<number> | undefined, revoked: ReadonlySet<number>): void {
+    this.#allow = allow;
+    this.#revoked = revoked;
+  }
+
+  /**
+   * Counts a frame that could not be decoded. Frames that passed their CRC but carry
+   * NaN/Inf are NACKed (the device drops them); anything else gets no reply, because its
+   * device id and sequence cannot be trusted.
+   */
+  rejectUndecodable(err: FrameError, source: SourceKind): IngestReply {
+    this.counters.bySource[source].frames++;
+    this.counters.reject(err.reason, source, err.frameRef?.deviceId);
+    if (err.reason === "NON_FINITE" && err.frameRef)
+      return { kind: "nack", deviceId: err.frameRef.deviceId, seq: err.frameRef.seq, reason: NackReason.NON_FINITE };
+    return NONE;
+  }
+
+  /**
+   * Handles one decoded frame. DATA frames resolve once the sink made them durable; the
+   * returned reply is what the source must send (serial ACK/NACK frame, MQTT PUBACK/NACK).
+   */
+  handle(decoded: DecodedFrame, source: SourceKind): IngestReply | Promise<IngestReply> {
+    const f = decoded.frame;
+    this.counters.bySource[source].frames++;
+    switch (f.type) {
+      case FrameType.Data:
+        return this.#data(f, decoded.raw, source);
+      case FrameType.Hello: {
+        const refusal = this.#access(f.deviceId);
+        if (refusal) return this.#refuse(refusal, f.deviceId, 0, source);
+        const d = this.counters.device(f.deviceId);
+        d.channels = f.channels.length;
+        d.profile = f.profile;
+        d.bootId = f.bootId;
+        d.firmware = `${f.firmware.major}.${f.firmware.minor}.${f.firmware.patch}`;
+        this.counters.hellos++;
+        return NONE;
+      }
+      case FrameType.Error:
+        this.counters.deviceErrors++;
+        return NONE;
+      default:
+        // ACK/NACK flow gateway → device only.
+        this.counters.reject("UNEXPECTED_TYPE", source, f.deviceId);
+        return NONE;
+    }
+  }
+
+  #access(deviceId: number): IngestRejectError | undefined {
+    if (this.#revoked.has(deviceId)) return new IngestRejectError("REVOKED_DEVICE", `device ${deviceIdHex(deviceId)} is revoked`);
+    if (this.#allow && !this.#allow.has(deviceId))
+      return new IngestRejectError("UNKNOWN_DEVICE", `device ${deviceIdHex(deviceId)} is not registered`);
+    return undefined;
+  }
+
+  #refuse(err: IngestRejectError, deviceId: number, seq: number, source: SourceKind): IngestReply {
+    this.counters.reject(err.reason, source, deviceId);
+    const reason = NACK_FOR[err.reason];
+    return reason === undefined ? NONE : { kind: "nack", deviceId, seq, reason };
+  }
+
+  /** Semantic checks of a DATA frame; returns the refusal or undefined. */
+  validate(f: DataFrame, d: DeviceState | undefined, nowUs: number): IngestRejectError | undefined {
+    const access = this.#access(f.deviceId);
+    if (access) return access;
+    if (d?.channels !== undefined && d.channels !== f.values.length)
+      return new IngestRejectError(
+        "SCHEMA_MISMATCH",
+        `device ${deviceIdHex(f.deviceId)} announced ${d.channels} channels, frame has ${f.values.length}`,
+      );
+    if (f.timestampUs !== 0 && Math.abs(f.timestampUs - nowUs) > this.#maxSkewUs)
+      return new IngestRejectError("ABSURD_TIMESTAMP", `timestamp ${f.timestampUs} µs is too far from the gateway clock`);
+    return undefined;
+  }
+
+  #data(f: DataFrame, raw: Buffer, source: SourceKind): IngestReply | Promise<IngestReply> {
+    const nowUs = this.#clock.nowUs();
+    const known = this.counters.devices.get(f.deviceId);
+    const refusal = this.validate(f, known, nowUs);
+    if (refusal) return this.#refuse(refusal, f.deviceId, f.seq, source);
+    const d = known ?? this.counters.device(f.deviceId);
+    d.noteArrival(nowUs);
+    const ext = d.seq.extend(f.seq);
+    const ack: IngestReply = { kind: "ack", deviceId: f.deviceId, seq: f.seq };
+    const inflight = d.inflight.get(ext);
+    if (inflight) {
+      // The same frame is being stored right now: acknowledge the copy when the original is durable.
+      this.#countDuplicate(d);
+      return inflight.then(
+        () => ack,
+        () => NONE,
+      );
+    }
+    const verdict = d.seq.classify(ext);
+    if (verdict === "duplicate") {
+      this.#countDuplicate(d);
+      return ack;
+    }
+    const record = { deviceId: f.deviceId, seq: ext, receivedUs: nowUs, timestampUs: f.timestampUs || nowUs, raw };
+    const stored =
+      verdict === "old" && this.#isStored
+        ? this.#isStored(f.deviceId, ext).then((yes) => (yes ? ("duplicate" as const) : this.#sink.append(record)))
+        : this.#sink.append(record);
+    const done = stored.then(
+      (outcome: AppendOutcome) => {
+        d.inflight.delete(ext);
+        if (outcome === "duplicate") this.#countDuplicate(d);
+        else {
+          d.seq.record(ext);
+          this.counters.accepted++;
+        }
+        return ack;
+      },
+      (err: unknown) => {
+        d.inflight.delete(ext);
+        const e =
+          err instanceof VigilError
+            ? new IngestRejectError("STORE_UNAVAILABLE", err.shortMessage, { cause: err })
+            : new IngestRejectError("STORE_UNAVAILABLE", "store failed", { cause: err });
+        return this.#refuse(e, f.deviceId, f.seq, source);
+      },
+    );
+    d.inflight.set(ext, done);
+    return done;
+  }
+
+  #countDuplicate(d: DeviceState): void {
+    d.seq.duplicates++;
+    this.counters.duplicates++;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The embedded MQTT broker (aedes, MQTT 3.1.1), listening on loopback by default. Device
+ * frames are ingested inside `authorizePublish`, so the broker's PUBACK to the device is sent
+ * only after the frame is durable [MQTT-4.3.2-2 makes the receiver own the message once it
+ * PUBACKs]. When the store is unavailable the client is disconnected without a PUBACK; its
+ * session resends the PUBLISH on reconnect [MQTT-4.4.0-1].
+ */
+import { createServer, type Server } from "node:net";
+import { Aedes, type AuthorizePublishHandler, type Client } from "aedes";
+import type { Ingest } from "../ingest.ts";
+import type { IngestSource } from "../source.ts";
+import { MqttIngestHandler } from "./handler.ts";
+import { SourceError } from "../errors.ts";
+
+export interface EmbeddedBrokerOptions {
+  /** Default 1883; 0 picks a free port (see `port` after start). */
+  port?: number;
+  /** Default 127.0.0.1: expose to the plant network only on purpose. */
+  host?: string;
+  onError?: (e: SourceError) => void;
+}
+
+/** Topic prefixes only the gateway itself may publish under. */
+const RESERVED = ["$SYS/", "vigil/v1/"];
+
+export class EmbeddedBroker implements IngestSource {
+  readonly name = "mqtt:embedded";
+  broker: Aedes | undefined;
+  #server: Server | undefined;
+  #port = 0;
+  readonly #handler: MqttIngestHandler;
+  readonly #counters = { connects: 0, disconnects: 0, retries: 0, clientErrors: 0 };
+
+  constructor(
+    ingest: Ingest,
+    private readonly opts: EmbeddedBrokerOptions = {},
+  ) {
+    this.#handler = new MqttIngestHandler(ingest);
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get url(): string {
+    return `mqtt://${this.opts.host ?? "127.0.0.1"}:${this.#port}`;
+  }
+
+  stats(): Record<string, number> {
+    return { ...this.#counters };
+  }
+
+  async start(): Promise<void> {
+    const broker = await Aedes.createBroker({ heartbeatInterval: 60_000 });
+    broker.authorizePublish = this.#authorizePublish;
+    broker.on("client", () => this.#counters.connects++);
+    broker.on("clientDisconnect", () => this.#counters.disconnects++);
+    broker.on("clientError", (_c: Client, _e: Error) => this.#counters.clientErrors++);
+    const server = createServer(broker.handle);
+    await new Promise<void>((res, rej) => {
+      server.once("error", (e) => rej(new SourceError("MQTT_IO", `${this.opts.host ?? "127.0.0.1"}:${this.opts.port ?? 1883}`, e.message, { cause: e })));
+      server.listen(this.opts.port ?? 1883, this.opts.host ?? "127.0.0.1", () => res());
+    });
+    const addr = server.address();
+    this.#port = typeof addr === "object" && addr ? addr.port : 0;
+    this.broker = broker;
+    this.#server = server;
+  }
+
+  #authorizePublish: AuthorizePublishHandler = (client, packet, cb) => {
+    const topic = packet.topic;
+    // client is null for the gateway's own publications (alerts, NACKs, LWT).
+    if (!client) return cb(null);
+    if (MqttIngestHandler.handles(topic)) {
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+      const v = this.#handler.handle(topic, payload);
+      if (v instanceof Promise) void v.then((verdict) => this.#finish(verdict, cb), (e: unknown) => cb(e as Error));
+      else this.#finish(v, cb);
+      return;
+    }
+    if (RESERVED.some((p) => topic.startsWith(p))) return cb(new Error(`${topic} is reserved for the gateway`));
+    cb(null);
+  };
+
+  #finish(v: { action: "ack" | "retry"; nack?: { topic: string; payload: Buffer } }, cb: (e: Error | null) => void): void {
+    if (v.nack) this.publish(v.nack.topic, v.nack.payload, { qos: 1, retain: false });
+    if (v.action === "retry") {
+      this.#counters.retries++;
+      return cb(new Error("store unavailable; resend later"));
+    }
+    cb(null);
+  }
+
+  /** Publishes as the gateway (alerts, health, NACKs); bypasses authorizePublish. */
+  publish(topic: string, payload: Buffer | string, opts: { qos: 0 | 1; retain: boolean }): void {
+    this.broker?.publish(
+      { cmd: "publish", topic, payload: typeof payload === "string" ? Buffer.from(payload) : payload, qos: opts.qos, retain: opts.retain, dup: false },
+      () => undefined,
+    );
+  }
+
+  async stop(): Promise<void> {
+    const b = this.broker;
+    const s = this.#server;
+    this.broker = undefined;
+    this.#server = undefined;
+    if (b) await new Promise<void>((res) => b.close(() => res()));
+    if (s) await new Promise<void>((res) => s.close(() => res()));
+  }
+}

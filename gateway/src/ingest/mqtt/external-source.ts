@@ -1,0 +1,108 @@
+/**
+ * Ingest from an external broker (Mosquitto, EMQX, HiveMQ…). The gateway subscribes at
+ * QoS 1 with a persistent session (clean=false, stable client id), and mqtt.js sends the
+ * PUBACK only when `handleMessage` calls back, i.e. after the frame is durable, so the broker
+ * redelivers anything the gateway did not store [MQTT-4.4.0-1]. When the store is
+ * unavailable the gateway withholds the PUBACK and reconnects after a backoff, which makes the
+ * broker resend the unacknowledged messages.
+ */
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { redactUrl } from "../../errors/base.ts";
+import { INGEST_JSON_SUBSCRIPTION, INGEST_SUBSCRIPTION } from "../../protocol/topics.ts";
+import { SourceError } from "../errors.ts";
+import type { Ingest } from "../ingest.ts";
+import type { IngestSource } from "../source.ts";
+import { MqttIngestHandler } from "./handler.ts";
+
+export interface ExternalMqttOptions {
+  url: string;
+  /** Stable id so the broker keeps the session. Default `vigil-gateway`. */
+  clientId?: string;
+  username?: string;
+  password?: string;
+  /** Reconnect delay after a refused store write, ms. Default 1000. */
+  retryMs?: number;
+  onError?: (e: SourceError) => void;
+}
+
+export class ExternalMqttSource implements IngestSource {
+  readonly name: string;
+  client: MqttClient | undefined;
+  readonly #handler: MqttIngestHandler;
+  readonly #counters = { connects: 0, offline: 0, retries: 0 };
+  #retrying = false;
+
+  constructor(
+    ingest: Ingest,
+    private readonly opts: ExternalMqttOptions,
+  ) {
+    this.name = `mqtt:${redactUrl(opts.url)}`;
+    this.#handler = new MqttIngestHandler(ingest);
+  }
+
+  stats(): Record<string, number> {
+    return { ...this.#counters };
+  }
+
+  async start(): Promise<void> {
+    const o: IClientOptions = {
+      clientId: this.opts.clientId ?? "vigil-gateway",
+      clean: false,
+      protocolVersion: 4,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      ...(this.opts.username ? { username: this.opts.username } : {}),
+      ...(this.opts.password ? { password: this.opts.password } : {}),
+    };
+    const client = mqtt.connect(this.opts.url, o);
+    client.handleMessage = (packet, done) => {
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+      const finish = (v: { action: "ack" | "retry"; nack?: { topic: string; payload: Buffer } }) => {
+        if (v.nack) client.publish(v.nack.topic, v.nack.payload, { qos: 1 });
+        if (v.action === "ack") return done();
+        this.#retry(client);
+      };
+      try {
+        const v = this.#handler.handle(packet.topic, payload);
+        if (v instanceof Promise) void v.then(finish, () => this.#retry(client));
+        else finish(v);
+      } catch {
+        this.#retry(client);
+      }
+    };
+    client.on("connect", (ack) => {
+      this.#counters.connects++;
+      // A resumed session already has the subscriptions [MQTT-3.2.2-2].
+      if (!ack.sessionPresent) void client.subscribeAsync({ [INGEST_SUBSCRIPTION]: { qos: 1 }, [INGEST_JSON_SUBSCRIPTION]: { qos: 1 } });
+    });
+    client.on("offline", () => this.#counters.offline++);
+    client.on("error", (e) => this.opts.onError?.(new SourceError("MQTT_IO", redactUrl(this.opts.url), e.message, { cause: e })));
+    this.client = client;
+    await new Promise<void>((res, rej) => {
+      const t = setTimeout(() => rej(new SourceError("MQTT_IO", redactUrl(this.opts.url), "no CONNACK within 10 s")), 10_000);
+      client.once("connect", () => {
+        clearTimeout(t);
+        res();
+      });
+    });
+    await client.subscribeAsync({ [INGEST_SUBSCRIPTION]: { qos: 1 }, [INGEST_JSON_SUBSCRIPTION]: { qos: 1 } });
+  }
+
+  /** Withholds the PUBACK and reconnects later so the broker redelivers. */
+  #retry(client: MqttClient): void {
+    this.#counters.retries++;
+    if (this.#retrying) return;
+    this.#retrying = true;
+    setTimeout(() => {
+      this.#retrying = false;
+      client.reconnect();
+    }, this.opts.retryMs ?? 1000);
+    client.stream.destroy();
+  }
+
+  async stop(): Promise<void> {
+    const c = this.client;
+    this.client = undefined;
+    if (c) await c.endAsync(false);
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * MQTT ingest logic shared by the embedded broker and the external-broker subscription:
+ * topic → frame (binary or JSON) → ingest → what to do with the PUBLISH.
+ */
+import { FrameError } from "../../protocol/errors.ts";
+import { decodeFrame, deviceIdHex, encodeFrame, FrameType, parseDeviceIdHex } from "../../protocol/frame.ts";
+import { decodeJsonFrame } from "../../protocol/json.ts";
+import type { DecodedFrame } from "../../protocol/stream-decoder.ts";
+import { nackTopic, parseIngestTopic } from "../../protocol/topics.ts";
+import type { Ingest, IngestReply } from "../ingest.ts";
+
+/**
+ * `ack`: PUBACK now (stored, duplicate, or refused for good — MQTT 3.1.1 has no negative
+ * PUBACK, so refusals are PUBACKed and reported with a NACK frame on `…/nack`).
+ * `retry`: do not acknowledge; the sender must redeliver (store unavailable).
+ */
+export interface MqttVerdict {
+  action: "ack" | "retry";
+  nack?: { topic: string; payload: Buffer };
+}
+
+const ACK: MqttVerdict = { action: "ack" };
+
+export class MqttIngestHandler {
+  constructor(private readonly ingest: Ingest) {}
+
+  /** True for topics this handler consumes. */
+  static handles(topic: string): boolean {
+    return parseIngestTopic(topic) !== undefined;
+  }
+
+  handle(topic: string, payload: Buffer): MqttVerdict | Promise<MqttVerdict> {
+    const t = parseIngestTopic(topic);
+    if (!t) return ACK;
+    let decoded: DecodedFrame;
+    try {
+      decoded = t.json ? decodeJsonFrame(payload) : { frame: decodeFrame(payload), raw: payload };
+      const topicId = parseDeviceIdHex(t.deviceHex);
+      if (topicId === undefined || !("deviceId" in decoded.frame) || decoded.frame.deviceId !== topicId)
+        throw new FrameError("TOPIC_MISMATCH", `topic device "${t.deviceHex}" does not match the frame`);
+    } catch (e) {
+      if (!(e instanceof FrameError)) throw e;
+      return verdictFor(this.ingest.rejectUndecodable(e, "mqtt"));
+    }
+    const r = this.ingest.handle(decoded, "mqtt");
+    return r instanceof Promise ? r.then(verdictFor) : verdictFor(r);
+  }
+}
+
+function verdictFor(reply: IngestReply): MqttVerdict {
+  if (reply.kind !== "nack") return ACK;
+  const nack = {
+    topic: nackTopic(deviceIdHex(reply.deviceId)),
+    payload: encodeFrame({ type: FrameType.Nack, deviceId: reply.deviceId, seq: reply.seq, reason: reply.reason }),
+  };
+  // STORE_UNAVAILABLE (6) and RATE_LIMITED (7): the frame must be redelivered later.
+  return { action: reply.reason === 6 || reply.reason === 7 ? "retry" : "ack", nack };
+}

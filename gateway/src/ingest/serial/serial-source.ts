@@ -1,0 +1,111 @@
+/**
+ * Serial ingest: one tty (USB-serial adapter or a pty), COBS frames in, ACK/NACK frames out.
+ * An unplugged or failing port is reopened with exponential backoff (250 ms → 5 s); nothing
+ * the device sent before is lost, because the device resends whatever was not ACKed.
+ */
+import { SerialPort } from "serialport";
+import { systemClock, type Clock } from "../../util/clock.ts";
+import { cobsEncode } from "../../protocol/cobs.ts";
+import type { FrameError } from "../../protocol/errors.ts";
+import type { DecodedFrame } from "../../protocol/stream-decoder.ts";
+import { SourceError } from "../errors.ts";
+import type { Ingest } from "../ingest.ts";
+import { ReplyBatcher } from "../replies.ts";
+import type { IngestSource } from "../source.ts";
+import { FrameDecoderStream } from "./frame-decoder-stream.ts";
+
+export interface SerialSourceOptions {
+  path: string;
+  /** Default 115200. */
+  baudRate?: number;
+  /** First reopen delay, ms. Default 250; doubles up to `maxBackoffMs`. */
+  backoffMs?: number;
+  /** Default 5000. */
+  maxBackoffMs?: number;
+  clock?: Clock;
+  onError?: (e: SourceError) => void;
+}
+
+export class SerialSource implements IngestSource {
+  readonly name: string;
+  #port: SerialPort | undefined;
+  #stopped = false;
+  #backoff: number;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #batcher: ReplyBatcher;
+  readonly #counters = { opens: 0, reopens: 0, ioErrors: 0 };
+
+  constructor(
+    private readonly ingest: Ingest,
+    private readonly opts: SerialSourceOptions,
+  ) {
+    this.name = `serial:${opts.path}`;
+    this.#backoff = opts.backoffMs ?? 250;
+    this.#batcher = new ReplyBatcher((f) => this.#write(f), opts.clock ?? systemClock, ingest.counters);
+  }
+
+  stats(): Record<string, number> {
+    return { ...this.#counters };
+  }
+
+  get isOpen(): boolean {
+    return this.#port?.isOpen ?? false;
+  }
+
+  async start(): Promise<void> {
+    this.#stopped = false;
+    await this.#open().catch((e: unknown) => this.#fail(e));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    const p = this.#port;
+    this.#port = undefined;
+    if (p?.isOpen) await new Promise<void>((res) => p.close(() => res()));
+  }
+
+  #write(frame: Buffer): void {
+    const p = this.#port;
+    if (p?.isOpen) p.write(cobsEncode(frame));
+  }
+
+  async #open(): Promise<void> {
+    const port = new SerialPort({ path: this.opts.path, baudRate: this.opts.baudRate ?? 115200, autoOpen: false });
+    await new Promise<void>((res, rej) => port.open((e) => (e ? rej(e) : res())));
+    if (this.#stopped) {
+      port.close();
+      return;
+    }
+    this.#counters.opens++;
+    if (this.#counters.opens > 1) this.#counters.reopens++;
+    this.#backoff = this.opts.backoffMs ?? 250;
+    this.#port = port;
+    const decoder = new FrameDecoderStream();
+    decoder.on("reject", (e: FrameError) => this.#batcher.push(this.ingest.rejectUndecodable(e, "serial")));
+    decoder.on("data", (d: DecodedFrame) => {
+      const r = this.ingest.handle(d, "serial");
+      if (r instanceof Promise) void r.then((reply) => this.#batcher.push(reply));
+      else this.#batcher.push(r);
+    });
+    port.pipe(decoder);
+    port.on("error", (e) => this.#fail(e));
+    port.on("close", () => {
+      port.unpipe(decoder);
+      if (this.#port === port) this.#port = undefined;
+      if (!this.#stopped) this.#fail(new Error("port closed"));
+    });
+  }
+
+  #fail(cause: unknown): void {
+    this.#counters.ioErrors++;
+    this.opts.onError?.(new SourceError("SERIAL_IO", this.opts.path, cause instanceof Error ? cause.message : String(cause), { cause }));
+    if (this.#stopped || this.#timer || this.#port?.isOpen) return;
+    const delay = this.#backoff;
+    this.#backoff = Math.min(this.#backoff * 2, this.opts.maxBackoffMs ?? 5000);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (!this.#stopped) void this.#open().catch((e: unknown) => this.#fail(e));
+    }, delay);
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * The boundary between ingest and storage. Ingest hands every accepted DATA frame to a
+ * sink and acknowledges it to the sender (serial ACK, MQTT PUBACK) only when the promise
+ * resolves, i.e. when the record is durable (group commit + fsync in the level store).
+ */
+export interface FrameRecord {
+  deviceId: number;
+  /** Extended sequence number: u32 seq + 2^32 × wraps (RFC 3550 §A.1). A safe integer. */
+  seq: number;
+  /** Gateway clock at arrival, µs since the Unix epoch. */
+  receivedUs: number;
+  /** Device timestamp (µs); equals receivedUs when the device sent 0 (no clock). */
+  timestampUs: number;
+  /** Unencoded canonical frame bytes (header, payload, CRC) exactly as received. */
+  raw: Buffer;
+}
+
+export type AppendOutcome = "stored" | "duplicate";
+
+export interface FrameSink {
+  /**
+   * Resolves when the record is durable ("stored") or was already stored ("duplicate": the
+   * sender is acknowledged again and nothing is written twice). Rejects with a typed
+   * `VigilError` (e.g. `StoreUnavailableError`) when it cannot be stored: the sender is not
+   * acknowledged and keeps the frame.
+   */
+  append(record: FrameRecord): Promise<AppendOutcome>;
+}

@@ -1,0 +1,8 @@
+/** A running ingest source (serial port, MQTT broker or subscription). */
+export interface IngestSource {
+  readonly name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Source-level counters (reconnects, I/O errors) for the log line and metrics. */
+  stats(): Record<string, number>;
+}

@@ -1,0 +1,38 @@
+import { VigilError } from "../errors/base.ts";
+
+/**
+ * Why a frame was refused. Each reason is also the label of a rejection counter, so the
+ * simulator's fault counts can be reconciled with the gateway's (see hardware/PROTOCOL.md).
+ */
+export type FrameRejectReason =
+  | "BAD_COBS"
+  | "OVERSIZED"
+  | "TRUNCATED"
+  | "LENGTH_MISMATCH"
+  | "BAD_CRC"
+  | "BAD_VERSION"
+  | "BAD_TYPE"
+  | "BAD_PAYLOAD"
+  | "NON_FINITE"
+  | "BAD_JSON"
+  | "TOPIC_MISMATCH";
+
+/** A frame that cannot be decoded or violates protocol v1. `reason` is the counter label. */
+export class FrameError extends VigilError {
+  override name = "FrameError";
+  readonly reason: FrameRejectReason;
+  /**
+   * Set when the frame passed its CRC, so its device id and sequence can be trusted and the
+   * sender can be told with a NACK (e.g. NON_FINITE values).
+   */
+  readonly frameRef: { deviceId: number; seq: number } | undefined;
+  constructor(
+    reason: FrameRejectReason,
+    message: string,
+    opts: { cause?: unknown; frameRef?: { deviceId: number; seq: number } } = {},
+  ) {
+    super(reason, message, opts);
+    this.reason = reason;
+    this.frameRef = opts.frameRef;
+  }
+}
