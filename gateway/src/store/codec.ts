@@ -1,0 +1,99 @@
+/**
+ * Key and value layout of the store. Keys are a one-byte prefix followed by big-endian
+ * integers, so byte order = numeric order and range scans need no padding tricks:
+ *
+ * | key | value |
+ * |---|---|
+ * | `L` index u64 | frame record: deviceId u32 ‖ seq u64 ‖ receivedUs u64 ‖ timestampUs u64 ‖ raw |
+ * | `D` deviceId u32 ‖ seq u64 | index u64 (the (device, seq) index and dedupe slow path) |
+ * | `S` deviceId u32 | last stored seq u64 (per-device start-up state) |
+ * | `P` deviceId u32 | highest pruned seq u64 (below it, resends count as duplicates) |
+ * | `B` batchSeq u64 | sealed batch (JSON) |
+ * | `V` batchSeq u64 | packed leaves (32 B each) |
+ * | `X` lastIndex u64 | batchSeq u64 (frame index → batch: first key ≥ index) |
+ * | `A` batchSeq u64 | anchor record (JSON) |
+ * | `M` name | counters: `Mlast`, `Msealed`, `Mbatch`, `Mhead`, `Manchored`, `Mpruned` |
+ */
+import type { FrameRecord, StoredFrame } from "./types.ts";
+
+const TWO_32 = 0x1_0000_0000;
+
+export const P_LOG = 0x4c;
+export const P_DEV = 0x44;
+export const P_SEQ = 0x53;
+export const P_PRUNED = 0x50;
+export const P_BATCH = 0x42;
+export const P_LEAVES = 0x56;
+export const P_INDEX = 0x58;
+export const P_ANCHOR = 0x41;
+
+export function writeU64(b: Buffer, o: number, v: number): void {
+  b.writeUInt32BE(Math.floor(v / TWO_32), o);
+  b.writeUInt32BE(v % TWO_32, o + 4);
+}
+
+export function readU64(b: Uint8Array, o: number): number {
+  const hi = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+  const lo = ((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0;
+  return hi * TWO_32 + lo;
+}
+
+export function u64Key(prefix: number, v: number): Buffer {
+  const b = Buffer.allocUnsafe(9);
+  b[0] = prefix;
+  writeU64(b, 1, v);
+  return b;
+}
+
+export function devKey(prefix: number, deviceId: number): Buffer {
+  const b = Buffer.allocUnsafe(5);
+  b[0] = prefix;
+  b.writeUInt32BE(deviceId >>> 0, 1);
+  return b;
+}
+
+export function devSeqKey(deviceId: number, seq: number): Buffer {
+  const b = Buffer.allocUnsafe(13);
+  b[0] = P_DEV;
+  b.writeUInt32BE(deviceId >>> 0, 1);
+  writeU64(b, 5, seq);
+  return b;
+}
+
+export function u64Value(v: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  writeU64(b, 0, v);
+  return b;
+}
+
+export function metaKey(name: string): Buffer {
+  return Buffer.from("M" + name, "latin1");
+}
+
+/** One past the largest key with `prefix` (for `lt` bounds). */
+export function prefixEnd(prefix: number): Buffer {
+  return Buffer.of(prefix + 1);
+}
+
+export const RECORD_FIXED = 28;
+
+export function encodeRecord(r: FrameRecord): Buffer {
+  const b = Buffer.allocUnsafe(RECORD_FIXED + r.raw.length);
+  b.writeUInt32BE(r.deviceId >>> 0, 0);
+  writeU64(b, 4, r.seq);
+  writeU64(b, 12, r.receivedUs);
+  writeU64(b, 20, r.timestampUs);
+  b.set(r.raw, RECORD_FIXED);
+  return b;
+}
+
+export function decodeRecord(index: number, b: Buffer): StoredFrame {
+  return {
+    index,
+    deviceId: b.readUInt32BE(0),
+    seq: readU64(b, 4),
+    receivedUs: readU64(b, 12),
+    timestampUs: readU64(b, 20),
+    raw: Buffer.from(b.subarray(RECORD_FIXED)),
+  };
+}

@@ -1,0 +1,51 @@
+/**
+ * Typed store errors. Ingest maps every `StoreUnavailableError` (including `StoreFullError`)
+ * to NACK `STORE_UNAVAILABLE` / no PUBACK: the sender keeps its frame and resends later.
+ */
+import { VigilError } from "../errors/base.ts";
+
+export type UnavailableReason = "DISK_FULL" | "IO_ERROR" | "CORRUPTION" | "CLOSED" | "RECOVERING";
+
+/** The store cannot accept writes now (disk full, IO error, closed, recovering). */
+export class StoreUnavailableError extends VigilError {
+  override name = "StoreUnavailableError";
+  readonly reason: UnavailableReason | "FULL";
+  constructor(reason: UnavailableReason | "FULL", message: string, opts: { cause?: unknown; details?: string; code?: string } = {}) {
+    super(opts.code ?? "STORE_UNAVAILABLE", message, opts);
+    this.reason = reason;
+  }
+}
+
+/** The store reached its configured bound (records or bytes); policy: refuse, never drop unanchored data. */
+export class StoreFullError extends StoreUnavailableError {
+  override name = "StoreFullError";
+  constructor(message: string) {
+    super("FULL", message, { code: "STORE_FULL" });
+  }
+}
+
+/** An outbox/batch invariant would be broken (a skipped or repeated batch sequence). */
+export class StoreOrderError extends VigilError {
+  override name = "StoreOrderError";
+  constructor(message: string) {
+    super("STORE_ORDER", message);
+  }
+}
+
+/**
+ * Translates an abstract-level / classic-level error into a typed store error. Level's own
+ * messages name file paths and OS errors, never data; they go to `cause`, not the message.
+ */
+export function translateLevelError(err: unknown, what: string): StoreUnavailableError {
+  if (err instanceof StoreUnavailableError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const text = String((err as { message?: unknown } | null)?.message ?? err);
+  const cause = (err as { cause?: { message?: unknown } } | null)?.cause;
+  const all = `${text} ${String(cause?.message ?? "")}`;
+  if (/No space left|ENOSPC|disk full/i.test(all))
+    return new StoreUnavailableError("DISK_FULL", `${what} failed: disk full`, { cause: err });
+  if (code === "LEVEL_CORRUPTION") return new StoreUnavailableError("CORRUPTION", `${what} failed: database corruption`, { cause: err });
+  if (code === "LEVEL_DATABASE_NOT_OPEN" || code === "LEVEL_DATABASE_NOT_CLOSED")
+    return new StoreUnavailableError("RECOVERING", `${what} failed: database is not open`, { cause: err });
+  return new StoreUnavailableError("IO_ERROR", `${what} failed: storage I/O error`, { cause: err });
+}

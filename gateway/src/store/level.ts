@@ -1,0 +1,159 @@
+/**
+ * The production frame store: classic-level (LevelDB) in `<dir>/db`, plus a disk guard.
+ *
+ * Disk-full policy (see attest/README.md "Storage"):
+ * - A guard checks free space every `spaceCheckIntervalMs`; below `minFreeBytes` the store
+ *   refuses new frames (`StoreUnavailableError` reason DISK_FULL) before LevelDB hits ENOSPC.
+ * - If a write still fails (LEVEL_IO_ERROR "No space left"), that batch is rejected (its
+ *   senders are not acknowledged and resend), the reserve file `<dir>/reserve.bin`
+ *   (`reserveBytes`) is deleted so LevelDB can reopen and compact, and the store retries
+ *   every `recoverIntervalMs`: reopen, reload state, probe write. It resumes by itself when
+ *   free space is at least minFreeBytes + reserveBytes, after recreating the reserve.
+ * - Nothing already acknowledged is ever deleted to make room; only retention (anchored and
+ *   older than the window) deletes frames.
+ */
+import { mkdir, open as openFile, rm, statfs, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { ClassicLevel } from "classic-level";
+import { KvFrameStore, type CoreStoreOptions, type StoreGuard } from "./core.ts";
+import type { Kv, KvOp, KvRange } from "./kv.ts";
+
+export interface LevelFrameStoreOptions extends CoreStoreOptions {
+  /** Data directory; the database lives in `<dir>/db`, the reserve file in `<dir>/reserve.bin`. */
+  dir: string;
+  /** Size of the reserve file. Default 16 MiB. 0 disables it. */
+  reserveBytes?: number;
+  /** Refuse frames when free space drops below this. Default 64 MiB. */
+  minFreeBytes?: number;
+  /** Free-space check period. Default 1000 ms. */
+  spaceCheckIntervalMs?: number;
+  /** Free bytes of the filesystem holding `dir` (injectable for tests). Default: statfs. */
+  freeBytes?: (dir: string) => Promise<number>;
+}
+
+class LevelKv implements Kv {
+  private db: ClassicLevel<Buffer, Buffer> | undefined;
+  constructor(private readonly location: string) {}
+
+  async open(): Promise<void> {
+    await mkdir(this.location, { recursive: true });
+    // A fresh instance each time: a LevelDB handle that saw a write error stays broken.
+    const db = new ClassicLevel<Buffer, Buffer>(this.location, { keyEncoding: "buffer", valueEncoding: "buffer" });
+    await db.open();
+    this.db = db;
+  }
+
+  async close(): Promise<void> {
+    const db = this.db;
+    this.db = undefined;
+    if (db) await db.close();
+  }
+
+  private handle(): ClassicLevel<Buffer, Buffer> {
+    if (!this.db) throw Object.assign(new Error("Database is not open"), { code: "LEVEL_DATABASE_NOT_OPEN" });
+    return this.db;
+  }
+
+  get(key: Buffer): Promise<Buffer | undefined> {
+    return this.handle().get(key);
+  }
+
+  write(ops: KvOp[], sync: boolean): Promise<void> {
+    return this.handle().batch(ops, { sync });
+  }
+
+  async *range(r: KvRange): AsyncIterable<[Buffer, Buffer]> {
+    const opts: { gte?: Buffer; lt?: Buffer; reverse?: boolean; limit?: number } = {};
+    if (r.gte) opts.gte = r.gte;
+    if (r.lt) opts.lt = r.lt;
+    if (r.reverse) opts.reverse = true;
+    if (r.limit !== undefined) opts.limit = r.limit;
+    for await (const [k, v] of this.handle().iterator(opts)) yield [k, v];
+  }
+
+  async compact(from: Buffer, to: Buffer): Promise<void> {
+    await this.handle().compactRange(from, to);
+  }
+}
+
+async function statfsFree(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}
+
+class DiskGuard implements StoreGuard {
+  readonly checkIntervalMs: number;
+  private readonly reservePath: string;
+  constructor(
+    private readonly dir: string,
+    private readonly reserveBytes: number,
+    private readonly minFreeBytes: number,
+    checkIntervalMs: number,
+    private readonly free: (dir: string) => Promise<number>,
+  ) {
+    this.checkIntervalMs = checkIntervalMs;
+    this.reservePath = join(dir, "reserve.bin");
+  }
+
+  private async reservePresent(): Promise<boolean> {
+    return stat(this.reservePath).then(
+      (s) => s.size >= this.reserveBytes,
+      () => false,
+    );
+  }
+
+  async hasRoom(): Promise<boolean> {
+    const free = await this.free(this.dir);
+    const needed = this.minFreeBytes + ((await this.reservePresent()) ? 0 : this.reserveBytes);
+    return free >= needed;
+  }
+
+  async releaseReserve(): Promise<void> {
+    await rm(this.reservePath, { force: true });
+  }
+
+  async restoreReserve(): Promise<void> {
+    if (this.reserveBytes === 0 || (await this.reservePresent())) return;
+    const fh = await openFile(this.reservePath, "w", 0o600);
+    try {
+      const chunk = Buffer.alloc(Math.min(this.reserveBytes, 1 << 20));
+      for (let left = this.reserveBytes; left > 0; left -= chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, left));
+      await fh.sync();
+    } catch (e) {
+      await fh.close();
+      await rm(this.reservePath, { force: true });
+      throw e;
+    }
+    await fh.close();
+  }
+}
+
+export class LevelFrameStore extends KvFrameStore {
+  readonly dir: string;
+  private readonly levelKv: LevelKv;
+
+  constructor(opts: LevelFrameStoreOptions) {
+    const dir = opts.dir;
+    const kv = new LevelKv(join(dir, "db"));
+    const guard = new DiskGuard(
+      dir,
+      opts.reserveBytes ?? 16 << 20,
+      opts.minFreeBytes ?? 64 << 20,
+      opts.spaceCheckIntervalMs ?? 1000,
+      opts.freeBytes ?? statfsFree,
+    );
+    super(kv, { ...opts, guard });
+    this.dir = dir;
+    this.levelKv = kv;
+  }
+
+  override async open(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await super.open();
+  }
+
+  protected override async afterPrune(): Promise<void> {
+    // Deleted keys only free disk space after compaction.
+    await this.levelKv.compact(Buffer.of(0x00), Buffer.of(0xff)).catch(() => {});
+  }
+}

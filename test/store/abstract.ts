@@ -1,0 +1,281 @@
+/**
+ * The shared behaviour suite of `FrameStore` (like aedes-persistence's abstract.js): every
+ * implementation runs it unchanged through a factory.
+ */
+import { describe, expect, it, afterEach } from "vitest";
+import fc from "fast-check";
+import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
+import type { CoreStoreOptions } from "../../gateway/src/store/core.ts";
+import { StoreFullError, StoreOrderError, StoreUnavailableError } from "../../gateway/src/store/errors.ts";
+import type { FrameRecord, FrameStore, SealedBatch } from "../../gateway/src/store/types.ts";
+
+export interface StoreHandle {
+  store: FrameStore;
+  /** Closes the store and opens a new instance on the same data. */
+  reopen(): Promise<FrameStore>;
+  cleanup(): Promise<void>;
+}
+
+export type StoreFactory = (opts: CoreStoreOptions) => Promise<StoreHandle>;
+
+const BASE_US = 1_764_000_000_000_000;
+
+export function record(deviceId: number, seq: number, value = seq): FrameRecord {
+  const ts = BASE_US + seq * 1000;
+  const raw = encodeFrame({ type: FrameType.Data, deviceId, seq: seq >>> 0, timestampUs: ts, flags: 0, values: Float32Array.of(value, 1.5) });
+  return { deviceId, seq, receivedUs: ts + 5, timestampUs: ts, raw };
+}
+
+export function fakeBatch(seq: number, prevHead: string, firstIndex: number, lastIndex: number, sealedAtUs = BASE_US): SealedBatch {
+  const h = (n: number): string => "0x" + n.toString(16).padStart(64, "0");
+  return {
+    header: {
+      gatewayId: h(0xabc),
+      seq,
+      prevHead,
+      root: h(seq * 7),
+      leafCount: lastIndex - firstIndex + 1,
+      firstTimestamp: BASE_US,
+      lastTimestamp: BASE_US + 1,
+      modelHash: h(0),
+    },
+    head: h(seq * 1000 + 1),
+    digest: h(seq * 13),
+    signature: "0x" + "11".repeat(65),
+    signer: { keyType: "secp256k1", address: "0x" + "22".repeat(20), publicKey: "0x04" + "33".repeat(64) },
+    domain: { name: "VigilRegistry", version: "1", chainId: 31337, verifyingContract: "0x" + "44".repeat(20) },
+    firstIndex,
+    lastIndex,
+    sealedAtUs,
+  };
+}
+
+const ZERO = "0x" + "00".repeat(32);
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+export function abstractFrameStoreSuite(name: string, factory: StoreFactory): void {
+  describe(`FrameStore contract: ${name}`, () => {
+    let handle: StoreHandle | undefined;
+    const make = async (opts: CoreStoreOptions = {}): Promise<FrameStore> => {
+      handle = await factory(opts);
+      return handle.store;
+    };
+    afterEach(async () => {
+      await handle?.cleanup();
+      handle = undefined;
+    });
+
+    it("behavior: append stores a frame readable by arrival index and by (device, seq)", async () => {
+      const s = await make();
+      const r = record(7, 1);
+      expect(await s.append(r)).toBe("stored");
+      const f = await s.getFrame(1);
+      expect(f).toMatchObject({ index: 1, deviceId: 7, seq: 1, receivedUs: r.receivedUs, timestampUs: r.timestampUs });
+      expect(Buffer.compare(f!.raw, r.raw)).toBe(0);
+      expect((await s.getFrameBySeq(7, 1))?.index).toBe(1);
+      expect(s.lastSeq(7)).toBe(1);
+      expect(s.lastSeq(8)).toBeUndefined();
+      expect(await s.has(7, 1)).toBe(true);
+      expect(await s.has(7, 2)).toBe(false);
+    });
+
+    it("behavior: a duplicate is 'duplicate' and never written twice (concurrent and after commit)", async () => {
+      const s = await make();
+      const [a, b] = await Promise.all([s.append(record(1, 5)), s.append(record(1, 5))]);
+      expect([a, b]).toEqual(["stored", "duplicate"]);
+      expect(await s.append(record(1, 5))).toBe("duplicate");
+      expect(await s.append(record(1, 6))).toBe("stored");
+      expect(await s.append(record(1, 5))).toBe("duplicate");
+      expect(s.stats().lastIndex).toBe(2);
+    });
+
+    it("behavior: a late frame below the device's last seq is stored once (slow path)", async () => {
+      const s = await make();
+      await s.append(record(2, 10));
+      expect(await s.append(record(2, 8))).toBe("stored");
+      const [x, y] = await Promise.all([s.append(record(2, 9)), s.append(record(2, 9))]);
+      expect([x, y].sort()).toEqual(["duplicate", "stored"]);
+      expect(s.lastSeq(2)).toBe(10);
+      expect((await collect(s.framesByDevice(2))).map((f) => f.seq)).toEqual([8, 9, 10]);
+      expect((await collect(s.framesByIndex(1, 99))).map((f) => f.seq)).toEqual([10, 8, 9]);
+    });
+
+    it("behavior: group commit puts many concurrent appends in few synced batches", async () => {
+      const s = await make({ groupCommit: { flushIntervalMs: 5, maxBatchRecords: 100 } });
+      const outs = await Promise.all(Array.from({ length: 1000 }, (_, i) => s.append(record(i % 10, Math.floor(i / 10)))));
+      expect(outs.every((o) => o === "stored")).toBe(true);
+      expect(s.stats().lastIndex).toBe(1000);
+      expect(s.stats().commits).toBeLessThanOrEqual(20);
+      expect(s.stats().commits).toBeGreaterThanOrEqual(10);
+      expect((await collect(s.framesByIndex(1, 1000))).map((f) => f.index)).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
+    });
+
+    it("behavior: maxBatchRecords 1 writes one batch per frame (the baseline)", async () => {
+      const s = await make({ groupCommit: { flushIntervalMs: 0, maxBatchRecords: 1 } });
+      await Promise.all(Array.from({ length: 20 }, (_, i) => s.append(record(1, i))));
+      expect(s.stats().commits).toBe(20);
+    });
+
+    it("behavior: per-device state, frames and the outbox survive a reopen", async () => {
+      const s = await make();
+      for (let i = 0; i < 5; i++) await s.append(record(3, 100 + i));
+      await s.append(record(4, 1));
+      await s.saveBatch(fakeBatch(1, ZERO, 1, 3), new Uint8Array(96));
+      const s2 = await handle!.reopen();
+      expect(s2.lastSeq(3)).toBe(104);
+      expect(s2.lastSeq(4)).toBe(1);
+      expect([...s2.devices().entries()].sort()).toEqual([
+        [3, 104],
+        [4, 1],
+      ]);
+      expect(await s2.append(record(3, 104))).toBe("duplicate");
+      expect(await s2.append(record(3, 105))).toBe("stored");
+      expect(s2.stats().lastIndex).toBe(7);
+      expect(s2.lastBatchSeq()).toBe(1);
+      expect(s2.sealedThrough()).toBe(3);
+      expect(s2.lastHead()).toBe(fakeBatch(1, ZERO, 1, 3).head);
+      expect((await s2.pendingAnchors()).map((b) => b.header.seq)).toEqual([1]);
+    });
+
+    it("error: maxFrames refuses new frames with StoreFullError; duplicates are still answered", async () => {
+      const s = await make({ limits: { maxFrames: 3 } });
+      for (let i = 1; i <= 3; i++) await s.append(record(1, i));
+      const err = await s.append(record(1, 4)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreFullError);
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as StoreFullError).code).toBe("STORE_FULL");
+      expect(await s.append(record(1, 2))).toBe("duplicate");
+      expect(s.lastSeq(1)).toBe(3);
+      // After the refused frame, the same seq is accepted once there is room.
+      await s.saveBatch(fakeBatch(1, ZERO, 1, 3, 0), new Uint8Array(96));
+      await s.markAnchored(1, anchor(1));
+      expect(await s.prune({ nowUs: 10, retentionUs: 5 })).toBe(3);
+      expect(await s.append(record(1, 4))).toBe("stored");
+    });
+
+    it("error: maxBytes refuses new frames with StoreFullError", async () => {
+      const s = await make({ limits: { maxBytes: 400 } });
+      let stored = 0;
+      let err: unknown;
+      for (let i = 0; i < 20 && !err; i++) {
+        await s.append(record(1, i)).then(
+          () => stored++,
+          (e: unknown) => (err = e),
+        );
+      }
+      expect(err).toBeInstanceOf(StoreFullError);
+      expect(stored).toBeGreaterThan(0);
+      expect(s.stats().liveBytes).toBeLessThanOrEqual(400);
+    });
+
+    it("behavior: outbox: batches must be consecutive, linked, and anchored in order", async () => {
+      const s = await make();
+      for (let i = 1; i <= 6; i++) await s.append(record(1, i));
+      await expect(s.saveBatch(fakeBatch(2, ZERO, 1, 2), new Uint8Array(64))).rejects.toBeInstanceOf(StoreOrderError);
+      await expect(s.saveBatch(fakeBatch(1, ZERO, 2, 3), new Uint8Array(64))).rejects.toBeInstanceOf(StoreOrderError);
+      await expect(s.saveBatch(fakeBatch(1, ZERO, 1, 9), new Uint8Array(9 * 32))).rejects.toBeInstanceOf(StoreOrderError);
+      const b1 = fakeBatch(1, ZERO, 1, 2);
+      await s.saveBatch(b1, new Uint8Array(64).fill(1));
+      await expect(s.saveBatch(fakeBatch(2, ZERO, 3, 4), new Uint8Array(64))).rejects.toBeInstanceOf(StoreOrderError);
+      const b2 = fakeBatch(2, b1.head, 3, 6);
+      await s.saveBatch(b2, new Uint8Array(128).fill(2));
+      expect(await s.getBatch(2)).toEqual(b2);
+      expect((await s.getBatchLeaves(1))?.every((x) => x === 1)).toBe(true);
+      expect((await s.batchForIndex(1))?.header.seq).toBe(1);
+      expect((await s.batchForIndex(2))?.header.seq).toBe(1);
+      expect((await s.batchForIndex(3))?.header.seq).toBe(2);
+      expect(await s.batchForIndex(7)).toBeUndefined();
+      expect((await s.pendingAnchors()).map((b) => b.header.seq)).toEqual([1, 2]);
+      await expect(s.markAnchored(2, anchor(2))).rejects.toBeInstanceOf(StoreOrderError);
+      await s.markAnchored(1, anchor(1));
+      await expect(s.markAnchored(1, anchor(1))).rejects.toBeInstanceOf(StoreOrderError);
+      expect((await s.pendingAnchors()).map((b) => b.header.seq)).toEqual([2]);
+      await s.markAnchored(2, anchor(2));
+      await expect(s.markAnchored(3, anchor(3))).rejects.toBeInstanceOf(StoreOrderError);
+      expect(await s.getAnchor(2)).toEqual(anchor(2));
+      expect(s.anchoredThrough()).toBe(2);
+      expect(await s.pendingAnchors()).toEqual([]);
+    });
+
+    it("behavior: prune deletes only anchored frames older than the window; dedupe and leaves survive", async () => {
+      const s = await make();
+      for (let i = 1; i <= 6; i++) await s.append(record(1, i));
+      const b1 = fakeBatch(1, ZERO, 1, 3, 1000);
+      const b2 = fakeBatch(2, b1.head, 4, 5, 2000);
+      await s.saveBatch(b1, new Uint8Array(96));
+      await s.saveBatch(b2, new Uint8Array(64));
+      expect(await s.prune({ nowUs: 10_000, retentionUs: 0 })).toBe(0); // nothing anchored yet
+      await s.markAnchored(1, anchor(1));
+      await s.markAnchored(2, anchor(2));
+      expect(await s.prune({ nowUs: 2500, retentionUs: 1000 })).toBe(3); // batch 2 is too young
+      expect(await s.getFrame(1)).toBeUndefined();
+      expect(await s.getFrameBySeq(1, 3)).toBeUndefined();
+      expect((await s.getFrame(4))?.seq).toBe(4);
+      expect(await s.has(1, 2)).toBe(true);
+      expect(await s.append(record(1, 2))).toBe("duplicate");
+      expect(await s.getBatchLeaves(1)).toHaveLength(96);
+      expect(s.stats()).toMatchObject({ liveFrames: 3, prunedThrough: 3 });
+      expect(await s.prune({ nowUs: 10_000, retentionUs: 1000 })).toBe(2); // frame 6 is not sealed
+      expect((await collect(s.framesByIndex(0, 100))).map((f) => f.index)).toEqual([6]);
+      const s2 = await handle!.reopen();
+      expect(s2.stats()).toMatchObject({ liveFrames: 1, prunedThrough: 5, lastIndex: 6 });
+      expect(await s2.append(record(1, 1))).toBe("duplicate");
+    });
+
+    it("error: append after close rejects StoreUnavailableError CLOSED; pending appends are flushed by close", async () => {
+      const s = await make({ groupCommit: { flushIntervalMs: 1000, maxBatchRecords: 1000 } });
+      const p = s.append(record(1, 1));
+      await s.close();
+      expect(await p).toBe("stored");
+      const err = await s.append(record(1, 2)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as StoreUnavailableError).reason).toBe("CLOSED");
+    });
+
+    it("property: any interleaving of sends and resends stores each (device, seq) exactly once", async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 15 })), { minLength: 1, maxLength: 60 }),
+          fc.integer({ min: 1, max: 8 }),
+          async (sends, chunk) => {
+            const h = await factory({ groupCommit: { flushIntervalMs: 1, maxBatchRecords: 4 } });
+            try {
+              const outcomes: Promise<string>[] = [];
+              for (let i = 0; i < sends.length; i += chunk) {
+                const part = sends.slice(i, i + chunk).map(([d, q]) => h.store.append(record(d, q)));
+                outcomes.push(...part);
+                await Promise.all(part);
+              }
+              const res = await Promise.all(outcomes);
+              const uniq = new Set(sends.map(([d, q]) => `${d}:${q}`));
+              expect(res.filter((r) => r === "stored")).toHaveLength(uniq.size);
+              const all = await collect(h.store.framesByIndex(1, 1000));
+              expect(new Set(all.map((f) => `${f.deviceId}:${f.seq}`)).size).toBe(all.length);
+              expect(all).toHaveLength(uniq.size);
+            } finally {
+              await h.cleanup();
+            }
+          },
+        ),
+        { numRuns: 25 },
+      );
+    });
+  });
+}
+
+export function anchor(seq: number) {
+  return {
+    chainId: 31337,
+    contract: "0x" + "44".repeat(20),
+    txHash: "0x" + seq.toString(16).padStart(64, "0"),
+    blockNumber: 10 + seq,
+    blockHash: "0x" + "55".repeat(32),
+    confirmations: 1,
+    anchoredAtUs: BASE_US + seq,
+  };
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
+import { MemoryKv } from "../../gateway/src/store/kv.ts";
+import { StoreUnavailableError } from "../../gateway/src/store/errors.ts";
+import type { Timers } from "../../gateway/src/store/core.ts";
+import { abstractFrameStoreSuite, record } from "./abstract.ts";
+
+abstractFrameStoreSuite("MemoryFrameStore", async (opts) => {
+  const kv = new MemoryKv();
+  let store = new MemoryFrameStore(opts, kv);
+  await store.open();
+  return {
+    store,
+    async reopen() {
+      await store.close();
+      store = new MemoryFrameStore(opts, kv);
+      await store.open();
+      return store;
+    },
+    async cleanup() {
+      await store.close();
+    },
+  };
+});
+
+/** Manual timers: tests fire them explicitly (deterministic recovery). */
+function manualTimers(): Timers & { fire(): void; count(): number } {
+  let jobs: { fn: () => void; ms: number; id: number }[] = [];
+  let id = 0;
+  return {
+    setTimeout(fn, ms) {
+      jobs.push({ fn, ms, id: ++id });
+      return id;
+    },
+    clearTimeout(h) {
+      jobs = jobs.filter((j) => j.id !== h);
+    },
+    fire() {
+      const j = jobs;
+      jobs = [];
+      for (const x of j) x.fn();
+    },
+    count: () => jobs.length,
+  };
+}
+
+describe("MemoryFrameStore: disk-full handling (simulated)", () => {
+  it("error: a failed write rejects its frames with DISK_FULL, refuses more, and recovers by itself", async () => {
+    const timers = manualTimers();
+    const kv = new MemoryKv();
+    const s = new MemoryFrameStore({ timers, groupCommit: { flushIntervalMs: 0, maxBatchRecords: 2 }, recoverIntervalMs: 500 }, kv);
+    await s.open();
+    const first = Promise.all([s.append(record(1, 2)), s.append(record(1, 3))]);
+    timers.fire();
+    await first;
+    kv.faults.diskFull = true;
+    const err = await Promise.all([s.append(record(1, 4)), s.append(record(1, 5))]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect((err as StoreUnavailableError).reason).toBe("DISK_FULL");
+    expect(String((err as Error).message)).not.toMatch(/\/mem\//); // OS detail stays in `cause`
+    expect(s.stats().state).toBe("unavailable");
+    const again = await s.append(record(1, 4)).catch((e: unknown) => e);
+    expect((again as StoreUnavailableError).reason).toBe("DISK_FULL");
+    // Still full: a recovery attempt fails and is rescheduled.
+    timers.fire();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(s.stats().state).toBe("unavailable");
+    kv.faults.diskFull = false;
+    timers.fire();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(s.stats().state).toBe("ok");
+    // The refused frames are accepted on resend; nothing was lost or duplicated.
+    timers.fire();
+    const outs = await Promise.all([s.append(record(1, 3)), s.append(record(1, 4)), s.append(record(1, 5))]);
+    expect(outs).toEqual(["duplicate", "stored", "stored"]);
+    expect(s.lastSeq(1)).toBe(5);
+    timers.fire();
+    await s.close();
+  });
+});
