@@ -1,0 +1,163 @@
+/**
+ * Encrypted keystore file for the gateway key (secp256k1 or P-256).
+ *
+ * Format `vigil-keystore/1` (JSON): scrypt (N, r, p, 32-byte salt) derives a 32-byte key;
+ * AES-256-GCM (12-byte IV, 16-byte tag) encrypts the 32-byte private key; the header fields
+ * (format, keyType, publicKey, kdf parameters) are the GCM additional data, so none of them
+ * can be swapped without failing authentication. All crypto is node:crypto (OpenSSL).
+ *
+ * The file is written with mode 0600 and refused on load when group or others can read it
+ * (`KeystorePermissionError`), like ssh refuses a world-readable private key. The passphrase
+ * comes from `VIGIL_KEYSTORE_PASSPHRASE` or a file named by `VIGIL_KEYSTORE_PASSPHRASE_FILE`
+ * (e.g. a systemd credential). Errors never contain the key or the passphrase.
+ */
+import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb, type ScryptOptions } from "node:crypto";
+import { chmod, open, readFile, rename, stat } from "node:fs/promises";
+import { VigilError } from "../errors/base.ts";
+import type { DeviceKey, KeyType } from "./keys.ts";
+import { importKey, registrationPublicKey } from "./keys.ts";
+import { GatewaySigner } from "./signer.ts";
+
+export class KeystoreError extends VigilError {
+  override name = "KeystoreError";
+}
+
+export class KeystorePermissionError extends KeystoreError {
+  override name = "KeystorePermissionError";
+  constructor(path: string, mode: number) {
+    super(
+      "KEYSTORE_PERMISSIONS",
+      `keystore ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); run: chmod 600 ${path}`,
+    );
+  }
+}
+
+export class KeystoreDecryptError extends KeystoreError {
+  override name = "KeystoreDecryptError";
+  constructor() {
+    super("KEYSTORE_DECRYPT", "keystore could not be decrypted: wrong passphrase or the file was modified");
+  }
+}
+
+export interface KeystoreFile {
+  format: "vigil-keystore/1";
+  keyType: KeyType;
+  publicKey: string;
+  kdf: { name: "scrypt"; N: number; r: number; p: number; salt: string };
+  cipher: { name: "aes-256-gcm"; iv: string; tag: string; ciphertext: string };
+}
+
+export interface KdfParams {
+  /** scrypt cost; default 2^15 (≈ 0.1 s, 32 MiB here). Tests use 2^10. */
+  N?: number;
+  r?: number;
+  p?: number;
+}
+
+function scrypt(pass: string, salt: Buffer, N: number, r: number, p: number): Promise<Buffer> {
+  const opts: ScryptOptions = { N, r, p, maxmem: 256 * N * r + (1 << 20) };
+  return new Promise((res, rej) => scryptCb(pass.normalize("NFKC"), salt, 32, opts, (e, k) => (e ? rej(e) : res(k))));
+}
+
+function aad(f: Pick<KeystoreFile, "format" | "keyType" | "publicKey" | "kdf">): Buffer {
+  return Buffer.from(JSON.stringify([f.format, f.keyType, f.publicKey.toLowerCase(), f.kdf.name, f.kdf.N, f.kdf.r, f.kdf.p, f.kdf.salt]));
+}
+
+function checkPassphrase(pass: string): void {
+  if (typeof pass !== "string" || pass.length < 8) throw new KeystoreError("KEYSTORE_PASSPHRASE", "keystore passphrase must be at least 8 characters");
+}
+
+/** Encrypts `key` into the keystore format. */
+export async function encryptKey(key: DeviceKey, passphrase: string, params: KdfParams = {}): Promise<KeystoreFile> {
+  checkPassphrase(passphrase);
+  const k = importKey(key.type, key.privateKey);
+  const kdf = { name: "scrypt" as const, N: params.N ?? 1 << 15, r: params.r ?? 8, p: params.p ?? 1, salt: randomBytes(32).toString("hex") };
+  const head = { format: "vigil-keystore/1" as const, keyType: k.type, publicKey: registrationPublicKey(k), kdf };
+  const dk = await scrypt(passphrase, Buffer.from(kdf.salt, "hex"), kdf.N, kdf.r, kdf.p);
+  const iv = randomBytes(12);
+  const c = createCipheriv("aes-256-gcm", dk, iv);
+  c.setAAD(aad(head));
+  const ct = Buffer.concat([c.update(k.privateKey), c.final()]);
+  dk.fill(0);
+  return { ...head, cipher: { name: "aes-256-gcm", iv: iv.toString("hex"), tag: c.getAuthTag().toString("hex"), ciphertext: ct.toString("hex") } };
+}
+
+/** Decrypts a keystore object; KeystoreDecryptError on a wrong passphrase or any modification. */
+export async function decryptKey(f: KeystoreFile, passphrase: string): Promise<GatewaySigner> {
+  if (f?.format !== "vigil-keystore/1" || f.kdf?.name !== "scrypt" || f.cipher?.name !== "aes-256-gcm")
+    throw new KeystoreError("KEYSTORE_FORMAT", "not a vigil-keystore/1 file");
+  if (f.keyType !== "secp256k1" && f.keyType !== "p256") throw new KeystoreError("KEYSTORE_FORMAT", "keystore keyType must be secp256k1 or p256");
+  let pk: Buffer;
+  try {
+    const dk = await scrypt(passphrase, Buffer.from(f.kdf.salt, "hex"), f.kdf.N, f.kdf.r, f.kdf.p);
+    const d = createDecipheriv("aes-256-gcm", dk, Buffer.from(f.cipher.iv, "hex"));
+    d.setAAD(aad(f));
+    d.setAuthTag(Buffer.from(f.cipher.tag, "hex"));
+    pk = Buffer.concat([d.update(Buffer.from(f.cipher.ciphertext, "hex")), d.final()]);
+    dk.fill(0);
+  } catch {
+    // Deliberately no cause: OpenSSL's message is harmless, but nothing from this step leaves.
+    throw new KeystoreDecryptError();
+  }
+  try {
+    const signer = new GatewaySigner({ type: f.keyType, privateKey: new Uint8Array(pk) });
+    if (signer.publicKey.toLowerCase() !== f.publicKey.toLowerCase()) throw new KeystoreDecryptError();
+    return signer;
+  } catch {
+    throw new KeystoreDecryptError();
+  } finally {
+    pk.fill(0);
+  }
+}
+
+/** Writes a new keystore file with mode 0600 (atomically: temp file + rename). */
+export async function writeKeystore(path: string, key: DeviceKey, passphrase: string, params: KdfParams = {}): Promise<KeystoreFile> {
+  const f = await encryptKey(key, passphrase, params);
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fh = await open(tmp, "wx", 0o600);
+  try {
+    await fh.writeFile(JSON.stringify(f, null, 2) + "\n");
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await chmod(tmp, 0o600); // in case a umask or ACL widened it
+  await rename(tmp, path);
+  return f;
+}
+
+/** Loads and decrypts a keystore file after checking it is not readable by group/others. */
+export async function loadKeystore(path: string, passphrase: string): Promise<GatewaySigner> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    throw new KeystoreError("KEYSTORE_MISSING", `keystore ${path} cannot be read`, { cause: e });
+  }
+  if ((st.mode & 0o077) !== 0) throw new KeystorePermissionError(path, st.mode);
+  let f: KeystoreFile;
+  try {
+    f = JSON.parse(await readFile(path, "utf8")) as KeystoreFile;
+  } catch {
+    throw new KeystoreError("KEYSTORE_FORMAT", `keystore ${path} is not valid JSON`);
+  }
+  return decryptKey(f, passphrase);
+}
+
+/**
+ * The keystore passphrase from the environment: `VIGIL_KEYSTORE_PASSPHRASE`, or the first
+ * line of the file named by `VIGIL_KEYSTORE_PASSPHRASE_FILE` (which must be mode 0600 too).
+ */
+export async function passphraseFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const file = env.VIGIL_KEYSTORE_PASSPHRASE_FILE;
+  if (file) {
+    const st = await stat(file).catch((e: unknown) => {
+      throw new KeystoreError("KEYSTORE_PASSPHRASE", `passphrase file ${file} cannot be read`, { cause: e });
+    });
+    if ((st.mode & 0o077) !== 0) throw new KeystorePermissionError(file, st.mode);
+    return (await readFile(file, "utf8")).split(/\r?\n/)[0] ?? "";
+  }
+  const p = env.VIGIL_KEYSTORE_PASSPHRASE;
+  if (p) return p;
+  throw new KeystoreError("KEYSTORE_PASSPHRASE", "set VIGIL_KEYSTORE_PASSPHRASE or VIGIL_KEYSTORE_PASSPHRASE_FILE to unlock the gateway key");
+}

@@ -1,0 +1,240 @@
+/**
+ * Receipt verification with one precise failure reason per step.
+ *
+ * Offline (receipt only):
+ *  1. MALFORMED        the JSON is not a vigil-receipt/1
+ *  2. TAMPERED_FRAME   raw frame fails the protocol codec (CRC), disagrees with the receipt's
+ *                      frame fields, or does not hash to `leaf`
+ *  3. BAD_PROOF        leaf + proof do not give header.root
+ *  4. TAMPERED_HEADER  header + domain do not hash to the signed digest, or `head` is not
+ *                      keccak256(prevHead ‖ hashStruct(header))
+ *  5. BAD_SIGNATURE    the signature does not verify for the receipt's signer key
+ *  6. WRONG_SIGNER     the signer is not the expected key (`expectSigner`)
+ * Online (RPC URL):
+ *  7. WRONG_CHAIN      the RPC's chain id differs from the domain's
+ *  8. NOT_ANCHORED     no BatchAnchored(gatewayId, seq, root) event with this header hash
+ *  9. ANCHOR_MISMATCH  the receipt's recorded transaction/block differ from the chain's
+ * 10. WRONG_SIGNER     the registry's key for the gateway at the anchor block differs
+ * 11. KEY_REVOKED      the gateway was not active (revoked/suspended) at the anchor block
+ *     CHAIN_UNREACHABLE the online checks could not run
+ */
+import { Contract, Interface, JsonRpcProvider } from "ethers";
+import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
+import { batchDigest, bytesToHex, hashBatchHeader, hexToBytes, nextHead, type Hex } from "../chain/eip712.ts";
+import { verifyDigest } from "./keys.ts";
+import { decodeFrame, deviceIdHex, FrameType } from "../protocol/frame.ts";
+import { redactUrl } from "../errors/base.ts";
+import { frameLeaf } from "./leaf.ts";
+import { processProof } from "./merkle.ts";
+import { toDomain, toEip712Header } from "./header.ts";
+import type { Receipt } from "./receipt.ts";
+
+export type VerifyFailure =
+  | "MALFORMED"
+  | "TAMPERED_FRAME"
+  | "BAD_PROOF"
+  | "TAMPERED_HEADER"
+  | "BAD_SIGNATURE"
+  | "WRONG_SIGNER"
+  | "WRONG_CHAIN"
+  | "NOT_ANCHORED"
+  | "ANCHOR_MISMATCH"
+  | "KEY_REVOKED"
+  | "CHAIN_UNREACHABLE";
+
+export interface VerifyStep {
+  step: string;
+  ok: boolean;
+  detail: string;
+}
+
+export type VerifyResult =
+  | { ok: true; steps: VerifyStep[]; anchored: { chainId: number; contract: string; txHash: string; blockNumber: number } | null }
+  | { ok: false; reason: VerifyFailure; message: string; steps: VerifyStep[] };
+
+export interface VerifyOptions {
+  /** Enables the on-chain checks. */
+  rpcUrl?: string;
+  /** Pin the signer (address or P-256 x‖y): WRONG_SIGNER if the receipt names another key. */
+  expectSigner?: string;
+  /** Injected provider (tests); default a JsonRpcProvider on rpcUrl. */
+  provider?: JsonRpcProvider;
+}
+
+const HEX32 = /^0x[0-9a-f]{64}$/i;
+const registryIface = new Interface(VigilRegistryArtifact.abi as never);
+
+class Fail extends Error {
+  constructor(
+    readonly reason: VerifyFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function must(cond: unknown, reason: VerifyFailure, message: string): asserts cond {
+  if (!cond) throw new Fail(reason, message);
+}
+
+function isSafeUint(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
+
+function checkShape(r: Receipt): void {
+  const m = (c: unknown, what: string): void => must(c, "MALFORMED", `receipt field ${what} is missing or invalid`);
+  m(r && typeof r === "object" && r.format === "vigil-receipt/1" && r.kind === "frame", "format");
+  m(r.frame && typeof r.frame.raw === "string" && /^0x([0-9a-f]{2})+$/i.test(r.frame.raw), "frame.raw");
+  m(/^[0-9a-f]{8}$/.test(r.frame.deviceId), "frame.deviceId");
+  for (const k of ["seq", "receivedUs", "timestampUs"] as const) m(isSafeUint(r.frame[k]), `frame.${k}`);
+  m(typeof r.leaf === "string" && HEX32.test(r.leaf), "leaf");
+  m(isSafeUint(r.leafIndex), "leafIndex");
+  m(Array.isArray(r.proof) && r.proof.every((p) => typeof p === "string" && HEX32.test(p)), "proof");
+  const b = r.batch;
+  m(b && b.header && b.domain && b.signer, "batch");
+  for (const k of ["gatewayId", "prevHead", "root", "modelHash"] as const) m(HEX32.test(String(b.header[k])), `batch.header.${k}`);
+  for (const k of ["seq", "leafCount", "firstTimestamp", "lastTimestamp"] as const) m(isSafeUint(b.header[k]), `batch.header.${k}`);
+  m(HEX32.test(String(b.head)) && HEX32.test(String(b.digest)), "batch.head/digest");
+  m(typeof b.signature === "string" && /^0x([0-9a-f]{2})+$/i.test(b.signature), "batch.signature");
+  m(b.signer.keyType === "secp256k1" || b.signer.keyType === "p256", "batch.signer.keyType");
+  m(typeof b.signer.publicKey === "string", "batch.signer.publicKey");
+}
+
+/** Verifies a receipt; never throws (failures are results). */
+export async function verifyReceipt(r: Receipt, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  const steps: VerifyStep[] = [];
+  const pass = (step: string, detail: string): void => void steps.push({ step, ok: true, detail });
+  try {
+    checkShape(r);
+    pass("format", "vigil-receipt/1");
+
+    // 2. frame → leaf
+    const raw = Buffer.from(r.frame.raw.slice(2), "hex");
+    let frame;
+    try {
+      frame = decodeFrame(raw);
+    } catch (e) {
+      throw new Fail("TAMPERED_FRAME", `frame bytes are not a valid protocol v1 frame: ${(e as Error).message}`);
+    }
+    must(frame.type === FrameType.Data, "TAMPERED_FRAME", "frame is not a DATA frame");
+    must(deviceIdHex(frame.deviceId) === r.frame.deviceId, "TAMPERED_FRAME", "frame.deviceId differs from the frame bytes");
+    must(r.frame.seq % 0x1_0000_0000 === frame.seq, "TAMPERED_FRAME", "frame.seq differs from the frame bytes");
+    const expectTs = frame.timestampUs === 0 ? r.frame.receivedUs : frame.timestampUs;
+    must(r.frame.timestampUs === expectTs, "TAMPERED_FRAME", "frame.timestampUs differs from the frame bytes");
+    const leaf = bytesToHex(frameLeaf({ seq: r.frame.seq, receivedUs: r.frame.receivedUs, raw }));
+    must(leaf === r.leaf.toLowerCase(), "TAMPERED_FRAME", "the frame does not hash to the receipt's leaf");
+    pass("leaf", `frame ${r.frame.deviceId}/${r.frame.seq} hashes to ${leaf}`);
+
+    // 3. leaf → root
+    const h = r.batch.header;
+    const root = bytesToHex(processProof(hexToBytes(leaf), r.proof.map((p) => hexToBytes(p))));
+    must(root === h.root.toLowerCase(), "BAD_PROOF", `the Merkle proof leads to ${root}, not the batch root ${h.root}`);
+    must(r.leafIndex < h.leafCount, "BAD_PROOF", `leafIndex ${r.leafIndex} is outside the batch of ${h.leafCount}`);
+    pass("proof", `leaf is in batch ${h.seq} (root ${h.root})`);
+
+    // 4. header → digest, head
+    let digest: Hex;
+    let head: Hex;
+    try {
+      const eip = toEip712Header(h);
+      digest = batchDigest(toDomain(r.batch.domain), eip);
+      head = nextHead(h.prevHead as Hex, eip);
+    } catch (e) {
+      throw new Fail("TAMPERED_HEADER", `header or domain is invalid: ${(e as Error).message}`);
+    }
+    must(digest === r.batch.digest.toLowerCase(), "TAMPERED_HEADER", "header and domain do not hash to the signed EIP-712 digest");
+    must(head === r.batch.head.toLowerCase(), "TAMPERED_HEADER", "head is not keccak256(prevHead ‖ hashStruct(header))");
+    const ts = r.frame.timestampUs;
+    must(ts >= h.firstTimestamp && ts <= h.lastTimestamp, "TAMPERED_HEADER", "frame timestamp is outside the header's time range");
+    pass("header", `EIP-712 digest ${digest}`);
+
+    // 5./6. signature
+    const signer = r.batch.signer;
+    must(verifyDigest(signer.keyType, signer.publicKey as Hex, digest, r.batch.signature as Hex), "BAD_SIGNATURE", `signature does not verify for ${signer.keyType} key ${signer.publicKey}`);
+    if (opts.expectSigner !== undefined)
+      must(opts.expectSigner.toLowerCase() === signer.publicKey.toLowerCase(), "WRONG_SIGNER", `batch is signed by ${signer.publicKey}, expected ${opts.expectSigner}`);
+    pass("signature", `${signer.keyType} signature by ${signer.publicKey}`);
+
+    if (!opts.rpcUrl && !opts.provider) return { ok: true, steps, anchored: r.anchor ? anchorSummary(r) : null };
+    const anchored = await verifyOnline(r, opts, steps);
+    return { ok: true, steps, anchored };
+  } catch (e) {
+    if (e instanceof Fail) {
+      steps.push({ step: e.reason, ok: false, detail: e.message });
+      return { ok: false, reason: e.reason, message: e.message, steps };
+    }
+    const msg = (e as Error)?.message ?? String(e);
+    return { ok: false, reason: "MALFORMED", message: `receipt could not be checked: ${msg}`, steps };
+  }
+}
+
+function anchorSummary(r: Receipt): { chainId: number; contract: string; txHash: string; blockNumber: number } | null {
+  return r.anchor ? { chainId: r.anchor.chainId, contract: r.anchor.contract, txHash: r.anchor.txHash, blockNumber: r.anchor.blockNumber } : null;
+}
+
+async function verifyOnline(
+  r: Receipt,
+  opts: VerifyOptions,
+  steps: VerifyStep[],
+): Promise<{ chainId: number; contract: string; txHash: string; blockNumber: number }> {
+  const url = opts.rpcUrl ?? "";
+  const provider = opts.provider ?? new JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1 });
+  try {
+    const h = r.batch.header;
+    const contract = r.batch.domain.verifyingContract;
+    let chainId: bigint;
+    let logs;
+    try {
+      chainId = BigInt((await provider.send("eth_chainId", [])) as string);
+    } catch (e) {
+      throw new Fail("CHAIN_UNREACHABLE", `RPC ${redactUrl(url)} is unreachable: ${(e as Error).message.split("\n")[0]}`);
+    }
+    must(chainId === BigInt(r.batch.domain.chainId), "WRONG_CHAIN", `RPC serves chain ${chainId}, the receipt is for chain ${r.batch.domain.chainId}`);
+    const ev = registryIface.getEvent("BatchAnchored");
+    if (!ev) throw new Error("registry ABI has no BatchAnchored event");
+    const topics = [ev.topicHash, h.gatewayId.toLowerCase(), "0x" + h.seq.toString(16).padStart(64, "0"), h.root.toLowerCase()];
+    try {
+      logs = await provider.getLogs({ address: contract, topics, fromBlock: 0, toBlock: "latest" });
+    } catch (e) {
+      throw new Fail("CHAIN_UNREACHABLE", `log query failed: ${(e as Error).message.split("\n")[0]}`);
+    }
+    const headerHash = hashBatchHeader(toEip712Header(h));
+    const log = logs.find((l) => {
+      const p = registryIface.parseLog(l);
+      return p !== null && String(p.args.getValue("headerHash")).toLowerCase() === headerHash;
+    });
+    must(log, "NOT_ANCHORED", `batch ${h.seq} with root ${h.root} is not anchored in registry ${contract} on chain ${chainId}`);
+    if (r.anchor) {
+      must(
+        r.anchor.txHash.toLowerCase() === log.transactionHash.toLowerCase() && r.anchor.blockNumber === log.blockNumber,
+        "ANCHOR_MISMATCH",
+        `receipt says tx ${r.anchor.txHash} in block ${r.anchor.blockNumber}; the chain has ${log.transactionHash} in block ${log.blockNumber}`,
+      );
+    }
+    steps.push({ step: "anchored", ok: true, detail: `tx ${log.transactionHash} in block ${log.blockNumber}` });
+    // The key registered at the anchor block (historical eth_call).
+    const registry = new Contract(contract, registryIface, provider);
+    let info: { status: bigint; keyType: bigint; signer: string; p256x: string; p256y: string };
+    try {
+      info = (await registry.getFunction("getGateway").staticCall(h.gatewayId, { blockTag: log.blockNumber })) as typeof info;
+    } catch (e) {
+      throw new Fail("CHAIN_UNREACHABLE", `registry query failed: ${(e as Error).message.split("\n")[0]}`);
+    }
+    const status = Number(info.status);
+    must(status === 1, "KEY_REVOKED", `gateway ${h.gatewayId} was ${["unregistered", "active", "suspended", "revoked"][status] ?? status} at block ${log.blockNumber}`);
+    const s = r.batch.signer;
+    const registered =
+      Number(info.keyType) === 1
+        ? { keyType: "secp256k1", key: String(info.signer).toLowerCase() }
+        : { keyType: "p256", key: ("0x" + String(info.p256x).slice(2) + String(info.p256y).slice(2)).toLowerCase() };
+    must(
+      registered.keyType === s.keyType && registered.key === s.publicKey.toLowerCase(),
+      "WRONG_SIGNER",
+      `the registry's key for the gateway at block ${log.blockNumber} is ${registered.keyType} ${registered.key}, the receipt's signer is ${s.publicKey}`,
+    );
+    steps.push({ step: "key", ok: true, detail: `${s.keyType} key registered and active at block ${log.blockNumber}` });
+    return { chainId: Number(chainId), contract, txHash: log.transactionHash, blockNumber: log.blockNumber };
+  } finally {
+    if (!opts.provider) provider.destroy();
+  }
+}

@@ -1,0 +1,105 @@
+import { describe, expect, it, afterEach } from "vitest";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import pino from "pino";
+import { generateKey } from "../../gateway/src/attest/keys.ts";
+import {
+  KeystoreDecryptError,
+  KeystoreError,
+  KeystorePermissionError,
+  loadKeystore,
+  passphraseFromEnv,
+  writeKeystore,
+} from "../../gateway/src/attest/keystore.ts";
+import { bytesToHex } from "../../gateway/src/chain/eip712.ts";
+
+const FAST = { N: 1 << 10 };
+const PASS = "correct horse battery staple";
+let dir: string;
+const tmp = (): string => (dir = mkdtempSync(join(tmpdir(), "vigil-ks-")));
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("keystore", () => {
+  it.each(["secp256k1", "p256"] as const)("behavior: %s key round-trips through a 0600 file", async (type) => {
+    const path = join(tmp(), "gateway.key");
+    const key = generateKey(type);
+    const f = await writeKeystore(path, key, PASS, FAST);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const signer = await loadKeystore(path, PASS);
+    expect(signer.keyType).toBe(type);
+    expect(signer.publicKey).toBe(f.publicKey);
+    expect(bytesToHex(signer.exportKey().privateKey)).toBe(bytesToHex(key.privateKey));
+    expect(readFileSync(path, "utf8")).not.toContain(Buffer.from(key.privateKey).toString("hex"));
+  });
+
+  it("error: a group/world-readable file is refused with the chmod hint", async () => {
+    const path = join(tmp(), "gateway.key");
+    await writeKeystore(path, generateKey("secp256k1"), PASS, FAST);
+    chmodSync(path, 0o644);
+    const err = await loadKeystore(path, PASS).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KeystorePermissionError);
+    expect((err as Error).message).toContain("chmod 600");
+  });
+
+  it("error: wrong passphrase or any modified field gives KeystoreDecryptError", async () => {
+    const path = join(tmp(), "gateway.key");
+    await writeKeystore(path, generateKey("p256"), PASS, FAST);
+    await expect(loadKeystore(path, "wrong passphrase")).rejects.toBeInstanceOf(KeystoreDecryptError);
+    const orig = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- free-form edits of parsed JSON
+    const mutations: ((f: Record<string, any>) => void)[] = [
+      (f) => (f.cipher.ciphertext = "00" + f.cipher.ciphertext.slice(2)),
+      (f) => (f.cipher.tag = "00" + f.cipher.tag.slice(2)),
+      (f) => (f.kdf.salt = "00" + f.kdf.salt.slice(2)),
+      (f) => (f.publicKey = "0x" + "11".repeat(64)),
+    ];
+    for (const m of mutations) {
+      const f = structuredClone(orig);
+      m(f);
+      writeFileSync(path, JSON.stringify(f), { mode: 0o600 });
+      await expect(loadKeystore(path, PASS)).rejects.toBeInstanceOf(KeystoreDecryptError);
+    }
+  });
+
+  it("behavior: the key never appears in logs or error messages", async () => {
+    const path = join(tmp(), "gateway.key");
+    const key = generateKey("secp256k1");
+    const secret = Buffer.from(key.privateKey).toString("hex");
+    await writeKeystore(path, key, PASS, FAST);
+    const signer = await loadKeystore(path, PASS);
+    let out = "";
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        out += String(chunk);
+        cb();
+      },
+    });
+    const log = pino({ level: "trace" }, sink);
+    log.info({ signer, key: signer }, "loaded gateway key");
+    log.info(`signer ${String(signer)}`);
+    const errors: unknown[] = [];
+    errors.push(await loadKeystore(path, "wrong passphrase").catch((e: unknown) => e));
+    chmodSync(path, 0o640);
+    errors.push(await loadKeystore(path, PASS).catch((e: unknown) => e));
+    for (const e of errors) {
+      log.error({ err: e }, "keystore failed");
+      expect(JSON.stringify({ m: (e as Error).message, s: (e as Error).stack })).not.toContain(secret);
+      expect((e as Error).message).not.toContain(PASS);
+    }
+    expect(out).toContain(signer.publicKey);
+    expect(out).not.toContain(secret);
+    expect(out).not.toContain(PASS);
+  });
+
+  it("behavior: passphrase from env or from a 0600 file; clear error when missing", async () => {
+    expect(await passphraseFromEnv({ VIGIL_KEYSTORE_PASSPHRASE: PASS })).toBe(PASS);
+    const file = join(tmp(), "pass");
+    writeFileSync(file, PASS + "\n", { mode: 0o600 });
+    expect(await passphraseFromEnv({ VIGIL_KEYSTORE_PASSPHRASE_FILE: file })).toBe(PASS);
+    chmodSync(file, 0o644);
+    await expect(passphraseFromEnv({ VIGIL_KEYSTORE_PASSPHRASE_FILE: file })).rejects.toBeInstanceOf(KeystorePermissionError);
+    await expect(passphraseFromEnv({})).rejects.toBeInstanceOf(KeystoreError);
+  });
+});
