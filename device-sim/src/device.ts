@@ -21,6 +21,13 @@ export interface Pending {
   sentAt: number;
   timeout: number;
   attempts: number;
+  /**
+   * Ground truth the simulator keeps for accounting: the rejection this frame must get at
+   * the gateway on every transmission (a NaN value, or a clock jump).
+   */
+  poison?: "NON_FINITE" | "ABSURD_TIMESTAMP";
+  /** Intact transmissions so far; every one after the first is a duplicate at the gateway. */
+  sends: number;
 }
 
 export interface DeviceStats {
@@ -66,6 +73,8 @@ export class SimDevice {
   stopped = false;
   readonly #opts: SimDeviceOptions;
   readonly #sensor: SensorFaults;
+  /** Sequences refused for good whose (MQTT) PUBACK may still arrive. */
+  readonly #abandoned = new Set<number>();
 
   constructor(opts: SimDeviceOptions) {
     this.#opts = opts;
@@ -98,12 +107,12 @@ export class SimDevice {
     const sample = this.source.sample(this.step);
     if (!sample) return undefined;
     const values = Float32Array.from(sample);
-    this.#sensor.apply(values);
+    let poison: Pending["poison"] = this.#sensor.apply(values) ? "NON_FINITE" : undefined;
     let ts = Math.round(nowMs * 1000 + (this.#opts.clockSkewUs ?? 0));
     if (this.#opts.rng.chance(this.#opts.faults.clockJump ?? 0)) {
       ts += TEN_YEARS_US;
       this.#opts.counters.count("clockJump");
-      this.#opts.counters.expect("ABSURD_TIMESTAMP");
+      poison ??= "ABSURD_TIMESTAMP";
     }
     const seq = this.step >>> 0;
     this.step++;
@@ -115,7 +124,7 @@ export class SimDevice {
       this.pending.delete(oldest);
       this.stats.overflowed++;
     }
-    const p: Pending = { seq, raw, sentAt: nowMs, timeout: this.#opts.resendMs ?? 500, attempts: 1 };
+    const p: Pending = { seq, raw, sentAt: nowMs, timeout: this.#opts.resendMs ?? 500, attempts: 1, sends: 0, ...(poison ? { poison } : {}) };
     this.pending.set(seq, p);
     return p;
   }
@@ -138,9 +147,20 @@ export class SimDevice {
   onAck(ack: AckFrame): void {
     for (let i = 0; i < ack.count; i++) {
       const seq = (ack.firstSeq + i) >>> 0;
-      if (this.pending.delete(seq)) this.stats.acked++;
-      else this.stats.dupAcks++;
+      const p = this.pending.get(seq);
+      if (p) {
+        this.pending.delete(seq);
+        // Over MQTT a refused frame is PUBACKed too (3.1.1 has no negative PUBACK); the
+        // simulator knows it was refused and books it as abandoned, not delivered.
+        if (p.poison) this.#abandon(seq);
+        else this.stats.acked++;
+      } else if (!this.#abandoned.has(seq)) this.stats.dupAcks++;
     }
+  }
+
+  #abandon(seq: number): void {
+    this.stats.abandoned++;
+    this.#abandoned.add(seq);
   }
 
   /** Applies a NACK; returns true when the frame should be resent now. */
@@ -152,7 +172,7 @@ export class SimDevice {
       return false;
     }
     if (RETRYABLE_NACKS.has(nack.reason)) return nack.reason === NackReason.SCHEMA_MISMATCH;
-    if (this.pending.delete(nack.seq)) this.stats.abandoned++;
+    if (this.pending.delete(nack.seq)) this.#abandon(nack.seq);
     return false;
   }
 

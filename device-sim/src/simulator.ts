@@ -4,7 +4,7 @@
  * a frame replace its first transmission; the device's resend timer then recovers it, the
  * way a real MCU recovers from line noise.
  */
-import { decodeFrame, FrameType, NackReason, RETRYABLE_NACKS, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { decodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { SimDevice, type Pending } from "./device.ts";
 import { FaultCounters, type FaultRates } from "./faults.ts";
@@ -63,6 +63,11 @@ export interface SimSnapshot {
   faults: Record<string, number>;
   expectedRejects: Record<string, number>;
   disconnects: number;
+  /**
+   * Intact copies sent of frames already sent intact once (duplicate faults, resends after a
+   * lost or slow ACK, releases of reordered frames): the gateway must count each as a duplicate.
+   */
+  expectedDuplicates: number;
 }
 
 export interface SimReport extends SimSnapshot {
@@ -91,6 +96,7 @@ export class Simulator {
   /** Frames held back by the reorder fault, sent after the device's next frame. */
   readonly #held = new Map<number, Pending>();
   #sent = 0;
+  #expectedDuplicates = 0;
   #disconnects = 0;
   #start = 0;
 
@@ -131,6 +137,7 @@ export class Simulator {
       faults: { ...this.counters.injected },
       expectedRejects: { ...this.counters.expectedRejects },
       disconnects: this.#disconnects,
+      expectedDuplicates: this.#expectedDuplicates,
     };
     for (const d of this.devices) {
       s.generated += d.stats.generated;
@@ -150,13 +157,7 @@ export class Simulator {
     if (!dev) return;
     if (frame.type === FrameType.Ack) dev.onAck(frame);
     else if (frame.type === FrameType.Nack) {
-      // Over MQTT the PUBACK may already have counted the frame as acknowledged.
-      const wasPending = dev.pending.has(frame.seq);
       const resend = dev.onNack(frame);
-      if (!wasPending && isFinalRefusal(frame.reason)) {
-        dev.stats.acked--;
-        dev.stats.abandoned++;
-      }
       if (resend) {
         this.#opts.transport.send(dev.id, dev.hello());
         const p = dev.pending.get(frame.seq);
@@ -207,16 +208,24 @@ export class Simulator {
         return;
       }
     }
-    t.send(dev.id, p.raw, p.seq);
+    this.#sendGenuine(dev.id, p);
     if (first && r.chance(f.duplicate ?? 0)) {
       this.counters.count("duplicate");
-      t.send(dev.id, p.raw, p.seq);
+      this.#sendGenuine(dev.id, p);
     }
     const held = this.#held.get(dev.id);
     if (held && held !== p) {
       this.#held.delete(dev.id);
-      t.send(dev.id, held.raw, held.seq);
+      this.#sendGenuine(dev.id, held);
     }
+  }
+
+  /** Sends the intact frame; a poisoned one must be rejected on every transmission. */
+  #sendGenuine(deviceId: number, p: Pending): void {
+    if (p.poison) this.counters.expect(p.poison);
+    else if (p.sends > 0) this.#expectedDuplicates++;
+    p.sends++;
+    this.#opts.transport.send(deviceId, p.raw, p.seq);
   }
 
   #expectPayload(bytes: Uint8Array): void {
@@ -280,7 +289,7 @@ export class Simulator {
       await sleep(rate > 0 ? 5 : 0);
     }
     // Release frames still held by the reorder fault, then wait for outstanding ACKs.
-    for (const [id, p] of this.#held) t.send(id, p.raw, p.seq);
+    for (const [id, p] of this.#held) this.#sendGenuine(id, p);
     this.#held.clear();
     const drainUntil = Date.now() + (o.drainMs ?? 10_000);
     while (Date.now() < drainUntil && this.devices.some((d) => d.pending.size > 0) && !o.signal?.aborted) {
@@ -303,9 +312,4 @@ export class Simulator {
       })),
     };
   }
-}
-
-/** A NACK that means "this frame will never be accepted" (not a stop, not a retry). */
-function isFinalRefusal(reason: number): boolean {
-  return !RETRYABLE_NACKS.has(reason) && reason !== NackReason.UNKNOWN_DEVICE && reason !== NackReason.REVOKED_DEVICE;
 }

@@ -48,8 +48,15 @@ export interface VerifyStep {
   detail: string;
 }
 
+export interface AnchorSummary {
+  chainId: number;
+  contract: string;
+  txHash: string | null;
+  blockNumber: number | null;
+}
+
 export type VerifyResult =
-  | { ok: true; steps: VerifyStep[]; anchored: { chainId: number; contract: string; txHash: string; blockNumber: number } | null }
+  | { ok: true; steps: VerifyStep[]; anchored: AnchorSummary | null }
   | { ok: false; reason: VerifyFailure; message: string; steps: VerifyStep[] };
 
 export interface VerifyOptions {
@@ -168,7 +175,7 @@ export async function verifyReceipt(r: Receipt, opts: VerifyOptions = {}): Promi
   }
 }
 
-function anchorSummary(r: Receipt): { chainId: number; contract: string; txHash: string; blockNumber: number } | null {
+function anchorSummary(r: Receipt): AnchorSummary | null {
   return r.anchor ? { chainId: r.anchor.chainId, contract: r.anchor.contract, txHash: r.anchor.txHash, blockNumber: r.anchor.blockNumber } : null;
 }
 
@@ -176,7 +183,7 @@ async function verifyOnline(
   r: Receipt,
   opts: VerifyOptions,
   steps: VerifyStep[],
-): Promise<{ chainId: number; contract: string; txHash: string; blockNumber: number }> {
+): Promise<AnchorSummary> {
   const url = opts.rpcUrl ?? "";
   const provider = opts.provider ?? new JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1 });
   try {
@@ -204,7 +211,7 @@ async function verifyOnline(
       return p !== null && String(p.args.getValue("headerHash")).toLowerCase() === headerHash;
     });
     must(log, "NOT_ANCHORED", `batch ${h.seq} with root ${h.root} is not anchored in registry ${contract} on chain ${chainId}`);
-    if (r.anchor) {
+    if (r.anchor && r.anchor.txHash !== null) {
       must(
         r.anchor.txHash.toLowerCase() === log.transactionHash.toLowerCase() && r.anchor.blockNumber === log.blockNumber,
         "ANCHOR_MISMATCH",

@@ -21,7 +21,9 @@ export function toCompactSignature(signature: Hex): CompactSignature {
   const v = b[64] ?? 0;
   if (v !== 27 && v !== 28) throw new RangeError(`signature: v must be 27 or 28, got ${v}`);
   const s = BigInt(`0x${signature.slice(66, 130)}`);
-  if (s >> 255n !== 0n) throw new RangeError("signature: s has its top bit set and cannot be made compact");
+  // s ≥ 2^255 is always a high-s (malleable) secp256k1 signature: ERC-2098 cannot express it, so it is
+  // refused here; keys.signSecp256k1 never produces one.
+  if (s >> 255n !== 0n) throw new RangeError("signature: high-s (malleable) secp256k1 signature cannot be anchored");
   const vs = s | (BigInt(v - 27) << 255n);
   return { r, vs: `0x${vs.toString(16).padStart(64, "0")}` };
 }

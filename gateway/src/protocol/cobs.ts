@@ -27,14 +27,20 @@ export function cobsEncode(src: Uint8Array): Buffer {
       code++;
       if (code === 0xff) {
         out[codeIdx] = code;
-        codeIdx = w++;
         code = 1;
+        // A full block at the very end needs no trailing code byte (canonical COBS).
+        if (i + 1 === src.length) return finish(out, w);
+        codeIdx = w++;
       }
     }
   }
   out[codeIdx] = code;
-  out[w++] = 0;
-  return out.subarray(0, w);
+  return finish(out, w);
+}
+
+function finish(out: Buffer, w: number): Buffer {
+  out[w] = 0;
+  return out.subarray(0, w + 1);
 }
 
 /**

@@ -111,11 +111,12 @@ export type Frame = HelloFrame | DataFrame | AckFrame | NackFrame | ErrorFrame;
 
 const TWO_32 = 0x1_0000_0000;
 
+/** Reads a u64 time field; values ≥ 2^53 µs (year 2255) are not exact doubles and are refused. */
 function readU64(b: Uint8Array, o: number): number {
   const lo = b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24);
-  const hi = b[o + 4]! | (b[o + 5]! << 8) | (b[o + 6]! << 16) | (b[o + 7]! << 24);
-  // Above 2^53 the value is not exact; such timestamps are absurd and rejected later.
-  return (hi >>> 0) * TWO_32 + (lo >>> 0);
+  const hi = (b[o + 4]! | (b[o + 5]! << 8) | (b[o + 6]! << 16) | (b[o + 7]! << 24)) >>> 0;
+  if (hi >= 0x20_0000) throw new FrameError("BAD_PAYLOAD", "time field is 2^53 µs or more");
+  return hi * TWO_32 + (lo >>> 0);
 }
 
 function readU32(b: Uint8Array, o: number): number {

@@ -60,10 +60,15 @@ export interface SealedBatch {
 /** Where and when a batch was anchored. */
 export interface AnchorRecord {
   chainId: number;
+  /** Registry address (lowercase). */
   contract: string;
-  txHash: string;
-  blockNumber: number;
-  blockHash: string;
+  /**
+   * Transaction and block of the BatchAnchored event. null only when the batch was found
+   * already anchored (e.g. sent just before a crash) and the RPC could not look up its log.
+   */
+  txHash: string | null;
+  blockNumber: number | null;
+  /** Confirmations waited for before recording. */
   confirmations: number;
   anchoredAtUs: number;
 }

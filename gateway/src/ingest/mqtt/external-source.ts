@@ -60,14 +60,19 @@ export class ExternalMqttSource implements IngestSource {
       const finish = (v: { action: "ack" | "retry"; nack?: { topic: string; payload: Buffer } }) => {
         if (v.nack) client.publish(v.nack.topic, v.nack.payload, { qos: 1 });
         if (v.action === "ack") return done();
+        refuse();
+      };
+      // An error to mqtt.js means "no PUBACK"; the reconnect makes the broker redeliver.
+      const refuse = () => {
+        done(new SourceError("MQTT_IO", redactUrl(this.opts.url), "frame not stored; PUBACK withheld"));
         this.#retry(client);
       };
       try {
         const v = this.#handler.handle(packet.topic, payload);
-        if (v instanceof Promise) void v.then(finish, () => this.#retry(client));
+        if (v instanceof Promise) void v.then(finish, refuse);
         else finish(v);
       } catch {
-        this.#retry(client);
+        refuse();
       }
     };
     client.on("connect", (ack) => {
@@ -88,21 +93,22 @@ export class ExternalMqttSource implements IngestSource {
     await client.subscribeAsync({ [INGEST_SUBSCRIPTION]: { qos: 1 }, [INGEST_JSON_SUBSCRIPTION]: { qos: 1 } });
   }
 
-  /** Withholds the PUBACK and reconnects later so the broker redelivers. */
+  /** Drops the connection after a delay so the broker redelivers what was not PUBACKed. */
   #retry(client: MqttClient): void {
     this.#counters.retries++;
     if (this.#retrying) return;
     this.#retrying = true;
-    setTimeout(() => {
+    const t = setTimeout(() => {
       this.#retrying = false;
-      client.reconnect();
+      if (this.client === client) client.stream.destroy();
     }, this.opts.retryMs ?? 1000);
-    client.stream.destroy();
+    t.unref();
   }
 
   async stop(): Promise<void> {
     const c = this.client;
     this.client = undefined;
-    if (c) await c.endAsync(false);
+    // Forced: a PUBACK lost here only means the broker redelivers a frame the store dedups.
+    if (c) await c.endAsync(true);
   }
 }

@@ -1,0 +1,131 @@
+/**
+ * Deploys VigilRegistry + VigilReleases from the committed artifacts and verifies that the code on chain
+ * is the artifact's runtime code (immutables masked: they are filled in by the constructor).
+ */
+import { AbiCoder, ContractFactory, getAddress, keccak256, type Provider, type Signer } from "ethers";
+import { VigilRegistryArtifact, VigilReleasesArtifact, SOURCES_HASH } from "../../../contracts/artifacts/index.ts";
+import { ChainStateError } from "./errors.ts";
+import type { Hex } from "./eip712.ts";
+
+export interface DeployedContract {
+  address: Hex;
+  txHash: Hex;
+  blockNumber: number;
+  /** keccak256 of the artifact's runtime bytecode (before immutables are filled in). */
+  runtimeCodeHash: Hex;
+  /** keccak256 of the artifact's creation bytecode. */
+  creationCodeHash: Hex;
+}
+
+export interface Deployment {
+  format: "vigil-deployment/1";
+  chainId: string;
+  deployer: Hex;
+  admin: Hex;
+  adminDelaySeconds: number;
+  approvalThreshold: number;
+  maxReleaseSize: string;
+  solcVersion: string;
+  sourcesHash: string;
+  deployBlock: number;
+  deployedAt: string;
+  contracts: { VigilRegistry: DeployedContract; VigilReleases: DeployedContract };
+}
+
+export interface DeployOptions {
+  /** Default admin (default: the deployer). */
+  admin?: string;
+  /** Two-step admin handover delay in seconds (default 2 days). */
+  adminDelaySeconds?: number;
+  /** Release approval threshold M (default 2). */
+  approvalThreshold?: number;
+  /** Maximum release size in bytes (default 512 MiB). */
+  maxReleaseSize?: bigint;
+}
+
+interface Artifact {
+  abi: readonly unknown[];
+  bytecode: string;
+  deployedBytecode: string;
+  immutableReferences: Readonly<Record<string, readonly { start: number; length: number }[]>>;
+}
+
+/** Zeroes the immutable slots of runtime code so artifact and on-chain code can be compared. */
+export function maskImmutables(code: string, refs: Artifact["immutableReferences"]): string {
+  const bytes = Buffer.from(code.replace(/^0x/, ""), "hex");
+  for (const list of Object.values(refs)) {
+    for (const { start, length } of list) bytes.fill(0, start, start + length);
+  }
+  return `0x${bytes.toString("hex")}`;
+}
+
+/**
+ * Checks that `address` holds `artifact`'s runtime code.
+ * @throws ChainStateError if there is no code or it differs.
+ */
+export async function verifyDeployedCode(provider: Provider, address: string, artifact: Artifact, name: string): Promise<void> {
+  const onChain = await provider.getCode(address);
+  if (onChain === "0x") throw new ChainStateError(`${name}: no code at ${address}`);
+  const a = maskImmutables(onChain, artifact.immutableReferences);
+  const b = maskImmutables(artifact.deployedBytecode, artifact.immutableReferences);
+  if (a !== b) {
+    throw new ChainStateError(`${name}: code at ${address} does not match the artifact`, {
+      details: `on-chain ${keccak256(a)} vs artifact ${keccak256(b)} (immutables masked)`,
+    });
+  }
+}
+
+async function deployOne(
+  signer: Signer,
+  artifact: Artifact,
+  args: unknown[],
+): Promise<DeployedContract> {
+  const factory = new ContractFactory(artifact.abi as never, artifact.bytecode, signer);
+  const contract = await factory.deploy(...args);
+  const tx = contract.deploymentTransaction();
+  const receipt = await tx?.wait();
+  if (!receipt || receipt.status !== 1) throw new ChainStateError("deployment transaction failed");
+  return {
+    address: getAddress(await contract.getAddress()) as Hex,
+    txHash: receipt.hash as Hex,
+    blockNumber: receipt.blockNumber,
+    runtimeCodeHash: keccak256(artifact.deployedBytecode) as Hex,
+    creationCodeHash: keccak256(artifact.bytecode) as Hex,
+  };
+}
+
+/** Deploys both contracts, verifies their code, and returns the deployment record. */
+export async function deployVigil(signer: Signer, opts: DeployOptions = {}): Promise<Deployment> {
+  const provider = signer.provider;
+  if (!provider) throw new ChainStateError("signer has no provider");
+  const deployer = getAddress(await signer.getAddress()) as Hex;
+  const admin = getAddress(opts.admin ?? deployer) as Hex;
+  const adminDelaySeconds = opts.adminDelaySeconds ?? 2 * 24 * 3600;
+  const approvalThreshold = opts.approvalThreshold ?? 2;
+  const maxReleaseSize = opts.maxReleaseSize ?? 512n * 1024n * 1024n;
+  const registry = await deployOne(signer, VigilRegistryArtifact, [adminDelaySeconds, admin]);
+  const releases = await deployOne(signer, VigilReleasesArtifact, [registry.address, approvalThreshold, maxReleaseSize]);
+  await verifyDeployedCode(provider, registry.address, VigilRegistryArtifact, "VigilRegistry");
+  await verifyDeployedCode(provider, releases.address, VigilReleasesArtifact, "VigilReleases");
+  // The releases contract must point at this registry (its only non-hashed immutable we can read back).
+  const coder = AbiCoder.defaultAbiCoder();
+  const got = await provider.call({ to: releases.address, data: "0x7b103999" /* registry() */ });
+  if (coder.decode(["address"], got)[0] !== registry.address) {
+    throw new ChainStateError("VigilReleases.registry() does not point at the deployed registry");
+  }
+  const network = await provider.getNetwork();
+  return {
+    format: "vigil-deployment/1",
+    chainId: network.chainId.toString(),
+    deployer,
+    admin,
+    adminDelaySeconds,
+    approvalThreshold,
+    maxReleaseSize: maxReleaseSize.toString(),
+    solcVersion: VigilRegistryArtifact.solcVersion,
+    sourcesHash: SOURCES_HASH,
+    deployBlock: registry.blockNumber,
+    deployedAt: new Date().toISOString(),
+    contracts: { VigilRegistry: registry, VigilReleases: releases },
+  };
+}

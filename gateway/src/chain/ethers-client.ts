@@ -1,0 +1,378 @@
+/**
+ * {@link RegistryClient} over ethers v6 (any EVM JSON-RPC endpoint). Every ethers error is translated
+ * into a typed ChainError here; on a nonce error the nonce manager is reset so the next send refetches.
+ */
+import {
+  AbiCoder,
+  Contract,
+  Interface,
+  JsonRpcProvider,
+  NonceManager,
+  Wallet,
+  getAddress,
+  id as keccakId,
+  keccak256,
+  type ContractTransactionResponse,
+  type TransactionReceipt,
+} from "ethers";
+import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../../contracts/artifacts/index.ts";
+import { KEY_TYPE_CODE, type KeyType } from "../attest/keys.ts";
+import {
+  DEVICE_STATUS,
+  KEY_TYPES,
+  RELEASE_KINDS,
+  RELEASE_STATUS,
+  ROLE_STRINGS,
+  type AnchorResult,
+  type DeviceStatus,
+  type GatewayRecord,
+  type RegisterGatewayArgs,
+  type RegistryClient,
+  type ReleaseInput,
+  type ReleaseKind,
+  type ReleaseRecord,
+  type RoleName,
+  type SensorRecord,
+  type TxResult,
+} from "./client.ts";
+import { vigilDomain, type BatchHeader, type Hex, type VigilDomain } from "./eip712.ts";
+import { ChainStateError, translateEthersError } from "./errors.ts";
+import { toCompactSignature } from "./signature.ts";
+
+export interface EthersClientOptions {
+  rpcUrl: string;
+  /** Private key of the sending account (any funded account; the device key signs the batches). */
+  privateKey: string;
+  registry: string;
+  releases: string;
+  /** Confirmations to wait for (default 1). */
+  confirmations?: number;
+  /** Receipt polling interval (default 250 ms; use ~50 for anvil). */
+  pollingIntervalMs?: number;
+}
+
+const registryIface = new Interface(VigilRegistryArtifact.abi as never);
+const releasesIface = new Interface(VigilReleasesArtifact.abi as never);
+const IFACES = [registryIface, releasesIface];
+
+/** Role id of `operatorRole(site)` computed off chain. */
+export function operatorRoleId(site: Hex): Hex {
+  return keccak256(AbiCoder.defaultAbiCoder().encode(["bytes32", "bytes32"], [keccakId("VIGIL_OPERATOR"), site])) as Hex;
+}
+
+/** Role id of a named registry role. */
+export function roleId(role: RoleName): Hex {
+  return keccakId(ROLE_STRINGS[role]) as Hex;
+}
+
+function lower(a: string): Hex {
+  return a.toLowerCase() as Hex;
+}
+
+function headerTuple(h: BatchHeader): unknown[] {
+  return [h.gatewayId, h.seq, h.prevHead, h.root, h.leafCount, h.firstTimestamp, h.lastTimestamp, h.modelHash];
+}
+
+function keyCode(k: KeyType | "none"): number {
+  return k === "none" ? 0 : KEY_TYPE_CODE[k];
+}
+
+export class EthersRegistryClient implements RegistryClient {
+  readonly chainId: bigint;
+  readonly registryAddress: Hex;
+  readonly releasesAddress: Hex;
+  readonly account: Hex;
+  private readonly provider: JsonRpcProvider;
+  private readonly sender: NonceManager;
+  private readonly registry: Contract;
+  private readonly releases: Contract;
+  private readonly url: string;
+  private readonly confirmations: number;
+
+  private constructor(
+    opts: EthersClientOptions,
+    provider: JsonRpcProvider,
+    chainId: bigint,
+    sender: NonceManager,
+    account: string,
+  ) {
+    this.url = opts.rpcUrl;
+    this.provider = provider;
+    this.chainId = chainId;
+    this.sender = sender;
+    this.account = lower(account);
+    this.registryAddress = lower(getAddress(opts.registry));
+    this.releasesAddress = lower(getAddress(opts.releases));
+    this.registry = new Contract(this.registryAddress, registryIface, sender);
+    this.releases = new Contract(this.releasesAddress, releasesIface, sender);
+    this.confirmations = opts.confirmations ?? 1;
+  }
+
+  /** Connects and checks the chain id once (the provider then treats the network as static). */
+  static async connect(opts: EthersClientOptions): Promise<EthersRegistryClient> {
+    const probe = new JsonRpcProvider(opts.rpcUrl, undefined, { staticNetwork: true, batchMaxCount: 1 });
+    let chainId: bigint;
+    try {
+      chainId = BigInt((await probe.send("eth_chainId", [])) as string);
+    } catch (e) {
+      probe.destroy();
+      throw translateEthersError(e, opts.rpcUrl, IFACES);
+    }
+    probe.destroy();
+    const provider = new JsonRpcProvider(opts.rpcUrl, chainId, { staticNetwork: true, batchMaxCount: 1 });
+    provider.pollingInterval = opts.pollingIntervalMs ?? 250;
+    const wallet = new Wallet(opts.privateKey, provider);
+    return new EthersRegistryClient(opts, provider, chainId, new NonceManager(wallet), wallet.address);
+  }
+
+  domain(): VigilDomain {
+    return vigilDomain(this.chainId, this.registryAddress);
+  }
+
+  private async call<T>(contract: Contract, method: string, args: unknown[]): Promise<T> {
+    try {
+      return (await contract.getFunction(method).staticCall(...args)) as T;
+    } catch (e) {
+      throw translateEthersError(e, this.url, IFACES);
+    }
+  }
+
+  private async send(contract: Contract, method: string, args: unknown[]): Promise<TransactionReceipt> {
+    let receipt: TransactionReceipt | null;
+    try {
+      const tx = (await contract.getFunction(method).send(...args)) as ContractTransactionResponse;
+      receipt = await tx.wait(this.confirmations);
+    } catch (e) {
+      // ethers' NonceManager increments its counter BEFORE gas estimation, so any failure (a revert
+      // found while estimating, a stale nonce, a dropped connection) must reset it or the next
+      // transaction would carry a nonce gap and never be mined.
+      this.sender.reset();
+      throw translateEthersError(e, this.url, IFACES);
+    }
+    if (!receipt || receipt.status !== 1) throw new ChainStateError(`${method}: transaction failed`);
+    return receipt;
+  }
+
+  private async tx(contract: Contract, method: string, args: unknown[]): Promise<TxResult> {
+    const r = await this.send(contract, method, args);
+    return { txHash: r.hash as Hex, blockNumber: BigInt(r.blockNumber), gasUsed: r.gasUsed };
+  }
+
+  // -------- roles
+  grantOperator(site: Hex, account: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "grantRole", [operatorRoleId(site), account]);
+  }
+  grantRole(role: RoleName, account: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "grantRole", [roleId(role), account]);
+  }
+  revokeRole(role: RoleName, account: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "revokeRole", [roleId(role), account]);
+  }
+  hasRole(role: RoleName, account: Hex): Promise<boolean> {
+    return this.call(this.registry, "hasRole", [roleId(role), account]);
+  }
+
+  // -------- devices
+  registerGateway(a: RegisterGatewayArgs): Promise<TxResult> {
+    return this.tx(this.registry, "registerGateway", [a.gatewayId, a.site, keyCode(a.keyType), a.publicKey, a.metadataURI]);
+  }
+  rotateGatewayKey(gatewayId: Hex, keyType: KeyType, publicKey: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "rotateGatewayKey", [gatewayId, keyCode(keyType), publicKey]);
+  }
+  rotateGatewayKeyBySignature(gatewayId: Hex, keyType: KeyType, publicKey: Hex, signature: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "rotateGatewayKeyBySignature", [gatewayId, keyCode(keyType), publicKey, signature]);
+  }
+  keyRotationDigest(gatewayId: Hex, keyType: KeyType, publicKey: Hex): Promise<Hex> {
+    return this.call(this.registry, "keyRotationDigest", [gatewayId, keyCode(keyType), publicKey]);
+  }
+  suspendGateway(gatewayId: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "suspendGateway", [gatewayId]);
+  }
+  resumeGateway(gatewayId: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "resumeGateway", [gatewayId]);
+  }
+  revokeGateway(gatewayId: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "revokeGateway", [gatewayId]);
+  }
+  registerSensor(gatewayId: Hex, sensorId: number, keyType: KeyType | "none", publicKey: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "registerSensor", [gatewayId, sensorId, keyCode(keyType), publicKey]);
+  }
+  setSensorStatus(gatewayId: Hex, sensorId: number, status: DeviceStatus): Promise<TxResult> {
+    return this.tx(this.registry, "setSensorStatus", [gatewayId, sensorId, DEVICE_STATUS.indexOf(status)]);
+  }
+  async getGateway(gatewayId: Hex): Promise<GatewayRecord> {
+    const g = await this.call<Record<string, unknown>>(this.registry, "getGateway", [gatewayId]);
+    const keyType = KEY_TYPES[Number(g.keyType)] ?? "none";
+    const x = String(g.p256x);
+    return {
+      status: DEVICE_STATUS[Number(g.status)] ?? "none",
+      keyType,
+      keyEpoch: Number(g.keyEpoch),
+      seq: BigInt(g.seq as bigint),
+      head: lower(String(g.head)),
+      signer: keyType === "secp256k1" ? lower(String(g.signer)) : null,
+      p256PublicKey: keyType === "p256" ? lower(`${x}${String(g.p256y).slice(2)}`) : null,
+      site: lower(String(g.site)),
+      metadataURI: String(g.metadataURI),
+    };
+  }
+  async getSensor(gatewayId: Hex, sensorId: number): Promise<SensorRecord> {
+    const [status, keyType, publicKey] = await this.call<[bigint, bigint, string]>(this.registry, "getSensor", [gatewayId, sensorId]);
+    return {
+      status: DEVICE_STATUS[Number(status)] ?? "none",
+      keyType: KEY_TYPES[Number(keyType)] ?? "none",
+      publicKey: lower(publicKey),
+    };
+  }
+
+  // -------- anchoring
+  async anchor(header: BatchHeader, signature: Hex): Promise<AnchorResult> {
+    const c = toCompactSignature(signature);
+    const r = await this.send(this.registry, "anchor", [headerTuple(header), [c.r, c.vs]]);
+    for (const log of r.logs) {
+      if (lower(log.address) !== this.registryAddress) continue;
+      const parsed = registryIface.parseLog(log);
+      if (parsed?.name === "BatchAnchored") {
+        return {
+          txHash: r.hash as Hex,
+          blockNumber: BigInt(r.blockNumber),
+          gasUsed: r.gasUsed,
+          seq: parsed.args.getValue("seq") as bigint,
+          headerHash: lower(parsed.args.getValue("headerHash") as string),
+          head: lower(parsed.args.getValue("head") as string),
+        };
+      }
+    }
+    throw new ChainStateError("anchor: no BatchAnchored event in the receipt");
+  }
+  anchorMany(items: readonly { header: BatchHeader; signature: Hex }[]): Promise<TxResult> {
+    const sigs = items.map((i) => {
+      const c = toCompactSignature(i.signature);
+      return [c.r, c.vs];
+    });
+    return this.tx(this.registry, "anchorMany", [items.map((i) => headerTuple(i.header)), sigs]);
+  }
+  async getHead(gatewayId: Hex): Promise<{ seq: bigint; head: Hex }> {
+    const [seq, head] = await this.call<[bigint, string]>(this.registry, "headOf", [gatewayId]);
+    return { seq, head: lower(head) };
+  }
+  async nextSeq(gatewayId: Hex): Promise<bigint> {
+    return (await this.getHead(gatewayId)).seq + 1n;
+  }
+  checkpoint(gatewayId: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "checkpoint", [gatewayId]);
+  }
+  verifyBatch(header: BatchHeader, later: readonly Hex[]): Promise<boolean> {
+    return this.call(this.registry, "verifyBatch", [headerTuple(header), [...later]]);
+  }
+  isLeafIncluded(header: BatchHeader, later: readonly Hex[], leaf: Hex, proof: readonly Hex[]): Promise<boolean> {
+    return this.call(this.registry, "isLeafIncluded", [headerTuple(header), [...later], leaf, [...proof]]);
+  }
+
+  // -------- access
+  grantSiteAccess(site: Hex, reader: Hex, expiresAt: bigint): Promise<TxResult> {
+    return this.tx(this.registry, "grantSiteAccess", [site, reader, expiresAt]);
+  }
+  revokeSiteAccess(site: Hex, reader: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "revokeSiteAccess", [site, reader]);
+  }
+  grantGatewayAccess(gatewayId: Hex, reader: Hex, expiresAt: bigint): Promise<TxResult> {
+    return this.tx(this.registry, "grantGatewayAccess", [gatewayId, reader, expiresAt]);
+  }
+  revokeGatewayAccess(gatewayId: Hex, reader: Hex): Promise<TxResult> {
+    return this.tx(this.registry, "revokeGatewayAccess", [gatewayId, reader]);
+  }
+  isReaderAllowed(reader: Hex, gatewayId: Hex): Promise<boolean> {
+    return this.call(this.registry, "isReaderAllowed", [reader, gatewayId]);
+  }
+
+  // -------- releases
+  async proposeRelease(input: ReleaseInput): Promise<TxResult & { releaseId: bigint }> {
+    const r = await this.send(this.releases, "propose", [
+      [
+        RELEASE_KINDS.indexOf(input.kind),
+        input.target,
+        input.version,
+        input.contentHash,
+        input.size,
+        input.trainingDataHash,
+        input.uris,
+        input.metrics,
+      ],
+    ]);
+    const ev = r.logs.map((l) => releasesIface.parseLog(l)).find((p) => p?.name === "ReleaseProposed");
+    if (!ev) throw new ChainStateError("propose: no ReleaseProposed event");
+    return {
+      txHash: r.hash as Hex,
+      blockNumber: BigInt(r.blockNumber),
+      gasUsed: r.gasUsed,
+      releaseId: ev.args.getValue("releaseId") as bigint,
+    };
+  }
+  approveRelease(releaseId: bigint): Promise<TxResult> {
+    return this.tx(this.releases, "approve", [releaseId]);
+  }
+  revokeRelease(releaseId: bigint, reason: string): Promise<TxResult> {
+    return this.tx(this.releases, "revoke", [releaseId, reason]);
+  }
+  setApprovalThreshold(threshold: number): Promise<TxResult> {
+    return this.tx(this.releases, "setApprovalThreshold", [threshold]);
+  }
+  async getRelease(releaseId: bigint): Promise<ReleaseRecord | null> {
+    const r = await this.call<Record<string, unknown>>(this.releases, "getRelease", [releaseId]);
+    const status = RELEASE_STATUS[Number(r.status)] ?? "none";
+    if (status === "none") return null;
+    return {
+      id: releaseId,
+      kind: RELEASE_KINDS[Number(r.kind)] ?? "model",
+      status,
+      approvals: Number(r.approvals),
+      version: BigInt(r.version as bigint),
+      size: BigInt(r.size as bigint),
+      proposer: lower(String(r.proposer)),
+      target: lower(String(r.target)),
+      contentHash: lower(String(r.contentHash)),
+      trainingDataHash: lower(String(r.trainingDataHash)),
+      uris: [...(r.uris as string[])],
+      metrics: String(r.metrics),
+    };
+  }
+  async activeRelease(kind: ReleaseKind, target: Hex): Promise<ReleaseRecord | null> {
+    const id = await this.call<bigint>(this.releases, "activeRelease", [RELEASE_KINDS.indexOf(kind), target]);
+    return id === 0n ? null : this.getRelease(id);
+  }
+  installNonce(gatewayId: Hex): Promise<bigint> {
+    return this.call(this.releases, "installNonce", [gatewayId]);
+  }
+  installReportDigest(gatewayId: Hex, releaseId: bigint, nonce: bigint): Promise<Hex> {
+    return this.call(this.releases, "installReportDigest", [gatewayId, releaseId, nonce]);
+  }
+  reportInstalled(gatewayId: Hex, releaseId: bigint, nonce: bigint, signature: Hex): Promise<TxResult> {
+    return this.tx(this.releases, "reportInstalled", [gatewayId, releaseId, nonce, signature]);
+  }
+  installedRelease(gatewayId: Hex, kind: ReleaseKind): Promise<bigint> {
+    return this.call(this.releases, "installedRelease", [gatewayId, RELEASE_KINDS.indexOf(kind)]);
+  }
+
+  async now(): Promise<bigint> {
+    try {
+      const b = await this.provider.getBlock("latest");
+      return BigInt(b?.timestamp ?? 0);
+    } catch (e) {
+      throw translateEthersError(e, this.url, IFACES);
+    }
+  }
+
+  /** Sends a raw JSON-RPC request (tests: evm_increaseTime, evm_mine). */
+  async rpc(method: string, params: unknown[]): Promise<unknown> {
+    try {
+      return await this.provider.send(method, params);
+    } catch (e) {
+      throw translateEthersError(e, this.url, IFACES);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.provider.destroy();
+  }
+}
