@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
 import type { CoreStoreOptions } from "../../gateway/src/store/core.ts";
 import { StoreFullError, StoreOrderError, StoreUnavailableError } from "../../gateway/src/store/errors.ts";
-import type { FrameRecord, FrameStore, SealedBatch } from "../../gateway/src/store/types.ts";
+import type { AnchorRecord, FrameRecord, FrameStore, SealedBatch } from "../../gateway/src/store/types.ts";
 
 export interface StoreHandle {
   store: FrameStore;
@@ -268,13 +268,12 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
   });
 }
 
-export function anchor(seq: number) {
+export function anchor(seq: number): AnchorRecord {
   return {
     chainId: 31337,
     contract: "0x" + "44".repeat(20),
     txHash: "0x" + seq.toString(16).padStart(64, "0"),
     blockNumber: 10 + seq,
-    blockHash: "0x" + "55".repeat(32),
     confirmations: 1,
     anchoredAtUs: BASE_US + seq,
   };
