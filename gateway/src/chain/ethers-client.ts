@@ -110,7 +110,7 @@ export class EthersRegistryClient implements RegistryClient {
 
   /** Connects and checks the chain id once (the provider then treats the network as static). */
   static async connect(opts: EthersClientOptions): Promise<EthersRegistryClient> {
-    const probe = new JsonRpcProvider(opts.rpcUrl, undefined, { staticNetwork: true, batchMaxCount: 1 });
+    const probe = new JsonRpcProvider(opts.rpcUrl, undefined, { staticNetwork: true, batchMaxCount: 1, cacheTimeout: -1 });
     let chainId: bigint;
     try {
       chainId = BigInt((await probe.send("eth_chainId", [])) as string);
@@ -119,7 +119,7 @@ export class EthersRegistryClient implements RegistryClient {
       throw translateEthersError(e, opts.rpcUrl, IFACES);
     }
     probe.destroy();
-    const provider = new JsonRpcProvider(opts.rpcUrl, chainId, { staticNetwork: true, batchMaxCount: 1 });
+    const provider = new JsonRpcProvider(opts.rpcUrl, chainId, { staticNetwork: true, batchMaxCount: 1, cacheTimeout: -1 });
     provider.pollingInterval = opts.pollingIntervalMs ?? 250;
     const wallet = new Wallet(opts.privateKey, provider);
     return new EthersRegistryClient(opts, provider, chainId, new NonceManager(wallet), wallet.address);
