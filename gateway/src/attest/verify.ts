@@ -14,11 +14,13 @@
  *  7. WRONG_CHAIN      the RPC's chain id differs from the domain's
  *  8. NOT_ANCHORED     no BatchAnchored(gatewayId, seq, root) event with this header hash
  *  9. ANCHOR_MISMATCH  the receipt's recorded transaction/block differ from the chain's
- * 10. WRONG_SIGNER     the registry's key for the gateway at the anchor block differs
- * 11. KEY_REVOKED      the gateway was not active (revoked/suspended) at the anchor block
+ * 10. KEY_REVOKED      the gateway was not active (revoked/suspended) when the batch was anchored
+ * 11. WRONG_SIGNER     the registry's key for the gateway at that moment is not the receipt's signer
+ *                      (key history is replayed from the registry's events, so a non-archive
+ *                      node suffices; a later revocation or rotation does not void old receipts)
  *     CHAIN_UNREACHABLE the online checks could not run
  */
-import { Contract, Interface, JsonRpcProvider } from "ethers";
+import { Interface, JsonRpcProvider } from "ethers";
 import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
 import { batchDigest, bytesToHex, hashBatchHeader, hexToBytes, nextHead, type Hex } from "../chain/eip712.ts";
 import { verifyDigest } from "./keys.ts";
@@ -69,6 +71,8 @@ export interface VerifyOptions {
 }
 
 const HEX32 = /^0x[0-9a-f]{64}$/i;
+const STATUS = ["unregistered", "active", "suspended", "revoked"];
+const KEY_TYPES = ["none", "secp256k1", "p256"];
 const registryIface = new Interface(VigilRegistryArtifact.abi as never);
 
 class Fail extends Error {
@@ -185,7 +189,9 @@ async function verifyOnline(
   steps: VerifyStep[],
 ): Promise<AnchorSummary> {
   const url = opts.rpcUrl ?? "";
-  const provider = opts.provider ?? new JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1 });
+  // The expected chain id is given as a static network (no detection retry loop); the real
+  // one is still read with eth_chainId below.
+  const provider = opts.provider ?? new JsonRpcProvider(url, r.batch.domain.chainId, { staticNetwork: true, batchMaxCount: 1 });
   try {
     const h = r.batch.header;
     const contract = r.batch.domain.verifyingContract;
@@ -219,29 +225,50 @@ async function verifyOnline(
       );
     }
     steps.push({ step: "anchored", ok: true, detail: `tx ${log.transactionHash} in block ${log.blockNumber}` });
-    // The key registered at the anchor block (historical eth_call).
-    const registry = new Contract(contract, registryIface, provider);
-    let info: { status: bigint; keyType: bigint; signer: string; p256x: string; p256y: string };
-    try {
-      info = (await registry.getFunction("getGateway").staticCall(h.gatewayId, { blockTag: log.blockNumber })) as typeof info;
-    } catch (e) {
-      throw new Fail("CHAIN_UNREACHABLE", `registry query failed: ${(e as Error).message.split("\n")[0]}`);
-    }
-    const status = Number(info.status);
-    must(status === 1, "KEY_REVOKED", `gateway ${h.gatewayId} was ${["unregistered", "active", "suspended", "revoked"][status] ?? status} at block ${log.blockNumber}`);
+    // The gateway's key and status at the anchor, replayed from the registry's events up to
+    // the anchor's log (works on non-archive nodes, which cannot answer historical eth_calls).
+    const at = await keyAt(provider, contract, h.gatewayId, log.blockNumber, log.index);
+    must(at.status === 1, "KEY_REVOKED", `gateway ${h.gatewayId} was ${STATUS[at.status] ?? at.status} when batch ${h.seq} was anchored (block ${log.blockNumber})`);
     const s = r.batch.signer;
-    const registered =
-      Number(info.keyType) === 1
-        ? { keyType: "secp256k1", key: String(info.signer).toLowerCase() }
-        : { keyType: "p256", key: ("0x" + String(info.p256x).slice(2) + String(info.p256y).slice(2)).toLowerCase() };
     must(
-      registered.keyType === s.keyType && registered.key === s.publicKey.toLowerCase(),
+      at.keyType === s.keyType && at.publicKey === s.publicKey.toLowerCase(),
       "WRONG_SIGNER",
-      `the registry's key for the gateway at block ${log.blockNumber} is ${registered.keyType} ${registered.key}, the receipt's signer is ${s.publicKey}`,
+      `the registry's key for the gateway at block ${log.blockNumber} is ${at.keyType} ${at.publicKey}, the receipt's signer is ${s.publicKey}`,
     );
     steps.push({ step: "key", ok: true, detail: `${s.keyType} key registered and active at block ${log.blockNumber}` });
     return { chainId: Number(chainId), contract, txHash: log.transactionHash, blockNumber: log.blockNumber };
   } finally {
     if (!opts.provider) provider.destroy();
   }
+}
+
+/** Replays GatewayRegistered / GatewayKeyRotated / GatewayStatusChanged up to (block, logIndex). */
+async function keyAt(
+  provider: JsonRpcProvider,
+  contract: string,
+  gatewayId: string,
+  block: number,
+  logIndex: number,
+): Promise<{ status: number; keyType: string; publicKey: string }> {
+  const names = ["GatewayRegistered", "GatewayKeyRotated", "GatewayStatusChanged"];
+  const topics = names.map((n) => registryIface.getEvent(n)?.topicHash ?? "");
+  let logs;
+  try {
+    logs = await provider.getLogs({ address: contract, topics: [topics, gatewayId.toLowerCase()], fromBlock: 0, toBlock: block });
+  } catch (e) {
+    throw new Fail("CHAIN_UNREACHABLE", `registry log query failed: ${(e as Error).message.split("\n")[0]}`);
+  }
+  logs.sort((x, y) => x.blockNumber - y.blockNumber || x.index - y.index);
+  const st = { status: 0, keyType: "none", publicKey: "" };
+  for (const l of logs) {
+    if (l.blockNumber === block && l.index >= logIndex) break;
+    const p = registryIface.parseLog(l);
+    if (!p) continue;
+    if (p.name === "GatewayRegistered" || p.name === "GatewayKeyRotated") {
+      st.keyType = KEY_TYPES[Number(p.args.getValue("keyType"))] ?? "none";
+      st.publicKey = String(p.args.getValue("publicKey")).toLowerCase();
+      if (p.name === "GatewayRegistered") st.status = 1;
+    } else st.status = Number(p.args.getValue("status"));
+  }
+  return st;
 }
