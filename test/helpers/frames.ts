@@ -23,3 +23,10 @@ export const helloFrameArb: fc.Arbitrary<HelloFrame> = fc
     channels: fc.array(fc.record({ name, unit: fc.nat({ max: 12 }) }), { minLength: 1, maxLength: 12 }),
   })
   .filter((h) => 14 + h.profile.length + h.channels.reduce((a, c) => a + 2 + c.name.length, 0) <= 240);
+
+export const errorFrameArb = fc.record({
+  type: fc.constant(FrameType.Error),
+  deviceId: fc.nat({ max: 0xffffffff }),
+  code: fc.nat({ max: 255 }),
+  message: fc.string({ maxLength: 60 }),
+});

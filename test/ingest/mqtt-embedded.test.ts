@@ -38,7 +38,7 @@ describe("embedded broker: malformed MQTT input", () => {
 
       // Publishing under the gateway's own topics is refused by disconnecting the client.
       const d = await mqtt.connectAsync(env.gateway.embedded!.url, { clientId: "rogue", reconnectPeriod: 0 });
-      const closed = new Promise((res) => d.once("close", res));
+      const closed = new Promise<void>((res) => d.once("close", () => res()));
       d.publish("vigil/v1/site/gw/0000002a/alert", "fake", { qos: 1 });
       await closed;
       d.end(true);

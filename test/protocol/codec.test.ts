@@ -6,7 +6,7 @@ import { cobsDecodeInto, cobsEncode } from "../../gateway/src/protocol/cobs.ts";
 import { crc32 } from "../../gateway/src/protocol/crc32.ts";
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { decodeFrame, encodeFrame, FrameType, MAX_FRAME, type Frame } from "../../gateway/src/protocol/frame.ts";
-import { dataFrameArb, helloFrameArb } from "../helpers/frames.ts";
+import { dataFrameArb, errorFrameArb, helloFrameArb } from "../helpers/frames.ts";
 import { mutate, MUTATIONS } from "../helpers/mutate.ts";
 
 interface Vectors {
@@ -17,7 +17,7 @@ interface Vectors {
 const vectors = JSON.parse(readFileSync(new URL("../../hardware/vectors/frames.json", import.meta.url), "utf8")) as Vectors;
 
 function fromJson(f: Record<string, unknown>): Frame {
-  return (f.type === FrameType.Data ? { ...f, values: Float32Array.from(f.values as number[]) } : f) as Frame;
+  return (f.type === FrameType.Data ? { ...f, values: Float32Array.from(f.values as number[]) } : f) as unknown as Frame;
 }
 function toPlain(f: Frame): unknown {
   return f.type === FrameType.Data ? { ...f, values: Array.from(f.values) } : f;
@@ -99,6 +99,12 @@ describe("frame codec", () => {
       encodeFrame({ type: FrameType.Hello, deviceId: 1, bootId: 0, firmware: { major: 1, minor: 0, patch: 0 }, profile: "x", channels: [{ name: "Bad Name", unit: 0 }] }),
     ).toThrow(/channel name/);
   });
+  it("error: an ERROR frame with invalid UTF-8 is BAD_PAYLOAD (accepted frames are canonical)", () => {
+    const b = encodeFrame({ type: FrameType.Error, deviceId: 1, code: 1, message: "ab" });
+    b[10] = 0xc3; // a lone lead byte
+    b.writeUInt32LE(crc32(b.subarray(0, b.length - 4)), b.length - 4);
+    expect(() => decodeFrame(b)).toThrowError(expect.objectContaining({ reason: "BAD_PAYLOAD" }));
+  });
   it("error: every oversized input is OVERSIZED, not a crash", () => {
     expect(() => decodeFrame(Buffer.alloc(MAX_FRAME + 1))).toThrowError(expect.objectContaining({ reason: "OVERSIZED" }));
   });
@@ -106,7 +112,7 @@ describe("frame codec", () => {
   it("property: 10,000 mutated valid frames never crash the decoder; accepted ones re-encode identically", () => {
     const r = new Rng(2024);
     const tally: Record<string, number> = {};
-    const bases = fc.sample(fc.oneof(dataFrameArb, helloFrameArb), { numRuns: 200, seed: 7 }).map((f) => encodeFrame(f));
+    const bases = fc.sample(fc.oneof(dataFrameArb, helloFrameArb, errorFrameArb), { numRuns: 200, seed: 7 }).map((f) => encodeFrame(f));
     for (let i = 0; i < 10_000; i++) {
       const base = bases[i % bases.length]!;
       const kind = MUTATIONS[i % MUTATIONS.length]!;

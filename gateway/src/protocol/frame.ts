@@ -138,6 +138,8 @@ function ascii(b: Uint8Array, start: number, len: number): string {
 }
 
 const NAME_RE = /^[a-z0-9_]+$/;
+// fatal: invalid UTF-8 is refused rather than replaced, so every accepted frame is canonical.
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 const PROFILE_RE = /^[\x21-\x7e]*$/;
 
 /**
@@ -183,7 +185,12 @@ export function decodeFrame(buf: Uint8Array): Frame {
       const m = buf[p + 5]!;
       if (m > MAX_ERROR_MESSAGE || len !== 6 + m)
         throw new FrameError("BAD_PAYLOAD", `ERROR message length ${m} does not match payload ${len}`);
-      const message = Buffer.from(buf.buffer, buf.byteOffset + p + 6, m).toString("utf8");
+      let message: string;
+      try {
+        message = utf8.decode(buf.subarray(p + 6, p + 6 + m));
+      } catch (e) {
+        throw new FrameError("BAD_PAYLOAD", "ERROR message is not valid UTF-8", { cause: e });
+      }
       return { type: FrameType.Error, deviceId: readU32(buf, p), code: buf[p + 4]!, message };
     }
     default:
