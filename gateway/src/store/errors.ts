@@ -44,6 +44,8 @@ export function translateLevelError(err: unknown, what: string): StoreUnavailabl
   const all = `${text} ${String(cause?.message ?? "")}`;
   if (/No space left|ENOSPC|disk full/i.test(all))
     return new StoreUnavailableError("DISK_FULL", `${what} failed: disk full`, { cause: err });
+  if (/\bLOCK\b|lock file|Resource temporarily unavailable/.test(all))
+    return new StoreUnavailableError("IO_ERROR", `${what} failed: the store is locked by another process (is the gateway running?)`, { cause: err });
   if (code === "LEVEL_CORRUPTION") return new StoreUnavailableError("CORRUPTION", `${what} failed: database corruption`, { cause: err });
   if (code === "LEVEL_DATABASE_NOT_OPEN" || code === "LEVEL_DATABASE_NOT_CLOSED")
     return new StoreUnavailableError("RECOVERING", `${what} failed: database is not open`, { cause: err });

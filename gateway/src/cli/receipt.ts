@@ -1,0 +1,97 @@
+/**
+ * `vigil receipt --store DIR --device ID [--from T] [--to T] [--seq N] [--out FILE]`: exports
+ * receipts from a gateway's store: one receipt (`--seq`) or an audit bundle of a device's
+ * frames in a time range, which a third party checks with `vigil verify` and an RPC URL.
+ *
+ * LevelDB allows one process per database: run it while the gateway is stopped (or on a copy
+ * of the store directory).
+ */
+import { writeFile } from "node:fs/promises";
+import { UsageError, VigilError } from "../errors/base.ts";
+import { parseDeviceIdHex } from "../protocol/frame.ts";
+import { LevelFrameStore } from "../store/level.ts";
+import { ReceiptBuilder } from "../attest/receipt.ts";
+import { parse } from "./args.ts";
+import type { CliIo } from "./verify.ts";
+
+const HELP = `usage: vigil receipt --store DIR --device ID [--from TIME] [--to TIME] [--out FILE]
+       vigil receipt --store DIR --device ID --seq N [--out FILE]
+
+Exports receipts (gateway/src/attest/RECEIPTS.md) from a gateway's store directory.
+Without --seq: an audit bundle (vigil-bundle/1) of every sealed frame of the device whose
+device timestamp lies in [--from, --to]; frames not sealed yet are counted, not exported.
+With --seq: the receipt (vigil-receipt/1) of one frame (extended sequence number).
+
+Options:
+  --store DIR     the store directory of the gateway (holds db/); stop the gateway first
+  --device ID     device id: 8 hex digits (0000002a) or a decimal number
+  --from TIME     ISO 8601 time or microseconds since the epoch (default: beginning)
+  --to TIME       ISO 8601 time or microseconds since the epoch (default: now)
+  --seq N         one frame's extended sequence number
+  --out FILE      write to FILE (default: standard output)
+  -h, --help      this text
+`;
+
+const stdio: CliIo = { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s) };
+
+function parseDevice(s: string): number {
+  const hex = parseDeviceIdHex(s);
+  if (hex !== undefined) return hex;
+  if (/^\d+$/.test(s) && Number(s) <= 0xffffffff) return Number(s);
+  throw new UsageError(`--device must be 8 hex digits or a decimal u32, got "${s}"`);
+}
+
+function parseTime(name: string, s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  if (/^\d+$/.test(s)) return Number(s);
+  const ms = Date.parse(s);
+  if (Number.isNaN(ms)) throw new UsageError(`--${name} must be an ISO 8601 time or microseconds since the epoch, got "${s}"`);
+  return ms * 1000;
+}
+
+export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise<number> {
+  let store: LevelFrameStore | undefined;
+  try {
+    const { values } = parse(argv, {
+      store: { type: "string" },
+      device: { type: "string" },
+      from: { type: "string" },
+      to: { type: "string" },
+      seq: { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    });
+    if (values.help) {
+      io.out(HELP);
+      return 0;
+    }
+    if (!values.store) throw new UsageError("--store DIR is required");
+    if (!values.device) throw new UsageError("--device ID is required");
+    const device = parseDevice(values.device);
+    const from = parseTime("from", values.from);
+    const to = parseTime("to", values.to);
+    if (values.seq !== undefined && !/^\d+$/.test(values.seq)) throw new UsageError(`--seq must be a non-negative integer, got "${values.seq}"`);
+    // Read-only use: no reserve file, no free-space refusal.
+    store = new LevelFrameStore({ dir: values.store, reserveBytes: 0, minFreeBytes: 0 });
+    await store.open();
+    const rb = new ReceiptBuilder(store);
+    const doc = values.seq !== undefined ? await rb.forSeq(device, Number(values.seq)) : await rb.bundle(device, from, to);
+    const text = JSON.stringify(doc, null, 2) + "\n";
+    if (values.out) await writeFile(values.out, text);
+    else io.out(text);
+    if ("receipts" in doc) io.err(`exported ${doc.receipts.length} receipts${doc.unsealed ? ` (${doc.unsealed} frames not sealed yet)` : ""}\n`);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`vigil receipt: ${e.shortMessage}\n\n${HELP}`);
+      return 2;
+    }
+    if (e instanceof VigilError) {
+      io.err(`vigil receipt: ${e.shortMessage}\n`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    await store?.close();
+  }
+}

@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generateKey } from "../../gateway/src/attest/keys.ts";
+import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
+import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
+import type { Bundle } from "../../gateway/src/attest/receipt.ts";
+import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
+import { LevelFrameStore } from "../../gateway/src/store/level.ts";
+import { verifyCommand } from "../../gateway/src/cli/verify.ts";
+import { receiptCommand } from "../../gateway/src/cli/receipt.ts";
+import { record } from "../store/abstract.ts";
+
+let dir: string;
+const io = () => {
+  const o = { out: "", err: "" };
+  return { o, io: { out: (s: string) => void (o.out += s), err: (s: string) => void (o.err += s) } };
+};
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "vigil-cli-"));
+  const store = new LevelFrameStore({ dir: join(dir, "store"), reserveBytes: 0, minFreeBytes: 0 });
+  await store.open();
+  for (let i = 0; i < 30; i++) await store.append(record(0x2a, i));
+  await store.append(record(7, 1));
+  const sealer = new BatchSealer({
+    store,
+    signer: new GatewaySigner(generateKey("p256")),
+    gatewayId: `0x${"cd".repeat(32)}`,
+    domain: vigilDomain(31337, "0x" + "44".repeat(20)),
+    maxLeaves: 12,
+  });
+  await sealer.sealNow();
+  await sealer.sealNow();
+  await store.append(record(0x2a, 30)); // not sealed
+  await store.close();
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("vigil receipt / vigil verify", () => {
+  it("behavior: --help exits 0 for both; usage errors exit 2 and name the flag", async () => {
+    for (const cmd of [verifyCommand, receiptCommand]) {
+      const a = io();
+      expect(await cmd(["--help"], a.io)).toBe(0);
+      expect(a.o.out).toContain("usage: vigil");
+    }
+    const b = io();
+    expect(await receiptCommand(["--store", dir, "--device", "xyz"], b.io)).toBe(2);
+    expect(b.o.err).toContain("--device");
+    const c = io();
+    expect(await verifyCommand(["--bogus", "x"], c.io)).toBe(2);
+    const d = io();
+    expect(await verifyCommand([join(dir, "missing.json")], d.io)).toBe(2);
+  });
+
+  it("behavior: exports a bundle for a device and time range that verifies (exit 0); a tampered receipt exits 1 with its reason", async () => {
+    const out = join(dir, "bundle.json");
+    const a = io();
+    expect(await receiptCommand(["--store", join(dir, "store"), "--device", "0000002a", "--out", out], a.io)).toBe(0);
+    const bundle = JSON.parse(readFileSync(out, "utf8")) as Bundle;
+    expect(bundle.format).toBe("vigil-bundle/1");
+    expect(bundle.receipts).toHaveLength(24); // frames 1..24 are sealed (all device 0x2a)
+    expect(bundle.unsealed).toBe(7); // seq 24..30 arrived after the seals
+    const v = io();
+    expect(await verifyCommand([out], v.io)).toBe(0);
+    expect(v.o.out).toContain("24/24 receipts verified offline");
+
+    const ts0 = bundle.receipts[5]!.frame.timestampUs;
+    const ranged = io();
+    expect(await receiptCommand(["--store", join(dir, "store"), "--device", "42", "--from", String(ts0), "--to", String(ts0 + 2000)], ranged.io)).toBe(0);
+    expect((JSON.parse(ranged.o.out) as Bundle).receipts.map((r) => r.frame.seq)).toEqual([5, 6, 7]);
+
+    bundle.receipts[3]!.proof[0] = "0x" + "00".repeat(32);
+    writeFileSync(out, JSON.stringify(bundle));
+    const bad = io();
+    expect(await verifyCommand([out], bad.io)).toBe(1);
+    expect(bad.o.out).toMatch(/FAIL 0000002a\/3: BAD_PROOF/);
+    expect(bad.o.out).toContain("23/24 receipts verified");
+  });
+
+  it("behavior: one receipt by --seq verifies with a step-by-step report; --json output; --signer pins the key", async () => {
+    const file = join(dir, "r.json");
+    expect(await receiptCommand(["--store", join(dir, "store"), "--device", "0000002a", "--seq", "13", "--out", file], io().io)).toBe(0);
+    const v = io();
+    expect(await verifyCommand([file], v.io)).toBe(0);
+    expect(v.o.out).toMatch(/ok +signature/);
+    const j = io();
+    expect(await verifyCommand([file, "--json"], j.io)).toBe(0);
+    expect(JSON.parse(j.o.out)).toMatchObject({ ok: true, checked: 1, failed: 0 });
+    const w = io();
+    expect(await verifyCommand([file, "--signer", "0x" + "12".repeat(64)], w.io)).toBe(1);
+    expect(w.o.out).toContain("WRONG_SIGNER");
+    const r = JSON.parse(readFileSync(file, "utf8")) as { frame: { raw: string } };
+    r.frame.raw = r.frame.raw.slice(0, -2) + (r.frame.raw.endsWith("00") ? "01" : "00");
+    writeFileSync(file, JSON.stringify(r));
+    const t = io();
+    expect(await verifyCommand([file], t.io)).toBe(1);
+    expect(t.o.out).toContain("TAMPERED_FRAME");
+    const nf = io();
+    expect(await receiptCommand(["--store", join(dir, "store"), "--device", "0000002a", "--seq", "30"], nf.io)).toBe(1);
+    expect(nf.o.err).toContain("not sealed");
+  });
+});
