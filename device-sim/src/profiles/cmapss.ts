@@ -5,10 +5,10 @@
  * unit, one DATA frame per cycle: the 3 operational settings and 21 sensors in file order.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { Unit, type ChannelDescriptor } from "../../../gateway/src/protocol/frame.ts";
+import { fromRoot, packageRoot } from "../../../gateway/src/util/paths.ts";
 import type { SignalSource } from "./types.ts";
 
 export const CMAPSS_PROFILE = "cmapss-v1";
@@ -31,7 +31,6 @@ export interface CmapssUnit {
   rulAtEnd: number;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
 
 /**
  * Where the data lives: `$VIGIL_CMAPSS_DIR`, the copy committed in models/data/cmapss, or
@@ -40,8 +39,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export function cmapssDir(): string {
   const candidates = [
     process.env.VIGIL_CMAPSS_DIR,
-    resolve(here, "../../../models/data/cmapss"),
-    resolve(here, "../../../../shared/datasets/cmapss"),
+    fromRoot("models", "data", "cmapss"),
+    resolve(packageRoot(), "../shared/datasets/cmapss"),
   ].filter((p): p is string => !!p);
   for (const c of candidates) if (existsSync(join(c, "RUL_FD001.txt"))) return c;
   throw new Error(`C-MAPSS data not found; tried ${candidates.join(", ")} (set VIGIL_CMAPSS_DIR)`);

@@ -5,11 +5,12 @@
  */
 import { readFileSync } from "node:fs";
 import { Ajv2020 } from "ajv/dist/2020.js";
+import { fromRoot } from "../util/paths.ts";
 import { FrameError } from "./errors.ts";
 import { decodeFrame, deviceIdHex, encodeFrame, FrameType, type Frame } from "./frame.ts";
 import type { DecodedFrame } from "./stream-decoder.ts";
 
-const schema = JSON.parse(readFileSync(new URL("../../../hardware/frame-json.schema.json", import.meta.url), "utf8")) as object;
+const schema = JSON.parse(readFileSync(fromRoot("hardware", "frame-json.schema.json"), "utf8")) as object;
 const validate = new Ajv2020({ allErrors: false }).compile(schema);
 /** JSON payloads larger than this are refused before parsing (bounded work per message). */
 export const MAX_JSON_BYTES = 4096;

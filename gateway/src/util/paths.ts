@@ -1,0 +1,25 @@
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+let root: string | undefined;
+
+/**
+ * The package root (the folder holding package.json), found by walking up from this file, so
+ * data files resolve the same from the TypeScript sources and from the compiled `dist/`.
+ */
+export function packageRoot(): string {
+  if (root) return root;
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, "package.json"))) {
+    const up = dirname(d);
+    if (up === d) throw new Error("package.json not found above " + fileURLToPath(import.meta.url));
+    d = up;
+  }
+  return (root = d);
+}
+
+/** A path inside the package, e.g. `fromRoot("hardware", "frame-json.schema.json")`. */
+export function fromRoot(...parts: string[]): string {
+  return join(packageRoot(), ...parts);
+}
