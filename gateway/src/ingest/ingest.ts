@@ -10,7 +10,7 @@ import type { DecodedFrame } from "../protocol/stream-decoder.ts";
 import { systemClock, type Clock } from "../util/clock.ts";
 import { IngestCounters, type DeviceState, type SourceKind } from "./counters.ts";
 import { IngestRejectError, type IngestRejectReason } from "./errors.ts";
-import type { AppendOutcome, FrameSink } from "./sink.ts";
+import type { AppendOutcome, FrameRecord, FrameSink } from "./sink.ts";
 
 export interface IngestOptions {
   sink: FrameSink;
@@ -31,6 +31,11 @@ export interface IngestOptions {
    * (device, extended seq) is already stored. Default: treat as new (the store deduplicates).
    */
   isStored?: (deviceId: number, seq: number) => Promise<boolean>;
+  /**
+   * Called once per newly stored DATA frame, after it is durable and before the sender is
+   * acknowledged (the inference loop and the batcher subscribe here). Must not throw.
+   */
+  onStored?: (record: FrameRecord, frame: DataFrame) => void;
 }
 
 /** What the source should send back. */
@@ -59,6 +64,7 @@ export class Ingest {
   #allow: ReadonlySet<number> | undefined;
   #revoked: ReadonlySet<number>;
   readonly #isStored: ((d: number, s: number) => Promise<boolean>) | undefined;
+  readonly #observers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
 
   constructor(opts: IngestOptions) {
     this.#sink = opts.sink;
@@ -68,6 +74,12 @@ export class Ingest {
     this.#revoked = opts.revoked ?? new Set();
     this.counters = opts.counters ?? new IngestCounters();
     this.#isStored = opts.isStored;
+    if (opts.onStored) this.#observers.push(opts.onStored);
+  }
+
+  /** Adds an observer of newly stored DATA frames (see IngestOptions.onStored). */
+  onStored(fn: (record: FrameRecord, frame: DataFrame) => void): void {
+    this.#observers.push(fn);
   }
 
   /** Replaces the access lists (e.g. after the registry watcher saw a revocation). */
@@ -182,6 +194,7 @@ export class Ingest {
         else {
           d.seq.record(ext);
           this.counters.accepted++;
+          for (const fn of this.#observers) fn(record, f);
         }
         return ack;
       },
