@@ -26,6 +26,10 @@ abstract contract Base is Test {
     uint256 internal constant PGW_PK = 0xBEEF;
 
     function setUp() public virtual {
+        _deploy();
+    }
+
+    function _deploy() internal {
         vm.startPrank(admin);
         reg = new VigilRegistry(1 days, admin);
         rel = new VigilReleases(IVigilRegistryForReleases(address(reg)), 2, 1 << 30);
