@@ -271,6 +271,35 @@ size_t vigil_encode_wire(const vigil_frame_t *f, uint8_t *wire, size_t cap)
 
 /* ---- decoding ------------------------------------------------------------------------- */
 
+/* Well-formed UTF-8 (RFC 3629 §4): no overlong forms, no surrogates, nothing above U+10FFFF.
+ * The gateway refuses ill-formed ERROR messages, so every accepted frame is canonical. */
+static bool utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        const uint8_t c = s[i];
+        size_t k;
+        uint8_t lo = 0x80u, hi = 0xBFu;
+        if (c < 0x80u) { i++; continue; }
+        if (c >= 0xC2u && c <= 0xDFu) k = 1;
+        else if (c >= 0xE0u && c <= 0xEFu) {
+            k = 2;
+            if (c == 0xE0u) lo = 0xA0u;
+            if (c == 0xEDu) hi = 0x9Fu;
+        } else if (c >= 0xF0u && c <= 0xF4u) {
+            k = 3;
+            if (c == 0xF0u) lo = 0x90u;
+            if (c == 0xF4u) hi = 0x8Fu;
+        } else return false;
+        if (i + k >= n) return false; /* sequence runs past the end */
+        if (s[i + 1] < lo || s[i + 1] > hi) return false;
+        for (size_t j = 2; j <= k; j++)
+            if ((s[i + j] & 0xC0u) != 0x80u) return false;
+        i += k + 1;
+    }
+    return true;
+}
+
 static vigil_reject_t decode_data(const uint8_t *buf, size_t p, size_t len, vigil_data_t *d)
 {
     size_t i, count, o;
@@ -288,6 +317,7 @@ static vigil_reject_t decode_data(const uint8_t *buf, size_t p, size_t len, vigi
     d->device_id = rd32(buf + p);
     d->seq = rd32(buf + p + 4);
     d->timestamp_us = rd64(buf + p + 8);
+    if (d->timestamp_us >= VIGIL_MAX_TIME_US) return VIGIL_BAD_PAYLOAD;
     d->channel_count = (uint8_t)count;
     d->flags = buf[p + 17];
     return VIGIL_OK;
@@ -361,6 +391,7 @@ vigil_reject_t vigil_decode(const uint8_t *buf, size_t n, vigil_frame_t *out)
         out->u.ack.device_id = rd32(buf + p);
         out->u.ack.first_seq = rd32(buf + p + 4);
         out->u.ack.gateway_time_us = rd64(buf + p + 10);
+        if (out->u.ack.gateway_time_us >= VIGIL_MAX_TIME_US) return VIGIL_BAD_PAYLOAD;
         return VIGIL_OK;
     case VIGIL_TYPE_NACK:
         if (len != 9u) return VIGIL_BAD_PAYLOAD;
@@ -373,6 +404,7 @@ vigil_reject_t vigil_decode(const uint8_t *buf, size_t n, vigil_frame_t *out)
         if (len < 6u) return VIGIL_BAD_PAYLOAD;
         m = buf[p + 5];
         if (m > VIGIL_MAX_ERROR_MESSAGE || len != 6u + m) return VIGIL_BAD_PAYLOAD;
+        if (!utf8_valid(buf + p + 6, m)) return VIGIL_BAD_PAYLOAD;
         out->u.error.device_id = rd32(buf + p);
         out->u.error.code = buf[p + 4];
         out->u.error.message_len = (uint8_t)m;

@@ -36,6 +36,9 @@ extern "C" {
 #define VIGIL_MAX_PROFILE_LEN 31u
 #define VIGIL_MAX_CHANNEL_NAME 15u
 #define VIGIL_MAX_ERROR_MESSAGE 200u
+/* Time fields (µs since the Unix epoch) must be below 2^53 so they are exact IEEE doubles
+ * on the gateway; larger values are BAD_PAYLOAD (PROTOCOL.md, Conventions). */
+#define VIGIL_MAX_TIME_US (1ull << 53)
 #define VIGIL_MAX_UNIT 12u
 /** Size of an unencoded DATA frame with n channels. */
 #define VIGIL_DATA_FRAME_BYTES(n) (VIGIL_HEADER_BYTES + VIGIL_DATA_FIXED_BYTES + 4u * (n) + VIGIL_CRC_BYTES)
@@ -118,7 +121,7 @@ typedef struct {
     uint32_t device_id;
     uint8_t code;
     uint8_t message_len;                       /* bytes, <= 200 */
-    char message[VIGIL_MAX_ERROR_MESSAGE + 1]; /* UTF-8 bytes as received, NUL-terminated */
+    char message[VIGIL_MAX_ERROR_MESSAGE + 1]; /* well-formed UTF-8, NUL-terminated */
 } vigil_error_t;
 
 typedef struct {

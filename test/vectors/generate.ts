@@ -147,6 +147,32 @@ add("trailing-byte", Buffer.concat([base, Buffer.from([0x55])]), "LENGTH_MISMATC
   add("oversized-length", reseal(b), "OVERSIZED");
 }
 
+{
+  const b = Buffer.from(base);
+  b.writeUInt32LE(0, 4 + 8);
+  b.writeUInt32LE(0x20_0000, 4 + 12); // timestamp = 2^53 µs
+  add("timestamp-2^53", reseal(b), "BAD_PAYLOAD");
+}
+{
+  const b = encodeFrame({ type: FrameType.Error, deviceId: 1, code: 1, message: "ok?" });
+  b[4 + 6 + 2] = 0xc0; // overlong lead byte: ill-formed UTF-8
+  add("error-bad-utf8", reseal(b), "BAD_PAYLOAD");
+}
+{
+  const b = encodeFrame({ type: FrameType.Error, deviceId: 1, code: 1, message: "ab\u00e9" });
+  add("error-truncated-utf8", reseal(cutUtf8(b)), "BAD_PAYLOAD");
+}
+
+/** Drops the last byte of a 2-byte UTF-8 character while keeping the frame consistent. */
+function cutUtf8(b: Buffer): Buffer {
+  const m = b[4 + 5]! - 1;
+  const out = Buffer.alloc(b.length - 1);
+  b.copy(out, 0, 0, 4 + 6 + m);
+  out[4 + 5] = m;
+  out.writeUInt16LE(6 + m, 2);
+  return out;
+}
+
 const crcCheck = { input: Buffer.from("123456789").toString("hex"), crc32: crc32(Buffer.from("123456789")) };
 const out = {
   description: "Vigil frame protocol v1 known-answer vectors (hardware/PROTOCOL.md). hex = unencoded frame; wire = COBS + 0x00.",

@@ -193,7 +193,7 @@ static void test_frames(void)
         f.type = VIGIL_TYPE_DATA;
         f.u.data.device_id = rnd();
         f.u.data.seq = rnd();
-        f.u.data.timestamp_us = ((uint64_t)rnd() << 32) | rnd();
+        f.u.data.timestamp_us = (((uint64_t)rnd() << 32) | rnd()) & (VIGIL_MAX_TIME_US - 1u); /* exact as a double */
         f.u.data.flags = (uint8_t)rnd();
         f.u.data.channel_count = (uint8_t)(1u + rnd() % 32u);
         for (k = 0; k < f.u.data.channel_count; k++) {
