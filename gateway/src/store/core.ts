@@ -95,10 +95,18 @@ export interface CoreStoreOptions {
 
 interface Pending {
   rec: FrameRecord;
-  value: Buffer;
+}
+
+/** One future write batch: its records share one promise (no per-record promise or closure). */
+interface Group {
+  records: Pending[];
+  bytes: number;
+  promise: Promise<AppendOutcome>;
   resolve: (o: AppendOutcome) => void;
   reject: (e: unknown) => void;
 }
+
+const slowKey = (dev: number, seq: number): string => `${dev}:${seq}`;
 
 const ZERO32 = "0x" + "00".repeat(32);
 const M_LAST = metaKey("last");
@@ -144,14 +152,12 @@ export class KvFrameStore implements FrameStore {
   private anchored = 0;
   private pruned = { throughIndex: 0, frames: 0, bytes: 0, batchSeq: 0 };
   // Group commit.
-  private queue: Pending[] = [];
-  private queueBytes = 0;
+  private queue: Group[] = [];
   private inflight: Promise<void> | undefined;
-  private inflightCount = 0;
-  private inflightBytes = 0;
+  private inflightGroup: Group | undefined;
   private timer: unknown;
   private lastAccepted = new Map<number, number>();
-  private pendingBySeq = new Map<number, Map<number, Promise<AppendOutcome>>>();
+  private slowChecks = new Map<string, Promise<AppendOutcome>>();
   private commits = 0;
   // Recovery and guard.
   private recoverTimer: unknown;
@@ -218,7 +224,7 @@ export class KvFrameStore implements FrameStore {
     for await (const [k, v] of this.kv.range({ gte: Buffer.of(P_PRUNED), lt: prefixEnd(P_PRUNED) }))
       this.prunedFloor.set(k.readUInt32BE(1), readU64(v, 0));
     this.lastAccepted = new Map(this.lastDurable);
-    this.pendingBySeq = new Map();
+    this.slowChecks = new Map();
   }
 
   async close(): Promise<void> {
@@ -249,69 +255,91 @@ export class KvFrameStore implements FrameStore {
     if (!Number.isSafeInteger(seq) || seq < 0) return Promise.reject(new RangeError(`seq must be a safe non-negative integer, got ${seq}`));
     const accepted = this.lastAccepted.get(dev);
     if (accepted === undefined || seq > accepted) {
-      // Fast path: above everything stored or queued for this device.
+      // Fast path: above everything stored or queued for this device. No per-record promise:
+      // every record of a write batch shares its group's promise.
       const full = this.fullError(rec);
       if (full) return Promise.reject(full);
       this.lastAccepted.set(dev, seq);
       return this.enqueue(rec);
     }
-    // Slow path: a resend or a late frame. Same seq already queued or in flight?
-    const queued = this.pendingBySeq.get(dev)?.get(seq);
-    if (queued) return queued.then(() => "duplicate");
+    // Slow path (a resend or a late frame): the same seq queued or in flight answers
+    // "duplicate" once that write is durable; otherwise ask the index.
+    const queued = this.findQueued(dev, seq);
+    if (queued) return queued.then(() => "duplicate" as const);
+    const check = this.slowChecks.get(slowKey(dev, seq));
+    if (check) return check.then(() => "duplicate" as const);
     const p = (async (): Promise<AppendOutcome> => {
       if (await this.has(dev, seq)) return "duplicate";
       if (this.state !== "ok") throw this.unavailable();
       const full = this.fullError(rec);
       if (full) throw full;
-      return this.enqueue(rec, true);
+      return this.enqueue(rec);
     })();
-    this.track(dev, seq, p);
+    // Concurrent resends of the same old seq wait for this check (never written twice).
+    const k = slowKey(dev, seq);
+    this.slowChecks.set(k, p);
+    const done = (): void => void this.slowChecks.delete(k);
+    p.then(done, done);
     return p;
   }
 
-  private track(dev: number, seq: number, p: Promise<AppendOutcome>): void {
-    let m = this.pendingBySeq.get(dev);
-    if (!m) this.pendingBySeq.set(dev, (m = new Map()));
-    m.set(seq, p);
-    const untrack = (): void => {
-      const mm = this.pendingBySeq.get(dev);
-      if (mm?.get(seq) === p) {
-        mm.delete(seq);
-        if (mm.size === 0) this.pendingBySeq.delete(dev);
-      }
-    };
-    p.then(untrack, untrack);
+  /** The promise of the queued or in-flight group holding (dev, seq), if any (linear: slow path only). */
+  private findQueued(dev: number, seq: number): Promise<AppendOutcome> | undefined {
+    const groups = this.inflightGroup ? [this.inflightGroup, ...this.queue] : this.queue;
+    for (const g of groups) for (const p of g.records) if (p.rec.seq === seq && p.rec.deviceId === dev) return g.promise;
+    return undefined;
+  }
+
+  private queuedCount(): number {
+    let n = this.inflightGroup?.records.length ?? 0;
+    for (const g of this.queue) n += g.records.length;
+    return n;
+  }
+
+  private queuedBytes(): number {
+    let n = this.inflightGroup?.bytes ?? 0;
+    for (const g of this.queue) n += g.bytes;
+    return n;
   }
 
   private fullError(rec: FrameRecord): StoreFullError | undefined {
     const { maxFrames, maxBytes } = this.limits;
-    const frames = this.lastIndex - this.pruned.frames + this.queue.length + this.inflightCount;
-    if (maxFrames !== undefined && frames >= maxFrames)
-      return new StoreFullError(`store holds ${frames} frames, the configured maximum (store.maxFrames); anchored frames are pruned after the retention window`);
+    if (maxFrames === undefined && maxBytes === undefined) return undefined;
+    if (maxFrames !== undefined) {
+      const frames = this.lastIndex - this.pruned.frames + this.queuedCount();
+      if (frames >= maxFrames)
+        return new StoreFullError(`store holds ${frames} frames, the configured maximum (store.maxFrames); anchored frames are pruned after the retention window`);
+    }
     if (maxBytes !== undefined) {
-      const bytes = this.totalBytes - this.pruned.bytes + this.queueBytes + this.inflightBytes + RECORD_FIXED + KEY_BYTES + rec.raw.length;
+      const bytes = this.totalBytes - this.pruned.bytes + this.queuedBytes() + RECORD_FIXED + KEY_BYTES + rec.raw.length;
       if (bytes > maxBytes) return new StoreFullError(`store would exceed its configured maximum of ${maxBytes} bytes (store.maxBytes)`);
     }
     return undefined;
   }
 
-  private enqueue(rec: FrameRecord, tracked = false): Promise<AppendOutcome> {
-    const value = encodeRecord(rec);
+  private newGroup(): Group {
     let resolve!: (o: AppendOutcome) => void;
     let reject!: (e: unknown) => void;
-    const p = new Promise<AppendOutcome>((res, rej) => {
+    const promise = new Promise<AppendOutcome>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    this.queue.push({ rec, value, resolve, reject });
-    this.queueBytes += value.length + KEY_BYTES;
-    if (!tracked) this.track(rec.deviceId, rec.seq, p);
-    if (this.inflight) return p; // flushed when the in-flight batch completes
-    if (this.queue.length >= this.gc.maxBatchRecords) this.flush();
-    else if (this.timer === undefined) {
-      this.timer = this.timers.setTimeout(() => this.onTimer(), this.gc.flushIntervalMs);
-    }
-    return p;
+    // A group may fail with nobody left awaiting it (all callers were duplicates that already
+    // returned): keep that from becoming an unhandled rejection.
+    promise.catch(() => {});
+    return { records: [], bytes: 0, promise, resolve, reject };
+  }
+
+  private enqueue(rec: FrameRecord): Promise<AppendOutcome> {
+    let g = this.queue[this.queue.length - 1];
+    if (!g || g.records.length >= this.gc.maxBatchRecords) this.queue.push((g = this.newGroup()));
+    g.records.push({ rec });
+    g.bytes += RECORD_FIXED + KEY_BYTES + rec.raw.length;
+    if (!this.inflight) {
+      if (g.records.length >= this.gc.maxBatchRecords) this.flush();
+      else if (this.timer === undefined) this.timer = this.timers.setTimeout(() => this.onTimer(), this.gc.flushIntervalMs);
+    } // else: flushed when the in-flight batch completes
+    return g.promise;
   }
 
   private onTimer(): void {
@@ -325,45 +353,42 @@ export class KvFrameStore implements FrameStore {
       this.timers.clearTimeout(this.timer);
       this.timer = undefined;
     }
-    const take = Math.min(this.queue.length, this.gc.maxBatchRecords);
-    const group = take === this.queue.length ? this.queue : this.queue.slice(0, take);
-    this.queue = take === this.queue.length ? [] : this.queue.slice(take);
-    let groupBytes = 0;
-    for (const p of group) groupBytes += p.value.length + KEY_BYTES;
-    this.queueBytes -= groupBytes;
+    const group = this.queue.shift()!;
     const ops: KvOp[] = [];
     const maxSeq = new Map<number, number>();
     let index = this.lastIndex;
-    for (const p of group) {
+    for (const { rec } of group.records) {
       index++;
       const key = u64Key(P_LOG, index);
-      ops.push({ type: "put", key, value: p.value });
-      ops.push({ type: "put", key: devSeqKey(p.rec.deviceId, p.rec.seq), value: key.subarray(1) });
-      const m = maxSeq.get(p.rec.deviceId);
-      const d = this.lastDurable.get(p.rec.deviceId);
-      if ((m === undefined || p.rec.seq > m) && (d === undefined || p.rec.seq > d)) maxSeq.set(p.rec.deviceId, p.rec.seq);
+      ops.push({ type: "put", key, value: encodeRecord(rec) });
+      ops.push({ type: "put", key: devSeqKey(rec.deviceId, rec.seq), value: key.subarray(1) });
+      const m = maxSeq.get(rec.deviceId);
+      if (m === undefined || rec.seq > m) maxSeq.set(rec.deviceId, rec.seq);
     }
-    for (const [dev, seq] of maxSeq) ops.push({ type: "put", key: devKey(P_SEQ, dev), value: u64Value(seq) });
+    for (const [dev, seq] of maxSeq) {
+      const d = this.lastDurable.get(dev);
+      if (d !== undefined && d >= seq) maxSeq.delete(dev);
+      else ops.push({ type: "put", key: devKey(P_SEQ, dev), value: u64Value(seq) });
+    }
     const meta = Buffer.allocUnsafe(16);
     writeU64(meta, 0, index);
-    writeU64(meta, 8, this.totalBytes + groupBytes);
+    writeU64(meta, 8, this.totalBytes + group.bytes);
     ops.push({ type: "put", key: M_LAST, value: meta });
-    this.inflightCount = group.length;
-    this.inflightBytes = groupBytes;
+    this.inflightGroup = group;
     this.inflight = this.kv.write(ops, true).then(
       () => {
         this.lastIndex = index;
-        this.totalBytes += groupBytes;
+        this.totalBytes += group.bytes;
         for (const [dev, seq] of maxSeq) this.lastDurable.set(dev, seq);
         this.commits++;
         this.endInflight();
-        for (const p of group) p.resolve("stored");
+        group.resolve("stored");
         if (this.state === "ok" || this.state === "low-space") this.flush();
       },
       (e: unknown) => {
         const err = translateLevelError(e, "writing frames");
         this.endInflight();
-        for (const p of group) p.reject(err);
+        group.reject(err);
         this.enterUnavailable(err);
       },
     );
@@ -371,15 +396,13 @@ export class KvFrameStore implements FrameStore {
 
   private endInflight(): void {
     this.inflight = undefined;
-    this.inflightCount = 0;
-    this.inflightBytes = 0;
+    this.inflightGroup = undefined;
   }
 
   private failQueued(err: unknown): void {
     const q = this.queue;
     this.queue = [];
-    this.queueBytes = 0;
-    for (const p of q) p.reject(err);
+    for (const g of q) g.reject(err);
     this.lastAccepted = new Map(this.lastDurable);
   }
 
@@ -539,7 +562,7 @@ export class KvFrameStore implements FrameStore {
       lastBatchSeq: this.batchSeq,
       anchoredThrough: this.anchored,
       prunedThrough: this.pruned.throughIndex,
-      pending: this.queue.length + this.inflightCount,
+      pending: this.queuedCount(),
       commits: this.commits,
     };
   }

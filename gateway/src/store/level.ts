@@ -59,7 +59,15 @@ class LevelKv implements Kv {
   }
 
   write(ops: KvOp[], sync: boolean): Promise<void> {
-    return this.handle().batch(ops, { sync });
+    // The chained batch is ~6× faster than batch(array) in classic-level 3 (measured: 223k vs
+    // 35k records/s synced, 2000 per batch): the array form validates and encodes every op
+    // through abstract-level's generic path.
+    const b = this.handle().batch();
+    for (const op of ops) {
+      if (op.type === "put") b.put(op.key, op.value);
+      else b.del(op.key);
+    }
+    return b.write({ sync });
   }
 
   async *range(r: KvRange): AsyncIterable<[Buffer, Buffer]> {
