@@ -54,7 +54,9 @@ interface Artifact {
 export function maskImmutables(code: string, refs: Artifact["immutableReferences"]): string {
   const bytes = Buffer.from(code.replace(/^0x/, ""), "hex");
   for (const list of Object.values(refs)) {
-    for (const { start, length } of list) bytes.fill(0, start, start + length);
+    for (const { start, length } of list) {
+      if (start + length <= bytes.length) bytes.fill(0, start, start + length); // shorter code cannot match anyway
+    }
   }
   return `0x${bytes.toString("hex")}`;
 }
