@@ -1,0 +1,48 @@
+import { VigilError } from "../errors/base.ts";
+
+/** Base of every error raised by the inference stage. */
+export class InferError extends VigilError {
+  override name = "InferError";
+}
+
+/** A manifest does not validate against models/manifest.schema.json or is inconsistent. */
+export class ModelManifestError extends InferError {
+  override name = "ModelManifestError";
+  readonly manifestPath: string;
+  constructor(manifestPath: string, message: string, opts: { details?: string; cause?: unknown } = {}) {
+    super("MODEL_MANIFEST_INVALID", `${manifestPath}: ${message}`, opts);
+    this.manifestPath = manifestPath;
+  }
+}
+
+/** The ONNX file's sha256 (or size) differs from what its manifest pins: never loaded. */
+export class ModelHashMismatchError extends InferError {
+  override name = "ModelHashMismatchError";
+  readonly expected: string;
+  readonly actual: string;
+  constructor(readonly modelPath: string, expected: string, actual: string) {
+    super("MODEL_HASH_MISMATCH", `${modelPath}: sha256 ${actual} does not match the manifest's ${expected}`);
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/** Two loaded manifests claim the same device profile. */
+export class ModelProfileConflictError extends InferError {
+  override name = "ModelProfileConflictError";
+  constructor(
+    readonly profile: string,
+    a: string,
+    b: string,
+  ) {
+    super("MODEL_PROFILE_CONFLICT", `device profile "${profile}" is claimed by both ${a} and ${b}`);
+  }
+}
+
+/** onnxruntime refused the file, or its input/output names differ from the manifest. */
+export class ModelLoadError extends InferError {
+  override name = "ModelLoadError";
+  constructor(modelPath: string, message: string, opts: { cause?: unknown } = {}) {
+    super("MODEL_LOAD_FAILED", `${modelPath}: ${message}`, opts);
+  }
+}

@@ -1,0 +1,384 @@
+/**
+ * The inference loop: frames in (from `Ingest.onStored`, after they are durable), windows out,
+ * micro-batched per model into one onnxruntime `run()` per tick.
+ *
+ * Hot path per frame (`onFrame`): a Map lookup, one normalised row written into the device's
+ * ring, and, when the row completes a window, one push onto the model's ready queue. No
+ * allocation. Per tick and model: the ready windows of all devices are copied into one
+ * preallocated input Float32Array (sized for `maxBatch` windows, reused; the ort.Tensor views
+ * over it are cached per batch size), run in one call (more only when more than `maxBatch`
+ * devices are ready), then each output row becomes an INFERENCE attestation leaf and a result
+ * for the alert rules.
+ *
+ * Back-pressure: ingest never waits for inference. While a run is in flight, frames keep being
+ * stored, acknowledged and pushed into the rings; a device whose window is already queued is
+ * not queued twice, and at take time only its newest ready window runs (older ones are counted
+ * in `skippedWindows`). The work per tick is therefore bounded by the number of devices, not by
+ * the frame rate, and the loop catches up by construction. See README.md.
+ */
+import { createHash } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import * as ort from "onnxruntime-node";
+import { inferenceLeafPreimage, leafFromPreimage } from "../attest/leaf.ts";
+import type { DataFrame } from "../protocol/frame.ts";
+import type { FrameRecord } from "../ingest/sink.ts";
+import { systemClock, type Clock } from "../util/clock.ts";
+import { LatencyHistogram } from "./histogram.ts";
+import type { LoadedModel, ModelRegistry } from "./registry.ts";
+import { DeviceWindow, emptyMeta, type WindowMeta } from "./window.ts";
+
+/** An attestation leaf produced by inference or alerting, for the batch sealer. */
+export interface AttestLeaf {
+  kind: "inference" | "alert";
+  /** keccak256 leaf hash (gateway/src/attest/leaf.ts). */
+  hash: Uint8Array;
+  /** The canonical preimage (kind tag ‖ body ‖ pad) the hash commits to. */
+  preimage: Uint8Array;
+  deviceId: number;
+  timestampUs: number;
+}
+
+/** Receives every leaf; must not throw (errors are counted and dropped). */
+export type LeafSink = (leaf: AttestLeaf) => void;
+
+/** One inference output for one device window. */
+export interface InferenceResult {
+  model: LoadedModel;
+  deviceId: number;
+  window: WindowMeta;
+  /** sha256 of the exact float32 (little-endian) window bytes fed to the model. */
+  windowHash: Uint8Array;
+  /** One value per manifest output (first element of each output row), manifest order. */
+  outputs: Float32Array;
+  /** Every value of every output for this row, manifest order (what the leaf commits to). */
+  allOutputs: Float32Array;
+  inferenceLeaf: Uint8Array;
+  /** Gateway clock when the result was produced, µs. */
+  atUs: number;
+}
+
+export interface InferenceLoopOptions {
+  registry: ModelRegistry;
+  /** Device profile from HELLO (e.g. `id => ingest.counters.devices.get(id)?.profile`). */
+  profileOf: (deviceId: number) => string | undefined;
+  clock?: Clock;
+  /** Largest batch per onnxruntime call. Default 512. */
+  maxBatch?: number;
+  /**
+   * Tick period in ms once started. 0 (default): event-driven, a tick is scheduled with
+   * setImmediate as soon as a window is ready and none is running, so a batch holds whatever
+   * became ready while the previous run was in flight.
+   */
+  tickMs?: number;
+  onLeaf?: LeafSink;
+  onResult?: (r: InferenceResult) => void;
+  onError?: (e: unknown) => void;
+}
+
+export interface InferenceCounters {
+  framesSeen: number;
+  /** Frames of devices without HELLO profile or without a model for their profile. */
+  framesUnmodelled: number;
+  /** Frames whose channel count differs from the model manifest's channels. */
+  framesSchemaMismatch: number;
+  windowsReady: number;
+  windowsRun: number;
+  /** Older ready windows superseded by a newer one before they ran (stale-window policy). */
+  skippedWindows: number;
+  /** Windows lost because a run failed. */
+  failedWindows: number;
+  batches: number;
+  ticks: number;
+  /** Timer ticks that found the previous tick still running (coalesced into it). */
+  overrunTicks: number;
+  runErrors: number;
+  callbackErrors: number;
+  devices: number;
+  /** Wall time of one tick (all models), µs. */
+  tickLatency: LatencyHistogram;
+  /** onnxruntime run() time per batch, µs. */
+  runLatency: LatencyHistogram;
+  /** Last frame's gateway arrival to result, µs (gateway clock). */
+  frameToResult: LatencyHistogram;
+}
+
+interface Lane {
+  model: LoadedModel;
+  input: Float32Array;
+  tensors: Map<number, ort.Tensor>;
+  queue: DeviceWindow[];
+  spare: DeviceWindow[];
+  batch: DeviceWindow[];
+  metas: WindowMeta[];
+  outputs: number;
+}
+
+export class InferenceLoop {
+  readonly counters: InferenceCounters = {
+    framesSeen: 0,
+    framesUnmodelled: 0,
+    framesSchemaMismatch: 0,
+    windowsReady: 0,
+    windowsRun: 0,
+    skippedWindows: 0,
+    failedWindows: 0,
+    batches: 0,
+    ticks: 0,
+    overrunTicks: 0,
+    runErrors: 0,
+    callbackErrors: 0,
+    devices: 0,
+    tickLatency: new LatencyHistogram(),
+    runLatency: new LatencyHistogram(),
+    frameToResult: new LatencyHistogram(),
+  };
+  readonly devices = new Map<number, DeviceWindow>();
+  readonly #o: InferenceLoopOptions;
+  readonly #clock: Clock;
+  readonly #maxBatch: number;
+  readonly #tickMs: number;
+  readonly #lanes = new Map<LoadedModel, Lane>();
+  #running: Promise<void> | undefined;
+  #again = false;
+  #started = false;
+  #scheduled = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(opts: InferenceLoopOptions) {
+    this.#o = opts;
+    this.#clock = opts.clock ?? systemClock;
+    this.#maxBatch = opts.maxBatch ?? 512;
+    this.#tickMs = opts.tickMs ?? 0;
+    if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${this.#maxBatch}`);
+    if (!(this.#tickMs >= 0)) throw new RangeError(`tickMs must be ≥ 0, got ${this.#tickMs}`);
+    for (const model of opts.registry.models) {
+      const metas: WindowMeta[] = [];
+      for (let i = 0; i < this.#maxBatch; i++) metas.push(emptyMeta());
+      this.#lanes.set(model, {
+        model,
+        input: new Float32Array(this.#maxBatch * model.windowValues),
+        tensors: new Map(),
+        queue: [],
+        spare: [],
+        batch: new Array<DeviceWindow>(this.#maxBatch),
+        metas,
+        outputs: model.outputNames.length,
+      });
+    }
+  }
+
+  /** Ingest observer: call with every newly stored DATA frame (`ingest.onStored(loop.onFrame)`). */
+  readonly onFrame = (record: FrameRecord, frame: DataFrame): void => {
+    const c = this.counters;
+    c.framesSeen++;
+    const id = record.deviceId;
+    let dev = this.devices.get(id);
+    const profile = this.#o.profileOf(id);
+    if (dev === undefined || dev.profile !== profile) {
+      // First frame of the device, or it re-announced itself with another profile.
+      const model = this.#o.registry.forProfile(profile);
+      if (model === undefined || profile === undefined) {
+        if (dev) this.devices.delete(id);
+        c.framesUnmodelled++;
+        return;
+      }
+      dev = new DeviceWindow(id, model, profile);
+      this.devices.set(id, dev);
+      c.devices = this.devices.size;
+    }
+    if (frame.values.length !== dev.model.normalizer.channels) {
+      c.framesSchemaMismatch++;
+      return;
+    }
+    if (dev.push(frame.values, record.seq, record.timestampUs, record.receivedUs)) {
+      c.windowsReady++;
+      if (!dev.queued) {
+        dev.queued = true;
+        this.#lanes.get(dev.model)!.queue.push(dev);
+      }
+      if (this.#started && this.#tickMs === 0) this.#schedule();
+    }
+  };
+
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    if (this.#tickMs > 0) {
+      this.#timer = setInterval(() => void this.tick(), this.#tickMs);
+      this.#timer.unref?.();
+    } else this.#schedule();
+  }
+
+  /** Stops scheduling and waits for the tick in progress. */
+  async stop(): Promise<void> {
+    this.#started = false;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#running;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      if (this.#started) void this.tick();
+    });
+  }
+
+  /** Windows waiting for the next tick, all models. */
+  get pending(): number {
+    let n = 0;
+    for (const l of this.#lanes.values()) n += l.queue.length;
+    return n;
+  }
+
+  /**
+   * Runs every ready window once (one onnxruntime call per model and `maxBatch` windows). If a
+   * tick is already running, the call is coalesced: another tick follows right after it.
+   */
+  tick(): Promise<void> {
+    if (this.#running) {
+      this.counters.overrunTicks++;
+      this.#again = true;
+      return this.#running;
+    }
+    const p = this.#tick().finally(() => {
+      this.#running = undefined;
+      if (this.#again) {
+        this.#again = false;
+        if (this.pending > 0 && (this.#started || this.#tickMs === 0)) void this.tick();
+      }
+    });
+    this.#running = p;
+    return p;
+  }
+
+  async #tick(): Promise<void> {
+    const t0 = performance.now();
+    this.counters.ticks++;
+    for (const lane of this.#lanes.values()) {
+      if (lane.queue.length === 0) continue;
+      // Double buffer: windows that become ready while this tick runs go to the next tick.
+      const work = lane.queue;
+      lane.queue = lane.spare;
+      lane.spare = work;
+      for (let at = 0; at < work.length; at += this.#maxBatch) {
+        const n = Math.min(this.#maxBatch, work.length - at);
+        await this.#runBatch(lane, work, at, n);
+      }
+      work.length = 0;
+    }
+    this.counters.tickLatency.record((performance.now() - t0) * 1000);
+  }
+
+  #tensor(lane: Lane, n: number): ort.Tensor {
+    let t = lane.tensors.get(n);
+    if (!t) {
+      const { window, features } = lane.model.manifest.inputs;
+      t = new ort.Tensor("float32", lane.input.subarray(0, n * lane.model.windowValues), [n, window, features.length]);
+      lane.tensors.set(n, t);
+    }
+    return t;
+  }
+
+  async #runBatch(lane: Lane, work: DeviceWindow[], at: number, n: number): Promise<void> {
+    const c = this.counters;
+    const per = lane.model.windowValues;
+    for (let i = 0; i < n; i++) {
+      const dev = work[at + i]!;
+      dev.queued = false;
+      lane.batch[i] = dev;
+      c.skippedWindows += dev.take(lane.input, i * per, lane.metas[i]!);
+    }
+    const { model } = lane;
+    let results: ort.InferenceSession.OnnxValueMapType;
+    const r0 = performance.now();
+    try {
+      results = await model.session.run({ [model.manifest.inputs.tensor]: this.#tensor(lane, n) });
+    } catch (e) {
+      c.runErrors++;
+      c.failedWindows += n;
+      this.#o.onError?.(e);
+      return;
+    }
+    c.runLatency.record((performance.now() - r0) * 1000);
+    c.batches++;
+    c.windowsRun += n;
+    const names = model.outputNames;
+    const data: Float32Array[] = [];
+    let width = 0;
+    for (const name of names) {
+      const d = results[name]!.data as Float32Array;
+      data.push(d);
+      width += d.length / n;
+    }
+    const nowUs = this.#clock.nowUs();
+    for (let i = 0; i < n; i++) {
+      const dev = lane.batch[i]!;
+      const meta = lane.metas[i]!;
+      const windowHash = createHash("sha256")
+        .update(new Uint8Array(lane.input.buffer, lane.input.byteOffset + i * per * 4, per * 4))
+        .digest();
+      const outputs = new Float32Array(names.length);
+      const all = new Float32Array(width);
+      let o = 0;
+      for (let k = 0; k < data.length; k++) {
+        const d = data[k]!;
+        const w = d.length / n;
+        outputs[k] = d[i * w]!;
+        for (let j = 0; j < w; j++) all[o++] = d[i * w + j]!;
+      }
+      const preimage = inferenceLeafPreimage({
+        modelHash: model.modelHash,
+        inputWindowHash: windowHash,
+        deviceId: dev.deviceId,
+        timestampUs: meta.lastTimestampUs,
+        outputs: all,
+      });
+      const leaf = leafFromPreimage(preimage);
+      c.frameToResult.record(nowUs - meta.lastReceivedUs);
+      const result: InferenceResult = {
+        model,
+        deviceId: dev.deviceId,
+        window: { ...meta },
+        windowHash: new Uint8Array(windowHash),
+        outputs,
+        allOutputs: all,
+        inferenceLeaf: leaf,
+        atUs: nowUs,
+      };
+      try {
+        this.#o.onLeaf?.({ kind: "inference", hash: leaf, preimage, deviceId: dev.deviceId, timestampUs: meta.lastTimestampUs });
+        this.#o.onResult?.(result);
+      } catch (e) {
+        c.callbackErrors++;
+        this.#o.onError?.(e);
+      }
+    }
+    for (let i = 0; i < n; i++) lane.batch[i] = undefined as unknown as DeviceWindow;
+  }
+
+  /** Plain snapshot for logs and metrics. */
+  snapshot(): Record<string, unknown> {
+    const c = this.counters;
+    return {
+      framesSeen: c.framesSeen,
+      framesUnmodelled: c.framesUnmodelled,
+      framesSchemaMismatch: c.framesSchemaMismatch,
+      windowsReady: c.windowsReady,
+      windowsRun: c.windowsRun,
+      skippedWindows: c.skippedWindows,
+      failedWindows: c.failedWindows,
+      batches: c.batches,
+      ticks: c.ticks,
+      overrunTicks: c.overrunTicks,
+      runErrors: c.runErrors,
+      callbackErrors: c.callbackErrors,
+      devices: c.devices,
+      tickLatency: c.tickLatency.snapshot(),
+      runLatency: c.runLatency.snapshot(),
+      frameToResult: c.frameToResult.snapshot(),
+    };
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * Model registry: loads every `*.manifest.json` under a models folder, validates it against
+ * models/manifest.schema.json (ajv), checks the ONNX file's size and sha256 against the manifest
+ * **before** onnxruntime sees the bytes (the session is created from the very buffer that was
+ * hashed, so the file cannot change between check and load), and maps device profiles (from
+ * HELLO) to models. A profile claimed by two manifests is refused: which model serves a device
+ * must never depend on directory order.
+ */
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { Ajv, type ValidateFunction } from "ajv";
+import * as ort from "onnxruntime-node";
+import { createNormalizer, type ModelManifest, type Normalizer } from "../../../models/eval/cmapss.ts";
+import { fromRoot } from "../util/paths.ts";
+import { ModelHashMismatchError, ModelLoadError, ModelManifestError, ModelProfileConflictError } from "./errors.ts";
+
+export interface SessionTuning {
+  /** onnxruntime intra-op threads. Default 1 (a Pi-class box also runs ingest, store and MQTT). */
+  threads?: number;
+}
+
+/** One loaded, verified model. */
+export interface LoadedModel {
+  manifest: ModelManifest;
+  manifestPath: string;
+  onnxPath: string;
+  /** sha256 of the ONNX file, lowercase hex (= manifest.model.sha256, verified). */
+  sha256: string;
+  /** The same hash as 32 bytes: the `modelHash` committed in inference and alert leaves. */
+  modelHash: Uint8Array;
+  normalizer: Normalizer;
+  session: ort.InferenceSession;
+  /** Floats per window: window × features. */
+  windowValues: number;
+  /** Output names in manifest order (read from the session's results). */
+  outputNames: readonly string[];
+}
+
+export interface RegistryOptions extends SessionTuning {
+  /** Default: models/manifest.schema.json in the package. */
+  schemaPath?: string;
+}
+
+let cachedValidator: { path: string; fn: ValidateFunction } | undefined;
+
+function validator(path: string): ValidateFunction {
+  if (cachedValidator?.path === path) return cachedValidator.fn;
+  const schema = JSON.parse(readFileSync(path, "utf8")) as object;
+  const fn = new Ajv({ allErrors: true, strict: true }).compile(schema);
+  cachedValidator = { path, fn };
+  return fn;
+}
+
+/** Every `*.manifest.json` below `dir`, sorted (deterministic load order and error messages). */
+export function findManifests(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, depth: number): void => {
+    if (depth > 4) return;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory() && e.name !== "node_modules" && !e.name.startsWith(".")) walk(p, depth + 1);
+      else if (e.isFile() && e.name.endsWith(".manifest.json")) out.push(p);
+    }
+  };
+  walk(dir, 0);
+  return out.sort();
+}
+
+export function sha256File(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Parses and validates one manifest; throws {@link ModelManifestError}. */
+export function readManifest(path: string, schemaPath = fromRoot("models", "manifest.schema.json")): ModelManifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new ModelManifestError(path, "not readable JSON", { cause: e });
+  }
+  const validate = validator(schemaPath);
+  if (!validate(json)) {
+    const details = (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? ""}`).join("; ");
+    throw new ModelManifestError(path, "does not match models/manifest.schema.json", { details });
+  }
+  const m = json as ModelManifest;
+  const { inputs } = m;
+  if (inputs.shape[1] !== inputs.window || inputs.shape[2] !== inputs.features.length)
+    throw new ModelManifestError(path, `inputs.shape ${JSON.stringify(inputs.shape)} disagrees with window ${inputs.window} × ${inputs.features.length} features`);
+  const outputs = new Set(m.outputs.map((o) => o.name));
+  for (const a of m.alerts) {
+    if (!outputs.has(a.output)) throw new ModelManifestError(path, `alert ${a.id} refers to unknown output "${a.output}"`);
+    const ok = a.op === "<=" ? a.clear > a.threshold : a.clear < a.threshold;
+    if (!ok) throw new ModelManifestError(path, `alert ${a.id}: clear ${a.clear} must lie past threshold ${a.threshold} on the other side of "${a.op}" (hysteresis)`);
+  }
+  return m;
+}
+
+/**
+ * Loads one model: manifest validation, size + sha256 check of the ONNX bytes, normaliser, then
+ * the onnxruntime session (graph optimisation "all", sequential execution, `threads` intra-op).
+ */
+export async function loadModel(manifestPath: string, opts: RegistryOptions = {}): Promise<LoadedModel> {
+  const manifest = readManifest(manifestPath, opts.schemaPath);
+  const onnxPath = join(dirname(manifestPath), manifest.model.file);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(onnxPath);
+  } catch (e) {
+    throw new ModelLoadError(onnxPath, "cannot read the ONNX file", { cause: e });
+  }
+  const sha256 = sha256File(bytes);
+  if (sha256 !== manifest.model.sha256 || bytes.length !== manifest.model.bytes)
+    throw new ModelHashMismatchError(onnxPath, `${manifest.model.sha256} (${manifest.model.bytes} B)`, `${sha256} (${bytes.length} B)`);
+  let normalizer: Normalizer;
+  try {
+    normalizer = createNormalizer(manifest);
+  } catch (e) {
+    throw new ModelManifestError(manifestPath, (e as Error).message, { cause: e });
+  }
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: opts.threads ?? 1,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+    });
+  } catch (e) {
+    throw new ModelLoadError(onnxPath, "onnxruntime could not create a session", { cause: e });
+  }
+  if (!session.inputNames.includes(manifest.inputs.tensor))
+    throw new ModelLoadError(onnxPath, `has no input "${manifest.inputs.tensor}" (has ${session.inputNames.join(", ")})`);
+  const outputNames = manifest.outputs.map((o) => o.name);
+  for (const n of outputNames)
+    if (!session.outputNames.includes(n)) throw new ModelLoadError(onnxPath, `has no output "${n}" (has ${session.outputNames.join(", ")})`);
+  return {
+    manifest,
+    manifestPath,
+    onnxPath,
+    sha256,
+    modelHash: Uint8Array.from(Buffer.from(sha256, "hex")),
+    normalizer,
+    session,
+    windowValues: manifest.inputs.window * manifest.inputs.features.length,
+    outputNames,
+  };
+}
+
+export class ModelRegistry {
+  readonly models: readonly LoadedModel[];
+  readonly #byProfile = new Map<string, LoadedModel>();
+
+  constructor(models: readonly LoadedModel[]) {
+    this.models = models;
+    for (const m of models)
+      for (const p of m.manifest.devices.profiles) {
+        const other = this.#byProfile.get(p);
+        if (other) throw new ModelProfileConflictError(p, other.manifestPath, m.manifestPath);
+        this.#byProfile.set(p, m);
+      }
+  }
+
+  /**
+   * Loads every manifest under `dir` (recursively: models/cmapss, models/rotating, …). All or
+   * nothing: the first invalid manifest, hash mismatch or profile conflict throws and releases
+   * the sessions already created.
+   */
+  static async load(dir: string, opts: RegistryOptions = {}): Promise<ModelRegistry> {
+    let st;
+    try {
+      st = statSync(dir);
+    } catch (e) {
+      throw new ModelLoadError(dir, "models folder not found", { cause: e });
+    }
+    if (!st.isDirectory()) throw new ModelLoadError(dir, "is not a folder");
+    const loaded: LoadedModel[] = [];
+    try {
+      for (const p of findManifests(dir)) loaded.push(await loadModel(p, opts));
+      return new ModelRegistry(loaded);
+    } catch (e) {
+      await Promise.all(loaded.map((m) => m.session.release().catch(() => undefined)));
+      throw e;
+    }
+  }
+
+  /** The model serving devices that announced `profile` in HELLO; undefined when none does. */
+  forProfile(profile: string | undefined): LoadedModel | undefined {
+    return profile === undefined ? undefined : this.#byProfile.get(profile);
+  }
+
+  describe(dir?: string): Array<{ name: string; version: string; sha256: string; manifest: string; profiles: string[] }> {
+    return this.models.map((m) => ({
+      name: m.manifest.name,
+      version: m.manifest.version,
+      sha256: m.sha256,
+      manifest: dir ? relative(dir, m.manifestPath) : m.manifestPath,
+      profiles: [...m.manifest.devices.profiles],
+    }));
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(this.models.map((m) => m.session.release().catch(() => undefined)));
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Per-device ring buffer of normalised rows, shaped by the model's manifest.
+ *
+ * Each stored DATA frame is normalised once on arrival (models/eval `normalizeRow`: nearest
+ * operating-regime centroid, then per-regime z-score in float64, stored as float32) straight
+ * into the ring: no allocation per frame. A window ends every `stride` rows, starting with the
+ * first row when the padding policy is `repeat-first` (rows before the first frame repeat it,
+ * exactly like models/eval `fillWindow`) or with row `window - 1` when it is `none`.
+ *
+ * The ring holds `window + stride - 1` rows, so the newest ready window is still intact while
+ * up to `stride - 1` newer rows (not yet a window) have arrived.
+ *
+ * Stale-window policy: only the newest ready window of a device is ever run. When several
+ * windows became ready since the loop last took one (inference fell behind, or several frames
+ * arrived within one tick), the older ones are skipped and counted, never queued: their frames
+ * are stored and acknowledged anyway, and the newest window already contains the newest data.
+ */
+import { normalizeRow } from "../../../models/eval/cmapss.ts";
+import type { LoadedModel } from "./registry.ts";
+
+/** Where a window came from: enough to find its frames (and their receipts) in the log. */
+export interface WindowMeta {
+  /** Extended seq of the window's first real frame (padding rows repeat it). */
+  firstSeq: number;
+  /** Extended seq of the window's last frame. */
+  lastSeq: number;
+  /** Real frames in the window: min(rows so far, window). */
+  frames: number;
+  firstTimestampUs: number;
+  lastTimestampUs: number;
+  /** Gateway arrival time of the last frame (for frame-to-alert latency). */
+  lastReceivedUs: number;
+  /** Normalised rows pushed so far (index of the last row + 1). */
+  rows: number;
+}
+
+export class DeviceWindow {
+  readonly deviceId: number;
+  readonly model: LoadedModel;
+  readonly profile: string;
+  readonly #window: number;
+  readonly #stride: number;
+  readonly #features: number;
+  readonly #cap: number;
+  readonly #firstEnd: number;
+  /** cap × features normalised float32 rows. */
+  readonly #rows: Float32Array;
+  readonly #seq: Float64Array;
+  readonly #ts: Float64Array;
+  readonly #recv: Float64Array;
+  #count = 0;
+  /** Index of the last row of the newest ready window not yet taken; -1 when none. */
+  #readyEnd = -1;
+  /** Windows that became ready since the last take. */
+  #readyCount = 0;
+  /** Set by the loop while the device sits in its model's ready queue. */
+  queued = false;
+  lastSeq = -1;
+  lastTimestampUs = 0;
+  lastReceivedUs = 0;
+
+  constructor(deviceId: number, model: LoadedModel, profile: string) {
+    const { window, stride, features, padding } = model.manifest.inputs;
+    this.deviceId = deviceId;
+    this.model = model;
+    this.profile = profile;
+    this.#window = window;
+    this.#stride = stride;
+    this.#features = features.length;
+    this.#cap = window + stride - 1;
+    this.#firstEnd = padding.policy === "repeat-first" ? 0 : window - 1;
+    this.#rows = new Float32Array(this.#cap * this.#features);
+    this.#seq = new Float64Array(this.#cap);
+    this.#ts = new Float64Array(this.#cap);
+    this.#recv = new Float64Array(this.#cap);
+  }
+
+  get rows(): number {
+    return this.#count;
+  }
+
+  /** True when a window is ready and not yet taken. */
+  get ready(): boolean {
+    return this.#readyEnd >= 0;
+  }
+
+  /**
+   * Normalises one frame's values (all manifest channels, frame order) into the ring. Returns
+   * true when this row completes a window. Allocation-free.
+   */
+  push(values: ArrayLike<number>, seq: number, timestampUs: number, receivedUs: number): boolean {
+    const idx = this.#count++;
+    const slot = idx % this.#cap;
+    normalizeRow(this.model.normalizer, values, 0, this.#rows, slot * this.#features);
+    this.#seq[slot] = seq;
+    this.#ts[slot] = timestampUs;
+    this.#recv[slot] = receivedUs;
+    this.lastSeq = seq;
+    this.lastTimestampUs = timestampUs;
+    this.lastReceivedUs = receivedUs;
+    if (idx < this.#firstEnd || (idx - this.#firstEnd) % this.#stride !== 0) return false;
+    this.#readyEnd = idx;
+    this.#readyCount++;
+    return true;
+  }
+
+  /**
+   * Copies the newest ready window (window × features float32, oldest row first) into `out` at
+   * `offset`, fills `meta` and marks it taken. Returns the number of older ready windows that
+   * were skipped by the stale-window policy. Precondition: `ready`.
+   */
+  take(out: Float32Array, offset: number, meta: WindowMeta): number {
+    const end = this.#readyEnd;
+    const W = this.#window;
+    const F = this.#features;
+    const start = end - W + 1;
+    for (let w = 0; w < W; w++) {
+      const src = ((start + w < 0 ? 0 : start + w) % this.#cap) * F;
+      const dst = offset + w * F;
+      for (let f = 0; f < F; f++) out[dst + f] = this.#rows[src + f]!;
+    }
+    const first = (start < 0 ? 0 : start) % this.#cap;
+    const last = end % this.#cap;
+    meta.firstSeq = this.#seq[first]!;
+    meta.lastSeq = this.#seq[last]!;
+    meta.frames = start < 0 ? end + 1 : W;
+    meta.firstTimestampUs = this.#ts[first]!;
+    meta.lastTimestampUs = this.#ts[last]!;
+    meta.lastReceivedUs = this.#recv[last]!;
+    meta.rows = end + 1;
+    const skipped = this.#readyCount - 1;
+    this.#readyEnd = -1;
+    this.#readyCount = 0;
+    return skipped;
+  }
+}
+
+export function emptyMeta(): WindowMeta {
+  return { firstSeq: 0, lastSeq: 0, frames: 0, firstTimestampUs: 0, lastTimestampUs: 0, lastReceivedUs: 0, rows: 0 };
+}
