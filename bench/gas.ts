@@ -6,13 +6,12 @@
  */
 import { createRequire } from "node:module";
 import { SimpleMerkleTree } from "@openzeppelin/merkle-tree";
-import { ContractFactory, Interface, JsonRpcProvider, NonceManager, Wallet, id as keccakId, keccak256 } from "ethers";
+import { ContractFactory, Interface, JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { generateKey, registrationPublicKey, signDigest, type DeviceKey, type KeyType } from "../gateway/src/attest/keys.ts";
 import { ANVIL_DEV_KEYS, startAnvil } from "../gateway/src/chain/anvil.ts";
 import { deployVigil } from "../gateway/src/chain/deploy.ts";
 import { ZERO_HASH, batchDigest, bytesToHex, hashBatchHeader, nextHead, type BatchHeader, type Hex } from "../gateway/src/chain/eip712.ts";
 import { EthersRegistryClient } from "../gateway/src/chain/ethers-client.ts";
-import { toCompactSignature } from "../gateway/src/chain/signature.ts";
 import { VigilRegistryArtifact } from "../contracts/artifacts/index.ts";
 
 const NAIVE_SOURCE = `// SPDX-License-Identifier: Apache-2.0
