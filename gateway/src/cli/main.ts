@@ -1,5 +1,6 @@
 /** The `vigil` command: dispatches to subcommands. */
 import { VigilError } from "../errors/base.ts";
+import { chainCommand } from "./chain.ts";
 import { demoCommand } from "./demo.ts";
 import { simCommand } from "./sim.ts";
 import { startCommand } from "./start.ts";
@@ -10,6 +11,7 @@ Commands:
   start      run the gateway (ingest from serial and MQTT)
   sim        run simulated devices against a gateway
   demo       simulator + gateway on embedded defaults, with live counters
+  chain      deploy and administer the registry contracts (deploy, verify, register-gateway, …)
   help       this text
 
 Run "vigil <command> --help" for a command's options.
@@ -20,6 +22,7 @@ const commands: Record<string, Command> = {
   start: startCommand,
   sim: simCommand,
   demo: demoCommand,
+  chain: chainCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
