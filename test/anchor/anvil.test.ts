@@ -49,7 +49,9 @@ beforeAll(async () => {
   url = anvil.url;
   const provider = new JsonRpcProvider(url, undefined, { staticNetwork: true });
   provider.pollingInterval = 20;
-  deployment = await deployVigil(new NonceManager(new Wallet(ANVIL_DEV_KEYS[0], provider)), { adminDelaySeconds: 0 });
+  deployment = await deployVigil(new NonceManager(new Wallet(ANVIL_DEV_KEYS[0], provider)), {
+    adminDelaySeconds: 0,
+  });
   provider.destroy();
 });
 
@@ -73,15 +75,31 @@ describe("anchoring on anvil", () => {
     admin = await connectAdmin();
     const signer = new GatewaySigner(generateKey("secp256k1"));
     await admin.grantOperator(SITE, admin.account);
-    await admin.registerGateway({ gatewayId: GATEWAY, site: SITE, keyType: "secp256k1", publicKey: signer.publicKey, metadataURI: "" });
+    await admin.registerGateway({
+      gatewayId: GATEWAY,
+      site: SITE,
+      keyType: "secp256k1",
+      publicKey: signer.publicKey,
+      metadataURI: "",
+    });
 
-    const store = new LevelFrameStore({ dir: join(dir, "data"), reserveBytes: 0, freeBytes: async () => 2 ** 40 });
+    const store = new LevelFrameStore({
+      dir: join(dir, "data"),
+      reserveBytes: 0,
+      freeBytes: async () => 2 ** 40,
+    });
     await store.open();
     let seq = 0;
     const ingest = async (n: number): Promise<void> => {
       await Promise.all(Array.from({ length: n }, () => store.append(record(9, seq++))));
     };
-    const sealer = new BatchSealer({ store, signer, gatewayId: GATEWAY, domain: admin.domain(), maxLeaves: 50 });
+    const sealer = new BatchSealer({
+      store,
+      signer,
+      gatewayId: GATEWAY,
+      domain: admin.domain(),
+      maxLeaves: 50,
+    });
     const sealAll = async (): Promise<void> => {
       while (await sealer.sealNow());
     };
@@ -127,7 +145,11 @@ describe("anchoring on anvil", () => {
       const iface = new Interface(VigilRegistryArtifact.abi as never);
       const provider = new JsonRpcProvider(url, undefined, { staticNetwork: true });
       const ev = iface.getEvent("BatchAnchored")!;
-      const logs = await provider.getLogs({ address: deployment.contracts.VigilRegistry.address, topics: [ev.topicHash, GATEWAY], fromBlock: 0 });
+      const logs = await provider.getLogs({
+        address: deployment.contracts.VigilRegistry.address,
+        topics: [ev.topicHash, GATEWAY],
+        fromBlock: 0,
+      });
       const seqs = logs.map((l) => Number(iface.parseLog(l)!.args.getValue("seq") as bigint));
       expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
       for (const l of logs) {
@@ -144,7 +166,9 @@ describe("anchoring on anvil", () => {
       const on = await verifyReceipt(r9, { rpcUrl: url });
       expect(on).toMatchObject({ ok: true, anchored: { txHash: r9.anchor!.txHash } });
       const h10 = hashBatchHeader(toEip712Header((await store.getBatch(10))!.header));
-      expect(await admin.isLeafIncluded(toEip712Header(r9.batch.header), [h10], r9.leaf as Hex, r9.proof as Hex[])).toBe(true);
+      expect(
+        await admin.isLeafIncluded(toEip712Header(r9.batch.header), [h10], r9.leaf as Hex, r9.proof as Hex[]),
+      ).toBe(true);
       const r2 = await rb.forSeq(9, 60);
       const v2 = await verifyReceipt(r2, { rpcUrl: url });
       expect(v2, JSON.stringify(v2)).toMatchObject({ ok: true });
@@ -159,7 +183,10 @@ describe("anchoring on anvil", () => {
       await admin.revokeGateway(GATEWAY);
       expect(await verifyReceipt(r9, { rpcUrl: url })).toMatchObject({ ok: true });
       // A wrong RPC endpoint is a CHAIN_UNREACHABLE failure, not a pass.
-      expect(await verifyReceipt(r9, { rpcUrl: "http://127.0.0.1:1" })).toMatchObject({ ok: false, reason: "CHAIN_UNREACHABLE" });
+      expect(await verifyReceipt(r9, { rpcUrl: "http://127.0.0.1:1" })).toMatchObject({
+        ok: false,
+        reason: "CHAIN_UNREACHABLE",
+      });
     } finally {
       await service.stop();
       await store.close();

@@ -49,7 +49,13 @@ async function setup(keyType: "secp256k1" | "p256" = "secp256k1") {
   const chain = new FakeChain({ admin: ADMIN });
   await chain.client(ADMIN).grantOperator(SITE, OPERATOR);
   const signer = new GatewaySigner(generateKey(keyType));
-  await chain.client(OPERATOR).registerGateway({ gatewayId: GATEWAY, site: SITE, keyType, publicKey: signer.publicKey, metadataURI: "" });
+  await chain.client(OPERATOR).registerGateway({
+    gatewayId: GATEWAY,
+    site: SITE,
+    keyType,
+    publicKey: signer.publicKey,
+    metadataURI: "",
+  });
   const relayer = chain.client(RELAYER);
   const flaky = new FlakyChain(relayer);
   const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
@@ -58,7 +64,13 @@ async function setup(keyType: "secp256k1" | "p256" = "secp256k1") {
   const ingest = async (n: number): Promise<void> => {
     for (let i = 0; i < n; i++) await store.append(record(1, seq++));
   };
-  const sealer = new BatchSealer({ store, signer, gatewayId: GATEWAY, domain: relayer.domain(), maxLeaves: 10 });
+  const sealer = new BatchSealer({
+    store,
+    signer,
+    gatewayId: GATEWAY,
+    domain: relayer.domain(),
+    maxLeaves: 10,
+  });
   let connects = 0;
   const service = (timers?: Timers) =>
     new AnchorService({
@@ -80,27 +92,30 @@ async function sealAll(sealer: BatchSealer): Promise<void> {
 }
 
 describe("AnchorService with the fake registry", () => {
-  it.each(["secp256k1", "p256"] as const)("behavior: anchors every sealed batch in order exactly once and records where (%s)", async (kt) => {
-    const t = await setup(kt);
-    await t.ingest(35);
-    await sealAll(t.sealer);
-    expect(t.store.lastBatchSeq()).toBe(4);
-    const s = t.service();
-    expect(await s.runOnce()).toBe(4);
-    expect(t.flaky.sends).toBe(4);
-    expect(await s.runOnce()).toBe(0);
-    expect(t.flaky.sends).toBe(4);
-    const head = await t.flaky.getHead(GATEWAY);
-    expect(head).toEqual({ seq: 4n, head: t.store.lastHead() });
-    const a = (await t.store.getAnchor(3))!;
-    expect(a).toMatchObject({ chainId: 31337, contract: t.flaky.registryAddress, confirmations: 2 });
-    expect(a.txHash).toMatch(/^0x[0-9a-f]{64}$/);
-    expect(a.blockNumber).toBeGreaterThan(0);
-    // A receipt now carries the anchor and still verifies offline.
-    const r = await new ReceiptBuilder(t.store).forSeq(1, 25);
-    expect(r.anchor).toEqual(a);
-    expect(await verifyReceipt(r)).toMatchObject({ ok: true, anchored: { txHash: a.txHash } });
-  });
+  it.each(["secp256k1", "p256"] as const)(
+    "behavior: anchors every sealed batch in order exactly once and records where (%s)",
+    async (kt) => {
+      const t = await setup(kt);
+      await t.ingest(35);
+      await sealAll(t.sealer);
+      expect(t.store.lastBatchSeq()).toBe(4);
+      const s = t.service();
+      expect(await s.runOnce()).toBe(4);
+      expect(t.flaky.sends).toBe(4);
+      expect(await s.runOnce()).toBe(0);
+      expect(t.flaky.sends).toBe(4);
+      const head = await t.flaky.getHead(GATEWAY);
+      expect(head).toEqual({ seq: 4n, head: t.store.lastHead() });
+      const a = (await t.store.getAnchor(3))!;
+      expect(a).toMatchObject({ chainId: 31337, contract: t.flaky.registryAddress, confirmations: 2 });
+      expect(a.txHash).toMatch(/^0x[0-9a-f]{64}$/);
+      expect(a.blockNumber).toBeGreaterThan(0);
+      // A receipt now carries the anchor and still verifies offline.
+      const r = await new ReceiptBuilder(t.store).forSeq(1, 25);
+      expect(r.anchor).toEqual(a);
+      expect(await verifyReceipt(r)).toMatchObject({ ok: true, anchored: { txHash: a.txHash } });
+    },
+  );
 
   it("behavior: chain outage: ingest and sealing go on, backlog is anchored in order when it returns", async () => {
     const t = await setup();
@@ -114,7 +129,12 @@ describe("AnchorService with the fake registry", () => {
       await sealAll(t.sealer);
       await expect(s.runOnce()).rejects.toBeInstanceOf(ChainNetworkError);
     }
-    expect(s.status()).toMatchObject({ anchoredThrough: 1, backlog: 6, failures: 3, lastError: { code: "CHAIN_NETWORK" } });
+    expect(s.status()).toMatchObject({
+      anchoredThrough: 1,
+      backlog: 6,
+      failures: 3,
+      lastError: { code: "CHAIN_NETWORK" },
+    });
     expect(t.connects()).toBe(3); // the connection is dropped after each network failure…
     t.flaky.down = false;
     expect(await s.runOnce()).toBe(6);
@@ -141,7 +161,14 @@ describe("AnchorService with the fake registry", () => {
     const t = await setup();
     await t.ingest(20);
     await sealAll(t.sealer);
-    await t.store.markAnchored(1, { chainId: 31337, contract: "0x00", txHash: null, blockNumber: null, confirmations: 1, anchoredAtUs: 0 });
+    await t.store.markAnchored(1, {
+      chainId: 31337,
+      contract: "0x00",
+      txHash: null,
+      blockNumber: null,
+      confirmations: 1,
+      anchoredAtUs: 0,
+    });
     const s = t.service();
     await expect(s.runOnce()).rejects.toBeInstanceOf(AnchorStateError);
     expect(t.flaky.sends).toBe(0);

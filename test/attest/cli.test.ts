@@ -57,7 +57,9 @@ describe("vigil receipt / vigil verify", () => {
   it("behavior: exports a bundle for a device and time range that verifies (exit 0); a tampered receipt exits 1 with its reason", async () => {
     const out = join(dir, "bundle.json");
     const a = io();
-    expect(await receiptCommand(["--store", join(dir, "store"), "--device", "0000002a", "--out", out], a.io)).toBe(0);
+    expect(
+      await receiptCommand(["--store", join(dir, "store"), "--device", "0000002a", "--out", out], a.io),
+    ).toBe(0);
     const bundle = JSON.parse(readFileSync(out, "utf8")) as Bundle;
     expect(bundle.format).toBe("vigil-bundle/1");
     expect(bundle.receipts).toHaveLength(24); // frames 1..24 are sealed (all device 0x2a)
@@ -68,7 +70,12 @@ describe("vigil receipt / vigil verify", () => {
 
     const ts0 = bundle.receipts[5]!.frame.timestampUs;
     const ranged = io();
-    expect(await receiptCommand(["--store", join(dir, "store"), "--device", "42", "--from", String(ts0), "--to", String(ts0 + 2000)], ranged.io)).toBe(0);
+    expect(
+      await receiptCommand(
+        ["--store", join(dir, "store"), "--device", "42", "--from", String(ts0), "--to", String(ts0 + 2000)],
+        ranged.io,
+      ),
+    ).toBe(0);
     expect((JSON.parse(ranged.o.out) as Bundle).receipts.map((r) => r.frame.seq)).toEqual([5, 6, 7]);
 
     bundle.receipts[3]!.proof[0] = "0x" + "00".repeat(32);
@@ -81,7 +88,12 @@ describe("vigil receipt / vigil verify", () => {
 
   it("behavior: one receipt by --seq verifies with a step-by-step report; --json output; --signer pins the key", async () => {
     const file = join(dir, "r.json");
-    expect(await receiptCommand(["--store", join(dir, "store"), "--device", "0000002a", "--seq", "13", "--out", file], io().io)).toBe(0);
+    expect(
+      await receiptCommand(
+        ["--store", join(dir, "store"), "--device", "0000002a", "--seq", "13", "--out", file],
+        io().io,
+      ),
+    ).toBe(0);
     const v = io();
     expect(await verifyCommand([file], v.io)).toBe(0);
     expect(v.o.out).toMatch(/ok +signature/);
@@ -98,7 +110,9 @@ describe("vigil receipt / vigil verify", () => {
     expect(await verifyCommand([file], t.io)).toBe(1);
     expect(t.o.out).toContain("TAMPERED_FRAME");
     const nf = io();
-    expect(await receiptCommand(["--store", join(dir, "store"), "--device", "0000002a", "--seq", "30"], nf.io)).toBe(1);
+    expect(
+      await receiptCommand(["--store", join(dir, "store"), "--device", "0000002a", "--seq", "30"], nf.io),
+    ).toBe(1);
     expect(nf.o.err).toContain("not sealed");
   });
 });

@@ -22,17 +22,20 @@ const tmp = (): string => (dir = mkdtempSync(join(tmpdir(), "vigil-ks-")));
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("keystore", () => {
-  it.each(["secp256k1", "p256"] as const)("behavior: %s key round-trips through a 0600 file", async (type) => {
-    const path = join(tmp(), "gateway.key");
-    const key = generateKey(type);
-    const f = await writeKeystore(path, key, PASS, FAST);
-    expect(statSync(path).mode & 0o777).toBe(0o600);
-    const signer = await loadKeystore(path, PASS);
-    expect(signer.keyType).toBe(type);
-    expect(signer.publicKey).toBe(f.publicKey);
-    expect(bytesToHex(signer.exportKey().privateKey)).toBe(bytesToHex(key.privateKey));
-    expect(readFileSync(path, "utf8")).not.toContain(Buffer.from(key.privateKey).toString("hex"));
-  });
+  it.each(["secp256k1", "p256"] as const)(
+    "behavior: %s key round-trips through a 0600 file",
+    async (type) => {
+      const path = join(tmp(), "gateway.key");
+      const key = generateKey(type);
+      const f = await writeKeystore(path, key, PASS, FAST);
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      const signer = await loadKeystore(path, PASS);
+      expect(signer.keyType).toBe(type);
+      expect(signer.publicKey).toBe(f.publicKey);
+      expect(bytesToHex(signer.exportKey().privateKey)).toBe(bytesToHex(key.privateKey));
+      expect(readFileSync(path, "utf8")).not.toContain(Buffer.from(key.privateKey).toString("hex"));
+    },
+  );
 
   it("error: a group/world-readable file is refused with the chmod hint", async () => {
     const path = join(tmp(), "gateway.key");
@@ -99,7 +102,9 @@ describe("keystore", () => {
     writeFileSync(file, PASS + "\n", { mode: 0o600 });
     expect(await passphraseFromEnv({ VIGIL_KEYSTORE_PASSPHRASE_FILE: file })).toBe(PASS);
     chmodSync(file, 0o644);
-    await expect(passphraseFromEnv({ VIGIL_KEYSTORE_PASSPHRASE_FILE: file })).rejects.toBeInstanceOf(KeystorePermissionError);
+    await expect(passphraseFromEnv({ VIGIL_KEYSTORE_PASSPHRASE_FILE: file })).rejects.toBeInstanceOf(
+      KeystorePermissionError,
+    );
     await expect(passphraseFromEnv({})).rejects.toBeInstanceOf(KeystoreError);
   });
 });

@@ -4,14 +4,24 @@ import { keccak_256 } from "@noble/hashes/sha3.js";
 import { SimpleMerkleTree } from "@openzeppelin/merkle-tree";
 import { keccak256 } from "../../gateway/src/attest/keccak.ts";
 import { MerkleTree, processProof } from "../../gateway/src/attest/merkle.ts";
-import { frameLeaf, frameLeafPreimage, inferenceLeafPreimage, alertLeafPreimage, leafFromPreimage } from "../../gateway/src/attest/leaf.ts";
+import {
+  frameLeaf,
+  frameLeafPreimage,
+  inferenceLeafPreimage,
+  alertLeafPreimage,
+  leafFromPreimage,
+} from "../../gateway/src/attest/leaf.ts";
 
 const hex = (b: Uint8Array): string => "0x" + Buffer.from(b).toString("hex");
 
 describe("keccak256", () => {
   it("known answers: empty string and 'abc' (Ethereum keccak, not SHA3)", () => {
-    expect(hex(keccak256(new Uint8Array()))).toBe("0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470");
-    expect(hex(keccak256(Buffer.from("abc")))).toBe("0x4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45");
+    expect(hex(keccak256(new Uint8Array()))).toBe(
+      "0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470",
+    );
+    expect(hex(keccak256(Buffer.from("abc")))).toBe(
+      "0x4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45",
+    );
   });
   it("property: equals @noble/hashes keccak_256 for any input up to 3 blocks", () => {
     fc.assert(
@@ -26,29 +36,55 @@ describe("leaves", () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 8, maxLength: 248 }), fc.nat(), fc.nat(), (raw, seq, rx) => {
         const p = frameLeafPreimage({ seq, receivedUs: rx, raw: Buffer.from(raw) });
-        return p.length % 2 === 1 && p[0] === 1 && hex(frameLeaf({ seq, receivedUs: rx, raw: Buffer.from(raw) })) === hex(keccak_256(p));
+        return (
+          p.length % 2 === 1 &&
+          p[0] === 1 &&
+          hex(frameLeaf({ seq, receivedUs: rx, raw: Buffer.from(raw) })) === hex(keccak_256(p))
+        );
       }),
     );
     const z = new Uint8Array(32);
-    expect(inferenceLeafPreimage({ modelHash: z, inputWindowHash: z, deviceId: 1, timestampUs: 2, outputs: [0.5, 1] }).length % 2).toBe(1);
-    expect(alertLeafPreimage({ modelHash: z, inputWindowHash: z, deviceId: 1, timestampUs: 2, severity: 2, rule: "vib_high", score: 0.9 }).length % 2).toBe(1);
+    expect(
+      inferenceLeafPreimage({
+        modelHash: z,
+        inputWindowHash: z,
+        deviceId: 1,
+        timestampUs: 2,
+        outputs: [0.5, 1],
+      }).length % 2,
+    ).toBe(1);
+    expect(
+      alertLeafPreimage({
+        modelHash: z,
+        inputWindowHash: z,
+        deviceId: 1,
+        timestampUs: 2,
+        severity: 2,
+        rule: "vib_high",
+        score: 0.9,
+      }).length % 2,
+    ).toBe(1);
     expect(() => leafFromPreimage(new Uint8Array(64))).toThrow(RangeError);
   });
 });
 
 describe("MerkleTree", () => {
-  const leaves = (n: number): Uint8Array[] => Array.from({ length: n }, (_, i) => keccak_256(Uint8Array.of(1, i & 0xff, i >> 8)));
-  it.each([1, 2, 3, 4, 5, 7, 8, 33, 100])("behavior: root and proofs equal @openzeppelin/merkle-tree SimpleMerkleTree (%i leaves)", (n) => {
-    const ls = leaves(n);
-    const oz = SimpleMerkleTree.of(ls, { sortLeaves: false });
-    const t = MerkleTree.fromLeaves(ls);
-    expect(hex(t.root)).toBe(oz.root);
-    for (let i = 0; i < n; i++) {
-      expect(t.proof(i).map(hex)).toEqual(oz.getProof(i));
-      expect(hex(processProof(ls[i]!, t.proof(i)))).toBe(oz.root);
-      expect(SimpleMerkleTree.verify(oz.root, ls[i]!, t.proof(i))).toBe(true);
-    }
-  });
+  const leaves = (n: number): Uint8Array[] =>
+    Array.from({ length: n }, (_, i) => keccak_256(Uint8Array.of(1, i & 0xff, i >> 8)));
+  it.each([1, 2, 3, 4, 5, 7, 8, 33, 100])(
+    "behavior: root and proofs equal @openzeppelin/merkle-tree SimpleMerkleTree (%i leaves)",
+    (n) => {
+      const ls = leaves(n);
+      const oz = SimpleMerkleTree.of(ls, { sortLeaves: false });
+      const t = MerkleTree.fromLeaves(ls);
+      expect(hex(t.root)).toBe(oz.root);
+      for (let i = 0; i < n; i++) {
+        expect(t.proof(i).map(hex)).toEqual(oz.getProof(i));
+        expect(hex(processProof(ls[i]!, t.proof(i)))).toBe(oz.root);
+        expect(SimpleMerkleTree.verify(oz.root, ls[i]!, t.proof(i))).toBe(true);
+      }
+    },
+  );
   it("error: a changed proof element or leaf gives another root", () => {
     const ls = leaves(9);
     const t = MerkleTree.fromLeaves(ls);

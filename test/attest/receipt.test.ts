@@ -18,7 +18,15 @@ async function sealedStore(keyType: "secp256k1" | "p256", frames = 37, maxLeaves
   for (let i = 0; i < frames; i++) await store.append(record(1 + (i % 3), Math.floor(i / 3)));
   const signer = new GatewaySigner(generateKey(keyType));
   let now = 1_764_000_000_000_000;
-  const sealer = new BatchSealer({ store, signer, gatewayId: GATEWAY, domain: DOMAIN, maxLeaves, nowUs: () => (now += 1000), sliceHashes: 5 });
+  const sealer = new BatchSealer({
+    store,
+    signer,
+    gatewayId: GATEWAY,
+    domain: DOMAIN,
+    maxLeaves,
+    nowUs: () => (now += 1000),
+    sliceHashes: 5,
+  });
   return { store, signer, sealer };
 }
 
@@ -29,7 +37,11 @@ describe("BatchSealer", () => {
     expect(store.lastBatchSeq()).toBe(2);
     const b1 = (await store.getBatch(1))!;
     const b2 = (await store.getBatch(2))!;
-    expect(b1).toMatchObject({ firstIndex: 1, lastIndex: 16, header: { seq: 1, leafCount: 16, prevHead: "0x" + "00".repeat(32) } });
+    expect(b1).toMatchObject({
+      firstIndex: 1,
+      lastIndex: 16,
+      header: { seq: 1, leafCount: 16, prevHead: "0x" + "00".repeat(32) },
+    });
     expect(b2.header.prevHead).toBe(b1.head);
     expect(b2.firstIndex).toBe(17);
     const b3 = (await sealer.sealNow())!;
@@ -138,7 +150,10 @@ describe("receipts and verification", () => {
     const r = clone();
     r.batch.signer = other.info();
     expect(await verifyReceipt(r)).toMatchObject({ ok: false, reason: "BAD_SIGNATURE" });
-    expect(await verifyReceipt(receipt, { expectSigner: other.publicKey })).toMatchObject({ ok: false, reason: "WRONG_SIGNER" });
+    expect(await verifyReceipt(receipt, { expectSigner: other.publicKey })).toMatchObject({
+      ok: false,
+      reason: "WRONG_SIGNER",
+    });
     expect(await verifyReceipt(receipt, { expectSigner: signer.publicKey })).toMatchObject({ ok: true });
   });
 
@@ -154,7 +169,8 @@ describe("receipts and verification", () => {
     const s = new GatewaySigner(k);
     const secret = "0f".repeat(32);
     const { inspect } = await import("node:util");
-    for (const text of [JSON.stringify(s), inspect(s), String(s), JSON.stringify({ s })]) expect(text).not.toContain(secret);
+    for (const text of [JSON.stringify(s), inspect(s), String(s), JSON.stringify({ s })])
+      expect(text).not.toContain(secret);
     expect(bytesToHex(s.exportKey().privateKey)).toBe("0x" + secret);
   });
 });

@@ -22,11 +22,24 @@ const BASE_US = 1_764_000_000_000_000;
 
 export function record(deviceId: number, seq: number, value = seq): FrameRecord {
   const ts = BASE_US + seq * 1000;
-  const raw = encodeFrame({ type: FrameType.Data, deviceId, seq: seq >>> 0, timestampUs: ts, flags: 0, values: Float32Array.of(value, 1.5) });
+  const raw = encodeFrame({
+    type: FrameType.Data,
+    deviceId,
+    seq: seq >>> 0,
+    timestampUs: ts,
+    flags: 0,
+    values: Float32Array.of(value, 1.5),
+  });
   return { deviceId, seq, receivedUs: ts + 5, timestampUs: ts, raw };
 }
 
-export function fakeBatch(seq: number, prevHead: string, firstIndex: number, lastIndex: number, sealedAtUs = BASE_US): SealedBatch {
+export function fakeBatch(
+  seq: number,
+  prevHead: string,
+  firstIndex: number,
+  lastIndex: number,
+  sealedAtUs = BASE_US,
+): SealedBatch {
   const h = (n: number): string => "0x" + n.toString(16).padStart(64, "0");
   return {
     header: {
@@ -43,7 +56,12 @@ export function fakeBatch(seq: number, prevHead: string, firstIndex: number, las
     digest: h(seq * 13),
     signature: "0x" + "11".repeat(65),
     signer: { keyType: "secp256k1", address: "0x" + "22".repeat(20), publicKey: "0x04" + "33".repeat(64) },
-    domain: { name: "VigilRegistry", version: "1", chainId: 31337, verifyingContract: "0x" + "44".repeat(20) },
+    domain: {
+      name: "VigilRegistry",
+      version: "1",
+      chainId: 31337,
+      verifyingContract: "0x" + "44".repeat(20),
+    },
     firstIndex,
     lastIndex,
     sealedAtUs,
@@ -75,7 +93,13 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       const r = record(7, 1);
       expect(await s.append(r)).toBe("stored");
       const f = await s.getFrame(1);
-      expect(f).toMatchObject({ index: 1, deviceId: 7, seq: 1, receivedUs: r.receivedUs, timestampUs: r.timestampUs });
+      expect(f).toMatchObject({
+        index: 1,
+        deviceId: 7,
+        seq: 1,
+        receivedUs: r.receivedUs,
+        timestampUs: r.timestampUs,
+      });
       expect(Buffer.compare(f!.raw, r.raw)).toBe(0);
       expect((await s.getFrameBySeq(7, 1))?.index).toBe(1);
       expect(s.lastSeq(7)).toBe(1);
@@ -107,12 +131,16 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
 
     it("behavior: group commit puts many concurrent appends in few synced batches", async () => {
       const s = await make({ groupCommit: { flushIntervalMs: 5, maxBatchRecords: 100 } });
-      const outs = await Promise.all(Array.from({ length: 1000 }, (_, i) => s.append(record(i % 10, Math.floor(i / 10)))));
+      const outs = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => s.append(record(i % 10, Math.floor(i / 10)))),
+      );
       expect(outs.every((o) => o === "stored")).toBe(true);
       expect(s.stats().lastIndex).toBe(1000);
       expect(s.stats().commits).toBeLessThanOrEqual(20);
       expect(s.stats().commits).toBeGreaterThanOrEqual(10);
-      expect((await collect(s.framesByIndex(1, 1000))).map((f) => f.index)).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
+      expect((await collect(s.framesByIndex(1, 1000))).map((f) => f.index)).toEqual(
+        Array.from({ length: 1000 }, (_, i) => i + 1),
+      );
     });
 
     it("behavior: maxBatchRecords 1 writes one batch per frame (the baseline)", async () => {
@@ -176,12 +204,20 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
     it("behavior: outbox: batches must be consecutive, linked, and anchored in order", async () => {
       const s = await make();
       for (let i = 1; i <= 6; i++) await s.append(record(1, i));
-      await expect(s.saveBatch(fakeBatch(2, ZERO, 1, 2), new Uint8Array(64))).rejects.toBeInstanceOf(StoreOrderError);
-      await expect(s.saveBatch(fakeBatch(1, ZERO, 2, 3), new Uint8Array(64))).rejects.toBeInstanceOf(StoreOrderError);
-      await expect(s.saveBatch(fakeBatch(1, ZERO, 1, 9), new Uint8Array(9 * 32))).rejects.toBeInstanceOf(StoreOrderError);
+      await expect(s.saveBatch(fakeBatch(2, ZERO, 1, 2), new Uint8Array(64))).rejects.toBeInstanceOf(
+        StoreOrderError,
+      );
+      await expect(s.saveBatch(fakeBatch(1, ZERO, 2, 3), new Uint8Array(64))).rejects.toBeInstanceOf(
+        StoreOrderError,
+      );
+      await expect(s.saveBatch(fakeBatch(1, ZERO, 1, 9), new Uint8Array(9 * 32))).rejects.toBeInstanceOf(
+        StoreOrderError,
+      );
       const b1 = fakeBatch(1, ZERO, 1, 2);
       await s.saveBatch(b1, new Uint8Array(64).fill(1));
-      await expect(s.saveBatch(fakeBatch(2, ZERO, 3, 4), new Uint8Array(64))).rejects.toBeInstanceOf(StoreOrderError);
+      await expect(s.saveBatch(fakeBatch(2, ZERO, 3, 4), new Uint8Array(64))).rejects.toBeInstanceOf(
+        StoreOrderError,
+      );
       const b2 = fakeBatch(2, b1.head, 3, 6);
       await s.saveBatch(b2, new Uint8Array(128).fill(2));
       expect(await s.getBatch(2)).toEqual(b2);
@@ -240,7 +276,10 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
     it("property: any interleaving of sends and resends stores each (device, seq) exactly once", async () => {
       await fc.assert(
         fc.asyncProperty(
-          fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 15 })), { minLength: 1, maxLength: 60 }),
+          fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 15 })), {
+            minLength: 1,
+            maxLength: 60,
+          }),
           fc.integer({ min: 1, max: 8 }),
           async (sends, chunk) => {
             const h = await factory({ groupCommit: { flushIntervalMs: 1, maxBatchRecords: 4 } });

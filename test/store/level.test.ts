@@ -14,7 +14,8 @@ const HUGE = 2 ** 40;
 abstractFrameStoreSuite("LevelFrameStore", async (opts) => {
   const dir = mkdtempSync(join(tmpdir(), "vigil-store-"));
   // Free space is injected: the suite is about behaviour, not this machine's disk.
-  const make = (): LevelFrameStore => new LevelFrameStore({ ...opts, dir, reserveBytes: 4096, freeBytes: async () => HUGE });
+  const make = (): LevelFrameStore =>
+    new LevelFrameStore({ ...opts, dir, reserveBytes: 4096, freeBytes: async () => HUGE });
   let store = make();
   await store.open();
   return {
@@ -34,7 +35,14 @@ abstractFrameStoreSuite("LevelFrameStore", async (opts) => {
 
 function bigRecord(deviceId: number, seq: number): FrameRecord {
   const ts = 1_764_000_000_000_000 + seq;
-  const raw = encodeFrame({ type: FrameType.Data, deviceId, seq, timestampUs: ts, flags: 0, values: new Float32Array(32).fill(seq % 1000) });
+  const raw = encodeFrame({
+    type: FrameType.Data,
+    deviceId,
+    seq,
+    timestampUs: ts,
+    flags: 0,
+    values: new Float32Array(32).fill(seq % 1000),
+  });
   return { deviceId, seq, receivedUs: ts, timestampUs: ts, raw };
 }
 
@@ -50,7 +58,13 @@ describe("LevelFrameStore: disk space", () => {
   it("behavior: below the free-space watermark frames are refused (DISK_FULL) and accepted again when space returns", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vigil-store-"));
     let free = HUGE;
-    const s = new LevelFrameStore({ dir, reserveBytes: 4096, minFreeBytes: 1 << 20, spaceCheckIntervalMs: 60_000, freeBytes: async () => free });
+    const s = new LevelFrameStore({
+      dir,
+      reserveBytes: 4096,
+      minFreeBytes: 1 << 20,
+      spaceCheckIntervalMs: 60_000,
+      freeBytes: async () => free,
+    });
     try {
       await s.open();
       expect(statSync(join(dir, "reserve.bin")).size).toBe(4096);
@@ -82,7 +96,13 @@ describe("LevelFrameStore: disk space", () => {
     }
     let s: LevelFrameStore | undefined;
     try {
-      const opts = { dir, reserveBytes: 512 << 10, minFreeBytes: 0, recoverIntervalMs: 50, spaceCheckIntervalMs: 60_000 };
+      const opts = {
+        dir,
+        reserveBytes: 512 << 10,
+        minFreeBytes: 0,
+        recoverIntervalMs: 50,
+        spaceCheckIntervalMs: 60_000,
+      };
       s = new LevelFrameStore(opts);
       await s.open();
       expect(existsSync(join(dir, "reserve.bin"))).toBe(true);

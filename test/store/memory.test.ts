@@ -48,7 +48,10 @@ describe("MemoryFrameStore: disk-full handling (simulated)", () => {
   it("error: a failed write rejects its frames with DISK_FULL, refuses more, and recovers by itself", async () => {
     const timers = manualTimers();
     const kv = new MemoryKv();
-    const s = new MemoryFrameStore({ timers, groupCommit: { flushIntervalMs: 0, maxBatchRecords: 2 }, recoverIntervalMs: 500 }, kv);
+    const s = new MemoryFrameStore(
+      { timers, groupCommit: { flushIntervalMs: 0, maxBatchRecords: 2 }, recoverIntervalMs: 500 },
+      kv,
+    );
     await s.open();
     const first = Promise.all([s.append(record(1, 2)), s.append(record(1, 3))]);
     timers.fire();

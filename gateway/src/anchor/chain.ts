@@ -8,12 +8,18 @@ import type { RegistryClient } from "../chain/client.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
 import type { Hex } from "../chain/eip712.ts";
 
-export interface AnchorChain extends Pick<RegistryClient, "chainId" | "registryAddress" | "anchor" | "getHead" | "close"> {
+export interface AnchorChain extends Pick<
+  RegistryClient,
+  "chainId" | "registryAddress" | "anchor" | "getHead" | "close"
+> {
   /**
    * Finds the BatchAnchored event of (gatewayId, seq): used when a batch turns out to be
    * anchored already (sent just before a crash) to record its transaction anyway.
    */
-  findAnchor?(gatewayId: Hex, seq: bigint): Promise<{ txHash: Hex; blockNumber: number; headerHash: Hex } | null>;
+  findAnchor?(
+    gatewayId: Hex,
+    seq: bigint,
+  ): Promise<{ txHash: Hex; blockNumber: number; headerHash: Hex } | null>;
 }
 
 const registryIface = new Interface(VigilRegistryArtifact.abi as never);

@@ -21,7 +21,7 @@ import { VigilError } from "../errors/base.ts";
 import { ChainError, ContractRevertError } from "../chain/errors.ts";
 import { hashBatchHeader, type Hex } from "../chain/eip712.ts";
 import { toEip712Header } from "../attest/header.ts";
-import { realTimers, type StoreLogger, type Timers } from "../store/core.ts";
+import { realTimers, unrefTimer, type StoreLogger, type Timers } from "../store/core.ts";
 import type { AnchorRecord, FrameStore, SealedBatch } from "../store/types.ts";
 import type { AnchorChain } from "./chain.ts";
 
@@ -108,7 +108,8 @@ export class AnchorService {
     this.random = o.random ?? Math.random;
     this.log = o.logger ?? noop;
     this.onAnchored = o.onAnchored;
-    if (this.cronExpr !== undefined && !cron.validate(this.cronExpr)) throw new RangeError(`anchor.cron: invalid cron expression "${this.cronExpr}"`);
+    if (this.cronExpr !== undefined && !cron.validate(this.cronExpr))
+      throw new RangeError(`anchor.cron: invalid cron expression "${this.cronExpr}"`);
   }
 
   start(): void {
@@ -149,10 +150,12 @@ export class AnchorService {
   private schedule(ms: number): void {
     if (!this.started) return;
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
-    this.timer = this.timers.setTimeout(() => {
-      this.timer = undefined;
-      void this.runAndReschedule();
-    }, ms);
+    this.timer = unrefTimer(
+      this.timers.setTimeout(() => {
+        this.timer = undefined;
+        void this.runAndReschedule();
+      }, ms),
+    );
   }
 
   private async runAndReschedule(): Promise<void> {
@@ -170,7 +173,10 @@ export class AnchorService {
       if (backlog > 0) this.schedule(0);
       else if (this.cronExpr === undefined) this.schedule(this.intervalMs);
     } else {
-      const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(30, this.failures - 1));
+      const base = Math.min(
+        this.backoff.maxMs,
+        this.backoff.initialMs * 2 ** Math.min(30, this.failures - 1),
+      );
       const delay = Math.round(base * (0.8 + 0.4 * this.random()));
       this.nextRetryMs = delay;
       this.schedule(delay);
@@ -209,7 +215,9 @@ export class AnchorService {
         } else if (onChain === seq - 1n) {
           const r = await chain.anchor(toEip712Header(b.header), b.signature as Hex);
           if (r.head.toLowerCase() !== b.head.toLowerCase())
-            throw new AnchorStateError(`registry head after batch ${b.header.seq} is ${r.head}, the gateway computed ${b.head}`);
+            throw new AnchorStateError(
+              `registry head after batch ${b.header.seq} is ${r.head}, the gateway computed ${b.head}`,
+            );
           rec = this.record(chain, r.txHash, Number(r.blockNumber));
           onChain = seq;
         } else {
@@ -225,7 +233,10 @@ export class AnchorService {
       this.lastError = undefined;
       return done;
     } catch (e) {
-      const err = e instanceof VigilError ? e : new ChainError("CHAIN", `anchoring failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+      const err =
+        e instanceof VigilError
+          ? e
+          : new ChainError("CHAIN", `anchoring failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
       this.failures++;
       this.lastError = err;
       // Any chain failure may leave the connection or the nonce manager in a bad state.
@@ -234,7 +245,10 @@ export class AnchorService {
         this.chain = undefined;
         await c?.close().catch(() => {});
       }
-      this.log.warn({ code: err.code, anchored: done, failures: this.failures }, "anchoring failed; will retry");
+      this.log.warn(
+        { code: err.code, anchored: done, failures: this.failures },
+        "anchoring failed; will retry",
+      );
       throw err;
     }
   }
@@ -255,12 +269,19 @@ export class AnchorService {
     if (onChain === BigInt(b.header.seq)) {
       const head = (await chain.getHead(this.gatewayId)).head;
       if (head.toLowerCase() !== b.head.toLowerCase())
-        throw new AnchorStateError(`registry head at batch ${b.header.seq} is ${head}, the gateway's is ${b.head}: another signer anchored this seq`);
+        throw new AnchorStateError(
+          `registry head at batch ${b.header.seq} is ${head}, the gateway's is ${b.head}: another signer anchored this seq`,
+        );
     }
     const found = chain.findAnchor ? await chain.findAnchor(this.gatewayId, BigInt(b.header.seq)) : null;
     if (found && found.headerHash !== hashBatchHeader(toEip712Header(b.header)))
-      throw new AnchorStateError(`registry anchored a different header as batch ${b.header.seq}: another signer used this seq`);
-    this.log.info({ seq: b.header.seq, found: found !== null }, "batch was already anchored; recorded without resending");
+      throw new AnchorStateError(
+        `registry anchored a different header as batch ${b.header.seq}: another signer used this seq`,
+      );
+    this.log.info(
+      { seq: b.header.seq, found: found !== null },
+      "batch was already anchored; recorded without resending",
+    );
     return this.record(chain, found?.txHash ?? null, found?.blockNumber ?? null);
   }
 }

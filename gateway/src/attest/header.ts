@@ -19,10 +19,16 @@ export function toEip712Header(h: BatchHeaderJson): BatchHeader {
 }
 
 export function toDomain(d: Eip712DomainJson): VigilDomain {
-  if (d.name !== "VigilRegistry" || d.version !== "1") throw new RangeError(`domain must be VigilRegistry v1, is ${d.name} v${d.version}`);
+  if (d.name !== "VigilRegistry" || d.version !== "1")
+    throw new RangeError(`domain must be VigilRegistry v1, is ${d.name} v${d.version}`);
   return vigilDomain(BigInt(d.chainId), d.verifyingContract);
 }
 
 export function domainJson(d: VigilDomain): Eip712DomainJson {
-  return { name: d.name, version: d.version, chainId: Number(d.chainId), verifyingContract: d.verifyingContract.toLowerCase() };
+  return {
+    name: d.name,
+    version: d.version,
+    chainId: Number(d.chainId),
+    verifyingContract: d.verifyingContract.toLowerCase(),
+  };
 }

@@ -11,7 +11,13 @@
  * comes from `VIGIL_KEYSTORE_PASSPHRASE` or a file named by `VIGIL_KEYSTORE_PASSPHRASE_FILE`
  * (e.g. a systemd credential). Errors never contain the key or the passphrase.
  */
-import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb, type ScryptOptions } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  randomBytes,
+  scrypt as scryptCb,
+  type ScryptOptions,
+} from "node:crypto";
 import { chmod, open, readFile, rename, stat } from "node:fs/promises";
 import { VigilError } from "../errors/base.ts";
 import type { DeviceKey, KeyType } from "./keys.ts";
@@ -56,37 +62,75 @@ export interface KdfParams {
 
 function scrypt(pass: string, salt: Buffer, N: number, r: number, p: number): Promise<Buffer> {
   const opts: ScryptOptions = { N, r, p, maxmem: 256 * N * r + (1 << 20) };
-  return new Promise((res, rej) => scryptCb(pass.normalize("NFKC"), salt, 32, opts, (e, k) => (e ? rej(e) : res(k))));
+  return new Promise((res, rej) =>
+    scryptCb(pass.normalize("NFKC"), salt, 32, opts, (e, k) => (e ? rej(e) : res(k))),
+  );
 }
 
 function aad(f: Pick<KeystoreFile, "format" | "keyType" | "publicKey" | "kdf">): Buffer {
-  return Buffer.from(JSON.stringify([f.format, f.keyType, f.publicKey.toLowerCase(), f.kdf.name, f.kdf.N, f.kdf.r, f.kdf.p, f.kdf.salt]));
+  return Buffer.from(
+    JSON.stringify([
+      f.format,
+      f.keyType,
+      f.publicKey.toLowerCase(),
+      f.kdf.name,
+      f.kdf.N,
+      f.kdf.r,
+      f.kdf.p,
+      f.kdf.salt,
+    ]),
+  );
 }
 
 function checkPassphrase(pass: string): void {
-  if (typeof pass !== "string" || pass.length < 8) throw new KeystoreError("KEYSTORE_PASSPHRASE", "keystore passphrase must be at least 8 characters");
+  if (typeof pass !== "string" || pass.length < 8)
+    throw new KeystoreError("KEYSTORE_PASSPHRASE", "keystore passphrase must be at least 8 characters");
 }
 
 /** Encrypts `key` into the keystore format. */
-export async function encryptKey(key: DeviceKey, passphrase: string, params: KdfParams = {}): Promise<KeystoreFile> {
+export async function encryptKey(
+  key: DeviceKey,
+  passphrase: string,
+  params: KdfParams = {},
+): Promise<KeystoreFile> {
   checkPassphrase(passphrase);
   const k = importKey(key.type, key.privateKey);
-  const kdf = { name: "scrypt" as const, N: params.N ?? 1 << 15, r: params.r ?? 8, p: params.p ?? 1, salt: randomBytes(32).toString("hex") };
-  const head = { format: "vigil-keystore/1" as const, keyType: k.type, publicKey: registrationPublicKey(k), kdf };
+  const kdf = {
+    name: "scrypt" as const,
+    N: params.N ?? 1 << 15,
+    r: params.r ?? 8,
+    p: params.p ?? 1,
+    salt: randomBytes(32).toString("hex"),
+  };
+  const head = {
+    format: "vigil-keystore/1" as const,
+    keyType: k.type,
+    publicKey: registrationPublicKey(k),
+    kdf,
+  };
   const dk = await scrypt(passphrase, Buffer.from(kdf.salt, "hex"), kdf.N, kdf.r, kdf.p);
   const iv = randomBytes(12);
   const c = createCipheriv("aes-256-gcm", dk, iv);
   c.setAAD(aad(head));
   const ct = Buffer.concat([c.update(k.privateKey), c.final()]);
   dk.fill(0);
-  return { ...head, cipher: { name: "aes-256-gcm", iv: iv.toString("hex"), tag: c.getAuthTag().toString("hex"), ciphertext: ct.toString("hex") } };
+  return {
+    ...head,
+    cipher: {
+      name: "aes-256-gcm",
+      iv: iv.toString("hex"),
+      tag: c.getAuthTag().toString("hex"),
+      ciphertext: ct.toString("hex"),
+    },
+  };
 }
 
 /** Decrypts a keystore object; KeystoreDecryptError on a wrong passphrase or any modification. */
 export async function decryptKey(f: KeystoreFile, passphrase: string): Promise<GatewaySigner> {
   if (f?.format !== "vigil-keystore/1" || f.kdf?.name !== "scrypt" || f.cipher?.name !== "aes-256-gcm")
     throw new KeystoreError("KEYSTORE_FORMAT", "not a vigil-keystore/1 file");
-  if (f.keyType !== "secp256k1" && f.keyType !== "p256") throw new KeystoreError("KEYSTORE_FORMAT", "keystore keyType must be secp256k1 or p256");
+  if (f.keyType !== "secp256k1" && f.keyType !== "p256")
+    throw new KeystoreError("KEYSTORE_FORMAT", "keystore keyType must be secp256k1 or p256");
   let pk: Buffer;
   try {
     const dk = await scrypt(passphrase, Buffer.from(f.kdf.salt, "hex"), f.kdf.N, f.kdf.r, f.kdf.p);
@@ -111,7 +155,12 @@ export async function decryptKey(f: KeystoreFile, passphrase: string): Promise<G
 }
 
 /** Writes a new keystore file with mode 0600 (atomically: temp file + rename). */
-export async function writeKeystore(path: string, key: DeviceKey, passphrase: string, params: KdfParams = {}): Promise<KeystoreFile> {
+export async function writeKeystore(
+  path: string,
+  key: DeviceKey,
+  passphrase: string,
+  params: KdfParams = {},
+): Promise<KeystoreFile> {
   const f = await encryptKey(key, passphrase, params);
   const tmp = `${path}.${process.pid}.tmp`;
   const fh = await open(tmp, "wx", 0o600);
@@ -159,5 +208,8 @@ export async function passphraseFromEnv(env: NodeJS.ProcessEnv = process.env): P
   }
   const p = env.VIGIL_KEYSTORE_PASSPHRASE;
   if (p) return p;
-  throw new KeystoreError("KEYSTORE_PASSPHRASE", "set VIGIL_KEYSTORE_PASSPHRASE or VIGIL_KEYSTORE_PASSPHRASE_FILE to unlock the gateway key");
+  throw new KeystoreError(
+    "KEYSTORE_PASSPHRASE",
+    "set VIGIL_KEYSTORE_PASSPHRASE or VIGIL_KEYSTORE_PASSPHRASE_FILE to unlock the gateway key",
+  );
 }

@@ -28,7 +28,8 @@ export type LeafKindCode = (typeof LeafKind)[keyof typeof LeafKind];
 const TWO_32 = 0x1_0000_0000;
 
 function putU64(b: Uint8Array, o: number, v: number): void {
-  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`u64 field must be a safe non-negative integer, got ${v}`);
+  if (!Number.isSafeInteger(v) || v < 0)
+    throw new RangeError(`u64 field must be a safe non-negative integer, got ${v}`);
   const hi = Math.floor(v / TWO_32);
   const lo = v % TWO_32;
   b[o] = hi >>> 24;
@@ -134,7 +135,8 @@ export interface AlertLeafInput {
 
 /** Canonical preimage of an ALERT leaf. */
 export function alertLeafPreimage(x: AlertLeafInput): Uint8Array {
-  if (!/^[\x21-\x7e]{1,64}$/.test(x.rule)) throw new RangeError("rule must be 1..64 printable ASCII characters");
+  if (!/^[\x21-\x7e]{1,64}$/.test(x.rule))
+    throw new RangeError("rule must be 1..64 printable ASCII characters");
   const b = new Uint8Array(1 + 32 + 32 + 4 + 8 + 1 + 1 + x.rule.length + 4);
   const dv = new DataView(b.buffer);
   b[0] = LeafKind.Alert;
@@ -151,6 +153,7 @@ export function alertLeafPreimage(x: AlertLeafInput): Uint8Array {
 
 /** keccak256 of a leaf preimage; refuses even-length (hence possibly 64-byte) preimages. */
 export function leafFromPreimage(preimage: Uint8Array): Uint8Array {
-  if (preimage.length % 2 === 0) throw new RangeError("leaf preimages have odd length (domain tag + padded body)");
+  if (preimage.length % 2 === 0)
+    throw new RangeError("leaf preimages have odd length (domain tag + padded body)");
   return keccak256(preimage);
 }

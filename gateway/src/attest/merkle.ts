@@ -50,7 +50,8 @@ export class MerkleTree {
 
   /** Sibling path from leaf `i` to the root, as accepted by `MerkleProof.verify`. */
   proof(i: number): Uint8Array[] {
-    if (!Number.isInteger(i) || i < 0 || i >= this.leafCount) throw new RangeError(`leaf index ${i} is outside 0..${this.leafCount - 1}`);
+    if (!Number.isInteger(i) || i < 0 || i >= this.leafCount)
+      throw new RangeError(`leaf index ${i} is outside 0..${this.leafCount - 1}`);
     const out: Uint8Array[] = [];
     let k = this.nodes.length / 8 - 1 - i;
     while (k > 0) {

@@ -5,7 +5,15 @@
 import { VigilError } from "../errors/base.ts";
 import { bytesToHex } from "../chain/eip712.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
-import type { AnchorRecord, BatchHeaderJson, Eip712DomainJson, FrameStore, SealedBatch, SignerInfo, StoredFrame } from "../store/types.ts";
+import type {
+  AnchorRecord,
+  BatchHeaderJson,
+  Eip712DomainJson,
+  FrameStore,
+  SealedBatch,
+  SignerInfo,
+  StoredFrame,
+} from "../store/types.ts";
 import { frameLeaf } from "./leaf.ts";
 import { MerkleTree } from "./merkle.ts";
 
@@ -66,24 +74,36 @@ export class ReceiptBuilder {
 
   async forIndex(index: number): Promise<Receipt> {
     const f = await this.store.getFrame(index);
-    if (!f) throw new ReceiptError("RECEIPT_NOT_FOUND", `no stored frame at index ${index} (never stored, or pruned after the retention window)`);
+    if (!f)
+      throw new ReceiptError(
+        "RECEIPT_NOT_FOUND",
+        `no stored frame at index ${index} (never stored, or pruned after the retention window)`,
+      );
     return this.forFrame(f);
   }
 
   async forSeq(deviceId: number, seq: number): Promise<Receipt> {
     const f = await this.store.getFrameBySeq(deviceId, seq);
-    if (!f) throw new ReceiptError("RECEIPT_NOT_FOUND", `no stored frame ${deviceIdHex(deviceId)}/${seq} (never stored, or pruned)`);
+    if (!f)
+      throw new ReceiptError(
+        "RECEIPT_NOT_FOUND",
+        `no stored frame ${deviceIdHex(deviceId)}/${seq} (never stored, or pruned)`,
+      );
     return this.forFrame(f);
   }
 
   async forFrame(f: StoredFrame): Promise<Receipt> {
     const batch = await this.store.batchForIndex(f.index);
-    if (!batch) throw new ReceiptError("RECEIPT_NOT_SEALED", `frame ${f.index} is not sealed into a batch yet`);
+    if (!batch)
+      throw new ReceiptError("RECEIPT_NOT_SEALED", `frame ${f.index} is not sealed into a batch yet`);
     const tree = await this.tree(batch);
     const leafIndex = f.index - batch.firstIndex;
     const leaf = frameLeaf(f);
     if (bytesToHex(leaf) !== bytesToHex(tree.leaf(leafIndex)))
-      throw new ReceiptError("RECEIPT_INCONSISTENT", `frame ${f.index} does not hash to the leaf sealed in batch ${batch.header.seq}`);
+      throw new ReceiptError(
+        "RECEIPT_INCONSISTENT",
+        `frame ${f.index} does not hash to the leaf sealed in batch ${batch.header.seq}`,
+      );
     const anchor = (await this.store.getAnchor(batch.header.seq)) ?? null;
     return {
       format: "vigil-receipt/1",
@@ -115,7 +135,8 @@ export class ReceiptBuilder {
   private async tree(batch: SealedBatch): Promise<MerkleTree> {
     if (this.cached?.seq === batch.header.seq) return this.cached.tree;
     const leaves = await this.store.getBatchLeaves(batch.header.seq);
-    if (!leaves) throw new ReceiptError("RECEIPT_INCONSISTENT", `leaves of batch ${batch.header.seq} are missing`);
+    if (!leaves)
+      throw new ReceiptError("RECEIPT_INCONSISTENT", `leaves of batch ${batch.header.seq} are missing`);
     const tree = MerkleTree.fromPacked(leaves);
     this.cached = { seq: batch.header.seq, tree };
     return tree;

@@ -12,7 +12,7 @@
  */
 import type { FrameStore, SealedBatch } from "../store/types.ts";
 import type { Timers } from "../store/core.ts";
-import { realTimers } from "../store/core.ts";
+import { realTimers, unrefTimer } from "../store/core.ts";
 import { batchDigest, bytesToHex, nextHead, ZERO_HASH, type Hex, type VigilDomain } from "../chain/eip712.ts";
 import { frameLeafInto } from "./leaf.ts";
 import { MerkleBuilder } from "./merkle.ts";
@@ -94,10 +94,12 @@ export class BatchSealer {
 
   private arm(): void {
     if (!this.running) return;
-    this.timer = this.o.timers.setTimeout(() => {
-      this.timer = undefined;
-      void this.tick().finally(() => this.arm());
-    }, this.o.pollMs);
+    this.timer = unrefTimer(
+      this.o.timers.setTimeout(() => {
+        this.timer = undefined;
+        void this.tick().finally(() => this.arm());
+      }, this.o.pollMs),
+    );
   }
 
   /** Unsealed durable frames. */
@@ -109,7 +111,8 @@ export class BatchSealer {
   async tick(): Promise<void> {
     try {
       while (this.backlog() >= this.o.maxLeaves) await this.sealNow();
-      if (this.backlog() > 0 && this.o.nowUs() - this.lastSealUs >= this.o.intervalMs * 1000) await this.sealNow();
+      if (this.backlog() > 0 && this.o.nowUs() - this.lastSealUs >= this.o.intervalMs * 1000)
+        await this.sealNow();
     } catch (e) {
       this.o.onError?.(e);
     }
@@ -135,12 +138,20 @@ export class BatchSealer {
     let i = 0;
     let first = Number.MAX_SAFE_INTEGER;
     let last = 0;
-    for await (const f of store.framesByIndex(from, to)) {
-      if (f.index !== from + i) throw new Error(`frame ${from + i} is missing from the log`);
-      frameLeafInto(f, leaves, 32 * i);
-      if (f.timestampUs < first) first = f.timestampUs;
-      if (f.timestampUs > last) last = f.timestampUs;
-      if (++i % sliceHashes === 0) await yieldLoop();
+    let budget = sliceHashes;
+    for await (const chunk of store.frameChunks(from, to)) {
+      for (const f of chunk) {
+        if (f.index !== from + i) throw new Error(`frame ${from + i} is missing from the log`);
+        frameLeafInto(f, leaves, 32 * i);
+        if (f.timestampUs < first) first = f.timestampUs;
+        if (f.timestampUs > last) last = f.timestampUs;
+        i++;
+      }
+      budget -= chunk.length;
+      if (budget <= 0) {
+        budget = sliceHashes;
+        await yieldLoop();
+      }
     }
     if (i !== n) throw new Error(`expected ${n} frames ${from}..${to}, read ${i}`);
     const builder = new MerkleBuilder(leaves);
@@ -177,4 +188,3 @@ export class BatchSealer {
     return batch;
   }
 }
-

@@ -93,7 +93,8 @@ function isSafeUint(v: unknown): v is number {
 }
 
 function checkShape(r: Receipt): void {
-  const m = (c: unknown, what: string): void => must(c, "MALFORMED", `receipt field ${what} is missing or invalid`);
+  const m = (c: unknown, what: string): void =>
+    must(c, "MALFORMED", `receipt field ${what} is missing or invalid`);
   m(r && typeof r === "object" && r.format === "vigil-receipt/1" && r.kind === "frame", "format");
   m(r.frame && typeof r.frame.raw === "string" && /^0x([0-9a-f]{2})+$/i.test(r.frame.raw), "frame.raw");
   m(/^[0-9a-f]{8}$/.test(r.frame.deviceId), "frame.deviceId");
@@ -103,8 +104,10 @@ function checkShape(r: Receipt): void {
   m(Array.isArray(r.proof) && r.proof.every((p) => typeof p === "string" && HEX32.test(p)), "proof");
   const b = r.batch;
   m(b && b.header && b.domain && b.signer, "batch");
-  for (const k of ["gatewayId", "prevHead", "root", "modelHash"] as const) m(HEX32.test(String(b.header[k])), `batch.header.${k}`);
-  for (const k of ["seq", "leafCount", "firstTimestamp", "lastTimestamp"] as const) m(isSafeUint(b.header[k]), `batch.header.${k}`);
+  for (const k of ["gatewayId", "prevHead", "root", "modelHash"] as const)
+    m(HEX32.test(String(b.header[k])), `batch.header.${k}`);
+  for (const k of ["seq", "leafCount", "firstTimestamp", "lastTimestamp"] as const)
+    m(isSafeUint(b.header[k]), `batch.header.${k}`);
   m(HEX32.test(String(b.head)) && HEX32.test(String(b.digest)), "batch.head/digest");
   m(typeof b.signature === "string" && /^0x([0-9a-f]{2})+$/i.test(b.signature), "batch.signature");
   m(b.signer.keyType === "secp256k1" || b.signer.keyType === "p256", "batch.signer.keyType");
@@ -125,22 +128,50 @@ export async function verifyReceipt(r: Receipt, opts: VerifyOptions = {}): Promi
     try {
       frame = decodeFrame(raw);
     } catch (e) {
-      throw new Fail("TAMPERED_FRAME", `frame bytes are not a valid protocol v1 frame: ${(e as Error).message}`);
+      throw new Fail(
+        "TAMPERED_FRAME",
+        `frame bytes are not a valid protocol v1 frame: ${(e as Error).message}`,
+      );
     }
     must(frame.type === FrameType.Data, "TAMPERED_FRAME", "frame is not a DATA frame");
-    must(deviceIdHex(frame.deviceId) === r.frame.deviceId, "TAMPERED_FRAME", "frame.deviceId differs from the frame bytes");
-    must(r.frame.seq % 0x1_0000_0000 === frame.seq, "TAMPERED_FRAME", "frame.seq differs from the frame bytes");
+    must(
+      deviceIdHex(frame.deviceId) === r.frame.deviceId,
+      "TAMPERED_FRAME",
+      "frame.deviceId differs from the frame bytes",
+    );
+    must(
+      r.frame.seq % 0x1_0000_0000 === frame.seq,
+      "TAMPERED_FRAME",
+      "frame.seq differs from the frame bytes",
+    );
     const expectTs = frame.timestampUs === 0 ? r.frame.receivedUs : frame.timestampUs;
-    must(r.frame.timestampUs === expectTs, "TAMPERED_FRAME", "frame.timestampUs differs from the frame bytes");
+    must(
+      r.frame.timestampUs === expectTs,
+      "TAMPERED_FRAME",
+      "frame.timestampUs differs from the frame bytes",
+    );
     const leaf = bytesToHex(frameLeaf({ seq: r.frame.seq, receivedUs: r.frame.receivedUs, raw }));
     must(leaf === r.leaf.toLowerCase(), "TAMPERED_FRAME", "the frame does not hash to the receipt's leaf");
     pass("leaf", `frame ${r.frame.deviceId}/${r.frame.seq} hashes to ${leaf}`);
 
     // 3. leaf → root
     const h = r.batch.header;
-    const root = bytesToHex(processProof(hexToBytes(leaf), r.proof.map((p) => hexToBytes(p))));
-    must(root === h.root.toLowerCase(), "BAD_PROOF", `the Merkle proof leads to ${root}, not the batch root ${h.root}`);
-    must(r.leafIndex < h.leafCount, "BAD_PROOF", `leafIndex ${r.leafIndex} is outside the batch of ${h.leafCount}`);
+    const root = bytesToHex(
+      processProof(
+        hexToBytes(leaf),
+        r.proof.map((p) => hexToBytes(p)),
+      ),
+    );
+    must(
+      root === h.root.toLowerCase(),
+      "BAD_PROOF",
+      `the Merkle proof leads to ${root}, not the batch root ${h.root}`,
+    );
+    must(
+      r.leafIndex < h.leafCount,
+      "BAD_PROOF",
+      `leafIndex ${r.leafIndex} is outside the batch of ${h.leafCount}`,
+    );
     pass("proof", `leaf is in batch ${h.seq} (root ${h.root})`);
 
     // 4. header → digest, head
@@ -153,20 +184,41 @@ export async function verifyReceipt(r: Receipt, opts: VerifyOptions = {}): Promi
     } catch (e) {
       throw new Fail("TAMPERED_HEADER", `header or domain is invalid: ${(e as Error).message}`);
     }
-    must(digest === r.batch.digest.toLowerCase(), "TAMPERED_HEADER", "header and domain do not hash to the signed EIP-712 digest");
-    must(head === r.batch.head.toLowerCase(), "TAMPERED_HEADER", "head is not keccak256(prevHead ‖ hashStruct(header))");
+    must(
+      digest === r.batch.digest.toLowerCase(),
+      "TAMPERED_HEADER",
+      "header and domain do not hash to the signed EIP-712 digest",
+    );
+    must(
+      head === r.batch.head.toLowerCase(),
+      "TAMPERED_HEADER",
+      "head is not keccak256(prevHead ‖ hashStruct(header))",
+    );
     const ts = r.frame.timestampUs;
-    must(ts >= h.firstTimestamp && ts <= h.lastTimestamp, "TAMPERED_HEADER", "frame timestamp is outside the header's time range");
+    must(
+      ts >= h.firstTimestamp && ts <= h.lastTimestamp,
+      "TAMPERED_HEADER",
+      "frame timestamp is outside the header's time range",
+    );
     pass("header", `EIP-712 digest ${digest}`);
 
     // 5./6. signature
     const signer = r.batch.signer;
-    must(verifyDigest(signer.keyType, signer.publicKey as Hex, digest, r.batch.signature as Hex), "BAD_SIGNATURE", `signature does not verify for ${signer.keyType} key ${signer.publicKey}`);
+    must(
+      verifyDigest(signer.keyType, signer.publicKey as Hex, digest, r.batch.signature as Hex),
+      "BAD_SIGNATURE",
+      `signature does not verify for ${signer.keyType} key ${signer.publicKey}`,
+    );
     if (opts.expectSigner !== undefined)
-      must(opts.expectSigner.toLowerCase() === signer.publicKey.toLowerCase(), "WRONG_SIGNER", `batch is signed by ${signer.publicKey}, expected ${opts.expectSigner}`);
+      must(
+        opts.expectSigner.toLowerCase() === signer.publicKey.toLowerCase(),
+        "WRONG_SIGNER",
+        `batch is signed by ${signer.publicKey}, expected ${opts.expectSigner}`,
+      );
     pass("signature", `${signer.keyType} signature by ${signer.publicKey}`);
 
-    if (!opts.rpcUrl && !opts.provider) return { ok: true, steps, anchored: r.anchor ? anchorSummary(r) : null };
+    if (!opts.rpcUrl && !opts.provider)
+      return { ok: true, steps, anchored: r.anchor ? anchorSummary(r) : null };
     const anchored = await verifyOnline(r, opts, steps);
     return { ok: true, steps, anchored };
   } catch (e) {
@@ -180,18 +232,23 @@ export async function verifyReceipt(r: Receipt, opts: VerifyOptions = {}): Promi
 }
 
 function anchorSummary(r: Receipt): AnchorSummary | null {
-  return r.anchor ? { chainId: r.anchor.chainId, contract: r.anchor.contract, txHash: r.anchor.txHash, blockNumber: r.anchor.blockNumber } : null;
+  return r.anchor
+    ? {
+        chainId: r.anchor.chainId,
+        contract: r.anchor.contract,
+        txHash: r.anchor.txHash,
+        blockNumber: r.anchor.blockNumber,
+      }
+    : null;
 }
 
-async function verifyOnline(
-  r: Receipt,
-  opts: VerifyOptions,
-  steps: VerifyStep[],
-): Promise<AnchorSummary> {
+async function verifyOnline(r: Receipt, opts: VerifyOptions, steps: VerifyStep[]): Promise<AnchorSummary> {
   const url = opts.rpcUrl ?? "";
   // The expected chain id is given as a static network (no detection retry loop); the real
   // one is still read with eth_chainId below.
-  const provider = opts.provider ?? new JsonRpcProvider(url, r.batch.domain.chainId, { staticNetwork: true, batchMaxCount: 1 });
+  const provider =
+    opts.provider ??
+    new JsonRpcProvider(url, r.batch.domain.chainId, { staticNetwork: true, batchMaxCount: 1 });
   try {
     const h = r.batch.header;
     const contract = r.batch.domain.verifyingContract;
@@ -200,12 +257,24 @@ async function verifyOnline(
     try {
       chainId = BigInt((await provider.send("eth_chainId", [])) as string);
     } catch (e) {
-      throw new Fail("CHAIN_UNREACHABLE", `RPC ${redactUrl(url)} is unreachable: ${(e as Error).message.split("\n")[0]}`);
+      throw new Fail(
+        "CHAIN_UNREACHABLE",
+        `RPC ${redactUrl(url)} is unreachable: ${(e as Error).message.split("\n")[0]}`,
+      );
     }
-    must(chainId === BigInt(r.batch.domain.chainId), "WRONG_CHAIN", `RPC serves chain ${chainId}, the receipt is for chain ${r.batch.domain.chainId}`);
+    must(
+      chainId === BigInt(r.batch.domain.chainId),
+      "WRONG_CHAIN",
+      `RPC serves chain ${chainId}, the receipt is for chain ${r.batch.domain.chainId}`,
+    );
     const ev = registryIface.getEvent("BatchAnchored");
     if (!ev) throw new Error("registry ABI has no BatchAnchored event");
-    const topics = [ev.topicHash, h.gatewayId.toLowerCase(), "0x" + h.seq.toString(16).padStart(64, "0"), h.root.toLowerCase()];
+    const topics = [
+      ev.topicHash,
+      h.gatewayId.toLowerCase(),
+      "0x" + h.seq.toString(16).padStart(64, "0"),
+      h.root.toLowerCase(),
+    ];
     try {
       logs = await provider.getLogs({ address: contract, topics, fromBlock: 0, toBlock: "latest" });
     } catch (e) {
@@ -216,26 +285,43 @@ async function verifyOnline(
       const p = registryIface.parseLog(l);
       return p !== null && String(p.args.getValue("headerHash")).toLowerCase() === headerHash;
     });
-    must(log, "NOT_ANCHORED", `batch ${h.seq} with root ${h.root} is not anchored in registry ${contract} on chain ${chainId}`);
+    must(
+      log,
+      "NOT_ANCHORED",
+      `batch ${h.seq} with root ${h.root} is not anchored in registry ${contract} on chain ${chainId}`,
+    );
     if (r.anchor && r.anchor.txHash !== null) {
       must(
-        r.anchor.txHash.toLowerCase() === log.transactionHash.toLowerCase() && r.anchor.blockNumber === log.blockNumber,
+        r.anchor.txHash.toLowerCase() === log.transactionHash.toLowerCase() &&
+          r.anchor.blockNumber === log.blockNumber,
         "ANCHOR_MISMATCH",
         `receipt says tx ${r.anchor.txHash} in block ${r.anchor.blockNumber}; the chain has ${log.transactionHash} in block ${log.blockNumber}`,
       );
     }
-    steps.push({ step: "anchored", ok: true, detail: `tx ${log.transactionHash} in block ${log.blockNumber}` });
+    steps.push({
+      step: "anchored",
+      ok: true,
+      detail: `tx ${log.transactionHash} in block ${log.blockNumber}`,
+    });
     // The gateway's key and status at the anchor, replayed from the registry's events up to
     // the anchor's log (works on non-archive nodes, which cannot answer historical eth_calls).
     const at = await keyAt(provider, contract, h.gatewayId, log.blockNumber, log.index);
-    must(at.status === 1, "KEY_REVOKED", `gateway ${h.gatewayId} was ${STATUS[at.status] ?? at.status} when batch ${h.seq} was anchored (block ${log.blockNumber})`);
+    must(
+      at.status === 1,
+      "KEY_REVOKED",
+      `gateway ${h.gatewayId} was ${STATUS[at.status] ?? at.status} when batch ${h.seq} was anchored (block ${log.blockNumber})`,
+    );
     const s = r.batch.signer;
     must(
       at.keyType === s.keyType && at.publicKey === s.publicKey.toLowerCase(),
       "WRONG_SIGNER",
       `the registry's key for the gateway at block ${log.blockNumber} is ${at.keyType} ${at.publicKey}, the receipt's signer is ${s.publicKey}`,
     );
-    steps.push({ step: "key", ok: true, detail: `${s.keyType} key registered and active at block ${log.blockNumber}` });
+    steps.push({
+      step: "key",
+      ok: true,
+      detail: `${s.keyType} key registered and active at block ${log.blockNumber}`,
+    });
     return { chainId: Number(chainId), contract, txHash: log.transactionHash, blockNumber: log.blockNumber };
   } finally {
     if (!opts.provider) provider.destroy();
@@ -254,7 +340,12 @@ async function keyAt(
   const topics = names.map((n) => registryIface.getEvent(n)?.topicHash ?? "");
   let logs;
   try {
-    logs = await provider.getLogs({ address: contract, topics: [topics, gatewayId.toLowerCase()], fromBlock: 0, toBlock: block });
+    logs = await provider.getLogs({
+      address: contract,
+      topics: [topics, gatewayId.toLowerCase()],
+      fromBlock: 0,
+      toBlock: block,
+    });
   } catch (e) {
     throw new Fail("CHAIN_UNREACHABLE", `registry log query failed: ${(e as Error).message.split("\n")[0]}`);
   }

@@ -45,7 +45,8 @@ function parseTime(name: string, s: string | undefined): number | undefined {
   if (s === undefined) return undefined;
   if (/^\d+$/.test(s)) return Number(s);
   const ms = Date.parse(s);
-  if (Number.isNaN(ms)) throw new UsageError(`--${name} must be an ISO 8601 time or microseconds since the epoch, got "${s}"`);
+  if (Number.isNaN(ms))
+    throw new UsageError(`--${name} must be an ISO 8601 time or microseconds since the epoch, got "${s}"`);
   return ms * 1000;
 }
 
@@ -70,16 +71,23 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
     const device = parseDevice(values.device);
     const from = parseTime("from", values.from);
     const to = parseTime("to", values.to);
-    if (values.seq !== undefined && !/^\d+$/.test(values.seq)) throw new UsageError(`--seq must be a non-negative integer, got "${values.seq}"`);
+    if (values.seq !== undefined && !/^\d+$/.test(values.seq))
+      throw new UsageError(`--seq must be a non-negative integer, got "${values.seq}"`);
     // Read-only use: no reserve file, no free-space refusal.
     store = new LevelFrameStore({ dir: values.store, reserveBytes: 0, minFreeBytes: 0 });
     await store.open();
     const rb = new ReceiptBuilder(store);
-    const doc = values.seq !== undefined ? await rb.forSeq(device, Number(values.seq)) : await rb.bundle(device, from, to);
+    const doc =
+      values.seq !== undefined
+        ? await rb.forSeq(device, Number(values.seq))
+        : await rb.bundle(device, from, to);
     const text = JSON.stringify(doc, null, 2) + "\n";
     if (values.out) await writeFile(values.out, text);
     else io.out(text);
-    if ("receipts" in doc) io.err(`exported ${doc.receipts.length} receipts${doc.unsealed ? ` (${doc.unsealed} frames not sealed yet)` : ""}\n`);
+    if ("receipts" in doc)
+      io.err(
+        `exported ${doc.receipts.length} receipts${doc.unsealed ? ` (${doc.unsealed} frames not sealed yet)` : ""}\n`,
+      );
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {

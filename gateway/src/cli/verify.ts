@@ -40,7 +40,12 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
   try {
     parsed = parse(
       argv,
-      { rpc: { type: "string" }, signer: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+      {
+        rpc: { type: "string" },
+        signer: { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
       true,
     );
   } catch (e) {
@@ -86,15 +91,27 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
   }
   const failed = results.filter((x) => !x.result.ok);
   if (values.json) {
-    io.out(JSON.stringify({ ok: failed.length === 0, checked: results.length, failed: failed.length, results }, null, 2) + "\n");
+    io.out(
+      JSON.stringify(
+        { ok: failed.length === 0, checked: results.length, failed: failed.length, results },
+        null,
+        2,
+      ) + "\n",
+    );
   } else if (receipts.length === 1) {
     const { result } = results[0]!;
     for (const s of result.steps) io.out(`${s.ok ? "ok  " : "FAIL"} ${s.step.padEnd(17)} ${s.detail}\n`);
-    if (result.ok) io.out(`verified${opts.rpcUrl ? " (offline and on chain)" : " offline"}${!opts.rpcUrl && result.anchored ? "; receipt claims anchoring, use --rpc to check it" : ""}\n`);
+    if (result.ok)
+      io.out(
+        `verified${opts.rpcUrl ? " (offline and on chain)" : " offline"}${!opts.rpcUrl && result.anchored ? "; receipt claims anchoring, use --rpc to check it" : ""}\n`,
+      );
     else io.out(`${result.reason}: ${result.message}\n`);
   } else {
-    for (const f of failed) if (!f.result.ok) io.out(`FAIL ${f.receipt}: ${f.result.reason}: ${f.result.message}\n`);
-    io.out(`${results.length - failed.length}/${results.length} receipts verified${opts.rpcUrl ? " (offline and on chain)" : " offline"}\n`);
+    for (const f of failed)
+      if (!f.result.ok) io.out(`FAIL ${f.receipt}: ${f.result.reason}: ${f.result.message}\n`);
+    io.out(
+      `${results.length - failed.length}/${results.length} receipts verified${opts.rpcUrl ? " (offline and on chain)" : " offline"}\n`,
+    );
   }
   return failed.length === 0 ? 0 : 1;
 }

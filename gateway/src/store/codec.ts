@@ -94,6 +94,7 @@ export function decodeRecord(index: number, b: Buffer): StoredFrame {
     seq: readU64(b, 4),
     receivedUs: readU64(b, 12),
     timestampUs: readU64(b, 20),
-    raw: Buffer.from(b.subarray(RECORD_FIXED)),
+    // A view: `b` is a fresh buffer per read (LevelDB and MemoryKv both return copies).
+    raw: b.subarray(RECORD_FIXED),
   };
 }

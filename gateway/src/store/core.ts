@@ -26,7 +26,15 @@ import {
   u64Value,
   writeU64,
 } from "./codec.ts";
-import type { AnchorRecord, FrameStore, PruneOptions, SealedBatch, StoreState, StoreStats, StoredFrame } from "./types.ts";
+import type {
+  AnchorRecord,
+  FrameStore,
+  PruneOptions,
+  SealedBatch,
+  StoreState,
+  StoreStats,
+  StoredFrame,
+} from "./types.ts";
 
 /** Injectable timers (fake clocks in tests). Handles are opaque. */
 export interface Timers {
@@ -35,13 +43,18 @@ export interface Timers {
 }
 
 export const realTimers: Timers = {
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref?.();
-    return t;
-  },
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
+
+/**
+ * Lets the process exit while only this (periodic, background) timer is pending. The
+ * group-commit flush timer is deliberately NOT unref'd: records waiting for it are work.
+ */
+export function unrefTimer<T>(handle: T): T {
+  (handle as { unref?: () => void } | null)?.unref?.();
+  return handle;
+}
 
 /**
  * Group commit. When the store is idle, a write batch starts when `maxBatchRecords` records
@@ -216,10 +229,16 @@ export class KvFrameStore implements FrameStore {
     this.anchored = anchored ? readU64(anchored, 0) : 0;
     const pruned = await get(M_PRUNED);
     this.pruned = pruned
-      ? { throughIndex: readU64(pruned, 0), frames: readU64(pruned, 8), bytes: readU64(pruned, 16), batchSeq: readU64(pruned, 24) }
+      ? {
+          throughIndex: readU64(pruned, 0),
+          frames: readU64(pruned, 8),
+          bytes: readU64(pruned, 16),
+          batchSeq: readU64(pruned, 24),
+        }
       : { throughIndex: 0, frames: 0, bytes: 0, batchSeq: 0 };
     this.lastDurable = new Map();
-    for await (const [k, v] of this.kv.range({ gte: Buffer.of(P_SEQ), lt: prefixEnd(P_SEQ) })) this.lastDurable.set(k.readUInt32BE(1), readU64(v, 0));
+    for await (const [k, v] of this.kv.range({ gte: Buffer.of(P_SEQ), lt: prefixEnd(P_SEQ) }))
+      this.lastDurable.set(k.readUInt32BE(1), readU64(v, 0));
     this.prunedFloor = new Map();
     for await (const [k, v] of this.kv.range({ gte: Buffer.of(P_PRUNED), lt: prefixEnd(P_PRUNED) }))
       this.prunedFloor.set(k.readUInt32BE(1), readU64(v, 0));
@@ -252,7 +271,8 @@ export class KvFrameStore implements FrameStore {
     if (this.state !== "ok") return Promise.reject(this.unavailable());
     const dev = rec.deviceId;
     const seq = rec.seq;
-    if (!Number.isSafeInteger(seq) || seq < 0) return Promise.reject(new RangeError(`seq must be a safe non-negative integer, got ${seq}`));
+    if (!Number.isSafeInteger(seq) || seq < 0)
+      return Promise.reject(new RangeError(`seq must be a safe non-negative integer, got ${seq}`));
     const accepted = this.lastAccepted.get(dev);
     if (accepted === undefined || seq > accepted) {
       // Fast path: above everything stored or queued for this device. No per-record promise:
@@ -286,7 +306,8 @@ export class KvFrameStore implements FrameStore {
   /** The promise of the queued or in-flight group holding (dev, seq), if any (linear: slow path only). */
   private findQueued(dev: number, seq: number): Promise<AppendOutcome> | undefined {
     const groups = this.inflightGroup ? [this.inflightGroup, ...this.queue] : this.queue;
-    for (const g of groups) for (const p of g.records) if (p.rec.seq === seq && p.rec.deviceId === dev) return g.promise;
+    for (const g of groups)
+      for (const p of g.records) if (p.rec.seq === seq && p.rec.deviceId === dev) return g.promise;
     return undefined;
   }
 
@@ -308,11 +329,17 @@ export class KvFrameStore implements FrameStore {
     if (maxFrames !== undefined) {
       const frames = this.lastIndex - this.pruned.frames + this.queuedCount();
       if (frames >= maxFrames)
-        return new StoreFullError(`store holds ${frames} frames, the configured maximum (store.maxFrames); anchored frames are pruned after the retention window`);
+        return new StoreFullError(
+          `store holds ${frames} frames, the configured maximum (store.maxFrames); anchored frames are pruned after the retention window`,
+        );
     }
     if (maxBytes !== undefined) {
-      const bytes = this.totalBytes - this.pruned.bytes + this.queuedBytes() + RECORD_FIXED + KEY_BYTES + rec.raw.length;
-      if (bytes > maxBytes) return new StoreFullError(`store would exceed its configured maximum of ${maxBytes} bytes (store.maxBytes)`);
+      const bytes =
+        this.totalBytes - this.pruned.bytes + this.queuedBytes() + RECORD_FIXED + KEY_BYTES + rec.raw.length;
+      if (bytes > maxBytes)
+        return new StoreFullError(
+          `store would exceed its configured maximum of ${maxBytes} bytes (store.maxBytes)`,
+        );
     }
     return undefined;
   }
@@ -337,7 +364,8 @@ export class KvFrameStore implements FrameStore {
     g.bytes += RECORD_FIXED + KEY_BYTES + rec.raw.length;
     if (!this.inflight) {
       if (g.records.length >= this.gc.maxBatchRecords) this.flush();
-      else if (this.timer === undefined) this.timer = this.timers.setTimeout(() => this.onTimer(), this.gc.flushIntervalMs);
+      else if (this.timer === undefined)
+        this.timer = this.timers.setTimeout(() => this.onTimer(), this.gc.flushIntervalMs);
     } // else: flushed when the in-flight batch completes
     return g.promise;
   }
@@ -409,7 +437,10 @@ export class KvFrameStore implements FrameStore {
   private unavailable(): StoreUnavailableError {
     if (this.state === "closed") return new StoreUnavailableError("CLOSED", "store is closed");
     if (this.state === "low-space")
-      return new StoreUnavailableError("DISK_FULL", "free disk space is below the store's watermark; frames are refused until space returns");
+      return new StoreUnavailableError(
+        "DISK_FULL",
+        "free disk space is below the store's watermark; frames are refused until space returns",
+      );
     return this.lastError ?? new StoreUnavailableError("RECOVERING", "store is recovering from an I/O error");
   }
 
@@ -423,17 +454,23 @@ export class KvFrameStore implements FrameStore {
     this.failQueued(err);
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timer = undefined;
-    if (was !== "unavailable") this.log.warn({ code: err.code, reason: err.reason }, "store unavailable; frames are refused until it recovers");
+    if (was !== "unavailable")
+      this.log.warn(
+        { code: err.code, reason: err.reason },
+        "store unavailable; frames are refused until it recovers",
+      );
     if (err.reason === "DISK_FULL" && this.guard) void this.guard.releaseReserve().catch(() => {});
     this.scheduleRecover();
   }
 
   private scheduleRecover(): void {
     if (this.recoverTimer !== undefined || this.state === "closed") return;
-    this.recoverTimer = this.timers.setTimeout(() => {
-      this.recoverTimer = undefined;
-      void this.recover();
-    }, this.recoverIntervalMs);
+    this.recoverTimer = unrefTimer(
+      this.timers.setTimeout(() => {
+        this.recoverTimer = undefined;
+        void this.recover();
+      }, this.recoverIntervalMs),
+    );
   }
 
   /** One recovery attempt: reopen, reload state, probe a synced write, check room. */
@@ -450,7 +487,8 @@ export class KvFrameStore implements FrameStore {
           throw err;
         }
         await this.loadState();
-        if (this.guard && !(await this.guard.hasRoom())) throw new StoreUnavailableError("DISK_FULL", "not enough free disk space yet");
+        if (this.guard && !(await this.guard.hasRoom()))
+          throw new StoreUnavailableError("DISK_FULL", "not enough free disk space yet");
         await this.kv.write([{ type: "put", key: M_PROBE, value: u64Value(Date.now()) }], true);
         if (this.guard) await this.guard.restoreReserve();
       });
@@ -469,23 +507,25 @@ export class KvFrameStore implements FrameStore {
   private armGuard(): void {
     const g = this.guard;
     if (!g) return;
-    this.guardTimer = this.timers.setTimeout(() => {
-      this.guardTimer = undefined;
-      void (async () => {
-        if (this.state === "ok" || this.state === "low-space") {
-          const room = await g.hasRoom().catch(() => false);
-          if ((this.state as StoreState) === "ok" && !room) {
-            this.state = "low-space";
-            this.log.warn({}, "free disk space below the watermark; refusing frames");
-          } else if ((this.state as StoreState) === "low-space" && room) {
-            await g.restoreReserve().catch(() => {});
-            this.state = "ok";
-            this.log.info({}, "free disk space is back; accepting frames");
+    this.guardTimer = unrefTimer(
+      this.timers.setTimeout(() => {
+        this.guardTimer = undefined;
+        void (async () => {
+          if (this.state === "ok" || this.state === "low-space") {
+            const room = await g.hasRoom().catch(() => false);
+            if ((this.state as StoreState) === "ok" && !room) {
+              this.state = "low-space";
+              this.log.warn({}, "free disk space below the watermark; refusing frames");
+            } else if ((this.state as StoreState) === "low-space" && room) {
+              await g.restoreReserve().catch(() => {});
+              this.state = "ok";
+              this.log.info({}, "free disk space is back; accepting frames");
+            }
           }
-        }
-        if ((this.state as StoreState) !== "closed") this.armGuard();
-      })();
-    }, g.checkIntervalMs);
+          if ((this.state as StoreState) !== "closed") this.armGuard();
+        })();
+      }, g.checkIntervalMs),
+    );
   }
 
   /** Checks the guard now (tests, and callers that just freed space). */
@@ -541,12 +581,31 @@ export class KvFrameStore implements FrameStore {
 
   async *framesByIndex(fromIndex: number, toIndex: number): AsyncIterable<StoredFrame> {
     if (toIndex < fromIndex) return;
-    for await (const [k, v] of this.kv.range({ gte: u64Key(P_LOG, Math.max(0, fromIndex)), lt: u64Key(P_LOG, toIndex + 1) }))
+    for await (const [k, v] of this.kv.range({
+      gte: u64Key(P_LOG, Math.max(0, fromIndex)),
+      lt: u64Key(P_LOG, toIndex + 1),
+    }))
       yield decodeRecord(readU64(k, 1), v);
   }
 
-  async *framesByDevice(deviceId: number, fromSeq = 0, toSeq = Number.MAX_SAFE_INTEGER - 1): AsyncIterable<StoredFrame> {
-    for await (const [, v] of this.kv.range({ gte: devSeqKey(deviceId, fromSeq), lt: devSeqKey(deviceId, toSeq + 1) })) {
+  async *frameChunks(fromIndex: number, toIndex: number): AsyncIterable<StoredFrame[]> {
+    if (toIndex < fromIndex) return;
+    for await (const chunk of this.kv.rangeChunks({
+      gte: u64Key(P_LOG, Math.max(0, fromIndex)),
+      lt: u64Key(P_LOG, toIndex + 1),
+    }))
+      yield chunk.map(([k, v]) => decodeRecord(readU64(k, 1), v));
+  }
+
+  async *framesByDevice(
+    deviceId: number,
+    fromSeq = 0,
+    toSeq = Number.MAX_SAFE_INTEGER - 1,
+  ): AsyncIterable<StoredFrame> {
+    for await (const [, v] of this.kv.range({
+      gte: devSeqKey(deviceId, fromSeq),
+      lt: devSeqKey(deviceId, toSeq + 1),
+    })) {
       const f = await this.getFrame(readU64(v, 0));
       if (f) yield f;
     }
@@ -601,19 +660,30 @@ export class KvFrameStore implements FrameStore {
   saveBatch(batch: SealedBatch, leaves: Uint8Array): Promise<void> {
     return this.metaLock.run(async () => {
       const seq = batch.header.seq;
-      if (seq !== this.batchSeq + 1) throw new StoreOrderError(`batch ${seq} is not the next batch (last sealed is ${this.batchSeq})`);
+      if (seq !== this.batchSeq + 1)
+        throw new StoreOrderError(`batch ${seq} is not the next batch (last sealed is ${this.batchSeq})`);
       if (batch.firstIndex !== this.sealed + 1)
-        throw new StoreOrderError(`batch ${seq} starts at frame ${batch.firstIndex}, expected ${this.sealed + 1}`);
+        throw new StoreOrderError(
+          `batch ${seq} starts at frame ${batch.firstIndex}, expected ${this.sealed + 1}`,
+        );
       const n = batch.lastIndex - batch.firstIndex + 1;
       if (n !== batch.header.leafCount || leaves.length !== 32 * n)
-        throw new StoreOrderError(`batch ${seq} has ${batch.header.leafCount} leaves, frames ${batch.firstIndex}..${batch.lastIndex}`);
-      if (batch.lastIndex > this.lastIndex) throw new StoreOrderError(`batch ${seq} covers frames not yet durable`);
-      if (batch.header.prevHead !== this.head) throw new StoreOrderError(`batch ${seq} does not link to the current head`);
+        throw new StoreOrderError(
+          `batch ${seq} has ${batch.header.leafCount} leaves, frames ${batch.firstIndex}..${batch.lastIndex}`,
+        );
+      if (batch.lastIndex > this.lastIndex)
+        throw new StoreOrderError(`batch ${seq} covers frames not yet durable`);
+      if (batch.header.prevHead !== this.head)
+        throw new StoreOrderError(`batch ${seq} does not link to the current head`);
       const headBytes = Buffer.from(batch.head.slice(2), "hex");
       await this.metaWrite(
         [
           { type: "put", key: u64Key(P_BATCH, seq), value: Buffer.from(JSON.stringify(batch)) },
-          { type: "put", key: u64Key(P_LEAVES, seq), value: Buffer.from(leaves.buffer, leaves.byteOffset, leaves.length) },
+          {
+            type: "put",
+            key: u64Key(P_LEAVES, seq),
+            value: Buffer.from(leaves.buffer, leaves.byteOffset, leaves.length),
+          },
           { type: "put", key: u64Key(P_INDEX, batch.lastIndex), value: u64Value(seq) },
           { type: "put", key: M_SEALED, value: u64Value(batch.lastIndex) },
           { type: "put", key: M_BATCH, value: u64Value(seq) },
@@ -639,7 +709,12 @@ export class KvFrameStore implements FrameStore {
 
   async batchForIndex(index: number): Promise<SealedBatch | undefined> {
     if (index < 1 || index > this.sealed) return undefined;
-    for await (const [, v] of this.kv.range({ gte: u64Key(P_INDEX, index), lt: prefixEnd(P_INDEX), limit: 1 })) return this.getBatch(readU64(v, 0));
+    for await (const [, v] of this.kv.range({
+      gte: u64Key(P_INDEX, index),
+      lt: prefixEnd(P_INDEX),
+      limit: 1,
+    }))
+      return this.getBatch(readU64(v, 0));
     return undefined;
   }
 
@@ -659,7 +734,10 @@ export class KvFrameStore implements FrameStore {
 
   markAnchored(seq: number, anchor: AnchorRecord): Promise<void> {
     return this.metaLock.run(async () => {
-      if (seq !== this.anchored + 1) throw new StoreOrderError(`batch ${seq} is not the next to anchor (anchored through ${this.anchored})`);
+      if (seq !== this.anchored + 1)
+        throw new StoreOrderError(
+          `batch ${seq} is not the next to anchor (anchored through ${this.anchored})`,
+        );
       if (seq > this.batchSeq) throw new StoreOrderError(`batch ${seq} is not sealed`);
       await this.metaWrite(
         [
@@ -690,14 +768,23 @@ export class KvFrameStore implements FrameStore {
         let bytes = 0;
         let frames = 0;
         for await (const f of this.framesByIndex(this.pruned.throughIndex + 1, b.lastIndex)) {
-          ops.push({ type: "del", key: u64Key(P_LOG, f.index) }, { type: "del", key: devSeqKey(f.deviceId, f.seq) });
+          ops.push(
+            { type: "del", key: u64Key(P_LOG, f.index) },
+            { type: "del", key: devSeqKey(f.deviceId, f.seq) },
+          );
           const fl = floors.get(f.deviceId) ?? this.prunedFloor.get(f.deviceId) ?? -1;
           if (f.seq > fl) floors.set(f.deviceId, f.seq);
           bytes += RECORD_FIXED + KEY_BYTES + f.raw.length;
           frames++;
         }
-        for (const [dev, seq] of floors) ops.push({ type: "put", key: devKey(P_PRUNED, dev), value: u64Value(seq) });
-        const next = { throughIndex: b.lastIndex, frames: this.pruned.frames + frames, bytes: this.pruned.bytes + bytes, batchSeq: s };
+        for (const [dev, seq] of floors)
+          ops.push({ type: "put", key: devKey(P_PRUNED, dev), value: u64Value(seq) });
+        const next = {
+          throughIndex: b.lastIndex,
+          frames: this.pruned.frames + frames,
+          bytes: this.pruned.bytes + bytes,
+          batchSeq: s,
+        };
         const meta = Buffer.allocUnsafe(32);
         writeU64(meta, 0, next.throughIndex);
         writeU64(meta, 8, next.frames);
@@ -717,4 +804,3 @@ export class KvFrameStore implements FrameStore {
   /** Hook: the LevelDB store compacts the pruned range so the space is really returned. */
   protected async afterPrune(): Promise<void> {}
 }
-

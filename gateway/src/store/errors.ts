@@ -10,7 +10,11 @@ export type UnavailableReason = "DISK_FULL" | "IO_ERROR" | "CORRUPTION" | "CLOSE
 export class StoreUnavailableError extends VigilError {
   override name = "StoreUnavailableError";
   readonly reason: UnavailableReason | "FULL";
-  constructor(reason: UnavailableReason | "FULL", message: string, opts: { cause?: unknown; details?: string; code?: string } = {}) {
+  constructor(
+    reason: UnavailableReason | "FULL",
+    message: string,
+    opts: { cause?: unknown; details?: string; code?: string } = {},
+  ) {
     super(opts.code ?? "STORE_UNAVAILABLE", message, opts);
     this.reason = reason;
   }
@@ -45,8 +49,13 @@ export function translateLevelError(err: unknown, what: string): StoreUnavailabl
   if (/No space left|ENOSPC|disk full/i.test(all))
     return new StoreUnavailableError("DISK_FULL", `${what} failed: disk full`, { cause: err });
   if (/\bLOCK\b|lock file|Resource temporarily unavailable/.test(all))
-    return new StoreUnavailableError("IO_ERROR", `${what} failed: the store is locked by another process (is the gateway running?)`, { cause: err });
-  if (code === "LEVEL_CORRUPTION") return new StoreUnavailableError("CORRUPTION", `${what} failed: database corruption`, { cause: err });
+    return new StoreUnavailableError(
+      "IO_ERROR",
+      `${what} failed: the store is locked by another process (is the gateway running?)`,
+      { cause: err },
+    );
+  if (code === "LEVEL_CORRUPTION")
+    return new StoreUnavailableError("CORRUPTION", `${what} failed: database corruption`, { cause: err });
   if (code === "LEVEL_DATABASE_NOT_OPEN" || code === "LEVEL_DATABASE_NOT_CLOSED")
     return new StoreUnavailableError("RECOVERING", `${what} failed: database is not open`, { cause: err });
   return new StoreUnavailableError("IO_ERROR", `${what} failed: storage I/O error`, { cause: err });

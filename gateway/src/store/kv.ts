@@ -18,6 +18,8 @@ export interface Kv {
   /** Applies all ops atomically; with `sync` the call resolves only after fsync. */
   write(ops: KvOp[], sync: boolean): Promise<void>;
   range(r: KvRange): AsyncIterable<[Buffer, Buffer]>;
+  /** Like range(), in chunks (fewer promises on long scans such as sealing). */
+  rangeChunks(r: KvRange): AsyncIterable<[Buffer, Buffer][]>;
 }
 
 /**
@@ -32,7 +34,8 @@ export class MemoryKv implements Kv {
   writes = 0;
 
   async open(): Promise<void> {
-    if (this.faults.failOpen) throw Object.assign(new Error("IO error: No space left on device"), { code: "LEVEL_IO_ERROR" });
+    if (this.faults.failOpen)
+      throw Object.assign(new Error("IO error: No space left on device"), { code: "LEVEL_IO_ERROR" });
     this.isOpen = true;
   }
 
@@ -41,17 +44,22 @@ export class MemoryKv implements Kv {
   }
 
   private check(): void {
-    if (!this.isOpen) throw Object.assign(new Error("Database is not open"), { code: "LEVEL_DATABASE_NOT_OPEN" });
+    if (!this.isOpen)
+      throw Object.assign(new Error("Database is not open"), { code: "LEVEL_DATABASE_NOT_OPEN" });
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
     this.check();
-    return this.map.get(key.toString("latin1"));
+    const v = this.map.get(key.toString("latin1"));
+    return v === undefined ? undefined : Buffer.from(v); // a copy, as from a disk
   }
 
   async write(ops: KvOp[], _sync: boolean): Promise<void> {
     this.check();
-    if (this.faults.diskFull) throw Object.assign(new Error("IO error: /mem/000001.log: No space left on device"), { code: "LEVEL_IO_ERROR" });
+    if (this.faults.diskFull)
+      throw Object.assign(new Error("IO error: /mem/000001.log: No space left on device"), {
+        code: "LEVEL_IO_ERROR",
+      });
     // Resolve asynchronously like a real disk, so group commit batches concurrent appends.
     await new Promise<void>((r) => setImmediate(r));
     for (const op of ops) {
@@ -95,7 +103,19 @@ export class MemoryKv implements Kv {
     for (const k of snapshot) {
       if (n++ >= limit) return;
       const v = this.map.get(k);
-      if (v !== undefined) yield [Buffer.from(k, "latin1"), v];
+      if (v !== undefined) yield [Buffer.from(k, "latin1"), Buffer.from(v)];
     }
+  }
+
+  async *rangeChunks(r: KvRange): AsyncIterable<[Buffer, Buffer][]> {
+    let chunk: [Buffer, Buffer][] = [];
+    for await (const e of this.range(r)) {
+      chunk.push(e);
+      if (chunk.length === 1024) {
+        yield chunk;
+        chunk = [];
+      }
+    }
+    if (chunk.length > 0) yield chunk;
   }
 }

@@ -38,7 +38,10 @@ class LevelKv implements Kv {
   async open(): Promise<void> {
     await mkdir(this.location, { recursive: true });
     // A fresh instance each time: a LevelDB handle that saw a write error stays broken.
-    const db = new ClassicLevel<Buffer, Buffer>(this.location, { keyEncoding: "buffer", valueEncoding: "buffer" });
+    const db = new ClassicLevel<Buffer, Buffer>(this.location, {
+      keyEncoding: "buffer",
+      valueEncoding: "buffer",
+    });
     await db.open();
     this.db = db;
   }
@@ -71,12 +74,26 @@ class LevelKv implements Kv {
   }
 
   async *range(r: KvRange): AsyncIterable<[Buffer, Buffer]> {
+    for await (const chunk of this.rangeChunks(r)) yield* chunk;
+  }
+
+  async *rangeChunks(r: KvRange): AsyncIterable<[Buffer, Buffer][]> {
     const opts: { gte?: Buffer; lt?: Buffer; reverse?: boolean; limit?: number } = {};
     if (r.gte) opts.gte = r.gte;
     if (r.lt) opts.lt = r.lt;
     if (r.reverse) opts.reverse = true;
     if (r.limit !== undefined) opts.limit = r.limit;
-    for await (const [k, v] of this.handle().iterator(opts)) yield [k, v];
+    // nextv() fetches entries in chunks from the native side (one promise per chunk).
+    const it = this.handle().iterator(opts);
+    try {
+      while (true) {
+        const chunk = await it.nextv(1024);
+        if (chunk.length === 0) return;
+        yield chunk;
+      }
+    } finally {
+      await it.close();
+    }
   }
 
   async compact(from: Buffer, to: Buffer): Promise<void> {
@@ -125,7 +142,8 @@ class DiskGuard implements StoreGuard {
     const fh = await openFile(this.reservePath, "w", 0o600);
     try {
       const chunk = Buffer.alloc(Math.min(this.reserveBytes, 1 << 20));
-      for (let left = this.reserveBytes; left > 0; left -= chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, left));
+      for (let left = this.reserveBytes; left > 0; left -= chunk.length)
+        await fh.write(chunk, 0, Math.min(chunk.length, left));
       await fh.sync();
     } catch (e) {
       await fh.close();

@@ -119,6 +119,8 @@ export interface FrameStore extends FrameSink {
   getFrameBySeq(deviceId: number, seq: number): Promise<StoredFrame | undefined>;
   /** Frames with fromIndex ≤ index ≤ toIndex in arrival order. */
   framesByIndex(fromIndex: number, toIndex: number): AsyncIterable<StoredFrame>;
+  /** The same in chunks of up to 1024 frames (long scans: sealing, export). */
+  frameChunks(fromIndex: number, toIndex: number): AsyncIterable<StoredFrame[]>;
   /** Frames of one device with fromSeq ≤ seq ≤ toSeq in seq order. */
   framesByDevice(deviceId: number, fromSeq?: number, toSeq?: number): AsyncIterable<StoredFrame>;
 
