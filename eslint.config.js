@@ -3,7 +3,17 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "contracts/out/", "contracts/cache/", "contracts/artifacts/", "hardware/**/build/", "models/**/*.py"] },
+  {
+    ignores: [
+      "dist/",
+      "node_modules/",
+      "contracts/out/",
+      "contracts/cache/",
+      "contracts/artifacts/",
+      "hardware/**/build/",
+      "models/**/*.py",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

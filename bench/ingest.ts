@@ -29,7 +29,14 @@ const DEVICES = 100;
 function frame(i: number, ts = 1_764_000_000_000_000 + i): Buffer {
   const values = new Float32Array(CHANNELS);
   for (let c = 0; c < CHANNELS; c++) values[c] = Math.sin(i + c) * 10;
-  const f: DataFrame = { type: FrameType.Data, deviceId: 1 + (i % DEVICES), seq: Math.floor(i / DEVICES), timestampUs: ts, flags: 0, values };
+  const f: DataFrame = {
+    type: FrameType.Data,
+    deviceId: 1 + (i % DEVICES),
+    seq: Math.floor(i / DEVICES),
+    timestampUs: ts,
+    flags: 0,
+    values,
+  };
   return encodeFrame(f);
 }
 
@@ -81,9 +88,14 @@ async function publishAll(url: string, waitFor: () => Promise<void>): Promise<nu
       // Distinct (device, seq) per message so the gateway stores each one.
       const b = Buffer.from(p);
       b.writeUInt32LE(Math.floor(i / DEVICES), 8);
-      pub.publish(`vigil/v1/ingest/${(1 + (i % DEVICES)).toString(16).padStart(8, "0")}`, reseal(b), { qos: 1 }, () => {
-        if (++acked === MESSAGES) res();
-      });
+      pub.publish(
+        `vigil/v1/ingest/${(1 + (i % DEVICES)).toString(16).padStart(8, "0")}`,
+        reseal(b),
+        { qos: 1 },
+        () => {
+          if (++acked === MESSAGES) res();
+        },
+      );
     }
   });
   await waitFor();
@@ -150,11 +162,27 @@ const floor = median(runs.map((r) => r.floor));
 const floorRatio = median(runs.map((r) => r.gw / r.floor));
 
 const rows: Array<[string, string, string]> = [
-  ["decoder+validator (1 core)", `${Math.round(decRate).toLocaleString("en")} frames/s`, `${payloadBytes}-byte payload, target ≥ 1,000,000`],
+  [
+    "decoder+validator (1 core)",
+    `${Math.round(decRate).toLocaleString("en")} frames/s`,
+    `${payloadBytes}-byte payload, target ≥ 1,000,000`,
+  ],
   ["  ns per frame", (1e9 / decRate).toFixed(0), `${FRAMES.toLocaleString("en")} frames, ${bad} rejected`],
-  ["MQTT baseline: pub → aedes → sub", `${Math.round(base).toLocaleString("en")} msg/s`, "QoS 1, median of 3"],
-  ["MQTT broker floor: pub → aedes (no sub)", `${Math.round(floor).toLocaleString("en")} msg/s`, "QoS 1, median of 3"],
-  ["MQTT gateway: pub → ingest → PUBACK", `${Math.round(gw).toLocaleString("en")} msg/s`, "QoS 1, median of 3"],
+  [
+    "MQTT baseline: pub → aedes → sub",
+    `${Math.round(base).toLocaleString("en")} msg/s`,
+    "QoS 1, median of 3",
+  ],
+  [
+    "MQTT broker floor: pub → aedes (no sub)",
+    `${Math.round(floor).toLocaleString("en")} msg/s`,
+    "QoS 1, median of 3",
+  ],
+  [
+    "MQTT gateway: pub → ingest → PUBACK",
+    `${Math.round(gw).toLocaleString("en")} msg/s`,
+    "QoS 1, median of 3",
+  ],
   ["gateway / baseline", ratio.toFixed(2), "target ≥ 0.80 (median of per-run ratios)"],
   ["gateway / broker floor", floorRatio.toFixed(2), "cost of the gateway's own work per message"],
 ];

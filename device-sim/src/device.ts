@@ -58,14 +58,25 @@ export interface SimDeviceOptions {
   firmware?: { major: number; minor: number; patch: number };
 }
 
-const NACK_NAMES = Object.fromEntries(Object.entries(NackReason).map(([k, v]) => [v, k])) as Record<number, string>;
+const NACK_NAMES = Object.fromEntries(Object.entries(NackReason).map(([k, v]) => [v, k])) as Record<
+  number,
+  string
+>;
 const TEN_YEARS_US = 10 * 365 * 86_400 * 1e6;
 
 export class SimDevice {
   readonly id: number;
   readonly source: SignalSource;
   readonly pending = new Map<number, Pending>();
-  readonly stats: DeviceStats = { generated: 0, acked: 0, dupAcks: 0, resent: 0, nacked: {}, abandoned: 0, overflowed: 0 };
+  readonly stats: DeviceStats = {
+    generated: 0,
+    acked: 0,
+    dupAcks: 0,
+    resent: 0,
+    nacked: {},
+    abandoned: 0,
+    overflowed: 0,
+  };
   /** The next frame index to generate (also the u32 sequence, modulo 2^32). */
   step = 0;
   bootId = 1;
@@ -116,7 +127,14 @@ export class SimDevice {
     }
     const seq = this.step >>> 0;
     this.step++;
-    const raw = encodeFrame({ type: FrameType.Data, deviceId: this.id, seq, timestampUs: ts, flags: 0, values });
+    const raw = encodeFrame({
+      type: FrameType.Data,
+      deviceId: this.id,
+      seq,
+      timestampUs: ts,
+      flags: 0,
+      values,
+    });
     this.stats.generated++;
     const window = this.#opts.window ?? 256;
     if (this.pending.size >= window) {
@@ -124,7 +142,15 @@ export class SimDevice {
       this.pending.delete(oldest);
       this.stats.overflowed++;
     }
-    const p: Pending = { seq, raw, sentAt: nowMs, timeout: this.#opts.resendMs ?? 500, attempts: 1, sends: 0, ...(poison ? { poison } : {}) };
+    const p: Pending = {
+      seq,
+      raw,
+      sentAt: nowMs,
+      timeout: this.#opts.resendMs ?? 500,
+      attempts: 1,
+      sends: 0,
+      ...(poison ? { poison } : {}),
+    };
     this.pending.set(seq, p);
     return p;
   }

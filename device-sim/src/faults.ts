@@ -9,7 +9,8 @@ import type { Rng } from "./rng.ts";
 export const LINK_FAULTS = ["corrupt", "truncate", "drop", "duplicate", "reorder", "garbage"] as const;
 export const VALUE_FAULTS = ["nan", "clockJump", "stuck", "drift", "spike"] as const;
 export const SESSION_FAULTS = ["disconnect"] as const;
-export type FaultKind = (typeof LINK_FAULTS)[number] | (typeof VALUE_FAULTS)[number] | (typeof SESSION_FAULTS)[number];
+export type FaultKind =
+  (typeof LINK_FAULTS)[number] | (typeof VALUE_FAULTS)[number] | (typeof SESSION_FAULTS)[number];
 export const ALL_FAULTS: readonly FaultKind[] = [...LINK_FAULTS, ...VALUE_FAULTS, ...SESSION_FAULTS];
 
 export type FaultRates = Partial<Record<FaultKind, number>>;
@@ -57,7 +58,10 @@ export class FaultCounters {
       frame: () => this.expect("GARBAGE_DECODED_AS_FRAME"),
       reject: (e) => this.expect(e.reason),
     });
-    d.push(Buffer.from([0]), { frame: () => this.expect("GARBAGE_DECODED_AS_FRAME"), reject: (e) => this.expect(e.reason) });
+    d.push(Buffer.from([0]), {
+      frame: () => this.expect("GARBAGE_DECODED_AS_FRAME"),
+      reject: (e) => this.expect(e.reason),
+    });
   }
 }
 
@@ -83,7 +87,12 @@ export class SensorFaults {
     }
     if (!this.#drift && r.chance(this.rates.drift ?? 0)) {
       const ch = r.int(0, n - 1);
-      this.#drift = { ch, perStep: Math.abs(values[ch]! || 1) * r.range(0.002, 0.01), offset: 0, left: r.int(50, 300) };
+      this.#drift = {
+        ch,
+        perStep: Math.abs(values[ch]! || 1) * r.range(0.002, 0.01),
+        offset: 0,
+        left: r.int(50, 300),
+      };
       this.counters.count("drift");
     }
     if (this.#stuck) {

@@ -72,7 +72,12 @@ export interface SimSnapshot {
 
 export interface SimReport extends SimSnapshot {
   /** Ground truth per device: profile and failure step (frame index), for model evaluation. */
-  groundTruth: Array<{ deviceId: number; profile: string; failureStep: number | undefined; framesGenerated: number }>;
+  groundTruth: Array<{
+    deviceId: number;
+    profile: string;
+    failureStep: number | undefined;
+    framesGenerated: number;
+  }>;
 }
 
 export function buildSources(opts: SimulatorOptions, rng: Rng): SignalSource[] {
@@ -81,10 +86,14 @@ export function buildSources(opts: SimulatorOptions, rng: Rng): SignalSource[] {
   if ((opts.profile ?? "rotating") === "cmapss") {
     const subset = opts.cmapss?.subset ?? "FD001";
     const units = loadCmapss(subset, opts.cmapss?.split ?? "train");
-    if (n > units.length) throw new RangeError(`C-MAPSS ${subset} has ${units.length} units; asked for ${n} devices`);
+    if (n > units.length)
+      throw new RangeError(`C-MAPSS ${subset} has ${units.length} units; asked for ${n} devices`);
     return units.slice(0, n).map((u) => new CmapssReplay(u, subset));
   }
-  return Array.from({ length: n }, (_, i) => new RotatingMachine(rng.fork(`machine-${i}`), { meanLife: opts.meanLife ?? 600 }));
+  return Array.from(
+    { length: n },
+    (_, i) => new RotatingMachine(rng.fork(`machine-${i}`), { meanLife: opts.meanLife ?? 600 }),
+  );
 }
 
 export class Simulator {
@@ -241,7 +250,10 @@ export class Simulator {
   async run(): Promise<SimReport> {
     const o = this.#opts;
     const t = o.transport;
-    t.onDelivered = (id, seq) => this.#byId.get(id)?.onAck({ type: FrameType.Ack, deviceId: id, firstSeq: seq, count: 1, gatewayTimeUs: 0 });
+    t.onDelivered = (id, seq) =>
+      this.#byId
+        .get(id)
+        ?.onAck({ type: FrameType.Ack, deviceId: id, firstSeq: seq, count: 1, gatewayTimeUs: 0 });
     await t.open(this.#onControl);
     this.#start = Date.now();
     for (const d of this.devices) t.send(d.id, d.hello());

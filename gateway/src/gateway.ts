@@ -44,10 +44,21 @@ export class Gateway {
     });
     const onError = (e: VigilError) => opts.log?.warn({ code: e.code }, e.shortMessage);
     for (const s of c.serial) {
-      this.sources.push(new SerialSource(this.ingest, { path: s.path, baudRate: s.baudRate, onError, ...(opts.clock ? { clock: opts.clock } : {}) }));
+      this.sources.push(
+        new SerialSource(this.ingest, {
+          path: s.path,
+          baudRate: s.baudRate,
+          onError,
+          ...(opts.clock ? { clock: opts.clock } : {}),
+        }),
+      );
     }
     if (c.mqtt.embedded.enabled) {
-      this.embedded = new EmbeddedBroker(this.ingest, { host: c.mqtt.embedded.host, port: c.mqtt.embedded.port, onError });
+      this.embedded = new EmbeddedBroker(this.ingest, {
+        host: c.mqtt.embedded.host,
+        port: c.mqtt.embedded.port,
+        onError,
+      });
       this.sources.push(this.embedded);
     }
     if (c.mqtt.url) {
@@ -70,7 +81,10 @@ export class Gateway {
     }
     const every = this.#opts.config.log.statsIntervalMs;
     if (this.#opts.log && every > 0) {
-      this.#statsTimer = setInterval(() => this.#opts.log?.info({ ingest: this.ingest.counters.line() }, "stats"), every);
+      this.#statsTimer = setInterval(
+        () => this.#opts.log?.info({ ingest: this.ingest.counters.line() }, "stats"),
+        every,
+      );
       this.#statsTimer.unref();
     }
   }

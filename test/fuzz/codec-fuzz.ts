@@ -20,13 +20,18 @@ const { values: a } = parseArgs({ options: { runs: { type: "string" }, seed: { t
 const runs = Number(a.runs ?? 1_000_000);
 const seed = Number(a.seed ?? 1);
 const r = new Rng(seed);
-const frames = fc.sample(fc.oneof(dataFrameArb, helloFrameArb, errorFrameArb), { numRuns: 2000, seed }).map((f) => ({ f, raw: encodeFrame(f) }));
+const frames = fc
+  .sample(fc.oneof(dataFrameArb, helloFrameArb, errorFrameArb), { numRuns: 2000, seed })
+  .map((f) => ({ f, raw: encodeFrame(f) }));
 const reasons: Record<string, number> = {};
 const crashes: string[] = [];
 let accepted = 0;
 
 function crash(what: string, input: Uint8Array, e: unknown): void {
-  if (crashes.length < 20) crashes.push(`${what} ${Buffer.from(input).toString("hex")}: ${e instanceof Error ? e.stack : String(e)}`);
+  if (crashes.length < 20)
+    crashes.push(
+      `${what} ${Buffer.from(input).toString("hex")}: ${e instanceof Error ? e.stack : String(e)}`,
+    );
   else crashes.push("");
 }
 
@@ -43,7 +48,8 @@ for (let i = 0; i < runs; i++) {
   try {
     const f = decodeFrame(m);
     accepted++;
-    if (!encodeFrame(f).equals(m)) crash("re-encode differs", m, new Error("accepted frame is not canonical"));
+    if (!encodeFrame(f).equals(m))
+      crash("re-encode differs", m, new Error("accepted frame is not canonical"));
   } catch (e) {
     if (e instanceof FrameError) reasons[e.reason] = (reasons[e.reason] ?? 0) + 1;
     else crash("decodeFrame", m, e);
@@ -71,8 +77,19 @@ for (let i = 0; i < runs; i++) {
 const s = (performance.now() - t0) / 1000;
 console.log(`fuzz: ${runs.toLocaleString("en")} mutations in ${s.toFixed(1)} s (seed ${seed})`);
 console.log(`  accepted (mutation left a valid frame): ${accepted}`);
-for (const [k, v] of Object.entries(reasons).sort((x, y) => y[1] - x[1])) console.log(`  ${k.padEnd(16)} ${v}`);
+for (const [k, v] of Object.entries(reasons).sort((x, y) => y[1] - x[1]))
+  console.log(`  ${k.padEnd(16)} ${v}`);
 console.log(`  crashes: ${crashes.length}`);
 for (const c of crashes.slice(0, 5)) console.log(`  ${c}`);
-console.log(JSON.stringify({ fuzz: "codec", runs, seed, seconds: Number(s.toFixed(1)), accepted, rejections: reasons, crashes: crashes.length }));
+console.log(
+  JSON.stringify({
+    fuzz: "codec",
+    runs,
+    seed,
+    seconds: Number(s.toFixed(1)),
+    accepted,
+    rejections: reasons,
+    crashes: crashes.length,
+  }),
+);
 process.exitCode = crashes.length === 0 ? 0 : 1;

@@ -1,5 +1,10 @@
 import fc from "fast-check";
-import { FrameType, MAX_CHANNELS, type DataFrame, type HelloFrame } from "../../gateway/src/protocol/frame.ts";
+import {
+  FrameType,
+  MAX_CHANNELS,
+  type DataFrame,
+  type HelloFrame,
+} from "../../gateway/src/protocol/frame.ts";
 
 export const f32 = fc.float({ noNaN: true, noDefaultInfinity: true });
 
@@ -18,7 +23,11 @@ export const helloFrameArb: fc.Arbitrary<HelloFrame> = fc
     type: fc.constant(FrameType.Hello),
     deviceId: fc.nat({ max: 0xffffffff }),
     bootId: fc.nat({ max: 0xffffffff }),
-    firmware: fc.record({ major: fc.nat({ max: 255 }), minor: fc.nat({ max: 255 }), patch: fc.nat({ max: 65535 }) }),
+    firmware: fc.record({
+      major: fc.nat({ max: 255 }),
+      minor: fc.nat({ max: 255 }),
+      patch: fc.nat({ max: 65535 }),
+    }),
     profile: fc.stringMatching(/^[!-~]{0,31}$/),
     channels: fc.array(fc.record({ name, unit: fc.nat({ max: 12 }) }), { minLength: 1, maxLength: 12 }),
   })

@@ -6,7 +6,17 @@
 import { crc32 } from "../../gateway/src/protocol/crc32.ts";
 import type { Rng } from "../../device-sim/src/rng.ts";
 
-export const MUTATIONS = ["flip", "write", "truncate", "extend", "insert", "delete", "length", "resealed", "nanResealed"] as const;
+export const MUTATIONS = [
+  "flip",
+  "write",
+  "truncate",
+  "extend",
+  "insert",
+  "delete",
+  "length",
+  "resealed",
+  "nanResealed",
+] as const;
 export type Mutation = (typeof MUTATIONS)[number];
 
 /** Applies one mutation; "resealed" kinds recompute the CRC so payload checks get exercised. */

@@ -78,12 +78,23 @@ export async function mosquitto(): Promise<Mosquitto> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "vigil-mosq-"));
   const conf = join(dir, "mosquitto.conf");
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, "allow_anonymous true", "max_queued_messages 100000", "persistence false", ""].join("\n"));
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      "allow_anonymous true",
+      "max_queued_messages 100000",
+      "persistence false",
+      "",
+    ].join("\n"),
+  );
   const proc = spawn(bin, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
   let out = "";
   proc.stderr?.on("data", (d: Buffer) => (out += d.toString()));
   const { connect } = await import("node:net");
-  await waitFor(() => out.length > 0 || proc.exitCode !== null, 5000, "mosquitto output").catch(() => undefined);
+  await waitFor(() => out.length > 0 || proc.exitCode !== null, 5000, "mosquitto output").catch(
+    () => undefined,
+  );
   const end = Date.now() + 5000;
   for (;;) {
     const ok = await new Promise<boolean>((res) => {

@@ -64,7 +64,17 @@ export function reconciliationSuite(name: string, setup: () => Promise<Reconcile
         "corrupt=0.02,truncate=0.02,drop=0.02,duplicate=0.02,reorder=0.02,garbage=0.02,nan=0.01,clockJump=0.01,stuck=0.005,drift=0.005,spike=0.01",
       );
       const report = await run({ devices: 5, framesPerDevice: 400, seed: 12, faults });
-      for (const k of ["corrupt", "truncate", "drop", "duplicate", "reorder", "garbage", "nan", "clockJump", "spike"])
+      for (const k of [
+        "corrupt",
+        "truncate",
+        "drop",
+        "duplicate",
+        "reorder",
+        "garbage",
+        "nan",
+        "clockJump",
+        "spike",
+      ])
         expect(report.faults[k], k).toBeGreaterThan(0);
       reconcile(report, env);
       const snap = env.gateway.ingest.counters.snapshot();
@@ -72,7 +82,13 @@ export function reconciliationSuite(name: string, setup: () => Promise<Reconcile
     });
 
     it("behavior: disconnects and reconnects lose nothing", async () => {
-      const report = await run({ devices: 3, framesPerDevice: 300, seed: 13, rate: 400, faults: { disconnect: 0.05 } });
+      const report = await run({
+        devices: 3,
+        framesPerDevice: 300,
+        seed: 13,
+        rate: 400,
+        faults: { disconnect: 0.05 },
+      });
       expect(report.disconnects).toBeGreaterThan(0);
       reconcile(report, env, true);
     });

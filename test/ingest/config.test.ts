@@ -36,11 +36,21 @@ describe("config", () => {
     const p = join(dir, "c.json");
     writeFileSync(p, "{ nope");
     expect(() => loadConfigFile(p)).toThrowError(/c\.json: not valid JSON/);
-    expect(() => loadConfigFile(join(dir, "missing.json"))).toThrowError(/missing\.json: cannot read config file/);
+    expect(() => loadConfigFile(join(dir, "missing.json"))).toThrowError(
+      /missing\.json: cannot read config file/,
+    );
   });
 
   it("args: flags override the file and get the same validation", () => {
-    const cfg = startConfig(["--serial", "/dev/ttyUSB1", "--mqtt-port", "0", "--no-embedded", "--log-level", "debug"])!;
+    const cfg = startConfig([
+      "--serial",
+      "/dev/ttyUSB1",
+      "--mqtt-port",
+      "0",
+      "--no-embedded",
+      "--log-level",
+      "debug",
+    ])!;
     expect(cfg.serial).toEqual([{ path: "/dev/ttyUSB1", baudRate: 115200 }]);
     expect(cfg.mqtt.embedded).toMatchObject({ enabled: false, port: 0 });
     expect(cfg.log.level).toBe("debug");

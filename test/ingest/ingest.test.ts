@@ -2,14 +2,27 @@ import { describe, expect, it } from "vitest";
 import { Ingest, type IngestReply } from "../../gateway/src/ingest/ingest.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
 import { VigilError } from "../../gateway/src/errors/base.ts";
-import { decodeFrame, encodeFrame, FrameType, NackReason, type Frame } from "../../gateway/src/protocol/frame.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameType,
+  NackReason,
+  type Frame,
+} from "../../gateway/src/protocol/frame.ts";
 import { FakeClock } from "../../gateway/src/util/clock.ts";
 
 const clock = new FakeClock();
 const now = clock.nowUs();
 
 function data(seq: number, deviceId = 1, values = [1, 2, 3], ts = now): Frame {
-  return { type: FrameType.Data, deviceId, seq, timestampUs: ts, flags: 0, values: Float32Array.from(values) };
+  return {
+    type: FrameType.Data,
+    deviceId,
+    seq,
+    timestampUs: ts,
+    flags: 0,
+    values: Float32Array.from(values),
+  };
 }
 function dec(f: Frame) {
   const raw = encodeFrame(f);
@@ -34,7 +47,10 @@ describe("Ingest", () => {
 
   it("behavior: duplicates are ACKed again and stored once, also when both copies are in flight", async () => {
     const { sink, ingest } = setup();
-    const [a, b] = await Promise.all([ingest.handle(dec(data(1)), "mqtt"), ingest.handle(dec(data(1)), "mqtt")]);
+    const [a, b] = await Promise.all([
+      ingest.handle(dec(data(1)), "mqtt"),
+      ingest.handle(dec(data(1)), "mqtt"),
+    ]);
     expect(a).toEqual(b);
     expect(await ingest.handle(dec(data(1)), "mqtt")).toEqual({ kind: "ack", deviceId: 1, seq: 1 });
     expect(sink.records).toHaveLength(1);
@@ -43,8 +59,18 @@ describe("Ingest", () => {
 
   it("error: unknown and revoked devices are NACKed with their reason and counted", async () => {
     const { sink, ingest } = setup({ allow: new Set([1, 2]), revoked: new Set([2]) });
-    expect(await ingest.handle(dec(data(1, 9)), "serial")).toEqual({ kind: "nack", deviceId: 9, seq: 1, reason: NackReason.UNKNOWN_DEVICE });
-    expect(await ingest.handle(dec(data(1, 2)), "serial")).toEqual({ kind: "nack", deviceId: 2, seq: 1, reason: NackReason.REVOKED_DEVICE });
+    expect(await ingest.handle(dec(data(1, 9)), "serial")).toEqual({
+      kind: "nack",
+      deviceId: 9,
+      seq: 1,
+      reason: NackReason.UNKNOWN_DEVICE,
+    });
+    expect(await ingest.handle(dec(data(1, 2)), "serial")).toEqual({
+      kind: "nack",
+      deviceId: 2,
+      seq: 1,
+      reason: NackReason.REVOKED_DEVICE,
+    });
     expect(ingest.counters.rejected).toEqual({ UNKNOWN_DEVICE: 1, REVOKED_DEVICE: 1 });
     expect(sink.records).toHaveLength(0);
   });
@@ -52,7 +78,14 @@ describe("Ingest", () => {
   it("error: a channel count different from the HELLO is SCHEMA_MISMATCH", async () => {
     const { ingest } = setup();
     ingest.handle(
-      dec({ type: FrameType.Hello, deviceId: 1, bootId: 1, firmware: { major: 1, minor: 0, patch: 0 }, profile: "p", channels: [{ name: "a", unit: 0 }] }),
+      dec({
+        type: FrameType.Hello,
+        deviceId: 1,
+        bootId: 1,
+        firmware: { major: 1, minor: 0, patch: 0 },
+        profile: "p",
+        channels: [{ name: "a", unit: 0 }],
+      }),
       "serial",
     );
     const r = (await ingest.handle(dec(data(1)), "serial")) as IngestReply;
@@ -61,7 +94,9 @@ describe("Ingest", () => {
 
   it("error: a timestamp beyond the skew is ABSURD_TIMESTAMP; 0 (no clock) is stamped by the gateway", async () => {
     const { sink, ingest } = setup({ maxSkewUs: 1_000_000 });
-    expect(await ingest.handle(dec(data(1, 1, [1], now + 2_000_000)), "serial")).toMatchObject({ reason: NackReason.ABSURD_TIMESTAMP });
+    expect(await ingest.handle(dec(data(1, 1, [1], now + 2_000_000)), "serial")).toMatchObject({
+      reason: NackReason.ABSURD_TIMESTAMP,
+    });
     expect(await ingest.handle(dec(data(2, 1, [1], 0)), "serial")).toMatchObject({ kind: "ack" });
     expect(sink.records[0]!.timestampUs).toBe(now);
   });
@@ -69,7 +104,10 @@ describe("Ingest", () => {
   it("error: a store failure NACKs STORE_UNAVAILABLE and the resend is accepted once it recovers", async () => {
     const { sink, ingest } = setup();
     sink.failWith = new VigilError("STORE_FULL", "disk full");
-    expect(await ingest.handle(dec(data(1)), "serial")).toMatchObject({ kind: "nack", reason: NackReason.STORE_UNAVAILABLE });
+    expect(await ingest.handle(dec(data(1)), "serial")).toMatchObject({
+      kind: "nack",
+      reason: NackReason.STORE_UNAVAILABLE,
+    });
     sink.failWith = undefined;
     expect(await ingest.handle(dec(data(1)), "serial")).toMatchObject({ kind: "ack" });
     expect(sink.records).toHaveLength(1);
@@ -88,7 +126,12 @@ describe("Ingest", () => {
 
   it("behavior: ACK/NACK frames arriving at the gateway are counted as UNEXPECTED_TYPE", () => {
     const { ingest } = setup();
-    expect(ingest.handle(dec({ type: FrameType.Ack, deviceId: 1, firstSeq: 1, count: 1, gatewayTimeUs: 0 }), "serial")).toEqual({ kind: "none" });
+    expect(
+      ingest.handle(
+        dec({ type: FrameType.Ack, deviceId: 1, firstSeq: 1, count: 1, gatewayTimeUs: 0 }),
+        "serial",
+      ),
+    ).toEqual({ kind: "none" });
     expect(ingest.counters.rejected.UNEXPECTED_TYPE).toBe(1);
   });
 });

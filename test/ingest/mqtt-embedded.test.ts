@@ -13,7 +13,12 @@ async function embedded(): Promise<ReconcileEnv> {
   await gateway.start();
   const url = gateway.embedded!.url;
   let n = 0;
-  return { sink, gateway, transport: () => new MqttTransport({ url, clientId: `sim-${n++}` }), stop: () => gateway.stop() };
+  return {
+    sink,
+    gateway,
+    transport: () => new MqttTransport({ url, clientId: `sim-${n++}` }),
+    stop: () => gateway.stop(),
+  };
 }
 
 reconciliationSuite("the embedded aedes broker", embedded);
@@ -23,17 +28,41 @@ describe("embedded broker: malformed MQTT input", () => {
     const env = await embedded();
     try {
       const c = await mqtt.connectAsync(env.gateway.embedded!.url, { clientId: "bad" });
-      const good = encodeFrame({ type: FrameType.Data, deviceId: 0x2a, seq: 1, timestampUs: 0, flags: 0, values: Float32Array.of(1) });
+      const good = encodeFrame({
+        type: FrameType.Data,
+        deviceId: 0x2a,
+        seq: 1,
+        timestampUs: 0,
+        flags: 0,
+        values: Float32Array.of(1),
+      });
       await c.publishAsync("vigil/v1/ingest/0000002a", Buffer.from([1, 2, 3]), { qos: 1 });
       await c.publishAsync("vigil/v1/ingest/0000002a/json", "{not json", { qos: 1 });
-      await c.publishAsync("vigil/v1/ingest/0000002a/json", JSON.stringify({ v: 1, type: "data", device: "0000002a", seq: -1, values: [1] }), { qos: 1 });
+      await c.publishAsync(
+        "vigil/v1/ingest/0000002a/json",
+        JSON.stringify({ v: 1, type: "data", device: "0000002a", seq: -1, values: [1] }),
+        { qos: 1 },
+      );
       await c.publishAsync("vigil/v1/ingest/00000001", good, { qos: 1 });
       await c.publishAsync("vigil/v1/ingest/zz", good, { qos: 1 });
       await c.publishAsync("vigil/v1/ingest/0000002a", good, { qos: 1 });
-      await c.publishAsync("vigil/v1/ingest/0000002a/json", JSON.stringify({ v: 1, type: "data", device: "0000002a", seq: 2, values: [1e39] }), { qos: 1 });
-      await c.publishAsync("vigil/v1/ingest/0000002a/json", JSON.stringify({ v: 1, type: "data", device: "0000002a", seq: 3, values: [2.5] }), { qos: 1 });
+      await c.publishAsync(
+        "vigil/v1/ingest/0000002a/json",
+        JSON.stringify({ v: 1, type: "data", device: "0000002a", seq: 2, values: [1e39] }),
+        { qos: 1 },
+      );
+      await c.publishAsync(
+        "vigil/v1/ingest/0000002a/json",
+        JSON.stringify({ v: 1, type: "data", device: "0000002a", seq: 3, values: [2.5] }),
+        { qos: 1 },
+      );
       await c.endAsync();
-      expect(env.gateway.ingest.counters.rejected).toEqual({ TRUNCATED: 1, BAD_JSON: 2, TOPIC_MISMATCH: 2, NON_FINITE: 1 });
+      expect(env.gateway.ingest.counters.rejected).toEqual({
+        TRUNCATED: 1,
+        BAD_JSON: 2,
+        TOPIC_MISMATCH: 2,
+        NON_FINITE: 1,
+      });
       expect(env.sink.records.map((r) => r.seq)).toEqual([1, 3]);
 
       // Publishing under the gateway's own topics is refused by disconnecting the client.

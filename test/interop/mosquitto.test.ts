@@ -19,7 +19,9 @@ async function external(): Promise<ReconcileEnv> {
   const broker = await mosquitto();
   const sink = new MemorySink();
   const gateway = new Gateway({
-    config: resolveConfig({ mqtt: { embedded: { enabled: false }, url: broker.url, clientId: `vigil-gw-${gwN++}` } }),
+    config: resolveConfig({
+      mqtt: { embedded: { enabled: false }, url: broker.url, clientId: `vigil-gw-${gwN++}` },
+    }),
     sink,
   });
   await gateway.start();
@@ -41,14 +43,23 @@ describe("external broker: persistent session", () => {
   it("behavior: frames published while the gateway is down are delivered when it comes back", async () => {
     const broker = await mosquitto();
     const sink = new MemorySink();
-    const config = resolveConfig({ mqtt: { embedded: { enabled: false }, url: broker.url, clientId: "vigil-gw-persist" } });
+    const config = resolveConfig({
+      mqtt: { embedded: { enabled: false }, url: broker.url, clientId: "vigil-gw-persist" },
+    });
     try {
       const gw1 = new Gateway({ config, sink });
       await gw1.start();
       await gw1.stop();
       const dev = await mqtt.connectAsync(broker.url, { clientId: "dev-1" });
       for (let seq = 1; seq <= 50; seq++) {
-        const raw = encodeFrame({ type: FrameType.Data, deviceId: 5, seq, timestampUs: 0, flags: 0, values: Float32Array.of(seq) });
+        const raw = encodeFrame({
+          type: FrameType.Data,
+          deviceId: 5,
+          seq,
+          timestampUs: 0,
+          flags: 0,
+          values: Float32Array.of(seq),
+        });
         await dev.publishAsync("vigil/v1/ingest/00000005", raw, { qos: 1 });
       }
       await dev.endAsync();
@@ -67,18 +78,28 @@ describe("external broker: persistent session", () => {
     const broker = await mosquitto();
     const sink = new MemorySink();
     const gw = new Gateway({
-      config: resolveConfig({ mqtt: { embedded: { enabled: false }, url: broker.url, clientId: "vigil-gw-retry" } }),
+      config: resolveConfig({
+        mqtt: { embedded: { enabled: false }, url: broker.url, clientId: "vigil-gw-retry" },
+      }),
       sink,
     });
     try {
       await gw.start();
       sink.failWith = new VigilError("STORE_FULL", "disk full");
       const dev = await mqtt.connectAsync(broker.url, { clientId: "dev-2" });
-      const raw = encodeFrame({ type: FrameType.Data, deviceId: 6, seq: 1, timestampUs: 0, flags: 0, values: Float32Array.of(1) });
+      const raw = encodeFrame({
+        type: FrameType.Data,
+        deviceId: 6,
+        seq: 1,
+        timestampUs: 0,
+        flags: 0,
+        values: Float32Array.of(1),
+      });
       await dev.publishAsync("vigil/v1/ingest/00000006", raw, { qos: 1 });
       await dev.endAsync();
       const t0 = Date.now();
-      while (!gw.ingest.counters.rejected.STORE_UNAVAILABLE && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+      while (!gw.ingest.counters.rejected.STORE_UNAVAILABLE && Date.now() - t0 < 3000)
+        await new Promise((r) => setTimeout(r, 20));
       expect(sink.records).toHaveLength(0);
       sink.failWith = undefined;
       while (sink.records.length < 1 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));

@@ -40,7 +40,13 @@ describe("serial port unplugged", () => {
     let pty2: PtyPair | undefined;
     try {
       const source = env.gateway.sources[0] as SerialSource;
-      const sim = new Simulator({ transport: new SerialTransport({ path: env.pty.a }), devices: 2, framesPerDevice: 100, rate: 0, seed: 3 });
+      const sim = new Simulator({
+        transport: new SerialTransport({ path: env.pty.a }),
+        devices: 2,
+        framesPerDevice: 100,
+        rate: 0,
+        seed: 3,
+      });
       reconcile(await sim.run(), env);
       // Pull the cable: the pty pair disappears; the gateway must notice and keep retrying.
       await env.pty.stop();

@@ -5,7 +5,13 @@ import { Rng } from "../../device-sim/src/rng.ts";
 import { cobsDecodeInto, cobsEncode } from "../../gateway/src/protocol/cobs.ts";
 import { crc32 } from "../../gateway/src/protocol/crc32.ts";
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
-import { decodeFrame, encodeFrame, FrameType, MAX_FRAME, type Frame } from "../../gateway/src/protocol/frame.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameType,
+  MAX_FRAME,
+  type Frame,
+} from "../../gateway/src/protocol/frame.ts";
 import { dataFrameArb, errorFrameArb, helloFrameArb } from "../helpers/frames.ts";
 import { mutate, MUTATIONS } from "../helpers/mutate.ts";
 
@@ -14,10 +20,14 @@ interface Vectors {
   valid: Array<{ name: string; frame: Record<string, unknown>; hex: string; wire: string }>;
   invalid: Array<{ name: string; hex: string; reason: string }>;
 }
-const vectors = JSON.parse(readFileSync(new URL("../../hardware/vectors/frames.json", import.meta.url), "utf8")) as Vectors;
+const vectors = JSON.parse(
+  readFileSync(new URL("../../hardware/vectors/frames.json", import.meta.url), "utf8"),
+) as Vectors;
 
 function fromJson(f: Record<string, unknown>): Frame {
-  return (f.type === FrameType.Data ? { ...f, values: Float32Array.from(f.values as number[]) } : f) as unknown as Frame;
+  return (f.type === FrameType.Data
+    ? { ...f, values: Float32Array.from(f.values as number[]) }
+    : f) as unknown as Frame;
 }
 function toPlain(f: Frame): unknown {
   return f.type === FrameType.Data ? { ...f, values: Array.from(f.values) } : f;
@@ -39,7 +49,9 @@ describe("known-answer vectors (shared with the C reference)", () => {
   }
   for (const v of vectors.invalid) {
     it(`error: ${v.name} is rejected as ${v.reason}`, () => {
-      expect(() => decodeFrame(Buffer.from(v.hex, "hex"))).toThrowError(expect.objectContaining({ reason: v.reason }));
+      expect(() => decodeFrame(Buffer.from(v.hex, "hex"))).toThrowError(
+        expect.objectContaining({ reason: v.reason }),
+      );
     });
   }
 });
@@ -96,7 +108,14 @@ describe("frame codec", () => {
     expect(() => encodeFrame({ ...data, values: new Float32Array(33) })).toThrow(/1\.\.32/);
     expect(() => encodeFrame({ ...data, timestampUs: -1, values: new Float32Array(1) })).toThrow(/u64/);
     expect(() =>
-      encodeFrame({ type: FrameType.Hello, deviceId: 1, bootId: 0, firmware: { major: 1, minor: 0, patch: 0 }, profile: "x", channels: [{ name: "Bad Name", unit: 0 }] }),
+      encodeFrame({
+        type: FrameType.Hello,
+        deviceId: 1,
+        bootId: 0,
+        firmware: { major: 1, minor: 0, patch: 0 },
+        profile: "x",
+        channels: [{ name: "Bad Name", unit: 0 }],
+      }),
     ).toThrow(/channel name/);
   });
   it("error: an ERROR frame with invalid UTF-8 is BAD_PAYLOAD (accepted frames are canonical)", () => {
@@ -106,13 +125,17 @@ describe("frame codec", () => {
     expect(() => decodeFrame(b)).toThrowError(expect.objectContaining({ reason: "BAD_PAYLOAD" }));
   });
   it("error: every oversized input is OVERSIZED, not a crash", () => {
-    expect(() => decodeFrame(Buffer.alloc(MAX_FRAME + 1))).toThrowError(expect.objectContaining({ reason: "OVERSIZED" }));
+    expect(() => decodeFrame(Buffer.alloc(MAX_FRAME + 1))).toThrowError(
+      expect.objectContaining({ reason: "OVERSIZED" }),
+    );
   });
 
   it("property: 10,000 mutated valid frames never crash the decoder; accepted ones re-encode identically", () => {
     const r = new Rng(2024);
     const tally: Record<string, number> = {};
-    const bases = fc.sample(fc.oneof(dataFrameArb, helloFrameArb, errorFrameArb), { numRuns: 200, seed: 7 }).map((f) => encodeFrame(f));
+    const bases = fc
+      .sample(fc.oneof(dataFrameArb, helloFrameArb, errorFrameArb), { numRuns: 200, seed: 7 })
+      .map((f) => encodeFrame(f));
     for (let i = 0; i < 10_000; i++) {
       const base = bases[i % bases.length]!;
       const kind = MUTATIONS[i % MUTATIONS.length]!;

@@ -30,7 +30,14 @@ function toJson(f: Frame): Record<string, unknown> {
 const valid: Array<[string, Frame]> = [
   [
     "data-1ch",
-    { type: FrameType.Data, deviceId: 0x2a, seq: 1, timestampUs: 1_732_476_000_000_000, flags: 0, values: new Float32Array([1.5]) },
+    {
+      type: FrameType.Data,
+      deviceId: 0x2a,
+      seq: 1,
+      timestampUs: 1_732_476_000_000_000,
+      flags: 0,
+      values: new Float32Array([1.5]),
+    },
   ],
   [
     "data-6ch-rotating",
@@ -52,12 +59,15 @@ const valid: Array<[string, Frame]> = [
       timestampUs: 0,
       flags: 0,
       values: new Float32Array([
-        -0.0007, -0.0004, 100, 518.67, 641.82, 1589.7, 1400.6, 14.62, 21.61, 554.36, 2388.06, 9046.19, 1.3, 47.47,
-        521.66, 2388.02, 8138.62, 8.4195, 0.03, 392, 2388, 100, 39.06, 23.419,
+        -0.0007, -0.0004, 100, 518.67, 641.82, 1589.7, 1400.6, 14.62, 21.61, 554.36, 2388.06, 9046.19, 1.3,
+        47.47, 521.66, 2388.02, 8138.62, 8.4195, 0.03, 392, 2388, 100, 39.06, 23.419,
       ]),
     },
   ],
-  ["data-zero-bytes", { type: FrameType.Data, deviceId: 0, seq: 0, timestampUs: 0, flags: 0, values: new Float32Array([0, 0]) }],
+  [
+    "data-zero-bytes",
+    { type: FrameType.Data, deviceId: 0, seq: 0, timestampUs: 0, flags: 0, values: new Float32Array([0, 0]) },
+  ],
   [
     "data-32ch-max",
     {
@@ -87,7 +97,16 @@ const valid: Array<[string, Frame]> = [
       ],
     },
   ],
-  ["ack", { type: FrameType.Ack, deviceId: 0x2a, firstSeq: 4_294_967_290, count: 12, gatewayTimeUs: 1_764_000_000_000_001 }],
+  [
+    "ack",
+    {
+      type: FrameType.Ack,
+      deviceId: 0x2a,
+      firstSeq: 4_294_967_290,
+      count: 12,
+      gatewayTimeUs: 1_764_000_000_000_001,
+    },
+  ],
   ["nack", { type: FrameType.Nack, deviceId: 0x2a, seq: 99, reason: NackReason.STORE_UNAVAILABLE }],
   ["error", { type: FrameType.Error, deviceId: 0x2a, code: 1, message: "bearing thermocouple open" }],
   ["error-empty", { type: FrameType.Error, deviceId: 0, code: 3, message: "" }],
@@ -105,7 +124,8 @@ function reseal(b: Buffer): Buffer {
 }
 const base = encodeFrame(valid[1]![1]);
 const invalid: InvalidVector[] = [];
-const add = (name: string, b: Buffer, reason: string) => invalid.push({ name, hex: b.toString("hex"), reason });
+const add = (name: string, b: Buffer, reason: string) =>
+  invalid.push({ name, hex: b.toString("hex"), reason });
 {
   const b = Buffer.from(base);
   b[10] = b[10]! ^ 0x01;
@@ -175,10 +195,14 @@ function cutUtf8(b: Buffer): Buffer {
 
 const crcCheck = { input: Buffer.from("123456789").toString("hex"), crc32: crc32(Buffer.from("123456789")) };
 const out = {
-  description: "Vigil frame protocol v1 known-answer vectors (hardware/PROTOCOL.md). hex = unencoded frame; wire = COBS + 0x00.",
+  description:
+    "Vigil frame protocol v1 known-answer vectors (hardware/PROTOCOL.md). hex = unencoded frame; wire = COBS + 0x00.",
   crcCheck,
   valid: vectors,
   invalid,
 };
-writeFileSync(new URL("../../hardware/vectors/frames.json", import.meta.url), JSON.stringify(out, null, 2) + "\n");
+writeFileSync(
+  new URL("../../hardware/vectors/frames.json", import.meta.url),
+  JSON.stringify(out, null, 2) + "\n",
+);
 console.log(`wrote ${vectors.length} valid and ${invalid.length} invalid vectors`);

@@ -31,7 +31,6 @@ export interface CmapssUnit {
   rulAtEnd: number;
 }
 
-
 /**
  * Where the data lives: `$VIGIL_CMAPSS_DIR`, the copy committed in models/data/cmapss, or
  * the workspace's shared datasets folder. Throws with the list of places tried.
@@ -74,7 +73,11 @@ export function loadCmapss(subset: CmapssSubset, split: CmapssSplit, dir = cmaps
           .filter((l) => l.trim())
           .map(Number)
       : [];
-  return [...units.entries()].map(([unit, rows]) => ({ unit, rows, rulAtEnd: split === "test" ? (rul[unit - 1] ?? 0) : 0 }));
+  return [...units.entries()].map(([unit, rows]) => ({
+    unit,
+    rows,
+    rulAtEnd: split === "test" ? (rul[unit - 1] ?? 0) : 0,
+  }));
 }
 
 export class CmapssReplay implements SignalSource {

@@ -36,7 +36,11 @@ export class SerialTransport implements Transport {
   }
 
   async reconnect(): Promise<void> {
-    const port = new SerialPort({ path: this.opts.path, baudRate: this.opts.baudRate ?? 115200, autoOpen: false });
+    const port = new SerialPort({
+      path: this.opts.path,
+      baudRate: this.opts.baudRate ?? 115200,
+      autoOpen: false,
+    });
     await new Promise<void>((res, rej) => port.open((e) => (e ? rej(e) : res())));
     port.on("data", (chunk: Buffer) =>
       this.#decoder.push(chunk, {

@@ -13,9 +13,16 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
 }
 
 /** Parses a number flag, naming the flag when it is not a number in range. */
-export function num(name: string, v: string | undefined, def: number, min = -Infinity, max = Infinity): number {
+export function num(
+  name: string,
+  v: string | undefined,
+  def: number,
+  min = -Infinity,
+  max = Infinity,
+): number {
   if (v === undefined) return def;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number in [${min}, ${max}], got "${v}"`);
+  if (!Number.isFinite(n) || n < min || n > max)
+    throw new UsageError(`--${name} must be a number in [${min}, ${max}], got "${v}"`);
   return n;
 }

@@ -44,16 +44,29 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const devices = num("devices", v.devices, 8, 1, 10_000);
   const rate = num("rate", v.rate, 20, 1);
   const seed = num("seed", v.seed, 7);
-  const faults = parseFaultRates(v.faults ?? "corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002");
+  const faults = parseFaultRates(
+    v.faults ?? "corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002",
+  );
 
   const sink = new MemorySink();
-  const gw = new Gateway({ config: resolveConfig({ mqtt: { embedded: { port: 0 } }, log: { statsIntervalMs: 100_000 } }), sink });
+  const gw = new Gateway({
+    config: resolveConfig({ mqtt: { embedded: { port: 0 } }, log: { statsIntervalMs: 100_000 } }),
+    sink,
+  });
   await gw.start();
   const url = gw.embedded!.url;
   console.log(`vigil demo: gateway up, embedded MQTT broker at ${url}`);
 
   const sims = [
-    new Simulator({ transport: new MqttTransport({ url, clientId: "demo-rotating" }), devices, rate, durationS, seed, faults, meanLife: rate * durationS * 0.8 }),
+    new Simulator({
+      transport: new MqttTransport({ url, clientId: "demo-rotating" }),
+      devices,
+      rate,
+      durationS,
+      seed,
+      faults,
+      meanLife: rate * durationS * 0.8,
+    }),
     new Simulator({
       transport: new MqttTransport({ url, clientId: "demo-cmapss" }),
       devices: Math.max(1, Math.floor(devices / 2)),
@@ -68,7 +81,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const timer = setInterval(() => {
     const c = gw.ingest.counters;
     console.log(`  gateway: ${c.line()}`);
-    for (const [i, s] of sims.entries()) console.log(`  sim ${i === 0 ? "rotating" : "c-mapss "}: ${progressLine(s.snapshot())}`);
+    for (const [i, s] of sims.entries())
+      console.log(`  sim ${i === 0 ? "rotating" : "c-mapss "}: ${progressLine(s.snapshot())}`);
   }, 2000);
   const reports: SimReport[] = await Promise.all(sims.map((s) => s.run()));
   clearInterval(timer);
@@ -79,12 +93,17 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const acked = reports.reduce((a, r) => a + r.acked, 0);
   const abandoned = reports.reduce((a, r) => a + r.abandoned, 0);
   const expected: Record<string, number> = {};
-  for (const r of reports) for (const [k, n] of Object.entries(r.expectedRejects)) expected[k] = (expected[k] ?? 0) + n;
+  for (const r of reports)
+    for (const [k, n] of Object.entries(r.expectedRejects)) expected[k] = (expected[k] ?? 0) + n;
   console.log("\nreconciliation (simulator → gateway)");
   console.log(`  frames generated ${sent}, acknowledged ${acked}, refused for good (NaN) ${abandoned}`);
   console.log(`  gateway stored ${snap.accepted} unique frames (records in sink: ${sink.records.length})`);
   console.log(`  rejections expected ${JSON.stringify(expected)} / counted ${JSON.stringify(snap.rejected)}`);
   const ok = snap.accepted === acked && sink.records.length === acked;
-  console.log(ok ? "  ✔ every acknowledged frame is stored exactly once" : "  ✘ mismatch between acknowledged and stored frames");
+  console.log(
+    ok
+      ? "  ✔ every acknowledged frame is stored exactly once"
+      : "  ✘ mismatch between acknowledged and stored frames",
+  );
   return ok ? 0 : 1;
 }

@@ -67,7 +67,8 @@ export async function simCommand(argv: string[]): Promise<number> {
   }
   if (v.serial && v.mqtt) throw new UsageError("choose one transport: --serial or --mqtt");
   const profile = v.profile ?? "rotating";
-  if (profile !== "rotating" && profile !== "cmapss") throw new UsageError(`--profile must be rotating or cmapss, got "${profile}"`);
+  if (profile !== "rotating" && profile !== "cmapss")
+    throw new UsageError(`--profile must be rotating or cmapss, got "${profile}"`);
   const subset = (v.subset ?? "FD001").toUpperCase();
   if (!/^FD00[1-4]$/.test(subset)) throw new UsageError(`--subset must be FD001..FD004, got "${v.subset}"`);
   const split = v.split ?? "train";
@@ -105,7 +106,9 @@ export async function simCommand(argv: string[]): Promise<number> {
     signal: ctrl.signal,
     onProgress: (s) => process.stderr.write(`${progressLine(s)}${tty ? "\r" : "\n"}`),
   });
-  process.stderr.write(`sim: ${sim.devices.length} ${profile} devices → ${v.serial ? `serial ${v.serial}` : `MQTT ${redactUrl(url)}`}\n`);
+  process.stderr.write(
+    `sim: ${sim.devices.length} ${profile} devices → ${v.serial ? `serial ${v.serial}` : `MQTT ${redactUrl(url)}`}\n`,
+  );
   const report = await sim.run();
   process.off("SIGINT", onSig);
   process.off("SIGTERM", onSig);

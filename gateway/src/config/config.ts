@@ -61,7 +61,10 @@ const schema = {
         type: "object",
         additionalProperties: false,
         required: ["path"],
-        properties: { path: { type: "string", minLength: 1 }, baudRate: { type: "integer", minimum: 300, maximum: 4_000_000 } },
+        properties: {
+          path: { type: "string", minLength: 1 },
+          baudRate: { type: "integer", minimum: 300, maximum: 4_000_000 },
+        },
       },
     },
     mqtt: {
@@ -105,7 +108,9 @@ const schema = {
 
 const validate = new Ajv({ allErrors: false }).compile(schema);
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K];
+};
 export type PartialConfig = DeepPartial<GatewayConfig>;
 
 function merge<T>(base: T, over: unknown): T {
@@ -121,7 +126,10 @@ export function resolveConfig(partial: unknown): GatewayConfig {
   if (!validate(partial)) {
     const e = validate.errors?.[0];
     const path = (e?.instancePath ?? "").replace(/^\//, "").replaceAll("/", ".") || "(root)";
-    const extra = e?.keyword === "additionalProperties" ? ` "${(e.params as { additionalProperty: string }).additionalProperty}"` : "";
+    const extra =
+      e?.keyword === "additionalProperties"
+        ? ` "${(e.params as { additionalProperty: string }).additionalProperty}"`
+        : "";
     throw new ConfigError(path, `${e?.message ?? "invalid"}${extra}`);
   }
   const cfg = merge(DEFAULT_CONFIG, partial);

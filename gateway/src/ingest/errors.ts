@@ -25,7 +25,12 @@ export class IngestRejectError extends VigilError {
 /** A serial port or broker connection failed; `endpoint` is already redacted. */
 export class SourceError extends VigilError {
   override name = "SourceError";
-  constructor(code: "SERIAL_IO" | "MQTT_IO", readonly endpoint: string, message: string, opts: { cause?: unknown } = {}) {
+  constructor(
+    code: "SERIAL_IO" | "MQTT_IO",
+    readonly endpoint: string,
+    message: string,
+    opts: { cause?: unknown } = {},
+  ) {
     super(code, `${endpoint}: ${message}`, opts);
   }
 }

@@ -5,7 +5,13 @@
  */
 import { VigilError } from "../errors/base.ts";
 import type { FrameError } from "../protocol/errors.ts";
-import { deviceIdHex, FrameType, NackReason, type DataFrame, type NackReasonCode } from "../protocol/frame.ts";
+import {
+  deviceIdHex,
+  FrameType,
+  NackReason,
+  type DataFrame,
+  type NackReasonCode,
+} from "../protocol/frame.ts";
 import type { DecodedFrame } from "../protocol/stream-decoder.ts";
 import { systemClock, type Clock } from "../util/clock.ts";
 import { IngestCounters, type DeviceState, type SourceKind } from "./counters.ts";
@@ -97,7 +103,12 @@ export class Ingest {
     this.counters.bySource[source].frames++;
     this.counters.reject(err.reason, source, err.frameRef?.deviceId);
     if (err.reason === "NON_FINITE" && err.frameRef)
-      return { kind: "nack", deviceId: err.frameRef.deviceId, seq: err.frameRef.seq, reason: NackReason.NON_FINITE };
+      return {
+        kind: "nack",
+        deviceId: err.frameRef.deviceId,
+        seq: err.frameRef.seq,
+        reason: NackReason.NON_FINITE,
+      };
     return NONE;
   }
 
@@ -133,7 +144,8 @@ export class Ingest {
   }
 
   #access(deviceId: number): IngestRejectError | undefined {
-    if (this.#revoked.has(deviceId)) return new IngestRejectError("REVOKED_DEVICE", `device ${deviceIdHex(deviceId)} is revoked`);
+    if (this.#revoked.has(deviceId))
+      return new IngestRejectError("REVOKED_DEVICE", `device ${deviceIdHex(deviceId)} is revoked`);
     if (this.#allow && !this.#allow.has(deviceId))
       return new IngestRejectError("UNKNOWN_DEVICE", `device ${deviceIdHex(deviceId)} is not registered`);
     return undefined;
@@ -155,7 +167,10 @@ export class Ingest {
         `device ${deviceIdHex(f.deviceId)} announced ${d.channels} channels, frame has ${f.values.length}`,
       );
     if (f.timestampUs !== 0 && Math.abs(f.timestampUs - nowUs) > this.#maxSkewUs)
-      return new IngestRejectError("ABSURD_TIMESTAMP", `timestamp ${f.timestampUs} µs is too far from the gateway clock`);
+      return new IngestRejectError(
+        "ABSURD_TIMESTAMP",
+        `timestamp ${f.timestampUs} µs is too far from the gateway clock`,
+      );
     return undefined;
   }
 
@@ -182,10 +197,18 @@ export class Ingest {
       this.#countDuplicate(d);
       return ack;
     }
-    const record = { deviceId: f.deviceId, seq: ext, receivedUs: nowUs, timestampUs: f.timestampUs || nowUs, raw };
+    const record = {
+      deviceId: f.deviceId,
+      seq: ext,
+      receivedUs: nowUs,
+      timestampUs: f.timestampUs || nowUs,
+      raw,
+    };
     const stored =
       verdict === "old" && this.#isStored
-        ? this.#isStored(f.deviceId, ext).then((yes) => (yes ? ("duplicate" as const) : this.#sink.append(record)))
+        ? this.#isStored(f.deviceId, ext).then((yes) =>
+            yes ? ("duplicate" as const) : this.#sink.append(record),
+          )
         : this.#sink.append(record);
     const done = stored.then(
       (outcome: AppendOutcome) => {

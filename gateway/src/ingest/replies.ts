@@ -22,7 +22,9 @@ export class ReplyBatcher {
     if (reply.kind === "none") return;
     if (reply.kind === "nack") {
       this.counters.nacksSent++;
-      this.write(encodeFrame({ type: FrameType.Nack, deviceId: reply.deviceId, seq: reply.seq, reason: reply.reason }));
+      this.write(
+        encodeFrame({ type: FrameType.Nack, deviceId: reply.deviceId, seq: reply.seq, reason: reply.reason }),
+      );
       return;
     }
     let list = this.#acks.get(reply.deviceId);
@@ -43,7 +45,9 @@ export class ReplyBatcher {
       let count = 0;
       const emit = () => {
         this.counters.acksSent++;
-        this.write(encodeFrame({ type: FrameType.Ack, deviceId, firstSeq: first, count, gatewayTimeUs: now }));
+        this.write(
+          encodeFrame({ type: FrameType.Ack, deviceId, firstSeq: first, count, gatewayTimeUs: now }),
+        );
       };
       for (const s of seqs) {
         if (count > 0 && s === first + count - 1) continue; // the same sequence twice

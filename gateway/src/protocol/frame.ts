@@ -150,7 +150,8 @@ const PROFILE_RE = /^[\x21-\x7e]*$/;
 export function decodeFrame(buf: Uint8Array): Frame {
   const n = buf.length;
   if (n > MAX_FRAME) throw new FrameError("OVERSIZED", `frame of ${n} bytes exceeds ${MAX_FRAME}`);
-  if (n < HEADER_BYTES + CRC_BYTES) throw new FrameError("TRUNCATED", `frame of ${n} bytes is shorter than 8`);
+  if (n < HEADER_BYTES + CRC_BYTES)
+    throw new FrameError("TRUNCATED", `frame of ${n} bytes is shorter than 8`);
   const len = readU16(buf, 2);
   if (len > MAX_PAYLOAD) throw new FrameError("OVERSIZED", `payload length ${len} exceeds ${MAX_PAYLOAD}`);
   const expected = HEADER_BYTES + len + CRC_BYTES;
@@ -159,9 +160,11 @@ export function decodeFrame(buf: Uint8Array): Frame {
   const crcAt = HEADER_BYTES + len;
   const want = readU32(buf, crcAt);
   const got = crc32(buf.subarray(0, crcAt));
-  if (want !== got) throw new FrameError("BAD_CRC", `CRC-32 mismatch: frame says ${hex32(want)}, computed ${hex32(got)}`);
+  if (want !== got)
+    throw new FrameError("BAD_CRC", `CRC-32 mismatch: frame says ${hex32(want)}, computed ${hex32(got)}`);
   const version = buf[0]!;
-  if (version !== PROTOCOL_VERSION) throw new FrameError("BAD_VERSION", `protocol version ${version} is not 1`);
+  if (version !== PROTOCOL_VERSION)
+    throw new FrameError("BAD_VERSION", `protocol version ${version} is not 1`);
   const p = HEADER_BYTES;
   switch (buf[1]) {
     case FrameType.Data:
@@ -179,7 +182,12 @@ export function decodeFrame(buf: Uint8Array): Frame {
       };
     case FrameType.Nack:
       expectLen(len, 9, "NACK");
-      return { type: FrameType.Nack, deviceId: readU32(buf, p), seq: readU32(buf, p + 4), reason: buf[p + 8]! };
+      return {
+        type: FrameType.Nack,
+        deviceId: readU32(buf, p),
+        seq: readU32(buf, p + 4),
+        reason: buf[p + 8]!,
+      };
     case FrameType.Error: {
       if (len < 6) throw new FrameError("BAD_PAYLOAD", `ERROR payload of ${len} bytes is shorter than 6`);
       const m = buf[p + 5]!;
@@ -199,12 +207,16 @@ export function decodeFrame(buf: Uint8Array): Frame {
 }
 
 function decodeData(buf: Uint8Array, p: number, len: number): DataFrame {
-  if (len < DATA_FIXED_BYTES) throw new FrameError("BAD_PAYLOAD", `DATA payload of ${len} bytes is shorter than 18`);
+  if (len < DATA_FIXED_BYTES)
+    throw new FrameError("BAD_PAYLOAD", `DATA payload of ${len} bytes is shorter than 18`);
   const count = buf[p + 16]!;
   if (count < 1 || count > MAX_CHANNELS)
     throw new FrameError("BAD_PAYLOAD", `DATA channel count ${count} is outside 1..${MAX_CHANNELS}`);
   if (len !== DATA_FIXED_BYTES + 4 * count)
-    throw new FrameError("BAD_PAYLOAD", `DATA with ${count} channels must be ${DATA_FIXED_BYTES + 4 * count} bytes, is ${len}`);
+    throw new FrameError(
+      "BAD_PAYLOAD",
+      `DATA with ${count} channels must be ${DATA_FIXED_BYTES + 4 * count} bytes, is ${len}`,
+    );
   const values = new Float32Array(count);
   let o = p + DATA_FIXED_BYTES;
   for (let i = 0; i < count; i++, o += 4) {
@@ -215,7 +227,9 @@ function decodeData(buf: Uint8Array, p: number, len: number): DataFrame {
     const v = f32[0]!;
     // v - v is NaN exactly when v is NaN or ±Inf.
     if (v - v !== 0)
-      throw new FrameError("NON_FINITE", `channel ${i} is ${v}`, { frameRef: { deviceId: readU32(buf, p), seq: readU32(buf, p + 4) } });
+      throw new FrameError("NON_FINITE", `channel ${i} is ${v}`, {
+        frameRef: { deviceId: readU32(buf, p), seq: readU32(buf, p + 4) },
+      });
     values[i] = v;
   }
   return {
@@ -232,7 +246,8 @@ function decodeHello(buf: Uint8Array, p: number, len: number): HelloFrame {
   const end = p + len;
   if (len < 14) throw new FrameError("BAD_PAYLOAD", `HELLO payload of ${len} bytes is shorter than 14`);
   const profileLen = buf[p + 12]!;
-  if (profileLen > MAX_PROFILE_LEN) throw new FrameError("BAD_PAYLOAD", `HELLO profile length ${profileLen} > ${MAX_PROFILE_LEN}`);
+  if (profileLen > MAX_PROFILE_LEN)
+    throw new FrameError("BAD_PAYLOAD", `HELLO profile length ${profileLen} > ${MAX_PROFILE_LEN}`);
   let o = p + 13;
   if (o + profileLen + 1 > end) throw new FrameError("BAD_PAYLOAD", "HELLO profile runs past the payload");
   const profile = ascii(buf, o, profileLen);
@@ -292,13 +307,15 @@ function seal(out: Buffer, type: number, len: number): Buffer {
 }
 
 function writeU64(out: Buffer, v: number, o: number): void {
-  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`u64 field must be a safe non-negative integer, got ${v}`);
+  if (!Number.isSafeInteger(v) || v < 0)
+    throw new RangeError(`u64 field must be a safe non-negative integer, got ${v}`);
   out.writeUInt32LE(v % TWO_32, o);
   out.writeUInt32LE(Math.floor(v / TWO_32), o + 4);
 }
 
 function checkAscii(s: string, max: number, re: RegExp, field: string): void {
-  if (s.length > max || !re.test(s)) throw new RangeError(`${field} must match ${re} and be at most ${max} characters`);
+  if (s.length > max || !re.test(s))
+    throw new RangeError(`${field} must match ${re} and be at most ${max} characters`);
 }
 
 /**
@@ -310,7 +327,8 @@ export function encodeFrame(frame: Frame): Buffer {
   switch (frame.type) {
     case FrameType.Data: {
       const n = frame.values.length;
-      if (n < 1 || n > MAX_CHANNELS) throw new RangeError(`values must have 1..${MAX_CHANNELS} channels, has ${n}`);
+      if (n < 1 || n > MAX_CHANNELS)
+        throw new RangeError(`values must have 1..${MAX_CHANNELS} channels, has ${n}`);
       const len = DATA_FIXED_BYTES + 4 * n;
       const out = Buffer.allocUnsafe(HEADER_BYTES + len + CRC_BYTES);
       const p = HEADER_BYTES;
@@ -325,12 +343,14 @@ export function encodeFrame(frame: Frame): Buffer {
     case FrameType.Hello: {
       checkAscii(frame.profile, MAX_PROFILE_LEN, PROFILE_RE, "profile");
       const n = frame.channels.length;
-      if (n < 1 || n > MAX_CHANNELS) throw new RangeError(`channels must have 1..${MAX_CHANNELS} entries, has ${n}`);
+      if (n < 1 || n > MAX_CHANNELS)
+        throw new RangeError(`channels must have 1..${MAX_CHANNELS} entries, has ${n}`);
       let len = 13 + frame.profile.length + 1;
       for (const c of frame.channels) {
         checkAscii(c.name, MAX_CHANNEL_NAME, NAME_RE, "channel name");
         if (c.name.length === 0) throw new RangeError("channel name must not be empty");
-        if (!Number.isInteger(c.unit) || c.unit < 0 || c.unit > MAX_UNIT) throw new RangeError(`unit ${c.unit} is unknown`);
+        if (!Number.isInteger(c.unit) || c.unit < 0 || c.unit > MAX_UNIT)
+          throw new RangeError(`unit ${c.unit} is unknown`);
         len += 2 + c.name.length;
       }
       if (len > MAX_PAYLOAD) throw new RangeError(`HELLO payload of ${len} bytes exceeds ${MAX_PAYLOAD}`);
@@ -353,7 +373,8 @@ export function encodeFrame(frame: Frame): Buffer {
       return seal(out, FrameType.Hello, len);
     }
     case FrameType.Ack: {
-      if (frame.count < 1 || frame.count > 0xffff) throw new RangeError(`ACK count must be 1..65535, got ${frame.count}`);
+      if (frame.count < 1 || frame.count > 0xffff)
+        throw new RangeError(`ACK count must be 1..65535, got ${frame.count}`);
       const out = Buffer.allocUnsafe(HEADER_BYTES + 18 + CRC_BYTES);
       out.writeUInt32LE(frame.deviceId >>> 0, 4);
       out.writeUInt32LE(frame.firstSeq >>> 0, 8);
@@ -370,7 +391,8 @@ export function encodeFrame(frame: Frame): Buffer {
     }
     case FrameType.Error: {
       const msg = Buffer.from(frame.message, "utf8");
-      if (msg.length > MAX_ERROR_MESSAGE) throw new RangeError(`ERROR message exceeds ${MAX_ERROR_MESSAGE} bytes`);
+      if (msg.length > MAX_ERROR_MESSAGE)
+        throw new RangeError(`ERROR message exceeds ${MAX_ERROR_MESSAGE} bytes`);
       const len = 6 + msg.length;
       const out = Buffer.allocUnsafe(HEADER_BYTES + len + CRC_BYTES);
       out.writeUInt32LE(frame.deviceId >>> 0, 4);

@@ -36,7 +36,8 @@ interface HelloJson {
 
 /** Parses and validates a JSON frame; returns the binary frame it stands for. */
 export function decodeJsonFrame(payload: Uint8Array): DecodedFrame {
-  if (payload.length > MAX_JSON_BYTES) throw new FrameError("OVERSIZED", `JSON frame of ${payload.length} bytes exceeds ${MAX_JSON_BYTES}`);
+  if (payload.length > MAX_JSON_BYTES)
+    throw new FrameError("OVERSIZED", `JSON frame of ${payload.length} bytes exceeds ${MAX_JSON_BYTES}`);
   let doc: unknown;
   try {
     doc = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString("utf8"));
@@ -45,7 +46,10 @@ export function decodeJsonFrame(payload: Uint8Array): DecodedFrame {
   }
   if (!validate(doc)) {
     const err = validate.errors?.[0];
-    throw new FrameError("BAD_JSON", `JSON frame violates the schema${err ? `: ${err.instancePath || "/"} ${err.message}` : ""}`);
+    throw new FrameError(
+      "BAD_JSON",
+      `JSON frame violates the schema${err ? `: ${err.instancePath || "/"} ${err.message}` : ""}`,
+    );
   }
   const j = doc as DataJson | HelloJson;
   let frame: Frame;
@@ -73,7 +77,9 @@ export function decodeJsonFrame(payload: Uint8Array): DecodedFrame {
   try {
     raw = encodeFrame(frame);
   } catch (e) {
-    throw new FrameError("BAD_JSON", e instanceof Error ? e.message : "JSON frame cannot be encoded", { cause: e });
+    throw new FrameError("BAD_JSON", e instanceof Error ? e.message : "JSON frame cannot be encoded", {
+      cause: e,
+    });
   }
   // Decoding the binary form applies exactly the checks a binary frame gets (NaN/Inf after
   // float32 rounding, sizes), so the two forms cannot be validated differently.

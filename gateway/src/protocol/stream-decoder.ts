@@ -72,7 +72,8 @@ export class StreamDecoder {
 
   /** Reports a trailing partial frame (stream ended without a delimiter) and clears state. */
   flush(sink: StreamDecoderSink): void {
-    if (this.#pendingLen > 0) sink.reject(new FrameError("TRUNCATED", `stream ended inside a frame (${this.#pendingLen} bytes)`));
+    if (this.#pendingLen > 0)
+      sink.reject(new FrameError("TRUNCATED", `stream ended inside a frame (${this.#pendingLen} bytes)`));
     this.#pendingLen = 0;
     this.#discarding = false;
   }

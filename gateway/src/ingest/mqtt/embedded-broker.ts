@@ -58,7 +58,16 @@ export class EmbeddedBroker implements IngestSource {
     broker.on("clientError", (_c: Client, _e: Error) => this.#counters.clientErrors++);
     const server = createServer(broker.handle);
     await new Promise<void>((res, rej) => {
-      server.once("error", (e) => rej(new SourceError("MQTT_IO", `${this.opts.host ?? "127.0.0.1"}:${this.opts.port ?? 1883}`, e.message, { cause: e })));
+      server.once("error", (e) =>
+        rej(
+          new SourceError(
+            "MQTT_IO",
+            `${this.opts.host ?? "127.0.0.1"}:${this.opts.port ?? 1883}`,
+            e.message,
+            { cause: e },
+          ),
+        ),
+      );
       server.listen(this.opts.port ?? 1883, this.opts.host ?? "127.0.0.1", () => res());
     });
     const addr = server.address();
@@ -74,15 +83,23 @@ export class EmbeddedBroker implements IngestSource {
     if (MqttIngestHandler.handles(topic)) {
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
       const v = this.#handler.handle(topic, payload);
-      if (v instanceof Promise) void v.then((verdict) => this.#finish(verdict, cb), (e: unknown) => cb(e as Error));
+      if (v instanceof Promise)
+        void v.then(
+          (verdict) => this.#finish(verdict, cb),
+          (e: unknown) => cb(e as Error),
+        );
       else this.#finish(v, cb);
       return;
     }
-    if (RESERVED.some((p) => topic.startsWith(p))) return cb(new Error(`${topic} is reserved for the gateway`));
+    if (RESERVED.some((p) => topic.startsWith(p)))
+      return cb(new Error(`${topic} is reserved for the gateway`));
     cb(null);
   };
 
-  #finish(v: { action: "ack" | "retry"; nack?: { topic: string; payload: Buffer } }, cb: (e: Error | null) => void): void {
+  #finish(
+    v: { action: "ack" | "retry"; nack?: { topic: string; payload: Buffer } },
+    cb: (e: Error | null) => void,
+  ): void {
     if (v.nack) this.publish(v.nack.topic, v.nack.payload, { qos: 1, retain: false });
     if (v.action === "retry") {
       this.#counters.retries++;
@@ -94,7 +111,14 @@ export class EmbeddedBroker implements IngestSource {
   /** Publishes as the gateway (alerts, health, NACKs); bypasses authorizePublish. */
   publish(topic: string, payload: Buffer | string, opts: { qos: 0 | 1; retain: boolean }): void {
     this.broker?.publish(
-      { cmd: "publish", topic, payload: typeof payload === "string" ? Buffer.from(payload) : payload, qos: opts.qos, retain: opts.retain, dup: false },
+      {
+        cmd: "publish",
+        topic,
+        payload: typeof payload === "string" ? Buffer.from(payload) : payload,
+        qos: opts.qos,
+        retain: opts.retain,
+        dup: false,
+      },
       () => undefined,
     );
   }

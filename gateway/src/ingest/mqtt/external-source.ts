@@ -78,19 +78,31 @@ export class ExternalMqttSource implements IngestSource {
     client.on("connect", (ack) => {
       this.#counters.connects++;
       // A resumed session already has the subscriptions [MQTT-3.2.2-2].
-      if (!ack.sessionPresent) void client.subscribeAsync({ [INGEST_SUBSCRIPTION]: { qos: 1 }, [INGEST_JSON_SUBSCRIPTION]: { qos: 1 } });
+      if (!ack.sessionPresent)
+        void client.subscribeAsync({
+          [INGEST_SUBSCRIPTION]: { qos: 1 },
+          [INGEST_JSON_SUBSCRIPTION]: { qos: 1 },
+        });
     });
     client.on("offline", () => this.#counters.offline++);
-    client.on("error", (e) => this.opts.onError?.(new SourceError("MQTT_IO", redactUrl(this.opts.url), e.message, { cause: e })));
+    client.on("error", (e) =>
+      this.opts.onError?.(new SourceError("MQTT_IO", redactUrl(this.opts.url), e.message, { cause: e })),
+    );
     this.client = client;
     await new Promise<void>((res, rej) => {
-      const t = setTimeout(() => rej(new SourceError("MQTT_IO", redactUrl(this.opts.url), "no CONNACK within 10 s")), 10_000);
+      const t = setTimeout(
+        () => rej(new SourceError("MQTT_IO", redactUrl(this.opts.url), "no CONNACK within 10 s")),
+        10_000,
+      );
       client.once("connect", () => {
         clearTimeout(t);
         res();
       });
     });
-    await client.subscribeAsync({ [INGEST_SUBSCRIPTION]: { qos: 1 }, [INGEST_JSON_SUBSCRIPTION]: { qos: 1 } });
+    await client.subscribeAsync({
+      [INGEST_SUBSCRIPTION]: { qos: 1 },
+      [INGEST_JSON_SUBSCRIPTION]: { qos: 1 },
+    });
   }
 
   /** Drops the connection after a delay so the broker redelivers what was not PUBACKed. */

@@ -51,7 +51,12 @@ function verdictFor(reply: IngestReply): MqttVerdict {
   if (reply.kind !== "nack") return ACK;
   const nack = {
     topic: nackTopic(deviceIdHex(reply.deviceId)),
-    payload: encodeFrame({ type: FrameType.Nack, deviceId: reply.deviceId, seq: reply.seq, reason: reply.reason }),
+    payload: encodeFrame({
+      type: FrameType.Nack,
+      deviceId: reply.deviceId,
+      seq: reply.seq,
+      reason: reply.reason,
+    }),
   };
   // STORE_UNAVAILABLE (6) and RATE_LIMITED (7): the frame must be redelivered later.
   return { action: reply.reason === 6 || reply.reason === 7 ? "retry" : "ack", nack };

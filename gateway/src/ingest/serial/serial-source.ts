@@ -71,7 +71,11 @@ export class SerialSource implements IngestSource {
   }
 
   async #open(): Promise<void> {
-    const port = new SerialPort({ path: this.opts.path, baudRate: this.opts.baudRate ?? 115200, autoOpen: false });
+    const port = new SerialPort({
+      path: this.opts.path,
+      baudRate: this.opts.baudRate ?? 115200,
+      autoOpen: false,
+    });
     await new Promise<void>((res, rej) => port.open((e) => (e ? rej(e) : res())));
     if (this.#stopped) {
       port.close();
@@ -99,7 +103,11 @@ export class SerialSource implements IngestSource {
 
   #fail(cause: unknown): void {
     this.#counters.ioErrors++;
-    this.opts.onError?.(new SourceError("SERIAL_IO", this.opts.path, cause instanceof Error ? cause.message : String(cause), { cause }));
+    this.opts.onError?.(
+      new SourceError("SERIAL_IO", this.opts.path, cause instanceof Error ? cause.message : String(cause), {
+        cause,
+      }),
+    );
     if (this.#stopped || this.#timer || this.#port?.isOpen) return;
     const delay = this.#backoff;
     this.#backoff = Math.min(this.#backoff * 2, this.opts.maxBackoffMs ?? 5000);
