@@ -45,6 +45,8 @@ export type LeafSink = (leaf: AttestLeaf) => void;
 export interface InferenceResult {
   model: LoadedModel;
   deviceId: number;
+  /** The device's HELLO profile that selected the model. */
+  profile: string;
   window: WindowMeta;
   /** sha256 of the exact float32 (little-endian) window bytes fed to the model. */
   windowHash: Uint8Array;
@@ -341,6 +343,7 @@ export class InferenceLoop {
       const result: InferenceResult = {
         model,
         deviceId: dev.deviceId,
+        profile: dev.profile,
         window: { ...meta },
         windowHash: new Uint8Array(windowHash),
         outputs,

@@ -1,0 +1,95 @@
+/**
+ * Publishes to an external MQTT broker (Mosquitto, EMQX, HiveMQ) with mqtt.js, MQTT 3.1.1.
+ * The gateway status topic is registered as the connection's last will (retained, QoS 1), so
+ * the broker itself publishes `offline` when the gateway vanishes without a DISCONNECT
+ * [MQTT-3.1.2-8], [MQTT-3.1.2-10]; a clean `close()` publishes `offline` first and then sends
+ * DISCONNECT, which discards the will [MQTT-3.1.2-10]. Retained status also means a dashboard
+ * that subscribes later still learns the state [MQTT-3.3.1-6].
+ *
+ * Bound: mqtt.js keeps QoS 1 messages in memory until PUBACK (and queues them while
+ * disconnected). At most `maxInFlight` publications may be unacknowledged; beyond that new
+ * messages are dropped and counted (`counters.dropped`); health is retained and superseded by
+ * the next one anyway, alerts are also leaves in the attestation batches.
+ */
+import mqtt, { type MqttClient } from "mqtt";
+import { redactUrl } from "../errors/base.ts";
+import { PublishError } from "./embedded-publisher.ts";
+import type { AlertPublisher, PublishOptions, PublisherCounters, StatusWill } from "./publisher.ts";
+
+export interface MqttClientPublisherOptions {
+  url: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+  /** Default 1000 (Mosquitto's default max_inflight/queued figures are of this order). */
+  maxInFlight?: number;
+  /** Keep-alive in seconds: how fast the broker notices a dead gateway (≈ 1.5×). Default 30. */
+  keepalive?: number;
+  connectTimeoutMs?: number;
+}
+
+export class MqttClientPublisher implements AlertPublisher {
+  readonly kind = "mqtt";
+  readonly counters: PublisherCounters = { published: 0, failed: 0, dropped: 0 };
+  #client: MqttClient | undefined;
+  #inFlight = 0;
+  readonly #max: number;
+
+  constructor(private readonly opts: MqttClientPublisherOptions) {
+    this.#max = opts.maxInFlight ?? 1000;
+  }
+
+  /** The underlying client (tests use it to simulate an abrupt disconnect). */
+  get client(): MqttClient | undefined {
+    return this.#client;
+  }
+
+  async open(will: StatusWill): Promise<void> {
+    try {
+      this.#client = await mqtt.connectAsync(this.opts.url, {
+        clientId: this.opts.clientId,
+        protocolVersion: 4,
+        clean: true,
+        keepalive: this.opts.keepalive ?? 30,
+        reconnectPeriod: 1000,
+        connectTimeout: this.opts.connectTimeoutMs ?? 10_000,
+        ...(this.opts.username !== undefined ? { username: this.opts.username } : {}),
+        ...(this.opts.password !== undefined ? { password: this.opts.password } : {}),
+        will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true },
+      });
+    } catch (e) {
+      throw new PublishError(redactUrl(this.opts.url), `cannot connect: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  publish(topic: string, payload: string, opts: PublishOptions): Promise<void> {
+    const c = this.#client;
+    if (!c) {
+      this.counters.failed++;
+      return Promise.reject(new PublishError(topic, "not connected (open() first)"));
+    }
+    if (this.#inFlight >= this.#max) {
+      this.counters.dropped++;
+      return Promise.reject(new PublishError(topic, `dropped: ${this.#max} publications await PUBACK`));
+    }
+    this.#inFlight++;
+    return new Promise((resolve, reject) => {
+      c.publish(topic, payload, { qos: opts.qos, retain: opts.retain }, (err) => {
+        this.#inFlight--;
+        if (err) {
+          this.counters.failed++;
+          reject(new PublishError(topic, err.message, { cause: err }));
+        } else {
+          this.counters.published++;
+          resolve();
+        }
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    const c = this.#client;
+    this.#client = undefined;
+    if (c) await c.endAsync();
+  }
+}

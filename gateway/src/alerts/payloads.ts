@@ -1,0 +1,100 @@
+/**
+ * JSON payloads of the alert topics, version 1. One JSON Schema per payload lives in
+ * ./schemas (alert, health, status); test/alerts checks every payload the gateway publishes
+ * against them. Field meanings: README.md.
+ */
+import { readFileSync } from "node:fs";
+import { fromRoot } from "../util/paths.ts";
+
+export interface ModelRef {
+  name: string;
+  version: string;
+  /** sha256 of the ONNX file, lowercase hex (the manifest's `model.sha256`). */
+  sha256: string;
+}
+
+export interface WindowRef {
+  /** Extended seq of the first real frame of the input window (padding rows repeat it). */
+  firstSeq: number;
+  /** Extended seq of the window's last frame. */
+  lastSeq: number;
+  /** Real frames in the window (fewer than the model's window while a device starts). */
+  frames: number;
+  firstTimestampUs: number;
+  lastTimestampUs: number;
+  /** sha256 of the exact float32 little-endian input window, lowercase hex. */
+  sha256: string;
+}
+
+export interface ReceiptRef {
+  /** keccak256 ALERT leaf (gateway/src/attest/leaf.ts), 0x-hex: the key to fetch the receipt. */
+  leaf: string;
+  /** keccak256 INFERENCE leaf of the result that triggered the alert, 0x-hex. */
+  inferenceLeaf: string;
+  /** Sequence of the Merkle batch holding the leaf: null when published (sealing comes later). */
+  batchSeq: number | null;
+}
+
+export interface AlertPayload {
+  v: 1;
+  type: "alert";
+  /** Stable id of the episode: the same in its `raised` and `cleared` messages. */
+  id: string;
+  state: "raised" | "cleared";
+  site: string;
+  gateway: string;
+  device: string;
+  severity: "info" | "warning" | "critical";
+  rule: { id: string; output: string; op: "<=" | ">="; threshold: number; clear: number };
+  /** The output value that caused this transition. */
+  value: number;
+  time: string;
+  timeUs: number;
+  /** When the episode was raised. */
+  since: string;
+  sinceUs: number;
+  model: ModelRef;
+  window: WindowRef;
+  receipt: ReceiptRef;
+}
+
+export interface HealthPayload {
+  v: 1;
+  type: "health";
+  site: string;
+  gateway: string;
+  device: string;
+  profile: string;
+  time: string;
+  timeUs: number;
+  model: ModelRef;
+  /** Latest value of each model output, e.g. { "rul": 87.4 }. */
+  outputs: Record<string, number>;
+  lastFrame: { seq: number; timestampUs: number; time: string; receivedUs: number };
+  active: Array<{ id: string; rule: string; severity: "info" | "warning" | "critical"; since: string; sinceUs: number }>;
+  windows: number;
+}
+
+export interface StatusPayload {
+  v: 1;
+  type: "status";
+  site: string;
+  gateway: string;
+  state: "online" | "offline";
+  /** start / stop: published by the gateway; will: the broker published the last will. */
+  reason: "start" | "stop" | "will";
+  time: string;
+  timeUs: number;
+  models: Array<ModelRef & { profiles: string[] }>;
+}
+
+export function isoUs(us: number): string {
+  return new Date(Math.floor(us / 1000)).toISOString();
+}
+
+export type PayloadKind = "alert" | "health" | "status";
+
+/** The JSON Schema of one payload kind (draft-07), read from ./schemas. */
+export function payloadSchema(kind: PayloadKind): object {
+  return JSON.parse(readFileSync(fromRoot("gateway", "src", "alerts", "schemas", `${kind}.schema.json`), "utf8")) as object;
+}

@@ -1,0 +1,95 @@
+/**
+ * Threshold rules from a model manifest's `alerts` section, with hysteresis and
+ * de-duplication, per device:
+ * - `op "<="`: raised when value ≤ threshold; cleared only once value > clear (clear > threshold).
+ * - `op ">="`: raised when value ≥ threshold; cleared only once value < clear (clear < threshold).
+ * - Between threshold and clear (the hysteresis band) the state does not change.
+ * - Only transitions are reported: a raised rule is not raised again until it has cleared
+ *   (de-duplication), so a dashboard sees one `raised` and one `cleared` per episode.
+ * - A NaN value never changes state. Rules are independent, so a falling RUL raises
+ *   `rul-warning` and later `rul-critical`, each with its own severity.
+ * State is in memory: after a gateway restart a condition that still holds is raised again
+ * (consumers should key on device + rule, see README.md).
+ */
+import type { ManifestAlert } from "../../../models/eval/cmapss.ts";
+import { deviceIdHex } from "../protocol/frame.ts";
+
+export type Severity = ManifestAlert["severity"];
+/** Severity byte committed in ALERT leaves. */
+export const SEVERITY_CODE: Record<Severity, number> = { info: 1, warning: 2, critical: 3 };
+
+export interface ActiveAlert {
+  id: string;
+  rule: ManifestAlert;
+  sinceUs: number;
+  value: number;
+}
+
+export interface AlertTransition {
+  state: "raised" | "cleared";
+  alert: ActiveAlert;
+  value: number;
+}
+
+interface DeviceRules {
+  /** Model name the state belongs to: a device that changes model starts afresh. */
+  model: string;
+  active: Map<string, ActiveAlert>;
+}
+
+export function breaches(rule: ManifestAlert, v: number): boolean {
+  return rule.op === "<=" ? v <= rule.threshold : v >= rule.threshold;
+}
+
+export function recovered(rule: ManifestAlert, v: number): boolean {
+  return rule.op === "<=" ? v > rule.clear : v < rule.clear;
+}
+
+export class RuleEngine {
+  readonly #devices = new Map<number, DeviceRules>();
+  raised = 0;
+  cleared = 0;
+
+  /**
+   * Applies `rules` to one result (`value(output name)`), returning the transitions (usually
+   * none). `nowUs` stamps newly raised alerts.
+   */
+  evaluate(
+    deviceId: number,
+    model: string,
+    rules: readonly ManifestAlert[],
+    value: (output: string) => number,
+    nowUs: number,
+  ): AlertTransition[] {
+    let d = this.#devices.get(deviceId);
+    if (!d || d.model !== model) this.#devices.set(deviceId, (d = { model, active: new Map() }));
+    let out: AlertTransition[] | undefined;
+    for (const rule of rules) {
+      const v = value(rule.output);
+      if (Number.isNaN(v)) continue;
+      const cur = d.active.get(rule.id);
+      if (cur === undefined && breaches(rule, v)) {
+        const alert: ActiveAlert = { id: `${deviceIdHex(deviceId)}-${rule.id}-${nowUs}`, rule, sinceUs: nowUs, value: v };
+        d.active.set(rule.id, alert);
+        this.raised++;
+        (out ??= []).push({ state: "raised", alert, value: v });
+      } else if (cur !== undefined && recovered(rule, v)) {
+        d.active.delete(rule.id);
+        this.cleared++;
+        (out ??= []).push({ state: "cleared", alert: cur, value: v });
+      }
+    }
+    return out ?? NONE;
+  }
+
+  active(deviceId: number): ActiveAlert[] {
+    const d = this.#devices.get(deviceId);
+    return d ? [...d.active.values()] : [];
+  }
+
+  forget(deviceId: number): void {
+    this.#devices.delete(deviceId);
+  }
+}
+
+const NONE: AlertTransition[] = [];

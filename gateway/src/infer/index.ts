@@ -1,0 +1,113 @@
+/**
+ * Composition entry point of the inference stage: models → per-device windows → micro-batched
+ * onnxruntime → alert rules → MQTT, plus attestation leaves for every result and alert.
+ *
+ *   const inference = await createInference({ modelsDir, ingest, publisher, site, gatewayId, onLeaf });
+ *   await inference.start();   // publishes status online (retained)
+ *   …
+ *   await inference.stop();    // waits for the running tick, flushes health, publishes offline
+ *
+ * Stop it before the broker it publishes through (the offline status needs the broker).
+ */
+import type { Ingest } from "../ingest/ingest.ts";
+import { systemClock, type Clock } from "../util/clock.ts";
+import { AlertService, type AlertCounters } from "../alerts/service.ts";
+import type { AlertPayload } from "../alerts/payloads.ts";
+import type { AlertPublisher } from "../alerts/publisher.ts";
+import { InferenceLoop, type LeafSink } from "./loop.ts";
+import { ModelRegistry } from "./registry.ts";
+
+export type { AttestLeaf, InferenceResult, LeafSink, InferenceCounters } from "./loop.ts";
+export { InferenceLoop } from "./loop.ts";
+export { ModelRegistry, type LoadedModel } from "./registry.ts";
+
+export interface CreateInferenceOptions {
+  /** Folder searched recursively for `*.manifest.json` (e.g. `models/`). */
+  modelsDir: string;
+  ingest: Ingest;
+  publisher: AlertPublisher;
+  /** MQTT topic level for the site (sanitised, see alerts/topics.ts). */
+  site: string;
+  /** MQTT topic level for this gateway (sanitised). */
+  gatewayId: string;
+  clock?: Clock;
+  /** Receives every INFERENCE and ALERT leaf (connect it to the batch sealer). */
+  onLeaf?: LeafSink;
+  /** onnxruntime intra-op threads per model. Default 1. */
+  threads?: number;
+  /** Largest batch per onnxruntime call. Default 512. */
+  maxBatch?: number;
+  /** 0 (default): event-driven ticks; > 0: fixed tick period in ms. */
+  tickMs?: number;
+  /** Per-device health publication interval. Default 1000 ms. */
+  healthIntervalMs?: number;
+  onAlert?: (a: AlertPayload) => void;
+  onError?: (e: unknown) => void;
+}
+
+export interface Inference {
+  readonly registry: ModelRegistry;
+  readonly loop: InferenceLoop;
+  readonly alerts: AlertService;
+  /** Live counters of the loop and the alert service. */
+  readonly counters: { loop: InferenceLoop["counters"]; alerts: AlertCounters };
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Plain snapshot for logs / metrics. */
+  snapshot(): Record<string, unknown>;
+}
+
+/**
+ * Loads and verifies every model (typed errors: ModelManifestError, ModelHashMismatchError,
+ * ModelProfileConflictError, ModelLoadError), then wires ingest → loop → alerts. Frames stored
+ * before `start()` are ignored.
+ */
+export async function createInference(opts: CreateInferenceOptions): Promise<Inference> {
+  const clock = opts.clock ?? systemClock;
+  const registry = await ModelRegistry.load(opts.modelsDir, opts.threads === undefined ? {} : { threads: opts.threads });
+  const alerts = new AlertService({
+    publisher: opts.publisher,
+    site: opts.site,
+    gatewayId: opts.gatewayId,
+    models: registry.models,
+    clock,
+    ...(opts.onLeaf ? { onLeaf: opts.onLeaf } : {}),
+    ...(opts.healthIntervalMs !== undefined ? { healthIntervalMs: opts.healthIntervalMs } : {}),
+    ...(opts.onAlert ? { onAlert: opts.onAlert } : {}),
+    ...(opts.onError ? { onError: opts.onError } : {}),
+  });
+  const loop = new InferenceLoop({
+    registry,
+    profileOf: (id) => opts.ingest.counters.devices.get(id)?.profile,
+    clock,
+    onResult: alerts.onResult,
+    ...(opts.onLeaf ? { onLeaf: opts.onLeaf } : {}),
+    ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}),
+    ...(opts.tickMs !== undefined ? { tickMs: opts.tickMs } : {}),
+    ...(opts.onError ? { onError: opts.onError } : {}),
+  });
+  let started = false;
+  opts.ingest.onStored((record, frame) => {
+    if (started) loop.onFrame(record, frame);
+  });
+  return {
+    registry,
+    loop,
+    alerts,
+    counters: { loop: loop.counters, alerts: alerts.counters },
+    async start() {
+      if (started) return;
+      await alerts.start();
+      started = true;
+      loop.start();
+    },
+    async stop() {
+      if (!started) return;
+      started = false;
+      await loop.stop();
+      await alerts.stop();
+      await registry.release();
+    },
+    snapshot: () => ({ models: registry.describe(), loop: loop.snapshot(), alerts: { ...alerts.counters } }),
+  };
+}
