@@ -47,7 +47,8 @@ let cachedValidator: { path: string; fn: ValidateFunction } | undefined;
 function validator(path: string): ValidateFunction {
   if (cachedValidator?.path === path) return cachedValidator.fn;
   const schema = JSON.parse(readFileSync(path, "utf8")) as object;
-  const fn = new Ajv({ allErrors: true, strict: true }).compile(schema);
+  // Not strict: strict mode lints the schema itself (owned by models/); validation is unaffected.
+  const fn = new Ajv({ allErrors: true, strict: false }).compile(schema);
   cachedValidator = { path, fn };
   return fn;
 }

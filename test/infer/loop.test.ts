@@ -1,0 +1,238 @@
+// The inference loop against models/eval: same normalisation, same windows (byte for byte),
+// same RUL; micro-batching; stale-window policy; provenance leaves.
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import {
+  REPO_ROOT,
+  createNormalizer,
+  evaluateManifest,
+  fillWindow,
+  lastWindows,
+  loadCmapss,
+  normalizeUnit,
+  runBatched,
+  type CmapssUnit,
+} from "../../models/eval/cmapss.ts";
+import { inferenceLeafPreimage, leafFromPreimage } from "../../gateway/src/attest/leaf.ts";
+import { InferenceLoop, type AttestLeaf, type InferenceResult } from "../../gateway/src/infer/loop.ts";
+import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
+import { FakeClock } from "../../gateway/src/util/clock.ts";
+import { FD001_MANIFEST, frame, tempModels } from "./helpers.ts";
+
+let model: LoadedModel;
+let registry: ModelRegistry;
+let units: CmapssUnit[];
+
+beforeAll(async () => {
+  model = await loadModel(FD001_MANIFEST);
+  registry = new ModelRegistry([model]);
+  units = loadCmapss(join(REPO_ROOT, model.manifest.metrics.testFile));
+});
+afterAll(() => registry.release());
+
+/** What the gateway sees: the unit's values after the float32 trip through a DATA frame. */
+function asFloat32(u: CmapssUnit): CmapssUnit {
+  return { ...u, data: Float64Array.from(u.data, Math.fround) };
+}
+
+function newLoop(extra: Partial<ConstructorParameters<typeof InferenceLoop>[0]> = {}): {
+  loop: InferenceLoop;
+  results: InferenceResult[];
+  leaves: AttestLeaf[];
+} {
+  const results: InferenceResult[] = [];
+  const leaves: AttestLeaf[] = [];
+  const loop = new InferenceLoop({
+    registry,
+    profileOf: () => "cmapss-fd001",
+    clock: new FakeClock(),
+    onResult: (r) => results.push(r),
+    onLeaf: (l) => leaves.push(l),
+    ...extra,
+  });
+  return { loop, results, leaves };
+}
+
+function feedUnit(loop: InferenceLoop, deviceId: number, u: CmapssUnit, upTo = u.cycles): void {
+  const C = 24;
+  for (let r = 0; r < upTo; r++) loop.onFrame(...frame(deviceId, r, u.data.subarray(r * C, (r + 1) * C)));
+}
+
+const sha = (b: Float32Array): string => createHash("sha256").update(new Uint8Array(b.buffer, b.byteOffset, b.byteLength)).digest("hex");
+
+describe("inference loop vs models/eval", () => {
+  it("behavior: replayed C-MAPSS test units give models/eval's RUL, windows byte-identical", async () => {
+    const n = 8;
+    const { loop, results } = newLoop();
+    for (let i = 0; i < n; i++) feedUnit(loop, 100 + i, units[i]!);
+    await loop.tick();
+    expect(results.map((r) => r.deviceId)).toEqual(Array.from({ length: n }, (_, i) => 100 + i));
+    expect(loop.counters.batches).toBe(1);
+
+    // Exact windows: models/eval on the same float32 values.
+    const f32 = units.slice(0, n).map(asFloat32);
+    const norm = createNormalizer(model.manifest);
+    const W = model.manifest.inputs.window;
+    const per = model.windowValues;
+    const windows = lastWindows(norm, f32, W);
+    const preds = await runBatched(model.session, model.manifest, windows, n);
+    results.forEach((r, i) => {
+      expect(Buffer.from(r.windowHash).toString("hex")).toBe(sha(windows.subarray(i * per, (i + 1) * per)));
+      expect(r.outputs[0]).toBeCloseTo(preds[i]!, 4);
+      expect(r.window).toMatchObject({ firstSeq: Math.max(0, units[i]!.cycles - W), lastSeq: units[i]!.cycles - 1, frames: Math.min(W, units[i]!.cycles) });
+    });
+
+    // And the published evaluation (float64 text values): float32 input rounding only.
+    const ev = await evaluateManifest(FD001_MANIFEST, model.manifest, model.session);
+    results.forEach((r, i) => expect(Math.abs(r.outputs[0]! - ev.predictions[i]!)).toBeLessThan(0.05));
+  });
+
+  it("behavior: ticking after every frame yields every window of models/eval fillWindow, incl. repeat-first padding", async () => {
+    const u = units[1]!;
+    const { loop, results } = newLoop();
+    const C = 24;
+    const F = model.normalizer.features;
+    const W = model.manifest.inputs.window;
+    for (let r = 0; r < u.cycles; r++) {
+      loop.onFrame(...frame(7, r, u.data.subarray(r * C, (r + 1) * C)));
+      await loop.tick();
+    }
+    expect(results).toHaveLength(u.cycles);
+    expect(loop.counters.skippedWindows).toBe(0);
+    const rows = normalizeUnit(createNormalizer(model.manifest), asFloat32(u));
+    const out = new Float32Array(W * F);
+    for (let e = 0; e < u.cycles; e++) {
+      fillWindow(rows, F, e, W, out, 0);
+      expect(Buffer.from(results[e]!.windowHash).toString("hex"), `window ending at ${e}`).toBe(sha(out));
+    }
+  });
+});
+
+describe("micro-batching and back-pressure", () => {
+  it("behavior: N devices with ready windows → one onnxruntime run per tick (maxBatch splits)", async () => {
+    const spy = vi.spyOn(model.session, "run");
+    try {
+      const { loop, results } = newLoop();
+      for (let d = 0; d < 50; d++) feedUnit(loop, d + 1, units[d]!, 3);
+      await loop.tick();
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(results).toHaveLength(50);
+      expect(loop.counters).toMatchObject({ windowsRun: 50, batches: 1, skippedWindows: 100, ticks: 1 });
+
+      spy.mockClear();
+      const small = newLoop({ maxBatch: 16 });
+      for (let d = 0; d < 50; d++) feedUnit(small.loop, d + 1, units[d]!, 1);
+      await small.loop.tick();
+      expect(spy).toHaveBeenCalledTimes(4);
+      expect(small.loop.counters).toMatchObject({ windowsRun: 50, batches: 4 });
+      // The input buffer is reused: a second tick creates no new tensor for the same batch size.
+      spy.mockClear();
+      for (let d = 0; d < 16; d++) small.loop.onFrame(...frame(d + 1, 1, units[d]!.data.subarray(24, 48)));
+      await small.loop.tick();
+      expect(spy).toHaveBeenCalledTimes(1);
+      const feeds = spy.mock.calls[0]![0] as Record<string, { data: Float32Array }>;
+      const before = feeds.window!.data.buffer;
+      for (let d = 0; d < 16; d++) small.loop.onFrame(...frame(d + 1, 2, units[d]!.data.subarray(48, 72)));
+      await small.loop.tick();
+      expect((spy.mock.calls[1]![0] as Record<string, { data: Float32Array }>).window!.data.buffer).toBe(before);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it("behavior: stale windows: only the newest window per device runs, older ones are counted as skipped", async () => {
+    const { loop, results } = newLoop();
+    feedUnit(loop, 1, units[0]!, 10);
+    feedUnit(loop, 2, units[1]!, 3);
+    expect(loop.pending).toBe(2);
+    await loop.tick();
+    expect(results.map((r) => [r.deviceId, r.window.lastSeq])).toEqual([
+      [1, 9],
+      [2, 2],
+    ]);
+    expect(loop.counters).toMatchObject({ windowsReady: 13, windowsRun: 2, skippedWindows: 11 });
+    await loop.tick();
+    expect(loop.counters.ticks).toBe(2);
+    expect(results).toHaveLength(2);
+  });
+
+  it("behavior: frames arriving while a run is in flight go to the next tick; overlapping ticks coalesce", async () => {
+    const { loop, results } = newLoop();
+    feedUnit(loop, 1, units[0]!, 1);
+    const first = loop.tick();
+    loop.onFrame(...frame(1, 1, units[0]!.data.subarray(24, 48)));
+    const second = loop.tick(); // coalesced into the running tick, then runs again
+    expect(second).toBe(first);
+    await first;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(loop.counters.overrunTicks).toBe(1);
+    expect(results.map((r) => r.window.lastSeq)).toEqual([0, 1]);
+  });
+
+  it("behavior: frames of devices without profile, without model or with the wrong channel count are counted, not run", async () => {
+    const profiles = new Map<number, string>([
+      [1, "cmapss-fd001"],
+      [2, "no-such-profile"],
+    ]);
+    const { loop, results } = newLoop({ profileOf: (id) => profiles.get(id) });
+    loop.onFrame(...frame(1, 0, new Float32Array(24)));
+    loop.onFrame(...frame(1, 1, new Float32Array(12)));
+    loop.onFrame(...frame(2, 0, new Float32Array(24)));
+    loop.onFrame(...frame(3, 0, new Float32Array(24)));
+    await loop.tick();
+    expect(results).toHaveLength(1);
+    expect(loop.counters).toMatchObject({ framesSeen: 4, framesUnmodelled: 2, framesSchemaMismatch: 1, devices: 1 });
+  });
+
+  it("behavior: stride and padding 'none' from the manifest", async () => {
+    const dir = tempModels([
+      (m) => {
+        m.inputs.stride = 5;
+        m.inputs.padding = { policy: "none" };
+      },
+    ]);
+    const reg = await ModelRegistry.load(dir);
+    try {
+      const results: InferenceResult[] = [];
+      const loop = new InferenceLoop({ registry: reg, profileOf: () => "cmapss-v1", onResult: (r) => results.push(r) });
+      const u = units.find((x) => x.cycles >= 70)!;
+      for (let r = 0; r < 60; r++) {
+        loop.onFrame(...frame(1, r, u.data.subarray(r * 24, (r + 1) * 24)));
+        await loop.tick();
+      }
+      // Windows end at rows 39, 44, 49, 54, 59.
+      expect(results.map((r) => r.window.lastSeq)).toEqual([39, 44, 49, 54, 59]);
+      const rows = normalizeUnit(createNormalizer(reg.models[0]!.manifest), asFloat32(u));
+      const out = new Float32Array(40 * 14);
+      fillWindow(rows, 14, 44, 40, out, 0);
+      expect(Buffer.from(results[1]!.windowHash).toString("hex")).toBe(sha(out));
+      // With stride 5 the newest window stays intact while 4 newer rows are already in the ring.
+      results.length = 0;
+      for (let r = 60; r < 69; r++) loop.onFrame(...frame(1, r, u.data.subarray(r * 24, (r + 1) * 24)));
+      await loop.tick();
+      fillWindow(rows, 14, 64, 40, out, 0);
+      expect(results.map((r) => r.window.lastSeq)).toEqual([64]);
+      expect(Buffer.from(results[0]!.windowHash).toString("hex")).toBe(sha(out));
+    } finally {
+      await reg.release();
+    }
+  });
+});
+
+describe("provenance", () => {
+  it("behavior: every result becomes an INFERENCE leaf committing to model sha256 and window sha256", async () => {
+    const { loop, results, leaves } = newLoop();
+    feedUnit(loop, 42, units[3]!, 45);
+    await loop.tick();
+    expect(leaves).toHaveLength(1);
+    const r = results[0]!;
+    const l = leaves[0]!;
+    expect(l.kind).toBe("inference");
+    expect(Buffer.from(model.modelHash).toString("hex")).toBe(model.manifest.model.sha256);
+    const pre = inferenceLeafPreimage({ modelHash: model.modelHash, inputWindowHash: r.windowHash, deviceId: 42, timestampUs: r.window.lastTimestampUs, outputs: r.allOutputs });
+    expect(Buffer.from(l.preimage)).toEqual(Buffer.from(pre));
+    expect(Buffer.from(l.hash)).toEqual(Buffer.from(leafFromPreimage(pre)));
+    expect(Buffer.from(r.inferenceLeaf)).toEqual(Buffer.from(l.hash));
+  });
+});
