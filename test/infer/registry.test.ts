@@ -35,7 +35,7 @@ describe("model registry", () => {
     const dir = tempModels();
     const onnx = join(dir, "m0", "fd001.onnx");
     const b = readFileSync(onnx);
-    b[b.length - 10] ^= 0xff;
+    b[b.length - 10] = b[b.length - 10]! ^ 0xff;
     writeFileSync(onnx, b);
     const err = await ModelRegistry.load(dir).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelHashMismatchError);
