@@ -1,0 +1,22 @@
+import { Ajv, type ValidateFunction } from "ajv";
+import { payloadSchema, type PayloadKind } from "../../gateway/src/alerts/payloads.ts";
+
+const ajv = new Ajv({ allErrors: true, strict: true });
+const validators = new Map<PayloadKind, ValidateFunction>();
+
+/** Validates one payload against gateway/src/alerts/schemas/{kind}.schema.json; throws with ajv's errors. */
+export function checkPayload(kind: PayloadKind, json: string | Buffer): Record<string, unknown> {
+  let v = validators.get(kind);
+  if (!v) validators.set(kind, (v = ajv.compile(payloadSchema(kind))));
+  const obj = JSON.parse(json.toString()) as Record<string, unknown>;
+  if (!v(obj)) throw new Error(`${kind} payload invalid: ${ajv.errorsText(v.errors)}\n${json.toString()}`);
+  return obj;
+}
+
+/** Kind of an alert-scheme topic, or undefined. */
+export function kindOf(topic: string): PayloadKind | undefined {
+  if (topic.endsWith("/alert")) return "alert";
+  if (topic.endsWith("/health")) return "health";
+  if (topic.endsWith("/status")) return "status";
+  return undefined;
+}

@@ -1,0 +1,145 @@
+import { describe, expect, it } from "vitest";
+import { alertLeafPreimage, leafFromPreimage } from "../../gateway/src/attest/leaf.ts";
+import { FakePublisher } from "../../gateway/src/alerts/publisher.ts";
+import { AlertService } from "../../gateway/src/alerts/service.ts";
+import { alertTopics, dashboardSubscriptions, topicLevel, TopicLevelError } from "../../gateway/src/alerts/topics.ts";
+import type { AttestLeaf, InferenceResult } from "../../gateway/src/infer/loop.ts";
+import type { LoadedModel } from "../../gateway/src/infer/registry.ts";
+import { FakeClock } from "../../gateway/src/util/clock.ts";
+import { fd001Manifest } from "../infer/helpers.ts";
+import { checkPayload, kindOf } from "./helpers.ts";
+
+const manifest = fd001Manifest();
+const model = {
+  manifest,
+  sha256: manifest.model.sha256,
+  modelHash: Uint8Array.from(Buffer.from(manifest.model.sha256, "hex")),
+  outputNames: ["rul"],
+} as unknown as LoadedModel;
+
+function result(deviceId: number, rul: number, seq: number, clock: FakeClock): InferenceResult {
+  const ts = clock.nowUs() - 500;
+  return {
+    model,
+    deviceId,
+    profile: "cmapss-v1",
+    window: { firstSeq: Math.max(0, seq - 39), lastSeq: seq, frames: Math.min(40, seq + 1), firstTimestampUs: ts - 1000, lastTimestampUs: ts, lastReceivedUs: ts, rows: seq + 1 },
+    windowHash: new Uint8Array(32).fill(seq & 0xff),
+    outputs: Float32Array.of(rul),
+    allOutputs: Float32Array.of(rul),
+    inferenceLeaf: new Uint8Array(32).fill(7),
+    atUs: clock.nowUs(),
+  };
+}
+
+function setup(healthIntervalMs = 1000): { svc: AlertService; pub: FakePublisher; clock: FakeClock; leaves: AttestLeaf[] } {
+  const pub = new FakePublisher();
+  const clock = new FakeClock();
+  const leaves: AttestLeaf[] = [];
+  const svc = new AlertService({ publisher: pub, site: "plant 7/north", gatewayId: "gw#1", models: [model], clock, onLeaf: (l) => leaves.push(l), healthIntervalMs });
+  return { svc, pub, clock, leaves };
+}
+
+describe("topics", () => {
+  it("behavior: versioned scheme with sanitised site/gateway levels [MQTT-4.7.1-1]", () => {
+    const t = alertTopics("plant 7/north", "gw+#1");
+    expect(t.status).toBe("vigil/v1/plant_7_north/gw__1/status");
+    expect(t.alert(0x2a)).toBe("vigil/v1/plant_7_north/gw__1/0000002a/alert");
+    expect(t.health(0xdeadbeef)).toBe("vigil/v1/plant_7_north/gw__1/deadbeef/health");
+    expect(topicLevel("$SYS", "site")).toBe("_SYS");
+    expect(topicLevel("a".repeat(100), "site")).toHaveLength(64);
+    expect(dashboardSubscriptions()).toEqual(["vigil/v1/+/+/+/alert", "vigil/v1/+/+/+/health", "vigil/v1/+/+/status"]);
+  });
+
+  it("error: ids without usable characters, and the reserved site `ingest`", () => {
+    expect(() => topicLevel("///", "site")).toThrow(TopicLevelError);
+    expect(() => topicLevel("", "gateway")).toThrow(/gateway: "" has no usable characters/);
+    expect(() => alertTopics("ingest", "gw")).toThrow(/reserved/);
+  });
+});
+
+describe("alert service", () => {
+  it("behavior: status online at start (will = offline), offline at stop; every payload matches its schema", async () => {
+    const { svc, pub } = setup();
+    await svc.start();
+    expect(pub.will?.topic).toBe("vigil/v1/plant_7_north/gw_1/status");
+    expect(checkPayload("status", pub.will!.payload)).toMatchObject({ state: "offline", reason: "will" });
+    expect(checkPayload("status", pub.retained.get(pub.will!.topic)!)).toMatchObject({ state: "online", reason: "start", models: [{ name: manifest.name, sha256: manifest.model.sha256 }] });
+    await svc.stop();
+    expect(checkPayload("status", pub.retained.get(pub.will!.topic)!)).toMatchObject({ state: "offline", reason: "stop" });
+    expect(pub.closed).toBe(true);
+    expect(pub.messages.every((m) => m.qos === 1)).toBe(true);
+  });
+
+  it("behavior: a degrading device raises warning then critical, recovery clears them; alerts are QoS 1 not retained, carry receipt refs and ALERT leaves", async () => {
+    const { svc, pub, clock, leaves } = setup();
+    await svc.start();
+    const ruls = [120, 80, 55, 50, 45, 52, 30, 20, 19, 25, 35, 70];
+    ruls.forEach((rul, i) => {
+      clock.advanceMs(100);
+      svc.onResult(result(0x2a, rul, 100 + i, clock));
+    });
+    await svc.stop();
+    const alerts = pub.on("/alert").map((m) => {
+      expect(m).toMatchObject({ qos: 1, retain: false, topic: "vigil/v1/plant_7_north/gw_1/0000002a/alert" });
+      return checkPayload("alert", m.payload);
+    });
+    expect(alerts.map((a) => `${a.rule && (a.rule as { id: string }).id}:${a.state}:${a.value}`)).toEqual([
+      "rul-warning:raised:50",
+      "rul-critical:raised:20",
+      "rul-critical:cleared:35",
+      "rul-warning:cleared:70",
+    ]);
+    const [w, c, cc] = alerts;
+    expect(cc!.id).toBe(c!.id);
+    expect(w).toMatchObject({ severity: "warning", device: "0000002a", window: { lastSeq: 103, firstSeq: 64, frames: 40 }, receipt: { batchSeq: null, inferenceLeaf: "0x" + "07".repeat(32) } });
+    expect(c).toMatchObject({ severity: "critical" });
+    // ALERT leaf = keccak(alert preimage) committing to model hash and window hash.
+    const alertLeaves = leaves.filter((l) => l.kind === "alert");
+    expect(alertLeaves).toHaveLength(4);
+    const pre = alertLeafPreimage({ modelHash: model.modelHash, inputWindowHash: new Uint8Array(32).fill(103), deviceId: 0x2a, timestampUs: (w!.window as { lastTimestampUs: number }).lastTimestampUs, severity: 2, rule: "rul-warning", score: 50 });
+    expect((w!.receipt as { leaf: string }).leaf).toBe("0x" + Buffer.from(leafFromPreimage(pre)).toString("hex"));
+    expect(Buffer.from(alertLeaves[0]!.preimage)).toEqual(Buffer.from(pre));
+    expect(svc.counters).toMatchObject({ raised: 2, cleared: 2, alertsPublished: 4 });
+  });
+
+  it("behavior: health is retained, throttled per device, immediate on transitions, flushed at stop", async () => {
+    const { svc, pub, clock } = setup(1000);
+    await svc.start();
+    for (let i = 0; i < 25; i++) {
+      clock.advanceMs(100); // 10 results per second
+      svc.onResult(result(1, 100 - i, i, clock));
+    }
+    // t=0.1 s first publish, then every second: at 1.1, 2.1; nothing raised (RUL ≥ 76).
+    expect(pub.on("/health")).toHaveLength(3);
+    svc.onResult(result(1, 40, 25, clock)); // warning raised → health at once
+    expect(pub.on("/health")).toHaveLength(4);
+    const h = checkPayload("health", pub.retained.get("vigil/v1/plant_7_north/gw_1/00000001/health")!);
+    expect(h).toMatchObject({ device: "00000001", profile: "cmapss-v1", outputs: { rul: 40 }, active: [{ rule: "rul-warning", severity: "warning" }], windows: 26, lastFrame: { seq: 25 } });
+    clock.advanceMs(100);
+    svc.onResult(result(1, 41, 26, clock));
+    await svc.stop();
+    const last = pub.on("/health").at(-1)!;
+    expect(last.retain).toBe(true);
+    expect(checkPayload("health", last.payload)).toMatchObject({ outputs: { rul: 41 }, lastFrame: { seq: 26 } });
+    for (const m of pub.messages) checkPayload(kindOf(m.topic)!, m.payload);
+  });
+
+  it("error: publish failures are counted, never thrown into the loop", async () => {
+    const { svc, pub, clock } = setup();
+    const errors: unknown[] = [];
+    await svc.start();
+    pub.failWith = new Error("broker down");
+    svc.onResult(result(3, 10, 1, clock));
+    await new Promise((r) => setImmediate(r));
+    expect(svc.counters.publishErrors).toBe(3); // two alerts + health
+    expect(errors).toEqual([]);
+  });
+
+  it("behavior: the fake's crash() leaves the will as retained status (what dashboards see)", async () => {
+    const { svc, pub } = setup();
+    await svc.start();
+    pub.crash();
+    expect(checkPayload("status", pub.retained.get(svc.topics.status)!)).toMatchObject({ state: "offline", reason: "will" });
+  });
+});
