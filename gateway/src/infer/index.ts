@@ -51,7 +51,9 @@ export interface Inference {
   readonly alerts: AlertService;
   /** Live counters of the loop and the alert service. */
   readonly counters: { loop: InferenceLoop["counters"]; alerts: AlertCounters };
+  /** Connects the publisher, publishes status online, starts ticking. */
   start(): Promise<void>;
+  /** Waits for the running tick, flushes health, publishes offline, releases sessions (final). */
   stop(): Promise<void>;
   /** Plain snapshot for logs / metrics. */
   snapshot(): Record<string, unknown>;
@@ -87,6 +89,7 @@ export async function createInference(opts: CreateInferenceOptions): Promise<Inf
     ...(opts.onError ? { onError: opts.onError } : {}),
   });
   let started = false;
+  let stopped = false;
   opts.ingest.onStored((record, frame) => {
     if (started) loop.onFrame(record, frame);
   });
@@ -97,6 +100,7 @@ export async function createInference(opts: CreateInferenceOptions): Promise<Inf
     counters: { loop: loop.counters, alerts: alerts.counters },
     async start() {
       if (started) return;
+      if (stopped) throw new RangeError("createInference: stop() released the models; create a new instance");
       await alerts.start();
       started = true;
       loop.start();
@@ -104,6 +108,7 @@ export async function createInference(opts: CreateInferenceOptions): Promise<Inf
     async stop() {
       if (!started) return;
       started = false;
+      stopped = true;
       await loop.stop();
       await alerts.stop();
       await registry.release();
