@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { keccak_256 } from "@noble/hashes/sha3.js";
+import { keccak_256, keccakP } from "@noble/hashes/sha3.js";
 import { SimpleMerkleTree } from "@openzeppelin/merkle-tree";
-import { keccak256 } from "../../gateway/src/attest/keccak.ts";
+import { keccak256, keccakBackend, keccakF1600 } from "../../gateway/src/attest/keccak.ts";
+import { instantiateKeccakWasm } from "../../gateway/src/attest/keccak-wasm.ts";
 import { MerkleTree, processProof } from "../../gateway/src/attest/merkle.ts";
 import {
   frameLeaf,
@@ -14,6 +15,36 @@ import {
 
 const hex = (b: Uint8Array): string => "0x" + Buffer.from(b).toString("hex");
 
+// Keccak round constants (FIPS 202 §3.2.5) as (low, high) halves, independent of keccak.ts.
+const RC_FOR_TEST = new Int32Array(
+  [
+    "0000000000000001",
+    "0000000000008082",
+    "800000000000808a",
+    "8000000080008000",
+    "000000000000808b",
+    "0000000080000001",
+    "8000000080008081",
+    "8000000000008009",
+    "000000000000008a",
+    "0000000000000088",
+    "0000000080008009",
+    "000000008000000a",
+    "000000008000808b",
+    "800000000000008b",
+    "8000000000008089",
+    "8000000000008003",
+    "8000000000008002",
+    "8000000000000080",
+    "000000000000800a",
+    "800000008000000a",
+    "8000000080008081",
+    "8000000000008080",
+    "0000000080000001",
+    "8000000080008008",
+  ].flatMap((h) => [parseInt(h.slice(8), 16) | 0, parseInt(h.slice(0, 8), 16) | 0]),
+);
+
 describe("keccak256", () => {
   it("known answers: empty string and 'abc' (Ethereum keccak, not SHA3)", () => {
     expect(hex(keccak256(new Uint8Array()))).toBe(
@@ -21,6 +52,24 @@ describe("keccak256", () => {
     );
     expect(hex(keccak256(Buffer.from("abc")))).toBe(
       "0x4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45",
+    );
+  });
+  it("behavior: the WebAssembly permutation is in use on Node (unless VIGIL_KECCAK=js)", () => {
+    expect(keccakBackend).toBe(process.env.VIGIL_KECCAK === "js" ? "js" : "wasm");
+  });
+  it("property: both permutations (WebAssembly and 32-bit JS) equal @noble/hashes keccakP", () => {
+    const wasm = instantiateKeccakWasm(RC_FOR_TEST)!;
+    fc.assert(
+      fc.property(fc.uint32Array({ minLength: 50, maxLength: 50 }), (words) => {
+        const ref = Uint32Array.from(words);
+        keccakP(ref);
+        const js = Uint32Array.from(words);
+        keccakF1600(js);
+        wasm.state.set(words);
+        wasm.permute();
+        return ref.every((w, i) => w === js[i] && w === wasm.state[i]);
+      }),
+      { numRuns: 200 },
     );
   });
   it("property: equals @noble/hashes keccak_256 for any input up to 3 blocks", () => {
