@@ -59,13 +59,32 @@ const row = (unit: number, cycle: number): Float64Array => {
 
 // ---- helpers for 2 and 3 ---------------------------------------------------------------
 function loopWith(devices: number): { loop: InferenceLoop; step: (seq: number) => void } {
-  const alerts = new AlertService({ publisher: new FakePublisher(), site: "bench", gatewayId: "gw", models: [model], healthIntervalMs: 1e9 });
-  const loop = new InferenceLoop({ registry, profileOf: () => "cmapss-v1", onResult: alerts.onResult, onLeaf: () => undefined, maxBatch: 1000 });
+  const alerts = new AlertService({
+    publisher: new FakePublisher(),
+    site: "bench",
+    gatewayId: "gw",
+    models: [model],
+    healthIntervalMs: 1e9,
+  });
+  const loop = new InferenceLoop({
+    registry,
+    profileOf: () => "cmapss-v1",
+    onResult: alerts.onResult,
+    onLeaf: () => undefined,
+    maxBatch: 1000,
+  });
   const records: FrameRecord[] = [];
   const frames: DataFrame[] = [];
   for (let d = 0; d < devices; d++) {
     records.push({ deviceId: d + 1, seq: 0, receivedUs: 0, timestampUs: 0, raw: Buffer.alloc(0) });
-    frames.push({ type: FrameType.Data, deviceId: d + 1, seq: 0, timestampUs: 0, flags: 0, values: new Float32Array(24) });
+    frames.push({
+      type: FrameType.Data,
+      deviceId: d + 1,
+      seq: 0,
+      timestampUs: 0,
+      flags: 0,
+      values: new Float32Array(24),
+    });
   }
   const step = (seq: number): void => {
     const now = systemClock.nowUs();
@@ -95,7 +114,11 @@ const rss200 = mb();
 // ---- 1. runtime floor ------------------------------------------------------------------
 const floor: Record<number, number> = {};
 for (const b of [64, 256, 512, 1000]) {
-  const t = new ort.Tensor("float32", new Float32Array(b * W * F).map((_, i) => Math.sin(i) * 0.5), [b, W, F]);
+  const t = new ort.Tensor(
+    "float32",
+    new Float32Array(b * W * F).map((_, i) => Math.sin(i) * 0.5),
+    [b, W, F],
+  );
   for (let i = 0; i < 3; i++) await model.session.run({ window: t });
   const times: number[] = [];
   for (let i = 0; i < (b >= 512 ? 8 : 20); i++) {
@@ -108,7 +131,13 @@ for (const b of [64, 256, 512, 1000]) {
 const floorUs = Math.min(...Object.values(floor));
 
 // ---- 3. per-tick latency ---------------------------------------------------------------
-const ticks: Array<{ devices: number; p50Ms: number; p99Ms: number; windowsPerS: number; perWindowUs: number }> = [];
+const ticks: Array<{
+  devices: number;
+  p50Ms: number;
+  p99Ms: number;
+  windowsPerS: number;
+  perWindowUs: number;
+}> = [];
 for (const n of [1, 10, 100, 1000]) {
   const { loop, step } = loopWith(n);
   const reps = n >= 1000 ? 40 : n >= 100 ? 150 : 400;
@@ -122,7 +151,13 @@ for (const n of [1, 10, 100, 1000]) {
     times.push(performance.now() - t0);
   }
   const mean = times.reduce((x, y) => x + y, 0) / times.length;
-  ticks.push({ devices: n, p50Ms: r2(pct(times, 0.5)), p99Ms: r2(pct(times, 0.99)), windowsPerS: Math.round((n / mean) * 1000), perWindowUs: r2((pct(times, 0.5) * 1000) / n) });
+  ticks.push({
+    devices: n,
+    p50Ms: r2(pct(times, 0.5)),
+    p99Ms: r2(pct(times, 0.99)),
+    windowsPerS: Math.round((n / mean) * 1000),
+    perWindowUs: r2((pct(times, 0.5) * 1000) / n),
+  });
 }
 const loopPerWindowUs = ticks.at(-1)!.perWindowUs;
 
@@ -144,7 +179,14 @@ const inference = await createInference({
 });
 await inference.start();
 const hello = (id: number): Buffer =>
-  encodeFrame({ type: FrameType.Hello, deviceId: id, bootId: 1, firmware: { major: 1, minor: 0, patch: 0 }, profile: "cmapss-v1", channels: model.manifest.inputs.channels.map((name) => ({ name, unit: Unit.none })) });
+  encodeFrame({
+    type: FrameType.Hello,
+    deviceId: id,
+    bootId: 1,
+    firmware: { major: 1, minor: 0, patch: 0 },
+    profile: "cmapss-v1",
+    channels: model.manifest.inputs.channels.map((name) => ({ name, unit: Unit.none })),
+  });
 for (let d = 1; d <= DEVICES; d++) {
   const raw = hello(d);
   await ingest.handle({ frame: decodeFrame(raw), raw }, "mqtt");
@@ -162,7 +204,14 @@ await new Promise<void>((done) => {
       const d = sent % DEVICES;
       const seq = Math.floor(sent / DEVICES);
       values.set(row(d, seq + offset[d]!));
-      const raw = encodeFrame({ type: FrameType.Data, deviceId: d + 1, seq, timestampUs: 0, flags: 0, values });
+      const raw = encodeFrame({
+        type: FrameType.Data,
+        deviceId: d + 1,
+        seq,
+        timestampUs: 0,
+        flags: 0,
+        values,
+      });
       void ingest.handle({ frame: decodeFrame(raw), raw }, "mqtt");
     }
     if (sent >= total) done();
@@ -174,22 +223,46 @@ const elapsedS = (performance.now() - t0) / 1000;
 await new Promise((r) => setTimeout(r, 200));
 const lc = inference.counters.loop;
 const f2r = lc.frameToResult.snapshot();
-const snap = { windowsRun: lc.windowsRun, skipped: lc.skippedWindows, batches: lc.batches, alerts: inference.counters.alerts.alertsPublished };
+const snap = {
+  windowsRun: lc.windowsRun,
+  skipped: lc.skippedWindows,
+  batches: lc.batches,
+  alerts: inference.counters.alerts.alertsPublished,
+};
 await inference.stop();
 await broker.stop();
-const frameToAlert = { rateFps: Math.round(sent / elapsedS), alerts: alertLat.length, p50Ms: r2(pct(alertLat, 0.5)), p99Ms: r2(pct(alertLat, 0.99)), maxMs: r2(Math.max(...alertLat)) };
+const frameToAlert = {
+  rateFps: Math.round(sent / elapsedS),
+  alerts: alertLat.length,
+  p50Ms: r2(pct(alertLat, 0.5)),
+  p99Ms: r2(pct(alertLat, 0.99)),
+  maxMs: r2(Math.max(...alertLat)),
+};
 
 // ---- report ----------------------------------------------------------------------------
-console.log(`model: ${model.manifest.name} ${model.manifest.version} (${model.manifest.model.macsPerWindow} MACs/window, window ${W}×${F}), 1 intra-op thread`);
+console.log(
+  `model: ${model.manifest.name} ${model.manifest.version} (${model.manifest.model.macsPerWindow} MACs/window, window ${W}×${F}), 1 intra-op thread`,
+);
 console.log("\nonnxruntime floor (session.run only), µs per row:");
 for (const [b, us] of Object.entries(floor)) console.log(`  batch ${b.padStart(4)}  ${us.toFixed(1)}`);
 console.log("\ndevices  tick p50 ms  tick p99 ms  windows/s  µs/window");
-for (const t of ticks) console.log(`${String(t.devices).padStart(7)}  ${String(t.p50Ms).padStart(11)}  ${String(t.p99Ms).padStart(11)}  ${String(t.windowsPerS).padStart(9)}  ${String(t.perWindowUs).padStart(9)}`);
+for (const t of ticks)
+  console.log(
+    `${String(t.devices).padStart(7)}  ${String(t.p50Ms).padStart(11)}  ${String(t.p99Ms).padStart(11)}  ${String(t.windowsPerS).padStart(9)}  ${String(t.perWindowUs).padStart(9)}`,
+  );
 const ratio = r2(loopPerWindowUs / floorUs);
-console.log(`\nper-window cost at 1000 devices: loop ${loopPerWindowUs} µs vs runtime floor ${r2(floorUs)} µs = ${ratio}× (target ≤ 2×)`);
-console.log(`frame-to-alert at ${frameToAlert.rateFps} frames/s (${DEVICES} devices): ${frameToAlert.alerts} alerts, p50 ${frameToAlert.p50Ms} ms, p99 ${frameToAlert.p99Ms} ms, max ${frameToAlert.maxMs} ms (target p99 ≤ 10 ms)`);
-console.log(`  every window: frame-to-result p50 ${r2(f2r.p50Us / 1000)} ms, p99 ${r2(f2r.p99Us / 1000)} ms; windows run ${snap.windowsRun}, skipped ${snap.skipped}, batches ${snap.batches}`);
-console.log(`RSS: start ${rssStart} MB, model loaded ${rssModel} MB, 200 devices ${rss200} MB (target ≤ 150 MB)`);
+console.log(
+  `\nper-window cost at 1000 devices: loop ${loopPerWindowUs} µs vs runtime floor ${r2(floorUs)} µs = ${ratio}× (target ≤ 2×)`,
+);
+console.log(
+  `frame-to-alert at ${frameToAlert.rateFps} frames/s (${DEVICES} devices): ${frameToAlert.alerts} alerts, p50 ${frameToAlert.p50Ms} ms, p99 ${frameToAlert.p99Ms} ms, max ${frameToAlert.maxMs} ms (target p99 ≤ 10 ms)`,
+);
+console.log(
+  `  every window: frame-to-result p50 ${r2(f2r.p50Us / 1000)} ms, p99 ${r2(f2r.p99Us / 1000)} ms; windows run ${snap.windowsRun}, skipped ${snap.skipped}, batches ${snap.batches}`,
+);
+console.log(
+  `RSS: start ${rssStart} MB, model loaded ${rssModel} MB, 200 devices ${rss200} MB (target ≤ 150 MB)`,
+);
 console.log(
   JSON.stringify({
     bench: "infer",

@@ -48,7 +48,15 @@ beforeAll(async () => {
   // keeps each engine's frames in cycle order through the ACK round trip. Without it a whole
   // unit arrives in one burst and the stale-window policy runs only its newest window (see
   // gateway/src/infer/README.md), so the first alert would come with the failure itself.
-  const sim = new Simulator({ transport: new MqttTransport({ url: broker.url, clientId: "sim" }), profile: "cmapss", cmapss: { subset: "FD001", split: "train" }, devices: UNITS, rate: 0, window: 1, seed: 5 });
+  const sim = new Simulator({
+    transport: new MqttTransport({ url: broker.url, clientId: "sim" }),
+    profile: "cmapss",
+    cmapss: { subset: "FD001", split: "train" },
+    devices: UNITS,
+    rate: 0,
+    window: 1,
+    seed: 5,
+  });
   report = await sim.run();
   await new Promise((r) => setTimeout(r, 300));
   await inference.stop();
@@ -70,7 +78,8 @@ describe("embedded broker end to end", () => {
     for (const g of report.groundTruth) {
       const dev = g.deviceId.toString(16).padStart(8, "0");
       const raised = got.filter((m) => m.topic.endsWith(`/${dev}/alert`) && m.payload.state === "raised");
-      const bySeverity = (s: string) => raised.find((m) => m.payload.severity === s)?.payload.window as { lastSeq: number } | undefined;
+      const bySeverity = (s: string) =>
+        raised.find((m) => m.payload.severity === s)?.payload.window as { lastSeq: number } | undefined;
       expect(bySeverity("warning"), `device ${dev} warning`).toBeDefined();
       expect(bySeverity("critical"), `device ${dev} critical`).toBeDefined();
       expect(bySeverity("warning")!.lastSeq).toBeLessThan(g.failureStep!);
@@ -81,12 +90,18 @@ describe("embedded broker end to end", () => {
   });
 
   it("behavior: status online then offline (retained), health retained per device, alert receipts match emitted leaves", () => {
-    const status = got.filter((m) => m.topic === "vigil/v1/test-site/gw-1/status").map((m) => m.payload.state);
+    const status = got
+      .filter((m) => m.topic === "vigil/v1/test-site/gw-1/status")
+      .map((m) => m.payload.state);
     expect(status).toEqual(["online", "offline"]);
     const health = got.filter((m) => m.topic.endsWith("/health"));
     expect(new Set(health.map((m) => m.topic)).size).toBe(UNITS);
-    const alertLeaves = new Set(leaves.filter((l) => l.kind === "alert").map((l) => "0x" + Buffer.from(l.hash).toString("hex")));
-    const inferenceLeaves = new Set(leaves.filter((l) => l.kind === "inference").map((l) => "0x" + Buffer.from(l.hash).toString("hex")));
+    const alertLeaves = new Set(
+      leaves.filter((l) => l.kind === "alert").map((l) => "0x" + Buffer.from(l.hash).toString("hex")),
+    );
+    const inferenceLeaves = new Set(
+      leaves.filter((l) => l.kind === "inference").map((l) => "0x" + Buffer.from(l.hash).toString("hex")),
+    );
     const alerts = got.filter((m) => m.topic.endsWith("/alert"));
     expect(alerts.length).toBeGreaterThanOrEqual(2 * UNITS);
     for (const a of alerts) {

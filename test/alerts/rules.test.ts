@@ -2,22 +2,47 @@ import { describe, expect, it } from "vitest";
 import type { ManifestAlert } from "../../models/eval/cmapss.ts";
 import { RuleEngine } from "../../gateway/src/alerts/rules.ts";
 
-const warning: ManifestAlert = { id: "rul-warning", output: "rul", severity: "warning", op: "<=", threshold: 50, clear: 60 };
-const critical: ManifestAlert = { id: "rul-critical", output: "rul", severity: "critical", op: "<=", threshold: 20, clear: 30 };
-const score: ManifestAlert = { id: "score-high", output: "score", severity: "warning", op: ">=", threshold: 0.8, clear: 0.6 };
+const warning: ManifestAlert = {
+  id: "rul-warning",
+  output: "rul",
+  severity: "warning",
+  op: "<=",
+  threshold: 50,
+  clear: 60,
+};
+const critical: ManifestAlert = {
+  id: "rul-critical",
+  output: "rul",
+  severity: "critical",
+  op: "<=",
+  threshold: 20,
+  clear: 30,
+};
+const score: ManifestAlert = {
+  id: "score-high",
+  output: "score",
+  severity: "warning",
+  op: ">=",
+  threshold: 0.8,
+  clear: 0.6,
+};
 
 function run(rules: ManifestAlert[], values: number[], output = "rul"): string[] {
   const e = new RuleEngine();
   const out: string[] = [];
   values.forEach((v, t) => {
-    for (const tr of e.evaluate(1, "m", rules, (o) => (o === output ? v : NaN), t)) out.push(`${t}:${tr.alert.rule.id}:${tr.state}`);
+    for (const tr of e.evaluate(1, "m", rules, (o) => (o === output ? v : NaN), t))
+      out.push(`${t}:${tr.alert.rule.id}:${tr.state}`);
   });
   return out;
 }
 
 describe("alert rules", () => {
   it("behavior: raised once at the threshold, not again while active (dedup), cleared only past `clear` (hysteresis)", () => {
-    expect(run([warning], [80, 51, 50, 49, 40, 55, 59, 60, 49, 61, 70])).toEqual(["2:rul-warning:raised", "9:rul-warning:cleared"]);
+    expect(run([warning], [80, 51, 50, 49, 40, 55, 59, 60, 49, 61, 70])).toEqual([
+      "2:rul-warning:raised",
+      "9:rul-warning:cleared",
+    ]);
   });
 
   it("behavior: values flapping inside the hysteresis band never produce messages", () => {
@@ -34,7 +59,11 @@ describe("alert rules", () => {
   });
 
   it("behavior: `>=` rules (anomaly score) mirror `<=` ones", () => {
-    expect(run([score], [0.1, 0.8, 0.9, 0.7, 0.61, 0.59, 0.85], "score")).toEqual(["1:score-high:raised", "5:score-high:cleared", "6:score-high:raised"]);
+    expect(run([score], [0.1, 0.8, 0.9, 0.7, 0.61, 0.59, 0.85], "score")).toEqual([
+      "1:score-high:raised",
+      "5:score-high:cleared",
+      "6:score-high:raised",
+    ]);
   });
 
   it("behavior: NaN never changes state; devices and models are independent", () => {
@@ -42,7 +71,9 @@ describe("alert rules", () => {
     expect(e.evaluate(1, "m", [warning], () => NaN, 0)).toEqual([]);
     expect(e.evaluate(1, "m", [warning], () => 10, 1)).toHaveLength(1);
     expect(e.evaluate(2, "m", [warning], () => 10, 1)).toHaveLength(1);
-    expect(e.active(1).map((a) => [a.rule.id, a.sinceUs, a.id])).toEqual([["rul-warning", 1, "00000001-rul-warning-1"]]);
+    expect(e.active(1).map((a) => [a.rule.id, a.sinceUs, a.id])).toEqual([
+      ["rul-warning", 1, "00000001-rul-warning-1"],
+    ]);
     // The device switched model: its state starts afresh.
     expect(e.evaluate(1, "other", [warning], () => 10, 2)).toHaveLength(1);
     expect(e.raised).toBe(3);

@@ -2,7 +2,12 @@ import { describe, expect, it } from "vitest";
 import { alertLeafPreimage, leafFromPreimage } from "../../gateway/src/attest/leaf.ts";
 import { FakePublisher } from "../../gateway/src/alerts/publisher.ts";
 import { AlertService } from "../../gateway/src/alerts/service.ts";
-import { alertTopics, dashboardSubscriptions, topicLevel, TopicLevelError } from "../../gateway/src/alerts/topics.ts";
+import {
+  alertTopics,
+  dashboardSubscriptions,
+  topicLevel,
+  TopicLevelError,
+} from "../../gateway/src/alerts/topics.ts";
 import type { AttestLeaf, InferenceResult } from "../../gateway/src/infer/loop.ts";
 import type { LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { FakeClock } from "../../gateway/src/util/clock.ts";
@@ -23,7 +28,15 @@ function result(deviceId: number, rul: number, seq: number, clock: FakeClock): I
     model,
     deviceId,
     profile: "cmapss-v1",
-    window: { firstSeq: Math.max(0, seq - 39), lastSeq: seq, frames: Math.min(40, seq + 1), firstTimestampUs: ts - 1000, lastTimestampUs: ts, lastReceivedUs: ts, rows: seq + 1 },
+    window: {
+      firstSeq: Math.max(0, seq - 39),
+      lastSeq: seq,
+      frames: Math.min(40, seq + 1),
+      firstTimestampUs: ts - 1000,
+      lastTimestampUs: ts,
+      lastReceivedUs: ts,
+      rows: seq + 1,
+    },
     windowHash: new Uint8Array(32).fill(seq & 0xff),
     outputs: Float32Array.of(rul),
     allOutputs: Float32Array.of(rul),
@@ -32,11 +45,24 @@ function result(deviceId: number, rul: number, seq: number, clock: FakeClock): I
   };
 }
 
-function setup(healthIntervalMs = 1000): { svc: AlertService; pub: FakePublisher; clock: FakeClock; leaves: AttestLeaf[] } {
+function setup(healthIntervalMs = 1000): {
+  svc: AlertService;
+  pub: FakePublisher;
+  clock: FakeClock;
+  leaves: AttestLeaf[];
+} {
   const pub = new FakePublisher();
   const clock = new FakeClock();
   const leaves: AttestLeaf[] = [];
-  const svc = new AlertService({ publisher: pub, site: "plant 7/north", gatewayId: "gw#1", models: [model], clock, onLeaf: (l) => leaves.push(l), healthIntervalMs });
+  const svc = new AlertService({
+    publisher: pub,
+    site: "plant 7/north",
+    gatewayId: "gw#1",
+    models: [model],
+    clock,
+    onLeaf: (l) => leaves.push(l),
+    healthIntervalMs,
+  });
   return { svc, pub, clock, leaves };
 }
 
@@ -48,7 +74,11 @@ describe("topics", () => {
     expect(t.health(0xdeadbeef)).toBe("vigil/v1/plant_7_north/gw__1/deadbeef/health");
     expect(topicLevel("$SYS", "site")).toBe("_SYS");
     expect(topicLevel("a".repeat(100), "site")).toHaveLength(64);
-    expect(dashboardSubscriptions()).toEqual(["vigil/v1/+/+/+/alert", "vigil/v1/+/+/+/health", "vigil/v1/+/+/status"]);
+    expect(dashboardSubscriptions()).toEqual([
+      "vigil/v1/+/+/+/alert",
+      "vigil/v1/+/+/+/health",
+      "vigil/v1/+/+/status",
+    ]);
   });
 
   it("error: ids without usable characters, and the reserved site `ingest`", () => {
@@ -64,9 +94,16 @@ describe("alert service", () => {
     await svc.start();
     expect(pub.will?.topic).toBe("vigil/v1/plant_7_north/gw_1/status");
     expect(checkPayload("status", pub.will!.payload)).toMatchObject({ state: "offline", reason: "will" });
-    expect(checkPayload("status", pub.retained.get(pub.will!.topic)!)).toMatchObject({ state: "online", reason: "start", models: [{ name: manifest.name, sha256: manifest.model.sha256 }] });
+    expect(checkPayload("status", pub.retained.get(pub.will!.topic)!)).toMatchObject({
+      state: "online",
+      reason: "start",
+      models: [{ name: manifest.name, sha256: manifest.model.sha256 }],
+    });
     await svc.stop();
-    expect(checkPayload("status", pub.retained.get(pub.will!.topic)!)).toMatchObject({ state: "offline", reason: "stop" });
+    expect(checkPayload("status", pub.retained.get(pub.will!.topic)!)).toMatchObject({
+      state: "offline",
+      reason: "stop",
+    });
     expect(pub.closed).toBe(true);
     expect(pub.messages.every((m) => m.qos === 1)).toBe(true);
   });
@@ -92,13 +129,28 @@ describe("alert service", () => {
     ]);
     const [w, c, cc] = alerts;
     expect(cc!.id).toBe(c!.id);
-    expect(w).toMatchObject({ severity: "warning", device: "0000002a", window: { lastSeq: 103, firstSeq: 64, frames: 40 }, receipt: { batchSeq: null, inferenceLeaf: "0x" + "07".repeat(32) } });
+    expect(w).toMatchObject({
+      severity: "warning",
+      device: "0000002a",
+      window: { lastSeq: 103, firstSeq: 64, frames: 40 },
+      receipt: { batchSeq: null, inferenceLeaf: "0x" + "07".repeat(32) },
+    });
     expect(c).toMatchObject({ severity: "critical" });
     // ALERT leaf = keccak(alert preimage) committing to model hash and window hash.
     const alertLeaves = leaves.filter((l) => l.kind === "alert");
     expect(alertLeaves).toHaveLength(4);
-    const pre = alertLeafPreimage({ modelHash: model.modelHash, inputWindowHash: new Uint8Array(32).fill(103), deviceId: 0x2a, timestampUs: (w!.window as { lastTimestampUs: number }).lastTimestampUs, severity: 2, rule: "rul-warning", score: 50 });
-    expect((w!.receipt as { leaf: string }).leaf).toBe("0x" + Buffer.from(leafFromPreimage(pre)).toString("hex"));
+    const pre = alertLeafPreimage({
+      modelHash: model.modelHash,
+      inputWindowHash: new Uint8Array(32).fill(103),
+      deviceId: 0x2a,
+      timestampUs: (w!.window as { lastTimestampUs: number }).lastTimestampUs,
+      severity: 2,
+      rule: "rul-warning",
+      score: 50,
+    });
+    expect((w!.receipt as { leaf: string }).leaf).toBe(
+      "0x" + Buffer.from(leafFromPreimage(pre)).toString("hex"),
+    );
     expect(Buffer.from(alertLeaves[0]!.preimage)).toEqual(Buffer.from(pre));
     expect(svc.counters).toMatchObject({ raised: 2, cleared: 2, alertsPublished: 4 });
   });
@@ -115,13 +167,23 @@ describe("alert service", () => {
     svc.onResult(result(1, 40, 25, clock)); // warning raised → health at once
     expect(pub.on("/health")).toHaveLength(4);
     const h = checkPayload("health", pub.retained.get("vigil/v1/plant_7_north/gw_1/00000001/health")!);
-    expect(h).toMatchObject({ device: "00000001", profile: "cmapss-v1", outputs: { rul: 40 }, active: [{ rule: "rul-warning", severity: "warning" }], windows: 26, lastFrame: { seq: 25 } });
+    expect(h).toMatchObject({
+      device: "00000001",
+      profile: "cmapss-v1",
+      outputs: { rul: 40 },
+      active: [{ rule: "rul-warning", severity: "warning" }],
+      windows: 26,
+      lastFrame: { seq: 25 },
+    });
     clock.advanceMs(100);
     svc.onResult(result(1, 41, 26, clock));
     await svc.stop();
     const last = pub.on("/health").at(-1)!;
     expect(last.retain).toBe(true);
-    expect(checkPayload("health", last.payload)).toMatchObject({ outputs: { rul: 41 }, lastFrame: { seq: 26 } });
+    expect(checkPayload("health", last.payload)).toMatchObject({
+      outputs: { rul: 41 },
+      lastFrame: { seq: 26 },
+    });
     for (const m of pub.messages) checkPayload(kindOf(m.topic)!, m.payload);
   });
 
@@ -140,6 +202,9 @@ describe("alert service", () => {
     const { svc, pub } = setup();
     await svc.start();
     pub.crash();
-    expect(checkPayload("status", pub.retained.get(svc.topics.status)!)).toMatchObject({ state: "offline", reason: "will" });
+    expect(checkPayload("status", pub.retained.get(svc.topics.status)!)).toMatchObject({
+      state: "offline",
+      reason: "will",
+    });
   });
 });

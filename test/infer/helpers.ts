@@ -32,7 +32,12 @@ function mkdirp(p: string): void {
 }
 
 /** A stored DATA frame as ingest hands it to observers (raw bytes are not needed by the loop). */
-export function frame(deviceId: number, seq: number, values: ArrayLike<number>, tsUs = T0_US + seq * 1000): [FrameRecord, DataFrame] {
+export function frame(
+  deviceId: number,
+  seq: number,
+  values: ArrayLike<number>,
+  tsUs = T0_US + seq * 1000,
+): [FrameRecord, DataFrame] {
   const v = Float32Array.from(values);
   return [
     { deviceId, seq, receivedUs: tsUs, timestampUs: tsUs, raw: Buffer.alloc(0) },

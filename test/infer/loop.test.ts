@@ -59,7 +59,10 @@ function feedUnit(loop: InferenceLoop, deviceId: number, u: CmapssUnit, upTo = u
   for (let r = 0; r < upTo; r++) loop.onFrame(...frame(deviceId, r, u.data.subarray(r * C, (r + 1) * C)));
 }
 
-const sha = (b: Float32Array): string => createHash("sha256").update(new Uint8Array(b.buffer, b.byteOffset, b.byteLength)).digest("hex");
+const sha = (b: Float32Array): string =>
+  createHash("sha256")
+    .update(new Uint8Array(b.buffer, b.byteOffset, b.byteLength))
+    .digest("hex");
 
 describe("inference loop vs models/eval", () => {
   it("behavior: replayed C-MAPSS test units give models/eval's RUL, windows byte-identical", async () => {
@@ -80,7 +83,11 @@ describe("inference loop vs models/eval", () => {
     results.forEach((r, i) => {
       expect(Buffer.from(r.windowHash).toString("hex")).toBe(sha(windows.subarray(i * per, (i + 1) * per)));
       expect(r.outputs[0]).toBeCloseTo(preds[i]!, 4);
-      expect(r.window).toMatchObject({ firstSeq: Math.max(0, units[i]!.cycles - W), lastSeq: units[i]!.cycles - 1, frames: Math.min(W, units[i]!.cycles) });
+      expect(r.window).toMatchObject({
+        firstSeq: Math.max(0, units[i]!.cycles - W),
+        lastSeq: units[i]!.cycles - 1,
+        frames: Math.min(W, units[i]!.cycles),
+      });
     });
 
     // And the published evaluation (float64 text values): float32 input rounding only.
@@ -135,7 +142,9 @@ describe("micro-batching and back-pressure", () => {
       const before = feeds.window!.data.buffer;
       for (let d = 0; d < 16; d++) small.loop.onFrame(...frame(d + 1, 2, units[d]!.data.subarray(48, 72)));
       await small.loop.tick();
-      expect((spy.mock.calls[1]![0] as Record<string, { data: Float32Array }>).window!.data.buffer).toBe(before);
+      expect((spy.mock.calls[1]![0] as Record<string, { data: Float32Array }>).window!.data.buffer).toBe(
+        before,
+      );
     } finally {
       spy.mockRestore();
     }
@@ -182,7 +191,12 @@ describe("micro-batching and back-pressure", () => {
     loop.onFrame(...frame(3, 0, new Float32Array(24)));
     await loop.tick();
     expect(results).toHaveLength(1);
-    expect(loop.counters).toMatchObject({ framesSeen: 4, framesUnmodelled: 2, framesSchemaMismatch: 1, devices: 1 });
+    expect(loop.counters).toMatchObject({
+      framesSeen: 4,
+      framesUnmodelled: 2,
+      framesSchemaMismatch: 1,
+      devices: 1,
+    });
   });
 
   it("behavior: stride and padding 'none' from the manifest", async () => {
@@ -195,7 +209,11 @@ describe("micro-batching and back-pressure", () => {
     const reg = await ModelRegistry.load(dir);
     try {
       const results: InferenceResult[] = [];
-      const loop = new InferenceLoop({ registry: reg, profileOf: () => "cmapss-v1", onResult: (r) => results.push(r) });
+      const loop = new InferenceLoop({
+        registry: reg,
+        profileOf: () => "cmapss-v1",
+        onResult: (r) => results.push(r),
+      });
       const u = units.find((x) => x.cycles >= 70)!;
       for (let r = 0; r < 60; r++) {
         loop.onFrame(...frame(1, r, u.data.subarray(r * 24, (r + 1) * 24)));
@@ -230,7 +248,13 @@ describe("provenance", () => {
     const l = leaves[0]!;
     expect(l.kind).toBe("inference");
     expect(Buffer.from(model.modelHash).toString("hex")).toBe(model.manifest.model.sha256);
-    const pre = inferenceLeafPreimage({ modelHash: model.modelHash, inputWindowHash: r.windowHash, deviceId: 42, timestampUs: r.window.lastTimestampUs, outputs: r.allOutputs });
+    const pre = inferenceLeafPreimage({
+      modelHash: model.modelHash,
+      inputWindowHash: r.windowHash,
+      deviceId: 42,
+      timestampUs: r.window.lastTimestampUs,
+      outputs: r.allOutputs,
+    });
     expect(Buffer.from(l.preimage)).toEqual(Buffer.from(pre));
     expect(Buffer.from(l.hash)).toEqual(Buffer.from(leafFromPreimage(pre)));
     expect(Buffer.from(r.inferenceLeaf)).toEqual(Buffer.from(l.hash));

@@ -1,7 +1,12 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ModelHashMismatchError, ModelLoadError, ModelManifestError, ModelProfileConflictError } from "../../gateway/src/infer/errors.ts";
+import {
+  ModelHashMismatchError,
+  ModelLoadError,
+  ModelManifestError,
+  ModelProfileConflictError,
+} from "../../gateway/src/infer/errors.ts";
 import { ModelRegistry, findManifests } from "../../gateway/src/infer/registry.ts";
 import { VigilError } from "../../gateway/src/errors/base.ts";
 import { tempModels } from "./helpers.ts";
@@ -18,14 +23,20 @@ describe("model registry", () => {
         m.devices.profiles = ["pb", "pc"];
       },
     ]);
-    expect(findManifests(dir).map((p) => p.slice(dir.length))).toEqual(["/m0/model.manifest.json", "/m1/model.manifest.json"]);
+    expect(findManifests(dir).map((p) => p.slice(dir.length))).toEqual([
+      "/m0/model.manifest.json",
+      "/m1/model.manifest.json",
+    ]);
     const reg = await ModelRegistry.load(dir, { threads: 1 });
     try {
       expect(reg.forProfile("pa")?.manifest.name).toBe("a");
       expect(reg.forProfile("pc")?.manifest.name).toBe("b");
       expect(reg.forProfile("cmapss-v1")).toBeUndefined();
       expect(reg.forProfile(undefined)).toBeUndefined();
-      expect(reg.describe(dir).map((d) => d.manifest)).toEqual(["m0/model.manifest.json", "m1/model.manifest.json"]);
+      expect(reg.describe(dir).map((d) => d.manifest)).toEqual([
+        "m0/model.manifest.json",
+        "m1/model.manifest.json",
+      ]);
     } finally {
       await reg.release();
     }
@@ -41,7 +52,9 @@ describe("model registry", () => {
     expect(err).toBeInstanceOf(ModelHashMismatchError);
     expect(err).toBeInstanceOf(VigilError);
     expect((err as ModelHashMismatchError).code).toBe("MODEL_HASH_MISMATCH");
-    expect((err as ModelHashMismatchError).shortMessage).toMatch(/sha256 [0-9a-f]{64} \(683588 B\) does not match the manifest's/);
+    expect((err as ModelHashMismatchError).shortMessage).toMatch(
+      /sha256 [0-9a-f]{64} \(683588 B\) does not match the manifest's/,
+    );
   });
 
   it("error: a manifest pinning another hash is refused", async () => {
@@ -58,20 +71,31 @@ describe("model registry", () => {
   });
 
   it("error: inconsistent shape and inverted hysteresis are refused", async () => {
-    await expect(ModelRegistry.load(tempModels([(m) => (m.inputs.window = 30)]))).rejects.toThrow(/disagrees with window 30/);
-    await expect(ModelRegistry.load(tempModels([(m) => (m.alerts[0]!.clear = 40)]))).rejects.toThrow(/hysteresis/);
-    await expect(ModelRegistry.load(tempModels([(m) => (m.alerts[0]!.output = "score")]))).rejects.toThrow(/unknown output "score"/);
+    await expect(ModelRegistry.load(tempModels([(m) => (m.inputs.window = 30)]))).rejects.toThrow(
+      /disagrees with window 30/,
+    );
+    await expect(ModelRegistry.load(tempModels([(m) => (m.alerts[0]!.clear = 40)]))).rejects.toThrow(
+      /hysteresis/,
+    );
+    await expect(ModelRegistry.load(tempModels([(m) => (m.alerts[0]!.output = "score")]))).rejects.toThrow(
+      /unknown output "score"/,
+    );
   });
 
   it("error: two manifests claiming one profile are refused", async () => {
-    const dir = tempModels([(m) => (m.devices.profiles = ["x", "shared"]), (m) => (m.devices.profiles = ["shared"])]);
+    const dir = tempModels([
+      (m) => (m.devices.profiles = ["x", "shared"]),
+      (m) => (m.devices.profiles = ["shared"]),
+    ]);
     const err = await ModelRegistry.load(dir).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelProfileConflictError);
     expect((err as VigilError).shortMessage).toMatch(/"shared" is claimed by both/);
   });
 
   it("error: a manifest whose tensor name is not the model's input, or a missing folder", async () => {
-    await expect(ModelRegistry.load(tempModels([(m) => (m.inputs.tensor = "x")]))).rejects.toThrow(ModelLoadError);
+    await expect(ModelRegistry.load(tempModels([(m) => (m.inputs.tensor = "x")]))).rejects.toThrow(
+      ModelLoadError,
+    );
     await expect(ModelRegistry.load("/nonexistent/models")).rejects.toThrow(/models folder not found/);
   });
 });

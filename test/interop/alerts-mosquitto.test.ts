@@ -30,7 +30,15 @@ function result(deviceId: number, rul: number, seq: number): InferenceResult {
     model,
     deviceId,
     profile: "cmapss-v1",
-    window: { firstSeq: Math.max(0, seq - 39), lastSeq: seq, frames: Math.min(40, seq + 1), firstTimestampUs: now - 40_000, lastTimestampUs: now, lastReceivedUs: now, rows: seq + 1 },
+    window: {
+      firstSeq: Math.max(0, seq - 39),
+      lastSeq: seq,
+      frames: Math.min(40, seq + 1),
+      firstTimestampUs: now - 40_000,
+      lastTimestampUs: now,
+      lastReceivedUs: now,
+      rows: seq + 1,
+    },
     windowHash: new Uint8Array(32).fill(1),
     outputs: Float32Array.of(rul),
     allOutputs: Float32Array.of(rul),
@@ -39,10 +47,17 @@ function result(deviceId: number, rul: number, seq: number): InferenceResult {
   };
 }
 
-async function dashboard(id: string): Promise<{ c: mqtt.MqttClient; got: Array<{ topic: string; p: Record<string, unknown>; retain: boolean }> }> {
+async function dashboard(
+  id: string,
+): Promise<{
+  c: mqtt.MqttClient;
+  got: Array<{ topic: string; p: Record<string, unknown>; retain: boolean }>;
+}> {
   const c = await mqtt.connectAsync(broker.url, { clientId: id, protocolVersion: 4 });
   const got: Array<{ topic: string; p: Record<string, unknown>; retain: boolean }> = [];
-  c.on("message", (topic, payload, packet) => got.push({ topic, p: checkPayload(kindOf(topic)!, payload), retain: packet.retain }));
+  c.on("message", (topic, payload, packet) =>
+    got.push({ topic, p: checkPayload(kindOf(topic)!, payload), retain: packet.retain }),
+  );
   await c.subscribeAsync(dashboardSubscriptions("site-a", "gw-9"), { qos: 1 });
   return { c, got };
 }
@@ -59,27 +74,38 @@ describe("alerts over an external Mosquitto", () => {
   it("behavior: alert, health and status payloads arrive schema-valid; clean stop leaves retained offline", async () => {
     const { c, got } = await dashboard("dash-1");
     const pub = new MqttClientPublisher({ url: broker.url, clientId: "gw-9-alerts" });
-    const svc = new AlertService({ publisher: pub, site: "site-a", gatewayId: "gw-9", models: [model], healthIntervalMs: 0 });
+    const svc = new AlertService({
+      publisher: pub,
+      site: "site-a",
+      gatewayId: "gw-9",
+      models: [model],
+      healthIntervalMs: 0,
+    });
     await svc.start();
     [90, 60, 45, 30, 15, 40, 70].forEach((rul, i) => svc.onResult(result(0x10, rul, 50 + i)));
     await svc.stop();
     await until(() => got.filter((m) => m.topic.endsWith("/status")).length >= 2);
     await until(() => got.filter((m) => m.topic.endsWith("/alert")).length >= 4);
-    expect(got.filter((m) => m.topic.endsWith("/alert")).map((m) => `${(m.p.rule as { id: string }).id}:${m.p.state}`)).toEqual([
-      "rul-warning:raised",
-      "rul-critical:raised",
-      "rul-critical:cleared",
-      "rul-warning:cleared",
-    ]);
+    expect(
+      got
+        .filter((m) => m.topic.endsWith("/alert"))
+        .map((m) => `${(m.p.rule as { id: string }).id}:${m.p.state}`),
+    ).toEqual(["rul-warning:raised", "rul-critical:raised", "rul-critical:cleared", "rul-warning:cleared"]);
     expect(got.filter((m) => m.topic.endsWith("/health"))).toHaveLength(7);
-    expect(got.filter((m) => m.topic.endsWith("/status")).map((m) => m.p.state)).toEqual(["online", "offline"]);
+    expect(got.filter((m) => m.topic.endsWith("/status")).map((m) => m.p.state)).toEqual([
+      "online",
+      "offline",
+    ]);
     await c.endAsync();
 
     // A dashboard arriving later sees the retained offline status and the last health.
     const late = await dashboard("dash-late");
     await until(() => late.got.length >= 2);
     expect(late.got.every((m) => m.retain)).toBe(true);
-    expect(late.got.find((m) => m.topic.endsWith("/status"))?.p).toMatchObject({ state: "offline", reason: "stop" });
+    expect(late.got.find((m) => m.topic.endsWith("/status"))?.p).toMatchObject({
+      state: "offline",
+      reason: "stop",
+    });
     expect(late.got.find((m) => m.topic.endsWith("/health"))?.p).toMatchObject({ outputs: { rul: 70 } });
     await late.c.endAsync();
   });
@@ -95,12 +121,18 @@ describe("alerts over an external Mosquitto", () => {
     pub.client!.options.reconnectPeriod = 0;
     pub.client!.stream.destroy();
     await until(() => got.slice(before).some((m) => m.topic.endsWith("/status") && m.p.state === "offline"));
-    const will = got.slice(before).filter((m) => m.topic.endsWith("/status")).at(-1)!;
+    const will = got
+      .slice(before)
+      .filter((m) => m.topic.endsWith("/status"))
+      .at(-1)!;
     expect(will.p).toMatchObject({ state: "offline", reason: "will", site: "site-a", gateway: "gw-9" });
     await c.endAsync();
     const late = await dashboard("dash-3");
     await until(() => late.got.some((m) => m.topic.endsWith("/status")));
-    expect(late.got.find((m) => m.topic.endsWith("/status"))).toMatchObject({ retain: true, p: { state: "offline", reason: "will" } });
+    expect(late.got.find((m) => m.topic.endsWith("/status"))).toMatchObject({
+      retain: true,
+      p: { state: "offline", reason: "will" },
+    });
     await late.c.endAsync();
     await pub.close().catch(() => undefined);
   });

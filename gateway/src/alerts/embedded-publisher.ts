@@ -27,7 +27,8 @@ export class EmbeddedPublisher implements AlertPublisher {
   constructor(private readonly broker: EmbeddedBroker) {}
 
   open(_will: StatusWill): Promise<void> {
-    if (!this.broker.broker) return Promise.reject(new PublishError("(embedded)", "the embedded broker is not started"));
+    if (!this.broker.broker)
+      return Promise.reject(new PublishError("(embedded)", "the embedded broker is not started"));
     return Promise.resolve();
   }
 
@@ -38,15 +39,25 @@ export class EmbeddedPublisher implements AlertPublisher {
       return Promise.reject(new PublishError(topic, "the embedded broker is stopped"));
     }
     return new Promise((resolve, reject) => {
-      aedes.publish({ cmd: "publish", topic, payload: Buffer.from(payload), qos: opts.qos, retain: opts.retain, dup: false }, (err?: Error) => {
-        if (err) {
-          this.counters.failed++;
-          reject(new PublishError(topic, err.message, { cause: err }));
-        } else {
-          this.counters.published++;
-          resolve();
-        }
-      });
+      aedes.publish(
+        {
+          cmd: "publish",
+          topic,
+          payload: Buffer.from(payload),
+          qos: opts.qos,
+          retain: opts.retain,
+          dup: false,
+        },
+        (err?: Error) => {
+          if (err) {
+            this.counters.failed++;
+            reject(new PublishError(topic, err.message, { cause: err }));
+          } else {
+            this.counters.published++;
+            resolve();
+          }
+        },
+      );
     });
   }
 

@@ -58,7 +58,9 @@ export class MqttClientPublisher implements AlertPublisher {
         will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true },
       });
     } catch (e) {
-      throw new PublishError(redactUrl(this.opts.url), `cannot connect: ${(e as Error).message}`, { cause: e });
+      throw new PublishError(redactUrl(this.opts.url), `cannot connect: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
   }
 

@@ -71,7 +71,13 @@ export interface HealthPayload {
   /** Latest value of each model output, e.g. { "rul": 87.4 }. */
   outputs: Record<string, number>;
   lastFrame: { seq: number; timestampUs: number; time: string; receivedUs: number };
-  active: Array<{ id: string; rule: string; severity: "info" | "warning" | "critical"; since: string; sinceUs: number }>;
+  active: Array<{
+    id: string;
+    rule: string;
+    severity: "info" | "warning" | "critical";
+    since: string;
+    sinceUs: number;
+  }>;
   windows: number;
 }
 
@@ -96,5 +102,7 @@ export type PayloadKind = "alert" | "health" | "status";
 
 /** The JSON Schema of one payload kind (draft-07), read from ./schemas. */
 export function payloadSchema(kind: PayloadKind): object {
-  return JSON.parse(readFileSync(fromRoot("gateway", "src", "alerts", "schemas", `${kind}.schema.json`), "utf8")) as object;
+  return JSON.parse(
+    readFileSync(fromRoot("gateway", "src", "alerts", "schemas", `${kind}.schema.json`), "utf8"),
+  ) as object;
 }

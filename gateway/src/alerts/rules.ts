@@ -69,7 +69,12 @@ export class RuleEngine {
       if (Number.isNaN(v)) continue;
       const cur = d.active.get(rule.id);
       if (cur === undefined && breaches(rule, v)) {
-        const alert: ActiveAlert = { id: `${deviceIdHex(deviceId)}-${rule.id}-${nowUs}`, rule, sinceUs: nowUs, value: v };
+        const alert: ActiveAlert = {
+          id: `${deviceIdHex(deviceId)}-${rule.id}-${nowUs}`,
+          rule,
+          sinceUs: nowUs,
+          value: v,
+        };
         d.active.set(rule.id, alert);
         this.raised++;
         (out ??= []).push({ state: "raised", alert, value: v });

@@ -47,7 +47,14 @@ interface HealthState {
 export class AlertService {
   readonly topics: AlertTopics;
   readonly rules = new RuleEngine();
-  readonly counters: AlertCounters = { raised: 0, cleared: 0, alertsPublished: 0, healthPublished: 0, healthThrottled: 0, publishErrors: 0 };
+  readonly counters: AlertCounters = {
+    raised: 0,
+    cleared: 0,
+    alertsPublished: 0,
+    healthPublished: 0,
+    healthThrottled: 0,
+    publishErrors: 0,
+  };
   readonly #o: AlertServiceOptions;
   readonly #clock: Clock;
   readonly #healthUs: number;
@@ -60,7 +67,8 @@ export class AlertService {
     this.topics = alertTopics(opts.site, opts.gatewayId);
     this.#clock = opts.clock ?? systemClock;
     this.#healthUs = (opts.healthIntervalMs ?? 1000) * 1000;
-    for (const m of opts.models) this.#refs.set(m, { name: m.manifest.name, version: m.manifest.version, sha256: m.sha256 });
+    for (const m of opts.models)
+      this.#refs.set(m, { name: m.manifest.name, version: m.manifest.version, sha256: m.sha256 });
   }
 
   status(state: "online" | "offline", reason: StatusPayload["reason"]): StatusPayload {
@@ -80,9 +88,15 @@ export class AlertService {
 
   /** Connects the publisher (with the offline status as last will) and publishes `online`. */
   async start(): Promise<void> {
-    await this.#o.publisher.open({ topic: this.topics.status, payload: JSON.stringify(this.status("offline", "will")) });
+    await this.#o.publisher.open({
+      topic: this.topics.status,
+      payload: JSON.stringify(this.status("offline", "will")),
+    });
     this.#open = true;
-    await this.#o.publisher.publish(this.topics.status, JSON.stringify(this.status("online", "start")), { qos: 1, retain: true });
+    await this.#o.publisher.publish(this.topics.status, JSON.stringify(this.status("online", "start")), {
+      qos: 1,
+      retain: true,
+    });
   }
 
   /** Flushes throttled health, publishes `offline` (retained) and closes the publisher. */
@@ -90,7 +104,10 @@ export class AlertService {
     if (!this.#open) return;
     await this.flushHealth();
     try {
-      await this.#o.publisher.publish(this.topics.status, JSON.stringify(this.status("offline", "stop")), { qos: 1, retain: true });
+      await this.#o.publisher.publish(this.topics.status, JSON.stringify(this.status("offline", "stop")), {
+        qos: 1,
+        retain: true,
+      });
     } finally {
       this.#open = false;
       await this.#o.publisher.close();
@@ -138,7 +155,13 @@ export class AlertService {
     if (t.state === "raised") this.counters.raised++;
     else this.counters.cleared++;
     try {
-      this.#o.onLeaf?.({ kind: "alert", hash: leaf, preimage, deviceId: r.deviceId, timestampUs: r.window.lastTimestampUs });
+      this.#o.onLeaf?.({
+        kind: "alert",
+        hash: leaf,
+        preimage,
+        deviceId: r.deviceId,
+        timestampUs: r.window.lastTimestampUs,
+      });
     } catch (e) {
       this.#o.onError?.(e);
     }
@@ -204,8 +227,21 @@ export class AlertService {
       timeUs: nowUs,
       model: this.#ref(r.model),
       outputs,
-      lastFrame: { seq: r.window.lastSeq, timestampUs: r.window.lastTimestampUs, time: isoUs(r.window.lastTimestampUs), receivedUs: r.window.lastReceivedUs },
-      active: this.rules.active(r.deviceId).map((a) => ({ id: a.id, rule: a.rule.id, severity: a.rule.severity, since: isoUs(a.sinceUs), sinceUs: a.sinceUs })),
+      lastFrame: {
+        seq: r.window.lastSeq,
+        timestampUs: r.window.lastTimestampUs,
+        time: isoUs(r.window.lastTimestampUs),
+        receivedUs: r.window.lastReceivedUs,
+      },
+      active: this.rules
+        .active(r.deviceId)
+        .map((a) => ({
+          id: a.id,
+          rule: a.rule.id,
+          severity: a.rule.severity,
+          since: isoUs(a.sinceUs),
+          sinceUs: a.sinceUs,
+        })),
       windows,
     };
   }

@@ -31,8 +31,12 @@ const RESERVED_SITES = new Set(["ingest"]);
  * remains.
  */
 export function topicLevel(id: string, field: string): string {
-  const s = id.trim().replace(/[^A-Za-z0-9._-]/g, "_").slice(0, MAX_LEVEL);
-  if (s === "" || /^_+$/.test(s)) throw new TopicLevelError(field, `"${id}" has no usable characters for an MQTT topic level`);
+  const s = id
+    .trim()
+    .replace(/[^A-Za-z0-9._-]/g, "_")
+    .slice(0, MAX_LEVEL);
+  if (s === "" || /^_+$/.test(s))
+    throw new TopicLevelError(field, `"${id}" has no usable characters for an MQTT topic level`);
   return s;
 }
 
@@ -46,7 +50,8 @@ export interface AlertTopics {
 
 export function alertTopics(site: string, gateway: string): AlertTopics {
   const s = topicLevel(site, "site");
-  if (RESERVED_SITES.has(s)) throw new TopicLevelError("site", `"${s}" is reserved (vigil/v1/ingest/ carries device frames)`);
+  if (RESERVED_SITES.has(s))
+    throw new TopicLevelError("site", `"${s}" is reserved (vigil/v1/ingest/ carries device frames)`);
   const g = topicLevel(gateway, "gateway");
   const base = `${TOPIC_ROOT}/${s}/${g}`;
   return {
@@ -60,5 +65,9 @@ export function alertTopics(site: string, gateway: string): AlertTopics {
 
 /** Subscriptions for a dashboard of one gateway (or `+` for all sites/gateways). */
 export function dashboardSubscriptions(site = "+", gateway = "+"): string[] {
-  return [`${TOPIC_ROOT}/${site}/${gateway}/+/alert`, `${TOPIC_ROOT}/${site}/${gateway}/+/health`, `${TOPIC_ROOT}/${site}/${gateway}/status`];
+  return [
+    `${TOPIC_ROOT}/${site}/${gateway}/+/alert`,
+    `${TOPIC_ROOT}/${site}/${gateway}/+/health`,
+    `${TOPIC_ROOT}/${site}/${gateway}/status`,
+  ];
 }

@@ -20,7 +20,11 @@ export class ModelHashMismatchError extends InferError {
   override name = "ModelHashMismatchError";
   readonly expected: string;
   readonly actual: string;
-  constructor(readonly modelPath: string, expected: string, actual: string) {
+  constructor(
+    readonly modelPath: string,
+    expected: string,
+    actual: string,
+  ) {
     super("MODEL_HASH_MISMATCH", `${modelPath}: sha256 ${actual} does not match the manifest's ${expected}`);
     this.expected = expected;
     this.actual = actual;

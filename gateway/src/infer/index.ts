@@ -66,7 +66,10 @@ export interface Inference {
  */
 export async function createInference(opts: CreateInferenceOptions): Promise<Inference> {
   const clock = opts.clock ?? systemClock;
-  const registry = await ModelRegistry.load(opts.modelsDir, opts.threads === undefined ? {} : { threads: opts.threads });
+  const registry = await ModelRegistry.load(
+    opts.modelsDir,
+    opts.threads === undefined ? {} : { threads: opts.threads },
+  );
   const alerts = new AlertService({
     publisher: opts.publisher,
     site: opts.site,

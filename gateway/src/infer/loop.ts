@@ -151,7 +151,8 @@ export class InferenceLoop {
     this.#clock = opts.clock ?? systemClock;
     this.#maxBatch = opts.maxBatch ?? 512;
     this.#tickMs = opts.tickMs ?? 0;
-    if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${this.#maxBatch}`);
+    if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1)
+      throw new RangeError(`maxBatch must be a positive integer, got ${this.#maxBatch}`);
     if (!(this.#tickMs >= 0)) throw new RangeError(`tickMs must be ≥ 0, got ${this.#tickMs}`);
     for (const model of opts.registry.models) {
       const metas: WindowMeta[] = [];
@@ -278,7 +279,11 @@ export class InferenceLoop {
     let t = lane.tensors.get(n);
     if (!t) {
       const { window, features } = lane.model.manifest.inputs;
-      t = new ort.Tensor("float32", lane.input.subarray(0, n * lane.model.windowValues), [n, window, features.length]);
+      t = new ort.Tensor("float32", lane.input.subarray(0, n * lane.model.windowValues), [
+        n,
+        window,
+        features.length,
+      ]);
       lane.tensors.set(n, t);
     }
     return t;
@@ -352,7 +357,13 @@ export class InferenceLoop {
         atUs: nowUs,
       };
       try {
-        this.#o.onLeaf?.({ kind: "inference", hash: leaf, preimage, deviceId: dev.deviceId, timestampUs: meta.lastTimestampUs });
+        this.#o.onLeaf?.({
+          kind: "inference",
+          hash: leaf,
+          preimage,
+          deviceId: dev.deviceId,
+          timestampUs: meta.lastTimestampUs,
+        });
         this.#o.onResult?.(result);
       } catch (e) {
         c.callbackErrors++;

@@ -13,7 +13,12 @@ import { Ajv, type ValidateFunction } from "ajv";
 import * as ort from "onnxruntime-node";
 import { createNormalizer, type ModelManifest, type Normalizer } from "../../../models/eval/cmapss.ts";
 import { fromRoot } from "../util/paths.ts";
-import { ModelHashMismatchError, ModelLoadError, ModelManifestError, ModelProfileConflictError } from "./errors.ts";
+import {
+  ModelHashMismatchError,
+  ModelLoadError,
+  ModelManifestError,
+  ModelProfileConflictError,
+} from "./errors.ts";
 
 export interface SessionTuning {
   /** onnxruntime intra-op threads. Default 1 (a Pi-class box also runs ingest, store and MQTT). */
@@ -73,7 +78,10 @@ export function sha256File(bytes: Uint8Array): string {
 }
 
 /** Parses and validates one manifest; throws {@link ModelManifestError}. */
-export function readManifest(path: string, schemaPath = fromRoot("models", "manifest.schema.json")): ModelManifest {
+export function readManifest(
+  path: string,
+  schemaPath = fromRoot("models", "manifest.schema.json"),
+): ModelManifest {
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(path, "utf8"));
@@ -82,18 +90,28 @@ export function readManifest(path: string, schemaPath = fromRoot("models", "mani
   }
   const validate = validator(schemaPath);
   if (!validate(json)) {
-    const details = (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? ""}`).join("; ");
+    const details = (validate.errors ?? [])
+      .map((e) => `${e.instancePath || "/"} ${e.message ?? ""}`)
+      .join("; ");
     throw new ModelManifestError(path, "does not match models/manifest.schema.json", { details });
   }
   const m = json as ModelManifest;
   const { inputs } = m;
   if (inputs.shape[1] !== inputs.window || inputs.shape[2] !== inputs.features.length)
-    throw new ModelManifestError(path, `inputs.shape ${JSON.stringify(inputs.shape)} disagrees with window ${inputs.window} × ${inputs.features.length} features`);
+    throw new ModelManifestError(
+      path,
+      `inputs.shape ${JSON.stringify(inputs.shape)} disagrees with window ${inputs.window} × ${inputs.features.length} features`,
+    );
   const outputs = new Set(m.outputs.map((o) => o.name));
   for (const a of m.alerts) {
-    if (!outputs.has(a.output)) throw new ModelManifestError(path, `alert ${a.id} refers to unknown output "${a.output}"`);
+    if (!outputs.has(a.output))
+      throw new ModelManifestError(path, `alert ${a.id} refers to unknown output "${a.output}"`);
     const ok = a.op === "<=" ? a.clear > a.threshold : a.clear < a.threshold;
-    if (!ok) throw new ModelManifestError(path, `alert ${a.id}: clear ${a.clear} must lie past threshold ${a.threshold} on the other side of "${a.op}" (hysteresis)`);
+    if (!ok)
+      throw new ModelManifestError(
+        path,
+        `alert ${a.id}: clear ${a.clear} must lie past threshold ${a.threshold} on the other side of "${a.op}" (hysteresis)`,
+      );
   }
   return m;
 }
@@ -113,7 +131,11 @@ export async function loadModel(manifestPath: string, opts: RegistryOptions = {}
   }
   const sha256 = sha256File(bytes);
   if (sha256 !== manifest.model.sha256 || bytes.length !== manifest.model.bytes)
-    throw new ModelHashMismatchError(onnxPath, `${manifest.model.sha256} (${manifest.model.bytes} B)`, `${sha256} (${bytes.length} B)`);
+    throw new ModelHashMismatchError(
+      onnxPath,
+      `${manifest.model.sha256} (${manifest.model.bytes} B)`,
+      `${sha256} (${bytes.length} B)`,
+    );
   let normalizer: Normalizer;
   try {
     normalizer = createNormalizer(manifest);
@@ -132,10 +154,14 @@ export async function loadModel(manifestPath: string, opts: RegistryOptions = {}
     throw new ModelLoadError(onnxPath, "onnxruntime could not create a session", { cause: e });
   }
   if (!session.inputNames.includes(manifest.inputs.tensor))
-    throw new ModelLoadError(onnxPath, `has no input "${manifest.inputs.tensor}" (has ${session.inputNames.join(", ")})`);
+    throw new ModelLoadError(
+      onnxPath,
+      `has no input "${manifest.inputs.tensor}" (has ${session.inputNames.join(", ")})`,
+    );
   const outputNames = manifest.outputs.map((o) => o.name);
   for (const n of outputNames)
-    if (!session.outputNames.includes(n)) throw new ModelLoadError(onnxPath, `has no output "${n}" (has ${session.outputNames.join(", ")})`);
+    if (!session.outputNames.includes(n))
+      throw new ModelLoadError(onnxPath, `has no output "${n}" (has ${session.outputNames.join(", ")})`);
   return {
     manifest,
     manifestPath,
@@ -191,7 +217,9 @@ export class ModelRegistry {
     return profile === undefined ? undefined : this.#byProfile.get(profile);
   }
 
-  describe(dir?: string): Array<{ name: string; version: string; sha256: string; manifest: string; profiles: string[] }> {
+  describe(
+    dir?: string,
+  ): Array<{ name: string; version: string; sha256: string; manifest: string; profiles: string[] }> {
     return this.models.map((m) => ({
       name: m.manifest.name,
       version: m.manifest.version,

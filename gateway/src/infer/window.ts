@@ -136,5 +136,13 @@ export class DeviceWindow {
 }
 
 export function emptyMeta(): WindowMeta {
-  return { firstSeq: 0, lastSeq: 0, frames: 0, firstTimestampUs: 0, lastTimestampUs: 0, lastReceivedUs: 0, rows: 0 };
+  return {
+    firstSeq: 0,
+    lastSeq: 0,
+    frames: 0,
+    firstTimestampUs: 0,
+    lastTimestampUs: 0,
+    lastReceivedUs: 0,
+    rows: 0,
+  };
 }
