@@ -58,7 +58,7 @@ export const SPLITS = {
     faults: { stuck: 0.002, drift: 0.002, spike: 0.005 },
   },
   eval: {
-    seeds: range(1, 12),
+    seeds: range(1, 100),
     degrading: 8,
     healthy: 2,
     healthyFrames: 1200,

@@ -7,7 +7,7 @@ Reproduce (fixed seed, 2 CPU threads, Debian's PyTorch 1.13):
 
 Reads models/rotating/data/train.{bin,index.txt,spec.txt} written by generate.ts (simulator seeds
 101-164). Seeds 149-164 are held out of the gradient steps for early stopping and for choosing the alert
-thresholds; the evaluation seeds (1-12) are never read here. Writes models/rotating/rotating-v1.onnx and
+thresholds; the evaluation seeds (1-100) are never read here. Writes models/rotating/rotating-v1.onnx and
 models/rotating/rotating-v1.manifest.json, then runs the TypeScript evaluation
 (models/eval/evaluate-rotating.ts --write) which recomputes the held-out metrics with onnxruntime-node and
 writes them into the manifest (so the claimed metrics are exactly what CI recomputes).
@@ -387,7 +387,7 @@ def main() -> None:
             },
         },
         "metrics": {
-            "testFile": "regenerated in memory: models/rotating/generate.ts SPLITS.eval (seeds 1-12)",
+            "testFile": "regenerated in memory: models/rotating/generate.ts SPLITS.eval (seeds 1-100)",
             "protocol": "filled in by models/eval/evaluate-rotating.ts --write",
             "units": 1,
             "rmse": 1,
