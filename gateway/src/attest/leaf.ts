@@ -5,9 +5,8 @@
  * 0x00 byte when `body` has odd length. Every leaf preimage therefore has **odd** length and
  * can never be the 64-byte preimage `a ‖ b` of an internal node: this is the second-preimage
  * protection OpenZeppelin's MerkleProof asks for ("never a raw 64-byte leaf") at the cost of a
- * single keccak permutation, where the double hash of StandardMerkleTree costs two (≈ 1.4 µs
- * more per frame, measured in attest/README.md). Every body is self-delimiting, so the
- * padding is unambiguous.
+ * single keccak permutation, where the double hash of StandardMerkleTree costs two (one more
+ * permutation per frame). Every body is self-delimiting, so the padding is unambiguous.
  *
  * Kinds:
  * - FRAME (0x01): extSeq u64 BE ‖ receivedUs u64 BE ‖ raw frame (header, payload, CRC). The
