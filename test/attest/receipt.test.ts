@@ -55,6 +55,37 @@ describe("BatchSealer", () => {
   });
 });
 
+describe("BatchSealer timing", () => {
+  it("behavior: a partial batch is sealed once T has passed since the last seal (injected clock)", async () => {
+    const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
+    await store.open();
+    for (let i = 0; i < 5; i++) await store.append(record(1, i));
+    let now = 1_000_000_000;
+    const sealer = new BatchSealer({
+      store,
+      signer: new GatewaySigner(generateKey("secp256k1")),
+      gatewayId: GATEWAY,
+      domain: DOMAIN,
+      maxLeaves: 100,
+      intervalMs: 10_000,
+      nowUs: () => now,
+    });
+    await sealer.tick();
+    expect(store.lastBatchSeq()).toBe(0); // 5 < K and T not reached
+    now += 9_999_000;
+    await sealer.tick();
+    expect(store.lastBatchSeq()).toBe(0);
+    now += 1000;
+    await sealer.tick();
+    expect(store.lastBatchSeq()).toBe(1);
+    expect((await store.getBatch(1))?.header.leafCount).toBe(5);
+    now += 20_000_000;
+    await sealer.tick(); // nothing new: no empty batch
+    expect(store.lastBatchSeq()).toBe(1);
+    await store.close();
+  });
+});
+
 describe("receipts and verification", () => {
   let receipt: Receipt;
   let signer: GatewaySigner;

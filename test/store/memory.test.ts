@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { MemoryKv } from "../../gateway/src/store/kv.ts";
 import { StoreUnavailableError } from "../../gateway/src/store/errors.ts";
@@ -79,5 +81,22 @@ describe("MemoryFrameStore: disk-full handling (simulated)", () => {
     expect(s.lastSeq(1)).toBe(5);
     timers.fire();
     await s.close();
+  });
+});
+
+describe("MemoryFrameStore: process lifetime", () => {
+  it("behavior: records waiting for the flush timer keep the process alive (the timer is not unref'd)", () => {
+    const core = fileURLToPath(new URL("../../gateway/src/store/memory.ts", import.meta.url));
+    const script = `
+      const { MemoryFrameStore } = await import(${JSON.stringify(core)});
+      const s = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 200, maxBatchRecords: 100 } });
+      await s.open();
+      const raw = Buffer.alloc(30);
+      console.log(await s.append({ deviceId: 1, seq: 1, receivedUs: 1, timestampUs: 1, raw }));
+      await s.close();`;
+    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      encoding: "utf8",
+    });
+    expect(out.trim()).toBe("stored");
   });
 });

@@ -799,11 +799,11 @@ export class KvFrameStore implements FrameStore {
         this.pruned = next;
         deleted += frames;
       }
-      if (deleted > 0) await this.afterPrune();
+      if (deleted > 0) await this.afterPrune(this.pruned.throughIndex);
       return deleted;
     });
   }
 
   /** Hook: the LevelDB store compacts the pruned range so the space is really returned. */
-  protected async afterPrune(): Promise<void> {}
+  protected async afterPrune(_throughIndex: number): Promise<void> {}
 }
