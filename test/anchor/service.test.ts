@@ -207,4 +207,31 @@ describe("AnchorService with the fake registry", () => {
     expect(t.store.anchoredThrough()).toBe(1);
     await s.stop();
   });
+
+  it("behavior: with a node-cron schedule, batches sealed later are anchored on the next tick", async () => {
+    const t = await setup();
+    const s = new AnchorService({
+      store: t.store,
+      gatewayId: GATEWAY,
+      connect: async () => t.flaky,
+      cron: "* * * * * *",
+    });
+    expect(
+      () =>
+        new AnchorService({
+          store: t.store,
+          gatewayId: GATEWAY,
+          connect: async () => t.flaky,
+          cron: "not cron",
+        }),
+    ).toThrow(RangeError);
+    s.start();
+    await new Promise((r) => setTimeout(r, 50)); // first run: empty outbox
+    await t.ingest(10);
+    await sealAll(t.sealer);
+    const end = Date.now() + 3000;
+    while (t.store.anchoredThrough() < 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await s.stop();
+    expect(t.store.anchoredThrough()).toBe(1);
+  });
 });

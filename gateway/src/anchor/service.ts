@@ -87,7 +87,7 @@ export class AnchorService {
 
   private chain: AnchorChain | undefined;
   private timer: unknown;
-  private cronTask: { stop(): void } | undefined;
+  private cronTask: { stop(): void | Promise<void> } | undefined;
   private running: Promise<number> | undefined;
   private started = false;
   private failures = 0;
@@ -121,7 +121,7 @@ export class AnchorService {
 
   async stop(): Promise<void> {
     this.started = false;
-    this.cronTask?.stop();
+    await this.cronTask?.stop();
     this.cronTask = undefined;
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timer = undefined;
