@@ -5,7 +5,7 @@
  * anchored exactly once, in order. Receipts then verify online.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Interface, JsonRpcProvider, NonceManager, Wallet } from "ethers";
@@ -23,6 +23,7 @@ import { toEip712Header } from "../../gateway/src/attest/header.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { AnchorService } from "../../gateway/src/anchor/service.ts";
 import { connectEthersAnchorChain } from "../../gateway/src/anchor/chain.ts";
+import { verifyCommand } from "../../gateway/src/cli/verify.ts";
 import { record } from "../store/abstract.ts";
 
 const GATEWAY = ("0x" + "77".repeat(32)) as Hex;
@@ -169,6 +170,13 @@ describe("anchoring on anvil", () => {
       expect(
         await admin.isLeafIncluded(toEip712Header(r9.batch.header), [h10], r9.leaf as Hex, r9.proof as Hex[]),
       ).toBe(true);
+      // The CLI on a receipt file, online.
+      const file = join(dir, "r9.json");
+      writeFileSync(file, JSON.stringify(r9));
+      let out = "";
+      const io = { out: (t: string) => void (out += t), err: (t: string) => void (out += t) };
+      expect(await verifyCommand([file, "--rpc", url], io)).toBe(0);
+      expect(out).toContain("verified (offline and on chain)");
       const r2 = await rb.forSeq(9, 60);
       const v2 = await verifyReceipt(r2, { rpcUrl: url });
       expect(v2, JSON.stringify(v2)).toMatchObject({ ok: true });
