@@ -11,6 +11,8 @@ thresholds; the evaluation seeds (1-100) are never read here. Writes models/rota
 models/rotating/rotating-v1.manifest.json, then runs the TypeScript evaluation
 (models/eval/evaluate-rotating.ts --write) which recomputes the held-out metrics with onnxruntime-node and
 writes them into the manifest (so the claimed metrics are exactly what CI recomputes).
+Options: --out DIR (write the ONNX + manifest elsewhere, e.g. to check reproducibility; skips the
+evaluation), --no-eval.
 
 Task: failure within horizon H = 100 frames. For a window whose last frame is t on a machine that fails at
 frame F (F is the first frame that does not exist), the label is 1 iff F - t <= H. Healthy machines
@@ -251,7 +253,9 @@ def main() -> None:
     print(f"chosen threshold {chosen['threshold']} clear {chosen['clear']}", flush=True)
 
     # export
-    onnx_path = os.path.join(HERE, "rotating-v1.onnx")
+    out_dir = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else HERE
+    os.makedirs(out_dir, exist_ok=True)
+    onnx_path = os.path.join(out_dir, "rotating-v1.onnx")
     torch.onnx.export(
         model,
         torch.zeros(2, W, C),
@@ -394,12 +398,12 @@ def main() -> None:
             "score": 1,
         },
     }
-    mpath = os.path.join(HERE, "rotating-v1.manifest.json")
+    mpath = os.path.join(out_dir, "rotating-v1.manifest.json")
     with open(mpath, "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
     print(f"wrote {onnx_path} ({params} params, {count_macs()} MACs) in {elapsed:.0f}s", flush=True)
-    if "--no-eval" not in sys.argv:
+    if "--no-eval" not in sys.argv and out_dir == HERE:
         subprocess.run(["npx", "tsx", "models/eval/evaluate-rotating.ts", "--write"], cwd=REPO, check=True)
 
 
