@@ -38,6 +38,11 @@ class FlakyChain implements AnchorChain {
     this.sends++;
     return this.client.anchor(...a);
   }
+  async anchorMany(...a: Parameters<NonNullable<AnchorChain["anchorMany"]>>) {
+    this.check();
+    this.sends++;
+    return this.client.anchorMany(...a);
+  }
   async getHead(g: Hex) {
     this.check();
     return this.client.getHead(g);
@@ -233,5 +238,24 @@ describe("AnchorService with the fake registry", () => {
     while (t.store.anchoredThrough() < 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     await s.stop();
     expect(t.store.anchoredThrough()).toBe(1);
+  });
+
+  it("behavior: maxBatchesPerTx sends a backlog several batches per transaction, still in order", async () => {
+    const t = await setup();
+    await t.ingest(65);
+    await sealAll(t.sealer);
+    expect(t.store.lastBatchSeq()).toBe(7);
+    const s = new AnchorService({
+      store: t.store,
+      gatewayId: GATEWAY,
+      connect: async () => t.flaky,
+      maxBatchesPerTx: 3,
+    });
+    expect(await s.runOnce()).toBe(7);
+    expect(t.flaky.sends).toBe(3); // 3 + 3 + 1
+    expect((await t.flaky.getHead(GATEWAY)).head).toBe(t.store.lastHead());
+    const a = await Promise.all([1, 2, 3, 4].map((q) => t.store.getAnchor(q)));
+    expect(a[0]!.txHash).toBe(a[2]!.txHash);
+    expect(a[3]!.txHash).not.toBe(a[0]!.txHash);
   });
 });

@@ -12,6 +12,8 @@ export interface AnchorChain extends Pick<
   RegistryClient,
   "chainId" | "registryAddress" | "anchor" | "getHead" | "close"
 > {
+  /** Several consecutive batches in one transaction (optional). */
+  anchorMany?: RegistryClient["anchorMany"];
   /**
    * Finds the BatchAnchored event of (gatewayId, seq): used when a batch turns out to be
    * anchored already (sent just before a crash) to record its transaction anyway.
@@ -32,6 +34,7 @@ export function withLogLookup(client: RegistryClient, provider: JsonRpcProvider)
     chainId: client.chainId,
     registryAddress: client.registryAddress,
     anchor: (h, s) => client.anchor(h, s),
+    anchorMany: (items) => client.anchorMany(items),
     getHead: (g) => client.getHead(g),
     async close() {
       provider.destroy();

@@ -50,6 +50,11 @@ export interface AnchorServiceOptions {
   cron?: string;
   /** Batches per run. Default 100. */
   maxPerRun?: number;
+  /**
+   * Batches per transaction when a backlog waits (registry `anchorMany`, all or nothing).
+   * Default 1: one transaction per batch.
+   */
+  maxBatchesPerTx?: number;
   /** Retry backoff. Default 1 s doubling to 60 s. */
   backoff?: Partial<BackoffOptions>;
   timers?: Timers;
@@ -78,6 +83,7 @@ export class AnchorService {
   private readonly intervalMs: number;
   private readonly cronExpr: string | undefined;
   private readonly maxPerRun: number;
+  private readonly maxBatchesPerTx: number;
   private readonly backoff: BackoffOptions;
   private readonly timers: Timers;
   private readonly nowUs: () => number;
@@ -102,6 +108,9 @@ export class AnchorService {
     this.intervalMs = o.intervalMs ?? 5000;
     this.cronExpr = o.cron;
     this.maxPerRun = o.maxPerRun ?? 100;
+    this.maxBatchesPerTx = o.maxBatchesPerTx ?? 1;
+    if (!Number.isInteger(this.maxBatchesPerTx) || this.maxBatchesPerTx < 1)
+      throw new RangeError("anchor.maxBatchesPerTx must be an integer ≥ 1");
     this.backoff = { initialMs: 1000, maxMs: 60_000, ...o.backoff };
     this.timers = o.timers ?? realTimers;
     this.nowUs = o.nowUs ?? (() => Date.now() * 1000);
@@ -207,27 +216,43 @@ export class AnchorService {
       }
       const chain = (this.chain ??= await this.connectFn());
       let onChain = (await chain.getHead(this.gatewayId)).seq;
-      for (const b of batches) {
+      for (let i = 0; i < batches.length;) {
+        const b = batches[i]!;
         const seq = BigInt(b.header.seq);
-        let rec: AnchorRecord;
         if (onChain >= seq) {
-          rec = await this.recordExisting(chain, b, onChain);
-        } else if (onChain === seq - 1n) {
+          await this.commit(b, await this.recordExisting(chain, b, onChain));
+          done++;
+          i++;
+          continue;
+        }
+        if (onChain !== seq - 1n)
+          throw new AnchorStateError(
+            `registry has ${onChain} batches of gateway ${this.gatewayId}, but batch ${b.header.seq} is next here: the chain was reset or this is another registry`,
+          );
+        // A backlog (e.g. after an outage) goes out several batches per transaction.
+        const group = batches.slice(i, i + (chain.anchorMany ? this.maxBatchesPerTx : 1));
+        if (group.length > 1 && chain.anchorMany) {
+          const r = await chain.anchorMany(
+            group.map((g) => ({ header: toEip712Header(g.header), signature: g.signature as Hex })),
+          );
+          const last = group[group.length - 1]!;
+          const head = await chain.getHead(this.gatewayId);
+          if (head.seq !== BigInt(last.header.seq) || head.head.toLowerCase() !== last.head.toLowerCase())
+            throw new AnchorStateError(
+              `registry head after batches ${b.header.seq}..${last.header.seq} is not the gateway's`,
+            );
+          for (const g of group) await this.commit(g, this.record(chain, r.txHash, Number(r.blockNumber)));
+        } else {
           const r = await chain.anchor(toEip712Header(b.header), b.signature as Hex);
           if (r.head.toLowerCase() !== b.head.toLowerCase())
             throw new AnchorStateError(
               `registry head after batch ${b.header.seq} is ${r.head}, the gateway computed ${b.head}`,
             );
-          rec = this.record(chain, r.txHash, Number(r.blockNumber));
-          onChain = seq;
-        } else {
-          throw new AnchorStateError(
-            `registry has ${onChain} batches of gateway ${this.gatewayId}, but batch ${b.header.seq} is next here: the chain was reset or this is another registry`,
-          );
+          await this.commit(b, this.record(chain, r.txHash, Number(r.blockNumber)));
         }
-        await this.store.markAnchored(b.header.seq, rec);
-        done++;
-        this.onAnchored?.(b, rec);
+        onChain = BigInt(group[group.length - 1]!.header.seq);
+        done += group.length;
+        i += group.length;
       }
       this.failures = 0;
       this.lastError = undefined;
@@ -251,6 +276,11 @@ export class AnchorService {
       );
       throw err;
     }
+  }
+
+  private async commit(b: SealedBatch, rec: AnchorRecord): Promise<void> {
+    await this.store.markAnchored(b.header.seq, rec);
+    this.onAnchored?.(b, rec);
   }
 
   private record(chain: AnchorChain, txHash: string | null, blockNumber: number | null): AnchorRecord {
