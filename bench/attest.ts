@@ -32,6 +32,9 @@ const quick = process.argv.includes("--quick");
 const CHANNELS = 8;
 const BASE_US = 1_764_000_000_000_000;
 const root = mkdtempSync(join(tmpdir(), "vigil-bench-attest-"));
+// Also on exits that skip `finally` (a benchmark bug leaving a promise unsettled, Ctrl-C).
+process.on("exit", () => rmSync(root, { recursive: true, force: true }));
+process.on("SIGINT", () => process.exit(130));
 let dirN = 0;
 const freshDir = (): string => join(root, `s${dirN++}`);
 const now = (): number => performance.now();
