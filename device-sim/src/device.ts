@@ -86,6 +86,8 @@ export class SimDevice {
   readonly #sensor: SensorFaults;
   /** Sequences refused for good whose (MQTT) PUBACK may still arrive. */
   readonly #abandoned = new Set<number>();
+  #cached: Float32Array | undefined;
+  #cachedStep = -1;
 
   constructor(opts: SimDeviceOptions) {
     this.#opts = opts;
@@ -95,7 +97,19 @@ export class SimDevice {
   }
 
   get finished(): boolean {
-    return this.stopped || this.source.sample(this.step) === undefined;
+    return this.stopped || this.#peek() === undefined;
+  }
+
+  /**
+   * The sample for the current step, drawn once: sources are stateful (seeded noise, thermal
+   * lag), so asking twice must not advance them, or a run would depend on timing.
+   */
+  #peek(): Float32Array | undefined {
+    if (this.#cachedStep !== this.step) {
+      this.#cached = this.source.sample(this.step);
+      this.#cachedStep = this.step;
+    }
+    return this.#cached;
   }
 
   hello(): Buffer {
@@ -115,7 +129,7 @@ export class SimDevice {
    */
   nextData(nowMs: number): Pending | undefined {
     if (this.stopped) return undefined;
-    const sample = this.source.sample(this.step);
+    const sample = this.#peek();
     if (!sample) return undefined;
     const values = Float32Array.from(sample);
     let poison: Pending["poison"] = this.#sensor.apply(values) ? "NON_FINITE" : undefined;

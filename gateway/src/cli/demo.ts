@@ -1,31 +1,54 @@
 /**
- * `vigil demo` (`npm run demo`): the whole path on embedded defaults — the gateway with its
- * embedded broker, and simulated rotating machines and C-MAPSS engines publishing to it with
- * some faults injected, printing live counters of both sides.
+ * `vigil demo` (`npm run demo`): the whole product on embedded defaults, on one machine.
+ * 1. starts anvil from node_modules (its own PID, stopped at the end) and deploys the registry;
+ * 2. creates the gateway key in an encrypted keystore and registers it on chain;
+ * 3. runs the gateway (embedded broker, LevelDB store, inference, sealing, anchoring);
+ * 4. feeds it simulated rotating machines and replayed C-MAPSS engines with faults injected;
+ * 5. prints live counters and alerts, then reconciles, seals the rest, waits for the anchors
+ *    and verifies one receipt the way an auditor would.
  */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import mqtt from "mqtt";
+import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { parseFaultRates } from "../../../device-sim/src/faults.ts";
 import { Simulator, type SimReport } from "../../../device-sim/src/simulator.ts";
 import { MqttTransport } from "../../../device-sim/src/transports/mqtt.ts";
+import { generateKey, registrationPublicKey } from "../attest/keys.ts";
+import { writeKeystore } from "../attest/keystore.ts";
+import { ReceiptBuilder } from "../attest/receipt.ts";
+import { verifyReceipt } from "../attest/verify.ts";
+import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../chain/anvil.ts";
+import { deployVigil } from "../chain/deploy.ts";
+import type { Hex } from "../chain/eip712.ts";
+import { EthersRegistryClient } from "../chain/ethers-client.ts";
 import { resolveConfig } from "../config/config.ts";
-import { Gateway } from "../gateway.ts";
-import { MemorySink } from "../ingest/memory-sink.ts";
+import { Runtime } from "../runtime.ts";
 import { num, parse } from "./args.ts";
 import { progressLine } from "./sim.ts";
 
 export const DEMO_HELP = `usage: vigil demo [options]
 
-Starts a gateway (embedded MQTT broker on a free loopback port) and simulated devices:
-rotating machines degrading to failure and NASA C-MAPSS engines replayed cycle by cycle,
-with faults injected. Prints live counters, then a reconciliation of what the simulator
-sent against what the gateway accepted and rejected.
+Runs the whole gateway on one machine: a local chain (anvil from node_modules) with the
+registry deployed and the gateway key registered, the gateway with its embedded MQTT broker,
+store, models, batch sealing and anchoring, and simulated devices — rotating machines
+degrading to failure and NASA C-MAPSS engines replayed cycle by cycle — with faults injected.
+Prints live counters and alerts, then a reconciliation, the anchored batches and one receipt
+verified on chain.
 
-  --duration S     how long devices generate data (default 20)
-  --devices N      rotating machines (default 8); C-MAPSS engines: N/2
+  --duration S     how long devices generate data (default 30)
+  --devices N      rotating machines (default 6); C-MAPSS engines: N/2
   --rate HZ        frames per second per device (default 20)
   --faults SPEC    fault rates (default corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002)
   --seed N         default 7
+  --keep           keep the data directory (store, keystore, deployment) and print its path
   -h, --help       this text
 `;
+
+const SITE = "demo-site";
+const GATEWAY_NAME = "demo-gw";
 
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, {
@@ -34,76 +57,149 @@ export async function demoCommand(argv: string[]): Promise<number> {
     rate: { type: "string" },
     faults: { type: "string" },
     seed: { type: "string" },
+    keep: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (v.help) {
     process.stdout.write(DEMO_HELP);
     return 0;
   }
-  const durationS = num("duration", v.duration, 20, 1);
-  const devices = num("devices", v.devices, 8, 1, 10_000);
+  const durationS = num("duration", v.duration, 30, 1);
+  const devices = num("devices", v.devices, 6, 1, 10_000);
   const rate = num("rate", v.rate, 20, 1);
   const seed = num("seed", v.seed, 7);
-  const faults = parseFaultRates(
-    v.faults ?? "corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002",
-  );
+  const faults = parseFaultRates(v.faults ?? "corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002");
+  const dataDir = mkdtempSync(join(tmpdir(), "vigil-demo-"));
+  let anvil: Anvil | undefined;
+  let rt: Runtime | undefined;
+  try {
+    // 1. Local chain and registry.
+    anvil = await startAnvil({ network: "optimism" });
+    console.log(`vigil demo: anvil (pid ${anvil.pid}) at ${anvil.url}`);
+    const provider = new JsonRpcProvider(anvil.url, undefined, { staticNetwork: true });
+    provider.pollingInterval = 50;
+    const deployment = await deployVigil(new NonceManager(new Wallet(ANVIL_DEV_KEYS[0]!, provider)), { adminDelaySeconds: 0 });
+    provider.destroy();
+    writeFileSync(join(dataDir, "deployment.json"), JSON.stringify(deployment, null, 2));
+    console.log(`  registry ${deployment.contracts.VigilRegistry.address} deployed (chain ${deployment.chainId})`);
 
-  const sink = new MemorySink();
-  const gw = new Gateway({
-    config: resolveConfig({ mqtt: { embedded: { port: 0 } }, log: { statsIntervalMs: 100_000 } }),
-    sink,
-  });
-  await gw.start();
-  const url = gw.embedded!.url;
-  console.log(`vigil demo: gateway up, embedded MQTT broker at ${url}`);
+    // 2. Gateway key (encrypted keystore, 0600) and its registration.
+    const passphrase = randomBytes(16).toString("hex");
+    const key = generateKey("secp256k1");
+    await writeKeystore(join(dataDir, "gateway.key"), key, passphrase, { N: 1 << 14 });
+    const config = resolveConfig({
+      dataDir,
+      site: SITE,
+      mqtt: { embedded: { port: 0 } },
+      attest: { gatewayName: GATEWAY_NAME, batchIntervalMs: 3000 },
+      chain: { rpcUrl: anvil.url, deployment: "deployment.json", confirmations: 1, anchorIntervalMs: 1000 },
+      store: { minFreeBytes: 0, reserveBytes: 1024 * 1024 },
+      log: { statsIntervalMs: 100_000 },
+    });
+    rt = new Runtime({ config, passphrase, senderKey: ANVIL_DEV_KEYS[1]! });
+    const admin = await EthersRegistryClient.connect({
+      rpcUrl: anvil.url,
+      privateKey: ANVIL_DEV_KEYS[0]!,
+      registry: deployment.contracts.VigilRegistry.address,
+      releases: deployment.contracts.VigilReleases.address,
+      pollingIntervalMs: 50,
+    });
+    const site = keccakId(`site:${SITE}`) as Hex;
+    await admin.grantOperator(site, admin.account);
+    await admin.registerGateway({
+      gatewayId: rt.gatewayId,
+      site,
+      keyType: "secp256k1",
+      publicKey: registrationPublicKey(key),
+      metadataURI: "",
+    });
+    await admin.close();
+    console.log(`  gateway ${rt.gatewayId} registered with key ${registrationPublicKey(key)}`);
 
-  const sims = [
-    new Simulator({
-      transport: new MqttTransport({ url, clientId: "demo-rotating" }),
-      devices,
-      rate,
-      durationS,
-      seed,
-      faults,
-      meanLife: rate * durationS * 0.8,
-    }),
-    new Simulator({
-      transport: new MqttTransport({ url, clientId: "demo-cmapss" }),
-      devices: Math.max(1, Math.floor(devices / 2)),
-      profile: "cmapss",
-      rate,
-      durationS,
-      seed: seed + 1,
-      faults,
-      firstDeviceId: 0x1000,
-    }),
-  ];
-  const timer = setInterval(() => {
-    const c = gw.ingest.counters;
-    console.log(`  gateway: ${c.line()}`);
-    for (const [i, s] of sims.entries())
-      console.log(`  sim ${i === 0 ? "rotating" : "c-mapss "}: ${progressLine(s.snapshot())}`);
-  }, 2000);
-  const reports: SimReport[] = await Promise.all(sims.map((s) => s.run()));
-  clearInterval(timer);
-  await gw.stop();
+    // 3. The gateway.
+    await rt.start();
+    const url = rt.gateway.embedded!.url;
+    const models = rt.inference?.registry.models.map((m) => m.manifest.name).join(", ") ?? "none";
+    console.log(`  gateway up: embedded MQTT ${url}, models: ${models}\n`);
 
-  const snap = gw.ingest.counters.snapshot();
-  const sent = reports.reduce((a, r) => a + r.generated, 0);
-  const acked = reports.reduce((a, r) => a + r.acked, 0);
-  const abandoned = reports.reduce((a, r) => a + r.abandoned, 0);
-  const expected: Record<string, number> = {};
-  for (const r of reports)
-    for (const [k, n] of Object.entries(r.expectedRejects)) expected[k] = (expected[k] ?? 0) + n;
-  console.log("\nreconciliation (simulator → gateway)");
-  console.log(`  frames generated ${sent}, acknowledged ${acked}, refused for good (NaN) ${abandoned}`);
-  console.log(`  gateway stored ${snap.accepted} unique frames (records in sink: ${sink.records.length})`);
-  console.log(`  rejections expected ${JSON.stringify(expected)} / counted ${JSON.stringify(snap.rejected)}`);
-  const ok = snap.accepted === acked && sink.records.length === acked;
-  console.log(
-    ok
-      ? "  ✔ every acknowledged frame is stored exactly once"
-      : "  ✘ mismatch between acknowledged and stored frames",
-  );
-  return ok ? 0 : 1;
+    // A dashboard's view: every alert on the documented topic.
+    const dash = await mqtt.connectAsync(url, { clientId: "demo-dashboard" });
+    await dash.subscribeAsync(`vigil/v1/${SITE}/${GATEWAY_NAME}/+/alert`, { qos: 1 });
+    let alerts = 0;
+    dash.on("message", (_t, payload) => {
+      const a = JSON.parse(payload.toString()) as {
+        device: string;
+        state: string;
+        severity: string;
+        rule: { id: string; output: string; op: string; threshold: number };
+        value?: number;
+      };
+      alerts++;
+      const r = a.rule;
+      console.log(`  ALERT ${a.state} ${a.severity} device ${a.device}: ${r.output} ${r.op} ${r.threshold} (${r.id})`);
+    });
+
+    // 4. Simulated devices, paced like real ones.
+    const sims = [
+      new Simulator({
+        transport: new MqttTransport({ url, clientId: "demo-rotating" }),
+        devices,
+        rate,
+        durationS,
+        seed,
+        faults,
+        meanLife: Math.round(rate * durationS * 0.8),
+      }),
+      new Simulator({
+        transport: new MqttTransport({ url, clientId: "demo-cmapss" }),
+        devices: Math.max(1, Math.floor(devices / 2)),
+        profile: "cmapss",
+        rate,
+        durationS,
+        seed: seed + 1,
+        faults,
+        firstDeviceId: 0x1000,
+      }),
+    ];
+    const runtime = rt;
+    const timer = setInterval(() => {
+      console.log(`  gateway: ${runtime.statsLine()}`);
+      for (const [i, s] of sims.entries()) console.log(`  sim ${i === 0 ? "rotating" : "c-mapss "}: ${progressLine(s.snapshot())}`);
+    }, 3000);
+    const reports: SimReport[] = await Promise.all(sims.map((s) => s.run()));
+    clearInterval(timer);
+
+    // 5. Seal what is left, wait for the anchors, reconcile, verify one receipt.
+    while (await rt.sealer?.sealNow());
+    rt.anchor?.trigger();
+    const until = Date.now() + 30_000;
+    while (rt.store.anchoredThrough() < rt.store.lastBatchSeq() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    await dash.endAsync();
+
+    const snap = rt.gateway.ingest.counters.snapshot();
+    const acked = reports.reduce((a, r) => a + r.acked, 0);
+    const expected: Record<string, number> = {};
+    for (const r of reports) for (const [k, n] of Object.entries(r.expectedRejects)) expected[k] = (expected[k] ?? 0) + n;
+    console.log("\nreconciliation (simulator → gateway)");
+    console.log(`  frames generated ${reports.reduce((a, r) => a + r.generated, 0)}, acknowledged ${acked}`);
+    console.log(`  stored durably ${rt.store.stats().lastIndex}, unique accepted ${snap.accepted}`);
+    console.log(`  rejections expected ${JSON.stringify(expected)}`);
+    console.log(`  rejections counted  ${JSON.stringify(snap.rejected)}`);
+    console.log(`  alerts published ${alerts}`);
+    console.log(`  batches sealed ${rt.store.lastBatchSeq()}, anchored ${rt.store.anchoredThrough()}`);
+    let ok = snap.accepted === acked && rt.store.stats().lastIndex === acked;
+
+    const receipt = await new ReceiptBuilder(rt.store).forIndex(1);
+    const result = await verifyReceipt(receipt, { rpcUrl: anvil.url });
+    console.log(`\nauditor: receipt for frame #1 (device ${receipt.frame.deviceId}, seq ${receipt.frame.seq})`);
+    for (const s of result.steps) console.log(`  ${s.ok ? "✔" : "✘"} ${s.step}: ${s.detail}`);
+    ok &&= result.ok;
+    console.log(ok ? "\n✔ demo passed" : "\n✘ demo found a mismatch");
+    return ok ? 0 : 1;
+  } finally {
+    await rt?.stop();
+    await anvil?.stop();
+    if (v.keep) console.log(`data kept in ${dataDir}`);
+    else rmSync(dataDir, { recursive: true, force: true });
+  }
 }

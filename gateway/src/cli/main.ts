@@ -2,6 +2,9 @@
 import { VigilError } from "../errors/base.ts";
 import { chainCommand } from "./chain.ts";
 import { demoCommand } from "./demo.ts";
+import { keysCommand } from "./keys.ts";
+import { receiptCommand } from "./receipt.ts";
+import { verifyCommand } from "./verify.ts";
 import { simCommand } from "./sim.ts";
 import { startCommand } from "./start.ts";
 
@@ -11,7 +14,10 @@ Commands:
   start      run the gateway (ingest from serial and MQTT)
   sim        run simulated devices against a gateway
   demo       simulator + gateway on embedded defaults, with live counters
+  keys       create or show the gateway's signing key (encrypted keystore)
   chain      deploy and administer the registry contracts (deploy, verify, register-gateway, …)
+  receipt    export receipts (one frame, or an audit bundle for a device and time range)
+  verify     verify a receipt or bundle offline, and on chain with --rpc
   help       this text
 
 Run "vigil <command> --help" for a command's options.
@@ -23,6 +29,9 @@ const commands: Record<string, Command> = {
   sim: simCommand,
   demo: demoCommand,
   chain: chainCommand,
+  keys: keysCommand,
+  receipt: (argv) => receiptCommand(argv),
+  verify: (argv) => verifyCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {

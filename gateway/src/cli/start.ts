@@ -1,15 +1,18 @@
 /** `vigil start`: run the gateway. */
 import { DEFAULT_CONFIG, loadConfigFile, resolveConfig, type GatewayConfig } from "../config/config.ts";
-import { Gateway } from "../gateway.ts";
-import { MemorySink } from "../ingest/memory-sink.ts";
+import { Runtime } from "../runtime.ts";
 import { createLogger } from "../util/log.ts";
 import { num, parse } from "./args.ts";
 
 export const START_HELP = `usage: vigil start [options]
 
-Runs the gateway: ingest from serial ports and MQTT, validate, count, acknowledge.
+Runs the gateway: ingest from serial ports and MQTT, store durably (acknowledging only
+synced frames), run the models and publish alerts, seal signed batches, anchor them.
 
   -c, --config FILE      JSON config (see README "Configuration"); flags override it
+  --data-dir DIR         store, keystore and deployment file location (default ${DEFAULT_CONFIG.dataDir})
+  --rpc URL              anchor batches on this chain (needs chain.deployment and a sender key)
+  --deployment FILE      deployment file from "vigil chain deploy" (EIP-712 domain, registry)
   --serial PATH          add a serial port (repeatable), e.g. /dev/ttyUSB0
   --baud N               baud rate for --serial ports (default 115200)
   --mqtt-port N          embedded broker port (default ${DEFAULT_CONFIG.mqtt.embedded.port}; 0 = any free port)
@@ -26,6 +29,9 @@ Stops cleanly on SIGINT/SIGTERM.
 export function startConfig(argv: string[]): GatewayConfig | undefined {
   const { values: v } = parse(argv, {
     config: { type: "string", short: "c" },
+    "data-dir": { type: "string" },
+    rpc: { type: "string" },
+    deployment: { type: "string" },
     serial: { type: "string", multiple: true },
     baud: { type: "string" },
     "mqtt-port": { type: "string" },
@@ -39,6 +45,9 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
   if (v.help) return undefined;
   const base = v.config ? loadConfigFile(v.config) : resolveConfig({});
   const cfg: GatewayConfig = structuredClone(base);
+  if (v["data-dir"]) cfg.dataDir = v["data-dir"];
+  if (v.rpc) cfg.chain.rpcUrl = v.rpc;
+  if (v.deployment) cfg.chain.deployment = v.deployment;
   const baud = num("baud", v.baud, 115200, 300);
   for (const path of v.serial ?? []) cfg.serial.push({ path, baudRate: baud });
   if (v["mqtt-port"] !== undefined) cfg.mqtt.embedded.port = num("mqtt-port", v["mqtt-port"], 1883, 0, 65535);
@@ -57,14 +66,17 @@ export async function startCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const log = createLogger(cfg.log.level);
-  const gw = new Gateway({ config: cfg, sink: new MemorySink(), log });
-  await gw.start();
-  if (gw.embedded) log.info({ url: gw.embedded.url }, "embedded MQTT broker listening");
+  const rt = new Runtime({ config: cfg, log });
+  await rt.start();
+  const embedded = rt.gateway.embedded;
+  if (embedded) log.info({ url: embedded.url, port: embedded.port }, "embedded MQTT broker listening");
+  log.info({ gatewayId: rt.gatewayId, sealing: !!rt.sealer, anchoring: !!rt.anchor, models: !!rt.inference }, "gateway started");
   await new Promise<void>((res) => {
     process.once("SIGINT", res);
     process.once("SIGTERM", res);
   });
-  log.info({ ingest: gw.ingest.counters.line() }, "stopping");
-  await gw.stop();
+  log.info(rt.statsLine());
+  await rt.stop();
+  log.info("stopped");
   return 0;
 }

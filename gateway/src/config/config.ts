@@ -33,6 +33,53 @@ export interface GatewayConfig {
     maxSkewMs: number;
   };
   log: { level: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent"; statsIntervalMs: number };
+  /** Site name: the MQTT topic level of alerts and the registry site. Default `site-1`. */
+  site: string;
+  store: {
+    /** Group commit: flush after this many ms… Default 1 (see attest/README.md, Storage). */
+    groupCommitMs: number;
+    /** …or this many frames, whichever first. Default 2000. */
+    groupCommitFrames: number;
+    /** Refuse new frames above this many bytes of live frames; null = only the disk bounds. */
+    maxBytes: number | null;
+    /** Refuse new frames when free disk space is below this. Default 64 MiB. */
+    minFreeBytes: number;
+    /** Size of the reserve file deleted on disk full so LevelDB can reopen. Default 16 MiB. */
+    reserveBytes: number;
+    /** Frames of anchored batches older than this are pruned. Default 30 days. */
+    retentionDays: number;
+  };
+  attest: {
+    /** Seal batches (needs a keystore and chain.deployment for the EIP-712 domain). Default true. */
+    enabled: boolean;
+    /** bytes32 gateway id as registered; null = keccak256("vigil-gateway:" + gatewayName). */
+    gatewayId: string | null;
+    /** Human name, also the MQTT topic level. Default `gw-1`. */
+    gatewayName: string;
+    /** Keystore file, relative to dataDir. Default `gateway.key`. */
+    keystore: string;
+    /** Seal every T ms… Default 10 000. */
+    batchIntervalMs: number;
+    /** …or K frames. Default 10 000. */
+    batchMaxLeaves: number;
+  };
+  chain: {
+    /** JSON-RPC URL of the L2; null = seal but do not anchor (batches wait in the outbox). */
+    rpcUrl: string | null;
+    /** Deployment file written by `vigil chain deploy` (registry address and chain id). */
+    deployment: string | null;
+    /** File with the hex private key of the account that pays gas (any funded account). */
+    senderKeyFile: string | null;
+    confirmations: number;
+    anchorIntervalMs: number;
+  };
+  models: {
+    /** Run inference and publish alerts. Default true when `dir` holds manifests. */
+    enabled: boolean;
+    /** Folder searched for `*.manifest.json`. Default `models` (relative to the package). */
+    dir: string | null;
+    threads: number;
+  };
 }
 
 export const DEFAULT_CONFIG: GatewayConfig = {
@@ -47,6 +94,25 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   },
   ingest: { allow: null, revoked: [], maxSkewMs: 86_400_000 },
   log: { level: "info", statsIntervalMs: 5000 },
+  site: "site-1",
+  store: {
+    groupCommitMs: 1,
+    groupCommitFrames: 2000,
+    maxBytes: null,
+    minFreeBytes: 64 * 1024 * 1024,
+    reserveBytes: 16 * 1024 * 1024,
+    retentionDays: 30,
+  },
+  attest: {
+    enabled: true,
+    gatewayId: null,
+    gatewayName: "gw-1",
+    keystore: "gateway.key",
+    batchIntervalMs: 10_000,
+    batchMaxLeaves: 10_000,
+  },
+  chain: { rpcUrl: null, deployment: null, senderKeyFile: null, confirmations: 1, anchorIntervalMs: 5000 },
+  models: { enabled: true, dir: null, threads: 1 },
 };
 
 const deviceId = { type: "string", pattern: "^[0-9a-f]{8}$" };
@@ -101,6 +167,51 @@ const schema = {
       properties: {
         level: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] },
         statsIntervalMs: { type: "integer", minimum: 100 },
+      },
+    },
+    site: { type: "string", pattern: "^[A-Za-z0-9._-]{1,64}$" },
+    store: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        groupCommitMs: { type: "integer", minimum: 0, maximum: 1000 },
+        groupCommitFrames: { type: "integer", minimum: 1, maximum: 100_000 },
+        maxBytes: { type: ["integer", "null"], minimum: 1 },
+        minFreeBytes: { type: "integer", minimum: 0 },
+        reserveBytes: { type: "integer", minimum: 0 },
+        retentionDays: { type: "number", minimum: 0 },
+      },
+    },
+    attest: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        enabled: { type: "boolean" },
+        gatewayId: { type: ["string", "null"], pattern: "^0x[0-9a-fA-F]{64}$" },
+        gatewayName: { type: "string", pattern: "^[A-Za-z0-9._-]{1,64}$" },
+        keystore: { type: "string", minLength: 1 },
+        batchIntervalMs: { type: "integer", minimum: 100 },
+        batchMaxLeaves: { type: "integer", minimum: 1, maximum: 1_000_000 },
+      },
+    },
+    chain: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        rpcUrl: { type: ["string", "null"], pattern: "^(https?|wss?)://" },
+        deployment: { type: ["string", "null"], minLength: 1 },
+        senderKeyFile: { type: ["string", "null"], minLength: 1 },
+        confirmations: { type: "integer", minimum: 0, maximum: 64 },
+        anchorIntervalMs: { type: "integer", minimum: 100 },
+      },
+    },
+    models: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        enabled: { type: "boolean" },
+        dir: { type: ["string", "null"], minLength: 1 },
+        threads: { type: "integer", minimum: 1, maximum: 16 },
       },
     },
   },
