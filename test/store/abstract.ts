@@ -7,7 +7,15 @@ import fc from "fast-check";
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
 import type { CoreStoreOptions } from "../../gateway/src/store/core.ts";
 import { StoreFullError, StoreOrderError, StoreUnavailableError } from "../../gateway/src/store/errors.ts";
-import type { AnchorRecord, FrameRecord, FrameStore, SealedBatch } from "../../gateway/src/store/types.ts";
+import {
+  isStoredLeaf,
+  type AnchorRecord,
+  type FrameRecord,
+  type FrameStore,
+  type LeafRecord,
+  type SealedBatch,
+} from "../../gateway/src/store/types.ts";
+import { alertLeafPreimage, inferenceLeafPreimage, leafFromPreimage } from "../../gateway/src/attest/leaf.ts";
 
 export interface StoreHandle {
   store: FrameStore;
@@ -31,6 +39,32 @@ export function record(deviceId: number, seq: number, value = seq): FrameRecord 
     values: Float32Array.of(value, 1.5),
   });
   return { deviceId, seq, receivedUs: ts + 5, timestampUs: ts, raw };
+}
+
+/** An INFERENCE (or, with `alert`, ALERT) leaf record as the infer stage hands it over. */
+export function leafRecord(deviceId: number, n: number, alert = false, model = 0x11): LeafRecord {
+  const timestampUs = BASE_US + n * 1000;
+  const common = {
+    modelHash: new Uint8Array(32).fill(model),
+    inputWindowHash: new Uint8Array(32).fill(n & 0xff),
+    deviceId,
+    timestampUs,
+  };
+  const preimage = alert
+    ? alertLeafPreimage({
+        ...common,
+        severity: 2,
+        rule: n % 2 ? "rul-low" : "rul-low:clear",
+        score: n + 0.25,
+      })
+    : inferenceLeafPreimage({ ...common, outputs: [n, n / 3] });
+  return {
+    kind: alert ? "alert" : "inference",
+    preimage,
+    deviceId,
+    timestampUs,
+    hash: leafFromPreimage(preimage),
+  };
 }
 
 export function fakeBatch(
@@ -271,6 +305,120 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       const err = await s.append(record(1, 2)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StoreUnavailableError);
       expect((err as StoreUnavailableError).reason).toBe("CLOSED");
+    });
+
+    it("behavior: leaf records share the arrival index with frames; readable by index and by hash", async () => {
+      const s = await make();
+      const l1 = leafRecord(7, 1);
+      const l2 = leafRecord(7, 1, true);
+      await Promise.all([s.append(record(7, 1)), s.appendLeaf(l1), s.appendLeaf(l2), s.append(record(7, 2))]);
+      expect(s.stats()).toMatchObject({ lastIndex: 4, liveFrames: 4, leavesStored: 2, leafFailures: 0 });
+      expect(await s.getFrame(2)).toBeUndefined();
+      const g = (await s.getLeaf(2))!;
+      expect(g).toMatchObject({ index: 2, kind: "inference", deviceId: 7, timestampUs: l1.timestampUs });
+      expect(Buffer.compare(g.preimage, l1.preimage)).toBe(0);
+      expect(Buffer.compare(g.hash, l1.hash!)).toBe(0);
+      expect(await s.getLeaf(1)).toBeUndefined();
+      expect((await s.getByLeafHash(l2.hash!))?.index).toBe(3);
+      expect((await s.getByLeafHash("0x" + Buffer.from(l1.hash!).toString("hex")))?.index).toBe(2);
+      expect(await s.getByLeafHash(new Uint8Array(32))).toBeUndefined();
+      expect((await s.entryByIndex(3))?.index).toBe(3);
+      expect(isStoredLeaf((await s.entryByIndex(3))!)).toBe(true);
+      expect(isStoredLeaf((await s.entryByIndex(4))!)).toBe(false);
+      // Frame readers see frames only; entryChunks sees the whole contiguous run.
+      expect((await collect(s.framesByIndex(1, 10))).map((f) => f.index)).toEqual([1, 4]);
+      const entries = (await collect(s.entryChunks(1, 10))).flat();
+      expect(entries.map((e) => [e.index, isStoredLeaf(e) ? e.kind : "frame"])).toEqual([
+        [1, "frame"],
+        [2, "inference"],
+        [3, "alert"],
+        [4, "frame"],
+      ]);
+      // Leaves do not touch the (device, seq) state: frame dedupe is unchanged.
+      expect(s.lastSeq(7)).toBe(2);
+      expect(await s.append(record(7, 1))).toBe("duplicate");
+      // The same leaf twice is stored twice; lookup by hash gives the first.
+      await s.appendLeaf(l1);
+      expect(s.stats().lastIndex).toBe(5);
+      expect((await s.getByLeafHash(l1.hash!))?.index).toBe(2);
+      const s2 = await handle!.reopen();
+      expect(s2.stats().lastIndex).toBe(5);
+      expect((await s2.getByLeafHash(l2.hash!))?.kind).toBe("alert");
+      expect((await collect(s2.entryChunks(0, 99))).flat().map((e) => e.index)).toEqual([1, 2, 3, 4, 5]);
+    });
+
+    it("behavior: entryChunks merges long mixed runs in order, in chunks of at most 1024", async () => {
+      const s = await make({ groupCommit: { flushIntervalMs: 1, maxBatchRecords: 500 } });
+      const ops: Promise<unknown>[] = [];
+      const kinds: string[] = [];
+      for (let i = 0; i < 3000; i++) {
+        if (i % 7 === 3 || (i > 1500 && i < 1600)) {
+          ops.push(s.appendLeaf(leafRecord(1 + (i % 4), i, i % 2 === 0)));
+          kinds.push("leaf");
+        } else {
+          ops.push(s.append(record(1 + (i % 4), i)));
+          kinds.push("frame");
+        }
+      }
+      await Promise.all(ops);
+      const chunks = await collect(s.entryChunks(1, 3000));
+      expect(chunks.every((c) => c.length <= 1024)).toBe(true);
+      const all = chunks.flat();
+      expect(all.map((e) => e.index)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+      expect(all.map((e) => (isStoredLeaf(e) ? "leaf" : "frame"))).toEqual(kinds);
+      expect((await collect(s.entryChunks(1499, 1502))).flat().map((e) => e.index)).toEqual([
+        1499, 1500, 1501, 1502,
+      ]);
+    });
+
+    it("error: invalid leaf records reject with RangeError and are counted", async () => {
+      const s = await make();
+      const good = leafRecord(1, 1);
+      const bad: LeafRecord[] = [
+        { ...good, kind: "alert" },
+        { ...good, deviceId: 2 },
+        { ...good, timestampUs: good.timestampUs + 1 },
+        { ...good, hash: new Uint8Array(32) },
+        { ...good, preimage: good.preimage.subarray(0, good.preimage.length - 2) },
+        { ...good, preimage: Uint8Array.of(0x01, 0, 0) },
+      ];
+      for (const b of bad) await expect(s.appendLeaf(b)).rejects.toBeInstanceOf(RangeError);
+      expect(s.stats()).toMatchObject({ lastIndex: 0, leafFailures: bad.length });
+      await s.appendLeaf(good);
+      expect(s.stats()).toMatchObject({ lastIndex: 1, leavesStored: 1 });
+    });
+
+    it("error: appendLeaf refuses like append when the store is full or closed", async () => {
+      const s = await make({ limits: { maxFrames: 2 } });
+      await s.append(record(1, 1));
+      await s.appendLeaf(leafRecord(1, 1));
+      await expect(s.appendLeaf(leafRecord(1, 2))).rejects.toBeInstanceOf(StoreFullError);
+      await expect(s.append(record(1, 2))).rejects.toBeInstanceOf(StoreFullError);
+      await s.close();
+      const err = await s.appendLeaf(leafRecord(1, 3)).catch((e: unknown) => e);
+      expect((err as StoreUnavailableError).reason).toBe("CLOSED");
+      expect(s.stats().leafFailures).toBe(2);
+    });
+
+    it("behavior: batches cover mixed runs; prune deletes leaf records and their hash index", async () => {
+      const s = await make();
+      await s.append(record(1, 1));
+      const l = leafRecord(1, 1, true);
+      await s.appendLeaf(l);
+      await s.append(record(1, 2));
+      await s.appendLeaf(leafRecord(1, 2));
+      const b1 = fakeBatch(1, ZERO, 1, 3, 1000);
+      await s.saveBatch(b1, new Uint8Array(96));
+      await s.saveBatch(fakeBatch(2, b1.head, 4, 4, 1000), new Uint8Array(32));
+      expect((await s.batchForIndex(2))?.header.seq).toBe(1);
+      expect((await s.batchForIndex(4))?.header.seq).toBe(2);
+      await s.markAnchored(1, anchor(1));
+      expect(await s.prune({ nowUs: 10_000, retentionUs: 0 })).toBe(3);
+      expect(await s.getLeaf(2)).toBeUndefined();
+      expect(await s.getByLeafHash(l.hash!)).toBeUndefined();
+      expect((await s.getLeaf(4))?.kind).toBe("inference");
+      expect(s.stats()).toMatchObject({ liveFrames: 1, prunedThrough: 3 });
+      expect(await s.append(record(1, 1))).toBe("duplicate");
     });
 
     it("property: any interleaving of sends and resends stores each (device, seq) exactly once", async () => {

@@ -156,3 +156,93 @@ export function leafFromPreimage(preimage: Uint8Array): Uint8Array {
     throw new RangeError("leaf preimages have odd length (domain tag + padded body)");
   return keccak256(preimage);
 }
+
+/** The fields of an INFERENCE leaf preimage, decoded. */
+export interface DecodedInferenceLeaf {
+  kind: "inference";
+  modelHash: Uint8Array;
+  inputWindowHash: Uint8Array;
+  deviceId: number;
+  timestampUs: number;
+  /** f32 values widened to JS numbers (exact). */
+  outputs: number[];
+}
+
+/** The fields of an ALERT leaf preimage, decoded. */
+export interface DecodedAlertLeaf {
+  kind: "alert";
+  modelHash: Uint8Array;
+  inputWindowHash: Uint8Array;
+  deviceId: number;
+  timestampUs: number;
+  severity: number;
+  rule: string;
+  /** f32 widened to a JS number (exact). */
+  score: number;
+}
+
+export type DecodedModelLeaf = DecodedInferenceLeaf | DecodedAlertLeaf;
+
+/** Common prefix of INFERENCE and ALERT preimages: tag, model hash, window hash, device, timestamp. */
+const MODEL_LEAF_FIXED = 1 + 32 + 32 + 4 + 8;
+
+/** Device id of an INFERENCE/ALERT preimage (no validation: use after decodeModelLeaf). */
+export function modelLeafDeviceId(p: Uint8Array): number {
+  return ((p[65]! << 24) | (p[66]! << 16) | (p[67]! << 8) | p[68]!) >>> 0;
+}
+
+/** Timestamp (µs) of an INFERENCE/ALERT preimage (no validation). */
+export function modelLeafTimestampUs(p: Uint8Array): number {
+  const hi = ((p[69]! << 24) | (p[70]! << 16) | (p[71]! << 8) | p[72]!) >>> 0;
+  const lo = ((p[73]! << 24) | (p[74]! << 16) | (p[75]! << 8) | p[76]!) >>> 0;
+  return hi * TWO_32 + lo;
+}
+
+/**
+ * Strict decoder of an INFERENCE (0x02) or ALERT (0x03) leaf preimage: the exact inverse of
+ * {@link inferenceLeafPreimage} / {@link alertLeafPreimage}. Throws RangeError on anything
+ * those functions cannot have produced (wrong tag, length, padding, rule characters, a
+ * timestamp above 2^53), so a decoded preimage re-encodes to the same bytes.
+ */
+export function decodeModelLeaf(p: Uint8Array): DecodedModelLeaf {
+  const tag = p[0];
+  if (tag !== LeafKind.Inference && tag !== LeafKind.Alert)
+    throw new RangeError(`leaf tag 0x${(tag ?? 0).toString(16).padStart(2, "0")} is not INFERENCE or ALERT`);
+  if (p.length < MODEL_LEAF_FIXED + 2) throw new RangeError("leaf preimage is too short");
+  const dv = new DataView(p.buffer, p.byteOffset, p.length);
+  const hi = dv.getUint32(69);
+  if (hi >= 0x20_0000) throw new RangeError("timestampUs is above 2^53");
+  const common = {
+    modelHash: p.slice(1, 33),
+    inputWindowHash: p.slice(33, 65),
+    deviceId: modelLeafDeviceId(p),
+    timestampUs: modelLeafTimestampUs(p),
+  };
+  let body: number;
+  let out: DecodedModelLeaf;
+  if (tag === LeafKind.Inference) {
+    const count = dv.getUint16(77);
+    body = 79 + 4 * count;
+    if (p.length < body) throw new RangeError(`preimage too short for ${count} outputs`);
+    const outputs: number[] = [];
+    for (let i = 0; i < count; i++) outputs.push(dv.getFloat32(79 + 4 * i));
+    out = { kind: "inference", ...common, outputs };
+  } else {
+    const ruleLen = p[78]!;
+    body = 79 + ruleLen + 4;
+    if (ruleLen < 1 || ruleLen > 64 || p.length < body)
+      throw new RangeError(`rule length ${ruleLen} does not fit the preimage`);
+    let rule = "";
+    for (let i = 0; i < ruleLen; i++) {
+      const c = p[79 + i]!;
+      if (c < 0x21 || c > 0x7e) throw new RangeError("rule must be printable ASCII");
+      rule += String.fromCharCode(c);
+    }
+    out = { kind: "alert", ...common, severity: p[77]!, rule, score: dv.getFloat32(79 + ruleLen) };
+  }
+  // Exactly the body plus the one pad byte (0x00) that makes the length odd, if any.
+  const expect = body % 2 === 1 ? body : body + 1;
+  if (p.length !== expect) throw new RangeError(`preimage is ${p.length} bytes, expected ${expect}`);
+  if (expect !== body && p[body] !== 0) throw new RangeError("padding byte is not 0x00");
+  return out;
+}

@@ -1,7 +1,8 @@
 /**
- * The batch sealer: every `intervalMs` (T) or as soon as `maxLeaves` (K) durable frames are
- * unsealed, it takes the next run of frames in arrival order, hashes their FRAME leaves,
- * builds the Merkle tree, fills the EIP-712 `BatchHeader`, signs the digest with the gateway
+ * The batch sealer: every `intervalMs` (T) or as soon as `maxLeaves` (K) durable log entries
+ * are unsealed, it takes the next run of entries in arrival order — frames and INFERENCE /
+ * ALERT leaf records — hashes their leaves (a frame: its FRAME leaf; a leaf record:
+ * keccak256 of its stored preimage, `leafFromPreimage`), builds the Merkle tree, fills the EIP-712 `BatchHeader`, signs the digest with the gateway
  * key and records the batch in the store (the anchoring outbox) with its leaves.
  *
  * Never blocking ingest for long: hashing and tree building run in slices of `sliceHashes`
@@ -11,7 +12,7 @@
  * unsliced. A worker thread was not built: the main thread must read the frames anyway
  * (LevelDB is single-process) and would have to copy them over.
  */
-import type { FrameStore, SealedBatch } from "../store/types.ts";
+import { isStoredLeaf, type FrameStore, type SealedBatch } from "../store/types.ts";
 import type { Timers } from "../store/core.ts";
 import { realTimers, unrefTimer } from "../store/core.ts";
 import { batchDigest, bytesToHex, nextHead, ZERO_HASH, type Hex, type VigilDomain } from "../chain/eip712.ts";
@@ -35,7 +36,10 @@ export interface SealerOptions {
   pollMs?: number;
   /** Keccak permutations per event-loop slice. Default 2048. */
   sliceHashes?: number;
-  /** Model hash committed in headers (zero until inference lands). */
+  /**
+   * Header `modelHash` of batches without INFERENCE/ALERT leaves. Default zero. A batch whose
+   * leaf records all carry one model hash commits that hash; leaves of several models: zero.
+   */
   modelHash?: Hex;
   timers?: Timers;
   /** Clock in µs since the epoch (injectable). */
@@ -103,7 +107,7 @@ export class BatchSealer {
     );
   }
 
-  /** Unsealed durable frames. */
+  /** Unsealed durable log entries (frames and leaf records). */
   backlog(): number {
     return this.o.store.stats().lastIndex - this.o.store.sealedThrough();
   }
@@ -140,10 +144,17 @@ export class BatchSealer {
     let first = Number.MAX_SAFE_INTEGER;
     let last = 0;
     let budget = sliceHashes;
-    for await (const chunk of store.frameChunks(from, to)) {
+    // undefined: no leaf record seen yet; null: leaf records of more than one model.
+    let model: Uint8Array | null | undefined;
+    for await (const chunk of store.entryChunks(from, to)) {
       for (const f of chunk) {
-        if (f.index !== from + i) throw new Error(`frame ${from + i} is missing from the log`);
-        frameLeafInto(f, leaves, 32 * i);
+        if (f.index !== from + i) throw new Error(`log entry ${from + i} is missing`);
+        if (isStoredLeaf(f)) {
+          leaves.set(f.hash, 32 * i);
+          const m = f.preimage.subarray(1, 33);
+          if (model === undefined) model = m;
+          else if (model !== null && Buffer.compare(model, m) !== 0) model = null;
+        } else frameLeafInto(f, leaves, 32 * i);
         if (f.timestampUs < first) first = f.timestampUs;
         if (f.timestampUs > last) last = f.timestampUs;
         i++;
@@ -154,7 +165,7 @@ export class BatchSealer {
         await yieldLoop();
       }
     }
-    if (i !== n) throw new Error(`expected ${n} frames ${from}..${to}, read ${i}`);
+    if (i !== n) throw new Error(`expected ${n} log entries ${from}..${to}, read ${i}`);
     const builder = new MerkleBuilder(leaves);
     while (!builder.step(sliceHashes)) await yieldLoop();
     const tree = builder.result();
@@ -167,7 +178,8 @@ export class BatchSealer {
       leafCount: n,
       firstTimestamp: first,
       lastTimestamp: last,
-      modelHash: this.o.modelHash.toLowerCase(),
+      modelHash:
+        model === undefined ? this.o.modelHash.toLowerCase() : model === null ? ZERO_HASH : bytesToHex(model),
     };
     const eip = toEip712Header(header);
     const digest = batchDigest(this.o.domain, eip);

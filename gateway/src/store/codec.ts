@@ -5,6 +5,8 @@
  * | key | value |
  * |---|---|
  * | `L` index u64 | frame record: deviceId u32 ‖ seq u64 ‖ receivedUs u64 ‖ timestampUs u64 ‖ raw |
+ * | `E` index u64 | leaf record: receivedUs u64 ‖ INFERENCE/ALERT preimage (tag ‖ body ‖ pad) |
+ * | `H` leafHash 32 ‖ index u64 | empty (leaf hash → index; several indices if appended twice) |
  * | `D` deviceId u32 ‖ seq u64 | index u64 (the (device, seq) index and dedupe slow path) |
  * | `S` deviceId u32 | last stored seq u64 (per-device start-up state) |
  * | `P` deviceId u32 | highest pruned seq u64 (below it, resends count as duplicates) |
@@ -13,8 +15,14 @@
  * | `X` lastIndex u64 | batchSeq u64 (frame index → batch: first key ≥ index) |
  * | `A` batchSeq u64 | anchor record (JSON) |
  * | `M` name | counters: `Mlast`, `Msealed`, `Mbatch`, `Mhead`, `Manchored`, `Mpruned` |
+ *
+ * Frames (`L`) and leaf records (`E`) share one arrival index space: every index is used by
+ * exactly one of them, so a batch's `firstIndex..lastIndex` is a contiguous run of entries.
+ * Frame records are unchanged from the frame-only layout (stores written before leaf records
+ * existed open as they are).
  */
-import type { FrameRecord, StoredFrame } from "./types.ts";
+import { decodeModelLeaf, leafFromPreimage } from "../attest/leaf.ts";
+import type { FrameRecord, LeafRecord, StoredFrame, StoredLeaf } from "./types.ts";
 
 const TWO_32 = 0x1_0000_0000;
 
@@ -26,6 +34,8 @@ export const P_BATCH = 0x42;
 export const P_LEAVES = 0x56;
 export const P_INDEX = 0x58;
 export const P_ANCHOR = 0x41;
+export const P_LEAF = 0x45;
+export const P_LEAFHASH = 0x48;
 
 export function writeU64(b: Buffer, o: number, v: number): void {
   b.writeUInt32BE(Math.floor(v / TWO_32), o);
@@ -97,4 +107,52 @@ export function decodeRecord(index: number, b: Buffer): StoredFrame {
     // A view: `b` is a fresh buffer per read (LevelDB and MemoryKv both return copies).
     raw: b.subarray(RECORD_FIXED),
   };
+}
+
+export function leafHashKey(hash: Uint8Array, index: number): Buffer {
+  const b = Buffer.allocUnsafe(41);
+  b[0] = P_LEAFHASH;
+  b.set(hash, 1);
+  writeU64(b, 33, index);
+  return b;
+}
+
+export const LEAF_FIXED = 8;
+
+export function encodeLeaf(preimage: Uint8Array, receivedUs: number): Buffer {
+  const b = Buffer.allocUnsafe(LEAF_FIXED + preimage.length);
+  writeU64(b, 0, receivedUs);
+  b.set(preimage, LEAF_FIXED);
+  return b;
+}
+
+export function decodeLeaf(index: number, b: Buffer): StoredLeaf {
+  const preimage = b.subarray(LEAF_FIXED);
+  const d = decodeModelLeaf(preimage);
+  return {
+    index,
+    kind: d.kind,
+    deviceId: d.deviceId,
+    timestampUs: d.timestampUs,
+    receivedUs: readU64(b, 0),
+    preimage,
+    hash: leafFromPreimage(preimage),
+  };
+}
+
+/**
+ * Validates a leaf record (RangeError when invalid) and returns its hash: the preimage must
+ * decode, match kind / device / timestamp, and hash to `hash` when one is given.
+ */
+export function checkLeaf(l: LeafRecord): Uint8Array {
+  if (!(l.preimage instanceof Uint8Array)) throw new RangeError("leaf preimage must be a Uint8Array");
+  const d = decodeModelLeaf(l.preimage);
+  if (d.kind !== l.kind)
+    throw new RangeError(`leaf kind "${l.kind}" differs from its preimage tag (${d.kind})`);
+  if (d.deviceId !== l.deviceId >>> 0) throw new RangeError("leaf deviceId differs from its preimage");
+  if (d.timestampUs !== l.timestampUs) throw new RangeError("leaf timestampUs differs from its preimage");
+  const hash = leafFromPreimage(l.preimage);
+  if (l.hash !== undefined && Buffer.compare(Buffer.from(l.hash), Buffer.from(hash)) !== 0)
+    throw new RangeError("leaf hash is not keccak256 of its preimage");
+  return hash;
 }

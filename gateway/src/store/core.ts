@@ -6,19 +6,26 @@
 import type { AppendOutcome, FrameRecord } from "../ingest/sink.ts";
 import { StoreFullError, StoreOrderError, StoreUnavailableError, translateLevelError } from "./errors.ts";
 import type { Kv, KvOp } from "./kv.ts";
+import { leafFromPreimage } from "../attest/leaf.ts";
 import {
+  LEAF_FIXED,
   P_ANCHOR,
   P_BATCH,
   P_INDEX,
+  P_LEAF,
   P_LEAVES,
   P_LOG,
   P_PRUNED,
   P_SEQ,
   RECORD_FIXED,
+  checkLeaf,
+  decodeLeaf,
   decodeRecord,
   devKey,
   devSeqKey,
+  encodeLeaf,
   encodeRecord,
+  leafHashKey,
   metaKey,
   prefixEnd,
   readU64,
@@ -29,11 +36,14 @@ import {
 import type {
   AnchorRecord,
   FrameStore,
+  LeafRecord,
+  LogEntry,
   PruneOptions,
   SealedBatch,
   StoreState,
   StoreStats,
   StoredFrame,
+  StoredLeaf,
 } from "./types.ts";
 
 /** Injectable timers (fake clocks in tests). Handles are opaque. */
@@ -109,9 +119,14 @@ export interface CoreStoreOptions {
   logger?: StoreLogger;
 }
 
-interface Pending {
-  rec: FrameRecord;
+/** A queued leaf record: its encoded `E` value and hash (for the `H` index). */
+interface PendingLeaf {
+  value: Buffer;
+  hash: Uint8Array;
 }
+
+/** A queued frame (`{ rec }`, the hot path) or leaf record (`{ leaf }`). */
+type Pending = { rec: FrameRecord; leaf?: undefined } | { rec?: undefined; leaf: PendingLeaf };
 
 /** One future write batch: its records share one promise (no per-record promise or closure). */
 interface Group {
@@ -134,6 +149,9 @@ const M_PRUNED = metaKey("pruned");
 const M_PROBE = metaKey("probe");
 /** Approximate per-frame key overhead: L key (9) + D key (13) + D value (8). */
 const KEY_BYTES = 30;
+/** Approximate per-leaf key overhead: E key (9) + H key (41). */
+const LEAF_KEY_BYTES = 50;
+const EMPTY = Buffer.alloc(0);
 
 const noopLogger: StoreLogger = { warn: () => {}, info: () => {} };
 
@@ -175,6 +193,8 @@ export class KvFrameStore implements FrameStore {
   private lastAccepted = new Map<number, number>();
   private slowChecks = new Map<string, Promise<AppendOutcome>>();
   private commits = 0;
+  private leavesStored = 0;
+  private leafFailures = 0;
   // Recovery and guard.
   private recoverTimer: unknown;
   private guardTimer: unknown;
@@ -280,10 +300,10 @@ export class KvFrameStore implements FrameStore {
     if (accepted === undefined || seq > accepted) {
       // Fast path: above everything stored or queued for this device. No per-record promise:
       // every record of a write batch shares its group's promise.
-      const full = this.fullError(rec);
+      const full = this.fullError(RECORD_FIXED + KEY_BYTES + rec.raw.length);
       if (full) return Promise.reject(full);
       this.lastAccepted.set(dev, seq);
-      return this.enqueue(rec);
+      return this.enqueue({ rec }, RECORD_FIXED + KEY_BYTES + rec.raw.length);
     }
     // Slow path (a resend or a late frame): the same seq queued or in flight answers
     // "duplicate" once that write is durable; otherwise ask the index.
@@ -294,9 +314,9 @@ export class KvFrameStore implements FrameStore {
     const p = (async (): Promise<AppendOutcome> => {
       if (await this.has(dev, seq)) return "duplicate";
       if (this.state !== "ok") throw this.unavailable();
-      const full = this.fullError(rec);
+      const full = this.fullError(RECORD_FIXED + KEY_BYTES + rec.raw.length);
       if (full) throw full;
-      return this.enqueue(rec);
+      return this.enqueue({ rec }, RECORD_FIXED + KEY_BYTES + rec.raw.length);
     })();
     // Concurrent resends of the same old seq wait for this check (never written twice).
     const k = slowKey(dev, seq);
@@ -310,7 +330,7 @@ export class KvFrameStore implements FrameStore {
   private findQueued(dev: number, seq: number): Promise<AppendOutcome> | undefined {
     const groups = this.inflightGroup ? [this.inflightGroup, ...this.queue] : this.queue;
     for (const g of groups)
-      for (const p of g.records) if (p.rec.seq === seq && p.rec.deviceId === dev) return g.promise;
+      for (const p of g.records) if (p.rec && p.rec.seq === seq && p.rec.deviceId === dev) return g.promise;
     return undefined;
   }
 
@@ -326,7 +346,8 @@ export class KvFrameStore implements FrameStore {
     return n;
   }
 
-  private fullError(rec: FrameRecord): StoreFullError | undefined {
+  /** `bytes`: the new record's approximate size (value + keys). */
+  private fullError(bytes: number): StoreFullError | undefined {
     const { maxFrames, maxBytes } = this.limits;
     if (maxFrames === undefined && maxBytes === undefined) return undefined;
     if (maxFrames !== undefined) {
@@ -337,9 +358,8 @@ export class KvFrameStore implements FrameStore {
         );
     }
     if (maxBytes !== undefined) {
-      const bytes =
-        this.totalBytes - this.pruned.bytes + this.queuedBytes() + RECORD_FIXED + KEY_BYTES + rec.raw.length;
-      if (bytes > maxBytes)
+      const total = this.totalBytes - this.pruned.bytes + this.queuedBytes() + bytes;
+      if (total > maxBytes)
         return new StoreFullError(
           `store would exceed its configured maximum of ${maxBytes} bytes (store.maxBytes)`,
         );
@@ -360,17 +380,111 @@ export class KvFrameStore implements FrameStore {
     return { records: [], bytes: 0, promise, resolve, reject };
   }
 
-  private enqueue(rec: FrameRecord): Promise<AppendOutcome> {
+  private enqueue(p: Pending, bytes: number): Promise<AppendOutcome> {
     let g = this.queue[this.queue.length - 1];
     if (!g || g.records.length >= this.gc.maxBatchRecords) this.queue.push((g = this.newGroup()));
-    g.records.push({ rec });
-    g.bytes += RECORD_FIXED + KEY_BYTES + rec.raw.length;
+    g.records.push(p);
+    g.bytes += bytes;
     if (!this.inflight) {
       if (g.records.length >= this.gc.maxBatchRecords) this.flush();
       else if (this.timer === undefined)
         this.timer = this.timers.setTimeout(() => this.onTimer(), this.gc.flushIntervalMs);
     } // else: flushed when the in-flight batch completes
     return g.promise;
+  }
+
+  // ------------------------------------------------------------------ leaf records
+
+  appendLeaf(leaf: LeafRecord): Promise<void> {
+    const p = this.enqueueLeaf(leaf);
+    p.catch(() => void this.leafFailures++);
+    return p;
+  }
+
+  private enqueueLeaf(leaf: LeafRecord): Promise<void> {
+    if (this.state !== "ok") return Promise.reject(this.unavailable());
+    let hash: Uint8Array;
+    try {
+      hash = checkLeaf(leaf);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const bytes = LEAF_FIXED + LEAF_KEY_BYTES + leaf.preimage.length;
+    const full = this.fullError(bytes);
+    if (full) return Promise.reject(full);
+    const value = encodeLeaf(leaf.preimage, Date.now() * 1000);
+    return this.enqueue({ leaf: { value, hash } }, bytes).then(() => undefined);
+  }
+
+  async getLeaf(index: number): Promise<StoredLeaf | undefined> {
+    const v = await this.read(u64Key(P_LEAF, index));
+    return v ? decodeLeaf(index, v) : undefined;
+  }
+
+  async getByLeafHash(hash: Uint8Array | string): Promise<StoredLeaf | undefined> {
+    const h = typeof hash === "string" ? Buffer.from(hash.replace(/^0x/i, ""), "hex") : Buffer.from(hash);
+    if (h.length !== 32) throw new RangeError("leaf hash must be 32 bytes");
+    try {
+      for await (const [k] of this.kv.range({
+        gte: leafHashKey(h, 0),
+        lt: leafHashKey(h, Number.MAX_SAFE_INTEGER),
+        limit: 1,
+      }))
+        return await this.getLeaf(readU64(k, 33));
+    } catch (e) {
+      throw translateLevelError(e, "reading the store");
+    }
+    return undefined;
+  }
+
+  async entryByIndex(index: number): Promise<LogEntry | undefined> {
+    return (await this.getFrame(index)) ?? (await this.getLeaf(index));
+  }
+
+  /** Merges the `L` (frame) and `E` (leaf) ranges, which share one index space, in index order. */
+  async *entryChunks(fromIndex: number, toIndex: number): AsyncIterable<LogEntry[]> {
+    if (toIndex < fromIndex) return;
+    const lo = Math.max(0, fromIndex);
+    const frames = this.kv
+      .rangeChunks({ gte: u64Key(P_LOG, lo), lt: u64Key(P_LOG, toIndex + 1) })
+      [Symbol.asyncIterator]();
+    const leaves = this.kv
+      .rangeChunks({ gte: u64Key(P_LEAF, lo), lt: u64Key(P_LEAF, toIndex + 1) })
+      [Symbol.asyncIterator]();
+    const a = { it: frames, chunk: [] as [Buffer, Buffer][], i: 0, done: false };
+    const b = { it: leaves, chunk: [] as [Buffer, Buffer][], i: 0, done: false };
+    const fill = async (s: typeof a): Promise<number> => {
+      while (s.i >= s.chunk.length && !s.done) {
+        const r = await s.it.next();
+        if (r.done) s.done = true;
+        else {
+          s.chunk = r.value;
+          s.i = 0;
+        }
+      }
+      const e = s.chunk[s.i];
+      return e === undefined || s.i >= s.chunk.length ? Infinity : readU64(e[0], 1);
+    };
+    let out: LogEntry[] = [];
+    let ka = await fill(a);
+    let kb = await fill(b);
+    while (ka !== Infinity || kb !== Infinity) {
+      if (ka < kb) {
+        // Frame-only runs (the common case) are copied without re-checking the leaf stream.
+        const [, v] = a.chunk[a.i++]!;
+        out.push(decodeRecord(ka, v));
+        ka = a.i < a.chunk.length ? readU64(a.chunk[a.i]![0], 1) : await fill(a);
+      } else {
+        const [, v] = b.chunk[b.i++]!;
+        out.push(decodeLeaf(kb, v));
+        kb = b.i < b.chunk.length ? readU64(b.chunk[b.i]![0], 1) : await fill(b);
+      }
+      if (out.length >= 1024) {
+        yield out;
+        out = [];
+      }
+    }
+    if (out.length > 0) yield out;
   }
 
   private onTimer(): void {
@@ -388,8 +502,15 @@ export class KvFrameStore implements FrameStore {
     const ops: KvOp[] = [];
     const maxSeq = new Map<number, number>();
     let index = this.lastIndex;
-    for (const { rec } of group.records) {
+    let leaves = 0;
+    for (const { rec, leaf } of group.records) {
       index++;
+      if (leaf) {
+        ops.push({ type: "put", key: u64Key(P_LEAF, index), value: leaf.value });
+        ops.push({ type: "put", key: leafHashKey(leaf.hash, index), value: EMPTY });
+        leaves++;
+        continue;
+      }
       const key = u64Key(P_LOG, index);
       ops.push({ type: "put", key, value: encodeRecord(rec) });
       ops.push({ type: "put", key: devSeqKey(rec.deviceId, rec.seq), value: key.subarray(1) });
@@ -412,6 +533,7 @@ export class KvFrameStore implements FrameStore {
         this.totalBytes += group.bytes;
         for (const [dev, seq] of maxSeq) this.lastDurable.set(dev, seq);
         this.commits++;
+        this.leavesStored += leaves;
         this.endInflight();
         group.resolve("stored");
         if (this.state === "ok" || this.state === "low-space") this.flush();
@@ -626,6 +748,8 @@ export class KvFrameStore implements FrameStore {
       prunedThrough: this.pruned.throughIndex,
       pending: this.queuedCount(),
       commits: this.commits,
+      leavesStored: this.leavesStored,
+      leafFailures: this.leafFailures,
     };
   }
 
@@ -778,6 +902,18 @@ export class KvFrameStore implements FrameStore {
           const fl = floors.get(f.deviceId) ?? this.prunedFloor.get(f.deviceId) ?? -1;
           if (f.seq > fl) floors.set(f.deviceId, f.seq);
           bytes += RECORD_FIXED + KEY_BYTES + f.raw.length;
+          frames++;
+        }
+        for await (const [k, v] of this.kv.range({
+          gte: u64Key(P_LEAF, this.pruned.throughIndex + 1),
+          lt: u64Key(P_LEAF, b.lastIndex + 1),
+        })) {
+          const preimage = v.subarray(LEAF_FIXED);
+          ops.push(
+            { type: "del", key: k },
+            { type: "del", key: leafHashKey(leafFromPreimage(preimage), readU64(k, 1)) },
+          );
+          bytes += LEAF_FIXED + LEAF_KEY_BYTES + preimage.length;
           frames++;
         }
         for (const [dev, seq] of floors)

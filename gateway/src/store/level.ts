@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { KvFrameStore, type CoreStoreOptions, type StoreGuard } from "./core.ts";
 import type { Kv, KvOp, KvRange } from "./kv.ts";
-import { P_LOG, u64Key } from "./codec.ts";
+import { P_LEAF, P_LOG, u64Key } from "./codec.ts";
 
 export interface LevelFrameStoreOptions extends CoreStoreOptions {
   /** Data directory; the database lives in `<dir>/db`, the reserve file in `<dir>/reserve.bin`. */
@@ -183,5 +183,6 @@ export class LevelFrameStore extends KvFrameStore {
     // Deleted keys only free disk space after compaction: compact the pruned part of the
     // log (the bulk of the bytes); the index entries go with LevelDB's normal compactions.
     await this.levelKv.compact(u64Key(P_LOG, 0), u64Key(P_LOG, throughIndex + 1)).catch(() => {});
+    await this.levelKv.compact(u64Key(P_LEAF, 0), u64Key(P_LEAF, throughIndex + 1)).catch(() => {});
   }
 }

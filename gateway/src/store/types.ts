@@ -13,6 +13,41 @@ export interface StoredFrame extends FrameRecord {
   index: number;
 }
 
+/**
+ * An INFERENCE or ALERT attestation leaf to record (gateway/src/attest/leaf.ts). The infer
+ * stage's `AttestLeaf` is one. The store checks that `preimage` decodes, that its tag,
+ * device and timestamp match `kind`, `deviceId` and `timestampUs`, and (when given) that
+ * `hash` is its keccak256; it stores the preimage and indexes the hash it computes itself.
+ */
+export interface LeafRecord {
+  kind: "inference" | "alert";
+  /** Canonical preimage: tag (0x02 / 0x03) ‖ body ‖ pad. */
+  preimage: Uint8Array;
+  deviceId: number;
+  timestampUs: number;
+  hash?: Uint8Array;
+}
+
+/** A leaf record as stored: it shares the arrival index space with frames. */
+export interface StoredLeaf {
+  index: number;
+  kind: "inference" | "alert";
+  deviceId: number;
+  timestampUs: number;
+  /** Gateway clock when the leaf was appended, µs. */
+  receivedUs: number;
+  preimage: Uint8Array;
+  /** keccak256(preimage): the Merkle leaf. */
+  hash: Uint8Array;
+}
+
+/** One entry of the arrival-ordered log: a frame or a leaf record (tell them apart with isStoredLeaf). */
+export type LogEntry = StoredFrame | StoredLeaf;
+
+export function isStoredLeaf(e: LogEntry): e is StoredLeaf {
+  return "preimage" in e;
+}
+
 /** EIP-712 `BatchHeader` fields in JSON-friendly form (hex strings, safe integers). */
 export interface BatchHeaderJson {
   gatewayId: string;
@@ -51,7 +86,10 @@ export interface SealedBatch {
   signature: string;
   signer: SignerInfo;
   domain: Eip712DomainJson;
-  /** Arrival indices of the first and last frame in the batch (leaf i = frame firstIndex + i). */
+  /**
+   * Arrival indices of the first and last log entry in the batch (leaf i = entry firstIndex + i;
+   * an entry is a frame or an INFERENCE/ALERT leaf record).
+   */
   firstIndex: number;
   lastIndex: number;
   sealedAtUs: number;
@@ -77,19 +115,23 @@ export type StoreState = "ok" | "low-space" | "unavailable" | "closed";
 
 export interface StoreStats {
   state: StoreState;
-  /** Last arrival index (0 when empty). */
+  /** Last arrival index of the log, frames and leaf records (0 when empty). */
   lastIndex: number;
-  /** Frames currently kept (not pruned). */
+  /** Log entries currently kept (not pruned): frames and leaf records. */
   liveFrames: number;
-  /** Approximate bytes of live frames (keys + values, before LevelDB compression). */
+  /** Approximate bytes of live entries (keys + values, before LevelDB compression). */
   liveBytes: number;
   sealedThrough: number;
   lastBatchSeq: number;
   anchoredThrough: number;
   prunedThrough: number;
-  /** Records waiting in the group-commit queue. */
+  /** Records (frames and leaves) waiting in the group-commit queue. */
   pending: number;
   commits: number;
+  /** Leaf records durably stored since open (not persisted across restarts). */
+  leavesStored: number;
+  /** appendLeaf() calls that were refused or failed since open (store unavailable, full, invalid). */
+  leafFailures: number;
 }
 
 export interface PruneOptions {
@@ -115,9 +157,30 @@ export interface FrameStore extends FrameSink {
    */
   has(deviceId: number, seq: number): Promise<boolean>;
 
+  /**
+   * Records an INFERENCE or ALERT leaf at the next arrival index, group-committed with frames
+   * (resolves once synced). Leaf records are not deduplicated; the same hash appended twice
+   * is stored twice and getByLeafHash returns the first. Rejects like append() when the store
+   * cannot accept writes (StoreUnavailableError, StoreFullError) and with RangeError for an
+   * invalid record.
+   */
+  appendLeaf(leaf: LeafRecord): Promise<void>;
+  /** The leaf record at arrival index `index` (undefined for a frame, a pruned or no entry). */
+  getLeaf(index: number): Promise<StoredLeaf | undefined>;
+  /** The first leaf record whose keccak256 is `hash` (32 bytes or 0x-hex). */
+  getByLeafHash(hash: Uint8Array | string): Promise<StoredLeaf | undefined>;
+  /** The frame or leaf record at arrival index `index`. */
+  entryByIndex(index: number): Promise<LogEntry | undefined>;
+  /**
+   * Frames and leaf records with fromIndex ≤ index ≤ toIndex in arrival order, in chunks of up
+   * to 1024 (what the sealer reads).
+   */
+  entryChunks(fromIndex: number, toIndex: number): AsyncIterable<LogEntry[]>;
+
+  /** The frame at arrival index `index` (undefined for a leaf record). */
   getFrame(index: number): Promise<StoredFrame | undefined>;
   getFrameBySeq(deviceId: number, seq: number): Promise<StoredFrame | undefined>;
-  /** Frames with fromIndex ≤ index ≤ toIndex in arrival order. */
+  /** Frames (only) with fromIndex ≤ index ≤ toIndex in arrival order; leaf indices are skipped. */
   framesByIndex(fromIndex: number, toIndex: number): AsyncIterable<StoredFrame>;
   /** The same in chunks of up to 1024 frames (long scans: sealing, export). */
   frameChunks(fromIndex: number, toIndex: number): AsyncIterable<StoredFrame[]>;
@@ -140,7 +203,7 @@ export interface FrameStore extends FrameSink {
   getBatch(seq: number): Promise<SealedBatch | undefined>;
   /** Packed 32-byte leaves of a batch (kept after frames are pruned). */
   getBatchLeaves(seq: number): Promise<Uint8Array | undefined>;
-  /** The batch holding the frame at arrival index `index`, if sealed. */
+  /** The batch holding the entry (frame or leaf) at arrival index `index`, if sealed. */
   batchForIndex(index: number): Promise<SealedBatch | undefined>;
   /** Highest batch seq anchored (0 when none); all lower ones are anchored too. */
   anchoredThrough(): number;
@@ -151,9 +214,9 @@ export interface FrameStore extends FrameSink {
   getAnchor(seq: number): Promise<AnchorRecord | undefined>;
 
   /**
-   * Deletes frames of anchored batches sealed more than `retentionUs` ago. Batch records,
-   * leaves and anchors are kept, so proofs stay re-derivable for anyone holding the frame.
-   * Returns the number of frames deleted.
+   * Deletes frames and leaf records of anchored batches sealed more than `retentionUs` ago.
+   * Batch records, packed leaves and anchors are kept, so proofs stay re-derivable for anyone
+   * holding the frame or preimage. Returns the number of log entries deleted.
    */
   prune(opts: PruneOptions): Promise<number>;
 }
