@@ -445,12 +445,11 @@ export class KvFrameStore implements FrameStore {
   async *entryChunks(fromIndex: number, toIndex: number): AsyncIterable<LogEntry[]> {
     if (toIndex < fromIndex) return;
     const lo = Math.max(0, fromIndex);
-    const frames = this.kv
-      .rangeChunks({ gte: u64Key(P_LOG, lo), lt: u64Key(P_LOG, toIndex + 1) })
-      [Symbol.asyncIterator]();
-    const leaves = this.kv
-      .rangeChunks({ gte: u64Key(P_LEAF, lo), lt: u64Key(P_LEAF, toIndex + 1) })
-      [Symbol.asyncIterator]();
+    const lt = toIndex + 1;
+    const frameRange = this.kv.rangeChunks({ gte: u64Key(P_LOG, lo), lt: u64Key(P_LOG, lt) });
+    const leafRange = this.kv.rangeChunks({ gte: u64Key(P_LEAF, lo), lt: u64Key(P_LEAF, lt) });
+    const frames = frameRange[Symbol.asyncIterator]();
+    const leaves = leafRange[Symbol.asyncIterator]();
     const a = { it: frames, chunk: [] as [Buffer, Buffer][], i: 0, done: false };
     const b = { it: leaves, chunk: [] as [Buffer, Buffer][], i: 0, done: false };
     const fill = async (s: typeof a): Promise<number> => {
