@@ -1,6 +1,6 @@
 /**
- * Receipts: everything an auditor needs to check one stored frame, offline and on chain.
- * Format: attest/RECEIPTS.md (`vigil-receipt/1`, bundles `vigil-bundle/1`).
+ * Receipts: everything an auditor needs to check one stored frame, INFERENCE result or ALERT,
+ * offline and on chain. Format: attest/RECEIPTS.md (`vigil-receipt/1`, bundles `vigil-bundle/1`).
  */
 import { VigilError } from "../errors/base.ts";
 import { bytesToHex } from "../chain/eip712.ts";
@@ -13,8 +13,9 @@ import type {
   SealedBatch,
   SignerInfo,
   StoredFrame,
+  StoredLeaf,
 } from "../store/types.ts";
-import { frameLeaf } from "./leaf.ts";
+import { decodeModelLeaf, frameLeaf } from "./leaf.ts";
 import { MerkleTree } from "./merkle.ts";
 
 export interface ReceiptFrame {
@@ -30,6 +31,75 @@ export interface ReceiptFrame {
   raw: string;
 }
 
+/** Fields shared by INFERENCE and ALERT receipts, decoded from `preimage`. */
+interface ReceiptModelLeafBase {
+  /** Arrival index in the gateway's log (informational). */
+  index: number;
+  /** The canonical leaf preimage (tag ‖ body ‖ pad), 0x-hex: what `leaf` is the keccak256 of. */
+  preimage: string;
+  /** 8 lowercase hex digits. */
+  deviceId: string;
+  /** Device timestamp of the last frame of the input window, µs. */
+  timestampUs: number;
+  /** The model's hash (sha256 of the ONNX file), 0x-hex. */
+  modelHash: string;
+  /** sha256 of the exact float32 input window, 0x-hex. */
+  inputWindowHash: string;
+}
+
+export interface ReceiptInference extends ReceiptModelLeafBase {
+  /** Every output value of the result (f32, manifest order). */
+  outputs: number[];
+}
+
+export interface ReceiptAlert extends ReceiptModelLeafBase {
+  /** 0 info, 1 warning, 2 critical (alerts/service.ts). */
+  severity: number;
+  /** Rule id; `{rule}:clear` for the transition that cleared the alert. */
+  rule: string;
+  /** The output value that caused the transition (f32). */
+  score: number;
+}
+
+interface ReceiptProofPart {
+  format: "vigil-receipt/1";
+  leaf: string;
+  /** Position of the leaf in its batch (0-based). */
+  leafIndex: number;
+  proof: string[];
+  batch: ReceiptBatch;
+  /** null until the batch is anchored. */
+  anchor: AnchorRecord | null;
+}
+
+/** Receipt of an INFERENCE leaf (kind 0x02). */
+export interface InferenceReceipt extends ReceiptProofPart {
+  kind: "inference";
+  inference: ReceiptInference;
+}
+
+/** Receipt of an ALERT leaf (kind 0x03): fetched by the alert payload's `receipt.leaf`. */
+export interface AlertReceipt extends ReceiptProofPart {
+  kind: "alert";
+  alert: ReceiptAlert;
+}
+
+export type LeafReceipt = InferenceReceipt | AlertReceipt;
+
+/** Any receipt `vigil verify` accepts. `Receipt` is the frame receipt (its name predates the others). */
+export type AnyReceipt = Receipt | LeafReceipt;
+
+export interface ReceiptBatch {
+  header: BatchHeaderJson;
+  head: string;
+  digest: string;
+  signature: string;
+  signer: SignerInfo;
+  domain: Eip712DomainJson;
+  sealedAtUs: number;
+}
+
+/** Receipt of a FRAME leaf (kind 0x01). */
 export interface Receipt {
   format: "vigil-receipt/1";
   kind: "frame";
@@ -38,15 +108,7 @@ export interface Receipt {
   /** Position of the leaf in its batch (0-based). */
   leafIndex: number;
   proof: string[];
-  batch: {
-    header: BatchHeaderJson;
-    head: string;
-    digest: string;
-    signature: string;
-    signer: SignerInfo;
-    domain: Eip712DomainJson;
-    sealedAtUs: number;
-  };
+  batch: ReceiptBatch;
   /** null until the batch is anchored. */
   anchor: AnchorRecord | null;
 }
@@ -58,6 +120,18 @@ export interface Bundle {
   /** Frames that matched but are not sealed yet (no receipt possible yet). */
   unsealed: number;
   receipts: Receipt[];
+}
+
+function batchPart(batch: SealedBatch): ReceiptBatch {
+  return {
+    header: batch.header,
+    head: batch.head,
+    digest: batch.digest,
+    signature: batch.signature,
+    signer: batch.signer,
+    domain: batch.domain,
+    sealedAtUs: batch.sealedAtUs,
+  };
 }
 
 export class ReceiptError extends VigilError {
@@ -92,19 +166,84 @@ export class ReceiptBuilder {
     return this.forFrame(f);
   }
 
-  async forFrame(f: StoredFrame): Promise<Receipt> {
-    const batch = await this.store.batchForIndex(f.index);
-    if (!batch)
-      throw new ReceiptError("RECEIPT_NOT_SEALED", `frame ${f.index} is not sealed into a batch yet`);
+  /**
+   * Receipt of the INFERENCE or ALERT leaf with this hash (an alert payload's `receipt.leaf`
+   * or `receipt.inferenceLeaf`).
+   */
+  async forLeafHash(hash: string | Uint8Array): Promise<LeafReceipt> {
+    const hex = typeof hash === "string" ? hash : bytesToHex(hash);
+    if (!/^(0x)?[0-9a-f]{64}$/i.test(hex))
+      throw new ReceiptError("RECEIPT_BAD_QUERY", `a leaf hash is 32 bytes of hex, got "${hex}"`);
+    const l = await this.store.getByLeafHash(hex);
+    if (!l)
+      throw new ReceiptError(
+        "RECEIPT_NOT_FOUND",
+        `no stored leaf ${hex} (not recorded yet, never recorded, or pruned after the retention window)`,
+      );
+    return this.forLeaf(l);
+  }
+
+  /** Receipt of whatever entry (frame or leaf record) is at arrival index `index`. */
+  async forEntryIndex(index: number): Promise<AnyReceipt> {
+    const e = await this.store.entryByIndex(index);
+    if (!e)
+      throw new ReceiptError(
+        "RECEIPT_NOT_FOUND",
+        `no stored entry at index ${index} (never stored, or pruned after the retention window)`,
+      );
+    return "preimage" in e ? this.forLeaf(e) : this.forFrame(e);
+  }
+
+  async forLeaf(l: StoredLeaf): Promise<LeafReceipt> {
+    const { batch, tree, leafIndex, anchor } = await this.place(l.index, l.hash, `leaf ${l.index}`);
+    const d = decodeModelLeaf(l.preimage);
+    const base: ReceiptModelLeafBase = {
+      index: l.index,
+      preimage: bytesToHex(l.preimage),
+      deviceId: deviceIdHex(d.deviceId),
+      timestampUs: d.timestampUs,
+      modelHash: bytesToHex(d.modelHash),
+      inputWindowHash: bytesToHex(d.inputWindowHash),
+    };
+    const common = {
+      format: "vigil-receipt/1" as const,
+      leaf: bytesToHex(l.hash),
+      leafIndex,
+      proof: tree.proof(leafIndex).map(bytesToHex),
+      batch: batchPart(batch),
+      anchor,
+    };
+    if (d.kind === "inference")
+      return { ...common, kind: "inference", inference: { ...base, outputs: d.outputs } };
+    return {
+      ...common,
+      kind: "alert",
+      alert: { ...base, severity: d.severity, rule: d.rule, score: d.score },
+    };
+  }
+
+  /** The sealed batch, tree and position of the entry at `index`, checked against `leaf`. */
+  private async place(
+    index: number,
+    leaf: Uint8Array,
+    what: string,
+  ): Promise<{ batch: SealedBatch; tree: MerkleTree; leafIndex: number; anchor: AnchorRecord | null }> {
+    const batch = await this.store.batchForIndex(index);
+    if (!batch) throw new ReceiptError("RECEIPT_NOT_SEALED", `${what} is not sealed into a batch yet`);
     const tree = await this.tree(batch);
-    const leafIndex = f.index - batch.firstIndex;
-    const leaf = frameLeaf(f);
+    const leafIndex = index - batch.firstIndex;
     if (bytesToHex(leaf) !== bytesToHex(tree.leaf(leafIndex)))
       throw new ReceiptError(
         "RECEIPT_INCONSISTENT",
-        `frame ${f.index} does not hash to the leaf sealed in batch ${batch.header.seq}`,
+        `${what} does not hash to the leaf sealed in batch ${batch.header.seq}`,
       );
     const anchor = (await this.store.getAnchor(batch.header.seq)) ?? null;
+    return { batch, tree, leafIndex, anchor };
+  }
+
+  async forFrame(f: StoredFrame): Promise<Receipt> {
+    const leaf = frameLeaf(f);
+    const { batch, tree, leafIndex, anchor } = await this.place(f.index, leaf, `frame ${f.index}`);
     return {
       format: "vigil-receipt/1",
       kind: "frame",
@@ -119,15 +258,7 @@ export class ReceiptBuilder {
       leaf: bytesToHex(leaf),
       leafIndex,
       proof: tree.proof(leafIndex).map(bytesToHex),
-      batch: {
-        header: batch.header,
-        head: batch.head,
-        digest: batch.digest,
-        signature: batch.signature,
-        signer: batch.signer,
-        domain: batch.domain,
-        sealedAtUs: batch.sealedAtUs,
-      },
+      batch: batchPart(batch),
       anchor,
     };
   }

@@ -4,10 +4,14 @@
  * Offline (receipt only):
  *  1. MALFORMED        the JSON is not a vigil-receipt/1
  *  2. TAMPERED_FRAME   raw frame fails the protocol codec (CRC), disagrees with the receipt's
- *                      frame fields, or does not hash to `leaf`
+ *                      frame fields, or does not hash to `leaf` (frame receipts)
+ *     TAMPERED_LEAF    INFERENCE/ALERT preimage does not decode, disagrees with the receipt's
+ *                      decoded fields or kind, or does not hash to `leaf` (leaf receipts)
  *  3. BAD_PROOF        leaf + proof do not give header.root
  *  4. TAMPERED_HEADER  header + domain do not hash to the signed digest, or `head` is not
- *                      keccak256(prevHead ‖ hashStruct(header))
+ *                      keccak256(prevHead ‖ hashStruct(header)), or the entry's timestamp is
+ *                      outside the header's range, or a non-zero header modelHash differs
+ *                      from a leaf receipt's model hash
  *  5. BAD_SIGNATURE    the signature does not verify for the receipt's signer key
  *  6. WRONG_SIGNER     the signer is not the expected key (`expectSigner`)
  * Online (RPC URL):
@@ -26,14 +30,15 @@ import { batchDigest, bytesToHex, hashBatchHeader, hexToBytes, nextHead, type He
 import { verifyDigest } from "./keys.ts";
 import { decodeFrame, deviceIdHex, FrameType } from "../protocol/frame.ts";
 import { redactUrl } from "../errors/base.ts";
-import { frameLeaf } from "./leaf.ts";
+import { decodeModelLeaf, frameLeaf, leafFromPreimage, type DecodedModelLeaf } from "./leaf.ts";
 import { processProof } from "./merkle.ts";
 import { toDomain, toEip712Header } from "./header.ts";
-import type { Receipt } from "./receipt.ts";
+import type { AnyReceipt, LeafReceipt, Receipt, ReceiptAlert, ReceiptInference } from "./receipt.ts";
 
 export type VerifyFailure =
   | "MALFORMED"
   | "TAMPERED_FRAME"
+  | "TAMPERED_LEAF"
   | "BAD_PROOF"
   | "TAMPERED_HEADER"
   | "BAD_SIGNATURE"
@@ -71,6 +76,7 @@ export interface VerifyOptions {
 }
 
 const HEX32 = /^0x[0-9a-f]{64}$/i;
+const ZERO32 = "0x" + "00".repeat(32);
 const STATUS = ["unregistered", "active", "suspended", "revoked"];
 const KEY_TYPES = ["none", "secp256k1", "p256"];
 const registryIface = new Interface(VigilRegistryArtifact.abi as never);
@@ -92,13 +98,36 @@ function isSafeUint(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
-function checkShape(r: Receipt): void {
+const HEX_BYTES = /^0x([0-9a-f]{2})+$/i;
+
+function checkShape(r: AnyReceipt): void {
   const m = (c: unknown, what: string): void =>
     must(c, "MALFORMED", `receipt field ${what} is missing or invalid`);
-  m(r && typeof r === "object" && r.format === "vigil-receipt/1" && r.kind === "frame", "format");
-  m(r.frame && typeof r.frame.raw === "string" && /^0x([0-9a-f]{2})+$/i.test(r.frame.raw), "frame.raw");
-  m(/^[0-9a-f]{8}$/.test(r.frame.deviceId), "frame.deviceId");
-  for (const k of ["seq", "receivedUs", "timestampUs"] as const) m(isSafeUint(r.frame[k]), `frame.${k}`);
+  m(
+    r &&
+      typeof r === "object" &&
+      r.format === "vigil-receipt/1" &&
+      (r.kind === "frame" || r.kind === "inference" || r.kind === "alert"),
+    "format",
+  );
+  if (r.kind === "frame") {
+    m(r.frame && typeof r.frame.raw === "string" && HEX_BYTES.test(r.frame.raw), "frame.raw");
+    m(/^[0-9a-f]{8}$/.test(r.frame.deviceId), "frame.deviceId");
+    for (const k of ["seq", "receivedUs", "timestampUs"] as const) m(isSafeUint(r.frame[k]), `frame.${k}`);
+  } else {
+    const x: Partial<ReceiptInference & ReceiptAlert> | undefined =
+      r.kind === "inference" ? r.inference : r.alert;
+    m(x && typeof x === "object", r.kind);
+    m(typeof x!.preimage === "string" && HEX_BYTES.test(x!.preimage), `${r.kind}.preimage`);
+    m(typeof x!.deviceId === "string" && /^[0-9a-f]{8}$/.test(x!.deviceId), `${r.kind}.deviceId`);
+    m(isSafeUint(x!.timestampUs), `${r.kind}.timestampUs`);
+    for (const k of ["modelHash", "inputWindowHash"] as const) m(HEX32.test(String(x![k])), `${r.kind}.${k}`);
+    if (r.kind === "inference") m(Array.isArray(x!.outputs), "inference.outputs");
+    else {
+      m(isSafeUint(x!.severity) && typeof x!.rule === "string", "alert.severity/rule");
+      m(typeof x!.score === "number" || x!.score === null, "alert.score");
+    }
+  }
   m(typeof r.leaf === "string" && HEX32.test(r.leaf), "leaf");
   m(isSafeUint(r.leafIndex), "leafIndex");
   m(Array.isArray(r.proof) && r.proof.every((p) => typeof p === "string" && HEX32.test(p)), "proof");
@@ -114,124 +143,195 @@ function checkShape(r: Receipt): void {
   m(typeof b.signer.publicKey === "string", "batch.signer.publicKey");
 }
 
-/** Verifies a receipt; never throws (failures are results). */
-export async function verifyReceipt(r: Receipt, opts: VerifyOptions = {}): Promise<VerifyResult> {
+/** f32 values as JSON carries them: NaN becomes null. */
+function sameNumber(json: unknown, v: number): boolean {
+  return Number.isNaN(v) ? json === null : json === v;
+}
+
+/** 2. (leaf receipts) preimage → decoded fields → leaf. Returns the decoded preimage. */
+function checkLeafPreimage(r: LeafReceipt): DecodedModelLeaf {
+  const x = r.kind === "inference" ? r.inference : r.alert;
+  const preimage = hexToBytes(x.preimage);
+  let d: DecodedModelLeaf;
+  try {
+    d = decodeModelLeaf(preimage);
+  } catch (e) {
+    throw new Fail("TAMPERED_LEAF", `${r.kind} preimage is not a canonical leaf: ${(e as Error).message}`);
+  }
+  const t = (c: boolean, what: string): void =>
+    must(c, "TAMPERED_LEAF", `${r.kind}.${what} differs from the preimage`);
+  t(d.kind === r.kind, "kind (preimage tag)");
+  t(deviceIdHex(d.deviceId) === x.deviceId, "deviceId");
+  t(d.timestampUs === x.timestampUs, "timestampUs");
+  t(bytesToHex(d.modelHash) === x.modelHash.toLowerCase(), "modelHash");
+  t(bytesToHex(d.inputWindowHash) === x.inputWindowHash.toLowerCase(), "inputWindowHash");
+  if (d.kind === "inference") {
+    const outs = (x as ReceiptInference).outputs;
+    t(outs.length === d.outputs.length && d.outputs.every((v, i) => sameNumber(outs[i], v)), "outputs");
+  } else {
+    const a = x as ReceiptAlert;
+    t(a.severity === d.severity, "severity");
+    t(a.rule === d.rule, "rule");
+    t(sameNumber(a.score, d.score), "score");
+  }
+  const leaf = bytesToHex(leafFromPreimage(preimage));
+  must(
+    leaf === r.leaf.toLowerCase(),
+    "TAMPERED_LEAF",
+    `the ${r.kind} preimage does not hash to the receipt's leaf`,
+  );
+  return d;
+}
+
+/** Verifies a receipt (frame, inference or alert); never throws (failures are results). */
+export async function verifyReceipt(r: AnyReceipt, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const steps: VerifyStep[] = [];
   const pass = (step: string, detail: string): void => void steps.push({ step, ok: true, detail });
   try {
     checkShape(r);
-    pass("format", "vigil-receipt/1");
-
-    // 2. frame → leaf
-    const raw = Buffer.from(r.frame.raw.slice(2), "hex");
-    let frame;
-    try {
-      frame = decodeFrame(raw);
-    } catch (e) {
-      throw new Fail(
-        "TAMPERED_FRAME",
-        `frame bytes are not a valid protocol v1 frame: ${(e as Error).message}`,
-      );
+    pass("format", `vigil-receipt/1 (${r.kind})`);
+    let leaf: string;
+    let ts: number;
+    let model: string | undefined;
+    if (r.kind === "frame") {
+      leaf = checkFrame(r);
+      ts = r.frame.timestampUs;
+      pass("leaf", `frame ${r.frame.deviceId}/${r.frame.seq} hashes to ${leaf}`);
+    } else {
+      const d = checkLeafPreimage(r);
+      leaf = r.leaf.toLowerCase();
+      ts = d.timestampUs;
+      model = bytesToHex(d.modelHash);
+      const what = d.kind === "alert" ? `alert ${d.rule}` : `inference (${d.outputs.length} outputs)`;
+      pass("leaf", `${what} of device ${deviceIdHex(d.deviceId)}, model ${model}, hashes to ${leaf}`);
     }
-    must(frame.type === FrameType.Data, "TAMPERED_FRAME", "frame is not a DATA frame");
-    must(
-      deviceIdHex(frame.deviceId) === r.frame.deviceId,
-      "TAMPERED_FRAME",
-      "frame.deviceId differs from the frame bytes",
-    );
-    must(
-      r.frame.seq % 0x1_0000_0000 === frame.seq,
-      "TAMPERED_FRAME",
-      "frame.seq differs from the frame bytes",
-    );
-    const expectTs = frame.timestampUs === 0 ? r.frame.receivedUs : frame.timestampUs;
-    must(
-      r.frame.timestampUs === expectTs,
-      "TAMPERED_FRAME",
-      "frame.timestampUs differs from the frame bytes",
-    );
-    const leaf = bytesToHex(frameLeaf({ seq: r.frame.seq, receivedUs: r.frame.receivedUs, raw }));
-    must(leaf === r.leaf.toLowerCase(), "TAMPERED_FRAME", "the frame does not hash to the receipt's leaf");
-    pass("leaf", `frame ${r.frame.deviceId}/${r.frame.seq} hashes to ${leaf}`);
-
-    // 3. leaf → root
-    const h = r.batch.header;
-    const root = bytesToHex(
-      processProof(
-        hexToBytes(leaf),
-        r.proof.map((p) => hexToBytes(p)),
-      ),
-    );
-    must(
-      root === h.root.toLowerCase(),
-      "BAD_PROOF",
-      `the Merkle proof leads to ${root}, not the batch root ${h.root}`,
-    );
-    must(
-      r.leafIndex < h.leafCount,
-      "BAD_PROOF",
-      `leafIndex ${r.leafIndex} is outside the batch of ${h.leafCount}`,
-    );
-    pass("proof", `leaf is in batch ${h.seq} (root ${h.root})`);
-
-    // 4. header → digest, head
-    let digest: Hex;
-    let head: Hex;
-    try {
-      const eip = toEip712Header(h);
-      digest = batchDigest(toDomain(r.batch.domain), eip);
-      head = nextHead(h.prevHead as Hex, eip);
-    } catch (e) {
-      throw new Fail("TAMPERED_HEADER", `header or domain is invalid: ${(e as Error).message}`);
-    }
-    must(
-      digest === r.batch.digest.toLowerCase(),
-      "TAMPERED_HEADER",
-      "header and domain do not hash to the signed EIP-712 digest",
-    );
-    must(
-      head === r.batch.head.toLowerCase(),
-      "TAMPERED_HEADER",
-      "head is not keccak256(prevHead ‖ hashStruct(header))",
-    );
-    const ts = r.frame.timestampUs;
-    must(
-      ts >= h.firstTimestamp && ts <= h.lastTimestamp,
-      "TAMPERED_HEADER",
-      "frame timestamp is outside the header's time range",
-    );
-    pass("header", `EIP-712 digest ${digest}`);
-
-    // 5./6. signature
-    const signer = r.batch.signer;
-    must(
-      verifyDigest(signer.keyType, signer.publicKey as Hex, digest, r.batch.signature as Hex),
-      "BAD_SIGNATURE",
-      `signature does not verify for ${signer.keyType} key ${signer.publicKey}`,
-    );
-    if (opts.expectSigner !== undefined)
-      must(
-        opts.expectSigner.toLowerCase() === signer.publicKey.toLowerCase(),
-        "WRONG_SIGNER",
-        `batch is signed by ${signer.publicKey}, expected ${opts.expectSigner}`,
-      );
-    pass("signature", `${signer.keyType} signature by ${signer.publicKey}`);
-
-    if (!opts.rpcUrl && !opts.provider)
-      return { ok: true, steps, anchored: r.anchor ? anchorSummary(r) : null };
-    const anchored = await verifyOnline(r, opts, steps);
-    return { ok: true, steps, anchored };
+    return await verifyBatch(r, leaf, ts, model, opts, steps);
   } catch (e) {
-    if (e instanceof Fail) {
-      steps.push({ step: e.reason, ok: false, detail: e.message });
-      return { ok: false, reason: e.reason, message: e.message, steps };
-    }
-    const msg = (e as Error)?.message ?? String(e);
-    return { ok: false, reason: "MALFORMED", message: `receipt could not be checked: ${msg}`, steps };
+    return failed(e, steps);
   }
 }
 
-function anchorSummary(r: Receipt): AnchorSummary | null {
+function failed(e: unknown, steps: VerifyStep[]): VerifyResult {
+  if (e instanceof Fail) {
+    steps.push({ step: e.reason, ok: false, detail: e.message });
+    return { ok: false, reason: e.reason, message: e.message, steps };
+  }
+  const msg = (e as Error)?.message ?? String(e);
+  return { ok: false, reason: "MALFORMED", message: `receipt could not be checked: ${msg}`, steps };
+}
+
+/** 2. (frame receipts) frame bytes → fields → leaf. Returns the leaf (lowercase hex). */
+function checkFrame(r: Receipt): string {
+  const raw = Buffer.from(r.frame.raw.slice(2), "hex");
+  let frame;
+  try {
+    frame = decodeFrame(raw);
+  } catch (e) {
+    throw new Fail(
+      "TAMPERED_FRAME",
+      `frame bytes are not a valid protocol v1 frame: ${(e as Error).message}`,
+    );
+  }
+  must(frame.type === FrameType.Data, "TAMPERED_FRAME", "frame is not a DATA frame");
+  must(
+    deviceIdHex(frame.deviceId) === r.frame.deviceId,
+    "TAMPERED_FRAME",
+    "frame.deviceId differs from the frame bytes",
+  );
+  must(r.frame.seq % 0x1_0000_0000 === frame.seq, "TAMPERED_FRAME", "frame.seq differs from the frame bytes");
+  const expectTs = frame.timestampUs === 0 ? r.frame.receivedUs : frame.timestampUs;
+  must(r.frame.timestampUs === expectTs, "TAMPERED_FRAME", "frame.timestampUs differs from the frame bytes");
+  const leaf = bytesToHex(frameLeaf({ seq: r.frame.seq, receivedUs: r.frame.receivedUs, raw }));
+  must(leaf === r.leaf.toLowerCase(), "TAMPERED_FRAME", "the frame does not hash to the receipt's leaf");
+  return leaf;
+}
+
+/** Steps 3-6 and the online checks, the same for every kind of receipt. */
+async function verifyBatch(
+  r: AnyReceipt,
+  leaf: string,
+  ts: number,
+  model: string | undefined,
+  opts: VerifyOptions,
+  steps: VerifyStep[],
+): Promise<VerifyResult> {
+  const pass = (step: string, detail: string): void => void steps.push({ step, ok: true, detail });
+  // 3. leaf → root
+  const h = r.batch.header;
+  const root = bytesToHex(
+    processProof(
+      hexToBytes(leaf),
+      r.proof.map((p) => hexToBytes(p)),
+    ),
+  );
+  must(
+    root === h.root.toLowerCase(),
+    "BAD_PROOF",
+    `the Merkle proof leads to ${root}, not the batch root ${h.root}`,
+  );
+  must(
+    r.leafIndex < h.leafCount,
+    "BAD_PROOF",
+    `leafIndex ${r.leafIndex} is outside the batch of ${h.leafCount}`,
+  );
+  pass("proof", `leaf is in batch ${h.seq} (root ${h.root})`);
+
+  // 4. header → digest, head
+  let digest: Hex;
+  let head: Hex;
+  try {
+    const eip = toEip712Header(h);
+    digest = batchDigest(toDomain(r.batch.domain), eip);
+    head = nextHead(h.prevHead as Hex, eip);
+  } catch (e) {
+    throw new Fail("TAMPERED_HEADER", `header or domain is invalid: ${(e as Error).message}`);
+  }
+  must(
+    digest === r.batch.digest.toLowerCase(),
+    "TAMPERED_HEADER",
+    "header and domain do not hash to the signed EIP-712 digest",
+  );
+  must(
+    head === r.batch.head.toLowerCase(),
+    "TAMPERED_HEADER",
+    "head is not keccak256(prevHead ‖ hashStruct(header))",
+  );
+  must(
+    ts >= h.firstTimestamp && ts <= h.lastTimestamp,
+    "TAMPERED_HEADER",
+    `${r.kind} timestamp is outside the header's time range`,
+  );
+  // The sealer commits the leaves' model hash when they share one, zero otherwise.
+  if (model !== undefined && h.modelHash.toLowerCase() !== ZERO32)
+    must(
+      h.modelHash.toLowerCase() === model,
+      "TAMPERED_HEADER",
+      `the header's modelHash ${h.modelHash} is not the ${r.kind}'s model ${model}`,
+    );
+  pass("header", `EIP-712 digest ${digest}`);
+
+  // 5./6. signature
+  const signer = r.batch.signer;
+  must(
+    verifyDigest(signer.keyType, signer.publicKey as Hex, digest, r.batch.signature as Hex),
+    "BAD_SIGNATURE",
+    `signature does not verify for ${signer.keyType} key ${signer.publicKey}`,
+  );
+  if (opts.expectSigner !== undefined)
+    must(
+      opts.expectSigner.toLowerCase() === signer.publicKey.toLowerCase(),
+      "WRONG_SIGNER",
+      `batch is signed by ${signer.publicKey}, expected ${opts.expectSigner}`,
+    );
+  pass("signature", `${signer.keyType} signature by ${signer.publicKey}`);
+
+  if (!opts.rpcUrl && !opts.provider)
+    return { ok: true, steps, anchored: r.anchor ? anchorSummary(r) : null };
+  const anchored = await verifyOnline(r, opts, steps);
+  return { ok: true, steps, anchored };
+}
+
+function anchorSummary(r: AnyReceipt): AnchorSummary | null {
   return r.anchor
     ? {
         chainId: r.anchor.chainId,
@@ -242,7 +342,7 @@ function anchorSummary(r: Receipt): AnchorSummary | null {
     : null;
 }
 
-async function verifyOnline(r: Receipt, opts: VerifyOptions, steps: VerifyStep[]): Promise<AnchorSummary> {
+async function verifyOnline(r: AnyReceipt, opts: VerifyOptions, steps: VerifyStep[]): Promise<AnchorSummary> {
   const url = opts.rpcUrl ?? "";
   // The expected chain id is given as a static network (no detection retry loop); the real
   // one is still read with eth_chainId below.

@@ -2,6 +2,7 @@
  * `vigil receipt --store DIR --device ID [--from T] [--to T] [--seq N] [--out FILE]`: exports
  * receipts from a gateway's store: one receipt (`--seq`) or an audit bundle of a device's
  * frames in a time range, which a third party checks with `vigil verify` and an RPC URL.
+ * `--leaf HASH` exports the receipt of an INFERENCE or ALERT leaf (an alert's `receipt.leaf`).
  *
  * LevelDB allows one process per database: run it while the gateway is stopped (or on a copy
  * of the store directory).
@@ -16,11 +17,15 @@ import type { CliIo } from "./verify.ts";
 
 const HELP = `usage: vigil receipt --store DIR --device ID [--from TIME] [--to TIME] [--out FILE]
        vigil receipt --store DIR --device ID --seq N [--out FILE]
+       vigil receipt --store DIR --leaf HASH [--out FILE]
 
 Exports receipts (gateway/src/attest/RECEIPTS.md) from a gateway's store directory.
 Without --seq: an audit bundle (vigil-bundle/1) of every sealed frame of the device whose
 device timestamp lies in [--from, --to]; frames not sealed yet are counted, not exported.
 With --seq: the receipt (vigil-receipt/1) of one frame (extended sequence number).
+With --leaf: the receipt of one INFERENCE or ALERT leaf, by its hash: an alert payload's
+receipt.leaf (or receipt.inferenceLeaf). Alerts are published before their leaf is sealed;
+until the next batch is sealed this fails with RECEIPT_NOT_SEALED.
 
 Options:
   --store DIR     the store directory of the gateway (holds db/); stop the gateway first
@@ -28,6 +33,7 @@ Options:
   --from TIME     ISO 8601 time or microseconds since the epoch (default: beginning)
   --to TIME       ISO 8601 time or microseconds since the epoch (default: now)
   --seq N         one frame's extended sequence number
+  --leaf HASH     one INFERENCE/ALERT leaf: 0x + 64 hex digits (no --device needed)
   --out FILE      write to FILE (default: standard output)
   -h, --help      this text
 `;
@@ -59,6 +65,7 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
       from: { type: "string" },
       to: { type: "string" },
       seq: { type: "string" },
+      leaf: { type: "string" },
       out: { type: "string" },
       help: { type: "boolean", short: "h" },
     });
@@ -67,6 +74,19 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
       return 0;
     }
     if (!values.store) throw new UsageError("--store DIR is required");
+    if (values.leaf !== undefined) {
+      if (!/^(0x)?[0-9a-f]{64}$/i.test(values.leaf))
+        throw new UsageError(`--leaf must be 32 bytes of hex, got "${values.leaf}"`);
+      if (values.seq !== undefined || values.device !== undefined)
+        throw new UsageError("--leaf cannot be combined with --device or --seq");
+      store = new LevelFrameStore({ dir: values.store, reserveBytes: 0, minFreeBytes: 0 });
+      await store.open();
+      const doc = await new ReceiptBuilder(store).forLeafHash(values.leaf);
+      const text = JSON.stringify(doc, null, 2) + "\n";
+      if (values.out) await writeFile(values.out, text);
+      else io.out(text);
+      return 0;
+    }
     if (!values.device) throw new UsageError("--device ID is required");
     const device = parseDevice(values.device);
     const from = parseTime("from", values.from);

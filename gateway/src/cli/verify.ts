@@ -6,14 +6,15 @@
 import { readFile } from "node:fs/promises";
 import { UsageError } from "../errors/base.ts";
 import { verifyReceipt, type VerifyOptions, type VerifyResult } from "../attest/verify.ts";
-import type { Bundle, Receipt } from "../attest/receipt.ts";
+import type { AnyReceipt, Bundle } from "../attest/receipt.ts";
 import { parse } from "./args.ts";
 
 const HELP = `usage: vigil verify RECEIPT|BUNDLE [--rpc URL] [--signer KEY] [--json]
 
-Verifies a receipt (vigil-receipt/1) or an audit bundle (vigil-bundle/1), see
-gateway/src/attest/RECEIPTS.md. Offline: frame → leaf → Merkle proof → root → EIP-712
-header digest → signature by the key named in the receipt. With --rpc: the batch is
+Verifies a receipt (vigil-receipt/1: frame, inference or alert) or an audit bundle
+(vigil-bundle/1), see gateway/src/attest/RECEIPTS.md. Offline: frame or leaf preimage →
+leaf → Merkle proof → root → EIP-712 header digest → signature by the key named in the
+receipt. With --rpc: the batch is
 anchored in the registry of the receipt's EIP-712 domain, and that key was the gateway's
 registered, active key when it was anchored.
 
@@ -24,7 +25,7 @@ Options:
   -h, --help      this text
 
 Exit status: 0 all checks passed, 1 a check failed, 2 usage error or unreadable file.
-Failure reasons: MALFORMED, TAMPERED_FRAME, BAD_PROOF, TAMPERED_HEADER, BAD_SIGNATURE,
+Failure reasons: MALFORMED, TAMPERED_FRAME, TAMPERED_LEAF, BAD_PROOF, TAMPERED_HEADER, BAD_SIGNATURE,
 WRONG_SIGNER, WRONG_CHAIN, NOT_ANCHORED, ANCHOR_MISMATCH, KEY_REVOKED, CHAIN_UNREACHABLE.
 `;
 
@@ -34,6 +35,18 @@ export interface CliIo {
 }
 
 const stdio: CliIo = { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s) };
+
+/** A short name for a receipt in messages: device/seq for frames, device kind@leaf otherwise. */
+function receiptName(r: AnyReceipt): string {
+  const x = r as Partial<Record<"frame" | "inference" | "alert", { deviceId?: unknown; seq?: unknown }>> & {
+    leaf?: unknown;
+  };
+  if (x?.frame) return `${String(x.frame.deviceId)}/${String(x.frame.seq)}`;
+  const leaf = typeof x?.leaf === "string" ? x.leaf.slice(0, 18) : "?";
+  if (x?.alert) return `${String(x.alert.deviceId)} alert@${leaf}`;
+  if (x?.inference) return `${String(x.inference.deviceId)} inference@${leaf}`;
+  return "receipt";
+}
 
 export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<number> {
   let parsed;
@@ -74,19 +87,19 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
   if (values.signer) opts.expectSigner = values.signer;
 
   const format = (doc as { format?: unknown } | null)?.format;
-  let receipts: Receipt[];
+  let receipts: AnyReceipt[];
   if (format === "vigil-bundle/1") {
     receipts = (doc as Bundle).receipts;
     if (!Array.isArray(receipts) || receipts.length === 0) {
       io.err(`vigil verify: ${file}: the bundle holds no receipts\n`);
       return 1;
     }
-  } else receipts = [doc as Receipt];
+  } else receipts = [doc as AnyReceipt];
 
   const results: { receipt: string; result: VerifyResult }[] = [];
   for (const r of receipts) {
     const result = await verifyReceipt(r, opts);
-    const name = r?.frame ? `${r.frame.deviceId}/${r.frame.seq}` : "receipt";
+    const name = receiptName(r);
     results.push({ receipt: name, result });
   }
   const failed = results.filter((x) => !x.result.ok);
