@@ -185,7 +185,15 @@ export class Runtime {
           gatewayId: c.attest.gatewayName,
           clock: this.#o.clock ?? systemClock,
           threads: c.models.threads,
-          onLeaf: (leaf: AttestLeaf) => this.leaves[leaf.kind]++,
+          onLeaf: (leaf: AttestLeaf) => {
+            this.leaves[leaf.kind]++;
+            // Durable, group-committed, sealed with the frames; failures are counted in
+            // store.stats().leafFailures and logged at 1, 2, 4, 8, … so an outage cannot flood the log.
+            this.store.appendLeaf(leaf).catch((e: unknown) => {
+              const n = this.store.stats().leafFailures;
+              if ((n & (n - 1)) === 0) log?.warn({ err: (e as Error).message, failures: n }, "attestation leaf not stored");
+            });
+          },
           onError: (e) => log?.warn({ err: (e as Error).message }, "inference error"),
         });
         await this.inference.start();
