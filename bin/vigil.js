@@ -1,12 +1,15 @@
 #!/usr/bin/env node
-// Runs the compiled CLI (npm run build → dist/) when present, else the TypeScript sources via tsx.
+// Runs the TypeScript sources through tsx, or the compiled dist/ (npm run build) when
+// VIGIL_DIST=1 or the sources are not shipped. Sources win by default so a stale dist/ never
+// runs by accident during development; the Pi service sets VIGIL_DIST=1.
 import { existsSync } from "node:fs";
 
 const built = new URL("../dist/gateway/src/cli/main.js", import.meta.url);
-if (existsSync(built)) {
+const source = new URL("../gateway/src/cli/main.ts", import.meta.url);
+if (existsSync(built) && (process.env.VIGIL_DIST === "1" || !existsSync(source))) {
   await import(built.href);
 } else {
   const { register } = await import("tsx/esm/api");
   register();
-  await import(new URL("../gateway/src/cli/main.ts", import.meta.url).href);
+  await import(source.href);
 }

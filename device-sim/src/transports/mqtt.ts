@@ -4,6 +4,7 @@
  * once the frame is durable). NACKs arrive on vigil/v1/ingest/{id}/nack.
  */
 import mqtt, { type MqttClient } from "mqtt";
+import { redactUrl } from "../../../gateway/src/errors/base.ts";
 import { decodeFrame, deviceIdHex, type Frame } from "../../../gateway/src/protocol/frame.ts";
 import { INGEST_TOPIC_PREFIX } from "../../../gateway/src/protocol/topics.ts";
 import type { Transport } from "./types.ts";
@@ -13,6 +14,8 @@ export interface MqttTransportOptions {
   clientId?: string;
   username?: string;
   password?: string;
+  /** Give up connecting after this long. Default 30 000 ms. */
+  connectTimeoutMs?: number;
 }
 
 export class MqttTransport implements Transport {
@@ -42,11 +45,19 @@ export class MqttTransport implements Transport {
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),
     });
-    await new Promise<void>((res, rej) => {
-      client.once("connect", () => res());
-      client.once("error", rej);
-    });
+    // Like a device, keep trying while the broker is down (mqtt.js reconnects every 500 ms);
+    // give up only after connectTimeoutMs.
     client.on("error", () => undefined);
+    await new Promise<void>((res, rej) => {
+      const t = setTimeout(() => {
+        client.end(true);
+        rej(new Error(`no MQTT connection to ${redactUrl(this.opts.url)} within ${this.opts.connectTimeoutMs ?? 30_000} ms`));
+      }, this.opts.connectTimeoutMs ?? 30_000);
+      client.once("connect", () => {
+        clearTimeout(t);
+        res();
+      });
+    });
     client.on("message", (_topic, payload) => {
       try {
         this.#onControl?.(decodeFrame(payload));

@@ -34,6 +34,8 @@ Faults (probability per frame, e.g. --faults corrupt=0.01,drop=0.02 or all=0.005
   nan clockJump stuck drift spike                    values
   disconnect                                         session
   --resend-ms MS         first resend timeout (default 500, doubles to 8000)
+  --window N             unacknowledged frames a device keeps; when full it drops the oldest
+                         and counts it as overflowed, as an MCU with a RAM ring does (default 256)
   --drain-ms MS          wait for outstanding ACKs at the end (default 10000)
   --json                 print the final report as JSON on stdout
   -h, --help             this text
@@ -57,6 +59,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     "skew-ms": { type: "string" },
     faults: { type: "string" },
     "resend-ms": { type: "string" },
+    window: { type: "string" },
     "drain-ms": { type: "string" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
@@ -102,6 +105,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     firstDeviceId: num("first-id", v["first-id"], 1, 0, 0xffffffff),
     clockSkewMs: num("skew-ms", v["skew-ms"], 0),
     resendMs: num("resend-ms", v["resend-ms"], 500, 10),
+    window: num("window", v.window, 256, 1, 10_000_000),
     drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),
     signal: ctrl.signal,
     onProgress: (s) => process.stderr.write(`${progressLine(s)}${tty ? "\r" : "\n"}`),
