@@ -1,10 +1,10 @@
-// `npm run models:eval [-- --dir models/cmapss] [--latency-runs N]`
+// `npm run models:eval [-- --dir models/cmapss] [--latency-runs N]` (--dir: absolute or relative to the repo root)
 // Recomputes every committed C-MAPSS model's test metrics with onnxruntime-node from its manifest and
 // the data in models/data/cmapss, checks the ONNX sha256, measures per-window latency on one thread
 // (batch of 1, and amortised in batches of 256), prints a table and, as the last line, one JSON object.
 // Exit code 1 if a model's hash differs or its recomputed metrics are worse than its manifest claims.
 import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
 import {
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     const i = args.indexOf(name);
     return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
   };
-  const dir = join(REPO_ROOT, opt("--dir", "models/cmapss"));
+  const dir = resolve(REPO_ROOT, opt("--dir", "models/cmapss"));
   const runs = Number(opt("--latency-runs", "200"));
   const files = readdirSync(dir)
     .filter((f) => f.endsWith(".manifest.json"))

@@ -1,0 +1,550 @@
+#!/usr/bin/python3
+"""Train the Vigil C-MAPSS remaining-useful-life models (FD001-FD004) and export ONNX + manifest.
+
+Reproduce everything (fixed seeds, 2 CPU threads):
+
+    /usr/bin/python3 models/cmapss/train.py --all
+
+Use Debian's /usr/bin/python3 (PyTorch 1.13 CPU from `apt-get install python3-torch python3-sklearn`).
+Reads only models/data/cmapss/*.gz (train files for fitting; test + RUL files only for the final
+metrics written to the manifest, never for model selection). Writes models/cmapss/fd00X.onnx and
+models/cmapss/fd00X.manifest.json.
+
+Recipe (see models/README.md):
+  * target: piecewise-linear RUL, min(max_cycle - t, 125)
+  * features: the 14 informative sensors (s2 s3 s4 s7 s8 s9 s11 s12 s13 s14 s15 s17 s20 s21)
+  * normalisation: operating regime = nearest centroid of (setting1, setting2, setting3)
+    (1 regime for FD001/FD003, 6 k-means regimes for FD002/FD004), then z-score per regime
+    with that regime's mean/std fitted on the train file
+  * windows of W cycles, stride 1; a window that starts before the first cycle is padded by
+    repeating the unit's first row (raw values, so also after normalisation)
+  * model: strided Conv1d + GRU (ConvGRU); K members trained on K folds split by unit (each member
+    picks its best epoch on its own held-out units), averaged inside one ONNX graph; output clipped
+    to [0, 125]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS_DIR = os.path.dirname(HERE)
+REPO = os.path.dirname(MODELS_DIR)
+DATA_DIR = os.path.join(MODELS_DIR, "data", "cmapss")
+
+CHANNELS = ["setting1", "setting2", "setting3"] + [f"s{i}" for i in range(1, 22)]
+SETTINGS = ["setting1", "setting2", "setting3"]
+SENSORS_14 = ["s2", "s3", "s4", "s7", "s8", "s9", "s11", "s12", "s13", "s14", "s15", "s17", "s20", "s21"]
+RUL_CAP = 125.0
+SEED = 20261124
+
+
+@dataclass
+class Config:
+    subset: str
+    regimes: int
+    window: int = 60
+    members: int = 5  # ensemble size = number of unit folds
+    epochs: int = 12
+    train_stride: int = 1  # stride between training windows (2 halves the epoch cost on FD002/FD004)
+    batch: int = 512
+    lr: float = 5e-3  # OneCycle peak
+    weight_decay: float = 0.0
+    arch: str = "cgru"
+    channels: int = 48
+    hidden: int = 32
+    kernel: int = 4
+    dropout: float = 0.1
+    noise: float = 0.0  # std of Gaussian noise added to normalised inputs during training
+    min_prefix: int = 10  # training windows end at cycle >= this (shorter prefixes are padded)
+    features: list[str] = field(default_factory=lambda: list(SENSORS_14))
+
+
+CONFIGS = {
+    "FD001": Config("FD001", regimes=1),
+    "FD002": Config("FD002", regimes=6, members=4, train_stride=2, epochs=10),
+    "FD003": Config("FD003", regimes=1, members=4, epochs=10),
+    "FD004": Config("FD004", regimes=6, members=4, train_stride=2, epochs=10),
+}
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def read_gz_text(name: str) -> bytes:
+    with gzip.open(os.path.join(DATA_DIR, name + ".gz"), "rb") as f:
+        return f.read()
+
+
+def parse_rows(raw: bytes) -> np.ndarray:
+    rows = [line.split() for line in raw.decode("ascii").splitlines() if line.strip()]
+    arr = np.array(rows, dtype=np.float64)
+    assert arr.shape[1] == 26, arr.shape
+    return arr
+
+
+def split_units(arr: np.ndarray) -> list[np.ndarray]:
+    """List of per-unit arrays (cycles x 24 channels), in unit order."""
+    units = []
+    ids = arr[:, 0].astype(int)
+    for u in np.unique(ids):
+        rows = arr[ids == u]
+        assert np.all(np.diff(rows[:, 1]) == 1), f"unit {u} has gaps"
+        units.append(rows[:, 2:])
+    return units
+
+
+def kmeans(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Plain k-means (k-means++ init), deterministic for a seed. Returns centroids sorted lexicographically."""
+    if k == 1:
+        return x.mean(axis=0, keepdims=True)
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(x)
+    c = km.cluster_centers_
+    order = np.lexsort(tuple(c[:, j] for j in reversed(range(c.shape[1]))))
+    return c[order]
+
+
+def assign_regime(settings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    d = ((settings[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    return d.argmin(axis=1)
+
+
+@dataclass
+class Norm:
+    centroids: np.ndarray  # regimes x 3
+    mean: np.ndarray  # regimes x F
+    std: np.ndarray  # regimes x F
+    feat_idx: list[int]
+
+    def apply(self, unit: np.ndarray) -> np.ndarray:
+        r = assign_regime(unit[:, 0:3], self.centroids)
+        x = unit[:, self.feat_idx]
+        # float64 arithmetic then float32, exactly like models/eval/cmapss.ts
+        return ((x - self.mean[r]) / self.std[r]).astype(np.float32)
+
+
+def fit_norm(train_units: list[np.ndarray], cfg: Config) -> Norm:
+    allrows = np.concatenate(train_units)
+    centroids = kmeans(allrows[:, 0:3], cfg.regimes, SEED)
+    r = assign_regime(allrows[:, 0:3], centroids)
+    feat_idx = [CHANNELS.index(f) for f in cfg.features]
+    x = allrows[:, feat_idx]
+    mean = np.zeros((cfg.regimes, len(feat_idx)))
+    std = np.ones((cfg.regimes, len(feat_idx)))
+    for k in range(cfg.regimes):
+        xs = x[r == k]
+        assert len(xs) > 100, f"regime {k} has only {len(xs)} rows"
+        mean[k] = xs.mean(axis=0)
+        s = xs.std(axis=0)
+        std[k] = np.where(s < 1e-6, 1.0, s)  # a constant-in-regime channel becomes 0, never NaN
+    return Norm(centroids, mean, std, feat_idx)
+
+
+def windows_for_unit(z: np.ndarray, window: int, ends: np.ndarray) -> np.ndarray:
+    """Windows ending at the given 0-based row indices; rows before 0 repeat row 0."""
+    idx = ends[:, None] - np.arange(window - 1, -1, -1)[None, :]
+    idx = np.maximum(idx, 0)
+    return z[idx]
+
+
+def train_windows(units_z: list[np.ndarray], cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for z in units_z:
+        n = len(z)
+        ends = np.arange(n - 1, min(cfg.min_prefix, n) - 2, -cfg.train_stride)[::-1]  # always keeps the last
+        xs.append(windows_for_unit(z, cfg.window, ends))
+        ys.append(np.minimum(n - 1 - ends, RUL_CAP).astype(np.float32))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def last_windows(units_z: list[np.ndarray], window: int) -> np.ndarray:
+    return np.stack([windows_for_unit(z, window, np.array([len(z) - 1]))[0] for z in units_z])
+
+
+def rmse(pred: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((pred.astype(np.float64) - y) ** 2)))
+
+
+def phm08(pred: np.ndarray, y: np.ndarray) -> float:
+    d = pred.astype(np.float64) - y
+    return float(np.sum(np.where(d < 0, np.exp(-d / 13.0) - 1.0, np.exp(d / 10.0) - 1.0)))
+
+
+# ---------------------------------------------------------------------------- model
+
+
+class GRU(nn.Module):
+    """Input [N, W, F]; GRU over time, last hidden state -> MLP -> [N] scaled RUL."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.gru = nn.GRU(len(cfg.features), cfg.channels, num_layers=1, batch_first=True)
+        self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.channels, cfg.hidden), nn.ReLU(),
+                                  nn.Linear(cfg.hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(x)
+        return self.head(out[:, -1, :]).squeeze(1)
+
+
+class ConvGRU(nn.Module):
+    """Input [N, W, F]; Conv1d(F->c, k, stride 2) ReLU halves the sequence, GRU(c->c) over it, last hidden
+    state -> Dropout -> Linear(c, hidden) ReLU -> Linear(1). The strided conv halves the recurrent work."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        c = cfg.channels
+        self.k = cfg.kernel
+        self.conv = nn.Conv1d(len(cfg.features), c, cfg.kernel, stride=2)
+        self.act = nn.ReLU()
+        self.gru = nn.GRU(c, c, num_layers=1, batch_first=True)
+        self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(c, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.conv(x.transpose(1, 2))).transpose(1, 2)
+        out, _ = self.gru(h)
+        return self.head(out[:, -1, :]).squeeze(1)
+
+
+def make_model(cfg: Config) -> nn.Module:
+    return {"gru": GRU, "cgru": ConvGRU}[cfg.arch](cfg)
+
+
+class Ensemble(nn.Module):
+    """Mean of the members, in cycles, clipped to [0, RUL_CAP]. Output name 'rul', shape [N]."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.members[0](x)
+        for m in self.members[1:]:
+            s = s + m(x)
+        return torch.clamp(s * (RUL_CAP / len(self.members)), 0.0, RUL_CAP)
+
+
+def count_macs(model: nn.Module, window: int, features: int) -> int:
+    """Multiply-accumulates for one window: Conv1d, Linear and GRU matmuls (activations, adds ignored)."""
+    total = [0]
+
+    def hook(m: nn.Module, inp, out) -> None:
+        if isinstance(m, nn.Conv1d):
+            total[0] += out.shape[1] * out.shape[2] * (m.in_channels // m.groups) * m.kernel_size[0]
+        elif isinstance(m, nn.Linear):
+            total[0] += m.in_features * m.out_features
+        elif isinstance(m, nn.GRU):
+            total[0] += inp[0].shape[1] * 3 * (m.input_size + m.hidden_size) * m.hidden_size
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Linear, nn.GRU))]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, window, features))
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+def predict(model: nn.Module, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            out.append(model(torch.from_numpy(x[i : i + batch])).numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def train_member(cfg: Config, seed: int, xtr, ytr, xva, yva, log) -> tuple[nn.Module, float, int]:
+    """One ensemble member: Adam + OneCycle LR for cfg.epochs; from the second half on, keeps the state
+    with the best RMSE on the held-out units' windows (all windows, capped target)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = make_model(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * ((len(xtr) + cfg.batch - 1) // cfg.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+    xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr / RUL_CAP)
+    best, best_state, best_epoch = math.inf, None, 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        perm = torch.from_numpy(rng.permutation(len(xt)))
+        for i in range(0, len(perm), cfg.batch):
+            b = perm[i : i + cfg.batch]
+            xb = xt[b]
+            if cfg.noise > 0:
+                xb = xb + cfg.noise * torch.randn_like(xb)
+            opt.zero_grad()
+            loss = torch.mean((model(xb) - yt[b]) ** 2)
+            loss.backward()
+            opt.step()
+            sched.step()
+        if epoch + 1 < cfg.epochs // 2:
+            continue
+        v = rmse(np.clip(predict(model, xva) * RUL_CAP, 0, RUL_CAP), yva)
+        if v < best:
+            best, best_epoch = v, epoch
+            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    log(f"    member seed={seed} train windows {len(xtr)} best val RMSE {best:.3f} at epoch {best_epoch + 1}")
+    return model, best, best_epoch + 1
+
+
+def truncated_units(units_z: list[np.ndarray], seed: int, per_unit: int = 10) -> tuple[list[np.ndarray], np.ndarray]:
+    """Test-like samples from held-out train units: cut each at a seeded point leaving a true RUL uniform
+    in [5, 145] (the test files' range), keeping at least 20 cycles."""
+    rng = np.random.default_rng(seed)
+    cut_z, cut_y = [], []
+    for z in units_z:
+        n = len(z)
+        for _ in range(per_unit):
+            rul = int(rng.integers(5, max(6, min(146, n - 20))))
+            cut_z.append(z[: n - rul])
+            cut_y.append(float(rul))
+    return cut_z, np.array(cut_y)
+
+
+def format_json(path: str) -> None:
+    """Lay the manifest out the way the repository's prettier check expects (same JSON either way)."""
+    prettier = os.path.join(REPO, "node_modules", ".bin", "prettier")
+    if os.path.exists(prettier):
+        subprocess.run([prettier, "--log-level", "warn", "--write", path], check=False)
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read())
+    return h.hexdigest()
+
+
+def run_subset(cfg: Config, out_dir: str, log) -> dict:
+    t0 = time.time()
+    sub = cfg.subset
+    train_raw = read_gz_text(f"train_{sub}.txt")
+    train_units = split_units(parse_rows(train_raw))
+    norm = fit_norm(train_units, cfg)
+    train_z = [norm.apply(u) for u in train_units]
+
+    # K folds by unit (seeded); member k trains on the other folds and early-stops on fold k
+    rng = np.random.default_rng(SEED)
+    order = rng.permutation(len(train_units))
+    folds = np.array_split(order, cfg.members)
+    members, val_scores, val_epochs = [], [], []
+    oof_last_pred, oof_last_true = [], []
+    for k, fold in enumerate(folds):
+        held = set(fold.tolist())
+        tr = [z for i, z in enumerate(train_z) if i not in held]
+        va = [train_z[i] for i in fold]
+        xtr, ytr = train_windows(tr, cfg)
+        xva, yva = train_windows(va, cfg)
+        m, v, e = train_member(cfg, SEED + k, xtr, ytr, xva, yva, log)
+        members.append(m)
+        val_scores.append(v)
+        val_epochs.append(e)
+        # last-window-like validation (out of fold): held-out units truncated like the test files
+        cut_z, cut_y = truncated_units(va, SEED + 1000 + k)
+        oof_last_pred.append(np.clip(predict(m, last_windows(cut_z, cfg.window)) * RUL_CAP, 0, RUL_CAP))
+        oof_last_true.append(cut_y)
+    ens = Ensemble(members).eval()
+    oof_p, oof_t = np.concatenate(oof_last_pred), np.concatenate(oof_last_true)
+
+    # final metrics on the test file (reported only; not used for any choice above)
+    test_units = split_units(parse_rows(read_gz_text(f"test_{sub}.txt")))
+    rul_true = np.array([float(l) for l in read_gz_text(f"RUL_{sub}.txt").decode("ascii").split()])
+    assert len(rul_true) == len(test_units)
+    xte = last_windows([norm.apply(u) for u in test_units], cfg.window)
+    pte = predict(ens, xte)
+    test_rmse, test_score = rmse(pte, rul_true), phm08(pte, rul_true)
+
+    name = sub.lower()
+    onnx_path = os.path.join(out_dir, f"{name}.onnx")
+    dummy = torch.zeros(2, cfg.window, len(cfg.features))
+    torch.onnx.export(
+        ens,
+        dummy,
+        onnx_path,
+        input_names=["window"],
+        output_names=["rul"],
+        dynamic_axes={"window": {0: "batch"}, "rul": {0: "batch"}},
+        opset_version=13,
+        do_constant_folding=True,
+    )
+    params = sum(p.numel() for p in ens.parameters())
+    macs = count_macs(ens, cfg.window, len(cfg.features))
+    elapsed = time.time() - t0
+    manifest = build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, len(test_units),
+                              float(np.mean(val_scores)), val_epochs, rmse(oof_p, oof_t), phm08(oof_p, oof_t) / len(oof_t) ,
+                              params, macs, elapsed)
+    manifest_path = os.path.join(out_dir, f"{name}.manifest.json")
+    with open(manifest_path, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    format_json(manifest_path)
+    log(f"  {sub}: test RMSE {test_rmse:.3f} score {test_score:.1f} | val RMSE {np.mean(val_scores):.3f} "
+        f"| params {params} MACs {macs} | {elapsed:.0f}s")
+    return manifest
+
+
+def architecture(cfg: Config) -> str:
+    f, c = len(cfg.features), cfg.channels
+    if cfg.arch == "cgru":
+        one = (f"Conv1d({f}->{c}, k={cfg.kernel}, stride 2) ReLU, GRU({c}->{c}) last state, "
+               f"Linear({c}->{cfg.hidden}) ReLU, Linear({cfg.hidden}->1)")
+    else:
+        one = f"GRU({f}->{c}) last state, Linear({c}->{cfg.hidden}) ReLU, Linear({cfg.hidden}->1)"
+    return f"mean of {cfg.members} x [{one}] x {int(RUL_CAP)}, clipped to [0, {int(RUL_CAP)}]"
+
+
+def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_test, val_rmse, val_epochs,
+                   trunc_rmse, trunc_score_mean, params, macs, elapsed) -> dict:
+    sub = cfg.subset
+    name = sub.lower()
+    profiles = [f"cmapss-{name}"] + (["cmapss-v1"] if sub == "FD001" else [])
+    return {
+        "$schema": "../manifest.schema.json",
+        "schemaVersion": 1,
+        "name": f"cmapss-{name}-rul",
+        "version": "1.0.0",
+        "task": "rul",
+        "description": f"Remaining useful life of a turbofan engine, NASA C-MAPSS {sub}: ensemble of "
+        f"{cfg.members} small conv+GRU networks averaged in one graph.",
+        "devices": {"profiles": profiles},
+        "model": {
+            "file": f"{name}.onnx",
+            "sha256": sha256_file(onnx_path),
+            "bytes": os.path.getsize(onnx_path),
+            "format": "onnx",
+            "opset": 13,
+            "params": int(params),
+            "macsPerWindow": int(macs),
+            "architecture": architecture(cfg),
+        },
+        "inputs": {
+            "tensor": "window",
+            "dtype": "float32",
+            "shape": ["batch", cfg.window, len(cfg.features)],
+            "channels": CHANNELS,
+            "features": cfg.features,
+            "window": cfg.window,
+            "stride": 1,
+            "padding": {
+                "policy": "repeat-first",
+                "description": "A window that would start before the device's first frame repeats the first "
+                "frame's values (FD002/FD004 test units can be as short as 21/19 cycles).",
+            },
+        },
+        "normalization": {
+            "method": "regime-zscore",
+            "description": "regime = index of the nearest centroid (squared Euclidean distance on the raw "
+            "regime channels); feature f of a row becomes (x_f - mean[regime][f]) / std[regime][f], "
+            "computed in float64 and stored as float32.",
+            "regime": {"channels": SETTINGS, "centroids": [[float(v) for v in c] for c in norm.centroids]},
+            "mean": [[float(v) for v in row] for row in norm.mean],
+            "std": [[float(v) for v in row] for row in norm.std],
+        },
+        "outputs": [
+            {
+                "name": "rul",
+                "shape": ["batch"],
+                "unit": "cycles",
+                "meaning": "Predicted remaining useful life in operating cycles after the window's last row, "
+                f"piecewise-linear target capped at {int(RUL_CAP)} (a healthy engine reads {int(RUL_CAP)}).",
+                "min": 0,
+                "max": RUL_CAP,
+            }
+        ],
+        "alerts": [
+            {"id": "rul-warning", "output": "rul", "severity": "warning", "op": "<=", "threshold": 50,
+             "clear": 60, "description": "RUL at or below 50 cycles; clears above 60 cycles."},
+            {"id": "rul-critical", "output": "rul", "severity": "critical", "op": "<=", "threshold": 20,
+             "clear": 30, "description": "RUL at or below 20 cycles; clears above 30 cycles."},
+        ],
+        "training": {
+            "command": "/usr/bin/python3 models/cmapss/train.py --all",
+            "script": "models/cmapss/train.py",
+            "seed": SEED,
+            "framework": f"pytorch {torch.__version__.split('+')[0]}",
+            "threads": 2,
+            "seconds": round(elapsed, 1),
+            "target": {"kind": "piecewise-linear", "cap": RUL_CAP},
+            "data": [{"file": f"models/data/cmapss/train_{sub}.txt.gz", "sha256": hashlib.sha256(train_raw).hexdigest(),
+                      "hashOf": "unpacked text"}],
+            "validation": {
+                "method": f"{cfg.members} folds split by unit; member k trains on the other folds and keeps its best "
+                "epoch (second half of the OneCycle schedule) by RMSE on fold k's windows",
+                "rmseAllWindows": round(val_rmse, 4),
+                "epochs": val_epochs,
+                "truncatedLastWindowRmse": round(trunc_rmse, 4),
+                "truncatedLastWindowScorePerUnit": round(trunc_score_mean, 4),
+            },
+        },
+        "metrics": {
+            "testFile": f"models/data/cmapss/test_{sub}.txt.gz",
+            "rulFile": f"models/data/cmapss/RUL_{sub}.txt.gz",
+            "protocol": "last window of each test unit, ground truth uncapped",
+            "units": n_test,
+            "rmse": round(test_rmse, 4),
+            "score": round(test_score, 3),
+        },
+        "references": {
+            "dataset": "A. Saxena, K. Goebel, D. Simon, N. Eklund, Damage Propagation Modeling for Aircraft Engine "
+            "Run-to-Failure Simulation, PHM08 (NASA Prognostics Center of Excellence)",
+        },
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--all", action="store_true", help="train FD001..FD004")
+    ap.add_argument("--subset", action="append", choices=list(CONFIGS), help="train one subset (repeatable)")
+    ap.add_argument("--out", default=HERE, help="output folder (default models/cmapss)")
+    ap.add_argument("--members", type=int, help="override ensemble size (experiments)")
+    ap.add_argument("--epochs", type=int, help="override max epochs (experiments)")
+    ap.add_argument("--window", type=int, help="override window (experiments)")
+    ap.add_argument("--set", action="append", default=[], help="override a Config field, e.g. --set lr=1e-3")
+    args = ap.parse_args()
+    subsets = list(CONFIGS) if args.all else (args.subset or [])
+    if not subsets:
+        ap.error("give --all or --subset FD00x")
+    torch.set_num_threads(2)
+    torch.use_deterministic_algorithms(True)
+    os.makedirs(args.out, exist_ok=True)
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    t0 = time.time()
+    for sub in subsets:
+        cfg = CONFIGS[sub]
+        if args.members:
+            cfg.members = args.members
+        if args.epochs:
+            cfg.epochs = args.epochs
+        if args.window:
+            cfg.window = args.window
+        for kv in args.set:
+            k, v = kv.split("=", 1)
+            setattr(cfg, k, type(getattr(cfg, k))(v))
+        log(f"{sub}: {cfg}")
+        run_subset(cfg, args.out, log)
+    log(f"total {time.time() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
