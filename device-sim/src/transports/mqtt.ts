@@ -97,6 +97,8 @@ export class MqttTransport implements Transport {
     const c = this.#client;
     this.#connected = false;
     this.#client = undefined;
-    if (c) await c.endAsync(false);
+    // Forced: by now every frame is acknowledged or given up, and a graceful end can wait
+    // forever on a connection that is being re-established.
+    if (c) await c.endAsync(true);
   }
 }
