@@ -214,23 +214,25 @@ describe("micro-batching and back-pressure", () => {
         profileOf: () => "cmapss-v1",
         onResult: (r) => results.push(r),
       });
-      const u = units.find((x) => x.cycles >= 70)!;
-      for (let r = 0; r < 60; r++) {
+      const W = reg.models[0]!.manifest.inputs.window;
+      const u = units.find((x) => x.cycles >= W + 30)!;
+      for (let r = 0; r < W + 20; r++) {
         loop.onFrame(...frame(1, r, u.data.subarray(r * 24, (r + 1) * 24)));
         await loop.tick();
       }
-      // Windows end at rows 39, 44, 49, 54, 59.
-      expect(results.map((r) => r.window.lastSeq)).toEqual([39, 44, 49, 54, 59]);
+      // Windows end at rows W-1, W+4, W+9, W+14, W+19.
+      expect(results.map((r) => r.window.lastSeq)).toEqual([W - 1, W + 4, W + 9, W + 14, W + 19]);
       const rows = normalizeUnit(createNormalizer(reg.models[0]!.manifest), asFloat32(u));
-      const out = new Float32Array(40 * 14);
-      fillWindow(rows, 14, 44, 40, out, 0);
+      const out = new Float32Array(W * 14);
+      fillWindow(rows, 14, W + 4, W, out, 0);
       expect(Buffer.from(results[1]!.windowHash).toString("hex")).toBe(sha(out));
       // With stride 5 the newest window stays intact while 4 newer rows are already in the ring.
       results.length = 0;
-      for (let r = 60; r < 69; r++) loop.onFrame(...frame(1, r, u.data.subarray(r * 24, (r + 1) * 24)));
+      for (let r = W + 20; r < W + 29; r++)
+        loop.onFrame(...frame(1, r, u.data.subarray(r * 24, (r + 1) * 24)));
       await loop.tick();
-      fillWindow(rows, 14, 64, 40, out, 0);
-      expect(results.map((r) => r.window.lastSeq)).toEqual([64]);
+      fillWindow(rows, 14, W + 24, W, out, 0);
+      expect(results.map((r) => r.window.lastSeq)).toEqual([W + 24]);
       expect(Buffer.from(results[0]!.windowHash).toString("hex")).toBe(sha(out));
     } finally {
       await reg.release();

@@ -15,11 +15,13 @@ import { AlertService, type AlertCounters } from "../alerts/service.ts";
 import type { AlertPayload } from "../alerts/payloads.ts";
 import type { AlertPublisher } from "../alerts/publisher.ts";
 import { InferenceLoop, type LeafSink } from "./loop.ts";
-import { ModelRegistry } from "./registry.ts";
+import { ModelRegistry, type RegistryOptions } from "./registry.ts";
+import type { RunnerKind } from "./worker.ts";
 
 export type { AttestLeaf, InferenceResult, LeafSink, InferenceCounters } from "./loop.ts";
 export { InferenceLoop } from "./loop.ts";
 export { ModelRegistry, type LoadedModel } from "./registry.ts";
+export type { RunnerKind } from "./worker.ts";
 
 export interface CreateInferenceOptions {
   /** Folder searched recursively for `*.manifest.json` (e.g. `models/`). */
@@ -35,7 +37,12 @@ export interface CreateInferenceOptions {
   onLeaf?: LeafSink;
   /** onnxruntime intra-op threads per model. Default 1. */
   threads?: number;
-  /** Largest batch per onnxruntime call. Default 512. */
+  /** onnxruntime CPU memory arena / memory pattern (registry.ts). Default false / false. */
+  memArena?: boolean;
+  memPattern?: boolean;
+  /** "inline" (default): run() on the main thread; "worker": in a worker_thread (worker.ts). */
+  runner?: RunnerKind;
+  /** Largest batch per onnxruntime call. Default 128 (loop.ts). */
   maxBatch?: number;
   /** 0 (default): event-driven ticks; > 0: fixed tick period in ms. */
   tickMs?: number;
@@ -66,10 +73,11 @@ export interface Inference {
  */
 export async function createInference(opts: CreateInferenceOptions): Promise<Inference> {
   const clock = opts.clock ?? systemClock;
-  const registry = await ModelRegistry.load(
-    opts.modelsDir,
-    opts.threads === undefined ? {} : { threads: opts.threads },
-  );
+  const tuning: RegistryOptions = {};
+  if (opts.threads !== undefined) tuning.threads = opts.threads;
+  if (opts.memArena !== undefined) tuning.memArena = opts.memArena;
+  if (opts.memPattern !== undefined) tuning.memPattern = opts.memPattern;
+  const registry = await ModelRegistry.load(opts.modelsDir, tuning);
   const alerts = new AlertService({
     publisher: opts.publisher,
     site: opts.site,
@@ -89,6 +97,7 @@ export async function createInference(opts: CreateInferenceOptions): Promise<Inf
     ...(opts.onLeaf ? { onLeaf: opts.onLeaf } : {}),
     ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}),
     ...(opts.tickMs !== undefined ? { tickMs: opts.tickMs } : {}),
+    ...(opts.runner !== undefined ? { runner: opts.runner } : {}),
     ...(opts.onError ? { onError: opts.onError } : {}),
   });
   let started = false;
@@ -104,6 +113,7 @@ export async function createInference(opts: CreateInferenceOptions): Promise<Inf
     async start() {
       if (started) return;
       if (stopped) throw new RangeError("createInference: stop() released the models; create a new instance");
+      await loop.ready();
       await alerts.start();
       started = true;
       loop.start();
@@ -112,7 +122,7 @@ export async function createInference(opts: CreateInferenceOptions): Promise<Inf
       if (!started) return;
       started = false;
       stopped = true;
-      await loop.stop();
+      await loop.close();
       await alerts.stop();
       await registry.release();
     },

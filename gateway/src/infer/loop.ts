@@ -16,9 +16,8 @@
  * in `skippedWindows`). The work per tick is therefore bounded by the number of devices, not by
  * the frame rate, and the loop catches up by construction. See README.md.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import * as ort from "onnxruntime-node";
 import { inferenceLeafPreimage, leafFromPreimage } from "../attest/leaf.ts";
 import type { DataFrame } from "../protocol/frame.ts";
 import type { FrameRecord } from "../ingest/sink.ts";
@@ -26,6 +25,7 @@ import { systemClock, type Clock } from "../util/clock.ts";
 import { LatencyHistogram } from "./histogram.ts";
 import type { LoadedModel, ModelRegistry } from "./registry.ts";
 import { DeviceWindow, emptyMeta, type WindowMeta } from "./window.ts";
+import { createRunner, type BatchRunner, type RunnerKind } from "./worker.ts";
 
 /** An attestation leaf produced by inference or alerting, for the batch sealer. */
 export interface AttestLeaf {
@@ -64,7 +64,12 @@ export interface InferenceLoopOptions {
   /** Device profile from HELLO (e.g. `id => ingest.counters.devices.get(id)?.profile`). */
   profileOf: (deviceId: number) => string | undefined;
   clock?: Clock;
-  /** Largest batch per onnxruntime call. Default 512. */
+  /**
+   * Largest batch per onnxruntime call. Default 128: onnxruntime's per-row cost is lowest around
+   * batch 64–256 on the dev box (bench/infer.ts), larger batches lose the cache and grow the
+   * arena's high-water mark, and an inline run of 128 windows of the heaviest model blocks the
+   * event loop ≈ 6 ms at most. More ready windows run as several calls in one tick.
+   */
   maxBatch?: number;
   /**
    * Tick period in ms once started. 0 (default): event-driven, a tick is scheduled with
@@ -72,6 +77,12 @@ export interface InferenceLoopOptions {
    * became ready while the previous run was in flight.
    */
   tickMs?: number;
+  /**
+   * Where `session.run()` executes (worker.ts): "inline" (default) on the main thread, which it
+   * blocks for the whole batch, or "worker": a session of the same bytes in a worker_thread, so
+   * ingest and alerts keep running while the model runs. Call `close()` to end the workers.
+   */
+  runner?: RunnerKind;
   onLeaf?: LeafSink;
   onResult?: (r: InferenceResult) => void;
   onError?: (e: unknown) => void;
@@ -106,8 +117,8 @@ export interface InferenceCounters {
 
 interface Lane {
   model: LoadedModel;
+  runner: BatchRunner;
   input: Float32Array;
-  tensors: Map<number, ort.Tensor>;
   queue: DeviceWindow[];
   spare: DeviceWindow[];
   batch: DeviceWindow[];
@@ -149,7 +160,7 @@ export class InferenceLoop {
   constructor(opts: InferenceLoopOptions) {
     this.#o = opts;
     this.#clock = opts.clock ?? systemClock;
-    this.#maxBatch = opts.maxBatch ?? 512;
+    this.#maxBatch = opts.maxBatch ?? 128;
     this.#tickMs = opts.tickMs ?? 0;
     if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1)
       throw new RangeError(`maxBatch must be a positive integer, got ${this.#maxBatch}`);
@@ -157,10 +168,11 @@ export class InferenceLoop {
     for (const model of opts.registry.models) {
       const metas: WindowMeta[] = [];
       for (let i = 0; i < this.#maxBatch; i++) metas.push(emptyMeta());
+      const runner = createRunner(opts.runner ?? "inline", model, this.#maxBatch);
       this.#lanes.set(model, {
         model,
-        input: new Float32Array(this.#maxBatch * model.windowValues),
-        tensors: new Map(),
+        runner,
+        input: runner.input,
         queue: [],
         spare: [],
         batch: new Array<DeviceWindow>(this.#maxBatch),
@@ -220,6 +232,17 @@ export class InferenceLoop {
     await this.#running;
   }
 
+  /** Resolves when every model's runner is ready (worker: session created and warmed up). */
+  async ready(): Promise<void> {
+    await Promise.all([...this.#lanes.values()].map((l) => l.runner.ready));
+  }
+
+  /** Stops, then ends the runners (worker threads). Final. */
+  async close(): Promise<void> {
+    await this.stop();
+    await Promise.all([...this.#lanes.values()].map((l) => l.runner.close()));
+  }
+
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
@@ -275,20 +298,6 @@ export class InferenceLoop {
     this.counters.tickLatency.record((performance.now() - t0) * 1000);
   }
 
-  #tensor(lane: Lane, n: number): ort.Tensor {
-    let t = lane.tensors.get(n);
-    if (!t) {
-      const { window, features } = lane.model.manifest.inputs;
-      t = new ort.Tensor("float32", lane.input.subarray(0, n * lane.model.windowValues), [
-        n,
-        window,
-        features.length,
-      ]);
-      lane.tensors.set(n, t);
-    }
-    return t;
-  }
-
   async #runBatch(lane: Lane, work: DeviceWindow[], at: number, n: number): Promise<void> {
     const c = this.counters;
     const per = lane.model.windowValues;
@@ -299,10 +308,10 @@ export class InferenceLoop {
       c.skippedWindows += dev.take(lane.input, i * per, lane.metas[i]!);
     }
     const { model } = lane;
-    let results: ort.InferenceSession.OnnxValueMapType;
+    let data: Float32Array[];
     const r0 = performance.now();
     try {
-      results = await model.session.run({ [model.manifest.inputs.tensor]: this.#tensor(lane, n) });
+      data = await lane.runner.run(n);
     } catch (e) {
       c.runErrors++;
       c.failedWindows += n;
@@ -313,20 +322,18 @@ export class InferenceLoop {
     c.batches++;
     c.windowsRun += n;
     const names = model.outputNames;
-    const data: Float32Array[] = [];
     let width = 0;
-    for (const name of names) {
-      const d = results[name]!.data as Float32Array;
-      data.push(d);
-      width += d.length / n;
-    }
+    for (const d of data) width += d.length / n;
     const nowUs = this.#clock.nowUs();
     for (let i = 0; i < n; i++) {
       const dev = lane.batch[i]!;
       const meta = lane.metas[i]!;
-      const windowHash = createHash("sha256")
-        .update(new Uint8Array(lane.input.buffer, lane.input.byteOffset + i * per * 4, per * 4))
-        .digest();
+      // One-shot hash: no Hash object per window; the returned Buffer is fresh (not pooled).
+      const windowHash = hash(
+        "sha256",
+        new Uint8Array(lane.input.buffer, lane.input.byteOffset + i * per * 4, per * 4),
+        "buffer",
+      );
       const outputs = new Float32Array(names.length);
       const all = new Float32Array(width);
       let o = 0;
@@ -350,7 +357,7 @@ export class InferenceLoop {
         deviceId: dev.deviceId,
         profile: dev.profile,
         window: { ...meta },
-        windowHash: new Uint8Array(windowHash),
+        windowHash,
         outputs,
         allOutputs: all,
         inferenceLeaf: leaf,

@@ -23,6 +23,27 @@ import {
 export interface SessionTuning {
   /** onnxruntime intra-op threads. Default 1 (a Pi-class box also runs ingest, store and MQTT). */
   threads?: number;
+  /**
+   * onnxruntime's CPU memory arena (`enableCpuMemArena`). Default false: with the arena, every
+   * batch size seen so far keeps its high-water allocation for the life of the session (tens of
+   * MB after a few large batches); without it, tensors are malloc'd per run, which costs no
+   * measurable time for these models (bench/infer.ts measures both).
+   */
+  memArena?: boolean;
+  /** onnxruntime memory-pattern planning (`enableMemPattern`), default false (see `memArena`). */
+  memPattern?: boolean;
+}
+
+/** The onnxruntime session options the gateway uses (also for the worker-thread session). */
+export function sessionOptions(t: SessionTuning = {}): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: t.threads ?? 1,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: "all",
+    enableCpuMemArena: t.memArena ?? true,
+    enableMemPattern: t.memPattern ?? true,
+  };
 }
 
 /** One loaded, verified model. */
@@ -40,6 +61,10 @@ export interface LoadedModel {
   windowValues: number;
   /** Output names in manifest order (read from the session's results). */
   outputNames: readonly string[];
+  /** The verified ONNX bytes the session was created from (a worker-thread session uses the same). */
+  bytes: Uint8Array;
+  /** The session options used (a worker-thread session uses the same). */
+  tuning: SessionTuning;
 }
 
 export interface RegistryOptions extends SessionTuning {
@@ -118,7 +143,8 @@ export function readManifest(
 
 /**
  * Loads one model: manifest validation, size + sha256 check of the ONNX bytes, normaliser, then
- * the onnxruntime session (graph optimisation "all", sequential execution, `threads` intra-op).
+ * the onnxruntime session ({@link sessionOptions}: graph optimisation "all", sequential execution,
+ * `threads` intra-op, arena and memory pattern off unless asked for).
  */
 export async function loadModel(manifestPath: string, opts: RegistryOptions = {}): Promise<LoadedModel> {
   const manifest = readManifest(manifestPath, opts.schemaPath);
@@ -144,12 +170,7 @@ export async function loadModel(manifestPath: string, opts: RegistryOptions = {}
   }
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: opts.threads ?? 1,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: "all",
-    });
+    session = await ort.InferenceSession.create(bytes, sessionOptions(opts));
   } catch (e) {
     throw new ModelLoadError(onnxPath, "onnxruntime could not create a session", { cause: e });
   }
@@ -172,6 +193,8 @@ export async function loadModel(manifestPath: string, opts: RegistryOptions = {}
     session,
     windowValues: manifest.inputs.window * manifest.inputs.features.length,
     outputNames,
+    bytes,
+    tuning: { ...opts },
   };
 }
 

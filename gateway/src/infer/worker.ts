@@ -1,0 +1,212 @@
+/**
+ * Batch runners: where the onnxruntime `run()` of a micro-batch executes.
+ *
+ * onnxruntime-node's `session.run()` is not asynchronous work: it defers by one `setImmediate`
+ * and then runs the whole graph **synchronously on the calling thread** (node_modules/
+ * onnxruntime-node/dist/backend.js). Inline, a 100-window batch of a 2.65 M-MAC model blocks the
+ * event loop ≈ 5 ms, during which no frame is read, stored, acknowledged or turned into an alert.
+ *
+ * - `InlineRunner`: the model's own session on the main thread (fewest moving parts, least
+ *   memory; fine for small models).
+ * - `WorkerRunner`: a second session of the **same verified bytes and options** in a
+ *   worker_thread. The batch input and the outputs live in SharedArrayBuffers: the loop copies
+ *   windows into the shared input (as it does inline), posts `{ n }`, the worker copies the
+ *   batch into its private tensor buffer (onnxruntime-node rejects SharedArrayBuffer-backed
+ *   tensors), runs, writes every output into the shared output and posts back. No tensor data
+ *   crosses a message. The main thread stays free for ingest while the model runs.
+ *
+ * The worker is plain CommonJS evaluated from a string (`eval: true`) and loads onnxruntime-node
+ * from the path the main thread resolved, so it behaves the same under tsx, vitest and the
+ * compiled `dist/`.
+ */
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+import * as ort from "onnxruntime-node";
+import { sessionOptions, type LoadedModel } from "./registry.ts";
+
+export type RunnerKind = "inline" | "worker";
+
+export interface BatchRunner {
+  readonly kind: RunnerKind;
+  /** Where the loop writes the batch input: maxBatch × windowValues floats. */
+  readonly input: Float32Array;
+  /** Resolves when the runner can run (worker: session created and warmed up). */
+  readonly ready: Promise<void>;
+  /**
+   * Runs the first `n` windows of `input`; returns, per manifest output (manifest order), the
+   * `n × width` output values. The arrays are valid until the next call.
+   */
+  run(n: number): Promise<Float32Array[]>;
+  close(): Promise<void>;
+}
+
+export class InlineRunner implements BatchRunner {
+  readonly kind = "inline";
+  readonly input: Float32Array;
+  readonly ready = Promise.resolve();
+  readonly #model: LoadedModel;
+  readonly #tensors = new Map<number, ort.Tensor>();
+
+  constructor(model: LoadedModel, maxBatch: number) {
+    this.#model = model;
+    this.input = new Float32Array(maxBatch * model.windowValues);
+  }
+
+  async run(n: number): Promise<Float32Array[]> {
+    const m = this.#model;
+    let t = this.#tensors.get(n);
+    if (!t) {
+      const { window, features } = m.manifest.inputs;
+      t = new ort.Tensor("float32", this.input.subarray(0, n * m.windowValues), [n, window, features.length]);
+      this.#tensors.set(n, t);
+    }
+    const results = await m.session.run({ [m.manifest.inputs.tensor]: t });
+    return m.outputNames.map((name) => results[name]!.data as Float32Array);
+  }
+
+  async close(): Promise<void> {}
+}
+
+const WORKER_SOURCE = `
+"use strict";
+const { parentPort, workerData: w } = require("node:worker_threads");
+const ort = require(w.ort);
+(async () => {
+  const session = await ort.InferenceSession.create(w.bytes, w.options);
+  const shared = new Float32Array(w.input);
+  // onnxruntime-node refuses tensors over a SharedArrayBuffer ("Invalid argument"): the batch is
+  // copied into a private buffer first (n × window × features floats, a few µs per 100 windows).
+  const input = new Float32Array(shared.length);
+  const tensors = new Map();
+  const tensor = (n) => {
+    let t = tensors.get(n);
+    if (!t) tensors.set(n, (t = new ort.Tensor("float32", input.subarray(0, n * w.windowValues), [n, w.window, w.features])));
+    return t;
+  };
+  const run = async (n) => {
+    input.set(shared.subarray(0, n * w.windowValues));
+    const r = await session.run({ [w.tensor]: tensor(n) });
+    return w.outputs.map((name) => r[name].data);
+  };
+  // Warm-up on one zero window: output widths (to size the shared output) and first-run costs.
+  const widths = (await run(1)).map((d) => d.length);
+  const output = new Float32Array(new SharedArrayBuffer(4 * w.maxBatch * widths.reduce((a, b) => a + b, 0)));
+  parentPort.postMessage({ ready: true, widths, output: output.buffer });
+  parentPort.on("message", async (m) => {
+    try {
+      const data = await run(m.n);
+      let o = 0;
+      for (const d of data) { output.set(d, o); o += d.length; }
+      parentPort.postMessage({ id: m.id, ok: true });
+    } catch (e) {
+      parentPort.postMessage({ id: m.id, ok: false, error: String((e && e.stack) || e) });
+    }
+  });
+})().catch((e) => parentPort.postMessage({ ready: false, error: String((e && e.stack) || e) }));
+`;
+
+interface ReadyMsg {
+  ready: boolean;
+  widths?: number[];
+  output?: SharedArrayBuffer;
+  error?: string;
+}
+interface DoneMsg {
+  id: number;
+  ok: boolean;
+  error?: string;
+}
+
+export class WorkerRunner implements BatchRunner {
+  readonly kind = "worker";
+  readonly input: Float32Array;
+  readonly ready: Promise<void>;
+  readonly #worker: Worker;
+  #widths: number[] = [];
+  #output: Float32Array | undefined;
+  #pending: { id: number; resolve: () => void; reject: (e: Error) => void } | undefined;
+  #nextId = 1;
+  #closed = false;
+
+  constructor(model: LoadedModel, maxBatch: number) {
+    const sab = new SharedArrayBuffer(4 * maxBatch * model.windowValues);
+    this.input = new Float32Array(sab);
+    const { window, features, tensor } = model.manifest.inputs;
+    this.#worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      // The worker's JS allocates a few small objects per run: a small young generation keeps
+      // its V8 heap from growing to the main thread's default 16 MB semi-spaces.
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 },
+      workerData: {
+        ort: createRequire(import.meta.url).resolve("onnxruntime-node"),
+        bytes: model.bytes,
+        options: sessionOptions(model.tuning),
+        input: sab,
+        maxBatch,
+        windowValues: model.windowValues,
+        window,
+        features: features.length,
+        tensor,
+        outputs: model.outputNames,
+      },
+    });
+    this.#worker.unref();
+    this.ready = new Promise<void>((resolve, reject) => {
+      const onExit = (code: number): void => {
+        const e = new Error(`inference worker exited (code ${code})`);
+        reject(e);
+        this.#pending?.reject(e);
+        this.#pending = undefined;
+      };
+      this.#worker.on("error", (e) => {
+        reject(e);
+        this.#pending?.reject(e);
+        this.#pending = undefined;
+      });
+      this.#worker.on("exit", onExit);
+      this.#worker.on("message", (m: ReadyMsg | DoneMsg) => {
+        if ("ready" in m) {
+          if (!m.ready || !m.widths || !m.output)
+            return reject(new Error(`inference worker failed to start: ${m.error ?? "?"}`));
+          this.#widths = m.widths;
+          this.#output = new Float32Array(m.output);
+          return resolve();
+        }
+        const p = this.#pending;
+        if (!p || p.id !== m.id) return;
+        this.#pending = undefined;
+        if (m.ok) p.resolve();
+        else p.reject(new Error(m.error ?? "inference worker run failed"));
+      });
+    });
+    // The loop awaits `ready` before its first run; an unobserved failure must not crash the process.
+    this.ready.catch(() => undefined);
+  }
+
+  async run(n: number): Promise<Float32Array[]> {
+    if (this.#closed) throw new Error("inference worker closed");
+    await this.ready;
+    if (this.#pending) throw new Error("inference worker busy (one batch at a time)");
+    const id = this.#nextId++;
+    const done = new Promise<void>((resolve, reject) => (this.#pending = { id, resolve, reject }));
+    this.#worker.postMessage({ id, n });
+    await done;
+    const out: Float32Array[] = [];
+    let o = 0;
+    for (const w of this.#widths) {
+      out.push(this.#output!.subarray(o, o + n * w));
+      o += n * w;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#worker.terminate();
+  }
+}
+
+export function createRunner(kind: RunnerKind, model: LoadedModel, maxBatch: number): BatchRunner {
+  return kind === "worker" ? new WorkerRunner(model, maxBatch) : new InlineRunner(model, maxBatch);
+}

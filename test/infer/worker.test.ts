@@ -1,0 +1,116 @@
+// Runners (worker.ts): the worker-thread session gives the inline session's results bit for bit
+// and leaves the main-thread session alone; the tick policy splits a tick into maxBatch calls.
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { REPO_ROOT, loadCmapss, type CmapssUnit } from "../../models/eval/cmapss.ts";
+import { InferenceLoop, type AttestLeaf, type InferenceResult } from "../../gateway/src/infer/loop.ts";
+import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
+import { WorkerRunner } from "../../gateway/src/infer/worker.ts";
+import { FakeClock } from "../../gateway/src/util/clock.ts";
+import { FD001_MANIFEST, frame } from "./helpers.ts";
+
+let model: LoadedModel;
+let registry: ModelRegistry;
+let units: CmapssUnit[];
+
+beforeAll(async () => {
+  model = await loadModel(FD001_MANIFEST);
+  registry = new ModelRegistry([model]);
+  units = loadCmapss(join(REPO_ROOT, model.manifest.metrics.testFile));
+});
+afterAll(() => registry.release());
+
+function run(
+  runner: "inline" | "worker",
+  devices: number,
+  extra: Partial<ConstructorParameters<typeof InferenceLoop>[0]> = {},
+): { loop: InferenceLoop; results: InferenceResult[]; leaves: AttestLeaf[]; feed: () => void } {
+  const results: InferenceResult[] = [];
+  const leaves: AttestLeaf[] = [];
+  const loop = new InferenceLoop({
+    registry,
+    profileOf: () => "cmapss-fd001",
+    clock: new FakeClock(),
+    onResult: (r) => results.push(r),
+    onLeaf: (l) => leaves.push(l),
+    runner,
+    ...extra,
+  });
+  const feed = (): void => {
+    for (let d = 0; d < devices; d++) {
+      const u = units[d % units.length]!;
+      for (let r = 0; r < u.cycles; r++)
+        loop.onFrame(...frame(1 + d, r, u.data.subarray(r * 24, (r + 1) * 24)));
+    }
+  };
+  return { loop, results, leaves, feed };
+}
+
+describe("batch runners", () => {
+  it("behavior: the worker runner gives the inline runner's outputs, window hashes and leaves exactly", async () => {
+    const inline = run("inline", 12);
+    inline.feed();
+    await inline.loop.tick();
+    const worker = run("worker", 12);
+    const spy = vi.spyOn(model.session, "run");
+    try {
+      await worker.loop.ready();
+      worker.feed();
+      await worker.loop.tick();
+      // The main-thread session is not used: the model runs in the worker.
+      expect(spy).not.toHaveBeenCalled();
+    } finally {
+      spy.mockRestore();
+      await worker.loop.close();
+    }
+    expect(worker.results).toHaveLength(12);
+    expect(worker.loop.counters).toMatchObject({ windowsRun: 12, batches: 1, runErrors: 0 });
+    worker.results.forEach((r, i) => {
+      const ref = inline.results[i]!;
+      expect(r.deviceId).toBe(ref.deviceId);
+      expect(Array.from(r.allOutputs)).toEqual(Array.from(ref.allOutputs));
+      expect(Buffer.from(r.windowHash).equals(Buffer.from(ref.windowHash))).toBe(true);
+      expect(Buffer.from(r.inferenceLeaf).equals(Buffer.from(ref.inferenceLeaf))).toBe(true);
+    });
+    expect(worker.leaves.map((l) => Buffer.from(l.hash).toString("hex"))).toEqual(
+      inline.leaves.map((l) => Buffer.from(l.hash).toString("hex")),
+    );
+  });
+
+  it("behavior: a closed worker fails its runs (counted, windows lost), and close is idempotent", async () => {
+    const errors: unknown[] = [];
+    const w = run("worker", 3, { onError: (e) => errors.push(e) });
+    await w.loop.close();
+    await w.loop.close();
+    w.feed();
+    await w.loop.tick();
+    expect(w.results).toHaveLength(0);
+    expect(w.loop.counters).toMatchObject({ runErrors: 1, failedWindows: 3, windowsRun: 0 });
+    expect(String(errors[0])).toMatch(/closed/);
+  });
+
+  it("error: a worker whose session cannot be created rejects `ready`", async () => {
+    const broken: LoadedModel = { ...model, bytes: new Uint8Array([1, 2, 3, 4]) };
+    const r = new WorkerRunner(broken, 4);
+    await expect(r.ready).rejects.toThrow(/failed to start/);
+    await r.close();
+  });
+
+  it("behavior: tick policy — one tick runs every ready window in calls of at most maxBatch (default 128)", async () => {
+    const p = run("inline", 300);
+    const spy = vi.spyOn(model.session, "run");
+    try {
+      p.feed();
+      await p.loop.tick();
+      const sizes = spy.mock.calls.map((c) => {
+        const t = (c[0] as Record<string, { dims: readonly number[] }>)[model.manifest.inputs.tensor]!;
+        return t.dims[0];
+      });
+      expect(sizes).toEqual([128, 128, 44]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(p.loop.counters).toMatchObject({ ticks: 1, batches: 3, windowsRun: 300 });
+    expect(p.results.map((r) => r.deviceId)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+  });
+});
