@@ -1,7 +1,7 @@
 /** `vigil keys`: create and inspect the gateway's encrypted keystore. */
 import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { generateKey, type KeyType } from "../attest/keys.ts";
+import { generateKey, registrationPublicKey, type KeyType } from "../attest/keys.ts";
 import { loadKeystore, passphraseFromEnv, writeKeystore } from "../attest/keystore.ts";
 import { loadConfigFile, resolveConfig } from "../config/config.ts";
 import { UsageError, VigilError } from "../errors/base.ts";
@@ -54,6 +54,13 @@ export async function keysCommand(argv: string[]): Promise<number> {
     throw new UsageError(`unknown keys command "${sub}"`);
   }
   const signer = await loadKeystore(path, passphrase);
-  process.stdout.write(JSON.stringify({ keystore: path, gatewayId: gatewayIdOf(cfg), ...signer.info() }, null, 2) + "\n");
+  const info = {
+    keystore: path,
+    gatewayId: gatewayIdOf(cfg),
+    ...signer.info(),
+    // What `vigil chain register-gateway --public-key` takes for this key type.
+    registrationPublicKey: registrationPublicKey(signer.exportKey()),
+  };
+  process.stdout.write(JSON.stringify(info, null, 2) + "\n");
   return 0;
 }
