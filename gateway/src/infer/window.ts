@@ -114,10 +114,15 @@ export class DeviceWindow {
     const W = this.#window;
     const F = this.#features;
     const start = end - W + 1;
-    for (let w = 0; w < W; w++) {
-      const src = ((start + w < 0 ? 0 : start + w) % this.#cap) * F;
-      const dst = offset + w * F;
-      for (let f = 0; f < F; f++) out[dst + f] = this.#rows[src + f]!;
+    // Padding rows (before the first frame) repeat row 0; the real rows are at most two
+    // contiguous runs of the ring, copied with TypedArray.set (memcpy).
+    let w = 0;
+    for (; start + w < 0; w++) out.set(this.#rows.subarray(0, F), offset + w * F);
+    while (w < W) {
+      const slot = (start + w) % this.#cap;
+      const run = Math.min(W - w, this.#cap - slot);
+      out.set(this.#rows.subarray(slot * F, (slot + run) * F), offset + w * F);
+      w += run;
     }
     const first = (start < 0 ? 0 : start) % this.#cap;
     const last = end % this.#cap;
