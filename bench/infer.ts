@@ -345,8 +345,13 @@ async function frameToAlert(
 }
 
 // ---- 4. RSS as deployed (compiled, plain node, child processes) ---------------------------
-function probe(args: string[]): Record<string, unknown> {
-  const out = execFileSync(process.execPath, args, { cwd: REPO_ROOT, encoding: "utf8", timeout: 180_000 });
+function probe(args: string[], env: Record<string, string> = {}): Record<string, unknown> {
+  const out = execFileSync(process.execPath, args, {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+    timeout: 180_000,
+    env: { ...process.env, ...env },
+  });
   return JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, unknown>;
 }
 
@@ -418,6 +423,11 @@ if (!a["no-rss"]) {
       "--mem-pattern",
       "1",
     ]);
+    // …plus glibc limited to 2 malloc arenas (the worker thread otherwise gets its own arena).
+    runs["workerSemi2Malloc2"] = probe(
+      [...semi, ...base, "--runner", "worker", "--arena", "1", "--mem-pattern", "1"],
+      { MALLOC_ARENA_MAX: "2" },
+    );
     rss[c.key] = runs;
     rmSync(dir, { recursive: true, force: true });
   }
