@@ -17,6 +17,8 @@ import type { AlertPublisher } from "../alerts/publisher.ts";
 import { InferenceLoop, type LeafSink } from "./loop.ts";
 import { ModelRegistry, type RegistryOptions } from "./registry.ts";
 import type { RunnerKind } from "./worker.ts";
+import type { FrameRecord } from "../ingest/sink.ts";
+import type { DataFrame } from "../protocol/frame.ts";
 
 export type { AttestLeaf, InferenceResult, LeafSink, InferenceCounters } from "./loop.ts";
 export { InferenceLoop } from "./loop.ts";
@@ -102,9 +104,19 @@ export async function createInference(opts: CreateInferenceOptions): Promise<Inf
   });
   let started = false;
   let stopped = false;
-  opts.ingest.onStored((record, frame) => {
-    if (started) loop.onFrame(record, frame);
-  });
+  // Windows must be in time order: feed each device's frames only in increasing sequence, so
+  // late (out-of-order) frames and resends of frames already seen are left to the store. Frames
+  // the store refused (disk full) are fed too, so alerts keep flowing while it is down.
+  const lastFed = new Map<number, number>();
+  const feed = (record: FrameRecord, frame: DataFrame): void => {
+    if (!started) return;
+    const last = lastFed.get(record.deviceId);
+    if (last !== undefined && record.seq <= last) return;
+    lastFed.set(record.deviceId, record.seq);
+    loop.onFrame(record, frame);
+  };
+  opts.ingest.onStored(feed);
+  opts.ingest.onUnstored(feed);
   return {
     registry,
     loop,

@@ -71,6 +71,7 @@ export class Ingest {
   #revoked: ReadonlySet<number>;
   readonly #isStored: ((d: number, s: number) => Promise<boolean>) | undefined;
   readonly #observers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
+  readonly #unstoredObservers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
 
   constructor(opts: IngestOptions) {
     this.#sink = opts.sink;
@@ -86,6 +87,15 @@ export class Ingest {
   /** Adds an observer of newly stored DATA frames (see IngestOptions.onStored). */
   onStored(fn: (record: FrameRecord, frame: DataFrame) => void): void {
     this.#observers.push(fn);
+  }
+
+  /**
+   * Adds an observer of valid DATA frames the store refused (disk full, I/O error): they are
+   * not acknowledged, so the sender keeps and resends them, but inference can still see them
+   * and alerts keep flowing while the store is down.
+   */
+  onUnstored(fn: (record: FrameRecord, frame: DataFrame) => void): void {
+    this.#unstoredObservers.push(fn);
   }
 
   /** Replaces the access lists (e.g. after the registry watcher saw a revocation). */
@@ -223,6 +233,7 @@ export class Ingest {
       },
       (err: unknown) => {
         d.inflight.delete(ext);
+        for (const fn of this.#unstoredObservers) fn(record, f);
         const e =
           err instanceof VigilError
             ? new IngestRejectError("STORE_UNAVAILABLE", err.shortMessage, { cause: err })
