@@ -7,10 +7,24 @@
 import { createRequire } from "node:module";
 import { SimpleMerkleTree } from "@openzeppelin/merkle-tree";
 import { ContractFactory, Interface, JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
-import { generateKey, registrationPublicKey, signDigest, type DeviceKey, type KeyType } from "../gateway/src/attest/keys.ts";
+import {
+  generateKey,
+  registrationPublicKey,
+  signDigest,
+  type DeviceKey,
+  type KeyType,
+} from "../gateway/src/attest/keys.ts";
 import { ANVIL_DEV_KEYS, startAnvil } from "../gateway/src/chain/anvil.ts";
 import { deployVigil } from "../gateway/src/chain/deploy.ts";
-import { ZERO_HASH, batchDigest, bytesToHex, hashBatchHeader, nextHead, type BatchHeader, type Hex } from "../gateway/src/chain/eip712.ts";
+import {
+  ZERO_HASH,
+  batchDigest,
+  bytesToHex,
+  hashBatchHeader,
+  nextHead,
+  type BatchHeader,
+  type Hex,
+} from "../gateway/src/chain/eip712.ts";
 import { EthersRegistryClient } from "../gateway/src/chain/ethers-client.ts";
 import { VigilRegistryArtifact } from "../contracts/artifacts/index.ts";
 
@@ -33,10 +47,16 @@ function compileNaive(): { abi: unknown[]; bytecode: string } {
       JSON.stringify({
         language: "Solidity",
         sources: { "Naive.sol": { content: NAIVE_SOURCE } },
-        settings: { evmVersion: "cancun", optimizer: { enabled: true, runs: 10_000 }, outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } } },
+        settings: {
+          evmVersion: "cancun",
+          optimizer: { enabled: true, runs: 10_000 },
+          outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
+        },
       }),
     ),
-  ) as { contracts: Record<string, Record<string, { abi: unknown[]; evm: { bytecode: { object: string } } }>> };
+  ) as {
+    contracts: Record<string, Record<string, { abi: unknown[]; evm: { bytecode: { object: string } } }>>;
+  };
   const c = out.contracts["Naive.sol"]?.NaiveFrameStore;
   if (!c) throw new Error("naive contract did not compile");
   return { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}` };
@@ -56,8 +76,16 @@ try {
   const deployer = new NonceManager(new Wallet(ANVIL_DEV_KEYS[0], provider));
   const d = await deployVigil(deployer, { adminDelaySeconds: 0, approvalThreshold: 2 });
   const connect = (k: string): Promise<EthersRegistryClient> =>
-    EthersRegistryClient.connect({ rpcUrl: anvil.url, privateKey: k, registry: d.contracts.VigilRegistry.address, releases: d.contracts.VigilReleases.address, pollingIntervalMs: 20 });
-  const [admin, op, manager, a1, a2, relayer] = await Promise.all(ANVIL_DEV_KEYS.slice(0, 6).map(connect)) as EthersRegistryClient[] & { length: 6 };
+    EthersRegistryClient.connect({
+      rpcUrl: anvil.url,
+      privateKey: k,
+      registry: d.contracts.VigilRegistry.address,
+      releases: d.contracts.VigilReleases.address,
+      pollingIntervalMs: 20,
+    });
+  const [admin, op, manager, a1, a2, relayer] = (await Promise.all(
+    ANVIL_DEV_KEYS.slice(0, 6).map(connect),
+  )) as EthersRegistryClient[] & { length: 6 };
   if (!admin || !op || !manager || !a1 || !a2 || !relayer) throw new Error("clients");
   const site = keccakId("site:bench") as Hex;
   await admin.grantOperator(site, op.account);
@@ -65,11 +93,22 @@ try {
   await admin.grantRole("releaseApprover", a1.account);
   await admin.grantRole("releaseApprover", a2.account);
 
-  interface Gw { id: Hex; key: DeviceKey; seq: bigint; head: Hex }
+  interface Gw {
+    id: Hex;
+    key: DeviceKey;
+    seq: bigint;
+    head: Hex;
+  }
   const newGw = async (type: KeyType, label: string): Promise<Gw> => {
     const key = generateKey(type);
     const id = keccakId(`${label}:${Math.random()}`) as Hex;
-    const r = await op.registerGateway({ gatewayId: id, site, keyType: type, publicKey: registrationPublicKey(key), metadataURI: "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi" });
+    const r = await op.registerGateway({
+      gatewayId: id,
+      site,
+      keyType: type,
+      publicKey: registrationPublicKey(key),
+      metadataURI: "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+    });
     record(`registerGateway (${type})`, r.gasUsed);
     return { id, key, seq: 0n, head: ZERO_HASH };
   };
@@ -94,12 +133,17 @@ try {
     advance(g, h);
     return { gas: r.gasUsed, h };
   };
-  const median = (xs: bigint[]): bigint => [...xs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[Math.floor(xs.length / 2)] ?? 0n;
+  const median = (xs: bigint[]): bigint =>
+    [...xs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))[Math.floor(xs.length / 2)] ?? 0n;
 
   // ---- anchoring
   const k = await newGw("secp256k1", "k");
   const p = await newGw("p256", "p");
-  record("anchor first batch (secp256k1)", (await anchor(k)).gas, "head slot 0 -> non-zero, once per gateway");
+  record(
+    "anchor first batch (secp256k1)",
+    (await anchor(k)).gas,
+    "head slot 0 -> non-zero, once per gateway",
+  );
   record("anchor first batch (P-256)", (await anchor(p)).gas, "head slot 0 -> non-zero, once per gateway");
   const ks: bigint[] = [];
   const ps: bigint[] = [];
@@ -123,7 +167,13 @@ try {
     record(`anchorMany ${n} batches, same gateway (per batch)`, r.gasUsed / BigInt(n));
     many[`sameGateway${n}`] = Number(r.gasUsed / BigInt(n));
   }
-  const gws = [k, p, await newGw("secp256k1", "k2"), await newGw("secp256k1", "k3"), await newGw("secp256k1", "k4")];
+  const gws = [
+    k,
+    p,
+    await newGw("secp256k1", "k2"),
+    await newGw("secp256k1", "k3"),
+    await newGw("secp256k1", "k4"),
+  ];
   for (const g of gws.slice(2)) await anchor(g);
   {
     const items = gws.map((g) => {
@@ -143,12 +193,29 @@ try {
   const { h: h0 } = await anchor(k, leaves.length, tree.root as Hex);
   const later: Hex[] = [];
   const iface = new Interface(VigilRegistryArtifact.abi as never);
-  const tuple = (h: BatchHeader): unknown[] => [h.gatewayId, h.seq, h.prevHead, h.root, h.leafCount, h.firstTimestamp, h.lastTimestamp, h.modelHash];
+  const tuple = (h: BatchHeader): unknown[] => [
+    h.gatewayId,
+    h.seq,
+    h.prevHead,
+    h.root,
+    h.leafCount,
+    h.firstTimestamp,
+    h.lastTimestamp,
+    h.modelHash,
+  ];
   const viewGas = async (n: number): Promise<bigint> => {
     while (later.length < n) later.push(hashBatchHeader((await anchor(k)).h));
     if (later.length > n) throw new Error("later");
-    const data = iface.encodeFunctionData("isLeafIncluded", [tuple(h0), later, leaves[1234], tree.getProof(1234)]);
-    const [ok] = iface.decodeFunctionResult("isLeafIncluded", await provider.call({ to: d.contracts.VigilRegistry.address, data })) as unknown as [boolean];
+    const data = iface.encodeFunctionData("isLeafIncluded", [
+      tuple(h0),
+      later,
+      leaves[1234],
+      tree.getProof(1234),
+    ]);
+    const [ok] = iface.decodeFunctionResult(
+      "isLeafIncluded",
+      await provider.call({ to: d.contracts.VigilRegistry.address, data }),
+    ) as unknown as [boolean];
     if (!ok) throw new Error("inclusion failed");
     return (await provider.estimateGas({ to: d.contracts.VigilRegistry.address, data })) - 21_000n;
   };
@@ -158,18 +225,38 @@ try {
   record("checkpoint", (await relayer.checkpoint(k.id)).gasUsed, "caps later batches for views");
 
   // ---- device management
-  record("rotateGatewayKey by operator (-> secp256k1)", (await op.rotateGatewayKey(gws[2]!.id, "secp256k1", registrationPublicKey(generateKey("secp256k1")))).gasUsed);
+  record(
+    "rotateGatewayKey by operator (-> secp256k1)",
+    (await op.rotateGatewayKey(gws[2]!.id, "secp256k1", registrationPublicKey(generateKey("secp256k1"))))
+      .gasUsed,
+  );
   {
     const g = gws[3]!;
     const nk = generateKey("secp256k1");
     const digest = await relayer.keyRotationDigest(g.id, "secp256k1", registrationPublicKey(nk));
-    record("rotateGatewayKeyBySignature (old key signs)", (await relayer.rotateGatewayKeyBySignature(g.id, "secp256k1", registrationPublicKey(nk), signDigest(g.key, digest))).gasUsed);
+    record(
+      "rotateGatewayKeyBySignature (old key signs)",
+      (
+        await relayer.rotateGatewayKeyBySignature(
+          g.id,
+          "secp256k1",
+          registrationPublicKey(nk),
+          signDigest(g.key, digest),
+        )
+      ).gasUsed,
+    );
     g.key = nk;
   }
   record("suspendGateway", (await op.suspendGateway(gws[4]!.id)).gasUsed);
   record("revokeGateway", (await op.revokeGateway(gws[4]!.id)).gasUsed);
-  record("registerSensor (P-256 key)", (await op.registerSensor(k.id, 1, "p256", registrationPublicKey(generateKey("p256")))).gasUsed);
-  record("grantGatewayAccess", (await op.grantGatewayAccess(k.id, relayer.account, (await op.now()) + 86_400n)).gasUsed);
+  record(
+    "registerSensor (P-256 key)",
+    (await op.registerSensor(k.id, 1, "p256", registrationPublicKey(generateKey("p256")))).gasUsed,
+  );
+  record(
+    "grantGatewayAccess",
+    (await op.grantGatewayAccess(k.id, relayer.account, (await op.now()) + 86_400n)).gasUsed,
+  );
 
   // ---- releases
   const proposal = await manager.proposeRelease({
@@ -179,16 +266,25 @@ try {
     contentHash: rand32(),
     size: 2_000_000n,
     trainingDataHash: rand32(),
-    uris: ["ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", "https://models.example/vigil-anomaly-v1.onnx"],
+    uris: [
+      "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+      "https://models.example/vigil-anomaly-v1.onnx",
+    ],
     metrics: '{"f1":0.93,"auc":0.97}',
   });
   record("proposeRelease (2 URIs, metrics)", proposal.gasUsed);
   record("approveRelease (1 of 2)", (await a1.approveRelease(proposal.releaseId)).gasUsed);
   record("approveRelease (2 of 2, activates)", (await a2.approveRelease(proposal.releaseId)).gasUsed);
-  for (const [g, label] of [[k, "secp256k1"], [p, "P-256"]] as const) {
+  for (const [g, label] of [
+    [k, "secp256k1"],
+    [p, "P-256"],
+  ] as const) {
     const nonce = (await relayer.installNonce(g.id)) + 1n;
     const digest = await relayer.installReportDigest(g.id, proposal.releaseId, nonce);
-    record(`reportInstalled (${label})`, (await relayer.reportInstalled(g.id, proposal.releaseId, nonce, signDigest(g.key, digest))).gasUsed);
+    record(
+      `reportInstalled (${label})`,
+      (await relayer.reportInstalled(g.id, proposal.releaseId, nonce, signDigest(g.key, digest))).gasUsed,
+    );
   }
 
   // ---- naive design: one storage slot per frame hash
@@ -210,17 +306,23 @@ try {
   const vigilPerFrame = { 1: Number(anchorK), 100: Number(anchorK) / 100, 10000: Number(anchorK) / 10_000 };
 
   // ---- print
-  console.log(`gas on anvil --network optimism, solc ${VigilRegistryArtifact.solcVersion}, cancun bytecode, optimizer 10,000 runs\n`);
+  console.log(
+    `gas on anvil --network optimism, solc ${VigilRegistryArtifact.solcVersion}, cancun bytecode, optimizer 10,000 runs\n`,
+  );
   console.log(`${"operation".padEnd(58)} ${"gas".padStart(10)}  note`);
   console.log(`${"-".repeat(58)} ${"-".repeat(10)}  ----`);
   for (const r of rows) console.log(`${r.op.padEnd(58)} ${r.gas.toString().padStart(10)}  ${r.note ?? ""}`);
   console.log("\nper-frame gas (secp256k1 anchor; frames per batch):");
   console.log(`${"frames/batch".padEnd(14)} ${"Vigil".padStart(10)} ${"naive".padStart(10)}`);
   for (const n of [1, 100, 10_000] as const) {
-    console.log(`${String(n).padEnd(14)} ${vigilPerFrame[n].toFixed(2).padStart(10)} ${String(naivePerFrame[n]).padStart(10)}${n === 10_000 ? "  (naive: extrapolated, exceeds a 30M block)" : ""}`);
+    console.log(
+      `${String(n).padEnd(14)} ${vigilPerFrame[n].toFixed(2).padStart(10)} ${String(naivePerFrame[n]).padStart(10)}${n === 10_000 ? "  (naive: extrapolated, exceeds a 30M block)" : ""}`,
+    );
   }
   const pays = (many.sameGateway10 ?? Infinity) < Number(anchorK);
-  console.log(`\nmulti-batch per tx: ${pays ? "pays" : "does not pay"} — 10 batches of one gateway cost ${many.sameGateway10} per batch vs ${anchorK} alone; 5 gateways ${many.fiveGateways} per batch`);
+  console.log(
+    `\nmulti-batch per tx: ${pays ? "pays" : "does not pay"} — 10 batches of one gateway cost ${many.sameGateway10} per batch vs ${anchorK} alone; 5 gateways ${many.fiveGateways} per batch`,
+  );
   console.log(
     JSON.stringify({
       bench: "gas",

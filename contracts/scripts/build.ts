@@ -37,7 +37,9 @@ for (const [name, text] of files) {
 }
 for (const c of result.contracts) {
   const size = (c.deployedBytecode.length - 2) / 2;
-  console.log(`${c.contractName.padEnd(20)} runtime ${String(size).padStart(6)} bytes${size > 24_576 ? "  (OVER 24 KiB LIMIT)" : ""}`);
+  console.log(
+    `${c.contractName.padEnd(20)} runtime ${String(size).padStart(6)} bytes${size > 24_576 ? "  (OVER 24 KiB LIMIT)" : ""}`,
+  );
 }
 console.log(
   `${check ? "checked" : "wrote"} ${files.size} artifacts (${stale} ${check ? "stale" : "changed"}) with solc ${result.solcVersion} in ${Date.now() - started} ms`,

@@ -41,7 +41,9 @@ export interface CompileResult {
 export function readSources(): Record<string, { content: string }> {
   const dir = join(CONTRACTS_DIR, "src");
   const out: Record<string, { content: string }> = {};
-  for (const f of readdirSync(dir).filter((n) => n.endsWith(".sol")).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((n) => n.endsWith(".sol"))
+    .sort()) {
     out[`contracts/src/${f}`] = { content: readFileSync(join(dir, f), "utf8") };
   }
   return out;
@@ -67,7 +69,10 @@ interface SolcOutput {
         abi: unknown[];
         evm: {
           bytecode: { object: string };
-          deployedBytecode: { object: string; immutableReferences?: Record<string, { start: number; length: number }[]> };
+          deployedBytecode: {
+            object: string;
+            immutableReferences?: Record<string, { start: number; length: number }[]>;
+          };
         };
       }
     >
@@ -94,7 +99,12 @@ export function compileContracts(): CompileResult {
       ...SOLC_SETTINGS,
       outputSelection: {
         "*": {
-          "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "evm.deployedBytecode.immutableReferences"],
+          "*": [
+            "abi",
+            "evm.bytecode.object",
+            "evm.deployedBytecode.object",
+            "evm.deployedBytecode.immutableReferences",
+          ],
         },
       },
     },

@@ -44,14 +44,21 @@ export interface RuntimeSnapshot {
   ingest: ReturnType<Gateway["ingest"]["counters"]["snapshot"]>;
   store: ReturnType<FrameStore["stats"]>;
   sealer: { enabled: boolean; backlog: number; lastBatchSeq: number };
-  anchor: { enabled: boolean; anchoredThrough: number; backlog: number; failures: number; lastError: string | null };
+  anchor: {
+    enabled: boolean;
+    anchoredThrough: number;
+    backlog: number;
+    failures: number;
+    lastError: string | null;
+  };
   infer: Record<string, unknown> | null;
   leaves: { inference: number; alert: number };
 }
 
 /** bytes32 gateway id: the configured one, or keccak256("vigil-gateway:" + name). */
 export function gatewayIdOf(config: GatewayConfig): Hex {
-  return (config.attest.gatewayId?.toLowerCase() ?? keccak256(toUtf8Bytes(`vigil-gateway:${config.attest.gatewayName}`))) as Hex;
+  return (config.attest.gatewayId?.toLowerCase() ??
+    keccak256(toUtf8Bytes(`vigil-gateway:${config.attest.gatewayName}`))) as Hex;
 }
 
 function resolvePath(base: string, p: string): string {
@@ -118,11 +125,16 @@ export class Runtime {
     // Recover per-device sequence state so resent frames are recognised as duplicates.
     for (const [id, seq] of this.store.devices()) this.gateway.ingest.counters.device(id).seq.restore(seq);
 
-    const deployment = c.chain.deployment ? readDeployment(resolvePath(c.dataDir, c.chain.deployment)) : undefined;
+    const deployment = c.chain.deployment
+      ? readDeployment(resolvePath(c.dataDir, c.chain.deployment))
+      : undefined;
     if (c.attest.enabled && deployment) {
       const keyPath = resolvePath(c.dataDir, c.attest.keystore);
       if (!existsSync(keyPath))
-        throw new ConfigError("attest.keystore", `${keyPath} does not exist; create it with "vigil keys init"`);
+        throw new ConfigError(
+          "attest.keystore",
+          `${keyPath} does not exist; create it with "vigil keys init"`,
+        );
       this.signer = await loadKeystore(keyPath, this.#o.passphrase ?? (await passphraseFromEnv()));
       this.sealer = new BatchSealer({
         store: this.store,
@@ -138,7 +150,9 @@ export class Runtime {
         onError: (e) => log?.warn({ err: (e as Error).message }, "sealing failed"),
       });
     } else if (c.attest.enabled) {
-      log?.warn("attest: no chain.deployment configured, so there is no EIP-712 domain; frames are stored but not sealed");
+      log?.warn(
+        "attest: no chain.deployment configured, so there is no EIP-712 domain; frames are stored but not sealed",
+      );
     }
 
     if (this.sealer && deployment && c.chain.rpcUrl) {
@@ -158,7 +172,8 @@ export class Runtime {
         confirmations: c.chain.confirmations,
         intervalMs: c.chain.anchorIntervalMs,
         ...(log ? { logger: log } : {}),
-        onAnchored: (b, a) => log?.info({ seq: b.header.seq, tx: a.txHash, block: a.blockNumber }, "batch anchored"),
+        onAnchored: (b, a) =>
+          log?.info({ seq: b.header.seq, tx: a.txHash, block: a.blockNumber }, "batch anchored"),
       });
     }
 
@@ -191,7 +206,8 @@ export class Runtime {
             // store.stats().leafFailures and logged at 1, 2, 4, 8, … so an outage cannot flood the log.
             this.store.appendLeaf(leaf).catch((e: unknown) => {
               const n = this.store.stats().leafFailures;
-              if ((n & (n - 1)) === 0) log?.warn({ err: (e as Error).message, failures: n }, "attestation leaf not stored");
+              if ((n & (n - 1)) === 0)
+                log?.warn({ err: (e as Error).message, failures: n }, "attestation leaf not stored");
             });
           },
           onError: (e) => log?.warn({ err: (e as Error).message }, "inference error"),
@@ -214,10 +230,14 @@ export class Runtime {
 
   async #senderKey(): Promise<string> {
     const c = this.#o.config.chain;
-    if (c.senderKeyFile) return (await readFile(resolvePath(this.#o.config.dataDir, c.senderKeyFile), "utf8")).trim();
+    if (c.senderKeyFile)
+      return (await readFile(resolvePath(this.#o.config.dataDir, c.senderKeyFile), "utf8")).trim();
     const env = process.env.VIGIL_CHAIN_SENDER_KEY;
     if (env) return env;
-    throw new ConfigError("chain.senderKeyFile", "anchoring needs a funded account: set chain.senderKeyFile or VIGIL_CHAIN_SENDER_KEY");
+    throw new ConfigError(
+      "chain.senderKeyFile",
+      "anchoring needs a funded account: set chain.senderKeyFile or VIGIL_CHAIN_SENDER_KEY",
+    );
   }
 
   snapshot(): RuntimeSnapshot {
@@ -225,7 +245,11 @@ export class Runtime {
     return {
       ingest: this.gateway.ingest.counters.snapshot(),
       store: this.store.stats(),
-      sealer: { enabled: !!this.sealer, backlog: this.sealer?.backlog() ?? 0, lastBatchSeq: this.store.lastBatchSeq() },
+      sealer: {
+        enabled: !!this.sealer,
+        backlog: this.sealer?.backlog() ?? 0,
+        lastBatchSeq: this.store.lastBatchSeq(),
+      },
       anchor: {
         enabled: !!this.anchor,
         anchoredThrough: this.store.anchoredThrough(),
@@ -245,7 +269,9 @@ export class Runtime {
     return (
       `${this.gateway.ingest.counters.line()} | stored=${s.store.lastIndex} batches=${s.sealer.lastBatchSeq} ` +
       `anchored=${s.anchor.anchoredThrough}${s.anchor.lastError ? ` (chain: ${s.anchor.lastError})` : ""}` +
-      (inf ? ` | windows=${inf.loop.windowsRun} skipped=${inf.loop.skippedWindows} alerts=${inf.alerts.raised}` : "")
+      (inf
+        ? ` | windows=${inf.loop.windowsRun} skipped=${inf.loop.skippedWindows} alerts=${inf.alerts.raised}`
+        : "")
     );
   }
 

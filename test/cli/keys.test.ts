@@ -7,7 +7,9 @@ import { describe, expect, it } from "vitest";
 
 const run = promisify(execFile);
 const vigil = (args: string[], pass: string) =>
-  run(process.execPath, ["bin/vigil.js", ...args], { env: { ...process.env, VIGIL_KEYSTORE_PASSPHRASE: pass } }).then(
+  run(process.execPath, ["bin/vigil.js", ...args], {
+    env: { ...process.env, VIGIL_KEYSTORE_PASSPHRASE: pass },
+  }).then(
     (r) => ({ code: 0, ...r }),
     (e: { code: number; stdout: string; stderr: string }) => e,
   );

@@ -37,17 +37,63 @@ describe("vigil chain", () => {
       expect(await chainCommand(["deploy", "--rpc", anvil.url, "--out", out, "--admin-delay", "0"])).toBe(0);
       const d = JSON.parse(readFileSync(out, "utf8")) as Deployment;
       expect(d.chainId).toBe("31337");
-      expect(d.contracts.VigilRegistry.runtimeCodeHash).toBe(keccak256(VigilRegistryArtifact.deployedBytecode));
+      expect(d.contracts.VigilRegistry.runtimeCodeHash).toBe(
+        keccak256(VigilRegistryArtifact.deployedBytecode),
+      );
       expect(d.deployBlock).toBeGreaterThan(0);
       expect(await chainCommand(["verify", "--rpc", anvil.url, "--deployment", out])).toBe(0);
-      expect(await chainCommand(["grant-operator", "--rpc", anvil.url, "--deployment", out, "--site", "plant-1", "--account", "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"])).toBe(0);
+      expect(
+        await chainCommand([
+          "grant-operator",
+          "--rpc",
+          anvil.url,
+          "--deployment",
+          out,
+          "--site",
+          "plant-1",
+          "--account",
+          "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        ]),
+      ).toBe(0);
       const keyFile = join(dir, "device.key");
       writeFileSync(keyFile, bytesToHex(generateKey("p256").privateKey));
       const gw = `0x${"ab".repeat(32)}`;
-      expect(await chainCommand(["register-gateway", "--rpc", anvil.url, "--deployment", out, "--site", "plant-1", "--gateway-id", gw, "--key-type", "p256", "--device-key-file", keyFile])).toBe(0);
+      expect(
+        await chainCommand([
+          "register-gateway",
+          "--rpc",
+          anvil.url,
+          "--deployment",
+          out,
+          "--site",
+          "plant-1",
+          "--gateway-id",
+          gw,
+          "--key-type",
+          "p256",
+          "--device-key-file",
+          keyFile,
+        ]),
+      ).toBe(0);
       expect(cap.out()).toMatch(/registered gateway 0xabab/);
       // a repeated registration fails with the contract's error, exit code 1
-      expect(await chainCommand(["register-gateway", "--rpc", anvil.url, "--deployment", out, "--site", "plant-1", "--gateway-id", gw, "--key-type", "p256", "--device-key-file", keyFile])).toBe(1);
+      expect(
+        await chainCommand([
+          "register-gateway",
+          "--rpc",
+          anvil.url,
+          "--deployment",
+          out,
+          "--site",
+          "plant-1",
+          "--gateway-id",
+          gw,
+          "--key-type",
+          "p256",
+          "--device-key-file",
+          keyFile,
+        ]),
+      ).toBe(1);
       expect(cap.err()).toMatch(/GatewayAlreadyRegistered/);
     } finally {
       cap.restore();

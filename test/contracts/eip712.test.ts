@@ -1,9 +1,24 @@
 import { describe, expect, it } from "vitest";
 import { readSources, hashSources, solcVersion } from "../../contracts/scripts/compile.ts";
 import { SOURCES_HASH } from "../../contracts/artifacts/index.ts";
-import { ZERO_HASH, assertBatchHeader, chainHead, hashBatchHeader, nextHead, vigilDomain, type BatchHeader } from "../../gateway/src/chain/eip712.ts";
+import {
+  ZERO_HASH,
+  assertBatchHeader,
+  chainHead,
+  hashBatchHeader,
+  nextHead,
+  vigilDomain,
+  type BatchHeader,
+} from "../../gateway/src/chain/eip712.ts";
 import { toCompactSignature } from "../../gateway/src/chain/signature.ts";
-import { generateKey, importKey, p256PublicKey, secp256k1Address, signP256, signSecp256k1 } from "../../gateway/src/attest/keys.ts";
+import {
+  generateKey,
+  importKey,
+  p256PublicKey,
+  secp256k1Address,
+  signP256,
+  signSecp256k1,
+} from "../../gateway/src/attest/keys.ts";
 
 const h: BatchHeader = {
   gatewayId: `0x${"11".repeat(32)}`,

@@ -39,7 +39,11 @@ export interface SuiteEnv {
   close(): Promise<void>;
 }
 
-export async function expectRevert(p: Promise<unknown>, errorName: string, args?: unknown[]): Promise<ContractRevertError> {
+export async function expectRevert(
+  p: Promise<unknown>,
+  errorName: string,
+  args?: unknown[],
+): Promise<ContractRevertError> {
   const err = await p.then(
     () => undefined,
     (e: unknown) => e,
@@ -47,7 +51,10 @@ export async function expectRevert(p: Promise<unknown>, errorName: string, args?
   expect(err, `expected revert ${errorName}`).toBeInstanceOf(ContractRevertError);
   const r = err as ContractRevertError;
   expect(r.errorName).toBe(errorName);
-  if (args) expect(r.args).toEqual(args.map((a) => (typeof a === "string" ? a.toLowerCase() : typeof a === "number" ? BigInt(a) : a)));
+  if (args)
+    expect(r.args).toEqual(
+      args.map((a) => (typeof a === "string" ? a.toLowerCase() : typeof a === "number" ? BigInt(a) : a)),
+    );
   return r;
 }
 
@@ -91,7 +98,10 @@ export class HeaderChain {
     this.seq = h.seq;
     this.headers.push(h);
   }
-  async anchorNext(submitter: RegistryClient = this.client, overrides: Partial<BatchHeader> = {}): Promise<BatchHeader> {
+  async anchorNext(
+    submitter: RegistryClient = this.client,
+    overrides: Partial<BatchHeader> = {},
+  ): Promise<BatchHeader> {
     const h = this.next(overrides);
     const res = await submitter.anchor(h, this.sign(h));
     expect(res.head).toBe(nextHead(this.head, h));
@@ -141,7 +151,13 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
     async function newGateway(type: KeyType = "secp256k1", label = "gw-1"): Promise<HeaderChain> {
       const key = generateKey(type);
       const gatewayId = keccakId(`${label}:${type}:${Math.random()}`) as Hex;
-      await operator.registerGateway({ gatewayId, site: SITE, keyType: type, publicKey: registrationPublicKey(key), metadataURI: "ipfs://meta" });
+      await operator.registerGateway({
+        gatewayId,
+        site: SITE,
+        keyType: type,
+        publicKey: registrationPublicKey(key),
+        metadataURI: "ipfs://meta",
+      });
       return new HeaderChain(gatewayId, key, operator);
     }
 
@@ -150,29 +166,67 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       const a = await newGateway("secp256k1");
       const b = await newGateway("p256");
       const ga = await stranger.getGateway(a.gatewayId);
-      expect(ga).toMatchObject({ status: "active", keyType: "secp256k1", keyEpoch: 0, seq: 0n, head: ZERO_HASH, site: SITE.toLowerCase(), metadataURI: "ipfs://meta", p256PublicKey: null });
+      expect(ga).toMatchObject({
+        status: "active",
+        keyType: "secp256k1",
+        keyEpoch: 0,
+        seq: 0n,
+        head: ZERO_HASH,
+        site: SITE.toLowerCase(),
+        metadataURI: "ipfs://meta",
+        p256PublicKey: null,
+      });
       expect(ga.signer).toBe(registrationPublicKey(a.key));
       const gb = await stranger.getGateway(b.gatewayId);
-      expect(gb).toMatchObject({ status: "active", keyType: "p256", signer: null, p256PublicKey: registrationPublicKey(b.key) });
+      expect(gb).toMatchObject({
+        status: "active",
+        keyType: "p256",
+        signer: null,
+        p256PublicKey: registrationPublicKey(b.key),
+      });
       expect((await stranger.getGateway(rand32())).status).toBe("none");
     });
 
     it("error: only the site's operator registers; duplicates and bad keys are refused", async () => {
       const key = generateKey("secp256k1");
-      const args = { gatewayId: rand32(), site: SITE, keyType: "secp256k1" as const, publicKey: registrationPublicKey(key), metadataURI: "" };
+      const args = {
+        gatewayId: rand32(),
+        site: SITE,
+        keyType: "secp256k1" as const,
+        publicKey: registrationPublicKey(key),
+        metadataURI: "",
+      };
       await expectRevert(stranger.registerGateway(args), "NotSiteOperator", [stranger.account, SITE]);
-      await expectRevert(operator.registerGateway({ ...args, site: OTHER_SITE }), "NotSiteOperator", [operator.account, OTHER_SITE]);
+      await expectRevert(operator.registerGateway({ ...args, site: OTHER_SITE }), "NotSiteOperator", [
+        operator.account,
+        OTHER_SITE,
+      ]);
       await expectRevert(operator.registerGateway({ ...args, gatewayId: ZERO_HASH }), "ZeroId", []);
       await operator.registerGateway(args);
       await expectRevert(operator.registerGateway(args), "GatewayAlreadyRegistered", [args.gatewayId]);
       const offCurve = `0x${"11".repeat(64)}` as Hex;
-      await expectRevert(operator.registerGateway({ ...args, gatewayId: rand32(), keyType: "p256", publicKey: offCurve }), "InvalidPublicKey", [2n, offCurve]);
-      await expectRevert(operator.registerGateway({ ...args, gatewayId: rand32(), publicKey: `0x${"00".repeat(20)}` }), "InvalidPublicKey", [1n, `0x${"00".repeat(20)}`]);
+      await expectRevert(
+        operator.registerGateway({ ...args, gatewayId: rand32(), keyType: "p256", publicKey: offCurve }),
+        "InvalidPublicKey",
+        [2n, offCurve],
+      );
+      await expectRevert(
+        operator.registerGateway({ ...args, gatewayId: rand32(), publicKey: `0x${"00".repeat(20)}` }),
+        "InvalidPublicKey",
+        [1n, `0x${"00".repeat(20)}`],
+      );
     });
 
     it("error: role changes need the default admin", async () => {
-      await expectRevert(stranger.grantOperator(SITE, stranger.account), "AccessControlUnauthorizedAccount", [stranger.account, ZERO_HASH]);
-      await expectRevert(operator.grantRole("auditor", operator.account), "AccessControlUnauthorizedAccount", [operator.account, ZERO_HASH]);
+      await expectRevert(stranger.grantOperator(SITE, stranger.account), "AccessControlUnauthorizedAccount", [
+        stranger.account,
+        ZERO_HASH,
+      ]);
+      await expectRevert(
+        operator.grantRole("auditor", operator.account),
+        "AccessControlUnauthorizedAccount",
+        [operator.account, ZERO_HASH],
+      );
       expect(await admin.hasRole("releaseManager", manager.account)).toBe(true);
       await admin.revokeRole("releaseManager", manager.account);
       expect(await admin.hasRole("releaseManager", manager.account)).toBe(false);
@@ -203,13 +257,21 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       const gw = await newGateway();
       await gw.anchorNext();
       const fork = gw.next({ prevHead: ZERO_HASH });
-      await expectRevert(operator.anchor(fork, gw.sign(fork)), "UnexpectedPrevHead", [gw.gatewayId, gw.head, ZERO_HASH]);
+      await expectRevert(operator.anchor(fork, gw.sign(fork)), "UnexpectedPrevHead", [
+        gw.gatewayId,
+        gw.head,
+        ZERO_HASH,
+      ]);
       const zr = gw.next({ root: ZERO_HASH });
       await expectRevert(operator.anchor(zr, gw.sign(zr)), "ZeroRoot", [gw.gatewayId]);
       const empty = gw.next({ leafCount: 0 });
       await expectRevert(operator.anchor(empty, gw.sign(empty)), "EmptyBatch", [gw.gatewayId]);
       const inv = gw.next({ firstTimestamp: T0 + 10n, lastTimestamp: T0 });
-      await expectRevert(operator.anchor(inv, gw.sign(inv)), "InvalidTimeRange", [gw.gatewayId, T0 + 10n, T0]);
+      await expectRevert(operator.anchor(inv, gw.sign(inv)), "InvalidTimeRange", [
+        gw.gatewayId,
+        T0 + 10n,
+        T0,
+      ]);
     });
 
     it("error: signatures for another chain or contract, by another key, or with noble's default prehash", async () => {
@@ -218,9 +280,14 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       const d = operator.domain();
       const otherChain = signDigest(gw.key, batchDigest(vigilDomain(d.chainId + 1n, d.verifyingContract), h));
       await expectRevert(operator.anchor(h, otherChain), "InvalidSignature", [gw.gatewayId]);
-      const otherContract = signDigest(gw.key, batchDigest(vigilDomain(d.chainId, operator.releasesAddress), h));
+      const otherContract = signDigest(
+        gw.key,
+        batchDigest(vigilDomain(d.chainId, operator.releasesAddress), h),
+      );
       await expectRevert(operator.anchor(h, otherContract), "InvalidSignature", [gw.gatewayId]);
-      await expectRevert(operator.anchor(h, gw.sign(h, generateKey("secp256k1"))), "InvalidSignature", [gw.gatewayId]);
+      await expectRevert(operator.anchor(h, gw.sign(h, generateKey("secp256k1"))), "InvalidSignature", [
+        gw.gatewayId,
+      ]);
       // noble v2 sign() SHA-256-hashes the message unless prehash:false: the digest signed is not the EIP-712 one.
       const rec = secp256k1.sign(hexToBytes(batchDigest(d, h)), gw.key.privateKey, { format: "recovered" });
       const prehashed = bytesToHex(Uint8Array.of(...rec.subarray(1), 27 + (rec[0] ?? 0)));
@@ -234,13 +301,24 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       await expect(operator.anchor(h, highS(gw.sign(h), "secp256k1"))).rejects.toThrow(RangeError);
       const pg = await newGateway("p256", "p");
       const ph = pg.next();
-      await expectRevert(operator.anchor(ph, highS(pg.sign(ph), "p256")), "MalleableSignature", [pg.gatewayId]);
+      await expectRevert(operator.anchor(ph, highS(pg.sign(ph), "p256")), "MalleableSignature", [
+        pg.gatewayId,
+      ]);
       await pg.anchorNext();
       // bytes-signature path (old-key rotation): a flipped-s secp256k1 signature is malleable
       const newKey = generateKey("secp256k1");
-      const digest = await operator.keyRotationDigest(gw.gatewayId, "secp256k1", registrationPublicKey(newKey));
+      const digest = await operator.keyRotationDigest(
+        gw.gatewayId,
+        "secp256k1",
+        registrationPublicKey(newKey),
+      );
       await expectRevert(
-        stranger.rotateGatewayKeyBySignature(gw.gatewayId, "secp256k1", registrationPublicKey(newKey), highS(signDigest(gw.key, digest), "secp256k1")),
+        stranger.rotateGatewayKeyBySignature(
+          gw.gatewayId,
+          "secp256k1",
+          registrationPublicKey(newKey),
+          highS(signDigest(gw.key, digest), "secp256k1"),
+        ),
         "MalleableSignature",
         [gw.gatewayId],
       );
@@ -260,7 +338,11 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       await expectRevert(operator.anchor(h2, gw.sign(h2)), "GatewayNotActive", [gw.gatewayId, 3n]);
       await expectRevert(operator.resumeGateway(gw.gatewayId), "InvalidStatusTransition", [3n, 1n]);
       await expectRevert(operator.revokeGateway(gw.gatewayId), "GatewayRevoked", [gw.gatewayId]);
-      await expectRevert(operator.rotateGatewayKey(gw.gatewayId, "secp256k1", registrationPublicKey(generateKey("secp256k1"))), "GatewayRevoked", [gw.gatewayId]);
+      await expectRevert(
+        operator.rotateGatewayKey(gw.gatewayId, "secp256k1", registrationPublicKey(generateKey("secp256k1"))),
+        "GatewayRevoked",
+        [gw.gatewayId],
+      );
       expect((await operator.getGateway(gw.gatewayId)).status).toBe("revoked");
     });
 
@@ -273,7 +355,9 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       // the old secp256k1 key no longer anchors (its 65-byte signature, read as P-256 r‖s, is invalid or
       // has a "high s" depending on v), and neither does an unregistered P-256 key
       await expect(operator.anchor(h, gw.sign(h))).rejects.toBeInstanceOf(ContractRevertError);
-      await expectRevert(operator.anchor(h, gw.sign(h, generateKey("p256"))), "InvalidSignature", [gw.gatewayId]);
+      await expectRevert(operator.anchor(h, gw.sign(h, generateKey("p256"))), "InvalidSignature", [
+        gw.gatewayId,
+      ]);
       gw.key = k2;
       await gw.anchorNext();
       // rotation signed by the current (old) key, submitted by a stranger
@@ -284,7 +368,11 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       await stranger.rotateGatewayKeyBySignature(gw.gatewayId, "secp256k1", pk3, sig);
       const g = await operator.getGateway(gw.gatewayId);
       expect(g).toMatchObject({ keyType: "secp256k1", signer: pk3, keyEpoch: 2 });
-      await expectRevert(stranger.rotateGatewayKeyBySignature(gw.gatewayId, "secp256k1", pk3, sig), "InvalidSignatureLength", [gw.gatewayId, 64n]);
+      await expectRevert(
+        stranger.rotateGatewayKeyBySignature(gw.gatewayId, "secp256k1", pk3, sig),
+        "InvalidSignatureLength",
+        [gw.gatewayId, 64n],
+      );
       gw.key = k3;
       await gw.anchorNext();
     });
@@ -304,7 +392,10 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       const good = a.next();
       const bad = b.next({ root: ZERO_HASH });
       await expectRevert(
-        stranger.anchorMany([{ header: good, signature: a.sign(good) }, { header: bad, signature: b.sign(bad) }]),
+        stranger.anchorMany([
+          { header: good, signature: a.sign(good) },
+          { header: bad, signature: b.sign(bad) },
+        ]),
         "ZeroRoot",
         [b.gatewayId],
       );
@@ -324,7 +415,9 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       expect(await stranger.isLeafIncluded(h1, later, leaves[2] as Hex, proof)).toBe(true);
       expect(await stranger.isLeafIncluded(h1, later, keccak256(rand32()) as Hex, proof)).toBe(false);
       expect(await stranger.isLeafIncluded(h1, later.slice(0, 1), leaves[2] as Hex, proof)).toBe(false);
-      expect(await stranger.isLeafIncluded(h1, [later[1] as Hex, later[0] as Hex], leaves[2] as Hex, proof)).toBe(false);
+      expect(
+        await stranger.isLeafIncluded(h1, [later[1] as Hex, later[0] as Hex], leaves[2] as Hex, proof),
+      ).toBe(false);
       expect(await stranger.verifyBatch({ ...h1, leafCount: 6 }, later)).toBe(false);
       expect(await stranger.verifyBatch(h3, [])).toBe(true);
       // checkpoint at seq 3 keeps the proof short after more batches
@@ -341,13 +434,29 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       const pk = registrationPublicKey(generateKey("p256"));
       await operator.registerSensor(gw.gatewayId, 7, "p256", pk);
       await operator.registerSensor(gw.gatewayId, 8, "none", "0x");
-      expect(await stranger.getSensor(gw.gatewayId, 7)).toEqual({ status: "active", keyType: "p256", publicKey: pk });
-      await expectRevert(operator.registerSensor(gw.gatewayId, 7, "none", "0x"), "SensorAlreadyRegistered", [gw.gatewayId, 7n]);
-      await expectRevert(stranger.registerSensor(gw.gatewayId, 9, "none", "0x"), "NotSiteOperator", [stranger.account, SITE]);
+      expect(await stranger.getSensor(gw.gatewayId, 7)).toEqual({
+        status: "active",
+        keyType: "p256",
+        publicKey: pk,
+      });
+      await expectRevert(operator.registerSensor(gw.gatewayId, 7, "none", "0x"), "SensorAlreadyRegistered", [
+        gw.gatewayId,
+        7n,
+      ]);
+      await expectRevert(stranger.registerSensor(gw.gatewayId, 9, "none", "0x"), "NotSiteOperator", [
+        stranger.account,
+        SITE,
+      ]);
       await operator.setSensorStatus(gw.gatewayId, 7, "suspended");
       await operator.setSensorStatus(gw.gatewayId, 7, "revoked");
-      await expectRevert(operator.setSensorStatus(gw.gatewayId, 7, "active"), "InvalidStatusTransition", [3n, 1n]);
-      await expectRevert(operator.setSensorStatus(gw.gatewayId, 99, "active"), "SensorUnknown", [gw.gatewayId, 99n]);
+      await expectRevert(operator.setSensorStatus(gw.gatewayId, 7, "active"), "InvalidStatusTransition", [
+        3n,
+        1n,
+      ]);
+      await expectRevert(operator.setSensorStatus(gw.gatewayId, 99, "active"), "SensorUnknown", [
+        gw.gatewayId,
+        99n,
+      ]);
       expect((await stranger.getSensor(gw.gatewayId, 7)).status).toBe("revoked");
     });
 
@@ -366,8 +475,14 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       expect(await operator.isReaderAllowed(reader, gw.gatewayId)).toBe(true);
       await operator.revokeSiteAccess(SITE, reader);
       expect(await operator.isReaderAllowed(reader, gw.gatewayId)).toBe(false);
-      await expectRevert(operator.grantSiteAccess(SITE, reader, later - 1n), "InvalidGrant", [reader, later - 1n]);
-      await expectRevert(stranger.grantSiteAccess(SITE, reader, later + 1000n), "NotSiteOperator", [stranger.account, SITE]);
+      await expectRevert(operator.grantSiteAccess(SITE, reader, later - 1n), "InvalidGrant", [
+        reader,
+        later - 1n,
+      ]);
+      await expectRevert(stranger.grantSiteAccess(SITE, reader, later + 1000n), "NotSiteOperator", [
+        stranger.account,
+        SITE,
+      ]);
       await admin.grantRole("auditor", approverA.account);
       expect(await operator.isReaderAllowed(approverA.account, gw.gatewayId)).toBe(true);
       expect(await operator.isReaderAllowed(reader, rand32())).toBe(false);
@@ -381,7 +496,10 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       contentHash: rand32(),
       size: 1_000_000n,
       trainingDataHash: rand32(),
-      uris: ["ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", "https://models.example/v1.onnx"],
+      uris: [
+        "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+        "https://models.example/v1.onnx",
+      ],
       metrics: '{"f1":0.93}',
       ...over,
     });
@@ -391,13 +509,30 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       expect(await stranger.activeRelease("model", keccakId("hw:rpi4") as Hex)).toBeNull();
       await expectRevert(manager.approveRelease(releaseId), "SelfApproval", [releaseId, manager.account]);
       await approverA.approveRelease(releaseId);
-      await expectRevert(approverA.approveRelease(releaseId), "AlreadyApproved", [releaseId, approverA.account]);
+      await expectRevert(approverA.approveRelease(releaseId), "AlreadyApproved", [
+        releaseId,
+        approverA.account,
+      ]);
       expect((await stranger.getRelease(releaseId))?.status).toBe("proposed"); // 1 of 2: not active
       await approverB.approveRelease(releaseId);
       const active = await stranger.activeRelease("model", keccakId("hw:rpi4") as Hex);
-      expect(active).toMatchObject({ id: releaseId, status: "active", approvals: 2, version: 1n, proposer: manager.account });
-      await expectRevert(manager.proposeRelease(release(1n)), "VersionNotIncreasing", [0n, keccakId("hw:rpi4"), 1n, 1n]);
-      await expectRevert(stranger.proposeRelease(release(2n)), "MissingRole", [stranger.account, keccakId("VIGIL_RELEASE_MANAGER")]);
+      expect(active).toMatchObject({
+        id: releaseId,
+        status: "active",
+        approvals: 2,
+        version: 1n,
+        proposer: manager.account,
+      });
+      await expectRevert(manager.proposeRelease(release(1n)), "VersionNotIncreasing", [
+        0n,
+        keccakId("hw:rpi4"),
+        1n,
+        1n,
+      ]);
+      await expectRevert(stranger.proposeRelease(release(2n)), "MissingRole", [
+        stranger.account,
+        keccakId("VIGIL_RELEASE_MANAGER"),
+      ]);
       await expectRevert(manager.proposeRelease(release(2n, { uris: ["ftp://x"] })), "InvalidUri", [0n]);
       await expectRevert(manager.proposeRelease(release(2n, { size: 0n })), "InvalidSize");
       await manager.revokeRelease(releaseId, "bad accuracy on site 2");
@@ -422,14 +557,26 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
         const { releaseId } = await manager.proposeRelease(release(type === "p256" ? 11n : 10n));
         const nonce = (await stranger.installNonce(gw.gatewayId)) + 1n;
         const digest = await stranger.installReportDigest(gw.gatewayId, releaseId, nonce);
-        await expectRevert(stranger.reportInstalled(gw.gatewayId, releaseId, nonce, signDigest(gw.key, digest)), "ReleaseNotInStatus", [releaseId, 1n]);
+        await expectRevert(
+          stranger.reportInstalled(gw.gatewayId, releaseId, nonce, signDigest(gw.key, digest)),
+          "ReleaseNotInStatus",
+          [releaseId, 1n],
+        );
         await approverA.approveRelease(releaseId);
         await approverB.approveRelease(releaseId);
-        await expectRevert(stranger.reportInstalled(gw.gatewayId, releaseId, nonce, signDigest(generateKey(type), digest)), "InvalidReportSignature", [gw.gatewayId]);
+        await expectRevert(
+          stranger.reportInstalled(gw.gatewayId, releaseId, nonce, signDigest(generateKey(type), digest)),
+          "InvalidReportSignature",
+          [gw.gatewayId],
+        );
         await stranger.reportInstalled(gw.gatewayId, releaseId, nonce, signDigest(gw.key, digest));
         expect(await stranger.installedRelease(gw.gatewayId, "model")).toBe(releaseId);
         expect(await stranger.installNonce(gw.gatewayId)).toBe(1n);
-        await expectRevert(stranger.reportInstalled(gw.gatewayId, releaseId, nonce, signDigest(gw.key, digest)), "UnexpectedNonce", [gw.gatewayId, 2n, 1n]);
+        await expectRevert(
+          stranger.reportInstalled(gw.gatewayId, releaseId, nonce, signDigest(gw.key, digest)),
+          "UnexpectedNonce",
+          [gw.gatewayId, 2n, 1n],
+        );
       }
     });
   });

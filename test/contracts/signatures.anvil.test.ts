@@ -8,7 +8,13 @@ import fc from "fast-check";
 import { Contract, JsonRpcProvider, NonceManager, TypedDataEncoder, Wallet, id as keccakId } from "ethers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VigilRegistryArtifact } from "../../contracts/artifacts/index.ts";
-import { generateKey, KEY_TYPE_CODE, registrationPublicKey, signDigest, verifyDigest } from "../../gateway/src/attest/keys.ts";
+import {
+  generateKey,
+  KEY_TYPE_CODE,
+  registrationPublicKey,
+  signDigest,
+  verifyDigest,
+} from "../../gateway/src/attest/keys.ts";
 import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
 import { deployVigil } from "../../gateway/src/chain/deploy.ts";
 import {
@@ -50,21 +56,43 @@ beforeAll(async () => {
   const d = await deployVigil(admin, { adminDelaySeconds: 0 });
   registry = new Contract(d.contracts.VigilRegistry.address, VigilRegistryArtifact.abi as never, admin);
   chainId = BigInt(d.chainId);
-  await (await registry.getFunction("grantRole")(await registry.getFunction("operatorRole")(SITE), await admin.getAddress())).wait();
+  await (
+    await registry.getFunction("grantRole")(
+      await registry.getFunction("operatorRole")(SITE),
+      await admin.getAddress(),
+    )
+  ).wait();
 });
 afterAll(async () => {
   provider?.destroy();
   await anvil?.stop();
 });
 
-const tuple = (h: BatchHeader): unknown[] => [h.gatewayId, h.seq, h.prevHead, h.root, h.leafCount, h.firstTimestamp, h.lastTimestamp, h.modelHash];
+const tuple = (h: BatchHeader): unknown[] => [
+  h.gatewayId,
+  h.seq,
+  h.prevHead,
+  h.root,
+  h.leafCount,
+  h.firstTimestamp,
+  h.lastTimestamp,
+  h.modelHash,
+];
 
 describe("keys.ts signatures on chain", () => {
   for (const type of ["secp256k1", "p256"] as const) {
     it(`property: 1,000 random headers signed by keys.ts (${type}) verify on chain`, async () => {
       const key = generateKey(type);
       const gatewayId = keccakId(`sig-gw-${type}`) as Hex;
-      await (await registry.getFunction("registerGateway")(gatewayId, SITE, KEY_TYPE_CODE[type], registrationPublicKey(key), "")).wait();
+      await (
+        await registry.getFunction("registerGateway")(
+          gatewayId,
+          SITE,
+          KEY_TYPE_CODE[type],
+          registrationPublicKey(key),
+          "",
+        )
+      ).wait();
       const domain = vigilDomain(chainId, await registry.getAddress());
       const headers = fc.sample(headerArb(gatewayId), { numRuns: 1000, seed: type === "p256" ? 7 : 3 });
       expect(headers).toHaveLength(1000);
@@ -97,7 +125,9 @@ describe("keys.ts signatures on chain", () => {
       fc.property(headerArb(keccakId("gw") as Hex), fc.bigInt({ min: 1n, max: 1n << 64n }), (h, cid) => {
         const domain = vigilDomain(cid, "0x5FbDB2315678afecb367f032d93F642f64180aa3");
         expect(hashBatchHeader(h)).toBe(TypedDataEncoder.hashStruct("BatchHeader", BATCH_HEADER_TYPES, h));
-        expect(batchDigest(domain, h)).toBe(TypedDataEncoder.hash(toEthersDomain(domain), BATCH_HEADER_TYPES, h));
+        expect(batchDigest(domain, h)).toBe(
+          TypedDataEncoder.hash(toEthersDomain(domain), BATCH_HEADER_TYPES, h),
+        );
       }),
       { numRuns: 300 },
     );

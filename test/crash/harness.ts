@@ -110,7 +110,10 @@ export async function runCrashHarness(o: CrashOptions): Promise<CrashResult> {
   const env = { ...process.env, VIGIL_KEYSTORE_PASSPHRASE: PASSPHRASE };
   let gateway: ChildProcess | undefined;
   const startGateway = async () => {
-    gateway = spawn(process.execPath, [VIGIL, "start", "--config", config], { env, stdio: ["ignore", "ignore", "inherit"] });
+    gateway = spawn(process.execPath, [VIGIL, "start", "--config", config], {
+      env,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
     await waitPort(port, 20_000);
   };
   const log = (s: string) => o.verbose && process.stderr.write(`crash: ${s}\n`);
@@ -203,7 +206,8 @@ export async function runCrashHarness(o: CrashOptions): Promise<CrashResult> {
     }
     if (b.header.seq !== seq) violations.push(`batch ${seq} has header seq ${b.header.seq}`);
     if (b.header.prevHead !== prevHead) violations.push(`batch ${seq} does not link to batch ${seq - 1}`);
-    if (b.firstIndex !== prevLast + 1) violations.push(`batch ${seq} starts at ${b.firstIndex}, expected ${prevLast + 1}`);
+    if (b.firstIndex !== prevLast + 1)
+      violations.push(`batch ${seq} starts at ${b.firstIndex}, expected ${prevLast + 1}`);
     const leaves = await store.getBatchLeaves(seq);
     let i = 0;
     for await (const f of store.framesByIndex(b.firstIndex, b.lastIndex)) {
@@ -215,7 +219,8 @@ export async function runCrashHarness(o: CrashOptions): Promise<CrashResult> {
       }
       i++;
     }
-    if (i !== b.header.leafCount) violations.push(`batch ${seq}: ${i} frames for ${b.header.leafCount} leaves`);
+    if (i !== b.header.leafCount)
+      violations.push(`batch ${seq}: ${i} frames for ${b.header.leafCount} leaves`);
     const r = await verifyReceipt(await receipts.forIndex(b.firstIndex));
     if (!r.ok) violations.push(`batch ${seq}: receipt fails (${r.reason}: ${r.message})`);
     prevHead = b.head;
@@ -268,7 +273,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   console.log("crash harness (SIGKILL the gateway at random moments, simulator resends)");
   const rows: Array<[string, string | number]> = [
     ["kills", r.kills],
-    ["frames generated / acknowledged / stored", `${r.framesGenerated} / ${r.framesAcked} / ${r.framesStored}`],
+    [
+      "frames generated / acknowledged / stored",
+      `${r.framesGenerated} / ${r.framesAcked} / ${r.framesStored}`,
+    ],
     ["duplicates in log", r.duplicatesInLog],
     ["acknowledged frames missing from log", r.missingFromLog],
     ["frames resent by devices", r.resent],

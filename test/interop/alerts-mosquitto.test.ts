@@ -47,9 +47,7 @@ function result(deviceId: number, rul: number, seq: number): InferenceResult {
   };
 }
 
-async function dashboard(
-  id: string,
-): Promise<{
+async function dashboard(id: string): Promise<{
   c: mqtt.MqttClient;
   got: Array<{ topic: string; p: Record<string, unknown>; retain: boolean }>;
 }> {

@@ -51,7 +51,11 @@ export class MqttTransport implements Transport {
     await new Promise<void>((res, rej) => {
       const t = setTimeout(() => {
         client.end(true);
-        rej(new Error(`no MQTT connection to ${redactUrl(this.opts.url)} within ${this.opts.connectTimeoutMs ?? 30_000} ms`));
+        rej(
+          new Error(
+            `no MQTT connection to ${redactUrl(this.opts.url)} within ${this.opts.connectTimeoutMs ?? 30_000} ms`,
+          ),
+        );
       }, this.opts.connectTimeoutMs ?? 30_000);
       client.once("connect", () => {
         clearTimeout(t);

@@ -233,15 +233,13 @@ export class AlertService {
         time: isoUs(r.window.lastTimestampUs),
         receivedUs: r.window.lastReceivedUs,
       },
-      active: this.rules
-        .active(r.deviceId)
-        .map((a) => ({
-          id: a.id,
-          rule: a.rule.id,
-          severity: a.rule.severity,
-          since: isoUs(a.sinceUs),
-          sinceUs: a.sinceUs,
-        })),
+      active: this.rules.active(r.deviceId).map((a) => ({
+        id: a.id,
+        rule: a.rule.id,
+        severity: a.rule.severity,
+        since: isoUs(a.sinceUs),
+        sinceUs: a.sinceUs,
+      })),
       windows,
     };
   }

@@ -119,7 +119,11 @@ export async function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
 
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
-      fail(new AnvilStartError(`anvil did not start within ${opts.startTimeoutMs ?? 20_000} ms`, { details: log }));
+      fail(
+        new AnvilStartError(`anvil did not start within ${opts.startTimeoutMs ?? 20_000} ms`, {
+          details: log,
+        }),
+      );
     }, opts.startTimeoutMs ?? 20_000);
     const fail = (err: Error): void => {
       clearTimeout(timer);

@@ -103,12 +103,22 @@ export interface RegistryClient {
   registerGateway(args: RegisterGatewayArgs): Promise<TxResult>;
   rotateGatewayKey(gatewayId: Hex, keyType: KeyType, publicKey: Hex): Promise<TxResult>;
   /** Rotation authorised by the current key's signature over `keyRotationDigest`. */
-  rotateGatewayKeyBySignature(gatewayId: Hex, keyType: KeyType, publicKey: Hex, signature: Hex): Promise<TxResult>;
+  rotateGatewayKeyBySignature(
+    gatewayId: Hex,
+    keyType: KeyType,
+    publicKey: Hex,
+    signature: Hex,
+  ): Promise<TxResult>;
   keyRotationDigest(gatewayId: Hex, keyType: KeyType, publicKey: Hex): Promise<Hex>;
   suspendGateway(gatewayId: Hex): Promise<TxResult>;
   resumeGateway(gatewayId: Hex): Promise<TxResult>;
   revokeGateway(gatewayId: Hex): Promise<TxResult>;
-  registerSensor(gatewayId: Hex, sensorId: number, keyType: KeyType | "none", publicKey: Hex): Promise<TxResult>;
+  registerSensor(
+    gatewayId: Hex,
+    sensorId: number,
+    keyType: KeyType | "none",
+    publicKey: Hex,
+  ): Promise<TxResult>;
   setSensorStatus(gatewayId: Hex, sensorId: number, status: DeviceStatus): Promise<TxResult>;
   getGateway(gatewayId: Hex): Promise<GatewayRecord>;
   getSensor(gatewayId: Hex, sensorId: number): Promise<SensorRecord>;
@@ -124,7 +134,12 @@ export interface RegistryClient {
   nextSeq(gatewayId: Hex): Promise<bigint>;
   checkpoint(gatewayId: Hex): Promise<TxResult>;
   verifyBatch(header: BatchHeader, laterHeaderHashes: readonly Hex[]): Promise<boolean>;
-  isLeafIncluded(header: BatchHeader, laterHeaderHashes: readonly Hex[], leaf: Hex, proof: readonly Hex[]): Promise<boolean>;
+  isLeafIncluded(
+    header: BatchHeader,
+    laterHeaderHashes: readonly Hex[],
+    leaf: Hex,
+    proof: readonly Hex[],
+  ): Promise<boolean>;
 
   // -------- reader access (site operator)
   grantSiteAccess(site: Hex, reader: Hex, expiresAt: bigint): Promise<TxResult>;

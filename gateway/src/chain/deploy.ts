@@ -3,7 +3,11 @@
  * is the artifact's runtime code (immutables masked: they are filled in by the constructor).
  */
 import { AbiCoder, ContractFactory, getAddress, keccak256, type Provider, type Signer } from "ethers";
-import { VigilRegistryArtifact, VigilReleasesArtifact, SOURCES_HASH } from "../../../contracts/artifacts/index.ts";
+import {
+  VigilRegistryArtifact,
+  VigilReleasesArtifact,
+  SOURCES_HASH,
+} from "../../../contracts/artifacts/index.ts";
 import { ChainStateError } from "./errors.ts";
 import type { Hex } from "./eip712.ts";
 
@@ -65,7 +69,12 @@ export function maskImmutables(code: string, refs: Artifact["immutableReferences
  * Checks that `address` holds `artifact`'s runtime code.
  * @throws ChainStateError if there is no code or it differs.
  */
-export async function verifyDeployedCode(provider: Provider, address: string, artifact: Artifact, name: string): Promise<void> {
+export async function verifyDeployedCode(
+  provider: Provider,
+  address: string,
+  artifact: Artifact,
+  name: string,
+): Promise<void> {
   const onChain = await provider.getCode(address);
   if (onChain === "0x") throw new ChainStateError(`${name}: no code at ${address}`);
   const a = maskImmutables(onChain, artifact.immutableReferences);
@@ -77,11 +86,7 @@ export async function verifyDeployedCode(provider: Provider, address: string, ar
   }
 }
 
-async function deployOne(
-  signer: Signer,
-  artifact: Artifact,
-  args: unknown[],
-): Promise<DeployedContract> {
+async function deployOne(signer: Signer, artifact: Artifact, args: unknown[]): Promise<DeployedContract> {
   const factory = new ContractFactory(artifact.abi as never, artifact.bytecode, signer);
   const contract = await factory.deploy(...args);
   const tx = contract.deploymentTransaction();
@@ -106,7 +111,11 @@ export async function deployVigil(signer: Signer, opts: DeployOptions = {}): Pro
   const approvalThreshold = opts.approvalThreshold ?? 2;
   const maxReleaseSize = opts.maxReleaseSize ?? 512n * 1024n * 1024n;
   const registry = await deployOne(signer, VigilRegistryArtifact, [adminDelaySeconds, admin]);
-  const releases = await deployOne(signer, VigilReleasesArtifact, [registry.address, approvalThreshold, maxReleaseSize]);
+  const releases = await deployOne(signer, VigilReleasesArtifact, [
+    registry.address,
+    approvalThreshold,
+    maxReleaseSize,
+  ]);
   await verifyDeployedCode(provider, registry.address, VigilRegistryArtifact, "VigilRegistry");
   await verifyDeployedCode(provider, releases.address, VigilReleasesArtifact, "VigilReleases");
   // The releases contract must point at this registry (its only non-hashed immutable we can read back).

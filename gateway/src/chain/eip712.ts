@@ -73,7 +73,12 @@ export function vigilDomain(chainId: bigint | number, verifyingContract: string)
   if (!/^0x[0-9a-fA-F]{40}$/.test(verifyingContract)) {
     throw new RangeError(`verifyingContract: expected a 20-byte 0x address, got ${verifyingContract}`);
   }
-  return { name: "VigilRegistry", version: "1", chainId: BigInt(chainId), verifyingContract: verifyingContract as Hex };
+  return {
+    name: "VigilRegistry",
+    version: "1",
+    chainId: BigInt(chainId),
+    verifyingContract: verifyingContract as Hex,
+  };
 }
 
 /** The domain in the shape ethers expects. */
@@ -82,7 +87,8 @@ export function toEthersDomain(domain: VigilDomain): TypedDataDomain {
 }
 
 export function hexToBytes(hex: string, expectedLength?: number, field = "value"): Uint8Array {
-  if (!/^0x([0-9a-fA-F]{2})*$/.test(hex)) throw new TypeError(`${field}: expected 0x-prefixed even-length hex`);
+  if (!/^0x([0-9a-fA-F]{2})*$/.test(hex))
+    throw new TypeError(`${field}: expected 0x-prefixed even-length hex`);
   const out = Uint8Array.from(Buffer.from(hex.slice(2), "hex"));
   if (expectedLength !== undefined && out.length !== expectedLength) {
     throw new RangeError(`${field}: expected ${expectedLength} bytes, got ${out.length}`);
@@ -165,13 +171,17 @@ export function domainSeparator(domain: VigilDomain): Hex {
 /** The EIP-712 digest `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(header))` the gateway key signs. */
 export function batchDigest(domain: VigilDomain, h: BatchHeader): Hex {
   return bytesToHex(
-    keccak_256(concat([Uint8Array.of(0x19, 0x01), hexToBytes(domainSeparator(domain)), hashBatchHeaderBytes(h)])),
+    keccak_256(
+      concat([Uint8Array.of(0x19, 0x01), hexToBytes(domainSeparator(domain)), hashBatchHeaderBytes(h)]),
+    ),
   );
 }
 
 /** One link of the head chain: keccak256(prevHead ‖ headerHash). */
 export function chainHead(prevHead: Hex, headerHash: Hex): Hex {
-  return bytesToHex(keccak_256(concat([hexToBytes(prevHead, 32, "prevHead"), hexToBytes(headerHash, 32, "headerHash")])));
+  return bytesToHex(
+    keccak_256(concat([hexToBytes(prevHead, 32, "prevHead"), hexToBytes(headerHash, 32, "headerHash")])),
+  );
 }
 
 /** The gateway's head after anchoring `header` on top of `prevHead` (equals the contract's new head). */

@@ -99,7 +99,8 @@ export function translateEthersError(err: unknown, url: string, ifaces: readonly
     for (const iface of ifaces) {
       try {
         const parsed = iface.parseError(data);
-        if (parsed) return new ContractRevertError(parsed.name, normaliseArgs([...parsed.args]), { cause: err });
+        if (parsed)
+          return new ContractRevertError(parsed.name, normaliseArgs([...parsed.args]), { cause: err });
       } catch {
         // not this ABI
       }

@@ -57,7 +57,9 @@ const IFACES = [registryIface, releasesIface];
 
 /** Role id of `operatorRole(site)` computed off chain. */
 export function operatorRoleId(site: Hex): Hex {
-  return keccak256(AbiCoder.defaultAbiCoder().encode(["bytes32", "bytes32"], [keccakId("VIGIL_OPERATOR"), site])) as Hex;
+  return keccak256(
+    AbiCoder.defaultAbiCoder().encode(["bytes32", "bytes32"], [keccakId("VIGIL_OPERATOR"), site]),
+  ) as Hex;
 }
 
 /** Role id of a named registry role. */
@@ -70,7 +72,16 @@ function lower(a: string): Hex {
 }
 
 function headerTuple(h: BatchHeader): unknown[] {
-  return [h.gatewayId, h.seq, h.prevHead, h.root, h.leafCount, h.firstTimestamp, h.lastTimestamp, h.modelHash];
+  return [
+    h.gatewayId,
+    h.seq,
+    h.prevHead,
+    h.root,
+    h.leafCount,
+    h.firstTimestamp,
+    h.lastTimestamp,
+    h.modelHash,
+  ];
 }
 
 function keyCode(k: KeyType | "none"): number {
@@ -110,7 +121,11 @@ export class EthersRegistryClient implements RegistryClient {
 
   /** Connects and checks the chain id once (the provider then treats the network as static). */
   static async connect(opts: EthersClientOptions): Promise<EthersRegistryClient> {
-    const probe = new JsonRpcProvider(opts.rpcUrl, undefined, { staticNetwork: true, batchMaxCount: 1, cacheTimeout: -1 });
+    const probe = new JsonRpcProvider(opts.rpcUrl, undefined, {
+      staticNetwork: true,
+      batchMaxCount: 1,
+      cacheTimeout: -1,
+    });
     let chainId: bigint;
     try {
       chainId = BigInt((await probe.send("eth_chainId", [])) as string);
@@ -119,7 +134,11 @@ export class EthersRegistryClient implements RegistryClient {
       throw translateEthersError(e, opts.rpcUrl, IFACES);
     }
     probe.destroy();
-    const provider = new JsonRpcProvider(opts.rpcUrl, chainId, { staticNetwork: true, batchMaxCount: 1, cacheTimeout: -1 });
+    const provider = new JsonRpcProvider(opts.rpcUrl, chainId, {
+      staticNetwork: true,
+      batchMaxCount: 1,
+      cacheTimeout: -1,
+    });
     provider.pollingInterval = opts.pollingIntervalMs ?? 250;
     const wallet = new Wallet(opts.privateKey, provider);
     return new EthersRegistryClient(opts, provider, chainId, new NonceManager(wallet), wallet.address);
@@ -174,13 +193,29 @@ export class EthersRegistryClient implements RegistryClient {
 
   // -------- devices
   registerGateway(a: RegisterGatewayArgs): Promise<TxResult> {
-    return this.tx(this.registry, "registerGateway", [a.gatewayId, a.site, keyCode(a.keyType), a.publicKey, a.metadataURI]);
+    return this.tx(this.registry, "registerGateway", [
+      a.gatewayId,
+      a.site,
+      keyCode(a.keyType),
+      a.publicKey,
+      a.metadataURI,
+    ]);
   }
   rotateGatewayKey(gatewayId: Hex, keyType: KeyType, publicKey: Hex): Promise<TxResult> {
     return this.tx(this.registry, "rotateGatewayKey", [gatewayId, keyCode(keyType), publicKey]);
   }
-  rotateGatewayKeyBySignature(gatewayId: Hex, keyType: KeyType, publicKey: Hex, signature: Hex): Promise<TxResult> {
-    return this.tx(this.registry, "rotateGatewayKeyBySignature", [gatewayId, keyCode(keyType), publicKey, signature]);
+  rotateGatewayKeyBySignature(
+    gatewayId: Hex,
+    keyType: KeyType,
+    publicKey: Hex,
+    signature: Hex,
+  ): Promise<TxResult> {
+    return this.tx(this.registry, "rotateGatewayKeyBySignature", [
+      gatewayId,
+      keyCode(keyType),
+      publicKey,
+      signature,
+    ]);
   }
   keyRotationDigest(gatewayId: Hex, keyType: KeyType, publicKey: Hex): Promise<Hex> {
     return this.call(this.registry, "keyRotationDigest", [gatewayId, keyCode(keyType), publicKey]);
@@ -194,7 +229,12 @@ export class EthersRegistryClient implements RegistryClient {
   revokeGateway(gatewayId: Hex): Promise<TxResult> {
     return this.tx(this.registry, "revokeGateway", [gatewayId]);
   }
-  registerSensor(gatewayId: Hex, sensorId: number, keyType: KeyType | "none", publicKey: Hex): Promise<TxResult> {
+  registerSensor(
+    gatewayId: Hex,
+    sensorId: number,
+    keyType: KeyType | "none",
+    publicKey: Hex,
+  ): Promise<TxResult> {
     return this.tx(this.registry, "registerSensor", [gatewayId, sensorId, keyCode(keyType), publicKey]);
   }
   setSensorStatus(gatewayId: Hex, sensorId: number, status: DeviceStatus): Promise<TxResult> {
@@ -217,7 +257,11 @@ export class EthersRegistryClient implements RegistryClient {
     };
   }
   async getSensor(gatewayId: Hex, sensorId: number): Promise<SensorRecord> {
-    const [status, keyType, publicKey] = await this.call<[bigint, bigint, string]>(this.registry, "getSensor", [gatewayId, sensorId]);
+    const [status, keyType, publicKey] = await this.call<[bigint, bigint, string]>(
+      this.registry,
+      "getSensor",
+      [gatewayId, sensorId],
+    );
     return {
       status: DEVICE_STATUS[Number(status)] ?? "none",
       keyType: KEY_TYPES[Number(keyType)] ?? "none",
@@ -265,7 +309,12 @@ export class EthersRegistryClient implements RegistryClient {
   verifyBatch(header: BatchHeader, later: readonly Hex[]): Promise<boolean> {
     return this.call(this.registry, "verifyBatch", [headerTuple(header), [...later]]);
   }
-  isLeafIncluded(header: BatchHeader, later: readonly Hex[], leaf: Hex, proof: readonly Hex[]): Promise<boolean> {
+  isLeafIncluded(
+    header: BatchHeader,
+    later: readonly Hex[],
+    leaf: Hex,
+    proof: readonly Hex[],
+  ): Promise<boolean> {
     return this.call(this.registry, "isLeafIncluded", [headerTuple(header), [...later], leaf, [...proof]]);
   }
 

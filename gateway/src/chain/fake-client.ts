@@ -118,7 +118,10 @@ export class FakeChain {
 }
 
 function revert(name: string, ...args: unknown[]): never {
-  throw new ContractRevertError(name, args.map((a) => (typeof a === "number" ? BigInt(a) : typeof a === "string" ? a.toLowerCase() : a)));
+  throw new ContractRevertError(
+    name,
+    args.map((a) => (typeof a === "number" ? BigInt(a) : typeof a === "string" ? a.toLowerCase() : a)),
+  );
 }
 
 function byteLen(hex: Hex): number {
@@ -153,7 +156,11 @@ export class FakeRegistryClient implements RegistryClient {
 
   private done(): TxResult {
     this.chain.block += 1n;
-    return { txHash: keccak256(`0x${this.chain.block.toString(16).padStart(64, "0")}`) as Hex, blockNumber: this.chain.block, gasUsed: 0n };
+    return {
+      txHash: keccak256(`0x${this.chain.block.toString(16).padStart(64, "0")}`) as Hex,
+      blockNumber: this.chain.block,
+      gasUsed: 0n,
+    };
   }
 
   private async tx(f: () => void): Promise<TxResult> {
@@ -162,11 +169,13 @@ export class FakeRegistryClient implements RegistryClient {
   }
 
   private onlyAdmin(): void {
-    if (this.account !== this.chain.admin) revert("AccessControlUnauthorizedAccount", this.account, DEFAULT_ADMIN_ROLE);
+    if (this.account !== this.chain.admin)
+      revert("AccessControlUnauthorizedAccount", this.account, DEFAULT_ADMIN_ROLE);
   }
 
   private onlyOperator(site: Hex): void {
-    if (!this.chain.hasRole(operatorRoleId(site), this.account)) revert("NotSiteOperator", this.account, site);
+    if (!this.chain.hasRole(operatorRoleId(site), this.account))
+      revert("NotSiteOperator", this.account, site);
   }
 
   private operated(gatewayId: Hex): FakeGateway {
@@ -263,7 +272,12 @@ export class FakeRegistryClient implements RegistryClient {
       { gatewayId, keyType: keyCode(keyType), publicKey, keyEpoch: g?.keyEpoch ?? 0 },
     ) as Hex;
   }
-  async rotateGatewayKeyBySignature(gatewayId: Hex, keyType: KeyType, publicKey: Hex, signature: Hex): Promise<TxResult> {
+  async rotateGatewayKeyBySignature(
+    gatewayId: Hex,
+    keyType: KeyType,
+    publicKey: Hex,
+    signature: Hex,
+  ): Promise<TxResult> {
     const digest = await this.keyRotationDigest(gatewayId, keyType, publicKey);
     return this.tx(() => {
       const g = this.chain.gateways.get(gatewayId.toLowerCase() as Hex);
@@ -292,14 +306,20 @@ export class FakeRegistryClient implements RegistryClient {
       g.status = "revoked";
     });
   }
-  registerSensor(gatewayId: Hex, sensorId: number, keyType: KeyType | "none", publicKey: Hex): Promise<TxResult> {
+  registerSensor(
+    gatewayId: Hex,
+    sensorId: number,
+    keyType: KeyType | "none",
+    publicKey: Hex,
+  ): Promise<TxResult> {
     return this.tx(() => {
       const g = this.operated(gatewayId);
       if (g.status === "revoked") revert("GatewayRevoked", gatewayId);
       const k = `${gatewayId.toLowerCase()}/${sensorId}`;
       if (this.chain.sensors.has(k)) revert("SensorAlreadyRegistered", gatewayId, BigInt(sensorId));
       if (byteLen(publicKey) > 128) revert("TooLong", BigInt(byteLen(publicKey)), 128n);
-      if ((keyType === "none") !== (byteLen(publicKey) === 0)) revert("InvalidPublicKey", keyCode(keyType), publicKey);
+      if ((keyType === "none") !== (byteLen(publicKey) === 0))
+        revert("InvalidPublicKey", keyCode(keyType), publicKey);
       this.chain.sensors.set(k, { status: "active", keyType, publicKey: publicKey.toLowerCase() as Hex });
     });
   }
@@ -317,7 +337,17 @@ export class FakeRegistryClient implements RegistryClient {
   async getGateway(gatewayId: Hex): Promise<GatewayRecord> {
     const g = this.chain.gateways.get(gatewayId.toLowerCase() as Hex);
     if (!g) {
-      return { status: "none", keyType: "none", keyEpoch: 0, seq: 0n, head: ZERO_HASH, signer: null, p256PublicKey: null, site: ZERO_HASH, metadataURI: "" };
+      return {
+        status: "none",
+        keyType: "none",
+        keyEpoch: 0,
+        seq: 0n,
+        head: ZERO_HASH,
+        signer: null,
+        p256PublicKey: null,
+        site: ZERO_HASH,
+        metadataURI: "",
+      };
     }
     return {
       status: g.status,
@@ -359,7 +389,12 @@ export class FakeRegistryClient implements RegistryClient {
       if (s > SECP_N / 2n) return 2;
       if (v !== 27 && v !== 28) return 1;
       const vs = s | (BigInt(v - 27) << 255n);
-      return this.checkCompact(g, digest, `0x${signature.slice(2, 66)}`, `0x${vs.toString(16).padStart(64, "0")}`);
+      return this.checkCompact(
+        g,
+        digest,
+        `0x${signature.slice(2, 66)}`,
+        `0x${vs.toString(16).padStart(64, "0")}`,
+      );
     }
     if (n !== 64) return 3;
     return this.checkCompact(g, digest, `0x${signature.slice(2, 66)}`, `0x${signature.slice(66, 130)}`);
@@ -431,7 +466,12 @@ export class FakeRegistryClient implements RegistryClient {
     for (const h of later) acc = chainHead(acc, h);
     return acc === expected;
   }
-  async isLeafIncluded(header: BatchHeader, later: readonly Hex[], leaf: Hex, proof: readonly Hex[]): Promise<boolean> {
+  async isLeafIncluded(
+    header: BatchHeader,
+    later: readonly Hex[],
+    leaf: Hex,
+    proof: readonly Hex[],
+  ): Promise<boolean> {
     let acc = leaf.toLowerCase();
     for (const p of proof) {
       const [a, b] = BigInt(acc) < BigInt(p) ? [acc, p] : [p, acc];
@@ -499,10 +539,13 @@ export class FakeRegistryClient implements RegistryClient {
     const kind = BigInt(RELEASE_KINDS.indexOf(input.kind));
     if (input.version <= latest) revert("VersionNotIncreasing", kind, input.target, latest, input.version);
     if (BigInt(input.contentHash) === 0n) revert("ZeroContentHash");
-    if (input.size === 0n || input.size > this.chain.maxReleaseSize) revert("InvalidSize", input.size, this.chain.maxReleaseSize);
+    if (input.size === 0n || input.size > this.chain.maxReleaseSize)
+      revert("InvalidSize", input.size, this.chain.maxReleaseSize);
     if (input.uris.length === 0 || input.uris.length > 8) revert("InvalidUri", BigInt(input.uris.length));
     input.uris.forEach((u, i) => {
-      const ok = Buffer.byteLength(u) <= MAX_URI && ["https://", "ipfs://", "file://"].some((p) => u.startsWith(p) && u.length > p.length);
+      const ok =
+        Buffer.byteLength(u) <= MAX_URI &&
+        ["https://", "ipfs://", "file://"].some((p) => u.startsWith(p) && u.length > p.length);
       if (!ok) revert("InvalidUri", BigInt(i));
     });
     const mLen = Buffer.byteLength(input.metrics);
@@ -527,7 +570,8 @@ export class FakeRegistryClient implements RegistryClient {
     return this.tx(() => {
       this.requireRole("releaseApprover");
       const r = this.existing(releaseId);
-      if (r.status !== "proposed") revert("ReleaseNotInStatus", releaseId, BigInt(RELEASE_STATUS.indexOf(r.status)));
+      if (r.status !== "proposed")
+        revert("ReleaseNotInStatus", releaseId, BigInt(RELEASE_STATUS.indexOf(r.status)));
       if (r.proposer === this.account) revert("SelfApproval", releaseId, this.account);
       if (r.approvedBy.has(this.account)) revert("AlreadyApproved", releaseId, this.account);
       r.approvedBy.add(this.account);
@@ -546,7 +590,8 @@ export class FakeRegistryClient implements RegistryClient {
       if (this.account !== this.chain.admin) this.requireRole("releaseManager");
       const r = this.existing(releaseId);
       if (r.status === "revoked") revert("ReleaseNotInStatus", releaseId, 3n);
-      if (Buffer.byteLength(reason) > MAX_URI) revert("TooLong", BigInt(Buffer.byteLength(reason)), BigInt(MAX_URI));
+      if (Buffer.byteLength(reason) > MAX_URI)
+        revert("TooLong", BigInt(Buffer.byteLength(reason)), BigInt(MAX_URI));
       r.status = "revoked";
       const key = `${r.kind}/${r.target}`;
       if (this.chain.active.get(key) === releaseId) this.chain.active.delete(key);
@@ -591,12 +636,14 @@ export class FakeRegistryClient implements RegistryClient {
     const digest = await this.installReportDigest(gatewayId, releaseId, nonce);
     return this.tx(() => {
       const r = this.existing(releaseId);
-      if (r.status !== "active") revert("ReleaseNotInStatus", releaseId, BigInt(RELEASE_STATUS.indexOf(r.status)));
+      if (r.status !== "active")
+        revert("ReleaseNotInStatus", releaseId, BigInt(RELEASE_STATUS.indexOf(r.status)));
       const id = gatewayId.toLowerCase() as Hex;
       const expected = (this.chain.installNonces.get(id) ?? 0n) + 1n;
       if (nonce !== expected) revert("UnexpectedNonce", id, expected, nonce);
       const g = this.chain.gateways.get(id);
-      if (!g || g.status !== "active" || this.checkBytes(g, digest, signature) !== 0) revert("InvalidReportSignature", id);
+      if (!g || g.status !== "active" || this.checkBytes(g, digest, signature) !== 0)
+        revert("InvalidReportSignature", id);
       this.chain.installNonces.set(id, expected);
       this.chain.installed.set(`${id}/${r.kind}`, releaseId);
     });

@@ -23,7 +23,8 @@ export function toCompactSignature(signature: Hex): CompactSignature {
   const s = BigInt(`0x${signature.slice(66, 130)}`);
   // s ≥ 2^255 is always a high-s (malleable) secp256k1 signature: ERC-2098 cannot express it, so it is
   // refused here; keys.signSecp256k1 never produces one.
-  if (s >> 255n !== 0n) throw new RangeError("signature: high-s (malleable) secp256k1 signature cannot be anchored");
+  if (s >> 255n !== 0n)
+    throw new RangeError("signature: high-s (malleable) secp256k1 signature cannot be anchored");
   const vs = s | (BigInt(v - 27) << 255n);
   return { r, vs: `0x${vs.toString(16).padStart(64, "0")}` };
 }

@@ -65,7 +65,8 @@ function readDeployment(path: string | undefined): Deployment {
 function int(name: string, v: string | undefined, def: number): number {
   if (v === undefined) return def;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got ${v}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`--${name} must be a non-negative integer, got ${v}`);
   return n;
 }
 
@@ -125,7 +126,10 @@ async function deploy(argv: string[]): Promise<number> {
 }
 
 async function verify(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { deployment: { type: "string" }, rpc: { type: "string" }, help: { type: "boolean" } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { deployment: { type: "string" }, rpc: { type: "string" }, help: { type: "boolean" } },
+  });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -135,9 +139,20 @@ async function verify(argv: string[]): Promise<number> {
   const provider = new JsonRpcProvider(values.rpc, undefined, { staticNetwork: true, cacheTimeout: -1 });
   try {
     const chainId = (await provider.getNetwork()).chainId.toString();
-    if (chainId !== d.chainId) throw new ChainError("CHAIN_STATE", `RPC is chain ${chainId}, deployment is for ${d.chainId}`);
-    await verifyDeployedCode(provider, d.contracts.VigilRegistry.address, VigilRegistryArtifact, "VigilRegistry");
-    await verifyDeployedCode(provider, d.contracts.VigilReleases.address, VigilReleasesArtifact, "VigilReleases");
+    if (chainId !== d.chainId)
+      throw new ChainError("CHAIN_STATE", `RPC is chain ${chainId}, deployment is for ${d.chainId}`);
+    await verifyDeployedCode(
+      provider,
+      d.contracts.VigilRegistry.address,
+      VigilRegistryArtifact,
+      "VigilRegistry",
+    );
+    await verifyDeployedCode(
+      provider,
+      d.contracts.VigilReleases.address,
+      VigilReleasesArtifact,
+      "VigilReleases",
+    );
     process.stdout.write("deployed code matches the artifacts\n");
     return 0;
   } catch (e) {
@@ -148,7 +163,12 @@ async function verify(argv: string[]): Promise<number> {
 }
 
 async function withClient(
-  values: { deployment?: string | undefined; rpc?: string | undefined; key?: string | undefined; "key-file"?: string | undefined },
+  values: {
+    deployment?: string | undefined;
+    rpc?: string | undefined;
+    key?: string | undefined;
+    "key-file"?: string | undefined;
+  },
   f: (c: EthersRegistryClient) => Promise<void>,
 ): Promise<number> {
   const d = readDeployment(values.deployment);
@@ -196,22 +216,34 @@ async function registerGateway(argv: string[]): Promise<number> {
   const type = values["key-type"] as KeyType;
   if (type !== "secp256k1" && type !== "p256") throw new UsageError("--key-type must be secp256k1 or p256");
   const gatewayId = values["gateway-id"];
-  if (!gatewayId || !/^0x[0-9a-fA-F]{64}$/.test(gatewayId)) throw new UsageError("--gateway-id must be 32 bytes of hex");
+  if (!gatewayId || !/^0x[0-9a-fA-F]{64}$/.test(gatewayId))
+    throw new UsageError("--gateway-id must be 32 bytes of hex");
   if (!values.site) throw new UsageError("--site is required");
   let publicKey = values["public-key"] as Hex | undefined;
   if (values["device-key-file"]) {
-    publicKey = registrationPublicKey(importKey(type, readFileSync(values["device-key-file"], "utf8").trim() as Hex));
+    publicKey = registrationPublicKey(
+      importKey(type, readFileSync(values["device-key-file"], "utf8").trim() as Hex),
+    );
   }
   if (!publicKey) throw new UsageError("give --device-key-file or --public-key");
   const site = siteId(values.site);
   return withClient(values, async (c) => {
-    const r = await c.registerGateway({ gatewayId: gatewayId as Hex, site, keyType: type, publicKey: publicKey, metadataURI: values.metadata ?? "" });
+    const r = await c.registerGateway({
+      gatewayId: gatewayId as Hex,
+      site,
+      keyType: type,
+      publicKey: publicKey,
+      metadataURI: values.metadata ?? "",
+    });
     process.stdout.write(`registered gateway ${gatewayId} at site ${site} (tx ${r.txHash})\n`);
   });
 }
 
 async function grantOperator(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...common, site: { type: "string" }, account: { type: "string" } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...common, site: { type: "string" }, account: { type: "string" } },
+  });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;

@@ -68,7 +68,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const devices = num("devices", v.devices, 6, 1, 10_000);
   const rate = num("rate", v.rate, 20, 1);
   const seed = num("seed", v.seed, 7);
-  const faults = parseFaultRates(v.faults ?? "corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002");
+  const faults = parseFaultRates(
+    v.faults ?? "corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002",
+  );
   const dataDir = mkdtempSync(join(tmpdir(), "vigil-demo-"));
   let anvil: Anvil | undefined;
   let rt: Runtime | undefined;
@@ -78,10 +80,14 @@ export async function demoCommand(argv: string[]): Promise<number> {
     console.log(`vigil demo: anvil (pid ${anvil.pid}) at ${anvil.url}`);
     const provider = new JsonRpcProvider(anvil.url, undefined, { staticNetwork: true });
     provider.pollingInterval = 50;
-    const deployment = await deployVigil(new NonceManager(new Wallet(ANVIL_DEV_KEYS[0]!, provider)), { adminDelaySeconds: 0 });
+    const deployment = await deployVigil(new NonceManager(new Wallet(ANVIL_DEV_KEYS[0]!, provider)), {
+      adminDelaySeconds: 0,
+    });
     provider.destroy();
     writeFileSync(join(dataDir, "deployment.json"), JSON.stringify(deployment, null, 2));
-    console.log(`  registry ${deployment.contracts.VigilRegistry.address} deployed (chain ${deployment.chainId})`);
+    console.log(
+      `  registry ${deployment.contracts.VigilRegistry.address} deployed (chain ${deployment.chainId})`,
+    );
 
     // 2. Gateway key (encrypted keystore, 0600) and its registration.
     const passphrase = randomBytes(16).toString("hex");
@@ -136,7 +142,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
       };
       alerts++;
       const r = a.rule;
-      console.log(`  ALERT ${a.state} ${a.severity} device ${a.device}: ${r.output} ${r.op} ${r.threshold} (${r.id})`);
+      console.log(
+        `  ALERT ${a.state} ${a.severity} device ${a.device}: ${r.output} ${r.op} ${r.threshold} (${r.id})`,
+      );
     });
 
     // 4. Simulated devices, paced like real ones.
@@ -164,7 +172,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const runtime = rt;
     const timer = setInterval(() => {
       console.log(`  gateway: ${runtime.statsLine()}`);
-      for (const [i, s] of sims.entries()) console.log(`  sim ${i === 0 ? "rotating" : "c-mapss "}: ${progressLine(s.snapshot())}`);
+      for (const [i, s] of sims.entries())
+        console.log(`  sim ${i === 0 ? "rotating" : "c-mapss "}: ${progressLine(s.snapshot())}`);
     }, 3000);
     const reports: SimReport[] = await Promise.all(sims.map((s) => s.run()));
     clearInterval(timer);
@@ -173,13 +182,15 @@ export async function demoCommand(argv: string[]): Promise<number> {
     while (await rt.sealer?.sealNow());
     rt.anchor?.trigger();
     const until = Date.now() + 30_000;
-    while (rt.store.anchoredThrough() < rt.store.lastBatchSeq() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    while (rt.store.anchoredThrough() < rt.store.lastBatchSeq() && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 100));
     await dash.endAsync();
 
     const snap = rt.gateway.ingest.counters.snapshot();
     const acked = reports.reduce((a, r) => a + r.acked, 0);
     const expected: Record<string, number> = {};
-    for (const r of reports) for (const [k, n] of Object.entries(r.expectedRejects)) expected[k] = (expected[k] ?? 0) + n;
+    for (const r of reports)
+      for (const [k, n] of Object.entries(r.expectedRejects)) expected[k] = (expected[k] ?? 0) + n;
     console.log("\nreconciliation (simulator → gateway)");
     console.log(`  frames generated ${reports.reduce((a, r) => a + r.generated, 0)}, acknowledged ${acked}`);
     console.log(`  stored durably ${rt.store.stats().lastIndex}, unique accepted ${snap.accepted}`);
@@ -191,7 +202,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
 
     const receipt = await new ReceiptBuilder(rt.store).forIndex(1);
     const result = await verifyReceipt(receipt, { rpcUrl: anvil.url });
-    console.log(`\nauditor: receipt for frame #1 (device ${receipt.frame.deviceId}, seq ${receipt.frame.seq})`);
+    console.log(
+      `\nauditor: receipt for frame #1 (device ${receipt.frame.deviceId}, seq ${receipt.frame.seq})`,
+    );
     for (const s of result.steps) console.log(`  ${s.ok ? "✔" : "✘"} ${s.step}: ${s.detail}`);
     ok &&= result.ok;
     console.log(ok ? "\n✔ demo passed" : "\n✘ demo found a mismatch");

@@ -45,8 +45,10 @@ export async function keysCommand(argv: string[]): Promise<number> {
   const passphrase = await passphraseFromEnv();
   if (sub === "init") {
     const type = (v.type ?? "secp256k1") as KeyType;
-    if (type !== "secp256k1" && type !== "p256") throw new UsageError(`--type must be secp256k1 or p256, got "${v.type}"`);
-    if (existsSync(path) && !v.force) throw new VigilError("KEYSTORE_EXISTS", `${path} exists; use --force to replace it`);
+    if (type !== "secp256k1" && type !== "p256")
+      throw new UsageError(`--type must be secp256k1 or p256, got "${v.type}"`);
+    if (existsSync(path) && !v.force)
+      throw new VigilError("KEYSTORE_EXISTS", `${path} exists; use --force to replace it`);
     const { mkdir } = await import("node:fs/promises");
     await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
     await writeKeystore(path, generateKey(type), passphrase);

@@ -70,7 +70,10 @@ export async function startCommand(argv: string[]): Promise<number> {
   await rt.start();
   const embedded = rt.gateway.embedded;
   if (embedded) log.info({ url: embedded.url, port: embedded.port }, "embedded MQTT broker listening");
-  log.info({ gatewayId: rt.gatewayId, sealing: !!rt.sealer, anchoring: !!rt.anchor, models: !!rt.inference }, "gateway started");
+  log.info(
+    { gatewayId: rt.gatewayId, sealing: !!rt.sealer, anchoring: !!rt.anchor, models: !!rt.inference },
+    "gateway started",
+  );
   await new Promise<void>((res) => {
     process.once("SIGINT", res);
     process.once("SIGTERM", res);
