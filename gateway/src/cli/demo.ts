@@ -132,15 +132,17 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const dash = await mqtt.connectAsync(url, { clientId: "demo-dashboard" });
     await dash.subscribeAsync(`vigil/v1/${SITE}/${GATEWAY_NAME}/+/alert`, { qos: 1 });
     let alerts = 0;
+    let firstAlertLeaf: string | undefined;
     dash.on("message", (_t, payload) => {
       const a = JSON.parse(payload.toString()) as {
         device: string;
         state: string;
         severity: string;
         rule: { id: string; output: string; op: string; threshold: number };
-        value?: number;
+        receipt: { leaf: string };
       };
       alerts++;
+      firstAlertLeaf ??= a.receipt.leaf;
       const r = a.rule;
       console.log(
         `  ALERT ${a.state} ${a.severity} device ${a.device}: ${r.output} ${r.op} ${r.threshold} (${r.id})`,
@@ -193,12 +195,17 @@ export async function demoCommand(argv: string[]): Promise<number> {
       for (const [k, n] of Object.entries(r.expectedRejects)) expected[k] = (expected[k] ?? 0) + n;
     console.log("\nreconciliation (simulator → gateway)");
     console.log(`  frames generated ${reports.reduce((a, r) => a + r.generated, 0)}, acknowledged ${acked}`);
-    console.log(`  stored durably ${rt.store.stats().lastIndex}, unique accepted ${snap.accepted}`);
+    const st = rt.store.stats();
+    // The log also holds inference and alert leaves (sealed with the frames).
+    const framesStored = st.lastIndex - st.leavesStored;
+    console.log(
+      `  frames stored durably ${framesStored}, unique accepted ${snap.accepted}, model leaves ${st.leavesStored}`,
+    );
     console.log(`  rejections expected ${JSON.stringify(expected)}`);
     console.log(`  rejections counted  ${JSON.stringify(snap.rejected)}`);
     console.log(`  alerts published ${alerts}`);
     console.log(`  batches sealed ${rt.store.lastBatchSeq()}, anchored ${rt.store.anchoredThrough()}`);
-    let ok = snap.accepted === acked && rt.store.stats().lastIndex === acked;
+    let ok = snap.accepted === acked && framesStored === acked;
 
     const receipt = await new ReceiptBuilder(rt.store).forIndex(1);
     const result = await verifyReceipt(receipt, { rpcUrl: anvil.url });
@@ -207,6 +214,14 @@ export async function demoCommand(argv: string[]): Promise<number> {
     );
     for (const s of result.steps) console.log(`  ${s.ok ? "✔" : "✘"} ${s.step}: ${s.detail}`);
     ok &&= result.ok;
+    if (firstAlertLeaf) {
+      // The same for an alert: it traces to the model (hash), the input window (hash) and the gateway key.
+      const ar = await new ReceiptBuilder(rt.store).forLeafHash(firstAlertLeaf);
+      const av = await verifyReceipt(ar, { rpcUrl: anvil.url });
+      console.log(`\nauditor: receipt for the first alert (leaf ${firstAlertLeaf.slice(0, 18)}…)`);
+      for (const s of av.steps) console.log(`  ${s.ok ? "✔" : "✘"} ${s.step}: ${s.detail}`);
+      ok &&= av.ok;
+    }
     console.log(ok ? "\n✔ demo passed" : "\n✘ demo found a mismatch");
     return ok ? 0 : 1;
   } finally {
