@@ -75,6 +75,8 @@ export interface ModelManifest {
     units: number;
     rmse: number;
     score: number;
+    /** the same predictions against min(truth, cap) */
+    cappedTruth?: { rmse: number; score: number; description?: string };
     [key: string]: unknown;
   };
   references?: Record<string, string>;
@@ -388,6 +390,9 @@ export interface CmapssEvaluation {
   units: number;
   rmse: number;
   score: number;
+  /** RMSE / score against min(truth, outputs[0].max): the literature's usual convention for FD002/FD004 */
+  rmseCappedTruth: number;
+  scoreCappedTruth: number;
   predictions: Float32Array;
   truth: Float64Array;
 }
@@ -408,11 +413,15 @@ export async function evaluateManifest(
   const windows = lastWindows(norm, units, manifest.inputs.window);
   const s = session ?? (await createSession(modelPath(manifestPath, manifest)));
   const predictions = await runBatched(s, manifest, windows, units.length);
+  const cap = manifest.outputs[0]?.max ?? Infinity;
+  const capped = truth.map((t) => Math.min(t, cap));
   return {
     name: manifest.name,
     units: units.length,
     rmse: rmse(predictions, truth),
     score: phm08Score(predictions, truth),
+    rmseCappedTruth: rmse(predictions, capped),
+    scoreCappedTruth: phm08Score(predictions, capped),
     predictions,
     truth,
   };
