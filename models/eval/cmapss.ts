@@ -193,7 +193,7 @@ export interface Normalizer {
   centroids: Float64Array;
   /** [regime][feature] */
   mean: Float64Array;
-  /** [regime][feature] reciprocal of std (x' = (x - mean) * invStd is NOT used: see normalizeRow) */
+  /** [regime][feature] standard deviation; normalizeRow divides (not multiplies by 1/std) to match training bit for bit */
   std: Float64Array;
 }
 
