@@ -74,7 +74,7 @@ class Config:
 
 
 CONFIGS = {
-    "FD001": Config("FD001", regimes=1),
+    "FD001": Config("FD001", regimes=1, epochs=14, batch=256),
     "FD002": Config("FD002", regimes=6, members=4, train_stride=2, epochs=10),
     "FD003": Config("FD003", regimes=1, members=4, epochs=10),
     "FD004": Config("FD004", regimes=6, members=4, train_stride=2, epochs=10),
