@@ -20,6 +20,8 @@ export interface GatewayOptions {
   sink: FrameSink;
   clock?: Clock;
   log?: Logger;
+  /** Log the ingest counter line every log.statsIntervalMs. Default true (the runtime logs its own). */
+  logStats?: boolean;
   /** Slow-path duplicate check (see IngestOptions.isStored). */
   isStored?: (deviceId: number, seq: number) => Promise<boolean>;
 }
@@ -80,7 +82,7 @@ export class Gateway {
       this.#opts.log?.info({ source: s.name }, "source started");
     }
     const every = this.#opts.config.log.statsIntervalMs;
-    if (this.#opts.log && every > 0) {
+    if (this.#opts.log && every > 0 && this.#opts.logStats !== false) {
       this.#statsTimer = setInterval(
         () => this.#opts.log?.info({ ingest: this.ingest.counters.line() }, "stats"),
         every,

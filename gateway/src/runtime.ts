@@ -113,6 +113,7 @@ export class Runtime {
       config: c,
       sink: this.store,
       isStored: (d, s) => this.store.has(d, s),
+      logStats: false,
       ...(o.clock ? { clock: o.clock } : {}),
       ...(o.log ? { log: o.log } : {}),
     });
