@@ -75,8 +75,16 @@ export async function startCommand(argv: string[]): Promise<number> {
     "gateway started",
   );
   await new Promise<void>((res) => {
-    process.once("SIGINT", res);
-    process.once("SIGTERM", res);
+    // Handlers stay installed: a second signal during the shutdown must not kill the process
+    // before the group commit is flushed and the store closed.
+    let stopping = false;
+    const onSignal = (sig: string) => {
+      if (stopping) return log.warn({ signal: sig }, "already stopping");
+      stopping = true;
+      res();
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
   });
   log.info(rt.statsLine());
   await rt.stop();
