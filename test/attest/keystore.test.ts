@@ -51,10 +51,10 @@ describe("keystore", () => {
     await writeKeystore(path, generateKey("p256"), PASS, FAST);
     await expect(loadKeystore(path, "wrong passphrase")).rejects.toBeInstanceOf(KeystoreDecryptError);
     const orig = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- free-form edits of parsed JSON
     // Flip the first byte (setting it to a constant was a no-op 1 time in 256: a flaky test).
     const flip = (h: string): string =>
       (parseInt(h.slice(0, 2), 16) ^ 0xff).toString(16).padStart(2, "0") + h.slice(2);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- free-form edits of parsed JSON
     const mutations: ((f: Record<string, any>) => void)[] = [
       (f) => (f.cipher.ciphertext = flip(f.cipher.ciphertext)),
       (f) => (f.cipher.tag = flip(f.cipher.tag)),
