@@ -75,14 +75,23 @@ export class ExternalMqttSource implements IngestSource {
         refuse();
       }
     };
+    let subscribed: Promise<void> | undefined;
     client.on("connect", (ack) => {
       this.#counters.connects++;
       // A resumed session already has the subscriptions [MQTT-3.2.2-2].
-      if (!ack.sessionPresent)
-        void client.subscribeAsync({
-          [INGEST_SUBSCRIPTION]: { qos: 1 },
-          [INGEST_JSON_SUBSCRIPTION]: { qos: 1 },
-        });
+      if (ack.sessionPresent) return;
+      const p = client
+        .subscribeAsync({ [INGEST_SUBSCRIPTION]: { qos: 1 }, [INGEST_JSON_SUBSCRIPTION]: { qos: 1 } })
+        .then(() => undefined);
+      // A connection lost before the SUBACK is retried on the next CONNACK; never unhandled.
+      p.catch((e: unknown) =>
+        this.opts.onError?.(
+          new SourceError("MQTT_IO", redactUrl(this.opts.url), `subscribe failed: ${(e as Error).message}`, {
+            cause: e,
+          }),
+        ),
+      );
+      subscribed ??= p;
     });
     client.on("offline", () => this.#counters.offline++);
     client.on("error", (e) =>
@@ -99,10 +108,9 @@ export class ExternalMqttSource implements IngestSource {
         res();
       });
     });
-    await client.subscribeAsync({
-      [INGEST_SUBSCRIPTION]: { qos: 1 },
-      [INGEST_JSON_SUBSCRIPTION]: { qos: 1 },
-    });
+    // The first session must hold the subscription before start() returns (a persistent
+    // session only queues for subscriptions it has).
+    await subscribed;
   }
 
   /** Drops the connection after a delay so the broker redelivers what was not PUBACKed. */
