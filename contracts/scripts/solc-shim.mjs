@@ -33,5 +33,9 @@ const findImport = (path) => {
   }
   return { error: `File not found: ${path}` };
 };
-const input = readFileSync(0, "utf8");
+// Read stdin as a stream: readFileSync(0) fails with EAGAIN when forge hands over a
+// non-blocking pipe with more than the pipe buffer (seen on a clean build).
+const chunks = [];
+for await (const chunk of process.stdin) chunks.push(chunk);
+const input = Buffer.concat(chunks).toString("utf8");
 process.stdout.write(solc.compile(input, { import: findImport }));
