@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { isAbsolute, join } from "node:path";
 import process from "node:process";
+import { Buffer } from "node:buffer";
 
 const require = createRequire(import.meta.url);
 const solc = require("solc");
