@@ -12,42 +12,12 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
+import { latencyMs } from "./latency.ts";
 import * as prettier from "prettier";
-import {
-  REPO_ROOT,
-  createSession,
-  loadManifest,
-  modelPath,
-  sha256Hex,
-  type ModelManifest,
-} from "./cmapss.ts";
+import { REPO_ROOT, createSession, loadManifest, modelPath, sha256Hex } from "./cmapss.ts";
 import { parseFaultRates } from "../../device-sim/src/faults.ts";
 import type { SplitSpec } from "../rotating/generate.ts";
 import { claimedMetrics, evalSpec, evaluateRotating, worseThanClaimed } from "./rotating.ts";
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-}
-
-export async function latencyMs(
-  session: ort.InferenceSession,
-  m: ModelManifest,
-  batch: number,
-  runs: number,
-): Promise<number> {
-  const { window, features, tensor } = m.inputs;
-  const data = new Float32Array(batch * window * features.length).map((_, i) => Math.sin(i) * 0.5);
-  const input = new ort.Tensor("float32", data, [batch, window, features.length]);
-  for (let i = 0; i < 20; i++) await session.run({ [tensor]: input });
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await session.run({ [tensor]: input });
-    times.push(performance.now() - t0);
-  }
-  return median(times);
-}
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

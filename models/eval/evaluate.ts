@@ -5,17 +5,9 @@
 // Exit code 1 if a model's hash differs or its recomputed metrics are worse than its manifest claims.
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
-import {
-  REPO_ROOT,
-  createSession,
-  evaluateManifest,
-  loadManifest,
-  modelPath,
-  sha256Hex,
-  type ModelManifest,
-} from "./cmapss.ts";
+import { latencyMs } from "./latency.ts";
+import { REPO_ROOT, createSession, evaluateManifest, loadManifest, modelPath, sha256Hex } from "./cmapss.ts";
 
 /** Relative tolerance for "not worse than claimed" (float noise between PyTorch and onnxruntime). */
 export const METRIC_TOLERANCE = 1e-3;
@@ -38,30 +30,6 @@ interface Row {
   latencyUsPerWindowBatch256: number;
   sha256Ok: boolean;
   ok: boolean;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-}
-
-async function latency(
-  session: ort.InferenceSession,
-  m: ModelManifest,
-  batch: number,
-  runs: number,
-): Promise<number> {
-  const { window, features, tensor } = m.inputs;
-  const data = new Float32Array(batch * window * features.length).map((_, i) => Math.sin(i) * 0.5);
-  const input = new ort.Tensor("float32", data, [batch, window, features.length]);
-  for (let i = 0; i < 20; i++) await session.run({ [tensor]: input });
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await session.run({ [tensor]: input });
-    times.push(performance.now() - t0);
-  }
-  return median(times);
 }
 
 async function main(): Promise<void> {
@@ -107,9 +75,9 @@ async function main(): Promise<void> {
       bytes: m.model.bytes,
       macs: m.model.macsPerWindow,
       window: m.inputs.window,
-      latencyMsBatch1: await latency(session, m, 1, runs),
+      latencyMsBatch1: await latencyMs(session, m, 1, runs),
       latencyUsPerWindowBatch256:
-        ((await latency(session, m, 256, Math.max(5, Math.floor(runs / 10)))) * 1000) / 256,
+        ((await latencyMs(session, m, 256, Math.max(5, Math.floor(runs / 10)))) * 1000) / 256,
       sha256Ok,
       ok,
     });
