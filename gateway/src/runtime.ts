@@ -5,7 +5,7 @@
  * keystore or deployment means frames are stored but not sealed; no RPC URL means batches
  * wait in the outbox; no models means no inference.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { keccak256, toUtf8Bytes } from "ethers";
@@ -14,10 +14,10 @@ import { connectEthersAnchorChain } from "./anchor/chain.ts";
 import { loadKeystore, passphraseFromEnv } from "./attest/keystore.ts";
 import { BatchSealer } from "./attest/sealer.ts";
 import type { GatewaySigner } from "./attest/signer.ts";
-import type { Deployment } from "./chain/deploy.ts";
+import { readDeploymentFile, type Deployment } from "./chain/deploy.ts";
 import { vigilDomain, type Hex, type VigilDomain } from "./chain/eip712.ts";
 import type { GatewayConfig } from "./config/config.ts";
-import { ConfigError } from "./errors/base.ts";
+import { ConfigError, type VigilError } from "./errors/base.ts";
 import { Gateway } from "./gateway.ts";
 import { EmbeddedPublisher } from "./alerts/embedded-publisher.ts";
 import { MqttClientPublisher } from "./alerts/mqtt-publisher.ts";
@@ -65,17 +65,13 @@ function resolvePath(base: string, p: string): string {
   return isAbsolute(p) ? p : join(base, p);
 }
 
-/** Reads a deployment file written by `vigil chain deploy`. */
+/** Reads the deployment file named by chain.deployment (errors name the setting). */
 export function readDeployment(path: string): Deployment {
-  let d: Deployment;
   try {
-    d = JSON.parse(readFileSync(path, "utf8")) as Deployment;
+    return readDeploymentFile(path);
   } catch (e) {
-    throw new ConfigError("chain.deployment", `cannot read deployment file ${path}`, { cause: e });
+    throw new ConfigError("chain.deployment", (e as VigilError).shortMessage, { cause: e });
   }
-  if (d.format !== "vigil-deployment/1" || !d.contracts?.VigilRegistry?.address)
-    throw new ConfigError("chain.deployment", `${path} is not a vigil-deployment/1 file`);
-  return d;
 }
 
 export function domainOf(d: Deployment): VigilDomain {

@@ -8,6 +8,8 @@ import {
   VigilReleasesArtifact,
   SOURCES_HASH,
 } from "../../../contracts/artifacts/index.ts";
+import { readFileSync } from "node:fs";
+import { VigilError } from "../errors/base.ts";
 import { ChainStateError } from "./errors.ts";
 import type { Hex } from "./eip712.ts";
 
@@ -139,4 +141,20 @@ export async function deployVigil(signer: Signer, opts: DeployOptions = {}): Pro
     deployedAt: new Date().toISOString(),
     contracts: { VigilRegistry: registry, VigilReleases: releases },
   };
+}
+
+/**
+ * Reads a deployment file written by `vigil chain deploy`; throws a `VigilError` with code
+ * `BAD_DEPLOYMENT` when it cannot be read or is not a vigil-deployment/1 file.
+ */
+export function readDeploymentFile(path: string): Deployment {
+  let d: Deployment;
+  try {
+    d = JSON.parse(readFileSync(path, "utf8")) as Deployment;
+  } catch (cause) {
+    throw new VigilError("BAD_DEPLOYMENT", `cannot read deployment file ${path}`, { cause });
+  }
+  if (d.format !== "vigil-deployment/1" || !d.contracts?.VigilRegistry?.address)
+    throw new VigilError("BAD_DEPLOYMENT", `${path} is not a vigil-deployment/1 file`);
+  return d;
 }

@@ -14,7 +14,7 @@ import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../../contracts/artifacts/index.ts";
 import { importKey, registrationPublicKey, type KeyType } from "../attest/keys.ts";
 import { ANVIL_DEV_KEYS } from "../chain/anvil.ts";
-import { deployVigil, verifyDeployedCode, type Deployment } from "../chain/deploy.ts";
+import { deployVigil, readDeploymentFile, verifyDeployedCode, type Deployment } from "../chain/deploy.ts";
 import type { Hex } from "../chain/eip712.ts";
 import { ChainError, translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
@@ -55,11 +55,7 @@ function siteId(s: string): Hex {
 
 function readDeployment(path: string | undefined): Deployment {
   if (!path) throw new UsageError("--deployment PATH is required");
-  try {
-    return JSON.parse(readFileSync(path, "utf8")) as Deployment;
-  } catch (cause) {
-    throw new VigilError("BAD_DEPLOYMENT", `cannot read deployment file ${path}`, { cause });
-  }
+  return readDeploymentFile(path);
 }
 
 function int(name: string, v: string | undefined, def: number): number {
