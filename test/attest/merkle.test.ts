@@ -115,6 +115,77 @@ describe("leaves", () => {
     ).toBe(1);
     expect(() => leafFromPreimage(new Uint8Array(64))).toThrow(RangeError);
   });
+
+  it("behavior: INFERENCE/ALERT preimages equal an independent DataView encoding, stay separate and zero-padded", () => {
+    // Reference layout from the leaf.ts header, written with a DataView into a fresh buffer.
+    const reference = (
+      kind: number,
+      mh: Uint8Array,
+      wh: Uint8Array,
+      dev: number,
+      ts: number,
+      tail: number[],
+    ) => {
+      const n = 77 + tail.length;
+      const b = new Uint8Array(n % 2 === 1 ? n : n + 1);
+      const dv = new DataView(b.buffer);
+      b[0] = kind;
+      b.set(mh, 1);
+      b.set(wh, 33);
+      dv.setUint32(65, dev);
+      dv.setBigUint64(69, BigInt(ts));
+      b.set(tail, 77);
+      return b;
+    };
+    const f32be = (v: number): number[] => {
+      const b = new Uint8Array(4);
+      new DataView(b.buffer).setFloat32(0, v);
+      return [...b];
+    };
+    const made: Array<[Uint8Array, Uint8Array]> = [];
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.nat({ max: 0xffffffff }),
+        fc.nat(),
+        fc.array(fc.float({ noNaN: true }), { maxLength: 40 }),
+        fc.constantFrom("rul-warning", "score-high", "x"),
+        (mh, wh, dev, ts, outs, rule) => {
+          const inf = inferenceLeafPreimage({
+            modelHash: mh,
+            inputWindowHash: wh,
+            deviceId: dev,
+            timestampUs: ts,
+            outputs: outs,
+          });
+          const count = [outs.length >> 8, outs.length & 0xff];
+          const infRef = reference(2, mh, wh, dev, ts, [...count, ...outs.flatMap(f32be)]);
+          const score = outs[0] ?? 0.25;
+          const al = alertLeafPreimage({
+            modelHash: mh,
+            inputWindowHash: wh,
+            deviceId: dev,
+            timestampUs: ts,
+            severity: 2,
+            rule,
+            score,
+          });
+          const alRef = reference(3, mh, wh, dev, ts, [
+            2,
+            rule.length,
+            ...Buffer.from(rule, "ascii"),
+            ...f32be(score),
+          ]);
+          made.push([inf, infRef], [al, alRef]);
+          return hex(inf) === hex(infRef) && hex(al) === hex(alRef);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    // Thousands of preimages share slabs: none was overwritten by a later one.
+    for (const [p, ref] of made) expect(hex(p)).toBe(hex(ref));
+  });
 });
 
 describe("MerkleTree", () => {
