@@ -88,6 +88,8 @@ describe("Ingest", () => {
       }),
       "serial",
     );
+    // The HELLO's channel names are kept for the inference loop's manifest check.
+    expect(ingest.counters.devices.get(1)?.channelNames).toEqual(["a"]);
     const r = (await ingest.handle(dec(data(1)), "serial")) as IngestReply;
     expect(r).toMatchObject({ kind: "nack", reason: NackReason.SCHEMA_MISMATCH });
   });

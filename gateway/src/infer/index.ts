@@ -94,6 +94,7 @@ export async function createInference(opts: CreateInferenceOptions): Promise<Inf
   const loop = new InferenceLoop({
     registry,
     profileOf: (id) => opts.ingest.counters.devices.get(id)?.profile,
+    channelsOf: (id) => opts.ingest.counters.devices.get(id)?.channelNames,
     clock,
     onResult: alerts.onResult,
     ...(opts.onLeaf ? { onLeaf: opts.onLeaf } : {}),

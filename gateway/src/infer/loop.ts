@@ -63,6 +63,13 @@ export interface InferenceLoopOptions {
   registry: ModelRegistry;
   /** Device profile from HELLO (e.g. `id => ingest.counters.devices.get(id)?.profile`). */
   profileOf: (deviceId: number) => string | undefined;
+  /**
+   * Channel names the device announced in HELLO (frame order). When given, a device whose names
+   * differ from its model's `inputs.channels` is not run: its frames count as
+   * `framesSchemaMismatch` (same count, other order or meaning would be silently misread).
+   * Checked again whenever the returned array changes (a new HELLO). Default: count check only.
+   */
+  channelsOf?: (deviceId: number) => readonly string[] | undefined;
   clock?: Clock;
   /**
    * Largest batch per onnxruntime call. Default 128: onnxruntime's per-row cost is lowest around
@@ -92,7 +99,7 @@ export interface InferenceCounters {
   framesSeen: number;
   /** Frames of devices without HELLO profile or without a model for their profile. */
   framesUnmodelled: number;
-  /** Frames whose channel count differs from the model manifest's channels. */
+  /** Frames whose channel count, or HELLO channel names, differ from the model manifest's channels. */
   framesSchemaMismatch: number;
   windowsReady: number;
   windowsRun: number;
@@ -201,7 +208,12 @@ export class InferenceLoop {
       this.devices.set(id, dev);
       c.devices = this.devices.size;
     }
-    if (frame.values.length !== dev.model.normalizer.channels) {
+    const names = this.#o.channelsOf?.(id);
+    if (names !== dev.announced) {
+      dev.announced = names;
+      dev.namesMatch = names === undefined || sameNames(names, dev.model.manifest.inputs.channels);
+    }
+    if (!dev.namesMatch || frame.values.length !== dev.model.normalizer.channels) {
       c.framesSchemaMismatch++;
       return;
     }
@@ -402,4 +414,10 @@ export class InferenceLoop {
       frameToResult: c.frameToResult.snapshot(),
     };
   }
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

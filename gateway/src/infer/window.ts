@@ -55,6 +55,9 @@ export class DeviceWindow {
   #readyCount = 0;
   /** Set by the loop while the device sits in its model's ready queue. */
   queued = false;
+  /** The HELLO channel names last checked against the manifest, and the verdict (loop-owned). */
+  announced: readonly string[] | undefined = undefined;
+  namesMatch = true;
   lastSeq = -1;
   lastTimestampUs = 0;
   lastReceivedUs = 0;

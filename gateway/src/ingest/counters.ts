@@ -8,6 +8,8 @@ export type SourceKind = "serial" | "mqtt";
 export class DeviceState {
   readonly seq = new SequenceTracker();
   channels: number | undefined;
+  /** Channel names from the last HELLO, frame order (a new array per HELLO). */
+  channelNames: readonly string[] | undefined;
   profile: string | undefined;
   bootId: number | undefined;
   firmware: string | undefined;

@@ -137,6 +137,7 @@ export class Ingest {
         if (refusal) return this.#refuse(refusal, f.deviceId, 0, source);
         const d = this.counters.device(f.deviceId);
         d.channels = f.channels.length;
+        d.channelNames = f.channels.map((c) => c.name);
         d.profile = f.profile;
         d.bootId = f.bootId;
         d.firmware = `${f.firmware.major}.${f.firmware.minor}.${f.firmware.patch}`;
