@@ -36,7 +36,7 @@ import { basename, dirname, join } from "node:path";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
-import { REPO_ROOT, loadCmapss } from "../models/eval/cmapss.ts";
+import { CMAPSS_WIDTH, REPO_ROOT, loadCmapss } from "../models/eval/cmapss.ts";
 import { generateMachine, SPLITS } from "../models/rotating/generate.ts";
 import { EmbeddedPublisher } from "../gateway/src/alerts/embedded-publisher.ts";
 import { AlertService } from "../gateway/src/alerts/service.ts";
@@ -134,11 +134,11 @@ if (existsSync(fd001)) {
     key: "fd001",
     manifest: fd001,
     profile: "cmapss-fd001",
-    channels: 24,
+    channels: CMAPSS_WIDTH,
     row: (d, seq) => {
       const u = train[d % train.length]!;
       const c = (seq + ((d * 37) % 150)) % u.cycles;
-      return u.data.subarray(c * 24, (c + 1) * 24);
+      return u.data.subarray(c * CMAPSS_WIDTH, (c + 1) * CMAPSS_WIDTH);
     },
   });
 } else notes.push(`FD001 not measured: ${fd001} not found`);
@@ -147,11 +147,11 @@ if (existsSync(fd001)) {
 async function runtimeFloor(
   model: LoadedModel,
 ): Promise<{ floorUs: number; byBatch: Record<number, number> }> {
-  const { window: W, features } = model.manifest.inputs;
+  const { window: W } = model.manifest.inputs;
   const byBatch: Record<number, number> = {};
   for (const b of [64, 256, 512, 1000]) {
-    const data = new Float32Array(b * W * features.length).map((_, i) => Math.sin(i) * 0.5);
-    const t = new ort.Tensor("float32", data, [b, W, features.length]);
+    const data = new Float32Array(b * W * model.normalizer.features).map((_, i) => Math.sin(i) * 0.5);
+    const t = new ort.Tensor("float32", data, [b, W, model.normalizer.features]);
     const feeds = { [model.manifest.inputs.tensor]: t };
     for (let i = 0; i < 3; i++) await model.session.run(feeds);
     const times: number[] = [];
@@ -369,7 +369,7 @@ for (const c of cases) {
     model: `${model.manifest.name}@${model.manifest.version}`,
     sha256: model.sha256,
     macsPerWindow: model.manifest.model.macsPerWindow,
-    window: `${model.manifest.inputs.window}x${model.manifest.inputs.features.length}`,
+    window: `${model.manifest.inputs.window}x${model.normalizer.features}`,
     stride: model.manifest.inputs.stride,
     floorUsPerRow: floor.floorUs,
     floorByBatch: floor.byBatch,

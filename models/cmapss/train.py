@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Train the Vigil C-MAPSS remaining-useful-life models (FD001-FD004) and export ONNX + manifest.
 
-Reproduce everything (fixed seeds, 2 CPU threads):
+Reproduce everything (fixed seeds, 1 CPU thread per process; subsets are independent, so
+`--subset FD00x` runs in parallel give the same files):
 
     /usr/bin/python3 models/cmapss/train.py --all
 
@@ -12,7 +13,10 @@ models/cmapss/fd00X.manifest.json.
 
 Recipe (see models/README.md):
   * target: piecewise-linear RUL, min(max_cycle - t, 125)
-  * features: the 14 informative sensors (s2 s3 s4 s7 s8 s9 s11 s12 s13 s14 s15 s17 s20 s21)
+  * features: the 14 informative sensors (s2 s3 s4 s7 s8 s9 s11 s12 s13 s14 s15 s17 s20 s21) and the
+    engine's cycle counter / 100 (the file's time column; `--set cycle_input=0` drops it, for the ablation),
+    then the 14 sensors again as deviations from the unit's baseline, the mean of its first 10 normalised
+    rows (`--set baseline_rows=0` drops them)
   * normalisation: operating regime = nearest centroid of (setting1, setting2, setting3)
     (1 regime for FD001/FD003, 6 k-means regimes for FD002/FD004), then z-score per regime
     with that regime's mean/std fitted on the train file
@@ -45,11 +49,16 @@ MODELS_DIR = os.path.dirname(HERE)
 REPO = os.path.dirname(MODELS_DIR)
 DATA_DIR = os.path.join(MODELS_DIR, "data", "cmapss")
 
-CHANNELS = ["setting1", "setting2", "setting3"] + [f"s{i}" for i in range(1, 22)]
+# A device frame carries the 3 settings and 21 sensors in file order, then the engine's own cycle counter
+# (the file's second column: cycles since the engine entered service, which the engine reports).
+CHANNELS = ["setting1", "setting2", "setting3"] + [f"s{i}" for i in range(1, 22)] + ["cycle"]
 SETTINGS = ["setting1", "setting2", "setting3"]
 SENSORS_14 = ["s2", "s3", "s4", "s7", "s8", "s9", "s11", "s12", "s13", "s14", "s15", "s17", "s20", "s21"]
 LIT_CAP = 125.0  # the cap of the "capped truth" convention used in the literature
 SEED = 20261124
+# The cycle counter enters the model as cycle / CYCLE_SCALE in every regime (mean 0, std CYCLE_SCALE in the
+# manifest), so the gateway's regime-zscore normalisation needs no special case.
+CYCLE_SCALE = 100.0
 
 
 @dataclass
@@ -57,7 +66,8 @@ class Config:
     subset: str
     regimes: int
     window: int = 60
-    members: int = 5  # ensemble size = number of unit folds
+    members: int = 5  # number of unit folds (the ensemble has members x seeds networks)
+    seeds: int = 1  # networks per fold, differing only in their seed (their mean is validated on the fold)
     epochs: int = 12
     train_stride: int = 1  # stride between training windows (2 halves the epoch cost on FD002/FD004)
     batch: int = 512
@@ -68,10 +78,33 @@ class Config:
     channels: int = 48
     hidden: int = 32
     kernel: int = 4
+    conv_stride: int = 2  # the conv's stride divides the GRU's steps (and most of the cost)
     dropout: float = 0.1
     noise: float = 0.0  # std of Gaussian noise added to normalised inputs during training
     min_prefix: int = 10  # training windows end at cycle >= this (shorter prefixes are padded)
+    cycle_input: int = 1  # 1: the cycle counter is a model input (scaled by CYCLE_SCALE); 0: sensors only
+    # K > 0: each of the 14 sensors also enters as its deviation from the unit's own baseline, the mean of
+    # its first K normalised rows (of the rows so far while fewer): removes engine-to-engine initial wear
+    baseline_rows: int = 10
     features: list[str] = field(default_factory=lambda: list(SENSORS_14))
+
+    def __post_init__(self) -> None:
+        self.sync_features()
+
+    def sync_features(self) -> None:
+        """The model inputs: the 14 sensors, plus the cycle counter when cycle_input."""
+        base = [f for f in self.features if f != "cycle"]
+        self.features = base + (["cycle"] if self.cycle_input else [])
+
+    @property
+    def baseline(self) -> list[str]:
+        """Features that also enter as deviations from the unit's baseline (after `features`)."""
+        return list(SENSORS_14) if self.baseline_rows > 0 else []
+
+    @property
+    def width(self) -> int:
+        """Values per window row in the input tensor: features, then baseline deviations."""
+        return len(self.features) + len(self.baseline)
 
 
 CONFIGS = {
@@ -104,7 +137,7 @@ def split_units(arr: np.ndarray) -> list[np.ndarray]:
     for u in np.unique(ids):
         rows = arr[ids == u]
         assert np.all(np.diff(rows[:, 1]) == 1), f"unit {u} has gaps"
-        units.append(rows[:, 2:])
+        units.append(np.concatenate([rows[:, 2:], rows[:, 1:2]], axis=1))  # settings, sensors, cycle
     return units
 
 
@@ -131,12 +164,24 @@ class Norm:
     mean: np.ndarray  # regimes x F
     std: np.ndarray  # regimes x F
     feat_idx: list[int]
+    base_idx: list[int]  # positions within the features of those with a baseline deviation
+    base_rows: int
 
     def apply(self, unit: np.ndarray) -> np.ndarray:
         r = assign_regime(unit[:, 0:3], self.centroids)
         x = unit[:, self.feat_idx]
         # float64 arithmetic then float32, exactly like models/eval/cmapss.ts
-        return ((x - self.mean[r]) / self.std[r]).astype(np.float32)
+        z = ((x - self.mean[r]) / self.std[r]).astype(np.float32)
+        if not self.base_idx:
+            return z
+        # baseline: mean (float64) of the first base_rows float32 rows, causal (rows so far while fewer);
+        # deviation = row - baseline in float64, stored as float32 (models/eval/cmapss.ts applyBaseline)
+        zb = z[:, self.base_idx].astype(np.float64)
+        k = min(self.base_rows, len(z))
+        n = np.minimum(np.arange(1, len(z) + 1), k)[:, None]
+        cs = np.cumsum(zb, axis=0)
+        base = cs[n[:, 0] - 1] / n
+        return np.concatenate([z, (zb - base).astype(np.float32)], axis=1)
 
 
 def fit_norm(train_units: list[np.ndarray], cfg: Config) -> Norm:
@@ -153,7 +198,11 @@ def fit_norm(train_units: list[np.ndarray], cfg: Config) -> Norm:
         mean[k] = xs.mean(axis=0)
         s = xs.std(axis=0)
         std[k] = np.where(s < 1e-6, 1.0, s)  # a constant-in-regime channel becomes 0, never NaN
-    return Norm(centroids, mean, std, feat_idx)
+    if "cycle" in cfg.features:
+        c = cfg.features.index("cycle")
+        mean[:, c], std[:, c] = 0.0, CYCLE_SCALE
+    base_idx = [cfg.features.index(f) for f in cfg.baseline]
+    return Norm(centroids, mean, std, feat_idx, base_idx, cfg.baseline_rows)
 
 
 def windows_for_unit(z: np.ndarray, window: int, ends: np.ndarray) -> np.ndarray:
@@ -194,7 +243,7 @@ class GRU(nn.Module):
 
     def __init__(self, cfg: Config):
         super().__init__()
-        self.gru = nn.GRU(len(cfg.features), cfg.channels, num_layers=1, batch_first=True)
+        self.gru = nn.GRU(cfg.width, cfg.channels, num_layers=1, batch_first=True)
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.channels, cfg.hidden), nn.ReLU(),
                                   nn.Linear(cfg.hidden, 1))
 
@@ -204,14 +253,14 @@ class GRU(nn.Module):
 
 
 class ConvGRU(nn.Module):
-    """Input [N, W, F]; Conv1d(F->c, k, stride 2) ReLU halves the sequence, GRU(c->c) over it, last hidden
-    state -> Dropout -> Linear(c, hidden) ReLU -> Linear(1). The strided conv halves the recurrent work."""
+    """Input [N, W, F]; Conv1d(F->c, k, stride s) ReLU shortens the sequence s-fold, GRU(c->c) over it, last
+    hidden state -> Dropout -> Linear(c, hidden) ReLU -> Linear(1). The strided conv divides the recurrent work."""
 
     def __init__(self, cfg: Config):
         super().__init__()
         c = cfg.channels
         self.k = cfg.kernel
-        self.conv = nn.Conv1d(len(cfg.features), c, cfg.kernel, stride=2)
+        self.conv = nn.Conv1d(cfg.width, c, cfg.kernel, stride=cfg.conv_stride)
         self.act = nn.ReLU()
         self.gru = nn.GRU(c, c, num_layers=1, batch_first=True)
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(c, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 1))
@@ -355,19 +404,30 @@ def run_subset(cfg: Config, out_dir: str, log, validate_only: bool = False) -> d
         va = [train_z[i] for i in fold]
         xtr, ytr = train_windows(tr, cfg)
         xva, yva = train_windows(va, cfg)
-        m, v, e = train_member(cfg, SEED + k, xtr, ytr, xva, yva, log)
-        members.append(m)
-        val_scores.append(v)
-        val_epochs.append(e)
         # last-window-like validation (out of fold): held-out units truncated like the test files
         cut_z, cut_y = truncated_units(va, SEED + 1000 + k)
-        oof_last_pred.append(np.clip(predict(m, last_windows(cut_z, cfg.window)) * cfg.cap, 0, cfg.cap))
+        cut_x = last_windows(cut_z, cfg.window)
+        fold_pred = np.zeros(len(cut_y))
+        for s in range(cfg.seeds):  # cfg.seeds members per fold, differing only in their seed
+            m, v, e = train_member(cfg, SEED + k + 100 * s, xtr, ytr, xva, yva, log)
+            members.append(m)
+            val_scores.append(v)
+            val_epochs.append(e)
+            fold_pred += np.clip(predict(m, cut_x) * cfg.cap, 0, cfg.cap) / cfg.seeds
+        oof_last_pred.append(fold_pred)
         oof_last_true.append(cut_y)
     ens = Ensemble(members, cfg.cap).eval()
     oof_p, oof_t = np.concatenate(oof_last_pred), np.concatenate(oof_last_true)
     if validate_only:  # model selection: validation figures only, the test file is not read
         log(f"  {sub}: VALIDATION truncated-last-window RMSE {rmse(oof_p, oof_t):.3f} score/unit "
             f"{phm08(oof_p, oof_t) / len(oof_t):.3f} | all-windows RMSE {np.mean(val_scores):.3f} | {time.time() - t0:.0f}s")
+        for lo, hi in ((0, 25), (25, 50), (50, 75), (75, 100), (100, 125), (125, 150)):
+            m = (oof_t >= lo) & (oof_t < hi)
+            if m.any():
+                d = oof_p[m] - oof_t[m]
+                log(f"    truth {lo:3d}-{hi:3d}: n {m.sum():4d} RMSE {rmse(oof_p[m], oof_t[m]):6.2f} bias {d.mean():+6.2f}")
+        if os.environ.get("VIGIL_OOF_DUMP"):
+            np.save(os.environ["VIGIL_OOF_DUMP"], np.stack([oof_p, oof_t]))
         return {}
 
     # final metrics on the test file (reported only; not used for any choice above)
@@ -382,7 +442,7 @@ def run_subset(cfg: Config, out_dir: str, log, validate_only: bool = False) -> d
 
     name = sub.lower()
     onnx_path = os.path.join(out_dir, f"{name}.onnx")
-    dummy = torch.zeros(2, cfg.window, len(cfg.features))
+    dummy = torch.zeros(2, cfg.window, cfg.width)
     torch.onnx.export(
         ens,
         dummy,
@@ -394,7 +454,7 @@ def run_subset(cfg: Config, out_dir: str, log, validate_only: bool = False) -> d
         do_constant_folding=True,
     )
     params = sum(p.numel() for p in ens.parameters())
-    macs = count_macs(ens, cfg.window, len(cfg.features))
+    macs = count_macs(ens, cfg.window, cfg.width)
     elapsed = time.time() - t0
     manifest = build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, len(test_units),
                               float(np.mean(val_scores)), val_epochs, rmse(oof_p, oof_t), phm08(oof_p, oof_t) / len(oof_t) ,
@@ -410,28 +470,29 @@ def run_subset(cfg: Config, out_dir: str, log, validate_only: bool = False) -> d
 
 
 def architecture(cfg: Config) -> str:
-    f, c = len(cfg.features), cfg.channels
+    f, c = cfg.width, cfg.channels
     if cfg.arch == "cgru":
-        one = (f"Conv1d({f}->{c}, k={cfg.kernel}, stride 2) ReLU, GRU({c}->{c}) last state, "
+        one = (f"Conv1d({f}->{c}, k={cfg.kernel}, stride {cfg.conv_stride}) ReLU, GRU({c}->{c}) last state, "
                f"Linear({c}->{cfg.hidden}) ReLU, Linear({cfg.hidden}->1)")
     else:
         one = f"GRU({f}->{c}) last state, Linear({c}->{cfg.hidden}) ReLU, Linear({cfg.hidden}->1)"
-    return f"mean of {cfg.members} x [{one}] x {int(cfg.cap)}, clipped to [0, {int(cfg.cap)}]"
+    return f"mean of {cfg.members * cfg.seeds} x [{one}] x {int(cfg.cap)}, clipped to [0, {int(cfg.cap)}]"
 
 
 def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_test, val_rmse, val_epochs,
                    trunc_rmse, trunc_score_mean, params, macs, elapsed, capped_metrics) -> dict:
     sub = cfg.subset
     name = sub.lower()
-    profiles = [f"cmapss-{name}"] + (["cmapss-v1"] if sub == "FD001" else [])
+    profiles = [f"cmapss-{name}"] + (["cmapss-v2"] if sub == "FD001" else [])
     return {
         "$schema": "../manifest.schema.json",
         "schemaVersion": 1,
         "name": f"cmapss-{name}-rul",
-        "version": "1.0.0",
+        "version": "2.0.0",  # 2: frames carry the cycle counter (25 channels)
         "task": "rul",
         "description": f"Remaining useful life of a turbofan engine, NASA C-MAPSS {sub}: ensemble of "
-        f"{cfg.members} small conv+GRU networks averaged in one graph.",
+        f"{cfg.members * cfg.seeds} small conv+GRU networks averaged in one graph"
+        + (", inputs: 14 sensors and the engine's cycle counter." if cfg.cycle_input else ", inputs: 14 sensors."),
         "devices": {"profiles": profiles},
         "model": {
             "file": f"{name}.onnx",
@@ -446,7 +507,7 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
         "inputs": {
             "tensor": "window",
             "dtype": "float32",
-            "shape": ["batch", cfg.window, len(cfg.features)],
+            "shape": ["batch", cfg.window, cfg.width],
             "channels": CHANNELS,
             "features": cfg.features,
             "window": cfg.window,
@@ -456,12 +517,22 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
                 "description": "A window that would start before the device's first frame repeats the first "
                 "frame's values (FD002/FD004 test units can be as short as 21/19 cycles).",
             },
+            **({"baseline": {
+                "rows": cfg.baseline_rows,
+                "features": cfg.baseline,
+                "description": f"After the features, each of these enters again as its deviation from the device's "
+                f"baseline: normalised value minus the mean of the device's first {cfg.baseline_rows} normalised rows "
+                f"(of the rows so far while fewer), mean and difference in float64, stored as float32. The device "
+                "must be observed from its first cycle (C-MAPSS units are), so the baseline is its initial state.",
+            }} if cfg.baseline_rows > 0 else {}),
         },
         "normalization": {
             "method": "regime-zscore",
             "description": "regime = index of the nearest centroid (squared Euclidean distance on the raw "
             "regime channels); feature f of a row becomes (x_f - mean[regime][f]) / std[regime][f], "
-            "computed in float64 and stored as float32.",
+            "computed in float64 and stored as float32."
+            + (f" The cycle counter has mean 0 and std {int(CYCLE_SCALE)} in every regime (cycle / {int(CYCLE_SCALE)})."
+               if "cycle" in cfg.features else ""),
             "regime": {"channels": SETTINGS, "centroids": [[float(v) for v in c] for c in norm.centroids]},
             "mean": [[float(v) for v in row] for row in norm.mean],
             "std": [[float(v) for v in row] for row in norm.std],
@@ -488,14 +559,15 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
             "script": "models/cmapss/train.py",
             "seed": SEED,
             "framework": f"pytorch {torch.__version__.split('+')[0]}",
-            "threads": 2,
+            "threads": torch.get_num_threads(),
             "seconds": round(elapsed, 1),
             "target": {"kind": "piecewise-linear", "cap": cfg.cap},
             "data": [{"file": f"models/data/cmapss/train_{sub}.txt.gz", "sha256": hashlib.sha256(train_raw).hexdigest(),
                       "hashOf": "unpacked text"}],
             "validation": {
-                "method": f"{cfg.members} folds split by unit; member k trains on the other folds and keeps its best "
-                "epoch (second half of the OneCycle schedule) by RMSE on fold k's windows",
+                "method": f"{cfg.members} folds split by unit; the {cfg.seeds} member(s) of fold k train on the other folds "
+                "and keep their best epoch (second half of the OneCycle schedule) by RMSE on fold k's windows; "
+                "truncatedLastWindow* score the mean of fold k's members on fold k's units cut like the test files",
                 "rmseAllWindows": round(val_rmse, 4),
                 "epochs": val_epochs,
                 "truncatedLastWindowRmse": round(trunc_rmse, 4),
@@ -524,6 +596,7 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
 
 
 def main() -> None:
+    global SEED
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--all", action="store_true", help="train FD001..FD004")
     ap.add_argument("--subset", action="append", choices=list(CONFIGS), help="train one subset (repeatable)")
@@ -534,12 +607,14 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="override a Config field, e.g. --set lr=1e-3")
     ap.add_argument("--validate-only", action="store_true",
                     help="model selection: train the folds, print out-of-fold validation, export nothing, never read test")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--seed", type=int, default=SEED, help=f"base seed (default {SEED}; folds, members, cuts)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; recorded in the manifest)")
     args = ap.parse_args()
     subsets = list(CONFIGS) if args.all else (args.subset or [])
     if not subsets:
         ap.error("give --all or --subset FD00x")
     torch.set_num_threads(args.threads)
+    SEED = args.seed
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
 
@@ -558,6 +633,7 @@ def main() -> None:
         for kv in args.set:
             k, v = kv.split("=", 1)
             setattr(cfg, k, type(getattr(cfg, k))(v))
+        cfg.sync_features()
         log(f"{sub}: {cfg}")
         run_subset(cfg, args.out, log, args.validate_only)
     log(f"total {time.time() - t0:.0f}s")

@@ -46,6 +46,8 @@ export interface ModelManifest {
     window: number;
     stride: number;
     padding: { policy: "repeat-first" | "none"; description?: string };
+    /** Optional per-device baseline deviations appended after the features (see applyBaseline). */
+    baseline?: { rows: number; features: string[]; description?: string };
   };
   normalization: {
     method: "regime-zscore";
@@ -106,25 +108,36 @@ export function readMaybeGzip(path: string): Buffer {
   return raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
 }
 
+/**
+ * The channels of a C-MAPSS device frame (manifest `inputs.channels`, profile `cmapss-v2`): the 3
+ * operational settings and 21 sensors in file order, then the engine's own cycle counter (the
+ * file's second column: cycles since the engine entered service, 1, 2, 3, …).
+ */
 export const CMAPSS_CHANNELS: readonly string[] = [
   "setting1",
   "setting2",
   "setting3",
   ...Array.from({ length: 21 }, (_, i) => `s${i + 1}`),
+  "cycle",
 ];
+/** Channels per row: 25. */
+export const CMAPSS_WIDTH = CMAPSS_CHANNELS.length;
 
-/** One engine trajectory: `cycles` rows of the 24 channels (3 settings + 21 sensors), row-major. */
+/** One engine trajectory: `cycles` rows of the 25 channels (CMAPSS_CHANNELS), row-major. */
 export interface CmapssUnit {
   unit: number;
   cycles: number;
-  /** length cycles * 24, row r channel c at r * 24 + c */
+  /** length cycles * CMAPSS_WIDTH, row r channel c at r * CMAPSS_WIDTH + c */
   data: Float64Array;
 }
 
 /**
  * Parses a C-MAPSS train/test text (26 whitespace-separated fields per row: unit, cycle, 3 settings,
- * 21 sensors). Rows must be grouped by unit with cycles 1, 2, 3, ...; returns units in file order.
+ * 21 sensors) into rows of CMAPSS_CHANNELS (the cycle moves to the end). Rows must be grouped by
+ * unit with cycles 1, 2, 3, ...; returns units in file order.
  */
+const FIELDS = 26;
+
 export function parseCmapss(text: string): CmapssUnit[] {
   const width = CMAPSS_CHANNELS.length;
   const units: CmapssUnit[] = [];
@@ -139,8 +152,7 @@ export function parseCmapss(text: string): CmapssUnit[] {
     const t = line.trim();
     if (t === "") continue;
     const f = t.split(/\s+/);
-    if (f.length !== width + 2)
-      throw new Error(`line ${lineNo}: expected ${width + 2} fields, got ${f.length}`);
+    if (f.length !== FIELDS) throw new Error(`line ${lineNo}: expected ${FIELDS} fields, got ${f.length}`);
     const unit = Number(f[0]);
     const cycle = Number(f[1]);
     if (!cur || cur.unit !== unit) {
@@ -156,6 +168,7 @@ export function parseCmapss(text: string): CmapssUnit[] {
       if (!Number.isFinite(v)) throw new Error(`line ${lineNo}: field ${c + 1} is not a number`);
       cur.rows.push(v);
     }
+    cur.rows.push(cycle);
   }
   flush();
   return units;
@@ -182,8 +195,14 @@ export function loadRul(path: string): Float64Array {
 export interface Normalizer {
   /** number of channels in a device frame */
   channels: number;
-  /** number of model features */
+  /** values per window row in the input tensor: `direct` features, then the baseline deviations */
   features: number;
+  /** number of directly normalised features (manifest `inputs.features`); normalizeRow writes these */
+  direct: number;
+  /** rows that make the baseline (manifest `inputs.baseline.rows`); 0 when the model has none */
+  baselineRows: number;
+  /** position within the direct features of each baseline feature (the tensor values after `direct`) */
+  baselineIndex: Int32Array;
   /** frame channel index of each model feature */
   featureIndex: Int32Array;
   /** frame channel index of each regime channel */
@@ -207,6 +226,11 @@ function indexOfAll(names: readonly string[], channels: readonly string[], what:
   );
 }
 
+/** Values per window row in the input tensor: the features, then the baseline deviations if any. */
+export function tensorWidth(manifest: ModelManifest): number {
+  return manifest.inputs.features.length + (manifest.inputs.baseline?.features.length ?? 0);
+}
+
 export function createNormalizer(manifest: ModelManifest): Normalizer {
   const { inputs, normalization: n } = manifest;
   if (n.method !== "regime-zscore") throw new Error(`unsupported normalisation ${String(n.method)}`);
@@ -227,9 +251,16 @@ export function createNormalizer(manifest: ModelManifest): Normalizer {
   };
   const std = flat(n.std, F, "std");
   if (std.some((s) => !(s > 0))) throw new Error("std values must be > 0");
+  const bl = inputs.baseline;
+  if (bl && !(Number.isInteger(bl.rows) && bl.rows >= 1))
+    throw new Error(`baseline.rows must be a positive integer, got ${bl.rows}`);
+  const baselineIndex = bl ? indexOfAll(bl.features, inputs.features, "baseline feature") : new Int32Array(0);
   return {
     channels: inputs.channels.length,
-    features: F,
+    features: F + baselineIndex.length,
+    direct: F,
+    baselineRows: bl?.rows ?? 0,
+    baselineIndex,
     featureIndex,
     regimeIndex,
     regimes,
@@ -260,8 +291,9 @@ export function assignRegime(norm: Normalizer, row: ArrayLike<number>, offset = 
 }
 
 /**
- * Normalises one frame (all `norm.channels` channels at `row[rowOffset]`) into `norm.features` float32
- * values at `out[outOffset]`. Arithmetic in float64, like training. Returns the regime used.
+ * Normalises one frame (all `norm.channels` channels at `row[rowOffset]`) into the `norm.direct`
+ * feature values at `out[outOffset]` (float32). Arithmetic in float64, like training. Returns the
+ * regime used. A model with a baseline needs applyBaseline next, for the values after them.
  */
 export function normalizeRow(
   norm: Normalizer,
@@ -271,7 +303,7 @@ export function normalizeRow(
   outOffset: number,
 ): number {
   const r = assignRegime(norm, row, rowOffset);
-  const F = norm.features;
+  const F = norm.direct;
   const base = r * F;
   for (let f = 0; f < F; f++) {
     out[outOffset + f] =
@@ -280,11 +312,49 @@ export function normalizeRow(
   return r;
 }
 
-/** Normalises all rows of a unit: returns cycles * features float32 values. */
+/** A device's (unit's) baseline so far: the sum of its first rows' baseline features. */
+export interface BaselineState {
+  /** rows summed so far (at most `norm.baselineRows`) */
+  rows: number;
+  /** float64 sums, one per baseline feature */
+  sum: Float64Array;
+}
+
+export function newBaseline(norm: Normalizer): BaselineState {
+  return { rows: 0, sum: new Float64Array(norm.baselineIndex.length) };
+}
+
+/**
+ * Completes a row written by normalizeRow at `out[offset]`: while the device has had fewer than
+ * `norm.baselineRows` rows, adds this row to its baseline; then writes, after the direct features,
+ * each baseline feature minus the baseline mean (float64, stored as float32; models/cmapss/train.py
+ * Norm.apply). The first row's deviations are 0. No allocation; a no-op without a baseline.
+ */
+export function applyBaseline(
+  norm: Normalizer,
+  state: BaselineState,
+  out: Float32Array,
+  offset: number,
+): void {
+  const B = norm.baselineIndex.length;
+  if (B === 0) return;
+  const add = state.rows < norm.baselineRows;
+  if (add) state.rows++;
+  for (let j = 0; j < B; j++) {
+    const v = out[offset + norm.baselineIndex[j]!]!;
+    if (add) state.sum[j]! += v;
+    out[offset + norm.direct + j] = v - state.sum[j]! / state.rows;
+  }
+}
+
+/** Normalises all rows of a unit (with its baseline): returns cycles * features float32 values. */
 export function normalizeUnit(norm: Normalizer, unit: CmapssUnit): Float32Array {
   const out = new Float32Array(unit.cycles * norm.features);
-  for (let r = 0; r < unit.cycles; r++)
+  const base = newBaseline(norm);
+  for (let r = 0; r < unit.cycles; r++) {
     normalizeRow(norm, unit.data, r * norm.channels, out, r * norm.features);
+    applyBaseline(norm, base, out, r * norm.features);
+  }
   return out;
 }
 
@@ -338,8 +408,9 @@ export async function runBatched(
   count: number,
   batchSize = 512,
 ): Promise<Float32Array> {
-  const { window, features, tensor } = manifest.inputs;
-  const per = window * features.length;
+  const { window, tensor } = manifest.inputs;
+  const width = tensorWidth(manifest);
+  const per = window * width;
   if (windows.length !== count * per)
     throw new Error(`expected ${count * per} values, got ${windows.length}`);
   const outName = manifest.outputs[0]?.name;
@@ -347,11 +418,7 @@ export async function runBatched(
   const result = new Float32Array(count);
   for (let i = 0; i < count; i += batchSize) {
     const n = Math.min(batchSize, count - i);
-    const input = new ort.Tensor("float32", windows.subarray(i * per, (i + n) * per), [
-      n,
-      window,
-      features.length,
-    ]);
+    const input = new ort.Tensor("float32", windows.subarray(i * per, (i + n) * per), [n, window, width]);
     const out = await session.run({ [tensor]: input });
     const t = out[outName];
     if (!t || t.data.length !== n) throw new Error(`output ${outName} missing or wrong size`);

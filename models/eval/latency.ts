@@ -4,7 +4,7 @@
  */
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
-import type { ModelManifest } from "./cmapss.ts";
+import { tensorWidth, type ModelManifest } from "./cmapss.ts";
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -17,9 +17,10 @@ export async function latencyMs(
   batch: number,
   runs: number,
 ): Promise<number> {
-  const { window, features, tensor } = m.inputs;
-  const data = new Float32Array(batch * window * features.length).map((_, i) => Math.sin(i) * 0.5);
-  const input = new ort.Tensor("float32", data, [batch, window, features.length]);
+  const { window, tensor } = m.inputs;
+  const width = tensorWidth(m);
+  const data = new Float32Array(batch * window * width).map((_, i) => Math.sin(i) * 0.5);
+  const input = new ort.Tensor("float32", data, [batch, window, width]);
   for (let i = 0; i < 20; i++) await session.run({ [tensor]: input });
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {

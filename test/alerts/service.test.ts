@@ -27,7 +27,7 @@ function result(deviceId: number, rul: number, seq: number, clock: FakeClock): I
   return {
     model,
     deviceId,
-    profile: "cmapss-v1",
+    profile: "cmapss-v2",
     window: {
       firstSeq: Math.max(0, seq - 39),
       lastSeq: seq,
@@ -169,7 +169,7 @@ describe("alert service", () => {
     const h = checkPayload("health", pub.retained.get("vigil/v1/plant_7_north/gw_1/00000001/health")!);
     expect(h).toMatchObject({
       device: "00000001",
-      profile: "cmapss-v1",
+      profile: "cmapss-v2",
       outputs: { rul: 40 },
       active: [{ rule: "rul-warning", severity: "warning" }],
       windows: 26,

@@ -10,6 +10,7 @@ import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
 import { createInference } from "../../gateway/src/infer/index.ts";
 import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
 import { FakeClock } from "../../gateway/src/util/clock.ts";
+import { CMAPSS_CHANNELS, CMAPSS_WIDTH } from "../../models/eval/cmapss.ts";
 import { tempModels } from "./helpers.ts";
 
 const clock = new FakeClock();
@@ -23,7 +24,7 @@ const data = (seq: number): Frame => ({
   seq,
   timestampUs: clock.nowUs(),
   flags: 0,
-  values: new Float32Array(24).fill(1),
+  values: new Float32Array(CMAPSS_WIDTH).fill(1),
 });
 
 describe("ingest → inference feed", () => {
@@ -47,7 +48,7 @@ describe("ingest → inference feed", () => {
           bootId: 1,
           firmware: { major: 1, minor: 0, patch: 0 },
           profile: "cmapss-fd001",
-          channels: Array.from({ length: 24 }, (_, i) => ({ name: `c${i}`, unit: 0 })),
+          channels: CMAPSS_CHANNELS.map((name) => ({ name, unit: 0 })),
         }),
         "serial",
       );

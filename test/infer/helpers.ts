@@ -1,7 +1,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { REPO_ROOT, type ModelManifest } from "../../models/eval/cmapss.ts";
+import { CMAPSS_WIDTH, REPO_ROOT, type CmapssUnit, type ModelManifest } from "../../models/eval/cmapss.ts";
 import type { FrameRecord } from "../../gateway/src/ingest/sink.ts";
 import { FrameType, type DataFrame } from "../../gateway/src/protocol/frame.ts";
 
@@ -43,4 +43,9 @@ export function frame(
     { deviceId, seq, receivedUs: tsUs, timestampUs: tsUs, raw: Buffer.alloc(0) },
     { type: FrameType.Data, deviceId, seq, timestampUs: tsUs, flags: 0, values: v },
   ];
+}
+
+/** Row `r` of a C-MAPSS unit: the CMAPSS_WIDTH channel values of one device frame. */
+export function row(u: CmapssUnit, r: number): Float64Array {
+  return u.data.subarray(r * CMAPSS_WIDTH, (r + 1) * CMAPSS_WIDTH);
 }

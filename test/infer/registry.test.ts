@@ -31,7 +31,7 @@ describe("model registry", () => {
     try {
       expect(reg.forProfile("pa")?.manifest.name).toBe("a");
       expect(reg.forProfile("pc")?.manifest.name).toBe("b");
-      expect(reg.forProfile("cmapss-v1")).toBeUndefined();
+      expect(reg.forProfile("cmapss-v2")).toBeUndefined();
       expect(reg.forProfile(undefined)).toBeUndefined();
       expect(reg.describe(dir).map((d) => d.manifest)).toEqual([
         "m0/model.manifest.json",

@@ -7,7 +7,7 @@ import { InferenceLoop, type AttestLeaf, type InferenceResult } from "../../gate
 import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { WorkerRunner } from "../../gateway/src/infer/worker.ts";
 import { FakeClock } from "../../gateway/src/util/clock.ts";
-import { FD001_MANIFEST, frame } from "./helpers.ts";
+import { FD001_MANIFEST, frame, row } from "./helpers.ts";
 
 let model: LoadedModel;
 let registry: ModelRegistry;
@@ -39,8 +39,7 @@ function run(
   const feed = (): void => {
     for (let d = 0; d < devices; d++) {
       const u = units[d % units.length]!;
-      for (let r = 0; r < u.cycles; r++)
-        loop.onFrame(...frame(1 + d, r, u.data.subarray(r * 24, (r + 1) * 24)));
+      for (let r = 0; r < u.cycles; r++) loop.onFrame(...frame(1 + d, r, row(u, r)));
     }
   };
   return { loop, results, leaves, feed };

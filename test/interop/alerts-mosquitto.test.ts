@@ -29,7 +29,7 @@ function result(deviceId: number, rul: number, seq: number): InferenceResult {
   return {
     model,
     deviceId,
-    profile: "cmapss-v1",
+    profile: "cmapss-v2",
     window: {
       firstSeq: Math.max(0, seq - 39),
       lastSeq: seq,

@@ -9,7 +9,11 @@ import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import {
   CMAPSS_CHANNELS,
+  CMAPSS_WIDTH,
   REPO_ROOT,
+  applyBaseline,
+  newBaseline,
+  normalizeUnit,
   assignRegime,
   createNormalizer,
   evaluateManifest,
@@ -24,8 +28,10 @@ import {
   phm08Score,
   rmse,
   sha256Hex,
+  tensorWidth,
   type ModelManifest,
 } from "../../models/eval/cmapss.ts";
+import { CMAPSS_CHANNELS as SIM_CHANNELS } from "../../device-sim/src/profiles/cmapss.ts";
 
 const MODEL_DIR = join(REPO_ROOT, "models", "cmapss");
 const DATA_DIR = join(REPO_ROOT, "models", "data", "cmapss");
@@ -47,7 +53,7 @@ describe("committed C-MAPSS models", () => {
     expect(manifestPaths().map((p) => p.split("/").pop())).toEqual(SUBSETS.map((s) => `${s}.manifest.json`));
   });
 
-  it("claims each device profile at most once, and cmapss-v1 by exactly one model", () => {
+  it("claims each device profile at most once, and cmapss-v2 by exactly one model", () => {
     const owners = new Map<string, string>();
     for (const p of manifestPaths()) {
       for (const prof of loadManifest(p).devices.profiles) {
@@ -55,7 +61,7 @@ describe("committed C-MAPSS models", () => {
         owners.set(prof, p);
       }
     }
-    expect(owners.has("cmapss-v1")).toBe(true);
+    expect(owners.has("cmapss-v2")).toBe(true);
     for (const s of SUBSETS) expect(owners.get(`cmapss-${s}`)).toMatch(new RegExp(`${s}\\.manifest\\.json$`));
   });
 
@@ -79,7 +85,9 @@ describe("committed C-MAPSS models", () => {
         expect(onnx.length).toBe(m.model.bytes);
         expect(m.task).toBe("rul");
         expect(m.inputs.channels).toEqual(CMAPSS_CHANNELS);
-        expect(m.inputs.shape).toEqual(["batch", m.inputs.window, m.inputs.features.length]);
+        // The simulator's replay sends exactly these channels, in this order.
+        expect(SIM_CHANNELS.map((c) => c.name)).toEqual(m.inputs.channels);
+        expect(m.inputs.shape).toEqual(["batch", m.inputs.window, tensorWidth(m)]);
         expect(m.devices.profiles).toContain(`cmapss-${subset}`);
         for (const d of m.training.data) {
           expect(sha256Hex(readMaybeGzip(join(REPO_ROOT, d.file)))).toBe(d.sha256);
@@ -115,10 +123,9 @@ describe("committed C-MAPSS models", () => {
 });
 
 describe("FD001 first bar", () => {
-  // The brief's first bar is FD001 test RMSE <= 13.0. The committed model does not meet it yet (see the
-  // manifest's metrics.rmse and models/README.md). `it.fails` keeps CI green while that is true and turns
-  // red as soon as a retrained model meets the bar, so this line must then become a plain `it`.
-  it.fails("FD001 test RMSE is at most 13.0 (known gap: not met by the committed model)", async () => {
+  // The issue's first bar: FD001 test RMSE <= 13.0 (last window per test unit, truth uncapped),
+  // recomputed here with onnxruntime-node from the committed file, not read from the manifest.
+  it("FD001 test RMSE is at most 13.0", async () => {
     const p = join(MODEL_DIR, "fd001.manifest.json");
     const ev = await evaluateManifest(p, loadManifest(p));
     expect(ev.rmse).toBeLessThanOrEqual(13.0);
@@ -135,7 +142,11 @@ describe("C-MAPSS helpers", () => {
       [1, 2],
       [2, 1],
     ]);
-    expect(units[0]!.data[24 + 5]).toBe(105);
+    // Row layout: 24 file channels, then the cycle counter (CMAPSS_CHANNELS).
+    expect(CMAPSS_WIDTH).toBe(25);
+    expect(units[0]!.data[CMAPSS_WIDTH + 5]).toBe(105);
+    expect(units[0]!.data[CMAPSS_WIDTH + 24]).toBe(2);
+    expect(units[1]!.data[24]).toBe(1);
     expect(() => parseCmapss([row(1, 1, 0), row(1, 3, 0)].join("\n"))).toThrow(/out of order/);
     expect(() => parseCmapss("1 1 2 3")).toThrow(/26 fields/);
   });
@@ -172,7 +183,7 @@ describe("C-MAPSS helpers", () => {
     const m = loadManifest(join(MODEL_DIR, "fd002.manifest.json"));
     const norm = createNormalizer(m);
     expect(norm.regimes).toBe(6);
-    const frame = new Float64Array(24);
+    const frame = new Float64Array(CMAPSS_WIDTH);
     const out = new Float32Array(norm.features + 2);
     for (let k = 0; k < norm.regimes; k++) {
       const c = m.normalization.regime.centroids[k]!;
@@ -185,7 +196,7 @@ describe("C-MAPSS helpers", () => {
       expect(assignRegime(norm, frame)).toBe(k);
       expect(normalizeRow(norm, frame, 0, out, 1)).toBe(k);
       expect(out[0]).toBe(0); // writes only its slot
-      for (let f = 0; f < norm.features; f++) expect(out[1 + f]).toBeCloseTo(2, 5);
+      for (let f = 0; f < norm.direct; f++) expect(out[1 + f]).toBeCloseTo(2, 5);
     }
   });
 
@@ -213,7 +224,37 @@ describe("C-MAPSS helpers", () => {
     for (let w = 0; w <= pad; w++)
       expect(Array.from(win.subarray(w * F, (w + 1) * F))).toEqual(Array.from(first));
     const last = new Float32Array(F);
-    normalizeRow(norm, shortest.data, (shortest.cycles - 1) * 24, last, 0);
-    expect(Array.from(win.subarray((W - 1) * F))).toEqual(Array.from(last));
+    normalizeRow(norm, shortest.data, (shortest.cycles - 1) * CMAPSS_WIDTH, last, 0);
+    const D = norm.direct;
+    expect(Array.from(win.subarray((W - 1) * F, (W - 1) * F + D))).toEqual(Array.from(last.subarray(0, D)));
+  });
+
+  it("baseline deviations: each row's feature minus the mean of the unit's first K rows (rows so far while fewer)", () => {
+    const m = loadManifest(join(MODEL_DIR, "fd001.manifest.json"));
+    const norm = createNormalizer(m);
+    const K = m.inputs.baseline!.rows;
+    expect(K).toBe(10);
+    expect(norm.features).toBe(norm.direct + m.inputs.baseline!.features.length);
+    const unit = loadCmapss(join(DATA_DIR, "test_FD001.txt.gz"))[0]!;
+    const rows = normalizeUnit(norm, unit);
+    const F = norm.features;
+    for (const r of [0, 1, 5, K - 1, K, K + 1, unit.cycles - 1]) {
+      for (let j = 0; j < norm.baselineIndex.length; j++) {
+        const f = norm.baselineIndex[j]!;
+        let sum = 0;
+        const n = Math.min(r + 1, K);
+        for (let i = 0; i < n; i++) sum += rows[i * F + f]!;
+        expect(rows[r * F + norm.direct + j]).toBe(Math.fround(rows[r * F + f]! - sum / n));
+      }
+    }
+    // The first row is its own baseline.
+    for (let j = 0; j < norm.baselineIndex.length; j++) expect(rows[norm.direct + j]).toBe(0);
+    // A fresh state per unit: a second pass gives the same rows.
+    expect(normalizeUnit(norm, unit)).toEqual(rows);
+    const state = newBaseline(norm);
+    const row = new Float32Array(F);
+    normalizeRow(norm, unit.data, 0, row, 0);
+    applyBaseline(norm, state, row, 0);
+    expect(state.rows).toBe(1);
   });
 });

@@ -2,7 +2,8 @@
  * Replay of NASA C-MAPSS turbofan run-to-failure data (A. Saxena, K. Goebel, D. Simon,
  * N. Eklund, "Damage Propagation Modeling for Aircraft Engine Run-to-Failure Simulation",
  * PHM08; NASA Prognostics Center of Excellence data repository). One device per engine
- * unit, one DATA frame per cycle: the 3 operational settings and 21 sensors in file order.
+ * unit, one DATA frame per cycle: the 3 operational settings and 21 sensors in file order, then
+ * the engine's cycle counter (the file's second column), as the `cmapss-v2` models expect.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -11,13 +12,14 @@ import { Unit, type ChannelDescriptor } from "../../../gateway/src/protocol/fram
 import { fromRoot, packageRoot } from "../../../gateway/src/util/paths.ts";
 import type { SignalSource } from "./types.ts";
 
-export const CMAPSS_PROFILE = "cmapss-v1";
+export const CMAPSS_PROFILE = "cmapss-v2";
 
 export const CMAPSS_CHANNELS: readonly ChannelDescriptor[] = [
   { name: "setting1", unit: Unit.none },
   { name: "setting2", unit: Unit.none },
   { name: "setting3", unit: Unit.none },
   ...Array.from({ length: 21 }, (_, i) => ({ name: `s${i + 1}`, unit: Unit.none })),
+  { name: "cycle", unit: Unit.none },
 ];
 
 export type CmapssSubset = "FD001" | "FD002" | "FD003" | "FD004";
@@ -25,7 +27,7 @@ export type CmapssSplit = "train" | "test";
 
 export interface CmapssUnit {
   unit: number;
-  /** rows × 24 values (settings + sensors), row-major. */
+  /** One Float32Array per cycle: CMAPSS_CHANNELS (settings, sensors, cycle counter). */
   rows: Float32Array[];
   /** For test units: true RUL after the last row (RUL_FD00x.txt); for train units 0. */
   rulAtEnd: number;
@@ -60,8 +62,9 @@ export function loadCmapss(subset: CmapssSubset, split: CmapssSplit, dir = cmaps
     const cols = line.trim().split(/\s+/);
     if (cols.length < 26) continue;
     const unit = Number(cols[0]);
-    const row = new Float32Array(24);
+    const row = new Float32Array(CMAPSS_CHANNELS.length);
     for (let i = 0; i < 24; i++) row[i] = Number(cols[i + 2]);
+    row[24] = Number(cols[1]);
     let list = units.get(unit);
     if (!list) units.set(unit, (list = []));
     list.push(row);

@@ -2,7 +2,7 @@ import type { ChannelDescriptor } from "../../../gateway/src/protocol/frame.ts";
 
 /** A source of sensor samples for one simulated device. */
 export interface SignalSource {
-  /** Profile name sent in HELLO; selects the gateway's model (e.g. `rotating-v1`, `cmapss-v1`). */
+  /** Profile name sent in HELLO; selects the gateway's model (e.g. `rotating-v1`, `cmapss-v2`). */
   readonly profile: string;
   readonly channels: readonly ChannelDescriptor[];
   /**

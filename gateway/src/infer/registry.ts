@@ -11,7 +11,12 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { Ajv, type ValidateFunction } from "ajv";
 import * as ort from "onnxruntime-node";
-import { createNormalizer, type ModelManifest, type Normalizer } from "../../../models/eval/cmapss.ts";
+import {
+  createNormalizer,
+  tensorWidth,
+  type ModelManifest,
+  type Normalizer,
+} from "../../../models/eval/cmapss.ts";
 import { fromRoot } from "../util/paths.ts";
 import {
   ModelHashMismatchError,
@@ -122,10 +127,11 @@ export function readManifest(
   }
   const m = json as ModelManifest;
   const { inputs } = m;
-  if (inputs.shape[1] !== inputs.window || inputs.shape[2] !== inputs.features.length)
+  const width = tensorWidth(m);
+  if (inputs.shape[1] !== inputs.window || inputs.shape[2] !== width)
     throw new ModelManifestError(
       path,
-      `inputs.shape ${JSON.stringify(inputs.shape)} disagrees with window ${inputs.window} × ${inputs.features.length} features`,
+      `inputs.shape ${JSON.stringify(inputs.shape)} disagrees with window ${inputs.window} × ${width} values per row (features + baseline)`,
     );
   const outputs = new Set(m.outputs.map((o) => o.name));
   for (const a of m.alerts) {
@@ -191,7 +197,7 @@ export async function loadModel(manifestPath: string, opts: RegistryOptions = {}
     modelHash: Uint8Array.from(Buffer.from(sha256, "hex")),
     normalizer,
     session,
-    windowValues: manifest.inputs.window * manifest.inputs.features.length,
+    windowValues: manifest.inputs.window * tensorWidth(manifest),
     outputNames,
     bytes,
     tuning: { ...opts },

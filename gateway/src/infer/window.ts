@@ -3,7 +3,10 @@
  *
  * Each stored DATA frame is normalised once on arrival (models/eval `normalizeRow`: nearest
  * operating-regime centroid, then per-regime z-score in float64, stored as float32) straight
- * into the ring: no allocation per frame. A window ends every `stride` rows, starting with the
+ * into the ring: no allocation per frame. When the manifest has `inputs.baseline`, the row's
+ * deviations from the device's baseline (the mean of its first `rows` rows, kept per device)
+ * follow (models/eval `applyBaseline`). The baseline lives in memory: after a gateway restart
+ * it is the first rows seen since (see README). A window ends every `stride` rows, starting with the
  * first row when the padding policy is `repeat-first` (rows before the first frame repeat it,
  * exactly like models/eval `fillWindow`) or with row `window - 1` when it is `none`.
  *
@@ -15,7 +18,7 @@
  * arrived within one tick), the older ones are skipped and counted, never queued: their frames
  * are stored and acknowledged anyway, and the newest window already contains the newest data.
  */
-import { normalizeRow } from "../../../models/eval/cmapss.ts";
+import { applyBaseline, newBaseline, normalizeRow, type BaselineState } from "../../../models/eval/cmapss.ts";
 import type { LoadedModel } from "./registry.ts";
 
 /** Where a window came from: enough to find its frames (and their receipts) in the log. */
@@ -43,7 +46,9 @@ export class DeviceWindow {
   readonly #features: number;
   readonly #cap: number;
   readonly #firstEnd: number;
-  /** cap × features normalised float32 rows. */
+  /** The device's baseline (first rows' mean) when the model has baseline deviations. */
+  readonly #baseline: BaselineState;
+  /** cap × features normalised float32 rows (tensor width: features, then baseline deviations). */
   readonly #rows: Float32Array;
   readonly #seq: Float64Array;
   readonly #ts: Float64Array;
@@ -63,13 +68,14 @@ export class DeviceWindow {
   lastReceivedUs = 0;
 
   constructor(deviceId: number, model: LoadedModel, profile: string) {
-    const { window, stride, features, padding } = model.manifest.inputs;
+    const { window, stride, padding } = model.manifest.inputs;
     this.deviceId = deviceId;
     this.model = model;
     this.profile = profile;
     this.#window = window;
     this.#stride = stride;
-    this.#features = features.length;
+    this.#features = model.normalizer.features;
+    this.#baseline = newBaseline(model.normalizer);
     this.#cap = window + stride - 1;
     this.#firstEnd = padding.policy === "repeat-first" ? 0 : window - 1;
     this.#rows = new Float32Array(this.#cap * this.#features);
@@ -94,7 +100,9 @@ export class DeviceWindow {
   push(values: ArrayLike<number>, seq: number, timestampUs: number, receivedUs: number): boolean {
     const idx = this.#count++;
     const slot = idx % this.#cap;
-    normalizeRow(this.model.normalizer, values, 0, this.#rows, slot * this.#features);
+    const norm = this.model.normalizer;
+    normalizeRow(norm, values, 0, this.#rows, slot * this.#features);
+    applyBaseline(norm, this.#baseline, this.#rows, slot * this.#features);
     this.#seq[slot] = seq;
     this.#ts[slot] = timestampUs;
     this.#recv[slot] = receivedUs;

@@ -56,8 +56,12 @@ export class InlineRunner implements BatchRunner {
     const m = this.#model;
     let t = this.#tensors.get(n);
     if (!t) {
-      const { window, features } = m.manifest.inputs;
-      t = new ort.Tensor("float32", this.input.subarray(0, n * m.windowValues), [n, window, features.length]);
+      const { window } = m.manifest.inputs;
+      t = new ort.Tensor("float32", this.input.subarray(0, n * m.windowValues), [
+        n,
+        window,
+        m.normalizer.features,
+      ]);
       this.#tensors.set(n, t);
     }
     const results = await m.session.run({ [m.manifest.inputs.tensor]: t });
@@ -131,7 +135,7 @@ export class WorkerRunner implements BatchRunner {
   constructor(model: LoadedModel, maxBatch: number) {
     const sab = new SharedArrayBuffer(4 * maxBatch * model.windowValues);
     this.input = new Float32Array(sab);
-    const { window, features, tensor } = model.manifest.inputs;
+    const { window, tensor } = model.manifest.inputs;
     this.#worker = new Worker(WORKER_SOURCE, {
       eval: true,
       // The worker's JS allocates a few small objects per run: a small young generation keeps
@@ -145,7 +149,7 @@ export class WorkerRunner implements BatchRunner {
         maxBatch,
         windowValues: model.windowValues,
         window,
-        features: features.length,
+        features: model.normalizer.features,
         tensor,
         outputs: model.outputNames,
       },
