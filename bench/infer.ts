@@ -5,7 +5,7 @@
  *  - `rotating-v1-health` (models/rotating, 8 k params, 186 k MACs, window 64 × 6, stride 1),
  *    the model of the simulator's rotating machines;
  *  - C-MAPSS FD001 RUL (models/cmapss/fd001.manifest.json, or `--fd001 PATH`; the heavy one:
- *    ≈ 2.65 M MACs per window, stride 1, so at 10,000 frames/s it needs 10,000 windows/s).
+ *    ≈ 2.8 M MACs per window, stride 1, so at 10,000 frames/s it needs 10,000 windows/s).
  *    Skipped with a note when the file is absent.
  * Per model:
  * 1. Runtime floor: onnxruntime's own best per-row cost, session.run() on a prebuilt tensor at
@@ -400,8 +400,8 @@ if (!a["no-rss"]) {
     runs["inline"] = probe([...base, "--runner", "inline", "--arena", "1", "--mem-pattern", "1"]);
     runs["inlineNoArena"] = probe([...base, "--runner", "inline", "--arena", "0", "--mem-pattern", "0"]);
     runs["worker"] = probe([...base, "--runner", "worker", "--arena", "1", "--mem-pattern", "1"]);
-    // Not the default: a deployment flag (V8 young generation 2 MB semi-spaces instead of 16 MB),
-    // measured to show what the V8 heap contributes.
+    // Node's default is 16 MB semi-spaces; the deployed gateway runs with 2 MB (the Pi unit sets
+    // NODE_OPTIONS=--max-semi-space-size=2, hardware/pi/vigil.service): the "as deployed" figure.
     const semi = ["--max-semi-space-size=2"];
     runs["inlineSemi2"] = probe([
       ...semi,
@@ -448,8 +448,11 @@ for (const c of cases) {
     frameToAlertWorker: f2a["worker"]!["p99Ms"]! <= TARGET.frameToAlertP99Ms,
   };
   if (rss[c.key]) {
-    pass[c.key]!["rssInline"] = steady(c.key, "inline") <= TARGET.rss200Mb;
-    pass[c.key]!["rssWorker"] = steady(c.key, "worker") <= TARGET.rss200Mb;
+    // As deployed (default inline runner, the Pi unit's V8 flag) is the target; Node's defaults
+    // are reported beside it.
+    pass[c.key]!["rssDeployed"] = steady(c.key, "inlineSemi2") <= TARGET.rss200Mb;
+    pass[c.key]!["rssInlineNodeDefaults"] = steady(c.key, "inline") <= TARGET.rss200Mb;
+    pass[c.key]!["rssWorkerNodeDefaults"] = steady(c.key, "worker") <= TARGET.rss200Mb;
   }
 }
 const loadEnd = load();
