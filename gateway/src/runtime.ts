@@ -5,6 +5,7 @@
  * keystore or deployment means frames are stored but not sealed; no RPC URL means batches
  * wait in the outbox; no models means no inference.
  */
+import { storeHistory } from "./infer/history.ts";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
@@ -197,6 +198,8 @@ export class Runtime {
           gatewayId: c.attest.gatewayName,
           clock: this.#o.clock ?? systemClock,
           threads: c.models.threads,
+          // After a restart, device windows and baselines continue from the frame log.
+          history: storeHistory(this.store),
           onLeaf: (leaf: AttestLeaf) => {
             this.leaves[leaf.kind]++;
             // Durable, group-committed, sealed with the frames; failures are counted in

@@ -9,6 +9,7 @@
  *
  * Stop it before the broker it publishes through (the offline status needs the broker).
  */
+import type { DeviceHistory } from "./history.ts";
 import type { Ingest } from "../ingest/ingest.ts";
 import { systemClock, type Clock } from "../util/clock.ts";
 import { AlertService, type AlertCounters } from "../alerts/service.ts";
@@ -48,6 +49,11 @@ export interface CreateInferenceOptions {
   maxBatch?: number;
   /** 0 (default): event-driven ticks; > 0: fixed tick period in ms. */
   tickMs?: number;
+  /**
+   * Stored frames to warm each device's window when first seen (e.g. `storeHistory(store)`):
+   * after a restart, windows and baselines continue from the frame log. Default: none.
+   */
+  history?: DeviceHistory;
   /** Per-device health publication interval. Default 1000 ms. */
   healthIntervalMs?: number;
   onAlert?: (a: AlertPayload) => void;
@@ -101,6 +107,7 @@ export async function createInference(opts: CreateInferenceOptions): Promise<Inf
     ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}),
     ...(opts.tickMs !== undefined ? { tickMs: opts.tickMs } : {}),
     ...(opts.runner !== undefined ? { runner: opts.runner } : {}),
+    ...(opts.history ? { history: opts.history } : {}),
     ...(opts.onError ? { onError: opts.onError } : {}),
   });
   let started = false;

@@ -24,6 +24,7 @@ import type { FrameRecord } from "../ingest/sink.ts";
 import { systemClock, type Clock } from "../util/clock.ts";
 import { LatencyHistogram } from "./histogram.ts";
 import type { LoadedModel, ModelRegistry } from "./registry.ts";
+import type { DeviceHistory } from "./history.ts";
 import { DeviceWindow, emptyMeta, type WindowMeta } from "./window.ts";
 import { createRunner, type BatchRunner, type RunnerKind } from "./worker.ts";
 
@@ -70,6 +71,14 @@ export interface InferenceLoopOptions {
    * Checked again whenever the returned array changes (a new HELLO). Default: count check only.
    */
   channelsOf?: (deviceId: number) => readonly string[] | undefined;
+  /**
+   * Stored frames, to warm a device's window when the loop first sees it (history.ts): after a
+   * gateway restart its ring and baseline continue from the frame log instead of starting over.
+   * Live frames of the device wait (in memory, at most `maxPending`) until the read completes.
+   */
+  history?: DeviceHistory;
+  /** Live frames held per device during a warm-up; older ones are dropped beyond it. Default 4096. */
+  maxPending?: number;
   clock?: Clock;
   /**
    * Largest batch per onnxruntime call. Default 128: onnxruntime's per-row cost is lowest around
@@ -114,6 +123,13 @@ export interface InferenceCounters {
   runErrors: number;
   callbackErrors: number;
   devices: number;
+  /** Devices whose window was warmed from stored history, and the history rows used. */
+  warmups: number;
+  warmupRows: number;
+  /** History reads that failed (the device then starts from its live frames). */
+  warmupErrors: number;
+  /** Live frames dropped because a warm-up held more than `maxPending`. */
+  warmupDropped: number;
   /** Wall time of one tick (all models), µs. */
   tickLatency: LatencyHistogram;
   /** onnxruntime run() time per batch, µs. */
@@ -148,6 +164,10 @@ export class InferenceLoop {
     runErrors: 0,
     callbackErrors: 0,
     devices: 0,
+    warmups: 0,
+    warmupRows: 0,
+    warmupErrors: 0,
+    warmupDropped: 0,
     tickLatency: new LatencyHistogram(),
     runLatency: new LatencyHistogram(),
     frameToResult: new LatencyHistogram(),
@@ -157,6 +177,7 @@ export class InferenceLoop {
   readonly #clock: Clock;
   readonly #maxBatch: number;
   readonly #tickMs: number;
+  readonly #maxPending: number;
   readonly #lanes = new Map<LoadedModel, Lane>();
   #running: Promise<void> | undefined;
   #again = false;
@@ -169,6 +190,7 @@ export class InferenceLoop {
     this.#clock = opts.clock ?? systemClock;
     this.#maxBatch = opts.maxBatch ?? 128;
     this.#tickMs = opts.tickMs ?? 0;
+    this.#maxPending = opts.maxPending ?? 4096;
     if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1)
       throw new RangeError(`maxBatch must be a positive integer, got ${this.#maxBatch}`);
     if (!(this.#tickMs >= 0)) throw new RangeError(`tickMs must be ≥ 0, got ${this.#tickMs}`);
@@ -207,6 +229,10 @@ export class InferenceLoop {
       dev = new DeviceWindow(id, model, profile);
       this.devices.set(id, dev);
       c.devices = this.devices.size;
+      if (this.#o.history) {
+        dev.pending = [];
+        void this.#warm(dev, record.seq);
+      }
     }
     const names = this.#o.channelsOf?.(id);
     if (names !== dev.announced) {
@@ -217,15 +243,55 @@ export class InferenceLoop {
       c.framesSchemaMismatch++;
       return;
     }
-    if (dev.push(frame.values, record.seq, record.timestampUs, record.receivedUs)) {
-      c.windowsReady++;
+    if (dev.pending) {
+      if (dev.pending.length >= this.#maxPending) {
+        dev.pending.shift();
+        c.warmupDropped++;
+      }
+      const { seq, timestampUs, receivedUs } = record;
+      dev.pending.push({ seq, timestampUs, receivedUs, values: Float32Array.from(frame.values) });
+      return;
+    }
+    this.#accept(dev, frame.values, record.seq, record.timestampUs, record.receivedUs);
+  };
+
+  #accept(dev: DeviceWindow, values: ArrayLike<number>, seq: number, tsUs: number, rxUs: number): void {
+    if (dev.push(values, seq, tsUs, rxUs)) {
+      this.counters.windowsReady++;
       if (!dev.queued) {
         dev.queued = true;
         this.#lanes.get(dev.model)!.queue.push(dev);
       }
       if (this.#started && this.#tickMs === 0) this.#schedule();
     }
-  };
+  }
+
+  async #warm(dev: DeviceWindow, beforeSeq: number): Promise<void> {
+    const c = this.counters;
+    const { window, stride } = dev.model.manifest.inputs;
+    let rows = 0;
+    try {
+      const h = await this.#o.history!.read(
+        dev.deviceId,
+        beforeSeq,
+        dev.model.normalizer.baselineRows,
+        window + stride - 2,
+      );
+      if (this.devices.get(dev.deviceId) !== dev) return; // replaced (new profile) meanwhile
+      rows = dev.warm(h.first, h.last);
+    } catch (e) {
+      c.warmupErrors++;
+      this.#o.onError?.(e);
+    }
+    if (this.devices.get(dev.deviceId) !== dev) return;
+    if (rows > 0) {
+      c.warmups++;
+      c.warmupRows += rows;
+    }
+    const pending = dev.pending ?? [];
+    dev.pending = undefined;
+    for (const p of pending) this.#accept(dev, p.values, p.seq, p.timestampUs, p.receivedUs);
+  }
 
   start(): void {
     if (this.#started) return;
@@ -409,6 +475,10 @@ export class InferenceLoop {
       runErrors: c.runErrors,
       callbackErrors: c.callbackErrors,
       devices: c.devices,
+      warmups: c.warmups,
+      warmupRows: c.warmupRows,
+      warmupErrors: c.warmupErrors,
+      warmupDropped: c.warmupDropped,
       tickLatency: c.tickLatency.snapshot(),
       runLatency: c.runLatency.snapshot(),
       frameToResult: c.frameToResult.snapshot(),

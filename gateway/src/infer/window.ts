@@ -5,8 +5,9 @@
  * operating-regime centroid, then per-regime z-score in float64, stored as float32) straight
  * into the ring: no allocation per frame. When the manifest has `inputs.baseline`, the row's
  * deviations from the device's baseline (the mean of its first `rows` rows, kept per device)
- * follow (models/eval `applyBaseline`). The baseline lives in memory: after a gateway restart
- * it is the first rows seen since (see README). A window ends every `stride` rows, starting with the
+ * follow (models/eval `applyBaseline`). Ring and baseline live in memory; `warm()` refills both
+ * from the frame log when the loop first sees a device (history.ts), so they survive a restart.
+ * A window ends every `stride` rows, starting with the
  * first row when the padding policy is `repeat-first` (rows before the first frame repeat it,
  * exactly like models/eval `fillWindow`) or with row `window - 1` when it is `none`.
  *
@@ -19,6 +20,7 @@
  * are stored and acknowledged anyway, and the newest window already contains the newest data.
  */
 import { applyBaseline, newBaseline, normalizeRow, type BaselineState } from "../../../models/eval/cmapss.ts";
+import type { HistoryRow } from "./history.ts";
 import type { LoadedModel } from "./registry.ts";
 
 /** Where a window came from: enough to find its frames (and their receipts) in the log. */
@@ -60,6 +62,8 @@ export class DeviceWindow {
   #readyCount = 0;
   /** Set by the loop while the device sits in its model's ready queue. */
   queued = false;
+  /** Live frames held while the window is warmed from history (loop-owned); undefined otherwise. */
+  pending: HistoryRow[] | undefined = undefined;
   /** The HELLO channel names last checked against the manifest, and the verdict (loop-owned). */
   announced: readonly string[] | undefined = undefined;
   namesMatch = true;
@@ -113,6 +117,41 @@ export class DeviceWindow {
     this.#readyEnd = idx;
     this.#readyCount++;
     return true;
+  }
+
+  /**
+   * Warms a new window from the device's stored history (history.ts) before its live frames:
+   * `first` are its earliest rows, `last` the rows just before the first live one. When they
+   * overlap (a young device), their union is replayed in order; otherwise the baseline is seeded
+   * from `first` and `last` refills the ring. No window becomes ready from history. Returns the
+   * rows used. Precondition: nothing pushed yet.
+   */
+  warm(allFirst: readonly HistoryRow[], allLast: readonly HistoryRow[]): number {
+    const norm = this.model.normalizer;
+    // Rows of another channel layout (stored under an earlier profile) cannot be normalised.
+    const fits = (r: HistoryRow): boolean => r.values.length === norm.channels;
+    const first = allFirst.filter(fits);
+    const last = allLast.filter(fits);
+    let replay: readonly HistoryRow[] = last;
+    let seeded = 0;
+    const lastFirst = first.at(-1);
+    if (lastFirst !== undefined && last.length > 0 && last[0]!.seq <= lastFirst.seq) {
+      const bySeq = new Map<number, HistoryRow>();
+      for (const r of [...first, ...last]) bySeq.set(r.seq, r);
+      replay = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+    } else if (norm.baselineRows > 0) {
+      // A baseline of fewer than baselineRows rows keeps growing with the live rows, as it would have.
+      const scratch = new Float32Array(norm.features);
+      for (const r of first.slice(0, norm.baselineRows)) {
+        normalizeRow(norm, r.values, 0, scratch, 0);
+        applyBaseline(norm, this.#baseline, scratch, 0);
+        seeded++;
+      }
+    }
+    for (const r of replay) this.push(r.values, r.seq, r.timestampUs, r.receivedUs);
+    this.#readyEnd = -1;
+    this.#readyCount = 0;
+    return replay.length + seeded;
   }
 
   /**

@@ -1,0 +1,63 @@
+/**
+ * A device's stored frames, read back to warm its inference window after a gateway restart.
+ *
+ * The loop's per-device state (the ring of the last `window` rows and, for models with
+ * `inputs.baseline`, the mean of the device's first rows) lives in memory. Without a warm-up, a
+ * restarted gateway would pad the first windows of a running device and, worse, take the first
+ * frames after the restart as the device's baseline. The frame log has both: the device's
+ * earliest frames (unless retention pruned them) and the ones just before the first frame seen
+ * since the restart.
+ */
+import { decodeFrame, FrameType } from "../protocol/frame.ts";
+import type { FrameStore } from "../store/types.ts";
+
+/** One stored DATA frame, as the loop replays it. */
+export interface HistoryRow {
+  /** Extended sequence number. */
+  seq: number;
+  timestampUs: number;
+  receivedUs: number;
+  values: Float32Array;
+}
+
+export interface DeviceHistory {
+  /**
+   * Rows of `deviceId` with extended seq below `beforeSeq`, oldest first: `first` = up to
+   * `firstCount` of the earliest ones, `last` = those with seq in [beforeSeq − lastCount,
+   * beforeSeq). The two may overlap when the device has few frames.
+   */
+  read(
+    deviceId: number,
+    beforeSeq: number,
+    firstCount: number,
+    lastCount: number,
+  ): Promise<{ first: HistoryRow[]; last: HistoryRow[] }>;
+}
+
+/** DeviceHistory over the frame store's per-device index (`framesByDevice`). */
+export function storeHistory(store: Pick<FrameStore, "framesByDevice">): DeviceHistory {
+  const rows = async (deviceId: number, from: number, to: number, max: number): Promise<HistoryRow[]> => {
+    const out: HistoryRow[] = [];
+    if (max <= 0 || to < from) return out;
+    for await (const f of store.framesByDevice(deviceId, from, to)) {
+      let frame;
+      try {
+        frame = decodeFrame(f.raw);
+      } catch {
+        continue; // stored frames were validated on arrival; a damaged one is skipped, not fatal
+      }
+      if (frame.type !== FrameType.Data) continue;
+      out.push({ seq: f.seq, timestampUs: f.timestampUs, receivedUs: f.receivedUs, values: frame.values });
+      if (out.length >= max) break;
+    }
+    return out;
+  };
+  return {
+    async read(deviceId, beforeSeq, firstCount, lastCount) {
+      const first = await rows(deviceId, 0, beforeSeq - 1, firstCount);
+      const from = Math.max(0, beforeSeq - lastCount);
+      const last = await rows(deviceId, from, beforeSeq - 1, lastCount);
+      return { first, last };
+    },
+  };
+}

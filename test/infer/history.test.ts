@@ -1,0 +1,154 @@
+// Warm start: after a gateway restart, a device's window and baseline continue from the frame log,
+// so the first results equal those of a gateway that never stopped (real MemoryFrameStore index).
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REPO_ROOT, loadCmapss, type CmapssUnit } from "../../models/eval/cmapss.ts";
+import { storeHistory, type DeviceHistory, type HistoryRow } from "../../gateway/src/infer/history.ts";
+import { InferenceLoop, type InferenceResult } from "../../gateway/src/infer/loop.ts";
+import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
+import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
+import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
+import { FD001_MANIFEST, T0_US, frame, row } from "./helpers.ts";
+
+let model: LoadedModel;
+let registry: ModelRegistry;
+let unit: CmapssUnit;
+
+beforeAll(async () => {
+  model = await loadModel(FD001_MANIFEST);
+  registry = new ModelRegistry([model]);
+  const units = loadCmapss(join(REPO_ROOT, model.manifest.metrics.testFile));
+  unit = units.find((u) => u.cycles >= 150)!;
+});
+afterAll(() => registry.release());
+
+const DEV = 42;
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+function loop(history?: DeviceHistory): { loop: InferenceLoop; results: InferenceResult[] } {
+  const results: InferenceResult[] = [];
+  const l = new InferenceLoop({
+    registry,
+    profileOf: () => "cmapss-fd001",
+    onResult: (r) => results.push(r),
+    ...(history ? { history } : {}),
+  });
+  return { loop: l, results };
+}
+
+/** Feeds rows [from, to) one tick each; returns the RUL after each. */
+async function run(l: ReturnType<typeof loop>, from: number, to: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let r = from; r < to; r++) {
+    l.loop.onFrame(...frame(DEV, r, row(unit, r), T0_US + r * 1000));
+    await flush();
+    await l.loop.tick();
+    out.push(l.results.at(-1)!.outputs[0]!);
+  }
+  return out;
+}
+
+/** The unit's rows as a frame log. */
+async function storeOf(rows: number): Promise<MemoryFrameStore> {
+  const store = new MemoryFrameStore();
+  await store.open();
+  for (let r = 0; r < rows; r++) {
+    const ts = T0_US + r * 1000;
+    const values = Float32Array.from(row(unit, r));
+    const raw = encodeFrame({
+      type: FrameType.Data,
+      deviceId: DEV,
+      seq: r,
+      timestampUs: ts,
+      flags: 0,
+      values,
+    });
+    await store.append({ deviceId: DEV, seq: r, receivedUs: ts, timestampUs: ts, raw });
+  }
+  return store;
+}
+
+describe("warm start from the frame log", () => {
+  it("behavior: storeHistory returns the earliest rows and the rows just before, decoded, oldest first", async () => {
+    const store = await storeOf(100);
+    const h = await storeHistory(store).read(DEV, 80, 10, 59);
+    expect(h.first.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+    expect(h.last.map((r) => r.seq)).toEqual(Array.from({ length: 59 }, (_, i) => 21 + i));
+    expect(Array.from(h.last[0]!.values)).toEqual(Array.from(Float32Array.from(row(unit, 21))));
+    expect(h.last[0]).toMatchObject({ timestampUs: T0_US + 21_000, receivedUs: T0_US + 21_000 });
+    // A device with no earlier frames, and another device, have no history.
+    expect(await storeHistory(store).read(DEV, 0, 10, 59)).toEqual({ first: [], last: [] });
+    expect(await storeHistory(store).read(7, 80, 10, 59)).toEqual({ first: [], last: [] });
+    await store.close();
+  });
+
+  it("behavior: a restarted loop warmed from the store gives the never-stopped loop's outputs exactly", async () => {
+    const cut = 120; // the gateway restarts before row `cut`
+    const steady = loop();
+    await run(steady, 0, cut);
+    const expected = await run(steady, cut, cut + 5);
+
+    const store = await storeOf(cut);
+    const warmed = loop(storeHistory(store));
+    expect(await run(warmed, cut, cut + 5)).toEqual(expected);
+    expect(warmed.loop.counters).toMatchObject({ warmups: 1, warmupRows: 10 + 59, warmupErrors: 0 });
+    expect(warmed.results[0]!.window).toMatchObject({ firstSeq: cut - 59, lastSeq: cut, frames: 60 });
+
+    // Without history the same frames read as a new engine: baseline from these rows, padded window.
+    const cold = loop();
+    const coldOut = await run(cold, cut, cut + 5);
+    expect(Math.max(...coldOut.map((v, i) => Math.abs(v - expected[i]!)))).toBeGreaterThan(1);
+    await store.close();
+  });
+
+  it("behavior: a young device (history shorter than baseline + window) replays all of it once", async () => {
+    const cut = 6;
+    const steady = loop();
+    await run(steady, 0, cut);
+    const expected = await run(steady, cut, cut + 3);
+    const store = await storeOf(cut);
+    const warmed = loop(storeHistory(store));
+    expect(await run(warmed, cut, cut + 3)).toEqual(expected);
+    expect(warmed.loop.counters.warmupRows).toBe(cut);
+    await store.close();
+  });
+
+  it("error: a failing history read is counted and the device starts from its live frames; frames are held meanwhile", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const failing: DeviceHistory = {
+      read: async () => {
+        await gate;
+        throw new Error("store down");
+      },
+    };
+    const errors: unknown[] = [];
+    const results: InferenceResult[] = [];
+    const l = new InferenceLoop({
+      registry,
+      profileOf: () => "cmapss-fd001",
+      onResult: (r) => results.push(r),
+      onError: (e) => errors.push(e),
+      history: failing,
+      maxPending: 2,
+    });
+    for (let r = 50; r < 53; r++) l.onFrame(...frame(DEV, r, row(unit, r)));
+    await l.tick();
+    expect(results).toHaveLength(0); // held while the read is in flight
+    release();
+    await flush();
+    await l.tick();
+    expect(l.counters).toMatchObject({ warmups: 0, warmupErrors: 1, warmupDropped: 1 });
+    expect(errors).toHaveLength(1);
+    // The two frames kept (51, 52) ran; the oldest was dropped by maxPending.
+    expect(results.map((r) => [r.window.firstSeq, r.window.lastSeq])).toEqual([[51, 52]]);
+  });
+
+  it("behavior: history rows of another channel layout are ignored", async () => {
+    const odd: HistoryRow = { seq: 0, timestampUs: T0_US, receivedUs: T0_US, values: new Float32Array(24) };
+    const h: DeviceHistory = { read: () => Promise.resolve({ first: [odd], last: [odd] }) };
+    const warmed = loop(h);
+    await run(warmed, 1, 2);
+    expect(warmed.loop.counters).toMatchObject({ warmups: 0, warmupRows: 0 });
+  });
+});
