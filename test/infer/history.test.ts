@@ -1,5 +1,7 @@
 // Warm start: after a gateway restart, a device's window and baseline continue from the frame log,
 // so the first results equal those of a gateway that never stopped (real MemoryFrameStore index).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, loadCmapss, type CmapssUnit } from "../../models/eval/cmapss.ts";
@@ -7,7 +9,9 @@ import { storeHistory, type DeviceHistory, type HistoryRow } from "../../gateway
 import { InferenceLoop, type InferenceResult } from "../../gateway/src/infer/loop.ts";
 import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
+import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
+import type { FrameStore } from "../../gateway/src/store/types.ts";
 import { FD001_MANIFEST, T0_US, frame, row } from "./helpers.ts";
 
 let model: LoadedModel;
@@ -23,7 +27,6 @@ beforeAll(async () => {
 afterAll(() => registry.release());
 
 const DEV = 42;
-const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 function loop(history?: DeviceHistory): { loop: InferenceLoop; results: InferenceResult[] } {
   const results: InferenceResult[] = [];
@@ -41,16 +44,26 @@ async function run(l: ReturnType<typeof loop>, from: number, to: number): Promis
   const out: number[] = [];
   for (let r = from; r < to; r++) {
     l.loop.onFrame(...frame(DEV, r, row(unit, r), T0_US + r * 1000));
-    await flush();
+    await l.loop.warmed();
     await l.loop.tick();
     out.push(l.results.at(-1)!.outputs[0]!);
   }
   return out;
 }
 
-/** The unit's rows as a frame log. */
-async function storeOf(rows: number): Promise<MemoryFrameStore> {
-  const store = new MemoryFrameStore();
+type Kind = "memory" | "level";
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** The unit's rows as a frame log, in the in-memory store or a real LevelDB one. */
+async function storeOf(rows: number, kind: Kind = "memory"): Promise<FrameStore> {
+  let store: FrameStore;
+  if (kind === "memory") store = new MemoryFrameStore();
+  else {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-history-"));
+    dirs.push(dir);
+    store = new LevelFrameStore({ dir, reserveBytes: 4096, freeBytes: () => Promise.resolve(2 ** 40) });
+  }
   await store.open();
   for (let r = 0; r < rows; r++) {
     const ts = T0_US + r * 1000;
@@ -68,9 +81,9 @@ async function storeOf(rows: number): Promise<MemoryFrameStore> {
   return store;
 }
 
-describe("warm start from the frame log", () => {
-  it("behavior: storeHistory returns the earliest rows and the rows just before, decoded, oldest first", async () => {
-    const store = await storeOf(100);
+describe.each<Kind>(["memory", "level"])("storeHistory over the %s frame store", (kind) => {
+  it("behavior: returns the earliest rows and the rows just before, decoded, oldest first", async () => {
+    const store = await storeOf(100, kind);
     const h = await storeHistory(store).read(DEV, 80, 10, 59);
     expect(h.first.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i));
     expect(h.last.map((r) => r.seq)).toEqual(Array.from({ length: 59 }, (_, i) => 21 + i));
@@ -88,7 +101,7 @@ describe("warm start from the frame log", () => {
     await run(steady, 0, cut);
     const expected = await run(steady, cut, cut + 5);
 
-    const store = await storeOf(cut);
+    const store = await storeOf(cut, kind);
     const warmed = loop(storeHistory(store));
     expect(await run(warmed, cut, cut + 5)).toEqual(expected);
     expect(warmed.loop.counters).toMatchObject({ warmups: 1, warmupRows: 10 + 59, warmupErrors: 0 });
@@ -100,7 +113,9 @@ describe("warm start from the frame log", () => {
     expect(Math.max(...coldOut.map((v, i) => Math.abs(v - expected[i]!)))).toBeGreaterThan(1);
     await store.close();
   });
+});
 
+describe("warm start from the frame log", () => {
   it("behavior: a young device (history shorter than baseline + window) replays all of it once", async () => {
     const cut = 6;
     const steady = loop();
@@ -136,7 +151,7 @@ describe("warm start from the frame log", () => {
     await l.tick();
     expect(results).toHaveLength(0); // held while the read is in flight
     release();
-    await flush();
+    await l.warmed();
     await l.tick();
     expect(l.counters).toMatchObject({ warmups: 0, warmupErrors: 1, warmupDropped: 1 });
     expect(errors).toHaveLength(1);

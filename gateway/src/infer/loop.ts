@@ -178,6 +178,7 @@ export class InferenceLoop {
   readonly #maxBatch: number;
   readonly #tickMs: number;
   readonly #maxPending: number;
+  readonly #warming = new Set<Promise<void>>();
   readonly #lanes = new Map<LoadedModel, Lane>();
   #running: Promise<void> | undefined;
   #again = false;
@@ -231,7 +232,8 @@ export class InferenceLoop {
       c.devices = this.devices.size;
       if (this.#o.history) {
         dev.pending = [];
-        void this.#warm(dev, record.seq);
+        const w = this.#warm(dev, record.seq).finally(() => this.#warming.delete(w));
+        this.#warming.add(w);
       }
     }
     const names = this.#o.channelsOf?.(id);
@@ -302,12 +304,18 @@ export class InferenceLoop {
     } else this.#schedule();
   }
 
-  /** Stops scheduling and waits for the tick in progress. */
+  /** Stops scheduling and waits for the warm-ups and the tick in progress. */
   async stop(): Promise<void> {
     this.#started = false;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    await this.warmed();
     await this.#running;
+  }
+
+  /** Resolves when no device is being warmed from history (its held frames are in its ring). */
+  async warmed(): Promise<void> {
+    while (this.#warming.size > 0) await Promise.all(this.#warming);
   }
 
   /** Resolves when every model's runner is ready (worker: session created and warmed up). */
