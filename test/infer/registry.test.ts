@@ -9,6 +9,7 @@ import {
 } from "../../gateway/src/infer/errors.ts";
 import { ModelRegistry, findManifests } from "../../gateway/src/infer/registry.ts";
 import { VigilError } from "../../gateway/src/errors/base.ts";
+import type { ModelManifest } from "../../models/eval/cmapss.ts";
 import { tempModels } from "./helpers.ts";
 
 describe("model registry", () => {
@@ -80,6 +81,21 @@ describe("model registry", () => {
     await expect(ModelRegistry.load(tempModels([(m) => (m.alerts[0]!.output = "score")]))).rejects.toThrow(
       /unknown output "score"/,
     );
+  });
+
+  it("error: a broken inputs.baseline block is refused with a typed error naming it", async () => {
+    const load = (edit: (m: ModelManifest) => void): Promise<unknown> =>
+      ModelRegistry.load(tempModels([edit])).catch((e: unknown) => e);
+    const unknownFeature = (await load((m) => (m.inputs.baseline!.features[0] = "s1"))) as ModelManifestError;
+    expect(unknownFeature).toBeInstanceOf(ModelManifestError);
+    expect(unknownFeature.shortMessage).toMatch(/baseline feature "s1" is not one of the input channels/);
+    // Without the block the tensor's 29 values per row no longer add up.
+    const dropped = (await load((m) => delete m.inputs.baseline)) as ModelManifestError;
+    expect(dropped).toBeInstanceOf(ModelManifestError);
+    expect(dropped.shortMessage).toMatch(/disagrees with window 60 × 15 values per row/);
+    const zeroRows = (await load((m) => (m.inputs.baseline!.rows = 0))) as ModelManifestError;
+    expect(zeroRows.code).toBe("MODEL_MANIFEST_INVALID");
+    expect(zeroRows.details).toContain("/inputs/baseline/rows");
   });
 
   it("error: two manifests claiming one profile are refused", async () => {
