@@ -13,18 +13,17 @@ import {
   signDigest,
   type DeviceKey,
   type KeyType,
-} from "../gateway/src/attest/keys.ts";
+} from "../gateway/src/chain/keys.ts";
 import { ANVIL_DEV_KEYS, startAnvil } from "../gateway/src/chain/anvil.ts";
 import { deployVigil } from "../gateway/src/chain/deploy.ts";
 import {
   ZERO_HASH,
   batchDigest,
-  bytesToHex,
   hashBatchHeader,
   nextHead,
   type BatchHeader,
-  type Hex,
 } from "../gateway/src/chain/eip712.ts";
+import { bytesToHex, type Hex } from "../gateway/src/core/hex.ts";
 import { EthersRegistryClient } from "../gateway/src/chain/ethers-client.ts";
 import { VigilRegistryArtifact } from "../contracts/artifacts/index.ts";
 

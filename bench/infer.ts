@@ -36,7 +36,8 @@ import { basename, dirname, join } from "node:path";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
-import { CMAPSS_WIDTH, REPO_ROOT, loadCmapss } from "../models/eval/cmapss.ts";
+import { REPO_ROOT } from "../models/eval/cmapss.ts";
+import { CMAPSS_WIDTH, loadCmapss } from "../gateway/src/infer/features/cmapss.ts";
 import { generateMachine, SPLITS } from "../models/rotating/generate.ts";
 import { EmbeddedPublisher } from "../gateway/src/alerts/embedded-publisher.ts";
 import { AlertService } from "../gateway/src/alerts/service.ts";
@@ -46,9 +47,9 @@ import { InferenceLoop } from "../gateway/src/infer/loop.ts";
 import { loadModel, ModelRegistry, type LoadedModel } from "../gateway/src/infer/registry.ts";
 import { Ingest } from "../gateway/src/ingest/ingest.ts";
 import { EmbeddedBroker } from "../gateway/src/ingest/mqtt/embedded-broker.ts";
-import type { AppendOutcome, FrameRecord, FrameSink } from "../gateway/src/ingest/sink.ts";
+import type { AppendOutcome, FrameRecord, FrameSink } from "../gateway/src/core/records.ts";
 import { decodeFrame, encodeFrame, FrameType, Unit, type DataFrame } from "../gateway/src/protocol/frame.ts";
-import { systemClock } from "../gateway/src/util/clock.ts";
+import { systemClock } from "../gateway/src/core/clock.ts";
 
 const { values: a } = parseArgs({
   options: {

@@ -18,7 +18,7 @@ import { StreamDecoder, type DecodedFrame } from "../gateway/src/protocol/stream
 import { Ingest } from "../gateway/src/ingest/ingest.ts";
 import { MemorySink } from "../gateway/src/ingest/memory-sink.ts";
 import { EmbeddedBroker } from "../gateway/src/ingest/mqtt/embedded-broker.ts";
-import type { AppendOutcome, FrameSink } from "../gateway/src/ingest/sink.ts";
+import type { AppendOutcome, FrameSink } from "../gateway/src/core/records.ts";
 
 const { values: a } = parseArgs({ options: { frames: { type: "string" }, messages: { type: "string" } } });
 const FRAMES = Number(a.frames ?? 2_000_000);

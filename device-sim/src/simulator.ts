@@ -8,7 +8,7 @@ import { decodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/f
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { SimDevice, type Pending } from "./device.ts";
 import { FaultCounters, type FaultRates } from "./faults.ts";
-import { CmapssReplay, loadCmapss, type CmapssSplit, type CmapssSubset } from "./profiles/cmapss.ts";
+import { cmapssSources, type CmapssSplit, type CmapssSubset } from "./profiles/cmapss.ts";
 import { RotatingMachine } from "./profiles/rotating.ts";
 import type { SignalSource } from "./profiles/types.ts";
 import { Rng } from "./rng.ts";
@@ -18,7 +18,7 @@ export type ProfileName = "rotating" | "cmapss";
 
 export interface SimulatorOptions {
   transport: Transport;
-  /** Number of devices. Default 4. For C-MAPSS, at most the number of units in the subset. */
+  /** Number of devices. Default 4. For C-MAPSS, device i replays unit i mod the subset's unit count. */
   devices?: number;
   /** Seed; equal seeds give equal frames and faults. Default 1. */
   seed?: number;
@@ -84,11 +84,8 @@ export function buildSources(opts: SimulatorOptions, rng: Rng): SignalSource[] {
   const n = opts.devices ?? 4;
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`devices must be a positive integer, got ${n}`);
   if ((opts.profile ?? "rotating") === "cmapss") {
-    const subset = opts.cmapss?.subset ?? "FD001";
-    const units = loadCmapss(subset, opts.cmapss?.split ?? "train");
-    if (n > units.length)
-      throw new RangeError(`C-MAPSS ${subset} has ${units.length} units; asked for ${n} devices`);
-    return units.slice(0, n).map((u) => new CmapssReplay(u, subset));
+    // More devices than the subset has units reuse units in order (profiles/cmapss.ts).
+    return cmapssSources(opts.cmapss?.subset ?? "FD001", opts.cmapss?.split ?? "train", n);
   }
   return Array.from(
     { length: n },

@@ -5,15 +5,15 @@
  */
 import type { GatewayConfig } from "./config/config.ts";
 import { deviceSet } from "./config/config.ts";
-import type { VigilError } from "./errors/base.ts";
+import type { VigilError } from "./core/errors.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { EmbeddedBroker } from "./ingest/mqtt/embedded-broker.ts";
 import { ExternalMqttSource } from "./ingest/mqtt/external-source.ts";
 import { SerialSource } from "./ingest/serial/serial-source.ts";
-import type { FrameSink } from "./ingest/sink.ts";
+import type { FrameSink } from "./core/records.ts";
 import type { IngestSource } from "./ingest/source.ts";
-import { systemClock, type Clock } from "./util/clock.ts";
-import type { Logger } from "./util/log.ts";
+import { systemClock, type Clock } from "./core/clock.ts";
+import type { Logger } from "./core/log.ts";
 
 export interface GatewayOptions {
   config: GatewayConfig;

@@ -16,18 +16,19 @@ import { loadKeystore, passphraseFromEnv } from "./attest/keystore.ts";
 import { BatchSealer } from "./attest/sealer.ts";
 import type { GatewaySigner } from "./attest/signer.ts";
 import { readDeploymentFile, type Deployment } from "./chain/deploy.ts";
-import { vigilDomain, type Hex, type VigilDomain } from "./chain/eip712.ts";
+import { vigilDomain, type VigilDomain } from "./chain/eip712.ts";
+import { type Hex } from "./core/hex.ts";
 import type { GatewayConfig } from "./config/config.ts";
-import { ConfigError, type VigilError } from "./errors/base.ts";
+import { ConfigError, type VigilError } from "./core/errors.ts";
 import { Gateway } from "./gateway.ts";
 import { EmbeddedPublisher } from "./alerts/embedded-publisher.ts";
 import { MqttClientPublisher } from "./alerts/mqtt-publisher.ts";
 import { createInference, type AttestLeaf, type Inference } from "./infer/index.ts";
 import { LevelFrameStore } from "./store/level.ts";
 import type { FrameStore } from "./store/types.ts";
-import { systemClock, type Clock } from "./util/clock.ts";
-import type { Logger } from "./util/log.ts";
-import { fromRoot } from "./util/paths.ts";
+import { systemClock, type Clock } from "./core/clock.ts";
+import type { Logger } from "./core/log.ts";
+import { fromRoot } from "./core/paths.ts";
 
 export interface RuntimeOptions {
   config: GatewayConfig;

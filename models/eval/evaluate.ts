@@ -7,7 +7,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
 import { latencyMs } from "./latency.ts";
-import { REPO_ROOT, createSession, evaluateManifest, loadManifest, modelPath, sha256Hex } from "./cmapss.ts";
+import { REPO_ROOT, createSession, evaluateManifest, sha256Hex } from "./cmapss.ts";
+import { loadManifest, modelPath } from "../../gateway/src/infer/features/manifest.ts";
 
 /** Relative tolerance for "not worse than claimed" (float noise between PyTorch and onnxruntime). */
 export const METRIC_TOLERANCE = 1e-3;

@@ -4,7 +4,7 @@
  */
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
-import { tensorWidth, type ModelManifest } from "./cmapss.ts";
+import { tensorWidth, type ModelManifest } from "../../gateway/src/infer/features/manifest.ts";
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

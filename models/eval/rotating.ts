@@ -16,16 +16,18 @@
 //   precision       TP / (TP + false alarms)          recall  TP / degrading machines
 import * as ort from "onnxruntime-node";
 import { generateSplit, SPLITS, type SplitSpec, type Trajectory } from "../rotating/generate.ts";
+import { createSession } from "./cmapss.ts";
 import {
   createNormalizer,
-  createSession,
+  normalizeRow,
+  type Normalizer,
+} from "../../gateway/src/infer/features/normalize.ts";
+import {
   loadManifest,
   modelPath,
-  normalizeRow,
   type ManifestAlert,
   type ModelManifest,
-  type Normalizer,
-} from "./cmapss.ts";
+} from "../../gateway/src/infer/features/manifest.ts";
 
 // ------------------------------------------------------------------------------------------ streaming
 

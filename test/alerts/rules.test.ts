@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ManifestAlert } from "../../models/eval/cmapss.ts";
+import type { ManifestAlert } from "../../gateway/src/infer/features/manifest.ts";
 import { RuleEngine } from "../../gateway/src/alerts/rules.ts";
 
 const warning: ManifestAlert = {

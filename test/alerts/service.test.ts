@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { alertLeafPreimage, leafFromPreimage } from "../../gateway/src/attest/leaf.ts";
+import { alertLeafPreimage, leafFromPreimage } from "../../gateway/src/core/leaf.ts";
 import { FakePublisher } from "../../gateway/src/alerts/publisher.ts";
 import { AlertService } from "../../gateway/src/alerts/service.ts";
 import {
@@ -10,7 +10,7 @@ import {
 } from "../../gateway/src/alerts/topics.ts";
 import type { AttestLeaf, InferenceResult } from "../../gateway/src/infer/loop.ts";
 import type { LoadedModel } from "../../gateway/src/infer/registry.ts";
-import { FakeClock } from "../../gateway/src/util/clock.ts";
+import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { fd001Manifest } from "../infer/helpers.ts";
 import { checkPayload, kindOf } from "./helpers.ts";
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { FakeChain, type FakeRegistryClient } from "../../gateway/src/chain/fake-client.ts";
 import { ChainNetworkError } from "../../gateway/src/chain/errors.ts";
-import type { Hex } from "../../gateway/src/chain/eip712.ts";
-import { generateKey } from "../../gateway/src/attest/keys.ts";
+import type { Hex } from "../../gateway/src/core/hex.ts";
+import { generateKey } from "../../gateway/src/chain/keys.ts";
 import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
 import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
 import { toEip712Header } from "../../gateway/src/attest/header.ts";

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateKey } from "../../gateway/src/attest/keys.ts";
+import { generateKey } from "../../gateway/src/chain/keys.ts";
 import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
 import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
 import type { Bundle } from "../../gateway/src/attest/receipt.ts";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
-import { generateKey } from "../../gateway/src/attest/keys.ts";
+import { generateKey } from "../../gateway/src/chain/keys.ts";
 import {
   KeystoreDecryptError,
   KeystoreError,
@@ -13,7 +13,7 @@ import {
   passphraseFromEnv,
   writeKeystore,
 } from "../../gateway/src/attest/keystore.ts";
-import { bytesToHex } from "../../gateway/src/chain/eip712.ts";
+import { bytesToHex } from "../../gateway/src/core/hex.ts";
 
 const FAST = { N: 1 << 10 };
 const PASS = "correct horse battery staple";

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SimpleMerkleTree } from "@openzeppelin/merkle-tree";
-import { generateKey } from "../../gateway/src/attest/keys.ts";
+import { generateKey } from "../../gateway/src/chain/keys.ts";
 import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
 import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
 import { toEip712Header } from "../../gateway/src/attest/header.ts";
@@ -17,11 +17,12 @@ import {
   type InferenceReceipt,
 } from "../../gateway/src/attest/receipt.ts";
 import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
-import { decodeModelLeaf, inferenceLeafPreimage } from "../../gateway/src/attest/leaf.ts";
+import { decodeModelLeaf, inferenceLeafPreimage } from "../../gateway/src/core/leaf.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import type { FrameStore } from "../../gateway/src/store/types.ts";
-import { bytesToHex, hashBatchHeader, vigilDomain, type Hex } from "../../gateway/src/chain/eip712.ts";
+import { hashBatchHeader, vigilDomain } from "../../gateway/src/chain/eip712.ts";
+import { bytesToHex, type Hex } from "../../gateway/src/core/hex.ts";
 import { FakeChain } from "../../gateway/src/chain/fake-client.ts";
 import type { AnchorChain } from "../../gateway/src/anchor/chain.ts";
 import { AnchorService } from "../../gateway/src/anchor/service.ts";
@@ -181,7 +182,7 @@ describe("inference and alert leaves in batches", () => {
       const d = decodeModelLeaf(Buffer.from(r.inference.preimage.slice(2), "hex"));
       if (d.kind !== "inference") throw new Error("expected an inference leaf");
       const forged = inferenceLeafPreimage({ ...d, outputs: [999, 1] });
-      const { leafFromPreimage } = await import("../../gateway/src/attest/leaf.ts");
+      const { leafFromPreimage } = await import("../../gateway/src/core/leaf.ts");
       r.inference.preimage = hex(forged);
       r.inference.outputs = [999, 1];
       r.leaf = hex(leafFromPreimage(forged));

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { keccak_256, keccakP } from "@noble/hashes/sha3.js";
 import { SimpleMerkleTree } from "@openzeppelin/merkle-tree";
-import { keccak256, keccakBackend, keccakF1600 } from "../../gateway/src/attest/keccak.ts";
-import { instantiateKeccakWasm } from "../../gateway/src/attest/keccak-wasm.ts";
+import { keccak256, keccakBackend, keccakF1600 } from "../../gateway/src/core/keccak.ts";
+import { instantiateKeccakWasm } from "../../gateway/src/core/keccak-wasm.ts";
 import { MerkleTree, processProof } from "../../gateway/src/attest/merkle.ts";
 import {
   frameLeaf,
@@ -11,7 +11,7 @@ import {
   inferenceLeafPreimage,
   alertLeafPreimage,
   leafFromPreimage,
-} from "../../gateway/src/attest/leaf.ts";
+} from "../../gateway/src/core/leaf.ts";
 
 const hex = (b: Uint8Array): string => "0x" + Buffer.from(b).toString("hex");
 

@@ -1,12 +1,13 @@
 import { describe, expect, it, beforeAll } from "vitest";
 import { SimpleMerkleTree } from "@openzeppelin/merkle-tree";
-import { generateKey, importKey } from "../../gateway/src/attest/keys.ts";
+import { generateKey, importKey } from "../../gateway/src/chain/keys.ts";
 import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
 import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
 import { ReceiptBuilder, type Receipt } from "../../gateway/src/attest/receipt.ts";
 import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
-import { vigilDomain, bytesToHex } from "../../gateway/src/chain/eip712.ts";
+import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
+import { bytesToHex } from "../../gateway/src/core/hex.ts";
 import { record } from "../store/abstract.ts";
 
 const GATEWAY = ("0x" + "ab".repeat(32)) as `0x${string}`;

@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { JsonRpcProvider, keccak256 } from "ethers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { VigilRegistryArtifact } from "../../contracts/artifacts/index.ts";
-import { generateKey } from "../../gateway/src/attest/keys.ts";
+import { generateKey } from "../../gateway/src/chain/keys.ts";
 import { startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
 import type { Deployment } from "../../gateway/src/chain/deploy.ts";
-import { bytesToHex } from "../../gateway/src/chain/eip712.ts";
+import { bytesToHex } from "../../gateway/src/core/hex.ts";
 import { chainCommand } from "../../gateway/src/cli/chain.ts";
 
 let anvil: Anvil;

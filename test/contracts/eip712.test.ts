@@ -18,7 +18,7 @@ import {
   secp256k1Address,
   signP256,
   signSecp256k1,
-} from "../../gateway/src/attest/keys.ts";
+} from "../../gateway/src/chain/keys.ts";
 
 const h: BatchHeader = {
   gatewayId: `0x${"11".repeat(32)}`,

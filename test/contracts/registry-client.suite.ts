@@ -14,19 +14,17 @@ import {
   signDigest,
   type DeviceKey,
   type KeyType,
-} from "../../gateway/src/attest/keys.ts";
+} from "../../gateway/src/chain/keys.ts";
 import type { RegistryClient, ReleaseInput } from "../../gateway/src/chain/client.ts";
 import {
   ZERO_HASH,
   batchDigest,
-  bytesToHex,
   hashBatchHeader,
-  hexToBytes,
   nextHead,
   vigilDomain,
   type BatchHeader,
-  type Hex,
 } from "../../gateway/src/chain/eip712.ts";
+import { bytesToHex, hexToBytes, type Hex } from "../../gateway/src/core/hex.ts";
 import { ContractRevertError } from "../../gateway/src/chain/errors.ts";
 
 export interface SuiteEnv {

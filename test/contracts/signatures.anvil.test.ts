@@ -14,19 +14,18 @@ import {
   registrationPublicKey,
   signDigest,
   verifyDigest,
-} from "../../gateway/src/attest/keys.ts";
+} from "../../gateway/src/chain/keys.ts";
 import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
 import { deployVigil } from "../../gateway/src/chain/deploy.ts";
 import {
   BATCH_HEADER_TYPES,
   batchDigest,
-  bytesToHex,
   hashBatchHeader,
   toEthersDomain,
   vigilDomain,
   type BatchHeader,
-  type Hex,
 } from "../../gateway/src/chain/eip712.ts";
+import { bytesToHex, type Hex } from "../../gateway/src/core/hex.ts";
 
 let anvil: Anvil;
 let provider: JsonRpcProvider;

@@ -21,13 +21,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Rng } from "../../device-sim/src/rng.ts";
 import type { SimReport } from "../../device-sim/src/simulator.ts";
-import { generateKey } from "../../gateway/src/attest/keys.ts";
+import { generateKey } from "../../gateway/src/chain/keys.ts";
 import { writeKeystore } from "../../gateway/src/attest/keystore.ts";
-import { frameLeaf } from "../../gateway/src/attest/leaf.ts";
+import { frameLeaf } from "../../gateway/src/core/leaf.ts";
 import { ReceiptBuilder } from "../../gateway/src/attest/receipt.ts";
 import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
-import { fromRoot } from "../../gateway/src/util/paths.ts";
+import { fromRoot } from "../../gateway/src/core/paths.ts";
 import { freePort } from "../helpers/procs.ts";
 
 export interface CrashOptions {

@@ -4,13 +4,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { FakePublisher } from "../../gateway/src/alerts/publisher.ts";
-import { VigilError } from "../../gateway/src/errors/base.ts";
+import { VigilError } from "../../gateway/src/core/errors.ts";
 import { Ingest } from "../../gateway/src/ingest/ingest.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
 import { createInference } from "../../gateway/src/infer/index.ts";
 import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
-import { FakeClock } from "../../gateway/src/util/clock.ts";
-import { CMAPSS_CHANNELS, CMAPSS_WIDTH } from "../../models/eval/cmapss.ts";
+import { FakeClock } from "../../gateway/src/core/clock.ts";
+import { CMAPSS_CHANNELS, CMAPSS_WIDTH } from "../../gateway/src/infer/features/cmapss.ts";
 import { tempModels } from "./helpers.ts";
 
 const clock = new FakeClock();

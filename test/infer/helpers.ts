@@ -1,8 +1,10 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CMAPSS_WIDTH, REPO_ROOT, type CmapssUnit, type ModelManifest } from "../../models/eval/cmapss.ts";
-import type { FrameRecord } from "../../gateway/src/ingest/sink.ts";
+import { REPO_ROOT } from "../../models/eval/cmapss.ts";
+import { CMAPSS_WIDTH, type CmapssUnit } from "../../gateway/src/infer/features/cmapss.ts";
+import { type ModelManifest } from "../../gateway/src/infer/features/manifest.ts";
+import type { FrameRecord } from "../../gateway/src/core/records.ts";
 import { FrameType, type DataFrame } from "../../gateway/src/protocol/frame.ts";
 
 export const CMAPSS_DIR = join(REPO_ROOT, "models", "cmapss");

@@ -3,22 +3,14 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import {
-  CMAPSS_WIDTH,
-  REPO_ROOT,
-  createNormalizer,
-  evaluateManifest,
-  fillWindow,
-  lastWindows,
-  loadCmapss,
-  normalizeUnit,
-  runBatched,
-  type CmapssUnit,
-} from "../../models/eval/cmapss.ts";
-import { inferenceLeafPreimage, leafFromPreimage } from "../../gateway/src/attest/leaf.ts";
+import { REPO_ROOT, evaluateManifest, runBatched } from "../../models/eval/cmapss.ts";
+import { CMAPSS_WIDTH, loadCmapss, type CmapssUnit } from "../../gateway/src/infer/features/cmapss.ts";
+import { fillWindow, lastWindows, normalizeUnit } from "../../gateway/src/infer/features/windows.ts";
+import { createNormalizer } from "../../gateway/src/infer/features/normalize.ts";
+import { inferenceLeafPreimage, leafFromPreimage } from "../../gateway/src/core/leaf.ts";
 import { InferenceLoop, type AttestLeaf, type InferenceResult } from "../../gateway/src/infer/loop.ts";
 import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
-import { FakeClock } from "../../gateway/src/util/clock.ts";
+import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { FD001_MANIFEST, frame, row, tempModels } from "./helpers.ts";
 
 let model: LoadedModel;

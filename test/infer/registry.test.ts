@@ -8,8 +8,8 @@ import {
   ModelProfileConflictError,
 } from "../../gateway/src/infer/errors.ts";
 import { ModelRegistry, findManifests } from "../../gateway/src/infer/registry.ts";
-import { VigilError } from "../../gateway/src/errors/base.ts";
-import type { ModelManifest } from "../../models/eval/cmapss.ts";
+import { VigilError } from "../../gateway/src/core/errors.ts";
+import type { ModelManifest } from "../../gateway/src/infer/features/manifest.ts";
 import { tempModels } from "./helpers.ts";
 
 describe("model registry", () => {

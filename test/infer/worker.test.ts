@@ -2,11 +2,12 @@
 // and leaves the main-thread session alone; the tick policy splits a tick into maxBatch calls.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { REPO_ROOT, loadCmapss, type CmapssUnit } from "../../models/eval/cmapss.ts";
+import { REPO_ROOT } from "../../models/eval/cmapss.ts";
+import { loadCmapss, type CmapssUnit } from "../../gateway/src/infer/features/cmapss.ts";
 import { InferenceLoop, type AttestLeaf, type InferenceResult } from "../../gateway/src/infer/loop.ts";
 import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { WorkerRunner } from "../../gateway/src/infer/worker.ts";
-import { FakeClock } from "../../gateway/src/util/clock.ts";
+import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { FD001_MANIFEST, frame, row } from "./helpers.ts";
 
 let model: LoadedModel;

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CONFIG, loadConfigFile, resolveConfig } from "../../gateway/src/config/config.ts";
-import { ConfigError } from "../../gateway/src/errors/base.ts";
+import { ConfigError } from "../../gateway/src/core/errors.ts";
 import { startConfig } from "../../gateway/src/cli/start.ts";
 
 describe("config", () => {

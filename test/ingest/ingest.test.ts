@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Ingest, type IngestReply } from "../../gateway/src/ingest/ingest.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
-import { VigilError } from "../../gateway/src/errors/base.ts";
+import { VigilError } from "../../gateway/src/core/errors.ts";
 import {
   decodeFrame,
   encodeFrame,
@@ -9,7 +9,7 @@ import {
   NackReason,
   type Frame,
 } from "../../gateway/src/protocol/frame.ts";
-import { FakeClock } from "../../gateway/src/util/clock.ts";
+import { FakeClock } from "../../gateway/src/core/clock.ts";
 
 const clock = new FakeClock();
 const now = clock.nowUs();

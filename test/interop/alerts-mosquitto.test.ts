@@ -7,7 +7,7 @@ import { AlertService } from "../../gateway/src/alerts/service.ts";
 import { dashboardSubscriptions } from "../../gateway/src/alerts/topics.ts";
 import type { InferenceResult } from "../../gateway/src/infer/loop.ts";
 import { loadModel, type LoadedModel } from "../../gateway/src/infer/registry.ts";
-import { systemClock } from "../../gateway/src/util/clock.ts";
+import { systemClock } from "../../gateway/src/core/clock.ts";
 import { checkPayload, kindOf } from "../alerts/helpers.ts";
 import { FD001_MANIFEST } from "../infer/helpers.ts";
 import { mosquitto, type Mosquitto } from "../helpers/procs.ts";

@@ -7,7 +7,7 @@ import mqtt from "mqtt";
 import { describe, expect, it } from "vitest";
 import { MqttTransport } from "../../device-sim/src/transports/mqtt.ts";
 import { resolveConfig } from "../../gateway/src/config/config.ts";
-import { VigilError } from "../../gateway/src/errors/base.ts";
+import { VigilError } from "../../gateway/src/core/errors.ts";
 import { Gateway } from "../../gateway/src/gateway.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";

@@ -7,31 +7,29 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
+import { REPO_ROOT, evaluateManifest, phm08Score, rmse, sha256Hex } from "../../models/eval/cmapss.ts";
 import {
   CMAPSS_CHANNELS,
   CMAPSS_WIDTH,
-  REPO_ROOT,
-  applyBaseline,
-  newBaseline,
-  normalizeUnit,
-  assignRegime,
-  createNormalizer,
-  evaluateManifest,
-  fillWindow,
-  lastWindows,
   loadCmapss,
-  loadManifest,
-  modelPath,
-  normalizeRow,
   parseCmapss,
   readMaybeGzip,
-  phm08Score,
-  rmse,
-  sha256Hex,
+} from "../../gateway/src/infer/features/cmapss.ts";
+import { normalizeUnit, fillWindow, lastWindows } from "../../gateway/src/infer/features/windows.ts";
+import {
+  applyBaseline,
+  newBaseline,
+  assignRegime,
+  createNormalizer,
+  normalizeRow,
+} from "../../gateway/src/infer/features/normalize.ts";
+import {
+  loadManifest,
+  modelPath,
   tensorWidth,
   type ModelManifest,
-} from "../../models/eval/cmapss.ts";
-import { CMAPSS_CHANNELS as SIM_CHANNELS } from "../../device-sim/src/profiles/cmapss.ts";
+} from "../../gateway/src/infer/features/manifest.ts";
+import { CMAPSS_DESCRIPTORS as SIM_CHANNELS } from "../../device-sim/src/profiles/cmapss.ts";
 
 const MODEL_DIR = join(REPO_ROOT, "models", "cmapss");
 const DATA_DIR = join(REPO_ROOT, "models", "data", "cmapss");

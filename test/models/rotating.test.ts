@@ -12,15 +12,14 @@ import { FaultCounters } from "../../device-sim/src/faults.ts";
 import { RotatingMachine } from "../../device-sim/src/profiles/rotating.ts";
 import { Rng } from "../../device-sim/src/rng.ts";
 import { buildSources } from "../../device-sim/src/simulator.ts";
+import { REPO_ROOT, sha256Hex } from "../../models/eval/cmapss.ts";
+import { createNormalizer } from "../../gateway/src/infer/features/normalize.ts";
 import {
-  REPO_ROOT,
-  createNormalizer,
   loadManifest,
   modelPath,
-  sha256Hex,
   type ManifestAlert,
   type ModelManifest,
-} from "../../models/eval/cmapss.ts";
+} from "../../gateway/src/infer/features/manifest.ts";
 import {
   WindowRing,
   evaluateRotating,

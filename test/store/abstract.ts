@@ -15,7 +15,7 @@ import {
   type LeafRecord,
   type SealedBatch,
 } from "../../gateway/src/store/types.ts";
-import { alertLeafPreimage, inferenceLeafPreimage, leafFromPreimage } from "../../gateway/src/attest/leaf.ts";
+import { alertLeafPreimage, inferenceLeafPreimage, leafFromPreimage } from "../../gateway/src/core/leaf.ts";
 
 export interface StoreHandle {
   store: FrameStore;

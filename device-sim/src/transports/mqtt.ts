@@ -4,7 +4,7 @@
  * once the frame is durable). NACKs arrive on vigil/v1/ingest/{id}/nack.
  */
 import mqtt, { type MqttClient } from "mqtt";
-import { redactUrl } from "../../../gateway/src/errors/base.ts";
+import { redactUrl } from "../../../gateway/src/core/errors.ts";
 import { decodeFrame, deviceIdHex, type Frame } from "../../../gateway/src/protocol/frame.ts";
 import { INGEST_TOPIC_PREFIX } from "../../../gateway/src/protocol/topics.ts";
 import type { Transport } from "./types.ts";

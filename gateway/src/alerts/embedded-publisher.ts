@@ -10,7 +10,7 @@
  * retained `offline`.
  */
 import type { EmbeddedBroker } from "../ingest/mqtt/embedded-broker.ts";
-import { VigilError } from "../errors/base.ts";
+import { VigilError } from "../core/errors.ts";
 import type { AlertPublisher, PublishOptions, PublisherCounters, StatusWill } from "./publisher.ts";
 
 export class PublishError extends VigilError {

@@ -12,7 +12,7 @@
  * the next one anyway, alerts are also leaves in the attestation batches.
  */
 import mqtt, { type MqttClient } from "mqtt";
-import { redactUrl } from "../errors/base.ts";
+import { redactUrl } from "../core/errors.ts";
 import { PublishError } from "./embedded-publisher.ts";
 import type { AlertPublisher, PublishOptions, PublisherCounters, StatusWill } from "./publisher.ts";
 

@@ -4,7 +4,7 @@
  * against them. Field meanings: README.md.
  */
 import { readFileSync } from "node:fs";
-import { fromRoot } from "../util/paths.ts";
+import { fromRoot } from "../core/paths.ts";
 
 export interface ModelRef {
   name: string;

@@ -11,7 +11,7 @@
  * State is in memory: after a gateway restart a condition that still holds is raised again
  * (consumers should key on device + rule, see README.md).
  */
-import type { ManifestAlert } from "../../../models/eval/cmapss.ts";
+import type { ManifestAlert } from "../infer/features/manifest.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
 
 export type Severity = ManifestAlert["severity"];

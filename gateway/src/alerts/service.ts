@@ -4,10 +4,10 @@
  * device, and the gateway's `status` goes online/offline. Publishing never blocks the loop:
  * publications are fire-and-forget with failures counted (`counters`).
  */
-import { bytesToHex } from "../chain/eip712.ts";
-import { alertLeafPreimage, leafFromPreimage } from "../attest/leaf.ts";
+import { bytesToHex } from "../core/hex.ts";
+import { alertLeafPreimage, leafFromPreimage } from "../core/leaf.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
-import { systemClock, type Clock } from "../util/clock.ts";
+import { systemClock, type Clock } from "../core/clock.ts";
 import type { InferenceResult, LeafSink } from "../infer/loop.ts";
 import type { LoadedModel } from "../infer/registry.ts";
 import type { AlertPayload, HealthPayload, ModelRef, StatusPayload } from "./payloads.ts";

@@ -6,7 +6,7 @@
  * {device} is the 8-hex-digit device id. {site} and {gateway} are operator-chosen ids,
  * sanitised here into valid topic levels.
  */
-import { VigilError } from "../errors/base.ts";
+import { VigilError } from "../core/errors.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
 import { TOPIC_ROOT } from "../protocol/topics.ts";
 

@@ -6,7 +6,7 @@ import { Interface, JsonRpcProvider } from "ethers";
 import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
 import type { RegistryClient } from "../chain/client.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
-import type { Hex } from "../chain/eip712.ts";
+import type { Hex } from "../core/hex.ts";
 
 export interface AnchorChain extends Pick<
   RegistryClient,

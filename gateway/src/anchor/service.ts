@@ -17,9 +17,10 @@
  *   `trigger()` after a seal.
  */
 import cron from "node-cron";
-import { VigilError } from "../errors/base.ts";
+import { VigilError } from "../core/errors.ts";
 import { ChainError, ContractRevertError } from "../chain/errors.ts";
-import { hashBatchHeader, type Hex } from "../chain/eip712.ts";
+import { hashBatchHeader } from "../chain/eip712.ts";
+import { type Hex } from "../core/hex.ts";
 import { toEip712Header } from "../attest/header.ts";
 import { realTimers, unrefTimer, type StoreLogger, type Timers } from "../store/core.ts";
 import type { AnchorRecord, FrameStore, SealedBatch } from "../store/types.ts";

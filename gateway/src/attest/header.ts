@@ -2,7 +2,8 @@
  * Conversions between the JSON form of a batch header kept in the store and receipts
  * (safe integers, hex) and the EIP-712 form of chain/eip712.ts (bigints).
  */
-import { type BatchHeader, type Hex, type VigilDomain, vigilDomain } from "../chain/eip712.ts";
+import { type BatchHeader, type VigilDomain, vigilDomain } from "../chain/eip712.ts";
+import { type Hex } from "../core/hex.ts";
 import type { BatchHeaderJson, Eip712DomainJson } from "../store/types.ts";
 
 export function toEip712Header(h: BatchHeaderJson): BatchHeader {

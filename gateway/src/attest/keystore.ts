@@ -19,9 +19,9 @@ import {
   type ScryptOptions,
 } from "node:crypto";
 import { chmod, open, readFile, rename, stat } from "node:fs/promises";
-import { VigilError } from "../errors/base.ts";
-import type { DeviceKey, KeyType } from "./keys.ts";
-import { importKey, registrationPublicKey } from "./keys.ts";
+import { VigilError } from "../core/errors.ts";
+import type { DeviceKey, KeyType } from "../chain/keys.ts";
+import { importKey, registrationPublicKey } from "../chain/keys.ts";
 import { GatewaySigner } from "./signer.ts";
 
 export class KeystoreError extends VigilError {

@@ -7,7 +7,7 @@
  * strings: nodes live in one Uint32Array (8 words per node) and each internal node costs
  * one keccak permutation.
  */
-import { hashNodePair } from "./keccak.ts";
+import { hashNodePair } from "../core/keccak.ts";
 
 export class MerkleTree {
   /** 8 little-endian u32 words per node (the node's 32 bytes in order). */

@@ -2,8 +2,8 @@
  * Receipts: everything an auditor needs to check one stored frame, INFERENCE result or ALERT,
  * offline and on chain. Format: attest/RECEIPTS.md (`vigil-receipt/1`, bundles `vigil-bundle/1`).
  */
-import { VigilError } from "../errors/base.ts";
-import { bytesToHex } from "../chain/eip712.ts";
+import { VigilError } from "../core/errors.ts";
+import { bytesToHex } from "../core/hex.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
 import type {
   AnchorRecord,
@@ -15,7 +15,7 @@ import type {
   StoredFrame,
   StoredLeaf,
 } from "../store/types.ts";
-import { decodeModelLeaf, frameLeaf } from "./leaf.ts";
+import { decodeModelLeaf, frameLeaf } from "../core/leaf.ts";
 import { MerkleTree } from "./merkle.ts";
 
 export interface ReceiptFrame {

@@ -15,8 +15,9 @@
 import { isStoredLeaf, type FrameStore, type SealedBatch } from "../store/types.ts";
 import type { Timers } from "../store/core.ts";
 import { realTimers, unrefTimer } from "../store/core.ts";
-import { batchDigest, bytesToHex, nextHead, ZERO_HASH, type Hex, type VigilDomain } from "../chain/eip712.ts";
-import { frameLeafInto } from "./leaf.ts";
+import { batchDigest, nextHead, ZERO_HASH, type VigilDomain } from "../chain/eip712.ts";
+import { bytesToHex, type Hex } from "../core/hex.ts";
+import { frameLeafInto } from "../core/leaf.ts";
 import { MerkleBuilder } from "./merkle.ts";
 import { domainJson, toEip712Header } from "./header.ts";
 import type { GatewaySigner } from "./signer.ts";

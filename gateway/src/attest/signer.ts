@@ -5,8 +5,8 @@
  */
 import { inspect } from "node:util";
 import type { SignerInfo } from "../store/types.ts";
-import { importKey, registrationPublicKey, signDigest, type DeviceKey, type KeyType } from "./keys.ts";
-import type { Hex } from "../chain/eip712.ts";
+import { importKey, registrationPublicKey, signDigest, type DeviceKey, type KeyType } from "../chain/keys.ts";
+import type { Hex } from "../core/hex.ts";
 
 export class GatewaySigner {
   readonly keyType: KeyType;

@@ -26,11 +26,12 @@
  */
 import { Interface, JsonRpcProvider } from "ethers";
 import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
-import { batchDigest, bytesToHex, hashBatchHeader, hexToBytes, nextHead, type Hex } from "../chain/eip712.ts";
-import { verifyDigest } from "./keys.ts";
+import { batchDigest, hashBatchHeader, nextHead } from "../chain/eip712.ts";
+import { bytesToHex, hexToBytes, type Hex } from "../core/hex.ts";
+import { verifyDigest } from "../chain/keys.ts";
 import { decodeFrame, deviceIdHex, FrameType } from "../protocol/frame.ts";
-import { redactUrl } from "../errors/base.ts";
-import { decodeModelLeaf, frameLeaf, leafFromPreimage, type DecodedModelLeaf } from "./leaf.ts";
+import { redactUrl } from "../core/errors.ts";
+import { decodeModelLeaf, frameLeaf, leafFromPreimage, type DecodedModelLeaf } from "../core/leaf.ts";
 import { processProof } from "./merkle.ts";
 import { toDomain, toEip712Header } from "./header.ts";
 import type { AnyReceipt, LeafReceipt, Receipt, ReceiptAlert, ReceiptInference } from "./receipt.ts";

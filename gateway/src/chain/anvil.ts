@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { VigilError } from "../errors/base.ts";
+import { VigilError } from "../core/errors.ts";
 
 /** The anvil binary could not be found or did not start. */
 export class AnvilStartError extends VigilError {

@@ -6,8 +6,9 @@
  *
  * Reverts surface as `ContractRevertError` with the Solidity custom error's name and arguments.
  */
-import type { KeyType } from "../attest/keys.ts";
-import type { BatchHeader, Hex, VigilDomain } from "./eip712.ts";
+import type { KeyType } from "./keys.ts";
+import type { BatchHeader, VigilDomain } from "./eip712.ts";
+import type { Hex } from "../core/hex.ts";
 
 export type DeviceStatus = "none" | "active" | "suspended" | "revoked";
 export type ReleaseKind = "model" | "firmware";

@@ -9,9 +9,9 @@ import {
   SOURCES_HASH,
 } from "../../../contracts/artifacts/index.ts";
 import { readFileSync } from "node:fs";
-import { VigilError } from "../errors/base.ts";
+import { VigilError } from "../core/errors.ts";
 import { ChainStateError } from "./errors.ts";
-import type { Hex } from "./eip712.ts";
+import type { Hex } from "../core/hex.ts";
 
 export interface DeployedContract {
   address: Hex;

@@ -13,9 +13,7 @@
  */
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import type { TypedDataDomain, TypedDataField } from "ethers";
-
-/** A 0x-prefixed hex string. */
-export type Hex = `0x${string}`;
+import { bytesToHex, hexToBytes, type Hex } from "../core/hex.ts";
 
 /** The batch header as signed and anchored. bytes32 fields are 0x + 64 hex digits. */
 export interface BatchHeader {
@@ -84,20 +82,6 @@ export function vigilDomain(chainId: bigint | number, verifyingContract: string)
 /** The domain in the shape ethers expects. */
 export function toEthersDomain(domain: VigilDomain): TypedDataDomain {
   return { ...domain };
-}
-
-export function hexToBytes(hex: string, expectedLength?: number, field = "value"): Uint8Array {
-  if (!/^0x([0-9a-fA-F]{2})*$/.test(hex))
-    throw new TypeError(`${field}: expected 0x-prefixed even-length hex`);
-  const out = Uint8Array.from(Buffer.from(hex.slice(2), "hex"));
-  if (expectedLength !== undefined && out.length !== expectedLength) {
-    throw new RangeError(`${field}: expected ${expectedLength} bytes, got ${out.length}`);
-  }
-  return out;
-}
-
-export function bytesToHex(bytes: Uint8Array): Hex {
-  return `0x${Buffer.from(bytes).toString("hex")}`;
 }
 
 function uintWord(value: bigint, max: bigint, field: string): Uint8Array {

@@ -4,7 +4,7 @@
  * client test suite see one vocabulary. RPC URLs in messages go through `redactUrl`.
  */
 import { Interface, isError } from "ethers";
-import { VigilError, redactUrl } from "../errors/base.ts";
+import { VigilError, redactUrl } from "../core/errors.ts";
 
 /** Base class of every chain error. */
 export class ChainError extends VigilError {

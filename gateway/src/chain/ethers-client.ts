@@ -16,7 +16,7 @@ import {
   type TransactionReceipt,
 } from "ethers";
 import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../../contracts/artifacts/index.ts";
-import { KEY_TYPE_CODE, type KeyType } from "../attest/keys.ts";
+import { KEY_TYPE_CODE, type KeyType } from "./keys.ts";
 import {
   DEVICE_STATUS,
   KEY_TYPES,
@@ -35,7 +35,8 @@ import {
   type SensorRecord,
   type TxResult,
 } from "./client.ts";
-import { vigilDomain, type BatchHeader, type Hex, type VigilDomain } from "./eip712.ts";
+import { vigilDomain, type BatchHeader, type VigilDomain } from "./eip712.ts";
+import { type Hex } from "../core/hex.ts";
 import { ChainStateError, translateEthersError } from "./errors.ts";
 import { toCompactSignature } from "./signature.ts";
 

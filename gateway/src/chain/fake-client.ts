@@ -7,7 +7,7 @@
 import { TypedDataEncoder, getAddress, keccak256 } from "ethers";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { p256 } from "@noble/curves/nist.js";
-import { verifyDigest, type KeyType } from "../attest/keys.ts";
+import { verifyDigest, type KeyType } from "./keys.ts";
 import {
   DEVICE_STATUS,
   KEY_TYPES,
@@ -30,12 +30,11 @@ import {
   batchDigest,
   chainHead,
   hashBatchHeader,
-  hexToBytes,
   vigilDomain,
   type BatchHeader,
-  type Hex,
   type VigilDomain,
 } from "./eip712.ts";
+import { hexToBytes, type Hex } from "../core/hex.ts";
 import { ContractRevertError } from "./errors.ts";
 import { operatorRoleId, roleId } from "./ethers-client.ts";
 import { toCompactSignature } from "./signature.ts";

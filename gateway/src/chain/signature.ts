@@ -5,7 +5,7 @@
  * - P-256 64-byte r‖s → `vs = s`.
  * High-s is NOT normalised here: a malleable signature must reach the contract and be rejected there.
  */
-import { hexToBytes, type Hex } from "./eip712.ts";
+import { hexToBytes, type Hex } from "../core/hex.ts";
 
 export interface CompactSignature {
   r: Hex;

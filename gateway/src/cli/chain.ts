@@ -12,13 +12,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../../contracts/artifacts/index.ts";
-import { importKey, registrationPublicKey, type KeyType } from "../attest/keys.ts";
+import { importKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
 import { ANVIL_DEV_KEYS } from "../chain/anvil.ts";
 import { deployVigil, readDeploymentFile, verifyDeployedCode, type Deployment } from "../chain/deploy.ts";
-import type { Hex } from "../chain/eip712.ts";
+import type { Hex } from "../core/hex.ts";
 import { ChainError, translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
-import { UsageError, VigilError, redactUrl } from "../errors/base.ts";
+import { UsageError, VigilError, redactUrl } from "../core/errors.ts";
 
 const HELP = `usage: vigil chain <command> [options]
 

@@ -1,10 +1,10 @@
 /** `vigil keys`: create and inspect the gateway's encrypted keystore. */
 import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { generateKey, registrationPublicKey, type KeyType } from "../attest/keys.ts";
+import { generateKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
 import { loadKeystore, passphraseFromEnv, writeKeystore } from "../attest/keystore.ts";
 import { loadConfigFile, resolveConfig } from "../config/config.ts";
-import { UsageError, VigilError } from "../errors/base.ts";
+import { UsageError, VigilError } from "../core/errors.ts";
 import { gatewayIdOf } from "../runtime.ts";
 import { parse } from "./args.ts";
 

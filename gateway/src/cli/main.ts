@@ -1,5 +1,5 @@
 /** The `vigil` command: dispatches to subcommands. */
-import { VigilError } from "../errors/base.ts";
+import { VigilError } from "../core/errors.ts";
 import { chainCommand } from "./chain.ts";
 import { demoCommand } from "./demo.ts";
 import { keysCommand } from "./keys.ts";

@@ -8,7 +8,7 @@
  * of the store directory).
  */
 import { writeFile } from "node:fs/promises";
-import { UsageError, VigilError } from "../errors/base.ts";
+import { UsageError, VigilError } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 import { LevelFrameStore } from "../store/level.ts";
 import { ReceiptBuilder } from "../attest/receipt.ts";

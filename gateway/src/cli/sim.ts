@@ -4,7 +4,7 @@ import { Simulator, type SimSnapshot } from "../../../device-sim/src/simulator.t
 import { MqttTransport } from "../../../device-sim/src/transports/mqtt.ts";
 import { SerialTransport } from "../../../device-sim/src/transports/serial.ts";
 import type { Transport } from "../../../device-sim/src/transports/types.ts";
-import { redactUrl, UsageError } from "../errors/base.ts";
+import { redactUrl, UsageError } from "../core/errors.ts";
 import { num, parse } from "./args.ts";
 
 export const SIM_HELP = `usage: vigil sim [options]

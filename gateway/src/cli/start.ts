@@ -1,7 +1,7 @@
 /** `vigil start`: run the gateway. */
 import { DEFAULT_CONFIG, loadConfigFile, resolveConfig, type GatewayConfig } from "../config/config.ts";
 import { Runtime } from "../runtime.ts";
-import { createLogger } from "../util/log.ts";
+import { createLogger } from "../core/log.ts";
 import { num, parse } from "./args.ts";
 
 export const START_HELP = `usage: vigil start [options]

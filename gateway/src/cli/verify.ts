@@ -4,7 +4,7 @@
  * reason code and a precise message are printed); 2 on usage errors or unreadable input.
  */
 import { readFile } from "node:fs/promises";
-import { UsageError } from "../errors/base.ts";
+import { UsageError } from "../core/errors.ts";
 import { verifyReceipt, type VerifyOptions, type VerifyResult } from "../attest/verify.ts";
 import type { AnyReceipt, Bundle } from "../attest/receipt.ts";
 import { parse } from "./args.ts";

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Ajv } from "ajv";
-import { ConfigError } from "../errors/base.ts";
+import { ConfigError } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 
 export interface SerialConfig {

@@ -1,4 +1,4 @@
-import { VigilError } from "../errors/base.ts";
+import { VigilError } from "../core/errors.ts";
 
 /** Base of every error raised by the inference stage. */
 export class InferError extends VigilError {
@@ -48,5 +48,25 @@ export class ModelLoadError extends InferError {
   override name = "ModelLoadError";
   constructor(modelPath: string, message: string, opts: { cause?: unknown } = {}) {
     super("MODEL_LOAD_FAILED", `${modelPath}: ${message}`, opts);
+  }
+}
+
+/** A model's feature specification cannot be compiled (unknown channel, bad normalisation table). */
+export class FeatureSpecError extends InferError {
+  override name = "FeatureSpecError";
+  constructor(message: string) {
+    super("FEATURE_SPEC_INVALID", message);
+  }
+}
+
+/** A data file (C-MAPSS text, RUL list) is missing or malformed; `file` names it. */
+export class DataFileError extends InferError {
+  override name = "DataFileError";
+  constructor(
+    readonly file: string,
+    message: string,
+    opts: { cause?: unknown } = {},
+  ) {
+    super("DATA_FILE", `${file}: ${message}`, opts);
   }
 }

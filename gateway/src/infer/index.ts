@@ -11,14 +11,14 @@
  */
 import type { DeviceHistory } from "./history.ts";
 import type { Ingest } from "../ingest/ingest.ts";
-import { systemClock, type Clock } from "../util/clock.ts";
+import { systemClock, type Clock } from "../core/clock.ts";
 import { AlertService, type AlertCounters } from "../alerts/service.ts";
 import type { AlertPayload } from "../alerts/payloads.ts";
 import type { AlertPublisher } from "../alerts/publisher.ts";
 import { InferenceLoop, type LeafSink } from "./loop.ts";
 import { ModelRegistry, type RegistryOptions } from "./registry.ts";
 import type { RunnerKind } from "./worker.ts";
-import type { FrameRecord } from "../ingest/sink.ts";
+import type { FrameRecord } from "../core/records.ts";
 import type { DataFrame } from "../protocol/frame.ts";
 
 export type { AttestLeaf, InferenceResult, LeafSink, InferenceCounters } from "./loop.ts";

@@ -18,10 +18,10 @@
  */
 import { hash } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { inferenceLeafPreimage, leafFromPreimage } from "../attest/leaf.ts";
+import { inferenceLeafPreimage, leafFromPreimage } from "../core/leaf.ts";
 import type { DataFrame } from "../protocol/frame.ts";
-import type { FrameRecord } from "../ingest/sink.ts";
-import { systemClock, type Clock } from "../util/clock.ts";
+import type { FrameRecord } from "../core/records.ts";
+import { systemClock, type Clock } from "../core/clock.ts";
 import { LatencyHistogram } from "./histogram.ts";
 import type { LoadedModel, ModelRegistry } from "./registry.ts";
 import type { DeviceHistory } from "./history.ts";

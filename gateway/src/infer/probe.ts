@@ -14,7 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { Ingest } from "../ingest/ingest.ts";
-import type { AppendOutcome, FrameRecord, FrameSink } from "../ingest/sink.ts";
+import type { AppendOutcome, FrameRecord, FrameSink } from "../core/records.ts";
 import { EmbeddedBroker } from "../ingest/mqtt/embedded-broker.ts";
 import { EmbeddedPublisher } from "../alerts/embedded-publisher.ts";
 import { decodeFrame, encodeFrame, FrameType, Unit } from "../protocol/frame.ts";

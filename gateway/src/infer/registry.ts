@@ -11,13 +11,9 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { Ajv, type ValidateFunction } from "ajv";
 import * as ort from "onnxruntime-node";
-import {
-  createNormalizer,
-  tensorWidth,
-  type ModelManifest,
-  type Normalizer,
-} from "../../../models/eval/cmapss.ts";
-import { fromRoot } from "../util/paths.ts";
+import { createNormalizer, type Normalizer } from "./features/normalize.ts";
+import { tensorWidth, type ModelManifest } from "./features/manifest.ts";
+import { fromRoot } from "../core/paths.ts";
 import {
   ModelHashMismatchError,
   ModelLoadError,

@@ -19,7 +19,7 @@
  * arrived within one tick), the older ones are skipped and counted, never queued: their frames
  * are stored and acknowledged anyway, and the newest window already contains the newest data.
  */
-import { applyBaseline, newBaseline, normalizeRow, type BaselineState } from "../../../models/eval/cmapss.ts";
+import { applyBaseline, newBaseline, normalizeRow, type BaselineState } from "./features/normalize.ts";
 import type { HistoryRow } from "./history.ts";
 import type { LoadedModel } from "./registry.ts";
 

@@ -1,4 +1,4 @@
-import { VigilError } from "../errors/base.ts";
+import { VigilError } from "../core/errors.ts";
 import type { FrameRejectReason } from "../protocol/errors.ts";
 
 /** Semantic rejections decided by ingest (the frame itself decoded fine). */

@@ -3,7 +3,7 @@
  * durable sink and tell the source what to answer (ACK only after the sink resolved, NACK
  * with a reason, or nothing for frames that cannot be trusted). Never throws on input.
  */
-import { VigilError } from "../errors/base.ts";
+import { VigilError } from "../core/errors.ts";
 import type { FrameError } from "../protocol/errors.ts";
 import {
   deviceIdHex,
@@ -13,10 +13,10 @@ import {
   type NackReasonCode,
 } from "../protocol/frame.ts";
 import type { DecodedFrame } from "../protocol/stream-decoder.ts";
-import { systemClock, type Clock } from "../util/clock.ts";
+import { systemClock, type Clock } from "../core/clock.ts";
 import { IngestCounters, type DeviceState, type SourceKind } from "./counters.ts";
 import { IngestRejectError, type IngestRejectReason } from "./errors.ts";
-import type { AppendOutcome, FrameRecord, FrameSink } from "./sink.ts";
+import type { AppendOutcome, FrameRecord, FrameSink } from "../core/records.ts";
 
 export interface IngestOptions {
   sink: FrameSink;

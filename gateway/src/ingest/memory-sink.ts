@@ -1,4 +1,4 @@
-import type { AppendOutcome, FrameRecord, FrameSink } from "./sink.ts";
+import type { AppendOutcome, FrameRecord, FrameSink } from "../core/records.ts";
 
 /**
  * A sink that keeps records in memory and deduplicates by (device, seq): the fake behind the

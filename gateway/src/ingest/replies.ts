@@ -4,7 +4,7 @@
  * one ACK range (PROTOCOL.md, ACK `first_seq`/`count`).
  */
 import { encodeFrame, FrameType } from "../protocol/frame.ts";
-import type { Clock } from "../util/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { IngestCounters } from "./counters.ts";
 import type { IngestReply } from "./ingest.ts";
 

@@ -1,4 +1,4 @@
-import { VigilError } from "../errors/base.ts";
+import { VigilError } from "../core/errors.ts";
 
 /**
  * Why a frame was refused. Each reason is also the label of a rejection counter, so the

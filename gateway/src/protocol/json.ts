@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { fromRoot } from "../util/paths.ts";
+import { fromRoot } from "../core/paths.ts";
 import { FrameError } from "./errors.ts";
 import { decodeFrame, deviceIdHex, encodeFrame, FrameType, type Frame } from "./frame.ts";
 import type { DecodedFrame } from "./stream-decoder.ts";

@@ -21,7 +21,7 @@
  * Frame records are unchanged from the frame-only layout (stores written before leaf records
  * existed open as they are).
  */
-import { decodeModelLeaf, leafFromPreimage } from "../attest/leaf.ts";
+import { decodeModelLeaf, leafFromPreimage } from "../core/leaf.ts";
 import type { FrameRecord, LeafRecord, StoredFrame, StoredLeaf } from "./types.ts";
 
 const TWO_32 = 0x1_0000_0000;

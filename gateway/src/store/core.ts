@@ -3,10 +3,10 @@
  * bounds, the batch log / outbox, retention, and recovery after I/O errors. It runs on a
  * {@link Kv}; the LevelDB store adds a disk guard (free-space watch + reserve file).
  */
-import type { AppendOutcome, FrameRecord } from "../ingest/sink.ts";
+import type { AppendOutcome, FrameRecord } from "../core/records.ts";
 import { StoreFullError, StoreOrderError, StoreUnavailableError, translateLevelError } from "./errors.ts";
 import type { Kv, KvOp } from "./kv.ts";
-import { leafFromPreimage } from "../attest/leaf.ts";
+import { leafFromPreimage } from "../core/leaf.ts";
 import {
   LEAF_FIXED,
   P_ANCHOR,

@@ -2,7 +2,7 @@
  * Typed store errors. Ingest maps every `StoreUnavailableError` (including `StoreFullError`)
  * to NACK `STORE_UNAVAILABLE` / no PUBACK: the sender keeps its frame and resends later.
  */
-import { VigilError } from "../errors/base.ts";
+import { VigilError } from "../core/errors.ts";
 
 export type UnavailableReason = "DISK_FULL" | "IO_ERROR" | "CORRUPTION" | "CLOSED" | "RECOVERING";
 

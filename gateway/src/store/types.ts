@@ -4,7 +4,7 @@
  * (classic-level, production) and `MemoryFrameStore` (tests, simulations); both pass the
  * shared suite in test/store/abstract.ts.
  */
-import type { AppendOutcome, FrameRecord, FrameSink } from "../ingest/sink.ts";
+import type { AppendOutcome, FrameRecord, FrameSink } from "../core/records.ts";
 
 export type { AppendOutcome, FrameRecord, FrameSink };
 

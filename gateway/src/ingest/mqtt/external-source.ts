@@ -7,7 +7,7 @@
  * broker resend the unacknowledged messages.
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
-import { redactUrl } from "../../errors/base.ts";
+import { redactUrl } from "../../core/errors.ts";
 import { INGEST_JSON_SUBSCRIPTION, INGEST_SUBSCRIPTION } from "../../protocol/topics.ts";
 import { SourceError } from "../errors.ts";
 import type { Ingest } from "../ingest.ts";

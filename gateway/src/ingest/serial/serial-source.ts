@@ -4,7 +4,7 @@
  * the device sent before is lost, because the device resends whatever was not ACKed.
  */
 import { SerialPort } from "serialport";
-import { systemClock, type Clock } from "../../util/clock.ts";
+import { systemClock, type Clock } from "../../core/clock.ts";
 import { cobsEncode } from "../../protocol/cobs.ts";
 import type { FrameError } from "../../protocol/errors.ts";
 import type { DecodedFrame } from "../../protocol/stream-decoder.ts";

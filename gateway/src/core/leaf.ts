@@ -18,7 +18,7 @@
  * - ALERT (0x03): modelHash 32 ‖ inputWindowHash 32 ‖ deviceId u32 BE ‖ timestampUs u64 BE
  *   ‖ severity u8 ‖ ruleLen u8 ‖ rule (ASCII) ‖ score f32 BE.
  */
-import type { FrameRecord } from "../ingest/sink.ts";
+import type { FrameRecord } from "./records.ts";
 import { keccak256, keccak256Into } from "./keccak.ts";
 
 export const LeafKind = { Frame: 0x01, Inference: 0x02, Alert: 0x03 } as const;

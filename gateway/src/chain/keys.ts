@@ -13,7 +13,7 @@ import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { p256 } from "@noble/curves/nist.js";
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { getAddress } from "ethers";
-import { bytesToHex, hexToBytes, type Hex } from "../chain/eip712.ts";
+import { bytesToHex, hexToBytes, type Hex } from "../core/hex.ts";
 
 export type KeyType = "secp256k1" | "p256";
 

@@ -1,0 +1,99 @@
+/**
+ * The model manifest (models/manifest.schema.json): what a model expects as input (channels,
+ * features, window, normalisation, optional baseline), what it outputs and which alert rules
+ * apply. One home for the types, used by the gateway's registry and loop, the simulator and
+ * models/eval.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+
+export interface ManifestAlert {
+  id: string;
+  output: string;
+  severity: "info" | "warning" | "critical";
+  op: "<=" | ">=";
+  threshold: number;
+  clear: number;
+  description?: string;
+}
+
+export interface ModelManifest {
+  $schema?: string;
+  schemaVersion: 1;
+  name: string;
+  version: string;
+  task: "rul" | "anomaly" | "failure-horizon";
+  description?: string;
+  devices: { profiles: string[] };
+  model: {
+    file: string;
+    sha256: string;
+    bytes: number;
+    format: "onnx";
+    opset?: number;
+    params: number;
+    macsPerWindow: number;
+    architecture?: string;
+  };
+  inputs: {
+    tensor: string;
+    dtype: "float32";
+    shape: ["batch", number, number];
+    channels: string[];
+    features: string[];
+    window: number;
+    stride: number;
+    padding: { policy: "repeat-first" | "none"; description?: string };
+    /** Optional per-device baseline deviations appended after the features (see applyBaseline). */
+    baseline?: { rows: number; features: string[]; description?: string };
+  };
+  normalization: {
+    method: "regime-zscore";
+    description?: string;
+    regime: { channels: string[]; centroids: number[][] };
+    mean: number[][];
+    std: number[][];
+  };
+  outputs: {
+    name: string;
+    shape: (string | number)[];
+    unit: string;
+    meaning: string;
+    min?: number;
+    max?: number;
+  }[];
+  alerts: ManifestAlert[];
+  training: {
+    command: string;
+    seed: number;
+    data: { file: string; sha256: string; hashOf?: string }[];
+    [key: string]: unknown;
+  };
+  metrics: {
+    testFile: string;
+    rulFile?: string;
+    units: number;
+    rmse: number;
+    score: number;
+    /** the same predictions against min(truth, cap) */
+    cappedTruth?: { rmse: number; score: number; description?: string };
+    [key: string]: unknown;
+  };
+  references?: Record<string, string>;
+}
+
+/** Reads a manifest (JSON) without validating it (the registry validates against the schema). */
+export function loadManifest(path: string): ModelManifest {
+  return JSON.parse(readFileSync(path, "utf8")) as ModelManifest;
+}
+
+/** Absolute path of the manifest's ONNX file (model.file is relative to the manifest). */
+export function modelPath(manifestPath: string, manifest: ModelManifest): string {
+  return join(dirname(manifestPath), manifest.model.file);
+}
+
+/** Values per window row in the input tensor: the features, then the baseline deviations if any. */
+export function tensorWidth(manifest: ModelManifest): number {
+  return manifest.inputs.features.length + (manifest.inputs.baseline?.features.length ?? 0);
+}
+

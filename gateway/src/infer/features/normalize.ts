@@ -1,0 +1,161 @@
+/**
+ * Feature pipeline, per row: operating-regime z-score normalisation and the per-device baseline
+ * deviations, exactly as models/cmapss/train.py computes them (float64 arithmetic, float32
+ * results). Used by the gateway's per-device rings (infer/window.ts) and by models/eval. The
+ * per-row functions write into caller buffers and do not allocate.
+ */
+import { FeatureSpecError } from "../errors.ts";
+import type { ModelManifest } from "./manifest.ts";
+import { tensorWidth } from "./manifest.ts";
+
+/** Manifest normalisation compiled to flat typed arrays (build once per model, reuse per row). */
+export interface Normalizer {
+  /** number of channels in a device frame */
+  channels: number;
+  /** values per window row in the input tensor: `direct` features, then the baseline deviations */
+  features: number;
+  /** number of directly normalised features (manifest `inputs.features`); normalizeRow writes these */
+  direct: number;
+  /** rows that make the baseline (manifest `inputs.baseline.rows`); 0 when the model has none */
+  baselineRows: number;
+  /** position within the direct features of each baseline feature (the tensor values after `direct`) */
+  baselineIndex: Int32Array;
+  /** frame channel index of each model feature */
+  featureIndex: Int32Array;
+  /** frame channel index of each regime channel */
+  regimeIndex: Int32Array;
+  regimes: number;
+  /** [regime][regimeChannel] */
+  centroids: Float64Array;
+  /** [regime][feature] */
+  mean: Float64Array;
+  /** [regime][feature] standard deviation; normalizeRow divides (not multiplies by 1/std) to match training bit for bit */
+  std: Float64Array;
+}
+
+function indexOfAll(names: readonly string[], channels: readonly string[], what: string): Int32Array {
+  return Int32Array.from(
+    names.map((n) => {
+      const i = channels.indexOf(n);
+      if (i < 0) throw new FeatureSpecError(`${what} "${n}" is not one of the input channels`);
+      return i;
+    }),
+  );
+}
+
+export function createNormalizer(manifest: ModelManifest): Normalizer {
+  const { inputs, normalization: n } = manifest;
+  if (n.method !== "regime-zscore") throw new FeatureSpecError(`unsupported normalisation ${String(n.method)}`);
+  const featureIndex = indexOfAll(inputs.features, inputs.channels, "feature");
+  const regimeIndex = indexOfAll(n.regime.channels, inputs.channels, "regime channel");
+  const regimes = n.regime.centroids.length;
+  const F = featureIndex.length;
+  const R = regimeIndex.length;
+  if (n.mean.length !== regimes || n.std.length !== regimes)
+    throw new FeatureSpecError("mean/std must have one row per regime");
+  const flat = (rows: number[][], width: number, what: string): Float64Array => {
+    const out = new Float64Array(rows.length * width);
+    rows.forEach((row, r) => {
+      if (row.length !== width) throw new FeatureSpecError(`${what}[${r}] has ${row.length} values, expected ${width}`);
+      out.set(row, r * width);
+    });
+    return out;
+  };
+  const std = flat(n.std, F, "std");
+  if (std.some((s) => !(s > 0))) throw new FeatureSpecError("std values must be > 0");
+  const bl = inputs.baseline;
+  if (bl && !(Number.isInteger(bl.rows) && bl.rows >= 1))
+    throw new FeatureSpecError(`baseline.rows must be a positive integer, got ${bl.rows}`);
+  const baselineIndex = bl ? indexOfAll(bl.features, inputs.features, "baseline feature") : new Int32Array(0);
+  return {
+    channels: inputs.channels.length,
+    features: F + baselineIndex.length,
+    direct: F,
+    baselineRows: bl?.rows ?? 0,
+    baselineIndex,
+    featureIndex,
+    regimeIndex,
+    regimes,
+    centroids: flat(n.regime.centroids, R, "centroids"),
+    mean: flat(n.mean, F, "mean"),
+    std,
+  };
+}
+
+/** Operating regime of the frame at `row[offset .. offset + channels)`: nearest centroid (first on ties). */
+export function assignRegime(norm: Normalizer, row: ArrayLike<number>, offset = 0): number {
+  if (norm.regimes === 1) return 0;
+  const R = norm.regimeIndex.length;
+  let best = 0;
+  let bestD = Infinity;
+  for (let k = 0; k < norm.regimes; k++) {
+    let d = 0;
+    for (let j = 0; j < R; j++) {
+      const diff = (row[offset + norm.regimeIndex[j]!] as number) - norm.centroids[k * R + j]!;
+      d += diff * diff;
+    }
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best;
+}
+
+/**
+ * Normalises one frame (all `norm.channels` channels at `row[rowOffset]`) into the `norm.direct`
+ * feature values at `out[outOffset]` (float32). Arithmetic in float64, like training. Returns the
+ * regime used. A model with a baseline needs applyBaseline next, for the values after them.
+ */
+export function normalizeRow(
+  norm: Normalizer,
+  row: ArrayLike<number>,
+  rowOffset: number,
+  out: Float32Array,
+  outOffset: number,
+): number {
+  const r = assignRegime(norm, row, rowOffset);
+  const F = norm.direct;
+  const base = r * F;
+  for (let f = 0; f < F; f++) {
+    out[outOffset + f] =
+      ((row[rowOffset + norm.featureIndex[f]!] as number) - norm.mean[base + f]!) / norm.std[base + f]!;
+  }
+  return r;
+}
+
+/** A device's (unit's) baseline so far: the sum of its first rows' baseline features. */
+export interface BaselineState {
+  /** rows summed so far (at most `norm.baselineRows`) */
+  rows: number;
+  /** float64 sums, one per baseline feature */
+  sum: Float64Array;
+}
+
+export function newBaseline(norm: Normalizer): BaselineState {
+  return { rows: 0, sum: new Float64Array(norm.baselineIndex.length) };
+}
+
+/**
+ * Completes a row written by normalizeRow at `out[offset]`: while the device has had fewer than
+ * `norm.baselineRows` rows, adds this row to its baseline; then writes, after the direct features,
+ * each baseline feature minus the baseline mean (float64, stored as float32; models/cmapss/train.py
+ * Norm.apply). The first row's deviations are 0. No allocation; a no-op without a baseline.
+ */
+export function applyBaseline(
+  norm: Normalizer,
+  state: BaselineState,
+  out: Float32Array,
+  offset: number,
+): void {
+  const B = norm.baselineIndex.length;
+  if (B === 0) return;
+  const add = state.rows < norm.baselineRows;
+  if (add) state.rows++;
+  for (let j = 0; j < B; j++) {
+    const v = out[offset + norm.baselineIndex[j]!]!;
+    if (add) state.sum[j]! += v;
+    out[offset + norm.direct + j] = v - state.sum[j]! / state.rows;
+  }
+}
+
