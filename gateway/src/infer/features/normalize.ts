@@ -6,7 +6,6 @@
  */
 import { FeatureSpecError } from "../errors.ts";
 import type { ModelManifest } from "./manifest.ts";
-import { tensorWidth } from "./manifest.ts";
 
 /** Manifest normalisation compiled to flat typed arrays (build once per model, reuse per row). */
 export interface Normalizer {
