@@ -7,12 +7,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseFaultRates } from "../../device-sim/src/faults.ts";
 import { Simulator, type SimReport, type SimulatorOptions } from "../../device-sim/src/simulator.ts";
 import type { Transport } from "../../device-sim/src/transports/types.ts";
-import type { Gateway } from "../../gateway/src/gateway.ts";
+import type { Rig } from "./rig.ts";
 import type { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
 
 export interface ReconcileEnv {
   transport(): Transport;
-  gateway: Gateway;
+  gateway: Rig;
   sink: MemorySink;
   stop(): Promise<void>;
 }

@@ -6,6 +6,7 @@
  *
  * Reverts surface as `ContractRevertError` with the Solidity custom error's name and arguments.
  */
+import { AbiCoder, keccak256, id as keccakId } from "ethers";
 import type { KeyType } from "./keys.ts";
 import type { BatchHeader, VigilDomain } from "./eip712.ts";
 import type { Hex } from "../core/hex.ts";
@@ -176,3 +177,15 @@ export const ROLE_STRINGS: Record<RoleName, string> = {
   releaseManager: "VIGIL_RELEASE_MANAGER",
   releaseApprover: "VIGIL_RELEASE_APPROVER",
 };
+
+/** Role id of `operatorRole(site)` computed off chain. */
+export function operatorRoleId(site: Hex): Hex {
+  return keccak256(
+    AbiCoder.defaultAbiCoder().encode(["bytes32", "bytes32"], [keccakId("VIGIL_OPERATOR"), site]),
+  ) as Hex;
+}
+
+/** Role id of a named registry role. */
+export function roleId(role: RoleName): Hex {
+  return keccakId(ROLE_STRINGS[role]) as Hex;
+}

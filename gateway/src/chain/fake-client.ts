@@ -36,7 +36,7 @@ import {
 } from "./eip712.ts";
 import { hexToBytes, type Hex } from "../core/hex.ts";
 import { ContractRevertError } from "./errors.ts";
-import { operatorRoleId, roleId } from "./ethers-client.ts";
+import { operatorRoleId, roleId } from "./client.ts";
 import { toCompactSignature } from "./signature.ts";
 
 const SECP_N = secp256k1.Point.Fn.ORDER;

@@ -124,8 +124,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
 
     // 3. The gateway.
     await rt.start();
-    const url = rt.gateway.embedded!.url;
-    const models = rt.inference?.registry.models.map((m) => m.manifest.name).join(", ") ?? "none";
+    const url = rt.embedded!.url;
+    const models = rt.loop?.models.map((m) => m.manifest.name).join(", ") ?? "none";
     console.log(`  gateway up: embedded MQTT ${url}, models: ${models}\n`);
 
     // A dashboard's view: every alert on the documented topic.
@@ -188,7 +188,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       await new Promise((r) => setTimeout(r, 100));
     await dash.endAsync();
 
-    const snap = rt.gateway.ingest.counters.snapshot();
+    const snap = rt.ingest.counters.snapshot();
     const acked = reports.reduce((a, r) => a + r.acked, 0);
     const expected: Record<string, number> = {};
     for (const r of reports)

@@ -79,6 +79,8 @@ export interface GatewayConfig {
     /** Folder searched for `*.manifest.json`. Default `models` (relative to the package). */
     dir: string | null;
     threads: number;
+    /** Where onnxruntime runs: "inline" (main thread) or "worker" (a worker thread per model). Default inline. */
+    runner: "inline" | "worker";
   };
 }
 
@@ -112,7 +114,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     batchMaxLeaves: 10_000,
   },
   chain: { rpcUrl: null, deployment: null, senderKeyFile: null, confirmations: 1, anchorIntervalMs: 5000 },
-  models: { enabled: true, dir: null, threads: 1 },
+  models: { enabled: true, dir: null, threads: 1, runner: "inline" },
 };
 
 const deviceId = { type: "string", pattern: "^[0-9a-f]{8}$" };
@@ -166,7 +168,7 @@ const schema = {
       additionalProperties: false,
       properties: {
         level: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] },
-        statsIntervalMs: { type: "integer", minimum: 100 },
+        statsIntervalMs: { type: "integer", minimum: 0 },
       },
     },
     site: { type: "string", pattern: "^[A-Za-z0-9._-]{1,64}$" },
@@ -212,6 +214,7 @@ const schema = {
         enabled: { type: "boolean" },
         dir: { type: ["string", "null"], minLength: 1 },
         threads: { type: "integer", minimum: 1, maximum: 16 },
+        runner: { enum: ["inline", "worker"] },
       },
     },
   },

@@ -26,3 +26,21 @@ export interface FrameSink {
    */
   append(record: FrameRecord): Promise<AppendOutcome>;
 }
+
+/**
+ * An INFERENCE or ALERT attestation leaf (core/leaf.ts): produced by the inference loop and the
+ * alert service, recorded by the store in the same arrival-index space as frames, and sealed
+ * into batches with them.
+ */
+export interface LeafRecord {
+  kind: "inference" | "alert";
+  /** keccak256(preimage): the Merkle leaf, computed once by its producer. */
+  hash: Uint8Array;
+  /** Canonical preimage: tag (0x02 / 0x03) ‖ body ‖ pad. */
+  preimage: Uint8Array;
+  deviceId: number;
+  timestampUs: number;
+}
+
+/** Receives leaves as they are produced; must not throw. */
+export type LeafSink = (leaf: LeafRecord) => void;

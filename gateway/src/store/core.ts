@@ -6,6 +6,8 @@
 import type { AppendOutcome, FrameRecord } from "../core/records.ts";
 import { StoreFullError, StoreOrderError, StoreUnavailableError, translateLevelError } from "./errors.ts";
 import type { Kv, KvOp } from "./kv.ts";
+import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
+import { silentLogger, type Logger } from "../core/log.ts";
 import { leafFromPreimage } from "../core/leaf.ts";
 import {
   LEAF_FIXED,
@@ -46,26 +48,6 @@ import type {
   StoredLeaf,
 } from "./types.ts";
 
-/** Injectable timers (fake clocks in tests). Handles are opaque. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
-/**
- * Lets the process exit while only this (periodic, background) timer is pending. The
- * group-commit flush timer is deliberately NOT unref'd: records waiting for it are work.
- */
-export function unrefTimer<T>(handle: T): T {
-  (handle as { unref?: () => void } | null)?.unref?.();
-  return handle;
-}
-
 /**
  * Group commit. When the store is idle, a write batch starts when `maxBatchRecords` records
  * wait or `flushIntervalMs` after the first one arrived, whichever comes first. One batch is
@@ -104,11 +86,6 @@ export interface StoreGuard {
   readonly checkIntervalMs: number;
 }
 
-export interface StoreLogger {
-  warn(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-}
-
 export interface CoreStoreOptions {
   groupCommit?: Partial<GroupCommitOptions>;
   limits?: StoreLimits;
@@ -116,7 +93,7 @@ export interface CoreStoreOptions {
   /** Retry period after an I/O error (reopen, probe write). Default 1000 ms. */
   recoverIntervalMs?: number;
   guard?: StoreGuard;
-  logger?: StoreLogger;
+  logger?: Logger;
 }
 
 /** A queued leaf record: its encoded `E` value and hash (for the `H` index). */
@@ -153,8 +130,6 @@ const KEY_BYTES = 30;
 const LEAF_KEY_BYTES = 50;
 const EMPTY = Buffer.alloc(0);
 
-const noopLogger: StoreLogger = { warn: () => {}, info: () => {} };
-
 class Mutex {
   private tail: Promise<unknown> = Promise.resolve();
   run<T>(fn: () => Promise<T>): Promise<T> {
@@ -171,7 +146,7 @@ export class KvFrameStore implements FrameStore {
   private readonly timers: Timers;
   private readonly recoverIntervalMs: number;
   private readonly guard: StoreGuard | undefined;
-  protected readonly log: StoreLogger;
+  protected readonly log: Logger;
 
   private state: StoreState = "closed";
   private lastError: StoreUnavailableError | undefined;
@@ -210,7 +185,7 @@ export class KvFrameStore implements FrameStore {
     this.timers = opts.timers ?? realTimers;
     this.recoverIntervalMs = opts.recoverIntervalMs ?? 1000;
     this.guard = opts.guard;
-    this.log = opts.logger ?? noopLogger;
+    this.log = opts.logger ?? silentLogger;
   }
 
   // ------------------------------------------------------------------ lifecycle

@@ -15,7 +15,7 @@ export interface StoredFrame extends FrameRecord {
 
 /**
  * An INFERENCE or ALERT attestation leaf to record (gateway/src/attest/leaf.ts). The infer
- * stage's `AttestLeaf` is one. The store checks that `preimage` decodes, that its tag,
+ * stage's `LeafRecord` is one. The store checks that `preimage` decodes, that its tag,
  * device and timestamp match `kind`, `deviceId` and `timestampUs`, and (when given) that
  * `hash` is its keccak256; it stores the preimage and indexes the hash it computes itself.
  */

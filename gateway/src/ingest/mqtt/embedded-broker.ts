@@ -5,7 +5,7 @@
  * PUBACKs]. When the store is unavailable the client is disconnected without a PUBACK; its
  * session resends the PUBLISH on reconnect [MQTT-4.4.0-1].
  */
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { Aedes, type AuthorizePublishHandler, type Client } from "aedes";
 import type { Ingest } from "../ingest.ts";
 import type { IngestSource } from "../source.ts";
@@ -18,6 +18,11 @@ export interface EmbeddedBrokerOptions {
   /** Default 127.0.0.1: expose to the plant network only on purpose. */
   host?: string;
   onError?: (e: SourceError) => void;
+  /**
+   * How long stop() waits for connected clients to read what was published before it and close
+   * their side (graceful close, see stop()). Default 5000 ms.
+   */
+  closeTimeoutMs?: number;
 }
 
 /** Topic prefixes only the gateway itself may publish under. */
@@ -27,6 +32,7 @@ export class EmbeddedBroker implements IngestSource {
   readonly name = "mqtt:embedded";
   broker: Aedes | undefined;
   #server: Server | undefined;
+  readonly #conns = new Set<Socket>();
   #port = 0;
   readonly #handler: MqttIngestHandler;
   readonly #counters = { connects: 0, disconnects: 0, retries: 0, clientErrors: 0 };
@@ -56,7 +62,11 @@ export class EmbeddedBroker implements IngestSource {
     broker.on("client", () => this.#counters.connects++);
     broker.on("clientDisconnect", () => this.#counters.disconnects++);
     broker.on("clientError", (_c: Client, _e: Error) => this.#counters.clientErrors++);
-    const server = createServer(broker.handle);
+    const server = createServer((sock) => {
+      this.#conns.add(sock);
+      sock.once("close", () => this.#conns.delete(sock));
+      broker.handle(sock);
+    });
     await new Promise<void>((res, rej) => {
       server.once("error", (e) =>
         rej(
@@ -123,12 +133,36 @@ export class EmbeddedBroker implements IngestSource {
     );
   }
 
+  /**
+   * Graceful stop: no new connections, then every client connection is half-closed (FIN after
+   * the writes already queued) and the broker keeps reading until the client has read
+   * everything and closed its side, at most `closeTimeoutMs`; only then are the sockets
+   * destroyed. Destroying a socket with unread data in it resets the connection and can lose the
+   * messages published just before (the final health and the offline status): seen with 1,515
+   * devices before this. Devices' unacknowledged PUBLISHes are resent by their sessions.
+   */
   async stop(): Promise<void> {
     const b = this.broker;
     const s = this.#server;
     this.broker = undefined;
     this.#server = undefined;
+    const closed = s ? new Promise<void>((res) => s.close(() => res())) : Promise.resolve();
+    const gone = [...this.#conns].map(
+      (c) =>
+        new Promise<void>((res) => {
+          if (c.destroyed) return res();
+          c.once("close", () => res());
+          c.end();
+        }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(gone),
+      new Promise<void>((res) => (timer = setTimeout(res, this.opts.closeTimeoutMs ?? 5000))),
+    ]);
+    clearTimeout(timer);
     if (b) await new Promise<void>((res) => b.close(() => res()));
-    if (s) await new Promise<void>((res) => s.close(() => res()));
+    for (const c of this.#conns) c.destroy();
+    await closed;
   }
 }
