@@ -3,9 +3,12 @@
  * for byte. This suite builds it with `make` (a missing C compiler is a FAILURE, not a skip:
  * CI installs `cc`), then drives build/vigil_kat over its line protocol:
  * known-answer vectors (decode, encode, rejects), the incremental receiver against
- * StreamDecoder, and random DATA/HELLO frames from encodeFrame.
+ * StreamDecoder, random frames of every type from encodeFrame, and the bootloader's SHA-256.
+ * `make … test` also runs the firmware-update host test (test/test_fwu.c: install, trial,
+ * revert, refusals and a power cut at every flash operation); its failure fails this suite.
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -377,5 +380,24 @@ describe("C reference vs TypeScript encodeFrame on random frames", () => {
     for (const f of refused) {
       expect(await tool().ask(`encode ${JSON.stringify(f)}`), JSON.stringify(f)).toMatch(/^err /);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// SHA-256 of the bootloader (hardware/firmware-ref/vigil_sha256.c) vs node:crypto
+
+describe("C SHA-256 (the bootloader's streaming hash) vs node:crypto", () => {
+  it("agrees on random inputs of 0..4,000 bytes, including every length around the 64-byte block", async () => {
+    const lengths = fc.oneof(fc.integer({ min: 0, max: 130 }), fc.integer({ min: 0, max: 4000 }));
+    await fc.assert(
+      fc.asyncProperty(
+        lengths.chain((n) => fc.uint8Array({ minLength: n, maxLength: n })),
+        async (bytes) => {
+          const want = createHash("sha256").update(bytes).digest("hex");
+          expect(await tool().ask(`sha256 ${Buffer.from(bytes).toString("hex")}`)).toBe(`ok ${want}`);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -7,6 +7,7 @@
  *   encode FRAME_JSON  -> ok HEX WIREHEX | err MESSAGE
  *   stream HEX         -> ok N, then N lines "frame HEX" (unencoded) or "reject REASON"
  *   streamflush HEX    -> like stream, then end of stream (vigil_rx_flush)
+ *   sha256 HEX         -> ok DIGESTHEX (fed to vigil_sha256_update in pieces of 1..97 bytes)
  * FRAME_JSON has the shape of the TypeScript Frame objects (vectors' "frame" field); byte fields
  * (FW_OFFER sha256, FW_CHUNK data) are lowercase hex strings.
  * The JSON reader below is purpose-built for those objects and lives here, not in the library.
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "../vigil_frame.h"
+#include "../vigil_sha256.h"
 
 /* ---- output helpers ------------------------------------------------------------------- */
 
@@ -736,6 +738,29 @@ static void cmd_stream(char *arg, int flush)
     (void)run_stream((const uint8_t *)arg, (size_t)n, flush, 1);
 }
 
+static void cmd_sha256(char *arg)
+{
+    const long n = parse_hex(arg, (uint8_t *)arg);
+    vigil_sha256_t s;
+    uint8_t d[VIGIL_SHA256_DIGEST];
+    long o = 0, step = 1;
+    if (n < 0) {
+        printf("err bad hex\n");
+        return;
+    }
+    vigil_sha256_init(&s);
+    while (o < n) { /* uneven pieces exercise the block buffer */
+        const long k = n - o < step ? n - o : step;
+        vigil_sha256_update(&s, (const uint8_t *)arg + o, (size_t)k);
+        o += k;
+        step = step % 97 + 13;
+    }
+    vigil_sha256_final(&s, d);
+    printf("ok ");
+    put_hex(d, sizeof d);
+    putchar('\n');
+}
+
 /* Reads one line of any length (without the newline); NULL at EOF. */
 static char *read_line(void)
 {
@@ -775,6 +800,8 @@ int main(void)
         else if (strncmp(line, "encode ", 7) == 0) cmd_encode(line + 7);
         else if (strncmp(line, "stream ", 7) == 0) cmd_stream(line + 7, 0);
         else if (strncmp(line, "streamflush ", 12) == 0) cmd_stream(line + 12, 1);
+        else if (strncmp(line, "sha256 ", 7) == 0) cmd_sha256(line + 7);
+        else if (strcmp(line, "sha256") == 0) cmd_sha256(line + 6);
         else if (strcmp(line, "stream") == 0) cmd_stream(line + 6, 0);
         else if (strcmp(line, "streamflush") == 0) cmd_stream(line + 11, 1);
         else if (line[0] == '\0') continue;
