@@ -1,5 +1,5 @@
 /*
- * Vigil frame protocol v1 — portable C99 reference codec. See vigil_frame.h.
+ * Vigil frame protocol v1 (revision 1.1) — portable C99 reference codec. See vigil_frame.h.
  */
 #include "vigil_frame.h"
 
@@ -161,6 +161,7 @@ size_t vigil_encode_data(const vigil_data_t *d, uint8_t *out, size_t cap)
     const size_t p = VIGIL_HEADER_BYTES;
     size_t i;
     if (n < 1u || n > VIGIL_MAX_CHANNELS) return 0;
+    if (d->timestamp_us >= VIGIL_MAX_TIME_US) return 0;
     if (cap < VIGIL_HEADER_BYTES + len + VIGIL_CRC_BYTES) return 0;
     wr32(out + p, d->device_id);
     wr32(out + p + 4, d->seq);
@@ -216,7 +217,7 @@ size_t vigil_encode_hello(const vigil_hello_t *h, uint8_t *out, size_t cap)
 
 size_t vigil_encode_ack(const vigil_ack_t *a, uint8_t *out, size_t cap)
 {
-    if (a->count < 1u) return 0;
+    if (a->count < 1u || a->gateway_time_us >= VIGIL_MAX_TIME_US) return 0;
     if (cap < VIGIL_HEADER_BYTES + 18u + VIGIL_CRC_BYTES) return 0;
     wr32(out + 4, a->device_id);
     wr32(out + 8, a->first_seq);
@@ -227,11 +228,16 @@ size_t vigil_encode_ack(const vigil_ack_t *a, uint8_t *out, size_t cap)
 
 size_t vigil_encode_nack(const vigil_nack_t *nk, uint8_t *out, size_t cap)
 {
-    if (cap < VIGIL_HEADER_BYTES + 9u + VIGIL_CRC_BYTES) return 0;
+    /* BUSY carries retry_after_ms (payload 11 bytes); every other reason is 9 bytes. */
+    const bool busy = nk->reason == VIGIL_NACK_BUSY;
+    const size_t len = busy ? 11u : 9u;
+    if (busy != (nk->retry_after_ms != 0u)) return 0;
+    if (cap < VIGIL_HEADER_BYTES + len + VIGIL_CRC_BYTES) return 0;
     wr32(out + 4, nk->device_id);
     wr32(out + 8, nk->seq);
     out[12] = nk->reason;
-    return seal(out, VIGIL_TYPE_NACK, 9u);
+    if (busy) wr16(out + 13, nk->retry_after_ms);
+    return seal(out, VIGIL_TYPE_NACK, len);
 }
 
 size_t vigil_encode_error(const vigil_error_t *e, uint8_t *out, size_t cap)
@@ -246,6 +252,81 @@ size_t vigil_encode_error(const vigil_error_t *e, uint8_t *out, size_t cap)
     return seal(out, VIGIL_TYPE_ERROR, 6u + m);
 }
 
+static void wr_version(uint8_t *p, const vigil_fw_version_t *v)
+{
+    p[0] = v->major;
+    p[1] = v->minor;
+    wr16(p + 2, v->patch);
+}
+
+size_t vigil_encode_fw_offer(const vigil_fw_offer_t *o, uint8_t *out, size_t cap)
+{
+    if (o->release_id == 0u || o->image_size == 0u) return 0;
+    if (cap < VIGIL_HEADER_BYTES + 52u + VIGIL_CRC_BYTES) return 0;
+    wr32(out + 4, o->device_id);
+    wr32(out + 8, o->release_id);
+    wr_version(out + 12, &o->version);
+    wr32(out + 16, o->security_counter);
+    wr32(out + 20, o->image_size);
+    memcpy(out + 24, o->sha256, VIGIL_SHA256_BYTES);
+    return seal(out, VIGIL_TYPE_FW_OFFER, 52u);
+}
+
+size_t vigil_encode_fw_chunk(const vigil_fw_chunk_t *c, uint8_t *out, size_t cap)
+{
+    const size_t n = c->data_len;
+    if (c->release_id == 0u || n < 1u || n > VIGIL_FW_MAX_CHUNK) return 0;
+    if ((uint64_t)c->offset + n > 0x100000000ull) return 0;
+    if (cap < VIGIL_HEADER_BYTES + 16u + n + VIGIL_CRC_BYTES) return 0;
+    wr32(out + 4, c->device_id);
+    wr32(out + 8, c->release_id);
+    wr32(out + 12, c->offset);
+    wr32(out + 16, vigil_crc32(c->data, n));
+    memcpy(out + 20, c->data, n);
+    return seal(out, VIGIL_TYPE_FW_CHUNK, 16u + n);
+}
+
+size_t vigil_encode_fw_abort(const vigil_fw_abort_t *a, uint8_t *out, size_t cap)
+{
+    if (a->release_id == 0u) return 0;
+    if (cap < VIGIL_HEADER_BYTES + 9u + VIGIL_CRC_BYTES) return 0;
+    wr32(out + 4, a->device_id);
+    wr32(out + 8, a->release_id);
+    out[12] = a->reason;
+    return seal(out, VIGIL_TYPE_FW_ABORT, 9u);
+}
+
+size_t vigil_encode_fw_status(const vigil_fw_status_t *st, uint8_t *out, size_t cap)
+{
+    if (st->state > VIGIL_FW_TESTING || st->result > VIGIL_FW_RESULT_ABORTED) return 0;
+    if (st->window < 1u || st->window > VIGIL_FW_MAX_WINDOW) return 0;
+    if (st->max_chunk < VIGIL_FW_MIN_CHUNK || st->max_chunk > VIGIL_FW_MAX_CHUNK) return 0;
+    if (cap < VIGIL_HEADER_BYTES + 29u + VIGIL_CRC_BYTES) return 0;
+    wr32(out + 4, st->device_id);
+    out[8] = st->state;
+    out[9] = st->result;
+    out[10] = st->reason;
+    out[11] = st->window;
+    wr32(out + 12, st->release_id);
+    wr32(out + 16, st->next_offset);
+    wr32(out + 20, st->slot_size);
+    wr32(out + 24, st->security_counter);
+    wr_version(out + 28, &st->version);
+    out[32] = st->max_chunk;
+    return seal(out, VIGIL_TYPE_FW_STATUS, 29u);
+}
+
+size_t vigil_encode_fw_chunk_ack(const vigil_fw_chunk_ack_t *a, uint8_t *out, size_t cap)
+{
+    if (a->release_id == 0u || a->status > VIGIL_FW_ACK_BAD_LENGTH) return 0;
+    if (cap < VIGIL_HEADER_BYTES + 13u + VIGIL_CRC_BYTES) return 0;
+    wr32(out + 4, a->device_id);
+    wr32(out + 8, a->release_id);
+    wr32(out + 12, a->next_offset);
+    out[16] = a->status;
+    return seal(out, VIGIL_TYPE_FW_CHUNK_ACK, 13u);
+}
+
 size_t vigil_encode(const vigil_frame_t *f, uint8_t *out, size_t cap)
 {
     switch (f->type) {
@@ -254,6 +335,11 @@ size_t vigil_encode(const vigil_frame_t *f, uint8_t *out, size_t cap)
     case VIGIL_TYPE_ACK: return vigil_encode_ack(&f->u.ack, out, cap);
     case VIGIL_TYPE_NACK: return vigil_encode_nack(&f->u.nack, out, cap);
     case VIGIL_TYPE_ERROR: return vigil_encode_error(&f->u.error, out, cap);
+    case VIGIL_TYPE_FW_OFFER: return vigil_encode_fw_offer(&f->u.fw_offer, out, cap);
+    case VIGIL_TYPE_FW_CHUNK: return vigil_encode_fw_chunk(&f->u.fw_chunk, out, cap);
+    case VIGIL_TYPE_FW_ABORT: return vigil_encode_fw_abort(&f->u.fw_abort, out, cap);
+    case VIGIL_TYPE_FW_STATUS: return vigil_encode_fw_status(&f->u.fw_status, out, cap);
+    case VIGIL_TYPE_FW_CHUNK_ACK: return vigil_encode_fw_chunk_ack(&f->u.fw_chunk_ack, out, cap);
     default: return 0;
     }
 }
@@ -367,6 +453,60 @@ static vigil_reject_t decode_hello(const uint8_t *buf, size_t p, size_t len, vig
     return VIGIL_OK;
 }
 
+static void rd_version(const uint8_t *p, vigil_fw_version_t *v)
+{
+    v->major = p[0];
+    v->minor = p[1];
+    v->patch = rd16(p + 2);
+}
+
+static vigil_reject_t decode_fw_offer(const uint8_t *buf, size_t p, size_t len, vigil_fw_offer_t *o)
+{
+    if (len != 52u) return VIGIL_BAD_PAYLOAD;
+    o->device_id = rd32(buf + p);
+    o->release_id = rd32(buf + p + 4);
+    rd_version(buf + p + 8, &o->version);
+    o->security_counter = rd32(buf + p + 12);
+    o->image_size = rd32(buf + p + 16);
+    memcpy(o->sha256, buf + p + 20, VIGIL_SHA256_BYTES);
+    return (o->release_id == 0u || o->image_size == 0u) ? VIGIL_BAD_PAYLOAD : VIGIL_OK;
+}
+
+static vigil_reject_t decode_fw_chunk(const uint8_t *buf, size_t p, size_t len, vigil_fw_chunk_t *c)
+{
+    size_t n;
+    if (len < 17u) return VIGIL_BAD_PAYLOAD; /* no data */
+    n = len - 16u;                            /* <= 224 because len <= 240 */
+    c->device_id = rd32(buf + p);
+    c->release_id = rd32(buf + p + 4);
+    c->offset = rd32(buf + p + 8);
+    if ((uint64_t)c->offset + n > 0x100000000ull) return VIGIL_BAD_PAYLOAD;
+    if (rd32(buf + p + 12) != vigil_crc32(buf + p + 16, n)) return VIGIL_BAD_PAYLOAD;
+    c->data_len = (uint8_t)n;
+    memcpy(c->data, buf + p + 16, n);
+    return c->release_id == 0u ? VIGIL_BAD_PAYLOAD : VIGIL_OK;
+}
+
+static vigil_reject_t decode_fw_status(const uint8_t *buf, size_t p, size_t len, vigil_fw_status_t *st)
+{
+    if (len != 29u) return VIGIL_BAD_PAYLOAD;
+    st->device_id = rd32(buf + p);
+    st->state = buf[p + 4];
+    st->result = buf[p + 5];
+    st->reason = buf[p + 6];
+    st->window = buf[p + 7];
+    st->release_id = rd32(buf + p + 8);
+    st->next_offset = rd32(buf + p + 12);
+    st->slot_size = rd32(buf + p + 16);
+    st->security_counter = rd32(buf + p + 20);
+    rd_version(buf + p + 24, &st->version);
+    st->max_chunk = buf[p + 28];
+    if (st->state > VIGIL_FW_TESTING || st->result > VIGIL_FW_RESULT_ABORTED) return VIGIL_BAD_PAYLOAD;
+    if (st->window < 1u || st->window > VIGIL_FW_MAX_WINDOW) return VIGIL_BAD_PAYLOAD;
+    if (st->max_chunk < VIGIL_FW_MIN_CHUNK || st->max_chunk > VIGIL_FW_MAX_CHUNK) return VIGIL_BAD_PAYLOAD;
+    return VIGIL_OK;
+}
+
 vigil_reject_t vigil_decode(const uint8_t *buf, size_t n, vigil_frame_t *out)
 {
     const size_t p = VIGIL_HEADER_BYTES;
@@ -394,10 +534,33 @@ vigil_reject_t vigil_decode(const uint8_t *buf, size_t n, vigil_frame_t *out)
         if (out->u.ack.gateway_time_us >= VIGIL_MAX_TIME_US) return VIGIL_BAD_PAYLOAD;
         return VIGIL_OK;
     case VIGIL_TYPE_NACK:
-        if (len != 9u) return VIGIL_BAD_PAYLOAD;
+        /* 9 bytes, or 11 for BUSY (a v1.0 receiver refuses the longer form: PROTOCOL.md, Versioning). */
+        if (len < 9u) return VIGIL_BAD_PAYLOAD;
         out->u.nack.device_id = rd32(buf + p);
         out->u.nack.seq = rd32(buf + p + 4);
         out->u.nack.reason = buf[p + 8];
+        out->u.nack.retry_after_ms = 0;
+        if (buf[p + 8] != VIGIL_NACK_BUSY) return len == 9u ? VIGIL_OK : VIGIL_BAD_PAYLOAD;
+        if (len != 11u) return VIGIL_BAD_PAYLOAD;
+        out->u.nack.retry_after_ms = rd16(buf + p + 9);
+        return out->u.nack.retry_after_ms == 0u ? VIGIL_BAD_PAYLOAD : VIGIL_OK;
+    case VIGIL_TYPE_FW_OFFER: return decode_fw_offer(buf, p, len, &out->u.fw_offer);
+    case VIGIL_TYPE_FW_CHUNK: return decode_fw_chunk(buf, p, len, &out->u.fw_chunk);
+    case VIGIL_TYPE_FW_ABORT:
+        if (len != 9u) return VIGIL_BAD_PAYLOAD;
+        out->u.fw_abort.device_id = rd32(buf + p);
+        out->u.fw_abort.release_id = rd32(buf + p + 4);
+        out->u.fw_abort.reason = buf[p + 8];
+        return out->u.fw_abort.release_id == 0u ? VIGIL_BAD_PAYLOAD : VIGIL_OK;
+    case VIGIL_TYPE_FW_STATUS: return decode_fw_status(buf, p, len, &out->u.fw_status);
+    case VIGIL_TYPE_FW_CHUNK_ACK:
+        if (len != 13u) return VIGIL_BAD_PAYLOAD;
+        out->u.fw_chunk_ack.device_id = rd32(buf + p);
+        out->u.fw_chunk_ack.release_id = rd32(buf + p + 4);
+        out->u.fw_chunk_ack.next_offset = rd32(buf + p + 8);
+        out->u.fw_chunk_ack.status = buf[p + 12];
+        if (out->u.fw_chunk_ack.release_id == 0u || out->u.fw_chunk_ack.status > VIGIL_FW_ACK_BAD_LENGTH)
+            return VIGIL_BAD_PAYLOAD;
         return VIGIL_OK;
     case VIGIL_TYPE_ERROR: {
         size_t m;

@@ -1,5 +1,6 @@
 /*
- * Vigil frame protocol v1 — portable C99 reference codec (hardware/PROTOCOL.md).
+ * Vigil frame protocol v1 (document revision 1.1) — portable C99 reference codec
+ * (hardware/PROTOCOL.md).
  *
  * - No malloc, no stdio; only <stdint.h>, <stddef.h>, <string.h>, <stdbool.h>.
  * - Byte order is handled with shifts, so the code is correct on big-endian and
@@ -48,7 +49,13 @@ typedef enum {
     VIGIL_TYPE_DATA = 2,
     VIGIL_TYPE_ACK = 3,
     VIGIL_TYPE_NACK = 4,
-    VIGIL_TYPE_ERROR = 5
+    VIGIL_TYPE_ERROR = 5,
+    /* v1.1 firmware update (PROTOCOL.md, "Firmware update") */
+    VIGIL_TYPE_FW_OFFER = 0x10,    /* gateway -> device */
+    VIGIL_TYPE_FW_CHUNK = 0x11,    /* gateway -> device */
+    VIGIL_TYPE_FW_ABORT = 0x12,    /* gateway -> device */
+    VIGIL_TYPE_FW_STATUS = 0x13,   /* device -> gateway */
+    VIGIL_TYPE_FW_CHUNK_ACK = 0x14 /* device -> gateway */
 } vigil_type_t;
 
 /** NACK reason codes (PROTOCOL.md). */
@@ -59,8 +66,52 @@ typedef enum {
     VIGIL_NACK_SCHEMA_MISMATCH = 4,
     VIGIL_NACK_ABSURD_TIMESTAMP = 5,
     VIGIL_NACK_STORE_UNAVAILABLE = 6,
-    VIGIL_NACK_RATE_LIMITED = 7
+    VIGIL_NACK_RATE_LIMITED = 7,
+    VIGIL_NACK_BUSY = 8,            /* v1.1: payload 11 bytes, carries retry_after_ms */
+    VIGIL_NACK_SEQ_OUT_OF_RANGE = 9 /* v1.1: seq further than VIGIL_SEQ_MAX_JUMP from the boot's highest */
 } vigil_nack_reason_t;
+
+/** Largest serial-arithmetic distance of a DATA seq from the highest one of its boot (2^24). */
+#define VIGIL_SEQ_MAX_JUMP 16777216ul
+
+/* ---- firmware update (v1.1) ----------------------------------------------------------- */
+/** Largest chunk: 240-byte payload minus the 16-byte chunk header. */
+#define VIGIL_FW_MAX_CHUNK 224u
+#define VIGIL_FW_MIN_CHUNK 16u
+#define VIGIL_FW_MAX_WINDOW 16u
+#define VIGIL_SHA256_BYTES 32u
+
+/** FW_STATUS state. */
+typedef enum { VIGIL_FW_IDLE = 0, VIGIL_FW_RECEIVING = 1, VIGIL_FW_READY = 2, VIGIL_FW_TESTING = 3 } vigil_fw_state_t;
+/** FW_STATUS result. */
+typedef enum {
+    VIGIL_FW_RESULT_NONE = 0,
+    VIGIL_FW_RESULT_INSTALLED = 1,
+    VIGIL_FW_RESULT_REVERTED = 2,
+    VIGIL_FW_RESULT_REFUSED = 3,
+    VIGIL_FW_RESULT_ABORTED = 4
+} vigil_fw_result_t;
+/** FW_STATUS reason (why REFUSED / REVERTED). */
+typedef enum {
+    VIGIL_FW_REASON_NONE = 0,
+    VIGIL_FW_REASON_HASH_MISMATCH = 1,
+    VIGIL_FW_REASON_OLDER_VERSION = 2,
+    VIGIL_FW_REASON_TOO_LARGE = 3,
+    VIGIL_FW_REASON_BAD_IMAGE = 4,
+    VIGIL_FW_REASON_FLASH_ERROR = 5,
+    VIGIL_FW_REASON_BUSY = 6,
+    VIGIL_FW_REASON_NOT_CONFIRMED = 7,
+    VIGIL_FW_REASON_INTERRUPTED = 8
+} vigil_fw_reason_t;
+/** FW_CHUNK_ACK status. */
+typedef enum {
+    VIGIL_FW_ACK_OK = 0,
+    VIGIL_FW_ACK_OUT_OF_ORDER = 1,
+    VIGIL_FW_ACK_WRITE_FAILED = 2,
+    VIGIL_FW_ACK_BAD_LENGTH = 3
+} vigil_fw_ack_status_t;
+/** FW_ABORT reason. */
+typedef enum { VIGIL_FW_ABORT_OPERATOR = 1, VIGIL_FW_ABORT_TIMEOUT = 2, VIGIL_FW_ABORT_SUPERSEDED = 3 } vigil_fw_abort_reason_t;
 
 /**
  * Why a frame was refused; names match the TypeScript FrameRejectReason
@@ -115,6 +166,7 @@ typedef struct {
     uint32_t device_id;
     uint32_t seq;
     uint8_t reason;
+    uint16_t retry_after_ms; /* BUSY only (1..65535); must be 0 for every other reason */
 } vigil_nack_t;
 
 typedef struct {
@@ -125,6 +177,56 @@ typedef struct {
 } vigil_error_t;
 
 typedef struct {
+    uint8_t major;
+    uint8_t minor;
+    uint16_t patch;
+} vigil_fw_version_t;
+
+typedef struct {
+    uint32_t device_id;
+    uint32_t release_id; /* >= 1 */
+    vigil_fw_version_t version;
+    uint32_t security_counter;
+    uint32_t image_size; /* >= 1, header included */
+    uint8_t sha256[VIGIL_SHA256_BYTES];
+} vigil_fw_offer_t;
+
+typedef struct {
+    uint32_t device_id;
+    uint32_t release_id; /* >= 1 */
+    uint32_t offset;
+    uint8_t data_len;    /* 1..224; the chunk CRC is CRC-32 of data, computed by the encoder */
+    uint8_t data[VIGIL_FW_MAX_CHUNK];
+} vigil_fw_chunk_t;
+
+typedef struct {
+    uint32_t device_id;
+    uint32_t release_id; /* >= 1 */
+    uint8_t reason;      /* vigil_fw_abort_reason_t */
+} vigil_fw_abort_t;
+
+typedef struct {
+    uint32_t device_id;
+    uint8_t state;  /* vigil_fw_state_t */
+    uint8_t result; /* vigil_fw_result_t */
+    uint8_t reason; /* vigil_fw_reason_t */
+    uint8_t window; /* 1..16 */
+    uint32_t release_id;
+    uint32_t next_offset;
+    uint32_t slot_size;
+    uint32_t security_counter;
+    vigil_fw_version_t version; /* running firmware */
+    uint8_t max_chunk;          /* 16..224 */
+} vigil_fw_status_t;
+
+typedef struct {
+    uint32_t device_id;
+    uint32_t release_id; /* >= 1 */
+    uint32_t next_offset;
+    uint8_t status; /* vigil_fw_ack_status_t */
+} vigil_fw_chunk_ack_t;
+
+typedef struct {
     uint8_t type; /* vigil_type_t */
     union {
         vigil_hello_t hello;
@@ -132,6 +234,11 @@ typedef struct {
         vigil_ack_t ack;
         vigil_nack_t nack;
         vigil_error_t error;
+        vigil_fw_offer_t fw_offer;
+        vigil_fw_chunk_t fw_chunk;
+        vigil_fw_abort_t fw_abort;
+        vigil_fw_status_t fw_status;
+        vigil_fw_chunk_ack_t fw_chunk_ack;
     } u;
 } vigil_frame_t;
 
@@ -168,7 +275,10 @@ int vigil_cobs_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t cap);
  * Encodes a frame (header, payload, CRC; not COBS) into `out`. Returns its length, or 0
  * when a field cannot be represented (same rules as the TypeScript encodeFrame: channel
  * count 1..32, profile <= 31 printable ASCII, names [a-z0-9_]{1,15}, unit <= 12, HELLO
- * payload <= 240, ACK count >= 1, message <= 200 bytes) or `cap` is too small.
+ * payload <= 240, ACK count >= 1, message <= 200 bytes, timestamps < 2^53, BUSY NACK with
+ * retry_after_ms 1..65535 and every other NACK with 0, release_id >= 1, image_size >= 1,
+ * chunk data 1..224 bytes not running past 2^32, FW_STATUS state/result/window/max_chunk in
+ * range, chunk ack status <= 3) or `cap` is too small.
  * Like the TypeScript encoder, DATA values are written as given (NaN included).
  */
 size_t vigil_encode(const vigil_frame_t *frame, uint8_t *out, size_t cap);
@@ -177,6 +287,11 @@ size_t vigil_encode_hello(const vigil_hello_t *h, uint8_t *out, size_t cap);
 size_t vigil_encode_ack(const vigil_ack_t *a, uint8_t *out, size_t cap);
 size_t vigil_encode_nack(const vigil_nack_t *n, uint8_t *out, size_t cap);
 size_t vigil_encode_error(const vigil_error_t *e, uint8_t *out, size_t cap);
+size_t vigil_encode_fw_offer(const vigil_fw_offer_t *o, uint8_t *out, size_t cap);
+size_t vigil_encode_fw_chunk(const vigil_fw_chunk_t *c, uint8_t *out, size_t cap);
+size_t vigil_encode_fw_abort(const vigil_fw_abort_t *a, uint8_t *out, size_t cap);
+size_t vigil_encode_fw_status(const vigil_fw_status_t *s, uint8_t *out, size_t cap);
+size_t vigil_encode_fw_chunk_ack(const vigil_fw_chunk_ack_t *a, uint8_t *out, size_t cap);
 
 /**
  * Encodes a frame and COBS-encodes it in place, delimiter included: ready for the UART.

@@ -17,7 +17,15 @@ void vigil_txq_init(vigil_txq_t *q)
     q->timer_ms = 0;
     q->timer_running = false;
     q->stopped = false;
+    q->holding = false;
+    q->hold_until_ms = 0;
     q->overflows = 0;
+}
+
+bool vigil_txq_holding(const vigil_txq_t *q, uint32_t now_ms)
+{
+    /* Wrap-safe: the hold is in force while hold_until_ms is ahead of now_ms (by < 2^31 ms). */
+    return q->holding && (int32_t)(q->hold_until_ms - now_ms) > 0;
 }
 
 /* Removes the entry at position i of `order`, keeping age order. */
@@ -78,11 +86,19 @@ unsigned vigil_txq_ack(vigil_txq_t *q, uint32_t first_seq, uint16_t count, uint3
     return removed;
 }
 
-vigil_txq_nack_t vigil_txq_nack(vigil_txq_t *q, uint32_t seq, uint8_t reason, uint32_t now_ms)
+vigil_txq_nack_t vigil_txq_nack(vigil_txq_t *q, const vigil_nack_t *nack, uint32_t now_ms)
 {
-    const int i = find_seq(q, seq);
+    const int i = find_seq(q, nack->seq);
+    if (nack->reason == VIGIL_NACK_BUSY) {
+        /* The gateway is overloaded: pause everything for retry_after_ms (the longest hold wins). */
+        const uint32_t until = now_ms + nack->retry_after_ms;
+        if (!vigil_txq_holding(q, now_ms) || (int32_t)(until - q->hold_until_ms) > 0) q->hold_until_ms = until;
+        q->holding = true;
+        if (i >= 0) q->slots[q->order[i]].sent = false; /* first out when the hold ends */
+        return i >= 0 ? VIGIL_TXQ_NACK_BUSY : VIGIL_TXQ_NACK_UNKNOWN_SEQ;
+    }
     if (i < 0) return VIGIL_TXQ_NACK_UNKNOWN_SEQ;
-    switch (reason) {
+    switch (nack->reason) {
     case VIGIL_NACK_STORE_UNAVAILABLE:
     case VIGIL_NACK_RATE_LIMITED:
         q->rto_ms = (q->rto_ms >= VIGIL_TXQ_RTO_MAX_MS / 2u) ? VIGIL_TXQ_RTO_MAX_MS : q->rto_ms * 2u;
@@ -96,7 +112,7 @@ vigil_txq_nack_t vigil_txq_nack(vigil_txq_t *q, uint32_t seq, uint8_t reason, ui
     case VIGIL_NACK_REVOKED_DEVICE:
         q->stopped = true;
         return VIGIL_TXQ_NACK_STOP;
-    default: /* NON_FINITE, ABSURD_TIMESTAMP and reasons this firmware does not know */
+    default: /* NON_FINITE, ABSURD_TIMESTAMP, SEQ_OUT_OF_RANGE and reasons this firmware does not know */
         remove_at(q, (unsigned)i);
         return VIGIL_TXQ_NACK_DROPPED;
     }
@@ -108,6 +124,12 @@ const uint8_t *vigil_txq_poll(vigil_txq_t *q, uint32_t now_ms, size_t *len)
     vigil_txq_slot_t *s;
     *len = 0;
     if (q->stopped || q->count == 0u) return NULL;
+    if (q->holding) {
+        if (vigil_txq_holding(q, now_ms)) return NULL;
+        /* Hold over: restart the retransmission clock so the unsent frames go first. */
+        q->holding = false;
+        q->timer_ms = now_ms;
+    }
     for (i = 0; i < q->count; i++) {
         s = &q->slots[q->order[i]];
         if (!s->sent) {

@@ -1,7 +1,8 @@
 /*
  * Vigil device-side resend ring (hardware/PROTOCOL.md, "Serial framing"): keeps up to
  * VIGIL_TXQ_SLOTS unacknowledged DATA frames, resends the oldest after 500 ms without an
- * ACK with exponential backoff to 8 s, drops the oldest when full (report ERROR code 2).
+ * ACK with exponential backoff to 8 s, pauses for retry_after_ms on a BUSY NACK, drops the
+ * oldest when full (report ERROR code 2).
  * No malloc; all state lives in one vigil_txq_t. Times are uint32_t milliseconds from any
  * monotonic clock (wrap-safe).
  */
@@ -45,6 +46,8 @@ typedef struct {
     uint32_t timer_ms;     /* when the timeout started */
     bool timer_running;
     bool stopped;          /* UNKNOWN_DEVICE / REVOKED_DEVICE: no sending until resumed */
+    bool holding;          /* BUSY: nothing is sent before hold_until_ms */
+    uint32_t hold_until_ms;
     uint32_t overflows;    /* frames dropped because the ring was full */
 } vigil_txq_t;
 
@@ -57,10 +60,12 @@ typedef enum {
 /** What the device should do after a NACK. */
 typedef enum {
     VIGIL_TXQ_NACK_UNKNOWN_SEQ = 0, /* not (or no longer) in the ring: ignore */
-    VIGIL_TXQ_NACK_DROPPED,         /* NON_FINITE, ABSURD_TIMESTAMP (fix the clock), unknown reasons */
+    VIGIL_TXQ_NACK_DROPPED,         /* NON_FINITE, ABSURD_TIMESTAMP (fix the clock), SEQ_OUT_OF_RANGE,
+                                       reasons this firmware does not know */
     VIGIL_TXQ_NACK_RETRY_LATER,     /* STORE_UNAVAILABLE, RATE_LIMITED: kept, backoff doubled */
     VIGIL_TXQ_NACK_SEND_HELLO,      /* SCHEMA_MISMATCH: kept; send HELLO, then poll resends it */
-    VIGIL_TXQ_NACK_STOP             /* UNKNOWN_DEVICE, REVOKED_DEVICE: kept, queue stopped */
+    VIGIL_TXQ_NACK_STOP,            /* UNKNOWN_DEVICE, REVOKED_DEVICE: kept, queue stopped */
+    VIGIL_TXQ_NACK_BUSY             /* BUSY: kept; the queue sends nothing for retry_after_ms */
 } vigil_txq_nack_t;
 
 void vigil_txq_init(vigil_txq_t *q);
@@ -71,11 +76,20 @@ vigil_txq_push_t vigil_txq_push(vigil_txq_t *q, const vigil_data_t *d);
 /** Applies ACK first_seq .. first_seq+count-1 (mod 2^32). Returns frames removed. */
 unsigned vigil_txq_ack(vigil_txq_t *q, uint32_t first_seq, uint16_t count, uint32_t now_ms);
 
-/** Applies a NACK for `seq` (reason codes of vigil_nack_reason_t). */
-vigil_txq_nack_t vigil_txq_nack(vigil_txq_t *q, uint32_t seq, uint8_t reason, uint32_t now_ms);
+/**
+ * Applies a decoded NACK (PROTOCOL.md, NACK table). BUSY holds the whole queue (new frames and
+ * resends) until now_ms + retry_after_ms, even when `seq` is no longer in the ring; the NACKed
+ * frame goes out first when the hold ends. The retryable reasons are exactly the gateway's
+ * RETRYABLE_NACKS (SCHEMA_MISMATCH, STORE_UNAVAILABLE, RATE_LIMITED, BUSY).
+ */
+vigil_txq_nack_t vigil_txq_nack(vigil_txq_t *q, const vigil_nack_t *nack, uint32_t now_ms);
+
+/** True while a BUSY hold is in force at now_ms. */
+bool vigil_txq_holding(const vigil_txq_t *q, uint32_t now_ms);
 
 /**
- * Returns the next frame to transmit now, or NULL: first every unsent frame (oldest first),
+ * Returns the next frame to transmit now, or NULL (always NULL while stopped or during a BUSY
+ * hold): first every unsent frame (oldest first),
  * then the oldest frame when the retransmission timeout expired (the timeout then doubles,
  * up to VIGIL_TXQ_RTO_MAX_MS). The pointer is valid until the next call that modifies q.
  * COBS-encode it (vigil_cobs_encode) before writing it to the UART.

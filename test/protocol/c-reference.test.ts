@@ -3,9 +3,12 @@
  * for byte. This suite builds it with `make` (a missing C compiler is a FAILURE, not a skip:
  * CI installs `cc`), then drives build/vigil_kat over its line protocol:
  * known-answer vectors (decode, encode, rejects), the incremental receiver against
- * StreamDecoder, and random DATA/HELLO frames from encodeFrame.
+ * StreamDecoder, random frames of every type from encodeFrame, and the bootloader's SHA-256.
+ * `make … test` also runs the firmware-update host test (test/test_fwu.c: install, trial,
+ * revert, refusals and a power cut at every flash operation); its failure fails this suite.
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -25,6 +28,15 @@ import {
   type HelloFrame,
 } from "../../gateway/src/protocol/frame.ts";
 import { StreamDecoder, type DecodedFrame } from "../../gateway/src/protocol/stream-decoder.ts";
+import {
+  frameToJson,
+  fwAbortFrameArb,
+  fwChunkAckFrameArb,
+  fwChunkFrameArb,
+  fwOfferFrameArb,
+  fwStatusFrameArb,
+  nackFrameArb,
+} from "../helpers/frames.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const REF_DIR = join(ROOT, "hardware", "firmware-ref");
@@ -146,7 +158,10 @@ function numberText(v: number): string {
 }
 function frameJson(frame: Frame | Record<string, unknown>): string {
   const values = (frame as { values?: ArrayLike<number> }).values;
-  if (values === undefined) return JSON.stringify(frame);
+  if (values === undefined)
+    return JSON.stringify(
+      Object.values(frame).some((v) => v instanceof Uint8Array) ? frameToJson(frame as Frame) : frame,
+    );
   const text = "[" + Array.from(values, numberText).join(",") + "]";
   return JSON.stringify({ ...frame, values: "@VALUES@" }).replace('"@VALUES@"', text);
 }
@@ -315,5 +330,74 @@ describe("C reference vs TypeScript encodeFrame on random frames", () => {
 
   it("HELLO frames decode to the same fields and re-encode to the same bytes", async () => {
     await fc.assert(fc.asyncProperty(helloFrame, check), { numRuns: 150 });
+  });
+
+  it("v1.1 frames (NACK with BUSY, firmware update) decode to the same fields and re-encode to the same bytes", async () => {
+    const v11 = fc.oneof(
+      nackFrameArb,
+      fwOfferFrameArb,
+      fwChunkFrameArb,
+      fwAbortFrameArb,
+      fwStatusFrameArb,
+      fwChunkAckFrameArb,
+    );
+    await fc.assert(
+      fc.asyncProperty(v11, async (frame) => {
+        const raw = encodeFrame(frame);
+        const hex = raw.toString("hex");
+        expect(await cDecode(hex)).toEqual(frameToJson(frame));
+        const enc = await cEncode(frame);
+        expect(enc.hex).toBe(hex);
+        expect(enc.wire).toBe(cobsEncode(raw).toString("hex"));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("the C encoder refuses what the TypeScript encoder refuses (BUSY without retry_after, release 0, …)", async () => {
+    const refused: Array<Record<string, unknown>> = [
+      { type: 4, deviceId: 1, seq: 0, reason: 8 },
+      { type: 4, deviceId: 1, seq: 0, reason: 6, retryAfterMs: 5 },
+      { type: 17, deviceId: 1, releaseId: 0, offset: 0, data: "00" },
+      { type: 17, deviceId: 1, releaseId: 1, offset: 0, data: "" },
+      { type: 17, deviceId: 1, releaseId: 1, offset: 4294967295, data: "0000" },
+      { type: 20, deviceId: 1, releaseId: 1, nextOffset: 0, status: 4 },
+      {
+        type: 19,
+        deviceId: 1,
+        state: 0,
+        result: 0,
+        reason: 0,
+        window: 17,
+        releaseId: 0,
+        nextOffset: 0,
+        slotSize: 0,
+        securityCounter: 0,
+        firmware: { major: 1, minor: 0, patch: 0 },
+        maxChunk: 224,
+      },
+    ];
+    for (const f of refused) {
+      expect(await tool().ask(`encode ${JSON.stringify(f)}`), JSON.stringify(f)).toMatch(/^err /);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// SHA-256 of the bootloader (hardware/firmware-ref/vigil_sha256.c) vs node:crypto
+
+describe("C SHA-256 (the bootloader's streaming hash) vs node:crypto", () => {
+  it("agrees on random inputs of 0..4,000 bytes, including every length around the 64-byte block", async () => {
+    const lengths = fc.oneof(fc.integer({ min: 0, max: 130 }), fc.integer({ min: 0, max: 4000 }));
+    await fc.assert(
+      fc.asyncProperty(
+        lengths.chain((n) => fc.uint8Array({ minLength: n, maxLength: n })),
+        async (bytes) => {
+          const want = createHash("sha256").update(bytes).digest("hex");
+          expect(await tool().ask(`sha256 ${Buffer.from(bytes).toString("hex")}`)).toBe(`ok ${want}`);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -4,15 +4,27 @@ import { describe, expect, it } from "vitest";
 import { Rng } from "../../device-sim/src/rng.ts";
 import { cobsDecodeInto, cobsEncode } from "../../gateway/src/protocol/cobs.ts";
 import { crc32 } from "../../gateway/src/protocol/crc32.ts";
-import { FrameError } from "../../gateway/src/protocol/errors.ts";
+import { FrameEncodeError, FrameError } from "../../gateway/src/protocol/errors.ts";
 import {
   decodeFrame,
+  deviceIdHex,
   encodeFrame,
   FrameType,
   MAX_FRAME,
+  NackReason,
+  RETRYABLE_NACKS,
+  WITHHOLD_PUBACK_NACKS,
   type Frame,
+  type HelloFrame,
 } from "../../gateway/src/protocol/frame.ts";
-import { dataFrameArb, errorFrameArb, helloFrameArb } from "../helpers/frames.ts";
+import {
+  anyFrameArb,
+  dataFrameArb,
+  errorFrameArb,
+  frameFromJson,
+  frameToJson,
+  helloFrameArb,
+} from "../helpers/frames.ts";
 import { mutate, MUTATIONS } from "../helpers/mutate.ts";
 
 interface Vectors {
@@ -24,14 +36,8 @@ const vectors = JSON.parse(
   readFileSync(new URL("../../hardware/vectors/frames.json", import.meta.url), "utf8"),
 ) as Vectors;
 
-function fromJson(f: Record<string, unknown>): Frame {
-  return (f.type === FrameType.Data
-    ? { ...f, values: Float32Array.from(f.values as number[]) }
-    : f) as unknown as Frame;
-}
-function toPlain(f: Frame): unknown {
-  return f.type === FrameType.Data ? { ...f, values: Array.from(f.values) } : f;
-}
+const fromJson = frameFromJson;
+const toPlain = (f: Frame): unknown => frameToJson(f);
 
 describe("known-answer vectors (shared with the C reference)", () => {
   it("CRC-32/ISO-HDLC check value", () => {
@@ -102,11 +108,24 @@ describe("frame codec", () => {
       { numRuns: 1000 },
     );
   });
+  it("property: every v1.1 frame type round trips and re-encodes to the same bytes", () => {
+    fc.assert(
+      fc.property(anyFrameArb, (f) => {
+        const raw = encodeFrame(f);
+        const d = decodeFrame(raw);
+        expect(toPlain(d)).toEqual(toPlain(f));
+        expect(encodeFrame(d).equals(raw)).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
+  });
   it("args: the encoder refuses what the protocol cannot carry", () => {
     const data = { type: FrameType.Data, deviceId: 1, seq: 1, timestampUs: 0, flags: 0 } as const;
-    expect(() => encodeFrame({ ...data, values: new Float32Array(0) })).toThrow(RangeError);
+    expect(() => encodeFrame({ ...data, values: new Float32Array(0) })).toThrow(FrameEncodeError);
     expect(() => encodeFrame({ ...data, values: new Float32Array(33) })).toThrow(/1\.\.32/);
-    expect(() => encodeFrame({ ...data, timestampUs: -1, values: new Float32Array(1) })).toThrow(/u64/);
+    expect(() => encodeFrame({ ...data, timestampUs: -1, values: new Float32Array(1) })).toThrow(
+      /timestampUs/,
+    );
     expect(() =>
       encodeFrame({
         type: FrameType.Hello,
@@ -116,8 +135,159 @@ describe("frame codec", () => {
         profile: "x",
         channels: [{ name: "Bad Name", unit: 0 }],
       }),
-    ).toThrow(/channel name/);
+    ).toThrow(/channels\[0\]\.name/);
   });
+  describe("error: the encoder never truncates; FrameEncodeError names the field", () => {
+    const one = new Float32Array(1);
+    const data = {
+      type: FrameType.Data,
+      deviceId: 1,
+      seq: 1,
+      timestampUs: 0,
+      flags: 0,
+      values: one,
+    } as const;
+    const hello: HelloFrame = {
+      type: FrameType.Hello,
+      deviceId: 1,
+      bootId: 0,
+      firmware: { major: 1, minor: 0, patch: 0 },
+      profile: "x",
+      channels: [{ name: "a", unit: 0 }],
+    };
+    const offer = {
+      type: FrameType.FwOffer,
+      deviceId: 1,
+      releaseId: 1,
+      firmware: { major: 1, minor: 0, patch: 0 },
+      securityCounter: 0,
+      imageSize: 64,
+      sha256: new Uint8Array(32),
+    } as const;
+    const status = {
+      type: FrameType.FwStatus,
+      deviceId: 1,
+      state: 0,
+      result: 0,
+      reason: 0,
+      window: 1,
+      releaseId: 0,
+      nextOffset: 0,
+      slotSize: 0,
+      securityCounter: 0,
+      firmware: { major: 1, minor: 0, patch: 0 },
+      maxChunk: 224,
+    } as const;
+    const cases: Array<[string, Frame, string]> = [
+      ["deviceId 2^32+5 (used to encode as 5)", { ...data, deviceId: 2 ** 32 + 5 }, "deviceId"],
+      ["negative deviceId", { ...data, deviceId: -1 }, "deviceId"],
+      ["fractional seq", { ...data, seq: 1.5 }, "seq"],
+      ["seq 2^32", { ...data, seq: 2 ** 32 }, "seq"],
+      ["flags 256", { ...data, flags: 256 }, "flags"],
+      ["bootId -1", { ...hello, bootId: -1 }, "bootId"],
+      ["firmware.major 256", { ...hello, firmware: { major: 256, minor: 0, patch: 0 } }, "firmware.major"],
+      ["firmware.minor -1", { ...hello, firmware: { major: 1, minor: -1, patch: 0 } }, "firmware.minor"],
+      [
+        "firmware.patch 65536",
+        { ...hello, firmware: { major: 1, minor: 0, patch: 65536 } },
+        "firmware.patch",
+      ],
+      ["unit 13", { ...hello, channels: [{ name: "a", unit: 13 }] }, "channels[0].unit"],
+      ["profile 32 chars", { ...hello, profile: "p".repeat(32) }, "profile"],
+      ["ACK count 0", { type: FrameType.Ack, deviceId: 1, firstSeq: 0, count: 0, gatewayTimeUs: 0 }, "count"],
+      [
+        "ACK count 65536",
+        { type: FrameType.Ack, deviceId: 1, firstSeq: 0, count: 65536, gatewayTimeUs: 0 },
+        "count",
+      ],
+      ["NACK reason 256", { type: FrameType.Nack, deviceId: 1, seq: 0, reason: 256 }, "reason"],
+      ["BUSY without retryAfterMs", { type: FrameType.Nack, deviceId: 1, seq: 0, reason: 8 }, "retryAfterMs"],
+      [
+        "retryAfterMs with another reason",
+        { type: FrameType.Nack, deviceId: 1, seq: 0, reason: 6, retryAfterMs: 10 },
+        "retryAfterMs",
+      ],
+      [
+        "retryAfterMs 0",
+        { type: FrameType.Nack, deviceId: 1, seq: 0, reason: 8, retryAfterMs: 0 },
+        "retryAfterMs",
+      ],
+      [
+        "retryAfterMs 65536",
+        { type: FrameType.Nack, deviceId: 1, seq: 0, reason: 8, retryAfterMs: 65536 },
+        "retryAfterMs",
+      ],
+      ["ERROR code 256", { type: FrameType.Error, deviceId: 1, code: 256, message: "" }, "code"],
+      [
+        "ERROR message 201 bytes",
+        { type: FrameType.Error, deviceId: 1, code: 1, message: "é".repeat(101) },
+        "message",
+      ],
+      ["offer releaseId 0", { ...offer, releaseId: 0 }, "releaseId"],
+      ["offer sha256 of 31 bytes", { ...offer, sha256: new Uint8Array(31) }, "sha256"],
+      ["offer imageSize 0", { ...offer, imageSize: 0 }, "imageSize"],
+      ["offer securityCounter 2^32", { ...offer, securityCounter: 2 ** 32 }, "securityCounter"],
+      [
+        "chunk of 225 bytes",
+        { type: FrameType.FwChunk, deviceId: 1, releaseId: 1, offset: 0, data: new Uint8Array(225) },
+        "data",
+      ],
+      [
+        "empty chunk",
+        { type: FrameType.FwChunk, deviceId: 1, releaseId: 1, offset: 0, data: new Uint8Array(0) },
+        "data",
+      ],
+      [
+        "chunk past 4 GiB",
+        { type: FrameType.FwChunk, deviceId: 1, releaseId: 1, offset: 2 ** 32 - 4, data: new Uint8Array(8) },
+        "offset",
+      ],
+      ["status window 17", { ...status, window: 17 }, "window"],
+      ["status maxChunk 15", { ...status, maxChunk: 15 }, "maxChunk"],
+      ["status state 4", { ...status, state: 4 as 0 }, "state"],
+      [
+        "chunk ack status 4",
+        { type: FrameType.FwChunkAck, deviceId: 1, releaseId: 1, nextOffset: 0, status: 4 as 0 },
+        "status",
+      ],
+      ["abort reason -1", { type: FrameType.FwAbort, deviceId: 1, releaseId: 1, reason: -1 }, "reason"],
+      ["unknown type", { type: 9 } as unknown as Frame, "type"],
+    ];
+    for (const [name, frame, field] of cases) {
+      it(`error: ${name}`, () => {
+        let err: unknown;
+        try {
+          encodeFrame(frame);
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(FrameEncodeError);
+        expect((err as FrameEncodeError).field).toBe(field);
+        expect((err as FrameEncodeError).code).toBe("FRAME_FIELD_RANGE");
+      });
+    }
+    it("error: deviceIdHex refuses what is not a u32", () => {
+      expect(deviceIdHex(0x2a)).toBe("0000002a");
+      expect(() => deviceIdHex(2 ** 32 + 5)).toThrow(FrameEncodeError);
+    });
+  });
+
+  it("behavior: one definition of the retryable NACK sets", () => {
+    expect([...RETRYABLE_NACKS].sort()).toEqual(
+      [
+        NackReason.SCHEMA_MISMATCH,
+        NackReason.STORE_UNAVAILABLE,
+        NackReason.RATE_LIMITED,
+        NackReason.BUSY,
+      ].sort(),
+    );
+    expect([...WITHHOLD_PUBACK_NACKS].sort()).toEqual(
+      [NackReason.STORE_UNAVAILABLE, NackReason.RATE_LIMITED, NackReason.BUSY].sort(),
+    );
+    // Every reason whose PUBACK is withheld is one the device keeps and resends.
+    for (const r of WITHHOLD_PUBACK_NACKS) expect(RETRYABLE_NACKS.has(r)).toBe(true);
+  });
+
   it("error: an ERROR frame with invalid UTF-8 is BAD_PAYLOAD (accepted frames are canonical)", () => {
     const b = encodeFrame({ type: FrameType.Error, deviceId: 1, code: 1, message: "ab" });
     b[10] = 0xc3; // a lone lead byte
@@ -134,7 +304,7 @@ describe("frame codec", () => {
     const r = new Rng(2024);
     const tally: Record<string, number> = {};
     const bases = fc
-      .sample(fc.oneof(dataFrameArb, helloFrameArb, errorFrameArb), { numRuns: 200, seed: 7 })
+      .sample(fc.oneof(dataFrameArb, helloFrameArb, errorFrameArb, anyFrameArb), { numRuns: 300, seed: 7 })
       .map((f) => encodeFrame(f));
     for (let i = 0; i < 10_000; i++) {
       const base = bases[i % bases.length]!;

@@ -8,7 +8,19 @@
 import { writeFileSync } from "node:fs";
 import { cobsEncode } from "../../gateway/src/protocol/cobs.ts";
 import { crc32 } from "../../gateway/src/protocol/crc32.ts";
-import { encodeFrame, FrameType, NackReason, Unit, type Frame } from "../../gateway/src/protocol/frame.ts";
+import {
+  encodeFrame,
+  FrameType,
+  FwAbortReason,
+  FwAckStatus,
+  FwReason,
+  FwResult,
+  FwState,
+  NackReason,
+  Unit,
+  type Frame,
+} from "../../gateway/src/protocol/frame.ts";
+import { frameToJson } from "../helpers/frames.ts";
 
 interface ValidVector {
   name: string;
@@ -22,10 +34,12 @@ interface InvalidVector {
   reason: string;
 }
 
-function toJson(f: Frame): Record<string, unknown> {
-  if (f.type === FrameType.Data) return { ...f, values: Array.from(f.values) };
-  return { ...f };
-}
+const toJson = frameToJson;
+/** Deterministic test bytes: 0x00, 0x01, … (zeros exercise COBS). */
+const seqBytes = (n: number, start = 0) => Uint8Array.from({ length: n }, (_, i) => (start + i) & 0xff);
+const imageSha = Uint8Array.from(
+  Buffer.from("5d7a2c3b8f1e4a6d9b0c7e2f1a3b5c7d9e0f1a2b3c4d5e6f708192a3b4c5d6e7", "hex"),
+);
 
 const valid: Array<[string, Frame]> = [
   [
@@ -110,6 +124,83 @@ const valid: Array<[string, Frame]> = [
   ["nack", { type: FrameType.Nack, deviceId: 0x2a, seq: 99, reason: NackReason.STORE_UNAVAILABLE }],
   ["error", { type: FrameType.Error, deviceId: 0x2a, code: 1, message: "bearing thermocouple open" }],
   ["error-empty", { type: FrameType.Error, deviceId: 0, code: 3, message: "" }],
+  // v1.1
+  [
+    "nack-busy",
+    { type: FrameType.Nack, deviceId: 0x2a, seq: 100, reason: NackReason.BUSY, retryAfterMs: 250 },
+  ],
+  [
+    "nack-seq-out-of-range",
+    { type: FrameType.Nack, deviceId: 0x2a, seq: 0xffff_fff0, reason: NackReason.SEQ_OUT_OF_RANGE },
+  ],
+  [
+    "fw-offer",
+    {
+      type: FrameType.FwOffer,
+      deviceId: 0x0102_0304,
+      releaseId: 7,
+      firmware: { major: 1, minor: 3, patch: 0 },
+      securityCounter: 12,
+      imageSize: 65_568,
+      sha256: imageSha,
+    },
+  ],
+  [
+    "fw-chunk",
+    { type: FrameType.FwChunk, deviceId: 0x0102_0304, releaseId: 7, offset: 448, data: seqBytes(20) },
+  ],
+  [
+    "fw-chunk-max",
+    { type: FrameType.FwChunk, deviceId: 0x0102_0304, releaseId: 7, offset: 0, data: seqBytes(224, 1) },
+  ],
+  [
+    "fw-abort",
+    { type: FrameType.FwAbort, deviceId: 0x0102_0304, releaseId: 7, reason: FwAbortReason.OPERATOR },
+  ],
+  [
+    "fw-status-receiving",
+    {
+      type: FrameType.FwStatus,
+      deviceId: 0x0102_0304,
+      state: FwState.Receiving,
+      result: FwResult.None,
+      reason: FwReason.NONE,
+      window: 4,
+      releaseId: 7,
+      nextOffset: 8192,
+      slotSize: 131_072,
+      securityCounter: 11,
+      firmware: { major: 1, minor: 2, patch: 7 },
+      maxChunk: 224,
+    },
+  ],
+  [
+    "fw-status-refused",
+    {
+      type: FrameType.FwStatus,
+      deviceId: 0x0102_0304,
+      state: FwState.Idle,
+      result: FwResult.Refused,
+      reason: FwReason.OLDER_VERSION,
+      window: 1,
+      releaseId: 6,
+      nextOffset: 0,
+      slotSize: 131_072,
+      securityCounter: 12,
+      firmware: { major: 1, minor: 3, patch: 0 },
+      maxChunk: 64,
+    },
+  ],
+  [
+    "fw-chunk-ack",
+    {
+      type: FrameType.FwChunkAck,
+      deviceId: 0x0102_0304,
+      releaseId: 7,
+      nextOffset: 672,
+      status: FwAckStatus.Ok,
+    },
+  ],
 ];
 
 const vectors: ValidVector[] = valid.map(([name, frame]) => {
@@ -183,6 +274,68 @@ add("trailing-byte", Buffer.concat([base, Buffer.from([0x55])]), "LENGTH_MISMATC
   add("error-truncated-utf8", reseal(cutUtf8(b)), "BAD_PAYLOAD");
 }
 
+// v1.1 frames
+/** Re-frames `payload` as a frame of `type` with a valid CRC. */
+function frameOf(type: number, payload: Uint8Array): Buffer {
+  const b = Buffer.alloc(4 + payload.length + 4);
+  b[0] = 1;
+  b[1] = type;
+  b.writeUInt16LE(payload.length, 2);
+  b.set(payload, 4);
+  return reseal(b);
+}
+const payloadOf = (name: string) => {
+  const v = vectors.find((x) => x.name === name)!;
+  const b = Buffer.from(v.hex, "hex");
+  return Buffer.from(b.subarray(4, b.length - 4));
+};
+{
+  const busy = payloadOf("nack-busy");
+  add("nack-busy-without-retry-after", frameOf(FrameType.Nack, busy.subarray(0, 9)), "BAD_PAYLOAD");
+  const zero = Buffer.from(busy);
+  zero.writeUInt16LE(0, 9);
+  add("nack-busy-retry-after-0", frameOf(FrameType.Nack, zero), "BAD_PAYLOAD");
+  const notBusy = Buffer.from(busy);
+  notBusy[8] = NackReason.STORE_UNAVAILABLE;
+  add("nack-11-bytes-not-busy", frameOf(FrameType.Nack, notBusy), "BAD_PAYLOAD");
+}
+{
+  const chunk = payloadOf("fw-chunk");
+  const badCrc = Buffer.from(chunk);
+  badCrc[12] = badCrc[12]! ^ 0x01;
+  add("fw-chunk-data-crc", frameOf(FrameType.FwChunk, badCrc), "BAD_PAYLOAD");
+  add("fw-chunk-no-data", frameOf(FrameType.FwChunk, chunk.subarray(0, 16)), "BAD_PAYLOAD");
+  const wraps = Buffer.from(chunk);
+  wraps.writeUInt32LE(0xffff_fff0, 8); // 20 bytes from 2^32-16 run past 2^32
+  add("fw-chunk-past-4gib", frameOf(FrameType.FwChunk, wraps), "BAD_PAYLOAD");
+  const oversized = Buffer.concat([payloadOf("fw-chunk-max"), Buffer.from([1])]);
+  oversized.writeUInt32LE(crc32(oversized.subarray(16)), 12);
+  add("fw-chunk-225-bytes", frameOf(FrameType.FwChunk, oversized), "OVERSIZED");
+}
+{
+  const offer = payloadOf("fw-offer");
+  const r0 = Buffer.from(offer);
+  r0.writeUInt32LE(0, 4);
+  add("fw-offer-release-0", frameOf(FrameType.FwOffer, r0), "BAD_PAYLOAD");
+  add("fw-offer-short-hash", frameOf(FrameType.FwOffer, offer.subarray(0, 51)), "BAD_PAYLOAD");
+}
+{
+  const st = payloadOf("fw-status-receiving");
+  const w0 = Buffer.from(st);
+  w0[7] = 0;
+  add("fw-status-window-0", frameOf(FrameType.FwStatus, w0), "BAD_PAYLOAD");
+  const mc = Buffer.from(st);
+  mc[28] = 225;
+  add("fw-status-max-chunk-225", frameOf(FrameType.FwStatus, mc), "BAD_PAYLOAD");
+  const state = Buffer.from(st);
+  state[4] = 4;
+  add("fw-status-state-4", frameOf(FrameType.FwStatus, state), "BAD_PAYLOAD");
+  const ack = Buffer.from(payloadOf("fw-chunk-ack"));
+  ack[12] = 4;
+  add("fw-chunk-ack-status-4", frameOf(FrameType.FwChunkAck, ack), "BAD_PAYLOAD");
+  add("type-0x15", frameOf(0x15, ack), "BAD_TYPE");
+}
+
 /** Drops the last byte of a 2-byte UTF-8 character while keeping the frame consistent. */
 function cutUtf8(b: Buffer): Buffer {
   const m = b[4 + 5]! - 1;
@@ -196,7 +349,7 @@ function cutUtf8(b: Buffer): Buffer {
 const crcCheck = { input: Buffer.from("123456789").toString("hex"), crc32: crc32(Buffer.from("123456789")) };
 const out = {
   description:
-    "Vigil frame protocol v1 known-answer vectors (hardware/PROTOCOL.md). hex = unencoded frame; wire = COBS + 0x00.",
+    "Vigil frame protocol v1 (document revision 1.1) known-answer vectors (hardware/PROTOCOL.md). hex = unencoded frame; wire = COBS + 0x00. Byte fields (sha256, data) of frame objects are lowercase hex.",
   crcCheck,
   valid: vectors,
   invalid,

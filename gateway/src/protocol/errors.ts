@@ -36,3 +36,18 @@ export class FrameError extends VigilError {
     this.frameRef = opts.frameRef;
   }
 }
+
+/**
+ * A value handed to the encoder cannot be represented in protocol v1 (a device id ≥ 2^32, a
+ * negative sequence, flags > 255, a firmware part out of range, an unknown NACK reason, a
+ * string that is too long …). The encoder never truncates: it throws this, naming the field.
+ */
+export class FrameEncodeError extends VigilError {
+  override name = "FrameEncodeError";
+  /** The offending field, e.g. `deviceId`, `firmware.patch`, `retryAfterMs`. */
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super("FRAME_FIELD_RANGE", `${field}: ${message}`);
+    this.field = field;
+  }
+}

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { fromRoot } from "../core/paths.ts";
-import { FrameError } from "./errors.ts";
+import { FrameEncodeError, FrameError } from "./errors.ts";
 import { decodeFrame, deviceIdHex, encodeFrame, FrameType, type Frame } from "./frame.ts";
 import type { DecodedFrame } from "./stream-decoder.ts";
 
@@ -108,5 +108,5 @@ export function toJsonFrame(frame: Frame): string {
       profile: frame.profile,
       channels: frame.channels,
     });
-  throw new RangeError("only DATA and HELLO frames have a JSON form");
+  throw new FrameEncodeError("type", "only DATA and HELLO frames have a JSON form");
 }

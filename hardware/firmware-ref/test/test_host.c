@@ -619,6 +619,73 @@ static vigil_data_t mk(uint32_t seq)
 
 static uint32_t frame_seq(const uint8_t *p) { return (uint32_t)p[8] | (uint32_t)p[9] << 8 | (uint32_t)p[10] << 16 | (uint32_t)p[11] << 24; }
 
+static vigil_txq_nack_t nack(vigil_txq_t *q, uint32_t seq, uint8_t reason, uint32_t now)
+{
+    vigil_nack_t n;
+    n.device_id = 42;
+    n.seq = seq;
+    n.reason = reason;
+    n.retry_after_ms = 0;
+    return vigil_txq_nack(q, &n, now);
+}
+
+static vigil_txq_nack_t busy(vigil_txq_t *q, uint32_t seq, uint16_t retry_after, uint32_t now)
+{
+    vigil_nack_t n;
+    n.device_id = 42;
+    n.seq = seq;
+    n.reason = VIGIL_NACK_BUSY;
+    n.retry_after_ms = retry_after;
+    return vigil_txq_nack(q, &n, now);
+}
+
+/* BUSY: the queue sends nothing (new or resent) until retry_after_ms has passed. */
+static void test_txq_busy(void)
+{
+    static vigil_txq_t q;
+    const uint8_t *p;
+    size_t len;
+    uint32_t i;
+    vigil_data_t d;
+    vigil_txq_init(&q);
+    for (i = 0; i < 3; i++) {
+        d = mk(10u + i);
+        vigil_txq_push(&q, &d);
+    }
+    for (i = 0; i < 3; i++) CHECK(vigil_txq_poll(&q, 100u, &len) != NULL);
+    CHECK(busy(&q, 11u, 250u, 110u) == VIGIL_TXQ_NACK_BUSY);
+    CHECK(vigil_txq_holding(&q, 110u) && vigil_txq_holding(&q, 359u) && !vigil_txq_holding(&q, 360u));
+    d = mk(13u);
+    vigil_txq_push(&q, &d); /* new frames wait too */
+    CHECK(vigil_txq_poll(&q, 200u, &len) == NULL);
+    CHECK(vigil_txq_poll(&q, 359u, &len) == NULL);
+    /* a shorter BUSY does not shorten the hold; a longer one extends it; unknown seq still holds */
+    CHECK(busy(&q, 10u, 10u, 300u) == VIGIL_TXQ_NACK_BUSY);
+    CHECK(vigil_txq_poll(&q, 359u, &len) == NULL);
+    CHECK(busy(&q, 999u, 100u, 300u) == VIGIL_TXQ_NACK_UNKNOWN_SEQ);
+    CHECK(vigil_txq_poll(&q, 399u, &len) == NULL);
+    /* hold over: the BUSY-NACKed frames first (10, 11), then the new one (13), oldest first */
+    p = vigil_txq_poll(&q, 400u, &len);
+    CHECK(p != NULL && frame_seq(p) == 10u);
+    p = vigil_txq_poll(&q, 400u, &len);
+    CHECK(p != NULL && frame_seq(p) == 11u);
+    p = vigil_txq_poll(&q, 400u, &len);
+    CHECK(p != NULL && frame_seq(p) == 13u);
+    CHECK(vigil_txq_poll(&q, 400u, &len) == NULL);
+    /* the retransmission timer restarted at the end of the hold */
+    CHECK(vigil_txq_poll(&q, 899u, &len) == NULL);
+    p = vigil_txq_poll(&q, 900u, &len);
+    CHECK(p != NULL && frame_seq(p) == 10u);
+    CHECK(vigil_txq_count(&q) == 4u);
+    /* SEQ_OUT_OF_RANGE drops the frame (it will never be accepted in this boot) */
+    CHECK(nack(&q, 12u, VIGIL_NACK_SEQ_OUT_OF_RANGE, 900u) == VIGIL_TXQ_NACK_DROPPED);
+    CHECK(vigil_txq_count(&q) == 3u);
+    /* a hold across the uint32 millisecond wrap */
+    CHECK(busy(&q, 13u, 1000u, 0xFFFFFF00u) == VIGIL_TXQ_NACK_BUSY);
+    CHECK(vigil_txq_poll(&q, 0x000002E7u, &len) == NULL); /* 999 ms later */
+    CHECK(vigil_txq_poll(&q, 0x000002E8u, &len) != NULL); /* 1000 ms later */
+}
+
 static void test_txq(void)
 {
     static vigil_txq_t q;
@@ -694,25 +761,25 @@ static void test_txq(void)
     CHECK(vigil_txq_poll(&q, 0, &len) == NULL);
 
     /* NACKs */
-    CHECK(vigil_txq_nack(&q, 5000u, VIGIL_NACK_NON_FINITE, 0) == VIGIL_TXQ_NACK_UNKNOWN_SEQ);
-    CHECK(vigil_txq_nack(&q, 101u, VIGIL_NACK_NON_FINITE, 0) == VIGIL_TXQ_NACK_DROPPED);
-    CHECK(vigil_txq_nack(&q, 102u, VIGIL_NACK_ABSURD_TIMESTAMP, 0) == VIGIL_TXQ_NACK_DROPPED);
-    CHECK(vigil_txq_nack(&q, 103u, 200u, 0) == VIGIL_TXQ_NACK_DROPPED); /* unknown reason */
+    CHECK(nack(&q, 5000u, VIGIL_NACK_NON_FINITE, 0) == VIGIL_TXQ_NACK_UNKNOWN_SEQ);
+    CHECK(nack(&q, 101u, VIGIL_NACK_NON_FINITE, 0) == VIGIL_TXQ_NACK_DROPPED);
+    CHECK(nack(&q, 102u, VIGIL_NACK_ABSURD_TIMESTAMP, 0) == VIGIL_TXQ_NACK_DROPPED);
+    CHECK(nack(&q, 103u, 200u, 0) == VIGIL_TXQ_NACK_DROPPED); /* unknown reason */
     CHECK(vigil_txq_count(&q) == 20u);
-    CHECK(vigil_txq_nack(&q, 104u, VIGIL_NACK_STORE_UNAVAILABLE, 0) == VIGIL_TXQ_NACK_RETRY_LATER);
-    CHECK(vigil_txq_nack(&q, 104u, VIGIL_NACK_RATE_LIMITED, 0) == VIGIL_TXQ_NACK_RETRY_LATER);
+    CHECK(nack(&q, 104u, VIGIL_NACK_STORE_UNAVAILABLE, 0) == VIGIL_TXQ_NACK_RETRY_LATER);
+    CHECK(nack(&q, 104u, VIGIL_NACK_RATE_LIMITED, 0) == VIGIL_TXQ_NACK_RETRY_LATER);
     CHECK(vigil_txq_count(&q) == 20u && q.rto_ms == 2000u);
     CHECK(vigil_txq_poll(&q, 1999u, &len) == NULL);
     p = vigil_txq_poll(&q, 2000u, &len);
     CHECK(p != NULL && frame_seq(p) == 104u);
-    CHECK(vigil_txq_nack(&q, 106u, VIGIL_NACK_SCHEMA_MISMATCH, 2000u) == VIGIL_TXQ_NACK_SEND_HELLO);
+    CHECK(nack(&q, 106u, VIGIL_NACK_SCHEMA_MISMATCH, 2000u) == VIGIL_TXQ_NACK_SEND_HELLO);
     p = vigil_txq_poll(&q, 2001u, &len); /* immediately due again (after the HELLO) */
     CHECK(p != NULL && frame_seq(p) == 106u);
-    CHECK(vigil_txq_nack(&q, 105u, VIGIL_NACK_REVOKED_DEVICE, 2001u) == VIGIL_TXQ_NACK_STOP);
+    CHECK(nack(&q, 105u, VIGIL_NACK_REVOKED_DEVICE, 2001u) == VIGIL_TXQ_NACK_STOP);
     CHECK(vigil_txq_count(&q) == 20u && vigil_txq_poll(&q, 100000u, &len) == NULL);
     vigil_txq_resume(&q);
     CHECK(vigil_txq_poll(&q, 100000u, &len) != NULL);
-    CHECK(vigil_txq_nack(&q, 105u, VIGIL_NACK_UNKNOWN_DEVICE, 0) == VIGIL_TXQ_NACK_STOP);
+    CHECK(nack(&q, 105u, VIGIL_NACK_UNKNOWN_DEVICE, 0) == VIGIL_TXQ_NACK_STOP);
     vigil_txq_resume(&q);
 
     /* invalid frames are refused without evicting anything */
@@ -738,6 +805,7 @@ int main(void)
     test_decode_precedence();
     test_rx();
     test_txq();
+    test_txq_busy();
     printf("sizeof(vigil_rx_t)=%u sizeof(vigil_frame_t)=%u sizeof(vigil_txq_t)=%u\n", (unsigned)sizeof(vigil_rx_t),
            (unsigned)sizeof(vigil_frame_t), (unsigned)sizeof(vigil_txq_t));
     printf("%d passed, %d failed\n", passed, failed);

@@ -7,7 +7,9 @@
  *   encode FRAME_JSON  -> ok HEX WIREHEX | err MESSAGE
  *   stream HEX         -> ok N, then N lines "frame HEX" (unencoded) or "reject REASON"
  *   streamflush HEX    -> like stream, then end of stream (vigil_rx_flush)
- * FRAME_JSON has the shape of the TypeScript Frame objects (vectors' "frame" field).
+ *   sha256 HEX         -> ok DIGESTHEX (fed to vigil_sha256_update in pieces of 1..97 bytes)
+ * FRAME_JSON has the shape of the TypeScript Frame objects (vectors' "frame" field); byte fields
+ * (FW_OFFER sha256, FW_CHUNK data) are lowercase hex strings.
  * The JSON reader below is purpose-built for those objects and lives here, not in the library.
  */
 #include <inttypes.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "../vigil_frame.h"
+#include "../vigil_sha256.h"
 
 /* ---- output helpers ------------------------------------------------------------------- */
 
@@ -45,6 +48,12 @@ static void put_json_string(const char *s, size_t n)
         }
     }
     putchar('"');
+}
+
+static void put_version(const vigil_fw_version_t *v)
+{
+    printf(",\"firmware\":{\"major\":%u,\"minor\":%u,\"patch\":%u}", (unsigned)v->major, (unsigned)v->minor,
+           (unsigned)v->patch);
 }
 
 static void put_frame_json(const vigil_frame_t *f)
@@ -80,8 +89,50 @@ static void put_frame_json(const vigil_frame_t *f)
                f->u.ack.device_id, f->u.ack.first_seq, (unsigned)f->u.ack.count, f->u.ack.gateway_time_us);
         break;
     case VIGIL_TYPE_NACK:
-        printf("{\"type\":4,\"deviceId\":%" PRIu32 ",\"seq\":%" PRIu32 ",\"reason\":%u}", f->u.nack.device_id,
+        printf("{\"type\":4,\"deviceId\":%" PRIu32 ",\"seq\":%" PRIu32 ",\"reason\":%u", f->u.nack.device_id,
                f->u.nack.seq, (unsigned)f->u.nack.reason);
+        if (f->u.nack.reason == VIGIL_NACK_BUSY) printf(",\"retryAfterMs\":%u", (unsigned)f->u.nack.retry_after_ms);
+        putchar('}');
+        break;
+    case VIGIL_TYPE_FW_OFFER: {
+        const vigil_fw_offer_t *o = &f->u.fw_offer;
+        printf("{\"type\":16,\"deviceId\":%" PRIu32 ",\"releaseId\":%" PRIu32, o->device_id, o->release_id);
+        put_version(&o->version);
+        printf(",\"securityCounter\":%" PRIu32 ",\"imageSize\":%" PRIu32 ",\"sha256\":\"", o->security_counter,
+               o->image_size);
+        put_hex(o->sha256, VIGIL_SHA256_BYTES);
+        printf("\"}");
+        break;
+    }
+    case VIGIL_TYPE_FW_CHUNK: {
+        const vigil_fw_chunk_t *c = &f->u.fw_chunk;
+        printf("{\"type\":17,\"deviceId\":%" PRIu32 ",\"releaseId\":%" PRIu32 ",\"offset\":%" PRIu32
+               ",\"data\":\"",
+               c->device_id, c->release_id, c->offset);
+        put_hex(c->data, c->data_len);
+        printf("\"}");
+        break;
+    }
+    case VIGIL_TYPE_FW_ABORT:
+        printf("{\"type\":18,\"deviceId\":%" PRIu32 ",\"releaseId\":%" PRIu32 ",\"reason\":%u}",
+               f->u.fw_abort.device_id, f->u.fw_abort.release_id, (unsigned)f->u.fw_abort.reason);
+        break;
+    case VIGIL_TYPE_FW_STATUS: {
+        const vigil_fw_status_t *st = &f->u.fw_status;
+        printf("{\"type\":19,\"deviceId\":%" PRIu32 ",\"state\":%u,\"result\":%u,\"reason\":%u,\"window\":%u"
+               ",\"releaseId\":%" PRIu32 ",\"nextOffset\":%" PRIu32 ",\"slotSize\":%" PRIu32
+               ",\"securityCounter\":%" PRIu32,
+               st->device_id, (unsigned)st->state, (unsigned)st->result, (unsigned)st->reason, (unsigned)st->window,
+               st->release_id, st->next_offset, st->slot_size, st->security_counter);
+        put_version(&st->version);
+        printf(",\"maxChunk\":%u}", (unsigned)st->max_chunk);
+        break;
+    }
+    case VIGIL_TYPE_FW_CHUNK_ACK:
+        printf("{\"type\":20,\"deviceId\":%" PRIu32 ",\"releaseId\":%" PRIu32 ",\"nextOffset\":%" PRIu32
+               ",\"status\":%u}",
+               f->u.fw_chunk_ack.device_id, f->u.fw_chunk_ack.release_id, f->u.fw_chunk_ack.next_offset,
+               (unsigned)f->u.fw_chunk_ack.status);
         break;
     case VIGIL_TYPE_ERROR:
         printf("{\"type\":5,\"deviceId\":%" PRIu32 ",\"code\":%u,\"message\":", f->u.error.device_id,
@@ -380,6 +431,35 @@ static const char *jstr_field(int obj, const char *key, size_t *len)
 
 #define MAX_SAFE 9007199254740991ull
 
+/* {"major","minor","patch"} under "firmware". */
+static int jversion(int obj, vigil_fw_version_t *ver)
+{
+    const int fw = jget(obj, "firmware");
+    uint64_t v;
+    if (fw < 0 || jn[fw].type != J_OBJ) return -1;
+    if (juint(fw, "major", 255, &v) < 0) return -1;
+    ver->major = (uint8_t)v;
+    if (juint(fw, "minor", 255, &v) < 0) return -1;
+    ver->minor = (uint8_t)v;
+    if (juint(fw, "patch", 65535, &v) < 0) return -1;
+    ver->patch = (uint16_t)v;
+    return 0;
+}
+
+/* Hex string field into out (min..max bytes); returns the length or -1. */
+static long jbytes(int obj, const char *key, uint8_t *out, size_t min, size_t max)
+{
+    size_t len, i;
+    const char *s = jstr_field(obj, key, &len);
+    if (!s || len % 2u != 0u || len / 2u < min || len / 2u > max) return -1;
+    for (i = 0; i < len / 2u; i++) {
+        const int hi = hexval((unsigned char)s[2u * i]), lo = hexval((unsigned char)s[2u * i + 1u]);
+        if (hi < 0 || lo < 0) return -1;
+        out[i] = (uint8_t)(hi * 16 + lo);
+    }
+    return (long)(len / 2u);
+}
+
 /* Fills f from the JSON text; returns NULL or an error message. */
 static const char *frame_from_json(const char *text, vigil_frame_t *f)
 {
@@ -468,6 +548,81 @@ static const char *frame_from_json(const char *text, vigil_frame_t *f)
         f->u.nack.seq = (uint32_t)v;
         if (juint(root, "reason", 255, &v) < 0) return "reason must be a u8";
         f->u.nack.reason = (uint8_t)v;
+        if (jget(root, "retryAfterMs") >= 0) {
+            if (juint(root, "retryAfterMs", 65535, &v) < 0) return "retryAfterMs must be a u16";
+            f->u.nack.retry_after_ms = (uint16_t)v;
+        }
+        break;
+    case VIGIL_TYPE_FW_OFFER: {
+        vigil_fw_offer_t *o = &f->u.fw_offer;
+        if (juint(root, "deviceId", UINT32_MAX, &v) < 0) return "deviceId must be a u32";
+        o->device_id = (uint32_t)v;
+        if (juint(root, "releaseId", UINT32_MAX, &v) < 0) return "releaseId must be a u32";
+        o->release_id = (uint32_t)v;
+        if (jversion(root, &o->version) < 0) return "firmware must be {major u8, minor u8, patch u16}";
+        if (juint(root, "securityCounter", UINT32_MAX, &v) < 0) return "securityCounter must be a u32";
+        o->security_counter = (uint32_t)v;
+        if (juint(root, "imageSize", UINT32_MAX, &v) < 0) return "imageSize must be a u32";
+        o->image_size = (uint32_t)v;
+        if (jbytes(root, "sha256", o->sha256, VIGIL_SHA256_BYTES, VIGIL_SHA256_BYTES) < 0) return "sha256 must be 32 bytes of hex";
+        break;
+    }
+    case VIGIL_TYPE_FW_CHUNK: {
+        vigil_fw_chunk_t *ch = &f->u.fw_chunk;
+        long n;
+        if (juint(root, "deviceId", UINT32_MAX, &v) < 0) return "deviceId must be a u32";
+        ch->device_id = (uint32_t)v;
+        if (juint(root, "releaseId", UINT32_MAX, &v) < 0) return "releaseId must be a u32";
+        ch->release_id = (uint32_t)v;
+        if (juint(root, "offset", UINT32_MAX, &v) < 0) return "offset must be a u32";
+        ch->offset = (uint32_t)v;
+        n = jbytes(root, "data", ch->data, 0, VIGIL_FW_MAX_CHUNK);
+        if (n < 0) return "data must be at most 224 bytes of hex";
+        ch->data_len = (uint8_t)n;
+        break;
+    }
+    case VIGIL_TYPE_FW_ABORT:
+        if (juint(root, "deviceId", UINT32_MAX, &v) < 0) return "deviceId must be a u32";
+        f->u.fw_abort.device_id = (uint32_t)v;
+        if (juint(root, "releaseId", UINT32_MAX, &v) < 0) return "releaseId must be a u32";
+        f->u.fw_abort.release_id = (uint32_t)v;
+        if (juint(root, "reason", 255, &v) < 0) return "reason must be a u8";
+        f->u.fw_abort.reason = (uint8_t)v;
+        break;
+    case VIGIL_TYPE_FW_STATUS: {
+        vigil_fw_status_t *st = &f->u.fw_status;
+        if (juint(root, "deviceId", UINT32_MAX, &v) < 0) return "deviceId must be a u32";
+        st->device_id = (uint32_t)v;
+        if (juint(root, "state", 255, &v) < 0) return "state must be a u8";
+        st->state = (uint8_t)v;
+        if (juint(root, "result", 255, &v) < 0) return "result must be a u8";
+        st->result = (uint8_t)v;
+        if (juint(root, "reason", 255, &v) < 0) return "reason must be a u8";
+        st->reason = (uint8_t)v;
+        if (juint(root, "window", 255, &v) < 0) return "window must be a u8";
+        st->window = (uint8_t)v;
+        if (juint(root, "releaseId", UINT32_MAX, &v) < 0) return "releaseId must be a u32";
+        st->release_id = (uint32_t)v;
+        if (juint(root, "nextOffset", UINT32_MAX, &v) < 0) return "nextOffset must be a u32";
+        st->next_offset = (uint32_t)v;
+        if (juint(root, "slotSize", UINT32_MAX, &v) < 0) return "slotSize must be a u32";
+        st->slot_size = (uint32_t)v;
+        if (juint(root, "securityCounter", UINT32_MAX, &v) < 0) return "securityCounter must be a u32";
+        st->security_counter = (uint32_t)v;
+        if (jversion(root, &st->version) < 0) return "firmware must be {major u8, minor u8, patch u16}";
+        if (juint(root, "maxChunk", 255, &v) < 0) return "maxChunk must be a u8";
+        st->max_chunk = (uint8_t)v;
+        break;
+    }
+    case VIGIL_TYPE_FW_CHUNK_ACK:
+        if (juint(root, "deviceId", UINT32_MAX, &v) < 0) return "deviceId must be a u32";
+        f->u.fw_chunk_ack.device_id = (uint32_t)v;
+        if (juint(root, "releaseId", UINT32_MAX, &v) < 0) return "releaseId must be a u32";
+        f->u.fw_chunk_ack.release_id = (uint32_t)v;
+        if (juint(root, "nextOffset", UINT32_MAX, &v) < 0) return "nextOffset must be a u32";
+        f->u.fw_chunk_ack.next_offset = (uint32_t)v;
+        if (juint(root, "status", 255, &v) < 0) return "status must be a u8";
+        f->u.fw_chunk_ack.status = (uint8_t)v;
         break;
     case VIGIL_TYPE_ERROR: {
         const char *s;
@@ -583,6 +738,29 @@ static void cmd_stream(char *arg, int flush)
     (void)run_stream((const uint8_t *)arg, (size_t)n, flush, 1);
 }
 
+static void cmd_sha256(char *arg)
+{
+    const long n = parse_hex(arg, (uint8_t *)arg);
+    vigil_sha256_t s;
+    uint8_t d[VIGIL_SHA256_DIGEST];
+    long o = 0, step = 1;
+    if (n < 0) {
+        printf("err bad hex\n");
+        return;
+    }
+    vigil_sha256_init(&s);
+    while (o < n) { /* uneven pieces exercise the block buffer */
+        const long k = n - o < step ? n - o : step;
+        vigil_sha256_update(&s, (const uint8_t *)arg + o, (size_t)k);
+        o += k;
+        step = step % 97 + 13;
+    }
+    vigil_sha256_final(&s, d);
+    printf("ok ");
+    put_hex(d, sizeof d);
+    putchar('\n');
+}
+
 /* Reads one line of any length (without the newline); NULL at EOF. */
 static char *read_line(void)
 {
@@ -622,6 +800,8 @@ int main(void)
         else if (strncmp(line, "encode ", 7) == 0) cmd_encode(line + 7);
         else if (strncmp(line, "stream ", 7) == 0) cmd_stream(line + 7, 0);
         else if (strncmp(line, "streamflush ", 12) == 0) cmd_stream(line + 12, 1);
+        else if (strncmp(line, "sha256 ", 7) == 0) cmd_sha256(line + 7);
+        else if (strcmp(line, "sha256") == 0) cmd_sha256(line + 6);
         else if (strcmp(line, "stream") == 0) cmd_stream(line + 6, 0);
         else if (strcmp(line, "streamflush") == 0) cmd_stream(line + 11, 1);
         else if (line[0] == '\0') continue;

@@ -3,7 +3,14 @@
  * topic → frame (binary or JSON) → ingest → what to do with the PUBLISH.
  */
 import { FrameError } from "../../protocol/errors.ts";
-import { decodeFrame, deviceIdHex, encodeFrame, FrameType, parseDeviceIdHex } from "../../protocol/frame.ts";
+import {
+  decodeFrame,
+  deviceIdHex,
+  encodeFrame,
+  FrameType,
+  parseDeviceIdHex,
+  WITHHOLD_PUBACK_NACKS,
+} from "../../protocol/frame.ts";
 import { decodeJsonFrame } from "../../protocol/json.ts";
 import type { DecodedFrame } from "../../protocol/stream-decoder.ts";
 import { nackTopic, parseIngestTopic } from "../../protocol/topics.ts";
@@ -58,6 +65,6 @@ function verdictFor(reply: IngestReply): MqttVerdict {
       reason: reply.reason,
     }),
   };
-  // STORE_UNAVAILABLE (6) and RATE_LIMITED (7): the frame must be redelivered later.
-  return { action: reply.reason === 6 || reply.reason === 7 ? "retry" : "ack", nack };
+  // STORE_UNAVAILABLE, RATE_LIMITED, BUSY: the frame must be redelivered later.
+  return { action: WITHHOLD_PUBACK_NACKS.has(reply.reason) ? "retry" : "ack", nack };
 }
