@@ -41,6 +41,8 @@ export interface DeviceStats {
   abandoned: number;
   /** Frames lost because the unacknowledged window was full (ERROR code 2 on hardware). */
   overflowed: number;
+  /** Unacknowledged frames lost from RAM by a reboot (never acknowledged, so no promise broken). */
+  lostAtReboot: number;
 }
 
 export interface SimDeviceOptions {
@@ -76,9 +78,12 @@ export class SimDevice {
     nacked: {},
     abandoned: 0,
     overflowed: 0,
+    lostAtReboot: 0,
   };
-  /** The next frame index to generate (also the u32 sequence, modulo 2^32). */
+  /** The next frame index to generate (the signal source's step). */
   step = 0;
+  /** The step at which the current boot started: the DATA sequence is step − bootStep (mod 2^32). */
+  bootStep = 0;
   bootId = 1;
   /** Set when the gateway said UNKNOWN/REVOKED: the device stops. */
   stopped = false;
@@ -139,7 +144,7 @@ export class SimDevice {
       this.#opts.counters.count("clockJump");
       poison ??= "ABSURD_TIMESTAMP";
     }
-    const seq = this.step >>> 0;
+    const seq = (this.step - this.bootStep) >>> 0;
     this.step++;
     const raw = encodeFrame({
       type: FrameType.Data,
@@ -216,8 +221,17 @@ export class SimDevice {
     return false;
   }
 
-  /** Simulates a reboot: new boot id; pending frames survive (kept in the MCU's RAM ring). */
-  reboot(): void {
+  /**
+   * Simulates an MCU reboot: a new boot id, the sequence restarts at 0 and the unacknowledged
+   * frames in the RAM ring are lost (counted in `lostAtReboot`). Returns the lost frames.
+   */
+  reboot(): Pending[] {
     this.bootId++;
+    this.bootStep = this.step;
+    const lost = [...this.pending.values()];
+    this.stats.lostAtReboot += lost.length;
+    this.pending.clear();
+    this.#abandoned.clear();
+    return lost;
   }
 }

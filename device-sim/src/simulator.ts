@@ -59,6 +59,9 @@ export interface SimSnapshot {
   pending: number;
   abandoned: number;
   overflowed: number;
+  /** Unacknowledged frames lost by device reboots (the `reboot` fault). */
+  lostAtReboot: number;
+  reboots: number;
   nacked: Record<string, number>;
   faults: Record<string, number>;
   expectedRejects: Record<string, number>;
@@ -104,6 +107,7 @@ export class Simulator {
   #sent = 0;
   #expectedDuplicates = 0;
   #disconnects = 0;
+  #reboots = 0;
   #start = 0;
 
   constructor(opts: SimulatorOptions) {
@@ -139,6 +143,8 @@ export class Simulator {
       pending: 0,
       abandoned: 0,
       overflowed: 0,
+      lostAtReboot: 0,
+      reboots: this.#reboots,
       nacked: {},
       faults: { ...this.counters.injected },
       expectedRejects: { ...this.counters.expectedRejects },
@@ -153,6 +159,7 @@ export class Simulator {
       s.pending += d.pending.size;
       s.abandoned += d.stats.abandoned;
       s.overflowed += d.stats.overflowed;
+      s.lostAtReboot += d.stats.lostAtReboot;
       for (const [k, v] of Object.entries(d.stats.nacked)) s.nacked[k] = (s.nacked[k] ?? 0) + v;
     }
     return s;
@@ -285,10 +292,21 @@ export class Simulator {
         await t.disconnect();
         await sleep(this.#rng.int(100, 600));
         await t.reconnect();
-        for (const d of this.devices) {
-          d.reboot();
-          t.send(d.id, d.hello());
+        // A link drop is not a reboot: same boot id, same counter, the pending frames are resent.
+        for (const d of this.devices) t.send(d.id, d.hello());
+      }
+      if ((o.faults?.reboot ?? 0) > 0 && t.connected && this.#rng.chance(o.faults?.reboot ?? 0)) {
+        const d = this.devices[this.#rng.int(0, this.devices.length - 1)]!;
+        this.counters.count("reboot");
+        this.#reboots++;
+        // A frame held back by the reorder fault was in the lost RAM too.
+        const held = this.#held.get(d.id);
+        if (held) {
+          this.#held.delete(d.id);
+          if (!d.pending.has(held.seq)) d.stats.lostAtReboot++;
         }
+        d.reboot();
+        t.send(d.id, d.hello());
       }
       if (now - lastProgress >= 1000) {
         lastProgress = now;

@@ -273,7 +273,10 @@ export class Runtime {
     await this.store.open();
     this.#running.store = () => this.store.close();
     // Recover per-device sequence state so resent frames are recognised as duplicates.
-    for (const [id, seq] of this.store.devices()) this.ingest.counters.device(id).seq.restore(seq);
+    for (const [id, st] of this.store.devices())
+      this.ingest.counters
+        .device(id)
+        .seq.restore(st.lastSeq, st.bootId === undefined ? undefined : { id: st.bootId, base: st.base });
 
     const deployment = c.chain.deployment
       ? readDeployment(resolvePath(c.dataDir, c.chain.deployment))
@@ -384,7 +387,7 @@ export class Runtime {
     const retentionUs = c.store.retentionDays * 86_400e6;
     const storeLog = log.child({ component: "store" });
     this.#pruneTimer = setInterval(() => {
-      this.store.prune({ nowUs: Date.now() * 1000, retentionUs }).catch((e: unknown) => {
+      this.store.prune({ retentionUs }).catch((e: unknown) => {
         storeLog.warn(
           { code: (e as VigilError).code, err: (e as Error).message },
           "retention pruning failed",

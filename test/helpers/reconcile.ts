@@ -29,7 +29,7 @@ export function reconcile(report: SimReport, env: ReconcileEnv, lostAcks = false
   expect(env.sink.records.length).toBe(report.acked);
   expect(new Set(env.sink.records.map((r) => `${r.deviceId}:${r.seq}`)).size).toBe(report.acked);
   // Frames refused for good were generated but never stored.
-  expect(report.acked + report.abandoned + report.overflowed).toBe(report.generated);
+  expect(report.acked + report.abandoned + report.overflowed + report.lostAtReboot).toBe(report.generated);
   // Rejections by reason match the faults the simulator injected.
   expect(snap.rejected).toEqual(report.expectedRejects);
   // Every repeated intact copy was recognised as a duplicate (and stored nowhere).

@@ -5,7 +5,10 @@
  */
 export interface FrameRecord {
   deviceId: number;
-  /** Extended sequence number: u32 seq + 2^32 × wraps (RFC 3550 §A.1). A safe integer. */
+  /**
+   * Extended sequence number, unique per device across boots: the boot's base plus its u32 seq
+   * extended by 2^32 × wraps (RFC 3550 §A.1). A safe integer.
+   */
   seq: number;
   /** Gateway clock at arrival, µs since the Unix epoch. */
   receivedUs: number;
@@ -13,6 +16,12 @@ export interface FrameRecord {
   timestampUs: number;
   /** Unencoded canonical frame bytes (header, payload, CRC) exactly as received. */
   raw: Buffer;
+  /**
+   * The device boot the frame belongs to (HELLO `boot_id`: a sequence-number space) and where
+   * that boot's sequence numbers start in the device's extended space (`seq` = base + the
+   * boot's own extended seq). Undefined for frames of a device that has not sent a HELLO.
+   */
+  boot?: { id: number; base: number };
 }
 
 export type AppendOutcome = "stored" | "duplicate";

@@ -59,6 +59,7 @@ const NACK_FOR: Record<IngestRejectReason, NackReasonCode | undefined> = {
   SCHEMA_MISMATCH: NackReason.SCHEMA_MISMATCH,
   ABSURD_TIMESTAMP: NackReason.ABSURD_TIMESTAMP,
   STORE_UNAVAILABLE: NackReason.STORE_UNAVAILABLE,
+  SEQ_OUT_OF_RANGE: NackReason.SEQ_OUT_OF_RANGE,
   UNEXPECTED_TYPE: undefined,
 };
 
@@ -140,6 +141,7 @@ export class Ingest {
         d.channelNames = f.channels.map((c) => c.name);
         d.profile = f.profile;
         d.bootId = f.bootId;
+        d.seq.hello(f.bootId);
         d.firmware = `${f.firmware.major}.${f.firmware.minor}.${f.firmware.patch}`;
         this.counters.hellos++;
         return NONE;
@@ -193,6 +195,16 @@ export class Ingest {
     const d = known ?? this.counters.device(f.deviceId);
     d.noteArrival(nowUs);
     const ext = d.seq.extend(f.seq);
+    if (ext === undefined)
+      return this.#refuse(
+        new IngestRejectError(
+          "SEQ_OUT_OF_RANGE",
+          `device ${deviceIdHex(f.deviceId)} seq ${f.seq} is more than 2^24 from its highest sequence of this boot`,
+        ),
+        f.deviceId,
+        f.seq,
+        source,
+      );
     const ack: IngestReply = { kind: "ack", deviceId: f.deviceId, seq: f.seq };
     const inflight = d.inflight.get(ext);
     if (inflight) {
@@ -208,13 +220,15 @@ export class Ingest {
       this.#countDuplicate(d);
       return ack;
     }
-    const record = {
+    const record: FrameRecord = {
       deviceId: f.deviceId,
       seq: ext,
       receivedUs: nowUs,
       timestampUs: f.timestampUs || nowUs,
       raw,
+      ...(d.seq.boot ? { boot: d.seq.boot } : {}),
     };
+    d.seq.issue(ext);
     const stored =
       verdict === "old" && this.#isStored
         ? this.#isStored(f.deviceId, ext).then((yes) =>

@@ -4,28 +4,22 @@
  * (classic-level, production) and `MemoryFrameStore` (tests, simulations); both pass the
  * shared suite in test/store/abstract.ts.
  */
-import type { AppendOutcome, FrameRecord, FrameSink } from "../core/records.ts";
+import type { AppendOutcome, FrameRecord, FrameSink, LeafRecord } from "../core/records.ts";
 
-export type { AppendOutcome, FrameRecord, FrameSink };
+export type { AppendOutcome, FrameRecord, FrameSink, LeafRecord };
+
+/** A device's durable sequence state: its last stored extended seq and the boot it belongs to. */
+export interface DeviceSeqState {
+  lastSeq: number;
+  /** HELLO boot id of the sequence space `lastSeq` is in; undefined before the first HELLO. */
+  bootId: number | undefined;
+  /** Extended seq where that boot's sequence space starts. */
+  base: number;
+}
 
 /** A frame as stored: the record plus its arrival index (1, 2, 3, … in commit order). */
 export interface StoredFrame extends FrameRecord {
   index: number;
-}
-
-/**
- * An INFERENCE or ALERT attestation leaf to record (gateway/src/attest/leaf.ts). The infer
- * stage's `LeafRecord` is one. The store checks that `preimage` decodes, that its tag,
- * device and timestamp match `kind`, `deviceId` and `timestampUs`, and (when given) that
- * `hash` is its keccak256; it stores the preimage and indexes the hash it computes itself.
- */
-export interface LeafRecord {
-  kind: "inference" | "alert";
-  /** Canonical preimage: tag (0x02 / 0x03) ‖ body ‖ pad. */
-  preimage: Uint8Array;
-  deviceId: number;
-  timestampUs: number;
-  hash?: Uint8Array;
 }
 
 /** A leaf record as stored: it shares the arrival index space with frames. */
@@ -109,9 +103,19 @@ export interface AnchorRecord {
   /** Confirmations waited for before recording. */
   confirmations: number;
   anchoredAtUs: number;
+  /**
+   * The store's retention clock (gateway uptime, µs) when the anchor was recorded: retention
+   * counts from here (retention.ts). Set by the store; absent in records written before it.
+   */
+  anchoredAgeUs?: number;
 }
 
-export type StoreState = "ok" | "low-space" | "unavailable" | "closed";
+/**
+ * ok: accepting frames. low-space: free disk below the watermark (refusing, reads go on).
+ * unavailable: an I/O error, retried. corrupt: the store lost or damaged data it had
+ * acknowledged; it refuses frames for good (`vigil store check` / `salvage`). closed.
+ */
+export type StoreState = "ok" | "low-space" | "unavailable" | "corrupt" | "closed";
 
 export interface StoreStats {
   state: StoreState;
@@ -132,12 +136,19 @@ export interface StoreStats {
   leavesStored: number;
   /** appendLeaf() calls that were refused or failed since open (store unavailable, full, invalid). */
   leafFailures: number;
+  /** Disk-guard operations that failed since open (free-space check, reserve file). */
+  guardErrors: number;
+  /** Retention's uptime clock, µs (retention.ts). */
+  retentionClockUs: number;
+  /** Why the store is not accepting frames (null when it is). */
+  lastError: string | null;
 }
 
 export interface PruneOptions {
-  /** Current time, µs since the epoch. */
-  nowUs: number;
-  /** Keep frames whose batch was sealed less than this long ago (µs). */
+  /**
+   * Keep a batch's frames until it has been anchored this long (µs), measured on the store's
+   * uptime clock, not the wall clock (retention.ts).
+   */
   retentionUs: number;
 }
 
@@ -147,10 +158,10 @@ export interface FrameStore extends FrameSink {
   /** Flushes pending appends, stops timers, closes. */
   close(): Promise<void>;
 
-  /** Last durably stored extended seq of a device (undefined when none): ingest's start-up state. */
+  /** Last durably stored extended seq of a device (undefined when none). */
   lastSeq(deviceId: number): number | undefined;
-  /** All devices with their last stored extended seq. */
-  devices(): ReadonlyMap<number, number>;
+  /** All devices with their durable sequence state: ingest's start-up state. */
+  devices(): ReadonlyMap<number, DeviceSeqState>;
   /**
    * Slow path for the dedupe window: true if (device, seq) is stored, or is at or below the
    * device's pruned floor (frames older than the retention window count as seen).
@@ -162,7 +173,7 @@ export interface FrameStore extends FrameSink {
    * (resolves once synced). Leaf records are not deduplicated; the same hash appended twice
    * is stored twice and getByLeafHash returns the first. Rejects like append() when the store
    * cannot accept writes (StoreUnavailableError, StoreFullError) and with RangeError for an
-   * invalid record.
+   * invalid record (a preimage that does not decode or does not match kind, device, timestamp).
    */
   appendLeaf(leaf: LeafRecord): Promise<void>;
   /** The leaf record at arrival index `index` (undefined for a frame, a pruned or no entry). */
