@@ -6,7 +6,14 @@ import { describe, expect, it } from "vitest";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { Ingest, type IngestReply } from "../../gateway/src/ingest/ingest.ts";
 import { SEQ_MAX_JUMP } from "../../gateway/src/ingest/sequence.ts";
-import { decodeFrame, encodeFrame, FrameType, NackReason, type DataFrame, type Frame } from "../../gateway/src/protocol/frame.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameType,
+  NackReason,
+  type DataFrame,
+  type Frame,
+} from "../../gateway/src/protocol/frame.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 
 const clock = new FakeClock();
@@ -34,7 +41,11 @@ const data = (seq: number, reading: number): DataFrame => ({
   values: Float32Array.of(reading),
 });
 
-async function rig(): Promise<{ ingest: Ingest; store: MemoryFrameStore; readings: () => Promise<number[]> }> {
+async function rig(): Promise<{
+  ingest: Ingest;
+  store: MemoryFrameStore;
+  readings: () => Promise<number[]>;
+}> {
   const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
   await store.open();
   const ingest = new Ingest({ sink: store, clock, isStored: (d, s) => store.has(d, s) });
@@ -53,9 +64,11 @@ describe("sequence numbers and boots", () => {
   it("behavior: a device that reboots and restarts its counter has both boots' frames stored", async () => {
     const { ingest, readings } = await rig();
     ingest.handle(dec(hello(1)), "serial");
-    for (let s = 0; s < 10; s++) expect(await ingest.handle(dec(data(s, 1e6 + s)), "serial")).toMatchObject({ kind: "ack", seq: s });
+    for (let s = 0; s < 10; s++)
+      expect(await ingest.handle(dec(data(s, 1e6 + s)), "serial")).toMatchObject({ kind: "ack", seq: s });
     ingest.handle(dec(hello(2)), "serial");
-    for (let s = 0; s < 10; s++) expect(await ingest.handle(dec(data(s, 2e6 + s)), "serial")).toMatchObject({ kind: "ack", seq: s });
+    for (let s = 0; s < 10; s++)
+      expect(await ingest.handle(dec(data(s, 2e6 + s)), "serial")).toMatchObject({ kind: "ack", seq: s });
     const got = await readings();
     expect(got).toHaveLength(20);
     expect(got.slice(10)).toEqual(Array.from({ length: 10 }, (_, i) => 2e6 + i));
@@ -73,11 +86,17 @@ describe("sequence numbers and boots", () => {
     ingest.handle(dec(hello(1)), "serial");
     for (const s of [5, 6]) await ingest.handle(dec(data(s, s)), "serial");
     const far = await ingest.handle(dec(data(2 ** 32 - 16, -1)), "serial");
-    expect(far).toEqual({ kind: "nack", deviceId: DEV, seq: 2 ** 32 - 16, reason: NackReason.SEQ_OUT_OF_RANGE });
+    expect(far).toEqual({
+      kind: "nack",
+      deviceId: DEV,
+      seq: 2 ** 32 - 16,
+      reason: NackReason.SEQ_OUT_OF_RANGE,
+    });
     const ahead = await ingest.handle(dec(data(6 + SEQ_MAX_JUMP + 1, -2)), "serial");
     expect(ahead).toMatchObject({ kind: "nack", reason: NackReason.SEQ_OUT_OF_RANGE });
     // The device's resends of 5 and 6 are duplicates, not new frames at 2^32 + 5.
-    for (const s of [5, 6]) expect(await ingest.handle(dec(data(s, s)), "serial")).toMatchObject({ kind: "ack" });
+    for (const s of [5, 6])
+      expect(await ingest.handle(dec(data(s, s)), "serial")).toMatchObject({ kind: "ack" });
     expect(await readings()).toEqual([5, 6]);
     const d = ingest.counters.devices.get(DEV)!;
     expect(ingest.counters.rejected.SEQ_OUT_OF_RANGE).toBe(2);
@@ -112,7 +131,10 @@ describe("sequence numbers and boots", () => {
       | { t: "reconnect" }
       | { t: "far"; delta: number };
     const op: fc.Arbitrary<Op> = fc.oneof(
-      { weight: 10, arbitrary: fc.record({ t: fc.constant("send" as const), n: fc.integer({ min: 1, max: 5 }) }) },
+      {
+        weight: 10,
+        arbitrary: fc.record({ t: fc.constant("send" as const), n: fc.integer({ min: 1, max: 5 }) }),
+      },
       { weight: 4, arbitrary: fc.record({ t: fc.constant("resend" as const), back: fc.nat(40) }) },
       {
         weight: 1,
@@ -126,7 +148,10 @@ describe("sequence numbers and boots", () => {
         weight: 1,
         arbitrary: fc.record({
           t: fc.constant("far" as const),
-          delta: fc.oneof(fc.integer({ min: SEQ_MAX_JUMP + 1, max: 2 ** 31 }), fc.integer({ min: -(2 ** 31), max: -(SEQ_MAX_JUMP + 1) })),
+          delta: fc.oneof(
+            fc.integer({ min: SEQ_MAX_JUMP + 1, max: 2 ** 31 }),
+            fc.integer({ min: -(2 ** 31), max: -(SEQ_MAX_JUMP + 1) }),
+          ),
         }),
       },
     );

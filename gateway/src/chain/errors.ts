@@ -3,8 +3,9 @@
  * ({@link translateEthersError}); the in-memory fake throws the same classes, so callers and the shared
  * client test suite see one vocabulary. RPC URLs in messages go through `redactUrl`.
  */
-import { Interface, isError } from "ethers";
+import { Interface, id as keccakId, isError } from "ethers";
 import { VigilError, redactUrl } from "../core/errors.ts";
+import { DEVICE_STATUS, KEY_TYPES, RELEASE_KINDS, RELEASE_STATUS, ROLE_STRINGS } from "./client.ts";
 
 /** Base class of every chain error. */
 export class ChainError extends VigilError {
@@ -14,16 +15,20 @@ export class ChainError extends VigilError {
 /**
  * A contract call reverted. `errorName` is the Solidity custom error (e.g. `UnexpectedSequence`) and
  * `args` its decoded arguments (bigints for integers, lowercase hex for bytes/addresses), or
- * `errorName: "unknown"` when the revert data did not match the ABI.
+ * `errorName: "unknown"` when the revert data did not match the ABI. `sentence` says what it means
+ * ({@link revertSentence}); the message is the sentence followed by the raw error.
  */
 export class ContractRevertError extends ChainError {
   override name = "ContractRevertError";
   readonly errorName: string;
   readonly args: readonly unknown[];
+  readonly sentence: string;
   constructor(errorName: string, args: readonly unknown[], opts: { cause?: unknown; details?: string } = {}) {
-    super("CHAIN_REVERT", `contract reverted: ${errorName}(${args.map(fmtArg).join(", ")})`, opts);
+    const sentence = revertSentence(errorName, args);
+    super("CHAIN_REVERT", `${sentence} (${errorName}(${args.map(fmtArg).join(", ")}))`, opts);
     this.errorName = errorName;
     this.args = args;
+    this.sentence = sentence;
   }
 }
 
@@ -62,6 +67,135 @@ export class ChainStateError extends ChainError {
 function fmtArg(a: unknown): string {
   return typeof a === "bigint" ? `${a}` : typeof a === "string" ? a : JSON.stringify(a);
 }
+
+type Args = readonly unknown[];
+const arg = (a: Args, i: number): string => fmtArg(a[i]);
+const pick = (names: readonly string[], v: unknown): string => names[Number(v)] ?? `#${fmtArg(v)}`;
+const deviceStatus = (v: unknown): string => pick(DEVICE_STATUS, v);
+const releaseStatus = (v: unknown): string => pick(RELEASE_STATUS, v);
+const releaseKind = (v: unknown): string => pick(RELEASE_KINDS, v);
+const keyType = (v: unknown): string => pick(KEY_TYPES, v);
+const ROLE_NAMES = new Map<string, string>([
+  [`0x${"00".repeat(32)}`, "default admin"],
+  ...Object.entries(ROLE_STRINGS).map(([name, s]) => [keccakId(s), name] as [string, string]),
+]);
+const role = (v: unknown): string => ROLE_NAMES.get(String(v).toLowerCase()) ?? `role ${fmtArg(v)}`;
+
+/**
+ * One sentence per custom error of VigilRegistry, VigilReleases and VigilMaintenanceEscrow (and the
+ * OpenZeppelin errors they can raise), as documented in contracts/README.md. Keyed by error name; a
+ * name shared by two contracts has the same arguments and meaning in both.
+ */
+const REVERT_SENTENCES: Record<string, (a: Args) => string> = {
+  // ---- OpenZeppelin (AccessControlDefaultAdminRules, ShortStrings, SafeCast, Address)
+  AccessControlUnauthorizedAccount: (a) => `account ${arg(a, 0)} lacks the ${role(a[1])} role`,
+  AccessControlBadConfirmation: () => "renounceRole must be called by the account itself",
+  AccessControlEnforcedDefaultAdminDelay: (a) =>
+    `the default admin handover is not ready before ${arg(a, 0)} (unix seconds)`,
+  AccessControlEnforcedDefaultAdminRules: () =>
+    "the default admin role only changes through the two-step handover (beginDefaultAdminTransfer)",
+  AccessControlInvalidDefaultAdmin: (a) => `${arg(a, 0)} is not the pending default admin`,
+  InvalidShortString: () => "a short string is malformed",
+  StringTooLong: () => "a string is too long for a short string",
+  SafeCastOverflowedUintDowncast: (a) => `value ${arg(a, 1)} does not fit in ${arg(a, 0)} bits`,
+  FailedCall: () => "the payment was refused: the recipient's code reverted",
+  InsufficientBalance: (a) => `the contract holds ${arg(a, 0)} wei, less than the ${arg(a, 1)} wei to send`,
+  // ---- VigilRegistry
+  NotSiteOperator: (a) => `account ${arg(a, 0)} is not an operator of site ${arg(a, 1)}`,
+  ZeroId: () => "the gateway id and the site must not be zero",
+  GatewayAlreadyRegistered: (a) => `gateway ${arg(a, 0)} is already registered`,
+  GatewayUnknown: (a) => `gateway ${arg(a, 0)} is not registered`,
+  GatewayNotActive: (a) => `gateway ${arg(a, 0)} is not active (it is ${deviceStatus(a[1])})`,
+  GatewayRevoked: (a) => `gateway ${arg(a, 0)} is revoked, which is final`,
+  InvalidStatusTransition: (a) =>
+    `the status cannot change from ${deviceStatus(a[0])} to ${deviceStatus(a[1])}`,
+  InvalidPublicKey: (a) =>
+    `the public key does not fit key type ${keyType(a[0])} (20-byte address for secp256k1, 64-byte point on the curve for P-256, empty for none)`,
+  TooLong: (a) => `a string or key is ${arg(a, 0)} bytes long, more than the ${arg(a, 1)} allowed`,
+  SensorAlreadyRegistered: (a) => `sensor ${arg(a, 1)} of gateway ${arg(a, 0)} is already registered`,
+  SensorUnknown: (a) => `sensor ${arg(a, 1)} of gateway ${arg(a, 0)} is not registered`,
+  UnexpectedSequence: (a) =>
+    `batch seq ${arg(a, 2)} of gateway ${arg(a, 0)} is not the next one (expected ${arg(a, 1)}): replayed or skipped`,
+  UnexpectedPrevHead: (a) =>
+    `the batch does not extend gateway ${arg(a, 0)}'s head ${arg(a, 1)} (its prevHead is ${arg(a, 2)})`,
+  ZeroRoot: (a) => `the batch of gateway ${arg(a, 0)} has a zero Merkle root`,
+  EmptyBatch: (a) => `the batch of gateway ${arg(a, 0)} has no leaves`,
+  InvalidTimeRange: (a) =>
+    `the batch of gateway ${arg(a, 0)} starts at ${arg(a, 1)} µs, after it ends at ${arg(a, 2)} µs`,
+  InvalidSignature: (a) =>
+    `the signature is not by gateway ${arg(a, 0)}'s registered key for this chain and contract`,
+  MalleableSignature: (a) => `the signature for gateway ${arg(a, 0)} has a high s value (malleable)`,
+  InvalidSignatureLength: (a) =>
+    `a ${arg(a, 1)}-byte signature does not fit gateway ${arg(a, 0)}'s key type (65 bytes secp256k1, 64 bytes P-256)`,
+  LengthMismatch: (a) => `the arrays differ in length (${arg(a, 0)} and ${arg(a, 1)})`,
+  NothingAnchored: (a) => `gateway ${arg(a, 0)} has not anchored any batch yet`,
+  InvalidGrant: (a) =>
+    `the grant to ${arg(a, 0)} must expire in the future (expiresAt ${arg(a, 1)}) and name a non-zero reader`,
+  // ---- VigilReleases
+  MissingRole: (a) => `account ${arg(a, 0)} lacks the ${role(a[1])} role in the registry`,
+  NotAdmin: (a) => `account ${arg(a, 0)} is not the registry's default admin`,
+  VersionNotIncreasing: (a) =>
+    `version ${arg(a, 3)} is not above ${arg(a, 2)}, the latest ${releaseKind(a[0])} version proposed for target ${arg(a, 1)}`,
+  VersionStepTooLarge: (a) =>
+    `version ${arg(a, 3)} is more than MAX_VERSION_STEP (2^32) above ${arg(a, 2)}, the latest ${releaseKind(a[0])} version proposed for target ${arg(a, 1)}`,
+  ZeroContentHash: () => "the release's content hash is zero",
+  InvalidSize: (a) => `release size ${arg(a, 0)} is zero or above the cap of ${arg(a, 1)} bytes`,
+  InvalidUri: (a) =>
+    `URI ${arg(a, 0)} is not https://, ipfs:// or file:// (or there are none, or more than 8)`,
+  ReleaseUnknown: (a) => `release ${arg(a, 0)} does not exist`,
+  ReleaseNotInStatus: (a) => `release ${arg(a, 0)} is ${releaseStatus(a[1])}, which does not allow this`,
+  AlreadyApproved: (a) => `account ${arg(a, 1)} already approved release ${arg(a, 0)}`,
+  SelfApproval: (a) => `account ${arg(a, 1)} proposed release ${arg(a, 0)} and cannot approve it`,
+  BelowThreshold: (a) =>
+    `release ${arg(a, 0)} has ${arg(a, 1)} approvals by current approvers, below the threshold of ${arg(a, 2)}`,
+  InvalidThreshold: (a) => `approval threshold ${arg(a, 0)} must be at least 1`,
+  UnexpectedNonce: (a) =>
+    `install report nonce ${arg(a, 2)} of gateway ${arg(a, 0)} is not the next one (expected ${arg(a, 1)})`,
+  InvalidReportSignature: (a) =>
+    `the install report is not signed by gateway ${arg(a, 0)}'s current key, or the gateway is not active`,
+  // ---- VigilMaintenanceEscrow (and VigilAlertLeaf)
+  InvalidTerms: (a) => `the agreement terms are invalid: ${arg(a, 0)}`,
+  AgreementUnknown: (a) => `agreement ${arg(a, 0)} does not exist`,
+  AgreementExpired: (a) => `agreement ${arg(a, 0)} expired at ${arg(a, 1)} (unix seconds): no more claims`,
+  AgreementNotExpired: (a) =>
+    `agreement ${arg(a, 0)} runs until ${arg(a, 1)} (unix seconds): withdraw after that`,
+  NotClient: (a) => `account ${arg(a, 1)} is not the client of agreement ${arg(a, 0)}`,
+  AgreementUnderfunded: (a) =>
+    `agreement ${arg(a, 0)} holds ${arg(a, 1)} wei, less than its payout of ${arg(a, 2)} wei`,
+  AlreadyClaimed: (a) => `alert leaf ${arg(a, 1)} already paid under agreement ${arg(a, 0)}`,
+  WrongDevice: (a) =>
+    `the alert is about device ${arg(a, 2)}, not device ${arg(a, 1)} of agreement ${arg(a, 0)}`,
+  AlertCleared: (a) => `leaf ${arg(a, 1)} attests that an alert was cleared, not raised`,
+  SeverityTooLow: (a) =>
+    `the alert's severity ${arg(a, 2)} is below the minimum ${arg(a, 1)} of agreement ${arg(a, 0)} (1 info, 2 warning, 3 critical)`,
+  WrongRule: (a) => `the alert's rule (hash ${arg(a, 2)}) is not the one agreement ${arg(a, 0)} pays for`,
+  WrongModel: (a) =>
+    `the alert was decided by model ${arg(a, 2)}, not model ${arg(a, 1)} of agreement ${arg(a, 0)}`,
+  AlertTooEarly: (a) =>
+    `the alert (at ${arg(a, 2)} µs) predates agreement ${arg(a, 0)}'s start at ${arg(a, 1)} µs`,
+  WrongSite: (a) => `gateway ${arg(a, 0)} belongs to site ${arg(a, 2)}, not the agreed site ${arg(a, 1)}`,
+  LeafNotIncluded: (a) =>
+    `the registry does not confirm leaf ${arg(a, 1)} in an anchored batch of gateway ${arg(a, 0)} (wrong proof, header or later header hashes, or not anchored)`,
+  MalformedAlertLeaf: (a) => `the ${arg(a, 0)}-byte preimage is not a canonical ALERT leaf preimage`,
+  NotAnAlertLeaf: (a) => `the preimage's leaf kind is ${arg(a, 0)}, not 3 (ALERT)`,
+};
+
+/**
+ * The sentence for a contract's custom error, e.g. `UnexpectedSequence` → "batch seq 5 of gateway 0x… is
+ * not the next one (expected 3): replayed or skipped". Unknown errors get a generic sentence.
+ * @param errorName Solidity custom error name, or "unknown".
+ * @param args Decoded arguments as in {@link ContractRevertError}.
+ */
+export function revertSentence(errorName: string, args: readonly unknown[]): string {
+  const f = REVERT_SENTENCES[errorName];
+  if (f) return f(args);
+  return errorName === "unknown"
+    ? "the contract reverted without a known error"
+    : `the contract reverted with ${errorName}`;
+}
+
+/** Names of the custom errors {@link revertSentence} translates (for completeness tests). */
+export const TRANSLATED_ERRORS: readonly string[] = Object.keys(REVERT_SENTENCES);
 
 /** Normalises decoded error arguments: ethers Result → plain array, addresses lowercased. */
 function normaliseArgs(args: readonly unknown[]): unknown[] {

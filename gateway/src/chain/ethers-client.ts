@@ -348,6 +348,12 @@ export class EthersRegistryClient implements RegistryClient {
   approveRelease(releaseId: bigint): Promise<TxResult> {
     return this.tx(this.releases, "approve", [releaseId]);
   }
+  activateRelease(releaseId: bigint): Promise<TxResult> {
+    return this.tx(this.releases, "activate", [releaseId]);
+  }
+  async currentApprovals(releaseId: bigint): Promise<number> {
+    return Number(await this.call<bigint>(this.releases, "currentApprovals", [releaseId]));
+  }
   revokeRelease(releaseId: bigint, reason: string): Promise<TxResult> {
     return this.tx(this.releases, "revoke", [releaseId, reason]);
   }

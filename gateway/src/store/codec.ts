@@ -162,9 +162,11 @@ export function storedLeafHash(b: Buffer): Uint8Array {
  */
 export function checkLeaf(l: LeafRecord): void {
   if (!(l.preimage instanceof Uint8Array)) throw new RangeError("leaf preimage must be a Uint8Array");
-  if (!(l.hash instanceof Uint8Array) || l.hash.length !== 32) throw new RangeError("leaf hash must be 32 bytes");
+  if (!(l.hash instanceof Uint8Array) || l.hash.length !== 32)
+    throw new RangeError("leaf hash must be 32 bytes");
   const d = decodeModelLeaf(l.preimage);
-  if (d.kind !== l.kind) throw new RangeError(`leaf kind "${l.kind}" differs from its preimage tag (${d.kind})`);
+  if (d.kind !== l.kind)
+    throw new RangeError(`leaf kind "${l.kind}" differs from its preimage tag (${d.kind})`);
   if (d.deviceId !== l.deviceId >>> 0) throw new RangeError("leaf deviceId differs from its preimage");
   if (d.timestampUs !== l.timestampUs) throw new RangeError("leaf timestampUs differs from its preimage");
 }

@@ -87,8 +87,16 @@ export class KvFrameStore implements FrameStore {
       nowUs,
     });
     this.#outbox = new Outbox(c, this.#reads, failed);
-    this.#retention = new Retention(c, this.#reads, this.#outbox, failed, opts.monotonicMs ?? (() => performance.now()));
-    this.#recovery = new Recovery(c, this.#log, opts.guard, opts.recoverIntervalMs ?? 1000, () => this.#reopen());
+    this.#retention = new Retention(
+      c,
+      this.#reads,
+      this.#outbox,
+      failed,
+      opts.monotonicMs ?? (() => performance.now()),
+    );
+    this.#recovery = new Recovery(c, this.#log, opts.guard, opts.recoverIntervalMs ?? 1000, () =>
+      this.#reopen(),
+    );
   }
 
   // ------------------------------------------------------------------ lifecycle

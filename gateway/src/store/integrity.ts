@@ -28,7 +28,19 @@ import { crc32 } from "../protocol/crc32.ts";
 import { FrameError } from "../protocol/errors.ts";
 import { decodeFrame, FrameType } from "../protocol/frame.ts";
 import type { StoreContext } from "./context.ts";
-import { P_DEV, P_LEAF, P_LEAFHASH, P_LOG, decodeLeaf, decodeRecord, devSeqKey, prefixEnd, readU64, u64Key, writeU64 } from "./codec.ts";
+import {
+  P_DEV,
+  P_LEAF,
+  P_LEAFHASH,
+  P_LOG,
+  decodeLeaf,
+  decodeRecord,
+  devSeqKey,
+  prefixEnd,
+  readU64,
+  u64Key,
+  writeU64,
+} from "./codec.ts";
 import type { LogReader } from "./reads.ts";
 
 /** What the store must contain, as last synced outside the database. */
@@ -192,8 +204,10 @@ export async function checkAtOpen(c: StoreContext, reads: LogReader, w: Watermar
     problems.push(
       `the log ends at arrival index ${c.lastIndex} but ${w.lastIndex} were acknowledged: ${w.lastIndex - c.lastIndex} entries lost`,
     );
-  if (c.batchSeq < w.batchSeq) problems.push(`batch ${w.batchSeq} was sealed but the batch log ends at ${c.batchSeq}`);
-  if (c.anchored < w.anchored) problems.push(`batch ${w.anchored} was anchored but the store records ${c.anchored}`);
+  if (c.batchSeq < w.batchSeq)
+    problems.push(`batch ${w.batchSeq} was sealed but the batch log ends at ${c.batchSeq}`);
+  if (c.anchored < w.anchored)
+    problems.push(`batch ${w.anchored} was anchored but the store records ${c.anchored}`);
   if (c.pruned.throughIndex < w.prunedThrough && c.lastIndex >= w.lastIndex)
     problems.push(`retention had pruned through ${w.prunedThrough}, the store says ${c.pruned.throughIndex}`);
   const from = Math.max(c.pruned.throughIndex + 1, c.lastIndex - TAIL_CHECK + 1, 1);
@@ -250,15 +264,22 @@ export async function checkEntries(
           if (f.type !== FrameType.Data || f.deviceId !== e.deviceId)
             problems.push(`frame ${e.index}: record says device ${e.deviceId}, frame bytes say otherwise`);
         } catch (err) {
-          problems.push(`frame ${e.index} is damaged (${err instanceof FrameError ? err.reason : String(err)})`);
+          problems.push(
+            `frame ${e.index} is damaged (${err instanceof FrameError ? err.reason : String(err)})`,
+          );
           continue;
         }
         if (opts.indexes) {
           const v = await c.read(devSeqKey(e.deviceId, e.seq));
           if (!v || readU64(v, 0) !== e.index)
-            problems.push(`frame ${e.index} (device ${e.deviceId} seq ${e.seq}) is missing from the (device, seq) index`);
+            problems.push(
+              `frame ${e.index} (device ${e.deviceId} seq ${e.seq}) is missing from the (device, seq) index`,
+            );
         }
-      } else if (opts.hashes && Buffer.compare(Buffer.from(leafFromPreimage(e.preimage)), Buffer.from(e.hash)) !== 0)
+      } else if (
+        opts.hashes &&
+        Buffer.compare(Buffer.from(leafFromPreimage(e.preimage)), Buffer.from(e.hash)) !== 0
+      )
         problems.push(`leaf record ${e.index}: stored hash is not keccak256 of its preimage`);
     }
   }
@@ -270,7 +291,7 @@ export async function checkEntries(
 /** "3, 7-9, 12" for sorted indexes. */
 export function ranges(xs: readonly number[]): string {
   const out: string[] = [];
-  for (let i = 0; i < xs.length; ) {
+  for (let i = 0; i < xs.length;) {
     let j = i;
     while (j + 1 < xs.length && xs[j + 1] === xs[j]! + 1) j++;
     out.push(i === j ? `${xs[i]}` : `${xs[i]}-${xs[j]}`);
@@ -288,7 +309,9 @@ export async function danglingIndexes(c: StoreContext, reads: LogReader): Promis
     const raw = await c.read(u64Key(P_LOG, index));
     const rec = raw ? decodeRecord(index, raw) : undefined;
     if (!rec || rec.deviceId !== k.readUInt32BE(1) || rec.seq !== readU64(k, 5))
-      problems.push(`(device ${k.readUInt32BE(1)}, seq ${readU64(k, 5)}) points at index ${index}, which holds no such frame`);
+      problems.push(
+        `(device ${k.readUInt32BE(1)}, seq ${readU64(k, 5)}) points at index ${index}, which holds no such frame`,
+      );
     if (problems.length >= MAX_LISTED) break;
   }
   for await (const [k] of reads.range({ gte: Buffer.of(P_LEAFHASH), lt: prefixEnd(P_LEAFHASH) })) {

@@ -241,7 +241,9 @@ export class FrameLog {
     if (maxBytes !== undefined) {
       const total = c.totalBytes - c.pruned.bytes + this.#pendingBytes + bytes;
       if (total > maxBytes)
-        return new StoreFullError(`store would exceed its configured maximum of ${maxBytes} bytes (store.maxBytes)`);
+        return new StoreFullError(
+          `store would exceed its configured maximum of ${maxBytes} bytes (store.maxBytes)`,
+        );
     }
     return undefined;
   }

@@ -29,19 +29,26 @@ export class Outbox {
       if (seq !== c.batchSeq + 1)
         throw new StoreOrderError(`batch ${seq} is not the next batch (last sealed is ${c.batchSeq})`);
       if (batch.firstIndex !== c.sealed + 1)
-        throw new StoreOrderError(`batch ${seq} starts at frame ${batch.firstIndex}, expected ${c.sealed + 1}`);
+        throw new StoreOrderError(
+          `batch ${seq} starts at frame ${batch.firstIndex}, expected ${c.sealed + 1}`,
+        );
       const n = batch.lastIndex - batch.firstIndex + 1;
       if (n !== batch.header.leafCount || leaves.length !== 32 * n)
         throw new StoreOrderError(
           `batch ${seq} has ${batch.header.leafCount} leaves, frames ${batch.firstIndex}..${batch.lastIndex}`,
         );
-      if (batch.lastIndex > c.lastIndex) throw new StoreOrderError(`batch ${seq} covers frames not yet durable`);
+      if (batch.lastIndex > c.lastIndex)
+        throw new StoreOrderError(`batch ${seq} covers frames not yet durable`);
       if (batch.header.prevHead !== c.head)
         throw new StoreOrderError(`batch ${seq} does not link to the current head`);
       await c.metaWrite(
         [
           { type: "put", key: u64Key(P_BATCH, seq), value: Buffer.from(JSON.stringify(batch)) },
-          { type: "put", key: u64Key(P_LEAVES, seq), value: Buffer.from(leaves.buffer, leaves.byteOffset, leaves.length) },
+          {
+            type: "put",
+            key: u64Key(P_LEAVES, seq),
+            value: Buffer.from(leaves.buffer, leaves.byteOffset, leaves.length),
+          },
           { type: "put", key: u64Key(P_INDEX, batch.lastIndex), value: u64Value(seq) },
           { type: "put", key: M_SEALED, value: u64Value(batch.lastIndex) },
           { type: "put", key: M_BATCH, value: u64Value(seq) },
@@ -68,7 +75,11 @@ export class Outbox {
 
   async batchForIndex(index: number): Promise<SealedBatch | undefined> {
     if (index < 1 || index > this.#c.sealed) return undefined;
-    for await (const [, v] of this.#reads.range({ gte: u64Key(P_INDEX, index), lt: prefixEnd(P_INDEX), limit: 1 }))
+    for await (const [, v] of this.#reads.range({
+      gte: u64Key(P_INDEX, index),
+      lt: prefixEnd(P_INDEX),
+      limit: 1,
+    }))
       return this.getBatch(readU64(v, 0));
     return undefined;
   }

@@ -3,16 +3,7 @@
  * the merged arrival-ordered stream of both that the sealer consumes.
  */
 import type { StoreContext } from "./context.ts";
-import {
-  P_LEAF,
-  P_LOG,
-  decodeLeaf,
-  decodeRecord,
-  devSeqKey,
-  leafHashKey,
-  readU64,
-  u64Key,
-} from "./codec.ts";
+import { P_LEAF, P_LOG, decodeLeaf, decodeRecord, devSeqKey, leafHashKey, readU64, u64Key } from "./codec.ts";
 import type { KvRange } from "./kv.ts";
 import type { LogEntry, StoredFrame, StoredLeaf } from "./types.ts";
 
@@ -96,8 +87,15 @@ export class LogReader {
       yield chunk.map(([k, v]) => decodeRecord(readU64(k, 1), v));
   }
 
-  async *framesByDevice(deviceId: number, fromSeq = 0, toSeq = Number.MAX_SAFE_INTEGER - 1): AsyncIterable<StoredFrame> {
-    for await (const [, v] of this.range({ gte: devSeqKey(deviceId, fromSeq), lt: devSeqKey(deviceId, toSeq + 1) })) {
+  async *framesByDevice(
+    deviceId: number,
+    fromSeq = 0,
+    toSeq = Number.MAX_SAFE_INTEGER - 1,
+  ): AsyncIterable<StoredFrame> {
+    for await (const [, v] of this.range({
+      gte: devSeqKey(deviceId, fromSeq),
+      lt: devSeqKey(deviceId, toSeq + 1),
+    })) {
       const f = await this.getFrame(readU64(v, 0));
       if (f) yield f;
     }

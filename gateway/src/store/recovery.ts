@@ -63,7 +63,11 @@ export class Recovery {
     } catch (e) {
       this.guardErrors++;
       this.#c.log.warn(
-        { code: (e as NodeJS.ErrnoException).code ?? "GUARD", err: (e as Error).message, failures: this.guardErrors },
+        {
+          code: (e as NodeJS.ErrnoException).code ?? "GUARD",
+          err: (e as Error).message,
+          failures: this.guardErrors,
+        },
         `store guard: ${what} failed`,
       );
       return fallback;
@@ -85,9 +89,13 @@ export class Recovery {
     c.lastError = err;
     this.#log.failQueued(err);
     if (was !== "unavailable")
-      c.log.warn({ code: err.code, reason: err.reason }, "store unavailable; frames are refused until it recovers");
+      c.log.warn(
+        { code: err.code, reason: err.reason },
+        "store unavailable; frames are refused until it recovers",
+      );
     const g = this.#guard;
-    if (err.reason === "DISK_FULL" && g) void this.#guarded("releasing the reserve file", () => g.releaseReserve(), undefined);
+    if (err.reason === "DISK_FULL" && g)
+      void this.#guarded("releasing the reserve file", () => g.releaseReserve(), undefined);
     this.#scheduleRecover();
   }
 
@@ -113,7 +121,8 @@ export class Recovery {
           await this.#reopen();
         } catch (e) {
           const err = translateLevelError(e, "reopening the store");
-          if (err.reason === "DISK_FULL" && g) await this.#guarded("releasing the reserve file", () => g.releaseReserve(), undefined);
+          if (err.reason === "DISK_FULL" && g)
+            await this.#guarded("releasing the reserve file", () => g.releaseReserve(), undefined);
           throw e;
         }
         if (g && !(await this.#guarded("checking free space", () => g.hasRoom(), false)))

@@ -90,7 +90,10 @@ export class Retention {
         let bytes = 0;
         let frames = 0;
         for await (const f of this.#reads.framesByIndex(c.pruned.throughIndex + 1, b.lastIndex)) {
-          ops.push({ type: "del", key: u64Key(P_LOG, f.index) }, { type: "del", key: devSeqKey(f.deviceId, f.seq) });
+          ops.push(
+            { type: "del", key: u64Key(P_LOG, f.index) },
+            { type: "del", key: devSeqKey(f.deviceId, f.seq) },
+          );
           const fl = floors.get(f.deviceId) ?? c.prunedFloor.get(f.deviceId) ?? -1;
           if (f.seq > fl) floors.set(f.deviceId, f.seq);
           bytes += RECORD_FIXED + KEY_BYTES + f.raw.length;
@@ -100,11 +103,15 @@ export class Retention {
           gte: u64Key(P_LEAF, c.pruned.throughIndex + 1),
           lt: u64Key(P_LEAF, b.lastIndex + 1),
         })) {
-          ops.push({ type: "del", key: k }, { type: "del", key: leafHashKey(storedLeafHash(v), readU64(k, 1)) });
+          ops.push(
+            { type: "del", key: k },
+            { type: "del", key: leafHashKey(storedLeafHash(v), readU64(k, 1)) },
+          );
           bytes += LEAF_KEY_BYTES + v.length; // as the log counted it: fixed part + preimage + keys
           frames++;
         }
-        for (const [dev, seq] of floors) ops.push({ type: "put", key: devKey(P_PRUNED, dev), value: u64Value(seq) });
+        for (const [dev, seq] of floors)
+          ops.push({ type: "put", key: devKey(P_PRUNED, dev), value: u64Value(seq) });
         const next = {
           throughIndex: b.lastIndex,
           frames: c.pruned.frames + frames,
@@ -116,14 +123,21 @@ export class Retention {
         writeU64(meta, 8, next.frames);
         writeU64(meta, 16, next.bytes);
         writeU64(meta, 24, next.batchSeq);
-        ops.push({ type: "put", key: M_PRUNED, value: meta }, { type: "put", key: M_AGE, value: u64Value(age) });
+        ops.push(
+          { type: "put", key: M_PRUNED, value: meta },
+          { type: "put", key: M_AGE, value: u64Value(age) },
+        );
         await c.metaWrite(ops, "pruning frames", this.#failed);
         for (const [dev, seq] of floors) c.prunedFloor.set(dev, seq);
         c.pruned = next;
         deleted += frames;
       }
       if (deleted === 0 && c.state === "ok")
-        await c.metaWrite([{ type: "put", key: M_AGE, value: u64Value(age) }], "recording the retention clock", this.#failed);
+        await c.metaWrite(
+          [{ type: "put", key: M_AGE, value: u64Value(age) }],
+          "recording the retention clock",
+          this.#failed,
+        );
       return deleted;
     });
   }
