@@ -39,7 +39,7 @@ async function session(from: number, to: number): Promise<Runtime> {
     dec({
       type: FrameType.Hello,
       deviceId: DEV,
-      bootId: from,
+      bootId: 1, // the gateway restarts, the device does not
       firmware: { major: 1, minor: 0, patch: 0 },
       profile: "cmapss-fd001",
       channels: CMAPSS_CHANNELS.map((name) => ({ name, unit: 0 })),
