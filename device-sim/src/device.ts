@@ -58,6 +58,8 @@ export interface SimDeviceOptions {
   /** First resend timeout, ms. Default 500. */
   resendMs?: number;
   firmware?: { major: number; minor: number; patch: number };
+  /** Called with every DATA frame the device saw acknowledged (its exact bytes), once. */
+  onAcked?: (raw: Buffer) => void;
 }
 
 const NACK_NAMES = Object.fromEntries(Object.entries(NackReason).map(([k, v]) => [v, k])) as Record<
@@ -174,11 +176,19 @@ export class SimDevice {
     return p;
   }
 
-  /** Frames whose resend timer expired; marks them resent with doubled timeout (max 8 s). */
-  dueForResend(nowMs: number): Pending[] {
+  /**
+   * Frames whose resend timer expired; marks them resent with doubled timeout (max 8 s).
+   * `owned(p)`: the link still owns an earlier transmission (an MQTT PUBLISH awaiting its
+   * PUBACK): its timer restarts, and it is not resent.
+   */
+  dueForResend(nowMs: number, owned?: (p: Pending) => boolean): Pending[] {
     const due: Pending[] = [];
     for (const p of this.pending.values()) {
       if (nowMs - p.sentAt >= p.timeout) {
+        if (owned?.(p)) {
+          p.sentAt = nowMs;
+          continue;
+        }
         p.sentAt = nowMs;
         p.timeout = Math.min(p.timeout * 2, 8000);
         p.attempts++;
@@ -198,7 +208,10 @@ export class SimDevice {
         // Over MQTT a refused frame is PUBACKed too (3.1.1 has no negative PUBACK); the
         // simulator knows it was refused and books it as abandoned, not delivered.
         if (p.poison) this.#abandon(seq);
-        else this.stats.acked++;
+        else {
+          this.stats.acked++;
+          this.#opts.onAcked?.(p.raw);
+        }
       } else if (!this.#abandoned.has(seq)) this.stats.dupAcks++;
     }
   }

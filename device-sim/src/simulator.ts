@@ -43,6 +43,11 @@ export interface SimulatorOptions {
   window?: number;
   /** How long to wait for outstanding ACKs after generation stops, ms. Default 10 000. */
   drainMs?: number;
+  /**
+   * Called with every DATA frame a device saw acknowledged (its exact bytes), once: lets a test
+   * check, frame by frame, that what the devices saw acknowledged is what the store holds.
+   */
+  onAcked?: (deviceId: number, raw: Buffer) => void;
   /** Called about once per second with a snapshot. */
   onProgress?: (s: SimSnapshot) => void;
   signal?: AbortSignal;
@@ -126,6 +131,7 @@ export class Simulator {
           clockSkewUs: (opts.clockSkewMs ?? 0) * 1000,
           resendMs: opts.resendMs ?? 500,
           window: opts.window ?? 256,
+          ...(opts.onAcked ? { onAcked: (raw: Buffer) => opts.onAcked!(first + i, raw) } : {}),
         }),
     );
     for (const d of this.devices) this.#byId.set(d.id, d);
@@ -224,7 +230,7 @@ export class Simulator {
     this.#sendGenuine(dev.id, p);
     if (first && r.chance(f.duplicate ?? 0)) {
       this.counters.count("duplicate");
-      this.#sendGenuine(dev.id, p);
+      this.#sendGenuine(dev.id, p, true);
     }
     const held = this.#held.get(dev.id);
     if (held && held !== p) {
@@ -233,12 +239,22 @@ export class Simulator {
     }
   }
 
-  /** Sends the intact frame; a poisoned one must be rejected on every transmission. */
-  #sendGenuine(deviceId: number, p: Pending): void {
+  /**
+   * Sends the intact frame; a poisoned one must be rejected on every transmission. A frame the
+   * link refuses (disconnected, window full) stays pending and goes out with the next resend.
+   */
+  #sendGenuine(deviceId: number, p: Pending, force = false): void {
+    if (!this.#opts.transport.send(deviceId, p.raw, p.seq, { force })) return;
     if (p.poison) this.counters.expect(p.poison);
     else if (p.sends > 0) this.#expectedDuplicates++;
     p.sends++;
-    this.#opts.transport.send(deviceId, p.raw, p.seq);
+  }
+
+  /** Resends due frames that the link does not still own. */
+  #resendDue(d: SimDevice, now: number): void {
+    const t = this.#opts.transport;
+    const owned = t.inFlight ? (p: Pending) => t.inFlight!(d.id, p.seq) : undefined;
+    for (const p of d.dueForResend(now, owned)) if (t.connected) this.#transmit(d, p, false);
   }
 
   #expectPayload(bytes: Uint8Array): void {
@@ -284,7 +300,7 @@ export class Simulator {
           if (!p) break;
           this.#transmit(d, p, true);
         }
-        for (const p of d.dueForResend(now)) if (t.connected) this.#transmit(d, p, false);
+        this.#resendDue(d, now);
       }
       if ((o.faults?.disconnect ?? 0) > 0 && t.connected && this.#rng.chance(o.faults?.disconnect ?? 0)) {
         this.counters.count("disconnect");
@@ -321,7 +337,7 @@ export class Simulator {
     const drainUntil = Date.now() + (o.drainMs ?? 10_000);
     while (Date.now() < drainUntil && this.devices.some((d) => d.pending.size > 0) && !o.signal?.aborted) {
       const now = Date.now();
-      for (const d of this.devices) for (const p of d.dueForResend(now)) this.#transmit(d, p, false);
+      for (const d of this.devices) this.#resendDue(d, now);
       await t.drain();
       await sleep(20);
     }
