@@ -5,9 +5,10 @@
 #
 # What it does (hardware/pi/README.md has the whole operator path):
 #   1. checks the machine (aarch64/x86_64, Node.js >= 20.19, npm);
-#   2. builds in a staging folder next to the prefix: full `npm ci`, `npm run build` (tsc → dist/),
-#      `npm prune --omit=dev`, then removes the TypeScript sources, dev files and the native
-#      binaries of other platforms; checks that the compiled CLI and onnxruntime load;
+#   2. builds in a staging folder next to the prefix: `npm ci` with the dev dependencies,
+#      `npm run build` (tsc → dist/), `npm prune --omit=dev`, then removes the TypeScript
+#      sources, dev files and the native binaries of other platforms; checks that the compiled
+#      CLI and onnxruntime load;
 #   3. swaps the staging folder into place (/opt/vigil), so a failed build leaves the old install;
 #   4. creates the `vigil` system user (group dialout), /etc/vigil (config, keystore passphrase)
 #      and /var/lib/vigil (state), the unit, an example udev rules file and /usr/local/bin/vigil;
@@ -125,13 +126,14 @@ tar -C "$src" \
   bin gateway device-sim models contracts hardware |
   tar -C "$stage" -xf -
 
-# The build needs the dev dependencies (typescript); the service does not. npm uses its cache
-# first, so a second run (or a machine with a warm cache) works offline.
+# The build needs the dev dependencies (typescript); the service does not. Optional packages
+# are only platform binaries of dev tools (anvil, forge: 124 MB) and of esbuild (tsx's, unused
+# by the service), so they are not fetched. npm takes tarballs from its cache first.
 (
   cd "$stage"
-  npm ci --no-audit --no-fund --loglevel=error
+  npm ci --omit=optional --no-audit --no-fund --loglevel=error
   npm run build --silent
-  npm prune --omit=dev --no-audit --no-fund --loglevel=error
+  npm prune --omit=dev --omit=optional --no-audit --no-fund --loglevel=error
 )
 
 echo "== keeping only what the service runs"
@@ -142,10 +144,10 @@ rm -rf "$stage"/tsconfig.json "$stage"/tsconfig.build.json "$stage"/contracts "$
   "$stage"/hardware/firmware-ref
 find "$stage" -path "$stage/node_modules" -prune -o \( -name '*.ts' -o -name '*.py' \) -type f -print0 |
   xargs -0 rm -f
-find "$stage" -mindepth 1 -not -path "$stage/node_modules*" -type d -empty -delete
 # tsx (and its esbuild binary) only runs the TypeScript sources, which are gone: bin/vigil.js
 # loads dist/ when gateway/src/cli/main.ts is absent.
 rm -rf "$stage"/node_modules/tsx "$stage"/node_modules/esbuild "$stage"/node_modules/@esbuild
+find "$stage/node_modules/.bin" -xtype l -delete
 # Native binaries of other platforms and architectures: onnxruntime-node ships darwin (86 MB)
 # and win32 (134 MB) builds beside linux; classic-level and serialport carry prebuilds for
 # android, darwin, win32 and 32-bit Linux.
@@ -159,6 +161,8 @@ while IFS= read -r -d '' pb; do
     [[ "$(basename "$d")" == "linux-$arch" ]] || rm -rf "$d"
   done
 done < <(find "$stage/node_modules" -type d -name prebuilds -print0)
+# Folders left empty (npm prune keeps empty scope folders such as @foundry-rs).
+find "$stage" -mindepth 1 -type d -empty -delete
 
 echo "== checking the build"
 [[ -f "$stage/dist/gateway/src/cli/main.js" ]] || die "npm run build did not produce dist/gateway/src/cli/main.js"
