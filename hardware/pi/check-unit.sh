@@ -21,7 +21,7 @@ recorded="$(sed -n 's/^Exposure score: \*\*\([0-9]*\.[0-9]\)\*\*.*/\1/p' "$here/
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 # As install.sh does: the unit names the node that is installed (verify checks the executable).
-node_bin="$(readlink -f "$(command -v node)")"
+node_bin="$(command -v node)"
 sed -e "s#^ExecStart=/usr/bin/node #ExecStart=$node_bin #" "$here/vigil.service" >"$tmp/vigil.service"
 
 out="$(cd "$tmp" && systemd-analyze verify vigil.service 2>&1)" || {

@@ -89,12 +89,13 @@ if ((node_major < 20 || (node_major == 20 && node_minor < 19))); then
   die "Node.js >= 20.19 is required (found $node_version); install a newer Node.js (e.g. Node 22 LTS from nodejs.org or NodeSource) and run this again"
 fi
 command -v npm >/dev/null 2>&1 || die "npm is required next to node (found node $node_version but no npm on PATH)"
+# The unit runs the node found on PATH by that name (not its resolved target, so upgrades through
+# a version manager's link keep working), but the target must be visible to the service.
 node_bin="$(command -v node)"
-node_bin="$(readlink -f "$node_bin")"
 [[ "$node_bin" =~ $safe_path ]] || die "node is at an unusual path ($node_bin); put it in /usr/bin or /usr/local/bin"
-case "$node_bin" in
+case "$(readlink -f "$node_bin")" in
   /home/* | /root/* | /run/user/*)
-    die "node is at $node_bin, which the service cannot see (ProtectHome=yes); install Node.js system-wide (/usr/bin or /usr/local/bin)" ;;
+    die "node is at $(readlink -f "$node_bin"), which the service cannot see (ProtectHome=yes); install Node.js system-wide (/usr/bin or /usr/local/bin)" ;;
 esac
 
 dest="$root$prefix"

@@ -19,7 +19,6 @@ import {
   readFileSync,
   readdirSync,
   readlinkSync,
-  realpathSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -168,7 +167,7 @@ describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () =>
     }
   }, 60_000);
 
-  it("behavior: config, passphrase, state dir, unit, udev rules and the link are in place", () => {
+  it("behavior: config, passphrase, state dir, unit, udev rules and the link are in place", async () => {
     expect(mode(join(root, "etc/vigil"))).toBe("0750");
     expect(mode(join(root, "etc/vigil/config.json"))).toBe("0640");
     expect(mode(join(root, "etc/vigil/keystore.pass"))).toBe("0600");
@@ -181,7 +180,7 @@ describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () =>
     );
     const unit = readFileSync(join(root, "etc/systemd/system/vigil.service"), "utf8");
     expect(unit).toContain(
-      `\nExecStart=${realpathSync(process.execPath)} /opt/vigil/bin/vigil.js start --config /etc/vigil/config.json\n`,
+      `\nExecStart=${(await ok("sh", ["-c", "command -v node"])).stdout.trim()} /opt/vigil/bin/vigil.js start --config /etc/vigil/config.json\n`,
     );
     expect(readFileSync(join(root, "etc/udev/rules.d/99-vigil-serial.rules"), "utf8")).toBe(
       readFileSync(join(repo, "hardware/pi/99-vigil-serial.rules"), "utf8"),
