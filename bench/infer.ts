@@ -35,7 +35,7 @@ import { cpus, getPriority, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import * as ort from "onnxruntime-node";
+import * as ort from "../gateway/src/infer/ort.ts";
 import { REPO_ROOT } from "../models/eval/cmapss.ts";
 import { CMAPSS_WIDTH, loadCmapss } from "../gateway/src/infer/features/cmapss.ts";
 import { generateMachine, SPLITS } from "../models/rotating/generate.ts";

@@ -39,12 +39,16 @@ export async function auditBatches(store: FrameStore): Promise<BatchAudit> {
       continue;
     }
     const count = b.lastIndex - b.firstIndex + 1;
-    if (packed.length !== 32 * count) problems.push(`batch ${seq}: ${packed.length / 32} packed leaves for ${count} entries`);
+    if (packed.length !== 32 * count)
+      problems.push(`batch ${seq}: ${packed.length / 32} packed leaves for ${count} entries`);
     const root = packed.length ? rootOf(packed) : ZERO_HASH;
-    if (root !== b.header.root.toLowerCase()) problems.push(`batch ${seq}: packed leaves give root ${root}, the signed header says ${b.header.root}`);
-    if (b.header.prevHead.toLowerCase() !== head) problems.push(`batch ${seq}: does not link to batch ${seq - 1}'s head`);
+    if (root !== b.header.root.toLowerCase())
+      problems.push(`batch ${seq}: packed leaves give root ${root}, the signed header says ${b.header.root}`);
+    if (b.header.prevHead.toLowerCase() !== head)
+      problems.push(`batch ${seq}: does not link to batch ${seq - 1}'s head`);
     head = nextHead(head, toEip712Header(b.header));
-    if (head !== b.head.toLowerCase()) problems.push(`batch ${seq}: stored head differs from the recomputed one`);
+    if (head !== b.head.toLowerCase())
+      problems.push(`batch ${seq}: stored head differs from the recomputed one`);
     if (b.firstIndex <= prunedThrough) continue;
     const fresh = new Uint8Array(32 * count);
     let i = 0;
@@ -61,8 +65,15 @@ export async function auditBatches(store: FrameStore): Promise<BatchAudit> {
     }
     compared++;
     for (let k = 0; k < count; k++)
-      if (Buffer.compare(Buffer.from(fresh.subarray(32 * k, 32 * k + 32)), Buffer.from(packed.subarray(32 * k, 32 * k + 32))) !== 0) {
-        problems.push(`batch ${seq}: entry ${b.firstIndex + k} no longer hashes to its sealed leaf (modified after sealing)`);
+      if (
+        Buffer.compare(
+          Buffer.from(fresh.subarray(32 * k, 32 * k + 32)),
+          Buffer.from(packed.subarray(32 * k, 32 * k + 32)),
+        ) !== 0
+      ) {
+        problems.push(
+          `batch ${seq}: entry ${b.firstIndex + k} no longer hashes to its sealed leaf (modified after sealing)`,
+        );
         if (problems.length > 1000) return { batches: n, comparedWithEntries: compared, problems };
       }
   }

@@ -46,7 +46,8 @@ export async function storeCommand(argv: string[], io: CliIo = stdio): Promise<n
     io.out(HELP);
     return 0;
   }
-  if (sub !== "check" && sub !== "salvage") throw new UsageError(`unknown subcommand "store ${sub}"; use check or salvage`);
+  if (sub !== "check" && sub !== "salvage")
+    throw new UsageError(`unknown subcommand "store ${sub}"; use check or salvage`);
   const dataDir = values["data-dir"];
   if (!dataDir) throw new UsageError("--data-dir DIR is required");
   const dir = join(dataDir, "store");
@@ -67,13 +68,18 @@ async function check(dir: string, io: CliIo): Promise<number> {
     if (!(e instanceof VigilError)) throw e;
     const problems = e instanceof StoreIntegrityError && e.problems.length ? e.problems : [e.shortMessage];
     io.out(`✘ ${dir} cannot be opened safely:\n${problems.map((p) => `  - ${p}`).join("\n")}\n`);
-    io.out(`run "vigil store salvage --data-dir ${dir.replace(/\/store$/, "")} --to NEW_DIR" to copy out what is intact\n`);
+    io.out(
+      `run "vigil store salvage --data-dir ${dir.replace(/\/store$/, "")} --to NEW_DIR" to copy out what is intact\n`,
+    );
     return 1;
   }
   try {
     const s = store.stats();
     const { ctx, reads } = store.internals;
-    const entries = await checkEntries(ctx, reads, s.prunedThrough + 1, s.lastIndex, { indexes: true, hashes: true });
+    const entries = await checkEntries(ctx, reads, s.prunedThrough + 1, s.lastIndex, {
+      indexes: true,
+      hashes: true,
+    });
     const dangling = await danglingIndexes(ctx, reads);
     const batches = await auditBatches(store);
     const problems = [...entries.problems, ...dangling, ...batches.problems];

@@ -204,7 +204,9 @@ export class LevelFrameStore extends KvFrameStore {
   override async open(): Promise<void> {
     if (this.create) await mkdir(this.dir, { recursive: true, mode: 0o700 });
     else if (!existsSync(join(this.dir, "db", "CURRENT")) && !existsSync(join(this.dir, "watermark")))
-      throw new StoreIntegrityError(`${this.dir} holds no Vigil store (no db/CURRENT, no watermark); check the path`);
+      throw new StoreIntegrityError(
+        `${this.dir} holds no Vigil store (no db/CURRENT, no watermark); check the path`,
+      );
     await super.open();
   }
 

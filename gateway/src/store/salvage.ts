@@ -22,7 +22,16 @@ import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { decodeModelLeaf } from "../core/leaf.ts";
 import { decodeFrame, FrameType } from "../protocol/frame.ts";
-import { M_AGE, M_ANCHORED, M_BATCH, M_HEAD, M_LAST, M_PRUNED, M_SEALED, decodeDeviceSeq } from "./context.ts";
+import {
+  M_AGE,
+  M_ANCHORED,
+  M_BATCH,
+  M_HEAD,
+  M_LAST,
+  M_PRUNED,
+  M_SEALED,
+  decodeDeviceSeq,
+} from "./context.ts";
 import {
   LEAF_FIXED,
   P_ANCHOR,
@@ -71,7 +80,12 @@ export interface SalvageReport {
 type Db = ClassicLevel<Buffer, Buffer>;
 
 function open(path: string, create: boolean): Db {
-  return new ClassicLevel<Buffer, Buffer>(path, { keyEncoding: "buffer", valueEncoding: "buffer", createIfMissing: create, errorIfExists: create });
+  return new ClassicLevel<Buffer, Buffer>(path, {
+    keyEncoding: "buffer",
+    valueEncoding: "buffer",
+    createIfMissing: create,
+    errorIfExists: create,
+  });
 }
 
 async function* scan(db: Db, prefix: number): AsyncIterable<[Buffer, Buffer]> {
@@ -117,7 +131,12 @@ function intactLeaf(v: Buffer): boolean {
  * hold a store. Returns what was kept and lost.
  */
 export async function salvageStore(fromDir: string, toDir: string): Promise<SalvageReport> {
-  if (await stat(join(toDir, "db")).then(() => true, () => false))
+  if (
+    await stat(join(toDir, "db")).then(
+      () => true,
+      () => false,
+    )
+  )
     throw new StoreIntegrityError(`${toDir} already holds a store; salvage into an empty folder`);
   const acknowledged = await new FileWatermark(fromDir).read().then(
     (w) => w?.lastIndex,
@@ -305,9 +324,14 @@ export function describeSalvage(r: SalvageReport): string {
     `copied ${r.entries} entries (${r.frames} frames, ${r.leaves} inference/alert leaves) and ${r.batchesKept} batches`,
   ];
   if (r.acknowledged !== undefined)
-    lines.push(`the damaged store had acknowledged ${r.acknowledged} entries; ${Math.max(0, r.acknowledged - r.entries)} are not in the copy (pruned ones excluded from neither count)`);
+    lines.push(
+      `the damaged store had acknowledged ${r.acknowledged} entries; ${Math.max(0, r.acknowledged - r.entries)} are not in the copy (pruned ones excluded from neither count)`,
+    );
   if (r.damaged.length) lines.push(`damaged entries skipped at arrival indexes ${ranges(r.damaged)}`);
-  if (r.lostSealed.length) lines.push(`lost for good inside sealed batches: arrival indexes ${ranges(r.lostSealed)} (their receipts cannot be exported)`);
+  if (r.lostSealed.length)
+    lines.push(
+      `lost for good inside sealed batches: arrival indexes ${ranges(r.lostSealed)} (their receipts cannot be exported)`,
+    );
   if (r.renumbered) lines.push(`${r.renumbered} unsealed entries were renumbered to close gaps`);
   if (r.firstBatchLost !== undefined)
     lines.push(
