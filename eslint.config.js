@@ -12,6 +12,7 @@ export default tseslint.config(
       "contracts/artifacts/",
       "hardware/**/build/",
       "models/**/*.py",
+      ".dependency-cruiser.cjs",
     ],
   },
   js.configs.recommended,
