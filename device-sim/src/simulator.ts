@@ -48,8 +48,10 @@ export interface SimulatorOptions {
    * check, frame by frame, that what the devices saw acknowledged is what the store holds.
    */
   onAcked?: (deviceId: number, raw: Buffer) => void;
-  /** Called about once per second with a snapshot. */
+  /** Called every `progressMs` with a snapshot. */
   onProgress?: (s: SimSnapshot) => void;
+  /** Default 1000. */
+  progressMs?: number;
   signal?: AbortSignal;
 }
 
@@ -85,6 +87,8 @@ export interface SimReport extends SimSnapshot {
     profile: string;
     failureStep: number | undefined;
     framesGenerated: number;
+    /** Sequences the device still held unacknowledged at the end. */
+    pendingSeqs: number[];
   }>;
 }
 
@@ -324,7 +328,7 @@ export class Simulator {
         d.reboot();
         t.send(d.id, d.hello());
       }
-      if (now - lastProgress >= 1000) {
+      if (now - lastProgress >= (o.progressMs ?? 1000)) {
         lastProgress = now;
         o.onProgress?.(this.snapshot());
       }
@@ -352,6 +356,7 @@ export class Simulator {
         profile: d.source.profile,
         failureStep: d.source.failureStep,
         framesGenerated: d.stats.generated,
+        pendingSeqs: [...d.pending.keys()],
       })),
     };
   }
