@@ -5,6 +5,7 @@
  * way a real MCU recovers from line noise.
  */
 import { decodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { SimFirmwareHooks, type SimFirmwareOptions } from "./firmware/sim-hooks.ts";
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { SimDevice, type Pending } from "./device.ts";
 import { FaultCounters, type FaultRates } from "./faults.ts";
@@ -45,6 +46,8 @@ export interface SimulatorOptions {
   drainMs?: number;
   /** Called about once per second with a snapshot. */
   onProgress?: (s: SimSnapshot) => void;
+  /** Firmware updates (PROTOCOL.md, "Firmware update"): which devices have update code (device-sim/src/firmware). */
+  firmware?: SimFirmwareOptions;
   signal?: AbortSignal;
 }
 
@@ -105,26 +108,31 @@ export class Simulator {
   #expectedDuplicates = 0;
   #disconnects = 0;
   #start = 0;
+  readonly #firmware: SimFirmwareHooks | undefined;
 
   constructor(opts: SimulatorOptions) {
     this.#opts = opts;
     this.#rng = new Rng(opts.seed ?? 1);
     const sources = buildSources(opts, this.#rng);
     const first = opts.firstDeviceId ?? 1;
-    this.devices = sources.map(
-      (source, i) =>
-        new SimDevice({
-          id: first + i,
-          source,
-          rng: this.#rng.fork(`device-${i}`),
-          faults: opts.faults ?? {},
-          counters: this.counters,
-          clockSkewUs: (opts.clockSkewMs ?? 0) * 1000,
-          resendMs: opts.resendMs ?? 500,
-          window: opts.window ?? 256,
-        }),
-    );
+    this.devices = sources.map((source, i) => {
+      const updater = opts.firmware?.for(first + i);
+      return new SimDevice({
+        id: first + i,
+        source,
+        rng: this.#rng.fork(`device-${i}`),
+        faults: opts.faults ?? {},
+        counters: this.counters,
+        clockSkewUs: (opts.clockSkewMs ?? 0) * 1000,
+        resendMs: opts.resendMs ?? 500,
+        window: opts.window ?? 256,
+        ...(updater ? { updater } : {}),
+      });
+    });
     for (const d of this.devices) this.#byId.set(d.id, d);
+    this.#firmware = opts.firmware
+      ? new SimFirmwareHooks(opts.firmware, (id, raw) => opts.transport.send(id, raw))
+      : undefined;
   }
 
   snapshot(): SimSnapshot {
@@ -161,8 +169,12 @@ export class Simulator {
   #onControl = (frame: Frame): void => {
     const dev = this.#byId.get(frame.deviceId);
     if (!dev) return;
-    if (frame.type === FrameType.Ack) dev.onAck(frame);
-    else if (frame.type === FrameType.Nack) {
+    if (frame.type === FrameType.Ack) {
+      dev.onAck(frame);
+      this.#firmware?.onAck(dev);
+    } else if (this.#firmware?.onFrame(dev, frame)) {
+      // handled by the device's update code
+    } else if (frame.type === FrameType.Nack) {
       const resend = dev.onNack(frame);
       if (resend) {
         this.#opts.transport.send(dev.id, dev.hello());
@@ -253,7 +265,10 @@ export class Simulator {
         ?.onAck({ type: FrameType.Ack, deviceId: id, firstSeq: seq, count: 1, gatewayTimeUs: 0 });
     await t.open(this.#onControl);
     this.#start = Date.now();
-    for (const d of this.devices) t.send(d.id, d.hello());
+    for (const d of this.devices) {
+      t.send(d.id, d.hello());
+      this.#firmware?.announce(d);
+    }
     const rate = o.rate ?? 10;
     const endAt = o.durationS !== undefined ? this.#start + o.durationS * 1000 : Infinity;
     const maxFrames = o.framesPerDevice ?? Infinity;
@@ -267,7 +282,7 @@ export class Simulator {
       const now = Date.now();
       const window = o.window ?? 256;
       for (const d of this.devices) {
-        if (d.finished || d.step >= maxFrames) continue;
+        if (d.finished || d.step >= maxFrames || d.held(now)) continue;
         const target = rate > 0 ? Math.floor(((now - this.#start) / 1000) * rate) + 1 : d.step + 64;
         let budget = Math.min(target - d.step, 1000, maxFrames - d.step);
         // With rate 0 the window is the only flow control: never overrun it.
@@ -288,6 +303,7 @@ export class Simulator {
         for (const d of this.devices) {
           d.reboot();
           t.send(d.id, d.hello());
+          this.#firmware?.announce(d);
         }
       }
       if (now - lastProgress >= 1000) {
@@ -303,13 +319,15 @@ export class Simulator {
     const drainUntil = Date.now() + (o.drainMs ?? 10_000);
     while (Date.now() < drainUntil && this.devices.some((d) => d.pending.size > 0) && !o.signal?.aborted) {
       const now = Date.now();
-      for (const d of this.devices) for (const p of d.dueForResend(now)) this.#transmit(d, p, false);
+      for (const d of this.devices)
+        if (!d.held(now)) for (const p of d.dueForResend(now)) this.#transmit(d, p, false);
       await t.drain();
       await sleep(20);
     }
     // Let the last ACKs arrive.
     await sleep(50);
     o.onProgress?.(this.snapshot());
+    this.#firmware?.close();
     await t.close();
     return {
       ...this.snapshot(),
