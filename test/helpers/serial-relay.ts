@@ -47,7 +47,10 @@ class Pacer {
     this.#timer = undefined;
     const now = performance.now();
     // Credit accrues only while bytes wait (an idle line does not bank capacity).
-    this.#credit = Math.min(this.#credit + ((now - this.#last) * this.bytesPerSecond) / 1000, this.bytesPerSecond);
+    this.#credit = Math.min(
+      this.#credit + ((now - this.#last) * this.bytesPerSecond) / 1000,
+      this.bytesPerSecond,
+    );
     this.#last = now;
     let n = Math.floor(this.#credit);
     const parts: Buffer[] = [];

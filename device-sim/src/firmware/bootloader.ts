@@ -226,6 +226,16 @@ export class SimFirmware {
         out = "trial";
       }
     }
+    // Like MCUboot, the stored security counter follows the running image once it is
+    // confirmed (also the factory image): an older image can never come back.
+    if (
+      this.#rec.state !== FwState.Testing &&
+      this.#running &&
+      this.#running.securityCounter > this.#rec.securityCounter
+    ) {
+      this.#rec.securityCounter = this.#running.securityCounter;
+      this.#persist();
+    }
     return this.#running ? out : "no-image";
   }
 
@@ -421,7 +431,7 @@ export class SimFirmware {
   /** Swap-using-scratch, one persisted step at a time, up to sector `until` (exclusive). */
   #swapRun(until: number): void {
     const f = this.flash;
-    const r = f.record;
+    const r = this.#rec;
     const ss = f.sectorSize;
     while (r.swap.sector < until) {
       const o = r.swap.sector * ss;
@@ -429,7 +439,9 @@ export class SimFirmware {
       if (cut !== undefined && r.swap.op === SwapOp.Install) {
         if (cut <= 0) {
           delete this.faults.powerCutAfterSwapSteps; // once
-          f.scratch.fill(0x5a); // a half-copied sector: the step runs again at the next boot
+          // The step's destination is left half copied; the next boot runs the step again.
+          const dst = r.swap.step === 0 ? f.scratch : r.swap.step === 1 ? f.primary : f.secondary;
+          dst.fill(0x5a, r.swap.step === 0 ? 0 : o, (r.swap.step === 0 ? 0 : o) + ss / 2);
           throw new PowerCut(
             `power lost during the install swap (sector ${r.swap.sector}, step ${r.swap.step})`,
           );

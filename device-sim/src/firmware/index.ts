@@ -12,8 +12,9 @@ export { SimFirmwareHooks, type SimFirmwareOptions } from "./sim-hooks.ts";
 export { FirmwareSerialDevice, type FirmwareSerialDeviceOptions } from "./serial-device.ts";
 
 /**
- * A device fresh from the factory: `version` (counter `securityCounter`) in the primary slot,
- * everything else erased. Defaults: 128 KiB slots, 4 KiB sectors, an 8 KiB factory firmware.
+ * A device fresh from the factory and powered on once: `version` (counter `securityCounter`)
+ * in the primary slot, the bootloader has run (so the device's security counter is the
+ * image's), everything else erased. Defaults: 128 KiB slots, 4 KiB sectors, 8 KiB firmware.
  */
 export function factoryFirmware(opts: {
   deviceId: number;
@@ -32,10 +33,12 @@ export function factoryFirmware(opts: {
     securityCounter: opts.securityCounter ?? 1,
     body,
   });
-  return new SimFirmware({
+  const fw = new SimFirmware({
     deviceId: opts.deviceId,
     flash: new SimFlash(opts.slotSize ?? 128 * 1024, opts.sectorSize ?? 4096, image),
     ...(opts.window === undefined ? {} : { window: opts.window }),
     ...(opts.faults ? { faults: opts.faults } : {}),
   });
+  fw.boot();
+  return fw;
 }

@@ -11,7 +11,9 @@ import type { FwReasonName } from "../../protocol/frame.ts";
  * - `ABORTED`: the transfer was aborted (by this gateway or, as the device reports, earlier);
  * - `TOO_MANY_RETRIES`: the link lost the same chunks too many times in a row;
  * - `INSTALL_TIMEOUT`: the device verified the image but never reported the outcome of the install;
- * - `PROTOCOL`: the device answered something the protocol does not allow (e.g. BAD_LENGTH).
+ * - `PROTOCOL`: the device answered something the protocol does not allow (e.g. BAD_LENGTH);
+ * - `STOPPED`: the gateway stopped the session (shutdown) without telling the device; the
+ *   persisted progress lets the next start resume it.
  */
 export type FirmwareUpdateErrorCode =
   | "BAD_IMAGE"
@@ -21,7 +23,8 @@ export type FirmwareUpdateErrorCode =
   | "ABORTED"
   | "TOO_MANY_RETRIES"
   | "INSTALL_TIMEOUT"
-  | "PROTOCOL";
+  | "PROTOCOL"
+  | "STOPPED";
 
 export class FirmwareUpdateError extends VigilError {
   override name = "FirmwareUpdateError";

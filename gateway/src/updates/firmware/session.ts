@@ -148,8 +148,12 @@ export class FirmwareSession {
   #highWater = 0;
   #rewinds = 0;
   #totalRewinds = 0;
-  /** Offset of the last OUT_OF_ORDER rewind, until progress passes it (go-back-N once per gap). */
-  #rewoundTo: number | undefined;
+  /**
+   * Set by every rewind (and by a device-reported offset), cleared by the next OK progress.
+   * The serial line is FIFO, so chunks sent before a rewind all reach the device before the
+   * first chunk sent after it: their OUT_OF_ORDER answers are stale and ignored until then.
+   */
+  #awaitingProgress = false;
   #bytesSent = 0;
   #retransmitted = 0;
   #persistedAt = 0;
@@ -215,6 +219,7 @@ export class FirmwareSession {
         reason: FwAbortReason.OPERATOR,
       });
     this.#persist();
+    this.#emit();
     this.#offer();
     return this.#done;
   }
@@ -242,6 +247,22 @@ export class FirmwareSession {
     this.#send({ type: FrameType.FwAbort, deviceId: this.deviceId, releaseId: this.releaseId, reason });
     this.#fail(
       new FirmwareUpdateError("ABORTED", `transfer of release ${this.releaseId} aborted by the gateway`),
+    );
+  }
+
+  /**
+   * Stops without a word to the device (gateway shutdown): timers are cleared, the persisted
+   * phase stays as it is so a restart resumes the transfer, and start()'s promise rejects with
+   * STOPPED. No-op once settled.
+   */
+  stop(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#disarm();
+    this.#timers.clearTimeout(this.#installTimer);
+    this.#installTimer = undefined;
+    this.#reject(
+      new FirmwareUpdateError("STOPPED", `transfer of release ${this.releaseId} stopped by the gateway`),
     );
   }
 
@@ -288,7 +309,7 @@ export class FirmwareSession {
         // The device's offset is authoritative (after a power cut it may be below what it acknowledged).
         this.#acked = s.nextOffset;
         this.#next = s.nextOffset;
-        this.#rewoundTo = undefined;
+        this.#awaitingProgress = true;
       }
       this.#setPhase("transferring");
       this.#arm(this.#o.ackTimeoutMs, this.#ackTimeout);
@@ -364,6 +385,7 @@ export class FirmwareSession {
 
   /** Sends chunks while the window allows (go-back-N). */
   #pump(): void {
+    if (this.#settled) return;
     const size = this.info.imageSize;
     while (this.#next < size && this.#next - this.#acked < this.#window * this.#maxChunk) {
       const len = Math.min(this.#maxChunk, size - this.#next);
@@ -390,20 +412,20 @@ export class FirmwareSession {
           this.#acked = a.nextOffset;
           if (this.#next < this.#acked) this.#next = this.#acked;
           this.#rewinds = 0;
-          if (this.#rewoundTo !== undefined && this.#acked > this.#rewoundTo) this.#rewoundTo = undefined;
+          this.#awaitingProgress = false;
           this.#arm(this.#o.ackTimeoutMs, this.#ackTimeout);
           this.#progress();
           this.#pump();
         }
         return;
       case FwAckStatus.OutOfOrder:
-        // One rewind per gap: the chunks already in flight behind the lost one each draw the
-        // same OUT_OF_ORDER; only the first rewinds.
-        if (this.#rewoundTo === a.nextOffset) return;
-        this.#rewind(a.nextOffset, true);
+        // A chunk was lost (go back to the device's offset), unless this answers a chunk sent
+        // before the last rewind; then the resent chunks are already on their way.
+        if (this.#awaitingProgress) return;
+        this.#rewind(a.nextOffset);
         return;
       case FwAckStatus.WriteFailed:
-        this.#rewind(a.nextOffset, false);
+        this.#rewind(a.nextOffset);
         return;
       default:
         this.#fail(
@@ -416,7 +438,7 @@ export class FirmwareSession {
   }
 
   /** Goes back to the device's offset (it is authoritative, also when lower than acknowledged). */
-  #rewind(to: number, gap: boolean): void {
+  #rewind(to: number): void {
     if (++this.#rewinds > this.#o.maxRewinds) {
       this.#fail(
         new FirmwareUpdateError(
@@ -429,13 +451,13 @@ export class FirmwareSession {
     this.#totalRewinds++;
     this.#acked = Math.min(to, this.info.imageSize);
     this.#next = this.#acked;
-    this.#rewoundTo = gap ? to : undefined;
+    this.#awaitingProgress = true;
     this.#arm(this.#o.ackTimeoutMs, this.#ackTimeout);
     this.#pump();
   }
 
   #ackTimeout = (): void => {
-    this.#rewind(this.#acked, false);
+    this.#rewind(this.#acked);
   };
 
   // ---- outcome -------------------------------------------------------------------------
