@@ -4,6 +4,7 @@
  * the real codec (encode, decode), the link can drop or rewrite frames, and time only moves
  * when the test says so. The real serial line is in test/interop/firmware-pty.test.ts.
  */
+import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { factoryFirmware } from "../../device-sim/src/firmware/index.ts";
 import type { SimFirmware } from "../../device-sim/src/firmware/bootloader.ts";
@@ -20,6 +21,13 @@ import {
 } from "../../gateway/src/protocol/frame.ts";
 import { FirmwareUpdateError } from "../../gateway/src/updates/firmware/errors.ts";
 import { buildFirmwareImage } from "../../gateway/src/updates/firmware/image.ts";
+import {
+  fwAbortFrameArb,
+  fwChunkAckFrameArb,
+  fwChunkFrameArb,
+  fwOfferFrameArb,
+  fwStatusFrameArb,
+} from "../helpers/frames.ts";
 import {
   MemoryFirmwareProgressStore,
   type FirmwareProgress,
@@ -443,6 +451,16 @@ describe("FirmwareSession × simulated bootloader", () => {
       firmware: { major: 9, minor: 9, patch: 9 },
     });
     expect((await failure(p2)).message).toMatch(/runs 9\.9\.9, not 1\.1\.0/);
+    const s3 = new FirmwareSession({
+      deviceId: DEVICE,
+      releaseId: 7,
+      image: img,
+      send: () => undefined,
+      timers,
+    });
+    const p3 = s3.start();
+    s3.handle({ ...status, nextOffset: img.length + 1 });
+    expect((await failure(p3)).message).toMatch(/beyond the/);
   });
 
   it("behavior: frames of other devices and of other types are not consumed", () => {
@@ -502,5 +520,58 @@ describe("FirmwareSession × simulated bootloader", () => {
     );
     expect(r.firmware.minor).toBe(1);
     expect(errors.length).toBeGreaterThan(0);
+  });
+});
+
+describe("garbage: random firmware frames", () => {
+  it("property: never crash the session; it only ever fails with a typed error", async () => {
+    const ours = <T extends { deviceId: number; releaseId: number }>(a: fc.Arbitrary<T>) =>
+      fc.tuple(a, fc.boolean()).map(([f, mine]) => (mine ? { ...f, deviceId: DEVICE, releaseId: 7 } : f));
+    const frames = fc.array(fc.oneof(ours(fwStatusFrameArb), ours(fwChunkAckFrameArb)), { maxLength: 40 });
+    await fc.assert(
+      fc.asyncProperty(frames, async (fs) => {
+        const sent: Frame[] = [];
+        const s = new FirmwareSession({
+          deviceId: DEVICE,
+          releaseId: 7,
+          image: image(1, 2, 3000),
+          send: (f) => sent.push(f),
+          timers,
+        });
+        let error: unknown;
+        s.start().catch((e: unknown) => (error = e));
+        for (const f of fs) s.handle(f);
+        await vi.advanceTimersByTimeAsync(1);
+        if (error !== undefined) expect(error).toBeInstanceOf(FirmwareUpdateError);
+        // Whatever it sent is a valid frame within the image.
+        for (const f of sent) {
+          expect(() => encodeFrame(f)).not.toThrow();
+          if (f.type === FrameType.FwChunk) expect(f.offset + f.data.length).toBeLessThanOrEqual(3032);
+        }
+        s.stop();
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("property: never crash the simulated bootloader; every reply encodes", () => {
+    const fw = factoryFirmware({ deviceId: DEVICE, slotSize: 16 * 1024, sectorSize: 1024 });
+    const toUs = <T extends { deviceId: number }>(a: fc.Arbitrary<T>) =>
+      fc.tuple(a, fc.boolean()).map(([f, mine]) => (mine ? { ...f, deviceId: DEVICE } : f));
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(toUs(fwOfferFrameArb), toUs(fwChunkFrameArb), toUs(fwAbortFrameArb)), {
+          maxLength: 30,
+        }),
+        (frames) => {
+          for (const f of frames) {
+            const r = fw.handle(f);
+            if (r.reply) expect(() => encodeFrame(r.reply!)).not.toThrow();
+            if (r.reboot) fw.boot();
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -300,6 +300,10 @@ export class FirmwareSession {
       return;
     }
     if (s.state === FwState.Receiving) {
+      if (s.nextOffset > this.info.imageSize) {
+        this.#fail(this.#beyond(s.nextOffset));
+        return;
+      }
       this.#window = Math.max(1, Math.min(s.window, this.#o.maxWindow));
       this.#maxChunk = s.maxChunk;
       if (this.#phase === "transferring" && s.nextOffset >= this.#acked && s.nextOffset <= this.#next) {
@@ -406,6 +410,10 @@ export class FirmwareSession {
 
   #onAck(a: FwChunkAckFrame): void {
     if (this.#phase !== "transferring") return; // late acks after READY, or before the status
+    if (a.nextOffset > this.info.imageSize) {
+      this.#fail(this.#beyond(a.nextOffset));
+      return;
+    }
     switch (a.status) {
       case FwAckStatus.Ok:
         if (a.nextOffset > this.#acked) {
@@ -454,6 +462,13 @@ export class FirmwareSession {
     this.#awaitingProgress = true;
     this.#arm(this.#o.ackTimeoutMs, this.#ackTimeout);
     this.#pump();
+  }
+
+  #beyond(offset: number): FirmwareUpdateError {
+    return new FirmwareUpdateError(
+      "PROTOCOL",
+      `device ${hex(this.deviceId)} names offset ${offset}, beyond the ${this.info.imageSize}-byte image of release ${this.releaseId}`,
+    );
   }
 
   #ackTimeout = (): void => {
