@@ -282,7 +282,10 @@ export class Simulator {
       const now = Date.now();
       const window = o.window ?? 256;
       for (const d of this.devices) {
-        if (d.finished || d.step >= maxFrames || d.held(now)) continue;
+        if (d.held(now)) continue;
+        // Due resends first: after a BUSY hold the NACKed frame leads (PROTOCOL.md, NACK BUSY).
+        for (const p of d.dueForResend(now)) if (t.connected) this.#transmit(d, p, false);
+        if (d.finished || d.step >= maxFrames) continue;
         const target = rate > 0 ? Math.floor(((now - this.#start) / 1000) * rate) + 1 : d.step + 64;
         let budget = Math.min(target - d.step, 1000, maxFrames - d.step);
         // With rate 0 the window is the only flow control: never overrun it.
@@ -292,7 +295,6 @@ export class Simulator {
           if (!p) break;
           this.#transmit(d, p, true);
         }
-        for (const p of d.dueForResend(now)) if (t.connected) this.#transmit(d, p, false);
       }
       if ((o.faults?.disconnect ?? 0) > 0 && t.connected && this.#rng.chance(o.faults?.disconnect ?? 0)) {
         this.counters.count("disconnect");
