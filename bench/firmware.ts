@@ -7,7 +7,9 @@
  * delivers at most baud / 10 bytes per second (8N1: 10 bit times per byte), in order, in
  * slices of ≤ 1 ms, and accrues no credit while idle. The gateway's FirmwareSession is on one
  * end, the simulated MCU bootloader (device-sim/src/firmware) on the other, so every round
- * trip the chunk acknowledgements imply crosses the paced line twice. The figure is image
+ * trip the chunk acknowledgements imply crosses the paced line twice. A second device, the C
+ * reference's update agent (hardware/firmware-ref/tool/vigil_fwdev.c: real SHA-256, flash
+ * writes and read-back CRC on a RAM flash), runs the same transfer. The figure is image
  * bytes / (time from the offer to the device's READY × baud / 10). Baselines measured in the
  * same run: a raw byte stream through the same relay (what the pacing itself allows) and the
  * protocol's ceiling, 224 data bytes per 250 wire bytes (chunk header 16, frame header 4, CRC 4,
@@ -19,8 +21,9 @@
  * of each entry point as the deepest path through the call graph (flash driver callbacks,
  * which are the firmware's own code, count 0).
  */
-import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -30,7 +33,7 @@ import { FirmwareSerialDevice } from "../device-sim/src/firmware/serial-device.t
 import { buildFirmwareImage } from "../gateway/src/updates/firmware/image.ts";
 import { FirmwareSession } from "../gateway/src/updates/firmware/session.ts";
 import { GatewayFirmwarePort } from "../test/helpers/firmware-link.ts";
-import { which } from "../test/helpers/procs.ts";
+import { stop, which } from "../test/helpers/procs.ts";
 import { SerialRelay } from "../test/helpers/serial-relay.ts";
 
 const { values: args } = parseArgs({ options: { runs: { type: "string" }, quick: { type: "boolean" } } });
@@ -200,12 +203,53 @@ async function transfer(baud: number, img: Buffer, window: number): Promise<Run>
   }
 }
 
+/** The same transfer with the C reference's update agent (hardware/firmware-ref, vigil_fwdev) as the device. */
+async function transferC(baud: number, img: Buffer): Promise<Run> {
+  const relay = await SerialRelay.start({ baud });
+  const dir = mkdtempSync(join(tmpdir(), "vigil-bench-fw-"));
+  const factory = join(dir, "factory.bin");
+  writeFileSync(
+    factory,
+    buildFirmwareImage({
+      version: { major: 1, minor: 0, patch: 0 },
+      securityCounter: 1,
+      body: new Uint8Array(8192),
+    }),
+  );
+  const gw = new GatewayFirmwarePort(relay.gatewayPath);
+  await gw.open();
+  const dev = spawn(join(REF, "build", "vigil_fwdev"), [relay.devicePath, "2a", factory], {
+    stdio: ["pipe", "ignore", "ignore"],
+  });
+  try {
+    for (const t0 = Date.now(); gw.hellos.length === 0; await new Promise((r) => setTimeout(r, 10)))
+      if (Date.now() - t0 > 5000) throw new Error("vigil_fwdev sent no HELLO within 5 s");
+    const s = new FirmwareSession({ deviceId: 0x2a, releaseId: 1, image: img, send: gw.send });
+    gw.session = s;
+    const r = await s.start();
+    const seconds = r.transferMs / 1000;
+    return {
+      fraction: img.length / (seconds * (baud / 10)),
+      seconds,
+      rewinds: r.rewinds,
+      retransmitted: r.retransmittedBytes,
+    };
+  } finally {
+    dev.stdin?.end();
+    await stop(dev);
+    await gw.close();
+    await relay.stop();
+  }
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const cases = [
   { baud: 115_200, bytes: args.quick ? 32 * 1024 : 64 * 1024 },
   { baud: 921_600, bytes: args.quick ? 128 * 1024 : 256 * 1024 },
 ];
+execFileSync("make", ["-s", "-C", REF, "tool"], { stdio: "pipe" });
 const rows: Array<{
+  device: "sim" | "C";
   baud: number;
   imageBytes: number;
   window: number;
@@ -223,9 +267,28 @@ for (const c of cases) {
     const m = median(runs.map((r) => r.fraction));
     const at = runs.find((r) => r.fraction === m)!;
     rows.push({
+      device: "sim",
       baud: c.baud,
       imageBytes: img.length,
       window,
+      fraction: m,
+      rawFraction: raw,
+      seconds: at.seconds,
+      rewinds: at.rewinds,
+    });
+  }
+  {
+    // The C reference device (window 4, real SHA-256 and flash read-back, 256 KiB slot).
+    const cImg = image(Math.min(c.bytes, 200 * 1024));
+    const runs: Run[] = [];
+    for (let i = 0; i < RUNS; i++) runs.push(await transferC(c.baud, cImg));
+    const m = median(runs.map((r) => r.fraction));
+    const at = runs.find((r) => r.fraction === m)!;
+    rows.push({
+      device: "C",
+      baud: c.baud,
+      imageBytes: cImg.length,
+      window: 4,
       fraction: m,
       rawFraction: raw,
       seconds: at.seconds,
@@ -237,17 +300,22 @@ for (const c of cases) {
 // ---- report ----------------------------------------------------------------------------
 
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
-console.log("Firmware transfer, FirmwareSession ⇄ simulated MCU over two socat pty pairs and a pacing relay");
+console.log(
+  "Firmware transfer, FirmwareSession ⇄ simulated MCU (TypeScript) or the C reference (vigil_fwdev)",
+);
+console.log("over two socat pty pairs and a pacing relay");
 console.log(
   "(each direction ≤ baud/10 bytes/s, in order, ≤ 1 ms slices, no idle credit); fraction = image bytes /",
 );
 console.log(
   `(offer → READY time × baud/10); median of ${RUNS} run(s); protocol ceiling 224/250 = ${pct(CEILING)}\n`,
 );
-console.log("  baud     image     window  fraction of line rate  of ceiling  raw relay  time     rewinds");
+console.log(
+  "  device  baud     image     window  fraction of line rate  of ceiling  raw relay  time     rewinds",
+);
 for (const r of rows)
   console.log(
-    `  ${String(r.baud).padEnd(8)} ${String(r.imageBytes).padEnd(9)} ${String(r.window).padEnd(7)} ${pct(r.fraction).padEnd(22)} ${pct(r.fraction / CEILING).padEnd(11)} ${pct(r.rawFraction).padEnd(10)} ${r.seconds.toFixed(2).padEnd(6)} s ${r.rewinds}`,
+    `  ${(r.device === "C" ? "C ref" : "sim").padEnd(7)} ${String(r.baud).padEnd(8)} ${String(r.imageBytes).padEnd(9)} ${String(r.window).padEnd(7)} ${pct(r.fraction).padEnd(22)} ${pct(r.fraction / CEILING).padEnd(11)} ${pct(r.rawFraction).padEnd(10)} ${r.seconds.toFixed(2).padEnd(6)} s ${r.rewinds}`,
   );
 console.log(
   "\nRAM of the C update code (freestanding -Os; stack = deepest call path, flash callbacks excluded)\n",
@@ -285,6 +353,7 @@ console.log(
     runs: RUNS,
     ceiling: Number(CEILING.toFixed(4)),
     throughput: rows.map((r) => ({
+      device: r.device,
       baud: r.baud,
       imageBytes: r.imageBytes,
       window: r.window,
