@@ -306,15 +306,12 @@ export class FirmwareSession {
       }
       this.#window = Math.max(1, Math.min(s.window, this.#o.maxWindow));
       this.#maxChunk = s.maxChunk;
-      if (this.#phase === "transferring" && s.nextOffset >= this.#acked && s.nextOffset <= this.#next) {
-        // A second answer to a repeated offer: the chunks in flight are still good.
-        this.#acked = s.nextOffset;
-      } else {
-        // The device's offset is authoritative (after a power cut it may be below what it acknowledged).
-        this.#acked = s.nextOffset;
-        this.#next = s.nextOffset;
-        this.#awaitingProgress = true;
-      }
+      // The device's offset is authoritative: after a reconnect the chunks in flight were lost,
+      // after a power cut it may even be below what it acknowledged. Chunks still on the line
+      // answer OUT_OF_ORDER, ignored until progress (see #awaitingProgress).
+      this.#acked = s.nextOffset;
+      this.#next = s.nextOffset;
+      this.#awaitingProgress = this.#phase === "transferring";
       this.#setPhase("transferring");
       this.#arm(this.#o.ackTimeoutMs, this.#ackTimeout);
       this.#pump();
