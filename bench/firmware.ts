@@ -30,7 +30,7 @@ import { parseArgs } from "node:util";
 import { SerialPort } from "serialport";
 import { factoryFirmware } from "../device-sim/src/firmware/index.ts";
 import { FirmwareSerialDevice } from "../device-sim/src/firmware/serial-device.ts";
-import { buildFirmwareImage } from "../gateway/src/updates/firmware/image.ts";
+import { buildFirmwareImage } from "../gateway/src/protocol/firmware-image.ts";
 import { FirmwareSession } from "../gateway/src/updates/firmware/session.ts";
 import { GatewayFirmwarePort } from "../test/helpers/firmware-link.ts";
 import { stop, which } from "../test/helpers/procs.ts";

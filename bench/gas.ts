@@ -1,12 +1,21 @@
 /**
  * `npm run bench -- gas`: gas of every registry operation on anvil --network optimism (RIP-7212 P-256
  * precompile), per-frame anchoring cost at 1 / 100 / 10,000 frames per batch beside a naive design that
- * stores one hash per frame (measured in the same run), and whether several batches per transaction pay.
+ * stores one hash per frame (measured in the same run), whether several batches per transaction pay, and
+ * the example oracle consumer (VigilMaintenanceEscrow): checking and paying an attested ALERT leaf.
  * Prints a table; the last line is one JSON object.
  */
 import { createRequire } from "node:module";
 import { SimpleMerkleTree } from "@openzeppelin/merkle-tree";
-import { ContractFactory, Interface, JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
+import {
+  ContractFactory,
+  Interface,
+  JsonRpcProvider,
+  NonceManager,
+  Wallet,
+  id as keccakId,
+  keccak256,
+} from "ethers";
 import {
   generateKey,
   registrationPublicKey,
@@ -25,7 +34,8 @@ import {
 } from "../gateway/src/chain/eip712.ts";
 import { bytesToHex, type Hex } from "../gateway/src/core/hex.ts";
 import { EthersRegistryClient } from "../gateway/src/chain/ethers-client.ts";
-import { VigilRegistryArtifact } from "../contracts/artifacts/index.ts";
+import { alertLeafPreimage } from "../gateway/src/core/leaf.ts";
+import { VigilMaintenanceEscrowArtifact, VigilRegistryArtifact } from "../contracts/artifacts/index.ts";
 
 const NAIVE_SOURCE = `// SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
@@ -218,10 +228,82 @@ try {
     if (!ok) throw new Error("inclusion failed");
     return (await provider.estimateGas({ to: d.contracts.VigilRegistry.address, data })) - 21_000n;
   };
-  record("isLeafIncluded, 10k-leaf tree, 0 later batches (view)", await viewGas(0));
+  const inclusion0 = record("isLeafIncluded, 10k-leaf tree, 0 later batches (view)", await viewGas(0));
   record("isLeafIncluded, 10 later batches (view)", await viewGas(10));
   record("isLeafIncluded, 100 later batches (view)", await viewGas(100));
   record("checkpoint", (await relayer.checkpoint(k.id)).gasUsed, "caps later batches for views");
+
+  // ---- the example oracle consumer: VigilMaintenanceEscrow pays for an attested ALERT leaf
+  const escrowClient = new NonceManager(new Wallet(ANVIL_DEV_KEYS[6], provider));
+  const escrowIface = new Interface(VigilMaintenanceEscrowArtifact.abi as never);
+  const escrowFactory = new ContractFactory(
+    VigilMaintenanceEscrowArtifact.abi as never,
+    VigilMaintenanceEscrowArtifact.bytecode,
+    escrowClient,
+  );
+  const escrow = await (await escrowFactory.deploy(d.contracts.VigilRegistry.address)).waitForDeployment();
+  const escrowAt = await escrow.getAddress();
+  const alertPreimage = alertLeafPreimage({
+    modelHash: crypto.getRandomValues(new Uint8Array(32)),
+    inputWindowHash: crypto.getRandomValues(new Uint8Array(32)),
+    deviceId: 0x2a,
+    timestampUs: 1_767_225_600_000_000,
+    severity: 3,
+    rule: "failure-critical",
+    score: 0.93,
+  });
+  const alertLeaves = Array.from({ length: 10_000 }, () => rand32());
+  alertLeaves[1234] = keccak256(alertPreimage) as Hex;
+  const alertTree = SimpleMerkleTree.of(alertLeaves);
+  const { h: alertHeader } = await anchor(k, alertLeaves.length, alertTree.root as Hex);
+  const payee = new Wallet(ANVIL_DEV_KEYS[7]).address; // an existing account (a new one costs 25,000 more)
+  const terms = {
+    payee,
+    site,
+    deviceId: 0x2a,
+    minSeverity: 3,
+    ruleHash: keccakId("failure-critical"),
+    modelHash: ZERO_HASH,
+    notBeforeUs: 0,
+    expiresAt: (await relayer.now()) + 86_400n,
+    payout: 10n ** 16n,
+  };
+  const openTx = await escrow.getFunction("open")(terms, { value: 10n ** 18n });
+  record("escrow open (agreement, funded)", (await openTx.wait())?.gasUsed ?? 0n);
+  const alertClaim = (later: Hex[]): unknown[] => [
+    alertPreimage,
+    tuple(alertHeader),
+    later,
+    alertTree.getProof(1234),
+  ];
+  const escrowView = async (later: Hex[]): Promise<bigint> => {
+    const data = escrowIface.encodeFunctionData("check", [1n, alertClaim(later)]);
+    await provider.call({ to: escrowAt, data }); // throws if the claim would be refused
+    return (await provider.estimateGas({ to: escrowAt, data })) - 21_000n;
+  };
+  const escrowCheck0 = record(
+    "escrow check: decode + gateway + inclusion, 0 later (view)",
+    await escrowView([]),
+    "isLeafIncluded alone: see above",
+  );
+  const claimTx = await escrow.getFunction("claim")(1n, alertClaim([]));
+  const escrowClaim = record(
+    "escrow claim: check + pay once (tx, 0 later batches)",
+    (await claimTx.wait())?.gasUsed ?? 0n,
+    "payee account exists",
+  );
+  const alertLater: Hex[] = [];
+  for (let i = 0; i < 10; i++) alertLater.push(hashBatchHeader((await anchor(k)).h));
+  // A second agreement, so the same leaf is claimable again (replay protection is per agreement).
+  await (await escrow.getFunction("open")(terms, { value: 10n ** 18n })).wait();
+  const escrowCheck10 = record(
+    "escrow check, 10 later batches (view)",
+    await (async () => {
+      const data = escrowIface.encodeFunctionData("check", [2n, alertClaim(alertLater)]);
+      await provider.call({ to: escrowAt, data });
+      return (await provider.estimateGas({ to: escrowAt, data })) - 21_000n;
+    })(),
+  );
 
   // ---- device management
   record(
@@ -273,7 +355,32 @@ try {
   });
   record("proposeRelease (2 URIs, metrics)", proposal.gasUsed);
   record("approveRelease (1 of 2)", (await a1.approveRelease(proposal.releaseId)).gasUsed);
-  record("approveRelease (2 of 2, activates)", (await a2.approveRelease(proposal.releaseId)).gasUsed);
+  record(
+    "approveRelease (2 of 2, activates)",
+    (await a2.approveRelease(proposal.releaseId)).gasUsed,
+    "recounts 1 earlier approval",
+  );
+  {
+    // activate(): the re-check after the admin lowered the threshold (3 -> 2) with 2 approvals in.
+    await admin.setApprovalThreshold(3);
+    const { releaseId } = await manager.proposeRelease({
+      kind: "firmware",
+      target: keccakId("hw:esp32") as Hex,
+      version: 1n,
+      contentHash: rand32(),
+      size: 500_000n,
+      trainingDataHash: ZERO_HASH,
+      uris: ["https://firmware.example/esp32-v1.bin"],
+      metrics: "",
+    });
+    await a1.approveRelease(releaseId);
+    await a2.approveRelease(releaseId);
+    await admin.setApprovalThreshold(2);
+    record(
+      "activateRelease (re-check, 2 approvals counted)",
+      (await relayer.activateRelease(releaseId)).gasUsed,
+    );
+  }
   for (const [g, label] of [
     [k, "secp256k1"],
     [p, "P-256"],
@@ -333,6 +440,12 @@ try {
       perFrame: { vigil: vigilPerFrame, naive: naivePerFrame },
       anchorMany: many,
       multiBatchPays: pays,
+      escrow: {
+        checkView: Number(escrowCheck0),
+        checkView10Later: Number(escrowCheck10),
+        claim: Number(escrowClaim),
+        overIsLeafIncluded: Number(escrowCheck0 - inclusion0),
+      },
       operations: Object.fromEntries(rows.map((r) => [r.op, Number(r.gas)])),
     }),
   );

@@ -16,15 +16,15 @@
  *    Per-window cost of the loop at 1,000 devices vs the runtime floor.
  * 3. Frame-to-alert at RATE frames/s (100 devices × RATE/100 Hz; FD001 replays its train units,
  *    the rotating model replays simulator run-to-failure machines, so alerts raise and clear),
- *    frames encoded, decoded and handed to Ingest at that rate through `createInference` with the
+ *    frames encoded, decoded and handed to Ingest at that rate through `the runtime's wireInference` with the
  *    embedded aedes broker, once per runner ("inline": run() on the main thread, "worker": in a
  *    worker_thread). Latency of an alert = alert handed to the broker − the frame's **scheduled
  *    send time** (t0 + i / RATE; includes the time the frame waited because the event loop was
  *    busy and ≤ 1 ms of generator quantisation). Also reported: the same from the gateway's
  *    arrival stamp (what earlier versions measured), frame-to-result of every window, skipped
  *    windows, main-thread event-loop utilisation and delay, GC pauses.
- * 4. RSS as deployed: `npm run build`, then plain `node dist/gateway/src/infer/probe.js` in a
- *    child process per configuration (200 devices, createInference + Ingest + embedded broker),
+ * 4. RSS as deployed: `npm run build`, then plain `node dist/bench/probes/infer-probe.js` in a
+ *    child process per configuration (200 devices, the runtime's wireInference + Ingest + embedded broker),
  *    and a bare `node` process for the baseline, in the same run.
  * The host's load average is printed: the box is shared, and the figures move with it.
  * Last line: one JSON object with all figures and pass/fail per model and target.
@@ -35,14 +35,17 @@ import { cpus, getPriority, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import * as ort from "onnxruntime-node";
+import * as ort from "../gateway/src/infer/ort.ts";
 import { REPO_ROOT } from "../models/eval/cmapss.ts";
 import { CMAPSS_WIDTH, loadCmapss } from "../gateway/src/infer/features/cmapss.ts";
 import { generateMachine, SPLITS } from "../models/rotating/generate.ts";
 import { EmbeddedPublisher } from "../gateway/src/alerts/embedded-publisher.ts";
 import { AlertService } from "../gateway/src/alerts/service.ts";
 import type { AlertPublisher } from "../gateway/src/alerts/publisher.ts";
-import { createInference, type RunnerKind } from "../gateway/src/infer/index.ts";
+import type { RunnerKind } from "../gateway/src/infer/worker.ts";
+import { EncodedOutput } from "../gateway/src/alerts/output.ts";
+import { VigilJsonEncoder } from "../gateway/src/alerts/vigil-json.ts";
+import { wireInference } from "../gateway/src/runtime.ts";
 import { InferenceLoop } from "../gateway/src/infer/loop.ts";
 import { loadModel, ModelRegistry, type LoadedModel } from "../gateway/src/infer/registry.ts";
 import { Ingest } from "../gateway/src/ingest/ingest.ts";
@@ -92,7 +95,7 @@ class CountingSink implements FrameSink {
   }
 }
 
-/** A models folder holding only `manifest` (createInference loads every manifest under a folder). */
+/** A models folder holding only `manifest` (the runtime's wireInference loads every manifest under a folder). */
 function soloDir(manifest: string, model: LoadedModel): string {
   const dir = mkdtempSync(join(tmpdir(), "vigil-bench-infer-"));
   copyFileSync(manifest, join(dir, basename(manifest)));
@@ -172,10 +175,8 @@ async function tickLatency(c: Case, model: LoadedModel): Promise<Array<Record<st
   const out: Array<Record<string, number>> = [];
   for (const n of [1, 10, 100, 1000]) {
     const alerts = new AlertService({
-      publisher: nullPublisher(),
-      site: "bench",
-      gatewayId: "gw",
-      models: [model],
+      output: new EncodedOutput(new VigilJsonEncoder("bench", "gw"), nullPublisher()),
+      models: () => [model],
       healthIntervalMs: 1000,
     });
     const loop = new InferenceLoop({
@@ -244,22 +245,31 @@ async function frameToAlert(
   const fromSend: number[] = [];
   const fromArrival: number[] = [];
   let t0 = 0;
-  const inference = await createInference({
-    modelsDir: dir,
-    ingest,
-    publisher: new EmbeddedPublisher(broker),
-    site: "bench",
-    gatewayId: "gw",
+  const registry = await ModelRegistry.load(dir);
+  const alerts = new AlertService({
+    output: new EncodedOutput(new VigilJsonEncoder("bench", "gw"), new EmbeddedPublisher(broker)),
+    models: () => registry.models,
     healthIntervalMs: 1000,
-    runner,
-    onAlert: (p) => {
+    onAlert: (e) => {
       const now = performance.now();
-      fromArrival.push((systemClock.nowUs() - p.window.lastTimestampUs) / 1000);
-      const i = p.window.lastSeq * DEVICES + (parseInt(p.device, 16) - 1);
+      fromArrival.push((systemClock.nowUs() - e.window.lastTimestampUs) / 1000);
+      const i = e.window.lastSeq * DEVICES + (e.deviceId - 1);
       fromSend.push(now - (t0 + (i * 1000) / RATE));
     },
   });
-  await inference.start();
+  const loop = wireInference({ registry, ingest, alerts, runner });
+  await loop.ready();
+  await alerts.start();
+  loop.start();
+  const inference = {
+    loop,
+    counters: { loop: loop.counters, alerts: alerts.counters },
+    async stop() {
+      await loop.close();
+      await alerts.stop();
+      await registry.release();
+    },
+  };
   for (let d = 1; d <= DEVICES; d++) {
     const raw = encodeFrame({
       type: FrameType.Hello,
@@ -385,7 +395,7 @@ for (const c of cases) {
 const rss: Record<string, unknown> = {};
 if (!a["no-rss"]) {
   if (!a["no-build"]) execFileSync("npm", ["run", "--silent", "build"], { cwd: REPO_ROOT, stdio: "ignore" });
-  const probeJs = join(REPO_ROOT, "dist", "gateway", "src", "infer", "probe.js");
+  const probeJs = join(REPO_ROOT, "dist", "bench", "probes", "infer-probe.js");
   const bare = execFileSync(
     process.execPath,
     ["-e", "setTimeout(() => console.log(process.memoryUsage().rss), 200)"],

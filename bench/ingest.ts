@@ -54,7 +54,7 @@ const sink = {
     if (f.type !== FrameType.Data) return;
     const dev = ingest.counters.device(f.deviceId);
     if (ingest.validate(f, dev, nowUs)) bad++;
-    else dev.seq.classify(dev.seq.extend(f.seq));
+    else dev.seq.classify(dev.seq.extend(f.seq) ?? 0);
   },
   reject() {
     bad++;

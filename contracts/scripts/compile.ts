@@ -123,7 +123,9 @@ export function compileContracts(): CompileResult {
   const contracts: CompiledContract[] = [];
   for (const sourceName of Object.keys(sources)) {
     for (const [contractName, c] of Object.entries(output.contracts?.[sourceName] ?? {})) {
-      if (c.evm.bytecode.object.length === 0) continue; // interfaces
+      // Interfaces have no bytecode; libraries of internal functions (VigilAlertLeaf) have no ABI:
+      // both are compiled into the contracts that use them and get no artifact of their own.
+      if (c.evm.bytecode.object.length === 0 || c.abi.length === 0) continue;
       contracts.push({
         contractName,
         sourceName,

@@ -19,8 +19,16 @@ interface IVigilRegistryForReleases {
 /**
  * @title VigilReleases
  * @notice Model and firmware releases (TUF/Uptane-like): content-addressed (sha256), size-capped, version
- * strictly increasing per (kind, target), proposed by a release manager, activated by M-of-N approvals,
- * revocable; gateways report what they installed with a signature of their registered key.
+ * strictly increasing per (kind, target) by at most {MAX_VERSION_STEP}, proposed by a release manager,
+ * activated by M approvals of accounts that hold the approver role at activation, revocable; gateways
+ * report what they installed with a signature of their registered key.
+ *
+ * Approval rule: an approval counts only while its approver holds `RELEASE_APPROVER_ROLE` in the
+ * registry. The count is taken when the release would activate — on every {approve}, and on
+ * {activate}, which anyone may call to re-check a Proposed release (e.g. after the admin lowered the
+ * threshold). Lowering the threshold never activates anything by itself, and approvals of accounts that
+ * lost the role never count. Activation is final: revoking an approver afterwards does not deactivate
+ * the release (revoke the release for that).
  *
  * Roles and gateway keys live in {VigilRegistry} (one admin, one place to audit roles); this contract
  * is separate to keep each under the 24 KiB code-size limit. Not upgradeable.
@@ -29,6 +37,12 @@ contract VigilReleases is EIP712 {
     /// @notice EIP-712 type hash of an install report, signed by the gateway key.
     bytes32 public constant INSTALL_REPORT_TYPEHASH =
         keccak256("InstallReport(bytes32 gatewayId,uint256 releaseId,bytes32 contentHash,uint64 nonce)");
+
+    /// @notice Largest allowed increase of the version over the latest one proposed for the same
+    /// (kind, target), 2^32. A release manager can thus never exhaust a version line (2^64 − 1 needs
+    /// 2^32 proposals) and block later proposals with `VersionNotIncreasing`; schemes such as
+    /// YYYYMMDDNN, unix seconds or major·10^6+minor·10^3+patch fit in one step.
+    uint64 public constant MAX_VERSION_STEP = 1 << 32;
 
     uint256 private constant _MAX_URIS = 8;
     uint256 private constant _MAX_STRING = 512;
@@ -54,6 +68,8 @@ contract VigilReleases is EIP712 {
     struct Release {
         ReleaseKind kind;
         ReleaseStatus status;
+        /// @dev Approvals recorded, including those of accounts that have since lost the approver role
+        /// (see {currentApprovals} for the ones that count).
         uint16 approvals;
         uint64 version;
         uint64 size;
@@ -74,9 +90,13 @@ contract VigilReleases is EIP712 {
     uint64 private _maxSize;
     uint256 private _count;
     mapping(uint256 releaseId => Release) private _releases;
-    mapping(uint256 releaseId => mapping(address approver => bool)) private _approved;
+    /// @dev The i-th approver of a release, i < Release.approvals (a list, so that approvals can be
+    /// recounted against the current role holders).
+    mapping(uint256 releaseId => mapping(uint256 index => address approver)) private _approverAt;
     mapping(ReleaseKind => mapping(bytes32 target => uint64)) private _latestVersion;
-    mapping(ReleaseKind => mapping(bytes32 target => uint256)) private _activeRelease;
+    /// @dev The highest-version release ever activated per (kind, target), revoked or not; {activeRelease}
+    /// reports it only while it is Active.
+    mapping(ReleaseKind => mapping(bytes32 target => uint256)) private _highestActivated;
     mapping(bytes32 gatewayId => mapping(ReleaseKind => uint256)) private _installed;
     mapping(bytes32 gatewayId => uint64) private _installNonce;
 
@@ -93,7 +113,8 @@ contract VigilReleases is EIP712 {
         string metrics,
         address proposer
     );
-    /// @notice `approver` approved; `approvals` is the new count.
+    /// @notice `approver` approved; `approvals` is the number of approvals that count now (by accounts
+    /// holding the approver role, this one included).
     event ReleaseApproved(uint256 indexed releaseId, address indexed approver, uint16 approvals);
     /// @notice The release reached the threshold and is now installable.
     event ReleaseActivated(uint256 indexed releaseId, ReleaseKind indexed kind, bytes32 indexed target, uint64 version);
@@ -114,6 +135,8 @@ contract VigilReleases is EIP712 {
     error NotAdmin(address account);
     /// @notice The version is not above the latest proposed for (kind, target).
     error VersionNotIncreasing(ReleaseKind kind, bytes32 target, uint64 latest, uint64 given);
+    /// @notice The version is more than {MAX_VERSION_STEP} above the latest proposed for (kind, target).
+    error VersionStepTooLarge(ReleaseKind kind, bytes32 target, uint64 latest, uint64 given);
     /// @notice Zero content hash.
     error ZeroContentHash();
     /// @notice Size zero or above the cap.
@@ -130,6 +153,8 @@ contract VigilReleases is EIP712 {
     error AlreadyApproved(uint256 releaseId, address approver);
     /// @notice A release manager cannot approve its own proposal (separation of duties).
     error SelfApproval(uint256 releaseId, address approver);
+    /// @notice {activate}: only `approvals` approvals by current approvers, below `threshold`.
+    error BelowThreshold(uint256 releaseId, uint16 approvals, uint16 threshold);
     /// @notice Threshold must be at least 1.
     error InvalidThreshold(uint16 threshold);
     /// @notice The install report nonce is not the next one.
@@ -162,8 +187,9 @@ contract VigilReleases is EIP712 {
     // ------------------------------------------------------------------ admin
 
     /**
-     * @notice Sets M, the number of distinct approvals that activates a release (registry default admin).
-     * Applies to releases still Proposed at their next approval.
+     * @notice Sets M, the number of approvals by current approvers that activates a release (registry
+     * default admin). Applies to releases still Proposed at their next {approve} or {activate}; lowering
+     * it activates nothing by itself.
      * @param threshold New threshold (≥ 1).
      */
     function setApprovalThreshold(uint16 threshold) external {
@@ -191,7 +217,8 @@ contract VigilReleases is EIP712 {
 
     /**
      * @notice Proposes a release (release manager). The version must exceed every version proposed before
-     * for the same (kind, target), even revoked ones: versions never go backwards.
+     * for the same (kind, target), even revoked ones — versions never go backwards —, by at most
+     * {MAX_VERSION_STEP}.
      * @param input The release.
      * @return releaseId The new release id (from 1).
      */
@@ -199,6 +226,9 @@ contract VigilReleases is EIP712 {
         _requireRole(_managerRole);
         uint64 latest = _latestVersion[input.kind][input.target];
         if (input.version <= latest) revert VersionNotIncreasing(input.kind, input.target, latest, input.version);
+        if (input.version - latest > MAX_VERSION_STEP) {
+            revert VersionStepTooLarge(input.kind, input.target, latest, input.version);
+        }
         if (input.contentHash == 0) revert ZeroContentHash();
         if (input.size == 0 || input.size > _maxSize) revert InvalidSize(input.size, _maxSize);
         if (input.uris.length == 0 || input.uris.length > _MAX_URIS) revert InvalidUri(input.uris.length);
@@ -250,8 +280,11 @@ contract VigilReleases is EIP712 {
     }
 
     /**
-     * @notice Approves a Proposed release (release approver, not its proposer). At M approvals it becomes
-     * Active and, if its version is the highest active one for (kind, target), the current release.
+     * @notice Approves a Proposed release (release approver, not its proposer). The approvals are then
+     * recounted, counting only accounts that hold the approver role now; at M (the threshold) the release
+     * becomes Active and, if its version is the highest ever activated for (kind, target), the current
+     * release ({activeRelease}).
+     * @dev Costs one registry `hasRole` call per earlier approval of this release.
      * @param releaseId The release.
      */
     function approve(uint256 releaseId) external {
@@ -259,23 +292,45 @@ contract VigilReleases is EIP712 {
         Release storage r = _existing(releaseId);
         if (r.status != ReleaseStatus.Proposed) revert ReleaseNotInStatus(releaseId, r.status);
         if (r.proposer == msg.sender) revert SelfApproval(releaseId, msg.sender);
-        if (_approved[releaseId][msg.sender]) revert AlreadyApproved(releaseId, msg.sender);
-        _approved[releaseId][msg.sender] = true;
-        uint16 n = r.approvals + 1;
-        r.approvals = n;
-        emit ReleaseApproved(releaseId, msg.sender, n);
-        if (n >= _threshold) {
-            r.status = ReleaseStatus.Active;
-            uint256 current = _activeRelease[r.kind][r.target];
-            if (current == 0 || _releases[current].version < r.version) _activeRelease[r.kind][r.target] = releaseId;
-            emit ReleaseActivated(releaseId, r.kind, r.target, r.version);
+        uint16 n = r.approvals;
+        uint16 current = 1; // the caller holds the role (checked above)
+        for (uint256 i = 0; i < n; ++i) {
+            address a = _approverAt[releaseId][i];
+            if (a == msg.sender) revert AlreadyApproved(releaseId, msg.sender);
+            if (registry.hasRole(_approverRole, a)) ++current;
         }
+        _approverAt[releaseId][n] = msg.sender;
+        r.approvals = n + 1;
+        emit ReleaseApproved(releaseId, msg.sender, current);
+        if (current >= _threshold) _activate(releaseId, r);
+    }
+
+    /**
+     * @notice Re-checks a Proposed release and activates it if the approvals of accounts that hold the
+     * approver role now reach the current threshold (anyone may call). Needed when the threshold was
+     * lowered, or an approver re-granted the role, after the last approval.
+     * @param releaseId The release.
+     */
+    function activate(uint256 releaseId) external {
+        Release storage r = _existing(releaseId);
+        if (r.status != ReleaseStatus.Proposed) revert ReleaseNotInStatus(releaseId, r.status);
+        uint16 current = currentApprovals(releaseId);
+        if (current < _threshold) revert BelowThreshold(releaseId, current, _threshold);
+        _activate(releaseId, r);
+    }
+
+    function _activate(uint256 releaseId, Release storage r) private {
+        r.status = ReleaseStatus.Active;
+        uint256 highest = _highestActivated[r.kind][r.target];
+        if (highest == 0 || _releases[highest].version < r.version) _highestActivated[r.kind][r.target] = releaseId;
+        emit ReleaseActivated(releaseId, r.kind, r.target, r.version);
     }
 
     /**
      * @notice Revokes a Proposed or Active release (release manager or registry default admin). Final.
-     * If it was the current release of its (kind, target) there is no current release until a newer one
-     * activates: gateways keep what they run rather than roll back.
+     * If it was the current release of its (kind, target) there is no current release until one with a
+     * higher version activates (older Active releases do not become current again): gateways keep what
+     * they run rather than roll back.
      * @param releaseId The release.
      * @param reason Short human reason (≤ 512 bytes).
      */
@@ -285,7 +340,6 @@ contract VigilReleases is EIP712 {
         if (r.status == ReleaseStatus.Revoked) revert ReleaseNotInStatus(releaseId, r.status);
         if (bytes(reason).length > _MAX_STRING) revert TooLong(bytes(reason).length, _MAX_STRING);
         r.status = ReleaseStatus.Revoked;
-        if (_activeRelease[r.kind][r.target] == releaseId) delete _activeRelease[r.kind][r.target];
         emit ReleaseRevoked(releaseId, msg.sender, reason);
     }
 
@@ -345,13 +399,15 @@ contract VigilReleases is EIP712 {
     }
 
     /**
-     * @notice The current (highest-version Active, not revoked) release for (kind, target), or 0.
+     * @notice The current release for (kind, target): the highest-version release ever activated there,
+     * if it is still Active (not revoked); otherwise 0.
      * @param kind Model or Firmware.
      * @param target Target id.
      * @return releaseId The release id.
      */
     function activeRelease(ReleaseKind kind, bytes32 target) external view returns (uint256) {
-        return _activeRelease[kind][target];
+        uint256 id = _highestActivated[kind][target];
+        return _releases[id].status == ReleaseStatus.Active ? id : 0;
     }
 
     /**
@@ -384,13 +440,43 @@ contract VigilReleases is EIP712 {
     }
 
     /**
-     * @notice Whether `approver` approved `releaseId`.
+     * @notice Whether `approver` recorded an approval of `releaseId` (whether or not it still counts).
      * @param releaseId The release.
      * @param approver The approver.
      * @return True if approved.
      */
     function hasApproved(uint256 releaseId, address approver) external view returns (bool) {
-        return _approved[releaseId][approver];
+        uint256 n = _releases[releaseId].approvals;
+        for (uint256 i = 0; i < n; ++i) {
+            if (_approverAt[releaseId][i] == approver) return true;
+        }
+        return false;
+    }
+
+    /**
+     * @notice Every account that recorded an approval of `releaseId`, in order (including accounts that
+     * have since lost the approver role).
+     * @param releaseId The release.
+     * @return list The approvers.
+     */
+    function approversOf(uint256 releaseId) external view returns (address[] memory list) {
+        uint256 n = _releases[releaseId].approvals;
+        list = new address[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            list[i] = _approverAt[releaseId][i];
+        }
+    }
+
+    /**
+     * @notice The approvals of `releaseId` that count now: those of accounts holding the approver role.
+     * @param releaseId The release.
+     * @return count The number of counting approvals.
+     */
+    function currentApprovals(uint256 releaseId) public view returns (uint16 count) {
+        uint256 n = _releases[releaseId].approvals;
+        for (uint256 i = 0; i < n; ++i) {
+            if (registry.hasRole(_approverRole, _approverAt[releaseId][i])) ++count;
+        }
     }
 
     /**

@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {Test} from "./utils/Test.sol";
 import {VigilRegistry} from "../src/VigilRegistry.sol";
 import {VigilReleases, IVigilRegistryForReleases} from "../src/VigilReleases.sol";
-import {BatchHeader, CompactSignature, KeyType} from "../src/VigilTypes.sol";
+import {BatchHeader, CompactSignature, KeyType, ReleaseKind} from "../src/VigilTypes.sol";
 
 /// @dev Shared fixture: a registry + releases, one site operator, a secp256k1 and a P-256 gateway.
 abstract contract Base is Test {
@@ -112,6 +112,21 @@ abstract contract Base is Test {
 
     function _sign(KeyType t, uint256 pk, bytes32 digest) internal pure returns (CompactSignature memory) {
         return t == KeyType.Secp256k1 ? _signK(pk, digest) : _signP(pk, digest);
+    }
+
+    function _release(uint64 version, bytes32 target) internal pure returns (VigilReleases.ReleaseInput memory r) {
+        string[] memory uris = new string[](1);
+        uris[0] = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+        r = VigilReleases.ReleaseInput({
+            kind: ReleaseKind.Model,
+            target: target,
+            version: version,
+            contentHash: sha256("model bytes"),
+            size: 4096,
+            trainingDataHash: keccak256("dataset"),
+            uris: uris,
+            metrics: '{"f1":0.9}'
+        });
     }
 
     function _chain(bytes32 prev, BatchHeader memory h) internal pure returns (bytes32) {

@@ -157,21 +157,27 @@ contract VigilRegistryFuzzTest is Base {
         assertTrue(!reg.isLeafIncluded(h1, later, c, proof), "wrong later header");
     }
 
-    /// Release versions never go backwards per (kind, target).
+    /// Release versions never go backwards per (kind, target), and never jump by more than MAX_VERSION_STEP.
     function testFuzz_ReleaseVersionsNeverGoBackwards(uint64 first, uint64 second, bytes32 target) public {
-        vm.assume(first > 0);
+        uint64 maxStep = rel.MAX_VERSION_STEP();
+        first = uint64(bound(first, 1, maxStep));
         VigilReleases.ReleaseInput memory input = _release(first, target);
         vm.startPrank(manager);
         rel.propose(input);
         input.version = second;
+        bool ok = second > first && second - first <= maxStep;
         if (second <= first) {
             vm.expectRevert(
                 abi.encodeWithSelector(VigilReleases.VersionNotIncreasing.selector, ReleaseKind.Model, target, first, second)
             );
+        } else if (!ok) {
+            vm.expectRevert(
+                abi.encodeWithSelector(VigilReleases.VersionStepTooLarge.selector, ReleaseKind.Model, target, first, second)
+            );
         }
         rel.propose(input);
         vm.stopPrank();
-        assertEq(rel.latestVersion(ReleaseKind.Model, target), second > first ? second : first, "latest version");
+        assertEq(rel.latestVersion(ReleaseKind.Model, target), ok ? second : first, "latest version");
     }
 
     /// Approvals below the threshold never activate a release.
@@ -194,21 +200,6 @@ contract VigilRegistryFuzzTest is Base {
         bool active = rel.getRelease(id).status == ReleaseStatus.Active;
         assertTrue(active == (approvals >= threshold), "active iff approvals >= threshold");
         assertEq(rel.activeRelease(ReleaseKind.Model, keccak256("hw")), active ? id : 0, "current release");
-    }
-
-    function _release(uint64 version, bytes32 target) internal pure returns (VigilReleases.ReleaseInput memory r) {
-        string[] memory uris = new string[](1);
-        uris[0] = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
-        r = VigilReleases.ReleaseInput({
-            kind: ReleaseKind.Model,
-            target: target,
-            version: version,
-            contentHash: sha256("model bytes"),
-            size: 4096,
-            trainingDataHash: keccak256("dataset"),
-            uris: uris,
-            metrics: '{"f1":0.9}'
-        });
     }
 
     // ---------------------------------------------------------------- exact-error negative tests

@@ -43,6 +43,8 @@ export interface DeviceStats {
   abandoned: number;
   /** Frames lost because the unacknowledged window was full (ERROR code 2 on hardware). */
   overflowed: number;
+  /** Unacknowledged frames lost from RAM by a reboot (never acknowledged, so no promise broken). */
+  lostAtReboot: number;
 }
 
 export interface SimDeviceOptions {
@@ -60,6 +62,8 @@ export interface SimDeviceOptions {
   firmware?: { major: number; minor: number; patch: number };
   /** Firmware update code and bootloader; when set, HELLO announces the version it runs. */
   updater?: SimFirmware;
+  /** Called with every DATA frame the device saw acknowledged (its exact bytes), once. */
+  onAcked?: (raw: Buffer) => void;
 }
 
 const NACK_NAMES = Object.fromEntries(Object.entries(NackReason).map(([k, v]) => [v, k])) as Record<
@@ -80,9 +84,12 @@ export class SimDevice {
     nacked: {},
     abandoned: 0,
     overflowed: 0,
+    lostAtReboot: 0,
   };
-  /** The next frame index to generate (also the u32 sequence, modulo 2^32). */
+  /** The next frame index to generate (the signal source's step). */
   step = 0;
+  /** The step at which the current boot started: the DATA sequence is step − bootStep (mod 2^32). */
+  bootStep = 0;
   bootId = 1;
   /** Set when the gateway said UNKNOWN/REVOKED: the device stops. */
   stopped = false;
@@ -146,7 +153,7 @@ export class SimDevice {
       this.#opts.counters.count("clockJump");
       poison ??= "ABSURD_TIMESTAMP";
     }
-    const seq = this.step >>> 0;
+    const seq = (this.step - this.bootStep) >>> 0;
     this.step++;
     const raw = encodeFrame({
       type: FrameType.Data,
@@ -176,11 +183,19 @@ export class SimDevice {
     return p;
   }
 
-  /** Frames whose resend timer expired; marks them resent with doubled timeout (max 8 s). */
-  dueForResend(nowMs: number): Pending[] {
+  /**
+   * Frames whose resend timer expired; marks them resent with doubled timeout (max 8 s).
+   * `owned(p)`: the link still owns an earlier transmission (an MQTT PUBLISH awaiting its
+   * PUBACK): its timer restarts, and it is not resent.
+   */
+  dueForResend(nowMs: number, owned?: (p: Pending) => boolean): Pending[] {
     const due: Pending[] = [];
     for (const p of this.pending.values()) {
       if (nowMs - p.sentAt >= p.timeout) {
+        if (owned?.(p)) {
+          p.sentAt = nowMs;
+          continue;
+        }
         p.sentAt = nowMs;
         p.timeout = Math.min(p.timeout * 2, 8000);
         p.attempts++;
@@ -200,7 +215,10 @@ export class SimDevice {
         // Over MQTT a refused frame is PUBACKed too (3.1.1 has no negative PUBACK); the
         // simulator knows it was refused and books it as abandoned, not delivered.
         if (p.poison) this.#abandon(seq);
-        else this.stats.acked++;
+        else {
+          this.stats.acked++;
+          this.#opts.onAcked?.(p.raw);
+        }
       } else if (!this.#abandoned.has(seq)) this.stats.dupAcks++;
     }
   }
@@ -243,8 +261,17 @@ export class SimDevice {
     return false;
   }
 
-  /** Simulates a reboot: new boot id; pending frames survive (kept in the MCU's RAM ring). */
-  reboot(): void {
+  /**
+   * Simulates an MCU reboot: a new boot id, the sequence restarts at 0 and the unacknowledged
+   * frames in the RAM ring are lost (counted in `lostAtReboot`). Returns the lost frames.
+   */
+  reboot(): Pending[] {
     this.bootId++;
+    this.bootStep = this.step;
+    const lost = [...this.pending.values()];
+    this.stats.lostAtReboot += lost.length;
+    this.pending.clear();
+    this.#abandoned.clear();
+    return lost;
   }
 }

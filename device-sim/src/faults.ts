@@ -8,7 +8,14 @@ import type { Rng } from "./rng.ts";
 
 export const LINK_FAULTS = ["corrupt", "truncate", "drop", "duplicate", "reorder", "garbage"] as const;
 export const VALUE_FAULTS = ["nan", "clockJump", "stuck", "drift", "spike"] as const;
-export const SESSION_FAULTS = ["disconnect"] as const;
+/**
+ * Session faults: `disconnect` drops the link (the device keeps its boot, its sequence counter and
+ * its unacknowledged frames, and says HELLO again with the same boot id after reconnecting);
+ * `reboot` restarts one device's MCU (a new boot id, its sequence restarts at 0 and the
+ * unacknowledged frames in its RAM ring are lost, as PROTOCOL.md "Sequence numbers and boots"
+ * describes).
+ */
+export const SESSION_FAULTS = ["disconnect", "reboot"] as const;
 export type FaultKind =
   (typeof LINK_FAULTS)[number] | (typeof VALUE_FAULTS)[number] | (typeof SESSION_FAULTS)[number];
 export const ALL_FAULTS: readonly FaultKind[] = [...LINK_FAULTS, ...VALUE_FAULTS, ...SESSION_FAULTS];

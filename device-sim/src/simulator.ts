@@ -44,6 +44,11 @@ export interface SimulatorOptions {
   window?: number;
   /** How long to wait for outstanding ACKs after generation stops, ms. Default 10 000. */
   drainMs?: number;
+  /**
+   * Called with every DATA frame a device saw acknowledged (its exact bytes), once: lets a test
+   * check, frame by frame, that what the devices saw acknowledged is what the store holds.
+   */
+  onAcked?: (deviceId: number, raw: Buffer) => void;
   /** Called about once per second with a snapshot. */
   onProgress?: (s: SimSnapshot) => void;
   /** Firmware updates (PROTOCOL.md, "Firmware update"): which devices have update code (device-sim/src/firmware). */
@@ -62,6 +67,9 @@ export interface SimSnapshot {
   pending: number;
   abandoned: number;
   overflowed: number;
+  /** Unacknowledged frames lost by device reboots (the `reboot` fault). */
+  lostAtReboot: number;
+  reboots: number;
   nacked: Record<string, number>;
   faults: Record<string, number>;
   expectedRejects: Record<string, number>;
@@ -107,6 +115,7 @@ export class Simulator {
   #sent = 0;
   #expectedDuplicates = 0;
   #disconnects = 0;
+  #reboots = 0;
   #start = 0;
   readonly #firmware: SimFirmwareHooks | undefined;
 
@@ -126,6 +135,7 @@ export class Simulator {
         clockSkewUs: (opts.clockSkewMs ?? 0) * 1000,
         resendMs: opts.resendMs ?? 500,
         window: opts.window ?? 256,
+        ...(opts.onAcked ? { onAcked: (raw: Buffer) => opts.onAcked!(first + i, raw) } : {}),
         ...(updater ? { updater } : {}),
       });
     });
@@ -147,6 +157,8 @@ export class Simulator {
       pending: 0,
       abandoned: 0,
       overflowed: 0,
+      lostAtReboot: 0,
+      reboots: this.#reboots,
       nacked: {},
       faults: { ...this.counters.injected },
       expectedRejects: { ...this.counters.expectedRejects },
@@ -161,6 +173,7 @@ export class Simulator {
       s.pending += d.pending.size;
       s.abandoned += d.stats.abandoned;
       s.overflowed += d.stats.overflowed;
+      s.lostAtReboot += d.stats.lostAtReboot;
       for (const [k, v] of Object.entries(d.stats.nacked)) s.nacked[k] = (s.nacked[k] ?? 0) + v;
     }
     return s;
@@ -229,7 +242,7 @@ export class Simulator {
     this.#sendGenuine(dev.id, p);
     if (first && r.chance(f.duplicate ?? 0)) {
       this.counters.count("duplicate");
-      this.#sendGenuine(dev.id, p);
+      this.#sendGenuine(dev.id, p, true);
     }
     const held = this.#held.get(dev.id);
     if (held && held !== p) {
@@ -238,12 +251,22 @@ export class Simulator {
     }
   }
 
-  /** Sends the intact frame; a poisoned one must be rejected on every transmission. */
-  #sendGenuine(deviceId: number, p: Pending): void {
+  /**
+   * Sends the intact frame; a poisoned one must be rejected on every transmission. A frame the
+   * link refuses (disconnected, window full) stays pending and goes out with the next resend.
+   */
+  #sendGenuine(deviceId: number, p: Pending, force = false): void {
+    if (!this.#opts.transport.send(deviceId, p.raw, p.seq, { force })) return;
     if (p.poison) this.counters.expect(p.poison);
     else if (p.sends > 0) this.#expectedDuplicates++;
     p.sends++;
-    this.#opts.transport.send(deviceId, p.raw, p.seq);
+  }
+
+  /** Resends due frames that the link does not still own. */
+  #resendDue(d: SimDevice, now: number): void {
+    const t = this.#opts.transport;
+    const owned = t.inFlight ? (p: Pending) => t.inFlight!(d.id, p.seq) : undefined;
+    for (const p of d.dueForResend(now, owned)) if (t.connected) this.#transmit(d, p, false);
   }
 
   #expectPayload(bytes: Uint8Array): void {
@@ -284,7 +307,7 @@ export class Simulator {
       for (const d of this.devices) {
         if (d.held(now)) continue;
         // Due resends first: after a BUSY hold the NACKed frame leads (PROTOCOL.md, NACK BUSY).
-        for (const p of d.dueForResend(now)) if (t.connected) this.#transmit(d, p, false);
+        this.#resendDue(d, now);
         if (d.finished || d.step >= maxFrames) continue;
         const target = rate > 0 ? Math.floor(((now - this.#start) / 1000) * rate) + 1 : d.step + 64;
         let budget = Math.min(target - d.step, 1000, maxFrames - d.step);
@@ -302,11 +325,26 @@ export class Simulator {
         await t.disconnect();
         await sleep(this.#rng.int(100, 600));
         await t.reconnect();
+        // A link drop is not a reboot: same boot id, same counter, the pending frames are resent.
         for (const d of this.devices) {
-          d.reboot();
           t.send(d.id, d.hello());
           this.#firmware?.announce(d);
         }
+      }
+      if ((o.faults?.reboot ?? 0) > 0 && t.connected && this.#rng.chance(o.faults?.reboot ?? 0)) {
+        const d = this.devices[this.#rng.int(0, this.devices.length - 1)]!;
+        this.counters.count("reboot");
+        this.#reboots++;
+        // A frame held back by the reorder fault was in the lost RAM too.
+        const held = this.#held.get(d.id);
+        if (held) {
+          this.#held.delete(d.id);
+          if (!d.pending.has(held.seq)) d.stats.lostAtReboot++;
+        }
+        this.#firmware?.beforeReboot(d);
+        d.reboot();
+        t.send(d.id, d.hello());
+        this.#firmware?.announce(d);
       }
       if (now - lastProgress >= 1000) {
         lastProgress = now;
@@ -321,8 +359,7 @@ export class Simulator {
     const drainUntil = Date.now() + (o.drainMs ?? 10_000);
     while (Date.now() < drainUntil && this.devices.some((d) => d.pending.size > 0) && !o.signal?.aborted) {
       const now = Date.now();
-      for (const d of this.devices)
-        if (!d.held(now)) for (const p of d.dueForResend(now)) this.#transmit(d, p, false);
+      for (const d of this.devices) if (!d.held(now)) this.#resendDue(d, now);
       await t.drain();
       await sleep(20);
     }

@@ -1,34 +1,54 @@
 /**
- * The whole gateway process, composed from its stages in data-flow order:
- * ingest (sources) → store (durable, group commit) → infer + alerts → attest (seal, sign) →
- * anchor (outbox → L2). Each stage is optional where the configuration leaves it out: no
- * keystore or deployment means frames are stored but not sealed; no RPC URL means batches
- * wait in the outbox; no models means no inference.
+ * The composition root: the only place that constructs and wires the gateway's stages, in
+ * data-flow order:
+ *
+ *   sources (serial, embedded broker, external broker) → ingest → store (durable, group commit)
+ *     → inference lanes → alert events → encoder → publisher (MQTT)
+ *     → attest (seal, sign) → anchor (outbox → L2)
+ *
+ * Stages take their dependencies as options and know nothing of each other beyond the
+ * interfaces they declare (core/records FrameSink, alerts EventOutput, anchor AnchorChain, …).
+ * Each stage is optional where the configuration leaves it out: no keystore or deployment means
+ * frames are stored but not sealed; no RPC URL means batches wait in the outbox; no models
+ * means no inference; no broker means alerts are attested but not published.
+ *
+ * Start-up is all or nothing: a step that fails stops what was started before it and rethrows
+ * (cli/start.ts turns that into one sentence and a non-zero exit).
  */
-import { storeHistory } from "./infer/history.ts";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { keccak256, toUtf8Bytes } from "ethers";
 import { AnchorService } from "./anchor/service.ts";
 import { connectEthersAnchorChain } from "./anchor/chain.ts";
+import { EmbeddedPublisher } from "./alerts/embedded-publisher.ts";
+import { MqttClientPublisher } from "./alerts/mqtt-publisher.ts";
+import { EncodedOutput } from "./alerts/output.ts";
+import type { AlertPublisher } from "./alerts/publisher.ts";
+import { AlertService, type EventOutput } from "./alerts/service.ts";
+import { VigilJsonEncoder } from "./alerts/vigil-json.ts";
 import { loadKeystore, passphraseFromEnv } from "./attest/keystore.ts";
 import { BatchSealer } from "./attest/sealer.ts";
 import type { GatewaySigner } from "./attest/signer.ts";
 import { readDeploymentFile, type Deployment } from "./chain/deploy.ts";
 import { vigilDomain, type VigilDomain } from "./chain/eip712.ts";
-import { type Hex } from "./core/hex.ts";
-import type { GatewayConfig } from "./config/config.ts";
+import { deviceSet, type GatewayConfig } from "./config/config.ts";
+import { systemClock, type Clock } from "./core/clock.ts";
 import { ConfigError, type VigilError } from "./core/errors.ts";
-import { Gateway } from "./gateway.ts";
-import { EmbeddedPublisher } from "./alerts/embedded-publisher.ts";
-import { MqttClientPublisher } from "./alerts/mqtt-publisher.ts";
-import { createInference, type AttestLeaf, type Inference } from "./infer/index.ts";
+import type { Hex } from "./core/hex.ts";
+import { silentLogger, type Logger } from "./core/log.ts";
+import { fromRoot } from "./core/paths.ts";
+import type { LeafRecord } from "./core/records.ts";
+import { storeHistory } from "./infer/history.ts";
+import { InferenceLoop, type InferenceLoopOptions } from "./infer/loop.ts";
+import { ModelRegistry } from "./infer/registry.ts";
+import { Ingest } from "./ingest/ingest.ts";
+import { EmbeddedBroker } from "./ingest/mqtt/embedded-broker.ts";
+import { ExternalMqttSource } from "./ingest/mqtt/external-source.ts";
+import { SerialSource } from "./ingest/serial/serial-source.ts";
+import type { IngestSource } from "./ingest/source.ts";
 import { LevelFrameStore } from "./store/level.ts";
 import type { FrameStore } from "./store/types.ts";
-import { systemClock, type Clock } from "./core/clock.ts";
-import type { Logger } from "./core/log.ts";
-import { fromRoot } from "./core/paths.ts";
 
 export interface RuntimeOptions {
   config: GatewayConfig;
@@ -40,10 +60,12 @@ export interface RuntimeOptions {
   senderKey?: string;
   /** Override the store (tests); default LevelFrameStore in `<dataDir>/store`. */
   store?: FrameStore;
+  /** Alert events go here instead of the encoder + publisher (tests). */
+  alertOutput?: EventOutput;
 }
 
 export interface RuntimeSnapshot {
-  ingest: ReturnType<Gateway["ingest"]["counters"]["snapshot"]>;
+  ingest: ReturnType<Ingest["counters"]["snapshot"]>;
   store: ReturnType<FrameStore["stats"]>;
   sealer: { enabled: boolean; backlog: number; lastBatchSeq: number };
   anchor: {
@@ -54,7 +76,9 @@ export interface RuntimeSnapshot {
     lastError: string | null;
   };
   infer: Record<string, unknown> | null;
+  alerts: AlertService["counters"];
   leaves: { inference: number; alert: number };
+  sources: Record<string, Record<string, number>>;
 }
 
 /** bytes32 gateway id: the configured one, or keccak256("vigil-gateway:" + name). */
@@ -80,22 +104,72 @@ export function domainOf(d: Deployment): VigilDomain {
   return vigilDomain(BigInt(d.chainId), d.contracts.VigilRegistry.address);
 }
 
+/** Alert events with nowhere to go (no broker): counted by the alert service, not published. */
+const NO_OUTPUT: EventOutput = {
+  open: () => Promise.resolve(),
+  emit: () => Promise.resolve(),
+  close: () => Promise.resolve(),
+};
+
+/** Stop steps, in stop order. */
+const STOP_ORDER = ["inference", "alerts", "sources", "sealer", "anchor", "models", "store"] as const;
+type StopStep = (typeof STOP_ORDER)[number];
+
+/** Options of {@link wireInference}: the loop's own options minus what the wiring supplies. */
+export type WireInferenceOptions = Omit<InferenceLoopOptions, "profileOf" | "channelsOf" | "onResult"> & {
+  ingest: Ingest;
+  alerts: AlertService;
+};
+
+/**
+ * The inference loop wired the way the gateway runs it (benchmarks and probes use this too):
+ * ingest's stored frames in — and the valid frames the store refused (disk full), so alerts keep
+ * flowing while it is down — device profiles and channel names from HELLO, live results to the
+ * alert service.
+ */
+export function wireInference(o: WireInferenceOptions): InferenceLoop {
+  const { ingest, alerts, ...rest } = o;
+  const loop = new InferenceLoop({
+    ...rest,
+    profileOf: (id) => ingest.counters.devices.get(id)?.profile,
+    channelsOf: (id) => ingest.counters.devices.get(id)?.channelNames,
+    onResult: alerts.onResult,
+  });
+  ingest.onStored(loop.onFrame);
+  ingest.onUnstored(loop.onFrame);
+  return loop;
+}
+
 export class Runtime {
-  readonly gateway: Gateway;
-  readonly store: FrameStore;
+  readonly config: GatewayConfig;
   readonly gatewayId: Hex;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly store: FrameStore;
+  readonly ingest: Ingest;
+  readonly sources: IngestSource[] = [];
+  readonly embedded: EmbeddedBroker | undefined;
+  /** Where alerts, health and status are published (undefined when no broker is configured). */
+  readonly publisher: AlertPublisher | undefined;
+  readonly alerts: AlertService;
+  loop: InferenceLoop | undefined;
   sealer: BatchSealer | undefined;
   anchor: AnchorService | undefined;
-  inference: Inference | undefined;
   signer: GatewaySigner | undefined;
   readonly leaves = { inference: 0, alert: 0 };
   readonly #o: RuntimeOptions;
+  /** What start() got running, by stop step (see #unwind for the order). */
+  readonly #running: Partial<Record<StopStep, () => Promise<void>>> = {};
   #pruneTimer: NodeJS.Timeout | undefined;
   #statsTimer: NodeJS.Timeout | undefined;
+  #started = false;
 
   constructor(o: RuntimeOptions) {
     this.#o = o;
     const c = o.config;
+    this.config = c;
+    this.log = o.log ?? silentLogger;
+    this.clock = o.clock ?? systemClock;
     this.gatewayId = gatewayIdOf(c);
     this.store =
       o.store ??
@@ -105,24 +179,106 @@ export class Runtime {
         ...(c.store.maxBytes ? { limits: { maxBytes: c.store.maxBytes } } : {}),
         minFreeBytes: c.store.minFreeBytes,
         reserveBytes: c.store.reserveBytes,
-        ...(o.log ? { logger: o.log } : {}),
+        logger: this.log.child({ component: "store" }),
       });
-    this.gateway = new Gateway({
-      config: c,
+
+    // Ingest and its sources.
+    this.ingest = new Ingest({
       sink: this.store,
+      clock: this.clock,
+      ...(c.ingest.allow ? { allow: deviceSet(c.ingest.allow) } : {}),
+      revoked: deviceSet(c.ingest.revoked),
+      maxSkewUs: c.ingest.maxSkewMs * 1000,
+      maxPending: c.ingest.maxPending,
+      busyRetryMs: c.ingest.busyRetryMs,
       isStored: (d, s) => this.store.has(d, s),
-      logStats: false,
-      ...(o.clock ? { clock: o.clock } : {}),
-      ...(o.log ? { log: o.log } : {}),
+    });
+    const srcLog = this.log.child({ component: "ingest" });
+    const onError = (e: VigilError): void => srcLog.warn({ code: e.code }, e.shortMessage);
+    for (const s of c.serial)
+      this.sources.push(
+        new SerialSource(this.ingest, { path: s.path, baudRate: s.baudRate, onError, clock: this.clock }),
+      );
+    if (c.mqtt.embedded.enabled) {
+      this.embedded = new EmbeddedBroker(this.ingest, {
+        host: c.mqtt.embedded.host,
+        port: c.mqtt.embedded.port,
+        onError,
+      });
+      this.sources.push(this.embedded);
+    }
+    if (c.mqtt.url)
+      this.sources.push(
+        new ExternalMqttSource(this.ingest, {
+          url: c.mqtt.url,
+          clientId: c.mqtt.clientId,
+          ...(c.mqtt.username ? { username: c.mqtt.username } : {}),
+          ...(c.mqtt.password ? { password: c.mqtt.password } : {}),
+          onError,
+        }),
+      );
+
+    // Alerts: events → Vigil JSON → the embedded broker, else the external one.
+    this.publisher = this.embedded
+      ? new EmbeddedPublisher(this.embedded)
+      : c.mqtt.url
+        ? new MqttClientPublisher({
+            url: c.mqtt.url,
+            clientId: `${c.mqtt.clientId}-alerts`,
+            ...(c.mqtt.username ? { username: c.mqtt.username } : {}),
+            ...(c.mqtt.password ? { password: c.mqtt.password } : {}),
+          })
+        : undefined;
+    const alertLog = this.log.child({ component: "alerts" });
+    this.alerts = new AlertService({
+      output:
+        o.alertOutput ??
+        (this.publisher
+          ? new EncodedOutput(new VigilJsonEncoder(c.site, c.attest.gatewayName), this.publisher)
+          : NO_OUTPUT),
+      models: () => this.loop?.models ?? [],
+      clock: this.clock,
+      onLeaf: this.#onLeaf,
+      onError: (e) => alertLog.warn({ err: (e as Error).message }, "alert publication failed"),
     });
   }
 
+  /** Every INFERENCE and ALERT leaf: durable, group-committed, sealed with the frames. */
+  readonly #onLeaf = (leaf: LeafRecord): void => {
+    this.leaves[leaf.kind]++;
+    // Failures are counted in store.stats().leafFailures and logged at 1, 2, 4, 8, … so an
+    // outage cannot flood the log.
+    this.store.appendLeaf(leaf).catch((e: unknown) => {
+      const n = this.store.stats().leafFailures;
+      if ((n & (n - 1)) === 0)
+        this.log.warn(
+          { component: "store", err: (e as Error).message, failures: n },
+          "attestation leaf not stored",
+        );
+    });
+  };
+
   async start(): Promise<void> {
-    const c = this.#o.config;
-    const log = this.#o.log;
+    if (this.#started) throw new RangeError("Runtime.start() called twice");
+    this.#started = true;
+    try {
+      await this.#start();
+    } catch (e) {
+      await this.#unwind();
+      throw e;
+    }
+  }
+
+  async #start(): Promise<void> {
+    const c = this.config;
+    const log = this.log;
     await this.store.open();
+    this.#running.store = () => this.store.close();
     // Recover per-device sequence state so resent frames are recognised as duplicates.
-    for (const [id, seq] of this.store.devices()) this.gateway.ingest.counters.device(id).seq.restore(seq);
+    for (const [id, st] of this.store.devices())
+      this.ingest.counters
+        .device(id)
+        .seq.restore(st.lastSeq, st.bootId === undefined ? undefined : { id: st.bootId, base: st.base });
 
     const deployment = c.chain.deployment
       ? readDeployment(resolvePath(c.dataDir, c.chain.deployment))
@@ -135,6 +291,7 @@ export class Runtime {
           `${keyPath} does not exist; create it with "vigil keys init"`,
         );
       this.signer = await loadKeystore(keyPath, this.#o.passphrase ?? (await passphraseFromEnv()));
+      const sealLog = log.child({ component: "attest" });
       this.sealer = new BatchSealer({
         store: this.store,
         signer: this.signer,
@@ -143,20 +300,21 @@ export class Runtime {
         intervalMs: c.attest.batchIntervalMs,
         maxLeaves: c.attest.batchMaxLeaves,
         onSealed: (b) => {
-          log?.info({ seq: b.header.seq, leaves: b.header.leafCount }, "batch sealed");
+          sealLog.info({ seq: b.header.seq, leaves: b.header.leafCount }, "batch sealed");
           this.anchor?.trigger();
         },
-        onError: (e) => log?.warn({ err: (e as Error).message }, "sealing failed"),
+        onError: (e) => sealLog.warn({ err: (e as Error).message }, "sealing failed"),
       });
-    } else if (c.attest.enabled) {
-      log?.warn(
-        "attest: no chain.deployment configured, so there is no EIP-712 domain; frames are stored but not sealed",
+    } else if (c.attest.enabled)
+      log.warn(
+        { component: "attest" },
+        "no chain.deployment configured, so there is no EIP-712 domain; frames are stored but not sealed",
       );
-    }
 
     if (this.sealer && deployment && c.chain.rpcUrl) {
       const rpcUrl = c.chain.rpcUrl;
       const sender = this.#o.senderKey ?? (await this.#senderKey());
+      const anchorLog = log.child({ component: "anchor" });
       this.anchor = new AnchorService({
         store: this.store,
         gatewayId: this.gatewayId,
@@ -170,69 +328,85 @@ export class Runtime {
           }),
         confirmations: c.chain.confirmations,
         intervalMs: c.chain.anchorIntervalMs,
-        ...(log ? { logger: log } : {}),
+        logger: anchorLog,
         onAnchored: (b, a) =>
-          log?.info({ seq: b.header.seq, tx: a.txHash, block: a.blockNumber }, "batch anchored"),
+          anchorLog.info({ seq: b.header.seq, tx: a.txHash, block: a.blockNumber }, "batch anchored"),
       });
     }
 
-    await this.gateway.start();
-
+    // Models: every manifest verified (sha256) before the first frame is accepted.
     const modelsDir = c.models.dir ? resolvePath(process.cwd(), c.models.dir) : fromRoot("models");
     if (c.models.enabled && existsSync(modelsDir)) {
-      const publisher = this.gateway.embedded
-        ? new EmbeddedPublisher(this.gateway.embedded)
-        : c.mqtt.url
-          ? new MqttClientPublisher({
-              url: c.mqtt.url,
-              clientId: `${c.mqtt.clientId}-alerts`,
-              ...(c.mqtt.username ? { username: c.mqtt.username } : {}),
-              ...(c.mqtt.password ? { password: c.mqtt.password } : {}),
-            })
-          : undefined;
-      if (publisher) {
-        this.inference = await createInference({
-          modelsDir,
-          ingest: this.gateway.ingest,
-          publisher,
-          site: c.site,
-          gatewayId: c.attest.gatewayName,
-          clock: this.#o.clock ?? systemClock,
-          threads: c.models.threads,
-          // After a restart, device windows and baselines continue from the frame log.
-          history: storeHistory(this.store),
-          onLeaf: (leaf: AttestLeaf) => {
-            this.leaves[leaf.kind]++;
-            // Durable, group-committed, sealed with the frames; failures are counted in
-            // store.stats().leafFailures and logged at 1, 2, 4, 8, … so an outage cannot flood the log.
-            this.store.appendLeaf(leaf).catch((e: unknown) => {
-              const n = this.store.stats().leafFailures;
-              if ((n & (n - 1)) === 0)
-                log?.warn({ err: (e as Error).message, failures: n }, "attestation leaf not stored");
-            });
-          },
-          onError: (e) => log?.warn({ err: (e as Error).message }, "inference error"),
-        });
-        await this.inference.start();
-      }
+      const registry = await ModelRegistry.load(modelsDir, { threads: c.models.threads });
+      this.#running.models = () => registry.release();
+      const inferLog = log.child({ component: "infer" });
+      const loop = wireInference({
+        registry,
+        ingest: this.ingest,
+        alerts: this.alerts,
+        clock: this.clock,
+        runner: c.models.runner,
+        onLeaf: this.#onLeaf,
+        // After a restart, device windows and baselines continue from the frame log.
+        history: storeHistory(this.store),
+        onError: (e) => inferLog.warn({ err: (e as Error).message }, "inference error"),
+      });
+      await loop.ready();
+      this.loop = loop;
+      this.#running.models = async () => {
+        await loop.close();
+        await registry.release();
+      };
     }
-    this.sealer?.start();
-    this.anchor?.start();
+
+    const started: IngestSource[] = [];
+    this.#running.sources = async () => {
+      for (const s of started.reverse()) await s.stop();
+    };
+    for (const s of this.sources) {
+      await s.start();
+      started.push(s);
+      log.info({ component: "ingest", source: s.name }, "source started");
+    }
+    await this.alerts.start();
+    this.#running.alerts = () => this.alerts.stop();
+    if (this.loop) {
+      const loop = this.loop;
+      loop.start();
+      this.#running.inference = () => loop.stop();
+    }
+    if (this.sealer) {
+      const sealer = this.sealer;
+      sealer.start();
+      this.#running.sealer = () => sealer.stop();
+    }
+    if (this.anchor) {
+      const anchor = this.anchor;
+      anchor.start();
+      this.#running.anchor = () => anchor.stop();
+    }
+
     const retentionUs = c.store.retentionDays * 86_400e6;
+    const storeLog = log.child({ component: "store" });
     this.#pruneTimer = setInterval(() => {
-      void this.store.prune({ nowUs: Date.now() * 1000, retentionUs }).catch(() => undefined);
+      this.store.prune({ retentionUs }).catch((e: unknown) => {
+        storeLog.warn(
+          { code: (e as VigilError).code, err: (e as Error).message },
+          "retention pruning failed",
+        );
+      });
     }, 60_000);
     this.#pruneTimer.unref();
-    if (log && c.log.statsIntervalMs > 0) {
-      this.#statsTimer = setInterval(() => log.info(this.statsLine()), c.log.statsIntervalMs);
+    if (c.log.statsIntervalMs > 0) {
+      this.#statsTimer = setInterval(() => log.info(this.statsFields(), "stats"), c.log.statsIntervalMs);
       this.#statsTimer.unref();
     }
   }
 
   async #senderKey(): Promise<string> {
-    const c = this.#o.config.chain;
+    const c = this.config.chain;
     if (c.senderKeyFile)
-      return (await readFile(resolvePath(this.#o.config.dataDir, c.senderKeyFile), "utf8")).trim();
+      return (await readFile(resolvePath(this.config.dataDir, c.senderKeyFile), "utf8")).trim();
     const env = process.env.VIGIL_CHAIN_SENDER_KEY;
     if (env) return env;
     throw new ConfigError(
@@ -244,7 +418,7 @@ export class Runtime {
   snapshot(): RuntimeSnapshot {
     const a = this.anchor?.status();
     return {
-      ingest: this.gateway.ingest.counters.snapshot(),
+      ingest: this.ingest.counters.snapshot(),
       store: this.store.stats(),
       sealer: {
         enabled: !!this.sealer,
@@ -258,32 +432,75 @@ export class Runtime {
         failures: a?.failures ?? 0,
         lastError: a?.lastError?.message ?? null,
       },
-      infer: this.inference?.snapshot() ?? null,
+      infer: this.loop?.snapshot() ?? null,
+      alerts: { ...this.alerts.counters },
       leaves: { ...this.leaves },
+      sources: Object.fromEntries(this.sources.map((s) => [s.name, s.stats()])),
     };
   }
 
-  /** One line for logs and the demo: ingest, store, batches, anchors, inference. */
+  /** The periodic stats log line's structured fields (counters as fields, not in the message). */
+  statsFields(): Record<string, unknown> {
+    const s = this.snapshot();
+    const inf = this.loop?.counters;
+    return {
+      ingest: {
+        devices: s.ingest.devices.length,
+        accepted: s.ingest.accepted,
+        duplicates: s.ingest.duplicates,
+        outOfOrder: s.ingest.outOfOrder,
+        gaps: s.ingest.gaps,
+        rejected: s.ingest.rejected,
+      },
+      store: { lastIndex: s.store.lastIndex, pending: s.store.pending, state: s.store.state },
+      batches: {
+        sealed: s.sealer.lastBatchSeq,
+        anchored: s.anchor.anchoredThrough,
+        anchorError: s.anchor.lastError,
+      },
+      ...(inf ? { infer: { windowsRun: inf.windowsRun, windowsSkipped: inf.skippedWindows } } : {}),
+      alerts: { raised: s.alerts.raised, cleared: s.alerts.cleared, publishErrors: s.alerts.publishErrors },
+    };
+  }
+
+  /** One human line for the demo: ingest, store, batches, anchors, inference. */
   statsLine(): string {
     const s = this.snapshot();
-    const inf = this.inference?.counters;
+    const inf = this.loop?.counters;
     return (
-      `${this.gateway.ingest.counters.line()} | stored=${s.store.lastIndex} batches=${s.sealer.lastBatchSeq} ` +
+      `${this.ingest.counters.line()} | stored=${s.store.lastIndex} batches=${s.sealer.lastBatchSeq} ` +
       `anchored=${s.anchor.anchoredThrough}${s.anchor.lastError ? ` (chain: ${s.anchor.lastError})` : ""}` +
       (inf
-        ? ` | windows=${inf.loop.windowsRun} skipped=${inf.loop.skippedWindows} alerts=${inf.alerts.raised}`
+        ? ` | windows=${inf.windowsRun} skipped=${inf.skippedWindows} alerts raised=${s.alerts.raised} cleared=${s.alerts.cleared}`
         : "")
     );
   }
 
+  /**
+   * Stops in the order that loses nothing: the loop (its last results go out), the alert service
+   * (held health and the offline status reach subscribers), the sources (brokers close their
+   * clients gracefully), the sealer and anchor, and last the store (group commit flushed).
+   */
   async stop(): Promise<void> {
     clearInterval(this.#pruneTimer);
     clearInterval(this.#statsTimer);
-    // Stop accepting input first, then let the later stages drain what they hold.
-    await this.inference?.stop();
-    await this.gateway.stop();
-    await this.sealer?.stop();
-    await this.anchor?.stop();
-    await this.store.close();
+    await this.#unwind();
+  }
+
+  async #unwind(): Promise<void> {
+    for (const step of STOP_ORDER) {
+      const fn = this.#running[step];
+      delete this.#running[step];
+      if (!fn) continue;
+      try {
+        await fn();
+      } catch (e) {
+        // Keep stopping the rest: the store must still be closed.
+        this.log.warn(
+          { step, code: (e as VigilError).code, err: (e as Error).message },
+          "error while stopping",
+        );
+      }
+    }
   }
 }

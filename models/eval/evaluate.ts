@@ -5,7 +5,7 @@
 // Exit code 1 if a model's hash differs or its recomputed metrics are worse than its manifest claims.
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import * as ort from "onnxruntime-node";
+import * as ort from "../../gateway/src/infer/ort.ts";
 import { latencyMs } from "./latency.ts";
 import { REPO_ROOT, createSession, evaluateManifest, sha256Hex } from "./cmapss.ts";
 import { loadManifest, modelPath } from "../../gateway/src/infer/features/manifest.ts";

@@ -31,7 +31,7 @@ function run(rules: ManifestAlert[], values: number[], output = "rul"): string[]
   const e = new RuleEngine();
   const out: string[] = [];
   values.forEach((v, t) => {
-    for (const tr of e.evaluate(1, "m", rules, (o) => (o === output ? v : NaN), t))
+    for (const tr of e.evaluate(1, rules, (o) => (o === output ? v : NaN), t))
       out.push(`${t}:${tr.alert.rule.id}:${tr.state}`);
   });
   return out;
@@ -66,16 +66,29 @@ describe("alert rules", () => {
     ]);
   });
 
-  it("behavior: NaN never changes state; devices and models are independent", () => {
+  it("behavior: NaN never changes state; devices are independent; forget() starts a device afresh", () => {
     const e = new RuleEngine();
-    expect(e.evaluate(1, "m", [warning], () => NaN, 0)).toEqual([]);
-    expect(e.evaluate(1, "m", [warning], () => 10, 1)).toHaveLength(1);
-    expect(e.evaluate(2, "m", [warning], () => 10, 1)).toHaveLength(1);
+    expect(e.evaluate(1, [warning], () => NaN, 0)).toEqual([]);
+    expect(e.evaluate(1, [warning], () => 10, 1)).toHaveLength(1);
+    expect(e.evaluate(2, [warning], () => 10, 1)).toHaveLength(1);
     expect(e.active(1).map((a) => [a.rule.id, a.sinceUs, a.id])).toEqual([
       ["rul-warning", 1, "00000001-rul-warning-1"],
     ]);
-    // The device switched model: its state starts afresh.
-    expect(e.evaluate(1, "other", [warning], () => 10, 2)).toHaveLength(1);
+    // The device changed profile (so model and rules): its state starts afresh.
+    e.forget(1);
+    expect(e.evaluate(1, [warning], () => 10, 2)).toHaveLength(1);
     expect(e.raised).toBe(3);
+  });
+
+  it("behavior: state carries over a model update: the new model's rule with the same id continues the episode", () => {
+    const e = new RuleEngine();
+    expect(e.evaluate(1, [warning], () => 40, 1)).toHaveLength(1);
+    const updated: ManifestAlert = { ...warning, threshold: 45, clear: 55 };
+    // Still inside the (new) band: no second raise, and the active alert now carries the new rule.
+    expect(e.evaluate(1, [updated], () => 44, 2)).toEqual([]);
+    expect(e.active(1)[0]!.rule).toBe(updated);
+    const cleared = e.evaluate(1, [updated], () => 56, 3);
+    expect(cleared.map((t) => t.state)).toEqual(["cleared"]);
+    expect(cleared[0]!.alert.id).toBe("00000001-rul-warning-1");
   });
 });

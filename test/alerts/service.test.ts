@@ -2,15 +2,18 @@ import { describe, expect, it } from "vitest";
 import { alertLeafPreimage, leafFromPreimage } from "../../gateway/src/core/leaf.ts";
 import { FakePublisher } from "../../gateway/src/alerts/publisher.ts";
 import { AlertService } from "../../gateway/src/alerts/service.ts";
+import { EncodedOutput } from "../../gateway/src/alerts/output.ts";
+import { VigilJsonEncoder } from "../../gateway/src/alerts/vigil-json.ts";
 import {
   alertTopics,
   dashboardSubscriptions,
   topicLevel,
   TopicLevelError,
 } from "../../gateway/src/alerts/topics.ts";
-import type { AttestLeaf, InferenceResult } from "../../gateway/src/infer/loop.ts";
+import type { LeafRecord, InferenceResult } from "../../gateway/src/infer/loop.ts";
 import type { LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
+import { ManualTimers } from "../../gateway/src/core/timers.ts";
 import { fd001Manifest } from "../infer/helpers.ts";
 import { checkPayload, kindOf } from "./helpers.ts";
 
@@ -49,21 +52,21 @@ function setup(healthIntervalMs = 1000): {
   svc: AlertService;
   pub: FakePublisher;
   clock: FakeClock;
-  leaves: AttestLeaf[];
+  leaves: LeafRecord[];
+  encoder: VigilJsonEncoder;
 } {
   const pub = new FakePublisher();
   const clock = new FakeClock();
-  const leaves: AttestLeaf[] = [];
+  const leaves: LeafRecord[] = [];
+  const encoder = new VigilJsonEncoder("plant 7/north", "gw#1");
   const svc = new AlertService({
-    publisher: pub,
-    site: "plant 7/north",
-    gatewayId: "gw#1",
-    models: [model],
+    output: new EncodedOutput(encoder, pub),
+    models: () => [model],
     clock,
     onLeaf: (l) => leaves.push(l),
     healthIntervalMs,
   });
-  return { svc, pub, clock, leaves };
+  return { svc, pub, clock, leaves, encoder };
 }
 
 describe("topics", () => {
@@ -187,22 +190,52 @@ describe("alert service", () => {
     for (const m of pub.messages) checkPayload(kindOf(m.topic)!, m.payload);
   });
 
+  it("behavior: a held (throttled) health is published by the flush timer when its device goes quiet", async () => {
+    const pub = new FakePublisher();
+    const clock = new FakeClock();
+    const timers = new ManualTimers(clock);
+    const svc = new AlertService({
+      output: new EncodedOutput(new VigilJsonEncoder("s", "g"), pub),
+      models: () => [model],
+      clock,
+      timers,
+      healthIntervalMs: 1000,
+    });
+    await svc.start();
+    svc.onResult(result(9, 100, 0, clock)); // published at once
+    timers.advance(300);
+    svc.onResult(result(9, 99, 1, clock)); // held
+    timers.advance(300);
+    svc.onResult(result(9, 98, 2, clock)); // held (replaces seq 1)
+    await svc.settled();
+    expect(pub.on("/health")).toHaveLength(1);
+    timers.advance(399); // 999 ms after the first publication: not due yet
+    expect(pub.on("/health")).toHaveLength(1);
+    timers.advance(1); // due: the latest held result goes out although no result arrives
+    await svc.settled();
+    const last = checkPayload("health", pub.retained.get("vigil/v1/s/g/00000009/health")!);
+    expect(last).toMatchObject({ outputs: { rul: 98 }, lastFrame: { seq: 2 } });
+    expect(svc.counters).toMatchObject({ healthPublished: 2, healthThrottled: 2, healthFlushed: 1 });
+    expect(timers.pending).toBe(0);
+    await svc.stop();
+  });
+
   it("error: publish failures are counted, never thrown into the loop", async () => {
     const { svc, pub, clock } = setup();
     const errors: unknown[] = [];
     await svc.start();
     pub.failWith = new Error("broker down");
     svc.onResult(result(3, 10, 1, clock));
-    await new Promise((r) => setImmediate(r));
+    await svc.settled();
     expect(svc.counters.publishErrors).toBe(3); // two alerts + health
     expect(errors).toEqual([]);
   });
 
   it("behavior: the fake's crash() leaves the will as retained status (what dashboards see)", async () => {
-    const { svc, pub } = setup();
+    const { svc, pub, encoder } = setup();
     await svc.start();
     pub.crash();
-    expect(checkPayload("status", pub.retained.get(svc.topics.status)!)).toMatchObject({
+    expect(checkPayload("status", pub.retained.get(encoder.topics.status)!)).toMatchObject({
       state: "offline",
       reason: "will",
     });

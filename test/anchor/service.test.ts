@@ -9,7 +9,7 @@ import { toEip712Header } from "../../gateway/src/attest/header.ts";
 import { ReceiptBuilder } from "../../gateway/src/attest/receipt.ts";
 import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
-import type { Timers } from "../../gateway/src/store/core.ts";
+import type { Timers } from "../../gateway/src/core/timers.ts";
 import { AnchorService, AnchorStateError } from "../../gateway/src/anchor/service.ts";
 import type { AnchorChain } from "../../gateway/src/anchor/chain.ts";
 import { record } from "../store/abstract.ts";

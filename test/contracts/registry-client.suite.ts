@@ -15,7 +15,7 @@ import {
   type DeviceKey,
   type KeyType,
 } from "../../gateway/src/chain/keys.ts";
-import type { RegistryClient, ReleaseInput } from "../../gateway/src/chain/client.ts";
+import { MAX_VERSION_STEP, type RegistryClient, type ReleaseInput } from "../../gateway/src/chain/client.ts";
 import {
   ZERO_HASH,
   batchDigest,
@@ -547,6 +547,80 @@ export function registryClientSuite(name: string, factory: () => Promise<SuiteEn
       const { releaseId } = await manager.proposeRelease(release(5n));
       await approverA.approveRelease(releaseId);
       expect((await stranger.getRelease(releaseId))?.status).toBe("active");
+    });
+
+    const TARGET = keccakId("hw:rpi4") as Hex;
+
+    it("attack: an approval stops counting when its approver loses the role (approve, revoke, approve with M = 2)", async () => {
+      const { releaseId } = await manager.proposeRelease(release(1n));
+      await approverA.approveRelease(releaseId);
+      expect(await stranger.currentApprovals(releaseId)).toBe(1);
+      await admin.revokeRole("releaseApprover", approverA.account);
+      expect(await stranger.currentApprovals(releaseId)).toBe(0);
+      await approverB.approveRelease(releaseId);
+      expect(await stranger.getRelease(releaseId)).toMatchObject({ status: "proposed", approvals: 2 });
+      expect(await stranger.currentApprovals(releaseId)).toBe(1);
+      expect(await stranger.activeRelease("model", TARGET)).toBeNull();
+      await expectRevert(stranger.activateRelease(releaseId), "BelowThreshold", [releaseId, 1n, 2n]);
+      await expectRevert(approverA.approveRelease(releaseId), "MissingRole", [
+        approverA.account,
+        keccakId("VIGIL_RELEASE_APPROVER"),
+      ]);
+      // A second current approver completes the quorum.
+      await admin.grantRole("releaseApprover", operator.account);
+      await operator.approveRelease(releaseId);
+      expect(await stranger.activeRelease("model", TARGET)).toMatchObject({ id: releaseId, approvals: 3 });
+    });
+
+    it("attack: lowering the threshold never activates through stale approvals; activateRelease re-checks for anyone", async () => {
+      await admin.setApprovalThreshold(3);
+      const { releaseId } = await manager.proposeRelease(release(1n));
+      await approverA.approveRelease(releaseId);
+      await approverB.approveRelease(releaseId);
+      await admin.revokeRole("releaseApprover", approverA.account);
+      await admin.setApprovalThreshold(2);
+      expect((await stranger.getRelease(releaseId))?.status).toBe("proposed");
+      await expectRevert(stranger.activateRelease(releaseId), "BelowThreshold", [releaseId, 1n, 2n]);
+      await admin.setApprovalThreshold(1);
+      await stranger.activateRelease(releaseId); // approverB alone meets M = 1
+      expect(await stranger.activeRelease("model", TARGET)).toMatchObject({
+        id: releaseId,
+        status: "active",
+      });
+      await expectRevert(stranger.activateRelease(releaseId), "ReleaseNotInStatus", [releaseId, 2n]);
+      await expectRevert(stranger.activateRelease(999n), "ReleaseUnknown", [999n]);
+    });
+
+    it("attack: one release manager cannot block a version line (propose 2^64 − 1 and revoke)", async () => {
+      const max = (1n << 64n) - 1n;
+      await expectRevert(manager.proposeRelease(release(max)), "VersionStepTooLarge", [0n, TARGET, 0n, max]);
+      // The largest step allowed, then revoked: the line stays usable.
+      const big = await manager.proposeRelease(release(MAX_VERSION_STEP));
+      await manager.revokeRelease(big.releaseId, "rogue manager");
+      await expectRevert(manager.proposeRelease(release(2n * MAX_VERSION_STEP + 1n)), "VersionStepTooLarge", [
+        0n,
+        TARGET,
+        MAX_VERSION_STEP,
+        2n * MAX_VERSION_STEP + 1n,
+      ]);
+      const next = await manager.proposeRelease(release(MAX_VERSION_STEP + 1n));
+      expect((await stranger.getRelease(next.releaseId))?.version).toBe(MAX_VERSION_STEP + 1n);
+    });
+
+    it("behavior: after the current release is revoked no older release becomes current; a newer one does", async () => {
+      const v1 = (await manager.proposeRelease(release(1n))).releaseId;
+      const v2 = (await manager.proposeRelease(release(2n))).releaseId;
+      await approverA.approveRelease(v2);
+      await approverB.approveRelease(v2);
+      await approverA.approveRelease(v1);
+      await approverB.approveRelease(v1);
+      expect((await stranger.activeRelease("model", TARGET))?.id).toBe(v2);
+      await manager.revokeRelease(v2, "regression");
+      expect(await stranger.activeRelease("model", TARGET)).toBeNull();
+      const v3 = (await manager.proposeRelease(release(3n))).releaseId;
+      await approverA.approveRelease(v3);
+      await approverB.approveRelease(v3);
+      expect((await stranger.activeRelease("model", TARGET))?.id).toBe(v3);
     });
 
     it("behavior: reportInstalled is signed by the gateway key, nonce-ordered, only for active releases", async () => {

@@ -7,12 +7,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseFaultRates } from "../../device-sim/src/faults.ts";
 import { Simulator, type SimReport, type SimulatorOptions } from "../../device-sim/src/simulator.ts";
 import type { Transport } from "../../device-sim/src/transports/types.ts";
-import type { Gateway } from "../../gateway/src/gateway.ts";
+import type { Rig } from "./rig.ts";
 import type { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
 
 export interface ReconcileEnv {
   transport(): Transport;
-  gateway: Gateway;
+  gateway: Rig;
   sink: MemorySink;
   stop(): Promise<void>;
 }
@@ -29,7 +29,7 @@ export function reconcile(report: SimReport, env: ReconcileEnv, lostAcks = false
   expect(env.sink.records.length).toBe(report.acked);
   expect(new Set(env.sink.records.map((r) => `${r.deviceId}:${r.seq}`)).size).toBe(report.acked);
   // Frames refused for good were generated but never stored.
-  expect(report.acked + report.abandoned + report.overflowed).toBe(report.generated);
+  expect(report.acked + report.abandoned + report.overflowed + report.lostAtReboot).toBe(report.generated);
   // Rejections by reason match the faults the simulator injected.
   expect(snap.rejected).toEqual(report.expectedRejects);
   // Every repeated intact copy was recognised as a duplicate (and stored nowhere).

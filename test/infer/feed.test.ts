@@ -3,11 +3,10 @@
  * flowing while the disk is full), and each device is fed in increasing sequence only.
  */
 import { describe, expect, it } from "vitest";
-import { FakePublisher } from "../../gateway/src/alerts/publisher.ts";
-import { VigilError } from "../../gateway/src/core/errors.ts";
-import { Ingest } from "../../gateway/src/ingest/ingest.ts";
-import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
-import { createInference } from "../../gateway/src/infer/index.ts";
+import { resolveConfig } from "../../gateway/src/config/config.ts";
+import { Runtime } from "../../gateway/src/runtime.ts";
+import { MemoryKv } from "../../gateway/src/store/kv.ts";
+import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { CMAPSS_CHANNELS, CMAPSS_WIDTH } from "../../gateway/src/infer/features/cmapss.ts";
@@ -27,19 +26,24 @@ const data = (seq: number): Frame => ({
   values: new Float32Array(CMAPSS_WIDTH).fill(1),
 });
 
-describe("ingest → inference feed", () => {
+describe("ingest → inference feed (runtime wiring)", () => {
   it("behavior: refused frames (store down) are still inferred; late and repeated frames are not fed twice", async () => {
-    const sink = new MemorySink();
-    const ingest = new Ingest({ sink, clock });
-    const inf = await createInference({
-      modelsDir: tempModels(),
-      ingest,
-      publisher: new FakePublisher(),
-      site: "s",
-      gatewayId: "g",
+    const kv = new MemoryKv();
+    const store = new MemoryFrameStore({ recoverIntervalMs: 60_000 }, kv);
+    const rt = new Runtime({
+      config: resolveConfig({
+        dataDir: "/nonexistent-vigil-test",
+        mqtt: { embedded: { enabled: false } },
+        attest: { enabled: false },
+        models: { dir: tempModels() },
+        log: { statsIntervalMs: 0 },
+      }),
+      store,
       clock,
     });
-    await inf.start();
+    await rt.start();
+    const ingest = rt.ingest;
+    const inf = { loop: rt.loop! };
     try {
       ingest.handle(
         dec({
@@ -59,16 +63,19 @@ describe("ingest → inference feed", () => {
       expect(await ingest.handle(dec(data(2)), "serial")).toMatchObject({ kind: "ack" });
       expect(inf.loop.counters.framesSeen).toBe(2);
       // Disk full: the frame is NACKed (the device keeps it) but the model still sees it.
-      sink.failWith = new VigilError("DISK_FULL", "no space");
+      kv.faults.diskFull = true;
       expect(await ingest.handle(dec(data(4)), "serial")).toMatchObject({ kind: "nack" });
       expect(inf.loop.counters.framesSeen).toBe(3);
       // When the store is back, the resend is stored but not fed a second time.
-      sink.failWith = undefined;
+      kv.faults.diskFull = false;
+      expect(await store.recover()).toBe(true);
       expect(await ingest.handle(dec(data(4)), "serial")).toMatchObject({ kind: "ack" });
-      expect(sink.records.map((r) => r.seq)).toEqual([1, 3, 2, 4]);
+      const seqs: number[] = [];
+      for await (const f of store.framesByIndex(1, store.stats().lastIndex)) seqs.push(f.seq);
+      expect(seqs).toEqual([1, 3, 2, 4]);
       expect(inf.loop.counters.framesSeen).toBe(3);
     } finally {
-      await inf.stop();
+      await rt.stop();
     }
   });
 });

@@ -8,7 +8,7 @@ import { CMAPSS_WIDTH, loadCmapss, type CmapssUnit } from "../../gateway/src/inf
 import { fillWindow, lastWindows, normalizeUnit } from "../../gateway/src/infer/features/windows.ts";
 import { createNormalizer } from "../../gateway/src/infer/features/normalize.ts";
 import { inferenceLeafPreimage, leafFromPreimage } from "../../gateway/src/core/leaf.ts";
-import { InferenceLoop, type AttestLeaf, type InferenceResult } from "../../gateway/src/infer/loop.ts";
+import { InferenceLoop, type LeafRecord, type InferenceResult } from "../../gateway/src/infer/loop.ts";
 import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { FD001_MANIFEST, frame, row, tempModels } from "./helpers.ts";
@@ -32,10 +32,10 @@ function asFloat32(u: CmapssUnit): CmapssUnit {
 function newLoop(extra: Partial<ConstructorParameters<typeof InferenceLoop>[0]> = {}): {
   loop: InferenceLoop;
   results: InferenceResult[];
-  leaves: AttestLeaf[];
+  leaves: LeafRecord[];
 } {
   const results: InferenceResult[] = [];
-  const leaves: AttestLeaf[] = [];
+  const leaves: LeafRecord[] = [];
   const loop = new InferenceLoop({
     registry,
     profileOf: () => "cmapss-fd001",

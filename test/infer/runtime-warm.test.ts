@@ -34,12 +34,12 @@ async function session(from: number, to: number): Promise<Runtime> {
     }),
   });
   await rt.start();
-  const ingest = rt.gateway.ingest;
+  const ingest = rt.ingest;
   ingest.handle(
     dec({
       type: FrameType.Hello,
       deviceId: DEV,
-      bootId: from,
+      bootId: 1, // the gateway restarts, the device does not
       firmware: { major: 1, minor: 0, patch: 0 },
       profile: "cmapss-fd001",
       channels: CMAPSS_CHANNELS.map((name) => ({ name, unit: 0 })),
@@ -52,18 +52,18 @@ async function session(from: number, to: number): Promise<Runtime> {
     const f: Frame = { type: FrameType.Data, deviceId: DEV, seq: r, timestampUs: now + r, flags: 0, values };
     expect(await ingest.handle(dec(f), "mqtt")).toMatchObject({ kind: "ack" });
   }
-  await rt.inference!.loop.warmed();
+  await rt.loop!.warmed();
   return rt;
 }
 
 describe("runtime restart", () => {
   it("behavior: after a restart the device's window and baseline are warmed from the stored frames", async () => {
     const first = await session(0, 80);
-    expect(first.inference!.loop.counters).toMatchObject({ framesSeen: 80, warmups: 0 });
+    expect(first.loop!.counters).toMatchObject({ framesSeen: 80, warmups: 0 });
     await first.stop();
 
     const second = await session(80, 85);
-    const c = second.inference!.loop.counters;
+    const c = second.loop!.counters;
     // 10 earliest frames seed the baseline, the 59 before frame 80 refill the window.
     expect(c).toMatchObject({ framesSeen: 5, warmups: 1, warmupRows: 69, warmupErrors: 0 });
     await second.stop();

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { REPO_ROOT } from "../../models/eval/cmapss.ts";
 import { loadCmapss, type CmapssUnit } from "../../gateway/src/infer/features/cmapss.ts";
-import { InferenceLoop, type AttestLeaf, type InferenceResult } from "../../gateway/src/infer/loop.ts";
+import { InferenceLoop, type LeafRecord, type InferenceResult } from "../../gateway/src/infer/loop.ts";
 import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { WorkerRunner } from "../../gateway/src/infer/worker.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
@@ -25,9 +25,9 @@ function run(
   runner: "inline" | "worker",
   devices: number,
   extra: Partial<ConstructorParameters<typeof InferenceLoop>[0]> = {},
-): { loop: InferenceLoop; results: InferenceResult[]; leaves: AttestLeaf[]; feed: () => void } {
+): { loop: InferenceLoop; results: InferenceResult[]; leaves: LeafRecord[]; feed: () => void } {
   const results: InferenceResult[] = [];
-  const leaves: AttestLeaf[] = [];
+  const leaves: LeafRecord[] = [];
   const loop = new InferenceLoop({
     registry,
     profileOf: () => "cmapss-fd001",

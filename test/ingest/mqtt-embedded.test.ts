@@ -1,15 +1,14 @@
 import mqtt from "mqtt";
 import { describe, expect, it } from "vitest";
 import { MqttTransport } from "../../device-sim/src/transports/mqtt.ts";
-import { resolveConfig } from "../../gateway/src/config/config.ts";
-import { Gateway } from "../../gateway/src/gateway.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
 import { reconciliationSuite, type ReconcileEnv } from "../helpers/reconcile.ts";
+import { ingestRig } from "../helpers/rig.ts";
 
 async function embedded(): Promise<ReconcileEnv> {
   const sink = new MemorySink();
-  const gateway = new Gateway({ config: resolveConfig({ mqtt: { embedded: { port: 0 } } }), sink });
+  const gateway = ingestRig({ sink, embedded: true });
   await gateway.start();
   const url = gateway.embedded!.url;
   let n = 0;

@@ -5,34 +5,34 @@ import { SEQ_WINDOW, SequenceTracker } from "../../gateway/src/ingest/sequence.t
 describe("SequenceTracker", () => {
   it("behavior: in-order frames, then a gap, then the late frame fills it", () => {
     const t = new SequenceTracker();
-    for (const s of [0, 1, 2]) t.record(t.extend(s));
-    expect(t.classify(t.extend(5))).toBe("new");
-    t.record(t.extend(5));
+    for (const s of [0, 1, 2]) t.record(t.extend(s)!);
+    expect(t.classify(t.extend(5)!)).toBe("new");
+    t.record(t.extend(5)!);
     expect(t.gaps).toBe(2);
-    t.record(t.extend(3));
+    t.record(t.extend(3)!);
     expect(t.outOfOrder).toBe(1);
     expect(t.gaps).toBe(1);
-    expect(t.classify(t.extend(3))).toBe("duplicate");
-    expect(t.classify(t.extend(4))).toBe("new");
+    expect(t.classify(t.extend(3)!)).toBe("duplicate");
+    expect(t.classify(t.extend(4)!)).toBe("new");
   });
 
   it("behavior: sequence wrap 2^32-1 → 0 extends instead of replaying (RFC 1982)", () => {
     const t = new SequenceTracker();
-    t.record(t.extend(0xffff_fffe));
-    t.record(t.extend(0xffff_ffff));
-    const ext = t.extend(0);
+    t.record(t.extend(0xffff_fffe)!);
+    t.record(t.extend(0xffff_ffff)!);
+    const ext = t.extend(0)!;
     expect(ext).toBe(0x1_0000_0000);
     expect(t.classify(ext)).toBe("new");
     t.record(ext);
     expect(t.extend(0xffff_ffff)).toBe(0xffff_ffff);
-    expect(t.classify(t.extend(0xffff_ffff))).toBe("duplicate");
+    expect(t.classify(t.extend(0xffff_ffff)!)).toBe("duplicate");
   });
 
   it("behavior: sequences older than the window are 'old' (store lookup)", () => {
     const t = new SequenceTracker();
-    t.record(t.extend(10_000));
-    expect(t.classify(t.extend(10_000 - SEQ_WINDOW))).toBe("old");
-    expect(t.classify(t.extend(10_000 - SEQ_WINDOW + 1))).toBe("new");
+    t.record(t.extend(10_000)!);
+    expect(t.classify(t.extend(10_000 - SEQ_WINDOW)!)).toBe("old");
+    expect(t.classify(t.extend(10_000 - SEQ_WINDOW + 1)!)).toBe("new");
   });
 
   it("property: a shuffled stream with repeats is classified exactly (model check)", () => {
@@ -41,7 +41,7 @@ describe("SequenceTracker", () => {
         const t = new SequenceTracker();
         const seen = new Set<number>();
         for (const s of seqs) {
-          const ext = t.extend(s);
+          const ext = t.extend(s)!;
           expect(ext).toBe(s);
           const v = t.classify(ext);
           if (v === "old") continue;

@@ -1,9 +1,11 @@
 // The alert publisher against an external Mosquitto: payloads validated by a plain mqtt.js
 // subscriber, retained status/health, and the real MQTT last will on an abrupt disconnect.
 import mqtt from "mqtt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { MqttClientPublisher } from "../../gateway/src/alerts/mqtt-publisher.ts";
 import { AlertService } from "../../gateway/src/alerts/service.ts";
+import { EncodedOutput } from "../../gateway/src/alerts/output.ts";
+import { VigilJsonEncoder } from "../../gateway/src/alerts/vigil-json.ts";
 import { dashboardSubscriptions } from "../../gateway/src/alerts/topics.ts";
 import type { InferenceResult } from "../../gateway/src/infer/loop.ts";
 import { loadModel, type LoadedModel } from "../../gateway/src/infer/registry.ts";
@@ -60,25 +62,21 @@ async function dashboard(id: string): Promise<{
   return { c, got };
 }
 
-const until = async (cond: () => boolean, ms = 5000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
+const until = (cond: () => boolean, timeout = 5000): Promise<void> =>
+  vi.waitFor(() => expect(cond()).toBe(true), { timeout, interval: 20 });
+
+const service = (pub: MqttClientPublisher, healthIntervalMs?: number): AlertService =>
+  new AlertService({
+    output: new EncodedOutput(new VigilJsonEncoder("site-a", "gw-9"), pub),
+    models: () => [model],
+    ...(healthIntervalMs !== undefined ? { healthIntervalMs } : {}),
+  });
 
 describe("alerts over an external Mosquitto", () => {
   it("behavior: alert, health and status payloads arrive schema-valid; clean stop leaves retained offline", async () => {
     const { c, got } = await dashboard("dash-1");
     const pub = new MqttClientPublisher({ url: broker.url, clientId: "gw-9-alerts" });
-    const svc = new AlertService({
-      publisher: pub,
-      site: "site-a",
-      gatewayId: "gw-9",
-      models: [model],
-      healthIntervalMs: 0,
-    });
+    const svc = service(pub, 0);
     await svc.start();
     [90, 60, 45, 30, 15, 40, 70].forEach((rul, i) => svc.onResult(result(0x10, rul, 50 + i)));
     await svc.stop();
@@ -111,7 +109,7 @@ describe("alerts over an external Mosquitto", () => {
   it("behavior: an abrupt disconnect makes Mosquitto publish the last will: retained status offline (reason will)", async () => {
     const { c, got } = await dashboard("dash-2");
     const pub = new MqttClientPublisher({ url: broker.url, clientId: "gw-9-crash" });
-    const svc = new AlertService({ publisher: pub, site: "site-a", gatewayId: "gw-9", models: [model] });
+    const svc = service(pub);
     await svc.start();
     await until(() => got.some((m) => m.topic.endsWith("/status") && m.p.state === "online" && !m.retain));
     // No DISCONNECT packet: the socket just dies, as when the gateway loses power.

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FrameType, FwResult } from "../../gateway/src/protocol/frame.ts";
 import { FirmwareUpdateError } from "../../gateway/src/updates/firmware/errors.ts";
-import { buildFirmwareImage } from "../../gateway/src/updates/firmware/image.ts";
+import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
 import { FirmwareSession } from "../../gateway/src/updates/firmware/session.ts";
 import { GatewayFirmwarePort } from "../helpers/firmware-link.ts";
 import { ptyPair, stop, type PtyPair } from "../helpers/procs.ts";

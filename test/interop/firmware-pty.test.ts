@@ -16,7 +16,7 @@ import {
 import type { SimFirmware } from "../../device-sim/src/firmware/bootloader.ts";
 import { FrameType, FwResult } from "../../gateway/src/protocol/frame.ts";
 import { FirmwareUpdateError } from "../../gateway/src/updates/firmware/errors.ts";
-import { buildFirmwareImage } from "../../gateway/src/updates/firmware/image.ts";
+import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
 import { MemoryFirmwareProgressStore } from "../../gateway/src/updates/firmware/progress.ts";
 import { FirmwareSession, type FirmwareSessionOptions } from "../../gateway/src/updates/firmware/session.ts";
 import { GatewayFirmwarePort } from "../helpers/firmware-link.ts";

@@ -12,7 +12,7 @@ import { SerialTransport } from "../../device-sim/src/transports/serial.ts";
 import { cobsEncode } from "../../gateway/src/protocol/cobs.ts";
 import { encodeFrame, FrameType, NackReason, type Frame } from "../../gateway/src/protocol/frame.ts";
 import { StreamDecoder } from "../../gateway/src/protocol/stream-decoder.ts";
-import { buildFirmwareImage } from "../../gateway/src/updates/firmware/image.ts";
+import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
 import { FirmwareSession } from "../../gateway/src/updates/firmware/session.ts";
 import { ptyPair, type PtyPair } from "../helpers/procs.ts";
 
@@ -105,8 +105,11 @@ describe("the device simulator with firmware updates and BUSY, over a pty pair",
     expect(result.firmware).toEqual({ major: 1, minor: 1, patch: 0 });
     expect(g.hellos(1)).toEqual(["1.0.0", "1.1.0"]);
     expect(g.hellos(2)).toEqual(["1.0.0"]); // the device without update support is untouched
-    // DATA kept flowing and every frame was acknowledged (the reboot did not lose any).
-    expect(report.acked).toBe(report.generated);
+    // DATA kept flowing; every frame was acknowledged except what the install's reset took
+    // from the RAM ring (at 20 frames/s and an ACK per frame, at most a frame or two).
+    expect(report.acked + report.lostAtReboot).toBe(report.generated);
+    expect(report.lostAtReboot).toBeLessThanOrEqual(2);
+    expect(report.acked).toBeGreaterThan(100);
     const status = sim.devices[0]!.updater!.status();
     expect(status).toMatchObject({ result: 1, releaseId: 3, securityCounter: 2 });
   });

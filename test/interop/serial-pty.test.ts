@@ -5,20 +5,16 @@
 import { describe, expect, it } from "vitest";
 import { Simulator } from "../../device-sim/src/simulator.ts";
 import { SerialTransport } from "../../device-sim/src/transports/serial.ts";
-import { resolveConfig } from "../../gateway/src/config/config.ts";
-import { Gateway } from "../../gateway/src/gateway.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
 import { SerialSource } from "../../gateway/src/ingest/serial/serial-source.ts";
 import { ptyPair, type PtyPair } from "../helpers/procs.ts";
 import { reconcile, reconciliationSuite, type ReconcileEnv } from "../helpers/reconcile.ts";
+import { ingestRig } from "../helpers/rig.ts";
 
 async function serialEnv(): Promise<ReconcileEnv & { pty: PtyPair }> {
   const pty = await ptyPair();
   const sink = new MemorySink();
-  const gateway = new Gateway({
-    config: resolveConfig({ serial: [{ path: pty.b }], mqtt: { embedded: { enabled: false } } }),
-    sink,
-  });
+  const gateway = ingestRig({ sink, serial: [pty.b] });
   await gateway.start();
   return {
     pty,

@@ -5,7 +5,8 @@
 import { describe, expect, it, afterEach } from "vitest";
 import fc from "fast-check";
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
-import type { CoreStoreOptions } from "../../gateway/src/store/core.ts";
+import type { CoreStoreOptions, KvFrameStore } from "../../gateway/src/store/core.ts";
+import { checkEntries } from "../../gateway/src/store/integrity.ts";
 import { StoreFullError, StoreOrderError, StoreUnavailableError } from "../../gateway/src/store/errors.ts";
 import {
   isStoredLeaf,
@@ -113,13 +114,21 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
 export function abstractFrameStoreSuite(name: string, factory: StoreFactory): void {
   describe(`FrameStore contract: ${name}`, () => {
     let handle: StoreHandle | undefined;
+    /** The store's monotonic clock (ms): retention's uptime clock advances with it. */
+    let mono = 0;
     const make = async (opts: CoreStoreOptions = {}): Promise<FrameStore> => {
-      handle = await factory(opts);
+      handle = await factory({ monotonicMs: () => mono, ...opts });
       return handle.store;
+    };
+    /** Moves the monotonic clock and lets retention see it (a prune that keeps everything). */
+    const age = async (s: FrameStore, ms: number): Promise<void> => {
+      mono += ms;
+      expect(await s.prune({ retentionUs: Number.MAX_SAFE_INTEGER })).toBe(0);
     };
     afterEach(async () => {
       await handle?.cleanup();
       handle = undefined;
+      mono = 0;
     });
 
     it("behavior: append stores a frame readable by arrival index and by (device, seq)", async () => {
@@ -192,8 +201,8 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       expect(s2.lastSeq(3)).toBe(104);
       expect(s2.lastSeq(4)).toBe(1);
       expect([...s2.devices().entries()].sort()).toEqual([
-        [3, 104],
-        [4, 1],
+        [3, { lastSeq: 104, bootId: undefined, base: 0 }],
+        [4, { lastSeq: 1, bootId: undefined, base: 0 }],
       ]);
       expect(await s2.append(record(3, 104))).toBe("duplicate");
       expect(await s2.append(record(3, 105))).toBe("stored");
@@ -216,7 +225,8 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       // After the refused frame, the same seq is accepted once there is room.
       await s.saveBatch(fakeBatch(1, ZERO, 1, 3, 0), new Uint8Array(96));
       await s.markAnchored(1, anchor(1));
-      expect(await s.prune({ nowUs: 10, retentionUs: 5 })).toBe(3);
+      mono += 1;
+      expect(await s.prune({ retentionUs: 5 })).toBe(3);
       expect(await s.append(record(1, 4))).toBe("stored");
     });
 
@@ -267,9 +277,70 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       expect((await s.pendingAnchors()).map((b) => b.header.seq)).toEqual([2]);
       await s.markAnchored(2, anchor(2));
       await expect(s.markAnchored(3, anchor(3))).rejects.toBeInstanceOf(StoreOrderError);
-      expect(await s.getAnchor(2)).toEqual(anchor(2));
+      expect(await s.getAnchor(2)).toMatchObject(anchor(2));
       expect(s.anchoredThrough()).toBe(2);
       expect(await s.pendingAnchors()).toEqual([]);
+    });
+
+    it("behavior: updateAnchor replaces an anchored batch's record (finality, a reorg's new block) and keeps its retention stamp", async () => {
+      const s = await make();
+      for (let i = 1; i <= 4; i++) await s.append(record(1, i));
+      const b1 = fakeBatch(1, ZERO, 1, 2);
+      await s.saveBatch(b1, new Uint8Array(64));
+      await s.saveBatch(fakeBatch(2, b1.head, 3, 4), new Uint8Array(64));
+      await expect(s.updateAnchor(1, anchor(1))).rejects.toBeInstanceOf(StoreOrderError); // not anchored
+      await s.markAnchored(1, { ...anchor(1), final: false, blockHash: "0x" + "aa".repeat(32) });
+      const stamp = (await s.getAnchor(1))!.anchoredAgeUs;
+      const moved = {
+        ...anchor(1),
+        blockNumber: 99,
+        blockHash: "0x" + "bb".repeat(32),
+        final: true,
+        anchoredAgeUs: 12345,
+      };
+      await s.updateAnchor(1, moved);
+      expect(await s.getAnchor(1)).toEqual({ ...moved, anchoredAgeUs: stamp });
+      await expect(s.updateAnchor(1, { ...moved, chainId: 10 })).rejects.toBeInstanceOf(StoreOrderError);
+      await expect(s.updateAnchor(1, { ...moved, contract: "0x" + "55".repeat(20) })).rejects.toBeInstanceOf(
+        StoreOrderError,
+      );
+      await expect(s.updateAnchor(2, anchor(2))).rejects.toBeInstanceOf(StoreOrderError);
+      const s2 = await handle!.reopen();
+      expect((await s2.getAnchor(1))?.blockHash).toBe("0x" + "bb".repeat(32));
+    });
+
+    it("behavior: rewindAnchors un-anchors the batches above a seq, which go out again unchanged; it survives a reopen and never goes below pruned data", async () => {
+      const s = await make();
+      for (let i = 1; i <= 8; i++) await s.append(record(1, i));
+      let prev = ZERO;
+      for (let b = 1; b <= 4; b++) {
+        const batch = fakeBatch(b, prev, 2 * b - 1, 2 * b);
+        await s.saveBatch(batch, new Uint8Array(64));
+        prev = batch.head;
+      }
+      for (let b = 1; b <= 4; b++) await s.markAnchored(b, anchor(b));
+      expect(await s.rewindAnchors(4)).toBe(0);
+      expect(await s.rewindAnchors(2)).toBe(2);
+      expect(s.anchoredThrough()).toBe(2);
+      expect(s.stats().anchoredThrough).toBe(2);
+      expect(await s.getAnchor(3)).toBeUndefined();
+      expect(await s.getAnchor(4)).toBeUndefined();
+      expect((await s.getAnchor(2))?.txHash).toBe(anchor(2).txHash);
+      expect((await s.pendingAnchors()).map((b) => b.header.seq)).toEqual([3, 4]);
+      expect(await s.getBatch(3)).toEqual(fakeBatch(3, (await s.getBatch(2))!.head, 5, 6)); // unchanged
+      await expect(s.markAnchored(4, anchor(4))).rejects.toBeInstanceOf(StoreOrderError);
+      await s.markAnchored(3, { ...anchor(3), txHash: "0x" + "cc".repeat(32) });
+      // The watermark follows: reopening is not an integrity error, and the state is the rewound one.
+      const s2 = await handle!.reopen();
+      expect(s2.anchoredThrough()).toBe(3);
+      expect((await s2.getAnchor(3))?.txHash).toBe("0x" + "cc".repeat(32));
+      // Retention pruned batch 1: un-anchoring it would break "pruned implies anchored".
+      mono += 10;
+      expect(await s2.prune({ retentionUs: 0 })).toBeGreaterThan(0);
+      expect(s2.stats().prunedThrough).toBeGreaterThanOrEqual(2);
+      await expect(s2.rewindAnchors(0)).rejects.toBeInstanceOf(StoreOrderError);
+      await expect(s2.rewindAnchors(-1)).rejects.toBeInstanceOf(StoreOrderError);
+      expect(s2.anchoredThrough()).toBe(3);
     });
 
     it("behavior: prune deletes only anchored frames older than the window; dedupe and leaves survive", async () => {
@@ -279,10 +350,13 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       const b2 = fakeBatch(2, b1.head, 4, 5, 2000);
       await s.saveBatch(b1, new Uint8Array(96));
       await s.saveBatch(b2, new Uint8Array(64));
-      expect(await s.prune({ nowUs: 10_000, retentionUs: 0 })).toBe(0); // nothing anchored yet
-      await s.markAnchored(1, anchor(1));
-      await s.markAnchored(2, anchor(2));
-      expect(await s.prune({ nowUs: 2500, retentionUs: 1000 })).toBe(3); // batch 2 is too young
+      mono += 10;
+      expect(await s.prune({ retentionUs: 0 })).toBe(0); // nothing anchored yet
+      await s.markAnchored(1, anchor(1)); // at 10 ms of uptime
+      await age(s, 1);
+      await s.markAnchored(2, anchor(2)); // at 11 ms
+      mono += 9;
+      expect(await s.prune({ retentionUs: 9500 })).toBe(3); // at 20 ms batch 2 is too young
       expect(await s.getFrame(1)).toBeUndefined();
       expect(await s.getFrameBySeq(1, 3)).toBeUndefined();
       expect((await s.getFrame(4))?.seq).toBe(4);
@@ -290,11 +364,33 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       expect(await s.append(record(1, 2))).toBe("duplicate");
       expect(await s.getBatchLeaves(1)).toHaveLength(96);
       expect(s.stats()).toMatchObject({ liveFrames: 3, prunedThrough: 3 });
-      expect(await s.prune({ nowUs: 10_000, retentionUs: 1000 })).toBe(2); // frame 6 is not sealed
+      mono += 100;
+      expect(await s.prune({ retentionUs: 9500 })).toBe(2); // frame 6 is not sealed
       expect((await collect(s.framesByIndex(0, 100))).map((f) => f.index)).toEqual([6]);
       const s2 = await handle!.reopen();
       expect(s2.stats()).toMatchObject({ liveFrames: 1, prunedThrough: 5, lastIndex: 6 });
       expect(await s2.append(record(1, 1))).toBe("duplicate");
+    });
+
+    it("behavior: retention counts uptime since anchoring: a clock jump or a long pause cannot age batches, and the clock survives a reopen", async () => {
+      const s = await make();
+      for (let i = 1; i <= 3; i++) await s.append(record(1, i));
+      await s.saveBatch(fakeBatch(1, ZERO, 1, 3, 0), new Uint8Array(96));
+      await s.markAnchored(1, anchor(1));
+      const hour = 3600e6;
+      // 30 days pass in one step (NTP fixed a stale clock, or the process was suspended): the
+      // retention clock advances by at most its bound (10 min), far below a 1 h window.
+      mono += 30 * 24 * 3_600_000;
+      expect(await s.prune({ retentionUs: hour })).toBe(0);
+      expect(s.stats().retentionClockUs).toBe(600e6);
+      // Ten-minute steps of real uptime: pruned once an hour has passed since anchoring.
+      for (let i = 0; i < 4; i++) await age(s, 600_000);
+      expect(s.stats().retentionClockUs).toBe(3000e6);
+      const s2 = await handle!.reopen();
+      expect(s2.stats().retentionClockUs).toBe(3000e6); // persisted
+      mono += 600_000;
+      expect(await s2.prune({ retentionUs: hour })).toBe(3);
+      expect((await s2.getAnchor(1))?.anchoredAgeUs).toBe(0);
     });
 
     it("error: append after close rejects StoreUnavailableError CLOSED; pending appends are flushed by close", async () => {
@@ -378,7 +474,7 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
         { ...good, kind: "alert" },
         { ...good, deviceId: 2 },
         { ...good, timestampUs: good.timestampUs + 1 },
-        { ...good, hash: new Uint8Array(32) },
+        { ...good, hash: new Uint8Array(31) },
         { ...good, preimage: good.preimage.subarray(0, good.preimage.length - 2) },
         { ...good, preimage: Uint8Array.of(0x01, 0, 0) },
       ];
@@ -386,6 +482,19 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       expect(s.stats()).toMatchObject({ lastIndex: 0, leafFailures: bad.length });
       await s.appendLeaf(good);
       expect(s.stats()).toMatchObject({ lastIndex: 1, leavesStored: 1 });
+    });
+
+    it("behavior: a leaf is hashed once, by its producer: the store keeps the given hash, and the full check recomputes it", async () => {
+      const s = await make();
+      const good = leafRecord(1, 1);
+      const wrong = { ...leafRecord(1, 2), hash: new Uint8Array(32).fill(9) };
+      await s.appendLeaf(good);
+      await s.appendLeaf(wrong);
+      expect(Buffer.from((await s.getLeaf(1))!.hash)).toEqual(Buffer.from(good.hash));
+      expect(Buffer.from((await s.getByLeafHash(wrong.hash))!.preimage)).toEqual(Buffer.from(wrong.preimage));
+      const { ctx, reads } = (s as KvFrameStore).internals;
+      const check = await checkEntries(ctx, reads, 1, 2, { hashes: true, indexes: true });
+      expect(check.problems).toEqual(["leaf record 2: stored hash is not keccak256 of its preimage"]);
     });
 
     it("error: appendLeaf refuses like append when the store is full or closed", async () => {
@@ -413,7 +522,7 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       expect((await s.batchForIndex(2))?.header.seq).toBe(1);
       expect((await s.batchForIndex(4))?.header.seq).toBe(2);
       await s.markAnchored(1, anchor(1));
-      expect(await s.prune({ nowUs: 10_000, retentionUs: 0 })).toBe(3);
+      expect(await s.prune({ retentionUs: 0 })).toBe(3);
       expect(await s.getLeaf(2)).toBeUndefined();
       expect(await s.getByLeafHash(l.hash!)).toBeUndefined();
       expect((await s.getLeaf(4))?.kind).toBe("inference");

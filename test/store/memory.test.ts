@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { MemoryKv } from "../../gateway/src/store/kv.ts";
 import { StoreUnavailableError } from "../../gateway/src/store/errors.ts";
-import type { Timers } from "../../gateway/src/store/core.ts";
+import type { Timers } from "../../gateway/src/core/timers.ts";
 import { abstractFrameStoreSuite, record } from "./abstract.ts";
 
 abstractFrameStoreSuite("MemoryFrameStore", async (opts) => {

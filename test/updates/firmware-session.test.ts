@@ -20,7 +20,7 @@ import {
   type Frame,
 } from "../../gateway/src/protocol/frame.ts";
 import { FirmwareUpdateError } from "../../gateway/src/updates/firmware/errors.ts";
-import { buildFirmwareImage } from "../../gateway/src/updates/firmware/image.ts";
+import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
 import {
   fwAbortFrameArb,
   fwChunkAckFrameArb,

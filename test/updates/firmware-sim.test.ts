@@ -17,7 +17,7 @@ import {
   type FwOfferFrame,
   type FwStatusFrame,
 } from "../../gateway/src/protocol/frame.ts";
-import { buildFirmwareImage } from "../../gateway/src/updates/firmware/image.ts";
+import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
 
 const ID = 42;
 

@@ -15,6 +15,7 @@ interface Vm {
     function warp(uint256) external;
     function chainId(uint256) external;
     function assume(bool) external pure;
+    function deal(address account, uint256 newBalance) external;
 }
 
 /// @dev Minimal base: cheatcodes, assertions that revert, and `bound`.
@@ -30,6 +31,10 @@ abstract contract Test {
     }
 
     function assertEq(bytes32 a, bytes32 b, string memory m) internal pure {
+        require(a == b, m);
+    }
+
+    function assertEq(address a, address b, string memory m) internal pure {
         require(a == b, m);
     }
 

@@ -35,7 +35,7 @@ import {
   compareVersions,
   IMAGE_HEADER_BYTES,
   parseFirmwareImage,
-} from "../../../gateway/src/updates/firmware/image.ts";
+} from "../../../gateway/src/protocol/firmware-image.ts";
 
 /** Thrown by the simulated bootloader when a simulated power cut hits (a fault, not a bug). */
 export class PowerCut extends VigilError {

@@ -3,7 +3,7 @@
  * and update code ({@link SimFirmware}), its flash ({@link SimFlash}), the simulator hooks and a
  * stand-alone serial device for tests and benchmarks.
  */
-import { buildFirmwareImage } from "../../../gateway/src/updates/firmware/image.ts";
+import { buildFirmwareImage } from "../../../gateway/src/protocol/firmware-image.ts";
 import type { FirmwareVersion } from "../../../gateway/src/protocol/frame.ts";
 import { SimFirmware, SimFlash, type SimFirmwareFaults } from "./bootloader.ts";
 

@@ -61,6 +61,17 @@ export class SimFirmwareHooks {
     this.send(dev.id, encodeFrame(fw.status()));
   }
 
+  /**
+   * The device was reset by something else (the simulator's reboot fault): RAM is lost and the
+   * bootloader runs before the device says HELLO. Call before sending the HELLO, then announce().
+   */
+  beforeReboot(dev: SimDevice): void {
+    const fw = dev.updater;
+    if (!fw) return;
+    fw.powerCut();
+    this.#boot(fw);
+  }
+
   close(): void {
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
@@ -70,20 +81,24 @@ export class SimFirmwareHooks {
   #reset(dev: SimDevice): void {
     const fw = dev.updater;
     if (!fw) return;
+    this.#boot(fw);
+    dev.reboot(); // an MCU reset: new boot id, the RAM resend ring is lost
+    this.send(dev.id, dev.hello());
+    this.announce(dev);
+    if (fw.trial && !this.#good(dev, fw))
+      this.#later(dev, this.opts.watchdogMs ?? 3000, () => this.#reset(dev));
+  }
+
+  #boot(fw: SimFirmware): void {
     for (;;) {
       try {
         fw.boot();
-        break;
+        return;
       } catch (e) {
         if (!(e instanceof PowerCut)) throw e;
         fw.powerCut();
       }
     }
-    dev.reboot();
-    this.send(dev.id, dev.hello());
-    this.announce(dev);
-    if (fw.trial && !this.#good(dev, fw))
-      this.#later(dev, this.opts.watchdogMs ?? 3000, () => this.#reset(dev));
   }
 
   #good(dev: SimDevice, fw: SimFirmware): boolean {

@@ -11,7 +11,7 @@
  */
 import type { EmbeddedBroker } from "../ingest/mqtt/embedded-broker.ts";
 import { VigilError } from "../core/errors.ts";
-import type { AlertPublisher, PublishOptions, PublisherCounters, StatusWill } from "./publisher.ts";
+import type { AlertPublisher, EncodedMessage, PublisherCounters } from "./publisher.ts";
 
 export class PublishError extends VigilError {
   override name = "PublishError";
@@ -26,13 +26,14 @@ export class EmbeddedPublisher implements AlertPublisher {
 
   constructor(private readonly broker: EmbeddedBroker) {}
 
-  open(_will: StatusWill): Promise<void> {
+  open(_will: EncodedMessage): Promise<void> {
     if (!this.broker.broker)
       return Promise.reject(new PublishError("(embedded)", "the embedded broker is not started"));
     return Promise.resolve();
   }
 
-  publish(topic: string, payload: string, opts: PublishOptions): Promise<void> {
+  publish(msg: EncodedMessage): Promise<void> {
+    const { topic, payload, qos, retain } = msg;
     const aedes = this.broker.broker;
     if (!aedes) {
       this.counters.failed++;
@@ -43,9 +44,9 @@ export class EmbeddedPublisher implements AlertPublisher {
         {
           cmd: "publish",
           topic,
-          payload: Buffer.from(payload),
-          qos: opts.qos,
-          retain: opts.retain,
+          payload: typeof payload === "string" ? Buffer.from(payload) : payload,
+          qos,
+          retain,
           dup: false,
         },
         (err?: Error) => {

@@ -14,7 +14,7 @@
 import mqtt, { type MqttClient } from "mqtt";
 import { redactUrl } from "../core/errors.ts";
 import { PublishError } from "./embedded-publisher.ts";
-import type { AlertPublisher, PublishOptions, PublisherCounters, StatusWill } from "./publisher.ts";
+import type { AlertPublisher, EncodedMessage, PublisherCounters } from "./publisher.ts";
 
 export interface MqttClientPublisherOptions {
   url: string;
@@ -44,7 +44,7 @@ export class MqttClientPublisher implements AlertPublisher {
     return this.#client;
   }
 
-  async open(will: StatusWill): Promise<void> {
+  async open(will: EncodedMessage): Promise<void> {
     try {
       this.#client = await mqtt.connectAsync(this.opts.url, {
         clientId: this.opts.clientId,
@@ -55,7 +55,12 @@ export class MqttClientPublisher implements AlertPublisher {
         connectTimeout: this.opts.connectTimeoutMs ?? 10_000,
         ...(this.opts.username !== undefined ? { username: this.opts.username } : {}),
         ...(this.opts.password !== undefined ? { password: this.opts.password } : {}),
-        will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true },
+        will: {
+          topic: will.topic,
+          payload: typeof will.payload === "string" ? Buffer.from(will.payload) : will.payload,
+          qos: will.qos,
+          retain: will.retain,
+        },
       });
     } catch (e) {
       throw new PublishError(redactUrl(this.opts.url), `cannot connect: ${(e as Error).message}`, {
@@ -64,7 +69,8 @@ export class MqttClientPublisher implements AlertPublisher {
     }
   }
 
-  publish(topic: string, payload: string, opts: PublishOptions): Promise<void> {
+  publish(msg: EncodedMessage): Promise<void> {
+    const { topic, payload } = msg;
     const c = this.#client;
     if (!c) {
       this.counters.failed++;
@@ -76,7 +82,7 @@ export class MqttClientPublisher implements AlertPublisher {
     }
     this.#inFlight++;
     return new Promise((resolve, reject) => {
-      c.publish(topic, payload, { qos: opts.qos, retain: opts.retain }, (err) => {
+      c.publish(topic, payload, { qos: msg.qos, retain: msg.retain }, (err) => {
         this.#inFlight--;
         if (err) {
           this.counters.failed++;

@@ -6,12 +6,9 @@
 import { readFileSync } from "node:fs";
 import { fromRoot } from "../core/paths.ts";
 
-export interface ModelRef {
-  name: string;
-  version: string;
-  /** sha256 of the ONNX file, lowercase hex (the manifest's `model.sha256`). */
-  sha256: string;
-}
+import type { ModelRef } from "./events.ts";
+
+export type { ModelRef };
 
 export interface WindowRef {
   /** Extended seq of the first real frame of the input window (padding rows repeat it). */
@@ -87,8 +84,11 @@ export interface StatusPayload {
   site: string;
   gateway: string;
   state: "online" | "offline";
-  /** start / stop: published by the gateway; will: the broker published the last will. */
-  reason: "start" | "stop" | "will";
+  /**
+   * start / stop: published by the gateway; models: the live models changed (an update was
+   * promoted); will: the broker published the last will.
+   */
+  reason: "start" | "stop" | "will" | "models";
   time: string;
   timeUs: number;
   models: Array<ModelRef & { profiles: string[] }>;

@@ -1,19 +1,11 @@
 /**
- * Where alerts, health and status go. Three implementations share this interface and one test
+ * Where encoded alert-stage messages go. Three implementations share this interface and one test
  * suite (test/alerts/publisher.suite.ts): the embedded aedes broker, an external broker through
  * mqtt.js (Mosquitto, EMQX, HiveMQ), and an in-memory fake for unit tests.
  */
-export interface PublishOptions {
-  qos: 0 | 1;
-  retain: boolean;
-}
+import type { EncodedMessage } from "./encoder.ts";
 
-/** The gateway status message to publish as offline when the gateway disappears. */
-export interface StatusWill {
-  topic: string;
-  /** JSON status payload with state "offline". */
-  payload: string;
-}
+export type { EncodedMessage };
 
 export interface PublisherCounters {
   published: number;
@@ -30,45 +22,41 @@ export interface AlertPublisher {
    * without `close()`: a real MQTT last will for an external broker; for the embedded broker the
    * broker dies with the gateway, so nothing can be published (README.md).
    */
-  open(will: StatusWill): Promise<void>;
-  /** Resolves once the broker accepted the message (PUBACK for QoS 1 on mqtt.js). */
-  publish(topic: string, payload: string, opts: PublishOptions): Promise<void>;
+  open(will: EncodedMessage): Promise<void>;
+  /**
+   * Resolves once the broker accepted the message: PUBACK for QoS 1 from an external broker; for
+   * the embedded broker, once it was written to every matching subscriber's connection.
+   */
+  publish(msg: EncodedMessage): Promise<void>;
   /** Disconnects cleanly (no last will). Call after the final offline status was published. */
   close(): Promise<void>;
-}
-
-export interface PublishedMessage {
-  topic: string;
-  payload: string;
-  qos: 0 | 1;
-  retain: boolean;
 }
 
 /** In-memory publisher: records every message; `retained` mirrors a broker's retained store. */
 export class FakePublisher implements AlertPublisher {
   readonly kind = "fake";
   readonly counters: PublisherCounters = { published: 0, failed: 0, dropped: 0 };
-  readonly messages: PublishedMessage[] = [];
+  readonly messages: EncodedMessage[] = [];
   readonly retained = new Map<string, string>();
-  will: StatusWill | undefined;
+  will: EncodedMessage | undefined;
   opened = false;
   closed = false;
   /** When set, publish() rejects with it. */
   failWith: Error | undefined;
 
-  open(will: StatusWill): Promise<void> {
+  open(will: EncodedMessage): Promise<void> {
     this.will = will;
     this.opened = true;
     return Promise.resolve();
   }
 
-  publish(topic: string, payload: string, opts: PublishOptions): Promise<void> {
+  publish(msg: EncodedMessage): Promise<void> {
     if (this.failWith) {
       this.counters.failed++;
       return Promise.reject(this.failWith);
     }
-    this.messages.push({ topic, payload, qos: opts.qos, retain: opts.retain });
-    if (opts.retain) this.retained.set(topic, payload);
+    this.messages.push(msg);
+    if (msg.retain) this.retained.set(msg.topic, String(msg.payload));
     this.counters.published++;
     return Promise.resolve();
   }
@@ -80,10 +68,10 @@ export class FakePublisher implements AlertPublisher {
 
   /** Simulates an abrupt disconnect: the broker publishes the will. */
   crash(): void {
-    if (this.will) this.retained.set(this.will.topic, this.will.payload);
+    if (this.will) this.retained.set(this.will.topic, String(this.will.payload));
   }
 
-  on(topicSuffix: string): PublishedMessage[] {
+  on(topicSuffix: string): EncodedMessage[] {
     return this.messages.filter((m) => m.topic.endsWith(topicSuffix));
   }
 }

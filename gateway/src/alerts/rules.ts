@@ -8,8 +8,11 @@
  *   (de-duplication), so a dashboard sees one `raised` and one `cleared` per episode.
  * - A NaN value never changes state. Rules are independent, so a falling RUL raises
  *   `rul-warning` and later `rul-critical`, each with its own severity.
- * State is in memory: after a gateway restart a condition that still holds is raised again
- * (consumers should key on device + rule, see README.md).
+ * State is keyed by device and rule id, so it carries over when a model update is promoted
+ * (the new model's rules with the same ids continue the episodes; a rule the new model no longer
+ * has stays as it was until the device's state is forgotten). State is in memory: after a
+ * gateway restart a condition that still holds is raised again (consumers should key on device
+ * + rule, see README.md).
  */
 import type { ManifestAlert } from "../infer/features/manifest.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
@@ -32,8 +35,6 @@ export interface AlertTransition {
 }
 
 interface DeviceRules {
-  /** Model name the state belongs to: a device that changes model starts afresh. */
-  model: string;
   active: Map<string, ActiveAlert>;
 }
 
@@ -56,18 +57,18 @@ export class RuleEngine {
    */
   evaluate(
     deviceId: number,
-    model: string,
     rules: readonly ManifestAlert[],
     value: (output: string) => number,
     nowUs: number,
   ): AlertTransition[] {
     let d = this.#devices.get(deviceId);
-    if (!d || d.model !== model) this.#devices.set(deviceId, (d = { model, active: new Map() }));
+    if (!d) this.#devices.set(deviceId, (d = { active: new Map() }));
     let out: AlertTransition[] | undefined;
     for (const rule of rules) {
       const v = value(rule.output);
       if (Number.isNaN(v)) continue;
       const cur = d.active.get(rule.id);
+      if (cur !== undefined) cur.rule = rule; // a promoted model's version of the rule
       if (cur === undefined && breaches(rule, v)) {
         const alert: ActiveAlert = {
           id: `${deviceIdHex(deviceId)}-${rule.id}-${nowUs}`,
@@ -92,6 +93,7 @@ export class RuleEngine {
     return d ? [...d.active.values()] : [];
   }
 
+  /** Drops a device's state (it left, or changed profile and so its model and rules). */
   forget(deviceId: number): void {
     this.#devices.delete(deviceId);
   }

@@ -1,51 +1,76 @@
 /**
- * Turns inference results into MQTT messages: alert transitions (rules.ts) become `alert`
- * messages and ALERT attestation leaves, the latest outputs become the retained `health` of the
- * device, and the gateway's `status` goes online/offline. Publishing never blocks the loop:
- * publications are fire-and-forget with failures counted (`counters`).
+ * Turns inference results into alert-stage events (events.ts): alert transitions (rules.ts)
+ * become `alert` events and ALERT attestation leaves, the latest outputs become the device's
+ * `health`, and the gateway's `status` goes online/offline. Events go to an {@link EventOutput}
+ * (an encoder plus a publisher, output.ts); encoding is not this file's business.
+ *
+ * Publishing never blocks the loop: emissions are fire-and-forget with failures counted.
+ * Health is throttled per device (at most once per `healthIntervalMs`, at once on a transition);
+ * a throttled result is held and published by a timer when its device is due again, so the
+ * retained health always ends on a device's latest result, also when the device goes quiet.
  */
-import { bytesToHex } from "../core/hex.ts";
 import { alertLeafPreimage, leafFromPreimage } from "../core/leaf.ts";
-import { deviceIdHex } from "../protocol/frame.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
-import type { InferenceResult, LeafSink } from "../infer/loop.ts";
+import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
+import type { LeafSink } from "../core/records.ts";
+import type { InferenceResult } from "../infer/loop.ts";
 import type { LoadedModel } from "../infer/registry.ts";
-import type { AlertPayload, HealthPayload, ModelRef, StatusPayload } from "./payloads.ts";
-import { isoUs } from "./payloads.ts";
-import type { AlertPublisher } from "./publisher.ts";
+import type { AlertEvent, GatewayEvent, HealthEvent, ModelRef, StatusEvent } from "./events.ts";
 import { RuleEngine, SEVERITY_CODE, type AlertTransition } from "./rules.ts";
-import { alertTopics, type AlertTopics } from "./topics.ts";
+
+/** Where events go: an encoder and a publisher (output.ts), or a fake in tests. */
+export interface EventOutput {
+  /** Connects; `will` is published by the broker if the gateway vanishes (external brokers). */
+  open(will: StatusEvent): Promise<void>;
+  /** Resolves when the broker accepted every message of the event. */
+  emit(e: GatewayEvent): Promise<void>;
+  close(): Promise<void>;
+}
 
 export interface AlertServiceOptions {
-  publisher: AlertPublisher;
-  site: string;
-  gatewayId: string;
-  models: readonly LoadedModel[];
+  output: EventOutput;
+  /** The live models and their profiles (for the status event); read at every status. */
+  models: () => readonly LoadedModel[];
   clock?: Clock;
+  timers?: Timers;
   onLeaf?: LeafSink;
   /** Per device, health is published at most this often, and at once on an alert transition. Default 1000 ms. */
   healthIntervalMs?: number;
-  /** Called with each alert payload right after it was handed to the publisher (bench, logs). */
-  onAlert?: (a: AlertPayload) => void;
+  /** Called with each alert event right after it was handed to the output (bench, logs, demo). */
+  onAlert?: (a: AlertEvent) => void;
   onError?: (e: unknown) => void;
 }
 
 export interface AlertCounters {
+  /** Alert episodes raised, and cleared (each is one `alert` event). */
   raised: number;
   cleared: number;
   alertsPublished: number;
   healthPublished: number;
+  /** Results held back by the per-device health interval (the latest is published later). */
   healthThrottled: number;
+  /** Held health published by the flush timer (the device had gone quiet). */
+  healthFlushed: number;
   publishErrors: number;
 }
 
 interface HealthState {
   lastPublishUs: number;
   windows: number;
+  /** The latest result not yet published (throttled). */
+  held: InferenceResult | undefined;
+}
+
+const refs = new WeakMap<LoadedModel, ModelRef>();
+
+/** The model reference carried by events: name, version, sha256 of the ONNX file. */
+export function modelRef(m: LoadedModel): ModelRef {
+  let r = refs.get(m);
+  if (!r) refs.set(m, (r = { name: m.manifest.name, version: m.manifest.version, sha256: m.sha256 }));
+  return r;
 }
 
 export class AlertService {
-  readonly topics: AlertTopics;
   readonly rules = new RuleEngine();
   readonly counters: AlertCounters = {
     raised: 0,
@@ -53,93 +78,92 @@ export class AlertService {
     alertsPublished: 0,
     healthPublished: 0,
     healthThrottled: 0,
+    healthFlushed: 0,
     publishErrors: 0,
   };
   readonly #o: AlertServiceOptions;
   readonly #clock: Clock;
+  readonly #timers: Timers;
   readonly #healthUs: number;
   readonly #health = new Map<number, HealthState>();
-  readonly #refs = new Map<LoadedModel, ModelRef>();
+  /** Devices with a held result; the flush timer publishes them when due. */
+  readonly #held = new Set<number>();
+  readonly #inflight = new Set<Promise<void>>();
+  #flushTimer: unknown;
   #open = false;
 
   constructor(opts: AlertServiceOptions) {
     this.#o = opts;
-    this.topics = alertTopics(opts.site, opts.gatewayId);
     this.#clock = opts.clock ?? systemClock;
+    this.#timers = opts.timers ?? realTimers;
     this.#healthUs = (opts.healthIntervalMs ?? 1000) * 1000;
-    for (const m of opts.models)
-      this.#refs.set(m, { name: m.manifest.name, version: m.manifest.version, sha256: m.sha256 });
+    if (!(this.#healthUs >= 0)) throw new RangeError(`healthIntervalMs must be ≥ 0`);
   }
 
-  status(state: "online" | "offline", reason: StatusPayload["reason"]): StatusPayload {
-    const nowUs = this.#clock.nowUs();
+  /** A status event for the current live models. */
+  status(state: "online" | "offline", reason: StatusEvent["reason"]): StatusEvent {
     return {
-      v: 1,
-      type: "status",
-      site: this.topics.site,
-      gateway: this.topics.gateway,
+      kind: "status",
       state,
       reason,
-      time: isoUs(nowUs),
-      timeUs: nowUs,
-      models: this.#o.models.map((m) => ({ ...this.#ref(m), profiles: [...m.manifest.devices.profiles] })),
+      atUs: this.#clock.nowUs(),
+      models: this.#o.models().map((m) => ({ ...modelRef(m), profiles: [...m.manifest.devices.profiles] })),
     };
   }
 
-  /** Connects the publisher (with the offline status as last will) and publishes `online`. */
+  /** Connects the output (with the offline status as last will) and publishes `online`. */
   async start(): Promise<void> {
-    await this.#o.publisher.open({
-      topic: this.topics.status,
-      payload: JSON.stringify(this.status("offline", "will")),
-    });
+    await this.#o.output.open(this.status("offline", "will"));
     this.#open = true;
-    await this.#o.publisher.publish(this.topics.status, JSON.stringify(this.status("online", "start")), {
-      qos: 1,
-      retain: true,
-    });
+    await this.#o.output.emit(this.status("online", "start"));
   }
 
-  /** Flushes throttled health, publishes `offline` (retained) and closes the publisher. */
+  /** Publishes the status again with the current models (after an update was promoted). */
+  async modelsChanged(): Promise<void> {
+    if (this.#open) await this.#emit(this.status("online", "models"), "status");
+  }
+
+  /**
+   * Publishes every held health and waits for everything in flight, then publishes `offline`
+   * (retained) and closes the output.
+   */
   async stop(): Promise<void> {
     if (!this.#open) return;
-    await this.flushHealth();
+    if (this.#flushTimer !== undefined) this.#timers.clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    this.flushHealth(true);
+    await this.settled();
     try {
-      await this.#o.publisher.publish(this.topics.status, JSON.stringify(this.status("offline", "stop")), {
-        qos: 1,
-        retain: true,
-      });
+      await this.#o.output.emit(this.status("offline", "stop"));
     } finally {
       this.#open = false;
-      await this.#o.publisher.close();
+      await this.#o.output.close();
     }
   }
 
-  #ref(m: LoadedModel): ModelRef {
-    let r = this.#refs.get(m);
-    if (!r) this.#refs.set(m, (r = { name: m.manifest.name, version: m.manifest.version, sha256: m.sha256 }));
-    return r;
+  /** Resolves when every emission handed to the output so far has settled. */
+  async settled(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
   }
 
-  /** Inference loop callback. */
+  /** Inference loop callback (live results). */
   readonly onResult = (r: InferenceResult): void => {
     const { model } = r;
     const names = model.outputNames;
-    const nowUs = r.atUs;
     const transitions = this.rules.evaluate(
       r.deviceId,
-      model.manifest.name,
       model.manifest.alerts,
       (output) => {
         const i = names.indexOf(output);
         return i < 0 ? NaN : r.outputs[i]!;
       },
-      nowUs,
+      r.atUs,
     );
-    for (const t of transitions) this.#alert(r, t, nowUs);
-    this.#updateHealth(r, nowUs, transitions.length > 0);
+    for (const t of transitions) this.#alert(r, t);
+    this.#updateHealth(r, transitions.length > 0);
   };
 
-  #alert(r: InferenceResult, t: AlertTransition, nowUs: number): void {
+  #alert(r: InferenceResult, t: AlertTransition): void {
     const rule = t.alert.rule;
     const preimage = alertLeafPreimage({
       modelHash: r.model.modelHash,
@@ -165,113 +189,110 @@ export class AlertService {
     } catch (e) {
       this.#o.onError?.(e);
     }
-    const payload: AlertPayload = {
-      v: 1,
-      type: "alert",
-      id: t.alert.id,
+    const e: AlertEvent = {
+      kind: "alert",
       state: t.state,
-      site: this.topics.site,
-      gateway: this.topics.gateway,
-      device: deviceIdHex(r.deviceId),
-      severity: rule.severity,
-      rule: { id: rule.id, output: rule.output, op: rule.op, threshold: rule.threshold, clear: rule.clear },
-      value: round(t.value),
-      time: isoUs(nowUs),
-      timeUs: nowUs,
-      since: isoUs(t.alert.sinceUs),
+      alertId: t.alert.id,
+      deviceId: r.deviceId,
+      profile: r.profile,
+      rule,
+      value: t.value,
+      atUs: r.atUs,
       sinceUs: t.alert.sinceUs,
-      model: this.#ref(r.model),
-      window: {
-        firstSeq: r.window.firstSeq,
-        lastSeq: r.window.lastSeq,
-        frames: r.window.frames,
-        firstTimestampUs: r.window.firstTimestampUs,
-        lastTimestampUs: r.window.lastTimestampUs,
-        sha256: Buffer.from(r.windowHash).toString("hex"),
-      },
-      receipt: { leaf: bytesToHex(leaf), inferenceLeaf: bytesToHex(r.inferenceLeaf), batchSeq: null },
+      model: modelRef(r.model),
+      window: { ...r.window },
+      windowHash: r.windowHash,
+      leaf,
+      inferenceLeaf: r.inferenceLeaf,
     };
-    this.#send(this.topics.alert(r.deviceId), JSON.stringify(payload), false, "alert");
-    this.#o.onAlert?.(payload);
+    void this.#emit(e, "alert");
+    this.#o.onAlert?.(e);
   }
 
-  #updateHealth(r: InferenceResult, nowUs: number, force: boolean): void {
+  #updateHealth(r: InferenceResult, force: boolean): void {
     let h = this.#health.get(r.deviceId);
-    if (!h) this.#health.set(r.deviceId, (h = { lastPublishUs: -Infinity, windows: 0 }));
+    if (!h) this.#health.set(r.deviceId, (h = { lastPublishUs: -Infinity, windows: 0, held: undefined }));
     h.windows++;
-    const due = force || nowUs - h.lastPublishUs >= this.#healthUs;
-    if (!due) {
-      // Built lazily: only the latest throttled result matters, and only at flush time.
-      this.counters.healthThrottled++;
-      this.#latest.set(r.deviceId, r);
+    if (force || r.atUs - h.lastPublishUs >= this.#healthUs) {
+      h.held = undefined;
+      this.#held.delete(r.deviceId);
+      this.#publishHealth(h, r, r.atUs);
       return;
     }
-    this.#latest.delete(r.deviceId);
-    void this.#publishHealth(r.deviceId, h, this.#healthPayload(r, nowUs, h.windows));
+    this.counters.healthThrottled++;
+    h.held = r;
+    this.#held.add(r.deviceId);
+    this.#armFlush(h.lastPublishUs + this.#healthUs - this.#clock.nowUs());
   }
 
-  readonly #latest = new Map<number, InferenceResult>();
-
-  #healthPayload(r: InferenceResult, nowUs: number, windows: number): HealthPayload {
-    const outputs: Record<string, number> = {};
-    r.model.outputNames.forEach((n, i) => (outputs[n] = round(r.outputs[i]!)));
-    const dev = deviceIdHex(r.deviceId);
-    return {
-      v: 1,
-      type: "health",
-      site: this.topics.site,
-      gateway: this.topics.gateway,
-      device: dev,
+  #publishHealth(h: HealthState, r: InferenceResult, atUs: number): void {
+    h.lastPublishUs = atUs;
+    const e: HealthEvent = {
+      kind: "health",
+      deviceId: r.deviceId,
       profile: r.profile,
-      time: isoUs(nowUs),
-      timeUs: nowUs,
-      model: this.#ref(r.model),
-      outputs,
+      atUs,
+      model: modelRef(r.model),
+      outputs: r.model.outputNames.map((n, i) => [n, r.outputs[i]!] as const),
       lastFrame: {
         seq: r.window.lastSeq,
         timestampUs: r.window.lastTimestampUs,
-        time: isoUs(r.window.lastTimestampUs),
         receivedUs: r.window.lastReceivedUs,
       },
       active: this.rules.active(r.deviceId).map((a) => ({
-        id: a.id,
-        rule: a.rule.id,
+        alertId: a.id,
+        ruleId: a.rule.id,
         severity: a.rule.severity,
-        since: isoUs(a.sinceUs),
         sinceUs: a.sinceUs,
       })),
-      windows,
+      windows: h.windows,
     };
+    void this.#emit(e, "health");
   }
 
-  #publishHealth(deviceId: number, h: HealthState, p: HealthPayload): Promise<void> {
-    h.lastPublishUs = p.timeUs;
-    return this.#send(this.topics.health(deviceId), JSON.stringify(p), true, "health");
+  #armFlush(inUs: number): void {
+    if (this.#flushTimer !== undefined || !this.#open) return;
+    const ms = Math.max(0, Math.ceil(inUs / 1000));
+    this.#flushTimer = unrefTimer(
+      this.#timers.setTimeout(() => {
+        this.#flushTimer = undefined;
+        this.flushHealth(false);
+      }, ms),
+    );
   }
 
-  /** Publishes the latest throttled health of every device now (called at stop and by tests). */
-  async flushHealth(): Promise<void> {
+  /**
+   * Publishes held health: every held result when `all`, else those whose device is due (and
+   * re-arms the timer for the next one). Called by the flush timer, at stop and by tests.
+   */
+  flushHealth(all = true): void {
     const nowUs = this.#clock.nowUs();
-    const all: Promise<void>[] = [];
-    for (const [id, r] of this.#latest) {
+    let next = Infinity;
+    for (const id of this.#held) {
       const h = this.#health.get(id)!;
-      all.push(this.#publishHealth(id, h, this.#healthPayload(r, nowUs, h.windows)));
+      const due = h.lastPublishUs + this.#healthUs;
+      if (!all && due > nowUs) {
+        next = Math.min(next, due);
+        continue;
+      }
+      const r = h.held!;
+      h.held = undefined;
+      this.#held.delete(id);
+      this.counters.healthFlushed++;
+      this.#publishHealth(h, r, nowUs);
     }
-    this.#latest.clear();
-    await Promise.allSettled(all);
+    if (next !== Infinity) this.#armFlush(next - nowUs);
   }
 
-  #send(topic: string, payload: string, retain: boolean, what: "alert" | "health"): Promise<void> {
+  #emit(e: GatewayEvent, what: "alert" | "health" | "status"): Promise<void> {
     if (what === "alert") this.counters.alertsPublished++;
-    else this.counters.healthPublished++;
-    return this.#o.publisher.publish(topic, payload, { qos: 1, retain }).catch((e: unknown) => {
+    else if (what === "health") this.counters.healthPublished++;
+    const p = this.#o.output.emit(e).catch((err: unknown) => {
       this.counters.publishErrors++;
-      this.#o.onError?.(e);
+      this.#o.onError?.(err);
     });
+    this.#inflight.add(p);
+    void p.finally(() => this.#inflight.delete(p));
+    return p;
   }
-}
-
-/** 4 decimals: enough for RUL cycles and scores, and stable JSON across platforms. */
-function round(v: number): number {
-  return Math.round(v * 1e4) / 1e4;
 }

@@ -22,7 +22,8 @@ import { ChainError, ContractRevertError } from "../chain/errors.ts";
 import { hashBatchHeader } from "../chain/eip712.ts";
 import { type Hex } from "../core/hex.ts";
 import { toEip712Header } from "../attest/header.ts";
-import { realTimers, unrefTimer, type StoreLogger, type Timers } from "../store/core.ts";
+import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
+import { silentLogger, type Logger } from "../core/log.ts";
 import type { AnchorRecord, FrameStore, SealedBatch } from "../store/types.ts";
 import type { AnchorChain } from "./chain.ts";
 
@@ -62,7 +63,7 @@ export interface AnchorServiceOptions {
   nowUs?: () => number;
   /** In [0, 1); jitter source (injectable for deterministic tests). */
   random?: () => number;
-  logger?: StoreLogger;
+  logger?: Logger;
   onAnchored?: (batch: SealedBatch, anchor: AnchorRecord) => void;
 }
 
@@ -73,8 +74,6 @@ export interface AnchorStatus {
   lastError: { code: string; message: string } | null;
   nextRetryMs: number | null;
 }
-
-const noop: StoreLogger = { warn: () => {}, info: () => {} };
 
 export class AnchorService {
   private readonly store: FrameStore;
@@ -89,7 +88,7 @@ export class AnchorService {
   private readonly timers: Timers;
   private readonly nowUs: () => number;
   private readonly random: () => number;
-  private readonly log: StoreLogger;
+  private readonly log: Logger;
   private readonly onAnchored: AnchorServiceOptions["onAnchored"];
 
   private chain: AnchorChain | undefined;
@@ -116,7 +115,7 @@ export class AnchorService {
     this.timers = o.timers ?? realTimers;
     this.nowUs = o.nowUs ?? (() => Date.now() * 1000);
     this.random = o.random ?? Math.random;
-    this.log = o.logger ?? noop;
+    this.log = o.logger ?? silentLogger;
     this.onAnchored = o.onAnchored;
     if (this.cronExpr !== undefined && !cron.validate(this.cronExpr))
       throw new RangeError(`anchor.cron: invalid cron expression "${this.cronExpr}"`);

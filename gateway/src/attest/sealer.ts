@@ -13,8 +13,7 @@
  * (LevelDB is single-process) and would have to copy them over.
  */
 import { isStoredLeaf, type FrameStore, type SealedBatch } from "../store/types.ts";
-import type { Timers } from "../store/core.ts";
-import { realTimers, unrefTimer } from "../store/core.ts";
+import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
 import { batchDigest, nextHead, ZERO_HASH, type VigilDomain } from "../chain/eip712.ts";
 import { bytesToHex, type Hex } from "../core/hex.ts";
 import { frameLeafInto } from "../core/leaf.ts";

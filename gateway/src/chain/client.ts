@@ -6,6 +6,7 @@
  *
  * Reverts surface as `ContractRevertError` with the Solidity custom error's name and arguments.
  */
+import { AbiCoder, keccak256, id as keccakId } from "ethers";
 import type { KeyType } from "./keys.ts";
 import type { BatchHeader, VigilDomain } from "./eip712.ts";
 import type { Hex } from "../core/hex.ts";
@@ -66,9 +67,19 @@ export interface ReleaseInput {
   metrics: string;
 }
 
+/**
+ * Largest allowed increase of a proposed version over the latest one of the same (kind, target):
+ * `VigilReleases.MAX_VERSION_STEP` (2^32). A bigger step reverts `VersionStepTooLarge`.
+ */
+export const MAX_VERSION_STEP = 1n << 32n;
+
 export interface ReleaseRecord extends ReleaseInput {
   id: bigint;
   status: ReleaseStatus;
+  /**
+   * Approvals recorded, including those of accounts that have since lost the approver role; see
+   * `currentApprovals` for the ones that count.
+   */
   approvals: number;
   proposer: Hex;
 }
@@ -152,11 +163,25 @@ export interface RegistryClient {
 
   // -------- releases
   proposeRelease(input: ReleaseInput): Promise<TxResult & { releaseId: bigint }>;
+  /**
+   * Approves a Proposed release; it activates when the approvals of accounts holding the approver role
+   * now reach the threshold (approvals of accounts that lost the role do not count).
+   */
   approveRelease(releaseId: bigint): Promise<TxResult>;
+  /**
+   * Re-checks a Proposed release and activates it if the approvals of current approvers reach the
+   * threshold (any account; e.g. after the threshold was lowered). Reverts `BelowThreshold` otherwise.
+   */
+  activateRelease(releaseId: bigint): Promise<TxResult>;
+  /** Approvals of `releaseId` by accounts that hold the approver role now. */
+  currentApprovals(releaseId: bigint): Promise<number>;
   revokeRelease(releaseId: bigint, reason: string): Promise<TxResult>;
   setApprovalThreshold(threshold: number): Promise<TxResult>;
   getRelease(releaseId: bigint): Promise<ReleaseRecord | null>;
-  /** Current release for (kind, target), or null. */
+  /**
+   * Current release for (kind, target): the highest-version release ever activated there while it is
+   * still Active; null when none activated or that one was revoked (no fallback to older releases).
+   */
   activeRelease(kind: ReleaseKind, target: Hex): Promise<ReleaseRecord | null>;
   installNonce(gatewayId: Hex): Promise<bigint>;
   installReportDigest(gatewayId: Hex, releaseId: bigint, nonce: bigint): Promise<Hex>;
@@ -176,3 +201,15 @@ export const ROLE_STRINGS: Record<RoleName, string> = {
   releaseManager: "VIGIL_RELEASE_MANAGER",
   releaseApprover: "VIGIL_RELEASE_APPROVER",
 };
+
+/** Role id of `operatorRole(site)` computed off chain. */
+export function operatorRoleId(site: Hex): Hex {
+  return keccak256(
+    AbiCoder.defaultAbiCoder().encode(["bytes32", "bytes32"], [keccakId("VIGIL_OPERATOR"), site]),
+  ) as Hex;
+}
+
+/** Role id of a named registry role. */
+export function roleId(role: RoleName): Hex {
+  return keccakId(ROLE_STRINGS[role]) as Hex;
+}

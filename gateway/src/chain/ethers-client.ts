@@ -3,15 +3,12 @@
  * into a typed ChainError here; on a nonce error the nonce manager is reset so the next send refetches.
  */
 import {
-  AbiCoder,
   Contract,
   Interface,
   JsonRpcProvider,
   NonceManager,
   Wallet,
   getAddress,
-  id as keccakId,
-  keccak256,
   type ContractTransactionResponse,
   type TransactionReceipt,
 } from "ethers";
@@ -22,7 +19,8 @@ import {
   KEY_TYPES,
   RELEASE_KINDS,
   RELEASE_STATUS,
-  ROLE_STRINGS,
+  operatorRoleId,
+  roleId,
   type AnchorResult,
   type DeviceStatus,
   type GatewayRecord,
@@ -55,18 +53,6 @@ export interface EthersClientOptions {
 const registryIface = new Interface(VigilRegistryArtifact.abi as never);
 const releasesIface = new Interface(VigilReleasesArtifact.abi as never);
 const IFACES = [registryIface, releasesIface];
-
-/** Role id of `operatorRole(site)` computed off chain. */
-export function operatorRoleId(site: Hex): Hex {
-  return keccak256(
-    AbiCoder.defaultAbiCoder().encode(["bytes32", "bytes32"], [keccakId("VIGIL_OPERATOR"), site]),
-  ) as Hex;
-}
-
-/** Role id of a named registry role. */
-export function roleId(role: RoleName): Hex {
-  return keccakId(ROLE_STRINGS[role]) as Hex;
-}
 
 function lower(a: string): Hex {
   return a.toLowerCase() as Hex;
@@ -361,6 +347,12 @@ export class EthersRegistryClient implements RegistryClient {
   }
   approveRelease(releaseId: bigint): Promise<TxResult> {
     return this.tx(this.releases, "approve", [releaseId]);
+  }
+  activateRelease(releaseId: bigint): Promise<TxResult> {
+    return this.tx(this.releases, "activate", [releaseId]);
+  }
+  async currentApprovals(releaseId: bigint): Promise<number> {
+    return Number(await this.call<bigint>(this.releases, "currentApprovals", [releaseId]));
   }
   revokeRelease(releaseId: bigint, reason: string): Promise<TxResult> {
     return this.tx(this.releases, "revoke", [releaseId, reason]);

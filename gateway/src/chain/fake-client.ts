@@ -11,6 +11,7 @@ import { verifyDigest, type KeyType } from "./keys.ts";
 import {
   DEVICE_STATUS,
   KEY_TYPES,
+  MAX_VERSION_STEP,
   RELEASE_KINDS,
   RELEASE_STATUS,
   type AnchorResult,
@@ -36,7 +37,7 @@ import {
 } from "./eip712.ts";
 import { hexToBytes, type Hex } from "../core/hex.ts";
 import { ContractRevertError } from "./errors.ts";
-import { operatorRoleId, roleId } from "./ethers-client.ts";
+import { operatorRoleId, roleId } from "./client.ts";
 import { toCompactSignature } from "./signature.ts";
 
 const SECP_N = secp256k1.Point.Fn.ORDER;
@@ -57,7 +58,8 @@ interface FakeGateway {
 }
 
 interface FakeRelease extends ReleaseRecord {
-  approvedBy: Set<Hex>;
+  /** Every approver, in order (VigilReleases keeps the list to recount against current role holders). */
+  approvedBy: Hex[];
 }
 
 /** Shared state of the fake chain (one registry + releases deployment). */
@@ -78,7 +80,8 @@ export class FakeChain {
   readonly gatewayAccess = new Map<string, bigint>();
   readonly releases: FakeRelease[] = [];
   readonly latestVersion = new Map<string, bigint>();
-  readonly active = new Map<string, bigint>();
+  /** Per `${kind}/${target}`: the highest-version release ever activated (revoked or not). */
+  readonly highestActivated = new Map<string, bigint>();
   readonly installed = new Map<string, bigint>();
   readonly installNonces = new Map<Hex, bigint>();
 
@@ -537,6 +540,8 @@ export class FakeRegistryClient implements RegistryClient {
     const latest = this.chain.latestVersion.get(key) ?? 0n;
     const kind = BigInt(RELEASE_KINDS.indexOf(input.kind));
     if (input.version <= latest) revert("VersionNotIncreasing", kind, input.target, latest, input.version);
+    if (input.version - latest > MAX_VERSION_STEP)
+      revert("VersionStepTooLarge", kind, input.target, latest, input.version);
     if (BigInt(input.contentHash) === 0n) revert("ZeroContentHash");
     if (input.size === 0n || input.size > this.chain.maxReleaseSize)
       revert("InvalidSize", input.size, this.chain.maxReleaseSize);
@@ -561,9 +566,21 @@ export class FakeRegistryClient implements RegistryClient {
       status: "proposed",
       approvals: 0,
       proposer: this.account,
-      approvedBy: new Set(),
+      approvedBy: [],
     });
     return { ...this.done(), releaseId: id };
+  }
+  /** Approvals of `r` by accounts holding the approver role now (VigilReleases.currentApprovals). */
+  private countCurrent(r: FakeRelease): number {
+    const role = roleId("releaseApprover");
+    return r.approvedBy.filter((a) => this.chain.hasRole(role, a)).length;
+  }
+  private activate(r: FakeRelease): void {
+    r.status = "active";
+    const key = `${r.kind}/${r.target}`;
+    const highest = this.chain.highestActivated.get(key);
+    const highestVersion = highest ? (this.chain.releases[Number(highest) - 1]?.version ?? 0n) : 0n;
+    if (!highest || highestVersion < r.version) this.chain.highestActivated.set(key, r.id);
   }
   approveRelease(releaseId: bigint): Promise<TxResult> {
     return this.tx(() => {
@@ -572,17 +589,26 @@ export class FakeRegistryClient implements RegistryClient {
       if (r.status !== "proposed")
         revert("ReleaseNotInStatus", releaseId, BigInt(RELEASE_STATUS.indexOf(r.status)));
       if (r.proposer === this.account) revert("SelfApproval", releaseId, this.account);
-      if (r.approvedBy.has(this.account)) revert("AlreadyApproved", releaseId, this.account);
-      r.approvedBy.add(this.account);
+      if (r.approvedBy.includes(this.account)) revert("AlreadyApproved", releaseId, this.account);
+      r.approvedBy.push(this.account);
       r.approvals += 1;
-      if (r.approvals >= this.chain.threshold) {
-        r.status = "active";
-        const key = `${r.kind}/${r.target}`;
-        const cur = this.chain.active.get(key);
-        const curVersion = cur ? (this.chain.releases[Number(cur) - 1]?.version ?? 0n) : 0n;
-        if (!cur || curVersion < r.version) this.chain.active.set(key, releaseId);
-      }
+      if (this.countCurrent(r) >= this.chain.threshold) this.activate(r);
     });
+  }
+  activateRelease(releaseId: bigint): Promise<TxResult> {
+    return this.tx(() => {
+      const r = this.existing(releaseId);
+      if (r.status !== "proposed")
+        revert("ReleaseNotInStatus", releaseId, BigInt(RELEASE_STATUS.indexOf(r.status)));
+      const current = this.countCurrent(r);
+      if (current < this.chain.threshold)
+        revert("BelowThreshold", releaseId, BigInt(current), BigInt(this.chain.threshold));
+      this.activate(r);
+    });
+  }
+  async currentApprovals(releaseId: bigint): Promise<number> {
+    const r = this.chain.releases[Number(releaseId) - 1];
+    return releaseId < 1n || !r ? 0 : this.countCurrent(r);
   }
   revokeRelease(releaseId: bigint, reason: string): Promise<TxResult> {
     return this.tx(() => {
@@ -592,8 +618,6 @@ export class FakeRegistryClient implements RegistryClient {
       if (Buffer.byteLength(reason) > MAX_URI)
         revert("TooLong", BigInt(Buffer.byteLength(reason)), BigInt(MAX_URI));
       r.status = "revoked";
-      const key = `${r.kind}/${r.target}`;
-      if (this.chain.active.get(key) === releaseId) this.chain.active.delete(key);
     });
   }
   setApprovalThreshold(threshold: number): Promise<TxResult> {
@@ -610,8 +634,9 @@ export class FakeRegistryClient implements RegistryClient {
     return { ...rest, uris: [...r.uris] };
   }
   async activeRelease(kind: ReleaseKind, target: Hex): Promise<ReleaseRecord | null> {
-    const id = this.chain.active.get(`${kind}/${target.toLowerCase()}`);
-    return id ? this.getRelease(id) : null;
+    const id = this.chain.highestActivated.get(`${kind}/${target.toLowerCase()}`);
+    const r = id ? await this.getRelease(id) : null;
+    return r?.status === "active" ? r : null;
   }
   async installNonce(gatewayId: Hex): Promise<bigint> {
     return this.chain.installNonces.get(gatewayId.toLowerCase() as Hex) ?? 0n;

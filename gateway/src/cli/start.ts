@@ -68,10 +68,15 @@ export async function startCommand(argv: string[]): Promise<number> {
   const log = createLogger(cfg.log.level);
   const rt = new Runtime({ config: cfg, log });
   await rt.start();
-  const embedded = rt.gateway.embedded;
+  const embedded = rt.embedded;
   if (embedded) log.info({ url: embedded.url, port: embedded.port }, "embedded MQTT broker listening");
   log.info(
-    { gatewayId: rt.gatewayId, sealing: !!rt.sealer, anchoring: !!rt.anchor, models: !!rt.inference },
+    {
+      gatewayId: rt.gatewayId,
+      sealing: !!rt.sealer,
+      anchoring: !!rt.anchor,
+      models: rt.loop?.models.map((m) => m.manifest.name) ?? [],
+    },
     "gateway started",
   );
   await new Promise<void>((res) => {

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Ajv } from "ajv";
-import { ConfigError } from "../core/errors.ts";
+import { ConfigError, redactUrl } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 
 export interface SerialConfig {
@@ -31,6 +31,10 @@ export interface GatewayConfig {
     revoked: string[];
     /** Largest accepted device clock error, ms. Default 86 400 000 (24 h). */
     maxSkewMs: number;
+    /** Frames in flight to the store above which ingest pushes back (serial BUSY, MQTT paused). Default 20 000. */
+    maxPending: number;
+    /** `retry_after_ms` of BUSY NACKs to serial devices. Default 250. */
+    busyRetryMs: number;
   };
   log: { level: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent"; statsIntervalMs: number };
   /** Site name: the MQTT topic level of alerts and the registry site. Default `site-1`. */
@@ -64,14 +68,40 @@ export interface GatewayConfig {
     batchMaxLeaves: number;
   };
   chain: {
-    /** JSON-RPC URL of the L2; null = seal but do not anchor (batches wait in the outbox). */
+    /** JSON-RPC URL of the L2 (http/https); null = seal but do not anchor (batches wait in the outbox). */
     rpcUrl: string | null;
-    /** Deployment file written by `vigil chain deploy` (registry address and chain id). */
+    /** More endpoints of the same chain, tried in order when the ones before fail (failover). Default []. */
+    rpcUrls: string[];
+    /** Deployment file written by `vigil chain deploy` (registry address, chain id, deployment block). */
     deployment: string | null;
-    /** File with the hex private key of the account that pays gas (any funded account). */
+    /**
+     * File with the hex private key of the account that pays gas (any funded account), mode 0600;
+     * else the environment variable VIGIL_CHAIN_SENDER_KEY.
+     */
     senderKeyFile: string | null;
+    /** When an anchor counts as final: "depth" (`confirmations` blocks) or the chain's "finalized" tag. Default "depth". */
+    finality: "depth" | "finalized";
+    /** Finality depth: an anchor is final once its block has this many confirmations. Default 12. */
     confirmations: number;
     anchorIntervalMs: number;
+    /** Batches per transaction when a backlog waits (registry anchorMany). Default 10. */
+    maxBatchesPerTx: number;
+    /** Largest block range of one eth_getLogs request. Default 10 000 (what hosted providers accept). */
+    logBlockRange: number;
+    /** Timeout of one JSON-RPC request, ms. Default 10 000. */
+    rpcTimeoutMs: number;
+    /** Health probe period of the RPC endpoints, ms (0 = only on failure). Default 15 000. */
+    healthCheckIntervalMs: number;
+    /** Cap on the EIP-1559 maxFeePerGas offered, gwei. Default 50. */
+    maxFeePerGasGwei: number;
+    /** Cap on the EIP-1559 maxPriorityFeePerGas (tip), gwei. Default 2. */
+    maxPriorityFeePerGasGwei: number;
+    /** Largest spend on anchoring per UTC day (gas + L1 fee), ETH; null = no cap. Default 0.1. */
+    maxSpendPerDayEth: number | null;
+    /** Blocks a transaction may wait unmined before it is replaced with a higher fee. Default 3. */
+    bumpAfterBlocks: number;
+    /** Fee increase of each replacement, percent (≥ 10, geth's minimum). Default 12.5. */
+    feeBumpPercent: number;
   };
   models: {
     /** Run inference and publish alerts. Default true when `dir` holds manifests. */
@@ -79,6 +109,8 @@ export interface GatewayConfig {
     /** Folder searched for `*.manifest.json`. Default `models` (relative to the package). */
     dir: string | null;
     threads: number;
+    /** Where onnxruntime runs: "inline" (main thread) or "worker" (a worker thread per model). Default inline. */
+    runner: "inline" | "worker";
   };
 }
 
@@ -92,7 +124,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     username: null,
     password: null,
   },
-  ingest: { allow: null, revoked: [], maxSkewMs: 86_400_000 },
+  ingest: { allow: null, revoked: [], maxSkewMs: 86_400_000, maxPending: 20_000, busyRetryMs: 250 },
   log: { level: "info", statsIntervalMs: 5000 },
   site: "site-1",
   store: {
@@ -111,8 +143,25 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     batchIntervalMs: 10_000,
     batchMaxLeaves: 10_000,
   },
-  chain: { rpcUrl: null, deployment: null, senderKeyFile: null, confirmations: 1, anchorIntervalMs: 5000 },
-  models: { enabled: true, dir: null, threads: 1 },
+  chain: {
+    rpcUrl: null,
+    rpcUrls: [],
+    deployment: null,
+    senderKeyFile: null,
+    finality: "depth",
+    confirmations: 12,
+    anchorIntervalMs: 5000,
+    maxBatchesPerTx: 10,
+    logBlockRange: 10_000,
+    rpcTimeoutMs: 10_000,
+    healthCheckIntervalMs: 15_000,
+    maxFeePerGasGwei: 50,
+    maxPriorityFeePerGasGwei: 2,
+    maxSpendPerDayEth: 0.1,
+    bumpAfterBlocks: 3,
+    feeBumpPercent: 12.5,
+  },
+  models: { enabled: true, dir: null, threads: 1, runner: "inline" },
 };
 
 const deviceId = { type: "string", pattern: "^[0-9a-f]{8}$" };
@@ -159,6 +208,8 @@ const schema = {
         allow: { type: ["array", "null"], items: deviceId },
         revoked: { type: "array", items: deviceId },
         maxSkewMs: { type: "integer", minimum: 1000 },
+        maxPending: { type: "integer", minimum: 100, maximum: 10_000_000 },
+        busyRetryMs: { type: "integer", minimum: 1, maximum: 65535 },
       },
     },
     log: {
@@ -166,7 +217,7 @@ const schema = {
       additionalProperties: false,
       properties: {
         level: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] },
-        statsIntervalMs: { type: "integer", minimum: 100 },
+        statsIntervalMs: { type: "integer", minimum: 0 },
       },
     },
     site: { type: "string", pattern: "^[A-Za-z0-9._-]{1,64}$" },
@@ -198,11 +249,22 @@ const schema = {
       type: "object",
       additionalProperties: false,
       properties: {
-        rpcUrl: { type: ["string", "null"], pattern: "^(https?|wss?)://" },
+        rpcUrl: { type: ["string", "null"], pattern: "^https?://" },
+        rpcUrls: { type: "array", maxItems: 8, items: { type: "string", pattern: "^https?://" } },
         deployment: { type: ["string", "null"], minLength: 1 },
         senderKeyFile: { type: ["string", "null"], minLength: 1 },
-        confirmations: { type: "integer", minimum: 0, maximum: 64 },
+        finality: { enum: ["depth", "finalized"] },
+        confirmations: { type: "integer", minimum: 1, maximum: 1000 },
         anchorIntervalMs: { type: "integer", minimum: 100 },
+        maxBatchesPerTx: { type: "integer", minimum: 1, maximum: 100 },
+        logBlockRange: { type: "integer", minimum: 1, maximum: 1_000_000 },
+        rpcTimeoutMs: { type: "integer", minimum: 100, maximum: 300_000 },
+        healthCheckIntervalMs: { type: "integer", minimum: 0 },
+        maxFeePerGasGwei: { type: "number", exclusiveMinimum: 0, maximum: 1_000_000 },
+        maxPriorityFeePerGasGwei: { type: "number", minimum: 0, maximum: 1_000_000 },
+        maxSpendPerDayEth: { type: ["number", "null"], exclusiveMinimum: 0 },
+        bumpAfterBlocks: { type: "integer", minimum: 1, maximum: 10_000 },
+        feeBumpPercent: { type: "number", minimum: 10, maximum: 1000 },
       },
     },
     models: {
@@ -212,6 +274,7 @@ const schema = {
         enabled: { type: "boolean" },
         dir: { type: ["string", "null"], minLength: 1 },
         threads: { type: "integer", minimum: 1, maximum: 16 },
+        runner: { enum: ["inline", "worker"] },
       },
     },
   },
@@ -245,7 +308,29 @@ export function resolveConfig(partial: unknown): GatewayConfig {
   }
   const cfg = merge(DEFAULT_CONFIG, partial);
   cfg.serial = cfg.serial.map((s) => ({ path: s.path, baudRate: s.baudRate ?? 115200 }));
+  // URLs must parse: a URL that does not would make a library throw later with the URL (and the
+  // password in it) in the error; the message here carries it redacted.
+  checkUrl("mqtt.url", cfg.mqtt.url);
+  checkUrl("chain.rpcUrl", cfg.chain.rpcUrl);
+  cfg.chain.rpcUrls.forEach((u, i) => checkUrl(`chain.rpcUrls.${i}`, u));
+  if (cfg.chain.maxPriorityFeePerGasGwei > cfg.chain.maxFeePerGasGwei)
+    throw new ConfigError("chain.maxPriorityFeePerGasGwei", "must not exceed chain.maxFeePerGasGwei");
   return cfg;
+}
+
+function checkUrl(path: string, url: string | null): void {
+  if (url === null) return;
+  try {
+    new URL(url);
+  } catch {
+    // No cause: Node's URL error carries the input, password included.
+    throw new ConfigError(path, `is not a valid URL: ${redactUrl(url)}`);
+  }
+}
+
+/** All RPC endpoints of the chain config, in order of preference (chain.rpcUrl first). */
+export function rpcUrlsOf(chain: GatewayConfig["chain"]): string[] {
+  return [...(chain.rpcUrl ? [chain.rpcUrl] : []), ...chain.rpcUrls];
 }
 
 /** Reads and validates a JSON config file. */

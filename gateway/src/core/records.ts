@@ -5,7 +5,10 @@
  */
 export interface FrameRecord {
   deviceId: number;
-  /** Extended sequence number: u32 seq + 2^32 × wraps (RFC 3550 §A.1). A safe integer. */
+  /**
+   * Extended sequence number, unique per device across boots: the boot's base plus its u32 seq
+   * extended by 2^32 × wraps (RFC 3550 §A.1). A safe integer.
+   */
   seq: number;
   /** Gateway clock at arrival, µs since the Unix epoch. */
   receivedUs: number;
@@ -13,6 +16,12 @@ export interface FrameRecord {
   timestampUs: number;
   /** Unencoded canonical frame bytes (header, payload, CRC) exactly as received. */
   raw: Buffer;
+  /**
+   * The device boot the frame belongs to (HELLO `boot_id`: a sequence-number space) and where
+   * that boot's sequence numbers start in the device's extended space (`seq` = base + the
+   * boot's own extended seq). Undefined for frames of a device that has not sent a HELLO.
+   */
+  boot?: { id: number; base: number };
 }
 
 export type AppendOutcome = "stored" | "duplicate";
@@ -26,3 +35,21 @@ export interface FrameSink {
    */
   append(record: FrameRecord): Promise<AppendOutcome>;
 }
+
+/**
+ * An INFERENCE or ALERT attestation leaf (core/leaf.ts): produced by the inference loop and the
+ * alert service, recorded by the store in the same arrival-index space as frames, and sealed
+ * into batches with them.
+ */
+export interface LeafRecord {
+  kind: "inference" | "alert";
+  /** keccak256(preimage): the Merkle leaf, computed once by its producer. */
+  hash: Uint8Array;
+  /** Canonical preimage: tag (0x02 / 0x03) ‖ body ‖ pad. */
+  preimage: Uint8Array;
+  deviceId: number;
+  timestampUs: number;
+}
+
+/** Receives leaves as they are produced; must not throw. */
+export type LeafSink = (leaf: LeafRecord) => void;

@@ -70,3 +70,11 @@ export class DataFileError extends InferError {
     super("DATA_FILE", `${file}: ${message}`, opts);
   }
 }
+
+/** A lane operation (load, shadow, promote, unload) that the loop's current lanes do not allow. */
+export class LaneError extends InferError {
+  override name = "LaneError";
+  constructor(model: string, message: string) {
+    super("MODEL_LANE", `${model}: ${message}`);
+  }
+}

@@ -1,14 +1,22 @@
 /**
  * The inference loop: frames in (from `Ingest.onStored`, after they are durable), windows out,
- * micro-batched per model into one onnxruntime `run()` per tick.
+ * micro-batched per model into one onnxruntime `run()` per tick and lane.
  *
  * Hot path per frame (`onFrame`): a Map lookup, one normalised row written into the device's
- * ring, and, when the row completes a window, one push onto the model's ready queue. No
- * allocation. Per tick and model: the ready windows of all devices are copied into one
+ * ring per lane, and, when the row completes a window, one push onto the lane's ready queue.
+ * No allocation. Per tick and lane: the ready windows of all devices are copied into one
  * preallocated input Float32Array (sized for `maxBatch` windows, reused; the ort.Tensor views
  * over it are cached per batch size), run in one call (more only when more than `maxBatch`
- * devices are ready), then each output row becomes an INFERENCE attestation leaf and a result
- * for the alert rules.
+ * devices are ready), then each output row of a live lane becomes an INFERENCE attestation leaf
+ * and a result for the alert rules.
+ *
+ * Lanes (lane.ts): each loaded model is a lane. A device is routed to the live lane of its HELLO
+ * profile; `addShadow` runs a candidate model beside a live one on the same frames (its outputs
+ * are compared, never published or attested), `promote` makes it live atomically between ticks,
+ * `unload` releases a lane. The live result stream of a device never repeats or goes back: a live
+ * window is published only when its last frame is newer than the last one published for that
+ * device, so a promotion neither loses nor double-counts a window (the candidate's newest shadow
+ * result is published at promotion when it is newer than the last live one).
  *
  * Back-pressure: ingest never waits for inference. While a run is in flight, frames keep being
  * stored, acknowledged and pushed into the rings; a device whose window is already queued is
@@ -19,28 +27,18 @@
 import { hash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { inferenceLeafPreimage, leafFromPreimage } from "../core/leaf.ts";
+import type { FrameRecord, LeafSink } from "../core/records.ts";
 import type { DataFrame } from "../protocol/frame.ts";
-import type { FrameRecord } from "../core/records.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
+import { ModelProfileConflictError, LaneError } from "./errors.ts";
 import { LatencyHistogram } from "./histogram.ts";
 import type { LoadedModel, ModelRegistry } from "./registry.ts";
 import type { DeviceHistory } from "./history.ts";
-import { DeviceWindow, emptyMeta, type WindowMeta } from "./window.ts";
-import { createRunner, type BatchRunner, type RunnerKind } from "./worker.ts";
+import { Lane, type ShadowStats } from "./lane.ts";
+import { DeviceWindow, type WindowMeta } from "./window.ts";
+import type { RunnerKind } from "./worker.ts";
 
-/** An attestation leaf produced by inference or alerting, for the batch sealer. */
-export interface AttestLeaf {
-  kind: "inference" | "alert";
-  /** keccak256 leaf hash (gateway/src/attest/leaf.ts). */
-  hash: Uint8Array;
-  /** The canonical preimage (kind tag ‖ body ‖ pad) the hash commits to. */
-  preimage: Uint8Array;
-  deviceId: number;
-  timestampUs: number;
-}
-
-/** Receives every leaf; must not throw (errors are counted and dropped). */
-export type LeafSink = (leaf: AttestLeaf) => void;
+export type { LeafRecord, LeafSink } from "../core/records.ts";
 
 /** One inference output for one device window. */
 export interface InferenceResult {
@@ -55,13 +53,15 @@ export interface InferenceResult {
   outputs: Float32Array;
   /** Every value of every output for this row, manifest order (what the leaf commits to). */
   allOutputs: Float32Array;
+  /** keccak256 INFERENCE leaf (live results; empty for a shadow's results, which are not attested). */
   inferenceLeaf: Uint8Array;
   /** Gateway clock when the result was produced, µs. */
   atUs: number;
 }
 
 export interface InferenceLoopOptions {
-  registry: ModelRegistry;
+  /** The models that are live at start (more can be added with addLive / addShadow). */
+  registry?: Pick<ModelRegistry, "models">;
   /** Device profile from HELLO (e.g. `id => ingest.counters.devices.get(id)?.profile`). */
   profileOf: (deviceId: number) => string | undefined;
   /**
@@ -72,9 +72,10 @@ export interface InferenceLoopOptions {
    */
   channelsOf?: (deviceId: number) => readonly string[] | undefined;
   /**
-   * Stored frames, to warm a device's window when the loop first sees it (history.ts): after a
-   * gateway restart its ring and baseline continue from the frame log instead of starting over.
-   * Live frames of the device wait (in memory, at most `maxPending`) until the read completes.
+   * Stored frames, to warm a device's window when a lane first sees it (history.ts): after a
+   * gateway restart, or when a shadow lane is added, its ring and baseline continue from the
+   * frame log instead of starting over. Live frames of the device wait (in memory, at most
+   * `maxPending`) until the read completes.
    */
   history?: DeviceHistory;
   /** Live frames held per device during a warm-up; older ones are dropped beyond it. Default 4096. */
@@ -101,6 +102,8 @@ export interface InferenceLoopOptions {
   runner?: RunnerKind;
   onLeaf?: LeafSink;
   onResult?: (r: InferenceResult) => void;
+  /** Every result of a shadow lane (not published, not attested). */
+  onShadowResult?: (r: InferenceResult, stats: ShadowStats) => void;
   onError?: (e: unknown) => void;
 }
 
@@ -110,12 +113,17 @@ export interface InferenceCounters {
   framesUnmodelled: number;
   /** Frames whose channel count, or HELLO channel names, differ from the model manifest's channels. */
   framesSchemaMismatch: number;
+  /** Live windows (shadow lanes count their own, see `lanes()`). */
   windowsReady: number;
   windowsRun: number;
-  /** Older ready windows superseded by a newer one before they ran (stale-window policy). */
+  /**
+   * Live windows not run: older ready windows superseded by a newer one before they ran
+   * (stale-window policy), or superseded at a promotion.
+   */
   skippedWindows: number;
   /** Windows lost because a run failed. */
   failedWindows: number;
+  /** onnxruntime calls, all lanes. */
   batches: number;
   ticks: number;
   /** Timer ticks that found the previous tick still running (coalesced into it). */
@@ -123,14 +131,16 @@ export interface InferenceCounters {
   runErrors: number;
   callbackErrors: number;
   devices: number;
-  /** Devices whose window was warmed from stored history, and the history rows used. */
+  /** Device windows warmed from stored history, and the history rows used. */
   warmups: number;
   warmupRows: number;
-  /** History reads that failed (the device then starts from its live frames). */
+  /** History reads that failed (the window then starts from live frames). */
   warmupErrors: number;
   /** Live frames dropped because a warm-up held more than `maxPending`. */
   warmupDropped: number;
-  /** Wall time of one tick (all models), µs. */
+  /** Promotions of a shadow lane to live. */
+  promotions: number;
+  /** Wall time of one tick (all lanes), µs. */
   tickLatency: LatencyHistogram;
   /** onnxruntime run() time per batch, µs. */
   runLatency: LatencyHistogram;
@@ -138,16 +148,33 @@ export interface InferenceCounters {
   frameToResult: LatencyHistogram;
 }
 
-interface Lane {
+/** What a lane is doing, for status, logs and the update agent. */
+export interface LaneInfo {
   model: LoadedModel;
-  runner: BatchRunner;
-  input: Float32Array;
-  queue: DeviceWindow[];
-  spare: DeviceWindow[];
-  batch: DeviceWindow[];
-  metas: WindowMeta[];
-  outputs: number;
+  role: "live" | "shadow" | "retired";
+  /** For a shadow: the live model it is compared with. */
+  shadowOf: LoadedModel | undefined;
+  windowsRun: number;
+  usPerWindow: number;
+  shadow: ShadowStats | undefined;
 }
+
+/** A device's routing and per-lane windows. */
+interface DeviceSlot {
+  id: number;
+  profile: string;
+  live: Lane;
+  windows: Map<Lane, DeviceWindow>;
+  /** lastSeq of the last window published live; -1 before the first. */
+  lastLive: number;
+  /** The last live result's first output, keyed by its window's last seq (shadow comparison). */
+  liveSeq: number;
+  liveValue: number;
+  /** The newest result of each shadow lane (compared with live; published at promotion). */
+  shadowLast: Map<Lane, InferenceResult>;
+}
+
+const EMPTY = new Uint8Array(0);
 
 export class InferenceLoop {
   readonly counters: InferenceCounters = {
@@ -168,18 +195,24 @@ export class InferenceLoop {
     warmupRows: 0,
     warmupErrors: 0,
     warmupDropped: 0,
+    promotions: 0,
     tickLatency: new LatencyHistogram(),
     runLatency: new LatencyHistogram(),
     frameToResult: new LatencyHistogram(),
   };
-  readonly devices = new Map<number, DeviceWindow>();
   readonly #o: InferenceLoopOptions;
   readonly #clock: Clock;
   readonly #maxBatch: number;
   readonly #tickMs: number;
   readonly #maxPending: number;
+  readonly #runner: RunnerKind;
+  readonly #slots = new Map<number, DeviceSlot>();
+  /** Last seq fed per device: frames are fed in increasing sequence only (windows in time order). */
+  readonly #fed = new Map<number, number>();
   readonly #warming = new Set<Promise<void>>();
-  readonly #lanes = new Map<LoadedModel, Lane>();
+  /** Every lane, live ones first (tick order). */
+  #lanes: Lane[] = [];
+  readonly #byProfile = new Map<string, Lane>();
   #running: Promise<void> | undefined;
   #again = false;
   #started = false;
@@ -192,85 +225,255 @@ export class InferenceLoop {
     this.#maxBatch = opts.maxBatch ?? 128;
     this.#tickMs = opts.tickMs ?? 0;
     this.#maxPending = opts.maxPending ?? 4096;
+    this.#runner = opts.runner ?? "inline";
     if (!Number.isInteger(this.#maxBatch) || this.#maxBatch < 1)
       throw new RangeError(`maxBatch must be a positive integer, got ${this.#maxBatch}`);
     if (!(this.#tickMs >= 0)) throw new RangeError(`tickMs must be ≥ 0, got ${this.#tickMs}`);
-    for (const model of opts.registry.models) {
-      const metas: WindowMeta[] = [];
-      for (let i = 0; i < this.#maxBatch; i++) metas.push(emptyMeta());
-      const runner = createRunner(opts.runner ?? "inline", model, this.#maxBatch);
-      this.#lanes.set(model, {
-        model,
-        runner,
-        input: runner.input,
-        queue: [],
-        spare: [],
-        batch: new Array<DeviceWindow>(this.#maxBatch),
-        metas,
-        outputs: model.outputNames.length,
-      });
+    for (const model of opts.registry?.models ?? []) this.#addLiveLane(model);
+  }
+
+  // ------------------------------------------------------------------ lanes
+
+  #addLiveLane(model: LoadedModel): Lane {
+    for (const p of model.manifest.devices.profiles) {
+      const other = this.#byProfile.get(p);
+      if (other) throw new ModelProfileConflictError(p, other.model.manifestPath, model.manifestPath);
+    }
+    const lane = new Lane(model, "live", this.#runner, this.#maxBatch);
+    for (const p of model.manifest.devices.profiles) this.#byProfile.set(p, lane);
+    this.#lanes = [
+      ...this.#lanes.filter((l) => l.role === "live"),
+      lane,
+      ...this.#lanes.filter((l) => l.role !== "live"),
+    ];
+    return lane;
+  }
+
+  #lane(model: LoadedModel): Lane {
+    const lane = this.#lanes.find((l) => l.model === model);
+    if (!lane) throw new LaneError(model.manifest.name, "is not loaded in the inference loop");
+    return lane;
+  }
+
+  /** The live model serving devices that announced `profile`; undefined when none does. */
+  forProfile(profile: string | undefined): LoadedModel | undefined {
+    return profile === undefined ? undefined : this.#byProfile.get(profile)?.model;
+  }
+
+  /** The models currently live (one per profile set). */
+  get models(): LoadedModel[] {
+    return this.#lanes.filter((l) => l.role === "live").map((l) => l.model);
+  }
+
+  /** Every lane with its role and figures. */
+  lanes(): LaneInfo[] {
+    return this.#lanes.map((l) => ({
+      model: l.model,
+      role: l.role,
+      shadowOf: l.shadowOf?.model,
+      windowsRun: l.counters.windowsRun,
+      usPerWindow: l.usPerWindow(),
+      shadow: l.role === "shadow" ? l.shadowStats() : undefined,
+    }));
+  }
+
+  /** Adds a live lane for a model whose profiles no other live model serves. */
+  async addLive(model: LoadedModel): Promise<void> {
+    const lane = this.#addLiveLane(model);
+    await lane.runner.ready;
+  }
+
+  /**
+   * Runs `candidate` in shadow beside the live `of`: same frames, its own windows (warmed from
+   * the frame log like a restart), outputs compared but not published or attested. The
+   * candidate must serve exactly the same device profiles.
+   */
+  async addShadow(candidate: LoadedModel, of: LoadedModel): Promise<void> {
+    const live = this.#lane(of);
+    if (live.role !== "live") throw new LaneError(of.manifest.name, "is not live");
+    if (this.#lanes.some((l) => l.model === candidate))
+      throw new LaneError(candidate.manifest.name, "is already loaded");
+    const a = [...candidate.manifest.devices.profiles].sort().join(",");
+    const b = [...of.manifest.devices.profiles].sort().join(",");
+    if (a !== b)
+      throw new LaneError(
+        candidate.manifest.name,
+        `serves profiles [${a}], the live ${of.manifest.name} serves [${b}]; a shadow must serve the same`,
+      );
+    const lane = new Lane(candidate, "shadow", this.#runner, this.#maxBatch);
+    lane.shadowOf = live;
+    await lane.runner.ready;
+    this.#lanes = [...this.#lanes, lane];
+    for (const slot of this.#slots.values())
+      if (slot.live === live) this.#attach(slot, lane, (this.#fed.get(slot.id) ?? -1) + 1);
+  }
+
+  /**
+   * Makes the shadow `candidate` live, atomically between ticks: devices switch to its windows
+   * (already warm), its newest shadow result is published when it is newer than the last live
+   * one, and the old live lane is retired (call `unload` to release it). Returns the old model.
+   */
+  async promote(candidate: LoadedModel): Promise<LoadedModel> {
+    await this.#idle();
+    const lane = this.#lane(candidate);
+    const old = lane.shadowOf;
+    if (lane.role !== "shadow" || !old) throw new LaneError(candidate.manifest.name, "is not a shadow");
+    const c = this.counters;
+    // Everything below is synchronous: no tick can interleave.
+    lane.role = "live";
+    lane.shadowOf = undefined;
+    old.role = "retired";
+    for (const l of this.#lanes) if (l.shadowOf === old) l.shadowOf = lane;
+    for (const p of candidate.manifest.devices.profiles) this.#byProfile.set(p, lane);
+    this.#lanes = [
+      ...this.#lanes.filter((l) => l.role === "live"),
+      ...this.#lanes.filter((l) => l.role !== "live"),
+    ];
+    // Old live windows still queued are superseded; the candidate's queued ones become live work.
+    for (const w of old.queue) {
+      c.skippedWindows += w.readyWindows;
+      w.queued = false;
+    }
+    old.queue = [];
+    for (const w of lane.queue) c.windowsReady += w.readyWindows;
+    const nowUs = this.#clock.nowUs();
+    for (const slot of this.#slots.values()) {
+      if (slot.live !== old) continue;
+      slot.live = lane;
+      slot.windows.delete(old);
+      const last = slot.shadowLast.get(lane);
+      slot.shadowLast.delete(lane);
+      if (last && last.window.lastSeq > slot.lastLive) {
+        c.windowsReady++;
+        this.#publish(slot, lane, last, nowUs);
+      }
+    }
+    c.promotions++;
+    return old.model;
+  }
+
+  /**
+   * Removes a lane and releases its model (session and worker). A live lane's devices become
+   * unmodelled, and its shadows go with it.
+   */
+  async unload(model: LoadedModel): Promise<void> {
+    await this.#idle();
+    const lane = this.#lane(model);
+    const gone = new Set<Lane>([lane]);
+    if (lane.role === "live") {
+      for (const l of this.#lanes) if (l.shadowOf === lane) gone.add(l);
+      for (const p of model.manifest.devices.profiles)
+        if (this.#byProfile.get(p) === lane) this.#byProfile.delete(p);
+      for (const [id, slot] of this.#slots) if (slot.live === lane) this.#slots.delete(id);
+      this.counters.devices = this.#slots.size;
+    } else
+      for (const slot of this.#slots.values()) {
+        slot.windows.delete(lane);
+        slot.shadowLast.delete(lane);
+      }
+    this.#lanes = this.#lanes.filter((l) => !gone.has(l));
+    for (const l of gone) {
+      for (const w of l.queue) w.queued = false;
+      l.queue = [];
+      await l.runner.close();
+      await l.model.session.release().catch(() => undefined);
     }
   }
 
+  // ------------------------------------------------------------------ frames
+
   /** Ingest observer: call with every newly stored DATA frame (`ingest.onStored(loop.onFrame)`). */
   readonly onFrame = (record: FrameRecord, frame: DataFrame): void => {
+    const id = record.deviceId;
+    // Windows must be in time order: a device's frames are fed in increasing sequence only, so
+    // late (out-of-order) frames and resends of frames already seen are left to the store.
+    const fed = this.#fed.get(id);
+    if (fed !== undefined && record.seq <= fed) return;
+    this.#fed.set(id, record.seq);
     const c = this.counters;
     c.framesSeen++;
-    const id = record.deviceId;
-    let dev = this.devices.get(id);
+    let slot = this.#slots.get(id);
     const profile = this.#o.profileOf(id);
-    if (dev === undefined || dev.profile !== profile) {
+    if (slot === undefined || slot.profile !== profile) {
       // First frame of the device, or it re-announced itself with another profile.
-      const model = this.#o.registry.forProfile(profile);
-      if (model === undefined || profile === undefined) {
-        if (dev) this.devices.delete(id);
+      const lane = profile === undefined ? undefined : this.#byProfile.get(profile);
+      if (lane === undefined || profile === undefined) {
+        if (slot) this.#slots.delete(id);
+        c.devices = this.#slots.size;
         c.framesUnmodelled++;
         return;
       }
-      dev = new DeviceWindow(id, model, profile);
-      this.devices.set(id, dev);
-      c.devices = this.devices.size;
-      if (this.#o.history) {
-        dev.pending = [];
-        const w = this.#warm(dev, record.seq).finally(() => this.#warming.delete(w));
-        this.#warming.add(w);
-      }
+      slot = {
+        id,
+        profile,
+        live: lane,
+        windows: new Map(),
+        lastLive: -1,
+        liveSeq: -1,
+        liveValue: NaN,
+        shadowLast: new Map(),
+      };
+      this.#slots.set(id, slot);
+      c.devices = this.#slots.size;
+      this.#attach(slot, lane, record.seq);
+      for (const l of this.#lanes) if (l.shadowOf === lane) this.#attach(slot, l, record.seq);
     }
     const names = this.#o.channelsOf?.(id);
-    if (names !== dev.announced) {
-      dev.announced = names;
-      dev.namesMatch = names === undefined || sameNames(names, dev.model.manifest.inputs.channels);
-    }
-    if (!dev.namesMatch || frame.values.length !== dev.model.normalizer.channels) {
-      c.framesSchemaMismatch++;
-      return;
-    }
-    if (dev.pending) {
-      if (dev.pending.length >= this.#maxPending) {
-        dev.pending.shift();
-        c.warmupDropped++;
+    for (const [lane, dev] of slot.windows) {
+      if (names !== dev.announced) {
+        dev.announced = names;
+        dev.namesMatch = names === undefined || sameNames(names, dev.model.manifest.inputs.channels);
       }
-      const { seq, timestampUs, receivedUs } = record;
-      dev.pending.push({ seq, timestampUs, receivedUs, values: Float32Array.from(frame.values) });
-      return;
+      if (!dev.namesMatch || frame.values.length !== dev.model.normalizer.channels) {
+        if (lane === slot.live) c.framesSchemaMismatch++;
+        continue;
+      }
+      if (dev.pending) {
+        if (dev.pending.length >= this.#maxPending) {
+          dev.pending.shift();
+          c.warmupDropped++;
+        }
+        const { seq, timestampUs, receivedUs } = record;
+        dev.pending.push({ seq, timestampUs, receivedUs, values: Float32Array.from(frame.values) });
+        continue;
+      }
+      this.#accept(lane, dev, frame.values, record.seq, record.timestampUs, record.receivedUs);
     }
-    this.#accept(dev, frame.values, record.seq, record.timestampUs, record.receivedUs);
   };
 
-  #accept(dev: DeviceWindow, values: ArrayLike<number>, seq: number, tsUs: number, rxUs: number): void {
+  /** Gives `slot` a window in `lane`, warmed from history (frames with seq < beforeSeq). */
+  #attach(slot: DeviceSlot, lane: Lane, beforeSeq: number): void {
+    const dev = new DeviceWindow(slot.id, lane.model, slot.profile);
+    slot.windows.set(lane, dev);
+    if (!this.#o.history) return;
+    dev.pending = [];
+    const w = this.#warm(slot, lane, dev, beforeSeq).finally(() => this.#warming.delete(w));
+    this.#warming.add(w);
+  }
+
+  #accept(
+    lane: Lane,
+    dev: DeviceWindow,
+    values: ArrayLike<number>,
+    seq: number,
+    tsUs: number,
+    rxUs: number,
+  ): void {
     if (dev.push(values, seq, tsUs, rxUs)) {
-      this.counters.windowsReady++;
+      lane.counters.windowsReady++;
+      if (lane.role === "live") this.counters.windowsReady++;
       if (!dev.queued) {
         dev.queued = true;
-        this.#lanes.get(dev.model)!.queue.push(dev);
+        lane.queue.push(dev);
       }
       if (this.#started && this.#tickMs === 0) this.#schedule();
     }
   }
 
-  async #warm(dev: DeviceWindow, beforeSeq: number): Promise<void> {
+  async #warm(slot: DeviceSlot, lane: Lane, dev: DeviceWindow, beforeSeq: number): Promise<void> {
     const c = this.counters;
     const { window, stride } = dev.model.manifest.inputs;
+    const current = (): boolean => this.#slots.get(slot.id) === slot && slot.windows.get(lane) === dev;
     let rows = 0;
     try {
       const h = await this.#o.history!.read(
@@ -279,21 +482,23 @@ export class InferenceLoop {
         dev.model.normalizer.baselineRows,
         window + stride - 2,
       );
-      if (this.devices.get(dev.deviceId) !== dev) return; // replaced (new profile) meanwhile
+      if (!current()) return; // replaced (new profile, unloaded lane) meanwhile
       rows = dev.warm(h.first, h.last);
     } catch (e) {
       c.warmupErrors++;
       this.#o.onError?.(e);
     }
-    if (this.devices.get(dev.deviceId) !== dev) return;
+    if (!current()) return;
     if (rows > 0) {
       c.warmups++;
       c.warmupRows += rows;
     }
     const pending = dev.pending ?? [];
     dev.pending = undefined;
-    for (const p of pending) this.#accept(dev, p.values, p.seq, p.timestampUs, p.receivedUs);
+    for (const p of pending) this.#accept(lane, dev, p.values, p.seq, p.timestampUs, p.receivedUs);
   }
+
+  // ------------------------------------------------------------------ scheduling
 
   start(): void {
     if (this.#started) return;
@@ -313,20 +518,25 @@ export class InferenceLoop {
     await this.#running;
   }
 
-  /** Resolves when no device is being warmed from history (its held frames are in its ring). */
+  /** Resolves when no device window is being warmed from history (its held frames are in its ring). */
   async warmed(): Promise<void> {
     while (this.#warming.size > 0) await Promise.all(this.#warming);
   }
 
-  /** Resolves when every model's runner is ready (worker: session created and warmed up). */
+  /** Resolves when every lane's runner is ready (worker: session created and warmed up). */
   async ready(): Promise<void> {
-    await Promise.all([...this.#lanes.values()].map((l) => l.runner.ready));
+    await Promise.all(this.#lanes.map((l) => l.runner.ready));
   }
 
-  /** Stops, then ends the runners (worker threads). Final. */
+  /** Stops, then ends every lane's runner (worker threads). Final; sessions are the owner's to release. */
   async close(): Promise<void> {
     await this.stop();
-    await Promise.all([...this.#lanes.values()].map((l) => l.runner.close()));
+    await Promise.all(this.#lanes.map((l) => l.runner.close()));
+  }
+
+  /** Waits until no tick is running. */
+  async #idle(): Promise<void> {
+    while (this.#running) await this.#running;
   }
 
   #schedule(): void {
@@ -338,15 +548,15 @@ export class InferenceLoop {
     });
   }
 
-  /** Windows waiting for the next tick, all models. */
+  /** Windows waiting for the next tick, all lanes. */
   get pending(): number {
     let n = 0;
-    for (const l of this.#lanes.values()) n += l.queue.length;
+    for (const l of this.#lanes) n += l.queue.length;
     return n;
   }
 
   /**
-   * Runs every ready window once (one onnxruntime call per model and `maxBatch` windows). If a
+   * Runs every ready window once (one onnxruntime call per lane and `maxBatch` windows). If a
    * tick is already running, the call is coalesced: another tick follows right after it.
    */
   tick(): Promise<void> {
@@ -369,30 +579,43 @@ export class InferenceLoop {
   async #tick(): Promise<void> {
     const t0 = performance.now();
     this.counters.ticks++;
-    for (const lane of this.#lanes.values()) {
+    // Double buffer, all lanes at once: windows that become ready while this tick runs go to
+    // the next tick, and a shadow runs the same set of devices as its live lane.
+    const work = new Map<Lane, DeviceWindow[]>();
+    for (const lane of this.#lanes) {
       if (lane.queue.length === 0) continue;
-      // Double buffer: windows that become ready while this tick runs go to the next tick.
-      const work = lane.queue;
+      work.set(lane, lane.queue);
       lane.queue = lane.spare;
-      lane.spare = work;
-      for (let at = 0; at < work.length; at += this.#maxBatch) {
-        const n = Math.min(this.#maxBatch, work.length - at);
-        await this.#runBatch(lane, work, at, n);
+      lane.spare = [];
+    }
+    for (const [lane, w] of work) {
+      for (let at = 0; at < w.length; at += this.#maxBatch) {
+        if (lane.role === "retired") break;
+        await this.#runBatch(lane, w, at, Math.min(this.#maxBatch, w.length - at));
       }
-      work.length = 0;
+      w.length = 0;
+      lane.spare = w;
     }
     this.counters.tickLatency.record((performance.now() - t0) * 1000);
   }
 
-  async #runBatch(lane: Lane, work: DeviceWindow[], at: number, n: number): Promise<void> {
+  async #runBatch(lane: Lane, work: DeviceWindow[], at: number, n0: number): Promise<void> {
     const c = this.counters;
+    const lc = lane.counters;
+    const live = lane.role === "live";
     const per = lane.model.windowValues;
-    for (let i = 0; i < n; i++) {
+    let n = 0;
+    for (let i = 0; i < n0; i++) {
       const dev = work[at + i]!;
+      if (!dev.queued) continue; // dropped meanwhile (promotion, unload)
       dev.queued = false;
-      lane.batch[i] = dev;
-      c.skippedWindows += dev.take(lane.input, i * per, lane.metas[i]!);
+      lane.batch[n] = dev;
+      const skipped = dev.take(lane.runner.input, n * per, lane.metas[n]!);
+      lc.skippedWindows += skipped;
+      if (live) c.skippedWindows += skipped;
+      n++;
     }
+    if (n === 0) return;
     const { model } = lane;
     let data: Float32Array[];
     const r0 = performance.now();
@@ -400,24 +623,32 @@ export class InferenceLoop {
       data = await lane.runner.run(n);
     } catch (e) {
       c.runErrors++;
-      c.failedWindows += n;
+      lc.runErrors++;
+      lc.failedWindows += n;
+      if (live) c.failedWindows += n;
       this.#o.onError?.(e);
       return;
     }
-    c.runLatency.record((performance.now() - r0) * 1000);
+    const runUs = (performance.now() - r0) * 1000;
+    c.runLatency.record(runUs);
+    lane.runLatency.record(runUs);
+    lc.runUs += runUs;
     c.batches++;
-    c.windowsRun += n;
+    lc.batches++;
+    lc.windowsRun += n;
     const names = model.outputNames;
     let width = 0;
     for (const d of data) width += d.length / n;
     const nowUs = this.#clock.nowUs();
+    const input = lane.runner.input;
     for (let i = 0; i < n; i++) {
       const dev = lane.batch[i]!;
+      lane.batch[i] = undefined as unknown as DeviceWindow;
       const meta = lane.metas[i]!;
       // One-shot hash: no Hash object per window; the returned Buffer is fresh (not pooled).
       const windowHash = hash(
         "sha256",
-        new Uint8Array(lane.input.buffer, lane.input.byteOffset + i * per * 4, per * 4),
+        new Uint8Array(input.buffer, input.byteOffset + i * per * 4, per * 4),
         "buffer",
       );
       const outputs = new Float32Array(names.length);
@@ -429,15 +660,6 @@ export class InferenceLoop {
         outputs[k] = d[i * w]!;
         for (let j = 0; j < w; j++) all[o++] = d[i * w + j]!;
       }
-      const preimage = inferenceLeafPreimage({
-        modelHash: model.modelHash,
-        inputWindowHash: windowHash,
-        deviceId: dev.deviceId,
-        timestampUs: meta.lastTimestampUs,
-        outputs: all,
-      });
-      const leaf = leafFromPreimage(preimage);
-      c.frameToResult.record(nowUs - meta.lastReceivedUs);
       const result: InferenceResult = {
         model,
         deviceId: dev.deviceId,
@@ -446,24 +668,84 @@ export class InferenceLoop {
         windowHash,
         outputs,
         allOutputs: all,
-        inferenceLeaf: leaf,
+        inferenceLeaf: EMPTY,
         atUs: nowUs,
       };
-      try {
-        this.#o.onLeaf?.({
-          kind: "inference",
-          hash: leaf,
-          preimage,
-          deviceId: dev.deviceId,
-          timestampUs: meta.lastTimestampUs,
-        });
-        this.#o.onResult?.(result);
-      } catch (e) {
-        c.callbackErrors++;
-        this.#o.onError?.(e);
-      }
+      const slot = this.#slots.get(dev.deviceId);
+      if (lane.role === "live") {
+        if (slot?.live !== lane || meta.lastSeq <= slot.lastLive) {
+          c.skippedWindows++; // the device moved lanes, or a newer window was published already
+          continue;
+        }
+        this.#publish(slot, lane, result, nowUs);
+      } else if (lane.role === "shadow" && slot) this.#shadowResult(slot, lane, result);
     }
-    for (let i = 0; i < n; i++) lane.batch[i] = undefined as unknown as DeviceWindow;
+  }
+
+  /** Publishes a live result: INFERENCE leaf, then the result callback. */
+  #publish(slot: DeviceSlot, lane: Lane, r: InferenceResult, nowUs: number): void {
+    const c = this.counters;
+    c.windowsRun++;
+    slot.lastLive = r.window.lastSeq;
+    slot.liveSeq = r.window.lastSeq;
+    slot.liveValue = r.outputs[0]!;
+    const preimage = inferenceLeafPreimage({
+      modelHash: lane.model.modelHash,
+      inputWindowHash: r.windowHash,
+      deviceId: r.deviceId,
+      timestampUs: r.window.lastTimestampUs,
+      outputs: r.allOutputs,
+    });
+    r.inferenceLeaf = leafFromPreimage(preimage);
+    c.frameToResult.record(nowUs - r.window.lastReceivedUs);
+    for (const [s, sr] of slot.shadowLast)
+      if (sr.window.lastSeq === r.window.lastSeq) this.#compare(s, sr, r);
+    try {
+      this.#o.onLeaf?.({
+        kind: "inference",
+        hash: r.inferenceLeaf,
+        preimage,
+        deviceId: r.deviceId,
+        timestampUs: r.window.lastTimestampUs,
+      });
+      this.#o.onResult?.(r);
+    } catch (e) {
+      c.callbackErrors++;
+      this.#o.onError?.(e);
+    }
+  }
+
+  #shadowResult(slot: DeviceSlot, lane: Lane, r: InferenceResult): void {
+    const s = lane.shadow;
+    const out = lane.model.manifest.outputs;
+    for (let k = 0; k < r.outputs.length; k++) {
+      const v = r.outputs[k]!;
+      const spec = out[k];
+      if (!Number.isFinite(v)) s.nonFinite++;
+      else if (spec && ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)))
+        s.outOfRange++;
+    }
+    slot.shadowLast.set(lane, r);
+    if (slot.liveSeq === r.window.lastSeq) this.#compareValue(lane, r.outputs[0]!, slot.liveValue);
+    try {
+      this.#o.onShadowResult?.(r, lane.shadowStats());
+    } catch (e) {
+      this.counters.callbackErrors++;
+      this.#o.onError?.(e);
+    }
+  }
+
+  #compare(shadow: Lane, sr: InferenceResult, live: InferenceResult): void {
+    this.#compareValue(shadow, sr.outputs[0]!, live.outputs[0]!);
+  }
+
+  #compareValue(shadow: Lane, v: number, live: number): void {
+    const d = Math.abs(v - live);
+    if (!Number.isFinite(d)) return;
+    const s = shadow.shadow;
+    s.compared++;
+    s.sumAbsDiff += d;
+    if (d > s.maxAbsDiff) s.maxAbsDiff = d;
   }
 
   /** Plain snapshot for logs and metrics. */
@@ -487,6 +769,16 @@ export class InferenceLoop {
       warmupRows: c.warmupRows,
       warmupErrors: c.warmupErrors,
       warmupDropped: c.warmupDropped,
+      promotions: c.promotions,
+      lanes: this.#lanes.map((l) => ({
+        model: l.model.manifest.name,
+        version: l.model.manifest.version,
+        sha256: l.model.sha256,
+        role: l.role,
+        windowsRun: l.counters.windowsRun,
+        usPerWindow: Math.round(l.usPerWindow() * 10) / 10,
+        ...(l.role === "shadow" ? { shadow: l.shadowStats() } : {}),
+      })),
       tickLatency: c.tickLatency.snapshot(),
       runLatency: c.runLatency.snapshot(),
       frameToResult: c.frameToResult.snapshot(),

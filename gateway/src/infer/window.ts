@@ -92,6 +92,11 @@ export class DeviceWindow {
     return this.#count;
   }
 
+  /** Windows that became ready since the last take (the newest runs, the others are skipped). */
+  get readyWindows(): number {
+    return this.#readyCount;
+  }
+
   /** True when a window is ready and not yet taken. */
   get ready(): boolean {
     return this.#readyEnd >= 0;

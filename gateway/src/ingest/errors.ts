@@ -8,6 +8,7 @@ export type IngestRejectReason =
   | "SCHEMA_MISMATCH"
   | "ABSURD_TIMESTAMP"
   | "STORE_UNAVAILABLE"
+  | "SEQ_OUT_OF_RANGE"
   | "UNEXPECTED_TYPE";
 
 export type RejectReason = FrameRejectReason | IngestRejectReason;

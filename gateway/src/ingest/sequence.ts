@@ -1,35 +1,88 @@
 /**
- * Per-device sequence tracking. Device sequence numbers are u32 and wrap; they are compared
- * with serial-number arithmetic (RFC 1982, SERIAL_BITS = 32) and extended to 64 bits the
- * way RTP extends its 16-bit sequence (RFC 3550 §A.1), so a wrap is never taken for a replay.
- * A bitmap of the last WINDOW sequences answers "seen before?" without touching the store;
- * older sequences fall back to the store's index (the slow path).
+ * Per-device sequence tracking: a frame is identified by (device, boot, seq).
+ *
+ * - A device's `boot_id` (HELLO) is a sequence-number space (PROTOCOL.md, "Sequence numbers
+ *   and boots"): after a HELLO with a new boot id, the device's numbering may restart. The
+ *   tracker gives each boot a base in the device's extended sequence space, above everything
+ *   the device sent before, so a reboot is never taken for a replay and both boots' frames are
+ *   stored. The base is fixed by the boot's first DATA frame; a HELLO that repeats the current
+ *   boot (a reconnect) changes nothing; the first HELLO of a device adopts its frames so far.
+ * - Within a boot, u32 sequences wrap and are compared with serial-number arithmetic (RFC 1982,
+ *   SERIAL_BITS = 32) and extended like RTP's extended sequence number (RFC 3550 §A.1).
+ * - A sequence further than {@link SEQ_MAX_JUMP} from the boot's highest stored one (either
+ *   direction) is refused (NACK SEQ_OUT_OF_RANGE): one absurd number can no longer move the
+ *   device's extended sequence by billions and make later resends look new.
+ * - A bitmap of the last WINDOW extended sequences answers "seen before?" without touching
+ *   the store; older sequences fall back to the store's index (the slow path).
  */
+import { SEQ_MAX_JUMP } from "../protocol/frame.ts";
+
+export { SEQ_MAX_JUMP };
 export const SEQ_WINDOW = 4096;
 const TWO_32 = 0x1_0000_0000;
 const HALF = 0x8000_0000;
 
 export type SeqVerdict = "new" | "duplicate" | "old";
 
+/** The boot a frame belongs to and where its sequence space starts (FrameRecord.boot). */
+export interface BootSpace {
+  id: number;
+  base: number;
+}
+
 export class SequenceTracker {
-  /** Highest extended sequence accepted, -1 before the first frame. */
+  /** Highest extended sequence stored, -1 before the first frame. */
   highest = -1;
+  /** Highest extended sequence handed to the store (stored or in flight). */
+  issued = -1;
   gaps = 0;
   outOfOrder = 0;
   duplicates = 0;
   accepted = 0;
+  /** Frames refused because their sequence jumped further than SEQ_MAX_JUMP. */
+  outOfRange = 0;
+  /** Boots seen (new sequence spaces started). */
+  reboots = 0;
+  /** The current boot (undefined before the device's first HELLO) and its base. */
+  boot: BootSpace | undefined;
+  /** A HELLO announced a new boot; its base is fixed by its first DATA frame. */
+  #pendingBoot: number | undefined;
   readonly #seen = new Uint8Array(SEQ_WINDOW / 8);
 
-  /** Extends a u32 sequence to the 64-bit value closest to the highest seen (RFC 1982). */
-  extend(seq: number): number {
-    if (this.highest < 0) return seq;
-    const hiLow = this.highest % TWO_32;
-    const base = this.highest - hiLow;
-    let diff = seq - hiLow;
+  /** A HELLO: a new boot id starts a new sequence space at the next DATA frame. */
+  hello(bootId: number): void {
+    if (this.boot === undefined) {
+      // The first HELLO of this device (or of a store written before boots were tracked):
+      // what it sent so far belongs to this boot.
+      this.boot = { id: bootId, base: 0 };
+      this.#pendingBoot = undefined;
+    } else if (bootId !== this.boot.id) this.#pendingBoot = bootId;
+    else this.#pendingBoot = undefined;
+  }
+
+  /**
+   * The extended sequence of a DATA frame's u32 `seq`, or undefined when it is out of range
+   * (more than SEQ_MAX_JUMP from the boot's highest). Starts the pending boot's space.
+   */
+  extend(seq: number): number | undefined {
+    if (this.#pendingBoot !== undefined) {
+      this.boot = { id: this.#pendingBoot, base: Math.max(this.highest, this.issued) + 1 };
+      this.#pendingBoot = undefined;
+      this.reboots++;
+    }
+    const base = this.boot?.base ?? 0;
+    const top = Math.max(this.highest, this.issued);
+    if (top < base) return base + seq; // the first frame of this boot
+    const within = top - base;
+    const lo = within % TWO_32;
+    let diff = seq - lo;
     if (diff > HALF) diff -= TWO_32;
-    else if (diff < -HALF) diff += TWO_32;
-    const ext = base + hiLow + diff;
-    return ext < 0 ? seq : ext;
+    else if (diff <= -HALF) diff += TWO_32;
+    if (Math.abs(diff) > SEQ_MAX_JUMP || within + diff < 0) {
+      this.outOfRange++;
+      return undefined;
+    }
+    return base + within + diff;
   }
 
   /** Classifies an extended sequence without recording it. */
@@ -39,16 +92,25 @@ export class SequenceTracker {
     return this.#bit(ext) ? "duplicate" : "new";
   }
 
+  /** Notes an extended sequence handed to the store. */
+  issue(ext: number): void {
+    if (ext > this.issued) this.issued = ext;
+  }
+
   /** Records an accepted (stored) sequence and updates gap / order statistics. */
   record(ext: number): void {
     this.accepted++;
+    if (ext > this.issued) this.issued = ext;
     if (this.highest < 0) {
       this.highest = ext;
       this.#set(ext);
       return;
     }
     if (ext > this.highest) {
-      if (ext > this.highest + 1) this.gaps += ext - this.highest - 1;
+      // A new boot starts right after the previous boot's frames: its first frame is no gap.
+      const start = this.boot !== undefined && ext >= this.boot.base && this.highest < this.boot.base;
+      const expected = start ? this.boot!.base : this.highest + 1;
+      if (ext > expected) this.gaps += ext - expected;
       // Clear the bits that slide into the window for sequences not yet seen.
       const from = Math.max(this.highest + 1, ext - SEQ_WINDOW + 1);
       for (let s = from; s < ext; s++) this.#clear(s);
@@ -61,14 +123,16 @@ export class SequenceTracker {
     this.#set(ext);
   }
 
-  /** Marks a sequence as known (used when state is recovered from the store at start-up). */
-  restore(ext: number): void {
-    if (ext > this.highest) {
-      const from = Math.max(this.highest + 1, ext - SEQ_WINDOW + 1);
-      for (let s = from; s < ext; s++) this.#clear(s);
-      this.highest = ext;
+  /** Restores the durable state at start-up (the store's per-device record). */
+  restore(lastSeq: number, boot: BootSpace | undefined): void {
+    if (lastSeq > this.highest) {
+      const from = Math.max(this.highest + 1, lastSeq - SEQ_WINDOW + 1);
+      for (let s = from; s < lastSeq; s++) this.#clear(s);
+      this.highest = lastSeq;
     }
-    if (this.highest - ext < SEQ_WINDOW) this.#set(ext);
+    if (lastSeq > this.issued) this.issued = lastSeq;
+    if (this.highest - lastSeq < SEQ_WINDOW) this.#set(lastSeq);
+    if (boot) this.boot = { ...boot };
   }
 
   #bit(s: number): boolean {

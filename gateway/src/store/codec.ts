@@ -5,16 +5,16 @@
  * | key | value |
  * |---|---|
  * | `L` index u64 | frame record: deviceId u32 ‖ seq u64 ‖ receivedUs u64 ‖ timestampUs u64 ‖ raw |
- * | `E` index u64 | leaf record: receivedUs u64 ‖ INFERENCE/ALERT preimage (tag ‖ body ‖ pad) |
+ * | `E` index u64 | leaf record: 0x01 ‖ receivedUs u64 ‖ leaf hash 32 ‖ INFERENCE/ALERT preimage (tag ‖ body ‖ pad); legacy (first byte 0x00): receivedUs u64 ‖ preimage |
  * | `H` leafHash 32 ‖ index u64 | empty (leaf hash → index; several indices if appended twice) |
  * | `D` deviceId u32 ‖ seq u64 | index u64 (the (device, seq) index and dedupe slow path) |
- * | `S` deviceId u32 | last stored seq u64 (per-device start-up state) |
+ * | `S` deviceId u32 | last stored seq u64 ‖ boot id u32 ‖ base of that boot's sequence space u64 (per-device start-up state; legacy: the seq alone) |
  * | `P` deviceId u32 | highest pruned seq u64 (below it, resends count as duplicates) |
  * | `B` batchSeq u64 | sealed batch (JSON) |
  * | `V` batchSeq u64 | packed leaves (32 B each) |
  * | `X` lastIndex u64 | batchSeq u64 (frame index → batch: first key ≥ index) |
  * | `A` batchSeq u64 | anchor record (JSON) |
- * | `M` name | counters: `Mlast`, `Msealed`, `Mbatch`, `Mhead`, `Manchored`, `Mpruned` |
+ * | `M` name | counters: `Mlast`, `Msealed`, `Mbatch`, `Mhead`, `Manchored`, `Mpruned`, `Mage` |
  *
  * Frames (`L`) and leaf records (`E`) share one arrival index space: every index is used by
  * exactly one of them, so a batch's `firstIndex..lastIndex` is a contiguous run of entries.
@@ -117,42 +117,66 @@ export function leafHashKey(hash: Uint8Array, index: number): Buffer {
   return b;
 }
 
-export const LEAF_FIXED = 8;
+/** Fixed bytes before the preimage in an `E` value (version, receivedUs, hash). */
+export const LEAF_FIXED = 41;
+const LEAF_V2 = 0x01;
 
-export function encodeLeaf(preimage: Uint8Array, receivedUs: number): Buffer {
+export function encodeLeaf(preimage: Uint8Array, hash: Uint8Array, receivedUs: number): Buffer {
   const b = Buffer.allocUnsafe(LEAF_FIXED + preimage.length);
-  writeU64(b, 0, receivedUs);
+  b[0] = LEAF_V2;
+  writeU64(b, 1, receivedUs);
+  b.set(hash, 9);
   b.set(preimage, LEAF_FIXED);
   return b;
 }
 
+/**
+ * Decodes an `E` value. The hash is read, not recomputed (a leaf is hashed once, by its
+ * producer); values written before the hash was stored (first byte 0x00, a receivedUs u64 below
+ * 2^56) are hashed here.
+ */
 export function decodeLeaf(index: number, b: Buffer): StoredLeaf {
-  const preimage = b.subarray(LEAF_FIXED);
+  const v2 = b[0] === LEAF_V2;
+  const preimage = v2 ? b.subarray(LEAF_FIXED) : b.subarray(8);
   const d = decodeModelLeaf(preimage);
   return {
     index,
     kind: d.kind,
     deviceId: d.deviceId,
     timestampUs: d.timestampUs,
-    receivedUs: readU64(b, 0),
+    receivedUs: v2 ? readU64(b, 1) : readU64(b, 0),
     preimage,
-    hash: leafFromPreimage(preimage),
+    hash: v2 ? b.subarray(9, 41) : leafFromPreimage(preimage),
   };
 }
 
+/** The leaf hash stored in an `E` value, without decoding the preimage. */
+export function storedLeafHash(b: Buffer): Uint8Array {
+  return b[0] === LEAF_V2 ? b.subarray(9, 41) : leafFromPreimage(b.subarray(8));
+}
+
 /**
- * Validates a leaf record (RangeError when invalid) and returns its hash: the preimage must
- * decode, match kind / device / timestamp, and hash to `hash` when one is given.
+ * Validates a leaf record's structure (RangeError when invalid): the preimage must decode and
+ * match kind / device / timestamp, and the hash must be 32 bytes. The hash is the producer's;
+ * `vigil store check` recomputes it.
  */
-export function checkLeaf(l: LeafRecord): Uint8Array {
+export function checkLeaf(l: LeafRecord): void {
   if (!(l.preimage instanceof Uint8Array)) throw new RangeError("leaf preimage must be a Uint8Array");
+  if (!(l.hash instanceof Uint8Array) || l.hash.length !== 32)
+    throw new RangeError("leaf hash must be 32 bytes");
   const d = decodeModelLeaf(l.preimage);
   if (d.kind !== l.kind)
     throw new RangeError(`leaf kind "${l.kind}" differs from its preimage tag (${d.kind})`);
   if (d.deviceId !== l.deviceId >>> 0) throw new RangeError("leaf deviceId differs from its preimage");
   if (d.timestampUs !== l.timestampUs) throw new RangeError("leaf timestampUs differs from its preimage");
-  const hash = leafFromPreimage(l.preimage);
-  if (l.hash !== undefined && Buffer.compare(Buffer.from(l.hash), Buffer.from(hash)) !== 0)
-    throw new RangeError("leaf hash is not keccak256 of its preimage");
-  return hash;
+}
+
+/** `S` value for the newest record of a device in a batch (see decodeDeviceSeq). */
+export function encodeDeviceSeq(r: FrameRecord): Buffer {
+  if (r.boot === undefined) return u64Value(r.seq);
+  const b = Buffer.allocUnsafe(20);
+  writeU64(b, 0, r.seq);
+  b.writeUInt32BE(r.boot.id >>> 0, 8);
+  writeU64(b, 12, r.boot.base);
+  return b;
 }

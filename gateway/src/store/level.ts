@@ -12,12 +12,14 @@
  * - Nothing already acknowledged is ever deleted to make room; only retention (anchored and
  *   older than the window) deletes frames.
  */
+import { existsSync } from "node:fs";
 import { mkdir, open as openFile, rm, statfs, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { KvFrameStore, type CoreStoreOptions, type StoreGuard } from "./core.ts";
 import type { Kv, KvOp, KvRange } from "./kv.ts";
 import { P_LEAF, P_LOG, u64Key } from "./codec.ts";
+import { FileWatermark, StoreIntegrityError } from "./integrity.ts";
 
 export interface LevelFrameStoreOptions extends CoreStoreOptions {
   /** Data directory; the database lives in `<dir>/db`, the reserve file in `<dir>/reserve.bin`. */
@@ -30,10 +32,18 @@ export interface LevelFrameStoreOptions extends CoreStoreOptions {
   spaceCheckIntervalMs?: number;
   /** Free bytes of the filesystem holding `dir` (injectable for tests). Default: statfs. */
   freeBytes?: (dir: string) => Promise<number>;
+  /**
+   * Create the store when `dir` holds none. Default true (the gateway). Tools that only read a
+   * store (receipt, verify, store check) pass false, so a mistyped path is an error, not a new
+   * empty store.
+   */
+  create?: boolean;
 }
 
 class LevelKv implements Kv {
   private db: ClassicLevel<Buffer, Buffer> | undefined;
+  /** Set by the store: open only an existing database (never create one over lost data). */
+  mustExist = false;
   constructor(private readonly location: string) {}
 
   async open(): Promise<void> {
@@ -42,8 +52,18 @@ class LevelKv implements Kv {
     const db = new ClassicLevel<Buffer, Buffer>(this.location, {
       keyEncoding: "buffer",
       valueEncoding: "buffer",
+      createIfMissing: !this.mustExist,
     });
-    await db.open();
+    try {
+      await db.open();
+    } catch (e) {
+      const text = `${String((e as Error).message)} ${String(((e as Error).cause as Error | undefined)?.message ?? "")}`;
+      if (this.mustExist && /does not exist|create_if_missing/i.test(text))
+        throw new StoreIntegrityError(
+          `the database in ${this.location} is gone or its CURRENT file is missing, but the store's watermark says it held data; it was not recreated. Run "vigil store check" and "vigil store salvage"`,
+        );
+      throw e;
+    }
     this.db = db;
   }
 
@@ -158,6 +178,10 @@ class DiskGuard implements StoreGuard {
 export class LevelFrameStore extends KvFrameStore {
   readonly dir: string;
   private readonly levelKv: LevelKv;
+  private readonly fileWatermark: FileWatermark;
+  private readonly create: boolean;
+  /** Compactions after pruning that failed (logged; the space returns with LevelDB's own compactions). */
+  compactionErrors = 0;
 
   constructor(opts: LevelFrameStoreOptions) {
     const dir = opts.dir;
@@ -169,20 +193,45 @@ export class LevelFrameStore extends KvFrameStore {
       opts.spaceCheckIntervalMs ?? 1000,
       opts.freeBytes ?? statfsFree,
     );
-    super(kv, { ...opts, guard });
+    const watermark = new FileWatermark(dir);
+    super(kv, { ...opts, guard, watermark });
     this.dir = dir;
     this.levelKv = kv;
+    this.fileWatermark = watermark;
+    this.create = opts.create ?? true;
   }
 
   override async open(): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    if (this.create) await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    else if (!existsSync(join(this.dir, "db", "CURRENT")) && !existsSync(join(this.dir, "watermark")))
+      throw new StoreIntegrityError(
+        `${this.dir} holds no Vigil store (no db/CURRENT, no watermark); check the path`,
+      );
     await super.open();
+  }
+
+  protected override async openKv(mustExist: boolean): Promise<void> {
+    this.levelKv.mustExist = mustExist || !this.create;
+    await this.levelKv.open();
+  }
+
+  protected override closeWatermark(): Promise<void> {
+    return this.fileWatermark.close();
   }
 
   protected override async afterPrune(throughIndex: number): Promise<void> {
     // Deleted keys only free disk space after compaction: compact the pruned part of the
     // log (the bulk of the bytes); the index entries go with LevelDB's normal compactions.
-    await this.levelKv.compact(u64Key(P_LOG, 0), u64Key(P_LOG, throughIndex + 1)).catch(() => {});
-    await this.levelKv.compact(u64Key(P_LEAF, 0), u64Key(P_LEAF, throughIndex + 1)).catch(() => {});
+    for (const prefix of [P_LOG, P_LEAF]) {
+      try {
+        await this.levelKv.compact(u64Key(prefix, 0), u64Key(prefix, throughIndex + 1));
+      } catch (e) {
+        this.compactionErrors++;
+        this.ctx.log.warn(
+          { code: (e as { code?: string }).code, err: (e as Error).message, failures: this.compactionErrors },
+          "compaction after pruning failed; the space is returned by LevelDB's own compactions later",
+        );
+      }
+    }
   }
 }

@@ -4,28 +4,22 @@
  * (classic-level, production) and `MemoryFrameStore` (tests, simulations); both pass the
  * shared suite in test/store/abstract.ts.
  */
-import type { AppendOutcome, FrameRecord, FrameSink } from "../core/records.ts";
+import type { AppendOutcome, FrameRecord, FrameSink, LeafRecord } from "../core/records.ts";
 
-export type { AppendOutcome, FrameRecord, FrameSink };
+export type { AppendOutcome, FrameRecord, FrameSink, LeafRecord };
+
+/** A device's durable sequence state: its last stored extended seq and the boot it belongs to. */
+export interface DeviceSeqState {
+  lastSeq: number;
+  /** HELLO boot id of the sequence space `lastSeq` is in; undefined before the first HELLO. */
+  bootId: number | undefined;
+  /** Extended seq where that boot's sequence space starts. */
+  base: number;
+}
 
 /** A frame as stored: the record plus its arrival index (1, 2, 3, … in commit order). */
 export interface StoredFrame extends FrameRecord {
   index: number;
-}
-
-/**
- * An INFERENCE or ALERT attestation leaf to record (gateway/src/attest/leaf.ts). The infer
- * stage's `AttestLeaf` is one. The store checks that `preimage` decodes, that its tag,
- * device and timestamp match `kind`, `deviceId` and `timestampUs`, and (when given) that
- * `hash` is its keccak256; it stores the preimage and indexes the hash it computes itself.
- */
-export interface LeafRecord {
-  kind: "inference" | "alert";
-  /** Canonical preimage: tag (0x02 / 0x03) ‖ body ‖ pad. */
-  preimage: Uint8Array;
-  deviceId: number;
-  timestampUs: number;
-  hash?: Uint8Array;
 }
 
 /** A leaf record as stored: it shares the arrival index space with frames. */
@@ -101,17 +95,48 @@ export interface AnchorRecord {
   /** Registry address (lowercase). */
   contract: string;
   /**
-   * Transaction and block of the BatchAnchored event. null only when the batch was found
-   * already anchored (e.g. sent just before a crash) and the RPC could not look up its log.
+   * Transaction and block of the BatchAnchored event. null only in records written before the
+   * gateway looked anchors up in bounded log ranges (a batch found already anchored after a crash
+   * whose log the RPC could not return).
    */
   txHash: string | null;
   blockNumber: number | null;
-  /** Confirmations waited for before recording. */
+  /** Hash of that block (detects a reorg that moved or dropped it); absent in older records. */
+  blockHash?: string | null;
+  /**
+   * Finality depth the gateway applies (an anchor is final once its block has this many
+   * confirmations); 0 with `finality: "finalized"` (the chain's `finalized` tag decides).
+   */
   confirmations: number;
+  /**
+   * Whether the anchor is final: its block is at least `confirmations` deep, or at or below the
+   * chain's `finalized` block. Until then a reorg may still drop it (the gateway then anchors the
+   * same header again). Absent in older records, which were written after waiting for
+   * `confirmations`: read absent as true.
+   */
+  final?: boolean;
   anchoredAtUs: number;
+  /** Gateway clock when the anchor was seen final (µs); absent until then. */
+  finalAtUs?: number;
+  /** L2 gas used by the transaction (shared by the batches of one anchorMany). */
+  gasUsed?: number;
+  /** What the transaction cost: gasUsed × effective gas price + L1 data fee, wei (decimal string). */
+  costWei?: string;
+  /** OP-Stack L1 data fee of the transaction, wei (decimal string); null on other chains. */
+  l1FeeWei?: string | null;
+  /**
+   * The store's retention clock (gateway uptime, µs) when the anchor was recorded: retention
+   * counts from here (retention.ts). Set by the store; absent in records written before it.
+   */
+  anchoredAgeUs?: number;
 }
 
-export type StoreState = "ok" | "low-space" | "unavailable" | "closed";
+/**
+ * ok: accepting frames. low-space: free disk below the watermark (refusing, reads go on).
+ * unavailable: an I/O error, retried. corrupt: the store lost or damaged data it had
+ * acknowledged; it refuses frames for good (`vigil store check` / `salvage`). closed.
+ */
+export type StoreState = "ok" | "low-space" | "unavailable" | "corrupt" | "closed";
 
 export interface StoreStats {
   state: StoreState;
@@ -132,12 +157,19 @@ export interface StoreStats {
   leavesStored: number;
   /** appendLeaf() calls that were refused or failed since open (store unavailable, full, invalid). */
   leafFailures: number;
+  /** Disk-guard operations that failed since open (free-space check, reserve file). */
+  guardErrors: number;
+  /** Retention's uptime clock, µs (retention.ts). */
+  retentionClockUs: number;
+  /** Why the store is not accepting frames (null when it is). */
+  lastError: string | null;
 }
 
 export interface PruneOptions {
-  /** Current time, µs since the epoch. */
-  nowUs: number;
-  /** Keep frames whose batch was sealed less than this long ago (µs). */
+  /**
+   * Keep a batch's frames until it has been anchored this long (µs), measured on the store's
+   * uptime clock, not the wall clock (retention.ts).
+   */
   retentionUs: number;
 }
 
@@ -147,10 +179,10 @@ export interface FrameStore extends FrameSink {
   /** Flushes pending appends, stops timers, closes. */
   close(): Promise<void>;
 
-  /** Last durably stored extended seq of a device (undefined when none): ingest's start-up state. */
+  /** Last durably stored extended seq of a device (undefined when none). */
   lastSeq(deviceId: number): number | undefined;
-  /** All devices with their last stored extended seq. */
-  devices(): ReadonlyMap<number, number>;
+  /** All devices with their durable sequence state: ingest's start-up state. */
+  devices(): ReadonlyMap<number, DeviceSeqState>;
   /**
    * Slow path for the dedupe window: true if (device, seq) is stored, or is at or below the
    * device's pruned floor (frames older than the retention window count as seen).
@@ -162,7 +194,7 @@ export interface FrameStore extends FrameSink {
    * (resolves once synced). Leaf records are not deduplicated; the same hash appended twice
    * is stored twice and getByLeafHash returns the first. Rejects like append() when the store
    * cannot accept writes (StoreUnavailableError, StoreFullError) and with RangeError for an
-   * invalid record.
+   * invalid record (a preimage that does not decode or does not match kind, device, timestamp).
    */
   appendLeaf(leaf: LeafRecord): Promise<void>;
   /** The leaf record at arrival index `index` (undefined for a frame, a pruned or no entry). */
@@ -212,6 +244,21 @@ export interface FrameStore extends FrameSink {
   /** Marks batch `seq` anchored; requires seq = anchoredThrough()+1 (StoreOrderError otherwise). */
   markAnchored(seq: number, anchor: AnchorRecord): Promise<void>;
   getAnchor(seq: number): Promise<AnchorRecord | undefined>;
+  /**
+   * Replaces the record of an anchored batch (seq ≤ anchoredThrough()): the anchor was seen final,
+   * or a reorg moved its transaction to another block, or it was found under another transaction.
+   * Chain id and registry must stay the same; the retention clock stamp is kept (StoreOrderError
+   * otherwise).
+   */
+  updateAnchor(seq: number, anchor: AnchorRecord): Promise<void>;
+  /**
+   * Un-anchors every batch above `toSeq` (their anchor records are deleted and anchoredThrough()
+   * becomes `toSeq`): the chain no longer holds them (a reorg dropped the transaction, or an operator
+   * reconciled the store with the chain). The batches stay sealed and go out again, unchanged.
+   * Refused (StoreOrderError) below a batch whose frames retention already pruned. Returns the
+   * number of records removed.
+   */
+  rewindAnchors(toSeq: number): Promise<number>;
 
   /**
    * Deletes frames and leaf records of anchored batches sealed more than `retentionUs` ago.

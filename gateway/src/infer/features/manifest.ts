@@ -96,4 +96,3 @@ export function modelPath(manifestPath: string, manifest: ModelManifest): string
 export function tensorWidth(manifest: ModelManifest): number {
   return manifest.inputs.features.length + (manifest.inputs.baseline?.features.length ?? 0);
 }
-

@@ -44,7 +44,8 @@ function indexOfAll(names: readonly string[], channels: readonly string[], what:
 
 export function createNormalizer(manifest: ModelManifest): Normalizer {
   const { inputs, normalization: n } = manifest;
-  if (n.method !== "regime-zscore") throw new FeatureSpecError(`unsupported normalisation ${String(n.method)}`);
+  if (n.method !== "regime-zscore")
+    throw new FeatureSpecError(`unsupported normalisation ${String(n.method)}`);
   const featureIndex = indexOfAll(inputs.features, inputs.channels, "feature");
   const regimeIndex = indexOfAll(n.regime.channels, inputs.channels, "regime channel");
   const regimes = n.regime.centroids.length;
@@ -55,7 +56,8 @@ export function createNormalizer(manifest: ModelManifest): Normalizer {
   const flat = (rows: number[][], width: number, what: string): Float64Array => {
     const out = new Float64Array(rows.length * width);
     rows.forEach((row, r) => {
-      if (row.length !== width) throw new FeatureSpecError(`${what}[${r}] has ${row.length} values, expected ${width}`);
+      if (row.length !== width)
+        throw new FeatureSpecError(`${what}[${r}] has ${row.length} values, expected ${width}`);
       out.set(row, r * width);
     });
     return out;
@@ -157,4 +159,3 @@ export function applyBaseline(
     out[offset + norm.direct + j] = v - state.sum[j]! / state.rows;
   }
 }
-

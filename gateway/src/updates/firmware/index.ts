@@ -11,7 +11,7 @@ export {
   parseFirmwareImage,
   versionText,
   type FirmwareImageInfo,
-} from "./image.ts";
+} from "../../protocol/firmware-image.ts";
 export {
   MemoryFirmwareProgressStore,
   type FirmwarePhase,

@@ -28,8 +28,14 @@ import {
   type FwReasonName,
   type FwStatusFrame,
 } from "../../protocol/frame.ts";
+import { FirmwareImageError } from "../../protocol/errors.ts";
 import { FirmwareUpdateError } from "./errors.ts";
-import { compareVersions, parseFirmwareImage, versionText, type FirmwareImageInfo } from "./image.ts";
+import {
+  compareVersions,
+  parseFirmwareImage,
+  versionText,
+  type FirmwareImageInfo,
+} from "../../protocol/firmware-image.ts";
 import type { FirmwarePhase, FirmwareProgress, FirmwareProgressStore } from "./progress.ts";
 
 /** Time, injected so tests can drive it (defaults: the global timers and Date.now). */
@@ -172,7 +178,12 @@ export class FirmwareSession {
       throw new FirmwareUpdateError("BAD_IMAGE", `deviceId must be a u32, got ${opts.deviceId}`);
     this.deviceId = opts.deviceId;
     this.releaseId = opts.releaseId;
-    this.info = parseFirmwareImage(opts.image);
+    try {
+      this.info = parseFirmwareImage(opts.image);
+    } catch (e) {
+      if (!(e instanceof FirmwareImageError)) throw e;
+      throw new FirmwareUpdateError("BAD_IMAGE", e.shortMessage, { cause: e });
+    }
     this.#image = opts.image;
     this.#send = opts.send;
     this.#timers = opts.timers ?? systemTimers;

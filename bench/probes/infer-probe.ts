@@ -1,9 +1,9 @@
 /**
  * Memory probe of the inference stage as deployed: run with plain `node` on the compiled file
- * (`npm run build`, then `node dist/gateway/src/infer/probe.js --models models/rotating`), not
+ * (`npm run build`, then `node dist/bench/probes/infer-probe.js --models models/rotating`), not
  * under tsx. bench/infer.ts starts it in a child process per configuration.
  *
- * What runs is the gateway's own composition: `createInference` (registry, loop, alert service)
+ * What runs is the gateway's own composition: the runtime's inference composition (registry, loop, alert service)
  * fed through `Ingest` and publishing through the embedded aedes broker, with `--devices`
  * devices (HELLO with the profile of a loaded model, round robin over the models) sending one
  * DATA frame per step for `--steps` steps, waiting for the loop after each step. The sink only
@@ -13,13 +13,17 @@
  * state, the peak RSS of the process, and the V8 heap / external / ArrayBuffer figures.
  */
 import { parseArgs } from "node:util";
-import { Ingest } from "../ingest/ingest.ts";
-import type { AppendOutcome, FrameRecord, FrameSink } from "../core/records.ts";
-import { EmbeddedBroker } from "../ingest/mqtt/embedded-broker.ts";
-import { EmbeddedPublisher } from "../alerts/embedded-publisher.ts";
-import { decodeFrame, encodeFrame, FrameType, Unit } from "../protocol/frame.ts";
-import { createInference } from "./index.ts";
-import type { RunnerKind } from "./worker.ts";
+import { Ingest } from "../../gateway/src/ingest/ingest.ts";
+import type { AppendOutcome, FrameRecord, FrameSink } from "../../gateway/src/core/records.ts";
+import { EmbeddedBroker } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
+import { EmbeddedPublisher } from "../../gateway/src/alerts/embedded-publisher.ts";
+import { decodeFrame, encodeFrame, FrameType, Unit } from "../../gateway/src/protocol/frame.ts";
+import { AlertService } from "../../gateway/src/alerts/service.ts";
+import { EncodedOutput } from "../../gateway/src/alerts/output.ts";
+import { VigilJsonEncoder } from "../../gateway/src/alerts/vigil-json.ts";
+import { wireInference } from "../../gateway/src/runtime.ts";
+import { ModelRegistry } from "../../gateway/src/infer/registry.ts";
+import type { RunnerKind } from "../../gateway/src/infer/worker.ts";
 
 const mb = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
 const rss = (): number => mb(process.memoryUsage().rss);
@@ -38,7 +42,7 @@ const { values: a } = parseArgs({
 });
 if (!a.models) {
   console.error(
-    "usage: node dist/gateway/src/infer/probe.js --models DIR [--devices 200] [--steps 300] [--runner inline|worker] [--arena 0|1] [--mem-pattern 0|1] [--max-batch N]",
+    "usage: node dist/bench/probes/infer-probe.js --models DIR [--devices 200] [--steps 300] [--runner inline|worker] [--arena 0|1] [--mem-pattern 0|1] [--max-batch N]",
   );
   process.exit(2);
 }
@@ -57,22 +61,31 @@ class CountingSink implements FrameSink {
 const ingest = new Ingest({ sink: new CountingSink() });
 const broker = new EmbeddedBroker(ingest, { port: 0 });
 await broker.start();
-const inference = await createInference({
-  modelsDir: a.models,
-  ingest,
-  publisher: new EmbeddedPublisher(broker),
-  site: "probe",
-  gatewayId: "gw",
-  runner,
+// The gateway's inference composition (runtime.ts): registry → loop → alert service → Vigil JSON
+// → the embedded broker, with the tuning under test.
+const registry = await ModelRegistry.load(a.models, {
   memArena: a.arena === "1",
   memPattern: a["mem-pattern"] === "1",
+});
+const alerts = new AlertService({
+  output: new EncodedOutput(new VigilJsonEncoder("probe", "gw"), new EmbeddedPublisher(broker)),
+  models: () => registry.models,
+});
+const loop = wireInference({
+  registry,
+  ingest,
+  alerts,
+  runner,
   ...(a["max-batch"] ? { maxBatch: Number(a["max-batch"]) } : {}),
 });
-await inference.start();
+await loop.ready();
+await alerts.start();
+loop.start();
+const inference = { loop, counters: { loop: loop.counters } };
 const rssModels = rss();
-if (inference.registry.models.length === 0) throw new Error(`no *.manifest.json under ${a.models}`);
+if (registry.models.length === 0) throw new Error(`no *.manifest.json under ${a.models}`);
 
-const models = inference.registry.models;
+const models = registry.models;
 const devs = Array.from({ length: DEVICES }, (_, i) => {
   const m = models[i % models.length]!;
   const mean = m.manifest.normalization.mean[0]!;
@@ -138,6 +151,8 @@ const out = {
     arrayBuffers: mb(mem.arrayBuffers),
   },
 };
-await inference.stop();
+await loop.close();
+await alerts.stop();
+await registry.release();
 await broker.stop();
 console.log(JSON.stringify(out));

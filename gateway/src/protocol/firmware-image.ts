@@ -1,11 +1,12 @@
 /**
  * The Vigil firmware image (hardware/PROTOCOL.md, "Firmware image"): a 32-byte header —
  * magic "VGFW", header size, version, flags, security counter, image size, reserved — then the
- * firmware. The C bootloader parses the same header (vigil_image_parse in vigil_fwu.c).
+ * firmware. The C bootloader parses the same header (vigil_image_parse in vigil_fwu.c); the
+ * gateway's update agent and the device simulator share this one.
  */
 import { createHash } from "node:crypto";
-import type { FirmwareVersion } from "../../protocol/frame.ts";
-import { FirmwareUpdateError } from "./errors.ts";
+import { FirmwareImageError } from "./errors.ts";
+import type { FirmwareVersion } from "./frame.ts";
 
 export const IMAGE_MAGIC = Buffer.from("VGFW", "latin1");
 export const IMAGE_HEADER_BYTES = 32;
@@ -19,9 +20,9 @@ export interface FirmwareImageInfo {
   sha256: Uint8Array;
 }
 
-/** Parses and checks an image; throws FirmwareUpdateError("BAD_IMAGE") naming what is wrong. */
+/** Parses and checks an image; throws {@link FirmwareImageError} naming what is wrong. */
 export function parseFirmwareImage(image: Uint8Array): FirmwareImageInfo {
-  const bad = (why: string) => new FirmwareUpdateError("BAD_IMAGE", `firmware image: ${why}`);
+  const bad = (why: string) => new FirmwareImageError(`firmware image: ${why}`);
   if (image.length < IMAGE_HEADER_BYTES)
     throw bad(`${image.length} bytes is shorter than its 32-byte header`);
   const b = Buffer.from(image.buffer, image.byteOffset, image.length);
@@ -48,10 +49,7 @@ export function buildFirmwareImage(opts: {
   const { version: v, securityCounter, body } = opts;
   const check = (x: number, max: number, field: string) => {
     if (!Number.isInteger(x) || x < 0 || x > max)
-      throw new FirmwareUpdateError(
-        "BAD_IMAGE",
-        `firmware image: ${field} must be an integer in 0..${max}, got ${x}`,
-      );
+      throw new FirmwareImageError(`firmware image: ${field} must be an integer in 0..${max}, got ${x}`);
   };
   check(v.major, 0xff, "version.major");
   check(v.minor, 0xff, "version.minor");

@@ -1,0 +1,74 @@
+/**
+ * What the alert stage produces, before any encoding: alert transitions, device health and the
+ * gateway's status. An encoder (encoder.ts; Vigil JSON in vigil-json.ts) turns events into MQTT
+ * messages, so another wire format (e.g. Sparkplug B) is one new encoder.
+ */
+import type { ManifestAlert } from "../infer/features/manifest.ts";
+import type { WindowMeta } from "../infer/window.ts";
+
+/** The model behind an output: name, version and the sha256 of its ONNX file (lowercase hex). */
+export interface ModelRef {
+  name: string;
+  version: string;
+  sha256: string;
+}
+
+export type Severity = ManifestAlert["severity"];
+
+/** An alert rule crossed its threshold (raised) or its clear level (cleared). */
+export interface AlertEvent {
+  kind: "alert";
+  state: "raised" | "cleared";
+  /** Stable id of the episode: the same in its raised and cleared events. */
+  alertId: string;
+  deviceId: number;
+  profile: string;
+  rule: ManifestAlert;
+  /** The output value that caused the transition. */
+  value: number;
+  /** Gateway clock of the transition, µs. */
+  atUs: number;
+  /** When the episode was raised, µs. */
+  sinceUs: number;
+  model: ModelRef;
+  window: WindowMeta;
+  /** sha256 of the input window. */
+  windowHash: Uint8Array;
+  /** keccak256 ALERT leaf of this transition and the INFERENCE leaf of the result behind it. */
+  leaf: Uint8Array;
+  inferenceLeaf: Uint8Array;
+}
+
+/** An alert that is raised and not cleared. */
+export interface ActiveAlertRef {
+  alertId: string;
+  ruleId: string;
+  severity: Severity;
+  sinceUs: number;
+}
+
+/** The latest outputs of a device's live model. */
+export interface HealthEvent {
+  kind: "health";
+  deviceId: number;
+  profile: string;
+  atUs: number;
+  model: ModelRef;
+  /** Output names and values, manifest order. */
+  outputs: ReadonlyArray<readonly [string, number]>;
+  lastFrame: { seq: number; timestampUs: number; receivedUs: number };
+  active: ActiveAlertRef[];
+  /** Windows run for the device since the gateway started. */
+  windows: number;
+}
+
+/** The gateway came up, is going down, or vanished (published by the broker as last will). */
+export interface StatusEvent {
+  kind: "status";
+  state: "online" | "offline";
+  reason: "start" | "stop" | "will" | "models";
+  atUs: number;
+  models: Array<ModelRef & { profiles: string[] }>;
+}
+
+export type GatewayEvent = AlertEvent | HealthEvent | StatusEvent;

@@ -1,0 +1,133 @@
+/**
+ * The Vigil JSON encoding, topic scheme v1 (README.md in this folder): alerts, retained health
+ * and the retained gateway status as JSON payloads, each with a JSON Schema in ./schemas.
+ */
+import { bytesToHex } from "../core/hex.ts";
+import { deviceIdHex } from "../protocol/frame.ts";
+import type { AlertEncoder, EncodedMessage } from "./encoder.ts";
+import type { AlertEvent, GatewayEvent, HealthEvent, StatusEvent } from "./events.ts";
+import { isoUs, type AlertPayload, type HealthPayload, type StatusPayload } from "./payloads.ts";
+import { alertTopics, type AlertTopics } from "./topics.ts";
+
+/** 4 decimals: enough for RUL cycles and scores, and stable JSON across platforms. */
+function round(v: number): number {
+  return Math.round(v * 1e4) / 1e4;
+}
+
+export class VigilJsonEncoder implements AlertEncoder {
+  readonly name = "vigil-json";
+  readonly topics: AlertTopics;
+
+  /** `site` and `gateway` become topic levels (sanitised, topics.ts; TopicLevelError if unusable). */
+  constructor(site: string, gateway: string) {
+    this.topics = alertTopics(site, gateway);
+  }
+
+  encode(e: GatewayEvent): EncodedMessage[] {
+    switch (e.kind) {
+      case "alert":
+        return [
+          {
+            topic: this.topics.alert(e.deviceId),
+            payload: JSON.stringify(this.alert(e)),
+            qos: 1,
+            retain: false,
+          },
+        ];
+      case "health":
+        return [
+          {
+            topic: this.topics.health(e.deviceId),
+            payload: JSON.stringify(this.health(e)),
+            qos: 1,
+            retain: true,
+          },
+        ];
+      case "status":
+        return [this.#status(e)];
+    }
+  }
+
+  will(e: StatusEvent): EncodedMessage {
+    return this.#status(e);
+  }
+
+  #status(e: StatusEvent): EncodedMessage {
+    return { topic: this.topics.status, payload: JSON.stringify(this.status(e)), qos: 1, retain: true };
+  }
+
+  alert(e: AlertEvent): AlertPayload {
+    const rule = e.rule;
+    return {
+      v: 1,
+      type: "alert",
+      id: e.alertId,
+      state: e.state,
+      site: this.topics.site,
+      gateway: this.topics.gateway,
+      device: deviceIdHex(e.deviceId),
+      severity: rule.severity,
+      rule: { id: rule.id, output: rule.output, op: rule.op, threshold: rule.threshold, clear: rule.clear },
+      value: round(e.value),
+      time: isoUs(e.atUs),
+      timeUs: e.atUs,
+      since: isoUs(e.sinceUs),
+      sinceUs: e.sinceUs,
+      model: { ...e.model },
+      window: {
+        firstSeq: e.window.firstSeq,
+        lastSeq: e.window.lastSeq,
+        frames: e.window.frames,
+        firstTimestampUs: e.window.firstTimestampUs,
+        lastTimestampUs: e.window.lastTimestampUs,
+        sha256: Buffer.from(e.windowHash).toString("hex"),
+      },
+      receipt: { leaf: bytesToHex(e.leaf), inferenceLeaf: bytesToHex(e.inferenceLeaf), batchSeq: null },
+    };
+  }
+
+  health(e: HealthEvent): HealthPayload {
+    const outputs: Record<string, number> = {};
+    for (const [name, v] of e.outputs) outputs[name] = round(v);
+    return {
+      v: 1,
+      type: "health",
+      site: this.topics.site,
+      gateway: this.topics.gateway,
+      device: deviceIdHex(e.deviceId),
+      profile: e.profile,
+      time: isoUs(e.atUs),
+      timeUs: e.atUs,
+      model: { ...e.model },
+      outputs,
+      lastFrame: {
+        seq: e.lastFrame.seq,
+        timestampUs: e.lastFrame.timestampUs,
+        time: isoUs(e.lastFrame.timestampUs),
+        receivedUs: e.lastFrame.receivedUs,
+      },
+      active: e.active.map((a) => ({
+        id: a.alertId,
+        rule: a.ruleId,
+        severity: a.severity,
+        since: isoUs(a.sinceUs),
+        sinceUs: a.sinceUs,
+      })),
+      windows: e.windows,
+    };
+  }
+
+  status(e: StatusEvent): StatusPayload {
+    return {
+      v: 1,
+      type: "status",
+      site: this.topics.site,
+      gateway: this.topics.gateway,
+      state: e.state,
+      reason: e.reason,
+      time: isoUs(e.atUs),
+      timeUs: e.atUs,
+      models: e.models.map((m) => ({ ...m, profiles: [...m.profiles] })),
+    };
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Injectable timers, so stages with retry, flush or schedule timers can be driven by fake clocks
+ * in tests (the way aedes injects its timer). Handles are opaque.
+ */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Node's timers. */
+export const realTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/**
+ * Lets the process exit while only this (periodic, background) timer is pending. Timers that
+ * guard pending work (a group-commit flush) must stay ref'd.
+ */
+export function unrefTimer<T>(handle: T): T {
+  (handle as { unref?: () => void } | null)?.unref?.();
+  return handle;
+}
+
+/**
+ * Timers moved by hand (tests, simulations): `advance(ms)` moves the attached clock forward and
+ * fires every timer that falls due, in due order (a timer set by a firing timer fires in the same
+ * advance when it is due within it).
+ */
+export class ManualTimers implements Timers {
+  #jobs: Array<{ at: number; id: number; fn: () => void }> = [];
+  #id = 0;
+  #nowMs = 0;
+
+  constructor(private readonly clock?: { advanceMs(ms: number): void }) {}
+
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.#id;
+    this.#jobs.push({ at: this.#nowMs + Math.max(0, ms), id, fn });
+    return id;
+  }
+
+  clearTimeout(handle: unknown): void {
+    this.#jobs = this.#jobs.filter((j) => j.id !== handle);
+  }
+
+  /** Timers not yet fired. */
+  get pending(): number {
+    return this.#jobs.length;
+  }
+
+  advance(ms: number): void {
+    const end = this.#nowMs + ms;
+    while (true) {
+      let next: { at: number; id: number; fn: () => void } | undefined;
+      for (const j of this.#jobs)
+        if (j.at <= end && (!next || j.at < next.at || (j.at === next.at && j.id < next.id))) next = j;
+      if (!next) break;
+      this.#jobs = this.#jobs.filter((j) => j !== next);
+      this.clock?.advanceMs(next.at - this.#nowMs);
+      this.#nowMs = next.at;
+      next.fn();
+    }
+    this.clock?.advanceMs(end - this.#nowMs);
+    this.#nowMs = end;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * An inference lane: one loaded model with its runner, its ready queue and its counters. The
+ * loop routes each device to one **live** lane (by HELLO profile) and, while an update is being
+ * evaluated, to **shadow** lanes beside it: a shadow sees the same frames and computes its own
+ * windows with its own feature pipeline, runs in the same ticks, and its outputs are compared
+ * with the live lane's but never published or attested. A shadow is promoted atomically
+ * (loop.ts `promote`), after which the old live lane is retired and can be unloaded.
+ */
+import { LatencyHistogram } from "./histogram.ts";
+import type { LoadedModel } from "./registry.ts";
+import type { DeviceWindow, WindowMeta } from "./window.ts";
+import { emptyMeta } from "./window.ts";
+import { createRunner, type BatchRunner, type RunnerKind } from "./worker.ts";
+
+export type LaneRole = "live" | "shadow" | "retired";
+
+/** How a shadow compares with the live lane it shadows, over the windows both ran. */
+export interface ShadowStats {
+  /** Windows the shadow ran. */
+  windows: number;
+  /** Windows of which the live lane's output for the same device and last frame is known. */
+  compared: number;
+  /** Mean and largest |shadow − live| of the first output. */
+  meanAbsDiff: number;
+  maxAbsDiff: number;
+  /** Shadow outputs that were NaN/±Inf, or outside the manifest's declared [min, max]. */
+  nonFinite: number;
+  outOfRange: number;
+  /** Mean run time per window, µs, of the shadow and of the live lane (same ticks). */
+  usPerWindow: number;
+  liveUsPerWindow: number;
+}
+
+export interface LaneCounters {
+  windowsReady: number;
+  windowsRun: number;
+  skippedWindows: number;
+  failedWindows: number;
+  batches: number;
+  runErrors: number;
+  /** Wall time of run() per window, summed (µs): per-window cost of this lane. */
+  runUs: number;
+}
+
+export class Lane {
+  readonly model: LoadedModel;
+  readonly runner: BatchRunner;
+  role: LaneRole;
+  /** For a shadow: the live lane it is compared with. */
+  shadowOf: Lane | undefined;
+  queue: DeviceWindow[] = [];
+  spare: DeviceWindow[] = [];
+  readonly batch: DeviceWindow[];
+  readonly metas: WindowMeta[];
+  readonly counters: LaneCounters = {
+    windowsReady: 0,
+    windowsRun: 0,
+    skippedWindows: 0,
+    failedWindows: 0,
+    batches: 0,
+    runErrors: 0,
+    runUs: 0,
+  };
+  readonly runLatency = new LatencyHistogram();
+  /** Shadow lanes only: comparison with the live lane. */
+  readonly shadow = { compared: 0, sumAbsDiff: 0, maxAbsDiff: 0, nonFinite: 0, outOfRange: 0 };
+
+  constructor(model: LoadedModel, role: LaneRole, runner: RunnerKind, maxBatch: number) {
+    this.model = model;
+    this.role = role;
+    this.shadowOf = undefined;
+    this.runner = createRunner(runner, model, maxBatch);
+    this.batch = new Array<DeviceWindow>(maxBatch);
+    this.metas = Array.from({ length: maxBatch }, emptyMeta);
+  }
+
+  get name(): string {
+    return this.model.manifest.name;
+  }
+
+  /** Per-window cost so far, µs (0 before the first run). */
+  usPerWindow(): number {
+    const c = this.counters;
+    return c.windowsRun === 0 ? 0 : c.runUs / c.windowsRun;
+  }
+
+  shadowStats(): ShadowStats {
+    const s = this.shadow;
+    return {
+      windows: this.counters.windowsRun,
+      compared: s.compared,
+      meanAbsDiff: s.compared === 0 ? 0 : s.sumAbsDiff / s.compared,
+      maxAbsDiff: s.maxAbsDiff,
+      nonFinite: s.nonFinite,
+      outOfRange: s.outOfRange,
+      usPerWindow: this.usPerWindow(),
+      liveUsPerWindow: this.shadowOf?.usPerWindow() ?? 0,
+    };
+  }
+}

@@ -1,0 +1,205 @@
+// A frame is (device, boot, seq): a reboot is not a replay, one far-off sequence number cannot
+// break store-once, and no ACK is ever sent for a frame that is not stored. Ingest over the real
+// store logic (MemoryFrameStore), read back through the store's own index.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { FakeClock } from "../../gateway/src/core/clock.ts";
+import { Ingest, type IngestReply } from "../../gateway/src/ingest/ingest.ts";
+import { SEQ_MAX_JUMP } from "../../gateway/src/ingest/sequence.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameType,
+  NackReason,
+  type DataFrame,
+  type Frame,
+} from "../../gateway/src/protocol/frame.ts";
+import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
+
+const clock = new FakeClock();
+const DEV = 0x2a;
+
+const dec = (f: Frame) => {
+  const raw = encodeFrame(f);
+  return { frame: decodeFrame(raw), raw };
+};
+const hello = (bootId: number): Frame => ({
+  type: FrameType.Hello,
+  deviceId: DEV,
+  bootId,
+  firmware: { major: 1, minor: 0, patch: 0 },
+  profile: "p",
+  channels: [{ name: "v", unit: 0 }],
+});
+/** A DATA frame whose value identifies the reading (boot × 1e6 + n), so stored copies can be told apart. */
+const data = (seq: number, reading: number): DataFrame => ({
+  type: FrameType.Data,
+  deviceId: DEV,
+  seq: seq >>> 0,
+  timestampUs: clock.nowUs(),
+  flags: 0,
+  values: Float32Array.of(reading),
+});
+
+async function rig(): Promise<{
+  ingest: Ingest;
+  store: MemoryFrameStore;
+  readings: () => Promise<number[]>;
+}> {
+  const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
+  await store.open();
+  const ingest = new Ingest({ sink: store, clock, isStored: (d, s) => store.has(d, s) });
+  return {
+    ingest,
+    store,
+    async readings() {
+      const out: number[] = [];
+      for await (const f of store.framesByDevice(DEV)) out.push((decodeFrame(f.raw) as DataFrame).values[0]!);
+      return out;
+    },
+  };
+}
+
+describe("sequence numbers and boots", () => {
+  it("behavior: a device that reboots and restarts its counter has both boots' frames stored", async () => {
+    const { ingest, readings } = await rig();
+    ingest.handle(dec(hello(1)), "serial");
+    for (let s = 0; s < 10; s++)
+      expect(await ingest.handle(dec(data(s, 1e6 + s)), "serial")).toMatchObject({ kind: "ack", seq: s });
+    ingest.handle(dec(hello(2)), "serial");
+    for (let s = 0; s < 10; s++)
+      expect(await ingest.handle(dec(data(s, 2e6 + s)), "serial")).toMatchObject({ kind: "ack", seq: s });
+    const got = await readings();
+    expect(got).toHaveLength(20);
+    expect(got.slice(10)).toEqual(Array.from({ length: 10 }, (_, i) => 2e6 + i));
+    expect(ingest.counters.duplicates).toBe(0);
+    expect(ingest.counters.devices.get(DEV)!.seq.gaps).toBe(0);
+    // A reconnect that repeats the current boot id is not a reboot: resends are duplicates.
+    ingest.handle(dec(hello(2)), "serial");
+    expect(await ingest.handle(dec(data(9, 2e6 + 9)), "serial")).toMatchObject({ kind: "ack" });
+    expect(ingest.counters.duplicates).toBe(1);
+    expect(await readings()).toHaveLength(20);
+  });
+
+  it("error: one far-off sequence number is NACKed SEQ_OUT_OF_RANGE, counted, and stores nothing twice", async () => {
+    const { ingest, readings } = await rig();
+    ingest.handle(dec(hello(1)), "serial");
+    for (const s of [5, 6]) await ingest.handle(dec(data(s, s)), "serial");
+    const far = await ingest.handle(dec(data(2 ** 32 - 16, -1)), "serial");
+    expect(far).toEqual({
+      kind: "nack",
+      deviceId: DEV,
+      seq: 2 ** 32 - 16,
+      reason: NackReason.SEQ_OUT_OF_RANGE,
+    });
+    const ahead = await ingest.handle(dec(data(6 + SEQ_MAX_JUMP + 1, -2)), "serial");
+    expect(ahead).toMatchObject({ kind: "nack", reason: NackReason.SEQ_OUT_OF_RANGE });
+    // The device's resends of 5 and 6 are duplicates, not new frames at 2^32 + 5.
+    for (const s of [5, 6])
+      expect(await ingest.handle(dec(data(s, s)), "serial")).toMatchObject({ kind: "ack" });
+    expect(await readings()).toEqual([5, 6]);
+    const d = ingest.counters.devices.get(DEV)!;
+    expect(ingest.counters.rejected.SEQ_OUT_OF_RANGE).toBe(2);
+    expect(d.seq.gaps).toBe(0);
+    // Within the bound a jump is a gap, not a refusal.
+    expect(await ingest.handle(dec(data(6 + SEQ_MAX_JUMP, 7)), "serial")).toMatchObject({ kind: "ack" });
+    expect(d.seq.gaps).toBe(SEQ_MAX_JUMP - 1);
+  });
+
+  it("behavior: the boot's sequence space survives a gateway restart", async () => {
+    const { ingest, store } = await rig();
+    ingest.handle(dec(hello(7)), "serial");
+    for (let s = 0; s < 3; s++) await ingest.handle(dec(data(s, s)), "serial");
+    ingest.handle(dec(hello(8)), "serial");
+    for (let s = 0; s < 3; s++) await ingest.handle(dec(data(s, 10 + s)), "serial");
+    expect(store.devices().get(DEV)).toEqual({ lastSeq: 5, bootId: 8, base: 3 });
+    // A restarted gateway restores the state; the device resends without a HELLO.
+    const again = new Ingest({ sink: store, clock, isStored: (d, s) => store.has(d, s) });
+    const st = store.devices().get(DEV)!;
+    again.counters.device(DEV).seq.restore(st.lastSeq, { id: st.bootId!, base: st.base });
+    expect(await again.handle(dec(data(2, 12)), "serial")).toMatchObject({ kind: "ack" });
+    expect(again.counters.duplicates).toBe(1);
+    expect(await again.handle(dec(data(3, 13)), "serial")).toMatchObject({ kind: "ack" });
+    expect(store.lastSeq(DEV)).toBe(6);
+  });
+
+  it("property: random reboots, wraps, resends and far jumps: every ACKed frame is stored exactly once, nothing unACKed is claimed", async () => {
+    type Op =
+      | { t: "send"; n: number }
+      | { t: "resend"; back: number }
+      | { t: "reboot"; restartAt: number }
+      | { t: "reconnect" }
+      | { t: "far"; delta: number };
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      {
+        weight: 10,
+        arbitrary: fc.record({ t: fc.constant("send" as const), n: fc.integer({ min: 1, max: 5 }) }),
+      },
+      { weight: 4, arbitrary: fc.record({ t: fc.constant("resend" as const), back: fc.nat(40) }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          t: fc.constant("reboot" as const),
+          restartAt: fc.oneof(fc.constant(0), fc.constant(2 ** 32 - 3), fc.nat(100)),
+        }),
+      },
+      { weight: 1, arbitrary: fc.record({ t: fc.constant("reconnect" as const) }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          t: fc.constant("far" as const),
+          delta: fc.oneof(
+            fc.integer({ min: SEQ_MAX_JUMP + 1, max: 2 ** 31 }),
+            fc.integer({ min: -(2 ** 31), max: -(SEQ_MAX_JUMP + 1) }),
+          ),
+        }),
+      },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
+        const { ingest, readings } = await rig();
+        let boot = 1;
+        let next = 0; // next u32 seq of this boot
+        let reading = 0;
+        const sent = new Map<number, number>(); // seq of this boot → reading
+        const acked = new Set<number>(); // readings the device saw acknowledged
+        const send = async (seq: number, r: number): Promise<IngestReply> => {
+          const reply = await ingest.handle(dec(data(seq, r)), "serial");
+          if (reply.kind === "ack") acked.add(r);
+          return reply;
+        };
+        ingest.handle(dec(hello(boot)), "serial");
+        for (const o of ops) {
+          if (o.t === "send")
+            for (let i = 0; i < o.n; i++) {
+              const seq = next >>> 0;
+              next = (next + 1) >>> 0;
+              sent.set(seq, ++reading);
+              await send(seq, reading);
+            }
+          else if (o.t === "resend") {
+            const seqs = [...sent.keys()];
+            const seq = seqs[Math.max(0, seqs.length - 1 - o.back)];
+            if (seq !== undefined) await send(seq, sent.get(seq)!);
+          } else if (o.t === "reboot") {
+            boot++;
+            next = o.restartAt;
+            sent.clear();
+            ingest.handle(dec(hello(boot)), "serial");
+          } else if (o.t === "reconnect") ingest.handle(dec(hello(boot)), "serial");
+          else {
+            const last = [...sent.keys()].at(-1);
+            if (last === undefined) continue;
+            const reply = await send((last + o.delta) >>> 0, -1);
+            expect(reply).toMatchObject({ kind: "nack", reason: NackReason.SEQ_OUT_OF_RANGE });
+          }
+        }
+        const stored = await readings();
+        // Stored exactly once, and only readings that were sent (never the far-off garbage).
+        expect(new Set(stored).size).toBe(stored.length);
+        expect(stored.sort((a, b) => a - b)).toEqual([...acked].sort((a, b) => a - b));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
