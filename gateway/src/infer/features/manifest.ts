@@ -17,6 +17,43 @@ export interface ManifestAlert {
   description?: string;
 }
 
+/** Data-quality rules of one channel (manifest `inputs.quality.channels[name]`; see quality.ts). */
+export interface QualityChannelSpec {
+  /** Valid range, raw units (inclusive). */
+  min?: number;
+  max?: number;
+  /** Largest change from the last good value, raw units per frame since it. */
+  maxStep?: number;
+  /** Largest change from the last good normalised value, in standard deviations (features only). */
+  maxStepSd?: number;
+  /** This many identical values in a row mean the sensor is stuck (≥ 2). */
+  stuckFrames?: number;
+  /** How a flagged value is replaced: hold the last good normalised value, or continue a counter. Default last-good. */
+  impute?: "last-good" | "counter";
+  description?: string;
+}
+
+/** Manifest `inputs.quality`: per-channel checks, imputation limits, fault reporting and window rules. */
+export interface QualitySpecJson {
+  description?: string;
+  /** One entry per used channel (every feature, and every regime channel of a multi-regime model). */
+  channels: Record<string, QualityChannelSpec>;
+  /** A feature imputed for more frames in a row than this is "lost" (default 30). */
+  maxImputeFrames?: number;
+  /** Flagged frames in a row that raise a sensor fault (default 3). */
+  faultFrames?: number;
+  /** Good frames in a row that clear it (default 10). */
+  clearFrames?: number;
+  window: {
+    /** Largest fraction of imputed feature values over the window's real rows. */
+    maxImputedFraction: number;
+    /** Largest fraction of imputed feature values in the window's newest row. */
+    maxImputedFractionRow: number;
+    /** Most lost features allowed in the newest row. */
+    maxLostFeatures: number;
+  };
+}
+
 export interface ModelManifest {
   $schema?: string;
   schemaVersion: 1;
@@ -46,6 +83,8 @@ export interface ModelManifest {
     padding: { policy: "repeat-first" | "none"; description?: string };
     /** Optional per-device baseline deviations appended after the features (see applyBaseline). */
     baseline?: { rows: number; features: string[]; description?: string };
+    /** Optional data-quality rules (quality.ts); without them a non-finite used value withholds the window. */
+    quality?: QualitySpecJson;
   };
   normalization: {
     method: "regime-zscore";
@@ -96,4 +135,3 @@ export function modelPath(manifestPath: string, manifest: ModelManifest): string
 export function tensorWidth(manifest: ModelManifest): number {
   return manifest.inputs.features.length + (manifest.inputs.baseline?.features.length ?? 0);
 }
-
