@@ -200,6 +200,40 @@ describe("data quality: per-channel verdicts", () => {
     expect(s.z[2]).toBe(Math.fround(0.2)); // 18 + 2·1... step since 12 → 18 over 3 frames = 2
   });
 
+  it("regress: estimates a flagged feature from the row's other normalised features", () => {
+    const m = manifest();
+    const q = m.inputs.quality!;
+    q.channels["a"]!.impute = "regress";
+    q.regression = {
+      features: ["a", "b", "count"],
+      weights: [
+        [0, 2, 0],
+        [0, 0, 0],
+        [0, 0, 0],
+      ],
+      intercept: [0.5, 0, 0],
+    };
+    const norm = createNormalizer(m);
+    const spec = createQuality(m, norm);
+    const state = new QualityState(spec);
+    const res = newFrameQuality(spec);
+    const out = new Float32Array(3);
+    checkRow(spec, norm, state, [0, 10, 100, 1, 0], 0, out, 0, res);
+    checkRow(spec, norm, state, [0, NaN, 103, 2, 0], 0, out, 0, res); // z_b = 0.3 → z_a = 0.5 + 0.6
+    expect(res.codes[0]).toBe(Q_MISSING);
+    expect(out[0]).toBe(Math.fround(0.5 + 2 * Math.fround(0.3)));
+    // b missing too: its last good z (0.3) stands in for it
+    checkRow(spec, norm, state, [0, NaN, NaN, 3, 0], 0, out, 0, res);
+    expect(out[1]).toBe(Math.fround(0.3));
+    expect(out[0]).toBe(Math.fround(0.5 + 2 * Math.fround(0.3)));
+    const bad = structuredClone(m);
+    bad.inputs.quality!.regression!.weights[0]![0] = 1;
+    expect(() => createQuality(bad, createNormalizer(bad))).toThrow(/itself/);
+    const none = structuredClone(m);
+    delete none.inputs.quality!.regression;
+    expect(() => createQuality(none, createNormalizer(none))).toThrow(/regression/);
+  });
+
   it("infers the regime from the features when a regime channel is flagged", () => {
     const { run, res } = setup();
     run([1, 50, 200, 1, 0]);

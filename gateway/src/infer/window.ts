@@ -25,6 +25,7 @@
  * reason). A window with too much imputed data does not become ready: `windowVerdict` says why and
  * `withheld` counts them.
  */
+import { commissioningMode, type Commissioning } from "./features/commissioning.ts";
 import { applyBaseline, newBaseline, type BaselineState } from "./features/normalize.ts";
 import {
   checkRow,
@@ -80,6 +81,9 @@ export class DeviceWindow {
   windowVerdict = W_OK;
   /** Windows withheld for data quality (no prediction). */
   withheld = 0;
+  /** Frame channel of the baseline's origin feature (the machine's age), -1 without; its value in the first row. */
+  readonly #ageChannel: number;
+  #firstAge = NaN;
   /** cap × features normalised float32 rows (tensor width: features, then baseline deviations). */
   readonly #rows: Float32Array;
   readonly #seq: Float64Array;
@@ -111,6 +115,8 @@ export class DeviceWindow {
     this.#features = model.normalizer.features;
     this.#baseline = newBaseline(model.normalizer);
     this.#quality = qualityFor(model.manifest, model.normalizer);
+    const oi = model.normalizer.originIndex;
+    this.#ageChannel = oi >= 0 ? model.normalizer.featureIndex[oi]! : -1;
     this.qualityState = new QualityState(this.#quality);
     this.frameQuality = newFrameQuality(this.#quality);
     this.#cap = window + stride - 1;
@@ -125,6 +131,25 @@ export class DeviceWindow {
 
   get rows(): number {
     return this.#count;
+  }
+
+  /**
+   * When the gateway met this device relative to the machine's life (features/commissioning.ts):
+   * the mode, the age in the first frame, and the baseline's progress. Allocates: call it for
+   * status, not per frame.
+   */
+  get commissioning(): Commissioning {
+    return {
+      mode: commissioningMode(this.model.manifest, this.#firstAge),
+      age: this.#firstAge,
+      baselineRows: this.#baseline.rows,
+      baselineNeeds: this.model.normalizer.baselineRows,
+    };
+  }
+
+  #noteFirstRow(values: ArrayLike<number>): void {
+    if (this.#ageChannel >= 0 && this.#baseline.rows === 0)
+      this.#firstAge = values[this.#ageChannel] as number;
   }
 
   /** True when a window is ready and not yet taken. */
@@ -143,6 +168,7 @@ export class DeviceWindow {
     const slot = idx % this.#cap;
     const norm = this.model.normalizer;
     const q = this.frameQuality;
+    this.#noteFirstRow(values);
     checkRow(this.#quality, norm, this.qualityState, values, 0, this.#rows, slot * this.#features, q);
     applyBaseline(norm, this.#baseline, this.#rows, slot * this.#features);
     this.#imputed[slot] = q.imputed;
@@ -206,6 +232,7 @@ export class DeviceWindow {
       const state = new QualityState(this.#quality);
       const verdict = newFrameQuality(this.#quality);
       for (const r of first.slice(0, norm.baselineRows)) {
+        this.#noteFirstRow(r.values);
         checkRow(this.#quality, norm, state, r.values, 0, scratch, 0, verdict);
         applyBaseline(norm, this.#baseline, scratch, 0);
         seeded++;

@@ -65,7 +65,8 @@ export function parseCmapss(text: string, file = "C-MAPSS text"): CmapssUnit[] {
     const t = line.trim();
     if (t === "") continue;
     const f = t.split(/\s+/);
-    if (f.length !== FIELDS) throw new DataFileError(file, `line ${lineNo}: expected ${FIELDS} fields, got ${f.length}`);
+    if (f.length !== FIELDS)
+      throw new DataFileError(file, `line ${lineNo}: expected ${FIELDS} fields, got ${f.length}`);
     const unit = Number(f[0]);
     const cycle = Number(f[1]);
     if (!cur || cur.unit !== unit) {
@@ -78,7 +79,8 @@ export function parseCmapss(text: string, file = "C-MAPSS text"): CmapssUnit[] {
       throw new DataFileError(file, `line ${lineNo}: unit ${unit} cycle ${cycle} out of order`);
     for (let c = 2; c < f.length; c++) {
       const v = Number(f[c]);
-      if (!Number.isFinite(v)) throw new DataFileError(file, `line ${lineNo}: field ${c + 1} is not a number`);
+      if (!Number.isFinite(v))
+        throw new DataFileError(file, `line ${lineNo}: field ${c + 1} is not a number`);
       cur.rows.push(v);
     }
     cur.rows.push(cycle);
@@ -102,7 +104,6 @@ export function loadRul(path: string): Float64Array {
   if (vals.some((v) => !Number.isFinite(v))) throw new DataFileError(path, "not a list of numbers");
   return Float64Array.from(vals);
 }
-
 
 export type CmapssSubset = "FD001" | "FD002" | "FD003" | "FD004";
 export type CmapssSplit = "train" | "test";

@@ -28,8 +28,11 @@ export interface QualityChannelSpec {
   maxStepSd?: number;
   /** This many identical values in a row mean the sensor is stuck (≥ 2). */
   stuckFrames?: number;
-  /** How a flagged value is replaced: hold the last good normalised value, or continue a counter. Default last-good. */
-  impute?: "last-good" | "counter";
+  /**
+   * How a flagged value is replaced: hold the last good normalised value, continue a counter, or
+   * estimate it from the row's other features (`regression`). Default last-good.
+   */
+  impute?: "last-good" | "counter" | "regress";
   description?: string;
 }
 
@@ -44,6 +47,12 @@ export interface QualitySpecJson {
   faultFrames?: number;
   /** Good frames in a row that clear it (default 10). */
   clearFrames?: number;
+  /**
+   * Linear regression for `impute: "regress"`: a flagged feature f becomes
+   * intercept[f] + Σ_k weights[f][k] · z_k over the row's normalised features (imputed ones as
+   * imputed by last-good/counter first); `features` repeats inputs.features.
+   */
+  regression?: { features: string[]; weights: number[][]; intercept: number[]; description?: string };
   window: {
     /** Largest fraction of imputed feature values over the window's real rows. */
     maxImputedFraction: number;
@@ -82,7 +91,18 @@ export interface ModelManifest {
     stride: number;
     padding: { policy: "repeat-first" | "none"; description?: string };
     /** Optional per-device baseline deviations appended after the features (see applyBaseline). */
-    baseline?: { rows: number; features: string[]; description?: string };
+    baseline?: {
+      rows: number;
+      features: string[];
+      /**
+       * The baseline's origin: feature (the machine's age, e.g. its cycle counter) whose normalised
+       * value in the device's first row ends every row, so a baseline taken in mid-life is told
+       * from one taken new. A device whose first row has `feature ≤ firstCycleMax` (raw) was
+       * commissioned at its first cycle; otherwise in mid-life (see commissioningOf).
+       */
+      origin?: { feature: string; firstCycleMax: number; description?: string };
+      description?: string;
+    };
     /** Optional data-quality rules (quality.ts); without them a non-finite used value withholds the window. */
     quality?: QualitySpecJson;
   };
@@ -131,7 +151,8 @@ export function modelPath(manifestPath: string, manifest: ModelManifest): string
   return join(dirname(manifestPath), manifest.model.file);
 }
 
-/** Values per window row in the input tensor: the features, then the baseline deviations if any. */
+/** Values per window row in the input tensor: the features, the baseline deviations, the baseline's origin. */
 export function tensorWidth(manifest: ModelManifest): number {
-  return manifest.inputs.features.length + (manifest.inputs.baseline?.features.length ?? 0);
+  const bl = manifest.inputs.baseline;
+  return manifest.inputs.features.length + (bl?.features.length ?? 0) + (bl?.origin ? 1 : 0);
 }

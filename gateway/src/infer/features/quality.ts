@@ -14,7 +14,9 @@
  *
  * A flagged value is never fed raw. A flagged feature is imputed by its declared policy:
  * `last-good` holds its last good normalised value (the regime's mean, z = 0, before any), and
- * `counter` (a cycle counter) continues the last good value by its last step per frame. A feature
+ * `counter` (a cycle counter) continues the last good value by its last step per frame, and
+ * `regress` estimates it from the row's other normalised features with the manifest's linear
+ * regression (the sensors of a degrading machine move together). A feature
  * imputed for more than `maxImputeFrames` frames in a row is "lost". A flagged regime channel makes
  * the row's regime the one under which the row's good features are most plausible (least sum of
  * squared z-scores) instead of the nearest centroid. On good data the row is bit-for-bit what
@@ -44,6 +46,7 @@ export type QualityReason = (typeof QUALITY_REASONS)[number];
 /** Imputation policies (manifest `impute`). */
 const POLICY_LAST_GOOD = 0;
 const POLICY_COUNTER = 1;
+const POLICY_REGRESS = 2;
 
 /** A model's data-quality rules compiled to flat typed arrays (build once per model). */
 export interface QualitySpec {
@@ -69,6 +72,9 @@ export interface QualitySpec {
   stuckFrames: Int32Array;
   /** Imputation policy per used channel. */
   policy: Uint8Array;
+  /** `regress` policy: [feature][feature] weights (diagonal 0) and intercepts over the row's normalised features; empty when unused. */
+  weights: Float64Array;
+  intercept: Float64Array;
   maxImputeFrames: number;
   faultFrames: number;
   clearFrames: number;
@@ -121,6 +127,8 @@ export function createQuality(manifest: ModelManifest, norm: Normalizer): Qualit
     maxStepSd: new Float64Array(U).fill(Infinity),
     stuckFrames: new Int32Array(U),
     policy: new Uint8Array(U),
+    weights: new Float64Array(0),
+    intercept: new Float64Array(0),
     maxImputeFrames: q?.maxImputeFrames ?? QUALITY_DEFAULTS.maxImputeFrames,
     faultFrames: q ? (q.faultFrames ?? QUALITY_DEFAULTS.faultFrames) : 1,
     clearFrames: q ? (q.clearFrames ?? QUALITY_DEFAULTS.clearFrames) : 1,
@@ -170,8 +178,26 @@ export function createQuality(manifest: ModelManifest, norm: Normalizer): Qualit
         throw new FeatureSpecError(`quality channel "${name}": stuckFrames must be an integer ≥ 2`);
       spec.stuckFrames[u] = c.stuckFrames;
     }
-    spec.policy[u] = (c.impute ?? "last-good") === "counter" ? POLICY_COUNTER : POLICY_LAST_GOOD;
+    const policy = c.impute ?? "last-good";
+    spec.policy[u] =
+      policy === "counter" ? POLICY_COUNTER : policy === "regress" ? POLICY_REGRESS : POLICY_LAST_GOOD;
+    if (policy === "regress" && spec.feature[u]! < 0)
+      throw new FeatureSpecError(`quality channel "${name}": impute "regress" needs a feature`);
   });
+  if (spec.policy.includes(POLICY_REGRESS)) {
+    const reg = q.regression;
+    const F = norm.direct;
+    if (reg === undefined) throw new FeatureSpecError('quality: impute "regress" needs quality.regression');
+    if (reg.features.length !== F || reg.features.some((f, i) => f !== inputs.features[i]))
+      throw new FeatureSpecError("quality.regression.features must be inputs.features, in order");
+    if (reg.intercept.length !== F || reg.weights.length !== F || reg.weights.some((r) => r.length !== F))
+      throw new FeatureSpecError(`quality.regression needs ${F} intercepts and ${F} × ${F} weights`);
+    spec.weights = Float64Array.from(reg.weights.flat());
+    spec.intercept = Float64Array.from(reg.intercept);
+    for (let f = 0; f < F; f++)
+      if (spec.weights[f * F + f] !== 0)
+        throw new FeatureSpecError("quality.regression.weights: a feature cannot predict itself");
+  }
   return spec;
 }
 
@@ -322,6 +348,15 @@ export function checkRow(
     imputed++;
     if (gap > spec.maxImputeFrames) lost++;
   }
+  // 3b. regression imputation from the row's other normalised features (good or imputed above)
+  if (imputed > 0 && spec.intercept.length > 0)
+    for (let f = 0; f < F; f++) {
+      const u = spec.usedOfFeature[f]!;
+      if (codes[u] === Q_OK || spec.policy[u] !== POLICY_REGRESS) continue;
+      let v = spec.intercept[f]!;
+      for (let k = 0; k < F; k++) v += spec.weights[f * F + k]! * out[outOffset + k]!;
+      out[outOffset + f] = v;
+    }
   // 4. per-channel bookkeeping: last good value, counter step, fault state
   let changed = 0;
   for (let u = 0; u < U; u++) {

@@ -48,4 +48,3 @@ export function lastWindows(norm: Normalizer, units: readonly CmapssUnit[], wind
   });
   return out;
 }
-
