@@ -11,7 +11,9 @@ import { qualityFor } from "../../gateway/src/infer/features/quality.ts";
 import type { LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { DeviceWindow, emptyMeta } from "../../gateway/src/infer/window.ts";
 import { Rng } from "../../device-sim/src/rng.ts";
-import { phm08Score, rmse, runBatched } from "./cmapss.ts";
+import { join } from "node:path";
+import { loadCmapss, loadRul } from "../../gateway/src/infer/features/cmapss.ts";
+import { phm08Score, REPO_ROOT, rmse, runBatched } from "./cmapss.ts";
 
 /** One scored sample: a unit's frames as a device would send them, and the true RUL after the last. */
 export interface Sample {
@@ -196,4 +198,102 @@ export function missingStuckSamples(
       out.push({ unit: u.unit, data, rows: n, truth: truth[i] as number });
     });
   return out;
+}
+
+/** Relative tolerance for "not worse than claimed" (float noise between PyTorch and onnxruntime). */
+export const METRIC_TOLERANCE = 1e-3;
+
+/** Issue 14's goals (capped truth unless noted; test sets, last window per unit). */
+export const GOALS: Record<string, Record<string, number>> = {
+  firstCycleCapped: { FD001: 10.5, FD002: 11.0, FD003: 10.5, FD004: 11.5 },
+  firstCycleUncapped: { FD001: 10.9, FD003: 10.9 },
+  midLifeCapped: { FD001: 13.0, FD002: 14.5, FD003: 13.0, FD004: 15.5 },
+  /** ratio to the clean first-cycle capped RMSE */
+  missingStuckRatio: { FD001: 1.1, FD002: 1.1, FD003: 1.1, FD004: 1.1 },
+  /** int8 capped RMSE minus float capped RMSE */
+  int8Delta: { FD001: 0.3, FD002: 0.3, FD003: 0.3, FD004: 0.3 },
+};
+
+/** One condition's figures as recorded in `metrics.conditions` (rounded like the manifest). */
+export interface ConditionFigures {
+  protocol: string;
+  seed?: number;
+  samples: number;
+  rmse: number;
+  score: number;
+  cappedTruth: { rmse: number; score: number };
+  [extra: string]: unknown;
+}
+
+const r4 = (x: number): number => Number(x.toFixed(4));
+const r3 = (x: number): number => Number(x.toFixed(3));
+
+function figures(protocol: string, seed: number | undefined, s: ConditionScore): ConditionFigures {
+  return {
+    protocol,
+    ...(seed !== undefined ? { seed } : {}),
+    samples: s.samples,
+    rmse: r4(s.rmse),
+    score: r3(s.score),
+    cappedTruth: { rmse: r4(s.cappedTruth.rmse), score: r3(s.cappedTruth.score) },
+  };
+}
+
+/** Every plant condition of one C-MAPSS model (and its int8 variant when the manifest has one). */
+export async function evaluateConditions(
+  m: ModelManifest,
+  session: ort.InferenceSession,
+  int8?: ort.InferenceSession,
+): Promise<Record<string, ConditionFigures>> {
+  const units = loadCmapss(join(REPO_ROOT, m.metrics.testFile));
+  const truth = loadRul(join(REPO_ROOT, m.metrics.rulFile!));
+  const subset = m.metrics.testFile.match(/FD00\d/)?.[0] ?? m.name;
+  const first = await scoreSamples(session, m, firstCycleSamples(units, truth));
+  const mid = await scoreSamples(session, m, midLifeSamples(units, truth, subset));
+  const restarted = await scoreSamples(session, m, midLifeSamples(units, truth, subset, true));
+  const ms = await scoreSamples(session, m, missingStuckSamples(units, truth, subset, m));
+  const out: Record<string, ConditionFigures> = {
+    midLife: figures(CONDITIONS.midLife.protocol, CONDITIONS.midLife.seed, mid),
+    counterRestarted: figures(
+      CONDITIONS.counterRestarted.protocol,
+      CONDITIONS.counterRestarted.seed,
+      restarted,
+    ),
+    missingStuck: {
+      ...figures(CONDITIONS.missingStuck.protocol, CONDITIONS.missingStuck.seed, ms),
+      ratioToClean: r4(ms.cappedTruth.rmse / first.cappedTruth.rmse),
+      withheld: ms.withheld,
+      sensorFaults: ms.sensorFaults,
+    },
+  };
+  if (int8) {
+    const q = await scoreSamples(int8, m, firstCycleSamples(units, truth));
+    out["int8"] = {
+      ...figures("the int8 variant (model.variants), first-cycle protocol", undefined, q),
+      deltaCappedRmse: r4(q.cappedTruth.rmse - first.cappedTruth.rmse),
+    };
+  }
+  return out;
+}
+
+/** Names of the claimed figures of a condition that got worse than claimed (tolerance METRIC_TOLERANCE). */
+export function worseConditions(
+  got: Record<string, ConditionFigures>,
+  claimed: Record<string, ConditionFigures> | undefined,
+): string[] {
+  const worse: string[] = [];
+  const notWorse = (g: number, c: number | undefined): boolean =>
+    c === undefined || g <= c * (1 + METRIC_TOLERANCE) + 1e-9;
+  for (const [k, c] of Object.entries(claimed ?? {})) {
+    const g = got[k];
+    if (!g) {
+      worse.push(`${k} (not computed)`);
+      continue;
+    }
+    if (!notWorse(g.rmse, c.rmse)) worse.push(`${k}.rmse`);
+    if (!notWorse(g.score, c.score)) worse.push(`${k}.score`);
+    if (!notWorse(g.cappedTruth.rmse, c.cappedTruth.rmse)) worse.push(`${k}.cappedTruth.rmse`);
+    if (!notWorse(g.cappedTruth.score, c.cappedTruth.score)) worse.push(`${k}.cappedTruth.score`);
+  }
+  return worse;
 }

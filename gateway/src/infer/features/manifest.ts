@@ -17,6 +17,19 @@ export interface ManifestAlert {
   description?: string;
 }
 
+export type ModelPrecision = "float32" | "int8";
+
+/** Another ONNX file of the same model at another precision (manifest `model.variants[]`). */
+export interface ModelVariant {
+  precision: ModelPrecision;
+  /** relative to the manifest */
+  file: string;
+  sha256: string;
+  bytes: number;
+  /** how it was made (e.g. the quantization tool and calibration) */
+  quantization?: string;
+}
+
 /** Data-quality rules of one channel (manifest `inputs.quality.channels[name]`; see quality.ts). */
 export interface QualityChannelSpec {
   /** Valid range, raw units (inclusive). */
@@ -80,6 +93,15 @@ export interface ModelManifest {
     params: number;
     macsPerWindow: number;
     architecture?: string;
+    /** Precision of `file` (default float32). */
+    precision?: ModelPrecision;
+    /** Other files computing the same function at another precision (e.g. int8-quantized), same input and outputs. */
+    variants?: ModelVariant[];
+    /**
+     * Which precision to run per CPU architecture (Node's `process.arch`: x64, arm64, …), from
+     * measurements recorded in the manifest; `default` for any other. Missing: the main file.
+     */
+    prefer?: Record<string, ModelPrecision>;
   };
   inputs: {
     tensor: string;
@@ -149,6 +171,28 @@ export function loadManifest(path: string): ModelManifest {
 /** Absolute path of the manifest's ONNX file (model.file is relative to the manifest). */
 export function modelPath(manifestPath: string, manifest: ModelManifest): string {
   return join(dirname(manifestPath), manifest.model.file);
+}
+
+/** The file to run: `file`, `sha256`, `bytes` and precision of the main model or of one variant. */
+export interface ModelFileChoice {
+  precision: ModelPrecision;
+  file: string;
+  sha256: string;
+  bytes: number;
+}
+
+/**
+ * Picks the model file for a CPU architecture: `override` (a precision the operator asked for)
+ * if the manifest has it, else `model.prefer[arch]`, else `model.prefer.default`, else the main
+ * file. A preferred precision the manifest does not provide falls back to the main file.
+ */
+export function selectModelFile(manifest: ModelManifest, arch: string, override?: ModelPrecision): ModelFileChoice {
+  const m = manifest.model;
+  const main: ModelFileChoice = { precision: m.precision ?? "float32", file: m.file, sha256: m.sha256, bytes: m.bytes };
+  const want = override ?? m.prefer?.[arch] ?? m.prefer?.["default"] ?? main.precision;
+  if (want === main.precision) return main;
+  const v = m.variants?.find((x) => x.precision === want);
+  return v ? { precision: v.precision, file: v.file, sha256: v.sha256, bytes: v.bytes } : main;
 }
 
 /** Values per window row in the input tensor: the features, the baseline deviations, the baseline's origin. */
