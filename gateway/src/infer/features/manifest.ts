@@ -81,7 +81,7 @@ export interface ModelManifest {
   schemaVersion: 1;
   name: string;
   version: string;
-  task: "rul" | "anomaly" | "failure-horizon";
+  task: "rul" | "anomaly" | "failure-horizon" | "fault-diagnosis";
   description?: string;
   devices: { profiles: string[] };
   model: {
