@@ -186,9 +186,18 @@ export interface ModelFileChoice {
  * if the manifest has it, else `model.prefer[arch]`, else `model.prefer.default`, else the main
  * file. A preferred precision the manifest does not provide falls back to the main file.
  */
-export function selectModelFile(manifest: ModelManifest, arch: string, override?: ModelPrecision): ModelFileChoice {
+export function selectModelFile(
+  manifest: ModelManifest,
+  arch: string,
+  override?: ModelPrecision,
+): ModelFileChoice {
   const m = manifest.model;
-  const main: ModelFileChoice = { precision: m.precision ?? "float32", file: m.file, sha256: m.sha256, bytes: m.bytes };
+  const main: ModelFileChoice = {
+    precision: m.precision ?? "float32",
+    file: m.file,
+    sha256: m.sha256,
+    bytes: m.bytes,
+  };
   const want = override ?? m.prefer?.[arch] ?? m.prefer?.["default"] ?? main.precision;
   if (want === main.precision) return main;
   const v = m.variants?.find((x) => x.precision === want);
