@@ -504,29 +504,28 @@ def run_subset(cfg: Config, out_dir: str, log, validate_only: bool = False) -> d
 
     name = sub.lower()
     onnx_path = os.path.join(out_dir, f"{name}.onnx")
-    dummy = torch.zeros(2, cfg.window, cfg.width)
-    torch.onnx.export(
-        ens,
-        dummy,
-        onnx_path,
-        input_names=["window"],
-        output_names=["rul"],
-        dynamic_axes={"window": {0: "batch"}, "rul": {0: "batch"}},
-        opset_version=13,
-        do_constant_folding=True,
-        dynamo=False,  # the TorchScript exporter: one GRU node per member, as before
-    )
+    export_onnx(ens, cfg, onnx_path)
+    # int8 variant, calibrated on seeded training windows (first-cycle and mid-life observation alike)
+    int8_path = os.path.join(out_dir, f"{name}.int8.onnx")
+    xall, _ = augmented_windows(train_units, starts, norm, cfg)
+    calib = xall[np.random.default_rng(SEED + 3).choice(len(xall), min(INT8_CALIBRATION_WINDOWS, len(xall)), replace=False)]
+    int8 = {"precision": "int8", "file": f"{name}.int8.onnx", "quantization": export_int8(onnx_path, calib, int8_path),
+            "sha256": sha256_file(int8_path), "bytes": os.path.getsize(int8_path)}
     params = sum(p.numel() for p in ens.parameters())
     macs = count_macs(ens, cfg.window, cfg.width)
     elapsed = time.time() - t0
     manifest = build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, len(test_units),
                               float(np.mean(val_scores)), val_epochs, rmse(oof_p, oof_t), phm08(oof_p, oof_t) / len(oof_t) ,
-                              params, macs, elapsed, capped_metrics, quality_block(cfg, train_units, norm))
+                              params, macs, elapsed, capped_metrics, quality_block(cfg, train_units, norm), int8)
     manifest_path = os.path.join(out_dir, f"{name}.manifest.json")
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
     format_json(manifest_path)
+    # the plant conditions (mid-life start, missing + stuck values, int8, ...) are measured by the TypeScript
+    # evaluation through the gateway's own windows, and recorded in metrics.conditions
+    subprocess.run(["npx", "tsx", "models/eval/evaluate.ts", "--write", "--dir", out_dir, "--only", name,
+                    "--latency-runs", "20"], cwd=REPO, check=True)
     log(f"  {sub}: test RMSE {test_rmse:.3f} score {test_score:.1f} | val RMSE {np.mean(val_scores):.3f} "
         f"| params {params} MACs {macs} | {elapsed:.0f}s")
     return manifest
@@ -642,6 +641,9 @@ def export_onnx(model: nn.Module, cfg: Config, path: str) -> None:
 
 
 INT8_CALIBRATION_WINDOWS = 1024
+# Which file the gateway runs per CPU architecture (manifest model.prefer), from bench/infer.ts and
+# models:eval measurements (models/README.md "int8"): see the README for the figures behind it.
+PREFER = {"x64": "float32", "default": "float32"}
 
 
 def export_int8(float_path: str, calib: np.ndarray, path: str) -> str:
@@ -688,7 +690,7 @@ def architecture(cfg: Config) -> str:
 
 
 def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_test, val_rmse, val_epochs,
-                   trunc_rmse, trunc_score_mean, params, macs, elapsed, capped_metrics, quality) -> dict:
+                   trunc_rmse, trunc_score_mean, params, macs, elapsed, capped_metrics, quality, int8) -> dict:
     sub = cfg.subset
     name = sub.lower()
     profiles = [f"cmapss-{name}"] + (["cmapss-v2"] if sub == "FD001" else [])
@@ -696,7 +698,8 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
         "$schema": "../manifest.schema.json",
         "schemaVersion": 1,
         "name": f"cmapss-{name}-rul",
-        "version": "2.0.0",  # 2: frames carry the cycle counter (25 channels)
+        # 2: frames carry the cycle counter (25 channels); 3: rows end with the baseline's origin
+        "version": "3.0.0" if cfg.origin else "2.0.0",
         "task": "rul",
         "description": f"Remaining useful life of a turbofan engine, NASA C-MAPSS {sub}: ensemble of "
         f"{cfg.members * cfg.seeds} small conv+GRU networks averaged in one graph"
@@ -711,6 +714,9 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
             "params": int(params),
             "macsPerWindow": int(macs),
             "architecture": architecture(cfg),
+            "precision": "float32",
+            "variants": [int8],
+            "prefer": PREFER,
         },
         "inputs": {
             "tensor": "window",
@@ -728,10 +734,20 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
             **({"baseline": {
                 "rows": cfg.baseline_rows,
                 "features": cfg.baseline,
+                **({"origin": {
+                    "feature": "cycle",
+                    "firstCycleMax": 1,
+                    "description": "The engine's cycle counter in the device's first frame (normalised: cycle / 100) "
+                    "ends every row, so the model knows when its baseline was taken: an engine met at its first cycle "
+                    "(commissioning mode first-cycle) and one met in mid-life (mode mid-life) both work. The counter "
+                    "must be the engine's own (cycles since entering service), not one restarted at commissioning.",
+                }} if cfg.origin else {}),
                 "description": f"After the features, each of these enters again as its deviation from the device's "
                 f"baseline: normalised value minus the mean of the device's first {cfg.baseline_rows} normalised rows "
-                f"(of the rows so far while fewer), mean and difference in float64, stored as float32. The device "
-                "must be observed from its first cycle (C-MAPSS units are), so the baseline is its initial state.",
+                f"(of the rows so far while fewer), mean and difference in float64, stored as float32. "
+                + ("The baseline is the engine's state when the gateway first met it (see origin)." if cfg.origin else
+                   "The device must be observed from its first cycle (C-MAPSS units are), so the baseline is its "
+                   "initial state."),
             }} if cfg.baseline_rows > 0 else {}),
             "quality": quality,
         },

@@ -1,4 +1,4 @@
-// `npm run models:eval [-- --dir models/cmapss] [--latency-runs N] [--write]` (--dir: absolute or relative to the repo root)
+// `npm run models:eval [-- --dir models/cmapss] [--only fd001] [--latency-runs N] [--write]` (--dir: absolute or relative to the repo root)
 // Recomputes every committed C-MAPSS model's test metrics with onnxruntime-node from its manifest and
 // the data in models/data/cmapss: the standard protocol (last window per test unit from the first cycle,
 // truth uncapped and capped) and every plant condition (models/eval/conditions.ts: observation from
@@ -71,8 +71,9 @@ async function main(): Promise<void> {
   const write = args.includes("--write");
   const dir = resolve(REPO_ROOT, opt("--dir", "models/cmapss"));
   const runs = Number(opt("--latency-runs", "200"));
+  const only = opt("--only", "");
   const files = readdirSync(dir)
-    .filter((f) => f.endsWith(".manifest.json"))
+    .filter((f) => f.endsWith(".manifest.json") && (only === "" || f === `${only}.manifest.json`))
     .sort();
   if (files.length === 0) throw new Error(`no *.manifest.json in ${dir}`);
 

@@ -7,7 +7,21 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
-import { REPO_ROOT, evaluateManifest, phm08Score, rmse, sha256Hex } from "../../models/eval/cmapss.ts";
+import {
+  REPO_ROOT,
+  createSession,
+  evaluateManifest,
+  phm08Score,
+  rmse,
+  sha256Hex,
+} from "../../models/eval/cmapss.ts";
+import { evaluateConditions, worseConditions, type ConditionFigures } from "../../models/eval/conditions.ts";
+import {
+  checkRow,
+  createQuality,
+  newFrameQuality,
+  QualityState,
+} from "../../gateway/src/infer/features/quality.ts";
 import {
   CMAPSS_CHANNELS,
   CMAPSS_WIDTH,
@@ -115,6 +129,47 @@ describe("committed C-MAPSS models", () => {
           expect(p).toBeGreaterThanOrEqual(0);
           expect(p).toBeLessThanOrEqual(125);
         }
+      });
+
+      it("every plant condition (mid-life start, counter restarted, missing + stuck, int8) is not worse than claimed", async () => {
+        const m = manifest();
+        const claimed = m.metrics.conditions as Record<string, ConditionFigures> | undefined;
+        expect(Object.keys(claimed ?? {})).toEqual(
+          expect.arrayContaining(["midLife", "counterRestarted", "missingStuck"]),
+        );
+        const session = await createSession(modelPath(manifestPath, m));
+        const variant = m.model.variants?.find((v) => v.precision === "int8");
+        const int8 = variant ? await createSession(join(MODEL_DIR, variant.file)) : undefined;
+        if (variant) expect(sha256Hex(readFileSync(join(MODEL_DIR, variant.file)))).toBe(variant.sha256);
+        try {
+          const got = await evaluateConditions(m, session, int8);
+          expect(worseConditions(got, claimed)).toEqual([]);
+          // the claims are the model's own figures
+          for (const [k, c] of Object.entries(claimed!))
+            expect(got[k]!.cappedTruth.rmse).toBeGreaterThanOrEqual(c.cappedTruth.rmse * (1 - REL_TOL));
+        } finally {
+          await session.release();
+          await int8?.release();
+        }
+      }, 120_000);
+
+      it("its data-quality rules flag no frame of the clean train and test files", () => {
+        const m = manifest();
+        const norm = createNormalizer(m);
+        const spec = createQuality(m, norm);
+        expect(spec.declared).toBe(true);
+        const out = new Float32Array(norm.features);
+        const res = newFrameQuality(spec);
+        let flagged = 0;
+        for (const split of ["train", "test"])
+          for (const u of loadCmapss(join(DATA_DIR, `${split}_${subset.toUpperCase()}.txt.gz`))) {
+            const state = new QualityState(spec);
+            for (let r = 0; r < u.cycles; r++) {
+              checkRow(spec, norm, state, u.data, r * CMAPSS_WIDTH, out, 0, res);
+              flagged += res.flagged;
+            }
+          }
+        expect(flagged).toBe(0);
       });
     });
   }
