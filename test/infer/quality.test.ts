@@ -361,15 +361,19 @@ describe("DeviceWindow with the data-quality stage", () => {
     expect(meta.imputed).toBe(1);
     expect(out.every(Number.isFinite)).toBe(true);
     const verdicts: number[] = [];
+    const withheld: boolean[] = [];
     for (let i = 7; i < 16; i++) {
       const r = good(i);
       if (i < 11) r[1] = NaN;
-      w.push(r, i, 0, 0);
+      expect(w.push(r, i, 0, 0)).toBe(!w.withheldLast);
       verdicts.push(w.windowVerdict);
+      withheld.push(w.withheldLast);
+      if (w.frameQuality.flagged) expect(w.quality.names[w.frameQuality.codes.indexOf(1)]).toBe("a");
     }
     // rows 6..10 missing a: the 4-row window holds 2, 3, 4 (lost: imputed 4 frames > 3) …
     expect(verdicts).toEqual([W_OK, W_OK, W_LOST_FEATURES, W_LOST_FEATURES, W_OK, W_OK, W_OK, W_OK, W_OK]);
     expect(w.withheld).toBe(2);
+    expect(withheld).toEqual(verdicts.map((v) => v !== W_OK));
   });
 
   it("without a quality block a NaN in a feature withholds every window that holds it", () => {

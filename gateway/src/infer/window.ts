@@ -69,7 +69,8 @@ export class DeviceWindow {
   readonly #firstEnd: number;
   /** The device's baseline (first rows' mean) when the model has baseline deviations. */
   readonly #baseline: BaselineState;
-  readonly #quality: QualitySpec;
+  /** The model's compiled data-quality rules (channel names of `frameQuality.codes`: `quality.names`). */
+  readonly quality: QualitySpec;
   /** The device's data-quality state (last good values, stuck runs, sensor faults per used channel). */
   readonly qualityState: QualityState;
   /** Verdict on the last pushed frame (overwritten by every push; read it right after push). */
@@ -79,8 +80,9 @@ export class DeviceWindow {
   readonly #lost: Uint16Array;
   /** Verdict of the last window that completed (quality.ts W_OK or the reason it was withheld). */
   windowVerdict = W_OK;
-  /** Windows withheld for data quality (no prediction). */
+  /** Windows withheld for data quality (no prediction), and whether the last push withheld one. */
   withheld = 0;
+  withheldLast = false;
   /** Frame channel of the baseline's origin feature (the machine's age), -1 without; its value in the first row. */
   readonly #ageChannel: number;
   #firstAge = NaN;
@@ -114,11 +116,11 @@ export class DeviceWindow {
     this.#stride = stride;
     this.#features = model.normalizer.features;
     this.#baseline = newBaseline(model.normalizer);
-    this.#quality = qualityFor(model.manifest, model.normalizer);
+    this.quality = qualityFor(model.manifest, model.normalizer);
     const oi = model.normalizer.originIndex;
     this.#ageChannel = oi >= 0 ? model.normalizer.featureIndex[oi]! : -1;
-    this.qualityState = new QualityState(this.#quality);
-    this.frameQuality = newFrameQuality(this.#quality);
+    this.qualityState = new QualityState(this.quality);
+    this.frameQuality = newFrameQuality(this.quality);
     this.#cap = window + stride - 1;
     this.#firstEnd = padding.policy === "repeat-first" ? 0 : window - 1;
     this.#rows = new Float32Array(this.#cap * this.#features);
@@ -169,10 +171,11 @@ export class DeviceWindow {
     const norm = this.model.normalizer;
     const q = this.frameQuality;
     this.#noteFirstRow(values);
-    checkRow(this.#quality, norm, this.qualityState, values, 0, this.#rows, slot * this.#features, q);
+    checkRow(this.quality, norm, this.qualityState, values, 0, this.#rows, slot * this.#features, q);
     applyBaseline(norm, this.#baseline, this.#rows, slot * this.#features);
     this.#imputed[slot] = q.imputed;
     this.#lost[slot] = q.lost;
+    this.withheldLast = false;
     this.#seq[slot] = seq;
     this.#ts[slot] = timestampUs;
     this.#recv[slot] = receivedUs;
@@ -182,7 +185,7 @@ export class DeviceWindow {
     if (idx < this.#firstEnd || (idx - this.#firstEnd) % this.#stride !== 0) return false;
     const real = Math.min(idx + 1, this.#window);
     this.windowVerdict = windowQuality(
-      this.#quality,
+      this.quality,
       norm.direct,
       this.#imputedIn(idx, real),
       real,
@@ -191,6 +194,7 @@ export class DeviceWindow {
     );
     if (this.windowVerdict !== W_OK) {
       this.withheld++;
+      this.withheldLast = true;
       return false;
     }
     this.#readyEnd = idx;
@@ -229,11 +233,11 @@ export class DeviceWindow {
       // A baseline of fewer than baselineRows rows keeps growing with the live rows, as it would have.
       // The same data-quality stage as live rows, with its own state (these rows are old).
       const scratch = new Float32Array(norm.features);
-      const state = new QualityState(this.#quality);
-      const verdict = newFrameQuality(this.#quality);
+      const state = new QualityState(this.quality);
+      const verdict = newFrameQuality(this.quality);
       for (const r of first.slice(0, norm.baselineRows)) {
         this.#noteFirstRow(r.values);
-        checkRow(this.#quality, norm, state, r.values, 0, scratch, 0, verdict);
+        checkRow(this.quality, norm, state, r.values, 0, scratch, 0, verdict);
         applyBaseline(norm, this.#baseline, scratch, 0);
         seeded++;
       }
@@ -242,6 +246,7 @@ export class DeviceWindow {
     this.#readyEnd = -1;
     this.#readyCount = 0;
     this.withheld = 0;
+    this.withheldLast = false;
     this.windowVerdict = W_OK;
     return replay.length + seeded;
   }
