@@ -1,22 +1,28 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Train the Vigil C-MAPSS remaining-useful-life models (FD001-FD004) and export ONNX + manifest.
 
 Reproduce everything (fixed seeds, 1 CPU thread per process; subsets are independent, so
 `--subset FD00x` runs in parallel give the same files):
 
-    /usr/bin/python3 models/cmapss/train.py --all
+    python3 -m venv tmp/venv && tmp/venv/bin/pip install -r models/requirements.txt
+    tmp/venv/bin/python models/cmapss/train.py --all
 
-Use Debian's /usr/bin/python3 (PyTorch 1.13 CPU from `apt-get install python3-torch python3-sklearn`).
 Reads only models/data/cmapss/*.gz (train files for fitting; test + RUL files only for the final
-metrics written to the manifest, never for model selection). Writes models/cmapss/fd00X.onnx and
-models/cmapss/fd00X.manifest.json.
+metrics written to the manifest, never for model selection). Writes models/cmapss/fd00X.onnx, its int8
+variant fd00X.int8.onnx and models/cmapss/fd00X.manifest.json, then runs models/eval/evaluate.ts --write,
+which measures the plant conditions (mid-life start, missing + stuck values, int8) with onnxruntime-node
+through the gateway's own windows and records them in the manifest.
 
 Recipe (see models/README.md):
   * target: piecewise-linear RUL, min(max_cycle - t, 125)
   * features: the 14 informative sensors (s2 s3 s4 s7 s8 s9 s11 s12 s13 s14 s15 s17 s20 s21) and the
     engine's cycle counter / 100 (the file's time column; `--set cycle_input=0` drops it, for the ablation),
-    then the 14 sensors again as deviations from the unit's baseline, the mean of its first 10 normalised
-    rows (`--set baseline_rows=0` drops them)
+    then the 14 sensors again as deviations from the unit's baseline, the mean of its first 10 observed
+    normalised rows (`--set baseline_rows=0` drops them), then the baseline's origin: the cycle counter / 100
+    of the first observed row (`--set origin_input=0` drops it)
+  * observation-start augmentation: besides each training unit observed from its first cycle, 4 copies
+    observed from seeded random mid-life cycles (`--set mid_starts=N`), so one model serves engines the
+    gateway meets new and engines it meets in mid-life
   * normalisation: operating regime = nearest centroid of (setting1, setting2, setting3)
     (1 regime for FD001/FD003, 6 k-means regimes for FD002/FD004), then z-score per regime
     with that regime's mean/std fitted on the train file
@@ -89,11 +95,11 @@ class Config:
     # 1: after the baseline deviations, every row also carries the baseline's origin: the normalised cycle
     # counter of the device's first observed row (cycle / 100), so deviations from a baseline taken in
     # mid-life mean something different from those from a new engine (commissioning anywhere in a life)
-    origin_input: int = 0
+    origin_input: int = 1
     # observation-start augmentation: per training unit, this many extra copies observed from a seeded random
     # cycle in [1, n - min_prefix - 1] (the baseline, origin and padding restart there), windows every
     # mid_stride rows; 0 trains on first-cycle observation only
-    mid_starts: int = 0
+    mid_starts: int = 4
     mid_stride: int = 2
     features: list[str] = field(default_factory=lambda: list(SENSORS_14))
 
@@ -780,7 +786,7 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
              "clear": 30, "description": "RUL at or below 20 cycles; clears above 30 cycles."},
         ],
         "training": {
-            "command": "/usr/bin/python3 models/cmapss/train.py --all",
+            "command": "tmp/venv/bin/python models/cmapss/train.py --all",
             "script": "models/cmapss/train.py",
             "seed": SEED,
             "framework": f"pytorch {torch.__version__.split('+')[0]}",
