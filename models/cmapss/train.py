@@ -532,6 +532,8 @@ def run_subset(cfg: Config, out_dir: str, log, validate_only: bool = False) -> d
     # evaluation through the gateway's own windows, and recorded in metrics.conditions
     subprocess.run(["npx", "tsx", "models/eval/evaluate.ts", "--write", "--dir", out_dir, "--only", name,
                     "--latency-runs", "20"], cwd=REPO, check=True)
+    log(f"  {sub}: validation (out of fold, test-like) first cycle RMSE {val_summary['first'][0]:.3f} (capped "
+        f"{val_summary['first'][1]:.3f}) | mid-life start RMSE {val_summary['mid'][0]:.3f} (capped {val_summary['mid'][1]:.3f})")
     log(f"  {sub}: test RMSE {test_rmse:.3f} score {test_score:.1f} | val RMSE {np.mean(val_scores):.3f} "
         f"| params {params} MACs {macs} | {elapsed:.0f}s")
     return manifest

@@ -273,6 +273,7 @@ describe("C-MAPSS helpers", () => {
     const win = lastWindows(norm, [shortest], W);
     const first = new Float32Array(F);
     normalizeRow(norm, shortest.data, 0, first, 0);
+    applyBaseline(norm, newBaseline(norm), first, 0); // deviations 0, then the origin
     const pad = W - shortest.cycles;
     for (let w = 0; w <= pad; w++)
       expect(Array.from(win.subarray(w * F, (w + 1) * F))).toEqual(Array.from(first));
@@ -287,7 +288,9 @@ describe("C-MAPSS helpers", () => {
     const norm = createNormalizer(m);
     const K = m.inputs.baseline!.rows;
     expect(K).toBe(10);
-    expect(norm.features).toBe(norm.direct + m.inputs.baseline!.features.length);
+    expect(norm.features).toBe(
+      norm.direct + m.inputs.baseline!.features.length + (m.inputs.baseline!.origin ? 1 : 0),
+    );
     const unit = loadCmapss(join(DATA_DIR, "test_FD001.txt.gz"))[0]!;
     const rows = normalizeUnit(norm, unit);
     const F = norm.features;
@@ -302,6 +305,9 @@ describe("C-MAPSS helpers", () => {
     }
     // The first row is its own baseline.
     for (let j = 0; j < norm.baselineIndex.length; j++) expect(rows[norm.direct + j]).toBe(0);
+    // Every row ends with the origin: the first row's normalised cycle counter (cycle 1 → 0.01).
+    expect(norm.originIndex).toBe(m.inputs.features.indexOf("cycle"));
+    for (const r of [0, 1, unit.cycles - 1]) expect(rows[r * F + F - 1]).toBe(Math.fround(0.01));
     // A fresh state per unit: a second pass gives the same rows.
     expect(normalizeUnit(norm, unit)).toEqual(rows);
     const state = newBaseline(norm);
