@@ -78,6 +78,8 @@ export class DeviceWindow {
   /** Imputed feature values and lost features per ring row. */
   readonly #imputed: Uint16Array;
   readonly #lost: Uint16Array;
+  /** Imputed values in the last `window` rows. */
+  #imputedSum = 0;
   /** Verdict of the last window that completed (quality.ts W_OK or the reason it was withheld). */
   windowVerdict = W_OK;
   /** Windows withheld for data quality (no prediction), and whether the last push withheld one. */
@@ -173,7 +175,11 @@ export class DeviceWindow {
     this.#noteFirstRow(values);
     checkRow(this.quality, norm, this.qualityState, values, 0, this.#rows, slot * this.#features, q);
     applyBaseline(norm, this.#baseline, this.#rows, slot * this.#features);
+    // running sum of imputed values over the last `window` rows (the row leaving is read before its
+    // slot is overwritten: with stride 1 it is the same slot)
+    if (idx >= this.#window) this.#imputedSum -= this.#imputed[(idx - this.#window) % this.#cap]!;
     this.#imputed[slot] = q.imputed;
+    this.#imputedSum += q.imputed;
     this.#lost[slot] = q.lost;
     this.withheldLast = false;
     this.#seq[slot] = seq;
@@ -184,14 +190,7 @@ export class DeviceWindow {
     this.lastReceivedUs = receivedUs;
     if (idx < this.#firstEnd || (idx - this.#firstEnd) % this.#stride !== 0) return false;
     const real = Math.min(idx + 1, this.#window);
-    this.windowVerdict = windowQuality(
-      this.quality,
-      norm.direct,
-      this.#imputedIn(idx, real),
-      real,
-      q.imputed,
-      q.lost,
-    );
+    this.windowVerdict = windowQuality(this.quality, norm.direct, this.#imputedSum, real, q.imputed, q.lost);
     if (this.windowVerdict !== W_OK) {
       this.withheld++;
       this.withheldLast = true;
