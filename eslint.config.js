@@ -7,6 +7,7 @@ export default tseslint.config(
     ignores: [
       "dist/",
       "node_modules/",
+      "tmp/",
       "contracts/out/",
       "contracts/cache/",
       "contracts/artifacts/",
