@@ -492,6 +492,7 @@ export class Runtime {
       const fn = this.#running[step];
       delete this.#running[step];
       if (!fn) continue;
+      this.log.debug({ step }, "stopping");
       try {
         await fn();
       } catch (e) {
