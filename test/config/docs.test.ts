@@ -18,8 +18,7 @@ describe("README configuration table", () => {
       );
     const table = renderConfigDocs();
     for (const [path, value] of leaves(DEFAULT_CONFIG, "")) {
-      const row = table.split("
-").find((l) => l.startsWith(`| \`${path}\` | `));
+      const row = table.split("\n").find((l) => l.startsWith(`| \`${path}\` | `));
       expect(row, path).toBeDefined();
       expect(row).toContain(`\`${JSON.stringify(value)}\``);
     }
