@@ -122,7 +122,9 @@ export class EmbeddedBroker implements IngestSource {
       return;
     }
     if (RESERVED.some((p) => topic.startsWith(p)))
-      return cb(new SourceError("MQTT_REFUSED", `client ${client.id}`, `${topic} is reserved for the gateway`));
+      return cb(
+        new SourceError("MQTT_REFUSED", `client ${client.id}`, `${topic} is reserved for the gateway`),
+      );
     cb(null);
   };
 

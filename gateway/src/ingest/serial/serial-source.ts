@@ -106,9 +106,14 @@ export class SerialSource implements IngestSource {
     this.opts.onError?.(
       cause instanceof SourceError
         ? cause
-        : new SourceError("SERIAL_IO", this.opts.path, cause instanceof Error ? cause.message : String(cause), {
-            cause,
-          }),
+        : new SourceError(
+            "SERIAL_IO",
+            this.opts.path,
+            cause instanceof Error ? cause.message : String(cause),
+            {
+              cause,
+            },
+          ),
     );
     if (this.#stopped || this.#timer || this.#port?.isOpen) return;
     const delay = this.#backoff;
