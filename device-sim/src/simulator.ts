@@ -84,6 +84,30 @@ export interface SimSnapshot {
    * lost or slow ACK, releases of reordered frames): the gateway must count each as a duplicate.
    */
   expectedDuplicates: number;
+  /** MQTT: PUBLISH → PUBACK times of DATA frames since the previous snapshot (in the report: the whole run). */
+  ackLatencyMs?: LatencySummary;
+}
+
+/** Percentiles of a set of latencies, ms (NaN when there were none). */
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+export function summarizeLatencies(xs: Float64Array): LatencySummary {
+  const s = Float64Array.from(xs).sort();
+  const q = (p: number): number => (s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))]! : NaN);
+  const r = (x: number): number => Math.round(x * 1000) / 1000;
+  return {
+    count: s.length,
+    p50: r(q(0.5)),
+    p90: r(q(0.9)),
+    p99: r(q(0.99)),
+    max: r(s.length ? s[s.length - 1]! : NaN),
+  };
 }
 
 export interface SimReport extends SimSnapshot {
@@ -112,6 +136,26 @@ export function buildSources(opts: SimulatorOptions, rng: Rng): SignalSource[] {
 }
 
 export class Simulator {
+  /** Every PUBLISH → PUBACK time of the run (MQTT), for the report's percentiles. */
+  #runLatencies: Float64Array | undefined;
+  #runLatencyN = 0;
+
+  /** Latencies since the last snapshot (undefined for a transport without them). */
+  #takeLatencies(): Float64Array | undefined {
+    const lat = this.#opts.transport.takeAckLatencies?.();
+    if (!lat) return undefined;
+    let run = this.#runLatencies ?? new Float64Array(Math.max(4096, lat.length));
+    if (this.#runLatencyN + lat.length > run.length) {
+      const grown = new Float64Array(Math.max(run.length * 2, this.#runLatencyN + lat.length));
+      grown.set(run.subarray(0, this.#runLatencyN));
+      run = grown;
+    }
+    run.set(lat, this.#runLatencyN);
+    this.#runLatencyN += lat.length;
+    this.#runLatencies = run;
+    return lat;
+  }
+
   readonly devices: SimDevice[];
   readonly counters = new FaultCounters();
   readonly #opts: SimulatorOptions;
@@ -153,6 +197,7 @@ export class Simulator {
   }
 
   snapshot(): SimSnapshot {
+    const lat = this.#takeLatencies();
     const s: SimSnapshot = {
       elapsedS: this.#start ? (Date.now() - this.#start) / 1000 : 0,
       devices: this.devices.length,
@@ -171,6 +216,7 @@ export class Simulator {
       expectedRejects: { ...this.counters.expectedRejects },
       disconnects: this.#disconnects,
       expectedDuplicates: this.#expectedDuplicates,
+      ...(lat ? { ackLatencyMs: summarizeLatencies(lat) } : {}),
     };
     for (const d of this.devices) {
       s.generated += d.stats.generated;
@@ -378,8 +424,11 @@ export class Simulator {
     o.onProgress?.(this.snapshot());
     this.#firmware?.close();
     await t.close();
+    const last = this.snapshot();
+    const run = this.#runLatencies;
     return {
-      ...this.snapshot(),
+      ...last,
+      ...(run ? { ackLatencyMs: summarizeLatencies(run.subarray(0, this.#runLatencyN)) } : {}),
       groundTruth: this.devices.map((d) => ({
         deviceId: d.id,
         profile: d.source.profile,
