@@ -25,9 +25,10 @@ export interface Pending {
   attempts: number;
   /**
    * Ground truth the simulator keeps for accounting: the rejection this frame must get at
-   * the gateway on every transmission (a NaN value, or a clock jump).
+   * the gateway on every transmission (a clock jump). A NaN/±Inf value is not one: since
+   * protocol revision 1.2 the gateway stores and acknowledges such a frame.
    */
-  poison?: "NON_FINITE" | "ABSURD_TIMESTAMP";
+  poison?: "ABSURD_TIMESTAMP";
   /** Intact transmissions so far; every one after the first is a duplicate at the gateway. */
   sends: number;
 }
@@ -146,7 +147,8 @@ export class SimDevice {
     const sample = this.#peek();
     if (!sample) return undefined;
     const values = Float32Array.from(sample);
-    let poison: Pending["poison"] = this.#sensor.apply(values) ? "NON_FINITE" : undefined;
+    this.#sensor.apply(values);
+    let poison: Pending["poison"];
     let ts = Math.round(nowMs * 1000 + (this.#opts.clockSkewUs ?? 0));
     if (this.#opts.rng.chance(this.#opts.faults.clockJump ?? 0)) {
       ts += TEN_YEARS_US;

@@ -83,7 +83,7 @@ export class SensorFaults {
     private readonly counters: FaultCounters,
   ) {}
 
-  /** Applies value faults in place; returns true when a NaN was injected. */
+  /** Applies value faults in place; returns true when a NaN/±Inf value was injected. */
   apply(values: Float32Array): boolean {
     const r = this.rng;
     const n = values.length;
