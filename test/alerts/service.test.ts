@@ -80,7 +80,15 @@ describe("topics", () => {
     expect(dashboardSubscriptions()).toEqual([
       "vigil/v1/+/+/+/alert",
       "vigil/v1/+/+/+/health",
+      "vigil/v1/+/+/+/sensor-fault",
+      "vigil/v1/+/+/+/status",
       "vigil/v1/+/+/status",
+    ]);
+    const dt = alertTopics("s", "g");
+    expect([dt.sensorFault(42), dt.deviceStatus(42), dt.status]).toEqual([
+      "vigil/v1/s/g/0000002a/sensor-fault",
+      "vigil/v1/s/g/0000002a/status",
+      "vigil/v1/s/g/status",
     ]);
   });
 

@@ -108,6 +108,9 @@ export class DeviceWindow {
   lastSeq = -1;
   lastTimestampUs = 0;
   lastReceivedUs = 0;
+  /** The window verdict and baseline completeness last reported as device status (loop-owned; -1: never). */
+  statusVerdict = -1;
+  statusBaselineDone = false;
 
   constructor(deviceId: number, model: LoadedModel, profile: string) {
     const { window, stride, padding } = model.manifest.inputs;
@@ -159,6 +162,11 @@ export class DeviceWindow {
   #noteFirstRow(values: ArrayLike<number>): void {
     if (this.#ageChannel >= 0 && this.#baseline.rows === 0)
       this.#firstAge = values[this.#ageChannel] as number;
+  }
+
+  /** True when the device's baseline has all its rows (always true for a model without one). */
+  get baselineComplete(): boolean {
+    return this.#baseline.rows >= this.model.normalizer.baselineRows;
   }
 
   /** True when a window is ready and not yet taken. */
