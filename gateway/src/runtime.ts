@@ -342,7 +342,10 @@ export class Runtime {
     // Models: every manifest verified (sha256) before the first frame is accepted.
     const modelsDir = c.models.dir ? resolvePath(process.cwd(), c.models.dir) : fromRoot("models");
     if (c.models.enabled && existsSync(modelsDir)) {
-      const registry = await ModelRegistry.load(modelsDir, { threads: c.models.threads });
+      const registry = await ModelRegistry.load(modelsDir, {
+        threads: c.models.threads,
+        precision: c.models.precision,
+      });
       this.#running.models = () => registry.release();
       const inferLog = log.child({ component: "infer" });
       const loop = wireInference({

@@ -111,6 +111,12 @@ export interface GatewayConfig {
     threads: number;
     /** Where onnxruntime runs: "inline" (main thread) or "worker" (a worker thread per model). Default inline. */
     runner: "inline" | "worker";
+    /**
+     * Which ONNX file of each model to load (manifest `model.variants`): "auto" (default) follows
+     * the manifest's `model.prefer` for this CPU (`process.arch`), "float32" or "int8" asks for
+     * that precision (a model without it loads its main file).
+     */
+    precision: "auto" | "float32" | "int8";
   };
 }
 
@@ -161,7 +167,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     bumpAfterBlocks: 3,
     feeBumpPercent: 12.5,
   },
-  models: { enabled: true, dir: null, threads: 1, runner: "inline" },
+  models: { enabled: true, dir: null, threads: 1, runner: "inline", precision: "auto" },
 };
 
 const deviceId = { type: "string", pattern: "^[0-9a-f]{8}$" };
@@ -275,6 +281,7 @@ const schema = {
         dir: { type: ["string", "null"], minLength: 1 },
         threads: { type: "integer", minimum: 1, maximum: 16 },
         runner: { enum: ["inline", "worker"] },
+        precision: { enum: ["auto", "float32", "int8"] },
       },
     },
   },

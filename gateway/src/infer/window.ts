@@ -121,7 +121,8 @@ export class DeviceWindow {
     this.#stride = stride;
     this.#features = model.normalizer.features;
     this.#baseline = newBaseline(model.normalizer);
-    this.quality = qualityFor(model.manifest, model.normalizer);
+    // Compiled once per model by the registry; a hand-built model (tests) compiles it here.
+    this.quality = model.quality ?? qualityFor(model.manifest, model.normalizer);
     const oi = model.normalizer.originIndex;
     this.#ageChannel = oi >= 0 ? model.normalizer.featureIndex[oi]! : -1;
     this.qualityState = new QualityState(this.quality);
