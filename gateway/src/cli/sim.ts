@@ -1,5 +1,10 @@
 /** `vigil sim`: run simulated devices against a gateway over serial or MQTT. */
-import { parseFaultRates, parseScriptedFaults } from "../../../device-sim/src/faults.ts";
+import {
+  parseFaultRates,
+  parseScriptedFaults,
+  type FaultRates,
+  type ScriptedSensorFault,
+} from "../../../device-sim/src/faults.ts";
 import {
   PROFILE_NAMES,
   Simulator,
@@ -90,13 +95,14 @@ export async function simCommand(argv: string[]): Promise<number> {
   if (!/^FD00[1-4]$/.test(subset)) throw new UsageError(`--subset must be FD001..FD004, got "${v.subset}"`);
   const split = v.split ?? "train";
   if (split !== "train" && split !== "test") throw new UsageError(`--split must be train or test`);
-  let faults;
+  const cmapss = { subset: subset as "FD001", split: split as "train" | "test" };
+  let faults: FaultRates;
   try {
     faults = parseFaultRates(v.faults ?? "");
   } catch (e) {
     throw new UsageError(`--faults: ${(e as Error).message}`);
   }
-  let sensorFaults;
+  let sensorFaults: ScriptedSensorFault[];
   try {
     sensorFaults = parseScriptedFaults(v["sensor-fault"] ?? "");
   } catch (e) {
@@ -107,35 +113,45 @@ export async function simCommand(argv: string[]): Promise<number> {
     ? new SerialTransport({ path: v.serial, baudRate: num("baud", v.baud, 115200, 300) })
     : new MqttTransport({ url });
   const ctrl = new AbortController();
+  const tty = process.stderr.isTTY;
+  let sim: Simulator;
+  try {
+    sim = simulator();
+  } catch (e) {
+    // e.g. a --sensor-fault channel that is not one of the profile's channels
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
   const onSig = () => ctrl.abort();
   process.once("SIGINT", onSig);
   process.once("SIGTERM", onSig);
-  const tty = process.stderr.isTTY;
-  const sim = new Simulator({
-    transport,
-    devices: num("devices", v.devices, 4, 1, 100_000),
-    seed: num("seed", v.seed, 1),
-    rate: num("rate", v.rate, 10, 0),
-    ...(v.duration !== undefined ? { durationS: num("duration", v.duration, 0, 0) } : {}),
-    ...(v.frames !== undefined ? { framesPerDevice: num("frames", v.frames, 0, 0) } : {}),
-    profile,
-    meanLife: num("life", v.life, 600, 20),
-    cmapss: { subset: subset as "FD001", split },
-    ...(v.healthy !== undefined ? { cwru: { healthyFrames: num("healthy", v.healthy, 0, 0) } } : {}),
-    faults,
-    sensorFaults,
-    firstDeviceId: num("first-id", v["first-id"], 1, 0, 0xffffffff),
-    clockSkewMs: num("skew-ms", v["skew-ms"], 0),
-    resendMs: num("resend-ms", v["resend-ms"], 500, 10),
-    window: num("window", v.window, 256, 1, 10_000_000),
-    drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),
-    signal: ctrl.signal,
-    progressMs: num("progress-ms", v["progress-ms"], 1000, 50),
-    onProgress: (s) =>
-      v.json
-        ? process.stdout.write(JSON.stringify({ type: "progress", ...s }) + "\n")
-        : process.stderr.write(`${progressLine(s)}${tty ? "\r" : "\n"}`),
-  });
+  function simulator(): Simulator {
+    return new Simulator({
+      transport,
+      devices: num("devices", v.devices, 4, 1, 100_000),
+      seed: num("seed", v.seed, 1),
+      rate: num("rate", v.rate, 10, 0),
+      ...(v.duration !== undefined ? { durationS: num("duration", v.duration, 0, 0) } : {}),
+      ...(v.frames !== undefined ? { framesPerDevice: num("frames", v.frames, 0, 0) } : {}),
+      profile,
+      meanLife: num("life", v.life, 600, 20),
+      cmapss,
+      ...(v.healthy !== undefined ? { cwru: { healthyFrames: num("healthy", v.healthy, 0, 0) } } : {}),
+      faults,
+      sensorFaults,
+      firstDeviceId: num("first-id", v["first-id"], 1, 0, 0xffffffff),
+      clockSkewMs: num("skew-ms", v["skew-ms"], 0),
+      resendMs: num("resend-ms", v["resend-ms"], 500, 10),
+      window: num("window", v.window, 256, 1, 10_000_000),
+      drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),
+      signal: ctrl.signal,
+      progressMs: num("progress-ms", v["progress-ms"], 1000, 50),
+      onProgress: (s) =>
+        v.json
+          ? process.stdout.write(JSON.stringify({ type: "progress", ...s }) + "\n")
+          : process.stderr.write(`${progressLine(s)}${tty ? "\r" : "\n"}`),
+    });
+  }
   process.stderr.write(
     `sim: ${sim.devices.length} ${profile} devices → ${v.serial ? `serial ${v.serial}` : `MQTT ${redactUrl(url)}`}\n`,
   );
