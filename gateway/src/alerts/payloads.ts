@@ -24,7 +24,7 @@ export interface WindowRef {
 }
 
 export interface ReceiptRef {
-  /** keccak256 ALERT leaf (gateway/src/attest/leaf.ts), 0x-hex: the key to fetch the receipt. */
+  /** keccak256 ALERT leaf (gateway/src/core/leaf.ts), 0x-hex: the key to fetch the receipt. */
   leaf: string;
   /** keccak256 INFERENCE leaf of the result that triggered the alert, 0x-hex. */
   inferenceLeaf: string;
