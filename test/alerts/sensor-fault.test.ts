@@ -159,6 +159,10 @@ describe("a stuck sensor, simulator to dashboard", () => {
     expect(status.slice(dq).some((s) => s.state === "ok")).toBe(true);
     expect(status.some((s) => JSON.stringify(s.faults) === '[{"channel":"s9","reason":"stuck"}]')).toBe(true);
     expect(status.at(-1)).toMatchObject({ state: "ok", faults: [] });
+    // The same status, read from the loop (for status endpoints).
+    expect(rt.loop!.deviceStatuses()).toMatchObject([
+      { deviceId: 1, state: "ok", faults: [], withheld: 2, commissioning: { mode: "first-cycle" } },
+    ]);
     const c = rt.loop!.counters;
     expect(c.windowsWithheld).toBe(2);
     expect(c.windowsRun + c.skippedWindows).toBe(c.windowsReady);

@@ -292,6 +292,20 @@ export class InferenceLoop {
     return slot?.windows.get(slot.live);
   }
 
+  /**
+   * The data-quality and commissioning status of every modelled device (its live lane), as the
+   * retained `device-status` message carries it (for status endpoints and `vigil` tools; allocates).
+   */
+  deviceStatuses(): DeviceQualityStatus[] {
+    const now = this.#clock.nowUs();
+    const out: DeviceQualityStatus[] = [];
+    for (const slot of this.#slots.values()) {
+      const dev = slot.windows.get(slot.live);
+      if (dev && dev.lastSeq >= 0) out.push(deviceQualityStatus(dev, now));
+    }
+    return out;
+  }
+
   /** Every lane with its role and figures. */
   lanes(): LaneInfo[] {
     return this.#lanes.map((l) => ({
