@@ -5,7 +5,7 @@
  *  1. MALFORMED        the JSON is not a vigil-receipt/1
  *  2. TAMPERED_FRAME   raw frame fails the protocol codec (CRC), disagrees with the receipt's
  *                      frame fields, or does not hash to `leaf` (frame receipts)
- *     TAMPERED_LEAF    INFERENCE/ALERT preimage does not decode, disagrees with the receipt's
+ *     TAMPERED_LEAF    INFERENCE/ALERT/SENSOR_FAULT preimage does not decode, disagrees with the receipt's
  *                      decoded fields or kind, or does not hash to `leaf` (leaf receipts)
  *  3. BAD_PROOF        leaf + proof do not give header.root
  *  4. TAMPERED_HEADER  header + domain do not hash to the signed digest, or `head` is not
