@@ -118,6 +118,7 @@ describe("Ingest", () => {
     expect(s.rejected).toEqual({});
     expect([s.nonFiniteFrames, s.nonFiniteValues]).toEqual([1, 2]);
     expect(s.devices[0]).toMatchObject({ nonFiniteFrames: 1, nonFiniteByChannel: [0, 1, 1] });
+    expect(ingest.counters.line()).toMatch(/rejected=0 nonFinite=1$/);
     // An all-finite frame is not marked.
     expect(await ingest.handle(dec(data(8, 1, [1, 2, 3, 4])), "serial")).toMatchObject({ kind: "ack" });
     expect(seen).toEqual([0b0110, 0]);

@@ -145,7 +145,8 @@ export class IngestCounters {
       .join(" ");
     return (
       `devices=${s.devices.length} accepted=${s.accepted} dup=${s.duplicates} ooo=${s.outOfOrder} gaps=${s.gaps} ` +
-      `rejected=${this.totalRejected}${rej ? ` (${rej})` : ""}`
+      `rejected=${this.totalRejected}${rej ? ` (${rej})` : ""}` +
+      (s.nonFiniteFrames ? ` nonFinite=${s.nonFiniteFrames}` : "")
     );
   }
 }
