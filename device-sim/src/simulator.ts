@@ -8,14 +8,16 @@ import { decodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/f
 import { SimFirmwareHooks, type SimFirmwareOptions } from "./firmware/sim-hooks.ts";
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { SimDevice, type Pending } from "./device.ts";
-import { FaultCounters, type FaultRates } from "./faults.ts";
+import { FaultCounters, type FaultRates, type ScriptedSensorFault } from "./faults.ts";
 import { cmapssSources, type CmapssSplit, type CmapssSubset } from "./profiles/cmapss.ts";
+import { cwruSources } from "./profiles/cwru.ts";
 import { RotatingMachine } from "./profiles/rotating.ts";
 import type { SignalSource } from "./profiles/types.ts";
 import { Rng } from "./rng.ts";
 import type { Transport } from "./transports/types.ts";
 
-export type ProfileName = "rotating" | "cmapss";
+export type ProfileName = "rotating" | "cmapss" | "cwru";
+export const PROFILE_NAMES: readonly ProfileName[] = ["rotating", "cmapss", "cwru"];
 
 export interface SimulatorOptions {
   transport: Transport;
@@ -33,7 +35,11 @@ export interface SimulatorOptions {
   /** Mean life in frames for the rotating profile. Default 600. */
   meanLife?: number;
   cmapss?: { subset?: CmapssSubset; split?: CmapssSplit };
+  /** `cwru` profile (real CWRU bearing data, profiles/cwru.ts): frames of healthy running, total frames. */
+  cwru?: { healthyFrames?: number; frames?: number };
   faults?: FaultRates;
+  /** Deterministic sensor faults (NaN, stuck, spike on a named channel from a given frame). */
+  sensorFaults?: readonly ScriptedSensorFault[];
   /** First device id; devices get consecutive ids. Default 1. */
   firstDeviceId?: number;
   /** Device clock skew in ms applied to every device (within the gateway's tolerance). */
@@ -129,6 +135,7 @@ export function buildSources(opts: SimulatorOptions, rng: Rng): SignalSource[] {
     // More devices than the subset has units reuse units in order (profiles/cmapss.ts).
     return cmapssSources(opts.cmapss?.subset ?? "FD001", opts.cmapss?.split ?? "train", n);
   }
+  if (opts.profile === "cwru") return cwruSources(n, rng, opts.cwru ?? {});
   return Array.from(
     { length: n },
     (_, i) => new RotatingMachine(rng.fork(`machine-${i}`), { meanLife: opts.meanLife ?? 600 }),
@@ -188,6 +195,7 @@ export class Simulator {
         window: opts.window ?? 256,
         ...(opts.onAcked ? { onAcked: (raw: Buffer) => opts.onAcked!(first + i, raw) } : {}),
         ...(updater ? { updater } : {}),
+        ...(opts.sensorFaults ? { script: opts.sensorFaults } : {}),
       });
     });
     for (const d of this.devices) this.#byId.set(d.id, d);

@@ -77,7 +77,7 @@ export interface RuntimeSnapshot {
   };
   infer: Record<string, unknown> | null;
   alerts: AlertService["counters"];
-  leaves: { inference: number; alert: number };
+  leaves: { inference: number; alert: number; "sensor-fault": number };
   sources: Record<string, Record<string, number>>;
 }
 
@@ -110,7 +110,10 @@ const STOP_ORDER = ["inference", "alerts", "sources", "sealer", "anchor", "model
 type StopStep = (typeof STOP_ORDER)[number];
 
 /** Options of {@link wireInference}: the loop's own options minus what the wiring supplies. */
-export type WireInferenceOptions = Omit<InferenceLoopOptions, "profileOf" | "channelsOf" | "onResult"> & {
+export type WireInferenceOptions = Omit<
+  InferenceLoopOptions,
+  "profileOf" | "channelsOf" | "onResult" | "onSensorFault" | "onDeviceStatus"
+> & {
   ingest: Ingest;
   alerts: AlertService;
 };
@@ -118,8 +121,8 @@ export type WireInferenceOptions = Omit<InferenceLoopOptions, "profileOf" | "cha
 /**
  * The inference loop wired the way the gateway runs it (benchmarks and probes use this too):
  * ingest's stored frames in — and the valid frames the store refused (disk full), so alerts keep
- * flowing while it is down — device profiles and channel names from HELLO, live results to the
- * alert service.
+ * flowing while it is down — device profiles and channel names from HELLO, live results, sensor
+ * faults and device data-quality status to the alert service.
  */
 export function wireInference(o: WireInferenceOptions): InferenceLoop {
   const { ingest, alerts, ...rest } = o;
@@ -128,6 +131,8 @@ export function wireInference(o: WireInferenceOptions): InferenceLoop {
     profileOf: (id) => ingest.counters.devices.get(id)?.profile,
     channelsOf: (id) => ingest.counters.devices.get(id)?.channelNames,
     onResult: alerts.onResult,
+    onSensorFault: alerts.onSensorFault,
+    onDeviceStatus: alerts.onDeviceStatus,
   });
   ingest.onStored(loop.onFrame);
   ingest.onUnstored(loop.onFrame);
@@ -150,7 +155,7 @@ export class Runtime {
   sealer: BatchSealer | undefined;
   anchor: AnchorService | undefined;
   signer: GatewaySigner | undefined;
-  readonly leaves = { inference: 0, alert: 0 };
+  readonly leaves = { inference: 0, alert: 0, "sensor-fault": 0 };
   readonly #o: RuntimeOptions;
   /** What start() got running, by stop step (see #unwind for the order). */
   readonly #running: Partial<Record<StopStep, () => Promise<void>>> = {};
@@ -331,7 +336,10 @@ export class Runtime {
     // Models: every manifest verified (sha256) before the first frame is accepted.
     const modelsDir = c.models.dir ? resolvePath(process.cwd(), c.models.dir) : fromRoot("models");
     if (c.models.enabled && existsSync(modelsDir)) {
-      const registry = await ModelRegistry.load(modelsDir, { threads: c.models.threads });
+      const registry = await ModelRegistry.load(modelsDir, {
+        threads: c.models.threads,
+        precision: c.models.precision,
+      });
       this.#running.models = () => registry.release();
       const inferLog = log.child({ component: "infer" });
       const loop = wireInference({

@@ -25,7 +25,7 @@ export interface StoredFrame extends FrameRecord {
 /** A leaf record as stored: it shares the arrival index space with frames. */
 export interface StoredLeaf {
   index: number;
-  kind: "inference" | "alert";
+  kind: "inference" | "alert" | "sensor-fault";
   deviceId: number;
   timestampUs: number;
   /** Gateway clock when the leaf was appended, µs. */
