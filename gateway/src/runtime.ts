@@ -145,6 +145,12 @@ export class Runtime {
   readonly log: Logger;
   readonly clock: Clock;
   readonly store: FrameStore;
+  /**
+   * Settles with the error when the gateway cannot go on (the store found lost or damaged data
+   * while running): `vigil start` then stops and exits non-zero, so nothing is acknowledged over it.
+   */
+  readonly fatal: Promise<VigilError>;
+  #setFatal!: (e: VigilError) => void;
   readonly ingest: Ingest;
   readonly sources: IngestSource[] = [];
   readonly embedded: EmbeddedBroker | undefined;
@@ -164,6 +170,7 @@ export class Runtime {
   #started = false;
 
   constructor(o: RuntimeOptions) {
+    this.fatal = new Promise((res) => (this.#setFatal = res));
     this.#o = o;
     const c = o.config;
     this.config = c;
@@ -273,6 +280,7 @@ export class Runtime {
     const log = this.log;
     await this.store.open();
     this.#running.store = () => this.store.close();
+    this.store.onCorrupt((e) => this.#setFatal(e));
     // Recover per-device sequence state so resent frames are recognised as duplicates.
     for (const [id, st] of this.store.devices())
       this.ingest.counters
