@@ -214,6 +214,7 @@ export class Runtime {
           clientId: c.mqtt.clientId,
           ...(c.mqtt.username ? { username: c.mqtt.username } : {}),
           ...(c.mqtt.password ? { password: c.mqtt.password } : {}),
+          connectTimeoutMs: c.mqtt.connectTimeoutMs,
           onError,
         }),
       );

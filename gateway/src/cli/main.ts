@@ -8,6 +8,8 @@ import { verifyCommand } from "./verify.ts";
 import { simCommand } from "./sim.ts";
 import { startCommand } from "./start.ts";
 import { storeCommand } from "./store.ts";
+import { didYouMean } from "./args.ts";
+import { fatalLine } from "./fatal.ts";
 
 const HELP = `usage: vigil <command> [options]
 
@@ -45,14 +47,17 @@ export async function main(argv: string[]): Promise<number> {
   }
   const run = commands[cmd];
   if (!run) {
-    process.stderr.write(`vigil: unknown command "${cmd}"\n\n${HELP}`);
+    process.stderr.write(
+      `vigil: unknown command "${cmd}"${didYouMean(cmd, Object.keys(commands))}\n\n${HELP}`,
+    );
     return 2;
   }
   try {
     return await run(rest);
   } catch (e) {
     if (e instanceof VigilError) {
-      process.stderr.write(`vigil ${cmd}: ${e.shortMessage}\n`);
+      const line = e.code === "USAGE" ? `${e.shortMessage} (see "vigil ${cmd} --help")` : fatalLine(e);
+      process.stderr.write(`vigil ${cmd}: ${line}\n`);
       return e.code === "USAGE" ? 2 : 1;
     }
     throw e;
@@ -60,4 +65,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const code = await main(process.argv.slice(2));
-process.exitCode = code;
+// Exit explicitly: a library handle that outlives a failed start (a broker's timer, a client
+// reconnecting) must not keep a gateway that refused to start alive, or systemd never restarts it.
+// stdout and stderr are synchronous for files, pipes and TTYs on Linux, so nothing written is lost.
+process.exit(code);

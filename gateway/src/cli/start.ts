@@ -1,8 +1,16 @@
 /** `vigil start`: run the gateway. */
 import { DEFAULT_CONFIG, loadConfigFile, resolveConfig, type GatewayConfig } from "../config/config.ts";
-import { Runtime } from "../runtime.ts";
-import { createLogger } from "../core/log.ts";
+import { existsSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { loadKeystore, passphraseFromEnv } from "../attest/keystore.ts";
+import { ChainError } from "../chain/errors.ts";
+import { rpcUrlsOf } from "../config/config.ts";
+import { redactUrl } from "../core/errors.ts";
+import { gatewayIdOf, readDeployment, Runtime } from "../runtime.ts";
+import { createLogger, type Logger } from "../core/log.ts";
+import { chainProblem, readChainFacts } from "./chain-check.ts";
 import { num, parse } from "./args.ts";
+import { StartupError } from "./fatal.ts";
 
 export const START_HELP = `usage: vigil start [options]
 
@@ -65,7 +73,13 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stdout.write(START_HELP);
     return 0;
   }
+  if (cfg.serial.length === 0 && !cfg.mqtt.embedded.enabled && !cfg.mqtt.url)
+    throw new StartupError(
+      "NO_SOURCE",
+      "no ingest source is enabled (no serial port, no external broker, embedded broker off); add --serial PATH or --mqtt-url URL, or drop --no-embedded",
+    );
   const log = createLogger(cfg.log.level);
+  await chainPreflight(cfg, log);
   const rt = new Runtime({ config: cfg, log });
   await rt.start();
   const embedded = rt.embedded;
@@ -95,4 +109,40 @@ export async function startCommand(argv: string[]): Promise<number> {
   await rt.stop();
   log.info("stopped");
   return 0;
+}
+
+/**
+ * Before sealing anything: when the chain answers, it must be the deployment's chain and this
+ * gateway must be registered, active, with the local key (else the registry rejects every batch
+ * and anchoring would retry forever): fatal. When it does not answer: degraded, batches are
+ * sealed and wait in the outbox while anchoring retries. The keystore is decrypted here and again
+ * by the runtime (one more scrypt at start-up, ~0.1 s) so the runtime stays unaware of this check.
+ */
+async function chainPreflight(cfg: GatewayConfig, log: Logger): Promise<void> {
+  const rpc = rpcUrlsOf(cfg.chain)[0];
+  if (!cfg.attest.enabled || !cfg.chain.deployment || !rpc) return;
+  const at = (p: string) => (isAbsolute(p) ? p : join(cfg.dataDir, p));
+  const deployment = readDeployment(at(cfg.chain.deployment));
+  const keyPath = at(cfg.attest.keystore);
+  if (!existsSync(keyPath)) return; // the runtime refuses to start with the fix
+  const signer = await loadKeystore(keyPath, await passphraseFromEnv());
+  const gatewayId = gatewayIdOf(cfg);
+  const chainLog = log.child({ component: "chain" });
+  let facts;
+  try {
+    facts = await readChainFacts(rpc, deployment, gatewayId, cfg.chain.rpcTimeoutMs);
+  } catch (e) {
+    if (!(e instanceof ChainError)) throw e;
+    chainLog.warn(
+      { rpc: redactUrl(rpc), code: e.code, err: e.shortMessage },
+      "chain not reachable at start-up: batches are sealed and wait in the outbox; anchoring retries",
+    );
+    return;
+  }
+  const problem = chainProblem(facts, deployment, gatewayId, signer);
+  if (problem) throw new StartupError("CHAIN_PREFLIGHT", problem);
+  chainLog.info(
+    { chainId: facts.chainId.toString(), gatewayId, keyEpoch: facts.gateway.keyEpoch },
+    "registered key matches",
+  );
 }

@@ -24,6 +24,8 @@ export interface GatewayConfig {
     clientId: string;
     username: string | null;
     password: string | null;
+    /** Start-up fails when the external broker has not answered (CONNACK) within this, ms. Default 10 000. */
+    connectTimeoutMs: number;
   };
   ingest: {
     /** Devices allowed to send (8-hex-digit ids); null accepts any (development). */
@@ -123,6 +125,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     clientId: "vigil-gateway",
     username: null,
     password: null,
+    connectTimeoutMs: 10_000,
   },
   ingest: { allow: null, revoked: [], maxSkewMs: 86_400_000, maxPending: 20_000, busyRetryMs: 250 },
   log: { level: "info", statsIntervalMs: 5000 },
@@ -199,6 +202,7 @@ const schema = {
         clientId: { type: "string", minLength: 1, maxLength: 23 },
         username: { type: ["string", "null"] },
         password: { type: ["string", "null"] },
+        connectTimeoutMs: { type: "integer", minimum: 100, maximum: 600_000 },
       },
     },
     ingest: {
