@@ -23,7 +23,10 @@ describe("config", () => {
       [{ ingest: { allow: ["xyz"] } }, /^ingest\.allow\.0: must match pattern/],
       [{ mqtt: { url: "http://x" } }, /^mqtt\.url: must match pattern/],
       [{ typo: 1 }, /^\(root\): must NOT have additional properties "typo"/],
-      [{ log: { level: "loud" } }, /^log\.level: must be equal to one of the allowed values/],
+      [
+        { log: { level: "loud" } },
+        /^log\.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"$/,
+      ],
     ];
     for (const [c, re] of bad) {
       expect(() => resolveConfig(c)).toThrowError(ConfigError);
@@ -54,9 +57,14 @@ describe("config", () => {
     expect(cfg.serial).toEqual([{ path: "/dev/ttyUSB1", baudRate: 115200 }]);
     expect(cfg.mqtt.embedded).toMatchObject({ enabled: false, port: 0 });
     expect(cfg.log.level).toBe("debug");
-    expect(() => startConfig(["--log-level", "loud"])).toThrowError(/log\.level/);
+    expect(() => startConfig(["--log-level", "loud"])).toThrowError(
+      /log\.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"/,
+    );
     expect(() => startConfig(["--mqtt-port", "x"])).toThrowError(/--mqtt-port must be a number/);
-    expect(() => startConfig(["--what"])).toThrowError(/Unknown option '--what'/);
+    expect(() => startConfig(["--what"])).toThrowError(/^unknown option --what$/);
+    expect(() => startConfig(["--mqtt-prot", "1"])).toThrowError(
+      /unknown option --mqtt-prot; did you mean --mqtt-port\?/,
+    );
     expect(startConfig(["--help"])).toBeUndefined();
   });
 });

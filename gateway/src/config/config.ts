@@ -284,7 +284,7 @@ const schema = {
   },
 } as const;
 
-const validate = new Ajv({ allErrors: false }).compile(schema);
+const validate = new Ajv({ allErrors: false, verbose: true }).compile(schema);
 
 type DeepPartial<T> = {
   [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K];
@@ -304,6 +304,11 @@ export function resolveConfig(partial: unknown): GatewayConfig {
   if (!validate(partial)) {
     const e = validate.errors?.[0];
     const path = (e?.instancePath ?? "").replace(/^\//, "").replaceAll("/", ".") || "(root)";
+    if (e?.keyword === "enum") {
+      // List the allowed values (Ajv's message only says "must be equal to one of the allowed values").
+      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String).join(", ");
+      throw new ConfigError(path, `must be one of ${allowed}, got ${JSON.stringify(e.data)}`);
+    }
     const extra =
       e?.keyword === "additionalProperties"
         ? ` "${(e.params as { additionalProperty: string }).additionalProperty}"`
