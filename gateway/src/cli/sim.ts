@@ -4,8 +4,9 @@ import { Simulator, type SimSnapshot } from "../../../device-sim/src/simulator.t
 import { MqttTransport } from "../../../device-sim/src/transports/mqtt.ts";
 import { SerialTransport } from "../../../device-sim/src/transports/serial.ts";
 import type { Transport } from "../../../device-sim/src/transports/types.ts";
-import { redactUrl, UsageError } from "../core/errors.ts";
-import { num, parse } from "./args.ts";
+import { existsSync } from "node:fs";
+import { redactUrl, UsageError, VigilError } from "../core/errors.ts";
+import { didYouMean, num, parse } from "./args.ts";
 
 export const SIM_HELP = `usage: vigil sim [options]
 
@@ -73,11 +74,14 @@ export async function simCommand(argv: string[]): Promise<number> {
   if (v.serial && v.mqtt) throw new UsageError("choose one transport: --serial or --mqtt");
   const profile = v.profile ?? "rotating";
   if (profile !== "rotating" && profile !== "cmapss")
-    throw new UsageError(`--profile must be rotating or cmapss, got "${profile}"`);
+    throw new UsageError(
+      `--profile must be one of rotating, cmapss, got "${profile}"${didYouMean(profile, ["rotating", "cmapss"])}`,
+    );
   const subset = (v.subset ?? "FD001").toUpperCase();
   if (!/^FD00[1-4]$/.test(subset)) throw new UsageError(`--subset must be FD001..FD004, got "${v.subset}"`);
   const split = v.split ?? "train";
-  if (split !== "train" && split !== "test") throw new UsageError(`--split must be train or test`);
+  if (split !== "train" && split !== "test")
+    throw new UsageError(`--split must be one of train, test, got "${split}"`);
   let faults;
   try {
     faults = parseFaultRates(v.faults ?? "");
@@ -85,6 +89,15 @@ export async function simCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--faults: ${(e as Error).message}`);
   }
   const url = v.mqtt ?? "mqtt://127.0.0.1:1883";
+  if (!/^(mqtts?|wss?|tcp):\/\//i.test(url))
+    throw new UsageError(
+      `--mqtt must be an MQTT broker URL (mqtt://, mqtts://, ws://, wss:// or tcp://), got "${redactUrl(url)}"`,
+    );
+  if (v.serial && !existsSync(v.serial))
+    throw new VigilError(
+      "SERIAL_IO",
+      `${v.serial} does not exist; check the device is plugged in (ls /dev/serial/by-id/) or create a pty pair with socat`,
+    );
   const transport: Transport = v.serial
     ? new SerialTransport({ path: v.serial, baudRate: num("baud", v.baud, 115200, 300) })
     : new MqttTransport({ url });
@@ -119,7 +132,15 @@ export async function simCommand(argv: string[]): Promise<number> {
   process.stderr.write(
     `sim: ${sim.devices.length} ${profile} devices → ${v.serial ? `serial ${v.serial}` : `MQTT ${redactUrl(url)}`}\n`,
   );
-  const report = await sim.run();
+  let report;
+  try {
+    report = await sim.run();
+  } catch (e) {
+    // Transport failures (port cannot be opened, broker never answers) are the user's setup,
+    // not a bug: one line, no stack.
+    if (e instanceof VigilError) throw e;
+    throw new VigilError("SIM_TRANSPORT", (e as Error).message.replace(/^Error: /, ""), { cause: e });
+  }
   process.off("SIGINT", onSig);
   process.off("SIGTERM", onSig);
   if (tty) process.stderr.write("\n");
