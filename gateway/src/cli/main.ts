@@ -2,6 +2,7 @@
 import { VigilError } from "../core/errors.ts";
 import { chainCommand } from "./chain.ts";
 import { demoCommand } from "./demo.ts";
+import { doctorCommand } from "./doctor.ts";
 import { keysCommand } from "./keys.ts";
 import { receiptCommand } from "./receipt.ts";
 import { verifyCommand } from "./verify.ts";
@@ -17,7 +18,8 @@ Commands:
   start      run the gateway (ingest from serial and MQTT)
   sim        run simulated devices against a gateway
   demo       simulator + gateway on embedded defaults, with live counters
-  keys       create or show the gateway's signing key (encrypted keystore)
+  doctor     check serial ports, broker, disk, models, keystore, chain, registered key, clock
+  keys       create, show or rotate the gateway's signing key (encrypted keystore)
   chain      deploy and administer the registry contracts (deploy, verify, register-gateway, …)
   store      check a store's integrity, or salvage what is intact from a damaged one
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
@@ -37,6 +39,7 @@ const commands: Record<string, Command> = {
   receipt: (argv) => receiptCommand(argv),
   verify: (argv) => verifyCommand(argv),
   store: (argv) => storeCommand(argv),
+  doctor: doctorCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
