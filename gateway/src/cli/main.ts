@@ -3,6 +3,7 @@ import { VigilError } from "../core/errors.ts";
 import { chainCommand } from "./chain.ts";
 import { demoCommand } from "./demo.ts";
 import { doctorCommand } from "./doctor.ts";
+import { initCommand } from "./init.ts";
 import { keysCommand } from "./keys.ts";
 import { receiptCommand } from "./receipt.ts";
 import { verifyCommand } from "./verify.ts";
@@ -15,6 +16,7 @@ import { fatalLine } from "./fatal.ts";
 const HELP = `usage: vigil <command> [options]
 
 Commands:
+  init       write a commented config file (gateway name distinct per box)
   start      run the gateway (ingest from serial and MQTT)
   sim        run simulated devices against a gateway
   demo       simulator + gateway on embedded defaults, with live counters
@@ -40,6 +42,7 @@ const commands: Record<string, Command> = {
   verify: (argv) => verifyCommand(argv),
   store: (argv) => storeCommand(argv),
   doctor: doctorCommand,
+  init: initCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -2,8 +2,11 @@
  * Gateway configuration: JSON file, validated against a JSON Schema with messages that name
  * the full path of the bad setting (e.g. `mqtt.embedded.port: must be <= 65535`).
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { Ajv } from "ajv";
+import stripJsonComments from "strip-json-comments";
 import { ConfigError, redactUrl } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 
@@ -60,7 +63,7 @@ export interface GatewayConfig {
     enabled: boolean;
     /** bytes32 gateway id as registered; null = keccak256("vigil-gateway:" + gatewayName). */
     gatewayId: string | null;
-    /** Human name, also the MQTT topic level. Default `gw-1`. */
+    /** Human name, also the MQTT topic level. Default distinct per box: see {@link defaultGatewayName}. */
     gatewayName: string;
     /** Keystore file, relative to dataDir. Default `gateway.key`. */
     keystore: string;
@@ -116,6 +119,29 @@ export interface GatewayConfig {
   };
 }
 
+/**
+ * A default gateway name distinct per box and stable across restarts: `gw-` + 12 hex digits of
+ * sha256("vigil-gateway-name:" + machine id) (systemd's /etc/machine-id, hashed with an
+ * application key as machine-id(5) asks, never shown raw), else the sanitised host name. Two
+ * gateways on default configs then get different ids and both register.
+ */
+export function defaultGatewayName(
+  read: (p: string) => string = (p) => readFileSync(p, "utf8"),
+  host: string = hostname(),
+): string {
+  for (const p of ["/etc/machine-id", "/var/lib/dbus/machine-id"]) {
+    try {
+      const id = read(p).trim();
+      if (/^[0-9a-f]{32}$/i.test(id))
+        return `gw-${createHash("sha256").update(`vigil-gateway-name:${id.toLowerCase()}`).digest("hex").slice(0, 12)}`;
+    } catch {
+      // Not systemd (a container, macOS): try the next source.
+    }
+  }
+  const h = host.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 61);
+  return h ? `gw-${h}` : "gw-1";
+}
+
 export const DEFAULT_CONFIG: GatewayConfig = {
   dataDir: ".vigil",
   serial: [],
@@ -141,7 +167,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   attest: {
     enabled: true,
     gatewayId: null,
-    gatewayName: "gw-1",
+    gatewayName: defaultGatewayName(),
     keystore: "gateway.key",
     batchIntervalMs: 10_000,
     batchMaxLeaves: 10_000,
@@ -352,7 +378,8 @@ export function loadConfigFile(path: string): GatewayConfig {
   }
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    // Comments (// and /* */) are allowed: `vigil init` writes a commented file.
+    doc = JSON.parse(stripJsonComments(text));
   } catch (e) {
     throw new ConfigError(path, `not valid JSON (${(e as Error).message})`, { cause: e });
   }
