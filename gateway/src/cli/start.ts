@@ -8,7 +8,7 @@ import { rpcUrlsOf } from "../config/config.ts";
 import { redactUrl } from "../core/errors.ts";
 import { gatewayIdOf, readDeployment, Runtime } from "../runtime.ts";
 import { createLogger, type Logger } from "../core/log.ts";
-import { chainProblem, readChainFacts } from "./chain-check.ts";
+import { chainProblem, readChainFacts, type ChainFacts } from "./chain-check.ts";
 import { num, parse } from "./args.ts";
 import { StartupError } from "./fatal.ts";
 
@@ -79,8 +79,15 @@ export async function startCommand(argv: string[]): Promise<number> {
       "no ingest source is enabled (no serial port, no external broker, embedded broker off); add --serial PATH or --mqtt-url URL, or drop --no-embedded",
     );
   const log = createLogger(cfg.log.level);
-  await chainPreflight(cfg, log);
+  const facts = await chainPreflight(cfg, log);
   const rt = new Runtime({ config: cfg, log });
+  if (facts) rt.clockTrust.noteLowerBound(facts.latestBlockTime);
+  const untrusted = rt.clockTrust.untrustedReason();
+  if (untrusted)
+    log.warn(
+      { component: "ingest", reason: untrusted },
+      "clock not known good: device timestamps beyond ingest.maxSkewMs are accepted and counted as clockUnverified until it is",
+    );
   await rt.start();
   const embedded = rt.embedded;
   if (embedded) log.info({ url: embedded.url, port: embedded.port }, "embedded MQTT broker listening");
@@ -118,13 +125,13 @@ export async function startCommand(argv: string[]): Promise<number> {
  * sealed and wait in the outbox while anchoring retries. The keystore is decrypted here and again
  * by the runtime (one more scrypt at start-up, ~0.1 s) so the runtime stays unaware of this check.
  */
-async function chainPreflight(cfg: GatewayConfig, log: Logger): Promise<void> {
+async function chainPreflight(cfg: GatewayConfig, log: Logger): Promise<ChainFacts | undefined> {
   const rpc = rpcUrlsOf(cfg.chain)[0];
-  if (!cfg.attest.enabled || !cfg.chain.deployment || !rpc) return;
+  if (!cfg.attest.enabled || !cfg.chain.deployment || !rpc) return undefined;
   const at = (p: string) => (isAbsolute(p) ? p : join(cfg.dataDir, p));
   const deployment = readDeployment(at(cfg.chain.deployment));
   const keyPath = at(cfg.attest.keystore);
-  if (!existsSync(keyPath)) return; // the runtime refuses to start with the fix
+  if (!existsSync(keyPath)) return undefined; // the runtime refuses to start with the fix
   const signer = await loadKeystore(keyPath, await passphraseFromEnv());
   const gatewayId = gatewayIdOf(cfg);
   const chainLog = log.child({ component: "chain" });
@@ -137,7 +144,7 @@ async function chainPreflight(cfg: GatewayConfig, log: Logger): Promise<void> {
       { rpc: redactUrl(rpc), code: e.code, err: e.shortMessage },
       "chain not reachable at start-up: batches are sealed and wait in the outbox; anchoring retries",
     );
-    return;
+    return undefined;
   }
   const problem = chainProblem(facts, deployment, gatewayId, signer);
   if (problem) throw new StartupError("CHAIN_PREFLIGHT", problem);
@@ -145,4 +152,5 @@ async function chainPreflight(cfg: GatewayConfig, log: Logger): Promise<void> {
     { chainId: facts.chainId.toString(), gatewayId, keyEpoch: facts.gateway.keyEpoch },
     "registered key matches",
   );
+  return facts;
 }

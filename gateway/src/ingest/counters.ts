@@ -42,6 +42,8 @@ export class IngestCounters {
   deviceErrors = 0;
   acksSent = 0;
   nacksSent = 0;
+  /** Frames accepted beyond the skew limit while the gateway clock was not known good (clock-trust.ts). */
+  clockUnverified = 0;
   readonly rejected: Partial<Record<RejectReason, number>> = {};
   /**
    * Work turned away to protect the gateway, by reason (not a verdict on the frame: the sender
@@ -105,6 +107,7 @@ export class IngestCounters {
       deviceErrors: this.deviceErrors,
       acksSent: this.acksSent,
       nacksSent: this.nacksSent,
+      clockUnverified: this.clockUnverified,
       rejected: { ...this.rejected },
       shedding: { ...this.shedding },
       bySource: { serial: { ...this.bySource.serial }, mqtt: { ...this.bySource.mqtt } },
@@ -144,6 +147,7 @@ export interface IngestSnapshot {
   deviceErrors: number;
   acksSent: number;
   nacksSent: number;
+  clockUnverified: number;
   rejected: Partial<Record<RejectReason, number>>;
   shedding: Record<string, number>;
   bySource: Record<SourceKind, { frames: number; rejected: number }>;
