@@ -4,10 +4,10 @@ import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { loadKeystore, passphraseFromEnv } from "../attest/keystore.ts";
 import { ChainError } from "../chain/errors.ts";
-import { rpcUrlsOf } from "../config/config.ts";
-import { redactUrl } from "../core/errors.ts";
+import { deviceSet, rpcUrlsOf } from "../config/config.ts";
+import { redactUrl, type VigilError } from "../core/errors.ts";
 import { gatewayIdOf, readDeployment, Runtime } from "../runtime.ts";
-import { createLogger, type Logger } from "../core/log.ts";
+import { createLogger, setLogLevel, type Logger } from "../core/log.ts";
 import { chainProblem, readChainFacts, type ChainFacts } from "./chain-check.ts";
 import { num, parse } from "./args.ts";
 import { StartupError } from "./fatal.ts";
@@ -31,7 +31,9 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (default info)
   -h, --help             this text
 
-Stops cleanly on SIGINT/SIGTERM.
+Stops cleanly on SIGINT/SIGTERM. SIGHUP (systemctl reload vigil) re-reads the config file and
+applies log.level, ingest.allow and ingest.revoked at once; other changed settings are named
+in the log as needing a restart. An invalid file is logged and the running config kept.
 `;
 
 export function startConfig(argv: string[]): GatewayConfig | undefined {
@@ -111,6 +113,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
+    process.on("SIGHUP", () => reload(argv, rt, log));
   });
   log.info(rt.statsLine());
   await rt.stop();
@@ -153,4 +156,56 @@ async function chainPreflight(cfg: GatewayConfig, log: Logger): Promise<ChainFac
     "registered key matches",
   );
   return facts;
+}
+
+/** Dotted paths whose values differ between two configs. */
+function changedPaths(a: unknown, b: unknown, path = ""): string[] {
+  if (typeof a === "object" && a !== null && typeof b === "object" && b !== null && !Array.isArray(a))
+    return [...new Set([...Object.keys(a), ...Object.keys(b)])].flatMap((k) =>
+      changedPaths(
+        (a as Record<string, unknown>)[k],
+        (b as Record<string, unknown>)[k],
+        path ? `${path}.${k}` : k,
+      ),
+    );
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [path];
+}
+
+/**
+ * SIGHUP: re-reads the config (file and the same flags) and applies what can change at run time:
+ * the log level and the device access lists. The running config object is updated for what was
+ * applied, so the next reload compares against what runs.
+ */
+function reload(argv: string[], rt: Runtime, log: Logger): void {
+  const cfgLog = log.child({ component: "config" });
+  let next: GatewayConfig;
+  try {
+    next = startConfig(argv)!;
+  } catch (e) {
+    cfgLog.error(
+      { code: (e as VigilError).code, err: (e as VigilError).shortMessage ?? (e as Error).message },
+      "configuration not reloaded: keeping the running one",
+    );
+    return;
+  }
+  const cur = rt.config;
+  const applied: string[] = [];
+  const level = next.log.level !== cur.log.level ? next.log.level : undefined;
+  if (level) {
+    cur.log.level = level;
+    applied.push("log.level");
+  }
+  const accessChanged = changedPaths(cur.ingest, next.ingest).filter((p) => p === "allow" || p === "revoked");
+  if (accessChanged.length) {
+    rt.ingest.setAccess(
+      next.ingest.allow ? deviceSet(next.ingest.allow) : undefined,
+      deviceSet(next.ingest.revoked),
+    );
+    cur.ingest.allow = next.ingest.allow;
+    cur.ingest.revoked = next.ingest.revoked;
+    applied.push(...accessChanged.map((p) => `ingest.${p}`));
+  }
+  // Logged at the old level, so a reload to "error" still says what it did.
+  cfgLog.info({ applied, needsRestart: changedPaths(cur, next) }, "configuration reloaded");
+  if (level) setLogLevel(log, level);
 }
