@@ -127,6 +127,22 @@ describe("commands in the documentation", () => {
     expect(failures).toEqual([]);
   });
 
+  it("behavior: every VIGIL_* environment variable the code reads is in the README", () => {
+    const files = execFileSync("git", ["ls-files", "gateway/src", "device-sim/src", "bin"], {
+      encoding: "utf8",
+    })
+      .split("\n")
+      .filter((f) => /\.(ts|js)$/.test(f));
+    const read = new Set(
+      files.flatMap((f) =>
+        [...readFileSync(f, "utf8").matchAll(/env\.(VIGIL_[A-Z0-9_]+)/g)].map((m) => m[1]!),
+      ),
+    );
+    expect(read.size).toBeGreaterThanOrEqual(5);
+    const readme = readFileSync("README.md", "utf8");
+    expect([...read].filter((v) => !readme.includes(`\`${v}\``))).toEqual([]);
+  });
+
   it("error: the check fails for a flag the CLI does not have", async () => {
     vi.spyOn(process.stdout, "write").mockImplementation(() => true);
     vi.spyOn(process.stderr, "write").mockImplementation(() => true);
