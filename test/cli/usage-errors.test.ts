@@ -61,6 +61,25 @@ describe("CLI user mistakes", () => {
     );
   });
 
+  it("behavior: an unreachable broker for sim --mqtt is one line after the connect timeout", async () => {
+    const { freePort } = await import("../helpers/procs.ts");
+    const port = await freePort(); // nothing listens there
+    const r = await vigil([
+      "sim",
+      "--mqtt",
+      `mqtt://127.0.0.1:${port}`,
+      "--connect-timeout-ms",
+      "300",
+      "--frames",
+      "1",
+    ]);
+    oneLine(
+      r,
+      1,
+      new RegExp(`\\nvigil sim: no MQTT connection to mqtt://127\\.0\\.0\\.1:${port}/? within 300 ms\\.\\n$`),
+    );
+  });
+
   it("behavior: an unknown subcommand is a usage error before any passphrase is asked for", async () => {
     const r = await vigil(["keys", "rotat"]);
     oneLine(r, 2, /unknown keys command "rotat"; did you mean rotate\?/);

@@ -16,6 +16,7 @@ Transport (one of):
   --serial PATH          tty to write COBS frames to (/dev/ttyUSB0, or a socat pty)
   --baud N               serial baud rate (default 115200)
   --mqtt URL             broker URL (default mqtt://127.0.0.1:1883, the gateway's embedded broker)
+  --connect-timeout-ms MS  give up when the broker has not answered within MS (default 30000)
 
 Devices and signals:
   --devices N            number of devices (default 4)
@@ -48,6 +49,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     serial: { type: "string" },
     baud: { type: "string" },
     mqtt: { type: "string" },
+    "connect-timeout-ms": { type: "string" },
     devices: { type: "string" },
     profile: { type: "string" },
     subset: { type: "string" },
@@ -100,7 +102,10 @@ export async function simCommand(argv: string[]): Promise<number> {
     );
   const transport: Transport = v.serial
     ? new SerialTransport({ path: v.serial, baudRate: num("baud", v.baud, 115200, 300) })
-    : new MqttTransport({ url });
+    : new MqttTransport({
+        url,
+        connectTimeoutMs: num("connect-timeout-ms", v["connect-timeout-ms"], 30_000, 100),
+      });
   const ctrl = new AbortController();
   const onSig = () => ctrl.abort();
   process.once("SIGINT", onSig);
