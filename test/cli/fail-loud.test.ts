@@ -229,6 +229,13 @@ describe("vigil start: degraded and retrying (starts, says so, keeps going)", ()
     );
   });
 
+  it("behavior: free disk space below store.minFreeBytes: starts, says so, refuses frames", async () => {
+    await startsAnyway(
+      { mqtt: { embedded: { port: 0 } }, store: { minFreeBytes: 2 ** 52 } },
+      /"component":"store","state":"low-space".*refuses new frames/,
+    );
+  });
+
   it("behavior: an RPC endpoint that does not answer: batches wait in the outbox", async () => {
     const dir = await keyedDataDir();
     const port = await freePort();

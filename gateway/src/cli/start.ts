@@ -91,6 +91,13 @@ export async function startCommand(argv: string[]): Promise<number> {
       "clock not known good: device timestamps beyond ingest.maxSkewMs are accepted and counted as clockUnverified until it is",
     );
   await rt.start();
+  // Degraded, not fatal: devices keep their frames and resend once space is freed.
+  const storeState = rt.store.stats().state;
+  if (storeState !== "ok")
+    log.warn(
+      { component: "store", state: storeState, minFreeBytes: cfg.store.minFreeBytes },
+      "the store refuses new frames (NACK STORE_UNAVAILABLE) until disk space is freed",
+    );
   const embedded = rt.embedded;
   if (embedded) log.info({ url: embedded.url, port: embedded.port }, "embedded MQTT broker listening");
   log.info(
