@@ -254,3 +254,26 @@ describe("vigil start: degraded and retrying (starts, says so, keeps going)", ()
     );
   });
 });
+
+describe("vigil start: stopping while starting", () => {
+  it("behavior: SIGTERM during start-up lets the start finish, then stops in order with exit 0", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-stop-early-"));
+    const file = join(dir, "config.json");
+    // Models on: loading them is the slow part of the start, after the first log line.
+    writeFileSync(
+      file,
+      JSON.stringify({ dataDir: dir, mqtt: { embedded: { port: 0 } }, log: { statsIntervalMs: 0 } }),
+    );
+    const p = spawnVigil(["start", "-c", file]);
+    const exited = new Promise<number | null>((res) => p.once("exit", (c) => res(c)));
+    // The first line is logged inside the runtime's start (no deployment: not sealing).
+    await vi.waitFor(() => expect(p.out.stderr).toMatch(/not sealed/), { timeout: 30_000, interval: 10 });
+    p.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    const msgs = p.out.stderr
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(msgs.at(-1)).toBe("stopped");
+  });
+});

@@ -81,6 +81,20 @@ export async function startCommand(argv: string[]): Promise<number> {
       "no ingest source is enabled (no serial port, no external broker, embedded broker off); add --serial PATH or --mqtt-url URL, or drop --no-embedded",
     );
   const log = createLogger(cfg.log.level);
+  // Signals are handled from here on: a stop requested while starting (systemctl stop during a
+  // slow start) lets the start finish and then stops in order, instead of killing the process.
+  // Handlers stay installed: a second signal during the shutdown must not kill the process
+  // before the group commit is flushed and the store closed.
+  let stopRequested: (() => void) | undefined;
+  const stopSignal = new Promise<void>((res) => (stopRequested = res));
+  let stopping = false;
+  const onSignal = (sig: string) => {
+    if (stopping) return log.warn({ signal: sig }, "already stopping");
+    stopping = true;
+    stopRequested!();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   const facts = await chainPreflight(cfg, log);
   const rt = new Runtime({ config: cfg, log });
   if (facts) rt.clockTrust.noteLowerBound(facts.latestBlockTime);
@@ -109,19 +123,8 @@ export async function startCommand(argv: string[]): Promise<number> {
     },
     "gateway started",
   );
-  await new Promise<void>((res) => {
-    // Handlers stay installed: a second signal during the shutdown must not kill the process
-    // before the group commit is flushed and the store closed.
-    let stopping = false;
-    const onSignal = (sig: string) => {
-      if (stopping) return log.warn({ signal: sig }, "already stopping");
-      stopping = true;
-      res();
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-    process.on("SIGHUP", () => reload(argv, rt, log));
-  });
+  process.on("SIGHUP", () => reload(argv, rt, log));
+  await stopSignal;
   log.info(rt.statsLine());
   await rt.stop();
   log.info("stopped");
