@@ -81,7 +81,7 @@ describe("vigil doctor against anvil", () => {
     ])
       expect(line(r.stdout, name), name).toMatch(/^ok {3}/);
     expect(line(r.stdout, "registry")).toMatch(/local key registered/);
-  });
+  }, 120_000);
 
   it("behavior: a missing serial port, a tampered model and a clock behind the chain each fail with one line", async () => {
     const models = mkdtempSync(join(tmpdir(), "vigil-doctor-models-"));
@@ -119,7 +119,7 @@ describe("vigil doctor against anvil", () => {
       // only asserts the failure; the others do not check the clock line.
       p.destroy();
     }
-  });
+  }, 120_000);
 
   it("behavior: RPC on another chain than the deployment fails doctor and refuses start", async () => {
     const dep = JSON.parse(readFileSync(join(dir, "deployment.json"), "utf8")) as { chainId: string };
@@ -135,7 +135,7 @@ describe("vigil doctor against anvil", () => {
     expect(s.stderr.trim().split("\n").at(-1)).toMatch(
       /^vigil start: the RPC endpoint is chain \d+ but the deployment file is for chain 999/,
     );
-  });
+  }, 120_000);
 });
 
 describe("the registered key: start refuses a key the registry would reject; keys rotate fixes it on chain", () => {
@@ -180,5 +180,5 @@ describe("the registered key: start refuses a key the registry would reject; key
         `^ok +registry +gateway 0x[0-9a-f]{64} active, key epoch ${info.keyEpoch}, local key registered`,
       ),
     );
-  });
+  }, 120_000);
 });

@@ -91,7 +91,7 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
     const port = await listen();
     const r = await startFails({ mqtt: { embedded: { port } } });
     expectFatal(r, new RegExp(`127\\.0\\.0\\.1:${port}.*EADDRINUSE.*--mqtt-port`));
-  });
+  }, 90_000);
 
   it("behavior: a model whose sha256 does not match its manifest", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vigil-fatal-models-"));
@@ -100,7 +100,7 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
     appendFileSync(join(dir, "rotating-v1.onnx"), "x");
     const r = await startFails({ mqtt: { embedded: { port: 0 } }, models: { dir } });
     expectFatal(r, /rotating-v1\.onnx: sha256 .* does not match the manifest.*restore it/);
-  });
+  }, 90_000);
 
   it("behavior: an external broker that accepts TCP but never answers CONNECT", async () => {
     const port = await listen();
@@ -108,12 +108,12 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
       mqtt: { embedded: { enabled: false }, url: `mqtt://127.0.0.1:${port}`, connectTimeoutMs: 300 },
     });
     expectFatal(r, /no CONNACK within 0\.3 s; check mqtt\.url/);
-  });
+  }, 90_000);
 
   it("behavior: no ingest source enabled", async () => {
     const r = await startFails({ mqtt: { embedded: { enabled: false } } });
     expectFatal(r, /no ingest source is enabled.*--serial PATH/);
-  });
+  }, 90_000);
 
   it("behavior: the store is locked by another process", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vigil-fatal-lock-"));
@@ -125,7 +125,7 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
     } finally {
       await held.close();
     }
-  });
+  }, 90_000);
 
   it("behavior: the store is corrupt (damaged LevelDB manifest)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vigil-fatal-corrupt-"));
@@ -137,7 +137,7 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
     writeFileSync(join(db, manifest), Buffer.alloc(64, 0xa5));
     const r = await startFails({ dataDir: dir, mqtt: { embedded: { port: 0 } } });
     expectFatal(r, /corruption.*vigil store check.*vigil store salvage/);
-  });
+  }, 90_000);
 
   it("behavior: keystore missing", async () => {
     const dir = await keyedDataDir();
@@ -148,7 +148,7 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
       attest: { keystore: "nope.key" },
     });
     expectFatal(r, /nope\.key does not exist; create it with "vigil keys init"/);
-  });
+  }, 90_000);
 
   it("behavior: keystore passphrase wrong", async () => {
     const dir = await keyedDataDir();
@@ -157,7 +157,7 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
       { VIGIL_KEYSTORE_PASSPHRASE: "not-the-passphrase" },
     );
     expectFatal(r, /could not be decrypted.*VIGIL_KEYSTORE_PASSPHRASE/);
-  });
+  }, 90_000);
 
   it("behavior: keystore readable by others", async () => {
     const dir = await keyedDataDir();
@@ -169,7 +169,7 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
       chain: { deployment: "deployment.json" },
     });
     expectFatal(r, /accessible by group or others.*chmod 600/);
-  });
+  }, 90_000);
 
   it("behavior: deployment file missing", async () => {
     const dir = await keyedDataDir();
@@ -179,7 +179,7 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
       chain: { deployment: "elsewhere.json" },
     });
     expectFatal(r, /elsewhere\.json.*point chain\.deployment .* "vigil chain deploy"/);
-  });
+  }, 90_000);
 
   it("behavior: anchoring configured without a sender key", async () => {
     const dir = await keyedDataDir();
@@ -192,7 +192,7 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
       { VIGIL_CHAIN_SENDER_KEY: "" },
     );
     expectFatal(r, /chain\.senderKeyFile: .*VIGIL_CHAIN_SENDER_KEY/);
-  });
+  }, 90_000);
 });
 
 describe("vigil start: degraded and retrying (starts, says so, keeps going)", () => {
@@ -227,14 +227,14 @@ describe("vigil start: degraded and retrying (starts, says so, keeps going)", ()
       { serial: [{ path: "/dev/ttyVIGILNOPE" }], mqtt: { embedded: { enabled: false } } },
       /ttyVIGILNOPE/,
     );
-  });
+  }, 90_000);
 
   it("behavior: free disk space below store.minFreeBytes: starts, says so, refuses frames", async () => {
     await startsAnyway(
       { mqtt: { embedded: { port: 0 } }, store: { minFreeBytes: 2 ** 52 } },
       /"component":"store","state":"low-space".*refuses new frames/,
     );
-  });
+  }, 90_000);
 
   it("behavior: an RPC endpoint that does not answer: batches wait in the outbox", async () => {
     const dir = await keyedDataDir();
@@ -252,7 +252,7 @@ describe("vigil start: degraded and retrying (starts, says so, keeps going)", ()
       },
       /"component":"chain".*127\.0\.0\.1.*chain not reachable at start-up/,
     );
-  });
+  }, 90_000);
 });
 
 describe("vigil start: stopping while starting", () => {
@@ -275,5 +275,5 @@ describe("vigil start: stopping while starting", () => {
       .filter(Boolean)
       .map((l) => (JSON.parse(l) as { msg: string }).msg);
     expect(msgs.at(-1)).toBe("stopped");
-  });
+  }, 90_000);
 });

@@ -32,7 +32,7 @@ describe("default gateway name", () => {
     const idB = gatewayIdOf(resolveConfig({ attest: { gatewayName: b } }));
     expect(idA).not.toBe(idB);
     expect(resolveConfig({}).attest.gatewayName).toBe(defaultGatewayName());
-  });
+  }, 90_000);
 });
 
 describe("vigil init", () => {
@@ -58,5 +58,5 @@ describe("vigil init", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/attest\.gatewayName: must match pattern/);
     expect(existsSync(join(dir, "bad.json"))).toBe(false);
-  });
+  }, 90_000);
 });

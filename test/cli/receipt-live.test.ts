@@ -83,5 +83,5 @@ describe("vigil receipt while the gateway runs", () => {
     expect(v.stdout).toMatch(/^([1-9]\d*)\/\1 receipts verified offline$/m);
     expect(gw.exitCode).toBeNull();
     expect(readdirSync(dir).filter((n) => n.includes("snapshot"))).toEqual([]);
-  });
+  }, 90_000);
 });

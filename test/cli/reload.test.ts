@@ -105,7 +105,7 @@ describe("vigil start: SIGHUP", () => {
       { timeout: 10_000, interval: 50 },
     );
     expect(gw.exitCode).toBeNull();
-  });
+  }, 90_000);
 });
 
 describe("setLogLevel", () => {
@@ -117,5 +117,5 @@ describe("setLogLevel", () => {
     setLogLevel(root, "error");
     for (const l of [root, child, grandchild, root.child({ component: "late" })])
       expect((l as unknown as { level: string }).level).toBe("error");
-  });
+  }, 90_000);
 });

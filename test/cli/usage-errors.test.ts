@@ -45,12 +45,12 @@ describe("CLI user mistakes", () => {
       "/nonexistent/deployer.key",
     ]);
     oneLine(r, 1, /^vigil chain: --key-file \/nonexistent\/deployer\.key does not exist\n$/);
-  });
+  }, 90_000);
 
   it("behavior: a serial path that does not exist", async () => {
     const r = await vigil(["sim", "--serial", "/dev/ttyNOPE", "--frames", "1"]);
     oneLine(r, 1, /^vigil sim: \/dev\/ttyNOPE does not exist; check the device is plugged in/);
-  });
+  }, 90_000);
 
   it("behavior: a non-MQTT URL for sim --mqtt", async () => {
     const r = await vigil(["sim", "--mqtt", "http://127.0.0.1:1883", "--frames", "1"]);
@@ -59,7 +59,7 @@ describe("CLI user mistakes", () => {
       2,
       /--mqtt must be an MQTT broker URL \(mqtt:\/\/, mqtts:\/\/, ws:\/\/, wss:\/\/ or tcp:\/\/\)/,
     );
-  });
+  }, 90_000);
 
   it("behavior: an unreachable broker for sim --mqtt is one line after the connect timeout", async () => {
     const { freePort } = await import("../helpers/procs.ts");
@@ -78,7 +78,7 @@ describe("CLI user mistakes", () => {
       1,
       new RegExp(`\\nvigil sim: no MQTT connection to mqtt://127\\.0\\.0\\.1:${port}/? within 300 ms\\.\\n$`),
     );
-  });
+  }, 90_000);
 
   it("behavior: an unknown subcommand is a usage error before any passphrase is asked for", async () => {
     const r = await vigil(["keys", "rotat"]);
@@ -86,7 +86,7 @@ describe("CLI user mistakes", () => {
     expect(r.stderr).not.toMatch(/PASSPHRASE/);
     const c = await vigil(["strat"]);
     oneLine(c, 2, /unknown command "strat"; did you mean start\?/);
-  });
+  }, 90_000);
 
   it("behavior: an unreadable keystore is reported as unreadable, not as bad JSON", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vigil-usage-"));
@@ -96,7 +96,7 @@ describe("CLI user mistakes", () => {
     const r = await vigil(["keys", "show", "-c", cfg], { VIGIL_KEYSTORE_PASSPHRASE: "a passphrase" });
     oneLine(r, 1, /keystore .*gateway\.key cannot be read \(EISDIR\)/);
     expect(r.stderr).not.toMatch(/JSON/);
-  });
+  }, 90_000);
 
   it("behavior: enum errors list the allowed values; typo'd flags and values get a did-you-mean", async () => {
     oneLine(
@@ -114,7 +114,7 @@ describe("CLI user mistakes", () => {
       2,
       /unknown option --dat-dir; did you mean --data-dir\?/,
     );
-  });
+  }, 90_000);
 
   it("behavior: vigil receipt --store WRONG never creates a store", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vigil-usage-"));
@@ -122,5 +122,5 @@ describe("CLI user mistakes", () => {
     const r = await vigil(["receipt", "--store", wrong, "--device", "1"]);
     oneLine(r, 1, /holds no Vigil store/);
     expect(existsSync(wrong)).toBe(false);
-  });
+  }, 90_000);
 });
