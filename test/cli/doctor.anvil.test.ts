@@ -180,5 +180,5 @@ describe("the registered key: start refuses a key the registry would reject; key
         `^ok +registry +gateway 0x[0-9a-f]{64} active, key epoch ${info.keyEpoch}, local key registered`,
       ),
     );
-  }, 120_000);
+  }, 240_000);
 });
