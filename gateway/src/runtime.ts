@@ -42,6 +42,7 @@ import type { LeafRecord } from "./core/records.ts";
 import { storeHistory } from "./infer/history.ts";
 import { InferenceLoop, type InferenceLoopOptions } from "./infer/loop.ts";
 import { ModelRegistry } from "./infer/registry.ts";
+import { ClockTrust } from "./ingest/clock-trust.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { EmbeddedBroker } from "./ingest/mqtt/embedded-broker.ts";
 import { ExternalMqttSource } from "./ingest/mqtt/external-source.ts";
@@ -62,6 +63,8 @@ export interface RuntimeOptions {
   store?: FrameStore;
   /** Alert events go here instead of the encoder + publisher (tests). */
   alertOutput?: EventOutput;
+  /** Whether the system clock is known good (default: timesyncd state and the chain's block time). */
+  clockTrust?: ClockTrust;
 }
 
 export interface RuntimeSnapshot {
@@ -152,6 +155,8 @@ export class Runtime {
   readonly fatal: Promise<VigilError>;
   #setFatal!: (e: VigilError) => void;
   readonly ingest: Ingest;
+  /** Until the clock is known good, out-of-skew device timestamps are accepted and flagged. */
+  readonly clockTrust: ClockTrust;
   readonly sources: IngestSource[] = [];
   readonly embedded: EmbeddedBroker | undefined;
   /** Where alerts, health and status are published (undefined when no broker is configured). */
@@ -189,7 +194,9 @@ export class Runtime {
       });
 
     // Ingest and its sources.
+    this.clockTrust = o.clockTrust ?? new ClockTrust();
     this.ingest = new Ingest({
+      clockTrusted: () => this.clockTrust.trusted(),
       sink: this.store,
       clock: this.clock,
       ...(c.ingest.allow ? { allow: deviceSet(c.ingest.allow) } : {}),
@@ -220,6 +227,7 @@ export class Runtime {
           clientId: c.mqtt.clientId,
           ...(c.mqtt.username ? { username: c.mqtt.username } : {}),
           ...(c.mqtt.password ? { password: c.mqtt.password } : {}),
+          connectTimeoutMs: c.mqtt.connectTimeoutMs,
           onError,
         }),
       );

@@ -37,9 +37,9 @@ describe("config", () => {
       [{ chain: { confirmation: 3 } }, /^chain: unknown setting "confirmation"/],
       [
         { log: { level: "loud" } },
-        /^log\.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"/,
+        /^log\.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"$/,
       ],
-      [{ chain: { finality: "safe" } }, /^chain\.finality: must be one of "depth", "finalized"/],
+      [{ chain: { finality: "safe" } }, /^chain\.finality: must be one of depth, finalized, got "safe"$/],
       [{ chain: { maxPriorityFeePerGasGwei: 60 } }, /must not exceed chain\.maxFeePerGasGwei/],
     ];
     for (const [c, re] of bad) {
@@ -71,9 +71,14 @@ describe("config", () => {
     expect(cfg.serial).toEqual([{ path: "/dev/ttyUSB1", baudRate: 115200 }]);
     expect(cfg.mqtt.embedded).toMatchObject({ enabled: false, port: 0 });
     expect(cfg.log.level).toBe("debug");
-    expect(() => startConfig(["--log-level", "loud"])).toThrowError(/log\.level/);
+    expect(() => startConfig(["--log-level", "loud"])).toThrowError(
+      /log\.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"/,
+    );
     expect(() => startConfig(["--mqtt-port", "x"])).toThrowError(/--mqtt-port must be a number/);
-    expect(() => startConfig(["--what"])).toThrowError(/Unknown option '--what'/);
+    expect(() => startConfig(["--what"])).toThrowError(/^unknown option --what$/);
+    expect(() => startConfig(["--mqtt-prot", "1"])).toThrowError(
+      /unknown option --mqtt-prot; did you mean --mqtt-port\?/,
+    );
     expect(startConfig(["--help"])).toBeUndefined();
   });
 });

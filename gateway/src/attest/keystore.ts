@@ -192,12 +192,21 @@ export async function loadKeystore(path: string, passphrase: string): Promise<Ga
   try {
     st = await stat(path);
   } catch (e) {
-    throw new KeystoreError("KEYSTORE_MISSING", `keystore ${path} cannot be read`, { cause: e });
+    const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : "cannot be read";
+    throw new KeystoreError("KEYSTORE_MISSING", `keystore ${path} ${why}`, { cause: e });
   }
   if ((st.mode & 0o077) !== 0) throw new KeystorePermissionError(path, st.mode);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    // EACCES (another user's file) or EISDIR: a read problem, not a format one.
+    const why = (e as NodeJS.ErrnoException).code ?? "read error";
+    throw new KeystoreError("KEYSTORE_MISSING", `keystore ${path} cannot be read (${why})`, { cause: e });
+  }
   let f: KeystoreFile;
   try {
-    f = JSON.parse(await readFile(path, "utf8")) as KeystoreFile;
+    f = JSON.parse(text) as KeystoreFile;
   } catch {
     throw new KeystoreError("KEYSTORE_FORMAT", `keystore ${path} is not valid JSON`);
   }

@@ -3,12 +3,60 @@ import { UsageError } from "../core/errors.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
-/** parseArgs with errors turned into UsageError (exit code 2, message names the flag). */
+/**
+ * Edit distance (Levenshtein) between two short strings, for "did you mean" hints. Hand-written:
+ * a dozen lines on flag names of < 30 characters do not justify a dependency.
+ */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** The closest of `candidates` to `word` (at most 2 edits, or a prefix), else undefined. */
+export function closest(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = c.startsWith(word) && word.length >= 3 ? 0.5 : editDistance(word, c);
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return bestD <= Math.max(2, Math.floor(word.length / 4)) ? best : undefined;
+}
+
+/** ", did you mean X?" for an unknown word, or "" when nothing is close. */
+export function didYouMean(word: string, candidates: Iterable<string>): string {
+  const c = closest(word, candidates);
+  return c ? `; did you mean ${c}?` : "";
+}
+
+/**
+ * parseArgs with errors turned into UsageError (exit code 2): the message names the flag, and an
+ * unknown flag gets the closest known one ("unknown option --dat-dir; did you mean --data-dir?").
+ */
 export function parse<O extends Options>(argv: string[], options: O, allowPositionals = false) {
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    const err = e as Error & { code?: string };
+    if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      const flag = /'([^']+)'/.exec(err.message)?.[1] ?? "";
+      const names = Object.entries(options).flatMap(([k, o]) => [
+        `--${k}`,
+        ...(o.short ? [`-${o.short}`] : []),
+      ]);
+      throw new UsageError(`unknown option ${flag}${didYouMean(flag.split("=")[0]!, names)}`);
+    }
+    if (err.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+      const arg = /'([^']+)'/.exec(err.message)?.[1] ?? "";
+      throw new UsageError(`unexpected argument "${arg}"`);
+    }
+    throw new UsageError(err.message);
   }
 }
 
@@ -25,4 +73,16 @@ export function num(
   if (!Number.isFinite(n) || n < min || n > max)
     throw new UsageError(`--${name} must be a number in [${min}, ${max}], got "${v}"`);
   return n;
+}
+
+/** Checks an enumerated flag value; the error lists every allowed value. */
+export function oneOf<T extends string>(
+  name: string,
+  v: string | undefined,
+  allowed: readonly T[],
+  def: T,
+): T {
+  if (v === undefined) return def;
+  if ((allowed as readonly string[]).includes(v)) return v as T;
+  throw new UsageError(`--${name} must be one of ${allowed.join(", ")}, got "${v}"${didYouMean(v, allowed)}`);
 }

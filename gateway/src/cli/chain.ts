@@ -9,7 +9,6 @@
  *   vigil chain grant-operator --deployment FILE --rpc URL --site HEX32|NAME --account ADDR
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../../contracts/artifacts/index.ts";
 import { importKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
@@ -19,6 +18,7 @@ import type { Hex } from "../core/hex.ts";
 import { ChainError, translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
 import { UsageError, VigilError, redactUrl } from "../core/errors.ts";
+import { didYouMean, parse } from "./args.ts";
 
 const HELP = `usage: vigil chain <command> [options]
 
@@ -45,8 +45,18 @@ common options:
 
 function readKey(values: { key?: string | undefined; "key-file"?: string | undefined }): string {
   if (values.key && values["key-file"]) throw new UsageError("give --key or --key-file, not both");
-  if (values["key-file"]) return readFileSync(values["key-file"], "utf8").trim();
+  if (values["key-file"]) return readKeyFile("--key-file", values["key-file"]);
   return values.key ?? ANVIL_DEV_KEYS[0];
+}
+
+/** Reads a hex key file; a missing or unreadable file is one sentence naming the flag, not a stack. */
+function readKeyFile(flag: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : "cannot be read";
+    throw new VigilError("KEY_FILE", `${flag} ${path} ${why}`, { cause: e });
+  }
 }
 
 function siteId(s: string): Hex {
@@ -67,26 +77,23 @@ function int(name: string, v: string | undefined, def: number): number {
 }
 
 async function deploy(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      rpc: { type: "string" },
-      key: { type: "string" },
-      "key-file": { type: "string" },
-      out: { type: "string", default: "deployment.json" },
-      admin: { type: "string" },
-      "admin-delay": { type: "string" },
-      threshold: { type: "string" },
-      "max-release-size": { type: "string" },
-      help: { type: "boolean" },
-    },
-    strict: true,
+  const { values } = parse(argv, {
+    rpc: { type: "string" },
+    key: { type: "string" },
+    "key-file": { type: "string" },
+    out: { type: "string", default: "deployment.json" },
+    admin: { type: "string" },
+    "admin-delay": { type: "string" },
+    threshold: { type: "string" },
+    "max-release-size": { type: "string" },
+    help: { type: "boolean" },
   });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
   }
   if (!values.rpc) throw new UsageError("--rpc URL is required");
+  const deployerKey = readKey(values); // before the RPC: a missing key file is the first thing to say
   const provider = new JsonRpcProvider(values.rpc, undefined, { staticNetwork: true, cacheTimeout: -1 });
   provider.pollingInterval = 100;
   try {
@@ -95,7 +102,7 @@ async function deploy(argv: string[]): Promise<number> {
     } catch (e) {
       throw translateEthersError(e, values.rpc, []);
     }
-    const signer = new NonceManager(new Wallet(readKey(values), provider));
+    const signer = new NonceManager(new Wallet(deployerKey, provider));
     const opts = {
       adminDelaySeconds: int("admin-delay", values["admin-delay"], 172_800),
       approvalThreshold: int("threshold", values.threshold, 2),
@@ -122,9 +129,10 @@ async function deploy(argv: string[]): Promise<number> {
 }
 
 async function verify(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { deployment: { type: "string" }, rpc: { type: "string" }, help: { type: "boolean" } },
+  const { values } = parse(argv, {
+    deployment: { type: "string" },
+    rpc: { type: "string" },
+    help: { type: "boolean" },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -193,24 +201,22 @@ const common = {
 } as const;
 
 async function registerGateway(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...common,
-      "gateway-id": { type: "string" },
-      site: { type: "string" },
-      "key-type": { type: "string", default: "secp256k1" },
-      "device-key-file": { type: "string" },
-      "public-key": { type: "string" },
-      metadata: { type: "string", default: "" },
-    },
+  const { values } = parse(argv, {
+    ...common,
+    "gateway-id": { type: "string" },
+    site: { type: "string" },
+    "key-type": { type: "string", default: "secp256k1" },
+    "device-key-file": { type: "string" },
+    "public-key": { type: "string" },
+    metadata: { type: "string", default: "" },
   });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
   }
   const type = values["key-type"] as KeyType;
-  if (type !== "secp256k1" && type !== "p256") throw new UsageError("--key-type must be secp256k1 or p256");
+  if (type !== "secp256k1" && type !== "p256")
+    throw new UsageError(`--key-type must be one of secp256k1, p256, got "${type}"`);
   const gatewayId = values["gateway-id"];
   if (!gatewayId || !/^0x[0-9a-fA-F]{64}$/.test(gatewayId))
     throw new UsageError("--gateway-id must be 32 bytes of hex");
@@ -218,7 +224,7 @@ async function registerGateway(argv: string[]): Promise<number> {
   let publicKey = values["public-key"] as Hex | undefined;
   if (values["device-key-file"]) {
     publicKey = registrationPublicKey(
-      importKey(type, readFileSync(values["device-key-file"], "utf8").trim() as Hex),
+      importKey(type, readKeyFile("--device-key-file", values["device-key-file"]) as Hex),
     );
   }
   if (!publicKey) throw new UsageError("give --device-key-file or --public-key");
@@ -236,10 +242,7 @@ async function registerGateway(argv: string[]): Promise<number> {
 }
 
 async function grantOperator(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { ...common, site: { type: "string" }, account: { type: "string" } },
-  });
+  const { values } = parse(argv, { ...common, site: { type: "string" }, account: { type: "string" } });
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -273,16 +276,14 @@ export async function chainCommand(argv: string[]): Promise<number> {
         process.stdout.write(HELP);
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown chain command "${cmd}"`);
+        throw new UsageError(
+          `unknown chain command "${cmd}"${didYouMean(cmd, ["deploy", "verify", "register-gateway", "grant-operator"])}`,
+        );
     }
   } catch (e) {
     if (e instanceof VigilError) {
       process.stderr.write(`vigil chain: ${e.shortMessage}\n`);
       return e instanceof UsageError ? 2 : 1;
-    }
-    if (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
-      process.stderr.write(`vigil chain: ${e.message}\n`);
-      return 2;
     }
     throw e;
   }

@@ -1,28 +1,43 @@
 /** `vigil keys`: create and inspect the gateway's encrypted keystore. */
 import { existsSync } from "node:fs";
+import { readFile, rename } from "node:fs/promises";
+import { GatewaySigner } from "../attest/signer.ts";
+import { translateEthersError } from "../chain/errors.ts";
+import { EthersRegistryClient } from "../chain/ethers-client.ts";
 import { isAbsolute, join } from "node:path";
 import { generateKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
 import { loadKeystore, passphraseFromEnv, writeKeystore } from "../attest/keystore.ts";
-import { loadConfigFile, resolveConfig } from "../config/config.ts";
+import { loadConfigFile, resolveConfig, type GatewayConfig } from "../config/config.ts";
 import { UsageError, VigilError } from "../core/errors.ts";
 import { gatewayIdOf } from "../config/gateway-id.ts";
-import { parse } from "./args.ts";
+import { readDeployment } from "../runtime.ts";
+import { didYouMean, oneOf, parse } from "./args.ts";
 
-export const KEYS_HELP = `usage: vigil keys <init|show> [options]
+export const KEYS_HELP = `usage: vigil keys <init|show|rotate> [options]
 
   init      create the gateway signing key in an encrypted keystore (mode 0600)
   show      print the key's public information (never the private key)
+  rotate    replace the key on chain: a new key is created, the registered (current) key signs
+            the registry's rotation digest, VigilRegistry.rotateGatewayKeyBySignature is sent,
+            and only then the keystore is replaced (the new key waits in KEYSTORE.next, so an
+            interrupted rotation resumes where it stopped)
 
 options:
   -c, --config FILE     gateway config (dataDir, attest.keystore, attest.gatewayName)
   --type TYPE           secp256k1 (default) or p256 (init)
   --force               overwrite an existing keystore (init)
+  --rpc URL             rotate: chain endpoint (default chain.rpcUrl)
+  --deployment FILE     rotate: deployment file (default chain.deployment)
+  --sender-key-file F   rotate: key of any funded account paying gas (default chain.senderKeyFile,
+                        else VIGIL_CHAIN_SENDER_KEY); the authority is the current key's signature
   -h, --help            this text
 
 The passphrase comes from VIGIL_KEYSTORE_PASSPHRASE or the file named by
 VIGIL_KEYSTORE_PASSPHRASE_FILE (mode 0600). Register the printed public key with
 "vigil chain register-gateway".
 `;
+
+const KEYS_SUBCOMMANDS = ["init", "show", "rotate"];
 
 export async function keysCommand(argv: string[]): Promise<number> {
   const { values: v, positionals } = parse(
@@ -31,6 +46,9 @@ export async function keysCommand(argv: string[]): Promise<number> {
       config: { type: "string", short: "c" },
       type: { type: "string" },
       force: { type: "boolean" },
+      rpc: { type: "string" },
+      deployment: { type: "string" },
+      "sender-key-file": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     true,
@@ -40,21 +58,23 @@ export async function keysCommand(argv: string[]): Promise<number> {
     process.stdout.write(KEYS_HELP);
     return v.help ? 0 : 2;
   }
+  // Before asking for a passphrase: an unknown subcommand is a usage error.
+  if (!KEYS_SUBCOMMANDS.includes(sub))
+    throw new UsageError(`unknown keys command "${sub}"${didYouMean(sub, KEYS_SUBCOMMANDS)}`);
   const cfg = v.config ? loadConfigFile(v.config) : resolveConfig({});
   const path = isAbsolute(cfg.attest.keystore) ? cfg.attest.keystore : join(cfg.dataDir, cfg.attest.keystore);
   const passphrase = await passphraseFromEnv();
   if (sub === "init") {
     const type = (v.type ?? "secp256k1") as KeyType;
     if (type !== "secp256k1" && type !== "p256")
-      throw new UsageError(`--type must be secp256k1 or p256, got "${v.type}"`);
+      throw new UsageError(`--type must be one of secp256k1, p256, got "${v.type}"`);
     if (existsSync(path) && !v.force)
       throw new VigilError("KEYSTORE_EXISTS", `${path} exists; use --force to replace it`);
     const { mkdir } = await import("node:fs/promises");
     await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
     await writeKeystore(path, generateKey(type), passphrase);
-  } else if (sub !== "show") {
-    throw new UsageError(`unknown keys command "${sub}"`);
   }
+  if (sub === "rotate") return rotate(cfg, path, passphrase, v);
   const signer = await loadKeystore(path, passphrase);
   const info = {
     keystore: path,
@@ -65,4 +85,105 @@ export async function keysCommand(argv: string[]): Promise<number> {
   };
   process.stdout.write(JSON.stringify(info, null, 2) + "\n");
   return 0;
+}
+
+async function rotate(
+  cfg: GatewayConfig,
+  path: string,
+  passphrase: string,
+  v: {
+    type?: string | undefined;
+    rpc?: string | undefined;
+    deployment?: string | undefined;
+    "sender-key-file"?: string | undefined;
+  },
+): Promise<number> {
+  const at = (p: string) => (isAbsolute(p) ? p : join(cfg.dataDir, p));
+  const rpcUrl = v.rpc ?? cfg.chain.rpcUrl;
+  if (!rpcUrl) throw new UsageError("--rpc URL is required (or chain.rpcUrl in the config)");
+  const depPath = v.deployment ?? (cfg.chain.deployment ? at(cfg.chain.deployment) : undefined);
+  if (!depPath) throw new UsageError("--deployment FILE is required (or chain.deployment in the config)");
+  const deployment = readDeployment(depPath);
+  const senderFile =
+    v["sender-key-file"] ?? (cfg.chain.senderKeyFile ? at(cfg.chain.senderKeyFile) : undefined);
+  let sender: string | undefined;
+  if (senderFile) {
+    try {
+      sender = (await readFile(senderFile, "utf8")).trim();
+    } catch (e) {
+      throw new VigilError("KEY_FILE", `sender key file ${senderFile} cannot be read`, { cause: e });
+    }
+  } else sender = process.env.VIGIL_CHAIN_SENDER_KEY;
+  if (!sender)
+    throw new UsageError("rotation is a transaction: give --sender-key-file or set VIGIL_CHAIN_SENDER_KEY");
+  const current = await loadKeystore(path, passphrase);
+  const gatewayId = gatewayIdOf(cfg);
+  const nextPath = `${path}.next`;
+  const client = await EthersRegistryClient.connect({
+    rpcUrl,
+    privateKey: sender,
+    registry: deployment.contracts.VigilRegistry.address,
+    releases: deployment.contracts.VigilReleases.address,
+  });
+  try {
+    if (client.domain().chainId !== BigInt(deployment.chainId))
+      throw new VigilError(
+        "CHAIN_STATE",
+        `the RPC endpoint is not chain ${deployment.chainId} of the deployment file`,
+      );
+    // Resume: a new key from an interrupted rotation is reused, never replaced by another one.
+    const next = existsSync(nextPath)
+      ? await loadKeystore(nextPath, passphrase)
+      : new GatewaySigner(
+          generateKey(oneOf("type", v.type, ["secp256k1", "p256"] as const, current.keyType)),
+        );
+    if (!existsSync(nextPath)) await writeKeystore(nextPath, next.exportKey(), passphrase);
+    const before = await client.getGateway(gatewayId);
+    const registered = (before.keyType === "p256" ? before.p256PublicKey : before.signer)?.toLowerCase();
+    let tx: string | null = null;
+    if (registered !== next.publicKey.toLowerCase()) {
+      if (before.status !== "active")
+        throw new VigilError(
+          "CHAIN_STATE",
+          `gateway ${gatewayId} is ${before.status} in the registry; only an active gateway rotates its key`,
+        );
+      if (registered !== current.publicKey.toLowerCase())
+        throw new VigilError(
+          "CHAIN_STATE",
+          `the local key ${current.publicKey} is not the registered key ${registered}, so it cannot sign the rotation; restore the registered keystore, or have the site operator call VigilRegistry.rotateGatewayKey`,
+        );
+      const digest = await client.keyRotationDigest(gatewayId, next.keyType, next.publicKey);
+      tx = (
+        await client.rotateGatewayKeyBySignature(
+          gatewayId,
+          next.keyType,
+          next.publicKey,
+          current.sign(digest),
+        )
+      ).txHash;
+    }
+    // On chain now: swap the files (rename is atomic; the old private key is deleted, its public
+    // key stays in the registry's history so old receipts still verify).
+    await rename(nextPath, path);
+    const after = await client.getGateway(gatewayId);
+    process.stdout.write(
+      JSON.stringify(
+        {
+          keystore: path,
+          gatewayId,
+          previousPublicKey: current.publicKey,
+          ...next.info(),
+          keyEpoch: after.keyEpoch,
+          tx,
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+    return 0;
+  } catch (e) {
+    throw e instanceof VigilError ? e : translateEthersError(e, rpcUrl, []);
+  } finally {
+    await client.close();
+  }
 }

@@ -1,13 +1,17 @@
 /** The `vigil` command: dispatches to subcommands. */
 import { VigilError } from "../core/errors.ts";
+import { didYouMean } from "./args.ts";
+import { fatalLine } from "./fatal.ts";
 
 const HELP = `usage: vigil <command> [options]
 
 Commands:
+  init       write a commented config file (gateway name distinct per box)
   start      run the gateway (ingest from serial and MQTT)
   sim        run simulated devices against a gateway
   demo       simulator + gateway on embedded defaults, with live counters
-  keys       create or show the gateway's signing key (encrypted keystore)
+  doctor     check serial ports, broker, disk, models, keystore, chain, registered key, clock
+  keys       create, show or rotate the gateway's signing key (encrypted keystore)
   chain      deploy and administer the registry contracts (deploy, verify, register-gateway, …)
   store      check a store's integrity, or salvage what is intact from a damaged one
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
@@ -29,6 +33,8 @@ const commands: Record<string, () => Promise<Command>> = {
   receipt: async () => (await import("./receipt.ts")).receiptCommand,
   verify: async () => (await import("./verify.ts")).verifyCommand,
   store: async () => (await import("./store.ts")).storeCommand,
+  doctor: async () => (await import("./doctor.ts")).doctorCommand,
+  init: async () => (await import("./init.ts")).initCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -39,7 +45,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const load = commands[cmd];
   if (!load) {
-    process.stderr.write(`vigil: unknown command "${cmd}"\n\n${HELP}`);
+    process.stderr.write(
+      `vigil: unknown command "${cmd}"${didYouMean(cmd, Object.keys(commands))}\n\n${HELP}`,
+    );
     return 2;
   }
   try {
@@ -48,7 +56,8 @@ export async function main(argv: string[]): Promise<number> {
     )(rest);
   } catch (e) {
     if (e instanceof VigilError) {
-      process.stderr.write(`vigil ${cmd}: ${e.shortMessage}\n`);
+      const line = e.code === "USAGE" ? `${e.shortMessage} (see "vigil ${cmd} --help")` : fatalLine(e);
+      process.stderr.write(`vigil ${cmd}: ${line}\n`);
       return e.code === "USAGE" ? 2 : 1;
     }
     throw e;
@@ -56,4 +65,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const code = await main(process.argv.slice(2));
-process.exitCode = code;
+// Exit explicitly: a library handle that outlives a failed start (a broker's timer, a client
+// reconnecting) must not keep a gateway that refused to start alive, or systemd never restarts it.
+// stdout and stderr are synchronous for files, pipes and TTYs on Linux, so nothing written is lost.
+process.exit(code);

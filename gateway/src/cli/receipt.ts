@@ -4,13 +4,15 @@
  * frames in a time range, which a third party checks with `vigil verify` and an RPC URL.
  * `--leaf HASH` exports the receipt of an INFERENCE or ALERT leaf (an alert's `receipt.leaf`).
  *
- * LevelDB allows one process per database: run it while the gateway is stopped (or on a copy
- * of the store directory).
+ * LevelDB allows one process per database: while the gateway runs, it reads a snapshot of the
+ * store (store/snapshot.ts).
  */
 import { writeFile } from "node:fs/promises";
 import { UsageError, VigilError } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
+import { StoreUnavailableError } from "../store/errors.ts";
 import { LevelFrameStore } from "../store/level.ts";
+import { snapshotStore, type StoreSnapshot } from "../store/snapshot.ts";
 import { ReceiptBuilder } from "../attest/receipt.ts";
 import { parse } from "./args.ts";
 import type { CliIo } from "./verify.ts";
@@ -28,7 +30,8 @@ receipt.leaf (or receipt.inferenceLeaf). Alerts are published before their leaf 
 until the next batch is sealed this fails with RECEIPT_NOT_SEALED.
 
 Options:
-  --store DIR     the store directory of the gateway (holds db/); stop the gateway first
+  --store DIR     the store directory of the gateway (holds db/); while the gateway runs,
+                  a snapshot of it is read (table files hard-linked, the rest copied)
   --device ID     device id: 8 hex digits (0000002a) or a decimal number
   --from TIME     ISO 8601 time or microseconds since the epoch (default: beginning)
   --to TIME       ISO 8601 time or microseconds since the epoch (default: now)
@@ -58,6 +61,7 @@ function parseTime(name: string, s: string | undefined): number | undefined {
 
 export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise<number> {
   let store: LevelFrameStore | undefined;
+  let snapshot: StoreSnapshot | undefined;
   try {
     const { values } = parse(argv, {
       store: { type: "string" },
@@ -79,8 +83,7 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
         throw new UsageError(`--leaf must be 32 bytes of hex, got "${values.leaf}"`);
       if (values.seq !== undefined || values.device !== undefined)
         throw new UsageError("--leaf cannot be combined with --device or --seq");
-      store = new LevelFrameStore({ dir: values.store, reserveBytes: 0, minFreeBytes: 0, create: false });
-      await store.open();
+      ({ store, snapshot } = await openReadOnly(values.store, io));
       const doc = await new ReceiptBuilder(store).forLeafHash(values.leaf);
       const text = JSON.stringify(doc, null, 2) + "\n";
       if (values.out) await writeFile(values.out, text);
@@ -93,9 +96,7 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
     const to = parseTime("to", values.to);
     if (values.seq !== undefined && !/^\d+$/.test(values.seq))
       throw new UsageError(`--seq must be a non-negative integer, got "${values.seq}"`);
-    // Read-only use: no reserve file, no free-space refusal.
-    store = new LevelFrameStore({ dir: values.store, reserveBytes: 0, minFreeBytes: 0, create: false });
-    await store.open();
+    ({ store, snapshot } = await openReadOnly(values.store, io));
     const rb = new ReceiptBuilder(store);
     const doc =
       values.seq !== undefined
@@ -121,5 +122,37 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
     throw e;
   } finally {
     await store?.close();
+    await snapshot?.remove();
+  }
+}
+
+/**
+ * Opens the store for reading (no reserve file, no free-space refusal, never created). When the
+ * running gateway holds it, reads a snapshot instead (store/snapshot.ts), so an auditor does not
+ * have to stop production.
+ */
+async function openReadOnly(
+  dir: string,
+  io: CliIo,
+): Promise<{ store: LevelFrameStore; snapshot: StoreSnapshot | undefined }> {
+  const opts = { reserveBytes: 0, minFreeBytes: 0, create: false };
+  const store = new LevelFrameStore({ dir, ...opts });
+  try {
+    await store.open();
+    return { store, snapshot: undefined };
+  } catch (e) {
+    if (!(e instanceof StoreUnavailableError && /locked/.test(e.shortMessage))) throw e;
+  }
+  const snapshot = await snapshotStore(dir);
+  try {
+    const copy = new LevelFrameStore({ dir: snapshot.dir, ...opts });
+    await copy.open();
+    io.err(
+      `the store is in use (gateway running): reading a snapshot taken at ${new Date().toISOString()}\n`,
+    );
+    return { store: copy, snapshot };
+  } catch (e) {
+    await snapshot.remove();
+    throw e;
   }
 }

@@ -14,8 +14,9 @@ import {
 import { MqttTransport } from "../../../device-sim/src/transports/mqtt.ts";
 import { SerialTransport } from "../../../device-sim/src/transports/serial.ts";
 import type { Transport } from "../../../device-sim/src/transports/types.ts";
-import { redactUrl, UsageError } from "../core/errors.ts";
-import { num, parse } from "./args.ts";
+import { existsSync } from "node:fs";
+import { redactUrl, UsageError, VigilError } from "../core/errors.ts";
+import { didYouMean, num, parse } from "./args.ts";
 
 export const SIM_HELP = `usage: vigil sim [options]
 
@@ -25,6 +26,7 @@ Transport (one of):
   --serial PATH          tty to write COBS frames to (/dev/ttyUSB0, or a socat pty)
   --baud N               serial baud rate (default 115200)
   --mqtt URL             broker URL (default mqtt://127.0.0.1:1883, the gateway's embedded broker)
+  --connect-timeout-ms MS  give up when the broker has not answered within MS (default 30000)
 
 Devices and signals:
   --devices N            number of devices (default 4)
@@ -63,6 +65,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     serial: { type: "string" },
     baud: { type: "string" },
     mqtt: { type: "string" },
+    "connect-timeout-ms": { type: "string" },
     devices: { type: "string" },
     profile: { type: "string" },
     subset: { type: "string" },
@@ -91,11 +94,14 @@ export async function simCommand(argv: string[]): Promise<number> {
   if (v.serial && v.mqtt) throw new UsageError("choose one transport: --serial or --mqtt");
   const profile = (v.profile ?? "rotating") as ProfileName;
   if (!PROFILE_NAMES.includes(profile))
-    throw new UsageError(`--profile must be ${PROFILE_NAMES.join(", ")}; got "${v.profile}"`);
+    throw new UsageError(
+      `--profile must be one of ${PROFILE_NAMES.join(", ")}, got "${v.profile}"${didYouMean(String(v.profile), [...PROFILE_NAMES])}`,
+    );
   const subset = (v.subset ?? "FD001").toUpperCase();
   if (!/^FD00[1-4]$/.test(subset)) throw new UsageError(`--subset must be FD001..FD004, got "${v.subset}"`);
   const split = v.split ?? "train";
-  if (split !== "train" && split !== "test") throw new UsageError(`--split must be train or test`);
+  if (split !== "train" && split !== "test")
+    throw new UsageError(`--split must be one of train, test, got "${split}"`);
   const cmapss = { subset: subset as "FD001", split: split as "train" | "test" };
   let faults: FaultRates;
   try {
@@ -110,9 +116,21 @@ export async function simCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--sensor-fault: ${(e as Error).message}`);
   }
   const url = v.mqtt ?? "mqtt://127.0.0.1:1883";
+  if (!/^(mqtts?|wss?|tcp):\/\//i.test(url))
+    throw new UsageError(
+      `--mqtt must be an MQTT broker URL (mqtt://, mqtts://, ws://, wss:// or tcp://), got "${redactUrl(url)}"`,
+    );
+  if (v.serial && !existsSync(v.serial))
+    throw new VigilError(
+      "SERIAL_IO",
+      `${v.serial} does not exist; check the device is plugged in (ls /dev/serial/by-id/) or create a pty pair with socat`,
+    );
   const transport: Transport = v.serial
     ? new SerialTransport({ path: v.serial, baudRate: num("baud", v.baud, 115200, 300) })
-    : new MqttTransport({ url });
+    : new MqttTransport({
+        url,
+        connectTimeoutMs: num("connect-timeout-ms", v["connect-timeout-ms"], 30_000, 100),
+      });
   // The first SIGINT/SIGTERM ends generation and lets the devices drain; a second one ends at once.
   const ctrl = new AbortController();
   const stop = new AbortController();
@@ -159,7 +177,15 @@ export async function simCommand(argv: string[]): Promise<number> {
   process.stderr.write(
     `sim: ${sim.devices.length} ${profile} devices → ${v.serial ? `serial ${v.serial}` : `MQTT ${redactUrl(url)}`}\n`,
   );
-  const report = await sim.run();
+  let report;
+  try {
+    report = await sim.run();
+  } catch (e) {
+    // Transport failures (port cannot be opened, broker never answers) are the user's setup,
+    // not a bug: one line, no stack.
+    if (e instanceof VigilError) throw e;
+    throw new VigilError("SIM_TRANSPORT", (e as Error).message.replace(/^Error: /, ""), { cause: e });
+  }
   process.off("SIGINT", onSig);
   process.off("SIGTERM", onSig);
   if (tty) process.stderr.write("\n");

@@ -1,7 +1,7 @@
-/** `vigil start`: run the gateway. */
-import { DEFAULT_CONFIG, loadConfigFile, resolveConfig, type GatewayConfig } from "../config/config.ts";
-import type { VigilError } from "../core/errors.ts";
+/** `vigil start`: run the gateway (options here; the running part is start-run.ts, loaded on start). */
+import { loadConfigFile, resolveConfig, DEFAULT_CONFIG, type GatewayConfig } from "../config/config.ts";
 import { num, parse } from "./args.ts";
+import { StartupError } from "./fatal.ts";
 
 export const START_HELP = `usage: vigil start [options]
 
@@ -22,7 +22,9 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (default info)
   -h, --help             this text
 
-Stops cleanly on SIGINT/SIGTERM.
+Stops cleanly on SIGINT/SIGTERM. SIGHUP (systemctl reload vigil) re-reads the config file and
+applies log.level, ingest.allow and ingest.revoked at once; other changed settings are named
+in the log as needing a restart. An invalid file is logged and the running config kept.
 `;
 
 export function startConfig(argv: string[]): GatewayConfig | undefined {
@@ -64,52 +66,12 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stdout.write(START_HELP);
     return 0;
   }
-  // Imported here, not at the top: `vigil start --help` must not load the whole gateway.
-  const [{ Runtime }, { createLogger }] = await Promise.all([
-    import("../runtime.ts"),
-    import("../core/log.ts"),
-  ]);
-  const log = createLogger(cfg.log.level);
-  const rt = new Runtime({ config: cfg, log });
-  await rt.start();
-  const embedded = rt.embedded;
-  if (embedded) log.info({ url: embedded.url, port: embedded.port }, "embedded MQTT broker listening");
-  log.info(
-    {
-      gatewayId: rt.gatewayId,
-      sealing: !!rt.sealer,
-      anchoring: !!rt.anchor,
-      models: rt.loop?.models.map((m) => m.manifest.name) ?? [],
-    },
-    "gateway started",
-  );
-  const fatal = await new Promise<VigilError | undefined>((res) => {
-    // Handlers stay installed: a second signal during the shutdown must not kill the process
-    // before the group commit is flushed and the store closed.
-    let stopping = false;
-    const onSignal = (sig: string) => {
-      if (stopping) return log.warn({ signal: sig }, "already stopping");
-      stopping = true;
-      res(undefined);
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-    void rt.fatal.then((e) => {
-      stopping = true;
-      res(e);
-    });
-  });
-  log.info(rt.statsLine());
-  await rt.stop();
-  if (fatal) {
-    // Exit non-zero so systemd restarts the unit; the restart then refuses the damaged store at
-    // open with the same advice, instead of acknowledging frames over it.
-    log.fatal(
-      { code: fatal.code },
-      `the store is damaged (${fatal.shortMessage}); the gateway stopped: run "vigil store check" on it, then "vigil store salvage"`,
+  if (cfg.serial.length === 0 && !cfg.mqtt.embedded.enabled && !cfg.mqtt.url)
+    throw new StartupError(
+      "NO_SOURCE",
+      "no ingest source is enabled (no serial port, no external broker, embedded broker off); add --serial PATH or --mqtt-url URL, or drop --no-embedded",
     );
-    return 1;
-  }
-  log.info("stopped");
-  return 0;
+  // Imported here, not at the top: `vigil start --help` must not load the whole gateway.
+  const { runGateway } = await import("./start-run.ts");
+  return runGateway(cfg, () => startConfig(argv)!);
 }

@@ -4,12 +4,14 @@
  * setting (e.g. `mqtt.embedded.port: must be <= 65535`).
  */
 import { readFileSync } from "node:fs";
+import stripJsonComments from "strip-json-comments";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { ConfigError, redactUrl } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 import { ConfigSchema, type GatewayConfig } from "./schema.ts";
 
 export type { GatewayConfig, SerialConfig } from "./schema.ts";
+export { defaultGatewayName } from "./gateway-id.ts";
 
 // useDefaults fills absent fields (nested objects default to {} and are then filled in turn).
 // Compiled on first use: compiling costs more than the rest of `vigil <command> --help`.
@@ -32,7 +34,7 @@ function defaultsOf(schema: { default?: unknown; properties?: Record<string, unk
  */
 export function resolveConfig(partial: unknown): GatewayConfig {
   const cfg: unknown = structuredClone(partial);
-  validate ??= new Ajv({ allErrors: false, useDefaults: true }).compile<GatewayConfig>(ConfigSchema);
+  validate ??= compile();
   if (!validate(cfg)) {
     const e = validate.errors?.[0];
     const path = (e?.instancePath ?? "").replace(/^\//, "").replaceAll("/", ".") || "(root)";
@@ -48,12 +50,21 @@ export function resolveConfig(partial: unknown): GatewayConfig {
   return cfg;
 }
 
+function compile(): ValidateFunction<GatewayConfig> {
+  // verbose: errors carry the offending value (named in enum errors).
+  const ajv = new Ajv({ allErrors: false, useDefaults: true, verbose: true });
+  ajv.addKeyword("defaultDoc"); // how the README states a default computed per machine (schema.ts)
+  return ajv.compile<GatewayConfig>(ConfigSchema);
+}
+
 /** ajv's message plus what it leaves out: the unknown key's name, the allowed values. */
 function describe(e: ErrorObject): string {
   if (e.keyword === "additionalProperties")
     return `unknown setting "${(e.params as { additionalProperty: string }).additionalProperty}"`;
-  if (e.keyword === "enum")
-    return `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
+  if (e.keyword === "enum") {
+    const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String).join(", ");
+    return `must be one of ${allowed}, got ${JSON.stringify(e.data)}`;
+  }
   return e.message ?? "invalid";
 }
 
@@ -82,7 +93,8 @@ export function loadConfigFile(path: string): GatewayConfig {
   }
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    // Comments (// and /* */) are allowed: `vigil init` writes a commented file.
+    doc = JSON.parse(stripJsonComments(text));
   } catch (e) {
     throw new ConfigError(path, `not valid JSON (${(e as Error).message})`, { cause: e });
   }

@@ -16,6 +16,8 @@ interface Node {
   type?: string | string[];
   enum?: string[];
   default?: unknown;
+  /** How the table states a default computed per machine. */
+  defaultDoc?: string;
   description?: string;
   properties?: Record<string, Node>;
   items?: Node;
@@ -41,7 +43,7 @@ function rows(n: Node, path: string, out: string[]): void {
       out.push(`| \`${p}\` | object[] | \`${JSON.stringify(v.default)}\` | ${v.description ?? ""} |`);
       rows(v.items, `${p}[]`, out);
     } else {
-      const def = v.default === undefined ? "required" : `\`${JSON.stringify(v.default)}\``;
+      const def = v.defaultDoc ?? (v.default === undefined ? "required" : `\`${JSON.stringify(v.default)}\``);
       out.push(`| \`${p}\` | ${typeOf(v)} | ${def} | ${v.description ?? ""} |`);
     }
   }

@@ -7,6 +7,7 @@
  * interface, defaults object and schema drifted apart before).
  */
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { defaultGatewayName } from "./gateway-id.ts";
 
 /** `T | null`, written as JSON Schema `type: [T, "null"]` so ajv's messages stay short. */
 function nullable<T extends TSchema>(t: T, o: { default: Static<T> | null; description: string }) {
@@ -23,8 +24,13 @@ function choice<const V extends readonly string[]>(
 }
 
 const deviceId = Type.String({ pattern: "^[0-9a-f]{8}$", description: "device id, 8 lowercase hex digits" });
-const name = (def: string, description: string) =>
-  Type.String({ pattern: "^[A-Za-z0-9._-]{1,64}$", default: def, description });
+const name = (def: string, description: string, defaultDoc?: string) =>
+  Type.String({
+    pattern: "^[A-Za-z0-9._-]{1,64}$",
+    default: def,
+    description,
+    ...(defaultDoc ? { defaultDoc } : {}),
+  });
 
 const Serial = Type.Object(
   {
@@ -52,6 +58,13 @@ const Mqtt = Type.Object(
     url: nullable(Type.String({ pattern: "^(mqtts?|wss?|tcp)://" }), {
       default: null,
       description: "An external broker to subscribe to instead of (or besides) the embedded one.",
+    }),
+    connectTimeoutMs: Type.Integer({
+      minimum: 100,
+      maximum: 600_000,
+      default: 10_000,
+      description:
+        "At start, the external broker must answer CONNECT within this many ms, or the start is fatal.",
     }),
     clientId: Type.String({
       minLength: 1,
@@ -161,7 +174,11 @@ const Attest = Type.Object(
       default: null,
       description: 'bytes32 gateway id as registered; null = keccak256("vigil-gateway:" + gatewayName).',
     }),
-    gatewayName: name("gw-1", "Human name, also the MQTT topic level."),
+    gatewayName: name(
+      defaultGatewayName(),
+      "Human name, also the MQTT topic level and (hashed) the registry id; distinct per box by default.",
+      "gw- + 12 hex digits of sha256 of the machine id (else gw-<hostname>)",
+    ),
     keystore: Type.String({
       minLength: 1,
       default: "gateway.key",

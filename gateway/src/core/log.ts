@@ -35,7 +35,29 @@ export const silentLogger: Logger = {
   child: () => silentLogger,
 };
 
+/** Loggers made by createLogger, with every child made from them (a child keeps its own level). */
+const families = new WeakMap<Logger, Set<WeakRef<pino.Logger>>>();
+
 /** JSON logs to stderr at `level` (default info). */
 export function createLogger(level: string = "info"): Logger {
-  return pino({ level, base: { app: "vigil" } }, pino.destination(2));
+  const family = new Set<WeakRef<pino.Logger>>();
+  const root = pino(
+    { level, base: { app: "vigil" }, onChild: (c) => void family.add(new WeakRef(c)) },
+    pino.destination(2),
+  );
+  families.set(root, family);
+  return root;
+}
+
+/**
+ * Changes the level of a logger from createLogger and of all its children (SIGHUP reload). pino
+ * children copy the level when created, so each is updated too.
+ */
+export function setLogLevel(logger: Logger, level: string): void {
+  (logger as pino.Logger).level = level;
+  for (const ref of families.get(logger) ?? []) {
+    const c = ref.deref();
+    if (c) c.level = level;
+    else families.get(logger)?.delete(ref);
+  }
 }

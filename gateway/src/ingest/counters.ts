@@ -53,6 +53,8 @@ export class IngestCounters {
    */
   nonFiniteFrames = 0;
   nonFiniteValues = 0;
+  /** Frames accepted beyond the skew limit while the gateway clock was not known good (clock-trust.ts). */
+  clockUnverified = 0;
   readonly rejected: Partial<Record<RejectReason, number>> = {};
   /**
    * Work turned away to protect the gateway, by reason (not a verdict on the frame: the sender
@@ -118,6 +120,7 @@ export class IngestCounters {
       nacksSent: this.nacksSent,
       nonFiniteFrames: this.nonFiniteFrames,
       nonFiniteValues: this.nonFiniteValues,
+      clockUnverified: this.clockUnverified,
       rejected: { ...this.rejected },
       shedding: { ...this.shedding },
       bySource: { serial: { ...this.bySource.serial }, mqtt: { ...this.bySource.mqtt } },
@@ -162,6 +165,7 @@ export interface IngestSnapshot {
   nacksSent: number;
   nonFiniteFrames: number;
   nonFiniteValues: number;
+  clockUnverified: number;
   rejected: Partial<Record<RejectReason, number>>;
   shedding: Record<string, number>;
   bySource: Record<SourceKind, { frames: number; rejected: number }>;

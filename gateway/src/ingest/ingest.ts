@@ -34,6 +34,12 @@ export interface IngestOptions {
   revoked?: ReadonlySet<number>;
   /** Largest accepted distance between device and gateway clocks, µs. Default 24 h. */
   maxSkewUs?: number;
+  /**
+   * Whether the gateway clock can judge timestamps (clock-trust.ts). While it returns false,
+   * frames beyond `maxSkewUs` are accepted and counted in `counters.clockUnverified` instead of
+   * NACKed ABSURD_TIMESTAMP. Default: always trusted.
+   */
+  clockTrusted?: () => boolean;
   counters?: IngestCounters;
   /**
    * Slow path for sequences older than the in-memory window: asks the store whether
@@ -81,6 +87,7 @@ export class Ingest {
   readonly #sink: FrameSink;
   readonly #clock: Clock;
   readonly #maxSkewUs: number;
+  readonly #clockTrusted: () => boolean;
   #allow: ReadonlySet<number> | undefined;
   #revoked: ReadonlySet<number>;
   readonly #isStored: ((d: number, s: number) => Promise<boolean>) | undefined;
@@ -97,6 +104,7 @@ export class Ingest {
     this.#sink = opts.sink;
     this.#clock = opts.clock ?? systemClock;
     this.#maxSkewUs = opts.maxSkewUs ?? DAY_US;
+    this.#clockTrusted = opts.clockTrusted ?? (() => true);
     this.#allow = opts.allow;
     this.#revoked = opts.revoked ?? new Set();
     this.counters = opts.counters ?? new IngestCounters();
@@ -218,11 +226,17 @@ export class Ingest {
         "SCHEMA_MISMATCH",
         `device ${deviceIdHex(f.deviceId)} announced ${d.channels} channels, frame has ${f.values.length}`,
       );
-    if (f.timestampUs !== 0 && Math.abs(f.timestampUs - nowUs) > this.#maxSkewUs)
+    if (f.timestampUs !== 0 && Math.abs(f.timestampUs - nowUs) > this.#maxSkewUs) {
+      // Accept and flag while the gateway's own clock is not known good (no RTC, NTP not synced).
+      if (!this.#clockTrusted()) {
+        this.counters.clockUnverified++;
+        return undefined;
+      }
       return new IngestRejectError(
         "ABSURD_TIMESTAMP",
         `timestamp ${f.timestampUs} µs is too far from the gateway clock`,
       );
+    }
     return undefined;
   }
 

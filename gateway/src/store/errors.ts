@@ -44,7 +44,7 @@ export function translateLevelError(err: unknown, what: string): StoreUnavailabl
   if (err instanceof StoreUnavailableError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const text = String((err as { message?: unknown } | null)?.message ?? err);
-  const cause = (err as { cause?: { message?: unknown } } | null)?.cause;
+  const cause = (err as { cause?: { message?: unknown; code?: unknown } } | null)?.cause;
   const all = `${text} ${String(cause?.message ?? "")}`;
   if (/No space left|ENOSPC|disk full/i.test(all))
     return new StoreUnavailableError("DISK_FULL", `${what} failed: disk full`, { cause: err });
@@ -54,7 +54,8 @@ export function translateLevelError(err: unknown, what: string): StoreUnavailabl
       `${what} failed: the store is locked by another process (is the gateway running?)`,
       { cause: err },
     );
-  if (code === "LEVEL_CORRUPTION")
+  // classic-level reports a damaged database at open as LEVEL_DATABASE_NOT_OPEN caused by LEVEL_CORRUPTION.
+  if (code === "LEVEL_CORRUPTION" || cause?.code === "LEVEL_CORRUPTION")
     return new StoreUnavailableError("CORRUPTION", `${what} failed: database corruption`, { cause: err });
   if (code === "LEVEL_DATABASE_NOT_OPEN" || code === "LEVEL_DATABASE_NOT_CLOSED")
     return new StoreUnavailableError("RECOVERING", `${what} failed: database is not open`, { cause: err });

@@ -99,6 +99,10 @@ export class EmbeddedBroker implements IngestSource {
         ),
       );
       server.listen(this.opts.port ?? 1883, this.opts.host ?? "127.0.0.1", () => res());
+    }).catch(async (e: unknown) => {
+      // Nothing may outlive a failed start: aedes' heartbeat timer would keep the process alive.
+      await new Promise<void>((res) => broker.close(() => res()));
+      throw e;
     });
     const addr = server.address();
     this.#port = typeof addr === "object" && addr ? addr.port : 0;

@@ -22,6 +22,8 @@ export interface ExternalMqttOptions {
   password?: string;
   /** Reconnect delay after a refused store write, ms. Default 1000. */
   retryMs?: number;
+  /** start() fails when the first CONNACK has not arrived within this many ms. Default 10 000. */
+  connectTimeoutMs?: number;
   onError?: (e: SourceError) => void;
 }
 
@@ -45,12 +47,13 @@ export class ExternalMqttSource implements IngestSource {
   }
 
   async start(): Promise<void> {
+    const connectMs = this.opts.connectTimeoutMs ?? 10_000;
     const o: IClientOptions = {
       clientId: this.opts.clientId ?? "vigil-gateway",
       clean: false,
       protocolVersion: 4,
       reconnectPeriod: 1000,
-      connectTimeout: 10_000,
+      connectTimeout: this.opts.connectTimeoutMs ?? 10_000,
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),
     };
@@ -116,10 +119,12 @@ export class ExternalMqttSource implements IngestSource {
     );
     this.client = client;
     await new Promise<void>((res, rej) => {
-      const t = setTimeout(
-        () => rej(new SourceError("MQTT_IO", redactUrl(this.opts.url), "no CONNACK within 10 s")),
-        10_000,
-      );
+      const t = setTimeout(() => {
+        // Fatal at start-up (README "When the gateway refuses to start"): stop reconnecting.
+        this.client = undefined;
+        client.end(true);
+        rej(new SourceError("MQTT_IO", redactUrl(this.opts.url), `no CONNACK within ${connectMs / 1000} s`));
+      }, connectMs);
       client.once("connect", () => {
         clearTimeout(t);
         res();

@@ -1,0 +1,75 @@
+/**
+ * Fatal start-up errors as one sentence naming the problem and the fix (README "When the gateway
+ * refuses to start"). `vigil start` prints it on stderr and exits 1, so systemd's
+ * `Restart=on-failure` restarts the unit and the journal says what to do.
+ */
+import { ConfigError, VigilError } from "../core/errors.ts";
+
+/** Code of a start-up refusal raised by the CLI itself (not by a stage). */
+export class StartupError extends VigilError {
+  override name = "StartupError";
+}
+
+/** Fixes by error code, for messages that do not already say what to do. */
+const FIX: Array<[test: (e: VigilError) => boolean, fix: string]> = [
+  [
+    (e) => e.code === "MQTT_IO" && /EADDRINUSE/.test(e.shortMessage),
+    "another program is listening there (a second gateway or Mosquitto?): stop it, or set mqtt.embedded.port (--mqtt-port) to a free port",
+  ],
+  [
+    (e) => e.code === "MQTT_IO" && /EACCES/.test(e.shortMessage),
+    "ports below 1024 need privileges: use a port ≥ 1024 for mqtt.embedded.port (--mqtt-port)",
+  ],
+  [
+    (e) => e.code === "MQTT_IO" && /CONNACK/.test(e.shortMessage),
+    "check mqtt.url (--mqtt-url), its credentials, and that the broker is running and reachable",
+  ],
+  [
+    (e) => e.code === "MODEL_HASH_MISMATCH",
+    "the model file was changed or damaged: restore it from the release, or export it again with its manifest (models/README.md)",
+  ],
+  [
+    (e) => e.code.startsWith("MODEL_") || e.code === "FEATURE_SPEC_INVALID" || e.code === "DATA_FILE",
+    "fix or remove that model in models.dir, or set models.enabled to false",
+  ],
+  [
+    (e) => e.code === "STORE_UNAVAILABLE" && /locked/.test(e.shortMessage),
+    "stop the other process (systemctl stop vigil), or give this one its own dataDir (--data-dir)",
+  ],
+  [
+    (e) => e.code === "STORE_UNAVAILABLE" && /corruption/.test(e.shortMessage),
+    'run "vigil store check --data-dir DIR", then "vigil store salvage --data-dir DIR --to NEW_DIR" and start on NEW_DIR',
+  ],
+  [
+    (e) => e.code === "STORE_UNAVAILABLE" && /disk full/.test(e.shortMessage),
+    "free disk space on the dataDir's file system",
+  ],
+  [
+    (e) => e.code === "STORE_UNAVAILABLE",
+    'check the dataDir\'s file system and permissions, then "vigil store check --data-dir DIR"',
+  ],
+  [
+    (e) => e.code === "KEYSTORE_DECRYPT",
+    "set VIGIL_KEYSTORE_PASSPHRASE(_FILE) to the passphrase the key was created with",
+  ],
+  [(e) => e.code === "KEYSTORE_MISSING", 'check attest.keystore, or create the key with "vigil keys init"'],
+  [
+    (e) => e.code === "KEYSTORE_FORMAT",
+    'restore the keystore from a backup, or create a new key with "vigil keys init --force" and rotate it on chain',
+  ],
+  [
+    (e) => e.code === "BAD_DEPLOYMENT" || (e instanceof ConfigError && e.path === "chain.deployment"),
+    'point chain.deployment (--deployment) at the file written by "vigil chain deploy"',
+  ],
+  [
+    (e) => e instanceof ConfigError && !/create it|"vigil |run: /.test(e.shortMessage),
+    "correct that setting in the config file (--config) or its flag",
+  ],
+];
+
+/** One line for stderr: the error's message and, when it does not carry one, the fix. */
+export function fatalLine(e: VigilError): string {
+  const msg = e.shortMessage.replace(/\s+/g, " ").replace(/[.\s]+$/, "");
+  const fix = FIX.find(([t]) => t(e))?.[1];
+  return fix ? `${msg}; ${fix}.` : /[?!]$/.test(msg) ? msg : `${msg}.`;
+}

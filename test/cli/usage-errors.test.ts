@@ -1,0 +1,126 @@
+/**
+ * User mistakes get one line naming the mistake (and the fix or the closest valid word), a usage
+ * exit status, and never a stack trace. Each case spawns the real CLI.
+ */
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+interface Out {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bin/vigil.js without any keystore passphrase in the environment. */
+async function vigil(args: string[], env: Record<string, string> = {}): Promise<Out> {
+  const base = { ...process.env };
+  delete base.VIGIL_KEYSTORE_PASSPHRASE;
+  delete base.VIGIL_KEYSTORE_PASSPHRASE_FILE;
+  return run(process.execPath, ["bin/vigil.js", ...args], { env: { ...base, ...env }, timeout: 30_000 }).then(
+    (r) => ({ code: 0, ...r }),
+    (e: Out) => e,
+  );
+}
+
+function oneLine(r: Out, code: number, re: RegExp): void {
+  expect(r.code, r.stderr).toBe(code);
+  expect(r.stderr).toMatch(re);
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expect(r.stderr).not.toMatch(/Node\.js v\d/);
+}
+
+describe("CLI user mistakes", () => {
+  it("behavior: a missing --key-file is named before any RPC is tried", async () => {
+    const r = await vigil([
+      "chain",
+      "deploy",
+      "--rpc",
+      "http://127.0.0.1:9",
+      "--key-file",
+      "/nonexistent/deployer.key",
+    ]);
+    oneLine(r, 1, /^vigil chain: --key-file \/nonexistent\/deployer\.key does not exist\n$/);
+  }, 90_000);
+
+  it("behavior: a serial path that does not exist", async () => {
+    const r = await vigil(["sim", "--serial", "/dev/ttyNOPE", "--frames", "1"]);
+    oneLine(r, 1, /^vigil sim: \/dev\/ttyNOPE does not exist; check the device is plugged in/);
+  }, 90_000);
+
+  it("behavior: a non-MQTT URL for sim --mqtt", async () => {
+    const r = await vigil(["sim", "--mqtt", "http://127.0.0.1:1883", "--frames", "1"]);
+    oneLine(
+      r,
+      2,
+      /--mqtt must be an MQTT broker URL \(mqtt:\/\/, mqtts:\/\/, ws:\/\/, wss:\/\/ or tcp:\/\/\)/,
+    );
+  }, 90_000);
+
+  it("behavior: an unreachable broker for sim --mqtt is one line after the connect timeout", async () => {
+    const { freePort } = await import("../helpers/procs.ts");
+    const port = await freePort(); // nothing listens there
+    const r = await vigil([
+      "sim",
+      "--mqtt",
+      `mqtt://127.0.0.1:${port}`,
+      "--connect-timeout-ms",
+      "300",
+      "--frames",
+      "1",
+    ]);
+    oneLine(
+      r,
+      1,
+      new RegExp(`\\nvigil sim: no MQTT connection to mqtt://127\\.0\\.0\\.1:${port}/? within 300 ms\\.\\n$`),
+    );
+  }, 90_000);
+
+  it("behavior: an unknown subcommand is a usage error before any passphrase is asked for", async () => {
+    const r = await vigil(["keys", "rotat"]);
+    oneLine(r, 2, /unknown keys command "rotat"; did you mean rotate\?/);
+    expect(r.stderr).not.toMatch(/PASSPHRASE/);
+    const c = await vigil(["strat"]);
+    oneLine(c, 2, /unknown command "strat"; did you mean start\?/);
+  }, 90_000);
+
+  it("behavior: an unreadable keystore is reported as unreadable, not as bad JSON", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-usage-"));
+    mkdirSync(join(dir, "gateway.key"), { mode: 0o700 });
+    const cfg = join(dir, "c.json");
+    writeFileSync(cfg, JSON.stringify({ dataDir: dir }));
+    const r = await vigil(["keys", "show", "-c", cfg], { VIGIL_KEYSTORE_PASSPHRASE: "a passphrase" });
+    oneLine(r, 1, /keystore .*gateway\.key cannot be read \(EISDIR\)/);
+    expect(r.stderr).not.toMatch(/JSON/);
+  }, 90_000);
+
+  it("behavior: enum errors list the allowed values; typo'd flags and values get a did-you-mean", async () => {
+    oneLine(
+      await vigil(["start", "--log-level", "loud"]),
+      1,
+      /log\.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"/,
+    );
+    oneLine(
+      await vigil(["sim", "--profile", "rotatng"]),
+      2,
+      /--profile must be one of rotating, cmapss, got "rotatng"; did you mean rotating\?/,
+    );
+    oneLine(
+      await vigil(["start", "--dat-dir", "x"]),
+      2,
+      /unknown option --dat-dir; did you mean --data-dir\?/,
+    );
+  }, 90_000);
+
+  it("behavior: vigil receipt --store WRONG never creates a store", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-usage-"));
+    const wrong = join(dir, "not-a-store");
+    const r = await vigil(["receipt", "--store", wrong, "--device", "1"]);
+    oneLine(r, 1, /holds no Vigil store/);
+    expect(existsSync(wrong)).toBe(false);
+  }, 90_000);
+});
