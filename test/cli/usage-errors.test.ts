@@ -107,7 +107,7 @@ describe("CLI user mistakes", () => {
     oneLine(
       await vigil(["sim", "--profile", "rotatng"]),
       2,
-      /--profile must be one of rotating, cmapss, got "rotatng"; did you mean rotating\?/,
+      /--profile must be one of rotating, cmapss, cwru, got "rotatng"; did you mean rotating\?/,
     );
     oneLine(
       await vigil(["start", "--dat-dir", "x"]),
