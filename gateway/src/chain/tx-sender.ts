@@ -32,6 +32,7 @@ import {
   ChainStateError,
   ContractRevertError,
   FeeCapError,
+  FeeTooLowError,
   NonceTooLowError,
   ReplacementUnderpricedError,
   SpendCapError,
@@ -317,6 +318,21 @@ export class TxSender {
     return { maxFeePerGas: fee, maxPriorityFeePerGas: tip };
   }
 
+  /**
+   * Fees for another try after "replacement underpriced" against a transaction we did not send
+   * (its fees are unknown): each raised by bumpPercent as far as the caps allow; null when neither
+   * can rise any more.
+   */
+  #raised(prev: Transaction, base: bigint): { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | null {
+    const prevTip = prev.maxPriorityFeePerGas ?? 0n;
+    const prevFee = prev.maxFeePerGas ?? 0n;
+    let tip = min(max(ceilPct(prevTip, this.#bumpPct), 1n), this.#caps.maxPriorityFeePerGas);
+    const fee = min(max(ceilPct(prevFee, this.#bumpPct), 2n * base + tip), this.#caps.maxFeePerGas);
+    if (tip > fee) tip = fee;
+    if (tip <= prevTip && fee <= prevFee) return null;
+    return { maxFeePerGas: fee, maxPriorityFeePerGas: tip };
+  }
+
   async #receipt(hash: Hex): Promise<RawReceipt | null> {
     return this.#rpc.request<RawReceipt | null>("eth_getTransactionReceipt", [hash]);
   }
@@ -361,8 +377,8 @@ export class TxSender {
         break;
       } catch (e) {
         if (!(e instanceof ReplacementUnderpricedError)) throw e;
-        const next = this.#bumped(current.tx, fees.baseFeePerGas, fees.maxPriorityFeePerGas);
-        if (!next) throw e;
+        const next = this.#raised(current.tx, fees.baseFeePerGas);
+        if (!next) throw e; // at the caps: the stuck transaction pays more than we may
         this.#log.info({ nonce, takeover }, "replacement underpriced; raising the fee");
         current = this.#sign({ nonce, to: req.to, data: req.data, gasLimit, ...next });
       }
@@ -416,13 +432,25 @@ export class TxSender {
                 "transaction not mined; replaced with a higher fee",
               );
             } catch (e) {
-              // Mined meanwhile (nonce too low) or a higher-paying twin exists: the loop sees it.
-              if (!(e instanceof NonceTooLowError || e instanceof ReplacementUnderpricedError)) throw e;
+              // Mined meanwhile (nonce too low), a higher-paying twin exists, or the base fee rose past
+              // the new fee before it arrived: the loop sees what happened and tries again later.
+              if (!(
+                e instanceof NonceTooLowError ||
+                e instanceof ReplacementUnderpricedError ||
+                e instanceof FeeTooLowError
+              ))
+                throw e;
             }
           } else {
             // At the caps: broadcast the last version again (it may have been dropped).
+            // A node that refuses transactions under the base fee (anvil) says FeeTooLow: keep waiting.
             await this.#broadcast(current).catch((e: unknown) => {
-              if (!(e instanceof NonceTooLowError || e instanceof ReplacementUnderpricedError)) throw e;
+              if (!(
+                e instanceof NonceTooLowError ||
+                e instanceof ReplacementUnderpricedError ||
+                e instanceof FeeTooLowError
+              ))
+                throw e;
             });
             this.counters.rebroadcasts++;
             this.#inFlight.atCap = true;

@@ -1,5 +1,6 @@
 /** The `vigil` command: dispatches to subcommands. */
 import { VigilError } from "../core/errors.ts";
+import { anchorCommand } from "./anchor.ts";
 import { chainCommand } from "./chain.ts";
 import { demoCommand } from "./demo.ts";
 import { keysCommand } from "./keys.ts";
@@ -16,8 +17,9 @@ Commands:
   demo       simulator + gateway on embedded defaults, with live counters
   keys       create or show the gateway's signing key (encrypted keystore)
   chain      deploy and administer the registry contracts (deploy, verify, register-gateway, …)
+  anchor     reconcile the store's anchor records with the chain (anchor resync)
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
-  verify     verify a receipt or bundle offline, and on chain with --rpc
+  verify     verify a receipt or bundle against a trusted registry, offline and on chain with --rpc
   help       this text
 
 Run "vigil <command> --help" for a command's options.
@@ -29,6 +31,7 @@ const commands: Record<string, Command> = {
   sim: simCommand,
   demo: demoCommand,
   chain: chainCommand,
+  anchor: (argv) => anchorCommand(argv),
   keys: keysCommand,
   receipt: (argv) => receiptCommand(argv),
   verify: (argv) => verifyCommand(argv),
