@@ -142,7 +142,33 @@ export interface VerifyOptions {
   expectSigner?: string;
   /** Largest eth_getLogs range. Default 10 000. */
   logBlockRange?: number;
+  /** Timeout of one JSON-RPC request, ms. Default 10 000. */
+  rpcTimeoutMs?: number;
 }
+
+/**
+ * Receipt fields no offline check covers (RECEIPTS.md "Field by field"): positions in the gateway's
+ * log, the gateway's clocks and finality view, and the anchor's transaction, block and block hash —
+ * those three are checked on chain (ANCHOR_MISMATCH). `leafIndex` is bounded (see proofLength), not
+ * committed. Every other field is checked.
+ */
+export const INFORMATIONAL_OFFLINE: readonly string[] = [
+  "frame.index",
+  "inference.index",
+  "alert.index",
+  "batch.sealedAtUs",
+  "anchor.txHash",
+  "anchor.blockNumber",
+  "anchor.blockHash",
+  "anchor.final",
+  "anchor.confirmations",
+  "anchor.anchoredAtUs",
+];
+
+/** The fields left informational when the receipt is also checked on chain. */
+export const INFORMATIONAL_ONLINE: readonly string[] = INFORMATIONAL_OFFLINE.filter(
+  (f) => !["anchor.txHash", "anchor.blockNumber", "anchor.blockHash"].includes(f),
+);
 
 const HEX32 = /^0x[0-9a-f]{64}$/i;
 const ADDR = /^0x[0-9a-fA-F]{40}$/;
@@ -377,6 +403,7 @@ export class ReceiptVerifier {
         ? new RpcPool({
             urls: typeof o.rpcUrl === "string" ? [o.rpcUrl] : o.rpcUrl,
             healthCheckIntervalMs: 0,
+            ...(o.rpcTimeoutMs !== undefined ? { timeoutMs: o.rpcTimeoutMs } : {}),
             ...(o.trust ? { expectedChainId: o.trust.chainId } : {}),
           })
         : undefined);

@@ -400,8 +400,13 @@ export class TxSender {
         const mined = await this.#findMined(versions);
         if (mined) return await this.#finish(mined.v, mined.r, nonce, versions.length - 1, req);
         if ((await this.#count("latest")) > nonce) {
-          const again = await this.#findMined(versions);
-          if (again) return await this.#finish(again.v, again.r, nonce, versions.length - 1, req);
+          // The nonce is used. Ours, if a receipt shows up: nodes (and load-balanced providers) can
+          // report the new count a moment before the receipt, so look a few more times.
+          for (let k = 0; k < 20; k++) {
+            const again = await this.#findMined(versions);
+            if (again) return await this.#finish(again.v, again.r, nonce, versions.length - 1, req);
+            await this.#sleep(req.signal);
+          }
           this.counters.nonceTooLow++;
           throw new NonceTooLowError(
             `nonce ${nonce} of ${this.address} was used by another transaction (a concurrent sender with the same key?)`,
