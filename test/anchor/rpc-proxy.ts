@@ -7,7 +7,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 
-export type Fault = "timeout" | "429" | "html" | "truncated" | "drop" | "not-jsonrpc";
+/**
+ * timeout: never answered; 429: HTTP 429 with Retry-After; html: an HTML error page with status
+ * 200; truncated: half a JSON body; not-jsonrpc: JSON that is not a JSON-RPC response; drop: the
+ * connection closed before forwarding; lost-answer: forwarded to the node, then the connection
+ * closed (the node did the work, the client never hears of it).
+ */
+export type Fault = "timeout" | "429" | "html" | "truncated" | "drop" | "not-jsonrpc" | "lost-answer";
 
 export interface SeenRequest {
   method: string;
@@ -112,6 +118,10 @@ export async function startRpcProxy(target: string, o: { maxLogRange?: number } 
             res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
             return;
           case "drop":
+            req.socket.destroy();
+            return;
+          case "lost-answer":
+            await forward(text).catch(() => undefined);
             req.socket.destroy();
             return;
         }

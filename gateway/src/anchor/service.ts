@@ -428,6 +428,7 @@ export class AnchorService {
           throw e;
         }
         this.spend!.wei += r.costWei;
+        this.lastSeenBlock = undefined; // a new anchor to watch: check again next time
         this.counters.transactions++;
         this.resume();
         for (const [k, g] of group.entries()) {
