@@ -312,7 +312,7 @@ export class Runtime {
     const rpcUrls = rpcUrlsOf(c.chain);
     if (this.sealer && deployment && rpcUrls.length > 0) {
       const chainId = BigInt(deployment.chainId);
-      const sender = this.#o.senderKey ?? this.#senderKey(rpcUrls, chainId);
+      const sender = this.#senderKey(rpcUrls, chainId);
       const anchorLog = log.child({ component: "anchor" });
       const depth = c.chain.finality === "finalized" ? 0 : c.chain.confirmations;
       this.anchor = new AnchorService({
@@ -424,8 +424,9 @@ export class Runtime {
   }
 
   /**
-   * The key paying anchor gas: chain.senderKeyFile (mode 0600, relative to dataDir) or
-   * VIGIL_CHAIN_SENDER_KEY; a well-known development key only on a local development chain.
+   * The key paying anchor gas: the `senderKey` option, else chain.senderKeyFile (mode 0600, relative
+   * to dataDir), else VIGIL_CHAIN_SENDER_KEY; a well-known development key only on a local
+   * development chain. Fatal (ConfigError) otherwise.
    */
   #senderKey(rpcUrls: readonly string[], chainId: bigint): string {
     const c = this.config.chain;
@@ -433,8 +434,8 @@ export class Runtime {
     const what = c.senderKeyFile ? "chain.senderKeyFile" : "VIGIL_CHAIN_SENDER_KEY";
     let key: string | undefined;
     try {
-      key = loadSenderKey(file, "VIGIL_CHAIN_SENDER_KEY", process.env, what);
-      if (key) assertKeyAllowed(key, chainId, rpcUrls, what);
+      key = this.#o.senderKey ?? loadSenderKey(file, "VIGIL_CHAIN_SENDER_KEY", process.env, what);
+      if (key) assertKeyAllowed(key, chainId, rpcUrls, this.#o.senderKey ? "the sending key" : what);
     } catch (e) {
       throw new ConfigError(what, (e as VigilError).shortMessage, { cause: e });
     }
