@@ -189,6 +189,8 @@ export class Runtime {
       ...(c.ingest.allow ? { allow: deviceSet(c.ingest.allow) } : {}),
       revoked: deviceSet(c.ingest.revoked),
       maxSkewUs: c.ingest.maxSkewMs * 1000,
+      maxPending: c.ingest.maxPending,
+      busyRetryMs: c.ingest.busyRetryMs,
       isStored: (d, s) => this.store.has(d, s),
     });
     const srcLog = this.log.child({ component: "ingest" });

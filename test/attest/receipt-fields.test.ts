@@ -41,15 +41,13 @@ async function fixture(keyType: "secp256k1" | "p256"): Promise<Fixture> {
   const chain = new FakeChain({ admin: ADMIN });
   await chain.client(ADMIN).grantOperator(SITE, ADMIN);
   const signer = new GatewaySigner(generateKey(keyType));
-  await chain
-    .client(ADMIN)
-    .registerGateway({
-      gatewayId: GATEWAY,
-      site: SITE,
-      keyType,
-      publicKey: signer.publicKey,
-      metadataURI: "",
-    });
+  await chain.client(ADMIN).registerGateway({
+    gatewayId: GATEWAY,
+    site: SITE,
+    keyType,
+    publicKey: signer.publicKey,
+    metadataURI: "",
+  });
   const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
   await store.open();
   for (let i = 0; i < 39; i++) await store.append(record(0x2a, i));

@@ -2,8 +2,15 @@
  * MQTT transport: each device publishes its binary frames on vigil/v1/ingest/{id} at QoS 1
  * and treats the PUBACK as the acknowledgement (the gateway's embedded broker answers only
  * once the frame is durable). NACKs arrive on vigil/v1/ingest/{id}/nack.
+ *
+ * It resends only as MQTT allows: a PUBLISH awaiting its PUBACK is never published again by the
+ * application (the session retransmits it after a reconnect, [MQTT-4.4.0-1]); a frame is
+ * republished only when its PUBLISH failed (connection lost, PUBACK withheld). Packet ids are
+ * allocated uniquely (mqtt.js's default provider reuses ids still in flight after 65,535
+ * publications, and a PUBACK then acknowledged the wrong frame: the mismatch seen at 19k
+ * frames/s); at most `maxInflight` PUBLISHes are outstanding per connection.
  */
-import mqtt, { type MqttClient } from "mqtt";
+import mqtt, { UniqueMessageIdProvider, type MqttClient } from "mqtt";
 import { redactUrl } from "../../../gateway/src/core/errors.ts";
 import { decodeFrame, deviceIdHex, type Frame } from "../../../gateway/src/protocol/frame.ts";
 import { INGEST_TOPIC_PREFIX } from "../../../gateway/src/protocol/topics.ts";
@@ -16,6 +23,8 @@ export interface MqttTransportOptions {
   password?: string;
   /** Give up connecting after this long. Default 30 000 ms. */
   connectTimeoutMs?: number;
+  /** PUBLISHes awaiting their PUBACK on the connection, at most. Default 30,000 (ids are 1..65,535). */
+  maxInflight?: number;
 }
 
 export class MqttTransport implements Transport {
@@ -23,6 +32,10 @@ export class MqttTransport implements Transport {
   #client: MqttClient | undefined;
   #onControl: ((f: Frame) => void) | undefined;
   #connected = false;
+  /** (device, seq) of DATA frames whose PUBLISH awaits its PUBACK. */
+  readonly #inflight = new Set<string>();
+  /** Sends refused because the in-flight window was full (the device keeps the frame). */
+  windowFull = 0;
   onDelivered?: (deviceId: number, seq: number) => void;
 
   constructor(private readonly opts: MqttTransportOptions) {}
@@ -42,6 +55,7 @@ export class MqttTransport implements Transport {
       protocolVersion: 4,
       clean: true,
       reconnectPeriod: 500,
+      messageIdProvider: new UniqueMessageIdProvider(),
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),
     });
@@ -74,12 +88,28 @@ export class MqttTransport implements Transport {
     this.#connected = true;
   }
 
-  send(deviceId: number, raw: Uint8Array, seq?: number): void {
+  /** True while the PUBLISH of (device, seq) awaits its PUBACK: the session owns it. */
+  inFlight(deviceId: number, seq: number): boolean {
+    return this.#inflight.has(`${deviceId}:${seq}`);
+  }
+
+  send(deviceId: number, raw: Uint8Array, seq?: number, opts: { force?: boolean } = {}): boolean {
     const client = this.#client;
-    if (!client || !this.#connected) return;
+    if (!client || !this.#connected) return false;
+    const key = seq === undefined ? undefined : `${deviceId}:${seq}`;
+    if (key !== undefined && !opts.force) {
+      if (this.#inflight.has(key)) return false; // the session still owns it and will deliver it
+      if (this.#inflight.size >= (this.opts.maxInflight ?? 30_000)) {
+        this.windowFull++;
+        return false;
+      }
+    }
+    if (key !== undefined) this.#inflight.add(key);
     client.publish(`${INGEST_TOPIC_PREFIX}${deviceIdHex(deviceId)}`, Buffer.from(raw), { qos: 1 }, (err) => {
+      if (key !== undefined) this.#inflight.delete(key);
       if (!err && seq !== undefined) this.onDelivered?.(deviceId, seq);
     });
+    return true;
   }
 
   sendNoise(deviceId: number, bytes: Uint8Array): void {
@@ -94,6 +124,8 @@ export class MqttTransport implements Transport {
     const c = this.#client;
     this.#connected = false;
     this.#client = undefined;
+    // A new connection is a new (clean) session: what the old one owned must be resent.
+    this.#inflight.clear();
     if (c) await c.endAsync(true);
   }
 

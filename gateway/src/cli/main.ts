@@ -8,6 +8,7 @@ import { receiptCommand } from "./receipt.ts";
 import { verifyCommand } from "./verify.ts";
 import { simCommand } from "./sim.ts";
 import { startCommand } from "./start.ts";
+import { storeCommand } from "./store.ts";
 
 const HELP = `usage: vigil <command> [options]
 
@@ -18,6 +19,7 @@ Commands:
   keys       create or show the gateway's signing key (encrypted keystore)
   chain      deploy and administer the registry contracts (deploy, verify, register-gateway, …)
   anchor     reconcile the store's anchor records with the chain (anchor resync)
+  store      check a store's integrity, or salvage what is intact from a damaged one
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
   verify     verify a receipt or bundle against a trusted registry, offline and on chain with --rpc
   help       this text
@@ -35,6 +37,7 @@ const commands: Record<string, Command> = {
   keys: keysCommand,
   receipt: (argv) => receiptCommand(argv),
   verify: (argv) => verifyCommand(argv),
+  store: (argv) => storeCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {

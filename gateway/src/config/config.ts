@@ -31,6 +31,10 @@ export interface GatewayConfig {
     revoked: string[];
     /** Largest accepted device clock error, ms. Default 86 400 000 (24 h). */
     maxSkewMs: number;
+    /** Frames in flight to the store above which ingest pushes back (serial BUSY, MQTT paused). Default 20 000. */
+    maxPending: number;
+    /** `retry_after_ms` of BUSY NACKs to serial devices. Default 250. */
+    busyRetryMs: number;
   };
   log: { level: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent"; statsIntervalMs: number };
   /** Site name: the MQTT topic level of alerts and the registry site. Default `site-1`. */
@@ -120,7 +124,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     username: null,
     password: null,
   },
-  ingest: { allow: null, revoked: [], maxSkewMs: 86_400_000 },
+  ingest: { allow: null, revoked: [], maxSkewMs: 86_400_000, maxPending: 20_000, busyRetryMs: 250 },
   log: { level: "info", statsIntervalMs: 5000 },
   site: "site-1",
   store: {
@@ -204,6 +208,8 @@ const schema = {
         allow: { type: ["array", "null"], items: deviceId },
         revoked: { type: "array", items: deviceId },
         maxSkewMs: { type: "integer", minimum: 1000 },
+        maxPending: { type: "integer", minimum: 100, maximum: 10_000_000 },
+        busyRetryMs: { type: "integer", minimum: 1, maximum: 65535 },
       },
     },
     log: {
