@@ -71,9 +71,17 @@ export interface RuntimeSnapshot {
   anchor: {
     enabled: boolean;
     anchoredThrough: number;
+    /** Highest batch whose anchor is final (chain.finality). */
+    finalThrough: number;
     backlog: number;
     failures: number;
     lastError: string | null;
+    /** Why anchoring is paused (fee-cap, spend-cap, gateway-inactive, …); null while it runs. */
+    paused: string | null;
+    /** Pauses started since start, by reason. */
+    pauses: Record<string, number>;
+    /** Anchors dropped by a reorg and anchored again. */
+    reorgs: number;
   };
   infer: Record<string, unknown> | null;
   alerts: AlertService["counters"];
@@ -350,9 +358,8 @@ export class Runtime {
         logger: anchorLog,
         onAnchored: (b, a) =>
           anchorLog.debug({ seq: b.header.seq, tx: a.txHash, block: a.blockNumber }, "batch anchored"),
-        onPause: (p) => {
-          if (p) anchorLog.error({ reason: p.reason }, `anchoring paused: ${p.message}`);
-        },
+        // The service logs the pause; the retained MQTT status says so to dashboards.
+        onPause: (p) => void this.alerts.anchoringChanged(p),
       });
     }
 
@@ -462,9 +469,13 @@ export class Runtime {
       anchor: {
         enabled: !!this.anchor,
         anchoredThrough: this.store.anchoredThrough(),
+        finalThrough: a?.finalThrough ?? 0,
         backlog: a?.backlog ?? 0,
         failures: a?.failures ?? 0,
         lastError: a?.lastError?.message ?? null,
+        paused: a?.paused?.reason ?? null,
+        pauses: { ...a?.counters.pauses },
+        reorgs: a?.counters.reorgs ?? 0,
       },
       infer: this.loop?.snapshot() ?? null,
       alerts: { ...this.alerts.counters },
@@ -490,7 +501,9 @@ export class Runtime {
       batches: {
         sealed: s.sealer.lastBatchSeq,
         anchored: s.anchor.anchoredThrough,
+        final: s.anchor.finalThrough,
         anchorError: s.anchor.lastError,
+        anchorPaused: s.anchor.paused,
       },
       ...(inf ? { infer: { windowsRun: inf.windowsRun, windowsSkipped: inf.skippedWindows } } : {}),
       alerts: { raised: s.alerts.raised, cleared: s.alerts.cleared, publishErrors: s.alerts.publishErrors },
