@@ -6,6 +6,7 @@
  * low"), the fee and spend caps, and the OP-Stack L1 data fee from the real GasPriceOracle.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { getEventListeners } from "node:events";
 import { Interface, Transaction, Wallet } from "ethers";
 import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
 import { RpcPool } from "../../gateway/src/chain/rpc.ts";
@@ -115,6 +116,20 @@ describe("TxSender on anvil", () => {
     expect(BigInt(mined.maxFeePerGas)).toBeGreaterThanOrEqual((first.maxFeePerGas * 1125n) / 1000n);
     expect(BigInt(mined.maxFeePerGas)).toBeLessThanOrEqual(50n * GWEI);
     expect(m.nonce).toBe(first.nonce);
+  });
+
+  it("behavior: waiting through many polls on a long-lived abort signal leaves no listener behind", async () => {
+    await rpc("evm_setAutomine", [false]);
+    const { s } = sender();
+    const ac = new AbortController();
+    const p = s.send({ to: TO, data: "0x", signal: ac.signal });
+    await untilInFlight(s);
+    // Several polls (10 ms each) while nothing is mined.
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(getEventListeners(ac.signal, "abort").length).toBeLessThanOrEqual(1);
+    await rpc("evm_mine");
+    await p;
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
   });
 
   it("behavior: a dropped transaction (anvil_dropTransaction) is sent again with the same nonce and mined", async () => {

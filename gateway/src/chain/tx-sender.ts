@@ -340,8 +340,11 @@ export class TxSender {
   async #sleep(signal: AbortSignal | undefined): Promise<void> {
     if (signal?.aborted) throw new ChainError("CHAIN_ABORTED", "sending was stopped");
     await new Promise<void>((res) => {
-      const t = setTimeout(res, this.#pollMs);
-      signal?.addEventListener("abort", () => (clearTimeout(t), res()), { once: true });
+      // The listener goes when the timer fires: one poll after another on the service's
+      // long-lived signal must not pile listeners up (MaxListenersExceededWarning, a leak).
+      const onAbort = (): void => (clearTimeout(t), res());
+      const t = setTimeout(() => (signal?.removeEventListener("abort", onAbort), res()), this.#pollMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
     if (signal?.aborted) throw new ChainError("CHAIN_ABORTED", "sending was stopped");
   }
