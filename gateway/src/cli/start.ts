@@ -1,7 +1,5 @@
 /** `vigil start`: run the gateway. */
 import { DEFAULT_CONFIG, loadConfigFile, resolveConfig, type GatewayConfig } from "../config/config.ts";
-import { Runtime } from "../runtime.ts";
-import { createLogger } from "../core/log.ts";
 import { num, parse } from "./args.ts";
 
 export const START_HELP = `usage: vigil start [options]
@@ -65,6 +63,11 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stdout.write(START_HELP);
     return 0;
   }
+  // Imported here, not at the top: `vigil start --help` must not load the whole gateway.
+  const [{ Runtime }, { createLogger }] = await Promise.all([
+    import("../runtime.ts"),
+    import("../core/log.ts"),
+  ]);
   const log = createLogger(cfg.log.level);
   const rt = new Runtime({ config: cfg, log });
   await rt.start();

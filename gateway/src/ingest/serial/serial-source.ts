@@ -97,16 +97,23 @@ export class SerialSource implements IngestSource {
     port.on("close", () => {
       port.unpipe(decoder);
       if (this.#port === port) this.#port = undefined;
-      if (!this.#stopped) this.#fail(new Error("port closed"));
+      if (!this.#stopped) this.#fail(new SourceError("SERIAL_IO", this.opts.path, "port closed"));
     });
   }
 
   #fail(cause: unknown): void {
     this.#counters.ioErrors++;
     this.opts.onError?.(
-      new SourceError("SERIAL_IO", this.opts.path, cause instanceof Error ? cause.message : String(cause), {
-        cause,
-      }),
+      cause instanceof SourceError
+        ? cause
+        : new SourceError(
+            "SERIAL_IO",
+            this.opts.path,
+            cause instanceof Error ? cause.message : String(cause),
+            {
+              cause,
+            },
+          ),
     );
     if (this.#stopped || this.#timer || this.#port?.isOpen) return;
     const delay = this.#backoff;
