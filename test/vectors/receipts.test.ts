@@ -11,7 +11,7 @@ import { p256 } from "@noble/curves/nist.js";
 import { signDigest, importKey } from "../../gateway/src/chain/keys.ts";
 import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
 import type { AnyReceipt } from "../../gateway/src/attest/receipt.ts";
-import { VECTORS_FILE, buildVectors, type VectorFile } from "./receipts.ts";
+import { VECTORS_FILE, buildVectors, leafFieldsOf, type VectorFile } from "./receipts.ts";
 
 const file = JSON.parse(readFileSync(VECTORS_FILE, "utf8")) as VectorFile;
 const trust = {
@@ -35,17 +35,17 @@ const padded = (hex: string): string => ((hex.length / 2) % 2 === 0 ? `${hex}00`
 function preimageFromFields(r: AnyReceipt): string {
   if (r.kind === "frame")
     return "0x" + padded(`01${u(r.frame.seq, 8)}${u(r.frame.receivedUs, 8)}${r.frame.raw.slice(2)}`);
-  const x = r.kind === "inference" ? r.inference : r.alert;
+  const x = leafFieldsOf(r);
   const head = `${x.modelHash.slice(2)}${x.inputWindowHash.slice(2)}${x.deviceId}${u(x.timestampUs, 8)}`;
   if (r.kind === "inference")
     return (
       "0x" + padded(`02${head}${u(r.inference.outputs.length, 2)}${r.inference.outputs.map(f32).join("")}`)
     );
-  const rule = Buffer.from(r.alert.rule, "ascii").toString("hex");
-  return (
-    "0x" +
-    padded(`03${head}${u(r.alert.severity, 1)}${u(r.alert.rule.length, 1)}${rule}${f32(r.alert.score)}`)
-  );
+  // ALERT (0x03) and SENSOR_FAULT (0x04) share one layout.
+  const a = r.kind === "alert" ? r.alert : r.sensorFault;
+  const tag = r.kind === "alert" ? "03" : "04";
+  const rule = Buffer.from(a.rule, "ascii").toString("hex");
+  return "0x" + padded(`${tag}${head}${u(a.severity, 1)}${u(a.rule.length, 1)}${rule}${f32(a.score)}`);
 }
 
 const TYPES = {
@@ -87,7 +87,7 @@ describe("receipt vectors (test/vectors/receipts.json)", () => {
       // Leaf
       const pre = preimageFromFields(r);
       expect(pre).toBe(e.leafPreimage);
-      if (r.kind !== "frame") expect((r.kind === "inference" ? r.inference : r.alert).preimage).toBe(pre);
+      if (r.kind !== "frame") expect(leafFieldsOf(r).preimage).toBe(pre);
       expect(keccak256(pre)).toBe(e.leaf);
       expect(r.leaf).toBe(e.leaf);
       // Proof: sorted-pair keccak (OpenZeppelin MerkleProof), length from the leaf's position

@@ -20,7 +20,13 @@ import { alertLeafPreimage, frameLeafPreimage, inferenceLeafPreimage } from "../
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
 import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
 import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
-import { ReceiptBuilder, type AnyReceipt } from "../../gateway/src/attest/receipt.ts";
+import {
+  ReceiptBuilder,
+  type AnyReceipt,
+  type LeafReceipt,
+  type ReceiptAlert,
+  type ReceiptInference,
+} from "../../gateway/src/attest/receipt.ts";
 import { toEip712Header } from "../../gateway/src/attest/header.ts";
 import { proofLength, type VerifyFailure } from "../../gateway/src/attest/verify.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
@@ -43,7 +49,7 @@ const WINDOW = new Uint8Array(32).map((_, i) => (0x10 + 3 * i) & 0xff);
 export interface ReceiptVector {
   name: string;
   keyType: KeyType;
-  kind: "frame" | "inference" | "alert";
+  kind: AnyReceipt["kind"];
   receipt: AnyReceipt;
   expect: {
     leafPreimage: string;
@@ -138,6 +144,11 @@ async function batchReceipts(
   return out;
 }
 
+/** The decoded-fields object of a leaf receipt (`inference`, `alert` or `sensorFault`). */
+export function leafFieldsOf(r: LeafReceipt): ReceiptInference | ReceiptAlert {
+  return r.kind === "inference" ? r.inference : r.kind === "alert" ? r.alert : r.sensorFault;
+}
+
 function expected(r: AnyReceipt): ReceiptVector["expect"] {
   let pre: Uint8Array;
   if (r.kind === "frame")
@@ -146,7 +157,7 @@ function expected(r: AnyReceipt): ReceiptVector["expect"] {
       receivedUs: r.frame.receivedUs,
       raw: Buffer.from(r.frame.raw.slice(2), "hex"),
     });
-  else pre = Buffer.from((r.kind === "inference" ? r.inference : r.alert).preimage.slice(2), "hex");
+  else pre = Buffer.from(leafFieldsOf(r).preimage.slice(2), "hex");
   const d = vigilDomain(r.batch.domain.chainId, r.batch.domain.verifyingContract);
   return {
     leafPreimage: bytesToHex(pre),

@@ -13,8 +13,8 @@
  *  1. MALFORMED        not a vigil-receipt/1 (shape of every field, including `anchor` and `signer`)
  *  2. TAMPERED_FRAME   raw frame fails the protocol codec (CRC), disagrees with the receipt's frame
  *                      fields, or does not hash to `leaf` (frame receipts)
- *     TAMPERED_LEAF    INFERENCE/ALERT preimage does not decode, disagrees with the receipt's decoded
- *                      fields or kind, or does not hash to `leaf` (leaf receipts)
+ *     TAMPERED_LEAF    INFERENCE/ALERT/SENSOR_FAULT preimage does not decode, disagrees with the
+ *                      receipt's decoded fields or kind, or does not hash to `leaf` (leaf receipts)
  *  3. BAD_PROOF        leaf + proof do not give header.root, or leafIndex is outside the batch, or the
  *                      proof's length is not the depth of leaf `leafIndex` in a tree of leafCount leaves
  *  4. TAMPERED_HEADER  header + domain do not hash to `digest`, `head` is not keccak256(prevHead ‖
@@ -215,7 +215,7 @@ function checkShape(r: AnyReceipt): void {
     r &&
       typeof r === "object" &&
       r.format === "vigil-receipt/1" &&
-      (r.kind === "frame" || r.kind === "inference" || r.kind === "alert"),
+      (r.kind === "frame" || r.kind === "inference" || r.kind === "alert" || r.kind === "sensor-fault"),
     "format",
   );
   if (r.kind === "frame") {
@@ -224,8 +224,7 @@ function checkShape(r: AnyReceipt): void {
     for (const k of ["index", "seq", "receivedUs", "timestampUs"] as const)
       m(isSafeUint(r.frame[k]), `frame.${k}`);
   } else {
-    const x: Partial<ReceiptInference & ReceiptAlert> | undefined =
-      r.kind === "inference" ? r.inference : r.alert;
+    const x: Partial<ReceiptInference & ReceiptAlert> | undefined = leafFields(r);
     m(x && typeof x === "object", r.kind);
     m(typeof x!.preimage === "string" && HEX_BYTES.test(x!.preimage), `${r.kind}.preimage`);
     m(typeof x!.deviceId === "string" && /^[0-9a-f]{8}$/.test(x!.deviceId), `${r.kind}.deviceId`);
@@ -281,9 +280,14 @@ function sameNumber(json: unknown, v: number): boolean {
   return Number.isNaN(v) ? json === null : json === v;
 }
 
+/** The decoded-fields object of a leaf receipt (`inference`, `alert` or `sensorFault`). */
+function leafFields(r: LeafReceipt): ReceiptInference | ReceiptAlert {
+  return r.kind === "inference" ? r.inference : r.kind === "alert" ? r.alert : r.sensorFault;
+}
+
 /** 2. (leaf receipts) preimage → decoded fields → leaf. Returns the decoded preimage. */
 function checkLeafPreimage(r: LeafReceipt): DecodedModelLeaf {
-  const x = r.kind === "inference" ? r.inference : r.alert;
+  const x = leafFields(r);
   const preimage = hexToBytes(x.preimage);
   let d: DecodedModelLeaf;
   try {
@@ -433,7 +437,8 @@ export class ReceiptVerifier {
         leaf = r.leaf.toLowerCase();
         ts = d.timestampUs;
         model = bytesToHex(d.modelHash);
-        const what = d.kind === "alert" ? `alert ${d.rule}` : `inference (${d.outputs.length} outputs)`;
+        const what =
+          d.kind === "inference" ? `inference (${d.outputs.length} outputs)` : `${d.kind} ${d.rule}`;
         pass("leaf", `${what} of device ${deviceIdHex(d.deviceId)}, model ${model}, hashes to ${leaf}`);
       }
       return await this.#batch(r, leaf, ts, model, steps);
