@@ -16,10 +16,10 @@
  * (cli/start.ts turns that into one sentence and a non-zero exit).
  */
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { AnchorService } from "./anchor/service.ts";
-import { connectEthersAnchorChain } from "./anchor/chain.ts";
+import { connectAnchorChain } from "./anchor/chain.ts";
+import { assertKeyAllowed, loadSenderKey } from "./chain/sender-key.ts";
 import { EmbeddedPublisher } from "./alerts/embedded-publisher.ts";
 import { MqttClientPublisher } from "./alerts/mqtt-publisher.ts";
 import { EncodedOutput } from "./alerts/output.ts";
@@ -32,7 +32,7 @@ import type { GatewaySigner } from "./attest/signer.ts";
 import { readDeploymentFile, type Deployment } from "./chain/deploy.ts";
 import { vigilDomain, type VigilDomain } from "./chain/eip712.ts";
 import { gatewayIdOf } from "./config/gateway-id.ts";
-import { deviceSet, type GatewayConfig } from "./config/config.ts";
+import { deviceSet, ethToWei, gweiToWei, rpcUrlsOf, type GatewayConfig } from "./config/config.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { ConfigError, type VigilError } from "./core/errors.ts";
 import type { Hex } from "./core/hex.ts";
@@ -74,9 +74,17 @@ export interface RuntimeSnapshot {
   anchor: {
     enabled: boolean;
     anchoredThrough: number;
+    /** Highest batch whose anchor is final (chain.finality). */
+    finalThrough: number;
     backlog: number;
     failures: number;
     lastError: string | null;
+    /** Why anchoring is paused (fee-cap, spend-cap, gateway-inactive, …); null while it runs. */
+    paused: string | null;
+    /** Pauses started since start, by reason. */
+    pauses: Record<string, number>;
+    /** Anchors dropped by a reorg and anchored again. */
+    reorgs: number;
   };
   infer: Record<string, unknown> | null;
   alerts: AlertService["counters"];
@@ -326,26 +334,47 @@ export class Runtime {
         "no chain.deployment configured, so there is no EIP-712 domain; frames are stored but not sealed",
       );
 
-    if (this.sealer && deployment && c.chain.rpcUrl) {
-      const rpcUrl = c.chain.rpcUrl;
-      const sender = this.#o.senderKey ?? (await this.#senderKey());
+    const rpcUrls = rpcUrlsOf(c.chain);
+    if (this.sealer && deployment && rpcUrls.length > 0) {
+      const chainId = BigInt(deployment.chainId);
+      const sender = this.#senderKey(rpcUrls, chainId);
       const anchorLog = log.child({ component: "anchor" });
+      const depth = c.chain.finality === "finalized" ? 0 : c.chain.confirmations;
       this.anchor = new AnchorService({
         store: this.store,
         gatewayId: this.gatewayId,
         connect: () =>
-          connectEthersAnchorChain({
-            rpcUrl,
-            senderPrivateKey: sender,
+          connectAnchorChain({
+            rpcUrls,
+            chainId,
             registry: deployment.contracts.VigilRegistry.address,
-            releases: deployment.contracts.VigilReleases.address,
+            deployBlock: deployment.deployBlock,
+            senderPrivateKey: sender,
+            senderKeySource: c.chain.senderKeyFile ? "chain.senderKeyFile" : "VIGIL_CHAIN_SENDER_KEY",
+            caps: {
+              maxFeePerGas: gweiToWei(c.chain.maxFeePerGasGwei),
+              maxPriorityFeePerGas: gweiToWei(c.chain.maxPriorityFeePerGasGwei),
+            },
+            finality: c.chain.finality,
             confirmations: c.chain.confirmations,
+            logBlockRange: c.chain.logBlockRange,
+            rpcTimeoutMs: c.chain.rpcTimeoutMs,
+            healthCheckIntervalMs: c.chain.healthCheckIntervalMs,
+            bumpAfterBlocks: c.chain.bumpAfterBlocks,
+            bumpPercent: c.chain.feeBumpPercent,
+            logger: anchorLog,
           }),
-        confirmations: c.chain.confirmations,
+        confirmations: depth,
         intervalMs: c.chain.anchorIntervalMs,
+        maxBatchesPerTx: c.chain.maxBatchesPerTx,
+        ...(c.chain.maxSpendPerDayEth !== null
+          ? { maxSpendPerDayWei: ethToWei(c.chain.maxSpendPerDayEth) }
+          : {}),
         logger: anchorLog,
         onAnchored: (b, a) =>
-          anchorLog.info({ seq: b.header.seq, tx: a.txHash, block: a.blockNumber }, "batch anchored"),
+          anchorLog.debug({ seq: b.header.seq, tx: a.txHash, block: a.blockNumber }, "batch anchored"),
+        // The service logs the pause; the retained MQTT status says so to dashboards.
+        onPause: (p) => void this.alerts.anchoringChanged(p),
       });
     }
 
@@ -421,16 +450,28 @@ export class Runtime {
     }
   }
 
-  async #senderKey(): Promise<string> {
+  /**
+   * The key paying anchor gas: the `senderKey` option, else chain.senderKeyFile (mode 0600, relative
+   * to dataDir), else VIGIL_CHAIN_SENDER_KEY; a well-known development key only on a local
+   * development chain. Fatal (ConfigError) otherwise.
+   */
+  #senderKey(rpcUrls: readonly string[], chainId: bigint): string {
     const c = this.config.chain;
-    if (c.senderKeyFile)
-      return (await readFile(resolvePath(this.config.dataDir, c.senderKeyFile), "utf8")).trim();
-    const env = process.env.VIGIL_CHAIN_SENDER_KEY;
-    if (env) return env;
-    throw new ConfigError(
-      "chain.senderKeyFile",
-      "anchoring needs a funded account: set chain.senderKeyFile or VIGIL_CHAIN_SENDER_KEY",
-    );
+    const file = c.senderKeyFile ? resolvePath(this.config.dataDir, c.senderKeyFile) : null;
+    const what = c.senderKeyFile ? "chain.senderKeyFile" : "VIGIL_CHAIN_SENDER_KEY";
+    let key: string | undefined;
+    try {
+      key = this.#o.senderKey ?? loadSenderKey(file, "VIGIL_CHAIN_SENDER_KEY", process.env, what);
+      if (key) assertKeyAllowed(key, chainId, rpcUrls, this.#o.senderKey ? "the sending key" : what);
+    } catch (e) {
+      throw new ConfigError(what, (e as VigilError).shortMessage, { cause: e });
+    }
+    if (!key)
+      throw new ConfigError(
+        "chain.senderKeyFile",
+        "anchoring needs a funded account: set chain.senderKeyFile or VIGIL_CHAIN_SENDER_KEY",
+      );
+    return key;
   }
 
   snapshot(): RuntimeSnapshot {
@@ -446,9 +487,13 @@ export class Runtime {
       anchor: {
         enabled: !!this.anchor,
         anchoredThrough: this.store.anchoredThrough(),
+        finalThrough: a?.finalThrough ?? 0,
         backlog: a?.backlog ?? 0,
         failures: a?.failures ?? 0,
         lastError: a?.lastError?.message ?? null,
+        paused: a?.paused?.reason ?? null,
+        pauses: { ...a?.counters.pauses },
+        reorgs: a?.counters.reorgs ?? 0,
       },
       infer: this.loop?.snapshot() ?? null,
       alerts: { ...this.alerts.counters },
@@ -474,7 +519,9 @@ export class Runtime {
       batches: {
         sealed: s.sealer.lastBatchSeq,
         anchored: s.anchor.anchoredThrough,
+        final: s.anchor.finalThrough,
         anchorError: s.anchor.lastError,
+        anchorPaused: s.anchor.paused,
       },
       ...(inf ? { infer: { windowsRun: inf.windowsRun, windowsSkipped: inf.skippedWindows } } : {}),
       alerts: { raised: s.alerts.raised, cleared: s.alerts.cleared, publishErrors: s.alerts.publishErrors },

@@ -120,6 +120,45 @@ describe("alert service", () => {
     expect(pub.messages.every((m) => m.qos === 1)).toBe(true);
   });
 
+  it("behavior: anchoring paused and resumed republish the retained status (reason anchoring) with why; the schema holds", async () => {
+    const { svc, pub, clock } = setup();
+    await svc.start();
+    const topic = pub.will!.topic;
+    expect(checkPayload("status", pub.retained.get(topic)!)).toMatchObject({ anchoringPaused: null });
+    const sinceUs = clock.nowUs();
+    await svc.anchoringChanged({
+      reason: "spend-cap",
+      message: "the day's anchoring spend would exceed chain.maxSpendPerDayEth",
+      sinceUs,
+      untilUs: sinceUs + 3_600_000_000,
+    });
+    expect(checkPayload("status", pub.retained.get(topic)!)).toMatchObject({
+      state: "online",
+      reason: "anchoring",
+      anchoringPaused: { reason: "spend-cap", sinceUs, untilUs: sinceUs + 3_600_000_000 },
+    });
+    await svc.anchoringChanged(null);
+    expect(checkPayload("status", pub.retained.get(topic)!)).toMatchObject({
+      reason: "anchoring",
+      anchoringPaused: null,
+    });
+    // A pause with no end of its own (fee cap) also fits the schema.
+    await svc.anchoringChanged({
+      reason: "fee-cap",
+      message: "base fee above the cap",
+      sinceUs,
+      untilUs: null,
+    });
+    expect(checkPayload("status", pub.retained.get(topic)!)).toMatchObject({
+      anchoringPaused: { reason: "fee-cap", untilUs: null },
+    });
+    await svc.stop();
+    expect(checkPayload("status", pub.retained.get(topic)!)).toMatchObject({
+      state: "offline",
+      anchoringPaused: { reason: "fee-cap" },
+    });
+  });
+
   it("behavior: a degrading device raises warning then critical, recovery clears them; alerts are QoS 1 not retained, carry receipt refs and ALERT leaves", async () => {
     const { svc, pub, clock, leaves } = setup();
     await svc.start();

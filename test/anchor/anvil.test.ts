@@ -167,7 +167,12 @@ describe("anchoring on anvil", () => {
       const rb = new ReceiptBuilder(store);
       const r9 = await rb.forSeq(9, 420); // batch 9
       expect(r9.batch.header.seq).toBe(9);
-      const on = await verifyReceipt(r9, { rpcUrl: url });
+      const trust = {
+        chainId: 31337n,
+        registry: deployment.contracts.VigilRegistry.address,
+        fromBlock: deployment.deployBlock,
+      };
+      const on = await verifyReceipt(r9, { rpcUrl: url, trust });
       expect(on).toMatchObject({ ok: true, anchored: { txHash: r9.anchor!.txHash } });
       const h10 = hashBatchHeader(toEip712Header((await store.getBatch(10))!.header));
       expect(
@@ -176,12 +181,17 @@ describe("anchoring on anvil", () => {
       // The CLI on a receipt file, online.
       const file = join(dir, "r9.json");
       writeFileSync(file, JSON.stringify(r9));
+      const depFile = join(dir, "deployment.json");
+      writeFileSync(depFile, JSON.stringify(deployment));
       let out = "";
       const io = { out: (t: string) => void (out += t), err: (t: string) => void (out += t) };
-      expect(await verifyCommand([file, "--rpc", url], io)).toBe(0);
-      expect(out).toContain("verified (offline and on chain)");
+      expect(await verifyCommand([file, "--rpc", url, "--deployment", depFile], io)).toBe(0);
+      expect(out).toContain("verified offline and on chain");
+      expect(out).toContain(
+        `checked against registry ${deployment.contracts.VigilRegistry.address.toLowerCase()} on chain 31337`,
+      );
       const r2 = await rb.forSeq(9, 60);
-      const v2 = await verifyReceipt(r2, { rpcUrl: url });
+      const v2 = await verifyReceipt(r2, { rpcUrl: url, trust });
       expect(v2, JSON.stringify(v2)).toMatchObject({ ok: true });
 
       // A batch sealed but never anchored: NOT_ANCHORED online (offline still fine).
@@ -189,12 +199,15 @@ describe("anchoring on anvil", () => {
       await sealAll();
       const r11 = await rb.forSeq(9, 502);
       expect(await verifyReceipt(r11)).toMatchObject({ ok: true });
-      expect(await verifyReceipt(r11, { rpcUrl: url })).toMatchObject({ ok: false, reason: "NOT_ANCHORED" });
+      expect(await verifyReceipt(r11, { rpcUrl: url, trust })).toMatchObject({
+        ok: false,
+        reason: "NOT_ANCHORED",
+      });
       // Revoked later: a receipt anchored while the key was active still verifies.
       await admin.revokeGateway(GATEWAY);
-      expect(await verifyReceipt(r9, { rpcUrl: url })).toMatchObject({ ok: true });
+      expect(await verifyReceipt(r9, { rpcUrl: url, trust })).toMatchObject({ ok: true });
       // A wrong RPC endpoint is a CHAIN_UNREACHABLE failure, not a pass.
-      expect(await verifyReceipt(r9, { rpcUrl: "http://127.0.0.1:1" })).toMatchObject({
+      expect(await verifyReceipt(r9, { rpcUrl: "http://127.0.0.1:1", trust })).toMatchObject({
         ok: false,
         reason: "CHAIN_UNREACHABLE",
       });

@@ -1,17 +1,31 @@
+/**
+ * AnchorService against the in-memory registry (FakeChain): order, exactly-once, outage backoff,
+ * finality tracking, a reorg that drops anchors, pauses (fee cap, spend cap, revoked gateway) and
+ * the status fields. The same behaviours run against anvil in test/anchor/anvil.test.ts and
+ * test/interop/chain-faults.test.ts.
+ */
 import { describe, expect, it } from "vitest";
+import { keccak256 } from "ethers";
 import { FakeChain, type FakeRegistryClient } from "../../gateway/src/chain/fake-client.ts";
-import { ChainNetworkError } from "../../gateway/src/chain/errors.ts";
+import { ChainNetworkError, FeeCapError, SpendCapError } from "../../gateway/src/chain/errors.ts";
+import { hashBatchHeader, nextHead } from "../../gateway/src/chain/eip712.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 import { generateKey } from "../../gateway/src/chain/keys.ts";
 import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
 import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
-import { toEip712Header } from "../../gateway/src/attest/header.ts";
 import { ReceiptBuilder } from "../../gateway/src/attest/receipt.ts";
 import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import type { Timers } from "../../gateway/src/core/timers.ts";
-import { AnchorService, AnchorStateError } from "../../gateway/src/anchor/service.ts";
-import type { AnchorChain } from "../../gateway/src/anchor/chain.ts";
+import { AnchorService, AnchorStateError, type AnchorPause } from "../../gateway/src/anchor/service.ts";
+import type {
+  AnchorChain,
+  AnchorItem,
+  AnchoredEvent,
+  SubmittedAnchor,
+  TxLocation,
+} from "../../gateway/src/anchor/chain.ts";
+import { resyncAnchors } from "../../gateway/src/anchor/resync.ts";
 import { record } from "../store/abstract.ts";
 
 const GATEWAY = ("0x" + "0a".repeat(32)) as Hex;
@@ -19,33 +33,117 @@ const SITE = ("0x" + "5e".repeat(32)) as Hex;
 const ADMIN = "0x00000000000000000000000000000000000000ad";
 const OPERATOR = "0x00000000000000000000000000000000000000a1";
 const RELAYER = "0x00000000000000000000000000000000000000b2";
+const COST = 1_000_000n; // wei per transaction
 
-/** An AnchorChain over the fake registry whose network can be switched off, counting sends. */
+const blockHash = (n: number, fork = 0): Hex =>
+  keccak256(`0x${(n * 1000 + fork).toString(16).padStart(64, "0")}`) as Hex;
+
+/**
+ * An AnchorChain over the fake registry: each transaction is a block; the network can be switched
+ * off; `reorg(toSeq)` drops the blocks that anchored batches above `toSeq` (like anvil_reorg).
+ */
 class FlakyChain implements AnchorChain {
   down = false;
   sends = 0;
+  depth = 3;
+  fork = 0;
+  nextError: Error | undefined;
   readonly chainId: bigint;
   readonly registryAddress: Hex;
-  constructor(readonly client: FakeRegistryClient) {
+  readonly txs = new Map<Hex, TxLocation & { txHash: Hex }>();
+  constructor(
+    readonly client: FakeRegistryClient,
+    readonly chain: FakeChain,
+  ) {
     this.chainId = client.chainId;
     this.registryAddress = client.registryAddress;
   }
   private check(): void {
-    if (this.down) throw new ChainNetworkError("http://127.0.0.1:1", { cause: new Error("ECONNREFUSED") });
+    if (this.down) throw new ChainNetworkError("http://127.0.0.1:1", { reason: "ECONNREFUSED" });
   }
-  async anchor(...a: Parameters<AnchorChain["anchor"]>) {
-    this.check();
-    this.sends++;
-    return this.client.anchor(...a);
+  get block(): number {
+    return Number(this.chain.block);
   }
-  async anchorMany(...a: Parameters<NonNullable<AnchorChain["anchorMany"]>>) {
+  async submit(
+    items: readonly AnchorItem[],
+    o: { budget?: { spentWei: bigint; capWei: bigint } } = {},
+  ): Promise<SubmittedAnchor> {
     this.check();
+    if (this.nextError) {
+      const e = this.nextError;
+      this.nextError = undefined;
+      throw e;
+    }
+    if (o.budget && o.budget.spentWei + COST > o.budget.capWei)
+      throw new SpendCapError(o.budget.spentWei, COST, o.budget.capWei);
     this.sends++;
-    return this.client.anchorMany(...a);
+    const prev = (await this.client.getHead(GATEWAY)).head;
+    const r =
+      items.length === 1
+        ? await this.client.anchor(items[0]!.header, items[0]!.signature)
+        : await this.client.anchorMany(items);
+    let head = prev;
+    const events: AnchoredEvent[] = items.map((i) => {
+      head = nextHead(head, i.header);
+      return {
+        gatewayId: GATEWAY,
+        seq: i.header.seq,
+        root: i.header.root,
+        headerHash: hashBatchHeader(i.header),
+        head,
+      };
+    });
+    const loc = {
+      txHash: r.txHash,
+      blockNumber: Number(r.blockNumber),
+      blockHash: blockHash(Number(r.blockNumber), this.fork),
+      events,
+    };
+    this.txs.set(r.txHash, loc);
+    return { ...loc, gasUsed: 50_000n, l1FeeWei: 7n, costWei: COST, bumps: 0 };
   }
   async getHead(g: Hex) {
     this.check();
     return this.client.getHead(g);
+  }
+  async findAnchor(g: Hex, seq: bigint) {
+    this.check();
+    for (const t of [...this.txs.values()].reverse()) {
+      const e = t.events.find((x) => x.gatewayId === g && x.seq === seq);
+      if (e)
+        return {
+          txHash: t.txHash,
+          blockNumber: t.blockNumber,
+          blockHash: t.blockHash,
+          headerHash: e.headerHash,
+          head: e.head,
+        };
+    }
+    return null;
+  }
+  async locate(tx: Hex) {
+    this.check();
+    return this.txs.get(tx) ?? null;
+  }
+  async latestBlock() {
+    this.check();
+    return { number: this.block, hash: blockHash(this.block, this.fork) };
+  }
+  async finalizedBlock() {
+    this.check();
+    return this.block - this.depth + 1;
+  }
+  /** Mines `n` empty blocks. */
+  mine(n: number): void {
+    this.chain.block += BigInt(n);
+  }
+  /** A reorg that drops every transaction anchoring a seq above `toSeq` (the chain's head goes back). */
+  reorg(toSeq: bigint, head: Hex): void {
+    this.fork++;
+    for (const [h, t] of this.txs) if (t.events.some((e) => e.seq > toSeq)) this.txs.delete(h);
+    const g = this.chain.gateways.get(GATEWAY)!;
+    g.seq = toSeq;
+    g.head = head;
   }
   async close() {}
 }
@@ -62,7 +160,7 @@ async function setup(keyType: "secp256k1" | "p256" = "secp256k1") {
     metadataURI: "",
   });
   const relayer = chain.client(RELAYER);
-  const flaky = new FlakyChain(relayer);
+  const flaky = new FlakyChain(relayer, chain);
   const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
   await store.open();
   let seq = 0;
@@ -77,7 +175,7 @@ async function setup(keyType: "secp256k1" | "p256" = "secp256k1") {
     maxLeaves: 10,
   });
   let connects = 0;
-  const service = (timers?: Timers) =>
+  const service = (o: Partial<ConstructorParameters<typeof AnchorService>[0]> = {}) =>
     new AnchorService({
       store,
       gatewayId: GATEWAY,
@@ -85,9 +183,9 @@ async function setup(keyType: "secp256k1" | "p256" = "secp256k1") {
         connects++;
         return flaky;
       },
-      confirmations: 2,
+      confirmations: 3,
       random: () => 0.5,
-      ...(timers ? { timers } : {}),
+      ...o,
     });
   return { chain, flaky, store, sealer, ingest, service, signer, connects: () => connects };
 }
@@ -98,7 +196,7 @@ async function sealAll(sealer: BatchSealer): Promise<void> {
 
 describe("AnchorService with the fake registry", () => {
   it.each(["secp256k1", "p256"] as const)(
-    "behavior: anchors every sealed batch in order exactly once and records where (%s)",
+    "behavior: anchors every sealed batch in order exactly once and records where, not final yet (%s)",
     async (kt) => {
       const t = await setup(kt);
       await t.ingest(35);
@@ -112,15 +210,125 @@ describe("AnchorService with the fake registry", () => {
       const head = await t.flaky.getHead(GATEWAY);
       expect(head).toEqual({ seq: 4n, head: t.store.lastHead() });
       const a = (await t.store.getAnchor(3))!;
-      expect(a).toMatchObject({ chainId: 31337, contract: t.flaky.registryAddress, confirmations: 2 });
+      expect(a).toMatchObject({
+        chainId: 31337,
+        contract: t.flaky.registryAddress,
+        confirmations: 3,
+        final: false,
+        gasUsed: 50_000,
+        costWei: String(COST),
+        l1FeeWei: "7",
+      });
       expect(a.txHash).toMatch(/^0x[0-9a-f]{64}$/);
-      expect(a.blockNumber).toBeGreaterThan(0);
-      // A receipt now carries the anchor and still verifies offline.
+      expect(a.blockHash).toBe(blockHash(a.blockNumber!));
+      // A receipt carries the anchor with its block hash and finality, and still verifies offline.
       const r = await new ReceiptBuilder(t.store).forSeq(1, 25);
-      expect(r.anchor).toEqual(a);
+      expect(r.anchor).toEqual({
+        chainId: 31337,
+        contract: a.contract,
+        txHash: a.txHash,
+        blockNumber: a.blockNumber,
+        blockHash: a.blockHash,
+        final: false,
+        confirmations: 3,
+        anchoredAtUs: a.anchoredAtUs,
+      });
       expect(await verifyReceipt(r)).toMatchObject({ ok: true, anchored: { txHash: a.txHash } });
+      // The second run saw blocks 3..6 mined: at depth 3 the anchors in blocks ≤ 4 (batches 1, 2) are final.
+      expect(s.status()).toMatchObject({
+        anchoredThrough: 4,
+        finalThrough: 2,
+        unfinalized: 2,
+        spentTodayWei: String(4n * COST),
+        lastTx: { seqs: [4, 4], gasUsed: 50_000, l1FeeWei: "7" },
+        counters: { anchored: 4, transactions: 4 },
+      });
     },
   );
+
+  it("behavior: anchors become final at the configured depth, in order, and receipts say so", async () => {
+    const t = await setup();
+    await t.ingest(30);
+    await sealAll(t.sealer);
+    const s = t.service();
+    await s.runOnce(); // blocks 4, 5, 6 (the setup used 2)
+    expect(s.status().finalThrough).toBe(0);
+    t.flaky.mine(1); // latest 7, final ≤ 5: batches 1, 2
+    await s.runOnce();
+    expect(s.status()).toMatchObject({ finalThrough: 2, unfinalized: 1, counters: { finalized: 2 } });
+    expect((await t.store.getAnchor(2))!.final).toBe(true);
+    expect((await t.store.getAnchor(3))!.final).toBe(false);
+    expect((await new ReceiptBuilder(t.store).forSeq(1, 5)).anchor?.final).toBe(true);
+    t.flaky.mine(5);
+    await s.runOnce();
+    expect(s.status().finalThrough).toBe(3);
+    // A new service (a restart) recovers the final mark from the records.
+    expect(t.service().status().finalThrough).toBe(0); // not read before the first pass
+    const s2 = t.service();
+    await s2.runOnce();
+    expect(s2.status().finalThrough).toBe(3);
+  });
+
+  it("behavior: a reorg that drops anchors is detected; the same headers are anchored again (seq and head unchanged); receipts never name the vanished transaction", async () => {
+    const t = await setup();
+    await t.ingest(40);
+    await sealAll(t.sealer);
+    const s = t.service({ maxBatchesPerTx: 1 });
+    expect(await s.runOnce()).toBe(4);
+    const gone = (await t.store.getAnchor(3))!.txHash;
+    const head2 = (await t.store.getBatch(2))!.head as Hex;
+    // Batches 3 and 4's blocks are replaced by others: the chain is back at seq 2.
+    t.flaky.reorg(2n, head2);
+    t.flaky.mine(1);
+    expect(await s.runOnce()).toBe(2); // detected, un-anchored, anchored again in the same pass
+    expect(s.status().counters.reorgs).toBe(2);
+    expect(await t.flaky.getHead(GATEWAY)).toEqual({ seq: 4n, head: t.store.lastHead() });
+    const a3 = (await t.store.getAnchor(3))!;
+    expect(a3.txHash).not.toBe(gone);
+    expect(t.flaky.txs.has(a3.txHash as Hex)).toBe(true);
+    const r = await new ReceiptBuilder(t.store).forSeq(1, 25); // batch 3
+    expect(r.batch.header.seq).toBe(3);
+    expect(r.anchor?.txHash).toBe(a3.txHash);
+    expect(t.store.lastBatchSeq()).toBe(4); // nothing was sealed again
+  });
+
+  it("error: a chain whose head falls below a FINAL anchor stops with AnchorStateError naming resync; resync reconciles and says what it did", async () => {
+    const t = await setup();
+    await t.ingest(30);
+    await sealAll(t.sealer);
+    const s = t.service();
+    await s.runOnce();
+    t.flaky.mine(10);
+    await s.runOnce();
+    expect(s.status().finalThrough).toBe(3);
+    t.flaky.reorg(1n, (await t.store.getBatch(1))!.head as Hex); // deeper than the finality depth
+    t.flaky.mine(1);
+    await expect(s.runOnce()).rejects.toThrow(/vigil anchor resync/);
+    expect(s.status().lastError?.code).toBe("ANCHOR_STATE");
+    const dry = await resyncAnchors({
+      store: t.store,
+      chain: t.flaky,
+      gatewayId: GATEWAY,
+      confirmations: 3,
+      dryRun: true,
+    });
+    expect(dry).toMatchObject({
+      chainSeq: 1,
+      anchoredBefore: 3,
+      anchoredAfter: 1,
+      removed: 2,
+      conflicts: [],
+    });
+    expect(t.store.anchoredThrough()).toBe(3); // dry run: nothing written
+    const rep = await resyncAnchors({ store: t.store, chain: t.flaky, gatewayId: GATEWAY, confirmations: 3 });
+    expect(rep.actions.join("\n")).toMatch(
+      /batches 2\.\.3: recorded as anchored, but the registry holds only 1: records removed/,
+    );
+    expect(t.store.anchoredThrough()).toBe(1);
+    const s2 = t.service();
+    expect(await s2.runOnce()).toBe(2);
+    expect(await t.flaky.getHead(GATEWAY)).toEqual({ seq: 3n, head: t.store.lastHead() });
+  });
 
   it("behavior: chain outage: ingest and sealing go on, backlog is anchored in order when it returns", async () => {
     const t = await setup();
@@ -149,17 +357,20 @@ describe("AnchorService with the fake registry", () => {
     expect((await t.flaky.getHead(GATEWAY)).seq).toBe(7n);
   });
 
-  it("behavior: a batch sent just before a crash is recorded, not sent again", async () => {
+  it("behavior: a batch sent just before a crash is recorded with its transaction, not sent again", async () => {
     const t = await setup();
     await t.ingest(20);
     await sealAll(t.sealer);
     const b1 = (await t.store.getBatch(1))!;
-    await t.flaky.client.anchor(toEip712Header(b1.header), b1.signature as Hex); // sent, never recorded
+    const { toEip712Header } = await import("../../gateway/src/attest/header.ts");
+    const sent = await t.flaky.submit([
+      { header: toEip712Header(b1.header), signature: b1.signature as Hex },
+    ]);
+    t.flaky.sends = 0;
     const s = t.service();
     expect(await s.runOnce()).toBe(2);
     expect(t.flaky.sends).toBe(1); // only batch 2
-    expect(await t.store.getAnchor(1)).toMatchObject({ txHash: null, blockNumber: null });
-    expect((await t.store.getAnchor(2))?.txHash).toMatch(/^0x/);
+    expect(await t.store.getAnchor(1)).toMatchObject({ txHash: sent.txHash, blockNumber: sent.blockNumber });
   });
 
   it("error: a chain behind the local anchored count (reset chain) is an AnchorStateError, nothing is sent", async () => {
@@ -179,6 +390,80 @@ describe("AnchorService with the fake registry", () => {
     expect(t.flaky.sends).toBe(0);
   });
 
+  it("behavior: the daily spend cap pauses anchoring (status, counter, one callback) until 00:00 UTC; sealing goes on", async () => {
+    const t = await setup();
+    let now = Date.UTC(2026, 10, 30, 23, 0) * 1000;
+    const pauses: (AnchorPause | null)[] = [];
+    const s = t.service({
+      maxSpendPerDayWei: 2n * COST + 1n,
+      nowUs: () => now,
+      onPause: (p) => pauses.push(p),
+    });
+    await t.ingest(40);
+    await sealAll(t.sealer);
+    expect(await s.runOnce()).toBe(2);
+    const st = s.status();
+    expect(st.paused).toMatchObject({ reason: "spend-cap", untilUs: Date.UTC(2026, 11, 1) * 1000 });
+    expect(st.paused!.message).toMatch(/daily cap .*chain\.maxSpendPerDayEth.*00:00 UTC/);
+    expect(st).toMatchObject({
+      spentTodayWei: String(2n * COST),
+      spendCapWei: String(2n * COST + 1n),
+      backlog: 2,
+    });
+    expect(st.counters.pauses["spend-cap"]).toBe(1);
+    await t.ingest(10);
+    await sealAll(t.sealer);
+    expect(t.store.lastBatchSeq()).toBe(5); // sealing goes on
+    expect(await s.runOnce()).toBe(0); // still paused: nothing is even tried
+    expect(t.flaky.sends).toBe(2);
+    now = Date.UTC(2026, 11, 1, 0, 1) * 1000; // the next UTC day: two more, then the cap again
+    expect(await s.runOnce()).toBe(2);
+    expect(s.status()).toMatchObject({
+      anchoredThrough: 4,
+      spentTodayWei: String(2n * COST),
+      paused: { reason: "spend-cap", untilUs: Date.UTC(2026, 11, 2) * 1000 },
+    });
+    expect(pauses.map((p) => p?.reason ?? null)).toEqual(["spend-cap", null, "spend-cap"]);
+    // A restart the same day recovers the day's spend from the anchor records (2) and adds batch 5's.
+    const s2 = t.service({ maxSpendPerDayWei: 10n * COST, nowUs: () => now });
+    expect(await s2.runOnce()).toBe(1);
+    expect(s2.status().spentTodayWei).toBe(String(3n * COST));
+  });
+
+  it("behavior: a base fee above the cap pauses (fee-cap) and resumes when it falls", async () => {
+    const t = await setup();
+    const s = t.service();
+    await t.ingest(10);
+    await sealAll(t.sealer);
+    t.flaky.nextError = new FeeCapError(80_000_000_000n, 50_000_000_000n);
+    expect(await s.runOnce()).toBe(0);
+    expect(s.status().paused).toMatchObject({ reason: "fee-cap" });
+    expect(s.status().paused!.message).toMatch(/base fee is 80 gwei, above the cap of 50 gwei/);
+    expect(await s.runOnce()).toBe(1);
+    expect(s.status().paused).toBeNull();
+  });
+
+  it("behavior: a revoked gateway pauses anchoring with the registry's reason; data stays stored and sealed", async () => {
+    const t = await setup();
+    const s = t.service();
+    await t.ingest(10);
+    await sealAll(t.sealer);
+    expect(await s.runOnce()).toBe(1);
+    await t.chain.client(OPERATOR).revokeGateway(GATEWAY);
+    await t.ingest(20);
+    await sealAll(t.sealer);
+    expect(await s.runOnce()).toBe(0);
+    expect(s.status()).toMatchObject({
+      paused: { reason: "gateway-inactive" },
+      lastError: { code: "CHAIN_REVERT" },
+      backlog: 2,
+      anchoredThrough: 1,
+    });
+    expect(s.status().paused!.message).toMatch(/is not active \(it is revoked\).*stay sealed/);
+    expect(t.store.lastBatchSeq()).toBe(3);
+    expect(await t.store.getBatch(3)).toBeDefined();
+  });
+
   it("behavior: retries back off exponentially (1 s, 2 s, 4 s … capped) and resume the interval after success", async () => {
     const t = await setup();
     const delays: number[] = [];
@@ -193,7 +478,7 @@ describe("AnchorService with the fake registry", () => {
         pending = undefined;
       },
     };
-    const s = t.service(timers);
+    const s = t.service({ timers });
     await t.ingest(10);
     await sealAll(t.sealer);
     t.flaky.down = true;
@@ -215,27 +500,15 @@ describe("AnchorService with the fake registry", () => {
 
   it("behavior: with a node-cron schedule, batches sealed later are anchored on the next tick", async () => {
     const t = await setup();
-    const s = new AnchorService({
-      store: t.store,
-      gatewayId: GATEWAY,
-      connect: async () => t.flaky,
-      cron: "* * * * * *",
-    });
-    expect(
-      () =>
-        new AnchorService({
-          store: t.store,
-          gatewayId: GATEWAY,
-          connect: async () => t.flaky,
-          cron: "not cron",
-        }),
-    ).toThrow(RangeError);
+    const s = t.service({ cron: "* * * * * *" });
+    expect(() => t.service({ cron: "not cron" })).toThrow(RangeError);
     s.start();
-    await new Promise((r) => setTimeout(r, 50)); // first run: empty outbox
     await t.ingest(10);
     await sealAll(t.sealer);
-    const end = Date.now() + 3000;
-    while (t.store.anchoredThrough() < 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await new Promise<void>((res) => {
+      const check = (): void => void (t.store.anchoredThrough() >= 1 ? res() : setTimeout(check, 20));
+      check();
+    });
     await s.stop();
     expect(t.store.anchoredThrough()).toBe(1);
   });
@@ -245,12 +518,7 @@ describe("AnchorService with the fake registry", () => {
     await t.ingest(65);
     await sealAll(t.sealer);
     expect(t.store.lastBatchSeq()).toBe(7);
-    const s = new AnchorService({
-      store: t.store,
-      gatewayId: GATEWAY,
-      connect: async () => t.flaky,
-      maxBatchesPerTx: 3,
-    });
+    const s = t.service({ maxBatchesPerTx: 3 });
     expect(await s.runOnce()).toBe(7);
     expect(t.flaky.sends).toBe(3); // 3 + 3 + 1
     expect((await t.flaky.getHead(GATEWAY)).head).toBe(t.store.lastHead());

@@ -69,6 +69,35 @@ describe("keystore", () => {
     }
   });
 
+  it("error: scrypt parameters outside the bounds are refused before any work (KEYSTORE_KDF)", async () => {
+    const path = join(tmp(), "gateway.key");
+    await writeKeystore(path, generateKey("secp256k1"), PASS, FAST);
+    const orig = JSON.parse(readFileSync(path, "utf8")) as { kdf: Record<string, unknown> };
+    for (const [kdf, why] of [
+      [{ N: 2 ** 30 }, /N must be a power of two from 2\^10 to 2\^20/], // 128 GiB of memory
+      [{ N: 2 ** 8 }, /N must be/], // too weak
+      [{ N: 3000 }, /N must be/], // not a power of two
+      [{ N: 2 ** 20, r: 8 }, /128·N·r/], // 1 GiB
+      [{ r: 0 }, /r must be 1\.\.32/],
+      [{ p: 1_000_000 }, /p must be 1\.\.16/], // hours of CPU
+      [{ N: "1024" }, /N must be/],
+      [{ salt: "00" }, /salt/],
+    ] as const) {
+      const f = structuredClone(orig);
+      Object.assign(f.kdf, kdf);
+      writeFileSync(path, JSON.stringify(f), { mode: 0o600 });
+      const err = await loadKeystore(path, PASS).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KeystoreError);
+      expect((err as KeystoreError).code).toBe("KEYSTORE_KDF");
+      expect((err as Error).message).toMatch(why);
+    }
+    await expect(
+      writeKeystore(join(dir, "weak.key"), generateKey("p256"), PASS, { N: 16 }),
+    ).rejects.toMatchObject({
+      code: "KEYSTORE_KDF",
+    });
+  });
+
   it("behavior: the key never appears in logs or error messages", async () => {
     const path = join(tmp(), "gateway.key");
     const key = generateKey("secp256k1");

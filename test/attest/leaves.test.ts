@@ -30,7 +30,7 @@ import type { FrameStore } from "../../gateway/src/store/types.ts";
 import { hashBatchHeader, vigilDomain } from "../../gateway/src/chain/eip712.ts";
 import { bytesToHex, type Hex } from "../../gateway/src/core/hex.ts";
 import { FakeChain } from "../../gateway/src/chain/fake-client.ts";
-import type { AnchorChain } from "../../gateway/src/anchor/chain.ts";
+import { clientAnchorChain, type AnchorChain } from "../../gateway/src/anchor/chain.ts";
 import { AnchorService } from "../../gateway/src/anchor/service.ts";
 import { receiptCommand } from "../../gateway/src/cli/receipt.ts";
 import { verifyCommand } from "../../gateway/src/cli/verify.ts";
@@ -225,13 +225,7 @@ describe("inference and alert leaves in batches", () => {
       metadataURI: "",
     });
     const relayer = chain.client("0x00000000000000000000000000000000000000b2");
-    const adapter: AnchorChain = {
-      chainId: relayer.chainId,
-      registryAddress: relayer.registryAddress,
-      anchor: (...a) => relayer.anchor(...a),
-      getHead: (g) => relayer.getHead(g),
-      close: async () => {},
-    };
+    const adapter: AnchorChain = clientAnchorChain(relayer);
     const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
     await store.open();
     const ids = await fill(store, 24);

@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JsonRpcProvider, keccak256 } from "ethers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { VigilRegistryArtifact } from "../../contracts/artifacts/index.ts";
-import { generateKey } from "../../gateway/src/chain/keys.ts";
-import { startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
+import { generateKey, secp256k1Address } from "../../gateway/src/chain/keys.ts";
+import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
 import type { Deployment } from "../../gateway/src/chain/deploy.ts";
 import { bytesToHex } from "../../gateway/src/core/hex.ts";
 import { chainCommand } from "../../gateway/src/cli/chain.ts";
@@ -56,7 +56,7 @@ describe("vigil chain", () => {
         ]),
       ).toBe(0);
       const keyFile = join(dir, "device.key");
-      writeFileSync(keyFile, bytesToHex(generateKey("p256").privateKey));
+      writeFileSync(keyFile, bytesToHex(generateKey("p256").privateKey), { mode: 0o600 });
       const gw = `0x${"ab".repeat(32)}`;
       expect(
         await chainCommand([
@@ -121,11 +121,124 @@ describe("vigil chain", () => {
       expect(await chainCommand(["deploy"])).toBe(2);
       expect(await chainCommand(["deploy", "--bogus"])).toBe(2);
       expect(await chainCommand(["nope"])).toBe(2);
-      expect(await chainCommand(["deploy", "--help"])).toBe(0);
+      expect(await chainCommand(["--help"])).toBe(0);
       expect(cap.out()).toMatch(/vigil chain <command>/);
       expect(cap.err()).toMatch(/--rpc URL is required/);
     } finally {
       cap.restore();
+    }
+  });
+
+  it.each([
+    ["deploy", /usage: vigil chain deploy --rpc URL/, /--admin-delay SECONDS/],
+    ["verify", /usage: vigil chain verify --deployment FILE --rpc URL/, /immutables masked/],
+    ["register-gateway", /usage: vigil chain register-gateway/, /--device-key-file PATH/],
+    ["grant-operator", /usage: vigil chain grant-operator/, /--account ADDR/],
+  ])("args: vigil chain %s --help (and -h) documents that subcommand only", async (cmd, usage, option) => {
+    for (const flag of ["--help", "-h"]) {
+      const cap = capture();
+      try {
+        expect(await chainCommand([cmd, flag])).toBe(0);
+        expect(cap.out()).toMatch(usage);
+        expect(cap.out()).toMatch(option);
+        for (const other of ["deploy", "verify", "register-gateway", "grant-operator"].filter(
+          (c) => c !== cmd,
+        ))
+          expect(cap.out()).not.toContain(`usage: vigil chain ${other}`);
+      } finally {
+        cap.restore();
+      }
+    }
+  });
+
+  it("error: keys never come from the command line; key files must be 0600", async () => {
+    const cap = capture();
+    try {
+      const hex = bytesToHex(generateKey("secp256k1").privateKey);
+      expect(await chainCommand(["deploy", "--rpc", anvil.url, "--key", hex])).toBe(2);
+      expect(cap.err()).toMatch(
+        /not accepted on the command line.*--key-file PATH \(mode 0600\) or VIGIL_CHAIN_KEY/,
+      );
+      expect(cap.err()).not.toContain(hex.slice(2));
+      const open = join(dir, "open.key");
+      writeFileSync(open, hex, { mode: 0o644 });
+      chmodSync(open, 0o644);
+      expect(
+        await chainCommand(["deploy", "--rpc", anvil.url, "--key-file", open, "--out", join(dir, "x.json")]),
+      ).toBe(1);
+      expect(cap.err()).toMatch(/accessible by group or others \(mode 0644\); run: chmod 600/);
+      const dev = join(dir, "dev.key");
+      writeFileSync(dev, bytesToHex(generateKey("p256").privateKey), { mode: 0o644 });
+      chmodSync(dev, 0o644);
+      expect(
+        await chainCommand([
+          "register-gateway",
+          "--rpc",
+          anvil.url,
+          "--deployment",
+          join(dir, "deployment.json"),
+          "--site",
+          "plant-1",
+          "--gateway-id",
+          `0x${"cd".repeat(32)}`,
+          "--key-type",
+          "p256",
+          "--device-key-file",
+          dev,
+        ]),
+      ).toBe(1);
+      expect(cap.err()).toMatch(/--device-key-file .* is accessible by group or others/);
+    } finally {
+      cap.restore();
+    }
+  });
+
+  it("error: on a chain that is not a local development chain (chain id 10), deploy never uses a well-known development key", async () => {
+    const op = await startAnvil({ chainId: 10 });
+    const cap = capture();
+    try {
+      const out = join(dir, "op.json");
+      // No key given: no fallback to anvil's account #0.
+      expect(await chainCommand(["deploy", "--rpc", op.url, "--out", out])).toBe(2);
+      expect(cap.err()).toMatch(/no sending key.*chain 10 .* is not one/);
+      // The development key given explicitly: refused too.
+      const devFile = join(dir, "dev0.key");
+      writeFileSync(devFile, ANVIL_DEV_KEYS[0], { mode: 0o600 });
+      expect(await chainCommand(["deploy", "--rpc", op.url, "--key-file", devFile, "--out", out])).toBe(1);
+      expect(cap.err()).toMatch(/well-known development key .*refusing to use it on chain 10/);
+      process.env.VIGIL_CHAIN_KEY = ANVIL_DEV_KEYS[3];
+      try {
+        expect(await chainCommand(["deploy", "--rpc", op.url, "--out", out])).toBe(1);
+      } finally {
+        delete process.env.VIGIL_CHAIN_KEY;
+      }
+      expect(existsSync(out)).toBe(false);
+      // A key of one's own (funded on this test chain) deploys.
+      const own = generateKey("secp256k1");
+      const ownFile = join(dir, "own.key");
+      writeFileSync(ownFile, bytesToHex(own.privateKey), { mode: 0o600 });
+      const provider = new JsonRpcProvider(op.url, undefined, { staticNetwork: true });
+      await provider.send("anvil_setBalance", [secp256k1Address(own.privateKey), "0x56bc75e2d63100000"]);
+      provider.destroy();
+      expect(
+        await chainCommand([
+          "deploy",
+          "--rpc",
+          op.url,
+          "--key-file",
+          ownFile,
+          "--out",
+          out,
+          "--admin-delay",
+          "0",
+        ]),
+      ).toBe(0);
+      const d = JSON.parse(readFileSync(out, "utf8")) as Deployment;
+      expect(d.chainId).toBe("10");
+      expect(d.admin.toLowerCase()).toBe(secp256k1Address(own.privateKey).toLowerCase());
+    } finally {
+      cap.restore();
+      await op.stop();
     }
   });
 

@@ -207,7 +207,14 @@ describe("VigilMaintenanceEscrow on anvil, paid by a real gateway's alert receip
       );
     const receipt = await anchoredReceipt(critical.receipt.leaf);
     expect(receipt.alert).toMatchObject({ deviceId: critical.device, severity: 3, rule: "failure-critical" });
-    expect(await verifyReceipt(receipt, { rpcUrl: anvil.url })).toMatchObject({ ok: true });
+    const trust = {
+      chainId: 31337n,
+      registry: deployment.contracts.VigilRegistry.address,
+      fromBlock: deployment.deployBlock,
+      gatewayId: rt.gatewayId,
+      site: SITE_ID,
+    };
+    expect(await verifyReceipt(receipt, { rpcUrl: anvil.url, trust })).toMatchObject({ ok: true });
 
     // ---- a checkpoint pins the head, so the proof stays valid while the gateway keeps anchoring
     const cp = await provider.getTransactionReceipt((await admin.checkpoint(rt.gatewayId)).txHash);

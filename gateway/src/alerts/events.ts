@@ -63,13 +63,30 @@ export interface HealthEvent {
   windows: number;
 }
 
-/** The gateway came up, is going down, or vanished (published by the broker as last will). */
+/**
+ * Why anchoring batches on chain is paused (the anchor stage's pause, declared here because alerts
+ * sit below anchor; runtime.ts passes it on). Ingest and sealing go on while it is paused.
+ */
+export interface AnchoringPause {
+  /** fee-cap, spend-cap, gateway-inactive, insufficient-funds, … (anchor/service.ts). */
+  reason: string;
+  message: string;
+  sinceUs: number;
+  /** When it resumes by itself (spend cap: next 00:00 UTC); null: when the condition clears. */
+  untilUs: number | null;
+}
+
+/**
+ * The gateway came up, is going down, or vanished (published by the broker as last will); or,
+ * reason "anchoring", anchoring paused or resumed.
+ */
 export interface StatusEvent {
   kind: "status";
   state: "online" | "offline";
-  reason: "start" | "stop" | "will" | "models";
+  reason: "start" | "stop" | "will" | "models" | "anchoring";
   atUs: number;
   models: Array<ModelRef & { profiles: string[] }>;
+  anchoringPaused: AnchoringPause | null;
 }
 
 /**

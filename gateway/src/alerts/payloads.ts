@@ -86,12 +86,22 @@ export interface StatusPayload {
   state: "online" | "offline";
   /**
    * start / stop: published by the gateway; models: the live models changed (an update was
-   * promoted); will: the broker published the last will.
+   * promoted); will: the broker published the last will; anchoring: anchoring on chain paused or
+   * resumed (see `anchoringPaused`).
    */
-  reason: "start" | "stop" | "will" | "models";
+  reason: "start" | "stop" | "will" | "models" | "anchoring";
   time: string;
   timeUs: number;
   models: Array<ModelRef & { profiles: string[] }>;
+  /** Null while batches are anchored (or anchoring is off); otherwise why it is paused. */
+  anchoringPaused: {
+    reason: string;
+    message: string;
+    since: string;
+    sinceUs: number;
+    /** When it resumes by itself; null: when the condition clears. */
+    untilUs: number | null;
+  } | null;
 }
 
 /** Published on `{device}/sensor-fault` when a sensor fault is raised or cleared. */

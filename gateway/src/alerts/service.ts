@@ -20,6 +20,7 @@ import type { DeviceQualityStatus, SensorFaultTransition } from "../infer/qualit
 import type { LoadedModel } from "../infer/registry.ts";
 import type {
   AlertEvent,
+  AnchoringPause,
   GatewayEvent,
   HealthEvent,
   ModelRef,
@@ -113,6 +114,7 @@ export class AlertService {
   readonly #inflight = new Set<Promise<void>>();
   #flushTimer: unknown;
   #open = false;
+  #anchoringPaused: AnchoringPause | null = null;
 
   constructor(opts: AlertServiceOptions) {
     this.#o = opts;
@@ -130,7 +132,17 @@ export class AlertService {
       reason,
       atUs: this.#clock.nowUs(),
       models: this.#o.models().map((m) => ({ ...modelRef(m), profiles: [...m.manifest.devices.profiles] })),
+      anchoringPaused: this.#anchoringPaused ? { ...this.#anchoringPaused } : null,
     };
+  }
+
+  /**
+   * Anchoring paused (with why) or resumed (null): the retained status is published again with
+   * reason "anchoring", so dashboards see that batches are not reaching the chain.
+   */
+  async anchoringChanged(pause: AnchoringPause | null): Promise<void> {
+    this.#anchoringPaused = pause ? { ...pause } : null;
+    if (this.#open) await this.#emit(this.status("online", "anchoring"), "status");
   }
 
   /** Connects the output (with the offline status as last will) and publishes `online`. */

@@ -213,6 +213,15 @@ export class VigilJsonEncoder implements AlertEncoder {
       time: isoUs(e.atUs),
       timeUs: e.atUs,
       models: e.models.map((m) => ({ ...m, profiles: [...m.profiles] })),
+      anchoringPaused: e.anchoringPaused
+        ? {
+            reason: e.anchoringPaused.reason,
+            message: e.anchoringPaused.message,
+            since: isoUs(e.anchoringPaused.sinceUs),
+            sinceUs: e.anchoringPaused.sinceUs,
+            untilUs: e.anchoringPaused.untilUs,
+          }
+        : null,
     };
   }
 }

@@ -1,31 +1,49 @@
 /**
- * The anchoring service: drains the store's outbox (sealed, unanchored batches) into the
- * registry, in seq order, exactly once.
+ * The anchoring service: drains the store's outbox (sealed, unanchored batches) into the registry,
+ * in seq order, exactly once, and watches every anchor until it is final.
  *
- * - Order and uniqueness: the store only accepts `markAnchored(anchoredThrough+1)`; before
- *   sending, the service reads the registry's head for the gateway. A batch whose seq the
- *   chain already has (sent before a crash, or by another relayer) is recorded, not resent;
- *   the contract itself rejects any other seq (`UnexpectedSequence`).
- * - Confirmations: the chain client waits for them (EthersRegistryClient `confirmations`)
- *   before `anchor()` resolves; the number is recorded with the anchor.
- * - Failures: network errors drop the client (reconnect next time) and retry with
- *   exponential backoff (initialMs · 2^n, capped at maxMs, ±20 % jitter); ingest and sealing
- *   are untouched, so the backlog simply grows in the store and drains when the chain returns.
- *   A chain whose head is behind the local anchored count (chain reset, wrong registry) is
- *   reported (`AnchorStateError`) and retried at maxMs: that needs an operator.
+ * - Order and uniqueness: the store only accepts `markAnchored(anchoredThrough+1)`; before sending,
+ *   the service reads the registry's head for the gateway. A batch whose seq the chain already has
+ *   (sent before a crash, or by another relayer) is recorded after its BatchAnchored event is found
+ *   and its header hash checked, not resent; the contract rejects any other seq (`UnexpectedSequence`).
+ * - Transactions: `AnchorChain.submit` (chain/tx-sender.ts) — EIP-1559 fees under the caps, nonces
+ *   from the chain, fee bumps for a transaction not mined after N blocks. A backlog goes out
+ *   `maxBatchesPerTx` batches per `anchorMany` transaction.
+ * - Finality: an anchor is recorded at inclusion with `final: false` and its block hash. Each run
+ *   (when the latest block changed) checks the unfinished anchors: one whose block is at or below the
+ *   chain's final block (`confirmations` deep, or the `finalized` tag) is marked final; one whose
+ *   transaction moved to another block is updated; one whose transaction is gone (a reorg dropped it)
+ *   is un-anchored in the store with everything after it (`rewindAnchors`) and the same sealed
+ *   headers are anchored again — seq and head chain unchanged. A chain whose head is below a *final*
+ *   anchor (a reorg deeper than the finality depth, a reset chain, another registry) stops anchoring
+ *   with `AnchorStateError`: `vigil anchor resync` reconciles the store with the chain.
+ * - Pauses: a base fee above `maxFeePerGas` (fee-cap), the daily spend cap (spend-cap, until the next
+ *   UTC midnight), a gateway the registry does not accept (gateway-inactive: revoked or suspended;
+ *   signer-mismatch: its key changed), an empty sending account (insufficient-funds). Anchoring
+ *   pauses with one log line, `status().paused` and a counter per reason; ingest and sealing go on,
+ *   the backlog waits in the store and drains when the cause is gone.
+ * - Failures: network errors drop the connection (reconnect next time, failover inside it) and retry
+ *   with exponential backoff (initialMs · 2^n, capped at maxMs, ±20 % jitter).
  * - Scheduling: every `intervalMs` (default 5 s) or on a node-cron expression (`cron`), and
  *   `trigger()` after a seal.
  */
 import cron from "node-cron";
 import { VigilError } from "../core/errors.ts";
-import { ChainError, ContractRevertError } from "../chain/errors.ts";
+import {
+  ChainError,
+  ChainNetworkError,
+  ContractRevertError,
+  FeeCapError,
+  InsufficientFundsError,
+  SpendCapError,
+} from "../chain/errors.ts";
 import { hashBatchHeader } from "../chain/eip712.ts";
 import { type Hex } from "../core/hex.ts";
 import { toEip712Header } from "../attest/header.ts";
 import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { AnchorRecord, FrameStore, SealedBatch } from "../store/types.ts";
-import type { AnchorChain } from "./chain.ts";
+import type { AnchorChain, AnchorChainHealth, SubmittedAnchor } from "./chain.ts";
 
 export class AnchorStateError extends VigilError {
   override name = "AnchorStateError";
@@ -39,12 +57,33 @@ export interface BackoffOptions {
   maxMs: number;
 }
 
+/** Why anchoring is paused. */
+export type AnchorPauseReason =
+  "fee-cap" | "spend-cap" | "gateway-inactive" | "signer-mismatch" | "insufficient-funds";
+
+export const PAUSE_REASONS: readonly AnchorPauseReason[] = [
+  "fee-cap",
+  "spend-cap",
+  "gateway-inactive",
+  "signer-mismatch",
+  "insufficient-funds",
+];
+
+export interface AnchorPause {
+  reason: AnchorPauseReason;
+  /** One sentence: what was hit and what happens next. */
+  message: string;
+  sinceUs: number;
+  /** When anchoring is tried again by itself (µs), null = at the next scheduled retry. */
+  untilUs: number | null;
+}
+
 export interface AnchorServiceOptions {
   store: FrameStore;
   gatewayId: Hex;
   /** Opens a chain connection; called lazily and again after a network failure. */
   connect: () => Promise<AnchorChain>;
-  /** Confirmations the chain client waits for (recorded in each AnchorRecord). Default 1. */
+  /** Finality depth recorded in each AnchorRecord (`confirmations`), 0 with the finalized tag. Default 12. */
   confirmations?: number;
   /** Run period. Default 5000 ms. Ignored when `cron` is set. */
   intervalMs?: number;
@@ -52,11 +91,10 @@ export interface AnchorServiceOptions {
   cron?: string;
   /** Batches per run. Default 100. */
   maxPerRun?: number;
-  /**
-   * Batches per transaction when a backlog waits (registry `anchorMany`, all or nothing).
-   * Default 1: one transaction per batch.
-   */
+  /** Batches per transaction when a backlog waits (registry `anchorMany`, all or nothing). Default 1. */
   maxBatchesPerTx?: number;
+  /** Daily spend cap (gas + L1 fee per UTC day), wei; undefined = none. */
+  maxSpendPerDayWei?: bigint;
   /** Retry backoff. Default 1 s doubling to 60 s. */
   backoff?: Partial<BackoffOptions>;
   timers?: Timers;
@@ -65,15 +103,57 @@ export interface AnchorServiceOptions {
   random?: () => number;
   logger?: Logger;
   onAnchored?: (batch: SealedBatch, anchor: AnchorRecord) => void;
+  /** Called when anchoring pauses (with the pause) and resumes (with null). */
+  onPause?: (pause: AnchorPause | null) => void;
+}
+
+export interface AnchorCounters {
+  /** Batches recorded as anchored (including ones found already on chain). */
+  anchored: number;
+  /** Anchoring transactions mined. */
+  transactions: number;
+  /** Anchors seen final. */
+  finalized: number;
+  /** Anchors a reorg dropped (each is anchored again). */
+  reorgs: number;
+  /** Anchor records moved to another block by a reorg (same transaction). */
+  moved: number;
+  /** Pauses started, by reason. */
+  pauses: Record<AnchorPauseReason, number>;
 }
 
 export interface AnchorStatus {
   anchoredThrough: number;
+  /** Highest seq whose anchor is final (all lower ones are final too). */
+  finalThrough: number;
+  /** Sealed batches not anchored yet. */
   backlog: number;
+  /** Anchored batches not final yet. */
+  unfinalized: number;
   failures: number;
   lastError: { code: string; message: string } | null;
   nextRetryMs: number | null;
+  /** Non-null while anchoring is paused (alert on it). */
+  paused: AnchorPause | null;
+  /** Spent on anchoring this UTC day (gas + L1 fee), wei as a decimal string. */
+  spentTodayWei: string;
+  /** The daily cap, wei as a decimal string; null = none. */
+  spendCapWei: string | null;
+  /** The last anchoring transaction: L2 gas and the L1 data fee beside it. */
+  lastTx: {
+    txHash: string;
+    seqs: [number, number];
+    gasUsed: number;
+    l1FeeWei: string | null;
+    costWei: string;
+    bumps: number;
+  } | null;
+  counters: AnchorCounters;
+  /** RPC endpoints (redacted URLs, the current index), the sender's in-flight transaction. */
+  chain: AnchorChainHealth | null;
 }
+
+const DAY_US = 86_400e6;
 
 export class AnchorService {
   private readonly store: FrameStore;
@@ -84,12 +164,14 @@ export class AnchorService {
   private readonly cronExpr: string | undefined;
   private readonly maxPerRun: number;
   private readonly maxBatchesPerTx: number;
+  private readonly spendCap: bigint | undefined;
   private readonly backoff: BackoffOptions;
   private readonly timers: Timers;
   private readonly nowUs: () => number;
   private readonly random: () => number;
   private readonly log: Logger;
   private readonly onAnchored: AnchorServiceOptions["onAnchored"];
+  private readonly onPause: AnchorServiceOptions["onPause"];
 
   private chain: AnchorChain | undefined;
   private timer: unknown;
@@ -99,24 +181,40 @@ export class AnchorService {
   private failures = 0;
   private lastError: VigilError | undefined;
   private nextRetryMs: number | null = null;
+  private paused: AnchorPause | null = null;
+  private finalThrough = -1;
+  private lastSeenBlock: string | undefined;
+  private spend: { dayStartUs: number; wei: bigint } | undefined;
+  private lastTx: AnchorStatus["lastTx"] = null;
+  private abort = new AbortController();
+  readonly counters: AnchorCounters = {
+    anchored: 0,
+    transactions: 0,
+    finalized: 0,
+    reorgs: 0,
+    moved: 0,
+    pauses: Object.fromEntries(PAUSE_REASONS.map((r) => [r, 0])) as Record<AnchorPauseReason, number>,
+  };
 
   constructor(o: AnchorServiceOptions) {
     this.store = o.store;
     this.gatewayId = o.gatewayId.toLowerCase() as Hex;
     this.connectFn = o.connect;
-    this.confirmations = o.confirmations ?? 1;
+    this.confirmations = o.confirmations ?? 12;
     this.intervalMs = o.intervalMs ?? 5000;
     this.cronExpr = o.cron;
     this.maxPerRun = o.maxPerRun ?? 100;
     this.maxBatchesPerTx = o.maxBatchesPerTx ?? 1;
     if (!Number.isInteger(this.maxBatchesPerTx) || this.maxBatchesPerTx < 1)
       throw new RangeError("anchor.maxBatchesPerTx must be an integer ≥ 1");
+    this.spendCap = o.maxSpendPerDayWei;
     this.backoff = { initialMs: 1000, maxMs: 60_000, ...o.backoff };
     this.timers = o.timers ?? realTimers;
     this.nowUs = o.nowUs ?? (() => Date.now() * 1000);
     this.random = o.random ?? Math.random;
     this.log = o.logger ?? silentLogger;
     this.onAnchored = o.onAnchored;
+    this.onPause = o.onPause;
     if (this.cronExpr !== undefined && !cron.validate(this.cronExpr))
       throw new RangeError(`anchor.cron: invalid cron expression "${this.cronExpr}"`);
   }
@@ -124,12 +222,14 @@ export class AnchorService {
   start(): void {
     if (this.started) return;
     this.started = true;
+    this.abort = new AbortController();
     if (this.cronExpr !== undefined) this.cronTask = cron.schedule(this.cronExpr, () => this.trigger());
     this.schedule(0);
   }
 
   async stop(): Promise<void> {
     this.started = false;
+    this.abort.abort();
     await this.cronTask?.stop();
     this.cronTask = undefined;
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
@@ -140,19 +240,30 @@ export class AnchorService {
     await c?.close().catch(() => {});
   }
 
-  /** Runs soon (e.g. right after a seal), unless a retry backoff is pending. */
+  /** Runs soon (e.g. right after a seal), unless a retry backoff or a pause is pending. */
   trigger(): void {
-    if (!this.started || this.nextRetryMs !== null) return;
+    if (!this.started || this.nextRetryMs !== null || this.paused) return;
     void this.runAndReschedule();
   }
 
   status(): AnchorStatus {
+    const anchored = this.store.anchoredThrough();
+    const final = Math.max(0, Math.min(this.finalThrough, anchored));
+    this.rollDay();
     return {
-      anchoredThrough: this.store.anchoredThrough(),
-      backlog: this.store.lastBatchSeq() - this.store.anchoredThrough(),
+      anchoredThrough: anchored,
+      finalThrough: final,
+      backlog: this.store.lastBatchSeq() - anchored,
+      unfinalized: this.finalThrough < 0 ? 0 : anchored - final,
       failures: this.failures,
       lastError: this.lastError ? { code: this.lastError.code, message: this.lastError.shortMessage } : null,
       nextRetryMs: this.nextRetryMs,
+      paused: this.paused ? { ...this.paused } : null,
+      spentTodayWei: String(this.spend?.wei ?? 0n),
+      spendCapWei: this.spendCap === undefined ? null : String(this.spendCap),
+      lastTx: this.lastTx ? { ...this.lastTx } : null,
+      counters: { ...this.counters, pauses: { ...this.counters.pauses } },
+      chain: this.chain?.health?.() ?? null,
     };
   }
 
@@ -175,7 +286,16 @@ export class AnchorService {
       ok = false;
     }
     if (!this.started) return;
-    if (ok) {
+    if (this.paused) {
+      const wait =
+        this.paused.untilUs !== null
+          ? Math.max(1000, Math.ceil((this.paused.untilUs - this.nowUs()) / 1000))
+          : this.paused.reason === "fee-cap"
+            ? Math.max(this.backoff.initialMs, Math.min(this.intervalMs, this.backoff.maxMs))
+            : this.backoff.maxMs;
+      this.nextRetryMs = wait;
+      this.schedule(wait);
+    } else if (ok) {
       this.nextRetryMs = null;
       // More waiting than one run takes: go again at once; else at the interval (or cron).
       const backlog = this.store.lastBatchSeq() - this.store.anchoredThrough();
@@ -193,9 +313,9 @@ export class AnchorService {
   }
 
   /**
-   * One pass over the outbox. Resolves with the number of batches anchored; rejects with a
-   * typed error (ChainError, AnchorStateError, StoreUnavailableError) after recording it.
-   * Concurrent calls share one pass.
+   * One pass: finality and reorg checks, then the outbox. Resolves with the number of batches
+   * anchored; rejects with a typed error (ChainError, AnchorStateError, StoreUnavailableError) after
+   * recording it. A pause resolves 0 and sets `status().paused`. Concurrent calls share one pass.
    */
   runOnce(): Promise<number> {
     if (this.running) return this.running;
@@ -206,15 +326,70 @@ export class AnchorService {
     return p;
   }
 
+  private rollDay(): void {
+    const day = Math.floor(this.nowUs() / DAY_US) * DAY_US;
+    if (this.spend && this.spend.dayStartUs !== day) this.spend = { dayStartUs: day, wei: 0n };
+  }
+
+  /** Today's spend, recovered from the store's anchor records at the first pass (survives restarts). */
+  private async spentToday(): Promise<bigint> {
+    this.rollDay();
+    if (this.spend) return this.spend.wei;
+    const day = Math.floor(this.nowUs() / DAY_US) * DAY_US;
+    let wei = 0n;
+    const seen = new Set<string>();
+    for (let s = this.store.anchoredThrough(); s >= 1; s--) {
+      const a = await this.store.getAnchor(s);
+      if (!a || a.anchoredAtUs < day) break;
+      if (a.costWei && a.txHash && !seen.has(a.txHash)) {
+        seen.add(a.txHash);
+        wei += BigInt(a.costWei);
+      }
+    }
+    this.spend = { dayStartUs: day, wei };
+    return wei;
+  }
+
+  private pause(reason: AnchorPauseReason, message: string, untilUs: number | null): void {
+    if (this.paused?.reason === reason) {
+      this.paused.message = message;
+      this.paused.untilUs = untilUs;
+      return;
+    }
+    this.paused = { reason, message, sinceUs: this.nowUs(), untilUs };
+    this.counters.pauses[reason]++;
+    this.log.warn(
+      { reason, until: untilUs === null ? null : new Date(untilUs / 1000).toISOString() },
+      `anchoring paused: ${message}`,
+    );
+    this.onPause?.({ ...this.paused });
+  }
+
+  private resume(): void {
+    if (!this.paused) return;
+    this.log.info({ reason: this.paused.reason }, "anchoring resumed");
+    this.paused = null;
+    this.onPause?.(null);
+  }
+
   private async pass(): Promise<number> {
     let done = 0;
     try {
+      if (
+        this.paused?.untilUs !== undefined &&
+        this.paused.untilUs !== null &&
+        this.nowUs() < this.paused.untilUs
+      )
+        return 0;
+      const chain = (this.chain ??= await this.connectFn());
+      await this.trackFinality(chain);
       const batches = await this.store.pendingAnchors(this.maxPerRun);
       if (batches.length === 0) {
         this.failures = 0;
+        this.lastError = undefined;
+        this.resume();
         return 0;
       }
-      const chain = (this.chain ??= await this.connectFn());
       let onChain = (await chain.getHead(this.gatewayId)).seq;
       for (let i = 0; i < batches.length;) {
         const b = batches[i]!;
@@ -227,30 +402,69 @@ export class AnchorService {
         }
         if (onChain !== seq - 1n)
           throw new AnchorStateError(
-            `registry has ${onChain} batches of gateway ${this.gatewayId}, but batch ${b.header.seq} is next here: the chain was reset or this is another registry`,
+            `registry has ${onChain} batches of gateway ${this.gatewayId}, but batch ${b.header.seq} is next here: the chain was reset or this is another registry (run "vigil anchor resync")`,
           );
         // A backlog (e.g. after an outage) goes out several batches per transaction.
-        const group = batches.slice(i, i + (chain.anchorMany ? this.maxBatchesPerTx : 1));
-        if (group.length > 1 && chain.anchorMany) {
-          const r = await chain.anchorMany(
+        const group = batches.slice(i, i + this.maxBatchesPerTx);
+        const spent = await this.spentToday();
+        let r: SubmittedAnchor;
+        try {
+          r = await chain.submit(
             group.map((g) => ({ header: toEip712Header(g.header), signature: g.signature as Hex })),
+            {
+              ...(this.spendCap !== undefined ? { budget: { spentWei: spent, capWei: this.spendCap } } : {}),
+              signal: this.abort.signal,
+            },
           );
-          const last = group[group.length - 1]!;
-          const head = await chain.getHead(this.gatewayId);
-          if (head.seq !== BigInt(last.header.seq) || head.head.toLowerCase() !== last.head.toLowerCase())
-            throw new AnchorStateError(
-              `registry head after batches ${b.header.seq}..${last.header.seq} is not the gateway's`,
-            );
-          for (const g of group) await this.commit(g, this.record(chain, r.txHash, Number(r.blockNumber)));
-        } else {
-          const r = await chain.anchor(toEip712Header(b.header), b.signature as Hex);
-          if (r.head.toLowerCase() !== b.head.toLowerCase())
-            throw new AnchorStateError(
-              `registry head after batch ${b.header.seq} is ${r.head}, the gateway computed ${b.head}`,
-            );
-          await this.commit(b, this.record(chain, r.txHash, Number(r.blockNumber)));
+        } catch (e) {
+          // The chain moved under us (a transaction from before a restart, another relayer): re-read it.
+          if (e instanceof ContractRevertError && /^Unexpected(Sequence|PrevHead)$/.test(e.errorName)) {
+            const head = (await chain.getHead(this.gatewayId)).seq;
+            if (head >= seq) {
+              onChain = head;
+              continue;
+            }
+          }
+          throw e;
         }
-        onChain = BigInt(group[group.length - 1]!.header.seq);
+        this.spend!.wei += r.costWei;
+        this.lastSeenBlock = undefined; // a new anchor to watch: check again next time
+        this.counters.transactions++;
+        this.resume();
+        for (const [k, g] of group.entries()) {
+          const ev = r.events[k]!;
+          if (ev.seq !== BigInt(g.header.seq) || ev.head !== g.head.toLowerCase())
+            throw new AnchorStateError(
+              `registry head after batch ${g.header.seq} is ${ev.head}, the gateway computed ${g.head}`,
+            );
+          await this.commit(g, {
+            ...this.record(chain, r.txHash, r.blockNumber, r.blockHash),
+            gasUsed: Number(r.gasUsed),
+            costWei: String(r.costWei),
+            l1FeeWei: r.l1FeeWei === null ? null : String(r.l1FeeWei),
+          });
+        }
+        this.lastTx = {
+          txHash: r.txHash,
+          seqs: [group[0]!.header.seq, group.at(-1)!.header.seq],
+          gasUsed: Number(r.gasUsed),
+          l1FeeWei: r.l1FeeWei === null ? null : String(r.l1FeeWei),
+          costWei: String(r.costWei),
+          bumps: r.bumps,
+        };
+        this.log.info(
+          {
+            seqs: this.lastTx.seqs,
+            tx: r.txHash,
+            block: r.blockNumber,
+            gasUsed: this.lastTx.gasUsed,
+            l1FeeWei: this.lastTx.l1FeeWei,
+            costWei: this.lastTx.costWei,
+            bumps: r.bumps,
+          },
+          "anchor transaction mined",
+        );
+        onChain = BigInt(group.at(-1)!.header.seq);
         done += group.length;
         i += group.length;
       }
@@ -258,38 +472,72 @@ export class AnchorService {
       this.lastError = undefined;
       return done;
     } catch (e) {
+      if (this.pauseFor(e)) return done;
       const err =
         e instanceof VigilError
           ? e
           : new ChainError("CHAIN", `anchoring failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
       this.failures++;
       this.lastError = err;
-      // Any chain failure may leave the connection or the nonce manager in a bad state.
-      if (err instanceof ChainError && !(err instanceof ContractRevertError)) {
+      // A network failure may leave the connection in a bad state: open a new one next time.
+      if (err instanceof ChainNetworkError) {
         const c = this.chain;
         this.chain = undefined;
         await c?.close().catch(() => {});
       }
       this.log.warn(
-        { code: err.code, anchored: done, failures: this.failures },
+        { code: err.code, err: err.shortMessage, anchored: done, failures: this.failures },
         "anchoring failed; will retry",
       );
       throw err;
     }
   }
 
+  /** Turns a cap or a refusal by the registry into a pause; false for other errors. */
+  private pauseFor(e: unknown): boolean {
+    if (e instanceof FeeCapError) {
+      this.pause("fee-cap", `${e.shortMessage}; retrying until it falls`, null);
+    } else if (e instanceof SpendCapError) {
+      const next = (Math.floor(this.nowUs() / DAY_US) + 1) * DAY_US;
+      this.pause("spend-cap", `${e.shortMessage}; anchoring resumes at 00:00 UTC`, next);
+    } else if (e instanceof InsufficientFundsError) {
+      this.pause("insufficient-funds", "the sending account cannot pay for gas: fund it", null);
+    } else if (e instanceof ContractRevertError && e.errorName === "GatewayNotActive") {
+      this.pause(
+        "gateway-inactive",
+        `the registry refuses anchors: ${e.sentence}. Batches stay sealed in the store`,
+        null,
+      );
+    } else if (
+      e instanceof ContractRevertError &&
+      /^(InvalidSignature|InvalidSignatureLength)$/.test(e.errorName)
+    ) {
+      this.pause(
+        "signer-mismatch",
+        `the registry refuses anchors: ${e.sentence} (the gateway key was rotated?). Batches stay sealed in the store`,
+        null,
+      );
+    } else return false;
+    const err = e as VigilError;
+    this.lastError = err;
+    return true;
+  }
+
   private async commit(b: SealedBatch, rec: AnchorRecord): Promise<void> {
     await this.store.markAnchored(b.header.seq, rec);
+    this.counters.anchored++;
     this.onAnchored?.(b, rec);
   }
 
-  private record(chain: AnchorChain, txHash: string | null, blockNumber: number | null): AnchorRecord {
+  private record(chain: AnchorChain, txHash: string, blockNumber: number, blockHash: string): AnchorRecord {
     return {
       chainId: Number(chain.chainId),
       contract: chain.registryAddress.toLowerCase(),
       txHash,
       blockNumber,
+      blockHash: blockHash.toLowerCase(),
       confirmations: this.confirmations,
+      final: false,
       anchoredAtUs: this.nowUs(),
     };
   }
@@ -303,15 +551,96 @@ export class AnchorService {
           `registry head at batch ${b.header.seq} is ${head}, the gateway's is ${b.head}: another signer anchored this seq`,
         );
     }
-    const found = chain.findAnchor ? await chain.findAnchor(this.gatewayId, BigInt(b.header.seq)) : null;
-    if (found && found.headerHash !== hashBatchHeader(toEip712Header(b.header)))
+    const found = await chain.findAnchor(this.gatewayId, BigInt(b.header.seq));
+    if (!found)
+      throw new AnchorStateError(
+        `the registry counts batch ${b.header.seq} as anchored but no BatchAnchored event was found for it`,
+      );
+    if (found.headerHash !== hashBatchHeader(toEip712Header(b.header)))
       throw new AnchorStateError(
         `registry anchored a different header as batch ${b.header.seq}: another signer used this seq`,
       );
     this.log.info(
-      { seq: b.header.seq, found: found !== null },
+      { seq: b.header.seq, tx: found.txHash },
       "batch was already anchored; recorded without resending",
     );
-    return this.record(chain, found?.txHash ?? null, found?.blockNumber ?? null);
+    return this.record(chain, found.txHash, found.blockNumber, found.blockHash);
+  }
+
+  /** Finality and reorg checks of the anchored, not yet final batches (see the file comment). */
+  private async trackFinality(chain: AnchorChain): Promise<void> {
+    const anchored = this.store.anchoredThrough();
+    if (anchored === 0) return;
+    if (this.finalThrough < 0) this.finalThrough = await this.scanFinal(anchored);
+    const latest = await chain.latestBlock();
+    const key = `${latest.number}:${latest.hash}`;
+    if (key === this.lastSeenBlock) return; // nothing mined, nothing reorganised since the last check
+    const head = (await chain.getHead(this.gatewayId)).seq;
+    if (head < BigInt(this.finalThrough))
+      throw new AnchorStateError(
+        `the registry holds ${head} batches of gateway ${this.gatewayId}, fewer than the ${this.finalThrough} anchored as final here: a reorg deeper than the finality depth, a reset chain or another registry (run "vigil anchor resync")`,
+      );
+    if (this.finalThrough >= anchored) {
+      this.lastSeenBlock = key;
+      return;
+    }
+    const finalBlock = await chain.finalizedBlock();
+    const limit = Math.min(anchored, this.finalThrough + this.maxPerRun);
+    let complete = limit >= anchored;
+    for (let s = this.finalThrough + 1; s <= limit; s++) {
+      const rec = await this.store.getAnchor(s);
+      if (!rec) throw new AnchorStateError(`batch ${s} is anchored but has no anchor record`);
+      let loc = rec.txHash ? await chain.locate(rec.txHash as Hex) : null;
+      let ev = loc?.events.find((e) => e.gatewayId === this.gatewayId && e.seq === BigInt(s));
+      let updated: AnchorRecord = rec;
+      if (!loc || !ev) {
+        if (BigInt(s) > head) {
+          // The chain no longer has this anchor: un-anchor it (and all after it) and send again.
+          const n = await this.store.rewindAnchors(s - 1);
+          this.counters.reorgs += n;
+          this.log.warn(
+            { seq: s, tx: rec.txHash, block: rec.blockNumber, unanchored: n },
+            "a reorg dropped the anchor transaction; anchoring the same batches again",
+          );
+          complete = false;
+          break;
+        }
+        // Anchored on chain by another transaction (another relayer, or a record without a tx).
+        const found = await chain.findAnchor(this.gatewayId, BigInt(s));
+        const b = await this.store.getBatch(s);
+        if (!found || !b || found.headerHash !== hashBatchHeader(toEip712Header(b.header)))
+          throw new AnchorStateError(
+            `batch ${s}'s anchor transaction is gone, and the registry's batch ${s} is not this gateway's header (run "vigil anchor resync")`,
+          );
+        loc = { blockNumber: found.blockNumber, blockHash: found.blockHash, events: [] };
+        updated = { ...rec, txHash: found.txHash };
+        ev = undefined;
+      }
+      if (loc.blockHash !== rec.blockHash || loc.blockNumber !== rec.blockNumber) {
+        if (rec.blockHash) this.counters.moved++;
+        updated = { ...updated, blockNumber: loc.blockNumber, blockHash: loc.blockHash };
+      }
+      const isFinal = loc.blockNumber <= finalBlock;
+      if (isFinal) updated = { ...updated, final: true, finalAtUs: this.nowUs() };
+      if (updated !== rec) await this.store.updateAnchor(s, updated);
+      if (!isFinal) continue;
+      if (s === this.finalThrough + 1) {
+        this.finalThrough = s;
+        this.counters.finalized++;
+      }
+    }
+    // Skip the next check while this block stays the latest (only when every record was looked at).
+    this.lastSeenBlock = complete ? key : undefined;
+  }
+
+  /** The highest seq whose record (and every lower one) is final, scanning back from `anchored`. */
+  private async scanFinal(anchored: number): Promise<number> {
+    let s = anchored;
+    // Records are final in seq order; stop at the first final one from the top.
+    for (; s >= 1 && anchored - s < 100_000; s--) {
+      const a = await this.store.getAnchor(s);
+      if (!a || a.final !== false) break;
+    }
+    return s;
   }
 }

@@ -29,7 +29,8 @@ export type KeystoreErrorCode =
   | "KEYSTORE_MISSING"
   | "KEYSTORE_PASSPHRASE"
   | "KEYSTORE_PERMISSIONS"
-  | "KEYSTORE_DECRYPT";
+  | "KEYSTORE_DECRYPT"
+  | "KEYSTORE_KDF";
 
 export class KeystoreError extends VigilError {
   override name = "KeystoreError";
@@ -113,6 +114,7 @@ export async function encryptKey(
     p: params.p ?? 1,
     salt: randomBytes(32).toString("hex"),
   };
+  checkKdf(kdf);
   const head = {
     format: "vigil-keystore/1" as const,
     keyType: k.type,
@@ -136,12 +138,49 @@ export async function encryptKey(
   };
 }
 
+/**
+ * Bounds on the scrypt parameters a keystore may ask for. The parameters come from the file, so
+ * without bounds a crafted keystore could make the loader allocate gigabytes or spin for hours
+ * (scrypt memory is 128·N·r bytes, time ∝ N·r·p) — or accept a trivially weak N. N = 2^10…2^20
+ * (power of two), r = 1…32, p = 1…16, and at most 256 MiB of scrypt memory.
+ */
+export const KDF_BOUNDS = {
+  minLogN: 10,
+  maxLogN: 20,
+  maxR: 32,
+  maxP: 16,
+  maxMemBytes: 256 * 1024 * 1024,
+} as const;
+
+function checkKdf(kdf: KeystoreFile["kdf"]): void {
+  const { N, r, p } = kdf;
+  const bad = (why: string): never => {
+    throw new KeystoreError("KEYSTORE_KDF", `keystore scrypt parameters out of bounds: ${why}`);
+  };
+  if (
+    !Number.isSafeInteger(N) ||
+    N < 2 ** KDF_BOUNDS.minLogN ||
+    N > 2 ** KDF_BOUNDS.maxLogN ||
+    (N & (N - 1)) !== 0
+  )
+    bad(`N must be a power of two from 2^${KDF_BOUNDS.minLogN} to 2^${KDF_BOUNDS.maxLogN}, is ${String(N)}`);
+  if (!Number.isSafeInteger(r) || r < 1 || r > KDF_BOUNDS.maxR)
+    bad(`r must be 1..${KDF_BOUNDS.maxR}, is ${String(r)}`);
+  if (!Number.isSafeInteger(p) || p < 1 || p > KDF_BOUNDS.maxP)
+    bad(`p must be 1..${KDF_BOUNDS.maxP}, is ${String(p)}`);
+  if (128 * N * r > KDF_BOUNDS.maxMemBytes)
+    bad(`128·N·r = ${128 * N * r} bytes is above ${KDF_BOUNDS.maxMemBytes}`);
+  if (typeof kdf.salt !== "string" || !/^[0-9a-f]{32,128}$/i.test(kdf.salt))
+    bad("salt must be 16 to 64 bytes of hex");
+}
+
 /** Decrypts a keystore object; KeystoreDecryptError on a wrong passphrase or any modification. */
 export async function decryptKey(f: KeystoreFile, passphrase: string): Promise<GatewaySigner> {
   if (f?.format !== "vigil-keystore/1" || f.kdf?.name !== "scrypt" || f.cipher?.name !== "aes-256-gcm")
     throw new KeystoreError("KEYSTORE_FORMAT", "not a vigil-keystore/1 file");
   if (f.keyType !== "secp256k1" && f.keyType !== "p256")
     throw new KeystoreError("KEYSTORE_FORMAT", "keystore keyType must be secp256k1 or p256");
+  checkKdf(f.kdf);
   let pk: Buffer;
   try {
     const dk = await scrypt(passphrase, Buffer.from(f.kdf.salt, "hex"), f.kdf.N, f.kdf.r, f.kdf.p);

@@ -53,7 +53,7 @@ export interface ReceiptInference extends ReceiptModelLeafBase {
 }
 
 export interface ReceiptAlert extends ReceiptModelLeafBase {
-  /** 1 info, 2 warning, 3 critical (alerts/rules.ts SEVERITY_CODE). */
+  /** The rule's severity as committed in the leaf: 1 info, 2 warning, 3 critical (alerts/rules.ts SEVERITY_CODE). */
   severity: number;
   /**
    * Rule id; `{rule}:clear` for the transition that cleared the alert. A sensor fault:
@@ -72,7 +72,49 @@ interface ReceiptProofPart {
   proof: string[];
   batch: ReceiptBatch;
   /** null until the batch is anchored. */
-  anchor: AnchorRecord | null;
+  anchor: ReceiptAnchor | null;
+}
+
+/**
+ * Where the batch was anchored, as the gateway knew it when it exported the receipt. The verifier
+ * checks every field against the pinned registry and the chain (RECEIPTS.md); `final` and
+ * `confirmations` say how settled it was then.
+ */
+export interface ReceiptAnchor {
+  chainId: number;
+  /** Registry address (lowercase). */
+  contract: string;
+  /** Transaction and block of the BatchAnchored event (null only in records of old gateways). */
+  txHash: string | null;
+  blockNumber: number | null;
+  /** Hash of that block; null in records of old gateways. */
+  blockHash: string | null;
+  /**
+   * Whether the anchor was final at export: `confirmations` deep, or at or below the chain's
+   * `finalized` block (then `confirmations` is 0). A receipt with `final: false` may still be
+   * reorganised away; the gateway then anchors the same batch again and later exports name the
+   * new transaction.
+   */
+  final: boolean;
+  /** The gateway's finality depth (0: the chain's `finalized` tag). */
+  confirmations: number;
+  /** Gateway clock when the anchor was recorded, µs (informational). */
+  anchoredAtUs: number;
+}
+
+/** The receipt's view of a stored anchor record (internal fields such as costs left out). */
+export function receiptAnchor(a: AnchorRecord | undefined): ReceiptAnchor | null {
+  if (!a) return null;
+  return {
+    chainId: a.chainId,
+    contract: a.contract.toLowerCase(),
+    txHash: a.txHash,
+    blockNumber: a.blockNumber,
+    blockHash: a.blockHash ?? null,
+    final: a.final ?? true,
+    confirmations: a.confirmations,
+    anchoredAtUs: a.anchoredAtUs,
+  };
 }
 
 /** Receipt of an INFERENCE leaf (kind 0x02). */
@@ -122,7 +164,7 @@ export interface Receipt {
   proof: string[];
   batch: ReceiptBatch;
   /** null until the batch is anchored. */
-  anchor: AnchorRecord | null;
+  anchor: ReceiptAnchor | null;
 }
 
 export interface Bundle {
@@ -252,7 +294,7 @@ export class ReceiptBuilder {
     index: number,
     leaf: Uint8Array,
     what: string,
-  ): Promise<{ batch: SealedBatch; tree: MerkleTree; leafIndex: number; anchor: AnchorRecord | null }> {
+  ): Promise<{ batch: SealedBatch; tree: MerkleTree; leafIndex: number; anchor: ReceiptAnchor | null }> {
     const batch = await this.store.batchForIndex(index);
     if (!batch) throw new ReceiptError("RECEIPT_NOT_SEALED", `${what} is not sealed into a batch yet`);
     const tree = await this.tree(batch);
@@ -262,7 +304,7 @@ export class ReceiptBuilder {
         "RECEIPT_INCONSISTENT",
         `${what} does not hash to the leaf sealed in batch ${batch.header.seq}`,
       );
-    const anchor = (await this.store.getAnchor(batch.header.seq)) ?? null;
+    const anchor = receiptAnchor(await this.store.getAnchor(batch.header.seq));
     return { batch, tree, leafIndex, anchor };
   }
 

@@ -1,36 +1,54 @@
 /**
- * Receipt verification with one precise failure reason per step.
+ * Receipt verification with one precise failure reason per step. The checks and the field rules are
+ * specified in RECEIPTS.md ("Checks, in order"); this file implements them.
+ *
+ * A receipt names its own registry (EIP-712 domain) — which proves nothing on its own: anyone can
+ * deploy a VigilRegistry, register a gateway id there with their own key and anchor whatever they
+ * like. So verification is pinned to a trust anchor the auditor supplies ({@link TrustAnchor}: the
+ * registry address and chain id, from a deployment file or given explicitly, optionally the gateway
+ * id and the site). On-chain checks refuse to run without one, and every result says what it was
+ * checked against.
  *
  * Offline (receipt only):
- *  1. MALFORMED        the JSON is not a vigil-receipt/1
- *  2. TAMPERED_FRAME   raw frame fails the protocol codec (CRC), disagrees with the receipt's
- *                      frame fields, or does not hash to `leaf` (frame receipts)
- *     TAMPERED_LEAF    INFERENCE/ALERT/SENSOR_FAULT preimage does not decode, disagrees with the receipt's
- *                      decoded fields or kind, or does not hash to `leaf` (leaf receipts)
- *  3. BAD_PROOF        leaf + proof do not give header.root
- *  4. TAMPERED_HEADER  header + domain do not hash to the signed digest, or `head` is not
- *                      keccak256(prevHead ‖ hashStruct(header)), or the entry's timestamp is
- *                      outside the header's range, or a non-zero header modelHash differs
- *                      from a leaf receipt's model hash
- *  5. BAD_SIGNATURE    the signature does not verify for the receipt's signer key
+ *  1. MALFORMED        not a vigil-receipt/1 (shape of every field, including `anchor` and `signer`)
+ *  2. TAMPERED_FRAME   raw frame fails the protocol codec (CRC), disagrees with the receipt's frame
+ *                      fields, or does not hash to `leaf` (frame receipts)
+ *     TAMPERED_LEAF    INFERENCE/ALERT/SENSOR_FAULT preimage does not decode, disagrees with the
+ *                      receipt's decoded fields or kind, or does not hash to `leaf` (leaf receipts)
+ *  3. BAD_PROOF        leaf + proof do not give header.root, or leafIndex is outside the batch, or the
+ *                      proof's length is not the depth of leaf `leafIndex` in a tree of leafCount leaves
+ *  4. TAMPERED_HEADER  header + domain do not hash to `digest`, `head` is not keccak256(prevHead ‖
+ *                      hashStruct(header)), the entry's timestamp is outside the header's range, or a
+ *                      non-zero header modelHash differs from a leaf receipt's model hash
+ *  5. BAD_SIGNATURE    the signature does not verify for `signer`, or `signer.address` is not the
+ *                      address `signer.publicKey` names (secp256k1) / is present for a P-256 key
  *  6. WRONG_SIGNER     the signer is not the expected key (`expectSigner`)
- * Online (RPC URL):
- *  7. WRONG_CHAIN      the RPC's chain id differs from the domain's
- *  8. NOT_ANCHORED     no BatchAnchored(gatewayId, seq, root) event with this header hash
- *  9. ANCHOR_MISMATCH  the receipt's recorded transaction/block differ from the chain's
- * 10. KEY_REVOKED      the gateway was not active (revoked/suspended) when the batch was anchored
- * 11. WRONG_SIGNER     the registry's key for the gateway at that moment is not the receipt's signer
- *                      (key history is replayed from the registry's events, so a non-archive
- *                      node suffices; a later revocation or rotation does not void old receipts)
+ *  7. WRONG_CHAIN / WRONG_REGISTRY / WRONG_GATEWAY  the signed domain's chain id or registry, or the
+ *                      header's gateway id, differ from the trust anchor
+ *  8. ANCHOR_MISMATCH  `anchor.chainId` / `anchor.contract` differ from the signed domain, or the
+ *                      anchor names a block without a transaction
+ * Online (RPC and trust anchor):
+ *  9. WRONG_CHAIN      the RPC's chain id is not the pinned one
+ * 10. NOT_ANCHORED     no BatchAnchored(gatewayId, seq, root) event of the pinned registry carries
+ *                      hashStruct(header)
+ * 11. ANCHOR_MISMATCH  a non-null `anchor.txHash`, `blockNumber` or `blockHash` differs from that event's
+ * 12. KEY_REVOKED      the gateway was not Active when the batch was anchored
+ * 13. WRONG_SIGNER     the registry's key for the gateway at that moment is not the receipt's signer
+ * 14. WRONG_SITE       the gateway is registered at another site than the pinned one
  *     CHAIN_UNREACHABLE the online checks could not run
+ * Key history, sites and anchors are read from the registry's events (bounded eth_getLogs from the
+ * deployment block), so a pruned (non-archive) node suffices; lookups are cached per verifier, so a
+ * bundle of many receipts of few batches costs few requests.
  */
-import { Interface, JsonRpcProvider } from "ethers";
+import { Interface, getAddress } from "ethers";
 import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
 import { batchDigest, hashBatchHeader, nextHead } from "../chain/eip712.ts";
 import { bytesToHex, hexToBytes, type Hex } from "../core/hex.ts";
 import { verifyDigest } from "../chain/keys.ts";
+import { ChainError, ChainNetworkError } from "../chain/errors.ts";
+import { DEFAULT_LOG_RANGE, blockNumber, scanLogs, type ChainLog } from "../chain/logs.ts";
+import { RpcPool, type RpcClient } from "../chain/rpc.ts";
 import { decodeFrame, deviceIdHex, FrameType } from "../protocol/frame.ts";
-import { redactUrl } from "../core/errors.ts";
 import { decodeModelLeaf, frameLeaf, leafFromPreimage, type DecodedModelLeaf } from "../core/leaf.ts";
 import { processProof } from "./merkle.ts";
 import { toDomain, toEip712Header } from "./header.ts";
@@ -44,7 +62,10 @@ export type VerifyFailure =
   | "TAMPERED_HEADER"
   | "BAD_SIGNATURE"
   | "WRONG_SIGNER"
+  | "WRONG_REGISTRY"
   | "WRONG_CHAIN"
+  | "WRONG_GATEWAY"
+  | "WRONG_SITE"
   | "NOT_ANCHORED"
   | "ANCHOR_MISMATCH"
   | "KEY_REVOKED"
@@ -61,26 +82,104 @@ export interface AnchorSummary {
   contract: string;
   txHash: string | null;
   blockNumber: number | null;
+  /** Present when checked on chain: confirmations at verification and the `finalized` tag's verdict. */
+  confirmations?: number;
+  finalized?: boolean;
+}
+
+/**
+ * What the auditor trusts. The registry address and chain id are required (from a deployment file,
+ * or given explicitly); gateway and site narrow it further.
+ */
+export interface TrustAnchor {
+  chainId: bigint;
+  /** VigilRegistry address. */
+  registry: string;
+  /** First block of every log query: the registry's deployment block. Default 0. */
+  fromBlock?: number;
+  /** Accept only batches of this gateway id. */
+  gatewayId?: string;
+  /** Accept only gateways registered at this site (bytes32). */
+  site?: string;
+  /** The site's name when given by name (messages). */
+  siteName?: string;
+  /** Where the pin came from, e.g. "deployment.json" or "--registry" (messages). */
+  source?: string;
+}
+
+/** What a successful verification was checked against (named in the output). */
+export interface CheckedAgainst {
+  registry: string;
+  chainId: number;
+  source: string | null;
+  gatewayId: string;
+  gatewayPinned: boolean;
+  /** The gateway's registered site (on chain), or the pinned one offline; null when unknown. */
+  site: string | null;
+  sitePinned: boolean;
+  siteName: string | null;
+  onChain: boolean;
 }
 
 export type VerifyResult =
-  | { ok: true; steps: VerifyStep[]; anchored: AnchorSummary | null }
+  | {
+      ok: true;
+      steps: VerifyStep[];
+      anchored: AnchorSummary | null;
+      /** null when no trust anchor was given (offline checks against the receipt's own claims only). */
+      checkedAgainst: CheckedAgainst | null;
+    }
   | { ok: false; reason: VerifyFailure; message: string; steps: VerifyStep[] };
 
 export interface VerifyOptions {
-  /** Enables the on-chain checks. */
-  rpcUrl?: string;
+  /** Pins the registry and chain (and optionally gateway and site). Required for on-chain checks. */
+  trust?: TrustAnchor;
+  /** Enables the on-chain checks: one URL, or several of the same chain (failover). */
+  rpcUrl?: string | readonly string[];
+  /** Injected JSON-RPC client (tests, benchmarks). */
+  rpc?: RpcClient;
   /** Pin the signer (address or P-256 x‖y): WRONG_SIGNER if the receipt names another key. */
   expectSigner?: string;
-  /** Injected provider (tests); default a JsonRpcProvider on rpcUrl. */
-  provider?: JsonRpcProvider;
+  /** Largest eth_getLogs range. Default 10 000. */
+  logBlockRange?: number;
+  /** Timeout of one JSON-RPC request, ms. Default 10 000. */
+  rpcTimeoutMs?: number;
 }
 
+/**
+ * Receipt fields no offline check covers (RECEIPTS.md "Field by field"): positions in the gateway's
+ * log, the gateway's clocks and finality view, and the anchor's transaction, block and block hash —
+ * those three are checked on chain (ANCHOR_MISMATCH). `leafIndex` is bounded (see proofLength), not
+ * committed. Every other field is checked.
+ */
+export const INFORMATIONAL_OFFLINE: readonly string[] = [
+  "frame.index",
+  "inference.index",
+  "alert.index",
+  "batch.sealedAtUs",
+  "anchor.txHash",
+  "anchor.blockNumber",
+  "anchor.blockHash",
+  "anchor.final",
+  "anchor.confirmations",
+  "anchor.anchoredAtUs",
+];
+
+/** The fields left informational when the receipt is also checked on chain. */
+export const INFORMATIONAL_ONLINE: readonly string[] = INFORMATIONAL_OFFLINE.filter(
+  (f) => !["anchor.txHash", "anchor.blockNumber", "anchor.blockHash"].includes(f),
+);
+
 const HEX32 = /^0x[0-9a-f]{64}$/i;
+const ADDR = /^0x[0-9a-fA-F]{40}$/;
 const ZERO32 = "0x" + "00".repeat(32);
 const STATUS = ["unregistered", "active", "suspended", "revoked"];
 const KEY_TYPES = ["none", "secp256k1", "p256"];
 const registryIface = new Interface(VigilRegistryArtifact.abi as never);
+const BATCH_ANCHORED = registryIface.getEvent("BatchAnchored")!.topicHash;
+const KEY_EVENTS = ["GatewayRegistered", "GatewayKeyRotated", "GatewayStatusChanged"].map(
+  (n) => registryIface.getEvent(n)!.topicHash,
+);
 
 class Fail extends Error {
   constructor(
@@ -101,6 +200,14 @@ function isSafeUint(v: unknown): v is number {
 
 const HEX_BYTES = /^0x([0-9a-f]{2})+$/i;
 
+/**
+ * Length of the proof of leaf `i` in the tree of `n` leaves laid out like OpenZeppelin's
+ * SimpleMerkleTree (leaf i at node 2n−2−i; a node k has depth ⌊log2(k+1)⌋).
+ */
+export function proofLength(i: number, n: number): number {
+  return Math.floor(Math.log2(2 * n - 1 - i));
+}
+
 function checkShape(r: AnyReceipt): void {
   const m = (c: unknown, what: string): void =>
     must(c, "MALFORMED", `receipt field ${what} is missing or invalid`);
@@ -114,12 +221,14 @@ function checkShape(r: AnyReceipt): void {
   if (r.kind === "frame") {
     m(r.frame && typeof r.frame.raw === "string" && HEX_BYTES.test(r.frame.raw), "frame.raw");
     m(/^[0-9a-f]{8}$/.test(r.frame.deviceId), "frame.deviceId");
-    for (const k of ["seq", "receivedUs", "timestampUs"] as const) m(isSafeUint(r.frame[k]), `frame.${k}`);
+    for (const k of ["index", "seq", "receivedUs", "timestampUs"] as const)
+      m(isSafeUint(r.frame[k]), `frame.${k}`);
   } else {
     const x: Partial<ReceiptInference & ReceiptAlert> | undefined = leafFields(r);
     m(x && typeof x === "object", r.kind);
     m(typeof x!.preimage === "string" && HEX_BYTES.test(x!.preimage), `${r.kind}.preimage`);
     m(typeof x!.deviceId === "string" && /^[0-9a-f]{8}$/.test(x!.deviceId), `${r.kind}.deviceId`);
+    m(isSafeUint(x!.index), `${r.kind}.index`);
     m(isSafeUint(x!.timestampUs), `${r.kind}.timestampUs`);
     for (const k of ["modelHash", "inputWindowHash"] as const) m(HEX32.test(String(x![k])), `${r.kind}.${k}`);
     if (r.kind === "inference") m(Array.isArray(x!.outputs), "inference.outputs");
@@ -138,9 +247,32 @@ function checkShape(r: AnyReceipt): void {
   for (const k of ["seq", "leafCount", "firstTimestamp", "lastTimestamp"] as const)
     m(isSafeUint(b.header[k]), `batch.header.${k}`);
   m(HEX32.test(String(b.head)) && HEX32.test(String(b.digest)), "batch.head/digest");
-  m(typeof b.signature === "string" && /^0x([0-9a-f]{2})+$/i.test(b.signature), "batch.signature");
+  m(typeof b.signature === "string" && HEX_BYTES.test(b.signature), "batch.signature");
   m(b.signer.keyType === "secp256k1" || b.signer.keyType === "p256", "batch.signer.keyType");
-  m(typeof b.signer.publicKey === "string", "batch.signer.publicKey");
+  m(typeof b.signer.publicKey === "string" && HEX_BYTES.test(b.signer.publicKey), "batch.signer.publicKey");
+  m(
+    b.signer.address === undefined || (typeof b.signer.address === "string" && ADDR.test(b.signer.address)),
+    "batch.signer.address",
+  );
+  m(isSafeUint(b.sealedAtUs), "batch.sealedAtUs");
+  m(isSafeUint(b.domain.chainId) && typeof b.domain.verifyingContract === "string", "batch.domain");
+  const a = r.anchor as Record<string, unknown> | null | undefined;
+  m(a === null || (a !== undefined && typeof a === "object"), "anchor");
+  if (a) {
+    m(isSafeUint(a.chainId), "anchor.chainId");
+    m(typeof a.contract === "string" && ADDR.test(a.contract), "anchor.contract");
+    m(a.txHash === null || (typeof a.txHash === "string" && HEX32.test(a.txHash)), "anchor.txHash");
+    m(a.blockNumber === null || isSafeUint(a.blockNumber), "anchor.blockNumber");
+    m(
+      a.blockHash === undefined ||
+        a.blockHash === null ||
+        (typeof a.blockHash === "string" && HEX32.test(a.blockHash)),
+      "anchor.blockHash",
+    );
+    m(a.final === undefined || typeof a.final === "boolean", "anchor.final");
+    m(isSafeUint(a.confirmations), "anchor.confirmations");
+    m(isSafeUint(a.anchoredAtUs), "anchor.anchoredAtUs");
+  }
 }
 
 /** f32 values as JSON carries them: NaN becomes null. */
@@ -188,43 +320,6 @@ function checkLeafPreimage(r: LeafReceipt): DecodedModelLeaf {
   return d;
 }
 
-/** Verifies a receipt (frame, inference or alert); never throws (failures are results). */
-export async function verifyReceipt(r: AnyReceipt, opts: VerifyOptions = {}): Promise<VerifyResult> {
-  const steps: VerifyStep[] = [];
-  const pass = (step: string, detail: string): void => void steps.push({ step, ok: true, detail });
-  try {
-    checkShape(r);
-    pass("format", `vigil-receipt/1 (${r.kind})`);
-    let leaf: string;
-    let ts: number;
-    let model: string | undefined;
-    if (r.kind === "frame") {
-      leaf = checkFrame(r);
-      ts = r.frame.timestampUs;
-      pass("leaf", `frame ${r.frame.deviceId}/${r.frame.seq} hashes to ${leaf}`);
-    } else {
-      const d = checkLeafPreimage(r);
-      leaf = r.leaf.toLowerCase();
-      ts = d.timestampUs;
-      model = bytesToHex(d.modelHash);
-      const what = d.kind === "inference" ? `inference (${d.outputs.length} outputs)` : `${d.kind} ${d.rule}`;
-      pass("leaf", `${what} of device ${deviceIdHex(d.deviceId)}, model ${model}, hashes to ${leaf}`);
-    }
-    return await verifyBatch(r, leaf, ts, model, opts, steps);
-  } catch (e) {
-    return failed(e, steps);
-  }
-}
-
-function failed(e: unknown, steps: VerifyStep[]): VerifyResult {
-  if (e instanceof Fail) {
-    steps.push({ step: e.reason, ok: false, detail: e.message });
-    return { ok: false, reason: e.reason, message: e.message, steps };
-  }
-  const msg = (e as Error)?.message ?? String(e);
-  return { ok: false, reason: "MALFORMED", message: `receipt could not be checked: ${msg}`, steps };
-}
-
 /** 2. (frame receipts) frame bytes → fields → leaf. Returns the leaf (lowercase hex). */
 function checkFrame(r: Receipt): string {
   const raw = Buffer.from(r.frame.raw.slice(2), "hex");
@@ -251,220 +346,524 @@ function checkFrame(r: Receipt): string {
   return leaf;
 }
 
-/** Steps 3-6 and the online checks, the same for every kind of receipt. */
-async function verifyBatch(
-  r: AnyReceipt,
-  leaf: string,
-  ts: number,
-  model: string | undefined,
-  opts: VerifyOptions,
-  steps: VerifyStep[],
-): Promise<VerifyResult> {
-  const pass = (step: string, detail: string): void => void steps.push({ step, ok: true, detail });
-  // 3. leaf → root
-  const h = r.batch.header;
-  const root = bytesToHex(
-    processProof(
-      hexToBytes(leaf),
-      r.proof.map((p) => hexToBytes(p)),
-    ),
-  );
-  must(
-    root === h.root.toLowerCase(),
-    "BAD_PROOF",
-    `the Merkle proof leads to ${root}, not the batch root ${h.root}`,
-  );
-  must(
-    r.leafIndex < h.leafCount,
-    "BAD_PROOF",
-    `leafIndex ${r.leafIndex} is outside the batch of ${h.leafCount}`,
-  );
-  pass("proof", `leaf is in batch ${h.seq} (root ${h.root})`);
-
-  // 4. header → digest, head
-  let digest: Hex;
-  let head: Hex;
-  try {
-    const eip = toEip712Header(h);
-    digest = batchDigest(toDomain(r.batch.domain), eip);
-    head = nextHead(h.prevHead as Hex, eip);
-  } catch (e) {
-    throw new Fail("TAMPERED_HEADER", `header or domain is invalid: ${(e as Error).message}`);
+function failed(e: unknown, steps: VerifyStep[]): VerifyResult {
+  if (e instanceof Fail) {
+    steps.push({ step: e.reason, ok: false, detail: e.message });
+    return { ok: false, reason: e.reason, message: e.message, steps };
   }
-  must(
-    digest === r.batch.digest.toLowerCase(),
-    "TAMPERED_HEADER",
-    "header and domain do not hash to the signed EIP-712 digest",
-  );
-  must(
-    head === r.batch.head.toLowerCase(),
-    "TAMPERED_HEADER",
-    "head is not keccak256(prevHead ‖ hashStruct(header))",
-  );
-  must(
-    ts >= h.firstTimestamp && ts <= h.lastTimestamp,
-    "TAMPERED_HEADER",
-    `${r.kind} timestamp is outside the header's time range`,
-  );
-  // The sealer commits the leaves' model hash when they share one, zero otherwise.
-  if (model !== undefined && h.modelHash.toLowerCase() !== ZERO32)
-    must(
-      h.modelHash.toLowerCase() === model,
-      "TAMPERED_HEADER",
-      `the header's modelHash ${h.modelHash} is not the ${r.kind}'s model ${model}`,
-    );
-  pass("header", `EIP-712 digest ${digest}`);
-
-  // 5./6. signature
-  const signer = r.batch.signer;
-  must(
-    verifyDigest(signer.keyType, signer.publicKey as Hex, digest, r.batch.signature as Hex),
-    "BAD_SIGNATURE",
-    `signature does not verify for ${signer.keyType} key ${signer.publicKey}`,
-  );
-  if (opts.expectSigner !== undefined)
-    must(
-      opts.expectSigner.toLowerCase() === signer.publicKey.toLowerCase(),
-      "WRONG_SIGNER",
-      `batch is signed by ${signer.publicKey}, expected ${opts.expectSigner}`,
-    );
-  pass("signature", `${signer.keyType} signature by ${signer.publicKey}`);
-
-  if (!opts.rpcUrl && !opts.provider)
-    return { ok: true, steps, anchored: r.anchor ? anchorSummary(r) : null };
-  const anchored = await verifyOnline(r, opts, steps);
-  return { ok: true, steps, anchored };
+  const msg = (e as Error)?.message ?? String(e);
+  return { ok: false, reason: "MALFORMED", message: `receipt could not be checked: ${msg}`, steps };
 }
 
-function anchorSummary(r: AnyReceipt): AnchorSummary | null {
-  return r.anchor
-    ? {
-        chainId: r.anchor.chainId,
-        contract: r.anchor.contract,
-        txHash: r.anchor.txHash,
-        blockNumber: r.anchor.blockNumber,
-      }
-    : null;
+interface KeyEvent {
+  block: number;
+  index: number;
+  name: string;
+  keyType?: string;
+  publicKey?: string;
+  status?: number;
+  site?: string;
 }
 
-async function verifyOnline(r: AnyReceipt, opts: VerifyOptions, steps: VerifyStep[]): Promise<AnchorSummary> {
-  const url = opts.rpcUrl ?? "";
-  // The expected chain id is given as a static network (no detection retry loop); the real
-  // one is still read with eth_chainId below.
-  const provider =
-    opts.provider ??
-    new JsonRpcProvider(url, r.batch.domain.chainId, { staticNetwork: true, batchMaxCount: 1 });
-  try {
-    const h = r.batch.header;
-    const contract = r.batch.domain.verifyingContract;
-    let chainId: bigint;
-    let logs;
+interface AnchorLookup {
+  log: ChainLog | undefined;
+}
+
+/**
+ * Verifies receipts against one trust anchor, caching what it reads from the chain (chain id, the
+ * anchors of each batch, each gateway's key history) and signature checks (one per batch), so a
+ * bundle costs about one lookup per batch and gateway. `close()` releases the RPC connection.
+ */
+export class ReceiptVerifier {
+  readonly #o: VerifyOptions;
+  readonly #rpc: RpcClient | undefined;
+  readonly #ownsRpc: boolean;
+  readonly #trust: TrustAnchor | undefined;
+  #chainOk: Promise<bigint> | undefined;
+  #tip: Promise<{ latest: number; finalized: number }> | undefined;
+  readonly #anchors = new Map<string, Promise<AnchorLookup>>();
+  readonly #keys = new Map<string, Promise<KeyEvent[]>>();
+  readonly #sigs = new Map<string, boolean>();
+
+  /** @throws TypeError when an RPC is given without a trust anchor (nothing to check it against). */
+  constructor(o: VerifyOptions = {}) {
+    this.#o = o;
+    this.#trust = o.trust;
+    if ((o.rpc || o.rpcUrl) && !o.trust)
+      throw new TypeError(
+        "on-chain verification needs a trust anchor (registry address and chain id): the receipt's own registry proves nothing",
+      );
+    if (o.trust) {
+      if (!ADDR.test(o.trust.registry))
+        throw new TypeError(`trust.registry must be a 20-byte address, got ${o.trust.registry}`);
+      if (o.trust.gatewayId !== undefined && !HEX32.test(o.trust.gatewayId))
+        throw new TypeError("trust.gatewayId must be 32 bytes of hex");
+      if (o.trust.site !== undefined && !HEX32.test(o.trust.site))
+        throw new TypeError("trust.site must be 32 bytes of hex");
+    }
+    this.#rpc =
+      o.rpc ??
+      (o.rpcUrl
+        ? new RpcPool({
+            urls: typeof o.rpcUrl === "string" ? [o.rpcUrl] : o.rpcUrl,
+            healthCheckIntervalMs: 0,
+            ...(o.rpcTimeoutMs !== undefined ? { timeoutMs: o.rpcTimeoutMs } : {}),
+            ...(o.trust ? { expectedChainId: o.trust.chainId } : {}),
+          })
+        : undefined);
+    this.#ownsRpc = !o.rpc && this.#rpc !== undefined;
+  }
+
+  close(): void {
+    if (this.#ownsRpc) this.#rpc?.close();
+  }
+
+  /** Verifies a receipt (frame, inference or alert); never throws (failures are results). */
+  async verify(r: AnyReceipt): Promise<VerifyResult> {
+    const steps: VerifyStep[] = [];
+    const pass = (step: string, detail: string): void => void steps.push({ step, ok: true, detail });
     try {
-      chainId = BigInt((await provider.send("eth_chainId", [])) as string);
+      checkShape(r);
+      pass("format", `vigil-receipt/1 (${r.kind})`);
+      let leaf: string;
+      let ts: number;
+      let model: string | undefined;
+      if (r.kind === "frame") {
+        leaf = checkFrame(r);
+        ts = r.frame.timestampUs;
+        pass("leaf", `frame ${r.frame.deviceId}/${r.frame.seq} hashes to ${leaf}`);
+      } else {
+        const d = checkLeafPreimage(r);
+        leaf = r.leaf.toLowerCase();
+        ts = d.timestampUs;
+        model = bytesToHex(d.modelHash);
+        const what =
+          d.kind === "inference" ? `inference (${d.outputs.length} outputs)` : `${d.kind} ${d.rule}`;
+        pass("leaf", `${what} of device ${deviceIdHex(d.deviceId)}, model ${model}, hashes to ${leaf}`);
+      }
+      return await this.#batch(r, leaf, ts, model, steps);
     } catch (e) {
-      throw new Fail(
-        "CHAIN_UNREACHABLE",
-        `RPC ${redactUrl(url)} is unreachable: ${(e as Error).message.split("\n")[0]}`,
+      return failed(e, steps);
+    }
+  }
+
+  /** Steps 3-8 and the online checks, the same for every kind of receipt. */
+  async #batch(
+    r: AnyReceipt,
+    leaf: string,
+    ts: number,
+    model: string | undefined,
+    steps: VerifyStep[],
+  ): Promise<VerifyResult> {
+    const pass = (step: string, detail: string): void => void steps.push({ step, ok: true, detail });
+    // 3. leaf → root, position
+    const h = r.batch.header;
+    const root = bytesToHex(
+      processProof(
+        hexToBytes(leaf),
+        r.proof.map((p) => hexToBytes(p)),
+      ),
+    );
+    must(
+      root === h.root.toLowerCase(),
+      "BAD_PROOF",
+      `the Merkle proof leads to ${root}, not the batch root ${h.root}`,
+    );
+    must(
+      h.leafCount >= 1 && r.leafIndex < h.leafCount,
+      "BAD_PROOF",
+      `leafIndex ${r.leafIndex} is outside the batch of ${h.leafCount}`,
+    );
+    const depth = proofLength(r.leafIndex, h.leafCount);
+    must(
+      r.proof.length === depth,
+      "BAD_PROOF",
+      `a proof of leaf ${r.leafIndex} in a batch of ${h.leafCount} leaves has ${depth} elements, this one has ${r.proof.length}`,
+    );
+    pass("proof", `leaf ${r.leafIndex} of ${h.leafCount} is in batch ${h.seq} (root ${h.root})`);
+
+    // 4. header → digest, head
+    let digest: Hex;
+    let head: Hex;
+    try {
+      const eip = toEip712Header(h);
+      digest = batchDigest(toDomain(r.batch.domain), eip);
+      head = nextHead(h.prevHead as Hex, eip);
+    } catch (e) {
+      throw new Fail("TAMPERED_HEADER", `header or domain is invalid: ${(e as Error).message}`);
+    }
+    must(
+      digest === r.batch.digest.toLowerCase(),
+      "TAMPERED_HEADER",
+      "header and domain do not hash to the signed EIP-712 digest",
+    );
+    must(
+      head === r.batch.head.toLowerCase(),
+      "TAMPERED_HEADER",
+      "head is not keccak256(prevHead ‖ hashStruct(header))",
+    );
+    must(
+      ts >= h.firstTimestamp && ts <= h.lastTimestamp,
+      "TAMPERED_HEADER",
+      `${r.kind} timestamp is outside the header's time range`,
+    );
+    // The sealer commits the leaves' model hash when they share one, zero otherwise.
+    if (model !== undefined && h.modelHash.toLowerCase() !== ZERO32)
+      must(
+        h.modelHash.toLowerCase() === model,
+        "TAMPERED_HEADER",
+        `the header's modelHash ${h.modelHash} is not the ${r.kind}'s model ${model}`,
+      );
+    pass("header", `EIP-712 digest ${digest}`);
+
+    // 5./6. signer, signature
+    const signer = r.batch.signer;
+    const pub = signer.publicKey.toLowerCase();
+    if (signer.keyType === "secp256k1") {
+      must(
+        /^0x[0-9a-f]{40}$/.test(pub),
+        "BAD_SIGNATURE",
+        "a secp256k1 signer's publicKey is its 20-byte address",
+      );
+      if (signer.address !== undefined) {
+        const a = signer.address;
+        must(
+          a.toLowerCase() === pub && (a === a.toLowerCase() || a === getAddress(pub)),
+          "BAD_SIGNATURE",
+          `signer.address ${a} is not the address of signer.publicKey ${signer.publicKey}`,
+        );
+      }
+    } else {
+      must(/^0x[0-9a-f]{128}$/.test(pub), "BAD_SIGNATURE", "a P-256 signer's publicKey is x‖y (64 bytes)");
+      must(signer.address === undefined, "BAD_SIGNATURE", "a P-256 signer has no address");
+    }
+    const sigKey = `${signer.keyType}|${pub}|${digest}|${r.batch.signature.toLowerCase()}`;
+    let sigOk = this.#sigs.get(sigKey);
+    if (sigOk === undefined) {
+      sigOk = verifyDigest(signer.keyType, pub as Hex, digest, r.batch.signature as Hex);
+      if (this.#sigs.size > 10_000) this.#sigs.clear();
+      this.#sigs.set(sigKey, sigOk);
+    }
+    must(sigOk, "BAD_SIGNATURE", `signature does not verify for ${signer.keyType} key ${signer.publicKey}`);
+    if (this.#o.expectSigner !== undefined)
+      must(
+        this.#o.expectSigner.toLowerCase() === pub,
+        "WRONG_SIGNER",
+        `batch is signed by ${signer.publicKey}, expected ${this.#o.expectSigner}`,
+      );
+    pass("signature", `${signer.keyType} signature by ${signer.publicKey}`);
+
+    // 7. the trust anchor (offline part)
+    const d = r.batch.domain;
+    const t = this.#trust;
+    if (t) {
+      must(
+        BigInt(d.chainId) === t.chainId,
+        "WRONG_CHAIN",
+        `the batch is signed for chain ${d.chainId}, the trusted registry is on chain ${t.chainId}`,
+      );
+      must(
+        d.verifyingContract.toLowerCase() === t.registry.toLowerCase(),
+        "WRONG_REGISTRY",
+        `the batch is signed for registry ${d.verifyingContract}, not the trusted registry ${t.registry}${t.source ? ` (${t.source})` : ""}`,
+      );
+      if (t.gatewayId !== undefined)
+        must(
+          h.gatewayId.toLowerCase() === t.gatewayId.toLowerCase(),
+          "WRONG_GATEWAY",
+          `the batch is gateway ${h.gatewayId}'s, not the trusted gateway ${t.gatewayId}`,
+        );
+      pass("trust", `signed for the trusted registry ${t.registry.toLowerCase()} on chain ${t.chainId}`);
+    }
+
+    // 8. the anchor record's own consistency
+    const a = r.anchor;
+    if (a) {
+      must(
+        a.chainId === d.chainId && a.contract.toLowerCase() === d.verifyingContract.toLowerCase(),
+        "ANCHOR_MISMATCH",
+        `the receipt's anchor names registry ${a.contract} on chain ${a.chainId}; the batch is signed for ${d.verifyingContract} on chain ${d.chainId}`,
+      );
+      must(
+        a.txHash !== null || (a.blockNumber === null && (a.blockHash ?? null) === null),
+        "ANCHOR_MISMATCH",
+        "the receipt's anchor names a block but no transaction",
       );
     }
-    must(
-      chainId === BigInt(r.batch.domain.chainId),
-      "WRONG_CHAIN",
-      `RPC serves chain ${chainId}, the receipt is for chain ${r.batch.domain.chainId}`,
-    );
-    const ev = registryIface.getEvent("BatchAnchored");
-    if (!ev) throw new Error("registry ABI has no BatchAnchored event");
-    const topics = [
-      ev.topicHash,
-      h.gatewayId.toLowerCase(),
-      "0x" + h.seq.toString(16).padStart(64, "0"),
-      h.root.toLowerCase(),
-    ];
+
+    const against = (site: string | null, onChain: boolean): CheckedAgainst | null =>
+      t
+        ? {
+            registry: t.registry.toLowerCase(),
+            chainId: Number(t.chainId),
+            source: t.source ?? null,
+            gatewayId: h.gatewayId.toLowerCase(),
+            gatewayPinned: t.gatewayId !== undefined,
+            site,
+            sitePinned: t.site !== undefined,
+            siteName: t.siteName ?? null,
+            onChain,
+          }
+        : null;
+    if (!this.#rpc)
+      return {
+        ok: true,
+        steps,
+        anchored: a
+          ? { chainId: a.chainId, contract: a.contract, txHash: a.txHash, blockNumber: a.blockNumber }
+          : null,
+        checkedAgainst: against(t?.site?.toLowerCase() ?? null, false),
+      };
+    const on = await this.#online(r, this.#rpc, t!, steps);
+    return { ok: true, steps, anchored: on.anchored, checkedAgainst: against(on.site, true) };
+  }
+
+  #fail(what: string, e: unknown): never {
+    if (e instanceof Fail) throw e;
+    const msg =
+      e instanceof ChainError ? e.shortMessage : ((e as Error)?.message ?? String(e)).split("\n")[0];
+    throw new Fail("CHAIN_UNREACHABLE", `${what}: ${msg}`);
+  }
+
+  async #online(
+    r: AnyReceipt,
+    rpc: RpcClient,
+    t: TrustAnchor,
+    steps: VerifyStep[],
+  ): Promise<{ anchored: AnchorSummary; site: string | null }> {
+    const h = r.batch.header;
+    const registry = t.registry.toLowerCase();
+    // 9. chain
+    this.#chainOk ??= rpc.request<string>("eth_chainId", []).then(BigInt);
+    let chainId: bigint;
     try {
-      logs = await provider.getLogs({ address: contract, topics, fromBlock: 0, toBlock: "latest" });
+      chainId = await this.#chainOk;
     } catch (e) {
-      throw new Fail("CHAIN_UNREACHABLE", `log query failed: ${(e as Error).message.split("\n")[0]}`);
+      this.#chainOk = undefined;
+      this.#fail(`RPC ${rpc.currentUrl} is unreachable`, e);
     }
+    must(
+      chainId === t.chainId,
+      "WRONG_CHAIN",
+      `the RPC serves chain ${chainId}, the trusted registry is on chain ${t.chainId}`,
+    );
+
+    // 10. the BatchAnchored event
     const headerHash = hashBatchHeader(toEip712Header(h));
-    const log = logs.find((l) => {
-      const p = registryIface.parseLog(l);
-      return p !== null && String(p.args.getValue("headerHash")).toLowerCase() === headerHash;
-    });
+    const key = `${h.gatewayId.toLowerCase()}|${h.seq}|${h.root.toLowerCase()}|${headerHash}`;
+    let lookup = this.#anchors.get(key);
+    if (!lookup) {
+      lookup = this.#findAnchor(
+        rpc,
+        registry,
+        t.fromBlock ?? 0,
+        h.gatewayId,
+        h.seq,
+        h.root,
+        headerHash,
+        r.anchor?.blockNumber ?? null,
+      );
+      this.#anchors.set(key, lookup);
+      lookup.catch(() => this.#anchors.delete(key));
+    }
+    let found: AnchorLookup;
+    try {
+      found = await lookup;
+    } catch (e) {
+      this.#fail("log query failed", e);
+    }
+    const log = found.log;
     must(
       log,
       "NOT_ANCHORED",
-      `batch ${h.seq} with root ${h.root} is not anchored in registry ${contract} on chain ${chainId}`,
+      `batch ${h.seq} with root ${h.root} is not anchored in the trusted registry ${registry} on chain ${chainId} (searched from block ${t.fromBlock ?? 0})`,
     );
-    if (r.anchor && r.anchor.txHash !== null) {
-      must(
-        r.anchor.txHash.toLowerCase() === log.transactionHash.toLowerCase() &&
-          r.anchor.blockNumber === log.blockNumber,
-        "ANCHOR_MISMATCH",
-        `receipt says tx ${r.anchor.txHash} in block ${r.anchor.blockNumber}; the chain has ${log.transactionHash} in block ${log.blockNumber}`,
-      );
+    // 11. the receipt's anchor fields
+    const a = r.anchor;
+    if (a) {
+      const mismatch = (field: string, theirs: unknown, ours: unknown): string =>
+        `the receipt's anchor.${field} is ${String(theirs)}; the chain has ${String(ours)} (tx ${log.transactionHash} in block ${log.blockNumber})`;
+      if (a.txHash !== null)
+        must(
+          a.txHash.toLowerCase() === log.transactionHash,
+          "ANCHOR_MISMATCH",
+          mismatch("txHash", a.txHash, log.transactionHash),
+        );
+      if (a.blockNumber !== null)
+        must(
+          a.blockNumber === log.blockNumber,
+          "ANCHOR_MISMATCH",
+          mismatch("blockNumber", a.blockNumber, log.blockNumber),
+        );
+      if (a.blockHash)
+        must(
+          a.blockHash.toLowerCase() === log.blockHash,
+          "ANCHOR_MISMATCH",
+          mismatch("blockHash", a.blockHash, log.blockHash),
+        );
     }
+    this.#tip ??= (async () => {
+      const latest = await blockNumber(rpc);
+      let finalized = -1;
+      try {
+        const b = await rpc.request<{ number: string } | null>("eth_getBlockByNumber", ["finalized", false]);
+        if (b) finalized = Number(BigInt(b.number));
+      } catch (e) {
+        if (e instanceof ChainNetworkError) throw e; // a node without the tag: unknown, not an error
+      }
+      return { latest, finalized };
+    })();
+    let tip: { latest: number; finalized: number };
+    try {
+      tip = await this.#tip;
+    } catch (e) {
+      this.#tip = undefined;
+      this.#fail("block query failed", e);
+    }
+    const confirmations = Math.max(0, tip.latest - log.blockNumber + 1);
+    const finalized = tip.finalized >= log.blockNumber;
     steps.push({
       step: "anchored",
       ok: true,
-      detail: `tx ${log.transactionHash} in block ${log.blockNumber}`,
+      detail: `tx ${log.transactionHash} in block ${log.blockNumber} of registry ${registry} (${confirmations} confirmations, ${finalized ? "finalized" : "not finalized yet"})`,
     });
-    // The gateway's key and status at the anchor, replayed from the registry's events up to
-    // the anchor's log (works on non-archive nodes, which cannot answer historical eth_calls).
-    const at = await keyAt(provider, contract, h.gatewayId, log.blockNumber, log.index);
+
+    // 12.-14. the gateway's key, status and site when the batch was anchored
+    const gw = h.gatewayId.toLowerCase();
+    let hist = this.#keys.get(gw);
+    if (!hist) {
+      hist = this.#keyHistory(rpc, registry, t.fromBlock ?? 0, gw, tip.latest);
+      this.#keys.set(gw, hist);
+      hist.catch(() => this.#keys.delete(gw));
+    }
+    let events: KeyEvent[];
+    try {
+      events = await hist;
+    } catch (e) {
+      this.#fail("registry log query failed", e);
+    }
+    const st = { status: 0, keyType: "none", publicKey: "", site: null as string | null };
+    for (const ev of events) {
+      if (ev.block > log.blockNumber || (ev.block === log.blockNumber && ev.index >= log.index)) break;
+      if (ev.keyType !== undefined) {
+        st.keyType = ev.keyType;
+        st.publicKey = ev.publicKey!;
+      }
+      if (ev.status !== undefined) st.status = ev.status;
+      if (ev.site !== undefined) st.site = ev.site;
+    }
     must(
-      at.status === 1,
+      st.status === 1,
       "KEY_REVOKED",
-      `gateway ${h.gatewayId} was ${STATUS[at.status] ?? at.status} when batch ${h.seq} was anchored (block ${log.blockNumber})`,
+      `gateway ${gw} was ${STATUS[st.status] ?? st.status} in registry ${registry} when batch ${h.seq} was anchored (block ${log.blockNumber})`,
     );
     const s = r.batch.signer;
     must(
-      at.keyType === s.keyType && at.publicKey === s.publicKey.toLowerCase(),
+      st.keyType === s.keyType && st.publicKey === s.publicKey.toLowerCase(),
       "WRONG_SIGNER",
-      `the registry's key for the gateway at block ${log.blockNumber} is ${at.keyType} ${at.publicKey}, the receipt's signer is ${s.publicKey}`,
+      `the registry's key for gateway ${gw} at block ${log.blockNumber} is ${st.keyType} ${st.publicKey}, the receipt's signer is ${s.publicKey}`,
     );
+    if (t.site !== undefined)
+      must(
+        st.site === t.site.toLowerCase(),
+        "WRONG_SITE",
+        `gateway ${gw} is registered at site ${st.site}, not the trusted site ${t.site}${t.siteName ? ` (${t.siteName})` : ""}`,
+      );
     steps.push({
       step: "key",
       ok: true,
-      detail: `${s.keyType} key registered and active at block ${log.blockNumber}`,
+      detail: `${s.keyType} key registered and active at block ${log.blockNumber}; gateway ${gw} of site ${st.site}`,
     });
-    return { chainId: Number(chainId), contract, txHash: log.transactionHash, blockNumber: log.blockNumber };
-  } finally {
-    if (!opts.provider) provider.destroy();
+    return {
+      anchored: {
+        chainId: Number(chainId),
+        contract: registry,
+        txHash: log.transactionHash,
+        blockNumber: log.blockNumber,
+        confirmations,
+        finalized,
+      },
+      site: st.site,
+    };
+  }
+
+  async #findAnchor(
+    rpc: RpcClient,
+    registry: string,
+    fromBlock: number,
+    gatewayId: string,
+    seq: number,
+    root: string,
+    headerHash: string,
+    hint: number | null,
+  ): Promise<AnchorLookup> {
+    const filter = {
+      address: registry,
+      topics: [
+        BATCH_ANCHORED,
+        gatewayId.toLowerCase(),
+        `0x${seq.toString(16).padStart(64, "0")}`,
+        root.toLowerCase(),
+      ],
+    };
+    const match = (logs: readonly ChainLog[]): ChainLog | undefined =>
+      logs.find((l) => {
+        const p = registryIface.parseLog(l);
+        return p !== null && String(p.args.getValue("headerHash")).toLowerCase() === headerHash;
+      });
+    const range = this.#o.logBlockRange ?? DEFAULT_LOG_RANGE;
+    // The receipt's block first (one request); the whole range from the deployment block otherwise.
+    if (hint !== null && hint >= fromBlock) {
+      const l = match(await scanLogs(rpc, filter, { fromBlock: hint, toBlock: hint, maxRange: range }));
+      if (l) return { log: l };
+    }
+    const logs = await scanLogs(rpc, filter, {
+      fromBlock,
+      maxRange: range,
+      direction: "backward",
+      stopWhen: (ls) => match(ls) !== undefined,
+    });
+    return { log: match(logs) };
+  }
+
+  async #keyHistory(
+    rpc: RpcClient,
+    registry: string,
+    fromBlock: number,
+    gatewayId: string,
+    toBlock: number,
+  ): Promise<KeyEvent[]> {
+    const logs = await scanLogs(
+      rpc,
+      { address: registry, topics: [KEY_EVENTS, gatewayId] },
+      { fromBlock, toBlock, maxRange: this.#o.logBlockRange ?? DEFAULT_LOG_RANGE },
+    );
+    const out: KeyEvent[] = [];
+    for (const l of logs) {
+      const p = registryIface.parseLog(l);
+      if (!p) continue;
+      const ev: KeyEvent = { block: l.blockNumber, index: l.index, name: p.name };
+      if (p.name === "GatewayRegistered" || p.name === "GatewayKeyRotated") {
+        ev.keyType = KEY_TYPES[Number(p.args.getValue("keyType"))] ?? "none";
+        ev.publicKey = String(p.args.getValue("publicKey")).toLowerCase();
+      }
+      if (p.name === "GatewayRegistered") {
+        ev.status = 1;
+        ev.site = String(p.args.getValue("site")).toLowerCase();
+      }
+      if (p.name === "GatewayStatusChanged") ev.status = Number(p.args.getValue("status"));
+      out.push(ev);
+    }
+    return out;
   }
 }
 
-/** Replays GatewayRegistered / GatewayKeyRotated / GatewayStatusChanged up to (block, logIndex). */
-async function keyAt(
-  provider: JsonRpcProvider,
-  contract: string,
-  gatewayId: string,
-  block: number,
-  logIndex: number,
-): Promise<{ status: number; keyType: string; publicKey: string }> {
-  const names = ["GatewayRegistered", "GatewayKeyRotated", "GatewayStatusChanged"];
-  const topics = names.map((n) => registryIface.getEvent(n)?.topicHash ?? "");
-  let logs;
+/** Verifies one receipt (a one-shot {@link ReceiptVerifier}); never throws for a bad receipt. */
+export async function verifyReceipt(r: AnyReceipt, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  const v = new ReceiptVerifier(opts);
   try {
-    logs = await provider.getLogs({
-      address: contract,
-      topics: [topics, gatewayId.toLowerCase()],
-      fromBlock: 0,
-      toBlock: block,
-    });
-  } catch (e) {
-    throw new Fail("CHAIN_UNREACHABLE", `registry log query failed: ${(e as Error).message.split("\n")[0]}`);
+    return await v.verify(r);
+  } finally {
+    v.close();
   }
-  logs.sort((x, y) => x.blockNumber - y.blockNumber || x.index - y.index);
-  const st = { status: 0, keyType: "none", publicKey: "" };
-  for (const l of logs) {
-    if (l.blockNumber === block && l.index >= logIndex) break;
-    const p = registryIface.parseLog(l);
-    if (!p) continue;
-    if (p.name === "GatewayRegistered" || p.name === "GatewayKeyRotated") {
-      st.keyType = KEY_TYPES[Number(p.args.getValue("keyType"))] ?? "none";
-      st.publicKey = String(p.args.getValue("publicKey")).toLowerCase();
-      if (p.name === "GatewayRegistered") st.status = 1;
-    } else st.status = Number(p.args.getValue("status"));
-  }
-  return st;
 }

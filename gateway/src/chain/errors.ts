@@ -90,6 +90,18 @@ export class ReplacementUnderpricedError extends NonceError {
 }
 
 /**
+ * The node refused a transaction whose max fee is below the current base fee ("max fee per gas less
+ * than block base fee", "fee cap less than block base fee"): geth queues such a transaction, anvil
+ * and some providers refuse it. A rebroadcast that meets this keeps waiting; a first send is retried.
+ */
+export class FeeTooLowError extends ChainError {
+  override name = "FeeTooLowError";
+  constructor(opts: { cause?: unknown } = {}) {
+    super("CHAIN_FEE_TOO_LOW", "the transaction's max fee is below the current base fee", opts);
+  }
+}
+
+/**
  * The chain's base fee is above the configured `maxFeePerGas` cap: no transaction with an allowed
  * fee can be mined now. Anchoring pauses until the base fee falls.
  */
@@ -441,6 +453,12 @@ export function nodeMessageError(msg: string, cause?: unknown): ChainError | und
   if (/replacement (transaction )?underpriced|underpriced replacement|ReplacementUnderpriced/i.test(msg))
     return new ReplacementUnderpricedError(undefined, { cause });
   if (/insufficient funds/i.test(msg)) return new InsufficientFundsError({ cause });
+  if (
+    /(max )?fee (per gas |cap )?(is )?less than (the )?(block )?base ?fee|feecap too low|fee cap too low/i.test(
+      msg,
+    )
+  )
+    return new FeeTooLowError({ cause });
   return undefined;
 }
 

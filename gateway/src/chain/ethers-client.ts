@@ -147,7 +147,7 @@ export class EthersRegistryClient implements RegistryClient {
     let receipt: TransactionReceipt | null;
     try {
       const tx = (await contract.getFunction(method).send(...args)) as ContractTransactionResponse;
-      receipt = await tx.wait(this.confirmations);
+      receipt = await this.waitMined(tx.hash);
     } catch (e) {
       // ethers' NonceManager increments its counter BEFORE gas estimation, so any failure (a revert
       // found while estimating, a stale nonce, a dropped connection) must reset it or the next
@@ -157,6 +157,19 @@ export class EthersRegistryClient implements RegistryClient {
     }
     if (!receipt || receipt.status !== 1) throw new ChainStateError(`${method}: transaction failed`);
     return receipt;
+  }
+
+  /**
+   * Polls for the receipt until it has `confirmations`. Not `tx.wait()`: ethers' event-driven wait
+   * was seen never to resolve for a transaction that was mined (bench/anchor.ts, twice in about
+   * 1,300 sequential anchors on a loaded machine), which would leave a command hanging forever.
+   */
+  private async waitMined(hash: string): Promise<TransactionReceipt> {
+    for (;;) {
+      const r = await this.provider.getTransactionReceipt(hash);
+      if (r && (await r.confirmations()) >= this.confirmations) return r;
+      await new Promise((res) => setTimeout(res, this.provider.pollingInterval));
+    }
   }
 
   private async tx(contract: Contract, method: string, args: unknown[]): Promise<TxResult> {

@@ -32,6 +32,7 @@ import {
   ChainStateError,
   ContractRevertError,
   FeeCapError,
+  FeeTooLowError,
   NonceTooLowError,
   ReplacementUnderpricedError,
   SpendCapError,
@@ -317,6 +318,21 @@ export class TxSender {
     return { maxFeePerGas: fee, maxPriorityFeePerGas: tip };
   }
 
+  /**
+   * Fees for another try after "replacement underpriced" against a transaction we did not send
+   * (its fees are unknown): each raised by bumpPercent as far as the caps allow; null when neither
+   * can rise any more.
+   */
+  #raised(prev: Transaction, base: bigint): { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | null {
+    const prevTip = prev.maxPriorityFeePerGas ?? 0n;
+    const prevFee = prev.maxFeePerGas ?? 0n;
+    let tip = min(max(ceilPct(prevTip, this.#bumpPct), 1n), this.#caps.maxPriorityFeePerGas);
+    const fee = min(max(ceilPct(prevFee, this.#bumpPct), 2n * base + tip), this.#caps.maxFeePerGas);
+    if (tip > fee) tip = fee;
+    if (tip <= prevTip && fee <= prevFee) return null;
+    return { maxFeePerGas: fee, maxPriorityFeePerGas: tip };
+  }
+
   async #receipt(hash: Hex): Promise<RawReceipt | null> {
     return this.#rpc.request<RawReceipt | null>("eth_getTransactionReceipt", [hash]);
   }
@@ -324,8 +340,11 @@ export class TxSender {
   async #sleep(signal: AbortSignal | undefined): Promise<void> {
     if (signal?.aborted) throw new ChainError("CHAIN_ABORTED", "sending was stopped");
     await new Promise<void>((res) => {
-      const t = setTimeout(res, this.#pollMs);
-      signal?.addEventListener("abort", () => (clearTimeout(t), res()), { once: true });
+      // The listener goes when the timer fires: one poll after another on the service's
+      // long-lived signal must not pile listeners up (MaxListenersExceededWarning, a leak).
+      const onAbort = (): void => (clearTimeout(t), res());
+      const t = setTimeout(() => (signal?.removeEventListener("abort", onAbort), res()), this.#pollMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
     if (signal?.aborted) throw new ChainError("CHAIN_ABORTED", "sending was stopped");
   }
@@ -361,8 +380,8 @@ export class TxSender {
         break;
       } catch (e) {
         if (!(e instanceof ReplacementUnderpricedError)) throw e;
-        const next = this.#bumped(current.tx, fees.baseFeePerGas, fees.maxPriorityFeePerGas);
-        if (!next) throw e;
+        const next = this.#raised(current.tx, fees.baseFeePerGas);
+        if (!next) throw e; // at the caps: the stuck transaction pays more than we may
         this.#log.info({ nonce, takeover }, "replacement underpriced; raising the fee");
         current = this.#sign({ nonce, to: req.to, data: req.data, gasLimit, ...next });
       }
@@ -384,8 +403,13 @@ export class TxSender {
         const mined = await this.#findMined(versions);
         if (mined) return await this.#finish(mined.v, mined.r, nonce, versions.length - 1, req);
         if ((await this.#count("latest")) > nonce) {
-          const again = await this.#findMined(versions);
-          if (again) return await this.#finish(again.v, again.r, nonce, versions.length - 1, req);
+          // The nonce is used. Ours, if a receipt shows up: nodes (and load-balanced providers) can
+          // report the new count a moment before the receipt, so look a few more times.
+          for (let k = 0; k < 20; k++) {
+            const again = await this.#findMined(versions);
+            if (again) return await this.#finish(again.v, again.r, nonce, versions.length - 1, req);
+            await this.#sleep(req.signal);
+          }
           this.counters.nonceTooLow++;
           throw new NonceTooLowError(
             `nonce ${nonce} of ${this.address} was used by another transaction (a concurrent sender with the same key?)`,
@@ -416,13 +440,25 @@ export class TxSender {
                 "transaction not mined; replaced with a higher fee",
               );
             } catch (e) {
-              // Mined meanwhile (nonce too low) or a higher-paying twin exists: the loop sees it.
-              if (!(e instanceof NonceTooLowError || e instanceof ReplacementUnderpricedError)) throw e;
+              // Mined meanwhile (nonce too low), a higher-paying twin exists, or the base fee rose past
+              // the new fee before it arrived: the loop sees what happened and tries again later.
+              if (!(
+                e instanceof NonceTooLowError ||
+                e instanceof ReplacementUnderpricedError ||
+                e instanceof FeeTooLowError
+              ))
+                throw e;
             }
           } else {
             // At the caps: broadcast the last version again (it may have been dropped).
+            // A node that refuses transactions under the base fee (anvil) says FeeTooLow: keep waiting.
             await this.#broadcast(current).catch((e: unknown) => {
-              if (!(e instanceof NonceTooLowError || e instanceof ReplacementUnderpricedError)) throw e;
+              if (!(
+                e instanceof NonceTooLowError ||
+                e instanceof ReplacementUnderpricedError ||
+                e instanceof FeeTooLowError
+              ))
+                throw e;
             });
             this.counters.rebroadcasts++;
             this.#inFlight.atCap = true;

@@ -1,14 +1,19 @@
 /**
  * `vigil chain …`: deploy the registry contracts and manage gateways from the command line.
  *
- *   vigil chain deploy --rpc URL [--key HEX | --key-file PATH] [--out deployment.json] [--admin ADDR]
+ *   vigil chain deploy --rpc URL [--key-file PATH] [--out deployment.json] [--admin ADDR]
  *                      [--admin-delay SECONDS] [--threshold M] [--max-release-size BYTES]
- *   vigil chain verify --deployment FILE [--rpc URL]
- *   vigil chain register-gateway --deployment FILE --rpc URL --gateway-id HEX32 --site HEX32|NAME
- *                      (--device-key-file PATH --key-type secp256k1|p256 | --public-key HEX) [--metadata URI]
- *   vigil chain grant-operator --deployment FILE --rpc URL --site HEX32|NAME --account ADDR
+ *   vigil chain verify --deployment FILE --rpc URL
+ *   vigil chain register-gateway --deployment FILE --rpc URL [--key-file PATH] --gateway-id HEX32
+ *                      --site HEX32|NAME (--device-key-file PATH --key-type secp256k1|p256 | --public-key HEX)
+ *                      [--metadata URI]
+ *   vigil chain grant-operator --deployment FILE --rpc URL [--key-file PATH] --site HEX32|NAME --account ADDR
+ *
+ * Sending keys come from `--key-file` (mode 0600) or VIGIL_CHAIN_KEY, never from the command line;
+ * anvil's well-known account #0 is used only when neither is given AND the chain is a local
+ * development chain (chain/sender-key.ts).
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../../contracts/artifacts/index.ts";
 import { importKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
@@ -17,8 +22,15 @@ import { deployVigil, readDeploymentFile, verifyDeployedCode, type Deployment } 
 import type { Hex } from "../core/hex.ts";
 import { ChainError, translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
+import { parseRpcUrl } from "../chain/rpc.ts";
+import { assertKeyAllowed, isLocalDevChain, loadSenderKey, readKeyFile } from "../chain/sender-key.ts";
 import { UsageError, VigilError, redactUrl } from "../core/errors.ts";
 import { didYouMean, parse } from "./args.ts";
+
+const KEY_HELP = `  --key-file PATH           file with the sending account's hex private key (mode 0600); or set
+                            VIGIL_CHAIN_KEY. Without either, anvil's development account #0 is used,
+                            only on a local development chain (chain id 31337/1337 on a loopback
+                            address); well-known development keys are refused on any other chain`;
 
 const HELP = `usage: vigil chain <command> [options]
 
@@ -28,34 +40,113 @@ commands:
   register-gateway   register a gateway's signing key at a site (caller: site operator)
   grant-operator     grant a site's operator role (caller: default admin)
 
-deploy options:
+Run "vigil chain <command> --help" for a command's options.
+`;
+
+const DEPLOY_HELP = `usage: vigil chain deploy --rpc URL [--key-file PATH] [--out FILE] [--admin ADDR]
+                         [--admin-delay SECONDS] [--threshold M] [--max-release-size BYTES]
+
+Deploys VigilRegistry and VigilReleases from the committed artifacts, checks that the code on
+chain is the artifacts' code, and writes a deployment file (vigil-deployment/1: chain id,
+addresses, deployment block — where every log query of the gateway and of "vigil verify"
+starts).
+
+options:
   --rpc URL                 JSON-RPC endpoint (anvil: http://127.0.0.1:8545)
-  --key HEX                 deployer private key (default: anvil dev account #0 — local chains only)
-  --key-file PATH           file holding the deployer private key (hex)
+${KEY_HELP}
   --out PATH                deployment file to write (default: deployment.json)
   --admin ADDR              default admin (default: the deployer)
   --admin-delay SECONDS     two-step admin handover delay (default: 172800)
   --threshold M             release approvals needed (default: 2)
   --max-release-size BYTES  release size cap (default: 536870912)
-
-common options:
-  --deployment PATH         deployment file written by deploy
-  --help                    show this help
+  -h, --help                this text
 `;
 
-function readKey(values: { key?: string | undefined; "key-file"?: string | undefined }): string {
-  if (values.key && values["key-file"]) throw new UsageError("give --key or --key-file, not both");
-  if (values["key-file"]) return readKeyFile("--key-file", values["key-file"]);
-  return values.key ?? ANVIL_DEV_KEYS[0];
+const VERIFY_HELP = `usage: vigil chain verify --deployment FILE --rpc URL
+
+Checks that the RPC serves the deployment's chain and that the code at the deployment's
+VigilRegistry and VigilReleases addresses is the committed artifacts' runtime code
+(immutables masked). Exit 0 when it matches, 1 when it does not.
+
+options:
+  --deployment PATH         deployment file written by "vigil chain deploy"
+  --rpc URL                 JSON-RPC endpoint of that chain
+  -h, --help                this text
+`;
+
+const REGISTER_HELP = `usage: vigil chain register-gateway --deployment FILE --rpc URL [--key-file PATH]
+         --gateway-id HEX32 --site NAME|HEX32
+         (--device-key-file PATH [--key-type secp256k1|p256] | --public-key HEX) [--metadata URI]
+
+Registers a gateway's signing key at a site in the deployment's VigilRegistry. The sending
+account must hold the site's operator role ("vigil chain grant-operator").
+
+options:
+  --deployment PATH         deployment file written by "vigil chain deploy"
+  --rpc URL                 JSON-RPC endpoint of that chain
+${KEY_HELP}
+  --gateway-id HEX32        the gateway id (0x + 64 hex digits; the gateway's attest.gatewayId, or
+                            keccak256("vigil-gateway:" + attest.gatewayName))
+  --site NAME|HEX32         the site: a name (hashed as keccak256("site:" + NAME)) or its 0x id
+  --device-key-file PATH    the gateway's raw hex private key (mode 0600): its public key is
+                            registered, the key itself never leaves this machine
+  --key-type TYPE           secp256k1 (default) or p256
+  --public-key HEX          or give the public key directly: 20-byte address (secp256k1) or
+                            64-byte x‖y (p256)
+  --metadata URI            free metadata URI (default: empty)
+  -h, --help                this text
+`;
+
+const GRANT_HELP = `usage: vigil chain grant-operator --deployment FILE --rpc URL [--key-file PATH]
+         --site NAME|HEX32 --account ADDR
+
+Grants the operator role of a site (register, rotate, suspend and revoke its gateways) to an
+account. The sending account must be the registry's default admin.
+
+options:
+  --deployment PATH         deployment file written by "vigil chain deploy"
+  --rpc URL                 JSON-RPC endpoint of that chain
+${KEY_HELP}
+  --site NAME|HEX32         the site: a name (hashed as keccak256("site:" + NAME)) or its 0x id
+  --account ADDR            the account that becomes an operator of the site
+  -h, --help                this text
+`;
+
+/**
+ * The sending key: --key-file (0600) or VIGIL_CHAIN_KEY; on a local development chain only,
+ * anvil's account #0 when neither is given. Refuses --key (argv is public) and well-known
+ * development keys on other chains.
+ */
+function sendingKey(
+  values: { key?: string | undefined; "key-file"?: string | undefined },
+  chainId: bigint,
+  rpcUrl: string,
+): string {
+  if (values.key !== undefined)
+    throw new UsageError(
+      "private keys are not accepted on the command line (every user sees them in ps, and they stay in shell history): use --key-file PATH (mode 0600) or VIGIL_CHAIN_KEY",
+    );
+  const what = values["key-file"] ? `--key-file ${values["key-file"]}` : "VIGIL_CHAIN_KEY";
+  let key = values["key-file"]
+    ? readKeyFile(values["key-file"], what)
+    : loadSenderKey(null, "VIGIL_CHAIN_KEY");
+  if (!key) {
+    if (!isLocalDevChain(chainId, [rpcUrl]))
+      throw new UsageError(
+        `no sending key: give --key-file PATH or set VIGIL_CHAIN_KEY (the development key is used only on a local development chain; chain ${chainId} at ${redactUrl(rpcUrl)} is not one)`,
+      );
+    process.stderr.write("vigil chain: no --key-file: using anvil's development account #0 (local chain)\n");
+    key = ANVIL_DEV_KEYS[0];
+  }
+  assertKeyAllowed(key, chainId, [rpcUrl], what);
+  return key;
 }
 
-/** Reads a hex key file; a missing or unreadable file is one sentence naming the flag, not a stack. */
-function readKeyFile(flag: string, path: string): string {
+async function chainIdOf(provider: JsonRpcProvider, rpcUrl: string): Promise<bigint> {
   try {
-    return readFileSync(path, "utf8").trim();
+    return BigInt((await provider.send("eth_chainId", [])) as string);
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : "cannot be read";
-    throw new VigilError("KEY_FILE", `${flag} ${path} ${why}`, { cause: e });
+    throw translateEthersError(e, rpcUrl, []);
   }
 }
 
@@ -86,23 +177,20 @@ async function deploy(argv: string[]): Promise<number> {
     "admin-delay": { type: "string" },
     threshold: { type: "string" },
     "max-release-size": { type: "string" },
-    help: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
-    process.stdout.write(HELP);
+    process.stdout.write(DEPLOY_HELP);
     return 0;
   }
   if (!values.rpc) throw new UsageError("--rpc URL is required");
-  const deployerKey = readKey(values); // before the RPC: a missing key file is the first thing to say
+  parseRpcUrl(values.rpc);
   const provider = new JsonRpcProvider(values.rpc, undefined, { staticNetwork: true, cacheTimeout: -1 });
   provider.pollingInterval = 100;
   try {
-    try {
-      await provider.send("eth_chainId", []); // fail fast (and once) on an unreachable endpoint
-    } catch (e) {
-      throw translateEthersError(e, values.rpc, []);
-    }
-    const signer = new NonceManager(new Wallet(deployerKey, provider));
+    // Fail fast (and once) on an unreachable endpoint; the chain id decides which keys are allowed.
+    const chainId = await chainIdOf(provider, values.rpc);
+    const signer = new NonceManager(new Wallet(sendingKey(values, chainId, values.rpc), provider));
     const opts = {
       adminDelaySeconds: int("admin-delay", values["admin-delay"], 172_800),
       approvalThreshold: int("threshold", values.threshold, 2),
@@ -132,14 +220,15 @@ async function verify(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     deployment: { type: "string" },
     rpc: { type: "string" },
-    help: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
   });
   if (values.help) {
-    process.stdout.write(HELP);
+    process.stdout.write(VERIFY_HELP);
     return 0;
   }
   const d = readDeployment(values.deployment);
   if (!values.rpc) throw new UsageError("--rpc URL is required");
+  parseRpcUrl(values.rpc);
   const provider = new JsonRpcProvider(values.rpc, undefined, { staticNetwork: true, cacheTimeout: -1 });
   try {
     const chainId = (await provider.getNetwork()).chainId.toString();
@@ -177,9 +266,11 @@ async function withClient(
 ): Promise<number> {
   const d = readDeployment(values.deployment);
   if (!values.rpc) throw new UsageError("--rpc URL is required");
+  parseRpcUrl(values.rpc);
+  const key = sendingKey(values, BigInt(d.chainId), values.rpc);
   const c = await EthersRegistryClient.connect({
     rpcUrl: values.rpc,
-    privateKey: readKey(values),
+    privateKey: key,
     registry: d.contracts.VigilRegistry.address,
     releases: d.contracts.VigilReleases.address,
     pollingIntervalMs: 100,
@@ -197,7 +288,7 @@ const common = {
   rpc: { type: "string" },
   key: { type: "string" },
   "key-file": { type: "string" },
-  help: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
 } as const;
 
 async function registerGateway(argv: string[]): Promise<number> {
@@ -211,21 +302,19 @@ async function registerGateway(argv: string[]): Promise<number> {
     metadata: { type: "string", default: "" },
   });
   if (values.help) {
-    process.stdout.write(HELP);
+    process.stdout.write(REGISTER_HELP);
     return 0;
   }
   const type = values["key-type"] as KeyType;
-  if (type !== "secp256k1" && type !== "p256")
-    throw new UsageError(`--key-type must be one of secp256k1, p256, got "${type}"`);
+  if (type !== "secp256k1" && type !== "p256") throw new UsageError("--key-type must be secp256k1 or p256");
   const gatewayId = values["gateway-id"];
   if (!gatewayId || !/^0x[0-9a-fA-F]{64}$/.test(gatewayId))
     throw new UsageError("--gateway-id must be 32 bytes of hex");
   if (!values.site) throw new UsageError("--site is required");
   let publicKey = values["public-key"] as Hex | undefined;
   if (values["device-key-file"]) {
-    publicKey = registrationPublicKey(
-      importKey(type, readKeyFile("--device-key-file", values["device-key-file"]) as Hex),
-    );
+    const file = values["device-key-file"];
+    publicKey = registrationPublicKey(importKey(type, readKeyFile(file, `--device-key-file ${file}`) as Hex));
   }
   if (!publicKey) throw new UsageError("give --device-key-file or --public-key");
   const site = siteId(values.site);
@@ -244,7 +333,7 @@ async function registerGateway(argv: string[]): Promise<number> {
 async function grantOperator(argv: string[]): Promise<number> {
   const { values } = parse(argv, { ...common, site: { type: "string" }, account: { type: "string" } });
   if (values.help) {
-    process.stdout.write(HELP);
+    process.stdout.write(GRANT_HELP);
     return 0;
   }
   if (!values.site || !values.account) throw new UsageError("--site and --account are required");
@@ -284,6 +373,10 @@ export async function chainCommand(argv: string[]): Promise<number> {
     if (e instanceof VigilError) {
       process.stderr.write(`vigil chain: ${e.shortMessage}\n`);
       return e instanceof UsageError ? 2 : 1;
+    }
+    if (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`vigil chain: ${e.message}\n`);
+      return 2;
     }
     throw e;
   }

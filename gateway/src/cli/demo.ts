@@ -246,7 +246,14 @@ export async function demoCommand(argv: string[]): Promise<number> {
     let ok = missing === 0 && twice === 0 && ackedFrames.size === acked && snap.accepted === framesStored;
 
     const receipt = await new ReceiptBuilder(rt.store).forIndex(1);
-    const result = await verifyReceipt(receipt, { rpcUrl: anvil.url });
+    // The auditor pins what they trust: this deployment's registry and chain, and this gateway.
+    const trust = {
+      chainId: BigInt(deployment.chainId),
+      registry: deployment.contracts.VigilRegistry.address,
+      fromBlock: deployment.deployBlock,
+      gatewayId: rt.gatewayId,
+    };
+    const result = await verifyReceipt(receipt, { rpcUrl: anvil.url, trust });
     console.log(
       `\nauditor: receipt for frame #1 (device ${receipt.frame.deviceId}, seq ${receipt.frame.seq})`,
     );
@@ -255,7 +262,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     if (firstAlertLeaf) {
       // The same for an alert: it traces to the model (hash), the input window (hash) and the gateway key.
       const ar = await new ReceiptBuilder(rt.store).forLeafHash(firstAlertLeaf);
-      const av = await verifyReceipt(ar, { rpcUrl: anvil.url });
+      const av = await verifyReceipt(ar, { rpcUrl: anvil.url, trust });
       console.log(`\nauditor: receipt for the first alert (leaf ${firstAlertLeaf.slice(0, 18)}…)`);
       for (const s of av.steps) console.log(`  ${s.ok ? "✔" : "✘"} ${s.step}: ${s.detail}`);
       ok &&= av.ok;

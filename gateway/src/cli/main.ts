@@ -13,9 +13,10 @@ Commands:
   doctor     check serial ports, broker, disk, models, keystore, chain, registered key, clock
   keys       create, show or rotate the gateway's signing key (encrypted keystore)
   chain      deploy and administer the registry contracts (deploy, verify, register-gateway, …)
+  anchor     reconcile the store's anchor records with the chain (anchor resync)
   store      check a store's integrity, or salvage what is intact from a damaged one
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
-  verify     verify a receipt or bundle offline, and on chain with --rpc
+  verify     verify a receipt or bundle against a trusted registry, offline and on chain with --rpc
   help       this text
 
 Run "vigil <command> --help" for a command's options.
@@ -29,6 +30,7 @@ const commands: Record<string, () => Promise<Command>> = {
   sim: async () => (await import("./sim.ts")).simCommand,
   demo: async () => (await import("./demo.ts")).demoCommand,
   chain: async () => (await import("./chain.ts")).chainCommand,
+  anchor: async () => (await import("./anchor.ts")).anchorCommand,
   keys: async () => (await import("./keys.ts")).keysCommand,
   receipt: async () => (await import("./receipt.ts")).receiptCommand,
   verify: async () => (await import("./verify.ts")).verifyCommand,

@@ -1,32 +1,61 @@
 /**
- * `vigil verify RECEIPT|BUNDLE [--rpc URL] [--signer KEY] [--json]`: checks a receipt or an
- * audit bundle. Exit 0 only when every check of every receipt passes; 1 when one fails (the
- * reason code and a precise message are printed); 2 on usage errors or unreadable input.
+ * `vigil verify RECEIPT|BUNDLE [--deployment FILE | --registry ADDR --chain-id ID] [--gateway ID]
+ * [--site NAME] [--rpc URL …] [--signer KEY] [--json]`: checks a receipt or an audit bundle against a
+ * trust anchor the auditor names. Exit 0 only when every check of every receipt passes; 1 when one
+ * fails (the reason code and a precise message are printed); 2 on usage errors, unreadable input, or
+ * `--rpc` without a trust anchor (the offline checks still run and are printed).
  */
 import { readFile } from "node:fs/promises";
-import { UsageError } from "../core/errors.ts";
-import { verifyReceipt, type VerifyOptions, type VerifyResult } from "../attest/verify.ts";
+import { id as keccakId } from "ethers";
+import { UsageError, VigilError } from "../core/errors.ts";
+import {
+  ReceiptVerifier,
+  type CheckedAgainst,
+  type TrustAnchor,
+  type VerifyOptions,
+  type VerifyResult,
+} from "../attest/verify.ts";
 import type { AnyReceipt, Bundle } from "../attest/receipt.ts";
+import { readDeploymentFile } from "../chain/deploy.ts";
 import { parse } from "./args.ts";
 
-const HELP = `usage: vigil verify RECEIPT|BUNDLE [--rpc URL] [--signer KEY] [--json]
+const HELP = `usage: vigil verify RECEIPT|BUNDLE (--deployment FILE | --registry ADDRESS --chain-id ID)
+                    [--gateway ID] [--site NAME] [--rpc URL ...] [--signer KEY] [--json]
 
 Verifies a receipt (vigil-receipt/1: frame, inference or alert) or an audit bundle
-(vigil-bundle/1), see gateway/src/attest/RECEIPTS.md. Offline: frame or leaf preimage →
-leaf → Merkle proof → root → EIP-712 header digest → signature by the key named in the
-receipt. With --rpc: the batch is
-anchored in the registry of the receipt's EIP-712 domain, and that key was the gateway's
-registered, active key when it was anchored.
+(vigil-bundle/1), see gateway/src/attest/RECEIPTS.md. Offline: frame or leaf preimage → leaf →
+Merkle proof → root → EIP-712 header digest → signature by the key named in the receipt. With
+--rpc: the batch is anchored in the TRUSTED registry, and that key was the gateway's registered,
+active key there when it was anchored.
+
+A receipt names its own registry, which proves nothing: anyone can deploy a registry and register
+any gateway id in it. So you say which registry you trust, and the result names what it was
+checked against. Without a trust anchor only the offline checks run; --rpc is refused.
+
+Trust anchor:
+  --deployment FILE  the deployment file of the registry you trust (written by "vigil chain deploy"):
+                     registry address, chain id, and the deployment block where log queries start
+  --registry ADDRESS the VigilRegistry address you trust (instead of --deployment) …
+  --chain-id ID      … and its chain id (required with --registry; checked with --deployment)
+  --from-block N     with --registry: the block log queries start at (default 0; the deployment
+                     file knows it)
+  --gateway ID       accept only batches of this gateway id (0x + 64 hex digits)
+  --site NAME        accept only gateways registered at this site (a name as given to
+                     "vigil chain register-gateway --site", or its 0x + 64 hex id)
 
 Options:
-  --rpc URL       also check on chain (any EVM JSON-RPC endpoint)
-  --signer KEY    require this signer (secp256k1 address or P-256 x‖y hex)
-  --json          print the results as JSON
-  -h, --help      this text
+  --rpc URL          also check on chain (any EVM JSON-RPC endpoint of that chain); repeat for
+                     fallback endpoints
+  --log-range N      largest block range per eth_getLogs request (default 10000)
+  --signer KEY       require this signer (secp256k1 address or P-256 x‖y hex)
+  --json             print the results as JSON
+  -h, --help         this text
 
-Exit status: 0 all checks passed, 1 a check failed, 2 usage error or unreadable file.
+Exit status: 0 all checks passed, 1 a check failed, 2 usage error, unreadable file, or --rpc
+without a trust anchor.
 Failure reasons: MALFORMED, TAMPERED_FRAME, TAMPERED_LEAF, BAD_PROOF, TAMPERED_HEADER, BAD_SIGNATURE,
-WRONG_SIGNER, WRONG_CHAIN, NOT_ANCHORED, ANCHOR_MISMATCH, KEY_REVOKED, CHAIN_UNREACHABLE.
+WRONG_SIGNER, WRONG_REGISTRY, WRONG_CHAIN, WRONG_GATEWAY, WRONG_SITE, NOT_ANCHORED, ANCHOR_MISMATCH,
+KEY_REVOKED, CHAIN_UNREACHABLE.
 `;
 
 export interface CliIo {
@@ -51,28 +80,115 @@ function receiptName(r: AnyReceipt): string {
   return "receipt";
 }
 
+/** Site id as `vigil chain register-gateway --site` computes it: a 0x bytes32, or keccak256("site:" + name). */
+export function siteIdOf(s: string): string {
+  return /^0x[0-9a-fA-F]{64}$/.test(s) ? s.toLowerCase() : keccakId(`site:${s}`);
+}
+
+function trustFrom(values: {
+  deployment?: string | undefined;
+  registry?: string | undefined;
+  "chain-id"?: string | undefined;
+  "from-block"?: string | undefined;
+  gateway?: string | undefined;
+  site?: string | undefined;
+}): TrustAnchor | undefined {
+  const chainId = values["chain-id"];
+  if (chainId !== undefined && !/^\d+$/.test(chainId))
+    throw new UsageError(`--chain-id must be a decimal chain id, got "${chainId}"`);
+  if (values.deployment && values.registry) throw new UsageError("give --deployment or --registry, not both");
+  let t: TrustAnchor | undefined;
+  if (values.deployment) {
+    const d = readDeploymentFile(values.deployment);
+    if (chainId !== undefined && BigInt(chainId) !== BigInt(d.chainId))
+      throw new UsageError(`--chain-id ${chainId} disagrees with ${values.deployment} (chain ${d.chainId})`);
+    t = {
+      chainId: BigInt(d.chainId),
+      registry: d.contracts.VigilRegistry.address.toLowerCase(),
+      fromBlock: d.deployBlock,
+      source: values.deployment,
+    };
+  } else if (values.registry) {
+    if (!/^0x[0-9a-fA-F]{40}$/.test(values.registry))
+      throw new UsageError(`--registry must be a 20-byte 0x address, got "${values.registry}"`);
+    if (chainId === undefined) throw new UsageError("--registry needs --chain-id");
+    const from = values["from-block"];
+    if (from !== undefined && !/^\d+$/.test(from))
+      throw new UsageError(`--from-block must be a block number, got "${from}"`);
+    t = {
+      chainId: BigInt(chainId),
+      registry: values.registry.toLowerCase(),
+      fromBlock: from === undefined ? 0 : Number(from),
+      source: "--registry",
+    };
+  } else if (chainId !== undefined || values.gateway || values.site || values["from-block"] !== undefined)
+    throw new UsageError("--chain-id, --gateway, --site and --from-block need --deployment or --registry");
+  if (t && values.gateway !== undefined) {
+    if (!/^0x[0-9a-fA-F]{64}$/.test(values.gateway))
+      throw new UsageError(`--gateway must be 0x + 64 hex digits, got "${values.gateway}"`);
+    t.gatewayId = values.gateway.toLowerCase();
+  }
+  if (t && values.site !== undefined) {
+    t.site = siteIdOf(values.site);
+    if (!/^0x[0-9a-fA-F]{64}$/.test(values.site)) t.siteName = values.site;
+  }
+  return t;
+}
+
+/** "registry 0x… on chain 10 (deployment.json); gateway 0x… (pinned); site 0x… plant-1 (pinned)". */
+function describeTrust(list: readonly CheckedAgainst[]): string {
+  const c = list[0]!;
+  const gateways = [...new Set(list.map((x) => x.gatewayId))];
+  const sites = [...new Set(list.map((x) => x.site ?? "unknown"))];
+  const name = c.siteName ? ` ${c.siteName}` : "";
+  return (
+    `checked against registry ${c.registry} on chain ${c.chainId}${c.source ? ` (${c.source})` : ""}; ` +
+    `gateway ${gateways.join(", ")} (${c.gatewayPinned ? "pinned" : "not pinned: --gateway"}); ` +
+    `site ${sites.join(", ")}${name} (${c.sitePinned ? "pinned" : c.onChain ? "as registered; not pinned: --site" : "not checked offline"})`
+  );
+}
+
 export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<number> {
   let parsed;
+  let trust: TrustAnchor | undefined;
   try {
     parsed = parse(
       argv,
       {
-        rpc: { type: "string" },
+        rpc: { type: "string", multiple: true },
+        deployment: { type: "string" },
+        registry: { type: "string" },
+        "chain-id": { type: "string" },
+        "from-block": { type: "string" },
+        gateway: { type: "string" },
+        site: { type: "string" },
+        "log-range": { type: "string" },
         signer: { type: "string" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       true,
     );
+    if (parsed.values.help) {
+      io.out(HELP);
+      return 0;
+    }
+    trust = trustFrom(parsed.values);
+    const lr = parsed.values["log-range"];
+    if (lr !== undefined && !(/^\d+$/.test(lr) && Number(lr) >= 1))
+      throw new UsageError(`--log-range must be a positive number of blocks, got "${lr}"`);
   } catch (e) {
-    io.err(`vigil verify: ${(e as UsageError).shortMessage}\n\n${HELP}`);
-    return 2;
+    if (e instanceof UsageError) {
+      io.err(`vigil verify: ${e.shortMessage}\n\n${HELP}`);
+      return 2;
+    }
+    if (e instanceof VigilError) {
+      io.err(`vigil verify: ${e.shortMessage}\n`);
+      return 2;
+    }
+    throw e;
   }
   const { values, positionals } = parsed;
-  if (values.help) {
-    io.out(HELP);
-    return 0;
-  }
   if (positionals.length !== 1) {
     io.err(`vigil verify: expected one RECEIPT or BUNDLE file\n\n${HELP}`);
     return 2;
@@ -85,9 +201,14 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
     io.err(`vigil verify: cannot read ${file}: ${(e as Error).message.split("\n")[0]}\n`);
     return 2;
   }
+  const rpcUrls = values.rpc ?? [];
+  // Refused on chain without a trust anchor: the offline checks run, then the refusal.
+  const refused = rpcUrls.length > 0 && !trust;
   const opts: VerifyOptions = {};
-  if (values.rpc) opts.rpcUrl = values.rpc;
+  if (trust) opts.trust = trust;
+  if (rpcUrls.length > 0 && trust) opts.rpcUrl = rpcUrls;
   if (values.signer) opts.expectSigner = values.signer;
+  if (values["log-range"]) opts.logBlockRange = Number(values["log-range"]);
 
   const format = (doc as { format?: unknown } | null)?.format;
   let receipts: AnyReceipt[];
@@ -99,17 +220,39 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
     }
   } else receipts = [doc as AnyReceipt];
 
+  let verifier: ReceiptVerifier;
+  try {
+    verifier = new ReceiptVerifier(opts);
+  } catch (e) {
+    io.err(`vigil verify: ${(e as Error).message}\n`);
+    return 2;
+  }
   const results: { receipt: string; result: VerifyResult }[] = [];
-  for (const r of receipts) {
-    const result = await verifyReceipt(r, opts);
-    const name = receiptName(r);
-    results.push({ receipt: name, result });
+  try {
+    for (const r of receipts) results.push({ receipt: receiptName(r), result: await verifier.verify(r) });
+  } finally {
+    verifier.close();
   }
   const failed = results.filter((x) => !x.result.ok);
+  const checked = results.flatMap((x) =>
+    x.result.ok && x.result.checkedAgainst ? [x.result.checkedAgainst] : [],
+  );
+  const onChain = !!opts.rpcUrl;
+  const how = onChain ? "offline and on chain" : "offline";
+  const refusal =
+    "not checked on chain: --rpc needs a trust anchor (--deployment FILE, or --registry ADDRESS --chain-id ID); the registry named inside a receipt proves nothing\n";
   if (values.json) {
     io.out(
       JSON.stringify(
-        { ok: failed.length === 0, checked: results.length, failed: failed.length, results },
+        {
+          ok: failed.length === 0 && !refused,
+          checked: results.length,
+          failed: failed.length,
+          onChain,
+          trust: checked.length > 0 ? describeTrust(checked) : null,
+          ...(refused ? { refused: refusal.trim() } : {}),
+          results,
+        },
         null,
         2,
       ) + "\n",
@@ -117,17 +260,26 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
   } else if (receipts.length === 1) {
     const { result } = results[0]!;
     for (const s of result.steps) io.out(`${s.ok ? "ok  " : "FAIL"} ${s.step.padEnd(17)} ${s.detail}\n`);
-    if (result.ok)
+    if (result.ok) {
       io.out(
-        `verified${opts.rpcUrl ? " (offline and on chain)" : " offline"}${!opts.rpcUrl && result.anchored ? "; receipt claims anchoring, use --rpc to check it" : ""}\n`,
+        `verified ${how}${!onChain && result.anchored ? "; the receipt claims an anchor: add --rpc to check it" : ""}\n`,
       );
-    else io.out(`${result.reason}: ${result.message}\n`);
+      io.out(
+        checked.length > 0
+          ? `${describeTrust(checked)}\n`
+          : "no trust anchor given: checked against the receipt's own claims only\n",
+      );
+    } else io.out(`${result.reason}: ${result.message}\n`);
   } else {
     for (const f of failed)
       if (!f.result.ok) io.out(`FAIL ${f.receipt}: ${f.result.reason}: ${f.result.message}\n`);
-    io.out(
-      `${results.length - failed.length}/${results.length} receipts verified${opts.rpcUrl ? " (offline and on chain)" : " offline"}\n`,
-    );
+    io.out(`${results.length - failed.length}/${results.length} receipts verified ${how}\n`);
+    if (checked.length > 0) io.out(`${describeTrust(checked)}\n`);
+    else io.out("no trust anchor given: checked against the receipts' own claims only\n");
+  }
+  if (refused) {
+    io.err(`vigil verify: ${refusal}`);
+    return 2;
   }
   return failed.length === 0 ? 0 : 1;
 }

@@ -83,6 +83,26 @@ export function rpcUrlsOf(chain: GatewayConfig["chain"]): string[] {
   return [...(chain.rpcUrl ? [chain.rpcUrl] : []), ...chain.rpcUrls];
 }
 
+/** gwei (a config number) → wei, exact to the wei. */
+export function gweiToWei(gwei: number): bigint {
+  return decimalToUnits(gwei, 9);
+}
+
+/** ETH (a config number) → wei, exact to the wei. */
+export function ethToWei(eth: number): bigint {
+  return decimalToUnits(eth, 18);
+}
+
+function decimalToUnits(v: number, decimals: number): bigint {
+  if (!Number.isFinite(v) || v < 0) throw new RangeError(`not a non-negative amount: ${v}`);
+  // The shortest decimal form of the number ("0.1", not 0.1's binary expansion), unless exponential.
+  const text = /e/i.test(String(v)) ? v.toFixed(decimals) : String(v);
+  const [int, frac = ""] = text.split(".");
+  return (
+    BigInt(int!) * 10n ** BigInt(decimals) + BigInt(frac.padEnd(decimals, "0").slice(0, decimals) || "0")
+  );
+}
+
 /** Reads and validates a JSON config file. */
 export function loadConfigFile(path: string): GatewayConfig {
   let text: string;

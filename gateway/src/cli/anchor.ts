@@ -1,0 +1,147 @@
+/**
+ * `vigil anchor resync`: reconciles the store's anchor records with the registry (anchor/resync.ts)
+ * and says what it did. Run it with the gateway stopped (LevelDB allows one process).
+ */
+import { isAbsolute, join } from "node:path";
+import { connectAnchorChain } from "../anchor/chain.ts";
+import { formatResync, resyncAnchors } from "../anchor/resync.ts";
+import { loadConfigFile, resolveConfig, rpcUrlsOf, type GatewayConfig } from "../config/config.ts";
+import { UsageError, VigilError } from "../core/errors.ts";
+import type { Hex } from "../core/hex.ts";
+import { gatewayIdOf } from "../config/gateway-id.ts";
+import { readDeployment } from "../runtime.ts";
+import { LevelFrameStore } from "../store/level.ts";
+import { parse } from "./args.ts";
+import type { CliIo } from "./verify.ts";
+
+const HELP = `usage: vigil anchor resync [-c FILE] [--data-dir DIR] [--deployment FILE] [--rpc URL ...]
+                          [--gateway-id HEX32] [--from-seq N] [--dry-run] [--json]
+
+Reconciles the gateway store's anchor records with the registry, for what the gateway does not
+repair by itself: a reorg deeper than the finality depth, a chain that was reset, a store
+restored from a backup. It reads the chain (no transaction is sent) and:
+  - records the chain contradicts (a transaction that is gone or moved) are pointed at the
+    chain's BatchAnchored event of the same header, block hash and finality refreshed;
+  - batches recorded as anchored that the registry does not hold are un-anchored: the gateway
+    anchors them again, unchanged (same seq, same head), when it runs;
+  - batches the registry holds but the store did not record are recorded (header hash checked);
+  - anything else (another header under a seq, more batches on chain than sealed here) is
+    reported as a CONFLICT and left alone.
+Every change is printed. Stop the gateway first (the store is opened exclusively).
+
+options:
+  -c, --config FILE     the gateway's JSON config (data dir, chain.*, attest.gateway*)
+  --data-dir DIR        the gateway's data directory (holds store/)
+  --deployment FILE     deployment file (default: chain.deployment of the config)
+  --rpc URL             JSON-RPC endpoint (repeatable; default: chain.rpcUrl / chain.rpcUrls)
+  --gateway-id HEX32    the gateway id (default: from the config)
+  --from-seq N          check records against the chain from batch N (default: the first
+                        anchor not final yet, and at least the last 100)
+  --dry-run             say what would change, change nothing
+  --json                print the report as JSON
+  -h, --help            this text
+
+Exit status: 0 the store agrees with the chain (now), 1 conflicts remain or the chain could not
+be read, 2 usage error.
+`;
+
+const stdio: CliIo = { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s) };
+
+export async function anchorCommand(argv: string[], io: CliIo = stdio): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+    io.out(HELP);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub !== "resync") {
+    io.err(`vigil anchor: unknown command "${sub}"\n\n${HELP}`);
+    return 2;
+  }
+  let store: LevelFrameStore | undefined;
+  let close: (() => Promise<void>) | undefined;
+  try {
+    const { values: v } = parse(rest, {
+      config: { type: "string", short: "c" },
+      "data-dir": { type: "string" },
+      deployment: { type: "string" },
+      rpc: { type: "string", multiple: true },
+      "gateway-id": { type: "string" },
+      "from-seq": { type: "string" },
+      "dry-run": { type: "boolean" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    });
+    if (v.help) {
+      io.out(HELP);
+      return 0;
+    }
+    const cfg: GatewayConfig = v.config ? loadConfigFile(v.config) : resolveConfig({});
+    const dataDir = v["data-dir"] ?? cfg.dataDir;
+    const depPath = v.deployment ?? cfg.chain.deployment;
+    if (!depPath) throw new UsageError("--deployment FILE is required (or chain.deployment in the config)");
+    const deployment = readDeployment(
+      v.deployment ? depPath : isAbsolute(depPath) ? depPath : join(dataDir, depPath),
+    );
+    const rpcUrls = v.rpc ?? rpcUrlsOf(cfg.chain);
+    if (rpcUrls.length === 0) throw new UsageError("--rpc URL is required (or chain.rpcUrl in the config)");
+    const gid = v["gateway-id"];
+    if (gid !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(gid))
+      throw new UsageError(`--gateway-id must be 0x + 64 hex digits, got "${gid}"`);
+    const from = v["from-seq"];
+    if (from !== undefined && !/^[1-9]\d*$/.test(from))
+      throw new UsageError(`--from-seq must be a batch seq (1, 2, …), got "${from}"`);
+    const gatewayId = (gid?.toLowerCase() ?? gatewayIdOf(cfg)) as Hex;
+
+    const chain = await connectAnchorChain({
+      rpcUrls,
+      chainId: BigInt(deployment.chainId),
+      registry: deployment.contracts.VigilRegistry.address,
+      deployBlock: deployment.deployBlock,
+      caps: { maxFeePerGas: 0n, maxPriorityFeePerGas: 0n },
+      finality: cfg.chain.finality,
+      confirmations: cfg.chain.confirmations,
+      logBlockRange: cfg.chain.logBlockRange,
+      rpcTimeoutMs: cfg.chain.rpcTimeoutMs,
+      healthCheckIntervalMs: 0,
+    });
+    close = () => chain.close();
+    store = new LevelFrameStore({ dir: join(dataDir, "store"), reserveBytes: 0, minFreeBytes: 0 });
+    await store.open();
+    const report = await resyncAnchors({
+      store,
+      chain,
+      gatewayId,
+      confirmations: cfg.chain.finality === "finalized" ? 0 : cfg.chain.confirmations,
+      dryRun: v["dry-run"] ?? false,
+      ...(from !== undefined ? { fromSeq: Number(from) } : {}),
+    });
+    io.out(
+      v.json
+        ? JSON.stringify(
+            {
+              gatewayId,
+              chainId: deployment.chainId,
+              registry: deployment.contracts.VigilRegistry.address,
+              ...report,
+            },
+            null,
+            2,
+          ) + "\n"
+        : `gateway ${gatewayId}, registry ${deployment.contracts.VigilRegistry.address} on chain ${deployment.chainId}\n${formatResync(report)}`,
+    );
+    return report.conflicts.length === 0 ? 0 : 1;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`vigil anchor resync: ${e.shortMessage}\n\n${HELP}`);
+      return 2;
+    }
+    if (e instanceof VigilError) {
+      io.err(`vigil anchor resync: ${e.shortMessage}\n`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    await store?.close();
+    await close?.();
+  }
+}

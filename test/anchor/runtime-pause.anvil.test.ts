@@ -1,0 +1,92 @@
+/**
+ * The runtime turns an anchoring pause into a signal an operator sees: the retained MQTT status is
+ * published again (reason "anchoring", with the pause's reason) and the snapshot's metrics carry it,
+ * while frames are still stored and sealed. On a real anvil, with a sending account that has no
+ * funds (a key of one's own, never funded).
+ */
+import { afterEach, beforeEach, expect, it, vi } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { resolveConfig } from "../../gateway/src/config/config.ts";
+import { gatewayIdOf } from "../../gateway/src/config/gateway-id.ts";
+import { Runtime } from "../../gateway/src/runtime.ts";
+import type { EventOutput } from "../../gateway/src/alerts/service.ts";
+import type { GatewayEvent, StatusEvent } from "../../gateway/src/alerts/events.ts";
+import { generateKey } from "../../gateway/src/chain/keys.ts";
+import { bytesToHex } from "../../gateway/src/core/hex.ts";
+import { localChain, type LocalChain } from "../helpers/chain.ts";
+import { record } from "../store/abstract.ts";
+
+let dir: string;
+let chain: LocalChain | undefined;
+let rt: Runtime | undefined;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "vigil-rt-pause-"));
+});
+afterEach(async () => {
+  await rt?.stop();
+  rt = undefined;
+  await chain?.stop();
+  chain = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it("behavior: an unfunded sending account pauses anchoring: the retained status says insufficient-funds, the snapshot counts it, sealing goes on", async () => {
+  const events: GatewayEvent[] = [];
+  const output: EventOutput = {
+    open: () => Promise.resolve(),
+    emit: (e) => {
+      events.push(e);
+      return Promise.resolve();
+    },
+    close: () => Promise.resolve(),
+  };
+  const raw = {
+    dataDir: dir,
+    mqtt: { embedded: { enabled: false } },
+    models: { enabled: false },
+    store: { minFreeBytes: 0, reserveBytes: 0 },
+    log: { statsIntervalMs: 0 },
+    attest: { gatewayName: "pause-test", batchIntervalMs: 60_000 },
+  };
+  chain = await localChain({ dataDir: dir, gatewayId: gatewayIdOf(resolveConfig(raw)) });
+  const config = resolveConfig({
+    ...raw,
+    chain: { rpcUrl: chain.anvil.url, deployment: chain.deploymentFile, confirmations: 1 },
+  });
+  const unfunded = bytesToHex(generateKey("secp256k1").privateKey);
+  rt = new Runtime({ config, passphrase: chain.passphrase, senderKey: unfunded, alertOutput: output });
+  await rt.start();
+
+  await rt.store.append(record(7, 0));
+  await rt.store.append(record(7, 1));
+  expect(await rt.sealer!.sealNow()).toBeTruthy();
+  rt.anchor!.trigger();
+
+  const paused = (): StatusEvent | undefined =>
+    events.find((e): e is StatusEvent => e.kind === "status" && e.reason === "anchoring");
+  await vi.waitFor(() => expect(paused()).toBeDefined(), { timeout: 20_000, interval: 50 });
+  expect(paused()).toMatchObject({
+    state: "online",
+    anchoringPaused: { reason: "insufficient-funds", untilUs: null },
+  });
+  expect(paused()!.anchoringPaused!.message).toMatch(/fund it/);
+  const s = rt.snapshot();
+  expect(s.anchor).toMatchObject({
+    paused: "insufficient-funds",
+    pauses: { "insufficient-funds": 1 },
+    anchoredThrough: 0,
+    backlog: 1,
+  });
+  expect(s.sealer.lastBatchSeq).toBe(1);
+  expect(rt.statsFields()).toMatchObject({
+    batches: { sealed: 1, anchored: 0, anchorPaused: "insufficient-funds" },
+  });
+
+  // Sealing goes on while anchoring is paused.
+  await rt.store.append(record(7, 2));
+  expect(await rt.sealer!.sealNow()).toBeTruthy();
+  expect(rt.snapshot().sealer.lastBatchSeq).toBe(2);
+});

@@ -1,0 +1,375 @@
+/**
+ * Verification pinned to a trust anchor, against anvil:
+ * - a forged registry (a second VigilRegistry with the real gateway id registered to an attacker's
+ *   key, a made-up batch anchored there) is rejected when the auditor pins the real deployment;
+ *   `--rpc` without a pin refuses to say "verified on chain";
+ * - a rogue gateway registered in the real registry by another site's operator is rejected with
+ *   --site / --gateway, and without them the output names the site it belongs to;
+ * - the receipt's anchor fields are checked against the chain (ANCHOR_MISMATCH);
+ * - every eth_getLogs starts at the deployment block and stays within bounded ranges, through a
+ *   proxy that refuses ranges above 1,000 blocks and injects 429s and timeouts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
+import { ANVIL_DEV_KEYS } from "../../gateway/src/chain/anvil.ts";
+import { deployVigil, type Deployment } from "../../gateway/src/chain/deploy.ts";
+import { EthersRegistryClient } from "../../gateway/src/chain/ethers-client.ts";
+import { generateKey } from "../../gateway/src/chain/keys.ts";
+import type { Hex } from "../../gateway/src/core/hex.ts";
+import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
+import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
+import { ReceiptBuilder, type AnyReceipt, type Bundle } from "../../gateway/src/attest/receipt.ts";
+import { verifyReceipt, type TrustAnchor } from "../../gateway/src/attest/verify.ts";
+import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
+import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
+import { verifyCommand } from "../../gateway/src/cli/verify.ts";
+import { connectAnchorChain, DEFAULT_FEE_CAPS } from "../../gateway/src/anchor/chain.ts";
+import { AnchorService } from "../../gateway/src/anchor/service.ts";
+import { toEip712Header } from "../../gateway/src/attest/header.ts";
+import { record } from "../store/abstract.ts";
+import { pipeline, startChainRig, SITE_1, type ChainRig } from "../anchor/chain-rig.ts";
+import { startRpcProxy, type RpcProxy } from "../anchor/rpc-proxy.ts";
+
+const GW = ("0x" + "77".repeat(32)) as Hex;
+const ROGUE_GW = ("0x" + "66".repeat(32)) as Hex;
+const SITE_2 = keccakId("site:plant-2") as Hex;
+let dir: string;
+let rig: ChainRig;
+let real: AnyReceipt;
+let realBundle: Bundle;
+let forged: AnyReceipt;
+let forgedDomainReal: AnyReceipt;
+let rogue: AnyReceipt;
+let forgedDeployment: Deployment;
+let proxy: RpcProxy;
+
+const cli = async (args: string[]): Promise<{ code: number; out: string; err: string }> => {
+  let out = "";
+  let err = "";
+  const code = await verifyCommand(args, { out: (s) => void (out += s), err: (s) => void (err += s) });
+  return { code, out, err };
+};
+const file = (name: string, doc: unknown): string => {
+  const f = join(dir, name);
+  writeFileSync(f, JSON.stringify(doc));
+  return f;
+};
+
+/** Seals and anchors 30 frames of `device` for `gatewayId` with `signer` in `registry` (a one-batch store). */
+async function anchoredReceipt(
+  signer: GatewaySigner,
+  gatewayId: Hex,
+  registry: string,
+  device: number,
+  domainRegistry = registry,
+): Promise<{ receipt: AnyReceipt; store: MemoryFrameStore }> {
+  const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
+  await store.open();
+  for (let i = 0; i < 30; i++) await store.append(record(device, i));
+  const sealer = new BatchSealer({
+    store,
+    signer,
+    gatewayId,
+    domain: vigilDomain(31337, domainRegistry),
+    maxLeaves: 30,
+  });
+  await sealer.sealNow();
+  if (domainRegistry === registry) {
+    const svc = new AnchorService({
+      store,
+      gatewayId,
+      connect: () =>
+        connectAnchorChain({
+          rpcUrls: [rig.url],
+          chainId: 31337n,
+          registry,
+          senderPrivateKey: ANVIL_DEV_KEYS[2],
+          caps: DEFAULT_FEE_CAPS,
+          confirmations: 1,
+          pollMs: 20,
+          healthCheckIntervalMs: 0,
+        }),
+      confirmations: 1,
+    });
+    expect(await svc.runOnce()).toBe(1);
+    await svc.stop();
+  }
+  return { receipt: await new ReceiptBuilder(store).forSeq(device, 12), store };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "vigil-trust-"));
+  rig = await startChainRig(dir);
+  // Thousands of blocks between deployment and anchoring, so bounded log ranges matter (anvil_mine
+  // gets slower as the chain grows: 2,500 blocks in steps of 500 take ≈ 5 s here). The 10,000-block
+  // default on a long chain is covered in test/anchor/logs.test.ts.
+  for (let i = 0; i < 5; i++) await rig.rpc("anvil_mine", ["0x1f4"]);
+  const signer = await rig.registerGateway(GW);
+  const p = await pipeline(rig, signer, GW, { maxLeaves: 10, device: 0x2a });
+  await p.ingest(30);
+  await p.sealAll();
+  const svc = p.service({}, { confirmations: 1 });
+  expect(await svc.runOnce()).toBe(3);
+  await svc.stop();
+  await rig.rpc("anvil_mine", ["0x1f4"]);
+  real = await new ReceiptBuilder(p.store).forSeq(0x2a, 12);
+  realBundle = await new ReceiptBuilder(p.store).bundle(0x2a);
+
+  // The attacker: a registry of their own, the real gateway id registered there to their key.
+  const attacker = new Wallet(ANVIL_DEV_KEYS[4]);
+  const provider = new JsonRpcProvider(rig.url, undefined, { staticNetwork: true });
+  provider.pollingInterval = 20;
+  forgedDeployment = await deployVigil(new NonceManager(attacker.connect(provider)), {
+    adminDelaySeconds: 0,
+  });
+  provider.destroy();
+  const fake = await EthersRegistryClient.connect({
+    rpcUrl: rig.url,
+    privateKey: ANVIL_DEV_KEYS[4],
+    registry: forgedDeployment.contracts.VigilRegistry.address,
+    releases: forgedDeployment.contracts.VigilReleases.address,
+    pollingIntervalMs: 20,
+  });
+  const attackerKey = new GatewaySigner(generateKey("secp256k1"));
+  await fake.grantOperator(SITE_1, fake.account);
+  await fake.registerGateway({
+    gatewayId: GW,
+    site: SITE_1,
+    keyType: "secp256k1",
+    publicKey: attackerKey.publicKey,
+    metadataURI: "",
+  });
+  await fake.close();
+  forged = (await anchoredReceipt(attackerKey, GW, forgedDeployment.contracts.VigilRegistry.address, 0x2a))
+    .receipt;
+  // The attacker signs for the REAL registry's domain instead (cannot be anchored there).
+  forgedDomainReal = (
+    await anchoredReceipt(
+      attackerKey,
+      GW,
+      forgedDeployment.contracts.VigilRegistry.address,
+      0x2a,
+      rig.deployment.contracts.VigilRegistry.address,
+    )
+  ).receipt;
+
+  // The rogue: another site's operator, in the REAL registry, registers a gateway of their own.
+  await rig.admin.grantOperator(SITE_2, new Wallet(ANVIL_DEV_KEYS[5]).address as Hex);
+  const op2 = await EthersRegistryClient.connect({
+    rpcUrl: rig.url,
+    privateKey: ANVIL_DEV_KEYS[5],
+    registry: rig.deployment.contracts.VigilRegistry.address,
+    releases: rig.deployment.contracts.VigilReleases.address,
+    pollingIntervalMs: 20,
+  });
+  const rogueKey = new GatewaySigner(generateKey("p256"));
+  await op2.registerGateway({
+    gatewayId: ROGUE_GW,
+    site: SITE_2,
+    keyType: "p256",
+    publicKey: rogueKey.publicKey,
+    metadataURI: "",
+  });
+  await op2.close();
+  rogue = (await anchoredReceipt(rogueKey, ROGUE_GW, rig.deployment.contracts.VigilRegistry.address, 0x2a))
+    .receipt;
+  proxy = await startRpcProxy(rig.url, { maxLogRange: 1000 });
+}, 120_000);
+
+afterAll(async () => {
+  await proxy?.close();
+  await rig?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("vigil verify pins its trust anchor", () => {
+  it("behavior: the real receipt verifies on chain against the real deployment and names registry, chain, gateway and site", async () => {
+    const r = await cli([
+      file("real.json", real),
+      "--deployment",
+      rig.deploymentFile,
+      "--rpc",
+      rig.url,
+      "--site",
+      SITE_1,
+      "--gateway",
+      GW,
+    ]);
+    expect(r.code, r.out + r.err).toBe(0);
+    expect(r.out).toContain("verified offline and on chain");
+    expect(r.out).toContain(
+      `checked against registry ${rig.deployment.contracts.VigilRegistry.address.toLowerCase()} on chain 31337 (${rig.deploymentFile}); gateway ${GW} (pinned); site ${SITE_1} (pinned)`,
+    );
+  });
+
+  it("error: --rpc without a trust anchor: offline checks run and say so, on chain is refused (exit 2)", async () => {
+    const r = await cli([file("forged.json", forged), "--rpc", rig.url]);
+    expect(r.code).toBe(2);
+    expect(r.out).toContain("verified offline");
+    expect(r.out).not.toContain("on chain");
+    expect(r.err).toMatch(/not checked on chain: --rpc needs a trust anchor/);
+  });
+
+  it("error: a second registry with the real gateway id registered to an attacker's key: WRONG_REGISTRY against the real deployment", async () => {
+    // The forgery is self-consistent: it would verify against the registry it names…
+    const self: TrustAnchor = {
+      chainId: 31337n,
+      registry: forgedDeployment.contracts.VigilRegistry.address,
+      fromBlock: forgedDeployment.deployBlock,
+    };
+    expect(await verifyReceipt(forged, { trust: self, rpcUrl: rig.url })).toMatchObject({ ok: true });
+    // …which is why the auditor names the registry they trust.
+    const r = await cli([file("forged.json", forged), "--deployment", rig.deploymentFile, "--rpc", rig.url]);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(
+      /WRONG_REGISTRY: the batch is signed for registry 0x[0-9a-fA-F]{40}, not the trusted registry/,
+    );
+    const off = await cli([file("forged.json", forged), "--deployment", rig.deploymentFile]);
+    expect(off.code).toBe(1); // even offline
+    // Signed for the real registry's domain but anchored elsewhere: not anchored in the real one.
+    const d = await cli([
+      file("forged-domain.json", forgedDomainReal),
+      "--deployment",
+      rig.deploymentFile,
+      "--rpc",
+      rig.url,
+    ]);
+    expect(d.code).toBe(1);
+    expect(d.out).toMatch(
+      /NOT_ANCHORED: batch 1 with root 0x[0-9a-f]{64} is not anchored in the trusted registry/,
+    );
+  });
+
+  it("error: a rogue gateway registered in the real registry by another site's operator: WRONG_SITE with --site, WRONG_GATEWAY with --gateway; named otherwise", async () => {
+    const f = file("rogue.json", rogue);
+    const open = await cli([f, "--deployment", rig.deploymentFile, "--rpc", rig.url]);
+    expect(open.code).toBe(0); // a real anchor of a registered gateway — but whose?
+    expect(open.out).toContain(
+      `gateway ${ROGUE_GW} (not pinned: --gateway); site ${SITE_2} (as registered; not pinned: --site)`,
+    );
+    const site = await cli([f, "--deployment", rig.deploymentFile, "--rpc", rig.url, "--site", "plant-1"]);
+    expect(site.code).toBe(1);
+    expect(site.out).toContain(
+      `WRONG_SITE: gateway ${ROGUE_GW} is registered at site ${SITE_2}, not the trusted site ${keccakId("site:plant-1")} (plant-1)`,
+    );
+    const gw = await cli([f, "--deployment", rig.deploymentFile, "--rpc", rig.url, "--gateway", GW]);
+    expect(gw.code).toBe(1);
+    expect(gw.out).toContain("WRONG_GATEWAY");
+    // Offline too (the gateway pin needs no chain).
+    expect((await cli([f, "--deployment", rig.deploymentFile, "--gateway", GW])).code).toBe(1);
+  });
+
+  it("error: the receipt's anchor fields are checked on chain: another block number, block hash or transaction is ANCHOR_MISMATCH", async () => {
+    const trust: TrustAnchor = {
+      chainId: 31337n,
+      registry: rig.deployment.contracts.VigilRegistry.address,
+      fromBlock: rig.deployment.deployBlock,
+    };
+    expect(await verifyReceipt(real, { trust, rpcUrl: rig.url })).toMatchObject({
+      ok: true,
+      anchored: { txHash: real.anchor!.txHash, blockNumber: real.anchor!.blockNumber, finalized: true }, // anvil: latest − 64
+    });
+    const edits: [string, (r: AnyReceipt) => void][] = [
+      ["blockNumber", (r) => (r.anchor!.blockNumber = r.anchor!.blockNumber! - 1)],
+      ["blockHash", (r) => (r.anchor!.blockHash = "0x" + "ee".repeat(32))],
+      ["txHash", (r) => (r.anchor!.txHash = "0x" + "ee".repeat(32))],
+    ];
+    for (const [field, edit] of edits) {
+      const r = structuredClone(real);
+      edit(r);
+      const v = await verifyReceipt(r, { trust, rpcUrl: rig.url });
+      expect(v, field).toMatchObject({ ok: false, reason: "ANCHOR_MISMATCH" });
+      expect(v.ok || v.message).toContain(`anchor.${field}`);
+    }
+  });
+
+  it("behavior: log queries start at the deployment block, in ranges of at most 10,000 blocks, halved when the provider refuses (1,000 here), retried after 429 and timeouts", async () => {
+    proxy.seen.length = 0;
+    proxy.inject("429", { method: "eth_getLogs" });
+    const f = file("bundle.json", realBundle);
+    const r = await cli([f, "--deployment", rig.deploymentFile, "--rpc", proxy.url]);
+    expect(r.code, r.out + r.err).toBe(0);
+    expect(r.out).toContain(
+      `${realBundle.receipts.length}/${realBundle.receipts.length} receipts verified offline and on chain`,
+    );
+    const logs = proxy.seen.filter((s) => s.method === "eth_getLogs");
+    expect(logs.length).toBeGreaterThan(0);
+    for (const l of logs) {
+      expect(l.range![0]).toBeGreaterThanOrEqual(rig.deployment.deployBlock);
+      expect(l.range![1] - l.range![0] + 1).toBeLessThanOrEqual(10_000);
+    }
+    expect(logs.some((l) => l.outcome === "range-refused")).toBe(true);
+    expect(logs.some((l) => l.outcome === "429")).toBe(true);
+    // A request that is never answered times out and is retried.
+    proxy.inject("timeout", { method: "eth_getLogs" });
+    const trust: TrustAnchor = {
+      chainId: 31337n,
+      registry: rig.deployment.contracts.VigilRegistry.address,
+      fromBlock: rig.deployment.deployBlock,
+    };
+    expect(await verifyReceipt(rogue, { trust, rpcUrl: proxy.url, rpcTimeoutMs: 300 })).toMatchObject({
+      ok: true,
+    });
+    expect(proxy.seen.some((l) => l.outcome === "timeout")).toBe(true);
+    // Once refused, the walk keeps to what the provider accepts.
+    const firstRefused = logs.findIndex((l) => l.outcome === "range-refused");
+    for (const l of logs.slice(firstRefused + 1).filter((x) => x.outcome === "forwarded"))
+      expect(l.range![1] - l.range![0] + 1).toBeLessThanOrEqual(1000);
+  }, 120_000);
+
+  it("behavior: the anchoring side (a batch already on chain is looked up, not resent) walks back from the newest block in bounded ranges", async () => {
+    const signer = await rig.registerGateway(("0x" + "55".repeat(32)) as Hex);
+    const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
+    await store.open();
+    for (let i = 0; i < 10; i++) await store.append(record(7, i));
+    const sealer = new BatchSealer({
+      store,
+      signer,
+      gatewayId: ("0x" + "55".repeat(32)) as Hex,
+      domain: rig.admin.domain(),
+      maxLeaves: 10,
+    });
+    const b = (await sealer.sealNow())!;
+    const sent = await rig.admin.anchor(toEip712Header(b.header), b.signature as Hex); // "before a crash"
+    // 1,000 more blocks: the anchor lies beyond any window the refusing provider accepts (< 1,000),
+    // so the walk back takes several (mining is the slow part: several ms a block on anvil).
+    await rig.rpc("anvil_mine", ["0x3e8"]);
+    proxy.seen.length = 0;
+    const svc = new AnchorService({
+      store,
+      gatewayId: ("0x" + "55".repeat(32)) as Hex,
+      connect: () =>
+        connectAnchorChain({
+          rpcUrls: [proxy.url],
+          chainId: 31337n,
+          registry: rig.deployment.contracts.VigilRegistry.address,
+          deployBlock: rig.deployment.deployBlock,
+          senderPrivateKey: ANVIL_DEV_KEYS[2],
+          caps: DEFAULT_FEE_CAPS,
+          confirmations: 1,
+          healthCheckIntervalMs: 0,
+          pollMs: 20,
+        }),
+      confirmations: 1,
+    });
+    expect(await svc.runOnce()).toBe(1);
+    await svc.stop();
+    expect(await store.getAnchor(1)).toMatchObject({
+      txHash: sent.txHash,
+      blockNumber: Number(sent.blockNumber),
+    });
+    const logs = proxy.seen.filter((s) => s.method === "eth_getLogs");
+    expect(
+      logs.every((l) => l.range![0] >= rig.deployment.deployBlock && l.range![1] - l.range![0] < 10_000),
+    ).toBe(true);
+    const forwarded = logs.filter((l) => l.outcome === "forwarded");
+    expect(forwarded.every((l) => l.range![1] - l.range![0] < 1000)).toBe(true);
+    // It walked back more than one window to find the anchor.
+    expect(forwarded.length).toBeGreaterThanOrEqual(2);
+    expect(Math.min(...forwarded.map((l) => l.range![0]))).toBeLessThanOrEqual(Number(sent.blockNumber));
+    expect(proxy.seen.some((s) => s.method === "eth_sendRawTransaction")).toBe(false);
+  }, 120_000);
+});
