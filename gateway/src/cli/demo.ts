@@ -97,6 +97,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       dataDir,
       site: SITE,
       mqtt: { embedded: { port: 0 } },
+      http: { port: 0 },
       attest: { gatewayName: GATEWAY_NAME, batchIntervalMs: 3000 },
       chain: { rpcUrl: anvil.url, deployment: "deployment.json", confirmations: 1, anchorIntervalMs: 1000 },
       store: { minFreeBytes: 0, reserveBytes: 1024 * 1024 },
@@ -126,7 +127,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await rt.start();
     const url = rt.embedded!.url;
     const models = rt.loop?.models.map((m) => m.manifest.name).join(", ") ?? "none";
-    console.log(`  gateway up: embedded MQTT ${url}, models: ${models}\n`);
+    console.log(`  gateway up: embedded MQTT ${url}, models: ${models}`);
+    if (rt.http) console.log(`  live page ${rt.http.url}/ (metrics ${rt.http.url}/metrics)`);
+    console.log("");
 
     // A dashboard's view: every alert on the documented topic.
     const dash = await mqtt.connectAsync(url, { clientId: "demo-dashboard" });

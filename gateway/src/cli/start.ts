@@ -21,6 +21,9 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   --mqtt-url URL         also subscribe to an external broker (mqtt://user:pass@host:1883)
   --stats-ms MS          counter log interval (default ${DEFAULT_CONFIG.log.statsIntervalMs})
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (default info)
+  --log-format FORMAT    json|pretty|auto: JSON lines, human-readable, or pretty on a terminal (default auto)
+  --http-port N          live page and /metrics port (default ${DEFAULT_CONFIG.http.port}; 0 = any free port)
+  --no-http              do not serve the live page, /metrics, /healthz and /readyz
   -h, --help             this text
 
 Stops cleanly on SIGINT/SIGTERM.
@@ -40,6 +43,9 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
     "mqtt-url": { type: "string" },
     "stats-ms": { type: "string" },
     "log-level": { type: "string" },
+    "log-format": { type: "string" },
+    "http-port": { type: "string" },
+    "no-http": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (v.help) return undefined;
@@ -54,9 +60,18 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
   if (v["mqtt-host"]) cfg.mqtt.embedded.host = v["mqtt-host"];
   if (v["no-embedded"]) cfg.mqtt.embedded.enabled = false;
   if (v["mqtt-url"]) cfg.mqtt.url = v["mqtt-url"];
+  if (v["http-port"] !== undefined) cfg.http.port = num("http-port", v["http-port"], 9479, 0, 65535);
+  if (v["no-http"]) cfg.http.enabled = false;
   if (v["stats-ms"] !== undefined) cfg.log.statsIntervalMs = num("stats-ms", v["stats-ms"], 5000, 100);
   // Re-validate so flag values get the same checks as file values.
-  return resolveConfig({ ...cfg, log: { ...cfg.log, ...(v["log-level"] ? { level: v["log-level"] } : {}) } });
+  return resolveConfig({
+    ...cfg,
+    log: {
+      ...cfg.log,
+      ...(v["log-level"] ? { level: v["log-level"] } : {}),
+      ...(v["log-format"] ? { format: v["log-format"] } : {}),
+    },
+  });
 }
 
 export async function startCommand(argv: string[]): Promise<number> {
@@ -65,8 +80,10 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stdout.write(START_HELP);
     return 0;
   }
-  const log = createLogger(cfg.log.level);
-  const rt = new Runtime({ config: cfg, log });
+  const root = createLogger(cfg.log.level, { format: cfg.log.format });
+  // The runtime gives each stage its own `component`; this command's lines are the gateway's.
+  const log = root.child({ component: "gateway" });
+  const rt = new Runtime({ config: cfg, log: root });
   await rt.start();
   const embedded = rt.embedded;
   if (embedded) log.info({ url: embedded.url, port: embedded.port }, "embedded MQTT broker listening");
@@ -76,6 +93,7 @@ export async function startCommand(argv: string[]): Promise<number> {
       sealing: !!rt.sealer,
       anchoring: !!rt.anchor,
       models: rt.loop?.models.map((m) => m.manifest.name) ?? [],
+      ...(rt.http ? { page: rt.http.url, metrics: `${rt.http.url}/metrics` } : {}),
     },
     "gateway started",
   );
@@ -91,7 +109,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
   });
-  log.info(rt.statsLine());
+  log.info(rt.statsFields(), "final stats");
   await rt.stop();
   log.info("stopped");
   return 0;

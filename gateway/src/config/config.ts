@@ -32,7 +32,26 @@ export interface GatewayConfig {
     /** Largest accepted device clock error, ms. Default 86 400 000 (24 h). */
     maxSkewMs: number;
   };
-  log: { level: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent"; statsIntervalMs: number };
+  log: {
+    level: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+    statsIntervalMs: number;
+    /** "json" (pino JSON lines), "pretty" (human-readable), or "auto": pretty on a TTY, else JSON. Default auto. */
+    format: "auto" | "json" | "pretty";
+  };
+  /**
+   * The HTTP endpoint: `/metrics` (Prometheus), `/healthz`, `/readyz` and the live page `/`.
+   * It has no authentication, so it binds to loopback only unless `allowRemote` is set.
+   */
+  http: {
+    /** Default true. */
+    enabled: boolean;
+    /** Default 127.0.0.1. Any other address needs `allowRemote`. */
+    host: string;
+    /** Default 9479; 0 picks a free port. */
+    port: number;
+    /** Allow a non-loopback `host` (put a reverse proxy with authentication in front). Default false. */
+    allowRemote: boolean;
+  };
   /** Site name: the MQTT topic level of alerts and the registry site. Default `site-1`. */
   site: string;
   store: {
@@ -95,7 +114,8 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     password: null,
   },
   ingest: { allow: null, revoked: [], maxSkewMs: 86_400_000 },
-  log: { level: "info", statsIntervalMs: 5000 },
+  log: { level: "info", statsIntervalMs: 5000, format: "auto" },
+  http: { enabled: true, host: "127.0.0.1", port: 9479, allowRemote: false },
   site: "site-1",
   store: {
     groupCommitMs: 1,
@@ -169,6 +189,17 @@ const schema = {
       properties: {
         level: { enum: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] },
         statsIntervalMs: { type: "integer", minimum: 0 },
+        format: { enum: ["auto", "json", "pretty"] },
+      },
+    },
+    http: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        enabled: { type: "boolean" },
+        host: { type: "string", minLength: 1 },
+        port: { type: "integer", minimum: 0, maximum: 65535 },
+        allowRemote: { type: "boolean" },
       },
     },
     site: { type: "string", pattern: "^[A-Za-z0-9._-]{1,64}$" },
