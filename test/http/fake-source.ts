@@ -134,7 +134,9 @@ export class FakeSource implements MetricsSource {
     return this.currentPhase;
   }
   registryStatus: RegistryStatusView | undefined;
-  registry?: () => RegistryStatusView | undefined = () => this.registryStatus;
+  registry(): RegistryStatusView | undefined {
+    return this.registryStatus;
+  }
 }
 
 /** A sealed batch record with what the endpoint reads (seq, leaf count, seal time). */

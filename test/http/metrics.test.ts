@@ -258,7 +258,7 @@ describe("/metrics exposition", () => {
 
   it("behavior: figures that are not known are absent, not 0 (anchoring and sealing off, no registry, no fees)", async () => {
     const src = new FakeSource();
-    src.registry = undefined;
+    src.registryStatus = undefined; // the hook reports nothing
     const f = await scrape(metricsFor(src));
     for (const name of [
       "vigil_anchor_lag_seconds",
