@@ -152,7 +152,7 @@ describe("the live page in Chromium during the demo", () => {
     const problems = watch(page);
     await page.goto(`${demo.url}/`);
     await page.waitForFunction(
-      (n) => (globalThis as unknown as Page$).document.querySelectorAll("#devices tbody tr").length === n,
+      (n) => (globalThis as unknown as Page$).document.querySelectorAll("#device-rows .dev").length === n,
       DEMO_DEVICES,
       {
         timeout: 30_000,
@@ -160,7 +160,9 @@ describe("the live page in Chromium during the demo", () => {
     );
     expect(await page.textContent("#ready")).toBe("ready");
     expect(await page.textContent("#gw-name")).toBe("demo-gw");
-    const ids = await page.$$eval("#devices tbody tr td:first-child", (tds) => tds.map((t) => t.textContent));
+    const ids = await page.$$eval("#device-rows .dev > span:first-child", (tds) =>
+      tds.map((t) => t.textContent),
+    );
     expect(ids).toEqual([
       "00000001",
       "00000002",

@@ -11,7 +11,7 @@
  * instance per row would cost far more at 1,000 rows). All text goes through textContent:
  * device-sent strings (profile, firmware) are never parsed as HTML.
  */
-/* global uPlot, EventSource, IntersectionObserver, ResizeObserver, document, requestAnimationFrame, performance, devicePixelRatio, getComputedStyle */
+/* global uPlot, EventSource, setTimeout, IntersectionObserver, ResizeObserver, document, requestAnimationFrame, performance, devicePixelRatio, getComputedStyle */
 "use strict";
 
 (() => {
@@ -27,6 +27,9 @@
   const modelsByName = new Map();
   const rows = new Map();
   const activeAlerts = new Map();
+  /** Highest active severity per device (recomputed when alerts are rendered). */
+  let sevByDevice = new Map();
+  let alertsTimer = 0;
   let recentAlerts = [];
   let chart = null;
   let hist = { t: [], accepted: [], rejected: [], duplicates: [], windows: [] };
@@ -39,6 +42,11 @@
   }
   function td(text, cls) {
     return el("td", cls, text);
+  }
+  function cell(text, cls) {
+    const c = el("span", cls, text);
+    c.setAttribute("role", "cell");
+    return c;
   }
   function shortHash(h) {
     return h && h.length > 14 ? `${h.slice(0, 10)}…${h.slice(-6)}` : h || "–";
@@ -121,20 +129,23 @@
       this.spark = new Float32Array(sparkPoints);
       this.n = 0;
       this.sparkDirty = false;
-      const tr = (this.tr = el("tr"));
+      // A row is a contained grid of cells (not a <tr>): a text change re-lays out its own row
+      // only, and off-screen rows skip rendering (content-visibility), which table rows cannot.
+      const tr = (this.tr = el("div", "dev"));
+      tr.setAttribute("role", "row");
       tr.__row = this;
       this.c = {
-        id: td(id),
-        profile: td("–"),
-        health: td("–", "n"),
-        trend: el("td"),
-        alerts: td(""),
-        rate: td("–", "n"),
-        accepted: td("–", "n"),
-        rejected: td("–", "n"),
-        gaps: td("–", "n"),
-        errors: td("–", "n"),
-        last: td("–", "n"),
+        id: cell(id),
+        profile: cell("–"),
+        health: cell("–", "n"),
+        trend: cell(),
+        alerts: cell(""),
+        rate: cell("–", "n"),
+        accepted: cell("–", "n"),
+        rejected: cell("–", "n"),
+        gaps: cell("–", "n"),
+        errors: cell("–", "n"),
+        last: cell("–", "n"),
       };
       this.canvas = el("canvas");
       this.canvas.width = 120 * devicePixelRatio;
@@ -154,10 +165,7 @@
       return !q || this.id.includes(q) || (this.ingest?.profile || this.health?.profile || "").includes(q);
     }
     severity() {
-      let best = "";
-      for (const a of activeAlerts.values())
-        if (a.device === this.id && (SEV_RANK[a.severity] || 0) > (SEV_RANK[best] || 0)) best = a.severity;
-      return best;
+      return sevByDevice.get(this.id) || "";
     }
     render() {
       const c = this.c;
@@ -180,7 +188,7 @@
         setText(c.alerts, h.a > 0 ? `${h.a} ${sev}` : "");
       }
       if (sev !== this.rowClass) {
-        this.tr.className = sev;
+        this.tr.className = sev ? `dev ${sev}` : "dev";
         this.rowClass = sev;
       }
       if (this.sparkDirty) {
@@ -234,10 +242,10 @@
     if (!r) {
       r = new DeviceRow(id);
       rows.set(id, r);
-      const tbody = $("devices").tBodies[0];
+      const tbody = $("device-rows");
       // Keep the table ordered by device id.
       let before = null;
-      for (const tr of tbody.rows)
+      for (const tr of tbody.children)
         if (tr.__row.id > id) {
           before = tr;
           break;
@@ -257,6 +265,13 @@
   // ------------------------------------------------------------------ tables and tiles
 
   function renderAlerts() {
+    const sev = new Map();
+    for (const a of activeAlerts.values())
+      if ((SEV_RANK[a.severity] || 0) > (SEV_RANK[sev.get(a.device)] || 0)) sev.set(a.device, a.severity);
+    for (const id of new Set([...sev.keys(), ...sevByDevice.keys()]))
+      if (sev.get(id) !== sevByDevice.get(id) && rows.has(id)) dirty.add(rows.get(id));
+    sevByDevice = sev;
+    schedule();
     const list = [...activeAlerts.values()].sort(
       (a, b) => (SEV_RANK[b.severity] || 0) - (SEV_RANK[a.severity] || 0) || a.sinceMs - b.sinceMs,
     );
@@ -431,12 +446,14 @@
       if (a.state === "raised") activeAlerts.set(a.alertId, a);
       else activeAlerts.delete(a.alertId);
       recentAlerts.unshift(a);
-      const r = rows.get(a.device);
-      if (r) dirty.add(r);
     }
     recentAlerts = recentAlerts.slice(0, 50);
-    renderAlerts();
-    schedule();
+    // At most twice a second: with many devices, transitions arrive in every delta.
+    if (!alertsTimer)
+      alertsTimer = setTimeout(() => {
+        alertsTimer = 0;
+        renderAlerts();
+      }, 500);
   }
 
   // ------------------------------------------------------------------ chart
@@ -492,7 +509,7 @@
     rows.clear();
     dirty.clear();
     observer.disconnect();
-    $("devices").tBodies[0].replaceChildren();
+    $("device-rows").replaceChildren();
     activeAlerts.clear();
     for (const a of init.alerts.active) activeAlerts.set(a.alertId, a);
     recentAlerts = [...init.alerts.recent].reverse();
@@ -507,7 +524,7 @@
       rows.set(id, r);
       frag.appendChild(r.tr);
     }
-    $("devices").tBodies[0].appendChild(frag);
+    $("device-rows").appendChild(frag);
     for (const r of rows.values()) observer.observe(r.tr);
     for (const h of init.health) {
       const r = rows.get(h.d);
