@@ -68,6 +68,7 @@ describe("HttpServer", () => {
     expect(JSON.parse((await get(s.port, "/healthz")).body)).toEqual({ status: "alive" });
     const sum = JSON.parse((await get(s.port, "/api/summary")).body) as { gateway: { name: string } };
     expect(sum.gateway.name).toBe("gw-test");
+    expect(JSON.parse((await get(s.port, "/api/alerts")).body)).toEqual({ active: [], recent: [] });
     expect((await get(s.port, "/nope")).status).toBe(404);
     const post = await get(s.port, "/metrics", {}, "POST");
     expect([post.status, post.headers.allow]).toEqual([405, "GET, HEAD"]);

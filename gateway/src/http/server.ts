@@ -280,6 +280,14 @@ export class HttpServer {
           },
         );
         return;
+      case "/api/alerts":
+        // Active alerts (each with its receipt leaf) and the last transitions, oldest first.
+        send(
+          200,
+          "application/json",
+          JSON.stringify({ active: [...this.feed.active.values()], recent: [...this.feed.recent] }) + "\n",
+        );
+        return;
       case "/events":
         this.#count(label, this.#hub.attach(req, res));
         return;
@@ -289,4 +297,4 @@ export class HttpServer {
   }
 }
 
-const ROUTES = new Set(["/healthz", "/readyz", "/metrics", "/api/summary", "/events"]);
+const ROUTES = new Set(["/healthz", "/readyz", "/metrics", "/api/summary", "/api/alerts", "/events"]);
