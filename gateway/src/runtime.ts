@@ -194,6 +194,8 @@ export class Runtime {
       ...(c.ingest.allow ? { allow: deviceSet(c.ingest.allow) } : {}),
       revoked: deviceSet(c.ingest.revoked),
       maxSkewUs: c.ingest.maxSkewMs * 1000,
+      maxPending: c.ingest.maxPending,
+      busyRetryMs: c.ingest.busyRetryMs,
       isStored: (d, s) => this.store.has(d, s),
       logger: this.log.child({ component: "ingest" }),
     });
@@ -522,6 +524,7 @@ export class Runtime {
       const fn = this.#running[step];
       delete this.#running[step];
       if (!fn) continue;
+      this.log.debug({ step }, "stopping");
       try {
         await fn();
       } catch (e) {

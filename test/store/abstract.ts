@@ -282,6 +282,67 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       expect(await s.pendingAnchors()).toEqual([]);
     });
 
+    it("behavior: updateAnchor replaces an anchored batch's record (finality, a reorg's new block) and keeps its retention stamp", async () => {
+      const s = await make();
+      for (let i = 1; i <= 4; i++) await s.append(record(1, i));
+      const b1 = fakeBatch(1, ZERO, 1, 2);
+      await s.saveBatch(b1, new Uint8Array(64));
+      await s.saveBatch(fakeBatch(2, b1.head, 3, 4), new Uint8Array(64));
+      await expect(s.updateAnchor(1, anchor(1))).rejects.toBeInstanceOf(StoreOrderError); // not anchored
+      await s.markAnchored(1, { ...anchor(1), final: false, blockHash: "0x" + "aa".repeat(32) });
+      const stamp = (await s.getAnchor(1))!.anchoredAgeUs;
+      const moved = {
+        ...anchor(1),
+        blockNumber: 99,
+        blockHash: "0x" + "bb".repeat(32),
+        final: true,
+        anchoredAgeUs: 12345,
+      };
+      await s.updateAnchor(1, moved);
+      expect(await s.getAnchor(1)).toEqual({ ...moved, anchoredAgeUs: stamp });
+      await expect(s.updateAnchor(1, { ...moved, chainId: 10 })).rejects.toBeInstanceOf(StoreOrderError);
+      await expect(s.updateAnchor(1, { ...moved, contract: "0x" + "55".repeat(20) })).rejects.toBeInstanceOf(
+        StoreOrderError,
+      );
+      await expect(s.updateAnchor(2, anchor(2))).rejects.toBeInstanceOf(StoreOrderError);
+      const s2 = await handle!.reopen();
+      expect((await s2.getAnchor(1))?.blockHash).toBe("0x" + "bb".repeat(32));
+    });
+
+    it("behavior: rewindAnchors un-anchors the batches above a seq, which go out again unchanged; it survives a reopen and never goes below pruned data", async () => {
+      const s = await make();
+      for (let i = 1; i <= 8; i++) await s.append(record(1, i));
+      let prev = ZERO;
+      for (let b = 1; b <= 4; b++) {
+        const batch = fakeBatch(b, prev, 2 * b - 1, 2 * b);
+        await s.saveBatch(batch, new Uint8Array(64));
+        prev = batch.head;
+      }
+      for (let b = 1; b <= 4; b++) await s.markAnchored(b, anchor(b));
+      expect(await s.rewindAnchors(4)).toBe(0);
+      expect(await s.rewindAnchors(2)).toBe(2);
+      expect(s.anchoredThrough()).toBe(2);
+      expect(s.stats().anchoredThrough).toBe(2);
+      expect(await s.getAnchor(3)).toBeUndefined();
+      expect(await s.getAnchor(4)).toBeUndefined();
+      expect((await s.getAnchor(2))?.txHash).toBe(anchor(2).txHash);
+      expect((await s.pendingAnchors()).map((b) => b.header.seq)).toEqual([3, 4]);
+      expect(await s.getBatch(3)).toEqual(fakeBatch(3, (await s.getBatch(2))!.head, 5, 6)); // unchanged
+      await expect(s.markAnchored(4, anchor(4))).rejects.toBeInstanceOf(StoreOrderError);
+      await s.markAnchored(3, { ...anchor(3), txHash: "0x" + "cc".repeat(32) });
+      // The watermark follows: reopening is not an integrity error, and the state is the rewound one.
+      const s2 = await handle!.reopen();
+      expect(s2.anchoredThrough()).toBe(3);
+      expect((await s2.getAnchor(3))?.txHash).toBe("0x" + "cc".repeat(32));
+      // Retention pruned batch 1: un-anchoring it would break "pruned implies anchored".
+      mono += 10;
+      expect(await s2.prune({ retentionUs: 0 })).toBeGreaterThan(0);
+      expect(s2.stats().prunedThrough).toBeGreaterThanOrEqual(2);
+      await expect(s2.rewindAnchors(0)).rejects.toBeInstanceOf(StoreOrderError);
+      await expect(s2.rewindAnchors(-1)).rejects.toBeInstanceOf(StoreOrderError);
+      expect(s2.anchoredThrough()).toBe(3);
+    });
+
     it("behavior: prune deletes only anchored frames older than the window; dedupe and leaves survive", async () => {
       const s = await make();
       for (let i = 1; i <= 6; i++) await s.append(record(1, i));

@@ -55,8 +55,10 @@ export class SerialTransport implements Transport {
     port.write(Buffer.from([0]));
   }
 
-  send(_deviceId: number, raw: Uint8Array): void {
-    if (this.#connected) this.#port?.write(cobsEncode(raw));
+  send(_deviceId: number, raw: Uint8Array, _seq?: number, _opts?: { force?: boolean }): boolean {
+    if (!this.#connected || !this.#port) return false;
+    this.#port.write(cobsEncode(raw));
+    return true;
   }
 
   sendNoise(_deviceId: number, bytes: Uint8Array): void {

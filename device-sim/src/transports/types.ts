@@ -7,9 +7,18 @@ export interface Transport {
   open(onControl: (frame: Frame) => void): Promise<void>;
   /**
    * Sends an unencoded frame. `seq` is set for a genuine DATA frame: transports whose
-   * acknowledgement is implicit (MQTT PUBACK) report it through `onDelivered`.
+   * acknowledgement is implicit (MQTT PUBACK) report it through `onDelivered`. Returns whether
+   * the frame went on the link now: false when disconnected, when the in-flight window is full,
+   * or when the link still owns an earlier transmission of it (MQTT: a PUBLISH awaiting its
+   * PUBACK) — the device keeps it and tries again later. `force` sends a second copy anyway
+   * (the duplicate fault: a device that republishes).
    */
-  send(deviceId: number, raw: Uint8Array, seq?: number): void;
+  send(deviceId: number, raw: Uint8Array, seq?: number, opts?: { force?: boolean }): boolean;
+  /**
+   * True while the link itself still owns an earlier transmission of (device, seq) (an MQTT
+   * PUBLISH awaiting its PUBACK): the device must not resend it at the application level.
+   */
+  inFlight?(deviceId: number, seq: number): boolean;
   /** Puts raw noise on the link (serial: bytes then a delimiter; MQTT: one payload). */
   sendNoise(deviceId: number, bytes: Uint8Array): void;
   /** Implicit acknowledgement hook (MQTT PUBACK), set by the simulator. */

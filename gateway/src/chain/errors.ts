@@ -32,13 +32,100 @@ export class ContractRevertError extends ChainError {
   }
 }
 
-/** The account's nonce was stale (another sender used it); the client resets its nonce manager. */
+/**
+ * The node refused the transaction because of its nonce (base class; the client resets its nonce
+ * tracking). The subclasses say which case it was; each is handled, never retried blindly.
+ */
 export class NonceError extends ChainError {
   override name = "NonceError";
-  constructor(message: string, opts: { cause?: unknown } = {}) {
-    super("CHAIN_NONCE", message, opts);
+  constructor(message: string, opts: { cause?: unknown; code?: string } = {}) {
+    super(opts.code ?? "CHAIN_NONCE", message, opts);
   }
 }
+
+/**
+ * "nonce too low": the nonce was used by a transaction that is already mined (ours, or another
+ * sender's with the same account). The sender checks whether one of its own transactions with that
+ * nonce was mined before reporting this.
+ */
+export class NonceTooLowError extends NonceError {
+  override name = "NonceTooLowError";
+  constructor(
+    message = "transaction nonce already used by a mined transaction",
+    opts: { cause?: unknown } = {},
+  ) {
+    super(message, { ...opts, code: "CHAIN_NONCE_TOO_LOW" });
+  }
+}
+
+/** "already known" / "transaction already imported": the node has this exact transaction already. */
+export class AlreadyKnownError extends NonceError {
+  override name = "AlreadyKnownError";
+  constructor(opts: { cause?: unknown } = {}) {
+    super("the node already has this transaction", { ...opts, code: "CHAIN_ALREADY_KNOWN" });
+  }
+}
+
+/**
+ * "replacement transaction underpriced": a pending transaction with the same nonce pays more than
+ * this one plus the node's minimum bump (10 % on geth).
+ */
+export class ReplacementUnderpricedError extends NonceError {
+  override name = "ReplacementUnderpricedError";
+  constructor(
+    message = "a pending transaction with the same nonce pays more",
+    opts: { cause?: unknown } = {},
+  ) {
+    super(message, { ...opts, code: "CHAIN_UNDERPRICED" });
+  }
+}
+
+/**
+ * The chain's base fee is above the configured `maxFeePerGas` cap: no transaction with an allowed
+ * fee can be mined now. Anchoring pauses until the base fee falls.
+ */
+export class FeeCapError extends ChainError {
+  override name = "FeeCapError";
+  readonly baseFeePerGas: bigint;
+  readonly maxFeePerGas: bigint;
+  constructor(baseFeePerGas: bigint, maxFeePerGas: bigint) {
+    super(
+      "CHAIN_FEE_CAP",
+      `the base fee is ${fmtGwei(baseFeePerGas)} gwei, above the cap of ${fmtGwei(maxFeePerGas)} gwei (chain.maxFeePerGasGwei)`,
+    );
+    this.baseFeePerGas = baseFeePerGas;
+    this.maxFeePerGas = maxFeePerGas;
+  }
+}
+
+/** Sending would exceed the configured spend per day (chain.maxSpendPerDayEth); anchoring pauses. */
+export class SpendCapError extends ChainError {
+  override name = "SpendCapError";
+  readonly spentWei: bigint;
+  readonly capWei: bigint;
+  readonly neededWei: bigint;
+  constructor(spentWei: bigint, neededWei: bigint, capWei: bigint) {
+    super(
+      "CHAIN_SPEND_CAP",
+      `spent ${fmtEth(spentWei)} ETH today; the next transaction may cost up to ${fmtEth(neededWei)} ETH, over the daily cap of ${fmtEth(capWei)} ETH (chain.maxSpendPerDayEth)`,
+    );
+    this.spentWei = spentWei;
+    this.capWei = capWei;
+    this.neededWei = neededWei;
+  }
+}
+
+function fmtUnits(v: bigint, decimals: number): string {
+  const neg = v < 0n;
+  const a = neg ? -v : v;
+  const base = 10n ** BigInt(decimals);
+  const frac = (a % base).toString().padStart(decimals, "0").replace(/0+$/, "");
+  return `${neg ? "-" : ""}${a / base}${frac ? `.${frac}` : ""}`;
+}
+/** wei → gwei as a decimal string. */
+export const fmtGwei = (wei: bigint): string => fmtUnits(wei, 9);
+/** wei → ETH as a decimal string. */
+export const fmtEth = (wei: bigint): string => fmtUnits(wei, 18);
 
 /** The sender cannot pay for gas. */
 export class InsufficientFundsError extends ChainError {
@@ -48,11 +135,74 @@ export class InsufficientFundsError extends ChainError {
   }
 }
 
-/** The RPC endpoint cannot be reached or answered garbage (retryable). */
+/**
+ * The RPC endpoint cannot be reached or answered garbage (retryable; another endpoint is tried
+ * first). Subclasses: {@link RpcTimeoutError}, {@link RpcRateLimitError}, {@link RpcBadResponseError}.
+ */
 export class ChainNetworkError extends ChainError {
   override name = "ChainNetworkError";
-  constructor(url: string, opts: { cause?: unknown; details?: string } = {}) {
-    super("CHAIN_NETWORK", `RPC endpoint unreachable: ${redactUrl(url)}`, opts);
+  constructor(url: string, opts: { cause?: unknown; details?: string; code?: string; reason?: string } = {}) {
+    super(
+      opts.code ?? "CHAIN_NETWORK",
+      `RPC endpoint unreachable: ${redactUrl(url)}${opts.reason ? ` (${opts.reason})` : ""}`,
+      opts,
+    );
+  }
+}
+
+/** The endpoint did not answer within the request timeout. */
+export class RpcTimeoutError extends ChainNetworkError {
+  override name = "RpcTimeoutError";
+  constructor(url: string, timeoutMs: number) {
+    super(url, { code: "CHAIN_TIMEOUT", reason: `no answer within ${timeoutMs} ms` });
+  }
+}
+
+/** HTTP 429 or a JSON-RPC rate-limit error: the provider throttles this client. */
+export class RpcRateLimitError extends ChainNetworkError {
+  override name = "RpcRateLimitError";
+  /** Seconds the provider asked to wait (Retry-After), when it said. */
+  readonly retryAfterS: number | undefined;
+  constructor(url: string, retryAfterS?: number) {
+    super(url, {
+      code: "CHAIN_RATE_LIMIT",
+      reason: `rate limited${retryAfterS !== undefined ? `, retry after ${retryAfterS} s` : ""}`,
+    });
+    this.retryAfterS = retryAfterS;
+  }
+}
+
+/** The endpoint answered, but not with a JSON-RPC 2.0 response (HTML error page, truncated JSON, 5xx). */
+export class RpcBadResponseError extends ChainNetworkError {
+  override name = "RpcBadResponseError";
+  constructor(url: string, what: string) {
+    super(url, { code: "CHAIN_BAD_RESPONSE", reason: what });
+  }
+}
+
+/**
+ * The node answered a request with a JSON-RPC error that is not one of the typed cases (revert,
+ * nonce, funds, rate limit, log range). `rpcCode` and `rpcMessage` are the node's.
+ */
+export class RpcError extends ChainError {
+  override name = "RpcError";
+  readonly rpcCode: number;
+  readonly rpcMessage: string;
+  constructor(method: string, rpcCode: number, rpcMessage: string, opts: { code?: string } = {}) {
+    super(
+      opts.code ?? "CHAIN_RPC",
+      `${method} failed: ${rpcMessage.split("\n")[0]!.slice(0, 200)} (JSON-RPC ${rpcCode})`,
+    );
+    this.rpcCode = rpcCode;
+    this.rpcMessage = rpcMessage;
+  }
+}
+
+/** The provider refused an eth_getLogs block range as too large (the caller retries smaller ranges). */
+export class LogRangeError extends RpcError {
+  override name = "LogRangeError";
+  constructor(rpcCode: number, rpcMessage: string) {
+    super("eth_getLogs", rpcCode, rpcMessage, { code: "CHAIN_LOG_RANGE" });
   }
 }
 
@@ -242,14 +392,13 @@ export function translateEthersError(err: unknown, url: string, ifaces: readonly
     return new ContractRevertError("unknown", [data], { cause: err });
   }
   if (isError(err, "CALL_EXCEPTION")) return new ContractRevertError("unknown", [], { cause: err });
-  if (isError(err, "NONCE_EXPIRED") || isError(err, "REPLACEMENT_UNDERPRICED")) {
-    return new NonceError("transaction nonce already used", { cause: err });
-  }
+  if (isError(err, "NONCE_EXPIRED")) return new NonceTooLowError(undefined, { cause: err });
+  if (isError(err, "REPLACEMENT_UNDERPRICED"))
+    return new ReplacementUnderpricedError(undefined, { cause: err });
   if (isError(err, "INSUFFICIENT_FUNDS")) return new InsufficientFundsError({ cause: err });
   const msg = err instanceof Error ? err.message : String(err);
-  if (/nonce too (low|high)|nonce has already been used|invalid nonce/i.test(msg)) {
-    return new NonceError("transaction nonce rejected by the node", { cause: err });
-  }
+  const typed = nodeMessageError(msg, err);
+  if (typed) return typed;
   if (
     isError(err, "NETWORK_ERROR") ||
     isError(err, "SERVER_ERROR") ||
@@ -262,4 +411,66 @@ export function translateEthersError(err: unknown, url: string, ifaces: readonly
   return new ChainError("CHAIN", `chain request failed: ${line}`, {
     cause: err,
   });
+}
+
+/**
+ * Typed errors for the node messages that mean the same thing across clients (geth, reth, anvil,
+ * op-geth, Nethermind, hosted providers), or undefined.
+ */
+export function nodeMessageError(msg: string, cause?: unknown): ChainError | undefined {
+  if (/nonce too low|nonce has already been used|nonce is too low|invalid nonce|OldNonce/i.test(msg))
+    return new NonceTooLowError(undefined, { cause });
+  if (
+    /already known|already imported|known transaction|AlreadyKnown|already in (the )?(mempool|pool)/i.test(
+      msg,
+    )
+  )
+    return new AlreadyKnownError({ cause });
+  if (/replacement (transaction )?underpriced|underpriced replacement|ReplacementUnderpriced/i.test(msg))
+    return new ReplacementUnderpricedError(undefined, { cause });
+  if (/insufficient funds/i.test(msg)) return new InsufficientFundsError({ cause });
+  return undefined;
+}
+
+/** Provider messages for an eth_getLogs range that is too large (Alchemy, Infura, QuickNode, Ankr, geth, reth …). */
+const LOG_RANGE =
+  /block range|range (is )?too (large|wide|big)|exceeds? (the )?(max(imum)? )?(block )?range|query returned more than|more than \d+ (results|logs)|too many (results|logs|blocks)|response size (exceeded|is larger)|limited to a? ?\d+ ?block|max(imum)? (block )?range|log response size|Query timeout exceeded/i;
+
+/** Rate limiting expressed as a JSON-RPC error instead of HTTP 429. */
+const RATE_LIMIT = /rate limit|too many requests|exceeded .*(capacity|quota|compute units)|throughput/i;
+
+/**
+ * Translates a JSON-RPC error object (`{ code, message, data }`) into a typed ChainError:
+ * revert data → ContractRevertError (decoded with `ifaces`), node messages → nonce/funds errors,
+ * rate limits → RpcRateLimitError, oversized log queries → LogRangeError, the rest → RpcError.
+ * @param method The JSON-RPC method (for the message).
+ * @param e The `error` member of the response.
+ * @param url The endpoint (redacted in messages).
+ * @param ifaces ABIs whose custom errors may appear in revert data.
+ */
+export function translateRpcError(
+  method: string,
+  e: { code?: unknown; message?: unknown; data?: unknown },
+  url: string,
+  ifaces: readonly Interface[] = [],
+): ChainError {
+  const code = typeof e.code === "number" ? e.code : 0;
+  const message = typeof e.message === "string" ? e.message : JSON.stringify(e.message ?? "");
+  const data = typeof e.data === "string" ? e.data : findRevertData(e.data);
+  if (data && /^0x[0-9a-fA-F]{8}/.test(data)) {
+    for (const iface of ifaces) {
+      try {
+        const parsed = iface.parseError(data);
+        if (parsed) return new ContractRevertError(parsed.name, normaliseArgs([...parsed.args]));
+      } catch {
+        // not this ABI
+      }
+    }
+    return new ContractRevertError("unknown", [data]);
+  }
+  if (code === 3 || /execution reverted|revert/i.test(message))
+    return new ContractRevertError("unknown", message ? [message.slice(0, 200)] : []);
+  if (method === "eth_getLogs" && LOG_RANGE.test(message)) return new LogRangeError(code, message);
+  if (code === 429 || RATE_LIMIT.test(message)) return new RpcRateLimitError(url);
+  return nodeMessageError(message) ?? new RpcError(method, code, message);
 }

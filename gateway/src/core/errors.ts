@@ -39,19 +39,65 @@ export class UsageError extends VigilError {
   }
 }
 
-/** Removes credentials and query secrets from a URL before it is logged or put in an error. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username) u.username = "***";
-    if (u.password) u.password = "***";
-    for (const k of [...u.searchParams.keys()]) {
-      if (/key|token|secret|pass|auth/i.test(k)) u.searchParams.set(k, "***");
-    }
-    // Common RPC-provider style: the API key is the last path segment (…/v2/<key>).
-    u.pathname = u.pathname.replace(/\/([A-Za-z0-9_-]{24,})$/, "/***");
-    return u.toString();
-  } catch {
-    return "<unparseable url>";
+/** Query parameter names whose values are secrets (`?apikey=`, `?token=`, `?access_key=` …). */
+const SECRET_PARAM = /key|token|secret|pass|auth|sig|cred|session|jwt/i;
+/** A path segment that looks like an API key: 20+ URL-safe characters with a digit (40-hex keys, …). */
+const KEY_SEGMENT = /^(?=[^/]*\d)[A-Za-z0-9_-]{20,}$/;
+/** A version segment (`v2`, `v3`) after which providers put the key (`/v2/<key>`). */
+const VERSION_SEGMENT = /^v\d+$/i;
+
+function redactPath(path: string): string {
+  const parts = path.split("/");
+  for (let i = 0; i < parts.length; i++) {
+    const seg = parts[i]!;
+    if (seg === "") continue;
+    if (KEY_SEGMENT.test(seg) || (i > 0 && VERSION_SEGMENT.test(parts[i - 1]!))) parts[i] = "***";
   }
+  return parts.join("/");
+}
+
+/**
+ * Removes credentials from a URL before it is logged or put in an error, in every form RPC and
+ * broker providers use: `user:password@`, an API key as a path segment (`/<40 hex>/`, with or
+ * without a trailing slash), `/v2/<key>`, secret query parameters (`?apikey=`, `?token=`) and the
+ * fragment. A string that does not parse as a URL (`mqtt://u:pw@[::1`, a bad port) is redacted as
+ * text the same way and marked `(unparseable)`: the input never comes back unredacted.
+ * @param url Any string meant to be a URL.
+ * @returns The URL with every secret replaced by `***`.
+ */
+export function redactUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return `${redactUnparseable(String(url))} (unparseable)`;
+  }
+  // An opaque "URL" such as `user:pw@host` (scheme "user:") has no authority to clean up.
+  if (!u.host && u.pathname.includes("@")) return `***@${url.slice(url.lastIndexOf("@") + 1)}`;
+  if (u.username) u.username = "***";
+  if (u.password) u.password = "***";
+  for (const k of [...u.searchParams.keys()]) {
+    const v = u.searchParams.get(k) ?? "";
+    if (SECRET_PARAM.test(k) || KEY_SEGMENT.test(v)) u.searchParams.set(k, "***");
+  }
+  u.hash = "";
+  u.pathname = redactPath(u.pathname);
+  return u.toString();
+}
+
+/** Textual redaction for strings that are not parseable URLs (same rules, no URL parser). */
+function redactUnparseable(s: string): string {
+  // scheme://userinfo@rest → scheme://***@rest (userinfo ends at the LAST @ before the path).
+  let out = s.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/?#]*@)/, (_m, scheme: string) => `${scheme}***@`);
+  // No scheme but something@host: treat what precedes @ as credentials.
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(out)) out = out.replace(/^[^/?#]*@/, "***@");
+  const q = out.search(/[?#]/);
+  const head = q < 0 ? out : out.slice(0, q);
+  const query = q < 0 ? "" : out.slice(q).replace(/#.*$/, "");
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/]*/.exec(head)?.[0] ?? "";
+  const path = redactPath(head.slice(scheme.length));
+  const params = query.replace(/([?&])([^=&]*)=([^&]*)/g, (m, sep: string, k: string, v: string) =>
+    SECRET_PARAM.test(k) || KEY_SEGMENT.test(v) ? `${sep}${k}=***` : m,
+  );
+  return `${scheme}${path}${params}`;
 }

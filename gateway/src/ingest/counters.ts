@@ -45,6 +45,11 @@ export class IngestCounters {
   acksSent = 0;
   nacksSent = 0;
   readonly rejected: Partial<Record<RejectReason, number>> = {};
+  /**
+   * Work turned away to protect the gateway, by reason (not a verdict on the frame: the sender
+   * keeps it and resends): BUSY NACKs on serial, MQTT clients paused (`mqttPaused`).
+   */
+  readonly shedding: Record<string, number> = {};
   readonly bySource: Record<SourceKind, { frames: number; rejected: number }> = {
     serial: { frames: 0, rejected: 0 },
     mqtt: { frames: 0, rejected: 0 },
@@ -78,6 +83,11 @@ export class IngestCounters {
     return n;
   }
 
+  /** Counts work shed by reason (back-pressure), by source. */
+  shed(reason: string, _source?: SourceKind): void {
+    this.shedding[reason] = (this.shedding[reason] ?? 0) + 1;
+  }
+
   get totalRejected(): number {
     let n = 0;
     for (const v of Object.values(this.rejected)) n += v;
@@ -107,6 +117,7 @@ export class IngestCounters {
       acksSent: this.acksSent,
       nacksSent: this.nacksSent,
       rejected: { ...this.rejected },
+      shedding: { ...this.shedding },
       bySource: { serial: { ...this.bySource.serial }, mqtt: { ...this.bySource.mqtt } },
       devices: [...this.devices.values()].map((d) => ({
         id: deviceIdHex(d.id),
@@ -145,6 +156,7 @@ export interface IngestSnapshot {
   acksSent: number;
   nacksSent: number;
   rejected: Partial<Record<RejectReason, number>>;
+  shedding: Record<string, number>;
   bySource: Record<SourceKind, { frames: number; rejected: number }>;
   devices: Array<{
     id: string;

@@ -45,12 +45,22 @@ export interface IngestOptions {
   onStored?: (record: FrameRecord, frame: DataFrame) => void;
   /** Device ERROR frames are logged here (warn), at the 1st, 2nd, 4th, 8th, … per device and code. */
   logger?: Logger;
+  /**
+   * Frames handed to the sink and not yet durable, above which ingest pushes back: serial DATA
+   * frames are NACKed BUSY (the device keeps them and resends after `busyRetryMs`), and
+   * pressure listeners (the embedded broker) stop reading their clients' sockets until the
+   * backlog is below half. Default 20,000 (≈ 6 MB of frames in flight, a few hundred ms of the
+   * store's group commit on a Pi).
+   */
+  maxPending?: number;
+  /** `retryAfterMs` of BUSY NACKs. Default 250. */
+  busyRetryMs?: number;
 }
 
 /** What the source should send back. */
 export type IngestReply =
   | { kind: "ack"; deviceId: number; seq: number }
-  | { kind: "nack"; deviceId: number; seq: number; reason: NackReasonCode }
+  | { kind: "nack"; deviceId: number; seq: number; reason: NackReasonCode; retryAfterMs?: number }
   | { kind: "none" };
 
 const NONE: IngestReply = { kind: "none" };
@@ -77,6 +87,12 @@ export class Ingest {
   readonly #log: Logger;
   readonly #observers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
   readonly #unstoredObservers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
+  readonly #pressureListeners: Array<(busy: boolean) => void> = [];
+  readonly #maxPending: number;
+  readonly #busyRetryMs: number;
+  /** Frames handed to the sink, not yet settled. */
+  #pending = 0;
+  #busy = false;
 
   constructor(opts: IngestOptions) {
     this.#sink = opts.sink;
@@ -88,6 +104,33 @@ export class Ingest {
     this.#isStored = opts.isStored;
     this.#log = opts.logger ?? silentLogger;
     if (opts.onStored) this.#observers.push(opts.onStored);
+    this.#maxPending = opts.maxPending ?? 20_000;
+    this.#busyRetryMs = opts.busyRetryMs ?? 250;
+    if (!Number.isInteger(this.#maxPending) || this.#maxPending < 1)
+      throw new RangeError(`maxPending must be a positive integer, got ${this.#maxPending}`);
+  }
+
+  /** Frames handed to the store and not yet durable. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** True while the backlog is above maxPending (until it falls below half of it). */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  /** Called with true when ingest becomes busy and false when the backlog has drained to half. */
+  onPressure(fn: (busy: boolean) => void): void {
+    this.#pressureListeners.push(fn);
+  }
+
+  #settle(): void {
+    this.#pending--;
+    if (this.#busy && this.#pending <= this.#maxPending / 2) {
+      this.#busy = false;
+      for (const fn of this.#pressureListeners) fn(false);
+    }
   }
 
   /** Adds an observer of newly stored DATA frames (see IngestOptions.onStored). */
@@ -237,6 +280,18 @@ export class Ingest {
       this.#countDuplicate(d);
       return ack;
     }
+    if (this.#busy && source === "serial") {
+      // Back-pressure on a serial line: the device keeps the frame and resends it later
+      // (PROTOCOL.md, NACK BUSY). MQTT senders are slowed by not reading their sockets.
+      this.counters.shed("BUSY", source);
+      return {
+        kind: "nack",
+        deviceId: f.deviceId,
+        seq: f.seq,
+        reason: NackReason.BUSY,
+        retryAfterMs: this.#busyRetryMs,
+      };
+    }
     const record: FrameRecord = {
       deviceId: f.deviceId,
       seq: ext,
@@ -246,6 +301,10 @@ export class Ingest {
       ...(d.seq.boot ? { boot: d.seq.boot } : {}),
     };
     d.seq.issue(ext);
+    if (++this.#pending >= this.#maxPending && !this.#busy) {
+      this.#busy = true;
+      for (const fn of this.#pressureListeners) fn(true);
+    }
     const stored =
       verdict === "old" && this.#isStored
         ? this.#isStored(f.deviceId, ext).then((yes) =>
@@ -254,6 +313,7 @@ export class Ingest {
         : this.#sink.append(record);
     const done = stored.then(
       (outcome: AppendOutcome) => {
+        this.#settle();
         d.inflight.delete(ext);
         if (outcome === "duplicate") this.#countDuplicate(d);
         else {
@@ -264,6 +324,7 @@ export class Ingest {
         return ack;
       },
       (err: unknown) => {
+        this.#settle();
         d.inflight.delete(ext);
         for (const fn of this.#unstoredObservers) fn(record, f);
         const e =

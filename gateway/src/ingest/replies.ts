@@ -8,6 +8,17 @@ import type { Clock } from "../core/clock.ts";
 import type { IngestCounters } from "./counters.ts";
 import type { IngestReply } from "./ingest.ts";
 
+/** The NACK frame of a refusal (with `retryAfterMs` for BUSY), for serial and MQTT alike. */
+export function encodeNack(reply: Extract<IngestReply, { kind: "nack" }>): Buffer {
+  return encodeFrame({
+    type: FrameType.Nack,
+    deviceId: reply.deviceId,
+    seq: reply.seq,
+    reason: reply.reason,
+    ...(reply.retryAfterMs !== undefined ? { retryAfterMs: reply.retryAfterMs } : {}),
+  });
+}
+
 export class ReplyBatcher {
   readonly #acks = new Map<number, number[]>();
   #scheduled = false;
@@ -22,9 +33,7 @@ export class ReplyBatcher {
     if (reply.kind === "none") return;
     if (reply.kind === "nack") {
       this.counters.nacksSent++;
-      this.write(
-        encodeFrame({ type: FrameType.Nack, deviceId: reply.deviceId, seq: reply.seq, reason: reply.reason }),
-      );
+      this.write(encodeNack(reply));
       return;
     }
     let list = this.#acks.get(reply.deviceId);

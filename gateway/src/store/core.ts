@@ -71,6 +71,8 @@ export class KvFrameStore implements FrameStore {
   readonly #watermark: WatermarkStore;
   /** Watermark writes, one at a time, each with the counters current when it starts. */
   #wmChain: Promise<void> = Promise.resolve();
+  /** Set while rewindAnchors runs: the watermark's anchored count may not exceed it. */
+  #anchoredCap: number | undefined;
 
   constructor(kv: Kv, opts: CoreStoreOptions = {}) {
     this.kv = kv;
@@ -170,7 +172,12 @@ export class KvFrameStore implements FrameStore {
 
   /** Syncs the watermark (serialised; each write carries the counters current when it starts). */
   #syncWatermark(): Promise<void> {
-    const p = this.#wmChain.then(() => this.#watermark.write(watermarkOf(this.ctx)));
+    const p = this.#wmChain.then(() => {
+      const w = watermarkOf(this.ctx);
+      // While anchors are being rewound, no watermark may claim more than the rewind keeps.
+      if (this.#anchoredCap !== undefined) w.anchored = Math.min(w.anchored, this.#anchoredCap);
+      return this.#watermark.write(w);
+    });
     this.#wmChain = p.catch(() => undefined);
     return p;
   }
@@ -341,6 +348,26 @@ export class KvFrameStore implements FrameStore {
 
   getAnchor(seq: number): Promise<AnchorRecord | undefined> {
     return this.#outbox.getAnchor(seq);
+  }
+
+  async updateAnchor(seq: number, anchor: AnchorRecord): Promise<void> {
+    await this.#outbox.updateAnchor(seq, anchor);
+  }
+
+  async rewindAnchors(toSeq: number): Promise<number> {
+    // The watermark goes down first: a crash before the database write then leaves a store that
+    // holds more than its watermark (fine), never less (an integrity error at the next open).
+    let n: number;
+    try {
+      n = await this.#outbox.rewindAnchors(toSeq, () => {
+        this.#anchoredCap = toSeq;
+        return this.#syncWatermark();
+      });
+    } finally {
+      this.#anchoredCap = undefined;
+    }
+    if (n > 0) await this.#syncWatermark();
+    return n;
   }
 
   // ------------------------------------------------------------------ retention

@@ -118,6 +118,56 @@ export class Outbox {
     });
   }
 
+  /** Replaces the record of an anchored batch (see FrameStore.updateAnchor). */
+  updateAnchor(seq: number, anchor: AnchorRecord): Promise<void> {
+    const c = this.#c;
+    return c.metaLock.run(async () => {
+      if (!Number.isInteger(seq) || seq < 1 || seq > c.anchored)
+        throw new StoreOrderError(`batch ${seq} is not anchored (anchored through ${c.anchored})`);
+      const old = await this.getAnchor(seq);
+      if (!old) throw new StoreOrderError(`batch ${seq} has no anchor record`);
+      if (old.chainId !== anchor.chainId || old.contract.toLowerCase() !== anchor.contract.toLowerCase())
+        throw new StoreOrderError(`batch ${seq} was anchored on another chain or registry`);
+      const rec: AnchorRecord = { ...anchor };
+      if (old.anchoredAgeUs !== undefined) rec.anchoredAgeUs = old.anchoredAgeUs;
+      else delete rec.anchoredAgeUs;
+      await c.metaWrite(
+        [{ type: "put", key: u64Key(P_ANCHOR, seq), value: Buffer.from(JSON.stringify(rec)) }],
+        "updating an anchor",
+        this.#failed,
+      );
+    });
+  }
+
+  /**
+   * Un-anchors the batches above `toSeq` (see FrameStore.rewindAnchors). `beforeWrite` runs inside
+   * the lock before the database changes: the store lowers its watermark there first, so a crash in
+   * between never looks like lost data at the next open.
+   */
+  rewindAnchors(toSeq: number, beforeWrite: () => Promise<void>): Promise<number> {
+    const c = this.#c;
+    return c.metaLock.run(async () => {
+      if (!Number.isInteger(toSeq) || toSeq < 0)
+        throw new StoreOrderError(`cannot rewind anchors to ${toSeq}`);
+      if (toSeq >= c.anchored) return 0;
+      if (toSeq < c.pruned.batchSeq)
+        throw new StoreOrderError(
+          `batch ${toSeq + 1} cannot be un-anchored: retention already pruned the frames of batches through ${c.pruned.batchSeq}`,
+        );
+      const n = c.anchored - toSeq;
+      await beforeWrite();
+      const ops: { type: "del"; key: Buffer }[] = [];
+      for (let s = toSeq + 1; s <= c.anchored; s++) ops.push({ type: "del", key: u64Key(P_ANCHOR, s) });
+      await c.metaWrite(
+        [...ops, { type: "put", key: M_ANCHORED, value: u64Value(toSeq) }],
+        "rewinding anchors",
+        this.#failed,
+      );
+      c.anchored = toSeq;
+      return n;
+    });
+  }
+
   async getAnchor(seq: number): Promise<AnchorRecord | undefined> {
     const v = await this.#c.read(u64Key(P_ANCHOR, seq));
     return v ? (JSON.parse(v.toString("utf8")) as AnchorRecord) : undefined;

@@ -95,14 +95,35 @@ export interface AnchorRecord {
   /** Registry address (lowercase). */
   contract: string;
   /**
-   * Transaction and block of the BatchAnchored event. null only when the batch was found
-   * already anchored (e.g. sent just before a crash) and the RPC could not look up its log.
+   * Transaction and block of the BatchAnchored event. null only in records written before the
+   * gateway looked anchors up in bounded log ranges (a batch found already anchored after a crash
+   * whose log the RPC could not return).
    */
   txHash: string | null;
   blockNumber: number | null;
-  /** Confirmations waited for before recording. */
+  /** Hash of that block (detects a reorg that moved or dropped it); absent in older records. */
+  blockHash?: string | null;
+  /**
+   * Finality depth the gateway applies (an anchor is final once its block has this many
+   * confirmations); 0 with `finality: "finalized"` (the chain's `finalized` tag decides).
+   */
   confirmations: number;
+  /**
+   * Whether the anchor is final: its block is at least `confirmations` deep, or at or below the
+   * chain's `finalized` block. Until then a reorg may still drop it (the gateway then anchors the
+   * same header again). Absent in older records, which were written after waiting for
+   * `confirmations`: read absent as true.
+   */
+  final?: boolean;
   anchoredAtUs: number;
+  /** Gateway clock when the anchor was seen final (µs); absent until then. */
+  finalAtUs?: number;
+  /** L2 gas used by the transaction (shared by the batches of one anchorMany). */
+  gasUsed?: number;
+  /** What the transaction cost: gasUsed × effective gas price + L1 data fee, wei (decimal string). */
+  costWei?: string;
+  /** OP-Stack L1 data fee of the transaction, wei (decimal string); null on other chains. */
+  l1FeeWei?: string | null;
   /**
    * The store's retention clock (gateway uptime, µs) when the anchor was recorded: retention
    * counts from here (retention.ts). Set by the store; absent in records written before it.
@@ -223,6 +244,21 @@ export interface FrameStore extends FrameSink {
   /** Marks batch `seq` anchored; requires seq = anchoredThrough()+1 (StoreOrderError otherwise). */
   markAnchored(seq: number, anchor: AnchorRecord): Promise<void>;
   getAnchor(seq: number): Promise<AnchorRecord | undefined>;
+  /**
+   * Replaces the record of an anchored batch (seq ≤ anchoredThrough()): the anchor was seen final,
+   * or a reorg moved its transaction to another block, or it was found under another transaction.
+   * Chain id and registry must stay the same; the retention clock stamp is kept (StoreOrderError
+   * otherwise).
+   */
+  updateAnchor(seq: number, anchor: AnchorRecord): Promise<void>;
+  /**
+   * Un-anchors every batch above `toSeq` (their anchor records are deleted and anchoredThrough()
+   * becomes `toSeq`): the chain no longer holds them (a reorg dropped the transaction, or an operator
+   * reconciled the store with the chain). The batches stay sealed and go out again, unchanged.
+   * Refused (StoreOrderError) below a batch whose frames retention already pruned. Returns the
+   * number of records removed.
+   */
+  rewindAnchors(toSeq: number): Promise<number>;
 
   /**
    * Deletes frames and leaf records of anchored batches sealed more than `retentionUs` ago.

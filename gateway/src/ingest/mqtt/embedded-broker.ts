@@ -4,6 +4,16 @@
  * only after the frame is durable [MQTT-4.3.2-2 makes the receiver own the message once it
  * PUBACKs]. When the store is unavailable the client is disconnected without a PUBACK; its
  * session resends the PUBLISH on reconnect [MQTT-4.4.0-1].
+ *
+ * Back-pressure (MQTT 3.1.1 has no receive maximum, so the broker withholds PUBACKs and stops
+ * reading): aedes parses one socket read at a time and reads the next only when every PUBLISH
+ * of the current one has been authorised, i.e. stored here. So each client's in-flight window
+ * is one socket read (at most 64 KiB of packets, ≈ 800 six-channel DATA frames), and TCP slows
+ * the sender beyond it. While ingest as a whole is busy (its backlog above `ingest.maxPending`)
+ * the broker also holds back the PUBACKs of frames already stored, so no client is read until
+ * the backlog has drained to half; then the held PUBACKs go out (counted `mqttHeld`).
+ * (aedes's own Client.pause() is not used: it drops the batch count of packets that complete
+ * while paused and never reads that client again.)
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { Aedes, type AuthorizePublishHandler, type Client } from "aedes";
@@ -35,13 +45,23 @@ export class EmbeddedBroker implements IngestSource {
   readonly #conns = new Set<Socket>();
   #port = 0;
   readonly #handler: MqttIngestHandler;
-  readonly #counters = { connects: 0, disconnects: 0, retries: 0, clientErrors: 0 };
+  readonly #ingest: Ingest;
+  readonly #counters = { connects: 0, disconnects: 0, retries: 0, clientErrors: 0, held: 0 };
+  /** Authorisations completed while ingest is busy, released when it is not. */
+  #held: Array<() => void> = [];
 
   constructor(
     ingest: Ingest,
     private readonly opts: EmbeddedBrokerOptions = {},
   ) {
+    this.#ingest = ingest;
     this.#handler = new MqttIngestHandler(ingest);
+    ingest.onPressure((busy) => {
+      if (busy) return;
+      const held = this.#held;
+      this.#held = [];
+      for (const release of held) release();
+    });
   }
 
   get port(): number {
@@ -95,7 +115,7 @@ export class EmbeddedBroker implements IngestSource {
       const v = this.#handler.handle(topic, payload);
       if (v instanceof Promise)
         void v.then(
-          (verdict) => this.#finish(verdict, cb),
+          (verdict) => this.#hold(() => this.#finish(verdict, cb)),
           (e: unknown) => cb(e as Error),
         );
       else this.#finish(v, cb);
@@ -105,6 +125,14 @@ export class EmbeddedBroker implements IngestSource {
       return cb(new Error(`${topic} is reserved for the gateway`));
     cb(null);
   };
+
+  /** Runs `release` now, or when ingest is no longer busy (withholding the PUBACK until then). */
+  #hold(release: () => void): void {
+    if (!this.#ingest.busy) return release();
+    this.#counters.held++;
+    this.#ingest.counters.shed("mqttHeld", "mqtt");
+    this.#held.push(release);
+  }
 
   #finish(
     v: { action: "ack" | "retry"; nack?: { topic: string; payload: Buffer } },
@@ -146,6 +174,9 @@ export class EmbeddedBroker implements IngestSource {
     const s = this.#server;
     this.broker = undefined;
     this.#server = undefined;
+    // PUBACKs held back for back-pressure are not sent: their frames are stored, and the devices
+    // resend them to the next session, which answers them as duplicates.
+    this.#held = [];
     const closed = s ? new Promise<void>((res) => s.close(() => res())) : Promise.resolve();
     const gone = [...this.#conns].map(
       (c) =>

@@ -3,18 +3,12 @@
  * topic → frame (binary or JSON) → ingest → what to do with the PUBLISH.
  */
 import { FrameError } from "../../protocol/errors.ts";
-import {
-  decodeFrame,
-  deviceIdHex,
-  encodeFrame,
-  FrameType,
-  parseDeviceIdHex,
-  WITHHOLD_PUBACK_NACKS,
-} from "../../protocol/frame.ts";
+import { decodeFrame, deviceIdHex, parseDeviceIdHex, WITHHOLD_PUBACK_NACKS } from "../../protocol/frame.ts";
 import { decodeJsonFrame } from "../../protocol/json.ts";
 import type { DecodedFrame } from "../../protocol/stream-decoder.ts";
 import { nackTopic, parseIngestTopic } from "../../protocol/topics.ts";
 import type { Ingest, IngestReply } from "../ingest.ts";
+import { encodeNack } from "../replies.ts";
 
 /**
  * `ack`: PUBACK now (stored, duplicate, or refused for good — MQTT 3.1.1 has no negative
@@ -58,12 +52,7 @@ function verdictFor(reply: IngestReply): MqttVerdict {
   if (reply.kind !== "nack") return ACK;
   const nack = {
     topic: nackTopic(deviceIdHex(reply.deviceId)),
-    payload: encodeFrame({
-      type: FrameType.Nack,
-      deviceId: reply.deviceId,
-      seq: reply.seq,
-      reason: reply.reason,
-    }),
+    payload: encodeNack(reply),
   };
   // STORE_UNAVAILABLE, RATE_LIMITED, BUSY: the frame must be redelivered later.
   return { action: WITHHOLD_PUBACK_NACKS.has(reply.reason) ? "retry" : "ack", nack };

@@ -1,0 +1,356 @@
+/**
+ * JSON-RPC over HTTP with several endpoints, health checks and failover.
+ *
+ * Why not ethers' JsonRpcProvider here: the anchoring and verification paths need control that its
+ * FetchRequest does not give — a per-request timeout (its default is 300 s), a typed error per
+ * failure mode (429, timeout, malformed body) instead of a retry loop inside the library, and
+ * failover between providers. The transport is ~200 lines over Node's fetch; ethers is still used
+ * for ABI coding and transaction signing.
+ *
+ * - Endpoints are tried in order of preference: the first healthy one serves requests. A transport
+ *   failure (connection refused, timeout, HTTP 429 or 5xx, a body that is not a JSON-RPC 2.0
+ *   response) marks the endpoint unhealthy and the request moves to the next healthy endpoint
+ *   (`retries` attempts in all). A JSON-RPC error *answer* is not a transport failure: it is
+ *   translated (errors.ts `translateRpcError`) and thrown as is.
+ * - `checkHealth()` (also every `healthCheckIntervalMs`) probes every endpoint with `eth_chainId`
+ *   and `eth_blockNumber`; an endpoint on another chain is never used; the most preferred healthy
+ *   endpoint becomes current again (fail back to the primary).
+ * - Credentials: `user:password@` in a URL is sent as HTTP Basic authorization (fetch refuses URLs
+ *   with credentials); every URL in a message or status goes through `redactUrl`; errors never carry
+ *   the raw URL or a cause that contains it.
+ */
+import { ChainError } from "./errors.ts";
+import {
+  ChainNetworkError,
+  RpcBadResponseError,
+  RpcRateLimitError,
+  RpcTimeoutError,
+  translateRpcError,
+} from "./errors.ts";
+import type { Interface } from "ethers";
+import { redactUrl } from "../core/errors.ts";
+import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
+
+/** What callers of the chain need from a JSON-RPC connection. */
+export interface RpcClient {
+  /**
+   * Sends one request and resolves with its `result`. Rejects with a typed ChainError:
+   * ChainNetworkError (and subclasses) when no endpoint answered, or the node's error translated.
+   */
+  request<T = unknown>(method: string, params?: readonly unknown[]): Promise<T>;
+  /** The current endpoint, redacted (for messages). */
+  readonly currentUrl: string;
+  close(): void;
+}
+
+export interface RpcEndpointStatus {
+  /** Position in the configured list (0 = most preferred). */
+  index: number;
+  /** Redacted URL. */
+  url: string;
+  healthy: boolean;
+  /** Consecutive failures. */
+  failures: number;
+  lastError: string | null;
+  /** Round trip of the last successful health probe, ms. */
+  latencyMs: number | null;
+  /** Latest block the endpoint reported at its last probe. */
+  blockNumber: number | null;
+}
+
+export interface RpcPoolStatus {
+  /** Index of the endpoint that serves requests now. */
+  current: number;
+  currentUrl: string;
+  /** Requests moved to another endpoint after a transport failure, since start. */
+  failovers: number;
+  endpoints: RpcEndpointStatus[];
+}
+
+export interface RpcPoolOptions {
+  /** Endpoints in order of preference (http:// or https://). At least one. */
+  urls: readonly string[];
+  /** Per-request timeout, ms. Default 10 000. */
+  timeoutMs?: number;
+  /** Attempts per request across endpoints (transport failures only). Default 2 × endpoints, at least 3. */
+  attempts?: number;
+  /** Health probe period, ms; 0 = only on demand. Default 15 000. */
+  healthCheckIntervalMs?: number;
+  /** Refuse endpoints that serve another chain (checked at the first probe of each endpoint). */
+  expectedChainId?: bigint;
+  /** ABIs for decoding revert data in error answers. */
+  ifaces?: readonly Interface[];
+  /** Injected fetch (tests). */
+  fetch?: typeof fetch;
+  timers?: Timers;
+  /** Called when the serving endpoint changes (index, redacted URL, why). */
+  onFailover?: (e: { from: number; to: number; url: string; reason: string }) => void;
+}
+
+interface Endpoint {
+  index: number;
+  /** URL without credentials. */
+  href: string;
+  /** Redacted URL for messages. */
+  shown: string;
+  auth: string | undefined;
+  healthy: boolean;
+  failures: number;
+  lastError: string | null;
+  latencyMs: number | null;
+  blockNumber: number | null;
+  chainChecked: boolean;
+}
+
+/**
+ * Parses an RPC URL. Throws ChainError `CHAIN_BAD_URL` (redacted, no cause) for anything that is not
+ * an http(s) URL, so a typo never prints the credentials inside it.
+ */
+export function parseRpcUrl(url: string): { href: string; auth: string | undefined; shown: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ChainError("CHAIN_BAD_URL", `not a valid RPC URL: ${redactUrl(url)}`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:")
+    throw new ChainError("CHAIN_BAD_URL", `RPC URL must be http:// or https://, got ${redactUrl(url)}`);
+  const auth =
+    u.username || u.password
+      ? `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString("base64")}`
+      : undefined;
+  u.username = "";
+  u.password = "";
+  return { href: u.toString(), auth, shown: redactUrl(url) };
+}
+
+let nextId = 1;
+
+export class RpcPool implements RpcClient {
+  readonly #eps: Endpoint[];
+  readonly #timeoutMs: number;
+  readonly #attempts: number;
+  readonly #fetch: typeof fetch;
+  readonly #ifaces: readonly Interface[];
+  readonly #expected: bigint | undefined;
+  readonly #timers: Timers;
+  readonly #onFailover: RpcPoolOptions["onFailover"];
+  #current = 0;
+  #failovers = 0;
+  #timer: unknown;
+  #closed = false;
+  #probing: Promise<void> | undefined;
+
+  constructor(o: RpcPoolOptions) {
+    if (o.urls.length === 0) throw new ChainError("CHAIN_BAD_URL", "no RPC URL configured");
+    this.#eps = o.urls.map((url, index) => {
+      const p = parseRpcUrl(url);
+      return {
+        index,
+        href: p.href,
+        shown: p.shown,
+        auth: p.auth,
+        healthy: true,
+        failures: 0,
+        lastError: null,
+        latencyMs: null,
+        blockNumber: null,
+        chainChecked: o.expectedChainId === undefined,
+      };
+    });
+    this.#timeoutMs = o.timeoutMs ?? 10_000;
+    this.#attempts = o.attempts ?? Math.max(3, 2 * o.urls.length);
+    this.#fetch = o.fetch ?? fetch;
+    this.#ifaces = o.ifaces ?? [];
+    this.#expected = o.expectedChainId;
+    this.#timers = o.timers ?? realTimers;
+    this.#onFailover = o.onFailover;
+    const every = o.healthCheckIntervalMs ?? 15_000;
+    if (every > 0) {
+      const tick = (): void => {
+        if (this.#closed) return;
+        void this.checkHealth().finally(() => {
+          if (!this.#closed) this.#timer = unrefTimer(this.#timers.setTimeout(tick, every));
+        });
+      };
+      this.#timer = unrefTimer(this.#timers.setTimeout(tick, every));
+    }
+  }
+
+  get currentUrl(): string {
+    return this.#eps[this.#current]!.shown;
+  }
+
+  status(): RpcPoolStatus {
+    return {
+      current: this.#current,
+      currentUrl: this.currentUrl,
+      failovers: this.#failovers,
+      endpoints: this.#eps.map((e) => ({
+        index: e.index,
+        url: e.shown,
+        healthy: e.healthy,
+        failures: e.failures,
+        lastError: e.lastError,
+        latencyMs: e.latencyMs,
+        blockNumber: e.blockNumber,
+      })),
+    };
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer);
+  }
+
+  /**
+   * Probes every endpoint (eth_chainId, eth_blockNumber) and makes the most preferred healthy one
+   * current. Endpoints on another chain than `expectedChainId` stay unhealthy.
+   */
+  checkHealth(): Promise<void> {
+    this.#probing ??= (async () => {
+      await Promise.all(this.#eps.map((e) => this.#probe(e)));
+      const best = this.#eps.find((e) => e.healthy);
+      if (best && best.index !== this.#current)
+        this.#switch(best.index, "preferred endpoint is healthy again");
+    })().finally(() => (this.#probing = undefined));
+    return this.#probing;
+  }
+
+  async #probe(e: Endpoint): Promise<void> {
+    const t0 = performance.now();
+    try {
+      const chainId = BigInt(await this.#call<string>(e, "eth_chainId", []));
+      if (this.#expected !== undefined && chainId !== this.#expected) {
+        e.healthy = false;
+        e.lastError = `serves chain ${chainId}, expected ${this.#expected}`;
+        return;
+      }
+      e.chainChecked = true;
+      e.blockNumber = Number(BigInt(await this.#call<string>(e, "eth_blockNumber", [])));
+      e.latencyMs = Math.round(performance.now() - t0);
+      e.healthy = true;
+      e.failures = 0;
+      e.lastError = null;
+    } catch (err) {
+      e.healthy = false;
+      e.failures++;
+      e.lastError = (err as ChainError).shortMessage ?? String(err);
+    }
+  }
+
+  #switch(to: number, reason: string): void {
+    const from = this.#current;
+    if (from === to) return;
+    this.#current = to;
+    this.#failovers++;
+    this.#onFailover?.({ from, to, url: this.#eps[to]!.shown, reason });
+  }
+
+  async request<T = unknown>(method: string, params: readonly unknown[] = []): Promise<T> {
+    let last: ChainError | undefined;
+    for (let attempt = 0; attempt < this.#attempts; attempt++) {
+      if (this.#closed) throw new ChainNetworkError(this.currentUrl, { reason: "connection closed" });
+      const e = this.#eps[this.#current]!;
+      try {
+        if (!e.chainChecked) {
+          await this.#probe(e);
+          if (!e.healthy) throw new ChainNetworkError(e.shown, { reason: e.lastError ?? "unhealthy" });
+        }
+        const r = await this.#call<T>(e, method, params);
+        e.failures = 0;
+        e.healthy = true;
+        return r;
+      } catch (err) {
+        if (!(err instanceof ChainNetworkError)) throw err; // the node answered: not a transport failure
+        last = err;
+        e.failures++;
+        e.healthy = false;
+        e.lastError = err.shortMessage;
+        const next = this.#nextHealthy(e.index);
+        if (next !== undefined) this.#switch(next, err.shortMessage);
+        else if (err instanceof RpcRateLimitError || attempt + 1 < this.#attempts) {
+          // Every endpoint failed: wait a little before going round again (bounded by attempts).
+          await new Promise((r) =>
+            unrefTimer(this.#timers.setTimeout(() => r(undefined), 200 * (attempt + 1))),
+          );
+          for (const x of this.#eps) x.healthy = true; // give each another chance
+        }
+      }
+    }
+    throw last ?? new ChainNetworkError(this.currentUrl);
+  }
+
+  #nextHealthy(after: number): number | undefined {
+    const n = this.#eps.length;
+    for (let k = 1; k < n; k++) {
+      const e = this.#eps[(after + k) % n]!;
+      if (e.healthy) return e.index;
+    }
+    return undefined;
+  }
+
+  async #call<T>(e: Endpoint, method: string, params: readonly unknown[]): Promise<T> {
+    const body = JSON.stringify({ jsonrpc: "2.0", id: nextId++, method, params });
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (e.auth) headers.authorization = e.auth;
+    let res: Response;
+    try {
+      res = await this.#fetch(e.href, {
+        method: "POST",
+        headers,
+        body,
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (err) {
+      const name = (err as Error)?.name;
+      if (name === "TimeoutError" || name === "AbortError")
+        throw new RpcTimeoutError(e.shown, this.#timeoutMs);
+      // No cause: undici's errors can carry the request URL.
+      throw new ChainNetworkError(e.shown, { reason: connectReason(err) });
+    }
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      const name = (err as Error)?.name;
+      if (name === "TimeoutError" || name === "AbortError")
+        throw new RpcTimeoutError(e.shown, this.#timeoutMs);
+      throw new ChainNetworkError(e.shown, { reason: "connection dropped while reading the answer" });
+    }
+    if (res.status === 429) {
+      const ra = Number(res.headers.get("retry-after"));
+      throw new RpcRateLimitError(e.shown, Number.isFinite(ra) && ra >= 0 ? ra : undefined);
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      throw new RpcBadResponseError(
+        e.shown,
+        `HTTP ${res.status}: the answer is not JSON (${JSON.stringify(text.slice(0, 40))}…)`,
+      );
+    }
+    const d = doc as { jsonrpc?: unknown; result?: unknown; error?: unknown } | null;
+    if (
+      !d ||
+      typeof d !== "object" ||
+      Array.isArray(d) ||
+      d.jsonrpc !== "2.0" ||
+      !("result" in d || "error" in d)
+    )
+      throw new RpcBadResponseError(e.shown, `HTTP ${res.status}: not a JSON-RPC 2.0 response`);
+    if (d.error !== undefined && d.error !== null) {
+      // A rate-limit answer becomes RpcRateLimitError, a transport failure (the provider's, not the
+      // request's): request() moves on to another endpoint.
+      throw translateRpcError(method, d.error as Record<string, unknown>, e.shown, this.#ifaces);
+    }
+    if (res.status >= 500) throw new RpcBadResponseError(e.shown, `HTTP ${res.status}`);
+    return d.result as T;
+  }
+}
+
+function connectReason(err: unknown): string {
+  const code = (err as { cause?: { code?: unknown } })?.cause?.code;
+  return typeof code === "string" ? code : "connection failed";
+}
