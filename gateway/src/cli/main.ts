@@ -7,12 +7,14 @@ import { receiptCommand } from "./receipt.ts";
 import { verifyCommand } from "./verify.ts";
 import { simCommand } from "./sim.ts";
 import { startCommand } from "./start.ts";
+import { statusCommand } from "./status.ts";
 import { storeCommand } from "./store.ts";
 
 const HELP = `usage: vigil <command> [options]
 
 Commands:
   start      run the gateway (ingest from serial and MQTT)
+  status     one-screen summary of the running gateway (from its local HTTP endpoint)
   sim        run simulated devices against a gateway
   demo       simulator + gateway on embedded defaults, with live counters
   keys       create or show the gateway's signing key (encrypted keystore)
@@ -28,6 +30,7 @@ Run "vigil <command> --help" for a command's options.
 type Command = (argv: string[]) => Promise<number>;
 const commands: Record<string, Command> = {
   start: startCommand,
+  status: statusCommand,
   sim: simCommand,
   demo: demoCommand,
   chain: chainCommand,
