@@ -111,7 +111,8 @@ const Log = Type.Object(
     }),
     format: choice(["auto", "json", "pretty"], {
       default: "auto",
-      description: '"json" (pino JSON lines), "pretty" (human-readable), or "auto": pretty on a terminal, else JSON.',
+      description:
+        '"json" (pino JSON lines), "pretty" (human-readable), or "auto": pretty on a terminal, else JSON.',
     }),
   },
   { additionalProperties: false, default: {} },
@@ -129,7 +130,12 @@ const Http = Type.Object(
       default: "127.0.0.1",
       description: "Address to bind; anything but loopback needs allowRemote.",
     }),
-    port: Type.Integer({ minimum: 0, maximum: 65535, default: 9479, description: "Port; 0 picks a free port." }),
+    port: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 9479,
+      description: "Port; 0 picks a free port.",
+    }),
     allowRemote: Type.Boolean({
       default: false,
       description: "Allow a non-loopback host (only behind a reverse proxy that authenticates).",
