@@ -78,6 +78,7 @@ function summary(over: Partial<PageStats> = {}): PageStats {
         gaps: 2,
         errors: 0,
         lastMs: t - 1000,
+        quality: { faults: 0, withheld: 0, mode: "first-cycle" },
       },
       {
         d: "00000002",
@@ -89,6 +90,7 @@ function summary(over: Partial<PageStats> = {}): PageStats {
         gaps: 0,
         errors: 2,
         lastMs: t - 600_000,
+        quality: { faults: 1, withheld: 12, mode: "mid-life" },
       },
     ],
     models: [
@@ -160,6 +162,9 @@ describe("vigil status: layout", () => {
     expect(text).toContain("device ERROR frames 2");
     expect(text).toContain("  devices    2 (1 silent for more than 60 s)");
     expect(text).toContain("  rejected   BAD_CRC 30, TRUNCATED 10");
+    expect(text).toContain(
+      "  data       1 device(s) with sensor faults (00000002: 1 channel) · 12 windows withheld for data quality",
+    );
     expect(text).toContain("latest #31 (420 leaves) anchored in 0xcdcdcdcd…cdcd block 88");
     expect(lines.length).toBeLessThanOrEqual(24);
     expect(statusExitCode(summary())).toBe(0);

@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { GatewayMetrics, LATENCY_BOUNDS_US, countAtOrBelow } from "../../gateway/src/http/metrics.ts";
 import { LiveFeed } from "../../gateway/src/http/live.ts";
+import { PageModel } from "../../gateway/src/http/page-model.ts";
 import { LatencyHistogram } from "../../gateway/src/infer/histogram.ts";
 import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
@@ -66,6 +67,9 @@ async function busySource(): Promise<{ src: FakeSource; feed: LiveFeed }> {
   ing.handle(dec({ type: FrameType.Error, deviceId: 2, code: 2, message: "lost 3" }), "mqtt");
   ing.handle(dec({ type: FrameType.Error, deviceId: 2, code: 9, message: "?" }), "mqtt");
   ing.counters.acksSent = 4;
+  ing.counters.shed("BUSY", "serial");
+  ing.counters.shed("BUSY", "serial");
+  ing.counters.shed("mqttHeld", "mqtt");
 
   const inf = src.inference;
   Object.assign(inf, {
@@ -79,6 +83,14 @@ async function busySource(): Promise<{ src: FakeSource; feed: LiveFeed }> {
   for (const us of [10, 20, 100, 1000, 5000]) inf.runLatency.record(us);
   inf.frameToResult.record(3000);
   inf.tickLatency.record(50);
+  src.loop = {
+    counters: inf,
+    lanes: () => src.laneInfos,
+    liveWindow: (id) =>
+      id === 1
+        ? { qualityState: { faults: 2 }, withheld: 5, commissioning: { mode: "mid-life" } }
+        : undefined,
+  };
   const live = fakeModel("rotating-v1-health", "1.0.0", ["rotating-v1"]);
   const cand = fakeModel("rotating-v1-health", "1.1.0", ["rotating-v1"]);
   src.laneInfos = [
@@ -210,6 +222,26 @@ describe("/metrics exposition", () => {
     ).toBe(1);
     expect(sample(f, "vigil_ingest_replies_sent_total", { kind: "ack" })).toBe(4);
     expect(sample(f, "vigil_source_events_total", { source: "mqtt:embedded", event: "connects" })).toBe(2);
+  });
+
+  it("behavior: data quality per device (sensor faults, withheld windows) from the live window, back-pressure shedding by reason; the page shows the same", async () => {
+    // busySource: device 1 has a live window with 2 faulted channels and 5 withheld windows,
+    // device 2 none; 2 BUSY NACKs and 1 held MQTT PUBACK.
+    const { src, feed } = await busySource();
+    const f = await scrape(metricsFor(src, feed));
+    expect(sample(f, "vigil_device_sensor_faults", { device: "00000001" })).toBe(2);
+    expect(sample(f, "vigil_device_windows_withheld_total", { device: "00000001" })).toBe(5);
+    // A device without a live model window has no data-quality series (absent, not 0).
+    expect(f.get("vigil_device_sensor_faults")!.samples.map((x) => x.labels.device)).toEqual(["00000001"]);
+    expect(sample(f, "vigil_ingest_frames_shed_total", { reason: "BUSY" })).toBe(2);
+    expect(sample(f, "vigil_ingest_frames_shed_total", { reason: "mqttHeld" })).toBe(1);
+    const page = await new PageModel(src, feed).stats();
+    expect(page.devices.find((d) => d.d === "00000001")!.quality).toEqual({
+      faults: 2,
+      withheld: 5,
+      mode: "mid-life",
+    });
+    expect(page.devices.find((d) => d.d === "00000002")!.quality).toBeNull();
   });
 
   it("behavior: inference, models, alerts, batches, anchor and registry read from their stages", async () => {

@@ -203,6 +203,17 @@ describe("the live page in Chromium during the demo", () => {
       { timeout: 60_000 },
     );
     expect(await page.textContent("#models tbody")).toContain("rotating-v1-health");
+    // The live model's data-quality view of each device (sensor faults, withheld windows).
+    await page.waitForFunction(
+      () =>
+        [
+          ...(globalThis as unknown as Page$).document.querySelectorAll(
+            "#device-rows .dev > span:nth-child(11)",
+          ),
+        ].every((s) => /^(ok|\d+ sensor faults?|[\d,]+ withheld)$/.test(s.textContent ?? "")),
+      undefined,
+      { timeout: 30_000 },
+    );
     const shot =
       process.env.VIGIL_SCREENSHOT ?? join(mkdtempSync(join(tmpdir(), "vigil-page-")), "live-page.png");
     await page.screenshot({ path: shot, fullPage: true });

@@ -103,6 +103,20 @@ export function formatStatus(s: PageStats, alerts: AlertsView, url: string): str
     `accepted ${int(t.accepted)} · duplicates ${int(t.duplicates)} · rejected ${int(t.rejected)} · ` +
       `gaps ${int(gaps)} · device ERROR frames ${int(t.deviceErrors)}`,
   );
+  const faulty = s.devices.filter((d) => d.quality && d.quality.faults > 0);
+  const withheld = s.devices.reduce((a, d) => a + (d.quality?.withheld ?? 0), 0);
+  if (faulty.length || withheld)
+    row(
+      "data",
+      `${faulty.length} device(s) with sensor faults` +
+        (faulty.length
+          ? ` (${faulty
+              .slice(0, 4)
+              .map((d) => `${d.d}: ${d.quality!.faults} channel${d.quality!.faults > 1 ? "s" : ""}`)
+              .join(", ")}${faulty.length > 4 ? ", …" : ""})`
+          : "") +
+        ` · ${int(withheld)} windows withheld for data quality`,
+    );
   if (s.rejections.length) {
     const top = [...s.rejections].sort((a, b) => b.total - a.total);
     const shown = top.slice(0, MAX_REASONS).map((x) => `${x.reason} ${int(x.total)}`);

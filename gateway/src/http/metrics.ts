@@ -316,6 +316,14 @@ export class GatewayMetrics {
       (set) => set({}, ing().deviceErrors),
     );
     counter(
+      "vigil_ingest_frames_shed_total",
+      "Work shed under back-pressure, by reason: BUSY (serial DATA frames NACKed BUSY; the device resends them), mqttHeld (MQTT PUBACKs held until the store catches up).",
+      ["reason"],
+      (set) => {
+        for (const [k, v] of Object.entries(ing().shedding)) set({ reason: k }, v);
+      },
+    );
+    counter(
       "vigil_ingest_replies_sent_total",
       "ACK and NACK frames sent on serial links, by kind (MQTT devices get PUBACK and NACK messages instead).",
       ["source", "kind"],
@@ -374,6 +382,29 @@ export class GatewayMetrics {
         for (const d of ing().devices.values())
           for (const [code, n] of d.errors)
             set({ device: deviceIdHex(d.id), code: deviceErrorCodeLabel(code) }, n);
+      },
+    );
+    const liveWindow = (id: number) => src.loop?.liveWindow?.(id);
+    gauge(
+      "vigil_device_sensor_faults",
+      "Channels of the device the data-quality stage currently holds in sensor fault (stuck, out of range, missing).",
+      ["device"],
+      (set) => {
+        for (const d of ing().devices.values()) {
+          const w = liveWindow(d.id);
+          if (w) set({ device: deviceIdHex(d.id) }, w.qualityState.faults);
+        }
+      },
+    );
+    counter(
+      "vigil_device_windows_withheld_total",
+      "Windows of the device withheld for data quality (no prediction made from them).",
+      ["device"],
+      (set) => {
+        for (const d of ing().devices.values()) {
+          const w = liveWindow(d.id);
+          if (w) set({ device: deviceIdHex(d.id) }, w.withheld);
+        }
       },
     );
     gauge(

@@ -7,7 +7,7 @@
 import { deviceIdHex } from "../protocol/frame.ts";
 import { round4, SPARK_POINTS, type AlertView, type LiveFeed } from "./live.ts";
 import { readiness, type Readiness } from "./readiness.ts";
-import type { MetricsSource } from "./source.ts";
+import type { LiveWindowView, MetricsSource } from "./source.ts";
 
 /** Seconds of rate history kept for the page's chart. */
 export const HISTORY_POINTS = 300;
@@ -37,6 +37,11 @@ export interface DeviceView {
   errors: number;
   /** Gateway time of the last DATA frame, ms since the epoch (0: none yet). */
   lastMs: number;
+  /**
+   * The live model's data-quality view of the device (null without one): channels in sensor
+   * fault, windows withheld, and how the gateway met the machine (commissioning mode).
+   */
+  quality: { faults: number; withheld: number; mode: string } | null;
 }
 
 export interface ModelView {
@@ -233,6 +238,7 @@ export class PageModel {
         gaps: d.seq.gaps,
         errors,
         lastMs: Math.round(d.lastFrameUs / 1000),
+        quality: qualityOf(s.loop?.liveWindow?.(d.id)),
       });
     }
     const a = s.anchor?.status();
@@ -329,4 +335,8 @@ export class PageModel {
       sparkPoints: SPARK_POINTS,
     };
   }
+}
+
+function qualityOf(w: LiveWindowView | undefined): DeviceView["quality"] {
+  return w ? { faults: w.qualityState.faults, withheld: w.withheld, mode: w.commissioning.mode } : null;
 }

@@ -42,6 +42,16 @@ export interface RegistryStatusView {
   block?: number;
 }
 
+/** What the endpoint reads of a device's live window (infer/window.ts `DeviceWindow`). */
+export interface LiveWindowView {
+  /** Used channels currently in sensor fault (data-quality stage, infer/features/quality.ts). */
+  readonly qualityState: { readonly faults: number };
+  /** Windows withheld for data quality (no prediction). */
+  readonly withheld: number;
+  /** How the gateway met the machine (features/commissioning.ts): first-cycle, mid-life, … */
+  readonly commissioning: { readonly mode: string };
+}
+
 export interface MetricsSource {
   readonly config: {
     readonly dataDir: string;
@@ -54,7 +64,14 @@ export interface MetricsSource {
   readonly store: Pick<FrameStore, "stats" | "getBatch" | "getAnchor">;
   readonly sources: readonly IngestSource[];
   /** Undefined when no models are loaded. */
-  readonly loop: { readonly counters: InferenceCounters; lanes(): LaneInfo[] } | undefined;
+  readonly loop:
+    | {
+        readonly counters: InferenceCounters;
+        lanes(): LaneInfo[];
+        /** A device's live-model window: its data-quality state (infer/window.ts DeviceWindow). */
+        liveWindow?(deviceId: number): LiveWindowView | undefined;
+      }
+    | undefined;
   readonly alerts: { readonly counters: AlertCounters };
   /** Undefined when sealing is off (no keystore or no deployment). */
   readonly sealer: { backlog(): number } | undefined;

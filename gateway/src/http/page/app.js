@@ -145,6 +145,7 @@
         rejected: cell("–", "n"),
         gaps: cell("–", "n"),
         errors: cell("–", "n"),
+        quality: cell("–"),
         last: cell("–", "n"),
       };
       this.canvas = el("canvas");
@@ -180,6 +181,20 @@
         setText(c.gaps, fmtInt(g.gaps));
         setText(c.errors, fmtInt(g.errors));
         setText(c.last, g.lastMs ? ageText(now - g.lastMs) : "–");
+        const q = g.quality;
+        if (q) {
+          // The live model's data-quality stage: channels in sensor fault, windows withheld.
+          setText(
+            c.quality,
+            q.faults
+              ? `${q.faults} sensor fault${q.faults > 1 ? "s" : ""}`
+              : q.withheld
+                ? `${fmtInt(q.withheld)} withheld`
+                : "ok",
+          );
+          c.quality.className = q.faults ? "sev-warning" : "";
+          c.quality.title = `commissioning: ${q.mode}; windows withheld for data quality: ${fmtInt(q.withheld)}`;
+        }
       }
       const sev = h && h.a > 0 ? this.severity() || "warning" : "";
       if (h) {
