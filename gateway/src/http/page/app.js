@@ -7,7 +7,7 @@
  * Smooth at 1,000 devices: the device table is built once; updates only mark rows dirty, and a
  * requestAnimationFrame pass touches the DOM of dirty rows that are on screen (an
  * IntersectionObserver tracks which are), within a time budget per frame; off-screen rows catch
- * up when they scroll into view. Sparklines are drawn on one small canvas per row (a uPlot
+ * up when they scroll into view. Sparklines are drawn on one small canvas per row on screen (a uPlot
  * instance per row would cost far more at 1,000 rows). All text goes through textContent:
  * device-sent strings (profile, firmware) are never parsed as HTML.
  */
@@ -107,13 +107,7 @@
   const observer = new IntersectionObserver(
     (entries) => {
       for (const e of entries) {
-        const r = e.target.__row;
-        r.visible = e.isIntersecting;
-        if (r.visible && r.stale) {
-          r.stale = false;
-          dirty.add(r);
-          schedule();
-        }
+        e.target.__row.show(e.isIntersecting);
       }
     },
     { rootMargin: "200px 0px" },
@@ -148,12 +142,30 @@
         quality: cell("–"),
         last: cell("–", "n"),
       };
-      this.canvas = el("canvas");
-      this.canvas.width = 120 * devicePixelRatio;
-      this.canvas.height = 22 * devicePixelRatio;
-      this.c.trend.appendChild(this.canvas);
+      // The sparkline's canvas exists only while the row is on screen (see show()).
+      this.canvas = null;
       for (const k of Object.keys(this.c)) tr.appendChild(this.c[k]);
       this.rowClass = "";
+    }
+    /**
+     * On screen or not (IntersectionObserver). Only rows on screen hold a canvas: a thousand
+     * canvases, even off screen, made scrolling drop to a few frames per second (bench http).
+     */
+    show(visible) {
+      this.visible = visible;
+      if (visible && !this.canvas) {
+        this.canvas = el("canvas");
+        this.canvas.width = 120 * devicePixelRatio;
+        this.canvas.height = 22 * devicePixelRatio;
+        this.c.trend.appendChild(this.canvas);
+        this.sparkDirty = true;
+        this.stale = false;
+        dirty.add(this);
+        schedule();
+      } else if (!visible && this.canvas) {
+        this.canvas.remove();
+        this.canvas = null;
+      }
     }
     push(points) {
       for (const v of points) {
@@ -218,6 +230,7 @@
     }
     draw(sev) {
       const cv = this.canvas;
+      if (!cv) return;
       const ctx = cv.getContext("2d");
       const w = cv.width;
       const hgt = cv.height;
