@@ -45,6 +45,7 @@ const nf = new Intl.NumberFormat("en");
 const int = (n: number) => nf.format(n);
 const short = (h: string | null | undefined) =>
   h && h.length > 14 ? `${h.slice(0, 10)}…${h.slice(-4)}` : (h ?? "–");
+const rate = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
 const num = (v: number) =>
   Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(2);
 
@@ -94,8 +95,8 @@ export function formatStatus(s: PageStats, alerts: AlertsView, url: string): str
   row(
     "devices",
     `${int(s.devices.length)}${silent ? ` (${silent} silent for more than ${SILENT_AFTER_MS / 1000} s)` : ""}` +
-      ` · ${num(s.rates.accepted)} frames/s accepted, ${num(s.rates.rejected)}/s rejected, ` +
-      `${num(s.rates.windows)} windows/s inferred`,
+      ` · ${rate(s.rates.accepted)} frames/s accepted, ${rate(s.rates.rejected)}/s rejected, ` +
+      `${rate(s.rates.windows)} windows/s inferred`,
   );
   const t = s.totals;
   row(
