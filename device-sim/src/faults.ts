@@ -3,6 +3,7 @@
  * counted, and link faults also record the gateway rejection they must cause, so a test can
  * reconcile the simulator's counts with the gateway's counters exactly.
  */
+import { SimError } from "./errors.ts";
 import { StreamDecoder } from "../../gateway/src/protocol/stream-decoder.ts";
 import type { Rng } from "./rng.ts";
 
@@ -30,13 +31,13 @@ export function parseFaultRates(spec: string): FaultRates {
     const [k, v] = part.split("=").map((s) => s.trim());
     const p = Number(v);
     if (!k || v === undefined || !Number.isFinite(p) || p < 0 || p > 1)
-      throw new RangeError(`fault "${part}": expected NAME=PROBABILITY with 0 ≤ p ≤ 1`);
+      throw new SimError("SIM_OPTIONS", `fault "${part}": expected NAME=PROBABILITY with 0 ≤ p ≤ 1`);
     if (k === "all") {
       for (const f of ALL_FAULTS) rates[f] = p;
     } else if ((ALL_FAULTS as readonly string[]).includes(k)) {
       rates[k as FaultKind] = p;
     } else {
-      throw new RangeError(`fault "${k}" is unknown; known: ${ALL_FAULTS.join(", ")}`);
+      throw new SimError("SIM_OPTIONS", `fault "${k}" is unknown; known: ${ALL_FAULTS.join(", ")}`);
     }
   }
   return rates;

@@ -55,7 +55,10 @@ export interface SimulatorOptions {
   progressMs?: number;
   /** Firmware updates (PROTOCOL.md, "Firmware update"): which devices have update code (device-sim/src/firmware). */
   firmware?: SimFirmwareOptions;
+  /** Ends the run at once (no drain). */
   signal?: AbortSignal;
+  /** Ends generation; the drain (resends of unacknowledged frames, up to `drainMs`) still runs. */
+  stopSignal?: AbortSignal;
 }
 
 export interface SimSnapshot {
@@ -303,7 +306,10 @@ export class Simulator {
     const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
     const generating = () =>
-      !o.signal?.aborted && Date.now() < endAt && this.devices.some((d) => !d.finished && d.step < maxFrames);
+      !o.signal?.aborted &&
+      !o.stopSignal?.aborted &&
+      Date.now() < endAt &&
+      this.devices.some((d) => !d.finished && d.step < maxFrames);
 
     while (generating()) {
       const now = Date.now();

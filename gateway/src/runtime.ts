@@ -18,7 +18,6 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
-import { keccak256, toUtf8Bytes } from "ethers";
 import { AnchorService } from "./anchor/service.ts";
 import { connectEthersAnchorChain } from "./anchor/chain.ts";
 import { EmbeddedPublisher } from "./alerts/embedded-publisher.ts";
@@ -32,6 +31,7 @@ import { BatchSealer } from "./attest/sealer.ts";
 import type { GatewaySigner } from "./attest/signer.ts";
 import { readDeploymentFile, type Deployment } from "./chain/deploy.ts";
 import { vigilDomain, type VigilDomain } from "./chain/eip712.ts";
+import { gatewayIdOf } from "./config/gateway-id.ts";
 import { deviceSet, type GatewayConfig } from "./config/config.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { ConfigError, type VigilError } from "./core/errors.ts";
@@ -81,12 +81,6 @@ export interface RuntimeSnapshot {
   alerts: AlertService["counters"];
   leaves: { inference: number; alert: number };
   sources: Record<string, Record<string, number>>;
-}
-
-/** bytes32 gateway id: the configured one, or keccak256("vigil-gateway:" + name). */
-export function gatewayIdOf(config: GatewayConfig): Hex {
-  return (config.attest.gatewayId?.toLowerCase() ??
-    keccak256(toUtf8Bytes(`vigil-gateway:${config.attest.gatewayName}`))) as Hex;
 }
 
 function resolvePath(base: string, p: string): string {

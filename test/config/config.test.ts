@@ -77,3 +77,15 @@ describe("config", () => {
     expect(startConfig(["--help"])).toBeUndefined();
   });
 });
+
+describe("gatewayIdOf", () => {
+  it("behavior: keccak256 of 'vigil-gateway:' + name, or the configured id lowercased", async () => {
+    const { keccak256, toUtf8Bytes } = await import("ethers");
+    const { gatewayIdOf } = await import("../../gateway/src/config/gateway-id.ts");
+    expect(gatewayIdOf(resolveConfig({ attest: { gatewayName: "plant-7" } }))).toBe(
+      keccak256(toUtf8Bytes("vigil-gateway:plant-7")),
+    );
+    const id = "0x" + "AB".repeat(32);
+    expect(gatewayIdOf(resolveConfig({ attest: { gatewayId: id } }))).toBe(id.toLowerCase());
+  });
+});

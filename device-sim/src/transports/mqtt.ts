@@ -19,6 +19,7 @@ import { redactUrl } from "../../../gateway/src/core/errors.ts";
 import { decodeFrame, deviceIdHex, type Frame } from "../../../gateway/src/protocol/frame.ts";
 import { INGEST_TOPIC_PREFIX } from "../../../gateway/src/protocol/topics.ts";
 import type { Transport } from "./types.ts";
+import { SimError } from "../errors.ts";
 
 export interface MqttTransportOptions {
   url: string;
@@ -68,7 +69,8 @@ export class MqttTransport implements Transport {
         return;
       } catch (e) {
         if (Date.now() >= deadline)
-          throw new Error(
+          throw new SimError(
+            "SIM_CONNECT",
             `no MQTT connection to ${redactUrl(this.opts.url)} within ${this.opts.connectTimeoutMs ?? 30_000} ms`,
             { cause: e },
           );
@@ -93,7 +95,7 @@ export class MqttTransport implements Transport {
       await new Promise<void>((res, rej) => {
         client.once("connect", () => res());
         client.once("error", rej);
-        client.once("close", () => rej(new Error("connection closed before CONNACK")));
+        client.once("close", () => rej(new SimError("SIM_CONNECT", "connection closed before CONNACK")));
       });
       await client.subscribeAsync(`${INGEST_TOPIC_PREFIX}+/nack`, { qos: 1 });
     } catch (e) {

@@ -134,8 +134,15 @@ function batchPart(batch: SealedBatch): ReceiptBatch {
   };
 }
 
+export type ReceiptErrorCode =
+  "RECEIPT_BAD_QUERY" | "RECEIPT_INCONSISTENT" | "RECEIPT_NOT_SEALED" | "RECEIPT_NOT_FOUND";
+
 export class ReceiptError extends VigilError {
   override name = "ReceiptError";
+  declare readonly code: ReceiptErrorCode;
+  constructor(code: ReceiptErrorCode, message: string, opts: { details?: string; cause?: unknown } = {}) {
+    super(code, message, opts);
+  }
 }
 
 /**

@@ -24,7 +24,8 @@ Devices and signals:
   --life N               rotating: mean frames until failure (default 600)
   --seed N               seed; same seed, same frames and faults (default 1)
   --rate HZ              frames per second per device; 0 = as fast as ACKs allow (default 10)
-  --duration S           stop generating after S seconds (default: until sources end)
+  --duration S           stop generating after S seconds (default: until sources end;
+                         SIGINT/SIGTERM also stop generating and drain, a second one exits at once)
   --frames N             stop generating after N frames per device
   --first-id N           first device id (default 1)
   --skew-ms MS           constant device clock skew (default 0)
@@ -88,10 +89,12 @@ export async function simCommand(argv: string[]): Promise<number> {
   const transport: Transport = v.serial
     ? new SerialTransport({ path: v.serial, baudRate: num("baud", v.baud, 115200, 300) })
     : new MqttTransport({ url });
+  // The first SIGINT/SIGTERM ends generation and lets the devices drain; a second one ends at once.
   const ctrl = new AbortController();
-  const onSig = () => ctrl.abort();
-  process.once("SIGINT", onSig);
-  process.once("SIGTERM", onSig);
+  const stop = new AbortController();
+  const onSig = (): void => (stop.signal.aborted ? ctrl.abort() : stop.abort());
+  process.on("SIGINT", onSig);
+  process.on("SIGTERM", onSig);
   const tty = process.stderr.isTTY;
   const sim = new Simulator({
     transport,
@@ -110,6 +113,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     window: num("window", v.window, 256, 1, 10_000_000),
     drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),
     signal: ctrl.signal,
+    stopSignal: stop.signal,
     progressMs: num("progress-ms", v["progress-ms"], 1000, 50),
     onProgress: (s) =>
       v.json

@@ -1,7 +1,5 @@
 /** `vigil start`: run the gateway. */
 import { DEFAULT_CONFIG, loadConfigFile, resolveConfig, type GatewayConfig } from "../config/config.ts";
-import { Runtime } from "../runtime.ts";
-import { createLogger } from "../core/log.ts";
 import { num, parse } from "./args.ts";
 
 export const START_HELP = `usage: vigil start [options]
@@ -80,6 +78,11 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stdout.write(START_HELP);
     return 0;
   }
+  // Imported here, not at the top: `vigil start --help` must not load the whole gateway.
+  const [{ Runtime }, { createLogger }] = await Promise.all([
+    import("../runtime.ts"),
+    import("../core/log.ts"),
+  ]);
   const root = createLogger(cfg.log.level, { format: cfg.log.format });
   // The runtime gives each stage its own `component`; this command's lines are the gateway's.
   const log = root.child({ component: "gateway" });

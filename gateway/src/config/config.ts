@@ -4,7 +4,7 @@
  * setting (e.g. `mqtt.embedded.port: must be <= 65535`).
  */
 import { readFileSync } from "node:fs";
-import { Ajv, type ErrorObject } from "ajv";
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { ConfigError, redactUrl } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 import { ConfigSchema, type GatewayConfig } from "./schema.ts";
@@ -12,10 +12,19 @@ import { ConfigSchema, type GatewayConfig } from "./schema.ts";
 export type { GatewayConfig, SerialConfig } from "./schema.ts";
 
 // useDefaults fills absent fields (nested objects default to {} and are then filled in turn).
-const validate = new Ajv({ allErrors: false, useDefaults: true }).compile<GatewayConfig>(ConfigSchema);
+// Compiled on first use: compiling costs more than the rest of `vigil <command> --help`.
+let validate: ValidateFunction<GatewayConfig> | undefined;
 
-/** Every default, resolved from the schema. */
-export const DEFAULT_CONFIG: GatewayConfig = resolveConfig({});
+/** Every default, read from the schema (test/config checks it equals what validation fills in). */
+export const DEFAULT_CONFIG = defaultsOf(ConfigSchema) as GatewayConfig;
+
+/** An object schema's defaults, built from its properties (an object's own `default: {}` is what ajv starts from). */
+function defaultsOf(schema: { default?: unknown; properties?: Record<string, unknown> }): unknown {
+  if (!schema.properties) return structuredClone(schema.default);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema.properties)) out[k] = defaultsOf(v as typeof schema);
+  return out;
+}
 
 /**
  * Validates a partial config and fills the schema's defaults; the input is not modified.
@@ -23,6 +32,7 @@ export const DEFAULT_CONFIG: GatewayConfig = resolveConfig({});
  */
 export function resolveConfig(partial: unknown): GatewayConfig {
   const cfg: unknown = structuredClone(partial);
+  validate ??= new Ajv({ allErrors: false, useDefaults: true }).compile<GatewayConfig>(ConfigSchema);
   if (!validate(cfg)) {
     const e = validate.errors?.[0];
     const path = (e?.instancePath ?? "").replace(/^\//, "").replaceAll("/", ".") || "(root)";

@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 import { ConfigError } from "../core/errors.ts";
 import { ConfigSchema } from "./schema.ts";
 
-export const BEGIN = "<!-- config:begin (generated from gateway/src/config/schema.ts by `npm run docs:config`) -->";
+export const BEGIN =
+  "<!-- config:begin (generated from gateway/src/config/schema.ts by `npm run docs:config`) -->";
 export const END = "<!-- config:end -->";
 
 interface Node {
