@@ -83,7 +83,7 @@ describe("demo view", () => {
 
   it("behavior: on a terminal the block is redrawn in place and alerts appear above it; otherwise plain lines, no escape codes", () => {
     let tty = "";
-    const v = new LiveView({ write: (s: string) => (tty += s) }, true);
+    const v = new LiveView({ write: (s: string) => (tty += s) }, true, 1000);
     const block = liveLines(3, 30, G, [{ label: "rotating", s: snap(1240, 1234) }], true);
     expect(block).toHaveLength(5);
     expect(block[0]).toMatch(/^ {2}devices generating \[█{3}░{27}\] {2}10 %/);
@@ -95,6 +95,17 @@ describe("demo view", () => {
     const firstDraw = block.join("\n") + "\n";
     // Redraw: cursor to the block's first line (CSI n F), erase to the end (CSI J).
     expect(tty).toBe(firstDraw + `\x1b[5F\x1b[J  ALERT x\n` + firstDraw + `\x1b[5F\x1b[J` + firstDraw);
+
+    // Lines wider than the terminal are cut (a wrapped line would break the redraw).
+    let narrow = "";
+    new LiveView({ write: (s: string) => (narrow += s) }, true, 40).render(block);
+    expect(
+      narrow
+        .split("\n")
+        .slice(0, -1)
+        .every((l) => l.length <= 39),
+    ).toBe(true);
+    expect(narrow.split("\n")[1]).toMatch(/…$/);
 
     let plain = "";
     const p = new LiveView({ write: (s: string) => (plain += s) }, false);

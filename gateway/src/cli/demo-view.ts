@@ -179,9 +179,14 @@ export class LiveView {
   #shown = 0;
   #last: string[] = [];
 
-  constructor(out: Out, tty: boolean) {
+  readonly #columns: number;
+
+  /** @param columns The terminal's width (default 120): block lines are cut to it on a terminal, since a wrapped line would break the redraw's line count. */
+  constructor(out: Out, tty: boolean, columns = 120) {
     this.#out = out;
     this.tty = tty;
+    // A pty without a size (script, CI) reports 0 columns: keep the default then.
+    this.#columns = columns > 0 ? Math.max(20, columns) : 120;
   }
 
   /** Shows the block (replacing the previous one on a terminal). */
@@ -191,7 +196,8 @@ export class LiveView {
       this.#out.write(lines.join("\n") + "\n");
       return;
     }
-    this.#out.write(this.#erase() + lines.join("\n") + "\n");
+    this.#last = lines.map((l) => (l.length < this.#columns ? l : `${l.slice(0, this.#columns - 2)}…`));
+    this.#out.write(this.#erase() + this.#last.join("\n") + "\n");
     this.#shown = lines.length;
   }
 

@@ -145,7 +145,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       console.log(`  metrics   ${rt.http.url}/metrics · summary: npx vigil status --url ${rt.http.url}`);
     }
     console.log(`\n${LEGEND.join("\n")}\n`);
-    const view = new LiveView(process.stdout, process.stdout.isTTY === true);
+    const view = new LiveView(process.stdout, process.stdout.isTTY === true, process.stdout.columns);
 
     // A dashboard's view: every alert on the documented topic.
     const dash = await mqtt.connectAsync(url, { clientId: "demo-dashboard" });
