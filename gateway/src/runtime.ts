@@ -79,7 +79,7 @@ export interface RuntimeSnapshot {
   };
   infer: Record<string, unknown> | null;
   alerts: AlertService["counters"];
-  leaves: { inference: number; alert: number };
+  leaves: { inference: number; alert: number; "sensor-fault": number };
   sources: Record<string, Record<string, number>>;
 }
 
@@ -112,7 +112,10 @@ const STOP_ORDER = ["inference", "alerts", "sources", "sealer", "anchor", "model
 type StopStep = (typeof STOP_ORDER)[number];
 
 /** Options of {@link wireInference}: the loop's own options minus what the wiring supplies. */
-export type WireInferenceOptions = Omit<InferenceLoopOptions, "profileOf" | "channelsOf" | "onResult"> & {
+export type WireInferenceOptions = Omit<
+  InferenceLoopOptions,
+  "profileOf" | "channelsOf" | "onResult" | "onSensorFault" | "onDeviceStatus"
+> & {
   ingest: Ingest;
   alerts: AlertService;
 };
@@ -120,8 +123,8 @@ export type WireInferenceOptions = Omit<InferenceLoopOptions, "profileOf" | "cha
 /**
  * The inference loop wired the way the gateway runs it (benchmarks and probes use this too):
  * ingest's stored frames in — and the valid frames the store refused (disk full), so alerts keep
- * flowing while it is down — device profiles and channel names from HELLO, live results to the
- * alert service.
+ * flowing while it is down — device profiles and channel names from HELLO, live results, sensor
+ * faults and device data-quality status to the alert service.
  */
 export function wireInference(o: WireInferenceOptions): InferenceLoop {
   const { ingest, alerts, ...rest } = o;
@@ -130,6 +133,8 @@ export function wireInference(o: WireInferenceOptions): InferenceLoop {
     profileOf: (id) => ingest.counters.devices.get(id)?.profile,
     channelsOf: (id) => ingest.counters.devices.get(id)?.channelNames,
     onResult: alerts.onResult,
+    onSensorFault: alerts.onSensorFault,
+    onDeviceStatus: alerts.onDeviceStatus,
   });
   ingest.onStored(loop.onFrame);
   ingest.onUnstored(loop.onFrame);
@@ -142,6 +147,12 @@ export class Runtime {
   readonly log: Logger;
   readonly clock: Clock;
   readonly store: FrameStore;
+  /**
+   * Settles with the error when the gateway cannot go on (the store found lost or damaged data
+   * while running): `vigil start` then stops and exits non-zero, so nothing is acknowledged over it.
+   */
+  readonly fatal: Promise<VigilError>;
+  #setFatal!: (e: VigilError) => void;
   readonly ingest: Ingest;
   readonly sources: IngestSource[] = [];
   readonly embedded: EmbeddedBroker | undefined;
@@ -154,7 +165,7 @@ export class Runtime {
   signer: GatewaySigner | undefined;
   /** `/metrics`, `/healthz`, `/readyz` and the live page (undefined when http.enabled is false). */
   readonly http: HttpServer | undefined;
-  readonly leaves = { inference: 0, alert: 0 };
+  readonly leaves = { inference: 0, alert: 0, "sensor-fault": 0 };
   readonly #o: RuntimeOptions;
   /** What start() got running, by stop step (see #unwind for the order). */
   readonly #running: Partial<Record<StopStep, () => Promise<void>>> = {};
@@ -164,6 +175,7 @@ export class Runtime {
   #phase: GatewayPhase = "created";
 
   constructor(o: RuntimeOptions) {
+    this.fatal = new Promise((res) => (this.#setFatal = res));
     this.#o = o;
     const c = o.config;
     this.config = c;
@@ -292,6 +304,7 @@ export class Runtime {
     const log = this.log;
     await this.store.open();
     this.#running.store = () => this.store.close();
+    this.store.onCorrupt((e) => this.#setFatal(e));
     // Recover per-device sequence state so resent frames are recognised as duplicates.
     for (const [id, st] of this.store.devices())
       this.ingest.counters
@@ -355,7 +368,10 @@ export class Runtime {
     // Models: every manifest verified (sha256) before the first frame is accepted.
     const modelsDir = c.models.dir ? resolvePath(process.cwd(), c.models.dir) : fromRoot("models");
     if (c.models.enabled && existsSync(modelsDir)) {
-      const registry = await ModelRegistry.load(modelsDir, { threads: c.models.threads });
+      const registry = await ModelRegistry.load(modelsDir, {
+        threads: c.models.threads,
+        precision: c.models.precision,
+      });
       this.#running.models = () => registry.release();
       const inferLog = log.child({ component: "infer" });
       const loop = wireInference({

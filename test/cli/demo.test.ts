@@ -133,7 +133,7 @@ describe("demo view", () => {
     };
     const lines = reconciliationLines(base);
     expect(lines[0]).toBe(
-      "  frames generated 4,123 = acknowledged 4,116 + abandoned 7 (refused for good, e.g. NaN values) + still waiting for an ACK at the end 0",
+      "  frames generated 4,123 = acknowledged 4,116 + abandoned 7 (refused for good, e.g. an absurd timestamp) + still waiting for an ACK at the end 0",
     );
     expect(lines[1]).toContain("acknowledged 4,116 = accepted by the gateway 4,116");
     expect(lines[2]).toBe(

@@ -50,6 +50,9 @@ export function inferenceCounters(): InferenceCounters {
     windowsReady: 0,
     windowsRun: 0,
     skippedWindows: 0,
+    windowsWithheld: 0,
+    sensorFaultsRaised: 0,
+    sensorFaultsCleared: 0,
     failedWindows: 0,
     batches: 0,
     ticks: 0,
@@ -121,6 +124,9 @@ export class FakeSource implements MetricsSource {
     healthThrottled: 0,
     healthFlushed: 0,
     publishErrors: 0,
+    sensorFaultsRaised: 0,
+    sensorFaultsCleared: 0,
+    deviceStatusPublished: 0,
   };
   readonly alerts = { counters: this.alertCounters };
   sealer: MetricsSource["sealer"] = undefined;

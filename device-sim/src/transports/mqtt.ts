@@ -43,6 +43,9 @@ export class MqttTransport implements Transport {
   #generation = 0;
   #closing = false;
   #retry: NodeJS.Timeout | undefined;
+  /** PUBLISH → PUBACK times (ms) since the last takeAckLatencies(), grown as needed. */
+  #lat = new Float64Array(4096);
+  #latN = 0;
   /** Sends refused because the in-flight window was full (the device keeps the frame). */
   windowFull = 0;
   onDelivered?: (deviceId: number, seq: number) => void;
@@ -155,12 +158,31 @@ export class MqttTransport implements Transport {
     }
     if (key !== undefined) this.#inflight.add(key);
     const gen = this.#generation;
+    const t0 = performance.now();
     client.publish(`${INGEST_TOPIC_PREFIX}${deviceIdHex(deviceId)}`, Buffer.from(raw), { qos: 1 }, (err) => {
       if (gen !== this.#generation) return; // an ended connection's callback
       if (key !== undefined) this.#inflight.delete(key);
-      if (!err && seq !== undefined) this.onDelivered?.(deviceId, seq);
+      if (!err && seq !== undefined) {
+        this.#noteLatency(performance.now() - t0);
+        this.onDelivered?.(deviceId, seq);
+      }
     });
     return true;
+  }
+
+  takeAckLatencies(): Float64Array {
+    const out = this.#lat.slice(0, this.#latN);
+    this.#latN = 0;
+    return out;
+  }
+
+  #noteLatency(ms: number): void {
+    if (this.#latN === this.#lat.length) {
+      const grown = new Float64Array(this.#lat.length * 2);
+      grown.set(this.#lat);
+      this.#lat = grown;
+    }
+    this.#lat[this.#latN++] = ms;
   }
 
   sendNoise(deviceId: number, bytes: Uint8Array): void {

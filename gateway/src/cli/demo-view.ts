@@ -100,10 +100,11 @@ export const LEGEND = [
   "  accepted   DATA frames newly stored durably, then acknowledged (each frame once)",
   "  duplicates resent frames already stored: acknowledged again, not stored again",
   "  gaps       sequence numbers a device skipped and has not (yet) filled",
-  "  rejected   frames refused, by reason (the demo injects corrupt, truncated, garbage and NaN frames)",
+  "  rejected   frames refused, by reason (the demo injects corrupt, truncated and garbage frames;",
+  "             frames with NaN values are stored and their channels imputed, not refused)",
   "  stored     log entries: accepted frames plus the models' inference and alert leaves",
   "  skipped    ready windows not inferred because a newer window of the device superseded them",
-  "  abandoned  frames a device dropped because the gateway refused them for good (NaN → NON_FINITE)",
+  "  abandoned  frames a device dropped because the gateway refused them for good (e.g. ABSURD_TIMESTAMP)",
 ];
 
 /**
@@ -126,7 +127,7 @@ export function reconciliationLines(r: {
   const rest = r.generated - r.acked - r.abandoned - r.pending - lost;
   return [
     `  frames generated ${int(r.generated)} = acknowledged ${int(r.acked)} + abandoned ${int(r.abandoned)} ` +
-      `(refused for good, e.g. NaN values) + still waiting for an ACK at the end ${int(r.pending)}` +
+      `(refused for good, e.g. an absurd timestamp) + still waiting for an ACK at the end ${int(r.pending)}` +
       (lost ? ` + lost on the device ${int(lost)} (window overflow or reboot)` : "") +
       (rest !== 0 ? ` + unexplained ${int(rest)}` : ""),
     `  acknowledged ${int(r.acked)} = accepted by the gateway ${int(r.accepted)} (stored once each; ` +

@@ -1,5 +1,6 @@
 /** `vigil start`: run the gateway. */
 import { DEFAULT_CONFIG, loadConfigFile, resolveConfig, type GatewayConfig } from "../config/config.ts";
+import type { VigilError } from "../core/errors.ts";
 import { num, parse } from "./args.ts";
 
 export const START_HELP = `usage: vigil start [options]
@@ -100,20 +101,33 @@ export async function startCommand(argv: string[]): Promise<number> {
     },
     "gateway started",
   );
-  await new Promise<void>((res) => {
+  const fatal = await new Promise<VigilError | undefined>((res) => {
     // Handlers stay installed: a second signal during the shutdown must not kill the process
     // before the group commit is flushed and the store closed.
     let stopping = false;
     const onSignal = (sig: string) => {
       if (stopping) return log.warn({ signal: sig }, "already stopping");
       stopping = true;
-      res();
+      res(undefined);
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
+    void rt.fatal.then((e) => {
+      stopping = true;
+      res(e);
+    });
   });
   log.info(rt.statsFields(), "final stats");
   await rt.stop();
+  if (fatal) {
+    // Exit non-zero so systemd restarts the unit; the restart then refuses the damaged store at
+    // open with the same advice, instead of acknowledging frames over it.
+    log.fatal(
+      { code: fatal.code },
+      `the store is damaged (${fatal.shortMessage}); the gateway stopped: run "vigil store check" on it, then "vigil store salvage"`,
+    );
+    return 1;
+  }
   log.info("stopped");
   return 0;
 }

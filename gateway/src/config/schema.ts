@@ -318,6 +318,11 @@ const Models = Type.Object(
       default: "inline",
       description: '"inline" (main thread) or "worker" (one worker thread per model).',
     }),
+    precision: choice(["auto", "float32", "int8"], {
+      default: "auto",
+      description:
+        'Which file of a model to run: "auto" = the manifest\'s preference for this CPU (model.prefer), or a precision (a model without it runs its main file).',
+    }),
   },
   { additionalProperties: false, default: {} },
 );

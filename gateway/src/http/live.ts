@@ -107,7 +107,7 @@ export class LiveFeed {
   readonly alertCounts = new Map<string, number>();
   status: StatusEvent | undefined;
   /** Events seen, by kind. */
-  readonly counters = { alert: 0, health: 0, status: 0 };
+  readonly counters = { alert: 0, health: 0, status: 0, "sensor-fault": 0, "device-status": 0 };
   readonly #dirty = new Map<number, number>(); // device → pushes at the last drain
   #pendingAlerts: AlertView[] = [];
   #droppedAlerts = 0;
@@ -117,7 +117,9 @@ export class LiveFeed {
     this.counters[e.kind]++;
     if (e.kind === "health") this.#health(e);
     else if (e.kind === "alert") this.#alert(e);
-    else this.status = e;
+    else if (e.kind === "status") this.status = e;
+    // sensor-fault and device-status: the page reads data quality from the live window at
+    // refresh time (PageModel), so only their counts are kept here.
   };
 
   /**

@@ -17,6 +17,11 @@ export class DeviceState {
   rejected = 0;
   /** ERROR frames the device sent, by code (PROTOCOL.md, ERROR: 1 sensor fault, 2 buffer overflow, …). */
   readonly errors = new Map<number, number>();
+  /** Stored DATA frames that carried NaN/±Inf values, and those values (per channel: `nonFiniteByChannel`). */
+  nonFiniteFrames = 0;
+  nonFiniteValues = 0;
+  /** Non-finite values per frame channel (index = channel; grows to the widest frame seen). */
+  readonly nonFiniteByChannel: number[] = [];
   lastFrameUs = 0;
   /** Exponentially weighted frame rate, frames/s. */
   rate = 0;
@@ -44,6 +49,12 @@ export class IngestCounters {
   deviceErrors = 0;
   acksSent = 0;
   nacksSent = 0;
+  /**
+   * Stored DATA frames with NaN/±Inf values (well-formed since protocol revision 1.2: stored and
+   * acknowledged, the channels marked; not a rejection), and the values.
+   */
+  nonFiniteFrames = 0;
+  nonFiniteValues = 0;
   readonly rejected: Partial<Record<RejectReason, number>> = {};
   /**
    * Work turned away to protect the gateway, by reason (not a verdict on the frame: the sender
@@ -116,6 +127,8 @@ export class IngestCounters {
       deviceErrors: this.deviceErrors,
       acksSent: this.acksSent,
       nacksSent: this.nacksSent,
+      nonFiniteFrames: this.nonFiniteFrames,
+      nonFiniteValues: this.nonFiniteValues,
       rejected: { ...this.rejected },
       shedding: { ...this.shedding },
       bySource: { serial: { ...this.bySource.serial }, mqtt: { ...this.bySource.mqtt } },
@@ -128,6 +141,8 @@ export class IngestCounters {
         duplicates: d.seq.duplicates,
         crcErrors: d.crcErrors,
         rejected: d.rejected,
+        nonFiniteFrames: d.nonFiniteFrames,
+        nonFiniteByChannel: [...d.nonFiniteByChannel],
         rate: Math.round(d.rate * 10) / 10,
       })),
     };
@@ -141,7 +156,8 @@ export class IngestCounters {
       .join(" ");
     return (
       `devices=${s.devices.length} accepted=${s.accepted} dup=${s.duplicates} ooo=${s.outOfOrder} gaps=${s.gaps} ` +
-      `rejected=${this.totalRejected}${rej ? ` (${rej})` : ""}`
+      `rejected=${this.totalRejected}${rej ? ` (${rej})` : ""}` +
+      (s.nonFiniteFrames ? ` nonFinite=${s.nonFiniteFrames}` : "")
     );
   }
 }
@@ -155,6 +171,8 @@ export interface IngestSnapshot {
   deviceErrors: number;
   acksSent: number;
   nacksSent: number;
+  nonFiniteFrames: number;
+  nonFiniteValues: number;
   rejected: Partial<Record<RejectReason, number>>;
   shedding: Record<string, number>;
   bySource: Record<SourceKind, { frames: number; rejected: number }>;
@@ -167,6 +185,9 @@ export interface IngestSnapshot {
     duplicates: number;
     crcErrors: number;
     rejected: number;
+    nonFiniteFrames: number;
+    /** Non-finite values per frame channel. */
+    nonFiniteByChannel: number[];
     rate: number;
   }>;
 }
