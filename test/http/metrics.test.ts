@@ -228,7 +228,15 @@ describe("/metrics exposition", () => {
     // busySource: device 1 has a live window with 2 faulted channels and 5 withheld windows,
     // device 2 none; 2 BUSY NACKs and 1 held MQTT PUBACK.
     const { src, feed } = await busySource();
+    Object.assign(src.alertCounters, {
+      sensorFaultsRaised: 3,
+      sensorFaultsCleared: 1,
+      deviceStatusPublished: 4,
+    });
     const f = await scrape(metricsFor(src, feed));
+    expect(sample(f, "vigil_sensor_faults_total", { state: "raised" })).toBe(3);
+    expect(sample(f, "vigil_sensor_faults_total", { state: "cleared" })).toBe(1);
+    expect(sample(f, "vigil_events_published_total", { kind: "device-status" })).toBe(4);
     expect(sample(f, "vigil_device_sensor_faults", { device: "00000001" })).toBe(2);
     expect(sample(f, "vigil_device_windows_withheld_total", { device: "00000001" })).toBe(5);
     // A device without a live model window has no data-quality series (absent, not 0).

@@ -583,12 +583,23 @@ export class GatewayMetrics {
     });
     counter(
       "vigil_events_published_total",
-      "Events handed to the MQTT output, by kind (alert, health).",
+      "Events handed to the MQTT output, by kind (alert, health, device-status).",
       ["kind"],
       (set) => {
         const c = src.alerts.counters;
         set({ kind: "alert" }, c.alertsPublished);
         set({ kind: "health" }, c.healthPublished);
+        set({ kind: "device-status" }, c.deviceStatusPublished);
+      },
+    );
+    counter(
+      "vigil_sensor_faults_total",
+      "Sensor-fault episodes of the data-quality stage, by transition (raised, cleared); not machine alerts.",
+      ["state"],
+      (set) => {
+        const c = src.alerts.counters;
+        set({ state: "raised" }, c.sensorFaultsRaised);
+        set({ state: "cleared" }, c.sensorFaultsCleared);
       },
     );
     counter("vigil_events_publish_errors_total", "Events the MQTT output failed to publish.", [], (set) =>
