@@ -39,6 +39,8 @@ import type { Hex } from "./core/hex.ts";
 import { silentLogger, type Logger } from "./core/log.ts";
 import { fromRoot } from "./core/paths.ts";
 import type { LeafRecord } from "./core/records.ts";
+import { HttpServer } from "./http/server.ts";
+import type { GatewayPhase } from "./http/source.ts";
 import { storeHistory } from "./infer/history.ts";
 import { InferenceLoop, type InferenceLoopOptions } from "./infer/loop.ts";
 import { ModelRegistry } from "./infer/registry.ts";
@@ -117,7 +119,7 @@ const NO_OUTPUT: EventOutput = {
 };
 
 /** Stop steps, in stop order. */
-const STOP_ORDER = ["inference", "alerts", "sources", "sealer", "anchor", "models", "store"] as const;
+const STOP_ORDER = ["inference", "alerts", "sources", "sealer", "anchor", "models", "http", "store"] as const;
 type StopStep = (typeof STOP_ORDER)[number];
 
 /** Options of {@link wireInference}: the loop's own options minus what the wiring supplies. */
@@ -174,6 +176,8 @@ export class Runtime {
   sealer: BatchSealer | undefined;
   anchor: AnchorService | undefined;
   signer: GatewaySigner | undefined;
+  /** `/metrics`, `/healthz`, `/readyz` and the live page (undefined when http.enabled is false). */
+  readonly http: HttpServer | undefined;
   readonly leaves = { inference: 0, alert: 0, "sensor-fault": 0 };
   readonly #o: RuntimeOptions;
   /** What start() got running, by stop step (see #unwind for the order). */
@@ -181,6 +185,7 @@ export class Runtime {
   #pruneTimer: NodeJS.Timeout | undefined;
   #statsTimer: NodeJS.Timeout | undefined;
   #started = false;
+  #phase: GatewayPhase = "created";
 
   constructor(o: RuntimeOptions) {
     this.fatal = new Promise((res) => (this.#setFatal = res));
@@ -213,6 +218,7 @@ export class Runtime {
       maxPending: c.ingest.maxPending,
       busyRetryMs: c.ingest.busyRetryMs,
       isStored: (d, s) => this.store.has(d, s),
+      logger: this.log.child({ component: "ingest" }),
     });
     const srcLog = this.log.child({ component: "ingest" });
     const onError = (e: VigilError): void => srcLog.warn({ code: e.code }, e.shortMessage);
@@ -251,13 +257,23 @@ export class Runtime {
             ...(c.mqtt.password ? { password: c.mqtt.password } : {}),
           })
         : undefined;
+    // The HTTP endpoint reads the stages when asked; the live page also sees every alert event.
+    if (c.http.enabled)
+      this.http = new HttpServer({
+        source: this,
+        host: c.http.host,
+        port: c.http.port,
+        allowRemote: c.http.allowRemote,
+        log: this.log.child({ component: "http" }),
+      });
     const alertLog = this.log.child({ component: "alerts" });
+    const output =
+      o.alertOutput ??
+      (this.publisher
+        ? new EncodedOutput(new VigilJsonEncoder(c.site, c.attest.gatewayName), this.publisher)
+        : NO_OUTPUT);
     this.alerts = new AlertService({
-      output:
-        o.alertOutput ??
-        (this.publisher
-          ? new EncodedOutput(new VigilJsonEncoder(c.site, c.attest.gatewayName), this.publisher)
-          : NO_OUTPUT),
+      output: this.http ? this.http.tap(output) : output,
       models: () => this.loop?.models ?? [],
       clock: this.clock,
       onLeaf: this.#onLeaf,
@@ -283,12 +299,20 @@ export class Runtime {
   async start(): Promise<void> {
     if (this.#started) throw new RangeError("Runtime.start() called twice");
     this.#started = true;
+    this.#phase = "starting";
     try {
       await this.#start();
+      this.#phase = "running";
     } catch (e) {
       await this.#unwind();
+      this.#phase = "stopped";
       throw e;
     }
+  }
+
+  /** Where the runtime is in its life cycle (`/readyz`). */
+  phase(): GatewayPhase {
+    return this.#phase;
   }
 
   async #start(): Promise<void> {
@@ -432,6 +456,11 @@ export class Runtime {
       anchor.start();
       this.#running.anchor = () => anchor.stop();
     }
+    if (this.http) {
+      const http = this.http;
+      await http.start();
+      this.#running.http = () => http.stop();
+    }
 
     const retentionUs = c.store.retentionDays * 86_400e6;
     const storeLog = log.child({ component: "store" });
@@ -445,7 +474,8 @@ export class Runtime {
     }, 60_000);
     this.#pruneTimer.unref();
     if (c.log.statsIntervalMs > 0) {
-      this.#statsTimer = setInterval(() => log.info(this.statsFields(), "stats"), c.log.statsIntervalMs);
+      const statsLog = log.child({ component: "runtime" });
+      this.#statsTimer = setInterval(() => statsLog.info(this.statsFields(), "stats"), c.log.statsIntervalMs);
       this.#statsTimer.unref();
     }
   }
@@ -549,7 +579,9 @@ export class Runtime {
   async stop(): Promise<void> {
     clearInterval(this.#pruneTimer);
     clearInterval(this.#statsTimer);
+    if (this.#phase !== "stopped") this.#phase = "stopping";
     await this.#unwind();
+    this.#phase = "stopped";
   }
 
   async #unwind(): Promise<void> {
@@ -563,7 +595,7 @@ export class Runtime {
       } catch (e) {
         // Keep stopping the rest: the store must still be closed.
         this.log.warn(
-          { step, code: (e as VigilError).code, err: (e as Error).message },
+          { component: "runtime", step, code: (e as VigilError).code, err: (e as Error).message },
           "error while stopping",
         );
       }

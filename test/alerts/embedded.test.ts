@@ -35,6 +35,7 @@ beforeAll(async () => {
       dataDir: "/nonexistent-vigil-test",
       site: "test-site",
       mqtt: { embedded: { port: 0 } },
+      http: { port: 0 },
       attest: { enabled: false, gatewayName: "gw-1" },
       models: { dir: CMAPSS_DIR },
       log: { statsIntervalMs: 0 },

@@ -148,6 +148,7 @@ describe("VigilMaintenanceEscrow on anvil, paid by a real gateway's alert receip
       dataDir: dir,
       site: SITE,
       mqtt: { embedded: { port: 0 } },
+      http: { port: 0 },
       models: { dir: ROTATING_MODELS },
       attest: { gatewayName: GATEWAY_NAME, batchIntervalMs: 300 },
       chain: { rpcUrl: anvil.url, deployment: "deployment.json", confirmations: 1, anchorIntervalMs: 200 },

@@ -34,6 +34,7 @@ describe("ingest → inference feed (runtime wiring)", () => {
       config: resolveConfig({
         dataDir: "/nonexistent-vigil-test",
         mqtt: { embedded: { enabled: false } },
+        http: { enabled: false },
         attest: { enabled: false },
         models: { dir: tempModels() },
         log: { statsIntervalMs: 0 },

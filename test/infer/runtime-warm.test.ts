@@ -29,6 +29,7 @@ async function session(from: number, to: number): Promise<Runtime> {
     config: resolveConfig({
       dataDir: dir,
       mqtt: { embedded: { enabled: true, host: "127.0.0.1", port: 0 } },
+      http: { port: 0 },
       models: { dir: tempModels() },
       attest: { enabled: false },
     }),

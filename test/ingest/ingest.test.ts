@@ -10,6 +10,7 @@ import {
   type Frame,
 } from "../../gateway/src/protocol/frame.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
+import { silentLogger } from "../../gateway/src/core/log.ts";
 
 const clock = new FakeClock();
 const now = clock.nowUs();
@@ -166,5 +167,40 @@ describe("Ingest", () => {
       ),
     ).toEqual({ kind: "none" });
     expect(ingest.counters.rejected.UNEXPECTED_TYPE).toBe(1);
+  });
+  it("behavior: device ERROR frames are counted by device and code and logged at 1, 2, 4, … per code", () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = {
+      ...silentLogger,
+      warn: (o: object) => void lines.push(o as Record<string, unknown>),
+    } as typeof silentLogger;
+    const { ingest } = setup({ logger, allow: new Set([1, 2]) });
+    const err = (deviceId: number, code: number): Frame => ({
+      type: FrameType.Error,
+      deviceId,
+      code,
+      message: "sensor 3 stuck",
+    });
+    for (let i = 0; i < 5; i++) expect(ingest.handle(dec(err(1, 1)), "serial")).toEqual({ kind: "none" });
+    ingest.handle(dec(err(1, 2)), "serial");
+    ingest.handle(dec(err(2, 1)), "mqtt");
+    // A device outside the allow list: counted in the total, given no per-device state.
+    ingest.handle(dec(err(9, 1)), "mqtt");
+    const c = ingest.counters;
+    expect(c.deviceErrors).toBe(8);
+    expect([...c.devices.get(1)!.errors]).toEqual([
+      [1, 5],
+      [2, 1],
+    ]);
+    expect([...c.devices.get(2)!.errors]).toEqual([[1, 1]]);
+    expect(c.devices.has(9)).toBe(false);
+    expect(lines.map((l) => [l.device, l.code, l.count])).toEqual([
+      ["00000001", 1, 1],
+      ["00000001", 1, 2],
+      ["00000001", 1, 4],
+      ["00000001", 2, 1],
+      ["00000002", 1, 1],
+    ]);
+    expect(lines[0]!.message).toBe("sensor 3 stuck");
   });
 });

@@ -27,7 +27,16 @@ import { EthersRegistryClient } from "../chain/ethers-client.ts";
 import { resolveConfig } from "../config/config.ts";
 import { Runtime } from "../runtime.ts";
 import { num, parse } from "./args.ts";
-import { progressLine } from "./sim.ts";
+import {
+  alertLine,
+  LEGEND,
+  liveLines,
+  LiveView,
+  nextSteps,
+  reconciliationLines,
+  type AlertMessage,
+  type GatewayFigures,
+} from "./demo-view.ts";
 
 export const DEMO_HELP = `usage: vigil demo [options]
 
@@ -35,15 +44,17 @@ Runs the whole gateway on one machine: a local chain (anvil from node_modules) w
 registry deployed and the gateway key registered, the gateway with its embedded MQTT broker,
 store, models, batch sealing and anchoring, and simulated devices — rotating machines
 degrading to failure and NASA C-MAPSS engines replayed cycle by cycle — with faults injected.
-Prints live counters and alerts, then a reconciliation, the anchored batches and one receipt
-verified on chain.
+Prints the live page's URL, then live counters with a progress bar on a terminal (plain
+lines otherwise) and every alert with its value beside its threshold, then a reconciliation,
+the anchored batches, one receipt verified on chain, and what to try next.
 
   --duration S     how long devices generate data (default 30)
   --devices N      rotating machines (default 6); C-MAPSS engines: N/2
   --rate HZ        frames per second per device (default 20)
   --faults SPEC    fault rates (default corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002)
   --seed N         default 7
-  --keep           keep the data directory (store, keystore, deployment) and print its path
+  --keep           keep the data directory (store, keystore and its passphrase file, deployment,
+                   a config naming them) and print where they are
   -h, --help       this text
 `;
 
@@ -74,6 +85,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const dataDir = mkdtempSync(join(tmpdir(), "vigil-demo-"));
   let anvil: Anvil | undefined;
   let rt: Runtime | undefined;
+  let kept: ReturnType<typeof keep> | undefined;
   try {
     // 1. Local chain and registry.
     anvil = await startAnvil({ network: "optimism" });
@@ -97,6 +109,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       dataDir,
       site: SITE,
       mqtt: { embedded: { port: 0 } },
+      http: { port: 0 },
       attest: { gatewayName: GATEWAY_NAME, batchIntervalMs: 3000 },
       chain: { rpcUrl: anvil.url, deployment: "deployment.json", confirmations: 1, anchorIntervalMs: 1000 },
       store: { minFreeBytes: 0, reserveBytes: 1024 * 1024 },
@@ -126,7 +139,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await rt.start();
     const url = rt.embedded!.url;
     const models = rt.loop?.models.map((m) => m.manifest.name).join(", ") ?? "none";
-    console.log(`  gateway up: embedded MQTT ${url}, models: ${models}\n`);
+    console.log(`  gateway up: embedded MQTT ${url}, models: ${models}`);
+    if (rt.http) {
+      console.log(`\n  live page ${rt.http.url}/   ← open it in a browser while the demo runs`);
+      console.log(`  metrics   ${rt.http.url}/metrics · summary: npx vigil status --url ${rt.http.url}`);
+    }
+    console.log(`\n${LEGEND.join("\n")}\n`);
+    const view = new LiveView(process.stdout, process.stdout.isTTY === true, process.stdout.columns);
 
     // A dashboard's view: every alert and sensor fault on the documented topics.
     const dash = await mqtt.connectAsync(url, { clientId: "demo-dashboard" });
@@ -146,24 +165,15 @@ export async function demoCommand(argv: string[]): Promise<number> {
           reason: string;
         };
         sensorFaults++;
-        console.log(
+        view.log(
           `  SENSOR FAULT ${f.state} device ${f.device}: ${f.channel} ${f.reason} (not a machine alert)`,
         );
         return;
       }
-      const a = JSON.parse(payload.toString()) as {
-        device: string;
-        state: string;
-        severity: string;
-        rule: { id: string; output: string; op: string; threshold: number };
-        receipt: { leaf: string };
-      };
+      const a = JSON.parse(payload.toString()) as AlertMessage & { receipt: { leaf: string } };
       alerts++;
       firstAlertLeaf ??= a.receipt.leaf;
-      const r = a.rule;
-      console.log(
-        `  ALERT ${a.state} ${a.severity} device ${a.device}: ${r.output} ${r.op} ${r.threshold} (${r.id})`,
-      );
+      view.log(alertLine(a));
     });
 
     // 4. Simulated devices, paced like real ones. Every frame a device sees acknowledged is
@@ -196,13 +206,23 @@ export async function demoCommand(argv: string[]): Promise<number> {
       }),
     ];
     const runtime = rt;
-    const timer = setInterval(() => {
-      console.log(`  gateway: ${runtime.statsLine()}`);
-      for (const [i, s] of sims.entries())
-        console.log(`  sim ${i === 0 ? "rotating" : "c-mapss "}: ${progressLine(s.snapshot())}`);
-    }, 3000);
+    const started = Date.now();
+    const refresh = () =>
+      view.render(
+        liveLines(
+          (Date.now() - started) / 1000,
+          durationS,
+          gatewayFigures(runtime),
+          sims.map((s, i) => ({ label: i === 0 ? "rotating" : "c-mapss", s: s.snapshot() })),
+          view.tty,
+        ),
+      );
+    // A terminal gets a block redrawn in place; logs and pipes a plain block every 3 s.
+    const timer = setInterval(refresh, view.tty ? 250 : 3000);
     const reports: SimReport[] = await Promise.all(sims.map((s) => s.run()));
     clearInterval(timer);
+    refresh();
+    view.close();
 
     // 5. Seal what is left, wait for the anchors, reconcile, verify one receipt.
     while (await rt.sealer?.sealNow());
@@ -218,13 +238,24 @@ export async function demoCommand(argv: string[]): Promise<number> {
     for (const r of reports)
       for (const [k, n] of Object.entries(r.expectedRejects)) expected[k] = (expected[k] ?? 0) + n;
     console.log("\nreconciliation (simulator → gateway)");
-    console.log(`  frames generated ${reports.reduce((a, r) => a + r.generated, 0)}, acknowledged ${acked}`);
     const st = rt.store.stats();
     // The log also holds inference and alert leaves (sealed with the frames).
     const framesStored = st.lastIndex - st.leavesStored;
-    console.log(
-      `  frames stored durably ${framesStored}, unique accepted ${snap.accepted}, model leaves ${st.leavesStored}`,
-    );
+    const total = (k: "generated" | "abandoned" | "pending" | "overflowed" | "lostAtReboot") =>
+      reports.reduce((a, r) => a + r[k], 0);
+    for (const line of reconciliationLines({
+      generated: total("generated"),
+      acked,
+      abandoned: total("abandoned"),
+      pending: total("pending"),
+      overflowed: total("overflowed"),
+      lostAtReboot: total("lostAtReboot"),
+      accepted: snap.accepted,
+      duplicates: snap.duplicates,
+      framesStored,
+      modelLeaves: st.leavesStored,
+    }))
+      console.log(line);
     console.log(`  rejections expected ${JSON.stringify(expected)}`);
     console.log(`  rejections counted  ${JSON.stringify(snap.rejected)}`);
     console.log(`  alerts published ${alerts}, sensor faults published ${sensorFaults}`);
@@ -268,11 +299,69 @@ export async function demoCommand(argv: string[]): Promise<number> {
       ok &&= av.ok;
     }
     console.log(ok ? "\n✔ demo passed" : "\n✘ demo found a mismatch");
+    kept = v.keep ? keep(dataDir, passphrase) : undefined;
+    for (const line of nextSteps({ kept, firstAlertLeaf })) console.log(line);
     return ok ? 0 : 1;
   } finally {
     await rt?.stop();
     await anvil?.stop();
-    if (v.keep) console.log(`data kept in ${dataDir}`);
-    else rmSync(dataDir, { recursive: true, force: true });
+    if (v.keep) {
+      if (!kept) console.log(`data kept in ${dataDir}`);
+    } else rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * --keep: the keystore's passphrase in a 0600 file beside it (the demo made the passphrase up;
+ * without the file the kept keystore could never be opened), and a config naming the folder,
+ * so `vigil keys show -c` and `vigil receipt --store` work on what the demo left.
+ */
+function keep(
+  dataDir: string,
+  passphrase: string,
+): { dataDir: string; passphraseFile: string; config: string } {
+  const passphraseFile = join(dataDir, "keystore-passphrase");
+  writeFileSync(passphraseFile, passphrase + "\n", { mode: 0o600 });
+  const config = join(dataDir, "config.json");
+  writeFileSync(
+    config,
+    JSON.stringify(
+      {
+        dataDir,
+        site: SITE,
+        attest: { gatewayName: GATEWAY_NAME },
+        chain: { deployment: "deployment.json" },
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  return { dataDir, passphraseFile, config };
+}
+
+/** The gateway's side of the live block. */
+function gatewayFigures(rt: Runtime): GatewayFigures {
+  const s = rt.ingest.counters.snapshot();
+  const st = rt.store.stats();
+  const f = rt.statsFields() as {
+    batches: { sealed: number; anchored: number; anchorError: string | null };
+    infer?: { windowsRun: number; windowsSkipped: number };
+    alerts: { raised: number; cleared: number };
+  };
+  return {
+    devices: s.devices.length,
+    accepted: s.accepted,
+    duplicates: s.duplicates,
+    outOfOrder: s.outOfOrder,
+    gaps: s.gaps,
+    rejected: s.rejected,
+    stored: st.lastIndex,
+    batchesSealed: f.batches.sealed,
+    batchesAnchored: f.batches.anchored,
+    anchorError: f.batches.anchorError,
+    windowsRun: f.infer?.windowsRun ?? 0,
+    windowsSkipped: f.infer?.windowsSkipped ?? 0,
+    alertsRaised: f.alerts.raised,
+    alertsCleared: f.alerts.cleared,
+  };
 }

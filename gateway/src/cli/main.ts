@@ -8,6 +8,7 @@ const HELP = `usage: vigil <command> [options]
 Commands:
   init       write a commented config file (gateway name distinct per box)
   start      run the gateway (ingest from serial and MQTT)
+  status     one-screen summary of the running gateway (from its local HTTP endpoint)
   sim        run simulated devices against a gateway
   demo       simulator + gateway on embedded defaults, with live counters
   doctor     check serial ports, broker, disk, models, keystore, chain, registered key, clock
@@ -27,6 +28,7 @@ type Command = (argv: string[]) => Promise<number>;
 // aedes, …) made `vigil --help` take seconds (bench/cli.ts measures it).
 const commands: Record<string, () => Promise<Command>> = {
   start: async () => (await import("./start.ts")).startCommand,
+  status: async () => (await import("./status.ts")).statusCommand,
   sim: async () => (await import("./sim.ts")).simCommand,
   demo: async () => (await import("./demo.ts")).demoCommand,
   chain: async () => (await import("./chain.ts")).chainCommand,

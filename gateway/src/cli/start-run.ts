@@ -19,7 +19,9 @@ import { StartupError } from "./fatal.ts";
  * @param reloadConfig re-reads the configuration for SIGHUP (the file and the same flags).
  */
 export async function runGateway(cfg: GatewayConfig, reloadConfig: () => GatewayConfig): Promise<number> {
-  const log = createLogger(cfg.log.level);
+  const root = createLogger(cfg.log.level, { format: cfg.log.format });
+  // The runtime gives each stage its own `component`; this command's lines are the gateway's.
+  const log = root.child({ component: "gateway" });
   // Signals are handled from here on: a stop requested while starting (systemctl stop during a
   // slow start) lets the start finish and then stops in order, instead of killing the process.
   // Handlers stay installed: a second signal during the shutdown must not kill the process
@@ -35,7 +37,7 @@ export async function runGateway(cfg: GatewayConfig, reloadConfig: () => Gateway
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const facts = await chainPreflight(cfg, log);
-  const rt = new Runtime({ config: cfg, log });
+  const rt = new Runtime({ config: cfg, log: root });
   if (facts) rt.clockTrust.noteLowerBound(facts.latestBlockTime);
   const untrusted = rt.clockTrust.untrustedReason();
   if (untrusted)
@@ -59,10 +61,11 @@ export async function runGateway(cfg: GatewayConfig, reloadConfig: () => Gateway
       sealing: !!rt.sealer,
       anchoring: !!rt.anchor,
       models: rt.loop?.models.map((m) => m.manifest.name) ?? [],
+      ...(rt.http ? { page: rt.http.url, metrics: `${rt.http.url}/metrics` } : {}),
     },
     "gateway started",
   );
-  process.on("SIGHUP", () => reload(reloadConfig, rt, log));
+  process.on("SIGHUP", () => reload(reloadConfig, rt, root));
   // A fatal condition while running (the store found damaged data) stops the gateway like a signal.
   let fatal: VigilError | undefined;
   void rt.fatal.then((e) => {

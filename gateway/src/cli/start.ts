@@ -20,6 +20,9 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   --mqtt-url URL         also subscribe to an external broker (mqtt://user:pass@host:1883)
   --stats-ms MS          counter log interval (default ${DEFAULT_CONFIG.log.statsIntervalMs})
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (default info)
+  --log-format FORMAT    json|pretty|auto: JSON lines, human-readable, or pretty on a terminal (default auto)
+  --http-port N          live page and /metrics port (default ${DEFAULT_CONFIG.http.port}; 0 = any free port)
+  --no-http              do not serve the live page, /metrics, /healthz and /readyz
   -h, --help             this text
 
 Stops cleanly on SIGINT/SIGTERM. SIGHUP (systemctl reload vigil) re-reads the config file and
@@ -41,6 +44,9 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
     "mqtt-url": { type: "string" },
     "stats-ms": { type: "string" },
     "log-level": { type: "string" },
+    "log-format": { type: "string" },
+    "http-port": { type: "string" },
+    "no-http": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (v.help) return undefined;
@@ -55,9 +61,18 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
   if (v["mqtt-host"]) cfg.mqtt.embedded.host = v["mqtt-host"];
   if (v["no-embedded"]) cfg.mqtt.embedded.enabled = false;
   if (v["mqtt-url"]) cfg.mqtt.url = v["mqtt-url"];
+  if (v["http-port"] !== undefined) cfg.http.port = num("http-port", v["http-port"], 9479, 0, 65535);
+  if (v["no-http"]) cfg.http.enabled = false;
   if (v["stats-ms"] !== undefined) cfg.log.statsIntervalMs = num("stats-ms", v["stats-ms"], 5000, 100);
   // Re-validate so flag values get the same checks as file values.
-  return resolveConfig({ ...cfg, log: { ...cfg.log, ...(v["log-level"] ? { level: v["log-level"] } : {}) } });
+  return resolveConfig({
+    ...cfg,
+    log: {
+      ...cfg.log,
+      ...(v["log-level"] ? { level: v["log-level"] } : {}),
+      ...(v["log-format"] ? { format: v["log-format"] } : {}),
+    },
+  });
 }
 
 export async function startCommand(argv: string[]): Promise<number> {

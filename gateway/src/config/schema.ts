@@ -122,6 +122,37 @@ const Log = Type.Object(
       default: 5000,
       description: "Counters logged every N ms (0 = never).",
     }),
+    format: choice(["auto", "json", "pretty"], {
+      default: "auto",
+      description:
+        '"json" (pino JSON lines), "pretty" (human-readable), or "auto": pretty on a terminal, else JSON.',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/** The HTTP endpoint (gateway/src/http/README.md): no authentication, so loopback unless allowRemote. */
+const Http = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: true,
+      description: "Serve /metrics, /healthz, /readyz, /api/summary, /api/alerts and the live page.",
+    }),
+    host: Type.String({
+      minLength: 1,
+      default: "127.0.0.1",
+      description: "Address to bind; anything but loopback needs allowRemote.",
+    }),
+    port: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 9479,
+      description: "Port; 0 picks a free port.",
+    }),
+    allowRemote: Type.Boolean({
+      default: false,
+      description: "Allow a non-loopback host (only behind a reverse proxy that authenticates).",
+    }),
   },
   { additionalProperties: false, default: {} },
 );
@@ -326,6 +357,7 @@ export const ConfigSchema = Type.Object(
     chain: Chain,
     models: Models,
     log: Log,
+    http: Http,
   },
   { additionalProperties: false },
 );

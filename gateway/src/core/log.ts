@@ -1,9 +1,18 @@
 /**
  * Logging. Every stage takes a {@link Logger} (pino's API, the subset Vigil uses) and logs
- * structured fields, never counters or secrets inside the message string. `createLogger` builds
- * the process logger: pino JSON lines on stderr (journald picks them up under systemd).
+ * structured fields, never counters or secrets inside the message string; every line carries a
+ * `component` (runtime.ts hands each stage `log.child({ component })`). `createLogger` builds
+ * the process logger: pino JSON lines on stderr (journald picks them up under systemd), or
+ * pino-pretty's human-readable lines when stderr is a terminal.
+ *
+ * Secrets never reach the output: values under the keys in {@link REDACTED_KEYS} (at any depth
+ * up to three levels) are replaced by `[redacted]`, and credentials inside URLs
+ * (`scheme://user:password@host`) are replaced by `***` in the finished line, message and error
+ * stacks included.
  */
-import { pino } from "pino";
+import type { Writable } from "node:stream";
+import { pino, type DestinationStream } from "pino";
+import pretty from "pino-pretty";
 
 /** pino's call shapes: `log.info({ field: 1 }, "message")` or `log.info("message")`. */
 export interface LogFn {
@@ -35,15 +44,79 @@ export const silentLogger: Logger = {
   child: () => silentLogger,
 };
 
+/** Field names whose values are never logged (case as written; pino paths are exact). */
+export const REDACTED_KEYS = [
+  "password",
+  "passphrase",
+  "privateKey",
+  "senderKey",
+  "secret",
+  "token",
+  "apiKey",
+  "authorization",
+  "cookie",
+  "mnemonic",
+] as const;
+
+/** pino `redact` paths: each key at the top level and one or two objects down. */
+const REDACT_PATHS = REDACTED_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
+
+/**
+ * The userinfo of a URL inside a JSON line: `scheme://` then `user[:password]@`. The user part
+ * stops at characters a JSON string or a URL authority cannot hold unescaped there.
+ */
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@"\\]+@/gi;
+
+/** Replaces URL credentials in a finished log line (`mqtt://u:p@h` → `mqtt://***@h`). */
+export function redactLine(line: string): string {
+  return line.includes("@") ? line.replace(URL_USERINFO, "$1***@") : line;
+}
+
 /** Loggers made by createLogger, with every child made from them (a child keeps its own level). */
 const families = new WeakMap<Logger, Set<WeakRef<pino.Logger>>>();
 
-/** JSON logs to stderr at `level` (default info). */
-export function createLogger(level: string = "info"): Logger {
+export interface LoggerOptions {
+  /**
+   * "json": pino JSON lines; "pretty": pino-pretty's human-readable lines; "auto" (default):
+   * pretty when the destination is a terminal (stderr by default), JSON otherwise.
+   */
+  format?: "auto" | "json" | "pretty";
+  /** Where lines go. Default: file descriptor 2 (stderr), written synchronously. */
+  destination?: Writable | DestinationStream;
+  /** Colours in pretty output. Default: when the destination is a colour terminal. */
+  colorize?: boolean;
+}
+
+/**
+ * The process logger at `level` (default info): JSON lines on stderr, or human-readable ones on
+ * a terminal (see {@link LoggerOptions}), with secrets redacted. Base fields: `app: "vigil"`.
+ */
+export function createLogger(level: string = "info", o: LoggerOptions = {}): Logger {
+  const tty = o.destination ? (o.destination as { isTTY?: boolean }).isTTY === true : process.stderr.isTTY;
+  const format = o.format ?? "auto";
+  const human = format === "pretty" || (format === "auto" && tty);
+  const dest: DestinationStream | Writable = human
+    ? pretty({
+        destination: o.destination ?? 2,
+        sync: true,
+        colorize: o.colorize ?? (tty && process.stderr.hasColors?.() === true),
+        ignore: "pid,hostname,app,component",
+        translateTime: "SYS:HH:MM:ss.l",
+        // component first, as a prefix: "INFO (store): …"
+        messageFormat: "{if component}({component}) {end}{msg}",
+        hideObject: false,
+      })
+    : (o.destination ?? pino.destination({ dest: 2, sync: true }));
   const family = new Set<WeakRef<pino.Logger>>();
   const root = pino(
-    { level, base: { app: "vigil" }, onChild: (c) => void family.add(new WeakRef(c)) },
-    pino.destination(2),
+    {
+      level,
+      base: { app: "vigil" },
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      hooks: { streamWrite: redactLine },
+      onChild: (c) => void family.add(new WeakRef(c)),
+    },
+    dest as DestinationStream,
   );
   families.set(root, family);
   return root;

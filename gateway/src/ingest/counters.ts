@@ -15,6 +15,8 @@ export class DeviceState {
   firmware: string | undefined;
   crcErrors = 0;
   rejected = 0;
+  /** ERROR frames the device sent, by code (PROTOCOL.md, ERROR: 1 sensor fault, 2 buffer overflow, …). */
+  readonly errors = new Map<number, number>();
   /** Stored DATA frames that carried NaN/±Inf values, and those values (per channel: `nonFiniteByChannel`). */
   nonFiniteFrames = 0;
   nonFiniteValues = 0;
@@ -83,6 +85,15 @@ export class IngestCounters {
         if (reason === "BAD_CRC") d.crcErrors++;
       }
     }
+  }
+
+  /** Counts an ERROR frame of a known device; returns how many of this code the device sent. */
+  deviceError(deviceId: number, code: number): number {
+    this.deviceErrors++;
+    const d = this.device(deviceId);
+    const n = (d.errors.get(code) ?? 0) + 1;
+    d.errors.set(code, n);
+    return n;
   }
 
   /** Counts work shed by reason (back-pressure), by source. */

@@ -20,6 +20,7 @@ import { systemClock, type Clock } from "../core/clock.ts";
 import { IngestCounters, type DeviceState, type SourceKind } from "./counters.ts";
 import { IngestRejectError, type IngestRejectReason } from "./errors.ts";
 import type { AppendOutcome, FrameRecord, FrameSink } from "../core/records.ts";
+import { silentLogger, type Logger } from "../core/log.ts";
 
 export interface IngestOptions {
   sink: FrameSink;
@@ -51,6 +52,8 @@ export interface IngestOptions {
    * acknowledged (the inference loop and the batcher subscribe here). Must not throw.
    */
   onStored?: (record: FrameRecord, frame: DataFrame) => void;
+  /** Device ERROR frames are logged here (warn), at the 1st, 2nd, 4th, 8th, … per device and code. */
+  logger?: Logger;
   /**
    * Frames handed to the sink and not yet durable, above which ingest pushes back: serial DATA
    * frames are NACKed BUSY (the device keeps them and resends after `busyRetryMs`), and
@@ -91,6 +94,7 @@ export class Ingest {
   #allow: ReadonlySet<number> | undefined;
   #revoked: ReadonlySet<number>;
   readonly #isStored: ((d: number, s: number) => Promise<boolean>) | undefined;
+  readonly #log: Logger;
   readonly #observers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
   readonly #unstoredObservers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
   readonly #pressureListeners: Array<(busy: boolean) => void> = [];
@@ -109,6 +113,7 @@ export class Ingest {
     this.#revoked = opts.revoked ?? new Set();
     this.counters = opts.counters ?? new IngestCounters();
     this.#isStored = opts.isStored;
+    this.#log = opts.logger ?? silentLogger;
     if (opts.onStored) this.#observers.push(opts.onStored);
     this.#maxPending = opts.maxPending ?? 20_000;
     this.#busyRetryMs = opts.busyRetryMs ?? 250;
@@ -193,9 +198,21 @@ export class Ingest {
         this.counters.hellos++;
         return NONE;
       }
-      case FrameType.Error:
-        this.counters.deviceErrors++;
+      case FrameType.Error: {
+        // A device's fault report (sensor fault, frames lost on the device): counted by device
+        // and code; a refused device's reports count in the total only (no state for it).
+        if (this.#access(f.deviceId)) {
+          this.counters.deviceErrors++;
+          return NONE;
+        }
+        const n = this.counters.deviceError(f.deviceId, f.code);
+        if ((n & (n - 1)) === 0)
+          this.#log.warn(
+            { device: deviceIdHex(f.deviceId), code: f.code, count: n, message: f.message },
+            "device reported an error",
+          );
         return NONE;
+      }
       default:
         // ACK/NACK flow gateway → device only.
         this.counters.reject("UNEXPECTED_TYPE", source, f.deviceId);

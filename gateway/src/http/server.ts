@@ -1,0 +1,300 @@
+/**
+ * The gateway's HTTP endpoint (node:http): `/metrics` (Prometheus), `/healthz`, `/readyz`,
+ * `/api/summary`, the live page `/` and its updates `/events` (SSE). See README.md here.
+ *
+ * node:http rather than a framework: seven GET routes, no request bodies, and an SSE stream
+ * that needs the raw response (its back-pressure is the point) — a framework would add
+ * dependencies to the Pi install and be bypassed for the one route that matters.
+ *
+ * Security: the endpoint has no authentication, so it binds to loopback only unless
+ * `allowRemote` is set; and while it is loopback-only it answers only requests whose `Host`
+ * names a loopback address, so a web page cannot read it through DNS rebinding.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { isIP } from "node:net";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { ConfigError, VigilError } from "../core/errors.ts";
+import { silentLogger, type Logger } from "../core/log.ts";
+import { fromRoot } from "../core/paths.ts";
+import type { EventOutput } from "../alerts/service.ts";
+import { LiveFeed } from "./live.ts";
+import { GatewayMetrics } from "./metrics.ts";
+import { PageModel } from "./page-model.ts";
+import { readiness } from "./readiness.ts";
+import type { MetricsSource } from "./source.ts";
+import { SseHub, type SseOptions } from "./sse.ts";
+
+/** The endpoint could not start (address in use, no permission). */
+export class HttpEndpointError extends VigilError {
+  override name = "HttpEndpointError";
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super("HTTP_ENDPOINT", message, opts);
+  }
+}
+
+export interface HttpServerOptions {
+  source: MetricsSource;
+  /** Default 127.0.0.1. A non-loopback address needs `allowRemote`. */
+  host?: string;
+  /** Default 9479; 0 picks a free port (see `port` after start). */
+  port?: number;
+  /** Allow a non-loopback `host` (no authentication: put a proxy with authentication in front). Default false. */
+  allowRemote?: boolean;
+  log?: Logger;
+  /** Software version for `vigil_build_info`. Default: package.json's. */
+  version?: string;
+  sse?: Partial<SseOptions>;
+}
+
+export const HTTP_DEFAULTS = { host: "127.0.0.1", port: 9479 } as const;
+
+/** True for 127.0.0.0/8, ::1 and "localhost". */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  if (h === "localhost" || h === "::1") return true;
+  if (isIP(h) === 4) return h.startsWith("127.");
+  if (h.startsWith("::ffff:")) return h.slice(7).startsWith("127.");
+  return false;
+}
+
+/** The hostname part of a Host header (`[::1]:9479` → `::1`, `localhost:9479` → `localhost`). */
+function hostOf(header: string): string {
+  if (header.startsWith("[")) return header.slice(1, header.indexOf("]"));
+  const i = header.lastIndexOf(":");
+  return i < 0 ? header : header.slice(0, i);
+}
+
+interface Asset {
+  type: string;
+  body: Buffer;
+}
+
+/** The page's files: read once at construction (a missing file is an installation error). */
+function loadAssets(): Map<string, Asset> {
+  const page = (f: string) => fromRoot("gateway", "src", "http", "page", f);
+  const require = createRequire(import.meta.url);
+  const files: Array<[string, string, string]> = [
+    ["/", page("index.html"), "text/html; charset=utf-8"],
+    ["/app.js", page("app.js"), "text/javascript; charset=utf-8"],
+    ["/app.css", page("app.css"), "text/css; charset=utf-8"],
+    ["/favicon.svg", page("favicon.svg"), "image/svg+xml"],
+    [
+      "/vendor/uPlot.iife.min.js",
+      require.resolve("uplot/dist/uPlot.iife.min.js"),
+      "text/javascript; charset=utf-8",
+    ],
+    ["/vendor/uPlot.min.css", require.resolve("uplot/dist/uPlot.min.css"), "text/css; charset=utf-8"],
+  ];
+  const out = new Map<string, Asset>();
+  for (const [path, file, type] of files) {
+    try {
+      out.set(path, { type, body: readFileSync(file) });
+    } catch (e) {
+      throw new HttpEndpointError(`the live page's file ${file} is missing; reinstall the package`, {
+        cause: e,
+      });
+    }
+  }
+  return out;
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(fromRoot("package.json"), "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+}
+
+const SECURITY_HEADERS = {
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+};
+
+export class HttpServer {
+  /** The live view fed by the alert stage's events; wrap the alert output with {@link tap}. */
+  readonly feed = new LiveFeed();
+  readonly metrics: GatewayMetrics;
+  readonly page: PageModel;
+  readonly #hub: SseHub;
+  readonly #o: HttpServerOptions;
+  readonly #host: string;
+  readonly #log: Logger;
+  readonly #assets: Map<string, Asset>;
+  readonly #requests = new Map<string, number>();
+  readonly #sockets = new Set<Socket>();
+  #server: Server | undefined;
+  #port = 0;
+
+  /** Validates the address (ConfigError naming `http.host`) and loads the page's files. */
+  constructor(o: HttpServerOptions) {
+    this.#o = o;
+    this.#host = o.host ?? HTTP_DEFAULTS.host;
+    this.#log = o.log ?? silentLogger;
+    if (!o.allowRemote && !isLoopback(this.#host))
+      throw new ConfigError(
+        "http.host",
+        `${this.#host} is not a loopback address and the endpoint has no authentication; ` +
+          `use 127.0.0.1, or set http.allowRemote to true behind a proxy that authenticates`,
+      );
+    const port = o.port ?? HTTP_DEFAULTS.port;
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new ConfigError("http.port", `must be an integer in 0..65535, got ${port}`);
+    this.#assets = loadAssets();
+    this.page = new PageModel(o.source, this.feed);
+    this.#hub = new SseHub(this.page, this.feed, o.sse, undefined, this.#log);
+    this.metrics = new GatewayMetrics({
+      source: o.source,
+      feed: this.feed,
+      version: o.version ?? packageVersion(),
+      http: () => ({
+        sseClients: this.#hub.clients,
+        sseSkipped: this.#hub.skipped,
+        requests: this.#requests,
+      }),
+    });
+  }
+
+  /** An EventOutput that shows every alert-stage event to the live view, then passes it on. */
+  tap(inner: EventOutput): EventOutput {
+    return this.feed.tap(inner);
+  }
+
+  /** The bound port (after start). */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** `http://host:port` (after start). */
+  get url(): string {
+    const h = isIP(this.#host) === 6 ? `[${this.#host}]` : this.#host;
+    return `http://${h}:${this.#port}`;
+  }
+
+  async start(): Promise<void> {
+    const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => this.#handle(req, res));
+    server.on("connection", (s) => {
+      this.#sockets.add(s);
+      s.once("close", () => this.#sockets.delete(s));
+    });
+    const port = this.#o.port ?? HTTP_DEFAULTS.port;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (e: NodeJS.ErrnoException) => {
+        const where = `${this.#host}:${port}`;
+        reject(
+          new HttpEndpointError(
+            e.code === "EADDRINUSE"
+              ? `${where} is already in use; stop the other process or set http.port (0 picks a free port)`
+              : e.code === "EACCES"
+                ? `no permission to listen on ${where}; use a port above 1023`
+                : `cannot listen on ${where}: ${e.message}`,
+            { cause: e },
+          ),
+        );
+      });
+      server.listen(port, this.#host, () => resolve());
+    });
+    server.on("error", (e) => this.#log.warn({ err: e.message }, "http server error"));
+    this.#server = server;
+    this.#port = (server.address() as AddressInfo).port;
+    this.#hub.start();
+    this.#log.info({ url: this.url }, "http endpoint listening");
+  }
+
+  /** Ends the live streams and closes every connection. */
+  async stop(): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = undefined;
+    this.#hub.stop();
+    const closed = new Promise<void>((res) => server.close(() => res()));
+    server.closeAllConnections();
+    for (const s of this.#sockets) s.destroy();
+    await closed;
+  }
+
+  #count(path: string, code: number): void {
+    const k = `${path} ${code}`;
+    this.#requests.set(k, (this.#requests.get(k) ?? 0) + 1);
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
+    const known = path === "/" || this.#assets.has(path) || ROUTES.has(path);
+    const label = known ? path : "other";
+    const send = (code: number, type: string, body: string | Buffer, extra: Record<string, string> = {}) => {
+      this.#count(label, code);
+      res.writeHead(code, {
+        "content-type": type,
+        "cache-control": "no-cache",
+        ...SECURITY_HEADERS,
+        ...extra,
+      });
+      res.end(req.method === "HEAD" ? undefined : body);
+    };
+    if (!this.#o.allowRemote && !isLoopback(hostOf(req.headers.host ?? ""))) {
+      // DNS rebinding guard: a loopback-only endpoint serves loopback names only.
+      send(421, "text/plain; charset=utf-8", "this endpoint answers only requests to a loopback address\n");
+      return;
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      send(405, "text/plain; charset=utf-8", "only GET and HEAD\n", { allow: "GET, HEAD" });
+      return;
+    }
+    const asset = this.#assets.get(path);
+    if (asset) {
+      send(200, asset.type, asset.body);
+      return;
+    }
+    switch (path) {
+      case "/healthz":
+        send(200, "application/json", '{"status":"alive"}\n');
+        return;
+      case "/readyz": {
+        const r = readiness(this.#o.source);
+        send(r.ready ? 200 : 503, "application/json", JSON.stringify(r, null, 2) + "\n");
+        return;
+      }
+      case "/metrics":
+        this.metrics.render().then(
+          (text) => send(200, this.metrics.contentType, text),
+          (e: unknown) => {
+            this.#log.warn({ err: (e as Error).message }, "metrics collection failed");
+            send(500, "text/plain; charset=utf-8", "metrics collection failed\n");
+          },
+        );
+        return;
+      case "/api/summary":
+        this.page.stats().then(
+          (s) => send(200, "application/json", JSON.stringify(s) + "\n"),
+          (e: unknown) => {
+            this.#log.warn({ err: (e as Error).message }, "summary failed");
+            send(500, "text/plain; charset=utf-8", "summary failed\n");
+          },
+        );
+        return;
+      case "/api/alerts":
+        // Active alerts (each with its receipt leaf) and the last transitions, oldest first.
+        send(
+          200,
+          "application/json",
+          JSON.stringify({ active: [...this.feed.active.values()], recent: [...this.feed.recent] }) + "\n",
+        );
+        return;
+      case "/events":
+        this.#count(label, this.#hub.attach(req, res));
+        return;
+      default:
+        send(404, "text/plain; charset=utf-8", "not found\n");
+    }
+  }
+}
+
+const ROUTES = new Set(["/healthz", "/readyz", "/metrics", "/api/summary", "/api/alerts", "/events"]);

@@ -1,0 +1,84 @@
+/**
+ * What the HTTP endpoint reads from the running gateway: the stages' own counters and status
+ * objects, read at scrape or page-refresh time, never copied on the hot path. `Runtime`
+ * (runtime.ts) satisfies {@link MetricsSource} as it is; tests pass a hand-built one.
+ */
+import type { AlertCounters } from "../alerts/service.ts";
+import type { InferenceCounters, LaneInfo } from "../infer/loop.ts";
+import type { IngestCounters } from "../ingest/counters.ts";
+import type { IngestSource } from "../ingest/source.ts";
+import type { FrameStore } from "../store/types.ts";
+
+/** The gateway's life cycle, as /readyz reports it. */
+export type GatewayPhase = "created" | "starting" | "running" | "stopping" | "stopped";
+
+/**
+ * The anchor service's status (anchor/service.ts `AnchorStatus`). The optional fee fields are
+ * read when the anchor service reports them (issue 12: gas and L1 data fee per anchor) and
+ * their metrics are absent until then.
+ */
+export interface AnchorStatusView {
+  anchoredThrough: number;
+  backlog: number;
+  /** Consecutive failed runs (0 after a success). */
+  failures: number;
+  lastError: { code: string; message: string } | null;
+  /** Gas used by the gateway's anchor transactions since start. */
+  gasUsed?: number | bigint;
+  /** L2 execution fees paid for them since start, wei. */
+  feeWei?: number | bigint;
+  /** L1 data fees paid for them since start (OP-Stack GasPriceOracle), wei. */
+  l1FeeWei?: number | bigint;
+}
+
+/**
+ * The on-chain registry cache (issue 10, not built yet). When the runtime provides it,
+ * `vigil_registry_cache_age_seconds` and the page's registry panel show it.
+ */
+export interface RegistryStatusView {
+  /** Seconds since the local copy of the registry was last refreshed from the chain. */
+  cacheAgeSeconds: number;
+  /** Block number the copy reflects. */
+  block?: number;
+}
+
+/** What the endpoint reads of a device's live window (infer/window.ts `DeviceWindow`). */
+export interface LiveWindowView {
+  /** Used channels currently in sensor fault (data-quality stage, infer/features/quality.ts). */
+  readonly qualityState: { readonly faults: number };
+  /** Windows withheld for data quality (no prediction). */
+  readonly withheld: number;
+  /** How the gateway met the machine (features/commissioning.ts): first-cycle, mid-life, … */
+  readonly commissioning: { readonly mode: string };
+}
+
+export interface MetricsSource {
+  readonly config: {
+    readonly dataDir: string;
+    readonly site: string;
+    readonly attest: { readonly gatewayName: string };
+  };
+  /** bytes32 gateway id, hex. */
+  readonly gatewayId: string;
+  readonly ingest: { readonly counters: IngestCounters };
+  readonly store: Pick<FrameStore, "stats" | "getBatch" | "getAnchor">;
+  readonly sources: readonly IngestSource[];
+  /** Undefined when no models are loaded. */
+  readonly loop:
+    | {
+        readonly counters: InferenceCounters;
+        lanes(): LaneInfo[];
+        /** A device's live-model window: its data-quality state (infer/window.ts DeviceWindow). */
+        liveWindow?(deviceId: number): LiveWindowView | undefined;
+      }
+    | undefined;
+  readonly alerts: { readonly counters: AlertCounters };
+  /** Undefined when sealing is off (no keystore or no deployment). */
+  readonly sealer: { backlog(): number } | undefined;
+  /** Undefined when anchoring is off (no RPC URL). */
+  readonly anchor: { status(): AnchorStatusView } | undefined;
+  /** Where the gateway is in its life cycle. */
+  phase(): GatewayPhase;
+  /** Optional hook for the registry cache (see {@link RegistryStatusView}). */
+  registry?(): RegistryStatusView | undefined;
+}

@@ -1,0 +1,99 @@
+import { Writable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { createLogger, redactLine, REDACTED_KEYS, type LoggerOptions } from "../../gateway/src/core/log.ts";
+
+function capture(isTTY = false): { out: string[]; dest: Writable & { isTTY?: boolean } } {
+  const out: string[] = [];
+  const dest = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      out.push(chunk.toString());
+      cb();
+    },
+  }) as Writable & { isTTY?: boolean };
+  if (isTTY) dest.isTTY = true;
+  return { out, dest };
+}
+
+function jsonLines(o: LoggerOptions = {}) {
+  const { out, dest } = capture();
+  const log = createLogger("debug", { ...o, destination: dest });
+  return {
+    log,
+    lines: () =>
+      out
+        .join("")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    raw: out,
+  };
+}
+
+describe("createLogger", () => {
+  it("behavior: JSON lines by default (not a terminal), with app, level, component from the child", () => {
+    const { log, lines } = jsonLines();
+    log.child({ component: "store" }).info({ pending: 3 }, "flushed");
+    log.debug("dbg");
+    expect(lines()).toMatchObject([
+      { level: 30, app: "vigil", component: "store", pending: 3, msg: "flushed" },
+      { level: 20, msg: "dbg" },
+    ]);
+  });
+
+  it("behavior: human-readable on a terminal (auto) and with format pretty; JSON when asked on a terminal", () => {
+    const tty = capture(true);
+    createLogger("info", { destination: tty.dest, colorize: false })
+      .child({ component: "anchor" })
+      .warn({ seq: 4, tx: "0xabc" }, "batch anchored");
+    const text = tty.out.join("");
+    expect(text).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] WARN: \(anchor\) batch anchored\n/);
+    expect(text).toContain('    seq: 4\n    tx: "0xabc"\n');
+    expect(text).not.toContain("component:"); // shown once, as the prefix
+    const json = capture(true);
+    createLogger("info", { destination: json.dest, format: "json" }).info("x");
+    expect(JSON.parse(json.out.join(""))).toMatchObject({ msg: "x" });
+    const pretty = capture(false);
+    createLogger("info", { destination: pretty.dest, format: "pretty", colorize: false }).info("y");
+    expect(pretty.out.join("")).toMatch(/INFO: y\n$/);
+  });
+
+  it("security: secret fields are redacted at the top level and two objects down, every key in the list", () => {
+    const { log, lines } = jsonLines();
+    for (const k of REDACTED_KEYS)
+      log.info({ [k]: "s3cret", mqtt: { [k]: "s3cret", nested: { [k]: "s3cret" } }, keep: "visible" }, k);
+    const all = JSON.stringify(lines());
+    expect(all).not.toContain("s3cret");
+    expect(lines()[0]).toMatchObject({
+      password: "[redacted]",
+      mqtt: { password: "[redacted]", nested: { password: "[redacted]" } },
+      keep: "visible",
+    });
+  });
+
+  it("security: URL credentials are removed from messages, fields and error stacks", () => {
+    const { log, lines, raw } = jsonLines();
+    log.warn(
+      {
+        url: "mqtts://bob:hunter2@broker.plant:8883/x",
+        err: new Error("connect https://alice:pw%40x@rpc.example/v2 failed"),
+      },
+      "retrying mqtt://carol:tok@10.0.0.2:1883",
+    );
+    const line = lines()[0]!;
+    expect(line.url).toBe("mqtts://***@broker.plant:8883/x");
+    expect(line.msg).toBe("retrying mqtt://***@10.0.0.2:1883");
+    expect((line.err as { message: string; stack: string }).message).toBe(
+      "connect https://***@rpc.example/v2 failed",
+    );
+    expect((line.err as { stack: string }).stack).toContain("https://***@rpc.example/v2");
+    expect(raw.join("")).not.toMatch(/hunter2|alice|carol|tok@/);
+  });
+
+  it("behavior: redactLine leaves URLs without credentials and plain addresses alone", () => {
+    expect(redactLine('{"url":"mqtt://127.0.0.1:1883","mail":"ops@plant.example"}')).toBe(
+      '{"url":"mqtt://127.0.0.1:1883","mail":"ops@plant.example"}',
+    );
+    expect(redactLine('{"u":"http://user@host/p"}')).toBe('{"u":"http://***@host/p"}');
+    expect(redactLine('{"u":"wss://a:b@h","v":"tcp://c:d@h"}')).toBe('{"u":"wss://***@h","v":"tcp://***@h"}');
+  });
+});

@@ -1,0 +1,143 @@
+import { request } from "node:http";
+import { afterEach, describe, expect, it } from "vitest";
+import { ConfigError } from "../../gateway/src/core/errors.ts";
+import { HttpEndpointError, HttpServer, isLoopback } from "../../gateway/src/http/server.ts";
+import { health } from "./events.ts";
+import { FakeSource, storeStats } from "./fake-source.ts";
+import { parseExposition, sample } from "./exposition.ts";
+
+const servers: HttpServer[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.stop();
+});
+
+async function started(src = new FakeSource(), o: Partial<ConstructorParameters<typeof HttpServer>[0]> = {}) {
+  const s = new HttpServer({ source: src, port: 0, ...o });
+  servers.push(s);
+  await s.start();
+  return s;
+}
+
+/** A raw request (fetch does not let a test set Host). */
+function get(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+  method = "GET",
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, method, headers }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("HttpServer", () => {
+  it("args: refuses a non-loopback address unless allowRemote, and a bad port, naming the setting", () => {
+    expect(() => new HttpServer({ source: new FakeSource(), host: "0.0.0.0" })).toThrowError(ConfigError);
+    expect(() => new HttpServer({ source: new FakeSource(), host: "192.168.1.5" })).toThrowError(
+      /^http\.host: 192\.168\.1\.5 is not a loopback address and the endpoint has no authentication; use 127\.0\.0\.1, or set http\.allowRemote/,
+    );
+    expect(
+      () => new HttpServer({ source: new FakeSource(), host: "0.0.0.0", allowRemote: true }),
+    ).not.toThrow();
+    expect(() => new HttpServer({ source: new FakeSource(), port: 70000 })).toThrowError(/^http\.port: /);
+    expect(
+      ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "::ffff:127.0.0.1"].every(isLoopback),
+    ).toBe(true);
+    expect(["0.0.0.0", "::", "10.0.0.1", "example.com", "127.example.com", ""].some(isLoopback)).toBe(false);
+  });
+
+  it("behavior: serves the page, its assets (uPlot from node_modules) and JSON endpoints with security headers", async () => {
+    const s = await started();
+    const page = await get(s.port, "/");
+    expect(page.status).toBe(200);
+    expect(page.headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(page.body).toContain('<script src="/vendor/uPlot.iife.min.js" defer></script>');
+    expect(page.headers["content-security-policy"]).toMatch(/default-src 'none'; script-src 'self'/);
+    expect(page.headers["x-frame-options"]).toBe("DENY");
+    const uplot = await get(s.port, "/vendor/uPlot.iife.min.js");
+    expect(uplot.status).toBe(200);
+    expect(uplot.body).toMatch(/uPlot/);
+    expect((await get(s.port, "/app.js")).body).toContain('new EventSource("/events")');
+    expect(JSON.parse((await get(s.port, "/healthz")).body)).toEqual({ status: "alive" });
+    const sum = JSON.parse((await get(s.port, "/api/summary")).body) as { gateway: { name: string } };
+    expect(sum.gateway.name).toBe("gw-test");
+    expect(JSON.parse((await get(s.port, "/api/alerts")).body)).toEqual({ active: [], recent: [] });
+    expect((await get(s.port, "/nope")).status).toBe(404);
+    const post = await get(s.port, "/metrics", {}, "POST");
+    expect([post.status, post.headers.allow]).toEqual([405, "GET, HEAD"]);
+    const head = await get(s.port, "/readyz", {}, "HEAD");
+    expect([head.status, head.body]).toEqual([200, ""]);
+    expect(s.url).toBe(`http://127.0.0.1:${s.port}`);
+  });
+
+  it("security: a loopback-only endpoint answers only loopback Host names (DNS rebinding), 421 otherwise", async () => {
+    const s = await started();
+    expect((await get(s.port, "/api/summary", { host: "evil.example:80" })).status).toBe(421);
+    expect((await get(s.port, "/metrics", { host: `localhost:${s.port}` })).status).toBe(200);
+    expect((await get(s.port, "/metrics", { host: `[::1]:${s.port}` })).status).toBe(200);
+    const remote = await started(new FakeSource(), { host: "127.0.0.1", allowRemote: true });
+    expect((await get(remote.port, "/healthz", { host: "gateway.plant.example" })).status).toBe(200);
+  });
+
+  it("behavior: /readyz is 503 with what is failing, 200 when ready", async () => {
+    const src = new FakeSource();
+    const s = await started(src);
+    expect((await get(s.port, "/readyz")).status).toBe(200);
+    src.stats = storeStats({ state: "corrupt", lastError: "watermark says 12, store has 9" });
+    src.currentPhase = "stopping";
+    const r = await get(s.port, "/readyz");
+    expect(r.status).toBe(503);
+    expect(JSON.parse(r.body)).toMatchObject({
+      ready: false,
+      phase: "stopping",
+      failing: [
+        { check: "phase", reason: "stopping", detail: "the gateway is stopping" },
+        { check: "store", reason: "corrupt", detail: "watermark says 12, store has 9" },
+      ],
+    });
+    const m = parseExposition((await get(s.port, "/metrics")).body);
+    expect(sample(m, "vigil_ready")).toBe(0);
+    expect(sample(m, "vigil_http_requests_total", { path: "/readyz", code: "503" })).toBe(1);
+  });
+
+  it("error: a port in use is one sentence naming the setting and the fix", async () => {
+    const a = await started();
+    const b = new HttpServer({ source: new FakeSource(), port: a.port });
+    const e = await b.start().catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(HttpEndpointError);
+    expect((e as HttpEndpointError).shortMessage).toBe(
+      `127.0.0.1:${a.port} is already in use; stop the other process or set http.port (0 picks a free port)`,
+    );
+  });
+
+  it("behavior: /events streams init then live deltas from the tapped event output; stop ends the stream", async () => {
+    const s = await started(new FakeSource(), { sse: { deltaMs: 20, statsMs: 1000 } });
+    const res = await fetch(`${s.url}/events`);
+    expect(res.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let text = "";
+    const until = async (re: RegExp) => {
+      while (!re.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended before ${re}: ${text}`);
+        text += dec.decode(value, { stream: true });
+      }
+    };
+    await until(/event: init\n/);
+    const out = s.tap({ open: async () => {}, emit: async () => {}, close: async () => {} });
+    await out.emit(health(0x42, 0.9));
+    await until(/event: delta\ndata: .*"d":"00000042"/);
+    await s.stop();
+    servers.length = 0;
+    const end = await reader.read();
+    expect(end.done).toBe(true);
+  });
+});
