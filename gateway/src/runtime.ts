@@ -34,6 +34,7 @@ import { readDeploymentFile, type Deployment } from "./chain/deploy.ts";
 import { vigilDomain, type VigilDomain } from "./chain/eip712.ts";
 import { deviceSet, type GatewayConfig } from "./config/config.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
+import { ListAdmission } from "./core/admission.ts";
 import { ConfigError, type VigilError } from "./core/errors.ts";
 import type { Hex } from "./core/hex.ts";
 import { silentLogger, type Logger } from "./core/log.ts";
@@ -186,8 +187,7 @@ export class Runtime {
     this.ingest = new Ingest({
       sink: this.store,
       clock: this.clock,
-      ...(c.ingest.allow ? { allow: deviceSet(c.ingest.allow) } : {}),
-      revoked: deviceSet(c.ingest.revoked),
+      admission: new ListAdmission(c.ingest.allow ? deviceSet(c.ingest.allow) : undefined, deviceSet(c.ingest.revoked)),
       maxSkewUs: c.ingest.maxSkewMs * 1000,
       maxPending: c.ingest.maxPending,
       busyRetryMs: c.ingest.busyRetryMs,

@@ -10,6 +10,7 @@ import {
   type Frame,
 } from "../../gateway/src/protocol/frame.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
+import { ListAdmission } from "../../gateway/src/core/admission.ts";
 
 const clock = new FakeClock();
 const now = clock.nowUs();
@@ -58,7 +59,7 @@ describe("Ingest", () => {
   });
 
   it("error: unknown and revoked devices are NACKed with their reason and counted", async () => {
-    const { sink, ingest } = setup({ allow: new Set([1, 2]), revoked: new Set([2]) });
+    const { sink, ingest } = setup({ admission: new ListAdmission(new Set([1, 2]), new Set([2])) });
     expect(await ingest.handle(dec(data(1, 9)), "serial")).toEqual({
       kind: "nack",
       deviceId: 9,

@@ -14,6 +14,7 @@ import {
 } from "../protocol/frame.ts";
 import type { DecodedFrame } from "../protocol/stream-decoder.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
+import { OPEN_ADMISSION, type DeviceAdmission } from "../core/admission.ts";
 import { IngestCounters, type DeviceState, type SourceKind } from "./counters.ts";
 import { IngestRejectError, type IngestRejectReason } from "./errors.ts";
 import type { AppendOutcome, FrameRecord, FrameSink } from "../core/records.ts";
@@ -23,12 +24,10 @@ export interface IngestOptions {
   /** Default: the system clock. */
   clock?: Clock;
   /**
-   * Devices allowed to send. Undefined accepts any device id (development default); a
-   * gateway registered on chain fills this from the registry.
+   * Who may send: asked for every HELLO and DATA frame (O(1)). Default: every device
+   * ({@link OPEN_ADMISSION}); runtime.ts plugs in the configured lists or the registry cache.
    */
-  allow?: ReadonlySet<number>;
-  /** Devices refused for good (revoked on chain). */
-  revoked?: ReadonlySet<number>;
+  admission?: DeviceAdmission;
   /** Largest accepted distance between device and gateway clocks, µs. Default 24 h. */
   maxSkewUs?: number;
   counters?: IngestCounters;
@@ -78,8 +77,7 @@ export class Ingest {
   readonly #sink: FrameSink;
   readonly #clock: Clock;
   readonly #maxSkewUs: number;
-  #allow: ReadonlySet<number> | undefined;
-  #revoked: ReadonlySet<number>;
+  #admission: DeviceAdmission;
   readonly #isStored: ((d: number, s: number) => Promise<boolean>) | undefined;
   readonly #observers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
   readonly #unstoredObservers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
@@ -94,8 +92,7 @@ export class Ingest {
     this.#sink = opts.sink;
     this.#clock = opts.clock ?? systemClock;
     this.#maxSkewUs = opts.maxSkewUs ?? DAY_US;
-    this.#allow = opts.allow;
-    this.#revoked = opts.revoked ?? new Set();
+    this.#admission = opts.admission ?? OPEN_ADMISSION;
     this.counters = opts.counters ?? new IngestCounters();
     this.#isStored = opts.isStored;
     if (opts.onStored) this.#observers.push(opts.onStored);
@@ -142,10 +139,9 @@ export class Ingest {
     this.#unstoredObservers.push(fn);
   }
 
-  /** Replaces the access lists (e.g. after the registry watcher saw a revocation). */
-  setAccess(allow: ReadonlySet<number> | undefined, revoked: ReadonlySet<number>): void {
-    this.#allow = allow;
-    this.#revoked = revoked;
+  /** Replaces the admission (tests; the runtime passes it at construction). */
+  setAdmission(admission: DeviceAdmission): void {
+    this.#admission = admission;
   }
 
   /**
@@ -200,11 +196,11 @@ export class Ingest {
   }
 
   #access(deviceId: number): IngestRejectError | undefined {
-    if (this.#revoked.has(deviceId))
-      return new IngestRejectError("REVOKED_DEVICE", `device ${deviceIdHex(deviceId)} is revoked`);
-    if (this.#allow && !this.#allow.has(deviceId))
-      return new IngestRejectError("UNKNOWN_DEVICE", `device ${deviceIdHex(deviceId)} is not registered`);
-    return undefined;
+    const v = this.#admission.admit(deviceId);
+    if (v === "ok") return undefined;
+    if (v === "revoked")
+      return new IngestRejectError("REVOKED_DEVICE", `device ${deviceIdHex(deviceId)} is suspended or revoked`);
+    return new IngestRejectError("UNKNOWN_DEVICE", `device ${deviceIdHex(deviceId)} is not registered`);
   }
 
   #refuse(err: IngestRejectError, deviceId: number, seq: number, source: SourceKind): IngestReply {

@@ -5,6 +5,7 @@
  * shared suite in test/store/abstract.ts.
  */
 import type { AppendOutcome, FrameRecord, FrameSink, LeafRecord } from "../core/records.ts";
+import type { RegistryCacheEntry, RegistryCacheState } from "./registry-cache.ts";
 
 export type { AppendOutcome, FrameRecord, FrameSink, LeafRecord };
 
@@ -266,4 +267,13 @@ export interface FrameStore extends FrameSink {
    * holding the frame or preimage. Returns the number of log entries deleted.
    */
   prune(opts: PruneOptions): Promise<number>;
+
+  // ---- registry cache (registry-cache.ts; read and written by chain/watch.ts)
+  /** The cached registry entries and the meta record of the last save. */
+  loadRegistry(): Promise<RegistryCacheState>;
+  /**
+   * Writes changed entries (value undefined = delete) and the meta record in one synced batch;
+   * `replace` deletes every other entry first.
+   */
+  saveRegistry(changes: readonly RegistryCacheEntry[], meta: Record<string, unknown>, replace?: boolean): Promise<void>;
 }
