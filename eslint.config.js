@@ -7,11 +7,13 @@ export default tseslint.config(
     ignores: [
       "dist/",
       "node_modules/",
+      "tmp/",
       "contracts/out/",
       "contracts/cache/",
       "contracts/artifacts/",
       "hardware/**/build/",
       "models/**/*.py",
+      ".dependency-cruiser.cjs",
     ],
   },
   js.configs.recommended,

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- infer [--seconds S] [--rate FPS] [--fd001 MANIFEST] [--no-rss] [--no-build]`
+ * `npm run bench -- infer [--seconds S] [--rate FPS] [--fd001 MANIFEST] [--no-rss] [--no-build] [--sections S]`
  *
  * Models: every run measures BOTH committed model families and reports each against the targets:
  *  - `rotating-v1-health` (models/rotating, 8 k params, 186 k MACs, window 64 × 6, stride 1),
@@ -26,6 +26,11 @@
  * 4. RSS as deployed: `npm run build`, then plain `node dist/bench/probes/infer-probe.js` in a
  *    child process per configuration (200 devices, the runtime's wireInference + Ingest + embedded broker),
  *    and a bare `node` process for the baseline, in the same run.
+ * 5. Data quality (bench/lib/infer-quality.ts): the per-frame cost of the data-quality stage per
+ *    used channel (clean frames, and frames with 5 % missing values + a stuck sensor) vs
+ *    normalizeRow alone in the same run (goal ≤ 1 µs per channel); and every C-MAPSS model's int8
+ *    variant vs its float32 file, per-window cost at batch 1 and 256 as a ratio, same run.
+ * `--sections loop,rss,quality` picks sections (default all; `quality` is 5).
  * The host's load average is printed: the box is shared, and the figures move with it.
  * Last line: one JSON object with all figures and pass/fail per model and target.
  */
@@ -35,7 +40,7 @@ import { cpus, getPriority, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import * as ort from "onnxruntime-node";
+import * as ort from "../gateway/src/infer/ort.ts";
 import { REPO_ROOT } from "../models/eval/cmapss.ts";
 import { CMAPSS_WIDTH, loadCmapss } from "../gateway/src/infer/features/cmapss.ts";
 import { generateMachine, SPLITS } from "../models/rotating/generate.ts";
@@ -53,6 +58,7 @@ import { EmbeddedBroker } from "../gateway/src/ingest/mqtt/embedded-broker.ts";
 import type { AppendOutcome, FrameRecord, FrameSink } from "../gateway/src/core/records.ts";
 import { decodeFrame, encodeFrame, FrameType, Unit, type DataFrame } from "../gateway/src/protocol/frame.ts";
 import { systemClock } from "../gateway/src/core/clock.ts";
+import { qualityAndInt8Sections } from "./lib/infer-quality.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -61,8 +67,10 @@ const { values: a } = parseArgs({
     fd001: { type: "string" },
     "no-rss": { type: "boolean" },
     "no-build": { type: "boolean" },
+    sections: { type: "string" },
   },
 });
+const SECTIONS = new Set((a.sections ?? "loop,rss,quality").split(","));
 const SECONDS = Number(a.seconds ?? 8);
 const RATE = Number(a.rate ?? 10_000);
 const DEVICES = 100;
@@ -369,7 +377,7 @@ function probe(args: string[], env: Record<string, string> = {}): Record<string,
 // ---- run ----------------------------------------------------------------------------------
 const results: Record<string, Record<string, unknown>> = {};
 const pass: Record<string, Record<string, boolean>> = {};
-for (const c of cases) {
+for (const c of SECTIONS.has("loop") ? cases : []) {
   const model = await loadModel(c.manifest, { threads: 1 });
   const floor = await runtimeFloor(model);
   const ticks = await tickLatency(c, model);
@@ -393,7 +401,7 @@ for (const c of cases) {
 }
 
 const rss: Record<string, unknown> = {};
-if (!a["no-rss"]) {
+if (!a["no-rss"] && SECTIONS.has("rss")) {
   if (!a["no-build"]) execFileSync("npm", ["run", "--silent", "build"], { cwd: REPO_ROOT, stdio: "ignore" });
   const probeJs = join(REPO_ROOT, "dist", "bench", "probes", "infer-probe.js");
   const bare = execFileSync(
@@ -450,7 +458,7 @@ const steady = (k: string, run: string): number =>
       "rssMb"
     ] as Record<string, number> | undefined
   )?.["steady"] ?? NaN) as number;
-for (const c of cases) {
+for (const c of cases.filter((x) => results[x.key])) {
   const r = results[c.key]!;
   const f2a = r["frameToAlert"] as Record<string, Record<string, number>>;
   pass[c.key] = {
@@ -466,6 +474,14 @@ for (const c of cases) {
     pass[c.key]!["rssWorkerNodeDefaults"] = steady(c.key, "worker") <= TARGET.rss200Mb;
   }
 }
+const issue14 = SECTIONS.has("quality")
+  ? await qualityAndInt8Sections(
+      join(REPO_ROOT, "models", "cmapss"),
+      join(REPO_ROOT, "models", "data", "cmapss"),
+    )
+  : {};
+for (const q of (issue14["quality"] ?? []) as Array<{ model: string; pass: boolean }>)
+  pass[`quality:${q.model}`] = { perChannel: q.pass };
 const loadEnd = load();
 
 // ---- report -------------------------------------------------------------------------------
@@ -474,7 +490,7 @@ console.log(
   `host: ${cpus().length} cores, load average (1/5/15 min) start ${loadStart.join(" ")}, end ${loadEnd.join(" ")}; bench niceness ${getPriority()}`,
 );
 for (const n of notes) console.log(`note: ${n}`);
-for (const c of cases) {
+for (const c of cases.filter((x) => results[x.key])) {
   const r = results[c.key]!;
   console.log(
     `\n== ${String(r["model"])} (${String(r["macsPerWindow"])} MACs/window, window ${String(r["window"])}, stride ${String(r["stride"])}), 1 intra-op thread`,
@@ -523,6 +539,8 @@ console.log(
     notes,
     models: results,
     rss,
+    quality: issue14["quality"],
+    int8: issue14["int8"],
     targets: TARGET,
     pass,
   }),

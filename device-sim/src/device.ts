@@ -1,7 +1,8 @@
 /**
  * One simulated MCU: produces HELLO and DATA frames from a signal source, keeps every DATA
  * frame until the gateway ACKs it, resends after a timeout with exponential backoff
- * (500 ms → 8 s, as the C reference in hardware/firmware-ref), and obeys NACK reasons.
+ * (500 ms → 8 s, as the C reference in hardware/firmware-ref), and obeys NACK reasons
+ * (a BUSY NACK holds all sending for its retry_after_ms, like vigil_txq).
  */
 import {
   encodeFrame,
@@ -12,6 +13,7 @@ import {
   type NackFrame,
 } from "../../gateway/src/protocol/frame.ts";
 import { FaultCounters, SensorFaults, type FaultRates } from "./faults.ts";
+import type { SimFirmware } from "./firmware/bootloader.ts";
 import type { SignalSource } from "./profiles/types.ts";
 import type { Rng } from "./rng.ts";
 
@@ -58,6 +60,8 @@ export interface SimDeviceOptions {
   /** First resend timeout, ms. Default 500. */
   resendMs?: number;
   firmware?: { major: number; minor: number; patch: number };
+  /** Firmware update code and bootloader; when set, HELLO announces the version it runs. */
+  updater?: SimFirmware;
   /** Called with every DATA frame the device saw acknowledged (its exact bytes), once. */
   onAcked?: (raw: Buffer) => void;
 }
@@ -89,6 +93,8 @@ export class SimDevice {
   bootId = 1;
   /** Set when the gateway said UNKNOWN/REVOKED: the device stops. */
   stopped = false;
+  /** Until this time (ms) a BUSY NACK holds all DATA sending (PROTOCOL.md, NACK BUSY). */
+  heldUntil = 0;
   readonly #opts: SimDeviceOptions;
   readonly #sensor: SensorFaults;
   /** Sequences refused for good whose (MQTT) PUBACK may still arrive. */
@@ -124,7 +130,8 @@ export class SimDevice {
       type: FrameType.Hello,
       deviceId: this.id,
       bootId: this.bootId,
-      firmware: this.#opts.firmware ?? { major: 1, minor: 0, patch: 0 },
+      firmware: this.#opts.updater?.running?.version ??
+        this.#opts.firmware ?? { major: 1, minor: 0, patch: 0 },
       profile: this.source.profile,
       channels: [...this.source.channels],
     });
@@ -221,10 +228,30 @@ export class SimDevice {
     this.#abandoned.add(seq);
   }
 
+  /** The firmware update code, if this device has one. */
+  get updater(): SimFirmware | undefined {
+    return this.#opts.updater;
+  }
+
+  /** True while a BUSY hold is in force: nothing is sent, new samples wait in the window. */
+  held(nowMs: number): boolean {
+    return nowMs < this.heldUntil;
+  }
+
   /** Applies a NACK; returns true when the frame should be resent now. */
-  onNack(nack: NackFrame): boolean {
+  onNack(nack: NackFrame, nowMs: number = Date.now()): boolean {
     const name = NACK_NAMES[nack.reason] ?? `REASON_${nack.reason}`;
     this.stats.nacked[name] = (this.stats.nacked[name] ?? 0) + 1;
+    if (nack.reason === NackReason.BUSY) {
+      // Hold everything for retry_after_ms (the longest hold wins); the frame goes out first after it.
+      this.heldUntil = Math.max(this.heldUntil, nowMs + (nack.retryAfterMs ?? 0));
+      const p = this.pending.get(nack.seq);
+      if (p) {
+        p.sentAt = nowMs;
+        p.timeout = this.heldUntil - nowMs;
+      }
+      return false;
+    }
     if (nack.reason === NackReason.UNKNOWN_DEVICE || nack.reason === NackReason.REVOKED_DEVICE) {
       this.stopped = true;
       return false;

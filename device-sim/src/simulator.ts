@@ -5,6 +5,7 @@
  * way a real MCU recovers from line noise.
  */
 import { decodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { SimFirmwareHooks, type SimFirmwareOptions } from "./firmware/sim-hooks.ts";
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { SimDevice, type Pending } from "./device.ts";
 import { FaultCounters, type FaultRates } from "./faults.ts";
@@ -48,8 +49,12 @@ export interface SimulatorOptions {
    * check, frame by frame, that what the devices saw acknowledged is what the store holds.
    */
   onAcked?: (deviceId: number, raw: Buffer) => void;
-  /** Called about once per second with a snapshot. */
+  /** Called every `progressMs` with a snapshot. */
   onProgress?: (s: SimSnapshot) => void;
+  /** Default 1000. */
+  progressMs?: number;
+  /** Firmware updates (PROTOCOL.md, "Firmware update"): which devices have update code (device-sim/src/firmware). */
+  firmware?: SimFirmwareOptions;
   signal?: AbortSignal;
 }
 
@@ -85,6 +90,8 @@ export interface SimReport extends SimSnapshot {
     profile: string;
     failureStep: number | undefined;
     framesGenerated: number;
+    /** Sequences the device still held unacknowledged at the end. */
+    pendingSeqs: number[];
   }>;
 }
 
@@ -114,27 +121,32 @@ export class Simulator {
   #disconnects = 0;
   #reboots = 0;
   #start = 0;
+  readonly #firmware: SimFirmwareHooks | undefined;
 
   constructor(opts: SimulatorOptions) {
     this.#opts = opts;
     this.#rng = new Rng(opts.seed ?? 1);
     const sources = buildSources(opts, this.#rng);
     const first = opts.firstDeviceId ?? 1;
-    this.devices = sources.map(
-      (source, i) =>
-        new SimDevice({
-          id: first + i,
-          source,
-          rng: this.#rng.fork(`device-${i}`),
-          faults: opts.faults ?? {},
-          counters: this.counters,
-          clockSkewUs: (opts.clockSkewMs ?? 0) * 1000,
-          resendMs: opts.resendMs ?? 500,
-          window: opts.window ?? 256,
-          ...(opts.onAcked ? { onAcked: (raw: Buffer) => opts.onAcked!(first + i, raw) } : {}),
-        }),
-    );
+    this.devices = sources.map((source, i) => {
+      const updater = opts.firmware?.for(first + i);
+      return new SimDevice({
+        id: first + i,
+        source,
+        rng: this.#rng.fork(`device-${i}`),
+        faults: opts.faults ?? {},
+        counters: this.counters,
+        clockSkewUs: (opts.clockSkewMs ?? 0) * 1000,
+        resendMs: opts.resendMs ?? 500,
+        window: opts.window ?? 256,
+        ...(opts.onAcked ? { onAcked: (raw: Buffer) => opts.onAcked!(first + i, raw) } : {}),
+        ...(updater ? { updater } : {}),
+      });
+    });
     for (const d of this.devices) this.#byId.set(d.id, d);
+    this.#firmware = opts.firmware
+      ? new SimFirmwareHooks(opts.firmware, (id, raw) => opts.transport.send(id, raw))
+      : undefined;
   }
 
   snapshot(): SimSnapshot {
@@ -174,8 +186,12 @@ export class Simulator {
   #onControl = (frame: Frame): void => {
     const dev = this.#byId.get(frame.deviceId);
     if (!dev) return;
-    if (frame.type === FrameType.Ack) dev.onAck(frame);
-    else if (frame.type === FrameType.Nack) {
+    if (frame.type === FrameType.Ack) {
+      dev.onAck(frame);
+      this.#firmware?.onAck(dev);
+    } else if (this.#firmware?.onFrame(dev, frame)) {
+      // handled by the device's update code
+    } else if (frame.type === FrameType.Nack) {
       const resend = dev.onNack(frame);
       if (resend) {
         this.#opts.transport.send(dev.id, dev.hello());
@@ -276,7 +292,10 @@ export class Simulator {
         ?.onAck({ type: FrameType.Ack, deviceId: id, firstSeq: seq, count: 1, gatewayTimeUs: 0 });
     await t.open(this.#onControl);
     this.#start = Date.now();
-    for (const d of this.devices) t.send(d.id, d.hello());
+    for (const d of this.devices) {
+      t.send(d.id, d.hello());
+      this.#firmware?.announce(d);
+    }
     const rate = o.rate ?? 10;
     const endAt = o.durationS !== undefined ? this.#start + o.durationS * 1000 : Infinity;
     const maxFrames = o.framesPerDevice ?? Infinity;
@@ -290,6 +309,9 @@ export class Simulator {
       const now = Date.now();
       const window = o.window ?? 256;
       for (const d of this.devices) {
+        if (d.held(now)) continue;
+        // Due resends first: after a BUSY hold the NACKed frame leads (PROTOCOL.md, NACK BUSY).
+        this.#resendDue(d, now);
         if (d.finished || d.step >= maxFrames) continue;
         const target = rate > 0 ? Math.floor(((now - this.#start) / 1000) * rate) + 1 : d.step + 64;
         let budget = Math.min(target - d.step, 1000, maxFrames - d.step);
@@ -300,7 +322,6 @@ export class Simulator {
           if (!p) break;
           this.#transmit(d, p, true);
         }
-        this.#resendDue(d, now);
       }
       if ((o.faults?.disconnect ?? 0) > 0 && t.connected && this.#rng.chance(o.faults?.disconnect ?? 0)) {
         this.counters.count("disconnect");
@@ -309,7 +330,10 @@ export class Simulator {
         await sleep(this.#rng.int(100, 600));
         await t.reconnect();
         // A link drop is not a reboot: same boot id, same counter, the pending frames are resent.
-        for (const d of this.devices) t.send(d.id, d.hello());
+        for (const d of this.devices) {
+          t.send(d.id, d.hello());
+          this.#firmware?.announce(d);
+        }
       }
       if ((o.faults?.reboot ?? 0) > 0 && t.connected && this.#rng.chance(o.faults?.reboot ?? 0)) {
         const d = this.devices[this.#rng.int(0, this.devices.length - 1)]!;
@@ -321,10 +345,12 @@ export class Simulator {
           this.#held.delete(d.id);
           if (!d.pending.has(held.seq)) d.stats.lostAtReboot++;
         }
+        this.#firmware?.beforeReboot(d);
         d.reboot();
         t.send(d.id, d.hello());
+        this.#firmware?.announce(d);
       }
-      if (now - lastProgress >= 1000) {
+      if (now - lastProgress >= (o.progressMs ?? 1000)) {
         lastProgress = now;
         o.onProgress?.(this.snapshot());
       }
@@ -337,13 +363,14 @@ export class Simulator {
     const drainUntil = Date.now() + (o.drainMs ?? 10_000);
     while (Date.now() < drainUntil && this.devices.some((d) => d.pending.size > 0) && !o.signal?.aborted) {
       const now = Date.now();
-      for (const d of this.devices) this.#resendDue(d, now);
+      for (const d of this.devices) if (!d.held(now)) this.#resendDue(d, now);
       await t.drain();
       await sleep(20);
     }
     // Let the last ACKs arrive.
     await sleep(50);
     o.onProgress?.(this.snapshot());
+    this.#firmware?.close();
     await t.close();
     return {
       ...this.snapshot(),
@@ -352,6 +379,7 @@ export class Simulator {
         profile: d.source.profile,
         failureStep: d.source.failureStep,
         framesGenerated: d.stats.generated,
+        pendingSeqs: [...d.pending.keys()],
       })),
     };
   }

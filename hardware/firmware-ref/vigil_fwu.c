@@ -363,7 +363,14 @@ vigil_boot_t vigil_boot(vigil_fwu_t *u)
         r = VIGIL_BOOT_TRIAL;
     }
     if (r == VIGIL_BOOT_FLASH_ERROR) return r;
-    return u->running_valid ? r : VIGIL_BOOT_NO_IMAGE;
+    if (!u->running_valid) return VIGIL_BOOT_NO_IMAGE;
+    /* Like MCUboot, the stored security counter follows the running image once it is confirmed
+     * (the factory image too), so an image older than it can never be installed again. */
+    if (u->rec.state != VIGIL_FW_TESTING && u->running.security_counter > u->rec.security_counter) {
+        u->rec.security_counter = u->running.security_counter;
+        if (persist(u) != 0) return VIGIL_BOOT_FLASH_ERROR;
+    }
+    return r;
 }
 
 int vigil_fwu_confirm(vigil_fwu_t *u)

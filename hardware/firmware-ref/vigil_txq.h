@@ -11,6 +11,15 @@
 
 #include "vigil_frame.h"
 
+/* Build options (VIGIL_TXQ_SLOTS, VIGIL_TXQ_MAX_CHANNELS, …) may come from the compiler's -D flags
+ * or from a "vigil_config.h" on the include path (the Arduino IDE has no per-sketch flags; every
+ * file that includes this header must see the same values). */
+#if defined(__has_include)
+#if __has_include("vigil_config.h")
+#include "vigil_config.h"
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -1,30 +1,239 @@
 #!/usr/bin/env bash
-# Installs Vigil on a Raspberry Pi (64-bit OS: onnxruntime-node ships linux-arm64, not armv7).
-# Run as root from an unpacked release or a clone:  sudo hardware/pi/install.sh
+# Installs the Vigil gateway as a systemd service on a Raspberry Pi 4/5 with a 64-bit OS, or any
+# aarch64/x86_64 Debian-like box (onnxruntime-node ships linux-arm64 and linux-x64, not armv7).
+# Run as root from a clone or an unpacked release:  sudo hardware/pi/install.sh
+#
+# What it does (hardware/pi/README.md has the whole operator path):
+#   1. checks the machine (aarch64/x86_64, Node.js >= 20.19, npm);
+#   2. builds in a staging folder next to the prefix: `npm ci` with the dev dependencies,
+#      `npm run build` (tsc → dist/), `npm prune --omit=dev`, then removes the TypeScript
+#      sources, dev files and the native binaries of other platforms; checks that the compiled
+#      CLI and onnxruntime load;
+#   3. swaps the staging folder into place (/opt/vigil), so a failed build leaves the old install;
+#   4. creates the `vigil` system user (group dialout), /etc/vigil (config, keystore passphrase)
+#      and /var/lib/vigil (state), the unit, an example udev rules file and /usr/local/bin/vigil;
+#   5. enables the unit, and restarts it only if it was running (an upgrade).
+# Idempotent: a second run rebuilds the program and keeps the config, the passphrase, the udev
+# rules and everything in /var/lib/vigil (store, gateway key).
 set -euo pipefail
-src="$(cd "$(dirname "$0")/../.." && pwd)"
-arch="$(uname -m)"
-if [[ "$arch" != "aarch64" && "$arch" != "x86_64" ]]; then
-  echo "vigil: $arch is not supported (onnxruntime-node needs a 64-bit OS: aarch64 or x86_64)" >&2
+
+usage() {
+  cat <<'EOF'
+usage: sudo hardware/pi/install.sh [--prefix DIR] [--root DIR] [--no-systemctl]
+
+  --prefix DIR     where the program goes (default /opt/vigil); the unit's paths follow it
+  --root DIR       install into DIR as if it were / (images, packaging, tests): no root
+                   needed, no user created, files keep the invoking user as owner; implies
+                   --no-systemctl
+  --no-systemctl   do not call systemctl or udevadm (an image build, a container)
+  -h, --help       this text
+EOF
+}
+
+die() {
+  echo "vigil install: $*" >&2
   exit 1
+}
+
+root=""
+prefix=/opt/vigil
+use_systemctl=1
+while (($#)); do
+  case "$1" in
+    --prefix) (($# >= 2)) || die "--prefix needs a directory"; prefix="$2"; shift 2 ;;
+    --prefix=*) prefix="${1#*=}"; shift ;;
+    --root) (($# >= 2)) || die "--root needs a directory"; root="$2"; shift 2 ;;
+    --root=*) root="${1#*=}"; shift ;;
+    --no-systemctl) use_systemctl=0; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option $1" ;;
+  esac
+done
+
+# Paths end up in the unit file and in sed expressions: keep them plain.
+safe_path='^/[A-Za-z0-9._/+-]*$'
+[[ "$prefix" =~ $safe_path && "$prefix" != / ]] || die "--prefix must be an absolute path of letters, digits and ._/+- (got \"$prefix\")"
+if [[ -n "$root" ]]; then
+  mkdir -p "$root"
+  root="$(cd "$root" && pwd)"
+  [[ "$root" =~ $safe_path ]] || die "--root must be a path of letters, digits and ._/+- (got \"$root\")"
+  [[ "$root" == / ]] && root=""
 fi
-node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
-if (( node_major < 20 )); then
-  echo "vigil: Node.js >= 20.19 is required (found: $(node --version 2>/dev/null || echo none))" >&2
-  exit 1
+staged=0
+if [[ -n "$root" ]]; then
+  staged=1
+  use_systemctl=0
+elif ((EUID != 0)); then
+  die "run as root: sudo $0 (or --root DIR to install into a folder)"
 fi
-id vigil >/dev/null 2>&1 || useradd --system --home /var/lib/vigil --shell /usr/sbin/nologin --groups dialout vigil
-install -d -m 0755 /opt/vigil
-cp -a "$src"/{package.json,package-lock.json,.npmrc,bin,gateway,device-sim,models,contracts,hardware,README.md} /opt/vigil/
-(cd /opt/vigil && npm ci --omit=dev --no-audit --no-fund && npm run build --if-present || true)
-install -d -m 0750 -o root -g vigil /etc/vigil
-[[ -f /etc/vigil/config.json ]] || install -m 0640 -o root -g vigil "$src/hardware/pi/config.example.json" /etc/vigil/config.json
-if [[ ! -f /etc/vigil/keystore.pass ]]; then
-  umask 077
-  head -c 32 /dev/urandom | base64 > /etc/vigil/keystore.pass
-  chmod 0600 /etc/vigil/keystore.pass
+
+src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+[[ -f "$src/package.json" && -f "$src/package-lock.json" && -d "$src/gateway/src" ]] ||
+  die "$src is not a Vigil source tree (run the installer from a clone or an unpacked release)"
+
+case "$(uname -m)" in
+  aarch64 | arm64) arch=arm64 ;;
+  x86_64 | amd64) arch=x64 ;;
+  *) die "$(uname -m) is not supported: onnxruntime-node needs a 64-bit OS (aarch64 or x86_64); on a Pi install the 64-bit Raspberry Pi OS" ;;
+esac
+
+# Node.js >= 20.19, as package.json "engines" and the README say.
+command -v node >/dev/null 2>&1 || die "Node.js >= 20.19 is required and node is not on PATH"
+node_version="$(node --version)"
+if [[ ! "$node_version" =~ ^v([0-9]+)\.([0-9]+)\. ]]; then
+  die "cannot read the Node.js version from \"$node_version\""
 fi
-install -m 0644 "$src/hardware/pi/vigil.service" /etc/systemd/system/vigil.service
-systemctl daemon-reload
-systemctl enable --now vigil.service
-systemctl --no-pager status vigil.service || true
+node_major="${BASH_REMATCH[1]}"
+node_minor="${BASH_REMATCH[2]}"
+if ((node_major < 20 || (node_major == 20 && node_minor < 19))); then
+  die "Node.js >= 20.19 is required (found $node_version); install a newer Node.js (e.g. Node 22 LTS from nodejs.org or NodeSource) and run this again"
+fi
+command -v npm >/dev/null 2>&1 || die "npm is required next to node (found node $node_version but no npm on PATH)"
+# The unit runs the node found on PATH by that name (not its resolved target, so upgrades through
+# a version manager's link keep working), but the target must be visible to the service.
+node_bin="$(command -v node)"
+[[ "$node_bin" =~ $safe_path ]] || die "node is at an unusual path ($node_bin); put it in /usr/bin or /usr/local/bin"
+case "$(readlink -f "$node_bin")" in
+  /home/* | /root/* | /run/user/*)
+    die "node is at $(readlink -f "$node_bin"), which the service cannot see (ProtectHome=yes); install Node.js system-wide (/usr/bin or /usr/local/bin)" ;;
+esac
+
+dest="$root$prefix"
+etc="$root/etc/vigil"
+state="$root/var/lib/vigil"
+unit="$root/etc/systemd/system/vigil.service"
+rules="$root/etc/udev/rules.d/99-vigil-serial.rules"
+link="$root/usr/local/bin/vigil"
+
+# Never replace a folder that is not a previous Vigil install (e.g. --prefix /usr by mistake).
+is_vigil_install() {
+  [[ -f "$1/package.json" ]] && grep -q '"name": "vigil"' "$1/package.json"
+}
+if [[ -e "$dest" ]] && [[ -n "$(ls -A "$dest")" ]] && ! is_vigil_install "$dest"; then
+  die "$dest exists and is not a Vigil install; choose another --prefix or remove it"
+fi
+
+echo "== building in a staging folder (npm ci, npm run build, npm prune --omit=dev)"
+install -d -m 0755 "$(dirname "$dest")"
+stage="$(mktemp -d "$(dirname "$dest")/.vigil-install.XXXXXX")"
+cleanup() { rm -rf "$stage" "$stage.old"; }
+trap cleanup EXIT
+
+# Sources only: no node_modules, no build output, no local state of a development checkout.
+tar -C "$src" \
+  --exclude=node_modules --exclude=dist --exclude=.vigil --exclude=.venv --exclude=__pycache__ \
+  --exclude=contracts/out --exclude=contracts/cache --exclude='models/rotating/data' \
+  -cf - package.json package-lock.json .npmrc tsconfig.json tsconfig.build.json README.md \
+  bin gateway device-sim models contracts hardware |
+  tar -C "$stage" -xf -
+
+# The build needs the dev dependencies (typescript); the service does not. Optional packages
+# are only platform binaries of dev tools (anvil, forge: 124 MB) and of esbuild (tsx's, unused
+# by the service), so they are not fetched. npm takes tarballs from its cache first.
+(
+  cd "$stage"
+  npm ci --omit=optional --no-audit --no-fund --loglevel=error
+  npm run build --silent
+  npm prune --omit=dev --omit=optional --no-audit --no-fund --loglevel=error
+)
+
+echo "== keeping only what the service runs"
+# TypeScript sources, tests, training scripts, Solidity and the C reference are not run on the
+# gateway; the data files the compiled code reads stay (see gateway/src/util/paths.ts users:
+# hardware/frame-json.schema.json, gateway/src/alerts/schemas/*.json, models/**).
+rm -rf "$stage"/tsconfig.json "$stage"/tsconfig.build.json "$stage"/contracts "$stage"/models/eval \
+  "$stage"/hardware/firmware-ref
+find "$stage" -path "$stage/node_modules" -prune -o \( -name '*.ts' -o -name '*.py' \) -type f -print0 |
+  xargs -0 rm -f
+# tsx (and its esbuild binary) only runs the TypeScript sources, which are gone: bin/vigil.js
+# loads dist/ when gateway/src/cli/main.ts is absent.
+rm -rf "$stage"/node_modules/tsx "$stage"/node_modules/esbuild "$stage"/node_modules/@esbuild
+find "$stage/node_modules/.bin" -xtype l -delete
+# Native binaries of other platforms and architectures: onnxruntime-node ships darwin (86 MB)
+# and win32 (134 MB) builds beside linux; classic-level and serialport carry prebuilds for
+# android, darwin, win32 and 32-bit Linux.
+ort="$stage/node_modules/onnxruntime-node/bin/napi-v6"
+[[ -d "$ort/linux/$arch" ]] || die "onnxruntime-node has no linux/$arch binary in $ort"
+for d in "$ort"/*/ "$ort"/linux/*/; do
+  case "$d" in "$ort/linux/" | "$ort/linux/$arch/") ;; *) rm -rf "$d" ;; esac
+done
+while IFS= read -r -d '' pb; do
+  for d in "$pb"/*/; do
+    [[ "$(basename "$d")" == "linux-$arch" ]] || rm -rf "$d"
+  done
+done < <(find "$stage/node_modules" -type d -name prebuilds -print0)
+# Folders left empty (npm prune keeps empty scope folders such as @foundry-rs).
+find "$stage" -mindepth 1 -type d -empty -delete
+
+echo "== checking the build"
+[[ -f "$stage/dist/gateway/src/cli/main.js" ]] || die "npm run build did not produce dist/gateway/src/cli/main.js"
+left="$(find "$stage" -path "$stage/node_modules" -prune -o -name '*.ts' -type f -print | head -n 3)"
+[[ -z "$left" ]] || die "TypeScript sources left in the install: $left"
+# The CLI imports every command (and so the runtime) at start; onnxruntime's native binding is
+# loaded when a model runs, so load it here too.
+VIGIL_DIST=1 node "$stage/bin/vigil.js" --help >/dev/null ||
+  die "the compiled CLI does not start: VIGIL_DIST=1 node $stage/bin/vigil.js --help"
+(cd "$stage" && node -e 'require("onnxruntime-node")') ||
+  die "onnxruntime-node does not load from $stage/node_modules"
+chmod 0755 "$stage"
+
+echo "== installing into $dest"
+if [[ -e "$dest" ]]; then
+  mv "$dest" "$stage.old"
+fi
+mv "$stage" "$dest"
+rm -rf "$stage.old"
+
+if ((staged)); then
+  own_etc=()
+  own_state=()
+else
+  if ! id vigil >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/vigil --no-create-home --shell /usr/sbin/nologin \
+      --user-group --groups dialout --comment "Vigil gateway" vigil
+  fi
+  usermod -a -G dialout vigil
+  own_etc=(-o root -g vigil)
+  own_state=(-o vigil -g vigil)
+fi
+
+# Config and secrets: created once, never overwritten.
+install -d -m 0750 "${own_etc[@]}" "$etc"
+if [[ ! -f "$etc/config.json" ]]; then
+  install -m 0640 "${own_etc[@]}" "$src/hardware/pi/config.example.json" "$etc/config.json"
+fi
+if [[ ! -f "$etc/keystore.pass" ]]; then
+  (
+    umask 077
+    head -c 32 /dev/urandom | base64 >"$etc/keystore.pass.tmp"
+    mv "$etc/keystore.pass.tmp" "$etc/keystore.pass"
+  )
+fi
+chmod 0600 "$etc/keystore.pass"
+install -d -m 0700 "${own_state[@]}" "$state"
+
+install -d -m 0755 "$(dirname "$unit")" "$(dirname "$rules")" "$(dirname "$link")"
+sed -e "s#/opt/vigil#$prefix#g" -e "s#^ExecStart=/usr/bin/node #ExecStart=$node_bin #" \
+  "$src/hardware/pi/vigil.service" >"$unit.tmp"
+chmod 0644 "$unit.tmp"
+mv "$unit.tmp" "$unit"
+if [[ ! -f "$rules" ]]; then
+  install -m 0644 "$src/hardware/pi/99-vigil-serial.rules" "$rules"
+fi
+ln -sfn "$prefix/bin/vigil.js" "$link"
+
+if ((use_systemctl)); then
+  if command -v udevadm >/dev/null 2>&1; then
+    udevadm control --reload-rules
+    udevadm trigger --subsystem-match=tty
+  fi
+  systemctl daemon-reload
+  systemctl enable vigil.service
+  if systemctl is-active --quiet vigil.service; then
+    systemctl restart vigil.service
+    echo "vigil.service restarted on the new build"
+  fi
+fi
+
+echo "installed $(du -sh "$dest" | cut -f1) in $dest"
+echo "next (hardware/pi/README.md): edit /etc/vigil/config.json, create the key, register the gateway, then: sudo systemctl start vigil"

@@ -1,22 +1,28 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Train the Vigil C-MAPSS remaining-useful-life models (FD001-FD004) and export ONNX + manifest.
 
 Reproduce everything (fixed seeds, 1 CPU thread per process; subsets are independent, so
 `--subset FD00x` runs in parallel give the same files):
 
-    /usr/bin/python3 models/cmapss/train.py --all
+    python3 -m venv tmp/venv && tmp/venv/bin/pip install -r models/requirements.txt
+    tmp/venv/bin/python models/cmapss/train.py --all
 
-Use Debian's /usr/bin/python3 (PyTorch 1.13 CPU from `apt-get install python3-torch python3-sklearn`).
 Reads only models/data/cmapss/*.gz (train files for fitting; test + RUL files only for the final
-metrics written to the manifest, never for model selection). Writes models/cmapss/fd00X.onnx and
-models/cmapss/fd00X.manifest.json.
+metrics written to the manifest, never for model selection). Writes models/cmapss/fd00X.onnx, its int8
+variant fd00X.int8.onnx and models/cmapss/fd00X.manifest.json, then runs models/eval/evaluate.ts --write,
+which measures the plant conditions (mid-life start, missing + stuck values, int8) with onnxruntime-node
+through the gateway's own windows and records them in the manifest.
 
 Recipe (see models/README.md):
   * target: piecewise-linear RUL, min(max_cycle - t, 125)
   * features: the 14 informative sensors (s2 s3 s4 s7 s8 s9 s11 s12 s13 s14 s15 s17 s20 s21) and the
     engine's cycle counter / 100 (the file's time column; `--set cycle_input=0` drops it, for the ablation),
-    then the 14 sensors again as deviations from the unit's baseline, the mean of its first 10 normalised
-    rows (`--set baseline_rows=0` drops them)
+    then the 14 sensors again as deviations from the unit's baseline, the mean of its first 10 observed
+    normalised rows (`--set baseline_rows=0` drops them), then the baseline's origin: the cycle counter / 100
+    of the first observed row (`--set origin_input=0` drops it)
+  * observation-start augmentation: besides each training unit observed from its first cycle, 4 copies
+    observed from seeded random mid-life cycles (`--set mid_starts=N`), so one model serves engines the
+    gateway meets new and engines it meets in mid-life
   * normalisation: operating regime = nearest centroid of (setting1, setting2, setting3)
     (1 regime for FD001/FD003, 6 k-means regimes for FD002/FD004), then z-score per regime
     with that regime's mean/std fitted on the train file
@@ -86,6 +92,15 @@ class Config:
     # K > 0: each of the 14 sensors also enters as its deviation from the unit's own baseline, the mean of
     # its first K normalised rows (of the rows so far while fewer): removes engine-to-engine initial wear
     baseline_rows: int = 10
+    # 1: after the baseline deviations, every row also carries the baseline's origin: the normalised cycle
+    # counter of the device's first observed row (cycle / 100), so deviations from a baseline taken in
+    # mid-life mean something different from those from a new engine (commissioning anywhere in a life)
+    origin_input: int = 1
+    # observation-start augmentation: per training unit, this many extra copies observed from a seeded random
+    # cycle in [1, n - min_prefix - 1] (the baseline, origin and padding restart there), windows every
+    # mid_stride rows; 0 trains on first-cycle observation only
+    mid_starts: int = 4
+    mid_stride: int = 2
     features: list[str] = field(default_factory=lambda: list(SENSORS_14))
 
     def __post_init__(self) -> None:
@@ -102,9 +117,14 @@ class Config:
         return list(SENSORS_14) if self.baseline_rows > 0 else []
 
     @property
+    def origin(self) -> bool:
+        """True when every row ends with the baseline's origin (normalised cycle counter of the first row)."""
+        return bool(self.origin_input) and self.baseline_rows > 0 and "cycle" in self.features
+
+    @property
     def width(self) -> int:
-        """Values per window row in the input tensor: features, then baseline deviations."""
-        return len(self.features) + len(self.baseline)
+        """Values per window row in the input tensor: features, baseline deviations, then the origin."""
+        return len(self.features) + len(self.baseline) + (1 if self.origin else 0)
 
 
 CONFIGS = {
@@ -166,6 +186,7 @@ class Norm:
     feat_idx: list[int]
     base_idx: list[int]  # positions within the features of those with a baseline deviation
     base_rows: int
+    origin_idx: int = -1  # position within the features of the origin feature (cycle), -1 without origin
 
     def apply(self, unit: np.ndarray) -> np.ndarray:
         r = assign_regime(unit[:, 0:3], self.centroids)
@@ -181,7 +202,10 @@ class Norm:
         n = np.minimum(np.arange(1, len(z) + 1), k)[:, None]
         cs = np.cumsum(zb, axis=0)
         base = cs[n[:, 0] - 1] / n
-        return np.concatenate([z, (zb - base).astype(np.float32)], axis=1)
+        parts = [z, (zb - base).astype(np.float32)]
+        if self.origin_idx >= 0:  # the first observed row's normalised cycle counter, on every row
+            parts.append(np.full((len(z), 1), z[0, self.origin_idx], dtype=np.float32))
+        return np.concatenate(parts, axis=1)
 
 
 def fit_norm(train_units: list[np.ndarray], cfg: Config) -> Norm:
@@ -202,7 +226,8 @@ def fit_norm(train_units: list[np.ndarray], cfg: Config) -> Norm:
         c = cfg.features.index("cycle")
         mean[:, c], std[:, c] = 0.0, CYCLE_SCALE
     base_idx = [cfg.features.index(f) for f in cfg.baseline]
-    return Norm(centroids, mean, std, feat_idx, base_idx, cfg.baseline_rows)
+    origin_idx = cfg.features.index("cycle") if cfg.origin else -1
+    return Norm(centroids, mean, std, feat_idx, base_idx, cfg.baseline_rows, origin_idx)
 
 
 def windows_for_unit(z: np.ndarray, window: int, ends: np.ndarray) -> np.ndarray:
@@ -212,14 +237,39 @@ def windows_for_unit(z: np.ndarray, window: int, ends: np.ndarray) -> np.ndarray
     return z[idx]
 
 
-def train_windows(units_z: list[np.ndarray], cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+def train_windows(units_z: list[np.ndarray], cfg: Config, stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Windows ending at every stride-th row from row min_prefix - 1 on (always the last), target
+    min(rows after the window's end, cap): the unit runs to failure at its last row."""
     xs, ys = [], []
+    step = stride or cfg.train_stride
     for z in units_z:
         n = len(z)
-        ends = np.arange(n - 1, min(cfg.min_prefix, n) - 2, -cfg.train_stride)[::-1]  # always keeps the last
+        ends = np.arange(n - 1, min(cfg.min_prefix, n) - 2, -step)[::-1]  # always keeps the last
         xs.append(windows_for_unit(z, cfg.window, ends))
         ys.append(np.minimum(n - 1 - ends, cfg.cap).astype(np.float32))
     return np.concatenate(xs), np.concatenate(ys)
+
+
+def mid_starts(units: list[np.ndarray], cfg: Config, seed: int) -> list[list[int]]:
+    """Per unit, cfg.mid_starts seeded observation starts in [1, n - min_prefix - 1] (0-based rows)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for u in units:
+        hi = len(u) - cfg.min_prefix - 1
+        out.append([int(v) for v in rng.integers(1, hi + 1, cfg.mid_starts)] if hi >= 1 else [])
+    return out
+
+
+def augmented_windows(units: list[np.ndarray], starts: list[list[int]], norm: "Norm",
+                      cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """First-cycle windows of every unit (train_stride), plus windows of the same units observed from each
+    of their mid-life starts (mid_stride): baseline, origin and padding restart at the start."""
+    x0, y0 = train_windows([norm.apply(u) for u in units], cfg)
+    if cfg.mid_starts <= 0:
+        return x0, y0
+    zs = [norm.apply(u[s:]) for u, ss in zip(units, starts) for s in ss]
+    x1, y1 = train_windows(zs, cfg, stride=cfg.mid_stride)
+    return np.concatenate([x0, x1]), np.concatenate([y0, y1])
 
 
 def last_windows(units_z: list[np.ndarray], window: int) -> np.ndarray:
@@ -356,18 +406,25 @@ def train_member(cfg: Config, seed: int, xtr, ytr, xva, yva, log) -> tuple[nn.Mo
     return model, best, best_epoch + 1
 
 
-def truncated_units(units_z: list[np.ndarray], seed: int, per_unit: int = 10) -> tuple[list[np.ndarray], np.ndarray]:
-    """Test-like samples from held-out train units: cut each at a seeded point leaving a true RUL uniform
-    in [5, 145] (the test files' range), keeping at least 20 cycles."""
+def truncated_units(units: list[np.ndarray], seed: int, per_unit: int = 10) -> tuple[list[np.ndarray], np.ndarray]:
+    """Test-like samples from held-out train units (raw rows): cut each at a seeded point leaving a true RUL
+    uniform in [5, 145] (the test files' range), keeping at least 20 cycles."""
     rng = np.random.default_rng(seed)
-    cut_z, cut_y = [], []
-    for z in units_z:
-        n = len(z)
+    cut, cut_y = [], []
+    for u in units:
+        n = len(u)
         for _ in range(per_unit):
             rul = int(rng.integers(5, max(6, min(146, n - 20))))
-            cut_z.append(z[: n - rul])
+            cut.append(u[: n - rul])
             cut_y.append(float(rul))
-    return cut_z, np.array(cut_y)
+    return cut, np.array(cut_y)
+
+
+def observed_from_mid_life(cut: list[np.ndarray], seed: int, min_obs: int = 10) -> list[np.ndarray]:
+    """The same cuts observed from a seeded random row in [1, n - min_obs] (never the first cycle, at least
+    min_obs observed cycles): the mid-life commissioning condition."""
+    rng = np.random.default_rng(seed)
+    return [u[int(rng.integers(1, max(2, len(u) - min_obs + 1))):] for u in cut]
 
 
 def format_json(path: str) -> None:
@@ -390,44 +447,55 @@ def run_subset(cfg: Config, out_dir: str, log, validate_only: bool = False) -> d
     train_raw = read_gz_text(f"train_{sub}.txt")
     train_units = split_units(parse_rows(train_raw))
     norm = fit_norm(train_units, cfg)
-    train_z = [norm.apply(u) for u in train_units]
+    starts = mid_starts(train_units, cfg, SEED + 7)
 
     # K folds by unit (seeded); member k trains on the other folds and early-stops on fold k
     rng = np.random.default_rng(SEED)
     order = rng.permutation(len(train_units))
     folds = np.array_split(order, cfg.members)
     members, val_scores, val_epochs = [], [], []
-    oof_last_pred, oof_last_true = [], []
+    oof = {"first": [], "mid": [], "true": []}
     for k, fold in enumerate(folds):
         held = set(fold.tolist())
-        tr = [z for i, z in enumerate(train_z) if i not in held]
-        va = [train_z[i] for i in fold]
-        xtr, ytr = train_windows(tr, cfg)
-        xva, yva = train_windows(va, cfg)
-        # last-window-like validation (out of fold): held-out units truncated like the test files
-        cut_z, cut_y = truncated_units(va, SEED + 1000 + k)
-        cut_x = last_windows(cut_z, cfg.window)
-        fold_pred = np.zeros(len(cut_y))
+        tr_idx = [i for i in range(len(train_units)) if i not in held]
+        va_units = [train_units[i] for i in fold]
+        xtr, ytr = augmented_windows([train_units[i] for i in tr_idx], [starts[i] for i in tr_idx], norm, cfg)
+        xva, yva = augmented_windows(va_units, [starts[i] for i in fold], norm, cfg)
+        # last-window-like validation (out of fold): held-out units truncated like the test files, observed
+        # from their first cycle and (the same cuts) from a random mid-life cycle
+        cut, cut_y = truncated_units(va_units, SEED + 1000 + k)
+        cut_x = last_windows([norm.apply(u) for u in cut], cfg.window)
+        mid_x = last_windows([norm.apply(u) for u in observed_from_mid_life(cut, SEED + 2000 + k)], cfg.window)
+        fold_first, fold_mid = np.zeros(len(cut_y)), np.zeros(len(cut_y))
         for s in range(cfg.seeds):  # cfg.seeds members per fold, differing only in their seed
             m, v, e = train_member(cfg, SEED + k + 100 * s, xtr, ytr, xva, yva, log)
             members.append(m)
             val_scores.append(v)
             val_epochs.append(e)
-            fold_pred += np.clip(predict(m, cut_x) * cfg.cap, 0, cfg.cap) / cfg.seeds
-        oof_last_pred.append(fold_pred)
-        oof_last_true.append(cut_y)
+            fold_first += np.clip(predict(m, cut_x) * cfg.cap, 0, cfg.cap) / cfg.seeds
+            fold_mid += np.clip(predict(m, mid_x) * cfg.cap, 0, cfg.cap) / cfg.seeds
+        oof["first"].append(fold_first)
+        oof["mid"].append(fold_mid)
+        oof["true"].append(cut_y)
     ens = Ensemble(members, cfg.cap).eval()
-    oof_p, oof_t = np.concatenate(oof_last_pred), np.concatenate(oof_last_true)
+    oof_p, oof_t = np.concatenate(oof["first"]), np.concatenate(oof["true"])
+    oof_mid = np.concatenate(oof["mid"])
+    oof_capped = np.minimum(oof_t, LIT_CAP)
+    val_summary = {
+        "first": (rmse(oof_p, oof_t), rmse(oof_p, oof_capped)),
+        "mid": (rmse(oof_mid, oof_t), rmse(oof_mid, oof_capped)),
+    }
     if validate_only:  # model selection: validation figures only, the test file is not read
-        log(f"  {sub}: VALIDATION truncated-last-window RMSE {rmse(oof_p, oof_t):.3f} score/unit "
-            f"{phm08(oof_p, oof_t) / len(oof_t):.3f} | all-windows RMSE {np.mean(val_scores):.3f} | {time.time() - t0:.0f}s")
+        log(f"  {sub}: VALIDATION truncated-last-window RMSE {rmse(oof_p, oof_t):.3f} (capped {val_summary['first'][1]:.3f}) "
+            f"score/unit {phm08(oof_p, oof_t) / len(oof_t):.3f} | mid-life start RMSE {val_summary['mid'][0]:.3f} "
+            f"(capped {val_summary['mid'][1]:.3f}) | all-windows RMSE {np.mean(val_scores):.3f} | {time.time() - t0:.0f}s")
         for lo, hi in ((0, 25), (25, 50), (50, 75), (75, 100), (100, 125), (125, 150)):
             m = (oof_t >= lo) & (oof_t < hi)
             if m.any():
                 d = oof_p[m] - oof_t[m]
                 log(f"    truth {lo:3d}-{hi:3d}: n {m.sum():4d} RMSE {rmse(oof_p[m], oof_t[m]):6.2f} bias {d.mean():+6.2f}")
         if os.environ.get("VIGIL_OOF_DUMP"):
-            np.save(os.environ["VIGIL_OOF_DUMP"], np.stack([oof_p, oof_t]))
+            np.save(os.environ["VIGIL_OOF_DUMP"], np.stack([oof_p, oof_mid, oof_t]))
         return {}
 
     # final metrics on the test file (reported only; not used for any choice above)
@@ -442,31 +510,181 @@ def run_subset(cfg: Config, out_dir: str, log, validate_only: bool = False) -> d
 
     name = sub.lower()
     onnx_path = os.path.join(out_dir, f"{name}.onnx")
-    dummy = torch.zeros(2, cfg.window, cfg.width)
-    torch.onnx.export(
-        ens,
-        dummy,
-        onnx_path,
-        input_names=["window"],
-        output_names=["rul"],
-        dynamic_axes={"window": {0: "batch"}, "rul": {0: "batch"}},
-        opset_version=13,
-        do_constant_folding=True,
-    )
+    export_onnx(ens, cfg, onnx_path)
+    # int8 variant, calibrated on seeded training windows (first-cycle and mid-life observation alike)
+    int8_path = os.path.join(out_dir, f"{name}.int8.onnx")
+    xall, _ = augmented_windows(train_units, starts, norm, cfg)
+    calib = xall[np.random.default_rng(SEED + 3).choice(len(xall), min(INT8_CALIBRATION_WINDOWS, len(xall)), replace=False)]
+    int8 = {"precision": "int8", "file": f"{name}.int8.onnx", "quantization": export_int8(onnx_path, calib, int8_path),
+            "sha256": sha256_file(int8_path), "bytes": os.path.getsize(int8_path)}
     params = sum(p.numel() for p in ens.parameters())
     macs = count_macs(ens, cfg.window, cfg.width)
     elapsed = time.time() - t0
     manifest = build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, len(test_units),
                               float(np.mean(val_scores)), val_epochs, rmse(oof_p, oof_t), phm08(oof_p, oof_t) / len(oof_t) ,
-                              params, macs, elapsed, capped_metrics)
+                              params, macs, elapsed, capped_metrics, quality_block(cfg, train_units, norm), int8)
     manifest_path = os.path.join(out_dir, f"{name}.manifest.json")
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
     format_json(manifest_path)
+    # the plant conditions (mid-life start, missing + stuck values, int8, ...) are measured by the TypeScript
+    # evaluation through the gateway's own windows, and recorded in metrics.conditions
+    subprocess.run(["npx", "tsx", "models/eval/evaluate.ts", "--write", "--dir", out_dir, "--only", name,
+                    "--latency-runs", "20"], cwd=REPO, check=True)
+    log(f"  {sub}: validation (out of fold, test-like) first cycle RMSE {val_summary['first'][0]:.3f} (capped "
+        f"{val_summary['first'][1]:.3f}) | mid-life start RMSE {val_summary['mid'][0]:.3f} (capped {val_summary['mid'][1]:.3f})")
     log(f"  {sub}: test RMSE {test_rmse:.3f} score {test_score:.1f} | val RMSE {np.mean(val_scores):.3f} "
         f"| params {params} MACs {macs} | {elapsed:.0f}s")
     return manifest
+
+
+def _max_run(x: np.ndarray) -> int:
+    """Longest run of identical consecutive values."""
+    if len(x) == 0:
+        return 0
+    change = np.flatnonzero(np.diff(x) != 0)
+    bounds = np.concatenate([[-1], change, [len(x) - 1]])
+    return int(np.diff(bounds).max())
+
+
+def quality_block(cfg: Config, units: list[np.ndarray], norm: Norm) -> dict:
+    """The manifest's data-quality rules (gateway/src/infer/features/quality.ts), from the train file only:
+    per used channel (features, and the settings of a multi-regime model) the train range widened by half its
+    width on each side, stuck after 2 x (longest run of identical values in any train unit) + 2 frames, and for
+    the sensors a spike limit of 2 x the largest step between consecutive normalised values (0.5 steps); the
+    cycle counter is imputed as a counter and may step by at most 5 per frame."""
+    used = list(cfg.features) + ([c for c in SETTINGS if c not in cfg.features] if cfg.regimes > 1 else [])
+    allrows = np.concatenate(units)
+    steps = {}
+    for f, name in enumerate(cfg.features):
+        if name == "cycle":
+            continue
+        m = 0.0
+        for u in units:
+            r = assign_regime(u[:, 0:3], norm.centroids)
+            z = (u[:, CHANNELS.index(name)] - norm.mean[r, f]) / norm.std[r, f]
+            if len(z) > 1:
+                m = max(m, float(np.abs(np.diff(z)).max()))
+        steps[name] = m
+    channels = {}
+    for name in used:
+        c = CHANNELS.index(name)
+        lo, hi = float(allrows[:, c].min()), float(allrows[:, c].max())
+        half = (hi - lo) / 2 if hi > lo else max(abs(lo) * 0.01, 1e-6)
+        run = max(_max_run(u[:, c]) for u in units)
+        spec = {"min": round(lo - half, 6), "max": round(hi + half, 6), "stuckFrames": 2 * run + 2}
+        if name == "cycle":
+            spec = {"min": 1, "max": round(hi * 4), "maxStep": 5, "stuckFrames": 2 * run + 2, "impute": "counter"}
+        elif name in steps:
+            spec["maxStepSd"] = math.ceil(4 * steps[name]) / 2
+            spec["impute"] = "regress"
+        channels[name] = spec
+    # regression imputation: each sensor from the row's other normalised features (least squares, train rows)
+    feats = list(cfg.features)
+    z = np.concatenate([((u[:, [CHANNELS.index(f) for f in feats]] - norm.mean[assign_regime(u[:, 0:3], norm.centroids)])
+                         / norm.std[assign_regime(u[:, 0:3], norm.centroids)]) for u in units])
+    F = len(feats)
+    weights = np.zeros((F, F))
+    intercept = np.zeros(F)
+    for j, name in enumerate(feats):
+        if name == "cycle":
+            continue
+        others = [k for k in range(F) if k != j]
+        x = np.concatenate([z[:, others], np.ones((len(z), 1))], axis=1)
+        w, *_ = np.linalg.lstsq(x, z[:, j], rcond=None)
+        weights[j, others] = w[:-1]
+        intercept[j] = w[-1]
+    regression = {
+        "description": "least squares on the train file's normalised rows: each sensor from the other features",
+        "features": feats,
+        "weights": [[float(round(v, 8)) for v in row] for row in weights],
+        "intercept": [float(round(v, 8)) for v in intercept],
+    }
+    return {
+        "description": "Derived from the train file only (models/cmapss/train.py quality_block): valid range = the "
+        "train range widened by half its width on each side; stuck after 2 x the longest run of identical values "
+        "in a train unit + 2 frames; spike = more than 2 x the largest train step between consecutive normalised "
+        "values. A flagged sensor value is estimated from the row's other normalised features (regression), the cycle "
+        "counter continues by its step. No clean train or test frame is flagged (test/models/cmapss.test.ts).",
+        "channels": channels,
+        "maxImputeFrames": 30,
+        "faultFrames": 3,
+        "clearFrames": 10,
+        "window": {"maxImputedFraction": 0.2, "maxImputedFractionRow": 0.5, "maxLostFeatures": 1},
+        "regression": regression,
+    }
+
+
+def write_quality(cfg: Config, out_dir: str, log) -> None:
+    """Rewrites only inputs.quality of an existing manifest (same train file, same normalisation)."""
+    path = os.path.join(out_dir, f"{cfg.subset.lower()}.manifest.json")
+    with open(path) as f:
+        manifest = json.load(f)
+    units = split_units(parse_rows(read_gz_text(f"train_{cfg.subset}.txt")))
+    n = manifest["normalization"]
+    norm = Norm(np.array(n["regime"]["centroids"]), np.array(n["mean"]), np.array(n["std"]),
+                [CHANNELS.index(f) for f in manifest["inputs"]["features"]], [], 0)
+    cfg.features = list(manifest["inputs"]["features"])
+    manifest["inputs"]["quality"] = quality_block(cfg, units, norm)
+    with open(path, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    format_json(path)
+    log(f"  {cfg.subset}: wrote inputs.quality of {path}")
+
+
+def export_onnx(model: nn.Module, cfg: Config, path: str) -> None:
+    torch.onnx.export(
+        model,
+        torch.zeros(2, cfg.window, cfg.width),
+        path,
+        input_names=["window"],
+        output_names=["rul"],
+        dynamic_axes={"window": {0: "batch"}, "rul": {0: "batch"}},
+        opset_version=13,
+        do_constant_folding=True,
+        dynamo=False,  # the TorchScript exporter: one GRU node per member
+    )
+
+
+INT8_CALIBRATION_WINDOWS = 1024
+# Which file the gateway runs per CPU architecture (manifest model.prefer), from bench/infer.ts and
+# models:eval measurements (models/README.md "int8"): see the README for the figures behind it.
+PREFER = {"x64": "float32", "default": "float32"}
+
+
+def export_int8(float_path: str, calib: np.ndarray, path: str) -> str:
+    """int8 variant of an exported float model: onnxruntime static quantization (QDQ, int8 per-channel weights,
+    uint8 activations, MinMax calibration on `calib` training windows) of the Conv and Gemm layers. The GRUs
+    stay float32: onnxruntime has no int8 GRU kernel, and unrolling them into int8 MatMuls (tried) made the
+    graph 3x larger and 1.3x slower on x64 at the same accuracy. Returns the method text for the manifest."""
+    import tempfile
+
+    import onnxruntime
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.i = 0
+
+        def get_next(self):
+            if self.i >= len(calib):
+                return None
+            batch = calib[self.i : self.i + 128]
+            self.i += 128
+            return {"window": batch}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = os.path.join(tmp, "pre.onnx")
+        quant_pre_process(float_path, pre)
+        quantize_static(pre, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=["Conv", "Gemm", "MatMul"])
+    return (f"onnxruntime {onnxruntime.__version__} quantize_static (QDQ): Conv and Gemm layers with int8 per-channel "
+            f"weights and uint8 activations, MinMax calibration on {len(calib)} seeded training windows; the GRUs stay "
+            "float32 (onnxruntime has no int8 GRU kernel)")
 
 
 def architecture(cfg: Config) -> str:
@@ -480,7 +698,7 @@ def architecture(cfg: Config) -> str:
 
 
 def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_test, val_rmse, val_epochs,
-                   trunc_rmse, trunc_score_mean, params, macs, elapsed, capped_metrics) -> dict:
+                   trunc_rmse, trunc_score_mean, params, macs, elapsed, capped_metrics, quality, int8) -> dict:
     sub = cfg.subset
     name = sub.lower()
     profiles = [f"cmapss-{name}"] + (["cmapss-v2"] if sub == "FD001" else [])
@@ -488,7 +706,8 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
         "$schema": "../manifest.schema.json",
         "schemaVersion": 1,
         "name": f"cmapss-{name}-rul",
-        "version": "2.0.0",  # 2: frames carry the cycle counter (25 channels)
+        # 2: frames carry the cycle counter (25 channels); 3: rows end with the baseline's origin
+        "version": "3.0.0" if cfg.origin else "2.0.0",
         "task": "rul",
         "description": f"Remaining useful life of a turbofan engine, NASA C-MAPSS {sub}: ensemble of "
         f"{cfg.members * cfg.seeds} small conv+GRU networks averaged in one graph"
@@ -503,6 +722,9 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
             "params": int(params),
             "macsPerWindow": int(macs),
             "architecture": architecture(cfg),
+            "precision": "float32",
+            "variants": [int8],
+            "prefer": PREFER,
         },
         "inputs": {
             "tensor": "window",
@@ -520,11 +742,22 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
             **({"baseline": {
                 "rows": cfg.baseline_rows,
                 "features": cfg.baseline,
+                **({"origin": {
+                    "feature": "cycle",
+                    "firstCycleMax": 1,
+                    "description": "The engine's cycle counter in the device's first frame (normalised: cycle / 100) "
+                    "ends every row, so the model knows when its baseline was taken: an engine met at its first cycle "
+                    "(commissioning mode first-cycle) and one met in mid-life (mode mid-life) both work. The counter "
+                    "must be the engine's own (cycles since entering service), not one restarted at commissioning.",
+                }} if cfg.origin else {}),
                 "description": f"After the features, each of these enters again as its deviation from the device's "
                 f"baseline: normalised value minus the mean of the device's first {cfg.baseline_rows} normalised rows "
-                f"(of the rows so far while fewer), mean and difference in float64, stored as float32. The device "
-                "must be observed from its first cycle (C-MAPSS units are), so the baseline is its initial state.",
+                f"(of the rows so far while fewer), mean and difference in float64, stored as float32. "
+                + ("The baseline is the engine's state when the gateway first met it (see origin)." if cfg.origin else
+                   "The device must be observed from its first cycle (C-MAPSS units are), so the baseline is its "
+                   "initial state."),
             }} if cfg.baseline_rows > 0 else {}),
+            "quality": quality,
         },
         "normalization": {
             "method": "regime-zscore",
@@ -555,7 +788,7 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
              "clear": 30, "description": "RUL at or below 20 cycles; clears above 30 cycles."},
         ],
         "training": {
-            "command": "/usr/bin/python3 models/cmapss/train.py --all",
+            "command": "tmp/venv/bin/python models/cmapss/train.py --all",
             "script": "models/cmapss/train.py",
             "seed": SEED,
             "framework": f"pytorch {torch.__version__.split('+')[0]}",
@@ -607,6 +840,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="override a Config field, e.g. --set lr=1e-3")
     ap.add_argument("--validate-only", action="store_true",
                     help="model selection: train the folds, print out-of-fold validation, export nothing, never read test")
+    ap.add_argument("--write-quality", action="store_true",
+                    help="only rewrite inputs.quality of the existing manifests from the train file (no training)")
     ap.add_argument("--seed", type=int, default=SEED, help=f"base seed (default {SEED}; folds, members, cuts)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; recorded in the manifest)")
     args = ap.parse_args()
@@ -634,6 +869,9 @@ def main() -> None:
             k, v = kv.split("=", 1)
             setattr(cfg, k, type(getattr(cfg, k))(v))
         cfg.sync_features()
+        if args.write_quality:
+            write_quality(cfg, args.out, log)
+            continue
         log(f"{sub}: {cfg}")
         run_subset(cfg, args.out, log, args.validate_only)
     log(f"total {time.time() - t0:.0f}s")

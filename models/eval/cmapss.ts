@@ -4,7 +4,7 @@
 // so the gateway, the simulator and this evaluation compute exactly the same inputs.
 import { createHash } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
-import * as ort from "onnxruntime-node";
+import * as ort from "../../gateway/src/infer/ort.ts";
 import { loadCmapss, loadRul } from "../../gateway/src/infer/features/cmapss.ts";
 import {
   loadManifest,

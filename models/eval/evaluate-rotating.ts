@@ -11,7 +11,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import * as ort from "onnxruntime-node";
+import * as ort from "../../gateway/src/infer/ort.ts";
 import { latencyMs } from "./latency.ts";
 import * as prettier from "prettier";
 import { REPO_ROOT, createSession, sha256Hex } from "./cmapss.ts";

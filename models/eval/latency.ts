@@ -3,7 +3,7 @@
  * deterministic input batch shaped by the manifest. Shared by the model evaluation scripts.
  */
 import { performance } from "node:perf_hooks";
-import * as ort from "onnxruntime-node";
+import * as ort from "../../gateway/src/infer/ort.ts";
 import { tensorWidth, type ModelManifest } from "../../gateway/src/infer/features/manifest.ts";
 
 export function median(xs: number[]): number {

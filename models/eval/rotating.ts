@@ -14,7 +14,7 @@
 //   detection       the first scored frame after onset (degradation > 0) at which the alert is active
 //   true positive   a degrading machine with a detection (necessarily before F); lead = F - t_detection
 //   precision       TP / (TP + false alarms)          recall  TP / degrading machines
-import * as ort from "onnxruntime-node";
+import * as ort from "../../gateway/src/infer/ort.ts";
 import { generateSplit, SPLITS, type SplitSpec, type Trajectory } from "../rotating/generate.ts";
 import { createSession } from "./cmapss.ts";
 import {

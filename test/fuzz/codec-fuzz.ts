@@ -1,6 +1,6 @@
 /**
- * `npm run fuzz [-- --runs N --seed S]`: mutation fuzzing of the frame decoder, the stream
- * decoder and the JSON form. Starts from valid frames (random bytes never pass a CRC) and
+ * `npm run fuzz [-- --runs N --seed S]`: mutation fuzzing of the frame decoder (every frame
+ * type of protocol v1.1, firmware-update frames included), the stream decoder and the JSON form. Starts from valid frames (random bytes never pass a CRC) and
  * applies bit flips, byte writes, truncation, extension, insertion, deletion, length edits and
  * CRC-resealed payload edits. A crash is any exception that is not a FrameError, or an
  * accepted frame that does not re-encode to the same bytes. Exit 1 if there is any crash.
@@ -13,16 +13,16 @@ import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { decodeFrame, encodeFrame, MAX_ENCODED } from "../../gateway/src/protocol/frame.ts";
 import { decodeJsonFrame, toJsonFrame } from "../../gateway/src/protocol/json.ts";
 import { StreamDecoder } from "../../gateway/src/protocol/stream-decoder.ts";
-import { dataFrameArb, errorFrameArb, helloFrameArb } from "../helpers/frames.ts";
+import { anyFrameArb } from "../helpers/frames.ts";
 import { mutate, MUTATIONS } from "../helpers/mutate.ts";
 
 const { values: a } = parseArgs({ options: { runs: { type: "string" }, seed: { type: "string" } } });
 const runs = Number(a.runs ?? 1_000_000);
 const seed = Number(a.seed ?? 1);
 const r = new Rng(seed);
-const frames = fc
-  .sample(fc.oneof(dataFrameArb, helloFrameArb, errorFrameArb), { numRuns: 2000, seed })
-  .map((f) => ({ f, raw: encodeFrame(f) }));
+const frames = fc.sample(anyFrameArb, { numRuns: 3000, seed }).map((f) => ({ f, raw: encodeFrame(f) }));
+const byType: Record<number, number> = {};
+for (const { f } of frames) byType[f.type] = (byType[f.type] ?? 0) + 1;
 const reasons: Record<string, number> = {};
 const crashes: string[] = [];
 let accepted = 0;
@@ -76,6 +76,7 @@ for (let i = 0; i < runs; i++) {
 }
 const s = (performance.now() - t0) / 1000;
 console.log(`fuzz: ${runs.toLocaleString("en")} mutations in ${s.toFixed(1)} s (seed ${seed})`);
+console.log(`  base frames by type: ${JSON.stringify(byType)}`);
 console.log(`  accepted (mutation left a valid frame): ${accepted}`);
 for (const [k, v] of Object.entries(reasons).sort((x, y) => y[1] - x[1]))
   console.log(`  ${k.padEnd(16)} ${v}`);
@@ -86,6 +87,7 @@ console.log(
     fuzz: "codec",
     runs,
     seed,
+    baseFramesByType: byType,
     seconds: Number(s.toFixed(1)),
     accepted,
     rejections: reasons,

@@ -124,9 +124,18 @@ export const fwAbortFrameArb = fc.record({
   reason: fc.nat({ max: 255 }),
 });
 
+export const ackFrameArb = fc.record({
+  type: fc.constant(FrameType.Ack),
+  deviceId: u32,
+  firstSeq: u32,
+  count: fc.integer({ min: 1, max: 0xffff }),
+  gatewayTimeUs: fc.maxSafeNat(),
+});
+
 /** Every frame type of protocol v1.1. */
 export const anyFrameArb: fc.Arbitrary<Frame> = fc.oneof(
   dataFrameArb,
+  ackFrameArb,
   helloFrameArb,
   errorFrameArb,
   nackFrameArb,

@@ -4,7 +4,9 @@
  * (no store code), so tests check what is on disk, not what the store believes.
  *
  *   `L` index u64 BE → deviceId u32 BE ‖ seq u64 BE ‖ receivedUs u64 BE ‖ timestampUs u64 BE ‖ raw frame
- *   `E` index u64 BE → a leaf record (counted, not decoded here)
+ *   `E` index u64 BE → 0x01 ‖ receivedUs u64 ‖ leaf hash 32 ‖ preimage (the hash is what is sealed)
+ *   `B` seq u64 → sealed batch JSON; `V` seq u64 → packed 32-byte leaves; `A` seq u64 → anchor JSON
+ *   `Manchored` → u64 last anchored batch seq
  */
 import { ClassicLevel } from "classic-level";
 import { join } from "node:path";
@@ -13,13 +15,36 @@ export interface DiskFrame {
   index: number;
   deviceId: number;
   seq: number;
+  receivedUs: number;
   raw: Buffer;
+}
+
+export interface DiskBatch {
+  seq: number;
+  /** The sealed batch record as stored (JSON). */
+  json: {
+    header: { seq: number; prevHead: string; root: string; leafCount: number } & Record<string, unknown>;
+    head: string;
+    firstIndex: number;
+    lastIndex: number;
+  } & Record<string, unknown>;
+  leaves: Buffer;
+  anchored: boolean;
+}
+
+export interface DiskStore {
+  frames: DiskFrame[];
+  /** Leaf records: index → sealed leaf hash. */
+  leafHashes: Map<number, Buffer>;
+  leaves: number;
+  batches: DiskBatch[];
+  anchoredThrough: number;
 }
 
 const u64 = (b: Buffer, o: number): number => b.readUInt32BE(o) * 2 ** 32 + b.readUInt32BE(o + 4);
 
-/** Every frame (`L`) and the number of leaf records (`E`) in `<dataDir>/store/db`. */
-export async function readStoreFromDisk(storeDir: string): Promise<{ frames: DiskFrame[]; leaves: number }> {
+/** Everything a check needs from `<dataDir>/store/db`, decoded from the documented layout. */
+export async function readStoreFromDisk(storeDir: string): Promise<DiskStore> {
   const db = new ClassicLevel<Buffer, Buffer>(join(storeDir, "db"), {
     keyEncoding: "buffer",
     valueEncoding: "buffer",
@@ -27,17 +52,34 @@ export async function readStoreFromDisk(storeDir: string): Promise<{ frames: Dis
   });
   await db.open();
   try {
+    const range = (p: number) => db.iterator({ gte: Buffer.of(p), lt: Buffer.of(p + 1) });
     const frames: DiskFrame[] = [];
-    for await (const [k, v] of db.iterator({ gte: Buffer.of(0x4c), lt: Buffer.of(0x4d) }))
+    for await (const [k, v] of range(0x4c))
       frames.push({
         index: u64(k, 1),
         deviceId: v.readUInt32BE(0),
         seq: u64(v, 4),
+        receivedUs: u64(v, 12),
         raw: Buffer.from(v.subarray(28)),
       });
-    let leaves = 0;
-    for await (const _ of db.keys({ gte: Buffer.of(0x45), lt: Buffer.of(0x46) })) leaves++;
-    return { frames, leaves };
+    const leafHashes = new Map<number, Buffer>();
+    for await (const [k, v] of range(0x45)) leafHashes.set(u64(k, 1), Buffer.from(v.subarray(9, 41)));
+    const packed = new Map<number, Buffer>();
+    for await (const [k, v] of range(0x56)) packed.set(u64(k, 1), Buffer.from(v));
+    const anchors = new Set<number>();
+    for await (const [k] of range(0x41)) anchors.add(u64(k, 1));
+    const batches: DiskBatch[] = [];
+    for await (const [k, v] of range(0x42)) {
+      const seq = u64(k, 1);
+      batches.push({
+        seq,
+        json: JSON.parse(v.toString("utf8")) as DiskBatch["json"],
+        leaves: packed.get(seq) ?? Buffer.alloc(0),
+        anchored: anchors.has(seq),
+      });
+    }
+    const m = await db.get(Buffer.from("Manchored", "latin1"));
+    return { frames, leafHashes, leaves: leafHashes.size, batches, anchoredThrough: m ? u64(m, 0) : 0 };
   } finally {
     await db.close();
   }

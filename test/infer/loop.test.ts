@@ -177,7 +177,8 @@ describe("micro-batching and back-pressure", () => {
       [2, "no-such-profile"],
     ]);
     const { loop, results } = newLoop({ profileOf: (id) => profiles.get(id) });
-    loop.onFrame(...frame(1, 0, new Float32Array(CMAPSS_WIDTH)));
+    // a plausible engine frame (an all-zero frame is out of range and withheld by the data-quality stage)
+    loop.onFrame(...frame(1, 0, row(units[0]!, 0)));
     loop.onFrame(...frame(1, 1, new Float32Array(12)));
     loop.onFrame(...frame(2, 0, new Float32Array(CMAPSS_WIDTH)));
     loop.onFrame(...frame(3, 0, new Float32Array(CMAPSS_WIDTH)));

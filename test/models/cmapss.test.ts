@@ -7,7 +7,21 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
-import { REPO_ROOT, evaluateManifest, phm08Score, rmse, sha256Hex } from "../../models/eval/cmapss.ts";
+import {
+  REPO_ROOT,
+  createSession,
+  evaluateManifest,
+  phm08Score,
+  rmse,
+  sha256Hex,
+} from "../../models/eval/cmapss.ts";
+import { evaluateConditions, worseConditions, type ConditionFigures } from "../../models/eval/conditions.ts";
+import {
+  checkRow,
+  createQuality,
+  newFrameQuality,
+  QualityState,
+} from "../../gateway/src/infer/features/quality.ts";
 import {
   CMAPSS_CHANNELS,
   CMAPSS_WIDTH,
@@ -116,6 +130,47 @@ describe("committed C-MAPSS models", () => {
           expect(p).toBeLessThanOrEqual(125);
         }
       });
+
+      it("every plant condition (mid-life start, counter restarted, missing + stuck, int8) is not worse than claimed", async () => {
+        const m = manifest();
+        const claimed = m.metrics.conditions as Record<string, ConditionFigures> | undefined;
+        expect(Object.keys(claimed ?? {})).toEqual(
+          expect.arrayContaining(["midLife", "counterRestarted", "missingStuck"]),
+        );
+        const session = await createSession(modelPath(manifestPath, m));
+        const variant = m.model.variants?.find((v) => v.precision === "int8");
+        const int8 = variant ? await createSession(join(MODEL_DIR, variant.file)) : undefined;
+        if (variant) expect(sha256Hex(readFileSync(join(MODEL_DIR, variant.file)))).toBe(variant.sha256);
+        try {
+          const got = await evaluateConditions(m, session, int8);
+          expect(worseConditions(got, claimed)).toEqual([]);
+          // the claims are the model's own figures
+          for (const [k, c] of Object.entries(claimed!))
+            expect(got[k]!.cappedTruth.rmse).toBeGreaterThanOrEqual(c.cappedTruth.rmse * (1 - REL_TOL));
+        } finally {
+          await session.release();
+          await int8?.release();
+        }
+      }, 120_000);
+
+      it("its data-quality rules flag no frame of the clean train and test files", () => {
+        const m = manifest();
+        const norm = createNormalizer(m);
+        const spec = createQuality(m, norm);
+        expect(spec.declared).toBe(true);
+        const out = new Float32Array(norm.features);
+        const res = newFrameQuality(spec);
+        let flagged = 0;
+        for (const split of ["train", "test"])
+          for (const u of loadCmapss(join(DATA_DIR, `${split}_${subset.toUpperCase()}.txt.gz`))) {
+            const state = new QualityState(spec);
+            for (let r = 0; r < u.cycles; r++) {
+              checkRow(spec, norm, state, u.data, r * CMAPSS_WIDTH, out, 0, res);
+              flagged += res.flagged;
+            }
+          }
+        expect(flagged).toBe(0);
+      });
     });
   }
 });
@@ -218,6 +273,7 @@ describe("C-MAPSS helpers", () => {
     const win = lastWindows(norm, [shortest], W);
     const first = new Float32Array(F);
     normalizeRow(norm, shortest.data, 0, first, 0);
+    applyBaseline(norm, newBaseline(norm), first, 0); // deviations 0, then the origin
     const pad = W - shortest.cycles;
     for (let w = 0; w <= pad; w++)
       expect(Array.from(win.subarray(w * F, (w + 1) * F))).toEqual(Array.from(first));
@@ -232,7 +288,9 @@ describe("C-MAPSS helpers", () => {
     const norm = createNormalizer(m);
     const K = m.inputs.baseline!.rows;
     expect(K).toBe(10);
-    expect(norm.features).toBe(norm.direct + m.inputs.baseline!.features.length);
+    expect(norm.features).toBe(
+      norm.direct + m.inputs.baseline!.features.length + (m.inputs.baseline!.origin ? 1 : 0),
+    );
     const unit = loadCmapss(join(DATA_DIR, "test_FD001.txt.gz"))[0]!;
     const rows = normalizeUnit(norm, unit);
     const F = norm.features;
@@ -247,6 +305,9 @@ describe("C-MAPSS helpers", () => {
     }
     // The first row is its own baseline.
     for (let j = 0; j < norm.baselineIndex.length; j++) expect(rows[norm.direct + j]).toBe(0);
+    // Every row ends with the origin: the first row's normalised cycle counter (cycle 1 → 0.01).
+    expect(norm.originIndex).toBe(m.inputs.features.indexOf("cycle"));
+    for (const r of [0, 1, unit.cycles - 1]) expect(rows[r * F + F - 1]).toBe(Math.fround(0.01));
     // A fresh state per unit: a second pass gives the same rows.
     expect(normalizeUnit(norm, unit)).toEqual(rows);
     const state = newBaseline(norm);

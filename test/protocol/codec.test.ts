@@ -5,6 +5,7 @@ import { Rng } from "../../device-sim/src/rng.ts";
 import { cobsDecodeInto, cobsEncode } from "../../gateway/src/protocol/cobs.ts";
 import { crc32 } from "../../gateway/src/protocol/crc32.ts";
 import { FrameEncodeError, FrameError } from "../../gateway/src/protocol/errors.ts";
+import { decodeJsonFrame } from "../../gateway/src/protocol/json.ts";
 import {
   decodeFrame,
   deviceIdHex,
@@ -324,5 +325,30 @@ describe("frame codec", () => {
     expect(tally.BAD_CRC).toBeGreaterThan(1000);
     expect(tally.NON_FINITE).toBeGreaterThan(100);
     expect(tally.TRUNCATED).toBeGreaterThan(100);
+  });
+});
+
+describe("JSON form", () => {
+  const hello = (fw: string) =>
+    Buffer.from(
+      JSON.stringify({
+        v: 1,
+        type: "hello",
+        device: "0000002a",
+        boot: 1,
+        fw,
+        profile: "rotating-v1",
+        channels: [{ name: "vib_rms", unit: 1 }],
+      }),
+    );
+  it("behavior: the firmware version's patch is a u16 (65535 accepted)", () => {
+    const { frame } = decodeJsonFrame(hello("1.2.65535"));
+    expect(frame).toMatchObject({ type: FrameType.Hello, firmware: { major: 1, minor: 2, patch: 65535 } });
+  });
+  it("error: a patch above 65535 is BAD_JSON (it used to be truncated to 16 bits)", () => {
+    for (const fw of ["1.2.65536", "1.2.99999", "256.0.0"])
+      expect(() => decodeJsonFrame(hello(fw)), fw).toThrowError(
+        expect.objectContaining({ reason: "BAD_JSON" }),
+      );
   });
 });

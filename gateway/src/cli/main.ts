@@ -7,6 +7,7 @@ import { receiptCommand } from "./receipt.ts";
 import { verifyCommand } from "./verify.ts";
 import { simCommand } from "./sim.ts";
 import { startCommand } from "./start.ts";
+import { storeCommand } from "./store.ts";
 
 const HELP = `usage: vigil <command> [options]
 
@@ -16,6 +17,7 @@ Commands:
   demo       simulator + gateway on embedded defaults, with live counters
   keys       create or show the gateway's signing key (encrypted keystore)
   chain      deploy and administer the registry contracts (deploy, verify, register-gateway, …)
+  store      check a store's integrity, or salvage what is intact from a damaged one
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
   verify     verify a receipt or bundle offline, and on chain with --rpc
   help       this text
@@ -32,6 +34,7 @@ const commands: Record<string, Command> = {
   keys: keysCommand,
   receipt: (argv) => receiptCommand(argv),
   verify: (argv) => verifyCommand(argv),
+  store: (argv) => storeCommand(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {

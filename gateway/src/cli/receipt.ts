@@ -79,7 +79,7 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
         throw new UsageError(`--leaf must be 32 bytes of hex, got "${values.leaf}"`);
       if (values.seq !== undefined || values.device !== undefined)
         throw new UsageError("--leaf cannot be combined with --device or --seq");
-      store = new LevelFrameStore({ dir: values.store, reserveBytes: 0, minFreeBytes: 0 });
+      store = new LevelFrameStore({ dir: values.store, reserveBytes: 0, minFreeBytes: 0, create: false });
       await store.open();
       const doc = await new ReceiptBuilder(store).forLeafHash(values.leaf);
       const text = JSON.stringify(doc, null, 2) + "\n";
@@ -94,7 +94,7 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
     if (values.seq !== undefined && !/^\d+$/.test(values.seq))
       throw new UsageError(`--seq must be a non-negative integer, got "${values.seq}"`);
     // Read-only use: no reserve file, no free-space refusal.
-    store = new LevelFrameStore({ dir: values.store, reserveBytes: 0, minFreeBytes: 0 });
+    store = new LevelFrameStore({ dir: values.store, reserveBytes: 0, minFreeBytes: 0, create: false });
     await store.open();
     const rb = new ReceiptBuilder(store);
     const doc =

@@ -37,7 +37,8 @@ Faults (probability per frame, e.g. --faults corrupt=0.01,drop=0.02 or all=0.005
   --window N             unacknowledged frames a device keeps; when full it drops the oldest
                          and counts it as overflowed, as an MCU with a RAM ring does (default 256)
   --drain-ms MS          wait for outstanding ACKs at the end (default 10000)
-  --json                 print the final report as JSON on stdout
+  --json                 JSON lines on stdout: {"type":"progress",…} snapshots, then {"type":"report",…}
+  --progress-ms MS       progress interval (default 1000)
   -h, --help             this text
 `;
 
@@ -62,6 +63,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     window: { type: "string" },
     "drain-ms": { type: "string" },
     json: { type: "boolean" },
+    "progress-ms": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (v.help) {
@@ -108,7 +110,11 @@ export async function simCommand(argv: string[]): Promise<number> {
     window: num("window", v.window, 256, 1, 10_000_000),
     drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),
     signal: ctrl.signal,
-    onProgress: (s) => process.stderr.write(`${progressLine(s)}${tty ? "\r" : "\n"}`),
+    progressMs: num("progress-ms", v["progress-ms"], 1000, 50),
+    onProgress: (s) =>
+      v.json
+        ? process.stdout.write(JSON.stringify({ type: "progress", ...s }) + "\n")
+        : process.stderr.write(`${progressLine(s)}${tty ? "\r" : "\n"}`),
   });
   process.stderr.write(
     `sim: ${sim.devices.length} ${profile} devices → ${v.serial ? `serial ${v.serial}` : `MQTT ${redactUrl(url)}`}\n`,
@@ -117,7 +123,7 @@ export async function simCommand(argv: string[]): Promise<number> {
   process.off("SIGINT", onSig);
   process.off("SIGTERM", onSig);
   if (tty) process.stderr.write("\n");
-  if (v.json) process.stdout.write(JSON.stringify(report) + "\n");
+  if (v.json) process.stdout.write(JSON.stringify({ type: "report", ...report }) + "\n");
   else process.stderr.write(`sim: done ${progressLine(report)}\n`);
   return report.pending === 0 ? 0 : 1;
 }

@@ -265,6 +265,12 @@ export class InferenceLoop {
     return this.#lanes.filter((l) => l.role === "live").map((l) => l.model);
   }
 
+  /** The live lane's window of a device (undefined before its first modelled frame). */
+  liveWindow(deviceId: number): DeviceWindow | undefined {
+    const slot = this.#slots.get(deviceId);
+    return slot?.windows.get(slot.live);
+  }
+
   /** Every lane with its role and figures. */
   lanes(): LaneInfo[] {
     return this.#lanes.map((l) => ({

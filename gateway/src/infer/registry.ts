@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { Ajv, type ValidateFunction } from "ajv";
-import * as ort from "onnxruntime-node";
+import * as ort from "./ort.ts";
 import { createNormalizer, type Normalizer } from "./features/normalize.ts";
 import { tensorWidth, type ModelManifest } from "./features/manifest.ts";
 import { fromRoot } from "../core/paths.ts";

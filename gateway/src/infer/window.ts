@@ -18,8 +18,25 @@
  * windows became ready since the loop last took one (inference fell behind, or several frames
  * arrived within one tick), the older ones are skipped and counted, never queued: their frames
  * are stored and acknowledged anyway, and the newest window already contains the newest data.
+ *
+ * Data quality (features/quality.ts): every frame is checked channel by channel before it is
+ * normalised (missing, out of range, stuck, spike); flagged feature values are imputed, and the
+ * verdict is left in `frameQuality` for the loop (sensor faults raised or cleared, per channel and
+ * reason). A window with too much imputed data does not become ready: `windowVerdict` says why and
+ * `withheld` counts them.
  */
-import { applyBaseline, newBaseline, normalizeRow, type BaselineState } from "./features/normalize.ts";
+import { commissioningMode, type Commissioning } from "./features/commissioning.ts";
+import { applyBaseline, newBaseline, type BaselineState } from "./features/normalize.ts";
+import {
+  checkRow,
+  newFrameQuality,
+  qualityFor,
+  QualityState,
+  W_OK,
+  windowQuality,
+  type FrameQuality,
+  type QualitySpec,
+} from "./features/quality.ts";
 import type { HistoryRow } from "./history.ts";
 import type { LoadedModel } from "./registry.ts";
 
@@ -37,6 +54,8 @@ export interface WindowMeta {
   lastReceivedUs: number;
   /** Normalised rows pushed so far (index of the last row + 1). */
   rows: number;
+  /** Feature values imputed by the data-quality stage over the window's real rows (0: all measured; always set by take()). */
+  imputed?: number;
 }
 
 export class DeviceWindow {
@@ -50,6 +69,25 @@ export class DeviceWindow {
   readonly #firstEnd: number;
   /** The device's baseline (first rows' mean) when the model has baseline deviations. */
   readonly #baseline: BaselineState;
+  /** The model's compiled data-quality rules (channel names of `frameQuality.codes`: `quality.names`). */
+  readonly quality: QualitySpec;
+  /** The device's data-quality state (last good values, stuck runs, sensor faults per used channel). */
+  readonly qualityState: QualityState;
+  /** Verdict on the last pushed frame (overwritten by every push; read it right after push). */
+  readonly frameQuality: FrameQuality;
+  /** Imputed feature values and lost features per ring row. */
+  readonly #imputed: Uint16Array;
+  readonly #lost: Uint16Array;
+  /** Imputed values in the last `window` rows. */
+  #imputedSum = 0;
+  /** Verdict of the last window that completed (quality.ts W_OK or the reason it was withheld). */
+  windowVerdict = W_OK;
+  /** Windows withheld for data quality (no prediction), and whether the last push withheld one. */
+  withheld = 0;
+  withheldLast = false;
+  /** Frame channel of the baseline's origin feature (the machine's age), -1 without; its value in the first row. */
+  readonly #ageChannel: number;
+  #firstAge = NaN;
   /** cap × features normalised float32 rows (tensor width: features, then baseline deviations). */
   readonly #rows: Float32Array;
   readonly #seq: Float64Array;
@@ -80,12 +118,19 @@ export class DeviceWindow {
     this.#stride = stride;
     this.#features = model.normalizer.features;
     this.#baseline = newBaseline(model.normalizer);
+    this.quality = qualityFor(model.manifest, model.normalizer);
+    const oi = model.normalizer.originIndex;
+    this.#ageChannel = oi >= 0 ? model.normalizer.featureIndex[oi]! : -1;
+    this.qualityState = new QualityState(this.quality);
+    this.frameQuality = newFrameQuality(this.quality);
     this.#cap = window + stride - 1;
     this.#firstEnd = padding.policy === "repeat-first" ? 0 : window - 1;
     this.#rows = new Float32Array(this.#cap * this.#features);
     this.#seq = new Float64Array(this.#cap);
     this.#ts = new Float64Array(this.#cap);
     this.#recv = new Float64Array(this.#cap);
+    this.#imputed = new Uint16Array(this.#cap);
+    this.#lost = new Uint16Array(this.#cap);
   }
 
   get rows(): number {
@@ -97,21 +142,51 @@ export class DeviceWindow {
     return this.#readyCount;
   }
 
+  /**
+   * When the gateway met this device relative to the machine's life (features/commissioning.ts):
+   * the mode, the age in the first frame, and the baseline's progress. Allocates: call it for
+   * status, not per frame.
+   */
+  get commissioning(): Commissioning {
+    return {
+      mode: commissioningMode(this.model.manifest, this.#firstAge),
+      age: this.#firstAge,
+      baselineRows: this.#baseline.rows,
+      baselineNeeds: this.model.normalizer.baselineRows,
+    };
+  }
+
+  #noteFirstRow(values: ArrayLike<number>): void {
+    if (this.#ageChannel >= 0 && this.#baseline.rows === 0)
+      this.#firstAge = values[this.#ageChannel] as number;
+  }
+
   /** True when a window is ready and not yet taken. */
   get ready(): boolean {
     return this.#readyEnd >= 0;
   }
 
   /**
-   * Normalises one frame's values (all manifest channels, frame order) into the ring. Returns
-   * true when this row completes a window. Allocation-free.
+   * Checks one frame's values (all manifest channels, frame order, raw: NaN/Inf allowed) and
+   * normalises them into the ring, flagged values imputed; `frameQuality` holds the verdict.
+   * Returns true when this row completes a window that may run (a window withheld for data
+   * quality returns false and sets `windowVerdict`). Allocation-free.
    */
   push(values: ArrayLike<number>, seq: number, timestampUs: number, receivedUs: number): boolean {
     const idx = this.#count++;
     const slot = idx % this.#cap;
     const norm = this.model.normalizer;
-    normalizeRow(norm, values, 0, this.#rows, slot * this.#features);
+    const q = this.frameQuality;
+    this.#noteFirstRow(values);
+    checkRow(this.quality, norm, this.qualityState, values, 0, this.#rows, slot * this.#features, q);
     applyBaseline(norm, this.#baseline, this.#rows, slot * this.#features);
+    // running sum of imputed values over the last `window` rows (the row leaving is read before its
+    // slot is overwritten: with stride 1 it is the same slot)
+    if (idx >= this.#window) this.#imputedSum -= this.#imputed[(idx - this.#window) % this.#cap]!;
+    this.#imputed[slot] = q.imputed;
+    this.#imputedSum += q.imputed;
+    this.#lost[slot] = q.lost;
+    this.withheldLast = false;
     this.#seq[slot] = seq;
     this.#ts[slot] = timestampUs;
     this.#recv[slot] = receivedUs;
@@ -119,9 +194,23 @@ export class DeviceWindow {
     this.lastTimestampUs = timestampUs;
     this.lastReceivedUs = receivedUs;
     if (idx < this.#firstEnd || (idx - this.#firstEnd) % this.#stride !== 0) return false;
+    const real = Math.min(idx + 1, this.#window);
+    this.windowVerdict = windowQuality(this.quality, norm.direct, this.#imputedSum, real, q.imputed, q.lost);
+    if (this.windowVerdict !== W_OK) {
+      this.withheld++;
+      this.withheldLast = true;
+      return false;
+    }
     this.#readyEnd = idx;
     this.#readyCount++;
     return true;
+  }
+
+  /** Imputed values over the `real` rows ending at row `end`. */
+  #imputedIn(end: number, real: number): number {
+    let n = 0;
+    for (let r = end - real + 1; r <= end; r++) n += this.#imputed[r % this.#cap]!;
+    return n;
   }
 
   /**
@@ -146,9 +235,13 @@ export class DeviceWindow {
       replay = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
     } else if (norm.baselineRows > 0) {
       // A baseline of fewer than baselineRows rows keeps growing with the live rows, as it would have.
+      // The same data-quality stage as live rows, with its own state (these rows are old).
       const scratch = new Float32Array(norm.features);
+      const state = new QualityState(this.quality);
+      const verdict = newFrameQuality(this.quality);
       for (const r of first.slice(0, norm.baselineRows)) {
-        normalizeRow(norm, r.values, 0, scratch, 0);
+        this.#noteFirstRow(r.values);
+        checkRow(this.quality, norm, state, r.values, 0, scratch, 0, verdict);
         applyBaseline(norm, this.#baseline, scratch, 0);
         seeded++;
       }
@@ -156,6 +249,9 @@ export class DeviceWindow {
     for (const r of replay) this.push(r.values, r.seq, r.timestampUs, r.receivedUs);
     this.#readyEnd = -1;
     this.#readyCount = 0;
+    this.withheld = 0;
+    this.withheldLast = false;
+    this.windowVerdict = W_OK;
     return replay.length + seeded;
   }
 
@@ -188,6 +284,7 @@ export class DeviceWindow {
     meta.lastTimestampUs = this.#ts[last]!;
     meta.lastReceivedUs = this.#recv[last]!;
     meta.rows = end + 1;
+    meta.imputed = this.#imputedIn(end, meta.frames);
     const skipped = this.#readyCount - 1;
     this.#readyEnd = -1;
     this.#readyCount = 0;
@@ -204,5 +301,6 @@ export function emptyMeta(): WindowMeta {
     lastTimestampUs: 0,
     lastReceivedUs: 0,
     rows: 0,
+    imputed: 0,
   };
 }

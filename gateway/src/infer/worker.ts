@@ -21,7 +21,7 @@
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
-import * as ort from "onnxruntime-node";
+import * as ort from "./ort.ts";
 import { sessionOptions, type LoadedModel } from "./registry.ts";
 
 export type RunnerKind = "inline" | "worker";

@@ -51,3 +51,14 @@ export class FrameEncodeError extends VigilError {
     this.field = field;
   }
 }
+
+/**
+ * A file is not a valid Vigil firmware image (hardware/PROTOCOL.md, "Firmware image"): wrong
+ * magic, header size, flags or reserved bytes, or a size that disagrees with the file.
+ */
+export class FirmwareImageError extends VigilError {
+  override name = "FirmwareImageError";
+  constructor(message: string) {
+    super("BAD_IMAGE", message);
+  }
+}

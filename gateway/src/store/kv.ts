@@ -2,6 +2,8 @@
  * The tiny ordered key-value interface the frame store runs on: LevelDB in production
  * (level.ts), a sorted in-memory map for tests (MemoryKv). Keys compare byte-wise.
  */
+import { MemoryWatermark } from "./watermark.ts";
+
 export type KvOp = { type: "put"; key: Buffer; value: Buffer } | { type: "del"; key: Buffer };
 
 export interface KvRange {
@@ -27,6 +29,8 @@ export interface Kv {
  * `faults` lets tests simulate a full or failing disk without a filesystem.
  */
 export class MemoryKv implements Kv {
+  /** The store's integrity watermark, kept beside the data (MemoryFrameStore). */
+  readonly watermark = new MemoryWatermark();
   private readonly map = new Map<string, Buffer>();
   private keys: string[] = [];
   private isOpen = false;

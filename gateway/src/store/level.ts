@@ -12,6 +12,7 @@
  * - Nothing already acknowledged is ever deleted to make room; only retention (anchored and
  *   older than the window) deletes frames.
  */
+import { existsSync } from "node:fs";
 import { mkdir, open as openFile, rm, statfs, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
@@ -31,6 +32,12 @@ export interface LevelFrameStoreOptions extends CoreStoreOptions {
   spaceCheckIntervalMs?: number;
   /** Free bytes of the filesystem holding `dir` (injectable for tests). Default: statfs. */
   freeBytes?: (dir: string) => Promise<number>;
+  /**
+   * Create the store when `dir` holds none. Default true (the gateway). Tools that only read a
+   * store (receipt, verify, store check) pass false, so a mistyped path is an error, not a new
+   * empty store.
+   */
+  create?: boolean;
 }
 
 class LevelKv implements Kv {
@@ -172,6 +179,7 @@ export class LevelFrameStore extends KvFrameStore {
   readonly dir: string;
   private readonly levelKv: LevelKv;
   private readonly fileWatermark: FileWatermark;
+  private readonly create: boolean;
   /** Compactions after pruning that failed (logged; the space returns with LevelDB's own compactions). */
   compactionErrors = 0;
 
@@ -190,15 +198,20 @@ export class LevelFrameStore extends KvFrameStore {
     this.dir = dir;
     this.levelKv = kv;
     this.fileWatermark = watermark;
+    this.create = opts.create ?? true;
   }
 
   override async open(): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    if (this.create) await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    else if (!existsSync(join(this.dir, "db", "CURRENT")) && !existsSync(join(this.dir, "watermark")))
+      throw new StoreIntegrityError(
+        `${this.dir} holds no Vigil store (no db/CURRENT, no watermark); check the path`,
+      );
     await super.open();
   }
 
   protected override async openKv(mustExist: boolean): Promise<void> {
-    this.levelKv.mustExist = mustExist;
+    this.levelKv.mustExist = mustExist || !this.create;
     await this.levelKv.open();
   }
 

@@ -11,7 +11,9 @@ export type MemoryFrameStoreOptions = CoreStoreOptions;
 export class MemoryFrameStore extends KvFrameStore {
   readonly memory: MemoryKv;
   constructor(opts: MemoryFrameStoreOptions = {}, kv: MemoryKv = new MemoryKv()) {
-    super(kv, opts);
+    // The watermark lives with the key-value data, so a store reopened on the same MemoryKv
+    // is checked against it like a LevelDB store against its watermark file.
+    super(kv, { watermark: kv.watermark, ...opts });
     this.memory = kv;
   }
 }

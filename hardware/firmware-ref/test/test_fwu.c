@@ -277,7 +277,7 @@ static void test_clean_update(void)
     vigil_fwu_status(&u, &reply);
     CHECK(reply.u.fw_status.state == VIGIL_FW_IDLE && reply.u.fw_status.version.minor == 0u);
     CHECK(reply.u.fw_status.max_chunk == 224u && reply.u.fw_status.window == VIGIL_FWU_WINDOW);
-    CHECK(reply.u.fw_status.slot_size == SLOT && reply.u.fw_status.security_counter == 0u);
+    CHECK(reply.u.fw_status.slot_size == SLOT && reply.u.fw_status.security_counter == 1u); /* factory image's */
     CHECK(transfer(img_new, &o) == VIGIL_FWU_REPLY_REBOOT);
     CHECK(reply.u.fw_status.state == VIGIL_FW_READY && reply.u.fw_status.next_offset == NEW_SIZE);
     CHECK(memcmp(mem_secondary, img_new, NEW_SIZE) == 0);
@@ -316,7 +316,7 @@ static void test_not_confirmed_reverts(void)
     vigil_fwu_status(&u, &reply);
     CHECK(reply.u.fw_status.state == VIGIL_FW_IDLE && reply.u.fw_status.result == VIGIL_FW_RESULT_REVERTED);
     CHECK(reply.u.fw_status.reason == VIGIL_FW_REASON_NOT_CONFIRMED && reply.u.fw_status.release_id == 7u);
-    CHECK(reply.u.fw_status.security_counter == 0u);
+    CHECK(reply.u.fw_status.security_counter == 1u); /* the factory image's, never the unconfirmed one's */
     CHECK(power_on() == VIGIL_BOOT_OK && primary_holds(factory, FACTORY_SIZE));
     /* re-offering the same release reports the outcome; after an abort it starts afresh */
     CHECK(send_offer(&o) == VIGIL_FWU_REPLY && reply.u.fw_status.result == VIGIL_FW_RESULT_REVERTED);
@@ -344,6 +344,13 @@ static void test_refusals(void)
     /* older / same version than running: refused at the offer */
     o = offer_for(factory, FACTORY_SIZE, 10);
     CHECK(send_offer(&o) == VIGIL_FWU_REPLY && reply.u.fw_status.reason == VIGIL_FW_REASON_OLDER_VERSION);
+    /* a newer version with a security counter below the device's (the factory image's, 1) */
+    {
+        static uint8_t low[SLOT];
+        make_image(low, NEW_SIZE, 1, 5, 0, 0, 5);
+        o = offer_for(low, NEW_SIZE, 15);
+        CHECK(send_offer(&o) == VIGIL_FWU_REPLY && reply.u.fw_status.reason == VIGIL_FW_REASON_OLDER_VERSION);
+    }
     /* too large */
     o = offer_for(img_new, NEW_SIZE, 11);
     o.image_size = SLOT + 1u;
@@ -530,7 +537,7 @@ static void test_power_cuts_everywhere(void)
             CHECK(reply.u.fw_status.result == VIGIL_FW_RESULT_REVERTED);
             CHECK(reply.u.fw_status.reason == VIGIL_FW_REASON_INTERRUPTED ||
                   reply.u.fw_status.reason == VIGIL_FW_REASON_NOT_CONFIRMED);
-            CHECK(primary_holds(factory, FACTORY_SIZE) && u.rec.security_counter == 0u);
+            CHECK(primary_holds(factory, FACTORY_SIZE) && u.rec.security_counter == 1u);
         }
     }
     CHECK(runs == total && installed > 0u && interrupted > 0u);

@@ -19,6 +19,11 @@ export interface Normalizer {
   baselineRows: number;
   /** position within the direct features of each baseline feature (the tensor values after `direct`) */
   baselineIndex: Int32Array;
+  /**
+   * position within the direct features of the baseline's origin feature (`inputs.baseline.origin`),
+   * whose value in the device's first row ends every row; -1 without
+   */
+  originIndex: number;
   /** frame channel index of each model feature */
   featureIndex: Int32Array;
   /** frame channel index of each regime channel */
@@ -68,12 +73,16 @@ export function createNormalizer(manifest: ModelManifest): Normalizer {
   if (bl && !(Number.isInteger(bl.rows) && bl.rows >= 1))
     throw new FeatureSpecError(`baseline.rows must be a positive integer, got ${bl.rows}`);
   const baselineIndex = bl ? indexOfAll(bl.features, inputs.features, "baseline feature") : new Int32Array(0);
+  const originIndex = bl?.origin ? inputs.features.indexOf(bl.origin.feature) : -1;
+  if (bl?.origin && originIndex < 0)
+    throw new FeatureSpecError(`baseline origin "${bl.origin.feature}" is not one of the features`);
   return {
     channels: inputs.channels.length,
-    features: F + baselineIndex.length,
+    features: F + baselineIndex.length + (originIndex >= 0 ? 1 : 0),
     direct: F,
     baselineRows: bl?.rows ?? 0,
     baselineIndex,
+    originIndex,
     featureIndex,
     regimeIndex,
     regimes,
@@ -131,17 +140,21 @@ export interface BaselineState {
   rows: number;
   /** float64 sums, one per baseline feature */
   sum: Float64Array;
+  /** the origin feature's normalised value in the first row (NaN before it; unused without an origin) */
+  origin: number;
 }
 
 export function newBaseline(norm: Normalizer): BaselineState {
-  return { rows: 0, sum: new Float64Array(norm.baselineIndex.length) };
+  return { rows: 0, sum: new Float64Array(norm.baselineIndex.length), origin: NaN };
 }
 
 /**
  * Completes a row written by normalizeRow at `out[offset]`: while the device has had fewer than
  * `norm.baselineRows` rows, adds this row to its baseline; then writes, after the direct features,
  * each baseline feature minus the baseline mean (float64, stored as float32; models/cmapss/train.py
- * Norm.apply). The first row's deviations are 0. No allocation; a no-op without a baseline.
+ * Norm.apply). The first row's deviations are 0. With `inputs.baseline.origin`, the origin
+ * feature's value in the first row follows as the row's last value. No allocation; a no-op
+ * without a baseline.
  */
 export function applyBaseline(
   norm: Normalizer,
@@ -152,10 +165,12 @@ export function applyBaseline(
   const B = norm.baselineIndex.length;
   if (B === 0) return;
   const add = state.rows < norm.baselineRows;
+  if (state.rows === 0 && norm.originIndex >= 0) state.origin = out[offset + norm.originIndex]!;
   if (add) state.rows++;
   for (let j = 0; j < B; j++) {
     const v = out[offset + norm.baselineIndex[j]!]!;
     if (add) state.sum[j]! += v;
     out[offset + norm.direct + j] = v - state.sum[j]! / state.rows;
   }
+  if (norm.originIndex >= 0) out[offset + norm.direct + B] = state.origin;
 }

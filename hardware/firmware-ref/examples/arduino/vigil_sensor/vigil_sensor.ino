@@ -1,0 +1,253 @@
+/*
+ * Vigil sensor node for Arduino-compatible boards (SAMD21/SAMD51, RP2040, ESP32, STM32; not
+ * the 2 KiB AVR boards): a rotating machine's vibration, bearing temperature, motor current
+ * and speed, sent to a Vigil gateway over a serial line with the protocol of
+ * hardware/PROTOCOL.md, on top of the portable C core (vigil_frame, vigil_txq).
+ *
+ * - HELLO (profile "rotating-v1", six named channels) after boot and after every reconnect,
+ *   with a boot_id kept in EEPROM (PROTOCOL.md: boot_id defines a sequence-number space).
+ * - One DATA frame per second: vib_rms, vib_peak, vib_kurt over a 256-sample window of the
+ *   accelerometer sampled at 1 kHz, bearing_temp, current and speed.
+ * - Every DATA frame stays in a resend ring until the gateway ACKs it; resends back off from
+ *   500 ms to 8 s; a BUSY NACK pauses sending for its retry_after_ms; a full ring drops the
+ *   oldest frame and reports ERROR code 2.
+ * - Timestamps come from the gateway's clock in its ACKs (0 until the first ACK: the gateway
+ *   stamps the frame on arrival).
+ *
+ * Wiring, flashing and RAM: ../README.md. Copy vigil_frame.c/.h and vigil_txq.c/.h from
+ * hardware/firmware-ref next to this file (the Arduino IDE compiles the sketch folder), or
+ * use the PlatformIO project in ../platformio.ini.
+ */
+#include <Arduino.h>
+#include <EEPROM.h>
+#include <math.h>
+#include <string.h>
+
+#include "vigil_config.h"
+#include "vigil_frame.h"
+#include "vigil_txq.h"
+
+/* ---- configuration ------------------------------------------------------------------- */
+#ifndef VIGIL_DEVICE_ID
+#define VIGIL_DEVICE_ID 0x0000002Aul /* registered with the gateway (vigil devices add) */
+#endif
+#define LINK Serial          /* USB CDC; use Serial1 for a USB-UART adapter or an RS-485 transceiver */
+#define LINK_BAUD 115200ul
+#define PIN_VIB A0           /* ADXL335 X axis: 300 mV/g around Vcc/2 */
+#define PIN_TEMP A1          /* TMP36: 10 mV/degC, 500 mV at 0 degC */
+#define PIN_CURRENT A2       /* ACS712-05B: 185 mV/A around Vcc/2 (through a divider on 3.3 V boards) */
+#define PIN_SPEED 2          /* hall sensor, one pulse per revolution, open collector */
+#define ADC_VREF 3.3f
+#define ADC_MAX 1023.0f      /* 10-bit analogRead() (the default on every core listed above) */
+#define SAMPLE_US 1000ul     /* vibration sampling: 1 kHz */
+#define WINDOW 256u          /* samples per vibration window */
+#define REPORT_MS 1000ul     /* one DATA frame per second */
+#define EEPROM_BOOT_ID_ADDR 0
+
+/* ---- state (all static: no malloc) ---------------------------------------------------- */
+static vigil_txq_t txq;            /* resend ring, 16 slots */
+static vigil_rx_t rx;              /* receiver for ACK/NACK from the gateway */
+static vigil_frame_t frame;        /* decoded input / HELLO being built (shared) */
+static uint8_t wire[VIGIL_MAX_WIRE];
+static uint32_t boot_id;
+static uint32_t seq;
+static bool link_up;
+
+static volatile uint32_t speed_pulses;
+static float win_sum, win_sum2, win_sum3, win_sum4, win_peak;
+static uint16_t win_n;
+static float vib_rms, vib_peak, vib_kurt;
+static float temp_sum, current_sum;
+static uint16_t slow_n;
+static uint32_t last_sample_us, last_report_ms, last_micros;
+static uint64_t uptime_us;         /* micros() extended past its 71-minute wrap */
+static uint64_t clock_offset_us;   /* gateway time - uptime, from the last ACK */
+static bool clock_known;
+static uint32_t sent_frames, dropped_frames;
+
+static void on_speed_pulse(void) { speed_pulses++; }
+
+/* ---- output --------------------------------------------------------------------------- */
+
+static void send_raw(const uint8_t *raw, size_t len)
+{
+    const size_t n = vigil_cobs_encode(raw, len, wire, sizeof wire);
+    if (n > 0u) LINK.write(wire, n);
+}
+
+static void send_frame(const vigil_frame_t *f)
+{
+    const size_t n = vigil_encode_wire(f, wire, sizeof wire);
+    if (n > 0u) LINK.write(wire, n);
+}
+
+static void send_hello(void)
+{
+    static const char *const names[6] = {"vib_rms", "vib_peak", "vib_kurt", "bearing_temp", "current", "speed"};
+    static const uint8_t units[6] = {1 /* g */, 1 /* g */, 0, 2 /* degC */, 3 /* A */, 4 /* rpm */};
+    uint8_t i;
+    memset(&frame, 0, sizeof frame);
+    frame.type = VIGIL_TYPE_HELLO;
+    frame.u.hello.device_id = VIGIL_DEVICE_ID;
+    frame.u.hello.boot_id = boot_id;
+    frame.u.hello.fw_major = 1;
+    frame.u.hello.fw_minor = 0;
+    frame.u.hello.fw_patch = 0;
+    strcpy(frame.u.hello.profile, "rotating-v1");
+    frame.u.hello.channel_count = 6;
+    for (i = 0; i < 6u; i++) {
+        strcpy(frame.u.hello.channels[i].name, names[i]);
+        frame.u.hello.channels[i].unit = units[i];
+    }
+    LINK.write((uint8_t)0); /* flush whatever partial frame the gateway holds */
+    send_frame(&frame);
+}
+
+static void send_error(uint8_t code, const char *msg)
+{
+    memset(&frame, 0, sizeof frame);
+    frame.type = VIGIL_TYPE_ERROR;
+    frame.u.error.device_id = VIGIL_DEVICE_ID;
+    frame.u.error.code = code;
+    frame.u.error.message_len = (uint8_t)strlen(msg);
+    memcpy(frame.u.error.message, msg, frame.u.error.message_len);
+    send_frame(&frame);
+}
+
+/* ---- input: ACK / NACK ---------------------------------------------------------------- */
+
+static void handle_frame(const vigil_frame_t *in, uint32_t now_ms)
+{
+    if (in->type == VIGIL_TYPE_ACK && in->u.ack.device_id == VIGIL_DEVICE_ID) {
+        vigil_txq_ack(&txq, in->u.ack.first_seq, in->u.ack.count, now_ms);
+        /* The gateway's clock, for timestamps (PROTOCOL.md, ACK gateway_time_us). */
+        clock_offset_us = in->u.ack.gateway_time_us - uptime_us;
+        clock_known = true;
+    } else if (in->type == VIGIL_TYPE_NACK && in->u.nack.device_id == VIGIL_DEVICE_ID) {
+        switch (vigil_txq_nack(&txq, &in->u.nack, now_ms)) {
+        case VIGIL_TXQ_NACK_SEND_HELLO: send_hello(); break;           /* SCHEMA_MISMATCH */
+        case VIGIL_TXQ_NACK_STOP: break;                                /* not registered / revoked: LED on */
+        case VIGIL_TXQ_NACK_DROPPED: dropped_frames++; break;           /* NON_FINITE, ABSURD_TIMESTAMP, … */
+        default: break;                                                 /* BUSY / RETRY_LATER: the ring waits */
+        }
+    }
+}
+
+static void read_link(uint32_t now_ms)
+{
+    while (LINK.available() > 0) {
+        const int c = LINK.read();
+        if (c < 0) break;
+        if (vigil_rx_push_byte(&rx, (uint8_t)c, &frame) == VIGIL_RX_FRAME) handle_frame(&frame, now_ms);
+    }
+}
+
+/* ---- sampling ------------------------------------------------------------------------- */
+
+static float volts(int pin) { return (float)analogRead(pin) * (ADC_VREF / ADC_MAX); }
+
+static void sample_vibration(void)
+{
+    const float g = (volts(PIN_VIB) - ADC_VREF / 2.0f) / 0.300f;
+    const float g2 = g * g;
+    win_sum += g;
+    win_sum2 += g2;
+    win_sum3 += g2 * g;
+    win_sum4 += g2 * g2;
+    if (fabsf(g) > win_peak) win_peak = fabsf(g);
+    if (++win_n < WINDOW) return;
+    {
+        /* RMS, peak and kurtosis (4th standardised moment) of the window. */
+        const float n = (float)WINDOW, mean = win_sum / n;
+        const float var = win_sum2 / n - mean * mean;
+        const float m4 = win_sum4 / n - 4.0f * mean * win_sum3 / n + 6.0f * mean * mean * win_sum2 / n -
+                         3.0f * mean * mean * mean * mean;
+        vib_rms = sqrtf(win_sum2 / n);
+        vib_peak = win_peak;
+        vib_kurt = var > 1e-9f ? m4 / (var * var) : 0.0f;
+    }
+    win_sum = win_sum2 = win_sum3 = win_sum4 = win_peak = 0.0f;
+    win_n = 0;
+    temp_sum += (volts(PIN_TEMP) - 0.5f) * 100.0f;
+    current_sum += (volts(PIN_CURRENT) - ADC_VREF / 2.0f) / 0.185f;
+    slow_n++;
+}
+
+static void report(uint32_t now_ms)
+{
+    vigil_data_t d;
+    uint32_t pulses;
+    const float seconds = (float)(now_ms - last_report_ms) / 1000.0f;
+    noInterrupts();
+    pulses = speed_pulses;
+    speed_pulses = 0;
+    interrupts();
+    memset(&d, 0, sizeof d);
+    d.device_id = VIGIL_DEVICE_ID;
+    d.seq = seq++;
+    d.timestamp_us = clock_known ? clock_offset_us + uptime_us : 0u;
+    d.channel_count = 6;
+    d.values[0] = vib_rms;
+    d.values[1] = vib_peak;
+    d.values[2] = vib_kurt;
+    d.values[3] = slow_n ? temp_sum / (float)slow_n : 0.0f;
+    d.values[4] = slow_n ? current_sum / (float)slow_n : 0.0f;
+    d.values[5] = seconds > 0.0f ? (float)pulses * 60.0f / seconds : 0.0f;
+    temp_sum = current_sum = 0.0f;
+    slow_n = 0;
+    if (vigil_txq_push(&txq, &d) == VIGIL_TXQ_DROPPED_OLDEST) send_error(2, "resend ring full: oldest frame dropped");
+}
+
+/* ---- Arduino entry points ------------------------------------------------------------- */
+
+void setup(void)
+{
+    pinMode(LED_BUILTIN, OUTPUT);
+    pinMode(PIN_SPEED, INPUT_PULLUP);
+    attachInterrupt(digitalPinToInterrupt(PIN_SPEED), on_speed_pulse, FALLING);
+#if defined(ESP32) || defined(ESP8266) || defined(ARDUINO_ARCH_RP2040)
+    EEPROM.begin(16); /* these cores emulate EEPROM in flash */
+#endif
+    EEPROM.get(EEPROM_BOOT_ID_ADDR, boot_id);
+    boot_id++; /* a new boot, a new sequence space; seq restarts at 0 */
+    EEPROM.put(EEPROM_BOOT_ID_ADDR, boot_id);
+#if defined(ESP32) || defined(ESP8266) || defined(ARDUINO_ARCH_RP2040)
+    EEPROM.commit();
+#endif
+    LINK.begin(LINK_BAUD);
+    vigil_rx_init(&rx);
+    vigil_txq_init(&txq);
+    last_micros = micros();
+    last_sample_us = last_micros;
+    last_report_ms = millis();
+}
+
+void loop(void)
+{
+    const uint32_t m = micros(), now_ms = millis();
+    const uint8_t *p;
+    size_t len;
+    uptime_us += (uint32_t)(m - last_micros);
+    last_micros = m;
+    /* HELLO whenever the host opens the port (USB CDC: DTR) — after boot and every reconnect. */
+    if ((bool)LINK != link_up) {
+        link_up = (bool)LINK;
+        if (link_up) send_hello();
+    }
+    read_link(now_ms);
+    if ((uint32_t)(m - last_sample_us) >= SAMPLE_US) {
+        last_sample_us += SAMPLE_US;
+        sample_vibration();
+    }
+    if ((uint32_t)(now_ms - last_report_ms) >= REPORT_MS) {
+        report(now_ms);
+        last_report_ms += REPORT_MS;
+    }
+    /* New frames first, then resends when their timeout expired (nothing during a BUSY hold). */
+    while (link_up && (p = vigil_txq_poll(&txq, now_ms, &len)) != NULL) {
+        send_raw(p, len);
+        sent_frames++;
+    }
+    /* LED: stopped by the gateway (unknown or revoked device), or a backlog of unacknowledged frames. */
+    digitalWrite(LED_BUILTIN, (txq.stopped || vigil_txq_count(&txq) > 4u) ? HIGH : LOW);
+}

@@ -1,0 +1,396 @@
+/**
+ * hardware/pi/install.sh and uninstall.sh, run for real (npm ci, tsc, npm prune) but never on the
+ * machine's own /opt, /etc or /var/lib:
+ *   - `--root DIR`: everything lands under a temporary folder (no user, no systemctl);
+ *   - real paths, as root, inside a private mount namespace whose /etc, /opt, /var/lib and
+ *     /usr/local are overlays on temporary folders, with stand-ins for systemctl and udevadm
+ *     that record their calls: this covers the `vigil` user, ownership and modes, and the
+ *     systemctl sequence, which `--root` skips.
+ * Needs Linux on x86_64 or aarch64, bash, tar, util-linux `unshare` and root for the second part
+ * (.ci/run runs as root).
+ */
+import { execFile, spawn } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative, resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { stop } from "../helpers/procs.ts";
+
+const run = promisify(execFile);
+const repo = resolve(import.meta.dirname, "../..");
+const install = join(repo, "hardware/pi/install.sh");
+const uninstall = join(repo, "hardware/pi/uninstall.sh");
+const arch = process.arch === "arm64" ? "arm64" : "x64";
+const INSTALL_MS = 150_000;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Result> {
+  try {
+    const { stdout, stderr } = await run(cmd, args, { env, maxBuffer: 64 * 1024 * 1024 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof x.code === "number" ? x.code : -1, stdout: x.stdout ?? "", stderr: x.stderr ?? "" };
+  }
+}
+
+async function ok(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Result> {
+  const r = await sh(cmd, args, env);
+  if (r.code !== 0)
+    throw new Error(
+      `${cmd} ${args.join(" ")} exited ${r.code}\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`,
+    );
+  return r;
+}
+
+/** Relative paths of every file and link under `dir`, sorted (node_modules included). */
+function tree(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(relative(dir, p));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+function mode(p: string): string {
+  return (statSync(p).mode & 0o7777).toString(8).padStart(4, "0");
+}
+
+describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () => {
+  let root: string;
+  let prefix: string;
+  let firstTree: string[];
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), "vigil-pi-root-"));
+    prefix = join(root, "opt/vigil");
+    await ok("bash", [install, "--root", root]);
+    firstTree = tree(prefix);
+  }, INSTALL_MS);
+
+  afterAll(() => {
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it("behavior: dist/ is built and the TypeScript sources are not installed", () => {
+    expect(existsSync(join(prefix, "dist/gateway/src/cli/main.js"))).toBe(true);
+    expect(existsSync(join(prefix, "gateway/src/cli/main.ts"))).toBe(false);
+    expect(firstTree.filter((f) => f.endsWith(".ts") && !f.startsWith("node_modules/"))).toEqual([]);
+    // Data the compiled code reads through fromRoot(): schemas and model manifests stay.
+    for (const f of [
+      "hardware/frame-json.schema.json",
+      "models/manifest.schema.json",
+      "gateway/src/alerts/schemas/alert.schema.json",
+    ])
+      expect(firstTree).toContain(f);
+    expect(firstTree.some((f) => /^models\/.+\.onnx$/.test(f))).toBe(true);
+    // Dev dependencies are pruned; tsx and esbuild (for the sources only) are gone.
+    for (const d of ["typescript", "vitest", "@foundry-rs", "tsx", "esbuild"])
+      expect(existsSync(join(prefix, "node_modules", d))).toBe(false);
+    expect(
+      readdirSync(join(prefix, "node_modules/.bin")).filter(
+        (b) => !existsSync(join(prefix, "node_modules/.bin", b)),
+      ),
+    ).toEqual([]);
+  });
+
+  it("behavior: only this platform's native binaries are left", () => {
+    const ort = join(prefix, "node_modules/onnxruntime-node/bin/napi-v6");
+    expect(readdirSync(ort)).toEqual(["linux"]);
+    expect(readdirSync(join(ort, "linux"))).toEqual([arch]);
+    for (const pkg of ["classic-level", "@serialport/bindings-cpp"])
+      expect(readdirSync(join(prefix, "node_modules", pkg, "prebuilds"))).toEqual([`linux-${arch}`]);
+  });
+
+  it("behavior: the installed CLI runs from dist with VIGIL_DIST=1 and without it", async () => {
+    for (const env of [
+      { ...process.env, VIGIL_DIST: "1" },
+      { ...process.env, VIGIL_DIST: "" },
+    ]) {
+      const r = await ok("node", [join(prefix, "bin/vigil.js"), "--help"], env);
+      expect(r.stdout).toMatch(/^usage: vigil <command>/);
+      const keys = await ok("node", [join(prefix, "bin/vigil.js"), "keys", "--help"], env);
+      expect(keys.stdout).toMatch(/^usage: vigil keys/);
+    }
+  });
+
+  it("behavior: the installed gateway starts from dist with its models and stops cleanly", async () => {
+    const data = mkdtempSync(join(tmpdir(), "vigil-pi-data-"));
+    const p = spawn(
+      "node",
+      [join(prefix, "bin/vigil.js"), "start", "--data-dir", data, "--mqtt-port", "0", "--stats-ms", "600000"],
+      {
+        env: { ...process.env, VIGIL_DIST: "1", ORT_DISABLE_TELEMETRY: "1" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((res) => p.once("exit", (code) => res(code)));
+    try {
+      await vi.waitFor(() => expect(out).toContain('"msg":"gateway started"'), {
+        timeout: 30_000,
+        interval: 50,
+      });
+      const line = out.split("\n").find((l) => l.includes('"msg":"gateway started"')) ?? "{}";
+      expect(JSON.parse(line)).toMatchObject({ models: true });
+      p.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(out).toContain('"msg":"stopped"');
+    } finally {
+      await stop(p, "SIGKILL");
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("behavior: config, passphrase, state dir, unit, udev rules and the link are in place", async () => {
+    expect(mode(join(root, "etc/vigil"))).toBe("0750");
+    expect(mode(join(root, "etc/vigil/config.json"))).toBe("0640");
+    expect(mode(join(root, "etc/vigil/keystore.pass"))).toBe("0600");
+    expect(readFileSync(join(root, "etc/vigil/keystore.pass"), "utf8").trim()).toMatch(
+      /^[A-Za-z0-9+/]{43}=$/,
+    );
+    expect(mode(join(root, "var/lib/vigil"))).toBe("0700");
+    expect(readFileSync(join(root, "etc/vigil/config.json"), "utf8")).toBe(
+      readFileSync(join(repo, "hardware/pi/config.example.json"), "utf8"),
+    );
+    const unit = readFileSync(join(root, "etc/systemd/system/vigil.service"), "utf8");
+    expect(unit).toContain(
+      `\nExecStart=${(await ok("sh", ["-c", "command -v node"])).stdout.trim()} /opt/vigil/bin/vigil.js start --config /etc/vigil/config.json\n`,
+    );
+    expect(readFileSync(join(root, "etc/udev/rules.d/99-vigil-serial.rules"), "utf8")).toBe(
+      readFileSync(join(repo, "hardware/pi/99-vigil-serial.rules"), "utf8"),
+    );
+    expect(readlinkSync(join(root, "usr/local/bin/vigil"))).toBe("/opt/vigil/bin/vigil.js");
+  });
+
+  it(
+    "behavior: a second run keeps config, passphrase, udev rules and state, and installs the same tree",
+    async () => {
+      const edited = join(root, "etc/vigil/config.json");
+      writeFileSync(edited, readFileSync(edited, "utf8").replace('"site-1"', '"plant-7"'));
+      const rules = join(root, "etc/udev/rules.d/99-vigil-serial.rules");
+      writeFileSync(rules, `${readFileSync(rules, "utf8")}# edited\n`);
+      writeFileSync(join(root, "var/lib/vigil/gateway.key"), "stand-in", { mode: 0o600 });
+      const keep = [
+        edited,
+        rules,
+        join(root, "etc/vigil/keystore.pass"),
+        join(root, "var/lib/vigil/gateway.key"),
+      ];
+      const before = keep.map((f) => readFileSync(f, "utf8"));
+      await ok("bash", [install, "--root", root]);
+      expect(keep.map((f) => readFileSync(f, "utf8"))).toEqual(before);
+      expect(tree(prefix)).toEqual(firstTree);
+      // No staging folder left beside the prefix.
+      expect(readdirSync(join(root, "opt"))).toEqual(["vigil"]);
+    },
+    INSTALL_MS,
+  );
+
+  it("behavior: uninstall keeps config and state; --purge removes them", async () => {
+    await ok("bash", [uninstall, "--root", root]);
+    expect(existsSync(prefix)).toBe(false);
+    expect(existsSync(join(root, "etc/systemd/system/vigil.service"))).toBe(false);
+    expect(existsSync(join(root, "usr/local/bin/vigil"))).toBe(false);
+    expect(existsSync(join(root, "etc/vigil/config.json"))).toBe(true);
+    expect(existsSync(join(root, "var/lib/vigil/gateway.key"))).toBe(true);
+    await ok("bash", [uninstall, "--root", root, "--purge"]);
+    for (const p of ["etc/vigil", "var/lib/vigil", "etc/udev/rules.d/99-vigil-serial.rules"])
+      expect(existsSync(join(root, p))).toBe(false);
+  });
+});
+
+describe("hardware/pi/install.sh refuses what it cannot install", () => {
+  it("error: Node.js older than 20.19 is refused before anything is built", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-pi-node-"));
+    try {
+      const bin = join(dir, "bin");
+      mkdirSync(bin);
+      for (const v of ["v20.18.3", "v18.20.4"]) {
+        writeFileSync(join(bin, "node"), `#!/bin/sh\necho ${v}\n`);
+        chmodSync(join(bin, "node"), 0o755);
+        const r = await sh("bash", [install, "--root", join(dir, "root")], {
+          ...process.env,
+          PATH: `${bin}:${process.env.PATH ?? ""}`,
+        });
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`Node.js >= 20.19 is required (found ${v})`);
+        expect(existsSync(join(dir, "root/opt"))).toBe(false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("error: a prefix that holds something other than Vigil is not replaced", async () => {
+    const root = mkdtempSync(join(tmpdir(), "vigil-pi-other-"));
+    try {
+      mkdirSync(join(root, "usr/lib"), { recursive: true });
+      writeFileSync(join(root, "usr/lib/precious"), "x");
+      const r = await sh("bash", [install, "--root", root, "--prefix", "/usr"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("is not a Vigil install");
+      const u = await sh("bash", [uninstall, "--root", root, "--prefix", "/usr"]);
+      expect(u.code).toBe(1);
+      expect(existsSync(join(root, "usr/lib/precious"))).toBe(true);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("error: unknown options are refused with the usage", async () => {
+    const r = await sh("bash", [install, "--prefx", "/opt/x"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("unknown option --prefx");
+    expect(r.stderr).toContain("usage: sudo hardware/pi/install.sh");
+  });
+});
+
+describe("hardware/pi/install.sh on real paths (private mount namespace, overlays)", () => {
+  let base: string;
+  let calls: string;
+  let env: NodeJS.ProcessEnv;
+
+  /** Runs `bash script args…` with /etc, /opt, /var/lib, /usr/local overlaid on folders in `base`. */
+  function inNamespace(script: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Result> {
+    const mounts = ["etc:/etc", "opt:/opt", "varlib:/var/lib", "usrlocal:/usr/local"]
+      .map((m) => {
+        const [name, at] = m.split(":") as [string, string];
+        const up = join(base, name, "up");
+        const work = join(base, name, "work");
+        return `mkdir -p ${up} ${work} && mount -t overlay overlay -o lowerdir=${at},upperdir=${up},workdir=${work} ${at}`;
+      })
+      .join(" && ");
+    return sh(
+      "unshare",
+      [
+        "--mount",
+        "--propagation",
+        "private",
+        "bash",
+        "-c",
+        `${mounts} && exec bash "$@"`,
+        "vigil-ns",
+        script,
+        ...args,
+      ],
+      { ...env, ...extraEnv },
+    );
+  }
+
+  /** Owner and octal mode of paths inside the namespace. */
+  async function stats(paths: string[]): Promise<Record<string, string>> {
+    const r = await inNamespace("-c", [`stat -c '%n %U:%G %a' ${paths.join(" ")}`]);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return Object.fromEntries(
+      r.stdout
+        .trim()
+        .split("\n")
+        .map((l) => {
+          const [n, owner, m] = l.split(" ");
+          return [n, `${owner} ${m}`];
+        }),
+    );
+  }
+
+  beforeAll(() => {
+    if (process.getuid?.() !== 0)
+      throw new Error("this suite needs root (mount namespaces and overlays); .ci/run runs as root");
+    base = mkdtempSync(join(tmpdir(), "vigil-pi-ns-"));
+    const fake = join(base, "fakebin");
+    mkdirSync(fake);
+    calls = join(base, "calls.log");
+    for (const tool of ["systemctl", "udevadm"]) {
+      writeFileSync(
+        join(fake, tool),
+        `#!/bin/sh\necho "${tool} $*" >> ${calls}\n[ "$1" = is-active ] && exit 3\nexit 0\n`,
+      );
+      chmodSync(join(fake, tool), 0o755);
+    }
+    env = { ...process.env, PATH: `${fake}:${process.env.PATH ?? ""}` };
+  });
+
+  afterAll(() => {
+    if (base) rmSync(base, { recursive: true, force: true });
+  });
+
+  it(
+    "behavior: creates the vigil user, owners and modes, and enables but does not start the unit; uninstall --purge removes the user",
+    async () => {
+      const host = async () => ({
+        user: (await sh("id", ["vigil"])).code === 0,
+        etc: existsSync("/etc/vigil"),
+        opt: existsSync("/opt/vigil-ns"),
+      });
+      const hostBefore = await host();
+      const first = await inNamespace(install, ["--prefix", "/opt/vigil-ns"]);
+      expect(first.code, first.stderr).toBe(0);
+      expect(readFileSync(calls, "utf8").split("\n").filter(Boolean)).toEqual([
+        "udevadm control --reload-rules",
+        "udevadm trigger --subsystem-match=tty",
+        "systemctl daemon-reload",
+        "systemctl enable vigil.service",
+        "systemctl is-active --quiet vigil.service",
+      ]);
+      const id = await inNamespace("-c", ["id vigil"]);
+      expect(id.stdout).toMatch(/groups=.*\(dialout\)/);
+      expect(
+        await stats([
+          "/opt/vigil-ns",
+          "/etc/vigil",
+          "/etc/vigil/config.json",
+          "/etc/vigil/keystore.pass",
+          "/var/lib/vigil",
+        ]),
+      ).toEqual({
+        "/opt/vigil-ns": "root:root 755",
+        "/etc/vigil": "root:vigil 750",
+        "/etc/vigil/config.json": "root:vigil 640",
+        "/etc/vigil/keystore.pass": "root:root 600",
+        "/var/lib/vigil": "vigil:vigil 700",
+      });
+      const unit = await inNamespace("-c", [
+        "cat /etc/systemd/system/vigil.service; readlink /usr/local/bin/vigil",
+      ]);
+      expect(unit.stdout).toContain("\nExecStart=");
+      expect(unit.stdout).toContain(" /opt/vigil-ns/bin/vigil.js start --config /etc/vigil/config.json\n");
+      expect(unit.stdout).toMatch(/\n\/opt\/vigil-ns\/bin\/vigil\.js\n$/);
+      // It all went to the overlays, nothing to the machine's own folders.
+      expect(lstatSync(join(base, "etc/up/vigil")).isDirectory()).toBe(true);
+      expect(await host()).toEqual(hostBefore);
+
+      writeFileSync(calls, "");
+      const purge = await inNamespace(uninstall, ["--prefix", "/opt/vigil-ns", "--purge"]);
+      expect(purge.code, purge.stderr).toBe(0);
+      expect(readFileSync(calls, "utf8")).toContain("systemctl disable --now vigil.service\n");
+      expect((await inNamespace("-c", ["id vigil"])).code).not.toBe(0);
+      expect(await host()).toEqual(hostBefore);
+    },
+    INSTALL_MS,
+  );
+});
