@@ -12,29 +12,19 @@ import type { StoreContext } from "./context.ts";
 import { P_REGISTRY, prefixEnd } from "./codec.ts";
 import type { KvOp } from "./kv.ts";
 import type { StoreUnavailableError } from "./errors.ts";
+import type { RegistryCacheEntry, RegistryCacheState } from "./types.ts";
 
-/** One cache entry; a `value` of undefined in a save deletes the entry. */
-export interface RegistryCacheEntry {
-  /** One ASCII character (not NUL). */
-  kind: string;
-  /** At most 200 bytes of UTF-8. */
-  id: string;
-  value: unknown;
-}
-
-export interface RegistryCacheState {
-  /** The meta record of the last save (undefined before the first). */
-  meta: Record<string, unknown> | undefined;
-  entries: RegistryCacheEntry[];
-}
+export type { RegistryCacheEntry, RegistryCacheState };
 
 const META_KEY = Buffer.of(P_REGISTRY, 0);
 
 function entryKey(kind: string, id: string): Buffer {
   const k = kind.charCodeAt(0);
-  if (kind.length !== 1 || k < 1 || k > 0x7e) throw new RangeError(`registry cache kind must be one ASCII character, got "${kind}"`);
+  if (kind.length !== 1 || k < 1 || k > 0x7e)
+    throw new RangeError(`registry cache kind must be one ASCII character, got "${kind}"`);
   const idBytes = Buffer.from(id, "utf8");
-  if (idBytes.length > 200) throw new RangeError(`registry cache id is ${idBytes.length} bytes, the limit is 200`);
+  if (idBytes.length > 200)
+    throw new RangeError(`registry cache id is ${idBytes.length} bytes, the limit is 200`);
   return Buffer.concat([Buffer.of(P_REGISTRY, k), idBytes]);
 }
 
@@ -71,7 +61,11 @@ export class RegistryCache {
    * Writes `changes` and `meta` atomically (synced). With `replace`, every existing entry is
    * deleted first (a full rewrite, e.g. after a reorg deeper than the watch re-reads).
    */
-  save(changes: readonly RegistryCacheEntry[], meta: Record<string, unknown>, replace = false): Promise<void> {
+  save(
+    changes: readonly RegistryCacheEntry[],
+    meta: Record<string, unknown>,
+    replace = false,
+  ): Promise<void> {
     const c = this.#c;
     return c.metaLock.run(async () => {
       const ops: KvOp[] = [];

@@ -5,7 +5,6 @@
  * shared suite in test/store/abstract.ts.
  */
 import type { AppendOutcome, FrameRecord, FrameSink, LeafRecord } from "../core/records.ts";
-import type { RegistryCacheEntry, RegistryCacheState } from "./registry-cache.ts";
 
 export type { AppendOutcome, FrameRecord, FrameSink, LeafRecord };
 
@@ -275,5 +274,24 @@ export interface FrameStore extends FrameSink {
    * Writes changed entries (value undefined = delete) and the meta record in one synced batch;
    * `replace` deletes every other entry first.
    */
-  saveRegistry(changes: readonly RegistryCacheEntry[], meta: Record<string, unknown>, replace?: boolean): Promise<void>;
+  saveRegistry(
+    changes: readonly RegistryCacheEntry[],
+    meta: Record<string, unknown>,
+    replace?: boolean,
+  ): Promise<void>;
+}
+
+/** One cache entry; a `value` of undefined in a save deletes the entry. */
+export interface RegistryCacheEntry {
+  /** One ASCII character (not NUL). */
+  kind: string;
+  /** At most 200 bytes of UTF-8. */
+  id: string;
+  value: unknown;
+}
+
+export interface RegistryCacheState {
+  /** The meta record of the last save (undefined before the first). */
+  meta: Record<string, unknown> | undefined;
+  entries: RegistryCacheEntry[];
 }
