@@ -14,13 +14,40 @@
  * the backlog has drained to half; then the held PUBACKs go out (counted `mqttHeld`).
  * (aedes's own Client.pause() is not used: it drops the batch count of packets that complete
  * while paused and never reads that client again.)
+ *
+ * Access (policy.ts): every CONNECT is authenticated by the policy (refused with CONNACK 4 or 5
+ * [MQTT-3.2.2.3]); every client PUBLISH is authorised before ingest sees it (a refused one
+ * disconnects the client: MQTT 3.1.1 has no negative PUBACK [MQTT-3.3.5-2]); a refused
+ * SUBSCRIBE is answered SUBACK 0x80 [MQTT-3.9.3-1], never dropped silently. `sweep()`
+ * disconnects clients the policy no longer allows (a revoked or expired reader).
+ *
+ * Limits (policy.ts BrokerLimits): a packet announcing more than `maxPacketBytes` disconnects
+ * its client before the body is buffered; connections per address and in total are capped at
+ * accept; a client whose socket has more than `maxQueuedBytes` unsent is disconnected. Each
+ * breach is counted in stats(); everyone else keeps being served.
  */
 import { createServer, type Server, type Socket } from "node:net";
-import { Aedes, type AuthorizePublishHandler, type Client } from "aedes";
+import {
+  Aedes,
+  type AuthenticateError,
+  type AuthenticateHandler,
+  type AuthorizeForwardHandler,
+  type AuthorizePublishHandler,
+  type AuthorizeSubscribeHandler,
+  type Client,
+} from "aedes";
 import type { Ingest } from "../ingest.ts";
 import type { IngestSource } from "../source.ts";
 import { MqttIngestHandler } from "./handler.ts";
 import { SourceError } from "../errors.ts";
+import {
+  DEFAULT_BROKER_LIMITS,
+  OPEN_POLICY,
+  type AuthRefusal,
+  type BrokerIdentity,
+  type BrokerLimits,
+  type BrokerPolicy,
+} from "./policy.ts";
 
 export interface EmbeddedBrokerOptions {
   /** Default 1883; 0 picks a free port (see `port` after start). */
@@ -33,10 +60,79 @@ export interface EmbeddedBrokerOptions {
    * their side (graceful close, see stop()). Default 5000 ms.
    */
   closeTimeoutMs?: number;
+  /** Who may connect, publish and subscribe. Default {@link OPEN_POLICY} (development, loopback). */
+  policy?: BrokerPolicy;
+  /** Safety limits; defaults in {@link DEFAULT_BROKER_LIMITS}. */
+  limits?: Partial<BrokerLimits>;
 }
 
-/** Topic prefixes only the gateway itself may publish under. */
-const RESERVED = ["$SYS/", "vigil/v1/"];
+/** Counters of refusals and limit breaches, by reason. */
+export interface BrokerAccessCounters {
+  authRefused: number;
+  publishRefused: number;
+  subscribeRefused: number;
+  packetTooLarge: number;
+  tooManyConnections: number;
+  slowClient: number;
+  /** Clients disconnected by sweep() (revoked or expired). */
+  revokedDisconnects: number;
+  /** Refused PUBLISHes by reason (policy reason strings). */
+  publishRefusedBy: Record<string, number>;
+}
+
+/**
+ * Wraps aedes's per-client packet parser so a packet whose fixed header announces more than
+ * `max` bytes is refused before its body is buffered (aedes 1.2 has no packet-size limit and
+ * mqtt-packet buffers a whole packet). Walks only the fixed headers [MQTT-2.2.3]: O(1) per chunk
+ * beyond the header bytes.
+ */
+function limitPacketSize(client: Client, max: number, onTooLarge: () => void): void {
+  const parser = (client as unknown as { _parser: { parse(buf: Buffer): number } })._parser;
+  const parse = parser.parse.bind(parser);
+  // State: skip = body bytes still to pass; hdr = bytes of the current fixed header seen.
+  let skip = 0;
+  let hdr = 0;
+  let len = 0;
+  let mul = 1;
+  let dead = false;
+  parser.parse = (buf: Buffer): number => {
+    if (dead) return 0;
+    let i = 0;
+    while (i < buf.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, buf.length - i);
+        skip -= n;
+        i += n;
+        continue;
+      }
+      const b = buf[i++]!;
+      if (hdr === 0) {
+        hdr = 1;
+        len = 0;
+        mul = 1;
+        continue;
+      }
+      len += (b & 0x7f) * mul;
+      mul *= 128;
+      hdr++;
+      if ((b & 0x80) === 0 || hdr > 4) {
+        const total = hdr + len;
+        hdr = 0;
+        if (total > max) {
+          dead = true;
+          onTooLarge();
+          return 0;
+        }
+        skip = len;
+      }
+    }
+    return parse(buf);
+  };
+}
+
+const isLoopback = (a: string | undefined): boolean =>
+  a === "127.0.0.1" || a === "::1" || a === "::ffff:127.0.0.1" || (a?.startsWith("127.") ?? false);
+export { isLoopback };
 
 export class EmbeddedBroker implements IngestSource {
   readonly name = "mqtt:embedded";
@@ -47,6 +143,21 @@ export class EmbeddedBroker implements IngestSource {
   readonly #handler: MqttIngestHandler;
   readonly #ingest: Ingest;
   readonly #counters = { connects: 0, disconnects: 0, retries: 0, clientErrors: 0, held: 0 };
+  readonly #access: BrokerAccessCounters = {
+    authRefused: 0,
+    publishRefused: 0,
+    subscribeRefused: 0,
+    packetTooLarge: 0,
+    tooManyConnections: 0,
+    slowClient: 0,
+    revokedDisconnects: 0,
+    publishRefusedBy: {},
+  };
+  readonly #policy: BrokerPolicy;
+  readonly #limits: BrokerLimits;
+  /** Authenticated clients and who they are. */
+  readonly #who = new Map<Client, BrokerIdentity>();
+  readonly #perAddress = new Map<string, number>();
   /** Authorisations completed while ingest is busy, released when it is not. */
   #held: Array<() => void> = [];
 
@@ -56,6 +167,8 @@ export class EmbeddedBroker implements IngestSource {
   ) {
     this.#ingest = ingest;
     this.#handler = new MqttIngestHandler(ingest);
+    this.#policy = opts.policy ?? OPEN_POLICY;
+    this.#limits = { ...DEFAULT_BROKER_LIMITS, ...opts.limits };
     ingest.onPressure((busy) => {
       if (busy) return;
       const held = this.#held;
@@ -73,19 +186,78 @@ export class EmbeddedBroker implements IngestSource {
   }
 
   stats(): Record<string, number> {
-    return { ...this.#counters };
+    const { publishRefusedBy, ...a } = this.#access;
+    const by = Object.fromEntries(
+      Object.entries(publishRefusedBy).map(([k, v]) => [`publishRefused_${k}`, v]),
+    );
+    return { ...this.#counters, ...a, ...by, clients: this.#who.size };
+  }
+
+  /** Refusal and limit counters. */
+  get access(): Readonly<BrokerAccessCounters> {
+    return this.#access;
+  }
+
+  /** Who the connected client `clientId` authenticated as (undefined: not connected). */
+  identityOf(clientId: string): BrokerIdentity | undefined {
+    for (const [c, w] of this.#who) if (c.id === clientId) return w;
+    return undefined;
+  }
+
+  /**
+   * Disconnects every client the policy no longer allows (a reader whose grant was revoked or
+   * whose token expired). Called after every registry refresh and on a timer by runtime.ts.
+   * Returns the number disconnected.
+   */
+  sweep(): number {
+    let n = 0;
+    for (const [c, w] of this.#who)
+      if (!this.#policy.stillAllowed(w)) {
+        this.#who.delete(c);
+        this.#access.revokedDisconnects++;
+        n++;
+        c.close();
+      }
+    return n;
   }
 
   async start(): Promise<void> {
     const broker = await Aedes.createBroker({ heartbeatInterval: 60_000 });
+    broker.authenticate = this.#authenticate;
     broker.authorizePublish = this.#authorizePublish;
+    broker.authorizeSubscribe = this.#authorizeSubscribe;
+    broker.authorizeForward = this.#authorizeForward;
     broker.on("client", () => this.#counters.connects++);
-    broker.on("clientDisconnect", () => this.#counters.disconnects++);
-    broker.on("clientError", (_c: Client, _e: Error) => this.#counters.clientErrors++);
+    broker.on("clientDisconnect", (c: Client) => {
+      this.#counters.disconnects++;
+      this.#who.delete(c);
+    });
+    broker.on("clientError", (c: Client, _e: Error) => {
+      this.#counters.clientErrors++;
+      this.#who.delete(c);
+    });
+    const lim = this.#limits;
     const server = createServer((sock) => {
+      const addr = sock.remoteAddress ?? "?";
+      const count = this.#perAddress.get(addr) ?? 0;
+      if (count >= lim.maxConnectionsPerAddress || this.#conns.size >= lim.maxConnections) {
+        this.#access.tooManyConnections++;
+        sock.destroy();
+        return;
+      }
+      this.#perAddress.set(addr, count + 1);
       this.#conns.add(sock);
-      sock.once("close", () => this.#conns.delete(sock));
-      broker.handle(sock);
+      sock.once("close", () => {
+        this.#conns.delete(sock);
+        const left = (this.#perAddress.get(addr) ?? 1) - 1;
+        if (left <= 0) this.#perAddress.delete(addr);
+        else this.#perAddress.set(addr, left);
+      });
+      const client = broker.handle(sock);
+      limitPacketSize(client, lim.maxPacketBytes, () => {
+        this.#access.packetTooLarge++;
+        sock.destroy();
+      });
     });
     await new Promise<void>((res, rej) => {
       server.once("error", (e) =>
@@ -106,10 +278,60 @@ export class EmbeddedBroker implements IngestSource {
     this.#server = server;
   }
 
+  #authenticate: AuthenticateHandler = (client, username, password, done) => {
+    const refuse = (r: AuthRefusal): void => {
+      this.#access.authRefused++;
+      const e = new Error(r) as AuthenticateError;
+      e.returnCode = r === "bad_credentials" ? 4 : 5;
+      done(e, false);
+    };
+    const accept = (w: BrokerIdentity | AuthRefusal): void => {
+      if (typeof w === "string") return refuse(w);
+      this.#who.set(client, w);
+      done(null, true);
+    };
+    let r: ReturnType<BrokerPolicy["authenticate"]>;
+    try {
+      r = this.#policy.authenticate(client.id, username, password);
+    } catch {
+      return refuse("bad_credentials");
+    }
+    if (r instanceof Promise) r.then(accept, () => refuse("bad_credentials"));
+    else accept(r);
+  };
+
+  #authorizeSubscribe: AuthorizeSubscribeHandler = (client, sub, cb) => {
+    const who = this.#who.get(client);
+    const why = who ? this.#policy.subscribe(who, sub.topic) : "unauthenticated";
+    if (why === null) return cb(null, sub);
+    this.#access.subscribeRefused++;
+    // cb(null, null) answers SUBACK 0x80 for this filter; cb(err) would disconnect.
+    cb(null, null);
+  };
+
+  /** Per delivered message: a client that does not read its socket is disconnected (bounded queue). */
+  #authorizeForward: AuthorizeForwardHandler = (client, packet) => {
+    const conn = (client as unknown as { conn?: { writableLength?: number } }).conn;
+    if ((conn?.writableLength ?? 0) > this.#limits.maxQueuedBytes) {
+      this.#access.slowClient++;
+      this.#who.delete(client);
+      client.close();
+      return null;
+    }
+    return packet;
+  };
+
   #authorizePublish: AuthorizePublishHandler = (client, packet, cb) => {
     const topic = packet.topic;
     // client is null for the gateway's own publications (alerts, NACKs, LWT).
     if (!client) return cb(null);
+    const who = this.#who.get(client);
+    const why = who ? this.#policy.publish(who, topic, packet.retain) : "unauthenticated";
+    if (why !== null) {
+      this.#access.publishRefused++;
+      this.#access.publishRefusedBy[why] = (this.#access.publishRefusedBy[why] ?? 0) + 1;
+      return cb(new Error(`publish on ${topic} refused (${why})`));
+    }
     if (MqttIngestHandler.handles(topic)) {
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
       const v = this.#handler.handle(topic, payload);
@@ -121,8 +343,6 @@ export class EmbeddedBroker implements IngestSource {
       else this.#finish(v, cb);
       return;
     }
-    if (RESERVED.some((p) => topic.startsWith(p)))
-      return cb(new Error(`${topic} is reserved for the gateway`));
     cb(null);
   };
 
