@@ -199,7 +199,10 @@ export class Ingest {
     const v = this.#admission.admit(deviceId);
     if (v === "ok") return undefined;
     if (v === "revoked")
-      return new IngestRejectError("REVOKED_DEVICE", `device ${deviceIdHex(deviceId)} is suspended or revoked`);
+      return new IngestRejectError(
+        "REVOKED_DEVICE",
+        `device ${deviceIdHex(deviceId)} is suspended or revoked`,
+      );
     return new IngestRejectError("UNKNOWN_DEVICE", `device ${deviceIdHex(deviceId)} is not registered`);
   }
 

@@ -4,6 +4,7 @@
  * by runtime.ts. Every answer after authentication is a lookup in memory (O(1) per message).
  */
 import type { Hex } from "../../core/hex.ts";
+import { parseIngestTopic } from "../../protocol/topics.ts";
 
 /** Who a connected client is. */
 export type BrokerIdentity =
@@ -50,8 +51,6 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxQueuedBytes: 1024 * 1024,
 };
 
-const INGEST_TOPIC = /^vigil\/v1\/ingest\/[0-9a-f]{8}(\/json)?$/;
-
 /**
  * The development policy (`mqtt.embedded.auth: "none"`, loopback only): anyone may connect,
  * subscribe and publish device frames, but nobody may publish outside the ingest topics (the
@@ -59,7 +58,7 @@ const INGEST_TOPIC = /^vigil\/v1\/ingest\/[0-9a-f]{8}(\/json)?$/;
  */
 export const OPEN_POLICY: BrokerPolicy = {
   authenticate: () => ({ kind: "anonymous" }),
-  publish: (_who, topic, retain) => (retain ? "retain" : INGEST_TOPIC.test(topic) ? null : "topic"),
+  publish: (_who, topic, retain) => (retain ? "retain" : parseIngestTopic(topic) ? null : "topic"),
   subscribe: () => null,
   stillAllowed: () => true,
 };
