@@ -19,6 +19,10 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { keccak256, toUtf8Bytes } from "ethers";
+import { RegistryAdmission } from "./access/admission.ts";
+import { RegistryBrokerPolicy } from "./access/broker-policy.ts";
+import { gatewayStanding, STANDING_SENTENCE, type GatewayStanding } from "./access/gateway-standing.ts";
+import { PasswordFile } from "./access/passwords.ts";
 import { AnchorService } from "./anchor/service.ts";
 import { connectEthersAnchorChain } from "./anchor/chain.ts";
 import { EmbeddedPublisher } from "./alerts/embedded-publisher.ts";
@@ -32,9 +36,19 @@ import { BatchSealer } from "./attest/sealer.ts";
 import type { GatewaySigner } from "./attest/signer.ts";
 import { readDeploymentFile, type Deployment } from "./chain/deploy.ts";
 import { vigilDomain, type VigilDomain } from "./chain/eip712.ts";
-import { deviceSet, type GatewayConfig } from "./config/config.ts";
+import { RpcRegistryEvents } from "./chain/events.ts";
+import { RegistryView } from "./chain/registry-view.ts";
+import { RpcPool } from "./chain/rpc.ts";
+import { RegistryWatch, type WatchStatus } from "./chain/watch.ts";
+import {
+  checkAccessConfig,
+  deviceSet,
+  registryWatched,
+  rpcUrlsOf,
+  type GatewayConfig,
+} from "./config/config.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
-import { ListAdmission } from "./core/admission.ts";
+import { ListAdmission, type DeviceAdmission } from "./core/admission.ts";
 import { ConfigError, type VigilError } from "./core/errors.ts";
 import type { Hex } from "./core/hex.ts";
 import { silentLogger, type Logger } from "./core/log.ts";
@@ -113,7 +127,19 @@ const NO_OUTPUT: EventOutput = {
 };
 
 /** Stop steps, in stop order. */
-const STOP_ORDER = ["inference", "alerts", "sources", "sealer", "anchor", "models", "store"] as const;
+const STOP_ORDER = [
+  "inference",
+  "alerts",
+  "sources",
+  "sealer",
+  "anchor",
+  "registry",
+  "models",
+  "store",
+] as const;
+
+/** How often connected readers are re-checked for expired tokens between registry refreshes, ms. */
+const SWEEP_INTERVAL_MS = 10_000;
 type StopStep = (typeof STOP_ORDER)[number];
 
 /** Options of {@link wireInference}: the loop's own options minus what the wiring supplies. */
@@ -158,6 +184,17 @@ export class Runtime {
   anchor: AnchorService | undefined;
   signer: GatewaySigner | undefined;
   readonly leaves = { inference: 0, alert: 0 };
+  /**
+   * What access control reads: the registry view (replaced by every refresh that changed it) and
+   * whether it is stale. Empty and stale until the watch has opened its cache.
+   */
+  readonly registryState: { view: RegistryView; stale: boolean };
+  /** The registry watch (undefined unless registryWatched(config)). */
+  watch: RegistryWatch | undefined;
+  /** The gateway's own standing in the registry (undefined before the watch synced). */
+  standing: GatewayStanding | undefined;
+  readonly #brokerPolicy: RegistryBrokerPolicy | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
   readonly #o: RuntimeOptions;
   /** What start() got running, by stop step (see #unwind for the order). */
   readonly #running: Partial<Record<StopStep, () => Promise<void>>> = {};
@@ -172,6 +209,9 @@ export class Runtime {
     this.log = o.log ?? silentLogger;
     this.clock = o.clock ?? systemClock;
     this.gatewayId = gatewayIdOf(c);
+    // Again after command-line overrides (--mqtt-host): nothing beyond loopback without auth.
+    checkAccessConfig(c);
+    this.registryState = { view: new RegistryView(this.gatewayId), stale: true };
     this.store =
       o.store ??
       new LevelFrameStore({
@@ -187,7 +227,7 @@ export class Runtime {
     this.ingest = new Ingest({
       sink: this.store,
       clock: this.clock,
-      admission: new ListAdmission(c.ingest.allow ? deviceSet(c.ingest.allow) : undefined, deviceSet(c.ingest.revoked)),
+      admission: this.#admission(),
       maxSkewUs: c.ingest.maxSkewMs * 1000,
       maxPending: c.ingest.maxPending,
       busyRetryMs: c.ingest.busyRetryMs,
@@ -200,10 +240,28 @@ export class Runtime {
         new SerialSource(this.ingest, { path: s.path, baudRate: s.baudRate, onError, clock: this.clock }),
       );
     if (c.mqtt.embedded.enabled) {
+      const e = c.mqtt.embedded;
+      if (e.auth === "registry") {
+        const d = readDeployment(resolvePath(c.dataDir, c.chain.deployment!));
+        this.#brokerPolicy = new RegistryBrokerPolicy({
+          state: this.registryState,
+          passwords: e.passwordFile
+            ? PasswordFile.load(resolvePath(c.dataDir, e.passwordFile))
+            : new PasswordFile(),
+          domain: domainOf(d),
+          gatewayId: this.gatewayId,
+          site: c.site,
+          gatewayName: c.attest.gatewayName,
+          stalePolicy: c.registry.stalePolicy,
+          clock: this.clock,
+        });
+      }
       this.embedded = new EmbeddedBroker(this.ingest, {
-        host: c.mqtt.embedded.host,
-        port: c.mqtt.embedded.port,
+        host: e.host,
+        port: e.port,
         onError,
+        limits: e.limits,
+        ...(this.#brokerPolicy ? { policy: this.#brokerPolicy } : {}),
       });
       this.sources.push(this.embedded);
     }
@@ -241,6 +299,132 @@ export class Runtime {
       onLeaf: this.#onLeaf,
       onError: (e) => alertLog.warn({ err: (e as Error).message }, "alert publication failed"),
     });
+  }
+
+  #admission(): DeviceAdmission {
+    const c = this.config;
+    if (c.ingest.admission === "registry")
+      return new RegistryAdmission(this.registryState, c.registry.stalePolicy);
+    return new ListAdmission(
+      c.ingest.allow ? deviceSet(c.ingest.allow) : undefined,
+      deviceSet(c.ingest.revoked),
+    );
+  }
+
+  /**
+   * Starts the registry watch: opens the store's cache (access works offline from it), one refresh
+   * (a failure is logged; the cache serves), then the schedule. Every refresh swaps the view in,
+   * disconnects readers the registry no longer allows, and re-evaluates the gateway's standing.
+   */
+  async #startWatch(deployment: Deployment): Promise<void> {
+    const c = this.config;
+    const log = this.log.child({ component: "registry" });
+    const rpc = new RpcPool({
+      urls: rpcUrlsOf(c.chain),
+      timeoutMs: c.chain.rpcTimeoutMs,
+      healthCheckIntervalMs: 0,
+      expectedChainId: BigInt(deployment.chainId),
+    });
+    const watch = new RegistryWatch({
+      source: new RpcRegistryEvents({
+        rpc,
+        registry: deployment.contracts.VigilRegistry.address,
+        releases: deployment.contracts.VigilReleases.address,
+        maxRange: c.chain.logBlockRange,
+      }),
+      cache: this.store,
+      gatewayId: this.gatewayId,
+      chainId: deployment.chainId,
+      registry: deployment.contracts.VigilRegistry.address,
+      deployBlock: deployment.deployBlock,
+      reorgDepth: c.registry.reorgDepth,
+      schedule: c.registry.schedule,
+      maxStaleMs: c.registry.maxStaleMs,
+      clock: this.clock,
+      log,
+      onRefresh: (view) => {
+        this.registryState.view = view;
+        this.#afterRegistryChange();
+      },
+      onStatus: (s: WatchStatus) => {
+        this.registryState.stale = s.state !== "fresh";
+        void this.#publishAccessStatus();
+      },
+    });
+    this.watch = watch;
+    this.#running.registry = async () => {
+      clearInterval(this.#sweepTimer);
+      await watch.stop();
+      await rpc.close?.();
+    };
+    await watch.open();
+    this.registryState.view = watch.view;
+    this.registryState.stale = watch.status().state !== "fresh";
+    await watch.refresh();
+    watch.start();
+    this.#afterRegistryChange();
+    this.#sweepTimer = setInterval(() => {
+      watch.checkStale();
+      this.embedded?.sweep();
+    }, SWEEP_INTERVAL_MS);
+    this.#sweepTimer.unref();
+  }
+
+  /** After a refresh: drop readers no longer allowed; stop or resume sealing by the gateway's standing. */
+  #afterRegistryChange(): void {
+    this.embedded?.sweep();
+    if (!this.watch || this.watch.status().state === "unsynced") return;
+    const standing = gatewayStanding(this.registryState.view, this.signer?.publicKey);
+    if (standing === this.standing) return;
+    this.standing = standing;
+    const log = this.log.child({ component: "registry" });
+    if (standing === "active") log.info({ standing }, STANDING_SENTENCE.active);
+    else log.error({ standing, gatewayId: this.gatewayId }, STANDING_SENTENCE[standing]);
+    void this.#applyStanding();
+    void this.#publishAccessStatus();
+  }
+
+  /** Sealing and anchoring run only while the gateway is active in the registry with this key. */
+  async #applyStanding(): Promise<void> {
+    if (!this.#sealingStarted) return;
+    if (this.standing === "active") {
+      this.sealer?.start();
+      this.anchor?.start();
+    } else {
+      await this.sealer?.stop();
+      await this.anchor?.stop();
+    }
+  }
+
+  #sealingStarted = false;
+
+  /**
+   * A retained message on `vigil/v1/{site}/{gateway}/access` (QoS 1): the registry cache's
+   * freshness and the gateway's standing, so dashboards see why sealing stopped.
+   */
+  async #publishAccessStatus(): Promise<void> {
+    // Before start() opened the publisher (alerts.start) there is nowhere to publish; start() publishes then.
+    if (!this.publisher || !this.watch || !this.#sealingStarted) return;
+    const s = this.watch.status();
+    const payload = JSON.stringify({
+      v: 1,
+      registry: s.state,
+      headBlock: s.headBlock,
+      lastRefreshMs: s.lastRefreshMs,
+      standing: this.standing ?? null,
+      sealing: this.standing === undefined || this.standing === "active",
+      reason: this.standing ? STANDING_SENTENCE[this.standing] : null,
+    });
+    try {
+      await this.publisher.publish({
+        topic: `vigil/v1/${this.config.site}/${this.config.attest.gatewayName}/access`,
+        payload: Buffer.from(payload),
+        qos: 1,
+        retain: true,
+      });
+    } catch (e) {
+      this.log.warn({ component: "registry", err: (e as Error).message }, "access status not published");
+    }
   }
 
   /** Every INFERENCE and ALERT leaf: durable, group-committed, sealed with the frames. */
@@ -359,6 +543,8 @@ export class Runtime {
       };
     }
 
+    if (registryWatched(c) && deployment) await this.#startWatch(deployment);
+
     const started: IngestSource[] = [];
     this.#running.sources = async () => {
       for (const s of started.reverse()) await s.stop();
@@ -375,16 +561,19 @@ export class Runtime {
       loop.start();
       this.#running.inference = () => loop.stop();
     }
+    const maySeal = this.standing === undefined || this.standing === "active";
     if (this.sealer) {
       const sealer = this.sealer;
-      sealer.start();
+      if (maySeal) sealer.start();
       this.#running.sealer = () => sealer.stop();
     }
     if (this.anchor) {
       const anchor = this.anchor;
-      anchor.start();
+      if (maySeal) anchor.start();
       this.#running.anchor = () => anchor.stop();
     }
+    this.#sealingStarted = true;
+    if (this.watch) void this.#publishAccessStatus();
 
     const retentionUs = c.store.retentionDays * 86_400e6;
     const storeLog = log.child({ component: "store" });
@@ -484,6 +673,7 @@ export class Runtime {
   async stop(): Promise<void> {
     clearInterval(this.#pruneTimer);
     clearInterval(this.#statsTimer);
+    clearInterval(this.#sweepTimer);
     await this.#unwind();
   }
 

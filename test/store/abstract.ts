@@ -613,10 +613,12 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
 
     it("error: a registry cache kind or id outside the key format is refused before anything is written", async () => {
       const s = await make();
-      await expect(s.saveRegistry([{ kind: "", id: "x", value: 1 }], { processed: 1 })).rejects.toThrow(RangeError);
-      await expect(s.saveRegistry([{ kind: "s", id: "x".repeat(201), value: 1 }], { processed: 1 })).rejects.toThrow(
-        /201 bytes/,
+      await expect(s.saveRegistry([{ kind: "", id: "x", value: 1 }], { processed: 1 })).rejects.toThrow(
+        RangeError,
       );
+      await expect(
+        s.saveRegistry([{ kind: "s", id: "x".repeat(201), value: 1 }], { processed: 1 }),
+      ).rejects.toThrow(/201 bytes/);
       expect(await s.loadRegistry()).toEqual({ meta: undefined, entries: [] });
     });
   });

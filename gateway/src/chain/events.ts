@@ -63,7 +63,10 @@ export const REGISTRY_EVENT_NAMES = [
 ] as const satisfies readonly RegistryEventName[];
 
 /** Names of the VigilReleases events the watch reads. */
-export const RELEASE_EVENT_NAMES = ["ReleaseActivated", "ReleaseRevoked"] as const satisfies readonly RegistryEventName[];
+export const RELEASE_EVENT_NAMES = [
+  "ReleaseActivated",
+  "ReleaseRevoked",
+] as const satisfies readonly RegistryEventName[];
 
 /** The latest block as the source sees it. */
 export interface ChainHead {
@@ -203,7 +206,11 @@ export class RpcRegistryEvents implements RegistryEventSource {
 
   async events(from: number, to: number): Promise<RegistryEvent[]> {
     if (to < from) return [];
-    const range = { fromBlock: from, toBlock: to, ...(this.#o.maxRange ? { maxRange: this.#o.maxRange } : {}) };
+    const range = {
+      fromBlock: from,
+      toBlock: to,
+      ...(this.#o.maxRange ? { maxRange: this.#o.maxRange } : {}),
+    };
     const [reg, rel] = await Promise.all([
       scanLogs(this.#o.rpc, { address: this.#o.registry, topics: [this.#registryTopics] }, range),
       scanLogs(this.#o.rpc, { address: this.#o.releases, topics: [this.#releaseTopics] }, range),

@@ -143,7 +143,8 @@ export class FakeChain {
   reorg(depth: number): void {
     const first = Number(this.block) - depth + 1;
     this.#forks.push(first);
-    for (let i = this.events.length - 1; i >= 0; i--) if (this.events[i]!.block >= first) this.events.splice(i, 1);
+    for (let i = this.events.length - 1; i >= 0; i--)
+      if (this.events[i]!.block >= first) this.events.splice(i, 1);
   }
 
   /** A client acting as `account` (lowercase or checksummed address). */
@@ -344,7 +345,11 @@ export class FakeRegistryClient implements RegistryClient {
       const g = this.operated(gatewayId);
       if (g.status !== from) revert("InvalidStatusTransition", statusCode(g.status), statusCode(to));
       g.status = to;
-      this.chain.emit({ name: "GatewayStatusChanged", gatewayId: gatewayId.toLowerCase() as Hex, status: to });
+      this.chain.emit({
+        name: "GatewayStatusChanged",
+        gatewayId: gatewayId.toLowerCase() as Hex,
+        status: to,
+      });
     });
   }
   suspendGateway(gatewayId: Hex): Promise<TxResult> {
@@ -358,7 +363,11 @@ export class FakeRegistryClient implements RegistryClient {
       const g = this.operated(gatewayId);
       if (g.status === "revoked") revert("GatewayRevoked", gatewayId);
       g.status = "revoked";
-      this.chain.emit({ name: "GatewayStatusChanged", gatewayId: gatewayId.toLowerCase() as Hex, status: "revoked" });
+      this.chain.emit({
+        name: "GatewayStatusChanged",
+        gatewayId: gatewayId.toLowerCase() as Hex,
+        status: "revoked",
+      });
     });
   }
   registerSensor(

@@ -115,7 +115,13 @@ export class RegistryView {
     switch (e.name) {
       case "GatewayRegistered":
         if (e.gatewayId !== me) return false;
-        this.gateway = { status: "active", site: e.site, keyType: e.keyType, publicKey: e.publicKey, keyEpoch: 0 };
+        this.gateway = {
+          status: "active",
+          site: e.site,
+          keyType: e.keyType,
+          publicKey: e.publicKey,
+          keyEpoch: 0,
+        };
         this.#changed("g", me, this.gateway);
         return true;
       case "GatewayKeyRotated":
@@ -209,7 +215,10 @@ export class RegistryView {
     const r = reader.toLowerCase() as Hex;
     if (this.auditors.has(r)) return { allowed: true, auditor: true, until: Infinity };
     if (!this.gateway || this.gateway.status === "none") return { allowed: false, auditor: false, until: 0 };
-    const until = Math.max(this.gatewayGrants.get(r) ?? 0, this.siteGrants.get(`${this.gateway.site}/${r}`) ?? 0);
+    const until = Math.max(
+      this.gatewayGrants.get(r) ?? 0,
+      this.siteGrants.get(`${this.gateway.site}/${r}`) ?? 0,
+    );
     return { allowed: until > nowSec, auditor: false, until };
   }
 
@@ -226,7 +235,10 @@ export class RegistryView {
   }
 
   /** Rebuilds a view from persisted entries (unknown kinds are ignored: a newer gateway wrote them). */
-  static fromEntries(gatewayId: Hex, entries: Iterable<{ kind: string; id: string; value: unknown }>): RegistryView {
+  static fromEntries(
+    gatewayId: Hex,
+    entries: Iterable<{ kind: string; id: string; value: unknown }>,
+  ): RegistryView {
     const v = new RegistryView(gatewayId);
     for (const { kind, id, value } of entries) {
       switch (kind) {

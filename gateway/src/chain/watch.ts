@@ -132,7 +132,8 @@ export class RegistryWatch {
     this.#log = o.log ?? silentLogger;
     this.#depth = o.reorgDepth ?? 12;
     this.#maxStaleMs = o.maxStaleMs ?? 600_000;
-    if (!Number.isInteger(this.#depth) || this.#depth < 0) throw new RangeError("reorgDepth must be an integer ≥ 0");
+    if (!Number.isInteger(this.#depth) || this.#depth < 0)
+      throw new RangeError("reorgDepth must be an integer ≥ 0");
     if (!Number.isInteger(o.deployBlock) || o.deployBlock < 0)
       throw new RangeError("deployBlock must be an integer ≥ 0 (the registry's deployment block)");
     if (!cron.validate(o.schedule ?? DEFAULT_SCHEDULE))
@@ -158,7 +159,9 @@ export class RegistryWatch {
       headBlock: this.#head,
       confirmedBlock: Math.max(0, this.#confirmed),
       lastRefreshMs: this.#lastRefreshMs,
-      lastError: this.#lastError ? ((this.#lastError as VigilError).shortMessage ?? this.#lastError.message) : null,
+      lastError: this.#lastError
+        ? ((this.#lastError as VigilError).shortMessage ?? this.#lastError.message)
+        : null,
       refreshes: this.#refreshes,
       failures: this.#failures,
       reorgs: this.#reorgs,
@@ -240,7 +243,11 @@ export class RegistryWatch {
       const n = this.#failures;
       if ((n & (n - 1)) === 0)
         this.#log.warn(
-          { code: (e as VigilError).code, err: (e as VigilError).shortMessage ?? (e as Error).message, failures: n },
+          {
+            code: (e as VigilError).code,
+            err: (e as VigilError).shortMessage ?? (e as Error).message,
+            failures: n,
+          },
           "registry refresh failed; serving the cached view",
         );
       this.#updateState();

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Ajv } from "ajv";
+import cron from "node-cron";
 import { ConfigError, redactUrl } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 
@@ -18,7 +19,31 @@ export interface GatewayConfig {
   serial: SerialConfig[];
   mqtt: {
     /** The in-process aedes broker. Default enabled on 127.0.0.1:1883. */
-    embedded: { enabled: boolean; host: string; port: number };
+    embedded: {
+      enabled: boolean;
+      host: string;
+      port: number;
+      /**
+       * Who may connect: "none" (anyone; development, loopback only) or "registry" (devices with
+       * their password-file credential, readers with a reader token the registry allows; see
+       * access/broker-policy.ts). Default "none".
+       */
+      auth: "none" | "registry";
+      /** Device credentials (mosquitto_passwd `$7$` file), relative to dataDir; null = none. Default null. */
+      passwordFile: string | null;
+      /** Accept a non-loopback host with auth "none" (refused otherwise). Default false. */
+      insecure: boolean;
+      limits: {
+        /** Largest MQTT packet, bytes. Default 16 384. */
+        maxPacketBytes: number;
+        /** Simultaneous connections per IP address. Default 64. */
+        maxConnectionsPerAddress: number;
+        /** Simultaneous connections in total. Default 10 000. */
+        maxConnections: number;
+        /** Unsent bytes queued to one client before it is disconnected. Default 1 048 576. */
+        maxQueuedBytes: number;
+      };
+    };
     /** An external broker to subscribe to instead of (or besides) the embedded one. */
     url: string | null;
     clientId: string;
@@ -26,6 +51,11 @@ export interface GatewayConfig {
     password: string | null;
   };
   ingest: {
+    /**
+     * "open": the static lists below decide (development); "registry": a sensor must be registered
+     * and active under this gateway in the registry (UNKNOWN_DEVICE / REVOKED_DEVICE). Default "open".
+     */
+    admission: "open" | "registry";
     /** Devices allowed to send (8-hex-digit ids); null accepts any (development). */
     allow: string[] | null;
     revoked: string[];
@@ -103,6 +133,19 @@ export interface GatewayConfig {
     /** Fee increase of each replacement, percent (≥ 10, geth's minimum). Default 12.5. */
     feeBumpPercent: number;
   };
+  /** The registry watch (chain/watch.ts); it runs when enabled or when admission/auth use the registry. */
+  registry: {
+    /** Run the watch even when nothing else needs it (gateway standing governs sealing). Default false. */
+    enabled: boolean;
+    /** node-cron expression (with seconds) of the refresh. Default every 15 s. */
+    schedule: string;
+    /** Blocks below the head re-read at every refresh (reorg safety). Default 12. */
+    reorgDepth: number;
+    /** Without a successful refresh for this long the cache is stale. Default 600 000 (10 min). */
+    maxStaleMs: number;
+    /** While stale: "keep" the last known state, or "refuse-new" connections and devices. Default "keep". */
+    stalePolicy: "keep" | "refuse-new";
+  };
   models: {
     /** Run inference and publish alerts. Default true when `dir` holds manifests. */
     enabled: boolean;
@@ -118,13 +161,33 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   dataDir: ".vigil",
   serial: [],
   mqtt: {
-    embedded: { enabled: true, host: "127.0.0.1", port: 1883 },
+    embedded: {
+      enabled: true,
+      host: "127.0.0.1",
+      port: 1883,
+      auth: "none",
+      passwordFile: null,
+      insecure: false,
+      limits: {
+        maxPacketBytes: 16_384,
+        maxConnectionsPerAddress: 64,
+        maxConnections: 10_000,
+        maxQueuedBytes: 1_048_576,
+      },
+    },
     url: null,
     clientId: "vigil-gateway",
     username: null,
     password: null,
   },
-  ingest: { allow: null, revoked: [], maxSkewMs: 86_400_000, maxPending: 20_000, busyRetryMs: 250 },
+  ingest: {
+    admission: "open",
+    allow: null,
+    revoked: [],
+    maxSkewMs: 86_400_000,
+    maxPending: 20_000,
+    busyRetryMs: 250,
+  },
   log: { level: "info", statsIntervalMs: 5000 },
   site: "site-1",
   store: {
@@ -161,6 +224,13 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     bumpAfterBlocks: 3,
     feeBumpPercent: 12.5,
   },
+  registry: {
+    enabled: false,
+    schedule: "*/15 * * * * *",
+    reorgDepth: 12,
+    maxStaleMs: 600_000,
+    stalePolicy: "keep",
+  },
   models: { enabled: true, dir: null, threads: 1, runner: "inline" },
 };
 
@@ -193,6 +263,19 @@ const schema = {
             enabled: { type: "boolean" },
             host: { type: "string", minLength: 1 },
             port: { type: "integer", minimum: 0, maximum: 65535 },
+            auth: { enum: ["none", "registry"] },
+            passwordFile: { type: ["string", "null"], minLength: 1 },
+            insecure: { type: "boolean" },
+            limits: {
+              type: "object",
+              additionalProperties: false,
+              properties: {
+                maxPacketBytes: { type: "integer", minimum: 256, maximum: 268_435_455 },
+                maxConnectionsPerAddress: { type: "integer", minimum: 1 },
+                maxConnections: { type: "integer", minimum: 1 },
+                maxQueuedBytes: { type: "integer", minimum: 1024 },
+              },
+            },
           },
         },
         url: { type: ["string", "null"], pattern: "^(mqtts?|wss?|tcp)://" },
@@ -205,6 +288,7 @@ const schema = {
       type: "object",
       additionalProperties: false,
       properties: {
+        admission: { enum: ["open", "registry"] },
         allow: { type: ["array", "null"], items: deviceId },
         revoked: { type: "array", items: deviceId },
         maxSkewMs: { type: "integer", minimum: 1000 },
@@ -267,6 +351,17 @@ const schema = {
         feeBumpPercent: { type: "number", minimum: 10, maximum: 1000 },
       },
     },
+    registry: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        enabled: { type: "boolean" },
+        schedule: { type: "string", minLength: 1 },
+        reorgDepth: { type: "integer", minimum: 0, maximum: 10_000 },
+        maxStaleMs: { type: "integer", minimum: 1000 },
+        stalePolicy: { enum: ["keep", "refuse-new"] },
+      },
+    },
     models: {
       type: "object",
       additionalProperties: false,
@@ -313,6 +408,7 @@ export function resolveConfig(partial: unknown): GatewayConfig {
   checkUrl("mqtt.url", cfg.mqtt.url);
   checkUrl("chain.rpcUrl", cfg.chain.rpcUrl);
   cfg.chain.rpcUrls.forEach((u, i) => checkUrl(`chain.rpcUrls.${i}`, u));
+  checkAccessConfig(cfg);
   if (cfg.chain.maxPriorityFeePerGasGwei > cfg.chain.maxFeePerGasGwei)
     throw new ConfigError("chain.maxPriorityFeePerGasGwei", "must not exceed chain.maxFeePerGasGwei");
   return cfg;
@@ -326,6 +422,42 @@ function checkUrl(path: string, url: string | null): void {
     // No cause: Node's URL error carries the input, password included.
     throw new ConfigError(path, `is not a valid URL: ${redactUrl(url)}`);
   }
+}
+
+/**
+ * The access settings that must hold together; resolveConfig checks them, and runtime.ts again
+ * after command-line overrides (`--mqtt-host`). Throws ConfigError naming the setting.
+ */
+export function checkAccessConfig(cfg: GatewayConfig): void {
+  const e = cfg.mqtt.embedded;
+  // Security is default: nothing listens beyond loopback without authentication.
+  if (e.enabled && e.auth === "none" && !e.insecure && !isLoopbackHost(e.host))
+    throw new ConfigError(
+      "mqtt.embedded.host",
+      `"${e.host}" is beyond loopback but mqtt.embedded.auth is "none", so anyone on that network could publish frames and read alerts; set mqtt.embedded.auth to "registry" (or mqtt.embedded.insecure to true to accept that)`,
+    );
+  if (!cron.validate(cfg.registry.schedule))
+    throw new ConfigError("registry.schedule", `"${cfg.registry.schedule}" is not a node-cron expression`);
+  const usesRegistry = registryWatched(cfg);
+  if (usesRegistry && (!cfg.chain.deployment || rpcUrlsOf(cfg.chain).length === 0))
+    throw new ConfigError(
+      cfg.ingest.admission === "registry"
+        ? "ingest.admission"
+        : e.auth === "registry"
+          ? "mqtt.embedded.auth"
+          : "registry.enabled",
+      "the registry is read from the chain: set chain.deployment and chain.rpcUrl",
+    );
+}
+
+/** Whether `host` names the loopback interface (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** Whether the registry watch runs (it does when admission or broker auth need it). */
+export function registryWatched(cfg: GatewayConfig): boolean {
+  return cfg.registry.enabled || cfg.ingest.admission === "registry" || cfg.mqtt.embedded.auth === "registry";
 }
 
 /** All RPC endpoints of the chain config, in order of preference (chain.rpcUrl first). */
