@@ -383,9 +383,10 @@ type DeepPartial<T> = {
 export type PartialConfig = DeepPartial<GatewayConfig>;
 
 function merge<T>(base: T, over: unknown): T {
-  if (over === undefined) return base;
+  // A copy: callers (cli/start.ts) set fields of the result, which must never reach DEFAULT_CONFIG.
+  if (over === undefined) return structuredClone(base);
   if (Array.isArray(base) || typeof base !== "object" || base === null) return over as T;
-  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  const out = structuredClone(base) as Record<string, unknown>;
   for (const [k, v] of Object.entries(over as Record<string, unknown>)) out[k] = merge(out[k], v);
   return out as T;
 }
