@@ -1,5 +1,6 @@
 /** The `vigil` command: dispatches to subcommands. */
 import { VigilError } from "../core/errors.ts";
+import { accessCommand, tokenCommand } from "./access.ts";
 import { chainCommand } from "./chain.ts";
 import { demoCommand } from "./demo.ts";
 import { keysCommand } from "./keys.ts";
@@ -17,6 +18,8 @@ Commands:
   demo       simulator + gateway on embedded defaults, with live counters
   keys       create or show the gateway's signing key (encrypted keystore)
   chain      deploy and administer the registry contracts (deploy, verify, register-gateway, …)
+  access     sensors and readers in the registry (register, suspend, resume, revoke, grant, list, …)
+  token      mint a reader token (the MQTT password of a dashboard)
   store      check a store's integrity, or salvage what is intact from a damaged one
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
   verify     verify a receipt or bundle offline, and on chain with --rpc
@@ -31,6 +34,8 @@ const commands: Record<string, Command> = {
   sim: simCommand,
   demo: demoCommand,
   chain: chainCommand,
+  access: accessCommand,
+  token: tokenCommand,
   keys: keysCommand,
   receipt: (argv) => receiptCommand(argv),
   verify: (argv) => verifyCommand(argv),
