@@ -14,9 +14,14 @@
  * - The gateway: its own user (mqtt.username) reads the ingest topics and writes NACKs, alerts,
  *   health and status.
  *
+ * The files are written 0600 by the exporting user: Mosquitto started as root drops to its
+ * `user` (default "mosquitto"), so run the export as that user or give it the files.
+ *
  * Differences from the embedded broker (documented, tested in test/interop/mosquitto-access.test.ts):
  * Mosquitto drops a denied PUBLISH silently (it still PUBACKs under MQTT 3.1.1) instead of
- * disconnecting, and it cannot restrict the retain flag per user.
+ * disconnecting; 2.0.11 answers a SUBSCRIBE outside the ACL with a granted QoS and filters at
+ * delivery (the embedded broker answers 0x80); it cannot restrict the retain flag per user. On
+ * SIGHUP it disconnects clients whose user left the password file (a revoked sensor or reader).
  */
 import { chmodSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
