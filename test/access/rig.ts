@@ -135,7 +135,12 @@ export async function accessRig(
   });
   const sink = new MemorySink();
   const ingest = new Ingest({ sink, admission: new RegistryAdmission(state, o.stalePolicy) });
-  const broker = new EmbeddedBroker(ingest, { port: 0, policy, ...(o.limits ? { limits: o.limits } : {}) });
+  const broker = new EmbeddedBroker(ingest, {
+    port: 0,
+    policy,
+    limitLoopback: true,
+    ...(o.limits ? { limits: o.limits } : {}),
+  });
   await broker.start();
   const url = broker.url;
   const clients: MqttClient[] = [];

@@ -64,6 +64,8 @@ export interface EmbeddedBrokerOptions {
   policy?: BrokerPolicy;
   /** Safety limits; defaults in {@link DEFAULT_BROKER_LIMITS}. */
   limits?: Partial<BrokerLimits>;
+  /** Apply maxConnectionsPerAddress to loopback clients too (tests). Default false. */
+  limitLoopback?: boolean;
 }
 
 /** Counters of refusals and limit breaches, by reason. */
@@ -240,7 +242,11 @@ export class EmbeddedBroker implements IngestSource {
     const server = createServer((sock) => {
       const addr = sock.remoteAddress ?? "?";
       const count = this.#perAddress.get(addr) ?? 0;
-      if (count >= lim.maxConnectionsPerAddress || this.#conns.size >= lim.maxConnections) {
+      // Loopback is exempt from the per-address cap (the simulator and local tools open thousands
+      // of connections from 127.0.0.1; whoever is on the box is past this limit anyway).
+      const perAddressCap =
+        isLoopback(addr) && !this.opts.limitLoopback ? Infinity : lim.maxConnectionsPerAddress;
+      if (count >= perAddressCap || this.#conns.size >= lim.maxConnections) {
         this.#access.tooManyConnections++;
         sock.destroy();
         return;

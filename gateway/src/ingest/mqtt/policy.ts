@@ -36,7 +36,7 @@ export interface BrokerPolicy {
 export interface BrokerLimits {
   /** Largest MQTT packet (fixed header included), bytes. Default 16 KiB (a frame is a few hundred bytes). */
   maxPacketBytes: number;
-  /** Simultaneous connections from one IP address. Default 64. */
+  /** Simultaneous connections from one IP address (loopback exempt unless limitLoopback). Default 64. */
   maxConnectionsPerAddress: number;
   /** Connections in total. Default 10 000. */
   maxConnections: number;
