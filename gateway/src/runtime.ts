@@ -15,13 +15,14 @@
  * Start-up is all or nothing: a step that fails stops what was started before it and rethrows
  * (cli/start.ts turns that into one sentence and a non-zero exit).
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { keccak256, toUtf8Bytes } from "ethers";
 import { RegistryAdmission } from "./access/admission.ts";
 import { RegistryBrokerPolicy } from "./access/broker-policy.ts";
 import { gatewayStanding, STANDING_SENTENCE, type GatewayStanding } from "./access/gateway-standing.ts";
+import { exportMosquitto } from "./access/mosquitto.ts";
 import { PasswordFile } from "./access/passwords.ts";
 import { AnchorService } from "./anchor/service.ts";
 import { connectEthersAnchorChain } from "./anchor/chain.ts";
@@ -342,9 +343,10 @@ export class Runtime {
       maxStaleMs: c.registry.maxStaleMs,
       clock: this.clock,
       log,
-      onRefresh: (view) => {
+      onRefresh: (view, changed) => {
         this.registryState.view = view;
         this.#afterRegistryChange();
+        if (changed) this.#exportMosquitto();
       },
       onStatus: (s: WatchStatus) => {
         this.registryState.stale = s.state !== "fresh";
@@ -363,6 +365,7 @@ export class Runtime {
     await watch.refresh();
     watch.start();
     this.#afterRegistryChange();
+    this.#exportMosquitto();
     this.#sweepTimer = setInterval(() => {
       watch.checkStale();
       this.embedded?.sweep();
@@ -382,6 +385,38 @@ export class Runtime {
     else log.error({ standing, gatewayId: this.gatewayId }, STANDING_SENTENCE[standing]);
     void this.#applyStanding();
     void this.#publishAccessStatus();
+  }
+
+  /** Regenerates the external Mosquitto's password and ACL files and reloads it (registry.mosquittoExport). */
+  #exportMosquitto(): void {
+    const c = this.config;
+    const x = c.registry.mosquittoExport;
+    if (!x) return;
+    const log = this.log.child({ component: "registry" });
+    try {
+      const pidText = x.pidFile ? readFileSync(resolvePath(c.dataDir, x.pidFile), "utf8").trim() : undefined;
+      const pid = pidText === undefined ? undefined : Number(pidText);
+      const r = exportMosquitto({
+        view: this.registryState.view,
+        passwords: c.mqtt.embedded.passwordFile
+          ? readFileSync(resolvePath(c.dataDir, c.mqtt.embedded.passwordFile), "utf8")
+          : "",
+        outDir: resolvePath(c.dataDir, x.dir),
+        site: c.site,
+        gatewayName: c.attest.gatewayName,
+        ...(x.gatewayUserLine ? { gatewayLine: x.gatewayUserLine } : {}),
+        ...(pid !== undefined && Number.isInteger(pid) && pid > 0 ? { pid } : {}),
+      });
+      log.info(
+        { devices: r.devices, readers: r.readers, reloaded: r.reloaded },
+        "Mosquitto access files exported",
+      );
+    } catch (e) {
+      log.error(
+        { code: (e as NodeJS.ErrnoException).code, err: (e as Error).message },
+        "Mosquitto access files not exported; the external broker keeps its previous rules",
+      );
+    }
   }
 
   /** Sealing and anchoring run only while the gateway is active in the registry with this key. */

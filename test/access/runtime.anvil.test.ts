@@ -4,7 +4,7 @@
  * the embedded broker's device and reader authentication, the gateway's own standing governing
  * sealing, and an RPC outage longer than the staleness bound.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Wallet } from "ethers";
@@ -78,7 +78,12 @@ beforeAll(async () => {
     dataDir: dir,
     mqtt: { embedded: { port: 0, auth: "registry", passwordFile: "devices.passwd" } },
     ingest: { admission: "registry" },
-    registry: { schedule: "* * * * * *", reorgDepth: 2, maxStaleMs: 3000 },
+    registry: {
+      schedule: "* * * * * *",
+      reorgDepth: 2,
+      maxStaleMs: 3000,
+      mosquittoExport: { dir: "mosquitto" },
+    },
     models: { enabled: false },
     attest: { gatewayId: GW, batchIntervalMs: 200 },
     chain: { rpcUrl: lc.anvil.url, deployment: lc.deploymentFile, confirmations: 1, anchorIntervalMs: 200 },
@@ -98,7 +103,9 @@ afterAll(async () => {
 });
 
 describe("access control in the running gateway, registry on anvil", () => {
-  it("the watch filled the cache from the deployment block; the gateway is active and seals", () => {
+  it("the watch filled the cache from the deployment block; the gateway is active and seals; the Mosquitto files list the active sensors", () => {
+    expect(readFileSync(join(dir, "mosquitto", "vigil.passwd"), "utf8")).toContain(`${hex8(DEV)}:`);
+    expect(readFileSync(join(dir, "mosquitto", "vigil.passwd"), "utf8")).not.toContain(`${hex8(DEV_UNREG)}:`);
     expect(rt.watch!.status()).toMatchObject({ state: "fresh" });
     expect(rt.registryState.view.sensorStatus(DEV)).toBe("active");
     expect(rt.standing).toBe("active");
@@ -146,6 +153,13 @@ describe("access control in the running gateway, registry on anvil", () => {
       { timeout: 5000, interval: 50 },
     );
     expect(performance.now() - t0).toBeLessThan(rt.watch!.intervalMs + 1000);
+    // The external broker's files followed: the revoked sensor is gone from them.
+    const passwd = readFileSync(join(dir, "mosquitto", "vigil.passwd"), "utf8");
+    expect(passwd).not.toContain(`${hex8(DEV)}:`);
+    expect(passwd).toContain(`${hex8(DEV2)}:`);
+    expect(readFileSync(join(dir, "mosquitto", "vigil.acl"), "utf8")).toContain(
+      `topic write vigil/v1/ingest/${hex8(DEV2)}`,
+    );
     const first = seqs(DEV);
     expect(first.slice(0, 3)).toEqual([1, 2, 3]);
     await vi.waitFor(() => expect(rt.store.anchoredThrough()).toBeGreaterThanOrEqual(1), { timeout: 15_000 });

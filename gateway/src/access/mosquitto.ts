@@ -23,7 +23,7 @@
  * delivery (the embedded broker answers 0x80); it cannot restrict the retain flag per user. On
  * SIGHUP it disconnects clients whose user left the password file (a revoked sensor or reader).
  */
-import { chmodSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RegistryView } from "../chain/registry-view.ts";
 import type { Hex } from "../core/hex.ts";
@@ -110,6 +110,7 @@ export function mosquittoFiles(o: Omit<MosquittoExportOptions, "outDir" | "pid">
 /** Writes `vigil.passwd` and `vigil.acl` (0600, atomically) into outDir and SIGHUPs `pid`. */
 export function exportMosquitto(o: MosquittoExportOptions): MosquittoExport {
   const f = mosquittoFiles(o);
+  mkdirSync(o.outDir, { recursive: true, mode: 0o700 });
   const passwordFile = join(o.outDir, "vigil.passwd");
   const aclFile = join(o.outDir, "vigil.acl");
   for (const [path, text] of [

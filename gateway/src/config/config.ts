@@ -145,6 +145,12 @@ export interface GatewayConfig {
     maxStaleMs: number;
     /** While stale: "keep" the last known state, or "refuse-new" connections and devices. Default "keep". */
     stalePolicy: "keep" | "refuse-new";
+    /**
+     * Keep an external Mosquitto in step with the registry: after every refresh that changed the
+     * view, write `vigil.passwd` + `vigil.acl` into `dir` (relative to dataDir) from the device
+     * password file (mqtt.embedded.passwordFile) and SIGHUP the PID in `pidFile`. null = off.
+     */
+    mosquittoExport: { dir: string; pidFile: string | null; gatewayUserLine: string | null } | null;
   };
   models: {
     /** Run inference and publish alerts. Default true when `dir` holds manifests. */
@@ -230,6 +236,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     reorgDepth: 12,
     maxStaleMs: 600_000,
     stalePolicy: "keep",
+    mosquittoExport: null,
   },
   models: { enabled: true, dir: null, threads: 1, runner: "inline" },
 };
@@ -360,6 +367,16 @@ const schema = {
         reorgDepth: { type: "integer", minimum: 0, maximum: 10_000 },
         maxStaleMs: { type: "integer", minimum: 1000 },
         stalePolicy: { enum: ["keep", "refuse-new"] },
+        mosquittoExport: {
+          type: ["object", "null"],
+          additionalProperties: false,
+          required: ["dir"],
+          properties: {
+            dir: { type: "string", minLength: 1 },
+            pidFile: { type: ["string", "null"], minLength: 1 },
+            gatewayUserLine: { type: ["string", "null"], pattern: "^[^:\\s]+:\\$7\\$" },
+          },
+        },
       },
     },
     models: {
