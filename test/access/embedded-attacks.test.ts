@@ -13,18 +13,24 @@ import {
   dataFrame,
   DEV_A,
   DEV_B,
+  DEV_K1,
+  DEV_P256,
   DEV_UNREG,
   DOMAIN,
   GW,
   GW_NAME,
   helloFrame,
   hex8,
+  KEY_K1,
+  KEY_P256,
   OTHER_GW,
   SITE_NAME,
   subackCodes,
   type AccessRig,
 } from "./rig.ts";
+import { mintDeviceToken } from "../../gateway/src/access/device-token.ts";
 import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
+import { generateKey } from "../../gateway/src/chain/keys.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 
 let rig: AccessRig | undefined;
@@ -147,6 +153,61 @@ describe("embedded broker access: who may send", () => {
     rig.chain({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_A, status: "active" });
     await a.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 6), { qos: 1 });
     expect(rig.sink.records.filter((r) => r.deviceId === DEV_A).map((r) => r.seq)).toEqual([1, 2, 3, 6]);
+  });
+});
+
+describe("embedded broker access: sensors with a registered key (device tokens)", () => {
+  const now = (): number => Math.floor(Date.now() / 1000);
+  for (const [name, id, key] of [
+    ["secp256k1", DEV_K1, KEY_K1],
+    ["P-256", DEV_P256, KEY_P256],
+  ] as const)
+    it(`a ${name} sensor connects with a token signed by its registered key and sends its frames`, async () => {
+      rig = await accessRig();
+      const c = await rig.connect(mintDeviceToken(key, DOMAIN, GW, id, now() + 600));
+      await c.publishAsync(`vigil/v1/ingest/${hex8(id)}`, dataFrame(id, 1), { qos: 1 });
+      expect(rig.sink.records.map((r) => r.deviceId)).toEqual([id]);
+    });
+
+  it("error: a token signed by another key, for another device, expired, too long, or for a keyless sensor is refused (4)", async () => {
+    rig = await accessRig();
+    const other = generateKey("secp256k1");
+    expect(await connackCode(rig.url, mintDeviceToken(other, DOMAIN, GW, DEV_K1, now() + 600))).toBe(4);
+    const forB = mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 600);
+    expect(await connackCode(rig.url, { username: hex8(DEV_P256), password: forB.password })).toBe(4);
+    expect(await connackCode(rig.url, mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() - 1))).toBe(4);
+    expect(await connackCode(rig.url, mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 2 * 86_400))).toBe(
+      4,
+    );
+    expect(await connackCode(rig.url, mintDeviceToken(other, DOMAIN, GW, DEV_A, now() + 600))).toBe(4);
+    expect(await connackCode(rig.url, mintDeviceToken(KEY_K1, DOMAIN, OTHER_GW, DEV_K1, now() + 600))).toBe(
+      4,
+    );
+    expect(rig.policy.refusals).toEqual({
+      device_token_wrong_signer: 3,
+      device_token_expired: 1,
+      device_token_too_long: 1,
+      device_token_no_key: 1,
+    });
+  });
+
+  it("error: a key rotated on chain: the token holder is disconnected at the next sweep", async () => {
+    rig = await accessRig();
+    const c = await rig.connect(mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 600));
+    expect(rig.broker.sweep()).toBe(0);
+    rig.chain({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_K1, status: "revoked" });
+    // Revocation is admission's job (REVOKED_DEVICE NACKs); a key change ends the session.
+    expect(rig.broker.sweep()).toBe(0);
+    rig.chain({
+      name: "SensorKeyChanged",
+      gatewayId: GW,
+      sensorId: DEV_K1,
+      keyType: "none",
+      publicKey: "0x",
+    });
+    const gone = closed(c);
+    expect(rig.broker.sweep()).toBe(1);
+    await gone;
   });
 });
 

@@ -14,6 +14,7 @@ import { vigilDomain, type VigilDomain } from "../../gateway/src/chain/eip712.ts
 import type { RegistryEventBody } from "../../gateway/src/chain/events.ts";
 import { RegistryView } from "../../gateway/src/chain/registry-view.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
+import { generateKey, registrationPublicKey } from "../../gateway/src/chain/keys.ts";
 import { Ingest } from "../../gateway/src/ingest/ingest.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
 import { EmbeddedBroker } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
@@ -32,6 +33,11 @@ export const DEV_A = 0x0a;
 export const DEV_B = 0x0b;
 export const DEV_UNREG = 0x0c;
 export const SECRET = "correct horse";
+/** Sensors with keys registered in the registry (device tokens instead of passwords). */
+export const DEV_K1 = 0x0d;
+export const DEV_P256 = 0x0f;
+export const KEY_K1 = generateKey("secp256k1");
+export const KEY_P256 = generateKey("p256");
 
 export const hex8 = (n: number): string => n.toString(16).padStart(8, "0");
 
@@ -105,6 +111,20 @@ export async function accessRig(
     },
     { name: "SensorRegistered", gatewayId: GW, sensorId: DEV_A, keyType: "none", publicKey: "0x" },
     { name: "SensorRegistered", gatewayId: GW, sensorId: DEV_B, keyType: "none", publicKey: "0x" },
+    {
+      name: "SensorRegistered",
+      gatewayId: GW,
+      sensorId: DEV_K1,
+      keyType: "secp256k1",
+      publicKey: registrationPublicKey(KEY_K1),
+    },
+    {
+      name: "SensorRegistered",
+      gatewayId: GW,
+      sensorId: DEV_P256,
+      keyType: "p256",
+      publicKey: registrationPublicKey(KEY_P256),
+    },
     {
       name: "GatewayAccessGranted",
       gatewayId: GW,

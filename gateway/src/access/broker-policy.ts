@@ -4,7 +4,7 @@
  *
  * | client | authenticates with | may publish | may subscribe |
  * |---|---|---|---|
- * | sensor node | username = its 8-hex device id, password = its provisioned secret (password file, `$7$`) | `vigil/v1/ingest/<own id>` and `…/json`, never retained | `vigil/v1/ingest/<own id>/nack` |
+ * | sensor node | username = its 8-hex device id, password = a device token signed by its registered key (device-token.ts), else its provisioned secret (password file, `$7$`) | `vigil/v1/ingest/<own id>` and `…/json`, never retained | `vigil/v1/ingest/<own id>/nack` |
  * | reader | username = its address, password = a reader token (reader-token.ts) for this chain, registry and gateway; the registry must allow it (isReaderAllowed: grant on the gateway or its site, unexpired, or the auditor role) | nothing | under `vigil/v1/<site>/<gateway>/`; auditors also `vigil/v1/ingest/…` and `$SYS/…` |
  * | anyone else | — refused (CONNACK 4 bad credentials, 5 not authorised) | | |
  *
@@ -17,6 +17,7 @@ import type { VigilDomain } from "../chain/eip712.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
 import type { Hex } from "../core/hex.ts";
 import type { AuthRefusal, BrokerIdentity, BrokerPolicy } from "../ingest/mqtt/policy.ts";
+import { isDeviceToken, verifyDeviceToken } from "./device-token.ts";
 import type { PasswordFile } from "./passwords.ts";
 import { verifyReaderToken } from "./reader-token.ts";
 import type { RegistryState, StalePolicy } from "./registry-state.ts";
@@ -77,12 +78,20 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
     if (username === undefined || password === undefined) return this.#refuse("anonymous", "not_authorized");
     if (this.#o.stalePolicy === "refuse-new" && this.#o.state.stale)
       return this.#refuse("stale", "not_authorized");
+    const now = this.#nowSec();
     if (DEVICE_USER.test(username)) {
+      const deviceId = Number.parseInt(username, 16);
+      const pw = password.toString("utf8");
+      if (isDeviceToken(pw)) {
+        const sensor = this.#o.state.view.sensors.get(deviceId);
+        const v = verifyDeviceToken(this.#o.domain, this.#o.gatewayId, deviceId, pw, sensor, now);
+        if (v !== true) return this.#refuse(`device_token_${v}`, "bad_credentials");
+        return { kind: "device", deviceId, expiresAt: Number(pw.split(".")[1]) };
+      }
       if (!this.#passwords.verify(username, password))
         return this.#refuse("device_password", "bad_credentials");
-      return { kind: "device", deviceId: Number.parseInt(username, 16) };
+      return { kind: "device", deviceId };
     }
-    const now = this.#nowSec();
     const t = verifyReaderToken(this.#o.domain, this.#o.gatewayId, username, password.toString("utf8"), now);
     if (typeof t === "string") return this.#refuse(`token_${t}`, "bad_credentials");
     if (!this.#o.state.view.reader(t.reader, now).allowed)
@@ -111,7 +120,15 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
   }
 
   stillAllowed(who: BrokerIdentity): boolean {
-    if (who.kind === "device") return this.#passwords.has(who.deviceId.toString(16).padStart(8, "0"));
+    if (who.kind === "device") {
+      // A token holder stays while its token is valid and the registry still holds a key for it.
+      if (who.expiresAt !== undefined)
+        return (
+          who.expiresAt > this.#nowSec() &&
+          (this.#o.state.view.sensors.get(who.deviceId)?.keyType ?? "none") !== "none"
+        );
+      return this.#passwords.has(who.deviceId.toString(16).padStart(8, "0"));
+    }
     if (who.kind !== "reader") return false;
     const now = this.#nowSec();
     return who.expiresAt > now && this.#o.state.view.reader(who.address, now).allowed;

@@ -6,8 +6,8 @@ import type { RegistryView } from "../chain/registry-view.ts";
 
 /**
  * Stale policy (`registry.stalePolicy`): `keep` serves the last known state; `refuse-new` also
- * serves it to clients and devices already admitted, but refuses new connections (CONNACK 3,
- * server unavailable) and devices not admitted before the cache went stale (UNKNOWN_DEVICE).
+ * serves it to clients and devices already admitted, but refuses new connections (CONNACK 5,
+ * not authorised) and devices not admitted before the cache went stale (UNKNOWN_DEVICE).
  */
 export type StalePolicy = "keep" | "refuse-new";
 

@@ -10,7 +10,11 @@ import { parseIngestTopic } from "../../protocol/topics.ts";
 export type BrokerIdentity =
   | { kind: "anonymous" }
   /** A sensor node that proved it holds the credential of `deviceId`. */
-  | { kind: "device"; deviceId: number }
+  | {
+      kind: "device";
+      deviceId: number;
+      /** Set when it authenticated with a device token (unix seconds). */ expiresAt?: number;
+    }
   /** A dashboard with a reader token; `expiresAt` is the token's expiry, unix seconds. */
   | { kind: "reader"; address: Hex; expiresAt: number };
 
