@@ -262,6 +262,8 @@ export class Runtime {
         port: e.port,
         onError,
         limits: e.limits,
+        ...(e.tls ? { tls: this.#tlsFiles(e.tls) } : {}),
+        ...(e.websocket ? { websocket: e.websocket } : {}),
         ...(this.#brokerPolicy ? { policy: this.#brokerPolicy } : {}),
       });
       this.sources.push(this.embedded);
@@ -300,6 +302,33 @@ export class Runtime {
       onLeaf: this.#onLeaf,
       onError: (e) => alertLog.warn({ err: (e as Error).message }, "alert publication failed"),
     });
+  }
+
+  /** The embedded broker's certificate and key (errors name the setting). */
+  #tlsFiles(t: { port: number; certFile: string; keyFile: string }): {
+    port: number;
+    cert: Buffer;
+    key: Buffer;
+  } {
+    const read = (setting: string, p: string): Buffer => {
+      const path = resolvePath(this.config.dataDir, p);
+      try {
+        return readFileSync(path);
+      } catch (e) {
+        throw new ConfigError(
+          setting,
+          `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})`,
+          {
+            cause: e,
+          },
+        );
+      }
+    };
+    return {
+      port: t.port,
+      cert: read("mqtt.embedded.tls.certFile", t.certFile),
+      key: read("mqtt.embedded.tls.keyFile", t.keyFile),
+    };
   }
 
   #admission(): DeviceAdmission {

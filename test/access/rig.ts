@@ -17,7 +17,7 @@ import type { Hex } from "../../gateway/src/core/hex.ts";
 import { generateKey, registrationPublicKey } from "../../gateway/src/chain/keys.ts";
 import { Ingest } from "../../gateway/src/ingest/ingest.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
-import { EmbeddedBroker } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
+import { EmbeddedBroker, type EmbeddedBrokerOptions } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
 import type { BrokerLimits } from "../../gateway/src/ingest/mqtt/policy.ts";
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
 
@@ -94,7 +94,13 @@ export interface AccessRig {
 }
 
 export async function accessRig(
-  o: { limits?: Partial<BrokerLimits>; stalePolicy?: StalePolicy; nowSec?: () => number } = {},
+  o: {
+    limits?: Partial<BrokerLimits>;
+    stalePolicy?: StalePolicy;
+    nowSec?: () => number;
+    tls?: EmbeddedBrokerOptions["tls"];
+    websocket?: EmbeddedBrokerOptions["websocket"];
+  } = {},
 ): Promise<AccessRig> {
   const reader = Wallet.createRandom();
   const auditor = Wallet.createRandom();
@@ -160,6 +166,8 @@ export async function accessRig(
     policy,
     limitLoopback: true,
     ...(o.limits ? { limits: o.limits } : {}),
+    ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.websocket ? { websocket: o.websocket } : {}),
   });
   await broker.start();
   const url = broker.url;

@@ -33,6 +33,10 @@ export interface GatewayConfig {
       passwordFile: string | null;
       /** Accept a non-loopback host with auth "none" (refused otherwise). Default false. */
       insecure: boolean;
+      /** Also listen with TLS on `port`: PEM certificate and key files, relative to dataDir. Default null. */
+      tls: { port: number; certFile: string; keyFile: string } | null;
+      /** Also serve MQTT over WebSocket on `port` (wss:// when tls is set), for dashboards. Default null. */
+      websocket: { port: number } | null;
       limits: {
         /** Largest MQTT packet, bytes. Default 16 384. */
         maxPacketBytes: number;
@@ -174,6 +178,8 @@ export const DEFAULT_CONFIG: GatewayConfig = {
       auth: "none",
       passwordFile: null,
       insecure: false,
+      tls: null,
+      websocket: null,
       limits: {
         maxPacketBytes: 16_384,
         maxConnectionsPerAddress: 64,
@@ -273,6 +279,22 @@ const schema = {
             auth: { enum: ["none", "registry"] },
             passwordFile: { type: ["string", "null"], minLength: 1 },
             insecure: { type: "boolean" },
+            tls: {
+              type: ["object", "null"],
+              additionalProperties: false,
+              required: ["port", "certFile", "keyFile"],
+              properties: {
+                port: { type: "integer", minimum: 0, maximum: 65535 },
+                certFile: { type: "string", minLength: 1 },
+                keyFile: { type: "string", minLength: 1 },
+              },
+            },
+            websocket: {
+              type: ["object", "null"],
+              additionalProperties: false,
+              required: ["port"],
+              properties: { port: { type: "integer", minimum: 0, maximum: 65535 } },
+            },
             limits: {
               type: "object",
               additionalProperties: false,

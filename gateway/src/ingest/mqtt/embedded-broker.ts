@@ -26,7 +26,12 @@
  * accept; a client whose socket has more than `maxQueuedBytes` unsent is disconnected. Each
  * breach is counted in stats(); everyone else keeps being served.
  */
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createHttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { createServer, type AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { createServer as createTlsServer } from "node:tls";
+import { createWebSocketStream, WebSocketServer } from "ws";
 import {
   Aedes,
   type AuthenticateError,
@@ -64,6 +69,16 @@ export interface EmbeddedBrokerOptions {
   policy?: BrokerPolicy;
   /** Safety limits; defaults in {@link DEFAULT_BROKER_LIMITS}. */
   limits?: Partial<BrokerLimits>;
+  /**
+   * Also listen with TLS on `port` (same host), with this PEM certificate and key. Default none.
+   * Clients then connect with mqtts://.
+   */
+  tls?: { port: number; cert: string | Buffer; key: string | Buffer };
+  /**
+   * Also serve MQTT over WebSocket on `port` (same host), path any, so a dashboard page can
+   * subscribe directly; wss:// when `tls` is given. Default none.
+   */
+  websocket?: { port: number };
   /** Apply maxConnectionsPerAddress to loopback clients too (tests). Default false. */
   limitLoopback?: boolean;
 }
@@ -139,8 +154,10 @@ export { isLoopback };
 export class EmbeddedBroker implements IngestSource {
   readonly name = "mqtt:embedded";
   broker: Aedes | undefined;
-  #server: Server | undefined;
-  readonly #conns = new Set<Socket>();
+  readonly #servers: Array<{ close(cb: () => void): unknown }> = [];
+  readonly #conns = new Set<Duplex>();
+  #tlsPort = 0;
+  #wsPort = 0;
   #port = 0;
   readonly #handler: MqttIngestHandler;
   readonly #ingest: Ingest;
@@ -238,50 +255,94 @@ export class EmbeddedBroker implements IngestSource {
       this.#counters.clientErrors++;
       this.#who.delete(c);
     });
-    const lim = this.#limits;
-    const server = createServer((sock) => {
-      const addr = sock.remoteAddress ?? "?";
-      const count = this.#perAddress.get(addr) ?? 0;
-      // Loopback is exempt from the per-address cap (the simulator and local tools open thousands
-      // of connections from 127.0.0.1; whoever is on the box is past this limit anyway).
-      const perAddressCap =
-        isLoopback(addr) && !this.opts.limitLoopback ? Infinity : lim.maxConnectionsPerAddress;
-      if (count >= perAddressCap || this.#conns.size >= lim.maxConnections) {
-        this.#access.tooManyConnections++;
-        sock.destroy();
-        return;
-      }
-      this.#perAddress.set(addr, count + 1);
-      this.#conns.add(sock);
-      sock.once("close", () => {
-        this.#conns.delete(sock);
-        const left = (this.#perAddress.get(addr) ?? 1) - 1;
-        if (left <= 0) this.#perAddress.delete(addr);
-        else this.#perAddress.set(addr, left);
+    const host = this.opts.host ?? "127.0.0.1";
+    const listen = async (
+      server: {
+        listen(port: number, host: string, cb: () => void): unknown;
+        once(e: "error", f: (e: Error) => void): unknown;
+        address(): AddressInfo | string | null;
+      },
+      port: number,
+    ): Promise<number> => {
+      await new Promise<void>((res, rej) => {
+        server.once("error", (e) =>
+          rej(new SourceError("MQTT_IO", `${host}:${port}`, e.message, { cause: e })),
+        );
+        server.listen(port, host, () => res());
       });
-      const client = broker.handle(sock);
-      limitPacketSize(client, lim.maxPacketBytes, () => {
-        this.#access.packetTooLarge++;
-        sock.destroy();
-      });
-    });
-    await new Promise<void>((res, rej) => {
-      server.once("error", (e) =>
-        rej(
-          new SourceError(
-            "MQTT_IO",
-            `${this.opts.host ?? "127.0.0.1"}:${this.opts.port ?? 1883}`,
-            e.message,
-            { cause: e },
-          ),
-        ),
-      );
-      server.listen(this.opts.port ?? 1883, this.opts.host ?? "127.0.0.1", () => res());
-    });
-    const addr = server.address();
-    this.#port = typeof addr === "object" && addr ? addr.port : 0;
+      const a = server.address();
+      return typeof a === "object" && a ? a.port : 0;
+    };
     this.broker = broker;
-    this.#server = server;
+    try {
+      const plain = createServer((sock) => this.#accept(broker, sock, sock.remoteAddress));
+      this.#servers.push(plain);
+      this.#port = await listen(plain, this.opts.port ?? 1883);
+      const tls = this.opts.tls;
+      if (tls) {
+        const t = createTlsServer({ cert: tls.cert, key: tls.key }, (sock) =>
+          this.#accept(broker, sock, sock.remoteAddress),
+        );
+        this.#servers.push(t);
+        this.#tlsPort = await listen(t, tls.port);
+      }
+      if (this.opts.websocket) {
+        const http = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : createHttpServer();
+        const wss = new WebSocketServer({ server: http, maxPayload: this.#limits.maxPacketBytes });
+        wss.on("connection", (ws, req) =>
+          this.#accept(broker, createWebSocketStream(ws), req.socket.remoteAddress, req),
+        );
+        this.#servers.push({ close: (cb) => wss.close(() => http.close(() => cb())) });
+        this.#wsPort = await listen(http, this.opts.websocket.port);
+      }
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  /** TLS listener port (0 when none). */
+  get tlsPort(): number {
+    return this.#tlsPort;
+  }
+
+  /** WebSocket listener port (0 when none). */
+  get wsPort(): number {
+    return this.#wsPort;
+  }
+
+  /** One new connection on any listener: the connection limits, then aedes with the packet-size limit. */
+  #accept(
+    broker: Aedes,
+    stream: Duplex,
+    remote: string | undefined,
+    req?: Parameters<Aedes["handle"]>[1],
+  ): void {
+    const lim = this.#limits;
+    const addr = remote ?? "?";
+    const count = this.#perAddress.get(addr) ?? 0;
+    // Loopback is exempt from the per-address cap (the simulator and local tools open thousands
+    // of connections from 127.0.0.1; whoever is on the box is past this limit anyway).
+    const perAddressCap =
+      isLoopback(addr) && !this.opts.limitLoopback ? Infinity : lim.maxConnectionsPerAddress;
+    if (count >= perAddressCap || this.#conns.size >= lim.maxConnections) {
+      this.#access.tooManyConnections++;
+      stream.destroy();
+      return;
+    }
+    this.#perAddress.set(addr, count + 1);
+    this.#conns.add(stream);
+    stream.once("close", () => {
+      this.#conns.delete(stream);
+      const left = (this.#perAddress.get(addr) ?? 1) - 1;
+      if (left <= 0) this.#perAddress.delete(addr);
+      else this.#perAddress.set(addr, left);
+    });
+    const client = broker.handle(stream, req);
+    limitPacketSize(client, lim.maxPacketBytes, () => {
+      this.#access.packetTooLarge++;
+      stream.destroy();
+    });
   }
 
   #authenticate: AuthenticateHandler = (client, username, password, done) => {
@@ -397,13 +458,12 @@ export class EmbeddedBroker implements IngestSource {
    */
   async stop(): Promise<void> {
     const b = this.broker;
-    const s = this.#server;
+    const servers = this.#servers.splice(0);
     this.broker = undefined;
-    this.#server = undefined;
     // PUBACKs held back for back-pressure are not sent: their frames are stored, and the devices
     // resend them to the next session, which answers them as duplicates.
     this.#held = [];
-    const closed = s ? new Promise<void>((res) => s.close(() => res())) : Promise.resolve();
+    const closed = Promise.all(servers.map((s) => new Promise<void>((res) => s.close(() => res()))));
     const gone = [...this.#conns].map(
       (c) =>
         new Promise<void>((res) => {
