@@ -30,6 +30,9 @@ import {
 } from "./rig.ts";
 import { mintDeviceToken } from "../../gateway/src/access/device-token.ts";
 import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
+import { Ingest } from "../../gateway/src/ingest/ingest.ts";
+import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
+import { EmbeddedBroker } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
 import { generateKey } from "../../gateway/src/chain/keys.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 
@@ -324,5 +327,25 @@ describe("embedded broker limits", () => {
     await new Promise<void>((res) => c.once("close", () => res()));
     c.end(true);
     expect(rig.broker.access.tooManyConnections).toBe(1);
+  });
+});
+
+describe("embedded broker, development policy (auth none, loopback)", () => {
+  it("error: even without authentication nobody publishes outside the ingest topics, retains, or reads $SYS", async () => {
+    const sink = new MemorySink();
+    const b = new EmbeddedBroker(new Ingest({ sink }), { port: 0 });
+    await b.start();
+    try {
+      const c = await mqtt.connectAsync(b.url, { clientId: "dev", reconnectPeriod: 0 });
+      expect(await subackCodes(c, ["$SYS/#", "vigil/v1/+/+/status"])).toEqual([128, 1]);
+      await c.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 1), { qos: 1 });
+      const gone = closed(c);
+      c.publish("hostile/relay", "x", { qos: 1, retain: true });
+      await gone;
+      expect(sink.records.map((r) => r.seq)).toEqual([1]);
+      expect(b.access.publishRefusedBy).toEqual({ retain: 1 });
+    } finally {
+      await b.stop();
+    }
   });
 });

@@ -58,11 +58,14 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
 /**
  * The development policy (`mqtt.embedded.auth: "none"`, loopback only): anyone may connect,
  * subscribe and publish device frames, but nobody may publish outside the ingest topics (the
- * gateway's alert, health, status and NACK topics, or any other namespace) and nobody may retain.
+ * gateway's alert, health, status and NACK topics, or any other namespace), nobody may retain, and
+ * `$SYS` (other clients' ids and subscriptions) is not readable (`#` does not match it,
+ * MQTT-4.7.2-1). Use `mqtt.embedded.auth: "registry"` for anything beyond one's own machine.
  */
 export const OPEN_POLICY: BrokerPolicy = {
   authenticate: () => ({ kind: "anonymous" }),
   publish: (_who, topic, retain) => (retain ? "retain" : parseIngestTopic(topic) ? null : "topic"),
-  subscribe: () => null,
+  // $SYS lists other clients' ids and subscriptions: not for anonymous clients.
+  subscribe: (_who, filter) => (filter.startsWith("$SYS") ? "sys" : null),
   stillAllowed: () => true,
 };
