@@ -162,7 +162,13 @@ describe("access control in the running gateway, registry on anvil", () => {
     );
     const first = seqs(DEV);
     expect(first.slice(0, 3)).toEqual([1, 2, 3]);
-    await vi.waitFor(() => expect(rt.store.anchoredThrough()).toBeGreaterThanOrEqual(1), { timeout: 15_000 });
+    // Every stored frame (1–3 included) sealed, then that batch anchored.
+    await vi.waitFor(() => expect(rt.sealer!.backlog()).toBe(0), { timeout: 15_000 });
+    const batch = rt.store.lastBatchSeq();
+    expect(batch).toBeGreaterThanOrEqual(1);
+    await vi.waitFor(() => expect(rt.store.anchoredThrough()).toBeGreaterThanOrEqual(batch), {
+      timeout: 15_000,
+    });
   });
 
   it("error: the gateway suspended on chain: sealing stops with a retained access status, frames are still stored; resumed, sealing goes on", async () => {
@@ -195,6 +201,18 @@ describe("access control in the running gateway, registry on anvil", () => {
     await admin.resumeGateway(GW);
     await vi.waitFor(() => expect(rt.standing).toBe("active"), { timeout: 5000 });
     await vi.waitFor(() => expect(rt.store.lastBatchSeq()).toBeGreaterThan(sealed), { timeout: 5000 });
+  });
+
+  it("error: the gateway revoked on chain: sealing stops for good, frames are still stored", async () => {
+    await admin.revokeGateway(GW);
+    await vi.waitFor(() => expect(rt.standing).toBe("revoked"), { timeout: 5000 });
+    const sealed = rt.store.lastBatchSeq();
+    const { c } = await device(DEV2);
+    await c.publishAsync(`vigil/v1/ingest/${hex8(DEV2)}`, dataFrame(DEV2, 1500), { qos: 1 });
+    expect(seqs(DEV2)).toContain(1500);
+    const r0 = rt.watch!.status().refreshes;
+    await vi.waitFor(() => expect(rt.watch!.status().refreshes).toBeGreaterThan(r0 + 1), { timeout: 5000 });
+    expect(rt.store.lastBatchSeq()).toBe(sealed);
   });
 
   it("error: the RPC endpoint down for longer than the staleness bound: the watch reports stale, admitted devices keep sending", async () => {
