@@ -314,6 +314,28 @@ describe("embedded broker limits", () => {
     expect(rig.sink.records.map((r) => r.deviceId)).toEqual([DEV_B]);
   });
 
+  it("error: a subscriber that stops reading is disconnected once maxQueuedBytes are queued to it; others keep being served", async () => {
+    rig = await accessRig({ limits: { maxQueuedBytes: 64 * 1024 } });
+    const slow = await rig.connect(await rig.token(rig.reader));
+    const alert = `vigil/v1/${SITE_NAME}/${GW_NAME}/${hex8(DEV_A)}/alert`;
+    await slow.subscribeAsync(alert, { qos: 0 });
+    const gone = closed(slow);
+    // The client's socket stops reading: the kernel buffers fill, then the broker's queue grows.
+    (slow.stream as unknown as { pause(): void }).pause();
+    const a = await rig.device(DEV_A);
+    let seq = 0;
+    const payload = Buffer.alloc(8 * 1024, 1);
+    while (rig.broker.access.slowClient === 0) {
+      rig.broker.publish(alert, payload, { qos: 0, retain: false });
+      if (++seq % 64 === 0) await new Promise((r) => setImmediate(r));
+    }
+    expect(rig.broker.access.slowClient).toBe(1);
+    (slow.stream as unknown as { resume(): void }).resume();
+    await gone;
+    await a.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 1), { qos: 1 });
+    expect(rig.sink.records.map((r) => r.seq)).toEqual([1]);
+  });
+
   it("error: connections beyond maxConnectionsPerAddress are closed at accept and counted", async () => {
     rig = await accessRig({ limits: { maxConnectionsPerAddress: 2 } });
     await rig.device(DEV_A);

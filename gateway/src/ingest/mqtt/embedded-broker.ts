@@ -177,6 +177,8 @@ export class EmbeddedBroker implements IngestSource {
   /** Authenticated clients and who they are. */
   readonly #who = new Map<Client, BrokerIdentity>();
   readonly #perAddress = new Map<string, number>();
+  /** Clients being disconnected for a limit (nothing more is queued to them, counted once). */
+  readonly #closing = new WeakSet<Client>();
   /** Authorisations completed while ingest is busy, released when it is not. */
   #held: Array<() => void> = [];
 
@@ -379,7 +381,9 @@ export class EmbeddedBroker implements IngestSource {
   /** Per delivered message: a client that does not read its socket is disconnected (bounded queue). */
   #authorizeForward: AuthorizeForwardHandler = (client, packet) => {
     const conn = (client as unknown as { conn?: { writableLength?: number } }).conn;
+    if (this.#closing.has(client)) return null;
     if ((conn?.writableLength ?? 0) > this.#limits.maxQueuedBytes) {
+      this.#closing.add(client);
       this.#access.slowClient++;
       this.#who.delete(client);
       client.close();
