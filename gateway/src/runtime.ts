@@ -18,7 +18,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
-import { keccak256, toUtf8Bytes } from "ethers";
 import { RegistryAdmission } from "./access/admission.ts";
 import { RegistryBrokerPolicy } from "./access/broker-policy.ts";
 import { gatewayStanding, STANDING_SENTENCE, type GatewayStanding } from "./access/gateway-standing.ts";
@@ -48,6 +47,7 @@ import {
   rpcUrlsOf,
   type GatewayConfig,
 } from "./config/config.ts";
+import { gatewayIdOf } from "./config/gateway-id.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { ListAdmission, type DeviceAdmission } from "./core/admission.ts";
 import { ConfigError, type VigilError } from "./core/errors.ts";
@@ -93,14 +93,8 @@ export interface RuntimeSnapshot {
   };
   infer: Record<string, unknown> | null;
   alerts: AlertService["counters"];
-  leaves: { inference: number; alert: number };
+  leaves: { inference: number; alert: number; "sensor-fault": number };
   sources: Record<string, Record<string, number>>;
-}
-
-/** bytes32 gateway id: the configured one, or keccak256("vigil-gateway:" + name). */
-export function gatewayIdOf(config: GatewayConfig): Hex {
-  return (config.attest.gatewayId?.toLowerCase() ??
-    keccak256(toUtf8Bytes(`vigil-gateway:${config.attest.gatewayName}`))) as Hex;
 }
 
 function resolvePath(base: string, p: string): string {
@@ -144,7 +138,10 @@ const SWEEP_INTERVAL_MS = 10_000;
 type StopStep = (typeof STOP_ORDER)[number];
 
 /** Options of {@link wireInference}: the loop's own options minus what the wiring supplies. */
-export type WireInferenceOptions = Omit<InferenceLoopOptions, "profileOf" | "channelsOf" | "onResult"> & {
+export type WireInferenceOptions = Omit<
+  InferenceLoopOptions,
+  "profileOf" | "channelsOf" | "onResult" | "onSensorFault" | "onDeviceStatus"
+> & {
   ingest: Ingest;
   alerts: AlertService;
 };
@@ -152,8 +149,8 @@ export type WireInferenceOptions = Omit<InferenceLoopOptions, "profileOf" | "cha
 /**
  * The inference loop wired the way the gateway runs it (benchmarks and probes use this too):
  * ingest's stored frames in — and the valid frames the store refused (disk full), so alerts keep
- * flowing while it is down — device profiles and channel names from HELLO, live results to the
- * alert service.
+ * flowing while it is down — device profiles and channel names from HELLO, live results, sensor
+ * faults and device data-quality status to the alert service.
  */
 export function wireInference(o: WireInferenceOptions): InferenceLoop {
   const { ingest, alerts, ...rest } = o;
@@ -162,6 +159,8 @@ export function wireInference(o: WireInferenceOptions): InferenceLoop {
     profileOf: (id) => ingest.counters.devices.get(id)?.profile,
     channelsOf: (id) => ingest.counters.devices.get(id)?.channelNames,
     onResult: alerts.onResult,
+    onSensorFault: alerts.onSensorFault,
+    onDeviceStatus: alerts.onDeviceStatus,
   });
   ingest.onStored(loop.onFrame);
   ingest.onUnstored(loop.onFrame);
@@ -174,6 +173,12 @@ export class Runtime {
   readonly log: Logger;
   readonly clock: Clock;
   readonly store: FrameStore;
+  /**
+   * Settles with the error when the gateway cannot go on (the store found lost or damaged data
+   * while running): `vigil start` then stops and exits non-zero, so nothing is acknowledged over it.
+   */
+  readonly fatal: Promise<VigilError>;
+  #setFatal!: (e: VigilError) => void;
   readonly ingest: Ingest;
   readonly sources: IngestSource[] = [];
   readonly embedded: EmbeddedBroker | undefined;
@@ -184,7 +189,7 @@ export class Runtime {
   sealer: BatchSealer | undefined;
   anchor: AnchorService | undefined;
   signer: GatewaySigner | undefined;
-  readonly leaves = { inference: 0, alert: 0 };
+  readonly leaves = { inference: 0, alert: 0, "sensor-fault": 0 };
   /**
    * What access control reads: the registry view (replaced by every refresh that changed it) and
    * whether it is stale. Empty and stale until the watch has opened its cache.
@@ -204,6 +209,7 @@ export class Runtime {
   #started = false;
 
   constructor(o: RuntimeOptions) {
+    this.fatal = new Promise((res) => (this.#setFatal = res));
     this.#o = o;
     const c = o.config;
     this.config = c;
@@ -522,6 +528,7 @@ export class Runtime {
     const log = this.log;
     await this.store.open();
     this.#running.store = () => this.store.close();
+    this.store.onCorrupt((e) => this.#setFatal(e));
     // Recover per-device sequence state so resent frames are recognised as duplicates.
     for (const [id, st] of this.store.devices())
       this.ingest.counters
@@ -585,7 +592,10 @@ export class Runtime {
     // Models: every manifest verified (sha256) before the first frame is accepted.
     const modelsDir = c.models.dir ? resolvePath(process.cwd(), c.models.dir) : fromRoot("models");
     if (c.models.enabled && existsSync(modelsDir)) {
-      const registry = await ModelRegistry.load(modelsDir, { threads: c.models.threads });
+      const registry = await ModelRegistry.load(modelsDir, {
+        threads: c.models.threads,
+        precision: c.models.precision,
+      });
       this.#running.models = () => registry.release();
       const inferLog = log.child({ component: "infer" });
       const loop = wireInference({
@@ -746,6 +756,7 @@ export class Runtime {
       const fn = this.#running[step];
       delete this.#running[step];
       if (!fn) continue;
+      this.log.debug({ step }, "stopping");
       try {
         await fn();
       } catch (e) {

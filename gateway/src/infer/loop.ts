@@ -27,137 +27,20 @@
 import { hash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { inferenceLeafPreimage, leafFromPreimage } from "../core/leaf.ts";
-import type { FrameRecord, LeafSink } from "../core/records.ts";
+import type { FrameRecord } from "../core/records.ts";
 import type { DataFrame } from "../protocol/frame.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
 import { ModelProfileConflictError, LaneError } from "./errors.ts";
 import { LatencyHistogram } from "./histogram.ts";
-import type { LoadedModel, ModelRegistry } from "./registry.ts";
-import type { DeviceHistory } from "./history.ts";
-import { Lane, type ShadowStats } from "./lane.ts";
-import { DeviceWindow, type WindowMeta } from "./window.ts";
+import type { LoadedModel } from "./registry.ts";
+import { Lane } from "./lane.ts";
+import { DeviceWindow } from "./window.ts";
+import { deviceQualityStatus, sensorFaultTransitions, type DeviceQualityStatus } from "./quality-events.ts";
 import type { RunnerKind } from "./worker.ts";
 
 export type { LeafRecord, LeafSink } from "../core/records.ts";
-
-/** One inference output for one device window. */
-export interface InferenceResult {
-  model: LoadedModel;
-  deviceId: number;
-  /** The device's HELLO profile that selected the model. */
-  profile: string;
-  window: WindowMeta;
-  /** sha256 of the exact float32 (little-endian) window bytes fed to the model. */
-  windowHash: Uint8Array;
-  /** One value per manifest output (first element of each output row), manifest order. */
-  outputs: Float32Array;
-  /** Every value of every output for this row, manifest order (what the leaf commits to). */
-  allOutputs: Float32Array;
-  /** keccak256 INFERENCE leaf (live results; empty for a shadow's results, which are not attested). */
-  inferenceLeaf: Uint8Array;
-  /** Gateway clock when the result was produced, µs. */
-  atUs: number;
-}
-
-export interface InferenceLoopOptions {
-  /** The models that are live at start (more can be added with addLive / addShadow). */
-  registry?: Pick<ModelRegistry, "models">;
-  /** Device profile from HELLO (e.g. `id => ingest.counters.devices.get(id)?.profile`). */
-  profileOf: (deviceId: number) => string | undefined;
-  /**
-   * Channel names the device announced in HELLO (frame order). When given, a device whose names
-   * differ from its model's `inputs.channels` is not run: its frames count as
-   * `framesSchemaMismatch` (same count, other order or meaning would be silently misread).
-   * Checked again whenever the returned array changes (a new HELLO). Default: count check only.
-   */
-  channelsOf?: (deviceId: number) => readonly string[] | undefined;
-  /**
-   * Stored frames, to warm a device's window when a lane first sees it (history.ts): after a
-   * gateway restart, or when a shadow lane is added, its ring and baseline continue from the
-   * frame log instead of starting over. Live frames of the device wait (in memory, at most
-   * `maxPending`) until the read completes.
-   */
-  history?: DeviceHistory;
-  /** Live frames held per device during a warm-up; older ones are dropped beyond it. Default 4096. */
-  maxPending?: number;
-  clock?: Clock;
-  /**
-   * Largest batch per onnxruntime call. Default 128: onnxruntime's per-row cost is lowest around
-   * batch 64–256 on the dev box (bench/infer.ts), larger batches lose the cache and grow the
-   * arena's high-water mark, and an inline run of 128 windows of the heaviest model blocks the
-   * event loop ≈ 6 ms at most. More ready windows run as several calls in one tick.
-   */
-  maxBatch?: number;
-  /**
-   * Tick period in ms once started. 0 (default): event-driven, a tick is scheduled with
-   * setImmediate as soon as a window is ready and none is running, so a batch holds whatever
-   * became ready while the previous run was in flight.
-   */
-  tickMs?: number;
-  /**
-   * Where `session.run()` executes (worker.ts): "inline" (default) on the main thread, which it
-   * blocks for the whole batch, or "worker": a session of the same bytes in a worker_thread, so
-   * ingest and alerts keep running while the model runs. Call `close()` to end the workers.
-   */
-  runner?: RunnerKind;
-  onLeaf?: LeafSink;
-  onResult?: (r: InferenceResult) => void;
-  /** Every result of a shadow lane (not published, not attested). */
-  onShadowResult?: (r: InferenceResult, stats: ShadowStats) => void;
-  onError?: (e: unknown) => void;
-}
-
-export interface InferenceCounters {
-  framesSeen: number;
-  /** Frames of devices without HELLO profile or without a model for their profile. */
-  framesUnmodelled: number;
-  /** Frames whose channel count, or HELLO channel names, differ from the model manifest's channels. */
-  framesSchemaMismatch: number;
-  /** Live windows (shadow lanes count their own, see `lanes()`). */
-  windowsReady: number;
-  windowsRun: number;
-  /**
-   * Live windows not run: older ready windows superseded by a newer one before they ran
-   * (stale-window policy), or superseded at a promotion.
-   */
-  skippedWindows: number;
-  /** Windows lost because a run failed. */
-  failedWindows: number;
-  /** onnxruntime calls, all lanes. */
-  batches: number;
-  ticks: number;
-  /** Timer ticks that found the previous tick still running (coalesced into it). */
-  overrunTicks: number;
-  runErrors: number;
-  callbackErrors: number;
-  devices: number;
-  /** Device windows warmed from stored history, and the history rows used. */
-  warmups: number;
-  warmupRows: number;
-  /** History reads that failed (the window then starts from live frames). */
-  warmupErrors: number;
-  /** Live frames dropped because a warm-up held more than `maxPending`. */
-  warmupDropped: number;
-  /** Promotions of a shadow lane to live. */
-  promotions: number;
-  /** Wall time of one tick (all lanes), µs. */
-  tickLatency: LatencyHistogram;
-  /** onnxruntime run() time per batch, µs. */
-  runLatency: LatencyHistogram;
-  /** Last frame's gateway arrival to result, µs (gateway clock). */
-  frameToResult: LatencyHistogram;
-}
-
-/** What a lane is doing, for status, logs and the update agent. */
-export interface LaneInfo {
-  model: LoadedModel;
-  role: "live" | "shadow" | "retired";
-  /** For a shadow: the live model it is compared with. */
-  shadowOf: LoadedModel | undefined;
-  windowsRun: number;
-  usPerWindow: number;
-  shadow: ShadowStats | undefined;
-}
+export type { InferenceCounters, InferenceLoopOptions, InferenceResult, LaneInfo } from "./loop-types.ts";
+import type { InferenceCounters, InferenceLoopOptions, InferenceResult, LaneInfo } from "./loop-types.ts";
 
 /** A device's routing and per-lane windows. */
 interface DeviceSlot {
@@ -196,6 +79,9 @@ export class InferenceLoop {
     warmupErrors: 0,
     warmupDropped: 0,
     promotions: 0,
+    windowsWithheld: 0,
+    sensorFaultsRaised: 0,
+    sensorFaultsCleared: 0,
     tickLatency: new LatencyHistogram(),
     runLatency: new LatencyHistogram(),
     frameToResult: new LatencyHistogram(),
@@ -269,6 +155,20 @@ export class InferenceLoop {
   liveWindow(deviceId: number): DeviceWindow | undefined {
     const slot = this.#slots.get(deviceId);
     return slot?.windows.get(slot.live);
+  }
+
+  /**
+   * The data-quality and commissioning status of every modelled device (its live lane), as the
+   * retained `device-status` message carries it (for status endpoints and `vigil` tools; allocates).
+   */
+  deviceStatuses(): DeviceQualityStatus[] {
+    const now = this.#clock.nowUs();
+    const out: DeviceQualityStatus[] = [];
+    for (const slot of this.#slots.values()) {
+      const dev = slot.windows.get(slot.live);
+      if (dev && dev.lastSeq >= 0) out.push(deviceQualityStatus(dev, now));
+    }
+    return out;
   }
 
   /** Every lane with its role and figures. */
@@ -439,11 +339,11 @@ export class InferenceLoop {
           dev.pending.shift();
           c.warmupDropped++;
         }
-        const { seq, timestampUs, receivedUs } = record;
-        dev.pending.push({ seq, timestampUs, receivedUs, values: Float32Array.from(frame.values) });
+        const { seq, timestampUs, receivedUs, raw } = record;
+        dev.pending.push({ seq, timestampUs, receivedUs, values: Float32Array.from(frame.values), raw });
         continue;
       }
-      this.#accept(lane, dev, frame.values, record.seq, record.timestampUs, record.receivedUs);
+      this.#accept(lane, dev, frame.values, record.seq, record.timestampUs, record.receivedUs, record.raw);
     }
   };
 
@@ -464,8 +364,11 @@ export class InferenceLoop {
     seq: number,
     tsUs: number,
     rxUs: number,
+    raw?: Buffer,
   ): void {
-    if (dev.push(values, seq, tsUs, rxUs)) {
+    const ready = dev.push(values, seq, tsUs, rxUs);
+    if (lane.role === "live") this.#quality(dev, values, seq, tsUs, rxUs, raw);
+    if (ready) {
       lane.counters.windowsReady++;
       if (lane.role === "live") this.counters.windowsReady++;
       if (!dev.queued) {
@@ -473,6 +376,45 @@ export class InferenceLoop {
         lane.queue.push(dev);
       }
       if (this.#started && this.#tickMs === 0) this.#schedule();
+    }
+  }
+
+  /**
+   * After a live push: sensor-fault transitions of this frame, and the device status when it
+   * changed (quality-events.ts). Per frame without a change: a few comparisons, no allocation.
+   */
+  #quality(
+    dev: DeviceWindow,
+    values: ArrayLike<number>,
+    seq: number,
+    tsUs: number,
+    rxUs: number,
+    raw: Buffer | undefined,
+  ): void {
+    const c = this.counters;
+    if (dev.withheldLast) c.windowsWithheld++;
+    const changed = dev.frameQuality.changedCount > 0;
+    if (changed) {
+      const at = this.#clock.nowUs();
+      for (const t of sensorFaultTransitions(
+        dev,
+        values,
+        { seq, timestampUs: tsUs, receivedUs: rxUs, raw },
+        at,
+      )) {
+        if (t.state === "raised") c.sensorFaultsRaised++;
+        else c.sensorFaultsCleared++;
+        this.#callback(() => this.#o.onSensorFault?.(t));
+      }
+    }
+    const baselineDone = dev.baselineComplete;
+    if (!changed && dev.windowVerdict === dev.statusVerdict && baselineDone === dev.statusBaselineDone)
+      return;
+    dev.statusVerdict = dev.windowVerdict;
+    dev.statusBaselineDone = baselineDone;
+    if (this.#o.onDeviceStatus) {
+      const s = deviceQualityStatus(dev, this.#clock.nowUs());
+      this.#callback(() => this.#o.onDeviceStatus?.(s));
     }
   }
 
@@ -501,7 +443,7 @@ export class InferenceLoop {
     }
     const pending = dev.pending ?? [];
     dev.pending = undefined;
-    for (const p of pending) this.#accept(lane, dev, p.values, p.seq, p.timestampUs, p.receivedUs);
+    for (const p of pending) this.#accept(lane, dev, p.values, p.seq, p.timestampUs, p.receivedUs, p.raw);
   }
 
   // ------------------------------------------------------------------ scheduling
@@ -741,6 +683,16 @@ export class InferenceLoop {
     }
   }
 
+  /** Runs a subscriber callback; a throw is counted and reported, never propagated into ingest. */
+  #callback(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.counters.callbackErrors++;
+      this.#o.onError?.(e);
+    }
+  }
+
   #compare(shadow: Lane, sr: InferenceResult, live: InferenceResult): void {
     this.#compareValue(shadow, sr.outputs[0]!, live.outputs[0]!);
   }
@@ -776,6 +728,9 @@ export class InferenceLoop {
       warmupErrors: c.warmupErrors,
       warmupDropped: c.warmupDropped,
       promotions: c.promotions,
+      windowsWithheld: c.windowsWithheld,
+      sensorFaultsRaised: c.sensorFaultsRaised,
+      sensorFaultsCleared: c.sensorFaultsCleared,
       lanes: this.#lanes.map((l) => ({
         model: l.model.manifest.name,
         version: l.model.manifest.version,

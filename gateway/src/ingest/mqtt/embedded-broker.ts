@@ -44,7 +44,7 @@ import {
 import type { Ingest } from "../ingest.ts";
 import type { IngestSource } from "../source.ts";
 import { MqttIngestHandler } from "./handler.ts";
-import { SourceError } from "../errors.ts";
+import { IngestRejectError, SourceError } from "../errors.ts";
 import {
   DEFAULT_BROKER_LIMITS,
   OPEN_POLICY,
@@ -401,7 +401,9 @@ export class EmbeddedBroker implements IngestSource {
     if (why !== null) {
       this.#access.publishRefused++;
       this.#access.publishRefusedBy[why] = (this.#access.publishRefusedBy[why] ?? 0) + 1;
-      return cb(new Error(`publish on ${topic} refused (${why})`));
+      return cb(
+        new SourceError("MQTT_REFUSED", `client ${client.id}`, `publish on ${topic} refused (${why})`),
+      );
     }
     if (MqttIngestHandler.handles(topic)) {
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
@@ -432,7 +434,7 @@ export class EmbeddedBroker implements IngestSource {
     if (v.nack) this.publish(v.nack.topic, v.nack.payload, { qos: 1, retain: false });
     if (v.action === "retry") {
       this.#counters.retries++;
-      return cb(new Error("store unavailable; resend later"));
+      return cb(new IngestRejectError("STORE_UNAVAILABLE", "store unavailable; resend later"));
     }
     cb(null);
   }
