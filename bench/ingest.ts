@@ -5,6 +5,9 @@
  * 2. MQTT end to end over loopback, QoS 1: the same mqtt.js clients through plain aedes
  *    (publisher → broker → subscriber, no gateway work) as the baseline, then through the
  *    gateway's embedded broker (publisher → broker → ingest → sink → PUBACK).
+ * 3. Access control on vs off, in the same run: 100 device clients (one per device, as access
+ *    control requires) through the embedded broker, without and with registry admission and the
+ *    registry broker policy (authenticated devices, own-topic check, O(1) registry lookups).
  * Last line: one JSON object with the figures.
  */
 import { parseArgs } from "node:util";
@@ -19,6 +22,12 @@ import { Ingest } from "../gateway/src/ingest/ingest.ts";
 import { MemorySink } from "../gateway/src/ingest/memory-sink.ts";
 import { EmbeddedBroker } from "../gateway/src/ingest/mqtt/embedded-broker.ts";
 import type { AppendOutcome, FrameSink } from "../gateway/src/core/records.ts";
+import { RegistryAdmission } from "../gateway/src/access/admission.ts";
+import { RegistryBrokerPolicy } from "../gateway/src/access/broker-policy.ts";
+import { hashPassword, PasswordFile } from "../gateway/src/access/passwords.ts";
+import { vigilDomain } from "../gateway/src/chain/eip712.ts";
+import { RegistryView } from "../gateway/src/chain/registry-view.ts";
+import type { Hex } from "../gateway/src/core/hex.ts";
 
 const { values: a } = parseArgs({ options: { frames: { type: "string" }, messages: { type: "string" } } });
 const FRAMES = Number(a.frames ?? 2_000_000);
@@ -146,6 +155,76 @@ async function gateway(): Promise<{ rate: number; stored: number }> {
   return { rate, stored: memory.records.length };
 }
 
+// --- 3. access control on vs off ---------------------------------------------------------
+const GW_ID: Hex = `0x${"11".repeat(32)}`;
+const hex8 = (d: number): string => d.toString(16).padStart(8, "0");
+const accessView = new RegistryView(GW_ID);
+accessView.apply({
+  name: "GatewayRegistered",
+  gatewayId: GW_ID,
+  site: GW_ID,
+  keyType: "none",
+  publicKey: "0x",
+});
+for (let d = 1; d <= DEVICES; d++)
+  accessView.apply({
+    name: "SensorRegistered",
+    gatewayId: GW_ID,
+    sensorId: d,
+    keyType: "none",
+    publicKey: "0x",
+  });
+const accessPasswords = new PasswordFile(
+  Array.from({ length: DEVICES }, (_, i) => hashPassword(hex8(i + 1), "bench")).join("\n"),
+);
+
+/** 100 device clients, each publishing its own frames (QoS 1); connects are not timed. */
+async function perDevice(access: boolean): Promise<{ rate: number; stored: number }> {
+  const memory = new MemorySink();
+  const state = { view: accessView, stale: false };
+  const ing = new Ingest({ sink: memory, ...(access ? { admission: new RegistryAdmission(state) } : {}) });
+  const b = new EmbeddedBroker(ing, {
+    port: 0,
+    ...(access
+      ? {
+          policy: new RegistryBrokerPolicy({
+            state,
+            passwords: accessPasswords,
+            domain: vigilDomain(31337, `0x${"00".repeat(19)}01`),
+            gatewayId: GW_ID,
+            site: "site-1",
+            gatewayName: "gw-1",
+          }),
+        }
+      : {}),
+  });
+  await b.start();
+  const clients = await Promise.all(
+    Array.from({ length: DEVICES }, (_, i) =>
+      mqtt.connectAsync(b.url, {
+        clientId: `bench-dev-${i}`,
+        ...(access ? { username: hex8(i + 1), password: "bench" } : {}),
+      }),
+    ),
+  );
+  const t0 = performance.now();
+  let acked = 0;
+  await new Promise<void>((res) => {
+    for (let i = 0; i < MESSAGES; i++) {
+      const dev = i % DEVICES;
+      const bb = Buffer.from(payloads[dev]!);
+      bb.writeUInt32LE(Math.floor(i / DEVICES), 8);
+      clients[dev]!.publish(`vigil/v1/ingest/${hex8(dev + 1)}`, reseal(bb), { qos: 1 }, () => {
+        if (++acked === MESSAGES) res();
+      });
+    }
+  });
+  const rate = MESSAGES / ((performance.now() - t0) / 1000);
+  await Promise.all(clients.map((c) => c.endAsync()));
+  await b.stop();
+  return { rate, stored: memory.records.length };
+}
+
 const runs: Array<{ base: number; floor: number; gw: number }> = [];
 for (let i = 0; i < 3; i++) {
   const base = await baseline();
@@ -154,12 +233,25 @@ for (let i = 0; i < 3; i++) {
   if (gw.stored !== MESSAGES) throw new Error(`gateway stored ${gw.stored} of ${MESSAGES}`);
   runs.push({ base, floor, gw: gw.rate });
 }
+const accessRuns: Array<{ off: number; on: number }> = [];
+// Five pairs, the order alternating so drift in the machine's load does not favour one side.
+for (let i = 0; i < 5; i++) {
+  const first = await perDevice(i % 2 === 1);
+  const second = await perDevice(i % 2 === 0);
+  const [on, off] = i % 2 === 1 ? [first, second] : [second, first];
+  if (off.stored !== MESSAGES || on.stored !== MESSAGES)
+    throw new Error(`access bench stored ${off.stored} / ${on.stored} of ${MESSAGES}`);
+  accessRuns.push({ off: off.rate, on: on.rate });
+}
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const base = median(runs.map((r) => r.base));
 const gw = median(runs.map((r) => r.gw));
 const ratio = median(runs.map((r) => r.gw / r.base));
 const floor = median(runs.map((r) => r.floor));
 const floorRatio = median(runs.map((r) => r.gw / r.floor));
+const accessOff = median(accessRuns.map((r) => r.off));
+const accessOn = median(accessRuns.map((r) => r.on));
+const accessRatio = median(accessRuns.map((r) => r.on / r.off));
 
 const rows: Array<[string, string, string]> = [
   [
@@ -185,6 +277,17 @@ const rows: Array<[string, string, string]> = [
   ],
   ["gateway / baseline", ratio.toFixed(2), "target ≥ 0.80 (median of per-run ratios)"],
   ["gateway / broker floor", floorRatio.toFixed(2), "cost of the gateway's own work per message"],
+  [
+    "gateway, 100 device clients, access off",
+    `${Math.round(accessOff).toLocaleString("en")} msg/s`,
+    "QoS 1, median of 5 (order alternating)",
+  ],
+  [
+    "gateway, 100 device clients, access on",
+    `${Math.round(accessOn).toLocaleString("en")} msg/s`,
+    "registry admission + broker policy",
+  ],
+  ["access on / off", accessRatio.toFixed(2), "target ≥ 0.90 (median of per-run ratios)"],
 ];
 const w0 = Math.max(...rows.map((r) => r[0].length));
 const w1 = Math.max(...rows.map((r) => r[1].length));
@@ -202,7 +305,10 @@ console.log(
     mqttBrokerFloorMsgPerSec: Math.round(floor),
     mqttGatewayToFloor: Number(floorRatio.toFixed(3)),
     messages: MESSAGES,
-    targets: { decoderFramesPerSec: 1_000_000, mqttRatio: 0.8 },
-    pass: decRate >= 1_000_000 && ratio >= 0.8,
+    accessOffMsgPerSec: Math.round(accessOff),
+    accessOnMsgPerSec: Math.round(accessOn),
+    accessRatio: Number(accessRatio.toFixed(3)),
+    targets: { decoderFramesPerSec: 1_000_000, mqttRatio: 0.8, accessRatio: 0.9 },
+    pass: decRate >= 1_000_000 && ratio >= 0.8 && accessRatio >= 0.9,
   }),
 );

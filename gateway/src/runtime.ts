@@ -15,8 +15,13 @@
  * Start-up is all or nothing: a step that fails stops what was started before it and rethrows
  * (cli/start.ts turns that into one sentence and a non-zero exit).
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
+import { RegistryAdmission } from "./access/admission.ts";
+import { RegistryBrokerPolicy } from "./access/broker-policy.ts";
+import { gatewayStanding, STANDING_SENTENCE, type GatewayStanding } from "./access/gateway-standing.ts";
+import { exportMosquitto } from "./access/mosquitto.ts";
+import { PasswordFile } from "./access/passwords.ts";
 import { AnchorService } from "./anchor/service.ts";
 import { connectAnchorChain } from "./anchor/chain.ts";
 import { assertKeyAllowed, loadSenderKey } from "./chain/sender-key.ts";
@@ -31,9 +36,22 @@ import { BatchSealer } from "./attest/sealer.ts";
 import type { GatewaySigner } from "./attest/signer.ts";
 import { readDeploymentFile, type Deployment } from "./chain/deploy.ts";
 import { vigilDomain, type VigilDomain } from "./chain/eip712.ts";
+import { RpcRegistryEvents } from "./chain/events.ts";
+import { RegistryView } from "./chain/registry-view.ts";
+import { RpcPool } from "./chain/rpc.ts";
+import { RegistryWatch, type WatchStatus } from "./chain/watch.ts";
+import {
+  checkAccessConfig,
+  deviceSet,
+  ethToWei,
+  gweiToWei,
+  registryWatched,
+  rpcUrlsOf,
+  type GatewayConfig,
+} from "./config/config.ts";
 import { gatewayIdOf } from "./config/gateway-id.ts";
-import { deviceSet, ethToWei, gweiToWei, rpcUrlsOf, type GatewayConfig } from "./config/config.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
+import { ListAdmission, type DeviceAdmission } from "./core/admission.ts";
 import { ConfigError, type VigilError } from "./core/errors.ts";
 import type { Hex } from "./core/hex.ts";
 import { silentLogger, type Logger } from "./core/log.ts";
@@ -119,7 +137,20 @@ const NO_OUTPUT: EventOutput = {
 };
 
 /** Stop steps, in stop order. */
-const STOP_ORDER = ["inference", "alerts", "sources", "sealer", "anchor", "models", "http", "store"] as const;
+const STOP_ORDER = [
+  "inference",
+  "alerts",
+  "sources",
+  "sealer",
+  "anchor",
+  "registry",
+  "models",
+  "http",
+  "store",
+] as const;
+
+/** How often connected readers are re-checked for expired tokens between registry refreshes, ms. */
+const SWEEP_INTERVAL_MS = 10_000;
 type StopStep = (typeof STOP_ORDER)[number];
 
 /** Options of {@link wireInference}: the loop's own options minus what the wiring supplies. */
@@ -179,6 +210,17 @@ export class Runtime {
   /** `/metrics`, `/healthz`, `/readyz` and the live page (undefined when http.enabled is false). */
   readonly http: HttpServer | undefined;
   readonly leaves = { inference: 0, alert: 0, "sensor-fault": 0 };
+  /**
+   * What access control reads: the registry view (replaced by every refresh that changed it) and
+   * whether it is stale. Empty and stale until the watch has opened its cache.
+   */
+  readonly registryState: { view: RegistryView; stale: boolean };
+  /** The registry watch (undefined unless registryWatched(config)). */
+  watch: RegistryWatch | undefined;
+  /** The gateway's own standing in the registry (undefined before the watch synced). */
+  standing: GatewayStanding | undefined;
+  readonly #brokerPolicy: RegistryBrokerPolicy | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
   readonly #o: RuntimeOptions;
   /** What start() got running, by stop step (see #unwind for the order). */
   readonly #running: Partial<Record<StopStep, () => Promise<void>>> = {};
@@ -195,6 +237,9 @@ export class Runtime {
     this.log = o.log ?? silentLogger;
     this.clock = o.clock ?? systemClock;
     this.gatewayId = gatewayIdOf(c);
+    // Again after command-line overrides (--mqtt-host): nothing beyond loopback without auth.
+    checkAccessConfig(c);
+    this.registryState = { view: new RegistryView(this.gatewayId), stale: true };
     this.store =
       o.store ??
       new LevelFrameStore({
@@ -212,8 +257,7 @@ export class Runtime {
       clockTrusted: () => this.clockTrust.trusted(),
       sink: this.store,
       clock: this.clock,
-      ...(c.ingest.allow ? { allow: deviceSet(c.ingest.allow) } : {}),
-      revoked: deviceSet(c.ingest.revoked),
+      admission: this.#admission(),
       maxSkewUs: c.ingest.maxSkewMs * 1000,
       maxPending: c.ingest.maxPending,
       busyRetryMs: c.ingest.busyRetryMs,
@@ -227,10 +271,30 @@ export class Runtime {
         new SerialSource(this.ingest, { path: s.path, baudRate: s.baudRate, onError, clock: this.clock }),
       );
     if (c.mqtt.embedded.enabled) {
+      const e = c.mqtt.embedded;
+      if (e.auth === "registry") {
+        const d = readDeployment(resolvePath(c.dataDir, c.chain.deployment!));
+        this.#brokerPolicy = new RegistryBrokerPolicy({
+          state: this.registryState,
+          passwords: e.passwordFile
+            ? PasswordFile.load(resolvePath(c.dataDir, e.passwordFile))
+            : new PasswordFile(),
+          domain: domainOf(d),
+          gatewayId: this.gatewayId,
+          site: c.site,
+          gatewayName: c.attest.gatewayName,
+          stalePolicy: c.registry.stalePolicy,
+          clock: this.clock,
+        });
+      }
       this.embedded = new EmbeddedBroker(this.ingest, {
-        host: c.mqtt.embedded.host,
-        port: c.mqtt.embedded.port,
+        host: e.host,
+        port: e.port,
         onError,
+        limits: e.limits,
+        ...(e.tls ? { tls: this.#tlsFiles(e.tls) } : {}),
+        ...(e.websocket ? { websocket: e.websocket } : {}),
+        ...(this.#brokerPolicy ? { policy: this.#brokerPolicy } : {}),
       });
       this.sources.push(this.embedded);
     }
@@ -279,6 +343,193 @@ export class Runtime {
       onLeaf: this.#onLeaf,
       onError: (e) => alertLog.warn({ err: (e as Error).message }, "alert publication failed"),
     });
+  }
+
+  /** The embedded broker's certificate and key (errors name the setting). */
+  #tlsFiles(t: { port: number; certFile: string; keyFile: string }): {
+    port: number;
+    cert: Buffer;
+    key: Buffer;
+  } {
+    const read = (setting: string, p: string): Buffer => {
+      const path = resolvePath(this.config.dataDir, p);
+      try {
+        return readFileSync(path);
+      } catch (e) {
+        throw new ConfigError(
+          setting,
+          `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})`,
+          {
+            cause: e,
+          },
+        );
+      }
+    };
+    return {
+      port: t.port,
+      cert: read("mqtt.embedded.tls.certFile", t.certFile),
+      key: read("mqtt.embedded.tls.keyFile", t.keyFile),
+    };
+  }
+
+  #admission(): DeviceAdmission {
+    const c = this.config;
+    if (c.ingest.admission === "registry")
+      return new RegistryAdmission(this.registryState, c.registry.stalePolicy);
+    return new ListAdmission(
+      c.ingest.allow ? deviceSet(c.ingest.allow) : undefined,
+      deviceSet(c.ingest.revoked),
+    );
+  }
+
+  /**
+   * Starts the registry watch: opens the store's cache (access works offline from it), one refresh
+   * (a failure is logged; the cache serves), then the schedule. Every refresh swaps the view in,
+   * disconnects readers the registry no longer allows, and re-evaluates the gateway's standing.
+   */
+  async #startWatch(deployment: Deployment): Promise<void> {
+    const c = this.config;
+    const log = this.log.child({ component: "registry" });
+    const rpc = new RpcPool({
+      urls: rpcUrlsOf(c.chain),
+      timeoutMs: c.chain.rpcTimeoutMs,
+      healthCheckIntervalMs: 0,
+      expectedChainId: BigInt(deployment.chainId),
+    });
+    const watch = new RegistryWatch({
+      source: new RpcRegistryEvents({
+        rpc,
+        registry: deployment.contracts.VigilRegistry.address,
+        releases: deployment.contracts.VigilReleases.address,
+        maxRange: c.chain.logBlockRange,
+      }),
+      cache: this.store,
+      gatewayId: this.gatewayId,
+      chainId: deployment.chainId,
+      registry: deployment.contracts.VigilRegistry.address,
+      deployBlock: deployment.deployBlock,
+      reorgDepth: c.registry.reorgDepth,
+      schedule: c.registry.schedule,
+      maxStaleMs: c.registry.maxStaleMs,
+      clock: this.clock,
+      log,
+      onRefresh: (view, changed) => {
+        this.registryState.view = view;
+        this.#afterRegistryChange();
+        if (changed) this.#exportMosquitto();
+      },
+      onStatus: (s: WatchStatus) => {
+        this.registryState.stale = s.state !== "fresh";
+        void this.#publishAccessStatus();
+      },
+    });
+    this.watch = watch;
+    this.#running.registry = async () => {
+      clearInterval(this.#sweepTimer);
+      await watch.stop();
+      await rpc.close?.();
+    };
+    await watch.open();
+    this.registryState.view = watch.view;
+    this.registryState.stale = watch.status().state !== "fresh";
+    await watch.refresh();
+    watch.start();
+    this.#afterRegistryChange();
+    this.#exportMosquitto();
+    this.#sweepTimer = setInterval(() => {
+      watch.checkStale();
+      this.embedded?.sweep();
+    }, SWEEP_INTERVAL_MS);
+    this.#sweepTimer.unref();
+  }
+
+  /** After a refresh: drop readers no longer allowed; stop or resume sealing by the gateway's standing. */
+  #afterRegistryChange(): void {
+    this.embedded?.sweep();
+    if (!this.watch || this.watch.status().state === "unsynced") return;
+    const standing = gatewayStanding(this.registryState.view, this.signer?.publicKey);
+    if (standing === this.standing) return;
+    this.standing = standing;
+    const log = this.log.child({ component: "registry" });
+    if (standing === "active") log.info({ standing }, STANDING_SENTENCE.active);
+    else log.error({ standing, gatewayId: this.gatewayId }, STANDING_SENTENCE[standing]);
+    void this.#applyStanding();
+    void this.#publishAccessStatus();
+  }
+
+  /** Regenerates the external Mosquitto's password and ACL files and reloads it (registry.mosquittoExport). */
+  #exportMosquitto(): void {
+    const c = this.config;
+    const x = c.registry.mosquittoExport;
+    if (!x) return;
+    const log = this.log.child({ component: "registry" });
+    try {
+      const pidText = x.pidFile ? readFileSync(resolvePath(c.dataDir, x.pidFile), "utf8").trim() : undefined;
+      const pid = pidText === undefined ? undefined : Number(pidText);
+      const r = exportMosquitto({
+        view: this.registryState.view,
+        passwords: c.mqtt.embedded.passwordFile
+          ? readFileSync(resolvePath(c.dataDir, c.mqtt.embedded.passwordFile), "utf8")
+          : "",
+        outDir: resolvePath(c.dataDir, x.dir),
+        site: c.site,
+        gatewayName: c.attest.gatewayName,
+        ...(x.gatewayUserLine ? { gatewayLine: x.gatewayUserLine } : {}),
+        ...(pid !== undefined && Number.isInteger(pid) && pid > 0 ? { pid } : {}),
+      });
+      log.info(
+        { devices: r.devices, readers: r.readers, reloaded: r.reloaded },
+        "Mosquitto access files exported",
+      );
+    } catch (e) {
+      log.error(
+        { code: (e as NodeJS.ErrnoException).code, err: (e as Error).message },
+        "Mosquitto access files not exported; the external broker keeps its previous rules",
+      );
+    }
+  }
+
+  /** Sealing and anchoring run only while the gateway is active in the registry with this key. */
+  async #applyStanding(): Promise<void> {
+    if (!this.#sealingStarted) return;
+    if (this.standing === "active") {
+      this.sealer?.start();
+      this.anchor?.start();
+    } else {
+      await this.sealer?.stop();
+      await this.anchor?.stop();
+    }
+  }
+
+  #sealingStarted = false;
+
+  /**
+   * A retained message on `vigil/v1/{site}/{gateway}/access` (QoS 1): the registry cache's
+   * freshness and the gateway's standing, so dashboards see why sealing stopped.
+   */
+  async #publishAccessStatus(): Promise<void> {
+    // Before start() opened the publisher (alerts.start) there is nowhere to publish; start() publishes then.
+    if (!this.publisher || !this.watch || !this.#sealingStarted) return;
+    const s = this.watch.status();
+    const payload = JSON.stringify({
+      v: 1,
+      registry: s.state,
+      headBlock: s.headBlock,
+      lastRefreshMs: s.lastRefreshMs,
+      standing: this.standing ?? null,
+      sealing: this.standing === undefined || this.standing === "active",
+      reason: this.standing ? STANDING_SENTENCE[this.standing] : null,
+    });
+    try {
+      await this.publisher.publish({
+        topic: `vigil/v1/${this.config.site}/${this.config.attest.gatewayName}/access`,
+        payload: Buffer.from(payload),
+        qos: 1,
+        retain: true,
+      });
+    } catch (e) {
+      this.log.warn({ component: "registry", err: (e as Error).message }, "access status not published");
+    }
   }
 
   /** Every INFERENCE and ALERT leaf: durable, group-committed, sealed with the frames. */
@@ -430,6 +681,8 @@ export class Runtime {
       };
     }
 
+    if (registryWatched(c) && deployment) await this.#startWatch(deployment);
+
     const started: IngestSource[] = [];
     this.#running.sources = async () => {
       for (const s of started.reverse()) await s.stop();
@@ -446,14 +699,15 @@ export class Runtime {
       loop.start();
       this.#running.inference = () => loop.stop();
     }
+    const maySeal = this.standing === undefined || this.standing === "active";
     if (this.sealer) {
       const sealer = this.sealer;
-      sealer.start();
+      if (maySeal) sealer.start();
       this.#running.sealer = () => sealer.stop();
     }
     if (this.anchor) {
       const anchor = this.anchor;
-      anchor.start();
+      if (maySeal) anchor.start();
       this.#running.anchor = () => anchor.stop();
     }
     if (this.http) {
@@ -461,6 +715,8 @@ export class Runtime {
       await http.start();
       this.#running.http = () => http.stop();
     }
+    this.#sealingStarted = true;
+    if (this.watch) void this.#publishAccessStatus();
 
     const retentionUs = c.store.retentionDays * 86_400e6;
     const storeLog = log.child({ component: "store" });
@@ -580,6 +836,7 @@ export class Runtime {
     clearInterval(this.#pruneTimer);
     clearInterval(this.#statsTimer);
     if (this.#phase !== "stopped") this.#phase = "stopping";
+    clearInterval(this.#sweepTimer);
     await this.#unwind();
     this.#phase = "stopped";
   }

@@ -12,7 +12,8 @@ describe("config", () => {
     const before = structuredClone(partial);
     const cfg = resolveConfig(partial);
     expect(partial).toEqual(before); // the input is not modified
-    expect(cfg.mqtt.embedded).toEqual({ enabled: true, host: "127.0.0.1", port: 0 });
+    expect(cfg.mqtt.embedded).toMatchObject({ enabled: true, host: "127.0.0.1", port: 0, auth: "none" });
+    expect(cfg.mqtt.embedded.limits.maxPacketBytes).toBe(16_384);
     expect(cfg.mqtt.clientId).toBe("vigil-gateway");
     expect(cfg.serial).toEqual([{ path: "/dev/ttyUSB0", baudRate: 115200 }]);
     expect(cfg.chain.maxSpendPerDayEth).toBe(0.1);

@@ -11,6 +11,7 @@ import {
 } from "../../gateway/src/protocol/frame.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { silentLogger } from "../../gateway/src/core/log.ts";
+import { ListAdmission } from "../../gateway/src/core/admission.ts";
 
 const clock = new FakeClock();
 const now = clock.nowUs();
@@ -59,7 +60,7 @@ describe("Ingest", () => {
   });
 
   it("error: unknown and revoked devices are NACKed with their reason and counted", async () => {
-    const { sink, ingest } = setup({ allow: new Set([1, 2]), revoked: new Set([2]) });
+    const { sink, ingest } = setup({ admission: new ListAdmission(new Set([1, 2]), new Set([2])) });
     expect(await ingest.handle(dec(data(1, 9)), "serial")).toEqual({
       kind: "nack",
       deviceId: 9,
@@ -174,7 +175,7 @@ describe("Ingest", () => {
       ...silentLogger,
       warn: (o: object) => void lines.push(o as Record<string, unknown>),
     } as typeof silentLogger;
-    const { ingest } = setup({ logger, allow: new Set([1, 2]) });
+    const { ingest } = setup({ logger, admission: new ListAdmission(new Set([1, 2])) });
     const err = (deviceId: number, code: number): Frame => ({
       type: FrameType.Error,
       deviceId,

@@ -561,6 +561,66 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
         { numRuns: 25 },
       );
     });
+
+    it("behavior: the registry cache saves entries with its meta record atomically and survives a reopen", async () => {
+      const s = await make();
+      expect(await s.loadRegistry()).toEqual({ meta: undefined, entries: [] });
+      await s.saveRegistry(
+        [
+          { kind: "s", id: "0000002a", value: { status: "active", keyType: "none", publicKey: "0x" } },
+          { kind: "w", id: "0x" + "aa".repeat(20), value: 1_900_000_000 },
+          { kind: "a", id: "0x" + "bb".repeat(20), value: true },
+        ],
+        { processed: 120, hash: "0x01" },
+      );
+      // An update, a delete and a new entry in one save.
+      await s.saveRegistry(
+        [
+          { kind: "s", id: "0000002a", value: { status: "revoked", keyType: "none", publicKey: "0x" } },
+          { kind: "a", id: "0x" + "bb".repeat(20), value: undefined },
+          { kind: "s", id: "00000001", value: { status: "active", keyType: "none", publicKey: "0x" } },
+        ],
+        { processed: 130, hash: "0x02" },
+      );
+      // Frames and batches are untouched by the cache (own key prefix).
+      expect(await s.append(record(1, 1))).toBe("stored");
+      const again = await handle!.reopen();
+      const st = await again.loadRegistry();
+      expect(st.meta).toEqual({ processed: 130, hash: "0x02" });
+      expect(st.entries.map((e) => [e.kind, e.id, e.value])).toEqual([
+        ["s", "00000001", { status: "active", keyType: "none", publicKey: "0x" }],
+        ["s", "0000002a", { status: "revoked", keyType: "none", publicKey: "0x" }],
+        ["w", "0x" + "aa".repeat(20), 1_900_000_000],
+      ]);
+      expect(again.stats().lastIndex).toBe(1);
+      expect((await again.getFrame(1))?.deviceId).toBe(1);
+    });
+
+    it("behavior: a replacing save leaves exactly the given entries", async () => {
+      const s = await make();
+      await s.saveRegistry(
+        [
+          { kind: "s", id: "00000001", value: 1 },
+          { kind: "s", id: "00000002", value: 2 },
+        ],
+        { processed: 1 },
+      );
+      await s.saveRegistry([{ kind: "s", id: "00000002", value: 3 }], { processed: 2 }, true);
+      const st = await s.loadRegistry();
+      expect(st.entries).toEqual([{ kind: "s", id: "00000002", value: 3 }]);
+      expect(st.meta).toEqual({ processed: 2 });
+    });
+
+    it("error: a registry cache kind or id outside the key format is refused before anything is written", async () => {
+      const s = await make();
+      await expect(s.saveRegistry([{ kind: "", id: "x", value: 1 }], { processed: 1 })).rejects.toThrow(
+        RangeError,
+      );
+      await expect(
+        s.saveRegistry([{ kind: "s", id: "x".repeat(201), value: 1 }], { processed: 1 }),
+      ).rejects.toThrow(/201 bytes/);
+      expect(await s.loadRegistry()).toEqual({ meta: undefined, entries: [] });
+    });
   });
 }
 

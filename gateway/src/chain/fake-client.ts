@@ -39,6 +39,7 @@ import { hexToBytes, type Hex } from "../core/hex.ts";
 import { ContractRevertError } from "./errors.ts";
 import { operatorRoleId, roleId } from "./client.ts";
 import { toCompactSignature } from "./signature.ts";
+import type { RegistryEventBody } from "./events.ts";
 
 const SECP_N = secp256k1.Point.Fn.ORDER;
 const P256_N = p256.Point.Fn.ORDER;
@@ -84,6 +85,13 @@ export class FakeChain {
   readonly highestActivated = new Map<string, bigint>();
   readonly installed = new Map<string, bigint>();
   readonly installNonces = new Map<Hex, bigint>();
+  /**
+   * The events the contracts would emit, in order, with the block of the transaction that emitted
+   * them (the registry watch reads them through fake-events.ts).
+   */
+  readonly events: Array<RegistryEventBody & { block: number; index: number }> = [];
+  /** First blocks of the chain's reorgs (see {@link reorg}); a block's hash changes with each. */
+  readonly #forks: number[] = [];
 
   constructor(
     opts: {
@@ -111,6 +119,32 @@ export class FakeChain {
   hasRole(role: Hex, account: Hex): boolean {
     if (role === DEFAULT_ADMIN_ROLE) return account === this.admin;
     return this.roles.get(role)?.has(account) ?? false;
+  }
+
+  /** Records an event of the transaction being executed (it is mined in block `block + 1`). */
+  emit(body: RegistryEventBody): void {
+    const block = Number(this.block) + 1;
+    let index = 0;
+    for (let i = this.events.length - 1; i >= 0 && this.events[i]!.block === block; i--) index++;
+    this.events.push({ ...body, block, index });
+  }
+
+  /** The hash of block `n` on the current fork (changes for blocks a reorg replaced). */
+  blockHash(n: number): Hex {
+    const fork = this.#forks.filter((f) => f <= n).length;
+    return keccak256(Buffer.from(`fake-block:${n}:${fork}`)) as Hex;
+  }
+
+  /**
+   * Replaces the last `depth` blocks with empty ones (anvil_reorg): their events are gone and their
+   * hashes change. Contract state in the maps is not rewound; the registry watch derives its view
+   * from events only.
+   */
+  reorg(depth: number): void {
+    const first = Number(this.block) - depth + 1;
+    this.#forks.push(first);
+    for (let i = this.events.length - 1; i >= 0; i--)
+      if (this.events[i]!.block >= first) this.events.splice(i, 1);
   }
 
   /** A client acting as `account` (lowercase or checksummed address). */
@@ -190,8 +224,12 @@ export class FakeRegistryClient implements RegistryClient {
   private setRole(role: Hex, account: Hex, on: boolean): void {
     this.onlyAdmin();
     const set = this.chain.roles.get(role) ?? new Set<Hex>();
-    if (on) set.add(account.toLowerCase() as Hex);
-    else set.delete(account.toLowerCase() as Hex);
+    const a = account.toLowerCase() as Hex;
+    // AccessControl emits only on a change.
+    if (on && !set.has(a)) this.chain.emit({ name: "RoleGranted", role, account: a });
+    if (!on && set.has(a)) this.chain.emit({ name: "RoleRevoked", role, account: a });
+    if (on) set.add(a);
+    else set.delete(a);
     this.chain.roles.set(role, set);
   }
 
@@ -245,18 +283,32 @@ export class FakeRegistryClient implements RegistryClient {
         metadataURI: a.metadataURI,
         checkpoints: new Map(),
       });
+      this.chain.emit({
+        name: "GatewayRegistered",
+        gatewayId: id,
+        site: a.site.toLowerCase() as Hex,
+        keyType: a.keyType,
+        publicKey,
+      });
     });
   }
-  private rotate(g: FakeGateway, keyType: KeyType, publicKey: Hex): void {
+  private rotate(g: FakeGateway, gatewayId: Hex, keyType: KeyType, publicKey: Hex): void {
     g.publicKey = this.checkKey(keyType, publicKey);
     g.keyType = keyType;
     g.keyEpoch += 1;
+    this.chain.emit({
+      name: "GatewayKeyRotated",
+      gatewayId: gatewayId.toLowerCase() as Hex,
+      keyEpoch: g.keyEpoch,
+      keyType,
+      publicKey: g.publicKey,
+    });
   }
   rotateGatewayKey(gatewayId: Hex, keyType: KeyType, publicKey: Hex): Promise<TxResult> {
     return this.tx(() => {
       const g = this.operated(gatewayId);
       if (g.status === "revoked") revert("GatewayRevoked", gatewayId);
-      this.rotate(g, keyType, publicKey);
+      this.rotate(g, gatewayId, keyType, publicKey);
     });
   }
   async keyRotationDigest(gatewayId: Hex, keyType: KeyType, publicKey: Hex): Promise<Hex> {
@@ -285,7 +337,7 @@ export class FakeRegistryClient implements RegistryClient {
       const g = this.chain.gateways.get(gatewayId.toLowerCase() as Hex);
       if (!g || g.status !== "active") revert("GatewayNotActive", gatewayId, statusCode(g?.status ?? "none"));
       this.requireBytesSignature(g, gatewayId, digest, signature);
-      this.rotate(g, keyType, publicKey);
+      this.rotate(g, gatewayId, keyType, publicKey);
     });
   }
   private setStatus(gatewayId: Hex, from: DeviceStatus, to: DeviceStatus): Promise<TxResult> {
@@ -293,6 +345,11 @@ export class FakeRegistryClient implements RegistryClient {
       const g = this.operated(gatewayId);
       if (g.status !== from) revert("InvalidStatusTransition", statusCode(g.status), statusCode(to));
       g.status = to;
+      this.chain.emit({
+        name: "GatewayStatusChanged",
+        gatewayId: gatewayId.toLowerCase() as Hex,
+        status: to,
+      });
     });
   }
   suspendGateway(gatewayId: Hex): Promise<TxResult> {
@@ -306,6 +363,11 @@ export class FakeRegistryClient implements RegistryClient {
       const g = this.operated(gatewayId);
       if (g.status === "revoked") revert("GatewayRevoked", gatewayId);
       g.status = "revoked";
+      this.chain.emit({
+        name: "GatewayStatusChanged",
+        gatewayId: gatewayId.toLowerCase() as Hex,
+        status: "revoked",
+      });
     });
   }
   registerSensor(
@@ -323,6 +385,13 @@ export class FakeRegistryClient implements RegistryClient {
       if ((keyType === "none") !== (byteLen(publicKey) === 0))
         revert("InvalidPublicKey", keyCode(keyType), publicKey);
       this.chain.sensors.set(k, { status: "active", keyType, publicKey: publicKey.toLowerCase() as Hex });
+      this.chain.emit({
+        name: "SensorRegistered",
+        gatewayId: gatewayId.toLowerCase() as Hex,
+        sensorId,
+        keyType,
+        publicKey: publicKey.toLowerCase() as Hex,
+      });
     });
   }
   setSensorStatus(gatewayId: Hex, sensorId: number, status: DeviceStatus): Promise<TxResult> {
@@ -334,6 +403,12 @@ export class FakeRegistryClient implements RegistryClient {
         revert("InvalidStatusTransition", statusCode(s.status), statusCode(status));
       }
       s.status = status;
+      this.chain.emit({
+        name: "SensorStatusChanged",
+        gatewayId: gatewayId.toLowerCase() as Hex,
+        sensorId,
+        status,
+      });
     });
   }
   async getGateway(gatewayId: Hex): Promise<GatewayRecord> {
@@ -491,12 +566,23 @@ export class FakeRegistryClient implements RegistryClient {
       this.onlyOperator(site);
       this.checkGrant(reader, expiresAt);
       this.chain.siteAccess.set(`${site.toLowerCase()}/${reader.toLowerCase()}`, expiresAt);
+      this.chain.emit({
+        name: "SiteAccessGranted",
+        site: site.toLowerCase() as Hex,
+        reader: reader.toLowerCase() as Hex,
+        expiresAt: Number(expiresAt),
+      });
     });
   }
   revokeSiteAccess(site: Hex, reader: Hex): Promise<TxResult> {
     return this.tx(() => {
       this.onlyOperator(site);
       this.chain.siteAccess.delete(`${site.toLowerCase()}/${reader.toLowerCase()}`);
+      this.chain.emit({
+        name: "SiteAccessRevoked",
+        site: site.toLowerCase() as Hex,
+        reader: reader.toLowerCase() as Hex,
+      });
     });
   }
   grantGatewayAccess(gatewayId: Hex, reader: Hex, expiresAt: bigint): Promise<TxResult> {
@@ -504,12 +590,23 @@ export class FakeRegistryClient implements RegistryClient {
       this.operated(gatewayId);
       this.checkGrant(reader, expiresAt);
       this.chain.gatewayAccess.set(`${gatewayId.toLowerCase()}/${reader.toLowerCase()}`, expiresAt);
+      this.chain.emit({
+        name: "GatewayAccessGranted",
+        gatewayId: gatewayId.toLowerCase() as Hex,
+        reader: reader.toLowerCase() as Hex,
+        expiresAt: Number(expiresAt),
+      });
     });
   }
   revokeGatewayAccess(gatewayId: Hex, reader: Hex): Promise<TxResult> {
     return this.tx(() => {
       this.operated(gatewayId);
       this.chain.gatewayAccess.delete(`${gatewayId.toLowerCase()}/${reader.toLowerCase()}`);
+      this.chain.emit({
+        name: "GatewayAccessRevoked",
+        gatewayId: gatewayId.toLowerCase() as Hex,
+        reader: reader.toLowerCase() as Hex,
+      });
     });
   }
   async isReaderAllowed(reader: Hex, gatewayId: Hex): Promise<boolean> {
@@ -577,6 +674,13 @@ export class FakeRegistryClient implements RegistryClient {
   }
   private activate(r: FakeRelease): void {
     r.status = "active";
+    this.chain.emit({
+      name: "ReleaseActivated",
+      releaseId: r.id.toString(),
+      kind: r.kind,
+      target: r.target,
+      version: r.version.toString(),
+    });
     const key = `${r.kind}/${r.target}`;
     const highest = this.chain.highestActivated.get(key);
     const highestVersion = highest ? (this.chain.releases[Number(highest) - 1]?.version ?? 0n) : 0n;
@@ -618,6 +722,7 @@ export class FakeRegistryClient implements RegistryClient {
       if (Buffer.byteLength(reason) > MAX_URI)
         revert("TooLong", BigInt(Buffer.byteLength(reason)), BigInt(MAX_URI));
       r.status = "revoked";
+      this.chain.emit({ name: "ReleaseRevoked", releaseId: releaseId.toString() });
     });
   }
   setApprovalThreshold(threshold: number): Promise<TxResult> {

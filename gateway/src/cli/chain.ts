@@ -150,11 +150,11 @@ async function chainIdOf(provider: JsonRpcProvider, rpcUrl: string): Promise<big
   }
 }
 
-function siteId(s: string): Hex {
+export function siteId(s: string): Hex {
   return (/^0x[0-9a-fA-F]{64}$/.test(s) ? s.toLowerCase() : keccakId(`site:${s}`)) as Hex;
 }
 
-function readDeployment(path: string | undefined): Deployment {
+export function readDeployment(path: string | undefined): Deployment {
   if (!path) throw new UsageError("--deployment PATH is required");
   return readDeploymentFile(path);
 }
@@ -255,7 +255,7 @@ async function verify(argv: string[]): Promise<number> {
   }
 }
 
-async function withClient(
+export async function withClient(
   values: {
     deployment?: string | undefined;
     rpc?: string | undefined;
@@ -283,7 +283,7 @@ async function withClient(
   }
 }
 
-const common = {
+export const common = {
   deployment: { type: "string" },
   rpc: { type: "string" },
   key: { type: "string" },

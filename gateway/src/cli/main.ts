@@ -15,6 +15,8 @@ Commands:
   keys       create, show or rotate the gateway's signing key (encrypted keystore)
   chain      deploy and administer the registry contracts (deploy, verify, register-gateway, …)
   anchor     reconcile the store's anchor records with the chain (anchor resync)
+  access     sensors and readers in the registry (register, suspend, resume, revoke, grant, list, …)
+  token      mint a reader token (the MQTT password of a dashboard)
   store      check a store's integrity, or salvage what is intact from a damaged one
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
   verify     verify a receipt or bundle against a trusted registry, offline and on chain with --rpc
@@ -33,6 +35,8 @@ const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import("./demo.ts")).demoCommand,
   chain: async () => (await import("./chain.ts")).chainCommand,
   anchor: async () => (await import("./anchor.ts")).anchorCommand,
+  access: async () => (await import("./access.ts")).accessCommand,
+  token: async () => (await import("./access.ts")).tokenCommand,
   keys: async () => (await import("./keys.ts")).keysCommand,
   receipt: async () => (await import("./receipt.ts")).receiptCommand,
   verify: async () => (await import("./verify.ts")).verifyCommand,

@@ -9,6 +9,7 @@ import { ChainError } from "../chain/errors.ts";
 import { deviceSet, rpcUrlsOf, type GatewayConfig } from "../config/config.ts";
 import { gatewayIdOf } from "../config/gateway-id.ts";
 import { redactUrl, type VigilError } from "../core/errors.ts";
+import { ListAdmission } from "../core/admission.ts";
 import { createLogger, setLogLevel, type Logger } from "../core/log.ts";
 import { readDeployment, Runtime } from "../runtime.ts";
 import { chainProblem, readChainFacts, type ChainFacts } from "./chain-check.ts";
@@ -164,15 +165,21 @@ function reload(reloadConfig: () => GatewayConfig, rt: Runtime, log: Logger): vo
     applied.push("log.level");
   }
   const accessChanged = changedPaths(cur.ingest, next.ingest).filter((p) => p === "allow" || p === "revoked");
-  if (accessChanged.length) {
-    rt.ingest.setAccess(
-      next.ingest.allow ? deviceSet(next.ingest.allow) : undefined,
-      deviceSet(next.ingest.revoked),
+  if (accessChanged.length && cur.ingest.admission === "open") {
+    rt.ingest.setAdmission(
+      new ListAdmission(
+        next.ingest.allow ? deviceSet(next.ingest.allow) : undefined,
+        deviceSet(next.ingest.revoked),
+      ),
     );
     cur.ingest.allow = next.ingest.allow;
     cur.ingest.revoked = next.ingest.revoked;
     applied.push(...accessChanged.map((p) => `ingest.${p}`));
-  }
+  } else if (accessChanged.length)
+    cfgLog.warn(
+      { changed: accessChanged.map((p) => `ingest.${p}`) },
+      'ingest.allow and ingest.revoked are not used with ingest.admission "registry": the registry decides who may send',
+    );
   // Logged at the old level, so a reload to "error" still says what it did.
   cfgLog.info({ applied, needsRestart: changedPaths(cur, next) }, "configuration reloaded");
   if (level) setLogLevel(log, level);

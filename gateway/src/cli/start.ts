@@ -16,6 +16,10 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   --baud N               baud rate for --serial ports (default 115200)
   --mqtt-port N          embedded broker port (default ${DEFAULT_CONFIG.mqtt.embedded.port}; 0 = any free port)
   --mqtt-host HOST       embedded broker address (default ${DEFAULT_CONFIG.mqtt.embedded.host})
+  --mqtt-auth MODE       none (loopback development) | registry (device passwords, reader tokens; default ${DEFAULT_CONFIG.mqtt.embedded.auth})
+  --mqtt-password-file F device password file (mosquitto_passwd $7$ format; "vigil access device-password")
+  --mqtt-insecure        allow a non-loopback --mqtt-host with --mqtt-auth none (anyone on the network may publish)
+  --admission MODE       open | registry: only sensors registered and active under this gateway may send
   --no-embedded          do not run the embedded broker
   --mqtt-url URL         also subscribe to an external broker (mqtt://user:pass@host:1883)
   --stats-ms MS          counter log interval (default ${DEFAULT_CONFIG.log.statsIntervalMs})
@@ -41,6 +45,10 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
     "mqtt-port": { type: "string" },
     "mqtt-host": { type: "string" },
     "no-embedded": { type: "boolean" },
+    "mqtt-auth": { type: "string" },
+    "mqtt-password-file": { type: "string" },
+    "mqtt-insecure": { type: "boolean" },
+    admission: { type: "string" },
     "mqtt-url": { type: "string" },
     "stats-ms": { type: "string" },
     "log-level": { type: "string" },
@@ -60,6 +68,10 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
   if (v["mqtt-port"] !== undefined) cfg.mqtt.embedded.port = num("mqtt-port", v["mqtt-port"], 1883, 0, 65535);
   if (v["mqtt-host"]) cfg.mqtt.embedded.host = v["mqtt-host"];
   if (v["no-embedded"]) cfg.mqtt.embedded.enabled = false;
+  if (v["mqtt-auth"]) cfg.mqtt.embedded.auth = v["mqtt-auth"] as GatewayConfig["mqtt"]["embedded"]["auth"];
+  if (v["mqtt-password-file"]) cfg.mqtt.embedded.passwordFile = v["mqtt-password-file"];
+  if (v["mqtt-insecure"]) cfg.mqtt.embedded.insecure = true;
+  if (v.admission) cfg.ingest.admission = v.admission as GatewayConfig["ingest"]["admission"];
   if (v["mqtt-url"]) cfg.mqtt.url = v["mqtt-url"];
   if (v["http-port"] !== undefined) cfg.http.port = num("http-port", v["http-port"], 9479, 0, 65535);
   if (v["no-http"]) cfg.http.enabled = false;

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import stripJsonComments from "strip-json-comments";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import cron from "node-cron";
 import { ConfigError, redactUrl } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 import { ConfigSchema, type GatewayConfig } from "./schema.ts";
@@ -22,7 +23,8 @@ export const DEFAULT_CONFIG = defaultsOf(ConfigSchema) as GatewayConfig;
 
 /** An object schema's defaults, built from its properties (an object's own `default: {}` is what ajv starts from). */
 function defaultsOf(schema: { default?: unknown; properties?: Record<string, unknown> }): unknown {
-  if (!schema.properties) return structuredClone(schema.default);
+  // A nullable object defaulting to null (mqtt.embedded.tls, registry.mosquittoExport) is null.
+  if (!schema.properties || schema.default === null) return structuredClone(schema.default);
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(schema.properties)) out[k] = defaultsOf(v as typeof schema);
   return out;
@@ -47,6 +49,7 @@ export function resolveConfig(partial: unknown): GatewayConfig {
   cfg.chain.rpcUrls.forEach((u, i) => checkUrl(`chain.rpcUrls.${i}`, u));
   if (cfg.chain.maxPriorityFeePerGasGwei > cfg.chain.maxFeePerGasGwei)
     throw new ConfigError("chain.maxPriorityFeePerGasGwei", "must not exceed chain.maxFeePerGasGwei");
+  checkAccessConfig(cfg);
   return cfg;
 }
 
@@ -76,6 +79,42 @@ function checkUrl(path: string, url: string | null): void {
     // No cause: Node's URL error carries the input, password included.
     throw new ConfigError(path, `is not a valid URL: ${redactUrl(url)}`);
   }
+}
+
+/**
+ * The access settings that must hold together; resolveConfig checks them, and runtime.ts again
+ * after command-line overrides (`--mqtt-host`). Throws ConfigError naming the setting.
+ */
+export function checkAccessConfig(cfg: GatewayConfig): void {
+  const e = cfg.mqtt.embedded;
+  // Security is default: nothing listens beyond loopback without authentication.
+  if (e.enabled && e.auth === "none" && !e.insecure && !isLoopbackHost(e.host))
+    throw new ConfigError(
+      "mqtt.embedded.host",
+      `"${e.host}" is beyond loopback but mqtt.embedded.auth is "none", so anyone on that network could publish frames and read alerts; set mqtt.embedded.auth to "registry" (or mqtt.embedded.insecure to true to accept that)`,
+    );
+  if (!cron.validate(cfg.registry.schedule))
+    throw new ConfigError("registry.schedule", `"${cfg.registry.schedule}" is not a node-cron expression`);
+  const usesRegistry = registryWatched(cfg);
+  if (usesRegistry && (!cfg.chain.deployment || rpcUrlsOf(cfg.chain).length === 0))
+    throw new ConfigError(
+      cfg.ingest.admission === "registry"
+        ? "ingest.admission"
+        : e.auth === "registry"
+          ? "mqtt.embedded.auth"
+          : "registry.enabled",
+      "the registry is read from the chain: set chain.deployment and chain.rpcUrl",
+    );
+}
+
+/** Whether `host` names the loopback interface (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** Whether the registry watch runs (it does when admission or broker auth need it). */
+export function registryWatched(cfg: GatewayConfig): boolean {
+  return cfg.registry.enabled || cfg.ingest.admission === "registry" || cfg.mqtt.embedded.auth === "registry";
 }
 
 /** All RPC endpoints of the chain config, in order of preference (chain.rpcUrl first). */

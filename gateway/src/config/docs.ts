@@ -38,7 +38,13 @@ function typeOf(n: Node): string {
 function rows(n: Node, path: string, out: string[]): void {
   for (const [k, v] of Object.entries(n.properties ?? {})) {
     const p = path ? `${path}.${k}` : k;
-    if (v.properties) rows(v, p, out);
+    // A nullable object (default null) is one row: its fields are listed in the type.
+    if (v.properties && v.default === null) {
+      const fields = Object.entries(v.properties)
+        .map(([f, fv]) => `${f}: ${typeOf(fv).replaceAll(" \\| ", "/")}`)
+        .join(", ");
+      out.push(`| \`${p}\` | {${fields}} \\| null | \`null\` | ${v.description ?? ""} |`);
+    } else if (v.properties) rows(v, p, out);
     else if (v.items?.properties) {
       out.push(`| \`${p}\` | object[] | \`${JSON.stringify(v.default)}\` | ${v.description ?? ""} |`);
       rows(v.items, `${p}[]`, out);

@@ -52,6 +52,69 @@ const Mqtt = Type.Object(
           default: 1883,
           description: "Port (0 = any free port).",
         }),
+        auth: choice(["none", "registry"], {
+          default: "none",
+          description:
+            'Who may connect: "none" (anyone; loopback development) or "registry" (devices with a device token or password-file secret, readers with a reader token the registry allows; gateway/src/access/README.md).',
+        }),
+        passwordFile: nullable(Type.String({ minLength: 1 }), {
+          default: null,
+          description: "Device credentials (mosquitto_passwd $7$ format), relative to dataDir.",
+        }),
+        insecure: Type.Boolean({
+          default: false,
+          description: 'Accept a non-loopback host with auth "none" (refused otherwise).',
+        }),
+        tls: nullable(
+          Type.Object(
+            {
+              port: Type.Integer({ minimum: 0, maximum: 65535 }),
+              certFile: Type.String({ minLength: 1 }),
+              keyFile: Type.String({ minLength: 1 }),
+            },
+            { additionalProperties: false },
+          ),
+          {
+            default: null,
+            description: "Also listen with TLS (mqtts://) on port: PEM files relative to dataDir.",
+          },
+        ),
+        websocket: nullable(
+          Type.Object(
+            { port: Type.Integer({ minimum: 0, maximum: 65535 }) },
+            { additionalProperties: false },
+          ),
+          {
+            default: null,
+            description: "Also serve MQTT over WebSocket on port (wss:// with tls), for dashboards.",
+          },
+        ),
+        limits: Type.Object(
+          {
+            maxPacketBytes: Type.Integer({
+              minimum: 256,
+              maximum: 268_435_455,
+              default: 16_384,
+              description: "Largest MQTT packet; a larger one disconnects its client.",
+            }),
+            maxConnectionsPerAddress: Type.Integer({
+              minimum: 1,
+              default: 64,
+              description: "Simultaneous connections from one IP address (loopback exempt).",
+            }),
+            maxConnections: Type.Integer({
+              minimum: 1,
+              default: 10_000,
+              description: "Simultaneous connections in total.",
+            }),
+            maxQueuedBytes: Type.Integer({
+              minimum: 1024,
+              default: 1_048_576,
+              description: "Unsent bytes queued to one client before it is disconnected.",
+            }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -83,6 +146,11 @@ const Mqtt = Type.Object(
 
 const Ingest = Type.Object(
   {
+    admission: choice(["open", "registry"], {
+      default: "open",
+      description:
+        '"open": allow/revoked below decide (development); "registry": a sensor must be registered and active under this gateway (UNKNOWN_DEVICE / REVOKED_DEVICE).',
+    }),
     allow: nullable(Type.Array(deviceId), {
       default: null,
       description:
@@ -344,6 +412,58 @@ const Models = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+const Registry = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: false,
+      description:
+        "Run the registry watch even when admission and broker auth do not need it (the gateway's standing then governs sealing).",
+    }),
+    schedule: Type.String({
+      minLength: 1,
+      default: "*/15 * * * * *",
+      description: "node-cron expression (with seconds) of the registry refresh.",
+    }),
+    reorgDepth: Type.Integer({
+      minimum: 0,
+      maximum: 10_000,
+      default: 12,
+      description: "Blocks below the head re-read at every refresh.",
+    }),
+    maxStaleMs: Type.Integer({
+      minimum: 1000,
+      default: 600_000,
+      description: "Without a successful refresh for this long the registry cache is stale.",
+    }),
+    stalePolicy: choice(["keep", "refuse-new"], {
+      default: "keep",
+      description: 'While stale: "keep" the last known state, or "refuse-new" connections and devices.',
+    }),
+    mosquittoExport: nullable(
+      Type.Object(
+        {
+          dir: Type.String({ minLength: 1 }),
+          pidFile: nullable(Type.String({ minLength: 1 }), {
+            default: null,
+            description: "File holding the PID of the Mosquitto to SIGHUP (relative to dataDir).",
+          }),
+          gatewayUserLine: nullable(Type.String({ pattern: "^[^:\\s]+:\\$7\\$" }), {
+            default: null,
+            description: "The gateway's own password-file line at that broker (mqtt.username).",
+          }),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        default: null,
+        description:
+          "After every registry change write vigil.passwd + vigil.acl into dir (relative to dataDir) and SIGHUP the PID in pidFile.",
+      },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 /** The configuration file's schema (every field optional; `default` fills what is absent). */
 export const ConfigSchema = Type.Object(
   {
@@ -355,6 +475,7 @@ export const ConfigSchema = Type.Object(
     store: Store,
     attest: Attest,
     chain: Chain,
+    registry: Registry,
     models: Models,
     log: Log,
     http: Http,

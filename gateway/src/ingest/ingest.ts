@@ -17,6 +17,7 @@ import {
 } from "../protocol/frame.ts";
 import type { DecodedFrame } from "../protocol/stream-decoder.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
+import { OPEN_ADMISSION, type DeviceAdmission } from "../core/admission.ts";
 import { IngestCounters, type DeviceState, type SourceKind } from "./counters.ts";
 import { IngestRejectError, type IngestRejectReason } from "./errors.ts";
 import type { AppendOutcome, FrameRecord, FrameSink } from "../core/records.ts";
@@ -27,12 +28,10 @@ export interface IngestOptions {
   /** Default: the system clock. */
   clock?: Clock;
   /**
-   * Devices allowed to send. Undefined accepts any device id (development default); a
-   * gateway registered on chain fills this from the registry.
+   * Who may send: asked for every HELLO and DATA frame (O(1)). Default: every device
+   * ({@link OPEN_ADMISSION}); runtime.ts plugs in the configured lists or the registry cache.
    */
-  allow?: ReadonlySet<number>;
-  /** Devices refused for good (revoked on chain). */
-  revoked?: ReadonlySet<number>;
+  admission?: DeviceAdmission;
   /** Largest accepted distance between device and gateway clocks, µs. Default 24 h. */
   maxSkewUs?: number;
   /**
@@ -91,8 +90,7 @@ export class Ingest {
   readonly #clock: Clock;
   readonly #maxSkewUs: number;
   readonly #clockTrusted: () => boolean;
-  #allow: ReadonlySet<number> | undefined;
-  #revoked: ReadonlySet<number>;
+  #admission: DeviceAdmission;
   readonly #isStored: ((d: number, s: number) => Promise<boolean>) | undefined;
   readonly #log: Logger;
   readonly #observers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
@@ -109,8 +107,7 @@ export class Ingest {
     this.#clock = opts.clock ?? systemClock;
     this.#maxSkewUs = opts.maxSkewUs ?? DAY_US;
     this.#clockTrusted = opts.clockTrusted ?? (() => true);
-    this.#allow = opts.allow;
-    this.#revoked = opts.revoked ?? new Set();
+    this.#admission = opts.admission ?? OPEN_ADMISSION;
     this.counters = opts.counters ?? new IngestCounters();
     this.#isStored = opts.isStored;
     this.#log = opts.logger ?? silentLogger;
@@ -158,10 +155,9 @@ export class Ingest {
     this.#unstoredObservers.push(fn);
   }
 
-  /** Replaces the access lists (e.g. after the registry watcher saw a revocation). */
-  setAccess(allow: ReadonlySet<number> | undefined, revoked: ReadonlySet<number>): void {
-    this.#allow = allow;
-    this.#revoked = revoked;
+  /** Replaces the admission (tests; the runtime passes it at construction). */
+  setAdmission(admission: DeviceAdmission): void {
+    this.#admission = admission;
   }
 
   /**
@@ -221,11 +217,14 @@ export class Ingest {
   }
 
   #access(deviceId: number): IngestRejectError | undefined {
-    if (this.#revoked.has(deviceId))
-      return new IngestRejectError("REVOKED_DEVICE", `device ${deviceIdHex(deviceId)} is revoked`);
-    if (this.#allow && !this.#allow.has(deviceId))
-      return new IngestRejectError("UNKNOWN_DEVICE", `device ${deviceIdHex(deviceId)} is not registered`);
-    return undefined;
+    const v = this.#admission.admit(deviceId);
+    if (v === "ok") return undefined;
+    if (v === "revoked")
+      return new IngestRejectError(
+        "REVOKED_DEVICE",
+        `device ${deviceIdHex(deviceId)} is suspended or revoked`,
+      );
+    return new IngestRejectError("UNKNOWN_DEVICE", `device ${deviceIdHex(deviceId)} is not registered`);
   }
 
   #refuse(err: IngestRejectError, deviceId: number, seq: number, source: SourceKind): IngestReply {

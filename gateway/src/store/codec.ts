@@ -15,6 +15,8 @@
  * | `X` lastIndex u64 | batchSeq u64 (frame index → batch: first key ≥ index) |
  * | `A` batchSeq u64 | anchor record (JSON) |
  * | `M` name | counters: `Mlast`, `Msealed`, `Mbatch`, `Mhead`, `Manchored`, `Mpruned`, `Mage` |
+ * | `R` 0x00 | registry cache meta (JSON): last processed block and hash, unconfirmed events, last refresh (registry-cache.ts) |
+ * | `R` kind ‖ id | registry cache entry (JSON), kind one ASCII letter, id UTF-8 (chain/registry-view.ts says which) |
  *
  * Frames (`L`) and leaf records (`E`) share one arrival index space: every index is used by
  * exactly one of them, so a batch's `firstIndex..lastIndex` is a contiguous run of entries.
@@ -36,6 +38,7 @@ export const P_INDEX = 0x58;
 export const P_ANCHOR = 0x41;
 export const P_LEAF = 0x45;
 export const P_LEAFHASH = 0x48;
+export const P_REGISTRY = 0x52;
 
 export function writeU64(b: Buffer, o: number, v: number): void {
   b.writeUInt32BE(Math.floor(v / TWO_32), o);

@@ -29,6 +29,7 @@ import { Outbox } from "./outbox.ts";
 import { LogReader } from "./reads.ts";
 import { Recovery, type StoreGuard } from "./recovery.ts";
 import { Retention } from "./retention.ts";
+import { RegistryCache, type RegistryCacheEntry, type RegistryCacheState } from "./registry-cache.ts";
 import type {
   AnchorRecord,
   DeviceSeqState,
@@ -68,6 +69,7 @@ export class KvFrameStore implements FrameStore {
   readonly #outbox: Outbox;
   readonly #retention: Retention;
   readonly #recovery: Recovery;
+  readonly #registry: RegistryCache;
   readonly #guard: StoreGuard | undefined;
   readonly #watermark: WatermarkStore;
   /** Watermark writes, one at a time, each with the counters current when it starts. */
@@ -90,6 +92,7 @@ export class KvFrameStore implements FrameStore {
       nowUs,
     });
     this.#outbox = new Outbox(c, this.#reads, failed);
+    this.#registry = new RegistryCache(c, failed);
     this.#retention = new Retention(
       c,
       this.#reads,
@@ -384,6 +387,20 @@ export class KvFrameStore implements FrameStore {
       await this.afterPrune(this.ctx.pruned.throughIndex);
     }
     return n;
+  }
+
+  // ------------------------------------------------------------------ registry cache
+
+  loadRegistry(): Promise<RegistryCacheState> {
+    return this.#registry.load();
+  }
+
+  saveRegistry(
+    changes: readonly RegistryCacheEntry[],
+    meta: Record<string, unknown>,
+    replace = false,
+  ): Promise<void> {
+    return this.#registry.save(changes, meta, replace);
   }
 
   /** Hook: the LevelDB store compacts the pruned range so the space is really returned. */

@@ -272,4 +272,32 @@ export interface FrameStore extends FrameSink {
    * holding the frame or preimage. Returns the number of log entries deleted.
    */
   prune(opts: PruneOptions): Promise<number>;
+
+  // ---- registry cache (registry-cache.ts; read and written by chain/watch.ts)
+  /** The cached registry entries and the meta record of the last save. */
+  loadRegistry(): Promise<RegistryCacheState>;
+  /**
+   * Writes changed entries (value undefined = delete) and the meta record in one synced batch;
+   * `replace` deletes every other entry first.
+   */
+  saveRegistry(
+    changes: readonly RegistryCacheEntry[],
+    meta: Record<string, unknown>,
+    replace?: boolean,
+  ): Promise<void>;
+}
+
+/** One cache entry; a `value` of undefined in a save deletes the entry. */
+export interface RegistryCacheEntry {
+  /** One ASCII character (not NUL). */
+  kind: string;
+  /** At most 200 bytes of UTF-8. */
+  id: string;
+  value: unknown;
+}
+
+export interface RegistryCacheState {
+  /** The meta record of the last save (undefined before the first). */
+  meta: Record<string, unknown> | undefined;
+  entries: RegistryCacheEntry[];
 }

@@ -14,13 +14,45 @@
  * the backlog has drained to half; then the held PUBACKs go out (counted `mqttHeld`).
  * (aedes's own Client.pause() is not used: it drops the batch count of packets that complete
  * while paused and never reads that client again.)
+ *
+ * Access (policy.ts): every CONNECT is authenticated by the policy (refused with CONNACK 4 or 5
+ * [MQTT-3.2.2.3]); every client PUBLISH is authorised before ingest sees it (a refused one
+ * disconnects the client: MQTT 3.1.1 has no negative PUBACK [MQTT-3.3.5-2]); a refused
+ * SUBSCRIBE is answered SUBACK 0x80 [MQTT-3.9.3-1], never dropped silently. `sweep()`
+ * disconnects clients the policy no longer allows (a revoked or expired reader).
+ *
+ * Limits (policy.ts BrokerLimits): a packet announcing more than `maxPacketBytes` disconnects
+ * its client before the body is buffered; connections per address and in total are capped at
+ * accept; a client whose socket has more than `maxQueuedBytes` unsent is disconnected. Each
+ * breach is counted in stats(); everyone else keeps being served.
  */
-import { createServer, type Server, type Socket } from "node:net";
-import { Aedes, type AuthorizePublishHandler, type Client } from "aedes";
+import { createServer as createHttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { createServer, type AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { createServer as createTlsServer } from "node:tls";
+import { createWebSocketStream, WebSocketServer } from "ws";
+import {
+  Aedes,
+  type AuthenticateError,
+  type AuthenticateHandler,
+  type AuthorizeForwardHandler,
+  type AuthorizePublishHandler,
+  type AuthorizeSubscribeHandler,
+  type Client,
+} from "aedes";
 import type { Ingest } from "../ingest.ts";
 import type { IngestSource } from "../source.ts";
 import { MqttIngestHandler } from "./handler.ts";
 import { IngestRejectError, SourceError } from "../errors.ts";
+import {
+  DEFAULT_BROKER_LIMITS,
+  OPEN_POLICY,
+  type AuthRefusal,
+  type BrokerIdentity,
+  type BrokerLimits,
+  type BrokerPolicy,
+} from "./policy.ts";
 
 export interface EmbeddedBrokerOptions {
   /** Default 1883; 0 picks a free port (see `port` after start). */
@@ -33,20 +65,120 @@ export interface EmbeddedBrokerOptions {
    * their side (graceful close, see stop()). Default 5000 ms.
    */
   closeTimeoutMs?: number;
+  /** Who may connect, publish and subscribe. Default {@link OPEN_POLICY} (development, loopback). */
+  policy?: BrokerPolicy;
+  /** Safety limits; defaults in {@link DEFAULT_BROKER_LIMITS}. */
+  limits?: Partial<BrokerLimits>;
+  /**
+   * Also listen with TLS on `port` (same host), with this PEM certificate and key. Default none.
+   * Clients then connect with mqtts://.
+   */
+  tls?: { port: number; cert: string | Buffer; key: string | Buffer };
+  /**
+   * Also serve MQTT over WebSocket on `port` (same host), path any, so a dashboard page can
+   * subscribe directly; wss:// when `tls` is given. Default none.
+   */
+  websocket?: { port: number };
+  /** Apply maxConnectionsPerAddress to loopback clients too (tests). Default false. */
+  limitLoopback?: boolean;
 }
 
-/** Topic prefixes only the gateway itself may publish under. */
-const RESERVED = ["$SYS/", "vigil/v1/"];
+/** Counters of refusals and limit breaches, by reason. */
+export interface BrokerAccessCounters {
+  authRefused: number;
+  publishRefused: number;
+  subscribeRefused: number;
+  packetTooLarge: number;
+  tooManyConnections: number;
+  slowClient: number;
+  /** Clients disconnected by sweep() (revoked or expired). */
+  revokedDisconnects: number;
+  /** Refused PUBLISHes by reason (policy reason strings). */
+  publishRefusedBy: Record<string, number>;
+}
+
+/**
+ * Wraps aedes's per-client packet parser so a packet whose fixed header announces more than
+ * `max` bytes is refused before its body is buffered (aedes 1.2 has no packet-size limit and
+ * mqtt-packet buffers a whole packet). Walks only the fixed headers [MQTT-2.2.3]: O(1) per chunk
+ * beyond the header bytes.
+ */
+function limitPacketSize(client: Client, max: number, onTooLarge: () => void): void {
+  const parser = (client as unknown as { _parser: { parse(buf: Buffer): number } })._parser;
+  const parse = parser.parse.bind(parser);
+  // State: skip = body bytes still to pass; hdr = bytes of the current fixed header seen.
+  let skip = 0;
+  let hdr = 0;
+  let len = 0;
+  let mul = 1;
+  let dead = false;
+  parser.parse = (buf: Buffer): number => {
+    if (dead) return 0;
+    let i = 0;
+    while (i < buf.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, buf.length - i);
+        skip -= n;
+        i += n;
+        continue;
+      }
+      const b = buf[i++]!;
+      if (hdr === 0) {
+        hdr = 1;
+        len = 0;
+        mul = 1;
+        continue;
+      }
+      len += (b & 0x7f) * mul;
+      mul *= 128;
+      hdr++;
+      if ((b & 0x80) === 0 || hdr > 4) {
+        const total = hdr + len;
+        hdr = 0;
+        if (total > max) {
+          dead = true;
+          onTooLarge();
+          return 0;
+        }
+        skip = len;
+      }
+    }
+    return parse(buf);
+  };
+}
+
+const isLoopback = (a: string | undefined): boolean =>
+  a === "127.0.0.1" || a === "::1" || a === "::ffff:127.0.0.1" || (a?.startsWith("127.") ?? false);
+export { isLoopback };
 
 export class EmbeddedBroker implements IngestSource {
   readonly name = "mqtt:embedded";
   broker: Aedes | undefined;
-  #server: Server | undefined;
-  readonly #conns = new Set<Socket>();
+  readonly #servers: Array<{ close(cb: () => void): unknown }> = [];
+  readonly #conns = new Set<Duplex>();
+  #tlsPort = 0;
+  #wsPort = 0;
   #port = 0;
   readonly #handler: MqttIngestHandler;
   readonly #ingest: Ingest;
   readonly #counters = { connects: 0, disconnects: 0, retries: 0, clientErrors: 0, held: 0 };
+  readonly #access: BrokerAccessCounters = {
+    authRefused: 0,
+    publishRefused: 0,
+    subscribeRefused: 0,
+    packetTooLarge: 0,
+    tooManyConnections: 0,
+    slowClient: 0,
+    revokedDisconnects: 0,
+    publishRefusedBy: {},
+  };
+  readonly #policy: BrokerPolicy;
+  readonly #limits: BrokerLimits;
+  /** Authenticated clients and who they are. */
+  readonly #who = new Map<Client, BrokerIdentity>();
+  readonly #perAddress = new Map<string, number>();
+  /** Clients being disconnected for a limit (nothing more is queued to them, counted once). */
+  readonly #closing = new WeakSet<Client>();
   /** Authorisations completed while ingest is busy, released when it is not. */
   #held: Array<() => void> = [];
 
@@ -56,6 +188,8 @@ export class EmbeddedBroker implements IngestSource {
   ) {
     this.#ingest = ingest;
     this.#handler = new MqttIngestHandler(ingest);
+    this.#policy = opts.policy ?? OPEN_POLICY;
+    this.#limits = { ...DEFAULT_BROKER_LIMITS, ...opts.limits };
     ingest.onPressure((busy) => {
       if (busy) return;
       const held = this.#held;
@@ -73,47 +207,204 @@ export class EmbeddedBroker implements IngestSource {
   }
 
   stats(): Record<string, number> {
-    return { ...this.#counters };
+    const { publishRefusedBy, ...a } = this.#access;
+    const by = Object.fromEntries(
+      Object.entries(publishRefusedBy).map(([k, v]) => [`publishRefused_${k}`, v]),
+    );
+    return { ...this.#counters, ...a, ...by, clients: this.#who.size };
+  }
+
+  /** Refusal and limit counters. */
+  get access(): Readonly<BrokerAccessCounters> {
+    return this.#access;
+  }
+
+  /** Who the connected client `clientId` authenticated as (undefined: not connected). */
+  identityOf(clientId: string): BrokerIdentity | undefined {
+    for (const [c, w] of this.#who) if (c.id === clientId) return w;
+    return undefined;
+  }
+
+  /**
+   * Disconnects every client the policy no longer allows (a reader whose grant was revoked or
+   * whose token expired). Called after every registry refresh and on a timer by runtime.ts.
+   * Returns the number disconnected.
+   */
+  sweep(): number {
+    let n = 0;
+    for (const [c, w] of this.#who)
+      if (!this.#policy.stillAllowed(w)) {
+        this.#who.delete(c);
+        this.#access.revokedDisconnects++;
+        n++;
+        c.close();
+      }
+    return n;
   }
 
   async start(): Promise<void> {
     const broker = await Aedes.createBroker({ heartbeatInterval: 60_000 });
+    broker.authenticate = this.#authenticate;
     broker.authorizePublish = this.#authorizePublish;
+    broker.authorizeSubscribe = this.#authorizeSubscribe;
+    broker.authorizeForward = this.#authorizeForward;
     broker.on("client", () => this.#counters.connects++);
-    broker.on("clientDisconnect", () => this.#counters.disconnects++);
-    broker.on("clientError", (_c: Client, _e: Error) => this.#counters.clientErrors++);
-    const server = createServer((sock) => {
-      this.#conns.add(sock);
-      sock.once("close", () => this.#conns.delete(sock));
-      broker.handle(sock);
+    broker.on("clientDisconnect", (c: Client) => {
+      this.#counters.disconnects++;
+      this.#who.delete(c);
     });
-    await new Promise<void>((res, rej) => {
-      server.once("error", (e) =>
-        rej(
-          new SourceError(
-            "MQTT_IO",
-            `${this.opts.host ?? "127.0.0.1"}:${this.opts.port ?? 1883}`,
-            e.message,
-            { cause: e },
-          ),
-        ),
-      );
-      server.listen(this.opts.port ?? 1883, this.opts.host ?? "127.0.0.1", () => res());
-    }).catch(async (e: unknown) => {
-      // Nothing may outlive a failed start: aedes' heartbeat timer would keep the process alive.
-      await new Promise<void>((res) => broker.close(() => res()));
-      throw e;
+    broker.on("clientError", (c: Client, _e: Error) => {
+      this.#counters.clientErrors++;
+      this.#who.delete(c);
     });
-    const addr = server.address();
-    this.#port = typeof addr === "object" && addr ? addr.port : 0;
+    const host = this.opts.host ?? "127.0.0.1";
+    const listen = async (
+      server: {
+        listen(port: number, host: string, cb: () => void): unknown;
+        once(e: "error", f: (e: Error) => void): unknown;
+        address(): AddressInfo | string | null;
+      },
+      port: number,
+    ): Promise<number> => {
+      await new Promise<void>((res, rej) => {
+        server.once("error", (e) =>
+          rej(new SourceError("MQTT_IO", `${host}:${port}`, e.message, { cause: e })),
+        );
+        server.listen(port, host, () => res());
+      });
+      const a = server.address();
+      return typeof a === "object" && a ? a.port : 0;
+    };
     this.broker = broker;
-    this.#server = server;
+    try {
+      const plain = createServer((sock) => this.#accept(broker, sock, sock.remoteAddress));
+      this.#servers.push(plain);
+      this.#port = await listen(plain, this.opts.port ?? 1883);
+      const tls = this.opts.tls;
+      if (tls) {
+        const t = createTlsServer({ cert: tls.cert, key: tls.key }, (sock) =>
+          this.#accept(broker, sock, sock.remoteAddress),
+        );
+        this.#servers.push(t);
+        this.#tlsPort = await listen(t, tls.port);
+      }
+      if (this.opts.websocket) {
+        const http = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : createHttpServer();
+        const wss = new WebSocketServer({ server: http, maxPayload: this.#limits.maxPacketBytes });
+        wss.on("connection", (ws, req) =>
+          this.#accept(broker, createWebSocketStream(ws), req.socket.remoteAddress, req),
+        );
+        this.#servers.push({ close: (cb) => wss.close(() => http.close(() => cb())) });
+        this.#wsPort = await listen(http, this.opts.websocket.port);
+      }
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
   }
+
+  /** TLS listener port (0 when none). */
+  get tlsPort(): number {
+    return this.#tlsPort;
+  }
+
+  /** WebSocket listener port (0 when none). */
+  get wsPort(): number {
+    return this.#wsPort;
+  }
+
+  /** One new connection on any listener: the connection limits, then aedes with the packet-size limit. */
+  #accept(
+    broker: Aedes,
+    stream: Duplex,
+    remote: string | undefined,
+    req?: Parameters<Aedes["handle"]>[1],
+  ): void {
+    const lim = this.#limits;
+    const addr = remote ?? "?";
+    const count = this.#perAddress.get(addr) ?? 0;
+    // Loopback is exempt from the per-address cap (the simulator and local tools open thousands
+    // of connections from 127.0.0.1; whoever is on the box is past this limit anyway).
+    const perAddressCap =
+      isLoopback(addr) && !this.opts.limitLoopback ? Infinity : lim.maxConnectionsPerAddress;
+    if (count >= perAddressCap || this.#conns.size >= lim.maxConnections) {
+      this.#access.tooManyConnections++;
+      stream.destroy();
+      return;
+    }
+    this.#perAddress.set(addr, count + 1);
+    this.#conns.add(stream);
+    stream.once("close", () => {
+      this.#conns.delete(stream);
+      const left = (this.#perAddress.get(addr) ?? 1) - 1;
+      if (left <= 0) this.#perAddress.delete(addr);
+      else this.#perAddress.set(addr, left);
+    });
+    const client = broker.handle(stream, req);
+    limitPacketSize(client, lim.maxPacketBytes, () => {
+      this.#access.packetTooLarge++;
+      stream.destroy();
+    });
+  }
+
+  #authenticate: AuthenticateHandler = (client, username, password, done) => {
+    const refuse = (r: AuthRefusal): void => {
+      this.#access.authRefused++;
+      const e = new Error(r) as AuthenticateError;
+      e.returnCode = r === "bad_credentials" ? 4 : 5;
+      done(e, false);
+    };
+    const accept = (w: BrokerIdentity | AuthRefusal): void => {
+      if (typeof w === "string") return refuse(w);
+      this.#who.set(client, w);
+      done(null, true);
+    };
+    let r: ReturnType<BrokerPolicy["authenticate"]>;
+    try {
+      r = this.#policy.authenticate(client.id, username, password);
+    } catch {
+      return refuse("bad_credentials");
+    }
+    if (r instanceof Promise) r.then(accept, () => refuse("bad_credentials"));
+    else accept(r);
+  };
+
+  #authorizeSubscribe: AuthorizeSubscribeHandler = (client, sub, cb) => {
+    const who = this.#who.get(client);
+    const why = who ? this.#policy.subscribe(who, sub.topic) : "unauthenticated";
+    if (why === null) return cb(null, sub);
+    this.#access.subscribeRefused++;
+    // cb(null, null) answers SUBACK 0x80 for this filter; cb(err) would disconnect.
+    cb(null, null);
+  };
+
+  /** Per delivered message: a client that does not read its socket is disconnected (bounded queue). */
+  #authorizeForward: AuthorizeForwardHandler = (client, packet) => {
+    const conn = (client as unknown as { conn?: { writableLength?: number } }).conn;
+    if (this.#closing.has(client)) return null;
+    if ((conn?.writableLength ?? 0) > this.#limits.maxQueuedBytes) {
+      this.#closing.add(client);
+      this.#access.slowClient++;
+      this.#who.delete(client);
+      client.close();
+      return null;
+    }
+    return packet;
+  };
 
   #authorizePublish: AuthorizePublishHandler = (client, packet, cb) => {
     const topic = packet.topic;
     // client is null for the gateway's own publications (alerts, NACKs, LWT).
     if (!client) return cb(null);
+    const who = this.#who.get(client);
+    const why = who ? this.#policy.publish(who, topic, packet.retain) : "unauthenticated";
+    if (why !== null) {
+      this.#access.publishRefused++;
+      this.#access.publishRefusedBy[why] = (this.#access.publishRefusedBy[why] ?? 0) + 1;
+      return cb(
+        new SourceError("MQTT_REFUSED", `client ${client.id}`, `publish on ${topic} refused (${why})`),
+      );
+    }
     if (MqttIngestHandler.handles(topic)) {
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
       const v = this.#handler.handle(topic, payload);
@@ -125,10 +416,6 @@ export class EmbeddedBroker implements IngestSource {
       else this.#finish(v, cb);
       return;
     }
-    if (RESERVED.some((p) => topic.startsWith(p)))
-      return cb(
-        new SourceError("MQTT_REFUSED", `client ${client.id}`, `${topic} is reserved for the gateway`),
-      );
     cb(null);
   };
 
@@ -177,13 +464,12 @@ export class EmbeddedBroker implements IngestSource {
    */
   async stop(): Promise<void> {
     const b = this.broker;
-    const s = this.#server;
+    const servers = this.#servers.splice(0);
     this.broker = undefined;
-    this.#server = undefined;
     // PUBACKs held back for back-pressure are not sent: their frames are stored, and the devices
     // resend them to the next session, which answers them as duplicates.
     this.#held = [];
-    const closed = s ? new Promise<void>((res) => s.close(() => res())) : Promise.resolve();
+    const closed = Promise.all(servers.map((s) => new Promise<void>((res) => s.close(() => res()))));
     const gone = [...this.#conns].map(
       (c) =>
         new Promise<void>((res) => {

@@ -1,0 +1,82 @@
+/**
+ * Device credentials in Mosquitto's password-file format (mosquitto_passwd 2.x, `$7$`):
+ * `username:$7$<iterations>$<base64 salt>$<base64 PBKDF2-HMAC-SHA512(password, salt, iterations, 64)>`.
+ * The same file serves the embedded broker and an external Mosquitto (export.ts), so a device
+ * provisioned once works on both. Only the hash is stored; the secret is shown once at provisioning.
+ */
+import { pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { ConfigError } from "../core/errors.ts";
+
+/** mosquitto_passwd's default (src/password_mosq.h PW_DEFAULT_ITERATIONS). */
+export const DEFAULT_ITERATIONS = 101;
+const SALT_BYTES = 12;
+
+/** One password-file line for `username` and `secret` (fresh random salt). */
+export function hashPassword(username: string, secret: string, iterations = DEFAULT_ITERATIONS): string {
+  if (username.includes(":") || /\s/.test(username))
+    throw new RangeError("username must not contain ':' or spaces");
+  const salt = randomBytes(SALT_BYTES);
+  const hash = pbkdf2Sync(secret, salt, iterations, 64, "sha512");
+  return `${username}:$7$${iterations}$${salt.toString("base64")}$${hash.toString("base64")}`;
+}
+
+interface Entry {
+  iterations: number;
+  salt: Buffer;
+  hash: Buffer;
+}
+
+/** Usernames → hashes, parsed from password-file text. Lines in other formats are refused. */
+export class PasswordFile {
+  readonly #m = new Map<string, Entry>();
+
+  constructor(text = "") {
+    text.split("\n").forEach((raw, i) => {
+      const line = raw.trim();
+      if (line === "" || line.startsWith("#")) return;
+      const m = /^([^:\s]+):\$7\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(line);
+      if (!m) throw new RangeError(`line ${i + 1}: not a mosquitto_passwd $7$ entry`);
+      this.#m.set(m[1]!, {
+        iterations: Number(m[2]),
+        salt: Buffer.from(m[3]!, "base64"),
+        hash: Buffer.from(m[4]!, "base64"),
+      });
+    });
+  }
+
+  /** Reads a password file; errors name the setting. */
+  static load(path: string, setting = "mqtt.embedded.passwordFile"): PasswordFile {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (e) {
+      throw new ConfigError(
+        setting,
+        `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})`,
+        { cause: e },
+      );
+    }
+    try {
+      return new PasswordFile(text);
+    } catch (e) {
+      throw new ConfigError(setting, `${path}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  has(username: string): boolean {
+    return this.#m.has(username);
+  }
+
+  get size(): number {
+    return this.#m.size;
+  }
+
+  /** Whether `secret` is the password of `username` (constant time in the hash comparison). */
+  verify(username: string, secret: Buffer | string): boolean {
+    const e = this.#m.get(username);
+    if (!e) return false;
+    const h = pbkdf2Sync(secret, e.salt, e.iterations, e.hash.length, "sha512");
+    return timingSafeEqual(h, e.hash);
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * `vigil access …`: the registry's access state changes, from the command line, and the
+ * credentials the edge needs (device passwords, reader tokens, Mosquitto files).
+ *
+ *   vigil access sensor register|suspend|resume|revoke --gateway-id HEX32 --sensor HEX8 [--public-key HEX --key-type T]
+ *   vigil access reader grant|revoke --reader ADDR (--gateway-id HEX32 | --site NAME|HEX32) [--days N]
+ *   vigil access list --gateway-id HEX32
+ *   vigil access device-password --sensor HEX8 --file PATH
+ *   vigil token --reader-key-file PATH --gateway-id HEX32 --deployment FILE [--hours H]
+ *   vigil access export-mosquitto --gateway-id HEX32 --password-file PATH --out-dir DIR [--pid PID]
+ *
+ * Contract errors (custom errors) come back as sentences (chain/errors.ts ContractRevertError).
+ */
+import { randomBytes } from "node:crypto";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { hashPassword, PasswordFile } from "../access/passwords.ts";
+import { MAX_TOKEN_LIFETIME_S, mintReaderToken } from "../access/reader-token.ts";
+import { exportMosquitto } from "../access/mosquitto.ts";
+import { vigilDomain } from "../chain/eip712.ts";
+import { RpcRegistryEvents } from "../chain/events.ts";
+import { RegistryView } from "../chain/registry-view.ts";
+import { RpcPool } from "../chain/rpc.ts";
+import type { KeyType } from "../chain/keys.ts";
+import { UsageError, VigilError } from "../core/errors.ts";
+import type { Hex } from "../core/hex.ts";
+import { common, readDeployment, siteId, withClient } from "./chain.ts";
+
+const HELP = `usage: vigil access <command> [options]
+
+commands:
+  sensor register   register a sensor node under a gateway (caller: the gateway's site operator)
+  sensor suspend    suspend a sensor (its frames are NACKed REVOKED_DEVICE at the next refresh)
+  sensor resume     resume a suspended sensor
+  sensor revoke     revoke a sensor for good
+  reader grant      let a reader (an address) read a gateway or a whole site for N days
+  reader revoke     withdraw a reader's grant (it is disconnected at the next refresh)
+  list              what the registry says about a gateway: status, sensors, readers
+  device-password   create a device's MQTT secret, append its hash to a password file, print it once
+  export-mosquitto  write a Mosquitto password file and ACL file from the registry; SIGHUP a running broker
+  token             mint a reader token (the MQTT password of a dashboard); also "vigil token"
+
+options:
+  --deployment PATH   deployment file (chain id, registry, deployment block)
+  --rpc URL           JSON-RPC endpoint
+  --key HEX | --key-file PATH   the caller's private key (default: anvil dev account #0 — local chains only)
+  --gateway-id HEX32  the gateway (bytes32)
+  --sensor HEX8       the sensor's device id (8 hex digits)
+  --public-key HEX    sensor key as registered (20-byte address or 64-byte P-256 x‖y; default none)
+  --key-type T        secp256k1 | p256 (with --public-key)
+  --reader ADDR       the reader's address
+  --site NAME|HEX32   a site instead of a gateway (reader grant/revoke)
+  --days N            grant length in days (default 30)
+  --reader-key-file PATH  the reader's private key (token)
+  --hours H           token lifetime in hours, at most 24 (default 12)
+  --file PATH         password file (device-password)
+  --password-file PATH  device password file (export-mosquitto)
+  --out-dir DIR       where export-mosquitto writes vigil.passwd and vigil.acl
+  --pid PID           a running Mosquitto to send SIGHUP (reload) after writing
+  --site-name NAME    topic level of the site (default site-1); --gateway-name NAME (default gw-1)
+  --help              this text
+`;
+
+const HEX8 = /^[0-9a-f]{8}$/;
+const HEX32 = /^0x[0-9a-fA-F]{64}$/;
+const ADDR = /^0x[0-9a-fA-F]{40}$/;
+
+function need<T extends string>(v: T | undefined, name: string, re?: RegExp, what?: string): T {
+  if (v === undefined || v === "") throw new UsageError(`--${name} is required`);
+  if (re && !re.test(v)) throw new UsageError(`--${name} must be ${what ?? re.source}, got "${v}"`);
+  return v;
+}
+
+const opts = {
+  ...common,
+  "gateway-id": { type: "string" },
+  sensor: { type: "string" },
+  "public-key": { type: "string" },
+  "key-type": { type: "string" },
+  reader: { type: "string" },
+  site: { type: "string" },
+  days: { type: "string" },
+  "reader-key-file": { type: "string" },
+  hours: { type: "string" },
+  file: { type: "string" },
+  "password-file": { type: "string" },
+  "out-dir": { type: "string" },
+  pid: { type: "string" },
+  "site-name": { type: "string" },
+  "gateway-name": { type: "string" },
+} as const;
+
+type Values = ReturnType<typeof parse>;
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, options: opts, strict: true }).values;
+}
+
+async function sensor(action: string | undefined, v: Values): Promise<number> {
+  const gw = need(v["gateway-id"], "gateway-id", HEX32, "32 bytes of hex") as Hex;
+  const id = Number.parseInt(need(v.sensor, "sensor", HEX8, "8 lowercase hex digits"), 16);
+  return withClient(v, async (c) => {
+    let tx: string;
+    switch (action) {
+      case "register": {
+        const pk = (v["public-key"] ?? "0x") as Hex;
+        const kt = pk === "0x" ? "none" : ((v["key-type"] ?? "secp256k1") as KeyType);
+        tx = (await c.registerSensor(gw, id, kt, pk)).txHash;
+        break;
+      }
+      case "suspend":
+        tx = (await c.setSensorStatus(gw, id, "suspended")).txHash;
+        break;
+      case "resume":
+        tx = (await c.setSensorStatus(gw, id, "active")).txHash;
+        break;
+      case "revoke":
+        tx = (await c.setSensorStatus(gw, id, "revoked")).txHash;
+        break;
+      default:
+        throw new UsageError(`unknown sensor action "${action}" (register, suspend, resume, revoke)`);
+    }
+    process.stdout.write(
+      `sensor ${v.sensor} ${action === "register" ? "registered" : `${action}${action.endsWith("e") ? "d" : "ed"}`} under gateway ${gw} (tx ${tx})\n`,
+    );
+  });
+}
+
+async function reader(action: string | undefined, v: Values): Promise<number> {
+  const r = need(v.reader, "reader", ADDR, "a 0x address").toLowerCase() as Hex;
+  if (!v["gateway-id"] === !v.site) throw new UsageError("give --gateway-id or --site (one of them)");
+  const days = Number(v.days ?? "30");
+  if (!Number.isFinite(days) || days <= 0)
+    throw new UsageError(`--days must be a positive number, got ${v.days}`);
+  return withClient(v, async (c) => {
+    const until = (await c.now()) + BigInt(Math.round(days * 86_400));
+    let tx: string;
+    const where = v.site ? `site ${siteId(v.site)}` : `gateway ${v["gateway-id"]}`;
+    if (action === "grant")
+      tx = v.site
+        ? (await c.grantSiteAccess(siteId(v.site), r, until)).txHash
+        : (await c.grantGatewayAccess(need(v["gateway-id"], "gateway-id", HEX32) as Hex, r, until)).txHash;
+    else if (action === "revoke")
+      tx = v.site
+        ? (await c.revokeSiteAccess(siteId(v.site), r)).txHash
+        : (await c.revokeGatewayAccess(need(v["gateway-id"], "gateway-id", HEX32) as Hex, r)).txHash;
+    else throw new UsageError(`unknown reader action "${action}" (grant, revoke)`);
+    process.stdout.write(
+      action === "grant"
+        ? `reader ${r} may read ${where} until ${new Date(Number(until) * 1000).toISOString()} (tx ${tx})\n`
+        : `reader ${r} no longer reads ${where} (tx ${tx})\n`,
+    );
+  });
+}
+
+/** The registry's view of one gateway, folded from its events (what the gateway's watch sees). */
+async function viewOf(v: Values): Promise<RegistryView> {
+  const d = readDeployment(v.deployment);
+  const gw = need(v["gateway-id"], "gateway-id", HEX32, "32 bytes of hex") as Hex;
+  const rpc = new RpcPool({
+    urls: [need(v.rpc, "rpc")],
+    healthCheckIntervalMs: 0,
+    expectedChainId: BigInt(d.chainId),
+  });
+  try {
+    const src = new RpcRegistryEvents({
+      rpc,
+      registry: d.contracts.VigilRegistry.address,
+      releases: d.contracts.VigilReleases.address,
+    });
+    const head = await src.head();
+    const view = new RegistryView(gw);
+    for (const e of await src.events(d.deployBlock, head.number)) view.apply(e);
+    return view;
+  } finally {
+    rpc.close();
+  }
+}
+
+async function list(v: Values): Promise<number> {
+  const view = await viewOf(v);
+  const now = Math.floor(Date.now() / 1000);
+  const g = view.gateway;
+  const out: string[] = [];
+  out.push(
+    g
+      ? `gateway ${view.gatewayId}: ${g.status}, site ${g.site}, key ${g.keyType} ${g.publicKey} (epoch ${g.keyEpoch})`
+      : `gateway ${view.gatewayId}: not registered`,
+  );
+  out.push(`sensors (${view.sensors.size}):`);
+  for (const [id, s] of [...view.sensors].sort((a, b) => a[0] - b[0]))
+    out.push(
+      `  ${id.toString(16).padStart(8, "0")}  ${s.status}${s.keyType === "none" ? "" : `  ${s.keyType} ${s.publicKey}`}`,
+    );
+  out.push("readers:");
+  const readers = new Set<Hex>([...view.gatewayGrants.keys()]);
+  if (g)
+    for (const k of view.siteGrants.keys())
+      if (k.startsWith(`${g.site}/`)) readers.add(k.slice(g.site.length + 1) as Hex);
+  for (const a of view.auditors) readers.add(a);
+  for (const r of readers) {
+    const st = view.reader(r, now);
+    out.push(
+      `  ${r}  ${st.auditor ? "auditor" : st.allowed ? `until ${new Date(st.until * 1000).toISOString()}` : "expired"}`,
+    );
+  }
+  process.stdout.write(`${out.join("\n")}\n`);
+  return 0;
+}
+
+function devicePassword(v: Values): number {
+  const id = need(v.sensor, "sensor", HEX8, "8 lowercase hex digits");
+  const file = need(v.file, "file");
+  if (existsSync(file) && new PasswordFile(readFileSync(file, "utf8")).has(id))
+    throw new UsageError(`${file} already holds a password for ${id}; remove its line first`);
+  const secret = randomBytes(18).toString("base64url");
+  appendFileSync(file, `${hashPassword(id, secret)}\n`, { mode: 0o600 });
+  process.stdout.write(
+    `device ${id}: MQTT username "${id}", password "${secret}" (shown once; only its hash is stored in ${file})\n`,
+  );
+  return 0;
+}
+
+async function token(v: Values): Promise<number> {
+  const d = readDeployment(v.deployment);
+  const gw = need(v["gateway-id"], "gateway-id", HEX32, "32 bytes of hex") as Hex;
+  const key = readFileSync(need(v["reader-key-file"], "reader-key-file"), "utf8").trim();
+  const hours = Number(v.hours ?? "12");
+  if (!Number.isFinite(hours) || hours <= 0 || hours * 3600 > MAX_TOKEN_LIFETIME_S)
+    throw new UsageError(`--hours must be in (0, 24], got ${v.hours}`);
+  const t = await mintReaderToken(
+    key,
+    vigilDomain(BigInt(d.chainId), d.contracts.VigilRegistry.address),
+    gw,
+    Math.floor(Date.now() / 1000 + hours * 3600),
+  );
+  process.stdout.write(`${JSON.stringify(t)}\n`);
+  return 0;
+}
+
+async function exportCmd(v: Values): Promise<number> {
+  const view = await viewOf(v);
+  const r = exportMosquitto({
+    view,
+    passwords: readFileSync(need(v["password-file"], "password-file"), "utf8"),
+    outDir: need(v["out-dir"], "out-dir"),
+    site: v["site-name"] ?? "site-1",
+    gatewayName: v["gateway-name"] ?? "gw-1",
+    ...(v.pid ? { pid: Number(v.pid) } : {}),
+  });
+  process.stdout.write(
+    `wrote ${r.passwordFile} (${r.devices} devices) and ${r.aclFile}${r.reloaded ? "; sent SIGHUP" : ""}\n`,
+  );
+  return 0;
+}
+
+/** Entry point of `vigil access`; returns the exit code. */
+export async function accessCommand(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
+      process.stdout.write(HELP);
+      return cmd === undefined ? 2 : 0;
+    }
+    const sub = cmd === "sensor" || cmd === "reader" ? rest[0] : undefined;
+    const v = parse(cmd === "sensor" || cmd === "reader" ? rest.slice(1) : rest);
+    if (v.help || sub === "--help") {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    switch (cmd) {
+      case "sensor":
+        return await sensor(sub, v);
+      case "reader":
+        return await reader(sub, v);
+      case "list":
+        return await list(v);
+      case "device-password":
+        return devicePassword(v);
+      case "token":
+        return await token(v);
+      case "export-mosquitto":
+        return await exportCmd(v);
+      default:
+        throw new UsageError(`unknown access command "${cmd}"`);
+    }
+  } catch (e) {
+    if (e instanceof VigilError) {
+      process.stderr.write(`vigil access: ${e.shortMessage}\n`);
+      return e instanceof UsageError ? 2 : 1;
+    }
+    if (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`vigil access: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+/** `vigil token …` = `vigil access token …`. */
+export function tokenCommand(argv: string[]): Promise<number> {
+  return accessCommand(["token", ...argv]);
+}

@@ -1,0 +1,155 @@
+/**
+ * `vigil access` and `vigil token` against the registry on anvil: every state change the issue
+ * lists, `list` showing the result, errors from the contract as sentences, --help everywhere.
+ */
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Wallet } from "ethers";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { PasswordFile } from "../../gateway/src/access/passwords.ts";
+import { verifyReaderToken } from "../../gateway/src/access/reader-token.ts";
+import { accessCommand, tokenCommand } from "../../gateway/src/cli/access.ts";
+import type { Hex } from "../../gateway/src/core/hex.ts";
+import { domainOf } from "../../gateway/src/runtime.ts";
+import { localChain, type LocalChain } from "../helpers/chain.ts";
+
+const GW: Hex = `0x${"6b".repeat(32)}`;
+let dir: string;
+let lc: LocalChain;
+let base: string[];
+
+function capture(): { out: () => string; err: () => string; restore: () => void } {
+  let out = "";
+  let err = "";
+  const o = vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
+  const e = vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
+  return { out: () => out, err: () => err, restore: () => (o.mockRestore(), e.mockRestore()) };
+}
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const cap = capture();
+  try {
+    const code = await accessCommand(args);
+    return { code, out: cap.out(), err: cap.err() };
+  } finally {
+    cap.restore();
+  }
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "vigil-access-cli-"));
+  lc = await localChain({ dataDir: dir, gatewayId: GW });
+  base = ["--rpc", lc.anvil.url, "--deployment", join(dir, lc.deploymentFile), "--gateway-id", GW];
+}, 120_000);
+
+afterAll(async () => {
+  await lc?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("vigil access", () => {
+  it("sensors: register, suspend, resume, revoke; list shows each state", async () => {
+    expect((await run(["sensor", "register", ...base, "--sensor", "0000000a"])).code).toBe(0);
+    expect((await run(["list", ...base])).out).toMatch(/0000000a {2}active/);
+    expect((await run(["sensor", "suspend", ...base, "--sensor", "0000000a"])).out).toMatch(/suspended/);
+    expect((await run(["list", ...base])).out).toMatch(/0000000a {2}suspended/);
+    expect((await run(["sensor", "resume", ...base, "--sensor", "0000000a"])).code).toBe(0);
+    expect((await run(["list", ...base])).out).toMatch(/0000000a {2}active/);
+    expect((await run(["sensor", "revoke", ...base, "--sensor", "0000000a"])).code).toBe(0);
+    expect((await run(["list", ...base])).out).toMatch(/0000000a {2}revoked/);
+  });
+
+  it("error: a contract refusal comes back as a sentence with exit 1", async () => {
+    const r = await run(["sensor", "resume", ...base, "--sensor", "0000000a"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^vigil access: the status cannot change from revoked to active/);
+    const u = await run(["sensor", "suspend", ...base, "--sensor", "zz"]);
+    expect(u.code).toBe(2);
+    expect(u.err).toMatch(/--sensor must be 8 lowercase hex digits/);
+  });
+
+  it("readers: grant on the gateway and on the site, list, revoke; tokens mint and verify", async () => {
+    const reader = Wallet.createRandom();
+    const siteReader = Wallet.createRandom();
+    expect((await run(["reader", "grant", ...base, "--reader", reader.address, "--days", "2"])).code).toBe(0);
+    const site = ["--rpc", lc.anvil.url, "--deployment", join(dir, lc.deploymentFile), "--site", "test-site"];
+    expect((await run(["reader", "grant", ...site, "--reader", siteReader.address])).code).toBe(0);
+    const listed = (await run(["list", ...base])).out;
+    expect(listed).toContain(reader.address.toLowerCase());
+    expect(listed).toContain(siteReader.address.toLowerCase());
+    expect((await run(["reader", "revoke", ...base, "--reader", reader.address])).code).toBe(0);
+    expect((await run(["list", ...base])).out).not.toContain(reader.address.toLowerCase());
+
+    const keyFile = join(dir, "reader.key");
+    writeFileSync(keyFile, siteReader.privateKey, { mode: 0o600 });
+    const cap = capture();
+    let code: number;
+    try {
+      code = await tokenCommand([
+        "--deployment",
+        join(dir, lc.deploymentFile),
+        "--gateway-id",
+        GW,
+        "--reader-key-file",
+        keyFile,
+        "--hours",
+        "1",
+      ]);
+    } finally {
+      cap.restore();
+    }
+    expect(code).toBe(0);
+    const t = JSON.parse(cap.out()) as { username: string; password: string };
+    const v = verifyReaderToken(
+      domainOf(lc.deployment),
+      GW,
+      t.username,
+      t.password,
+      Math.floor(Date.now() / 1000),
+    );
+    expect(v).toMatchObject({ reader: siteReader.address.toLowerCase() });
+    expect(
+      (
+        await run([
+          "token",
+          "--deployment",
+          join(dir, lc.deploymentFile),
+          "--gateway-id",
+          GW,
+          "--reader-key-file",
+          keyFile,
+          "--hours",
+          "48",
+        ])
+      ).code,
+    ).toBe(2);
+  });
+
+  it("device-password appends a $7$ hash (0600) and prints the secret once", async () => {
+    const file = join(dir, "devices.passwd");
+    const r = await run(["device-password", "--sensor", "0000000b", "--file", file]);
+    expect(r.code).toBe(0);
+    const secret = /password "([^"]+)"/.exec(r.out)![1]!;
+    const pf = new PasswordFile(readFileSync(file, "utf8"));
+    expect(pf.verify("0000000b", secret)).toBe(true);
+    expect(readFileSync(file, "utf8")).not.toContain(secret);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect((await run(["device-password", "--sensor", "0000000b", "--file", file])).code).toBe(2);
+  });
+
+  it("--help on every command", async () => {
+    for (const args of [
+      ["--help"],
+      ["sensor", "--help"],
+      ["reader", "--help"],
+      ["list", "--help"],
+      ["token", "--help"],
+      ["export-mosquitto", "--help"],
+    ]) {
+      const r = await run(args);
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/^usage: vigil access/);
+    }
+  });
+});

@@ -1,0 +1,373 @@
+/**
+ * The attack table of issue 10 on the embedded broker, with real mqtt.js clients: each line is one
+ * test. Registry changes are applied to the view the way a registry refresh swaps it in
+ * (the refresh itself: test/access/watch.test.ts).
+ */
+import mqtt from "mqtt";
+import { afterEach, describe, expect, it } from "vitest";
+import { NackReason, decodeFrame } from "../../gateway/src/protocol/frame.ts";
+import {
+  accessRig,
+  closed,
+  connackCode,
+  dataFrame,
+  DEV_A,
+  DEV_B,
+  DEV_K1,
+  DEV_P256,
+  DEV_UNREG,
+  DOMAIN,
+  GW,
+  GW_NAME,
+  helloFrame,
+  hex8,
+  KEY_K1,
+  KEY_P256,
+  OTHER_GW,
+  SITE_NAME,
+  subackCodes,
+  type AccessRig,
+} from "./rig.ts";
+import { mintDeviceToken } from "../../gateway/src/access/device-token.ts";
+import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
+import { Ingest } from "../../gateway/src/ingest/ingest.ts";
+import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
+import { EmbeddedBroker } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
+import { generateKey } from "../../gateway/src/chain/keys.ts";
+import type { Hex } from "../../gateway/src/core/hex.ts";
+
+let rig: AccessRig | undefined;
+afterEach(async () => {
+  await rig?.stop();
+  rig = undefined;
+});
+
+const STATUS = `vigil/v1/${SITE_NAME}/${GW_NAME}/status`;
+
+describe("embedded broker access: who may connect", () => {
+  it("error: an anonymous client is refused with CONNACK 5 (not authorised)", async () => {
+    rig = await accessRig();
+    expect(await connackCode(rig.url, { clientId: "anon" })).toBe(5);
+    expect(rig.broker.access.authRefused).toBe(1);
+    expect(rig.policy.refusals).toEqual({ anonymous: 1 });
+  });
+
+  it("error: a device with a wrong password is refused with CONNACK 4 (bad credentials)", async () => {
+    rig = await accessRig();
+    expect(await connackCode(rig.url, { username: hex8(DEV_A), password: "wrong" })).toBe(4);
+    expect(rig.policy.refusals).toEqual({ device_password: 1 });
+  });
+
+  it("error: 1,000 failed logins in a row: each refused and counted, memory stays bounded, a device keeps being served", async () => {
+    rig = await accessRig();
+    const dev = await rig.device(DEV_A);
+    global.gc?.();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 1000; i++)
+      expect(
+        await connackCode(rig.url, { clientId: `brute-${i}`, username: hex8(DEV_B), password: `guess-${i}` }),
+      ).toBe(4);
+    global.gc?.();
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(rig.policy.refusals.device_password).toBe(1000);
+    expect(rig.broker.stats().clients).toBe(1); // nothing is kept per refused client
+    expect(grown).toBeLessThan(32 * 1024 * 1024);
+    await dev.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 1), { qos: 1 });
+    expect(rig.sink.records.map((r) => r.seq)).toEqual([1]);
+  });
+});
+
+describe("embedded broker access: who may send", () => {
+  it("error: publishing as another device disconnects the client and stores nothing", async () => {
+    rig = await accessRig();
+    const a = await rig.device(DEV_A);
+    const gone = closed(a);
+    a.publish(`vigil/v1/ingest/${hex8(DEV_B)}`, dataFrame(DEV_B, 1), { qos: 1 });
+    await gone;
+    expect(rig.sink.records).toEqual([]);
+    expect(rig.broker.access.publishRefusedBy).toEqual({ not_own_topic: 1 });
+  });
+
+  it("error: a forged HELLO for another device is refused; the real device's schema is untouched", async () => {
+    rig = await accessRig();
+    const a = await rig.device(DEV_A);
+    const gone = closed(a);
+    a.publish(`vigil/v1/ingest/${hex8(DEV_B)}`, helloFrame(DEV_B), { qos: 1 });
+    await gone;
+    expect(rig.ingest.counters.devices.get(DEV_B)?.profile).toBeUndefined();
+    // The same HELLO from the device itself is accepted.
+    const b = await rig.device(DEV_B);
+    await b.publishAsync(`vigil/v1/ingest/${hex8(DEV_B)}`, helloFrame(DEV_B), { qos: 1 });
+    expect(rig.ingest.counters.devices.get(DEV_B)?.profile).toBe("forged");
+  });
+
+  for (const topic of [
+    `vigil/v1/${SITE_NAME}/${GW_NAME}/${hex8(DEV_A)}/alert`,
+    `vigil/v1/${SITE_NAME}/${GW_NAME}/${hex8(DEV_A)}/health`,
+    STATUS,
+    `vigil/v1/ingest/${hex8(DEV_A)}/nack`,
+    "hostile/relay",
+  ])
+    it(`error: a device publishing on ${topic} is disconnected`, async () => {
+      rig = await accessRig();
+      const a = await rig.device(DEV_A);
+      const gone = closed(a);
+      a.publish(topic, "fake", { qos: 1 });
+      await gone;
+      expect(rig.broker.access.publishRefused).toBe(1);
+    });
+
+  it("error: a retained status cannot be overwritten; later subscribers get the gateway's", async () => {
+    rig = await accessRig();
+    rig.broker.publish(STATUS, "online", { qos: 1, retain: true });
+    const a = await rig.device(DEV_A);
+    const gone = closed(a);
+    a.publish(STATUS, "offline", { qos: 1, retain: true });
+    await gone;
+    const t = await rig.token(rig.reader);
+    const r = await rig.connect(t);
+    const got = new Promise<string>((res) => r.once("message", (_t, p) => res(p.toString())));
+    await r.subscribeAsync(STATUS, { qos: 1 });
+    expect(await got).toBe("online");
+    expect(rig.broker.access.publishRefusedBy).toEqual({ retain: 1 });
+  });
+
+  it("error: an unregistered sensor is NACKed UNKNOWN_DEVICE; a revoked one mid-stream REVOKED_DEVICE, earlier frames stay stored", async () => {
+    rig = await accessRig();
+    const nacks: number[] = [];
+    const u = await rig.device(DEV_UNREG);
+    await u.subscribeAsync(`vigil/v1/ingest/${hex8(DEV_UNREG)}/nack`, { qos: 1 });
+    u.on("message", (_t, p) => nacks.push((decodeFrame(p) as { reason: number }).reason));
+    await u.publishAsync(`vigil/v1/ingest/${hex8(DEV_UNREG)}`, dataFrame(DEV_UNREG, 1), { qos: 1 });
+    await expect.poll(() => nacks).toEqual([NackReason.UNKNOWN_DEVICE]);
+
+    const a = await rig.device(DEV_A);
+    const aNacks: number[] = [];
+    await a.subscribeAsync(`vigil/v1/ingest/${hex8(DEV_A)}/nack`, { qos: 1 });
+    a.on("message", (_t, p) => aNacks.push((decodeFrame(p) as { reason: number }).reason));
+    for (let s = 1; s <= 3; s++)
+      await a.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, s), { qos: 1 });
+    rig.chain({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_A, status: "revoked" });
+    for (let s = 4; s <= 5; s++)
+      await a.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, s), { qos: 1 });
+    await expect.poll(() => aNacks).toEqual([NackReason.REVOKED_DEVICE, NackReason.REVOKED_DEVICE]);
+    expect(rig.sink.records.filter((r) => r.deviceId === DEV_A).map((r) => r.seq)).toEqual([1, 2, 3]);
+    // Resumed: accepted again at the next refresh.
+    rig.chain({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_A, status: "active" });
+    await a.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 6), { qos: 1 });
+    expect(rig.sink.records.filter((r) => r.deviceId === DEV_A).map((r) => r.seq)).toEqual([1, 2, 3, 6]);
+  });
+});
+
+describe("embedded broker access: sensors with a registered key (device tokens)", () => {
+  const now = (): number => Math.floor(Date.now() / 1000);
+  for (const [name, id, key] of [
+    ["secp256k1", DEV_K1, KEY_K1],
+    ["P-256", DEV_P256, KEY_P256],
+  ] as const)
+    it(`a ${name} sensor connects with a token signed by its registered key and sends its frames`, async () => {
+      rig = await accessRig();
+      const c = await rig.connect(mintDeviceToken(key, DOMAIN, GW, id, now() + 600));
+      await c.publishAsync(`vigil/v1/ingest/${hex8(id)}`, dataFrame(id, 1), { qos: 1 });
+      expect(rig.sink.records.map((r) => r.deviceId)).toEqual([id]);
+    });
+
+  it("error: a token signed by another key, for another device, expired, too long, or for a keyless sensor is refused (4)", async () => {
+    rig = await accessRig();
+    const other = generateKey("secp256k1");
+    expect(await connackCode(rig.url, mintDeviceToken(other, DOMAIN, GW, DEV_K1, now() + 600))).toBe(4);
+    const forB = mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 600);
+    expect(await connackCode(rig.url, { username: hex8(DEV_P256), password: forB.password })).toBe(4);
+    expect(await connackCode(rig.url, mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() - 1))).toBe(4);
+    expect(await connackCode(rig.url, mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 2 * 86_400))).toBe(
+      4,
+    );
+    expect(await connackCode(rig.url, mintDeviceToken(other, DOMAIN, GW, DEV_A, now() + 600))).toBe(4);
+    expect(await connackCode(rig.url, mintDeviceToken(KEY_K1, DOMAIN, OTHER_GW, DEV_K1, now() + 600))).toBe(
+      4,
+    );
+    expect(rig.policy.refusals).toEqual({
+      device_token_wrong_signer: 3,
+      device_token_expired: 1,
+      device_token_too_long: 1,
+      device_token_no_key: 1,
+    });
+  });
+
+  it("error: a key rotated on chain: the token holder is disconnected at the next sweep", async () => {
+    rig = await accessRig();
+    const c = await rig.connect(mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 600));
+    expect(rig.broker.sweep()).toBe(0);
+    rig.chain({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_K1, status: "revoked" });
+    // Revocation is admission's job (REVOKED_DEVICE NACKs); a key change ends the session.
+    expect(rig.broker.sweep()).toBe(0);
+    rig.chain({
+      name: "SensorKeyChanged",
+      gatewayId: GW,
+      sensorId: DEV_K1,
+      keyType: "none",
+      publicKey: "0x",
+    });
+    const gone = closed(c);
+    expect(rig.broker.sweep()).toBe(1);
+    await gone;
+  });
+});
+
+describe("embedded broker access: who may read", () => {
+  it("a granted reader subscribes to its gateway's topics; # and $SYS get SUBACK 0x80", async () => {
+    rig = await accessRig();
+    const r = await rig.connect(await rig.token(rig.reader));
+    expect(await subackCodes(r, [`vigil/v1/${SITE_NAME}/${GW_NAME}/+/alert`])).toEqual([1]);
+    expect(await subackCodes(r, ["#", "$SYS/#", "vigil/v1/ingest/+", "vigil/v1/+/+/status"])).toEqual([
+      128, 128, 128, 128,
+    ]);
+    expect(rig.broker.access.subscribeRefused).toBe(4);
+    expect(r.connected).toBe(true);
+  });
+
+  it("an auditor may also read raw frames and $SYS", async () => {
+    rig = await accessRig();
+    const r = await rig.connect(await rig.token(rig.auditor));
+    const g = await r.subscribeAsync(["vigil/v1/ingest/+", "$SYS/#"], { qos: 0 });
+    expect(g.map((x) => x.qos)).toEqual([0, 0]);
+  });
+
+  it("error: a reader without a grant is refused at CONNECT (5); a device subscribing to # gets 0x80", async () => {
+    rig = await accessRig();
+    expect(await connackCode(rig.url, await rig.token(rig.stranger))).toBe(5);
+    const a = await rig.device(DEV_A);
+    expect(await subackCodes(a, ["#"], 0)).toEqual([128]);
+  });
+
+  it("error: an expired token is refused (4)", async () => {
+    rig = await accessRig();
+    expect(await connackCode(rig.url, await rig.token(rig.reader, -1))).toBe(4);
+    expect(rig.policy.refusals).toEqual({ token_expired: 1 });
+  });
+
+  it("error: a token valid for more than 24 h is refused (4)", async () => {
+    rig = await accessRig();
+    expect(await connackCode(rig.url, await rig.token(rig.reader, 2 * 86_400))).toBe(4);
+    expect(rig.policy.refusals).toEqual({ token_too_long: 1 });
+  });
+
+  it("error: a token for another gateway is refused (4)", async () => {
+    rig = await accessRig();
+    expect(await connackCode(rig.url, await rig.token(rig.reader, 3600, DOMAIN, OTHER_GW))).toBe(4);
+    expect(rig.policy.refusals).toEqual({ token_wrong_signer: 1 });
+  });
+
+  it("error: a token from another chain (or registry) is refused (4)", async () => {
+    rig = await accessRig();
+    const otherChain = vigilDomain(10, DOMAIN.verifyingContract);
+    const otherRegistry = vigilDomain(31337, `0x${"99".repeat(20)}`);
+    expect(await connackCode(rig.url, await rig.token(rig.reader, 3600, otherChain))).toBe(4);
+    expect(await connackCode(rig.url, await rig.token(rig.reader, 3600, otherRegistry))).toBe(4);
+    expect(rig.policy.refusals).toEqual({ token_wrong_signer: 2 });
+  });
+
+  it("error: a token presented under another address is refused (4)", async () => {
+    rig = await accessRig();
+    const t = await rig.token(rig.stranger);
+    expect(
+      await connackCode(rig.url, { username: rig.reader.address.toLowerCase(), password: t.password }),
+    ).toBe(4);
+  });
+
+  it("error: a reader revoked mid-session is disconnected at the next sweep", async () => {
+    rig = await accessRig();
+    const r = await rig.connect(await rig.token(rig.reader));
+    expect(rig.broker.sweep()).toBe(0);
+    rig.chain({
+      name: "GatewayAccessRevoked",
+      gatewayId: GW,
+      reader: rig.reader.address.toLowerCase() as Hex,
+    });
+    const gone = closed(r);
+    expect(rig.broker.sweep()).toBe(1);
+    await gone;
+    expect(rig.broker.access.revokedDisconnects).toBe(1);
+  });
+
+  it("error: a reader whose token expires mid-session is disconnected at the next sweep", async () => {
+    let now = Math.floor(Date.now() / 1000);
+    rig = await accessRig({ nowSec: () => now });
+    const r = await rig.connect(await rig.token(rig.reader, 60));
+    now += 61;
+    const gone = closed(r);
+    expect(rig.broker.sweep()).toBe(1);
+    await gone;
+  });
+});
+
+describe("embedded broker limits", () => {
+  it("error: a PUBLISH larger than maxPacketBytes disconnects before it is buffered; a real frame is still acknowledged", async () => {
+    rig = await accessRig({ limits: { maxPacketBytes: 4096 } });
+    const a = await rig.device(DEV_A);
+    const b = await rig.device(DEV_B);
+    const gone = closed(a);
+    a.publish(`vigil/v1/ingest/${hex8(DEV_A)}`, Buffer.alloc(32 * 1024 * 1024), { qos: 1 });
+    await gone;
+    expect(rig.broker.access.packetTooLarge).toBe(1);
+    await b.publishAsync(`vigil/v1/ingest/${hex8(DEV_B)}`, dataFrame(DEV_B, 1), { qos: 1 });
+    expect(rig.sink.records.map((r) => r.deviceId)).toEqual([DEV_B]);
+  });
+
+  it("error: a subscriber that stops reading is disconnected once maxQueuedBytes are queued to it; others keep being served", async () => {
+    rig = await accessRig({ limits: { maxQueuedBytes: 64 * 1024 } });
+    const slow = await rig.connect(await rig.token(rig.reader));
+    const alert = `vigil/v1/${SITE_NAME}/${GW_NAME}/${hex8(DEV_A)}/alert`;
+    await slow.subscribeAsync(alert, { qos: 0 });
+    const gone = closed(slow);
+    // The client's socket stops reading: the kernel buffers fill, then the broker's queue grows.
+    (slow.stream as unknown as { pause(): void }).pause();
+    const a = await rig.device(DEV_A);
+    let seq = 0;
+    const payload = Buffer.alloc(8 * 1024, 1);
+    while (rig.broker.access.slowClient === 0) {
+      rig.broker.publish(alert, payload, { qos: 0, retain: false });
+      if (++seq % 64 === 0) await new Promise((r) => setImmediate(r));
+    }
+    expect(rig.broker.access.slowClient).toBe(1);
+    (slow.stream as unknown as { resume(): void }).resume();
+    await gone;
+    await a.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 1), { qos: 1 });
+    expect(rig.sink.records.map((r) => r.seq)).toEqual([1]);
+  });
+
+  it("error: connections beyond maxConnectionsPerAddress are closed at accept and counted", async () => {
+    rig = await accessRig({ limits: { maxConnectionsPerAddress: 2 } });
+    await rig.device(DEV_A);
+    await rig.device(DEV_B);
+    const c = mqtt.connect(rig.url, {
+      reconnectPeriod: 0,
+      username: hex8(DEV_UNREG),
+      password: "x",
+      connectTimeout: 5000,
+    });
+    await new Promise<void>((res) => c.once("close", () => res()));
+    c.end(true);
+    expect(rig.broker.access.tooManyConnections).toBe(1);
+  });
+});
+
+describe("embedded broker, development policy (auth none, loopback)", () => {
+  it("error: even without authentication nobody publishes outside the ingest topics, retains, or reads $SYS", async () => {
+    const sink = new MemorySink();
+    const b = new EmbeddedBroker(new Ingest({ sink }), { port: 0 });
+    await b.start();
+    try {
+      const c = await mqtt.connectAsync(b.url, { clientId: "dev", reconnectPeriod: 0 });
+      expect(await subackCodes(c, ["$SYS/#", "vigil/v1/+/+/status"])).toEqual([128, 1]);
+      await c.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 1), { qos: 1 });
+      const gone = closed(c);
+      c.publish("hostile/relay", "x", { qos: 1, retain: true });
+      await gone;
+      expect(sink.records.map((r) => r.seq)).toEqual([1]);
+      expect(b.access.publishRefusedBy).toEqual({ retain: 1 });
+    } finally {
+      await b.stop();
+    }
+  });
+});

@@ -1,0 +1,240 @@
+/**
+ * The registry watch over the fake chain's events (the RPC source is covered against anvil in
+ * test/access/watch.anvil.test.ts): first read from the deployment block, resume from the store's
+ * cache, reorgs within and beyond the re-read depth, staleness while the chain is unreachable, and
+ * a registry change reaching admission within one refresh interval of a real node-cron schedule.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { RegistryAdmission } from "../../gateway/src/access/admission.ts";
+import type { RegistryEvent } from "../../gateway/src/chain/events.ts";
+import { FakeChain, type FakeRegistryClient } from "../../gateway/src/chain/fake-client.ts";
+import { FakeRegistryEvents } from "../../gateway/src/chain/fake-events.ts";
+import { RegistryWatch, type WatchStatus } from "../../gateway/src/chain/watch.ts";
+import { FakeClock } from "../../gateway/src/core/clock.ts";
+import type { Hex } from "../../gateway/src/core/hex.ts";
+import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
+
+const GW: Hex = `0x${"11".repeat(32)}`;
+const SITE: Hex = `0x${"33".repeat(32)}`;
+const OPERATOR = "0x00000000000000000000000000000000000000e1";
+
+class CountingSource extends FakeRegistryEvents {
+  readonly ranges: Array<[number, number]> = [];
+  override async events(from: number, to: number): Promise<RegistryEvent[]> {
+    this.ranges.push([from, to]);
+    return super.events(from, to);
+  }
+}
+
+async function setup(o: { deployBlock?: number; reorgDepth?: number } = {}) {
+  const chain = new FakeChain();
+  const admin = chain.client(chain.admin);
+  // Blocks before the deployment: never read.
+  chain.block = BigInt((o.deployBlock ?? 5) - 1);
+  await admin.grantOperator(SITE, OPERATOR as Hex);
+  const op = chain.client(OPERATOR);
+  await op.registerGateway({
+    gatewayId: GW,
+    site: SITE,
+    keyType: "secp256k1",
+    publicKey: `0x${"ab".repeat(20)}`,
+    metadataURI: "",
+  });
+  const source = new CountingSource(chain);
+  const store = new MemoryFrameStore();
+  await store.open();
+  const clock = new FakeClock();
+  const statuses: WatchStatus[] = [];
+  const make = () =>
+    new RegistryWatch({
+      source,
+      cache: store,
+      gatewayId: GW,
+      chainId: "31337",
+      registry: chain.registryAddress,
+      deployBlock: o.deployBlock ?? 5,
+      reorgDepth: o.reorgDepth ?? 2,
+      maxStaleMs: 60_000,
+      clock,
+      onStatus: (s) => statuses.push(s),
+      scheduler: () => ({ stop: () => undefined }),
+    });
+  return { chain, op, source, store, clock, statuses, make };
+}
+
+const mine = async (op: FakeRegistryClient, n: number): Promise<void> => {
+  for (let i = 0; i < n; i++)
+    await op.registerSensor(GW, 0x1000 + i + Math.floor(Math.random() * 1e6), "none", "0x");
+};
+
+let stops: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const s of stops) await s();
+  stops = [];
+});
+
+describe("registry watch", () => {
+  it("reads from the deployment block (never block 0), then only new blocks plus the re-read depth", async () => {
+    const t = await setup({ deployBlock: 5, reorgDepth: 2 });
+    await t.op.registerSensor(GW, 0x0a, "none", "0x");
+    const w = t.make();
+    await w.open();
+    expect(await w.refresh()).toBe(true);
+    expect(t.source.ranges[0]?.[0]).toBe(5);
+    expect(w.view.sensorStatus(0x0a)).toBe("active");
+    expect(w.view.gateway?.site).toBe(SITE);
+    const head = Number(t.chain.block);
+    await w.refresh();
+    expect(t.source.ranges[1]).toEqual([head - 2 + 1, head]);
+    expect(w.status()).toMatchObject({
+      state: "fresh",
+      headBlock: head,
+      confirmedBlock: head - 2,
+      refreshes: 2,
+    });
+  });
+
+  it("resumes from the store's cache after a restart: the view is there before any refresh, the next read starts after the confirmed block", async () => {
+    const t = await setup();
+    await t.op.registerSensor(GW, 0x0a, "none", "0x");
+    await mine(t.op, 4);
+    const w1 = t.make();
+    await w1.open();
+    await w1.refresh();
+    const confirmed = w1.status().confirmedBlock;
+    await w1.stop();
+    const w2 = t.make();
+    await w2.open();
+    expect(w2.view.sensorStatus(0x0a)).toBe("active");
+    expect(w2.status().state).toBe("fresh");
+    t.source.ranges.length = 0;
+    await w2.refresh();
+    expect(t.source.ranges[0]?.[0]).toBe(confirmed + 1);
+  });
+
+  it("a reorg within the re-read depth changes the view at the next refresh", async () => {
+    const t = await setup({ reorgDepth: 3 });
+    await mine(t.op, 3);
+    const w = t.make();
+    await w.open();
+    await w.refresh();
+    await t.op.registerSensor(GW, 0x0b, "none", "0x");
+    await w.refresh();
+    expect(w.view.sensorStatus(0x0b)).toBe("active");
+    t.chain.reorg(1);
+    await w.refresh();
+    expect(w.view.sensorStatus(0x0b)).toBe("none");
+    expect(w.status().reorgs).toBe(0);
+  });
+
+  it("error: a reorg deeper than the re-read depth is detected by the confirmed block's hash and the view is rebuilt from the deployment block", async () => {
+    const t = await setup({ reorgDepth: 1 });
+    await t.op.registerSensor(GW, 0x0b, "none", "0x");
+    await mine(t.op, 3);
+    const w = t.make();
+    await w.open();
+    await w.refresh();
+    expect(w.view.sensorStatus(0x0b)).toBe("active");
+    t.chain.reorg(4); // replaces the block that registered 0x0b
+    t.source.ranges.length = 0;
+    await w.refresh();
+    expect(w.status().reorgs).toBe(1);
+    expect(w.view.sensorStatus(0x0b)).toBe("none");
+    expect(t.source.ranges[0]?.[0]).toBe(5);
+    // The rebuilt cache is what a restart sees.
+    const w2 = t.make();
+    await w2.open();
+    expect(w2.view.sensorStatus(0x0b)).toBe("none");
+  });
+
+  it("error: with the chain unreachable past maxStaleMs the watch reports stale, keeps the last view, and is fresh again after a refresh", async () => {
+    const t = await setup();
+    await t.op.registerSensor(GW, 0x0a, "none", "0x");
+    const w = t.make();
+    await w.open();
+    await w.refresh();
+    t.source.offline = true;
+    t.clock.advanceMs(30_000);
+    expect(await w.refresh()).toBe(false);
+    expect(w.status().state).toBe("fresh");
+    t.clock.advanceMs(31_000);
+    expect(w.checkStale()).toBe("stale");
+    expect(w.status()).toMatchObject({ state: "stale", failures: 1 });
+    expect(w.status().lastError).toMatch(/ECONNREFUSED|unreachable|network/i);
+    expect(w.view.sensorStatus(0x0a)).toBe("active");
+    expect(t.statuses.map((s) => s.state)).toEqual(["fresh", "stale"]);
+    t.source.offline = false;
+    expect(await w.refresh()).toBe(true);
+    expect(w.status().state).toBe("fresh");
+  });
+
+  it("the refuse-new stale policy keeps admitted devices and refuses others while stale", async () => {
+    const t = await setup();
+    await t.op.registerSensor(GW, 0x0a, "none", "0x");
+    await t.op.registerSensor(GW, 0x0b, "none", "0x");
+    const w = t.make();
+    await w.open();
+    await w.refresh();
+    const state = {
+      get view() {
+        return w.view;
+      },
+      get stale() {
+        return w.status().state !== "fresh";
+      },
+    };
+    const adm = new RegistryAdmission(state, "refuse-new");
+    expect(adm.admit(0x0a)).toBe("ok");
+    t.source.offline = true;
+    t.clock.advanceMs(61_000);
+    w.checkStale();
+    expect(adm.admit(0x0a)).toBe("ok");
+    expect(adm.admit(0x0b)).toBe("unknown");
+    expect(new RegistryAdmission(state, "keep").admit(0x0b)).toBe("ok");
+  });
+});
+
+describe("registry watch on a real node-cron schedule", () => {
+  it("a revocation reaches admission within one refresh interval, without a restart", async () => {
+    const chain = new FakeChain();
+    await chain.client(chain.admin).grantOperator(SITE, OPERATOR as Hex);
+    const op = chain.client(OPERATOR);
+    await op.registerGateway({
+      gatewayId: GW,
+      site: SITE,
+      keyType: "secp256k1",
+      publicKey: `0x${"ab".repeat(20)}`,
+      metadataURI: "",
+    });
+    await op.registerSensor(GW, 0x0a, "none", "0x");
+    const store = new MemoryFrameStore();
+    await store.open();
+    const w = new RegistryWatch({
+      source: new FakeRegistryEvents(chain),
+      cache: store,
+      gatewayId: GW,
+      chainId: "31337",
+      registry: chain.registryAddress,
+      deployBlock: 1,
+      schedule: "* * * * * *",
+    });
+    stops.push(() => w.stop());
+    await w.open();
+    await w.refresh();
+    const adm = new RegistryAdmission({
+      get view() {
+        return w.view;
+      },
+      stale: false,
+    });
+    expect(adm.admit(0x0a)).toBe("ok");
+    w.start();
+    await op.setSensorStatus(GW, 0x0a, "revoked");
+    const t0 = performance.now();
+    await vi.waitFor(() => expect(adm.admit(0x0a)).toBe("revoked"), { timeout: 5000, interval: 5 });
+    const tookMs = performance.now() - t0;
+    // One interval of "* * * * * *" is 1 s; the refresh itself is in-memory here.
+    expect(w.intervalMs).toBe(1000);
+    expect(tookMs).toBeLessThanOrEqual(w.intervalMs + 500);
+  });
+});
