@@ -43,7 +43,7 @@ common options:
   --help                    show this help
 `;
 
-function readKey(values: { key?: string | undefined; "key-file"?: string | undefined }): string {
+export function readKey(values: { key?: string | undefined; "key-file"?: string | undefined }): string {
   if (values.key && values["key-file"]) throw new UsageError("give --key or --key-file, not both");
   if (values["key-file"]) return readFileSync(values["key-file"], "utf8").trim();
   return values.key ?? ANVIL_DEV_KEYS[0];
@@ -158,7 +158,8 @@ async function verify(argv: string[]): Promise<number> {
   }
 }
 
-async function withClient(
+/** Connects a registry client from --deployment/--rpc/--key, runs `f`, closes it. */
+export async function withClient(
   values: {
     deployment?: string | undefined;
     rpc?: string | undefined;
@@ -184,7 +185,7 @@ async function withClient(
   }
 }
 
-const common = {
+export const common = {
   deployment: { type: "string" },
   rpc: { type: "string" },
   key: { type: "string" },

@@ -3,6 +3,7 @@ import { VigilError } from "../core/errors.ts";
 import { chainCommand } from "./chain.ts";
 import { demoCommand } from "./demo.ts";
 import { keysCommand } from "./keys.ts";
+import { releaseCommand } from "./release.ts";
 import { receiptCommand } from "./receipt.ts";
 import { verifyCommand } from "./verify.ts";
 import { simCommand } from "./sim.ts";
@@ -18,6 +19,7 @@ Commands:
   keys       create or show the gateway's signing key (encrypted keystore)
   chain      deploy and administer the registry contracts (deploy, verify, register-gateway, …)
   store      check a store's integrity, or salvage what is intact from a damaged one
+  release    publish, approve, revoke and list model and firmware releases
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
   verify     verify a receipt or bundle offline, and on chain with --rpc
   help       this text
@@ -32,6 +34,7 @@ const commands: Record<string, Command> = {
   demo: demoCommand,
   chain: chainCommand,
   keys: keysCommand,
+  release: releaseCommand,
   receipt: (argv) => receiptCommand(argv),
   verify: (argv) => verifyCommand(argv),
   store: (argv) => storeCommand(argv),
