@@ -13,12 +13,7 @@ import { UsageError, VigilError } from "../core/errors.ts";
 import { parseFirmwareImage } from "../protocol/firmware-image.ts";
 import { cidV1, cidV1OfFile } from "../updates/cid.ts";
 import { checkModelAgainstManifest } from "../updates/model-check.ts";
-import {
-  encodeModelMeta,
-  semverToVersion,
-  targetId,
-  trainingDataHash,
-} from "../updates/release-meta.ts";
+import { encodeModelMeta, semverToVersion, targetId, trainingDataHash } from "../updates/release-meta.ts";
 import { common, withClient } from "./chain.ts";
 
 const HELP = `usage: vigil release <command> [options]
@@ -100,7 +95,9 @@ export async function planRelease(o: {
   if (o.kind === "model") {
     if (!o.manifest) throw new UsageError("--manifest is required for a model release");
     if (resolve(dirname(o.manifest)) !== resolve(dirname(o.file)))
-      throw new UsageError("the manifest must sit in the same folder as the model file (gateways fetch it from there)");
+      throw new UsageError(
+        "the manifest must sit in the same folder as the model file (gateways fetch it from there)",
+      );
     const m = await checkModelAgainstManifest(o.manifest, bytes);
     if (m.model.file !== basename(o.file))
       throw new UsageError(`the manifest names model file "${m.model.file}", not "${basename(o.file)}"`);

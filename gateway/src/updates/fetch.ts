@@ -28,8 +28,10 @@ export interface FetchOptions {
 
 export interface Artifact {
   uris: readonly string[];
-  /** Exact size in bytes. */
+  /** Exact size in bytes, or (`exact: false`) the most the body may have. */
   size: bigint;
+  /** Default true. */
+  exact?: boolean;
   /** Lowercase hex sha256 (with or without 0x). */
   sha256: string;
 }
@@ -50,7 +52,8 @@ async function open(uri: string, o: FetchOptions, signal: AbortSignal): Promise<
   else if (uri.startsWith("ipfs://")) {
     const cid = parseIpfsUri(uri);
     if (!cid) throw new UpdateError("FETCH_FAILED", "not an ipfs://CID URI");
-    if (!o.ipfsGateway) throw new UpdateError("FETCH_FAILED", "no IPFS gateway is configured (updates.ipfsGateway)");
+    if (!o.ipfsGateway)
+      throw new UpdateError("FETCH_FAILED", "no IPFS gateway is configured (updates.ipfsGateway)");
     url = `${o.ipfsGateway.replace(/\/+$/, "")}/ipfs/${cid.toString()}`;
   } else throw new UpdateError("FETCH_FAILED", "unsupported URI scheme");
   const res = await fetch(url, { signal, redirect: "follow" });
@@ -72,20 +75,27 @@ async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string):
       if (n > a.size) {
         ac.abort();
         (body as Readable).destroy?.();
-        throw new UpdateError("SIZE_MISMATCH", `the body is longer than the release's ${a.size} bytes; cut there`);
+        throw new UpdateError(
+          "SIZE_MISMATCH",
+          `the body is longer than the release's ${a.size} bytes; cut there`,
+        );
       }
       hash.update(chunk);
       if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
     }
     await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
-    if (n !== a.size) throw new UpdateError("SIZE_MISMATCH", `got ${n} bytes, the release has ${a.size}`);
+    if (n !== a.size && a.exact !== false)
+      throw new UpdateError("SIZE_MISMATCH", `got ${n} bytes, the release has ${a.size}`);
     const got = hash.digest("hex");
     if (got !== sha) throw new UpdateError("HASH_MISMATCH", `sha256 ${got} is not the release's ${sha}`);
     const cid = uri.startsWith("ipfs://") ? parseIpfsUri(uri) : undefined;
     if (cid) {
       const actual = await cidV1OfFile(part);
       if (actual !== cid.toV1().toString())
-        throw new UpdateError("CID_MISMATCH", `the gateway's bytes have CID ${actual}, not ${cid.toString()}`);
+        throw new UpdateError(
+          "CID_MISMATCH",
+          `the gateway's bytes have CID ${actual}, not ${cid.toString()}`,
+        );
     }
     const final = join(o.stagingDir, sha);
     renameSync(part, final);
@@ -94,7 +104,9 @@ async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string):
     out.destroy();
     rmSync(part, { force: true });
     if (e instanceof UpdateError) throw e;
-    throw new UpdateError("FETCH_FAILED", ac.signal.aborted ? "timed out" : (e as Error).message, { cause: e });
+    throw new UpdateError("FETCH_FAILED", ac.signal.aborted ? "timed out" : (e as Error).message, {
+      cause: e,
+    });
   } finally {
     clearTimeout(timer);
   }

@@ -27,7 +27,11 @@ export function targetId(kind: ReleaseKind, name: string): Hex {
 /** `major·10^6 + minor·10^3 + patch` of "MAJOR.MINOR.PATCH" (each part < 1000). */
 export function semverToVersion(v: string): bigint {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:[-+].*)?$/.exec(v);
-  if (!m) throw new UpdateError("MANIFEST_INVALID", `version "${v}" is not MAJOR.MINOR.PATCH with parts below 1000`);
+  if (!m)
+    throw new UpdateError(
+      "MANIFEST_INVALID",
+      `version "${v}" is not MAJOR.MINOR.PATCH with parts below 1000`,
+    );
   return BigInt(m[1]!) * 1_000_000n + BigInt(m[2]!) * 1_000n + BigInt(m[3]!);
 }
 
@@ -64,7 +68,10 @@ export function parseModelMeta(metrics: string): ModelReleaseMeta {
     !/^[0-9a-f]{64}$/.test(m.sha256) ||
     typeof m.cid !== "string"
   )
-    throw new UpdateError("MANIFEST_INVALID", "the release's metrics do not pin a manifest (file, sha256, cid)");
+    throw new UpdateError(
+      "MANIFEST_INVALID",
+      "the release's metrics do not pin a manifest (file, sha256, cid)",
+    );
   return j as ModelReleaseMeta;
 }
 
