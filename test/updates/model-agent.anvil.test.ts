@@ -46,9 +46,7 @@ afterEach(async () => {
 });
 
 let n = 0;
-async function setup(
-  o: Partial<ModelAgentOptions> & { liveVersion?: string } = {},
-): Promise<{
+async function setup(o: Partial<ModelAgentOptions> & { liveVersion?: string } = {}): Promise<{
   profile: string;
   live: LoadedModel;
   rig: LoopRig;

@@ -14,6 +14,7 @@
  * | `V` batchSeq u64 | packed leaves (32 B each) |
  * | `X` lastIndex u64 | batchSeq u64 (frame index → batch: first key ≥ index) |
  * | `A` batchSeq u64 | anchor record (JSON) |
+ * | `U` name (UTF-8) | a record of the update agent (updates/): installed versions, refused releases, firmware transfer progress |
  * | `M` name | counters: `Mlast`, `Msealed`, `Mbatch`, `Mhead`, `Manchored`, `Mpruned`, `Mage` |
  *
  * Frames (`L`) and leaf records (`E`) share one arrival index space: every index is used by
@@ -36,6 +37,7 @@ export const P_INDEX = 0x58;
 export const P_ANCHOR = 0x41;
 export const P_LEAF = 0x45;
 export const P_LEAFHASH = 0x48;
+export const P_UPDATES = 0x55;
 
 export function writeU64(b: Buffer, o: number, v: number): void {
   b.writeUInt32BE(Math.floor(v / TWO_32), o);

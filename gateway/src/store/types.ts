@@ -266,4 +266,10 @@ export interface FrameStore extends FrameSink {
    * holding the frame or preimage. Returns the number of log entries deleted.
    */
   prune(opts: PruneOptions): Promise<number>;
+  /** A record of the update agent (key prefix `U`), or undefined. */
+  getMeta(name: string): Promise<Buffer | undefined>;
+  /** Writes (synced) a record of the update agent; an empty value is kept (use it as "cleared"). */
+  putMeta(name: string, value: Buffer): Promise<void>;
+  /** Every update-agent record whose name starts with `prefix`. */
+  metaEntries(prefix: string): Promise<Array<[string, Buffer]>>;
 }
