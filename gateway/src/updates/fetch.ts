@@ -2,7 +2,7 @@
  * Fetches a release's file into a staging folder and proves it is the release's bytes.
  *
  * URIs are tried in order (file://, https://, ipfs://CID through the configured HTTP gateway).
- * Every body is streamed to `<staging>/<sha256>.part`, cut as soon as it passes the recorded size
+ * Every body is streamed to `<staging>/<sha256>.<n>.part`, cut as soon as it passes the recorded size
  * (an endless or oversized body never fills the disk), then must have exactly that size and the
  * release's sha256. For ipfs:// the CID of the bytes is recomputed (cid.ts) and must equal the
  * CID in the URI: the HTTP gateway is never trusted. The first URI that passes wins; the file is
@@ -61,8 +61,10 @@ async function open(uri: string, o: FetchOptions, signal: AbortSignal): Promise<
   return Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>);
 }
 
+let partSeq = 0;
+
 async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string): Promise<string> {
-  const part = join(o.stagingDir, `${sha}.part`);
+  const part = join(o.stagingDir, `${sha}.${++partSeq}.part`); // concurrent fetches of one release
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), o.timeoutMs ?? 120_000);
   const out = createWriteStream(part, { mode: 0o600 });
