@@ -133,12 +133,14 @@ export class LoopRig {
   readonly store = new MemoryFrameStore();
   readonly results: InferenceResult[] = [];
   readonly loop: InferenceLoop;
+  readonly devices: number[];
   step = 0;
 
-  constructor(live: LoadedModel, profile: string) {
-    units ??= loadCmapss(join(REPO_ROOT, "models", "data", "cmapss", "train_FD001.txt.gz"))
-      .sort((a, b) => b.cycles - a.cycles)
-      .slice(0, DEVICES.length);
+  constructor(live: LoadedModel, profile: string, devices = DEVICES) {
+    this.devices = devices;
+    units ??= loadCmapss(join(REPO_ROOT, "models", "data", "cmapss", "train_FD001.txt.gz")).sort(
+      (a, b) => b.cycles - a.cycles,
+    );
     this.loop = new InferenceLoop({
       registry: { models: [live] },
       profileOf: () => profile,
@@ -147,11 +149,12 @@ export class LoopRig {
     });
   }
 
-  async feed(): Promise<void> {
+  /** One frame per device, stored then fed; then (unless `tick` is false) one loop tick. */
+  async feed(tick = true): Promise<void> {
     if (this.step === 0) await this.store.open();
     const s = this.step++;
-    for (const [i, id] of DEVICES.entries()) {
-      const u = units![i]!;
+    for (const [i, id] of this.devices.entries()) {
+      const u = units![i % units!.length]!;
       const values = Float32Array.from(row(u, s % u.cycles));
       const raw = encodeFrame({
         type: FrameType.Data,
@@ -172,7 +175,7 @@ export class LoopRig {
       this.loop.onFrame(rec, decodeFrame(raw) as DataFrame);
     }
     await this.loop.warmed();
-    await this.loop.tick();
+    if (tick) await this.loop.tick();
   }
 
   /** Feeds frames until `p` settles (the agent's shadow phase needs live windows). */
