@@ -45,10 +45,12 @@ import { ModelRegistry } from "./infer/registry.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { EmbeddedBroker } from "./ingest/mqtt/embedded-broker.ts";
 import { ExternalMqttSource } from "./ingest/mqtt/external-source.ts";
-import { SerialSource } from "./ingest/serial/serial-source.ts";
+import { SerialSource, type SerialFirmwareHook } from "./ingest/serial/serial-source.ts";
 import type { IngestSource } from "./ingest/source.ts";
 import { LevelFrameStore } from "./store/level.ts";
 import type { FrameStore } from "./store/types.ts";
+import type { FirmwareUpdateAgent } from "./updates/firmware-agent.ts";
+import { startUpdates, type RunningUpdates } from "./updates/start.ts";
 
 export interface RuntimeOptions {
   config: GatewayConfig;
@@ -112,7 +114,7 @@ const NO_OUTPUT: EventOutput = {
 };
 
 /** Stop steps, in stop order. */
-const STOP_ORDER = ["inference", "alerts", "sources", "sealer", "anchor", "models", "store"] as const;
+const STOP_ORDER = ["updates", "inference", "alerts", "sources", "sealer", "anchor", "models", "store"] as const;
 type StopStep = (typeof STOP_ORDER)[number];
 
 /** Options of {@link wireInference}: the loop's own options minus what the wiring supplies. */
@@ -156,6 +158,15 @@ export class Runtime {
   sealer: BatchSealer | undefined;
   anchor: AnchorService | undefined;
   signer: GatewaySigner | undefined;
+  /** Update agents (config `updates`), once started. */
+  updates: RunningUpdates | undefined;
+  /** Serial sources route firmware replies here; the firmware agent is plugged in at start. */
+  readonly #firmwareHook: { agent: FirmwareUpdateAgent | undefined } & SerialFirmwareHook = {
+    agent: undefined,
+    onFrame(frame, link) {
+      return this.agent?.onFrame(frame, link) ?? false;
+    },
+  };
   readonly leaves = { inference: 0, alert: 0 };
   readonly #o: RuntimeOptions;
   /** What start() got running, by stop step (see #unwind for the order). */
@@ -197,7 +208,13 @@ export class Runtime {
     const onError = (e: VigilError): void => srcLog.warn({ code: e.code }, e.shortMessage);
     for (const s of c.serial)
       this.sources.push(
-        new SerialSource(this.ingest, { path: s.path, baudRate: s.baudRate, onError, clock: this.clock }),
+        new SerialSource(this.ingest, {
+          path: s.path,
+          baudRate: s.baudRate,
+          onError,
+          clock: this.clock,
+          firmware: this.#firmwareHook,
+        }),
       );
     if (c.mqtt.embedded.enabled) {
       this.embedded = new EmbeddedBroker(this.ingest, {
@@ -384,6 +401,33 @@ export class Runtime {
       const anchor = this.anchor;
       anchor.start();
       this.#running.anchor = () => anchor.stop();
+    }
+
+    // Updates (issue 11): releases followed on chain, see gateway/src/updates/README.md.
+    if (c.updates.enabled) {
+      if (!deployment || !c.chain.rpcUrl || !this.signer)
+        throw new ConfigError(
+          "updates.enabled",
+          "updates need chain.rpcUrl, chain.deployment and the gateway key (attest.enabled); set them or disable updates",
+        );
+      const signer = this.signer;
+      const updates = await startUpdates({
+        settings: c.updates,
+        dataDir: c.dataDir,
+        rpcUrl: c.chain.rpcUrl,
+        registry: deployment.contracts.VigilRegistry.address,
+        releases: deployment.contracts.VigilReleases.address,
+        senderKey: this.#o.senderKey ?? (await this.#senderKey()),
+        gatewayId: this.gatewayId,
+        sign: (d) => signer.sign(d),
+        loop: this.loop,
+        state: this.store,
+        log: log.child({ component: "updates" }),
+        onModelInstalled: () => void this.alerts.modelsChanged(),
+      });
+      this.updates = updates;
+      this.#firmwareHook.agent = updates.firmware;
+      this.#running.updates = () => updates.stop();
     }
 
     const retentionUs = c.store.retentionDays * 86_400e6;

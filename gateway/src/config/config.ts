@@ -112,6 +112,27 @@ export interface GatewayConfig {
     /** Where onnxruntime runs: "inline" (main thread) or "worker" (a worker thread per model). Default inline. */
     runner: "inline" | "worker";
   };
+  /** Verified model and firmware updates from on-chain releases (gateway/src/updates/README.md). */
+  updates: {
+    /** Follow releases (needs chain.rpcUrl, chain.deployment and the gateway key). Default false. */
+    enabled: boolean;
+    /** node-cron expression of the release check. Default every 5 minutes. */
+    schedule: string;
+    /** IPFS HTTP gateway for ipfs:// URIs (the CID is verified, the gateway not trusted). Default none. */
+    ipfsGateway: string | null;
+    /** Windows a candidate model runs in shadow before promotion. Default 100. */
+    shadowWindows: number;
+    /** Longest shadow phase, ms. Default 600 000. */
+    shadowMaxMs: number;
+    /** A candidate's cost per window may be at most this × the live model's. Default 3. */
+    maxCostFactor: number;
+    /** Stale (freeze alarm) after this long without a successful check, ms. Default 3 600 000. */
+    staleAfterMs: number;
+    /** Offer firmware releases to serial sensors. Default true (when updates are enabled). */
+    firmware: boolean;
+    /** Firmware target of every serial sensor; null: the profile in its HELLO. Default null. */
+    firmwareTarget: string | null;
+  };
 }
 
 export const DEFAULT_CONFIG: GatewayConfig = {
@@ -162,6 +183,17 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     feeBumpPercent: 12.5,
   },
   models: { enabled: true, dir: null, threads: 1, runner: "inline" },
+  updates: {
+    enabled: false,
+    schedule: "*/5 * * * *",
+    ipfsGateway: null,
+    shadowWindows: 100,
+    shadowMaxMs: 600_000,
+    maxCostFactor: 3,
+    staleAfterMs: 3_600_000,
+    firmware: true,
+    firmwareTarget: null,
+  },
 };
 
 const deviceId = { type: "string", pattern: "^[0-9a-f]{8}$" };
@@ -277,6 +309,21 @@ const schema = {
         runner: { enum: ["inline", "worker"] },
       },
     },
+    updates: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        enabled: { type: "boolean" },
+        schedule: { type: "string", minLength: 9 },
+        ipfsGateway: { type: ["string", "null"], minLength: 1 },
+        shadowWindows: { type: "integer", minimum: 1 },
+        shadowMaxMs: { type: "integer", minimum: 1000 },
+        maxCostFactor: { type: "number", exclusiveMinimum: 0 },
+        staleAfterMs: { type: "integer", minimum: 1000 },
+        firmware: { type: "boolean" },
+        firmwareTarget: { type: ["string", "null"], minLength: 1 },
+      },
+    },
   },
 } as const;
 
@@ -313,6 +360,7 @@ export function resolveConfig(partial: unknown): GatewayConfig {
   checkUrl("mqtt.url", cfg.mqtt.url);
   checkUrl("chain.rpcUrl", cfg.chain.rpcUrl);
   cfg.chain.rpcUrls.forEach((u, i) => checkUrl(`chain.rpcUrls.${i}`, u));
+  checkUrl("updates.ipfsGateway", cfg.updates.ipfsGateway);
   if (cfg.chain.maxPriorityFeePerGasGwei > cfg.chain.maxFeePerGasGwei)
     throw new ConfigError("chain.maxPriorityFeePerGasGwei", "must not exceed chain.maxFeePerGasGwei");
   return cfg;

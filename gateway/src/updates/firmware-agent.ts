@@ -13,6 +13,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import cron from "node-cron";
 import type { ReleaseRecord } from "../chain/client.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { FirmwareLink, SerialFirmwareHook } from "../ingest/serial/serial-source.ts";
@@ -183,8 +184,17 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     await this.#o.state.putMeta(`updates/fw/failed/${deviceId}/${releaseId}`, Buffer.alloc(0));
   }
 
-  /** Stops every session (shutdown); persisted progress lets the next start resume. */
+  #task: { stop(): unknown } | undefined;
+
+  /** Checks on a node-cron schedule (and at once). */
+  start(schedule: string): void {
+    this.#task = cron.schedule(schedule, () => void this.check());
+    void this.check();
+  }
+
+  /** Stops the schedule and every session (shutdown); persisted progress lets the next start resume. */
   stop(): void {
+    this.#task?.stop();
     for (const s of this.#live.values()) s.stop();
   }
 
