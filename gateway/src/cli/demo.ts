@@ -8,7 +8,7 @@
  *    and verifies one receipt the way an auditor would.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
@@ -28,6 +28,12 @@ import { resolveConfig } from "../config/config.ts";
 import { Runtime } from "../runtime.ts";
 import { num, parse } from "./args.ts";
 import { progressLine } from "./sim.ts";
+import { planRelease } from "./release.ts";
+import { fromRoot } from "../core/paths.ts";
+import type { Deployment } from "../chain/deploy.ts";
+import type { ModelManifest } from "../infer/features/manifest.ts";
+import { isStoredLeaf } from "../store/types.ts";
+import { variantManifest } from "../updates/model-check.ts";
 
 export const DEMO_HELP = `usage: vigil demo [options]
 
@@ -48,6 +54,7 @@ verified on chain.
 `;
 
 const SITE = "demo-site";
+const CMAPSS_FIRST_ID = 0x1000;
 const GATEWAY_NAME = "demo-gw";
 
 export async function demoCommand(argv: string[]): Promise<number> {
@@ -101,6 +108,15 @@ export async function demoCommand(argv: string[]): Promise<number> {
       chain: { rpcUrl: anvil.url, deployment: "deployment.json", confirmations: 1, anchorIntervalMs: 1000 },
       store: { minFreeBytes: 0, reserveBytes: 1024 * 1024 },
       log: { statsIntervalMs: 100_000 },
+      // Updates: checked on demand below (as on a registry event); a short shadow for the demo. The
+      // int8 model's per-window cost in shadow measured 1–4× the float one's on x64 (QDQ), hence 10×.
+      updates: {
+        enabled: true,
+        schedule: "0 0 1 1 *",
+        shadowWindows: 30,
+        maxCostFactor: 10,
+        firmware: false,
+      },
     });
     rt = new Runtime({ config, passphrase, senderKey: ANVIL_DEV_KEYS[1]! });
     const admin = await EthersRegistryClient.connect({
@@ -133,6 +149,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await dash.subscribeAsync(`vigil/v1/${SITE}/${GATEWAY_NAME}/+/alert`, { qos: 1 });
     let alerts = 0;
     let firstAlertLeaf: string | undefined;
+    let swappedTo: string | undefined;
+    let alertAfterSwap: string | undefined;
     dash.on("message", (_t, payload) => {
       const a = JSON.parse(payload.toString()) as {
         device: string;
@@ -140,9 +158,11 @@ export async function demoCommand(argv: string[]): Promise<number> {
         severity: string;
         rule: { id: string; output: string; op: string; threshold: number };
         receipt: { leaf: string };
+        model: { sha256: string };
       };
       alerts++;
       firstAlertLeaf ??= a.receipt.leaf;
+      if (swappedTo && a.model.sha256 === swappedTo) alertAfterSwap ??= a.receipt.leaf;
       const r = a.rule;
       console.log(
         `  ALERT ${a.state} ${a.severity} device ${a.device}: ${r.output} ${r.op} ${r.threshold} (${r.id})`,
@@ -172,7 +192,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
         durationS,
         seed: seed + 1,
         faults,
-        firstDeviceId: 0x1000,
+        firstDeviceId: CMAPSS_FIRST_ID,
         onAcked,
       }),
     ];
@@ -182,7 +202,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
       for (const [i, s] of sims.entries())
         console.log(`  sim ${i === 0 ? "rotating" : "c-mapss "}: ${progressLine(s.snapshot())}`);
     }, 3000);
-    const reports: SimReport[] = await Promise.all(sims.map((s) => s.run()));
+    const running = Promise.all(sims.map((s) => s.run()));
+    // A model update while frames flow: int8 FD001 published, approved 2-of-3, shadowed, swapped.
+    await new Promise((r) => setTimeout(r, Math.min(5000, durationS * 200)));
+    const upd = await demoModelUpdate(rt, anvil.url, deployment, dataDir);
+    swappedTo = upd.sha256;
+    let swapIndex = upd.swapIndex;
+    const reports: SimReport[] = await running;
     clearInterval(timer);
 
     // 5. Seal what is left, wait for the anchors, reconcile, verify one receipt.
@@ -241,6 +267,31 @@ export async function demoCommand(argv: string[]): Promise<number> {
       for (const s of av.steps) console.log(`  ${s.ok ? "✔" : "✘"} ${s.step}: ${s.detail}`);
       ok &&= av.ok;
     }
+    if (swappedTo) {
+      // A receipt of a leaf produced after the swap names the new model hash.
+      let leafHash = alertAfterSwap;
+      if (!leafHash)
+        for await (const chunk of rt.store.entryChunks(swapIndex + 1, rt.store.stats().lastIndex))
+          for (const e of chunk)
+            if (!leafHash && isStoredLeaf(e) && e.deviceId >= CMAPSS_FIRST_ID)
+              leafHash = `0x${Buffer.from(e.hash).toString("hex")}`;
+      if (leafHash) {
+        const ur = await new ReceiptBuilder(rt.store).forLeafHash(leafHash);
+        const uv = await verifyReceipt(ur, { rpcUrl: anvil.url });
+        const mh =
+          ur.kind === "alert" ? ur.alert.modelHash : ur.kind === "inference" ? ur.inference.modelHash : "";
+        console.log(
+          `\nauditor: receipt of ${ur.kind === "alert" ? "an alert" : "an inference"} after the model update names model ${mh}`,
+        );
+        for (const s of uv.steps) console.log(`  ${s.ok ? "✔" : "✘"} ${s.step}: ${s.detail}`);
+        ok &&= uv.ok && mh === `0x${swappedTo}`;
+        if (mh !== `0x${swappedTo}`) console.log(`  ✘ expected the new model 0x${swappedTo}`);
+      } else {
+        console.log("\n✘ no leaf after the model update");
+        ok = false;
+      }
+      swapIndex = 0;
+    }
     console.log(ok ? "\n✔ demo passed" : "\n✘ demo found a mismatch");
     return ok ? 0 : 1;
   } finally {
@@ -248,5 +299,64 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await anvil?.stop();
     if (v.keep) console.log(`data kept in ${dataDir}`);
     else rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The demo's model update: FD001's int8 model (its test RMSE within 0.3 of the float one, see
+ * its manifest) as release 3.1.0 for profile cmapss-fd001, proposed by a release manager and
+ * approved by 2 of 3 approvers; then the gateway's agent checks at once (as on a registry event),
+ * shadows it on live windows and swaps it in while frames keep flowing.
+ */
+async function demoModelUpdate(
+  rt: Runtime,
+  rpcUrl: string,
+  deployment: Deployment,
+  dataDir: string,
+): Promise<{ sha256: string; swapIndex: number }> {
+  const agent = rt.updates?.model;
+  if (!agent) throw new Error("the demo's runtime has no model update agent");
+  const dir = join(dataDir, "releases", "fd001-int8");
+  mkdirSync(dir, { recursive: true });
+  const base = JSON.parse(
+    readFileSync(fromRoot("models", "cmapss", "fd001.manifest.json"), "utf8"),
+  ) as ModelManifest;
+  const m = variantManifest(base, "int8");
+  m.version = "3.1.0";
+  const file = join(dir, m.model.file);
+  copyFileSync(fromRoot("models", "cmapss", m.model.file), file);
+  const manifest = join(dir, "fd001.int8.manifest.json");
+  writeFileSync(manifest, JSON.stringify(m, null, 2));
+  const connect = (i: number) =>
+    EthersRegistryClient.connect({
+      rpcUrl,
+      privateKey: ANVIL_DEV_KEYS[i]!,
+      registry: deployment.contracts.VigilRegistry.address,
+      releases: deployment.contracts.VigilReleases.address,
+      pollingIntervalMs: 50,
+    });
+  const [admin, manager, a1, a2, a3] = await Promise.all([0, 2, 3, 4, 5].map(connect));
+  try {
+    await admin!.grantRole("releaseManager", manager!.account);
+    for (const a of [a1!, a2!, a3!]) await admin!.grantRole("releaseApprover", a.account);
+    const plan = await planRelease({ kind: "model", target: "cmapss-fd001", file, manifest });
+    const { releaseId } = await manager!.proposeRelease(plan.input);
+    console.log(
+      `\n  release ${releaseId}: int8 FD001 ${m.version} (sha256 ${m.model.sha256.slice(0, 12)}…, ${plan.cid}) proposed by ${manager!.account}`,
+    );
+    await a1!.approveRelease(releaseId);
+    await a2!.approveRelease(releaseId);
+    const t0 = Date.now();
+    console.log(`  release ${releaseId} approved 2 of 3 → ${(await a3!.getRelease(releaseId))?.status}`);
+    await agent.check();
+    const st = agent.status();
+    if (!st.lastInstall) throw new Error(`model update failed: ${JSON.stringify(st.lastFailure)}`);
+    const sh = st.lastInstall.shadow;
+    console.log(
+      `  swapped in ${Date.now() - t0} ms after the approval: shadow ${sh.windows} windows, mean |Δ| ${sh.meanAbsDiff.toFixed(3)} max |Δ| ${sh.maxAbsDiff.toFixed(3)} cycles vs the float model, cost ${sh.costRatio.toFixed(2)}×; reported on chain: ${st.lastInstall.reported}\n`,
+    );
+    return { sha256: st.lastInstall.sha256, swapIndex: rt.store.stats().lastIndex };
+  } finally {
+    for (const c of [admin, manager, a1, a2, a3]) await c?.close();
   }
 }

@@ -548,7 +548,12 @@ export class ModelUpdateAgent {
   }
 }
 
-/** The chain client's install report: EIP-712 digest signed by the gateway key, sent with the next nonce. */
+/**
+ * The chain client's install report: EIP-712 digest signed by the gateway key, sent with the next
+ * nonce. The sending account may be shared with the anchor service (chain.senderKeyFile), so a
+ * transaction-nonce clash is possible: the report is tried up to `attempts` times, 500 ms apart
+ * (each attempt re-reads the report nonce); a report still failing is retried at the next check.
+ */
 export function chainInstallReporter(
   client: {
     installNonce(gatewayId: Hex): Promise<bigint>;
@@ -557,12 +562,21 @@ export function chainInstallReporter(
   },
   gatewayId: Hex,
   sign: (digest: Hex) => Hex,
+  attempts = 3,
 ): InstallReporter {
   return {
     async report(releaseId: bigint): Promise<void> {
-      const nonce = (await client.installNonce(gatewayId)) + 1n;
-      const digest = await client.installReportDigest(gatewayId, releaseId, nonce);
-      await client.reportInstalled(gatewayId, releaseId, nonce, sign(digest));
+      for (let i = 1; ; i++) {
+        try {
+          const nonce = (await client.installNonce(gatewayId)) + 1n;
+          const digest = await client.installReportDigest(gatewayId, releaseId, nonce);
+          await client.reportInstalled(gatewayId, releaseId, nonce, sign(digest));
+          return;
+        } catch (e) {
+          if (i >= attempts) throw e;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
     },
   };
 }
