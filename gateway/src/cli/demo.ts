@@ -149,8 +149,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await dash.subscribeAsync(`vigil/v1/${SITE}/${GATEWAY_NAME}/+/alert`, { qos: 1 });
     let alerts = 0;
     let firstAlertLeaf: string | undefined;
-    let swappedTo: string | undefined;
-    let alertAfterSwap: string | undefined;
+    /** The model update: the new model's sha256 once swapped, and the first alert it raised. */
+    const update: { to?: string; alertLeaf?: string } = {};
     dash.on("message", (_t, payload) => {
       const a = JSON.parse(payload.toString()) as {
         device: string;
@@ -162,7 +162,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       };
       alerts++;
       firstAlertLeaf ??= a.receipt.leaf;
-      if (swappedTo && a.model.sha256 === swappedTo) alertAfterSwap ??= a.receipt.leaf;
+      if (update.to && a.model.sha256 === update.to) update.alertLeaf ??= a.receipt.leaf;
       const r = a.rule;
       console.log(
         `  ALERT ${a.state} ${a.severity} device ${a.device}: ${r.output} ${r.op} ${r.threshold} (${r.id})`,
@@ -206,8 +206,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     // A model update while frames flow: int8 FD001 published, approved 2-of-3, shadowed, swapped.
     await new Promise((r) => setTimeout(r, Math.min(5000, durationS * 200)));
     const upd = await demoModelUpdate(rt, anvil.url, deployment, dataDir);
-    swappedTo = upd.sha256;
-    let swapIndex = upd.swapIndex;
+    update.to = upd.sha256;
     const reports: SimReport[] = await running;
     clearInterval(timer);
 
@@ -267,11 +266,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
       for (const s of av.steps) console.log(`  ${s.ok ? "✔" : "✘"} ${s.step}: ${s.detail}`);
       ok &&= av.ok;
     }
+    const swappedTo = update.to;
     if (swappedTo) {
       // A receipt of a leaf produced after the swap names the new model hash.
-      let leafHash = alertAfterSwap;
+      let leafHash = update.alertLeaf;
       if (!leafHash)
-        for await (const chunk of rt.store.entryChunks(swapIndex + 1, rt.store.stats().lastIndex))
+        for await (const chunk of rt.store.entryChunks(upd.swapIndex + 1, rt.store.stats().lastIndex))
           for (const e of chunk)
             if (!leafHash && isStoredLeaf(e) && e.deviceId >= CMAPSS_FIRST_ID)
               leafHash = `0x${Buffer.from(e.hash).toString("hex")}`;
@@ -290,7 +290,6 @@ export async function demoCommand(argv: string[]): Promise<number> {
         console.log("\n✘ no leaf after the model update");
         ok = false;
       }
-      swapIndex = 0;
     }
     console.log(ok ? "\n✔ demo passed" : "\n✘ demo found a mismatch");
     return ok ? 0 : 1;
