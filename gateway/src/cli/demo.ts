@@ -8,7 +8,16 @@
  *    and verifies one receipt the way an auditor would.
  */
 import { randomBytes } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
@@ -16,6 +25,9 @@ import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { parseFaultRates } from "../../../device-sim/src/faults.ts";
 import { Simulator, type SimReport } from "../../../device-sim/src/simulator.ts";
 import { MqttTransport } from "../../../device-sim/src/transports/mqtt.ts";
+import { SerialTransport } from "../../../device-sim/src/transports/serial.ts";
+import { factoryFirmware } from "../../../device-sim/src/firmware/index.ts";
+import { buildFirmwareImage } from "../protocol/firmware-image.ts";
 import { generateKey, registrationPublicKey } from "../chain/keys.ts";
 import { writeKeystore } from "../attest/keystore.ts";
 import { ReceiptBuilder } from "../attest/receipt.ts";
@@ -55,6 +67,7 @@ verified on chain.
 
 const SITE = "demo-site";
 const CMAPSS_FIRST_ID = 0x1000;
+const MCU_ID = 0x2000;
 const GATEWAY_NAME = "demo-gw";
 
 export async function demoCommand(argv: string[]): Promise<number> {
@@ -81,6 +94,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const dataDir = mkdtempSync(join(tmpdir(), "vigil-demo-"));
   let anvil: Anvil | undefined;
   let rt: Runtime | undefined;
+  let pty: DemoPty | undefined;
   try {
     // 1. Local chain and registry.
     anvil = await startAnvil({ network: "optimism" });
@@ -100,8 +114,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const passphrase = randomBytes(16).toString("hex");
     const key = generateKey("secp256k1");
     await writeKeystore(join(dataDir, "gateway.key"), key, passphrase, { N: 1 << 14 });
+    // A simulated MCU on a serial line (a socat pty pair) receives a firmware update.
+    pty = await demoPty(dataDir);
+    if (!pty) console.log("  (socat not found: the firmware update part is skipped; apt-get install socat)");
     const config = resolveConfig({
       dataDir,
+      ...(pty ? { serial: [{ path: pty.gateway }] } : {}),
       site: SITE,
       mqtt: { embedded: { port: 0 } },
       attest: { gatewayName: GATEWAY_NAME, batchIntervalMs: 3000 },
@@ -115,7 +133,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
         schedule: "0 0 1 1 *",
         shadowWindows: 30,
         maxCostFactor: 10,
-        firmware: false,
+        firmware: true,
+        firmwareTarget: "sim-mcu",
       },
     });
     rt = new Runtime({ config, passphrase, senderKey: ANVIL_DEV_KEYS[1]! });
@@ -196,17 +215,32 @@ export async function demoCommand(argv: string[]): Promise<number> {
         onAcked,
       }),
     ];
+    if (pty)
+      sims.push(
+        new Simulator({
+          transport: new SerialTransport({ path: pty.device }),
+          devices: 1,
+          rate,
+          durationS,
+          seed: seed + 2,
+          firstDeviceId: MCU_ID,
+          drainMs: 3000,
+          firmware: { for: (id) => factoryFirmware({ deviceId: id }) },
+          onAcked,
+        }),
+      );
     const runtime = rt;
     const timer = setInterval(() => {
       console.log(`  gateway: ${runtime.statsLine()}`);
       for (const [i, s] of sims.entries())
-        console.log(`  sim ${i === 0 ? "rotating" : "c-mapss "}: ${progressLine(s.snapshot())}`);
+        console.log(`  sim ${["rotating", "c-mapss ", "mcu     "][i]}: ${progressLine(s.snapshot())}`);
     }, 3000);
     const running = Promise.all(sims.map((s) => s.run()));
     // A model update while frames flow: int8 FD001 published, approved 2-of-3, shadowed, swapped.
     await new Promise((r) => setTimeout(r, Math.min(5000, durationS * 200)));
     const upd = await demoModelUpdate(rt, anvil.url, deployment, dataDir);
     update.to = upd.sha256;
+    const fw = pty ? await demoFirmwareUpdate(rt, anvil.url, deployment, dataDir) : undefined;
     const reports: SimReport[] = await running;
     clearInterval(timer);
 
@@ -291,10 +325,19 @@ export async function demoCommand(argv: string[]): Promise<number> {
         ok = false;
       }
     }
+    if (fw) {
+      const hello = rt.ingest.counters.device(MCU_ID).firmware;
+      const installs = rt.updates?.firmware?.counters.installsByDevice[MCU_ID] ?? 0;
+      console.log(
+        `\nfirmware: device ${MCU_ID.toString(16).padStart(8, "0")} announces ${hello} in its HELLO (release ${fw.releaseId}: ${fw.version}); installs ${installs}; reported on chain: ${fw.reported}`,
+      );
+      ok &&= hello === fw.version && installs === 1;
+    }
     console.log(ok ? "\n✔ demo passed" : "\n✘ demo found a mismatch");
     return ok ? 0 : 1;
   } finally {
     await rt?.stop();
+    await pty?.stop();
     await anvil?.stop();
     if (v.keep) console.log(`data kept in ${dataDir}`);
     else rmSync(dataDir, { recursive: true, force: true });
@@ -357,5 +400,88 @@ async function demoModelUpdate(
     return { sha256: st.lastInstall.sha256, swapIndex: rt.store.stats().lastIndex };
   } finally {
     for (const c of [admin, manager, a1, a2, a3]) await c?.close();
+  }
+}
+
+interface DemoPty {
+  /** The simulator's end. */
+  device: string;
+  /** The gateway's end (serial config). */
+  gateway: string;
+  stop(): Promise<void>;
+}
+
+/** A socat pty pair in `dir`, or undefined when socat is not installed. */
+async function demoPty(dir: string): Promise<DemoPty | undefined> {
+  if (spawnSync("socat", ["-V"], { stdio: "ignore" }).status !== 0) return undefined;
+  const device = join(dir, "tty-mcu");
+  const gateway = join(dir, "tty-gw");
+  const proc = spawn("socat", [`pty,raw,echo=0,link=${device}`, `pty,raw,echo=0,link=${gateway}`], {
+    stdio: "ignore",
+  });
+  const until = Date.now() + 5000;
+  while (!(existsSync(device) && existsSync(gateway))) {
+    if (Date.now() > until || proc.exitCode !== null) {
+      proc.kill();
+      return undefined;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    device,
+    gateway,
+    stop: async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const done = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await done;
+    },
+  };
+}
+
+/**
+ * The demo's firmware update: image 1.1.0 (security counter 2) for target "sim-mcu", proposed and
+ * approved 2 of 3; the gateway offers it to the simulated MCU over the serial line, which
+ * installs it, reboots and comes back with 1.1.0 in its HELLO.
+ */
+async function demoFirmwareUpdate(
+  rt: Runtime,
+  rpcUrl: string,
+  deployment: Deployment,
+  dataDir: string,
+): Promise<{ releaseId: bigint; version: string; reported: boolean }> {
+  const agent = rt.updates?.firmware;
+  if (!agent) throw new Error("the demo's runtime has no firmware update agent");
+  const file = join(dataDir, "releases", "sim-mcu-1.1.0.vgfw");
+  const body = new Uint8Array(16_384).map((_, i) => (i * 7 + 3) & 0xff);
+  writeFileSync(
+    file,
+    buildFirmwareImage({ version: { major: 1, minor: 1, patch: 0 }, securityCounter: 2, body }),
+  );
+  const connect = (i: number) =>
+    EthersRegistryClient.connect({
+      rpcUrl,
+      privateKey: ANVIL_DEV_KEYS[i]!,
+      registry: deployment.contracts.VigilRegistry.address,
+      releases: deployment.contracts.VigilReleases.address,
+      pollingIntervalMs: 50,
+    });
+  const [manager, a1, a2] = await Promise.all([2, 4, 5].map(connect));
+  try {
+    const plan = await planRelease({ kind: "firmware", target: "sim-mcu", file });
+    const { releaseId } = await manager!.proposeRelease(plan.input);
+    await a1!.approveRelease(releaseId);
+    await a2!.approveRelease(releaseId);
+    console.log(
+      `\n  release ${releaseId}: firmware 1.1.0 for sim-mcu (${plan.input.size} B) approved 2 of 3; offering it`,
+    );
+    const t0 = Date.now();
+    await agent.check();
+    await agent.idle();
+    const reported = agent.counters.reports > 0;
+    console.log(`  firmware installed in ${Date.now() - t0} ms; reported on chain: ${reported}\n`);
+    return { releaseId, version: "1.1.0", reported };
+  } finally {
+    for (const c of [manager, a1, a2]) await c?.close();
   }
 }
