@@ -50,7 +50,7 @@ import type { IngestSource } from "./ingest/source.ts";
 import { LevelFrameStore } from "./store/level.ts";
 import type { FrameStore } from "./store/types.ts";
 import type { FirmwareUpdateAgent } from "./updates/firmware-agent.ts";
-import { startUpdates, type RunningUpdates } from "./updates/start.ts";
+import { startUpdates, updatesTopic, type RunningUpdates } from "./updates/start.ts";
 
 export interface RuntimeOptions {
   config: GatewayConfig;
@@ -114,7 +114,16 @@ const NO_OUTPUT: EventOutput = {
 };
 
 /** Stop steps, in stop order. */
-const STOP_ORDER = ["updates", "inference", "alerts", "sources", "sealer", "anchor", "models", "store"] as const;
+const STOP_ORDER = [
+  "updates",
+  "inference",
+  "alerts",
+  "sources",
+  "sealer",
+  "anchor",
+  "models",
+  "store",
+] as const;
 type StopStep = (typeof STOP_ORDER)[number];
 
 /** Options of {@link wireInference}: the loop's own options minus what the wiring supplies. */
@@ -424,6 +433,15 @@ export class Runtime {
         state: this.store,
         log: log.child({ component: "updates" }),
         onModelInstalled: () => void this.alerts.modelsChanged(),
+        publishStatus: (p) =>
+          void this.publisher
+            ?.publish({
+              topic: updatesTopic(c.site, c.attest.gatewayName),
+              payload: JSON.stringify(p, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)),
+              qos: 1,
+              retain: true,
+            })
+            .catch((e: unknown) => log.warn({ err: (e as Error).message }, "update status not published")),
       });
       this.updates = updates;
       this.#firmwareHook.agent = updates.firmware;

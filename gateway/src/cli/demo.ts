@@ -166,11 +166,19 @@ export async function demoCommand(argv: string[]): Promise<number> {
     // A dashboard's view: every alert on the documented topic.
     const dash = await mqtt.connectAsync(url, { clientId: "demo-dashboard" });
     await dash.subscribeAsync(`vigil/v1/${SITE}/${GATEWAY_NAME}/+/alert`, { qos: 1 });
+    // The retained update status (vigil/v1/{site}/{gateway}/updates).
+    const updatesTopic = `vigil/v1/${SITE}/${GATEWAY_NAME}/updates`;
+    await dash.subscribeAsync(updatesTopic, { qos: 1 });
+    let lastUpdateStatus: { model: { lastInstall?: { releaseId: string } } | null } | undefined;
     let alerts = 0;
     let firstAlertLeaf: string | undefined;
     /** The model update: the new model's sha256 once swapped, and the first alert it raised. */
     const update: { to?: string; alertLeaf?: string } = {};
-    dash.on("message", (_t, payload) => {
+    dash.on("message", (topic, payload) => {
+      if (topic === updatesTopic) {
+        lastUpdateStatus = JSON.parse(payload.toString()) as typeof lastUpdateStatus;
+        return;
+      }
       const a = JSON.parse(payload.toString()) as {
         device: string;
         state: string;
@@ -324,6 +332,11 @@ export async function demoCommand(argv: string[]): Promise<number> {
         console.log("\n✘ no leaf after the model update");
         ok = false;
       }
+    }
+    if (update.to) {
+      const inst = lastUpdateStatus?.model?.lastInstall;
+      console.log(`\nretained ${updatesTopic}: last install release ${inst?.releaseId ?? "none"}`);
+      ok &&= inst?.releaseId === "1";
     }
     if (fw) {
       const hello = rt.ingest.counters.device(MCU_ID).firmware;

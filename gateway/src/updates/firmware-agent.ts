@@ -76,6 +76,8 @@ export interface FirmwareAgentOptions {
     "offerTimeoutMs" | "maxOffers" | "ackTimeoutMs" | "maxRewinds" | "installTimeoutMs" | "timers"
   >;
   log?: Logger;
+  /** Called after every install or refusal (publish the status). */
+  onChange?: () => void;
 }
 
 interface Device {
@@ -209,6 +211,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
 
   async #refuse(deviceId: number, rel: ReleaseRecord, code: string, reason: string): Promise<void> {
     this.counters.rejected[code] = (this.counters.rejected[code] ?? 0) + 1;
+    this.#o.onChange?.();
     this.#log.warn(
       { deviceId, releaseId: rel.id.toString(), code },
       `firmware release ${rel.id} for device ${deviceId} refused: ${reason}`,
@@ -292,6 +295,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
         `device ${deviceId} runs firmware release ${rel.id}`,
       );
       await this.#report(rel);
+      this.#o.onChange?.();
     } catch (e) {
       const code = `FW_${(e as { code?: string }).code ?? "ERROR"}`;
       if (code === "FW_STOPPED") return; // shutdown: resumed at the next start

@@ -10,6 +10,8 @@ import type { Hex } from "../core/hex.ts";
 import type { Logger } from "../core/log.ts";
 import type { InferenceLoop } from "../infer/loop.ts";
 import type { LoadedModel } from "../infer/registry.ts";
+import { alertTopics } from "../alerts/topics.ts";
+import { TOPIC_ROOT } from "../protocol/topics.ts";
 import { FirmwareUpdateAgent, type ListableStateStore } from "./firmware-agent.ts";
 import { chainInstallReporter, chainReleaseSource, ModelUpdateAgent } from "./model-agent.ts";
 
@@ -41,6 +43,28 @@ export interface StartUpdatesOptions {
   log: Logger;
   /** After a model swap (publish the new status). */
   onModelInstalled?: (model: LoadedModel) => void;
+  /**
+   * Publishes the retained update status ({@link UpdatesStatusPayload}) on every change, on
+   * `vigil/v1/{site}/{gateway}/updates` ({@link updatesTopic}). Default: not published.
+   */
+  publishStatus?: (payload: UpdatesStatusPayload) => void;
+}
+
+/** The retained update status: the model agent's status and counters, the firmware agent's devices and counters. */
+export interface UpdatesStatusPayload {
+  type: "updates";
+  atMs: number;
+  model: (ReturnType<ModelUpdateAgent["status"]> & { counters: ModelUpdateAgent["counters"] }) | null;
+  firmware: {
+    devices: ReturnType<FirmwareUpdateAgent["devices"]>;
+    counters: FirmwareUpdateAgent["counters"];
+  } | null;
+}
+
+/** `vigil/v1/{site}/{gateway}/updates`: the retained update status (QoS 1). */
+export function updatesTopic(site: string, gateway: string): string {
+  const t = alertTopics(site, gateway);
+  return `${TOPIC_ROOT}/${t.site}/${t.gateway}/updates`;
 }
 
 export interface RunningUpdates {
@@ -62,6 +86,15 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
   const reporter = chainInstallReporter(client, o.gatewayId, o.sign);
   const dir = join(o.dataDir, "updates");
   const ipfsGateway = s.ipfsGateway ?? undefined;
+  // The agents publish through `publish`, which reads both: built first, assigned below.
+  const a: { model?: ModelUpdateAgent | undefined; firmware?: FirmwareUpdateAgent | undefined } = {};
+  const publish = (): void =>
+    o.publishStatus?.({
+      type: "updates",
+      atMs: Date.now(),
+      model: a.model ? { ...a.model.status(), counters: a.model.counters } : null,
+      firmware: a.firmware ? { devices: a.firmware.devices(), counters: a.firmware.counters } : null,
+    });
   const model = o.loop
     ? new ModelUpdateAgent({
         loop: o.loop,
@@ -83,6 +116,7 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
                 "update checks have failed for longer than updates.staleAfterMs",
               )
             : o.log.info({ alert: "update-check-stale" }, "update checks succeed again"),
+        onStatus: publish,
         ...(o.onModelInstalled ? { onInstalled: (m: LoadedModel) => o.onModelInstalled!(m) } : {}),
       })
     : undefined;
@@ -95,8 +129,11 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
         ipfsGateway,
         log: o.log,
         ...(s.firmwareTarget ? { targetOf: () => s.firmwareTarget! } : {}),
+        onChange: publish,
       })
     : undefined;
+  a.model = model;
+  a.firmware = firmware;
   model?.start();
   firmware?.start(s.schedule);
   return {
