@@ -181,6 +181,25 @@ describe("model update agent on anvil", () => {
     expect(s.rig.loop.models).toEqual([s.live]);
   });
 
+  it("attack: a release revoked during its shadow phase is not promoted", async () => {
+    const s = await setup({ shadowWindows: 1_000_000, shadowMaxMs: 60_000 });
+    const id = await propose(r, {
+      profile: s.profile,
+      ...releaseFolder({ profile: s.profile, version: "3.1.0" }),
+    });
+    await approve(r, id);
+    const checking = s.agent.check();
+    await s.rig.feedUntil(
+      (async () => {
+        await expect.poll(() => s.agent.status().state, { timeout: 10_000 }).toBe("shadowing");
+        await r.manager.revokeRelease(id, "recalled");
+        s.agent.judgeShadowNow();
+        await checking;
+      })(),
+    );
+    expectRefused(s, "REVOKED");
+  });
+
   it("attack: a revoked release is not installed", async () => {
     const s = await setup();
     const id = await propose(r, {

@@ -168,6 +168,7 @@ export class ModelUpdateAgent {
   #task: { stop(): unknown } | undefined;
   #staleTimer: NodeJS.Timeout | undefined;
   #stopped = false;
+  #judgeNow = false;
 
   constructor(o: ModelAgentOptions) {
     this.#o = o;
@@ -276,6 +277,11 @@ export class ModelUpdateAgent {
     const p = this.#tryInstall(rel, live, profile);
     this.#running = p.then(() => undefined);
     return p;
+  }
+
+  /** Ends the current shadow phase now: the candidate is judged on the windows it ran (operator request). */
+  judgeShadowNow(): void {
+    this.#judgeNow = true;
   }
 
   /** Forgets that release `id` failed, so the next check tries it again (operator request). */
@@ -457,6 +463,7 @@ export class ModelUpdateAgent {
     const maxMs = this.#o.shadowMaxMs ?? 600_000;
     const factor = this.#o.maxCostFactor ?? 3;
     const t0 = this.#clock.nowMs();
+    this.#judgeNow = false;
     for (;;) {
       if (this.#stopped)
         throw new UpdateError("SHADOW_FAILED", "the gateway stopped during the shadow phase");
@@ -468,7 +475,7 @@ export class ModelUpdateAgent {
           "SHADOW_FAILED",
           `in shadow, ${s.nonFinite} outputs were not finite and ${s.outOfRange} outside the manifest's range`,
         );
-      const timeUp = this.#clock.nowMs() - t0 >= maxMs;
+      const timeUp = this.#judgeNow || this.#clock.nowMs() - t0 >= maxMs;
       if (s.windows >= need || timeUp) {
         if (s.windows === 0)
           throw new UpdateError("SHADOW_FAILED", "no window ran in shadow before updates.shadowMaxMs");
@@ -477,6 +484,13 @@ export class ModelUpdateAgent {
           throw new UpdateError(
             "SHADOW_FAILED",
             `in shadow the candidate cost ${s.usPerWindow.toFixed(0)} µs per window, ${ratio.toFixed(2)}× the live model's (limit ${factor}×)`,
+          );
+        // Revoked (or otherwise no longer Active) while in shadow: not promoted.
+        const now = await this.#o.releases.getRelease(rel.id);
+        if (now?.status !== "active")
+          throw new UpdateError(
+            now?.status === "revoked" ? "REVOKED" : "NOT_ACTIVE",
+            `release ${rel.id} was ${now?.status ?? "removed"} during the shadow phase; not promoted`,
           );
         const old = await loop.promote(candidate);
         const installed: Installed = {
