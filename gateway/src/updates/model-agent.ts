@@ -356,6 +356,7 @@ export class ModelUpdateAgent {
         await candidate.session.release().catch(() => undefined);
       }
       rmSync(dir, { recursive: true, force: true });
+      rmSync(join(this.#o.dir, "staging", rel.contentHash.slice(2)), { force: true });
       const err =
         e instanceof UpdateError
           ? e
