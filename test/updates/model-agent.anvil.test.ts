@@ -117,6 +117,16 @@ describe("model update agent on anvil", () => {
     // Already running it: the next check does nothing.
     await s.agent.check();
     expect(s.agent.counters.installs).toBe(1);
+    // A second release replaces the first: the first's installed files are removed after the swap.
+    const id2 = await propose(r, {
+      profile: s.profile,
+      ...releaseFolder({ profile: s.profile, version: "3.2.0", precision: "float32" }),
+    });
+    await approve(r, id2);
+    await s.rig.feedUntil(s.agent.check());
+    expect(readdirSync(join(r.dataDir, `updates-${n}`, "models"))).toEqual([
+      `${id2}-${s.rig.loop.models[0]!.sha256.slice(0, 12)}`,
+    ]);
   });
 
   it("attack: rollback to an older version is refused (also after a restored old data folder, from the on-chain report)", async () => {
@@ -326,6 +336,10 @@ describe("model update agent on anvil", () => {
     await approve(r, idB);
     await s.agent.check();
     expect(s.agent.counters.rejected.MANIFEST_INVALID).toBe(1);
+    // Only the installed release's folder is kept (the refused one was removed).
+    expect(readdirSync(join(r.dataDir, `updates-${n}`, "models"))).toEqual([
+      `${idA}-${s.rig.loop.models[0]!.sha256.slice(0, 12)}`,
+    ]);
     expect(s.rig.loop.models[0]!.sha256).toBe(`${(await r.gateway.getRelease(idA))!.contentHash.slice(2)}`);
   });
 

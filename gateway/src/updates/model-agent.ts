@@ -25,7 +25,7 @@
  * itself stale and raises the `update-check-stale` alert (freeze attack).
  */
 import { mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import cron from "node-cron";
 import type { ReleaseRecord } from "../chain/client.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
@@ -503,6 +503,9 @@ export class ModelUpdateAgent {
         for (const p of candidate.manifest.devices.profiles)
           await this.#o.state.putMeta(`updates/model/${p}`, Buffer.from(JSON.stringify(installed)));
         await loop.unload(old);
+        // The replaced model's files go if an earlier update installed them (never the package's models/).
+        if (dirname(dirname(old.manifestPath)) === join(this.#o.dir, "models"))
+          rmSync(dirname(old.manifestPath), { recursive: true, force: true });
         this.counters.installs++;
         const shadow = {
           windows: s.windows,
