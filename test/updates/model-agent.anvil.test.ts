@@ -2,7 +2,7 @@
 // swap while frames flow, signed install report on chain — and the attack list of issue 11, one
 // test per line, each ending with the old model still live and the reason counted.
 import { createServer, type Server } from "node:http";
-import { copyFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, readdirSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
@@ -46,14 +46,16 @@ afterEach(async () => {
 });
 
 let n = 0;
-async function setup(o: Partial<ModelAgentOptions> & { liveVersion?: string } = {}): Promise<{
+async function setup(
+  o: Partial<ModelAgentOptions> & { liveVersion?: string; profile?: string } = {},
+): Promise<{
   profile: string;
   live: LoadedModel;
   rig: LoopRig;
   agent: ModelUpdateAgent;
   state: MemoryUpdateState;
 }> {
-  const profile = `upd-${++n}-${Date.now()}`;
+  const profile = o.profile ?? `upd-${++n}-${Date.now()}`;
   const live = await liveModel(profile, o.liveVersion ?? "3.0.0");
   const rig = new LoopRig(live, profile);
   for (let i = 0; i < 5; i++) await rig.feed();
@@ -63,7 +65,7 @@ async function setup(o: Partial<ModelAgentOptions> & { liveVersion?: string } = 
     releases: chainReleaseSource(r.gateway, GATEWAY_ID),
     reporter: chainInstallReporter(r.gateway, GATEWAY_ID, r.sign),
     state,
-    dir: join(r.dataDir, `updates-${n}`),
+    dir: o.dir ?? join(r.dataDir, `updates-${n}`),
     shadowWindows: 9,
     evalMs: 5,
     // The int8 model costs 1–4× the float one here (QDQ on x64); the cost gate has its own test.
@@ -127,6 +129,36 @@ describe("model update agent on anvil", () => {
     expect(readdirSync(join(r.dataDir, `updates-${n}`, "models"))).toEqual([
       `${id2}-${s.rig.loop.models[0]!.sha256.slice(0, 12)}`,
     ]);
+  });
+
+  it("behavior: after a restart the installed release is live again, without the chain; lost files are fetched again", async () => {
+    const s = await setup();
+    const dir = join(r.dataDir, `updates-${n}`);
+    const id = await propose(r, {
+      profile: s.profile,
+      ...releaseFolder({ profile: s.profile, version: "3.1.0" }),
+    });
+    await approve(r, id);
+    await s.rig.feedUntil(s.agent.check());
+    const sha = s.rig.loop.models[0]!.sha256;
+    // Restart: the package's float model is loaded again; the agent puts the installed one back.
+    const offline = {
+      activeRelease: () => Promise.reject(new Error("offline")),
+      getRelease: () => Promise.reject(new Error("offline")),
+    };
+    const s2 = await setup({ profile: s.profile, state: s.state, dir, releases: offline });
+    expect(s2.rig.loop.models[0]!.sha256).not.toBe(sha);
+    expect(await s2.agent.restoreInstalled()).toBe(1);
+    expect(s2.rig.loop.models[0]!.sha256).toBe(sha);
+    await s2.rig.feed();
+    expect(s2.rig.results.at(-1)!.model.sha256).toBe(sha);
+    // Restart with the files gone: nothing to restore; the next check fetches the same release again.
+    rmSync(join(dir, "models"), { recursive: true, force: true });
+    const s3 = await setup({ profile: s.profile, state: s.state, dir });
+    expect(await s3.agent.restoreInstalled()).toBe(0);
+    await s3.rig.feedUntil(s3.agent.check());
+    expect(s3.agent.status().lastFailure).toBeUndefined();
+    expect(s3.rig.loop.models[0]!.sha256).toBe(sha);
   });
 
   it("attack: rollback to an older version is refused (also after a restored old data folder, from the on-chain report)", async () => {

@@ -24,7 +24,7 @@
  * (`check()`, e.g. on a registry event); when none succeeded for `staleAfterMs` the agent marks
  * itself stale and raises the `update-check-stale` alert (freeze attack).
  */
-import { mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import cron from "node-cron";
 import type { ReleaseRecord } from "../chain/client.ts";
@@ -98,7 +98,7 @@ export interface ModelAgentOptions {
   /** Raised (true) / cleared (false) when checks have been failing for longer than `staleAfterMs`. */
   onStale?: (stale: boolean, sinceMs: number) => void;
   /** Called after a swap, with the new and the old model. */
-  onInstalled?: (model: LoadedModel, old: LoadedModel, release: ReleaseRecord) => void;
+  onInstalled?: (model: LoadedModel, old: LoadedModel, releaseId: bigint) => void;
 }
 
 export interface UpdateStatus {
@@ -193,7 +193,55 @@ export class ModelUpdateAgent {
     const every = Math.min(60_000, Math.max(1000, (this.#o.staleAfterMs ?? 3_600_000) / 10));
     this.#staleTimer = setInterval(() => this.checkStale(), every);
     this.#staleTimer.unref();
-    void this.check();
+    const first = this.restoreInstalled()
+      .catch((e: unknown) => this.#log.error({ err: (e as Error).message }, "installed models not restored"))
+      .then(() => this.#checkOnce());
+    this.#running = first;
+  }
+
+  /**
+   * After a restart the loop runs the models of the package (or models.dir); a model a release
+   * installed before is put back live here, from `<dir>/models/<release>-<sha>/` (hash checked again
+   * by loadModel), without a new shadow phase: it passed one when it was installed. Needs no chain
+   * (a gateway that starts offline keeps its updates). Returns the number restored; a missing or
+   * damaged folder is logged, and the next check reinstalls that release from its URIs.
+   */
+  async restoreInstalled(): Promise<number> {
+    let n = 0;
+    for (const live of [...this.#o.loop.models]) {
+      const profile = live.manifest.devices.profiles[0];
+      const inst = profile === undefined ? undefined : await this.#installed(profile);
+      if (!inst || inst.sha256 === live.sha256) continue;
+      const dir = join(this.#o.dir, "models", `${inst.releaseId}-${inst.sha256.slice(0, 12)}`);
+      let m: LoadedModel;
+      try {
+        const manifest = readdirSync(dir).find((f) => f.endsWith(".manifest.json"));
+        if (!manifest) throw new Error(`${dir} holds no manifest`);
+        m = await loadModel(join(dir, manifest), live.tuning);
+        if (m.sha256 !== inst.sha256) {
+          await m.session.release().catch(() => undefined);
+          throw new Error(`${dir} holds model ${m.sha256}, not the installed ${inst.sha256}`);
+        }
+      } catch (e) {
+        this.#log.warn(
+          { releaseId: inst.releaseId, err: (e as Error).message.split("\n")[0] },
+          "installed model not restored; it is fetched again",
+        );
+        for (const p of live.manifest.devices.profiles)
+          await this.#o.state.putMeta(`updates/model/${p}`, Buffer.alloc(0));
+        continue;
+      }
+      await this.#o.loop.addShadow(m, live);
+      const old = await this.#o.loop.promote(m);
+      await this.#o.loop.unload(old);
+      this.#log.info(
+        { releaseId: inst.releaseId, sha256: m.sha256 },
+        `installed model release ${inst.releaseId} restored`,
+      );
+      this.#o.onInstalled?.(m, old, BigInt(inst.releaseId));
+      n++;
+    }
+    return n;
   }
 
   async stop(): Promise<void> {
@@ -300,22 +348,33 @@ export class ModelUpdateAgent {
     return b && b.length > 0 ? (JSON.parse(b.toString("utf8")) as Installed) : undefined;
   }
 
-  async #floor(live: LoadedModel, profile: string): Promise<bigint> {
+  /**
+   * The installed version (the highest of the live manifest's, the persisted one and the one last
+   * reported on chain) and the release ids recorded as installed (a release recorded as installed
+   * may be fetched again when its files were lost: same version, same hash).
+   */
+  async #floor(live: LoadedModel, profile: string): Promise<{ floor: bigint; installedIds: Set<string> }> {
     let floor = 0n;
+    const installedIds = new Set<string>();
     try {
       floor = semverToVersion(live.manifest.version);
     } catch {
       /* a local manifest without semver: no floor from it */
     }
     const inst = await this.#installed(profile);
-    if (inst && BigInt(inst.version) > floor) floor = BigInt(inst.version);
+    if (inst) {
+      installedIds.add(inst.releaseId);
+      if (BigInt(inst.version) > floor) floor = BigInt(inst.version);
+    }
     const onChain = await this.#o.releases.installedRelease?.("model");
     if (onChain && onChain > 0n) {
       const r = await this.#o.releases.getRelease(onChain);
-      if (r && r.kind === "model" && r.target === targetId("model", profile) && r.version > floor)
-        floor = r.version;
+      if (r && r.kind === "model" && r.target === targetId("model", profile)) {
+        installedIds.add(r.id.toString());
+        if (r.version > floor) floor = r.version;
+      }
     }
-    return floor;
+    return { floor, installedIds };
   }
 
   async #refused(id: bigint, e: UpdateError): Promise<{ ok: false; code: UpdateErrorCode; reason: string }> {
@@ -373,8 +432,9 @@ export class ModelUpdateAgent {
       throw new UpdateError("NOT_ACTIVE", `release ${rel.id} is ${rel.status}, not approved (Active)`);
     if (rel.kind !== "model" || rel.target !== targetId("model", profile))
       throw new UpdateError("WRONG_TARGET", `release ${rel.id} is a ${rel.kind} release for another target`);
-    const floor = await this.#floor(live, profile);
-    if (rel.version <= floor)
+    const { floor, installedIds } = await this.#floor(live, profile);
+    const reinstall = rel.version === floor && installedIds.has(rel.id.toString());
+    if (rel.version <= floor && !reinstall)
       throw new UpdateError(
         "NOT_NEWER",
         `release ${rel.id} has version ${rel.version}, not above the installed ${floor} (rollback refused)`,
@@ -522,7 +582,7 @@ export class ModelUpdateAgent {
           candidate: undefined,
           lastInstall: { ...installed, atMs: this.#clock.nowMs(), shadow },
         });
-        this.#o.onInstalled?.(candidate, old, rel);
+        this.#o.onInstalled?.(candidate, old, rel.id);
         await this.#report(rel.id, candidate.manifest.devices.profiles);
         return;
       }
