@@ -12,7 +12,13 @@ import {
   type AckFrame,
   type NackFrame,
 } from "../../gateway/src/protocol/frame.ts";
-import { FaultCounters, SensorFaults, type FaultRates } from "./faults.ts";
+import {
+  FaultCounters,
+  ScriptedFaults,
+  SensorFaults,
+  type FaultRates,
+  type ScriptedSensorFault,
+} from "./faults.ts";
 import type { SimFirmware } from "./firmware/bootloader.ts";
 import type { SignalSource } from "./profiles/types.ts";
 import type { Rng } from "./rng.ts";
@@ -25,9 +31,10 @@ export interface Pending {
   attempts: number;
   /**
    * Ground truth the simulator keeps for accounting: the rejection this frame must get at
-   * the gateway on every transmission (a NaN value, or a clock jump).
+   * the gateway on every transmission (a clock jump). A NaN/±Inf value is not one: since
+   * protocol revision 1.2 the gateway stores and acknowledges such a frame.
    */
-  poison?: "NON_FINITE" | "ABSURD_TIMESTAMP";
+  poison?: "ABSURD_TIMESTAMP";
   /** Intact transmissions so far; every one after the first is a duplicate at the gateway. */
   sends: number;
 }
@@ -64,6 +71,8 @@ export interface SimDeviceOptions {
   updater?: SimFirmware;
   /** Called with every DATA frame the device saw acknowledged (its exact bytes), once. */
   onAcked?: (raw: Buffer) => void;
+  /** Deterministic sensor faults (faults.ts ScriptedSensorFault), applied after the random ones. */
+  script?: readonly ScriptedSensorFault[];
 }
 
 const NACK_NAMES = Object.fromEntries(Object.entries(NackReason).map(([k, v]) => [v, k])) as Record<
@@ -97,6 +106,7 @@ export class SimDevice {
   heldUntil = 0;
   readonly #opts: SimDeviceOptions;
   readonly #sensor: SensorFaults;
+  readonly #script: ScriptedFaults | undefined;
   /** Sequences refused for good whose (MQTT) PUBACK may still arrive. */
   readonly #abandoned = new Set<number>();
   #cached: Float32Array | undefined;
@@ -107,6 +117,13 @@ export class SimDevice {
     this.id = opts.id >>> 0;
     this.source = opts.source;
     this.#sensor = new SensorFaults(opts.rng.fork("sensor"), opts.faults, opts.counters);
+    this.#script = opts.script?.length
+      ? new ScriptedFaults(
+          opts.script,
+          this.id,
+          opts.source.channels.map((c) => c.name),
+        )
+      : undefined;
   }
 
   get finished(): boolean {
@@ -146,7 +163,9 @@ export class SimDevice {
     const sample = this.#peek();
     if (!sample) return undefined;
     const values = Float32Array.from(sample);
-    let poison: Pending["poison"] = this.#sensor.apply(values) ? "NON_FINITE" : undefined;
+    this.#sensor.apply(values);
+    this.#script?.apply(values, this.step, this.#opts.counters);
+    let poison: Pending["poison"];
     let ts = Math.round(nowMs * 1000 + (this.#opts.clockSkewUs ?? 0));
     if (this.#opts.rng.chance(this.#opts.faults.clockJump ?? 0)) {
       ts += TEN_YEARS_US;

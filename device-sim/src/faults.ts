@@ -3,6 +3,7 @@
  * counted, and link faults also record the gateway rejection they must cause, so a test can
  * reconcile the simulator's counts with the gateway's counters exactly.
  */
+import { SimError } from "./errors.ts";
 import { StreamDecoder } from "../../gateway/src/protocol/stream-decoder.ts";
 import type { Rng } from "./rng.ts";
 
@@ -30,13 +31,13 @@ export function parseFaultRates(spec: string): FaultRates {
     const [k, v] = part.split("=").map((s) => s.trim());
     const p = Number(v);
     if (!k || v === undefined || !Number.isFinite(p) || p < 0 || p > 1)
-      throw new RangeError(`fault "${part}": expected NAME=PROBABILITY with 0 ≤ p ≤ 1`);
+      throw new SimError("SIM_OPTIONS", `fault "${part}": expected NAME=PROBABILITY with 0 ≤ p ≤ 1`);
     if (k === "all") {
       for (const f of ALL_FAULTS) rates[f] = p;
     } else if ((ALL_FAULTS as readonly string[]).includes(k)) {
       rates[k as FaultKind] = p;
     } else {
-      throw new RangeError(`fault "${k}" is unknown; known: ${ALL_FAULTS.join(", ")}`);
+      throw new SimError("SIM_OPTIONS", `fault "${k}" is unknown; known: ${ALL_FAULTS.join(", ")}`);
     }
   }
   return rates;
@@ -83,7 +84,7 @@ export class SensorFaults {
     private readonly counters: FaultCounters,
   ) {}
 
-  /** Applies value faults in place; returns true when a NaN was injected. */
+  /** Applies value faults in place; returns true when a NaN/±Inf value was injected. */
   apply(values: Float32Array): boolean {
     const r = this.rng;
     const n = values.length;
@@ -122,5 +123,81 @@ export class SensorFaults {
       return true;
     }
     return false;
+  }
+}
+
+/**
+ * A scripted sensor fault (the demo path and tests): from frame `from` of each device in
+ * `devices` (default all), for `frames` frames (default until the source ends), the channel
+ * `channel` (index or HELLO name) reads NaN (`nan`), holds its value at `from` (`stuck`), or
+ * reads 5 × its value (`spike`, as in issue 14's spike test). Unlike the rates above it is
+ * deterministic, so the gateway's sensor-fault alert can be expected at a known frame.
+ */
+export interface ScriptedSensorFault {
+  kind: "nan" | "stuck" | "spike";
+  channel: number | string;
+  from: number;
+  frames?: number;
+  devices?: readonly number[];
+}
+
+const SCRIPT_RE = /^(nan|stuck|spike):([a-z0-9_]+)@(\d+)(?:\+(\d+))?(?:#([\d/]+))?$/;
+
+/**
+ * Parses `KIND:CHANNEL@FROM[+FRAMES][#ID/ID…]` entries separated by commas, e.g.
+ * `stuck:s11@60+80` or `nan:3@10#1/2`. A CHANNEL of digits is an index. Throws naming the entry.
+ */
+export function parseScriptedFaults(spec: string): ScriptedSensorFault[] {
+  const out: ScriptedSensorFault[] = [];
+  if (!spec.trim()) return out;
+  for (const part of spec.split(",")) {
+    const m = SCRIPT_RE.exec(part.trim());
+    if (!m)
+      throw new RangeError(
+        `sensor fault "${part}": expected KIND:CHANNEL@FROM[+FRAMES][#ID/ID…] with KIND nan, stuck or spike`,
+      );
+    const [, kind, ch, from, frames, ids] = m;
+    out.push({
+      kind: kind as ScriptedSensorFault["kind"],
+      channel: /^\d+$/.test(ch!) ? Number(ch) : ch!,
+      from: Number(from),
+      ...(frames !== undefined ? { frames: Number(frames) } : {}),
+      ...(ids !== undefined ? { devices: ids.split("/").map(Number) } : {}),
+    });
+  }
+  return out;
+}
+
+/** Applies the scripted faults of one device (`channels`: its HELLO names) to frame `step`, in place. */
+export class ScriptedFaults {
+  readonly #script: ReadonlyArray<ScriptedSensorFault & { index: number }>;
+  readonly #held = new Map<number, number>();
+
+  constructor(script: readonly ScriptedSensorFault[], deviceId: number, channels: readonly string[]) {
+    this.#script = script
+      .filter((s) => s.devices === undefined || s.devices.includes(deviceId))
+      .map((s) => {
+        const index = typeof s.channel === "number" ? s.channel : channels.indexOf(s.channel);
+        if (index < 0 || index >= channels.length)
+          throw new RangeError(`sensor fault channel "${s.channel}" is not one of ${channels.join(", ")}`);
+        return { ...s, index };
+      });
+  }
+
+  /** Returns how many scripted faults touched this frame. */
+  apply(values: Float32Array, step: number, counters: FaultCounters): number {
+    let n = 0;
+    this.#script.forEach((s, k) => {
+      if (step < s.from || (s.frames !== undefined && step >= s.from + s.frames)) return;
+      n++;
+      if (s.kind === "nan") values[s.index] = NaN;
+      else if (s.kind === "spike") values[s.index] = values[s.index]! * 5;
+      else {
+        if (step === s.from || !this.#held.has(k)) this.#held.set(k, values[s.index]!);
+        values[s.index] = this.#held.get(k)!;
+      }
+      counters.count(s.kind);
+    });
+    return n;
   }
 }

@@ -8,14 +8,16 @@ import { decodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/f
 import { SimFirmwareHooks, type SimFirmwareOptions } from "./firmware/sim-hooks.ts";
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { SimDevice, type Pending } from "./device.ts";
-import { FaultCounters, type FaultRates } from "./faults.ts";
+import { FaultCounters, type FaultRates, type ScriptedSensorFault } from "./faults.ts";
 import { cmapssSources, type CmapssSplit, type CmapssSubset } from "./profiles/cmapss.ts";
+import { cwruSources } from "./profiles/cwru.ts";
 import { RotatingMachine } from "./profiles/rotating.ts";
 import type { SignalSource } from "./profiles/types.ts";
 import { Rng } from "./rng.ts";
 import type { Transport } from "./transports/types.ts";
 
-export type ProfileName = "rotating" | "cmapss";
+export type ProfileName = "rotating" | "cmapss" | "cwru";
+export const PROFILE_NAMES: readonly ProfileName[] = ["rotating", "cmapss", "cwru"];
 
 export interface SimulatorOptions {
   transport: Transport;
@@ -33,7 +35,11 @@ export interface SimulatorOptions {
   /** Mean life in frames for the rotating profile. Default 600. */
   meanLife?: number;
   cmapss?: { subset?: CmapssSubset; split?: CmapssSplit };
+  /** `cwru` profile (real CWRU bearing data, profiles/cwru.ts): frames of healthy running, total frames. */
+  cwru?: { healthyFrames?: number; frames?: number };
   faults?: FaultRates;
+  /** Deterministic sensor faults (NaN, stuck, spike on a named channel from a given frame). */
+  sensorFaults?: readonly ScriptedSensorFault[];
   /** First device id; devices get consecutive ids. Default 1. */
   firstDeviceId?: number;
   /** Device clock skew in ms applied to every device (within the gateway's tolerance). */
@@ -55,7 +61,10 @@ export interface SimulatorOptions {
   progressMs?: number;
   /** Firmware updates (PROTOCOL.md, "Firmware update"): which devices have update code (device-sim/src/firmware). */
   firmware?: SimFirmwareOptions;
+  /** Ends the run at once (no drain). */
   signal?: AbortSignal;
+  /** Ends generation; the drain (resends of unacknowledged frames, up to `drainMs`) still runs. */
+  stopSignal?: AbortSignal;
 }
 
 export interface SimSnapshot {
@@ -81,6 +90,30 @@ export interface SimSnapshot {
    * lost or slow ACK, releases of reordered frames): the gateway must count each as a duplicate.
    */
   expectedDuplicates: number;
+  /** MQTT: PUBLISH → PUBACK times of DATA frames since the previous snapshot (in the report: the whole run). */
+  ackLatencyMs?: LatencySummary;
+}
+
+/** Percentiles of a set of latencies, ms (NaN when there were none). */
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+export function summarizeLatencies(xs: Float64Array): LatencySummary {
+  const s = Float64Array.from(xs).sort();
+  const q = (p: number): number => (s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))]! : NaN);
+  const r = (x: number): number => Math.round(x * 1000) / 1000;
+  return {
+    count: s.length,
+    p50: r(q(0.5)),
+    p90: r(q(0.9)),
+    p99: r(q(0.99)),
+    max: r(s.length ? s[s.length - 1]! : NaN),
+  };
 }
 
 export interface SimReport extends SimSnapshot {
@@ -102,6 +135,7 @@ export function buildSources(opts: SimulatorOptions, rng: Rng): SignalSource[] {
     // More devices than the subset has units reuse units in order (profiles/cmapss.ts).
     return cmapssSources(opts.cmapss?.subset ?? "FD001", opts.cmapss?.split ?? "train", n);
   }
+  if (opts.profile === "cwru") return cwruSources(n, rng, opts.cwru ?? {});
   return Array.from(
     { length: n },
     (_, i) => new RotatingMachine(rng.fork(`machine-${i}`), { meanLife: opts.meanLife ?? 600 }),
@@ -109,6 +143,26 @@ export function buildSources(opts: SimulatorOptions, rng: Rng): SignalSource[] {
 }
 
 export class Simulator {
+  /** Every PUBLISH → PUBACK time of the run (MQTT), for the report's percentiles. */
+  #runLatencies: Float64Array | undefined;
+  #runLatencyN = 0;
+
+  /** Latencies since the last snapshot (undefined for a transport without them). */
+  #takeLatencies(): Float64Array | undefined {
+    const lat = this.#opts.transport.takeAckLatencies?.();
+    if (!lat) return undefined;
+    let run = this.#runLatencies ?? new Float64Array(Math.max(4096, lat.length));
+    if (this.#runLatencyN + lat.length > run.length) {
+      const grown = new Float64Array(Math.max(run.length * 2, this.#runLatencyN + lat.length));
+      grown.set(run.subarray(0, this.#runLatencyN));
+      run = grown;
+    }
+    run.set(lat, this.#runLatencyN);
+    this.#runLatencyN += lat.length;
+    this.#runLatencies = run;
+    return lat;
+  }
+
   readonly devices: SimDevice[];
   readonly counters = new FaultCounters();
   readonly #opts: SimulatorOptions;
@@ -141,6 +195,7 @@ export class Simulator {
         window: opts.window ?? 256,
         ...(opts.onAcked ? { onAcked: (raw: Buffer) => opts.onAcked!(first + i, raw) } : {}),
         ...(updater ? { updater } : {}),
+        ...(opts.sensorFaults ? { script: opts.sensorFaults } : {}),
       });
     });
     for (const d of this.devices) this.#byId.set(d.id, d);
@@ -150,6 +205,7 @@ export class Simulator {
   }
 
   snapshot(): SimSnapshot {
+    const lat = this.#takeLatencies();
     const s: SimSnapshot = {
       elapsedS: this.#start ? (Date.now() - this.#start) / 1000 : 0,
       devices: this.devices.length,
@@ -168,6 +224,7 @@ export class Simulator {
       expectedRejects: { ...this.counters.expectedRejects },
       disconnects: this.#disconnects,
       expectedDuplicates: this.#expectedDuplicates,
+      ...(lat ? { ackLatencyMs: summarizeLatencies(lat) } : {}),
     };
     for (const d of this.devices) {
       s.generated += d.stats.generated;
@@ -303,7 +360,10 @@ export class Simulator {
     const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
     const generating = () =>
-      !o.signal?.aborted && Date.now() < endAt && this.devices.some((d) => !d.finished && d.step < maxFrames);
+      !o.signal?.aborted &&
+      !o.stopSignal?.aborted &&
+      Date.now() < endAt &&
+      this.devices.some((d) => !d.finished && d.step < maxFrames);
 
     while (generating()) {
       const now = Date.now();
@@ -372,8 +432,11 @@ export class Simulator {
     o.onProgress?.(this.snapshot());
     this.#firmware?.close();
     await t.close();
+    const last = this.snapshot();
+    const run = this.#runLatencies;
     return {
-      ...this.snapshot(),
+      ...last,
+      ...(run ? { ackLatencyMs: summarizeLatencies(run.subarray(0, this.#runLatencyN)) } : {}),
       groundTruth: this.devices.map((d) => ({
         deviceId: d.id,
         profile: d.source.profile,

@@ -18,7 +18,6 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
-import { keccak256, toUtf8Bytes } from "ethers";
 import { AnchorService } from "./anchor/service.ts";
 import { connectEthersAnchorChain } from "./anchor/chain.ts";
 import { EmbeddedPublisher } from "./alerts/embedded-publisher.ts";
@@ -32,6 +31,7 @@ import { BatchSealer } from "./attest/sealer.ts";
 import type { GatewaySigner } from "./attest/signer.ts";
 import { readDeploymentFile, type Deployment } from "./chain/deploy.ts";
 import { vigilDomain, type VigilDomain } from "./chain/eip712.ts";
+import { gatewayIdOf } from "./config/gateway-id.ts";
 import { deviceSet, type GatewayConfig } from "./config/config.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { ConfigError, type VigilError } from "./core/errors.ts";
@@ -79,14 +79,8 @@ export interface RuntimeSnapshot {
   };
   infer: Record<string, unknown> | null;
   alerts: AlertService["counters"];
-  leaves: { inference: number; alert: number };
+  leaves: { inference: number; alert: number; "sensor-fault": number };
   sources: Record<string, Record<string, number>>;
-}
-
-/** bytes32 gateway id: the configured one, or keccak256("vigil-gateway:" + name). */
-export function gatewayIdOf(config: GatewayConfig): Hex {
-  return (config.attest.gatewayId?.toLowerCase() ??
-    keccak256(toUtf8Bytes(`vigil-gateway:${config.attest.gatewayName}`))) as Hex;
 }
 
 function resolvePath(base: string, p: string): string {
@@ -127,7 +121,10 @@ const STOP_ORDER = [
 type StopStep = (typeof STOP_ORDER)[number];
 
 /** Options of {@link wireInference}: the loop's own options minus what the wiring supplies. */
-export type WireInferenceOptions = Omit<InferenceLoopOptions, "profileOf" | "channelsOf" | "onResult"> & {
+export type WireInferenceOptions = Omit<
+  InferenceLoopOptions,
+  "profileOf" | "channelsOf" | "onResult" | "onSensorFault" | "onDeviceStatus"
+> & {
   ingest: Ingest;
   alerts: AlertService;
 };
@@ -135,8 +132,8 @@ export type WireInferenceOptions = Omit<InferenceLoopOptions, "profileOf" | "cha
 /**
  * The inference loop wired the way the gateway runs it (benchmarks and probes use this too):
  * ingest's stored frames in — and the valid frames the store refused (disk full), so alerts keep
- * flowing while it is down — device profiles and channel names from HELLO, live results to the
- * alert service.
+ * flowing while it is down — device profiles and channel names from HELLO, live results, sensor
+ * faults and device data-quality status to the alert service.
  */
 export function wireInference(o: WireInferenceOptions): InferenceLoop {
   const { ingest, alerts, ...rest } = o;
@@ -145,6 +142,8 @@ export function wireInference(o: WireInferenceOptions): InferenceLoop {
     profileOf: (id) => ingest.counters.devices.get(id)?.profile,
     channelsOf: (id) => ingest.counters.devices.get(id)?.channelNames,
     onResult: alerts.onResult,
+    onSensorFault: alerts.onSensorFault,
+    onDeviceStatus: alerts.onDeviceStatus,
   });
   ingest.onStored(loop.onFrame);
   ingest.onUnstored(loop.onFrame);
@@ -157,6 +156,12 @@ export class Runtime {
   readonly log: Logger;
   readonly clock: Clock;
   readonly store: FrameStore;
+  /**
+   * Settles with the error when the gateway cannot go on (the store found lost or damaged data
+   * while running): `vigil start` then stops and exits non-zero, so nothing is acknowledged over it.
+   */
+  readonly fatal: Promise<VigilError>;
+  #setFatal!: (e: VigilError) => void;
   readonly ingest: Ingest;
   readonly sources: IngestSource[] = [];
   readonly embedded: EmbeddedBroker | undefined;
@@ -176,7 +181,7 @@ export class Runtime {
       return this.agent?.onFrame(frame, link) ?? false;
     },
   };
-  readonly leaves = { inference: 0, alert: 0 };
+  readonly leaves = { inference: 0, alert: 0, "sensor-fault": 0 };
   readonly #o: RuntimeOptions;
   /** What start() got running, by stop step (see #unwind for the order). */
   readonly #running: Partial<Record<StopStep, () => Promise<void>>> = {};
@@ -185,6 +190,7 @@ export class Runtime {
   #started = false;
 
   constructor(o: RuntimeOptions) {
+    this.fatal = new Promise((res) => (this.#setFatal = res));
     this.#o = o;
     const c = o.config;
     this.config = c;
@@ -300,6 +306,7 @@ export class Runtime {
     const log = this.log;
     await this.store.open();
     this.#running.store = () => this.store.close();
+    this.store.onCorrupt((e) => this.#setFatal(e));
     // Recover per-device sequence state so resent frames are recognised as duplicates.
     for (const [id, st] of this.store.devices())
       this.ingest.counters
@@ -363,7 +370,10 @@ export class Runtime {
     // Models: every manifest verified (sha256) before the first frame is accepted.
     const modelsDir = c.models.dir ? resolvePath(process.cwd(), c.models.dir) : fromRoot("models");
     if (c.models.enabled && existsSync(modelsDir)) {
-      const registry = await ModelRegistry.load(modelsDir, { threads: c.models.threads });
+      const registry = await ModelRegistry.load(modelsDir, {
+        threads: c.models.threads,
+        precision: c.models.precision,
+      });
       this.#running.models = () => registry.release();
       const inferLog = log.child({ component: "infer" });
       const loop = wireInference({
@@ -554,6 +564,7 @@ export class Runtime {
       const fn = this.#running[step];
       delete this.#running[step];
       if (!fn) continue;
+      this.log.debug({ step }, "stopping");
       try {
         await fn();
       } catch (e) {

@@ -1,5 +1,5 @@
 /*
- * Vigil frame protocol v1 (revision 1.1) — portable C99 reference codec. See vigil_frame.h.
+ * Vigil frame protocol v1 (revision 1.2) — portable C99 reference codec. See vigil_frame.h.
  */
 #include "vigil_frame.h"
 
@@ -395,10 +395,8 @@ static vigil_reject_t decode_data(const uint8_t *buf, size_t p, size_t len, vigi
     if (len != VIGIL_DATA_FIXED_BYTES + 4u * count) return VIGIL_BAD_PAYLOAD;
     o = p + VIGIL_DATA_FIXED_BYTES;
     for (i = 0; i < count; i++, o += 4u) {
-        const uint32_t bits = rd32(buf + o);
-        /* Exponent all ones: NaN or +-Inf (the TS check v - v !== 0). */
-        if ((bits & 0x7F800000u) == 0x7F800000u) return VIGIL_NON_FINITE;
-        d->values[i] = bits_f32(bits);
+        /* NaN and +-Inf are well-formed since revision 1.2 (a sensor that could not read). */
+        d->values[i] = bits_f32(rd32(buf + o));
     }
     d->device_id = rd32(buf + p);
     d->seq = rd32(buf + p + 4);

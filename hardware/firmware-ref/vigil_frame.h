@@ -1,5 +1,5 @@
 /*
- * Vigil frame protocol v1 (document revision 1.1) — portable C99 reference codec
+ * Vigil frame protocol v1 (document revision 1.2) — portable C99 reference codec
  * (hardware/PROTOCOL.md).
  *
  * - No malloc, no stdio; only <stdint.h>, <stddef.h>, <string.h>, <stdbool.h>.
@@ -60,7 +60,7 @@ typedef enum {
 
 /** NACK reason codes (PROTOCOL.md). */
 typedef enum {
-    VIGIL_NACK_NON_FINITE = 1,
+    VIGIL_NACK_NON_FINITE = 1,      /* sent by gateways before revision 1.2 only */
     VIGIL_NACK_UNKNOWN_DEVICE = 2,
     VIGIL_NACK_REVOKED_DEVICE = 3,
     VIGIL_NACK_SCHEMA_MISMATCH = 4,
@@ -127,7 +127,7 @@ typedef enum {
     VIGIL_BAD_VERSION,
     VIGIL_BAD_TYPE,
     VIGIL_BAD_PAYLOAD,
-    VIGIL_NON_FINITE
+    VIGIL_NON_FINITE /* not returned since revision 1.2 (NaN/Inf values are well-formed); kept for ABI */
 } vigil_reject_t;
 
 typedef struct {
@@ -303,7 +303,7 @@ size_t vigil_encode_wire(const vigil_frame_t *frame, uint8_t *wire, size_t cap);
  * Decodes one unencoded frame. Returns VIGIL_OK and fills `out`, or the reject reason, with
  * the same checks in the same order as the TypeScript decodeFrame(): size (OVERSIZED /
  * TRUNCATED), length field > 240 (OVERSIZED), length mismatch (TRUNCATED / LENGTH_MISMATCH),
- * BAD_CRC, BAD_VERSION, BAD_TYPE, then payload checks (BAD_PAYLOAD / NON_FINITE).
+ * BAD_CRC, BAD_VERSION, BAD_TYPE, then payload checks (BAD_PAYLOAD).
  * `out` may be partially written on failure.
  */
 vigil_reject_t vigil_decode(const uint8_t *buf, size_t n, vigil_frame_t *out);

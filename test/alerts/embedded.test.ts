@@ -138,15 +138,17 @@ describe("embedded broker end to end", () => {
     });
     await late.subscribeAsync(dashboardSubscriptions("test-site", "gw-1"), { qos: 1 });
     // Retained messages are sent right after the SUBACK [MQTT-3.3.1-6].
-    await vi.waitFor(() => expect(seen).toHaveLength(1 + UNITS), { timeout: 5000, interval: 10 });
+    // The gateway status, and per device its health and its data-quality status.
+    await vi.waitFor(() => expect(seen).toHaveLength(1 + 2 * UNITS), { timeout: 5000, interval: 10 });
     await late.endAsync();
-    expect(seen.filter((t) => t.endsWith("/status"))).toHaveLength(1);
+    expect(seen.filter((t) => kindOf(t) === "status")).toHaveLength(1);
+    expect(seen.filter((t) => kindOf(t) === "device-status")).toHaveLength(UNITS);
     expect(seen.filter((t) => t.endsWith("/health"))).toHaveLength(UNITS);
   });
 
   it("behavior: a clean stop delivers each device's final health and the offline status to a connected QoS 1 subscriber", async () => {
     await rt.stop();
-    const status = got.filter((m) => m.topic.endsWith("/status")).map((m) => m.payload.state);
+    const status = got.filter((m) => kindOf(m.topic) === "status").map((m) => m.payload.state);
     expect(status).toEqual(["online", "offline"]);
     // The retained health of every device ends on its latest result.
     const lastHealth = new Map<string, Record<string, unknown>>();

@@ -17,6 +17,8 @@ export function checkPayload(kind: PayloadKind, json: string | Buffer): Record<s
 export function kindOf(topic: string): PayloadKind | undefined {
   if (topic.endsWith("/alert")) return "alert";
   if (topic.endsWith("/health")) return "health";
-  if (topic.endsWith("/status")) return "status";
+  if (topic.endsWith("/sensor-fault")) return "sensor-fault";
+  // vigil/v1/{site}/{gateway}/status is the gateway's; one level more, a device's.
+  if (topic.endsWith("/status")) return topic.split("/").length === 6 ? "device-status" : "status";
   return undefined;
 }

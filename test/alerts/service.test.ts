@@ -12,6 +12,7 @@ import {
 } from "../../gateway/src/alerts/topics.ts";
 import type { LeafRecord, InferenceResult } from "../../gateway/src/infer/loop.ts";
 import type { LoadedModel } from "../../gateway/src/infer/registry.ts";
+import type { SensorFaultTransition } from "../../gateway/src/infer/quality-events.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { ManualTimers } from "../../gateway/src/core/timers.ts";
 import { fd001Manifest } from "../infer/helpers.ts";
@@ -80,7 +81,15 @@ describe("topics", () => {
     expect(dashboardSubscriptions()).toEqual([
       "vigil/v1/+/+/+/alert",
       "vigil/v1/+/+/+/health",
+      "vigil/v1/+/+/+/sensor-fault",
+      "vigil/v1/+/+/+/status",
       "vigil/v1/+/+/status",
+    ]);
+    const dt = alertTopics("s", "g");
+    expect([dt.sensorFault(42), dt.deviceStatus(42), dt.status]).toEqual([
+      "vigil/v1/s/g/0000002a/sensor-fault",
+      "vigil/v1/s/g/0000002a/status",
+      "vigil/v1/s/g/status",
     ]);
   });
 
@@ -239,5 +248,49 @@ describe("alert service", () => {
       state: "offline",
       reason: "will",
     });
+  });
+});
+
+describe("sensor faults and device status (data-quality stage)", () => {
+  const transition = (state: "raised" | "cleared", value: number, atUs: number): SensorFaultTransition => ({
+    model,
+    deviceId: 0x2a,
+    profile: "cmapss-fd001",
+    channel: "s9",
+    channelIndex: 11,
+    state,
+    reason: "missing",
+    value,
+    seq: 7,
+    timestampUs: atUs - 100,
+    receivedUs: atUs - 50,
+    frameLeaf: new Uint8Array(32).fill(0xab),
+    atUs,
+  });
+
+  it("behavior: one episode id for raised and cleared, a SENSOR_FAULT leaf each, NaN published as null, never an alert", async () => {
+    const { svc, pub, clock, leaves } = setup();
+    await svc.start();
+    const t0 = clock.nowUs();
+    svc.onSensorFault(transition("raised", NaN, t0));
+    clock.advanceMs(5000);
+    svc.onSensorFault(transition("cleared", 47.25, clock.nowUs()));
+    await svc.settled();
+    const msgs = pub.messages.filter((m) => m.topic.endsWith("/sensor-fault"));
+    expect(msgs.map((m) => m.topic)).toEqual([
+      "vigil/v1/plant_7_north/gw_1/0000002a/sensor-fault",
+      "vigil/v1/plant_7_north/gw_1/0000002a/sensor-fault",
+    ]);
+    const [raised, cleared] = msgs.map((m) => checkPayload("sensor-fault", m.payload));
+    expect(raised).toMatchObject({ state: "raised", value: null, sinceUs: t0, id: `0000002a-s9-${t0}` });
+    expect(cleared).toMatchObject({ state: "cleared", value: 47.25, sinceUs: t0, id: raised!.id });
+    expect(leaves.map((l) => l.kind)).toEqual(["sensor-fault", "sensor-fault"]);
+    expect(pub.messages.some((m) => kindOf(m.topic) === "alert")).toBe(false);
+    expect(svc.counters).toMatchObject({ sensorFaultsRaised: 1, sensorFaultsCleared: 1, raised: 0 });
+    // A clear without a raise this gateway saw (e.g. after a restart) is its own episode.
+    svc.onSensorFault(transition("cleared", 1, clock.nowUs()));
+    await svc.settled();
+    const last = checkPayload("sensor-fault", pub.messages.at(-1)!.payload);
+    expect(last.sinceUs).toBe(clock.nowUs());
   });
 });

@@ -15,9 +15,15 @@ import {
   ReceiptBuilder,
   type AlertReceipt,
   type InferenceReceipt,
+  type SensorFaultReceipt,
 } from "../../gateway/src/attest/receipt.ts";
 import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
-import { decodeModelLeaf, inferenceLeafPreimage } from "../../gateway/src/core/leaf.ts";
+import {
+  decodeModelLeaf,
+  inferenceLeafPreimage,
+  leafFromPreimage,
+  sensorFaultLeafPreimage,
+} from "../../gateway/src/core/leaf.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import type { FrameStore } from "../../gateway/src/store/types.ts";
@@ -297,5 +303,69 @@ describe("vigil receipt --leaf / vigil verify on a LevelDB store", () => {
     expect(u.o.err).toContain("no stored leaf");
     const w = io();
     expect(await receiptCommand(["--store", join(dir, "store"), "--leaf", "xyz"], w.io)).toBe(2);
+  });
+});
+
+describe("SENSOR_FAULT leaves (0x04): a broken sensor is attested apart from machine alerts", () => {
+  const faultLeaf = (n: number, value: number, rule: string) => {
+    const preimage = sensorFaultLeafPreimage({
+      modelHash: new Uint8Array(32).fill(0x11),
+      inputWindowHash: new Uint8Array(32).fill(0x5f), // the FRAME leaf of the frame
+      deviceId: 2,
+      timestampUs: 1_764_000_000_000_000 + n * 1000,
+      severity: 2,
+      rule,
+      score: value,
+    });
+    return {
+      kind: "sensor-fault" as const,
+      preimage,
+      deviceId: 2,
+      timestampUs: 1_764_000_000_000_000 + n * 1000,
+      hash: leafFromPreimage(preimage),
+    };
+  };
+
+  it("behavior: the ALERT layout under its own tag: decodes as sensor-fault, never as an alert", () => {
+    const l = faultLeaf(1, NaN, "s9:missing");
+    expect(l.preimage[0]).toBe(0x04);
+    const d = decodeModelLeaf(l.preimage);
+    expect(d).toMatchObject({ kind: "sensor-fault", deviceId: 2, severity: 2, rule: "s9:missing" });
+    expect(d.kind === "sensor-fault" && Number.isNaN(d.score)).toBe(true);
+    // Same body as an ALERT, different tag, different leaf: one can never stand for the other.
+    const asAlert = Uint8Array.from(l.preimage);
+    asAlert[0] = 0x03;
+    expect(decodeModelLeaf(asAlert).kind).toBe("alert");
+    expect(hex(leafFromPreimage(asAlert))).not.toBe(hex(l.hash));
+    expect(() => decodeModelLeaf(Uint8Array.from([0x05, ...l.preimage.subarray(1)]))).toThrow(RangeError);
+  });
+
+  it("behavior: sealed with the frames, exported by leaf hash as a sensor-fault receipt that verifies; a re-tagged preimage fails", async () => {
+    const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
+    await store.open();
+    try {
+      for (let i = 0; i < 6; i++) await store.append(record(2, i));
+      const raised = faultLeaf(6, 47.5, "s11:stuck");
+      await store.appendLeaf(raised);
+      await store.appendLeaf(faultLeaf(7, 47.75, "s11:stuck:clear"));
+      await sealAll(sealer(store, new GatewaySigner(generateKey("p256"))));
+      const r = (await new ReceiptBuilder(store).forLeafHash(hex(raised.hash))) as SensorFaultReceipt;
+      expect(r.kind).toBe("sensor-fault");
+      expect(r.sensorFault).toMatchObject({
+        deviceId: "00000002",
+        severity: 2,
+        rule: "s11:stuck",
+        score: 47.5,
+      });
+      expect(r.sensorFault.inputWindowHash).toBe("0x" + "5f".repeat(32));
+      expect(await verifyReceipt(r)).toMatchObject({ ok: true });
+      const forged = clone(r) as unknown as AlertReceipt & { sensorFault?: unknown };
+      forged.kind = "alert";
+      forged.alert = { ...r.sensorFault, preimage: "0x03" + r.sensorFault.preimage.slice(4) };
+      delete forged.sensorFault;
+      expect(await verifyReceipt(forged)).toMatchObject({ ok: false, reason: "TAMPERED_LEAF" });
+    } finally {
+      await store.close();
+    }
   });
 });

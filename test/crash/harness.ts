@@ -19,7 +19,7 @@
  * Prints a table and, as its last line, one JSON object. Exit 1 on any violation.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -107,8 +107,14 @@ export async function runCrashHarness(o: CrashOptions): Promise<CrashResult> {
       mqtt: { embedded: { port } },
       store: { minFreeBytes: 0, reserveBytes: 0 },
       attest: { gatewayName: GATEWAY_NAME, batchIntervalMs: 300, batchMaxLeaves: 700 },
-      chain: { rpcUrl: chain.anvil.url, deployment: chain.deploymentFile, anchorIntervalMs: 300 },
-      log: { level: "warn", statsIntervalMs: 0 },
+      chain: {
+        rpcUrl: chain.anvil.url,
+        deployment: chain.deploymentFile,
+        anchorIntervalMs: 300,
+        // anvil mines only when a transaction arrives: a deeper finality would wait for blocks that never come
+        confirmations: 1,
+      },
+      log: { level: "debug", statsIntervalMs: 0 },
     }),
   );
   const env = {
@@ -116,11 +122,13 @@ export async function runCrashHarness(o: CrashOptions): Promise<CrashResult> {
     VIGIL_KEYSTORE_PASSPHRASE: chain.passphrase,
     VIGIL_CHAIN_SENDER_KEY: chain.senderKey,
   };
+  // The gateway's log (JSON lines, appended across restarts) stays beside the store when a run fails.
+  const gatewayLog = openSync(join(dir, "gateway.log"), "a");
   let gateway: ChildProcess | undefined;
   const startGateway = async (): Promise<void> => {
     gateway = spawn(process.execPath, [VIGIL, "start", "--config", config], {
       env,
-      stdio: ["ignore", "ignore", "inherit"],
+      stdio: ["ignore", gatewayLog, gatewayLog],
     });
     // Under load (two shared cores) loading the models can take seconds.
     await waitPort(port, 60_000);
@@ -136,8 +144,9 @@ export async function runCrashHarness(o: CrashOptions): Promise<CrashResult> {
   let result: CrashResult | undefined;
   try {
     await startGateway();
-    // Long enough for every kill to land while the devices are still generating.
-    const durationS = Math.ceil(o.kills * 1.6) + 5;
+    // The devices generate until every kill has landed (SIGTERM ends generation, then they drain),
+    // however slow the restarts are on a loaded machine.
+    const durationS = 3600;
     const sim = spawn(
       process.execPath,
       [
@@ -192,17 +201,21 @@ export async function runCrashHarness(o: CrashOptions): Promise<CrashResult> {
       const flowDeadline = Date.now() + 30_000;
       while ((last?.acked ?? 0) <= ackedAtStart && Date.now() < flowDeadline) await sleep(20);
       await sleep(rng.int(50, 900));
-      const flowing = (last?.acked ?? 0) > ackedAtStart && (last?.elapsedS ?? 0) < durationS - 0.5;
+      const flowing = (last?.acked ?? 0) > ackedAtStart;
       if (flowing) killsWhileFlowing++;
       await stopGateway("SIGKILL");
       log(`kill ${k}/${o.kills}${flowing ? "" : " (no frames flowing)"}`);
       await sleep(rng.int(20, 300));
       await startGateway();
     }
+    // Frames flow again after the last restart; then the devices stop generating and drain
+    // (resend everything not yet acknowledged), and the gateway stops cleanly.
+    const ackedAfterLast = last?.acked ?? 0;
+    const flowDeadline = Date.now() + 30_000;
+    while ((last?.acked ?? 0) <= ackedAfterLast && Date.now() < flowDeadline) await sleep(20);
+    sim.kill("SIGTERM");
     const simCode = await simDone;
     if (!report) throw new Error(`simulator exited ${simCode} without a JSON report`);
-    // Let the last batches be sealed and anchored, then stop cleanly.
-    await sleep(1500);
     await stopGateway("SIGTERM");
 
     const violations: string[] = [];
@@ -315,7 +328,9 @@ export async function runCrashHarness(o: CrashOptions): Promise<CrashResult> {
   } finally {
     await stopGateway("SIGKILL").catch(() => undefined);
     await chain.stop();
-    rmSync(dir, { recursive: true, force: true });
+    closeSync(gatewayLog);
+    if (result?.ok) rmSync(dir, { recursive: true, force: true });
+    else process.stderr.write(`crash: the failed run's data folder and gateway.log are kept in ${dir}\n`);
   }
 }
 

@@ -152,7 +152,10 @@ export const anyFrameArb: fc.Arbitrary<Frame> = fc.oneof(
  * lowercase hex.
  */
 export function frameToJson(f: Frame): Record<string, unknown> {
-  if (f.type === FrameType.Data) return { ...f, values: Array.from(f.values) };
+  // NaN/±Inf (well-formed since revision 1.2) as the strings "NaN", "Infinity", "-Infinity":
+  // JSON has no such numbers; Float32Array.from reads them back.
+  if (f.type === FrameType.Data)
+    return { ...f, values: Array.from(f.values, (v) => (Number.isFinite(v) ? v : String(v))) };
   if (f.type === FrameType.FwOffer) return { ...f, sha256: Buffer.from(f.sha256).toString("hex") };
   if (f.type === FrameType.FwChunk) return { ...f, data: Buffer.from(f.data).toString("hex") };
   return { ...f };

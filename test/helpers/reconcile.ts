@@ -9,6 +9,13 @@ import { Simulator, type SimReport, type SimulatorOptions } from "../../device-s
 import type { Transport } from "../../device-sim/src/transports/types.ts";
 import type { Rig } from "./rig.ts";
 import type { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
+import { decodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
+
+/** True when a stored raw DATA frame carries a NaN/±Inf value (the decoder marks it). */
+function hasNonFinite(raw: Uint8Array): boolean {
+  const f = decodeFrame(raw);
+  return f.type === FrameType.Data && f.nonFinite !== undefined;
+}
 
 export interface ReconcileEnv {
   transport(): Transport;
@@ -79,6 +86,13 @@ export function reconciliationSuite(name: string, setup: () => Promise<Reconcile
       reconcile(report, env);
       const snap = env.gateway.ingest.counters.snapshot();
       expect(snap.outOfOrder).toBeGreaterThanOrEqual(report.faults.reorder!);
+      // NaN/±Inf values are stored and acknowledged (revision 1.2), not rejected: every injected
+      // one is in a stored frame unless its frame was refused for its clock.
+      expect(snap.rejected).not.toHaveProperty("NON_FINITE");
+      expect(snap.nonFiniteFrames).toBeGreaterThan(0);
+      expect(snap.nonFiniteFrames).toBeLessThanOrEqual(report.faults.nan!);
+      const marked = env.sink.records.filter((r) => hasNonFinite(r.raw)).length;
+      expect(marked).toBe(snap.nonFiniteFrames);
     });
 
     it("behavior: disconnects and reconnects lose nothing", async () => {

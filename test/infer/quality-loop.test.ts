@@ -1,6 +1,6 @@
 // The data-quality stage inside the real inference loop (real FD001 model, real onnxruntime): frames
-// carrying NaN/Inf or absurd values, as ingest will hand them over once frames with bad channels are
-// stored instead of NACKed.
+// carrying NaN/Inf or absurd values, as ingest hands them over (frames with bad channels are stored and
+// acknowledged, protocol revision 1.2).
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../../models/eval/cmapss.ts";

@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
@@ -7,10 +8,17 @@ import {
   ModelManifestError,
   ModelProfileConflictError,
 } from "../../gateway/src/infer/errors.ts";
-import { ModelRegistry, findManifests } from "../../gateway/src/infer/registry.ts";
+import {
+  ModelRegistry,
+  findManifests,
+  loadModel,
+  type RegistryOptions,
+} from "../../gateway/src/infer/registry.ts";
+import { resolveConfig } from "../../gateway/src/config/config.ts";
+import { REPO_ROOT } from "../../models/eval/cmapss.ts";
 import { VigilError } from "../../gateway/src/core/errors.ts";
 import type { ModelManifest } from "../../gateway/src/infer/features/manifest.ts";
-import { tempModels } from "./helpers.ts";
+import { CMAPSS_DIR, FD001_MANIFEST, fd001Manifest, tempModels } from "./helpers.ts";
 
 describe("model registry", () => {
   it("behavior: loads every manifest below the folder and maps HELLO profiles to models", async () => {
@@ -113,5 +121,75 @@ describe("model registry", () => {
       ModelLoadError,
     );
     await expect(ModelRegistry.load("/nonexistent/models")).rejects.toThrow(/models folder not found/);
+  });
+});
+
+describe("model file choice (config models.precision, manifest model.variants / model.prefer)", () => {
+  const fd001 = fd001Manifest();
+  const int8 = fd001.model.variants!.find((v) => v.precision === "int8")!;
+
+  /** FD001's float32 and int8 files under a manifest with `prefer`; `corrupt` flips a byte of the int8 copy. */
+  function folder(prefer: Record<string, "float32" | "int8">, corrupt = false): string {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-models-"));
+    const m = fd001Manifest();
+    m.model.prefer = prefer;
+    copyFileSync(join(CMAPSS_DIR, m.model.file), join(dir, m.model.file));
+    const b = readFileSync(join(CMAPSS_DIR, int8.file));
+    if (corrupt) b[b.length - 5] = b[b.length - 5]! ^ 0xff;
+    writeFileSync(join(dir, int8.file), b);
+    writeFileSync(join(dir, "fd001.manifest.json"), JSON.stringify(m));
+    return join(dir, "fd001.manifest.json");
+  }
+
+  it("behavior: int8 asked for loads the variant, verified against its own sha256, which the leaves commit to", async () => {
+    const m = await loadModel(FD001_MANIFEST, { precision: "int8" });
+    try {
+      expect(m.onnxPath.endsWith(int8.file)).toBe(true);
+      expect(m.precision).toBe("int8");
+      expect(m.sha256).toBe(int8.sha256);
+      expect(Buffer.from(m.modelHash).toString("hex")).toBe(int8.sha256);
+      // The data-quality stage is compiled from the manifest at load time.
+      expect(m.quality.declared).toBe(true);
+      expect(m.quality.names).toContain("s9");
+    } finally {
+      await m.session.release();
+    }
+  });
+
+  it("behavior: auto follows model.prefer for the CPU, then its default; float32 forces the main file", async () => {
+    const path = folder({ arm64: "int8", default: "float32" });
+    const cases: Array<[RegistryOptions, string]> = [
+      [{ arch: "arm64" }, "int8"],
+      [{ arch: "x64" }, "float32"],
+      [{ arch: "arm64", precision: "float32" }, "float32"],
+      [{ arch: "x64", precision: "int8" }, "int8"],
+    ];
+    for (const [opts, want] of cases) {
+      const m = await loadModel(path, opts);
+      await m.session.release();
+      expect([opts, m.precision, m.sha256]).toEqual([
+        opts,
+        want,
+        want === "int8" ? int8.sha256 : fd001.model.sha256,
+      ]);
+    }
+    // A model without an int8 variant loads its main file when int8 is asked for.
+    const rot = await loadModel(join(REPO_ROOT, "models", "rotating", "rotating-v1.manifest.json"), {
+      precision: "int8",
+    });
+    await rot.session.release();
+    expect(rot.precision).toBe("float32");
+  });
+
+  it("error: a variant whose bytes differ from its manifest entry is refused, naming the file", async () => {
+    const err = await loadModel(folder({ default: "int8" }, true)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelHashMismatchError);
+    expect((err as ModelHashMismatchError).shortMessage).toContain(int8.file);
+  });
+
+  it("args: config models.precision is auto by default and takes float32 or int8 only", () => {
+    expect(resolveConfig({}).models.precision).toBe("auto");
+    expect(resolveConfig({ models: { precision: "int8" } }).models.precision).toBe("int8");
+    expect(() => resolveConfig({ models: { precision: "fp16" } })).toThrow(/models\.precision/);
   });
 });

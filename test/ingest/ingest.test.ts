@@ -103,6 +103,37 @@ describe("Ingest", () => {
     expect(sink.records[0]!.timestampUs).toBe(now);
   });
 
+  it("behavior: a frame with NaN/±Inf values is stored as sent and ACKed, its bad channels marked and counted", async () => {
+    const { sink, ingest } = setup();
+    const seen: number[] = [];
+    ingest.onStored((_r, f) => seen.push(f.nonFinite ?? 0));
+    const f = data(7, 1, [1, NaN, -Infinity, 4]);
+    const d = dec(f);
+    expect(d.frame.type === FrameType.Data && d.frame.nonFinite).toBe(0b0110);
+    expect(await ingest.handle(d, "serial")).toEqual({ kind: "ack", deviceId: 1, seq: 7 });
+    expect(sink.records).toHaveLength(1);
+    expect(sink.records[0]!.raw.equals(encodeFrame(f))).toBe(true);
+    expect(seen).toEqual([0b0110]);
+    const s = ingest.counters.snapshot();
+    expect(s.rejected).toEqual({});
+    expect([s.nonFiniteFrames, s.nonFiniteValues]).toEqual([1, 2]);
+    expect(s.devices[0]).toMatchObject({ nonFiniteFrames: 1, nonFiniteByChannel: [0, 1, 1] });
+    expect(ingest.counters.line()).toMatch(/rejected=0 nonFinite=1$/);
+    // An all-finite frame is not marked.
+    expect(await ingest.handle(dec(data(8, 1, [1, 2, 3, 4])), "serial")).toMatchObject({ kind: "ack" });
+    expect(seen).toEqual([0b0110, 0]);
+  });
+
+  it("error: a NaN frame whose timestamp is absurd is still NACKed ABSURD_TIMESTAMP", async () => {
+    const { sink, ingest } = setup({ maxSkewUs: 1_000_000 });
+    expect(await ingest.handle(dec(data(1, 1, [NaN], now + 2_000_000)), "serial")).toMatchObject({
+      kind: "nack",
+      reason: NackReason.ABSURD_TIMESTAMP,
+    });
+    expect(sink.records).toHaveLength(0);
+    expect(ingest.counters.nonFiniteFrames).toBe(0);
+  });
+
   it("error: a store failure NACKs STORE_UNAVAILABLE and the resend is accepted once it recovers", async () => {
     const { sink, ingest } = setup();
     sink.failWith = new VigilError("STORE_FULL", "disk full");

@@ -13,8 +13,11 @@ it("behavior: after 8 kill -9s while frames flow, every acknowledged frame is on
   expect(r.killsWhileFlowing).toBe(8);
   expect(r.acknowledgedButMissing).toBe(0);
   expect(r.storedTwice).toBe(0);
-  expect(r.framesStored).toBe(r.framesAcked + (r.framesStored - r.framesAcked));
+  // The devices drain at the end: everything generated was acknowledged, and is on disk once.
   expect(r.framesAcked).toBeGreaterThan(0);
+  expect(r.neverAcknowledged).toBe(0);
+  expect(r.framesAcked).toBe(r.framesGenerated);
+  expect(r.framesStored).toBe(r.framesGenerated);
   expect(r.batches).toBeGreaterThan(0);
   expect(r.batchesAnchored).toBeGreaterThan(0);
   expect(r.ok).toBe(true);

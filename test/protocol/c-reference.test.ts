@@ -152,12 +152,13 @@ function normalize(frame: unknown): unknown {
   return frame;
 }
 
-/** JSON for the tool's `encode`: keeps -0 (JSON.stringify would print 0). */
-function numberText(v: number): string {
+/** JSON for the tool's `encode`: keeps -0 (JSON.stringify would print 0); "NaN"/"Infinity" stay strings. */
+function numberText(v: number | string): string {
+  if (typeof v === "string") return JSON.stringify(v);
   return Object.is(v, -0) ? "-0" : String(v);
 }
 function frameJson(frame: Frame | Record<string, unknown>): string {
-  const values = (frame as { values?: ArrayLike<number> }).values;
+  const values = (frame as { values?: ArrayLike<number | string> }).values;
   if (values === undefined)
     return JSON.stringify(
       Object.values(frame).some((v) => v instanceof Uint8Array) ? frameToJson(frame as Frame) : frame,

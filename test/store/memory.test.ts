@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
@@ -68,12 +68,11 @@ describe("MemoryFrameStore: disk-full handling (simulated)", () => {
     expect((again as StoreUnavailableError).reason).toBe("DISK_FULL");
     // Still full: a recovery attempt fails and is rescheduled.
     timers.fire();
-    await new Promise((r) => setTimeout(r, 5));
+    await vi.waitFor(() => expect(timers.count()).toBe(1)); // the failed attempt rescheduled itself
     expect(s.stats().state).toBe("unavailable");
     kv.faults.diskFull = false;
     timers.fire();
-    await new Promise((r) => setTimeout(r, 5));
-    expect(s.stats().state).toBe("ok");
+    await vi.waitFor(() => expect(s.stats().state).toBe("ok"));
     // The refused frames are accepted on resend; nothing was lost or duplicated.
     timers.fire();
     const outs = await Promise.all([s.append(record(1, 3)), s.append(record(1, 4)), s.append(record(1, 5))]);

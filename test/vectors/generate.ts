@@ -9,6 +9,7 @@ import { writeFileSync } from "node:fs";
 import { cobsEncode } from "../../gateway/src/protocol/cobs.ts";
 import { crc32 } from "../../gateway/src/protocol/crc32.ts";
 import {
+  decodeFrame,
   encodeFrame,
   FrameType,
   FwAbortReason,
@@ -217,6 +218,13 @@ const base = encodeFrame(valid[1]![1]);
 const invalid: InvalidVector[] = [];
 const add = (name: string, b: Buffer, reason: string) =>
   invalid.push({ name, hex: b.toString("hex"), reason });
+const addValidBytes = (name: string, b: Buffer) =>
+  vectors.push({
+    name,
+    frame: toJson(decodeFrame(b)),
+    hex: b.toString("hex"),
+    wire: cobsEncode(b).toString("hex"),
+  });
 {
   const b = Buffer.from(base);
   b[10] = b[10]! ^ 0x01;
@@ -235,15 +243,17 @@ add("trailing-byte", Buffer.concat([base, Buffer.from([0x55])]), "LENGTH_MISMATC
   b[1] = 0x09;
   add("type-9", reseal(b), "BAD_TYPE");
 }
+// NaN and ±Inf values are well-formed since revision 1.2 (a sensor that could not read): valid
+// vectors whose decoded frame marks the channel in `nonFinite`.
 {
   const b = Buffer.from(base);
   b.writeFloatLE(NaN, 4 + 18 + 8);
-  add("nan-value", reseal(b), "NON_FINITE");
+  addValidBytes("nan-value", reseal(b));
 }
 {
   const b = Buffer.from(base);
   b.writeFloatLE(-Infinity, 4 + 18);
-  add("inf-value", reseal(b), "NON_FINITE");
+  addValidBytes("inf-value", reseal(b));
 }
 {
   const b = Buffer.from(base);
@@ -349,7 +359,7 @@ function cutUtf8(b: Buffer): Buffer {
 const crcCheck = { input: Buffer.from("123456789").toString("hex"), crc32: crc32(Buffer.from("123456789")) };
 const out = {
   description:
-    "Vigil frame protocol v1 (document revision 1.1) known-answer vectors (hardware/PROTOCOL.md). hex = unencoded frame; wire = COBS + 0x00. Byte fields (sha256, data) of frame objects are lowercase hex.",
+    "Vigil frame protocol v1 (document revision 1.2) known-answer vectors (hardware/PROTOCOL.md). hex = unencoded frame; wire = COBS + 0x00. Byte fields (sha256, data) of frame objects are lowercase hex; non-finite DATA values are the strings NaN, Infinity, -Infinity, and nonFinite marks their channels (bit i = channel i).",
   crcCheck,
   valid: vectors,
   invalid,

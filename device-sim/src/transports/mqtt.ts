@@ -3,9 +3,13 @@
  * and treats the PUBACK as the acknowledgement (the gateway's embedded broker answers only
  * once the frame is durable). NACKs arrive on vigil/v1/ingest/{id}/nack.
  *
- * It resends only as MQTT allows: a PUBLISH awaiting its PUBACK is never published again by the
- * application (the session retransmits it after a reconnect, [MQTT-4.4.0-1]); a frame is
- * republished only when its PUBLISH failed (connection lost, PUBACK withheld). Packet ids are
+ * It resends only as MQTT allows: a PUBLISH awaiting its PUBACK is never published again on the
+ * same connection. The sessions are clean (CleanSession = 1), so nothing survives a lost
+ * connection ([MQTT-3.1.2-6]): when the connection drops, the transport ends that client, every
+ * frame it owned is the device's again (republished by the device's resend timer, duplicates are
+ * the gateway's to drop), and a new client connects every 500 ms until the broker answers. (mqtt.js
+ * would otherwise replay its outgoing store one PUBLISH per round trip after a reconnect, and it
+ * stalls for good when a packet id of that store was handed out again meanwhile.) Packet ids are
  * allocated uniquely (mqtt.js's default provider reuses ids still in flight after 65,535
  * publications, and a PUBACK then acknowledged the wrong frame: the mismatch seen at 19k
  * frames/s); at most `maxInflight` PUBLISHes are outstanding per connection.
@@ -15,6 +19,7 @@ import { redactUrl } from "../../../gateway/src/core/errors.ts";
 import { decodeFrame, deviceIdHex, type Frame } from "../../../gateway/src/protocol/frame.ts";
 import { INGEST_TOPIC_PREFIX } from "../../../gateway/src/protocol/topics.ts";
 import type { Transport } from "./types.ts";
+import { SimError } from "../errors.ts";
 
 export interface MqttTransportOptions {
   url: string;
@@ -32,8 +37,15 @@ export class MqttTransport implements Transport {
   #client: MqttClient | undefined;
   #onControl: ((f: Frame) => void) | undefined;
   #connected = false;
-  /** (device, seq) of DATA frames whose PUBLISH awaits its PUBACK. */
+  /** (device, seq) of DATA frames whose PUBLISH awaits its PUBACK on the current connection. */
   readonly #inflight = new Set<string>();
+  /** Connection generation: a callback of an ended client must not touch the next one's state. */
+  #generation = 0;
+  #closing = false;
+  #retry: NodeJS.Timeout | undefined;
+  /** PUBLISH → PUBACK times (ms) since the last takeAckLatencies(), grown as needed. */
+  #lat = new Float64Array(4096);
+  #latN = 0;
   /** Sends refused because the in-flight window was full (the device keeps the frame). */
   windowFull = 0;
   onDelivered?: (deviceId: number, seq: number) => void;
@@ -50,32 +62,50 @@ export class MqttTransport implements Transport {
   }
 
   async reconnect(): Promise<void> {
+    this.#drop();
+    this.#closing = false;
+    const deadline = Date.now() + (this.opts.connectTimeoutMs ?? 30_000);
+    // Like a device, keep trying while the broker is down; give up only after connectTimeoutMs.
+    for (;;) {
+      try {
+        await this.#connect();
+        return;
+      } catch (e) {
+        if (Date.now() >= deadline)
+          throw new SimError(
+            "SIM_CONNECT",
+            `no MQTT connection to ${redactUrl(this.opts.url)} within ${this.opts.connectTimeoutMs ?? 30_000} ms`,
+            { cause: e },
+          );
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /** One connection attempt: a new client, a clean session, the NACK subscription. */
+  async #connect(): Promise<void> {
     const client = mqtt.connect(this.opts.url, {
       clientId: this.opts.clientId ?? `vigil-sim-${process.pid}`,
       protocolVersion: 4,
       clean: true,
-      reconnectPeriod: 500,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
       messageIdProvider: new UniqueMessageIdProvider(),
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),
     });
-    // Like a device, keep trying while the broker is down (mqtt.js reconnects every 500 ms);
-    // give up only after connectTimeoutMs.
-    client.on("error", () => undefined);
-    await new Promise<void>((res, rej) => {
-      const t = setTimeout(() => {
-        client.end(true);
-        rej(
-          new Error(
-            `no MQTT connection to ${redactUrl(this.opts.url)} within ${this.opts.connectTimeoutMs ?? 30_000} ms`,
-          ),
-        );
-      }, this.opts.connectTimeoutMs ?? 30_000);
-      client.once("connect", () => {
-        clearTimeout(t);
-        res();
+    try {
+      await new Promise<void>((res, rej) => {
+        client.once("connect", () => res());
+        client.once("error", rej);
+        client.once("close", () => rej(new SimError("SIM_CONNECT", "connection closed before CONNACK")));
       });
-    });
+      await client.subscribeAsync(`${INGEST_TOPIC_PREFIX}+/nack`, { qos: 1 });
+    } catch (e) {
+      client.end(true);
+      throw e;
+    }
+    client.on("error", () => undefined); // followed by "close", handled there
     client.on("message", (_topic, payload) => {
       try {
         this.#onControl?.(decodeFrame(payload));
@@ -83,9 +113,31 @@ export class MqttTransport implements Transport {
         // A malformed control frame is ignored; the resend timer covers what it would have said.
       }
     });
-    await client.subscribeAsync(`${INGEST_TOPIC_PREFIX}+/nack`, { qos: 1 });
+    client.once("close", () => {
+      if (this.#client !== client || this.#closing) return;
+      this.#drop();
+      const retry = (): void => {
+        this.#retry = undefined;
+        if (this.#closing) return;
+        this.#connect().catch(() => {
+          if (!this.#closing) this.#retry = setTimeout(retry, 500);
+        });
+      };
+      this.#retry = setTimeout(retry, 500);
+    });
+    this.#generation++;
     this.#client = client;
     this.#connected = true;
+  }
+
+  /** Ends the current client (if any); what it owned is the devices' to resend. */
+  #drop(): void {
+    const c = this.#client;
+    this.#client = undefined;
+    this.#connected = false;
+    this.#generation++;
+    this.#inflight.clear();
+    c?.end(true);
   }
 
   /** True while the PUBLISH of (device, seq) awaits its PUBACK: the session owns it. */
@@ -105,11 +157,32 @@ export class MqttTransport implements Transport {
       }
     }
     if (key !== undefined) this.#inflight.add(key);
+    const gen = this.#generation;
+    const t0 = performance.now();
     client.publish(`${INGEST_TOPIC_PREFIX}${deviceIdHex(deviceId)}`, Buffer.from(raw), { qos: 1 }, (err) => {
+      if (gen !== this.#generation) return; // an ended connection's callback
       if (key !== undefined) this.#inflight.delete(key);
-      if (!err && seq !== undefined) this.onDelivered?.(deviceId, seq);
+      if (!err && seq !== undefined) {
+        this.#noteLatency(performance.now() - t0);
+        this.onDelivered?.(deviceId, seq);
+      }
     });
     return true;
+  }
+
+  takeAckLatencies(): Float64Array {
+    const out = this.#lat.slice(0, this.#latN);
+    this.#latN = 0;
+    return out;
+  }
+
+  #noteLatency(ms: number): void {
+    if (this.#latN === this.#lat.length) {
+      const grown = new Float64Array(this.#lat.length * 2);
+      grown.set(this.#lat);
+      this.#lat = grown;
+    }
+    this.#lat[this.#latN++] = ms;
   }
 
   sendNoise(deviceId: number, bytes: Uint8Array): void {
@@ -121,20 +194,16 @@ export class MqttTransport implements Transport {
   }
 
   async disconnect(): Promise<void> {
-    const c = this.#client;
-    this.#connected = false;
-    this.#client = undefined;
     // A new connection is a new (clean) session: what the old one owned must be resent.
-    this.#inflight.clear();
-    if (c) await c.endAsync(true);
+    this.#closing = true;
+    clearTimeout(this.#retry);
+    this.#drop();
   }
 
   async close(): Promise<void> {
-    const c = this.#client;
-    this.#connected = false;
-    this.#client = undefined;
-    // Forced: by now every frame is acknowledged or given up, and a graceful end can wait
-    // forever on a connection that is being re-established.
-    if (c) await c.endAsync(true);
+    this.#closing = true;
+    clearTimeout(this.#retry);
+    // Forced: by now every frame is acknowledged or given up.
+    this.#drop();
   }
 }

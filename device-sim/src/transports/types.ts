@@ -21,6 +21,11 @@ export interface Transport {
   inFlight?(deviceId: number, seq: number): boolean;
   /** Puts raw noise on the link (serial: bytes then a delimiter; MQTT: one payload). */
   sendNoise(deviceId: number, bytes: Uint8Array): void;
+  /**
+   * Milliseconds from each DATA PUBLISH to its PUBACK since the last call (MQTT only), then
+   * forgets them: the simulator reports their percentiles per progress interval and per run.
+   */
+  takeAckLatencies?(): Float64Array;
   /** Implicit acknowledgement hook (MQTT PUBACK), set by the simulator. */
   onDelivered?: (deviceId: number, seq: number) => void;
   /** Drops the connection (cable pulled, Wi-Fi lost) until `reconnect`. */

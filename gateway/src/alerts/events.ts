@@ -1,9 +1,10 @@
 /**
- * What the alert stage produces, before any encoding: alert transitions, device health and the
- * gateway's status. An encoder (encoder.ts; Vigil JSON in vigil-json.ts) turns events into MQTT
+ * What the alert stage produces, before any encoding: alert transitions, sensor-fault
+ * transitions, device health, device data-quality status and the gateway's status. An encoder (encoder.ts; Vigil JSON in vigil-json.ts) turns events into MQTT
  * messages, so another wire format (e.g. Sparkplug B) is one new encoder.
  */
 import type { ManifestAlert } from "../infer/features/manifest.ts";
+import type { DeviceQualityStatus, SensorFaultTransition } from "../infer/quality-events.ts";
 import type { WindowMeta } from "../infer/window.ts";
 
 /** The model behind an output: name, version and the sha256 of its ONNX file (lowercase hex). */
@@ -71,4 +72,27 @@ export interface StatusEvent {
   models: Array<ModelRef & { profiles: string[] }>;
 }
 
-export type GatewayEvent = AlertEvent | HealthEvent | StatusEvent;
+/**
+ * A sensor fault raised or cleared (the data-quality stage, not a model output): its own kind,
+ * topic and attestation leaf (SENSOR_FAULT), so a broken sensor is never read as a failing machine.
+ */
+export interface SensorFaultEvent {
+  kind: "sensor-fault";
+  /** Stable id of the episode: the same in its raised and cleared events. */
+  faultId: string;
+  transition: SensorFaultTransition;
+  /** When the episode was raised, µs (gateway clock). */
+  sinceUs: number;
+  model: ModelRef;
+  /** keccak256 SENSOR_FAULT leaf of this transition. */
+  leaf: Uint8Array;
+}
+
+/** A device's data-quality and commissioning status changed (retained per device). */
+export interface DeviceStatusEvent {
+  kind: "device-status";
+  status: DeviceQualityStatus;
+  model: ModelRef;
+}
+
+export type GatewayEvent = AlertEvent | HealthEvent | StatusEvent | SensorFaultEvent | DeviceStatusEvent;

@@ -1,6 +1,6 @@
 /**
  * JSON payloads of the alert topics, version 1. One JSON Schema per payload lives in
- * ./schemas (alert, health, status); test/alerts checks every payload the gateway publishes
+ * ./schemas (alert, health, status, sensor-fault, device-status); test/alerts checks every payload the gateway publishes
  * against them. Field meanings: README.md.
  */
 import { readFileSync } from "node:fs";
@@ -24,7 +24,7 @@ export interface WindowRef {
 }
 
 export interface ReceiptRef {
-  /** keccak256 ALERT leaf (gateway/src/attest/leaf.ts), 0x-hex: the key to fetch the receipt. */
+  /** keccak256 ALERT leaf (gateway/src/core/leaf.ts), 0x-hex: the key to fetch the receipt. */
   leaf: string;
   /** keccak256 INFERENCE leaf of the result that triggered the alert, 0x-hex. */
   inferenceLeaf: string;
@@ -94,11 +94,71 @@ export interface StatusPayload {
   models: Array<ModelRef & { profiles: string[] }>;
 }
 
+/** Published on `{device}/sensor-fault` when a sensor fault is raised or cleared. */
+export interface SensorFaultPayload {
+  v: 1;
+  type: "sensor-fault";
+  /** Stable id of the episode: `{device}-{channel}-{raisedAtUs}`, the same in raised and cleared. */
+  id: string;
+  state: "raised" | "cleared";
+  site: string;
+  gateway: string;
+  device: string;
+  profile: string;
+  /** Channel name (HELLO / manifest) and its index in the frame. */
+  channel: string;
+  channelIndex: number;
+  /** The check that raised the fault (on `cleared` too). */
+  reason: "missing" | "out-of-range" | "stuck" | "spike";
+  /** Always "warning": a sensor fault is about the data, not the machine. */
+  severity: "warning";
+  /** The channel's raw value in the frame, 4 decimals; null when NaN/±Inf. */
+  value: number | null;
+  time: string;
+  timeUs: number;
+  since: string;
+  sinceUs: number;
+  /** The frame that raised or cleared the fault. */
+  frame: { seq: number; timestampUs: number; receivedUs: number };
+  /** The model whose data-quality rules (manifest `inputs.quality`) flagged it. */
+  model: ModelRef;
+  /** `leaf`: the SENSOR_FAULT leaf; `frameLeaf`: the frame's FRAME leaf; `batchSeq` null when published. */
+  receipt: { leaf: string; frameLeaf: string; batchSeq: number | null };
+}
+
+/** Retained on `{device}/status`: the device's data-quality and commissioning state. */
+export interface DeviceStatusPayload {
+  v: 1;
+  type: "device-status";
+  site: string;
+  gateway: string;
+  device: string;
+  profile: string;
+  /** `ok`: predictions run; `data-quality`: the last window was withheld (no prediction). */
+  state: "ok" | "data-quality";
+  /** The window rule: ok, window-imputed, row-imputed, features-lost. */
+  reason: "ok" | "window-imputed" | "row-imputed" | "features-lost";
+  /** Windows withheld for data quality since this gateway first saw the device. */
+  withheld: number;
+  faults: Array<{ channel: string; reason: "missing" | "out-of-range" | "stuck" | "spike" }>;
+  commissioning: {
+    mode: "first-cycle" | "mid-life" | "assumed-first-cycle" | "not-needed";
+    /** The machine's age (origin feature) in the device's first frame; null when unknown. */
+    age: number | null;
+    baselineRows: number;
+    baselineNeeds: number;
+  };
+  model: ModelRef;
+  lastFrame: { seq: number; timestampUs: number };
+  time: string;
+  timeUs: number;
+}
+
 export function isoUs(us: number): string {
   return new Date(Math.floor(us / 1000)).toISOString();
 }
 
-export type PayloadKind = "alert" | "health" | "status";
+export type PayloadKind = "alert" | "health" | "status" | "sensor-fault" | "device-status";
 
 /** The JSON Schema of one payload kind (draft-07), read from ./schemas. */
 export function payloadSchema(kind: PayloadKind): object {

@@ -1,7 +1,9 @@
 /**
  * Turns inference results into alert-stage events (events.ts): alert transitions (rules.ts)
  * become `alert` events and ALERT attestation leaves, the latest outputs become the device's
- * `health`, and the gateway's `status` goes online/offline. Events go to an {@link EventOutput}
+ * `health`, and the gateway's `status` goes online/offline. From the data-quality stage, sensor
+ * faults become `sensor-fault` events and SENSOR_FAULT leaves (never alerts), and a device's
+ * data-quality / commissioning state becomes its retained `device-status`. Events go to an {@link EventOutput}
  * (an encoder plus a publisher, output.ts); encoding is not this file's business.
  *
  * Publishing never blocks the loop: emissions are fire-and-forget with failures counted.
@@ -9,13 +11,21 @@
  * a throttled result is held and published by a timer when its device is due again, so the
  * retained health always ends on a device's latest result, also when the device goes quiet.
  */
-import { alertLeafPreimage, leafFromPreimage } from "../core/leaf.ts";
+import { alertLeafPreimage, leafFromPreimage, sensorFaultLeafPreimage } from "../core/leaf.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
 import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
 import type { LeafSink } from "../core/records.ts";
 import type { InferenceResult } from "../infer/loop.ts";
+import type { DeviceQualityStatus, SensorFaultTransition } from "../infer/quality-events.ts";
 import type { LoadedModel } from "../infer/registry.ts";
-import type { AlertEvent, GatewayEvent, HealthEvent, ModelRef, StatusEvent } from "./events.ts";
+import type {
+  AlertEvent,
+  GatewayEvent,
+  HealthEvent,
+  ModelRef,
+  SensorFaultEvent,
+  StatusEvent,
+} from "./events.ts";
 import { RuleEngine, SEVERITY_CODE, type AlertTransition } from "./rules.ts";
 
 /** Where events go: an encoder and a publisher (output.ts), or a fake in tests. */
@@ -38,6 +48,8 @@ export interface AlertServiceOptions {
   healthIntervalMs?: number;
   /** Called with each alert event right after it was handed to the output (bench, logs, demo). */
   onAlert?: (a: AlertEvent) => void;
+  /** Called with each sensor-fault event right after it was handed to the output (logs, demo). */
+  onSensorFault?: (e: SensorFaultEvent) => void;
   onError?: (e: unknown) => void;
 }
 
@@ -51,6 +63,11 @@ export interface AlertCounters {
   healthThrottled: number;
   /** Held health published by the flush timer (the device had gone quiet). */
   healthFlushed: number;
+  /** Sensor-fault episodes raised and cleared (each one `sensor-fault` event and SENSOR_FAULT leaf). */
+  sensorFaultsRaised: number;
+  sensorFaultsCleared: number;
+  /** Device status messages (data quality, commissioning) published. */
+  deviceStatusPublished: number;
   publishErrors: number;
 }
 
@@ -79,8 +96,13 @@ export class AlertService {
     healthPublished: 0,
     healthThrottled: 0,
     healthFlushed: 0,
+    sensorFaultsRaised: 0,
+    sensorFaultsCleared: 0,
+    deviceStatusPublished: 0,
     publishErrors: 0,
   };
+  /** Raised sensor faults by `{deviceId}:{channel}`: when each episode began (µs). */
+  readonly #faultSince = new Map<string, number>();
   readonly #o: AlertServiceOptions;
   readonly #clock: Clock;
   readonly #timers: Timers;
@@ -161,6 +183,61 @@ export class AlertService {
     );
     for (const t of transitions) this.#alert(r, t);
     this.#updateHealth(r, transitions.length > 0);
+  };
+
+  /**
+   * Inference loop callback: a sensor fault raised or cleared. Its own SENSOR_FAULT leaf
+   * (core/leaf.ts; the frame's FRAME leaf in the window-hash slot, rule `{channel}:{reason}` or
+   * `{channel}:{reason}:clear`, the raw value as score) and its own `sensor-fault` event, never
+   * a machine-health alert. Severity is always warning.
+   */
+  readonly onSensorFault = (t: SensorFaultTransition): void => {
+    const key = `${t.deviceId}:${t.channel}`;
+    let sinceUs = this.#faultSince.get(key);
+    if (t.state === "raised" || sinceUs === undefined) {
+      sinceUs = t.atUs;
+      this.#faultSince.set(key, sinceUs);
+    }
+    if (t.state === "cleared") this.#faultSince.delete(key);
+    const preimage = sensorFaultLeafPreimage({
+      modelHash: t.model.modelHash,
+      inputWindowHash: t.frameLeaf,
+      deviceId: t.deviceId,
+      timestampUs: t.timestampUs,
+      severity: SEVERITY_CODE.warning,
+      rule: t.state === "raised" ? `${t.channel}:${t.reason}` : `${t.channel}:${t.reason}:clear`,
+      score: t.value,
+    });
+    const leaf = leafFromPreimage(preimage);
+    if (t.state === "raised") this.counters.sensorFaultsRaised++;
+    else this.counters.sensorFaultsCleared++;
+    try {
+      this.#o.onLeaf?.({
+        kind: "sensor-fault",
+        hash: leaf,
+        preimage,
+        deviceId: t.deviceId,
+        timestampUs: t.timestampUs,
+      });
+    } catch (e) {
+      this.#o.onError?.(e);
+    }
+    const e: SensorFaultEvent = {
+      kind: "sensor-fault",
+      faultId: `${t.deviceId.toString(16).padStart(8, "0")}-${t.channel}-${sinceUs}`,
+      transition: t,
+      sinceUs,
+      model: modelRef(t.model),
+      leaf,
+    };
+    void this.#emit(e, "sensor-fault");
+    this.#o.onSensorFault?.(e);
+  };
+
+  /** Inference loop callback: a device's data-quality / commissioning status changed (retained). */
+  readonly onDeviceStatus = (s: DeviceQualityStatus): void => {
+    this.counters.deviceStatusPublished++;
+    void this.#emit({ kind: "device-status", status: s, model: modelRef(s.model) }, "device-status");
   };
 
   #alert(r: InferenceResult, t: AlertTransition): void {
@@ -284,7 +361,10 @@ export class AlertService {
     if (next !== Infinity) this.#armFlush(next - nowUs);
   }
 
-  #emit(e: GatewayEvent, what: "alert" | "health" | "status"): Promise<void> {
+  #emit(
+    e: GatewayEvent,
+    what: "alert" | "health" | "status" | "sensor-fault" | "device-status",
+  ): Promise<void> {
     if (what === "alert") this.counters.alertsPublished++;
     else if (what === "health") this.counters.healthPublished++;
     const p = this.#o.output.emit(e).catch((err: unknown) => {

@@ -2,6 +2,8 @@
  * Alert topic scheme, version 1 (README.md in this folder):
  *   vigil/v1/{site}/{gateway}/{device}/alert    alert events, QoS 1, not retained
  *   vigil/v1/{site}/{gateway}/{device}/health   latest health per device, QoS 1, retained
+ *   vigil/v1/{site}/{gateway}/{device}/sensor-fault  sensor faults, QoS 1, not retained
+ *   vigil/v1/{site}/{gateway}/{device}/status   device data-quality/commissioning, QoS 1, retained
  *   vigil/v1/{site}/{gateway}/status            gateway online/offline, QoS 1, retained (+ LWT)
  * {device} is the 8-hex-digit device id. {site} and {gateway} are operator-chosen ids,
  * sanitised here into valid topic levels.
@@ -46,6 +48,8 @@ export interface AlertTopics {
   status: string;
   alert(deviceId: number): string;
   health(deviceId: number): string;
+  sensorFault(deviceId: number): string;
+  deviceStatus(deviceId: number): string;
 }
 
 export function alertTopics(site: string, gateway: string): AlertTopics {
@@ -60,6 +64,8 @@ export function alertTopics(site: string, gateway: string): AlertTopics {
     status: `${base}/status`,
     alert: (id) => `${base}/${deviceIdHex(id)}/alert`,
     health: (id) => `${base}/${deviceIdHex(id)}/health`,
+    sensorFault: (id) => `${base}/${deviceIdHex(id)}/sensor-fault`,
+    deviceStatus: (id) => `${base}/${deviceIdHex(id)}/status`,
   };
 }
 
@@ -68,6 +74,8 @@ export function dashboardSubscriptions(site = "+", gateway = "+"): string[] {
   return [
     `${TOPIC_ROOT}/${site}/${gateway}/+/alert`,
     `${TOPIC_ROOT}/${site}/${gateway}/+/health`,
+    `${TOPIC_ROOT}/${site}/${gateway}/+/sensor-fault`,
+    `${TOPIC_ROOT}/${site}/${gateway}/+/status`,
     `${TOPIC_ROOT}/${site}/${gateway}/status`,
   ];
 }

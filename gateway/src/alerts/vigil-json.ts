@@ -1,12 +1,26 @@
 /**
- * The Vigil JSON encoding, topic scheme v1 (README.md in this folder): alerts, retained health
- * and the retained gateway status as JSON payloads, each with a JSON Schema in ./schemas.
+ * The Vigil JSON encoding, topic scheme v1 (README.md in this folder): alerts, sensor faults,
+ * retained health, retained device status and the retained gateway status as JSON payloads, each with a JSON Schema in ./schemas.
  */
 import { bytesToHex } from "../core/hex.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
 import type { AlertEncoder, EncodedMessage } from "./encoder.ts";
-import type { AlertEvent, GatewayEvent, HealthEvent, StatusEvent } from "./events.ts";
-import { isoUs, type AlertPayload, type HealthPayload, type StatusPayload } from "./payloads.ts";
+import type {
+  AlertEvent,
+  DeviceStatusEvent,
+  GatewayEvent,
+  HealthEvent,
+  SensorFaultEvent,
+  StatusEvent,
+} from "./events.ts";
+import {
+  isoUs,
+  type AlertPayload,
+  type DeviceStatusPayload,
+  type HealthPayload,
+  type SensorFaultPayload,
+  type StatusPayload,
+} from "./payloads.ts";
 import { alertTopics, type AlertTopics } from "./topics.ts";
 
 /** 4 decimals: enough for RUL cycles and scores, and stable JSON across platforms. */
@@ -45,7 +59,78 @@ export class VigilJsonEncoder implements AlertEncoder {
         ];
       case "status":
         return [this.#status(e)];
+      case "sensor-fault":
+        return [
+          {
+            topic: this.topics.sensorFault(e.transition.deviceId),
+            payload: JSON.stringify(this.sensorFault(e)),
+            qos: 1,
+            retain: false,
+          },
+        ];
+      case "device-status":
+        return [
+          {
+            topic: this.topics.deviceStatus(e.status.deviceId),
+            payload: JSON.stringify(this.deviceStatus(e)),
+            qos: 1,
+            retain: true,
+          },
+        ];
     }
+  }
+
+  sensorFault(e: SensorFaultEvent): SensorFaultPayload {
+    const t = e.transition;
+    return {
+      v: 1,
+      type: "sensor-fault",
+      id: e.faultId,
+      state: t.state,
+      site: this.topics.site,
+      gateway: this.topics.gateway,
+      device: deviceIdHex(t.deviceId),
+      profile: t.profile,
+      channel: t.channel,
+      channelIndex: t.channelIndex,
+      reason: t.reason,
+      severity: "warning",
+      value: Number.isFinite(t.value) ? round(t.value) : null,
+      time: isoUs(t.atUs),
+      timeUs: t.atUs,
+      since: isoUs(e.sinceUs),
+      sinceUs: e.sinceUs,
+      frame: { seq: t.seq, timestampUs: t.timestampUs, receivedUs: t.receivedUs },
+      model: { ...e.model },
+      receipt: { leaf: bytesToHex(e.leaf), frameLeaf: bytesToHex(t.frameLeaf), batchSeq: null },
+    };
+  }
+
+  deviceStatus(e: DeviceStatusEvent): DeviceStatusPayload {
+    const s = e.status;
+    const c = s.commissioning;
+    return {
+      v: 1,
+      type: "device-status",
+      site: this.topics.site,
+      gateway: this.topics.gateway,
+      device: deviceIdHex(s.deviceId),
+      profile: s.profile,
+      state: s.state,
+      reason: s.reason,
+      withheld: s.withheld,
+      faults: s.faults.map((f) => ({ ...f })),
+      commissioning: {
+        mode: c.mode,
+        age: Number.isFinite(c.age) ? round(c.age) : null,
+        baselineRows: c.baselineRows,
+        baselineNeeds: c.baselineNeeds,
+      },
+      model: { ...e.model },
+      lastFrame: { seq: s.lastSeq, timestampUs: s.lastTimestampUs },
+      time: isoUs(s.atUs),
+      timeUs: s.atUs,
+    };
   }
 
   will(e: StatusEvent): EncodedMessage {

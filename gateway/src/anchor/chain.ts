@@ -2,6 +2,7 @@
  * What the anchoring service needs from the chain: a subset of `RegistryClient` (chain/client.ts)
  * plus an optional log lookup, and a connector for the real chain (ethers v6).
  */
+import { InternalError } from "../core/errors.ts";
 import { Interface, JsonRpcProvider } from "ethers";
 import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
 import type { RegistryClient } from "../chain/client.ts";
@@ -29,7 +30,7 @@ const registryIface = new Interface(VigilRegistryArtifact.abi as never);
 /** Adds a getLogs-based `findAnchor` to a registry client. */
 export function withLogLookup(client: RegistryClient, provider: JsonRpcProvider): AnchorChain {
   const ev = registryIface.getEvent("BatchAnchored");
-  if (!ev) throw new Error("registry ABI has no BatchAnchored event");
+  if (!ev) throw new InternalError("registry ABI has no BatchAnchored event");
   return {
     chainId: client.chainId,
     registryAddress: client.registryAddress,

@@ -24,8 +24,19 @@ import type { DeviceKey, KeyType } from "../chain/keys.ts";
 import { importKey, registrationPublicKey } from "../chain/keys.ts";
 import { GatewaySigner } from "./signer.ts";
 
+export type KeystoreErrorCode =
+  | "KEYSTORE_FORMAT"
+  | "KEYSTORE_MISSING"
+  | "KEYSTORE_PASSPHRASE"
+  | "KEYSTORE_PERMISSIONS"
+  | "KEYSTORE_DECRYPT";
+
 export class KeystoreError extends VigilError {
   override name = "KeystoreError";
+  declare readonly code: KeystoreErrorCode;
+  constructor(code: KeystoreErrorCode, message: string, opts: { details?: string; cause?: unknown } = {}) {
+    super(code, message, opts);
+  }
 }
 
 export class KeystorePermissionError extends KeystoreError {

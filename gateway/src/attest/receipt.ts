@@ -53,11 +53,14 @@ export interface ReceiptInference extends ReceiptModelLeafBase {
 }
 
 export interface ReceiptAlert extends ReceiptModelLeafBase {
-  /** 0 info, 1 warning, 2 critical (alerts/service.ts). */
+  /** 1 info, 2 warning, 3 critical (alerts/rules.ts SEVERITY_CODE). */
   severity: number;
-  /** Rule id; `{rule}:clear` for the transition that cleared the alert. */
+  /**
+   * Rule id; `{rule}:clear` for the transition that cleared the alert. A sensor fault:
+   * `{channel}:{reason}`, `{channel}:{reason}:clear`.
+   */
   rule: string;
-  /** The output value that caused the transition (f32). */
+  /** The output value that caused the transition (f32); a sensor fault: the channel's raw value. */
   score: number;
 }
 
@@ -84,7 +87,16 @@ export interface AlertReceipt extends ReceiptProofPart {
   alert: ReceiptAlert;
 }
 
-export type LeafReceipt = InferenceReceipt | AlertReceipt;
+/**
+ * Receipt of a SENSOR_FAULT leaf (kind 0x04, ALERT layout): fetched by the sensor-fault payload's
+ * `receipt.leaf`. `inputWindowHash` holds the FRAME leaf of the frame that raised or cleared it.
+ */
+export interface SensorFaultReceipt extends ReceiptProofPart {
+  kind: "sensor-fault";
+  sensorFault: ReceiptAlert;
+}
+
+export type LeafReceipt = InferenceReceipt | AlertReceipt | SensorFaultReceipt;
 
 /** Any receipt `vigil verify` accepts. `Receipt` is the frame receipt (its name predates the others). */
 export type AnyReceipt = Receipt | LeafReceipt;
@@ -134,8 +146,15 @@ function batchPart(batch: SealedBatch): ReceiptBatch {
   };
 }
 
+export type ReceiptErrorCode =
+  "RECEIPT_BAD_QUERY" | "RECEIPT_INCONSISTENT" | "RECEIPT_NOT_SEALED" | "RECEIPT_NOT_FOUND";
+
 export class ReceiptError extends VigilError {
   override name = "ReceiptError";
+  declare readonly code: ReceiptErrorCode;
+  constructor(code: ReceiptErrorCode, message: string, opts: { details?: string; cause?: unknown } = {}) {
+    super(code, message, opts);
+  }
 }
 
 /**
@@ -215,6 +234,12 @@ export class ReceiptBuilder {
     };
     if (d.kind === "inference")
       return { ...common, kind: "inference", inference: { ...base, outputs: d.outputs } };
+    if (d.kind === "sensor-fault")
+      return {
+        ...common,
+        kind: "sensor-fault",
+        sensorFault: { ...base, severity: d.severity, rule: d.rule, score: d.score },
+      };
     return {
       ...common,
       kind: "alert",

@@ -37,7 +37,7 @@ export interface SealerOptions {
   /** Keccak permutations per event-loop slice. Default 2048. */
   sliceHashes?: number;
   /**
-   * Header `modelHash` of batches without INFERENCE/ALERT leaves. Default zero. A batch whose
+   * Header `modelHash` of batches without INFERENCE/ALERT/SENSOR_FAULT leaves. Default zero. A batch whose
    * leaf records all carry one model hash commits that hash; leaves of several models: zero.
    */
   modelHash?: Hex;

@@ -5,7 +5,7 @@
  *  1. MALFORMED        the JSON is not a vigil-receipt/1
  *  2. TAMPERED_FRAME   raw frame fails the protocol codec (CRC), disagrees with the receipt's
  *                      frame fields, or does not hash to `leaf` (frame receipts)
- *     TAMPERED_LEAF    INFERENCE/ALERT preimage does not decode, disagrees with the receipt's
+ *     TAMPERED_LEAF    INFERENCE/ALERT/SENSOR_FAULT preimage does not decode, disagrees with the receipt's
  *                      decoded fields or kind, or does not hash to `leaf` (leaf receipts)
  *  3. BAD_PROOF        leaf + proof do not give header.root
  *  4. TAMPERED_HEADER  header + domain do not hash to the signed digest, or `head` is not
@@ -108,7 +108,7 @@ function checkShape(r: AnyReceipt): void {
     r &&
       typeof r === "object" &&
       r.format === "vigil-receipt/1" &&
-      (r.kind === "frame" || r.kind === "inference" || r.kind === "alert"),
+      (r.kind === "frame" || r.kind === "inference" || r.kind === "alert" || r.kind === "sensor-fault"),
     "format",
   );
   if (r.kind === "frame") {
@@ -116,8 +116,7 @@ function checkShape(r: AnyReceipt): void {
     m(/^[0-9a-f]{8}$/.test(r.frame.deviceId), "frame.deviceId");
     for (const k of ["seq", "receivedUs", "timestampUs"] as const) m(isSafeUint(r.frame[k]), `frame.${k}`);
   } else {
-    const x: Partial<ReceiptInference & ReceiptAlert> | undefined =
-      r.kind === "inference" ? r.inference : r.alert;
+    const x: Partial<ReceiptInference & ReceiptAlert> | undefined = leafFields(r);
     m(x && typeof x === "object", r.kind);
     m(typeof x!.preimage === "string" && HEX_BYTES.test(x!.preimage), `${r.kind}.preimage`);
     m(typeof x!.deviceId === "string" && /^[0-9a-f]{8}$/.test(x!.deviceId), `${r.kind}.deviceId`);
@@ -149,9 +148,14 @@ function sameNumber(json: unknown, v: number): boolean {
   return Number.isNaN(v) ? json === null : json === v;
 }
 
+/** The decoded-fields object of a leaf receipt (`inference`, `alert` or `sensorFault`). */
+function leafFields(r: LeafReceipt): ReceiptInference | ReceiptAlert {
+  return r.kind === "inference" ? r.inference : r.kind === "alert" ? r.alert : r.sensorFault;
+}
+
 /** 2. (leaf receipts) preimage → decoded fields → leaf. Returns the decoded preimage. */
 function checkLeafPreimage(r: LeafReceipt): DecodedModelLeaf {
-  const x = r.kind === "inference" ? r.inference : r.alert;
+  const x = leafFields(r);
   const preimage = hexToBytes(x.preimage);
   let d: DecodedModelLeaf;
   try {
@@ -203,7 +207,7 @@ export async function verifyReceipt(r: AnyReceipt, opts: VerifyOptions = {}): Pr
       leaf = r.leaf.toLowerCase();
       ts = d.timestampUs;
       model = bytesToHex(d.modelHash);
-      const what = d.kind === "alert" ? `alert ${d.rule}` : `inference (${d.outputs.length} outputs)`;
+      const what = d.kind === "inference" ? `inference (${d.outputs.length} outputs)` : `${d.kind} ${d.rule}`;
       pass("leaf", `${what} of device ${deviceIdHex(d.deviceId)}, model ${model}, hashes to ${leaf}`);
     }
     return await verifyBatch(r, leaf, ts, model, opts, steps);

@@ -10,6 +10,15 @@ import { DEVICE_STATUS, KEY_TYPES, RELEASE_KINDS, RELEASE_STATUS, ROLE_STRINGS }
 /** Base class of every chain error. */
 export class ChainError extends VigilError {
   override name = "ChainError";
+  /** `CHAIN` or `CHAIN_<REASON>` (the subclasses name theirs). */
+  declare readonly code: "CHAIN" | `CHAIN_${string}`;
+  constructor(
+    code: "CHAIN" | `CHAIN_${string}`,
+    message: string,
+    opts: { details?: string; cause?: unknown } = {},
+  ) {
+    super(code, message, opts);
+  }
 }
 
 /**
@@ -38,7 +47,7 @@ export class ContractRevertError extends ChainError {
  */
 export class NonceError extends ChainError {
   override name = "NonceError";
-  constructor(message: string, opts: { cause?: unknown; code?: string } = {}) {
+  constructor(message: string, opts: { cause?: unknown; code?: `CHAIN_${string}` } = {}) {
     super(opts.code ?? "CHAIN_NONCE", message, opts);
   }
 }
@@ -141,7 +150,10 @@ export class InsufficientFundsError extends ChainError {
  */
 export class ChainNetworkError extends ChainError {
   override name = "ChainNetworkError";
-  constructor(url: string, opts: { cause?: unknown; details?: string; code?: string; reason?: string } = {}) {
+  constructor(
+    url: string,
+    opts: { cause?: unknown; details?: string; code?: `CHAIN_${string}`; reason?: string } = {},
+  ) {
     super(
       opts.code ?? "CHAIN_NETWORK",
       `RPC endpoint unreachable: ${redactUrl(url)}${opts.reason ? ` (${opts.reason})` : ""}`,
@@ -188,7 +200,7 @@ export class RpcError extends ChainError {
   override name = "RpcError";
   readonly rpcCode: number;
   readonly rpcMessage: string;
-  constructor(method: string, rpcCode: number, rpcMessage: string, opts: { code?: string } = {}) {
+  constructor(method: string, rpcCode: number, rpcMessage: string, opts: { code?: `CHAIN_${string}` } = {}) {
     super(
       opts.code ?? "CHAIN_RPC",
       `${method} failed: ${rpcMessage.split("\n")[0]!.slice(0, 200)} (JSON-RPC ${rpcCode})`,

@@ -19,7 +19,8 @@ import { ANVIL_DEV_KEYS } from "./anvil.ts";
 /** A sending key that is missing, unreadable, badly formed or not allowed here. */
 export class SenderKeyError extends VigilError {
   override name = "SenderKeyError";
-  constructor(code: string, message: string) {
+  declare readonly code: "KEY_FORMAT" | "KEY_MISSING" | "KEY_PERMISSIONS" | "DEV_KEY_REFUSED";
+  constructor(code: "KEY_FORMAT" | "KEY_MISSING" | "KEY_PERMISSIONS" | "DEV_KEY_REFUSED", message: string) {
     super(code, message);
   }
 }

@@ -163,20 +163,37 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const models = rt.loop?.models.map((m) => m.manifest.name).join(", ") ?? "none";
     console.log(`  gateway up: embedded MQTT ${url}, models: ${models}\n`);
 
-    // A dashboard's view: every alert on the documented topic.
+    // A dashboard's view: every alert and sensor fault on the documented topics.
     const dash = await mqtt.connectAsync(url, { clientId: "demo-dashboard" });
-    await dash.subscribeAsync(`vigil/v1/${SITE}/${GATEWAY_NAME}/+/alert`, { qos: 1 });
+    await dash.subscribeAsync(
+      [`vigil/v1/${SITE}/${GATEWAY_NAME}/+/alert`, `vigil/v1/${SITE}/${GATEWAY_NAME}/+/sensor-fault`],
+      { qos: 1 },
+    );
     // The retained update status (vigil/v1/{site}/{gateway}/updates).
     const updatesTopic = `vigil/v1/${SITE}/${GATEWAY_NAME}/updates`;
     await dash.subscribeAsync(updatesTopic, { qos: 1 });
     let lastUpdateStatus: { model: { lastInstall?: { releaseId: string } } | null } | undefined;
     let alerts = 0;
+    let sensorFaults = 0;
     let firstAlertLeaf: string | undefined;
     /** The model update: the new model's sha256 once swapped, and the first alert it raised. */
     const update: { to?: string; alertLeaf?: string } = {};
     dash.on("message", (topic, payload) => {
       if (topic === updatesTopic) {
         lastUpdateStatus = JSON.parse(payload.toString()) as typeof lastUpdateStatus;
+        return;
+      }
+      if (topic.endsWith("/sensor-fault")) {
+        const f = JSON.parse(payload.toString()) as {
+          device: string;
+          state: string;
+          channel: string;
+          reason: string;
+        };
+        sensorFaults++;
+        console.log(
+          `  SENSOR FAULT ${f.state} device ${f.device}: ${f.channel} ${f.reason} (not a machine alert)`,
+        );
         return;
       }
       const a = JSON.parse(payload.toString()) as {
@@ -219,6 +236,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
         durationS,
         seed: seed + 1,
         faults,
+        // The first engine's s9 sensor sticks for 100 cycles: a sensor-fault, not an alert.
+        sensorFaults: [{ kind: "stuck", channel: "s9", from: 30, frames: 100, devices: [CMAPSS_FIRST_ID] }],
         firstDeviceId: CMAPSS_FIRST_ID,
         onAcked,
       }),
@@ -275,7 +294,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     );
     console.log(`  rejections expected ${JSON.stringify(expected)}`);
     console.log(`  rejections counted  ${JSON.stringify(snap.rejected)}`);
-    console.log(`  alerts published ${alerts}`);
+    console.log(`  alerts published ${alerts}, sensor faults published ${sensorFaults}`);
     console.log(`  batches sealed ${rt.store.lastBatchSeq()}, anchored ${rt.store.anchoredThrough()}`);
     // Frame by frame: every acknowledged frame is stored, and no frame is stored twice. Frames
     // stored but not yet acknowledged when the run ended are still held (and resent) by devices.
@@ -315,7 +334,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
       if (!leafHash)
         for await (const chunk of rt.store.entryChunks(upd.swapIndex + 1, rt.store.stats().lastIndex))
           for (const e of chunk)
-            if (!leafHash && isStoredLeaf(e) && e.deviceId >= CMAPSS_FIRST_ID)
+            if (
+              !leafHash &&
+              isStoredLeaf(e) &&
+              e.kind === "inference" &&
+              e.deviceId >= CMAPSS_FIRST_ID &&
+              e.deviceId < MCU_ID
+            )
               leafHash = `0x${Buffer.from(e.hash).toString("hex")}`;
       if (leafHash) {
         const ur = await new ReceiptBuilder(rt.store).forLeafHash(leafHash);

@@ -5,7 +5,7 @@ import { generateKey, registrationPublicKey, type KeyType } from "../chain/keys.
 import { loadKeystore, passphraseFromEnv, writeKeystore } from "../attest/keystore.ts";
 import { loadConfigFile, resolveConfig } from "../config/config.ts";
 import { UsageError, VigilError } from "../core/errors.ts";
-import { gatewayIdOf } from "../runtime.ts";
+import { gatewayIdOf } from "../config/gateway-id.ts";
 import { parse } from "./args.ts";
 
 export const KEYS_HELP = `usage: vigil keys <init|show> [options]

@@ -1,14 +1,5 @@
 /** The `vigil` command: dispatches to subcommands. */
 import { VigilError } from "../core/errors.ts";
-import { chainCommand } from "./chain.ts";
-import { demoCommand } from "./demo.ts";
-import { keysCommand } from "./keys.ts";
-import { releaseCommand } from "./release.ts";
-import { receiptCommand } from "./receipt.ts";
-import { verifyCommand } from "./verify.ts";
-import { simCommand } from "./sim.ts";
-import { startCommand } from "./start.ts";
-import { storeCommand } from "./store.ts";
 
 const HELP = `usage: vigil <command> [options]
 
@@ -28,16 +19,18 @@ Run "vigil <command> --help" for a command's options.
 `;
 
 type Command = (argv: string[]) => Promise<number>;
-const commands: Record<string, Command> = {
-  start: startCommand,
-  sim: simCommand,
-  demo: demoCommand,
-  chain: chainCommand,
-  keys: keysCommand,
-  release: releaseCommand,
-  receipt: (argv) => receiptCommand(argv),
-  verify: (argv) => verifyCommand(argv),
-  store: (argv) => storeCommand(argv),
+// Each command is imported when it runs: importing them all up front (ethers, onnxruntime, level,
+// aedes, …) made `vigil --help` take seconds (bench/cli.ts measures it).
+const commands: Record<string, () => Promise<Command>> = {
+  start: async () => (await import("./start.ts")).startCommand,
+  sim: async () => (await import("./sim.ts")).simCommand,
+  demo: async () => (await import("./demo.ts")).demoCommand,
+  chain: async () => (await import("./chain.ts")).chainCommand,
+  keys: async () => (await import("./keys.ts")).keysCommand,
+  receipt: async () => (await import("./receipt.ts")).receiptCommand,
+  verify: async () => (await import("./verify.ts")).verifyCommand,
+  store: async () => (await import("./store.ts")).storeCommand,
+  release: async () => (await import("./release.ts")).releaseCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -46,13 +39,15 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return cmd ? 0 : 2;
   }
-  const run = commands[cmd];
-  if (!run) {
+  const load = commands[cmd];
+  if (!load) {
     process.stderr.write(`vigil: unknown command "${cmd}"\n\n${HELP}`);
     return 2;
   }
   try {
-    return await run(rest);
+    return await (
+      await load()
+    )(rest);
   } catch (e) {
     if (e instanceof VigilError) {
       process.stderr.write(`vigil ${cmd}: ${e.shortMessage}\n`);

@@ -1,6 +1,16 @@
 /** `vigil sim`: run simulated devices against a gateway over serial or MQTT. */
-import { parseFaultRates } from "../../../device-sim/src/faults.ts";
-import { Simulator, type SimSnapshot } from "../../../device-sim/src/simulator.ts";
+import {
+  parseFaultRates,
+  parseScriptedFaults,
+  type FaultRates,
+  type ScriptedSensorFault,
+} from "../../../device-sim/src/faults.ts";
+import {
+  PROFILE_NAMES,
+  Simulator,
+  type ProfileName,
+  type SimSnapshot,
+} from "../../../device-sim/src/simulator.ts";
 import { MqttTransport } from "../../../device-sim/src/transports/mqtt.ts";
 import { SerialTransport } from "../../../device-sim/src/transports/serial.ts";
 import type { Transport } from "../../../device-sim/src/transports/types.ts";
@@ -18,13 +28,16 @@ Transport (one of):
 
 Devices and signals:
   --devices N            number of devices (default 4)
-  --profile NAME         rotating | cmapss (default rotating)
+  --profile NAME         rotating | cmapss | cwru (default rotating); cwru replays real bearing
+                         vibration (CWRU held-out recordings): healthy, then a fault
   --subset FD00x         C-MAPSS subset to replay (default FD001)
   --split train|test     C-MAPSS split (default train: units run to failure)
   --life N               rotating: mean frames until failure (default 600)
+  --healthy N            cwru: frames of healthy running before the fault (default seeded 40..119)
   --seed N               seed; same seed, same frames and faults (default 1)
   --rate HZ              frames per second per device; 0 = as fast as ACKs allow (default 10)
-  --duration S           stop generating after S seconds (default: until sources end)
+  --duration S           stop generating after S seconds (default: until sources end;
+                         SIGINT/SIGTERM also stop generating and drain, a second one exits at once)
   --frames N             stop generating after N frames per device
   --first-id N           first device id (default 1)
   --skew-ms MS           constant device clock skew (default 0)
@@ -33,6 +46,9 @@ Faults (probability per frame, e.g. --faults corrupt=0.01,drop=0.02 or all=0.005
   corrupt truncate drop duplicate reorder garbage    link
   nan clockJump stuck drift spike                    values
   disconnect                                         session
+  --sensor-fault SPEC    scripted sensor faults for a demo, KIND:CHANNEL@FROM[+FRAMES][#ID/ID…],
+                         comma-separated; KIND nan | stuck | spike (×5); CHANNEL a HELLO name or
+                         index, e.g. stuck:s11@60+80 (the gateway raises a sensor-fault alert)
   --resend-ms MS         first resend timeout (default 500, doubles to 8000)
   --window N             unacknowledged frames a device keeps; when full it drops the oldest
                          and counts it as overflowed, as an MCU with a RAM ring does (default 256)
@@ -52,6 +68,8 @@ export async function simCommand(argv: string[]): Promise<number> {
     subset: { type: "string" },
     split: { type: "string" },
     life: { type: "string" },
+    healthy: { type: "string" },
+    "sensor-fault": { type: "string" },
     seed: { type: "string" },
     rate: { type: "string" },
     duration: { type: "string" },
@@ -71,51 +89,73 @@ export async function simCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (v.serial && v.mqtt) throw new UsageError("choose one transport: --serial or --mqtt");
-  const profile = v.profile ?? "rotating";
-  if (profile !== "rotating" && profile !== "cmapss")
-    throw new UsageError(`--profile must be rotating or cmapss, got "${profile}"`);
+  const profile = (v.profile ?? "rotating") as ProfileName;
+  if (!PROFILE_NAMES.includes(profile))
+    throw new UsageError(`--profile must be ${PROFILE_NAMES.join(", ")}; got "${v.profile}"`);
   const subset = (v.subset ?? "FD001").toUpperCase();
   if (!/^FD00[1-4]$/.test(subset)) throw new UsageError(`--subset must be FD001..FD004, got "${v.subset}"`);
   const split = v.split ?? "train";
   if (split !== "train" && split !== "test") throw new UsageError(`--split must be train or test`);
-  let faults;
+  const cmapss = { subset: subset as "FD001", split: split as "train" | "test" };
+  let faults: FaultRates;
   try {
     faults = parseFaultRates(v.faults ?? "");
   } catch (e) {
     throw new UsageError(`--faults: ${(e as Error).message}`);
   }
+  let sensorFaults: ScriptedSensorFault[];
+  try {
+    sensorFaults = parseScriptedFaults(v["sensor-fault"] ?? "");
+  } catch (e) {
+    throw new UsageError(`--sensor-fault: ${(e as Error).message}`);
+  }
   const url = v.mqtt ?? "mqtt://127.0.0.1:1883";
   const transport: Transport = v.serial
     ? new SerialTransport({ path: v.serial, baudRate: num("baud", v.baud, 115200, 300) })
     : new MqttTransport({ url });
+  // The first SIGINT/SIGTERM ends generation and lets the devices drain; a second one ends at once.
   const ctrl = new AbortController();
-  const onSig = () => ctrl.abort();
-  process.once("SIGINT", onSig);
-  process.once("SIGTERM", onSig);
+  const stop = new AbortController();
   const tty = process.stderr.isTTY;
-  const sim = new Simulator({
-    transport,
-    devices: num("devices", v.devices, 4, 1, 100_000),
-    seed: num("seed", v.seed, 1),
-    rate: num("rate", v.rate, 10, 0),
-    ...(v.duration !== undefined ? { durationS: num("duration", v.duration, 0, 0) } : {}),
-    ...(v.frames !== undefined ? { framesPerDevice: num("frames", v.frames, 0, 0) } : {}),
-    profile,
-    meanLife: num("life", v.life, 600, 20),
-    cmapss: { subset: subset as "FD001", split },
-    faults,
-    firstDeviceId: num("first-id", v["first-id"], 1, 0, 0xffffffff),
-    clockSkewMs: num("skew-ms", v["skew-ms"], 0),
-    resendMs: num("resend-ms", v["resend-ms"], 500, 10),
-    window: num("window", v.window, 256, 1, 10_000_000),
-    drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),
-    signal: ctrl.signal,
-    progressMs: num("progress-ms", v["progress-ms"], 1000, 50),
-    onProgress: (s) =>
-      v.json
-        ? process.stdout.write(JSON.stringify({ type: "progress", ...s }) + "\n")
-        : process.stderr.write(`${progressLine(s)}${tty ? "\r" : "\n"}`),
-  });
+  let sim: Simulator;
+  try {
+    sim = simulator();
+  } catch (e) {
+    // e.g. a --sensor-fault channel that is not one of the profile's channels
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
+  const onSig = (): void => (stop.signal.aborted ? ctrl.abort() : stop.abort());
+  process.on("SIGINT", onSig);
+  process.on("SIGTERM", onSig);
+  function simulator(): Simulator {
+    return new Simulator({
+      transport,
+      devices: num("devices", v.devices, 4, 1, 100_000),
+      seed: num("seed", v.seed, 1),
+      rate: num("rate", v.rate, 10, 0),
+      ...(v.duration !== undefined ? { durationS: num("duration", v.duration, 0, 0) } : {}),
+      ...(v.frames !== undefined ? { framesPerDevice: num("frames", v.frames, 0, 0) } : {}),
+      profile,
+      meanLife: num("life", v.life, 600, 20),
+      cmapss,
+      ...(v.healthy !== undefined ? { cwru: { healthyFrames: num("healthy", v.healthy, 0, 0) } } : {}),
+      faults,
+      sensorFaults,
+      firstDeviceId: num("first-id", v["first-id"], 1, 0, 0xffffffff),
+      clockSkewMs: num("skew-ms", v["skew-ms"], 0),
+      resendMs: num("resend-ms", v["resend-ms"], 500, 10),
+      window: num("window", v.window, 256, 1, 10_000_000),
+      drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),
+      signal: ctrl.signal,
+      stopSignal: stop.signal,
+      progressMs: num("progress-ms", v["progress-ms"], 1000, 50),
+      onProgress: (s) =>
+        v.json
+          ? process.stdout.write(JSON.stringify({ type: "progress", ...s }) + "\n")
+          : process.stderr.write(`${progressLine(s)}${tty ? "\r" : "\n"}`),
+    });
+  }
   process.stderr.write(
     `sim: ${sim.devices.length} ${profile} devices → ${v.serial ? `serial ${v.serial}` : `MQTT ${redactUrl(url)}`}\n`,
   );

@@ -1,7 +1,6 @@
 /** `vigil start`: run the gateway. */
 import { DEFAULT_CONFIG, loadConfigFile, resolveConfig, type GatewayConfig } from "../config/config.ts";
-import { Runtime } from "../runtime.ts";
-import { createLogger } from "../core/log.ts";
+import type { VigilError } from "../core/errors.ts";
 import { num, parse } from "./args.ts";
 
 export const START_HELP = `usage: vigil start [options]
@@ -65,6 +64,11 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stdout.write(START_HELP);
     return 0;
   }
+  // Imported here, not at the top: `vigil start --help` must not load the whole gateway.
+  const [{ Runtime }, { createLogger }] = await Promise.all([
+    import("../runtime.ts"),
+    import("../core/log.ts"),
+  ]);
   const log = createLogger(cfg.log.level);
   const rt = new Runtime({ config: cfg, log });
   await rt.start();
@@ -79,20 +83,33 @@ export async function startCommand(argv: string[]): Promise<number> {
     },
     "gateway started",
   );
-  await new Promise<void>((res) => {
+  const fatal = await new Promise<VigilError | undefined>((res) => {
     // Handlers stay installed: a second signal during the shutdown must not kill the process
     // before the group commit is flushed and the store closed.
     let stopping = false;
     const onSignal = (sig: string) => {
       if (stopping) return log.warn({ signal: sig }, "already stopping");
       stopping = true;
-      res();
+      res(undefined);
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
+    void rt.fatal.then((e) => {
+      stopping = true;
+      res(e);
+    });
   });
   log.info(rt.statsLine());
   await rt.stop();
+  if (fatal) {
+    // Exit non-zero so systemd restarts the unit; the restart then refuses the damaged store at
+    // open with the same advice, instead of acknowledging frames over it.
+    log.fatal(
+      { code: fatal.code },
+      `the store is damaged (${fatal.shortMessage}); the gateway stopped: run "vigil store check" on it, then "vigil store salvage"`,
+    );
+    return 1;
+  }
   log.info("stopped");
   return 0;
 }

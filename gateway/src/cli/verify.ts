@@ -38,13 +38,16 @@ const stdio: CliIo = { out: (s) => void process.stdout.write(s), err: (s) => voi
 
 /** A short name for a receipt in messages: device/seq for frames, device kind@leaf otherwise. */
 function receiptName(r: AnyReceipt): string {
-  const x = r as Partial<Record<"frame" | "inference" | "alert", { deviceId?: unknown; seq?: unknown }>> & {
+  const x = r as Partial<
+    Record<"frame" | "inference" | "alert" | "sensorFault", { deviceId?: unknown; seq?: unknown }>
+  > & {
     leaf?: unknown;
   };
   if (x?.frame) return `${String(x.frame.deviceId)}/${String(x.frame.seq)}`;
   const leaf = typeof x?.leaf === "string" ? x.leaf.slice(0, 18) : "?";
   if (x?.alert) return `${String(x.alert.deviceId)} alert@${leaf}`;
   if (x?.inference) return `${String(x.inference.deviceId)} inference@${leaf}`;
+  if (x?.sensorFault) return `${String(x.sensorFault.deviceId)} sensor-fault@${leaf}`;
   return "receipt";
 }
 

@@ -5,6 +5,12 @@
  * - `shortMessage`: one line for humans, never containing secrets,
  * - `details`: optional extra context (already redacted),
  * - `cause`: the original error, when one was translated.
+ *
+ * Policy: whatever comes from outside the program (device bytes, MQTT payloads, config, files,
+ * keys, the chain, command-line arguments) fails with a `VigilError` subclass, translated at the
+ * boundary. `RangeError`/`TypeError` are kept for programmer errors only: a caller breaking an
+ * API's documented contract (an option out of its range after config validation, a method called
+ * twice), which no input can trigger. Subclasses narrow `code` to their union of reasons.
  */
 export class VigilError extends Error {
   override name = "VigilError";
@@ -18,6 +24,41 @@ export class VigilError extends Error {
     this.code = code;
     this.shortMessage = shortMessage;
     this.details = opts.details;
+  }
+
+  /**
+   * Follows the `cause` chain from this error: returns the first error for which `match` is true
+   * (this one included), or, without `match`, the innermost cause. Undefined when nothing matches.
+   * E.g. `e.walk((c) => c instanceof ContractRevertError)` finds a revert under a retry wrapper.
+   */
+  walk(match?: (e: unknown) => boolean): unknown {
+    return walkCauses(this, match);
+  }
+}
+
+/** {@link VigilError.walk} for any thrown value (third-party errors included); stops at cycles. */
+export function walkCauses(err: unknown, match?: (e: unknown) => boolean): unknown {
+  const seen = new Set<unknown>();
+  let e: unknown = err;
+  let last: unknown = err;
+  while (e !== undefined && e !== null && !seen.has(e)) {
+    seen.add(e);
+    if (match?.(e)) return e;
+    last = e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return match ? undefined : last;
+}
+
+/**
+ * An invariant of the program or of its installation does not hold (a file the package ships is
+ * missing, an ABI lacks an event): a bug or a broken install, never a user's input.
+ */
+export class InternalError extends VigilError {
+  override name = "InternalError";
+  declare readonly code: "INTERNAL";
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super("INTERNAL", message, opts);
   }
 }
 

@@ -17,11 +17,17 @@
  *   ‖ count u16 BE ‖ count × f32 BE outputs.
  * - ALERT (0x03): modelHash 32 ‖ inputWindowHash 32 ‖ deviceId u32 BE ‖ timestampUs u64 BE
  *   ‖ severity u8 ‖ ruleLen u8 ‖ rule (ASCII) ‖ score f32 BE.
+ * - SENSOR_FAULT (0x04): the ALERT layout under its own tag, so a broken sensor can never be read
+ *   as a machine-health alert: modelHash 32 (the model whose data-quality rules flagged it) ‖
+ *   frameLeaf 32 (the FRAME leaf of the frame that raised or cleared the fault; in the
+ *   `inputWindowHash` slot) ‖ deviceId ‖ timestampUs (the frame's) ‖ severity u8 ‖ ruleLen u8 ‖
+ *   rule = `{channel}:{reason}` raised, `{channel}:{reason}:clear` cleared ‖ value f32 BE (the
+ *   channel's raw value in that frame, NaN when missing).
  */
 import type { FrameRecord } from "./records.ts";
 import { keccak256, keccak256Into } from "./keccak.ts";
 
-export const LeafKind = { Frame: 0x01, Inference: 0x02, Alert: 0x03 } as const;
+export const LeafKind = { Frame: 0x01, Inference: 0x02, Alert: 0x03, SensorFault: 0x04 } as const;
 export type LeafKindCode = (typeof LeafKind)[keyof typeof LeafKind];
 
 const TWO_32 = 0x1_0000_0000;
@@ -156,6 +162,13 @@ export interface AlertLeafInput {
   score: number;
 }
 
+/** Canonical preimage of a SENSOR_FAULT leaf (the ALERT layout under tag 0x04; see the header). */
+export function sensorFaultLeafPreimage(x: AlertLeafInput): Uint8Array {
+  const b = alertLeafPreimage(x);
+  b[0] = LeafKind.SensorFault;
+  return b;
+}
+
 /** Canonical preimage of an ALERT leaf. */
 export function alertLeafPreimage(x: AlertLeafInput): Uint8Array {
   if (!/^[\x21-\x7e]{1,64}$/.test(x.rule))
@@ -204,9 +217,14 @@ export interface DecodedAlertLeaf {
   score: number;
 }
 
-export type DecodedModelLeaf = DecodedInferenceLeaf | DecodedAlertLeaf;
+/** The fields of a SENSOR_FAULT leaf preimage (ALERT layout; `inputWindowHash` holds the FRAME leaf). */
+export interface DecodedSensorFaultLeaf extends Omit<DecodedAlertLeaf, "kind"> {
+  kind: "sensor-fault";
+}
 
-/** Common prefix of INFERENCE and ALERT preimages: tag, model hash, window hash, device, timestamp. */
+export type DecodedModelLeaf = DecodedInferenceLeaf | DecodedAlertLeaf | DecodedSensorFaultLeaf;
+
+/** Common prefix of INFERENCE, ALERT and SENSOR_FAULT preimages: tag, model hash, window hash, device, timestamp. */
 const MODEL_LEAF_FIXED = 1 + 32 + 32 + 4 + 8;
 
 /** Device id of an INFERENCE/ALERT preimage (no validation: use after decodeModelLeaf). */
@@ -222,15 +240,18 @@ export function modelLeafTimestampUs(p: Uint8Array): number {
 }
 
 /**
- * Strict decoder of an INFERENCE (0x02) or ALERT (0x03) leaf preimage: the exact inverse of
- * {@link inferenceLeafPreimage} / {@link alertLeafPreimage}. Throws RangeError on anything
+ * Strict decoder of an INFERENCE (0x02), ALERT (0x03) or SENSOR_FAULT (0x04) leaf preimage: the
+ * exact inverse of {@link inferenceLeafPreimage} / {@link alertLeafPreimage} /
+ * {@link sensorFaultLeafPreimage}. Throws RangeError on anything
  * those functions cannot have produced (wrong tag, length, padding, rule characters, a
  * timestamp above 2^53), so a decoded preimage re-encodes to the same bytes.
  */
 export function decodeModelLeaf(p: Uint8Array): DecodedModelLeaf {
   const tag = p[0];
-  if (tag !== LeafKind.Inference && tag !== LeafKind.Alert)
-    throw new RangeError(`leaf tag 0x${(tag ?? 0).toString(16).padStart(2, "0")} is not INFERENCE or ALERT`);
+  if (tag !== LeafKind.Inference && tag !== LeafKind.Alert && tag !== LeafKind.SensorFault)
+    throw new RangeError(
+      `leaf tag 0x${(tag ?? 0).toString(16).padStart(2, "0")} is not INFERENCE, ALERT or SENSOR_FAULT`,
+    );
   if (p.length < MODEL_LEAF_FIXED + 2) throw new RangeError("leaf preimage is too short");
   const dv = new DataView(p.buffer, p.byteOffset, p.length);
   const hi = dv.getUint32(69);
@@ -261,7 +282,13 @@ export function decodeModelLeaf(p: Uint8Array): DecodedModelLeaf {
       if (c < 0x21 || c > 0x7e) throw new RangeError("rule must be printable ASCII");
       rule += String.fromCharCode(c);
     }
-    out = { kind: "alert", ...common, severity: p[77]!, rule, score: dv.getFloat32(79 + ruleLen) };
+    out = {
+      kind: tag === LeafKind.Alert ? "alert" : "sensor-fault",
+      ...common,
+      severity: p[77]!,
+      rule,
+      score: dv.getFloat32(79 + ruleLen),
+    };
   }
   // Exactly the body plus the one pad byte (0x00) that makes the length odd, if any.
   const expect = body % 2 === 1 ? body : body + 1;

@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { InternalError } from "./errors.ts";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -13,7 +14,10 @@ export function packageRoot(): string {
   let d = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(d, "package.json"))) {
     const up = dirname(d);
-    if (up === d) throw new Error("package.json not found above " + fileURLToPath(import.meta.url));
+    if (up === d)
+      throw new InternalError(
+        `package.json not found above ${fileURLToPath(import.meta.url)}: the installation is incomplete`,
+      );
     d = up;
   }
   return (root = d);

@@ -37,15 +37,15 @@ export interface FrameSink {
 }
 
 /**
- * An INFERENCE or ALERT attestation leaf (core/leaf.ts): produced by the inference loop and the
- * alert service, recorded by the store in the same arrival-index space as frames, and sealed
+ * An INFERENCE, ALERT or SENSOR_FAULT attestation leaf (core/leaf.ts): produced by the inference
+ * loop and the alert service, recorded by the store in the same arrival-index space as frames, and sealed
  * into batches with them.
  */
 export interface LeafRecord {
-  kind: "inference" | "alert";
+  kind: "inference" | "alert" | "sensor-fault";
   /** keccak256(preimage): the Merkle leaf, computed once by its producer. */
   hash: Uint8Array;
-  /** Canonical preimage: tag (0x02 / 0x03) ‖ body ‖ pad. */
+  /** Canonical preimage: tag (0x02 / 0x03 / 0x04) ‖ body ‖ pad. */
   preimage: Uint8Array;
   deviceId: number;
   timestampUs: number;

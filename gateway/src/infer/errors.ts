@@ -1,8 +1,23 @@
 import { VigilError } from "../core/errors.ts";
 
 /** Base of every error raised by the inference stage. */
+export type InferErrorCode =
+  | "MODEL_MANIFEST_INVALID"
+  | "MODEL_HASH_MISMATCH"
+  | "MODEL_PROFILE_CONFLICT"
+  | "MODEL_LOAD_FAILED"
+  | "MODEL_LANE"
+  | "MODEL_RUN_FAILED"
+  | "MODEL_WORKER"
+  | "FEATURE_SPEC_INVALID"
+  | "DATA_FILE";
+
 export class InferError extends VigilError {
   override name = "InferError";
+  declare readonly code: InferErrorCode;
+  constructor(code: InferErrorCode, message: string, opts: { details?: string; cause?: unknown } = {}) {
+    super(code, message, opts);
+  }
 }
 
 /** A manifest does not validate against models/manifest.schema.json or is inconsistent. */

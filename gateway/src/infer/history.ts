@@ -18,6 +18,8 @@ export interface HistoryRow {
   timestampUs: number;
   receivedUs: number;
   values: Float32Array;
+  /** The raw frame (set for live frames held during a warm-up: their sensor-fault leaves need it). */
+  raw?: Buffer;
 }
 
 export interface DeviceHistory {

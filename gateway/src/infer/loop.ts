@@ -36,6 +36,12 @@ import type { LoadedModel, ModelRegistry } from "./registry.ts";
 import type { DeviceHistory } from "./history.ts";
 import { Lane, type ShadowStats } from "./lane.ts";
 import { DeviceWindow, type WindowMeta } from "./window.ts";
+import {
+  deviceQualityStatus,
+  sensorFaultTransitions,
+  type DeviceQualityStatus,
+  type SensorFaultTransition,
+} from "./quality-events.ts";
 import type { RunnerKind } from "./worker.ts";
 
 export type { LeafRecord, LeafSink } from "../core/records.ts";
@@ -104,6 +110,13 @@ export interface InferenceLoopOptions {
   onResult?: (r: InferenceResult) => void;
   /** Every result of a shadow lane (not published, not attested). */
   onShadowResult?: (r: InferenceResult, stats: ShadowStats) => void;
+  /** A sensor fault of a live device was raised or cleared (quality-events.ts). Must not throw. */
+  onSensorFault?: (t: SensorFaultTransition) => void;
+  /**
+   * A live device's data-quality / commissioning status changed: first frame, window withheld or
+   * running again, a sensor fault raised or cleared, baseline complete (quality-events.ts).
+   */
+  onDeviceStatus?: (s: DeviceQualityStatus) => void;
   onError?: (e: unknown) => void;
 }
 
@@ -140,6 +153,11 @@ export interface InferenceCounters {
   warmupDropped: number;
   /** Promotions of a shadow lane to live. */
   promotions: number;
+  /** Live windows withheld for data quality (no prediction; a `data-quality` status instead). */
+  windowsWithheld: number;
+  /** Sensor faults raised and cleared on live devices. */
+  sensorFaultsRaised: number;
+  sensorFaultsCleared: number;
   /** Wall time of one tick (all lanes), µs. */
   tickLatency: LatencyHistogram;
   /** onnxruntime run() time per batch, µs. */
@@ -196,6 +214,9 @@ export class InferenceLoop {
     warmupErrors: 0,
     warmupDropped: 0,
     promotions: 0,
+    windowsWithheld: 0,
+    sensorFaultsRaised: 0,
+    sensorFaultsCleared: 0,
     tickLatency: new LatencyHistogram(),
     runLatency: new LatencyHistogram(),
     frameToResult: new LatencyHistogram(),
@@ -269,6 +290,20 @@ export class InferenceLoop {
   liveWindow(deviceId: number): DeviceWindow | undefined {
     const slot = this.#slots.get(deviceId);
     return slot?.windows.get(slot.live);
+  }
+
+  /**
+   * The data-quality and commissioning status of every modelled device (its live lane), as the
+   * retained `device-status` message carries it (for status endpoints and `vigil` tools; allocates).
+   */
+  deviceStatuses(): DeviceQualityStatus[] {
+    const now = this.#clock.nowUs();
+    const out: DeviceQualityStatus[] = [];
+    for (const slot of this.#slots.values()) {
+      const dev = slot.windows.get(slot.live);
+      if (dev && dev.lastSeq >= 0) out.push(deviceQualityStatus(dev, now));
+    }
+    return out;
   }
 
   /** Every lane with its role and figures. */
@@ -439,11 +474,11 @@ export class InferenceLoop {
           dev.pending.shift();
           c.warmupDropped++;
         }
-        const { seq, timestampUs, receivedUs } = record;
-        dev.pending.push({ seq, timestampUs, receivedUs, values: Float32Array.from(frame.values) });
+        const { seq, timestampUs, receivedUs, raw } = record;
+        dev.pending.push({ seq, timestampUs, receivedUs, values: Float32Array.from(frame.values), raw });
         continue;
       }
-      this.#accept(lane, dev, frame.values, record.seq, record.timestampUs, record.receivedUs);
+      this.#accept(lane, dev, frame.values, record.seq, record.timestampUs, record.receivedUs, record.raw);
     }
   };
 
@@ -464,8 +499,11 @@ export class InferenceLoop {
     seq: number,
     tsUs: number,
     rxUs: number,
+    raw?: Buffer,
   ): void {
-    if (dev.push(values, seq, tsUs, rxUs)) {
+    const ready = dev.push(values, seq, tsUs, rxUs);
+    if (lane.role === "live") this.#quality(dev, values, seq, tsUs, rxUs, raw);
+    if (ready) {
       lane.counters.windowsReady++;
       if (lane.role === "live") this.counters.windowsReady++;
       if (!dev.queued) {
@@ -473,6 +511,45 @@ export class InferenceLoop {
         lane.queue.push(dev);
       }
       if (this.#started && this.#tickMs === 0) this.#schedule();
+    }
+  }
+
+  /**
+   * After a live push: sensor-fault transitions of this frame, and the device status when it
+   * changed (quality-events.ts). Per frame without a change: a few comparisons, no allocation.
+   */
+  #quality(
+    dev: DeviceWindow,
+    values: ArrayLike<number>,
+    seq: number,
+    tsUs: number,
+    rxUs: number,
+    raw: Buffer | undefined,
+  ): void {
+    const c = this.counters;
+    if (dev.withheldLast) c.windowsWithheld++;
+    const changed = dev.frameQuality.changedCount > 0;
+    if (changed) {
+      const at = this.#clock.nowUs();
+      for (const t of sensorFaultTransitions(
+        dev,
+        values,
+        { seq, timestampUs: tsUs, receivedUs: rxUs, raw },
+        at,
+      )) {
+        if (t.state === "raised") c.sensorFaultsRaised++;
+        else c.sensorFaultsCleared++;
+        this.#callback(() => this.#o.onSensorFault?.(t));
+      }
+    }
+    const baselineDone = dev.baselineComplete;
+    if (!changed && dev.windowVerdict === dev.statusVerdict && baselineDone === dev.statusBaselineDone)
+      return;
+    dev.statusVerdict = dev.windowVerdict;
+    dev.statusBaselineDone = baselineDone;
+    if (this.#o.onDeviceStatus) {
+      const s = deviceQualityStatus(dev, this.#clock.nowUs());
+      this.#callback(() => this.#o.onDeviceStatus?.(s));
     }
   }
 
@@ -501,7 +578,7 @@ export class InferenceLoop {
     }
     const pending = dev.pending ?? [];
     dev.pending = undefined;
-    for (const p of pending) this.#accept(lane, dev, p.values, p.seq, p.timestampUs, p.receivedUs);
+    for (const p of pending) this.#accept(lane, dev, p.values, p.seq, p.timestampUs, p.receivedUs, p.raw);
   }
 
   // ------------------------------------------------------------------ scheduling
@@ -741,6 +818,16 @@ export class InferenceLoop {
     }
   }
 
+  /** Runs a subscriber callback; a throw is counted and reported, never propagated into ingest. */
+  #callback(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.counters.callbackErrors++;
+      this.#o.onError?.(e);
+    }
+  }
+
   #compare(shadow: Lane, sr: InferenceResult, live: InferenceResult): void {
     this.#compareValue(shadow, sr.outputs[0]!, live.outputs[0]!);
   }
@@ -776,6 +863,9 @@ export class InferenceLoop {
       warmupErrors: c.warmupErrors,
       warmupDropped: c.warmupDropped,
       promotions: c.promotions,
+      windowsWithheld: c.windowsWithheld,
+      sensorFaultsRaised: c.sensorFaultsRaised,
+      sensorFaultsCleared: c.sensorFaultsCleared,
       lanes: this.#lanes.map((l) => ({
         model: l.model.manifest.name,
         version: l.model.manifest.version,

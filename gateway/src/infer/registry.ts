@@ -12,7 +12,13 @@ import { dirname, join, relative } from "node:path";
 import { Ajv, type ValidateFunction } from "ajv";
 import * as ort from "./ort.ts";
 import { createNormalizer, type Normalizer } from "./features/normalize.ts";
-import { tensorWidth, type ModelManifest } from "./features/manifest.ts";
+import {
+  selectModelFile,
+  tensorWidth,
+  type ModelManifest,
+  type ModelPrecision,
+} from "./features/manifest.ts";
+import { createQuality, type QualitySpec } from "./features/quality.ts";
 import { fromRoot } from "../core/paths.ts";
 import {
   ModelHashMismatchError,
@@ -51,12 +57,17 @@ export function sessionOptions(t: SessionTuning = {}): ort.InferenceSession.Sess
 export interface LoadedModel {
   manifest: ModelManifest;
   manifestPath: string;
+  /** The ONNX file loaded: the manifest's main file or one of its `model.variants` (selectModelFile). */
   onnxPath: string;
-  /** sha256 of the ONNX file, lowercase hex (= manifest.model.sha256, verified). */
+  /** Precision of the loaded file ("float32" or "int8"). */
+  precision: ModelPrecision;
+  /** sha256 of the loaded ONNX file, lowercase hex (= the manifest's sha256 for it, verified). */
   sha256: string;
   /** The same hash as 32 bytes: the `modelHash` committed in inference and alert leaves. */
   modelHash: Uint8Array;
   normalizer: Normalizer;
+  /** The manifest's data-quality rules (`inputs.quality`) compiled for this normaliser (quality.ts). */
+  quality: QualitySpec;
   session: ort.InferenceSession;
   /** Floats per window: window × features. */
   windowValues: number;
@@ -71,6 +82,14 @@ export interface LoadedModel {
 export interface RegistryOptions extends SessionTuning {
   /** Default: models/manifest.schema.json in the package. */
   schemaPath?: string;
+  /**
+   * Which file of a manifest to load (config `models.precision`): "auto" (default) follows the
+   * manifest's `model.prefer` for `arch`; "float32" / "int8" ask for that precision, and a
+   * manifest without it loads its main file.
+   */
+  precision?: "auto" | ModelPrecision;
+  /** CPU architecture for `model.prefer`. Default `process.arch` (x64, arm64, …). */
+  arch?: string;
 }
 
 let cachedValidator: { path: string; fn: ValidateFunction } | undefined;
@@ -144,13 +163,21 @@ export function readManifest(
 }
 
 /**
- * Loads one model: manifest validation, size + sha256 check of the ONNX bytes, normaliser, then
- * the onnxruntime session ({@link sessionOptions}: graph optimisation "all", sequential execution,
+ * Loads one model: manifest validation, choice of the ONNX file (selectModelFile: config
+ * precision, else the manifest's preference for this CPU), size + sha256 check of its bytes
+ * against the manifest's entry for that file, normaliser and data-quality rules, then the
+ * onnxruntime session ({@link sessionOptions}: graph optimisation "all", sequential execution,
  * `threads` intra-op, arena and memory pattern off unless asked for).
  */
 export async function loadModel(manifestPath: string, opts: RegistryOptions = {}): Promise<LoadedModel> {
   const manifest = readManifest(manifestPath, opts.schemaPath);
-  const onnxPath = join(dirname(manifestPath), manifest.model.file);
+  const precision = opts.precision ?? "auto";
+  const choice = selectModelFile(
+    manifest,
+    opts.arch ?? process.arch,
+    precision === "auto" ? undefined : precision,
+  );
+  const onnxPath = join(dirname(manifestPath), choice.file);
   let bytes: Buffer;
   try {
     bytes = readFileSync(onnxPath);
@@ -158,15 +185,17 @@ export async function loadModel(manifestPath: string, opts: RegistryOptions = {}
     throw new ModelLoadError(onnxPath, "cannot read the ONNX file", { cause: e });
   }
   const sha256 = sha256File(bytes);
-  if (sha256 !== manifest.model.sha256 || bytes.length !== manifest.model.bytes)
+  if (sha256 !== choice.sha256 || bytes.length !== choice.bytes)
     throw new ModelHashMismatchError(
       onnxPath,
-      `${manifest.model.sha256} (${manifest.model.bytes} B)`,
+      `${choice.sha256} (${choice.bytes} B)`,
       `${sha256} (${bytes.length} B)`,
     );
   let normalizer: Normalizer;
+  let quality: QualitySpec;
   try {
     normalizer = createNormalizer(manifest);
+    quality = createQuality(manifest, normalizer);
   } catch (e) {
     throw new ModelManifestError(manifestPath, (e as Error).message, { cause: e });
   }
@@ -189,9 +218,11 @@ export async function loadModel(manifestPath: string, opts: RegistryOptions = {}
     manifest,
     manifestPath,
     onnxPath,
+    precision: choice.precision,
     sha256,
     modelHash: Uint8Array.from(Buffer.from(sha256, "hex")),
     normalizer,
+    quality,
     session,
     windowValues: manifest.inputs.window * tensorWidth(manifest),
     outputNames,
@@ -242,12 +273,18 @@ export class ModelRegistry {
     return profile === undefined ? undefined : this.#byProfile.get(profile);
   }
 
-  describe(
-    dir?: string,
-  ): Array<{ name: string; version: string; sha256: string; manifest: string; profiles: string[] }> {
+  describe(dir?: string): Array<{
+    name: string;
+    version: string;
+    precision: ModelPrecision;
+    sha256: string;
+    manifest: string;
+    profiles: string[];
+  }> {
     return this.models.map((m) => ({
       name: m.manifest.name,
       version: m.manifest.version,
+      precision: m.precision,
       sha256: m.sha256,
       manifest: dir ? relative(dir, m.manifestPath) : m.manifestPath,
       profiles: [...m.manifest.devices.profiles],

@@ -108,6 +108,9 @@ export class DeviceWindow {
   lastSeq = -1;
   lastTimestampUs = 0;
   lastReceivedUs = 0;
+  /** The window verdict and baseline completeness last reported as device status (loop-owned; -1: never). */
+  statusVerdict = -1;
+  statusBaselineDone = false;
 
   constructor(deviceId: number, model: LoadedModel, profile: string) {
     const { window, stride, padding } = model.manifest.inputs;
@@ -118,7 +121,8 @@ export class DeviceWindow {
     this.#stride = stride;
     this.#features = model.normalizer.features;
     this.#baseline = newBaseline(model.normalizer);
-    this.quality = qualityFor(model.manifest, model.normalizer);
+    // Compiled once per model by the registry; a hand-built model (tests) compiles it here.
+    this.quality = model.quality ?? qualityFor(model.manifest, model.normalizer);
     const oi = model.normalizer.originIndex;
     this.#ageChannel = oi >= 0 ? model.normalizer.featureIndex[oi]! : -1;
     this.qualityState = new QualityState(this.quality);
@@ -159,6 +163,11 @@ export class DeviceWindow {
   #noteFirstRow(values: ArrayLike<number>): void {
     if (this.#ageChannel >= 0 && this.#baseline.rows === 0)
       this.#firstAge = values[this.#ageChannel] as number;
+  }
+
+  /** True when the device's baseline has all its rows (always true for a model without one). */
+  get baselineComplete(): boolean {
+    return this.#baseline.rows >= this.model.normalizer.baselineRows;
   }
 
   /** True when a window is ready and not yet taken. */

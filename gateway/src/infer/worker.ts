@@ -19,6 +19,7 @@
  * from the path the main thread resolved, so it behaves the same under tsx, vitest and the
  * compiled `dist/`.
  */
+import { InferError } from "./errors.ts";
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import * as ort from "./ort.ts";
@@ -157,12 +158,13 @@ export class WorkerRunner implements BatchRunner {
     this.#worker.unref();
     this.ready = new Promise<void>((resolve, reject) => {
       const onExit = (code: number): void => {
-        const e = new Error(`inference worker exited (code ${code})`);
+        const e = new InferError("MODEL_WORKER", `inference worker exited (code ${code})`);
         reject(e);
         this.#pending?.reject(e);
         this.#pending = undefined;
       };
-      this.#worker.on("error", (e) => {
+      this.#worker.on("error", (cause) => {
+        const e = new InferError("MODEL_WORKER", `inference worker failed: ${cause.message}`, { cause });
         reject(e);
         this.#pending?.reject(e);
         this.#pending = undefined;
@@ -171,7 +173,9 @@ export class WorkerRunner implements BatchRunner {
       this.#worker.on("message", (m: ReadyMsg | DoneMsg) => {
         if ("ready" in m) {
           if (!m.ready || !m.widths || !m.output)
-            return reject(new Error(`inference worker failed to start: ${m.error ?? "?"}`));
+            return reject(
+              new InferError("MODEL_WORKER", `inference worker failed to start: ${m.error ?? "?"}`),
+            );
           this.#widths = m.widths;
           this.#output = new Float32Array(m.output);
           return resolve();
@@ -180,7 +184,7 @@ export class WorkerRunner implements BatchRunner {
         if (!p || p.id !== m.id) return;
         this.#pending = undefined;
         if (m.ok) p.resolve();
-        else p.reject(new Error(m.error ?? "inference worker run failed"));
+        else p.reject(new InferError("MODEL_RUN_FAILED", m.error ?? "inference worker run failed"));
       });
     });
     // The loop awaits `ready` before its first run; an unobserved failure must not crash the process.
@@ -188,9 +192,9 @@ export class WorkerRunner implements BatchRunner {
   }
 
   async run(n: number): Promise<Float32Array[]> {
-    if (this.#closed) throw new Error("inference worker closed");
+    if (this.#closed) throw new InferError("MODEL_WORKER", "inference worker closed");
     await this.ready;
-    if (this.#pending) throw new Error("inference worker busy (one batch at a time)");
+    if (this.#pending) throw new InferError("MODEL_WORKER", "inference worker busy (one batch at a time)");
     const id = this.#nextId++;
     const done = new Promise<void>((resolve, reject) => (this.#pending = { id, resolve, reject }));
     this.#worker.postMessage({ id, n });

@@ -15,6 +15,11 @@ export class DeviceState {
   firmware: string | undefined;
   crcErrors = 0;
   rejected = 0;
+  /** Stored DATA frames that carried NaN/±Inf values, and those values (per channel: `nonFiniteByChannel`). */
+  nonFiniteFrames = 0;
+  nonFiniteValues = 0;
+  /** Non-finite values per frame channel (index = channel; grows to the widest frame seen). */
+  readonly nonFiniteByChannel: number[] = [];
   lastFrameUs = 0;
   /** Exponentially weighted frame rate, frames/s. */
   rate = 0;
@@ -42,6 +47,12 @@ export class IngestCounters {
   deviceErrors = 0;
   acksSent = 0;
   nacksSent = 0;
+  /**
+   * Stored DATA frames with NaN/±Inf values (well-formed since protocol revision 1.2: stored and
+   * acknowledged, the channels marked; not a rejection), and the values.
+   */
+  nonFiniteFrames = 0;
+  nonFiniteValues = 0;
   readonly rejected: Partial<Record<RejectReason, number>> = {};
   /**
    * Work turned away to protect the gateway, by reason (not a verdict on the frame: the sender
@@ -105,6 +116,8 @@ export class IngestCounters {
       deviceErrors: this.deviceErrors,
       acksSent: this.acksSent,
       nacksSent: this.nacksSent,
+      nonFiniteFrames: this.nonFiniteFrames,
+      nonFiniteValues: this.nonFiniteValues,
       rejected: { ...this.rejected },
       shedding: { ...this.shedding },
       bySource: { serial: { ...this.bySource.serial }, mqtt: { ...this.bySource.mqtt } },
@@ -117,6 +130,8 @@ export class IngestCounters {
         duplicates: d.seq.duplicates,
         crcErrors: d.crcErrors,
         rejected: d.rejected,
+        nonFiniteFrames: d.nonFiniteFrames,
+        nonFiniteByChannel: [...d.nonFiniteByChannel],
         rate: Math.round(d.rate * 10) / 10,
       })),
     };
@@ -130,7 +145,8 @@ export class IngestCounters {
       .join(" ");
     return (
       `devices=${s.devices.length} accepted=${s.accepted} dup=${s.duplicates} ooo=${s.outOfOrder} gaps=${s.gaps} ` +
-      `rejected=${this.totalRejected}${rej ? ` (${rej})` : ""}`
+      `rejected=${this.totalRejected}${rej ? ` (${rej})` : ""}` +
+      (s.nonFiniteFrames ? ` nonFinite=${s.nonFiniteFrames}` : "")
     );
   }
 }
@@ -144,6 +160,8 @@ export interface IngestSnapshot {
   deviceErrors: number;
   acksSent: number;
   nacksSent: number;
+  nonFiniteFrames: number;
+  nonFiniteValues: number;
   rejected: Partial<Record<RejectReason, number>>;
   shedding: Record<string, number>;
   bySource: Record<SourceKind, { frames: number; rejected: number }>;
@@ -156,6 +174,9 @@ export interface IngestSnapshot {
     duplicates: number;
     crcErrors: number;
     rejected: number;
+    nonFiniteFrames: number;
+    /** Non-finite values per frame channel. */
+    nonFiniteByChannel: number[];
     rate: number;
   }>;
 }

@@ -26,8 +26,10 @@ export class IngestRejectError extends VigilError {
 /** A serial port or broker connection failed; `endpoint` is already redacted. */
 export class SourceError extends VigilError {
   override name = "SourceError";
+  /** MQTT_REFUSED: a client's PUBLISH the broker refused (reserved topic); the connection is closed. */
+  declare readonly code: "SERIAL_IO" | "MQTT_IO" | "MQTT_REFUSED";
   constructor(
-    code: "SERIAL_IO" | "MQTT_IO",
+    code: "SERIAL_IO" | "MQTT_IO" | "MQTT_REFUSED",
     readonly endpoint: string,
     message: string,
     opts: { cause?: unknown } = {},

@@ -2,6 +2,9 @@
  * Ingest: validate decoded frames, track per-device sequence state, hand DATA frames to the
  * durable sink and tell the source what to answer (ACK only after the sink resolved, NACK
  * with a reason, or nothing for frames that cannot be trusted). Never throws on input.
+ * A DATA frame with NaN/±Inf values is well-formed (protocol revision 1.2): it is stored as sent
+ * and acknowledged, its bad channels marked (`DataFrame.nonFinite`, counted per device and
+ * channel); the data-quality stage of the inference loop decides what they cost a prediction.
  */
 import { VigilError } from "../core/errors.ts";
 import type { FrameError } from "../protocol/errors.ts";
@@ -149,20 +152,13 @@ export class Ingest {
   }
 
   /**
-   * Counts a frame that could not be decoded. Frames that passed their CRC but carry
-   * NaN/Inf are NACKed (the device drops them); anything else gets no reply, because its
-   * device id and sequence cannot be trusted.
+   * Counts a frame that could not be decoded. It gets no reply: its device id and sequence
+   * cannot be trusted (PROTOCOL.md, "Replies and silence"). NaN/±Inf values are not a decode
+   * error since revision 1.2 (the frame is stored and acknowledged, see {@link handle}).
    */
   rejectUndecodable(err: FrameError, source: SourceKind): IngestReply {
     this.counters.bySource[source].frames++;
     this.counters.reject(err.reason, source, err.frameRef?.deviceId);
-    if (err.reason === "NON_FINITE" && err.frameRef)
-      return {
-        kind: "nack",
-        deviceId: err.frameRef.deviceId,
-        seq: err.frameRef.seq,
-        reason: NackReason.NON_FINITE,
-      };
     return NONE;
   }
 
@@ -302,6 +298,7 @@ export class Ingest {
         else {
           d.seq.record(ext);
           this.counters.accepted++;
+          if (f.nonFinite !== undefined) this.#countNonFinite(d, f.nonFinite);
           for (const fn of this.#observers) fn(record, f);
         }
         return ack;
@@ -319,6 +316,18 @@ export class Ingest {
     );
     d.inflight.set(ext, done);
     return done;
+  }
+
+  /** A stored frame with NaN/±Inf values: what the device sent, kept and marked (bit i: channel i). */
+  #countNonFinite(d: DeviceState, mask: number): void {
+    this.counters.nonFiniteFrames++;
+    d.nonFiniteFrames++;
+    for (let i = 0; mask !== 0; i++, mask >>>= 1) {
+      if ((mask & 1) === 0) continue;
+      this.counters.nonFiniteValues++;
+      while (d.nonFiniteByChannel.length <= i) d.nonFiniteByChannel.push(0);
+      d.nonFiniteByChannel[i]!++;
+    }
   }
 
   #countDuplicate(d: DeviceState): void {

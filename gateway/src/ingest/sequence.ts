@@ -119,6 +119,9 @@ export class SequenceTracker {
       this.outOfOrder++;
       // A late frame fills a gap that was counted when the jump happened.
       if (this.gaps > 0) this.gaps--;
+      // Older than the window (stored after the store lookup): its bit belongs to a sequence
+      // inside the window now (the bitmap is a ring), so it is not marked.
+      if (this.highest - ext >= SEQ_WINDOW) return;
     }
     this.#set(ext);
   }

@@ -13,7 +13,6 @@ export type FrameRejectReason =
   | "BAD_VERSION"
   | "BAD_TYPE"
   | "BAD_PAYLOAD"
-  | "NON_FINITE"
   | "BAD_JSON"
   | "TOPIC_MISMATCH";
 
@@ -22,8 +21,8 @@ export class FrameError extends VigilError {
   override name = "FrameError";
   readonly reason: FrameRejectReason;
   /**
-   * Set when the frame passed its CRC, so its device id and sequence can be trusted and the
-   * sender can be told with a NACK (e.g. NON_FINITE values).
+   * Set when the frame passed its CRC, so its device id and sequence can be trusted (no decode
+   * error sets it since revision 1.2, where NaN/±Inf values are well-formed; kept for callers).
    */
   readonly frameRef: { deviceId: number; seq: number } | undefined;
   constructor(

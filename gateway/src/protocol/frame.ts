@@ -1,5 +1,5 @@
 /**
- * Frame codec for protocol v1, document revision 1.1 (hardware/PROTOCOL.md): the single source
+ * Frame codec for protocol v1, document revision 1.2 (hardware/PROTOCOL.md): the single source
  * of truth used by the gateway and the device simulator. Integers and floats are little-endian.
  * The decoder throws {@link FrameError} with the counter reason; the encoder throws
  * {@link FrameEncodeError} naming the field. Neither truncates nor accepts what the other refuses.
@@ -61,6 +61,7 @@ const MAX_UNIT = 12;
 
 /** NACK reasons (PROTOCOL.md, "NACK"). What the device does with each is specified there. */
 export const NackReason = {
+  /** Sent by gateways before revision 1.2 for NaN/±Inf values; a 1.2 gateway stores and ACKs them. */
   NON_FINITE: 1,
   UNKNOWN_DEVICE: 2,
   REVOKED_DEVICE: 3,
@@ -176,7 +177,13 @@ export interface DataFrame {
   /** Microseconds since the Unix epoch; 0 = device has no clock. Exact below 2^53. */
   timestampUs: number;
   flags: number;
+  /** The values as sent, in HELLO channel order: NaN and ±Inf included (a missing reading). */
   values: Float32Array;
+  /**
+   * Set by the decoder when some values are NaN or ±Inf (revision 1.2): bit i marks channel i.
+   * Absent when every value is finite. The encoder ignores it (the values say it).
+   */
+  nonFinite?: number;
 }
 
 export interface AckFrame {
@@ -309,8 +316,9 @@ const PROFILE_RE = /^[\x21-\x7e]*$/;
 
 /**
  * Decodes one unencoded frame (header, payload, CRC). Throws {@link FrameError} with the
- * counter reason for anything that violates protocol v1. NaN/Inf values are rejected here
- * (`NON_FINITE`); semantic checks (known device, timestamp skew) belong to ingest.
+ * counter reason for anything that violates protocol v1. DATA values that are NaN or ±Inf are
+ * well-formed since revision 1.2 (a sensor that could not read): they are kept as sent and
+ * marked in `nonFinite`. Semantic checks (known device, timestamp skew) belong to ingest.
  */
 export function decodeFrame(buf: Uint8Array): Frame {
   const n = buf.length;
@@ -422,20 +430,18 @@ function decodeData(buf: Uint8Array, p: number, len: number): DataFrame {
     );
   const values = new Float32Array(count);
   let o = p + DATA_FIXED_BYTES;
+  let nonFinite = 0;
   for (let i = 0; i < count; i++, o += 4) {
     f32b[0] = buf[o]!;
     f32b[1] = buf[o + 1]!;
     f32b[2] = buf[o + 2]!;
     f32b[3] = buf[o + 3]!;
     const v = f32[0]!;
-    // v - v is NaN exactly when v is NaN or ±Inf.
-    if (v - v !== 0)
-      throw new FrameError("NON_FINITE", `channel ${i} is ${v}`, {
-        frameRef: { deviceId: readU32(buf, p), seq: readU32(buf, p + 4) },
-      });
+    // v - v is NaN exactly when v is NaN or ±Inf (PROTOCOL.md, DATA: kept and marked, rev 1.2).
+    if (v - v !== 0) nonFinite |= 1 << i;
     values[i] = v;
   }
-  return {
+  const frame: DataFrame = {
     type: FrameType.Data,
     deviceId: readU32(buf, p),
     seq: readU32(buf, p + 4),
@@ -443,6 +449,8 @@ function decodeData(buf: Uint8Array, p: number, len: number): DataFrame {
     flags: buf[p + 17]!,
     values,
   };
+  if (nonFinite !== 0) frame.nonFinite = nonFinite >>> 0;
+  return frame;
 }
 
 function decodeHello(buf: Uint8Array, p: number, len: number): HelloFrame {

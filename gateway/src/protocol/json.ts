@@ -22,7 +22,8 @@ interface DataJson {
   seq: number;
   ts?: number;
   flags?: number;
-  values: number[];
+  /** null: no reading (becomes a NaN value, PROTOCOL.md rev 1.2). */
+  values: Array<number | null>;
 }
 interface HelloJson {
   v: 1;
@@ -60,7 +61,7 @@ export function decodeJsonFrame(payload: Uint8Array): DecodedFrame {
       seq: j.seq,
       timestampUs: j.ts ?? 0,
       flags: j.flags ?? 0,
-      values: Float32Array.from(j.values),
+      values: Float32Array.from(j.values, (v) => (v === null ? NaN : v)),
     };
   } else {
     const [major, minor, patch] = j.fw.split(".").map(Number) as [number, number, number];
@@ -81,12 +82,15 @@ export function decodeJsonFrame(payload: Uint8Array): DecodedFrame {
       cause: e,
     });
   }
-  // Decoding the binary form applies exactly the checks a binary frame gets (NaN/Inf after
-  // float32 rounding, sizes), so the two forms cannot be validated differently.
+  // Decoding the binary form applies exactly the checks a binary frame gets (sizes; a number
+  // beyond float32 becomes ±Inf and is marked like a binary one), so the two forms cannot differ.
   return { frame: decodeFrame(raw), raw };
 }
 
-/** The JSON form of a DATA or HELLO frame (the simulator's `--json` mode and tests). */
+/**
+ * The JSON form of a DATA or HELLO frame (the simulator's `--json` mode and tests). A NaN or ±Inf
+ * value becomes null (JSON has no such numbers; JSON.stringify writes null), which reads back as NaN.
+ */
 export function toJsonFrame(frame: Frame): string {
   if (frame.type === FrameType.Data)
     return JSON.stringify({

@@ -130,7 +130,11 @@ export class StoreContext {
     this.state = "corrupt";
     this.lastError = err;
     this.log.error({ code: err.code, reason: err.reason }, err.shortMessage);
+    for (const fn of this.corruptListeners) fn(err);
   }
+
+  /** Told once when the store turns corrupt (FrameStore.onCorrupt). */
+  readonly corruptListeners: Array<(err: StoreUnavailableError) => void> = [];
 
   unavailable(): StoreUnavailableError {
     if (this.state === "closed") return new StoreUnavailableError("CLOSED", "store is closed");

@@ -9,6 +9,7 @@
  *   integrity.ts  the watermark and the open-time checks
  * all working on one StoreContext (context.ts). It runs on a {@link Kv}.
  */
+import type { VigilError } from "../core/errors.ts";
 import { performance } from "node:perf_hooks";
 import type { AppendOutcome, FrameRecord, LeafRecord } from "../core/records.ts";
 import type { Logger } from "../core/log.ts";
@@ -108,6 +109,10 @@ export class KvFrameStore implements FrameStore {
    * Opens the database, loads its state and runs the integrity checks against the watermark
    * (StoreIntegrityError when it lost or damaged acknowledged data; never opened over it).
    */
+  onCorrupt(fn: (err: VigilError) => void): void {
+    this.ctx.corruptListeners.push(fn);
+  }
+
   async open(): Promise<void> {
     const c = this.ctx;
     const w = await this.#watermark.read();

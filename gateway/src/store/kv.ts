@@ -34,7 +34,8 @@ export class MemoryKv implements Kv {
   private readonly map = new Map<string, Buffer>();
   private keys: string[] = [];
   private isOpen = false;
-  readonly faults = { diskFull: false, failOpen: false };
+  /** corruptReads: every get fails as LevelDB does on a damaged block (LEVEL_CORRUPTION). */
+  readonly faults = { diskFull: false, failOpen: false, corruptReads: false };
   writes = 0;
 
   async open(): Promise<void> {
@@ -54,6 +55,10 @@ export class MemoryKv implements Kv {
 
   async get(key: Buffer): Promise<Buffer | undefined> {
     this.check();
+    if (this.faults.corruptReads)
+      throw Object.assign(new Error("Corruption: block checksum mismatch: /mem/000005.ldb"), {
+        code: "LEVEL_CORRUPTION",
+      });
     const v = this.map.get(key.toString("latin1"));
     return v === undefined ? undefined : Buffer.from(v); // a copy, as from a disk
   }

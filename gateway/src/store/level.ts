@@ -12,6 +12,7 @@
  * - Nothing already acknowledged is ever deleted to make room; only retention (anchored and
  *   older than the window) deletes frames.
  */
+import { StoreUnavailableError } from "./errors.ts";
 import { existsSync } from "node:fs";
 import { mkdir, open as openFile, rm, statfs, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -74,7 +75,7 @@ class LevelKv implements Kv {
   }
 
   private handle(): ClassicLevel<Buffer, Buffer> {
-    if (!this.db) throw Object.assign(new Error("Database is not open"), { code: "LEVEL_DATABASE_NOT_OPEN" });
+    if (!this.db) throw new StoreUnavailableError("RECOVERING", "the database is not open");
     return this.db;
   }
 

@@ -4,6 +4,7 @@
  * (classic-level, production) and `MemoryFrameStore` (tests, simulations); both pass the
  * shared suite in test/store/abstract.ts.
  */
+import type { VigilError } from "../core/errors.ts";
 import type { AppendOutcome, FrameRecord, FrameSink, LeafRecord } from "../core/records.ts";
 
 export type { AppendOutcome, FrameRecord, FrameSink, LeafRecord };
@@ -25,7 +26,7 @@ export interface StoredFrame extends FrameRecord {
 /** A leaf record as stored: it shares the arrival index space with frames. */
 export interface StoredLeaf {
   index: number;
-  kind: "inference" | "alert";
+  kind: "inference" | "alert" | "sensor-fault";
   deviceId: number;
   timestampUs: number;
   /** Gateway clock when the leaf was appended, µs. */
@@ -176,6 +177,11 @@ export interface PruneOptions {
 export interface FrameStore extends FrameSink {
   /** Opens the store and recovers per-device state (last seq) and the outbox. */
   open(): Promise<void>;
+  /**
+   * Calls `fn` once if the store finds, while running, that it lost or damaged data (state
+   * "corrupt"): it then refuses every frame for good; the gateway stops (fatal).
+   */
+  onCorrupt(fn: (err: VigilError) => void): void;
   /** Flushes pending appends, stops timers, closes. */
   close(): Promise<void>;
 

@@ -144,7 +144,10 @@ export class MemoryWatermark implements WatermarkStore {
     return Promise.resolve(this.current ? { ...this.current } : undefined);
   }
   write(w: Watermark): Promise<void> {
-    if (this.faults.failWrite) return Promise.reject(new Error("watermark write failed (simulated)"));
+    if (this.faults.failWrite)
+      return Promise.reject(
+        Object.assign(new Error("EIO: i/o error, write (simulated)"), { code: "EIO" }), // what node:fs rejects with
+      );
     this.current = { ...w };
     return Promise.resolve();
   }

@@ -3,6 +3,7 @@
  * Build and run: make -C hardware/firmware-ref test
  * Last line on success: "N passed, 0 failed".
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,7 +398,7 @@ static void test_decode_precedence(void)
     b[9] = 201;
     n = reseal(b, 4 + 207 + 4);
     CHECK(vigil_decode(b, n, &f) == VIGIL_BAD_PAYLOAD);
-    /* DATA: NaN before anything else in the values, BAD_PAYLOAD for channel count 0 */
+    /* DATA: +Inf is well-formed (revision 1.2), BAD_PAYLOAD for channel count 0 */
     memset(b, 0, sizeof b);
     b[0] = 1;
     b[1] = 2;
@@ -406,7 +407,8 @@ static void test_decode_precedence(void)
     b[4 + 18 + 3] = 0x7F;
     b[4 + 18 + 2] = 0x80; /* +Inf */
     n = reseal(b, 30);
-    CHECK(vigil_decode(b, n, &f) == VIGIL_NON_FINITE);
+    CHECK(vigil_decode(b, n, &f) == VIGIL_OK);
+    CHECK(f.type == VIGIL_TYPE_DATA && isinf(f.u.data.values[0]));
     b[4 + 18 + 2] = 0x7F; /* largest finite exponent: 0x7F7F0000 */
     n = reseal(b, 30);
     CHECK(vigil_decode(b, n, &f) == VIGIL_OK);

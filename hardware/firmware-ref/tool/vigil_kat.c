@@ -13,6 +13,7 @@
  * The JSON reader below is purpose-built for those objects and lives here, not in the library.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +66,18 @@ static void put_frame_json(const vigil_frame_t *f)
         printf("{\"type\":2,\"deviceId\":%" PRIu32 ",\"seq\":%" PRIu32 ",\"timestampUs\":%" PRIu64
                ",\"flags\":%u,\"values\":[",
                d->device_id, d->seq, d->timestamp_us, (unsigned)d->flags);
-        for (i = 0; i < d->channel_count; i++) printf("%s%.9g", i ? "," : "", (double)d->values[i]);
-        printf("]}");
+        uint32_t non_finite = 0;
+        for (i = 0; i < d->channel_count; i++) {
+            const double x = (double)d->values[i];
+            /* NaN/+-Inf (revision 1.2) as the vectors write them: "NaN", "Infinity", "-Infinity". */
+            if (isnan(x)) printf("%s\"NaN\"", i ? "," : "");
+            else if (isinf(x)) printf("%s\"%sInfinity\"", i ? "," : "", x < 0 ? "-" : "");
+            else printf("%s%.9g", i ? "," : "", x);
+            if (!isfinite(x)) non_finite |= (uint32_t)1u << i;
+        }
+        printf("]");
+        if (non_finite) printf(",\"nonFinite\":%" PRIu32, non_finite);
+        printf("}");
         break;
     }
     case VIGIL_TYPE_HELLO: {
@@ -493,7 +504,15 @@ static const char *frame_from_json(const char *text, vigil_frame_t *f)
         for (i = 0, c = jn[vals].first; c >= 0; c = jn[c].next, i++) {
             double x;
             if (i >= (int)VIGIL_MAX_CHANNELS) return "values must have 1..32 channels";
-            if (jdouble(c, &x) < 0) return "values must be numbers";
+            if (jdouble(c, &x) < 0) {
+                size_t n;
+                const char *t = jn[c].type == J_STR ? jn[c].str : NULL;
+                n = t ? jn[c].strlen : 0;
+                if (t && n == 3 && memcmp(t, "NaN", 3) == 0) x = NAN;
+                else if (t && n == 8 && memcmp(t, "Infinity", 8) == 0) x = INFINITY;
+                else if (t && n == 9 && memcmp(t, "-Infinity", 9) == 0) x = -INFINITY;
+                else return "values must be numbers or NaN/Infinity/-Infinity";
+            }
             d->values[i] = (float)x; /* round to nearest binary32, like Math.fround / writeFloatLE */
         }
         d->channel_count = (uint8_t)i;

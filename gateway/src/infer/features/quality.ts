@@ -479,8 +479,8 @@ export function windowQuality(
 const compiled = new WeakMap<Normalizer, QualitySpec>();
 
 /**
- * createQuality, memoised per normaliser (one per loaded model): what DeviceWindow uses until the
- * registry compiles the spec at load time next to the normaliser.
+ * createQuality, memoised per normaliser: what DeviceWindow falls back to for a model that did not
+ * come from the registry (which compiles the spec at load time: `LoadedModel.quality`).
  */
 export function qualityFor(manifest: ModelManifest, norm: Normalizer): QualitySpec {
   let spec = compiled.get(norm);

@@ -20,7 +20,7 @@ import { Aedes, type AuthorizePublishHandler, type Client } from "aedes";
 import type { Ingest } from "../ingest.ts";
 import type { IngestSource } from "../source.ts";
 import { MqttIngestHandler } from "./handler.ts";
-import { SourceError } from "../errors.ts";
+import { IngestRejectError, SourceError } from "../errors.ts";
 
 export interface EmbeddedBrokerOptions {
   /** Default 1883; 0 picks a free port (see `port` after start). */
@@ -122,7 +122,9 @@ export class EmbeddedBroker implements IngestSource {
       return;
     }
     if (RESERVED.some((p) => topic.startsWith(p)))
-      return cb(new Error(`${topic} is reserved for the gateway`));
+      return cb(
+        new SourceError("MQTT_REFUSED", `client ${client.id}`, `${topic} is reserved for the gateway`),
+      );
     cb(null);
   };
 
@@ -141,7 +143,7 @@ export class EmbeddedBroker implements IngestSource {
     if (v.nack) this.publish(v.nack.topic, v.nack.payload, { qos: 1, retain: false });
     if (v.action === "retry") {
       this.#counters.retries++;
-      return cb(new Error("store unavailable; resend later"));
+      return cb(new IngestRejectError("STORE_UNAVAILABLE", "store unavailable; resend later"));
     }
     cb(null);
   }

@@ -29,7 +29,7 @@ export class ExternalMqttSource implements IngestSource {
   readonly name: string;
   client: MqttClient | undefined;
   readonly #handler: MqttIngestHandler;
-  readonly #counters = { connects: 0, offline: 0, retries: 0 };
+  readonly #counters = { connects: 0, offline: 0, retries: 0, handlerErrors: 0 };
   #retrying = false;
 
   constructor(
@@ -67,12 +67,29 @@ export class ExternalMqttSource implements IngestSource {
         done(new SourceError("MQTT_IO", redactUrl(this.opts.url), "frame not stored; PUBACK withheld"));
         this.#retry(client);
       };
+      // The handler answers every input with a verdict; a throw is a bug. It is reported (counted,
+      // with its cause) and the frame is refused like a store failure, so nothing is acknowledged
+      // that was not stored.
+      const failed = (e: unknown) => {
+        this.#counters.handlerErrors++;
+        this.opts.onError?.(
+          new SourceError(
+            "MQTT_IO",
+            redactUrl(this.opts.url),
+            `ingest handler failed: ${(e as Error)?.message ?? String(e)}`,
+            {
+              cause: e,
+            },
+          ),
+        );
+        refuse();
+      };
       try {
         const v = this.#handler.handle(packet.topic, payload);
-        if (v instanceof Promise) void v.then(finish, refuse);
+        if (v instanceof Promise) void v.then(finish, failed);
         else finish(v);
-      } catch {
-        refuse();
+      } catch (e) {
+        failed(e);
       }
     };
     let subscribed: Promise<void> | undefined;

@@ -3,6 +3,7 @@
  * An unplugged or failing port is reopened with exponential backoff (250 ms → 5 s); nothing
  * the device sent before is lost, because the device resends whatever was not ACKed.
  */
+import { SerialPortStream } from "@serialport/stream";
 import { SerialPort } from "serialport";
 import { systemClock, type Clock } from "../../core/clock.ts";
 import { cobsEncode } from "../../protocol/cobs.ts";
@@ -15,6 +16,9 @@ import { ReplyBatcher } from "../replies.ts";
 import type { IngestSource } from "../source.ts";
 import { FrameDecoderStream } from "./frame-decoder-stream.ts";
 
+/** A serialport binding (the platform's, or `@serialport/binding-mock`). */
+export type SerialBinding = ConstructorParameters<typeof SerialPortStream>[0]["binding"];
+
 export interface SerialSourceOptions {
   path: string;
   /** Default 115200. */
@@ -25,6 +29,11 @@ export interface SerialSourceOptions {
   maxBackoffMs?: number;
   clock?: Clock;
   onError?: (e: SourceError) => void;
+  /**
+   * The serialport binding (default: the platform's, through `serialport`). Tests inject
+   * `@serialport/binding-mock` to run open, reopen-with-backoff and replies without a device.
+   */
+  binding?: SerialBinding;
   /**
    * Firmware updates over this line (updates/firmware-agent.ts): sees every decoded frame first;
    * the frames it consumes (FW_STATUS, FW_CHUNK_ACK) do not reach ingest. HELLO and DATA always do.
@@ -46,7 +55,7 @@ export interface SerialFirmwareHook {
 
 export class SerialSource implements IngestSource {
   readonly name: string;
-  #port: SerialPort | undefined;
+  #port: SerialPortStream | undefined;
   #stopped = false;
   #backoff: number;
   #timer: NodeJS.Timeout | undefined;
@@ -92,11 +101,10 @@ export class SerialSource implements IngestSource {
   }
 
   async #open(): Promise<void> {
-    const port = new SerialPort({
-      path: this.opts.path,
-      baudRate: this.opts.baudRate ?? 115200,
-      autoOpen: false,
-    });
+    const settings = { path: this.opts.path, baudRate: this.opts.baudRate ?? 115200, autoOpen: false };
+    const port = this.opts.binding
+      ? new SerialPortStream({ ...settings, binding: this.opts.binding })
+      : new SerialPort(settings);
     await new Promise<void>((res, rej) => port.open((e) => (e ? rej(e) : res())));
     if (this.#stopped) {
       port.close();
@@ -119,16 +127,23 @@ export class SerialSource implements IngestSource {
     port.on("close", () => {
       port.unpipe(decoder);
       if (this.#port === port) this.#port = undefined;
-      if (!this.#stopped) this.#fail(new Error("port closed"));
+      if (!this.#stopped) this.#fail(new SourceError("SERIAL_IO", this.opts.path, "port closed"));
     });
   }
 
   #fail(cause: unknown): void {
     this.#counters.ioErrors++;
     this.opts.onError?.(
-      new SourceError("SERIAL_IO", this.opts.path, cause instanceof Error ? cause.message : String(cause), {
-        cause,
-      }),
+      cause instanceof SourceError
+        ? cause
+        : new SourceError(
+            "SERIAL_IO",
+            this.opts.path,
+            cause instanceof Error ? cause.message : String(cause),
+            {
+              cause,
+            },
+          ),
     );
     if (this.#stopped || this.#timer || this.#port?.isOpen) return;
     const delay = this.#backoff;

@@ -7,8 +7,19 @@ import { ConfigError } from "../../gateway/src/core/errors.ts";
 import { startConfig } from "../../gateway/src/cli/start.ts";
 
 describe("config", () => {
-  it("behavior: an empty config gives the documented defaults", () => {
-    expect(resolveConfig({})).toEqual(DEFAULT_CONFIG);
+  it("behavior: the schema's defaults fill what a partial config leaves out, at every depth", () => {
+    const partial = { mqtt: { embedded: { port: 0 } }, serial: [{ path: "/dev/ttyUSB0" }] };
+    const before = structuredClone(partial);
+    const cfg = resolveConfig(partial);
+    expect(partial).toEqual(before); // the input is not modified
+    expect(cfg.mqtt.embedded).toEqual({ enabled: true, host: "127.0.0.1", port: 0 });
+    expect(cfg.mqtt.clientId).toBe("vigil-gateway");
+    expect(cfg.serial).toEqual([{ path: "/dev/ttyUSB0", baudRate: 115200 }]);
+    expect(cfg.chain.maxSpendPerDayEth).toBe(0.1);
+    expect(resolveConfig({ chain: { maxSpendPerDayEth: null } }).chain.maxSpendPerDayEth).toBeNull();
+    // every leaf of the schema has a default (except serial[].path): the empty config is complete
+    expect(DEFAULT_CONFIG.store.minFreeBytes).toBe(64 * 1024 * 1024);
+    expect(JSON.stringify(resolveConfig({}))).toBe(JSON.stringify(DEFAULT_CONFIG));
   });
 
   it("behavior: the Pi example config is valid", () => {
@@ -22,8 +33,14 @@ describe("config", () => {
       [{ serial: [{ baudRate: 9600 }] }, /^serial\.0: must have required property 'path'/],
       [{ ingest: { allow: ["xyz"] } }, /^ingest\.allow\.0: must match pattern/],
       [{ mqtt: { url: "http://x" } }, /^mqtt\.url: must match pattern/],
-      [{ typo: 1 }, /^\(root\): must NOT have additional properties "typo"/],
-      [{ log: { level: "loud" } }, /^log\.level: must be equal to one of the allowed values/],
+      [{ typo: 1 }, /^\(root\): unknown setting "typo"/],
+      [{ chain: { confirmation: 3 } }, /^chain: unknown setting "confirmation"/],
+      [
+        { log: { level: "loud" } },
+        /^log\.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"/,
+      ],
+      [{ chain: { finality: "safe" } }, /^chain\.finality: must be one of "depth", "finalized"/],
+      [{ chain: { maxPriorityFeePerGasGwei: 60 } }, /must not exceed chain\.maxFeePerGasGwei/],
     ];
     for (const [c, re] of bad) {
       expect(() => resolveConfig(c)).toThrowError(ConfigError);
@@ -58,5 +75,17 @@ describe("config", () => {
     expect(() => startConfig(["--mqtt-port", "x"])).toThrowError(/--mqtt-port must be a number/);
     expect(() => startConfig(["--what"])).toThrowError(/Unknown option '--what'/);
     expect(startConfig(["--help"])).toBeUndefined();
+  });
+});
+
+describe("gatewayIdOf", () => {
+  it("behavior: keccak256 of 'vigil-gateway:' + name, or the configured id lowercased", async () => {
+    const { keccak256, toUtf8Bytes } = await import("ethers");
+    const { gatewayIdOf } = await import("../../gateway/src/config/gateway-id.ts");
+    expect(gatewayIdOf(resolveConfig({ attest: { gatewayName: "plant-7" } }))).toBe(
+      keccak256(toUtf8Bytes("vigil-gateway:plant-7")),
+    );
+    const id = "0x" + "AB".repeat(32);
+    expect(gatewayIdOf(resolveConfig({ attest: { gatewayId: id } }))).toBe(id.toLowerCase());
   });
 });

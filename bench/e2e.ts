@@ -1,0 +1,529 @@
+/**
+ * `npm run bench -- e2e [--devices N] [--step-s S] [--overload-s S] [--no-overload] [--no-profile]`
+ *
+ * The whole product under load, as a plant runs it: the gateway process (compiled dist/, embedded
+ * broker, LevelDB with group commit, all models, sealing, anchoring to a local anvil) fed by
+ * `vigil sim` in a separate process over MQTT (rotating profile, QoS 1, PUBACK = durable).
+ *
+ * 1. Baseline: the same simulator against a bare aedes broker in its own process (PUBACK with no
+ *    gateway work), stepped to its capacity; the gateway's capacity is reported as a ratio to it.
+ * 2. Capacity: offered rate stepped up (then bisected) until a step fails: capacity is the highest
+ *    offered frames/s whose goodput is ≥ 95 % of it, with p99 PUBLISH→PUBACK ≤ 50 ms and no
+ *    rotating-model window skipped.
+ * 3. Where the CPU goes: one step at capacity under `--cpu-prof`; samples attributed to stages by
+ *    source file (protocol+ingest, broker, store, infer, seal+sign, anchor, runtime, GC/other),
+ *    scaled to the process's measured CPU time per frame (utime+stime from /proc).
+ * 4. Overload: 3 × capacity for `--overload-s` (default 60) s, then the devices stop generating
+ *    and drain. Checked: acknowledged-but-not-stored = 0 (independent store reader), goodput ≥ 90 %
+ *    of capacity, peak RSS ≤ 250 MB, the backlog drains.
+ * Last line: one JSON object.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { gatewayIdOf } from "../gateway/src/config/gateway-id.ts";
+import { resolveConfig } from "../gateway/src/config/config.ts";
+import { packageRoot } from "../gateway/src/core/paths.ts";
+import type { LatencySummary, SimReport } from "../device-sim/src/simulator.ts";
+import { localChain } from "../test/helpers/chain.ts";
+import { freePort } from "../test/helpers/procs.ts";
+import { readStoreFromDisk } from "../test/helpers/store-reader.ts";
+
+const { values: a } = parseArgs({
+  options: {
+    devices: { type: "string" },
+    "step-s": { type: "string" },
+    "overload-s": { type: "string" },
+    "no-overload": { type: "boolean" },
+    "no-profile": { type: "boolean" },
+  },
+});
+const DEVICES = Number(a.devices ?? 100);
+const STEP_S = Number(a["step-s"] ?? 8);
+const OVERLOAD_S = Number(a["overload-s"] ?? 60);
+const P99_GOAL_MS = 50;
+const RSS_GOAL_MB = 250;
+const CAPACITY_GOAL = 20_000;
+const root = packageRoot();
+const DIST_MAIN = join(root, "dist/gateway/src/cli/main.js");
+const GATEWAY_NAME = "bench-e2e";
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+function ensureBuild(): void {
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce(
+      (t, e) =>
+        Math.max(t, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs),
+      0,
+    );
+  const stale = (d: string): boolean => statSync(DIST_MAIN).mtimeMs < newest(join(root, d));
+  if (!existsSync(DIST_MAIN) || stale("gateway/src") || stale("device-sim/src")) {
+    process.stderr.write("building dist/ (npm run build)…\n");
+    if (spawnSync("npm", ["run", "-s", "build"], { cwd: root, stdio: "inherit" }).status !== 0)
+      process.exit(1);
+  }
+}
+
+/** utime+stime of a process, ms (Linux /proc; clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function rssMb(pid: number): { rss: number; peak: number } {
+  const s = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN);
+  return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+}
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+interface Proc {
+  proc: ChildProcess;
+  lines: string[];
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+function start(args: string[], env: NodeJS.ProcessEnv = process.env): Proc {
+  const proc = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  const lines: string[] = [];
+  let buf = "";
+  const onData = (d: Buffer): void => {
+    buf += d.toString();
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      lines.push(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+      if (lines.length > 20_000) lines.splice(0, 10_000);
+    }
+  };
+  proc.stdout?.on("data", onData);
+  proc.stderr?.on("data", onData);
+  return {
+    proc,
+    lines,
+    stop: async (signal = "SIGTERM") => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill(signal);
+      await exited;
+    },
+  };
+}
+
+/** The last `stats` log line of the gateway (structured fields). */
+function lastStats(g: Proc): { accepted: number; skipped: number } {
+  for (let i = g.lines.length - 1; i >= 0; i--) {
+    const l = g.lines[i]!;
+    if (!l.includes('"msg":"stats"')) continue;
+    const j = JSON.parse(l) as { ingest: { accepted: number }; infer?: { windowsSkipped: number } };
+    return { accepted: j.ingest.accepted, skipped: j.infer?.windowsSkipped ?? 0 };
+  }
+  return { accepted: 0, skipped: 0 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the two systems under load
+
+interface Target {
+  url: string;
+  pid: number;
+  stats(): { accepted: number; skipped: number };
+  stop(): Promise<void>;
+  proc: Proc;
+}
+
+async function startBareBroker(): Promise<Target> {
+  const port = await freePort();
+  const p = start([
+    "--input-type=module",
+    "-e",
+    `import { Aedes } from "aedes"; import { createServer } from "node:net";
+     const b = await Aedes.createBroker(); const s = createServer(b.handle);
+     s.listen(${port}, "127.0.0.1", () => console.log("listening"));
+     process.on("SIGTERM", () => { s.close(); b.close(() => process.exit(0)); });`,
+  ]);
+  await waitFor(() => p.lines.includes("listening"), 20_000, "bare aedes");
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    pid: p.proc.pid!,
+    stats: () => ({ accepted: 0, skipped: 0 }),
+    stop: () => p.stop(),
+    proc: p,
+  };
+}
+
+interface GatewayEnv {
+  dir: string;
+  config: string;
+  env: NodeJS.ProcessEnv;
+  port: number;
+}
+
+async function prepareGateway(): Promise<GatewayEnv & { stopChain(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), "vigil-e2e-"));
+  const gatewayId = gatewayIdOf(resolveConfig({ attest: { gatewayName: GATEWAY_NAME } }));
+  const chain = await localChain({ dataDir: dir, gatewayId });
+  const port = await freePort();
+  const config = join(dir, "config.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      dataDir: dir,
+      mqtt: { embedded: { port } },
+      store: { minFreeBytes: 0, reserveBytes: 0 },
+      attest: { gatewayName: GATEWAY_NAME, batchIntervalMs: 1000 },
+      chain: {
+        rpcUrl: chain.anvil.url,
+        deployment: chain.deploymentFile,
+        anchorIntervalMs: 1000,
+        confirmations: 1, // anvil mines only when a transaction arrives
+      },
+      log: { level: "info", statsIntervalMs: 500 },
+    }),
+  );
+  return {
+    dir,
+    config,
+    port,
+    env: {
+      ...process.env,
+      VIGIL_DIST: "1",
+      VIGIL_KEYSTORE_PASSPHRASE: chain.passphrase,
+      VIGIL_CHAIN_SENDER_KEY: chain.senderKey,
+    },
+    stopChain: () => chain.stop(),
+  };
+}
+
+async function startGateway(g: GatewayEnv, cpuProfDir?: string): Promise<Target> {
+  const p = start(
+    [
+      ...(cpuProfDir ? [`--cpu-prof`, `--cpu-prof-dir=${cpuProfDir}`] : []),
+      DIST_MAIN,
+      "start",
+      "--config",
+      g.config,
+    ],
+    g.env,
+  );
+  await waitFor(
+    () => p.lines.some((l) => l.includes('"msg":"gateway started"')) || p.proc.exitCode !== null,
+    120_000,
+    "the gateway to start",
+  );
+  if (p.proc.exitCode !== null)
+    throw new Error(`gateway exited ${p.proc.exitCode}: ${p.lines.slice(-5).join("\n")}`);
+  return {
+    url: `mqtt://127.0.0.1:${g.port}`,
+    pid: p.proc.pid!,
+    stats: () => lastStats(p),
+    stop: () => p.stop(),
+    proc: p,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// one load step
+
+interface Step {
+  offered: number;
+  goodput: number;
+  p99: number;
+  skipped: number;
+  cpuUsPerFrame: number;
+  peakRssMb: number;
+  report: SimReport;
+  ok: boolean;
+}
+
+let seedCounter = 1;
+
+async function step(
+  t: Target,
+  offered: number,
+  seconds: number,
+  o: { firstId: number; drainMs?: number; gateway: boolean },
+): Promise<Step> {
+  const rate = offered / DEVICES;
+  const before = t.stats();
+  const cpu0 = cpuMs(t.pid);
+  const sim = start([
+    DIST_MAIN,
+    "sim",
+    "--mqtt",
+    t.url,
+    "--devices",
+    String(DEVICES),
+    "--rate",
+    String(rate),
+    "--duration",
+    String(seconds),
+    "--first-id",
+    String(o.firstId),
+    "--seed",
+    String(seedCounter++),
+    "--life",
+    "1000000",
+    "--window",
+    "100000",
+    "--resend-ms",
+    "2000",
+    "--drain-ms",
+    String(o.drainMs ?? 15_000),
+    "--json",
+  ]);
+  let peak = rssMb(t.pid).peak;
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, rssMb(t.pid).rss);
+    } catch {
+      // the process is gone; the step fails below
+    }
+  }, 200);
+  await new Promise((r) => sim.proc.once("exit", r));
+  clearInterval(timer);
+  const line = sim.lines.reverse().find((l) => l.startsWith('{"type":"report"'));
+  if (!line) throw new Error(`simulator gave no report: ${sim.lines.slice(0, 5).join("\n")}`);
+  const report = JSON.parse(line) as SimReport;
+  // The gateway's stats line comes every 500 ms: wait for one covering the step.
+  if (o.gateway) await new Promise((r) => setTimeout(r, 700));
+  const after = t.stats();
+  const cpu = cpuMs(t.pid) - cpu0;
+  const lat: LatencySummary | undefined = report.ackLatencyMs;
+  // Acknowledged frames over the whole run, drain included (elapsedS ends when the last is acked).
+  const goodput = report.acked / Math.max(seconds, report.elapsedS);
+  const skipped = after.skipped - before.skipped;
+  const p99 = lat?.p99 ?? NaN;
+  const frames = o.gateway ? Math.max(1, after.accepted - before.accepted) : Math.max(1, report.acked);
+  const ok = goodput >= 0.95 * offered && p99 <= P99_GOAL_MS && skipped === 0 && report.pending === 0;
+  return {
+    offered,
+    goodput: Math.round(goodput),
+    p99,
+    skipped,
+    cpuUsPerFrame: Math.round(((cpu * 1000) / frames) * 10) / 10,
+    peakRssMb: Math.round(Math.max(peak, rssMb(t.pid).peak) * 10) / 10,
+    report,
+    ok,
+  };
+}
+
+/** Steps up by ×1.5 from `startAt`, then bisects between the last pass and the first failure. */
+async function capacity(
+  t: Target,
+  name: string,
+  startAt: number,
+  gateway: boolean,
+  ceiling: number,
+): Promise<{ capacity: number; steps: Step[] }> {
+  const steps: Step[] = [];
+  let firstId = 1;
+  const run = async (offered: number): Promise<Step> => {
+    const s = await step(t, offered, STEP_S, { firstId, gateway });
+    firstId += DEVICES;
+    steps.push(s);
+    console.log(
+      `  ${name.padEnd(8)} offered ${String(offered).padStart(6)}/s  goodput ${String(s.goodput).padStart(6)}/s  ` +
+        `p99 ${s.p99.toFixed(1).padStart(6)} ms  skipped ${String(s.skipped).padStart(4)}  ` +
+        `CPU ${s.cpuUsPerFrame.toFixed(1).padStart(6)} µs/frame  ${s.ok ? "pass" : "FAIL"}`,
+    );
+    return s;
+  };
+  let lo = 0;
+  let hi = 0;
+  for (let r = startAt; r <= ceiling; r = Math.round(r * 1.5)) {
+    if ((await run(r)).ok) lo = r;
+    else {
+      hi = r;
+      break;
+    }
+  }
+  if (hi === 0) return { capacity: lo, steps };
+  for (let i = 0; i < 2 && hi - lo > 0.1 * lo; i++) {
+    const mid = Math.round((lo + hi) / 2 / 100) * 100;
+    if ((await run(mid)).ok) lo = mid;
+    else hi = mid;
+  }
+  return { capacity: lo, steps };
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU profile → stages
+
+const STAGES: Array<[string, RegExp]> = [
+  ["protocol + ingest", /gateway\/src\/(protocol|ingest\/(?!mqtt))/],
+  [
+    "broker (aedes, MQTT)",
+    /node_modules\/(aedes|mqtt-packet|aedes-|bl\/|readable-stream|fastfall|fastparallel|fastseries|reusify|hyperid|retimer|qlobber)|gateway\/src\/ingest\/mqtt/,
+  ],
+  ["store (LevelDB)", /gateway\/src\/store|node_modules\/(classic-level|abstract-level|level)/],
+  ["infer (ONNX)", /gateway\/src\/infer|node_modules\/onnxruntime/],
+  ["alerts", /gateway\/src\/alerts/],
+  ["seal + sign", /gateway\/src\/attest|gateway\/src\/core\/keccak|node_modules\/@noble/],
+  ["anchor (chain)", /gateway\/src\/(anchor|chain)|node_modules\/ethers/],
+];
+
+function profileShares(dir: string): Record<string, number> {
+  const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
+  if (!file) return {};
+  const prof = JSON.parse(readFileSync(join(dir, file), "utf8")) as {
+    nodes: Array<{ id: number; callFrame: { url: string; functionName: string }; children?: number[] }>;
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  /** A node's stage: its own file's, else the nearest caller's with one (native and node: frames). */
+  const stageOf = new Map<number, string>();
+  const resolve = (id: number): string => {
+    const cached = stageOf.get(id);
+    if (cached) return cached;
+    const n = byId.get(id)!;
+    let s: string | undefined;
+    if (n.callFrame.functionName === "(garbage collector)") s = "GC";
+    else if (n.callFrame.functionName === "(idle)" || n.callFrame.functionName === "(program)")
+      s = "idle/program";
+    else s = STAGES.find(([, re]) => re.test(n.callFrame.url))?.[0];
+    if (!s) {
+      const p = parent.get(id);
+      s = p === undefined ? "other (node, runtime)" : resolve(p);
+      if (s === "idle/program") s = "other (node, runtime)";
+    }
+    stageOf.set(id, s);
+    return s;
+  };
+  const us: Record<string, number> = {};
+  prof.samples.forEach((id, i) => {
+    const s = resolve(id);
+    us[s] = (us[s] ?? 0) + (prof.timeDeltas[i] ?? 0);
+  });
+  delete us["idle/program"];
+  const total = Object.values(us).reduce((x, y) => x + y, 0);
+  return Object.fromEntries(Object.entries(us).map(([k, v]) => [k, v / total]));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+ensureBuild();
+console.log(
+  `e2e: gateway process (dist/, embedded broker, LevelDB group commit, all models, sealing, anchoring to anvil)\n` +
+    `     fed by 'vigil sim' (${DEVICES} rotating devices, MQTT QoS 1) in a separate process; steps of ${STEP_S} s`,
+);
+
+console.log("\n1. bare aedes broker (same simulator, PUBACK with no gateway work)");
+const bare = await startBareBroker();
+const bareCap = await capacity(bare, "bare", 4000, false, 200_000);
+await bare.stop();
+
+console.log("\n2. the gateway, everything on");
+const g = await prepareGateway();
+let gw = await startGateway(g);
+const gwCap = await capacity(gw, "gateway", 2000, true, bareCap.capacity || 200_000);
+const cap = gwCap.capacity;
+
+let shares: Record<string, number> = {};
+let cpuAtCap = NaN;
+if (!a["no-profile"] && cap > 0) {
+  console.log(`\n3. where the CPU goes: one ${STEP_S} s step at capacity (${cap}/s) under --cpu-prof`);
+  await gw.stop();
+  const profDir = mkdtempSync(join(tmpdir(), "vigil-e2e-prof-"));
+  gw = await startGateway(g, profDir);
+  const s = await step(gw, cap, STEP_S, { firstId: 100_000, gateway: true });
+  cpuAtCap = s.cpuUsPerFrame;
+  await gw.stop();
+  shares = profileShares(profDir);
+  rmSync(profDir, { recursive: true, force: true });
+  console.log(`   process CPU ${cpuAtCap} µs per stored frame (profiler on); by stage:`);
+  for (const [k, v] of Object.entries(shares).sort((x, y) => y[1] - x[1]))
+    console.log(
+      `     ${k.padEnd(24)} ${(v * 100).toFixed(1).padStart(5)} %  ${(v * cpuAtCap).toFixed(1).padStart(6)} µs`,
+    );
+  gw = await startGateway(g);
+}
+
+let overload: Record<string, unknown> | undefined;
+if (!a["no-overload"] && cap > 0) {
+  const offered = 3 * cap;
+  console.log(`\n4. overload: ${offered}/s (3 × capacity) for ${OVERLOAD_S} s, then the devices drain`);
+  const s = await step(gw, offered, OVERLOAD_S, { firstId: 200_000, gateway: true, drainMs: 120_000 });
+  await gw.stop();
+  const disk = await readStoreFromDisk(join(g.dir, "store"));
+  const onDisk = new Set(disk.frames.map((f) => `${f.deviceId}:${f.seq}`));
+  let ackedMissing = 0;
+  let acked = 0;
+  for (const d of s.report.groundTruth) {
+    const held = new Set(d.pendingSeqs);
+    for (let q = 0; q < d.framesGenerated; q++) {
+      if (held.has(q)) continue;
+      acked++;
+      if (!onDisk.has(`${d.deviceId}:${q}`)) ackedMissing++;
+    }
+  }
+  overload = {
+    offered,
+    seconds: OVERLOAD_S,
+    generated: s.report.generated,
+    acked,
+    ackedButNotStored: ackedMissing,
+    goodput: s.goodput,
+    goodputRatio: Math.round((s.goodput / cap) * 1000) / 1000,
+    p99Ms: s.p99,
+    peakRssMb: s.peakRssMb,
+    drained: s.report.pending === 0,
+    resent: s.report.resent,
+    duplicates: s.report.dupAcks,
+  };
+  const ok =
+    ackedMissing === 0 && s.goodput >= 0.9 * cap && s.peakRssMb <= RSS_GOAL_MB && s.report.pending === 0;
+  overload.ok = ok;
+  console.log(
+    `   acknowledged but not stored ${ackedMissing} (goal 0); goodput ${s.goodput}/s = ${overload.goodputRatio} × capacity (goal ≥ 0.9); ` +
+      `peak RSS ${s.peakRssMb} MB (goal ≤ ${RSS_GOAL_MB}); drained ${overload.drained}; resent ${s.report.resent}`,
+  );
+} else await gw.stop();
+await g.stopChain();
+rmSync(g.dir, { recursive: true, force: true });
+
+const ratio = bareCap.capacity ? Math.round((cap / bareCap.capacity) * 1000) / 1000 : NaN;
+console.log(
+  `\ncapacity: gateway ${cap}/s (goal ≥ ${CAPACITY_GOAL}: ${cap >= CAPACITY_GOAL ? "met" : "MISSED"}), ` +
+    `bare broker ${bareCap.capacity}/s, ratio ${ratio}`,
+);
+console.log(
+  JSON.stringify({
+    bench: "e2e",
+    devices: DEVICES,
+    stepS: STEP_S,
+    capacity: cap,
+    capacityGoal: CAPACITY_GOAL,
+    bareBrokerCapacity: bareCap.capacity,
+    ratioToBareBroker: ratio,
+    cpuUsPerFrameAtCapacity: cpuAtCap,
+    cpuShareByStage: Object.fromEntries(
+      Object.entries(shares).map(([k, v]) => [k, Math.round(v * 1000) / 1000]),
+    ),
+    steps: gwCap.steps.map((s) => ({
+      offered: s.offered,
+      goodput: s.goodput,
+      p99Ms: s.p99,
+      skipped: s.skipped,
+      cpuUsPerFrame: s.cpuUsPerFrame,
+      peakRssMb: s.peakRssMb,
+      ok: s.ok,
+    })),
+    overload,
+  }),
+);

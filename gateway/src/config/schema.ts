@@ -1,0 +1,368 @@
+/**
+ * The gateway's configuration as ONE JSON Schema: its TypeScript type (`Static`), its defaults
+ * (`default`, applied by ajv's `useDefaults`), its validation, and the README's configuration
+ * table (config/docs.ts renders it; test/config/docs.test.ts checks the README against it).
+ *
+ * TypeBox builds the schema so the static type follows it without a second copy (a hand-written
+ * interface, defaults object and schema drifted apart before).
+ */
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+
+/** `T | null`, written as JSON Schema `type: [T, "null"]` so ajv's messages stay short. */
+function nullable<T extends TSchema>(t: T, o: { default: Static<T> | null; description: string }) {
+  const { type, ...rest } = t as unknown as { type: string } & Record<string, unknown>;
+  return Type.Unsafe<Static<T> | null>({ ...rest, type: [type, "null"], ...o });
+}
+
+/** A string enum as JSON Schema `enum` (ajv then names the allowed values; see config.ts). */
+function choice<const V extends readonly string[]>(
+  values: V,
+  o: { default: V[number]; description: string },
+) {
+  return Type.Unsafe<V[number]>({ type: "string", enum: values, ...o });
+}
+
+const deviceId = Type.String({ pattern: "^[0-9a-f]{8}$", description: "device id, 8 lowercase hex digits" });
+const name = (def: string, description: string) =>
+  Type.String({ pattern: "^[A-Za-z0-9._-]{1,64}$", default: def, description });
+
+const Serial = Type.Object(
+  {
+    path: Type.String({ minLength: 1, description: "Serial device, e.g. /dev/serial/by-id/…" }),
+    baudRate: Type.Integer({ minimum: 300, maximum: 4_000_000, default: 115200, description: "Line speed." }),
+  },
+  { additionalProperties: false },
+);
+
+const Mqtt = Type.Object(
+  {
+    embedded: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: "Run the in-process aedes broker." }),
+        host: Type.String({ minLength: 1, default: "127.0.0.1", description: "Address it listens on." }),
+        port: Type.Integer({
+          minimum: 0,
+          maximum: 65535,
+          default: 1883,
+          description: "Port (0 = any free port).",
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    url: nullable(Type.String({ pattern: "^(mqtts?|wss?|tcp)://" }), {
+      default: null,
+      description: "An external broker to subscribe to instead of (or besides) the embedded one.",
+    }),
+    clientId: Type.String({
+      minLength: 1,
+      maxLength: 23,
+      default: "vigil-gateway",
+      description: "Client id at the external broker.",
+    }),
+    username: nullable(Type.String(), { default: null, description: "External broker user." }),
+    password: nullable(Type.String(), {
+      default: null,
+      description: "External broker password (never logged).",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Ingest = Type.Object(
+  {
+    allow: nullable(Type.Array(deviceId), {
+      default: null,
+      description:
+        "Devices allowed to send; null accepts any (development). Others are NACKed UNKNOWN_DEVICE.",
+    }),
+    revoked: Type.Array(deviceId, { default: [], description: "Devices NACKed REVOKED_DEVICE." }),
+    maxSkewMs: Type.Integer({
+      minimum: 1000,
+      default: 86_400_000,
+      description: "Largest accepted device clock error, ms.",
+    }),
+    maxPending: Type.Integer({
+      minimum: 100,
+      maximum: 10_000_000,
+      default: 20_000,
+      description:
+        "Frames in flight to the store above which ingest pushes back (serial BUSY, MQTT PUBACK held).",
+    }),
+    busyRetryMs: Type.Integer({
+      minimum: 1,
+      maximum: 65535,
+      default: 250,
+      description: "retry_after_ms of BUSY NACKs to serial devices.",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Log = Type.Object(
+  {
+    level: choice(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
+      default: "info",
+      description: "Log level.",
+    }),
+    statsIntervalMs: Type.Integer({
+      minimum: 0,
+      default: 5000,
+      description: "Counters logged every N ms (0 = never).",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Store = Type.Object(
+  {
+    groupCommitMs: Type.Integer({
+      minimum: 0,
+      maximum: 1000,
+      default: 1,
+      description: "Group commit: sync after this many ms…",
+    }),
+    groupCommitFrames: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 2000,
+      description: "…or this many frames, whichever first.",
+    }),
+    maxBytes: nullable(Type.Integer({ minimum: 1 }), {
+      default: null,
+      description: "Refuse new frames above this many bytes of live frames; null = only the disk bounds.",
+    }),
+    minFreeBytes: Type.Integer({
+      minimum: 0,
+      default: 64 * 1024 * 1024,
+      description: "Refuse new frames when free disk space is below this.",
+    }),
+    reserveBytes: Type.Integer({
+      minimum: 0,
+      default: 16 * 1024 * 1024,
+      description: "Reserve file deleted on disk full so the store can reopen.",
+    }),
+    retentionDays: Type.Number({
+      minimum: 0,
+      default: 30,
+      description:
+        "Frames of batches anchored longer ago than this (gateway uptime, not wall clock) are pruned.",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Attest = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: true,
+      description: "Seal batches (needs the keystore and chain.deployment).",
+    }),
+    gatewayId: nullable(Type.String({ pattern: "^0x[0-9a-fA-F]{64}$" }), {
+      default: null,
+      description: 'bytes32 gateway id as registered; null = keccak256("vigil-gateway:" + gatewayName).',
+    }),
+    gatewayName: name("gw-1", "Human name, also the MQTT topic level."),
+    keystore: Type.String({
+      minLength: 1,
+      default: "gateway.key",
+      description: "Keystore file, relative to dataDir.",
+    }),
+    batchIntervalMs: Type.Integer({ minimum: 100, default: 10_000, description: "Seal every T ms…" }),
+    batchMaxLeaves: Type.Integer({
+      minimum: 1,
+      maximum: 1_000_000,
+      default: 10_000,
+      description: "…or K leaves.",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Chain = Type.Object(
+  {
+    rpcUrl: nullable(Type.String({ pattern: "^https?://" }), {
+      default: null,
+      description: "JSON-RPC URL of the L2; null = seal but do not anchor (batches wait in the outbox).",
+    }),
+    rpcUrls: Type.Array(Type.String({ pattern: "^https?://" }), {
+      maxItems: 8,
+      default: [],
+      description: "More endpoints of the same chain, tried in order when the ones before fail.",
+    }),
+    deployment: nullable(Type.String({ minLength: 1 }), {
+      default: null,
+      description: "Deployment file written by `vigil chain deploy` (registry, chain id, deployment block).",
+    }),
+    senderKeyFile: nullable(Type.String({ minLength: 1 }), {
+      default: null,
+      description: "File (0600) with the hex key of the account paying gas; else VIGIL_CHAIN_SENDER_KEY.",
+    }),
+    finality: choice(["depth", "finalized"], {
+      default: "depth",
+      description: 'When an anchor is final: "depth" (confirmations) or the chain\'s "finalized" tag.',
+    }),
+    confirmations: Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      default: 12,
+      description: "Finality depth, blocks.",
+    }),
+    anchorIntervalMs: Type.Integer({
+      minimum: 100,
+      default: 5000,
+      description: "Anchor the outbox every N ms.",
+    }),
+    maxBatchesPerTx: Type.Integer({
+      minimum: 1,
+      maximum: 100,
+      default: 10,
+      description: "Batches per transaction when a backlog waits (anchorMany).",
+    }),
+    logBlockRange: Type.Integer({
+      minimum: 1,
+      maximum: 1_000_000,
+      default: 10_000,
+      description: "Largest block range of one eth_getLogs.",
+    }),
+    rpcTimeoutMs: Type.Integer({
+      minimum: 100,
+      maximum: 300_000,
+      default: 10_000,
+      description: "Timeout of one JSON-RPC request, ms.",
+    }),
+    healthCheckIntervalMs: Type.Integer({
+      minimum: 0,
+      default: 15_000,
+      description: "Health probe of the RPC endpoints, ms (0 = only on failure).",
+    }),
+    maxFeePerGasGwei: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 1_000_000,
+      default: 50,
+      description: "Cap on maxFeePerGas, gwei.",
+    }),
+    maxPriorityFeePerGasGwei: Type.Number({
+      minimum: 0,
+      maximum: 1_000_000,
+      default: 2,
+      description: "Cap on the priority fee, gwei.",
+    }),
+    maxSpendPerDayEth: nullable(Type.Number({ exclusiveMinimum: 0 }), {
+      default: 0.1,
+      description: "Largest spend on anchoring per UTC day (gas + L1 fee), ETH; null = no cap.",
+    }),
+    bumpAfterBlocks: Type.Integer({
+      minimum: 1,
+      maximum: 10_000,
+      default: 3,
+      description: "Blocks a transaction may wait unmined before a fee bump.",
+    }),
+    feeBumpPercent: Type.Number({
+      minimum: 10,
+      maximum: 1000,
+      default: 12.5,
+      description: "Fee increase of each replacement, percent (≥ 10).",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Models = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: true,
+      description: "Run inference and publish alerts (when dir holds manifests).",
+    }),
+    dir: nullable(Type.String({ minLength: 1 }), {
+      default: null,
+      description: "Folder searched for *.manifest.json; null = the models shipped in the package.",
+    }),
+    threads: Type.Integer({
+      minimum: 1,
+      maximum: 16,
+      default: 1,
+      description: "onnxruntime intra-op threads per model.",
+    }),
+    runner: choice(["inline", "worker"], {
+      default: "inline",
+      description: '"inline" (main thread) or "worker" (one worker thread per model).',
+    }),
+    precision: choice(["auto", "float32", "int8"], {
+      default: "auto",
+      description:
+        'Which file of a model to run: "auto" = the manifest\'s preference for this CPU (model.prefer), or a precision (a model without it runs its main file).',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/** Verified model and firmware updates from on-chain releases (gateway/src/updates/README.md). */
+const Updates = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: false,
+      description:
+        "Follow model and firmware releases on chain (needs chain.rpcUrl, chain.deployment and the gateway key).",
+    }),
+    schedule: Type.String({
+      minLength: 9,
+      default: "*/5 * * * *",
+      description: "node-cron expression of the release check.",
+    }),
+    ipfsGateway: nullable(Type.String({ minLength: 1 }), {
+      default: null,
+      description: "HTTP gateway for ipfs:// URIs (its bytes are verified against the CID, never trusted).",
+    }),
+    shadowWindows: Type.Integer({
+      minimum: 1,
+      default: 100,
+      description: "Windows a candidate model runs in shadow before it may be promoted.",
+    }),
+    shadowMaxMs: Type.Integer({
+      minimum: 1000,
+      default: 600_000,
+      description: "Longest shadow phase, ms; the candidate is then judged on the windows it ran.",
+    }),
+    maxCostFactor: Type.Number({
+      exclusiveMinimum: 0,
+      default: 3,
+      description: "A candidate's cost per window may be at most this times the live model's.",
+    }),
+    staleAfterMs: Type.Integer({
+      minimum: 1000,
+      default: 3_600_000,
+      description: "Marked stale (freeze alarm) after this long without a successful check, ms.",
+    }),
+    firmware: Type.Boolean({
+      default: true,
+      description: "Offer firmware releases to serial sensors (when updates are enabled).",
+    }),
+    firmwareTarget: nullable(Type.String({ minLength: 1 }), {
+      default: null,
+      description: "Firmware target of every serial sensor; null = the profile in its HELLO.",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/** The configuration file's schema (every field optional; `default` fills what is absent). */
+export const ConfigSchema = Type.Object(
+  {
+    dataDir: Type.String({ minLength: 1, default: ".vigil", description: "Where the store and keys live." }),
+    site: name("site-1", "Site name: the MQTT topic level of alerts and the registry site."),
+    serial: Type.Array(Serial, { default: [], description: "Serial ports to read frames from." }),
+    mqtt: Mqtt,
+    ingest: Ingest,
+    store: Store,
+    attest: Attest,
+    chain: Chain,
+    models: Models,
+    updates: Updates,
+    log: Log,
+  },
+  { additionalProperties: false },
+);
+
+/** The resolved configuration: every field present. */
+export type GatewayConfig = Static<typeof ConfigSchema>;
+export type SerialConfig = Static<typeof Serial>;

@@ -1,0 +1,58 @@
+/**
+ * A store that finds damaged data while the gateway runs makes the gateway fatal: Runtime.fatal
+ * settles (vigil start then stops and exits 1, cli/start.ts) and no frame is acknowledged over it.
+ */
+import { describe, expect, it } from "vitest";
+import { resolveConfig } from "../../gateway/src/config/config.ts";
+import { FakeClock } from "../../gateway/src/core/clock.ts";
+import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { Runtime } from "../../gateway/src/runtime.ts";
+import { MemoryKv } from "../../gateway/src/store/kv.ts";
+import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
+import type { StoreUnavailableError } from "../../gateway/src/store/errors.ts";
+
+const clock = new FakeClock();
+const data = (seq: number): Frame => ({
+  type: FrameType.Data,
+  deviceId: 9,
+  seq,
+  timestampUs: clock.nowUs(),
+  flags: 0,
+  values: new Float32Array([1, 2]),
+});
+const dec = (f: Frame) => {
+  const raw = Buffer.from(encodeFrame(f));
+  return { frame: decodeFrame(raw), raw };
+};
+
+describe("Runtime: a store that turns corrupt while running", () => {
+  it("behavior: fatal settles with the store's CORRUPTION error, and later frames are refused, never ACKed", async () => {
+    const kv = new MemoryKv();
+    const store = new MemoryFrameStore({}, kv);
+    const rt = new Runtime({
+      config: resolveConfig({
+        mqtt: { embedded: { enabled: true, host: "127.0.0.1", port: 0 } },
+        models: { enabled: false },
+        attest: { enabled: false },
+        log: { statsIntervalMs: 0 },
+      }),
+      store,
+      clock,
+    });
+    await rt.start();
+    try {
+      expect(await rt.ingest.handle(dec(data(0)), "serial")).toMatchObject({ kind: "ack" });
+      let fatal: StoreUnavailableError | undefined;
+      void rt.fatal.then((e) => (fatal = e as StoreUnavailableError));
+      kv.faults.corruptReads = true;
+      await expect(store.getFrame(1)).rejects.toMatchObject({ reason: "CORRUPTION" });
+      await rt.fatal;
+      expect(fatal).toMatchObject({ code: "STORE_UNAVAILABLE", reason: "CORRUPTION" });
+      expect(store.stats().state).toBe("corrupt");
+      const reply = await rt.ingest.handle(dec(data(1)), "serial");
+      expect(reply).toMatchObject({ kind: "nack" });
+    } finally {
+      await rt.stop();
+    }
+  });
+});
