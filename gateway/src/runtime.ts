@@ -66,10 +66,12 @@ import { ClockTrust } from "./ingest/clock-trust.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { EmbeddedBroker } from "./ingest/mqtt/embedded-broker.ts";
 import { ExternalMqttSource } from "./ingest/mqtt/external-source.ts";
-import { SerialSource } from "./ingest/serial/serial-source.ts";
+import { SerialSource, type SerialFirmwareHook } from "./ingest/serial/serial-source.ts";
 import type { IngestSource } from "./ingest/source.ts";
 import { LevelFrameStore } from "./store/level.ts";
 import type { FrameStore } from "./store/types.ts";
+import type { FirmwareUpdateAgent } from "./updates/firmware-agent.ts";
+import { startUpdates, updatesTopic, type RunningUpdates } from "./updates/start.ts";
 
 export interface RuntimeOptions {
   config: GatewayConfig;
@@ -138,6 +140,7 @@ const NO_OUTPUT: EventOutput = {
 
 /** Stop steps, in stop order. */
 const STOP_ORDER = [
+  "updates",
   "inference",
   "alerts",
   "sources",
@@ -209,6 +212,15 @@ export class Runtime {
   signer: GatewaySigner | undefined;
   /** `/metrics`, `/healthz`, `/readyz` and the live page (undefined when http.enabled is false). */
   readonly http: HttpServer | undefined;
+  /** Update agents (config `updates`), once started. */
+  updates: RunningUpdates | undefined;
+  /** Serial sources route firmware replies here; the firmware agent is plugged in at start. */
+  readonly #firmwareHook: { agent: FirmwareUpdateAgent | undefined } & SerialFirmwareHook = {
+    agent: undefined,
+    onFrame(frame, link) {
+      return this.agent?.onFrame(frame, link) ?? false;
+    },
+  };
   readonly leaves = { inference: 0, alert: 0, "sensor-fault": 0 };
   /**
    * What access control reads: the registry view (replaced by every refresh that changed it) and
@@ -268,7 +280,13 @@ export class Runtime {
     const onError = (e: VigilError): void => srcLog.warn({ code: e.code }, e.shortMessage);
     for (const s of c.serial)
       this.sources.push(
-        new SerialSource(this.ingest, { path: s.path, baudRate: s.baudRate, onError, clock: this.clock }),
+        new SerialSource(this.ingest, {
+          path: s.path,
+          baudRate: s.baudRate,
+          onError,
+          clock: this.clock,
+          firmware: this.#firmwareHook,
+        }),
       );
     if (c.mqtt.embedded.enabled) {
       const e = c.mqtt.embedded;
@@ -717,6 +735,42 @@ export class Runtime {
     }
     this.#sealingStarted = true;
     if (this.watch) void this.#publishAccessStatus();
+
+    // Updates (issue 11): releases followed on chain, see gateway/src/updates/README.md.
+    if (c.updates.enabled) {
+      if (!deployment || !c.chain.rpcUrl || !this.signer)
+        throw new ConfigError(
+          "updates.enabled",
+          "updates need chain.rpcUrl, chain.deployment and the gateway key (attest.enabled); set them or disable updates",
+        );
+      const signer = this.signer;
+      const updates = await startUpdates({
+        settings: c.updates,
+        dataDir: c.dataDir,
+        rpcUrl: c.chain.rpcUrl,
+        registry: deployment.contracts.VigilRegistry.address,
+        releases: deployment.contracts.VigilReleases.address,
+        senderKey: this.#senderKey(rpcUrlsOf(c.chain), BigInt(deployment.chainId)),
+        gatewayId: this.gatewayId,
+        sign: (d) => signer.sign(d),
+        loop: this.loop,
+        state: this.store,
+        log: log.child({ component: "updates" }),
+        onModelInstalled: () => void this.alerts.modelsChanged(),
+        publishStatus: (p) =>
+          void this.publisher
+            ?.publish({
+              topic: updatesTopic(c.site, c.attest.gatewayName),
+              payload: JSON.stringify(p, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)),
+              qos: 1,
+              retain: true,
+            })
+            .catch((e: unknown) => log.warn({ err: (e as Error).message }, "update status not published")),
+      });
+      this.updates = updates;
+      this.#firmwareHook.agent = updates.firmware;
+      this.#running.updates = () => updates.stop();
+    }
 
     const retentionUs = c.store.retentionDays * 86_400e6;
     const storeLog = log.child({ component: "store" });

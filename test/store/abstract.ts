@@ -131,6 +131,22 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       mono = 0;
     });
 
+    it("behavior: update-agent records (U prefix) survive a reopen and list by prefix", async () => {
+      const s = await make();
+      await s.append(record(7, 1));
+      await s.putMeta("updates/fw/progress/7/2", Buffer.from("a"));
+      await s.putMeta("updates/fw/progress/8/2", Buffer.from("b"));
+      await s.putMeta("updates/model/p", Buffer.from("c"));
+      const s2 = await handle!.reopen();
+      expect((await s2.getMeta("updates/model/p"))?.toString()).toBe("c");
+      expect(await s2.getMeta("updates/none")).toBeUndefined();
+      expect((await s2.metaEntries("updates/fw/progress/")).map(([k, v]) => [k, v.toString()])).toEqual([
+        ["updates/fw/progress/7/2", "a"],
+        ["updates/fw/progress/8/2", "b"],
+      ]);
+      expect(await s2.getFrame(1)).toBeDefined();
+    });
+
     it("behavior: append stores a frame readable by arrival index and by (device, seq)", async () => {
       const s = await make();
       const r = record(7, 1);

@@ -7,8 +7,18 @@
  * 5. prints live counters and alerts, then reconciles, seals the rest, waits for the anchors
  *    and verifies one receipt the way an auditor would.
  */
+import { InternalError } from "../core/errors.ts";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
@@ -16,6 +26,9 @@ import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { parseFaultRates } from "../../../device-sim/src/faults.ts";
 import { Simulator, type SimReport } from "../../../device-sim/src/simulator.ts";
 import { MqttTransport } from "../../../device-sim/src/transports/mqtt.ts";
+import { SerialTransport } from "../../../device-sim/src/transports/serial.ts";
+import { factoryFirmware } from "../../../device-sim/src/firmware/index.ts";
+import { buildFirmwareImage } from "../protocol/firmware-image.ts";
 import { generateKey, registrationPublicKey } from "../chain/keys.ts";
 import { writeKeystore } from "../attest/keystore.ts";
 import { ReceiptBuilder } from "../attest/receipt.ts";
@@ -37,6 +50,12 @@ import {
   type AlertMessage,
   type GatewayFigures,
 } from "./demo-view.ts";
+import { planRelease } from "./release.ts";
+import { fromRoot } from "../core/paths.ts";
+import type { Deployment } from "../chain/deploy.ts";
+import type { ModelManifest } from "../infer/features/manifest.ts";
+import { isStoredLeaf } from "../store/types.ts";
+import { variantManifest } from "../updates/model-check.ts";
 
 export const DEMO_HELP = `usage: vigil demo [options]
 
@@ -59,6 +78,8 @@ the anchored batches, one receipt verified on chain, and what to try next.
 `;
 
 const SITE = "demo-site";
+const CMAPSS_FIRST_ID = 0x1000;
+const MCU_ID = 0x2000;
 const GATEWAY_NAME = "demo-gw";
 
 export async function demoCommand(argv: string[]): Promise<number> {
@@ -86,6 +107,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   let anvil: Anvil | undefined;
   let rt: Runtime | undefined;
   let kept: ReturnType<typeof keep> | undefined;
+  let pty: DemoPty | undefined;
   try {
     // 1. Local chain and registry.
     anvil = await startAnvil({ network: "optimism" });
@@ -105,8 +127,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const passphrase = randomBytes(16).toString("hex");
     const key = generateKey("secp256k1");
     await writeKeystore(join(dataDir, "gateway.key"), key, passphrase, { N: 1 << 14 });
+    // A simulated MCU on a serial line (a socat pty pair) receives a firmware update.
+    pty = await demoPty(dataDir);
+    if (!pty) console.log("  (socat not found: the firmware update part is skipped; apt-get install socat)");
     const config = resolveConfig({
       dataDir,
+      ...(pty ? { serial: [{ path: pty.gateway }] } : {}),
       site: SITE,
       mqtt: { embedded: { port: 0 } },
       http: { port: 0 },
@@ -114,6 +140,16 @@ export async function demoCommand(argv: string[]): Promise<number> {
       chain: { rpcUrl: anvil.url, deployment: "deployment.json", confirmations: 1, anchorIntervalMs: 1000 },
       store: { minFreeBytes: 0, reserveBytes: 1024 * 1024 },
       log: { statsIntervalMs: 100_000 },
+      // Updates: checked on demand below (as on a registry event); a short shadow for the demo. The
+      // int8 model's per-window cost in shadow measured 1–4× the float one's on x64 (QDQ), hence 10×.
+      updates: {
+        enabled: true,
+        schedule: "0 0 1 1 *",
+        shadowWindows: 30,
+        maxCostFactor: 10,
+        firmware: true,
+        firmwareTarget: "sim-mcu",
+      },
     });
     rt = new Runtime({ config, passphrase, senderKey: ANVIL_DEV_KEYS[1]! });
     const admin = await EthersRegistryClient.connect({
@@ -153,10 +189,20 @@ export async function demoCommand(argv: string[]): Promise<number> {
       [`vigil/v1/${SITE}/${GATEWAY_NAME}/+/alert`, `vigil/v1/${SITE}/${GATEWAY_NAME}/+/sensor-fault`],
       { qos: 1 },
     );
+    // The retained update status (vigil/v1/{site}/{gateway}/updates).
+    const updatesTopic = `vigil/v1/${SITE}/${GATEWAY_NAME}/updates`;
+    await dash.subscribeAsync(updatesTopic, { qos: 1 });
+    let lastUpdateStatus: { model: { lastInstall?: { releaseId: string } } | null } | undefined;
     let alerts = 0;
     let sensorFaults = 0;
     let firstAlertLeaf: string | undefined;
+    /** The model update: the new model's sha256 once swapped, and the first alert it raised. */
+    const update: { to?: string; alertLeaf?: string } = {};
     dash.on("message", (topic, payload) => {
+      if (topic === updatesTopic) {
+        lastUpdateStatus = JSON.parse(payload.toString()) as typeof lastUpdateStatus;
+        return;
+      }
       if (topic.endsWith("/sensor-fault")) {
         const f = JSON.parse(payload.toString()) as {
           device: string;
@@ -170,9 +216,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
         );
         return;
       }
-      const a = JSON.parse(payload.toString()) as AlertMessage & { receipt: { leaf: string } };
+      const a = JSON.parse(payload.toString()) as AlertMessage & {
+        receipt: { leaf: string };
+        model: { sha256: string };
+      };
       alerts++;
       firstAlertLeaf ??= a.receipt.leaf;
+      if (update.to && a.model.sha256 === update.to) update.alertLeaf ??= a.receipt.leaf;
       view.log(alertLine(a));
     });
 
@@ -200,11 +250,25 @@ export async function demoCommand(argv: string[]): Promise<number> {
         seed: seed + 1,
         faults,
         // The first engine's s9 sensor sticks for 100 cycles: a sensor-fault, not an alert.
-        sensorFaults: [{ kind: "stuck", channel: "s9", from: 30, frames: 100, devices: [0x1000] }],
-        firstDeviceId: 0x1000,
+        sensorFaults: [{ kind: "stuck", channel: "s9", from: 30, frames: 100, devices: [CMAPSS_FIRST_ID] }],
+        firstDeviceId: CMAPSS_FIRST_ID,
         onAcked,
       }),
     ];
+    if (pty)
+      sims.push(
+        new Simulator({
+          transport: new SerialTransport({ path: pty.device }),
+          devices: 1,
+          rate,
+          durationS,
+          seed: seed + 2,
+          firstDeviceId: MCU_ID,
+          drainMs: 3000,
+          firmware: { for: (id) => factoryFirmware({ deviceId: id }) },
+          onAcked,
+        }),
+      );
     const runtime = rt;
     const started = Date.now();
     const refresh = () =>
@@ -213,13 +277,21 @@ export async function demoCommand(argv: string[]): Promise<number> {
           (Date.now() - started) / 1000,
           durationS,
           gatewayFigures(runtime),
-          sims.map((s, i) => ({ label: i === 0 ? "rotating" : "c-mapss", s: s.snapshot() })),
+          sims.map((s, i) => ({ label: ["rotating", "c-mapss", "mcu"][i] ?? "sim", s: s.snapshot() })),
           view.tty,
         ),
       );
     // A terminal gets a block redrawn in place; logs and pipes a plain block every 3 s.
     const timer = setInterval(refresh, view.tty ? 250 : 3000);
-    const reports: SimReport[] = await Promise.all(sims.map((s) => s.run()));
+    const running = Promise.all(sims.map((s) => s.run()));
+    // A model update while frames flow: int8 FD001 published, approved 2-of-3, shadowed, swapped.
+    await new Promise((r) => setTimeout(r, Math.min(5000, durationS * 200)));
+    const upd = await demoModelUpdate(rt, anvil.url, deployment, dataDir, (l) => view.log(l));
+    update.to = upd.sha256;
+    const fw = pty
+      ? await demoFirmwareUpdate(rt, anvil.url, deployment, dataDir, (l) => view.log(l))
+      : undefined;
+    const reports: SimReport[] = await running;
     clearInterval(timer);
     refresh();
     view.close();
@@ -298,12 +370,57 @@ export async function demoCommand(argv: string[]): Promise<number> {
       for (const s of av.steps) console.log(`  ${s.ok ? "✔" : "✘"} ${s.step}: ${s.detail}`);
       ok &&= av.ok;
     }
+    const swappedTo = update.to;
+    if (swappedTo) {
+      // A receipt of a leaf produced after the swap names the new model hash.
+      let leafHash = update.alertLeaf;
+      if (!leafHash)
+        for await (const chunk of rt.store.entryChunks(upd.swapIndex + 1, rt.store.stats().lastIndex))
+          for (const e of chunk)
+            if (
+              !leafHash &&
+              isStoredLeaf(e) &&
+              e.kind === "inference" &&
+              e.deviceId >= CMAPSS_FIRST_ID &&
+              e.deviceId < MCU_ID
+            )
+              leafHash = `0x${Buffer.from(e.hash).toString("hex")}`;
+      if (leafHash) {
+        const ur = await new ReceiptBuilder(rt.store).forLeafHash(leafHash);
+        const uv = await verifyReceipt(ur, { rpcUrl: anvil.url });
+        const mh =
+          ur.kind === "alert" ? ur.alert.modelHash : ur.kind === "inference" ? ur.inference.modelHash : "";
+        console.log(
+          `\nauditor: receipt of ${ur.kind === "alert" ? "an alert" : "an inference"} after the model update names model ${mh}`,
+        );
+        for (const s of uv.steps) console.log(`  ${s.ok ? "✔" : "✘"} ${s.step}: ${s.detail}`);
+        ok &&= uv.ok && mh === `0x${swappedTo}`;
+        if (mh !== `0x${swappedTo}`) console.log(`  ✘ expected the new model 0x${swappedTo}`);
+      } else {
+        console.log("\n✘ no leaf after the model update");
+        ok = false;
+      }
+    }
+    if (update.to) {
+      const inst = lastUpdateStatus?.model?.lastInstall;
+      console.log(`\nretained ${updatesTopic}: last install release ${inst?.releaseId ?? "none"}`);
+      ok &&= inst?.releaseId === "1";
+    }
+    if (fw) {
+      const hello = rt.ingest.counters.device(MCU_ID).firmware;
+      const installs = rt.updates?.firmware?.counters.installsByDevice[MCU_ID] ?? 0;
+      console.log(
+        `\nfirmware: device ${MCU_ID.toString(16).padStart(8, "0")} announces ${hello} in its HELLO (release ${fw.releaseId}: ${fw.version}); installs ${installs}; reported on chain: ${fw.reported}`,
+      );
+      ok &&= hello === fw.version && installs === 1;
+    }
     console.log(ok ? "\n✔ demo passed" : "\n✘ demo found a mismatch");
     kept = v.keep ? keep(dataDir, passphrase) : undefined;
     for (const line of nextSteps({ kept, firstAlertLeaf })) console.log(line);
     return ok ? 0 : 1;
   } finally {
     await rt?.stop();
+    await pty?.stop();
     await anvil?.stop();
     if (v.keep) {
       if (!kept) console.log(`data kept in ${dataDir}`);
@@ -364,4 +481,148 @@ function gatewayFigures(rt: Runtime): GatewayFigures {
     alertsRaised: f.alerts.raised,
     alertsCleared: f.alerts.cleared,
   };
+}
+
+/**
+ * The demo's model update: FD001's int8 model (its test RMSE within 0.3 of the float one, see
+ * its manifest) as release 3.1.0 for profile cmapss-fd001, proposed by a release manager and
+ * approved by 2 of 3 approvers; then the gateway's agent checks at once (as on a registry event),
+ * shadows it on live windows and swaps it in while frames keep flowing.
+ */
+async function demoModelUpdate(
+  rt: Runtime,
+  rpcUrl: string,
+  deployment: Deployment,
+  dataDir: string,
+  say: (line: string) => void = console.log,
+): Promise<{ sha256: string; swapIndex: number }> {
+  const agent = rt.updates?.model;
+  if (!agent) throw new InternalError("the demo's runtime has no model update agent");
+  const dir = join(dataDir, "releases", "fd001-int8");
+  mkdirSync(dir, { recursive: true });
+  const base = JSON.parse(
+    readFileSync(fromRoot("models", "cmapss", "fd001.manifest.json"), "utf8"),
+  ) as ModelManifest;
+  const m = variantManifest(base, "int8");
+  m.version = "3.1.0";
+  const file = join(dir, m.model.file);
+  copyFileSync(fromRoot("models", "cmapss", m.model.file), file);
+  const manifest = join(dir, "fd001.int8.manifest.json");
+  writeFileSync(manifest, JSON.stringify(m, null, 2));
+  const connect = (i: number) =>
+    EthersRegistryClient.connect({
+      rpcUrl,
+      privateKey: ANVIL_DEV_KEYS[i]!,
+      registry: deployment.contracts.VigilRegistry.address,
+      releases: deployment.contracts.VigilReleases.address,
+      pollingIntervalMs: 50,
+    });
+  const [admin, manager, a1, a2, a3] = await Promise.all([0, 2, 3, 4, 5].map(connect));
+  try {
+    await admin!.grantRole("releaseManager", manager!.account);
+    for (const a of [a1!, a2!, a3!]) await admin!.grantRole("releaseApprover", a.account);
+    const plan = await planRelease({ kind: "model", target: "cmapss-fd001", file, manifest });
+    const { releaseId } = await manager!.proposeRelease(plan.input);
+    say(
+      `\n  release ${releaseId}: int8 FD001 ${m.version} (sha256 ${m.model.sha256.slice(0, 12)}…, ${plan.cid}) proposed by ${manager!.account}`,
+    );
+    await a1!.approveRelease(releaseId);
+    await a2!.approveRelease(releaseId);
+    const t0 = Date.now();
+    say(`  release ${releaseId} approved 2 of 3 → ${(await a3!.getRelease(releaseId))?.status}`);
+    await agent.check();
+    const st = agent.status();
+    if (!st.lastInstall) throw new InternalError(`model update failed: ${JSON.stringify(st.lastFailure)}`);
+    const sh = st.lastInstall.shadow;
+    say(
+      `  swapped in ${Date.now() - t0} ms after the approval: shadow ${sh.windows} windows, mean |Δ| ${sh.meanAbsDiff.toFixed(3)} max |Δ| ${sh.maxAbsDiff.toFixed(3)} cycles vs the float model, cost ${sh.costRatio.toFixed(2)}×; reported on chain: ${st.lastInstall.reported}\n`,
+    );
+    return { sha256: st.lastInstall.sha256, swapIndex: rt.store.stats().lastIndex };
+  } finally {
+    for (const c of [admin, manager, a1, a2, a3]) await c?.close();
+  }
+}
+
+interface DemoPty {
+  /** The simulator's end. */
+  device: string;
+  /** The gateway's end (serial config). */
+  gateway: string;
+  stop(): Promise<void>;
+}
+
+/** A socat pty pair in `dir`, or undefined when socat is not installed. */
+async function demoPty(dir: string): Promise<DemoPty | undefined> {
+  if (spawnSync("socat", ["-V"], { stdio: "ignore" }).status !== 0) return undefined;
+  const device = join(dir, "tty-mcu");
+  const gateway = join(dir, "tty-gw");
+  const proc = spawn("socat", [`pty,raw,echo=0,link=${device}`, `pty,raw,echo=0,link=${gateway}`], {
+    stdio: "ignore",
+  });
+  const until = Date.now() + 5000;
+  while (!(existsSync(device) && existsSync(gateway))) {
+    if (Date.now() > until || proc.exitCode !== null) {
+      proc.kill();
+      return undefined;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    device,
+    gateway,
+    stop: async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const done = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await done;
+    },
+  };
+}
+
+/**
+ * The demo's firmware update: image 1.1.0 (security counter 2) for target "sim-mcu", proposed and
+ * approved 2 of 3; the gateway offers it to the simulated MCU over the serial line, which
+ * installs it, reboots and comes back with 1.1.0 in its HELLO.
+ */
+async function demoFirmwareUpdate(
+  rt: Runtime,
+  rpcUrl: string,
+  deployment: Deployment,
+  dataDir: string,
+  say: (line: string) => void = console.log,
+): Promise<{ releaseId: bigint; version: string; reported: boolean }> {
+  const agent = rt.updates?.firmware;
+  if (!agent) throw new InternalError("the demo's runtime has no firmware update agent");
+  const file = join(dataDir, "releases", "sim-mcu-1.1.0.vgfw");
+  const body = new Uint8Array(16_384).map((_, i) => (i * 7 + 3) & 0xff);
+  writeFileSync(
+    file,
+    buildFirmwareImage({ version: { major: 1, minor: 1, patch: 0 }, securityCounter: 2, body }),
+  );
+  const connect = (i: number) =>
+    EthersRegistryClient.connect({
+      rpcUrl,
+      privateKey: ANVIL_DEV_KEYS[i]!,
+      registry: deployment.contracts.VigilRegistry.address,
+      releases: deployment.contracts.VigilReleases.address,
+      pollingIntervalMs: 50,
+    });
+  const [manager, a1, a2] = await Promise.all([2, 4, 5].map(connect));
+  try {
+    const plan = await planRelease({ kind: "firmware", target: "sim-mcu", file });
+    const { releaseId } = await manager!.proposeRelease(plan.input);
+    await a1!.approveRelease(releaseId);
+    await a2!.approveRelease(releaseId);
+    say(
+      `\n  release ${releaseId}: firmware 1.1.0 for sim-mcu (${plan.input.size} B) approved 2 of 3; offering it`,
+    );
+    const t0 = Date.now();
+    await agent.check();
+    await agent.idle();
+    const reported = agent.counters.reports > 0;
+    say(`  firmware installed in ${Date.now() - t0} ms; reported on chain: ${reported}\n`);
+    return { releaseId, version: "1.1.0", reported };
+  } finally {
+    for (const c of [manager, a1, a2]) await c?.close();
+  }
 }

@@ -18,6 +18,7 @@ Commands:
   access     sensors and readers in the registry (register, suspend, resume, revoke, grant, list, …)
   token      mint a reader token (the MQTT password of a dashboard)
   store      check a store's integrity, or salvage what is intact from a damaged one
+  release    publish, approve, revoke and list model and firmware releases
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
   verify     verify a receipt or bundle against a trusted registry, offline and on chain with --rpc
   help       this text
@@ -43,6 +44,7 @@ const commands: Record<string, () => Promise<Command>> = {
   store: async () => (await import("./store.ts")).storeCommand,
   doctor: async () => (await import("./doctor.ts")).doctorCommand,
   init: async () => (await import("./init.ts")).initCommand,
+  release: async () => (await import("./release.ts")).releaseCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

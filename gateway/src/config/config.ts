@@ -47,6 +47,7 @@ export function resolveConfig(partial: unknown): GatewayConfig {
   checkUrl("mqtt.url", cfg.mqtt.url);
   checkUrl("chain.rpcUrl", cfg.chain.rpcUrl);
   cfg.chain.rpcUrls.forEach((u, i) => checkUrl(`chain.rpcUrls.${i}`, u));
+  checkUrl("updates.ipfsGateway", cfg.updates.ipfsGateway);
   if (cfg.chain.maxPriorityFeePerGasGwei > cfg.chain.maxFeePerGasGwei)
     throw new ConfigError("chain.maxPriorityFeePerGasGwei", "must not exceed chain.maxFeePerGasGwei");
   checkAccessConfig(cfg);

@@ -464,6 +464,56 @@ const Registry = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+/** Verified model and firmware updates from on-chain releases (gateway/src/updates/README.md). */
+const Updates = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: false,
+      description:
+        "Follow model and firmware releases on chain (needs chain.rpcUrl, chain.deployment and the gateway key).",
+    }),
+    schedule: Type.String({
+      minLength: 9,
+      default: "*/5 * * * *",
+      description: "node-cron expression of the release check.",
+    }),
+    ipfsGateway: nullable(Type.String({ minLength: 1 }), {
+      default: null,
+      description: "HTTP gateway for ipfs:// URIs (its bytes are verified against the CID, never trusted).",
+    }),
+    shadowWindows: Type.Integer({
+      minimum: 1,
+      default: 100,
+      description: "Windows a candidate model runs in shadow before it may be promoted.",
+    }),
+    shadowMaxMs: Type.Integer({
+      minimum: 1000,
+      default: 600_000,
+      description: "Longest shadow phase, ms; the candidate is then judged on the windows it ran.",
+    }),
+    maxCostFactor: Type.Number({
+      exclusiveMinimum: 0,
+      default: 3,
+      description: "A candidate's cost per window may be at most this times the live model's.",
+    }),
+    staleAfterMs: Type.Integer({
+      minimum: 1000,
+      default: 3_600_000,
+      description: "Marked stale (freeze alarm) after this long without a successful check, ms.",
+    }),
+    firmware: Type.Boolean({
+      default: true,
+      description: "Offer firmware releases to serial sensors (when updates are enabled).",
+    }),
+    firmwareTarget: nullable(Type.String({ minLength: 1 }), {
+      default: null,
+      description: "Firmware target of every serial sensor; null = the profile in its HELLO.",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/** The configuration file's schema (every field optional; `default` fills what is absent). */
 /** The configuration file's schema (every field optional; `default` fills what is absent). */
 export const ConfigSchema = Type.Object(
   {
@@ -476,6 +526,7 @@ export const ConfigSchema = Type.Object(
     attest: Attest,
     chain: Chain,
     registry: Registry,
+    updates: Updates,
     models: Models,
     log: Log,
     http: Http,

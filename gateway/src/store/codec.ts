@@ -14,6 +14,7 @@
  * | `V` batchSeq u64 | packed leaves (32 B each) |
  * | `X` lastIndex u64 | batchSeq u64 (frame index → batch: first key ≥ index) |
  * | `A` batchSeq u64 | anchor record (JSON) |
+ * | `U` name (UTF-8) | a record of the update agent (updates/): installed versions, refused releases, firmware transfer progress |
  * | `M` name | counters: `Mlast`, `Msealed`, `Mbatch`, `Mhead`, `Manchored`, `Mpruned`, `Mage` |
  * | `R` 0x00 | registry cache meta (JSON): last processed block and hash, unconfirmed events, last refresh (registry-cache.ts) |
  * | `R` kind ‖ id | registry cache entry (JSON), kind one ASCII letter, id UTF-8 (chain/registry-view.ts says which) |
@@ -39,6 +40,7 @@ export const P_ANCHOR = 0x41;
 export const P_LEAF = 0x45;
 export const P_LEAFHASH = 0x48;
 export const P_REGISTRY = 0x52;
+export const P_UPDATES = 0x55;
 
 export function writeU64(b: Buffer, o: number, v: number): void {
   b.writeUInt32BE(Math.floor(v / TWO_32), o);

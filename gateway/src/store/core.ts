@@ -23,6 +23,7 @@ import {
   watermarkOf,
   type WatermarkStore,
 } from "./integrity.ts";
+import { P_UPDATES } from "./codec.ts";
 import type { Kv } from "./kv.ts";
 import { FrameLog, type GroupCommitOptions, type StoreLimits } from "./log.ts";
 import { Outbox } from "./outbox.ts";
@@ -405,4 +406,40 @@ export class KvFrameStore implements FrameStore {
 
   /** Hook: the LevelDB store compacts the pruned range so the space is really returned. */
   protected async afterPrune(_throughIndex: number): Promise<void> {}
+
+  // ------------------------------------------------------------------ update-agent records
+
+  async getMeta(name: string): Promise<Buffer | undefined> {
+    try {
+      return await this.kv.get(metaKey(name));
+    } catch (e) {
+      throw translateLevelError(e, "reading an update record");
+    }
+  }
+
+  async putMeta(name: string, value: Buffer): Promise<void> {
+    try {
+      await this.kv.write([{ type: "put", key: metaKey(name), value }], true);
+    } catch (e) {
+      throw translateLevelError(e, "writing an update record");
+    }
+  }
+
+  async metaEntries(prefix: string): Promise<Array<[string, Buffer]>> {
+    const from = metaKey(prefix);
+    const out: Array<[string, Buffer]> = [];
+    try {
+      for await (const [k, v] of this.kv.range({ gte: from, lt: Buffer.of(P_UPDATES + 1) })) {
+        if (!k.subarray(0, from.length).equals(from)) break;
+        out.push([k.subarray(1).toString("utf8"), v]);
+      }
+    } catch (e) {
+      throw translateLevelError(e, "reading update records");
+    }
+    return out;
+  }
+}
+
+function metaKey(name: string): Buffer {
+  return Buffer.concat([Buffer.of(P_UPDATES), Buffer.from(name, "utf8")]);
 }

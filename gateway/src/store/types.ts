@@ -285,6 +285,14 @@ export interface FrameStore extends FrameSink {
     meta: Record<string, unknown>,
     replace?: boolean,
   ): Promise<void>;
+
+  // ---- update agent records (key prefix `U`)
+  /** A record of the update agent (key prefix `U`), or undefined. */
+  getMeta(name: string): Promise<Buffer | undefined>;
+  /** Writes (synced) a record of the update agent; an empty value is kept (use it as "cleared"). */
+  putMeta(name: string, value: Buffer): Promise<void>;
+  /** Every update-agent record whose name starts with `prefix`. */
+  metaEntries(prefix: string): Promise<Array<[string, Buffer]>>;
 }
 
 /** One cache entry; a `value` of undefined in a save deletes the entry. */

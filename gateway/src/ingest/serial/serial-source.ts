@@ -8,6 +8,7 @@ import { SerialPort } from "serialport";
 import { systemClock, type Clock } from "../../core/clock.ts";
 import { cobsEncode } from "../../protocol/cobs.ts";
 import type { FrameError } from "../../protocol/errors.ts";
+import { encodeFrame, type Frame } from "../../protocol/frame.ts";
 import type { DecodedFrame } from "../../protocol/stream-decoder.ts";
 import { SourceError } from "../errors.ts";
 import type { Ingest } from "../ingest.ts";
@@ -33,6 +34,23 @@ export interface SerialSourceOptions {
    * `@serialport/binding-mock` to run open, reopen-with-backoff and replies without a device.
    */
   binding?: SerialBinding;
+  /**
+   * Firmware updates over this line (updates/firmware-agent.ts): sees every decoded frame first;
+   * the frames it consumes (FW_STATUS, FW_CHUNK_ACK) do not reach ingest. HELLO and DATA always do.
+   */
+  firmware?: SerialFirmwareHook;
+}
+
+/** A device link the firmware agent sends FW_OFFER / FW_CHUNK / FW_ABORT frames through. */
+export interface FirmwareLink {
+  readonly name: string;
+  send(frame: Frame): void;
+}
+
+/** Declared here (ingest), implemented by the update agent, plugged in by runtime.ts. */
+export interface SerialFirmwareHook {
+  /** Returns true when the frame was a firmware reply it consumed. */
+  onFrame(frame: Frame, link: FirmwareLink): boolean;
 }
 
 export class SerialSource implements IngestSource {
@@ -43,6 +61,8 @@ export class SerialSource implements IngestSource {
   #timer: NodeJS.Timeout | undefined;
   readonly #batcher: ReplyBatcher;
   readonly #counters = { opens: 0, reopens: 0, ioErrors: 0 };
+  /** This line as a firmware link (frames are written only while the port is open). */
+  readonly link: FirmwareLink;
 
   constructor(
     private readonly ingest: Ingest,
@@ -51,6 +71,7 @@ export class SerialSource implements IngestSource {
     this.name = `serial:${opts.path}`;
     this.#backoff = opts.backoffMs ?? 250;
     this.#batcher = new ReplyBatcher((f) => this.#write(f), opts.clock ?? systemClock, ingest.counters);
+    this.link = { name: this.name, send: (f) => this.#write(encodeFrame(f)) };
   }
 
   stats(): Record<string, number> {
@@ -96,6 +117,7 @@ export class SerialSource implements IngestSource {
     const decoder = new FrameDecoderStream();
     decoder.on("reject", (e: FrameError) => this.#batcher.push(this.ingest.rejectUndecodable(e, "serial")));
     decoder.on("data", (d: DecodedFrame) => {
+      if (this.opts.firmware?.onFrame(d.frame, this.link)) return;
       const r = this.ingest.handle(d, "serial");
       if (r instanceof Promise) void r.then((reply) => this.#batcher.push(reply));
       else this.#batcher.push(r);

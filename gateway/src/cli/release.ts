@@ -1,0 +1,294 @@
+/**
+ * `vigil release …`: publish, approve, revoke and list model and firmware releases
+ * (VigilReleases; see contracts/README.md and gateway/src/updates/README.md).
+ */
+import { createHash } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { RELEASE_KINDS, type ReleaseInput, type ReleaseKind, type RoleName } from "../chain/client.ts";
+import type { Hex } from "../core/hex.ts";
+import { UsageError, VigilError } from "../core/errors.ts";
+import { parseFirmwareImage } from "../protocol/firmware-image.ts";
+import { cidV1, cidV1OfFile } from "../updates/cid.ts";
+import { checkModelAgainstManifest } from "../updates/model-check.ts";
+import { encodeModelMeta, semverToVersion, targetId, trainingDataHash } from "../updates/release-meta.ts";
+import { common, withClient } from "./chain.ts";
+
+const HELP = `usage: vigil release <command> [options]
+
+commands:
+  publish      hash a model or firmware file, check it, and propose it as a release (release manager)
+  approve ID   approve a proposed release (release approver; M approvals activate it)
+  revoke ID    revoke a proposed or active release (release manager or admin)
+  list         list releases with status and approvals
+  grant-role   grant release-manager or release-approver (default admin)
+
+publish options:
+  --kind model|firmware      what the file is
+  --target T                 model: a device profile it serves (e.g. cmapss-fd001);
+                             firmware: the hardware target (e.g. sim-mcu); or a 32-byte hex id
+  --file F                   the ONNX model or the firmware image
+  --manifest M               model manifest (required for models; checked against the ONNX file:
+                             sha256, size, input/output names and shapes); it must be published
+                             beside F (same folder, or its own ipfs:// CID)
+  --uri U                    where gateways fetch F (repeatable, tried in order: file://, https://,
+                             ipfs://CID); default: file:// of F and ipfs://<CID of F>
+  --version N                release version (default: model manifest semver or firmware header
+                             version as major*10^6 + minor*10^3 + patch)
+  --dry-run                  print what would be proposed, send nothing
+
+revoke options:
+  --reason TEXT              why (stored on chain, ≤ 512 bytes)
+
+grant-role options:
+  --role manager|approver    --account ADDR
+
+common options:
+  --deployment PATH          deployment file written by "vigil chain deploy"
+  --rpc URL                  JSON-RPC endpoint
+  --key HEX | --key-file P   the caller's private key (default: anvil dev account #0, local chains only)
+  --help                     this text
+
+Contract errors are printed as sentences, e.g. "version 3 is not above 5, the latest model version
+proposed for target 0x…" (VersionNotIncreasing).
+`;
+
+function help(): number {
+  process.stdout.write(HELP);
+  return 0;
+}
+
+function releaseId(s: string | undefined): bigint {
+  if (!s || !/^\d+$/.test(s)) throw new UsageError("give the release id (a positive integer)");
+  const id = BigInt(s);
+  if (id < 1n) throw new UsageError("release ids start at 1");
+  return id;
+}
+
+function sha256Hex(b: Uint8Array): string {
+  return createHash("sha256").update(b).digest("hex");
+}
+
+/** What publish computed for a file; printed, and proposed unless --dry-run. */
+export interface PublishPlan {
+  input: ReleaseInput;
+  cid: string;
+  manifestCid?: string;
+}
+
+/** Builds the release of `file` (hash, size, CID, checks); exported for tests and the demo. */
+export async function planRelease(o: {
+  kind: ReleaseKind;
+  target: string;
+  file: string;
+  manifest?: string | undefined;
+  uris?: string[] | undefined;
+  version?: bigint | undefined;
+}): Promise<PublishPlan> {
+  const bytes = readFileSync(o.file);
+  const sha = sha256Hex(bytes);
+  const cid = await cidV1OfFile(o.file);
+  const defaultUris = [pathToFileURL(resolve(o.file)).href, `ipfs://${cid}`];
+  const uris = o.uris && o.uris.length > 0 ? o.uris : defaultUris;
+  if (o.kind === "model") {
+    if (!o.manifest) throw new UsageError("--manifest is required for a model release");
+    if (resolve(dirname(o.manifest)) !== resolve(dirname(o.file)))
+      throw new UsageError(
+        "the manifest must sit in the same folder as the model file (gateways fetch it from there)",
+      );
+    const m = await checkModelAgainstManifest(o.manifest, bytes);
+    if (m.model.file !== basename(o.file))
+      throw new UsageError(`the manifest names model file "${m.model.file}", not "${basename(o.file)}"`);
+    const mBytes = readFileSync(o.manifest);
+    const manifestCid = await cidV1(mBytes);
+    const metrics = encodeModelMeta({
+      manifest: { file: basename(o.manifest), sha256: sha256Hex(mBytes), cid: manifestCid },
+      precision: m.model.precision ?? "float32",
+      ...(typeof m.metrics.rmse === "number" ? { rmse: m.metrics.rmse } : {}),
+    });
+    return {
+      cid,
+      manifestCid,
+      input: {
+        kind: "model",
+        target: targetId("model", o.target),
+        version: o.version ?? semverToVersion(m.version),
+        contentHash: `0x${sha}`,
+        size: BigInt(bytes.length),
+        trainingDataHash: trainingDataHash(m),
+        uris,
+        metrics,
+      },
+    };
+  }
+  if (o.manifest) throw new UsageError("--manifest is for model releases");
+  const img = parseFirmwareImage(bytes);
+  const v = img.version;
+  return {
+    cid,
+    input: {
+      kind: "firmware",
+      target: targetId("firmware", o.target),
+      version: o.version ?? BigInt(v.major) * 1_000_000n + BigInt(v.minor) * 1_000n + BigInt(v.patch),
+      contentHash: `0x${sha}`,
+      size: BigInt(bytes.length),
+      trainingDataHash: `0x${"0".repeat(64)}`,
+      uris,
+      metrics: JSON.stringify({ securityCounter: img.securityCounter }),
+    },
+  };
+}
+
+async function publish(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...common,
+      kind: { type: "string" },
+      target: { type: "string" },
+      file: { type: "string" },
+      manifest: { type: "string" },
+      uri: { type: "string", multiple: true },
+      version: { type: "string" },
+      "dry-run": { type: "boolean" },
+    },
+  });
+  if (values.help) return help();
+  const kind = values.kind as ReleaseKind;
+  if (!RELEASE_KINDS.includes(kind)) throw new UsageError("--kind must be model or firmware");
+  if (!values.target) throw new UsageError("--target is required");
+  if (!values.file) throw new UsageError("--file is required");
+  try {
+    if (!statSync(values.file).isFile()) throw new Error("not a file");
+  } catch {
+    throw new UsageError(`--file ${values.file} is not a readable file`);
+  }
+  if (values.version !== undefined && !/^\d+$/.test(values.version))
+    throw new UsageError("--version must be a non-negative integer");
+  const plan = await planRelease({
+    kind,
+    target: values.target,
+    file: values.file,
+    manifest: values.manifest,
+    uris: values.uri,
+    version: values.version === undefined ? undefined : BigInt(values.version),
+  });
+  const i = plan.input;
+  process.stdout.write(
+    `${kind} release for target ${values.target} (${i.target})\n` +
+      `  version   ${i.version}\n  sha256    ${i.contentHash.slice(2)}\n  size      ${i.size} bytes\n` +
+      `  cid       ${plan.cid}\n` +
+      (plan.manifestCid ? `  manifest  ${plan.manifestCid}\n` : "") +
+      i.uris.map((u) => `  uri       ${u}\n`).join(""),
+  );
+  if (values["dry-run"]) return 0;
+  return withClient(values, async (c) => {
+    const r = await c.proposeRelease(i);
+    process.stdout.write(`proposed release ${r.releaseId} (tx ${r.txHash})\n`);
+  });
+}
+
+async function approve(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: common, allowPositionals: true });
+  if (values.help) return help();
+  const id = releaseId(positionals[0]);
+  return withClient(values, async (c) => {
+    const r = await c.approveRelease(id);
+    const rel = await c.getRelease(id);
+    process.stdout.write(
+      `approved release ${id} (tx ${r.txHash}); it is now ${rel?.status ?? "unknown"} with ${await c.currentApprovals(id)} counting approvals\n`,
+    );
+  });
+}
+
+async function revoke(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...common, reason: { type: "string", default: "" } },
+    allowPositionals: true,
+  });
+  if (values.help) return help();
+  const id = releaseId(positionals[0]);
+  return withClient(values, async (c) => {
+    const r = await c.revokeRelease(id, values.reason ?? "");
+    process.stdout.write(`revoked release ${id} (tx ${r.txHash})\n`);
+  });
+}
+
+async function list(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: common });
+  if (values.help) return help();
+  return withClient(values, async (c) => {
+    const rows: string[] = [];
+    for (let id = 1n; ; id++) {
+      const r = await c.getRelease(id);
+      if (!r) break;
+      const current = await c.currentApprovals(id);
+      rows.push(
+        `${id}\t${r.kind}\t${r.status}\t${r.version}\t${current}/${r.approvals}\t${r.target.slice(0, 10)}…\t${r.contentHash.slice(2, 14)}…\t${r.size}\t${r.uris[0] ?? ""}`,
+      );
+    }
+    process.stdout.write(
+      rows.length === 0
+        ? "no releases\n"
+        : `id\tkind\tstatus\tversion\tapprovals(current/recorded)\ttarget\tsha256\tsize\tfirst uri\n${rows.join("\n")}\n`,
+    );
+  });
+}
+
+async function grantRole(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...common, role: { type: "string" }, account: { type: "string" } },
+  });
+  if (values.help) return help();
+  const roles: Record<string, RoleName> = { manager: "releaseManager", approver: "releaseApprover" };
+  const role = roles[values.role ?? ""];
+  if (!role) throw new UsageError("--role must be manager or approver");
+  if (!values.account || !/^0x[0-9a-fA-F]{40}$/.test(values.account))
+    throw new UsageError("--account must be an address");
+  const account = values.account.toLowerCase() as Hex;
+  return withClient(values, async (c) => {
+    const r = await c.grantRole(role, account);
+    process.stdout.write(`granted ${values.role} to ${account} (tx ${r.txHash})\n`);
+  });
+}
+
+/** Entry point of `vigil release`; returns the process exit code. */
+export async function releaseCommand(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case "publish":
+        return await publish(rest);
+      case "approve":
+        return await approve(rest);
+      case "revoke":
+        return await revoke(rest);
+      case "list":
+        return await list(rest);
+      case "grant-role":
+        return await grantRole(rest);
+      case undefined:
+      case "--help":
+      case "-h":
+      case "help":
+        process.stdout.write(HELP);
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown release command "${cmd}"`);
+    }
+  } catch (e) {
+    if (e instanceof VigilError) {
+      process.stderr.write(`vigil release: ${e.shortMessage}\n`);
+      return e instanceof UsageError ? 2 : 1;
+    }
+    if (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`vigil release: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}

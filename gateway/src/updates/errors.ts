@@ -1,0 +1,41 @@
+import { VigilError } from "../core/errors.ts";
+
+/**
+ * Why a release was refused or an update did not complete. The code is the label of the agent's
+ * rejection counter and of the retained status; the message is one sentence for the operator.
+ * - `NOT_ACTIVE`: the release is not Active on chain (proposed, below threshold, unknown);
+ * - `REVOKED`: the release was revoked;
+ * - `WRONG_TARGET`: the release is for another (kind, target), or its manifest serves other profiles;
+ * - `NOT_NEWER`: its version is not above the one installed (rollback, or the same version again);
+ * - `FETCH_FAILED`: no URI delivered the bytes (unreachable, HTTP error, unsupported scheme);
+ * - `SIZE_MISMATCH`: the body was longer than the recorded size (cut) or shorter;
+ * - `HASH_MISMATCH`: the bytes' sha256 differs from the release's content hash;
+ * - `CID_MISMATCH`: an IPFS gateway returned bytes whose CID is not the one asked for;
+ * - `MANIFEST_INVALID`: the model manifest is missing, not valid, or not the one the release pins;
+ * - `MANIFEST_MISMATCH`: the manifest does not describe this model file (hash, size, shapes, names);
+ * - `MODEL_INVALID`: onnxruntime cannot load the file;
+ * - `SHADOW_FAILED`: in shadow the candidate gave non-finite or out-of-range outputs, or cost too much;
+ * - `REPORT_FAILED`: installed, but the signed install report could not be sent (retried later).
+ */
+export type UpdateErrorCode =
+  | "NOT_ACTIVE"
+  | "REVOKED"
+  | "WRONG_TARGET"
+  | "NOT_NEWER"
+  | "FETCH_FAILED"
+  | "SIZE_MISMATCH"
+  | "HASH_MISMATCH"
+  | "CID_MISMATCH"
+  | "MANIFEST_INVALID"
+  | "MANIFEST_MISMATCH"
+  | "MODEL_INVALID"
+  | "SHADOW_FAILED"
+  | "REPORT_FAILED";
+
+export class UpdateError extends VigilError {
+  override name = "UpdateError";
+  declare readonly code: UpdateErrorCode;
+  constructor(code: UpdateErrorCode, message: string, opts: { details?: string; cause?: unknown } = {}) {
+    super(code, message, opts);
+  }
+}

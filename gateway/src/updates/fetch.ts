@@ -1,0 +1,142 @@
+/**
+ * Fetches a release's file into a staging folder and proves it is the release's bytes.
+ *
+ * URIs are tried in order (file://, https://, ipfs://CID through the configured HTTP gateway).
+ * Every body is streamed to `<staging>/<sha256>.<n>.part`, cut as soon as it passes the recorded size
+ * (an endless or oversized body never fills the disk), then must have exactly that size and the
+ * release's sha256. For ipfs:// the CID of the bytes is recomputed (cid.ts) and must equal the
+ * CID in the URI: the HTTP gateway is never trusted. The first URI that passes wins; the file is
+ * renamed to `<staging>/<sha256>` and its path returned.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { redactUrl } from "../core/errors.ts";
+import { cidV1OfFile, parseIpfsUri } from "./cid.ts";
+import { UpdateError, type UpdateErrorCode } from "./errors.ts";
+
+export interface FetchOptions {
+  /** Folder for downloads (created 0700). */
+  stagingDir: string;
+  /** Base URL of an IPFS HTTP gateway for ipfs:// URIs (e.g. http://127.0.0.1:8080); none: skipped. */
+  ipfsGateway?: string | undefined;
+  /** Time allowed per URI, ms. Default 120 000. */
+  timeoutMs?: number;
+}
+
+export interface Artifact {
+  uris: readonly string[];
+  /** Exact size in bytes, or (`exact: false`) the most the body may have. */
+  size: bigint;
+  /** Default true. */
+  exact?: boolean;
+  /** Lowercase hex sha256 (with or without 0x). */
+  sha256: string;
+}
+
+/** Where a fetch came from (for logs). */
+export interface Fetched {
+  path: string;
+  uri: string;
+}
+
+/** Content errors say the bytes were wrong (worth reporting over "unreachable"). */
+const CONTENT: readonly UpdateErrorCode[] = ["HASH_MISMATCH", "SIZE_MISMATCH", "CID_MISMATCH"];
+
+async function open(uri: string, o: FetchOptions, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+  if (uri.startsWith("file://")) return createReadStream(fileURLToPath(uri));
+  let url: string;
+  if (uri.startsWith("https://")) url = uri;
+  else if (uri.startsWith("ipfs://")) {
+    const cid = parseIpfsUri(uri);
+    if (!cid) throw new UpdateError("FETCH_FAILED", "not an ipfs://CID URI");
+    if (!o.ipfsGateway)
+      throw new UpdateError("FETCH_FAILED", "no IPFS gateway is configured (updates.ipfsGateway)");
+    url = `${o.ipfsGateway.replace(/\/+$/, "")}/ipfs/${cid.toString()}`;
+  } else throw new UpdateError("FETCH_FAILED", "unsupported URI scheme");
+  const res = await fetch(url, { signal, redirect: "follow" });
+  if (!res.ok || !res.body) throw new UpdateError("FETCH_FAILED", `HTTP ${res.status}`);
+  return Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>);
+}
+
+let partSeq = 0;
+
+async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string): Promise<string> {
+  const part = join(o.stagingDir, `${sha}.${++partSeq}.part`); // concurrent fetches of one release
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), o.timeoutMs ?? 120_000);
+  const out = createWriteStream(part, { mode: 0o600 });
+  const hash = createHash("sha256");
+  let n = 0n;
+  try {
+    const body = await open(uri, o, ac.signal);
+    for await (const chunk of body) {
+      n += BigInt(chunk.length);
+      if (n > a.size) {
+        ac.abort();
+        (body as Readable).destroy?.();
+        throw new UpdateError(
+          "SIZE_MISMATCH",
+          `the body is longer than the release's ${a.size} bytes; cut there`,
+        );
+      }
+      hash.update(chunk);
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
+    }
+    await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+    if (n !== a.size && a.exact !== false)
+      throw new UpdateError("SIZE_MISMATCH", `got ${n} bytes, the release has ${a.size}`);
+    const got = hash.digest("hex");
+    if (got !== sha) throw new UpdateError("HASH_MISMATCH", `sha256 ${got} is not the release's ${sha}`);
+    const cid = uri.startsWith("ipfs://") ? parseIpfsUri(uri) : undefined;
+    if (cid) {
+      const actual = await cidV1OfFile(part);
+      if (actual !== cid.toV1().toString())
+        throw new UpdateError(
+          "CID_MISMATCH",
+          `the gateway's bytes have CID ${actual}, not ${cid.toString()}`,
+        );
+    }
+    const final = join(o.stagingDir, sha);
+    renameSync(part, final);
+    return final;
+  } catch (e) {
+    out.destroy();
+    rmSync(part, { force: true });
+    if (e instanceof UpdateError) throw e;
+    throw new UpdateError("FETCH_FAILED", ac.signal.aborted ? "timed out" : (e as Error).message, {
+      cause: e,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Fetches `a` from its URIs in order; returns the staged file.
+ * @throws UpdateError — the first content error (HASH_MISMATCH, SIZE_MISMATCH, CID_MISMATCH) if
+ *   any URI delivered wrong bytes, else FETCH_FAILED; `details` lists every URI's reason.
+ */
+export async function fetchArtifact(a: Artifact, o: FetchOptions): Promise<Fetched> {
+  mkdirSync(o.stagingDir, { recursive: true, mode: 0o700 });
+  const sha = a.sha256.replace(/^0x/, "").toLowerCase();
+  const failures: UpdateError[] = [];
+  const reasons: string[] = [];
+  for (const uri of a.uris) {
+    try {
+      return { path: await fetchOne(uri, a, o, sha), uri };
+    } catch (e) {
+      const err = e as UpdateError;
+      failures.push(err);
+      reasons.push(`${redactUrl(uri)}: ${err.shortMessage}`);
+    }
+  }
+  const worst = failures.find((f) => CONTENT.includes(f.code)) ?? failures[0];
+  throw new UpdateError(
+    worst?.code ?? "FETCH_FAILED",
+    `no URI delivered the release's bytes (${worst?.shortMessage ?? "no URIs"})`,
+    { details: reasons.join("; ") },
+  );
+}

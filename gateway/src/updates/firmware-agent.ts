@@ -1,0 +1,323 @@
+/**
+ * The firmware update agent: offers the Active firmware release of a target to the sensors of
+ * that target over their serial line (protocol v1.1, FirmwareSession), with the same rules as
+ * the model agent — approved and not revoked, the right target, never backwards (the device's
+ * bootloader also refuses older images by its security counter), verified fetch (fetch.ts), a
+ * failure keeps the old firmware and is not retried for that device until a different release
+ * appears or an operator asks. Transfer progress is persisted in the store
+ * ({@link StoreFirmwareProgressStore}), so a gateway restart resumes a transfer by offering again.
+ *
+ * It plugs into SerialSource as its `firmware` hook: it sees every decoded frame first, routes
+ * FW_STATUS / FW_CHUNK_ACK to the device's session and consumes them; a HELLO tells it a
+ * device's target (by default its profile) and the version it runs.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import cron from "node-cron";
+import type { ReleaseRecord } from "../chain/client.ts";
+import { silentLogger, type Logger } from "../core/log.ts";
+import type { FirmwareLink, SerialFirmwareHook } from "../ingest/serial/serial-source.ts";
+import { FrameType, type Frame, type HelloFrame, type FirmwareVersion } from "../protocol/frame.ts";
+import { parseFirmwareImage } from "../protocol/firmware-image.ts";
+import { UpdateError, type UpdateErrorCode } from "./errors.ts";
+import { fetchArtifact } from "./fetch.ts";
+import { FirmwareSession, type FirmwareSessionOptions } from "./firmware/session.ts";
+import type { FirmwareProgress, FirmwareProgressStore } from "./firmware/progress.ts";
+import type { InstallReporter, ReleaseSource, UpdateStateStore } from "./model-agent.ts";
+import { targetId } from "./release-meta.ts";
+
+/** The store's update records that also list by prefix (FrameStore has all three). */
+export interface ListableStateStore extends UpdateStateStore {
+  metaEntries(prefix: string): Promise<Array<[string, Buffer]>>;
+}
+
+/** {@link FirmwareProgressStore} in the store's update records (`fw/progress/<device>/<release>`). */
+export class StoreFirmwareProgressStore implements FirmwareProgressStore {
+  constructor(private readonly state: ListableStateStore) {}
+  #key(d: number, r: number): string {
+    return `updates/fw/progress/${d}/${r}`;
+  }
+  async load(deviceId: number, releaseId: number): Promise<FirmwareProgress | undefined> {
+    const b = await this.state.getMeta(this.#key(deviceId, releaseId));
+    return b && b.length > 0 ? (JSON.parse(b.toString("utf8")) as FirmwareProgress) : undefined;
+  }
+  async save(p: FirmwareProgress): Promise<void> {
+    await this.state.putMeta(this.#key(p.deviceId, p.releaseId), Buffer.from(JSON.stringify(p)));
+  }
+  async delete(deviceId: number, releaseId: number): Promise<void> {
+    await this.state.putMeta(this.#key(deviceId, releaseId), Buffer.alloc(0));
+  }
+  async list(): Promise<FirmwareProgress[]> {
+    const out: FirmwareProgress[] = [];
+    for (const [, v] of await this.state.metaEntries("updates/fw/progress/"))
+      if (v.length > 0) out.push(JSON.parse(v.toString("utf8")) as FirmwareProgress);
+    return out;
+  }
+}
+
+/** `major·10^6 + minor·10^3 + patch`, the release version of a firmware image. */
+export function firmwareVersionNumber(v: FirmwareVersion): bigint {
+  return BigInt(v.major) * 1_000_000n + BigInt(v.minor) * 1_000n + BigInt(v.patch);
+}
+
+export interface FirmwareAgentOptions {
+  releases: ReleaseSource;
+  state: ListableStateStore;
+  reporter?: InstallReporter | undefined;
+  /** `<dataDir>/updates`. */
+  dir: string;
+  ipfsGateway?: string | undefined;
+  fetchTimeoutMs?: number;
+  /** A device's firmware target from its HELLO. Default: its profile. */
+  targetOf?: (hello: HelloFrame) => string;
+  /** Session timeouts and limits (FirmwareSessionOptions). */
+  session?: Pick<
+    FirmwareSessionOptions,
+    "offerTimeoutMs" | "maxOffers" | "ackTimeoutMs" | "maxRewinds" | "installTimeoutMs" | "timers"
+  >;
+  log?: Logger;
+  /** Called after every install or refusal (publish the status). */
+  onChange?: () => void;
+}
+
+interface Device {
+  id: number;
+  target: string;
+  firmware: FirmwareVersion;
+  link: FirmwareLink;
+}
+
+export interface FirmwareAgentCounters {
+  checks: number;
+  checkErrors: number;
+  offers: number;
+  installs: number;
+  /** Installs per device id. */
+  installsByDevice: Record<number, number>;
+  reports: number;
+  reportErrors: number;
+  /** FW_STATUS / FW_CHUNK_ACK with no session for the device (stale replies). */
+  strayReplies: number;
+  /** Refused releases / failed transfers by reason (UpdateError codes, and FirmwareUpdateError codes prefixed `FW_`). */
+  rejected: Record<string, number>;
+}
+
+export class FirmwareUpdateAgent implements SerialFirmwareHook {
+  readonly counters: FirmwareAgentCounters = {
+    checks: 0,
+    checkErrors: 0,
+    offers: 0,
+    installs: 0,
+    installsByDevice: {},
+    reports: 0,
+    reportErrors: 0,
+    strayReplies: 0,
+    rejected: {},
+  };
+  readonly progress: StoreFirmwareProgressStore;
+  readonly #o: FirmwareAgentOptions;
+  readonly #log: Logger;
+  readonly #devices = new Map<number, Device>();
+  readonly #sessions = new Map<number, Promise<void>>();
+  readonly #live = new Map<number, FirmwareSession>();
+  /** Active release per target, from the last check. */
+  readonly #active = new Map<string, ReleaseRecord>();
+
+  constructor(o: FirmwareAgentOptions) {
+    this.#o = o;
+    this.#log = o.log ?? silentLogger;
+    this.progress = new StoreFirmwareProgressStore(o.state);
+  }
+
+  /** SerialFirmwareHook: routes firmware replies to sessions; learns devices from HELLO. */
+  onFrame(frame: Frame, link: FirmwareLink): boolean {
+    const s = this.#live.get(frame.deviceId);
+    if (s?.handle(frame)) return true;
+    if (frame.type === FrameType.FwStatus || frame.type === FrameType.FwChunkAck) {
+      this.counters.strayReplies++;
+      return true;
+    }
+    if (frame.type === FrameType.Hello) {
+      const target = this.#o.targetOf?.(frame) ?? frame.profile;
+      this.#devices.set(frame.deviceId, { id: frame.deviceId, target, firmware: frame.firmware, link });
+      const rel = this.#active.get(target);
+      if (rel) this.#consider(frame.deviceId, rel);
+    }
+    return false;
+  }
+
+  /** Devices seen, with their target and firmware. */
+  devices(): Array<{ id: number; target: string; firmware: string }> {
+    return [...this.#devices.values()].map((d) => ({
+      id: d.id,
+      target: d.target,
+      firmware: `${d.firmware.major}.${d.firmware.minor}.${d.firmware.patch}`,
+    }));
+  }
+
+  /** Reads the Active release of every target seen and offers it where it is newer. */
+  async check(): Promise<void> {
+    this.counters.checks++;
+    try {
+      const targets = new Set([...this.#devices.values()].map((d) => d.target));
+      for (const t of targets) {
+        const rel = await this.#o.releases.activeRelease("firmware", targetId("firmware", t));
+        if (rel) this.#active.set(t, rel);
+        else this.#active.delete(t);
+      }
+    } catch (e) {
+      this.counters.checkErrors++;
+      this.#log.warn({ err: (e as Error).message }, "firmware update check failed");
+      return;
+    }
+    for (const d of this.#devices.values()) {
+      const rel = this.#active.get(d.target);
+      if (rel) this.#consider(d.id, rel);
+    }
+  }
+
+  /** Waits for every running transfer to settle. */
+  async idle(): Promise<void> {
+    while (this.#sessions.size > 0) await Promise.allSettled([...this.#sessions.values()]);
+  }
+
+  /** Forgets that `releaseId` failed on `deviceId` (operator request). */
+  async retry(deviceId: number, releaseId: bigint): Promise<void> {
+    await this.#o.state.putMeta(`updates/fw/failed/${deviceId}/${releaseId}`, Buffer.alloc(0));
+  }
+
+  #task: { stop(): unknown } | undefined;
+
+  /** Checks on a node-cron schedule (and at once). */
+  start(schedule: string): void {
+    this.#task = cron.schedule(schedule, () => void this.check());
+    void this.check();
+  }
+
+  /** Stops the schedule and every session (shutdown); persisted progress lets the next start resume. */
+  stop(): void {
+    this.#task?.stop();
+    for (const s of this.#live.values()) s.stop();
+  }
+
+  #consider(deviceId: number, rel: ReleaseRecord): void {
+    if (this.#sessions.has(deviceId)) return;
+    const p = this.#install(deviceId, rel).finally(() => {
+      this.#sessions.delete(deviceId);
+      this.#live.delete(deviceId);
+    });
+    this.#sessions.set(deviceId, p);
+  }
+
+  async #refuse(deviceId: number, rel: ReleaseRecord, code: string, reason: string): Promise<void> {
+    this.counters.rejected[code] = (this.counters.rejected[code] ?? 0) + 1;
+    this.#o.onChange?.();
+    this.#log.warn(
+      { deviceId, releaseId: rel.id.toString(), code },
+      `firmware release ${rel.id} for device ${deviceId} refused: ${reason}`,
+    );
+    await this.#o.state.putMeta(`updates/fw/failed/${deviceId}/${rel.id}`, Buffer.from(`${code}: ${reason}`));
+  }
+
+  async #install(deviceId: number, rel: ReleaseRecord): Promise<void> {
+    const dev = this.#devices.get(deviceId);
+    if (!dev) return;
+    if (firmwareVersionNumber(dev.firmware) >= rel.version) return; // runs it, or something newer
+    const failed = await this.#o.state.getMeta(`updates/fw/failed/${deviceId}/${rel.id}`);
+    if (failed && failed.length > 0) return;
+    let image: Buffer;
+    try {
+      if (rel.status !== "active") throw new UpdateError("NOT_ACTIVE", `release ${rel.id} is ${rel.status}`);
+      if (rel.kind !== "firmware" || rel.target !== targetId("firmware", dev.target))
+        throw new UpdateError(
+          "WRONG_TARGET",
+          `release ${rel.id} is not a firmware release for ${dev.target}`,
+        );
+      const f = await fetchArtifact(
+        { uris: rel.uris, size: rel.size, sha256: rel.contentHash },
+        {
+          stagingDir: join(this.#o.dir, "staging"),
+          ipfsGateway: this.#o.ipfsGateway,
+          timeoutMs: this.#o.fetchTimeoutMs ?? 120_000,
+        },
+      );
+      image = readFileSync(f.path);
+      let info;
+      try {
+        info = parseFirmwareImage(image);
+      } catch (e) {
+        throw new UpdateError("MANIFEST_MISMATCH", (e as Error).message);
+      }
+      if (firmwareVersionNumber(info.version) !== rel.version)
+        throw new UpdateError(
+          "MANIFEST_MISMATCH",
+          `the image header says version ${firmwareVersionNumber(info.version)}, the release ${rel.version}`,
+        );
+    } catch (e) {
+      const err = e instanceof UpdateError ? e : new UpdateError("FETCH_FAILED", (e as Error).message);
+      return this.#refuse(deviceId, rel, err.code satisfies UpdateErrorCode, err.shortMessage);
+    }
+    const prior = await this.progress.load(deviceId, Number(rel.id));
+    const session = new FirmwareSession({
+      deviceId,
+      releaseId: Number(rel.id),
+      image,
+      send: (fr) => dev.link.send(fr),
+      progressStore: this.progress,
+      ...this.#o.session,
+      // A transfer this gateway left as failed is restarted; an unfinished one is resumed by the offer.
+      restart: prior?.phase === "failed",
+    });
+    this.#live.set(deviceId, session);
+    this.counters.offers++;
+    this.#log.info(
+      { deviceId, releaseId: rel.id.toString(), resume: prior?.ackedOffset ?? 0 },
+      `offering firmware release ${rel.id}`,
+    );
+    try {
+      const res = await session.start();
+      dev.firmware = res.firmware;
+      this.counters.installs++;
+      this.counters.installsByDevice[deviceId] = (this.counters.installsByDevice[deviceId] ?? 0) + 1;
+      await this.#o.state.putMeta(
+        `updates/fw/installed/${deviceId}`,
+        Buffer.from(
+          JSON.stringify({
+            releaseId: rel.id.toString(),
+            version: rel.version.toString(),
+            bytesSent: res.bytesSent,
+            totalMs: res.totalMs,
+          }),
+        ),
+      );
+      this.#log.info(
+        { deviceId, releaseId: rel.id.toString(), totalMs: res.totalMs },
+        `device ${deviceId} runs firmware release ${rel.id}`,
+      );
+      await this.#report(rel);
+      this.#o.onChange?.();
+    } catch (e) {
+      const code = `FW_${(e as { code?: string }).code ?? "ERROR"}`;
+      if (code === "FW_STOPPED") return; // shutdown: resumed at the next start
+      await this.#refuse(deviceId, rel, code, (e as Error).message.split("\n")[0]!);
+    }
+  }
+
+  async #report(rel: ReleaseRecord): Promise<void> {
+    if (!this.#o.reporter) return;
+    const key = `updates/fw/reported/${rel.id}`;
+    const done = await this.#o.state.getMeta(key);
+    if (done && done.length > 0) return;
+    try {
+      await this.#o.reporter.report(rel.id);
+      this.counters.reports++;
+      await this.#o.state.putMeta(key, Buffer.from("1"));
+    } catch (e) {
+      this.counters.reportErrors++;
+      this.#log.warn(
+        { releaseId: rel.id.toString(), err: (e as Error).message },
+        "firmware install report failed",
+      );
+    }
+  }
+}

@@ -1,0 +1,676 @@
+/**
+ * The model update agent: follows the Active release of every device profile its live models
+ * serve, and installs a newer one the way TUF/Uptane clients do — nothing runs unless the chain
+ * approved it, nothing goes backwards, every failure leaves the old model running and says why.
+ *
+ * One release, in order (each step's failure is an {@link UpdateError} with its code):
+ * 1. on chain: Active (NOT_ACTIVE / REVOKED), kind model and target = a served profile
+ *    (WRONG_TARGET), version above the installed one (NOT_NEWER; the installed version is the
+ *    highest of: the live manifest's, the one persisted in the store, and the one this gateway last
+ *    reported on chain — so neither a restart nor a restored old data folder reopens a rollback);
+ * 2. fetch (fetch.ts): model capped at its size and sha256-checked, manifest pinned by the release's
+ *    metrics (release-meta.ts), ipfs:// CIDs recomputed;
+ * 3. the manifest describes the model (model-check.ts) and serves the live model's profiles; the
+ *    model loads in onnxruntime (MODEL_INVALID);
+ * 4. shadow: it runs beside the live model on live windows (InferenceLoop.addShadow) for
+ *    `shadowWindows` windows or `shadowMaxMs`; promoted only if every output was finite and in
+ *    the manifest's range and its per-window cost stayed within `maxCostFactor` × the live one's
+ *    (SHADOW_FAILED); the agreement (mean/max |Δ|) is logged and in the status;
+ * 5. swap (InferenceLoop.promote: atomic between ticks; alerts keep their hysteresis), persist the
+ *    installed version, unload the old model, then a signed `reportInstalled` on chain (a failed
+ *    report is retried at the next check; the install stands).
+ * A failed release is remembered (in the store) and not tried again until a different release
+ * appears or an operator calls `retry(id)`. Checks run on a node-cron schedule and on demand
+ * (`check()`, e.g. on a registry event); when none succeeded for `staleAfterMs` the agent marks
+ * itself stale and raises the `update-check-stale` alert (freeze attack).
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import cron from "node-cron";
+import type { ReleaseRecord } from "../chain/client.ts";
+import { systemClock, type Clock } from "../core/clock.ts";
+import type { Hex } from "../core/hex.ts";
+import { silentLogger, type Logger } from "../core/log.ts";
+import type { InferenceLoop } from "../infer/loop.ts";
+import { loadModel, type LoadedModel } from "../infer/registry.ts";
+import { UpdateError, type UpdateErrorCode } from "./errors.ts";
+import { fetchArtifact } from "./fetch.ts";
+import { checkModelAgainstManifest } from "./model-check.ts";
+import { parseModelMeta, semverToVersion, targetId } from "./release-meta.ts";
+
+/** Where releases are read from: the registry client today, the registry watch's cache later. */
+export interface ReleaseSource {
+  activeRelease(kind: "model" | "firmware", target: Hex): Promise<ReleaseRecord | null>;
+  getRelease(id: bigint): Promise<ReleaseRecord | null>;
+  /** The release this gateway last reported installed for `kind` (0n = none). */
+  installedRelease?(kind: "model" | "firmware"): Promise<bigint>;
+}
+
+/** Sends the signed install report (chain `reportInstalled`). */
+export interface InstallReporter {
+  report(releaseId: bigint): Promise<void>;
+}
+
+/** The bit of the store the agent persists into (FrameStore's meta records fit). */
+export interface UpdateStateStore {
+  getMeta(key: string): Promise<Buffer | undefined>;
+  putMeta(key: string, value: Buffer): Promise<void>;
+}
+
+/** In-memory {@link UpdateStateStore} for tests. */
+export class MemoryUpdateState implements UpdateStateStore {
+  readonly map = new Map<string, Buffer>();
+  async getMeta(key: string): Promise<Buffer | undefined> {
+    return this.map.get(key);
+  }
+  async putMeta(key: string, value: Buffer): Promise<void> {
+    this.map.set(key, Buffer.from(value));
+  }
+}
+
+export interface ModelAgentOptions {
+  loop: InferenceLoop;
+  releases: ReleaseSource;
+  state: UpdateStateStore;
+  reporter?: InstallReporter | undefined;
+  /** Folder for downloads and installed releases (`<dataDir>/updates`). */
+  dir: string;
+  /** IPFS HTTP gateway base URL for ipfs:// URIs (updates.ipfsGateway). */
+  ipfsGateway?: string | undefined;
+  /** Windows the candidate runs in shadow before it may be promoted. Default 100. */
+  shadowWindows?: number;
+  /** Longest shadow phase, ms; at its end the candidate is judged on the windows it ran. Default 600 000. */
+  shadowMaxMs?: number;
+  /** Candidate cost per window may be at most this × the live model's. Default 3. */
+  maxCostFactor?: number;
+  /** How often the shadow is evaluated, ms. Default 1000. */
+  evalMs?: number;
+  /** node-cron expression of the periodic check. Default every 5 minutes. */
+  schedule?: string;
+  /** Stale after this long without a successful check, ms. Default 3 600 000 (1 h). */
+  staleAfterMs?: number;
+  /** Per-URI download timeout, ms. Default 120 000. */
+  fetchTimeoutMs?: number;
+  clock?: Clock;
+  log?: Logger;
+  /** Called with every status change (publish it retained, e.g. vigil/<gw>/status/updates). */
+  onStatus?: (s: UpdateStatus) => void;
+  /** Raised (true) / cleared (false) when checks have been failing for longer than `staleAfterMs`. */
+  onStale?: (stale: boolean, sinceMs: number) => void;
+  /** Called after a swap, with the new and the old model. */
+  onInstalled?: (model: LoadedModel, old: LoadedModel, releaseId: bigint) => void;
+}
+
+export interface UpdateStatus {
+  state: "idle" | "checking" | "fetching" | "shadowing" | "stale";
+  stale: boolean;
+  lastCheckMs: number | undefined;
+  lastCheckError: string | undefined;
+  /** The candidate in shadow. */
+  candidate: { releaseId: string; version: string; sha256: string } | undefined;
+  /** The last install, with the shadow's agreement with the live model. */
+  lastInstall:
+    | {
+        releaseId: string;
+        version: string;
+        sha256: string;
+        atMs: number;
+        shadow: { windows: number; meanAbsDiff: number; maxAbsDiff: number; costRatio: number };
+        reported: boolean;
+      }
+    | undefined;
+  /** The last refused release and why. */
+  lastFailure: { releaseId: string; code: UpdateErrorCode; reason: string; atMs: number } | undefined;
+}
+
+export interface ModelAgentCounters {
+  checks: number;
+  checkErrors: number;
+  installs: number;
+  reports: number;
+  reportErrors: number;
+  /** Refused releases by reason code. */
+  rejected: Partial<Record<UpdateErrorCode, number>>;
+}
+
+interface Installed {
+  version: string;
+  releaseId: string;
+  sha256: string;
+  reported: boolean;
+}
+
+const MAX_MANIFEST_BYTES = 1n << 20n;
+
+export class ModelUpdateAgent {
+  readonly counters: ModelAgentCounters = {
+    checks: 0,
+    checkErrors: 0,
+    installs: 0,
+    reports: 0,
+    reportErrors: 0,
+    rejected: {},
+  };
+  readonly #o: ModelAgentOptions;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  #status: UpdateStatus = {
+    state: "idle",
+    stale: false,
+    lastCheckMs: undefined,
+    lastCheckError: undefined,
+    candidate: undefined,
+    lastInstall: undefined,
+    lastFailure: undefined,
+  };
+  #lastOkMs: number;
+  #running: Promise<void> | undefined;
+  #task: { stop(): unknown } | undefined;
+  #staleTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #judgeNow = false;
+
+  constructor(o: ModelAgentOptions) {
+    this.#o = o;
+    this.#clock = o.clock ?? systemClock;
+    this.#log = o.log ?? silentLogger;
+    this.#lastOkMs = this.#clock.nowMs();
+  }
+
+  status(): UpdateStatus {
+    return structuredClone(this.#status);
+  }
+
+  #set(p: Partial<UpdateStatus>): void {
+    this.#status = { ...this.#status, ...p };
+    this.#o.onStatus?.(this.status());
+  }
+
+  /** Starts the cron schedule and the stale watch, and runs a first check. */
+  start(): void {
+    this.#stopped = false;
+    this.#task = cron.schedule(this.#o.schedule ?? "*/5 * * * *", () => void this.check());
+    const every = Math.min(60_000, Math.max(1000, (this.#o.staleAfterMs ?? 3_600_000) / 10));
+    this.#staleTimer = setInterval(() => this.checkStale(), every);
+    this.#staleTimer.unref();
+    const first = this.restoreInstalled()
+      .catch((e: unknown) => this.#log.error({ err: (e as Error).message }, "installed models not restored"))
+      .then(() => this.#checkOnce());
+    this.#running = first;
+  }
+
+  /**
+   * After a restart the loop runs the models of the package (or models.dir); a model a release
+   * installed before is put back live here, from `<dir>/models/<release>-<sha>/` (hash checked again
+   * by loadModel), without a new shadow phase: it passed one when it was installed. Needs no chain
+   * (a gateway that starts offline keeps its updates). Returns the number restored; a missing or
+   * damaged folder is logged, and the next check reinstalls that release from its URIs.
+   */
+  async restoreInstalled(): Promise<number> {
+    let n = 0;
+    for (const live of [...this.#o.loop.models]) {
+      const profile = live.manifest.devices.profiles[0];
+      const inst = profile === undefined ? undefined : await this.#installed(profile);
+      if (!inst || inst.sha256 === live.sha256) continue;
+      const dir = join(this.#o.dir, "models", `${inst.releaseId}-${inst.sha256.slice(0, 12)}`);
+      let m: LoadedModel;
+      try {
+        const manifest = readdirSync(dir).find((f) => f.endsWith(".manifest.json"));
+        if (!manifest) throw new Error(`${dir} holds no manifest`);
+        m = await loadModel(join(dir, manifest), live.tuning);
+        if (m.sha256 !== inst.sha256) {
+          await m.session.release().catch(() => undefined);
+          throw new Error(`${dir} holds model ${m.sha256}, not the installed ${inst.sha256}`);
+        }
+      } catch (e) {
+        this.#log.warn(
+          { releaseId: inst.releaseId, err: (e as Error).message.split("\n")[0] },
+          "installed model not restored; it is fetched again",
+        );
+        for (const p of live.manifest.devices.profiles)
+          await this.#o.state.putMeta(`updates/model/${p}`, Buffer.alloc(0));
+        continue;
+      }
+      await this.#o.loop.addShadow(m, live);
+      const old = await this.#o.loop.promote(m);
+      await this.#o.loop.unload(old);
+      this.#log.info(
+        { releaseId: inst.releaseId, sha256: m.sha256 },
+        `installed model release ${inst.releaseId} restored`,
+      );
+      this.#o.onInstalled?.(m, old, BigInt(inst.releaseId));
+      n++;
+    }
+    return n;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#task?.stop();
+    if (this.#staleTimer) clearInterval(this.#staleTimer);
+    await this.#running?.catch(() => undefined);
+  }
+
+  /** Marks the agent stale when no check succeeded for `staleAfterMs` (called by a timer; tests call it). */
+  checkStale(): void {
+    const limit = this.#o.staleAfterMs ?? 3_600_000;
+    const stale = this.#clock.nowMs() - this.#lastOkMs > limit;
+    if (stale === this.#status.stale) return;
+    this.#set({ stale, state: stale ? "stale" : "idle" });
+    if (stale)
+      this.#log.warn(
+        { sinceMs: this.#lastOkMs, staleAfterMs: limit },
+        "no update check succeeded for longer than updates.staleAfterMs: this gateway may be kept from updates (freeze)",
+      );
+    this.#o.onStale?.(stale, this.#lastOkMs);
+  }
+
+  /**
+   * One check of every served profile (serialised: a check asked for while one runs waits for it,
+   * then runs). Never throws: a failing chain read counts in `checkErrors` and the status.
+   */
+  check(): Promise<void> {
+    const run = async (): Promise<void> => {
+      await this.#running?.catch(() => undefined);
+      await this.#checkOnce();
+    };
+    const p = run();
+    this.#running = p;
+    return p;
+  }
+
+  async #checkOnce(): Promise<void> {
+    if (this.#stopped) return;
+    this.counters.checks++;
+    this.#set({ state: "checking" });
+    try {
+      await this.#retryReports();
+      for (const live of [...this.#o.loop.models]) {
+        for (const profile of live.manifest.devices.profiles) {
+          const rel = await this.#o.releases.activeRelease("model", targetId("model", profile));
+          if (!rel) continue;
+          if (await this.#skip(rel, live)) continue;
+          await this.#tryInstall(rel, live, profile);
+          break; // the live model changed or the release failed: next model
+        }
+      }
+      this.#lastOkMs = this.#clock.nowMs();
+      this.#set({ state: "idle", lastCheckMs: this.#lastOkMs, lastCheckError: undefined });
+      this.checkStale();
+    } catch (e) {
+      this.counters.checkErrors++;
+      const msg = e instanceof Error ? e.message.split("\n")[0]! : String(e);
+      this.#log.warn({ err: msg }, "update check failed");
+      this.#set({ state: "idle", lastCheckError: msg });
+      this.checkStale();
+    }
+  }
+
+  /** Installs release `id` now if it passes every check (operator request); returns the outcome. */
+  async installRelease(
+    id: bigint,
+  ): Promise<{ ok: true } | { ok: false; code: UpdateErrorCode; reason: string }> {
+    await this.#running?.catch(() => undefined);
+    const rel = await this.#o.releases.getRelease(id);
+    if (!rel) return this.#refused(id, new UpdateError("NOT_ACTIVE", `release ${id} does not exist`));
+    const live = this.#o.loop.models.find((m) =>
+      m.manifest.devices.profiles.some((p) => targetId("model", p) === rel.target),
+    );
+    if (!live)
+      return this.#refused(
+        id,
+        new UpdateError("WRONG_TARGET", `release ${id} is for a target no live model serves`),
+      );
+    const profile = live.manifest.devices.profiles.find((p) => targetId("model", p) === rel.target)!;
+    const p = this.#tryInstall(rel, live, profile);
+    this.#running = p.then(() => undefined);
+    return p;
+  }
+
+  /** Ends the current shadow phase now: the candidate is judged on the windows it ran (operator request). */
+  judgeShadowNow(): void {
+    this.#judgeNow = true;
+  }
+
+  /** Forgets that release `id` failed, so the next check tries it again (operator request). */
+  async retry(id: bigint): Promise<void> {
+    await this.#o.state.putMeta(`updates/failed/${id}`, Buffer.alloc(0));
+  }
+
+  async #skip(rel: ReleaseRecord, live: LoadedModel): Promise<boolean> {
+    if (live.sha256 === rel.contentHash.slice(2)) return true; // already running it
+    const failed = await this.#o.state.getMeta(`updates/failed/${rel.id}`);
+    return failed !== undefined && failed.length > 0;
+  }
+
+  async #installed(profile: string): Promise<Installed | undefined> {
+    const b = await this.#o.state.getMeta(`updates/model/${profile}`);
+    return b && b.length > 0 ? (JSON.parse(b.toString("utf8")) as Installed) : undefined;
+  }
+
+  /**
+   * The installed version (the highest of the live manifest's, the persisted one and the one last
+   * reported on chain) and the release ids recorded as installed (a release recorded as installed
+   * may be fetched again when its files were lost: same version, same hash).
+   */
+  async #floor(live: LoadedModel, profile: string): Promise<{ floor: bigint; installedIds: Set<string> }> {
+    let floor = 0n;
+    const installedIds = new Set<string>();
+    try {
+      floor = semverToVersion(live.manifest.version);
+    } catch {
+      /* a local manifest without semver: no floor from it */
+    }
+    const inst = await this.#installed(profile);
+    if (inst) {
+      installedIds.add(inst.releaseId);
+      if (BigInt(inst.version) > floor) floor = BigInt(inst.version);
+    }
+    const onChain = await this.#o.releases.installedRelease?.("model");
+    if (onChain && onChain > 0n) {
+      const r = await this.#o.releases.getRelease(onChain);
+      if (r && r.kind === "model" && r.target === targetId("model", profile)) {
+        installedIds.add(r.id.toString());
+        if (r.version > floor) floor = r.version;
+      }
+    }
+    return { floor, installedIds };
+  }
+
+  async #refused(id: bigint, e: UpdateError): Promise<{ ok: false; code: UpdateErrorCode; reason: string }> {
+    const c = this.counters.rejected;
+    c[e.code] = (c[e.code] ?? 0) + 1;
+    this.#log.warn(
+      { releaseId: id.toString(), code: e.code, details: e.details },
+      `model release ${id} refused: ${e.shortMessage}`,
+    );
+    this.#set({
+      state: "idle",
+      candidate: undefined,
+      lastFailure: {
+        releaseId: id.toString(),
+        code: e.code,
+        reason: e.shortMessage,
+        atMs: this.#clock.nowMs(),
+      },
+    });
+    await this.#o.state.putMeta(`updates/failed/${id}`, Buffer.from(`${e.code}: ${e.shortMessage}`));
+    return { ok: false, code: e.code, reason: e.shortMessage };
+  }
+
+  async #tryInstall(
+    rel: ReleaseRecord,
+    live: LoadedModel,
+    profile: string,
+  ): Promise<{ ok: true } | { ok: false; code: UpdateErrorCode; reason: string }> {
+    const dir = join(this.#o.dir, "models", `${rel.id}-${rel.contentHash.slice(2, 14)}`);
+    let candidate: LoadedModel | undefined;
+    try {
+      candidate = await this.#prepare(rel, live, profile, dir);
+      await this.#shadowAndSwap(rel, live, profile, candidate);
+      return { ok: true };
+    } catch (e) {
+      if (candidate) {
+        await this.#o.loop.unload(candidate).catch(() => undefined);
+        await candidate.session.release().catch(() => undefined);
+      }
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(join(this.#o.dir, "staging", rel.contentHash.slice(2)), { force: true });
+      const err =
+        e instanceof UpdateError
+          ? e
+          : new UpdateError("MODEL_INVALID", e instanceof Error ? e.message.split("\n")[0]! : String(e), {
+              cause: e,
+            });
+      return this.#refused(rel.id, err);
+    }
+  }
+
+  async #prepare(rel: ReleaseRecord, live: LoadedModel, profile: string, dir: string): Promise<LoadedModel> {
+    if (rel.status === "revoked") throw new UpdateError("REVOKED", `release ${rel.id} is revoked`);
+    if (rel.status !== "active")
+      throw new UpdateError("NOT_ACTIVE", `release ${rel.id} is ${rel.status}, not approved (Active)`);
+    if (rel.kind !== "model" || rel.target !== targetId("model", profile))
+      throw new UpdateError("WRONG_TARGET", `release ${rel.id} is a ${rel.kind} release for another target`);
+    const { floor, installedIds } = await this.#floor(live, profile);
+    const reinstall = rel.version === floor && installedIds.has(rel.id.toString());
+    if (rel.version <= floor && !reinstall)
+      throw new UpdateError(
+        "NOT_NEWER",
+        `release ${rel.id} has version ${rel.version}, not above the installed ${floor} (rollback refused)`,
+      );
+    const meta = parseModelMeta(rel.metrics);
+    this.#set({
+      state: "fetching",
+      candidate: {
+        releaseId: rel.id.toString(),
+        version: rel.version.toString(),
+        sha256: rel.contentHash.slice(2),
+      },
+    });
+    const staging = join(this.#o.dir, "staging");
+    const fo = {
+      stagingDir: staging,
+      ipfsGateway: this.#o.ipfsGateway,
+      timeoutMs: this.#o.fetchTimeoutMs ?? 120_000,
+    };
+    const model = await fetchArtifact({ uris: rel.uris, size: rel.size, sha256: rel.contentHash }, fo);
+    const manifestUris = rel.uris.map((u) =>
+      u.startsWith("ipfs://") ? `ipfs://${meta.manifest.cid}` : new URL(meta.manifest.file, u).href,
+    );
+    let manifest;
+    try {
+      manifest = await fetchArtifact(
+        {
+          uris: [...new Set(manifestUris)],
+          size: MAX_MANIFEST_BYTES,
+          exact: false,
+          sha256: meta.manifest.sha256,
+        },
+        fo,
+      );
+    } catch (e) {
+      rmSync(model.path, { force: true });
+      const u = e as UpdateError;
+      throw new UpdateError(
+        "MANIFEST_INVALID",
+        `the manifest pinned by release ${rel.id} could not be fetched: ${u.shortMessage}`,
+        {
+          ...(u.details ? { details: u.details } : {}),
+          cause: e,
+        },
+      );
+    }
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const manifestPath = join(dir, meta.manifest.file);
+    renameSync(manifest.path, manifestPath);
+    const bytes = readFileSync(model.path);
+    const m = await checkModelAgainstManifest(manifestPath, bytes);
+    if (!/^[A-Za-z0-9._-]+$/.test(m.model.file))
+      throw new UpdateError(
+        "MANIFEST_INVALID",
+        `the manifest's model file name "${m.model.file}" is not a plain file name`,
+      );
+    renameSync(model.path, join(dir, m.model.file));
+    const want = [...live.manifest.devices.profiles].sort().join(",");
+    const got = [...m.devices.profiles].sort().join(",");
+    if (want !== got)
+      throw new UpdateError(
+        "WRONG_TARGET",
+        `the release's manifest serves profiles [${got}], the live model serves [${want}]`,
+      );
+    try {
+      return await loadModel(manifestPath, live.tuning);
+    } catch (e) {
+      throw new UpdateError("MODEL_INVALID", (e as Error).message.split("\n")[0]!, { cause: e });
+    }
+  }
+
+  async #shadowAndSwap(
+    rel: ReleaseRecord,
+    live: LoadedModel,
+    profile: string,
+    candidate: LoadedModel,
+  ): Promise<void> {
+    const loop = this.#o.loop;
+    await loop.addShadow(candidate, live);
+    this.#set({ state: "shadowing" });
+    this.#log.info(
+      { releaseId: rel.id.toString(), sha256: candidate.sha256 },
+      `model release ${rel.id} in shadow`,
+    );
+    const need = this.#o.shadowWindows ?? 100;
+    const maxMs = this.#o.shadowMaxMs ?? 600_000;
+    const factor = this.#o.maxCostFactor ?? 3;
+    const t0 = this.#clock.nowMs();
+    this.#judgeNow = false;
+    for (;;) {
+      if (this.#stopped)
+        throw new UpdateError("SHADOW_FAILED", "the gateway stopped during the shadow phase");
+      const s = loop.lanes().find((l) => l.model === candidate)?.shadow;
+      if (!s)
+        throw new UpdateError("SHADOW_FAILED", "the shadow lane disappeared (its live model was unloaded)");
+      if (s.nonFinite > 0 || s.outOfRange > 0)
+        throw new UpdateError(
+          "SHADOW_FAILED",
+          `in shadow, ${s.nonFinite} outputs were not finite and ${s.outOfRange} outside the manifest's range`,
+        );
+      const timeUp = this.#judgeNow || this.#clock.nowMs() - t0 >= maxMs;
+      if (s.windows >= need || timeUp) {
+        if (s.windows === 0)
+          throw new UpdateError("SHADOW_FAILED", "no window ran in shadow before updates.shadowMaxMs");
+        const ratio = s.liveUsPerWindow > 0 ? s.usPerWindow / s.liveUsPerWindow : 1;
+        if (ratio > factor)
+          throw new UpdateError(
+            "SHADOW_FAILED",
+            `in shadow the candidate cost ${s.usPerWindow.toFixed(0)} µs per window, ${ratio.toFixed(2)}× the live model's (limit ${factor}×)`,
+          );
+        // Revoked (or otherwise no longer Active) while in shadow: not promoted.
+        const now = await this.#o.releases.getRelease(rel.id);
+        if (now?.status !== "active")
+          throw new UpdateError(
+            now?.status === "revoked" ? "REVOKED" : "NOT_ACTIVE",
+            `release ${rel.id} was ${now?.status ?? "removed"} during the shadow phase; not promoted`,
+          );
+        const old = await loop.promote(candidate);
+        const installed: Installed = {
+          version: rel.version.toString(),
+          releaseId: rel.id.toString(),
+          sha256: candidate.sha256,
+          reported: false,
+        };
+        for (const p of candidate.manifest.devices.profiles)
+          await this.#o.state.putMeta(`updates/model/${p}`, Buffer.from(JSON.stringify(installed)));
+        await loop.unload(old);
+        // The replaced model's files go if an earlier update installed them (never the package's models/).
+        if (dirname(dirname(old.manifestPath)) === join(this.#o.dir, "models"))
+          rmSync(dirname(old.manifestPath), { recursive: true, force: true });
+        this.counters.installs++;
+        const shadow = {
+          windows: s.windows,
+          meanAbsDiff: s.meanAbsDiff,
+          maxAbsDiff: s.maxAbsDiff,
+          costRatio: ratio,
+        };
+        this.#log.info(
+          { releaseId: rel.id.toString(), profile, old: old.sha256, new: candidate.sha256, shadow },
+          `model release ${rel.id} installed: ${candidate.manifest.name} ${candidate.manifest.version} is live`,
+        );
+        this.#set({
+          state: "idle",
+          candidate: undefined,
+          lastInstall: { ...installed, atMs: this.#clock.nowMs(), shadow },
+        });
+        this.#o.onInstalled?.(candidate, old, rel.id);
+        await this.#report(rel.id, candidate.manifest.devices.profiles);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, this.#o.evalMs ?? 1000));
+    }
+  }
+
+  async #report(id: bigint, profiles: readonly string[]): Promise<void> {
+    if (!this.#o.reporter) return;
+    try {
+      await this.#o.reporter.report(id);
+      this.counters.reports++;
+      for (const p of profiles) {
+        const inst = await this.#installed(p);
+        if (inst && inst.releaseId === id.toString())
+          await this.#o.state.putMeta(
+            `updates/model/${p}`,
+            Buffer.from(JSON.stringify({ ...inst, reported: true })),
+          );
+      }
+      if (this.#status.lastInstall?.releaseId === id.toString())
+        this.#set({ lastInstall: { ...this.#status.lastInstall, reported: true } });
+    } catch (e) {
+      this.counters.reportErrors++;
+      this.#log.warn(
+        { releaseId: id.toString(), err: (e as Error).message },
+        "install report failed; retried at the next check",
+      );
+    }
+  }
+
+  async #retryReports(): Promise<void> {
+    for (const live of this.#o.loop.models)
+      for (const p of live.manifest.devices.profiles) {
+        const inst = await this.#installed(p);
+        if (inst && !inst.reported && inst.sha256 === live.sha256) {
+          await this.#report(BigInt(inst.releaseId), live.manifest.devices.profiles);
+          break;
+        }
+      }
+  }
+}
+
+/**
+ * The chain client's install report: EIP-712 digest signed by the gateway key, sent with the next
+ * nonce. The sending account may be shared with the anchor service (chain.senderKeyFile), so a
+ * transaction-nonce clash is possible: the report is tried up to `attempts` times, 500 ms apart
+ * (each attempt re-reads the report nonce); a report still failing is retried at the next check.
+ */
+export function chainInstallReporter(
+  client: {
+    installNonce(gatewayId: Hex): Promise<bigint>;
+    installReportDigest(gatewayId: Hex, releaseId: bigint, nonce: bigint): Promise<Hex>;
+    reportInstalled(gatewayId: Hex, releaseId: bigint, nonce: bigint, signature: Hex): Promise<unknown>;
+  },
+  gatewayId: Hex,
+  sign: (digest: Hex) => Hex,
+  attempts = 3,
+): InstallReporter {
+  return {
+    async report(releaseId: bigint): Promise<void> {
+      for (let i = 1; ; i++) {
+        try {
+          const nonce = (await client.installNonce(gatewayId)) + 1n;
+          const digest = await client.installReportDigest(gatewayId, releaseId, nonce);
+          await client.reportInstalled(gatewayId, releaseId, nonce, sign(digest));
+          return;
+        } catch (e) {
+          if (i >= attempts) throw e;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    },
+  };
+}
+
+/** {@link ReleaseSource} read straight from the registry client (until the registry watch feeds it). */
+export function chainReleaseSource(
+  client: {
+    activeRelease(kind: "model" | "firmware", target: Hex): Promise<ReleaseRecord | null>;
+    getRelease(id: bigint): Promise<ReleaseRecord | null>;
+    installedRelease(gatewayId: Hex, kind: "model" | "firmware"): Promise<bigint>;
+  },
+  gatewayId: Hex,
+): ReleaseSource {
+  return {
+    activeRelease: (kind, target) => client.activeRelease(kind, target),
+    getRelease: (id) => client.getRelease(id),
+    installedRelease: (kind) => client.installedRelease(gatewayId, kind),
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * Consistency of a model release: the manifest (schema-valid, see infer/registry.readManifest) must
+ * describe exactly this ONNX file — its sha256 and size, its input tensor's name and shape
+ * [batch, window, values per row], and every declared output's name and rank. Used by
+ * `vigil release publish` before proposing, and by the update agent before loading a candidate.
+ */
+import * as ort from "onnxruntime-node";
+import { readManifest, sha256File } from "../infer/registry.ts";
+import type { ModelManifest } from "../infer/features/manifest.ts";
+import { UpdateError } from "./errors.ts";
+
+function dims(shape: readonly (number | string)[]): string {
+  return `[${shape.map((d) => (typeof d === "number" ? String(d) : d || "?")).join(", ")}]`;
+}
+
+/** One dimension agrees when both are numbers and equal, or either is symbolic (named/dynamic). */
+function dimOk(model: number | string, manifest: number | string): boolean {
+  return typeof model !== "number" || typeof manifest !== "number" || model === manifest;
+}
+
+/**
+ * Checks `onnx` against the manifest at `manifestPath`; returns the parsed manifest.
+ * @throws UpdateError MANIFEST_INVALID (schema), MANIFEST_MISMATCH (hash, size, names, shapes),
+ *   MODEL_INVALID (onnxruntime cannot load the bytes).
+ */
+export async function checkModelAgainstManifest(
+  manifestPath: string,
+  onnx: Uint8Array,
+): Promise<ModelManifest> {
+  let m: ModelManifest;
+  try {
+    m = readManifest(manifestPath);
+  } catch (e) {
+    throw new UpdateError("MANIFEST_INVALID", (e as Error).message.split("\n")[0]!, { cause: e });
+  }
+  const sha = sha256File(onnx);
+  if (sha !== m.model.sha256)
+    throw new UpdateError(
+      "MANIFEST_MISMATCH",
+      `the manifest pins model sha256 ${m.model.sha256}, the file has ${sha}`,
+    );
+  if (onnx.length !== m.model.bytes)
+    throw new UpdateError(
+      "MANIFEST_MISMATCH",
+      `the manifest says ${m.model.bytes} bytes, the file has ${onnx.length}`,
+    );
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(onnx, { graphOptimizationLevel: "disabled" });
+  } catch (e) {
+    throw new UpdateError("MODEL_INVALID", "onnxruntime cannot load the model file", {
+      cause: e,
+      details: (e as Error).message,
+    });
+  }
+  try {
+    const input = session.inputMetadata.find((x) => x.name === m.inputs.tensor);
+    if (!input)
+      throw new UpdateError(
+        "MANIFEST_MISMATCH",
+        `the model has no input "${m.inputs.tensor}" (it has ${session.inputNames.join(", ")})`,
+      );
+    if (input.isTensor) {
+      const want = m.inputs.shape;
+      const got = input.shape;
+      if (got.length !== want.length || !got.every((d, i) => dimOk(d, want[i]!)))
+        throw new UpdateError(
+          "MANIFEST_MISMATCH",
+          `input "${input.name}" has shape ${dims(got)}, the manifest declares ${dims(want)}`,
+        );
+    }
+    for (const o of m.outputs) {
+      const meta = session.outputMetadata.find((x) => x.name === o.name);
+      if (!meta)
+        throw new UpdateError(
+          "MANIFEST_MISMATCH",
+          `the model has no output "${o.name}" (it has ${session.outputNames.join(", ")})`,
+        );
+      if (meta.isTensor && meta.shape.length > 0) {
+        if (meta.shape.length !== o.shape.length || !meta.shape.every((d, i) => dimOk(d, o.shape[i]!)))
+          throw new UpdateError(
+            "MANIFEST_MISMATCH",
+            `output "${o.name}" has shape ${dims(meta.shape)}, the manifest declares ${dims(o.shape)}`,
+          );
+      }
+    }
+    return m;
+  } finally {
+    await session.release().catch(() => undefined);
+  }
+}
+
+/**
+ * A manifest for one of `manifest`'s precision variants as a release of its own: `model.file`,
+ * `sha256`, `bytes` and `precision` become the variant's, and the variants list is dropped (a
+ * release ships one file). E.g. the int8 FD001 model of models/cmapss/fd001.manifest.json.
+ */
+export function variantManifest(manifest: ModelManifest, precision: string): ModelManifest {
+  const v = manifest.model.variants?.find((x) => x.precision === precision);
+  if (!v) throw new UpdateError("MANIFEST_INVALID", `the manifest has no ${precision} variant`);
+  const { variants: _variants, prefer: _prefer, ...model } = manifest.model;
+  return {
+    ...manifest,
+    model: { ...model, file: v.file, sha256: v.sha256, bytes: v.bytes, precision: v.precision },
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * Builds and starts the update agents for runtime.ts (the composition root calls this once):
+ * releases and install reports through an ethers registry client of their own (the registry
+ * watch can replace `releases` later: {@link ReleaseSource}), state in the store's update
+ * records, downloads under `<dataDir>/updates`.
+ */
+import { join } from "node:path";
+import { EthersRegistryClient } from "../chain/ethers-client.ts";
+import type { Hex } from "../core/hex.ts";
+import type { Logger } from "../core/log.ts";
+import type { InferenceLoop } from "../infer/loop.ts";
+import type { LoadedModel } from "../infer/registry.ts";
+import { alertTopics } from "../alerts/topics.ts";
+import { TOPIC_ROOT } from "../protocol/topics.ts";
+import { FirmwareUpdateAgent, type ListableStateStore } from "./firmware-agent.ts";
+import { chainInstallReporter, chainReleaseSource, ModelUpdateAgent } from "./model-agent.ts";
+
+/** The `updates` config block (config.ts). */
+export interface UpdatesSettings {
+  schedule: string;
+  ipfsGateway: string | null;
+  shadowWindows: number;
+  shadowMaxMs: number;
+  maxCostFactor: number;
+  staleAfterMs: number;
+  firmware: boolean;
+  firmwareTarget: string | null;
+}
+
+export interface StartUpdatesOptions {
+  settings: UpdatesSettings;
+  dataDir: string;
+  rpcUrl: string;
+  registry: string;
+  releases: string;
+  /** Funded account that pays for install reports. */
+  senderKey: string;
+  gatewayId: Hex;
+  /** Signs an EIP-712 digest with the gateway key. */
+  sign: (digest: Hex) => Hex;
+  loop: InferenceLoop | undefined;
+  state: ListableStateStore;
+  log: Logger;
+  /** After a model swap (publish the new status). */
+  onModelInstalled?: (model: LoadedModel) => void;
+  /**
+   * Publishes the retained update status ({@link UpdatesStatusPayload}) on every change, on
+   * `vigil/v1/{site}/{gateway}/updates` ({@link updatesTopic}). Default: not published.
+   */
+  publishStatus?: (payload: UpdatesStatusPayload) => void;
+}
+
+/** The retained update status: the model agent's status and counters, the firmware agent's devices and counters. */
+export interface UpdatesStatusPayload {
+  type: "updates";
+  atMs: number;
+  model: (ReturnType<ModelUpdateAgent["status"]> & { counters: ModelUpdateAgent["counters"] }) | null;
+  firmware: {
+    devices: ReturnType<FirmwareUpdateAgent["devices"]>;
+    counters: FirmwareUpdateAgent["counters"];
+  } | null;
+}
+
+/** `vigil/v1/{site}/{gateway}/updates`: the retained update status (QoS 1). */
+export function updatesTopic(site: string, gateway: string): string {
+  const t = alertTopics(site, gateway);
+  return `${TOPIC_ROOT}/${t.site}/${t.gateway}/updates`;
+}
+
+export interface RunningUpdates {
+  model: ModelUpdateAgent | undefined;
+  firmware: FirmwareUpdateAgent | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdates> {
+  const s = o.settings;
+  const client = await EthersRegistryClient.connect({
+    rpcUrl: o.rpcUrl,
+    privateKey: o.senderKey,
+    registry: o.registry,
+    releases: o.releases,
+    pollingIntervalMs: 1000,
+  });
+  const releases = chainReleaseSource(client, o.gatewayId);
+  const reporter = chainInstallReporter(client, o.gatewayId, o.sign);
+  const dir = join(o.dataDir, "updates");
+  const ipfsGateway = s.ipfsGateway ?? undefined;
+  // The agents publish through `publish`, which reads both: built first, assigned below.
+  const a: { model?: ModelUpdateAgent | undefined; firmware?: FirmwareUpdateAgent | undefined } = {};
+  const publish = (): void =>
+    o.publishStatus?.({
+      type: "updates",
+      atMs: Date.now(),
+      model: a.model ? { ...a.model.status(), counters: a.model.counters } : null,
+      firmware: a.firmware ? { devices: a.firmware.devices(), counters: a.firmware.counters } : null,
+    });
+  const model = o.loop
+    ? new ModelUpdateAgent({
+        loop: o.loop,
+        releases,
+        reporter,
+        state: o.state,
+        dir,
+        ipfsGateway,
+        shadowWindows: s.shadowWindows,
+        shadowMaxMs: s.shadowMaxMs,
+        maxCostFactor: s.maxCostFactor,
+        staleAfterMs: s.staleAfterMs,
+        schedule: s.schedule,
+        log: o.log,
+        onStale: (stale) =>
+          stale
+            ? o.log.error(
+                { alert: "update-check-stale" },
+                "update checks have failed for longer than updates.staleAfterMs",
+              )
+            : o.log.info({ alert: "update-check-stale" }, "update checks succeed again"),
+        onStatus: publish,
+        ...(o.onModelInstalled ? { onInstalled: (m: LoadedModel) => o.onModelInstalled!(m) } : {}),
+      })
+    : undefined;
+  const firmware = s.firmware
+    ? new FirmwareUpdateAgent({
+        releases,
+        reporter,
+        state: o.state,
+        dir,
+        ipfsGateway,
+        log: o.log,
+        ...(s.firmwareTarget ? { targetOf: () => s.firmwareTarget! } : {}),
+        onChange: publish,
+      })
+    : undefined;
+  a.model = model;
+  a.firmware = firmware;
+  model?.start();
+  firmware?.start(s.schedule);
+  return {
+    model,
+    firmware,
+    async stop() {
+      firmware?.stop();
+      await model?.stop();
+      await client.close();
+    },
+  };
+}
