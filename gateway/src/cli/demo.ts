@@ -387,7 +387,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
               leafHash = `0x${Buffer.from(e.hash).toString("hex")}`;
       if (leafHash) {
         const ur = await new ReceiptBuilder(rt.store).forLeafHash(leafHash);
-        const uv = await verifyReceipt(ur, { rpcUrl: anvil.url });
+        const uv = await verifyReceipt(ur, { rpcUrl: anvil.url, trust });
         const mh =
           ur.kind === "alert" ? ur.alert.modelHash : ur.kind === "inference" ? ur.inference.modelHash : "";
         console.log(
