@@ -31,7 +31,23 @@ if (!existsSync(main) || statSync(main).mtimeMs < newest(join(root, "gateway/src
   if (b.status !== 0) process.exit(1);
 }
 
-const COMMANDS = ["start", "sim", "demo", "keys", "chain", "store", "receipt", "verify"];
+const COMMANDS = [
+  "start",
+  "sim",
+  "demo",
+  "status",
+  "doctor",
+  "init",
+  "keys",
+  "chain",
+  "store",
+  "receipt",
+  "verify",
+  "anchor",
+  "access",
+  "token",
+  "release",
+];
 const rows: Array<{ name: string; args: string[] }> = [
   { name: "node -e '' (floor)", args: ["-e", ""] },
   { name: "vigil --help", args: [main, "--help"] },

@@ -13,37 +13,7 @@ import { readDeployment } from "../runtime.ts";
 import { LevelFrameStore } from "../store/level.ts";
 import { parse } from "./args.ts";
 import type { CliIo } from "./verify.ts";
-
-const HELP = `usage: vigil anchor resync [-c FILE] [--data-dir DIR] [--deployment FILE] [--rpc URL ...]
-                          [--gateway-id HEX32] [--from-seq N] [--dry-run] [--json]
-
-Reconciles the gateway store's anchor records with the registry, for what the gateway does not
-repair by itself: a reorg deeper than the finality depth, a chain that was reset, a store
-restored from a backup. It reads the chain (no transaction is sent) and:
-  - records the chain contradicts (a transaction that is gone or moved) are pointed at the
-    chain's BatchAnchored event of the same header, block hash and finality refreshed;
-  - batches recorded as anchored that the registry does not hold are un-anchored: the gateway
-    anchors them again, unchanged (same seq, same head), when it runs;
-  - batches the registry holds but the store did not record are recorded (header hash checked);
-  - anything else (another header under a seq, more batches on chain than sealed here) is
-    reported as a CONFLICT and left alone.
-Every change is printed. Stop the gateway first (the store is opened exclusively).
-
-options:
-  -c, --config FILE     the gateway's JSON config (data dir, chain.*, attest.gateway*)
-  --data-dir DIR        the gateway's data directory (holds store/)
-  --deployment FILE     deployment file (default: chain.deployment of the config)
-  --rpc URL             JSON-RPC endpoint (repeatable; default: chain.rpcUrl / chain.rpcUrls)
-  --gateway-id HEX32    the gateway id (default: from the config)
-  --from-seq N          check records against the chain from batch N (default: the first
-                        anchor not final yet, and at least the last 100)
-  --dry-run             say what would change, change nothing
-  --json                print the report as JSON
-  -h, --help            this text
-
-Exit status: 0 the store agrees with the chain (now), 1 conflicts remain or the chain could not
-be read, 2 usage error.
-`;
+import { ANCHOR_HELP as HELP } from "./help/anchor.ts";
 
 const stdio: CliIo = { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s) };
 

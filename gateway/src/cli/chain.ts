@@ -26,22 +26,12 @@ import { parseRpcUrl } from "../chain/rpc.ts";
 import { assertKeyAllowed, isLocalDevChain, loadSenderKey, readKeyFile } from "../chain/sender-key.ts";
 import { UsageError, VigilError, redactUrl } from "../core/errors.ts";
 import { didYouMean, parse } from "./args.ts";
+import { CHAIN_HELP as HELP } from "./help/chain.ts";
 
 const KEY_HELP = `  --key-file PATH           file with the sending account's hex private key (mode 0600); or set
                             VIGIL_CHAIN_KEY. Without either, anvil's development account #0 is used,
                             only on a local development chain (chain id 31337/1337 on a loopback
                             address); well-known development keys are refused on any other chain`;
-
-const HELP = `usage: vigil chain <command> [options]
-
-commands:
-  deploy             deploy VigilRegistry + VigilReleases and write a deployment file
-  verify             check that deployed code matches the committed artifacts
-  register-gateway   register a gateway's signing key at a site (caller: site operator)
-  grant-operator     grant a site's operator role (caller: default admin)
-
-Run "vigil chain <command> --help" for a command's options.
-`;
 
 const DEPLOY_HELP = `usage: vigil chain deploy --rpc URL [--key-file PATH] [--out FILE] [--admin ADDR]
                          [--admin-delay SECONDS] [--threshold M] [--max-release-size BYTES]

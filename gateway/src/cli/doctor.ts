@@ -21,31 +21,9 @@ import { gatewayIdOf } from "../config/gateway-id.ts";
 import { readDeployment } from "../runtime.ts";
 import { parse } from "./args.ts";
 import { chainProblem, readChainFacts, type ChainFacts } from "./chain-check.ts";
+import { DOCTOR_HELP } from "./help/doctor.ts";
 
-export const DOCTOR_HELP = `usage: vigil doctor [-c FILE] [--json]
-
-Checks, one line each (ok / FAIL / skip):
-  config      the configuration loads and validates
-  serial      each serial port exists, is a character device, and is readable and writable
-  broker      the embedded broker's port is free or answered by an MQTT broker; the external
-              broker (mqtt.url) answers CONNECT
-  disk        free space on the data folder's file system is above store.minFreeBytes
-  models      every model file matches its manifest's sha256 and loads
-  keystore    the keystore exists, is mode 0600, and the passphrase unlocks it
-  deployment  the deployment file reads as vigil-deployment/1
-  rpc         the RPC endpoint answers and is the deployment's chain id
-  registry    the gateway is registered and active, with the local key as its key
-  sender      the account paying anchor gas has a balance
-  clock       the system clock is not behind the chain's latest block (a Pi without RTC
-              before NTP sync); more than 30 s behind fails
-
-Options:
-  -c, --config FILE   gateway config (default: built-in defaults)
-  --json              one JSON object: {"ok": bool, "checks": [{name, status, detail}]}
-  -h, --help          this text
-
-Exit status: 0 every check passed or was skipped, 1 a check failed, 2 usage error.
-`;
+export { DOCTOR_HELP } from "./help/doctor.ts";
 
 export type CheckStatus = "ok" | "fail" | "skip";
 export interface CheckResult {

@@ -47,6 +47,20 @@ const commands: Record<string, () => Promise<Command>> = {
   release: async () => (await import("./release.ts")).releaseCommand,
 };
 
+/**
+ * `vigil <command> --help` of commands whose modules load heavy libraries (ethers, the runtime):
+ * their help text lives in help/<command>.ts and is printed without importing the command.
+ */
+const lightHelp: Record<string, () => Promise<string>> = {
+  demo: async () => (await import("./help/demo.ts")).DEMO_HELP,
+  doctor: async () => (await import("./help/doctor.ts")).DOCTOR_HELP,
+  keys: async () => (await import("./help/keys.ts")).KEYS_HELP,
+  chain: async () => (await import("./help/chain.ts")).CHAIN_HELP,
+  verify: async () => (await import("./help/verify.ts")).VERIFY_HELP,
+  anchor: async () => (await import("./help/anchor.ts")).ANCHOR_HELP,
+  release: async () => (await import("./help/release.ts")).RELEASE_HELP,
+};
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === "help" || cmd === "--help" || cmd === "-h") {
@@ -59,6 +73,11 @@ export async function main(argv: string[]): Promise<number> {
       `vigil: unknown command "${cmd}"${didYouMean(cmd, Object.keys(commands))}\n\n${HELP}`,
     );
     return 2;
+  }
+  const help = lightHelp[cmd];
+  if (help && rest.length === 1 && (rest[0] === "--help" || rest[0] === "-h")) {
+    process.stdout.write(await help());
+    return 0;
   }
   try {
     return await (

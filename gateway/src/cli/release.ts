@@ -15,45 +15,7 @@ import { cidV1, cidV1OfFile } from "../updates/cid.ts";
 import { checkModelAgainstManifest } from "../updates/model-check.ts";
 import { encodeModelMeta, semverToVersion, targetId, trainingDataHash } from "../updates/release-meta.ts";
 import { common, withClient } from "./chain.ts";
-
-const HELP = `usage: vigil release <command> [options]
-
-commands:
-  publish      hash a model or firmware file, check it, and propose it as a release (release manager)
-  approve ID   approve a proposed release (release approver; M approvals activate it)
-  revoke ID    revoke a proposed or active release (release manager or admin)
-  list         list releases with status and approvals
-  grant-role   grant release-manager or release-approver (default admin)
-
-publish options:
-  --kind model|firmware      what the file is
-  --target T                 model: a device profile it serves (e.g. cmapss-fd001);
-                             firmware: the hardware target (e.g. sim-mcu); or a 32-byte hex id
-  --file F                   the ONNX model or the firmware image
-  --manifest M               model manifest (required for models; checked against the ONNX file:
-                             sha256, size, input/output names and shapes); it must be published
-                             beside F (same folder, or its own ipfs:// CID)
-  --uri U                    where gateways fetch F (repeatable, tried in order: file://, https://,
-                             ipfs://CID); default: file:// of F and ipfs://<CID of F>
-  --version N                release version (default: model manifest semver or firmware header
-                             version as major*10^6 + minor*10^3 + patch)
-  --dry-run                  print what would be proposed, send nothing
-
-revoke options:
-  --reason TEXT              why (stored on chain, ≤ 512 bytes)
-
-grant-role options:
-  --role manager|approver    --account ADDR
-
-common options:
-  --deployment PATH          deployment file written by "vigil chain deploy"
-  --rpc URL                  JSON-RPC endpoint
-  --key HEX | --key-file P   the caller's private key (default: anvil dev account #0, local chains only)
-  --help                     this text
-
-Contract errors are printed as sentences, e.g. "version 3 is not above 5, the latest model version
-proposed for target 0x…" (VersionNotIncreasing).
-`;
+import { RELEASE_HELP as HELP } from "./help/release.ts";
 
 function help(): number {
   process.stdout.write(HELP);

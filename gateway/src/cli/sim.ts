@@ -1,18 +1,7 @@
 /** `vigil sim`: run simulated devices against a gateway over serial or MQTT. */
-import {
-  parseFaultRates,
-  parseScriptedFaults,
-  type FaultRates,
-  type ScriptedSensorFault,
-} from "../../../device-sim/src/faults.ts";
-import {
-  PROFILE_NAMES,
-  Simulator,
-  type ProfileName,
-  type SimSnapshot,
-} from "../../../device-sim/src/simulator.ts";
-import { MqttTransport } from "../../../device-sim/src/transports/mqtt.ts";
-import { SerialTransport } from "../../../device-sim/src/transports/serial.ts";
+// The simulator itself is imported when it runs (`vigil sim --help` must not load it).
+import type { FaultRates, ScriptedSensorFault } from "../../../device-sim/src/faults.ts";
+import type { ProfileName, Simulator, SimSnapshot } from "../../../device-sim/src/simulator.ts";
 import type { Transport } from "../../../device-sim/src/transports/types.ts";
 import { existsSync } from "node:fs";
 import { redactUrl, UsageError, VigilError } from "../core/errors.ts";
@@ -92,6 +81,17 @@ export async function simCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (v.serial && v.mqtt) throw new UsageError("choose one transport: --serial or --mqtt");
+  const [
+    { parseFaultRates, parseScriptedFaults },
+    { PROFILE_NAMES, Simulator },
+    { MqttTransport },
+    { SerialTransport },
+  ] = await Promise.all([
+    import("../../../device-sim/src/faults.ts"),
+    import("../../../device-sim/src/simulator.ts"),
+    import("../../../device-sim/src/transports/mqtt.ts"),
+    import("../../../device-sim/src/transports/serial.ts"),
+  ]);
   const profile = (v.profile ?? "rotating") as ProfileName;
   if (!PROFILE_NAMES.includes(profile))
     throw new UsageError(

@@ -18,45 +18,7 @@ import {
 import type { AnyReceipt, Bundle } from "../attest/receipt.ts";
 import { readDeploymentFile } from "../chain/deploy.ts";
 import { parse } from "./args.ts";
-
-const HELP = `usage: vigil verify RECEIPT|BUNDLE (--deployment FILE | --registry ADDRESS --chain-id ID)
-                    [--gateway ID] [--site NAME] [--rpc URL ...] [--signer KEY] [--json]
-
-Verifies a receipt (vigil-receipt/1: frame, inference or alert) or an audit bundle
-(vigil-bundle/1), see gateway/src/attest/RECEIPTS.md. Offline: frame or leaf preimage → leaf →
-Merkle proof → root → EIP-712 header digest → signature by the key named in the receipt. With
---rpc: the batch is anchored in the TRUSTED registry, and that key was the gateway's registered,
-active key there when it was anchored.
-
-A receipt names its own registry, which proves nothing: anyone can deploy a registry and register
-any gateway id in it. So you say which registry you trust, and the result names what it was
-checked against. Without a trust anchor only the offline checks run; --rpc is refused.
-
-Trust anchor:
-  --deployment FILE  the deployment file of the registry you trust (written by "vigil chain deploy"):
-                     registry address, chain id, and the deployment block where log queries start
-  --registry ADDRESS the VigilRegistry address you trust (instead of --deployment) …
-  --chain-id ID      … and its chain id (required with --registry; checked with --deployment)
-  --from-block N     with --registry: the block log queries start at (default 0; the deployment
-                     file knows it)
-  --gateway ID       accept only batches of this gateway id (0x + 64 hex digits)
-  --site NAME        accept only gateways registered at this site (a name as given to
-                     "vigil chain register-gateway --site", or its 0x + 64 hex id)
-
-Options:
-  --rpc URL          also check on chain (any EVM JSON-RPC endpoint of that chain); repeat for
-                     fallback endpoints
-  --log-range N      largest block range per eth_getLogs request (default 10000)
-  --signer KEY       require this signer (secp256k1 address or P-256 x‖y hex)
-  --json             print the results as JSON
-  -h, --help         this text
-
-Exit status: 0 all checks passed, 1 a check failed, 2 usage error, unreadable file, or --rpc
-without a trust anchor.
-Failure reasons: MALFORMED, TAMPERED_FRAME, TAMPERED_LEAF, BAD_PROOF, TAMPERED_HEADER, BAD_SIGNATURE,
-WRONG_SIGNER, WRONG_REGISTRY, WRONG_CHAIN, WRONG_GATEWAY, WRONG_SITE, NOT_ANCHORED, ANCHOR_MISMATCH,
-KEY_REVOKED, CHAIN_UNREACHABLE.
-`;
+import { VERIFY_HELP as HELP } from "./help/verify.ts";
 
 export interface CliIo {
   out: (s: string) => void;
