@@ -237,6 +237,8 @@ export class Runtime {
   /** What start() got running, by stop step (see #unwind for the order). */
   readonly #running: Partial<Record<StopStep, () => Promise<void>>> = {};
   #pruneTimer: NodeJS.Timeout | undefined;
+  /** Retention passes that failed (each logged with its code; the next pass retries). */
+  #pruneFailures = 0;
   #statsTimer: NodeJS.Timeout | undefined;
   #started = false;
   #phase: GatewayPhase = "created";
@@ -772,16 +774,7 @@ export class Runtime {
       this.#running.updates = () => updates.stop();
     }
 
-    const retentionUs = c.store.retentionDays * 86_400e6;
-    const storeLog = log.child({ component: "store" });
-    this.#pruneTimer = setInterval(() => {
-      this.store.prune({ retentionUs }).catch((e: unknown) => {
-        storeLog.warn(
-          { code: (e as VigilError).code, err: (e as Error).message },
-          "retention pruning failed",
-        );
-      });
-    }, 60_000);
+    this.#pruneTimer = setInterval(() => void this.prune(), 60_000);
     this.#pruneTimer.unref();
     if (c.log.statsIntervalMs > 0) {
       const statsLog = log.child({ component: "runtime" });
@@ -795,6 +788,28 @@ export class Runtime {
    * to dataDir), else VIGIL_CHAIN_SENDER_KEY; a well-known development key only on a local
    * development chain. Fatal (ConfigError) otherwise.
    */
+  /**
+   * One retention pass (run every 60 s): frames of batches anchored longer than
+   * store.retentionDays ago are pruned. A failure is logged with its code and counted
+   * (stats `store.pruneFailures`), never thrown: the next pass tries again.
+   */
+  async prune(): Promise<void> {
+    try {
+      await this.store.prune({ retentionUs: this.config.store.retentionDays * 86_400e6 });
+    } catch (e) {
+      this.#pruneFailures++;
+      this.log.warn(
+        {
+          component: "store",
+          code: (e as VigilError).code,
+          err: (e as Error).message,
+          failures: this.#pruneFailures,
+        },
+        "retention pruning failed",
+      );
+    }
+  }
+
   #senderKey(rpcUrls: readonly string[], chainId: bigint): string {
     const c = this.config.chain;
     const file = c.senderKeyFile ? resolvePath(this.config.dataDir, c.senderKeyFile) : null;
@@ -855,7 +870,12 @@ export class Runtime {
         gaps: s.ingest.gaps,
         rejected: s.ingest.rejected,
       },
-      store: { lastIndex: s.store.lastIndex, pending: s.store.pending, state: s.store.state },
+      store: {
+        lastIndex: s.store.lastIndex,
+        pending: s.store.pending,
+        state: s.store.state,
+        pruneFailures: this.#pruneFailures,
+      },
       batches: {
         sealed: s.sealer.lastBatchSeq,
         anchored: s.anchor.anchoredThrough,

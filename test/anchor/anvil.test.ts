@@ -4,7 +4,7 @@
  * then restarted from its saved state on a new port; afterwards every sealed batch is
  * anchored exactly once, in order. Receipts then verify online.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,14 +36,6 @@ let url: string;
 let deployment: Deployment;
 let admin: EthersRegistryClient;
 const stateFile = (): string => join(dir, "anvil-state.json");
-
-const until = async (cond: () => boolean, ms: number, what: string): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "vigil-anchor-"));
@@ -126,7 +118,10 @@ describe("anchoring on anvil", () => {
       await ingest(200);
       await sealAll();
       service.trigger();
-      await until(() => store.anchoredThrough() === 4, 20_000, "4 batches anchored");
+      await vi.waitFor(() => expect(store.anchoredThrough() === 4, "4 batches anchored").toBe(true), {
+        timeout: 20_000,
+        interval: 25,
+      });
 
       // Outage: anvil stops (SIGTERM dumps its state); ingest and sealing go on.
       await admin.close();
@@ -134,12 +129,22 @@ describe("anchoring on anvil", () => {
       await ingest(300);
       await sealAll();
       expect(store.lastBatchSeq()).toBe(10);
-      await until(() => service.status().failures >= 2, 10_000, "failed anchoring attempts");
+      await vi.waitFor(() => expect(service.status().failures >= 2, "failed anchoring attempts").toBe(true), {
+        timeout: 10_000,
+        interval: 25,
+      });
       expect(store.anchoredThrough()).toBe(4);
+      // What anchoring cost so far is reported (metrics vigil_anchor_gas_used_total / _fee_wei_total).
+      const paid = service.status();
+      expect(paid.gasUsed).toBeGreaterThan(0n);
+      expect(paid.feeWei + paid.l1FeeWei).toBeGreaterThan(0n);
 
       anvil = await startAnvil({ state: stateFile(), stateInterval: 1 });
       url = anvil.url;
-      await until(() => store.anchoredThrough() === 10, 30_000, "backlog anchored");
+      await vi.waitFor(() => expect(store.anchoredThrough() === 10, "backlog anchored").toBe(true), {
+        timeout: 30_000,
+        interval: 25,
+      });
       await service.stop();
 
       admin = await connectAdmin();

@@ -5,7 +5,7 @@
  * taken over ("replacement underpriced" handled), a concurrent sender using the nonce ("nonce too
  * low"), the fee and spend caps, and the OP-Stack L1 data fee from the real GasPriceOracle.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { getEventListeners } from "node:events";
 import { Interface, Transaction, Wallet } from "ethers";
 import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
@@ -82,7 +82,7 @@ async function driveUntil<T>(p: Promise<T>, baseFee: () => bigint, max = 200): P
 }
 
 async function untilInFlight(s: TxSender): Promise<void> {
-  while (!s.inFlight()) await new Promise((r) => setTimeout(r, 5));
+  await vi.waitFor(() => expect(s.inFlight()).toBeTruthy(), { timeout: 20_000, interval: 5 });
 }
 
 describe("TxSender on anvil", () => {
@@ -156,7 +156,10 @@ describe("TxSender on anvil", () => {
     expect(v.maxFeePerGas).toBe(2n * GWEI);
     let high = true;
     const mined = driveUntil(p, () => (high ? 3n * GWEI : GWEI / 4n));
-    while (s.counters.rebroadcasts < 1) await new Promise((r) => setTimeout(r, 10));
+    await vi.waitFor(() => expect(s.counters.rebroadcasts).toBeGreaterThanOrEqual(1), {
+      timeout: 20_000,
+      interval: 10,
+    });
     expect(s.inFlight()?.atCap).toBe(true);
     high = false;
     const m = await mined;
@@ -252,7 +255,7 @@ describe("TxSender when blocks are full (anvil --gas-limit 30000: one transfer p
         () => (settled = true),
         () => (settled = true),
       );
-      while (!s.inFlight()) await new Promise((r) => setTimeout(r, 5));
+      await vi.waitFor(() => expect(s.inFlight()).toBeTruthy(), { timeout: 20_000, interval: 5 });
       const v = s.inFlight()!;
       expect(v.maxPriorityFeePerGas).toBe(GWEI / 10n); // the tip is at its cap from the start
       const filler = new Wallet(ANVIL_DEV_KEYS[7]);

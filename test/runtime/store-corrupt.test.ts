@@ -9,7 +9,8 @@ import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/s
 import { Runtime } from "../../gateway/src/runtime.ts";
 import { MemoryKv } from "../../gateway/src/store/kv.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
-import type { StoreUnavailableError } from "../../gateway/src/store/errors.ts";
+import { StoreUnavailableError } from "../../gateway/src/store/errors.ts";
+import { silentLogger } from "../../gateway/src/core/log.ts";
 
 const clock = new FakeClock();
 const data = (seq: number): Frame => ({
@@ -51,6 +52,43 @@ describe("Runtime: a store that turns corrupt while running", () => {
       expect(store.stats().state).toBe("corrupt");
       const reply = await rt.ingest.handle(dec(data(1)), "serial");
       expect(reply).toMatchObject({ kind: "nack" });
+    } finally {
+      await rt.stop();
+    }
+  });
+});
+
+describe("Runtime: retention pruning", () => {
+  it("error: a failed pass is logged with its code and counted, never thrown; the next pass runs again", async () => {
+    const store = new MemoryFrameStore();
+    const lines: Array<Record<string, unknown>> = [];
+    const log: typeof silentLogger = {
+      ...silentLogger,
+      warn: ((o: object) => void lines.push(o as Record<string, unknown>)) as typeof silentLogger.warn,
+      child: () => log,
+    };
+    const rt = new Runtime({
+      config: resolveConfig({
+        mqtt: { embedded: { enabled: true, host: "127.0.0.1", port: 0 } },
+        models: { enabled: false },
+        attest: { enabled: false },
+        log: { statsIntervalMs: 0 },
+      }),
+      store,
+      log,
+    });
+    await rt.start();
+    try {
+      let calls = 0;
+      store.prune = () => {
+        calls++;
+        return Promise.reject(new StoreUnavailableError("IO_ERROR", "pruning failed: storage I/O error"));
+      };
+      await rt.prune();
+      await rt.prune();
+      expect(calls).toBe(2);
+      expect((rt.statsFields().store as { pruneFailures: number }).pruneFailures).toBe(2);
+      expect(lines.filter((l) => l.code === "STORE_UNAVAILABLE")).toHaveLength(2);
     } finally {
       await rt.stop();
     }

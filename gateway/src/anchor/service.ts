@@ -135,6 +135,12 @@ export interface AnchorStatus {
   nextRetryMs: number | null;
   /** Non-null while anchoring is paused (alert on it). */
   paused: AnchorPause | null;
+  /** Gas used by the anchoring transactions mined since start. */
+  gasUsed: bigint;
+  /** Their L2 execution fees (cost minus the L1 data fee), wei, since start. */
+  feeWei: bigint;
+  /** Their OP-Stack L1 data fees, wei, since start (0 on chains without one). */
+  l1FeeWei: bigint;
   /** Spent on anchoring this UTC day (gas + L1 fee), wei as a decimal string. */
   spentTodayWei: string;
   /** The daily cap, wei as a decimal string; null = none. */
@@ -156,6 +162,8 @@ export interface AnchorStatus {
 const DAY_US = 86_400e6;
 
 export class AnchorService {
+  /** Totals since start, for metrics (vigil_anchor_gas_used_total, vigil_anchor_fee_wei_total). */
+  private readonly paid = { gasUsed: 0n, feeWei: 0n, l1FeeWei: 0n };
   private readonly store: FrameStore;
   private readonly gatewayId: Hex;
   private readonly connectFn: () => Promise<AnchorChain>;
@@ -259,6 +267,7 @@ export class AnchorService {
       lastError: this.lastError ? { code: this.lastError.code, message: this.lastError.shortMessage } : null,
       nextRetryMs: this.nextRetryMs,
       paused: this.paused ? { ...this.paused } : null,
+      ...this.paid,
       spentTodayWei: String(this.spend?.wei ?? 0n),
       spendCapWei: this.spendCap === undefined ? null : String(this.spendCap),
       lastTx: this.lastTx ? { ...this.lastTx } : null,
@@ -428,6 +437,10 @@ export class AnchorService {
           throw e;
         }
         this.spend!.wei += r.costWei;
+        const l1 = r.l1FeeWei ?? 0n;
+        this.paid.gasUsed += BigInt(r.gasUsed);
+        this.paid.l1FeeWei += l1;
+        this.paid.feeWei += BigInt(r.costWei) - l1;
         this.lastSeenBlock = undefined; // a new anchor to watch: check again next time
         this.counters.transactions++;
         this.resume();
