@@ -63,7 +63,7 @@ describe("vigil access", () => {
   it("error: a contract refusal comes back as a sentence with exit 1", async () => {
     const r = await run(["sensor", "resume", ...base, "--sensor", "0000000a"]);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^vigil access: the status cannot change from revoked to active/);
+    expect(r.err).toMatch(/^vigil access: the status cannot change from revoked to active/m);
     const u = await run(["sensor", "suspend", ...base, "--sensor", "zz"]);
     expect(u.code).toBe(2);
     expect(u.err).toMatch(/--sensor must be 8 lowercase hex digits/);

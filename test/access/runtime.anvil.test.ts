@@ -85,7 +85,7 @@ beforeAll(async () => {
       mosquittoExport: { dir: "mosquitto" },
     },
     models: { enabled: false },
-    attest: { gatewayId: GW, batchIntervalMs: 200 },
+    attest: { gatewayId: GW, gatewayName: "gw-1", batchIntervalMs: 200 },
     chain: { rpcUrl: lc.anvil.url, deployment: lc.deploymentFile, confirmations: 1, anchorIntervalMs: 200 },
     store: { minFreeBytes: 0, reserveBytes: 1024 * 1024 },
   });

@@ -223,7 +223,7 @@ describe("vigil status: finding the gateway", () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toBe("");
     expect(r.stderr).toBe(
-      `vigil status: no gateway answers at http://127.0.0.1:${port} (ECONNREFUSED): is it running (vigil start)? Otherwise pass --url, or -c with the config it runs with\n`,
+      `vigil status: no gateway answers at http://127.0.0.1:${port} (ECONNREFUSED): is it running (vigil start)? Otherwise pass --url, or -c with the config it runs with.\n`,
     );
     const other = createServer((_q, s) => s.writeHead(404).end("nope"));
     await new Promise<void>((res) => other.listen(0, "127.0.0.1", res));
@@ -257,7 +257,9 @@ describe("vigil status against a running gateway", () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines[0]).toMatch(
-      new RegExp(`^vigil status: gw-1 \\(site site-1, gateway 0x[0-9a-f]{8}…[0-9a-f]{4}\\) at ${fleet.url}$`),
+      new RegExp(
+        `^vigil status: gw-[\\w.-]+ \\(site site-1, gateway 0x[0-9a-f]{8}…[0-9a-f]{4}\\) at ${fleet.url}$`,
+      ),
     );
     expect(lines).toContain("  state      ready (running)");
     expect(lines.find((l) => l.startsWith("  devices    "))).toMatch(
@@ -275,7 +277,7 @@ describe("vigil status against a running gateway", () => {
     const doc = JSON.parse(j.stdout) as { url: string; summary: PageStats; alerts: { active: unknown[] } };
     expect(doc.url).toBe(fleet.url);
     expect(doc.summary.devices.map((d) => d.d)).toEqual(["00000001", "00000002", "00000003"]);
-    expect(doc.summary.gateway.name).toBe("gw-1");
+    expect(doc.summary.gateway.name).toBe(fleet.rt.config.attest.gatewayName);
     expect(Array.isArray(doc.alerts.active)).toBe(true);
   });
 });

@@ -1,5 +1,6 @@
 // `vigil release` against anvil: publish (sha256, size, CIDv1, manifest check), approve 2-of-3,
 // list, revoke; contract errors come out as sentences; --help for each command.
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ANVIL_DEV_KEYS } from "../../gateway/src/chain/anvil.ts";
@@ -34,13 +35,20 @@ async function run(argv: string[]): Promise<{ code: number; out: string; err: st
   }
 }
 
+/** Keys come from 0600 files, never argv (chain/sender-key.ts). */
+function keyFile(key: number): string {
+  const f = join(r.dataDir, `sender-${key}.key`);
+  writeFileSync(f, ANVIL_DEV_KEYS[key]!, { mode: 0o600 });
+  return f;
+}
+
 const conn = (key: number): string[] => [
   "--rpc",
   r.chain.anvil.url,
   "--deployment",
   join(r.dataDir, "deployment.json"),
-  "--key",
-  ANVIL_DEV_KEYS[key]!,
+  "--key-file",
+  keyFile(key),
 ];
 
 describe("vigil release", () => {

@@ -13,7 +13,7 @@
  * anvil's well-known account #0 is used only when neither is given AND the chain is a local
  * development chain (chain/sender-key.ts).
  */
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../../contracts/artifacts/index.ts";
 import { importKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
@@ -23,7 +23,13 @@ import type { Hex } from "../core/hex.ts";
 import { ChainError, translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
 import { parseRpcUrl } from "../chain/rpc.ts";
-import { assertKeyAllowed, isLocalDevChain, loadSenderKey, readKeyFile } from "../chain/sender-key.ts";
+import {
+  assertKeyAllowed,
+  isLocalDevChain,
+  loadSenderKey,
+  readKeyFile,
+  SenderKeyError,
+} from "../chain/sender-key.ts";
 import { UsageError, VigilError, redactUrl } from "../core/errors.ts";
 import { didYouMean, parse } from "./args.ts";
 import { CHAIN_HELP as HELP } from "./help/chain.ts";
@@ -175,6 +181,10 @@ async function deploy(argv: string[]): Promise<number> {
   }
   if (!values.rpc) throw new UsageError("--rpc URL is required");
   parseRpcUrl(values.rpc);
+  // A missing key file is the first thing to say, before the RPC is tried.
+  const keyFile = (values as { "key-file"?: string })["key-file"];
+  if (keyFile && !existsSync(keyFile))
+    throw new SenderKeyError("KEY_MISSING", `--key-file ${keyFile} does not exist`);
   const provider = new JsonRpcProvider(values.rpc, undefined, { staticNetwork: true, cacheTimeout: -1 });
   provider.pollingInterval = 100;
   try {
@@ -219,6 +229,10 @@ async function verify(argv: string[]): Promise<number> {
   const d = readDeployment(values.deployment);
   if (!values.rpc) throw new UsageError("--rpc URL is required");
   parseRpcUrl(values.rpc);
+  // A missing key file is the first thing to say, before the RPC is tried.
+  const keyFile = (values as { "key-file"?: string })["key-file"];
+  if (keyFile && !existsSync(keyFile))
+    throw new SenderKeyError("KEY_MISSING", `--key-file ${keyFile} does not exist`);
   const provider = new JsonRpcProvider(values.rpc, undefined, { staticNetwork: true, cacheTimeout: -1 });
   try {
     const chainId = (await provider.getNetwork()).chainId.toString();
