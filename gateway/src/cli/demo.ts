@@ -65,6 +65,9 @@ const CMAPSS_FIRST_ID = 0x1000;
 const MCU_ID = 0x2000;
 const GATEWAY_NAME = "demo-gw";
 
+/** Seconds of generation below which the demo skips the update part (no time to shadow and swap). */
+const UPDATE_MIN_S = 15;
+
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, {
     duration: { type: "string" },
@@ -268,12 +271,15 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const timer = setInterval(refresh, view.tty ? 250 : 3000);
     const running = Promise.all(sims.map((s) => s.run()));
     // A model update while frames flow: int8 FD001 published, approved 2-of-3, shadowed, swapped.
-    await new Promise((r) => setTimeout(r, Math.min(5000, durationS * 200)));
-    const upd = await demoModelUpdate(rt, anvil.url, deployment, dataDir, (l) => view.log(l));
-    update.to = upd.sha256;
-    const fw = pty
-      ? await demoFirmwareUpdate(rt, anvil.url, deployment, dataDir, (l) => view.log(l))
-      : undefined;
+    // It needs a shadow phase and frames after the swap: shown from UPDATE_MIN_S of generation on.
+    let upd: { sha256: string; swapIndex: number } | undefined;
+    let fw: Awaited<ReturnType<typeof demoFirmwareUpdate>> | undefined;
+    if (durationS >= UPDATE_MIN_S) {
+      await new Promise((r) => setTimeout(r, Math.min(5000, durationS * 200)));
+      upd = await demoModelUpdate(rt, anvil.url, deployment, dataDir, (l) => view.log(l));
+      update.to = upd.sha256;
+      if (pty) fw = await demoFirmwareUpdate(rt, anvil.url, deployment, dataDir, (l) => view.log(l));
+    } else view.log(`  (the model and firmware updates are shown from --duration ${UPDATE_MIN_S} on)`);
     const reports: SimReport[] = await running;
     clearInterval(timer);
     refresh();
@@ -354,7 +360,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       ok &&= av.ok;
     }
     const swappedTo = update.to;
-    if (swappedTo) {
+    if (swappedTo && upd) {
       // A receipt of a leaf produced after the swap names the new model hash.
       let leafHash = update.alertLeaf;
       if (!leafHash)

@@ -9,7 +9,8 @@ Prints the live page's URL, then live counters with a progress bar on a terminal
 lines otherwise) and every alert with its value beside its threshold, then a reconciliation,
 the anchored batches, one receipt verified on chain, and what to try next.
 
-  --duration S     how long devices generate data (default 30)
+  --duration S     how long devices generate data (default 30; the model and firmware updates
+                   are shown from 15 on)
   --devices N      rotating machines (default 6); C-MAPSS engines: N/2
   --rate HZ        frames per second per device (default 20)
   --faults SPEC    fault rates (default corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002)
