@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { StoreUnavailableError } from "../../gateway/src/store/errors.ts";
+import { silentLogger } from "../../gateway/src/core/log.ts";
 import { abstractFrameStoreSuite, record } from "./abstract.ts";
 
 const HUGE = 2 ** 40;
@@ -54,6 +55,37 @@ describe("LevelFrameStore: disk space", () => {
       free = HUGE;
       await s.checkRoom();
       expect(await s.append(record(1, 2))).toBe("stored");
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("LevelFrameStore: compaction after pruning", () => {
+  it("error: a failed compaction is logged with its code and counted; pruning itself stands", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-store-"));
+    const warnings: Array<Record<string, unknown>> = [];
+    const logger: typeof silentLogger = {
+      ...silentLogger,
+      warn: ((o: object) => void warnings.push(o as Record<string, unknown>)) as typeof silentLogger.warn,
+      child: () => logger,
+    };
+    // afterPrune is the hook prune() calls once pruned keys are deleted.
+    class Probe extends LevelFrameStore {
+      compactAfterPrune(through: number): Promise<void> {
+        return this.afterPrune(through);
+      }
+    }
+    const s = new Probe({ dir, reserveBytes: 0, freeBytes: async () => HUGE, logger });
+    await s.open();
+    try {
+      const kv = (s as unknown as { levelKv: { compact: () => Promise<void> } }).levelKv;
+      kv.compact = () =>
+        Promise.reject(Object.assign(new Error("IO error: compaction failed"), { code: "LEVEL_IO_ERROR" }));
+      await s.compactAfterPrune(10);
+      expect(s.compactionErrors).toBe(2); // the log and the leaf ranges
+      expect(warnings.map((w) => w.code)).toEqual(["LEVEL_IO_ERROR", "LEVEL_IO_ERROR"]);
     } finally {
       await s.close();
       rmSync(dir, { recursive: true, force: true });
