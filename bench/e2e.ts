@@ -38,8 +38,11 @@ const { values: a } = parseArgs({
     "overload-s": { type: "string" },
     "no-overload": { type: "boolean" },
     "no-profile": { type: "boolean" },
+    runner: { type: "string" },
   },
 });
+/** Where onnxruntime runs in the gateway (models.runner): "worker" keeps it off the event loop. */
+const RUNNER = (a.runner ?? "worker") as "inline" | "worker";
 const DEVICES = Number(a.devices ?? 100);
 const STEP_S = Number(a["step-s"] ?? 8);
 const OVERLOAD_S = Number(a["overload-s"] ?? 60);
@@ -190,6 +193,7 @@ async function prepareGateway(): Promise<GatewayEnv & { stopChain(): Promise<voi
         anchorIntervalMs: 1000,
         confirmations: 1, // anvil mines only when a transaction arrives
       },
+      models: { runner: RUNNER },
       log: { level: "info", statsIntervalMs: 500 },
     }),
   );
@@ -419,7 +423,7 @@ function profileShares(dir: string): Record<string, number> {
 
 ensureBuild();
 console.log(
-  `e2e: gateway process (dist/, embedded broker, LevelDB group commit, all models, sealing, anchoring to anvil)\n` +
+  `e2e: gateway process (dist/, embedded broker, LevelDB group commit, all models (runner ${RUNNER}), sealing, anchoring to anvil)\n` +
     `     fed by 'vigil sim' (${DEVICES} rotating devices, MQTT QoS 1) in a separate process; steps of ${STEP_S} s`,
 );
 
@@ -506,6 +510,7 @@ console.log(
   JSON.stringify({
     bench: "e2e",
     devices: DEVICES,
+    runner: RUNNER,
     stepS: STEP_S,
     capacity: cap,
     capacityGoal: CAPACITY_GOAL,
