@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- e2e [--devices N] [--step-s S] [--overload-s S] [--no-overload] [--no-profile]`
+ * `npm run bench -- e2e [--devices N] [--step-s S] [--overload-s S] [--no-overload] [--no-profile]
+ *                      [--runner worker|inline]`
  *
  * The whole product under load, as a plant runs it: the gateway process (compiled dist/, embedded
  * broker, LevelDB with group commit, all models, sealing, anchoring to a local anvil) fed by
@@ -7,8 +8,8 @@
  *
  * 1. Baseline: the same simulator against a bare aedes broker in its own process (PUBACK with no
  *    gateway work), stepped to its capacity; the gateway's capacity is reported as a ratio to it.
- * 2. Capacity: offered rate stepped up (then bisected) until a step fails: capacity is the highest
- *    offered frames/s whose goodput is ≥ 95 % of it, with p99 PUBLISH→PUBACK ≤ 50 ms and no
+ * 2. Capacity: after one uncounted warm-up step, the offered rate is stepped up (then bisected)
+ *    until a step fails: capacity is the highest offered frames/s whose goodput is ≥ 95 % of it, with p99 PUBLISH→PUBACK ≤ 50 ms and no
  *    rotating-model window skipped.
  * 3. Where the CPU goes: one step at capacity under `--cpu-prof`; samples attributed to stages by
  *    source file (protocol+ingest, broker, store, infer, seal+sign, anchor, runtime, GC/other),
@@ -345,6 +346,10 @@ async function capacity(
     );
     return s;
   };
+  // Warm-up (not counted): the first seconds after a start (JIT, model workers, first batches
+  // sealed and anchored) are not the steady state a capacity describes.
+  await step(t, Math.round(startAt / 2), STEP_S, { firstId, gateway });
+  firstId += DEVICES;
   let lo = 0;
   let hi = 0;
   for (let r = startAt; r <= ceiling; r = Math.round(r * 1.5)) {
