@@ -136,8 +136,9 @@ describe("anchoring on anvil", () => {
       expect(store.anchoredThrough()).toBe(4);
       // What anchoring cost so far is reported (metrics vigil_anchor_gas_used_total / _fee_wei_total).
       const paid = service.status();
-      expect(paid.gasUsed).toBeGreaterThan(0n);
-      expect(paid.feeWei + paid.l1FeeWei).toBeGreaterThan(0n);
+      expect(paid.gasUsed).toBeGreaterThan(0);
+      expect(BigInt(paid.feeWei) + BigInt(paid.l1FeeWei)).toBeGreaterThan(0n);
+      expect(() => JSON.stringify(paid)).not.toThrow(); // the status is published as JSON
 
       anvil = await startAnvil({ state: stateFile(), stateInterval: 1 });
       url = anvil.url;

@@ -136,11 +136,11 @@ export interface AnchorStatus {
   /** Non-null while anchoring is paused (alert on it). */
   paused: AnchorPause | null;
   /** Gas used by the anchoring transactions mined since start. */
-  gasUsed: bigint;
-  /** Their L2 execution fees (cost minus the L1 data fee), wei, since start. */
-  feeWei: bigint;
-  /** Their OP-Stack L1 data fees, wei, since start (0 on chains without one). */
-  l1FeeWei: bigint;
+  gasUsed: number;
+  /** Their L2 execution fees (cost minus the L1 data fee), wei as a decimal string, since start. */
+  feeWei: string;
+  /** Their OP-Stack L1 data fees, wei as a decimal string, since start ("0" without one). */
+  l1FeeWei: string;
   /** Spent on anchoring this UTC day (gas + L1 fee), wei as a decimal string. */
   spentTodayWei: string;
   /** The daily cap, wei as a decimal string; null = none. */
@@ -267,7 +267,9 @@ export class AnchorService {
       lastError: this.lastError ? { code: this.lastError.code, message: this.lastError.shortMessage } : null,
       nextRetryMs: this.nextRetryMs,
       paused: this.paused ? { ...this.paused } : null,
-      ...this.paid,
+      gasUsed: Number(this.paid.gasUsed),
+      feeWei: String(this.paid.feeWei),
+      l1FeeWei: String(this.paid.l1FeeWei),
       spentTodayWei: String(this.spend?.wei ?? 0n),
       spendCapWei: this.spendCap === undefined ? null : String(this.spendCap),
       lastTx: this.lastTx ? { ...this.lastTx } : null,

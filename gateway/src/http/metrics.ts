@@ -120,8 +120,9 @@ class SnapshotFamily {
 }
 
 /** A figure the anchor service may report as a bigint (gas, wei). */
-function num(v: number | bigint): number {
-  return typeof v === "bigint" ? Number(v) : v;
+/** A counter value from a stage: a number, a bigint, or a decimal string (wei amounts). */
+function num(v: number | bigint | string): number {
+  return typeof v === "number" ? v : Number(v);
 }
 
 let processRegistry: Registry | undefined;

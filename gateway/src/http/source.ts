@@ -24,11 +24,11 @@ export interface AnchorStatusView {
   failures: number;
   lastError: { code: string; message: string } | null;
   /** Gas used by the gateway's anchor transactions since start. */
-  gasUsed?: number | bigint;
+  gasUsed?: number | bigint | string;
   /** L2 execution fees paid for them since start, wei. */
-  feeWei?: number | bigint;
+  feeWei?: number | bigint | string;
   /** L1 data fees paid for them since start (OP-Stack GasPriceOracle), wei. */
-  l1FeeWei?: number | bigint;
+  l1FeeWei?: number | bigint | string;
 }
 
 /**
