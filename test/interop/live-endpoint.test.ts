@@ -12,10 +12,11 @@ import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { launchChromium, prometheus, startDemo, type Demo, type Prometheus } from "../helpers/observe.ts";
-import { requireTool } from "../helpers/procs.ts";
+import { requireTool, which } from "../helpers/procs.ts";
 import { concrete, dashboardQueries } from "../http/grafana.ts";
 
-const DEMO_DEVICES = 6 + 3;
+// 6 rotating machines, 3 C-MAPSS engines, and the MCU that receives firmware when socat is there.
+const DEMO_DEVICES = 6 + 3 + (which("socat") ? 1 : 0);
 let demo: Demo;
 let prom: Prometheus;
 let browser: Browser;
@@ -40,7 +41,14 @@ describe("Prometheus scraping the demo", () => {
   it("behavior: the target is up and PromQL returns the demo's series", async () => {
     await vi.waitFor(
       async () => {
-        expect(num(await prom.query('up{job="vigil"}'))).toBe(1);
+        // On failure, say why Prometheus cannot scrape (its target's last error).
+        const targets = (await (await fetch(`${prom.url}/api/v1/targets`)).json()) as {
+          data: { activeTargets: Array<{ health: string; lastError: string }> };
+        };
+        expect(
+          num(await prom.query('up{job="vigil"}')),
+          `${JSON.stringify(targets.data.activeTargets)}\n${demo.proc.exitCode === null ? "" : `demo exited ${demo.proc.exitCode}:\n${demo.output().slice(-2000)}`}`,
+        ).toBe(1);
         expect(num(await prom.query("vigil_ingest_devices"))).toBe(DEMO_DEVICES);
         expect(num(await prom.query("rate(vigil_ingest_frames_accepted_total[5s])"))).toBeGreaterThan(0);
       },
@@ -174,6 +182,7 @@ describe("the live page in Chromium during the demo", () => {
       "00001000",
       "00001001",
       "00001002",
+      ...(which("socat") ? ["00002000"] : []), // the MCU of the firmware update
     ]);
     // Live: the accepted total moves, and sparklines are drawn from health deltas.
     const accepted = async () =>
