@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UsageError } from "../core/errors.ts";
+import { UsageError, VigilError } from "../core/errors.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -85,4 +85,34 @@ export function oneOf<T extends string>(
   if (v === undefined) return def;
   if ((allowed as readonly string[]).includes(v)) return v as T;
   throw new UsageError(`--${name} must be one of ${allowed.join(", ")}, got "${v}"${didYouMean(v, allowed)}`);
+}
+
+/**
+ * Runs the subcommand `argv[0]` of `vigil <command>` from `table`: no subcommand prints `help`
+ * (exit 2; `--help`/`-h`/`help` exit 0), an unknown one is a usage error with a did-you-mean, and a
+ * VigilError becomes one line on stderr (exit 2 for usage, 1 otherwise).
+ */
+export async function runSubcommand(
+  command: string,
+  help: string,
+  table: Record<string, (argv: string[]) => Promise<number>>,
+  argv: string[],
+): Promise<number> {
+  const [sub, ...rest] = argv;
+  try {
+    if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+      process.stdout.write(help);
+      return sub === undefined ? 2 : 0;
+    }
+    const run = table[sub];
+    if (!run)
+      throw new UsageError(`unknown ${command} command "${sub}"${didYouMean(sub, Object.keys(table))}`);
+    return await run(rest);
+  } catch (e) {
+    if (e instanceof VigilError) {
+      process.stderr.write(`vigil ${command}: ${e.shortMessage}\n`);
+      return e instanceof UsageError ? 2 : 1;
+    }
+    throw e;
+  }
 }

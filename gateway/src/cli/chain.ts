@@ -31,7 +31,7 @@ import {
   SenderKeyError,
 } from "../chain/sender-key.ts";
 import { UsageError, VigilError, redactUrl } from "../core/errors.ts";
-import { didYouMean, parse } from "./args.ts";
+import { parse, runSubcommand } from "./args.ts";
 import { CHAIN_HELP as HELP } from "./help/chain.ts";
 
 const KEY_HELP = `  --key-file PATH           file with the sending account's hex private key (mode 0600); or set
@@ -351,37 +351,15 @@ async function grantOperator(argv: string[]): Promise<number> {
 
 /** Entry point of `vigil chain`; returns the process exit code. */
 export async function chainCommand(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  try {
-    switch (cmd) {
-      case "deploy":
-        return await deploy(rest);
-      case "verify":
-        return await verify(rest);
-      case "register-gateway":
-        return await registerGateway(rest);
-      case "grant-operator":
-        return await grantOperator(rest);
-      case undefined:
-      case "--help":
-      case "-h":
-      case "help":
-        process.stdout.write(HELP);
-        return cmd === undefined ? 2 : 0;
-      default:
-        throw new UsageError(
-          `unknown chain command "${cmd}"${didYouMean(cmd, ["deploy", "verify", "register-gateway", "grant-operator"])}`,
-        );
-    }
-  } catch (e) {
-    if (e instanceof VigilError) {
-      process.stderr.write(`vigil chain: ${e.shortMessage}\n`);
-      return e instanceof UsageError ? 2 : 1;
-    }
-    if (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
-      process.stderr.write(`vigil chain: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  return runSubcommand(
+    "chain",
+    HELP,
+    {
+      deploy,
+      verify,
+      "register-gateway": registerGateway,
+      "grant-operator": grantOperator,
+    },
+    argv,
+  );
 }

@@ -6,14 +6,14 @@ import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
 import { RELEASE_KINDS, type ReleaseInput, type ReleaseKind, type RoleName } from "../chain/client.ts";
 import type { Hex } from "../core/hex.ts";
-import { UsageError, VigilError } from "../core/errors.ts";
+import { UsageError } from "../core/errors.ts";
 import { parseFirmwareImage } from "../protocol/firmware-image.ts";
 import { cidV1, cidV1OfFile } from "../updates/cid.ts";
 import { checkModelAgainstManifest } from "../updates/model-check.ts";
 import { encodeModelMeta, semverToVersion, targetId, trainingDataHash } from "../updates/release-meta.ts";
+import { parse, runSubcommand } from "./args.ts";
 import { common, withClient } from "./chain.ts";
 import { RELEASE_HELP as HELP } from "./help/release.ts";
 
@@ -104,18 +104,15 @@ export async function planRelease(o: {
 }
 
 async function publish(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...common,
-      kind: { type: "string" },
-      target: { type: "string" },
-      file: { type: "string" },
-      manifest: { type: "string" },
-      uri: { type: "string", multiple: true },
-      version: { type: "string" },
-      "dry-run": { type: "boolean" },
-    },
+  const { values } = parse(argv, {
+    ...common,
+    kind: { type: "string" },
+    target: { type: "string" },
+    file: { type: "string" },
+    manifest: { type: "string" },
+    uri: { type: "string", multiple: true },
+    version: { type: "string" },
+    "dry-run": { type: "boolean" },
   });
   if (values.help) return help();
   const kind = values.kind as ReleaseKind;
@@ -153,7 +150,7 @@ async function publish(argv: string[]): Promise<number> {
 }
 
 async function approve(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: common, allowPositionals: true });
+  const { values, positionals } = parse(argv, common, true);
   if (values.help) return help();
   const id = releaseId(positionals[0]);
   return withClient(values, async (c) => {
@@ -166,11 +163,7 @@ async function approve(argv: string[]): Promise<number> {
 }
 
 async function revoke(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { ...common, reason: { type: "string", default: "" } },
-    allowPositionals: true,
-  });
+  const { values, positionals } = parse(argv, { ...common, reason: { type: "string", default: "" } }, true);
   if (values.help) return help();
   const id = releaseId(positionals[0]);
   return withClient(values, async (c) => {
@@ -180,7 +173,7 @@ async function revoke(argv: string[]): Promise<number> {
 }
 
 async function list(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: common });
+  const { values } = parse(argv, common);
   if (values.help) return help();
   return withClient(values, async (c) => {
     const rows: string[] = [];
@@ -201,10 +194,7 @@ async function list(argv: string[]): Promise<number> {
 }
 
 async function grantRole(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { ...common, role: { type: "string" }, account: { type: "string" } },
-  });
+  const { values } = parse(argv, { ...common, role: { type: "string" }, account: { type: "string" } });
   if (values.help) return help();
   const roles: Record<string, RoleName> = { manager: "releaseManager", approver: "releaseApprover" };
   const role = roles[values.role ?? ""];
@@ -220,37 +210,5 @@ async function grantRole(argv: string[]): Promise<number> {
 
 /** Entry point of `vigil release`; returns the process exit code. */
 export async function releaseCommand(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  try {
-    switch (cmd) {
-      case "publish":
-        return await publish(rest);
-      case "approve":
-        return await approve(rest);
-      case "revoke":
-        return await revoke(rest);
-      case "list":
-        return await list(rest);
-      case "grant-role":
-        return await grantRole(rest);
-      case undefined:
-      case "--help":
-      case "-h":
-      case "help":
-        process.stdout.write(HELP);
-        return cmd === undefined ? 2 : 0;
-      default:
-        throw new UsageError(`unknown release command "${cmd}"`);
-    }
-  } catch (e) {
-    if (e instanceof VigilError) {
-      process.stderr.write(`vigil release: ${e.shortMessage}\n`);
-      return e instanceof UsageError ? 2 : 1;
-    }
-    if (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
-      process.stderr.write(`vigil release: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  return runSubcommand("release", HELP, { publish, approve, revoke, list, "grant-role": grantRole }, argv);
 }
