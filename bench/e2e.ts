@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- e2e [--devices N] [--step-s S] [--overload-s S] [--no-overload] [--no-profile]
- *                      [--runner worker|inline]`
+ *                      [--runner worker|inline] [--node-options "…"]`
  *
  * The whole product under load, as a plant runs it: the gateway process (compiled dist/, embedded
  * broker, LevelDB with group commit, all models, sealing, anchoring to a local anvil) fed by
@@ -40,6 +40,7 @@ const { values: a } = parseArgs({
     "no-overload": { type: "boolean" },
     "no-profile": { type: "boolean" },
     runner: { type: "string" },
+    "node-options": { type: "string" },
   },
 });
 /** Where onnxruntime runs in the gateway (models.runner): "worker" keeps it off the event loop. */
@@ -51,11 +52,22 @@ const P99_GOAL_MS = 50;
 const RSS_GOAL_MB = 250;
 const CAPACITY_GOAL = 20_000;
 const root = packageRoot();
+/**
+ * The gateway runs with the Node flags of the deployed unit (hardware/pi/vigil.service's
+ * `Environment=NODE_OPTIONS=…`, e.g. a 2 MB young generation), so RSS is the product's as
+ * installed; `--node-options ""` measures Node's defaults instead.
+ */
+const NODE_OPTIONS = a["node-options"] ?? unitNodeOptions();
 const DIST_MAIN = join(root, "dist/gateway/src/cli/main.js");
 const GATEWAY_NAME = "bench-e2e";
 
 // ---------------------------------------------------------------------------------------------
 // processes
+
+function unitNodeOptions(): string {
+  const unit = readFileSync(join(root, "hardware/pi/vigil.service"), "utf8");
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1]?.trim() ?? "";
+}
 
 function ensureBuild(): void {
   const newest = (dir: string): number =>
@@ -205,6 +217,7 @@ async function prepareGateway(): Promise<GatewayEnv & { stopChain(): Promise<voi
     env: {
       ...process.env,
       VIGIL_DIST: "1",
+      NODE_OPTIONS: [process.env.NODE_OPTIONS, NODE_OPTIONS].filter(Boolean).join(" "),
       VIGIL_KEYSTORE_PASSPHRASE: chain.passphrase,
       VIGIL_CHAIN_SENDER_KEY: chain.senderKey,
     },
@@ -429,6 +442,7 @@ function profileShares(dir: string): Record<string, number> {
 ensureBuild();
 console.log(
   `e2e: gateway process (dist/, embedded broker, LevelDB group commit, all models (runner ${RUNNER}), sealing, anchoring to anvil)\n` +
+    `     NODE_OPTIONS of the deployed unit: "${NODE_OPTIONS}"\n` +
     `     fed by 'vigil sim' (${DEVICES} rotating devices, MQTT QoS 1) in a separate process; steps of ${STEP_S} s`,
 );
 
@@ -516,6 +530,7 @@ console.log(
     bench: "e2e",
     devices: DEVICES,
     runner: RUNNER,
+    nodeOptions: NODE_OPTIONS,
     stepS: STEP_S,
     capacity: cap,
     capacityGoal: CAPACITY_GOAL,

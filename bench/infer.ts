@@ -165,11 +165,11 @@ async function runtimeFloor(
     const data = new Float32Array(b * W * model.normalizer.features).map((_, i) => Math.sin(i) * 0.5);
     const t = new ort.Tensor("float32", data, [b, W, model.normalizer.features]);
     const feeds = { [model.manifest.inputs.tensor]: t };
-    for (let i = 0; i < 3; i++) await model.session.run(feeds);
+    for (let i = 0; i < 3; i++) await model.session!.run(feeds);
     const times: number[] = [];
     for (let i = 0; i < (b >= 512 ? 10 : 25); i++) {
       const t0 = performance.now();
-      await model.session.run(feeds);
+      await model.session!.run(feeds);
       times.push(performance.now() - t0);
     }
     byBatch[b] = r2((pct(times, 0.5) * 1000) / b);
@@ -397,7 +397,7 @@ for (const c of SECTIONS.has("loop") ? cases : []) {
     perWindowVsFloor: r2(loopUs / floor.floorUs),
     frameToAlert: f2a,
   };
-  await model.session.release();
+  await model.session!.release();
 }
 
 const rss: Record<string, unknown> = {};
@@ -413,7 +413,7 @@ if (!a["no-rss"] && SECTIONS.has("rss")) {
   for (const c of cases) {
     const model = await loadModel(c.manifest);
     const dir = soloDir(c.manifest, model);
-    await model.session.release();
+    await model.session!.release();
     const base = [probeJs, "--models", dir, "--devices", String(RSS_DEVICES)];
     const runs: Record<string, unknown> = {};
     runs["inline"] = probe([...base, "--runner", "inline", "--arena", "1", "--mem-pattern", "1"]);

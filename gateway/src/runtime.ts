@@ -679,6 +679,8 @@ export class Runtime {
       const registry = await ModelRegistry.load(modelsDir, {
         threads: c.models.threads,
         precision: c.models.precision,
+        // In worker mode each model's session lives in its worker only (one copy in memory).
+        deferSession: c.models.runner === "worker",
       });
       this.#running.models = () => registry.release();
       const inferLog = log.child({ component: "infer" });

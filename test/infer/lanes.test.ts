@@ -11,7 +11,7 @@ import { loadCmapss, type CmapssUnit } from "../../gateway/src/infer/features/cm
 import { storeHistory } from "../../gateway/src/infer/history.ts";
 import { InferenceLoop, type InferenceResult } from "../../gateway/src/infer/loop.ts";
 import { LaneError } from "../../gateway/src/infer/errors.ts";
-import { ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
+import { ModelRegistry, releaseModel, type LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { decodeFrame, encodeFrame, FrameType, type DataFrame } from "../../gateway/src/protocol/frame.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { REPO_ROOT } from "../../models/eval/cmapss.ts";
@@ -119,7 +119,7 @@ let rigs: Rig[] = [];
 afterEach(async () => {
   for (const r of rigs) await r.loop.close();
   rigs = [];
-  for (const m of [live, candidate, other]) await m.session.release().catch(() => undefined);
+  for (const m of [live, candidate, other]) await releaseModel(m);
 });
 
 function rig(models: LoadedModel[]): Rig {

@@ -71,7 +71,7 @@ describe("inference loop vs models/eval", () => {
     const W = model.manifest.inputs.window;
     const per = model.windowValues;
     const windows = lastWindows(norm, f32, W);
-    const preds = await runBatched(model.session, model.manifest, windows, n);
+    const preds = await runBatched(model.session!, model.manifest, windows, n);
     results.forEach((r, i) => {
       expect(Buffer.from(r.windowHash).toString("hex")).toBe(sha(windows.subarray(i * per, (i + 1) * per)));
       expect(r.outputs[0]).toBeCloseTo(preds[i]!, 4);
@@ -84,7 +84,7 @@ describe("inference loop vs models/eval", () => {
 
     // And the published evaluation (float64 text values): float32 input rounding only, which
     // moves a prediction by at most a few hundredths of a cycle (0.052 seen with the v2 models).
-    const ev = await evaluateManifest(FD001_MANIFEST, model.manifest, model.session);
+    const ev = await evaluateManifest(FD001_MANIFEST, model.manifest, model.session!);
     results.forEach((r, i) => expect(Math.abs(r.outputs[0]! - ev.predictions[i]!)).toBeLessThan(0.1));
   });
 
@@ -110,7 +110,7 @@ describe("inference loop vs models/eval", () => {
 
 describe("micro-batching and back-pressure", () => {
   it("behavior: N devices with ready windows → one onnxruntime run per tick (maxBatch splits)", async () => {
-    const spy = vi.spyOn(model.session, "run");
+    const spy = vi.spyOn(model.session!, "run");
     try {
       const { loop, results } = newLoop();
       for (let d = 0; d < 50; d++) feedUnit(loop, d + 1, units[d]!, 3);

@@ -152,7 +152,7 @@ describe("model file choice (config models.precision, manifest model.variants / 
       expect(m.quality.declared).toBe(true);
       expect(m.quality.names).toContain("s9");
     } finally {
-      await m.session.release();
+      await m.session!.release();
     }
   });
 
@@ -166,7 +166,7 @@ describe("model file choice (config models.precision, manifest model.variants / 
     ];
     for (const [opts, want] of cases) {
       const m = await loadModel(path, opts);
-      await m.session.release();
+      await m.session!.release();
       expect([opts, m.precision, m.sha256]).toEqual([
         opts,
         want,
@@ -177,7 +177,7 @@ describe("model file choice (config models.precision, manifest model.variants / 
     const rot = await loadModel(join(REPO_ROOT, "models", "rotating", "rotating-v1.manifest.json"), {
       precision: "int8",
     });
-    await rot.session.release();
+    await rot.session!.release();
     expect(rot.precision).toBe("float32");
   });
 

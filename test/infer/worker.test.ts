@@ -6,7 +6,7 @@ import { REPO_ROOT } from "../../models/eval/cmapss.ts";
 import { loadCmapss, type CmapssUnit } from "../../gateway/src/infer/features/cmapss.ts";
 import { InferenceLoop, type LeafRecord, type InferenceResult } from "../../gateway/src/infer/loop.ts";
 import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
-import { WorkerRunner } from "../../gateway/src/infer/worker.ts";
+import { InlineRunner, WorkerRunner } from "../../gateway/src/infer/worker.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { FD001_MANIFEST, frame, row } from "./helpers.ts";
 
@@ -52,7 +52,7 @@ describe("batch runners", () => {
     inline.feed();
     await inline.loop.tick();
     const worker = run("worker", 12);
-    const spy = vi.spyOn(model.session, "run");
+    const spy = vi.spyOn(model.session!, "run");
     try {
       await worker.loop.ready();
       worker.feed();
@@ -92,13 +92,60 @@ describe("batch runners", () => {
   it("error: a worker whose session cannot be created rejects `ready`", async () => {
     const broken: LoadedModel = { ...model, bytes: new Uint8Array([1, 2, 3, 4]) };
     const r = new WorkerRunner(broken, 4);
-    await expect(r.ready).rejects.toThrow(/failed to start/);
+    await expect(r.ready).rejects.toThrow(/the inference worker could not load it/);
     await r.close();
+  });
+
+  it("behavior: a model loaded with deferSession has no main-thread session and runs in the worker with the same outputs", async () => {
+    const deferred = await loadModel(FD001_MANIFEST, { deferSession: true });
+    expect(deferred.session).toBeUndefined();
+    expect(deferred.sha256).toBe(model.sha256);
+    const inline = run("inline", 5);
+    inline.feed();
+    await inline.loop.tick();
+    const results: InferenceResult[] = [];
+    const loop = new InferenceLoop({
+      registry: new ModelRegistry([deferred]),
+      profileOf: () => "cmapss-fd001",
+      clock: new FakeClock(),
+      onResult: (r) => results.push(r),
+      runner: "worker",
+    });
+    try {
+      await loop.ready();
+      for (let d = 0; d < 5; d++) {
+        const u = units[d % units.length]!;
+        for (let r = 0; r < u.cycles; r++) loop.onFrame(...frame(1 + d, r, row(u, r)));
+      }
+      await loop.tick();
+    } finally {
+      await loop.close();
+    }
+    expect(results.map((r) => Array.from(r.allOutputs))).toEqual(
+      inline.results.map((r) => Array.from(r.allOutputs)),
+    );
+  });
+
+  it("error: a deferred model whose manifest names an input the file lacks fails in the worker, naming it", async () => {
+    const deferred = await loadModel(FD001_MANIFEST, { deferSession: true });
+    const wrong: LoadedModel = {
+      ...deferred,
+      manifest: { ...deferred.manifest, inputs: { ...deferred.manifest.inputs, tensor: "no_such_input" } },
+    };
+    const r = new WorkerRunner(wrong, 4);
+    await expect(r.ready).rejects.toThrow(/has no input "no_such_input"/);
+    await r.close();
+  });
+
+  it("error: the inline runner of a model without a main-thread session fails its run with a typed error", async () => {
+    const deferred = await loadModel(FD001_MANIFEST, { deferSession: true });
+    const r = new InlineRunner(deferred, 4);
+    await expect(r.run(1)).rejects.toMatchObject({ code: "MODEL_RUN_FAILED" });
   });
 
   it("behavior: tick policy — one tick runs every ready window in calls of at most maxBatch (default 128)", async () => {
     const p = run("inline", 300);
-    const spy = vi.spyOn(model.session, "run");
+    const spy = vi.spyOn(model.session!, "run");
     try {
       p.feed();
       await p.loop.tick();

@@ -8,7 +8,7 @@ import { EncodedOutput } from "../../gateway/src/alerts/output.ts";
 import { VigilJsonEncoder } from "../../gateway/src/alerts/vigil-json.ts";
 import { dashboardSubscriptions } from "../../gateway/src/alerts/topics.ts";
 import type { InferenceResult } from "../../gateway/src/infer/loop.ts";
-import { loadModel, type LoadedModel } from "../../gateway/src/infer/registry.ts";
+import { loadModel, releaseModel, type LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { systemClock } from "../../gateway/src/core/clock.ts";
 import { checkPayload, kindOf } from "../alerts/helpers.ts";
 import { FD001_MANIFEST } from "../infer/helpers.ts";
@@ -22,7 +22,7 @@ beforeAll(async () => {
   model = await loadModel(FD001_MANIFEST);
 });
 afterAll(async () => {
-  await model?.session.release();
+  if (model) await releaseModel(model);
   await broker?.stop();
 });
 

@@ -401,7 +401,8 @@ const Models = Type.Object(
     }),
     runner: choice(["inline", "worker"], {
       default: "inline",
-      description: '"inline" (main thread) or "worker" (one worker thread per model).',
+      description:
+        '"inline" (main thread) or "worker" (one worker thread per model; it holds the only session).',
     }),
     precision: choice(["auto", "float32", "int8"], {
       default: "auto",

@@ -32,7 +32,7 @@ import type { DataFrame } from "../protocol/frame.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
 import { ModelProfileConflictError, LaneError } from "./errors.ts";
 import { LatencyHistogram } from "./histogram.ts";
-import type { LoadedModel } from "./registry.ts";
+import { releaseModel, type LoadedModel } from "./registry.ts";
 import { Lane } from "./lane.ts";
 import { DeviceWindow } from "./window.ts";
 import { deviceQualityStatus, sensorFaultTransitions, type DeviceQualityStatus } from "./quality-events.ts";
@@ -282,7 +282,7 @@ export class InferenceLoop {
       for (const w of l.queue) w.queued = false;
       l.queue = [];
       await l.runner.close();
-      await l.model.session.release().catch(() => undefined);
+      await releaseModel(l.model);
     }
   }
 

@@ -31,14 +31,20 @@ export interface SessionTuning {
   /** onnxruntime intra-op threads. Default 1 (a Pi-class box also runs ingest, store and MQTT). */
   threads?: number;
   /**
-   * onnxruntime's CPU memory arena (`enableCpuMemArena`). Default false: with the arena, every
-   * batch size seen so far keeps its high-water allocation for the life of the session (tens of
-   * MB after a few large batches); without it, tensors are malloc'd per run, which costs no
-   * measurable time for these models (bench/infer.ts measures both).
+   * onnxruntime's CPU memory arena (`enableCpuMemArena`). Default true: without it, tensors are
+   * malloc'd per run and glibc keeps the freed buffers, which raised steady RSS by 13–21 MB in
+   * bench/infer.ts (it measures both).
    */
   memArena?: boolean;
-  /** onnxruntime memory-pattern planning (`enableMemPattern`), default false (see `memArena`). */
+  /** onnxruntime memory-pattern planning (`enableMemPattern`), default true (see `memArena`). */
   memPattern?: boolean;
+  /**
+   * Default false. True: verify the file and manifest only and create no main-thread session;
+   * the session is created where the model runs (a worker thread, `models.runner: "worker"`),
+   * which also checks the input and output names. Without it every model would be in memory
+   * twice: 6 sessions held ≈ 37 MB of RSS on the main thread that worker mode never runs.
+   */
+  deferSession?: boolean;
 }
 
 /** The onnxruntime session options the gateway uses (also for the worker-thread session). */
@@ -68,7 +74,11 @@ export interface LoadedModel {
   normalizer: Normalizer;
   /** The manifest's data-quality rules (`inputs.quality`) compiled for this normaliser (quality.ts). */
   quality: QualitySpec;
-  session: ort.InferenceSession;
+  /**
+   * The main-thread onnxruntime session; undefined when loaded with `deferSession` (the session
+   * is then created in the worker thread that runs the model, worker.ts).
+   */
+  session: ort.InferenceSession | undefined;
   /** Floats per window: window × features. */
   windowValues: number;
   /** Output names in manifest order (read from the session's results). */
@@ -199,21 +209,8 @@ export async function loadModel(manifestPath: string, opts: RegistryOptions = {}
   } catch (e) {
     throw new ModelManifestError(manifestPath, (e as Error).message, { cause: e });
   }
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(bytes, sessionOptions(opts));
-  } catch (e) {
-    throw new ModelLoadError(onnxPath, "onnxruntime could not create a session", { cause: e });
-  }
-  if (!session.inputNames.includes(manifest.inputs.tensor))
-    throw new ModelLoadError(
-      onnxPath,
-      `has no input "${manifest.inputs.tensor}" (has ${session.inputNames.join(", ")})`,
-    );
   const outputNames = manifest.outputs.map((o) => o.name);
-  for (const n of outputNames)
-    if (!session.outputNames.includes(n))
-      throw new ModelLoadError(onnxPath, `has no output "${n}" (has ${session.outputNames.join(", ")})`);
+  const session = opts.deferSession ? undefined : await createSession(onnxPath, bytes, manifest, opts);
   return {
     manifest,
     manifestPath,
@@ -229,6 +226,51 @@ export async function loadModel(manifestPath: string, opts: RegistryOptions = {}
     bytes,
     tuning: { ...opts },
   };
+}
+
+/** Creates the session and checks that it has the manifest's input tensor and outputs. */
+async function createSession(
+  onnxPath: string,
+  bytes: Buffer,
+  manifest: ModelManifest,
+  opts: SessionTuning,
+): Promise<ort.InferenceSession> {
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(bytes, sessionOptions(opts));
+  } catch (e) {
+    throw new ModelLoadError(onnxPath, "onnxruntime could not create a session", { cause: e });
+  }
+  const missing = missingNames(manifest, session.inputNames, session.outputNames);
+  if (missing) {
+    await session.release().catch(() => undefined);
+    throw new ModelLoadError(onnxPath, missing);
+  }
+  return session;
+}
+
+/**
+ * Why a session does not fit its manifest (no input tensor of the manifest's name, or a missing
+ * output), or undefined when it fits. Shared with the worker thread's check (worker.ts).
+ */
+export function missingNames(
+  manifest: Pick<ModelManifest, "inputs" | "outputs">,
+  inputNames: readonly string[],
+  outputNames: readonly string[],
+): string | undefined {
+  if (!inputNames.includes(manifest.inputs.tensor))
+    return `has no input "${manifest.inputs.tensor}" (has ${inputNames.join(", ")})`;
+  for (const o of manifest.outputs)
+    if (!outputNames.includes(o.name)) return `has no output "${o.name}" (has ${outputNames.join(", ")})`;
+  return undefined;
+}
+
+/** Releases a model's main-thread session, if it has one (idempotent per model). */
+export async function releaseModel(m: LoadedModel): Promise<void> {
+  const s = m.session;
+  if (!s) return;
+  m.session = undefined;
+  await s.release().catch(() => undefined);
 }
 
 export class ModelRegistry {
@@ -263,7 +305,7 @@ export class ModelRegistry {
       for (const p of findManifests(dir)) loaded.push(await loadModel(p, opts));
       return new ModelRegistry(loaded);
     } catch (e) {
-      await Promise.all(loaded.map((m) => m.session.release().catch(() => undefined)));
+      await Promise.all(loaded.map(releaseModel));
       throw e;
     }
   }
@@ -292,6 +334,6 @@ export class ModelRegistry {
   }
 
   async release(): Promise<void> {
-    await Promise.all(this.models.map((m) => m.session.release().catch(() => undefined)));
+    await Promise.all(this.models.map(releaseModel));
   }
 }

@@ -8,8 +8,9 @@
  *
  * - `InlineRunner`: the model's own session on the main thread (fewest moving parts, least
  *   memory; fine for small models).
- * - `WorkerRunner`: a second session of the **same verified bytes and options** in a
- *   worker_thread. The batch input and the outputs live in SharedArrayBuffers: the loop copies
+ * - `WorkerRunner`: a session of the **same verified bytes and options** in a worker_thread
+ *   (the only one when the model was loaded with `deferSession`, as the runtime does in worker
+ *   mode; the worker then checks the input and output names). The batch input and the outputs live in SharedArrayBuffers: the loop copies
  *   windows into the shared input (as it does inline), posts `{ n }`, the worker copies the
  *   batch into its private tensor buffer (onnxruntime-node rejects SharedArrayBuffer-backed
  *   tensors), runs, writes every output into the shared output and posts back. No tensor data
@@ -65,6 +66,11 @@ export class InlineRunner implements BatchRunner {
       ]);
       this.#tensors.set(n, t);
     }
+    if (!m.session)
+      throw new InferError(
+        "MODEL_RUN_FAILED",
+        `${m.manifest.name}: no main-thread session (released, or deferred)`,
+      );
     const results = await m.session.run({ [m.manifest.inputs.tensor]: t });
     return m.outputNames.map((name) => results[name]!.data as Float32Array);
   }
@@ -78,6 +84,12 @@ const { parentPort, workerData: w } = require("node:worker_threads");
 const ort = require(w.ort);
 (async () => {
   const session = await ort.InferenceSession.create(w.bytes, w.options);
+  // The same check as registry.ts missingNames (a deferred load made none on the main thread).
+  if (!session.inputNames.includes(w.tensor))
+    throw new Error(\`has no input "\${w.tensor}" (has \${session.inputNames.join(", ")})\`);
+  for (const o of w.outputs)
+    if (!session.outputNames.includes(o))
+      throw new Error(\`has no output "\${o}" (has \${session.outputNames.join(", ")})\`);
   const shared = new Float32Array(w.input);
   // onnxruntime-node refuses tensors over a SharedArrayBuffer ("Invalid argument"): the batch is
   // copied into a private buffer first (n × window × features floats, a few µs per 100 windows).
@@ -107,7 +119,7 @@ const ort = require(w.ort);
       parentPort.postMessage({ id: m.id, ok: false, error: String((e && e.stack) || e) });
     }
   });
-})().catch((e) => parentPort.postMessage({ ready: false, error: String((e && e.stack) || e) }));
+})().catch((e) => parentPort.postMessage({ ready: false, error: String((e && e.message) || e) }));
 `;
 
 interface ReadyMsg {
@@ -174,7 +186,10 @@ export class WorkerRunner implements BatchRunner {
         if ("ready" in m) {
           if (!m.ready || !m.widths || !m.output)
             return reject(
-              new InferError("MODEL_WORKER", `inference worker failed to start: ${m.error ?? "?"}`),
+              new InferError(
+                "MODEL_WORKER",
+                `${model.onnxPath}: the inference worker could not load it: ${m.error ?? "?"}`,
+              ),
             );
           this.#widths = m.widths;
           this.#output = new Float32Array(m.output);

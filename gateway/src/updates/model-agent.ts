@@ -32,7 +32,7 @@ import { systemClock, type Clock } from "../core/clock.ts";
 import type { Hex } from "../core/hex.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { InferenceLoop } from "../infer/loop.ts";
-import { loadModel, type LoadedModel } from "../infer/registry.ts";
+import { loadModel, releaseModel, type LoadedModel } from "../infer/registry.ts";
 import { UpdateError, type UpdateErrorCode } from "./errors.ts";
 import { fetchArtifact } from "./fetch.ts";
 import { checkModelAgainstManifest } from "./model-check.ts";
@@ -219,7 +219,7 @@ export class ModelUpdateAgent {
         if (!manifest) throw new Error(`${dir} holds no manifest`);
         m = await loadModel(join(dir, manifest), live.tuning);
         if (m.sha256 !== inst.sha256) {
-          await m.session.release().catch(() => undefined);
+          await releaseModel(m);
           throw new Error(`${dir} holds model ${m.sha256}, not the installed ${inst.sha256}`);
         }
       } catch (e) {
@@ -412,7 +412,7 @@ export class ModelUpdateAgent {
     } catch (e) {
       if (candidate) {
         await this.#o.loop.unload(candidate).catch(() => undefined);
-        await candidate.session.release().catch(() => undefined);
+        await releaseModel(candidate);
       }
       rmSync(dir, { recursive: true, force: true });
       rmSync(join(this.#o.dir, "staging", rel.contentHash.slice(2)), { force: true });
