@@ -7,15 +7,21 @@
 // clears it after a successful check.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { dirname } from "node:path";
 import mqtt from "mqtt";
 import { afterEach, describe, expect, it } from "vitest";
-import { Simulator } from "../../device-sim/src/simulator.ts";
-import { MqttTransport } from "../../device-sim/src/transports/mqtt.ts";
-import { resolveConfig } from "../../gateway/src/config/config.ts";
 import { Runtime } from "../../gateway/src/runtime.ts";
 import { checkPayload } from "../alerts/helpers.ts";
-import { GATEWAY_ID, approve, chainRig, propose, releaseFolder, type ChainRig } from "./rig.ts";
+import {
+  GATEWAY_ID,
+  PROFILE,
+  approve,
+  chainRig,
+  engines,
+  gateway,
+  propose,
+  releaseFolder,
+  type ChainRig,
+} from "./rig.ts";
 
 let r: ChainRig | undefined;
 let rt: Runtime | undefined;
@@ -28,39 +34,6 @@ afterEach(async () => {
   r = undefined;
   proxy = undefined;
 });
-
-const PROFILE = "cmapss-v2"; // what the simulator's FD001 engines announce
-
-/** A gateway on the rig's chain serving FD001 float for PROFILE; `extra` overrides config blocks. */
-function gateway(rig: ChainRig, extra: Record<string, unknown> = {}, rpcUrl = rig.chain.anvil.url): Runtime {
-  const live = releaseFolder({ profile: PROFILE, version: "3.0.0", precision: "float32" });
-  return new Runtime({
-    config: resolveConfig({
-      dataDir: rig.dataDir,
-      site: "s1",
-      mqtt: { embedded: { port: 0 } },
-      attest: { gatewayId: GATEWAY_ID, gatewayName: "g1", batchIntervalMs: 1000 },
-      chain: { rpcUrl, deployment: "deployment.json", confirmations: 1 },
-      store: { minFreeBytes: 0, reserveBytes: 0 },
-      models: { dir: dirname(live.manifest) },
-      log: { statsIntervalMs: 0 },
-      ...extra,
-    }),
-    passphrase: rig.chain.passphrase,
-    senderKey: rig.chain.senderKey,
-  });
-}
-
-function engines(url: string, durationS: number): Simulator {
-  return new Simulator({
-    transport: new MqttTransport({ url, clientId: "engines" }),
-    devices: 3,
-    profile: "cmapss",
-    rate: 50,
-    durationS,
-    seed: 4,
-  });
-}
 
 /** A JSON-RPC proxy on loopback in front of anvil that can be told to refuse (reset every connection). */
 interface RpcProxy {
