@@ -1,8 +1,9 @@
 /**
  * The gateway's HTTP endpoint (node:http): `/metrics` (Prometheus), `/healthz`, `/readyz`,
- * `/api/summary`, the live page `/` and its updates `/events` (SSE). See README.md here.
+ * `/api/summary`, `/api/alerts`, `/api/updates`, the live page `/` and its updates `/events` (SSE),
+ * and the operator actions `POST /api/updates/check|retry`. See README.md here.
  *
- * node:http rather than a framework: seven GET routes, no request bodies, and an SSE stream
+ * node:http rather than a framework: eight GET routes, two body-less operator POSTs, and an SSE stream
  * that needs the raw response (its back-pressure is the point) — a framework would add
  * dependencies to the Pi install and be bypassed for the one route that matters.
  *
