@@ -47,6 +47,7 @@ const COMMANDS = [
   "access",
   "token",
   "release",
+  "update",
 ];
 const rows: Array<{ name: string; args: string[] }> = [
   { name: "node -e '' (floor)", args: ["-e", ""] },

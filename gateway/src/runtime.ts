@@ -437,6 +437,7 @@ export class Runtime {
         this.registryState.view = view;
         this.#afterRegistryChange();
         if (changed) this.#exportMosquitto();
+        this.#releasesSeen(view);
       },
       onStatus: (s: WatchStatus) => {
         this.registryState.stale = s.state !== "fresh";
@@ -461,6 +462,28 @@ export class Runtime {
       this.embedded?.sweep();
     }, SWEEP_INTERVAL_MS);
     this.#sweepTimer.unref();
+  }
+
+  /** Release ids and states in the registry view at the last refresh (undefined before the first). */
+  #releases: string | undefined;
+
+  /**
+   * Registry events drive update checks (issue 11): when a refresh shows a release activated or
+   * revoked (ReleaseActivated / ReleaseRevoked) since the previous one, both update agents check
+   * at once instead of at their next cron tick (`RunningUpdates.check` coalesces a burst).
+   */
+  #releasesSeen(view: RegistryView): void {
+    const now = [...view.releases]
+      .map(([id, r]) => `${id}:${r.status}`)
+      .sort()
+      .join(",");
+    const changed = this.#releases !== undefined && now !== this.#releases;
+    this.#releases = now;
+    if (!changed || !this.updates) return;
+    this.log
+      .child({ component: "updates" })
+      .info("a release was activated or revoked on chain; checking for updates now");
+    void this.updates.check();
   }
 
   /** After a refresh: drop readers no longer allowed; stop or resume sealing by the gateway's standing. */
@@ -761,6 +784,15 @@ export class Runtime {
         state: this.store,
         log: log.child({ component: "updates" }),
         onModelInstalled: () => void this.alerts.modelsChanged(),
+        // The freeze alarm as a gateway alert on vigil/v1/{site}/{gateway}/alert (alerts/README.md).
+        onStale: (stale, detail) =>
+          void this.alerts.gatewayAlert("update-check-stale", stale, {
+            severity: "warning",
+            message: stale
+              ? "no update check succeeded for longer than updates.staleAfterMs: this gateway may be kept from its updates (freeze)"
+              : "update checks succeed again",
+            detail,
+          }),
         publishStatus: (p) =>
           void this.publisher
             ?.publish({

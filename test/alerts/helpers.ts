@@ -15,7 +15,8 @@ export function checkPayload(kind: PayloadKind, json: string | Buffer): Record<s
 
 /** Kind of an alert-scheme topic, or undefined. */
 export function kindOf(topic: string): PayloadKind | undefined {
-  if (topic.endsWith("/alert")) return "alert";
+  // vigil/v1/{site}/{gateway}/alert is the gateway's own; one level more, a device's.
+  if (topic.endsWith("/alert")) return topic.split("/").length === 6 ? "alert" : "gateway-alert";
   if (topic.endsWith("/health")) return "health";
   if (topic.endsWith("/sensor-fault")) return "sensor-fault";
   // vigil/v1/{site}/{gateway}/status is the gateway's; one level more, a device's.

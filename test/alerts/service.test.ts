@@ -84,6 +84,7 @@ describe("topics", () => {
       "vigil/v1/+/+/+/sensor-fault",
       "vigil/v1/+/+/+/status",
       "vigil/v1/+/+/status",
+      "vigil/v1/+/+/alert",
     ]);
     const dt = alertTopics("s", "g");
     expect([dt.sensorFault(42), dt.deviceStatus(42), dt.status]).toEqual([
@@ -157,6 +158,54 @@ describe("alert service", () => {
       state: "offline",
       anchoringPaused: { reason: "fee-cap" },
     });
+  });
+
+  it("behavior: a gateway alert (update-check-stale) is raised once and cleared once on the gateway's alert topic; the schema holds", async () => {
+    const { svc, pub, clock } = setup();
+    await svc.start();
+    const detail = {
+      lastSuccessMs: 1_700_000_000_000,
+      staleAfterMs: 3_600_000,
+      lastError: "connection refused",
+    };
+    const raised = await svc.gatewayAlert("update-check-stale", true, {
+      severity: "warning",
+      message: "no update check succeeded for longer than updates.staleAfterMs",
+      detail,
+    });
+    expect(raised?.state).toBe("raised");
+    // Raising again while raised publishes nothing.
+    expect(
+      await svc.gatewayAlert("update-check-stale", true, { severity: "warning", message: "x", detail }),
+    ).toBe(undefined);
+    clock.advanceMs(5000);
+    await svc.gatewayAlert("update-check-stale", false, {
+      severity: "warning",
+      message: "update checks succeed again",
+      detail: { ...detail, lastSuccessMs: 1_700_000_005_000, lastError: null },
+    });
+    expect(
+      await svc.gatewayAlert("update-check-stale", false, { severity: "warning", message: "x", detail }),
+    ).toBe(undefined);
+    const msgs = pub.messages.filter((m) => m.topic === "vigil/v1/plant_7_north/gw_1/alert");
+    expect(msgs.map((m) => [m.qos, m.retain])).toEqual([
+      [1, false],
+      [1, false],
+    ]);
+    expect(kindOf(msgs[0]!.topic)).toBe("gateway-alert");
+    const [r, c] = msgs.map((m) => checkPayload("gateway-alert", m.payload as string));
+    expect(r).toMatchObject({ type: "gateway-alert", kind: "update-check-stale", state: "raised", detail });
+    expect(c).toMatchObject({
+      state: "cleared",
+      id: r!.id,
+      sinceUs: r!.sinceUs,
+      detail: { lastError: null },
+    });
+    expect(c!.timeUs).toBe((r!.timeUs as number) + 5_000_000);
+    expect(svc.counters).toMatchObject({ gatewayAlertsRaised: 1, gatewayAlertsCleared: 1 });
+    // A payload that breaks the schema is caught by it.
+    expect(() => checkPayload("gateway-alert", JSON.stringify({ ...r, detail: {} }))).toThrow(/detail/);
+    await svc.stop();
   });
 
   it("behavior: a degrading device raises warning then critical, recovery clears them; alerts are QoS 1 not retained, carry receipt refs and ALERT leaves", async () => {

@@ -127,6 +127,8 @@ export class FakeSource implements MetricsSource {
     sensorFaultsRaised: 0,
     sensorFaultsCleared: 0,
     deviceStatusPublished: 0,
+    gatewayAlertsRaised: 0,
+    gatewayAlertsCleared: 0,
   };
   readonly alerts = { counters: this.alertCounters };
   sealer: MetricsSource["sealer"] = undefined;

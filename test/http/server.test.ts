@@ -86,6 +86,53 @@ describe("HttpServer", () => {
     expect((await get(remote.port, "/healthz", { host: "gateway.plant.example" })).status).toBe(200);
   });
 
+  it("behavior: operator actions — POST /api/updates/check and /retry reach the update agents; GET /api/updates shows them", async () => {
+    const off = await started();
+    expect(JSON.parse((await get(off.port, "/api/updates")).body)).toEqual({ enabled: false, status: null });
+    const refused = await get(off.port, "/api/updates/check", {}, "POST");
+    expect(refused.status).toBe(409);
+    expect(JSON.parse(refused.body)).toEqual({
+      error: "updates are not enabled on this gateway (updates.enabled is false)",
+    });
+
+    const calls: unknown[][] = [];
+    const updates = {
+      status: () => ({ type: "updates", atMs: 1, model: { lastInstall: { releaseId: 7n } } }),
+      check: async () => void calls.push(["check"]),
+      retry: async (id: bigint, device?: number) => {
+        calls.push(["retry", id, device]);
+        return { model: true, firmwareDevices: device === undefined ? [] : [device] };
+      },
+    };
+    const s = await started(Object.assign(new FakeSource(), { updates }));
+    expect(JSON.parse((await get(s.port, "/api/updates")).body)).toEqual({
+      enabled: true,
+      status: { type: "updates", atMs: 1, model: { lastInstall: { releaseId: "7" } } },
+    });
+    const check = await get(s.port, "/api/updates/check", {}, "POST");
+    expect(check.status).toBe(202);
+    expect(JSON.parse(check.body)).toMatchObject({ accepted: true, status: { atMs: 1 } });
+    const retry = await get(s.port, "/api/updates/retry?release=7&device=3", {}, "POST");
+    expect(retry.status).toBe(202);
+    expect(JSON.parse(retry.body)).toMatchObject({ retried: { model: true, firmwareDevices: [3] } });
+    expect(calls).toEqual([["check"], ["retry", 7n, 3], ["check"]]);
+
+    // Bad ids are refused with a sentence; nothing reaches the agents.
+    for (const q of ["", "?release=abc", "?release=-1", "?release=7&device=x", `?release=${2n ** 256n}`]) {
+      const r = await get(s.port, `/api/updates/retry${q}`, {}, "POST");
+      expect(r.status, q).toBe(400);
+      expect(JSON.parse(r.body).error, q).toMatch(/^(release|device) must be/);
+    }
+    // Only POST changes anything; a web page cannot (Origin / Sec-Fetch-Site: CSRF).
+    expect((await get(s.port, "/api/updates/check")).status).toBe(405);
+    for (const h of [{ origin: "http://evil.example" }, { "sec-fetch-site": "cross-site" }]) {
+      const r = await get(s.port, "/api/updates/check", h, "POST");
+      expect(r.status).toBe(403);
+      expect(JSON.parse(r.body).error).toMatch(/not accepted from web pages/);
+    }
+    expect(calls).toHaveLength(3);
+  });
+
   it("behavior: /readyz is 503 with what is failing, 200 when ready", async () => {
     const src = new FakeSource();
     const s = await started(src);

@@ -21,6 +21,7 @@ import { simCommand } from "../../gateway/src/cli/sim.ts";
 import { startCommand } from "../../gateway/src/cli/start.ts";
 import { statusCommand } from "../../gateway/src/cli/status.ts";
 import { storeCommand } from "../../gateway/src/cli/store.ts";
+import { updateCommand } from "../../gateway/src/cli/update.ts";
 import { verifyCommand } from "../../gateway/src/cli/verify.ts";
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
@@ -38,6 +39,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   status: statusCommand,
   store: (a) => storeCommand(a),
   token: tokenCommand,
+  update: updateCommand,
   verify: (a) => verifyCommand(a),
 };
 

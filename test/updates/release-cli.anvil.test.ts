@@ -60,7 +60,7 @@ describe("vigil release", () => {
     expect(await cidV1(Buffer.from("hello world"))).toBe(
       "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e",
     );
-    // Above one 256 KiB chunk: a dag-pb root over raw leaves.
+    // Above one 256 KiB chunk: a dag-pb root over raw leaves (Kubo's multi-chunk vectors: cid.test.ts).
     expect(await cidV1(Buffer.alloc(300_000, 1))).toMatch(/^bafybei[a-z2-7]{52}$/);
   });
 

@@ -5,7 +5,11 @@
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { Simulator } from "../../device-sim/src/simulator.ts";
+import { MqttTransport } from "../../device-sim/src/transports/mqtt.ts";
+import { resolveConfig } from "../../gateway/src/config/config.ts";
+import { Runtime } from "../../gateway/src/runtime.ts";
 import { loadKeystore } from "../../gateway/src/attest/keystore.ts";
 import { ANVIL_DEV_KEYS } from "../../gateway/src/chain/anvil.ts";
 import { EthersRegistryClient } from "../../gateway/src/chain/ethers-client.ts";
@@ -198,4 +202,42 @@ export function read(path: string): Buffer {
 export function mkdir(p: string): string {
   mkdirSync(p, { recursive: true });
   return p;
+}
+
+export const PROFILE = "cmapss-v2"; // what the simulator's FD001 engines announce
+
+/** A gateway (Runtime, embedded broker, HTTP endpoint on a free port) on the rig's chain serving FD001 float for PROFILE; `extra` overrides config blocks. */
+export function gateway(
+  rig: ChainRig,
+  extra: Record<string, unknown> = {},
+  rpcUrl = rig.chain.anvil.url,
+): Runtime {
+  const live = releaseFolder({ profile: PROFILE, version: "3.0.0", precision: "float32" });
+  return new Runtime({
+    config: resolveConfig({
+      dataDir: rig.dataDir,
+      site: "s1",
+      mqtt: { embedded: { port: 0 } },
+      http: { port: 0 },
+      attest: { gatewayId: GATEWAY_ID, gatewayName: "g1", batchIntervalMs: 1000 },
+      chain: { rpcUrl, deployment: "deployment.json", confirmations: 1 },
+      store: { minFreeBytes: 0, reserveBytes: 0 },
+      models: { dir: dirname(live.manifest) },
+      log: { statsIntervalMs: 0 },
+      ...extra,
+    }),
+    passphrase: rig.chain.passphrase,
+    senderKey: rig.chain.senderKey,
+  });
+}
+
+export function engines(url: string, durationS: number): Simulator {
+  return new Simulator({
+    transport: new MqttTransport({ url, clientId: "engines" }),
+    devices: 3,
+    profile: "cmapss",
+    rate: 50,
+    durationS,
+    seed: 4,
+  });
 }

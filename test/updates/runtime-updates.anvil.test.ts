@@ -1,50 +1,96 @@
 // The update agents as the runtime wires them (config `updates`): a gateway on anvil with the
 // embedded broker and one live FD001 model; C-MAPSS engines stream over MQTT; an int8 release is
 // approved 2-of-3 and swapped in while they stream; the retained update status and the gateway
-// status say so, and the install is reported on chain.
-import { dirname } from "node:path";
+// status say so, and the install is reported on chain. With the registry watch on, a release
+// activated on chain is picked up at the watch's next refresh, not at the (yearly) cron tick.
+// Freeze: while the RPC refuses, the gateway raises the update-check-stale gateway alert, and
+// clears it after a successful check.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import mqtt from "mqtt";
 import { afterEach, describe, expect, it } from "vitest";
-import { Simulator } from "../../device-sim/src/simulator.ts";
-import { MqttTransport } from "../../device-sim/src/transports/mqtt.ts";
-import { resolveConfig } from "../../gateway/src/config/config.ts";
 import { Runtime } from "../../gateway/src/runtime.ts";
-import { GATEWAY_ID, approve, chainRig, propose, releaseFolder, type ChainRig } from "./rig.ts";
+import { checkPayload } from "../alerts/helpers.ts";
+import {
+  GATEWAY_ID,
+  PROFILE,
+  approve,
+  chainRig,
+  engines,
+  gateway,
+  propose,
+  releaseFolder,
+  type ChainRig,
+} from "./rig.ts";
 
 let r: ChainRig | undefined;
 let rt: Runtime | undefined;
+let proxy: RpcProxy | undefined;
 afterEach(async () => {
   await rt?.stop();
+  await proxy?.close();
   await r?.close();
   rt = undefined;
   r = undefined;
+  proxy = undefined;
 });
+
+/** A JSON-RPC proxy on loopback in front of anvil that can be told to refuse (reset every connection). */
+interface RpcProxy {
+  url: string;
+  refuse: boolean;
+  close(): Promise<void>;
+}
+
+async function rpcProxy(target: string): Promise<RpcProxy> {
+  const sockets = new Set<Socket>();
+  const p = { refuse: false } as RpcProxy;
+  const server: Server = createServer((req, res) => {
+    if (p.refuse) {
+      req.socket.destroy();
+      return;
+    }
+    const body: Buffer[] = [];
+    req.on("data", (c: Buffer) => body.push(c));
+    req.on("end", () => {
+      fetch(target, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: Buffer.concat(body),
+      })
+        .then(async (up) => {
+          res.writeHead(up.status, { "content-type": "application/json" });
+          res.end(Buffer.from(await up.arrayBuffer()));
+        })
+        .catch(() => req.socket.destroy());
+    });
+  });
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  p.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  p.close = () =>
+    new Promise<void>((ok) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => ok());
+    });
+  return p;
+}
 
 describe("runtime with updates enabled, on anvil", () => {
   it("behavior: an approved release is swapped in while frames flow; retained status and on-chain report follow", async () => {
     r = await chainRig();
-    const profile = "cmapss-v2"; // what the simulator's FD001 engines announce
-    const live = releaseFolder({ profile, version: "3.0.0", precision: "float32" });
-    rt = new Runtime({
-      config: resolveConfig({
-        dataDir: r.dataDir,
-        site: "s1",
-        mqtt: { embedded: { port: 0 } },
-        attest: { gatewayId: GATEWAY_ID, gatewayName: "g1", batchIntervalMs: 1000 },
-        chain: { rpcUrl: r.chain.anvil.url, deployment: "deployment.json", confirmations: 1 },
-        store: { minFreeBytes: 0, reserveBytes: 0 },
-        models: { dir: dirname(live.manifest) },
-        log: { statsIntervalMs: 0 },
-        updates: {
-          enabled: true,
-          schedule: "0 0 1 1 *",
-          shadowWindows: 10,
-          maxCostFactor: 50,
-          firmware: false,
-        },
-      }),
-      passphrase: r.chain.passphrase,
-      senderKey: r.chain.senderKey,
+    const profile = PROFILE;
+    rt = gateway(r, {
+      updates: {
+        enabled: true,
+        schedule: "0 0 1 1 *",
+        shadowWindows: 10,
+        maxCostFactor: 50,
+        firmware: false,
+      },
     });
     await rt.start();
     const url = rt.embedded!.url;
@@ -56,15 +102,7 @@ describe("runtime with updates enabled, on anvil", () => {
       else gwStatus.push(JSON.parse(p.toString()) as (typeof gwStatus)[number]);
     });
     await watcher.subscribeAsync(["vigil/v1/s1/g1/updates", "vigil/v1/s1/g1/status"], { qos: 1 });
-    const sim = new Simulator({
-      transport: new MqttTransport({ url, clientId: "engines" }),
-      devices: 3,
-      profile: "cmapss",
-      rate: 50,
-      durationS: 6,
-      seed: 4,
-    });
-    const run = sim.run();
+    const run = engines(url, 6).run();
     await expect.poll(() => rt!.loop!.counters.windowsRun, { timeout: 10_000 }).toBeGreaterThan(20);
     const rel = releaseFolder({ profile, version: "3.1.0" });
     const id = await propose(r, { profile, ...rel });
@@ -82,5 +120,88 @@ describe("runtime with updates enabled, on anvil", () => {
     await expect.poll(() => gwStatus.at(-1)?.reason, { timeout: 5000 }).toBe("models");
     expect(gwStatus.at(-1)!.models[0]!.sha256).toBe(now.sha256);
     await watcher.endAsync();
+  });
+
+  it("behavior: a release activated on chain is picked up at the registry watch's next refresh, not the cron tick", async () => {
+    r = await chainRig();
+    rt = gateway(r, {
+      // The watch refreshes every second; the update cron runs once a year.
+      registry: { enabled: true, schedule: "* * * * * *", reorgDepth: 0 },
+      updates: {
+        enabled: true,
+        schedule: "0 0 1 1 *",
+        shadowWindows: 10,
+        maxCostFactor: 50,
+        firmware: false,
+      },
+    });
+    await rt.start();
+    const agent = rt.updates!.model!;
+    await expect.poll(() => agent.status().lastCheckMs, { timeout: 10_000 }).toBeDefined(); // the start-up check
+    const checksAtStart = agent.counters.checks;
+    const run = engines(rt.embedded!.url, 12).run();
+    await expect.poll(() => rt!.loop!.counters.windowsRun, { timeout: 10_000 }).toBeGreaterThan(20);
+    const rel = releaseFolder({ profile: PROFILE, version: "3.1.0" });
+    const id = await propose(r, { profile: PROFILE, ...rel });
+    // Proposed and approved once: not Active, so a refresh that sees no activation checks nothing.
+    await r.approvers[0]!.approveRelease(id);
+    const approvedAt = Date.now();
+    await r.approvers[1]!.approveRelease(id); // the second approval emits ReleaseActivated
+    const want = (await r.gateway.getRelease(id))!.contentHash;
+    await expect.poll(() => `0x${rt!.loop!.models[0]!.sha256}`, { timeout: 20_000 }).toBe(want);
+    const swapMs = Date.now() - approvedAt;
+    expect(agent.counters.checks).toBeGreaterThan(checksAtStart); // checked without being asked
+    expect(agent.counters.installs).toBe(1);
+    await expect.poll(() => r!.gateway.installedRelease(GATEWAY_ID, "model"), { timeout: 10_000 }).toBe(id);
+    console.info(`approval → swap through the registry watch: ${swapMs} ms (watch every 1 s, cron yearly)`);
+    await run;
+  });
+
+  it("attack: freeze — while the RPC refuses, update-check-stale is raised on the gateway's alert topic; a successful check clears it", async () => {
+    r = await chainRig();
+    proxy = await rpcProxy(r.chain.anvil.url);
+    rt = gateway(
+      r,
+      { updates: { enabled: true, schedule: "0 0 1 1 *", staleAfterMs: 1000, firmware: false } },
+      proxy.url,
+    );
+    await rt.start();
+    const agent = rt.updates!.model!;
+    const sub = await mqtt.connectAsync(rt.embedded!.url, { clientId: "dashboard" });
+    const alerts: Array<Record<string, unknown>> = [];
+    sub.on("message", (_t, p) => alerts.push(checkPayload("gateway-alert", p)));
+    await sub.subscribeAsync("vigil/v1/+/+/alert", { qos: 1 });
+    await expect.poll(() => agent.status().lastCheckMs, { timeout: 10_000 }).toBeDefined();
+    await expect.poll(() => agent.status().stale).toBe(false);
+    alerts.length = 0;
+
+    proxy.refuse = true;
+    await rt.updates!.check(); // fails: the RPC resets the connection
+    expect(agent.status().lastCheckError).toBeTruthy();
+    await expect.poll(() => alerts.length, { timeout: 10_000 }).toBe(1);
+    expect(alerts[0]).toMatchObject({
+      type: "gateway-alert",
+      kind: "update-check-stale",
+      state: "raised",
+      site: "s1",
+      gateway: "g1",
+      severity: "warning",
+      detail: { staleAfterMs: 1000 },
+    });
+    expect(agent.status()).toMatchObject({ stale: true });
+
+    await rt.updates!.check(); // still refused: raised once, not again
+    proxy.refuse = false;
+    await rt.updates!.check();
+    await expect.poll(() => alerts.length, { timeout: 10_000 }).toBe(2);
+    expect(alerts[1]).toMatchObject({
+      kind: "update-check-stale",
+      state: "cleared",
+      id: alerts[0]!.id,
+      detail: { lastError: null },
+    });
+    expect(agent.status().stale).toBe(false);
+    expect(rt.alerts.counters).toMatchObject({ gatewayAlertsRaised: 1, gatewayAlertsCleared: 1 });
+    await sub.endAsync();
   });
 });

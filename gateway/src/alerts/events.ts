@@ -1,6 +1,7 @@
 /**
  * What the alert stage produces, before any encoding: alert transitions, sensor-fault
- * transitions, device health, device data-quality status and the gateway's status. An encoder (encoder.ts; Vigil JSON in vigil-json.ts) turns events into MQTT
+ * transitions, device health, device data-quality status, the gateway's status and the
+ * gateway's own alerts. An encoder (encoder.ts; Vigil JSON in vigil-json.ts) turns events into MQTT
  * messages, so another wire format (e.g. Sparkplug B) is one new encoder.
  */
 import type { ManifestAlert } from "../infer/features/manifest.ts";
@@ -112,4 +113,29 @@ export interface DeviceStatusEvent {
   model: ModelRef;
 }
 
-export type GatewayEvent = AlertEvent | HealthEvent | StatusEvent | SensorFaultEvent | DeviceStatusEvent;
+/** Conditions of the gateway itself (not of a device or its data) that raise a gateway alert. */
+export type GatewayAlertKind = "update-check-stale";
+
+/**
+ * A condition of the gateway itself raised or cleared: one `raised` when it starts, one `cleared`
+ * when it ends. Not attested: it names no device, frame or window a receipt could prove.
+ */
+export interface GatewayAlertEvent {
+  kind: "gateway-alert";
+  alert: GatewayAlertKind;
+  /** Stable id of the episode: the same in its raised and cleared events. */
+  alertId: string;
+  state: "raised" | "cleared";
+  severity: Severity;
+  /** One sentence for an operator. */
+  message: string;
+  /** Gateway clock of the transition, µs. */
+  atUs: number;
+  /** When the episode was raised, µs. */
+  sinceUs: number;
+  /** Facts behind it, per kind (update-check-stale: lastSuccessMs, staleAfterMs, lastError). */
+  detail: Record<string, string | number | null>;
+}
+
+export type GatewayEvent =
+  AlertEvent | HealthEvent | StatusEvent | SensorFaultEvent | DeviceStatusEvent | GatewayAlertEvent;

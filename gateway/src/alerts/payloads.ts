@@ -1,6 +1,6 @@
 /**
  * JSON payloads of the alert topics, version 1. One JSON Schema per payload lives in
- * ./schemas (alert, health, status, sensor-fault, device-status); test/alerts checks every payload the gateway publishes
+ * ./schemas (alert, health, status, sensor-fault, device-status, gateway-alert); test/alerts checks every payload the gateway publishes
  * against them. Field meanings: README.md.
  */
 import { readFileSync } from "node:fs";
@@ -164,11 +164,36 @@ export interface DeviceStatusPayload {
   timeUs: number;
 }
 
+/**
+ * Published on `vigil/v1/{site}/{gateway}/alert` when a condition of the gateway itself is raised
+ * or cleared (not retained; the retained updates status carries the state for late subscribers).
+ */
+export interface GatewayAlertPayload {
+  v: 1;
+  type: "gateway-alert";
+  /** Stable id of the episode: `{kind}-{raisedAtUs}`, the same in raised and cleared. */
+  id: string;
+  /** What is wrong: `update-check-stale` (no update check succeeded for updates.staleAfterMs). */
+  kind: "update-check-stale";
+  state: "raised" | "cleared";
+  site: string;
+  gateway: string;
+  severity: "info" | "warning" | "critical";
+  /** One sentence for an operator. */
+  message: string;
+  time: string;
+  timeUs: number;
+  since: string;
+  sinceUs: number;
+  /** update-check-stale: lastSuccessMs (ms since the epoch; the agent's start when none), staleAfterMs, lastError (null: none). */
+  detail: Record<string, string | number | null>;
+}
+
 export function isoUs(us: number): string {
   return new Date(Math.floor(us / 1000)).toISOString();
 }
 
-export type PayloadKind = "alert" | "health" | "status" | "sensor-fault" | "device-status";
+export type PayloadKind = "alert" | "health" | "status" | "sensor-fault" | "device-status" | "gateway-alert";
 
 /** The JSON Schema of one payload kind (draft-07), read from ./schemas. */
 export function payloadSchema(kind: PayloadKind): object {

@@ -21,6 +21,8 @@ import type { LoadedModel } from "../infer/registry.ts";
 import type {
   AlertEvent,
   AnchoringPause,
+  GatewayAlertEvent,
+  GatewayAlertKind,
   GatewayEvent,
   HealthEvent,
   ModelRef,
@@ -69,6 +71,9 @@ export interface AlertCounters {
   sensorFaultsCleared: number;
   /** Device status messages (data quality, commissioning) published. */
   deviceStatusPublished: number;
+  /** Gateway alerts (conditions of the gateway itself, e.g. update-check-stale) raised and cleared. */
+  gatewayAlertsRaised: number;
+  gatewayAlertsCleared: number;
   publishErrors: number;
 }
 
@@ -100,8 +105,12 @@ export class AlertService {
     sensorFaultsRaised: 0,
     sensorFaultsCleared: 0,
     deviceStatusPublished: 0,
+    gatewayAlertsRaised: 0,
+    gatewayAlertsCleared: 0,
     publishErrors: 0,
   };
+  /** Raised gateway alerts: when each episode began (µs). */
+  readonly #gatewayAlerts = new Map<GatewayAlertKind, number>();
   /** Raised sensor faults by `{deviceId}:{channel}`: when each episode began (µs). */
   readonly #faultSince = new Map<string, number>();
   readonly #o: AlertServiceOptions;
@@ -150,6 +159,39 @@ export class AlertService {
     await this.#o.output.open(this.status("offline", "will"));
     this.#open = true;
     await this.#o.output.emit(this.status("online", "start"));
+  }
+
+  /**
+   * A condition of the gateway itself began (`raised`) or ended: published once per transition on
+   * `vigil/v1/{site}/{gateway}/alert` (a raise while raised, or a clear while clear, does nothing).
+   * Resolves with the event published, or undefined when nothing changed.
+   */
+  async gatewayAlert(
+    alert: GatewayAlertKind,
+    raised: boolean,
+    o: { severity: GatewayAlertEvent["severity"]; message: string; detail: GatewayAlertEvent["detail"] },
+  ): Promise<GatewayAlertEvent | undefined> {
+    const since = this.#gatewayAlerts.get(alert);
+    if (raised === (since !== undefined)) return undefined;
+    const atUs = this.#clock.nowUs();
+    const sinceUs = since ?? atUs;
+    if (raised) this.#gatewayAlerts.set(alert, atUs);
+    else this.#gatewayAlerts.delete(alert);
+    if (raised) this.counters.gatewayAlertsRaised++;
+    else this.counters.gatewayAlertsCleared++;
+    const e: GatewayAlertEvent = {
+      kind: "gateway-alert",
+      alert,
+      alertId: `${alert}-${sinceUs}`,
+      state: raised ? "raised" : "cleared",
+      severity: o.severity,
+      message: o.message,
+      atUs,
+      sinceUs,
+      detail: { ...o.detail },
+    };
+    if (this.#open) await this.#emit(e, "gateway-alert");
+    return e;
   }
 
   /** Publishes the status again with the current models (after an update was promoted). */
@@ -375,7 +417,7 @@ export class AlertService {
 
   #emit(
     e: GatewayEvent,
-    what: "alert" | "health" | "status" | "sensor-fault" | "device-status",
+    what: "alert" | "health" | "status" | "sensor-fault" | "device-status" | "gateway-alert",
   ): Promise<void> {
     if (what === "alert") this.counters.alertsPublished++;
     else if (what === "health") this.counters.healthPublished++;

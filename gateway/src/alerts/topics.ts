@@ -5,6 +5,7 @@
  *   vigil/v1/{site}/{gateway}/{device}/sensor-fault  sensor faults, QoS 1, not retained
  *   vigil/v1/{site}/{gateway}/{device}/status   device data-quality/commissioning, QoS 1, retained
  *   vigil/v1/{site}/{gateway}/status            gateway online/offline, QoS 1, retained (+ LWT)
+ *   vigil/v1/{site}/{gateway}/alert             alerts about the gateway itself, QoS 1, not retained
  * {device} is the 8-hex-digit device id. {site} and {gateway} are operator-chosen ids,
  * sanitised here into valid topic levels.
  */
@@ -46,6 +47,8 @@ export interface AlertTopics {
   site: string;
   gateway: string;
   status: string;
+  /** Alerts about the gateway itself (gateway-alert): one topic level fewer than a device's alerts. */
+  gatewayAlert: string;
   alert(deviceId: number): string;
   health(deviceId: number): string;
   sensorFault(deviceId: number): string;
@@ -62,6 +65,7 @@ export function alertTopics(site: string, gateway: string): AlertTopics {
     site: s,
     gateway: g,
     status: `${base}/status`,
+    gatewayAlert: `${base}/alert`,
     alert: (id) => `${base}/${deviceIdHex(id)}/alert`,
     health: (id) => `${base}/${deviceIdHex(id)}/health`,
     sensorFault: (id) => `${base}/${deviceIdHex(id)}/sensor-fault`,
@@ -77,5 +81,6 @@ export function dashboardSubscriptions(site = "+", gateway = "+"): string[] {
     `${TOPIC_ROOT}/${site}/${gateway}/+/sensor-fault`,
     `${TOPIC_ROOT}/${site}/${gateway}/+/status`,
     `${TOPIC_ROOT}/${site}/${gateway}/status`,
+    `${TOPIC_ROOT}/${site}/${gateway}/alert`,
   ];
 }

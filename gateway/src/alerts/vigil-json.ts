@@ -8,6 +8,7 @@ import type { AlertEncoder, EncodedMessage } from "./encoder.ts";
 import type {
   AlertEvent,
   DeviceStatusEvent,
+  GatewayAlertEvent,
   GatewayEvent,
   HealthEvent,
   SensorFaultEvent,
@@ -17,6 +18,7 @@ import {
   isoUs,
   type AlertPayload,
   type DeviceStatusPayload,
+  type GatewayAlertPayload,
   type HealthPayload,
   type SensorFaultPayload,
   type StatusPayload,
@@ -77,7 +79,35 @@ export class VigilJsonEncoder implements AlertEncoder {
             retain: true,
           },
         ];
+      case "gateway-alert":
+        return [
+          {
+            topic: this.topics.gatewayAlert,
+            payload: JSON.stringify(this.gatewayAlert(e)),
+            qos: 1,
+            retain: false,
+          },
+        ];
     }
+  }
+
+  gatewayAlert(e: GatewayAlertEvent): GatewayAlertPayload {
+    return {
+      v: 1,
+      type: "gateway-alert",
+      id: e.alertId,
+      kind: e.alert,
+      state: e.state,
+      site: this.topics.site,
+      gateway: this.topics.gateway,
+      severity: e.severity,
+      message: e.message,
+      time: isoUs(e.atUs),
+      timeUs: e.atUs,
+      since: isoUs(e.sinceUs),
+      sinceUs: e.sinceUs,
+      detail: { ...e.detail },
+    };
   }
 
   sensorFault(e: SensorFaultEvent): SensorFaultPayload {

@@ -19,6 +19,7 @@ Commands:
   token      mint a reader token (the MQTT password of a dashboard)
   store      check a store's integrity, or salvage what is intact from a damaged one
   release    publish, approve, revoke and list model and firmware releases
+  update     the running gateway's update agents: status, check now, retry a failed release
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
   verify     verify a receipt or bundle against a trusted registry, offline and on chain with --rpc
   help       this text
@@ -45,6 +46,7 @@ const commands: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import("./doctor.ts")).doctorCommand,
   init: async () => (await import("./init.ts")).initCommand,
   release: async () => (await import("./release.ts")).releaseCommand,
+  update: async () => (await import("./update.ts")).updateCommand,
 };
 
 /**
@@ -59,6 +61,7 @@ const lightHelp: Record<string, () => Promise<string>> = {
   verify: async () => (await import("./help/verify.ts")).VERIFY_HELP,
   anchor: async () => (await import("./help/anchor.ts")).ANCHOR_HELP,
   release: async () => (await import("./help/release.ts")).RELEASE_HELP,
+  update: async () => (await import("./help/update.ts")).UPDATE_HELP,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -107,7 +107,14 @@ export class LiveFeed {
   readonly alertCounts = new Map<string, number>();
   status: StatusEvent | undefined;
   /** Events seen, by kind. */
-  readonly counters = { alert: 0, health: 0, status: 0, "sensor-fault": 0, "device-status": 0 };
+  readonly counters = {
+    alert: 0,
+    health: 0,
+    status: 0,
+    "sensor-fault": 0,
+    "device-status": 0,
+    "gateway-alert": 0,
+  };
   readonly #dirty = new Map<number, number>(); // device → pushes at the last drain
   #pendingAlerts: AlertView[] = [];
   #droppedAlerts = 0;

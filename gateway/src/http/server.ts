@@ -1,8 +1,9 @@
 /**
  * The gateway's HTTP endpoint (node:http): `/metrics` (Prometheus), `/healthz`, `/readyz`,
- * `/api/summary`, the live page `/` and its updates `/events` (SSE). See README.md here.
+ * `/api/summary`, `/api/alerts`, `/api/updates`, the live page `/` and its updates `/events` (SSE),
+ * and the operator actions `POST /api/updates/check|retry`. See README.md here.
  *
- * node:http rather than a framework: seven GET routes, no request bodies, and an SSE stream
+ * node:http rather than a framework: eight GET routes, two body-less operator POSTs, and an SSE stream
  * that needs the raw response (its back-pressure is the point) — a framework would add
  * dependencies to the Pi install and be bypassed for the one route that matters.
  *
@@ -244,6 +245,10 @@ export class HttpServer {
       send(421, "text/plain; charset=utf-8", "this endpoint answers only requests to a loopback address\n");
       return;
     }
+    if (OPERATOR_ROUTES.has(path)) {
+      this.#operator(req, path, url.slice(q < 0 ? url.length : q + 1), send);
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       send(405, "text/plain; charset=utf-8", "only GET and HEAD\n", { allow: "GET, HEAD" });
       return;
@@ -288,6 +293,11 @@ export class HttpServer {
           JSON.stringify({ active: [...this.feed.active.values()], recent: [...this.feed.recent] }) + "\n",
         );
         return;
+      case "/api/updates": {
+        const u = this.#o.source.updates;
+        send(200, "application/json", toJson({ enabled: u !== undefined, status: u?.status() ?? null }));
+        return;
+      }
       case "/events":
         this.#count(label, this.#hub.attach(req, res));
         return;
@@ -295,6 +305,89 @@ export class HttpServer {
         send(404, "text/plain; charset=utf-8", "not found\n");
     }
   }
+
+  /**
+   * Operator actions (README.md, "Operator actions"): `POST /api/updates/check` and
+   * `POST /api/updates/retry?release=ID[&device=N]`. Only from a loopback peer — also when
+   * `allowRemote` exposes the read-only routes — and never from a web page: a browser sends
+   * `Origin` (and `Sec-Fetch-Site`) with every POST, so a page cannot forge one (CSRF). No body.
+   */
+  #operator(
+    req: IncomingMessage,
+    path: string,
+    query: string,
+    send: (code: number, type: string, body: string) => void,
+  ): void {
+    req.resume();
+    const fail = (code: number, error: string) => send(code, "application/json", toJson({ error }));
+    if (req.method !== "POST") {
+      send(405, "text/plain; charset=utf-8", "only POST\n");
+      return;
+    }
+    if (!isLoopback(req.socket.remoteAddress ?? "")) {
+      fail(403, "operator actions are accepted only from this machine (a loopback address)");
+      return;
+    }
+    if (req.headers.origin !== undefined || req.headers["sec-fetch-site"] !== undefined) {
+      fail(403, "operator actions are not accepted from web pages; use vigil update");
+      return;
+    }
+    const updates = this.#o.source.updates;
+    if (!updates) {
+      fail(409, "updates are not enabled on this gateway (updates.enabled is false)");
+      return;
+    }
+    const check = (): void =>
+      void updates
+        .check()
+        .catch((e: unknown) =>
+          this.#log.warn({ err: (e as Error).message }, "update check asked by an operator failed"),
+        );
+    if (path === "/api/updates/check") {
+      this.#log.info("update check asked by an operator");
+      check();
+      send(202, "application/json", toJson({ accepted: true, status: updates.status() }));
+      return;
+    }
+    const params = new URLSearchParams(query);
+    const release = params.get("release") ?? "";
+    const device = params.get("device");
+    if (!/^\d{1,78}$/.test(release) || BigInt(release) >= 1n << 256n) {
+      fail(400, `release must be a release id (a decimal uint256), got "${release}"`);
+      return;
+    }
+    if (device !== null && (!/^\d{1,10}$/.test(device) || Number(device) > 0xffffffff)) {
+      fail(400, `device must be a device id (0..4294967295), got "${device}"`);
+      return;
+    }
+    const id = BigInt(release);
+    updates.retry(id, device === null ? undefined : Number(device)).then(
+      (retried) => {
+        this.#log.info({ releaseId: release, ...retried }, "release retry asked by an operator");
+        check();
+        send(202, "application/json", toJson({ accepted: true, retried, status: updates.status() }));
+      },
+      (e: unknown) => {
+        this.#log.warn({ err: (e as Error).message }, "release retry failed");
+        fail(500, `the retry could not be recorded: ${(e as Error).message}`);
+      },
+    );
+  }
 }
 
-const ROUTES = new Set(["/healthz", "/readyz", "/metrics", "/api/summary", "/api/alerts", "/events"]);
+/** JSON of an API answer (bigints as decimal strings), with a final newline. */
+function toJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x)) + "\n";
+}
+
+const OPERATOR_ROUTES = new Set(["/api/updates/check", "/api/updates/retry"]);
+const ROUTES = new Set([
+  "/healthz",
+  "/readyz",
+  "/metrics",
+  "/api/summary",
+  "/api/alerts",
+  "/api/updates",
+  "/events",
+  ...OPERATOR_ROUTES,
+]);

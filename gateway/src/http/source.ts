@@ -52,6 +52,19 @@ export interface LiveWindowView {
   readonly commissioning: { readonly mode: string };
 }
 
+/**
+ * What an operator may ask of the running update agents (updates/start.ts `RunningUpdates`):
+ * POST /api/updates/check and /api/updates/retry, `vigil update`.
+ */
+export interface UpdatesControl {
+  /** The retained update status (JSON; may hold bigints). */
+  status(): unknown;
+  /** One check of both agents now (never rejects). */
+  check(): Promise<void>;
+  /** Forgets that release `id` failed (model; firmware on `deviceId`, or everywhere). */
+  retry(id: bigint, deviceId?: number): Promise<{ model: boolean; firmwareDevices: number[] }>;
+}
+
 export interface MetricsSource {
   readonly config: {
     readonly dataDir: string;
@@ -81,4 +94,6 @@ export interface MetricsSource {
   phase(): GatewayPhase;
   /** Optional hook for the registry cache (see {@link RegistryStatusView}). */
   registry?(): RegistryStatusView | undefined;
+  /** The update agents, while they run (config `updates.enabled`); undefined otherwise. */
+  readonly updates?: UpdatesControl | undefined;
 }

@@ -31,14 +31,23 @@ const nullBlockstore = {
 
 /** CIDv1 (base32) of a byte stream, as `ipfs add --cid-version=1` prints it. */
 export async function cidV1(content: AsyncIterable<Uint8Array> | Uint8Array): Promise<string> {
-  const r = await importBytesOrStream(content);
-  return r.cid.toV1().toString();
+  return (await unixfsCid(content)).toV1().toString();
 }
 
-function importBytesOrStream(content: AsyncIterable<Uint8Array> | Uint8Array) {
-  return content instanceof Uint8Array
-    ? importBytes(content, nullBlockstore, KUBO_CIDV1_OPTIONS)
-    : importByteStream(content, nullBlockstore, KUBO_CIDV1_OPTIONS);
+/**
+ * Root CID of `content` imported as a UnixFS file with `options` (default
+ * {@link KUBO_CIDV1_OPTIONS}). Other options reproduce Kubo's other import profiles; the tests
+ * check this function against Kubo's published vectors of those profiles (test/updates/cid.test.ts).
+ */
+export async function unixfsCid(
+  content: AsyncIterable<Uint8Array> | Uint8Array,
+  options: ImporterOptions = KUBO_CIDV1_OPTIONS,
+): Promise<CID> {
+  const r =
+    content instanceof Uint8Array
+      ? await importBytes(content, nullBlockstore, options)
+      : await importByteStream(content, nullBlockstore, options);
+  return r.cid;
 }
 
 /** CIDv1 of a file, streamed. */

@@ -181,9 +181,23 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     while (this.#sessions.size > 0) await Promise.allSettled([...this.#sessions.values()]);
   }
 
-  /** Forgets that `releaseId` failed on `deviceId` (operator request). */
-  async retry(deviceId: number, releaseId: bigint): Promise<void> {
-    await this.#o.state.putMeta(`updates/fw/failed/${deviceId}/${releaseId}`, Buffer.alloc(0));
+  /** Forgets that `releaseId` failed on `deviceId` (operator request); resolves true when it had failed there. */
+  async retry(deviceId: number, releaseId: bigint): Promise<boolean> {
+    const key = `updates/fw/failed/${deviceId}/${releaseId}`;
+    const failed = await this.#o.state.getMeta(key);
+    await this.#o.state.putMeta(key, Buffer.alloc(0));
+    return failed !== undefined && failed.length > 0;
+  }
+
+  /** Forgets that `releaseId` failed, on every device it failed on (operator request); resolves with those devices. */
+  async retryEverywhere(releaseId: bigint): Promise<number[]> {
+    const devices: number[] = [];
+    for (const [k, v] of await this.#o.state.metaEntries("updates/fw/failed/")) {
+      const m = /^updates\/fw\/failed\/(\d+)\/(\d+)$/.exec(k);
+      if (!m || v.length === 0 || BigInt(m[2]!) !== releaseId) continue;
+      if (await this.retry(Number(m[1]), releaseId)) devices.push(Number(m[1]));
+    }
+    return devices;
   }
 
   #task: { stop(): unknown } | undefined;

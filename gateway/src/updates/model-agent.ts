@@ -332,9 +332,15 @@ export class ModelUpdateAgent {
     this.#judgeNow = true;
   }
 
-  /** Forgets that release `id` failed, so the next check tries it again (operator request). */
-  async retry(id: bigint): Promise<void> {
-    await this.#o.state.putMeta(`updates/failed/${id}`, Buffer.alloc(0));
+  /**
+   * Forgets that release `id` failed, so the next check tries it again (operator request).
+   * Resolves true when it had failed.
+   */
+  async retry(id: bigint): Promise<boolean> {
+    const key = `updates/failed/${id}`;
+    const failed = await this.#o.state.getMeta(key);
+    await this.#o.state.putMeta(key, Buffer.alloc(0));
+    return failed !== undefined && failed.length > 0;
   }
 
   async #skip(rel: ReleaseRecord, live: LoadedModel): Promise<boolean> {

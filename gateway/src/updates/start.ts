@@ -44,6 +44,15 @@ export interface StartUpdatesOptions {
   /** After a model swap (publish the new status). */
   onModelInstalled?: (model: LoadedModel) => void;
   /**
+   * Raised (true) and cleared (false) when no model update check succeeded for
+   * `settings.staleAfterMs` (the freeze alarm; runtime.ts publishes the `update-check-stale`
+   * gateway alert). `lastSuccessMs`: the last successful check, or the agent's start.
+   */
+  onStale?: (
+    stale: boolean,
+    info: { lastSuccessMs: number; staleAfterMs: number; lastError: string | null },
+  ) => void;
+  /**
    * Publishes the retained update status ({@link UpdatesStatusPayload}) on every change, on
    * `vigil/v1/{site}/{gateway}/updates` ({@link updatesTopic}). Default: not published.
    */
@@ -70,6 +79,18 @@ export function updatesTopic(site: string, gateway: string): string {
 export interface RunningUpdates {
   model: ModelUpdateAgent | undefined;
   firmware: FirmwareUpdateAgent | undefined;
+  /** The retained status as published now. */
+  status(): UpdatesStatusPayload;
+  /**
+   * One check of both agents now (registry events, operators). A call while a check is waiting
+   * to start shares it, so a burst of events runs one check, not one each.
+   */
+  check(): Promise<void>;
+  /**
+   * Forgets that release `id` failed — the model release, and the firmware release on `deviceId`
+   * or on every device it failed on — so the next check tries it again (operator request).
+   */
+  retry(id: bigint, deviceId?: number): Promise<{ model: boolean; firmwareDevices: number[] }>;
   stop(): Promise<void>;
 }
 
@@ -88,13 +109,13 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
   const ipfsGateway = s.ipfsGateway ?? undefined;
   // The agents publish through `publish`, which reads both: built first, assigned below.
   const a: { model?: ModelUpdateAgent | undefined; firmware?: FirmwareUpdateAgent | undefined } = {};
-  const publish = (): void =>
-    o.publishStatus?.({
-      type: "updates",
-      atMs: Date.now(),
-      model: a.model ? { ...a.model.status(), counters: a.model.counters } : null,
-      firmware: a.firmware ? { devices: a.firmware.devices(), counters: a.firmware.counters } : null,
-    });
+  const status = (): UpdatesStatusPayload => ({
+    type: "updates",
+    atMs: Date.now(),
+    model: a.model ? { ...a.model.status(), counters: a.model.counters } : null,
+    firmware: a.firmware ? { devices: a.firmware.devices(), counters: a.firmware.counters } : null,
+  });
+  const publish = (): void => o.publishStatus?.(status());
   const model = o.loop
     ? new ModelUpdateAgent({
         loop: o.loop,
@@ -109,13 +130,19 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
         staleAfterMs: s.staleAfterMs,
         schedule: s.schedule,
         log: o.log,
-        onStale: (stale) =>
-          stale
-            ? o.log.error(
-                { alert: "update-check-stale" },
-                "update checks have failed for longer than updates.staleAfterMs",
-              )
-            : o.log.info({ alert: "update-check-stale" }, "update checks succeed again"),
+        onStale: (stale, sinceMs) => {
+          if (stale)
+            o.log.error(
+              { alert: "update-check-stale" },
+              "update checks have failed for longer than updates.staleAfterMs",
+            );
+          else o.log.info({ alert: "update-check-stale" }, "update checks succeed again");
+          o.onStale?.(stale, {
+            lastSuccessMs: sinceMs,
+            staleAfterMs: s.staleAfterMs,
+            lastError: a.model?.status().lastCheckError ?? null,
+          });
+        },
         onStatus: publish,
         ...(o.onModelInstalled ? { onInstalled: (m: LoadedModel) => o.onModelInstalled!(m) } : {}),
       })
@@ -136,9 +163,39 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
   a.firmware = firmware;
   model?.start();
   firmware?.start(s.schedule);
+  let waiting: Promise<void> | undefined;
+  let running: Promise<void> | undefined;
+  const check = (): Promise<void> => {
+    if (waiting) return waiting;
+    const before = running ?? Promise.resolve();
+    const p: Promise<void> = before
+      .then(async () => {
+        waiting = undefined;
+        running = p;
+        await Promise.all([model?.check(), firmware?.check()]);
+      })
+      .finally(() => {
+        if (running === p) running = undefined;
+      });
+    waiting = p;
+    return p;
+  };
   return {
     model,
     firmware,
+    status,
+    check,
+    async retry(id, deviceId) {
+      const m = (await model?.retry(id)) ?? false;
+      const devices = !firmware
+        ? []
+        : deviceId === undefined
+          ? await firmware.retryEverywhere(id)
+          : (await firmware.retry(deviceId, id))
+            ? [deviceId]
+            : [];
+      return { model: m, firmwareDevices: devices };
+    },
     async stop() {
       firmware?.stop();
       await model?.stop();

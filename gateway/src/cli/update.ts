@@ -1,0 +1,266 @@
+/**
+ * `vigil update status|check|retry`: asks the running gateway's update agents through its local
+ * HTTP endpoint (GET /api/updates, POST /api/updates/check and /api/updates/retry;
+ * gateway/src/http/README.md, "Operator actions"). Needs no keys and touches no store.
+ */
+import { UsageError, VigilError } from "../core/errors.ts";
+import type { UpdateStatus, ModelAgentCounters } from "../updates/model-agent.ts";
+import type { FirmwareAgentCounters } from "../updates/firmware-agent.ts";
+import { parse, runSubcommand } from "./args.ts";
+import { UPDATE_HELP } from "./help/update.ts";
+import { StatusError, statusUrl } from "./status.ts";
+
+/** The updates status as GET /api/updates serves it (updates/start.ts UpdatesStatusPayload, as JSON). */
+export interface UpdatesView {
+  enabled: boolean;
+  status: {
+    atMs: number;
+    model: (UpdateStatus & { counters: ModelAgentCounters }) | null;
+    firmware: {
+      devices: Array<{ id: number; target: string; firmware: string }>;
+      counters: FirmwareAgentCounters;
+    } | null;
+  } | null;
+}
+
+/** The gateway refused or failed an operator action (its sentence). */
+export class UpdateActionError extends VigilError {
+  override name = "UpdateActionError";
+  constructor(message: string) {
+    super("UPDATE_ACTION", message);
+  }
+}
+
+/** One request to the gateway's API; a gateway that does not answer is one sentence. */
+async function call<T>(method: "GET" | "POST", url: string): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(url, { method, signal: AbortSignal.timeout(10_000) });
+  } catch (e) {
+    const c = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).name;
+    throw new StatusError(
+      `no gateway answers at ${new URL(url).origin} (${c}): is it running (vigil start)? ` +
+        `Otherwise pass --url, or -c with the config it runs with`,
+      e,
+    );
+  }
+  let body: unknown;
+  try {
+    body = await res.json();
+  } catch {
+    throw new StatusError(
+      `${url} answered HTTP ${res.status} without JSON: is this a Vigil gateway's endpoint (with vigil update support)?`,
+    );
+  }
+  if (!res.ok) {
+    const error = (body as { error?: unknown }).error;
+    if (typeof error === "string") throw new UpdateActionError(error);
+    throw new StatusError(`${url} answered HTTP ${res.status}: is this a Vigil gateway's endpoint?`);
+  }
+  return body as T;
+}
+
+const when = (ms: number | undefined): string => (ms === undefined ? "never" : new Date(ms).toISOString());
+
+/** The status as a few lines. */
+export function formatUpdates(v: UpdatesView, url: string): string {
+  const s = v.status;
+  if (!v.enabled || !s) return `vigil update: updates are not enabled on the gateway at ${url}\n`;
+  const out = [`vigil update: the gateway at ${url}`];
+  const m = s.model;
+  if (m) {
+    const c = m.counters;
+    out.push(
+      `  model     ${m.state}${m.stale ? " (STALE: no check succeeded for updates.staleAfterMs)" : ""}` +
+        ` · last check ${when(m.lastCheckMs)}${m.lastCheckError ? ` failed: ${m.lastCheckError}` : ""}`,
+    );
+    if (m.candidate)
+      out.push(
+        `  shadow    release ${m.candidate.releaseId} (${m.candidate.version}) runs beside the live model`,
+      );
+    if (m.lastInstall)
+      out.push(
+        `  installed release ${m.lastInstall.releaseId} (${m.lastInstall.version}) at ${when(m.lastInstall.atMs)}` +
+          `${m.lastInstall.reported ? ", reported on chain" : ", report pending"}`,
+      );
+    if (m.lastFailure)
+      out.push(
+        `  refused   release ${m.lastFailure.releaseId} at ${when(m.lastFailure.atMs)}: ` +
+          `${m.lastFailure.code} ${m.lastFailure.reason}`,
+      );
+    const rejected = Object.entries(c.rejected).map(([k, n]) => `${k} ${n}`);
+    out.push(
+      `  counters  checks ${c.checks} (failed ${c.checkErrors}) · installs ${c.installs} · ` +
+        `reports ${c.reports} (failed ${c.reportErrors})${rejected.length ? ` · refused ${rejected.join(", ")}` : ""}`,
+    );
+  } else out.push("  model     no live model: nothing to update");
+  const f = s.firmware;
+  if (f) {
+    const rejected = Object.entries(f.counters.rejected).map(([k, n]) => `${k} ${n}`);
+    out.push(
+      `  firmware  ${f.devices.length} serial device(s) · offers ${f.counters.offers} · installs ` +
+        `${f.counters.installs}${rejected.length ? ` · refused ${rejected.join(", ")}` : ""}`,
+    );
+  }
+  return out.join("\n") + "\n";
+}
+
+const BUSY = new Set(["checking", "fetching", "shadowing"]);
+
+/** Polls GET /api/updates until both agents ran a check after `before` (or `waitS` passed). */
+async function waitForCheck(
+  base: string,
+  before: UpdatesView["status"],
+  waitS: number,
+): Promise<{ view: UpdatesView; done: boolean }> {
+  const deadline = Date.now() + waitS * 1000;
+  for (;;) {
+    const view = await call<UpdatesView>("GET", `${base}/api/updates`);
+    const s = view.status;
+    const modelDone =
+      !s?.model ||
+      (s.model.counters.checks > (before?.model?.counters.checks ?? 0) && !BUSY.has(s.model.state));
+    const fwDone = !s?.firmware || s.firmware.counters.checks > (before?.firmware?.counters.checks ?? 0);
+    if (modelDone && fwDone) return { view, done: true };
+    if (Date.now() >= deadline) return { view, done: false };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+interface Common {
+  base: string;
+  json: boolean;
+  wait: number;
+}
+
+function common(argv: string[], extra: Record<string, { type: "string" | "boolean" }> = {}) {
+  const { values: v, positionals } = parse(
+    argv,
+    {
+      url: { type: "string" },
+      config: { type: "string", short: "c" },
+      json: { type: "boolean" },
+      wait: { type: "string" },
+      help: { type: "boolean", short: "h" },
+      ...extra,
+    },
+    true,
+  );
+  const wait = v.wait === undefined ? 30 : Number(v.wait);
+  if (!Number.isFinite(wait) || wait < 0)
+    throw new UsageError(`--wait must be seconds ≥ 0, got "${String(v.wait)}"`);
+  return { v, positionals, help: v.help === true, wait };
+}
+
+function opts(c: ReturnType<typeof common>): Common {
+  const v = c.v as { url?: string; config?: string; json?: boolean };
+  return { base: statusUrl({ url: v.url, config: v.config }), json: v.json === true, wait: c.wait };
+}
+
+function noPositionals(positionals: string[], cmd: string): void {
+  if (positionals.length)
+    throw new UsageError(`vigil update ${cmd} takes no argument, got "${positionals[0]}"`);
+}
+
+async function statusCmd(argv: string[]): Promise<number> {
+  const c = common(argv);
+  if (c.help) return help();
+  noPositionals(c.positionals, "status");
+  const o = opts(c);
+  const view = await call<UpdatesView>("GET", `${o.base}/api/updates`);
+  process.stdout.write(o.json ? JSON.stringify(view, null, 2) + "\n" : formatUpdates(view, o.base));
+  return view.enabled ? 0 : 1;
+}
+
+async function checkCmd(argv: string[]): Promise<number> {
+  const c = common(argv);
+  if (c.help) return help();
+  noPositionals(c.positionals, "check");
+  const o = opts(c);
+  const asked = await call<{ status: UpdatesView["status"] }>("POST", `${o.base}/api/updates/check`);
+  if (!o.json) process.stdout.write(`vigil update: the gateway at ${o.base} checks for releases now\n`);
+  return finish(o, asked.status);
+}
+
+async function retryCmd(argv: string[]): Promise<number> {
+  const c = common(argv, { device: { type: "string" } });
+  if (c.help) return help();
+  if (c.positionals.length > 1)
+    throw new UsageError(`vigil update retry takes one release id, got ${c.positionals.length}`);
+  const device = (c.v as { device?: string }).device;
+  if (device !== undefined && !/^\d{1,10}$/.test(device))
+    throw new UsageError(`--device must be a device id (decimal), got "${device}"`);
+  let id = c.positionals[0];
+  if (id !== undefined && !/^\d{1,78}$/.test(id))
+    throw new UsageError(`the release id must be a decimal number, got "${id}"`);
+  const o = opts(c);
+  if (id === undefined) {
+    const view = await call<UpdatesView>("GET", `${o.base}/api/updates`);
+    if (!view.enabled)
+      throw new UpdateActionError("updates are not enabled on this gateway (updates.enabled is false)");
+    // The last refused model release, unless it was installed since (after an earlier retry).
+    const m = view.status?.model;
+    const f = m?.lastFailure;
+    const installed =
+      m?.lastInstall?.releaseId === f?.releaseId && (m?.lastInstall?.atMs ?? 0) >= (f?.atMs ?? 0);
+    id = installed ? undefined : f?.releaseId;
+    if (id === undefined)
+      throw new UsageError(
+        "no failed model release to retry on this gateway; name the release: vigil update retry ID",
+      );
+  }
+  const q = `release=${id}${device === undefined ? "" : `&device=${device}`}`;
+  const asked = await call<{
+    retried: { model: boolean; firmwareDevices: number[] };
+    status: UpdatesView["status"];
+  }>("POST", `${o.base}/api/updates/retry?${q}`);
+  const r = asked.retried;
+  if (!o.json) {
+    const where = [
+      ...(r.model ? ["model"] : []),
+      ...(r.firmwareDevices.length ? [`firmware on device(s) ${r.firmwareDevices.join(", ")}`] : []),
+    ];
+    process.stdout.write(
+      where.length
+        ? `vigil update: release ${id}: failure forgotten (${where.join("; ")}); checking again\n`
+        : `vigil update: release ${id} had not failed on this gateway; checking anyway\n`,
+    );
+  }
+  const code = await finish(o, asked.status);
+  if (code !== 0 || o.wait === 0) return code;
+  // Refused again after this retry: say so and exit 1.
+  const view = await call<UpdatesView>("GET", `${o.base}/api/updates`);
+  const f = view.status?.model?.lastFailure;
+  const since = asked.status?.atMs ?? 0;
+  if (f && f.releaseId === id && f.atMs >= since) {
+    if (!o.json)
+      process.stdout.write(`vigil update: release ${id} was refused again: ${f.code} ${f.reason}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+/** After a check was asked: wait (unless --wait 0), then print the status. */
+async function finish(o: Common, before: UpdatesView["status"]): Promise<number> {
+  if (o.wait === 0) return 0;
+  const { view, done } = await waitForCheck(o.base, before, o.wait);
+  if (o.json) process.stdout.write(JSON.stringify({ ...view, done }, null, 2) + "\n");
+  else {
+    if (!done)
+      process.stdout.write(
+        `vigil update: the check is still running after ${o.wait} s (model: ${view.status?.model?.state ?? "–"}); ` +
+          `follow it with vigil update status\n`,
+      );
+    process.stdout.write(formatUpdates(view, o.base));
+  }
+  return 0;
+}
+
+function help(): number {
+  process.stdout.write(UPDATE_HELP);
+  return 0;
+}
+
+export function updateCommand(argv: string[]): Promise<number> {
+  return runSubcommand("update", UPDATE_HELP, { status: statusCmd, check: checkCmd, retry: retryCmd }, argv);
+}
