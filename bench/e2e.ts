@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- e2e [--devices N] [--step-s S] [--overload-s S] [--no-overload] [--no-profile]
- *                      [--runner worker|inline] [--node-options "…"]`
+ *                      [--runner worker|inline] [--node-options "…"] [--profile-at N]`
  *
  * The whole product under load, as a plant runs it: the gateway process (compiled dist/, embedded
  * broker, LevelDB with group commit, all models, sealing, anchoring to a local anvil) fed by
@@ -17,6 +17,8 @@
  * 4. Overload: 3 × capacity for `--overload-s` (default 60) s, then the devices stop generating
  *    and drain. Checked: acknowledged-but-not-stored = 0 (independent store reader), goodput ≥ 90 %
  *    of capacity, peak RSS ≤ 250 MB, the backlog drains.
+ * `--profile-at N` skips 1, 2 and 4: it profiles one step at N frames/s and also lists the
+ * functions with the most self time (a diagnostic for finding where the CPU goes).
  * Last line: one JSON object.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -41,10 +43,12 @@ const { values: a } = parseArgs({
     "no-profile": { type: "boolean" },
     runner: { type: "string" },
     "node-options": { type: "string" },
+    "profile-at": { type: "string" },
   },
 });
 /** Where onnxruntime runs in the gateway (models.runner): "worker" keeps it off the event loop. */
 const RUNNER = (a.runner ?? "worker") as "inline" | "worker";
+const PROFILE_AT = a["profile-at"] ? Number(a["profile-at"]) : undefined;
 const DEVICES = Number(a.devices ?? 100);
 const STEP_S = Number(a["step-s"] ?? 8);
 const OVERLOAD_S = Number(a["overload-s"] ?? 60);
@@ -434,6 +438,18 @@ function profileShares(dir: string): Record<string, number> {
   });
   delete us["idle/program"];
   const total = Object.values(us).reduce((x, y) => x + y, 0);
+  if (PROFILE_AT) {
+    const self = new Map<string, number>();
+    prof.samples.forEach((id, i) => {
+      const f = byId.get(id)!.callFrame;
+      if (f.functionName === "(idle)" || f.functionName === "(program)") return;
+      const k = `${f.functionName || "(anonymous)"} ${f.url.replace(/^.*\/(node_modules|gateway\/src)\//, "$1/")}`;
+      self.set(k, (self.get(k) ?? 0) + (prof.timeDeltas[i] ?? 0));
+    });
+    console.log("   top self time:");
+    for (const [k, v] of [...self].sort((x, y) => y[1] - x[1]).slice(0, 25))
+      console.log(`     ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}`);
+  }
   return Object.fromEntries(Object.entries(us).map(([k, v]) => [k, v / total]));
 }
 
@@ -445,6 +461,35 @@ console.log(
     `     NODE_OPTIONS of the deployed unit: "${NODE_OPTIONS}"\n` +
     `     fed by 'vigil sim' (${DEVICES} rotating devices, MQTT QoS 1) in a separate process; steps of ${STEP_S} s`,
 );
+
+if (PROFILE_AT) {
+  const g = await prepareGateway();
+  const profDir = mkdtempSync(join(tmpdir(), "vigil-e2e-prof-"));
+  const gw = await startGateway(g, profDir);
+  await step(gw, Math.min(PROFILE_AT, 2000), 4, { firstId: 50_000, gateway: true }); // warm-up
+  const s = await step(gw, PROFILE_AT, STEP_S, { firstId: 100_000, gateway: true });
+  await gw.stop();
+  await g.stopChain();
+  console.log(
+    `profile at ${PROFILE_AT}/s: goodput ${s.goodput}/s, p99 ${s.p99} ms, ${s.cpuUsPerFrame} µs CPU per frame`,
+  );
+  const shares = profileShares(profDir);
+  for (const [k, v] of Object.entries(shares).sort((x, y) => y[1] - x[1]))
+    console.log(`     ${k.padEnd(24)} ${(v * 100).toFixed(1).padStart(5)} %`);
+  rmSync(profDir, { recursive: true, force: true });
+  rmSync(g.dir, { recursive: true, force: true });
+  console.log(
+    JSON.stringify({
+      bench: "e2e",
+      profileAt: PROFILE_AT,
+      goodput: s.goodput,
+      p99Ms: s.p99,
+      cpuUsPerFrame: s.cpuUsPerFrame,
+      shares,
+    }),
+  );
+  process.exit(0);
+}
 
 console.log("\n1. bare aedes broker (same simulator, PUBACK with no gateway work)");
 const bare = await startBareBroker();

@@ -726,6 +726,12 @@ export class Runtime {
       };
     }
 
+    // Checked before the watch starts (updates turn it on): one sentence, nothing half-started.
+    if (c.updates.enabled && (!deployment || !c.chain.rpcUrl || !this.signer))
+      throw new ConfigError(
+        "updates.enabled",
+        "updates need chain.rpcUrl, chain.deployment and the gateway key (attest.enabled); set them or disable updates",
+      );
     if (registryWatched(c) && deployment) await this.#startWatch(deployment);
 
     const started: IngestSource[] = [];
@@ -764,12 +770,7 @@ export class Runtime {
     if (this.watch) void this.#publishAccessStatus();
 
     // Updates (issue 11): releases followed on chain, see gateway/src/updates/README.md.
-    if (c.updates.enabled) {
-      if (!deployment || !c.chain.rpcUrl || !this.signer)
-        throw new ConfigError(
-          "updates.enabled",
-          "updates need chain.rpcUrl, chain.deployment and the gateway key (attest.enabled); set them or disable updates",
-        );
+    if (c.updates.enabled && deployment && c.chain.rpcUrl && this.signer) {
       const signer = this.signer;
       const updates = await startUpdates({
         settings: c.updates,

@@ -1,10 +1,10 @@
 // The `updates` configuration, the runtime's refusal to start updates it cannot run, and the
 // store-backed firmware progress.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { resolveConfig } from "../../gateway/src/config/config.ts";
+import { registryWatched, resolveConfig } from "../../gateway/src/config/config.ts";
 import { ConfigError } from "../../gateway/src/core/errors.ts";
 import { Runtime } from "../../gateway/src/runtime.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
@@ -25,8 +25,10 @@ describe("updates configuration", () => {
       firmwareTarget: null,
     });
     expect(
-      resolveConfig({ updates: { enabled: true, ipfsGateway: "http://127.0.0.1:8080", shadowWindows: 5 } })
-        .updates,
+      resolveConfig({
+        chain: { rpcUrl: "http://127.0.0.1:8545", deployment: "deployment.json" },
+        updates: { enabled: true, ipfsGateway: "http://127.0.0.1:8080", shadowWindows: 5 },
+      }).updates,
     ).toMatchObject({ enabled: true, ipfsGateway: "http://127.0.0.1:8080", shadowWindows: 5 });
     expect(() => resolveConfig({ updates: { shadowWindows: 0 } })).toThrow(/updates\.shadowWindows/);
     expect(() => resolveConfig({ updates: { maxCostFactor: 0 } })).toThrow(/updates\.maxCostFactor/);
@@ -36,12 +38,35 @@ describe("updates configuration", () => {
     expect(() => resolveConfig({ updates: { color: "red" } })).toThrow(/updates.*"color"/);
   });
 
-  it("error: updates enabled without a chain fail at start with one sentence naming the fix", async () => {
+  it("error: updates enabled without a chain are a config error naming the fix (they need the registry watch)", () => {
+    expect(() => resolveConfig({ updates: { enabled: true } })).toThrow(
+      /^updates\.enabled: updates need chain\.rpcUrl, chain\.deployment and the gateway key/,
+    );
+    const c = resolveConfig({
+      chain: { rpcUrl: "http://127.0.0.1:8545", deployment: "deployment.json" },
+      updates: { enabled: true },
+    });
+    expect(registryWatched(c)).toBe(true);
+    expect(registryWatched(resolveConfig({}))).toBe(false);
+  });
+
+  it("error: updates enabled without the gateway key fail at start with one sentence naming the fix", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "vigil-upd-cfg-"));
+    writeFileSync(
+      join(dataDir, "deployment.json"),
+      JSON.stringify({
+        format: "vigil-deployment/1",
+        chainId: 31337,
+        contracts: { VigilRegistry: { address: "0x5FbDB2315678afecb367f032d93F642f64180aa3" } },
+      }),
+    );
     const rt = new Runtime({
       config: resolveConfig({
-        dataDir: mkdtempSync(join(tmpdir(), "vigil-upd-cfg-")),
+        dataDir,
         mqtt: { embedded: { enabled: false } },
         models: { enabled: false },
+        attest: { enabled: false }, // no gateway key: updates cannot sign install reports
+        chain: { rpcUrl: "http://127.0.0.1:9", deployment: "deployment.json" },
         updates: { enabled: true },
       }),
       store: new MemoryFrameStore(),

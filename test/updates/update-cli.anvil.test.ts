@@ -101,7 +101,7 @@ describe("vigil update against a running gateway", () => {
     expect(none.stderr).toBe(
       "vigil update: no failed model release to retry on this gateway; name the release: vigil update retry ID\n",
     );
-  });
+  }, 120_000); // five CLI processes, a chain rig and a shadow phase: ~25 s on a quiet machine
 
   it("error: no gateway running, or a bad id, is one line and a non-zero exit", async () => {
     const port = await freePort();

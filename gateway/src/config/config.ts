@@ -97,7 +97,17 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
   if (!cron.validate(cfg.registry.schedule))
     throw new ConfigError("registry.schedule", `"${cfg.registry.schedule}" is not a node-cron expression`);
   const usesRegistry = registryWatched(cfg);
-  if (usesRegistry && (!cfg.chain.deployment || rpcUrlsOf(cfg.chain).length === 0))
+  if (usesRegistry && (!cfg.chain.deployment || rpcUrlsOf(cfg.chain).length === 0)) {
+    if (
+      cfg.updates.enabled &&
+      !cfg.registry.enabled &&
+      cfg.ingest.admission !== "registry" &&
+      e.auth !== "registry"
+    )
+      throw new ConfigError(
+        "updates.enabled",
+        "updates need chain.rpcUrl, chain.deployment and the gateway key (attest.enabled); set them or disable updates",
+      );
     throw new ConfigError(
       cfg.ingest.admission === "registry"
         ? "ingest.admission"
@@ -106,6 +116,7 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
           : "registry.enabled",
       "the registry is read from the chain: set chain.deployment and chain.rpcUrl",
     );
+  }
 }
 
 /** Whether `host` names the loopback interface (127.0.0.0/8, ::1, localhost). */
@@ -113,9 +124,17 @@ export function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-/** Whether the registry watch runs (it does when admission or broker auth need it). */
+/**
+ * Whether the registry watch runs: when asked for, and when admission, broker auth or the update
+ * agents need it (updates follow release events the watch sees, issue 11).
+ */
 export function registryWatched(cfg: GatewayConfig): boolean {
-  return cfg.registry.enabled || cfg.ingest.admission === "registry" || cfg.mqtt.embedded.auth === "registry";
+  return (
+    cfg.registry.enabled ||
+    cfg.updates.enabled ||
+    cfg.ingest.admission === "registry" ||
+    cfg.mqtt.embedded.auth === "registry"
+  );
 }
 
 /** All RPC endpoints of the chain config, in order of preference (chain.rpcUrl first). */

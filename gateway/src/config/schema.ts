@@ -471,7 +471,7 @@ const Updates = Type.Object(
     enabled: Type.Boolean({
       default: false,
       description:
-        "Follow model and firmware releases on chain (needs chain.rpcUrl, chain.deployment and the gateway key).",
+        "Follow model and firmware releases on chain (needs chain.rpcUrl, chain.deployment and the gateway key); turns the registry watch on, whose release events trigger a check.",
     }),
     schedule: Type.String({
       minLength: 9,
