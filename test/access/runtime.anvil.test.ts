@@ -75,6 +75,7 @@ beforeAll(async () => {
     [DEV, DEV2, DEV_UNREG].map((d) => hashPassword(hex8(d), SECRET)).join("\n"),
   );
   const config = resolveConfig({
+    http: { port: 0 }, // never the default 9479: another gateway may hold it
     dataDir: dir,
     mqtt: { embedded: { port: 0, auth: "registry", passwordFile: "devices.passwd" } },
     ingest: { admission: "registry" },

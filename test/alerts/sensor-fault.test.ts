@@ -41,6 +41,7 @@ beforeAll(async () => {
   store = new MemoryFrameStore();
   rt = new Runtime({
     config: resolveConfig({
+      http: { port: 0 }, // never the default 9479: another gateway may hold it
       dataDir: "/nonexistent-vigil-test",
       site: "test-site",
       mqtt: { embedded: { port: 0 } },

@@ -22,6 +22,7 @@ const out: string[] = [];
 beforeAll(async () => {
   rt = new Runtime({
     config: resolveConfig({
+      http: { port: 0 }, // never the default 9479: another gateway may hold it
       dataDir: "/nonexistent-vigil-test",
       site: "s",
       mqtt: { embedded: { port: 0 } },

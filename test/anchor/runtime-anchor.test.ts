@@ -48,6 +48,7 @@ function deployment(chainId: string): void {
 function runtime(chain: Record<string, unknown>, chainId = "31337"): Runtime {
   deployment(chainId);
   const config = resolveConfig({
+    http: { port: 0 }, // never the default 9479: another gateway may hold it
     dataDir: dir,
     mqtt: { embedded: { enabled: false } },
     models: { enabled: false },

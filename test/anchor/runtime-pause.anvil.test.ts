@@ -53,6 +53,7 @@ it("behavior: an unfunded sending account pauses anchoring: the retained status 
   };
   chain = await localChain({ dataDir: dir, gatewayId: gatewayIdOf(resolveConfig(raw)) });
   const config = resolveConfig({
+    http: { port: 0 }, // never the default 9479: another gateway may hold it
     ...raw,
     chain: { rpcUrl: chain.anvil.url, deployment: chain.deploymentFile, confirmations: 1 },
   });

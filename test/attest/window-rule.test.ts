@@ -55,6 +55,7 @@ it("behavior: the kept frames of the arrival-ordered log rebuild every committed
   const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
   const rt = new Runtime({
     config: resolveConfig({
+      http: { port: 0 }, // never the default 9479: another gateway may hold it
       dataDir: "/nonexistent-vigil-test",
       mqtt: { embedded: { enabled: false } },
       attest: { enabled: false },

@@ -21,6 +21,7 @@ describe("overload", () => {
     dirs.push(dataDir);
     const rt = new Runtime({
       config: resolveConfig({
+        http: { port: 0 }, // never the default 9479: another gateway may hold it
         dataDir,
         mqtt: { embedded: { port: 0 } },
         ingest: { maxPending: 200 },

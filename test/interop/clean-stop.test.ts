@@ -28,6 +28,7 @@ async function cleanStop(external: boolean): Promise<void> {
   broker = external ? await mosquitto() : undefined;
   const rt = new Runtime({
     config: resolveConfig({
+      http: { port: 0 }, // never the default 9479: another gateway may hold it
       site: "stop-site",
       mqtt: external ? { embedded: { enabled: false }, url: broker!.url } : { embedded: { port: 0 } },
       attest: { enabled: false, gatewayName: "gw-stop" },

@@ -12,6 +12,7 @@ import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 async function sessions(runner: "inline" | "worker"): Promise<Array<boolean>> {
   const rt = new Runtime({
     config: resolveConfig({
+      http: { port: 0 }, // never the default 9479: another gateway may hold it
       mqtt: { embedded: { enabled: true, host: "127.0.0.1", port: 0 } },
       models: { runner },
       attest: { enabled: false },

@@ -32,6 +32,7 @@ describe("Runtime: a store that turns corrupt while running", () => {
     const store = new MemoryFrameStore({}, kv);
     const rt = new Runtime({
       config: resolveConfig({
+        http: { port: 0 }, // never the default 9479: another gateway may hold it
         mqtt: { embedded: { enabled: true, host: "127.0.0.1", port: 0 } },
         models: { enabled: false },
         attest: { enabled: false },
@@ -69,6 +70,7 @@ describe("Runtime: retention pruning", () => {
     };
     const rt = new Runtime({
       config: resolveConfig({
+        http: { port: 0 }, // never the default 9479: another gateway may hold it
         mqtt: { embedded: { enabled: true, host: "127.0.0.1", port: 0 } },
         models: { enabled: false },
         attest: { enabled: false },
