@@ -60,7 +60,8 @@ describe("updates configuration", () => {
         contracts: { VigilRegistry: { address: "0x5FbDB2315678afecb367f032d93F642f64180aa3" } },
       }),
     );
-    const rt = resolveConfig({
+    const rt = new Runtime({
+      config: resolveConfig({
         http: { port: 0 }, // never the default 9479: another gateway may hold it
         dataDir,
         mqtt: { embedded: { enabled: false } },
