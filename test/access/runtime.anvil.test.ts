@@ -82,7 +82,7 @@ beforeAll(async () => {
       schedule: "* * * * * *",
       reorgDepth: 2,
       maxStaleMs: 3000,
-      mosquittoExport: { dir: "mosquitto" },
+      mosquittoExport: { dir: "mosquitto", dynsec: false },
     },
     models: { enabled: false },
     attest: { gatewayId: GW, gatewayName: "gw-1", batchIntervalMs: 200 },
