@@ -25,7 +25,18 @@
  */
 import mqtt, { type MqttClient } from "mqtt";
 import { VigilError, redactUrl } from "../core/errors.ts";
-import type { ExportUser } from "./mosquitto.ts";
+
+/**
+ * One user the external broker should know: its password-file line and the topics it may publish
+ * on and the filters it may subscribe to (and receive on), the same table as broker-policy.ts.
+ */
+export interface ExportUser {
+  username: string;
+  line: string;
+  kind: "gateway" | "device" | "reader" | "auditor";
+  publish: string[];
+  read: string[];
+}
 
 export type DynsecAclType = "publishClientSend" | "publishClientReceive" | "subscribePattern";
 

@@ -28,7 +28,9 @@ import { chmodSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RegistryView } from "../chain/registry-view.ts";
 import type { Hex } from "../core/hex.ts";
-import { dynsecConfig, dynsecState, type DynsecState } from "./mosquitto-dynsec.ts";
+import { dynsecConfig, dynsecState, type DynsecState, type ExportUser } from "./mosquitto-dynsec.ts";
+
+export type { ExportUser };
 
 export interface MosquittoExportOptions {
   view: RegistryView;
@@ -55,18 +57,6 @@ export interface MosquittoExport {
   devices: number;
   readers: number;
   reloaded: boolean;
-}
-
-/**
- * One user the external broker should know: its password-file line and the topics it may publish
- * on and the filters it may subscribe to (and receive on), the same table as broker-policy.ts.
- */
-export interface ExportUser {
-  username: string;
-  line: string;
-  kind: "gateway" | "device" | "reader" | "auditor";
-  publish: string[];
-  read: string[];
 }
 
 /** The users the registry allows now, in a stable order (gateway, devices by id, readers). */
