@@ -3,8 +3,9 @@
  * test. Registry changes are applied to the view the way a registry refresh swaps it in
  * (the refresh itself: test/access/watch.test.ts).
  */
+import { connect as netConnect } from "node:net";
 import mqtt from "mqtt";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { NackReason, decodeFrame } from "../../gateway/src/protocol/frame.ts";
 import {
   accessRig,
@@ -24,6 +25,7 @@ import {
   KEY_K1,
   KEY_P256,
   OTHER_GW,
+  SECRET,
   SITE_NAME,
   subackCodes,
   type AccessRig,
@@ -238,6 +240,42 @@ describe("embedded broker access: who may read", () => {
     expect(await connackCode(rig.url, await rig.token(rig.stranger))).toBe(5);
     const a = await rig.device(DEV_A);
     expect(await subackCodes(a, ["#"], 0)).toEqual([128]);
+  });
+
+  it("error: an MQTT 5 client gets CONNACK 0x01 (unacceptable protocol version, MQTT-3.1.2-2) in 3.1.1 form and is disconnected before authentication, counted", async () => {
+    // aedes 1.2 speaks MQTT 3.1.1 only: SUBACK 0x80 is its denial; reason 0x87 needs Mosquitto
+    // (test/interop/mosquitto-access.test.ts).
+    rig = await accessRig();
+    const { port } = new URL(rig.url);
+    // A raw MQTT 5 CONNECT (protocol level 5, clean start, keep-alive 60, no properties, id "x").
+    const body = Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 5, 0x02, 0, 60, 0, 0, 1, 0x78]);
+    const answer = await new Promise<string>((res, rej) => {
+      const s = netConnect(Number(port), "127.0.0.1", () =>
+        s.write(Buffer.concat([Buffer.from([0x10, body.length]), body])),
+      );
+      const got: Buffer[] = [];
+      s.on("data", (d: Buffer) => got.push(d));
+      s.on("error", rej);
+      s.on("close", () => res(Buffer.concat(got).toString("hex")));
+    });
+    expect(answer).toBe("20020001"); // CONNACK, remaining length 2, no session, return code 1; then closed
+    // mqtt.js as an MQTT 5 client, with valid device credentials: refused all the same.
+    const e = (await mqtt
+      .connectAsync(rig.url, {
+        protocolVersion: 5,
+        reconnectPeriod: 0,
+        username: hex8(DEV_A),
+        password: SECRET,
+      })
+      .then(
+        (c) => (c.end(true), undefined),
+        (err: unknown) => err,
+      )) as { code?: number } | undefined;
+    expect(e?.code).toBe(1);
+    // Counted once aedes has written the CONNACK and closed (after the client saw it).
+    await vi.waitFor(() => expect(rig!.broker.access.unsupportedProtocol).toBe(2));
+    expect(rig.broker.access.authRefused).toBe(0);
+    expect(rig.broker.stats().clients).toBe(0);
   });
 
   it("error: an expired token is refused (4)", async () => {
