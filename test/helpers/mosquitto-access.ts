@@ -102,7 +102,10 @@ export function mosquittoClient(
   input?: Buffer | string,
 ): ClientProc {
   const bin = requireTool(tool, "mosquitto-clients");
-  const proc = spawn(bin, ["-h", "127.0.0.1", "-p", String(port), ...args], {
+  // stdout into a pipe is block-buffered by stdio, so "Subscribed …" would appear only at exit;
+  // stdbuf (coreutils) makes it line-buffered and execs the client (same PID).
+  const stdbuf = requireTool("stdbuf", "coreutils");
+  const proc = spawn(stdbuf, ["-oL", bin, "-h", "127.0.0.1", "-p", String(port), ...args], {
     stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
   });
   if (input !== undefined) proc.stdin?.end(input);
