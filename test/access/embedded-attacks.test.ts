@@ -60,8 +60,9 @@ describe("embedded broker access: who may connect", () => {
     expect(rig.policy.refusals).toEqual({ device_password: 1 });
   });
 
-  it("error: 1,000 failed logins in a row: each refused and counted, memory stays bounded, a device keeps being served", async () => {
-    rig = await accessRig();
+  it("error: 1,000 failed logins in a row: each refused and counted, only the first hashed (backoff), memory stays bounded, a device keeps being served", async () => {
+    let nowSec = Math.floor(Date.now() / 1000);
+    rig = await accessRig({ nowSec: () => nowSec });
     const dev = await rig.device(DEV_A);
     global.gc?.();
     const before = process.memoryUsage().heapUsed;
@@ -71,11 +72,39 @@ describe("embedded broker access: who may connect", () => {
       ).toBe(4);
     global.gc?.();
     const grown = process.memoryUsage().heapUsed - before;
-    expect(rig.policy.refusals.device_password).toBe(1000);
+    // The clock stands still: one costly check, then the backoff refuses the rest unchecked.
+    expect(rig.policy.refusals).toEqual({ device_password: 1, throttled: 999 });
+    expect(rig.broker.access.authRefused).toBe(1000);
     expect(rig.broker.stats().clients).toBe(1); // nothing is kept per refused client
     expect(grown).toBeLessThan(32 * 1024 * 1024);
     await dev.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 1), { qos: 1 });
     expect(rig.sink.records.map((r) => r.seq)).toEqual([1]);
+    // Within the backoff even the right secret is refused from that address; after it, accepted.
+    expect(await connackCode(rig.url, { username: hex8(DEV_B), password: SECRET })).toBe(4);
+    nowSec += 1;
+    expect(await connackCode(rig.url, { username: hex8(DEV_B), password: SECRET })).toBe(0);
+  });
+
+  it("error: failed-login backoff is per username: other devices and readers are checked as usual; a reader the registry does not allow is refused (5) before any signature is recovered", async () => {
+    const nowSec = Math.floor(Date.now() / 1000);
+    rig = await accessRig({ nowSec: () => nowSec });
+    expect(await connackCode(rig.url, { username: hex8(DEV_B), password: "guess" })).toBe(4);
+    expect(await connackCode(rig.url, { username: hex8(DEV_B), password: "guess" })).toBe(4);
+    expect(await connackCode(rig.url, { username: hex8(DEV_A), password: SECRET })).toBe(0);
+    // A forged token (well-formed, random signature) for an address without a grant.
+    const forged = `vrt1.${nowSec + 600}.0x${"ab".repeat(64)}1b`;
+    expect(await connackCode(rig.url, { username: rig.stranger.address, password: forged })).toBe(5);
+    // Another key's token under an allowed reader's address: recovered once, then in backoff.
+    const { password } = await rig.token(rig.stranger);
+    const reader = rig.reader.address;
+    expect(await connackCode(rig.url, { username: reader, password })).toBe(4);
+    expect(await connackCode(rig.url, { username: reader, password })).toBe(4);
+    expect(rig.policy.refusals).toEqual({
+      device_password: 1,
+      throttled: 2,
+      reader_not_allowed: 1,
+      token_wrong_signer: 1,
+    });
   });
 });
 
@@ -175,7 +204,7 @@ describe("embedded broker access: sensors with a registered key (device tokens)"
     });
 
   it("error: a token signed by another key, for another device, expired, too long, or for a keyless sensor is refused (4)", async () => {
-    rig = await accessRig();
+    rig = await accessRig({ failedLoginBackoffMs: 0 }); // every attempt checked (backoff: below)
     const other = generateKey("secp256k1");
     expect(await connackCode(rig.url, mintDeviceToken(other, DOMAIN, GW, DEV_K1, now() + 600))).toBe(4);
     const forB = mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 600);
@@ -297,7 +326,7 @@ describe("embedded broker access: who may read", () => {
   });
 
   it("error: a token from another chain (or registry) is refused (4)", async () => {
-    rig = await accessRig();
+    rig = await accessRig({ failedLoginBackoffMs: 0 }); // every attempt checked (backoff: below)
     const otherChain = vigilDomain(10, DOMAIN.verifyingContract);
     const otherRegistry = vigilDomain(31337, `0x${"99".repeat(20)}`);
     expect(await connackCode(rig.url, await rig.token(rig.reader, 3600, otherChain))).toBe(4);

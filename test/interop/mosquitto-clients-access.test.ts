@@ -453,7 +453,7 @@ describe.each([
     }
   });
 
-  it("error: 1,000 failed mosquitto_pub logins in a row are each refused; a device keeps being served", async () => {
+  it("error: 1,000 failed mosquitto_pub logins in a row (guessing a device's secret) are each refused; another device is served at once", async () => {
     const codes = new Map<number | null, number>();
     for (let i = 0; i < 1000; i += 20) {
       const batch = await Promise.all(
@@ -462,7 +462,7 @@ describe.each([
             "-i",
             `brute-${i + k}`,
             "-u",
-            hex8(DEV_A),
+            hex8(DEV_B),
             "-P",
             `guess-${i + k}`,
             "-q",

@@ -179,6 +179,8 @@ export class EmbeddedBroker implements IngestSource {
     publishRefusedBy: {},
   };
   readonly #policy: BrokerPolicy;
+  /** Each client's IP address, for the policy's failed-login backoff. */
+  readonly #remoteOf = new WeakMap<Client, string>();
   readonly #limits: BrokerLimits;
   /** Authenticated clients and who they are. */
   readonly #who = new Map<Client, BrokerIdentity>();
@@ -351,6 +353,7 @@ export class EmbeddedBroker implements IngestSource {
       else this.#perAddress.set(addr, left);
     });
     const client = broker.handle(stream, req);
+    this.#remoteOf.set(client, addr);
     limitPacketSize(client, lim.maxPacketBytes, () => {
       this.#access.packetTooLarge++;
       stream.destroy();
@@ -371,7 +374,7 @@ export class EmbeddedBroker implements IngestSource {
     };
     let r: ReturnType<BrokerPolicy["authenticate"]>;
     try {
-      r = this.#policy.authenticate(client.id, username, password);
+      r = this.#policy.authenticate(client.id, username, password, this.#remoteOf.get(client));
     } catch {
       return refuse("bad_credentials");
     }
