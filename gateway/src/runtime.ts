@@ -482,8 +482,10 @@ export class Runtime {
 
   /**
    * Regenerates the external Mosquitto's access (registry.mosquittoExport): syncs its
-   * dynamic-security plugin (new users get their ACLs before they can log in; deleted ones are
-   * disconnected), then rewrites the password and ACL files and SIGHUPs it. Runs one at a time.
+   * dynamic-security plugin first, so a new user has its ACLs before the password file lets it in
+   * (otherwise its first frames would be PUBACKed and dropped), and a revoked one is disconnected
+   * and, should it log in again before the SIGHUP is processed, denied everything; then rewrites
+   * the password and ACL files and SIGHUPs it. Runs one at a time.
    */
   #exportMosquitto(): void {
     const x = this.config.registry.mosquittoExport;
