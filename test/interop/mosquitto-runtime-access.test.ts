@@ -81,6 +81,7 @@ beforeAll(async () => {
     attest: { gatewayId: GW, gatewayName: "gw-1", batchIntervalMs: 200 },
     chain: { rpcUrl: lc.anvil.url, deployment: lc.deploymentFile, confirmations: 1, anchorIntervalMs: 200 },
     store: { minFreeBytes: 0, reserveBytes: 1024 * 1024 },
+    http: { port: 0 }, // the default 9479 may be taken on a shared machine
   });
   rt = new Runtime({ config, passphrase: lc.passphrase, senderKey: lc.senderKey });
   rt.ingest.onStored((f) => {
