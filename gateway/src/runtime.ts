@@ -20,7 +20,8 @@ import { isAbsolute, join } from "node:path";
 import { RegistryAdmission } from "./access/admission.ts";
 import { RegistryBrokerPolicy } from "./access/broker-policy.ts";
 import { gatewayStanding, STANDING_SENTENCE, type GatewayStanding } from "./access/gateway-standing.ts";
-import { exportMosquitto } from "./access/mosquitto.ts";
+import { exportMosquitto, exportUsers, type MosquittoExportOptions } from "./access/mosquitto.ts";
+import { dynsecState, syncDynsec, type DynsecError } from "./access/mosquitto-dynsec.ts";
 import { PasswordFile } from "./access/passwords.ts";
 import { AnchorService } from "./anchor/service.ts";
 import { connectAnchorChain } from "./anchor/chain.ts";
@@ -233,6 +234,7 @@ export class Runtime {
   standing: GatewayStanding | undefined;
   readonly #brokerPolicy: RegistryBrokerPolicy | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
+  #mosquittoExports: Promise<void> = Promise.resolve();
   readonly #o: RuntimeOptions;
   /** What start() got running, by stop step (see #unwind for the order). */
   readonly #running: Partial<Record<StopStep, () => Promise<void>>> = {};
@@ -448,6 +450,7 @@ export class Runtime {
     this.#running.registry = async () => {
       clearInterval(this.#sweepTimer);
       await watch.stop();
+      await this.#mosquittoExports;
       await rpc.close?.();
     };
     await watch.open();
@@ -500,16 +503,27 @@ export class Runtime {
     void this.#publishAccessStatus();
   }
 
-  /** Regenerates the external Mosquitto's password and ACL files and reloads it (registry.mosquittoExport). */
+  /**
+   * Regenerates the external Mosquitto's access (registry.mosquittoExport): syncs its
+   * dynamic-security plugin first, so a new user has its ACLs before the password file lets it in
+   * (otherwise its first frames would be PUBACKed and dropped), and a revoked one is disconnected
+   * and, should it log in again before the SIGHUP is processed, denied everything; then rewrites
+   * the password and ACL files and SIGHUPs it. Runs one at a time.
+   */
   #exportMosquitto(): void {
-    const c = this.config;
-    const x = c.registry.mosquittoExport;
+    const x = this.config.registry.mosquittoExport;
     if (!x) return;
+    this.#mosquittoExports = this.#mosquittoExports.then(() => this.#exportMosquittoNow(x));
+  }
+
+  async #exportMosquittoNow(x: NonNullable<GatewayConfig["registry"]["mosquittoExport"]>): Promise<void> {
+    const c = this.config;
     const log = this.log.child({ component: "registry" });
+    let opts: MosquittoExportOptions;
     try {
       const pidText = x.pidFile ? readFileSync(resolvePath(c.dataDir, x.pidFile), "utf8").trim() : undefined;
       const pid = pidText === undefined ? undefined : Number(pidText);
-      const r = exportMosquitto({
+      opts = {
         view: this.registryState.view,
         passwords: c.mqtt.embedded.passwordFile
           ? readFileSync(resolvePath(c.dataDir, c.mqtt.embedded.passwordFile), "utf8")
@@ -519,7 +533,33 @@ export class Runtime {
         gatewayName: c.attest.gatewayName,
         ...(x.gatewayUserLine ? { gatewayLine: x.gatewayUserLine } : {}),
         ...(pid !== undefined && Number.isInteger(pid) && pid > 0 ? { pid } : {}),
-      });
+      };
+    } catch (e) {
+      log.error(
+        { code: (e as NodeJS.ErrnoException).code, err: (e as Error).message },
+        "Mosquitto access not exported; the external broker keeps its previous rules",
+      );
+      return;
+    }
+    // checkAccessConfig guarantees mqtt.url, username and password with dynsec.
+    if (x.dynsec && c.mqtt.url && c.mqtt.username && c.mqtt.password !== null) {
+      try {
+        const commands = await syncDynsec({
+          url: c.mqtt.url,
+          username: c.mqtt.username,
+          password: c.mqtt.password,
+          desired: dynsecState(exportUsers(opts)),
+        });
+        log.info({ commands }, "Mosquitto dynamic-security plugin synced");
+      } catch (e) {
+        log.error(
+          { code: (e as DynsecError).code, err: (e as Error).message },
+          "Mosquitto dynamic-security plugin not synced; it keeps its previous ACLs (the password file is still rewritten)",
+        );
+      }
+    }
+    try {
+      const r = exportMosquitto(opts);
       log.info(
         { devices: r.devices, readers: r.readers, reloaded: r.reloaded },
         "Mosquitto access files exported",

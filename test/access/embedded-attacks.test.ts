@@ -3,8 +3,9 @@
  * test. Registry changes are applied to the view the way a registry refresh swaps it in
  * (the refresh itself: test/access/watch.test.ts).
  */
+import { connect as netConnect } from "node:net";
 import mqtt from "mqtt";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { NackReason, decodeFrame } from "../../gateway/src/protocol/frame.ts";
 import {
   accessRig,
@@ -24,6 +25,7 @@ import {
   KEY_K1,
   KEY_P256,
   OTHER_GW,
+  SECRET,
   SITE_NAME,
   subackCodes,
   type AccessRig,
@@ -58,8 +60,9 @@ describe("embedded broker access: who may connect", () => {
     expect(rig.policy.refusals).toEqual({ device_password: 1 });
   });
 
-  it("error: 1,000 failed logins in a row: each refused and counted, memory stays bounded, a device keeps being served", async () => {
-    rig = await accessRig();
+  it("error: 1,000 failed logins in a row: each refused and counted, only the first hashed (backoff), memory stays bounded, a device keeps being served", async () => {
+    let nowSec = Math.floor(Date.now() / 1000);
+    rig = await accessRig({ nowSec: () => nowSec });
     const dev = await rig.device(DEV_A);
     global.gc?.();
     const before = process.memoryUsage().heapUsed;
@@ -69,11 +72,39 @@ describe("embedded broker access: who may connect", () => {
       ).toBe(4);
     global.gc?.();
     const grown = process.memoryUsage().heapUsed - before;
-    expect(rig.policy.refusals.device_password).toBe(1000);
+    // The clock stands still: one costly check, then the backoff refuses the rest unchecked.
+    expect(rig.policy.refusals).toEqual({ device_password: 1, throttled: 999 });
+    expect(rig.broker.access.authRefused).toBe(1000);
     expect(rig.broker.stats().clients).toBe(1); // nothing is kept per refused client
     expect(grown).toBeLessThan(32 * 1024 * 1024);
     await dev.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 1), { qos: 1 });
     expect(rig.sink.records.map((r) => r.seq)).toEqual([1]);
+    // Within the backoff even the right secret is refused from that address; after it, accepted.
+    expect(await connackCode(rig.url, { username: hex8(DEV_B), password: SECRET })).toBe(4);
+    nowSec += 1;
+    expect(await connackCode(rig.url, { username: hex8(DEV_B), password: SECRET })).toBe(0);
+  });
+
+  it("error: failed-login backoff is per username: other devices and readers are checked as usual; a reader the registry does not allow is refused (5) before any signature is recovered", async () => {
+    const nowSec = Math.floor(Date.now() / 1000);
+    rig = await accessRig({ nowSec: () => nowSec });
+    expect(await connackCode(rig.url, { username: hex8(DEV_B), password: "guess" })).toBe(4);
+    expect(await connackCode(rig.url, { username: hex8(DEV_B), password: "guess" })).toBe(4);
+    expect(await connackCode(rig.url, { username: hex8(DEV_A), password: SECRET })).toBe(0);
+    // A forged token (well-formed, random signature) for an address without a grant.
+    const forged = `vrt1.${nowSec + 600}.0x${"ab".repeat(64)}1b`;
+    expect(await connackCode(rig.url, { username: rig.stranger.address, password: forged })).toBe(5);
+    // Another key's token under an allowed reader's address: recovered once, then in backoff.
+    const { password } = await rig.token(rig.stranger);
+    const reader = rig.reader.address;
+    expect(await connackCode(rig.url, { username: reader, password })).toBe(4);
+    expect(await connackCode(rig.url, { username: reader, password })).toBe(4);
+    expect(rig.policy.refusals).toEqual({
+      device_password: 1,
+      throttled: 2,
+      reader_not_allowed: 1,
+      token_wrong_signer: 1,
+    });
   });
 });
 
@@ -173,7 +204,7 @@ describe("embedded broker access: sensors with a registered key (device tokens)"
     });
 
   it("error: a token signed by another key, for another device, expired, too long, or for a keyless sensor is refused (4)", async () => {
-    rig = await accessRig();
+    rig = await accessRig({ failedLoginBackoffMs: 0 }); // every attempt checked (backoff: below)
     const other = generateKey("secp256k1");
     expect(await connackCode(rig.url, mintDeviceToken(other, DOMAIN, GW, DEV_K1, now() + 600))).toBe(4);
     const forB = mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 600);
@@ -240,6 +271,42 @@ describe("embedded broker access: who may read", () => {
     expect(await subackCodes(a, ["#"], 0)).toEqual([128]);
   });
 
+  it("error: an MQTT 5 client gets CONNACK 0x01 (unacceptable protocol version, MQTT-3.1.2-2) in 3.1.1 form and is disconnected before authentication, counted", async () => {
+    // aedes 1.2 speaks MQTT 3.1.1 only: SUBACK 0x80 is its denial; reason 0x87 needs Mosquitto
+    // (test/interop/mosquitto-access.test.ts).
+    rig = await accessRig();
+    const { port } = new URL(rig.url);
+    // A raw MQTT 5 CONNECT (protocol level 5, clean start, keep-alive 60, no properties, id "x").
+    const body = Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 5, 0x02, 0, 60, 0, 0, 1, 0x78]);
+    const answer = await new Promise<string>((res, rej) => {
+      const s = netConnect(Number(port), "127.0.0.1", () =>
+        s.write(Buffer.concat([Buffer.from([0x10, body.length]), body])),
+      );
+      const got: Buffer[] = [];
+      s.on("data", (d: Buffer) => got.push(d));
+      s.on("error", rej);
+      s.on("close", () => res(Buffer.concat(got).toString("hex")));
+    });
+    expect(answer).toBe("20020001"); // CONNACK, remaining length 2, no session, return code 1; then closed
+    // mqtt.js as an MQTT 5 client, with valid device credentials: refused all the same.
+    const e = (await mqtt
+      .connectAsync(rig.url, {
+        protocolVersion: 5,
+        reconnectPeriod: 0,
+        username: hex8(DEV_A),
+        password: SECRET,
+      })
+      .then(
+        (c) => (c.end(true), undefined),
+        (err: unknown) => err,
+      )) as { code?: number } | undefined;
+    expect(e?.code).toBe(1);
+    // Counted once aedes has written the CONNACK and closed (after the client saw it).
+    await vi.waitFor(() => expect(rig!.broker.access.unsupportedProtocol).toBe(2));
+    expect(rig.broker.access.authRefused).toBe(0);
+    expect(rig.broker.stats().clients).toBe(0);
+  });
+
   it("error: an expired token is refused (4)", async () => {
     rig = await accessRig();
     expect(await connackCode(rig.url, await rig.token(rig.reader, -1))).toBe(4);
@@ -259,7 +326,7 @@ describe("embedded broker access: who may read", () => {
   });
 
   it("error: a token from another chain (or registry) is refused (4)", async () => {
-    rig = await accessRig();
+    rig = await accessRig({ failedLoginBackoffMs: 0 }); // every attempt checked (backoff: below)
     const otherChain = vigilDomain(10, DOMAIN.verifyingContract);
     const otherRegistry = vigilDomain(31337, `0x${"99".repeat(20)}`);
     expect(await connackCode(rig.url, await rig.token(rig.reader, 3600, otherChain))).toBe(4);

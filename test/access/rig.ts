@@ -100,6 +100,7 @@ export async function accessRig(
     nowSec?: () => number;
     tls?: EmbeddedBrokerOptions["tls"];
     websocket?: EmbeddedBrokerOptions["websocket"];
+    failedLoginBackoffMs?: number;
   } = {},
 ): Promise<AccessRig> {
   const reader = Wallet.createRandom();
@@ -158,6 +159,7 @@ export async function accessRig(
     gatewayName: GW_NAME,
     ...(o.stalePolicy ? { stalePolicy: o.stalePolicy } : {}),
     ...(clock ? { clock } : {}),
+    ...(o.failedLoginBackoffMs !== undefined ? { failedLoginBackoffMs: o.failedLoginBackoffMs } : {}),
   });
   const sink = new MemorySink();
   const ingest = new Ingest({ sink, admission: new RegistryAdmission(state, o.stalePolicy) });

@@ -75,7 +75,6 @@ beforeAll(async () => {
     [DEV, DEV2, DEV_UNREG].map((d) => hashPassword(hex8(d), SECRET)).join("\n"),
   );
   const config = resolveConfig({
-    http: { port: 0 }, // never the default 9479: another gateway may hold it
     dataDir: dir,
     mqtt: { embedded: { port: 0, auth: "registry", passwordFile: "devices.passwd" } },
     ingest: { admission: "registry" },
@@ -83,12 +82,13 @@ beforeAll(async () => {
       schedule: "* * * * * *",
       reorgDepth: 2,
       maxStaleMs: 3000,
-      mosquittoExport: { dir: "mosquitto" },
+      mosquittoExport: { dir: "mosquitto", dynsec: false },
     },
     models: { enabled: false },
     attest: { gatewayId: GW, gatewayName: "gw-1", batchIntervalMs: 200 },
     chain: { rpcUrl: lc.anvil.url, deployment: lc.deploymentFile, confirmations: 1, anchorIntervalMs: 200 },
     store: { minFreeBytes: 0, reserveBytes: 1024 * 1024 },
+    http: { port: 0 }, // the default 9479 may be taken on a shared machine
   });
   rt = new Runtime({ config, passphrase: lc.passphrase, senderKey: lc.senderKey });
   rt.ingest.onStored((f) => accepted.push({ deviceId: f.deviceId, seq: f.seq }));

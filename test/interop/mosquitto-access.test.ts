@@ -1,19 +1,23 @@
 /**
  * The registry's allow/deny table on a real Mosquitto (Debian's 2.0), configured by the export
- * (access/mosquitto.ts): the same lines as test/access/embedded-attacks.test.ts where Mosquitto can
- * express them, and a revocation taking effect after re-export + SIGHUP. Mosquitto drops a denied
- * PUBLISH silently (MQTT 3.1.1 PUBACKs it anyway), so "refused" here means "never delivered" to a
- * subscriber that may read the topic (the gateway's user).
+ * (access/mosquitto.ts: password file, reloaded by SIGHUP) and the dynamic-security plugin
+ * (access/mosquitto-dynsec.ts: ACLs, synced by commands): the same lines as
+ * test/access/embedded-attacks.test.ts where Mosquitto can express them, and revocations taking
+ * effect. Mosquitto drops a denied PUBLISH (MQTT 3.1.1 PUBACKs it anyway; MQTT 5 PUBACKs 0x87),
+ * so "refused" here means "never delivered" to a subscriber that may read the topic (the
+ * gateway's user). mqtt.js here; the same table with mosquitto_pub/mosquitto_sub:
+ * test/interop/mosquitto-clients-access.test.ts.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect as netConnect } from "node:net";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Wallet } from "ethers";
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { exportMosquitto } from "../../gateway/src/access/mosquitto.ts";
+import { exportMosquitto, exportUsers } from "../../gateway/src/access/mosquitto.ts";
+import { accessMosquitto, type AccessMosquitto } from "../helpers/mosquitto-access.ts";
+import { dynsecState, syncDynsec } from "../../gateway/src/access/mosquitto-dynsec.ts";
 import { hashPassword } from "../../gateway/src/access/passwords.ts";
 import { AUDITOR_ROLE_ID, type RegistryEventBody } from "../../gateway/src/chain/events.ts";
 import { RegistryView } from "../../gateway/src/chain/registry-view.ts";
@@ -33,15 +37,15 @@ import {
   SITE_NAME,
   subackCodes,
 } from "../access/rig.ts";
-import { freePort, requireTool, stop } from "../helpers/procs.ts";
 
 const GATEWAY_USER = "vigil-gateway";
 const GATEWAY_SECRET = "gateway secret";
 const READER_SECRET = "reader secret";
 
 let dir: string;
-let proc: ChildProcess;
-let url: string;
+let broker: AccessMosquitto;
+let proc: ChildProcess | undefined;
+let url = "";
 let view: RegistryView;
 let gateway: MqttClient;
 const received: Array<{ topic: string; payload: Buffer }> = [];
@@ -50,16 +54,36 @@ const reader = Wallet.createRandom().address.toLowerCase() as Hex;
 const stranger = Wallet.createRandom().address.toLowerCase() as Hex;
 let passwords: string;
 
-function exportNow(): void {
-  exportMosquitto({
+const gatewayLine = hashPassword(GATEWAY_USER, GATEWAY_SECRET);
+
+/**
+ * What the running gateway does after a registry change (runtime.ts): sync the plugin first (new
+ * users get their ACLs before the password file lets them in), then rewrite the files and SIGHUP.
+ */
+async function exportNow(): Promise<void> {
+  const o = {
     view,
     passwords,
-    outDir: dir,
     site: SITE_NAME,
     gatewayName: GW_NAME,
-    gatewayLine: hashPassword(GATEWAY_USER, GATEWAY_SECRET),
-    ...(proc?.pid ? { pid: proc.pid } : {}),
-  });
+    gatewayLine,
+  };
+  if (url)
+    await syncDynsec({
+      url,
+      username: GATEWAY_USER,
+      password: GATEWAY_SECRET,
+      desired: dynsecState(exportUsers(o)),
+    });
+  exportMosquitto({ ...o, outDir: dir, ...(proc?.pid ? { pid: proc.pid } : {}) });
+}
+
+/** Resolves once a login as `username` is refused (Mosquitto has processed the SIGHUP). */
+async function refused(username: string, password: string): Promise<void> {
+  await vi.waitFor(
+    async () => expect(await connackCode(url, { username, password })).toBeGreaterThanOrEqual(4),
+    { timeout: 5000, interval: 50 },
+  );
 }
 
 function apply(...events: RegistryEventBody[]): void {
@@ -68,12 +92,13 @@ function apply(...events: RegistryEventBody[]): void {
   view = v;
 }
 
-async function client(username: string, password: string): Promise<MqttClient> {
+async function client(username: string, password: string, protocolVersion: 4 | 5 = 4): Promise<MqttClient> {
   const c = await mqtt.connectAsync(url, {
     clientId: `c-${clients.length}`,
     username,
     password,
     reconnectPeriod: 0,
+    protocolVersion,
   });
   clients.push(c);
   return c;
@@ -93,7 +118,6 @@ async function flush(): Promise<void> {
 const ingestOf = (topic: string): number => received.filter((r) => r.topic === topic).length;
 
 beforeAll(async () => {
-  const bin = requireTool("mosquitto", "mosquitto");
   dir = mkdtempSync(join(tmpdir(), "vigil-mosq-access-"));
   view = new RegistryView(GW);
   apply(
@@ -119,38 +143,10 @@ beforeAll(async () => {
     hashPassword(reader, READER_SECRET),
     hashPassword(stranger, READER_SECRET),
   ].join("\n");
-  exportNow();
-  const port = await freePort();
-  const conf = join(dir, "mosquitto.conf");
-  writeFileSync(
-    conf,
-    [
-      "per_listener_settings false",
-      // As root Mosquitto drops to the "mosquitto" user, which cannot read the 0600 export; a
-      // plant install gives the files to the broker's user instead (see access/mosquitto.ts).
-      ...(process.getuid?.() === 0 ? ["user root"] : []),
-      `listener ${port} 127.0.0.1`,
-      "allow_anonymous false",
-      `password_file ${join(dir, "vigil.passwd")}`,
-      `acl_file ${join(dir, "vigil.acl")}`,
-      "max_packet_size 16384",
-      "persistence false",
-      "log_dest stderr",
-      "",
-    ].join("\n"),
-  );
-  proc = spawn(bin, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  proc.stderr?.on("data", (d: Buffer) => (log += d.toString()));
-  await vi.waitFor(
-    () =>
-      new Promise<void>((res, rej) => {
-        const s = netConnect(port, "127.0.0.1", () => (s.end(), res()));
-        s.on("error", () => rej(new Error(`mosquitto not listening yet: ${log}`)));
-      }),
-    { timeout: 5000, interval: 50 },
-  );
-  url = `mqtt://127.0.0.1:${port}`;
+  await exportNow();
+  broker = await accessMosquitto(dir);
+  proc = broker.proc;
+  url = broker.url;
   gateway = await client(GATEWAY_USER, GATEWAY_SECRET);
   gateway.on("message", (topic, payload) => received.push({ topic, payload }));
   await gateway.subscribeAsync(["vigil/v1/ingest/#", `vigil/v1/${SITE_NAME}/${GW_NAME}/#`], { qos: 1 });
@@ -158,7 +154,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of clients) c.end(true);
-  await stop(proc);
+  await broker?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -200,17 +196,22 @@ describe("the registry's access table on Mosquitto (export + SIGHUP)", () => {
     expect(await got).toBe("online");
   });
 
-  it("error: nothing outside a grant is delivered (Mosquitto 2.0.11 SUBACKs wildcards and filters at delivery); a reader not allowed cannot connect", async () => {
+  it("error: a SUBSCRIBE outside the grant gets SUBACK 0x80 (MQTT 3.1.1) and reason 0x87 (MQTT 5); nothing outside it is delivered; a reader not allowed cannot connect", async () => {
     const r = await client(reader, READER_SECRET);
-    expect(await subackCodes(r, [`vigil/v1/${SITE_NAME}/${GW_NAME}/+/alert`])).toEqual([1]);
+    const own = `vigil/v1/${SITE_NAME}/${GW_NAME}`;
+    expect(await subackCodes(r, [`${own}/+/alert`, "#", "vigil/v1/ingest/+", "$SYS/#"])).toEqual([
+      1, 128, 128, 128,
+    ]);
     const a = await client(hex8(DEV_A), SECRET);
-    const codes = {
-      reader: await subackCodes(r, ["#", "vigil/v1/ingest/+"]),
-      device: await subackCodes(a, ["#"]),
-    };
-    // Mosquitto 2.0.11 grants wildcard filters and filters messages per ACL at delivery; record what it answers.
-    expect(codes.reader.every((c) => c === 128 || c <= 1)).toBe(true);
-    // Whatever the SUBACK, nothing outside the grant is delivered.
+    expect(
+      await subackCodes(a, [
+        "#",
+        `vigil/v1/ingest/${hex8(DEV_A)}/nack`,
+        `vigil/v1/ingest/${hex8(DEV_B)}/nack`,
+      ]),
+    ).toEqual([128, 1, 128]);
+    const r5 = await client(reader, READER_SECRET, 5);
+    expect(await subackCodes(r5, ["#", `${own}/status`])).toEqual([0x87, 1]);
     const seen: string[] = [];
     r.on("message", (t) => seen.push(t));
     const b = await client(hex8(DEV_B), SECRET);
@@ -218,9 +219,31 @@ describe("the registry's access table on Mosquitto (export + SIGHUP)", () => {
     await flush();
     expect(seen.filter((t) => t.startsWith("vigil/v1/ingest/"))).toEqual([]);
     expect(await connackCode(url, { username: stranger, password: READER_SECRET })).toBeGreaterThanOrEqual(4);
-    console.info(
-      `mosquitto SUBACK codes: reader #, ingest/+ → ${codes.reader.join(",")}; device # → ${codes.device.join(",")}`,
-    );
+  });
+
+  it("error: a PUBLISH outside the grant is refused with PUBACK reason 0x87 to an MQTT 5 client (3.1.1 has no negative PUBACK)", async () => {
+    const a5 = await client(hex8(DEV_A), SECRET, 5);
+    // mqtt.js rejects a negative PUBACK with the reason code.
+    await expect(
+      a5.publishAsync(`vigil/v1/ingest/${hex8(DEV_B)}`, dataFrame(DEV_B, 3), { qos: 1 }),
+    ).rejects.toMatchObject({ code: 0x87 });
+    await a5.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 3), { qos: 1 });
+  });
+
+  it("a reader granted after the broker started can read once the registry change is exported", async () => {
+    const late = Wallet.createRandom().address.toLowerCase() as Hex;
+    passwords += `\n${hashPassword(late, READER_SECRET)}`;
+    expect(await connackCode(url, { username: late, password: READER_SECRET })).toBeGreaterThanOrEqual(4);
+    apply({
+      name: "GatewayAccessGranted",
+      gatewayId: GW,
+      reader: late,
+      expiresAt: Math.floor(Date.now() / 1000) + 3600,
+    });
+    await exportNow();
+    // SIGHUP is asynchronous: the broker has reloaded once the new user can connect.
+    const r = await vi.waitFor(() => client(late, READER_SECRET), { timeout: 5000, interval: 50 });
+    expect(await subackCodes(r, [`vigil/v1/${SITE_NAME}/${GW_NAME}/#`, "#"])).toEqual([1, 128]);
   });
 
   it("error: a sensor revoked mid-stream: after re-export and SIGHUP its frames no longer reach the gateway; earlier ones did", async () => {
@@ -231,14 +254,15 @@ describe("the registry's access table on Mosquitto (export + SIGHUP)", () => {
     await flush();
     expect(ingestOf(topic)).toBe(before + 1);
     apply({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_B, status: "revoked" });
-    // On SIGHUP Mosquitto 2.0 re-reads both files and disconnects clients whose user is gone.
+    // The plugin's deleteClient disconnects the session; on SIGHUP Mosquitto 2.0 re-reads the
+    // password file (and would disconnect users no longer in it).
     const gone = new Promise<void>((res) => b.once("close", () => res()));
-    exportNow();
+    await exportNow();
     await gone;
-    expect(await connackCode(url, { username: hex8(DEV_B), password: SECRET })).toBeGreaterThanOrEqual(4);
+    await refused(hex8(DEV_B), SECRET);
   });
 
-  it("error: a reader revoked mid-session stops receiving after re-export and SIGHUP", async () => {
+  it("error: a reader revoked mid-session is disconnected, cannot reconnect, and receives nothing more", async () => {
     const r = await client(reader, READER_SECRET);
     const seen: string[] = [];
     r.on("message", (_t, p) => seen.push(p.toString()));
@@ -247,16 +271,13 @@ describe("the registry's access table on Mosquitto (export + SIGHUP)", () => {
     await gateway.publishAsync(alert, "a1", { qos: 1 });
     await vi.waitFor(() => expect(seen).toContain("a1"));
     apply({ name: "GatewayAccessRevoked", gatewayId: GW, reader });
-    exportNow();
-    await vi.waitFor(
-      async () => {
-        const n = seen.length;
-        await gateway.publishAsync(alert, "after", { qos: 1 });
-        await flush();
-        expect(seen.length).toBe(n);
-      },
-      { timeout: 5000, interval: 100 },
-    );
+    const gone = new Promise<void>((res) => r.once("close", () => res()));
+    await exportNow();
+    await gone;
+    await gateway.publishAsync(alert, "after", { qos: 1 });
+    await flush();
+    expect(seen).toEqual(["a1"]);
+    await refused(reader, READER_SECRET);
   });
 
   it("error: 1,000 failed logins in a row; Mosquitto keeps serving a device", async () => {

@@ -12,6 +12,13 @@
  * gateway retains, and nothing is accepted outside `vigil/v1/ingest/`. A reader whose grant is
  * revoked or whose token expires is disconnected by the broker's sweep (runtime.ts runs it after
  * every registry refresh and every 10 s).
+ *
+ * Failed logins stay cheap for the gateway: a credential is checked with a costly operation (a
+ * PBKDF2 hash, ~0.2 ms; a signature recovery, ~1.4 ms, both on the event loop) only for a username
+ * that could pass (a device in the password file or with a registered key, a reader the registry
+ * allows), and after such a check fails, the same username from the same address is refused
+ * unchecked (CONNACK 4, counted `throttled`) for {@link FAILED_LOGIN_BACKOFF_MS}. Brute force then
+ * costs at most one check per username, address and second (bench/access.ts).
  */
 import type { VigilDomain } from "../chain/eip712.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
@@ -33,9 +40,17 @@ export interface RegistryBrokerPolicyOptions {
   gatewayName: string;
   stalePolicy?: StalePolicy;
   clock?: Clock;
+  /** Backoff after a failed costly credential check (default {@link FAILED_LOGIN_BACKOFF_MS}; 0: none). */
+  failedLoginBackoffMs?: number;
 }
 
 const DEVICE_USER = /^[0-9a-f]{8}$/;
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+
+/** How long a username from one address is refused unchecked after a failed costly check. */
+export const FAILED_LOGIN_BACKOFF_MS = 1000;
+/** Most (address, username) pairs remembered in backoff (~100 bytes each); the oldest go first. */
+const MAX_BACKOFF_ENTRIES = 10_000;
 
 /** Whether `filter` (an MQTT topic filter) can only match topics under `prefix` (ending in "/"). */
 function under(filter: string, prefix: string): boolean {
@@ -49,6 +64,8 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
   #passwords: PasswordFile;
   /** Failed logins, by reason (bounded: a fixed set of keys). */
   readonly refusals: Record<string, number> = {};
+  /** `${address}|${username}` → until when it is refused unchecked (ms); bounded, see above. */
+  readonly #backoff = new Map<string, number>();
 
   constructor(o: RegistryBrokerPolicyOptions) {
     this.#o = o;
@@ -70,32 +87,72 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
     return Math.floor(this.#clock.nowMs() / 1000);
   }
 
+  /** Whether `key` is in backoff at `nowMs` (forgets an expired entry). */
+  #throttled(key: string, nowMs: number): boolean {
+    const until = this.#backoff.get(key);
+    if (until === undefined) return false;
+    if (until > nowMs) return true;
+    this.#backoff.delete(key);
+    return false;
+  }
+
+  /** Puts `key` in backoff after a failed costly check; keeps the map bounded. */
+  #failed(key: string, nowMs: number): void {
+    if (this.#backoff.size >= MAX_BACKOFF_ENTRIES)
+      for (const [k, until] of this.#backoff) if (until <= nowMs) this.#backoff.delete(k);
+    // Still full of live entries: drop the oldest (Map keeps insertion order).
+    if (this.#backoff.size >= MAX_BACKOFF_ENTRIES) this.#backoff.delete(this.#backoff.keys().next().value!);
+    this.#backoff.delete(key);
+    this.#backoff.set(key, nowMs + (this.#o.failedLoginBackoffMs ?? FAILED_LOGIN_BACKOFF_MS));
+  }
+
   authenticate(
     _clientId: string,
     username: string | undefined,
     password: Buffer | undefined,
+    remote = "?",
   ): BrokerIdentity | AuthRefusal {
     if (username === undefined || password === undefined) return this.#refuse("anonymous", "not_authorized");
     if (this.#o.stalePolicy === "refuse-new" && this.#o.state.stale)
       return this.#refuse("stale", "not_authorized");
-    const now = this.#nowSec();
+    const nowMs = this.#clock.nowMs();
+    const now = Math.floor(nowMs / 1000);
+    const key = `${remote}|${username}`;
     if (DEVICE_USER.test(username)) {
       const deviceId = Number.parseInt(username, 16);
       const pw = password.toString("utf8");
       if (isDeviceToken(pw)) {
         const sensor = this.#o.state.view.sensors.get(deviceId);
+        const costly = sensor !== undefined && sensor.keyType !== "none";
+        if (costly && this.#throttled(key, nowMs)) return this.#refuse("throttled", "bad_credentials");
         const v = verifyDeviceToken(this.#o.domain, this.#o.gatewayId, deviceId, pw, sensor, now);
-        if (v !== true) return this.#refuse(`device_token_${v}`, "bad_credentials");
+        if (v !== true) {
+          if (v === "wrong_signer") this.#failed(key, nowMs);
+          return this.#refuse(`device_token_${v}`, "bad_credentials");
+        }
+        this.#backoff.delete(key);
         return { kind: "device", deviceId, expiresAt: Number(pw.split(".")[1]) };
       }
-      if (!this.#passwords.verify(username, password))
+      // An unknown username is refused without hashing (PasswordFile.verify).
+      const costly = this.#passwords.has(username);
+      if (costly && this.#throttled(key, nowMs)) return this.#refuse("throttled", "bad_credentials");
+      if (!this.#passwords.verify(username, password)) {
+        if (costly) this.#failed(key, nowMs);
         return this.#refuse("device_password", "bad_credentials");
+      }
+      this.#backoff.delete(key);
       return { kind: "device", deviceId };
     }
-    const t = verifyReaderToken(this.#o.domain, this.#o.gatewayId, username, password.toString("utf8"), now);
-    if (typeof t === "string") return this.#refuse(`token_${t}`, "bad_credentials");
-    if (!this.#o.state.view.reader(t.reader, now).allowed)
+    // Whom the registry does not allow is refused before any signature is recovered.
+    if (ADDRESS.test(username) && !this.#o.state.view.reader(username.toLowerCase() as Hex, now).allowed)
       return this.#refuse("reader_not_allowed", "not_authorized");
+    if (this.#throttled(key, nowMs)) return this.#refuse("throttled", "bad_credentials");
+    const t = verifyReaderToken(this.#o.domain, this.#o.gatewayId, username, password.toString("utf8"), now);
+    if (typeof t === "string") {
+      if (t === "wrong_signer" || t === "malformed") this.#failed(key, nowMs);
+      return this.#refuse(`token_${t}`, "bad_credentials");
+    }
+    this.#backoff.delete(key);
     return { kind: "reader", address: t.reader, expiresAt: t.expiresAt };
   }
 

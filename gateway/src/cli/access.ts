@@ -37,7 +37,7 @@ commands:
   reader revoke     withdraw a reader's grant (it is disconnected at the next refresh)
   list              what the registry says about a gateway: status, sensors, readers
   device-password   create a device's MQTT secret, append its hash to a password file, print it once
-  export-mosquitto  write a Mosquitto password file and ACL file from the registry; SIGHUP a running broker
+  export-mosquitto  write a Mosquitto password file, ACL file and dynamic-security config from the registry; SIGHUP a running broker
   token             mint a reader token (the MQTT password of a dashboard); also "vigil token"
 
 options:
@@ -55,7 +55,7 @@ options:
   --hours H           token lifetime in hours, at most 24 (default 12)
   --file PATH         password file (device-password)
   --password-file PATH  device password file (export-mosquitto)
-  --out-dir DIR       where export-mosquitto writes vigil.passwd and vigil.acl
+  --out-dir DIR       where export-mosquitto writes vigil.passwd, vigil.acl and vigil.dynsec.json
   --pid PID           a running Mosquitto to send SIGHUP (reload) after writing
   --site-name NAME    topic level of the site (default site-1); --gateway-name NAME (default gw-1)
   --help              this text
@@ -248,7 +248,7 @@ async function exportCmd(v: Values): Promise<number> {
     ...(v.pid ? { pid: Number(v.pid) } : {}),
   });
   process.stdout.write(
-    `wrote ${r.passwordFile} (${r.devices} devices) and ${r.aclFile}${r.reloaded ? "; sent SIGHUP" : ""}\n`,
+    `wrote ${r.passwordFile} (${r.devices} devices), ${r.aclFile} and ${r.dynsecFile}${r.reloaded ? "; sent SIGHUP" : ""}\n`,
   );
   return 0;
 }

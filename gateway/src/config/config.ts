@@ -117,6 +117,12 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
       "the registry is read from the chain: set chain.deployment and chain.rpcUrl",
     );
   }
+  const x = cfg.registry.mosquittoExport;
+  if (x?.dynsec && (!cfg.mqtt.url || !cfg.mqtt.username || cfg.mqtt.password === null || !x.gatewayUserLine))
+    throw new ConfigError(
+      "registry.mosquittoExport.dynsec",
+      "the dynamic-security plugin is synced over MQTT as the gateway's own user: set mqtt.url, mqtt.username, mqtt.password and registry.mosquittoExport.gatewayUserLine (or dynsec: false to export only the password and ACL files)",
+    );
 }
 
 /** Whether `host` names the loopback interface (127.0.0.0/8, ::1, localhost). */

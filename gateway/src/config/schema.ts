@@ -452,13 +452,18 @@ const Registry = Type.Object(
             default: null,
             description: "The gateway's own password-file line at that broker (mqtt.username).",
           }),
+          dynsec: Type.Boolean({
+            default: true,
+            description:
+              "Authorise through Mosquitto's dynamic-security plugin (denied SUBSCRIBE → SUBACK 0x80 / 0x87), synced over mqtt.url as mqtt.username after every change; false: the ACL file only (Mosquitto 2.0 then grants every SUBSCRIBE and drops at delivery).",
+          }),
         },
         { additionalProperties: false },
       ),
       {
         default: null,
         description:
-          "After every registry change write vigil.passwd + vigil.acl into dir (relative to dataDir) and SIGHUP the PID in pidFile.",
+          "After every registry change write vigil.passwd, vigil.acl and vigil.dynsec.json into dir (relative to dataDir), sync the dynamic-security plugin and SIGHUP the PID in pidFile.",
       },
     ),
   },

@@ -93,6 +93,11 @@ export interface BrokerAccessCounters {
   slowClient: number;
   /** Clients disconnected by sweep() (revoked or expired). */
   revokedDisconnects: number;
+  /**
+   * CONNECTs refused with CONNACK 0x01 "unacceptable protocol version" [MQTT-3.1.2-2]: aedes 1.2
+   * speaks MQTT 3.1 and 3.1.1 only, so an MQTT 5 client is refused before authentication.
+   */
+  unsupportedProtocol: number;
   /** Refused PUBLISHes by reason (policy reason strings). */
   publishRefusedBy: Record<string, number>;
 }
@@ -170,9 +175,12 @@ export class EmbeddedBroker implements IngestSource {
     tooManyConnections: 0,
     slowClient: 0,
     revokedDisconnects: 0,
+    unsupportedProtocol: 0,
     publishRefusedBy: {},
   };
   readonly #policy: BrokerPolicy;
+  /** Each client's IP address, for the policy's failed-login backoff. */
+  readonly #remoteOf = new WeakMap<Client, string>();
   readonly #limits: BrokerLimits;
   /** Authenticated clients and who they are. */
   readonly #who = new Map<Client, BrokerIdentity>();
@@ -256,6 +264,10 @@ export class EmbeddedBroker implements IngestSource {
     broker.on("clientError", (c: Client, _e: Error) => {
       this.#counters.clientErrors++;
       this.#who.delete(c);
+    });
+    // A CONNECT refused before it had a client id (aedes lib/client.js); errorCode is the CONNACK's.
+    broker.on("connectionError", (_c: Client, e: Error & { errorCode?: number }) => {
+      if (e.errorCode === 1) this.#access.unsupportedProtocol++;
     });
     const host = this.opts.host ?? "127.0.0.1";
     const listen = async (
@@ -341,6 +353,7 @@ export class EmbeddedBroker implements IngestSource {
       else this.#perAddress.set(addr, left);
     });
     const client = broker.handle(stream, req);
+    this.#remoteOf.set(client, addr);
     limitPacketSize(client, lim.maxPacketBytes, () => {
       this.#access.packetTooLarge++;
       stream.destroy();
@@ -361,7 +374,7 @@ export class EmbeddedBroker implements IngestSource {
     };
     let r: ReturnType<BrokerPolicy["authenticate"]>;
     try {
-      r = this.#policy.authenticate(client.id, username, password);
+      r = this.#policy.authenticate(client.id, username, password, this.#remoteOf.get(client));
     } catch {
       return refuse("bad_credentials");
     }

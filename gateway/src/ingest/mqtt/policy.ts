@@ -22,11 +22,15 @@ export type BrokerIdentity =
 export type AuthRefusal = "bad_credentials" | "not_authorized";
 
 export interface BrokerPolicy {
-  /** The identity of a connecting client, or why it is refused. May be asynchronous (key recovery). */
+  /**
+   * The identity of a connecting client, or why it is refused. May be asynchronous (key recovery).
+   * `remote` is the client's IP address when the transport has one (failed-login backoff).
+   */
   authenticate(
     clientId: string,
     username: string | undefined,
     password: Buffer | undefined,
+    remote?: string,
   ): BrokerIdentity | AuthRefusal | Promise<BrokerIdentity | AuthRefusal>;
   /** null: allowed; else the reason (a counter name) the PUBLISH is refused and the client disconnected. */
   publish(who: BrokerIdentity, topic: string, retain: boolean): string | null;

@@ -1,0 +1,156 @@
+/**
+ * The dynamic-security export (access/mosquitto-dynsec.ts) as pure functions: the plugin state the
+ * registry wants, its configuration file, and the commands that turn one state into another. The
+ * same state on a real Mosquitto 2.0.11: test/interop/mosquitto-access.test.ts.
+ */
+import { describe, expect, it } from "vitest";
+import { exportUsers } from "../../gateway/src/access/mosquitto.ts";
+import {
+  dynsecCommands,
+  dynsecConfig,
+  dynsecState,
+  syncDynsec,
+  type DynsecState,
+} from "../../gateway/src/access/mosquitto-dynsec.ts";
+import { hashPassword } from "../../gateway/src/access/passwords.ts";
+import { RegistryView } from "../../gateway/src/chain/registry-view.ts";
+import { resolveConfig } from "../../gateway/src/config/config.ts";
+import type { Hex } from "../../gateway/src/core/hex.ts";
+import { freePort } from "../helpers/procs.ts";
+import { DEV_A, DEV_B, DEV_UNREG, GW, GW_NAME, hex8, SECRET, SITE, SITE_NAME } from "./rig.ts";
+
+const READER = `0x${"12".repeat(20)}` as Hex;
+
+function view(): RegistryView {
+  const v = new RegistryView(GW);
+  v.apply({
+    name: "GatewayRegistered",
+    gatewayId: GW,
+    site: SITE,
+    keyType: "secp256k1",
+    publicKey: `0x${"ab".repeat(20)}`,
+  });
+  v.apply({ name: "SensorRegistered", gatewayId: GW, sensorId: DEV_A, keyType: "none", publicKey: "0x" });
+  v.apply({ name: "SensorRegistered", gatewayId: GW, sensorId: DEV_B, keyType: "none", publicKey: "0x" });
+  v.apply({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_B, status: "suspended" });
+  v.apply({ name: "GatewayAccessGranted", gatewayId: GW, reader: READER, expiresAt: 2_000_000_000 });
+  return v;
+}
+
+const passwords = [DEV_A, DEV_B, DEV_UNREG]
+  .map((d) => hashPassword(hex8(d), SECRET))
+  .concat(hashPassword(READER, "r"));
+
+function state(v = view()): DynsecState {
+  return dynsecState(
+    exportUsers({
+      view: v,
+      passwords: passwords.join("\n"),
+      site: SITE_NAME,
+      gatewayName: GW_NAME,
+      gatewayLine: hashPassword("vigil-gateway", "g"),
+      nowSec: 1_900_000_000,
+    }),
+  );
+}
+
+describe("Mosquitto dynamic-security export", () => {
+  it("one role per allowed user: the gateway (also the plugin's admin), active devices, allowed readers; nobody else", () => {
+    const s = state();
+    expect(s.clients).toEqual([
+      { username: "vigil-gateway", roles: ["vigil:vigil-gateway"] },
+      { username: hex8(DEV_A), roles: [`vigil:${hex8(DEV_A)}`] },
+      { username: READER, roles: [`vigil:${READER}`] },
+    ]);
+    const dev = s.roles.find((r) => r.rolename === `vigil:${hex8(DEV_A)}`)!;
+    expect(dev.acls).toEqual([
+      { acltype: "publishClientSend", topic: `vigil/v1/ingest/${hex8(DEV_A)}`, allow: true },
+      { acltype: "publishClientSend", topic: `vigil/v1/ingest/${hex8(DEV_A)}/json`, allow: true },
+      { acltype: "subscribePattern", topic: `vigil/v1/ingest/${hex8(DEV_A)}/nack`, allow: true },
+      { acltype: "publishClientReceive", topic: `vigil/v1/ingest/${hex8(DEV_A)}/nack`, allow: true },
+    ]);
+    const reader = s.roles.find((r) => r.rolename === `vigil:${READER}`)!;
+    expect(reader.acls.map((a) => `${a.acltype} ${a.topic}`)).toEqual([
+      `subscribePattern vigil/v1/${SITE_NAME}/${GW_NAME}/#`,
+      `publishClientReceive vigil/v1/${SITE_NAME}/${GW_NAME}/#`,
+    ]);
+    const gw = s.roles.find((r) => r.rolename === "vigil:vigil-gateway")!;
+    expect(gw.acls.filter((a) => a.topic.startsWith("$CONTROL/"))).toHaveLength(3);
+  });
+
+  it("the plugin's configuration denies everything not granted (no password: the password file authenticates)", () => {
+    const cfg = JSON.parse(dynsecConfig(state())) as {
+      defaultACLAccess: Record<string, boolean>;
+      clients: Array<Record<string, unknown>>;
+    };
+    expect(cfg.defaultACLAccess).toEqual({
+      publishClientSend: false,
+      publishClientReceive: false,
+      subscribe: false,
+      unsubscribe: true,
+    });
+    for (const c of cfg.clients) expect(c).not.toHaveProperty("password");
+  });
+
+  it("commands: nothing when equal; a revoked sensor is deleted with its role; a new grant creates role then client; a changed ACL is patched", () => {
+    const s = state();
+    expect(dynsecCommands(s, s)).toEqual([]);
+    const revoked = view();
+    revoked.apply({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_A, status: "revoked" });
+    expect(dynsecCommands(s, state(revoked))).toEqual([
+      { command: "deleteClient", username: hex8(DEV_A) },
+      { command: "deleteRole", rolename: `vigil:${hex8(DEV_A)}` },
+    ]);
+    const cmds = dynsecCommands(state(revoked), s);
+    expect(cmds.map((c) => c.command)).toEqual(["createRole", "createClient"]);
+    const patched: DynsecState = {
+      ...s,
+      roles: s.roles.map((r) =>
+        r.rolename === `vigil:${READER}`
+          ? { ...r, acls: [{ acltype: "subscribePattern", topic: "#", allow: true }] }
+          : r,
+      ),
+    };
+    expect(
+      dynsecCommands(patched, s).map((c) => `${c.command} ${String(c.acltype)} ${String(c.topic)}`),
+    ).toEqual([
+      "removeRoleACL subscribePattern #",
+      `addRoleACL subscribePattern vigil/v1/${SITE_NAME}/${GW_NAME}/#`,
+      `addRoleACL publishClientReceive vigil/v1/${SITE_NAME}/${GW_NAME}/#`,
+    ]);
+  });
+
+  it("commands: clients and roles the export does not manage are left alone", () => {
+    const s = state();
+    const current: DynsecState = {
+      roles: [...s.roles, { rolename: "admin", acls: [] }],
+      clients: [...s.clients, { username: "operator", roles: ["admin"] }],
+    };
+    expect(dynsecCommands(current, s)).toEqual([]);
+  });
+
+  it("error: an unreachable broker is a DynsecError naming the URL without its password", async () => {
+    const port = await freePort();
+    const err = (await syncDynsec({
+      url: `mqtt://u:s3cr3t-pw@127.0.0.1:${port}`,
+      username: "u",
+      password: "s3cr3t-pw",
+      desired: state(),
+      timeoutMs: 2000,
+    }).catch((e: unknown) => e)) as Error & { code?: string };
+    expect(err).toMatchObject({ name: "DynsecError", code: "DYNSEC_UNREACHABLE" });
+    expect(err.message).toContain(`127.0.0.1:${port}`);
+    expect(err.message).not.toContain("s3cr3t-pw");
+  });
+
+  it("error: the dynamic-security export without the gateway's broker credentials is refused at start, naming the fix", () => {
+    expect(() => resolveConfig({ registry: { mosquittoExport: { dir: "m" } } })).toThrow(
+      /registry\.mosquittoExport\.dynsec.*mqtt\.url.*dynsec: false/,
+    );
+    expect(
+      resolveConfig({ registry: { mosquittoExport: { dir: "m", dynsec: false } } }).registry.mosquittoExport,
+    ).toMatchObject({
+      dynsec: false,
+    });
+  });
+});
