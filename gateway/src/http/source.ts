@@ -81,4 +81,10 @@ export interface MetricsSource {
   phase(): GatewayPhase;
   /** Optional hook for the registry cache (see {@link RegistryStatusView}). */
   registry?(): RegistryStatusView | undefined;
+  /**
+   * Whether the gateway clock is known good (ingest/clock-trust.ts `ClockTrust`): while
+   * `untrustedReason()` names a reason, stored frames are marked clock-unverified and
+   * /readyz lists a `clock` warning. Absent: the clock is not judged.
+   */
+  readonly clockTrust?: { untrustedReason(): string | undefined };
 }
