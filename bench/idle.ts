@@ -17,7 +17,7 @@
  *    from /proc/PID/status once a second until it settles: at least `--min-s` (30) s after
  *    "gateway started", and the last 10 samples within 1 MiB of each other (at most `--max-s`,
  *    180 s). The figure is the median of those 10 samples. The minimum matters: 10 s after start
- *    the samples already agree, but the process still shrinks by 10–20 MiB within the next 30 s.
+ *    the samples already agree, but the process still shrinks by 10–25 MiB within the next 30 s.
  *
  * Baselines measured in the same run, the same way: the same config run from the TypeScript
  * sources (`bin/vigil.js` without VIGIL_DIST, through tsx, as `npx vigil start` runs in a
