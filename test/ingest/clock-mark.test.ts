@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
 import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
-import { ReceiptBuilder } from "../../gateway/src/attest/receipt.ts";
+import { ReceiptBuilder, type Bundle } from "../../gateway/src/attest/receipt.ts";
+import { receiptCommand } from "../../gateway/src/cli/receipt.ts";
 import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
 import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
 import { generateKey } from "../../gateway/src/chain/keys.ts";
@@ -148,5 +149,26 @@ describe("Ingest → LevelFrameStore with a clock that becomes known good", () =
     } finally {
       await store.close();
     }
+    // `vigil receipt` says how many exported frames carry the mark.
+    let out = "";
+    let err = "";
+    const io = { out: (x: string) => void (out += x), err: (x: string) => void (err += x) };
+    expect(await receiptCommand(["--store", dir, "--device", "00000007"], io)).toBe(0);
+    expect((JSON.parse(out) as Bundle).receipts.map((r) => r.frame.clockUnverified)).toEqual([
+      true,
+      true,
+      false,
+    ]);
+    expect(err).toContain(
+      "exported 3 receipts\n2 of them were stored before the gateway clock was known good",
+    );
+    out = err = "";
+    expect(await receiptCommand(["--store", dir, "--device", "00000007", "--seq", "1"], io)).toBe(0);
+    expect(err).toMatch(
+      /^the frame was stored before the gateway clock was known good \(frame\.clockUnverified\)/,
+    );
+    out = err = "";
+    expect(await receiptCommand(["--store", dir, "--device", "00000007", "--seq", "3"], io)).toBe(0);
+    expect(err).toBe("");
   });
 });
