@@ -33,6 +33,7 @@ import {
 } from "../../gateway/src/store/codec.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import type { StoredFrame } from "../../gateway/src/store/types.ts";
+import { readStoreFromDisk } from "../helpers/store-reader.ts";
 
 const DAY_US = 86_400_000_000;
 const SYNC_DIR = "/run/systemd/timesync";
@@ -116,8 +117,13 @@ describe("Ingest → LevelFrameStore with a clock that becomes known good", () =
       [3, false],
     ]);
 
-    // A restart: a new store object on the same folder.
+    // A restart: a new store object on the same folder. On disk, read without the store's code:
     await store.close();
+    expect((await readStoreFromDisk(dir)).frames.map((f) => [f.seq, f.clockUnverified])).toEqual([
+      [1, true],
+      [2, true],
+      [3, false],
+    ]);
     store = new LevelFrameStore({ dir, reserveBytes: 0, minFreeBytes: 0 });
     await store.open();
     try {
