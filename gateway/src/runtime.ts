@@ -944,6 +944,7 @@ export class Runtime {
         outOfOrder: s.ingest.outOfOrder,
         gaps: s.ingest.gaps,
         rejected: s.ingest.rejected,
+        clockUnverified: s.ingest.clockUnverified,
       },
       store: {
         lastIndex: s.store.lastIndex,

@@ -50,7 +50,12 @@ afterAll(async () => {
 
 describe("vigil access", () => {
   it("sensors: register, suspend, resume, revoke; list shows each state", async () => {
-    expect((await run(["sensor", "register", ...base, "--sensor", "0000000a"])).code).toBe(0);
+    const reg = await run(["sensor", "register", ...base, "--sensor", "0000000a"]);
+    expect(reg.code).toBe(0);
+    // The dev-key note names the command that was run (not "vigil chain").
+    expect(reg.err).toBe(
+      "vigil access sensor register: no --key-file: using anvil's development account #0 (local chain)\n",
+    );
     expect((await run(["list", ...base])).out).toMatch(/0000000a {2}active/);
     expect((await run(["sensor", "suspend", ...base, "--sensor", "0000000a"])).out).toMatch(/suspended/);
     expect((await run(["list", ...base])).out).toMatch(/0000000a {2}suspended/);

@@ -1,5 +1,6 @@
 import { describe, expect, it, afterEach } from "vitest";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -138,5 +139,36 @@ describe("keystore", () => {
       KeystorePermissionError,
     );
     await expect(passphraseFromEnv({})).rejects.toBeInstanceOf(KeystoreError);
+    // A file that cannot be read is a sentence with the reason, not a stack trace.
+    const dir = join(tmp(), "not-a-file");
+    mkdirSync(dir, { mode: 0o700 });
+    await expect(passphraseFromEnv({ VIGIL_KEYSTORE_PASSPHRASE_FILE: dir })).rejects.toThrow(
+      `passphrase file ${dir} cannot be read (EISDIR)`,
+    );
   });
+
+  it("behavior: VIGIL_KEYSTORE_PASSPHRASE_FILE=- reads standard input once (how a service user gets a root-only file)", () => {
+    const data = tmp();
+    const cfg = join(data, "config.json");
+    writeFileSync(cfg, JSON.stringify({ dataDir: data }));
+    const vigil = (args: string[]) =>
+      spawnSync(process.execPath, ["bin/vigil.js", ...args, "--config", cfg], {
+        input: `${PASS}\n`,
+        env: { ...process.env, VIGIL_KEYSTORE_PASSPHRASE_FILE: "-", VIGIL_KEYSTORE_PASSPHRASE: "" },
+        encoding: "utf8",
+      });
+    const init = vigil(["keys", "init"]);
+    expect(init.stderr).toBe("");
+    expect(init.status).toBe(0);
+    const show = vigil(["keys", "show"]);
+    expect(show.status).toBe(0);
+    expect(JSON.parse(show.stdout)).toMatchObject({ gatewayId: JSON.parse(init.stdout).gatewayId });
+    // The wrong passphrase on standard input does not unlock it.
+    const wrong = spawnSync(process.execPath, ["bin/vigil.js", "keys", "show", "--config", cfg], {
+      input: "not-the-passphrase\n",
+      env: { ...process.env, VIGIL_KEYSTORE_PASSPHRASE_FILE: "-" },
+      encoding: "utf8",
+    });
+    expect(wrong.status).not.toBe(0);
+  }, 60_000);
 });

@@ -37,6 +37,7 @@ describe("vigil receipt while the gateway runs", () => {
       JSON.stringify({
         dataDir: dir,
         mqtt: { embedded: { port } },
+        http: { port: 0 },
         models: { enabled: false },
         chain: { deployment: "deployment.json" },
         attest: { batchIntervalMs: 200 },

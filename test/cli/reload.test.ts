@@ -23,6 +23,8 @@ describe("vigil start: SIGHUP", () => {
     const base = {
       dataDir: dir,
       mqtt: { embedded: { port } },
+      // Any free port: the default 9479 may be taken by another gateway on this machine.
+      http: { port: 0 },
       models: { enabled: false },
       log: { statsIntervalMs: 200 },
     };

@@ -1,6 +1,6 @@
 import { writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CONFIG, loadConfigFile, resolveConfig } from "../../gateway/src/config/config.ts";
 import { ConfigError } from "../../gateway/src/core/errors.ts";
@@ -26,6 +26,9 @@ describe("config", () => {
   it("behavior: the Pi example config is valid", () => {
     const cfg = loadConfigFile("hardware/pi/config.example.json");
     expect(cfg.serial).toEqual([{ path: "/dev/ttyUSB0", baudRate: 115200 }]);
+    // No fixed name: every box installed from it gets its own (derived from /etc/machine-id).
+    expect(cfg.attest.gatewayName).toBe(DEFAULT_CONFIG.attest.gatewayName);
+    expect(cfg.attest.gatewayName).toMatch(/^gw-[0-9a-f]{12}$/);
   });
 
   it("error: messages name the full path of the bad setting", () => {
@@ -81,6 +84,14 @@ describe("config", () => {
       /unknown option --mqtt-prot; did you mean --mqtt-port\?/,
     );
     expect(startConfig(["--help"])).toBeUndefined();
+  });
+
+  it("args: --deployment is relative to the current folder, not to dataDir (as chain.deployment in a file is)", () => {
+    const cfg = startConfig(["--data-dir", "/var/lib/vigil", "--deployment", "deployment.json"])!;
+    expect(cfg.chain.deployment).toBe(resolve(process.cwd(), "deployment.json"));
+    expect(startConfig(["--deployment", "/etc/vigil/deployment.json"])!.chain.deployment).toBe(
+      "/etc/vigil/deployment.json",
+    );
   });
 });
 

@@ -3,7 +3,8 @@
  * classic-level and decodes it from the layout documented in gateway/src/store/codec.ts alone
  * (no store code), so tests check what is on disk, not what the store believes.
  *
- *   `L` index u64 BE → deviceId u32 BE ‖ seq u64 BE ‖ receivedUs u64 BE ‖ timestampUs u64 BE ‖ raw frame
+ *   `L` index u64 BE → deviceId u32 BE ‖ flags u8 (bit 0: clock-unverified) ‖ seq u56 BE ‖ receivedUs u64 BE ‖
+ *     timestampUs u64 BE ‖ raw frame
  *   `E` index u64 BE → 0x01 ‖ receivedUs u64 ‖ leaf hash 32 ‖ preimage (the hash is what is sealed)
  *   `B` seq u64 → sealed batch JSON; `V` seq u64 → packed 32-byte leaves; `A` seq u64 → anchor JSON
  *   `Manchored` → u64 last anchored batch seq
@@ -17,6 +18,8 @@ export interface DiskFrame {
   seq: number;
   receivedUs: number;
   raw: Buffer;
+  /** Flags bit 0: stored while the gateway clock was not known good. */
+  clockUnverified: boolean;
 }
 
 export interface DiskBatch {
@@ -58,9 +61,10 @@ export async function readStoreFromDisk(storeDir: string): Promise<DiskStore> {
       frames.push({
         index: u64(k, 1),
         deviceId: v.readUInt32BE(0),
-        seq: u64(v, 4),
+        seq: (v.readUInt32BE(4) & 0xffffff) * 2 ** 32 + v.readUInt32BE(8),
         receivedUs: u64(v, 12),
         raw: Buffer.from(v.subarray(28)),
+        clockUnverified: (v[4]! & 1) === 1,
       });
     const leafHashes = new Map<number, Buffer>();
     for await (const [k, v] of range(0x45)) leafHashes.set(u64(k, 1), Buffer.from(v.subarray(9, 41)));

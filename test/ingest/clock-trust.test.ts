@@ -1,6 +1,7 @@
 /**
- * A gateway booted with a stale clock (a Pi without RTC before NTP) accepts and flags frames
- * beyond the skew limit instead of NACKing them ABSURD_TIMESTAMP, until the clock is known good.
+ * A gateway booted with a stale clock (a Pi without RTC before NTP) accepts frames beyond the skew
+ * limit instead of NACKing them ABSURD_TIMESTAMP, and marks what it stores, until the clock is
+ * known good (the mark in the store: clock-mark.test.ts).
  */
 import { describe, expect, it } from "vitest";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
@@ -64,6 +65,33 @@ describe("ClockTrust", () => {
   });
 });
 
+describe("ClockTrust.trusted (asked once per frame)", () => {
+  it("behavior: reuses its answer for recheckMs of the monotonic clock, and a new lower bound is judged at once", () => {
+    const files = new Set(["/run/systemd/timesync"]);
+    let stats = 0;
+    let mono = 0;
+    let wall = 1_700_000_000_000;
+    const t = new ClockTrust({
+      exists: (p) => (stats++, files.has(p)),
+      now: () => wall,
+      mono: () => mono,
+      recheckMs: 1000,
+    });
+    expect(t.trusted()).toBe(false);
+    const after = stats;
+    files.add("/run/systemd/timesync/synchronized");
+    mono += 999;
+    expect(t.trusted()).toBe(false); // cached
+    expect(stats).toBe(after);
+    mono += 1;
+    expect(t.trusted()).toBe(true);
+    // A block time 3 days ahead of the wall clock: untrusted now, not after recheckMs.
+    wall -= 3 * DAY_MS;
+    t.noteLowerBound(1_700_000_000);
+    expect(t.trusted()).toBe(false);
+  });
+});
+
 describe("Ingest with an untrusted clock", () => {
   it("behavior: frames 3 days ahead of the gateway clock are ACKed and counted while untrusted, NACKed once trusted", async () => {
     const clock = new FakeClock();
@@ -74,7 +102,7 @@ describe("Ingest with an untrusted clock", () => {
     expect(await ingest.handle(frame(1, device), "serial")).toEqual({ kind: "ack", deviceId: 7, seq: 1 });
     expect(ingest.counters.clockUnverified).toBe(1);
     expect(ingest.counters.snapshot().clockUnverified).toBe(1);
-    expect(sink.records[0]!.timestampUs).toBe(device);
+    expect(sink.records[0]).toMatchObject({ timestampUs: device, clockUnverified: true });
     good = true;
     expect(await ingest.handle(frame(2, device), "serial")).toMatchObject({
       kind: "nack",

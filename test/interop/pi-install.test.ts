@@ -142,7 +142,18 @@ describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () =>
     const data = mkdtempSync(join(tmpdir(), "vigil-pi-data-"));
     const p = spawn(
       "node",
-      [join(prefix, "bin/vigil.js"), "start", "--data-dir", data, "--mqtt-port", "0", "--stats-ms", "600000"],
+      [
+        join(prefix, "bin/vigil.js"),
+        "start",
+        "--data-dir",
+        data,
+        "--mqtt-port",
+        "0",
+        "--http-port",
+        "0",
+        "--stats-ms",
+        "600000",
+      ],
       {
         env: { ...process.env, VIGIL_DIST: "1", ORT_DISABLE_TELEMETRY: "1" },
         stdio: ["ignore", "pipe", "pipe"],

@@ -34,11 +34,10 @@ function vigilCommands(md: string): string[][] {
     snippets.push(...(block[1] ?? "").replace(/\\\n\s*/g, " ").split("\n"));
   for (const span of md.replace(/```[\s\S]*?```/g, "").matchAll(/`([^`\n]+)`/g)) snippets.push(span[1] ?? "");
   const out: string[][] = [];
-  for (const s of snippets) {
+  // Each command of a pipeline or && list (`sudo cat F | sudo -u vigil env … vigil doctor …`).
+  for (const s of snippets.flatMap((x) => x.replace(/\s+#.*$/, "").split(/\s(?:\||&&)\s/))) {
     // The program position: optionally after `sudo [-u USER]` and `env NAME=VALUE …`.
-    const m = /^(?:sudo (?:-u \S+ )?)?(?:env (?:\S+=\S+ )+)?(?:npx )?vigil ([a-z].*)$/.exec(
-      s.replace(/\s+#.*$/, "").trim(),
-    );
+    const m = /^(?:sudo (?:-u \S+ )?)?(?:env (?:\S+=\S+ )+)?(?:npx )?vigil ([a-z].*)$/.exec(s.trim());
     if (!m?.[1]) continue;
     const argv = m[1].split(/\s+/).filter(Boolean);
     if (argv[0] === "…") continue; // "npx vigil …": prose, not a command

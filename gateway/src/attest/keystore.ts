@@ -18,6 +18,7 @@ import {
   scrypt as scryptCb,
   type ScryptOptions,
 } from "node:crypto";
+import { fstatSync, readFileSync } from "node:fs";
 import { chmod, open, readFile, rename, stat } from "node:fs/promises";
 import { VigilError } from "../core/errors.ts";
 import type { DeviceKey, KeyType } from "../chain/keys.ts";
@@ -252,18 +253,40 @@ export async function loadKeystore(path: string, passphrase: string): Promise<Ga
   return decryptKey(f, passphrase);
 }
 
+/** Standard input's text, read once per process (`VIGIL_KEYSTORE_PASSPHRASE_FILE=-`). */
+let stdinText: string | undefined;
+
 /**
  * The keystore passphrase from the environment: `VIGIL_KEYSTORE_PASSPHRASE`, or the first
  * line of the file named by `VIGIL_KEYSTORE_PASSPHRASE_FILE` (which must be mode 0600 too).
+ * `-` or `/dev/stdin` reads standard input, through the descriptor the process was given
+ * (re-opening `/dev/stdin` by path fails for another user's pipe): so a service user can be
+ * handed a root-only passphrase file, `sudo cat FILE | sudo -u vigil env
+ * VIGIL_KEYSTORE_PASSPHRASE_FILE=- vigil doctor …`.
  */
 export async function passphraseFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const file = env.VIGIL_KEYSTORE_PASSPHRASE_FILE;
   if (file) {
-    const st = await stat(file).catch((e: unknown) => {
-      throw new KeystoreError("KEYSTORE_PASSPHRASE", `passphrase file ${file} cannot be read`, { cause: e });
-    });
-    if ((st.mode & 0o077) !== 0) throw new KeystorePermissionError(file, st.mode);
-    return (await readFile(file, "utf8")).split(/\r?\n/)[0] ?? "";
+    const stdin = file === "-" || file === "/dev/stdin";
+    const what = stdin ? "standard input" : `passphrase file ${file}`;
+    const cannot = (e: unknown): never => {
+      const why = (e as NodeJS.ErrnoException).code ?? "read error";
+      throw new KeystoreError("KEYSTORE_PASSPHRASE", `${what} cannot be read (${why})`, { cause: e });
+    };
+    let text: string;
+    try {
+      // Files (also one redirected to standard input) must be 0600; a pipe or socket on standard
+      // input is this process's own, reachable by no one else.
+      const st = stdin ? fstatSync(0) : await stat(file);
+      if ((!stdin || st.isFile()) && (st.mode & 0o077) !== 0)
+        throw new KeystorePermissionError(file, st.mode);
+      // Standard input is read to its end once (start and doctor ask more than once).
+      text = stdin ? (stdinText ??= readFileSync(0, "utf8")) : await readFile(file, "utf8");
+    } catch (e) {
+      if (e instanceof KeystoreError) throw e;
+      return cannot(e);
+    }
+    return text.split(/\r?\n/)[0] ?? "";
   }
   const p = env.VIGIL_KEYSTORE_PASSPHRASE;
   if (p) return p;

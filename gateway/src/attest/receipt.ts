@@ -29,6 +29,12 @@ export interface ReceiptFrame {
   timestampUs: number;
   /** The frame exactly as received: header, payload, CRC (hardware/PROTOCOL.md). */
   raw: string;
+  /**
+   * True when the gateway stored the frame before its clock was known good (RECEIPTS.md):
+   * `receivedUs` and the timestamp's plausibility rest on an unverified clock. Informational (not
+   * in the leaf); receipts exported before the field existed lack it.
+   */
+  clockUnverified?: boolean;
 }
 
 /** Fields shared by INFERENCE and ALERT receipts, decoded from `preimage`. */
@@ -321,6 +327,7 @@ export class ReceiptBuilder {
         receivedUs: f.receivedUs,
         timestampUs: f.timestampUs,
         raw: bytesToHex(f.raw),
+        clockUnverified: f.clockUnverified === true,
       },
       leaf: bytesToHex(leaf),
       leafIndex,

@@ -148,12 +148,13 @@ export interface VerifyOptions {
 
 /**
  * Receipt fields no offline check covers (RECEIPTS.md "Field by field"): positions in the gateway's
- * log, the gateway's clocks and finality view, and the anchor's transaction, block and block hash —
+ * log, the gateway's clocks, its clock-trust mark and finality view, and the anchor's transaction, block and block hash —
  * those three are checked on chain (ANCHOR_MISMATCH). `leafIndex` is bounded (see proofLength), not
  * committed. Every other field is checked.
  */
 export const INFORMATIONAL_OFFLINE: readonly string[] = [
   "frame.index",
+  "frame.clockUnverified",
   "inference.index",
   "alert.index",
   "batch.sealedAtUs",
@@ -223,6 +224,10 @@ function checkShape(r: AnyReceipt): void {
     m(/^[0-9a-f]{8}$/.test(r.frame.deviceId), "frame.deviceId");
     for (const k of ["index", "seq", "receivedUs", "timestampUs"] as const)
       m(isSafeUint(r.frame[k]), `frame.${k}`);
+    m(
+      r.frame.clockUnverified === undefined || typeof r.frame.clockUnverified === "boolean",
+      "frame.clockUnverified",
+    );
   } else {
     const x: Partial<ReceiptInference & ReceiptAlert> | undefined = leafFields(r);
     m(x && typeof x === "object", r.kind);

@@ -98,7 +98,7 @@ function parse(argv: string[]) {
 async function sensor(action: string | undefined, v: Values): Promise<number> {
   const gw = need(v["gateway-id"], "gateway-id", HEX32, "32 bytes of hex") as Hex;
   const id = Number.parseInt(need(v.sensor, "sensor", HEX8, "8 lowercase hex digits"), 16);
-  return withClient(v, async (c) => {
+  return withClient(v, `vigil access sensor ${action ?? ""}`.trimEnd(), async (c) => {
     let tx: string;
     switch (action) {
       case "register": {
@@ -131,7 +131,7 @@ async function reader(action: string | undefined, v: Values): Promise<number> {
   const days = Number(v.days ?? "30");
   if (!Number.isFinite(days) || days <= 0)
     throw new UsageError(`--days must be a positive number, got ${v.days}`);
-  return withClient(v, async (c) => {
+  return withClient(v, `vigil access reader ${action ?? ""}`.trimEnd(), async (c) => {
     const until = (await c.now()) + BigInt(Math.round(days * 86_400));
     let tx: string;
     const where = v.site ? `site ${siteId(v.site)}` : `gateway ${v["gateway-id"]}`;

@@ -110,13 +110,15 @@ ${KEY_HELP}
 
 /**
  * The sending key: --key-file (0600) or VIGIL_CHAIN_KEY; on a local development chain only,
- * anvil's account #0 when neither is given. Refuses --key (argv is public) and well-known
- * development keys on other chains.
+ * anvil's account #0 when neither is given (said on stderr, prefixed with `command`, the command
+ * that was run: `vigil chain deploy`, `vigil access sensor register`, …). Refuses --key (argv is
+ * public) and well-known development keys on other chains.
  */
 function sendingKey(
   values: { key?: string | undefined; "key-file"?: string | undefined },
   chainId: bigint,
   rpcUrl: string,
+  command: string,
 ): string {
   if (values.key !== undefined)
     throw new UsageError(
@@ -131,7 +133,7 @@ function sendingKey(
       throw new UsageError(
         `no sending key: give --key-file PATH or set VIGIL_CHAIN_KEY (the development key is used only on a local development chain; chain ${chainId} at ${redactUrl(rpcUrl)} is not one)`,
       );
-    process.stderr.write("vigil chain: no --key-file: using anvil's development account #0 (local chain)\n");
+    process.stderr.write(`${command}: no --key-file: using anvil's development account #0 (local chain)\n`);
     key = ANVIL_DEV_KEYS[0];
   }
   assertKeyAllowed(key, chainId, [rpcUrl], what);
@@ -190,7 +192,9 @@ async function deploy(argv: string[]): Promise<number> {
   try {
     // Fail fast (and once) on an unreachable endpoint; the chain id decides which keys are allowed.
     const chainId = await chainIdOf(provider, values.rpc);
-    const signer = new NonceManager(new Wallet(sendingKey(values, chainId, values.rpc), provider));
+    const signer = new NonceManager(
+      new Wallet(sendingKey(values, chainId, values.rpc, "vigil chain deploy"), provider),
+    );
     const opts = {
       adminDelaySeconds: int("admin-delay", values["admin-delay"], 172_800),
       approvalThreshold: int("threshold", values.threshold, 2),
@@ -259,6 +263,11 @@ async function verify(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Runs `f` with a registry client that sends from the sending key (see sendingKey). `command`
+ * is the command line's command and subcommand, e.g. `vigil release approve`: it prefixes what
+ * is said on stderr.
+ */
 export async function withClient(
   values: {
     deployment?: string | undefined;
@@ -266,12 +275,13 @@ export async function withClient(
     key?: string | undefined;
     "key-file"?: string | undefined;
   },
+  command: string,
   f: (c: EthersRegistryClient) => Promise<void>,
 ): Promise<number> {
   const d = readDeployment(values.deployment);
   if (!values.rpc) throw new UsageError("--rpc URL is required");
   parseRpcUrl(values.rpc);
-  const key = sendingKey(values, BigInt(d.chainId), values.rpc);
+  const key = sendingKey(values, BigInt(d.chainId), values.rpc, command);
   const c = await EthersRegistryClient.connect({
     rpcUrl: values.rpc,
     privateKey: key,
@@ -322,7 +332,7 @@ async function registerGateway(argv: string[]): Promise<number> {
   }
   if (!publicKey) throw new UsageError("give --device-key-file or --public-key");
   const site = siteId(values.site);
-  return withClient(values, async (c) => {
+  return withClient(values, "vigil chain register-gateway", async (c) => {
     const r = await c.registerGateway({
       gatewayId: gatewayId as Hex,
       site,
@@ -343,7 +353,7 @@ async function grantOperator(argv: string[]): Promise<number> {
   if (!values.site || !values.account) throw new UsageError("--site and --account are required");
   const site = siteId(values.site);
   const account = values.account as Hex;
-  return withClient(values, async (c) => {
+  return withClient(values, "vigil chain grant-operator", async (c) => {
     const r = await c.grantOperator(site, account);
     process.stdout.write(`granted operator of site ${site} to ${account} (tx ${r.txHash})\n`);
   });

@@ -1,8 +1,9 @@
 /**
  * `vigil doctor`: checks what the gateway needs, the way the service will meet it, and prints one
  * line per check. Exit 0 when every check passes, 1 with a FAIL line (problem and fix) per failed
- * check. Run it as the service user (`sudo -u vigil vigil doctor -c /etc/vigil/config.json`) so
- * file and device permissions are the service's.
+ * check. Run it as the service user so file and device permissions are the service's, with the
+ * root-only passphrase on standard input (`sudo cat /etc/vigil/keystore.pass | sudo -u vigil env
+ * VIGIL_KEYSTORE_PASSPHRASE_FILE=- vigil doctor -c /etc/vigil/config.json`).
  */
 import { constants, existsSync, statSync } from "node:fs";
 import { access, statfs } from "node:fs/promises";

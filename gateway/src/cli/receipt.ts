@@ -105,9 +105,15 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
     const text = JSON.stringify(doc, null, 2) + "\n";
     if (values.out) await writeFile(values.out, text);
     else io.out(text);
+    const marked = ("receipts" in doc ? doc.receipts : [doc]).filter((r) => r.frame.clockUnverified).length;
     if ("receipts" in doc)
       io.err(
         `exported ${doc.receipts.length} receipts${doc.unsealed ? ` (${doc.unsealed} frames not sealed yet)` : ""}\n`,
+      );
+    if (marked > 0)
+      io.err(
+        `${"receipts" in doc ? `${marked} of them were` : "the frame was"} stored before the gateway clock was known good ` +
+          `(frame.clockUnverified): receivedUs is that clock's reading and the timestamp was not checked\n`,
       );
     return 0;
   } catch (e) {

@@ -143,7 +143,7 @@ async function publish(argv: string[]): Promise<number> {
       i.uris.map((u) => `  uri       ${u}\n`).join(""),
   );
   if (values["dry-run"]) return 0;
-  return withClient(values, async (c) => {
+  return withClient(values, "vigil release publish", async (c) => {
     const r = await c.proposeRelease(i);
     process.stdout.write(`proposed release ${r.releaseId} (tx ${r.txHash})\n`);
   });
@@ -153,7 +153,7 @@ async function approve(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, common, true);
   if (values.help) return help();
   const id = releaseId(positionals[0]);
-  return withClient(values, async (c) => {
+  return withClient(values, "vigil release approve", async (c) => {
     const r = await c.approveRelease(id);
     const rel = await c.getRelease(id);
     process.stdout.write(
@@ -166,7 +166,7 @@ async function revoke(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { ...common, reason: { type: "string", default: "" } }, true);
   if (values.help) return help();
   const id = releaseId(positionals[0]);
-  return withClient(values, async (c) => {
+  return withClient(values, "vigil release revoke", async (c) => {
     const r = await c.revokeRelease(id, values.reason ?? "");
     process.stdout.write(`revoked release ${id} (tx ${r.txHash})\n`);
   });
@@ -175,7 +175,7 @@ async function revoke(argv: string[]): Promise<number> {
 async function list(argv: string[]): Promise<number> {
   const { values } = parse(argv, common);
   if (values.help) return help();
-  return withClient(values, async (c) => {
+  return withClient(values, "vigil release list", async (c) => {
     const rows: string[] = [];
     for (let id = 1n; ; id++) {
       const r = await c.getRelease(id);
@@ -202,7 +202,7 @@ async function grantRole(argv: string[]): Promise<number> {
   if (!values.account || !/^0x[0-9a-fA-F]{40}$/.test(values.account))
     throw new UsageError("--account must be an address");
   const account = values.account.toLowerCase() as Hex;
-  return withClient(values, async (c) => {
+  return withClient(values, "vigil release grant-role", async (c) => {
     const r = await c.grantRole(role, account);
     process.stdout.write(`granted ${values.role} to ${account} (tx ${r.txHash})\n`);
   });

@@ -44,7 +44,7 @@ export async function runGateway(cfg: GatewayConfig, reloadConfig: () => Gateway
   if (untrusted)
     log.warn(
       { component: "ingest", reason: untrusted },
-      "clock not known good: device timestamps beyond ingest.maxSkewMs are accepted and counted as clockUnverified until it is",
+      "clock not known good: frames are stored marked clock-unverified, and device timestamps beyond ingest.maxSkewMs accepted, until it is",
     );
   await rt.start();
   // Degraded, not fatal: devices keep their frames and resend once space is freed.

@@ -1,4 +1,5 @@
 /** `vigil start`: run the gateway (options here; the running part is start-run.ts, loaded on start). */
+import { resolve } from "node:path";
 import { loadConfigFile, resolveConfig, DEFAULT_CONFIG, type GatewayConfig } from "../config/config.ts";
 import { num, parse } from "./args.ts";
 import { StartupError } from "./fatal.ts";
@@ -11,7 +12,8 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   -c, --config FILE      JSON config (see README "Configuration"); flags override it
   --data-dir DIR         store, keystore and deployment file location (default ${DEFAULT_CONFIG.dataDir})
   --rpc URL              anchor batches on this chain (needs chain.deployment and a sender key)
-  --deployment FILE      deployment file from "vigil chain deploy" (EIP-712 domain, registry)
+  --deployment FILE      deployment file from "vigil chain deploy" (EIP-712 domain, registry);
+                         relative to the current folder (chain.deployment in the config: to dataDir)
   --serial PATH          add a serial port (repeatable), e.g. /dev/ttyUSB0
   --baud N               baud rate for --serial ports (default 115200)
   --mqtt-port N          embedded broker port (default ${DEFAULT_CONFIG.mqtt.embedded.port}; 0 = any free port)
@@ -62,7 +64,8 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
   const cfg: GatewayConfig = structuredClone(base);
   if (v["data-dir"]) cfg.dataDir = v["data-dir"];
   if (v.rpc) cfg.chain.rpcUrl = v.rpc;
-  if (v.deployment) cfg.chain.deployment = v.deployment;
+  // A flag's path is where the command was typed (the config file's relative paths are dataDir's).
+  if (v.deployment) cfg.chain.deployment = resolve(v.deployment);
   const baud = num("baud", v.baud, 115200, 300);
   for (const path of v.serial ?? []) cfg.serial.push({ path, baudRate: baud });
   if (v["mqtt-port"] !== undefined) cfg.mqtt.embedded.port = num("mqtt-port", v["mqtt-port"], 1883, 0, 65535);

@@ -22,6 +22,13 @@ export interface FrameRecord {
    * boot's own extended seq). Undefined for frames of a device that has not sent a HELLO.
    */
   boot?: { id: number; base: number };
+  /**
+   * The gateway's clock was not known good when the frame arrived (ingest/clock-trust.ts: NTP not
+   * synchronised yet, or behind the chain's latest block): `receivedUs` and the timestamp's
+   * plausibility check rest on an unverified clock, and a timestamp beyond `ingest.maxSkewMs`
+   * was accepted instead of NACKed ABSURD_TIMESTAMP. Stored with the frame; not part of its leaf.
+   */
+  clockUnverified?: true;
 }
 
 export type AppendOutcome = "stored" | "duplicate";

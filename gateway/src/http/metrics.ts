@@ -294,6 +294,12 @@ export class GatewayMetrics {
       (set) => set({}, ing().duplicates),
     );
     counter(
+      "vigil_ingest_frames_clock_unverified_total",
+      "DATA frames stored while the gateway clock was not known good, each marked clock-unverified in the store.",
+      [],
+      (set) => set({}, ing().clockUnverified),
+    );
+    counter(
       "vigil_ingest_frames_rejected_total",
       "Frames refused, by reason (decoder reasons such as BAD_CRC, and ingest reasons such as UNKNOWN_DEVICE; PROTOCOL.md).",
       ["reason"],

@@ -3,7 +3,8 @@
  * source started) and is not stopping, the store accepts writes (state `ok`: not low on disk,
  * not unavailable, not corrupt), and at least one ingest source is configured. Anything else
  * is degraded, not unready (frames are still stored and acknowledged): a failing anchor, no
- * models, publish errors; those are listed as `warnings`.
+ * models, publish errors, a clock not known good (frames stored marked clock-unverified); those
+ * are listed as `warnings`.
  */
 import type { MetricsSource } from "./source.ts";
 
@@ -20,7 +21,7 @@ export interface Readiness {
   /** Why the gateway is not ready (empty when ready). */
   failing: Check[];
   /** Degraded but still accepting frames. */
-  warnings: Array<{ check: "anchor" | "models" | "alerts"; reason: string; detail: string }>;
+  warnings: Array<{ check: "anchor" | "models" | "alerts" | "clock"; reason: string; detail: string }>;
   store: { state: string; lastError: string | null };
   sources: Array<{ name: string; stats: Record<string, number> }>;
 }
@@ -72,6 +73,14 @@ export function readiness(s: MetricsSource): Readiness {
       check: "alerts",
       reason: "publish-errors",
       detail: `${pubErr} events failed to publish`,
+    });
+
+  const clock = s.clockTrust?.untrustedReason();
+  if (clock !== undefined)
+    warnings.push({
+      check: "clock",
+      reason: "unverified",
+      detail: `${clock}; frames are stored marked clock-unverified and timestamps are not judged`,
     });
 
   return {

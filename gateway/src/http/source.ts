@@ -96,4 +96,10 @@ export interface MetricsSource {
   registry?(): RegistryStatusView | undefined;
   /** The update agents, while they run (config `updates.enabled`); undefined otherwise. */
   readonly updates?: UpdatesControl | undefined;
+  /**
+   * Whether the gateway clock is known good (ingest/clock-trust.ts `ClockTrust`): while
+   * `untrustedReason()` names a reason, stored frames are marked clock-unverified and
+   * /readyz lists a `clock` warning. Absent: the clock is not judged.
+   */
+  readonly clockTrust?: { untrustedReason(): string | undefined };
 }

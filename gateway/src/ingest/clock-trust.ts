@@ -3,7 +3,8 @@
  * clock: it boots with the time it saved at shutdown (or 1970) until NTP syncs, and a gateway
  * that NACKed `ABSURD_TIMESTAMP` then would refuse every correctly timestamped frame (PROTOCOL.md
  * §ABSURD_TIMESTAMP tells devices to drop those). Until the clock is known good, frames beyond
- * the skew limit are accepted and counted as `clockUnverified` instead.
+ * the skew limit are accepted instead, and every frame stored meanwhile is marked
+ * `clockUnverified` in its store record (core/records.ts) and counted.
  *
  * The clock is known good when:
  * - systemd-timesyncd runs (`/run/systemd/timesync` exists) and reports sync (the file
@@ -24,11 +25,17 @@ export interface ClockTrustOptions {
   exists?: (path: string) => boolean;
   /** Default 30 000 ms. */
   toleranceMs?: number;
+  /**
+   * How long {@link ClockTrust.trusted} reuses its last answer, ms of the monotonic clock: ingest
+   * asks once per frame, and the answer costs two stat() calls. Default 1000.
+   */
+  recheckMs?: number;
 }
 
 export class ClockTrust {
   readonly #o: Required<ClockTrustOptions>;
   #bound: { timeMs: number; at: number } | undefined;
+  #cached: { trusted: boolean; at: number } | undefined;
 
   constructor(o: ClockTrustOptions = {}) {
     this.#o = {
@@ -37,12 +44,14 @@ export class ClockTrust {
       mono: o.mono ?? (() => performance.now()),
       exists: o.exists ?? existsSync,
       toleranceMs: o.toleranceMs ?? 30_000,
+      recheckMs: o.recheckMs ?? 1000,
     };
   }
 
   /** Records a lower bound of the true time (the chain's latest block timestamp, seconds). */
   noteLowerBound(timeS: number): void {
     this.#bound = { timeMs: timeS * 1000, at: this.#o.mono() };
+    this.#cached = undefined;
   }
 
   /** How far the wall clock is behind the lower bound, ms (≤ 0 when not behind or unknown). */
@@ -62,7 +71,13 @@ export class ClockTrust {
     return undefined;
   }
 
+  /** Whether the clock is known good; the answer is reused for `recheckMs`. */
   trusted(): boolean {
-    return this.untrustedReason() === undefined;
+    const at = this.#o.mono();
+    const c = this.#cached;
+    if (c && at - c.at < this.#o.recheckMs && at >= c.at) return c.trusted;
+    const trusted = this.untrustedReason() === undefined;
+    this.#cached = { trusted, at };
+    return trusted;
   }
 }

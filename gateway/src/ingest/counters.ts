@@ -55,7 +55,10 @@ export class IngestCounters {
    */
   nonFiniteFrames = 0;
   nonFiniteValues = 0;
-  /** Frames accepted beyond the skew limit while the gateway clock was not known good (clock-trust.ts). */
+  /**
+   * DATA frames stored while the gateway clock was not known good (clock-trust.ts), each marked
+   * `clockUnverified` in its store record (timestamps beyond the skew limit included: accepted).
+   */
   clockUnverified = 0;
   readonly rejected: Partial<Record<RejectReason, number>> = {};
   /**

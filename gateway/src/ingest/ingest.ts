@@ -35,9 +35,10 @@ export interface IngestOptions {
   /** Largest accepted distance between device and gateway clocks, µs. Default 24 h. */
   maxSkewUs?: number;
   /**
-   * Whether the gateway clock can judge timestamps (clock-trust.ts). While it returns false,
-   * frames beyond `maxSkewUs` are accepted and counted in `counters.clockUnverified` instead of
-   * NACKed ABSURD_TIMESTAMP. Default: always trusted.
+   * Whether the gateway clock is known good (clock-trust.ts), asked once per DATA frame (keep it
+   * cheap). While it returns false, every stored frame is marked `clockUnverified` in its record
+   * and counted in `counters.clockUnverified`, and frames beyond `maxSkewUs` are accepted instead
+   * of NACKed ABSURD_TIMESTAMP. Default: always trusted.
    */
   clockTrusted?: () => boolean;
   counters?: IngestCounters;
@@ -233,8 +234,16 @@ export class Ingest {
     return reason === undefined ? NONE : { kind: "nack", deviceId, seq, reason };
   }
 
-  /** Semantic checks of a DATA frame; returns the refusal or undefined. */
-  validate(f: DataFrame, d: DeviceState | undefined, nowUs: number): IngestRejectError | undefined {
+  /**
+   * Semantic checks of a DATA frame; returns the refusal or undefined. `clockTrusted`: whether the
+   * gateway clock can judge the timestamp (default: ask the `clockTrusted` option).
+   */
+  validate(
+    f: DataFrame,
+    d: DeviceState | undefined,
+    nowUs: number,
+    clockTrusted: boolean = this.#clockTrusted(),
+  ): IngestRejectError | undefined {
     const access = this.#access(f.deviceId);
     if (access) return access;
     if (d?.channels !== undefined && d.channels !== f.values.length)
@@ -243,11 +252,9 @@ export class Ingest {
         `device ${deviceIdHex(f.deviceId)} announced ${d.channels} channels, frame has ${f.values.length}`,
       );
     if (f.timestampUs !== 0 && Math.abs(f.timestampUs - nowUs) > this.#maxSkewUs) {
-      // Accept and flag while the gateway's own clock is not known good (no RTC, NTP not synced).
-      if (!this.#clockTrusted()) {
-        this.counters.clockUnverified++;
-        return undefined;
-      }
+      // Accepted (and the record marked, see #data) while the gateway's own clock is not known
+      // good (no RTC, NTP not synced).
+      if (!clockTrusted) return undefined;
       return new IngestRejectError(
         "ABSURD_TIMESTAMP",
         `timestamp ${f.timestampUs} µs is too far from the gateway clock`,
@@ -259,7 +266,8 @@ export class Ingest {
   #data(f: DataFrame, raw: Buffer, source: SourceKind): IngestReply | Promise<IngestReply> {
     const nowUs = this.#clock.nowUs();
     const known = this.counters.devices.get(f.deviceId);
-    const refusal = this.validate(f, known, nowUs);
+    const clockTrusted = this.#clockTrusted();
+    const refusal = this.validate(f, known, nowUs, clockTrusted);
     if (refusal) return this.#refuse(refusal, f.deviceId, f.seq, source);
     const d = known ?? this.counters.device(f.deviceId);
     d.noteArrival(nowUs);
@@ -308,6 +316,7 @@ export class Ingest {
       timestampUs: f.timestampUs || nowUs,
       raw,
       ...(d.seq.boot ? { boot: d.seq.boot } : {}),
+      ...(clockTrusted ? {} : { clockUnverified: true as const }),
     };
     d.seq.issue(ext);
     if (++this.#pending >= this.#maxPending && !this.#busy) {
@@ -328,6 +337,7 @@ export class Ingest {
         else {
           d.seq.record(ext);
           this.counters.accepted++;
+          if (record.clockUnverified) this.counters.clockUnverified++;
           if (f.nonFinite !== undefined) this.#countNonFinite(d, f.nonFinite);
           for (const fn of this.#observers) fn(record, f);
         }

@@ -4,7 +4,7 @@
  *
  * | key | value |
  * |---|---|
- * | `L` index u64 | frame record: deviceId u32 ‖ seq u64 ‖ receivedUs u64 ‖ timestampUs u64 ‖ raw |
+ * | `L` index u64 | frame record: deviceId u32 ‖ flags u8 ‖ seq u56 ‖ receivedUs u64 ‖ timestampUs u64 ‖ raw (flags: see encodeRecord) |
  * | `E` index u64 | leaf record: 0x01 ‖ receivedUs u64 ‖ leaf hash 32 ‖ INFERENCE/ALERT preimage (tag ‖ body ‖ pad); legacy (first byte 0x00): receivedUs u64 ‖ preimage |
  * | `H` leafHash 32 ‖ index u64 | empty (leaf hash → index; several indices if appended twice) |
  * | `D` deviceId u32 ‖ seq u64 | index u64 (the (device, seq) index and dedupe slow path) |
@@ -92,10 +92,20 @@ export function prefixEnd(prefix: number): Buffer {
 
 export const RECORD_FIXED = 28;
 
+/** `L` flags bit 0: the gateway clock was not known good when the frame arrived (FrameRecord.clockUnverified). */
+export const FLAG_CLOCK_UNVERIFIED = 0x01;
+
+/**
+ * Encodes an `L` value. Byte 4 is a flags byte: it is the top byte of what was a u64 seq field,
+ * always 0 for a safe-integer seq (< 2^53), so records written before flags existed read as
+ * unflagged. A store holding a flagged record must not be opened by a gateway older than the
+ * flags byte (it would read the seq as ≥ 2^56).
+ */
 export function encodeRecord(r: FrameRecord): Buffer {
   const b = Buffer.allocUnsafe(RECORD_FIXED + r.raw.length);
   b.writeUInt32BE(r.deviceId >>> 0, 0);
   writeU64(b, 4, r.seq);
+  b[4] = r.clockUnverified ? FLAG_CLOCK_UNVERIFIED : 0;
   writeU64(b, 12, r.receivedUs);
   writeU64(b, 20, r.timestampUs);
   b.set(r.raw, RECORD_FIXED);
@@ -103,15 +113,18 @@ export function encodeRecord(r: FrameRecord): Buffer {
 }
 
 export function decodeRecord(index: number, b: Buffer): StoredFrame {
-  return {
+  const flags = b[4]!;
+  const f: StoredFrame = {
     index,
     deviceId: b.readUInt32BE(0),
-    seq: readU64(b, 4),
+    seq: (b.readUInt32BE(4) & 0x00ff_ffff) * TWO_32 + b.readUInt32BE(8),
     receivedUs: readU64(b, 12),
     timestampUs: readU64(b, 20),
     // A view: `b` is a fresh buffer per read (LevelDB and MemoryKv both return copies).
     raw: b.subarray(RECORD_FIXED),
   };
+  if (flags & FLAG_CLOCK_UNVERIFIED) f.clockUnverified = true;
+  return f;
 }
 
 export function leafHashKey(hash: Uint8Array, index: number): Buffer {

@@ -42,6 +42,7 @@ import {
   P_LOG,
   P_PRUNED,
   P_SEQ,
+  FLAG_CLOCK_UNVERIFIED,
   RECORD_FIXED,
   decodeRecord,
   devKey,
@@ -107,7 +108,8 @@ async function* scan(db: Db, prefix: number): AsyncIterable<[Buffer, Buffer]> {
 }
 
 function intactFrame(index: number, v: Buffer): boolean {
-  if (v.length < RECORD_FIXED + 4) return false;
+  // Flags other than the clock mark mean the record is damaged (codec.ts encodeRecord).
+  if (v.length < RECORD_FIXED + 4 || (v[4]! & ~FLAG_CLOCK_UNVERIFIED) !== 0) return false;
   try {
     const r = decodeRecord(index, v);
     const f = decodeFrame(r.raw);

@@ -19,6 +19,6 @@ options:
   -h, --help            this text
 
 The passphrase comes from VIGIL_KEYSTORE_PASSPHRASE or the file named by
-VIGIL_KEYSTORE_PASSPHRASE_FILE (mode 0600). Register the printed public key with
+VIGIL_KEYSTORE_PASSPHRASE_FILE (mode 0600; "-" reads standard input). Register the printed public key with
 "vigil chain register-gateway".
 `;
