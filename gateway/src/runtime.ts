@@ -30,6 +30,7 @@ import { EmbeddedPublisher } from "./alerts/embedded-publisher.ts";
 import { MqttClientPublisher } from "./alerts/mqtt-publisher.ts";
 import { EncodedOutput } from "./alerts/output.ts";
 import type { AlertPublisher } from "./alerts/publisher.ts";
+import { alertTopics } from "./alerts/topics.ts";
 import { AlertService, type EventOutput } from "./alerts/service.ts";
 import { VigilJsonEncoder } from "./alerts/vigil-json.ts";
 import { loadKeystore, passphraseFromEnv } from "./attest/keystore.ts";
@@ -605,7 +606,8 @@ export class Runtime {
     });
     try {
       await this.publisher.publish({
-        topic: `vigil/v1/${this.config.site}/${this.config.attest.gatewayName}/access`,
+        // Sanitised like every other gateway topic (a raw name could span topic levels).
+        topic: alertTopics(this.config.site, this.config.attest.gatewayName).access,
         payload: Buffer.from(payload),
         qos: 1,
         retain: true,

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { alertTopics } from "../../gateway/src/alerts/topics.ts";
-import { INGEST_TOPIC_PREFIX, TOPIC_ROOT, nackTopic } from "../../gateway/src/protocol/topics.ts";
+import { INGEST_TOPIC_PREFIX, nackTopic } from "../../gateway/src/protocol/topics.ts";
 import { updatesTopic } from "../../gateway/src/updates/start.ts";
 
 const readme = readFileSync("gateway/src/alerts/README.md", "utf8");
@@ -31,9 +31,10 @@ const kinds: Record<string, { topic: string; binary: boolean }> = {
   "sensor-fault": { topic: t.sensorFault(DEVICE), binary: false },
   "device status": { topic: t.deviceStatus(DEVICE), binary: false },
   "gateway status": { topic: t.status, binary: false },
+  "gateway alerts": { topic: t.gatewayAlert, binary: false },
   updates: { topic: updatesTopic("plant-7", "gw-1"), binary: false },
   // runtime.ts #publishAccessStatus
-  access: { topic: `${TOPIC_ROOT}/plant-7/gw-1/access`, binary: false },
+  access: { topic: t.access, binary: false },
   "device frames": { topic: `${INGEST_TOPIC_PREFIX}0000002a`, binary: true },
   "device frames as JSON": { topic: `${INGEST_TOPIC_PREFIX}0000002a/json`, binary: false },
   NACKs: { topic: nackTopic("0000002a"), binary: true },

@@ -76,6 +76,10 @@ describe("topics", () => {
     expect(t.status).toBe("vigil/v1/plant_7_north/gw__1/status");
     expect(t.alert(0x2a)).toBe("vigil/v1/plant_7_north/gw__1/0000002a/alert");
     expect(t.health(0xdeadbeef)).toBe("vigil/v1/plant_7_north/gw__1/deadbeef/health");
+    expect([t.gatewayAlert, t.access]).toEqual([
+      "vigil/v1/plant_7_north/gw__1/alert",
+      "vigil/v1/plant_7_north/gw__1/access",
+    ]);
     expect(topicLevel("$SYS", "site")).toBe("_SYS");
     expect(topicLevel("a".repeat(100), "site")).toHaveLength(64);
     expect(dashboardSubscriptions()).toEqual([

@@ -49,6 +49,8 @@ export interface AlertTopics {
   status: string;
   /** Alerts about the gateway itself (gateway-alert): one topic level fewer than a device's alerts. */
   gatewayAlert: string;
+  /** The registry cache's retained state (runtime.ts, gateway/src/access/README.md). */
+  access: string;
   alert(deviceId: number): string;
   health(deviceId: number): string;
   sensorFault(deviceId: number): string;
@@ -66,6 +68,7 @@ export function alertTopics(site: string, gateway: string): AlertTopics {
     gateway: g,
     status: `${base}/status`,
     gatewayAlert: `${base}/alert`,
+    access: `${base}/access`,
     alert: (id) => `${base}/${deviceIdHex(id)}/alert`,
     health: (id) => `${base}/${deviceIdHex(id)}/health`,
     sensorFault: (id) => `${base}/${deviceIdHex(id)}/sensor-fault`,
