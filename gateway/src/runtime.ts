@@ -365,7 +365,13 @@ export class Runtime {
       clock: this.clock,
       onLeaf: this.#onLeaf,
       onError: (e) => alertLog.warn({ err: (e as Error).message }, "alert publication failed"),
+      readingsIntervalMs: c.mqtt.readingsIntervalMs ?? undefined,
     });
+    // Dashboards read decoded values on {device}/reading (names from the device's last HELLO).
+    if (c.mqtt.readingsIntervalMs !== null)
+      this.ingest.onStored((rec, f) =>
+        this.alerts.onReading(rec, f, this.ingest.counters.devices.get(f.deviceId)?.channelNames),
+      );
   }
 
   /** The embedded broker's certificate and key (errors name the setting). */

@@ -18,6 +18,7 @@ export function kindOf(topic: string): PayloadKind | undefined {
   // vigil/v1/{site}/{gateway}/alert is the gateway's own; one level more, a device's.
   if (topic.endsWith("/alert")) return topic.split("/").length === 6 ? "alert" : "gateway-alert";
   if (topic.endsWith("/health")) return "health";
+  if (topic.endsWith("/reading")) return "reading";
   if (topic.endsWith("/sensor-fault")) return "sensor-fault";
   // vigil/v1/{site}/{gateway}/status is the gateway's; one level more, a device's.
   if (topic.endsWith("/status")) return topic.split("/").length === 6 ? "device-status" : "status";

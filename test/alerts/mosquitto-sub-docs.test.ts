@@ -28,6 +28,7 @@ const DEVICE = 0x2a;
 const kinds: Record<string, { topic: string; binary: boolean }> = {
   alert: { topic: t.alert(DEVICE), binary: false },
   health: { topic: t.health(DEVICE), binary: false },
+  readings: { topic: t.reading(DEVICE), binary: false },
   "sensor-fault": { topic: t.sensorFault(DEVICE), binary: false },
   "device status": { topic: t.deviceStatus(DEVICE), binary: false },
   "gateway status": { topic: t.status, binary: false },

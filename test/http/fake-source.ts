@@ -129,6 +129,8 @@ export class FakeSource implements MetricsSource {
     deviceStatusPublished: 0,
     gatewayAlertsRaised: 0,
     gatewayAlertsCleared: 0,
+    readingsPublished: 0,
+    readingsThrottled: 0,
   };
   readonly alerts = { counters: this.alertCounters };
   sealer: MetricsSource["sealer"] = undefined;

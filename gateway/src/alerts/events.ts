@@ -137,5 +137,31 @@ export interface GatewayAlertEvent {
   detail: Record<string, string | number | null>;
 }
 
+/**
+ * A stored DATA frame decoded for dashboards (throttled per device, AlertService.onReading): the
+ * values as sent, with the channel names of the device's last HELLO.
+ */
+export interface ReadingEvent {
+  kind: "reading";
+  deviceId: number;
+  /** The device's u32 sequence number of the frame. */
+  seq: number;
+  /** Device timestamp, µs (the arrival time when the device has no clock). */
+  timestampUs: number;
+  /** Gateway clock at arrival, µs. */
+  receivedUs: number;
+  /** Channel names from the device's last HELLO, in value order; undefined before a HELLO. */
+  channels: readonly string[] | undefined;
+  values: Float32Array;
+  /** The gateway clock was not known good when the frame arrived (FrameRecord.clockUnverified). */
+  clockUnverified: boolean;
+}
+
 export type GatewayEvent =
-  AlertEvent | HealthEvent | StatusEvent | SensorFaultEvent | DeviceStatusEvent | GatewayAlertEvent;
+  | AlertEvent
+  | HealthEvent
+  | StatusEvent
+  | SensorFaultEvent
+  | DeviceStatusEvent
+  | GatewayAlertEvent
+  | ReadingEvent;

@@ -1,6 +1,6 @@
 /**
  * JSON payloads of the alert topics, version 1. One JSON Schema per payload lives in
- * ./schemas (alert, health, status, sensor-fault, device-status, gateway-alert); test/alerts checks every payload the gateway publishes
+ * ./schemas (alert, health, status, sensor-fault, device-status, gateway-alert, reading); test/alerts checks every payload the gateway publishes
  * against them. Field meanings: README.md.
  */
 import { readFileSync } from "node:fs";
@@ -193,7 +193,24 @@ export function isoUs(us: number): string {
   return new Date(Math.floor(us / 1000)).toISOString();
 }
 
-export type PayloadKind = "alert" | "health" | "status" | "sensor-fault" | "device-status" | "gateway-alert";
+/** `vigil/v1/{site}/{gateway}/{device}/reading` (schemas/reading.schema.json). */
+export interface ReadingPayload {
+  v: 1;
+  type: "reading";
+  site: string;
+  gateway: string;
+  device: string;
+  seq: number;
+  time: string;
+  timestampUs: number;
+  receivedUs: number;
+  channels: string[] | null;
+  values: Array<number | null>;
+  clockUnverified: boolean;
+}
+
+export type PayloadKind =
+  "alert" | "health" | "status" | "sensor-fault" | "device-status" | "gateway-alert" | "reading";
 
 /** The JSON Schema of one payload kind (draft-07), read from ./schemas. */
 export function payloadSchema(kind: PayloadKind): object {

@@ -14,7 +14,7 @@
 import { alertLeafPreimage, leafFromPreimage, sensorFaultLeafPreimage } from "../core/leaf.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
 import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
-import type { LeafSink } from "../core/records.ts";
+import type { FrameRecord, LeafSink } from "../core/records.ts";
 import type { InferenceResult } from "../infer/loop.ts";
 import type { DeviceQualityStatus, SensorFaultTransition } from "../infer/quality-events.ts";
 import type { LoadedModel } from "../infer/registry.ts";
@@ -30,6 +30,8 @@ import type {
   StatusEvent,
 } from "./events.ts";
 import { RuleEngine, SEVERITY_CODE, type AlertTransition } from "./rules.ts";
+import { ReadingFeed } from "./readings.ts";
+import type { DataFrame } from "../protocol/frame.ts";
 
 /** Where events go: an encoder and a publisher (output.ts), or a fake in tests. */
 export interface EventOutput {
@@ -49,6 +51,11 @@ export interface AlertServiceOptions {
   onLeaf?: LeafSink;
   /** Per device, health is published at most this often, and at once on an alert transition. Default 1000 ms. */
   healthIntervalMs?: number;
+  /**
+   * Decoded readings of stored frames on `{device}/reading` (`onReading`), at most one per device
+   * this often, ms (0: every frame). Default undefined: none are published.
+   */
+  readingsIntervalMs?: number | undefined;
   /** Called with each alert event right after it was handed to the output (bench, logs, demo). */
   onAlert?: (a: AlertEvent) => void;
   /** Called with each sensor-fault event right after it was handed to the output (logs, demo). */
@@ -74,6 +81,9 @@ export interface AlertCounters {
   /** Gateway alerts (conditions of the gateway itself, e.g. update-check-stale) raised and cleared. */
   gatewayAlertsRaised: number;
   gatewayAlertsCleared: number;
+  /** Decoded readings published, and stored frames whose reading the per-device interval skipped. */
+  readingsPublished: number;
+  readingsThrottled: number;
   publishErrors: number;
 }
 
@@ -107,6 +117,8 @@ export class AlertService {
     deviceStatusPublished: 0,
     gatewayAlertsRaised: 0,
     gatewayAlertsCleared: 0,
+    readingsPublished: 0,
+    readingsThrottled: 0,
     publishErrors: 0,
   };
   /** Raised gateway alerts: when each episode began (µs). */
@@ -124,6 +136,7 @@ export class AlertService {
   #flushTimer: unknown;
   #open = false;
   #anchoringPaused: AnchoringPause | null = null;
+  readonly #readings: ReadingFeed | undefined;
 
   constructor(opts: AlertServiceOptions) {
     this.#o = opts;
@@ -131,7 +144,42 @@ export class AlertService {
     this.#timers = opts.timers ?? realTimers;
     this.#healthUs = (opts.healthIntervalMs ?? 1000) * 1000;
     if (!(this.#healthUs >= 0)) throw new RangeError(`healthIntervalMs must be ≥ 0`);
+    const r = opts.readingsIntervalMs;
+    if (r !== undefined && !(r >= 0)) throw new RangeError(`readingsIntervalMs must be ≥ 0`);
+    this.#readings =
+      r === undefined
+        ? undefined
+        : new ReadingFeed({
+            intervalMs: r,
+            clock: this.#clock,
+            timers: this.#timers,
+            emit: (e) => {
+              this.counters.readingsPublished++;
+              void this.#emit(e, "reading");
+            },
+          });
   }
+
+  /**
+   * A stored DATA frame (Ingest.onStored): its decoded values go out on `{device}/reading`,
+   * throttled per device (`readingsIntervalMs`); nothing when readings are off or before start.
+   */
+  readonly onReading = (record: FrameRecord, frame: DataFrame, channels?: readonly string[]): void => {
+    const feed = this.#readings;
+    if (!feed || !this.#open) return;
+    const before = feed.counters.throttled;
+    feed.offer({
+      kind: "reading",
+      deviceId: frame.deviceId,
+      seq: frame.seq,
+      timestampUs: record.timestampUs,
+      receivedUs: record.receivedUs,
+      channels,
+      values: frame.values,
+      clockUnverified: record.clockUnverified === true,
+    });
+    this.counters.readingsThrottled += feed.counters.throttled - before;
+  };
 
   /** A status event for the current live models. */
   status(state: "online" | "offline", reason: StatusEvent["reason"]): StatusEvent {
@@ -208,6 +256,7 @@ export class AlertService {
     if (this.#flushTimer !== undefined) this.#timers.clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     this.flushHealth(true);
+    this.#readings?.stop();
     await this.settled();
     try {
       await this.#o.output.emit(this.status("offline", "stop"));
@@ -417,7 +466,7 @@ export class AlertService {
 
   #emit(
     e: GatewayEvent,
-    what: "alert" | "health" | "status" | "sensor-fault" | "device-status" | "gateway-alert",
+    what: "alert" | "health" | "status" | "sensor-fault" | "device-status" | "gateway-alert" | "reading",
   ): Promise<void> {
     if (what === "alert") this.counters.alertsPublished++;
     else if (what === "health") this.counters.healthPublished++;

@@ -55,6 +55,8 @@ export interface AlertTopics {
   health(deviceId: number): string;
   sensorFault(deviceId: number): string;
   deviceStatus(deviceId: number): string;
+  /** Decoded readings of a device's stored frames, for dashboards (QoS 0, throttled). */
+  reading(deviceId: number): string;
 }
 
 export function alertTopics(site: string, gateway: string): AlertTopics {
@@ -71,6 +73,7 @@ export function alertTopics(site: string, gateway: string): AlertTopics {
     access: `${base}/access`,
     alert: (id) => `${base}/${deviceIdHex(id)}/alert`,
     health: (id) => `${base}/${deviceIdHex(id)}/health`,
+    reading: (id) => `${base}/${deviceIdHex(id)}/reading`,
     sensorFault: (id) => `${base}/${deviceIdHex(id)}/sensor-fault`,
     deviceStatus: (id) => `${base}/${deviceIdHex(id)}/status`,
   };

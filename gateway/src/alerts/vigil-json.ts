@@ -11,6 +11,7 @@ import type {
   GatewayAlertEvent,
   GatewayEvent,
   HealthEvent,
+  ReadingEvent,
   SensorFaultEvent,
   StatusEvent,
 } from "./events.ts";
@@ -20,10 +21,24 @@ import {
   type DeviceStatusPayload,
   type GatewayAlertPayload,
   type HealthPayload,
+  type ReadingPayload,
   type SensorFaultPayload,
   type StatusPayload,
 } from "./payloads.ts";
 import { alertTopics, type AlertTopics } from "./topics.ts";
+
+/**
+ * A float32 reading as JSON: the shortest decimal that reads back as the same float32 (21.5, not
+ * 21.5; 0.1, not 0.10000000149011612); null for NaN and ±Inf, which JSON cannot carry (RFC 8259 §6).
+ */
+export function float32Json(v: number): number | null {
+  if (!Number.isFinite(v)) return null;
+  for (let p = 1; p < 9; p++) {
+    const d = Number(v.toPrecision(p));
+    if (Math.fround(d) === v) return d;
+  }
+  return Number(v.toPrecision(9));
+}
 
 /** 4 decimals: enough for RUL cycles and scores, and stable JSON across platforms. */
 function round(v: number): number {
@@ -88,7 +103,34 @@ export class VigilJsonEncoder implements AlertEncoder {
             retain: false,
           },
         ];
+      case "reading":
+        // QoS 0: a live view; the store holds every frame (a lost reading costs nothing).
+        return [
+          {
+            topic: this.topics.reading(e.deviceId),
+            payload: JSON.stringify(this.reading(e)),
+            qos: 0,
+            retain: false,
+          },
+        ];
     }
+  }
+
+  reading(e: ReadingEvent): ReadingPayload {
+    return {
+      v: 1,
+      type: "reading",
+      site: this.topics.site,
+      gateway: this.topics.gateway,
+      device: deviceIdHex(e.deviceId),
+      seq: e.seq,
+      time: isoUs(e.timestampUs),
+      timestampUs: e.timestampUs,
+      receivedUs: e.receivedUs,
+      channels: e.channels && e.channels.length === e.values.length ? [...e.channels] : null,
+      values: Array.from(e.values, float32Json),
+      clockUnverified: e.clockUnverified,
+    };
   }
 
   gatewayAlert(e: GatewayAlertEvent): GatewayAlertPayload {

@@ -140,6 +140,11 @@ const Mqtt = Type.Object(
       default: null,
       description: "External broker password (never logged).",
     }),
+    readingsIntervalMs: nullable(Type.Integer({ minimum: 0 }), {
+      default: 1000,
+      description:
+        "Decoded JSON readings of stored frames on vigil/v1/{site}/{gateway}/{device}/reading (QoS 0), at most one per device this often, ms; 0 = every frame, null = none (gateway/src/alerts/README.md).",
+    }),
   },
   { additionalProperties: false, default: {} },
 );

@@ -114,6 +114,7 @@ export class LiveFeed {
     "sensor-fault": 0,
     "device-status": 0,
     "gateway-alert": 0,
+    reading: 0,
   };
   readonly #dirty = new Map<number, number>(); // device → pushes at the last drain
   #pendingAlerts: AlertView[] = [];
