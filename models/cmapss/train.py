@@ -36,6 +36,7 @@ Recipe (see models/README.md):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -406,6 +407,36 @@ def train_member(cfg: Config, seed: int, xtr, ytr, xva, yva, log) -> tuple[nn.Mo
     return model, best, best_epoch + 1
 
 
+MEMBER_CACHE: str | None = None  # --member-cache DIR: reuse members trained by an earlier run with the same recipe
+
+
+def cached_member(cfg: Config, seed: int, xtr, ytr, xva, yva, log) -> tuple[nn.Module, float, int]:
+    """train_member, or its result from --member-cache when an earlier run trained the same member (same
+    Config, seed and training data: training is deterministic, so this only saves time; the cached training
+    seconds are added to training.seconds)."""
+    global CACHED_SECONDS
+    if not MEMBER_CACHE:
+        return train_member(cfg, seed, xtr, ytr, xva, yva, log)
+    h = hashlib.sha256(repr((dataclasses.replace(cfg, seeds=0), seed, xtr.shape, float(xtr[::97].sum()), float(ytr.sum()))).encode()).hexdigest()[:16]
+    path = os.path.join(MEMBER_CACHE, f"{cfg.subset.lower()}-{seed}-{h}.pt")
+    if os.path.exists(path):
+        c = torch.load(path)
+        model = make_model(cfg)
+        model.load_state_dict(c["state"])
+        model.eval()
+        CACHED_SECONDS += c["seconds"]
+        log(f"    member seed={seed} (cached) best val RMSE {c['val']:.3f} at epoch {c['epoch']}")
+        return model, c["val"], c["epoch"]
+    t = time.time()
+    model, v, e = train_member(cfg, seed, xtr, ytr, xva, yva, log)
+    os.makedirs(MEMBER_CACHE, exist_ok=True)
+    torch.save({"state": model.state_dict(), "val": v, "epoch": e, "seconds": time.time() - t}, path)
+    return model, v, e
+
+
+CACHED_SECONDS = 0.0
+
+
 def truncated_units(units: list[np.ndarray], seed: int, per_unit: int = 10) -> tuple[list[np.ndarray], np.ndarray]:
     """Test-like samples from held-out train units (raw rows): cut each at a seeded point leaving a true RUL
     uniform in [5, 145] (the test files' range), keeping at least 20 cycles."""
@@ -468,7 +499,7 @@ def run_subset(cfg: Config, out_dir: str, log, validate_only: bool = False) -> d
         mid_x = last_windows([norm.apply(u) for u in observed_from_mid_life(cut, SEED + 2000 + k)], cfg.window)
         fold_first, fold_mid = np.zeros(len(cut_y)), np.zeros(len(cut_y))
         for s in range(cfg.seeds):  # cfg.seeds members per fold, differing only in their seed
-            m, v, e = train_member(cfg, SEED + k + 100 * s, xtr, ytr, xva, yva, log)
+            m, v, e = cached_member(cfg, SEED + k + 100 * s, xtr, ytr, xva, yva, log)
             members.append(m)
             val_scores.append(v)
             val_epochs.append(e)
@@ -519,7 +550,7 @@ def run_subset(cfg: Config, out_dir: str, log, validate_only: bool = False) -> d
             "sha256": sha256_file(int8_path), "bytes": os.path.getsize(int8_path)}
     params = sum(p.numel() for p in ens.parameters())
     macs = count_macs(ens, cfg.window, cfg.width)
-    elapsed = time.time() - t0
+    elapsed = time.time() - t0 + CACHED_SECONDS
     manifest = build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, len(test_units),
                               float(np.mean(val_scores)), val_epochs, rmse(oof_p, oof_t), phm08(oof_p, oof_t) / len(oof_t) ,
                               params, macs, elapsed, capped_metrics, quality_block(cfg, train_units, norm), int8)
@@ -829,7 +860,7 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
 
 
 def main() -> None:
-    global SEED
+    global SEED, MEMBER_CACHE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--all", action="store_true", help="train FD001..FD004")
     ap.add_argument("--subset", action="append", choices=list(CONFIGS), help="train one subset (repeatable)")
@@ -843,6 +874,8 @@ def main() -> None:
     ap.add_argument("--write-quality", action="store_true",
                     help="only rewrite inputs.quality of the existing manifests from the train file (no training)")
     ap.add_argument("--seed", type=int, default=SEED, help=f"base seed (default {SEED}; folds, members, cuts)")
+    ap.add_argument("--member-cache", help="folder where trained members are saved and reused by a later run with the "
+                    "same recipe and seed (e.g. tmp/members: the final run reuses the --validate-only run's networks)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; recorded in the manifest)")
     args = ap.parse_args()
     subsets = list(CONFIGS) if args.all else (args.subset or [])
@@ -850,6 +883,7 @@ def main() -> None:
         ap.error("give --all or --subset FD00x")
     torch.set_num_threads(args.threads)
     SEED = args.seed
+    MEMBER_CACHE = args.member_cache
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
 
