@@ -189,6 +189,7 @@ interface GatewayEnv {
   config: string;
   env: NodeJS.ProcessEnv;
   port: number;
+  httpPort: number;
 }
 
 async function prepareGateway(): Promise<GatewayEnv & { stopChain(): Promise<void> }> {
@@ -196,12 +197,14 @@ async function prepareGateway(): Promise<GatewayEnv & { stopChain(): Promise<voi
   const gatewayId = gatewayIdOf(resolveConfig({ attest: { gatewayName: GATEWAY_NAME } }));
   const chain = await localChain({ dataDir: dir, gatewayId });
   const port = await freePort();
+  const httpPort = await freePort();
   const config = join(dir, "config.json");
   writeFileSync(
     config,
     JSON.stringify({
       dataDir: dir,
       mqtt: { embedded: { port } },
+      http: { port: httpPort },
       store: { minFreeBytes: 0, reserveBytes: 0 },
       attest: { gatewayName: GATEWAY_NAME, batchIntervalMs: 1000 },
       chain: {
@@ -218,6 +221,7 @@ async function prepareGateway(): Promise<GatewayEnv & { stopChain(): Promise<voi
     dir,
     config,
     port,
+    httpPort,
     env: {
       ...process.env,
       VIGIL_DIST: "1",
@@ -468,6 +472,16 @@ if (PROFILE_AT) {
   const gw = await startGateway(g, profDir);
   await step(gw, Math.min(PROFILE_AT, 2000), 4, { firstId: 50_000, gateway: true }); // warm-up
   const s = await step(gw, PROFILE_AT, STEP_S, { firstId: 100_000, gateway: true });
+  // Where the memory is (prom-client's process metrics): V8 heap, external, array buffers, RSS.
+  const metrics = await (await fetch(`http://127.0.0.1:${g.httpPort}/metrics`)).text();
+  const mb = (name: string): string => {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(metrics);
+    return m ? `${(Number(m[1]) / 1e6).toFixed(1)} MB` : "?";
+  };
+  console.log(
+    `memory after the step: rss ${mb("process_resident_memory_bytes")}, heap used ${mb("nodejs_heap_size_used_bytes")} ` +
+      `of ${mb("nodejs_heap_size_total_bytes")}, external ${mb("nodejs_external_memory_bytes")}`,
+  );
   await gw.stop();
   await g.stopChain();
   console.log(
