@@ -251,9 +251,10 @@ async function createSession(
 
 /**
  * Why a session does not fit its manifest (no input tensor of the manifest's name, or a missing
- * output), or undefined when it fits. Shared with the worker thread's check (worker.ts).
+ * output), or undefined when it fits. The worker thread repeats this check in its own source
+ * (worker.ts: it cannot import TypeScript), with the same messages.
  */
-export function missingNames(
+function missingNames(
   manifest: Pick<ModelManifest, "inputs" | "outputs">,
   inputNames: readonly string[],
   outputNames: readonly string[],
