@@ -4,7 +4,15 @@
  * the problem and the fix, and no stack trace; a degraded row starts and keeps retrying.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, appendFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -275,5 +283,6 @@ describe("vigil start: stopping while starting", () => {
       .filter(Boolean)
       .map((l) => (JSON.parse(l) as { msg: string }).msg);
     expect(msgs.at(-1)).toBe("stopped");
+    rmSync(dir, { recursive: true, force: true });
   }, 90_000);
 });

@@ -3,7 +3,7 @@
  * Runtime (LevelDB store in a temp dir, embedded broker, the package's models, no chain) and
  * rotating machines publishing over MQTT at a given rate until stopped.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Simulator, type SimReport } from "../../device-sim/src/simulator.ts";
@@ -26,9 +26,10 @@ export async function startFleet(o: {
   durationS: number;
   seed?: number;
 }): Promise<Fleet> {
+  const dataDir = mkdtempSync(join(tmpdir(), "vigil-fleet-"));
   const rt = new Runtime({
     config: resolveConfig({
-      dataDir: mkdtempSync(join(tmpdir(), "vigil-fleet-")),
+      dataDir,
       mqtt: { embedded: { port: 0 } },
       http: { port: 0 },
       attest: { enabled: false },
@@ -58,6 +59,7 @@ export async function startFleet(o: {
       abort.abort();
       await done.catch(() => undefined);
       await rt.stop();
+      rmSync(dataDir, { recursive: true, force: true }); // the store is 20–45 MB per fleet
     },
   };
 }
