@@ -4,7 +4,6 @@
  * broker, LevelDB store, the package's models, simulated devices over MQTT); the layout rules
  * (value beside threshold, bounded alert lines, what is failing) are checked on the formatter.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -21,19 +20,9 @@ import { UsageError } from "../../gateway/src/core/errors.ts";
 import type { AlertView } from "../../gateway/src/http/live.ts";
 import type { PageStats } from "../../gateway/src/http/page-model.ts";
 import { startFleet, type Fleet } from "../helpers/fleet.ts";
-import { freePort } from "../helpers/procs.ts";
+import { freePort, runVigil } from "../helpers/procs.ts";
 
-/** Runs `vigil ARGS` as a child process (async: the gateway under test runs in this process). */
-function vigil(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, ["bin/vigil.js", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    p.on("close", (code) => res({ code, stdout, stderr }));
-  });
-}
+const vigil = runVigil;
 
 function summary(over: Partial<PageStats> = {}): PageStats {
   const t = 1_760_000_000_000;

@@ -3,11 +3,10 @@
 // A release that fails (its file was altered after proposal) is refused once and not retried by
 // later checks; once its file is fixed at the source, `vigil update retry` (no id: the last
 // failure) installs it while engines stream. A gateway that does not run is one clear line.
-import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { Runtime } from "../../gateway/src/runtime.ts";
-import { freePort } from "../helpers/procs.ts";
+import { freePort, runVigil } from "../helpers/procs.ts";
 import {
   approve,
   chainRig,
@@ -28,17 +27,7 @@ afterEach(async () => {
   r = undefined;
 });
 
-/** Runs `vigil ARGS` as a child process (async: the gateway under test runs in this process). */
-function vigil(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, ["bin/vigil.js", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    p.on("close", (code) => res({ code, stdout, stderr }));
-  });
-}
+const vigil = runVigil;
 
 describe("vigil update against a running gateway", () => {
   it("behavior: status, check (a refused release is not retried), retry after the fix installs it", async () => {
