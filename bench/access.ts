@@ -1,15 +1,18 @@
 /**
- * `npm run bench -- access [--seconds S] [--same-priority]` (default 5 s per phase; the attacker
+ * `npm run bench -- access [--seconds S] [--same-priority] [--flood N]` (default 5 s per phase; the attacker
  * process runs at nice 19 unless --same-priority)
  * A real device's frame-to-PUBACK latency on the embedded broker with registry access control,
  * quiet versus while hostile clients attack it, in the same run. The attackers run in a child
  * process (bench/probes/access-attacker.ts) so the figures are the gateway's, not the attacker's
  * own CPU: failed logins guessing a real device's password, forged reader tokens, oversized
- * PUBLISHes (1 MiB) with stolen device credentials, anonymous connects — all together, then each
+ * PUBLISHes (1 MiB) with stolen device credentials, anonymous connects, and a connect flood
+ * (`--flood N` raw TCP connections at once, default 256, each reconnecting as soon as it is
+ * closed) — all together, then each
  * kind alone to show where the time goes. The sink is in memory: no fsync in the path (the durable
  * store adds a synced batch before the PUBACK; see gateway/src/access/README.md). Also reports the
  * event-loop delay, the time spent authenticating, the heap growth over the attack, the machine's
- * load and the broker's counters. Target (issue 10): p99 ≤ 10 ms during the attack.
+ * load and the broker's counters. Target (issue 10): every real frame acknowledged within 10 ms
+ * during the attack (max and p99 ≤ 10 ms).
  * Last line: one JSON object with the figures.
  */
 import { spawn } from "node:child_process";
@@ -40,9 +43,15 @@ setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
 
 const { values: a } = parseArgs({
-  options: { seconds: { type: "string" }, "same-priority": { type: "boolean" } },
+  options: {
+    seconds: { type: "string" },
+    "same-priority": { type: "boolean" },
+    flood: { type: "string" },
+  },
 });
 const SECONDS = Number(a.seconds ?? 5);
+/** Parallel connections of the connect flood (--flood, default 256). */
+const FLOOD = Number(a.flood ?? 256);
 const GW: Hex = `0x${"11".repeat(32)}`;
 const DEV = 0x0a;
 const hex8 = (d: number): string => d.toString(16).padStart(8, "0");
@@ -133,6 +142,7 @@ async function phase(name: string, kinds: AttackKind[]): Promise<Phase> {
           kinds,
           device: hex8(DEV),
           stolen: { username: hex8(STOLEN), password: "stolen" },
+          floodLoops: FLOOD,
         }),
       ],
       { stdio: ["pipe", "pipe", "inherit"] },
@@ -180,11 +190,11 @@ await latencies(2); // warm-up (JIT, first GCs)
 const quiet = await phase("quiet", []);
 gc();
 const heapBefore = process.memoryUsage().heapUsed;
-const all = await phase("attack: all kinds", ["login", "token", "oversized", "anonymous"]);
+const all = await phase("attack: all kinds", ["login", "token", "oversized", "anonymous", "flood"]);
 gc();
 const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
 const single: Phase[] = [];
-for (const k of ["login", "token", "oversized", "anonymous"] as const)
+for (const k of ["login", "token", "oversized", "anonymous", "flood"] as const)
   single.push(await phase(`attack: ${k} only`, [k]));
 const quietAfter = await phase("quiet again", []);
 const load1 = loadavg()[0]!;
@@ -210,6 +220,8 @@ const counters = broker.stats();
 await broker.stop();
 
 const fmt = (x: number): string => x.toFixed(2);
+/** The slowest real frame's PUBACK over every attack phase (issue 10: within 10 ms). */
+const attackMax = Math.max(...[all, ...single].map((p) => p.lat.at(-1)!));
 const rows = [quiet, all, ...single, quietAfter].map((p) => [
   p.name,
   `${fmt(pct(p.lat, 0.5))} / ${fmt(pct(p.lat, 0.99))} / ${fmt(p.lat.at(-1)!)}`,
@@ -234,7 +246,7 @@ console.log(
 );
 for (const r of [head, ...rows]) console.log(`  ${r.map((c, i) => c.padEnd(w[i]!)).join("  ")}`);
 console.log(
-  `  p99 ratio attack / quiet: ${(pct(all.lat, 0.99) / pct(quiet.lat, 0.99)).toFixed(2)}; heap growth over the attack ${(heapGrowth / 1048576).toFixed(1)} MiB (after a full GC); refused: auth ${counters.authRefused}, too large ${counters.packetTooLarge}`,
+  `  p99 ratio attack / quiet: ${(pct(all.lat, 0.99) / pct(quiet.lat, 0.99)).toFixed(2)}; heap growth over the attack ${(heapGrowth / 1048576).toFixed(1)} MiB (after a full GC); refused: auth ${counters.authRefused}, too large ${counters.packetTooLarge}, connect rate ${counters.connectRateLimited}, too many connections ${counters.tooManyConnections}, shed at accept ${counters.acceptShed}`,
 );
 console.log(
   `  this disk: fdatasync p50 ${fmt(pct(syncMs, 0.5))} ms, p99 ${fmt(pct(syncMs, 0.99))} ms — added to every PUBACK by the durable store (the sink here is in memory)`,
@@ -264,8 +276,13 @@ console.log(
     p99Ratio: Number((pct(all.lat, 0.99) / pct(quiet.lat, 0.99)).toFixed(3)),
     authRefused: counters.authRefused,
     packetTooLarge: counters.packetTooLarge,
+    connectRateLimited: counters.connectRateLimited,
+    tooManyConnections: counters.tooManyConnections,
+    acceptShed: counters.acceptShed,
+    floodConnections: FLOOD,
     heapGrowthBytes: heapGrowth,
-    targets: { attackP99Ms: 10 },
-    pass: pct(all.lat, 0.99) <= 10,
+    attackMaxMs: Number(attackMax.toFixed(3)),
+    targets: { attackP99Ms: 10, attackMaxMs: 10 },
+    pass: pct(all.lat, 0.99) <= 10 && attackMax <= 10,
   }),
 );

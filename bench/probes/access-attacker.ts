@@ -6,11 +6,12 @@
  * JSON object with the attempts per kind and exits.
  */
 import { randomBytes } from "node:crypto";
+import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { Wallet } from "ethers";
 import mqtt from "mqtt";
 
-export type AttackKind = "login" | "token" | "oversized" | "anonymous";
+export type AttackKind = "login" | "token" | "oversized" | "anonymous" | "flood";
 
 interface Plan {
   url: string;
@@ -19,15 +20,19 @@ interface Plan {
   device: string;
   /** Credentials of a registered sensor the attacker stole (it sends oversized PUBLISHes). */
   stolen: { username: string; password: string };
-  /** Concurrent loops per kind (default 2). */
+  /** Parallel connections of the "flood" kind (default 256). */
+  floodLoops?: number;
+  /** Concurrent loops per kind except "flood" (default 2). */
   loops?: number;
 }
 
 const plan = JSON.parse(process.argv[2] ?? "{}") as Plan;
+/** Parallel loops of the connect flood (default 256: more than the default per-address cap of 64). */
+const FLOOD_LOOPS = plan.floodLoops ?? 256;
 let attacking = true;
 const attempts: Record<string, number> = {};
 let started = 0;
-const total = plan.kinds.length * (plan.loops ?? 2);
+const total = plan.kinds.reduce((n, k) => n + (k === "flood" ? FLOOD_LOOPS : (plan.loops ?? 2)), 0);
 const first = (): void => {
   if (++started === total) process.stdout.write("ready\n");
 };
@@ -37,11 +42,16 @@ async function attempt(
   opts: mqtt.IClientOptions,
   then?: (c: mqtt.MqttClient) => Promise<void>,
 ): Promise<void> {
-  const c = await mqtt
-    .connectAsync(plan.url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts })
-    .catch(() => undefined);
-  if (c && then) await then(c);
-  c?.end(true);
+  // Not connectAsync: it never settles when the broker closes the socket before CONNACK (a
+  // connect-rate refusal), and a refused attacker retries at once.
+  const c = mqtt.connect(plan.url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+  const ok = await new Promise<boolean>((res) => {
+    c.once("connect", () => res(true));
+    c.once("error", () => res(false));
+    c.once("close", () => res(false));
+  });
+  if (ok && then) await then(c);
+  c.end(true);
 }
 
 // A reader key of nobody's: a well-formed token (EIP-712 signature, 24 h) that the registry does not allow.
@@ -64,7 +74,19 @@ const kinds: Record<AttackKind, (n: number) => Promise<void>> = {
         }),
     ),
   anonymous: (n) => attempt({ clientId: `anon-${n}` }),
+  // A connect flood: raw TCP connections that send an anonymous CONNECT and reconnect as soon as
+  // the broker closes them, FLOOD_LOOPS at a time (more than the per-address cap).
+  flood: () =>
+    new Promise<void>((res) => {
+      const u = new URL(plan.url);
+      const s = connect(Number(u.port), u.hostname, () => s.write(CONNECT));
+      s.on("error", () => undefined);
+      s.once("close", () => res());
+      s.resume();
+    }),
 };
+/** An MQTT 3.1.1 CONNECT, clean session, keep-alive 60 s, client id "f" [MQTT-3.1]. */
+const CONNECT = Buffer.from([0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 60, 0, 1, 0x66]);
 
 async function loop(kind: AttackKind): Promise<void> {
   let once = false;
@@ -78,7 +100,8 @@ async function loop(kind: AttackKind): Promise<void> {
   }
 }
 
-const loops = plan.kinds.flatMap((k) => Array.from({ length: plan.loops ?? 2 }, () => loop(k)));
+const loopsOf = (k: AttackKind): number => (k === "flood" ? FLOOD_LOOPS : (plan.loops ?? 2));
+const loops = plan.kinds.flatMap((k) => Array.from({ length: loopsOf(k) }, () => loop(k)));
 createInterface({ input: process.stdin }).once("line", () => {
   attacking = false;
 });

@@ -417,6 +417,43 @@ describe("embedded broker limits", () => {
     c.end(true);
     expect(rig.broker.access.tooManyConnections).toBe(1);
   });
+
+  it("error: connects beyond maxConnectsPerSecondPerAddress are held unread, then closed and counted; connected clients keep being served", async () => {
+    rig = await accessRig({ limits: { maxConnectsPerSecondPerAddress: 1 } });
+    const r = rig;
+    const a = await r.device(DEV_A);
+    const port = Number(new URL(r.url).port);
+    const CONNECT = Buffer.from([0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 60, 0, 1, 0x66]);
+    // A second connect within one second of the first is refused. Should the one-second window
+    // roll over between two accepts (a stalled machine), the raw client is answered and tries again.
+    const attempt = async (): Promise<
+      { sock: ReturnType<typeof netConnect>; got: Buffer[]; t0: number } | undefined
+    > => {
+      const before = r.broker.access.connectRateLimited;
+      const t0 = performance.now();
+      const sock = netConnect(port, "127.0.0.1", () => sock.write(CONNECT));
+      const got: Buffer[] = [];
+      sock.on("data", (d: Buffer) => got.push(d));
+      while (got.length === 0 && r.broker.access.connectRateLimited === before)
+        await new Promise((res) => setImmediate(res));
+      if (got.length === 0) return { sock, got, t0 };
+      sock.destroy();
+      return undefined;
+    };
+    let held: Awaited<ReturnType<typeof attempt>>;
+    for (let i = 0; i < 5 && !held; i++) held = await attempt();
+    expect(held).toBeDefined();
+    const h = held!;
+    const gone = new Promise<void>((res) => h.sock.once("close", () => res()));
+    // While the refused socket is held, the connected device is served.
+    await a.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 1), { qos: 1 });
+    expect(h.sock.destroyed).toBe(false);
+    await gone;
+    // Closed by the gateway after the hold, with no CONNACK: no MQTT state was built for it.
+    expect(performance.now() - h.t0).toBeGreaterThanOrEqual(900);
+    expect(Buffer.concat(h.got).length).toBe(0);
+    expect(r.sink.records.map((x) => x.seq)).toEqual([1]);
+  });
 });
 
 describe("embedded broker, development policy (auth none, loopback)", () => {

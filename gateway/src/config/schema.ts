@@ -102,6 +102,12 @@ const Mqtt = Type.Object(
               default: 64,
               description: "Simultaneous connections from one IP address (loopback exempt).",
             }),
+            maxConnectsPerSecondPerAddress: Type.Integer({
+              minimum: 1,
+              default: 50,
+              description:
+                "New connections accepted from one IP address per second (loopback exempt); more are closed at accept.",
+            }),
             maxConnections: Type.Integer({
               minimum: 1,
               default: 10_000,

@@ -22,13 +22,14 @@
  * disconnects clients the policy no longer allows (a revoked or expired reader).
  *
  * Limits (policy.ts BrokerLimits): a packet announcing more than `maxPacketBytes` disconnects
- * its client before the body is buffered; connections per address and in total are capped at
+ * its client before the body is buffered; connections per address and in total, and new
+ * connections per address and second, are capped at
  * accept; a client whose socket has more than `maxQueuedBytes` unsent is disconnected. Each
  * breach is counted in stats(); everyone else keeps being served.
  */
 import { createServer as createHttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import { createServer, type AddressInfo } from "node:net";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import type { Duplex } from "node:stream";
 import { createServer as createTlsServer } from "node:tls";
 import { createWebSocketStream, WebSocketServer } from "ws";
@@ -79,7 +80,7 @@ export interface EmbeddedBrokerOptions {
    * subscribe directly; wss:// when `tls` is given. Default none.
    */
   websocket?: { port: number };
-  /** Apply maxConnectionsPerAddress to loopback clients too (tests). Default false. */
+  /** Apply the per-address limits (connections, connect rate) to loopback clients too (tests, bench). Default false. */
   limitLoopback?: boolean;
 }
 
@@ -90,6 +91,10 @@ export interface BrokerAccessCounters {
   subscribeRefused: number;
   packetTooLarge: number;
   tooManyConnections: number;
+  /** Connections closed at accept because their address exceeded maxConnectsPerSecondPerAddress. */
+  connectRateLimited: number;
+  /** Connections closed inside Node's accept while the pool of refused connections was full (a connect flood). */
+  acceptShed: number;
   slowClient: number;
   /** Clients disconnected by sweep() (revoked or expired). */
   revokedDisconnects: number;
@@ -152,6 +157,13 @@ function limitPacketSize(client: Client, max: number, onTooLarge: () => void): v
   };
 }
 
+/** How long a connection refused at accept is held (unread) before it is closed. */
+const REFUSED_HOLD_MS = 1000;
+/** Refused connections held at once (each is a socket and its kernel buffers); beyond, closed at once. */
+const MAX_REFUSED_HELD = 1024;
+/** Held connections closed per event-loop turn when their hold ends. */
+const CLOSE_CHUNK = 32;
+
 const isLoopback = (a: string | undefined): boolean =>
   a === "127.0.0.1" || a === "::1" || a === "::ffff:127.0.0.1" || (a?.startsWith("127.") ?? false);
 export { isLoopback };
@@ -173,6 +185,8 @@ export class EmbeddedBroker implements IngestSource {
     subscribeRefused: 0,
     packetTooLarge: 0,
     tooManyConnections: 0,
+    connectRateLimited: 0,
+    acceptShed: 0,
     slowClient: 0,
     revokedDisconnects: 0,
     unsupportedProtocol: 0,
@@ -185,6 +199,19 @@ export class EmbeddedBroker implements IngestSource {
   /** Authenticated clients and who they are. */
   readonly #who = new Map<Client, BrokerIdentity>();
   readonly #perAddress = new Map<string, number>();
+  /**
+   * Connections accepted per address in the current one-second window (cleared when the window
+   * ends, so it holds at most the addresses seen in one second).
+   */
+  readonly #acceptedThisSecond = new Map<string, number>();
+  /** Connections refused at accept and held until REFUSED_HOLD_MS passes (see #refuse). */
+  readonly #refused = new Set<Duplex>();
+  /** The TCP listeners, for shedding at accept while the refused pool is full. */
+  readonly #listeners: Server[] = [];
+  #shedding = false;
+  /** Held connections due to be closed (#closeLater). */
+  readonly #dueToClose: Duplex[] = [];
+  #secondStartMs = 0;
   /** Clients being disconnected for a limit (nothing more is queued to them, counted once). */
   readonly #closing = new WeakSet<Client>();
   /** Authorisations completed while ingest is busy, released when it is not. */
@@ -290,7 +317,9 @@ export class EmbeddedBroker implements IngestSource {
     this.broker = broker;
     try {
       const plain = createServer((sock) => this.#accept(broker, sock, sock.remoteAddress));
+      plain.on("drop", () => this.#access.acceptShed++);
       this.#servers.push(plain);
+      this.#listeners.push(plain);
       this.#port = await listen(plain, this.opts.port ?? 1883);
       const tls = this.opts.tls;
       if (tls) {
@@ -298,6 +327,8 @@ export class EmbeddedBroker implements IngestSource {
           this.#accept(broker, sock, sock.remoteAddress),
         );
         this.#servers.push(t);
+        this.#listeners.push(t);
+        t.on("drop", () => this.#access.acceptShed++);
         this.#tlsPort = await listen(t, tls.port);
       }
       if (this.opts.websocket) {
@@ -307,6 +338,8 @@ export class EmbeddedBroker implements IngestSource {
           this.#accept(broker, createWebSocketStream(ws), req.socket.remoteAddress, req),
         );
         this.#servers.push({ close: (cb) => wss.close(() => http.close(() => cb())) });
+        this.#listeners.push(http);
+        http.on("drop", () => this.#access.acceptShed++);
         this.#wsPort = await listen(http, this.opts.websocket.port);
       }
     } catch (e) {
@@ -325,6 +358,71 @@ export class EmbeddedBroker implements IngestSource {
     return this.#wsPort;
   }
 
+  /**
+   * Counts one accept from `addr` in the current one-second window; true when the address is past
+   * maxConnectsPerSecondPerAddress. A connect flood (failed logins, connect/disconnect loops)
+   * would otherwise build and drop a whole aedes client per attempt.
+   */
+  #overConnectRate(addr: string): boolean {
+    const now = performance.now();
+    if (now - this.#secondStartMs >= 1000) {
+      this.#acceptedThisSecond.clear();
+      this.#secondStartMs = now;
+    }
+    const recent = this.#acceptedThisSecond.get(addr) ?? 0;
+    if (recent >= this.#limits.maxConnectsPerSecondPerAddress) return true;
+    this.#acceptedThisSecond.set(addr, recent + 1);
+    return false;
+  }
+
+  /**
+   * Closes a connection refused at accept (no MQTT state was built for it). Up to MAX_REFUSED_HELD
+   * of them are held unread for REFUSED_HOLD_MS first: closing at once invites an immediate retry,
+   * and a client that retries at once makes the gateway accept and drop thousands of sockets a
+   * second, whose garbage drives GC pauses that delay every other client's PUBACK (bench access:
+   * a 256-connection flood from one address). Beyond that bound they are closed at once.
+   */
+  #refuse(stream: Duplex): void {
+    if (!this.broker) {
+      stream.destroy();
+      return;
+    }
+    this.#refused.add(stream);
+    if (this.#refused.size >= MAX_REFUSED_HELD) this.#shed(true);
+    const t = setTimeout(() => this.#closeLater(stream), REFUSED_HOLD_MS);
+    stream.once("close", () => {
+      clearTimeout(t);
+      this.#refused.delete(stream);
+      if (this.#shedding && this.#refused.size <= MAX_REFUSED_HELD / 2) this.#shed(false);
+    });
+  }
+
+  /**
+   * Closes held connections a few at a time, yielding to I/O in between: a flood's held sockets
+   * come due together, and closing a thousand in one timer callback stalls the event loop for
+   * milliseconds.
+   */
+  #closeLater(stream: Duplex): void {
+    this.#dueToClose.push(stream);
+    if (this.#dueToClose.length > 1) return;
+    const drain = (): void => {
+      for (const s of this.#dueToClose.splice(0, CLOSE_CHUNK)) s.destroy();
+      if (this.#dueToClose.length > 0) setImmediate(drain);
+    };
+    setImmediate(drain);
+  }
+
+  /**
+   * While the refused pool is full (a connect flood), every listener sheds new connections inside
+   * Node's accept, before a socket object exists (net.Server maxConnections; counted `acceptShed`
+   * through its 'drop' event). Connected clients are not affected; new ones, the flood's and any
+   * other, are closed at once until the pool has drained to half.
+   */
+  #shed(on: boolean): void {
+    this.#shedding = on;
+    for (const l of this.#listeners) l.maxConnections = on ? 1 : Infinity;
+  }
+
   /** One new connection on any listener: the connection limits, then aedes with the packet-size limit. */
   #accept(
     broker: Aedes,
@@ -337,12 +435,15 @@ export class EmbeddedBroker implements IngestSource {
     const count = this.#perAddress.get(addr) ?? 0;
     // Loopback is exempt from the per-address cap (the simulator and local tools open thousands
     // of connections from 127.0.0.1; whoever is on the box is past this limit anyway).
-    const perAddressCap =
-      isLoopback(addr) && !this.opts.limitLoopback ? Infinity : lim.maxConnectionsPerAddress;
+    const limited = !isLoopback(addr) || this.opts.limitLoopback === true;
+    const perAddressCap = limited ? lim.maxConnectionsPerAddress : Infinity;
     if (count >= perAddressCap || this.#conns.size >= lim.maxConnections) {
       this.#access.tooManyConnections++;
-      stream.destroy();
-      return;
+      return this.#refuse(stream);
+    }
+    if (limited && this.#overConnectRate(addr)) {
+      this.#access.connectRateLimited++;
+      return this.#refuse(stream);
     }
     this.#perAddress.set(addr, count + 1);
     this.#conns.add(stream);
@@ -479,6 +580,8 @@ export class EmbeddedBroker implements IngestSource {
     const b = this.broker;
     const servers = this.#servers.splice(0);
     this.broker = undefined;
+    // Refused connections are not waited for: server.close() would wait out their hold.
+    for (const c of this.#refused) c.destroy();
     // PUBACKs held back for back-pressure are not sent: their frames are stored, and the devices
     // resend them to the next session, which answers them as duplicates.
     this.#held = [];

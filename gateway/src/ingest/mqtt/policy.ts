@@ -46,6 +46,11 @@ export interface BrokerLimits {
   maxPacketBytes: number;
   /** Simultaneous connections from one IP address (loopback exempt unless limitLoopback). Default 64. */
   maxConnectionsPerAddress: number;
+  /**
+   * New connections accepted from one IP address per second (loopback exempt unless
+   * limitLoopback); the rest are closed at accept, before any MQTT state exists. Default 50.
+   */
+  maxConnectsPerSecondPerAddress: number;
   /** Connections in total. Default 10 000. */
   maxConnections: number;
   /** Bytes queued to a slow client's socket before it is disconnected. Default 1 MiB. */
@@ -55,6 +60,7 @@ export interface BrokerLimits {
 export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxPacketBytes: 16 * 1024,
   maxConnectionsPerAddress: 64,
+  maxConnectsPerSecondPerAddress: 50,
   maxConnections: 10_000,
   maxQueuedBytes: 1024 * 1024,
 };
