@@ -45,6 +45,8 @@ afterEach(async () => {
 });
 
 const STATUS = `vigil/v1/${SITE_NAME}/${GW_NAME}/status`;
+/** An MQTT 3.1.1 CONNECT without credentials, clean session, client id "f" [MQTT-3.1]. */
+const ANON_CONNECT = Buffer.from([0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 60, 0, 1, 0x66]);
 
 describe("embedded broker access: who may connect", () => {
   it("error: an anonymous client is refused with CONNACK 5 (not authorised)", async () => {
@@ -423,7 +425,6 @@ describe("embedded broker limits", () => {
     const r = rig;
     const a = await r.device(DEV_A);
     const port = Number(new URL(r.url).port);
-    const CONNECT = Buffer.from([0x10, 13, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 60, 0, 1, 0x66]);
     // A second connect within one second of the first is refused. Should the one-second window
     // roll over between two accepts (a stalled machine), the raw client is answered and tries again.
     const attempt = async (): Promise<
@@ -431,7 +432,7 @@ describe("embedded broker limits", () => {
     > => {
       const before = r.broker.access.connectRateLimited;
       const t0 = performance.now();
-      const sock = netConnect(port, "127.0.0.1", () => sock.write(CONNECT));
+      const sock = netConnect(port, "127.0.0.1", () => sock.write(ANON_CONNECT));
       const got: Buffer[] = [];
       sock.on("data", (d: Buffer) => got.push(d));
       while (got.length === 0 && r.broker.access.connectRateLimited === before)
@@ -453,6 +454,40 @@ describe("embedded broker limits", () => {
     expect(performance.now() - h.t0).toBeGreaterThanOrEqual(900);
     expect(Buffer.concat(h.got).length).toBe(0);
     expect(r.sink.records.map((x) => x.seq)).toEqual([1]);
+  });
+
+  it("error: a connect flood past the held pool is shed at accept and counted; connected clients are served, new ones are accepted again once it drains", async () => {
+    // A pool of 64 (default 1,024: a bigger flood than the kernel's accept queue of 511 admits at once).
+    rig = await accessRig({ limits: { maxConnectsPerSecondPerAddress: 1 }, maxRefusedHeld: 64 });
+    const r = rig;
+    const a = await r.device(DEV_A);
+    const port = Number(new URL(r.url).port);
+    // Like a flooding client: every connection reconnects as soon as it is closed, 100 at once.
+    let stop = false;
+    const loop = async (): Promise<void> => {
+      while (!stop)
+        await new Promise<void>((res) => {
+          // An anonymous CONNECT: a connection that is accepted is answered CONNACK 5 and closed.
+          const s = netConnect(port, "127.0.0.1", () => s.write(ANON_CONNECT));
+          s.on("error", () => undefined);
+          s.resume();
+          s.once("close", () => res());
+        });
+    };
+    const flood = Array.from({ length: 100 }, loop);
+    while (r.broker.access.acceptShed === 0) await new Promise((res) => setImmediate(res));
+    await a.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 1), { qos: 1 });
+    stop = true;
+    await Promise.all(flood);
+    const { connectRateLimited, acceptShed } = r.broker.access;
+    expect(connectRateLimited).toBeGreaterThanOrEqual(64);
+    expect(acceptShed).toBeGreaterThan(0);
+    // Every flood socket is closed, the pool has drained: a new client is served again.
+    const b = await r.device(DEV_B);
+    await b.publishAsync(`vigil/v1/ingest/${hex8(DEV_B)}`, dataFrame(DEV_B, 1), { qos: 1 });
+    expect(r.sink.records.map((x) => `${x.deviceId}:${x.seq}`).sort()).toEqual(
+      [`${DEV_A}:1`, `${DEV_B}:1`].sort(),
+    );
   });
 });
 

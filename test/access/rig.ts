@@ -96,6 +96,8 @@ export interface AccessRig {
 export async function accessRig(
   o: {
     limits?: Partial<BrokerLimits>;
+    /** EmbeddedBroker maxRefusedHeld (default 1024). */
+    maxRefusedHeld?: number;
     stalePolicy?: StalePolicy;
     nowSec?: () => number;
     tls?: EmbeddedBrokerOptions["tls"];
@@ -167,6 +169,7 @@ export async function accessRig(
     port: 0,
     policy,
     limitLoopback: true,
+    ...(o.maxRefusedHeld ? { maxRefusedHeld: o.maxRefusedHeld } : {}),
     // The attack tests open hundreds of connections a second from 127.0.0.1; the connect-rate
     // limit has its own test.
     limits: { maxConnectsPerSecondPerAddress: 1_000_000, ...o.limits },

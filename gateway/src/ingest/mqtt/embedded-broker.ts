@@ -80,6 +80,11 @@ export interface EmbeddedBrokerOptions {
    * subscribe directly; wss:// when `tls` is given. Default none.
    */
   websocket?: { port: number };
+  /**
+   * Connections refused at accept that are held (unread, 1 s) before being closed; while this many
+   * are held, the listeners shed new connections inside Node's accept. Default 1024.
+   */
+  maxRefusedHeld?: number;
   /** Apply the per-address limits (connections, connect rate) to loopback clients too (tests, bench). Default false. */
   limitLoopback?: boolean;
 }
@@ -376,7 +381,7 @@ export class EmbeddedBroker implements IngestSource {
   }
 
   /**
-   * Closes a connection refused at accept (no MQTT state was built for it). Up to MAX_REFUSED_HELD
+   * Closes a connection refused at accept (no MQTT state was built for it). Up to `maxRefusedHeld`
    * of them are held unread for REFUSED_HOLD_MS first: closing at once invites an immediate retry,
    * and a client that retries at once makes the gateway accept and drop thousands of sockets a
    * second, whose garbage drives GC pauses that delay every other client's PUBACK (bench access:
@@ -388,12 +393,13 @@ export class EmbeddedBroker implements IngestSource {
       return;
     }
     this.#refused.add(stream);
-    if (this.#refused.size >= MAX_REFUSED_HELD) this.#shed(true);
+    const max = this.opts.maxRefusedHeld ?? MAX_REFUSED_HELD;
+    if (this.#refused.size >= max) this.#shed(true);
     const t = setTimeout(() => this.#closeLater(stream), REFUSED_HOLD_MS);
     stream.once("close", () => {
       clearTimeout(t);
       this.#refused.delete(stream);
-      if (this.#shedding && this.#refused.size <= MAX_REFUSED_HELD / 2) this.#shed(false);
+      if (this.#shedding && this.#refused.size <= max / 2) this.#shed(false);
     });
   }
 
