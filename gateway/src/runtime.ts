@@ -761,6 +761,7 @@ export class Runtime {
         alerts: this.alerts,
         clock: this.clock,
         runner: c.models.runner,
+        windowBacklog: c.models.windowBacklog,
         onLeaf: this.#onLeaf,
         // After a restart, device windows and baselines continue from the frame log.
         history: storeHistory(this.store),

@@ -1,10 +1,16 @@
 // The inference loop against models/eval: same normalisation, same windows (byte for byte),
-// same RUL; micro-batching; stale-window policy; provenance leaves.
+// same RUL; micro-batching; stale-window policy and backlog; provenance leaves.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { REPO_ROOT, evaluateManifest, runBatched } from "../../models/eval/cmapss.ts";
-import { CMAPSS_WIDTH, loadCmapss, type CmapssUnit } from "../../gateway/src/infer/features/cmapss.ts";
+import {
+  CMAPSS_CHANNELS,
+  CMAPSS_WIDTH,
+  loadCmapss,
+  type CmapssUnit,
+} from "../../gateway/src/infer/features/cmapss.ts";
+import { DeviceWindow } from "../../gateway/src/infer/window.ts";
 import { fillWindow, lastWindows, normalizeUnit } from "../../gateway/src/infer/features/windows.ts";
 import { createNormalizer } from "../../gateway/src/infer/features/normalize.ts";
 import { inferenceLeafPreimage, leafFromPreimage } from "../../gateway/src/core/leaf.ts";
@@ -156,6 +162,50 @@ describe("micro-batching and back-pressure", () => {
     await loop.tick();
     expect(loop.counters.ticks).toBe(2);
     expect(results).toHaveLength(2);
+  });
+
+  it("behavior: with a windowBacklog every waiting window runs, oldest first, one per device and tick, byte-identical to models/eval; beyond the backlog the oldest are skipped and counted", async () => {
+    const u = units[0]!;
+    const { loop, results } = newLoop({ windowBacklog: 8 });
+    feedUnit(loop, 1, u, 10); // 10 windows ready: the 2 oldest are past the backlog
+    feedUnit(loop, 2, units[1]!, 3);
+    await loop.drain();
+    const of = (d: number): number[] => results.filter((r) => r.deviceId === d).map((r) => r.window.lastSeq);
+    expect(of(1)).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(of(2)).toEqual([0, 1, 2]);
+    expect(loop.counters).toMatchObject({ windowsReady: 13, windowsRun: 11, skippedWindows: 2 });
+    expect(loop.counters.batches).toBe(8); // device 2's windows share device 1's first three runs
+    const F = model.normalizer.features;
+    const W = model.manifest.inputs.window;
+    const rows = normalizeUnit(createNormalizer(model.manifest), asFloat32(u));
+    const out = new Float32Array(W * F);
+    for (const r of results.filter((x) => x.deviceId === 1)) {
+      fillWindow(rows, F, r.window.lastSeq, W, out, 0);
+      expect(Buffer.from(r.windowHash).toString("hex"), `window ending at ${r.window.lastSeq}`).toBe(
+        sha(out),
+      );
+    }
+  });
+
+  it("behavior: a waiting window whose rows the ring has overwritten (withheld windows in between) is skipped, never run on wrong rows", () => {
+    const u = units[0]!;
+    const dev = new DeviceWindow(1, model, "cmapss-fd001", 2);
+    const W = model.manifest.inputs.window;
+    const cap = W + 2 - 1; // window + backlog × stride − 1
+    expect(dev.push(row(u, 0), 0, 0, 0)).toBe(true); // repeat-first padding: ready at once
+    // An outage of most used sensors: every following window is withheld for data quality.
+    const outage = (r: number): Float64Array => {
+      const v = Float64Array.from(row(u, r));
+      for (const f of model.manifest.inputs.features.slice(0, 10)) v[CMAPSS_CHANNELS.indexOf(f)] = NaN;
+      return v;
+    };
+    for (let r = 1; r < cap; r++) expect(dev.push(outage(r), r, 0, 0)).toBe(false);
+    expect(dev.ready).toBe(true); // row 0 is still in the ring
+    dev.push(outage(cap), cap, 0, 0); // overwrites row 0
+    expect(dev.ready).toBe(false);
+    expect(dev.readyWindows).toBe(1);
+    expect(dev.takeSkipped()).toBe(1);
+    expect(dev.readyWindows).toBe(0);
   });
 
   it("behavior: frames arriving while a run is in flight go to the next tick; overlapping ticks coalesce", async () => {

@@ -415,6 +415,13 @@ const Models = Type.Object(
       description:
         '"inline" (main thread) or "worker" (one worker thread per model; it holds the only session).',
     }),
+    windowBacklog: Type.Integer({
+      minimum: 1,
+      maximum: 1024,
+      default: 8,
+      description:
+        "Ready windows kept per device until inference runs them, oldest first; beyond it the oldest is skipped and counted (1 = only the newest runs).",
+    }),
     precision: choice(["auto", "float32", "int8"], {
       default: "auto",
       description:

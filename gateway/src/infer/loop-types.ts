@@ -58,6 +58,14 @@ export interface InferenceLoopOptions {
    */
   maxBatch?: number;
   /**
+   * Ready windows kept per device until they run (window.ts). Default 1: only the newest window
+   * runs, older ones are skipped. The gateway runs with `models.windowBacklog` (default 8): a
+   * device whose next window became ready while a batch was in flight loses nothing, and a burst
+   * waits at most 8 windows deep. Beyond the backlog the oldest waiting window is skipped and
+   * counted (`skippedWindows`).
+   */
+  windowBacklog?: number;
+  /**
    * Tick period in ms once started. 0 (default): event-driven, a tick is scheduled with
    * setImmediate as soon as a window is ready and none is running, so a batch holds whatever
    * became ready while the previous run was in flight.

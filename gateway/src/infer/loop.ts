@@ -20,9 +20,11 @@
  *
  * Back-pressure: ingest never waits for inference. While a run is in flight, frames keep being
  * stored, acknowledged and pushed into the rings; a device whose window is already queued is
- * not queued twice, and at take time only its newest ready window runs (older ones are counted
- * in `skippedWindows`). The work per tick is therefore bounded by the number of devices, not by
- * the frame rate, and the loop catches up by construction. See README.md.
+ * not queued twice. A batch takes one window per queued device, its oldest waiting one; a device
+ * with more waiting is queued again for the next tick, which follows at once. Each device keeps
+ * at most `windowBacklog` waiting windows (older ones are counted in `skippedWindows`), so the work
+ * per tick is bounded by the number of devices, not by the frame rate, and the memory by the
+ * backlog. See README.md.
  */
 import { hash } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -89,6 +91,7 @@ export class InferenceLoop {
   readonly #o: InferenceLoopOptions;
   readonly #clock: Clock;
   readonly #maxBatch: number;
+  readonly #backlog: number;
   readonly #tickMs: number;
   readonly #maxPending: number;
   readonly #runner: RunnerKind;
@@ -109,6 +112,9 @@ export class InferenceLoop {
     this.#o = opts;
     this.#clock = opts.clock ?? systemClock;
     this.#maxBatch = opts.maxBatch ?? 128;
+    this.#backlog = opts.windowBacklog ?? 1;
+    if (!Number.isInteger(this.#backlog) || this.#backlog < 1)
+      throw new RangeError(`windowBacklog must be a positive integer, got ${this.#backlog}`);
     this.#tickMs = opts.tickMs ?? 0;
     this.#maxPending = opts.maxPending ?? 4096;
     this.#runner = opts.runner ?? "inline";
@@ -349,7 +355,7 @@ export class InferenceLoop {
 
   /** Gives `slot` a window in `lane`, warmed from history (frames with seq < beforeSeq). */
   #attach(slot: DeviceSlot, lane: Lane, beforeSeq: number): void {
-    const dev = new DeviceWindow(slot.id, lane.model, slot.profile);
+    const dev = new DeviceWindow(slot.id, lane.model, slot.profile, this.#backlog);
     slot.windows.set(lane, dev);
     if (!this.#o.history) return;
     dev.pending = [];
@@ -482,6 +488,11 @@ export class InferenceLoop {
     await Promise.all(this.#lanes.map((l) => l.runner.close()));
   }
 
+  /** Runs ticks until no window is waiting and no tick is running (every result delivered). */
+  async drain(): Promise<void> {
+    while (this.pending > 0 || this.#running) await (this.#running ?? this.tick());
+  }
+
   /** Waits until no tick is running. */
   async #idle(): Promise<void> {
     while (this.#running) await this.#running;
@@ -557,11 +568,24 @@ export class InferenceLoop {
       const dev = work[at + i]!;
       if (!dev.queued) continue; // dropped meanwhile (promotion, unload)
       dev.queued = false;
+      if (!dev.ready) {
+        // every waiting window was skipped (its rows overwritten while withheld ones arrived)
+        const skipped = dev.takeSkipped();
+        lc.skippedWindows += skipped;
+        if (live) c.skippedWindows += skipped;
+        continue;
+      }
       lane.batch[n] = dev;
       const skipped = dev.take(lane.runner.input, n * per, lane.metas[n]!);
       lc.skippedWindows += skipped;
       if (live) c.skippedWindows += skipped;
       n++;
+      if (dev.ready) {
+        // more windows waiting: the next tick (right after this one) takes the next
+        dev.queued = true;
+        lane.queue.push(dev);
+        this.#again = true;
+      }
     }
     if (n === 0) return;
     const { model } = lane;

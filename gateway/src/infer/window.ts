@@ -11,13 +11,14 @@
  * first row when the padding policy is `repeat-first` (rows before the first frame repeat it,
  * exactly like models/eval `fillWindow`) or with row `window - 1` when it is `none`.
  *
- * The ring holds `window + stride - 1` rows, so the newest ready window is still intact while
- * up to `stride - 1` newer rows (not yet a window) have arrived.
- *
- * Stale-window policy: only the newest ready window of a device is ever run. When several
- * windows became ready since the loop last took one (inference fell behind, or several frames
- * arrived within one tick), the older ones are skipped and counted, never queued: their frames
- * are stored and acknowledged anyway, and the newest window already contains the newest data.
+ * Backlog: up to `backlog` ready windows per device wait to be taken, oldest first, so a device
+ * whose next window became ready while inference was running loses nothing. The ring holds
+ * `window + backlog × stride - 1` rows, so the oldest waiting window is still intact while newer
+ * rows arrive. Beyond the backlog (inference fell behind for longer) the oldest waiting window is
+ * skipped and counted, never queued without bound: its frames are stored and acknowledged anyway,
+ * and the newer windows contain the newer data. A waiting window whose rows were overwritten
+ * (withheld windows in between stretch the gap) is skipped the same way. `backlog` 1 runs only
+ * the newest window.
  *
  * Data quality (features/quality.ts): every frame is checked channel by channel before it is
  * normalised (missing, out of range, stuck, spike); flagged feature values are imputed, and the
@@ -94,10 +95,12 @@ export class DeviceWindow {
   readonly #ts: Float64Array;
   readonly #recv: Float64Array;
   #count = 0;
-  /** Index of the last row of the newest ready window not yet taken; -1 when none. */
-  #readyEnd = -1;
-  /** Windows that became ready since the last take. */
-  #readyCount = 0;
+  /** Last-row indices of the ready windows not yet taken, oldest first (a ring of `backlog`). */
+  readonly #ends: Float64Array;
+  #head = 0;
+  #waiting = 0;
+  /** Ready windows dropped (backlog full, rows overwritten) since the last take. */
+  #dropped = 0;
   /** Set by the loop while the device sits in its model's ready queue. */
   queued = false;
   /** Live frames held while the window is warmed from history (loop-owned); undefined otherwise. */
@@ -112,7 +115,13 @@ export class DeviceWindow {
   statusVerdict = -1;
   statusBaselineDone = false;
 
-  constructor(deviceId: number, model: LoadedModel, profile: string) {
+  /**
+   * @param backlog ready windows kept per device until taken (see the file comment). Default 1:
+   *   only the newest window runs.
+   */
+  constructor(deviceId: number, model: LoadedModel, profile: string, backlog = 1) {
+    if (!Number.isInteger(backlog) || backlog < 1)
+      throw new RangeError(`backlog must be a positive integer, got ${backlog}`);
     const { window, stride, padding } = model.manifest.inputs;
     this.deviceId = deviceId;
     this.model = model;
@@ -127,7 +136,8 @@ export class DeviceWindow {
     this.#ageChannel = oi >= 0 ? model.normalizer.featureIndex[oi]! : -1;
     this.qualityState = new QualityState(this.quality);
     this.frameQuality = newFrameQuality(this.quality);
-    this.#cap = window + stride - 1;
+    this.#cap = window + backlog * stride - 1;
+    this.#ends = new Float64Array(backlog);
     this.#firstEnd = padding.policy === "repeat-first" ? 0 : window - 1;
     this.#rows = new Float32Array(this.#cap * this.#features);
     this.#seq = new Float64Array(this.#cap);
@@ -141,9 +151,9 @@ export class DeviceWindow {
     return this.#count;
   }
 
-  /** Windows that became ready since the last take (the newest runs, the others are skipped). */
+  /** Ready windows not yet taken, waiting or dropped since the last take. */
   get readyWindows(): number {
-    return this.#readyCount;
+    return this.#waiting + this.#dropped;
   }
 
   /**
@@ -172,7 +182,19 @@ export class DeviceWindow {
 
   /** True when a window is ready and not yet taken. */
   get ready(): boolean {
-    return this.#readyEnd >= 0;
+    return this.#waiting > 0;
+  }
+
+  /** Drops waiting windows whose oldest row is no longer in the ring (row `idx` was just written). */
+  #dropOverwritten(idx: number): void {
+    const n = this.#ends.length;
+    while (this.#waiting > 0) {
+      const end = this.#ends[this.#head]!;
+      if (Math.max(end - this.#window + 1, 0) > idx - this.#cap) return;
+      this.#head = (this.#head + 1) % n;
+      this.#waiting--;
+      this.#dropped++;
+    }
   }
 
   /**
@@ -202,6 +224,7 @@ export class DeviceWindow {
     this.lastSeq = seq;
     this.lastTimestampUs = timestampUs;
     this.lastReceivedUs = receivedUs;
+    if (idx >= this.#cap) this.#dropOverwritten(idx);
     if (idx < this.#firstEnd || (idx - this.#firstEnd) % this.#stride !== 0) return false;
     const real = Math.min(idx + 1, this.#window);
     this.windowVerdict = windowQuality(this.quality, norm.direct, this.#imputedSum, real, q.imputed, q.lost);
@@ -210,8 +233,14 @@ export class DeviceWindow {
       this.withheldLast = true;
       return false;
     }
-    this.#readyEnd = idx;
-    this.#readyCount++;
+    const n = this.#ends.length;
+    if (this.#waiting === n) {
+      this.#head = (this.#head + 1) % n;
+      this.#waiting--;
+      this.#dropped++;
+    }
+    this.#ends[(this.#head + this.#waiting) % n] = idx;
+    this.#waiting++;
     return true;
   }
 
@@ -256,21 +285,30 @@ export class DeviceWindow {
       }
     }
     for (const r of replay) this.push(r.values, r.seq, r.timestampUs, r.receivedUs);
-    this.#readyEnd = -1;
-    this.#readyCount = 0;
+    this.#waiting = 0;
+    this.#dropped = 0;
     this.withheld = 0;
     this.withheldLast = false;
     this.windowVerdict = W_OK;
     return replay.length + seeded;
   }
 
+  /** Returns (and resets) the count of ready windows skipped since the last take; for a device with none waiting. */
+  takeSkipped(): number {
+    const n = this.#dropped;
+    this.#dropped = 0;
+    return n;
+  }
+
   /**
-   * Copies the newest ready window (window × features float32, oldest row first) into `out` at
-   * `offset`, fills `meta` and marks it taken. Returns the number of older ready windows that
-   * were skipped by the stale-window policy. Precondition: `ready`.
+   * Copies the oldest waiting window (window × features float32, oldest row first) into `out` at
+   * `offset`, fills `meta` and marks it taken. Returns the number of ready windows skipped since
+   * the last take (backlog full, rows overwritten). Precondition: `ready`.
    */
   take(out: Float32Array, offset: number, meta: WindowMeta): number {
-    const end = this.#readyEnd;
+    const end = this.#ends[this.#head]!;
+    this.#head = (this.#head + 1) % this.#ends.length;
+    this.#waiting--;
     const W = this.#window;
     const F = this.#features;
     const start = end - W + 1;
@@ -294,9 +332,8 @@ export class DeviceWindow {
     meta.lastReceivedUs = this.#recv[last]!;
     meta.rows = end + 1;
     meta.imputed = this.#imputedIn(end, meta.frames);
-    const skipped = this.#readyCount - 1;
-    this.#readyEnd = -1;
-    this.#readyCount = 0;
+    const skipped = this.#dropped;
+    this.#dropped = 0;
     return skipped;
   }
 }
