@@ -23,9 +23,9 @@
  *
  * Limits (policy.ts BrokerLimits): a packet announcing more than `maxPacketBytes` disconnects
  * its client before the body is buffered; connections per address and in total, and new
- * connections per address and second, are capped at
- * accept; a client whose socket has more than `maxQueuedBytes` unsent is disconnected. Each
- * breach is counted in stats(); everyone else keeps being served.
+ * connections per address and second, are capped at accept (a refused connection is held unread
+ * for 1 s, see #refuse); a client whose socket has more than `maxQueuedBytes` unsent is
+ * disconnected. Each breach is counted in stats(); everyone else keeps being served.
  */
 import { createServer as createHttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
