@@ -103,7 +103,7 @@ export const LEGEND = [
   "  rejected   frames refused, by reason (the demo injects corrupt, truncated and garbage frames;",
   "             frames with NaN values are stored and their channels imputed, not refused)",
   "  stored     log entries: accepted frames plus the models' inference and alert leaves",
-  "  skipped    ready windows not inferred because a newer window of the device superseded them",
+  "  skipped    ready windows not inferred: more than models.windowBacklog of the device were waiting",
   "  abandoned  frames a device dropped because the gateway refused them for good (e.g. ABSURD_TIMESTAMP)",
 ];
 

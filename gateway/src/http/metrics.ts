@@ -463,7 +463,7 @@ export class GatewayMetrics {
     );
     counter(
       "vigil_inference_windows_skipped_total",
-      "Live windows not run, by reason: superseded (a newer window of the device was ready first; stale-window policy), run_failed (the model run failed).",
+      "Live windows not run, by reason: superseded (more than models.windowBacklog newer windows of the device were waiting, or its rows were overwritten; or a promotion), run_failed (the model run failed).",
       ["reason"],
       (set) => {
         set({ reason: "superseded" }, inf()?.skippedWindows ?? 0);

@@ -101,8 +101,8 @@ export interface InferenceCounters {
   windowsReady: number;
   windowsRun: number;
   /**
-   * Live windows not run: older ready windows superseded by a newer one before they ran
-   * (stale-window policy), or superseded at a promotion.
+   * Live windows not run: ready windows dropped past `windowBacklog` or whose rows the ring had
+   * overwritten before they ran (window.ts), or superseded at a promotion.
    */
   skippedWindows: number;
   /** Windows lost because a run failed. */
