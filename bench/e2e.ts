@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- e2e [--devices N] [--step-s S] [--overload-s S] [--no-overload] [--no-profile]
- *                      [--runner worker|inline] [--node-options "…"] [--profile-at N]`
+ *                      [--runner worker|inline] [--node-options "…"] [--profile-at N]
+ *                      [--overload-at N] [--window-backlog N] [--max-pending N]`
  *
  * The whole product under load, as a plant runs it: the gateway process (compiled dist/, embedded
  * broker, LevelDB with group commit, all models, sealing, anchoring to a local anvil) fed by
@@ -19,6 +20,9 @@
  *    of capacity, peak RSS ≤ 250 MB, the backlog drains.
  * `--profile-at N` skips 1, 2 and 4: it profiles one step at N frames/s and also lists the
  * functions with the most self time (a diagnostic for finding where the CPU goes).
+ * `--overload-at N` skips 1–3: it runs step 4 at N frames/s (goodput compared with N / 3), to
+ * compare configurations at the same offered load. `--window-backlog N` sets the gateway's
+ * `models.windowBacklog`, `--max-pending N` its `ingest.maxPending` (default: the config defaults).
  * Last line: one JSON object.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -44,11 +48,17 @@ const { values: a } = parseArgs({
     runner: { type: "string" },
     "node-options": { type: "string" },
     "profile-at": { type: "string" },
+    "overload-at": { type: "string" },
+    "window-backlog": { type: "string" },
+    "max-pending": { type: "string" },
   },
 });
 /** Where onnxruntime runs in the gateway (models.runner): "worker" keeps it off the event loop. */
 const RUNNER = (a.runner ?? "worker") as "inline" | "worker";
 const PROFILE_AT = a["profile-at"] ? Number(a["profile-at"]) : undefined;
+const OVERLOAD_AT = a["overload-at"] ? Number(a["overload-at"]) : undefined;
+const WINDOW_BACKLOG = a["window-backlog"] ? Number(a["window-backlog"]) : undefined;
+const MAX_PENDING = a["max-pending"] ? Number(a["max-pending"]) : undefined;
 const DEVICES = Number(a.devices ?? 100);
 const STEP_S = Number(a["step-s"] ?? 8);
 const OVERLOAD_S = Number(a["overload-s"] ?? 60);
@@ -99,6 +109,12 @@ function rssMb(pid: number): { rss: number; peak: number } {
   const s = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN);
   return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+}
+
+/** A gauge from the gateway's /metrics text (prom-client process metrics), in MB to 0.1; NaN when absent. */
+function metricMb(text: string, name: string): number {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
+  return m ? Math.round(Number(m[1]) / 1e5) / 10 : NaN;
 }
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
@@ -213,8 +229,9 @@ async function prepareGateway(): Promise<GatewayEnv & { stopChain(): Promise<voi
         anchorIntervalMs: 1000,
         confirmations: 1, // anvil mines only when a transaction arrives
       },
-      models: { runner: RUNNER },
+      models: { runner: RUNNER, ...(WINDOW_BACKLOG ? { windowBacklog: WINDOW_BACKLOG } : {}) },
       log: { level: "info", statsIntervalMs: 500 },
+      ...(MAX_PENDING ? { ingest: { maxPending: MAX_PENDING } } : {}),
     }),
   );
   return {
@@ -474,10 +491,7 @@ if (PROFILE_AT) {
   const s = await step(gw, PROFILE_AT, STEP_S, { firstId: 100_000, gateway: true });
   // Where the memory is (prom-client's process metrics): V8 heap, external, array buffers, RSS.
   const metrics = await (await fetch(`http://127.0.0.1:${g.httpPort}/metrics`)).text();
-  const mb = (name: string): string => {
-    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(metrics);
-    return m ? `${(Number(m[1]) / 1e6).toFixed(1)} MB` : "?";
-  };
+  const mb = (name: string): string => `${metricMb(metrics, name).toFixed(1)} MB`;
   console.log(
     `memory after the step: rss ${mb("process_resident_memory_bytes")}, heap used ${mb("nodejs_heap_size_used_bytes")} ` +
       `of ${mb("nodejs_heap_size_total_bytes")}, external ${mb("nodejs_external_memory_bytes")}`,
@@ -500,6 +514,100 @@ if (PROFILE_AT) {
       p99Ms: s.p99,
       cpuUsPerFrame: s.cpuUsPerFrame,
       shares,
+    }),
+  );
+  process.exit(0);
+}
+
+/** Step 4: `offered` frames/s for OVERLOAD_S, then the drain, checked against the store on disk. */
+async function overloadRun(
+  gw: Target,
+  g: GatewayEnv,
+  offered: number,
+  cap: number,
+): Promise<Record<string, unknown>> {
+  // Where the memory is at the RSS peak: the gateway's own /metrics (main thread's V8 heap and
+  // external buffers), sampled every second while the step runs.
+  let atPeak = { rssMb: 0, heapUsedMb: NaN, heapTotalMb: NaN, externalMb: NaN };
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      try {
+        const text = await (await fetch(`http://127.0.0.1:${g.httpPort}/metrics`)).text();
+        const rss = metricMb(text, "process_resident_memory_bytes");
+        if (rss > atPeak.rssMb)
+          atPeak = {
+            rssMb: rss,
+            heapUsedMb: metricMb(text, "nodejs_heap_size_used_bytes"),
+            heapTotalMb: metricMb(text, "nodejs_heap_size_total_bytes"),
+            externalMb: metricMb(text, "nodejs_external_memory_bytes"),
+          };
+      } catch {
+        // the gateway is busy or stopping: the next sample decides
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  })();
+  const s = await step(gw, offered, OVERLOAD_S, { firstId: 200_000, gateway: true, drainMs: 120_000 });
+  sampling = false;
+  await sampler;
+  await gw.stop();
+  const disk = await readStoreFromDisk(join(g.dir, "store"));
+  const onDisk = new Set(disk.frames.map((f) => `${f.deviceId}:${f.seq}`));
+  let ackedMissing = 0;
+  let acked = 0;
+  for (const d of s.report.groundTruth) {
+    const held = new Set(d.pendingSeqs);
+    for (let q = 0; q < d.framesGenerated; q++) {
+      if (held.has(q)) continue;
+      acked++;
+      if (!onDisk.has(`${d.deviceId}:${q}`)) ackedMissing++;
+    }
+  }
+  const overload: Record<string, unknown> = {
+    offered,
+    seconds: OVERLOAD_S,
+    generated: s.report.generated,
+    acked,
+    ackedButNotStored: ackedMissing,
+    goodput: s.goodput,
+    goodputRatio: Math.round((s.goodput / cap) * 1000) / 1000,
+    p99Ms: s.p99,
+    peakRssMb: s.peakRssMb,
+    drained: s.report.pending === 0,
+    resent: s.report.resent,
+    duplicates: s.report.dupAcks,
+    memoryAtPeak: atPeak,
+  };
+  overload.ok =
+    ackedMissing === 0 && s.goodput >= 0.9 * cap && s.peakRssMb <= RSS_GOAL_MB && s.report.pending === 0;
+  console.log(
+    `   acknowledged but not stored ${ackedMissing} (goal 0); goodput ${s.goodput}/s = ${String(overload.goodputRatio)} × capacity (goal ≥ 0.9); ` +
+      `peak RSS ${s.peakRssMb} MB (goal ≤ ${RSS_GOAL_MB}); drained ${String(overload.drained)}; resent ${s.report.resent}; p99 ${s.p99} ms`,
+  );
+  console.log(
+    `   at the highest sampled RSS (${atPeak.rssMb} MB): main-thread V8 heap ${atPeak.heapUsedMb} MB used of ` +
+      `${atPeak.heapTotalMb} MB, external ${atPeak.externalMb} MB; the rest is native (workers, onnxruntime, LevelDB)`,
+  );
+  return overload;
+}
+
+if (OVERLOAD_AT) {
+  const g = await prepareGateway();
+  const gw = await startGateway(g);
+  console.log(
+    `\n4. overload only: ${OVERLOAD_AT}/s for ${OVERLOAD_S} s (capacity taken as a third of it), then the devices drain`,
+  );
+  const overload = await overloadRun(gw, g, OVERLOAD_AT, OVERLOAD_AT / 3);
+  await g.stopChain();
+  rmSync(g.dir, { recursive: true, force: true });
+  console.log(
+    JSON.stringify({
+      bench: "e2e",
+      nodeOptions: NODE_OPTIONS,
+      windowBacklog: WINDOW_BACKLOG ?? null,
+      maxPending: MAX_PENDING ?? null,
+      overload,
     }),
   );
   process.exit(0);
@@ -540,41 +648,7 @@ let overload: Record<string, unknown> | undefined;
 if (!a["no-overload"] && cap > 0) {
   const offered = 3 * cap;
   console.log(`\n4. overload: ${offered}/s (3 × capacity) for ${OVERLOAD_S} s, then the devices drain`);
-  const s = await step(gw, offered, OVERLOAD_S, { firstId: 200_000, gateway: true, drainMs: 120_000 });
-  await gw.stop();
-  const disk = await readStoreFromDisk(join(g.dir, "store"));
-  const onDisk = new Set(disk.frames.map((f) => `${f.deviceId}:${f.seq}`));
-  let ackedMissing = 0;
-  let acked = 0;
-  for (const d of s.report.groundTruth) {
-    const held = new Set(d.pendingSeqs);
-    for (let q = 0; q < d.framesGenerated; q++) {
-      if (held.has(q)) continue;
-      acked++;
-      if (!onDisk.has(`${d.deviceId}:${q}`)) ackedMissing++;
-    }
-  }
-  overload = {
-    offered,
-    seconds: OVERLOAD_S,
-    generated: s.report.generated,
-    acked,
-    ackedButNotStored: ackedMissing,
-    goodput: s.goodput,
-    goodputRatio: Math.round((s.goodput / cap) * 1000) / 1000,
-    p99Ms: s.p99,
-    peakRssMb: s.peakRssMb,
-    drained: s.report.pending === 0,
-    resent: s.report.resent,
-    duplicates: s.report.dupAcks,
-  };
-  const ok =
-    ackedMissing === 0 && s.goodput >= 0.9 * cap && s.peakRssMb <= RSS_GOAL_MB && s.report.pending === 0;
-  overload.ok = ok;
-  console.log(
-    `   acknowledged but not stored ${ackedMissing} (goal 0); goodput ${s.goodput}/s = ${overload.goodputRatio} × capacity (goal ≥ 0.9); ` +
-      `peak RSS ${s.peakRssMb} MB (goal ≤ ${RSS_GOAL_MB}); drained ${overload.drained}; resent ${s.report.resent}`,
-  );
+  overload = await overloadRun(gw, g, offered, cap);
 } else await gw.stop();
 await g.stopChain();
 rmSync(g.dir, { recursive: true, force: true });

@@ -176,7 +176,7 @@ const Ingest = Type.Object(
     maxPending: Type.Integer({
       minimum: 100,
       maximum: 10_000_000,
-      default: 20_000,
+      default: 2_000,
       description:
         "Frames in flight to the store above which ingest pushes back (serial BUSY, MQTT PUBACK held).",
     }),
