@@ -59,9 +59,9 @@ export interface IngestOptions {
    * frames are NACKed BUSY (the device keeps them and resends after `busyRetryMs`), and
    * pressure listeners (the embedded broker) stop reading their clients' sockets until the
    * backlog is below half. Default 2,000: about 100 ms of the store at 20,000 frames/s. With
-   * 20,000, an overload of 20,250 frames/s (bench e2e --overload-at) queued seconds of frames,
-   * the devices' PUBACK timeouts expired and their resends (2.5 M in 40 s) halved the goodput
-   * to 10,246/s; with 2,000 the same load was stored at 20,160/s with no resend, p99 0.32 s.
+   * 20,000, an overload of 20,250 frames/s for 40 s (bench e2e --overload-at) queued seconds of
+   * frames (p99 5 s), the devices' 2-s resend timers expired 2.5 M times, and 10,246 frames/s
+   * were stored; with 2,000 the same load was stored at 20,160/s with no resend, p99 0.32 s.
    */
   maxPending?: number;
   /** `retryAfterMs` of BUSY NACKs. Default 250. */
