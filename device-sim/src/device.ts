@@ -37,6 +37,8 @@ export interface Pending {
   poison?: "ABSURD_TIMESTAMP";
   /** Intact transmissions so far; every one after the first is a duplicate at the gateway. */
   sends: number;
+  /** True once the frame went through the link-fault draw of its first transmission. */
+  offered?: boolean;
 }
 
 export interface DeviceStats {
@@ -84,7 +86,19 @@ const TEN_YEARS_US = 10 * 365 * 86_400 * 1e6;
 export class SimDevice {
   readonly id: number;
   readonly source: SignalSource;
+  /** Every unacknowledged frame (sent or queued), by sequence: what the device keeps in RAM. */
   readonly pending = new Map<number, Pending>();
+  /**
+   * Pending frames handed to the link, with a resend timer; the resend scan walks only these. A
+   * link at its in-flight limit keeps the rest in `#queued`, so at overload the scan does not
+   * grow with the backlog (it used to walk every pending frame every loop: O(backlog) per 5 ms).
+   */
+  readonly #sent = new Map<number, Pending>();
+  /** Pending frames the link refused (in-flight window full, disconnected), by sequence. */
+  readonly #queued = new Map<number, Pending>();
+  /** The same frames in the order they were queued; entries no longer queued are skipped lazily. */
+  #fifo: Pending[] = [];
+  #head = 0;
   readonly stats: DeviceStats = {
     generated: 0,
     acked: 0,
@@ -186,7 +200,7 @@ export class SimDevice {
     const window = this.#opts.window ?? 256;
     if (this.pending.size >= window) {
       const oldest = this.pending.keys().next().value as number;
-      this.pending.delete(oldest);
+      this.#forget(oldest);
       this.stats.overflowed++;
     }
     const p: Pending = {
@@ -199,7 +213,53 @@ export class SimDevice {
       ...(poison ? { poison } : {}),
     };
     this.pending.set(seq, p);
+    this.#sent.set(seq, p);
     return p;
+  }
+
+  /** Removes a frame from RAM (acknowledged, overflowed, refused for good). */
+  #forget(seq: number): boolean {
+    this.#sent.delete(seq);
+    this.#queued.delete(seq);
+    return this.pending.delete(seq);
+  }
+
+  /** True while frames wait for the link: new frames queue behind them (no overtaking). */
+  get hasQueued(): boolean {
+    return this.#queued.size > 0;
+  }
+
+  /** The link refused `p`: it waits in order, without a resend timer, until the link takes it. */
+  queue(p: Pending): void {
+    if (this.pending.get(p.seq) !== p || this.#queued.has(p.seq)) return;
+    this.#sent.delete(p.seq);
+    this.#queued.set(p.seq, p);
+    this.#fifo.push(p);
+  }
+
+  /** The oldest queued frame, or undefined (amortised O(1)). */
+  firstQueued(): Pending | undefined {
+    while (this.#head < this.#fifo.length) {
+      const p = this.#fifo[this.#head]!;
+      if (this.#queued.get(p.seq) === p) {
+        if (this.#head > 4096 && this.#head * 2 > this.#fifo.length) {
+          this.#fifo = this.#fifo.slice(this.#head);
+          this.#head = 0;
+        }
+        return p;
+      }
+      this.#head++;
+    }
+    this.#fifo = [];
+    this.#head = 0;
+    return undefined;
+  }
+
+  /** The link took queued frame `p` at `nowMs`: its resend timer starts now. */
+  markSent(p: Pending, nowMs: number): void {
+    if (!this.#queued.delete(p.seq)) return;
+    p.sentAt = nowMs;
+    this.#sent.set(p.seq, p);
   }
 
   /**
@@ -209,7 +269,7 @@ export class SimDevice {
    */
   dueForResend(nowMs: number, owned?: (p: Pending) => boolean): Pending[] {
     const due: Pending[] = [];
-    for (const p of this.pending.values()) {
+    for (const p of this.#sent.values()) {
       if (nowMs - p.sentAt >= p.timeout) {
         if (owned?.(p)) {
           p.sentAt = nowMs;
@@ -230,7 +290,7 @@ export class SimDevice {
       const seq = (ack.firstSeq + i) >>> 0;
       const p = this.pending.get(seq);
       if (p) {
-        this.pending.delete(seq);
+        this.#forget(seq);
         // Over MQTT a refused frame is PUBACKed too (3.1.1 has no negative PUBACK); the
         // simulator knows it was refused and books it as abandoned, not delivered.
         if (p.poison) this.#abandon(seq);
@@ -276,7 +336,7 @@ export class SimDevice {
       return false;
     }
     if (RETRYABLE_NACKS.has(nack.reason)) return nack.reason === NackReason.SCHEMA_MISMATCH;
-    if (this.pending.delete(nack.seq)) this.#abandon(nack.seq);
+    if (this.#forget(nack.seq)) this.#abandon(nack.seq);
     return false;
   }
 
@@ -290,6 +350,10 @@ export class SimDevice {
     const lost = [...this.pending.values()];
     this.stats.lostAtReboot += lost.length;
     this.pending.clear();
+    this.#sent.clear();
+    this.#queued.clear();
+    this.#fifo = [];
+    this.#head = 0;
     this.#abandoned.clear();
     return lost;
   }

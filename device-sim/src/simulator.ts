@@ -258,13 +258,17 @@ export class Simulator {
     }
   };
 
-  /** Sends a pending DATA frame, applying link faults on first transmission only. */
-  #transmit(dev: SimDevice, p: Pending, first: boolean): void {
+  /**
+   * Sends a pending DATA frame, applying link faults on first transmission only. False when the
+   * link refused it (the frame is then queued on the device); a fault that eats it counts as sent.
+   */
+  #transmit(dev: SimDevice, p: Pending, first: boolean): boolean {
     const t = this.#opts.transport;
     const f = this.#opts.faults ?? {};
     const r = this.#rng;
     this.#sent++;
     if (first) {
+      p.offered = true;
       if (r.chance(f.garbage ?? 0)) {
         const noise = r.bytes(r.int(1, 40));
         this.counters.count("garbage");
@@ -274,7 +278,7 @@ export class Simulator {
       }
       if (r.chance(f.drop ?? 0)) {
         this.counters.count("drop");
-        return;
+        return true;
       }
       if (r.chance(f.corrupt ?? 0)) {
         // Flip one bit after the header: the CRC must catch it (a header flip could turn
@@ -285,42 +289,47 @@ export class Simulator {
         this.counters.count("corrupt");
         this.counters.expect("BAD_CRC");
         t.send(dev.id, bad);
-        return;
+        return true;
       }
       if (r.chance(f.truncate ?? 0)) {
         const cut = p.raw.subarray(0, r.int(1, p.raw.length - 1));
         this.counters.count("truncate");
         this.counters.expect("TRUNCATED");
         t.send(dev.id, cut);
-        return;
+        return true;
       }
       if (!this.#held.has(dev.id) && r.chance(f.reorder ?? 0)) {
         this.counters.count("reorder");
         this.#held.set(dev.id, p);
-        return;
+        return true;
       }
     }
-    this.#sendGenuine(dev.id, p);
+    if (!this.#sendGenuine(dev, p)) return false;
     if (first && r.chance(f.duplicate ?? 0)) {
       this.counters.count("duplicate");
-      this.#sendGenuine(dev.id, p, true);
+      this.#sendGenuine(dev, p, true);
     }
     const held = this.#held.get(dev.id);
     if (held && held !== p) {
       this.#held.delete(dev.id);
-      this.#sendGenuine(dev.id, held);
+      this.#sendGenuine(dev, held);
     }
+    return true;
   }
 
   /**
    * Sends the intact frame; a poisoned one must be rejected on every transmission. A frame the
    * link refuses (disconnected, window full) stays pending and goes out with the next resend.
    */
-  #sendGenuine(deviceId: number, p: Pending, force = false): void {
-    if (!this.#opts.transport.send(deviceId, p.raw, p.seq, { force })) return;
+  #sendGenuine(dev: SimDevice, p: Pending, force = false): boolean {
+    if (!this.#opts.transport.send(dev.id, p.raw, p.seq, { force })) {
+      if (!force) dev.queue(p);
+      return false;
+    }
     if (p.poison) this.counters.expect(p.poison);
     else if (p.sends > 0) this.#expectedDuplicates++;
     p.sends++;
+    return true;
   }
 
   /** Resends due frames that the link does not still own. */
@@ -328,6 +337,19 @@ export class Simulator {
     const t = this.#opts.transport;
     const owned = t.inFlight ? (p: Pending) => t.inFlight!(d.id, p.seq) : undefined;
     for (const p of d.dueForResend(now, owned)) if (t.connected) this.#transmit(d, p, false);
+  }
+
+  /**
+   * Hands queued frames (refused earlier by the link) to it, oldest first, until it refuses
+   * again. A frame never offered gets its first transmission (link faults drawn then).
+   */
+  #sendQueued(d: SimDevice, now: number): void {
+    const t = this.#opts.transport;
+    for (let p = d.firstQueued(); p && t.connected; p = d.firstQueued()) {
+      const taken = p.offered ? this.#sendGenuine(d, p) : this.#transmit(d, p, true);
+      if (!taken) return; // refused again: still first in line
+      d.markSent(p, now);
+    }
   }
 
   #expectPayload(bytes: Uint8Array): void {
@@ -372,6 +394,7 @@ export class Simulator {
         if (d.held(now)) continue;
         // Due resends first: after a BUSY hold the NACKed frame leads (PROTOCOL.md, NACK BUSY).
         this.#resendDue(d, now);
+        this.#sendQueued(d, now);
         if (d.finished || d.step >= maxFrames) continue;
         const target = rate > 0 ? Math.floor(((now - this.#start) / 1000) * rate) + 1 : d.step + 64;
         let budget = Math.min(target - d.step, 1000, maxFrames - d.step);
@@ -380,7 +403,9 @@ export class Simulator {
         for (let i = 0; i < budget && t.connected; i++) {
           const p = d.nextData(now);
           if (!p) break;
-          this.#transmit(d, p, true);
+          // Behind frames the link refused, a new frame waits its turn (no overtaking).
+          if (d.hasQueued) d.queue(p);
+          else this.#transmit(d, p, true);
         }
       }
       if ((o.faults?.disconnect ?? 0) > 0 && t.connected && this.#rng.chance(o.faults?.disconnect ?? 0)) {
@@ -418,12 +443,19 @@ export class Simulator {
       await sleep(rate > 0 ? 5 : 0);
     }
     // Release frames still held by the reorder fault, then wait for outstanding ACKs.
-    for (const [id, p] of this.#held) this.#sendGenuine(id, p);
+    for (const [id, p] of this.#held) {
+      const d = this.#byId.get(id);
+      if (d) this.#sendGenuine(d, p);
+    }
     this.#held.clear();
     const drainUntil = Date.now() + (o.drainMs ?? 10_000);
     while (Date.now() < drainUntil && this.devices.some((d) => d.pending.size > 0) && !o.signal?.aborted) {
       const now = Date.now();
-      for (const d of this.devices) if (!d.held(now)) this.#resendDue(d, now);
+      for (const d of this.devices) {
+        if (d.held(now)) continue;
+        this.#resendDue(d, now);
+        this.#sendQueued(d, now);
+      }
       await t.drain();
       await sleep(20);
     }

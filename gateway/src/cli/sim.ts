@@ -41,8 +41,9 @@ Faults (probability per frame, e.g. --faults corrupt=0.01,drop=0.02 or all=0.005
                          comma-separated; KIND nan | stuck | spike (×5); CHANNEL a HELLO name or
                          index, e.g. stuck:s11@60+80 (the gateway raises a sensor-fault alert)
   --resend-ms MS         first resend timeout (default 500, doubles to 8000)
-  --window N             unacknowledged frames a device keeps; when full it drops the oldest
-                         and counts it as overflowed, as an MCU with a RAM ring does (default 256)
+  --window N             unacknowledged frames a device keeps (sent, or waiting for room on the
+                         link); when full it drops the oldest and counts it as overflowed, as an
+                         MCU with a RAM ring does (default 256)
   --drain-ms MS          wait for outstanding ACKs at the end (default 10000)
   --json                 JSON lines on stdout: {"type":"progress",…} snapshots, then {"type":"report",…}
   --progress-ms MS       progress interval (default 1000)
