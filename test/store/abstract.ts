@@ -483,6 +483,36 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       ]);
     });
 
+    it("behavior: the unsealed tail in memory serves entryChunks with exactly what a reopened store reads from disk", async () => {
+      const s = await make({ groupCommit: { flushIntervalMs: 1, maxBatchRecords: 300 } });
+      const ops: Promise<unknown>[] = [];
+      for (let i = 0; i < 2000; i++) {
+        if (i % 5 === 2) ops.push(s.appendLeaf(leafRecord(1 + (i % 3), i, i % 2 === 0)));
+        else
+          ops.push(
+            s.append({ ...record(1 + (i % 3), i), ...(i % 11 === 0 ? { clockUnverified: true } : {}) }),
+          );
+      }
+      await Promise.all(ops);
+      const tail = (s as KvFrameStore).internals.ctx.tail;
+      expect(tail.covers(1, 2000)).toBe(true); // what follows is read from memory
+      const fromTail = (await collect(s.entryChunks(1, 2000))).flat();
+      const mid = (await collect(s.entryChunks(700, 1300))).flat();
+      // Sealing through 1000 drops those entries from memory; the rest is still served from it.
+      await s.saveBatch(fakeBatch(1, ZERO, 1, 1000), new Uint8Array(32 * 1000));
+      expect(tail.covers(1000, 1000)).toBe(false);
+      expect(tail.covers(1001, 2000)).toBe(true);
+      const s2 = await handle!.reopen();
+      expect((s2 as KvFrameStore).internals.ctx.tail.size).toBe(0); // a reopened store reads from disk
+      const fromDisk = (await collect(s2.entryChunks(1, 2000))).flat();
+      expect(fromTail).toHaveLength(2000);
+      expect(fromTail).toEqual(fromDisk);
+      expect(mid).toEqual(fromDisk.slice(699, 1300));
+      expect(fromTail.filter((e) => !isStoredLeaf(e) && e.clockUnverified)).toHaveLength(
+        fromDisk.filter((e) => !isStoredLeaf(e) && e.clockUnverified).length,
+      );
+    });
+
     it("error: invalid leaf records reject with RangeError and are counted", async () => {
       const s = await make();
       const good = leafRecord(1, 1);

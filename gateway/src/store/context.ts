@@ -4,6 +4,7 @@
  * serialises multi-record metadata writes. Every part (log.ts, outbox.ts, retention.ts,
  * recovery.ts, integrity.ts) works on one `StoreContext`; core.ts is the facade.
  */
+import { LogTail } from "./tail.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import { realTimers, type Timers } from "../core/timers.ts";
 import { P_PRUNED, P_SEQ, metaKey, prefixEnd, readU64 } from "./codec.ts";
@@ -54,6 +55,8 @@ export class StoreContext {
   devices = new Map<number, DeviceSeqState>();
   prunedFloor = new Map<number, number>();
   sealed = 0;
+  /** Committed entries above `sealed`, in memory for the sealer (tail.ts). */
+  readonly tail = new LogTail();
   batchSeq = 0;
   head = ZERO32;
   anchored = 0;

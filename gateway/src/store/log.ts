@@ -118,6 +118,7 @@ export class FrameLog {
 
   /** Resets the dedupe state from the durable per-device state (open, recovery). */
   reset(): void {
+    this.#c.tail.clear();
     this.#accepted = new Map([...this.#c.devices].map(([d, s]) => [d, s.lastSeq]));
     this.#slowChecks = new Map();
   }
@@ -288,16 +289,21 @@ export class FrameLog {
     const newest = new Map<number, FrameRecord>();
     let index = c.lastIndex;
     let leaves = 0;
+    // The values written, in index order: kept in the unsealed tail once durable (tail.ts).
+    const values: Buffer[] = [];
     for (const { rec, leaf } of group.records) {
       index++;
       if (leaf) {
         ops.push({ type: "put", key: u64Key(P_LEAF, index), value: leaf.value });
         ops.push({ type: "put", key: leafHashKey(leaf.hash, index), value: EMPTY });
+        values.push(leaf.value);
         leaves++;
         continue;
       }
       const key = u64Key(P_LOG, index);
-      ops.push({ type: "put", key, value: encodeRecord(rec) });
+      const value = encodeRecord(rec);
+      values.push(value);
+      ops.push({ type: "put", key, value });
       ops.push({ type: "put", key: devSeqKey(rec.deviceId, rec.seq), value: key.subarray(1) });
       const m = newest.get(rec.deviceId);
       if (m === undefined || rec.seq > m.seq) newest.set(rec.deviceId, rec);
@@ -316,6 +322,9 @@ export class FrameLog {
       .write(ops, true)
       .then(
         () => {
+          let i = c.lastIndex;
+          for (let k = 0; k < values.length; k++)
+            c.tail.push(++i, group.records[k]!.leaf !== undefined, values[k]!);
           c.lastIndex = index;
           c.totalBytes += group.bytes;
           for (const [dev, rec] of newest)

@@ -59,6 +59,7 @@ export class Outbox {
       );
       c.batchSeq = seq;
       c.sealed = batch.lastIndex;
+      c.tail.trimThrough(batch.lastIndex);
       c.head = batch.head;
     });
   }

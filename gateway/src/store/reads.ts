@@ -104,6 +104,11 @@ export class LogReader {
   /** Merges the `L` (frame) and `E` (leaf) ranges, which share one index space, in index order. */
   async *entryChunks(fromIndex: number, toIndex: number): AsyncIterable<LogEntry[]> {
     if (toIndex < fromIndex) return;
+    // The sealer's reads: the unsealed tail is in memory (tail.ts), the same bytes as on disk.
+    if (toIndex <= this.#c.lastIndex && this.#c.tail.covers(fromIndex, toIndex)) {
+      yield* this.#c.tail.chunks(fromIndex, toIndex);
+      return;
+    }
     const lo = Math.max(0, fromIndex);
     const lt = toIndex + 1;
     const frames = this.chunks({ gte: u64Key(P_LOG, lo), lt: u64Key(P_LOG, lt) })[Symbol.asyncIterator]();
