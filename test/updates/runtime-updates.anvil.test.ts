@@ -151,7 +151,9 @@ describe("runtime with updates enabled, on anvil", () => {
     await expect.poll(() => `0x${rt!.loop!.models[0]!.sha256}`, { timeout: 20_000 }).toBe(want);
     const swapMs = Date.now() - approvedAt;
     expect(agent.counters.checks).toBeGreaterThan(checksAtStart); // checked without being asked
-    expect(agent.counters.installs).toBe(1);
+    // The loop serves the new model as soon as it is promoted; the install is counted after the
+    // agent has recorded it and unloaded the old one (model-agent.ts), so wait for that too.
+    await expect.poll(() => agent.counters.installs, { timeout: 10_000 }).toBe(1);
     await expect.poll(() => r!.gateway.installedRelease(GATEWAY_ID, "model"), { timeout: 10_000 }).toBe(id);
     console.info(`approval → swap through the registry watch: ${swapMs} ms (watch every 1 s, cron yearly)`);
     await run;
