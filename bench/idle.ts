@@ -95,7 +95,9 @@ const passFile = join(root, "etc/vigil/keystore.pass");
 const unitEnv: Record<string, string> = {};
 for (const l of unitLines) {
   if (!l.startsWith("Environment=")) continue;
-  const kv = l.slice("Environment=".length);
+  // One assignment per line; a value with spaces is quoted whole: Environment="K=a b" (systemd.exec).
+  const raw = l.slice("Environment=".length);
+  const kv = raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw;
   const eq = kv.indexOf("=");
   const k = kv.slice(0, eq);
   unitEnv[k] = k === "VIGIL_KEYSTORE_PASSPHRASE_FILE" ? passFile : kv.slice(eq + 1);
