@@ -16,7 +16,12 @@ import {
   type LeafRecord,
   type SealedBatch,
 } from "../../gateway/src/store/types.ts";
-import { alertLeafPreimage, inferenceLeafPreimage, leafFromPreimage } from "../../gateway/src/core/leaf.ts";
+import {
+  alertLeafPreimage,
+  inferenceLeafPreimage,
+  leafFromPreimage,
+  sensorFaultLeafPreimage,
+} from "../../gateway/src/core/leaf.ts";
 
 export interface StoreHandle {
   store: FrameStore;
@@ -66,6 +71,21 @@ export function leafRecord(deviceId: number, n: number, alert = false, model = 0
     timestampUs,
     hash: leafFromPreimage(preimage),
   };
+}
+
+/** A SENSOR_FAULT leaf record (the ALERT layout with tag 0x04). */
+export function sensorFaultRecord(deviceId: number, n: number): LeafRecord {
+  const timestampUs = BASE_US + n * 1000;
+  const preimage = sensorFaultLeafPreimage({
+    modelHash: new Uint8Array(32).fill(0x22),
+    inputWindowHash: new Uint8Array(32).fill(n & 0xff),
+    deviceId,
+    timestampUs,
+    severity: 1,
+    rule: "stuck:s2",
+    score: 1,
+  });
+  return { kind: "sensor-fault", preimage, deviceId, timestampUs, hash: leafFromPreimage(preimage) };
 }
 
 export function fakeBatch(
@@ -488,6 +508,7 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       const ops: Promise<unknown>[] = [];
       for (let i = 0; i < 2000; i++) {
         if (i % 5 === 2) ops.push(s.appendLeaf(leafRecord(1 + (i % 3), i, i % 2 === 0)));
+        else if (i % 97 === 0) ops.push(s.appendLeaf(sensorFaultRecord(1 + (i % 3), i)));
         else
           ops.push(
             s.append({ ...record(1 + (i % 3), i), ...(i % 11 === 0 ? { clockUnverified: true } : {}) }),
@@ -508,6 +529,9 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       expect(fromTail).toHaveLength(2000);
       expect(fromTail).toEqual(fromDisk);
       expect(mid).toEqual(fromDisk.slice(699, 1300));
+      expect(new Set(fromTail.filter(isStoredLeaf).map((e) => e.kind))).toEqual(
+        new Set(["inference", "alert", "sensor-fault"]),
+      );
       expect(fromTail.filter((e) => !isStoredLeaf(e) && e.clockUnverified)).toHaveLength(
         fromDisk.filter((e) => !isStoredLeaf(e) && e.clockUnverified).length,
       );

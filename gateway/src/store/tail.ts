@@ -7,8 +7,9 @@
  * reads went through LevelDB's memory-mapped tables, so every table of the store ended up
  * resident in the gateway's RSS (64 MB of 432 MB at the peak of bench e2e at 22,800 frames/s),
  * and they cost an iterator, a merge of the frame and leaf ranges and a copy per entry. The values
- * kept here are the same bytes the write batch carried, decoded by the same codec, so a batch
- * sealed from the tail is identical to one sealed from disk (the shared store suite,
+ * kept here are the same bytes the write batch carried, decoded by the same codec (leaves without
+ * re-validating what appendLeaf validated), so a batch sealed from the tail is identical to one
+ * sealed from disk (the shared store suite,
  * test/store/abstract.ts).
  *
  * Bounded: at most `max` entries (default 65,536; full of 34-byte frames that measured 10.3 MB of
@@ -17,7 +18,7 @@
  * next entry once it has room.
  */
 import type { LogEntry } from "./types.ts";
-import { decodeLeaf, decodeRecord } from "./codec.ts";
+import { decodeOwnLeaf, decodeRecord } from "./codec.ts";
 
 /** Default most entries kept: more than six batches of the sealer's default 10,000 leaves. */
 export const DEFAULT_TAIL_ENTRIES = 65_536;
@@ -88,7 +89,7 @@ export class LogTail {
       for (let i = lo; i <= hi; i++) {
         const k = this.#head + (i - this.#first);
         const v = this.#values[k]!;
-        out.push(this.#kinds[k] === 1 ? decodeLeaf(i, v) : decodeRecord(i, v));
+        out.push(this.#kinds[k] === 1 ? decodeOwnLeaf(i, v) : decodeRecord(i, v));
       }
       yield out;
     }
