@@ -266,6 +266,8 @@ export class Runtime {
         minFreeBytes: c.store.minFreeBytes,
         reserveBytes: c.store.reserveBytes,
         logger: this.log.child({ component: "store" }),
+        // The unsealed tail serves the sealer; without one it would only hold memory.
+        ...(c.attest.enabled && c.chain.deployment ? {} : { tailEntries: 0 }),
       });
 
     // Ingest and its sources.

@@ -23,6 +23,13 @@ describe("LogTail", () => {
     expect(t.covers(6, 6)).toBe(false);
   });
 
+  it("contract: a tail of 0 entries keeps nothing (a store whose log nobody seals)", () => {
+    const t = new LogTail(0);
+    for (let i = 1; i <= 3; i++) t.push(i, false, v(i));
+    expect(t.size).toBe(0);
+    expect(t.covers(1, 1)).toBe(false);
+  });
+
   it("contract: when full it keeps its contiguous run and restarts after a gap once it has room", () => {
     const t = new LogTail(4);
     for (let i = 1; i <= 6; i++) t.push(i, false, v(i));

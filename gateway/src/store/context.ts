@@ -56,7 +56,7 @@ export class StoreContext {
   prunedFloor = new Map<number, number>();
   sealed = 0;
   /** Committed entries above `sealed`, in memory for the sealer (tail.ts). */
-  readonly tail = new LogTail();
+  readonly tail: LogTail;
   batchSeq = 0;
   head = ZERO32;
   anchored = 0;
@@ -69,7 +69,8 @@ export class StoreContext {
   leavesStored = 0;
   leafFailures = 0;
 
-  constructor(kv: Kv, timers: Timers = realTimers, log: Logger = silentLogger) {
+  constructor(kv: Kv, timers: Timers = realTimers, log: Logger = silentLogger, tailEntries?: number) {
+    this.tail = new LogTail(tailEntries);
     this.kv = kv;
     this.timers = timers;
     this.log = log;

@@ -60,6 +60,11 @@ export interface CoreStoreOptions {
   monotonicMs?: () => number;
   /** Wall clock, µs (leaf `receivedUs`). Default Date.now() × 1000. */
   nowUs?: () => number;
+  /**
+   * Committed entries kept in memory until a sealed batch covers them, for the sealer's reads
+   * (tail.ts). Default 65,536; 0 when nothing seals (they would stay until the limit).
+   */
+  tailEntries?: number;
 }
 
 export class KvFrameStore implements FrameStore {
@@ -80,7 +85,7 @@ export class KvFrameStore implements FrameStore {
 
   constructor(kv: Kv, opts: CoreStoreOptions = {}) {
     this.kv = kv;
-    const c = (this.ctx = new StoreContext(kv, opts.timers ?? realTimers, opts.logger));
+    const c = (this.ctx = new StoreContext(kv, opts.timers ?? realTimers, opts.logger, opts.tailEntries));
     this.#guard = opts.guard;
     this.#watermark = opts.watermark ?? new MemoryWatermark();
     this.#reads = new LogReader(c);

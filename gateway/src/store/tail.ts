@@ -32,6 +32,7 @@ export class LogTail {
   /** Arrival index of `#values[#head]`. */
   #first = 0;
 
+  /** @param max most entries kept (default 65,536); 0 keeps none (sealing reads from disk). */
   constructor(max = DEFAULT_TAIL_ENTRIES) {
     this.max = max;
   }
@@ -53,6 +54,7 @@ export class LogTail {
    * kept) restarts the tail at `index`.
    */
   push(index: number, leaf: boolean, value: Buffer): void {
+    if (this.max <= 0) return;
     if (this.size === 0 || index !== this.#first + this.size) {
       if (this.size !== 0 && this.size >= this.max) return; // full: stay contiguous, drop the new
       this.clear();
