@@ -319,7 +319,8 @@ export class Simulator {
 
   /**
    * Sends the intact frame; a poisoned one must be rejected on every transmission. A frame the
-   * link refuses (disconnected, window full) stays pending and goes out with the next resend.
+   * link refuses (disconnected, window full) is queued on the device (SimDevice.queue) and goes
+   * out, in order, when the link has room (`#sendQueued`); a refused forced copy is dropped.
    */
   #sendGenuine(dev: SimDevice, p: Pending, force = false): boolean {
     if (!this.#opts.transport.send(dev.id, p.raw, p.seq, { force })) {

@@ -9,8 +9,7 @@
  * and they cost an iterator, a merge of the frame and leaf ranges and a copy per entry. The values
  * kept here are the same bytes the write batch carried, decoded by the same codec (leaves without
  * re-validating what appendLeaf validated), so a batch sealed from the tail is identical to one
- * sealed from disk (the shared store suite,
- * test/store/abstract.ts).
+ * sealed from disk (the shared store suite, test/store/abstract.ts).
  *
  * Bounded: at most `max` entries (default 65,536; full of 34-byte frames that measured 10.3 MB of
  * RSS, 7.6 MB of it Buffer objects on the V8 heap). When the sealer falls behind by more, new
