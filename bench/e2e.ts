@@ -10,7 +10,8 @@
  * 1. Baseline: the same simulator against a bare aedes broker in its own process (PUBACK with no
  *    gateway work), stepped to its capacity; the gateway's capacity is reported as a ratio to it.
  * 2. Capacity: after one uncounted warm-up step, the offered rate is stepped up (then bisected)
- *    until a step fails: capacity is the highest offered frames/s whose goodput is ≥ 95 % of it, with p99 PUBLISH→PUBACK ≤ 50 ms and no
+ *    until a step fails twice in a row (a failed step is repeated once): capacity is the highest
+ *    offered frames/s whose goodput is ≥ 95 % of it, with p99 PUBLISH→PUBACK ≤ 50 ms and no
  *    rotating-model window skipped.
  * 3. Where the CPU goes: one step at capacity under `--cpu-prof`; samples attributed to stages by
  *    source file (protocol+ingest, broker, store, infer, seal+sign, anchor, runtime, GC/other),
@@ -368,7 +369,12 @@ async function step(
   };
 }
 
-/** Steps up by ×1.5 from `startAt`, then bisects between the last pass and the first failure. */
+/**
+ * Steps up by ×1.5 from `startAt`, then bisects between the last pass and the first failure. A
+ * failed step is run once more and the rate fails only if the repeat fails too: on this shared
+ * 2-core box one stall of another tenant (or of the disk) can push a single 8-s step's p99 past
+ * 50 ms (e.g. 4,500/s at 106 ms in one run, 30 ms in another), and one such step ended the search.
+ */
 async function capacity(
   t: Target,
   name: string,
@@ -389,6 +395,8 @@ async function capacity(
     );
     return s;
   };
+  const passes = async (offered: number): Promise<boolean> =>
+    (await run(offered)).ok || (await run(offered)).ok;
   // Warm-up (not counted): the first seconds after a start (JIT, model workers, first batches
   // sealed and anchored) are not the steady state a capacity describes.
   await step(t, Math.round(startAt / 2), STEP_S, { firstId, gateway });
@@ -396,7 +404,7 @@ async function capacity(
   let lo = 0;
   let hi = 0;
   for (let r = startAt; r <= ceiling; r = Math.round(r * 1.5)) {
-    if ((await run(r)).ok) lo = r;
+    if (await passes(r)) lo = r;
     else {
       hi = r;
       break;
@@ -405,7 +413,7 @@ async function capacity(
   if (hi === 0) return { capacity: lo, steps };
   for (let i = 0; i < 2 && hi - lo > 0.1 * lo; i++) {
     const mid = Math.round((lo + hi) / 2 / 100) * 100;
-    if ((await run(mid)).ok) lo = mid;
+    if (await passes(mid)) lo = mid;
     else hi = mid;
   }
   return { capacity: lo, steps };
