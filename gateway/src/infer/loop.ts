@@ -568,18 +568,14 @@ export class InferenceLoop {
       const dev = work[at + i]!;
       if (!dev.queued) continue; // dropped meanwhile (promotion, unload)
       dev.queued = false;
-      if (!dev.ready) {
-        // every waiting window was skipped (its rows overwritten while withheld ones arrived)
-        const skipped = dev.takeSkipped();
-        lc.skippedWindows += skipped;
-        if (live) c.skippedWindows += skipped;
-        continue;
-      }
-      lane.batch[n] = dev;
-      const skipped = dev.take(lane.runner.input, n * per, lane.metas[n]!);
+      // Not ready any more: every waiting window was skipped (rows overwritten while withheld
+      // ones arrived); only the skip count is taken.
+      const has = dev.ready;
+      const skipped = has ? dev.take(lane.runner.input, n * per, lane.metas[n]!) : dev.takeSkipped();
       lc.skippedWindows += skipped;
       if (live) c.skippedWindows += skipped;
-      n++;
+      if (!has) continue;
+      lane.batch[n++] = dev;
       if (dev.ready) {
         // more windows waiting: the next tick (right after this one) takes the next
         dev.queued = true;

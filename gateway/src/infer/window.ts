@@ -187,14 +187,18 @@ export class DeviceWindow {
 
   /** Drops waiting windows whose oldest row is no longer in the ring (row `idx` was just written). */
   #dropOverwritten(idx: number): void {
-    const n = this.#ends.length;
     while (this.#waiting > 0) {
       const end = this.#ends[this.#head]!;
       if (Math.max(end - this.#window + 1, 0) > idx - this.#cap) return;
-      this.#head = (this.#head + 1) % n;
-      this.#waiting--;
-      this.#dropped++;
+      this.#dropOldest();
     }
+  }
+
+  /** Removes the oldest waiting window without running it (counted as skipped at the next take). */
+  #dropOldest(): void {
+    this.#head = (this.#head + 1) % this.#ends.length;
+    this.#waiting--;
+    this.#dropped++;
   }
 
   /**
@@ -234,11 +238,7 @@ export class DeviceWindow {
       return false;
     }
     const n = this.#ends.length;
-    if (this.#waiting === n) {
-      this.#head = (this.#head + 1) % n;
-      this.#waiting--;
-      this.#dropped++;
-    }
+    if (this.#waiting === n) this.#dropOldest();
     this.#ends[(this.#head + this.#waiting) % n] = idx;
     this.#waiting++;
     return true;
