@@ -106,7 +106,7 @@ const Mqtt = Type.Object(
               minimum: 1,
               default: 50,
               description:
-                "New connections accepted from one IP address per second (loopback exempt); more are closed at accept.",
+                "New connections accepted from one IP address per second (loopback exempt); more are held unread for 1 s, then closed, with no CONNACK.",
             }),
             maxConnections: Type.Integer({
               minimum: 1,

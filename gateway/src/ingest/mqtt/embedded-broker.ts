@@ -164,7 +164,7 @@ function limitPacketSize(client: Client, max: number, onTooLarge: () => void): v
 
 /** How long a connection refused at accept is held (unread) before it is closed. */
 const REFUSED_HOLD_MS = 1000;
-/** Refused connections held at once (each is a socket and its kernel buffers); beyond, closed at once. */
+/** Refused connections held at once (each is a socket and its kernel buffers); at this many, listeners shed at accept. */
 const MAX_REFUSED_HELD = 1024;
 /** Held connections closed per event-loop turn when their hold ends. */
 const CLOSE_CHUNK = 32;
@@ -322,18 +322,14 @@ export class EmbeddedBroker implements IngestSource {
     this.broker = broker;
     try {
       const plain = createServer((sock) => this.#accept(broker, sock, sock.remoteAddress));
-      plain.on("drop", () => this.#access.acceptShed++);
-      this.#servers.push(plain);
-      this.#listeners.push(plain);
+      this.#servers.push(this.#listener(plain));
       this.#port = await listen(plain, this.opts.port ?? 1883);
       const tls = this.opts.tls;
       if (tls) {
         const t = createTlsServer({ cert: tls.cert, key: tls.key }, (sock) =>
           this.#accept(broker, sock, sock.remoteAddress),
         );
-        this.#servers.push(t);
-        this.#listeners.push(t);
-        t.on("drop", () => this.#access.acceptShed++);
+        this.#servers.push(this.#listener(t));
         this.#tlsPort = await listen(t, tls.port);
       }
       if (this.opts.websocket) {
@@ -342,9 +338,8 @@ export class EmbeddedBroker implements IngestSource {
         wss.on("connection", (ws, req) =>
           this.#accept(broker, createWebSocketStream(ws), req.socket.remoteAddress, req),
         );
+        this.#listener(http);
         this.#servers.push({ close: (cb) => wss.close(() => http.close(() => cb())) });
-        this.#listeners.push(http);
-        http.on("drop", () => this.#access.acceptShed++);
         this.#wsPort = await listen(http, this.opts.websocket.port);
       }
     } catch (e) {
@@ -380,12 +375,20 @@ export class EmbeddedBroker implements IngestSource {
     return false;
   }
 
+  /** A TCP listener: shed with the others while the refused pool is full (#shed), sheds counted. */
+  #listener<T extends Server>(server: T): T {
+    server.on("drop", () => this.#access.acceptShed++);
+    this.#listeners.push(server);
+    return server;
+  }
+
   /**
-   * Closes a connection refused at accept (no MQTT state was built for it). Up to `maxRefusedHeld`
-   * of them are held unread for REFUSED_HOLD_MS first: closing at once invites an immediate retry,
-   * and a client that retries at once makes the gateway accept and drop thousands of sockets a
-   * second, whose garbage drives GC pauses that delay every other client's PUBACK (bench access:
-   * a 256-connection flood from one address). Beyond that bound they are closed at once.
+   * Closes a connection refused at accept (no MQTT state was built for it) after holding it
+   * unread for REFUSED_HOLD_MS: closing at once invites an immediate retry, and a client that
+   * retries at once makes the gateway accept and drop thousands of sockets a second, whose garbage
+   * drives GC pauses that delay every other client's PUBACK (bench access: a 256-connection flood
+   * from one address). Once `maxRefusedHeld` are held, the listeners shed new connections inside
+   * Node's accept (#shed) until the pool has drained to half.
    */
   #refuse(stream: Duplex): void {
     if (!this.broker) {
