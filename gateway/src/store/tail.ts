@@ -53,12 +53,11 @@ export class LogTail {
    * kept) restarts the tail at `index`.
    */
   push(index: number, leaf: boolean, value: Buffer): void {
-    if (this.max <= 0) return;
+    if (this.size >= this.max) return; // full (or max 0): keep the contiguous run, drop the new
     if (this.size === 0 || index !== this.#first + this.size) {
-      if (this.size !== 0 && this.size >= this.max) return; // full: stay contiguous, drop the new
       this.clear();
       this.#first = index;
-    } else if (this.size >= this.max) return;
+    }
     this.#values.push(value);
     this.#kinds.push(leaf ? 1 : 0);
   }
