@@ -600,7 +600,7 @@ async function overloadRun(
   );
   console.log(
     `   at the highest sampled RSS (${atPeak.rssMb} MB): main-thread V8 heap ${atPeak.heapUsedMb} MB used of ` +
-      `${atPeak.heapTotalMb} MB, external ${atPeak.externalMb} MB; the rest is native (workers, onnxruntime, LevelDB)`,
+      `${atPeak.heapTotalMb} MB, external ${atPeak.externalMb} MB; the rest is native (onnxruntime, LevelDB's mapped tables, Node's code; worker isolates with --runner worker)`,
   );
   return overload;
 }
