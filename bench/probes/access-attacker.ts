@@ -32,7 +32,9 @@ const FLOOD_LOOPS = plan.floodLoops ?? 256;
 let attacking = true;
 const attempts: Record<string, number> = {};
 let started = 0;
-const total = plan.kinds.reduce((n, k) => n + (k === "flood" ? FLOOD_LOOPS : (plan.loops ?? 2)), 0);
+/** Concurrent loops of one kind: FLOOD_LOOPS for the flood, `loops` (default 2) for the others. */
+const loopsOf = (k: AttackKind): number => (k === "flood" ? FLOOD_LOOPS : (plan.loops ?? 2));
+const total = plan.kinds.reduce((n, k) => n + loopsOf(k), 0);
 const first = (): void => {
   if (++started === total) process.stdout.write("ready\n");
 };
@@ -100,7 +102,6 @@ async function loop(kind: AttackKind): Promise<void> {
   }
 }
 
-const loopsOf = (k: AttackKind): number => (k === "flood" ? FLOOD_LOOPS : (plan.loops ?? 2));
 const loops = plan.kinds.flatMap((k) => Array.from({ length: loopsOf(k) }, () => loop(k)));
 createInterface({ input: process.stdin }).once("line", () => {
   attacking = false;
