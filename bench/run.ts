@@ -21,4 +21,14 @@ if (!existsSync(file)) {
   process.exit(2);
 }
 process.argv.splice(2, 1);
-await import(pathToFileURL(file).href);
+try {
+  await import(pathToFileURL(file).href);
+} catch (e) {
+  // A mistyped option is the user's error, not a crash: one line and the usage, no stack trace.
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== "ERR_PARSE_ARGS_UNKNOWN_OPTION" && code !== "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") throw e;
+  console.error(
+    `bench ${name}: ${(e as Error).message}; its options are listed at the top of bench/${name}.ts`,
+  );
+  process.exit(2);
+}

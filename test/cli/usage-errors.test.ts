@@ -123,4 +123,18 @@ describe("CLI user mistakes", () => {
     oneLine(r, 1, /holds no Vigil store/);
     expect(existsSync(wrong)).toBe(false);
   }, 90_000);
+
+  it("behavior: a mistyped benchmark option is one line with the usage's place, not a stack trace", async () => {
+    const r = await run(process.execPath, ["--import", "tsx", "bench/run.ts", "e2e", "--no-build"], {
+      timeout: 30_000,
+    }).then(
+      (x) => ({ code: 0, ...x }),
+      (e: Out) => e,
+    );
+    oneLine(
+      r,
+      2,
+      /^bench e2e: Unknown option '--no-build'; its options are listed at the top of bench\/e2e\.ts$/m,
+    );
+  }, 60_000);
 });
