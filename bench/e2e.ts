@@ -12,7 +12,9 @@
  * 2. Capacity: after one uncounted warm-up step, the offered rate is stepped up (then bisected)
  *    until a step fails twice in a row (a failed step is repeated once): capacity is the highest
  *    offered frames/s whose goodput is ≥ 95 % of it, with p99 PUBLISH→PUBACK ≤ 50 ms and no
- *    rotating-model window skipped.
+ *    rotating-model window skipped. Each step also reports the simulator's CPU per frame (its
+ *    start-up included; it shares the cores), and the summary the rate at which gateway +
+ *    simulator would fill them.
  * 3. Where the CPU goes: one step at capacity under `--cpu-prof`; samples attributed to stages by
  *    source file (protocol+ingest, broker, store, infer, seal+sign, anchor, runtime, GC/other),
  *    scaled to the process's measured CPU time per frame (utime+stime from /proc).
@@ -28,7 +30,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { gatewayIdOf } from "../gateway/src/config/gateway-id.ts";
@@ -109,6 +111,17 @@ function cpuMs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * utime+stime of this process's children that have exited and been reaped, ms (/proc/self/stat
+ * cutime+cstime). A step's simulator is the only child that exits during it, so the difference
+ * across a step is the simulator's CPU.
+ */
+function reapedChildrenCpuMs(): number {
+  const f = readFileSync("/proc/self/stat", "utf8");
+  const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[13]) + Number(fields[14])) * 10;
 }
 
 function rssMb(pid: number): { rss: number; peak: number } {
@@ -292,6 +305,8 @@ interface Step {
   p99: number;
   skipped: number;
   cpuUsPerFrame: number;
+  /** The simulator's CPU per acknowledged frame (it shares the machine's cores with the gateway). */
+  simCpuUsPerFrame: number;
   peakRssMb: number;
   report: SimReport;
   ok: boolean;
@@ -308,6 +323,7 @@ async function step(
   const rate = offered / DEVICES;
   const before = t.stats();
   const cpu0 = cpuMs(t.pid);
+  const simCpu0 = reapedChildrenCpuMs();
   const sim = start([
     DIST_MAIN,
     "sim",
@@ -343,6 +359,7 @@ async function step(
   }, 200);
   await new Promise((r) => sim.proc.once("exit", r));
   clearInterval(timer);
+  const simCpu = reapedChildrenCpuMs() - simCpu0;
   const line = sim.lines.reverse().find((l) => l.startsWith('{"type":"report"'));
   if (!line) throw new Error(`simulator gave no report: ${sim.lines.slice(0, 5).join("\n")}`);
   const report = JSON.parse(line) as SimReport;
@@ -363,6 +380,7 @@ async function step(
     p99,
     skipped,
     cpuUsPerFrame: Math.round(((cpu * 1000) / frames) * 10) / 10,
+    simCpuUsPerFrame: Math.round(((simCpu * 1000) / Math.max(1, report.acked)) * 10) / 10,
     peakRssMb: Math.round(Math.max(peak, rssMb(t.pid).peak) * 10) / 10,
     report,
     ok,
@@ -391,7 +409,7 @@ async function capacity(
     console.log(
       `  ${name.padEnd(8)} offered ${String(offered).padStart(6)}/s  goodput ${String(s.goodput).padStart(6)}/s  ` +
         `p99 ${s.p99.toFixed(1).padStart(6)} ms  skipped ${String(s.skipped).padStart(4)}  ` +
-        `CPU ${s.cpuUsPerFrame.toFixed(1).padStart(6)} µs/frame  ${s.ok ? "pass" : "FAIL"}`,
+        `CPU ${s.cpuUsPerFrame.toFixed(1).padStart(6)} µs/frame (sim ${s.simCpuUsPerFrame.toFixed(1).padStart(5)})  ${s.ok ? "pass" : "FAIL"}`,
     );
     return s;
   };
@@ -512,7 +530,8 @@ if (PROFILE_AT) {
   await gw.stop();
   await g.stopChain();
   console.log(
-    `profile at ${PROFILE_AT}/s: goodput ${s.goodput}/s, p99 ${s.p99} ms, ${s.cpuUsPerFrame} µs CPU per frame`,
+    `profile at ${PROFILE_AT}/s: goodput ${s.goodput}/s, p99 ${s.p99} ms, ${s.cpuUsPerFrame} µs CPU per frame ` +
+      `(the simulator ${s.simCpuUsPerFrame} µs)`,
   );
   const shares = profileShares(profDir);
   for (const [k, v] of Object.entries(shares).sort((x, y) => y[1] - x[1]))
@@ -526,6 +545,7 @@ if (PROFILE_AT) {
       goodput: s.goodput,
       p99Ms: s.p99,
       cpuUsPerFrame: s.cpuUsPerFrame,
+      simCpuUsPerFrame: s.simCpuUsPerFrame,
       shares,
     }),
   );
@@ -671,6 +691,23 @@ console.log(
   `\ncapacity: gateway ${cap}/s (goal ≥ ${CAPACITY_GOAL}: ${cap >= CAPACITY_GOAL ? "met" : "MISSED"}), ` +
     `bare broker ${bareCap.capacity}/s, ratio ${ratio}`,
 );
+// The CPU budget at capacity: the gateway and the simulator share this machine's cores, so the
+// rate at which their CPU per frame would fill every core bounds any capacity this bench can show.
+const atCap = gwCap.steps.filter((x) => x.ok && x.offered === cap).at(-1);
+const cores = availableParallelism();
+const budget = atCap
+  ? {
+      gatewayUsPerFrame: atCap.cpuUsPerFrame,
+      simUsPerFrame: atCap.simCpuUsPerFrame,
+      cores,
+      coresFullAt: Math.round((cores * 1e6) / (atCap.cpuUsPerFrame + atCap.simCpuUsPerFrame)),
+    }
+  : undefined;
+if (budget)
+  console.log(
+    `CPU at capacity: gateway ${budget.gatewayUsPerFrame} µs + simulator ${budget.simUsPerFrame} µs per frame; ` +
+      `${cores} cores would be full at ${budget.coresFullAt} frames/s`,
+  );
 console.log(
   JSON.stringify({
     bench: "e2e",
@@ -683,6 +720,7 @@ console.log(
     bareBrokerCapacity: bareCap.capacity,
     ratioToBareBroker: ratio,
     cpuUsPerFrameAtCapacity: cpuAtCap,
+    cpuBudgetAtCapacity: budget ?? null,
     cpuShareByStage: Object.fromEntries(
       Object.entries(shares).map(([k, v]) => [k, Math.round(v * 1000) / 1000]),
     ),
@@ -692,6 +730,7 @@ console.log(
       p99Ms: s.p99,
       skipped: s.skipped,
       cpuUsPerFrame: s.cpuUsPerFrame,
+      simCpuUsPerFrame: s.simCpuUsPerFrame,
       peakRssMb: s.peakRssMb,
       ok: s.ok,
     })),
