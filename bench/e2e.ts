@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- e2e [--devices N] [--step-s S] [--overload-s S] [--no-overload] [--no-profile]
  *                      [--runner inline|worker] [--node-options "…"] [--profile-at N]
- *                      [--overload-at N] [--window-backlog N] [--max-pending N]`
+ *                      [--step-at N[,M…]] [--overload-at N] [--window-backlog N] [--max-pending N]`
  *
  * The whole product under load, as a plant runs it: the gateway process (compiled dist/, embedded
  * broker, LevelDB with group commit, all models, sealing, anchoring to a local anvil) fed by
@@ -23,7 +23,8 @@
  *    of capacity, peak RSS ≤ 250 MB, the backlog drains.
  * `--profile-at N` skips 1, 2 and 4: it profiles one step at N frames/s and also lists the
  * functions with the most self time (a diagnostic for finding where the CPU goes).
- * `--overload-at N` skips 1–3: it runs step 4 at N frames/s (goodput compared with N / 3), to
+ * `--step-at N[,M…]` skips 1–4: one step at each rate without the profiler (CPU per frame, p99),
+ * to compare configurations at the same load. `--overload-at N` skips 1–3: it runs step 4 at N frames/s (goodput compared with N / 3), to
  * compare configurations at the same offered load. `--window-backlog N` sets the gateway's
  * `models.windowBacklog`, `--max-pending N` its `ingest.maxPending` (default: the config defaults).
  * Last line: one JSON object.
@@ -51,6 +52,7 @@ const { values: a } = parseArgs({
     runner: { type: "string" },
     "node-options": { type: "string" },
     "profile-at": { type: "string" },
+    "step-at": { type: "string" },
     "overload-at": { type: "string" },
     "window-backlog": { type: "string" },
     "max-pending": { type: "string" },
@@ -63,6 +65,14 @@ const { values: a } = parseArgs({
  */
 const RUNNER = (a.runner ?? "inline") as "inline" | "worker";
 const PROFILE_AT = a["profile-at"] ? Number(a["profile-at"]) : undefined;
+/** `--step-at 4000,6000`: one step at each rate (after a warm-up), no profiler: to compare configurations. */
+const STEP_AT = a["step-at"]?.split(",").map(Number);
+if (STEP_AT?.some((r) => !(r > 0))) {
+  console.error(
+    `bench e2e: --step-at wants frames/s, comma-separated (e.g. 4000,6000), got "${a["step-at"]}"`,
+  );
+  process.exit(2);
+}
 const OVERLOAD_AT = a["overload-at"] ? Number(a["overload-at"]) : undefined;
 const WINDOW_BACKLOG = a["window-backlog"] ? Number(a["window-backlog"]) : undefined;
 const MAX_PENDING = a["max-pending"] ? Number(a["max-pending"]) : undefined;
@@ -547,6 +557,40 @@ if (PROFILE_AT) {
       cpuUsPerFrame: s.cpuUsPerFrame,
       simCpuUsPerFrame: s.simCpuUsPerFrame,
       shares,
+    }),
+  );
+  process.exit(0);
+}
+
+if (STEP_AT) {
+  const g = await prepareGateway();
+  const gw = await startGateway(g);
+  await step(gw, Math.min(STEP_AT[0]!, 2000), 4, { firstId: 50_000, gateway: true }); // warm-up
+  const steps: Step[] = [];
+  for (const [i, rate] of STEP_AT.entries()) {
+    const s = await step(gw, rate, STEP_S, { firstId: 100_000 + i * DEVICES, gateway: true });
+    steps.push(s);
+    console.log(
+      `  offered ${String(rate).padStart(6)}/s  goodput ${String(s.goodput).padStart(6)}/s  p99 ${s.p99.toFixed(1).padStart(6)} ms  ` +
+        `skipped ${s.skipped}  CPU ${s.cpuUsPerFrame} µs/frame (sim ${s.simCpuUsPerFrame})  ${s.ok ? "pass" : "FAIL"}`,
+    );
+  }
+  await gw.stop();
+  await g.stopChain();
+  rmSync(g.dir, { recursive: true, force: true });
+  console.log(
+    JSON.stringify({
+      bench: "e2e",
+      nodeOptions: NODE_OPTIONS,
+      steps: steps.map((s) => ({
+        offered: s.offered,
+        goodput: s.goodput,
+        p99Ms: s.p99,
+        skipped: s.skipped,
+        cpuUsPerFrame: s.cpuUsPerFrame,
+        simCpuUsPerFrame: s.simCpuUsPerFrame,
+        ok: s.ok,
+      })),
     }),
   );
   process.exit(0);
