@@ -102,6 +102,9 @@ class Config:
     # mid_stride rows; 0 trains on first-cycle observation only
     mid_starts: int = 4
     mid_stride: int = 2
+    # N > 0: a network keeps the mean of its weights after each of the last N epochs (SWA-style; the model has no
+    # batch norm, so nothing to recompute) instead of its best epoch of the second half; 0 keeps the best epoch
+    average_last: int = 0
     features: list[str] = field(default_factory=lambda: list(SENSORS_14))
     version: str = ""  # manifest version; "" = 3.0.0 with the baseline's origin, else 2.0.0
 
@@ -375,7 +378,8 @@ def predict(model: nn.Module, x: np.ndarray, batch: int = 4096) -> np.ndarray:
 
 def train_member(cfg: Config, seed: int, xtr, ytr, xva, yva, log) -> tuple[nn.Module, float, int]:
     """One ensemble member: Adam + OneCycle LR for cfg.epochs; from the second half on, keeps the state
-    with the best RMSE on the held-out units' windows (all windows, capped target)."""
+    with the best RMSE on the held-out units' windows (all windows, capped target), or with cfg.average_last
+    = N the mean of the states after the last N epochs (the training itself is the same either way)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = make_model(cfg)
@@ -384,6 +388,7 @@ def train_member(cfg: Config, seed: int, xtr, ytr, xva, yva, log) -> tuple[nn.Mo
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr / cfg.cap)
     best, best_state, best_epoch = math.inf, None, 0
+    avg_state, n_avg = None, 0
     for epoch in range(cfg.epochs):
         model.train()
         perm = torch.from_numpy(rng.permutation(len(xt)))
@@ -397,14 +402,27 @@ def train_member(cfg: Config, seed: int, xtr, ytr, xva, yva, log) -> tuple[nn.Mo
             loss.backward()
             opt.step()
             sched.step()
+        if cfg.average_last > 0:
+            if epoch >= cfg.epochs - cfg.average_last:  # running mean of the last N epochs' weights, float64
+                cur = {k: t.detach().to(torch.float64) for k, t in model.state_dict().items()}
+                avg_state = cur if avg_state is None else {k: avg_state[k] + cur[k] for k in cur}
+                n_avg += 1
+            continue
         if epoch + 1 < cfg.epochs // 2:
             continue
         v = rmse(np.clip(predict(model, xva) * cfg.cap, 0, cfg.cap), yva)
         if v < best:
             best, best_epoch = v, epoch
             best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-    assert best_state is not None
-    model.load_state_dict(best_state)
+    if cfg.average_last > 0:
+        assert avg_state is not None
+        ref = model.state_dict()
+        model.load_state_dict({k: (v / n_avg).to(ref[k].dtype) for k, v in avg_state.items()})
+        best, best_epoch = rmse(np.clip(predict(model, xva) * cfg.cap, 0, cfg.cap), yva), cfg.epochs - 1
+        log(f"    member seed={seed} weights averaged over the last {n_avg} epochs")
+    assert best_state is not None or cfg.average_last > 0
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     log(f"    member seed={seed} train windows {len(xtr)} best val RMSE {best:.3f} at epoch {best_epoch + 1}")
     return model, best, best_epoch + 1
@@ -420,7 +438,8 @@ def cached_member(cfg: Config, seed: int, xtr, ytr, xva, yva, log) -> tuple[nn.M
     global CACHED_SECONDS
     if not MEMBER_CACHE:
         return train_member(cfg, seed, xtr, ytr, xva, yva, log)
-    h = hashlib.sha256(repr((dataclasses.replace(cfg, seeds=0), seed, xtr.shape, float(xtr[::97].sum()), float(ytr.sum()))).encode()).hexdigest()[:16]
+    # the manifest version does not change the training, so a final run with a bumped version reuses the members
+    h = hashlib.sha256(repr((dataclasses.replace(cfg, seeds=0, version=""), seed, xtr.shape, float(xtr[::97].sum()), float(ytr.sum()))).encode()).hexdigest()[:16]
     path = os.path.join(MEMBER_CACHE, f"{cfg.subset.lower()}-{seed}-{h}.pt")
     if os.path.exists(path):
         c = torch.load(path)
@@ -833,8 +852,10 @@ def build_manifest(cfg, norm, onnx_path, train_raw, test_rmse, test_score, n_tes
                       "hashOf": "unpacked text"}],
             "validation": {
                 "method": f"{cfg.members} folds split by unit; the {cfg.seeds} member(s) of fold k train on the other folds "
-                "and keep their best epoch (second half of the OneCycle schedule) by RMSE on fold k's windows; "
-                "truncatedLastWindow* score the mean of fold k's members on fold k's units cut like the test files",
+                + ("and keep their best epoch (second half of the OneCycle schedule) by RMSE on fold k's windows; "
+                   if cfg.average_last <= 0 else
+                   f"and keep the mean of their weights after each of the last {cfg.average_last} epochs; ")
+                + "truncatedLastWindow* score the mean of fold k's members on fold k's units cut like the test files",
                 "rmseAllWindows": round(val_rmse, 4),
                 "epochs": val_epochs,
                 "truncatedLastWindowRmse": round(trunc_rmse, 4),
