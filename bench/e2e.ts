@@ -322,6 +322,18 @@ interface Step {
   ok: boolean;
 }
 
+/** A step's figures for the JSON line. */
+const stepJson = (s: Step): Record<string, number | boolean> => ({
+  offered: s.offered,
+  goodput: s.goodput,
+  p99Ms: s.p99,
+  skipped: s.skipped,
+  cpuUsPerFrame: s.cpuUsPerFrame,
+  simCpuUsPerFrame: s.simCpuUsPerFrame,
+  peakRssMb: s.peakRssMb,
+  ok: s.ok,
+});
+
 let seedCounter = 1;
 
 async function step(
@@ -515,6 +527,17 @@ function profileShares(dir: string): Record<string, number> {
   return Object.fromEntries(Object.entries(us).map(([k, v]) => [k, v / total]));
 }
 
+/** Ends a single-phase run: stops the chain, removes the gateway's folder, prints the JSON line. */
+async function finish(
+  g: GatewayEnv & { stopChain(): Promise<void> },
+  json: Record<string, unknown>,
+): Promise<never> {
+  await g.stopChain();
+  rmSync(g.dir, { recursive: true, force: true });
+  console.log(JSON.stringify({ bench: "e2e", ...json }));
+  process.exit(0);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 ensureBuild();
@@ -538,7 +561,6 @@ if (PROFILE_AT) {
       `of ${mb("nodejs_heap_size_total_bytes")}, external ${mb("nodejs_external_memory_bytes")}`,
   );
   await gw.stop();
-  await g.stopChain();
   console.log(
     `profile at ${PROFILE_AT}/s: goodput ${s.goodput}/s, p99 ${s.p99} ms, ${s.cpuUsPerFrame} µs CPU per frame ` +
       `(the simulator ${s.simCpuUsPerFrame} µs)`,
@@ -547,19 +569,14 @@ if (PROFILE_AT) {
   for (const [k, v] of Object.entries(shares).sort((x, y) => y[1] - x[1]))
     console.log(`     ${k.padEnd(24)} ${(v * 100).toFixed(1).padStart(5)} %`);
   rmSync(profDir, { recursive: true, force: true });
-  rmSync(g.dir, { recursive: true, force: true });
-  console.log(
-    JSON.stringify({
-      bench: "e2e",
-      profileAt: PROFILE_AT,
-      goodput: s.goodput,
-      p99Ms: s.p99,
-      cpuUsPerFrame: s.cpuUsPerFrame,
-      simCpuUsPerFrame: s.simCpuUsPerFrame,
-      shares,
-    }),
-  );
-  process.exit(0);
+  await finish(g, {
+    profileAt: PROFILE_AT,
+    goodput: s.goodput,
+    p99Ms: s.p99,
+    cpuUsPerFrame: s.cpuUsPerFrame,
+    simCpuUsPerFrame: s.simCpuUsPerFrame,
+    shares,
+  });
 }
 
 if (STEP_AT) {
@@ -576,24 +593,7 @@ if (STEP_AT) {
     );
   }
   await gw.stop();
-  await g.stopChain();
-  rmSync(g.dir, { recursive: true, force: true });
-  console.log(
-    JSON.stringify({
-      bench: "e2e",
-      nodeOptions: NODE_OPTIONS,
-      steps: steps.map((s) => ({
-        offered: s.offered,
-        goodput: s.goodput,
-        p99Ms: s.p99,
-        skipped: s.skipped,
-        cpuUsPerFrame: s.cpuUsPerFrame,
-        simCpuUsPerFrame: s.simCpuUsPerFrame,
-        ok: s.ok,
-      })),
-    }),
-  );
-  process.exit(0);
+  await finish(g, { nodeOptions: NODE_OPTIONS, steps: steps.map(stepJson) });
 }
 
 /** Step 4: `offered` frames/s for OVERLOAD_S, then the drain, checked against the store on disk. */
@@ -676,18 +676,12 @@ if (OVERLOAD_AT) {
     `\n4. overload only: ${OVERLOAD_AT}/s for ${OVERLOAD_S} s (capacity taken as a third of it), then the devices drain`,
   );
   const overload = await overloadRun(gw, g, OVERLOAD_AT, OVERLOAD_AT / 3);
-  await g.stopChain();
-  rmSync(g.dir, { recursive: true, force: true });
-  console.log(
-    JSON.stringify({
-      bench: "e2e",
-      nodeOptions: NODE_OPTIONS,
-      windowBacklog: WINDOW_BACKLOG ?? null,
-      maxPending: MAX_PENDING ?? null,
-      overload,
-    }),
-  );
-  process.exit(0);
+  await finish(g, {
+    nodeOptions: NODE_OPTIONS,
+    windowBacklog: WINDOW_BACKLOG ?? null,
+    maxPending: MAX_PENDING ?? null,
+    overload,
+  });
 }
 
 console.log("\n1. bare aedes broker (same simulator, PUBACK with no gateway work)");
@@ -768,16 +762,7 @@ console.log(
     cpuShareByStage: Object.fromEntries(
       Object.entries(shares).map(([k, v]) => [k, Math.round(v * 1000) / 1000]),
     ),
-    steps: gwCap.steps.map((s) => ({
-      offered: s.offered,
-      goodput: s.goodput,
-      p99Ms: s.p99,
-      skipped: s.skipped,
-      cpuUsPerFrame: s.cpuUsPerFrame,
-      simCpuUsPerFrame: s.simCpuUsPerFrame,
-      peakRssMb: s.peakRssMb,
-      ok: s.ok,
-    })),
+    steps: gwCap.steps.map(stepJson),
     overload,
   }),
 );
