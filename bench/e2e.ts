@@ -24,9 +24,10 @@
  * `--profile-at N` skips 1, 2 and 4: it profiles one step at N frames/s and also lists the
  * functions with the most self time (a diagnostic for finding where the CPU goes).
  * `--step-at N[,M…]` skips 1–4: one step at each rate without the profiler (CPU per frame, p99),
- * to compare configurations at the same load. `--overload-at N` skips 1–3: it runs step 4 at N frames/s (goodput compared with N / 3), to
- * compare configurations at the same offered load. `--window-backlog N` sets the gateway's
- * `models.windowBacklog`, `--max-pending N` its `ingest.maxPending` (default: the config defaults).
+ * to compare configurations at the same load. `--overload-at N` skips 1–3: it runs step 4 at N
+ * frames/s (goodput compared with N / 3), to compare configurations at the same offered load.
+ * `--window-backlog N` sets the gateway's `models.windowBacklog`, `--max-pending N` its
+ * `ingest.maxPending` (default: the config defaults).
  * Last line: one JSON object.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
