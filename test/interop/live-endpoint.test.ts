@@ -214,16 +214,25 @@ describe("the live page in Chromium during the demo", () => {
     );
     expect(await page.textContent("#models tbody")).toContain("rotating-v1-health");
     // The live model's data-quality view of each device (sensor faults, withheld windows).
-    await page.waitForFunction(
-      () =>
-        [
-          ...(globalThis as unknown as Page$).document.querySelectorAll(
-            "#device-rows .dev > span:nth-child(11)",
-          ),
-        ].every((s) => /^(ok|\d+ sensor faults?|[\d,]+ withheld)$/.test(s.textContent ?? "")),
-      undefined,
-      { timeout: 30_000 },
-    );
+    const qualityCells = (): Promise<string[]> =>
+      page.$$eval("#device-rows .dev", (rows) =>
+        rows.map((r) => `${r.children[0]?.textContent}: ${r.children[10]?.textContent}`),
+      );
+    await page
+      .waitForFunction(
+        () =>
+          [
+            ...(globalThis as unknown as Page$).document.querySelectorAll(
+              "#device-rows .dev > span:nth-child(11)",
+            ),
+          ].every((s) => /^(ok|\d+ sensor faults?|[\d,]+ withheld)$/.test(s.textContent ?? "")),
+        undefined,
+        { timeout: 30_000 },
+      )
+      .catch(async (e: unknown) => {
+        // Say which device's cell never showed a verdict, and what it showed instead.
+        throw new Error(`${(e as Error).message}\ndata-quality cells: ${(await qualityCells()).join("; ")}`);
+      });
     const shot =
       process.env.VIGIL_SCREENSHOT ?? join(mkdtempSync(join(tmpdir(), "vigil-page-")), "live-page.png");
     await page.screenshot({ path: shot, fullPage: true });
