@@ -42,6 +42,7 @@ import type { LatencySummary, SimReport } from "../device-sim/src/simulator.ts";
 import { localChain } from "../test/helpers/chain.ts";
 import { freePort } from "../test/helpers/procs.ts";
 import { readStoreFromDisk } from "../test/helpers/store-reader.ts";
+import { unitEnvironment } from "./lib/unit.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -98,8 +99,7 @@ const GATEWAY_NAME = "bench-e2e";
 
 function unitNodeOptions(): string {
   const unit = readFileSync(join(root, "hardware/pi/vigil.service"), "utf8");
-  // Environment=NODE_OPTIONS=… or, with spaces, Environment="NODE_OPTIONS=…" (systemd.exec quoting).
-  return /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(unit)?.[1]?.trim() ?? "";
+  return unitEnvironment(unit)["NODE_OPTIONS"]?.trim() ?? "";
 }
 
 function ensureBuild(): void {

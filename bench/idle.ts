@@ -40,6 +40,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { packageRoot } from "../gateway/src/core/paths.ts";
 import { stop } from "../test/helpers/procs.ts";
+import { unitEnvironment } from "./lib/unit.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -92,16 +93,9 @@ if (startArgs[0] !== "start" || cfgAt < 0 || startArgs.length !== cfgAt + 2)
   throw new Error(`unexpected ExecStart (want "node …/vigil.js start --config FILE"): ${execStart}`);
 const passFile = join(root, "etc/vigil/keystore.pass");
 /** The unit's Environment= lines; `%d/…` (the credentials folder) is where LoadCredential= puts the passphrase. */
-const unitEnv: Record<string, string> = {};
-for (const l of unitLines) {
-  if (!l.startsWith("Environment=")) continue;
-  // One assignment per line; a value with spaces is quoted whole: Environment="K=a b" (systemd.exec).
-  const raw = l.slice("Environment=".length);
-  const kv = raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw;
-  const eq = kv.indexOf("=");
-  const k = kv.slice(0, eq);
-  unitEnv[k] = k === "VIGIL_KEYSTORE_PASSPHRASE_FILE" ? passFile : kv.slice(eq + 1);
-}
+const unitEnv = unitEnvironment(unitText);
+if (unitEnv["VIGIL_KEYSTORE_PASSPHRASE_FILE"] !== undefined)
+  unitEnv["VIGIL_KEYSTORE_PASSPHRASE_FILE"] = passFile;
 // systemd starts the service with a clean environment: PATH and the unit's lines, nothing of ours.
 const serviceEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...unitEnv };
 
