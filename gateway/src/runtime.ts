@@ -188,6 +188,11 @@ export function wireInference(o: WireInferenceOptions): InferenceLoop {
   return loop;
 }
 
+/** Whether this configuration seals batches: attestation on and a registry deployment to sign for. */
+function seals(c: GatewayConfig): boolean {
+  return c.attest.enabled && !!c.chain.deployment;
+}
+
 export class Runtime {
   readonly config: GatewayConfig;
   readonly gatewayId: Hex;
@@ -267,7 +272,7 @@ export class Runtime {
         reserveBytes: c.store.reserveBytes,
         logger: this.log.child({ component: "store" }),
         // The unsealed tail serves the sealer; without one it would only hold memory.
-        ...(c.attest.enabled && c.chain.deployment ? {} : { tailEntries: 0 }),
+        ...(seals(c) ? {} : { tailEntries: 0 }),
       });
 
     // Ingest and its sources.
@@ -674,7 +679,7 @@ export class Runtime {
     const deployment = c.chain.deployment
       ? readDeployment(resolvePath(c.dataDir, c.chain.deployment))
       : undefined;
-    if (c.attest.enabled && deployment) {
+    if (seals(c) && deployment) {
       const keyPath = resolvePath(c.dataDir, c.attest.keystore);
       if (!existsSync(keyPath))
         throw new ConfigError(
