@@ -135,6 +135,21 @@ function reapedChildrenCpuMs(): number {
   return (Number(fields[13]) + Number(fields[14])) * 10;
 }
 
+/**
+ * Milliseconds during which every runnable task of the machine waited on I/O (Linux PSI,
+ * /proc/pressure/io "full" total, µs); NaN where PSI is unavailable. The gateway's own syncs and
+ * LevelDB's compactions show here (bare-broker steps read ≈ 0), and so do stalls of the shared
+ * disk: steps that fail on p99 at a rate that passed before tend to have the larger figures.
+ */
+function ioFullMs(): number {
+  try {
+    const m = /^full .*total=(\d+)$/m.exec(readFileSync("/proc/pressure/io", "utf8"));
+    return m ? Number(m[1]) / 1000 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 function rssMb(pid: number): { rss: number; peak: number } {
   const s = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN);
@@ -210,13 +225,14 @@ interface Target {
   proc: Proc;
 }
 
+/** Plain aedes, with the gateway's listener options (TCP_NODELAY: embedded-broker.ts SOCKET_OPTIONS). */
 async function startBareBroker(): Promise<Target> {
   const port = await freePort();
   const p = start([
     "--input-type=module",
     "-e",
     `import { Aedes } from "aedes"; import { createServer } from "node:net";
-     const b = await Aedes.createBroker(); const s = createServer(b.handle);
+     const b = await Aedes.createBroker(); const s = createServer({ noDelay: true }, b.handle);
      s.listen(${port}, "127.0.0.1", () => console.log("listening"));
      process.on("SIGTERM", () => { s.close(); b.close(() => process.exit(0)); });`,
   ]);
@@ -319,6 +335,8 @@ interface Step {
   /** The simulator's CPU per acknowledged frame (it shares the machine's cores with the gateway). */
   simCpuUsPerFrame: number;
   peakRssMb: number;
+  /** I/O full-stall time of the machine during the step (ioFullMs). */
+  ioStallMs: number;
   report: SimReport;
   ok: boolean;
 }
@@ -332,6 +350,7 @@ const stepJson = (s: Step): Record<string, number | boolean> => ({
   cpuUsPerFrame: s.cpuUsPerFrame,
   simCpuUsPerFrame: s.simCpuUsPerFrame,
   peakRssMb: s.peakRssMb,
+  ioStallMs: s.ioStallMs,
   ok: s.ok,
 });
 
@@ -347,6 +366,7 @@ async function step(
   const before = t.stats();
   const cpu0 = cpuMs(t.pid);
   const simCpu0 = reapedChildrenCpuMs();
+  const io0 = ioFullMs();
   const sim = start([
     DIST_MAIN,
     "sim",
@@ -383,6 +403,7 @@ async function step(
   await new Promise((r) => sim.proc.once("exit", r));
   clearInterval(timer);
   const simCpu = reapedChildrenCpuMs() - simCpu0;
+  const ioStallMs = Math.round(ioFullMs() - io0);
   const line = sim.lines.reverse().find((l) => l.startsWith('{"type":"report"'));
   if (!line) throw new Error(`simulator gave no report: ${sim.lines.slice(0, 5).join("\n")}`);
   const report = JSON.parse(line) as SimReport;
@@ -405,6 +426,7 @@ async function step(
     cpuUsPerFrame: Math.round(((cpu * 1000) / frames) * 10) / 10,
     simCpuUsPerFrame: Math.round(((simCpu * 1000) / Math.max(1, report.acked)) * 10) / 10,
     peakRssMb: Math.round(Math.max(peak, rssMb(t.pid).peak) * 10) / 10,
+    ioStallMs,
     report,
     ok,
   };
@@ -432,7 +454,8 @@ async function capacity(
     console.log(
       `  ${name.padEnd(8)} offered ${String(offered).padStart(6)}/s  goodput ${String(s.goodput).padStart(6)}/s  ` +
         `p99 ${s.p99.toFixed(1).padStart(6)} ms  skipped ${String(s.skipped).padStart(4)}  ` +
-        `CPU ${s.cpuUsPerFrame.toFixed(1).padStart(6)} µs/frame (sim ${s.simCpuUsPerFrame.toFixed(1).padStart(5)})  ${s.ok ? "pass" : "FAIL"}`,
+        `CPU ${s.cpuUsPerFrame.toFixed(1).padStart(6)} µs/frame (sim ${s.simCpuUsPerFrame.toFixed(1).padStart(5)})  ` +
+        `io stall ${String(s.ioStallMs).padStart(4)} ms  ${s.ok ? "pass" : "FAIL"}`,
     );
     return s;
   };
@@ -590,7 +613,7 @@ if (STEP_AT) {
     steps.push(s);
     console.log(
       `  offered ${String(rate).padStart(6)}/s  goodput ${String(s.goodput).padStart(6)}/s  p99 ${s.p99.toFixed(1).padStart(6)} ms  ` +
-        `skipped ${s.skipped}  CPU ${s.cpuUsPerFrame} µs/frame (sim ${s.simCpuUsPerFrame})  ${s.ok ? "pass" : "FAIL"}`,
+        `skipped ${s.skipped}  CPU ${s.cpuUsPerFrame} µs/frame (sim ${s.simCpuUsPerFrame})  io stall ${s.ioStallMs} ms  ${s.ok ? "pass" : "FAIL"}`,
     );
   }
   await gw.stop();
