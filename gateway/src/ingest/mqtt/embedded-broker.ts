@@ -168,8 +168,8 @@ function limitPacketSize(client: Client, max: number, onTooLarge: () => void): v
  * yet ACKed waits for the device's ACK, which the device's stack may delay by up to 40 ms (RFC 1122
  * 4.2.3.2; Linux's minimum). Measured (bench e2e --step-at, off/on alternated, 2–3 runs each): p99
  * PUBLISH→PUBACK 52–57 → 23–25 ms at 500 frames/s, 45–290 → 17–36 ms at 2,000/s, 51–600 →
- * 35–42 ms at 6,000/s (every run off failed the 50 ms goal there, every run on passed), at the same
- * CPU per frame (README, e2e).
+ * 35–42 ms at 6,000/s (in those pairs every run off failed the 50 ms goal there and every run on
+ * passed; two exploratory runs on failed at 58 and 72 ms), at the same CPU per frame (README, e2e).
  */
 const SOCKET_OPTIONS = { noDelay: true } as const;
 
