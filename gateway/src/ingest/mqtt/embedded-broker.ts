@@ -167,7 +167,7 @@ function limitPacketSize(client: Client, max: number, onTooLarge: () => void): v
  * 4.2.3.4): a PUBACK is 4 bytes, and with Nagle on, a PUBACK written while the previous one is not
  * yet ACKed waits for the device's ACK, which the device's stack may delay by up to 40 ms (RFC 1122
  * 4.2.3.2; Linux's minimum). Measured (bench e2e --step-at, off/on alternated, 2–3 runs each): p99
- * PUBLISH→PUBACK 52–57 → 23–25 ms at 500 frames/s, 45–290 → 17–36 ms at 2,000/s, 51–600 →
+ * PUBLISH→PUBACK 52–57 → 23–25 ms at 500 frames/s, 44–290 → 17–36 ms at 2,000/s, 51–600 →
  * 35–42 ms at 6,000/s (in those pairs every run off failed the 50 ms goal there and every run on
  * passed; two exploratory runs on failed at 58 and 72 ms), at the same CPU per frame (README, e2e).
  */
