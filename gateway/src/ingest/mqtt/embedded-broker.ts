@@ -165,11 +165,11 @@ function limitPacketSize(client: Client, max: number, onTooLarge: () => void): v
 /**
  * Every listener disables Nagle's algorithm on accepted sockets (TCP_NODELAY, RFC 896 / RFC 1122
  * 4.2.3.4): a PUBACK is 4 bytes, and with Nagle on, a PUBACK written while the previous one is not
- * yet ACKed waits for the device's ACK, which the device's stack may delay by up to 40 ms (RFC 1122
- * 4.2.3.2; Linux's minimum). Measured (bench e2e --step-at, off/on alternated, 2–3 runs each): p99
+ * yet ACKed waits for the device's ACK, which the device's stack may delay (RFC 1122 4.2.3.2 allows
+ * up to 500 ms; Linux's delayed-ACK timer is at least 40 ms). Measured (bench e2e --step-at, off/on alternated, 2–3 runs each): p99
  * PUBLISH→PUBACK 52–57 → 23–25 ms at 500 frames/s, 44–290 → 17–36 ms at 2,000/s, 51–600 →
- * 35–42 ms at 6,000/s (in those pairs every run off failed the 50 ms goal there and every run on
- * passed; two exploratory runs on failed at 58 and 72 ms), at the same CPU per frame (README, e2e).
+ * 35–42 ms at 6,000/s, at the same CPU per frame. Over all of that session's runs, 6,000/s met the
+ * 50 ms goal in 10 of 14 runs on and 0 of 6 off (README, e2e).
  */
 const SOCKET_OPTIONS = { noDelay: true } as const;
 
