@@ -420,8 +420,8 @@ def train_member(cfg: Config, seed: int, xtr, ytr, xva, yva, log) -> tuple[nn.Mo
         model.load_state_dict({k: (v / n_avg).to(ref[k].dtype) for k, v in avg_state.items()})
         best, best_epoch = rmse(np.clip(predict(model, xva) * cfg.cap, 0, cfg.cap), yva), cfg.epochs - 1
         log(f"    member seed={seed} weights averaged over the last {n_avg} epochs")
-    assert best_state is not None or cfg.average_last > 0
-    if best_state is not None:
+    else:
+        assert best_state is not None
         model.load_state_dict(best_state)
     model.eval()
     log(f"    member seed={seed} train windows {len(xtr)} best val RMSE {best:.3f} at epoch {best_epoch + 1}")

@@ -163,13 +163,11 @@ function limitPacketSize(client: Client, max: number, onTooLarge: () => void): v
 }
 
 /**
- * Every listener disables Nagle's algorithm on accepted sockets (TCP_NODELAY, RFC 896 / RFC 1122
- * 4.2.3.4): a PUBACK is 4 bytes, and with Nagle on, a PUBACK written while the previous one is not
- * yet ACKed waits for the device's ACK, which the device's stack may delay (RFC 1122 4.2.3.2 allows
- * up to 500 ms; Linux's delayed-ACK timer is at least 40 ms). Measured (bench e2e --step-at, off/on alternated, 2–3 runs each): p99
- * PUBLISH→PUBACK 52–57 → 23–25 ms at 500 frames/s, 44–290 → 17–36 ms at 2,000/s, 51–600 →
- * 35–42 ms at 6,000/s, at the same CPU per frame. Over all of that session's runs, 6,000/s met the
- * 50 ms goal in 10 of 14 runs on and 0 of 6 off (README, e2e).
+ * Every listener disables Nagle's algorithm on accepted sockets (TCP_NODELAY; RFC 896, RFC 1122
+ * 4.2.3.4). A PUBACK is 4 bytes: with Nagle on, one written while the previous is not yet ACKed
+ * waits for the device's delayed ACK (RFC 1122 4.2.3.2 allows up to 500 ms; Linux waits at least
+ * 40 ms). Measured with bench e2e --step-at (README, e2e): p99 PUBLISH→PUBACK at 6,000 frames/s
+ * met the 50 ms goal in 10 of 14 runs with it, 0 of 6 without, at the same CPU per frame.
  */
 const SOCKET_OPTIONS = { noDelay: true } as const;
 
