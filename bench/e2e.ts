@@ -14,7 +14,9 @@
  *    offered frames/s whose goodput is ≥ 95 % of it, with p99 PUBLISH→PUBACK ≤ 50 ms and no
  *    rotating-model window skipped. Each step also reports the simulator's CPU per frame (its
  *    start-up included; it shares the cores), and the summary the rate at which gateway +
- *    simulator would fill them.
+ *    simulator would fill them. A gateway step also shows, from the gateway's /metrics over the
+ *    step, the p99 of its own share of the wait (`gw`: arrival at ingest → the store's verdict)
+ *    and of a group commit's two syncs (`commit`: the batch write + the watermark after it).
  * 3. Where the CPU goes: one step at capacity under `--cpu-prof`; samples attributed to stages by
  *    source file (protocol+ingest, broker, store, infer, seal+sign, anchor, runtime, GC/other),
  *    scaled to the process's measured CPU time per frame (utime+stime from /proc).
@@ -156,6 +158,54 @@ function rssMb(pid: number): { rss: number; peak: number } {
   return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
 }
 
+/** The gateway's latency histograms a step reports (their p99 over the step). */
+const HISTOGRAMS = {
+  durable: "vigil_ingest_durable_latency_seconds",
+  commitWrite: "vigil_store_commit_write_duration_seconds",
+  commitWatermark: "vigil_store_commit_watermark_duration_seconds",
+} as const;
+type Buckets = Record<keyof typeof HISTOGRAMS, Array<[number, number]>>;
+
+/** Cumulative bucket counts of HISTOGRAMS from the gateway's /metrics (`le` in s, ascending). */
+async function scrapeBuckets(metricsUrl: string): Promise<Buckets> {
+  const text = await (await fetch(metricsUrl)).text();
+  const pick = (name: string): Array<[number, number]> => {
+    const out: Array<[number, number]> = [];
+    for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`, "gm")))
+      out.push([m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2])]);
+    return out.sort((x, y) => x[0] - y[0]);
+  };
+  return {
+    durable: pick(HISTOGRAMS.durable),
+    commitWrite: pick(HISTOGRAMS.commitWrite),
+    commitWatermark: pick(HISTOGRAMS.commitWatermark),
+  };
+}
+
+/**
+ * The q-quantile, ms, of what a histogram counted between two scrapes, interpolated linearly
+ * inside its bucket as PromQL's histogram_quantile does (the buckets are powers of two, so the
+ * figure is an estimate within its bucket); NaN when nothing was counted.
+ */
+function quantileBetween(before: Array<[number, number]>, after: Array<[number, number]>, q: number): number {
+  const was = new Map(before);
+  const d = after.map(([le, n]): [number, number] => [le, n - (was.get(le) ?? 0)]);
+  const total = d.at(-1)?.[1] ?? 0;
+  if (total <= 0) return NaN;
+  const rank = q * total;
+  let lo = 0;
+  let below = 0;
+  for (const [le, n] of d) {
+    if (n >= rank) {
+      if (le === Infinity) return lo * 1000;
+      return (lo + ((le - lo) * (rank - below)) / Math.max(1, n - below)) * 1000;
+    }
+    lo = le;
+    below = n;
+  }
+  return NaN;
+}
+
 /** A gauge from the gateway's /metrics text (prom-client process metrics), in MB to 0.1; NaN when absent. */
 function metricMb(text: string, name: string): number {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
@@ -221,6 +271,8 @@ interface Target {
   url: string;
   pid: number;
   stats(): { accepted: number; skipped: number };
+  /** The gateway's /metrics (absent for the bare broker). */
+  metricsUrl?: string;
   stop(): Promise<void>;
   proc: Proc;
 }
@@ -318,6 +370,7 @@ async function startGateway(g: GatewayEnv, cpuProfDir?: string): Promise<Target>
     url: `mqtt://127.0.0.1:${g.port}`,
     pid: p.proc.pid!,
     stats: () => lastStats(p),
+    metricsUrl: `http://127.0.0.1:${g.httpPort}/metrics`,
     stop: () => p.stop(),
     proc: p,
   };
@@ -330,6 +383,14 @@ interface Step {
   offered: number;
   goodput: number;
   p99: number;
+  /**
+   * The gateway's own share of that wait: p99 from a frame's arrival at ingest to the store's
+   * verdict (vigil_ingest_durable_latency_seconds over the step), and the p99 of the two parts of
+   * a group commit (the batch write with sync, the watermark sync after it); NaN for the bare broker.
+   */
+  durableP99: number;
+  commitWriteP99: number;
+  commitWatermarkP99: number;
   skipped: number;
   cpuUsPerFrame: number;
   /** The simulator's CPU per acknowledged frame (it shares the machine's cores with the gateway). */
@@ -346,6 +407,13 @@ const stepJson = (s: Step): Record<string, number | boolean> => ({
   offered: s.offered,
   goodput: s.goodput,
   p99Ms: s.p99,
+  ...(Number.isNaN(s.durableP99)
+    ? {}
+    : {
+        durableP99Ms: s.durableP99,
+        commitWriteP99Ms: s.commitWriteP99,
+        commitWatermarkP99Ms: s.commitWatermarkP99,
+      }),
   skipped: s.skipped,
   cpuUsPerFrame: s.cpuUsPerFrame,
   simCpuUsPerFrame: s.simCpuUsPerFrame,
@@ -353,6 +421,23 @@ const stepJson = (s: Step): Record<string, number | boolean> => ({
   ioStallMs: s.ioStallMs,
   ok: s.ok,
 });
+
+/**
+ * One step as a table row; for the gateway, in brackets: its own ingest→durable p99 (`gw`) and
+ * the p99 of a group commit's write and watermark sync (`commit` w + wm), ms.
+ */
+function stepLine(s: Step, label = ""): string {
+  const ms = (x: number): string => x.toFixed(1).padStart(5);
+  const gw = Number.isNaN(s.durableP99)
+    ? ""
+    : ` (gw ${ms(s.durableP99)}, commit ${ms(s.commitWriteP99)} + ${ms(s.commitWatermarkP99)})`;
+  return (
+    `  ${label}offered ${String(s.offered).padStart(6)}/s  goodput ${String(s.goodput).padStart(6)}/s  ` +
+    `p99 ${s.p99.toFixed(1).padStart(6)} ms${gw}  skipped ${String(s.skipped).padStart(4)}  ` +
+    `CPU ${s.cpuUsPerFrame.toFixed(1).padStart(6)} µs/frame (sim ${s.simCpuUsPerFrame.toFixed(1).padStart(5)})  ` +
+    `io stall ${String(s.ioStallMs).padStart(4)} ms  ${s.ok ? "pass" : "FAIL"}`
+  );
+}
 
 let seedCounter = 1;
 
@@ -364,6 +449,7 @@ async function step(
 ): Promise<Step> {
   const rate = offered / DEVICES;
   const before = t.stats();
+  const buckets0 = t.metricsUrl ? await scrapeBuckets(t.metricsUrl) : undefined;
   const cpu0 = cpuMs(t.pid);
   const simCpu0 = reapedChildrenCpuMs();
   const io0 = ioFullMs();
@@ -411,6 +497,9 @@ async function step(
   if (o.gateway) await new Promise((r) => setTimeout(r, 700));
   const after = t.stats();
   const cpu = cpuMs(t.pid) - cpu0;
+  const buckets1 = t.metricsUrl ? await scrapeBuckets(t.metricsUrl) : undefined;
+  const p99Of = (k: keyof Buckets): number =>
+    buckets0 && buckets1 ? Math.round(quantileBetween(buckets0[k], buckets1[k], 0.99) * 10) / 10 : NaN;
   const lat: LatencySummary | undefined = report.ackLatencyMs;
   // Acknowledged frames over the whole run, drain included (elapsedS ends when the last is acked).
   const goodput = report.acked / Math.max(seconds, report.elapsedS);
@@ -422,6 +511,9 @@ async function step(
     offered,
     goodput: Math.round(goodput),
     p99,
+    durableP99: p99Of("durable"),
+    commitWriteP99: p99Of("commitWrite"),
+    commitWatermarkP99: p99Of("commitWatermark"),
     skipped,
     cpuUsPerFrame: Math.round(((cpu * 1000) / frames) * 10) / 10,
     simCpuUsPerFrame: Math.round(((simCpu * 1000) / Math.max(1, report.acked)) * 10) / 10,
@@ -451,12 +543,7 @@ async function capacity(
     const s = await step(t, offered, STEP_S, { firstId, gateway });
     firstId += DEVICES;
     steps.push(s);
-    console.log(
-      `  ${name.padEnd(8)} offered ${String(offered).padStart(6)}/s  goodput ${String(s.goodput).padStart(6)}/s  ` +
-        `p99 ${s.p99.toFixed(1).padStart(6)} ms  skipped ${String(s.skipped).padStart(4)}  ` +
-        `CPU ${s.cpuUsPerFrame.toFixed(1).padStart(6)} µs/frame (sim ${s.simCpuUsPerFrame.toFixed(1).padStart(5)})  ` +
-        `io stall ${String(s.ioStallMs).padStart(4)} ms  ${s.ok ? "pass" : "FAIL"}`,
-    );
+    console.log(stepLine(s, `${name.padEnd(8)} `));
     return s;
   };
   const passes = async (offered: number): Promise<boolean> =>
@@ -611,10 +698,7 @@ if (STEP_AT) {
   for (const [i, rate] of STEP_AT.entries()) {
     const s = await step(gw, rate, STEP_S, { firstId: 100_000 + i * DEVICES, gateway: true });
     steps.push(s);
-    console.log(
-      `  offered ${String(rate).padStart(6)}/s  goodput ${String(s.goodput).padStart(6)}/s  p99 ${s.p99.toFixed(1).padStart(6)} ms  ` +
-        `skipped ${s.skipped}  CPU ${s.cpuUsPerFrame} µs/frame (sim ${s.simCpuUsPerFrame})  io stall ${s.ioStallMs} ms  ${s.ok ? "pass" : "FAIL"}`,
-    );
+    console.log(stepLine(s));
   }
   await gw.stop();
   await finish(g, { nodeOptions: NODE_OPTIONS, steps: steps.map(stepJson) });

@@ -6,7 +6,7 @@
 import type { AnchorRecord, SealedBatch, StoreStats } from "../../gateway/src/store/types.ts";
 import type { AlertCounters } from "../../gateway/src/alerts/service.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
-import { LatencyHistogram } from "../../gateway/src/infer/histogram.ts";
+import { LatencyHistogram } from "../../gateway/src/core/histogram.ts";
 import type { InferenceCounters, LaneInfo } from "../../gateway/src/infer/loop.ts";
 import type { LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { Ingest } from "../../gateway/src/ingest/ingest.ts";
@@ -99,6 +99,7 @@ export class FakeSource implements MetricsSource {
   getBatchCalls = 0;
   readonly store = {
     stats: () => this.stats,
+    commitTiming: { write: new LatencyHistogram(), watermark: new LatencyHistogram() },
     getBatch: (seq: number) => {
       this.getBatchCalls++;
       return Promise.resolve(this.batches.get(seq));

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { GatewayMetrics, LATENCY_BOUNDS_US, countAtOrBelow } from "../../gateway/src/http/metrics.ts";
 import { LiveFeed } from "../../gateway/src/http/live.ts";
 import { PageModel } from "../../gateway/src/http/page-model.ts";
-import { LatencyHistogram } from "../../gateway/src/infer/histogram.ts";
+import { LatencyHistogram } from "../../gateway/src/core/histogram.ts";
 import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { alert, health } from "./events.ts";
@@ -356,6 +356,15 @@ describe("latency histograms", () => {
     expect(b("+Inf")).toBe(5);
     expect(sample(f, "vigil_inference_run_duration_seconds_count")).toBe(5);
     expect(sample(f, "vigil_inference_run_duration_seconds_sum")).toBeCloseTo(6130e-6, 12);
+    src.store.commitTiming.watermark.record(100);
+    expect(sample(await scrape(metricsFor(src)), "vigil_store_commit_watermark_duration_seconds_count")).toBe(
+      1,
+    );
+    src.ingest.counters.durableLatency.record(3000);
+    const g = await scrape(metricsFor(src));
+    expect(sample(g, "vigil_ingest_durable_latency_seconds_bucket", { le: "0.002048" })).toBe(0);
+    expect(sample(g, "vigil_ingest_durable_latency_seconds_bucket", { le: "0.004096" })).toBe(1);
+    expect(sample(g, "vigil_ingest_durable_latency_seconds_sum")).toBeCloseTo(0.003, 12);
     // No histogram data (no models): buckets and count are 0.
     src.loop = undefined;
     expect(sample(await scrape(metricsFor(src)), "vigil_inference_frame_to_result_seconds_count")).toBe(0);

@@ -149,6 +149,36 @@ describe("Ingest", () => {
     expect(ingest.counters.rejected.STORE_UNAVAILABLE).toBe(1);
   });
 
+  it("behavior: the durable latency histogram times each new frame from arrival to the store's verdict", async () => {
+    const c = new FakeClock();
+    let release!: (o: "stored") => void;
+    let fail!: (e: Error) => void;
+    const ingest = new Ingest({
+      clock: c,
+      sink: {
+        append: () =>
+          new Promise((res, rej) => {
+            release = res;
+            fail = rej;
+          }),
+      },
+    });
+    const h = ingest.counters.durableLatency;
+    const first = ingest.handle(dec(data(1, 1, [1, 2, 3], c.nowUs())), "mqtt");
+    c.advanceMs(7);
+    release("stored");
+    expect(await first).toMatchObject({ kind: "ack" });
+    const second = ingest.handle(dec(data(2, 1, [1, 2, 3], c.nowUs())), "mqtt");
+    c.advanceMs(300);
+    fail(new VigilError("STORE_FULL", "disk full"));
+    expect(await second).toMatchObject({ kind: "nack", reason: NackReason.STORE_UNAVAILABLE });
+    // A duplicate of a stored frame is answered without the store: not timed.
+    expect(await ingest.handle(dec(data(1, 1, [1, 2, 3], c.nowUs())), "mqtt")).toMatchObject({ kind: "ack" });
+    expect(h.count).toBe(2);
+    expect(h.sumUs).toBe(307_000);
+    expect(h.maxUs).toBe(300_000);
+  });
+
   it("behavior: sequences older than the window ask the store (slow path)", async () => {
     const { sink, ingest } = setup({ isStored: async (d, s) => sink.has(d, s) });
     await ingest.handle(dec(data(3)), "serial");

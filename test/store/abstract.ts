@@ -226,6 +226,10 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       const s = await make({ groupCommit: { flushIntervalMs: 0, maxBatchRecords: 1 } });
       await Promise.all(Array.from({ length: 20 }, (_, i) => s.append(record(1, i))));
       expect(s.stats().commits).toBe(20);
+      // Every commit is timed, its write and its watermark sync.
+      expect(s.commitTiming.write.count).toBe(20);
+      expect(s.commitTiming.watermark.count).toBe(20);
+      expect(s.commitTiming.write.maxUs).toBeGreaterThan(0);
     });
 
     it("behavior: per-device state, frames and the outbox survive a reopen", async () => {

@@ -74,7 +74,7 @@ export interface MetricsSource {
   /** bytes32 gateway id, hex. */
   readonly gatewayId: string;
   readonly ingest: { readonly counters: IngestCounters };
-  readonly store: Pick<FrameStore, "stats" | "getBatch" | "getAnchor">;
+  readonly store: Pick<FrameStore, "stats" | "getBatch" | "getAnchor" | "commitTiming">;
   readonly sources: readonly IngestSource[];
   /** Undefined when no models are loaded. */
   readonly loop:

@@ -6,7 +6,7 @@
  * with the live lane's but never published or attested. A shadow is promoted atomically
  * (loop.ts `promote`), after which the old live lane is retired and can be unloaded.
  */
-import { LatencyHistogram } from "./histogram.ts";
+import { LatencyHistogram } from "../core/histogram.ts";
 import type { LoadedModel } from "./registry.ts";
 import type { DeviceWindow, WindowMeta } from "./window.ts";
 import { emptyMeta } from "./window.ts";

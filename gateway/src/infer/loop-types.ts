@@ -2,7 +2,7 @@
 import type { Clock } from "../core/clock.ts";
 import type { LeafSink } from "../core/records.ts";
 import type { DeviceHistory } from "./history.ts";
-import type { LatencyHistogram } from "./histogram.ts";
+import type { LatencyHistogram } from "../core/histogram.ts";
 import type { ShadowStats } from "./lane.ts";
 import type { LoadedModel, ModelRegistry } from "./registry.ts";
 import type { DeviceQualityStatus, SensorFaultTransition } from "./quality-events.ts";

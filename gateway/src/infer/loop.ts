@@ -33,7 +33,7 @@ import type { FrameRecord } from "../core/records.ts";
 import type { DataFrame } from "../protocol/frame.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
 import { ModelProfileConflictError, LaneError } from "./errors.ts";
-import { LatencyHistogram } from "./histogram.ts";
+import { LatencyHistogram } from "../core/histogram.ts";
 import { releaseModel, type LoadedModel } from "./registry.ts";
 import { Lane } from "./lane.ts";
 import { DeviceWindow } from "./window.ts";

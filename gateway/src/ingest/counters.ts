@@ -1,3 +1,4 @@
+import { LatencyHistogram } from "../core/histogram.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
 import type { RejectReason } from "./errors.ts";
 import { SequenceTracker } from "./sequence.ts";
@@ -71,6 +72,11 @@ export class IngestCounters {
     mqtt: { frames: 0, rejected: 0 },
   };
   readonly devices = new Map<number, DeviceState>();
+  /**
+   * µs from a new DATA frame's arrival at ingest to its verdict from the store (durable, a
+   * duplicate, or refused): what the sender waits for its ACK/PUBACK beyond the transport.
+   */
+  readonly durableLatency = new LatencyHistogram();
 
   device(id: number): DeviceState {
     let d = this.devices.get(id);

@@ -136,7 +136,9 @@ export class Ingest {
     this.#pressureListeners.push(fn);
   }
 
-  #settle(): void {
+  /** A frame handed to the sink at `sinceUs` has its verdict. */
+  #settle(sinceUs: number): void {
+    this.counters.durableLatency.record(this.#clock.nowUs() - sinceUs);
     this.#pending--;
     if (this.#busy && this.#pending <= this.#maxPending / 2) {
       this.#busy = false;
@@ -333,7 +335,7 @@ export class Ingest {
         : this.#sink.append(record);
     const done = stored.then(
       (outcome: AppendOutcome) => {
-        this.#settle();
+        this.#settle(nowUs);
         d.inflight.delete(ext);
         if (outcome === "duplicate") this.#countDuplicate(d);
         else {
@@ -346,7 +348,7 @@ export class Ingest {
         return ack;
       },
       (err: unknown) => {
-        this.#settle();
+        this.#settle(nowUs);
         d.inflight.delete(ext);
         for (const fn of this.#unstoredObservers) fn(record, f);
         const e =

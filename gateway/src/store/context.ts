@@ -10,7 +10,8 @@ import { realTimers, type Timers } from "../core/timers.ts";
 import { P_PRUNED, P_SEQ, metaKey, prefixEnd, readU64 } from "./codec.ts";
 import { StoreUnavailableError, translateLevelError } from "./errors.ts";
 import type { Kv, KvOp } from "./kv.ts";
-import type { DeviceSeqState, StoreState } from "./types.ts";
+import type { CommitTiming, DeviceSeqState, StoreState } from "./types.ts";
+import { LatencyHistogram } from "../core/histogram.ts";
 
 export const ZERO32 = "0x" + "00".repeat(32);
 export const M_LAST = metaKey("last");
@@ -66,6 +67,8 @@ export class StoreContext {
 
   // Counters since open.
   commits = 0;
+  /** Group-commit timing (types.ts `CommitTiming`). */
+  readonly commitTiming: CommitTiming = { write: new LatencyHistogram(), watermark: new LatencyHistogram() };
   leavesStored = 0;
   leafFailures = 0;
 

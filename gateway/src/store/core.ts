@@ -33,6 +33,7 @@ import { Retention } from "./retention.ts";
 import { RegistryCache, type RegistryCacheEntry, type RegistryCacheState } from "./registry-cache.ts";
 import type {
   AnchorRecord,
+  CommitTiming,
   DeviceSeqState,
   FrameStore,
   LogEntry,
@@ -309,6 +310,10 @@ export class KvFrameStore implements FrameStore {
       retentionClockUs: c.ageUs,
       lastError: c.lastError?.shortMessage ?? null,
     };
+  }
+
+  get commitTiming(): CommitTiming {
+    return this.ctx.commitTiming;
   }
 
   // ------------------------------------------------------------------ batch log / outbox

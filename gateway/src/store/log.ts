@@ -318,10 +318,14 @@ export class FrameLog {
     writeU64(meta, 8, c.totalBytes + group.bytes);
     ops.push({ type: "put", key: M_LAST, value: meta });
     this.#inflightGroup = group;
+    const t0 = performance.now();
+    let t1 = t0;
     this.#inflight = c.kv
       .write(ops, true)
       .then(
         () => {
+          t1 = performance.now();
+          c.commitTiming.write.record((t1 - t0) * 1000);
           let i = c.lastIndex;
           for (let k = 0; k < values.length; k++)
             c.tail.push(++i, group.records[k]!.leaf !== undefined, values[k]!);
@@ -339,6 +343,7 @@ export class FrameLog {
       .then(() => this.#hooks.committed())
       .then(
         () => {
+          c.commitTiming.watermark.record((performance.now() - t1) * 1000);
           this.#endInflight();
           group.resolve("stored");
           if (c.state === "ok" || c.state === "low-space") this.flush();

@@ -5,6 +5,7 @@
  * shared suite in test/store/abstract.ts.
  */
 import type { VigilError } from "../core/errors.ts";
+import type { LatencyHistogram } from "../core/histogram.ts";
 import type { AppendOutcome, FrameRecord, FrameSink, LeafRecord } from "../core/records.ts";
 
 export type { AppendOutcome, FrameRecord, FrameSink, LeafRecord };
@@ -166,6 +167,17 @@ export interface StoreStats {
   lastError: string | null;
 }
 
+/**
+ * How long group commits take, µs, as the event loop sees them (I/O plus the wait for the loop to
+ * run the completion): `write`, the batch write with sync (the database's log `fdatasync`);
+ * `watermark`, the watermark's write and `fdatasync` that follows it (watermark.ts). A frame's
+ * acknowledgement waits for both.
+ */
+export interface CommitTiming {
+  readonly write: LatencyHistogram;
+  readonly watermark: LatencyHistogram;
+}
+
 export interface PruneOptions {
   /**
    * Keep a batch's frames until it has been anchored this long (µs), measured on the store's
@@ -226,6 +238,9 @@ export interface FrameStore extends FrameSink {
   framesByDevice(deviceId: number, fromSeq?: number, toSeq?: number): AsyncIterable<StoredFrame>;
 
   stats(): StoreStats;
+
+  /** Group-commit timing since open (histograms, read by the metrics endpoint). */
+  readonly commitTiming: CommitTiming;
 
   // ---- batch log / anchoring outbox
   /** Last arrival index covered by a sealed batch (0 when none). */
