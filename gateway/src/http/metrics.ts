@@ -16,7 +16,6 @@ import { statfs } from "node:fs/promises";
 import { Registry, collectDefaultMetrics, type Metric } from "prom-client";
 import type { LatencyHistogram } from "../core/histogram.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
-import type { CommitTiming } from "../store/types.ts";
 import type { LiveFeed } from "./live.ts";
 import { readiness } from "./readiness.ts";
 import type { MetricsSource } from "./source.ts";
@@ -254,6 +253,9 @@ export class GatewayMetrics {
         );
     const counter = family("counter");
     const gauge = family("gauge");
+    /** A LatencyHistogram (µs) as a Prometheus histogram; `read` undefined: empty. */
+    const histogram = (name: string, help: string, read: () => LatencyHistogram | undefined): void =>
+      r.registerMetric(new LatencyHistogramMetric(name, help, read) as unknown as Metric);
     // ---- gateway
     gauge("vigil_build_info", "Gateway software version (value 1).", ["version"], (set) =>
       set({ version: o.version }, 1),
@@ -340,12 +342,10 @@ export class GatewayMetrics {
         set({ source: "serial", kind: "nack" }, ing().nacksSent);
       },
     );
-    r.registerMetric(
-      new LatencyHistogramMetric(
-        "vigil_ingest_durable_latency_seconds",
-        "From a new DATA frame's arrival at ingest to the store's verdict (durable, duplicate or refused): the sender's wait for its ACK/PUBACK beyond the transport.",
-        () => ing().durableLatency,
-      ) as unknown as Metric,
+    histogram(
+      "vigil_ingest_durable_latency_seconds",
+      "From a new DATA frame's arrival at ingest to the store's verdict (durable, duplicate or refused): the sender's wait for its ACK/PUBACK beyond the transport.",
+      () => ing().durableLatency,
     );
     counter(
       "vigil_ingest_frames_out_of_order_total",
@@ -513,12 +513,10 @@ export class GatewayMetrics {
     ] as const satisfies ReadonlyArray<
       readonly [string, string, (c: NonNullable<ReturnType<typeof inf>>) => LatencyHistogram]
     >)
-      r.registerMetric(
-        new LatencyHistogramMetric(name, help, () => {
-          const c = inf();
-          return c ? pick(c) : undefined;
-        }) as unknown as Metric,
-      );
+      histogram(name, help, () => {
+        const c = inf();
+        return c ? pick(c) : undefined;
+      });
 
     // ---- models (lanes)
     const lanes = () => src.loop?.lanes() ?? [];
@@ -654,21 +652,16 @@ export class GatewayMetrics {
     counter("vigil_store_commits_total", "Group commits (synced batch writes) since start.", [], (set) =>
       set({}, st().commits),
     );
-    for (const [name, help, pick] of [
-      [
-        "vigil_store_commit_write_duration_seconds",
-        "One group commit's batch write with sync (the database log's fdatasync), as the event loop sees it.",
-        (t) => t.write,
-      ],
-      [
-        "vigil_store_commit_watermark_duration_seconds",
-        "The watermark write and fdatasync after each group commit, as the event loop sees it.",
-        (t) => t.watermark,
-      ],
-    ] as const satisfies ReadonlyArray<readonly [string, string, (t: CommitTiming) => LatencyHistogram]>)
-      r.registerMetric(
-        new LatencyHistogramMetric(name, help, () => pick(src.store.commitTiming)) as unknown as Metric,
-      );
+    histogram(
+      "vigil_store_commit_write_duration_seconds",
+      "One group commit's batch write with sync (the database log's fdatasync), as the event loop sees it.",
+      () => src.store.commitTiming.write,
+    );
+    histogram(
+      "vigil_store_commit_watermark_duration_seconds",
+      "The watermark write and fdatasync after each group commit, as the event loop sees it.",
+      () => src.store.commitTiming.watermark,
+    );
     counter(
       "vigil_store_leaf_failures_total",
       "Attestation leaf records the store refused or failed to write since start.",
