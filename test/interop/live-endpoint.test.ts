@@ -231,7 +231,9 @@ describe("the live page in Chromium during the demo", () => {
       )
       .catch(async (e: unknown) => {
         // Say which device's cell never showed a verdict, and what it showed instead.
-        throw new Error(`${(e as Error).message}\ndata-quality cells: ${(await qualityCells()).join("; ")}`);
+        throw new Error(`${(e as Error).message}\ndata-quality cells: ${(await qualityCells()).join("; ")}`, {
+          cause: e,
+        });
       });
     const shot =
       process.env.VIGIL_SCREENSHOT ?? join(mkdtempSync(join(tmpdir(), "vigil-page-")), "live-page.png");
