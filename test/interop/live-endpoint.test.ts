@@ -116,6 +116,7 @@ interface El {
   textContent: string | null;
   title: string;
   width: number;
+  scrollIntoView(o: { block: "end" }): void;
   height: number;
   getContext(k: "2d"): {
     getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> };
@@ -218,14 +219,19 @@ describe("the live page in Chromium during the demo", () => {
       page.$$eval("#device-rows .dev", (rows) =>
         rows.map((r) => `${r.children[0]?.textContent}: ${r.children[10]?.textContent}`),
       );
+    // The page renders only rows on screen (app.js), and the active-alerts table above the
+    // devices grows as alerts arrive, so the last rows can sit below the fold (CI saw the last two
+    // cells at "–"): every poll scrolls the last row into view (the ten rows fit on screen
+    // together) before reading the cells.
     await page
       .waitForFunction(
-        () =>
-          [
-            ...(globalThis as unknown as Page$).document.querySelectorAll(
-              "#device-rows .dev > span:nth-child(11)",
-            ),
-          ].every((s) => /^(ok|\d+ sensor faults?|[\d,]+ withheld)$/.test(s.textContent ?? "")),
+        () => {
+          const doc = (globalThis as unknown as Page$).document;
+          doc.querySelector("#device-rows .dev:last-child")?.scrollIntoView({ block: "end" });
+          return [...doc.querySelectorAll("#device-rows .dev > span:nth-child(11)")].every((s) =>
+            /^(ok|\d+ sensor faults?|[\d,]+ withheld)$/.test(s.textContent ?? ""),
+          );
+        },
         undefined,
         { timeout: 30_000 },
       )
