@@ -43,6 +43,7 @@ import { packageRoot } from "../gateway/src/core/paths.ts";
 import type { LatencySummary, SimReport } from "../device-sim/src/simulator.ts";
 import { localChain } from "../test/helpers/chain.ts";
 import { freePort } from "../test/helpers/procs.ts";
+import { parseExposition } from "../test/http/exposition.ts";
 import { readStoreFromDisk } from "../test/helpers/store-reader.ts";
 import { unitEnvironment } from "./lib/unit.ts";
 
@@ -168,13 +169,12 @@ type Buckets = Record<keyof typeof HISTOGRAMS, Array<[number, number]>>;
 
 /** Cumulative bucket counts of HISTOGRAMS from the gateway's /metrics (`le` in s, ascending). */
 async function scrapeBuckets(metricsUrl: string): Promise<Buckets> {
-  const text = await (await fetch(metricsUrl)).text();
-  const pick = (name: string): Array<[number, number]> => {
-    const out: Array<[number, number]> = [];
-    for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`, "gm")))
-      out.push([m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2])]);
-    return out.sort((x, y) => x[0] - y[0]);
-  };
+  const families = parseExposition(await (await fetch(metricsUrl)).text());
+  const pick = (name: string): Array<[number, number]> =>
+    (families.get(name)?.samples ?? [])
+      .filter((x) => x.name === `${name}_bucket`)
+      .map((x): [number, number] => [x.labels.le === "+Inf" ? Infinity : Number(x.labels.le), x.value])
+      .sort((x, y) => x[0] - y[0]);
   return {
     durable: pick(HISTOGRAMS.durable),
     commitWrite: pick(HISTOGRAMS.commitWrite),
