@@ -43,7 +43,7 @@ import { packageRoot } from "../gateway/src/core/paths.ts";
 import type { LatencySummary, SimReport } from "../device-sim/src/simulator.ts";
 import { localChain } from "../test/helpers/chain.ts";
 import { freePort } from "../test/helpers/procs.ts";
-import { parseExposition } from "../test/http/exposition.ts";
+import { parseExposition, type Family } from "../test/http/exposition.ts";
 import { readStoreFromDisk } from "../test/helpers/store-reader.ts";
 import { unitEnvironment } from "./lib/unit.ts";
 
@@ -167,9 +167,14 @@ const HISTOGRAMS = {
 } as const;
 type Buckets = Record<keyof typeof HISTOGRAMS, Array<[number, number]>>;
 
+/** The gateway's /metrics, parsed (families by name). */
+async function scrape(metricsUrl: string): Promise<Map<string, Family>> {
+  return parseExposition(await (await fetch(metricsUrl)).text());
+}
+
 /** Cumulative bucket counts of HISTOGRAMS from the gateway's /metrics (`le` in s, ascending). */
 async function scrapeBuckets(metricsUrl: string): Promise<Buckets> {
-  const families = parseExposition(await (await fetch(metricsUrl)).text());
+  const families = await scrape(metricsUrl);
   const pick = (name: string): Array<[number, number]> =>
     (families.get(name)?.samples ?? [])
       .filter((x) => x.name === `${name}_bucket`)
@@ -206,10 +211,10 @@ function quantileBetween(before: Array<[number, number]>, after: Array<[number, 
   return NaN;
 }
 
-/** A gauge from the gateway's /metrics text (prom-client process metrics), in MB to 0.1; NaN when absent. */
-function metricMb(text: string, name: string): number {
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
-  return m ? Math.round(Number(m[1]) / 1e5) / 10 : NaN;
+/** A gauge of the gateway's /metrics (prom-client process metrics), in MB to 0.1; NaN when absent. */
+function metricMb(families: Map<string, Family>, name: string): number {
+  const v = families.get(name)?.samples[0]?.value;
+  return v === undefined ? NaN : Math.round(v / 1e5) / 10;
 }
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
@@ -306,6 +311,9 @@ interface GatewayEnv {
   httpPort: number;
 }
 
+/** The gateway's Prometheus endpoint. */
+const metricsUrlOf = (g: GatewayEnv): string => `http://127.0.0.1:${g.httpPort}/metrics`;
+
 async function prepareGateway(): Promise<GatewayEnv & { stopChain(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "vigil-e2e-"));
   const gatewayId = gatewayIdOf(resolveConfig({ attest: { gatewayName: GATEWAY_NAME } }));
@@ -370,7 +378,7 @@ async function startGateway(g: GatewayEnv, cpuProfDir?: string): Promise<Target>
     url: `mqtt://127.0.0.1:${g.port}`,
     pid: p.proc.pid!,
     stats: () => lastStats(p),
-    metricsUrl: `http://127.0.0.1:${g.httpPort}/metrics`,
+    metricsUrl: metricsUrlOf(g),
     stop: () => p.stop(),
     proc: p,
   };
@@ -665,7 +673,7 @@ if (PROFILE_AT) {
   await step(gw, Math.min(PROFILE_AT, 2000), 4, { firstId: 50_000, gateway: true }); // warm-up
   const s = await step(gw, PROFILE_AT, STEP_S, { firstId: 100_000, gateway: true });
   // Where the memory is (prom-client's process metrics): V8 heap, external, array buffers, RSS.
-  const metrics = await (await fetch(`http://127.0.0.1:${g.httpPort}/metrics`)).text();
+  const metrics = await scrape(metricsUrlOf(g));
   const mb = (name: string): string => `${metricMb(metrics, name).toFixed(1)} MB`;
   console.log(
     `memory after the step: rss ${mb("process_resident_memory_bytes")}, heap used ${mb("nodejs_heap_size_used_bytes")} ` +
@@ -718,14 +726,14 @@ async function overloadRun(
   const sampler = (async () => {
     while (sampling) {
       try {
-        const text = await (await fetch(`http://127.0.0.1:${g.httpPort}/metrics`)).text();
-        const rss = metricMb(text, "process_resident_memory_bytes");
+        const metrics = await scrape(metricsUrlOf(g));
+        const rss = metricMb(metrics, "process_resident_memory_bytes");
         if (rss > atPeak.rssMb)
           atPeak = {
             rssMb: rss,
-            heapUsedMb: metricMb(text, "nodejs_heap_size_used_bytes"),
-            heapTotalMb: metricMb(text, "nodejs_heap_size_total_bytes"),
-            externalMb: metricMb(text, "nodejs_external_memory_bytes"),
+            heapUsedMb: metricMb(metrics, "nodejs_heap_size_used_bytes"),
+            heapTotalMb: metricMb(metrics, "nodejs_heap_size_total_bytes"),
+            externalMb: metricMb(metrics, "nodejs_external_memory_bytes"),
           };
       } catch {
         // the gateway is busy or stopping: the next sample decides
