@@ -362,4 +362,29 @@ describe("SENSOR_FAULT leaves (0x04): a broken sensor is attested apart from mac
       await store.close();
     }
   });
+
+  it("error: NaN, +Inf and -Inf scores travel as JSON null and verify; a null for a finite score is TAMPERED_LEAF", async () => {
+    // A device's ±Inf reading (beyond its range, PROTOCOL.md revision 1.2) is flagged `missing`
+    // like NaN; its receipt must survive JSON (RFC 8259 has no NaN or Infinity).
+    const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
+    await store.open();
+    try {
+      for (let i = 0; i < 4; i++) await store.append(record(2, i));
+      const faults = [NaN, Infinity, -Infinity, 3.5].map((v, i) => faultLeaf(4 + i, v, "s8:missing"));
+      for (const l of faults) await store.appendLeaf(l);
+      await sealAll(sealer(store, new GatewaySigner(generateKey("p256"))));
+      const receipts = await Promise.all(
+        faults.map(
+          async (l) => clone(await new ReceiptBuilder(store).forLeafHash(hex(l.hash))) as SensorFaultReceipt,
+        ),
+      );
+      expect(receipts.map((r) => r.sensorFault.score)).toEqual([null, null, null, 3.5]);
+      for (const r of receipts) expect(await verifyReceipt(r)).toMatchObject({ ok: true });
+      const forged = clone(receipts[3]!);
+      (forged.sensorFault as { score: number | null }).score = null;
+      expect(await verifyReceipt(forged)).toMatchObject({ ok: false, reason: "TAMPERED_LEAF" });
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -171,6 +171,14 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
     ).toMatchObject({ ok: false, reason: "WRONG_GATEWAY" });
   });
 
+  it("error: a signed domain whose verifyingContract is not a 20-byte address is MALFORMED (check 1), before any hashing", async () => {
+    for (const bad of ["0x1234", "0x" + "zz".repeat(20), "0x" + "44".repeat(21)]) {
+      const r = structuredClone(f.frame);
+      r.batch.domain.verifyingContract = bad;
+      expect(await verifyReceipt(r), bad).toMatchObject({ ok: false, reason: "MALFORMED" });
+    }
+  });
+
   it("error: a block number (or block hash) without a transaction hash fails", async () => {
     const r = structuredClone(f.frame);
     r.anchor!.txHash = null;

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
-import { ANVIL_DEV_KEYS } from "../../gateway/src/chain/anvil.ts";
+import { ANVIL_DEV_KEYS, startAnvil } from "../../gateway/src/chain/anvil.ts";
 import { deployVigil, type Deployment } from "../../gateway/src/chain/deploy.ts";
 import { EthersRegistryClient } from "../../gateway/src/chain/ethers-client.ts";
 import { generateKey } from "../../gateway/src/chain/keys.ts";
@@ -204,6 +204,30 @@ describe("vigil verify pins its trust anchor", () => {
       `checked against registry ${rig.deployment.contracts.VigilRegistry.address.toLowerCase()} on chain 31337 (${rig.deploymentFile}); gateway ${GW} (pinned); site ${SITE_1} (pinned)`,
     );
   });
+
+  it("behavior: offline, a pinned --site is named as not checked (only the chain knows a gateway's site)", async () => {
+    const r = await cli([file("real.json", real), "--deployment", rig.deploymentFile, "--site", "plant-9"]);
+    expect(r.code, r.out + r.err).toBe(0);
+    expect(r.out).toContain("verified offline");
+    expect(r.out).toMatch(/site 0x[0-9a-f]{64} plant-9 \(pinned, not checked offline: --rpc\)/);
+  });
+
+  it("error: an RPC endpoint of another chain is WRONG_CHAIN, not CHAIN_UNREACHABLE; listed before a good endpoint, it is passed over", async () => {
+    const other = await startAnvil({ chainId: 10 });
+    try {
+      const f = file("real.json", real);
+      const wrong = await cli([f, "--deployment", rig.deploymentFile, "--rpc", other.url, "--json"]);
+      expect(wrong.code, wrong.out + wrong.err).toBe(1);
+      expect(JSON.parse(wrong.out)).toMatchObject({
+        results: [{ result: { reason: "WRONG_CHAIN", message: expect.stringContaining("serves chain 10") } }],
+      });
+      const both = await cli([f, "--deployment", rig.deploymentFile, "--rpc", other.url, "--rpc", rig.url]);
+      expect(both.code, both.out + both.err).toBe(0);
+      expect(both.out).toContain("verified offline and on chain");
+    } finally {
+      await other.stop();
+    }
+  }, 60_000);
 
   it("error: --rpc without a trust anchor: offline checks run and say so, on chain is refused (exit 2)", async () => {
     const r = await cli([file("forged.json", forged), "--rpc", rig.url]);

@@ -45,7 +45,7 @@ import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
 import { batchDigest, hashBatchHeader, nextHead } from "../chain/eip712.ts";
 import { bytesToHex, hexToBytes, type Hex } from "../core/hex.ts";
 import { verifyDigest } from "../chain/keys.ts";
-import { ChainError, ChainNetworkError } from "../chain/errors.ts";
+import { ChainError, ChainNetworkError, RpcWrongChainError } from "../chain/errors.ts";
 import { DEFAULT_LOG_RANGE, blockNumber, scanLogs, type ChainLog } from "../chain/logs.ts";
 import { RpcPool, type RpcClient } from "../chain/rpc.ts";
 import { decodeFrame, deviceIdHex, FrameType } from "../protocol/frame.ts";
@@ -260,7 +260,12 @@ function checkShape(r: AnyReceipt): void {
     "batch.signer.address",
   );
   m(isSafeUint(b.sealedAtUs), "batch.sealedAtUs");
-  m(isSafeUint(b.domain.chainId) && typeof b.domain.verifyingContract === "string", "batch.domain");
+  m(
+    isSafeUint(b.domain.chainId) &&
+      typeof b.domain.verifyingContract === "string" &&
+      ADDR.test(b.domain.verifyingContract),
+    "batch.domain",
+  );
   const a = r.anchor as Record<string, unknown> | null | undefined;
   m(a === null || (a !== undefined && typeof a === "object"), "anchor");
   if (a) {
@@ -280,9 +285,9 @@ function checkShape(r: AnyReceipt): void {
   }
 }
 
-/** f32 values as JSON carries them: NaN becomes null. */
+/** f32 values as JSON carries them: NaN and ±Inf become null (JSON has no such numbers, RFC 8259 §6). */
 function sameNumber(json: unknown, v: number): boolean {
-  return Number.isNaN(v) ? json === null : json === v;
+  return Number.isFinite(v) ? json === v : json === null;
 }
 
 /** The decoded-fields object of a leaf receipt (`inference`, `alert` or `sensorFault`). */
@@ -625,6 +630,12 @@ export class ReceiptVerifier {
 
   #fail(what: string, e: unknown): never {
     if (e instanceof Fail) throw e;
+    // The last endpoint tried serves another chain (the pool never sends a request to one).
+    if (e instanceof RpcWrongChainError)
+      throw new Fail(
+        "WRONG_CHAIN",
+        `the RPC serves chain ${e.served}, the trusted registry is on chain ${e.expected}`,
+      );
     const msg =
       e instanceof ChainError ? e.shortMessage : ((e as Error)?.message ?? String(e)).split("\n")[0];
     throw new Fail("CHAIN_UNREACHABLE", `${what}: ${msg}`);

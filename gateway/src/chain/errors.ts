@@ -196,6 +196,23 @@ export class RpcRateLimitError extends ChainNetworkError {
   }
 }
 
+/**
+ * The endpoint answers, but for another chain than the one expected (`eth_chainId`, EIP-695): it is
+ * never used, and another endpoint is tried first. A verifier reports it as `WRONG_CHAIN`.
+ */
+export class RpcWrongChainError extends ChainNetworkError {
+  override name = "RpcWrongChainError";
+  /** The chain id the endpoint serves. */
+  readonly served: bigint;
+  /** The chain id the client expected. */
+  readonly expected: bigint;
+  constructor(url: string, served: bigint, expected: bigint) {
+    super(url, { code: "CHAIN_WRONG_CHAIN", reason: `serves chain ${served}, expected ${expected}` });
+    this.served = served;
+    this.expected = expected;
+  }
+}
+
 /** The endpoint answered, but not with a JSON-RPC 2.0 response (HTML error page, truncated JSON, 5xx). */
 export class RpcBadResponseError extends ChainNetworkError {
   override name = "RpcBadResponseError";

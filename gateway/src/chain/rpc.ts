@@ -25,6 +25,7 @@ import {
   RpcBadResponseError,
   RpcRateLimitError,
   RpcTimeoutError,
+  RpcWrongChainError,
   translateRpcError,
 } from "./errors.ts";
 import type { Interface } from "ethers";
@@ -100,6 +101,8 @@ interface Endpoint {
   latencyMs: number | null;
   blockNumber: number | null;
   chainChecked: boolean;
+  /** The chain id the endpoint served at its last probe, when that was not the expected one. */
+  wrongChain: bigint | undefined;
 }
 
 /**
@@ -156,6 +159,7 @@ export class RpcPool implements RpcClient {
         latencyMs: null,
         blockNumber: null,
         chainChecked: o.expectedChainId === undefined,
+        wrongChain: undefined,
       };
     });
     this.#timeoutMs = o.timeoutMs ?? 10_000;
@@ -223,9 +227,11 @@ export class RpcPool implements RpcClient {
       const chainId = BigInt(await this.#call<string>(e, "eth_chainId", []));
       if (this.#expected !== undefined && chainId !== this.#expected) {
         e.healthy = false;
+        e.wrongChain = chainId;
         e.lastError = `serves chain ${chainId}, expected ${this.#expected}`;
         return;
       }
+      e.wrongChain = undefined;
       e.chainChecked = true;
       e.blockNumber = Number(BigInt(await this.#call<string>(e, "eth_blockNumber", [])));
       e.latencyMs = Math.round(performance.now() - t0);
@@ -255,7 +261,10 @@ export class RpcPool implements RpcClient {
       try {
         if (!e.chainChecked) {
           await this.#probe(e);
-          if (!e.healthy) throw new ChainNetworkError(e.shown, { reason: e.lastError ?? "unhealthy" });
+          if (!e.healthy)
+            throw e.wrongChain !== undefined && this.#expected !== undefined
+              ? new RpcWrongChainError(e.shown, e.wrongChain, this.#expected)
+              : new ChainNetworkError(e.shown, { reason: e.lastError ?? "unhealthy" });
         }
         const r = await this.#call<T>(e, method, params);
         e.failures = 0;

@@ -97,6 +97,12 @@ function trustFrom(values: {
   return t;
 }
 
+/** The site is only checked on chain (GatewayRegistered's site): offline a pinned one is not confirmed. */
+function siteNote(c: CheckedAgainst): string {
+  if (!c.onChain) return c.sitePinned ? "pinned, not checked offline: --rpc" : "not checked offline";
+  return c.sitePinned ? "pinned" : "as registered; not pinned: --site";
+}
+
 /** "registry 0x… on chain 10 (deployment.json); gateway 0x… (pinned); site 0x… plant-1 (pinned)". */
 function describeTrust(list: readonly CheckedAgainst[]): string {
   const c = list[0]!;
@@ -106,7 +112,7 @@ function describeTrust(list: readonly CheckedAgainst[]): string {
   return (
     `checked against registry ${c.registry} on chain ${c.chainId}${c.source ? ` (${c.source})` : ""}; ` +
     `gateway ${gateways.join(", ")} (${c.gatewayPinned ? "pinned" : "not pinned: --gateway"}); ` +
-    `site ${sites.join(", ")}${name} (${c.sitePinned ? "pinned" : c.onChain ? "as registered; not pinned: --site" : "not checked offline"})`
+    `site ${sites.join(", ")}${name} (${siteNote(c)})`
   );
 }
 

@@ -21,7 +21,8 @@ Trust anchor:
                      file knows it)
   --gateway ID       accept only batches of this gateway id (0x + 64 hex digits)
   --site NAME        accept only gateways registered at this site (a name as given to
-                     "vigil chain register-gateway --site", or its 0x + 64 hex id)
+                     "vigil chain register-gateway --site", or its 0x + 64 hex id); checked
+                     on chain only (needs --rpc)
 
 Options:
   --rpc URL          also check on chain (any EVM JSON-RPC endpoint of that chain); repeat for
