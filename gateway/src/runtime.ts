@@ -286,6 +286,7 @@ export class Runtime {
       maxPending: c.ingest.maxPending,
       busyRetryMs: c.ingest.busyRetryMs,
       isStored: (d, s) => this.store.has(d, s),
+      storedRaw: async (d, s) => (await this.store.getFrameBySeq(d, s))?.raw,
       logger: this.log.child({ component: "ingest" }),
     });
     const srcLog = this.log.child({ component: "ingest" });

@@ -26,7 +26,8 @@ export class DeviceState {
   lastFrameUs = 0;
   /** Exponentially weighted frame rate, frames/s. */
   rate = 0;
-  readonly inflight = new Map<number, Promise<unknown>>();
+  /** Frames being stored (extended seq → the reply once durable, and the frame's bytes). */
+  readonly inflight = new Map<number, { done: Promise<unknown>; raw: Uint8Array }>();
 
   constructor(readonly id: number) {}
 

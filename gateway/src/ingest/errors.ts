@@ -9,6 +9,8 @@ export type IngestRejectReason =
   | "ABSURD_TIMESTAMP"
   | "STORE_UNAVAILABLE"
   | "SEQ_OUT_OF_RANGE"
+  /** A stored sequence number with other bytes: a new boot whose HELLO was lost (NACK SCHEMA_MISMATCH). */
+  | "SEQ_REUSED"
   | "UNEXPECTED_TYPE";
 
 export type RejectReason = FrameRejectReason | IngestRejectReason;

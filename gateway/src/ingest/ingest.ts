@@ -48,6 +48,14 @@ export interface IngestOptions {
    */
   isStored?: (deviceId: number, seq: number) => Promise<boolean>;
   /**
+   * The stored bytes of (device, extended seq), or undefined when not stored (or pruned). With
+   * it, a frame under a sequence number already stored is a resend only when its bytes are the
+   * stored ones; other bytes mean a new boot whose HELLO was lost (PROTOCOL.md, "A lost HELLO"),
+   * NACKed SCHEMA_MISMATCH so the device sends HELLO and resends, instead of being acknowledged
+   * unstored. Default: none (the sequence number alone decides, as before).
+   */
+  storedRaw?: (deviceId: number, seq: number) => Promise<Uint8Array | undefined>;
+  /**
    * Called once per newly stored DATA frame, after it is durable and before the sender is
    * acknowledged (the inference loop and the batcher subscribe here). Must not throw.
    */
@@ -84,6 +92,9 @@ const NACK_FOR: Record<IngestRejectReason, NackReasonCode | undefined> = {
   ABSURD_TIMESTAMP: NackReason.ABSURD_TIMESTAMP,
   STORE_UNAVAILABLE: NackReason.STORE_UNAVAILABLE,
   SEQ_OUT_OF_RANGE: NackReason.SEQ_OUT_OF_RANGE,
+  // The device's action for SCHEMA_MISMATCH is "send HELLO, then resend it": what a lost HELLO
+  // needs, with no new code for firmware to learn.
+  SEQ_REUSED: NackReason.SCHEMA_MISMATCH,
   UNEXPECTED_TYPE: undefined,
 };
 
@@ -95,6 +106,7 @@ export class Ingest {
   readonly #clockTrusted: () => boolean;
   #admission: DeviceAdmission;
   readonly #isStored: ((d: number, s: number) => Promise<boolean>) | undefined;
+  readonly #storedRaw: ((d: number, s: number) => Promise<Uint8Array | undefined>) | undefined;
   readonly #log: Logger;
   readonly #observers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
   readonly #unstoredObservers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
@@ -113,6 +125,7 @@ export class Ingest {
     this.#admission = opts.admission ?? OPEN_ADMISSION;
     this.counters = opts.counters ?? new IngestCounters();
     this.#isStored = opts.isStored;
+    this.#storedRaw = opts.storedRaw;
     this.#log = opts.logger ?? silentLogger;
     if (opts.onStored) this.#observers.push(opts.onStored);
     this.#maxPending = opts.maxPending ?? 2_000;
@@ -289,15 +302,17 @@ export class Ingest {
     const ack: IngestReply = { kind: "ack", deviceId: f.deviceId, seq: f.seq };
     const inflight = d.inflight.get(ext);
     if (inflight) {
+      if (this.#storedRaw && !raw.equals(inflight.raw)) return this.#reused(f, source);
       // The same frame is being stored right now: acknowledge the copy when the original is durable.
       this.#countDuplicate(d);
-      return inflight.then(
+      return inflight.done.then(
         () => ack,
         () => NONE,
       );
     }
     const verdict = d.seq.classify(ext);
     if (verdict === "duplicate") {
+      if (this.#storedRaw) return this.#duplicate(f, raw, ext, d, source, ack);
       this.#countDuplicate(d);
       return ack;
     }
@@ -327,17 +342,25 @@ export class Ingest {
       this.#busy = true;
       for (const fn of this.#pressureListeners) fn(true);
     }
-    const stored =
-      verdict === "old" && this.#isStored
-        ? this.#isStored(f.deviceId, ext).then((yes) =>
-            yes ? ("duplicate" as const) : this.#sink.append(record),
+    // "resend" / "reused": the bytes were compared with the stored frame's (#storedRaw).
+    const stored: Promise<AppendOutcome | "resend" | "reused"> =
+      verdict === "old" && this.#storedRaw
+        ? this.#storedRaw(f.deviceId, ext).then((had) =>
+            had === undefined ? this.#sink.append(record) : this.#sameOrReused(had, raw),
           )
-        : this.#sink.append(record);
+        : verdict === "old" && this.#isStored
+          ? this.#isStored(f.deviceId, ext).then((yes) =>
+              yes ? ("duplicate" as const) : this.#sink.append(record),
+            )
+          : this.#sink.append(record);
     const done = stored.then(
-      (outcome: AppendOutcome) => {
+      (outcome): IngestReply | Promise<IngestReply> => {
         this.#settle(nowUs);
         d.inflight.delete(ext);
-        if (outcome === "duplicate") this.#countDuplicate(d);
+        if (outcome === "reused") return this.#reused(f, source);
+        // The store's own de-duplication (a copy queued or indexed): compare the bytes too.
+        if (outcome === "duplicate" && this.#storedRaw) return this.#duplicate(f, raw, ext, d, source, ack);
+        if (outcome === "duplicate" || outcome === "resend") this.#countDuplicate(d);
         else {
           d.seq.record(ext);
           this.counters.accepted++;
@@ -358,8 +381,50 @@ export class Ingest {
         return this.#refuse(e, f.deviceId, f.seq, source);
       },
     );
-    d.inflight.set(ext, done);
+    d.inflight.set(ext, { done, raw });
     return done;
+  }
+
+  /** A copy of a stored frame (bitmap verdict): ACK when the bytes are the stored ones. */
+  async #duplicate(
+    f: DataFrame,
+    raw: Buffer,
+    ext: number,
+    d: DeviceState,
+    source: SourceKind,
+    ack: IngestReply,
+  ): Promise<IngestReply> {
+    let had: Uint8Array | undefined;
+    try {
+      had = await this.#storedRaw!(f.deviceId, ext);
+    } catch (err) {
+      return this.#refuse(
+        new IngestRejectError("STORE_UNAVAILABLE", "store read failed", { cause: err }),
+        f.deviceId,
+        f.seq,
+        source,
+      );
+    }
+    if (this.#sameOrReused(had, raw) === "reused") return this.#reused(f, source);
+    this.#countDuplicate(d);
+    return ack;
+  }
+
+  /** Pruned (undefined) or byte-equal: a resend; other bytes: a reused sequence number. */
+  #sameOrReused(had: Uint8Array | undefined, raw: Buffer): "resend" | "reused" {
+    return had === undefined || raw.equals(had) ? "resend" : "reused";
+  }
+
+  #reused(f: DataFrame, source: SourceKind): IngestReply {
+    return this.#refuse(
+      new IngestRejectError(
+        "SEQ_REUSED",
+        `device ${deviceIdHex(f.deviceId)} seq ${f.seq} is stored with other bytes: a new boot without its HELLO`,
+      ),
+      f.deviceId,
+      f.seq,
+      source,
+    );
   }
 
   /** A stored frame with NaN/±Inf values: what the device sent, kept and marked (bit i: channel i). */
