@@ -14,6 +14,7 @@ import {
   encodeFrame,
   FrameType,
   FwAckStatus,
+  FwReason,
   FwResult,
   FwState,
   type FirmwareFrame,
@@ -41,6 +42,21 @@ import {
 } from "../../gateway/src/updates/firmware/session.ts";
 
 const DEVICE = 42;
+/** A device's FW_STATUS for release 7, receiving from offset 0 (tests override fields). */
+const RECEIVING_7 = {
+  type: FrameType.FwStatus,
+  deviceId: DEVICE,
+  state: FwState.Receiving,
+  result: FwResult.None,
+  reason: 0,
+  window: 4,
+  releaseId: 7,
+  nextOffset: 0,
+  slotSize: 1 << 20,
+  securityCounter: 0,
+  firmware: { major: 1, minor: 0, patch: 0 },
+  maxChunk: 224,
+} as const;
 const timers: FirmwareTimers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
@@ -405,20 +421,7 @@ describe("FirmwareSession × simulated bootloader", () => {
   it("error: PROTOCOL when the device answers BAD_LENGTH or INSTALLED with another version", async () => {
     const img = image(1, 2);
     const replies: Frame[] = [];
-    const status = {
-      type: FrameType.FwStatus,
-      deviceId: DEVICE,
-      state: FwState.Receiving,
-      result: FwResult.None,
-      reason: 0,
-      window: 4,
-      releaseId: 7,
-      nextOffset: 0,
-      slotSize: 1 << 20,
-      securityCounter: 0,
-      firmware: { major: 1, minor: 0, patch: 0 },
-      maxChunk: 224,
-    } as const;
+    const status = RECEIVING_7;
     const s = new FirmwareSession({
       deviceId: DEVICE,
       releaseId: 7,
@@ -461,6 +464,28 @@ describe("FirmwareSession × simulated bootloader", () => {
     const p3 = s3.start();
     s3.handle({ ...status, nextOffset: img.length + 1 });
     expect((await failure(p3)).message).toMatch(/beyond the/);
+  });
+
+  it("error: REFUSED BUSY from a device that holds another release READY (its state is not this release's)", async () => {
+    const s = new FirmwareSession({
+      deviceId: DEVICE,
+      releaseId: 8,
+      image: image(1, 2),
+      send: () => undefined,
+      timers,
+    });
+    const p = s.start();
+    s.handle({
+      ...RECEIVING_7,
+      state: FwState.Ready,
+      result: FwResult.Refused,
+      reason: FwReason.BUSY,
+      releaseId: 8,
+      nextOffset: 30_000,
+    });
+    const e = await failure(p);
+    expect(e.code).toBe("REFUSED");
+    expect(e.message).toMatch(/refused release 8: BUSY/);
   });
 
   it("behavior: frames of other devices and of other types are not consumed", () => {

@@ -310,6 +310,19 @@ export class FirmwareSession {
       if (this.#phase !== "offering") this.#offer();
       return;
     }
+    if (s.result === FwResult.Refused) {
+      // Refused in any state: in IDLE the outcome of this release; in READY or TESTING a device
+      // that holds another release answers BUSY and stays as it is (PROTOCOL.md, "Device rules"),
+      // so its state is the other release's, not ours.
+      this.#fail(
+        new FirmwareUpdateError(
+          "REFUSED",
+          `device ${hex(this.deviceId)} refused release ${this.releaseId}: ${reasonName(s.reason)}`,
+          { reason: reasonName(s.reason) },
+        ),
+      );
+      return;
+    }
     if (s.state === FwState.Receiving) {
       if (s.nextOffset > this.info.imageSize) {
         this.#fail(this.#beyond(s.nextOffset));
@@ -358,15 +371,6 @@ export class FirmwareSession {
           return;
         }
         this.#succeed(s);
-        return;
-      case FwResult.Refused:
-        this.#fail(
-          new FirmwareUpdateError(
-            "REFUSED",
-            `device ${hex(this.deviceId)} refused release ${this.releaseId}: ${reasonName(s.reason)}`,
-            { reason: reasonName(s.reason) },
-          ),
-        );
         return;
       case FwResult.Reverted:
         this.#fail(
