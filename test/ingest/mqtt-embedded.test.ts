@@ -1,8 +1,8 @@
 import mqtt from "mqtt";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { MqttTransport } from "../../device-sim/src/transports/mqtt.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
-import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
+import { decodeFrame, encodeFrame, FrameType, NackReason } from "../../gateway/src/protocol/frame.ts";
 import { reconciliationSuite, type ReconcileEnv } from "../helpers/reconcile.ts";
 import { ingestRig } from "../helpers/rig.ts";
 
@@ -71,6 +71,52 @@ describe("embedded broker: malformed MQTT input", () => {
       d.publish("vigil/v1/site/gw/0000002a/alert", "fake", { qos: 1 });
       await closed;
       d.end(true);
+    } finally {
+      await env.stop();
+    }
+  });
+});
+
+describe("embedded broker: a store failure over MQTT", () => {
+  it("error: STORE_UNAVAILABLE is not PUBACKed: the device's connection is closed, its persistent session redelivers the PUBLISH once the store is back, and the NACK arrives after the reconnect", async () => {
+    const env = await embedded();
+    try {
+      const raw = encodeFrame({
+        type: FrameType.Data,
+        deviceId: 0x2b,
+        seq: 1,
+        timestampUs: 0,
+        flags: 0,
+        values: Float32Array.of(4),
+      });
+      env.sink.failWith = new Error("disk gone");
+      const c = await mqtt.connectAsync(env.gateway.embedded!.url, {
+        clientId: "dev-2b",
+        clean: false,
+        reconnectPeriod: 50,
+      });
+      const nacks: number[] = [];
+      c.on("message", (_t, payload) => {
+        const f = decodeFrame(payload);
+        if (f.type === FrameType.Nack) nacks.push(f.reason);
+      });
+      await c.subscribeAsync("vigil/v1/ingest/0000002b/nack", { qos: 1 });
+      const closed = new Promise<void>((res) => c.once("close", () => res()));
+      const acked = c.publishAsync("vigil/v1/ingest/0000002b", raw, { qos: 1 });
+      // MQTT 3.1.1 has no negative PUBACK: the refusal is the closed connection.
+      await closed;
+      expect(env.gateway.ingest.counters.rejected.STORE_UNAVAILABLE).toBeGreaterThan(0);
+      expect(env.sink.records).toHaveLength(0);
+      env.sink.failWith = undefined;
+      // [MQTT-4.4.0-1]: on reconnect with the session kept, the client resends the PUBLISH.
+      await acked;
+      expect(env.sink.records.map((r) => [r.deviceId, r.seq])).toEqual([[0x2b, 1]]);
+      // The NACK published before the close waited in the session.
+      await vi.waitFor(() => expect(nacks).toContain(NackReason.STORE_UNAVAILABLE), {
+        timeout: 5000,
+        interval: 20,
+      });
+      await c.endAsync();
     } finally {
       await env.stop();
     }
