@@ -3,7 +3,7 @@ export const VigilMaintenanceEscrowArtifact = {
   contractName: "VigilMaintenanceEscrow",
   sourceName: "contracts/src/VigilMaintenanceEscrow.sol",
   solcVersion: "0.8.37+commit.f401782d.Emscripten.clang",
-  sourcesHash: "0xd714f63501cb67d2b4af83c0c5243dbd101b7ec63c49801c22740f6a278fdfa3",
+  sourcesHash: "0x6e1e4afe1b3381029d829ce2fc9fc6c1ac65c916194b4b7e82535540b872f173",
   abi: [
     {
       "inputs": [

@@ -2,4 +2,4 @@
 export { VigilMaintenanceEscrowArtifact } from "./VigilMaintenanceEscrow.ts";
 export { VigilRegistryArtifact } from "./VigilRegistry.ts";
 export { VigilReleasesArtifact } from "./VigilReleases.ts";
-export const SOURCES_HASH = "0xd714f63501cb67d2b4af83c0c5243dbd101b7ec63c49801c22740f6a278fdfa3";
+export const SOURCES_HASH = "0x6e1e4afe1b3381029d829ce2fc9fc6c1ac65c916194b4b7e82535540b872f173";
