@@ -35,7 +35,7 @@ import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
 import { Ingest } from "../../gateway/src/ingest/ingest.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
 import { EmbeddedBroker } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
-import { generateKey } from "../../gateway/src/chain/keys.ts";
+import { generateKey, registrationPublicKey } from "../../gateway/src/chain/keys.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 
 let rig: AccessRig | undefined;
@@ -227,13 +227,26 @@ describe("embedded broker access: sensors with a registered key (device tokens)"
     });
   });
 
-  it("error: a key rotated on chain: the token holder is disconnected at the next sweep", async () => {
-    rig = await accessRig();
-    const c = await rig.connect(mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 600));
+  it("error: a key rotated on chain to another key: the old key's token holder is disconnected at the next sweep and its token refused (4) after; the new key's token connects", async () => {
+    rig = await accessRig({ failedLoginBackoffMs: 0 });
+    const old = mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 600);
+    const c = await rig.connect(old);
     expect(rig.broker.sweep()).toBe(0);
-    rig.chain({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_K1, status: "revoked" });
-    // Revocation is admission's job (REVOKED_DEVICE NACKs); a key change ends the session.
+    const next = generateKey("secp256k1");
+    rig.chain({
+      name: "SensorKeyChanged",
+      gatewayId: GW,
+      sensorId: DEV_K1,
+      keyType: "secp256k1",
+      publicKey: registrationPublicKey(next),
+    });
+    const gone = closed(c);
+    expect(rig.broker.sweep()).toBe(1);
+    await gone;
+    expect(await connackCode(rig.url, old)).toBe(4);
+    const n = await rig.connect(mintDeviceToken(next, DOMAIN, GW, DEV_K1, now() + 600));
     expect(rig.broker.sweep()).toBe(0);
+    // The key removed: no token holder stays.
     rig.chain({
       name: "SensorKeyChanged",
       gatewayId: GW,
@@ -241,9 +254,26 @@ describe("embedded broker access: sensors with a registered key (device tokens)"
       keyType: "none",
       publicKey: "0x",
     });
-    const gone = closed(c);
+    const nGone = closed(n);
     expect(rig.broker.sweep()).toBe(1);
-    await gone;
+    await nGone;
+  });
+
+  it("error: a sensor suspended or revoked on chain: a new session is refused (5), token or password; a connected one stays (admission NACKs its frames); resumed, it connects again", async () => {
+    rig = await accessRig();
+    const token = mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 600);
+    const c = await rig.connect(token);
+    rig.chain({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_K1, status: "revoked" });
+    rig.chain({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_A, status: "suspended" });
+    expect(rig.broker.sweep()).toBe(0);
+    expect(c.connected).toBe(true);
+    expect(await connackCode(rig.url, token)).toBe(5);
+    await expect(rig.device(DEV_A, { reconnectPeriod: 0 })).rejects.toThrow(/Not authorized/i);
+    expect(rig.policy.refusals).toMatchObject({ device_revoked: 2 });
+    rig.chain({ name: "SensorStatusChanged", gatewayId: GW, sensorId: DEV_K1, status: "active" });
+    const again = await rig.connect(token);
+    await again.publishAsync(`vigil/v1/ingest/${hex8(DEV_K1)}`, dataFrame(DEV_K1, 1), { qos: 1 });
+    expect(rig.sink.records.map((r) => r.deviceId)).toEqual([DEV_K1]);
   });
 });
 

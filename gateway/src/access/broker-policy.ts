@@ -83,6 +83,12 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
     return r;
   }
 
+  /** Registered under this gateway and suspended or revoked (an unregistered id is admission's call). */
+  #suspended(deviceId: number): boolean {
+    const status = this.#o.state.view.sensors.get(deviceId)?.status;
+    return status !== undefined && status !== "active";
+  }
+
   #nowSec(): number {
     return Math.floor(this.#clock.nowMs() / 1000);
   }
@@ -120,6 +126,8 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
     const key = `${remote}|${username}`;
     if (DEVICE_USER.test(username)) {
       const deviceId = Number.parseInt(username, 16);
+      // A suspended or revoked sensor's new session is refused before any key or password check.
+      if (this.#suspended(deviceId)) return this.#refuse("device_revoked", "not_authorized");
       const pw = password.toString("utf8");
       if (isDeviceToken(pw)) {
         const sensor = this.#o.state.view.sensors.get(deviceId);
@@ -131,7 +139,12 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
           return this.#refuse(`device_token_${v}`, "bad_credentials");
         }
         this.#backoff.delete(key);
-        return { kind: "device", deviceId, expiresAt: Number(pw.split(".")[1]) };
+        return {
+          kind: "device",
+          deviceId,
+          expiresAt: Number(pw.split(".")[1]),
+          key: sensor!.publicKey.toLowerCase() as Hex,
+        };
       }
       // An unknown username is refused without hashing (PasswordFile.verify).
       const costly = this.#passwords.has(username);
@@ -178,12 +191,19 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
 
   stillAllowed(who: BrokerIdentity): boolean {
     if (who.kind === "device") {
-      // A token holder stays while its token is valid and the registry still holds a key for it.
-      if (who.expiresAt !== undefined)
+      // A suspended or revoked sensor stays connected: ingest admission NACKs its frames
+      // REVOKED_DEVICE, which tells it to stop (PROTOCOL.md); only a new CONNECT is refused.
+      // A token holder stays while its token is valid and the registry still holds the key the
+      // token was checked against (a rotated key ends the session of the old key's holder).
+      if (who.expiresAt !== undefined) {
+        const s = this.#o.state.view.sensors.get(who.deviceId);
         return (
           who.expiresAt > this.#nowSec() &&
-          (this.#o.state.view.sensors.get(who.deviceId)?.keyType ?? "none") !== "none"
+          s !== undefined &&
+          s.keyType !== "none" &&
+          s.publicKey.toLowerCase() === who.key
         );
+      }
       return this.#passwords.has(who.deviceId.toString(16).padStart(8, "0"));
     }
     if (who.kind !== "reader") return false;

@@ -14,6 +14,8 @@ export type BrokerIdentity =
       kind: "device";
       deviceId: number;
       /** Set when it authenticated with a device token (unix seconds). */ expiresAt?: number;
+      /** The registered key the token was checked against (lowercase): a key change ends the session. */
+      key?: Hex;
     }
   /** A dashboard with a reader token; `expiresAt` is the token's expiry, unix seconds. */
   | { kind: "reader"; address: Hex; expiresAt: number };
