@@ -833,6 +833,7 @@ export class Runtime {
         settings: c.updates,
         dataDir: c.dataDir,
         rpcUrl: c.chain.rpcUrl,
+        chainId: BigInt(deployment.chainId),
         registry: deployment.contracts.VigilRegistry.address,
         releases: deployment.contracts.VigilReleases.address,
         senderKey: this.#senderKey(rpcUrlsOf(c.chain), BigInt(deployment.chainId)),

@@ -159,6 +159,25 @@ describe("runtime with updates enabled, on anvil", () => {
     await run;
   });
 
+  it("error: the RPC down when the gateway starts with updates on: it starts (degraded), the check fails and is counted; with the RPC back, a check succeeds", async () => {
+    r = await chainRig();
+    proxy = await rpcProxy(r.chain.anvil.url);
+    proxy.refuse = true;
+    rt = gateway(
+      r,
+      { updates: { enabled: true, schedule: "0 0 1 1 *", staleAfterMs: 60_000, firmware: false } },
+      proxy.url,
+    );
+    await rt.start();
+    const agent = rt.updates!.model!;
+    await rt.updates!.check();
+    expect(agent.status().lastCheckError).toBeTruthy();
+    proxy.refuse = false;
+    await rt.updates!.check();
+    expect(agent.status().lastCheckError).toBeUndefined();
+    expect(agent.status().lastCheckMs).toBeDefined();
+  });
+
   it("attack: freeze — while the RPC refuses, update-check-stale is raised on the gateway's alert topic; a successful check clears it", async () => {
     r = await chainRig();
     proxy = await rpcProxy(r.chain.anvil.url);

@@ -48,6 +48,12 @@ export interface EthersClientOptions {
   confirmations?: number;
   /** Receipt polling interval (default 250 ms; use ~50 for anvil). */
   pollingIntervalMs?: number;
+  /**
+   * The chain id when the caller knows it (a deployment file): connect() then makes no request,
+   * so a client can be built while the RPC is down and fail only when used. Default: asked with
+   * eth_chainId.
+   */
+  chainId?: bigint;
 }
 
 const registryIface = new Interface(VigilRegistryArtifact.abi as never);
@@ -108,19 +114,7 @@ export class EthersRegistryClient implements RegistryClient {
 
   /** Connects and checks the chain id once (the provider then treats the network as static). */
   static async connect(opts: EthersClientOptions): Promise<EthersRegistryClient> {
-    const probe = new JsonRpcProvider(opts.rpcUrl, undefined, {
-      staticNetwork: true,
-      batchMaxCount: 1,
-      cacheTimeout: -1,
-    });
-    let chainId: bigint;
-    try {
-      chainId = BigInt((await probe.send("eth_chainId", [])) as string);
-    } catch (e) {
-      probe.destroy();
-      throw translateEthersError(e, opts.rpcUrl, IFACES);
-    }
-    probe.destroy();
+    const chainId = opts.chainId ?? (await EthersRegistryClient.#askChainId(opts.rpcUrl));
     const provider = new JsonRpcProvider(opts.rpcUrl, chainId, {
       staticNetwork: true,
       batchMaxCount: 1,
@@ -129,6 +123,21 @@ export class EthersRegistryClient implements RegistryClient {
     provider.pollingInterval = opts.pollingIntervalMs ?? 250;
     const wallet = new Wallet(opts.privateKey, provider);
     return new EthersRegistryClient(opts, provider, chainId, new NonceManager(wallet), wallet.address);
+  }
+
+  static async #askChainId(rpcUrl: string): Promise<bigint> {
+    const probe = new JsonRpcProvider(rpcUrl, undefined, {
+      staticNetwork: true,
+      batchMaxCount: 1,
+      cacheTimeout: -1,
+    });
+    try {
+      return BigInt((await probe.send("eth_chainId", [])) as string);
+    } catch (e) {
+      throw translateEthersError(e, rpcUrl, IFACES);
+    } finally {
+      probe.destroy();
+    }
   }
 
   domain(): VigilDomain {

@@ -31,6 +31,8 @@ export interface StartUpdatesOptions {
   settings: UpdatesSettings;
   dataDir: string;
   rpcUrl: string;
+  /** The deployment's chain id: the client is built without asking the RPC, which may be down. */
+  chainId: bigint;
   registry: string;
   releases: string;
   /** Funded account that pays for install reports. */
@@ -98,6 +100,7 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
   const s = o.settings;
   const client = await EthersRegistryClient.connect({
     rpcUrl: o.rpcUrl,
+    chainId: o.chainId,
     privateKey: o.senderKey,
     registry: o.registry,
     releases: o.releases,
