@@ -86,9 +86,17 @@ describe("config", () => {
     expect(startConfig(["--help"])).toBeUndefined();
   });
 
-  it("args: --deployment is relative to the current folder, not to dataDir (as chain.deployment in a file is)", () => {
-    const cfg = startConfig(["--data-dir", "/var/lib/vigil", "--deployment", "deployment.json"])!;
+  it("args: --deployment and --mqtt-password-file are relative to the current folder, not to dataDir (as the same keys in a file are)", () => {
+    const cfg = startConfig([
+      "--data-dir",
+      "/var/lib/vigil",
+      "--deployment",
+      "deployment.json",
+      "--mqtt-password-file",
+      "devices.passwd",
+    ])!;
     expect(cfg.chain.deployment).toBe(resolve(process.cwd(), "deployment.json"));
+    expect(cfg.mqtt.embedded.passwordFile).toBe(resolve(process.cwd(), "devices.passwd"));
     expect(startConfig(["--deployment", "/etc/vigil/deployment.json"])!.chain.deployment).toBe(
       "/etc/vigil/deployment.json",
     );

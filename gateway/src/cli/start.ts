@@ -19,7 +19,8 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   --mqtt-port N          embedded broker port (default ${DEFAULT_CONFIG.mqtt.embedded.port}; 0 = any free port)
   --mqtt-host HOST       embedded broker address (default ${DEFAULT_CONFIG.mqtt.embedded.host})
   --mqtt-auth MODE       none (loopback development) | registry (device passwords, reader tokens; default ${DEFAULT_CONFIG.mqtt.embedded.auth})
-  --mqtt-password-file F device password file (mosquitto_passwd $7$ format; "vigil access device-password")
+  --mqtt-password-file F device password file (mosquitto_passwd $7$ format; "vigil access device-password"),
+                         relative to the current folder
   --mqtt-insecure        allow a non-loopback --mqtt-host with --mqtt-auth none (anyone on the network may publish)
   --admission MODE       open | registry: only sensors registered and active under this gateway may send
   --no-embedded          do not run the embedded broker
@@ -72,7 +73,7 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
   if (v["mqtt-host"]) cfg.mqtt.embedded.host = v["mqtt-host"];
   if (v["no-embedded"]) cfg.mqtt.embedded.enabled = false;
   if (v["mqtt-auth"]) cfg.mqtt.embedded.auth = v["mqtt-auth"] as GatewayConfig["mqtt"]["embedded"]["auth"];
-  if (v["mqtt-password-file"]) cfg.mqtt.embedded.passwordFile = v["mqtt-password-file"];
+  if (v["mqtt-password-file"]) cfg.mqtt.embedded.passwordFile = resolve(v["mqtt-password-file"]);
   if (v["mqtt-insecure"]) cfg.mqtt.embedded.insecure = true;
   if (v.admission) cfg.ingest.admission = v.admission as GatewayConfig["ingest"]["admission"];
   if (v["mqtt-url"]) cfg.mqtt.url = v["mqtt-url"];
