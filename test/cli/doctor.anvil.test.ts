@@ -154,7 +154,7 @@ describe("the registered key: start refuses a key the registry would reject; key
     expect(s.code).toBe(1);
     const last = s.stderr.trim().split("\n").at(-1)!;
     expect(last).toMatch(
-      /^vigil start: the local key .* is not the registered key .* "vigil keys rotate"\.$/,
+      /^vigil start: the local key .* is not the registered key .*restore the registered keystore .*"vigil keys rotate".*\(VigilRegistry\.rotateGatewayKey\)\.$/,
     );
     // The forced key cannot sign a rotation; the registered one can.
     const refused = await vigil(["keys", "rotate", "-c", cfgFile]);

@@ -103,6 +103,6 @@ export function chainProblem(
   if (!signer) return undefined;
   const registered = g.keyType === "p256" ? g.p256PublicKey : g.signer;
   if (g.keyType !== signer.keyType || registered?.toLowerCase() !== local)
-    return `the local key (${signer.keyType} ${local}) is not the registered key (${g.keyType} ${registered}), so the registry would reject every batch; restore the registered keystore, or move the registration to this key with "vigil keys rotate"`;
+    return `the local key (${signer.keyType} ${local}) is not the registered key (${g.keyType} ${registered}), so the registry would reject every batch; restore the registered keystore (then "vigil keys rotate" replaces it on chain if it must go), or have the site operator move the registration to this key (VigilRegistry.rotateGatewayKey)`;
   return undefined;
 }

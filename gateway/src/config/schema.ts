@@ -287,7 +287,7 @@ const Attest = Type.Object(
     gatewayName: name(
       defaultGatewayName(),
       "Human name, also the MQTT topic level and (hashed) the registry id; distinct per box by default.",
-      "gw- + 12 hex digits of sha256 of the machine id (else gw-<hostname>)",
+      "gw- + 12 hex digits of a keyed sha256 of the machine id (else gw-<hostname>)",
     ),
     keystore: Type.String({
       minLength: 1,
