@@ -390,7 +390,7 @@ describe("AnchorService with the fake registry", () => {
     expect(t.flaky.sends).toBe(0);
   });
 
-  it("behavior: the daily spend cap pauses anchoring (status, counter, one callback) until 00:00 UTC; sealing goes on", async () => {
+  it("behavior: the daily spend cap pauses anchoring (status, counter, one callback) until 00:00 UTC; sealing and finality tracking go on", async () => {
     const t = await setup();
     let now = Date.UTC(2026, 10, 30, 23, 0) * 1000;
     const pauses: (AnchorPause | null)[] = [];
@@ -414,8 +414,13 @@ describe("AnchorService with the fake registry", () => {
     await t.ingest(10);
     await sealAll(t.sealer);
     expect(t.store.lastBatchSeq()).toBe(5); // sealing goes on
-    expect(await s.runOnce()).toBe(0); // still paused: nothing is even tried
+    expect(await s.runOnce()).toBe(0); // still paused: nothing is even sent
     expect(t.flaky.sends).toBe(2);
+    // Reading is free: the paused service still follows finality.
+    expect(s.status().finalThrough).toBe(0);
+    t.flaky.mine(5);
+    expect(await s.runOnce()).toBe(0);
+    expect(s.status().finalThrough).toBe(2);
     now = Date.UTC(2026, 11, 1, 0, 1) * 1000; // the next UTC day: two more, then the cap again
     expect(await s.runOnce()).toBe(2);
     expect(s.status()).toMatchObject({

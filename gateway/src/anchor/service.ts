@@ -300,7 +300,7 @@ export class AnchorService {
     if (this.paused) {
       const wait =
         this.paused.untilUs !== null
-          ? Math.max(1000, Math.ceil((this.paused.untilUs - this.nowUs()) / 1000))
+          ? Math.max(1000, Math.min(this.intervalMs, Math.ceil((this.paused.untilUs - this.nowUs()) / 1000)))
           : this.paused.reason === "fee-cap"
             ? Math.max(this.backoff.initialMs, Math.min(this.intervalMs, this.backoff.maxMs))
             : this.backoff.maxMs;
@@ -386,14 +386,15 @@ export class AnchorService {
   private async pass(): Promise<number> {
     let done = 0;
     try {
+      const chain = (this.chain ??= await this.connectFn());
+      // Reading costs nothing: finality and reorgs are tracked during a spend-cap pause too.
+      await this.trackFinality(chain);
       if (
         this.paused?.untilUs !== undefined &&
         this.paused.untilUs !== null &&
         this.nowUs() < this.paused.untilUs
       )
         return 0;
-      const chain = (this.chain ??= await this.connectFn());
-      await this.trackFinality(chain);
       const batches = await this.store.pendingAnchors(this.maxPerRun);
       if (batches.length === 0) {
         this.failures = 0;
