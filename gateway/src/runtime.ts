@@ -60,7 +60,7 @@ import { silentLogger, type Logger } from "./core/log.ts";
 import { fromRoot } from "./core/paths.ts";
 import type { LeafRecord } from "./core/records.ts";
 import { HttpServer } from "./http/server.ts";
-import type { GatewayPhase } from "./http/source.ts";
+import type { GatewayPhase, RegistryStatusView } from "./http/source.ts";
 import { storeHistory } from "./infer/history.ts";
 import { InferenceLoop, type InferenceLoopOptions } from "./infer/loop.ts";
 import { ModelRegistry } from "./infer/registry.ts";
@@ -663,6 +663,16 @@ export class Runtime {
   /** Where the runtime is in its life cycle (`/readyz`). */
   phase(): GatewayPhase {
     return this.#phase;
+  }
+
+  /** The registry watch's local copy (`vigil_registry_cache_age_seconds`, the page's registry panel). */
+  registry(): RegistryStatusView | undefined {
+    const st = this.watch?.status();
+    if (!st || st.lastRefreshMs === null) return undefined;
+    return {
+      cacheAgeSeconds: Math.max(0, (this.clock.nowMs() - st.lastRefreshMs) / 1000),
+      block: st.confirmedBlock,
+    };
   }
 
   async #start(): Promise<void> {

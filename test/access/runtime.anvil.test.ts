@@ -112,6 +112,14 @@ describe("access control in the running gateway, registry on anvil", () => {
     expect(rt.standing).toBe("active");
   });
 
+  it("the watch's copy is on /metrics (vigil_registry_cache_age_seconds) with its block", async () => {
+    const reg = rt.registry()!;
+    expect(reg.block).toBe(rt.watch!.status().confirmedBlock);
+    expect(reg.cacheAgeSeconds).toBeGreaterThanOrEqual(0);
+    const text = await (await fetch(`http://127.0.0.1:${rt.http!.port}/metrics`)).text();
+    expect(text).toMatch(/^vigil_registry_cache_age_seconds \d+(\.\d+)?(e[-+]?\d+)?$/m);
+  });
+
   it("error: an unregistered sensor with valid credentials is NACKed UNKNOWN_DEVICE", async () => {
     const { c, nacks } = await device(DEV_UNREG);
     await c.publishAsync(`vigil/v1/ingest/${hex8(DEV_UNREG)}`, dataFrame(DEV_UNREG, 1), { qos: 1 });

@@ -222,6 +222,9 @@ describe("/metrics exposition", () => {
     ).toBe(1);
     expect(sample(f, "vigil_ingest_replies_sent_total", { kind: "ack" })).toBe(4);
     expect(sample(f, "vigil_source_events_total", { source: "mqtt:embedded", event: "connects" })).toBe(2);
+    // The connected-client count is a level: its own gauge, never a counter sample.
+    expect(sample(f, "vigil_source_clients", { source: "mqtt:embedded" })).toBe(3);
+    expect(f.get("vigil_source_events_total")!.samples.some((x) => x.labels.event === "clients")).toBe(false);
   });
 
   it("behavior: data quality per device (sensor faults, withheld windows) from the live window, back-pressure shedding by reason; the page shows the same", async () => {

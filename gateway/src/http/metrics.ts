@@ -20,6 +20,9 @@ import type { LiveFeed } from "./live.ts";
 import { readiness } from "./readiness.ts";
 import type { MetricsSource } from "./source.ts";
 
+/** The one source statistic that is a level, not a count (embedded broker): its own gauge. */
+const SOURCE_CLIENTS = "clients";
+
 /** ERROR frame codes (hardware/PROTOCOL.md, ERROR) as label values. */
 export const DEVICE_ERROR_CODES: Readonly<Record<number, string>> = {
   1: "sensor_fault",
@@ -364,13 +367,20 @@ export class GatewayMetrics {
     );
     counter(
       "vigil_source_events_total",
-      "Transport events by source (serial opens/reopens/ioErrors, MQTT connects/disconnects/retries/clientErrors).",
+      "Transport events by source: each source's own counters (serial opens/reopens/ioErrors; external MQTT connects/offline/retries/handlerErrors; embedded broker connects/disconnects/retries/clientErrors/held and its refusal counters).",
       ["source", "event"],
       (set) => {
         for (const s of src.sources)
-          for (const [k, v] of Object.entries(s.stats())) set({ source: s.name, event: k }, v);
+          for (const [k, v] of Object.entries(s.stats()))
+            if (k !== SOURCE_CLIENTS) set({ source: s.name, event: k }, v);
       },
     );
+    gauge("vigil_source_clients", "Clients connected to the embedded broker now.", ["source"], (set) => {
+      for (const s of src.sources) {
+        const n = s.stats()[SOURCE_CLIENTS];
+        if (n !== undefined) set({ source: s.name }, n);
+      }
+    });
 
     // ---- devices
     counter(
@@ -752,7 +762,7 @@ export class GatewayMetrics {
       },
     );
 
-    // ---- registry cache (issue 10): present once the runtime provides the hook
+    // ---- registry watch: present once its copy has been refreshed
     gauge(
       "vigil_registry_cache_age_seconds",
       "Seconds since the local copy of the on-chain registry was refreshed.",

@@ -85,7 +85,7 @@ export interface PageStats {
   anchor: { enabled: boolean; backlog: number; failures: number; lastError: string | null };
   store: { state: string; liveBytes: number; pending: number };
   inference: { frameToResultP50Ms: number; frameToResultP99Ms: number; runP99Ms: number } | null;
-  /** The registry cache (issue 10); null until the runtime provides it. */
+  /** The registry watch's copy; null without the watch or before its first refresh. */
   registry: { cacheAgeSeconds: number; block?: number } | null;
 }
 

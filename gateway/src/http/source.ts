@@ -32,8 +32,8 @@ export interface AnchorStatusView {
 }
 
 /**
- * The on-chain registry cache (issue 10, not built yet). When the runtime provides it,
- * `vigil_registry_cache_age_seconds` and the page's registry panel show it.
+ * The registry watch's local copy of the on-chain registry (chain/watch.ts), once it has been
+ * refreshed: `vigil_registry_cache_age_seconds` and the page's registry panel show it.
  */
 export interface RegistryStatusView {
   /** Seconds since the local copy of the registry was last refreshed from the chain. */
