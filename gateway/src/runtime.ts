@@ -478,6 +478,8 @@ export class Runtime {
     this.#sweepTimer = setInterval(() => {
       watch.checkStale();
       this.embedded?.sweep();
+      // A reader grant that simply expires changes nothing on chain: re-export when one has.
+      if (this.clock.nowMs() / 1000 >= this.#exportStaleAt) this.#exportMosquitto();
     }, SWEEP_INTERVAL_MS);
     this.#sweepTimer.unref();
   }
@@ -518,6 +520,9 @@ export class Runtime {
     void this.#publishAccessStatus();
   }
 
+  /** When the last Mosquitto export's reader list goes out of date (a grant expires), unix seconds. */
+  #exportStaleAt = Infinity;
+
   /**
    * Regenerates the external Mosquitto's access (registry.mosquittoExport): syncs its
    * dynamic-security plugin first, so a new user has its ACLs before the password file lets it in
@@ -528,6 +533,7 @@ export class Runtime {
   #exportMosquitto(): void {
     const x = this.config.registry.mosquittoExport;
     if (!x) return;
+    this.#exportStaleAt = this.registryState.view.nextGrantExpiry(Math.floor(this.clock.nowMs() / 1000));
     this.#mosquittoExports = this.#mosquittoExports.then(() => this.#exportMosquittoNow(x));
   }
 

@@ -10,6 +10,7 @@ import type { RegistryEvent } from "../../gateway/src/chain/events.ts";
 import { FakeChain, type FakeRegistryClient } from "../../gateway/src/chain/fake-client.ts";
 import { FakeRegistryEvents } from "../../gateway/src/chain/fake-events.ts";
 import { RegistryWatch, type WatchStatus } from "../../gateway/src/chain/watch.ts";
+import { RegistryView } from "../../gateway/src/chain/registry-view.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
@@ -236,5 +237,31 @@ describe("registry watch on a real node-cron schedule", () => {
     // One interval of "* * * * * *" is 1 s; the refresh itself is in-memory here.
     expect(w.intervalMs).toBe(1000);
     expect(tookMs).toBeLessThanOrEqual(w.intervalMs + 500);
+  });
+});
+
+describe("RegistryView.nextGrantExpiry (when an export of the allowed readers goes out of date)", () => {
+  it("is the first grant of this gateway or its site that ends after now; other sites and gateways do not count", () => {
+    const me = `0x${"11".repeat(32)}` as Hex;
+    const site = `0x${"22".repeat(32)}` as Hex;
+    const other = `0x${"33".repeat(32)}` as Hex;
+    const reader = (n: number): Hex => `0x${n.toString(16).padStart(40, "0")}` as Hex;
+    const v = new RegistryView(me);
+    expect(v.nextGrantExpiry(100)).toBe(Infinity);
+    v.apply({
+      name: "GatewayRegistered",
+      gatewayId: me,
+      site,
+      keyType: "secp256k1",
+      publicKey: `0x${"ab".repeat(20)}`,
+    });
+    v.apply({ name: "GatewayAccessGranted", gatewayId: me, reader: reader(1), expiresAt: 500 });
+    v.apply({ name: "GatewayAccessGranted", gatewayId: other, reader: reader(2), expiresAt: 150 });
+    v.apply({ name: "SiteAccessGranted", site, reader: reader(3), expiresAt: 300 });
+    v.apply({ name: "SiteAccessGranted", site: other, reader: reader(4), expiresAt: 120 });
+    v.apply({ name: "GatewayAccessGranted", gatewayId: me, reader: reader(5), expiresAt: 90 });
+    expect(v.nextGrantExpiry(100)).toBe(300);
+    expect(v.nextGrantExpiry(300)).toBe(500);
+    expect(v.nextGrantExpiry(500)).toBe(Infinity);
   });
 });

@@ -222,6 +222,23 @@ export class RegistryView {
     return { allowed: until > nowSec, auditor: false, until };
   }
 
+  /**
+   * The first reader grant of this gateway (or its site) that expires after `nowSec`, unix seconds;
+   * Infinity when none does. An export of the allowed readers is out of date from then on.
+   */
+  nextGrantExpiry(nowSec: number): number {
+    let next = Infinity;
+    const consider = (until: number): void => {
+      if (until > nowSec && until < next) next = until;
+    };
+    for (const until of this.gatewayGrants.values()) consider(until);
+    if (this.gateway) {
+      const prefix = `${this.gateway.site}/`;
+      for (const [k, until] of this.siteGrants) if (k.startsWith(prefix)) consider(until);
+    }
+    return next;
+  }
+
   /** Every entry, for a full rewrite of the cache (after a deep reorg). */
   entries(): ViewEntry[] {
     const out: ViewEntry[] = [];

@@ -481,7 +481,7 @@ const Registry = Type.Object(
       {
         default: null,
         description:
-          "After every registry change write vigil.passwd, vigil.acl and vigil.dynsec.json into dir (relative to dataDir), sync the dynamic-security plugin and SIGHUP the PID in pidFile.",
+          "After every registry change, and when a reader grant expires, write vigil.passwd, vigil.acl and vigil.dynsec.json into dir (relative to dataDir), sync the dynamic-security plugin and SIGHUP the PID in pidFile.",
       },
     ),
   },
