@@ -285,7 +285,6 @@ export class Runtime {
       maxSkewUs: c.ingest.maxSkewMs * 1000,
       maxPending: c.ingest.maxPending,
       busyRetryMs: c.ingest.busyRetryMs,
-      isStored: (d, s) => this.store.has(d, s),
       storedRaw: async (d, s) => (await this.store.getFrameBySeq(d, s))?.raw,
       logger: this.log.child({ component: "ingest" }),
     });

@@ -51,7 +51,6 @@ async function rig(): Promise<{
   const ingest = new Ingest({
     sink: store,
     clock,
-    isStored: (d, s) => store.has(d, s),
     storedRaw: async (d, s) => (await store.getFrameBySeq(d, s))?.raw,
   });
   return {
@@ -154,7 +153,11 @@ describe("sequence numbers and boots", () => {
     for (let s = 0; s < 3; s++) await ingest.handle(dec(data(s, 10 + s)), "serial");
     expect(store.devices().get(DEV)).toEqual({ lastSeq: 5, bootId: 8, base: 3 });
     // A restarted gateway restores the state; the device resends without a HELLO.
-    const again = new Ingest({ sink: store, clock, isStored: (d, s) => store.has(d, s) });
+    const again = new Ingest({
+      sink: store,
+      clock,
+      storedRaw: async (d, s) => (await store.getFrameBySeq(d, s))?.raw,
+    });
     const st = store.devices().get(DEV)!;
     again.counters.device(DEV).seq.restore(st.lastSeq, { id: st.bootId!, base: st.base });
     expect(await again.handle(dec(data(2, 12)), "serial")).toMatchObject({ kind: "ack" });

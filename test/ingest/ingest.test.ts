@@ -180,7 +180,9 @@ describe("Ingest", () => {
   });
 
   it("behavior: sequences older than the window ask the store (slow path)", async () => {
-    const { sink, ingest } = setup({ isStored: async (d, s) => sink.has(d, s) });
+    const { sink, ingest } = setup({
+      storedRaw: async (d, s) => sink.records.find((r) => r.deviceId === d && r.seq === s)?.raw,
+    });
     await ingest.handle(dec(data(3)), "serial");
     await ingest.handle(dec(data(100_000)), "serial");
     expect(await ingest.handle(dec(data(3)), "serial")).toMatchObject({ kind: "ack" });

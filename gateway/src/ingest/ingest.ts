@@ -43,16 +43,12 @@ export interface IngestOptions {
   clockTrusted?: () => boolean;
   counters?: IngestCounters;
   /**
-   * Slow path for sequences older than the in-memory window: asks the store whether
-   * (device, extended seq) is already stored. Default: treat as new (the store deduplicates).
-   */
-  isStored?: (deviceId: number, seq: number) => Promise<boolean>;
-  /**
-   * The stored bytes of (device, extended seq), or undefined when not stored (or pruned). With
-   * it, a frame under a sequence number already stored is a resend only when its bytes are the
-   * stored ones; other bytes mean a new boot whose HELLO was lost (PROTOCOL.md, "A lost HELLO"),
-   * NACKed SCHEMA_MISMATCH so the device sends HELLO and resends, instead of being acknowledged
-   * unstored. Default: none (the sequence number alone decides, as before).
+   * The stored bytes of (device, extended seq), or undefined when not stored (or pruned): the slow
+   * path for sequences older than the in-memory window, and the check that a frame under a
+   * sequence number already stored is a resend (the stored bytes) and not a new boot whose HELLO
+   * was lost (other bytes: NACK SCHEMA_MISMATCH, so the device sends HELLO and resends, instead of
+   * being acknowledged unstored; PROTOCOL.md, "A lost HELLO"). Default: none (the sequence number
+   * alone decides, and older sequences are treated as new: the store deduplicates).
    */
   storedRaw?: (deviceId: number, seq: number) => Promise<Uint8Array | undefined>;
   /**
@@ -105,7 +101,6 @@ export class Ingest {
   readonly #maxSkewUs: number;
   readonly #clockTrusted: () => boolean;
   #admission: DeviceAdmission;
-  readonly #isStored: ((d: number, s: number) => Promise<boolean>) | undefined;
   readonly #storedRaw: ((d: number, s: number) => Promise<Uint8Array | undefined>) | undefined;
   readonly #log: Logger;
   readonly #observers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
@@ -124,7 +119,6 @@ export class Ingest {
     this.#clockTrusted = opts.clockTrusted ?? (() => true);
     this.#admission = opts.admission ?? OPEN_ADMISSION;
     this.counters = opts.counters ?? new IngestCounters();
-    this.#isStored = opts.isStored;
     this.#storedRaw = opts.storedRaw;
     this.#log = opts.logger ?? silentLogger;
     if (opts.onStored) this.#observers.push(opts.onStored);
@@ -348,11 +342,7 @@ export class Ingest {
         ? this.#storedRaw(f.deviceId, ext).then((had) =>
             had === undefined ? this.#sink.append(record) : this.#sameOrReused(had, raw),
           )
-        : verdict === "old" && this.#isStored
-          ? this.#isStored(f.deviceId, ext).then((yes) =>
-              yes ? ("duplicate" as const) : this.#sink.append(record),
-            )
-          : this.#sink.append(record);
+        : this.#sink.append(record);
     const done = stored.then(
       (outcome): IngestReply | Promise<IngestReply> => {
         this.#settle(nowUs);
