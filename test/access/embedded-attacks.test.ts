@@ -77,7 +77,7 @@ describe("embedded broker access: who may connect", () => {
     // The clock stands still: one costly check, then the backoff refuses the rest unchecked.
     expect(rig.policy.refusals).toEqual({ device_password: 1, throttled: 999 });
     expect(rig.broker.access.authRefused).toBe(1000);
-    expect(rig.broker.stats().clients).toBe(1); // nothing is kept per refused client
+    expect(rig.broker.clients()).toBe(1); // nothing is kept per refused client
     expect(grown).toBeLessThan(32 * 1024 * 1024);
     await dev.publishAsync(`vigil/v1/ingest/${hex8(DEV_A)}`, dataFrame(DEV_A, 1), { qos: 1 });
     expect(rig.sink.records.map((r) => r.seq)).toEqual([1]);
@@ -336,7 +336,7 @@ describe("embedded broker access: who may read", () => {
     // Counted once aedes has written the CONNACK and closed (after the client saw it).
     await vi.waitFor(() => expect(rig!.broker.access.unsupportedProtocol).toBe(2));
     expect(rig.broker.access.authRefused).toBe(0);
-    expect(rig.broker.stats().clients).toBe(0);
+    expect(rig.broker.clients()).toBe(0);
   });
 
   it("error: an expired token is refused (4)", async () => {

@@ -111,7 +111,8 @@ export class FakeSource implements MetricsSource {
       name: "mqtt:embedded",
       start: async () => {},
       stop: async () => {},
-      stats: () => ({ connects: 2, retries: 0, clients: 3 }),
+      stats: () => ({ connects: 2, retries: 0 }),
+      clients: () => 3,
     },
   ];
   readonly inference = inferenceCounters();

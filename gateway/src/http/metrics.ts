@@ -20,9 +20,6 @@ import type { LiveFeed } from "./live.ts";
 import { readiness } from "./readiness.ts";
 import type { MetricsSource } from "./source.ts";
 
-/** The one source statistic that is a level, not a count (embedded broker): its own gauge. */
-const SOURCE_CLIENTS = "clients";
-
 /** ERROR frame codes (hardware/PROTOCOL.md, ERROR) as label values. */
 export const DEVICE_ERROR_CODES: Readonly<Record<number, string>> = {
   1: "sensor_fault",
@@ -371,14 +368,12 @@ export class GatewayMetrics {
       ["source", "event"],
       (set) => {
         for (const s of src.sources)
-          for (const [k, v] of Object.entries(s.stats()))
-            if (k !== SOURCE_CLIENTS) set({ source: s.name, event: k }, v);
+          for (const [k, v] of Object.entries(s.stats())) set({ source: s.name, event: k }, v);
       },
     );
     gauge("vigil_source_clients", "Clients connected to the embedded broker now.", ["source"], (set) => {
       for (const s of src.sources) {
-        const n = s.stats()[SOURCE_CLIENTS];
-        if (n !== undefined) set({ source: s.name }, n);
+        if (s.clients) set({ source: s.name }, s.clients());
       }
     });
 

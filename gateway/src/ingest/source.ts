@@ -5,4 +5,6 @@ export interface IngestSource {
   stop(): Promise<void>;
   /** Source-level counters (reconnects, I/O errors) for the log line and metrics. */
   stats(): Record<string, number>;
+  /** Clients connected now, for a source that accepts clients (the embedded broker). */
+  clients?(): number;
 }

@@ -260,7 +260,11 @@ export class EmbeddedBroker implements IngestSource {
     const by = Object.fromEntries(
       Object.entries(publishRefusedBy).map(([k, v]) => [`publishRefused_${k}`, v]),
     );
-    return { ...this.#counters, ...a, ...by, clients: this.#who.size };
+    return { ...this.#counters, ...a, ...by };
+  }
+
+  clients(): number {
+    return this.#who.size;
   }
 
   /** Refusal and limit counters. */
