@@ -95,6 +95,8 @@ export interface CmapssEvaluation {
   scoreCappedTruth: number;
   predictions: Float32Array;
   truth: Float64Array;
+  /** min(truth, outputs[0].max) */
+  cappedTruth: Float64Array;
 }
 
 /** Recomputes a manifest's test metrics: last window per test unit vs the RUL file. */
@@ -124,5 +126,6 @@ export async function evaluateManifest(
     scoreCappedTruth: phm08Score(predictions, capped),
     predictions,
     truth,
+    cappedTruth: capped,
   };
 }

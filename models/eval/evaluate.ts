@@ -67,10 +67,9 @@ function printTable(title: string, header: string[], rows: string[][]): void {
 function firstCycleIntervals(
   pred: Float32Array,
   truth: Float64Array,
-  cap: number,
+  capped: Float64Array,
   subset: string,
 ): Row["intervals"] {
-  const capped = truth.map((t) => Math.min(t, cap));
   const u = GOALS["firstCycleUncapped"]![subset];
   const c = GOALS["firstCycleCapped"]![subset];
   return {
@@ -139,7 +138,6 @@ async function main(): Promise<void> {
       await int8.release();
     }
     const subset = f.replace(".manifest.json", "").toUpperCase();
-    const cap = m.outputs[0]?.max ?? Infinity;
     rows.push({
       name: m.name,
       subset,
@@ -150,7 +148,7 @@ async function main(): Promise<void> {
       scoreCappedTruth: ev.scoreCappedTruth,
       claimedRmse: m.metrics.rmse,
       claimedScore: m.metrics.score,
-      intervals: firstCycleIntervals(ev.predictions, ev.truth, cap, subset),
+      intervals: firstCycleIntervals(ev.predictions, ev.truth, ev.cappedTruth, subset),
       conditions,
       worse,
       params: m.model.params,
