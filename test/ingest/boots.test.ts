@@ -17,6 +17,11 @@ import {
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 
 const clock = new FakeClock();
+/** What runtime.ts wires as ingest's `storedRaw`: the stored frame's bytes from the store's index. */
+const storedRawOf =
+  (store: MemoryFrameStore) =>
+  async (d: number, s: number): Promise<Uint8Array | undefined> =>
+    (await store.getFrameBySeq(d, s))?.raw;
 const DEV = 0x2a;
 
 const dec = (f: Frame) => {
@@ -51,7 +56,7 @@ async function rig(): Promise<{
   const ingest = new Ingest({
     sink: store,
     clock,
-    storedRaw: async (d, s) => (await store.getFrameBySeq(d, s))?.raw,
+    storedRaw: storedRawOf(store),
   });
   return {
     ingest,
@@ -156,7 +161,7 @@ describe("sequence numbers and boots", () => {
     const again = new Ingest({
       sink: store,
       clock,
-      storedRaw: async (d, s) => (await store.getFrameBySeq(d, s))?.raw,
+      storedRaw: storedRawOf(store),
     });
     const st = store.devices().get(DEV)!;
     again.counters.device(DEV).seq.restore(st.lastSeq, { id: st.bootId!, base: st.base });

@@ -191,6 +191,31 @@ describe("Ingest", () => {
     expect(ingest.counters.duplicates).toBe(1);
   });
 
+  it("error: the store cannot be read to compare a duplicate: NACK STORE_UNAVAILABLE (counted, the device resends), nothing ACKed on trust; ingest goes on", async () => {
+    let failReads = false;
+    const { sink, ingest } = setup({
+      storedRaw: async (d, s) => {
+        if (failReads) throw new Error("EIO: read failed");
+        return sink.records.find((r) => r.deviceId === d && r.seq === s)?.raw;
+      },
+    });
+    expect(await ingest.handle(dec(data(1)), "serial")).toMatchObject({ kind: "ack" });
+    failReads = true;
+    expect(await ingest.handle(dec(data(1)), "serial")).toEqual({
+      kind: "nack",
+      deviceId: 1,
+      seq: 1,
+      reason: NackReason.STORE_UNAVAILABLE,
+    });
+    expect(ingest.counters.rejected.STORE_UNAVAILABLE).toBe(1);
+    expect(ingest.counters.duplicates).toBe(0);
+    expect(await ingest.handle(dec(data(2)), "serial")).toMatchObject({ kind: "ack" });
+    failReads = false;
+    expect(await ingest.handle(dec(data(1)), "serial")).toMatchObject({ kind: "ack" });
+    expect(ingest.counters.duplicates).toBe(1);
+    expect(sink.records.map((r) => r.seq)).toEqual([1, 2]);
+  });
+
   it("behavior: ACK/NACK frames arriving at the gateway are counted as UNEXPECTED_TYPE", () => {
     const { ingest } = setup();
     expect(
