@@ -182,6 +182,14 @@ const KEY_EVENTS = ["GatewayRegistered", "GatewayKeyRotated", "GatewayStatusChan
   (n) => registryIface.getEvent(n)!.topicHash,
 );
 
+/** The RPC answers for another chain than the trusted registry's (online check 9). */
+function wrongChain(served: bigint, trusted: bigint): Fail {
+  return new Fail(
+    "WRONG_CHAIN",
+    `the RPC serves chain ${served}, the trusted registry is on chain ${trusted}`,
+  );
+}
+
 class Fail extends Error {
   constructor(
     readonly reason: VerifyFailure,
@@ -631,11 +639,7 @@ export class ReceiptVerifier {
   #fail(what: string, e: unknown): never {
     if (e instanceof Fail) throw e;
     // The last endpoint tried serves another chain (the pool never sends a request to one).
-    if (e instanceof RpcWrongChainError)
-      throw new Fail(
-        "WRONG_CHAIN",
-        `the RPC serves chain ${e.served}, the trusted registry is on chain ${e.expected}`,
-      );
+    if (e instanceof RpcWrongChainError) throw wrongChain(e.served, e.expected);
     const msg =
       e instanceof ChainError ? e.shortMessage : ((e as Error)?.message ?? String(e)).split("\n")[0];
     throw new Fail("CHAIN_UNREACHABLE", `${what}: ${msg}`);
@@ -658,11 +662,7 @@ export class ReceiptVerifier {
       this.#chainOk = undefined;
       this.#fail(`RPC ${rpc.currentUrl} is unreachable`, e);
     }
-    must(
-      chainId === t.chainId,
-      "WRONG_CHAIN",
-      `the RPC serves chain ${chainId}, the trusted registry is on chain ${t.chainId}`,
-    );
+    if (chainId !== t.chainId) throw wrongChain(chainId, t.chainId);
 
     // 10. the BatchAnchored event
     const headerHash = hashBatchHeader(toEip712Header(h));
