@@ -3,7 +3,7 @@
  * with the registry deployed and the gateway registered), each through the real CLI.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -160,9 +160,9 @@ describe("the registered key: start refuses a key the registry would reject; key
     const refused = await vigil(["keys", "rotate", "-c", cfgFile]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/cannot sign the rotation/);
+    // A refused rotation writes no new key (it used to leave gateway.key.next behind).
+    expect(existsSync(`${keystore}.next`)).toBe(false);
     writeFileSync(keystore, registered, { mode: 0o600 });
-    const { rmSync } = await import("node:fs");
-    rmSync(`${keystore}.next`, { force: true });
     const rot = await vigil(["keys", "rotate", "-c", cfgFile]);
     expect(rot.code, rot.stderr).toBe(0);
     const info = JSON.parse(rot.stdout) as {

@@ -110,17 +110,15 @@ async function rotate(
         "CHAIN_STATE",
         `the RPC endpoint is not chain ${deployment.chainId} of the deployment file`,
       );
-    // Resume: a new key from an interrupted rotation is reused, never replaced by another one.
-    const next = existsSync(nextPath)
-      ? await loadKeystore(nextPath, passphrase)
-      : new GatewaySigner(
-          generateKey(oneOf("type", v.type, ["secp256k1", "p256"] as const, current.keyType)),
-        );
-    if (!existsSync(nextPath)) await writeKeystore(nextPath, next.exportKey(), passphrase);
     const before = await client.getGateway(gatewayId);
     const registered = (before.keyType === "p256" ? before.p256PublicKey : before.signer)?.toLowerCase();
+    // Resume: a new key from an interrupted rotation is reused, never replaced by another one.
+    const pending = existsSync(nextPath) ? await loadKeystore(nextPath, passphrase) : undefined;
+    let next: GatewaySigner;
     let tx: string | null = null;
-    if (registered !== next.publicKey.toLowerCase()) {
+    if (pending && registered === pending.publicKey.toLowerCase()) next = pending;
+    else {
+      // Refusals come before any file is written: a refused rotation leaves nothing behind.
       if (before.status !== "active")
         throw new VigilError(
           "CHAIN_STATE",
@@ -131,6 +129,13 @@ async function rotate(
           "CHAIN_STATE",
           `the local key ${current.publicKey} is not the registered key ${registered}, so it cannot sign the rotation; restore the registered keystore, or have the site operator call VigilRegistry.rotateGatewayKey`,
         );
+      next =
+        pending ??
+        new GatewaySigner(
+          generateKey(oneOf("type", v.type, ["secp256k1", "p256"] as const, current.keyType)),
+        );
+      // Written before the transaction, so a crash after it is sent resumes with the same key.
+      if (!pending) await writeKeystore(nextPath, next.exportKey(), passphrase);
       const digest = await client.keyRotationDigest(gatewayId, next.keyType, next.publicKey);
       tx = (
         await client.rotateGatewayKeyBySignature(
