@@ -30,7 +30,6 @@ const TO = "0x000000000000000000000000000000000000dEaD";
 let anvil: Anvil;
 let pool: RpcPool;
 const rpc = <T = unknown>(m: string, p: unknown[] = []): Promise<T> => jsonRpc<T>(anvil.url, m, p);
-let keyIndex = 2;
 
 beforeAll(async () => {
   anvil = await startAnvil();
@@ -44,14 +43,15 @@ afterEach(async () => {
   await rpc("evm_setAutomine", [true]);
 });
 
-/** A sender on its own dev account (no nonce interference between tests). */
-function sender(o: Partial<TxSenderOptions> = {}): { s: TxSender; key: string } {
-  const key = ANVIL_DEV_KEYS[keyIndex++]!;
+/** A sender on its own fresh, funded account (no nonce interference between tests). */
+async function sender(o: Partial<TxSenderOptions> = {}): Promise<{ s: TxSender; key: string }> {
+  const wallet = Wallet.createRandom();
+  await rpc("anvil_setBalance", [wallet.address, "0x56bc75e2d63100000"]); // 100 ETH
   return {
-    key,
+    key: wallet.privateKey,
     s: new TxSender({
       rpc: pool,
-      privateKey: key,
+      privateKey: wallet.privateKey,
       chainId: 31337n,
       caps: { maxFeePerGas: 50n * GWEI, maxPriorityFeePerGas: 2n * GWEI },
       bumpAfterBlocks: 2,
@@ -87,7 +87,7 @@ async function untilInFlight(s: TxSender): Promise<void> {
 
 describe("TxSender on anvil", () => {
   it("behavior: mines a call with EIP-1559 fees under the caps and reports gas and cost (no L1 fee on a non-OP chain)", async () => {
-    const { s } = sender();
+    const { s } = await sender();
     const m = await s.send({ to: TO, data: "0x" });
     expect(m).toMatchObject({ gasUsed: 21000n, l1FeeWei: null, bumps: 0 });
     expect(m.costWei).toBe(m.gasUsed * m.effectiveGasPrice);
@@ -102,7 +102,7 @@ describe("TxSender on anvil", () => {
 
   it("behavior: mining stopped for it (base fee above its max fee): replaced with a bumped fee after N blocks, then mined", async () => {
     await rpc("evm_setAutomine", [false]);
-    const { s } = sender();
+    const { s } = await sender();
     const p = s.send({ to: TO, data: "0x" });
     await untilInFlight(s);
     const first = s.inFlight()!;
@@ -120,7 +120,7 @@ describe("TxSender on anvil", () => {
 
   it("behavior: waiting through many polls on a long-lived abort signal leaves no listener behind", async () => {
     await rpc("evm_setAutomine", [false]);
-    const { s } = sender();
+    const { s } = await sender();
     const ac = new AbortController();
     const p = s.send({ to: TO, data: "0x", signal: ac.signal });
     await untilInFlight(s);
@@ -134,7 +134,7 @@ describe("TxSender on anvil", () => {
 
   it("behavior: a dropped transaction (anvil_dropTransaction) is sent again with the same nonce and mined", async () => {
     await rpc("evm_setAutomine", [false]);
-    const { s } = sender();
+    const { s } = await sender();
     const p = s.send({ to: TO, data: "0x" });
     await untilInFlight(s);
     const { txHash: dropped, nonce } = s.inFlight()!;
@@ -149,7 +149,7 @@ describe("TxSender on anvil", () => {
   it("behavior: at the fee caps under a base fee above them: it keeps waiting (the node refuses the rebroadcast as fee-too-low), and is mined once the base fee falls", async () => {
     await rpc("evm_setAutomine", [false]);
     await mineAt(GWEI / 2n);
-    const { s } = sender({ caps: { maxFeePerGas: 2n * GWEI, maxPriorityFeePerGas: GWEI } });
+    const { s } = await sender({ caps: { maxFeePerGas: 2n * GWEI, maxPriorityFeePerGas: GWEI } });
     const p = s.send({ to: TO, data: "0x" });
     await untilInFlight(s);
     const v = s.inFlight()!;
@@ -167,9 +167,32 @@ describe("TxSender on anvil", () => {
     expect(m.bumps).toBe(0);
   });
 
+  it("behavior: a fee bump stops at the remaining daily budget: the mined version's worst case stays within it", async () => {
+    await rpc("evm_setAutomine", [false]);
+    await mineAt(GWEI / 2n);
+    const { s } = await sender();
+    // A transfer's gas limit is 21000 + 20 % margin; the budget allows a max fee of 5 gwei for it,
+    // a tenth of the configured 50 gwei cap.
+    const gasLimit = 25_200n;
+    const budget = { spentWei: 1_000n, capWei: 1_000n + gasLimit * 5n * GWEI };
+    const p = s.send({ to: TO, data: "0x", budget });
+    await untilInFlight(s);
+    const first = s.inFlight()!;
+    expect(first.maxFeePerGas).toBeLessThan(4n * GWEI);
+    // At a 4 gwei base fee the first version cannot be included, and the market bump would be
+    // 2 × 4 gwei + tip; the budget holds it at 5 gwei, which is still enough to be mined.
+    const m = await driveUntil(p, () => 4n * GWEI);
+    expect(m.bumps).toBeGreaterThanOrEqual(1);
+    expect(m.txHash).not.toBe(first.txHash);
+    const tx = await rpc<{ maxFeePerGas: string; gas: string }>("eth_getTransactionByHash", [m.txHash]);
+    expect(BigInt(tx.gas)).toBe(gasLimit);
+    expect(BigInt(tx.maxFeePerGas)).toBe(5n * GWEI);
+    expect(budget.spentWei + m.costWei).toBeLessThanOrEqual(budget.capWei);
+  });
+
   it("error: a concurrent sender with the same key takes the nonce: NonceTooLowError after checking none of ours was mined", async () => {
     await rpc("evm_setAutomine", [false]);
-    const { s, key } = sender();
+    const { s, key } = await sender();
     const p = s.send({ to: TO, data: "0x" });
     await untilInFlight(s);
     const ours = s.inFlight()!;
@@ -196,7 +219,7 @@ describe("TxSender on anvil", () => {
   it("error: a base fee above the max fee cap is a FeeCapError before anything is sent", async () => {
     await rpc("evm_setAutomine", [false]);
     await mineAt(5n * GWEI);
-    const { s, key } = sender({ caps: { maxFeePerGas: GWEI, maxPriorityFeePerGas: GWEI / 10n } });
+    const { s, key } = await sender({ caps: { maxFeePerGas: GWEI, maxPriorityFeePerGas: GWEI / 10n } });
     const err = await s.send({ to: TO, data: "0x" }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FeeCapError);
     expect((err as Error).message).toMatch(
@@ -208,7 +231,7 @@ describe("TxSender on anvil", () => {
   });
 
   it("error: a worst case above the remaining daily budget is a SpendCapError before anything is sent", async () => {
-    const { s } = sender();
+    const { s } = await sender();
     const err = await s
       .send({ to: TO, data: "0x", budget: { spentWei: 900n, capWei: 1000n } })
       .catch((e: unknown) => e);

@@ -15,10 +15,11 @@
  * 2. Gas: `eth_estimateGas` (a revert surfaces here, decoded, before anything is sent) plus a margin.
  * 3. Fees (EIP-1559): tip = min(eth_maxPriorityFeePerGas, cap); maxFee = min(2 × baseFee + tip, cap).
  *    A base fee above the maxFee cap throws FeeCapError (nothing could be mined); a worst case
- *    (gasLimit × maxFee + L1 fee) above the remaining daily budget throws SpendCapError.
+ *    (gasLimit × maxFee + L1 fee) above the remaining daily budget throws SpendCapError; below it, the
+ *    budget lowers this transaction's max fee cap so that no later version can pass it either.
  * 4. Send and wait. Receipts of every version sent for this nonce are polled. After `bumpAfterBlocks`
  *    blocks without one, the transaction is replaced with fees raised by `bumpPercent` (≥ 10 %, geth's
- *    minimum for a replacement) up to the caps; at the caps the last version is broadcast again (a
+ *    minimum for a replacement) up to the caps (and the budget's cap); at the caps the last version is broadcast again (a
  *    dropped transaction comes back). If the account's nonce moves past ours and none of our versions
  *    was mined, another transaction took the nonce: NonceTooLowError, and the caller re-reads the chain.
  */
@@ -77,7 +78,10 @@ export interface TxSenderOptions {
 export interface SendRequest {
   to: string;
   data: string;
-  /** The daily budget: refuse (SpendCapError) when the worst case would exceed `capWei - spentWei`. */
+  /**
+   * The daily budget: refuse (SpendCapError) when the worst case would exceed `capWei - spentWei`;
+   * otherwise no version's worst case (fee bumps included) exceeds it.
+   */
   budget?: { spentWei: bigint; capWei: bigint };
   /** Aborts the wait (the transaction may still be mined; the caller re-reads the chain). */
   signal?: AbortSignal;
@@ -298,11 +302,15 @@ export class TxSender {
     }
   }
 
-  /** Next fees of a replacement: +bumpPercent (at least the current market), capped; null at the caps. */
+  /**
+   * Next fees of a replacement: +bumpPercent (at least the current market), capped (max fee at most
+   * `feeCap`, this transaction's cap after the budget); null at the caps.
+   */
   #bumped(
     prev: Transaction,
     base: bigint,
     tipNow: bigint,
+    feeCap: bigint,
   ): { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | null {
     const prevTip = prev.maxPriorityFeePerGas ?? 0n;
     const prevFee = prev.maxFeePerGas ?? 0n;
@@ -310,7 +318,7 @@ export class TxSender {
       max(ceilPct(prevTip, this.#bumpPct), min(tipNow, this.#caps.maxPriorityFeePerGas)),
       this.#caps.maxPriorityFeePerGas,
     );
-    const fee = min(max(ceilPct(prevFee, this.#bumpPct), 2n * base + tip), this.#caps.maxFeePerGas);
+    const fee = min(max(ceilPct(prevFee, this.#bumpPct), 2n * base + tip), feeCap);
     if (tip > fee) tip = fee;
     // geth accepts a replacement only when both fees rise by at least 10 %.
     if (tip < ceilPct(prevTip, 10) || fee < ceilPct(prevFee, 10) || (tip === prevTip && fee === prevFee))
@@ -321,13 +329,17 @@ export class TxSender {
   /**
    * Fees for another try after "replacement underpriced" against a transaction we did not send
    * (its fees are unknown): each raised by bumpPercent as far as the caps allow; null when neither
-   * can rise any more.
+   * can rise any more. The max fee stays at most `feeCap`, as in #bumped.
    */
-  #raised(prev: Transaction, base: bigint): { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | null {
+  #raised(
+    prev: Transaction,
+    base: bigint,
+    feeCap: bigint,
+  ): { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | null {
     const prevTip = prev.maxPriorityFeePerGas ?? 0n;
     const prevFee = prev.maxFeePerGas ?? 0n;
     let tip = min(max(ceilPct(prevTip, this.#bumpPct), 1n), this.#caps.maxPriorityFeePerGas);
-    const fee = min(max(ceilPct(prevFee, this.#bumpPct), 2n * base + tip), this.#caps.maxFeePerGas);
+    const fee = min(max(ceilPct(prevFee, this.#bumpPct), 2n * base + tip), feeCap);
     if (tip > fee) tip = fee;
     if (tip <= prevTip && fee <= prevFee) return null;
     return { maxFeePerGas: fee, maxPriorityFeePerGas: tip };
@@ -365,6 +377,10 @@ export class TxSender {
     let fees = await this.quote();
     const versions: Version[] = [];
     let current = this.#sign({ nonce, to: req.to, data: req.data, gasLimit, ...fees });
+    // The largest max fee any version of this transaction may offer: the configured cap, lowered so
+    // that gasLimit × max fee + the L1 fee stays within the remaining daily budget. Bumps obey it too,
+    // so a transaction whose fee rises while it waits cannot spend past the cap.
+    let feeCap = this.#caps.maxFeePerGas;
     if (req.budget) {
       const l1 = this.#l1 ? await this.#l1.l1Fee(current.tx.unsignedSerialized as Hex, "latest") : 0n;
       const worst = gasLimit * fees.maxFeePerGas + l1;
@@ -372,6 +388,7 @@ export class TxSender {
         this.counters.spendCapped++;
         throw new SpendCapError(req.budget.spentWei, worst, req.budget.capWei);
       }
+      feeCap = min(feeCap, (req.budget.capWei - req.budget.spentWei - l1) / gasLimit);
     }
     // Send the first version; a stuck transaction we take over may need several bumps to replace.
     for (;;) {
@@ -380,7 +397,7 @@ export class TxSender {
         break;
       } catch (e) {
         if (!(e instanceof ReplacementUnderpricedError)) throw e;
-        const next = this.#raised(current.tx, fees.baseFeePerGas);
+        const next = this.#raised(current.tx, fees.baseFeePerGas, feeCap);
         if (!next) throw e; // at the caps: the stuck transaction pays more than we may
         this.#log.info({ nonce, takeover }, "replacement underpriced; raising the fee");
         current = this.#sign({ nonce, to: req.to, data: req.data, gasLimit, ...next });
@@ -421,7 +438,7 @@ export class TxSender {
             if (e instanceof FeeCapError) return { ...fees, baseFeePerGas: e.baseFeePerGas };
             throw e;
           });
-          const next = this.#bumped(current.tx, fees.baseFeePerGas, fees.maxPriorityFeePerGas);
+          const next = this.#bumped(current.tx, fees.baseFeePerGas, fees.maxPriorityFeePerGas, feeCap);
           if (next) {
             const v = this.#sign({ nonce, to: req.to, data: req.data, gasLimit, ...next });
             try {
