@@ -49,9 +49,18 @@ describe("firmware update agent over a pty, releases on anvil", () => {
 
     const state = new MemoryFrameStore();
     await state.open();
+    // The first install report fails (an RPC outage at that moment); the next check sends it again.
+    const reporter = chainInstallReporter(r.gateway, GATEWAY_ID, r.sign);
+    let reportOutage = true;
     const agent = new FirmwareUpdateAgent({
       releases: chainReleaseSource(r.gateway, GATEWAY_ID),
-      reporter: chainInstallReporter(r.gateway, GATEWAY_ID, r.sign),
+      reporter: {
+        report: (releaseId) => {
+          if (!reportOutage) return reporter.report(releaseId);
+          reportOutage = false;
+          return Promise.reject(new Error("RPC unreachable"));
+        },
+      },
       state,
       dir: join(r.dataDir, "updates"),
       targetOf: () => "sim-mcu",
@@ -82,13 +91,18 @@ describe("firmware update agent over a pty, releases on anvil", () => {
     expect(ingest.counters.device(1).firmware).toBe("1.1.0"); // the HELLO after the reboot
     expect(sim.devices[0]!.updater!.status()).toMatchObject({ result: 1, securityCounter: 2 });
     expect((await agent.progress.load(1, Number(id)))?.phase).toBe("done");
-    expect(await r.gateway.installedRelease(GATEWAY_ID, "firmware")).toBe(id);
-    expect(agent.counters.reports).toBe(1);
-    // Not offered again: device 1 runs it, device 2's failure is remembered.
+    expect(agent.counters).toMatchObject({ reports: 0, reportErrors: 1 });
+    expect(await r.gateway.installedRelease(GATEWAY_ID, "firmware")).toBe(0n);
+    // Not offered again: device 1 runs it, device 2's failure is remembered. The failed report
+    // is sent at this check, and only once.
     const offers = agent.counters.offers;
     await agent.check();
     await agent.idle();
     expect(agent.counters.offers).toBe(offers);
+    expect(agent.counters).toMatchObject({ reports: 1, reportErrors: 1 });
+    expect(await r.gateway.installedRelease(GATEWAY_ID, "firmware")).toBe(id);
+    await agent.check();
+    expect(agent.counters.reports).toBe(1);
     await state.close();
   });
 });

@@ -170,6 +170,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       this.#log.warn({ err: (e as Error).message }, "firmware update check failed");
       return;
     }
+    await this.#retryReports();
     for (const d of this.#devices.values()) {
       const rel = this.#active.get(d.target);
       if (rel) this.#consider(d.id, rel);
@@ -317,12 +318,23 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     }
   }
 
-  async #report(rel: ReleaseRecord): Promise<void> {
+  /** Install reports in flight, by release id (an install and a check never report one release twice). */
+  readonly #reporting = new Map<bigint, Promise<void>>();
+
+  #report(rel: ReleaseRecord): Promise<void> {
+    const running = this.#reporting.get(rel.id);
+    if (running) return running;
+    const p = this.#sendReport(rel).finally(() => this.#reporting.delete(rel.id));
+    this.#reporting.set(rel.id, p);
+    return p;
+  }
+
+  async #sendReport(rel: ReleaseRecord): Promise<void> {
     if (!this.#o.reporter) return;
     const key = `updates/fw/reported/${rel.id}`;
-    const done = await this.#o.state.getMeta(key);
-    if (done && done.length > 0) return;
     try {
+      const done = await this.#o.state.getMeta(key);
+      if (done && done.length > 0) return;
       await this.#o.reporter.report(rel.id);
       this.counters.reports++;
       await this.#o.state.putMeta(key, Buffer.from("1"));
@@ -330,8 +342,30 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       this.counters.reportErrors++;
       this.#log.warn(
         { releaseId: rel.id.toString(), err: (e as Error).message },
-        "firmware install report failed",
+        "firmware install report failed; retried at the next check",
       );
     }
+  }
+
+  /**
+   * Sends again the install reports that failed: for each target's Active release that a device
+   * of this gateway runs (installed by this agent) and that is not reported yet. Only Active
+   * releases: the chain refuses a report of a revoked one, and a superseded one is not current.
+   */
+  async #retryReports(): Promise<void> {
+    if (!this.#o.reporter) return;
+    const installed = new Set<string>();
+    try {
+      for (const [, v] of await this.#o.state.metaEntries("updates/fw/installed/"))
+        if (v.length > 0) installed.add((JSON.parse(v.toString("utf8")) as { releaseId: string }).releaseId);
+    } catch (e) {
+      this.counters.reportErrors++;
+      this.#log.warn(
+        { err: (e as Error).message },
+        "installed firmware cannot be read; reports retried at the next check",
+      );
+      return;
+    }
+    for (const rel of this.#active.values()) if (installed.has(rel.id.toString())) await this.#report(rel);
   }
 }
