@@ -192,7 +192,15 @@ export class EmbeddedBroker implements IngestSource {
   #port = 0;
   readonly #handler: MqttIngestHandler;
   readonly #ingest: Ingest;
-  readonly #counters = { connects: 0, disconnects: 0, retries: 0, clientErrors: 0, held: 0 };
+  readonly #counters = {
+    connects: 0,
+    disconnects: 0,
+    retries: 0,
+    clientErrors: 0,
+    held: 0,
+    /** Errors of a listener after it started (e.g. EMFILE at accept); the listener goes on. */
+    listenerErrors: 0,
+  };
   readonly #access: BrokerAccessCounters = {
     authRefused: 0,
     publishRefused: 0,
@@ -319,16 +327,24 @@ export class EmbeddedBroker implements IngestSource {
       server: {
         listen(port: number, host: string, cb: () => void): unknown;
         once(e: "error", f: (e: Error) => void): unknown;
+        on(e: "error", f: (e: Error) => void): unknown;
+        off(e: "error", f: (e: Error) => void): unknown;
         address(): AddressInfo | string | null;
       },
       port: number,
     ): Promise<number> => {
       await new Promise<void>((res, rej) => {
-        server.once("error", (e) =>
-          rej(new SourceError("MQTT_IO", `${host}:${port}`, e.message, { cause: e })),
-        );
-        server.listen(port, host, () => res());
+        const failed = (e: Error): void =>
+          rej(new SourceError("MQTT_IO", `${host}:${port}`, e.message, { cause: e }));
+        server.once("error", failed);
+        server.listen(port, host, () => {
+          server.off("error", failed);
+          res();
+        });
       });
+      // From now on an error is counted, not thrown: a server 'error' without a listener would
+      // end the process (Node's EventEmitter), and an error at accept does not stop the listener.
+      server.on("error", () => this.#counters.listenerErrors++);
       const a = server.address();
       return typeof a === "object" && a ? a.port : 0;
     };
@@ -350,6 +366,10 @@ export class EmbeddedBroker implements IngestSource {
           ? createHttpsServer({ ...SOCKET_OPTIONS, cert: tls.cert, key: tls.key })
           : createHttpServer(SOCKET_OPTIONS);
         const wss = new WebSocketServer({ server: http, maxPayload: this.#limits.maxPacketBytes });
+        // ws re-emits the HTTP server's errors on the WebSocketServer: the HTTP server's own
+        // listeners (start-up refusal, then the count) handle them, this one only keeps them from
+        // being thrown.
+        wss.on("error", () => undefined);
         wss.on("connection", (ws, req) =>
           this.#accept(broker, createWebSocketStream(ws), req.socket.remoteAddress, req),
         );
@@ -411,6 +431,12 @@ export class EmbeddedBroker implements IngestSource {
       return;
     }
     this.#refused.add(stream);
+    // A held connection the peer resets (ECONNRESET), or a refused WebSocket stream that receives a
+    // bad frame, emits 'error': without a listener that would end the gateway. Counted, then closed.
+    stream.on("error", () => {
+      this.#counters.clientErrors++;
+      stream.destroy();
+    });
     const max = this.opts.maxRefusedHeld ?? MAX_REFUSED_HELD;
     if (this.#refused.size >= max) this.#shed(true);
     const t = setTimeout(() => this.#closeLater(stream), REFUSED_HOLD_MS);
