@@ -503,7 +503,8 @@ const Updates = Type.Object(
     }),
     ipfsGateway: nullable(Type.String({ minLength: 1 }), {
       default: null,
-      description: "HTTP gateway for ipfs:// URIs (its bytes are verified against the CID, never trusted).",
+      description:
+        "HTTP gateway for ipfs:// URIs (its bytes are verified against the CID, never trusted); user:password@ in it is sent as Basic auth.",
     }),
     shadowWindows: Type.Integer({
       minimum: 1,

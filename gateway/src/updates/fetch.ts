@@ -12,8 +12,10 @@ import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { redactUrl } from "../core/errors.ts";
+import { redactLine } from "../core/log.ts";
 import { cidV1OfFile, parseIpfsUri } from "./cid.ts";
 import { UpdateError, type UpdateErrorCode } from "./errors.ts";
 
@@ -56,7 +58,18 @@ async function open(uri: string, o: FetchOptions, signal: AbortSignal): Promise<
       throw new UpdateError("FETCH_FAILED", "no IPFS gateway is configured (updates.ipfsGateway)");
     url = `${o.ipfsGateway.replace(/\/+$/, "")}/ipfs/${cid.toString()}`;
   } else throw new UpdateError("FETCH_FAILED", "unsupported URI scheme");
-  const res = await fetch(url, { signal, redirect: "follow" });
+  // fetch refuses a URL with credentials (and names them in its error): user:password@ in an
+  // IPFS gateway or release URL becomes an Authorization header (Basic, RFC 7617), which fetch
+  // drops on a redirect to another origin.
+  const u = new URL(url);
+  const headers: Record<string, string> = {};
+  if (u.username || u.password) {
+    const cred = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
+    headers.authorization = `Basic ${Buffer.from(cred).toString("base64")}`;
+    u.username = "";
+    u.password = "";
+  }
+  const res = await fetch(u, { signal, redirect: "follow", headers });
   if (!res.ok || !res.body) throw new UpdateError("FETCH_FAILED", `HTTP ${res.status}`);
   return Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>);
 }
@@ -67,25 +80,30 @@ async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string):
   const part = join(o.stagingDir, `${sha}.${++partSeq}.part`); // concurrent fetches of one release
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), o.timeoutMs ?? 120_000);
-  const out = createWriteStream(part, { mode: 0o600 });
   const hash = createHash("sha256");
   let n = 0n;
   try {
     const body = await open(uri, o, ac.signal);
-    for await (const chunk of body) {
-      n += BigInt(chunk.length);
-      if (n > a.size) {
-        ac.abort();
-        (body as Readable).destroy?.();
-        throw new UpdateError(
-          "SIZE_MISMATCH",
-          `the body is longer than the release's ${a.size} bytes; cut there`,
-        );
-      }
-      hash.update(chunk);
-      if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
-    }
-    await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+    // pipeline() carries every stream's error to the one promise: a write error of the .part
+    // file (ENOSPC, EIO) is an 'error' event that would otherwise end the process.
+    await pipeline(
+      body,
+      async function* (chunks: AsyncIterable<Uint8Array>) {
+        for await (const chunk of chunks) {
+          n += BigInt(chunk.length);
+          if (n > a.size) {
+            ac.abort();
+            throw new UpdateError(
+              "SIZE_MISMATCH",
+              `the body is longer than the release's ${a.size} bytes; cut there`,
+            );
+          }
+          hash.update(chunk);
+          yield chunk;
+        }
+      },
+      createWriteStream(part, { mode: 0o600 }),
+    );
     if (n !== a.size && a.exact !== false)
       throw new UpdateError("SIZE_MISMATCH", `got ${n} bytes, the release has ${a.size}`);
     const got = hash.digest("hex");
@@ -103,12 +121,20 @@ async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string):
     renameSync(part, final);
     return final;
   } catch (e) {
-    out.destroy();
-    rmSync(part, { force: true });
-    if (e instanceof UpdateError) throw e;
-    throw new UpdateError("FETCH_FAILED", ac.signal.aborted ? "timed out" : (e as Error).message, {
-      cause: e,
-    });
+    // No cause on a translated error: third-party messages may carry the URL; this one is redacted.
+    const err =
+      e instanceof UpdateError
+        ? e
+        : new UpdateError("FETCH_FAILED", ac.signal.aborted ? "timed out" : redactLine((e as Error).message));
+    try {
+      rmSync(part, { force: true });
+    } catch (c) {
+      throw new UpdateError(
+        err.code,
+        `${err.shortMessage}; the partial file ${part} cannot be removed: ${(c as Error).message}`,
+      );
+    }
+    throw err;
   } finally {
     clearTimeout(timer);
   }
