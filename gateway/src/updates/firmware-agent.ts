@@ -98,6 +98,11 @@ export interface FirmwareAgentCounters {
   reportErrors: number;
   /** FW_STATUS / FW_CHUNK_ACK with no session for the device (stale replies). */
   strayReplies: number;
+  /**
+   * Store reads or writes that failed: an update stopped before its offer (tried again at the
+   * next check or HELLO), or a transfer's progress not saved (the transfer goes on).
+   */
+  storeErrors: number;
   /** Refused releases / failed transfers by reason (UpdateError codes, and FirmwareUpdateError codes prefixed `FW_`). */
   rejected: Record<string, number>;
 }
@@ -112,6 +117,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     reports: 0,
     reportErrors: 0,
     strayReplies: 0,
+    storeErrors: 0,
     rejected: {},
   };
   readonly progress: StoreFirmwareProgressStore;
@@ -217,11 +223,24 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
 
   #consider(deviceId: number, rel: ReleaseRecord): void {
     if (this.#sessions.has(deviceId)) return;
-    const p = this.#install(deviceId, rel).finally(() => {
-      this.#sessions.delete(deviceId);
-      this.#live.delete(deviceId);
-    });
+    const p = this.#install(deviceId, rel)
+      // What #install does not handle itself is a store failure (reading what failed or was
+      // offered before, recording the outcome): counted and logged, and the next check or HELLO
+      // considers the device again. Caught here, or the rejection would end the process.
+      .catch((e: unknown) => this.#storeFailed(deviceId, rel, e))
+      .finally(() => {
+        this.#sessions.delete(deviceId);
+        this.#live.delete(deviceId);
+      });
     this.#sessions.set(deviceId, p);
+  }
+
+  #storeFailed(deviceId: number, rel: ReleaseRecord, e: unknown): void {
+    this.counters.storeErrors++;
+    this.#log.warn(
+      { deviceId, releaseId: rel.id.toString(), err: (e as Error).message },
+      "firmware update state cannot be read or written; tried again at the next check",
+    );
   }
 
   async #refuse(deviceId: number, rel: ReleaseRecord, code: string, reason: string): Promise<void> {
@@ -279,6 +298,9 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       image,
       send: (fr) => dev.link.send(fr),
       progressStore: this.progress,
+      onProgress: (p) => {
+        if (p.persistError !== undefined) this.#storeFailed(deviceId, rel, p.persistError);
+      },
       ...this.#o.session,
       // A transfer this gateway left as failed is restarted; an unfinished one is resumed by the offer.
       restart: prior?.phase === "failed",
