@@ -3,6 +3,8 @@
  * registry wants, its configuration file, and the commands that turn one state into another. The
  * same state on a real Mosquitto 2.0.11: test/interop/mosquitto-access.test.ts.
  */
+import { createServer } from "node:net";
+import { Aedes } from "aedes";
 import { describe, expect, it } from "vitest";
 import { exportUsers } from "../../gateway/src/access/mosquitto.ts";
 import {
@@ -141,6 +143,29 @@ describe("Mosquitto dynamic-security export", () => {
     expect(err).toMatchObject({ name: "DynsecError", code: "DYNSEC_UNREACHABLE" });
     expect(err.message).toContain(`127.0.0.1:${port}`);
     expect(err.message).not.toContain("s3cr3t-pw");
+  });
+
+  it("error: a broker that withholds the PUBACK of the command: DYNSEC_TIMEOUT at the deadline, not an unhandled rejection", async () => {
+    const broker = await Aedes.createBroker();
+    // The $CONTROL publish is acknowledged only after 1.5 s (a busy broker, a lossy link).
+    broker.authorizePublish = (_c, _p, cb) => setTimeout(() => cb(null), 1500);
+    const server = createServer((s) => broker.handle(s));
+    await new Promise<void>((res) => server.listen(0, "127.0.0.1", res));
+    try {
+      const t0 = performance.now();
+      const err = (await syncDynsec({
+        url: `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`,
+        username: "u",
+        password: "p",
+        desired: state(),
+        timeoutMs: 300,
+      }).catch((e: unknown) => e)) as Error & { code?: string };
+      expect(err).toMatchObject({ name: "DynsecError", code: "DYNSEC_TIMEOUT" });
+      expect(performance.now() - t0).toBeLessThan(1500);
+    } finally {
+      await new Promise<void>((res) => broker.close(() => res()));
+      await new Promise((res) => server.close(res));
+    }
   });
 
   it("error: the dynamic-security export without the gateway's broker credentials is refused at start, naming the fix", () => {

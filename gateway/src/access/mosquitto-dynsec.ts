@@ -239,23 +239,33 @@ export async function syncDynsec(o: DynsecSyncOptions): Promise<number> {
   });
   const send = async (commands: Array<Record<string, unknown>>): Promise<Response[]> => {
     const id = `vigil-${++seq}`;
-    const answer = new Promise<Response[]>((res, rej) => {
-      const t = setTimeout(() => {
-        waiting.delete(id);
-        rej(new DynsecError("DYNSEC_TIMEOUT", `no answer on ${RESPONSE_TOPIC} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      waiting.set(id, (r) => {
-        clearTimeout(t);
-        waiting.delete(id);
-        res(r);
-      });
+    const answer = new Promise<Response[]>((res) => waiting.set(id, res));
+    // One deadline for the PUBACK and the answer together, raced so that a timeout while the
+    // publish is still unacknowledged (a busy broker, a dropped link) rejects this call only: a
+    // timer rejecting a promise nobody awaits yet would be an unhandled rejection.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, rej) => {
+      timer = setTimeout(
+        () => rej(new DynsecError("DYNSEC_TIMEOUT", `no answer on ${RESPONSE_TOPIC} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
     });
-    await client.publishAsync(
-      CONTROL_TOPIC,
-      JSON.stringify({ commands: commands.map((c) => ({ ...c, correlationData: id })) }),
-      { qos: 1 },
-    );
-    const responses = await answer;
+    let responses: Response[];
+    try {
+      responses = await Promise.race([
+        client
+          .publishAsync(
+            CONTROL_TOPIC,
+            JSON.stringify({ commands: commands.map((c) => ({ ...c, correlationData: id })) }),
+            { qos: 1 },
+          )
+          .then(() => answer),
+        deadline,
+      ]);
+    } finally {
+      clearTimeout(timer);
+      waiting.delete(id);
+    }
     const bad = responses.find((r) => r.error);
     if (bad)
       throw new DynsecError(
