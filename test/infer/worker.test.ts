@@ -1,6 +1,7 @@
 // Runners (worker.ts): the worker-thread session gives the inline session's results bit for bit
 // and leaves the main-thread session alone; the tick policy splits a tick into maxBatch calls.
 import { join } from "node:path";
+import { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { REPO_ROOT } from "../../models/eval/cmapss.ts";
 import { loadCmapss, type CmapssUnit } from "../../gateway/src/infer/features/cmapss.ts";
@@ -87,6 +88,27 @@ describe("batch runners", () => {
     expect(w.results).toHaveLength(0);
     expect(w.loop.counters).toMatchObject({ runErrors: 1, failedWindows: 3, windowsRun: 0 });
     expect(String(errors[0])).toMatch(/closed/);
+  });
+
+  it("error: a worker that dies while idle (out of memory, a native crash) fails the next run at once instead of hanging; the run after the respawn wait starts a new worker with the same outputs", async () => {
+    const r = new WorkerRunner(model, 4);
+    const post = vi.spyOn(Worker.prototype, "postMessage");
+    try {
+      r.input.fill(0.5, 0, model.windowValues);
+      const first = (await r.run(1)).map((o) => Array.from(o));
+      const worker = post.mock.contexts[0] as Worker;
+      await worker.terminate();
+      await expect(r.run(1)).rejects.toThrow(/inference worker exited/);
+      // Due 1 s after the death: until then the same error, then a new worker answers.
+      await vi.waitFor(async () => expect((await r.run(1)).map((o) => Array.from(o))).toEqual(first), {
+        timeout: 10_000,
+        interval: 100,
+      });
+      expect(r.respawns).toBe(1);
+    } finally {
+      post.mockRestore();
+      await r.close();
+    }
   });
 
   it("error: a worker whose session cannot be created rejects `ready`", async () => {

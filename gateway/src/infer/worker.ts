@@ -134,22 +134,46 @@ interface DoneMsg {
   error?: string;
 }
 
+/** First wait before a dead worker is started again, ms; doubles per death in a row, up to the max. */
+const RESPAWN_BASE_MS = 1000;
+const RESPAWN_MAX_MS = 30_000;
+
 export class WorkerRunner implements BatchRunner {
   readonly kind = "worker";
   readonly input: Float32Array;
-  readonly ready: Promise<void>;
-  readonly #worker: Worker;
+  readonly #model: LoadedModel;
+  readonly #maxBatch: number;
+  readonly #sab: SharedArrayBuffer;
+  #worker!: Worker;
+  #ready!: Promise<void>;
   #widths: number[] = [];
   #output: Float32Array | undefined;
   #pending: { id: number; resolve: () => void; reject: (e: Error) => void } | undefined;
   #nextId = 1;
   #closed = false;
+  /** Why the worker is gone (it exited or failed); run() rejects with it until the respawn is due. */
+  #dead: InferError | undefined;
+  #deathsInARow = 0;
+  #respawnAtMs = 0;
+  /** Workers started after the first (a worker that died, e.g. out of memory, is replaced). */
+  respawns = 0;
 
   constructor(model: LoadedModel, maxBatch: number) {
-    const sab = new SharedArrayBuffer(4 * maxBatch * model.windowValues);
-    this.input = new Float32Array(sab);
+    this.#model = model;
+    this.#maxBatch = maxBatch;
+    this.#sab = new SharedArrayBuffer(4 * maxBatch * model.windowValues);
+    this.input = new Float32Array(this.#sab);
+    this.#spawn();
+  }
+
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  #spawn(): void {
+    const model = this.#model;
     const { window, tensor } = model.manifest.inputs;
-    this.#worker = new Worker(WORKER_SOURCE, {
+    const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       // The worker's JS allocates a few small objects per run: a small young generation keeps
       // its V8 heap from growing to the main thread's default 16 MB semi-spaces.
@@ -158,8 +182,8 @@ export class WorkerRunner implements BatchRunner {
         ort: createRequire(import.meta.url).resolve("onnxruntime-node"),
         bytes: model.bytes,
         options: sessionOptions(model.tuning),
-        input: sab,
-        maxBatch,
+        input: this.#sab,
+        maxBatch: this.#maxBatch,
         windowValues: model.windowValues,
         window,
         features: model.normalizer.features,
@@ -167,22 +191,27 @@ export class WorkerRunner implements BatchRunner {
         outputs: model.outputNames,
       },
     });
-    this.#worker.unref();
-    this.ready = new Promise<void>((resolve, reject) => {
-      const onExit = (code: number): void => {
-        const e = new InferError("MODEL_WORKER", `inference worker exited (code ${code})`);
+    worker.unref();
+    this.#worker = worker;
+    this.#dead = undefined;
+    this.#ready = new Promise<void>((resolve, reject) => {
+      // 'error' is followed by 'exit': the first one marks this worker dead.
+      const died = (e: InferError): void => {
         reject(e);
+        if (worker !== this.#worker || this.#dead || this.#closed) return;
+        this.#dead = e;
         this.#pending?.reject(e);
         this.#pending = undefined;
+        const wait = Math.min(RESPAWN_MAX_MS, RESPAWN_BASE_MS * 2 ** this.#deathsInARow++);
+        this.#respawnAtMs = performance.now() + wait;
       };
-      this.#worker.on("error", (cause) => {
-        const e = new InferError("MODEL_WORKER", `inference worker failed: ${cause.message}`, { cause });
-        reject(e);
-        this.#pending?.reject(e);
-        this.#pending = undefined;
-      });
-      this.#worker.on("exit", onExit);
-      this.#worker.on("message", (m: ReadyMsg | DoneMsg) => {
+      worker.on("error", (cause) =>
+        died(new InferError("MODEL_WORKER", `inference worker failed: ${cause.message}`, { cause })),
+      );
+      worker.on("exit", (code) =>
+        died(new InferError("MODEL_WORKER", `inference worker exited (code ${code})`)),
+      );
+      worker.on("message", (m: ReadyMsg | DoneMsg) => {
         if ("ready" in m) {
           if (!m.ready || !m.widths || !m.output)
             return reject(
@@ -203,17 +232,28 @@ export class WorkerRunner implements BatchRunner {
       });
     });
     // The loop awaits `ready` before its first run; an unobserved failure must not crash the process.
-    this.ready.catch(() => undefined);
+    this.#ready.catch(() => undefined);
   }
 
+  /**
+   * Runs a batch in the worker. A worker that died (out of memory, a native crash) fails the runs
+   * until its replacement is due, 1 s after the death, doubling per death in a row up to 30 s;
+   * the next run then starts a new worker from the same verified bytes.
+   */
   async run(n: number): Promise<Float32Array[]> {
     if (this.#closed) throw new InferError("MODEL_WORKER", "inference worker closed");
-    await this.ready;
+    if (this.#dead) {
+      if (performance.now() < this.#respawnAtMs) throw this.#dead;
+      this.respawns++;
+      this.#spawn();
+    }
+    await this.#ready;
     if (this.#pending) throw new InferError("MODEL_WORKER", "inference worker busy (one batch at a time)");
     const id = this.#nextId++;
     const done = new Promise<void>((resolve, reject) => (this.#pending = { id, resolve, reject }));
     this.#worker.postMessage({ id, n });
     await done;
+    this.#deathsInARow = 0;
     const out: Float32Array[] = [];
     let o = 0;
     for (const w of this.#widths) {
