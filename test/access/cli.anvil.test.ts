@@ -129,6 +129,30 @@ describe("vigil access", () => {
         ])
       ).code,
     ).toBe(2);
+    // A key file with a one-character typo, or readable by others: one line naming the file, and
+    // the key itself is never printed (ethers' error for a malformed key contains it).
+    const tokenWith = (): Promise<{ code: number; out: string; err: string }> =>
+      run([
+        "token",
+        "--deployment",
+        join(dir, lc.deploymentFile),
+        "--gateway-id",
+        GW,
+        "--reader-key-file",
+        keyFile,
+      ]);
+    writeFileSync(keyFile, `${siteReader.privateKey.slice(0, -1)}z\n`, { mode: 0o600 });
+    const typo = await tokenWith();
+    expect(typo).toMatchObject({
+      code: 1,
+      err: "vigil access: --reader-key-file does not hold a 32-byte hex private key\n",
+    });
+    rmSync(keyFile);
+    writeFileSync(keyFile, siteReader.privateKey, { mode: 0o644 });
+    const open = await tokenWith();
+    expect(open.code).toBe(1);
+    expect(open.err).toMatch(/is accessible by group or others \(mode 0644\); run: chmod 600 /);
+    expect(open.err + open.out).not.toContain(siteReader.privateKey.slice(2, 20));
   });
 
   it("device-password appends a $7$ hash (0600) and prints the secret once", async () => {

@@ -3,7 +3,7 @@
  * with the registry deployed and the gateway registered), each through the real CLI.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -81,6 +81,24 @@ describe("vigil doctor against anvil", () => {
     ])
       expect(line(r.stdout, name), name).toMatch(/^ok {3}/);
     expect(line(r.stdout, "registry")).toMatch(/local key registered/);
+  }, 120_000);
+
+  it("error: a sender key file readable by others, or with a typo, fails the sender check as start would, never printing the key", async () => {
+    const keyFile = join(dir, "sender.key");
+    const c = writeConfig({ chain: { ...(cfg.chain as object), senderKeyFile: "sender.key" } });
+    writeFileSync(keyFile, chain.senderKey, { mode: 0o644 });
+    const open = await vigil(["doctor", "-c", c]);
+    expect(open.code).toBe(1);
+    expect(line(open.stdout, "sender")).toMatch(
+      /^FAIL sender +chain\.senderKeyFile: .*sender\.key is accessible by group or others \(mode 0644\); run: chmod 600 /,
+    );
+    rmSync(keyFile);
+    writeFileSync(keyFile, `${chain.senderKey.slice(0, -1)}z`, { mode: 0o600 });
+    const typo = await vigil(["doctor", "-c", c]);
+    expect(line(typo.stdout, "sender")).toMatch(
+      /^FAIL sender +chain\.senderKeyFile does not hold a 32-byte hex private key$/,
+    );
+    expect(open.stdout + open.stderr + typo.stdout + typo.stderr).not.toContain(chain.senderKey.slice(4, 24));
   }, 120_000);
 
   it("behavior: a missing serial port, a tampered model and a clock behind the chain each fail with one line", async () => {

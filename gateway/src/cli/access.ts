@@ -21,6 +21,7 @@ import { vigilDomain } from "../chain/eip712.ts";
 import { RpcRegistryEvents } from "../chain/events.ts";
 import { RegistryView } from "../chain/registry-view.ts";
 import { RpcPool } from "../chain/rpc.ts";
+import { readKeyFile } from "../chain/sender-key.ts";
 import type { KeyType } from "../chain/keys.ts";
 import { UsageError, VigilError } from "../core/errors.ts";
 import type { Hex } from "../core/hex.ts";
@@ -51,7 +52,7 @@ options:
   --reader ADDR       the reader's address
   --site NAME|HEX32   a site instead of a gateway (reader grant/revoke)
   --days N            grant length in days (default 30)
-  --reader-key-file PATH  the reader's private key (token)
+  --reader-key-file PATH  the reader's private key, hex, mode 0600 (token)
   --hours H           token lifetime in hours, at most 24 (default 12)
   --file PATH         password file (device-password)
   --password-file PATH  device password file (export-mosquitto)
@@ -223,7 +224,8 @@ function devicePassword(v: Values): number {
 async function token(v: Values): Promise<number> {
   const d = readDeployment(v.deployment);
   const gw = need(v["gateway-id"], "gateway-id", HEX32, "32 bytes of hex") as Hex;
-  const key = readFileSync(need(v["reader-key-file"], "reader-key-file"), "utf8").trim();
+  // Mode 0600, first line, checked without ever echoing the key (ethers would print a malformed one).
+  const key = readKeyFile(need(v["reader-key-file"], "reader-key-file"), "--reader-key-file");
   const hours = Number(v.hours ?? "12");
   if (!Number.isFinite(hours) || hours <= 0 || hours * 3600 > MAX_TOKEN_LIFETIME_S)
     throw new UsageError(`--hours must be in (0, 24], got ${v.hours}`);

@@ -9,11 +9,13 @@ import { constants, existsSync, statSync } from "node:fs";
 import { access, statfs } from "node:fs/promises";
 import { createServer } from "node:net";
 import { isAbsolute, join } from "node:path";
-import { JsonRpcProvider, Wallet } from "ethers";
+import { computeAddress, JsonRpcProvider } from "ethers";
 import mqtt from "mqtt";
 import { loadKeystore, passphraseFromEnv } from "../attest/keystore.ts";
 import type { GatewaySigner } from "../attest/signer.ts";
 import type { Deployment } from "../chain/deploy.ts";
+import { translateEthersError } from "../chain/errors.ts";
+import { loadSenderKey } from "../chain/sender-key.ts";
 import { loadConfigFile, resolveConfig, rpcUrlsOf, type GatewayConfig } from "../config/config.ts";
 import { redactUrl, VigilError } from "../core/errors.ts";
 import { fromRoot } from "../core/paths.ts";
@@ -247,29 +249,25 @@ export async function runChecks(
 }
 
 async function checkSender(cfg: GatewayConfig, rpc: string, env: NodeJS.ProcessEnv): Promise<CheckResult> {
+  // The same reading as at start (mode 0600, first line, never echoed).
+  const file = cfg.chain.senderKeyFile;
   let key: string | undefined;
-  if (cfg.chain.senderKeyFile) {
-    const f = isAbsolute(cfg.chain.senderKeyFile)
-      ? cfg.chain.senderKeyFile
-      : join(cfg.dataDir, cfg.chain.senderKeyFile);
-    try {
-      const { readFile } = await import("node:fs/promises");
-      key = (await readFile(f, "utf8")).trim();
-    } catch {
-      return fail("sender", `chain.senderKeyFile ${f} cannot be read`);
-    }
-  } else key = env.VIGIL_CHAIN_SENDER_KEY;
+  try {
+    key = loadSenderKey(
+      file ? (isAbsolute(file) ? file : join(cfg.dataDir, file)) : null,
+      "VIGIL_CHAIN_SENDER_KEY",
+      env,
+      file ? "chain.senderKeyFile" : "VIGIL_CHAIN_SENDER_KEY",
+    );
+  } catch (e) {
+    return fail("sender", msg(e));
+  }
   if (!key)
     return fail(
       "sender",
       "anchoring needs a funded account: set chain.senderKeyFile or VIGIL_CHAIN_SENDER_KEY",
     );
-  let address: string;
-  try {
-    address = new Wallet(key).address;
-  } catch {
-    return fail("sender", "the sender key is not a hex private key");
-  }
+  const address = computeAddress(key);
   const p = new JsonRpcProvider(rpc, undefined, { staticNetwork: true, cacheTimeout: -1 });
   try {
     const bal = BigInt((await p.send("eth_getBalance", [address, "latest"])) as string);
@@ -277,7 +275,8 @@ async function checkSender(cfg: GatewayConfig, rpc: string, env: NodeJS.ProcessE
       ? ok("sender", `${address} has ${bal} wei`)
       : fail("sender", `${address} has no funds for gas; fund it`);
   } catch (e) {
-    return fail("sender", msg(e));
+    // ethers' own message carries the request URL (an API key in its path): translated, redacted.
+    return fail("sender", msg(translateEthersError(e, rpc, [])));
   } finally {
     p.destroy();
   }

@@ -1,9 +1,10 @@
 /** `vigil keys`: create and inspect the gateway's encrypted keystore. */
 import { existsSync } from "node:fs";
-import { readFile, rename } from "node:fs/promises";
+import { rename } from "node:fs/promises";
 import { GatewaySigner } from "../attest/signer.ts";
 import { translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
+import { loadSenderKey } from "../chain/sender-key.ts";
 import { isAbsolute, join } from "node:path";
 import { generateKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
 import { loadKeystore, passphraseFromEnv, writeKeystore } from "../attest/keystore.ts";
@@ -85,14 +86,14 @@ async function rotate(
   const deployment = readDeployment(depPath);
   const senderFile =
     v["sender-key-file"] ?? (cfg.chain.senderKeyFile ? at(cfg.chain.senderKeyFile) : undefined);
-  let sender: string | undefined;
-  if (senderFile) {
-    try {
-      sender = (await readFile(senderFile, "utf8")).trim();
-    } catch (e) {
-      throw new VigilError("KEY_FILE", `sender key file ${senderFile} cannot be read`, { cause: e });
-    }
-  } else sender = process.env.VIGIL_CHAIN_SENDER_KEY;
+  // Mode 0600, first line, checked without ever echoing the key (a malformed key given to ethers
+  // would be printed in its error).
+  const sender = loadSenderKey(
+    senderFile ?? null,
+    "VIGIL_CHAIN_SENDER_KEY",
+    process.env,
+    senderFile ? `sender key file ${senderFile}` : "VIGIL_CHAIN_SENDER_KEY",
+  );
   if (!sender)
     throw new UsageError("rotation is a transaction: give --sender-key-file or set VIGIL_CHAIN_SENDER_KEY");
   const current = await loadKeystore(path, passphrase);
