@@ -62,6 +62,21 @@ describe("config", () => {
     );
   });
 
+  it("error: a JSON mistake next to a password names the line and column, never the text around it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-cfg-"));
+    const p = join(dir, "c.json");
+    // Single quotes: V8's message would quote the whole stretch, password included.
+    writeFileSync(p, `{\n  // broker login\n  "mqtt": { "password": 'Pw9x!k2Z' }\n}\n`);
+    expect(() => loadConfigFile(p)).toThrowError(/c\.json: not valid JSON \(Unexpected token '''\)$/);
+    expect(() => loadConfigFile(p)).not.toThrowError(/Pw9x/);
+    // A missing comma after the password: the position, as a line and column of the file.
+    writeFileSync(p, `{\n  // broker login\n  "mqtt": { "password": "Pw9x!k2Z" "url": "mqtt://x" }\n}\n`);
+    expect(() => loadConfigFile(p)).toThrowError(
+      /not valid JSON \(Expected ',' or '}' after property value in JSON at line 3, column 36\)$/,
+    );
+    expect(() => loadConfigFile(p)).not.toThrowError(/Pw9x/);
+  });
+
   it("args: flags override the file and get the same validation", () => {
     const cfg = startConfig([
       "--serial",

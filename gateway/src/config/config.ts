@@ -181,9 +181,24 @@ export function loadConfigFile(path: string): GatewayConfig {
     // Comments (// and /* */) are allowed: `vigil init` writes a commented file.
     doc = JSON.parse(stripJsonComments(text));
   } catch (e) {
-    throw new ConfigError(path, `not valid JSON (${(e as Error).message})`, { cause: e });
+    // No cause: V8's message quotes the text around the error, which may be a password.
+    throw new ConfigError(path, `not valid JSON (${jsonProblem((e as Error).message, text)})`);
   }
   return resolveConfig(doc);
+}
+
+/**
+ * JSON.parse's message without the stretch of text V8 quotes in it (it may hold a secret), and with
+ * its "at position N" as a line and column (comments are stripped to whitespace, so positions hold).
+ */
+function jsonProblem(message: string, text: string): string {
+  return message
+    .replace(/, .*is not valid JSON$/s, "")
+    .replace(/ at position (\d+)(?: \(line \d+ column \d+\))?$/, (_, p: string) => {
+      const before = text.slice(0, Number(p));
+      const line = before.split("\n").length;
+      return ` at line ${line}, column ${Number(p) - before.lastIndexOf("\n")}`;
+    });
 }
 
 export function deviceSet(ids: string[]): Set<number> {
