@@ -229,6 +229,8 @@ export class Runtime {
     },
   };
   readonly leaves = { inference: 0, alert: 0, "sensor-fault": 0 };
+  /** Ingest's device admission (also asked by the firmware agent before an offer). */
+  readonly #deviceAdmission: DeviceAdmission;
   /**
    * What access control reads: the registry view (replaced by every refresh that changed it) and
    * whether it is stale. Empty and stale until the watch has opened its cache.
@@ -276,12 +278,13 @@ export class Runtime {
       });
 
     // Ingest and its sources.
+    this.#deviceAdmission = this.#admission();
     this.clockTrust = o.clockTrust ?? new ClockTrust();
     this.ingest = new Ingest({
       clockTrusted: () => this.clockTrust.trusted(),
       sink: this.store,
       clock: this.clock,
-      admission: this.#admission(),
+      admission: this.#deviceAdmission,
       maxSkewUs: c.ingest.maxSkewMs * 1000,
       maxPending: c.ingest.maxPending,
       busyRetryMs: c.ingest.busyRetryMs,
@@ -856,6 +859,7 @@ export class Runtime {
         sign: (d) => signer.sign(d),
         loop: this.loop,
         state: this.store,
+        admitted: (id) => this.#deviceAdmission.admit(id) === "ok",
         log: log.child({ component: "updates" }),
         onModelInstalled: () => void this.alerts.modelsChanged(),
         // The freeze alarm as a gateway alert on vigil/v1/{site}/{gateway}/alert (alerts/README.md).

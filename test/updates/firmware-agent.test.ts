@@ -1,6 +1,6 @@
 /**
  * The firmware agent when its store fails (a full disk, an I/O error): the update stops, counted
- * and logged, and the gateway goes on. The whole path against a device over a pty and releases on
+ * and logged, and the gateway goes on. Only devices that ingest admits are offered a release. The whole path against a device over a pty and releases on
  * anvil: test/interop/firmware-agent.test.ts.
  */
 import { mkdtempSync } from "node:fs";
@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ReleaseRecord } from "../../gateway/src/chain/client.ts";
 import { FrameType, type HelloFrame } from "../../gateway/src/protocol/frame.ts";
+import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { FirmwareUpdateAgent } from "../../gateway/src/updates/firmware-agent.ts";
 import { targetId } from "../../gateway/src/updates/release-meta.ts";
 
@@ -58,5 +59,35 @@ describe("firmware agent with a failing store", () => {
     await agent.check();
     await agent.idle();
     expect(agent.counters.storeErrors).toBe(2);
+  });
+});
+
+describe("firmware agent and device admission", () => {
+  it("error: an unknown or revoked device is never offered a release: its HELLO is left to ingest (which NACKs it), and a device revoked after its HELLO is skipped at the next check", async () => {
+    const state = new MemoryFrameStore();
+    await state.open();
+    const admitted = new Set([1]);
+    const agent = new FirmwareUpdateAgent({
+      // The release's only URI refuses connections: an offer attempt shows as FETCH_FAILED.
+      releases: { activeRelease: async () => release, getRelease: async () => release },
+      state,
+      dir: join(mkdtempSync(join(tmpdir(), "vigil-fw-")), "updates"),
+      targetOf: () => "sim-mcu",
+      admitted: (id) => admitted.has(id),
+    });
+    const link = { name: "pty", send: () => undefined };
+    expect(agent.onFrame(hello, link)).toBe(false);
+    expect(agent.onFrame({ ...hello, deviceId: 2 }, link)).toBe(false);
+    expect(agent.devices().map((d) => d.id)).toEqual([1]);
+    await agent.check();
+    await agent.idle();
+    expect(agent.counters.rejected).toEqual({ FETCH_FAILED: 1 }); // device 1 only
+    // Device 1 is revoked; its failure is forgotten by an operator: still not offered.
+    admitted.delete(1);
+    expect(await agent.retry(1, release.id)).toBe(true);
+    await agent.check();
+    await agent.idle();
+    expect(agent.counters.rejected).toEqual({ FETCH_FAILED: 1 });
+    await state.close();
   });
 });

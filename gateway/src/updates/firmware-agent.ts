@@ -68,6 +68,11 @@ export interface FirmwareAgentOptions {
   dir: string;
   ipfsGateway?: string | undefined;
   fetchTimeoutMs?: number;
+  /**
+   * Whether a device may be updated now: the same answer as ingest's admission (registered and
+   * not suspended or revoked). Asked at its HELLO and before every offer. Default: every device.
+   */
+  admitted?: (deviceId: number) => boolean;
   /** A device's firmware target from its HELLO. Default: its profile. */
   targetOf?: (hello: HelloFrame) => string;
   /** Session timeouts and limits (FirmwareSessionOptions). */
@@ -144,6 +149,11 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       return true;
     }
     if (frame.type === FrameType.Hello) {
+      // An unknown or revoked device is never offered firmware (ingest NACKs its HELLO).
+      if (this.#o.admitted?.(frame.deviceId) === false) {
+        this.#devices.delete(frame.deviceId);
+        return false;
+      }
       const target = this.#o.targetOf?.(frame) ?? frame.profile;
       this.#devices.set(frame.deviceId, { id: frame.deviceId, target, firmware: frame.firmware, link });
       const rel = this.#active.get(target);
@@ -223,6 +233,8 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
 
   #consider(deviceId: number, rel: ReleaseRecord): void {
     if (this.#sessions.has(deviceId)) return;
+    // Revoked or suspended since its HELLO: not offered (a transfer under way is not cut).
+    if (this.#o.admitted?.(deviceId) === false) return;
     const p = this.#install(deviceId, rel)
       // What #install does not handle itself is a store failure (reading what failed or was
       // offered before, recording the outcome): counted and logged, and the next check or HELLO

@@ -42,6 +42,8 @@ export interface StartUpdatesOptions {
   sign: (digest: Hex) => Hex;
   loop: InferenceLoop | undefined;
   state: ListableStateStore;
+  /** Ingest's device admission, as a yes/no: only admitted devices are offered firmware. */
+  admitted?: (deviceId: number) => boolean;
   log: Logger;
   /** After a model swap (publish the new status). */
   onModelInstalled?: (model: LoadedModel) => void;
@@ -159,6 +161,7 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
         ipfsGateway,
         log: o.log,
         ...(s.firmwareTarget ? { targetOf: () => s.firmwareTarget! } : {}),
+        ...(o.admitted ? { admitted: o.admitted } : {}),
         onChange: publish,
       })
     : undefined;
