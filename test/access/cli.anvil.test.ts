@@ -114,24 +114,7 @@ describe("vigil access", () => {
       Math.floor(Date.now() / 1000),
     );
     expect(v).toMatchObject({ reader: siteReader.address.toLowerCase() });
-    expect(
-      (
-        await run([
-          "token",
-          "--deployment",
-          join(dir, lc.deploymentFile),
-          "--gateway-id",
-          GW,
-          "--reader-key-file",
-          keyFile,
-          "--hours",
-          "48",
-        ])
-      ).code,
-    ).toBe(2);
-    // A key file with a one-character typo, or readable by others: one line naming the file, and
-    // the key itself is never printed (ethers' error for a malformed key contains it).
-    const tokenWith = (): Promise<{ code: number; out: string; err: string }> =>
+    const tokenWith = (...more: string[]): Promise<{ code: number; out: string; err: string }> =>
       run([
         "token",
         "--deployment",
@@ -140,7 +123,11 @@ describe("vigil access", () => {
         GW,
         "--reader-key-file",
         keyFile,
+        ...more,
       ]);
+    expect((await tokenWith("--hours", "48")).code).toBe(2);
+    // A key file with a one-character typo, or readable by others: one line naming the file, and
+    // the key itself is never printed (ethers' error for a malformed key contains it).
     writeFileSync(keyFile, `${siteReader.privateKey.slice(0, -1)}z\n`, { mode: 0o600 });
     const typo = await tokenWith();
     expect(typo).toMatchObject({

@@ -19,7 +19,7 @@ const release: ReleaseRecord = {
   target: targetId("firmware", "sim-mcu"),
   status: "active",
   version: 1_001_000n,
-  uris: ["https://127.0.0.1:9/never-fetched.vgfw"],
+  uris: ["https://127.0.0.1:9/unreachable.vgfw"],
   size: 10n,
   contentHash: `0x${"00".repeat(32)}`,
   approvals: 2,
