@@ -19,9 +19,10 @@
  *    budget lowers this transaction's max fee cap so that no later version can pass it either.
  * 4. Send and wait. Receipts of every version sent for this nonce are polled. After `bumpAfterBlocks`
  *    blocks without one, the transaction is replaced with fees raised by `bumpPercent` (≥ 10 %, geth's
- *    minimum for a replacement) up to the caps (and the budget's cap); at the caps the last version is broadcast again (a
- *    dropped transaction comes back). If the account's nonce moves past ours and none of our versions
- *    was mined, another transaction took the nonce: NonceTooLowError, and the caller re-reads the chain.
+ *    minimum for a replacement) up to the caps (and the budget's cap); at the caps the last version is
+ *    broadcast again (a dropped transaction comes back). If the account's nonce moves past ours and
+ *    none of our versions was mined, another transaction took the nonce: NonceTooLowError, and the
+ *    caller re-reads the chain.
  */
 import { SigningKey, Transaction, computeAddress, type Interface } from "ethers";
 import { inspect } from "node:util";

@@ -92,7 +92,11 @@ async function rotate(
     senderFile ?? null,
     "VIGIL_CHAIN_SENDER_KEY",
     process.env,
-    senderFile ? `sender key file ${senderFile}` : "VIGIL_CHAIN_SENDER_KEY",
+    v["sender-key-file"]
+      ? "--sender-key-file"
+      : senderFile
+        ? "chain.senderKeyFile"
+        : "VIGIL_CHAIN_SENDER_KEY",
   );
   if (!sender)
     throw new UsageError("rotation is a transaction: give --sender-key-file or set VIGIL_CHAIN_SENDER_KEY");

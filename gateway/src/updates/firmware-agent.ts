@@ -239,7 +239,14 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       // What #install does not handle itself is a store failure (reading what failed or was
       // offered before, recording the outcome): counted and logged, and the next check or HELLO
       // considers the device again. Caught here, or the rejection would end the process.
-      .catch((e: unknown) => this.#storeFailed(deviceId, rel, e))
+      .catch((e: unknown) =>
+        this.#storeFailed(
+          deviceId,
+          rel,
+          e,
+          "firmware update state cannot be read or written; tried again at the next check",
+        ),
+      )
       .finally(() => {
         this.#sessions.delete(deviceId);
         this.#live.delete(deviceId);
@@ -247,12 +254,9 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     this.#sessions.set(deviceId, p);
   }
 
-  #storeFailed(deviceId: number, rel: ReleaseRecord, e: unknown): void {
+  #storeFailed(deviceId: number, rel: ReleaseRecord, e: unknown, what: string): void {
     this.counters.storeErrors++;
-    this.#log.warn(
-      { deviceId, releaseId: rel.id.toString(), err: (e as Error).message },
-      "firmware update state cannot be read or written; tried again at the next check",
-    );
+    this.#log.warn({ deviceId, releaseId: rel.id.toString(), err: (e as Error).message }, what);
   }
 
   async #refuse(deviceId: number, rel: ReleaseRecord, code: string, reason: string): Promise<void> {
@@ -311,7 +315,13 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       send: (fr) => dev.link.send(fr),
       progressStore: this.progress,
       onProgress: (p) => {
-        if (p.persistError !== undefined) this.#storeFailed(deviceId, rel, p.persistError);
+        if (p.persistError !== undefined)
+          this.#storeFailed(
+            deviceId,
+            rel,
+            p.persistError,
+            "firmware transfer progress cannot be saved; the transfer goes on",
+          );
       },
       ...this.#o.session,
       // A transfer this gateway left as failed is restarted; an unfinished one is resumed by the offer.
