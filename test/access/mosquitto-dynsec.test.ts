@@ -1,12 +1,16 @@
 /**
  * The dynamic-security export (access/mosquitto-dynsec.ts) as pure functions: the plugin state the
- * registry wants, its configuration file, and the commands that turn one state into another. The
+ * registry wants, its configuration file, and the commands that turn one state into another; and
+ * the files exportMosquitto writes. The
  * same state on a real Mosquitto 2.0.11: test/interop/mosquitto-access.test.ts.
  */
+import { mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Aedes } from "aedes";
 import { describe, expect, it } from "vitest";
-import { exportUsers } from "../../gateway/src/access/mosquitto.ts";
+import { exportMosquitto, exportUsers } from "../../gateway/src/access/mosquitto.ts";
 import {
   dynsecCommands,
   dynsecConfig,
@@ -166,6 +170,26 @@ describe("Mosquitto dynamic-security export", () => {
       await new Promise<void>((res) => broker.close(() => res()));
       await new Promise((res) => server.close(res));
     }
+  });
+
+  it("error: exportMosquitto never writes through a planted link: a symlink at the old temporary name is left alone, the files are 0600", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-mosq-export-"));
+    const victim = join(dir, "victim.txt");
+    writeFileSync(victim, "untouched\n");
+    symlinkSync(victim, join(dir, "vigil.passwd.tmp"));
+    const out = exportMosquitto({
+      view: view(),
+      passwords: passwords.join("\n"),
+      outDir: dir,
+      site: SITE_NAME,
+      gatewayName: GW_NAME,
+      nowSec: 1_900_000_000,
+    });
+    expect(readFileSync(victim, "utf8")).toBe("untouched\n");
+    for (const f of [out.passwordFile, out.aclFile, out.dynsecFile])
+      expect(statSync(f).mode & 0o777, f).toBe(0o600);
+    expect(readFileSync(out.passwordFile, "utf8")).toContain(`${hex8(DEV_A)}:$7$`);
+    expect(readdirSync(dir).filter((n) => n.endsWith(".tmp"))).toEqual(["vigil.passwd.tmp"]);
   });
 
   it("error: the dynamic-security export without the gateway's broker credentials is refused at start, naming the fix", () => {

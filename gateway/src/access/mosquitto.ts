@@ -24,6 +24,7 @@
  * (no plugin) Mosquitto 2.0 grants every SUBSCRIBE and filters at delivery; with the plugin a
  * denied SUBSCRIBE gets 0x80 / 0x87 like on the embedded broker.
  */
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RegistryView } from "../chain/registry-view.ts";
@@ -145,8 +146,10 @@ export function exportMosquitto(o: MosquittoExportOptions): MosquittoExport {
     [aclFile, f.acl],
     [dynsecFile, dynsecConfig(dynsec)],
   ] as const) {
-    const tmp = `${path}.tmp`;
-    writeFileSync(tmp, text, { mode: 0o600 });
+    // A fresh name, created exclusively (O_EXCL does not follow a symlink): a file or link planted
+    // at a predictable temporary name cannot receive the credentials or keep its own mode.
+    const tmp = `${path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+    writeFileSync(tmp, text, { mode: 0o600, flag: "wx" });
     chmodSync(tmp, 0o600);
     renameSync(tmp, path);
   }
