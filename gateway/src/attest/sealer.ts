@@ -21,6 +21,9 @@ import { MerkleBuilder } from "./merkle.ts";
 import { domainJson, toEip712Header } from "./header.ts";
 import type { GatewaySigner } from "./signer.ts";
 
+/** Longest wait between trigger checks while sealing keeps failing, ms. */
+const MAX_RETRY_MS = 30_000;
+
 export interface SealerOptions {
   store: FrameStore;
   signer: GatewaySigner;
@@ -32,7 +35,7 @@ export interface SealerOptions {
   intervalMs?: number;
   /** K: seal as soon as this many frames wait; also the largest batch. Default 10 000. */
   maxLeaves?: number;
-  /** How often the trigger is checked. Default min(intervalMs, 250) ms. */
+  /** How often the trigger is checked. Default min(intervalMs, 250) ms; after failed seals it backs off (×2 per failure, ≤ 30 s). */
   pollMs?: number;
   /** Keccak permutations per event-loop slice. Default 2048. */
   sliceHashes?: number;
@@ -58,6 +61,8 @@ export class BatchSealer {
   private timer: unknown;
   private running = false;
   private sealing: Promise<SealedBatch | undefined> | undefined;
+  /** Trigger checks in a row that failed: the next check waits pollMs × 2^failures (≤ 30 s). */
+  private failures = 0;
   private lastSealUs: number;
 
   constructor(opts: SealerOptions) {
@@ -103,8 +108,18 @@ export class BatchSealer {
       this.o.timers.setTimeout(() => {
         this.timer = undefined;
         void this.tick().finally(() => this.arm());
-      }, this.o.pollMs),
+      }, this.delayMs()),
     );
+  }
+
+  /**
+   * The wait before the next trigger check: pollMs, or after failed seals (a full disk, a store
+   * error) pollMs doubled per failure in a row, at most 30 s, so a lasting failure is retried (and
+   * reported through onError) a few times a minute instead of four times a second.
+   */
+  private delayMs(): number {
+    if (this.failures === 0) return this.o.pollMs;
+    return Math.min(MAX_RETRY_MS, this.o.pollMs * 2 ** Math.min(this.failures, 20));
   }
 
   /** Unsealed durable log entries (frames and leaf records). */
@@ -118,7 +133,9 @@ export class BatchSealer {
       while (this.backlog() >= this.o.maxLeaves) await this.sealNow();
       if (this.backlog() > 0 && this.o.nowUs() - this.lastSealUs >= this.o.intervalMs * 1000)
         await this.sealNow();
+      this.failures = 0;
     } catch (e) {
+      this.failures++;
       this.o.onError?.(e);
     }
   }
