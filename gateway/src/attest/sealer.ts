@@ -35,7 +35,10 @@ export interface SealerOptions {
   intervalMs?: number;
   /** K: seal as soon as this many frames wait; also the largest batch. Default 10 000. */
   maxLeaves?: number;
-  /** How often the trigger is checked. Default min(intervalMs, 250) ms; after failed seals it backs off (×2 per failure, ≤ 30 s). */
+  /**
+   * How often the trigger is checked. Default min(intervalMs, 250) ms. After failed seals the wait
+   * doubles per failure in a row, up to 30 s (never below pollMs).
+   */
   pollMs?: number;
   /** Keccak permutations per event-loop slice. Default 2048. */
   sliceHashes?: number;
@@ -119,7 +122,8 @@ export class BatchSealer {
    */
   private delayMs(): number {
     if (this.failures === 0) return this.o.pollMs;
-    return Math.min(MAX_RETRY_MS, this.o.pollMs * 2 ** Math.min(this.failures, 20));
+    const backoff = Math.min(MAX_RETRY_MS, this.o.pollMs * 2 ** Math.min(this.failures, 20));
+    return Math.max(this.o.pollMs, backoff);
   }
 
   /** Unsealed durable log entries (frames and leaf records). */
