@@ -80,6 +80,13 @@ describe("errors that carry a URL", () => {
     }
   });
 
+  it("behavior: user:password@ in an RPC URL becomes a Basic authorization header (percent-decoded) and leaves the URL", () => {
+    const p = parseRpcUrl("https://al%40ice:p%3As@rpc.example/v1/");
+    expect(p.href).toBe("https://rpc.example/v1/");
+    expect(p.auth).toBe(`Basic ${Buffer.from("al@ice:p:s").toString("base64")}`);
+    expect(parseRpcUrl("https://rpc.example/v1/").auth).toBeUndefined();
+  });
+
   it("error: the RPC transport refuses an unparseable URL with a redacted ChainError and no cause", () => {
     let err: unknown;
     try {

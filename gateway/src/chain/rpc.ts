@@ -30,6 +30,7 @@ import {
 } from "./errors.ts";
 import type { Interface } from "ethers";
 import { redactUrl } from "../core/errors.ts";
+import { takeBasicAuth } from "../core/url-credentials.ts";
 import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
 
 /** What callers of the chain need from a JSON-RPC connection. */
@@ -118,12 +119,7 @@ export function parseRpcUrl(url: string): { href: string; auth: string | undefin
   }
   if (u.protocol !== "http:" && u.protocol !== "https:")
     throw new ChainError("CHAIN_BAD_URL", `RPC URL must be http:// or https://, got ${redactUrl(url)}`);
-  const auth =
-    u.username || u.password
-      ? `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString("base64")}`
-      : undefined;
-  u.username = "";
-  u.password = "";
+  const auth = takeBasicAuth(u);
   return { href: u.toString(), auth, shown: redactUrl(url) };
 }
 

@@ -15,6 +15,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { redactUrl } from "../core/errors.ts";
+import { takeBasicAuth } from "../core/url-credentials.ts";
 import { redactLine } from "../core/log.ts";
 import { cidV1OfFile, parseIpfsUri } from "./cid.ts";
 import { UpdateError, type UpdateErrorCode } from "./errors.ts";
@@ -58,18 +59,10 @@ async function open(uri: string, o: FetchOptions, signal: AbortSignal): Promise<
       throw new UpdateError("FETCH_FAILED", "no IPFS gateway is configured (updates.ipfsGateway)");
     url = `${o.ipfsGateway.replace(/\/+$/, "")}/ipfs/${cid.toString()}`;
   } else throw new UpdateError("FETCH_FAILED", "unsupported URI scheme");
-  // fetch refuses a URL with credentials (and names them in its error): user:password@ in an
-  // IPFS gateway or release URL becomes an Authorization header (Basic, RFC 7617), which fetch
-  // drops on a redirect to another origin.
+  // user:password@ in an IPFS gateway or release URL: sent as Basic auth, never in the URL.
   const u = new URL(url);
-  const headers: Record<string, string> = {};
-  if (u.username || u.password) {
-    const cred = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
-    headers.authorization = `Basic ${Buffer.from(cred).toString("base64")}`;
-    u.username = "";
-    u.password = "";
-  }
-  const res = await fetch(u, { signal, redirect: "follow", headers });
+  const auth = takeBasicAuth(u);
+  const res = await fetch(u, { signal, redirect: "follow", headers: auth ? { authorization: auth } : {} });
   if (!res.ok || !res.body) throw new UpdateError("FETCH_FAILED", `HTTP ${res.status}`);
   return Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>);
 }
