@@ -40,7 +40,7 @@ import {
 import { hashBatchHeader } from "../chain/eip712.ts";
 import { type Hex } from "../core/hex.ts";
 import { toEip712Header } from "../attest/header.ts";
-import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
+import { backoffMs, realTimers, unrefTimer, type Timers } from "../core/timers.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { AnchorRecord, FrameStore, SealedBatch } from "../store/types.ts";
 import type { AnchorChain, AnchorChainHealth, SubmittedAnchor } from "./chain.ts";
@@ -313,10 +313,7 @@ export class AnchorService {
       if (backlog > 0) this.schedule(0);
       else if (this.cronExpr === undefined) this.schedule(this.intervalMs);
     } else {
-      const base = Math.min(
-        this.backoff.maxMs,
-        this.backoff.initialMs * 2 ** Math.min(30, this.failures - 1),
-      );
+      const base = backoffMs(this.backoff.initialMs, this.failures - 1, this.backoff.maxMs);
       const delay = Math.round(base * (0.8 + 0.4 * this.random()));
       this.nextRetryMs = delay;
       this.schedule(delay);

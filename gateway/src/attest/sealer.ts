@@ -13,7 +13,7 @@
  * (LevelDB is single-process) and would have to copy them over.
  */
 import { isStoredLeaf, type FrameStore, type SealedBatch } from "../store/types.ts";
-import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
+import { backoffMs, realTimers, unrefTimer, type Timers } from "../core/timers.ts";
 import { batchDigest, nextHead, ZERO_HASH, type VigilDomain } from "../chain/eip712.ts";
 import { bytesToHex, type Hex } from "../core/hex.ts";
 import { frameLeafInto } from "../core/leaf.ts";
@@ -122,8 +122,7 @@ export class BatchSealer {
    */
   private delayMs(): number {
     if (this.failures === 0) return this.o.pollMs;
-    const backoff = Math.min(MAX_RETRY_MS, this.o.pollMs * 2 ** Math.min(this.failures, 20));
-    return Math.max(this.o.pollMs, backoff);
+    return Math.max(this.o.pollMs, backoffMs(this.o.pollMs, this.failures, MAX_RETRY_MS));
   }
 
   /** Unsealed durable log entries (frames and leaf records). */

@@ -65,3 +65,11 @@ export class ManualTimers implements Timers {
     this.#nowMs = end;
   }
 }
+
+/**
+ * Exponential backoff: `initialMs` doubled `attempt` times (attempt 0 → initialMs), at most `maxMs`.
+ * The exponent is clamped at 30, so a long run of failures never overflows.
+ */
+export function backoffMs(initialMs: number, attempt: number, maxMs: number): number {
+  return Math.min(maxMs, initialMs * 2 ** Math.min(30, Math.max(0, attempt)));
+}

@@ -20,6 +20,7 @@
  * from the path the main thread resolved, so it behaves the same under tsx, vitest and the
  * compiled `dist/`.
  */
+import { backoffMs } from "../core/timers.ts";
 import { InferError } from "./errors.ts";
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -202,8 +203,8 @@ export class WorkerRunner implements BatchRunner {
         this.#dead = e;
         this.#pending?.reject(e);
         this.#pending = undefined;
-        const wait = Math.min(RESPAWN_MAX_MS, RESPAWN_BASE_MS * 2 ** this.#deathsInARow++);
-        this.#respawnAtMs = performance.now() + wait;
+        this.#respawnAtMs =
+          performance.now() + backoffMs(RESPAWN_BASE_MS, this.#deathsInARow++, RESPAWN_MAX_MS);
       };
       worker.on("error", (cause) =>
         died(new InferError("MODEL_WORKER", `inference worker failed: ${cause.message}`, { cause })),
