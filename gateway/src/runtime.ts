@@ -16,7 +16,7 @@
  * (cli/start.ts turns that into one sentence and a non-zero exit).
  */
 import { existsSync, readFileSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
+import { join } from "node:path";
 import { RegistryAdmission } from "./access/admission.ts";
 import { RegistryBrokerPolicy } from "./access/broker-policy.ts";
 import { gatewayStanding, STANDING_SENTENCE, type GatewayStanding } from "./access/gateway-standing.ts";
@@ -57,7 +57,7 @@ import { ListAdmission, type DeviceAdmission } from "./core/admission.ts";
 import { ConfigError, type VigilError } from "./core/errors.ts";
 import type { Hex } from "./core/hex.ts";
 import { silentLogger, type Logger } from "./core/log.ts";
-import { fromRoot } from "./core/paths.ts";
+import { fromRoot, resolvePath } from "./core/paths.ts";
 import type { LeafRecord } from "./core/records.ts";
 import { HttpServer } from "./http/server.ts";
 import type { GatewayPhase, RegistryStatusView } from "./http/source.ts";
@@ -114,10 +114,6 @@ export interface RuntimeSnapshot {
   alerts: AlertService["counters"];
   leaves: { inference: number; alert: number; "sensor-fault": number };
   sources: Record<string, Record<string, number>>;
-}
-
-function resolvePath(base: string, p: string): string {
-  return isAbsolute(p) ? p : join(base, p);
 }
 
 /** Reads the deployment file named by chain.deployment (errors name the setting). */

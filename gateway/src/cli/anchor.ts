@@ -2,7 +2,8 @@
  * `vigil anchor resync`: reconciles the store's anchor records with the registry (anchor/resync.ts)
  * and says what it did. Run it with the gateway stopped (LevelDB allows one process).
  */
-import { isAbsolute, join } from "node:path";
+import { join } from "node:path";
+import { resolvePath } from "../core/paths.ts";
 import { connectAnchorChain } from "../anchor/chain.ts";
 import { formatResync, resyncAnchors } from "../anchor/resync.ts";
 import { loadConfigFile, resolveConfig, rpcUrlsOf, type GatewayConfig } from "../config/config.ts";
@@ -49,9 +50,7 @@ export async function anchorCommand(argv: string[], io: CliIo = stdio): Promise<
     const dataDir = v["data-dir"] ?? cfg.dataDir;
     const depPath = v.deployment ?? cfg.chain.deployment;
     if (!depPath) throw new UsageError("--deployment FILE is required (or chain.deployment in the config)");
-    const deployment = readDeployment(
-      v.deployment ? depPath : isAbsolute(depPath) ? depPath : join(dataDir, depPath),
-    );
+    const deployment = readDeployment(v.deployment ? depPath : resolvePath(dataDir, depPath));
     const rpcUrls = v.rpc ?? rpcUrlsOf(cfg.chain);
     if (rpcUrls.length === 0) throw new UsageError("--rpc URL is required (or chain.rpcUrl in the config)");
     const gid = v["gateway-id"];

@@ -8,7 +8,7 @@
 import { constants, existsSync, statSync } from "node:fs";
 import { access, statfs } from "node:fs/promises";
 import { createServer } from "node:net";
-import { isAbsolute, join } from "node:path";
+import { join } from "node:path";
 import { computeAddress, JsonRpcProvider } from "ethers";
 import mqtt from "mqtt";
 import { loadKeystore, passphraseFromEnv } from "../attest/keystore.ts";
@@ -18,7 +18,7 @@ import { translateEthersError } from "../chain/errors.ts";
 import { loadSenderKey } from "../chain/sender-key.ts";
 import { loadConfigFile, resolveConfig, rpcUrlsOf, type GatewayConfig } from "../config/config.ts";
 import { redactUrl, VigilError } from "../core/errors.ts";
-import { fromRoot } from "../core/paths.ts";
+import { fromRoot, resolvePath } from "../core/paths.ts";
 import { ModelRegistry } from "../infer/registry.ts";
 import { gatewayIdOf } from "../config/gateway-id.ts";
 import { readDeployment } from "../runtime.ts";
@@ -148,11 +148,7 @@ async function checkDisk(cfg: GatewayConfig): Promise<CheckResult> {
 
 async function checkModels(cfg: GatewayConfig): Promise<CheckResult> {
   if (!cfg.models.enabled) return skip("models", "models.enabled is false");
-  const dir = cfg.models.dir
-    ? isAbsolute(cfg.models.dir)
-      ? cfg.models.dir
-      : join(process.cwd(), cfg.models.dir)
-    : fromRoot("models");
+  const dir = cfg.models.dir ? resolvePath(process.cwd(), cfg.models.dir) : fromRoot("models");
   if (!existsSync(dir))
     return cfg.models.dir ? fail("models", `${dir} does not exist`) : skip("models", "no models folder");
   try {
@@ -177,7 +173,7 @@ export async function runChecks(
     await checkDisk(cfg),
     await checkModels(cfg),
   );
-  const at = (p: string) => (isAbsolute(p) ? p : join(cfg.dataDir, p));
+  const at = (p: string) => resolvePath(cfg.dataDir, p);
 
   const sealing = cfg.attest.enabled && cfg.chain.deployment;
   let signer: GatewaySigner | undefined;
@@ -254,7 +250,7 @@ async function checkSender(cfg: GatewayConfig, rpc: string, env: NodeJS.ProcessE
   let key: string | undefined;
   try {
     key = loadSenderKey(
-      file ? (isAbsolute(file) ? file : join(cfg.dataDir, file)) : null,
+      file ? resolvePath(cfg.dataDir, file) : null,
       "VIGIL_CHAIN_SENDER_KEY",
       env,
       file ? "chain.senderKeyFile" : "VIGIL_CHAIN_SENDER_KEY",

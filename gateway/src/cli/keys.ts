@@ -5,7 +5,7 @@ import { GatewaySigner } from "../attest/signer.ts";
 import { translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
 import { loadSenderKey } from "../chain/sender-key.ts";
-import { isAbsolute, join } from "node:path";
+import { resolvePath } from "../core/paths.ts";
 import { generateKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
 import { loadKeystore, passphraseFromEnv, writeKeystore } from "../attest/keystore.ts";
 import { loadConfigFile, resolveConfig, type GatewayConfig } from "../config/config.ts";
@@ -42,7 +42,7 @@ export async function keysCommand(argv: string[]): Promise<number> {
   if (!KEYS_SUBCOMMANDS.includes(sub))
     throw new UsageError(`unknown keys command "${sub}"${didYouMean(sub, KEYS_SUBCOMMANDS)}`);
   const cfg = v.config ? loadConfigFile(v.config) : resolveConfig({});
-  const path = isAbsolute(cfg.attest.keystore) ? cfg.attest.keystore : join(cfg.dataDir, cfg.attest.keystore);
+  const path = resolvePath(cfg.dataDir, cfg.attest.keystore);
   const passphrase = await passphraseFromEnv();
   if (sub === "init") {
     const type = (v.type ?? "secp256k1") as KeyType;
@@ -78,7 +78,7 @@ async function rotate(
     "sender-key-file"?: string | undefined;
   },
 ): Promise<number> {
-  const at = (p: string) => (isAbsolute(p) ? p : join(cfg.dataDir, p));
+  const at = (p: string) => resolvePath(cfg.dataDir, p);
   const rpcUrl = v.rpc ?? cfg.chain.rpcUrl;
   if (!rpcUrl) throw new UsageError("--rpc URL is required (or chain.rpcUrl in the config)");
   const depPath = v.deployment ?? (cfg.chain.deployment ? at(cfg.chain.deployment) : undefined);

@@ -3,7 +3,7 @@
  * the gateway really starts, so `vigil start --help` loads none of it).
  */
 import { existsSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
+import { resolvePath } from "../core/paths.ts";
 import { loadKeystore, passphraseFromEnv } from "../attest/keystore.ts";
 import { ChainError } from "../chain/errors.ts";
 import { deviceSet, rpcUrlsOf, type GatewayConfig } from "../config/config.ts";
@@ -100,7 +100,7 @@ export async function runGateway(cfg: GatewayConfig, reloadConfig: () => Gateway
 async function chainPreflight(cfg: GatewayConfig, log: Logger): Promise<ChainFacts | undefined> {
   const rpc = rpcUrlsOf(cfg.chain)[0];
   if (!cfg.attest.enabled || !cfg.chain.deployment || !rpc) return undefined;
-  const at = (p: string) => (isAbsolute(p) ? p : join(cfg.dataDir, p));
+  const at = (p: string) => resolvePath(cfg.dataDir, p);
   const deployment = readDeployment(at(cfg.chain.deployment));
   const keyPath = at(cfg.attest.keystore);
   if (!existsSync(keyPath)) return undefined; // the runtime refuses to start with the fix

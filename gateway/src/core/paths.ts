@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { InternalError } from "./errors.ts";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 let root: string | undefined;
@@ -26,4 +26,9 @@ export function packageRoot(): string {
 /** A path inside the package, e.g. `fromRoot("hardware", "frame-json.schema.json")`. */
 export function fromRoot(...parts: string[]): string {
   return join(packageRoot(), ...parts);
+}
+
+/** `p` as given when absolute, else under `base` (a config path under dataDir, a flag under cwd). */
+export function resolvePath(base: string, p: string): string {
+  return isAbsolute(p) ? p : join(base, p);
 }
