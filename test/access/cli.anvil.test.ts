@@ -88,19 +88,19 @@ describe("vigil access", () => {
 
     const keyFile = join(dir, "reader.key");
     writeFileSync(keyFile, siteReader.privateKey, { mode: 0o600 });
+    const tokenArgs = (...more: string[]): string[] => [
+      "--deployment",
+      join(dir, lc.deploymentFile),
+      "--gateway-id",
+      GW,
+      "--reader-key-file",
+      keyFile,
+      ...more,
+    ];
     const cap = capture();
     let code: number;
     try {
-      code = await tokenCommand([
-        "--deployment",
-        join(dir, lc.deploymentFile),
-        "--gateway-id",
-        GW,
-        "--reader-key-file",
-        keyFile,
-        "--hours",
-        "1",
-      ]);
+      code = await tokenCommand(tokenArgs("--hours", "1"));
     } finally {
       cap.restore();
     }
@@ -115,16 +115,7 @@ describe("vigil access", () => {
     );
     expect(v).toMatchObject({ reader: siteReader.address.toLowerCase() });
     const tokenWith = (...more: string[]): Promise<{ code: number; out: string; err: string }> =>
-      run([
-        "token",
-        "--deployment",
-        join(dir, lc.deploymentFile),
-        "--gateway-id",
-        GW,
-        "--reader-key-file",
-        keyFile,
-        ...more,
-      ]);
+      run(["token", ...tokenArgs(...more)]);
     expect((await tokenWith("--hours", "48")).code).toBe(2);
     // A key file with a one-character typo, or readable by others: one line naming the file, and
     // the key itself is never printed (ethers' error for a malformed key contains it).
