@@ -2,13 +2,18 @@
  * Credentials never leave the process in a URL: every form providers use, parseable or not, and
  * the errors that carry a URL (config validation, the RPC transport).
  */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
 import { inspect } from "node:util";
+import { JsonRpcProvider } from "ethers";
 import { describe, expect, it } from "vitest";
-import { redactUrl } from "../../gateway/src/core/errors.ts";
+import { redactText, redactUrl, redactedError } from "../../gateway/src/core/errors.ts";
+import { createLogger } from "../../gateway/src/core/log.ts";
 import { resolveConfig } from "../../gateway/src/config/config.ts";
 import { ConfigError } from "../../gateway/src/core/errors.ts";
 import { RpcPool, parseRpcUrl } from "../../gateway/src/chain/rpc.ts";
-import { ChainError, ChainNetworkError } from "../../gateway/src/chain/errors.ts";
+import { ChainError, ChainNetworkError, translateEthersError } from "../../gateway/src/chain/errors.ts";
 
 const HEX40 = "0123456789abcdef0123456789abcdef01234567";
 
@@ -31,19 +36,36 @@ describe("redactUrl", () => {
     [
       "?apikey=",
       "https://api.example/rpc?apikey=S3cret&chain=10",
-      "https://api.example/rpc?apikey=***&chain=10",
+      "https://api.example/rpc?apikey=***&chain=***",
     ],
     ["?token= and #fragment", "https://api.example/?token=S3cret#S3cret", "https://api.example/?token=***"],
     ["an unnamed key-like query value", `https://api.example/?k=${HEX40}`, "https://api.example/?k=***"],
+    [
+      "a query key under a name no rule knows",
+      "https://api.example/?access=S3cret",
+      "https://api.example/?access=***",
+    ],
+    ["a short mixed-case path key", "https://rpc.example/rpc/S3cret", "https://rpc.example/rpc/***"],
+    ["a letters-only mixed-case path key", "https://rpc.example/AbCdEfGhIj/", "https://rpc.example/***/"],
+    ["a key as a host name label", `https://${HEX40.slice(0, 20)}.rpc.example/`, "https://***.rpc.example/"],
+    [
+      "a long letters-only host label",
+      `https://${"abcdefgh".repeat(4)}.rpc.example`,
+      "https://***.rpc.example",
+    ],
   ])("behavior: %s", (_name, url, want) => {
     expect(redactUrl(url)).toBe(want);
-    expect(redactUrl(url)).not.toMatch(/S3cret|0123456789abcdef|AbCdEfGh/);
+    expect(redactUrl(url)).not.toMatch(/S3cret|0123456789abcdef|AbCdEfGh|abcdefghabcdefgh/);
   });
 
   it("behavior: plain URLs are left readable", () => {
-    expect(redactUrl("https://mainnet.optimism.io")).toBe("https://mainnet.optimism.io/");
+    expect(redactUrl("https://mainnet.optimism.io")).toBe("https://mainnet.optimism.io");
     expect(redactUrl("https://rpc.ankr.com/optimism")).toBe("https://rpc.ankr.com/optimism");
-    expect(redactUrl("http://127.0.0.1:8545")).toBe("http://127.0.0.1:8545/");
+    expect(redactUrl("http://127.0.0.1:8545")).toBe("http://127.0.0.1:8545");
+    expect(redactUrl("http://127.0.0.1:8545/")).toBe("http://127.0.0.1:8545/");
+    expect(redactUrl("ws://[::1]:9001/mqtt")).toBe("ws://[::1]:9001/mqtt");
+    expect(redactUrl("https://arb-sepolia.example/v2")).toBe("https://arb-sepolia.example/v2");
+    expect(redactUrl("mqtt://127.0.0.1:1883")).toBe("mqtt://127.0.0.1:1883");
   });
 
   it.each([
@@ -52,9 +74,51 @@ describe("redactUrl", () => {
     ["bad port with a path key", `http://host:99999/${HEX40}/?token=S3cret`],
     ["no scheme", "u:S3cret@host"],
     ["garbage with a key", `:::/v2/S3cretS3cret`],
+    ["bad port, key in the host", `http://${HEX40}.example:99999/`],
+    ["bad port, unnamed query key", "http://host:99999/?access=S3cret"],
   ])("behavior: unparseable URL (%s) is redacted as text", (_name, url) => {
     const r = redactUrl(url);
     expect(r).not.toMatch(/S3cret|0123456789abcdef/);
+  });
+});
+
+describe("redactText and redactedError", () => {
+  it("behavior: every URL inside free text is redacted; the text around it is kept", () => {
+    expect(
+      redactText(
+        `server response 401 (info={ "requestUrl": "http://127.0.0.1:1/${HEX40}/" }) at https://a.example/?access=S3cret`,
+      ),
+    ).toBe(
+      'server response 401 (info={ "requestUrl": "http://127.0.0.1:1/***/" }) at https://a.example/?access=***',
+    );
+    expect(redactText("no URL here: ops@plant.example")).toBe("no URL here: ops@plant.example");
+  });
+
+  it("behavior: a redacted copy keeps name, code, message shape and causes, and nothing that names the key", () => {
+    const inner = Object.assign(new Error(`GET https://rpc.example/v2/S3cretS3cret failed`), {
+      code: "ECONNRESET",
+    });
+    const outer = Object.assign(
+      new Error(`request to https://u:S3cret@rpc.example/${HEX40} failed`, { cause: inner }),
+      {
+        name: "FetchError",
+        code: "SERVER_ERROR",
+        info: { requestUrl: `https://rpc.example/${HEX40}` },
+      },
+    );
+    const copy = redactedError(outer);
+    expect(copy).toMatchObject({
+      name: "FetchError",
+      code: "SERVER_ERROR",
+      message: "request to https://***:***@rpc.example/*** failed",
+    });
+    expect(copy.cause).toMatchObject({
+      code: "ECONNRESET",
+      message: "GET https://rpc.example/v2/*** failed",
+    });
+    expect(copy.stack).toContain("request to https://***:***@rpc.example/*** failed");
+    expect(inspect(copy, { depth: 10 })).not.toMatch(/S3cret|0123456789abcdef/);
+    expect(redactedError("plain string").message).toBe("plain string");
   });
 });
 
@@ -118,5 +182,40 @@ describe("errors that carry a URL", () => {
     expect((err as Error).message).toContain("http://***:***@127.0.0.1:1/***/");
     expect(leaks(err)).toBe(false);
     expect(`${String(err)}${inspect(err)}`).not.toContain(HEX40);
+  });
+
+  it("security: an ethers provider error (real JsonRpcProvider, HTTP 401) translated and logged names no key", async () => {
+    const server = createServer((_req, res) => {
+      res.statusCode = 401;
+      res.end("unauthorized");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/${HEX40}/?access=S3cret`;
+    const provider = new JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1 });
+    let raw: unknown;
+    try {
+      await provider.send("eth_chainId", []);
+    } catch (e) {
+      raw = e;
+    } finally {
+      provider.destroy();
+      server.close();
+    }
+    // The raw ethers error does carry the key (what the translation must not keep).
+    expect(inspect(raw, { depth: 10 })).toContain(HEX40);
+    const err = translateEthersError(raw, url, []);
+    expect(err).toBeInstanceOf(ChainNetworkError);
+    expect((err.cause as { code?: string }).code).toBe("SERVER_ERROR");
+    expect(`${String(err)}\n${inspect(err, { depth: 10 })}`).not.toMatch(/S3cret|0123456789abcdef/);
+    const out: string[] = [];
+    const dest = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        out.push(chunk.toString());
+        cb();
+      },
+    });
+    createLogger("info", { destination: dest, format: "json" }).error({ err }, "chain request failed");
+    expect(out.join("")).toContain("server response 401");
+    expect(out.join("")).not.toMatch(/S3cret|0123456789abcdef/);
   });
 });

@@ -96,4 +96,19 @@ describe("createLogger", () => {
     expect(redactLine('{"u":"http://user@host/p"}')).toBe('{"u":"http://***@host/p"}');
     expect(redactLine('{"u":"wss://a:b@h","v":"tcp://c:d@h"}')).toBe('{"u":"wss://***@h","v":"tcp://***@h"}');
   });
+
+  it("security: keys in a URL's path, host or query are removed from a finished line, colours kept", () => {
+    const key = "0123456789abcdef0123456789abcdef01234567";
+    const { log, raw } = jsonLines();
+    log.error(
+      { err: new Error(`GET https://rpc.example/${key}/ failed`) },
+      `retrying https://rpc.example/v2/AbCdEf?access=tok3n`,
+    );
+    expect(raw.join("")).toContain("https://rpc.example/***/ failed");
+    expect(raw.join("")).toContain("https://rpc.example/v2/***?access=***");
+    expect(raw.join("")).not.toMatch(/0123456789abcdef|AbCdEf|tok3n/);
+    expect(redactLine(`\u001b[36mhttps://${key}.rpc.example/x\u001b[39m`)).toBe(
+      "\u001b[36mhttps://***.rpc.example/x\u001b[39m",
+    );
+  });
 });

@@ -28,7 +28,7 @@
  *   `trigger()` after a seal.
  */
 import cron from "node-cron";
-import { VigilError } from "../core/errors.ts";
+import { VigilError, redactText, redactedError } from "../core/errors.ts";
 import {
   ChainError,
   ChainNetworkError,
@@ -489,7 +489,9 @@ export class AnchorService {
       const err =
         e instanceof VigilError
           ? e
-          : new ChainError("CHAIN", `anchoring failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+          : new ChainError("CHAIN", `anchoring failed: ${redactText((e as Error)?.message ?? String(e))}`, {
+              cause: redactedError(e),
+            });
       this.failures++;
       this.lastError = err;
       // A network failure may leave the connection in a bad state: open a new one next time.

@@ -4,7 +4,7 @@
  * client test suite see one vocabulary. RPC URLs in messages go through `redactUrl`.
  */
 import { Interface, id as keccakId, isError } from "ethers";
-import { VigilError, redactUrl } from "../core/errors.ts";
+import { VigilError, redactUrl, redactText, redactedError } from "../core/errors.ts";
 import { DEVICE_STATUS, KEY_TYPES, RELEASE_KINDS, RELEASE_STATUS, ROLE_STRINGS } from "./client.ts";
 
 /** Base class of every chain error. */
@@ -419,26 +419,26 @@ function findRevertData(err: unknown): string | undefined {
  */
 export function translateEthersError(err: unknown, url: string, ifaces: readonly Interface[]): ChainError {
   if (err instanceof ChainError) return err;
+  // The cause kept is a redacted copy: ethers' errors carry the request URL, API key included.
+  const cause = redactedError(err);
   const data = findRevertData(err);
   if (data) {
     for (const iface of ifaces) {
       try {
         const parsed = iface.parseError(data);
-        if (parsed)
-          return new ContractRevertError(parsed.name, normaliseArgs([...parsed.args]), { cause: err });
+        if (parsed) return new ContractRevertError(parsed.name, normaliseArgs([...parsed.args]), { cause });
       } catch {
         // not this ABI
       }
     }
-    return new ContractRevertError("unknown", [data], { cause: err });
+    return new ContractRevertError("unknown", [data], { cause });
   }
-  if (isError(err, "CALL_EXCEPTION")) return new ContractRevertError("unknown", [], { cause: err });
-  if (isError(err, "NONCE_EXPIRED")) return new NonceTooLowError(undefined, { cause: err });
-  if (isError(err, "REPLACEMENT_UNDERPRICED"))
-    return new ReplacementUnderpricedError(undefined, { cause: err });
-  if (isError(err, "INSUFFICIENT_FUNDS")) return new InsufficientFundsError({ cause: err });
+  if (isError(err, "CALL_EXCEPTION")) return new ContractRevertError("unknown", [], { cause });
+  if (isError(err, "NONCE_EXPIRED")) return new NonceTooLowError(undefined, { cause });
+  if (isError(err, "REPLACEMENT_UNDERPRICED")) return new ReplacementUnderpricedError(undefined, { cause });
+  if (isError(err, "INSUFFICIENT_FUNDS")) return new InsufficientFundsError({ cause });
   const msg = err instanceof Error ? err.message : String(err);
-  const typed = nodeMessageError(msg, err);
+  const typed = nodeMessageError(msg, cause);
   if (typed) return typed;
   if (
     isError(err, "NETWORK_ERROR") ||
@@ -446,12 +446,10 @@ export function translateEthersError(err: unknown, url: string, ifaces: readonly
     isError(err, "TIMEOUT") ||
     /ECONNREFUSED|ECONNRESET|ETIMEDOUT|fetch failed|socket hang up/i.test(msg)
   ) {
-    return new ChainNetworkError(url, { cause: err });
+    return new ChainNetworkError(url, { cause });
   }
-  const line = (msg.split("\n")[0] ?? "").replace(/https?:\/\/[^\s"']+/g, (u) => redactUrl(u)).slice(0, 200);
-  return new ChainError("CHAIN", `chain request failed: ${line}`, {
-    cause: err,
-  });
+  const line = redactText(msg.split("\n")[0] ?? "").slice(0, 200);
+  return new ChainError("CHAIN", `chain request failed: ${line}`, { cause });
 }
 
 /**

@@ -80,29 +80,58 @@ export class UsageError extends VigilError {
   }
 }
 
-/** Query parameter names whose values are secrets (`?apikey=`, `?token=`, `?access_key=` …). */
-const SECRET_PARAM = /key|token|secret|pass|auth|sig|cred|session|jwt/i;
-/** A path segment that looks like an API key: 20+ URL-safe characters with a digit (40-hex keys, …). */
-const KEY_SEGMENT = /^(?=[^/]*\d)[A-Za-z0-9_-]{20,}$/;
-/** A version segment (`v2`, `v3`) after which providers put the key (`/v2/<key>`). */
-const VERSION_SEGMENT = /^v\d+$/i;
+/**
+ * A path segment shown as it is: a lowercase word (letters, `.`, `_`, `-`) of at most 24
+ * characters, a version (`v2`) or a number of at most 6 digits. Every other segment may be a key
+ * (keys mix case, carry digits or are long) and is replaced, and so is the segment after a version
+ * (`/v2/<key>`), whatever its shape.
+ */
+const PLAIN_SEGMENT = /^(?:[a-z][a-z._-]{0,23}|v\d{1,3}|\d{1,6})$/;
+const VERSION_SEGMENT = /^v\d{1,3}$/;
+/** A host name label that may be a key: 16+ characters with a digit, or 32+ characters. */
+const KEY_LABEL = /^(?:(?=[^.]*\d)[A-Za-z0-9_-]{16,}|[A-Za-z0-9_-]{32,})$/;
 
 function redactPath(path: string): string {
   const parts = path.split("/");
   for (let i = 0; i < parts.length; i++) {
     const seg = parts[i]!;
     if (seg === "") continue;
-    if (KEY_SEGMENT.test(seg) || (i > 0 && VERSION_SEGMENT.test(parts[i - 1]!))) parts[i] = "***";
+    if (!PLAIN_SEGMENT.test(seg) || (i > 0 && VERSION_SEGMENT.test(parts[i - 1]!))) parts[i] = "***";
   }
   return parts.join("/");
 }
 
+/** `host[:port]` with every key-like label replaced (IP literals are kept). */
+function redactHost(host: string): string {
+  if (host.startsWith("[")) return host;
+  const colon = host.lastIndexOf(":");
+  const name = colon < 0 ? host : host.slice(0, colon);
+  const port = colon < 0 ? "" : host.slice(colon);
+  return (
+    name
+      .split(".")
+      .map((l) => (KEY_LABEL.test(l) ? "***" : l))
+      .join(".") + port
+  );
+}
+
+/** Every query value replaced (names kept): no rule on names (`apikey`, `access`, `k`) finds them all. */
+function redactQuery(query: string): string {
+  return query.replace(/([?&][^=&#]*)=[^&#]*/g, (_m, name: string) => `${name}=***`);
+}
+
 /**
- * Removes credentials from a URL before it is logged or put in an error, in every form RPC and
- * broker providers use: `user:password@`, an API key as a path segment (`/<40 hex>/`, with or
- * without a trailing slash), `/v2/<key>`, secret query parameters (`?apikey=`, `?token=`) and the
- * fragment. A string that does not parse as a URL (`mqtt://u:pw@[::1`, a bad port) is redacted as
- * text the same way and marked `(unparseable)`: the input never comes back unredacted.
+ * Removes credentials from a URL before it is logged or put in an error. Providers put keys in
+ * many places, so the rule is to keep only what cannot be one:
+ * - `user:password@` becomes `***:***@`; the fragment is dropped;
+ * - every query value becomes `***` (names are kept);
+ * - a path segment is kept only if it is a lowercase word of at most 24 characters (`rpc`,
+ *   `optimism`), a version (`v2`) or a number of at most 6 digits, and never right after a version
+ *   (`/v2/<key>`); others become `***`;
+ * - a host name label of 16+ characters with a digit, or of 32+ characters, becomes `***`.
+ *
+ * A string that does not parse as a URL (`mqtt://u:pw@[::1`, a bad port) is redacted as text the
+ * same way and marked `(unparseable)`: the input never comes back unredacted.
  * @param url Any string meant to be a URL.
  * @returns The URL with every secret replaced by `***`.
  */
@@ -114,16 +143,14 @@ export function redactUrl(url: string): string {
     return `${redactUnparseable(String(url))} (unparseable)`;
   }
   // An opaque "URL" such as `user:pw@host` (scheme "user:") has no authority to clean up.
-  if (!u.host && u.pathname.includes("@")) return `***@${url.slice(url.lastIndexOf("@") + 1)}`;
-  if (u.username) u.username = "***";
-  if (u.password) u.password = "***";
-  for (const k of [...u.searchParams.keys()]) {
-    const v = u.searchParams.get(k) ?? "";
-    if (SECRET_PARAM.test(k) || KEY_SEGMENT.test(v)) u.searchParams.set(k, "***");
-  }
-  u.hash = "";
-  u.pathname = redactPath(u.pathname);
-  return u.toString();
+  if (!u.host && u.pathname.includes("@"))
+    return `***@${redactUnparseable(url.slice(url.lastIndexOf("@") + 1))}`;
+  // Built by hand: the URL setters refuse `***` in a host name.
+  const userinfo = u.username || u.password ? `${u.username ? "***" : ""}${u.password ? ":***" : ""}@` : "";
+  const authority = url.slice(u.protocol.length).startsWith("//") ? `//${userinfo}${redactHost(u.host)}` : "";
+  // The parser adds "/" as the path of `https://host`; the text keeps the URL as it was written.
+  const path = u.pathname === "/" && !/^[^:]+:\/\/[^/?#]*\//.test(url) ? "" : redactPath(u.pathname);
+  return `${u.protocol}${authority}${path}${redactQuery(u.search)}`;
 }
 
 /** Textual redaction for strings that are not parseable URLs (same rules, no URL parser). */
@@ -132,13 +159,39 @@ function redactUnparseable(s: string): string {
   let out = s.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/?#]*@)/, (_m, scheme: string) => `${scheme}***@`);
   // No scheme but something@host: treat what precedes @ as credentials.
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(out)) out = out.replace(/^[^/?#]*@/, "***@");
-  const q = out.search(/[?#]/);
+  out = out.replace(/#.*$/, "");
+  const q = out.indexOf("?");
   const head = q < 0 ? out : out.slice(0, q);
-  const query = q < 0 ? "" : out.slice(q).replace(/#.*$/, "");
-  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/]*/.exec(head)?.[0] ?? "";
-  const path = redactPath(head.slice(scheme.length));
-  const params = query.replace(/([?&])([^=&]*)=([^&]*)/g, (m, sep: string, k: string, v: string) =>
-    SECRET_PARAM.test(k) || KEY_SEGMENT.test(v) ? `${sep}${k}=***` : m,
-  );
-  return `${scheme}${path}${params}`;
+  const authority = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/(?:\*\*\*@)?)([^/]*)/.exec(head);
+  const scheme = authority ? `${authority[1]}${redactHost(authority[2]!)}` : "";
+  const path = redactPath(head.slice(authority?.[0].length ?? 0));
+  return `${scheme}${path}${redactQuery(q < 0 ? "" : out.slice(q))}`;
+}
+
+/** A URL inside free text: a scheme and `://`, up to white space, a control character, a quote, `\\`, `<` or `>`. */
+// eslint-disable-next-line no-control-regex -- a URL ends at a control character (ANSI colours in pretty logs)
+const URL_IN_TEXT = /[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s"'\\<>\x00-\x1f\x7f]+/g;
+
+/** `text` with every URL in it passed through {@link redactUrl} (without the `(unparseable)` mark). */
+export function redactText(text: string): string {
+  if (!text.includes("://")) return text;
+  return text.replace(URL_IN_TEXT, (u) => redactUrl(u).replace(/ \(unparseable\)$/, ""));
+}
+
+/**
+ * A copy of a third-party error that is safe to keep as a `cause`: name, message and stack with
+ * every URL redacted ({@link redactText}), a string `code` kept, and its own causes copied the same
+ * way (four deep). Nothing else is copied: ethers' errors, for one, carry the request URL with its
+ * API key in `info`, `request` and their message, and a logger prints a cause's message and stack.
+ */
+export function redactedError(err: unknown, depth = 4): Error {
+  const src = err instanceof Error ? err : new Error(String(err));
+  const copy = new Error(redactText(src.message));
+  copy.name = src.name;
+  copy.stack = redactText(src.stack ?? copy.stack ?? "");
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string") Object.assign(copy, { code });
+  if (src.cause !== undefined && src.cause !== err && depth > 1)
+    copy.cause = redactedError(src.cause, depth - 1);
+  return copy;
 }

@@ -6,13 +6,14 @@
  * pino-pretty's human-readable lines when stderr is a terminal.
  *
  * Secrets never reach the output: values under the keys in {@link REDACTED_KEYS} (at any depth
- * up to three levels) are replaced by `[redacted]`, and credentials inside URLs
- * (`scheme://user:password@host`) are replaced by `***` in the finished line, message and error
- * stacks included.
+ * up to three levels) are replaced by `[redacted]`, and every URL in the finished line (message and
+ * error stacks included) is redacted as `redactUrl` does: credentials, key-like path segments and
+ * host labels, and query values become `***`.
  */
 import type { Writable } from "node:stream";
 import { pino, type DestinationStream } from "pino";
 import pretty from "pino-pretty";
+import { redactText } from "./errors.ts";
 
 /** pino's call shapes: `log.info({ field: 1 }, "message")` or `log.info("message")`. */
 export interface LogFn {
@@ -67,9 +68,12 @@ const REDACT_PATHS = REDACTED_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
  */
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@"\\]+@/gi;
 
-/** Replaces URL credentials in a finished log line (`mqtt://u:p@h` → `mqtt://***@h`). */
+/**
+ * Redacts every URL in a finished log line: credentials first (`mqtt://u:p@h` → `mqtt://***@h`,
+ * even when the rest does not parse), then keys in the host, path or query ({@link redactText}).
+ */
 export function redactLine(line: string): string {
-  return line.includes("@") ? line.replace(URL_USERINFO, "$1***@") : line;
+  return redactText(line.includes("@") ? line.replace(URL_USERINFO, "$1***@") : line);
 }
 
 /** Loggers made by createLogger, with every child made from them (a child keeps its own level). */
