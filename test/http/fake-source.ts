@@ -64,6 +64,7 @@ export function inferenceCounters(): InferenceCounters {
     warmupRows: 0,
     warmupErrors: 0,
     warmupDropped: 0,
+    warmupDamaged: 0,
     promotions: 0,
     tickLatency: new LatencyHistogram(),
     runLatency: new LatencyHistogram(),

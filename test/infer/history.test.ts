@@ -57,7 +57,11 @@ const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 /** The unit's rows as a frame log, in the in-memory store or a real LevelDB one. */
-async function storeOf(rows: number, kind: Kind = "memory"): Promise<FrameStore> {
+async function storeOf(
+  rows: number,
+  kind: Kind = "memory",
+  damage: readonly number[] = [],
+): Promise<FrameStore> {
   let store: FrameStore;
   if (kind === "memory") store = new MemoryFrameStore();
   else {
@@ -77,6 +81,7 @@ async function storeOf(rows: number, kind: Kind = "memory"): Promise<FrameStore>
       flags: 0,
       values,
     });
+    if (damage.includes(r)) raw[raw.length - 1]! ^= 0xff; // the CRC no longer matches
     await store.append({ deviceId: DEV, seq: r, receivedUs: ts, timestampUs: ts, raw });
   }
   return store;
@@ -112,6 +117,32 @@ describe.each<Kind>(["memory", "level"])("storeHistory over the %s frame store",
     const cold = loop();
     const coldOut = await run(cold, cut, cut + 5);
     expect(Math.max(...coldOut.map((v, i) => Math.abs(v - expected[i]!)))).toBeGreaterThan(1);
+    await store.close();
+  });
+
+  it("error: stored frames that no longer decode are skipped, counted once each and reported as HISTORY_DAMAGED", async () => {
+    const store = await storeOf(100, kind, [3, 70]);
+    const h = await storeHistory(store).read(DEV, 80, 10, 59);
+    expect(h.first.map((r) => r.seq)).toEqual([0, 1, 2, 4, 5, 6, 7, 8, 9, 10]);
+    expect(h.last.map((r) => r.seq)).not.toContain(70);
+    expect(h.damaged).toBe(2);
+    // A young device: both ranges cover seq 3, which is counted once.
+    expect((await storeHistory(store).read(DEV, 6, 10, 59)).damaged).toBe(1);
+
+    const errors: unknown[] = [];
+    const l = new InferenceLoop({
+      registry,
+      profileOf: () => "cmapss-fd001",
+      onResult: () => undefined,
+      onError: (e) => errors.push(e),
+      history: storeHistory(store),
+    });
+    l.onFrame(...frame(DEV, 80, row(unit, 80)));
+    await l.warmed();
+    expect(l.counters).toMatchObject({ warmups: 1, warmupDamaged: 2, warmupErrors: 0 });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: "HISTORY_DAMAGED" });
+    expect((errors[0] as Error).message).toMatch(/2 stored frame\(s\) of device 42/);
     await store.close();
   });
 });

@@ -488,12 +488,13 @@ export class GatewayMetrics {
     );
     counter(
       "vigil_inference_errors_total",
-      "Inference errors by kind: run (a model run failed), callback (a result consumer threw), warmup (a history read failed).",
+      "Inference errors by kind: run (a model run failed), callback (a result consumer threw), warmup (a history read failed), history_damaged (a stored frame a warm-up read no longer decodes).",
       ["kind"],
       (set) => {
         set({ kind: "run" }, inf()?.runErrors ?? 0);
         set({ kind: "callback" }, inf()?.callbackErrors ?? 0);
         set({ kind: "warmup" }, inf()?.warmupErrors ?? 0);
+        set({ kind: "history_damaged" }, inf()?.warmupDamaged ?? 0);
       },
     );
     gauge("vigil_inference_devices", "Devices routed to a live model.", [], (set) =>

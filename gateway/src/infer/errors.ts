@@ -9,6 +9,7 @@ export type InferErrorCode =
   | "MODEL_LANE"
   | "MODEL_RUN_FAILED"
   | "MODEL_WORKER"
+  | "HISTORY_DAMAGED"
   | "FEATURE_SPEC_INVALID"
   | "DATA_FILE";
 

@@ -22,23 +22,35 @@ export interface HistoryRow {
   raw?: Buffer;
 }
 
+/** What {@link DeviceHistory.read} found. */
+export interface HistoryRead {
+  first: HistoryRow[];
+  last: HistoryRow[];
+  /**
+   * Stored frames in the ranges read that no longer decode (their CRC or layout is broken: the
+   * store was damaged after they were validated on arrival). They are skipped. Default 0.
+   */
+  damaged?: number;
+}
+
 export interface DeviceHistory {
   /**
    * Rows of `deviceId` with extended seq below `beforeSeq`, oldest first: `first` = up to
    * `firstCount` of the earliest ones, `last` = those with seq in [beforeSeq − lastCount,
    * beforeSeq). The two may overlap when the device has few frames.
    */
-  read(
-    deviceId: number,
-    beforeSeq: number,
-    firstCount: number,
-    lastCount: number,
-  ): Promise<{ first: HistoryRow[]; last: HistoryRow[] }>;
+  read(deviceId: number, beforeSeq: number, firstCount: number, lastCount: number): Promise<HistoryRead>;
 }
 
 /** DeviceHistory over the frame store's per-device index (`framesByDevice`). */
 export function storeHistory(store: Pick<FrameStore, "framesByDevice">): DeviceHistory {
-  const rows = async (deviceId: number, from: number, to: number, max: number): Promise<HistoryRow[]> => {
+  const rows = async (
+    deviceId: number,
+    from: number,
+    to: number,
+    max: number,
+    damaged: Set<number>,
+  ): Promise<HistoryRow[]> => {
     const out: HistoryRow[] = [];
     if (max <= 0 || to < from) return out;
     for await (const f of store.framesByDevice(deviceId, from, to)) {
@@ -46,7 +58,10 @@ export function storeHistory(store: Pick<FrameStore, "framesByDevice">): DeviceH
       try {
         frame = decodeFrame(f.raw);
       } catch {
-        continue; // stored frames were validated on arrival; a damaged one is skipped, not fatal
+        // Validated on arrival, so the store was damaged since: skipped, and counted by seq (the
+        // two ranges may overlap) for the loop's `warmupDamaged`.
+        damaged.add(f.seq);
+        continue;
       }
       if (frame.type !== FrameType.Data) continue;
       out.push({ seq: f.seq, timestampUs: f.timestampUs, receivedUs: f.receivedUs, values: frame.values });
@@ -56,10 +71,11 @@ export function storeHistory(store: Pick<FrameStore, "framesByDevice">): DeviceH
   };
   return {
     async read(deviceId, beforeSeq, firstCount, lastCount) {
-      const first = await rows(deviceId, 0, beforeSeq - 1, firstCount);
+      const damaged = new Set<number>();
+      const first = await rows(deviceId, 0, beforeSeq - 1, firstCount, damaged);
       const from = Math.max(0, beforeSeq - lastCount);
-      const last = await rows(deviceId, from, beforeSeq - 1, lastCount);
-      return { first, last };
+      const last = await rows(deviceId, from, beforeSeq - 1, lastCount, damaged);
+      return damaged.size > 0 ? { first, last, damaged: damaged.size } : { first, last };
     },
   };
 }

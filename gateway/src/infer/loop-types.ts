@@ -122,6 +122,8 @@ export interface InferenceCounters {
   warmupErrors: number;
   /** Live frames dropped because a warm-up held more than `maxPending`. */
   warmupDropped: number;
+  /** Stored frames a warm-up found damaged (they no longer decode) and skipped. */
+  warmupDamaged: number;
   /** Promotions of a shadow lane to live. */
   promotions: number;
   /** Live windows withheld for data quality (no prediction; a `data-quality` status instead). */

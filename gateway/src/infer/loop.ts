@@ -32,7 +32,7 @@ import { inferenceLeafPreimage, leafFromPreimage } from "../core/leaf.ts";
 import type { FrameRecord } from "../core/records.ts";
 import type { DataFrame } from "../protocol/frame.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
-import { ModelProfileConflictError, LaneError } from "./errors.ts";
+import { InferError, ModelProfileConflictError, LaneError } from "./errors.ts";
 import { LatencyHistogram } from "../core/histogram.ts";
 import { releaseModel, type LoadedModel } from "./registry.ts";
 import { Lane } from "./lane.ts";
@@ -80,6 +80,7 @@ export class InferenceLoop {
     warmupRows: 0,
     warmupErrors: 0,
     warmupDropped: 0,
+    warmupDamaged: 0,
     promotions: 0,
     windowsWithheld: 0,
     sensorFaultsRaised: 0,
@@ -429,6 +430,7 @@ export class InferenceLoop {
     const { window, stride } = dev.model.manifest.inputs;
     const current = (): boolean => this.#slots.get(slot.id) === slot && slot.windows.get(lane) === dev;
     let rows = 0;
+    let damaged = 0;
     try {
       const h = await this.#o.history!.read(
         dev.deviceId,
@@ -436,11 +438,22 @@ export class InferenceLoop {
         dev.model.normalizer.baselineRows,
         window + stride - 2,
       );
+      damaged = h.damaged ?? 0;
       if (!current()) return; // replaced (new profile, unloaded lane) meanwhile
       rows = dev.warm(h.first, h.last);
     } catch (e) {
       c.warmupErrors++;
       this.#o.onError?.(e);
+    } finally {
+      if (damaged > 0) {
+        c.warmupDamaged += damaged;
+        this.#o.onError?.(
+          new InferError(
+            "HISTORY_DAMAGED",
+            `${damaged} stored frame(s) of device ${dev.deviceId} no longer decode; the warm-up skipped them`,
+          ),
+        );
+      }
     }
     if (!current()) return;
     if (rows > 0) {
@@ -747,6 +760,7 @@ export class InferenceLoop {
       warmupRows: c.warmupRows,
       warmupErrors: c.warmupErrors,
       warmupDropped: c.warmupDropped,
+      warmupDamaged: c.warmupDamaged,
       promotions: c.promotions,
       windowsWithheld: c.windowsWithheld,
       sensorFaultsRaised: c.sensorFaultsRaised,
