@@ -102,6 +102,17 @@ describe("embedded broker: errors on refused connections and on listeners", () =
     await connects(`mqtt://127.0.0.1:${b.port}`);
   });
 
+  it("error: aedes' own 'error' event (its persistence failed) is counted and reported, and the broker keeps serving", async () => {
+    const reported: unknown[] = [];
+    const b = await start({ onError: (e) => reported.push(e) });
+    b.broker!.emit("error", new Error("persistence: subscription lookup failed"));
+    expect(stat(b, "brokerErrors")).toBe(1);
+    expect(reported).toHaveLength(1);
+    expect(reported[0]).toMatchObject({ code: "MQTT_IO" });
+    expect((reported[0] as Error).message).toMatch(/broker error: persistence: subscription lookup failed/);
+    await connects(`mqtt://127.0.0.1:${b.port}`);
+  });
+
   it("error: a WebSocket port already in use fails start with the port and the reason, not a thrown event", async () => {
     const port = await freePort();
     const squatter = new Server();

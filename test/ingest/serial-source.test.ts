@@ -95,6 +95,37 @@ describe("SerialSource (mock binding)", () => {
     expect(ingest.counters.bySource.serial.rejected).toBe(1);
   });
 
+  it("error: an ingest handler that throws or rejects is counted and reported; the frame gets no ACK and the line goes on", async () => {
+    MockBinding.createPort(PATH, { echo: false, record: true });
+    const cable = pluggableBinding();
+    const sink = new MemorySink();
+    const ingest = new Ingest({ sink, clock });
+    const errors: string[] = [];
+    const handle = ingest.handle.bind(ingest);
+    vi.spyOn(ingest, "handle")
+      .mockImplementationOnce(() => Promise.reject(new Error("observer bug (async)")))
+      .mockImplementationOnce(() => {
+        throw new Error("observer bug (sync)");
+      })
+      .mockImplementation(handle);
+    source = new SerialSource(ingest, {
+      path: PATH,
+      binding: cable.binding,
+      clock,
+      onError: (e) => errors.push(`${e.code}: ${e.shortMessage}`),
+    });
+    await source.start();
+    const port = cable.ports[0]!;
+    port.emitData(Buffer.concat([dataFrame(0), dataFrame(1), dataFrame(2)]));
+    await vi.waitFor(() => expect(acked(port.recording)).toEqual([2]));
+    expect(source.stats()).toMatchObject({ handlerErrors: 2, ioErrors: 0 });
+    expect(errors.sort()).toEqual([
+      "SERIAL_IO: /dev/ttyMOCK0: ingest handler failed: observer bug (async)",
+      "SERIAL_IO: /dev/ttyMOCK0: ingest handler failed: observer bug (sync)",
+    ]);
+    expect(source.isOpen).toBe(true);
+  });
+
   it("behavior: a pulled cable is reported, reopened with backoff when it is back, and frames resume", async () => {
     MockBinding.createPort(PATH, { echo: false, record: true });
     const cable = pluggableBinding();

@@ -364,7 +364,7 @@ export class GatewayMetrics {
     );
     counter(
       "vigil_source_events_total",
-      "Transport events by source: each source's own counters (serial opens/reopens/ioErrors; external MQTT connects/offline/retries/handlerErrors; embedded broker connects/disconnects/retries/clientErrors/held/listenerErrors and its refusal counters).",
+      "Transport events by source: each source's own counters (serial opens/reopens/ioErrors/handlerErrors; external MQTT connects/offline/retries/handlerErrors; embedded broker connects/disconnects/retries/clientErrors/held/listenerErrors/brokerErrors and its refusal counters).",
       ["source", "event"],
       (set) => {
         for (const s of src.sources)

@@ -27,6 +27,7 @@
  * for 1 s, see #refuse); a client whose socket has more than `maxQueuedBytes` unsent is
  * disconnected. Each breach is counted in stats(); everyone else keeps being served.
  */
+import type { EventEmitter } from "node:events";
 import { createServer as createHttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { createServer, type AddressInfo, type Server } from "node:net";
@@ -200,6 +201,8 @@ export class EmbeddedBroker implements IngestSource {
     held: 0,
     /** Errors of a listener after it started (e.g. EMFILE at accept); the listener goes on. */
     listenerErrors: 0,
+    /** aedes' own 'error' events (a failed will sweep or subscription lookup); the broker goes on. */
+    brokerErrors: 0,
   };
   readonly #access: BrokerAccessCounters = {
     authRefused: 0,
@@ -321,6 +324,13 @@ export class EmbeddedBroker implements IngestSource {
     // A CONNECT refused before it had a client id (aedes lib/client.js); errorCode is the CONNACK's.
     broker.on("connectionError", (_c: Client, e: Error & { errorCode?: number }) => {
       if (e.errorCode === 1) this.#access.unsupportedProtocol++;
+    });
+    // aedes emits 'error' when its persistence fails (the will sweep, a subscription lookup); with
+    // no listener Node's EventEmitter would throw it and end the gateway. Counted and reported.
+    // (aedes' types omit the event.)
+    (broker as unknown as EventEmitter).on("error", (e: Error) => {
+      this.#counters.brokerErrors++;
+      this.opts.onError?.(new SourceError("MQTT_IO", this.name, `broker error: ${e.message}`, { cause: e }));
     });
     const host = this.opts.host ?? "127.0.0.1";
     const listen = async (

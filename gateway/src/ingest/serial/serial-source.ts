@@ -60,7 +60,7 @@ export class SerialSource implements IngestSource {
   #backoff: number;
   #timer: NodeJS.Timeout | undefined;
   readonly #batcher: ReplyBatcher;
-  readonly #counters = { opens: 0, reopens: 0, ioErrors: 0 };
+  readonly #counters = { opens: 0, reopens: 0, ioErrors: 0, handlerErrors: 0 };
   /** This line as a firmware link (frames are written only while the port is open). */
   readonly link: FirmwareLink;
 
@@ -115,12 +115,26 @@ export class SerialSource implements IngestSource {
     this.#backoff = this.opts.backoffMs ?? 250;
     this.#port = port;
     const decoder = new FrameDecoderStream();
-    decoder.on("reject", (e: FrameError) => this.#batcher.push(this.ingest.rejectUndecodable(e, "serial")));
+    // Ingest answers every input with a reply; a throw (or a rejection) is a bug. It is reported
+    // and counted, and no reply is sent, so nothing is acknowledged that was not stored (the
+    // device sends the frame again). Thrown here, it would end the process from a stream event.
+    decoder.on("reject", (e: FrameError) => {
+      try {
+        this.#batcher.push(this.ingest.rejectUndecodable(e, "serial"));
+      } catch (err) {
+        this.#handlerFailed(err);
+      }
+    });
     decoder.on("data", (d: DecodedFrame) => {
-      if (this.opts.firmware?.onFrame(d.frame, this.link)) return;
-      const r = this.ingest.handle(d, "serial");
-      if (r instanceof Promise) void r.then((reply) => this.#batcher.push(reply));
-      else this.#batcher.push(r);
+      try {
+        if (this.opts.firmware?.onFrame(d.frame, this.link)) return;
+        const r = this.ingest.handle(d, "serial");
+        if (r instanceof Promise)
+          r.then((reply) => this.#batcher.push(reply)).catch((err: unknown) => this.#handlerFailed(err));
+        else this.#batcher.push(r);
+      } catch (err) {
+        this.#handlerFailed(err);
+      }
     });
     port.pipe(decoder);
     port.on("error", (e) => this.#fail(e));
@@ -129,6 +143,20 @@ export class SerialSource implements IngestSource {
       if (this.#port === port) this.#port = undefined;
       if (!this.#stopped) this.#fail(new SourceError("SERIAL_IO", this.opts.path, "port closed"));
     });
+  }
+
+  #handlerFailed(err: unknown): void {
+    this.#counters.handlerErrors++;
+    this.opts.onError?.(
+      new SourceError(
+        "SERIAL_IO",
+        this.opts.path,
+        `ingest handler failed: ${(err as Error)?.message ?? String(err)}`,
+        {
+          cause: err,
+        },
+      ),
+    );
   }
 
   #fail(cause: unknown): void {
