@@ -9,6 +9,9 @@ import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
 import { bytesToHex } from "../../gateway/src/core/hex.ts";
 import { record } from "../store/abstract.ts";
+import { FakeClock } from "../../gateway/src/core/clock.ts";
+import { Ingest } from "../../gateway/src/ingest/ingest.ts";
+import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
 
 const GATEWAY = ("0x" + "ab".repeat(32)) as `0x${string}`;
 const DOMAIN = vigilDomain(31337, "0x" + "44".repeat(20));
@@ -109,6 +112,57 @@ describe("receipts and verification", () => {
     expect(rp.batch.signer.keyType).toBe("p256");
     expect(await verifyReceipt(rp)).toMatchObject({ ok: true });
     await p.store.close();
+  });
+
+  it("behavior: frames of a device's later boots (its counter restarted at 0) get receipts that verify", async () => {
+    const clock = new FakeClock();
+    const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
+    await store.open();
+    const ingest = new Ingest({ sink: store, clock });
+    const dec = (f: Frame) => {
+      const raw = encodeFrame(f);
+      return { frame: decodeFrame(raw), raw };
+    };
+    const hello = (bootId: number): Frame => ({
+      type: FrameType.Hello,
+      deviceId: 0x2a,
+      bootId,
+      firmware: { major: 1, minor: 0, patch: 0 },
+      profile: "p",
+      channels: [{ name: "v", unit: 0 }],
+    });
+    for (const boot of [1, 2, 3]) {
+      ingest.handle(dec(hello(boot)), "serial");
+      for (let seq = 0; seq < 3; seq++) {
+        const f: Frame = {
+          type: FrameType.Data,
+          deviceId: 0x2a,
+          seq,
+          timestampUs: clock.nowUs(),
+          flags: 0,
+          values: Float32Array.of(boot * 10 + seq),
+        };
+        expect(await ingest.handle(dec(f), "serial")).toMatchObject({ kind: "ack", seq });
+      }
+    }
+    const sealer = new BatchSealer({
+      store,
+      signer: new GatewaySigner(generateKey("secp256k1")),
+      gatewayId: GATEWAY,
+      domain: DOMAIN,
+      maxLeaves: 100,
+    });
+    await sealer.sealNow();
+    const builder = new ReceiptBuilder(store);
+    const seqs: number[] = [];
+    for (let i = 1; i <= 9; i++) {
+      const r = await builder.forIndex(i);
+      seqs.push(r.frame.seq);
+      expect(await verifyReceipt(r)).toMatchObject({ ok: true });
+    }
+    // Each boot is a new block of 2^32 extended numbers: frame.seq mod 2^32 is the frame's seq.
+    expect(seqs).toEqual([0, 1, 2, 2 ** 32, 2 ** 32 + 1, 2 ** 32 + 2, 2 ** 33, 2 ** 33 + 1, 2 ** 33 + 2]);
+    await store.close();
   });
 
   const clone = (): Receipt => JSON.parse(JSON.stringify(receipt)) as Receipt;

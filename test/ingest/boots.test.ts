@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { Ingest, type IngestReply } from "../../gateway/src/ingest/ingest.ts";
-import { SEQ_MAX_JUMP, SEQ_WINDOW } from "../../gateway/src/ingest/sequence.ts";
+import { SEQ_MAX_JUMP, SEQ_WINDOW, SequenceTracker } from "../../gateway/src/ingest/sequence.ts";
 import {
   decodeFrame,
   encodeFrame,
@@ -150,13 +150,27 @@ describe("sequence numbers and boots", () => {
     expect(d.seq.gaps).toBe(SEQ_MAX_JUMP - 1);
   });
 
+  it("error: extended numbers stay exact (below 2^53): the boot that would start past 2^53 - 2^32 is refused", () => {
+    const t = new SequenceTracker();
+    const last = 2 ** 53 - 2 * 2 ** 32; // a boot's block ending just below the limit
+    t.restore(last + 7, { id: 1, base: last });
+    t.hello(2);
+    expect(t.extend(0)).toBe(2 ** 53 - 2 ** 32); // the last block
+    t.record(2 ** 53 - 2 ** 32);
+    t.hello(3);
+    expect(t.extend(0)).toBeUndefined();
+    expect(t.outOfRange).toBe(1);
+    expect(t.boot).toEqual({ id: 2, base: 2 ** 53 - 2 ** 32 }); // still the boot before
+  });
+
   it("behavior: the boot's sequence space survives a gateway restart", async () => {
     const { ingest, store } = await rig();
     ingest.handle(dec(hello(7)), "serial");
     for (let s = 0; s < 3; s++) await ingest.handle(dec(data(s, s)), "serial");
     ingest.handle(dec(hello(8)), "serial");
     for (let s = 0; s < 3; s++) await ingest.handle(dec(data(s, 10 + s)), "serial");
-    expect(store.devices().get(DEV)).toEqual({ lastSeq: 5, bootId: 8, base: 3 });
+    // The new boot starts at the next multiple of 2^32 (frame.seq mod 2^32 = seq in receipts).
+    expect(store.devices().get(DEV)).toEqual({ lastSeq: 2 ** 32 + 2, bootId: 8, base: 2 ** 32 });
     // A restarted gateway restores the state; the device resends without a HELLO.
     const again = new Ingest({
       sink: store,
@@ -168,7 +182,7 @@ describe("sequence numbers and boots", () => {
     expect(await again.handle(dec(data(2, 12)), "serial")).toMatchObject({ kind: "ack" });
     expect(again.counters.duplicates).toBe(1);
     expect(await again.handle(dec(data(3, 13)), "serial")).toMatchObject({ kind: "ack" });
-    expect(store.lastSeq(DEV)).toBe(6);
+    expect(store.lastSeq(DEV)).toBe(2 ** 32 + 3);
   });
 
   it("property: random reboots (some with their HELLO lost), wraps, resends and far jumps: every ACKed frame is stored (exactly once when no HELLO is lost), nothing unACKed is claimed", async () => {

@@ -3,9 +3,10 @@
  *
  * - A device's `boot_id` (HELLO) is a sequence-number space (PROTOCOL.md, "Sequence numbers
  *   and boots"): after a HELLO with a new boot id, the device's numbering may restart. The
- *   tracker gives each boot a base in the device's extended sequence space, above everything
- *   the device sent before, so a reboot is never taken for a replay and both boots' frames are
- *   stored. The base is fixed by the boot's first DATA frame; a HELLO that repeats the current
+ *   tracker gives each boot a base in the device's extended sequence space, the next multiple of
+ *   2^32 above everything the device sent before, so a reboot is never taken for a replay, both
+ *   boots' frames are stored, and an extended seq mod 2^32 is always the frame's own seq (the
+ *   receipt check, RECEIPTS.md). The base is fixed by the boot's first DATA frame; a HELLO that repeats the current
  *   boot (a reconnect) changes nothing; the first HELLO of a device adopts its frames so far.
  * - Within a boot, u32 sequences wrap and are compared with serial-number arithmetic (RFC 1982,
  *   SERIAL_BITS = 32) and extended like RTP's extended sequence number (RFC 3550 §A.1).
@@ -21,6 +22,12 @@ export { SEQ_MAX_JUMP };
 export const SEQ_WINDOW = 4096;
 const TWO_32 = 0x1_0000_0000;
 const HALF = 0x8000_0000;
+/**
+ * The highest boot base: extended sequences are exact integers up to 2^53 − 1, so a device can
+ * start 2^21 − 1 boots that send DATA (one 2^32 block each, wraps included); later frames of a
+ * new boot are refused as out of range.
+ */
+const MAX_BASE = 2 ** 53 - TWO_32;
 
 export type SeqVerdict = "new" | "duplicate" | "old";
 
@@ -65,20 +72,32 @@ export class SequenceTracker {
    * (more than SEQ_MAX_JUMP from the boot's highest). Starts the pending boot's space.
    */
   extend(seq: number): number | undefined {
+    const top = Math.max(this.highest, this.issued);
     if (this.#pendingBoot !== undefined) {
-      this.boot = { id: this.#pendingBoot, base: Math.max(this.highest, this.issued) + 1 };
+      // A boot's space starts at the next multiple of 2^32 above everything issued, so every
+      // extended seq is the frame's u32 seq + 2^32 × (the device's wraps and boots before it):
+      // the receipt check `frame.seq mod 2^32 = seq` (RECEIPTS.md) holds across reboots.
+      const base = top < 0 ? 0 : (Math.floor(top / TWO_32) + 1) * TWO_32;
+      if (base > MAX_BASE) {
+        this.outOfRange++;
+        return undefined;
+      }
+      this.boot = { id: this.#pendingBoot, base };
       this.#pendingBoot = undefined;
       this.reboots++;
     }
     const base = this.boot?.base ?? 0;
-    const top = Math.max(this.highest, this.issued);
     if (top < base) return base + seq; // the first frame of this boot
     const within = top - base;
     const lo = within % TWO_32;
     let diff = seq - lo;
     if (diff > HALF) diff -= TWO_32;
     else if (diff <= -HALF) diff += TWO_32;
-    if (Math.abs(diff) > SEQ_MAX_JUMP || within + diff < 0) {
+    if (
+      Math.abs(diff) > SEQ_MAX_JUMP ||
+      within + diff < 0 ||
+      base + within + diff > Number.MAX_SAFE_INTEGER
+    ) {
       this.outOfRange++;
       return undefined;
     }
