@@ -291,6 +291,20 @@ describe("alert service", () => {
     for (const m of pub.messages) checkPayload(kindOf(m.topic)!, m.payload);
   });
 
+  it("behavior: a model output that is not finite raises nothing; health carries it as null and matches its schema", async () => {
+    const { svc, pub, clock } = setup(0);
+    await svc.start();
+    clock.advanceMs(100);
+    svc.onResult(result(1, -Infinity, 0, clock));
+    clock.advanceMs(100);
+    svc.onResult(result(1, NaN, 1, clock));
+    await svc.stop();
+    expect(pub.on("/alert")).toHaveLength(0);
+    const healths = pub.on("/health").map((m) => checkPayload("health", m.payload));
+    expect(healths.length).toBeGreaterThan(0);
+    for (const h of healths) expect(h).toMatchObject({ outputs: { rul: null }, active: [] });
+  });
+
   it("behavior: a held (throttled) health is published by the flush timer when its device goes quiet", async () => {
     const pub = new FakePublisher();
     const clock = new FakeClock();

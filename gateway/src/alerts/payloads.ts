@@ -65,8 +65,8 @@ export interface HealthPayload {
   time: string;
   timeUs: number;
   model: ModelRef;
-  /** Latest value of each model output, e.g. { "rul": 87.4 }. */
-  outputs: Record<string, number>;
+  /** Latest value of each model output (4 decimals), e.g. { "rul": 87.4 }; null when not finite. */
+  outputs: Record<string, number | null>;
   lastFrame: { seq: number; timestampUs: number; time: string; receivedUs: number };
   active: Array<{
     id: string;

@@ -66,7 +66,8 @@ export class RuleEngine {
     let out: AlertTransition[] | undefined;
     for (const rule of rules) {
       const v = value(rule.output);
-      if (Number.isNaN(v)) continue;
+      // NaN and ±Inf never change state: ±Inf would raise a rule with a value no payload can carry.
+      if (!Number.isFinite(v)) continue;
       const cur = d.active.get(rule.id);
       if (cur !== undefined) cur.rule = rule; // a promoted model's version of the rule
       if (cur === undefined && breaches(rule, v)) {

@@ -244,8 +244,8 @@ export class VigilJsonEncoder implements AlertEncoder {
   }
 
   health(e: HealthEvent): HealthPayload {
-    const outputs: Record<string, number> = {};
-    for (const [name, v] of e.outputs) outputs[name] = round(v);
+    const outputs: Record<string, number | null> = {};
+    for (const [name, v] of e.outputs) outputs[name] = Number.isFinite(v) ? round(v) : null;
     return {
       v: 1,
       type: "health",
