@@ -12,7 +12,12 @@ import { LogRangeError, RpcTimeoutError, translateRpcError } from "../../gateway
 const TIP = 1_000_000;
 
 /** Logs at the given blocks; refuses ranges above `limit` like a hosted provider. */
-function fakeChain(logBlocks: number[], limit = Infinity, failFirst = 0) {
+function fakeChain(
+  logBlocks: number[],
+  limit = Infinity,
+  failFirst = 0,
+  shape: { address?: string; topics?: string[]; ignoreRange?: boolean } = {},
+) {
   const ranges: [number, number][] = [];
   let fails = failFirst;
   const rpc: RpcClient = {
@@ -36,10 +41,10 @@ function fakeChain(logBlocks: number[], limit = Infinity, failFirst = 0) {
           "fake",
         );
       return logBlocks
-        .filter((b) => b >= from && b <= to)
+        .filter((b) => shape.ignoreRange || (b >= from && b <= to))
         .map((b) => ({
-          address: "0xaa",
-          topics: ["0x01"],
+          address: shape.address ?? "0xaa",
+          topics: shape.topics ?? ["0x01"],
           data: "0x",
           blockNumber: `0x${b.toString(16)}`,
           blockHash: `0x${b.toString(16).padStart(64, "0")}`,
@@ -52,6 +57,22 @@ function fakeChain(logBlocks: number[], limit = Infinity, failFirst = 0) {
 }
 
 describe("scanLogs", () => {
+  it("error: an endpoint that ignores the filter (another contract, topic or block range) is a CHAIN_BAD_RESPONSE, never read as the registry's", async () => {
+    const o = { fromBlock: 0, toBlock: 100 };
+    const filter = { address: "0xAA", topics: ["0x01", null, ["0x02", "0x03"]] };
+    const ok = fakeChain([5], Infinity, 0, { topics: ["0x01", "0x09", "0x03"] });
+    expect((await scanLogs(ok.rpc, filter, o)).map((l) => l.blockNumber)).toEqual([5]);
+    for (const shape of [
+      { address: "0xbb", topics: ["0x01", "0x09", "0x03"] },
+      { topics: ["0x01", "0x09", "0x04"] },
+      { topics: ["0x01"] },
+      { topics: ["0x01", "0x09", "0x03"], ignoreRange: true },
+    ]) {
+      const c = fakeChain([5, 500], Infinity, 0, shape);
+      await expect(scanLogs(c.rpc, filter, o)).rejects.toMatchObject({ code: "CHAIN_BAD_RESPONSE" });
+    }
+  });
+
   it("behavior: walks from the start block to the tip in windows of at most 10,000 blocks by default", async () => {
     const c = fakeChain([123_456, 987_654]);
     const logs = await scanLogs(c.rpc, { address: "0xaa", topics: [] }, { fromBlock: 100_000 });

@@ -121,8 +121,18 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
     for (const r of [f.frame, f.first, f.inference, f.alert])
       expect(await verifyReceipt(r, { trust: f.trust }), r.kind).toMatchObject({
         ok: true,
-        checkedAgainst: { registry: f.trust.registry, chainId: 31337, gatewayPinned: true, onChain: false },
+        checkedAgainst: {
+          registry: f.trust.registry,
+          chainId: 31337,
+          gatewayPinned: true,
+          onChain: false,
+          signer: "unchecked",
+        },
       });
+    // Pinning the signer's key is the offline way to tie it to the gateway.
+    expect(
+      await verifyReceipt(f.frame, { trust: f.trust, expectSigner: f.frame.batch.signer.publicKey }),
+    ).toMatchObject({ ok: true, checkedAgainst: { signer: "pinned" } });
   });
 
   it("behavior: changing any field fails verification unless RECEIPTS.md lists it as informational (offline)", async () => {

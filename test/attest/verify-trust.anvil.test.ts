@@ -201,7 +201,7 @@ describe("vigil verify pins its trust anchor", () => {
     expect(r.code, r.out + r.err).toBe(0);
     expect(r.out).toContain("verified offline and on chain");
     expect(r.out).toContain(
-      `checked against registry ${rig.deployment.contracts.VigilRegistry.address.toLowerCase()} on chain 31337 (${rig.deploymentFile}); gateway ${GW} (pinned); site ${SITE_1} (pinned)`,
+      `checked against registry ${rig.deployment.contracts.VigilRegistry.address.toLowerCase()} on chain 31337 (${rig.deploymentFile}); gateway ${GW} (pinned); site ${SITE_1} (pinned); signer key (the gateway's registered key when the batch was anchored)`,
     );
   });
 
@@ -210,6 +210,10 @@ describe("vigil verify pins its trust anchor", () => {
     expect(r.code, r.out + r.err).toBe(0);
     expect(r.out).toContain("verified offline");
     expect(r.out).toMatch(/site 0x[0-9a-f]{64} plant-9 \(pinned, not checked offline: --rpc\)/);
+    // Offline nothing ties the signer to the registry: the output says so.
+    expect(r.out).toContain(
+      "signer key (not checked offline: any key passes; --rpc, or pin it with --signer)",
+    );
   });
 
   it("error: an RPC endpoint of another chain is WRONG_CHAIN, not CHAIN_UNREACHABLE; listed before a good endpoint, it is passed over", async () => {

@@ -119,6 +119,12 @@ export interface CheckedAgainst {
   sitePinned: boolean;
   siteName: string | null;
   onChain: boolean;
+  /**
+   * What the batch signer's key was checked against: "registered" (on chain: the gateway's key in
+   * the registry when the batch was anchored), "pinned" (`expectSigner`), or "unchecked" (offline
+   * without `expectSigner`: any key that signs for the trusted registry and gateway passes).
+   */
+  signer: "registered" | "pinned" | "unchecked";
 }
 
 export type VerifyResult =
@@ -436,7 +442,7 @@ export class ReceiptVerifier {
     if (this.#ownsRpc) this.#rpc?.close();
   }
 
-  /** Verifies a receipt (frame, inference or alert); never throws (failures are results). */
+  /** Verifies a receipt (frame, inference, alert or sensor-fault); never throws (failures are results). */
   async verify(r: AnyReceipt): Promise<VerifyResult> {
     const steps: VerifyStep[] = [];
     const pass = (step: string, detail: string): void => void steps.push({ step, ok: true, detail });
@@ -621,6 +627,7 @@ export class ReceiptVerifier {
             sitePinned: t.site !== undefined,
             siteName: t.siteName ?? null,
             onChain,
+            signer: onChain ? "registered" : this.#o.expectSigner !== undefined ? "pinned" : "unchecked",
           }
         : null;
     if (!this.#rpc)

@@ -14,7 +14,7 @@
  *   `stopWhen` ends the walk early (finding one event needs no full scan).
  */
 import type { RpcClient } from "./rpc.ts";
-import { ChainNetworkError, LogRangeError } from "./errors.ts";
+import { ChainError, ChainNetworkError, LogRangeError } from "./errors.ts";
 
 /** Default largest block range per eth_getLogs (what hosted providers accept). */
 export const DEFAULT_LOG_RANGE = 10_000;
@@ -69,6 +69,34 @@ interface RawLog {
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
+/** A log of the node's answer, decoded; a malformed one is a bad response. */
+function decodeLog(l: RawLog): ChainLog {
+  try {
+    return {
+      address: l.address.toLowerCase(),
+      topics: l.topics.map((t) => t.toLowerCase()),
+      data: l.data,
+      blockNumber: Number(BigInt(l.blockNumber)),
+      blockHash: l.blockHash.toLowerCase(),
+      transactionHash: l.transactionHash.toLowerCase(),
+      index: Number(BigInt(l.logIndex)),
+    };
+  } catch {
+    throw new ChainError("CHAIN_BAD_RESPONSE", "eth_getLogs answered a malformed log");
+  }
+}
+
+/** Whether `log` is one the filter asked for (eth_getLogs semantics: null = any, array = any of). */
+function matches(log: ChainLog, f: LogFilter, from: number, to: number): boolean {
+  if (log.address !== f.address.toLowerCase() || log.blockNumber < from || log.blockNumber > to) return false;
+  return f.topics.every((want, i) => {
+    if (want === null) return true;
+    const got = log.topics[i];
+    if (got === undefined) return false;
+    return typeof want === "string" ? got === want.toLowerCase() : want.some((w) => w.toLowerCase() === got);
+  });
+}
+
 /** Latest block number. */
 export async function blockNumber(rpc: RpcClient): Promise<number> {
   return Number(BigInt(await rpc.request<string>("eth_blockNumber", [])));
@@ -113,15 +141,16 @@ export async function scanLogs(rpc: RpcClient, filter: LogFilter, o: LogScanOpti
     if (!Array.isArray(logs)) logs = [];
     for (const l of logs) {
       if (l.removed) continue;
-      out.push({
-        address: l.address.toLowerCase(),
-        topics: l.topics.map((t) => t.toLowerCase()),
-        data: l.data,
-        blockNumber: Number(BigInt(l.blockNumber)),
-        blockHash: l.blockHash.toLowerCase(),
-        transactionHash: l.transactionHash.toLowerCase(),
-        index: Number(BigInt(l.logIndex)),
-      });
+      const log = decodeLog(l);
+      // The node's answer is checked against the request: a log of another contract, another
+      // topic or another block range means the endpoint ignored the filter (or lies), and a
+      // verifier or the anchor service must not read it as the registry's.
+      if (!matches(log, filter, from, to))
+        throw new ChainError(
+          "CHAIN_BAD_RESPONSE",
+          `eth_getLogs answered a log that does not match the request (contract ${log.address}, block ${log.blockNumber}, asked ${filter.address.toLowerCase()} in blocks ${from}–${to}): the endpoint ignores log filters; use another`,
+        );
+      out.push(log);
     }
     if (backward) hi = from - 1;
     else lo = to + 1;

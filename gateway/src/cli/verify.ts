@@ -97,6 +97,13 @@ function trustFrom(values: {
   return t;
 }
 
+/** What the signer's key was checked against (offline, nothing ties it to the registry). */
+const SIGNER_NOTE: Record<CheckedAgainst["signer"], string> = {
+  registered: "(the gateway's registered key when the batch was anchored)",
+  pinned: "(pinned: --signer)",
+  unchecked: "(not checked offline: any key passes; --rpc, or pin it with --signer)",
+};
+
 /** The site is only checked on chain (GatewayRegistered's site): offline a pinned one is not confirmed. */
 function siteNote(c: CheckedAgainst): string {
   if (!c.onChain) return c.sitePinned ? "pinned, not checked offline: --rpc" : "not checked offline";
@@ -112,7 +119,8 @@ function describeTrust(list: readonly CheckedAgainst[]): string {
   return (
     `checked against registry ${c.registry} on chain ${c.chainId}${c.source ? ` (${c.source})` : ""}; ` +
     `gateway ${gateways.join(", ")} (${c.gatewayPinned ? "pinned" : "not pinned: --gateway"}); ` +
-    `site ${sites.join(", ")}${name} (${siteNote(c)})`
+    `site ${sites.join(", ")}${name} (${siteNote(c)}); ` +
+    `signer key ${SIGNER_NOTE[c.signer]}`
   );
 }
 

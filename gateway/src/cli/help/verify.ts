@@ -2,7 +2,7 @@
 export const VERIFY_HELP = `usage: vigil verify RECEIPT|BUNDLE (--deployment FILE | --registry ADDRESS --chain-id ID)
                     [--gateway ID] [--site NAME] [--rpc URL ...] [--signer KEY] [--json]
 
-Verifies a receipt (vigil-receipt/1: frame, inference or alert) or an audit bundle
+Verifies a receipt (vigil-receipt/1: frame, inference, alert or sensor-fault) or an audit bundle
 (vigil-bundle/1), see gateway/src/attest/RECEIPTS.md. Offline: frame or leaf preimage → leaf →
 Merkle proof → root → EIP-712 header digest → signature by the key named in the receipt. With
 --rpc: the batch is anchored in the TRUSTED registry, and that key was the gateway's registered,
