@@ -1,14 +1,25 @@
 /**
  * The firmware agent when its store fails (a full disk, an I/O error): the update stops, counted
- * and logged, and the gateway goes on. Only devices that ingest admits are offered a release. The whole path against a device over a pty and releases on
+ * and logged, and the gateway goes on. A device that goes quiet mid-transfer is resumed at its
+ * next HELLO, not remembered as failed. Only devices that ingest admits are offered a release. The whole path against a device over a pty and releases on
  * anvil: test/interop/firmware-agent.test.ts.
  */
-import { mkdtempSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { pathToFileURL } from "node:url";
+import { describe, expect, it, vi } from "vitest";
+import { factoryFirmware } from "../../device-sim/src/firmware/index.ts";
 import type { ReleaseRecord } from "../../gateway/src/chain/client.ts";
-import { FrameType, type HelloFrame } from "../../gateway/src/protocol/frame.ts";
+import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameType,
+  type Frame,
+  type HelloFrame,
+} from "../../gateway/src/protocol/frame.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { FirmwareUpdateAgent } from "../../gateway/src/updates/firmware-agent.ts";
 import { targetId } from "../../gateway/src/updates/release-meta.ts";
@@ -88,6 +99,78 @@ describe("firmware agent and device admission", () => {
     await agent.check();
     await agent.idle();
     expect(agent.counters.rejected).toEqual({ FETCH_FAILED: 1 });
+    await state.close();
+  });
+});
+
+describe("firmware agent and a device that goes quiet", () => {
+  it("behavior: a transfer whose device stops answering is interrupted, not failed; checks leave it alone and its next HELLO resumes it where the device is, to the install", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-fw-"));
+    const body = new Uint8Array(20_000).map((_, i) => (i * 7) & 0xff);
+    const img = buildFirmwareImage({ version: { major: 1, minor: 1, patch: 0 }, securityCounter: 2, body });
+    writeFileSync(join(dir, "fw.vgfw"), img);
+    const rel = {
+      ...release,
+      uris: [pathToFileURL(join(dir, "fw.vgfw")).href],
+      size: BigInt(img.length),
+      contentHash: `0x${createHash("sha256").update(img).digest("hex")}`,
+    } as ReleaseRecord;
+    const state = new MemoryFrameStore();
+    await state.open();
+    const agent = new FirmwareUpdateAgent({
+      releases: { activeRelease: async () => rel, getRelease: async () => rel },
+      state,
+      dir: join(dir, "updates"),
+      targetOf: () => "sim-mcu",
+      session: { ackTimeoutMs: 200, maxRewinds: 2, offerTimeoutMs: 200, maxOffers: 3 },
+    });
+    // The device on an in-memory line whose cable can be pulled (both directions then drop).
+    const fw = factoryFirmware({ deviceId: 1 });
+    let pulled = false;
+    const chunkOffsets: number[] = [];
+    const toGateway = (f: Frame): void => {
+      if (!pulled) setTimeout(() => agent.onFrame(decodeFrame(encodeFrame(f)), line), 1);
+    };
+    const line = {
+      name: "mem",
+      send: (f: Frame): void => {
+        if (pulled) return;
+        const frame = decodeFrame(encodeFrame(f));
+        if (frame.type === FrameType.FwChunk) chunkOffsets.push(frame.offset);
+        setTimeout(() => {
+          const r = fw.handle(frame);
+          if (r.reply) toGateway(r.reply);
+          if (r.reboot)
+            setTimeout(() => {
+              fw.boot();
+              fw.confirm();
+              toGateway(fw.status());
+            }, 5);
+        }, 1);
+      },
+    };
+    agent.onFrame(hello, line);
+    await agent.check();
+    // Pull the cable once the device has written part of the image.
+    await vi.waitFor(() => expect(fw.status().nextOffset).toBeGreaterThan(4000), { interval: 5 });
+    pulled = true;
+    const written = fw.status().nextOffset;
+    await agent.idle();
+    expect(agent.counters).toMatchObject({ interrupted: 1, rejected: {}, installs: 0, offers: 1 });
+    // (progress is saved without waiting for the disk)
+    await vi.waitFor(async () => expect((await agent.progress.load(1, 7))?.phase).toBe("interrupted"));
+    // A check does not offer it again: the device is gone until it says HELLO.
+    await agent.check();
+    await agent.idle();
+    expect(agent.counters.offers).toBe(1);
+    // Back: its HELLO resumes the transfer from where the device is, and it installs.
+    pulled = false;
+    chunkOffsets.length = 0;
+    agent.onFrame(hello, line);
+    await agent.idle();
+    expect(agent.counters).toMatchObject({ offers: 2, installs: 1, interrupted: 1, rejected: {} });
+    expect(Math.min(...chunkOffsets)).toBeGreaterThanOrEqual(written); // nothing it wrote is resent
+    expect(fw.running?.version).toEqual({ major: 1, minor: 1, patch: 0 });
     await state.close();
   });
 });

@@ -4,7 +4,8 @@
  * the model agent — approved and not revoked, the right target, never backwards (the device's
  * bootloader also refuses older images by its security counter), verified fetch (fetch.ts), a
  * failure keeps the old firmware and is not retried for that device until a different release
- * appears or an operator asks. Transfer progress is persisted in the store
+ * appears or an operator asks. A device that stops answering (NO_RESPONSE, TOO_MANY_RETRIES) has
+ * not failed: its transfer is offered again, resuming, at its next HELLO. Transfer progress is persisted in the store
  * ({@link StoreFirmwareProgressStore}), so a gateway restart resumes a transfer by offering again.
  *
  * It plugs into SerialSource as its `firmware` hook: it sees every decoded frame first, routes
@@ -110,6 +111,11 @@ export interface FirmwareAgentCounters {
   storeErrors: number;
   /** Refused releases / failed transfers by reason (UpdateError codes, and FirmwareUpdateError codes prefixed `FW_`). */
   rejected: Record<string, number>;
+  /**
+   * Transfers the device stopped answering (NO_RESPONSE, TOO_MANY_RETRIES: a disconnect, or no
+   * update support). Not a failure: offered again, resuming where the device is, at its next HELLO.
+   */
+  interrupted: number;
 }
 
 export class FirmwareUpdateAgent implements SerialFirmwareHook {
@@ -124,6 +130,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     strayReplies: 0,
     storeErrors: 0,
     rejected: {},
+    interrupted: 0,
   };
   readonly progress: StoreFirmwareProgressStore;
   readonly #o: FirmwareAgentOptions;
@@ -133,6 +140,8 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   readonly #live = new Map<number, FirmwareSession>();
   /** Active release per target, from the last check. */
   readonly #active = new Map<string, ReleaseRecord>();
+  /** Devices whose transfer was interrupted: offered again at their next HELLO, not at checks. */
+  readonly #awaitHello = new Set<number>();
 
   constructor(o: FirmwareAgentOptions) {
     this.#o = o;
@@ -155,6 +164,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
         return false;
       }
       const target = this.#o.targetOf?.(frame) ?? frame.profile;
+      this.#awaitHello.delete(frame.deviceId); // back (PROTOCOL.md, "Gateway rules", 5.)
       this.#devices.set(frame.deviceId, { id: frame.deviceId, target, firmware: frame.firmware, link });
       const rel = this.#active.get(target);
       if (rel) this.#consider(frame.deviceId, rel);
@@ -232,7 +242,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   }
 
   #consider(deviceId: number, rel: ReleaseRecord): void {
-    if (this.#sessions.has(deviceId)) return;
+    if (this.#sessions.has(deviceId) || this.#awaitHello.has(deviceId)) return;
     // Revoked or suspended since its HELLO: not offered (a transfer under way is not cut).
     if (this.#o.admitted?.(deviceId) === false) return;
     const p = this.#install(deviceId, rel)
@@ -358,6 +368,17 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     } catch (e) {
       const code = `FW_${(e as { code?: string }).code ?? "ERROR"}`;
       if (code === "FW_STOPPED") return; // shutdown: resumed at the next start
+      if (code === "FW_NO_RESPONSE" || code === "FW_TOO_MANY_RETRIES") {
+        // The device went quiet (a disconnect, or no update support): not remembered as failed.
+        this.counters.interrupted++;
+        this.#awaitHello.add(deviceId);
+        this.#o.onChange?.();
+        this.#log.warn(
+          { deviceId, releaseId: rel.id.toString(), code },
+          `device ${deviceId} stopped answering during firmware release ${rel.id}; offered again, resuming, at its next HELLO`,
+        );
+        return;
+      }
       await this.#refuse(deviceId, rel, code, (e as Error).message.split("\n")[0]!);
     }
   }

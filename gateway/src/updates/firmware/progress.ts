@@ -6,7 +6,11 @@
  * in-memory implementation for tests and single-process use.
  */
 
-export type FirmwarePhase = "offering" | "transferring" | "installing" | "done" | "failed";
+/**
+ * `interrupted`: the device stopped answering (NO_RESPONSE while offering, TOO_MANY_RETRIES while
+ * transferring). Unlike `failed`, the next offer resumes where the device is.
+ */
+export type FirmwarePhase = "offering" | "transferring" | "installing" | "done" | "failed" | "interrupted";
 
 export interface FirmwareProgress {
   deviceId: number;
@@ -19,7 +23,7 @@ export interface FirmwareProgress {
   ackedOffset: number;
   /** Milliseconds since the Unix epoch of this record. */
   updatedMs: number;
-  /** Set when phase is "failed": the FirmwareUpdateError code (and device reason). */
+  /** Set when phase is "failed" or "interrupted": the FirmwareUpdateError code (and device reason). */
   error?: string;
 }
 

@@ -6,7 +6,9 @@
  *   offering ──FW_STATUS RECEIVING──▶ transferring ──FW_STATUS READY/TESTING──▶ installing
  *       │                                  │                                       │
  *       └─ 5 offers unanswered: NO_RESPONSE └─ 8 rewinds without progress           └─ INSTALLED: done
- *                                              : TOO_MANY_RETRIES                      REVERTED / timeout: failed
+ *          (interrupted)                       : TOO_MANY_RETRIES (interrupted)        REVERTED / timeout: failed
+ *
+ * `interrupted` (the device stopped answering) differs from `failed`: the next session resumes it.
  *
  * Chunks go out go-back-N within the device's window; acknowledgements are cumulative; the
  * device is authoritative for the offset, so resuming after a disconnect or a gateway restart
@@ -508,7 +510,9 @@ export class FirmwareSession {
 
   #fail(e: FirmwareUpdateError): void {
     if (this.#settled) return;
-    this.#settle("failed", e.code + (e.reason ? `/${e.reason}` : ""));
+    // The device went quiet (a disconnect): nothing it wrote is lost, the next offer resumes.
+    const quiet = e.code === "NO_RESPONSE" || e.code === "TOO_MANY_RETRIES";
+    this.#settle(quiet ? "interrupted" : "failed", e.code + (e.reason ? `/${e.reason}` : ""));
     this.#reject(e);
   }
 
