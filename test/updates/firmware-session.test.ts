@@ -488,7 +488,7 @@ describe("FirmwareSession × simulated bootloader", () => {
     expect(e.message).toMatch(/refused release 8: BUSY/);
   });
 
-  it("behavior: frames of other devices and of other types are not consumed", () => {
+  it("behavior: frames of other devices, of other types and chunk acks of another release are not consumed", () => {
     const s = new FirmwareSession({
       deviceId: DEVICE,
       releaseId: 7,
@@ -508,6 +508,15 @@ describe("FirmwareSession × simulated bootloader", () => {
         status: FwAckStatus.Ok,
       }),
     ).toBe(false);
+    // Another release's chunk ack is left to the agent, which counts it as a stray reply.
+    const ack = {
+      type: FrameType.FwChunkAck,
+      deviceId: DEVICE,
+      nextOffset: 0,
+      status: FwAckStatus.Ok,
+    } as const;
+    expect(s.handle({ ...ack, releaseId: 8 })).toBe(false);
+    expect(s.handle({ ...ack, releaseId: 7 })).toBe(true);
   });
 
   it("args: a file that is not a Vigil image, or a bad release id, is BAD_IMAGE before anything is sent", () => {

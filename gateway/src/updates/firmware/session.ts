@@ -238,8 +238,9 @@ export class FirmwareSession {
   }
 
   /**
-   * Feeds a frame from the device's link. Returns true when it was an FW_STATUS or
-   * FW_CHUNK_ACK from this device (consumed), false otherwise (not for this session).
+   * Feeds a frame from the device's link. Returns true when it was an FW_STATUS, or an
+   * FW_CHUNK_ACK of this release, from this device (consumed); false otherwise (not for this
+   * session: the agent counts a stray firmware reply).
    */
   handle(frame: Frame): boolean {
     if (frame.deviceId !== this.deviceId) return false;
@@ -247,8 +248,8 @@ export class FirmwareSession {
       if (!this.#settled) this.#onStatus(frame);
       return true;
     }
-    if (frame.type === FrameType.FwChunkAck) {
-      if (!this.#settled && frame.releaseId === this.releaseId) this.#onAck(frame);
+    if (frame.type === FrameType.FwChunkAck && frame.releaseId === this.releaseId) {
+      if (!this.#settled) this.#onAck(frame);
       return true;
     }
     return false;
