@@ -52,6 +52,12 @@ describe("vigil receipt / vigil verify", () => {
     expect(await verifyCommand(["--bogus", "x"], c.io)).toBe(2);
     const d = io();
     expect(await verifyCommand([join(dir, "missing.json")], d.io)).toBe(2);
+    // --from-block belongs to --registry: with a deployment file it would be ignored, so it is refused.
+    const e = io();
+    expect(
+      await verifyCommand(["r.json", "--deployment", "deployment.json", "--from-block", "5"], e.io),
+    ).toBe(2);
+    expect(e.o.err).toContain("--from-block goes with --registry");
   });
 
   it("behavior: exports a bundle for a device and time range that verifies (exit 0); a tampered receipt exits 1 with its reason", async () => {

@@ -1,6 +1,6 @@
 /**
  * Every field of a receipt is either checked or documented as informational (RECEIPTS.md, "Field by
- * field"): a sweep changes each primitive field of anchored frame, inference and alert receipts in
+ * field"): a sweep changes each primitive field of anchored frame, inference, alert and sensor-fault receipts in
  * turn and expects a failure for every field not in the informational list. Then the four holes an
  * independent verifier found, one test each: anchor.contract / anchor.chainId not the pinned ones, a
  * block number without a transaction, a leafIndex that disagrees with the proof's length, and a
@@ -22,7 +22,7 @@ import {
 import { AnchorService } from "../../gateway/src/anchor/service.ts";
 import { clientAnchorChain } from "../../gateway/src/anchor/chain.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
-import { leafRecord, record } from "../store/abstract.ts";
+import { leafRecord, record, sensorFaultRecord } from "../store/abstract.ts";
 
 const GATEWAY = ("0x" + "ab".repeat(32)) as Hex;
 const SITE = ("0x" + "5e".repeat(32)) as Hex;
@@ -34,6 +34,7 @@ interface Fixture {
   first: AnyReceipt;
   inference: AnyReceipt;
   alert: AnyReceipt;
+  sensorFault: AnyReceipt;
   trust: TrustAnchor;
 }
 
@@ -50,11 +51,13 @@ async function fixture(keyType: "secp256k1" | "p256"): Promise<Fixture> {
   });
   const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
   await store.open();
-  for (let i = 0; i < 39; i++) await store.append(record(0x2a, i));
+  for (let i = 0; i < 38; i++) await store.append(record(0x2a, i));
   const inf = leafRecord(0x2a, 20, false);
   const alert = leafRecord(0x2a, 21, true);
+  const fault = sensorFaultRecord(0x2a, 22);
   await store.appendLeaf(inf);
   await store.appendLeaf(alert);
+  await store.appendLeaf(fault);
   const relayer = chain.client("0x00000000000000000000000000000000000000b2");
   const sealer = new BatchSealer({
     store,
@@ -77,6 +80,7 @@ async function fixture(keyType: "secp256k1" | "p256"): Promise<Fixture> {
     first: await rb.forSeq(0x2a, 0),
     inference: await rb.forLeafHash(inf.hash!),
     alert: await rb.forLeafHash(alert.hash!),
+    sensorFault: await rb.forLeafHash(fault.hash!),
     trust: { chainId: 31337n, registry: relayer.registryAddress, gatewayId: GATEWAY },
   };
 }
@@ -118,7 +122,7 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
   });
 
   it("behavior: the fixtures verify offline against the pinned registry, chain and gateway", async () => {
-    for (const r of [f.frame, f.first, f.inference, f.alert])
+    for (const r of [f.frame, f.first, f.inference, f.alert, f.sensorFault])
       expect(await verifyReceipt(r, { trust: f.trust }), r.kind).toMatchObject({
         ok: true,
         checkedAgainst: {
@@ -138,7 +142,7 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
   it("behavior: changing any field fails verification unless RECEIPTS.md lists it as informational (offline)", async () => {
     const informational = new Set<string>(INFORMATIONAL_OFFLINE);
     const seen = new Set<string>();
-    for (const r of [f.frame, f.inference, f.alert]) {
+    for (const r of [f.frame, f.inference, f.alert, f.sensorFault]) {
       for (const [path, value] of fields(r)) {
         const k = key(path);
         if (k === "leafIndex") continue; // its own test below: the position is bounded, not committed
@@ -223,7 +227,7 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
     r.leafIndex = 41;
     expect(await verifyReceipt(r, { trust: f.trust })).toMatchObject({ ok: false, reason: "BAD_PROOF" });
     // Every real receipt's proof has the length its position implies.
-    for (const x of [f.frame, f.inference, f.alert])
+    for (const x of [f.frame, f.inference, f.alert, f.sensorFault])
       expect(x.proof).toHaveLength(proofLength(x.leafIndex, 41));
   });
 

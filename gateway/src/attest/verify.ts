@@ -163,6 +163,7 @@ export const INFORMATIONAL_OFFLINE: readonly string[] = [
   "frame.clockUnverified",
   "inference.index",
   "alert.index",
+  "sensorFault.index",
   "batch.sealedAtUs",
   "anchor.txHash",
   "anchor.blockNumber",

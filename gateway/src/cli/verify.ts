@@ -61,6 +61,8 @@ function trustFrom(values: {
   if (values.deployment && values.registry) throw new UsageError("give --deployment or --registry, not both");
   let t: TrustAnchor | undefined;
   if (values.deployment) {
+    if (values["from-block"] !== undefined)
+      throw new UsageError("--from-block goes with --registry: a deployment file gives its own deployBlock");
     const d = readDeploymentFile(values.deployment);
     if (chainId !== undefined && BigInt(chainId) !== BigInt(d.chainId))
       throw new UsageError(`--chain-id ${chainId} disagrees with ${values.deployment} (chain ${d.chainId})`);

@@ -58,9 +58,9 @@ export interface BatchHeaderJson {
 
 export interface SignerInfo {
   keyType: "secp256k1" | "p256";
-  /** secp256k1: checksummed address the signature recovers to. */
+  /** secp256k1: the address the signature recovers to (lowercase hex); absent for P-256. */
   address?: string;
-  /** Uncompressed public key, 0x04‖x‖y hex. */
+  /** Registry encoding: the 20-byte address (secp256k1) or x‖y, 64 bytes (P-256), lowercase hex. */
   publicKey: string;
 }
 
