@@ -1,5 +1,5 @@
 /**
- * Conversions between the signatures produced by gateway/src/attest/keys.ts and the two-word
+ * Conversions between the signatures produced by gateway/src/chain/keys.ts and the two-word
  * `CompactSignature {r, vs}` that `VigilRegistry.anchor` takes (it saves 420 gas of calldata per
  * anchor at EIP-2028 prices, contracts/README.md):
  * - secp256k1 65-byte r‖s‖v → ERC-2098 compact: `vs = (v - 27) << 255 | s`;
