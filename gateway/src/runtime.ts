@@ -58,6 +58,7 @@ import { ConfigError, type VigilError } from "./core/errors.ts";
 import type { Hex } from "./core/hex.ts";
 import { silentLogger, type Logger } from "./core/log.ts";
 import { fromRoot, resolvePath } from "./core/paths.ts";
+import { readSecretFile } from "./core/secret-file.ts";
 import type { LeafRecord } from "./core/records.ts";
 import { HttpServer } from "./http/server.ts";
 import type { GatewayPhase, RegistryStatusView } from "./http/source.ts";
@@ -357,6 +358,9 @@ export class Runtime {
         host: c.http.host,
         port: c.http.port,
         allowRemote: c.http.allowRemote,
+        authToken: c.http.authTokenFile
+          ? readSecretFile(resolvePath(c.dataDir, c.http.authTokenFile), "http.authTokenFile")
+          : undefined,
         log: this.log.child({ component: "http" }),
       });
     const alertLog = this.log.child({ component: "alerts" });

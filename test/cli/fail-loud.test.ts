@@ -179,6 +179,21 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
     expectFatal(r, /accessible by group or others.*chmod 600/);
   }, 90_000);
 
+  it("behavior: the HTTP access token file readable by others (http.authTokenFile)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-fatal-token-"));
+    writeFileSync(join(dir, "http.token"), `${"t".repeat(40)}\n`, { mode: 0o644 });
+    const r = await startFails({
+      dataDir: dir,
+      mqtt: { embedded: { port: 0 } },
+      http: { port: 0, allowRemote: true, authTokenFile: "http.token" },
+    });
+    expectFatal(
+      r,
+      /http\.authTokenFile: .*http\.token is accessible by group or others \(mode 0644\); run: chmod 600/,
+    );
+    expect(r.stderr).not.toContain("t".repeat(40));
+  }, 90_000);
+
   it("behavior: deployment file missing", async () => {
     const dir = await keyedDataDir();
     const r = await startFails({

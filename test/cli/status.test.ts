@@ -19,6 +19,8 @@ import {
 import { UsageError } from "../../gateway/src/core/errors.ts";
 import type { AlertView } from "../../gateway/src/http/live.ts";
 import type { PageStats } from "../../gateway/src/http/page-model.ts";
+import { HttpServer } from "../../gateway/src/http/server.ts";
+import { FakeSource } from "../http/fake-source.ts";
 import { startFleet, type Fleet } from "../helpers/fleet.ts";
 import { freePort, runVigil } from "../helpers/procs.ts";
 
@@ -224,6 +226,36 @@ describe("vigil status: finding the gateway", () => {
       );
     } finally {
       other.close();
+    }
+  });
+});
+
+describe("vigil status and vigil update against an endpoint with an access token", () => {
+  it("security: without the token the answer is 401 and one sentence naming the fix; with -c and the gateway's config both commands send it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-status-token-"));
+    const token = "a".repeat(20) + "0123456789abcdef";
+    writeFileSync(join(dir, "http.token"), `${token}\n`, { mode: 0o600 });
+    const server = new HttpServer({ source: new FakeSource(), port: 0, authToken: token });
+    await server.start();
+    try {
+      const cfg = join(dir, "vigil.json");
+      writeFileSync(
+        cfg,
+        JSON.stringify({ dataDir: dir, http: { port: server.port, authTokenFile: "http.token" } }),
+      );
+      const bare = await vigil(["status", "--url", server.url]);
+      expect(bare.code).toBe(1);
+      expect(bare.stderr).toBe(
+        `vigil status: ${server.url} needs its access token (http.authTokenFile): pass -c with the config the gateway runs with.\n`,
+      );
+      const withConfig = await vigil(["status", "-c", cfg]);
+      expect(withConfig.code, withConfig.stderr).toBe(0);
+      expect(withConfig.stdout).toContain("gw-test");
+      const update = await vigil(["update", "status", "-c", cfg]);
+      expect(update.stdout + update.stderr).toContain("updates are not enabled");
+      expect(`${bare.stderr}${withConfig.stdout}${update.stdout}${update.stderr}`).not.toContain(token);
+    } finally {
+      await server.stop();
     }
   });
 });

@@ -1,9 +1,10 @@
-import { writeFileSync, mkdtempSync } from "node:fs";
+import { chmodSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CONFIG, loadConfigFile, resolveConfig } from "../../gateway/src/config/config.ts";
 import { ConfigError } from "../../gateway/src/core/errors.ts";
+import { readSecretFile } from "../../gateway/src/core/secret-file.ts";
 import { startConfig } from "../../gateway/src/cli/start.ts";
 
 describe("config", () => {
@@ -45,6 +46,13 @@ describe("config", () => {
       ],
       [{ chain: { finality: "safe" } }, /^chain\.finality: must be one of depth, finalized, got "safe"$/],
       [{ chain: { maxPriorityFeePerGasGwei: 60 } }, /must not exceed chain\.maxFeePerGasGwei/],
+      // Nothing listens beyond loopback without authentication.
+      [{ http: { allowRemote: true } }, /^http\.authTokenFile: http\.allowRemote needs an access token/],
+      // Checked here, not when the agents' cron starts (which threw a plain Error at start-up).
+      [
+        { updates: { schedule: "every 5 minutes" } },
+        /^updates\.schedule: "every 5 minutes" is not a node-cron expression$/,
+      ],
     ];
     for (const [c, re] of bad) {
       expect(() => resolveConfig(c)).toThrowError(ConfigError);
@@ -115,6 +123,31 @@ describe("config", () => {
     expect(startConfig(["--deployment", "/etc/vigil/deployment.json"])!.chain.deployment).toBe(
       "/etc/vigil/deployment.json",
     );
+  });
+});
+
+describe("readSecretFile (http.authTokenFile)", () => {
+  it("error: a token file readable by others, unreadable or too short is a ConfigError naming the setting, never the token", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-secret-"));
+    const f = join(dir, "token");
+    const token = "s3cret-".repeat(6);
+    writeFileSync(f, `${token}\nignored\n`, { mode: 0o600 });
+    expect(readSecretFile(f, "http.authTokenFile")).toBe(token);
+    chmodSync(f, 0o644);
+    expect(() => readSecretFile(f, "http.authTokenFile")).toThrowError(
+      /^http\.authTokenFile: .* is accessible by group or others \(mode 0644\); run: chmod 600 /,
+    );
+    writeFileSync(join(dir, "short"), "abc\n", { mode: 0o600 });
+    expect(() => readSecretFile(join(dir, "short"), "http.authTokenFile")).toThrowError(
+      /at least 32 characters/,
+    );
+    expect(() => readSecretFile(join(dir, "missing"), "http.authTokenFile")).toThrowError(
+      /cannot be read \(ENOENT\)/,
+    );
+    for (const e of [() => readSecretFile(f, "x")])
+      expect(() => e()).toThrowError(
+        expect.objectContaining({ message: expect.not.stringContaining("s3cret") }),
+      );
   });
 });
 

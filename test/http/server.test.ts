@@ -6,6 +6,7 @@ import { health } from "./events.ts";
 import { FakeSource, storeStats } from "./fake-source.ts";
 import { parseExposition, sample } from "./exposition.ts";
 
+const TOKEN = "t0ken-of-at-least-32-characters-0123456789";
 const servers: HttpServer[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.stop();
@@ -41,10 +42,15 @@ describe("HttpServer", () => {
   it("args: refuses a non-loopback address unless allowRemote, and a bad port, naming the setting", () => {
     expect(() => new HttpServer({ source: new FakeSource(), host: "0.0.0.0" })).toThrowError(ConfigError);
     expect(() => new HttpServer({ source: new FakeSource(), host: "192.168.1.5" })).toThrowError(
-      /^http\.host: 192\.168\.1\.5 is not a loopback address and the endpoint has no authentication; use 127\.0\.0\.1, or set http\.allowRemote/,
+      /^http\.host: 192\.168\.1\.5 is not a loopback address; use 127\.0\.0\.1, or set http\.allowRemote to true with an access token/,
     );
+    // Nothing listens beyond loopback without authentication: allowRemote needs a token.
     expect(
       () => new HttpServer({ source: new FakeSource(), host: "0.0.0.0", allowRemote: true }),
+    ).toThrowError(/^http\.authTokenFile: http\.allowRemote needs an access token/);
+    expect(
+      () =>
+        new HttpServer({ source: new FakeSource(), host: "0.0.0.0", allowRemote: true, authToken: TOKEN }),
     ).not.toThrow();
     expect(() => new HttpServer({ source: new FakeSource(), port: 70000 })).toThrowError(/^http\.port: /);
     expect(
@@ -82,8 +88,64 @@ describe("HttpServer", () => {
     expect((await get(s.port, "/api/summary", { host: "evil.example:80" })).status).toBe(421);
     expect((await get(s.port, "/metrics", { host: `localhost:${s.port}` })).status).toBe(200);
     expect((await get(s.port, "/metrics", { host: `[::1]:${s.port}` })).status).toBe(200);
-    const remote = await started(new FakeSource(), { host: "127.0.0.1", allowRemote: true });
+    const remote = await started(new FakeSource(), {
+      host: "127.0.0.1",
+      allowRemote: true,
+      authToken: TOKEN,
+    });
     expect((await get(remote.port, "/healthz", { host: "gateway.plant.example" })).status).toBe(200);
+  });
+
+  it("security: with an access token every request but /healthz needs it (Bearer, or Basic with any user), loopback peers and operator actions included", async () => {
+    const calls: string[] = [];
+    const updates = {
+      status: () => ({ type: "updates", atMs: 1 }),
+      check: async () => void calls.push("check"),
+      retry: async () => ({ model: false, firmwareDevices: [] }),
+    };
+    const s = await started(Object.assign(new FakeSource(), { updates }), {
+      allowRemote: true,
+      authToken: TOKEN,
+    });
+    const basic = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`).toString("base64")}`;
+    for (const path of [
+      "/",
+      "/metrics",
+      "/api/summary",
+      "/api/alerts",
+      "/api/updates",
+      "/readyz",
+      "/events",
+    ]) {
+      for (const authorization of [
+        undefined,
+        `Bearer ${TOKEN}x`,
+        "Bearer ",
+        basic("vigil", "wrong"),
+        `Token ${TOKEN}`,
+      ]) {
+        const r = await get(s.port, path, authorization ? { authorization } : {});
+        expect(r.status, `${path} ${authorization}`).toBe(401);
+        expect(r.headers["www-authenticate"]).toBe('Basic realm="vigil", charset="UTF-8"');
+        expect(r.body).not.toContain(TOKEN);
+      }
+    }
+    expect((await get(s.port, "/healthz")).status).toBe(200);
+    expect((await get(s.port, "/api/summary", { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
+    expect((await get(s.port, "/metrics", { authorization: basic("anyone", TOKEN) })).status).toBe(200);
+    // A reverse proxy on this machine connects from loopback: the token still guards operator actions.
+    expect((await get(s.port, "/api/updates/check", {}, "POST")).status).toBe(401);
+    expect(calls).toEqual([]);
+    const ok = await get(s.port, "/api/updates/check", { authorization: `Bearer ${TOKEN}` }, "POST");
+    expect(ok.status).toBe(202);
+    expect(calls).toEqual(["check"]);
+    const wrongMethod = await get(
+      s.port,
+      "/api/updates/check",
+      { authorization: `Bearer ${TOKEN}` },
+      "OPTIONS",
+    );
+    expect([wrongMethod.status, wrongMethod.headers.allow]).toEqual([405, "POST"]);
   });
 
   it("behavior: operator actions — POST /api/updates/check and /retry reach the update agents; GET /api/updates shows them", async () => {

@@ -5,6 +5,8 @@
  */
 import { DEFAULT_CONFIG, loadConfigFile } from "../config/config.ts";
 import { UsageError, VigilError } from "../core/errors.ts";
+import { resolvePath } from "../core/paths.ts";
+import { readSecretFile } from "../core/secret-file.ts";
 import type { AlertView } from "../http/live.ts";
 import type { PageStats } from "../http/page-model.ts";
 import { parse } from "./args.ts";
@@ -174,6 +176,22 @@ export function formatStatus(s: PageStats, alerts: AlertsView, url: string): str
   return out.join("\n") + "\n";
 }
 
+/** The sentence for an HTTP 401: the gateway has an access token (http.authTokenFile). */
+export const NEEDS_TOKEN = (url: string): string =>
+  `${new URL(url).origin} needs its access token (http.authTokenFile): pass -c with the config the gateway runs with`;
+
+/**
+ * Request headers for the endpoint: `Authorization: Bearer` with the token of the config's
+ * `http.authTokenFile` (relative to its dataDir), when it has one.
+ */
+export function statusHeaders(o: { config?: string | undefined }): Record<string, string> {
+  if (!o.config) return {};
+  const cfg = loadConfigFile(o.config);
+  if (!cfg.http.authTokenFile) return {};
+  const token = readSecretFile(resolvePath(cfg.dataDir, cfg.http.authTokenFile), "http.authTokenFile");
+  return { authorization: `Bearer ${token}` };
+}
+
 /** The endpoint to read: --url, else the config file's http settings, else the defaults. */
 export function statusUrl(o: { url?: string | undefined; config?: string | undefined }): string {
   if (o.url) {
@@ -200,10 +218,10 @@ export function statusUrl(o: { url?: string | undefined; config?: string | undef
   return `http://${host}:${http.port}`;
 }
 
-async function getJson<T>(url: string): Promise<T> {
+async function getJson<T>(url: string, headers: Record<string, string>): Promise<T> {
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
   } catch (e) {
     const c = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).name;
     throw new StatusError(
@@ -212,6 +230,7 @@ async function getJson<T>(url: string): Promise<T> {
       e,
     );
   }
+  if (res.status === 401) throw new StatusError(NEEDS_TOKEN(url));
   if (!res.ok)
     throw new StatusError(
       `${url} answered HTTP ${res.status}: is this a Vigil gateway's endpoint (version 0.1 or later)?`,
@@ -235,9 +254,10 @@ export async function statusCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const base = statusUrl({ url: v.url, config: v.config });
+  const headers = statusHeaders({ config: v.config });
   const [summary, alerts] = await Promise.all([
-    getJson<PageStats>(`${base}/api/summary`),
-    getJson<AlertsView>(`${base}/api/alerts`),
+    getJson<PageStats>(`${base}/api/summary`, headers),
+    getJson<AlertsView>(`${base}/api/alerts`, headers),
   ]);
   process.stdout.write(
     v.json

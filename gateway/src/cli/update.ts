@@ -8,7 +8,7 @@ import type { UpdateStatus, ModelAgentCounters } from "../updates/model-agent.ts
 import type { FirmwareAgentCounters } from "../updates/firmware-agent.ts";
 import { parse, runSubcommand } from "./args.ts";
 import { UPDATE_HELP } from "./help/update.ts";
-import { StatusError, statusUrl } from "./status.ts";
+import { NEEDS_TOKEN, StatusError, statusHeaders, statusUrl } from "./status.ts";
 
 /** The updates status as GET /api/updates serves it (updates/start.ts UpdatesStatusPayload, as JSON). */
 export interface UpdatesView {
@@ -32,10 +32,10 @@ export class UpdateActionError extends VigilError {
 }
 
 /** One request to the gateway's API; a gateway that does not answer is one sentence. */
-async function call<T>(method: "GET" | "POST", url: string): Promise<T> {
+async function call<T>(method: "GET" | "POST", url: string, headers: Record<string, string>): Promise<T> {
   let res: Response;
   try {
-    res = await fetch(url, { method, signal: AbortSignal.timeout(10_000) });
+    res = await fetch(url, { method, headers, signal: AbortSignal.timeout(10_000) });
   } catch (e) {
     const c = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).name;
     throw new StatusError(
@@ -44,6 +44,7 @@ async function call<T>(method: "GET" | "POST", url: string): Promise<T> {
       e,
     );
   }
+  if (res.status === 401) throw new StatusError(NEEDS_TOKEN(url));
   let body: unknown;
   try {
     body = await res.json();
@@ -110,12 +111,13 @@ const BUSY = new Set(["checking", "fetching", "shadowing"]);
 /** Polls GET /api/updates until both agents ran a check after `before` (or `waitS` passed). */
 async function waitForCheck(
   base: string,
+  headers: Record<string, string>,
   before: UpdatesView["status"],
   waitS: number,
 ): Promise<{ view: UpdatesView; done: boolean }> {
   const deadline = Date.now() + waitS * 1000;
   for (;;) {
-    const view = await call<UpdatesView>("GET", `${base}/api/updates`);
+    const view = await call<UpdatesView>("GET", `${base}/api/updates`, headers);
     const s = view.status;
     const modelDone =
       !s?.model ||
@@ -129,6 +131,7 @@ async function waitForCheck(
 
 interface Common {
   base: string;
+  headers: Record<string, string>;
   json: boolean;
   wait: number;
 }
@@ -154,7 +157,12 @@ function common(argv: string[], extra: Record<string, { type: "string" | "boolea
 
 function opts(c: ReturnType<typeof common>): Common {
   const v = c.v as { url?: string; config?: string; json?: boolean };
-  return { base: statusUrl({ url: v.url, config: v.config }), json: v.json === true, wait: c.wait };
+  return {
+    base: statusUrl({ url: v.url, config: v.config }),
+    headers: statusHeaders({ config: v.config }),
+    json: v.json === true,
+    wait: c.wait,
+  };
 }
 
 function noPositionals(positionals: string[], cmd: string): void {
@@ -167,7 +175,7 @@ async function statusCmd(argv: string[]): Promise<number> {
   if (c.help) return help();
   noPositionals(c.positionals, "status");
   const o = opts(c);
-  const view = await call<UpdatesView>("GET", `${o.base}/api/updates`);
+  const view = await call<UpdatesView>("GET", `${o.base}/api/updates`, o.headers);
   process.stdout.write(o.json ? JSON.stringify(view, null, 2) + "\n" : formatUpdates(view, o.base));
   return view.enabled ? 0 : 1;
 }
@@ -177,7 +185,11 @@ async function checkCmd(argv: string[]): Promise<number> {
   if (c.help) return help();
   noPositionals(c.positionals, "check");
   const o = opts(c);
-  const asked = await call<{ status: UpdatesView["status"] }>("POST", `${o.base}/api/updates/check`);
+  const asked = await call<{ status: UpdatesView["status"] }>(
+    "POST",
+    `${o.base}/api/updates/check`,
+    o.headers,
+  );
   if (!o.json) process.stdout.write(`vigil update: the gateway at ${o.base} checks for releases now\n`);
   return finish(o, asked.status);
 }
@@ -195,7 +207,7 @@ async function retryCmd(argv: string[]): Promise<number> {
     throw new UsageError(`the release id must be a decimal number, got "${id}"`);
   const o = opts(c);
   if (id === undefined) {
-    const view = await call<UpdatesView>("GET", `${o.base}/api/updates`);
+    const view = await call<UpdatesView>("GET", `${o.base}/api/updates`, o.headers);
     if (!view.enabled)
       throw new UpdateActionError("updates are not enabled on this gateway (updates.enabled is false)");
     // The last refused model release, unless it was installed since (after an earlier retry).
@@ -213,7 +225,7 @@ async function retryCmd(argv: string[]): Promise<number> {
   const asked = await call<{
     retried: { model: boolean; firmwareDevices: number[] };
     status: UpdatesView["status"];
-  }>("POST", `${o.base}/api/updates/retry?${q}`);
+  }>("POST", `${o.base}/api/updates/retry?${q}`, o.headers);
   const r = asked.retried;
   if (!o.json) {
     const where = [
@@ -229,7 +241,7 @@ async function retryCmd(argv: string[]): Promise<number> {
   const code = await finish(o, asked.status);
   if (code !== 0 || o.wait === 0) return code;
   // Refused again after this retry: say so and exit 1.
-  const view = await call<UpdatesView>("GET", `${o.base}/api/updates`);
+  const view = await call<UpdatesView>("GET", `${o.base}/api/updates`, o.headers);
   const f = view.status?.model?.lastFailure;
   const since = asked.status?.atMs ?? 0;
   if (f && f.releaseId === id && f.atMs >= since) {
@@ -243,7 +255,7 @@ async function retryCmd(argv: string[]): Promise<number> {
 /** After a check was asked: wait (unless --wait 0), then print the status. */
 async function finish(o: Common, before: UpdatesView["status"]): Promise<number> {
   if (o.wait === 0) return 0;
-  const { view, done } = await waitForCheck(o.base, before, o.wait);
+  const { view, done } = await waitForCheck(o.base, o.headers, before, o.wait);
   if (o.json) process.stdout.write(JSON.stringify({ ...view, done }, null, 2) + "\n");
   else {
     if (!done)

@@ -96,6 +96,13 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
     );
   if (!cron.validate(cfg.registry.schedule))
     throw new ConfigError("registry.schedule", `"${cfg.registry.schedule}" is not a node-cron expression`);
+  if (!cron.validate(cfg.updates.schedule))
+    throw new ConfigError("updates.schedule", `"${cfg.updates.schedule}" is not a node-cron expression`);
+  if (cfg.http.enabled && cfg.http.allowRemote && !cfg.http.authTokenFile)
+    throw new ConfigError(
+      "http.authTokenFile",
+      "http.allowRemote needs an access token: nothing listens beyond loopback without authentication; set http.authTokenFile (a 0600 file with a token of 32+ characters)",
+    );
   const usesRegistry = registryWatched(cfg);
   if (usesRegistry && (!cfg.chain.deployment || rpcUrlsOf(cfg.chain).length === 0)) {
     if (

@@ -24,15 +24,33 @@ interface Node {
   minimum?: number;
   maximum?: number;
   exclusiveMinimum?: number;
+  pattern?: string;
+  maxLength?: number;
+  maxItems?: number;
+  anyOf?: Node[];
+}
+
+function baseType(n: Node): string {
+  if (n.enum) return n.enum.map((v) => `"${v}"`).join(" \\| ");
+  const types = Array.isArray(n.type) ? n.type : [n.type ?? "object"];
+  return types.map((x) => (x === "array" && n.items ? `${baseType(n.items)}[]` : x)).join(" \\| ");
 }
 
 function typeOf(n: Node): string {
-  if (n.enum) return n.enum.map((v) => `"${v}"`).join(" \\| ");
-  const types = Array.isArray(n.type) ? n.type : [n.type ?? "object"];
-  const t = types.map((x) => (x === "array" && n.items ? `${typeOf(n.items)}[]` : x)).join(" \\| ");
-  const lo = n.minimum ?? n.exclusiveMinimum;
+  if (n.enum) return baseType(n);
+  const t = baseType(n);
+  const lo = n.minimum ?? (n.exclusiveMinimum === undefined ? undefined : `>${n.exclusiveMinimum}`);
   const range = lo !== undefined || n.maximum !== undefined ? ` (${lo ?? "…"}–${n.maximum ?? "…"})` : "";
-  return t + range;
+  return t + range + rules(n) + (n.items ? rules(n.items).replace(/^, /, ", each ") : "");
+}
+
+/** The string and list rules the schema enforces (pattern, lengths), as the table shows them. */
+function rules(n: Node): string {
+  const out: string[] = [];
+  if (n.pattern) out.push(`matching \`${n.pattern.replaceAll("|", "\\|")}\``);
+  if (n.maxLength !== undefined) out.push(`at most ${n.maxLength} characters`);
+  if (n.maxItems !== undefined) out.push(`at most ${n.maxItems} items`);
+  return out.length ? `, ${out.join(", ")}` : "";
 }
 
 function rows(n: Node, path: string, out: string[]): void {

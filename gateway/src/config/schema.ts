@@ -210,12 +210,13 @@ const Log = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
-/** The HTTP endpoint (gateway/src/http/README.md): no authentication, so loopback unless allowRemote. */
+/** The HTTP endpoint (gateway/src/http/README.md): loopback, or with an access token when allowRemote. */
 const Http = Type.Object(
   {
     enabled: Type.Boolean({
       default: true,
-      description: "Serve /metrics, /healthz, /readyz, /api/summary, /api/alerts and the live page.",
+      description:
+        "Serve /metrics, /healthz, /readyz, /api/summary, /api/alerts, /api/updates, the live page (/, /events) and the operator actions (POST /api/updates/check, /retry).",
     }),
     host: Type.String({
       minLength: 1,
@@ -230,7 +231,12 @@ const Http = Type.Object(
     }),
     allowRemote: Type.Boolean({
       default: false,
-      description: "Allow a non-loopback host (only behind a reverse proxy that authenticates).",
+      description: "Allow a non-loopback host; needs authTokenFile.",
+    }),
+    authTokenFile: nullable(Type.String({ minLength: 1 }), {
+      default: null,
+      description:
+        "File (mode 0600, relative to dataDir) whose first line is the access token (32+ characters): every request but /healthz then needs it (Bearer, or Basic with any user name).",
     }),
   },
   { additionalProperties: false, default: {} },

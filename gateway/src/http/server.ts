@@ -7,10 +7,14 @@
  * that needs the raw response (its back-pressure is the point) — a framework would add
  * dependencies to the Pi install and be bypassed for the one route that matters.
  *
- * Security: the endpoint has no authentication, so it binds to loopback only unless
- * `allowRemote` is set; and while it is loopback-only it answers only requests whose `Host`
- * names a loopback address, so a web page cannot read it through DNS rebinding.
+ * Security: without an access token the endpoint binds to loopback only, and answers only
+ * requests whose `Host` names a loopback address, so a web page cannot read it through DNS
+ * rebinding. `allowRemote` (a non-loopback bind, or a reverse proxy's public name) needs
+ * `authToken`: every request but `/healthz` must then carry it, as `Authorization: Bearer` or as
+ * the password of HTTP Basic (RFC 7617, which browsers ask for and send with every request of
+ * the page, `/events` included). The comparison is of sha256 digests in constant time.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { isIP } from "node:net";
@@ -41,8 +45,10 @@ export interface HttpServerOptions {
   host?: string;
   /** Default 9479; 0 picks a free port (see `port` after start). */
   port?: number;
-  /** Allow a non-loopback `host` (no authentication: put a proxy with authentication in front). Default false. */
+  /** Allow a non-loopback `host` or `Host` header; needs `authToken`. Default false. */
   allowRemote?: boolean;
+  /** Access token every request but `/healthz` must carry (Bearer, or Basic password). Default none. */
+  authToken?: string | undefined;
   log?: Logger;
   /** Software version for `vigil_build_info`. Default: package.json's. */
   version?: string;
@@ -127,6 +133,8 @@ export class HttpServer {
   readonly #host: string;
   readonly #log: Logger;
   readonly #assets: Map<string, Asset>;
+  /** sha256 of the access token, when one is set. */
+  readonly #token: Buffer | undefined;
   readonly #requests = new Map<string, number>();
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
@@ -140,9 +148,14 @@ export class HttpServer {
     if (!o.allowRemote && !isLoopback(this.#host))
       throw new ConfigError(
         "http.host",
-        `${this.#host} is not a loopback address and the endpoint has no authentication; ` +
-          `use 127.0.0.1, or set http.allowRemote to true behind a proxy that authenticates`,
+        `${this.#host} is not a loopback address; use 127.0.0.1, or set http.allowRemote to true with an access token (http.authTokenFile)`,
       );
+    if (o.allowRemote && !o.authToken)
+      throw new ConfigError(
+        "http.authTokenFile",
+        "http.allowRemote needs an access token: nothing listens beyond loopback without authentication",
+      );
+    this.#token = o.authToken === undefined ? undefined : sha256(o.authToken);
     const port = o.port ?? HTTP_DEFAULTS.port;
     if (!Number.isInteger(port) || port < 0 || port > 65535)
       throw new ConfigError("http.port", `must be an integer in 0..65535, got ${port}`);
@@ -224,6 +237,22 @@ export class HttpServer {
     this.#requests.set(k, (this.#requests.get(k) ?? 0) + 1);
   }
 
+  /** Whether the request carries the access token (Bearer, or the password of Basic credentials). */
+  #authorized(req: IncomingMessage): boolean {
+    const h = req.headers.authorization ?? "";
+    let given: string | undefined;
+    const sp = h.indexOf(" ");
+    const scheme = sp < 0 ? "" : h.slice(0, sp).toLowerCase();
+    const value = sp < 0 ? "" : h.slice(sp + 1).trim();
+    if (scheme === "bearer") given = value;
+    else if (scheme === "basic") {
+      const text = Buffer.from(value, "base64").toString("utf8");
+      const colon = text.indexOf(":");
+      if (colon >= 0) given = text.slice(colon + 1);
+    }
+    return given !== undefined && timingSafeEqual(sha256(given), this.#token!);
+  }
+
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
@@ -243,6 +272,18 @@ export class HttpServer {
     if (!this.#o.allowRemote && !isLoopback(hostOf(req.headers.host ?? ""))) {
       // DNS rebinding guard: a loopback-only endpoint serves loopback names only.
       send(421, "text/plain; charset=utf-8", "this endpoint answers only requests to a loopback address\n");
+      return;
+    }
+    if (this.#token && path !== "/healthz" && !this.#authorized(req)) {
+      req.resume();
+      send(
+        401,
+        "text/plain; charset=utf-8",
+        "an access token is needed (Authorization: Bearer, or Basic)\n",
+        {
+          "www-authenticate": 'Basic realm="vigil", charset="UTF-8"',
+        },
+      );
       return;
     }
     if (OPERATOR_ROUTES.has(path)) {
@@ -316,12 +357,12 @@ export class HttpServer {
     req: IncomingMessage,
     path: string,
     query: string,
-    send: (code: number, type: string, body: string) => void,
+    send: (code: number, type: string, body: string, extra?: Record<string, string>) => void,
   ): void {
     req.resume();
     const fail = (code: number, error: string) => send(code, "application/json", toJson({ error }));
     if (req.method !== "POST") {
-      send(405, "text/plain; charset=utf-8", "only POST\n");
+      send(405, "application/json", toJson({ error: "only POST" }), { allow: "POST" }); // RFC 9110 §15.5.6
       return;
     }
     if (!isLoopback(req.socket.remoteAddress ?? "")) {
@@ -391,3 +432,7 @@ const ROUTES = new Set([
   "/events",
   ...OPERATOR_ROUTES,
 ]);
+
+function sha256(s: string): Buffer {
+  return createHash("sha256").update(s, "utf8").digest();
+}
