@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { GatewayEvent } from "../../gateway/src/alerts/events.ts";
 import type { EventOutput } from "../../gateway/src/alerts/service.ts";
 import { ManualTimers } from "../../gateway/src/core/timers.ts";
@@ -147,7 +147,7 @@ async function settle(): Promise<void> {
 }
 
 describe("SseHub", () => {
-  function hub(o: { maxClients?: number; maxBufferedBytes?: number } = {}) {
+  function hub(o: { maxClients?: number; maxBufferedBytes?: number; maxStallMs?: number } = {}) {
     const src = new FakeSource();
     const feed = new LiveFeed();
     const timers = new ManualTimers();
@@ -205,6 +205,31 @@ describe("SseHub", () => {
     feed.observe(health(1, 0.3));
     timers.advance(250);
     expect(res.events().at(-1)!.event).toBe("delta");
+  });
+
+  it("behavior: a page whose connection does not drain for maxStallMs is disconnected (counted), freeing its place", async () => {
+    const { feed, timers, h, connect } = hub({ maxBufferedBytes: 1000, maxStallMs: 30_000, maxClients: 1 });
+    let now = 1_000_000;
+    vi.spyOn(Date, "now").mockImplementation(() => now);
+    try {
+      const { res } = connect();
+      await settle();
+      res.writableLength = 5000; // never drains
+      feed.observe(health(1, 0.1));
+      timers.advance(250); // stalls here
+      expect(connect().code).toBe(503); // it holds the only place
+      now += 30_000;
+      feed.observe(health(1, 0.2));
+      timers.advance(250);
+      expect([res.ended, h.evicted, h.clients]).toEqual([false, 0, 1]); // not longer than the limit yet
+      now += 1;
+      feed.observe(health(1, 0.3));
+      timers.advance(250);
+      expect([res.ended, h.evicted, h.clients]).toEqual([true, 1, 0]);
+      expect(connect().code).toBe(200);
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 
   it("behavior: at most maxClients pages (503 beyond); a closed page is removed; stop ends every stream", async () => {

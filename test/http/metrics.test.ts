@@ -20,7 +20,7 @@ function metricsFor(src: FakeSource, feed = new LiveFeed()): GatewayMetrics {
     feed,
     version: "9.9.9",
     nowUs: () => NOW_US,
-    http: () => ({ sseClients: 1, sseSkipped: 0, requests: new Map([["/metrics 200", 3]]) }),
+    http: () => ({ sseClients: 1, sseSkipped: 0, sseEvicted: 0, requests: new Map([["/metrics 200", 3]]) }),
   });
 }
 

@@ -1,4 +1,5 @@
 import { request } from "node:http";
+import { connect as netConnect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError } from "../../gateway/src/core/errors.ts";
 import { HttpEndpointError, HttpServer, isLoopback } from "../../gateway/src/http/server.ts";
@@ -193,6 +194,49 @@ describe("HttpServer", () => {
       expect(JSON.parse(r.body).error).toMatch(/not accepted from web pages/);
     }
     expect(calls).toHaveLength(3);
+  });
+
+  it("attack: HEAD /events takes no live-page place; a client slow to send its headers is cut off; connections beyond the limit are closed at accept", async () => {
+    const s = await started(new FakeSource(), {
+      headersTimeoutMs: 300,
+      maxConnections: 3,
+      sse: { maxClients: 1 },
+    });
+    const head = await get(s.port, "/events", {}, "HEAD");
+    expect([head.status, head.headers["content-type"], head.body]).toEqual([
+      200,
+      "text/event-stream; charset=utf-8",
+      "",
+    ]);
+    const clients = async () =>
+      sample(parseExposition((await get(s.port, "/metrics")).body), "vigil_http_sse_clients");
+    expect(await clients()).toBe(0);
+    // Slowloris: half a request, then nothing. The server answers 408 and closes after headersTimeoutMs.
+    const slow = netConnect(s.port, "127.0.0.1");
+    slow.on("error", () => undefined);
+    slow.write("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    let answer = "";
+    slow.on("data", (d: Buffer) => (answer += d.toString()));
+    await new Promise((r) => slow.once("close", r));
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    // Three idle connections fill the limit; a fourth is closed without an answer.
+    const idle = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<Socket>((r) => {
+            const c = netConnect(s.port, "127.0.0.1", () => r(c));
+            c.on("error", () => undefined);
+          }),
+      ),
+    );
+    const extra = netConnect(s.port, "127.0.0.1");
+    extra.on("error", () => undefined);
+    let got = "";
+    extra.on("data", (d: Buffer) => (got += d.toString()));
+    extra.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    await new Promise((r) => extra.once("close", r));
+    expect(got).toBe("");
+    for (const c of idle) c.destroy();
   });
 
   it("behavior: /readyz is 503 with what is failing, 200 when ready", async () => {

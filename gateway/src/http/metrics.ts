@@ -153,6 +153,8 @@ export interface HttpStats {
   sseClients: number;
   /** Page updates not sent to a slow client (it gets a fresh snapshot when it catches up). */
   sseSkipped: number;
+  /** Pages disconnected because their connection did not drain for `maxStallMs`. */
+  sseEvicted: number;
   /** Requests by path and status code. */
   requests: Map<string, number>;
 }
@@ -778,6 +780,12 @@ export class GatewayMetrics {
       "Page updates not sent to a slow client (it is sent a fresh snapshot once it catches up).",
       [],
       (set) => set({}, o.http().sseSkipped),
+    );
+    counter(
+      "vigil_http_sse_evicted_total",
+      "Live pages disconnected because their connection did not drain for 30 s.",
+      [],
+      (set) => set({}, o.http().sseEvicted),
     );
     counter(
       "vigil_http_requests_total",

@@ -49,6 +49,10 @@ export interface HttpServerOptions {
   allowRemote?: boolean;
   /** Access token every request but `/healthz` must carry (Bearer, or Basic password). Default none. */
   authToken?: string | undefined;
+  /** Time a client has to send its request headers, ms. Default 10 000. */
+  headersTimeoutMs?: number;
+  /** Open connections at most. Default {@link MAX_CONNECTIONS}. */
+  maxConnections?: number;
   log?: Logger;
   /** Software version for `vigil_build_info`. Default: package.json's. */
   version?: string;
@@ -56,6 +60,9 @@ export interface HttpServerOptions {
 }
 
 export const HTTP_DEFAULTS = { host: "127.0.0.1", port: 9479 } as const;
+
+/** Open connections at most (live pages, scrapers, CLI calls); more are closed at accept. */
+export const MAX_CONNECTIONS = 128;
 
 /** True for 127.0.0.0/8, ::1 and "localhost". */
 export function isLoopback(host: string): boolean {
@@ -169,6 +176,7 @@ export class HttpServer {
       http: () => ({
         sseClients: this.#hub.clients,
         sseSkipped: this.#hub.skipped,
+        sseEvicted: this.#hub.evicted,
         requests: this.#requests,
       }),
     });
@@ -191,7 +199,20 @@ export class HttpServer {
   }
 
   async start(): Promise<void> {
-    const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => this.#handle(req, res));
+    // A client gets 10 s for its headers and 30 s for its request (Node's defaults are 60 s and
+    // 300 s), and at most MAX_CONNECTIONS are open at once: the endpoint shares the process's file
+    // descriptors with the broker and the store, so slow or idle clients must not use them up.
+    const headersTimeout = this.#o.headersTimeoutMs ?? 10_000;
+    const server = createServer(
+      {
+        keepAliveTimeout: 5000,
+        headersTimeout,
+        requestTimeout: Math.max(30_000, headersTimeout),
+        connectionsCheckingInterval: Math.min(1000, headersTimeout),
+      },
+      (req, res) => this.#handle(req, res),
+    );
+    server.maxConnections = this.#o.maxConnections ?? MAX_CONNECTIONS;
     server.on("connection", (s) => {
       this.#sockets.add(s);
       s.once("close", () => this.#sockets.delete(s));
@@ -340,7 +361,9 @@ export class HttpServer {
         return;
       }
       case "/events":
-        this.#count(label, this.#hub.attach(req, res));
+        // HEAD: the headers of the stream, no stream (a HEAD that attached would hold a place).
+        if (req.method === "HEAD") send(200, "text/event-stream; charset=utf-8", "");
+        else this.#count(label, this.#hub.attach(req, res));
         return;
       default:
         send(404, "text/plain; charset=utf-8", "not found\n");

@@ -9,7 +9,8 @@
  * Never blocks the gateway: each message is serialised once and written to every client; a
  * client whose socket already buffers more than `maxBufferedBytes` is skipped (counted) until
  * its socket drains, then sent a fresh `init`, so a slow or stalled page costs at most one
- * buffer and never queues history. At most `maxClients` pages at once (others get 503).
+ * buffer and never queues history. A page still stalled after `maxStallMs` is disconnected
+ * (counted), so stalled connections cannot hold the `maxClients` places (others get 503).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
@@ -27,6 +28,8 @@ export interface SseOptions {
   deltaMs: number;
   /** Counter update period, ms (also the rate sampling period). Default 1000. */
   statsMs: number;
+  /** A page whose socket has not drained for this long is disconnected. Default 30 000. */
+  maxStallMs: number;
 }
 
 export const SSE_DEFAULTS: SseOptions = {
@@ -34,12 +37,15 @@ export const SSE_DEFAULTS: SseOptions = {
   maxBufferedBytes: 1 << 20,
   deltaMs: 250,
   statsMs: 1000,
+  maxStallMs: 30_000,
 };
 
 interface Client {
   res: ServerResponse;
   /** Waiting for its socket to drain; gets an `init` then. */
   behind: boolean;
+  /** Date.now() when its socket stopped draining (undefined: not stalled). */
+  stalledSinceMs?: number | undefined;
 }
 
 /** One SSE message: event name and a JSON body on one `data:` line (JSON has no raw newlines). */
@@ -59,6 +65,8 @@ export class SseHub {
   #statsBusy = false;
   /** Updates not sent to a slow client. */
   skipped = 0;
+  /** Pages disconnected after `maxStallMs` without draining. */
+  evicted = 0;
 
   constructor(
     model: PageModel,
@@ -149,12 +157,21 @@ export class SseHub {
   #write(c: Client, msg: string): void {
     if (c.behind) {
       this.skipped++;
+      if (c.stalledSinceMs !== undefined && Date.now() - c.stalledSinceMs > this.#o.maxStallMs) {
+        this.evicted++;
+        this.#clients.delete(c);
+        c.res.destroy();
+      }
       return;
     }
     if (c.res.writableLength > this.#o.maxBufferedBytes) {
       this.skipped++;
       c.behind = true;
-      c.res.once("drain", () => this.#sendInit(c));
+      c.stalledSinceMs = Date.now();
+      c.res.once("drain", () => {
+        c.stalledSinceMs = undefined;
+        this.#sendInit(c);
+      });
       return;
     }
     c.res.write(msg);
