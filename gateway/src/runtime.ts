@@ -896,11 +896,6 @@ export class Runtime {
   }
 
   /**
-   * The key paying anchor gas: the `senderKey` option, else chain.senderKeyFile (mode 0600, relative
-   * to dataDir), else VIGIL_CHAIN_SENDER_KEY; a well-known development key only on a local
-   * development chain. Fatal (ConfigError) otherwise.
-   */
-  /**
    * One retention pass (run every 60 s): frames of batches anchored longer than
    * store.retentionDays ago are pruned. A failure is logged with its code and counted
    * (stats `store.pruneFailures`), never thrown: the next pass tries again.
@@ -922,6 +917,11 @@ export class Runtime {
     }
   }
 
+  /**
+   * The key paying anchor gas: the `senderKey` option, else chain.senderKeyFile (mode 0600, relative
+   * to dataDir), else VIGIL_CHAIN_SENDER_KEY; a well-known development key only on a local
+   * development chain. Fatal (ConfigError) otherwise.
+   */
   #senderKey(rpcUrls: readonly string[], chainId: bigint): string {
     const c = this.config.chain;
     const file = c.senderKeyFile ? resolvePath(this.config.dataDir, c.senderKeyFile) : null;
@@ -981,6 +981,7 @@ export class Runtime {
         outOfOrder: s.ingest.outOfOrder,
         gaps: s.ingest.gaps,
         rejected: s.ingest.rejected,
+        nonFiniteFrames: s.ingest.nonFiniteFrames,
         clockUnverified: s.ingest.clockUnverified,
       },
       store: {

@@ -103,6 +103,7 @@ etc="$root/etc/vigil"
 state="$root/var/lib/vigil"
 unit="$root/etc/systemd/system/vigil.service"
 rules="$root/etc/udev/rules.d/99-vigil-serial.rules"
+modules="$root/etc/modules-load.d/vigil-serial.conf"
 link="$root/usr/local/bin/vigil"
 
 # Never replace a folder that is not a previous Vigil install (e.g. --prefix /usr by mistake).
@@ -220,9 +221,18 @@ mv "$unit.tmp" "$unit"
 if [[ ! -f "$rules" ]]; then
   install -m 0644 "$src/hardware/pi/99-vigil-serial.rules" "$rules"
 fi
+# The unit's DeviceAllow=char-ttyUSB / char-ttyACM name device classes that exist only once their
+# driver is loaded, and systemd resolves them when the service starts: without an adapter at
+# boot, one plugged in later would be refused until a restart. Load the drivers at every boot.
+install -d -m 0755 "$(dirname "$modules")"
+printf '# Vigil: USB serial drivers, loaded before vigil.service (see its DeviceAllow=)\nusbserial\ncdc_acm\n' >"$modules.tmp"
+chmod 0644 "$modules.tmp"
+mv "$modules.tmp" "$modules"
 ln -sfn "$prefix/bin/vigil.js" "$link"
 
 if ((use_systemctl)); then
+  modprobe -a usbserial cdc_acm 2>/dev/null ||
+    echo "note: usbserial/cdc_acm could not be loaded now (built in, or not in this kernel); $modules loads them at boot"
   if command -v udevadm >/dev/null 2>&1; then
     udevadm control --reload-rules
     udevadm trigger --subsystem-match=tty

@@ -73,7 +73,8 @@ if [[ -L "$link" && "$(readlink "$link")" == "$prefix/"* ]]; then
   rm -f "$link"
 fi
 rm -rf "$dest"
-echo "removed $dest, the unit and $link"
+rm -f "$root/etc/modules-load.d/vigil-serial.conf"
+echo "removed $dest, the unit, $link and /etc/modules-load.d/vigil-serial.conf"
 
 if ((purge)); then
   rm -rf "$root/var/lib/vigil" "$root/etc/vigil" "$root/etc/udev/rules.d/99-vigil-serial.rules"

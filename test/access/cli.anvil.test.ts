@@ -158,5 +158,17 @@ describe("vigil access", () => {
       expect(r.code).toBe(0);
       expect(r.out).toMatch(/^usage: vigil access/);
     }
+    // "vigil token" has its own usage, with only the options it takes.
+    const cap = capture();
+    let code: number;
+    try {
+      code = await tokenCommand(["--help"]);
+    } finally {
+      cap.restore();
+    }
+    expect(code).toBe(0);
+    expect(cap.out()).toMatch(
+      /^usage: vigil token --deployment PATH --gateway-id HEX32 --reader-key-file PATH/,
+    );
   });
 });

@@ -107,6 +107,12 @@ describe("config", () => {
       /unknown option --mqtt-prot; did you mean --mqtt-port\?/,
     );
     expect(startConfig(["--help"])).toBeUndefined();
+    // --stats-ms takes what log.statsIntervalMs takes: 0 = never, else at least 100.
+    expect(startConfig(["--stats-ms", "0"])!.log.statsIntervalMs).toBe(0);
+    expect(startConfig(["--stats-ms", "250"])!.log.statsIntervalMs).toBe(250);
+    expect(() => startConfig(["--stats-ms", "5"])).toThrowError(
+      /--stats-ms must be 0 \(never\) or at least 100/,
+    );
   });
 
   it("args: --deployment and --mqtt-password-file are relative to the current folder, not to dataDir (as the same keys in a file are)", () => {

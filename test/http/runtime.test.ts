@@ -142,7 +142,10 @@ describe("endpoint on a running gateway", () => {
     const comps = new Set(lines.map((l) => l.component));
     for (const c of ["ingest", "http", "runtime"]) expect(comps).toContain(c);
     const stats = lines.find((l) => l.msg === "stats")!;
-    expect(stats).toMatchObject({ component: "runtime", ingest: { accepted: expect.any(Number) } });
+    expect(stats).toMatchObject({
+      component: "runtime",
+      ingest: { accepted: expect.any(Number), nonFiniteFrames: expect.any(Number) }, // as the README says
+    });
     for (const l of lines) expect(String(l.msg)).not.toMatch(/=\d/);
   });
 

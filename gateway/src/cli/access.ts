@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { hashPassword, PasswordFile } from "../access/passwords.ts";
 import { MAX_TOKEN_LIFETIME_S, mintReaderToken } from "../access/reader-token.ts";
 import { exportMosquitto } from "../access/mosquitto.ts";
+import { DEFAULT_CONFIG } from "../config/config.ts";
 import { vigilDomain } from "../chain/eip712.ts";
 import { RpcRegistryEvents } from "../chain/events.ts";
 import { RegistryView } from "../chain/registry-view.ts";
@@ -44,7 +45,7 @@ commands:
 options:
   --deployment PATH   deployment file (chain id, registry, deployment block)
   --rpc URL           JSON-RPC endpoint
-  --key HEX | --key-file PATH   the caller's private key (default: anvil dev account #0 — local chains only)
+  --key-file PATH     the caller's private key (mode 0600), or VIGIL_CHAIN_KEY (default: anvil dev account #0 — local chains only)
   --gateway-id HEX32  the gateway (bytes32)
   --sensor HEX8       the sensor's device id (8 hex digits)
   --public-key HEX    sensor key as registered (20-byte address or 64-byte P-256 x‖y; default none)
@@ -58,7 +59,8 @@ options:
   --password-file PATH  device password file (export-mosquitto)
   --out-dir DIR       where export-mosquitto writes vigil.passwd, vigil.acl and vigil.dynsec.json
   --pid PID           a running Mosquitto to send SIGHUP (reload) after writing
-  --site-name NAME    topic level of the site (default site-1); --gateway-name NAME (default gw-1)
+  --site-name NAME    topic level of the site (default site-1); --gateway-name NAME (default: this
+                      machine's default attest.gatewayName, gw-<12 hex digits>)
   --help              this text
 `;
 
@@ -246,7 +248,8 @@ async function exportCmd(v: Values): Promise<number> {
     passwords: readFileSync(need(v["password-file"], "password-file"), "utf8"),
     outDir: need(v["out-dir"], "out-dir"),
     site: v["site-name"] ?? "site-1",
-    gatewayName: v["gateway-name"] ?? "gw-1",
+    // The name a gateway on this machine has by default (attest.gatewayName), as its topics use it.
+    gatewayName: v["gateway-name"] ?? DEFAULT_CONFIG.attest.gatewayName,
     ...(v.pid ? { pid: Number(v.pid) } : {}),
   });
   process.stdout.write(
@@ -298,7 +301,25 @@ export async function accessCommand(argv: string[]): Promise<number> {
   }
 }
 
-/** `vigil token …` = `vigil access token …`. */
+const TOKEN_HELP = `usage: vigil token --deployment PATH --gateway-id HEX32 --reader-key-file PATH [--hours H]
+
+Mints a reader token: the MQTT password of a dashboard (gateway/src/access/README.md), signed by
+the reader's key, valid for the gateway's topics while the registry grants the reader access.
+Prints it as one JSON line. No chain access is needed (the deployment file gives chain and registry).
+
+options:
+  --deployment PATH       deployment file (chain id, registry)
+  --gateway-id HEX32      the gateway whose topics the token opens
+  --reader-key-file PATH  the reader's private key, hex, mode 0600
+  --hours H               lifetime in hours, at most 24 (default 12)
+  --help                  this text
+`;
+
+/** `vigil token …` = `vigil access token …`, with its own help. */
 export function tokenCommand(argv: string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(TOKEN_HELP);
+    return Promise.resolve(0);
+  }
   return accessCommand(["token", ...argv]);
 }

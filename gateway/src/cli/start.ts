@@ -2,6 +2,7 @@
 import { resolve } from "node:path";
 import { loadConfigFile, resolveConfig, DEFAULT_CONFIG, type GatewayConfig } from "../config/config.ts";
 import { num, parse } from "./args.ts";
+import { UsageError } from "../core/errors.ts";
 import { StartupError } from "./fatal.ts";
 
 export const START_HELP = `usage: vigil start [options]
@@ -25,7 +26,7 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   --admission MODE       open | registry: only sensors registered and active under this gateway may send
   --no-embedded          do not run the embedded broker
   --mqtt-url URL         also subscribe to an external broker (mqtt://user:pass@host:1883)
-  --stats-ms MS          counter log interval (default ${DEFAULT_CONFIG.log.statsIntervalMs})
+  --stats-ms MS          counter log interval, 0 = never, else ≥ 100 (default ${DEFAULT_CONFIG.log.statsIntervalMs})
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (default info)
   --log-format FORMAT    json|pretty|auto: JSON lines, human-readable, or pretty on a terminal (default auto)
   --http-port N          live page and /metrics port (default ${DEFAULT_CONFIG.http.port}; 0 = any free port)
@@ -33,8 +34,8 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   -h, --help             this text
 
 Stops cleanly on SIGINT/SIGTERM. SIGHUP (systemctl reload vigil) re-reads the config file and
-applies log.level, ingest.allow and ingest.revoked at once; other changed settings are named
-in the log as needing a restart. An invalid file is logged and the running config kept.
+applies log.level, and ingest.allow and ingest.revoked when ingest.admission is "open", at once;
+other changed settings are named in the log as needing a restart. An invalid file is logged and the running config kept.
 `;
 
 export function startConfig(argv: string[]): GatewayConfig | undefined {
@@ -79,7 +80,13 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
   if (v["mqtt-url"]) cfg.mqtt.url = v["mqtt-url"];
   if (v["http-port"] !== undefined) cfg.http.port = num("http-port", v["http-port"], 9479, 0, 65535);
   if (v["no-http"]) cfg.http.enabled = false;
-  if (v["stats-ms"] !== undefined) cfg.log.statsIntervalMs = num("stats-ms", v["stats-ms"], 5000, 100);
+  if (v["stats-ms"] !== undefined) {
+    // 0 = never (as log.statsIntervalMs); otherwise at least 100 ms, so the log is not flooded.
+    const ms = num("stats-ms", v["stats-ms"], 5000, 0);
+    if (ms > 0 && ms < 100)
+      throw new UsageError(`--stats-ms must be 0 (never) or at least 100, got "${v["stats-ms"]}"`);
+    cfg.log.statsIntervalMs = ms;
+  }
   // Re-validate so flag values get the same checks as file values.
   return resolveConfig({
     ...cfg,

@@ -408,7 +408,8 @@ const Models = Type.Object(
     }),
     dir: nullable(Type.String({ minLength: 1 }), {
       default: null,
-      description: "Folder searched for *.manifest.json; null = the models shipped in the package.",
+      description:
+        "Folder searched for *.manifest.json (relative to the current folder, not dataDir); null = the models shipped in the package.",
     }),
     threads: Type.Integer({
       minimum: 1,

@@ -6,7 +6,8 @@ Checks, one line each (ok / FAIL / skip):
   serial      each serial port exists, is a character device, and is readable and writable
   broker      the embedded broker's port is free or answered by an MQTT broker; the external
               broker (mqtt.url) answers CONNECT
-  disk        free space on the data folder's file system is above store.minFreeBytes
+  disk        free space on the data folder's file system is above store.minFreeBytes +
+              store.reserveBytes
   models      every model file matches its manifest's sha256 and loads
   keystore    the keystore exists, is mode 0600, and the passphrase unlocks it
   deployment  the deployment file reads as vigil-deployment/1

@@ -10,7 +10,8 @@ export const KEYS_HELP = `usage: vigil keys <init|show|rotate> [options]
 
 options:
   -c, --config FILE     gateway config (dataDir, attest.keystore, attest.gatewayName)
-  --type TYPE           secp256k1 (default) or p256 (init)
+  --type TYPE           secp256k1 or p256: init (default secp256k1); rotate (default: the
+                        current key's type)
   --force               overwrite an existing keystore (init)
   --rpc URL             rotate: chain endpoint (default chain.rpcUrl)
   --deployment FILE     rotate: deployment file (default chain.deployment)
