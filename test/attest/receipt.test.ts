@@ -2,7 +2,7 @@ import { describe, expect, it, beforeAll } from "vitest";
 import { SimpleMerkleTree } from "@openzeppelin/merkle-tree";
 import { generateKey, importKey } from "../../gateway/src/chain/keys.ts";
 import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
-import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
+import { BatchSealer, type SealerOptions } from "../../gateway/src/attest/sealer.ts";
 import { ReceiptBuilder, type Receipt } from "../../gateway/src/attest/receipt.ts";
 import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
@@ -11,10 +11,23 @@ import { bytesToHex } from "../../gateway/src/core/hex.ts";
 import { record } from "../store/abstract.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { Ingest } from "../../gateway/src/ingest/ingest.ts";
-import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { decoded as dec } from "../helpers/frames.ts";
 
 const GATEWAY = ("0x" + "ab".repeat(32)) as `0x${string}`;
 const DOMAIN = vigilDomain(31337, "0x" + "44".repeat(20));
+
+/** A sealer of up to 100 leaves with a fresh secp256k1 key (options override). */
+function sealerOf(store: MemoryFrameStore, o: Partial<SealerOptions> = {}): BatchSealer {
+  return new BatchSealer({
+    store,
+    signer: new GatewaySigner(generateKey("secp256k1")),
+    gatewayId: GATEWAY,
+    domain: DOMAIN,
+    maxLeaves: 100,
+    ...o,
+  });
+}
 
 async function sealedStore(keyType: "secp256k1" | "p256", frames = 37, maxLeaves = 16) {
   const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
@@ -65,15 +78,7 @@ describe("BatchSealer timing", () => {
     await store.open();
     for (let i = 0; i < 5; i++) await store.append(record(1, i));
     let now = 1_000_000_000;
-    const sealer = new BatchSealer({
-      store,
-      signer: new GatewaySigner(generateKey("secp256k1")),
-      gatewayId: GATEWAY,
-      domain: DOMAIN,
-      maxLeaves: 100,
-      intervalMs: 10_000,
-      nowUs: () => now,
-    });
+    const sealer = sealerOf(store, { intervalMs: 10_000, nowUs: () => now });
     await sealer.tick();
     expect(store.lastBatchSeq()).toBe(0); // 5 < K and T not reached
     now += 9_999_000;
@@ -119,10 +124,6 @@ describe("receipts and verification", () => {
     const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
     await store.open();
     const ingest = new Ingest({ sink: store, clock });
-    const dec = (f: Frame) => {
-      const raw = encodeFrame(f);
-      return { frame: decodeFrame(raw), raw };
-    };
     const hello = (bootId: number): Frame => ({
       type: FrameType.Hello,
       deviceId: 0x2a,
@@ -145,14 +146,7 @@ describe("receipts and verification", () => {
         expect(await ingest.handle(dec(f), "serial")).toMatchObject({ kind: "ack", seq });
       }
     }
-    const sealer = new BatchSealer({
-      store,
-      signer: new GatewaySigner(generateKey("secp256k1")),
-      gatewayId: GATEWAY,
-      domain: DOMAIN,
-      maxLeaves: 100,
-    });
-    await sealer.sealNow();
+    await sealerOf(store).sealNow();
     const builder = new ReceiptBuilder(store);
     const seqs: number[] = [];
     for (let i = 1; i <= 9; i++) {

@@ -1,6 +1,8 @@
 import fc from "fast-check";
 import { createHash } from "node:crypto";
 import {
+  decodeFrame,
+  encodeFrame,
   FrameType,
   FW_MAX_CHUNK,
   FW_MAX_WINDOW,
@@ -174,4 +176,10 @@ export function frameFromJson(j: Record<string, unknown>): Frame {
 /** SHA-256 of bytes (node:crypto). */
 export function sha256(b: Uint8Array): Uint8Array {
   return Uint8Array.from(createHash("sha256").update(b).digest());
+}
+
+/** A frame as ingest receives it from a decoder: the decoded frame and its exact bytes. */
+export function decoded(f: Frame): { frame: Frame; raw: Buffer } {
+  const raw = Buffer.from(encodeFrame(f));
+  return { frame: decodeFrame(raw), raw };
 }

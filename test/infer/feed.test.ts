@@ -7,16 +7,13 @@ import { resolveConfig } from "../../gateway/src/config/config.ts";
 import { Runtime } from "../../gateway/src/runtime.ts";
 import { MemoryKv } from "../../gateway/src/store/kv.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
-import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { CMAPSS_CHANNELS, CMAPSS_WIDTH } from "../../gateway/src/infer/features/cmapss.ts";
 import { tempModels } from "./helpers.ts";
+import { decoded as dec } from "../helpers/frames.ts";
 
 const clock = new FakeClock();
-const dec = (f: Frame) => {
-  const raw = encodeFrame(f);
-  return { frame: decodeFrame(raw), raw };
-};
 const data = (seq: number): Frame => ({
   type: FrameType.Data,
   deviceId: 7,

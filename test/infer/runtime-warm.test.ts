@@ -9,8 +9,9 @@ import { REPO_ROOT } from "../../models/eval/cmapss.ts";
 import { CMAPSS_CHANNELS, loadCmapss } from "../../gateway/src/infer/features/cmapss.ts";
 import { resolveConfig } from "../../gateway/src/config/config.ts";
 import { Runtime } from "../../gateway/src/runtime.ts";
-import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
 import { row, tempModels } from "./helpers.ts";
+import { decoded as dec } from "../helpers/frames.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "vigil-runtime-warm-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -19,10 +20,6 @@ const DEV = 0x51;
 const unit = loadCmapss(join(REPO_ROOT, "models", "data", "cmapss", "test_FD001.txt.gz")).find(
   (u) => u.cycles >= 100,
 )!;
-const dec = (f: Frame): { frame: Frame; raw: Buffer } => {
-  const raw = encodeFrame(f);
-  return { frame: decodeFrame(raw), raw };
-};
 
 async function session(from: number, to: number): Promise<Runtime> {
   const rt = new Runtime({

@@ -8,13 +8,13 @@ import { Ingest, type IngestReply } from "../../gateway/src/ingest/ingest.ts";
 import { SEQ_MAX_JUMP, SEQ_WINDOW, SequenceTracker } from "../../gateway/src/ingest/sequence.ts";
 import {
   decodeFrame,
-  encodeFrame,
   FrameType,
   NackReason,
   type DataFrame,
   type Frame,
 } from "../../gateway/src/protocol/frame.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
+import { decoded as dec } from "../helpers/frames.ts";
 
 const clock = new FakeClock();
 /** What runtime.ts wires as ingest's `storedRaw`: the stored frame's bytes from the store's index. */
@@ -24,10 +24,6 @@ const storedRawOf =
     (await store.getFrameBySeq(d, s))?.raw;
 const DEV = 0x2a;
 
-const dec = (f: Frame) => {
-  const raw = encodeFrame(f);
-  return { frame: decodeFrame(raw), raw };
-};
 const hello = (bootId: number): Frame => ({
   type: FrameType.Hello,
   deviceId: DEV,

@@ -5,12 +5,13 @@
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../../gateway/src/config/config.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
-import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
 import { Runtime } from "../../gateway/src/runtime.ts";
 import { MemoryKv } from "../../gateway/src/store/kv.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { StoreUnavailableError } from "../../gateway/src/store/errors.ts";
 import { silentLogger } from "../../gateway/src/core/log.ts";
+import { decoded as dec } from "../helpers/frames.ts";
 
 const clock = new FakeClock();
 const data = (seq: number): Frame => ({
@@ -21,10 +22,6 @@ const data = (seq: number): Frame => ({
   flags: 0,
   values: new Float32Array([1, 2]),
 });
-const dec = (f: Frame) => {
-  const raw = Buffer.from(encodeFrame(f));
-  return { frame: decodeFrame(raw), raw };
-};
 
 describe("Runtime: a store that turns corrupt while running", () => {
   it("behavior: fatal settles with the store's CORRUPTION error, and later frames are refused, never ACKed", async () => {
