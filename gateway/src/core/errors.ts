@@ -147,9 +147,9 @@ export function redactUrl(url: string): string {
     return `***@${redactUnparseable(url.slice(url.lastIndexOf("@") + 1))}`;
   // Built by hand: the URL setters refuse `***` in a host name.
   const userinfo = u.username || u.password ? `${u.username ? "***" : ""}${u.password ? ":***" : ""}@` : "";
-  const authority = url.slice(u.protocol.length).startsWith("//") ? `//${userinfo}${redactHost(u.host)}` : "";
+  const authority = /^\s*[^:]+:\/\//.test(url) ? `//${userinfo}${redactHost(u.host)}` : "";
   // The parser adds "/" as the path of `https://host`; the text keeps the URL as it was written.
-  const path = u.pathname === "/" && !/^[^:]+:\/\/[^/?#]*\//.test(url) ? "" : redactPath(u.pathname);
+  const path = u.pathname === "/" && !/^\s*[^:]+:\/\/[^/?#]*\//.test(url) ? "" : redactPath(u.pathname);
   return `${u.protocol}${authority}${path}${redactQuery(u.search)}`;
 }
 
