@@ -53,6 +53,9 @@ describe("HttpServer", () => {
       () =>
         new HttpServer({ source: new FakeSource(), host: "0.0.0.0", allowRemote: true, authToken: TOKEN }),
     ).not.toThrow();
+    expect(() => new HttpServer({ source: new FakeSource(), authToken: "" })).toThrowError(
+      /at least 32 characters/,
+    );
     expect(() => new HttpServer({ source: new FakeSource(), port: 70000 })).toThrowError(/^http\.port: /);
     expect(
       ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "::ffff:127.0.0.1"].every(isLoopback),

@@ -162,6 +162,8 @@ export class HttpServer {
         "http.authTokenFile",
         "http.allowRemote needs an access token: nothing listens beyond loopback without authentication",
       );
+    if (o.authToken !== undefined && o.authToken.length < 32)
+      throw new ConfigError("http.authTokenFile", "the access token must have at least 32 characters");
     this.#token = o.authToken === undefined ? undefined : sha256(o.authToken);
     const port = o.port ?? HTTP_DEFAULTS.port;
     if (!Number.isInteger(port) || port < 0 || port > 65535)
