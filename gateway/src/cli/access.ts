@@ -45,7 +45,8 @@ commands:
 options:
   --deployment PATH   deployment file (chain id, registry, deployment block)
   --rpc URL           JSON-RPC endpoint
-  --key-file PATH     the caller's private key (mode 0600), or VIGIL_CHAIN_KEY (default: anvil dev account #0 — local chains only)
+  --key-file PATH     the caller's private key (mode 0600), or VIGIL_CHAIN_KEY (default: anvil
+                      dev account #0 — local chains only)
   --gateway-id HEX32  the gateway (bytes32)
   --sensor HEX8       the sensor's device id (8 hex digits)
   --public-key HEX    sensor key as registered (20-byte address or 64-byte P-256 x‖y; default none)

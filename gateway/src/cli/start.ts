@@ -26,7 +26,7 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   --admission MODE       open | registry: only sensors registered and active under this gateway may send
   --no-embedded          do not run the embedded broker
   --mqtt-url URL         also subscribe to an external broker (mqtt://user:pass@host:1883)
-  --stats-ms MS          counter log interval, 0 = never, else ≥ 100 (default ${DEFAULT_CONFIG.log.statsIntervalMs})
+  --stats-ms MS          counter log interval: 0 = never, else ≥ 100 (default ${DEFAULT_CONFIG.log.statsIntervalMs})
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (default info)
   --log-format FORMAT    json|pretty|auto: JSON lines, human-readable, or pretty on a terminal (default auto)
   --http-port N          live page and /metrics port (default ${DEFAULT_CONFIG.http.port}; 0 = any free port)
@@ -35,7 +35,8 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
 
 Stops cleanly on SIGINT/SIGTERM. SIGHUP (systemctl reload vigil) re-reads the config file and
 applies log.level, and ingest.allow and ingest.revoked when ingest.admission is "open", at once;
-other changed settings are named in the log as needing a restart. An invalid file is logged and the running config kept.
+other changed settings are named in the log as needing a restart. An invalid file is logged and
+the running config kept.
 `;
 
 export function startConfig(argv: string[]): GatewayConfig | undefined {

@@ -168,7 +168,10 @@ function redactUnparseable(s: string): string {
   return `${scheme}${path}${redactQuery(q < 0 ? "" : out.slice(q))}`;
 }
 
-/** A URL inside free text: a scheme and `://`, up to white space, a control character, a quote, `\\`, `<` or `>`. */
+/**
+ * A URL inside free text: a scheme and `://`, up to white space, a control character, a quote,
+ * `\\`, `<` or `>`.
+ */
 // eslint-disable-next-line no-control-regex -- a URL ends at a control character (ANSI colours in pretty logs)
 const URL_IN_TEXT = /[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s"'\\<>\x00-\x1f\x7f]+/g;
 

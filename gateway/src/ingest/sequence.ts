@@ -6,8 +6,9 @@
  *   tracker gives each boot a base in the device's extended sequence space, the next multiple of
  *   2^32 above everything the device sent before, so a reboot is never taken for a replay, both
  *   boots' frames are stored, and an extended seq mod 2^32 is always the frame's own seq (the
- *   receipt check, RECEIPTS.md). The base is fixed by the boot's first DATA frame; a HELLO that repeats the current
- *   boot (a reconnect) changes nothing; the first HELLO of a device adopts its frames so far.
+ *   receipt check, RECEIPTS.md). The base is fixed by the boot's first DATA frame; a HELLO that
+ *   repeats the current boot (a reconnect) changes nothing; the first HELLO of a device adopts
+ *   its frames so far.
  * - Within a boot, u32 sequences wrap and are compared with serial-number arithmetic (RFC 1982,
  *   SERIAL_BITS = 32) and extended like RTP's extended sequence number (RFC 3550 §A.1).
  * - A sequence further than {@link SEQ_MAX_JUMP} from the boot's highest stored one (either

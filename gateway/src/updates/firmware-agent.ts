@@ -5,8 +5,9 @@
  * bootloader also refuses older images by its security counter), verified fetch (fetch.ts), a
  * failure keeps the old firmware and is not retried for that device until a different release
  * appears or an operator asks. A device that stops answering (NO_RESPONSE, TOO_MANY_RETRIES) has
- * not failed: its transfer is offered again, resuming, at its next HELLO. Transfer progress is persisted in the store
- * ({@link StoreFirmwareProgressStore}), so a gateway restart resumes a transfer by offering again.
+ * not failed: its transfer is offered again, resuming, at its next HELLO. Transfer progress is
+ * persisted in the store ({@link StoreFirmwareProgressStore}), so a gateway restart resumes a
+ * transfer by offering again.
  *
  * It plugs into SerialSource as its `firmware` hook: it sees every decoded frame first, routes
  * FW_STATUS / FW_CHUNK_ACK to the device's session and consumes them; a HELLO tells it a
