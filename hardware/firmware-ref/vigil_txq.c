@@ -49,8 +49,10 @@ vigil_txq_push_t vigil_txq_push(vigil_txq_t *q, const vigil_data_t *d)
 {
     vigil_txq_push_t result = VIGIL_TXQ_OK;
     unsigned s;
-    /* The only way vigil_encode_data() can fail here; checked before anything is evicted. */
+    /* The only ways vigil_encode_data() can fail here; checked before anything is evicted (an
+       empty slot would be resent as nothing and never acknowledged, blocking the ring). */
     if (d->channel_count < 1u || d->channel_count > VIGIL_TXQ_MAX_CHANNELS) return VIGIL_TXQ_INVALID;
+    if (d->timestamp_us >= VIGIL_MAX_TIME_US) return VIGIL_TXQ_INVALID;
     if (q->count == VIGIL_TXQ_SLOTS) {
         remove_at(q, 0u); /* full: the oldest is lost */
         q->overflows++;

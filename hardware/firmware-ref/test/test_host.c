@@ -788,6 +788,9 @@ static void test_txq(void)
     d = mk(1);
     d.channel_count = 0;
     CHECK(vigil_txq_push(&q, &d) == VIGIL_TXQ_INVALID && vigil_txq_count(&q) == 20u);
+    d = mk(1);
+    d.timestamp_us = 1ull << 53; /* a clock gone wrong: the frame cannot be encoded */
+    CHECK(vigil_txq_push(&q, &d) == VIGIL_TXQ_INVALID && vigil_txq_count(&q) == 20u);
 
     /* timer arithmetic survives the uint32 millisecond wrap */
     vigil_txq_init(&q);
