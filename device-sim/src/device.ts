@@ -1,7 +1,8 @@
 /**
  * One simulated MCU: produces HELLO and DATA frames from a signal source, keeps every DATA
  * frame until the gateway ACKs it, resends after a timeout with exponential backoff
- * (500 ms → 8 s, as the C reference in hardware/firmware-ref), and obeys NACK reasons
+ * (500 ms → 8 s, the C reference's bounds in hardware/firmware-ref; unlike the C ring, which
+ * resends only its oldest frame, each frame here has its own timer), and obeys NACK reasons
  * (a BUSY NACK holds all sending for its retry_after_ms, like vigil_txq).
  */
 import {

@@ -1,7 +1,8 @@
 /**
- * Fault injection. Rates are probabilities per generated frame. Every injected fault is
- * counted, and link faults also record the gateway rejection they must cause, so a test can
- * reconcile the simulator's counts with the gateway's counters exactly.
+ * Fault injection. Rates of link and value faults are probabilities per generated frame; those of
+ * the session faults (disconnect, reboot) per pass of the simulator's send loop. Every injected
+ * fault is counted, and link faults also record the gateway rejection they must cause, so a test
+ * can reconcile the simulator's counts with the gateway's counters exactly.
  */
 import { SimError } from "./errors.ts";
 import { StreamDecoder } from "../../gateway/src/protocol/stream-decoder.ts";

@@ -33,10 +33,13 @@ Devices and signals:
   --first-id N           first device id (default 1)
   --skew-ms MS           constant device clock skew (default 0)
 
-Faults (probability per frame, e.g. --faults corrupt=0.01,drop=0.02 or all=0.005):
-  corrupt truncate drop duplicate reorder garbage    link
-  nan clockJump stuck drift spike                    values
-  disconnect                                         session
+Faults (e.g. --faults corrupt=0.01,drop=0.02 or all=0.005; all= includes reboot):
+  corrupt truncate drop duplicate reorder garbage    link, probability per frame
+  nan clockJump stuck drift spike                    values, probability per frame
+  disconnect reboot                                  session, probability per pass of the send
+                                                     loop (about every 5 ms; back to back at
+                                                     --rate 0); reboot: one device restarts and
+                                                     loses its unacknowledged frames
   --sensor-fault SPEC    scripted sensor faults for a demo, KIND:CHANNEL@FROM[+FRAMES][#ID/ID…],
                          comma-separated; KIND nan | stuck | spike (×5); CHANNEL a HELLO name or
                          index, e.g. stuck:s11@60+80 (the gateway raises a sensor-fault alert)
@@ -48,6 +51,9 @@ Faults (probability per frame, e.g. --faults corrupt=0.01,drop=0.02 or all=0.005
   --json                 JSON lines on stdout: {"type":"progress",…} snapshots, then {"type":"report",…}
   --progress-ms MS       progress interval (default 1000)
   -h, --help             this text
+
+Exit status: 0 when every frame was acknowledged by the end of the drain, 1 when frames are still
+pending or the transport fails (one line), 2 for a usage error.
 `;
 
 export async function simCommand(argv: string[]): Promise<number> {

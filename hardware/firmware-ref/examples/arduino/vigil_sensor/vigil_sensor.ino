@@ -29,7 +29,7 @@
 
 /* ---- configuration ------------------------------------------------------------------- */
 #ifndef VIGIL_DEVICE_ID
-#define VIGIL_DEVICE_ID 0x0000002Aul /* registered with the gateway (vigil devices add) */
+#define VIGIL_DEVICE_ID 0x0000002Aul /* admitted by the gateway (ingest.allow, or vigil access sensor register) */
 #endif
 #define LINK Serial          /* USB CDC; use Serial1 for a USB-UART adapter or an RS-485 transceiver */
 #define LINK_BAUD 115200ul
