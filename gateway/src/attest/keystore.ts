@@ -21,6 +21,7 @@ import {
 import { fstatSync, readFileSync } from "node:fs";
 import { chmod, open, readFile, rename, stat } from "node:fs/promises";
 import { VigilError } from "../core/errors.ts";
+import { notOwnerOnly } from "../core/secret-file.ts";
 import type { DeviceKey, KeyType } from "../chain/keys.ts";
 import { importKey, registrationPublicKey } from "../chain/keys.ts";
 import { GatewaySigner } from "./signer.ts";
@@ -44,10 +45,7 @@ export class KeystoreError extends VigilError {
 export class KeystorePermissionError extends KeystoreError {
   override name = "KeystorePermissionError";
   constructor(path: string, mode: number) {
-    super(
-      "KEYSTORE_PERMISSIONS",
-      `keystore ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); run: chmod 600 ${path}`,
-    );
+    super("KEYSTORE_PERMISSIONS", `keystore ${notOwnerOnly(path, mode) ?? path}`);
   }
 }
 

@@ -14,6 +14,7 @@
 import { statSync, readFileSync } from "node:fs";
 import { computeAddress, SigningKey } from "ethers";
 import { VigilError } from "../core/errors.ts";
+import { notOwnerOnly } from "../core/secret-file.ts";
 import { ANVIL_DEV_KEYS } from "./anvil.ts";
 
 /** A sending key that is missing, unreadable, badly formed or not allowed here. */
@@ -82,11 +83,8 @@ export function readKeyFile(path: string, what: string): string {
   } catch {
     throw new SenderKeyError("KEY_MISSING", `${what}: ${path} cannot be read`);
   }
-  if ((mode & 0o077) !== 0)
-    throw new SenderKeyError(
-      "KEY_PERMISSIONS",
-      `${what}: ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); run: chmod 600 ${path}`,
-    );
+  const unsafe = notOwnerOnly(path, mode);
+  if (unsafe) throw new SenderKeyError("KEY_PERMISSIONS", `${what}: ${unsafe}`);
   return parseKey(readFileSync(path, "utf8"), what);
 }
 

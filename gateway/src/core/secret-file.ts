@@ -5,6 +5,16 @@ import { readFileSync, statSync } from "node:fs";
 import { ConfigError } from "./errors.ts";
 
 /**
+ * Why a secret file's `mode` is unsafe ("`path` is accessible by group or others (mode 0644);
+ * run: chmod 600 `path`"), or undefined when only its owner can access it. One sentence for every
+ * secret file: keystore, key files, the access token.
+ */
+export function notOwnerOnly(path: string, mode: number): string | undefined {
+  if ((mode & 0o077) === 0) return undefined;
+  return `${path} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); run: chmod 600 ${path}`;
+}
+
+/**
  * The first line of `path`, trimmed: a secret that only the file's owner may read.
  * @param setting The config setting that names the file (in errors), e.g. `http.authTokenFile`.
  * @param minLength Shortest accepted secret. Default 32.
@@ -23,11 +33,8 @@ export function readSecretFile(path: string, setting: string, minLength = 32): s
       `${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? "error"})`,
     );
   }
-  if ((mode & 0o077) !== 0)
-    throw new ConfigError(
-      setting,
-      `${path} is accessible by group or others (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); run: chmod 600 ${path}`,
-    );
+  const unsafe = notOwnerOnly(path, mode);
+  if (unsafe) throw new ConfigError(setting, unsafe);
   const secret = (text.split(/\r?\n/)[0] ?? "").trim();
   if (secret.length < minLength)
     throw new ConfigError(
