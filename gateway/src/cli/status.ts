@@ -3,7 +3,7 @@
  * (`/api/summary` and `/api/alerts`, gateway/src/http/README.md). Read-only; needs no keys and
  * does not touch the store, so it is safe beside a running gateway.
  */
-import { DEFAULT_CONFIG, loadConfigFile } from "../config/config.ts";
+import { DEFAULT_CONFIG, loadConfigFile, type GatewayConfig } from "../config/config.ts";
 import { UsageError, VigilError } from "../core/errors.ts";
 import { resolvePath } from "../core/paths.ts";
 import { readSecretFile } from "../core/secret-file.ts";
@@ -181,19 +181,33 @@ export const NEEDS_TOKEN = (url: string): string =>
   `${new URL(url).origin} needs its access token (http.authTokenFile): pass -c with the config the gateway runs with`;
 
 /**
- * Request headers for the endpoint: `Authorization: Bearer` with the token of the config's
- * `http.authTokenFile` (relative to its dataDir), when it has one.
+ * The endpoint to read and the headers to send, from one read of the config file: the URL is
+ * `--url`, else the config's http settings, else the defaults; the headers carry `Authorization:
+ * Bearer` with the token of the config's `http.authTokenFile` (relative to its dataDir), if any.
  */
-export function statusHeaders(o: { config?: string | undefined }): Record<string, string> {
-  if (!o.config) return {};
-  const cfg = loadConfigFile(o.config);
-  if (!cfg.http.authTokenFile) return {};
-  const token = readSecretFile(resolvePath(cfg.dataDir, cfg.http.authTokenFile), "http.authTokenFile");
-  return { authorization: `Bearer ${token}` };
+export function statusEndpoint(o: { url?: string | undefined; config?: string | undefined }): {
+  base: string;
+  headers: Record<string, string>;
+} {
+  const cfg = o.config ? loadConfigFile(o.config) : undefined;
+  const file = cfg?.http.authTokenFile;
+  return {
+    base: urlOf(o, cfg),
+    headers: file
+      ? { authorization: `Bearer ${readSecretFile(resolvePath(cfg.dataDir, file), "http.authTokenFile")}` }
+      : {},
+  };
 }
 
 /** The endpoint to read: --url, else the config file's http settings, else the defaults. */
 export function statusUrl(o: { url?: string | undefined; config?: string | undefined }): string {
+  return statusEndpoint(o).base;
+}
+
+function urlOf(
+  o: { url?: string | undefined; config?: string | undefined },
+  cfg: GatewayConfig | undefined,
+): string {
   if (o.url) {
     let u: URL;
     try {
@@ -204,7 +218,7 @@ export function statusUrl(o: { url?: string | undefined; config?: string | undef
     if (u.protocol !== "http:") throw new UsageError(`--url must be an http:// URL, got "${o.url}"`);
     return u.origin;
   }
-  const http = o.config ? loadConfigFile(o.config).http : DEFAULT_CONFIG.http;
+  const http = cfg?.http ?? DEFAULT_CONFIG.http;
   const from = o.config ? `in ${o.config}` : "by default";
   if (!http.enabled)
     throw new StatusError(
@@ -253,8 +267,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     process.stdout.write(STATUS_HELP);
     return 0;
   }
-  const base = statusUrl({ url: v.url, config: v.config });
-  const headers = statusHeaders({ config: v.config });
+  const { base, headers } = statusEndpoint({ url: v.url, config: v.config });
   const [summary, alerts] = await Promise.all([
     getJson<PageStats>(`${base}/api/summary`, headers),
     getJson<AlertsView>(`${base}/api/alerts`, headers),

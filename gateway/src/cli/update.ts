@@ -8,7 +8,7 @@ import type { UpdateStatus, ModelAgentCounters } from "../updates/model-agent.ts
 import type { FirmwareAgentCounters } from "../updates/firmware-agent.ts";
 import { parse, runSubcommand } from "./args.ts";
 import { UPDATE_HELP } from "./help/update.ts";
-import { NEEDS_TOKEN, StatusError, statusHeaders, statusUrl } from "./status.ts";
+import { NEEDS_TOKEN, StatusError, statusEndpoint } from "./status.ts";
 
 /** The updates status as GET /api/updates serves it (updates/start.ts UpdatesStatusPayload, as JSON). */
 export interface UpdatesView {
@@ -158,8 +158,7 @@ function common(argv: string[], extra: Record<string, { type: "string" | "boolea
 function opts(c: ReturnType<typeof common>): Common {
   const v = c.v as { url?: string; config?: string; json?: boolean };
   return {
-    base: statusUrl({ url: v.url, config: v.config }),
-    headers: statusHeaders({ config: v.config }),
+    ...statusEndpoint({ url: v.url, config: v.config }),
     json: v.json === true,
     wait: c.wait,
   };
