@@ -16,7 +16,7 @@ function fakeChain(
   logBlocks: number[],
   limit = Infinity,
   failFirst = 0,
-  shape: { address?: string; topics?: string[]; ignoreRange?: boolean } = {},
+  shape: { address?: string; topics?: string[]; ignoreRange?: boolean; malformed?: boolean } = {},
 ) {
   const ranges: [number, number][] = [];
   let fails = failFirst;
@@ -40,6 +40,7 @@ function fakeChain(
           { code: -32005, message: `query exceeds max block range ${limit}` },
           "fake",
         );
+      if (shape.malformed) return [{ address: "0xaa", blockNumber: "not a number" }] as T;
       return logBlocks
         .filter((b) => shape.ignoreRange || (b >= from && b <= to))
         .map((b) => ({
@@ -67,6 +68,7 @@ describe("scanLogs", () => {
       { topics: ["0x01", "0x09", "0x04"] },
       { topics: ["0x01"] },
       { topics: ["0x01", "0x09", "0x03"], ignoreRange: true },
+      { malformed: true }, // a log without topics or a block number
     ]) {
       const c = fakeChain([5, 500], Infinity, 0, shape);
       await expect(scanLogs(c.rpc, filter, o)).rejects.toMatchObject({ code: "CHAIN_BAD_RESPONSE" });
