@@ -22,7 +22,7 @@
  * which are the firmware's own code, count 0).
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -239,6 +239,7 @@ async function transferC(baud: number, img: Buffer): Promise<Run> {
     await stop(dev);
     await gw.close();
     await relay.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
