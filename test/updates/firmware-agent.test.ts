@@ -74,7 +74,7 @@ describe("firmware agent with a failing store", () => {
 });
 
 describe("firmware agent and device admission", () => {
-  it("error: an unknown or revoked device is never offered a release: its HELLO is left to ingest (which NACKs it), and a device revoked after its HELLO is skipped at the next check", async () => {
+  it("error: an unknown or revoked device is never offered a release: its HELLO is left to ingest (which NACKs it), and a device revoked after its HELLO is skipped at the next check; an unreachable release is tried again until then", async () => {
     const state = new MemoryFrameStore();
     await state.open();
     const admitted = new Set([1]);
@@ -93,12 +93,19 @@ describe("firmware agent and device admission", () => {
     await agent.check();
     await agent.idle();
     expect(agent.counters.rejected).toEqual({ FETCH_FAILED: 1 }); // device 1 only
-    // Device 1 is revoked; its failure is forgotten by an operator: still not offered.
-    admitted.delete(1);
-    expect(await agent.retry(1, release.id)).toBe(true);
+    // Unreachable is not remembered: the next check and the device's next HELLO try again.
+    expect(await state.metaEntries("updates/fw/failed/")).toEqual([]);
     await agent.check();
     await agent.idle();
-    expect(agent.counters.rejected).toEqual({ FETCH_FAILED: 1 });
+    expect(agent.onFrame(hello, link)).toBe(false);
+    await agent.idle();
+    expect(agent.counters.rejected).toEqual({ FETCH_FAILED: 3 });
+    // Device 1 is revoked: no longer offered, at a check or at its HELLO.
+    admitted.delete(1);
+    await agent.check();
+    expect(agent.onFrame(hello, link)).toBe(false);
+    await agent.idle();
+    expect(agent.counters.rejected).toEqual({ FETCH_FAILED: 3 });
     await state.close();
   });
 });

@@ -3,7 +3,7 @@
 // test per line, each ending with the old model still live and the reason counted.
 import { createServer, type Server } from "node:http";
 import { copyFileSync, readdirSync, rmSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -467,6 +467,46 @@ describe("model update agent on anvil", () => {
     await s.agent.retry(id);
     await s.rig.feedUntil(s.agent.check());
     expect(s.agent.counters.installs).toBe(1);
+  });
+
+  it("behavior: an unreachable artifact host is not remembered: every check tries again (model, then manifest) and the release installs once it answers", async () => {
+    const down = new Set<string>(); // CIDs the IPFS gateway answers 503 for
+    const files = new Map<string, string>(); // CID → file
+    const asked: string[] = [];
+    const srv = await serve((req, res) => {
+      const cid = basename(req.url ?? "");
+      asked.push(cid);
+      const file = files.get(cid);
+      if (down.has(cid) || !file) res.writeHead(503).end();
+      else res.end(readFileSync(file));
+    });
+    const s = await setup({ ipfsGateway: srv.url });
+    const rel = releaseFolder({ profile: s.profile, version: "3.1.0" });
+    const model = await cidV1OfFile(rel.file);
+    const manifest = await cidV1OfFile(rel.manifest);
+    files.set(model, rel.file).set(manifest, rel.manifest);
+    const id = await propose(r, { profile: s.profile, ...rel, uris: [`ipfs://${model}`] });
+    await approve(r, id);
+    down.add(model);
+    await s.agent.check();
+    await s.agent.check();
+    expect(asked).toEqual([model, model]);
+    expect(s.agent.counters.rejected).toEqual({ FETCH_FAILED: 2 });
+    expect(s.agent.status().lastFailure).toMatchObject({ releaseId: `${id}`, code: "FETCH_FAILED" });
+    expect(await s.agent.retry(id)).toBe(false); // nothing to forget
+    // The model is back, its manifest not yet: unreachable, not a bad manifest.
+    down.clear();
+    down.add(manifest);
+    await s.agent.check();
+    expect(asked.slice(2)).toEqual([model, manifest]);
+    expect(s.agent.counters.rejected).toEqual({ FETCH_FAILED: 3 });
+    expect(s.rig.loop.models).toEqual([s.live]);
+    // Both back: the next scheduled check installs it, no operator involved.
+    down.clear();
+    await s.rig.feedUntil(s.agent.check());
+    expect(s.agent.counters.installs).toBe(1);
+    expect(s.rig.loop.models[0]!.sha256).toBe((await r.gateway.getRelease(id))!.contentHash.slice(2));
+    srv.server.close();
   });
 });
 

@@ -234,7 +234,8 @@ async function retryCmd(argv: string[]): Promise<number> {
     process.stdout.write(
       where.length
         ? `vigil update: release ${id}: failure forgotten (${where.join("; ")}); checking again\n`
-        : `vigil update: release ${id} had not failed on this gateway; checking anyway\n`,
+        : // Never refused here, or refused only as unreachable (FETCH_FAILED is not remembered).
+          `vigil update: release ${id} is not remembered as refused on this gateway; checking anyway\n`,
     );
   }
   const code = await finish(o, asked.status);

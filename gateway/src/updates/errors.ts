@@ -7,7 +7,8 @@ import { VigilError } from "../core/errors.ts";
  * - `REVOKED`: the release was revoked;
  * - `WRONG_TARGET`: the release is for another (kind, target), or its manifest serves other profiles;
  * - `NOT_NEWER`: its version is not above the one installed (rollback, or the same version again);
- * - `FETCH_FAILED`: no URI delivered the bytes (unreachable, HTTP error, unsupported scheme);
+ * - `FETCH_FAILED`: no URI delivered the bytes (unreachable, HTTP error, unsupported scheme), the
+ *   release's or its pinned manifest's; the only code that is not remembered (`isTransient`);
  * - `SIZE_MISMATCH`: the body was longer than the recorded size (cut) or shorter;
  * - `HASH_MISMATCH`: the bytes' sha256 differs from the release's content hash;
  * - `CID_MISMATCH`: an IPFS gateway returned bytes whose CID is not the one asked for;
@@ -31,6 +32,17 @@ export type UpdateErrorCode =
   | "MODEL_INVALID"
   | "SHADOW_FAILED"
   | "REPORT_FAILED";
+
+/**
+ * True for a refusal that says nothing about the release, only that its bytes could not be had
+ * now (a host or IPFS gateway down, a timeout): it is counted and logged but not remembered, so
+ * the next check (for firmware, also the device's next HELLO) tries again, paced by
+ * `updates.schedule`. Every other refusal is about the bytes or the chain's record and is
+ * remembered until a different release is Active or an operator asks (`vigil update retry`).
+ */
+export function isTransient(code: string): boolean {
+  return code === "FETCH_FAILED";
+}
 
 export class UpdateError extends VigilError {
   override name = "UpdateError";

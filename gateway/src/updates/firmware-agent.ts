@@ -4,7 +4,8 @@
  * the model agent — approved and not revoked, the right target, never backwards (the device's
  * bootloader also refuses older images by its security counter), verified fetch (fetch.ts), a
  * failure keeps the old firmware and is not retried for that device until a different release
- * appears or an operator asks. A device that stops answering (NO_RESPONSE, TOO_MANY_RETRIES) has
+ * appears or an operator asks (bytes that were only unreachable, FETCH_FAILED, are tried again at
+ * the next check or HELLO). A device that stops answering (NO_RESPONSE, TOO_MANY_RETRIES) has
  * not failed: its transfer is offered again, resuming, at its next HELLO. Transfer progress is
  * persisted in the store ({@link StoreFirmwareProgressStore}), so a gateway restart resumes a
  * transfer by offering again.
@@ -21,7 +22,7 @@ import { silentLogger, type Logger } from "../core/log.ts";
 import type { FirmwareLink, SerialFirmwareHook } from "../ingest/serial/serial-source.ts";
 import { FrameType, type Frame, type HelloFrame, type FirmwareVersion } from "../protocol/frame.ts";
 import { parseFirmwareImage } from "../protocol/firmware-image.ts";
-import { UpdateError, type UpdateErrorCode } from "./errors.ts";
+import { isTransient, UpdateError, type UpdateErrorCode } from "./errors.ts";
 import { fetchArtifact } from "./fetch.ts";
 import { FirmwareSession, type FirmwareSessionOptions } from "./firmware/session.ts";
 import type { FirmwareProgress, FirmwareProgressStore } from "./firmware/progress.ts";
@@ -277,7 +278,11 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       { deviceId, releaseId: rel.id.toString(), code },
       `firmware release ${rel.id} for device ${deviceId} refused: ${reason}`,
     );
-    await this.#o.state.putMeta(`updates/fw/failed/${deviceId}/${rel.id}`, Buffer.from(`${code}: ${reason}`));
+    if (!isTransient(code))
+      await this.#o.state.putMeta(
+        `updates/fw/failed/${deviceId}/${rel.id}`,
+        Buffer.from(`${code}: ${reason}`),
+      );
   }
 
   async #install(deviceId: number, rel: ReleaseRecord): Promise<void> {

@@ -20,7 +20,8 @@
  *    installed version, unload the old model, then a signed `reportInstalled` on chain (a failed
  *    report is retried at the next check; the install stands).
  * A failed release is remembered (in the store) and not tried again until a different release
- * appears or an operator calls `retry(id)`. Checks run on a node-cron schedule and on demand
+ * appears or an operator calls `retry(id)`, unless its bytes were only unreachable (FETCH_FAILED,
+ * `isTransient`): then the next check tries again. Checks run on a node-cron schedule and on demand
  * (`check()`, e.g. on a registry event); when none succeeded for `staleAfterMs` the agent marks
  * itself stale and raises the `update-check-stale` alert (freeze attack).
  */
@@ -33,7 +34,7 @@ import type { Hex } from "../core/hex.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { InferenceLoop } from "../infer/loop.ts";
 import { loadModel, releaseModel, type LoadedModel } from "../infer/registry.ts";
-import { UpdateError, type UpdateErrorCode } from "./errors.ts";
+import { isTransient, UpdateError, type UpdateErrorCode } from "./errors.ts";
 import { fetchArtifact } from "./fetch.ts";
 import { checkModelAgainstManifest } from "./model-check.ts";
 import { parseModelMeta, semverToVersion, targetId } from "./release-meta.ts";
@@ -400,7 +401,8 @@ export class ModelUpdateAgent {
         atMs: this.#clock.nowMs(),
       },
     });
-    await this.#o.state.putMeta(`updates/failed/${id}`, Buffer.from(`${e.code}: ${e.shortMessage}`));
+    if (!isTransient(e.code))
+      await this.#o.state.putMeta(`updates/failed/${id}`, Buffer.from(`${e.code}: ${e.shortMessage}`));
     return { ok: false, code: e.code, reason: e.shortMessage };
   }
 
@@ -479,7 +481,8 @@ export class ModelUpdateAgent {
       rmSync(model.path, { force: true });
       const u = e as UpdateError;
       throw new UpdateError(
-        "MANIFEST_INVALID",
+        // Unreachable stays FETCH_FAILED (tried again at the next check); wrong bytes are refused.
+        u.code === "FETCH_FAILED" ? "FETCH_FAILED" : "MANIFEST_INVALID",
         `the manifest pinned by release ${rel.id} could not be fetched: ${u.shortMessage}`,
         {
           ...(u.details ? { details: u.details } : {}),
