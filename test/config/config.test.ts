@@ -46,6 +46,8 @@ describe("config", () => {
       ],
       [{ chain: { finality: "safe" } }, /^chain\.finality: must be one of depth, finalized, got "safe"$/],
       [{ chain: { maxPriorityFeePerGasGwei: 60 } }, /must not exceed chain\.maxFeePerGasGwei/],
+      // As --stats-ms: a counter line every millisecond would flood the log.
+      [{ log: { statsIntervalMs: 99 } }, /^log\.statsIntervalMs: must be 0 \(never\) or at least 100/],
       // Nothing listens beyond loopback without authentication.
       [{ http: { allowRemote: true } }, /^http\.authTokenFile: http\.allowRemote needs an access token/],
       // Checked here, not when the agents' cron starts (which threw a plain Error at start-up).

@@ -1,6 +1,12 @@
 /** `vigil start`: run the gateway (options here; the running part is start-run.ts, loaded on start). */
 import { resolve } from "node:path";
-import { loadConfigFile, resolveConfig, DEFAULT_CONFIG, type GatewayConfig } from "../config/config.ts";
+import {
+  loadConfigFile,
+  resolveConfig,
+  DEFAULT_CONFIG,
+  MIN_STATS_INTERVAL_MS,
+  type GatewayConfig,
+} from "../config/config.ts";
 import { num, parse } from "./args.ts";
 import { UsageError } from "../core/errors.ts";
 import { StartupError } from "./fatal.ts";
@@ -82,10 +88,12 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
   if (v["http-port"] !== undefined) cfg.http.port = num("http-port", v["http-port"], 9479, 0, 65535);
   if (v["no-http"]) cfg.http.enabled = false;
   if (v["stats-ms"] !== undefined) {
-    // 0 = never (as log.statsIntervalMs); otherwise at least 100 ms, so the log is not flooded.
+    // 0 = never; otherwise at least 100 ms, as log.statsIntervalMs (named here by its flag).
     const ms = num("stats-ms", v["stats-ms"], 5000, 0);
-    if (ms > 0 && ms < 100)
-      throw new UsageError(`--stats-ms must be 0 (never) or at least 100, got "${v["stats-ms"]}"`);
+    if (ms > 0 && ms < MIN_STATS_INTERVAL_MS)
+      throw new UsageError(
+        `--stats-ms must be 0 (never) or at least ${MIN_STATS_INTERVAL_MS}, got "${v["stats-ms"]}"`,
+      );
     cfg.log.statsIntervalMs = ms;
   }
   // Re-validate so flag values get the same checks as file values.

@@ -30,6 +30,9 @@ function defaultsOf(schema: { default?: unknown; properties?: Record<string, unk
   return out;
 }
 
+/** Shortest counter log interval, in ms, other than 0 (never): `log.statsIntervalMs`, `--stats-ms`. */
+export const MIN_STATS_INTERVAL_MS = 100;
+
 /**
  * Validates a partial config and fills the schema's defaults; the input is not modified.
  * Throws ConfigError naming the setting.
@@ -50,6 +53,12 @@ export function resolveConfig(partial: unknown): GatewayConfig {
   checkUrl("updates.ipfsGateway", cfg.updates.ipfsGateway);
   if (cfg.chain.maxPriorityFeePerGasGwei > cfg.chain.maxFeePerGasGwei)
     throw new ConfigError("chain.maxPriorityFeePerGasGwei", "must not exceed chain.maxFeePerGasGwei");
+  const stats = cfg.log.statsIntervalMs;
+  if (stats > 0 && stats < MIN_STATS_INTERVAL_MS)
+    throw new ConfigError(
+      "log.statsIntervalMs",
+      `must be 0 (never) or at least ${MIN_STATS_INTERVAL_MS}, so the log is not flooded; got ${stats}`,
+    );
   checkAccessConfig(cfg);
   return cfg;
 }

@@ -199,7 +199,7 @@ const Log = Type.Object(
     statsIntervalMs: Type.Integer({
       minimum: 0,
       default: 5000,
-      description: "Counters logged every N ms (0 = never).",
+      description: "Counters logged every N ms (0 = never, else at least 100).",
     }),
     format: choice(["auto", "json", "pretty"], {
       default: "auto",
