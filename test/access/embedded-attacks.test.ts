@@ -286,6 +286,7 @@ describe("embedded broker access: who may read", () => {
       128, 128, 128, 128,
     ]);
     expect(rig.broker.access.subscribeRefused).toBe(4);
+    expect(rig.broker.stats()).toMatchObject({ subscribeRefused_outside_grant: 4 });
     expect(r.connected).toBe(true);
   });
 
@@ -301,6 +302,75 @@ describe("embedded broker access: who may read", () => {
     expect(await connackCode(rig.url, await rig.token(rig.stranger))).toBe(5);
     const a = await rig.device(DEV_A);
     expect(await subackCodes(a, ["#"], 0)).toEqual([128]);
+    expect(rig.broker.access.subscribeRefusedBy).toEqual({ device_topic: 1 });
+  });
+
+  it("error: an auditor who loses the role but keeps a gateway grant stays connected and receives no more raw frames: every delivery is checked again, and counted", async () => {
+    rig = await accessRig();
+    const aud = rig.auditor.address.toLowerCase() as Hex;
+    rig.chain({ name: "GatewayAccessGranted", gatewayId: GW, reader: aud, expiresAt: 4_000_000_000 });
+    const a = await rig.connect(await rig.token(rig.auditor));
+    expect(await subackCodes(a, ["vigil/v1/ingest/#", STATUS])).toEqual([1, 1]);
+    const got: string[] = [];
+    let seen: (t: string) => void = () => undefined;
+    a.on("message", (t) => {
+      got.push(t);
+      seen(t);
+    });
+    /** Publishes `frame` as device B, then a status as the gateway; resolves when the status arrives. */
+    const round = async (seq: number): Promise<void> => {
+      const d = await rig!.device(DEV_B);
+      await d.publishAsync(`vigil/v1/ingest/${hex8(DEV_B)}`, dataFrame(DEV_B, seq), { qos: 1 });
+      const status = new Promise<void>((res) => (seen = (t) => t === STATUS && res()));
+      rig!.broker.publish(STATUS, "{}", { qos: 1, retain: false });
+      await status;
+      d.end(true);
+    };
+    await round(1);
+    expect(got).toEqual([`vigil/v1/ingest/${hex8(DEV_B)}`, STATUS]);
+    rig.chain({
+      name: "RoleRevoked",
+      role: (await import("../../gateway/src/chain/events.ts")).AUDITOR_ROLE_ID,
+      account: aud,
+    });
+    expect(rig.broker.sweep()).toBe(0); // still a granted reader
+    await round(2);
+    // Messages to one client keep their order: the status came, the raw frame before it did not.
+    expect(got).toEqual([`vigil/v1/ingest/${hex8(DEV_B)}`, STATUS, STATUS]);
+    expect(rig.broker.stats()).toMatchObject({ forwardRefused_outside_grant: 1 });
+    expect(a.connected).toBe(true);
+  });
+
+  it("error: a client id held by another identity is refused with CONNACK 2: a reader can neither knock a device off nor resume an auditor's stored session; the same identity reconnects as before", async () => {
+    rig = await accessRig();
+    const dev = await rig.device(DEV_A, { clientId: "sensor-a" });
+    expect(await connackCode(rig.url, { clientId: "sensor-a", ...(await rig.token(rig.reader)) })).toBe(2);
+    expect(dev.connected).toBe(true);
+    expect(rig.broker.identityOf("sensor-a")).toMatchObject({ kind: "device", deviceId: DEV_A });
+    // The device itself reconnects with its id (its old connection is closed, MQTT-3.1.4-2).
+    const dev2 = await rig.device(DEV_A, { clientId: "sensor-a" });
+    expect(dev2.connected).toBe(true);
+
+    // An auditor's stored session (clean = false) with a frame queued while it is away.
+    const aud = await rig.connect({ clientId: "audit-1", clean: false, ...(await rig.token(rig.auditor)) });
+    expect(await subackCodes(aud, ["vigil/v1/ingest/#"])).toEqual([1]);
+    aud.end(true);
+    await closed(aud);
+    const d = await rig.device(DEV_B);
+    await d.publishAsync(`vigil/v1/ingest/${hex8(DEV_B)}`, dataFrame(DEV_B, 1), { qos: 1 });
+    const taken = { clientId: "audit-1", clean: false, ...(await rig.token(rig.reader)) };
+    expect(await connackCode(rig.url, taken)).toBe(2);
+    expect(rig.broker.access.clientIdTaken).toBe(2);
+    // The auditor comes back to its session and gets what was queued for it.
+    const back = await mqtt.connectAsync(rig.url, {
+      reconnectPeriod: 0,
+      clientId: "audit-1",
+      clean: false,
+      ...(await rig.token(rig.auditor)),
+    });
+    const frame = await new Promise<string>((res) => back.once("message", (t) => res(t)));
+    expect(frame).toBe(`vigil/v1/ingest/${hex8(DEV_B)}`);
+    back.end(true);
   });
 
   it("error: an MQTT 5 client gets CONNACK 0x01 (unacceptable protocol version, MQTT-3.1.2-2) in 3.1.1 form and is disconnected before authentication, counted", async () => {

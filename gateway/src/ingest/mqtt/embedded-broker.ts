@@ -18,8 +18,13 @@
  * Access (policy.ts): every CONNECT is authenticated by the policy (refused with CONNACK 4 or 5
  * [MQTT-3.2.2.3]); every client PUBLISH is authorised before ingest sees it (a refused one
  * disconnects the client: MQTT 3.1.1 has no negative PUBACK [MQTT-3.3.5-2]); a refused
- * SUBSCRIBE is answered SUBACK 0x80 [MQTT-3.9.3-1], never dropped silently. `sweep()`
- * disconnects clients the policy no longer allows (a revoked or expired reader).
+ * SUBSCRIBE is answered SUBACK 0x80 [MQTT-3.9.3-1], never dropped silently. A subscription is
+ * checked when it is made, and every delivery again (a reader whose rights shrank keeps its
+ * subscription but receives only what it may read now). `sweep()` disconnects clients the policy
+ * no longer allows (a revoked or expired reader). A client id belongs to the identity that holds
+ * it (connected, or with a stored session): another identity's CONNECT with it is refused with
+ * CONNACK 0x02 [MQTT-3.2.2-3 table 3.1], so no one can knock a device off the broker or resume
+ * an auditor's session and receive what was queued for it.
  *
  * Limits (policy.ts BrokerLimits): a packet announcing more than `maxPacketBytes` disconnects
  * its client before the body is buffered; connections per address and in total, and new
@@ -111,6 +116,14 @@ export interface BrokerAccessCounters {
   unsupportedProtocol: number;
   /** Refused PUBLISHes by reason (policy reason strings). */
   publishRefusedBy: Record<string, number>;
+  /** Refused SUBSCRIBE filters by reason (policy reason strings). */
+  subscribeRefusedBy: Record<string, number>;
+  /** Deliveries withheld because the receiver may no longer read the topic, by reason. */
+  forwardRefusedBy: Record<string, number>;
+  /** CONNECTs refused (CONNACK 0x02) because another identity holds the client id. */
+  clientIdTaken: number;
+  /** The policy threw while checking a CONNECT (refused CONNACK 4; a defect or a bad credential file). */
+  authErrors: number;
 }
 
 /**
@@ -183,6 +196,13 @@ const isLoopback = (a: string | undefined): boolean =>
   a === "127.0.0.1" || a === "::1" || a === "::ffff:127.0.0.1" || (a?.startsWith("127.") ?? false);
 export { isLoopback };
 
+/** One string per identity: client ids are held per identity (see #owners). */
+function identityKey(w: BrokerIdentity): string {
+  if (w.kind === "device") return `device:${w.deviceId}`;
+  if (w.kind === "reader") return `reader:${w.address.toLowerCase()}`;
+  return "anonymous";
+}
+
 export class EmbeddedBroker implements IngestSource {
   readonly name = "mqtt:embedded";
   broker: Aedes | undefined;
@@ -216,6 +236,10 @@ export class EmbeddedBroker implements IngestSource {
     revokedDisconnects: 0,
     unsupportedProtocol: 0,
     publishRefusedBy: {},
+    subscribeRefusedBy: {},
+    forwardRefusedBy: {},
+    clientIdTaken: 0,
+    authErrors: 0,
   };
   readonly #policy: BrokerPolicy;
   /** Each client's IP address, for the policy's failed-login backoff. */
@@ -223,6 +247,12 @@ export class EmbeddedBroker implements IngestSource {
   readonly #limits: BrokerLimits;
   /** Authenticated clients and who they are. */
   readonly #who = new Map<Client, BrokerIdentity>();
+  /**
+   * Who holds each client id: the identity (identityKey) and the client that last authenticated
+   * with it. Kept after a disconnect while the session is stored (clean = false; aedes keeps
+   * sessions in memory, so this lives exactly as long as they do).
+   */
+  readonly #owners = new Map<string, { key: string; client: Client }>();
   readonly #perAddress = new Map<string, number>();
   /**
    * Connections accepted per address in the current one-second window (cleared when the window
@@ -267,11 +297,16 @@ export class EmbeddedBroker implements IngestSource {
   }
 
   stats(): Record<string, number> {
-    const { publishRefusedBy, ...a } = this.#access;
-    const by = Object.fromEntries(
-      Object.entries(publishRefusedBy).map(([k, v]) => [`publishRefused_${k}`, v]),
-    );
-    return { ...this.#counters, ...a, ...by };
+    const { publishRefusedBy, subscribeRefusedBy, forwardRefusedBy, ...a } = this.#access;
+    const by = (prefix: string, m: Record<string, number>): Record<string, number> =>
+      Object.fromEntries(Object.entries(m).map(([k, v]) => [`${prefix}_${k}`, v]));
+    return {
+      ...this.#counters,
+      ...a,
+      ...by("publishRefused", publishRefusedBy),
+      ...by("subscribeRefused", subscribeRefusedBy),
+      ...by("forwardRefused", forwardRefusedBy),
+    };
   }
 
   clients(): number {
@@ -315,11 +350,11 @@ export class EmbeddedBroker implements IngestSource {
     broker.on("client", () => this.#counters.connects++);
     broker.on("clientDisconnect", (c: Client) => {
       this.#counters.disconnects++;
-      this.#who.delete(c);
+      this.#gone(c);
     });
     broker.on("clientError", (c: Client, _e: Error) => {
       this.#counters.clientErrors++;
-      this.#who.delete(c);
+      this.#gone(c);
     });
     // A CONNECT refused before it had a client id (aedes lib/client.js); errorCode is the CONNACK's.
     broker.on("connectionError", (_c: Client, e: Error & { errorCode?: number }) => {
@@ -521,25 +556,43 @@ export class EmbeddedBroker implements IngestSource {
     });
   }
 
+  /** A client left: forget who it was; its client id stays held while its session is stored. */
+  #gone(c: Client): void {
+    this.#who.delete(c);
+    const o = c.id ? this.#owners.get(c.id) : undefined;
+    if (o?.client === c && c.clean) this.#owners.delete(c.id);
+  }
+
   #authenticate: AuthenticateHandler = (client, username, password, done) => {
-    const refuse = (r: AuthRefusal): void => {
+    const refuse = (r: AuthRefusal | "identifier_rejected"): void => {
       this.#access.authRefused++;
       const e = new Error(r) as AuthenticateError;
-      e.returnCode = r === "bad_credentials" ? 4 : 5;
+      e.returnCode = r === "bad_credentials" ? 4 : r === "not_authorized" ? 5 : 2;
       done(e, false);
     };
     const accept = (w: BrokerIdentity | AuthRefusal): void => {
       if (typeof w === "string") return refuse(w);
+      const key = identityKey(w);
+      const held = this.#owners.get(client.id);
+      if (held && held.key !== key) {
+        this.#access.clientIdTaken++;
+        return refuse("identifier_rejected");
+      }
+      this.#owners.set(client.id, { key, client });
       this.#who.set(client, w);
       done(null, true);
+    };
+    const failed = (): void => {
+      this.#access.authErrors++;
+      refuse("bad_credentials");
     };
     let r: ReturnType<BrokerPolicy["authenticate"]>;
     try {
       r = this.#policy.authenticate(client.id, username, password, this.#remoteOf.get(client));
     } catch {
-      return refuse("bad_credentials");
+      return failed();
     }
-    if (r instanceof Promise) r.then(accept, () => refuse("bad_credentials"));
+    if (r instanceof Promise) r.then(accept, failed);
     else accept(r);
   };
 
@@ -548,14 +601,27 @@ export class EmbeddedBroker implements IngestSource {
     const why = who ? this.#policy.subscribe(who, sub.topic) : "unauthenticated";
     if (why === null) return cb(null, sub);
     this.#access.subscribeRefused++;
+    this.#access.subscribeRefusedBy[why] = (this.#access.subscribeRefusedBy[why] ?? 0) + 1;
     // cb(null, null) answers SUBACK 0x80 for this filter; cb(err) would disconnect.
     cb(null, null);
   };
 
-  /** Per delivered message: a client that does not read its socket is disconnected (bounded queue). */
+  /**
+   * Per delivered message: the receiver may still read the topic (a subscription is checked when
+   * made; rights can shrink after, and a stored session's queue was filled under the old ones),
+   * and a client that does not read its socket is disconnected (bounded queue).
+   */
   #authorizeForward: AuthorizeForwardHandler = (client, packet) => {
     const conn = (client as unknown as { conn?: { writableLength?: number } }).conn;
     if (this.#closing.has(client)) return null;
+    // A client that has just left has no identity here: what it is sent goes to its stored session
+    // (clean = false) and is checked again when delivered after it reconnects and authenticates.
+    const who = this.#who.get(client);
+    const why = who ? this.#policy.subscribe(who, packet.topic) : null;
+    if (why !== null) {
+      this.#access.forwardRefusedBy[why] = (this.#access.forwardRefusedBy[why] ?? 0) + 1;
+      return null;
+    }
     if ((conn?.writableLength ?? 0) > this.#limits.maxQueuedBytes) {
       this.#closing.add(client);
       this.#access.slowClient++;
