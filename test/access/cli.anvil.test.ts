@@ -2,12 +2,12 @@
  * `vigil access` and `vigil token` against the registry on anvil: every state change the issue
  * lists, `list` showing the result, errors from the contract as sentences, --help everywhere.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Wallet } from "ethers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { PasswordFile } from "../../gateway/src/access/passwords.ts";
+import { hashPassword, PasswordFile } from "../../gateway/src/access/passwords.ts";
 import { verifyReaderToken } from "../../gateway/src/access/reader-token.ts";
 import { accessCommand, tokenCommand } from "../../gateway/src/cli/access.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
@@ -143,6 +143,50 @@ describe("vigil access", () => {
     expect(readFileSync(file, "utf8")).not.toContain(secret);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect((await run(["device-password", "--sensor", "0000000b", "--file", file])).code).toBe(2);
+  });
+
+  it("error: device-password refuses a malformed file as a usage error; a last line without a newline is not glued to the new entry", async () => {
+    const bad = join(dir, "bad.passwd");
+    writeFileSync(bad, "0000000a:$7$0$AAAA$=\n", { mode: 0o600 });
+    const r = await run(["device-password", "--sensor", "0000000c", "--file", bad]);
+    expect([r.code, r.err]).toEqual([2, `vigil access: ${bad}: line 1: the hash is 0 bytes, not 64\n`]);
+    const file = join(dir, "no-newline.passwd");
+    writeFileSync(file, hashPassword("0000000a", "x"), { mode: 0o600 }); // no trailing newline
+    expect((await run(["device-password", "--sensor", "0000000c", "--file", file])).code).toBe(0);
+    const pf = new PasswordFile(readFileSync(file, "utf8"));
+    expect([pf.has("0000000a"), pf.has("0000000c"), pf.size]).toEqual([true, true, 2]);
+  });
+
+  it("error: export-mosquitto checks its names, --pid and --gateway-user before it reads the chain or writes a file", async () => {
+    const pw = join(dir, "export.passwd");
+    writeFileSync(pw, `${hashPassword("gateway", "g")}\n`, { mode: 0o600 });
+    const out = join(dir, "mosq-out");
+    const args = [...base, "--password-file", pw, "--out-dir", out];
+    const refused: Array<[string[], string]> = [
+      // A site name with a newline would have written its own ACL lines.
+      [
+        ["--site-name", "s\nuser evil\ntopic readwrite #"],
+        '--site-name must be 1-64 of A-Z a-z 0-9 . _ -, got "s\nuser evil\ntopic readwrite #"',
+      ],
+      [["--gateway-name", "gw/+"], '--gateway-name must be 1-64 of A-Z a-z 0-9 . _ -, got "gw/+"'],
+      // 0 and -1 would signal whole process groups.
+      [["--pid", "0"], '--pid must be a process id, got "0"'],
+      [["--pid=-1"], '--pid must be a process id, got "-1"'],
+      [["--pid", "abc"], '--pid must be a process id, got "abc"'],
+      [["--pid", "4194303"], "--pid 4194303: no such process; give the running Mosquitto's PID"],
+      [["--gateway-user", "nobody"], `--gateway-user nobody: ${pw} has no line for that user`],
+    ];
+    for (const [extra, msg] of refused) {
+      const r = await run(["export-mosquitto", ...args, ...extra]);
+      expect([r.code, r.err], extra.join(" ")).toEqual([2, `vigil access: ${msg}\n`]);
+    }
+    expect(existsSync(out)).toBe(false);
+    // The gateway's own user goes into the files, for a broker's first start with the plugin.
+    const ok = await run(["export-mosquitto", ...args, "--gateway-user", "gateway"]);
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.out).toMatch(/\(\d+ devices, \d+ readers, the gateway's user\)/);
+    expect(readFileSync(join(out, "vigil.passwd"), "utf8")).toMatch(/^gateway:\$7\$/m);
+    expect(readFileSync(join(out, "vigil.acl"), "utf8")).toContain("\nuser gateway\n");
   });
 
   it("--help on every command", async () => {

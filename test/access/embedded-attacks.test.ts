@@ -444,6 +444,27 @@ describe("embedded broker access: who may read", () => {
     ).toBe(4);
   });
 
+  it("behavior: the reader's address is accepted in any case; error: a signature whose v is not 27 or 28 is refused (4)", async () => {
+    rig = await accessRig({ failedLoginBackoffMs: 0 });
+    const t = await rig.token(rig.reader);
+    const hex = rig.reader.address.slice(2);
+    // Checksummed, lower, upper, and a mixed case that is not the EIP-55 checksum.
+    const mixed = [...hex.toLowerCase()].map((c, i) => (i % 2 ? c.toUpperCase() : c)).join("");
+    for (const username of [
+      rig.reader.address,
+      `0x${hex.toLowerCase()}`,
+      `0x${hex.toUpperCase()}`,
+      `0x${mixed}`,
+    ])
+      expect(await connackCode(rig.url, { username, password: t.password }), username).toBe(0);
+    // The same signature with v = 0 or 35 (ethers alone would take both).
+    for (const v of ["00", "23"])
+      expect(
+        await connackCode(rig.url, { username: t.username, password: `${t.password.slice(0, -2)}${v}` }),
+      ).toBe(4);
+    expect(rig.policy.refusals.token_malformed).toBe(2);
+  });
+
   it("error: a reader revoked mid-session is disconnected at the next sweep", async () => {
     rig = await accessRig();
     const r = await rig.connect(await rig.token(rig.reader));

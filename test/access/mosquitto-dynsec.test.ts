@@ -20,7 +20,7 @@ import {
 } from "../../gateway/src/access/mosquitto-dynsec.ts";
 import { hashPassword } from "../../gateway/src/access/passwords.ts";
 import { RegistryView } from "../../gateway/src/chain/registry-view.ts";
-import { resolveConfig } from "../../gateway/src/config/config.ts";
+import { registryWatched, resolveConfig } from "../../gateway/src/config/config.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 import { freePort } from "../helpers/procs.ts";
 import { DEV_A, DEV_B, DEV_UNREG, GW, GW_NAME, hex8, SECRET, SITE, SITE_NAME } from "./rig.ts";
@@ -193,13 +193,13 @@ describe("Mosquitto dynamic-security export", () => {
   });
 
   it("error: the dynamic-security export without the gateway's broker credentials is refused at start, naming the fix", () => {
-    expect(() => resolveConfig({ registry: { mosquittoExport: { dir: "m" } } })).toThrow(
+    // The export runs from the registry watch, which reads the chain.
+    const chain = { deployment: "deployment.json", rpcUrl: "http://127.0.0.1:8545" };
+    expect(() => resolveConfig({ chain, registry: { mosquittoExport: { dir: "m" } } })).toThrow(
       /registry\.mosquittoExport\.dynsec.*mqtt\.url.*dynsec: false/,
     );
-    expect(
-      resolveConfig({ registry: { mosquittoExport: { dir: "m", dynsec: false } } }).registry.mosquittoExport,
-    ).toMatchObject({
-      dynsec: false,
-    });
+    const c = resolveConfig({ chain, registry: { mosquittoExport: { dir: "m", dynsec: false } } });
+    expect(c.registry.mosquittoExport).toMatchObject({ dynsec: false });
+    expect(registryWatched(c)).toBe(true);
   });
 });

@@ -46,6 +46,11 @@ describe("config", () => {
       ],
       [{ chain: { finality: "safe" } }, /^chain\.finality: must be one of depth, finalized, got "safe"$/],
       [{ chain: { maxPriorityFeePerGasGwei: 60 } }, /must not exceed chain\.maxFeePerGasGwei/],
+      // The export runs from the registry watch's refreshes, so it needs the chain like the watch.
+      [
+        { registry: { mosquittoExport: { dir: "mosquitto", dynsec: false } } },
+        /^registry\.mosquittoExport: the registry is read from the chain/,
+      ],
       // As --stats-ms: a counter line every millisecond would flood the log.
       [{ log: { statsIntervalMs: 99 } }, /^log\.statsIntervalMs: must be 0 \(never\) or at least 100/],
       // Nothing listens beyond loopback without authentication.

@@ -11,6 +11,13 @@ import { ConfigError } from "../core/errors.ts";
 /** mosquitto_passwd's default (src/password_mosq.h PW_DEFAULT_ITERATIONS). */
 export const DEFAULT_ITERATIONS = 101;
 const SALT_BYTES = 12;
+/** PBKDF2-HMAC-SHA512's output, the only hash length mosquitto_passwd writes. */
+const HASH_BYTES = 64;
+/**
+ * Most iterations a line may ask for: each login runs PBKDF2 on the gateway's event loop (101
+ * iterations take ~0.2 ms on a Pi 4), so a file asking millions would stall ingest per login.
+ */
+export const MAX_ITERATIONS = 100_000;
 
 /** One password-file line for `username` and `secret` (fresh random salt). */
 export function hashPassword(username: string, secret: string, iterations = DEFAULT_ITERATIONS): string {
@@ -37,11 +44,17 @@ export class PasswordFile {
       if (line === "" || line.startsWith("#")) return;
       const m = /^([^:\s]+):\$7\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(line);
       if (!m) throw new RangeError(`line ${i + 1}: not a mosquitto_passwd $7$ entry`);
-      this.#m.set(m[1]!, {
-        iterations: Number(m[2]),
-        salt: Buffer.from(m[3]!, "base64"),
-        hash: Buffer.from(m[4]!, "base64"),
-      });
+      const iterations = Number(m[2]);
+      const salt = Buffer.from(m[3]!, "base64");
+      const hash = Buffer.from(m[4]!, "base64");
+      // An empty hash would match any password (a zero-length PBKDF2 equals it): refused, as are
+      // a salt that decodes to nothing and iterations PBKDF2 refuses or that would stall logins.
+      if (hash.length !== HASH_BYTES)
+        throw new RangeError(`line ${i + 1}: the hash is ${hash.length} bytes, not ${HASH_BYTES}`);
+      if (salt.length === 0) throw new RangeError(`line ${i + 1}: the salt is empty`);
+      if (iterations < 1 || iterations > MAX_ITERATIONS)
+        throw new RangeError(`line ${i + 1}: iterations must be 1 to ${MAX_ITERATIONS}, got ${m[2]}`);
+      this.#m.set(m[1]!, { iterations, salt, hash });
     });
   }
 

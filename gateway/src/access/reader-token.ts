@@ -71,12 +71,17 @@ export function verifyReaderToken(
   const expiresAt = Number(m[1]);
   if (expiresAt <= nowSec) return "expired";
   if (expiresAt > nowSec + MAX_TOKEN_LIFETIME_S + SKEW_S) return "too_long";
+  // v is 27 or 28 (README, "Who may read"); ethers would also take 0/1 and EIP-155 values.
+  const v = Number.parseInt(m[2]!.slice(130), 16);
+  if (v !== 27 && v !== 28) return "malformed";
   let signer: string;
   try {
     signer = verifyTypedData(
       toEthersDomain(domain),
       READER_TOKEN_TYPES,
-      { gatewayId, reader: getAddress(username), expiresAt },
+      // Any case (README): lowered first, since getAddress refuses a mixed case that is not the
+      // EIP-55 checksum.
+      { gatewayId, reader: getAddress(username.toLowerCase()), expiresAt },
       m[2]!,
     );
   } catch {

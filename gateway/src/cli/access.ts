@@ -4,10 +4,11 @@
  *
  *   vigil access sensor register|suspend|resume|revoke --gateway-id HEX32 --sensor HEX8 [--public-key HEX --key-type T]
  *   vigil access reader grant|revoke --reader ADDR (--gateway-id HEX32 | --site NAME|HEX32) [--days N]
- *   vigil access list --gateway-id HEX32
+ *   vigil access list --gateway-id HEX32 --rpc URL --deployment FILE
  *   vigil access device-password --sensor HEX8 --file PATH
  *   vigil token --reader-key-file PATH --gateway-id HEX32 --deployment FILE [--hours H]
- *   vigil access export-mosquitto --gateway-id HEX32 --password-file PATH --out-dir DIR [--pid PID]
+ *   vigil access export-mosquitto --gateway-id HEX32 --rpc URL --deployment FILE --password-file PATH
+ *     --out-dir DIR [--site-name NAME] [--gateway-name NAME] [--gateway-user NAME] [--pid PID]
  *
  * Contract errors (custom errors) come back as sentences (chain/errors.ts ContractRevertError).
  */
@@ -60,6 +61,8 @@ options:
   --password-file PATH  device password file (export-mosquitto)
   --out-dir DIR       where export-mosquitto writes vigil.passwd, vigil.acl and vigil.dynsec.json
   --pid PID           a running Mosquitto to send SIGHUP (reload) after writing
+  --gateway-user NAME also export NAME's line of --password-file as the gateway's own user (the
+                      user the running gateway syncs the dynamic-security plugin as)
   --site-name NAME    topic level of the site (default site-1); --gateway-name NAME (default: this
                       machine's default attest.gatewayName, gw-<12 hex digits>)
   --help              this text
@@ -90,6 +93,7 @@ const opts = {
   "password-file": { type: "string" },
   "out-dir": { type: "string" },
   pid: { type: "string" },
+  "gateway-user": { type: "string" },
   "site-name": { type: "string" },
   "gateway-name": { type: "string" },
 } as const;
@@ -214,10 +218,13 @@ async function list(v: Values): Promise<number> {
 function devicePassword(v: Values): number {
   const id = need(v.sensor, "sensor", HEX8, "8 lowercase hex digits");
   const file = need(v.file, "file");
-  if (existsSync(file) && new PasswordFile(readFileSync(file, "utf8")).has(id))
+  const before = existsSync(file) ? readPasswords(file) : "";
+  if (new PasswordFile(before).has(id))
     throw new UsageError(`${file} already holds a password for ${id}; remove its line first`);
   const secret = randomBytes(18).toString("base64url");
-  appendFileSync(file, `${hashPassword(id, secret)}\n`, { mode: 0o600 });
+  // A file whose last line has no newline (edited by hand) would glue the new entry onto it.
+  const sep = before === "" || before.endsWith("\n") ? "" : "\n";
+  appendFileSync(file, `${sep}${hashPassword(id, secret)}\n`, { mode: 0o600 });
   process.stdout.write(
     `device ${id}: MQTT username "${id}", password "${secret}" (shown once; only its hash is stored in ${file})\n`,
   );
@@ -242,21 +249,78 @@ async function token(v: Values): Promise<number> {
   return 0;
 }
 
+/** A topic level as the config's `site` and `attest.gatewayName` take it (no "/", "+", "#", spaces). */
+const NAME = /^[A-Za-z0-9._-]{1,64}$/;
+/** A process id: Linux's pid_max is at most 2^22. */
+const PID = /^[1-9][0-9]{0,6}$/;
+
 async function exportCmd(v: Values): Promise<number> {
+  // Everything is checked before the chain is read or a file written: the names go into the ACL
+  // file's topic lines, and --pid into kill(2), where 0 or -1 would signal whole process groups.
+  const site = need(v["site-name"] ?? "site-1", "site-name", NAME, "1-64 of A-Z a-z 0-9 . _ -");
+  // The name a gateway on this machine has by default (attest.gatewayName), as its topics use it.
+  const gatewayName = need(
+    v["gateway-name"] ?? DEFAULT_CONFIG.attest.gatewayName,
+    "gateway-name",
+    NAME,
+    "1-64 of A-Z a-z 0-9 . _ -",
+  );
+  const pid = v.pid === undefined ? undefined : Number(need(v.pid, "pid", PID, "a process id"));
+  if (pid !== undefined) {
+    try {
+      process.kill(pid, 0); // exists, and may be signalled by this user
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UsageError(
+        code === "EPERM"
+          ? `--pid ${pid}: this user may not signal that process; run as the broker's user or root`
+          : `--pid ${pid}: no such process; give the running Mosquitto's PID`,
+      );
+    }
+  }
+  const passwordFile = need(v["password-file"], "password-file");
+  const passwords = readPasswords(passwordFile);
+  let gatewayLine: string | undefined;
+  if (v["gateway-user"] !== undefined) {
+    const user = need(v["gateway-user"], "gateway-user");
+    gatewayLine = passwords
+      .split("\n")
+      .find((l) => l.trim().startsWith(`${user}:`))
+      ?.trim();
+    if (!gatewayLine)
+      throw new UsageError(`--gateway-user ${user}: ${passwordFile} has no line for that user`);
+  }
+  const outDir = need(v["out-dir"], "out-dir");
   const view = await viewOf(v);
   const r = exportMosquitto({
     view,
-    passwords: readFileSync(need(v["password-file"], "password-file"), "utf8"),
-    outDir: need(v["out-dir"], "out-dir"),
-    site: v["site-name"] ?? "site-1",
-    // The name a gateway on this machine has by default (attest.gatewayName), as its topics use it.
-    gatewayName: v["gateway-name"] ?? DEFAULT_CONFIG.attest.gatewayName,
-    ...(v.pid ? { pid: Number(v.pid) } : {}),
+    passwords,
+    outDir,
+    site,
+    gatewayName,
+    ...(gatewayLine ? { gatewayLine } : {}),
+    ...(pid !== undefined ? { pid } : {}),
   });
   process.stdout.write(
-    `wrote ${r.passwordFile} (${r.devices} devices), ${r.aclFile} and ${r.dynsecFile}${r.reloaded ? "; sent SIGHUP" : ""}\n`,
+    `wrote ${r.passwordFile} (${r.devices} devices, ${r.readers} readers${gatewayLine ? ", the gateway's user" : ""}), ${r.aclFile} and ${r.dynsecFile}${r.reloaded ? "; sent SIGHUP" : ""}\n`,
   );
   return 0;
+}
+
+/** A password file's text, checked line by line (mosquitto_passwd `$7$` entries), as a usage error. */
+function readPasswords(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new UsageError(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  try {
+    new PasswordFile(text);
+  } catch (e) {
+    throw new UsageError(`${file}: ${(e as Error).message}`);
+  }
+  return text;
 }
 
 /** Entry point of `vigil access`; returns the exit code. */

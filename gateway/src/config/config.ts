@@ -129,7 +129,9 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
         ? "ingest.admission"
         : e.auth === "registry"
           ? "mqtt.embedded.auth"
-          : "registry.enabled",
+          : cfg.registry.mosquittoExport !== null && !cfg.registry.enabled
+            ? "registry.mosquittoExport"
+            : "registry.enabled",
       "the registry is read from the chain: set chain.deployment and chain.rpcUrl",
     );
   }
@@ -147,15 +149,17 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /**
- * Whether the registry watch runs: when asked for, and when admission, broker auth or the update
- * agents need it (updates follow release events the watch sees, issue 11).
+ * Whether the registry watch runs: when asked for, and when admission, broker auth, the update
+ * agents (they follow release events the watch sees, issue 11) or the Mosquitto export need it.
  */
 export function registryWatched(cfg: GatewayConfig): boolean {
   return (
     cfg.registry.enabled ||
     cfg.updates.enabled ||
     cfg.ingest.admission === "registry" ||
-    cfg.mqtt.embedded.auth === "registry"
+    cfg.mqtt.embedded.auth === "registry" ||
+    // The export follows the watch's refreshes: without the watch it would never run.
+    cfg.registry.mosquittoExport !== null
   );
 }
 

@@ -443,7 +443,7 @@ const Registry = Type.Object(
     enabled: Type.Boolean({
       default: false,
       description:
-        "Run the registry watch even when admission and broker auth do not need it (the gateway's standing then governs sealing).",
+        "Run the registry watch even when admission, broker auth, updates and the Mosquitto export do not need it (the gateway's standing then governs sealing).",
     }),
     schedule: Type.String({
       minLength: 1,
