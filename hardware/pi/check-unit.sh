@@ -44,7 +44,8 @@ if [[ -z "$score" ]]; then
   exit 1
 fi
 # Compare in tenths: bash has integer arithmetic only.
-if ((${score/./} > ${recorded/./})); then
+# Tenths as base-10 integers ("0.9" → 9, not the octal 09 that bash would refuse).
+if ((10#${score/./} > 10#${recorded/./})); then
   grep '✗' <<<"$report" >&2 || true
   echo "check-unit: exposure score $score is above the recorded $recorded (hardware/pi/README.md)" >&2
   exit 1

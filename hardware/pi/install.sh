@@ -71,12 +71,6 @@ src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 [[ -f "$src/package.json" && -f "$src/package-lock.json" && -d "$src/gateway/src" ]] ||
   die "$src is not a Vigil source tree (run the installer from a clone or an unpacked release)"
 
-case "$(uname -m)" in
-  aarch64 | arm64) arch=arm64 ;;
-  x86_64 | amd64) arch=x64 ;;
-  *) die "$(uname -m) is not supported: onnxruntime-node needs a 64-bit OS (aarch64 or x86_64); on a Pi install the 64-bit Raspberry Pi OS" ;;
-esac
-
 # Node.js >= 20.19, as package.json "engines" and the README say.
 command -v node >/dev/null 2>&1 || die "Node.js >= 20.19 is required and node is not on PATH"
 node_version="$(node --version)"
@@ -89,6 +83,13 @@ if ((node_major < 20 || (node_major == 20 && node_minor < 19))); then
   die "Node.js >= 20.19 is required (found $node_version); install a newer Node.js (e.g. Node 22 LTS from nodejs.org or NodeSource) and run this again"
 fi
 command -v npm >/dev/null 2>&1 || die "npm is required next to node (found node $node_version but no npm on PATH)"
+# The architecture node runs as, not the kernel's (uname -m): a 32-bit Raspberry Pi OS on a 64-bit
+# kernel (a Pi 5, or kernel8.img on a Pi 4) reports aarch64 but runs an armhf node.
+node_arch="$(node -p process.arch)"
+case "$node_arch" in
+  arm64 | x64) arch="$node_arch" ;;
+  *) die "this Node.js is built for $node_arch: onnxruntime-node needs a 64-bit one (arm64 or x64); on a Pi install the 64-bit Raspberry Pi OS and its Node.js" ;;
+esac
 # The unit runs the node found on PATH by that name (not its resolved target, so upgrades through
 # a version manager's link keep working), but the target must be visible to the service.
 node_bin="$(command -v node)"
@@ -126,7 +127,10 @@ tar -C "$src" \
   --exclude=contracts/out --exclude=contracts/cache --exclude='models/rotating/data' \
   -cf - package.json package-lock.json .npmrc tsconfig.json tsconfig.build.json README.md \
   bin gateway device-sim models contracts hardware |
-  tar -C "$stage" -xf -
+  tar -C "$stage" --no-same-owner --no-same-permissions -xf -
+# As root, tar would keep the clone's owner and modes: the user who cloned could then edit code
+# that runs as root (vigil keys, uninstall.sh) and as the service. Extracted as the installer's
+# own files, with its umask; after the build nothing in the install is writable but by its owner.
 
 # The build needs the dev dependencies (typescript); the service does not. Optional packages
 # are only platform binaries of dev tools (anvil, forge: 124 MB) and of esbuild (tsx's, unused
@@ -170,12 +174,25 @@ echo "== checking the build"
 [[ -f "$stage/dist/gateway/src/cli/main.js" ]] || die "npm run build did not produce dist/gateway/src/cli/main.js"
 left="$(find "$stage" -path "$stage/node_modules" -prune -o -name '*.ts' -type f -print | head -n 3)"
 [[ -z "$left" ]] || die "TypeScript sources left in the install: $left"
-# The CLI imports every command (and so the runtime) at start; onnxruntime's native binding is
-# loaded when a model runs, so load it here too.
+# The CLI loads its commands lazily, so --help proves only that it starts: the runtime (and with it
+# the store's and the serial port's native bindings) and onnxruntime's binding are loaded too.
 VIGIL_DIST=1 node "$stage/bin/vigil.js" --help >/dev/null ||
   die "the compiled CLI does not start: VIGIL_DIST=1 node $stage/bin/vigil.js --help"
+(cd "$stage" && node --input-type=module -e 'await import("./dist/gateway/src/runtime.js")') ||
+  die "the compiled gateway does not load from $stage (dist/gateway/src/runtime.js)"
 (cd "$stage" && node -e 'require("onnxruntime-node")') ||
   die "onnxruntime-node does not load from $stage/node_modules"
+# An upgrade must accept the config the service runs with (unknown settings are refused): checked
+# before the old install is replaced, so a refusal leaves it running.
+if [[ -f "$etc/config.json" ]]; then
+  (cd "$stage" && node --input-type=module -e '
+    const { loadConfigFile } = await import("./dist/gateway/src/config/config.js");
+    try { loadConfigFile(process.argv[1]); } catch (e) { console.error(e.message); process.exit(1); }
+  ' "$etc/config.json") ||
+    die "this version refuses $etc/config.json (above); the installed version is unchanged: correct the file and run this again"
+fi
+if ((!staged)); then chown -R root:root "$stage"; fi
+chmod -R go-w "$stage"
 chmod 0755 "$stage"
 
 echo "== installing into $dest"

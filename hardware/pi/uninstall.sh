@@ -9,7 +9,8 @@ usage() {
   cat <<'EOF'
 usage: sudo hardware/pi/uninstall.sh [--prefix DIR] [--root DIR] [--no-systemctl] [--purge]
 
-  --prefix DIR     where the program was installed (default /opt/vigil)
+  --prefix DIR     where the program was installed (default: the one the unit runs, else
+                   /opt/vigil)
   --root DIR       remove from DIR as if it were / (as install.sh --root); implies --no-systemctl
   --no-systemctl   do not call systemctl or udevadm
   --purge          also delete /var/lib/vigil (frame store, outbox, gateway key: a registered
@@ -24,7 +25,7 @@ die() {
 }
 
 root=""
-prefix=/opt/vigil
+prefix=""
 use_systemctl=1
 purge=0
 while (($#)); do
@@ -40,7 +41,6 @@ while (($#)); do
   esac
 done
 
-[[ "$prefix" == /* && "$prefix" != / ]] || die "--prefix must be an absolute path other than / (got \"$prefix\")"
 staged=0
 if [[ -n "$root" ]]; then
   [[ -d "$root" ]] || die "--root $root does not exist"
@@ -54,9 +54,19 @@ elif ((EUID != 0)); then
   die "run as root: sudo $0"
 fi
 
-dest="$root$prefix"
 unit="$root/etc/systemd/system/vigil.service"
 link="$root/usr/local/bin/vigil"
+# Without --prefix: the folder the installed unit runs (install.sh --prefix writes it there), so an
+# install elsewhere than /opt/vigil is not left behind while the unit is removed.
+if [[ -z "$prefix" ]]; then
+  prefix=/opt/vigil
+  if [[ -f "$unit" ]]; then
+    ran="$(sed -n 's#^ExecStart=[^ ]* \(/[^ ]*\)/bin/vigil\.js .*#\1#p' "$unit" | head -n 1)"
+    [[ -n "$ran" ]] && prefix="$ran"
+  fi
+fi
+[[ "$prefix" == /* && "$prefix" != / ]] || die "--prefix must be an absolute path other than / (got \"$prefix\")"
+dest="$root$prefix"
 
 if [[ -e "$dest" ]] && ! { [[ -f "$dest/package.json" ]] && grep -q '"name": "vigil"' "$dest/package.json"; }; then
   die "$dest is not a Vigil install; refusing to delete it"
@@ -69,12 +79,19 @@ rm -f "$unit"
 if ((use_systemctl)); then
   systemctl daemon-reload
 fi
+removed=("the unit")
 if [[ -L "$link" && "$(readlink "$link")" == "$prefix/"* ]]; then
   rm -f "$link"
+  removed+=("$link")
 fi
-rm -rf "$dest"
+if [[ -e "$dest" ]]; then
+  rm -rf "$dest"
+  removed+=("$dest")
+fi
 rm -f "$root/etc/modules-load.d/vigil-serial.conf"
-echo "removed $dest, the unit, $link and /etc/modules-load.d/vigil-serial.conf"
+removed+=("/etc/modules-load.d/vigil-serial.conf")
+printf -v list '%s, ' "${removed[@]}"
+echo "removed ${list%, }"
 
 if ((purge)); then
   rm -rf "$root/var/lib/vigil" "$root/etc/vigil" "$root/etc/udev/rules.d/99-vigil-serial.rules"

@@ -2,7 +2,13 @@ import { chmodSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_CONFIG, loadConfigFile, resolveConfig } from "../../gateway/src/config/config.ts";
+import {
+  DEFAULT_CONFIG,
+  loadConfigFile,
+  resolveConfig,
+  unreadableConfig,
+} from "../../gateway/src/config/config.ts";
+import { fatalLine } from "../../gateway/src/cli/fatal.ts";
 import { ConfigError } from "../../gateway/src/core/errors.ts";
 import { readSecretFile } from "../../gateway/src/core/secret-file.ts";
 import { startConfig } from "../../gateway/src/cli/start.ts";
@@ -73,7 +79,16 @@ describe("config", () => {
     writeFileSync(p, "{ nope");
     expect(() => loadConfigFile(p)).toThrowError(/c\.json: not valid JSON/);
     expect(() => loadConfigFile(join(dir, "missing.json"))).toThrowError(
-      /missing\.json: cannot read config file/,
+      /missing\.json: cannot read config file: it does not exist; create it with "vigil init"$/,
+    );
+    expect(() => loadConfigFile(dir)).toThrowError(/: cannot read config file \(EISDIR\)$/);
+    // A file the service's user may not read (not reproducible here: the tests may run as root).
+    expect(unreadableConfig("/etc/vigil/config.json", "EACCES")).toBe(
+      "cannot read config file (EACCES: permission denied); run: ls -l /etc/vigil/config.json, then let the user the gateway runs as read it (the Pi install makes it root:vigil, mode 0640)",
+    );
+    // One line on stderr, and no second fix after the one it names.
+    expect(fatalLine(new ConfigError("c.json", unreadableConfig("c.json", "EACCES")))).toMatch(
+      /^c\.json: cannot read config file \(EACCES: permission denied\); run: .*mode 0640\)\.$/,
     );
   });
 

@@ -225,6 +225,28 @@ describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () =>
     INSTALL_MS,
   );
 
+  it(
+    "error: an upgrade whose new version refuses the config stops before the swap: the installed version is unchanged",
+    async () => {
+      const cfg = join(root, "etc/vigil/config.json");
+      const good = readFileSync(cfg, "utf8");
+      writeFileSync(cfg, good.replace(/^\{/, '{ "typo": 1,'));
+      try {
+        const r = await sh("bash", [install, "--root", root]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain('unknown setting "typo"');
+        expect(r.stderr).toContain(
+          `vigil install: this version refuses ${cfg} (above); the installed version is unchanged`,
+        );
+        expect(tree(prefix)).toEqual(firstTree);
+        expect(readdirSync(join(root, "opt"))).toEqual(["vigil"]);
+      } finally {
+        writeFileSync(cfg, good);
+      }
+    },
+    INSTALL_MS,
+  );
+
   it("behavior: uninstall keeps config and state; --purge removes them", async () => {
     await ok("bash", [uninstall, "--root", root]);
     expect(existsSync(prefix)).toBe(false);
@@ -255,6 +277,28 @@ describe("hardware/pi/install.sh refuses what it cannot install", () => {
         expect(r.stderr).toContain(`Node.js >= 20.19 is required (found ${v})`);
         expect(existsSync(join(dir, "root/opt"))).toBe(false);
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("error: a 32-bit Node.js (a 32-bit OS on a 64-bit kernel, where uname -m says aarch64) is refused before anything is built", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-pi-node-"));
+    try {
+      const bin = join(dir, "bin");
+      mkdirSync(bin);
+      writeFileSync(
+        join(bin, "node"),
+        '#!/bin/sh\ncase "$1" in --version) echo v22.11.0 ;; -p) echo arm ;; esac\n',
+      );
+      chmodSync(join(bin, "node"), 0o755);
+      const r = await sh("bash", [install, "--root", join(dir, "root")], {
+        ...process.env,
+        PATH: `${bin}:${process.env.PATH ?? ""}`,
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("this Node.js is built for arm: onnxruntime-node needs a 64-bit one");
+      expect(existsSync(join(dir, "root/opt"))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -361,7 +405,15 @@ describe("hardware/pi/install.sh on real paths (private mount namespace, overlay
         opt: existsSync("/opt/vigil-ns"),
       });
       const hostBefore = await host();
-      const first = await inNamespace(install, ["--prefix", "/opt/vigil-ns"]);
+      // Installed from a copy of the sources owned by another user and writable by its group:
+      // the install must be root's and writable by root only all the same.
+      const src = join(base, "src");
+      mkdirSync(src);
+      await ok("sh", [
+        "-c",
+        `git -C '${repo}' ls-files -z | (cd '${repo}' && tar --null -T - -cf -) | tar -C '${src}' -xf - && chown -R 65534:65534 '${src}' && chmod -R g+w '${src}'`,
+      ]);
+      const first = await inNamespace(join(src, "hardware/pi/install.sh"), ["--prefix", "/opt/vigil-ns"]);
       expect(first.code, first.stderr).toBe(0);
       expect(readFileSync(calls, "utf8").split("\n").filter(Boolean)).toEqual([
         "udevadm control --reload-rules",
@@ -387,6 +439,10 @@ describe("hardware/pi/install.sh on real paths (private mount namespace, overlay
         "/etc/vigil/keystore.pass": "root:root 600",
         "/var/lib/vigil": "vigil:vigil 700",
       });
+      const loose = await inNamespace("-c", [
+        "find /opt/vigil-ns ! -type l \\( ! -user root -o ! -group root -o -perm /022 \\) -print | head -n 5",
+      ]);
+      expect(loose.stdout).toBe("");
       const unit = await inNamespace("-c", [
         "cat /etc/systemd/system/vigil.service; readlink /usr/local/bin/vigil",
       ]);
@@ -398,8 +454,11 @@ describe("hardware/pi/install.sh on real paths (private mount namespace, overlay
       expect(await host()).toEqual(hostBefore);
 
       writeFileSync(calls, "");
-      const purge = await inNamespace(uninstall, ["--prefix", "/opt/vigil-ns", "--purge"]);
+      // Without --prefix: the folder the unit runs is found from the unit.
+      const purge = await inNamespace(uninstall, ["--purge"]);
       expect(purge.code, purge.stderr).toBe(0);
+      expect(purge.stdout).toContain("removed the unit, /usr/local/bin/vigil, /opt/vigil-ns,");
+      expect((await inNamespace("-c", ["test -e /opt/vigil-ns"])).code).not.toBe(0);
       expect(readFileSync(calls, "utf8")).toContain("systemctl disable --now vigil.service\n");
       expect((await inNamespace("-c", ["id vigil"])).code).not.toBe(0);
       expect(await host()).toEqual(hostBefore);

@@ -1,7 +1,7 @@
 /**
  * Fatal start-up errors as one sentence naming the problem and the fix (README "When the gateway
  * refuses to start"). `vigil start` prints it on stderr and exits 1, so systemd's
- * `Restart=on-failure` restarts the unit and the journal says what to do.
+ * `Restart=always` restarts the unit and the journal says what to do.
  */
 import { ConfigError, VigilError } from "../core/errors.ts";
 

@@ -188,13 +188,24 @@ function decimalToUnits(v: number, decimals: number): bigint {
   );
 }
 
+/**
+ * Why a config file cannot be read, with the fix, by its errno code: a missing file and one the
+ * service's user may not read (a 0600 file of root's, run as `vigil`) need different fixes.
+ */
+export function unreadableConfig(path: string, code: string | undefined): string {
+  if (code === "ENOENT") return 'cannot read config file: it does not exist; create it with "vigil init"';
+  if (code === "EACCES" || code === "EPERM")
+    return `cannot read config file (${code}: permission denied); run: ls -l ${path}, then let the user the gateway runs as read it (the Pi install makes it root:vigil, mode 0640)`;
+  return `cannot read config file (${code ?? "error"})`;
+}
+
 /** Reads and validates a JSON config file. */
 export function loadConfigFile(path: string): GatewayConfig {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new ConfigError(path, "cannot read config file", { cause: e });
+    throw new ConfigError(path, unreadableConfig(path, (e as NodeJS.ErrnoException).code), { cause: e });
   }
   let doc: unknown;
   try {
