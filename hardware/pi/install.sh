@@ -53,6 +53,10 @@ done
 # Paths end up in the unit file and in sed expressions: keep them plain.
 safe_path='^/[A-Za-z0-9._/+-]*$'
 [[ "$prefix" =~ $safe_path && "$prefix" != / ]] || die "--prefix must be an absolute path of letters, digits and ._/+- (got \"$prefix\")"
+case "$prefix/" in
+  /home/* | /root/* | /run/user/* | /tmp/* | /var/tmp/*)
+    die "--prefix $prefix is hidden from the service (ProtectHome=yes, PrivateTmp=yes); choose a folder such as /opt/vigil" ;;
+esac
 if [[ -n "$root" ]]; then
   mkdir -p "$root"
   root="$(cd "$root" && pwd)"
@@ -172,7 +176,8 @@ find "$stage" -mindepth 1 -type d -empty -delete
 
 echo "== checking the build"
 [[ -f "$stage/dist/gateway/src/cli/main.js" ]] || die "npm run build did not produce dist/gateway/src/cli/main.js"
-left="$(find "$stage" -path "$stage/node_modules" -prune -o -name '*.ts' -type f -print | head -n 3)"
+# (|| true: with pipefail, find ends with SIGPIPE when head has its three and closes the pipe)
+left="$(find "$stage" -path "$stage/node_modules" -prune -o -name '*.ts' -type f -print | head -n 3)" || true
 [[ -z "$left" ]] || die "TypeScript sources left in the install: $left"
 # The CLI loads its commands lazily, so --help proves only that it starts: the runtime (and with it
 # the store's and the serial port's native bindings) and onnxruntime's binding are loaded too.

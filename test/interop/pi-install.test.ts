@@ -326,6 +326,15 @@ describe("hardware/pi/install.sh refuses what it cannot install", () => {
     expect(r.stderr).toContain("unknown option --prefx");
     expect(r.stderr).toContain("usage: sudo hardware/pi/install.sh");
   });
+
+  it("error: a prefix the service cannot see (ProtectHome, PrivateTmp) is refused before anything is built", async () => {
+    for (const p of ["/home/pi/vigil", "/tmp/vigil"]) {
+      const r = await sh("bash", [install, "--root", join(tmpdir(), "vigil-pi-never"), "--prefix", p]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`--prefix ${p} is hidden from the service`);
+    }
+    expect(existsSync(join(tmpdir(), "vigil-pi-never"))).toBe(false);
+  });
 });
 
 describe("hardware/pi/install.sh on real paths (private mount namespace, overlays)", () => {
