@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Ingest, type IngestReply } from "../../gateway/src/ingest/ingest.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
+import { MqttIngestHandler } from "../../gateway/src/ingest/mqtt/handler.ts";
 import { VigilError } from "../../gateway/src/core/errors.ts";
 import {
   decodeFrame,
@@ -57,6 +58,31 @@ describe("Ingest", () => {
     expect(await ingest.handle(dec(data(1)), "mqtt")).toEqual({ kind: "ack", deviceId: 1, seq: 1 });
     expect(sink.records).toHaveLength(1);
     expect(ingest.counters.duplicates).toBe(2);
+  });
+
+  it("error: a copy that arrives while its original is being stored gets the original's verdict: a store that then fails ACKs neither (serial NACK, MQTT no PUBACK), each counted", async () => {
+    const { sink, ingest } = setup();
+    sink.failWith = new VigilError("IO_ERROR", "storage I/O error");
+    const nack = { kind: "nack", deviceId: 1, seq: 4, reason: NackReason.STORE_UNAVAILABLE };
+    // The device resends while the first write is still in flight; that write then fails.
+    const [a, b] = await Promise.all([
+      ingest.handle(dec(data(4)), "serial"),
+      ingest.handle(dec(data(4)), "serial"),
+    ]);
+    expect([a, b]).toEqual([nack, nack]);
+    expect(ingest.counters.rejected.STORE_UNAVAILABLE).toBe(2);
+    expect(ingest.counters.duplicates).toBe(0);
+    const mqtt = new MqttIngestHandler(ingest);
+    const raw = encodeFrame(data(5));
+    const verdicts = await Promise.all([
+      mqtt.handle("vigil/v1/ingest/00000001", raw),
+      mqtt.handle("vigil/v1/ingest/00000001", raw),
+    ]);
+    expect(verdicts.map((v) => v.action)).toEqual(["retry", "retry"]);
+    // The store is back: the resend is stored and ACKed.
+    sink.failWith = undefined;
+    expect(await ingest.handle(dec(data(4)), "serial")).toEqual({ kind: "ack", deviceId: 1, seq: 4 });
+    expect(sink.records.map((r) => r.seq)).toEqual([4]);
   });
 
   it("error: unknown and revoked devices are NACKed with their reason and counted", async () => {

@@ -1,6 +1,7 @@
 import { LatencyHistogram } from "../core/histogram.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
 import type { RejectReason } from "./errors.ts";
+import type { IngestReply } from "./reply.ts";
 import { SequenceTracker } from "./sequence.ts";
 
 export type SourceKind = "serial" | "mqtt";
@@ -27,7 +28,7 @@ export class DeviceState {
   /** Exponentially weighted frame rate, frames/s. */
   rate = 0;
   /** Frames being stored (extended seq → the reply once durable, and the frame's bytes). */
-  readonly inflight = new Map<number, { done: Promise<unknown>; raw: Uint8Array }>();
+  readonly inflight = new Map<number, { done: Promise<IngestReply>; raw: Uint8Array }>();
 
   constructor(readonly id: number) {}
 

@@ -6,6 +6,7 @@
  * and acknowledged, its bad channels marked (`DataFrame.nonFinite`, counted per device and
  * channel); the data-quality stage of the inference loop decides what they cost a prediction.
  */
+import type { IngestReply } from "./reply.ts";
 import { VigilError } from "../core/errors.ts";
 import type { FrameError } from "../protocol/errors.ts";
 import {
@@ -72,11 +73,7 @@ export interface IngestOptions {
   busyRetryMs?: number;
 }
 
-/** What the source should send back. */
-export type IngestReply =
-  | { kind: "ack"; deviceId: number; seq: number }
-  | { kind: "nack"; deviceId: number; seq: number; reason: NackReasonCode; retryAfterMs?: number }
-  | { kind: "none" };
+export type { IngestReply } from "./reply.ts";
 
 const NONE: IngestReply = { kind: "none" };
 const DAY_US = 86_400_000_000;
@@ -297,12 +294,24 @@ export class Ingest {
     const inflight = d.inflight.get(ext);
     if (inflight) {
       if (this.#storedRaw && !raw.equals(inflight.raw)) return this.#reused(f, source);
-      // The same frame is being stored right now: acknowledge the copy when the original is durable.
-      this.#countDuplicate(d);
-      return inflight.done.then(
-        () => ack,
-        () => NONE,
-      );
+      // The same frame is being stored right now: the copy gets the original's verdict once it is
+      // known. An ACK only when the original is durable; a refused original (the store failed,
+      // the bytes reused a stored seq) refuses the copy too, counted under the same reason, so a
+      // device that resent during a sync that then failed does not drop a frame never stored.
+      return inflight.done.then((r) => {
+        if (r.kind === "ack") {
+          this.#countDuplicate(d);
+          return ack;
+        }
+        // An original that passed validation is refused only by the store or as a reused seq.
+        if (r.kind === "nack")
+          this.counters.reject(
+            r.reason === NackReason.STORE_UNAVAILABLE ? "STORE_UNAVAILABLE" : "SEQ_REUSED",
+            source,
+            f.deviceId,
+          );
+        return r;
+      });
     }
     const verdict = d.seq.classify(ext);
     if (verdict === "duplicate") {
