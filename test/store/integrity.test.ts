@@ -1,7 +1,19 @@
 // Storage faults on a real LevelDB store of a stopped gateway that acknowledged 200 frames: each
 // damage is detected at open (never silently started over, never a raw stack trace), `vigil store
 // check` reports it, and `vigil store salvage` copies out what is intact and names what was lost.
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, unlinkSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +24,9 @@ import { StoreIntegrityError } from "../../gateway/src/store/integrity.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { MemoryKv } from "../../gateway/src/store/kv.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
-import { record } from "./abstract.ts";
+import { fakeBatch, record } from "./abstract.ts";
+import { P_LOG, u64Key } from "../../gateway/src/store/codec.ts";
+import { ClassicLevel } from "classic-level";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -146,6 +160,69 @@ describe("store integrity on a real LevelDB store", () => {
     expect((await cli("check", "--data-dir", dataDir)).code).toBe(1);
     const { frames } = await salvageAndReopen(dataDir);
     expect(frames).toBeLessThan(N);
+  });
+
+  it("security: salvage never writes to the source, even when its db folder is a link to another disk", async () => {
+    const { dataDir, db } = await stopped(false);
+    const elsewhere = join(dataDir, "other-disk-db");
+    renameSync(db, elsewhere);
+    symlinkSync(elsewhere, db);
+    const before = readdirSync(elsewhere).map((f) => [f, statSync(join(elsewhere, f)).mtimeMs]);
+    const { frames } = await salvageAndReopen(dataDir);
+    expect(frames).toBe(N);
+    expect(readdirSync(elsewhere).map((f) => [f, statSync(join(elsewhere, f)).mtimeMs])).toEqual(before);
+  });
+
+  it("error: salvage into a folder that is not empty is refused and touches nothing; a salvage that fails says so in one sentence", async () => {
+    const { dataDir } = await stopped(false);
+    const to = join(dataDir, "busy");
+    mkdirSync(join(to, "store"), { recursive: true });
+    writeFileSync(join(to, "store", "watermark"), "another store's");
+    // Typed errors: the CLI prints their one sentence and exits 1 (cli/main.ts).
+    await expect(cli("salvage", "--data-dir", dataDir, "--to", to)).rejects.toThrowError(
+      new StoreIntegrityError(
+        `${join(to, "store")} already exists and is not empty; salvage into a new folder`,
+      ),
+    );
+    expect(readdirSync(join(to, "store"))).toEqual(["watermark"]);
+    // A salvage that fails while writing (here: the target is under a file) is one sentence too.
+    writeFileSync(join(dataDir, "a-file"), "x");
+    const bad = await cli("salvage", "--data-dir", dataDir, "--to", join(dataDir, "a-file", "new")).catch(
+      (e: unknown) => e,
+    );
+    expect(bad).toBeInstanceOf(StoreIntegrityError);
+    expect((bad as Error).message).toMatch(
+      /the salvage into .*a-file\/new\/store failed \(.*\); nothing was kept there, the source is unchanged/,
+    );
+  });
+
+  it("behavior: an entry lost inside a sealed batch: salvage keeps the batch and the other entries, and the salvaged store opens and accepts frames", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "vigil-integrity-"));
+    dirs.push(dataDir);
+    const s = make(join(dataDir, "store"));
+    await s.open();
+    for (let i = 0; i < 10; i++) await s.append(record(1, i));
+    await s.saveBatch(fakeBatch(1, `0x${"00".repeat(32)}`, 1, 10), new Uint8Array(320));
+    await s.close();
+    // Entry 3 disappears from under the store (a damaged table).
+    const db = new ClassicLevel<Buffer, Buffer>(join(dataDir, "store", "db"), {
+      keyEncoding: "buffer",
+      valueEncoding: "buffer",
+    });
+    await db.open();
+    await db.del(u64Key(P_LOG, 3));
+    await db.close();
+    expect(await openError(join(dataDir, "store"))).toBeInstanceOf(StoreIntegrityError);
+    const to = join(dataDir, "salvaged");
+    const r = await cli("salvage", "--data-dir", dataDir, "--to", to);
+    expect(r.out).toContain("lost for good inside sealed batches: arrival indexes 3");
+    const t = make(join(to, "store"));
+    await t.open();
+    expect(t.stats()).toMatchObject({ lastIndex: 10, sealedThrough: 10 });
+    expect(await t.append(record(1, 10))).toBe("stored");
+    await t.close();
+    // …and keeps opening: the gap is recorded, not taken for new damage.
+    expect(await openError(join(to, "store"))).toBeUndefined();
   });
 
   it("error: 40 flipped bytes in a table file are found at open or by store check", async () => {

@@ -20,8 +20,11 @@ check     opens the store read-only-in-spirit (it never creates one) and verifie
           stored entries still hash to their sealed leaves). Exit 0 when intact, 1 with one
           line per problem. Stop the gateway first (LevelDB allows one process).
 salvage   copies every intact frame, leaf record and batch of DIR's store into NEW_DIR's store
-          (which must not exist yet) and says exactly which arrival indexes were lost. DIR is
-          never modified. Then point the gateway at NEW_DIR (dataDir) and keep DIR for the record.
+          (a new or empty folder) and says exactly which arrival indexes were lost. DIR is
+          never modified, also when its db folder is a link. Entries lost inside a kept
+          sealed batch are recorded as lost in the new store (their receipts cannot be
+          exported), so it opens. Then point the gateway at NEW_DIR (dataDir) and keep DIR for
+          the record.
 
 Options:
   --data-dir DIR   the gateway's data folder (the store is DIR/store)

@@ -23,6 +23,11 @@ export const M_PRUNED = metaKey("pruned");
 export const M_PROBE = metaKey("probe");
 /** Gateway uptime accumulated by retention (µs): the clock anchored ages are measured on. */
 export const M_AGE = metaKey("age");
+/**
+ * Arrival indexes a salvage found lost inside sealed batches (u64 each, ascending): their batches
+ * were kept for the entries that survived, so the integrity checks do not count them missing.
+ */
+export const M_LOST = metaKey("lost");
 
 /** Serialises async critical sections (metadata writes, recovery). */
 export class Mutex {
@@ -64,6 +69,8 @@ export class StoreContext {
   pruned: PrunedState = { throughIndex: 0, frames: 0, bytes: 0, batchSeq: 0 };
   /** Retention's uptime clock (µs), see retention.ts. */
   ageUs = 0;
+  /** Indexes lost inside sealed batches, as a salvage recorded them (M_LOST). */
+  lost: ReadonlySet<number> = new Set();
 
   // Counters since open.
   commits = 0;
@@ -104,6 +111,10 @@ export class StoreContext {
       : { throughIndex: 0, frames: 0, bytes: 0, batchSeq: 0 };
     const age = await get(M_AGE);
     this.ageUs = age ? readU64(age, 0) : 0;
+    const lost = await get(M_LOST);
+    const lostSet = new Set<number>();
+    for (let o = 0; lost && o + 8 <= lost.length; o += 8) lostSet.add(readU64(lost, o));
+    this.lost = lostSet;
     this.devices = new Map();
     for await (const [k, v] of this.kv.range({ gte: Buffer.of(P_SEQ), lt: prefixEnd(P_SEQ) }))
       this.devices.set(k.readUInt32BE(1), decodeDeviceSeq(v));

@@ -114,7 +114,9 @@ export async function checkEntries(
   let entries = 0;
   let expected = from;
   const gap = (upTo: number): void => {
-    for (; expected < upTo; expected++) if (missing.length < MAX_LISTED) missing.push(expected);
+    // Indexes a salvage recorded as lost inside kept batches (M_LOST) are known gaps, not damage.
+    for (; expected < upTo; expected++)
+      if (missing.length < MAX_LISTED && !c.lost.has(expected)) missing.push(expected);
   };
   for await (const chunk of reads.entryChunks(from, to)) {
     for (const e of chunk) {

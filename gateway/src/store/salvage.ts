@@ -16,10 +16,11 @@
  *   source where it is readable), pruned floors copied;
  * - counters recomputed; a fresh watermark.
  */
-import { cp, mkdir, mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
+import { VigilError } from "../core/errors.ts";
 import { decodeModelLeaf } from "../core/leaf.ts";
 import { decodeFrame, FrameType } from "../protocol/frame.ts";
 import {
@@ -28,6 +29,7 @@ import {
   M_BATCH,
   M_HEAD,
   M_LAST,
+  M_LOST,
   M_PRUNED,
   M_SEALED,
   decodeDeviceSeq,
@@ -133,13 +135,11 @@ function intactLeaf(v: Buffer): boolean {
  * hold a store. Returns what was kept and lost.
  */
 export async function salvageStore(fromDir: string, toDir: string): Promise<SalvageReport> {
-  if (
-    await stat(join(toDir, "db")).then(
-      () => true,
-      () => false,
-    )
-  )
-    throw new StoreIntegrityError(`${toDir} already holds a store; salvage into an empty folder`);
+  // Anything already there (another store's watermark, say) would mix with the salvaged store,
+  // and a stale watermark slot of a higher generation would win over the new one.
+  const there = await readdir(toDir).catch(() => undefined);
+  if (there !== undefined && there.length > 0)
+    throw new StoreIntegrityError(`${toDir} already exists and is not empty; salvage into a new folder`);
   const acknowledged = await new FileWatermark(fromDir).read().then(
     (w) => w?.lastIndex,
     () => undefined,
@@ -147,7 +147,9 @@ export async function salvageStore(fromDir: string, toDir: string): Promise<Salv
   const work = await mkdtemp(join(tmpdir(), "vigil-salvage-"));
   const copy = join(work, "db");
   try {
-    await cp(join(fromDir, "db"), copy, { recursive: true });
+    // dereference: a db folder (or files in it) that are links to another disk are copied, not
+    // linked, so the repair below never reaches the source.
+    await cp(join(fromDir, "db"), copy, { recursive: true, dereference: true });
     // LevelDB's repair: rebuilds the MANIFEST/CURRENT from whatever table and log files it can
     // read (a missing CURRENT, a truncated table or log). Only ever on the copy.
     if (!(await readdir(copy)).some((f) => f.endsWith(".ldb") || f.endsWith(".log") || f.endsWith(".sst")))
@@ -157,6 +159,16 @@ export async function salvageStore(fromDir: string, toDir: string): Promise<Salv
     await src.open();
     try {
       return await rebuild(src, toDir, acknowledged);
+    } catch (e) {
+      // A half-written store in toDir would look like a fresh one to the gateway (entries without
+      // their counters): removed, so the folder is as before and the salvage can be run again.
+      // (A target that could not be made at all, e.g. under a file, has nothing to remove.)
+      await rm(toDir, { recursive: true, force: true }).catch(() => undefined);
+      if (there !== undefined) await mkdir(toDir, { recursive: true });
+      if (e instanceof VigilError) throw e;
+      throw new StoreIntegrityError(
+        `the salvage into ${toDir} failed (${(e as Error).message}); nothing was kept there, the source is unchanged`,
+      );
     } finally {
       await src.close();
     }
@@ -303,6 +315,8 @@ async function rebuild(src: Db, toDir: string, acknowledged: number | undefined)
     chunk.put(M_HEAD, Buffer.from(head.slice(2), "hex"));
     chunk.put(M_ANCHORED, u64Value(anchored));
     if (prunedRaw && prunedThrough > 0) chunk.put(M_PRUNED, prunedRaw);
+    // The gaps left inside kept batches, so the new store opens (integrity.ts skips them).
+    if (lostSealed.length > 0) chunk.put(M_LOST, Buffer.concat(lostSealed.map(u64Value)));
     const age = await src.get(M_AGE).catch(() => undefined);
     if (age) chunk.put(M_AGE, age);
     ops++;
