@@ -82,13 +82,17 @@ function manifest(quality = true): ModelManifest {
   };
 }
 
-function setup(quality = true): {
+function setup(
+  quality = true,
+  edit?: (m: ModelManifest) => void,
+): {
   m: ModelManifest;
   run: (row: number[]) => { codes: string[]; z: number[]; regime: number; imputed: number; lost: number };
   state: QualityState;
   res: ReturnType<typeof newFrameQuality>;
 } {
   const m = manifest(quality);
+  edit?.(m);
   const norm = createNormalizer(m);
   const spec = createQuality(m, norm);
   const state = new QualityState(spec);
@@ -198,6 +202,25 @@ describe("data quality: per-channel verdicts", () => {
     const s = run([0, 10, 105, 18, 0]);
     expect(s.codes[2]).toBe("stuck");
     expect(s.z[2]).toBe(Math.fround(0.2)); // 18 + 2·1... step since 12 → 18 over 3 frames = 2
+  });
+
+  it("a counter that repeats its value is continued from the last value that moved, not from the repeats (no frozen age)", () => {
+    const { run } = setup(true, (m) => {
+      m.inputs.quality!.channels.count!.stuckFrames = 4;
+    });
+    run([0, 10, 100, 10, 0]);
+    run([0, 10, 100, 11, 0]); // step 1
+    // Stuck at 11: the first two repeats pass as good values (fed as they are); with the value
+    // itself that makes four in a row, and the next repeat is flagged.
+    for (let i = 0; i < 2; i++) expect(run([0, 10, 100, 11, 0]).codes[2]).toBe("ok");
+    const s = run([0, 10, 100, 11, 0]);
+    expect(s.codes[2]).toBe("stuck");
+    // Three frames after the last value that moved (11): 11 + 1·3 = 14, not 11.
+    expect(s.z[2]).toBe(Math.fround(0.14));
+    expect(run([0, 10, 100, 11, 0]).z[2]).toBe(Math.fround(0.15));
+    // It moves again, where it would be by now: taken as is, and counting goes on from there.
+    const back = run([0, 10, 100, 16, 0]);
+    expect([back.codes[2], back.z[2]]).toEqual(["ok", Math.fround(0.16)]);
   });
 
   it("regress: estimates a flagged feature from the row's other normalised features", () => {

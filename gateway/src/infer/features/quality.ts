@@ -362,11 +362,19 @@ export function checkRow(
   for (let u = 0; u < U; u++) {
     if (codes[u] === Q_OK) {
       const x = row[rowOffset + spec.channel[u]!] as number;
-      if (state.hasGood[u] === 1 && spec.policy[u] === POLICY_COUNTER)
-        state.step[u] = (x - state.lastGood[u]!) / (state.since[u]! + 1);
-      state.lastGood[u] = x;
+      if (spec.policy[u] === POLICY_COUNTER && state.hasGood[u] === 1 && x === state.lastGood[u]) {
+        // A counter that repeats its value is not counting: the repeats before the stuck check
+        // fires are not anchors, or the imputation would continue from them with a step of 0 (a
+        // frozen age). It continues from the last value that moved, by the last step.
+        state.since[u]!++;
+      } else {
+        const step = (x - state.lastGood[u]!) / (state.since[u]! + 1);
+        // A decrease (a counter reset) is taken as the new value but not as a step.
+        if (state.hasGood[u] === 1 && spec.policy[u] === POLICY_COUNTER && step > 0) state.step[u] = step;
+        state.lastGood[u] = x;
+        state.since[u] = 0;
+      }
       state.hasGood[u] = 1;
-      state.since[u] = 0;
       state.badRun[u] = 0;
       state.goodRun[u]!++;
       if (state.faulted[u] === 1 && state.goodRun[u]! >= spec.clearFrames) {
