@@ -21,6 +21,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { storeCommand } from "../../gateway/src/cli/store.ts";
 import { VigilError } from "../../gateway/src/core/errors.ts";
 import { StoreIntegrityError } from "../../gateway/src/store/integrity.ts";
+import { StoreUnavailableError } from "../../gateway/src/store/errors.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { MemoryKv } from "../../gateway/src/store/kv.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
@@ -223,6 +224,41 @@ describe("store integrity on a real LevelDB store", () => {
     await t.close();
     // …and keeps opening: the gap is recorded, not taken for new damage.
     expect(await openError(join(to, "store"))).toBeUndefined();
+  });
+
+  it("error: a first open that cannot write its watermark is one typed error and leaves the store closed (not locked): once the cause is gone it opens", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "vigil-integrity-"));
+    dirs.push(dataDir);
+    const dir = join(dataDir, "store");
+    mkdirSync(join(dir, "watermark.new"), { recursive: true }); // where the first write must go
+    const s = make(dir);
+    const e = await s.open().then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(StoreUnavailableError);
+    expect((e as Error).message).toBe("opening the store failed: storage I/O error");
+    expect(s.stats().state).toBe("closed");
+    rmSync(join(dir, "watermark.new"), { recursive: true });
+    const again = make(dir);
+    await again.open();
+    expect(await again.append(record(1, 0))).toBe("stored");
+    await again.close();
+  });
+
+  it("error: check on a store the gateway holds says it is in use, not damaged (no salvage advice)", async () => {
+    const { dataDir, dir } = await stopped(false);
+    const held = make(dir);
+    await held.open();
+    try {
+      const r = await cli("check", "--data-dir", dataDir);
+      expect(r).toEqual({
+        code: 1,
+        out: `${dir} is in use by another process (is the gateway running?); stop it, then run check again\n`,
+      });
+    } finally {
+      await held.close();
+    }
   });
 
   it("error: 40 flipped bytes in a table file are found at open or by store check", async () => {

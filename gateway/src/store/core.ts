@@ -143,16 +143,24 @@ export class KvFrameStore implements FrameStore {
       await this.kv.close().catch(() => undefined);
       throw e;
     }
-    c.state = "ok";
-    this.#retention.start();
-    // First open (or a store from before the watermark existed): record what it holds now.
-    if (w === undefined) await this.#syncWatermark();
     const g = this.#guard;
-    if (g) {
-      if (!(await g.hasRoom())) c.state = "low-space";
-      else await g.restoreReserve();
-      this.#recovery.armGuard();
+    try {
+      // First open (or a store from before the watermark existed): record what it holds now.
+      if (w === undefined) await this.#syncWatermark();
+      let room = true;
+      if (g) {
+        room = await g.hasRoom();
+        if (room) await g.restoreReserve();
+      }
+      c.state = room ? "ok" : "low-space";
+    } catch (e) {
+      // Not half-open: closed (so the lock is released) and one typed error (a fresh data folder
+      // on a full or read-only disk, a watermark that cannot be written).
+      await this.kv.close().catch(() => undefined);
+      throw translateLevelError(e, "opening the store");
     }
+    this.#retention.start();
+    if (g) this.#recovery.armGuard();
   }
 
   /** Opens the key-value store; `mustExist` when a watermark says it held data (never create over lost data). */
