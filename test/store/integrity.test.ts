@@ -261,6 +261,30 @@ describe("store integrity on a real LevelDB store", () => {
     }
   });
 
+  it("behavior: salvage of an intact store whose oldest batch was pruned reports nothing lost (pruned entries are not losses)", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "vigil-integrity-"));
+    dirs.push(dataDir);
+    const s = make(join(dataDir, "store"));
+    await s.open();
+    for (let i = 0; i < 10; i++) await s.append(record(1, i));
+    await s.saveBatch(fakeBatch(1, `0x${"00".repeat(32)}`, 1, 10), new Uint8Array(320));
+    await s.markAnchored(1, {
+      chainId: 1,
+      contract: `0x${"00".repeat(20)}`,
+      txHash: null,
+      blockNumber: null,
+      confirmations: 0,
+      anchoredAtUs: 1,
+    });
+    expect(await s.prune({ retentionUs: 0 })).toBe(10);
+    for (let i = 10; i < 15; i++) await s.append(record(1, i));
+    await s.close();
+    const r = await cli("salvage", "--data-dir", dataDir, "--to", join(dataDir, "salvaged"));
+    expect(r.out).toContain(
+      "the damaged store had acknowledged 15 entries, 10 of them pruned on purpose before (retention); 0 are not in the copy",
+    );
+  });
+
   it("error: 40 flipped bytes in a table file are found at open or by store check", async () => {
     const { dataDir, dir, db } = await stopped(true);
     await flip(files(db, ".ldb")[0]!, 40);

@@ -71,6 +71,8 @@ export interface SalvageReport {
   lostSealed: number[];
   /** The source's watermark said this many entries were acknowledged; undefined when unreadable. */
   acknowledged: number | undefined;
+  /** Entries through this arrival index had been pruned on purpose (retention) before. */
+  prunedThrough: number;
   /** Entries after the kept batches that were renumbered (unsealed, so nothing refers to them). */
   renumbered: number;
   batchesKept: number;
@@ -246,6 +248,7 @@ async function rebuild(src: Db, toDir: string, acknowledged: number | undefined)
     damaged: damaged.sort((a, b) => a - b),
     lostSealed,
     acknowledged,
+    prunedThrough,
     renumbered: 0,
     batchesKept: batches.length,
     firstBatchLost,
@@ -341,7 +344,7 @@ export function describeSalvage(r: SalvageReport): string {
   ];
   if (r.acknowledged !== undefined)
     lines.push(
-      `the damaged store had acknowledged ${r.acknowledged} entries; ${Math.max(0, r.acknowledged - r.entries)} are not in the copy (pruned ones excluded from neither count)`,
+      `the damaged store had acknowledged ${r.acknowledged} entries${r.prunedThrough > 0 ? `, ${r.prunedThrough} of them pruned on purpose before (retention)` : ""}; ${Math.max(0, r.acknowledged - r.prunedThrough - r.entries)} are not in the copy`,
     );
   if (r.damaged.length) lines.push(`damaged entries skipped at arrival indexes ${ranges(r.damaged)}`);
   if (r.lostSealed.length)

@@ -8,7 +8,7 @@
  * bytes 0..59 u32.
  */
 import { open as openFile, readFile, rename } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { VigilError } from "../core/errors.ts";
 import { crc32 } from "../protocol/crc32.ts";
 import { readU64, writeU64 } from "./codec.ts";
@@ -120,6 +120,14 @@ export class FileWatermark implements WatermarkStore {
         await fd.sync();
         await fd.close();
         await rename(tmp, this.path);
+        // The rename is durable only once the folder is synced: without it, a crash could lose
+        // the new watermark and the next open would take the store for one without any.
+        const dir = await openFile(dirname(this.path), "r");
+        try {
+          await dir.sync();
+        } finally {
+          await dir.close();
+        }
         this.#fd = await openFile(this.path, "r+", 0o600);
         return;
       }
