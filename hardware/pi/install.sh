@@ -121,6 +121,13 @@ fi
 
 echo "== building in a staging folder (npm ci, npm run build, npm prune --omit=dev)"
 install -d -m 0755 "$(dirname "$dest")"
+# The staging folder holds every dependency until the prune (610 MB measured; README): on a small
+# SD card, say so before minutes of npm ci end in ENOSPC.
+need_kb=$((700 * 1024))
+free_kb="$(df -Pk "$(dirname "$dest")" | awk 'NR == 2 { print $4 }')"
+if [[ "$free_kb" =~ ^[0-9]+$ ]] && ((free_kb < need_kb)); then
+  die "the build needs about 700 MB free in $(dirname "$dest") and $((free_kb / 1024)) MB are; free some space (or use --prefix on a larger disk) and run this again"
+fi
 stage="$(mktemp -d "$(dirname "$dest")/.vigil-install.XXXXXX")"
 cleanup() { rm -rf "$stage" "$stage.old"; }
 trap cleanup EXIT

@@ -304,6 +304,22 @@ describe("hardware/pi/install.sh refuses what it cannot install", () => {
     }
   });
 
+  it("error: too little free space for the build is said before npm ci starts (a real 64 MB tmpfs as the root)", async () => {
+    const root = mkdtempSync(join(tmpdir(), "vigil-pi-small-"));
+    await ok("mount", ["-t", "tmpfs", "-o", "size=64m", "tmpfs", root]);
+    try {
+      const r = await sh("bash", [install, "--root", root]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /vigil install: the build needs about 700 MB free in \S+\/opt and \d+ MB are; free some space/,
+      );
+      expect(readdirSync(join(root, "opt"))).toEqual([]); // no staging folder was made
+    } finally {
+      await ok("umount", [root]);
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it("error: a prefix that holds something other than Vigil is not replaced", async () => {
     const root = mkdtempSync(join(tmpdir(), "vigil-pi-other-"));
     try {
