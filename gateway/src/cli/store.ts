@@ -71,7 +71,9 @@ async function check(dir: string, io: CliIo): Promise<number> {
     if (!(e instanceof VigilError)) throw e;
     // In use is not damage: no salvage advice for a store the running gateway holds.
     if (/locked by another process/.test(e.shortMessage)) {
-      io.out(`${dir} is in use by another process (is the gateway running?); stop it, then run check again\n`);
+      io.out(
+        `${dir} is in use by another process (is the gateway running?); stop it, then run check again\n`,
+      );
       return 1;
     }
     const problems = e instanceof StoreIntegrityError && e.problems.length ? e.problems : [e.shortMessage];
