@@ -89,6 +89,17 @@ describe("data quality in the inference loop", () => {
     expect(results).toHaveLength(1);
   });
 
+  it("frames lost in transit (a seq gap) raise no sensor fault: the cycle counter moved with the frames the device sent", async () => {
+    const u = units.find((x) => x.cycles >= 200)!;
+    const loop = new InferenceLoop({ registry, profileOf: () => "cmapss-fd001", clock: new FakeClock() });
+    // Frames 50..149 never reached the gateway.
+    for (let r = 0; r < u.cycles; r++) if (r < 50 || r >= 150) loop.onFrame(...frame(20, r, row(u, r)));
+    await loop.tick();
+    const dev = loop.liveWindow(20)!;
+    expect(dev.quality.names.filter((_, k) => dev.qualityState.faulted[k] === 1)).toEqual([]);
+    expect(loop.counters.sensorFaultsRaised).toBe(0);
+  });
+
   it("an outage of most sensors withholds the window: no prediction for it, a data-quality verdict", async () => {
     const u = units[0]!;
     const { results, loop } = await run((v, r) => {

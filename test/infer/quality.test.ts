@@ -87,7 +87,10 @@ function setup(
   edit?: (m: ModelManifest) => void,
 ): {
   m: ModelManifest;
-  run: (row: number[]) => { codes: string[]; z: number[]; regime: number; imputed: number; lost: number };
+  run: (
+    row: number[],
+    frames?: number,
+  ) => { codes: string[]; z: number[]; regime: number; imputed: number; lost: number };
   state: QualityState;
   res: ReturnType<typeof newFrameQuality>;
 } {
@@ -100,8 +103,9 @@ function setup(
   const out = new Float32Array(3);
   const run = (
     row: number[],
+    frames = 1,
   ): { codes: string[]; z: number[]; regime: number; imputed: number; lost: number } => {
-    const regime = checkRow(spec, norm, state, row, 0, out, 0, res);
+    const regime = checkRow(spec, norm, state, row, 0, out, 0, res, frames);
     return {
       codes: Array.from(res.codes, (c) => QUALITY_REASONS[c]!),
       z: Array.from(out),
@@ -221,6 +225,26 @@ describe("data quality: per-channel verdicts", () => {
     // It moves again, where it would be by now: taken as is, and counting goes on from there.
     const back = run([0, 10, 100, 16, 0]);
     expect([back.codes[2], back.z[2]]).toEqual(["ok", Math.fround(0.16)]);
+  });
+
+  it("frames lost in between (the seq step) count: a counter that moved with them is no spike, and a missing value is imputed across the gap", () => {
+    const { run } = setup(true, (m) => {
+      m.inputs.quality!.channels.count!.maxStep = 2;
+    });
+    run([0, 10, 100, 10, 0]);
+    run([0, 10, 100, 11, 0]); // step 1
+    // 100 frames were lost: the counter moved by 100 (at most 2 a frame would allow 200).
+    const back = run([0, 10, 100, 111, 0], 100);
+    expect([back.codes[2], back.z[2]]).toEqual(["ok", Math.fround(1.11)]);
+    // Missing after 5 more lost frames: 111 + 1·6.
+    expect(run([0, 10, 100, NaN, 0], 6).z[2]).toBe(Math.fround(1.17));
+    // As one frame, the same jump is a spike.
+    const { run: once } = setup(true, (m) => {
+      m.inputs.quality!.channels.count!.maxStep = 2;
+    });
+    once([0, 10, 100, 10, 0]);
+    once([0, 10, 100, 11, 0]);
+    expect(once([0, 10, 100, 111, 0]).codes[2]).toBe("spike");
   });
 
   it("regress: estimates a flagged feature from the row's other normalised features", () => {

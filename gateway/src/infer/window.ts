@@ -41,6 +41,9 @@ import {
 import type { HistoryRow } from "./history.ts";
 import type { LoadedModel } from "./registry.ts";
 
+/** Largest seq step taken as frames lost (2^24, ingest's SEQ_OUT_OF_RANGE bound); beyond it, 1. */
+const MAX_SEQ_STEP = 2 ** 24;
+
 /** Where a window came from: enough to find its frames (and their receipts) in the log. */
 export interface WindowMeta {
   /** Extended seq of the window's first real frame (padding rows repeat it). */
@@ -213,7 +216,11 @@ export class DeviceWindow {
     const norm = this.model.normalizer;
     const q = this.frameQuality;
     this.#noteFirstRow(values);
-    checkRow(this.quality, norm, this.qualityState, values, 0, this.#rows, slot * this.#features, q);
+    // Frames lost between two rows of one boot count in the rate checks (seq step); across a
+    // reboot (the extended seq jumps to the next 2^32) or out of order, one frame.
+    const step = this.lastSeq < 0 ? 1 : seq - this.lastSeq;
+    const frames = step >= 1 && step <= MAX_SEQ_STEP ? step : 1;
+    checkRow(this.quality, norm, this.qualityState, values, 0, this.#rows, slot * this.#features, q, frames);
     applyBaseline(norm, this.#baseline, this.#rows, slot * this.#features);
     // running sum of imputed values over the last `window` rows (the row leaving is read before its
     // slot is overwritten: with stride 1 it is the same slot)

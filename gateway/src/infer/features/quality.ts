@@ -282,6 +282,9 @@ export function newFrameQuality(spec: QualitySpec): FrameQuality {
  * updates the device's state, and writes the `norm.direct` normalised feature values at
  * `out[outOffset]` like normalizeRow, with flagged features imputed. Fills `res` and returns the
  * regime used. No allocation. A model with a baseline needs applyBaseline next, as usual.
+ * `frames` (default 1): how many frames the device sent since the previous row checked, i.e. the
+ * seq step; frames lost in between count in the rate-of-change check, the counter's step and the
+ * imputation gap, as frames the device sent but the gateway never fed.
  */
 export function checkRow(
   spec: QualitySpec,
@@ -292,6 +295,7 @@ export function checkRow(
   out: Float32Array,
   outOffset: number,
   res: FrameQuality,
+  frames = 1,
 ): number {
   const U = spec.channel.length;
   const codes = res.codes;
@@ -313,7 +317,7 @@ export function checkRow(
       else if (stuck > 0 && state.run[u]! >= stuck) code = Q_STUCK;
       else if (
         state.hasGood[u] === 1 &&
-        Math.abs(x - state.lastGood[u]!) > spec.maxStep[u]! * (state.since[u]! + 1)
+        Math.abs(x - state.lastGood[u]!) > spec.maxStep[u]! * (state.since[u]! + frames)
       )
         code = Q_SPIKE;
     }
@@ -341,7 +345,7 @@ export function checkRow(
       }
     }
     // flagged: impute (since counts this frame too)
-    const gap = state.since[u]! + 1;
+    const gap = state.since[u]! + frames;
     if (spec.policy[u] === POLICY_COUNTER && state.hasGood[u] === 1)
       out[outOffset + f] = (state.lastGood[u]! + state.step[u]! * gap - mean) / sd;
     else out[outOffset + f] = state.hasGood[u] === 1 ? state.lastGoodZ[f]! : 0;
@@ -366,9 +370,9 @@ export function checkRow(
         // A counter that repeats its value is not counting: the repeats before the stuck check
         // fires are not anchors, or the imputation would continue from them with a step of 0 (a
         // frozen age). It continues from the last value that moved, by the last step.
-        state.since[u]!++;
+        state.since[u]! += frames;
       } else {
-        const step = (x - state.lastGood[u]!) / (state.since[u]! + 1);
+        const step = (x - state.lastGood[u]!) / (state.since[u]! + frames);
         // A decrease (a counter reset) is taken as the new value but not as a step.
         if (state.hasGood[u] === 1 && spec.policy[u] === POLICY_COUNTER && step > 0) state.step[u] = step;
         state.lastGood[u] = x;
@@ -383,7 +387,7 @@ export function checkRow(
       }
     } else {
       flagged++;
-      state.since[u]!++;
+      state.since[u]! += frames;
       state.goodRun[u] = 0;
       state.badRun[u]!++;
       if (state.faulted[u] === 0 && state.badRun[u]! >= spec.faultFrames) {
