@@ -85,6 +85,17 @@ async function openError(dir: string): Promise<unknown> {
   );
 }
 
+/** An open store in a new data folder: 10 frames of device 1, sealed as batch 1. */
+async function sealedTen(): Promise<{ dataDir: string; s: LevelFrameStore }> {
+  const dataDir = mkdtempSync(join(tmpdir(), "vigil-integrity-"));
+  dirs.push(dataDir);
+  const s = make(join(dataDir, "store"));
+  await s.open();
+  for (let i = 0; i < 10; i++) await s.append(record(1, i));
+  await s.saveBatch(fakeBatch(1, `0x${"00".repeat(32)}`, 1, 10), new Uint8Array(320));
+  return { dataDir, s };
+}
+
 async function cli(...argv: string[]): Promise<{ code: number; out: string }> {
   let out = "";
   const code = await storeCommand(argv, { out: (x) => (out += x), err: (x) => (out += x) });
@@ -198,12 +209,7 @@ describe("store integrity on a real LevelDB store", () => {
   });
 
   it("behavior: an entry lost inside a sealed batch: salvage keeps the batch and the other entries, and the salvaged store opens and accepts frames", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "vigil-integrity-"));
-    dirs.push(dataDir);
-    const s = make(join(dataDir, "store"));
-    await s.open();
-    for (let i = 0; i < 10; i++) await s.append(record(1, i));
-    await s.saveBatch(fakeBatch(1, `0x${"00".repeat(32)}`, 1, 10), new Uint8Array(320));
+    const { dataDir, s } = await sealedTen();
     await s.close();
     // Entry 3 disappears from under the store (a damaged table).
     const db = new ClassicLevel<Buffer, Buffer>(join(dataDir, "store", "db"), {
@@ -262,12 +268,7 @@ describe("store integrity on a real LevelDB store", () => {
   });
 
   it("behavior: salvage of an intact store whose oldest batch was pruned reports nothing lost (pruned entries are not losses)", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "vigil-integrity-"));
-    dirs.push(dataDir);
-    const s = make(join(dataDir, "store"));
-    await s.open();
-    for (let i = 0; i < 10; i++) await s.append(record(1, i));
-    await s.saveBatch(fakeBatch(1, `0x${"00".repeat(32)}`, 1, 10), new Uint8Array(320));
+    const { dataDir, s } = await sealedTen();
     await s.markAnchored(1, {
       chainId: 1,
       contract: `0x${"00".repeat(20)}`,
