@@ -358,7 +358,12 @@ describe("alert service", () => {
 });
 
 describe("sensor faults and device status (data-quality stage)", () => {
-  const transition = (state: "raised" | "cleared", value: number, atUs: number): SensorFaultTransition => ({
+  const transition = (
+    state: "raised" | "cleared",
+    value: number,
+    atUs: number,
+    raisedAtUs: number,
+  ): SensorFaultTransition => ({
     model,
     deviceId: 0x2a,
     profile: "cmapss-fd001",
@@ -372,15 +377,17 @@ describe("sensor faults and device status (data-quality stage)", () => {
     receivedUs: atUs - 50,
     frameLeaf: new Uint8Array(32).fill(0xab),
     atUs,
+    raisedAtUs,
   });
 
   it("behavior: one episode id for raised and cleared, a SENSOR_FAULT leaf each, NaN published as null, never an alert", async () => {
     const { svc, pub, clock, leaves } = setup();
     await svc.start();
     const t0 = clock.nowUs();
-    svc.onSensorFault(transition("raised", NaN, t0));
+    const rx = t0 - 50; // the raising frame's arrival: the episode's identity
+    svc.onSensorFault(transition("raised", NaN, t0, rx));
     clock.advanceMs(5000);
-    svc.onSensorFault(transition("cleared", 47.25, clock.nowUs()));
+    svc.onSensorFault(transition("cleared", 47.25, clock.nowUs(), rx));
     await svc.settled();
     const msgs = pub.messages.filter((m) => m.topic.endsWith("/sensor-fault"));
     expect(msgs.map((m) => m.topic)).toEqual([
@@ -388,15 +395,18 @@ describe("sensor faults and device status (data-quality stage)", () => {
       "vigil/v1/plant_7_north/gw_1/0000002a/sensor-fault",
     ]);
     const [raised, cleared] = msgs.map((m) => checkPayload("sensor-fault", m.payload));
-    expect(raised).toMatchObject({ state: "raised", value: null, sinceUs: t0, id: `0000002a-s9-${t0}` });
-    expect(cleared).toMatchObject({ state: "cleared", value: 47.25, sinceUs: t0, id: raised!.id });
+    expect(raised).toMatchObject({ state: "raised", value: null, sinceUs: rx, id: `0000002a-s9-${rx}` });
+    expect(cleared).toMatchObject({ state: "cleared", value: 47.25, sinceUs: rx, id: raised!.id });
     expect(leaves.map((l) => l.kind)).toEqual(["sensor-fault", "sensor-fault"]);
     expect(pub.messages.some((m) => kindOf(m.topic) === "alert")).toBe(false);
     expect(svc.counters).toMatchObject({ sensorFaultsRaised: 1, sensorFaultsCleared: 1, raised: 0 });
-    // A clear without a raise this gateway saw (e.g. after a restart) is its own episode.
-    svc.onSensorFault(transition("cleared", 1, clock.nowUs()));
-    await svc.settled();
-    const last = checkPayload("sensor-fault", pub.messages.at(-1)!.payload);
-    expect(last.sinceUs).toBe(clock.nowUs());
+    // A clear this process never saw raised (after a restart: the warm-up replayed the raising
+    // frame) names the episode by that frame, so it matches the raise sent before the restart.
+    const fresh = setup();
+    await fresh.svc.start();
+    fresh.svc.onSensorFault(transition("cleared", 1, clock.nowUs(), rx));
+    await fresh.svc.settled();
+    const last = checkPayload("sensor-fault", fresh.pub.messages.at(-1)!.payload);
+    expect(last).toMatchObject({ state: "cleared", sinceUs: rx, id: raised!.id });
   });
 });

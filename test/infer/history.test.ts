@@ -5,9 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../../models/eval/cmapss.ts";
-import { loadCmapss, type CmapssUnit } from "../../gateway/src/infer/features/cmapss.ts";
+import { CMAPSS_CHANNELS, loadCmapss, type CmapssUnit } from "../../gateway/src/infer/features/cmapss.ts";
 import { storeHistory, type DeviceHistory, type HistoryRow } from "../../gateway/src/infer/history.ts";
 import { InferenceLoop, type InferenceResult } from "../../gateway/src/infer/loop.ts";
+import type { SensorFaultTransition } from "../../gateway/src/infer/quality-events.ts";
 import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
@@ -61,6 +62,7 @@ async function storeOf(
   rows: number,
   kind: Kind = "memory",
   damage: readonly number[] = [],
+  edit?: (values: Float32Array, r: number) => void,
 ): Promise<FrameStore> {
   let store: FrameStore;
   if (kind === "memory") store = new MemoryFrameStore();
@@ -73,6 +75,7 @@ async function storeOf(
   for (let r = 0; r < rows; r++) {
     const ts = T0_US + r * 1000;
     const values = Float32Array.from(row(unit, r));
+    edit?.(values, r);
     const raw = encodeFrame({
       type: FrameType.Data,
       deviceId: DEV,
@@ -148,6 +151,45 @@ describe.each<Kind>(["memory", "level"])("storeHistory over the %s frame store",
 });
 
 describe("warm start from the frame log", () => {
+  it("behavior: a sensor fault raised before a restart is cleared after it under the same episode (raisedAtUs from the replayed frame)", async () => {
+    const s11 = CMAPSS_CHANNELS.indexOf("s11");
+    const stuck = (v: Float32Array | Float64Array, r: number): void => {
+      if (r >= 80) v[s11] = 47.5;
+    };
+    const faults = (history?: DeviceHistory) => {
+      const seen: SensorFaultTransition[] = [];
+      const l = new InferenceLoop({
+        registry,
+        profileOf: () => "cmapss-fd001",
+        onSensorFault: (t) => seen.push(t),
+        ...(history ? { history } : {}),
+      });
+      return { l, seen };
+    };
+    // The gateway before the restart sees s11 stuck from row 80 and raises the fault.
+    const before = faults();
+    for (let r = 0; r < 100; r++) {
+      const v = Float64Array.from(row(unit, r));
+      stuck(v, r);
+      before.l.onFrame(...frame(DEV, r, v));
+      await before.l.tick();
+    }
+    const raised = before.seen.find((t) => t.channel === "s11" && t.state === "raised")!;
+    expect(raised.raisedAtUs).toBe(raised.receivedUs);
+    // Restarted, warmed from the same frames; s11 is good again from row 100.
+    const store = await storeOf(100, "memory", [], stuck);
+    const after = faults(storeHistory(store));
+    for (let r = 100; r < 115; r++) {
+      after.l.onFrame(...frame(DEV, r, row(unit, r)));
+      await after.l.warmed();
+      await after.l.tick();
+    }
+    expect(after.seen.map((t) => [t.channel, t.state, t.raisedAtUs])).toEqual([
+      ["s11", "cleared", raised.raisedAtUs],
+    ]);
+    await store.close();
+  });
+
   it("behavior: a young device (history shorter than baseline + window) replays all of it once", async () => {
     const cut = 6;
     const steady = loop();

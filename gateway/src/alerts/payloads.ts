@@ -108,7 +108,10 @@ export interface StatusPayload {
 export interface SensorFaultPayload {
   v: 1;
   type: "sensor-fault";
-  /** Stable id of the episode: `{device}-{channel}-{raisedAtUs}`, the same in raised and cleared. */
+  /**
+   * Stable id of the episode: `{device}-{channel}-{raisedAtUs}` (the raising frame's arrival, also
+   * after a restart), the same in raised and cleared.
+   */
   id: string;
   state: "raised" | "cleared";
   site: string;

@@ -123,8 +123,6 @@ export class AlertService {
   };
   /** Raised gateway alerts: when each episode began (µs). */
   readonly #gatewayAlerts = new Map<GatewayAlertKind, number>();
-  /** Raised sensor faults by `{deviceId}:{channel}`: when each episode began (µs). */
-  readonly #faultSince = new Map<string, number>();
   readonly #o: AlertServiceOptions;
   readonly #clock: Clock;
   readonly #timers: Timers;
@@ -295,13 +293,8 @@ export class AlertService {
    * a machine-health alert. Severity is always warning.
    */
   readonly onSensorFault = (t: SensorFaultTransition): void => {
-    const key = `${t.deviceId}:${t.channel}`;
-    let sinceUs = this.#faultSince.get(key);
-    if (t.state === "raised" || sinceUs === undefined) {
-      sinceUs = t.atUs;
-      this.#faultSince.set(key, sinceUs);
-    }
-    if (t.state === "cleared") this.#faultSince.delete(key);
+    // The episode's identity: when its raising frame arrived (the same after a gateway restart).
+    const sinceUs = t.raisedAtUs;
     const preimage = sensorFaultLeafPreimage({
       modelHash: t.model.modelHash,
       inputWindowHash: t.frameLeaf,

@@ -40,6 +40,11 @@ export interface SensorFaultTransition {
   frameLeaf: Uint8Array;
   /** Gateway clock when the transition was seen, µs. */
   atUs: number;
+  /**
+   * Gateway arrival time (µs) of the frame that raised the fault, on `raised` and `cleared` alike:
+   * the episode's identity, the same after a gateway restart (the warm-up replays that frame).
+   */
+  raisedAtUs: number;
 }
 
 /** A device's data-quality and commissioning state (see the module comment for when it is emitted). */
@@ -99,6 +104,7 @@ export function sensorFaultTransitions(
       receivedUs: frame.receivedUs,
       frameLeaf: leaf ?? new Uint8Array(32),
       atUs,
+      raisedAtUs: st.raisedRxUs[u]!,
     });
   }
   return out;

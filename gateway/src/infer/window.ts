@@ -221,6 +221,10 @@ export class DeviceWindow {
     const step = this.lastSeq < 0 ? 1 : seq - this.lastSeq;
     const frames = step >= 1 && step <= MAX_SEQ_STEP ? step : 1;
     checkRow(this.quality, norm, this.qualityState, values, 0, this.#rows, slot * this.#features, q, frames);
+    for (let k = 0; k < q.changedCount; k++) {
+      const u = q.changed[k]!;
+      if (this.qualityState.faulted[u] === 1) this.qualityState.raisedRxUs[u] = receivedUs;
+    }
     applyBaseline(norm, this.#baseline, this.#rows, slot * this.#features);
     // running sum of imputed values over the last `window` rows (the row leaving is read before its
     // slot is overwritten: with stride 1 it is the same slot)

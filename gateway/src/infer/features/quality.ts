@@ -221,6 +221,12 @@ export class QualityState {
   /** Sensor-fault state per used channel (1: faulted) and the verdict code that raised it. */
   readonly faulted: Uint8Array;
   readonly faultCode: Uint8Array;
+  /**
+   * Gateway arrival time (µs) of the frame that raised each channel's fault (set by the window,
+   * which knows the frame). A warm-up replays the same frames, so after a restart a fault carried
+   * over has the raise time it had before: its `cleared` matches the `raised` sent then.
+   */
+  readonly raisedRxUs: Float64Array;
   /** Regime of the previous row (fallback when neither regime channels nor features are good). */
   lastRegime = 0;
 
@@ -237,6 +243,7 @@ export class QualityState {
     this.goodRun = new Int32Array(U);
     this.faulted = new Uint8Array(U);
     this.faultCode = new Uint8Array(U);
+    this.raisedRxUs = new Float64Array(U);
   }
 
   /** Number of used channels currently in sensor fault. */
