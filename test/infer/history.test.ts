@@ -30,15 +30,21 @@ afterAll(() => registry.release());
 
 const DEV = 42;
 
-function loop(history?: DeviceHistory): { loop: InferenceLoop; results: InferenceResult[] } {
+function loop(history?: DeviceHistory): {
+  loop: InferenceLoop;
+  results: InferenceResult[];
+  faults: SensorFaultTransition[];
+} {
   const results: InferenceResult[] = [];
+  const faults: SensorFaultTransition[] = [];
   const l = new InferenceLoop({
     registry,
     profileOf: () => "cmapss-fd001",
     onResult: (r) => results.push(r),
+    onSensorFault: (t) => faults.push(t),
     ...(history ? { history } : {}),
   });
-  return { loop: l, results };
+  return { loop: l, results, faults };
 }
 
 /** Feeds rows [from, to) one tick each; returns the RUL after each. */
@@ -156,35 +162,25 @@ describe("warm start from the frame log", () => {
     const stuck = (v: Float32Array | Float64Array, r: number): void => {
       if (r >= 80) v[s11] = 47.5;
     };
-    const faults = (history?: DeviceHistory) => {
-      const seen: SensorFaultTransition[] = [];
-      const l = new InferenceLoop({
-        registry,
-        profileOf: () => "cmapss-fd001",
-        onSensorFault: (t) => seen.push(t),
-        ...(history ? { history } : {}),
-      });
-      return { l, seen };
-    };
     // The gateway before the restart sees s11 stuck from row 80 and raises the fault.
-    const before = faults();
+    const before = loop();
     for (let r = 0; r < 100; r++) {
       const v = Float64Array.from(row(unit, r));
       stuck(v, r);
-      before.l.onFrame(...frame(DEV, r, v));
-      await before.l.tick();
+      before.loop.onFrame(...frame(DEV, r, v));
+      await before.loop.tick();
     }
-    const raised = before.seen.find((t) => t.channel === "s11" && t.state === "raised")!;
+    const raised = before.faults.find((t) => t.channel === "s11" && t.state === "raised")!;
     expect(raised.raisedAtUs).toBe(raised.receivedUs);
     // Restarted, warmed from the same frames; s11 is good again from row 100.
     const store = await storeOf(100, "memory", [], stuck);
-    const after = faults(storeHistory(store));
+    const after = loop(storeHistory(store));
     for (let r = 100; r < 115; r++) {
-      after.l.onFrame(...frame(DEV, r, row(unit, r)));
-      await after.l.warmed();
-      await after.l.tick();
+      after.loop.onFrame(...frame(DEV, r, row(unit, r)));
+      await after.loop.warmed();
+      await after.loop.tick();
     }
-    expect(after.seen.map((t) => [t.channel, t.state, t.raisedAtUs])).toEqual([
+    expect(after.faults.map((t) => [t.channel, t.state, t.raisedAtUs])).toEqual([
       ["s11", "cleared", raised.raisedAtUs],
     ]);
     await store.close();
