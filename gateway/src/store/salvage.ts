@@ -133,8 +133,8 @@ function intactLeaf(v: Buffer): boolean {
 }
 
 /**
- * Salvages the store in `fromDir` (its `db` folder and `watermark`) into `toDir`, which must not
- * hold a store. Returns what was kept and lost.
+ * Salvages the store in `fromDir` (its `db` folder and `watermark`) into `toDir`, which must be new
+ * or empty. Returns what was kept and lost.
  */
 export async function salvageStore(fromDir: string, toDir: string): Promise<SalvageReport> {
   // Anything already there (another store's watermark, say) would mix with the salvaged store,
