@@ -6,7 +6,9 @@ import { hashPassword, MAX_ITERATIONS, PasswordFile } from "../../gateway/src/ac
 
 describe("device password file", () => {
   it("behavior: a line written by hashPassword verifies its secret and no other", () => {
-    const pf = new PasswordFile(`# devices\n${hashPassword("0000000a", "s3cret")}\n`);
+    const line = hashPassword("0000000a", "s3cret");
+    const pf = new PasswordFile(`# devices\n  ${line}\n`);
+    expect([pf.line("0000000a"), pf.line("0000000b")]).toEqual([line, undefined]);
     expect(pf.verify("0000000a", "s3cret")).toBe(true);
     expect(pf.verify("0000000a", "s3cret ")).toBe(false);
     expect(pf.verify("0000000b", "s3cret")).toBe(false);

@@ -29,6 +29,8 @@ export function hashPassword(username: string, secret: string, iterations = DEFA
 }
 
 interface Entry {
+  /** The line as it is in the file (trimmed). */
+  line: string;
   iterations: number;
   salt: Buffer;
   hash: Buffer;
@@ -54,7 +56,7 @@ export class PasswordFile {
       if (salt.length === 0) throw new RangeError(`line ${i + 1}: the salt is empty`);
       if (iterations < 1 || iterations > MAX_ITERATIONS)
         throw new RangeError(`line ${i + 1}: iterations must be 1 to ${MAX_ITERATIONS}, got ${m[2]}`);
-      this.#m.set(m[1]!, { iterations, salt, hash });
+      this.#m.set(m[1]!, { line, iterations, salt, hash });
     });
   }
 
@@ -79,6 +81,11 @@ export class PasswordFile {
 
   has(username: string): boolean {
     return this.#m.has(username);
+  }
+
+  /** The file's line for `username` (trimmed), or undefined. */
+  line(username: string): string | undefined {
+    return this.#m.get(username)?.line;
   }
 
   get size(): number {

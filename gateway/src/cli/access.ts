@@ -218,12 +218,12 @@ async function list(v: Values): Promise<number> {
 function devicePassword(v: Values): number {
   const id = need(v.sensor, "sensor", HEX8, "8 lowercase hex digits");
   const file = need(v.file, "file");
-  const before = existsSync(file) ? readPasswords(file) : "";
-  if (new PasswordFile(before).has(id))
+  const before = existsSync(file) ? readPasswords(file) : { text: "", file: new PasswordFile() };
+  if (before.file.has(id))
     throw new UsageError(`${file} already holds a password for ${id}; remove its line first`);
   const secret = randomBytes(18).toString("base64url");
   // A file whose last line has no newline (edited by hand) would glue the new entry onto it.
-  const sep = before === "" || before.endsWith("\n") ? "" : "\n";
+  const sep = before.text === "" || before.text.endsWith("\n") ? "" : "\n";
   appendFileSync(file, `${sep}${hashPassword(id, secret)}\n`, { mode: 0o600 });
   process.stdout.write(
     `device ${id}: MQTT username "${id}", password "${secret}" (shown once; only its hash is stored in ${file})\n`,
@@ -283,10 +283,7 @@ async function exportCmd(v: Values): Promise<number> {
   let gatewayLine: string | undefined;
   if (v["gateway-user"] !== undefined) {
     const user = need(v["gateway-user"], "gateway-user");
-    gatewayLine = passwords
-      .split("\n")
-      .find((l) => l.trim().startsWith(`${user}:`))
-      ?.trim();
+    gatewayLine = passwords.file.line(user);
     if (!gatewayLine)
       throw new UsageError(`--gateway-user ${user}: ${passwordFile} has no line for that user`);
   }
@@ -294,7 +291,7 @@ async function exportCmd(v: Values): Promise<number> {
   const view = await viewOf(v);
   const r = exportMosquitto({
     view,
-    passwords,
+    passwords: passwords.text,
     outDir,
     site,
     gatewayName,
@@ -307,8 +304,8 @@ async function exportCmd(v: Values): Promise<number> {
   return 0;
 }
 
-/** A password file's text, checked line by line (mosquitto_passwd `$7$` entries), as a usage error. */
-function readPasswords(file: string): string {
+/** A password file's text and its parsed entries (mosquitto_passwd `$7$`); problems are usage errors. */
+function readPasswords(file: string): { text: string; file: PasswordFile } {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -316,11 +313,10 @@ function readPasswords(file: string): string {
     throw new UsageError(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? "error"})`);
   }
   try {
-    new PasswordFile(text);
+    return { text, file: new PasswordFile(text) };
   } catch (e) {
     throw new UsageError(`${file}: ${(e as Error).message}`);
   }
-  return text;
 }
 
 /** Entry point of `vigil access`; returns the exit code. */
