@@ -9,6 +9,7 @@ import {
   newBaseline,
   normalizeRow,
 } from "../../gateway/src/infer/features/normalize.ts";
+import type { HistoryRow } from "../../gateway/src/infer/history.ts";
 import type { LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { DeviceWindow, emptyMeta } from "../../gateway/src/infer/window.ts";
 import { FeatureSpecError } from "../../gateway/src/infer/errors.ts";
@@ -55,6 +56,16 @@ function manifest(baseline: "origin" | "plain" | "none" = "origin"): ModelManife
     training: { command: "none", seed: 1, data: [{ file: "none", sha256: "0".repeat(64) }] },
     metrics: { testFile: "none", units: 1, rmse: 0, score: 0 },
   };
+}
+
+/** manifest() whose data-quality rules impute (last good value) and never withhold a window. */
+function lenient(): ModelManifest {
+  const m = manifest();
+  m.inputs.quality = {
+    channels: { s: {}, cycle: {} },
+    window: { maxImputedFraction: 1, maxImputedFractionRow: 1, maxLostFeatures: 2 },
+  };
+  return m;
 }
 
 const model = (m: ModelManifest): LoadedModel =>
@@ -117,6 +128,59 @@ describe("commissioning mode per device", () => {
     const out = new Float32Array(12);
     old.take(out, 0, emptyMeta());
     for (let r = 0; r < 3; r++) expect(out[r * 4 + 3]).toBe(4);
+  });
+
+  it("a value missing from the first frames is left out of the baseline, live and when warmed", () => {
+    // Row 0 has no s and no cycle: both are imputed with the regime's mean (z = 0, no good value yet),
+    // a guess. The baseline of s is then row 1's z = 1 alone, and the origin and age row 1's 250;
+    // counted in, they would have made the baseline 0.5 and the origin 0 (cycle 0: "first-cycle").
+    const frames = [
+      [NaN, NaN],
+      [12, 250],
+      [14, 251],
+    ];
+    const expected = [
+      [0, 0, 0, 0],
+      [1, 2.5, 0, 2.5],
+      [2, 2.51, 1, 2.5],
+    ].map((r) => r.map(Math.fround));
+    const live = new DeviceWindow(4, model(lenient()), "c-test");
+    frames.forEach((v, i) => live.push(v, i, i, i));
+    expect(live.commissioning).toEqual({ mode: "mid-life", age: 250, baselineRows: 2, baselineNeeds: 2 });
+    const out = new Float32Array(12);
+    live.take(out, 0, emptyMeta());
+    expect(Array.from(out.subarray(4))).toEqual(expected.slice(1).flat());
+    // the first row keeps the guesses it was written with (its origin was not known yet)
+    expect(Array.from(out.subarray(0, 4))).toEqual(expected[0]);
+
+    // A restart seeds the same baseline from the stored first frames (the ring from later ones).
+    const row = (seq: number, v: number[]): HistoryRow => ({
+      seq,
+      timestampUs: seq,
+      receivedUs: seq,
+      values: Float32Array.from(v),
+    });
+    const warmed = new DeviceWindow(5, model(lenient()), "c-test");
+    warmed.warm(
+      frames.map((v, i) => row(i, v)),
+      [row(50, [14, 300]), row(51, [14, 301])],
+    );
+    expect(warmed.commissioning).toEqual(live.commissioning);
+    warmed.push([20, 302], 52, 52, 52);
+    warmed.take(out, 0, emptyMeta());
+    expect(Array.from(out.subarray(8))).toEqual([5, 3.02, 4, 2.5].map(Math.fround));
+  });
+
+  it("a value imputed from an earlier good one is not a guess: it stays in the baseline", () => {
+    const w = new DeviceWindow(6, model(lenient()), "c-test");
+    w.push([12, 1], 0, 0, 0);
+    w.push([NaN, NaN], 1, 1, 1); // last good: s z = 1, cycle 0.01
+    w.push([16, 3], 2, 2, 2);
+    expect(w.commissioning).toMatchObject({ mode: "first-cycle", age: 1, baselineRows: 2 });
+    const out = new Float32Array(12);
+    w.take(out, 0, emptyMeta());
+    // baseline of s: (1 + 1) / 2 = 1, so row 2 (z = 3) deviates by 2
+    expect(out[8 + 2]).toBe(2);
   });
 
   it("a device warmed from history takes its age from the earliest stored frame", () => {

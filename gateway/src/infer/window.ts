@@ -4,12 +4,13 @@
  * Each stored DATA frame is normalised once on arrival (models/eval `normalizeRow`: nearest
  * operating-regime centroid, then per-regime z-score in float64, stored as float32) straight
  * into the ring: no allocation per frame. When the manifest has `inputs.baseline`, the row's
- * deviations from the device's baseline (the mean of its first `rows` rows, kept per device)
- * follow (models/eval `applyBaseline`). Ring and baseline live in memory; `warm()` refills both
- * from the frame log when the loop first sees a device (history.ts), so they survive a restart.
- * A window ends every `stride` rows, starting with the
- * first row when the padding policy is `repeat-first` (rows before the first frame repeat it,
- * exactly like models/eval `fillWindow`) or with row `window - 1` when it is `none`.
+ * deviations from the device's baseline (the mean of its first `rows` rows, kept per device;
+ * values the data-quality stage could only guess are left out of it) follow (models/eval
+ * `applyBaseline`). Ring and baseline live in memory; `warm()` refills both from the frame log
+ * when the loop first sees a device (history.ts), so they survive a restart. A window ends every
+ * `stride` rows, starting with the first row when the padding policy is `repeat-first` (rows
+ * before the first frame repeat it, exactly like models/eval `fillWindow`) or with row
+ * `window - 1` when it is `none`.
  *
  * Backlog: up to `backlog` ready windows per device wait to be taken, oldest first, so a device
  * whose next window became ready while inference was running loses nothing. The ring holds
@@ -89,9 +90,14 @@ export class DeviceWindow {
   /** Windows withheld for data quality (no prediction), and whether the last push withheld one. */
   withheld = 0;
   withheldLast = false;
-  /** Frame channel of the baseline's origin feature (the machine's age), -1 without; its value in the first row. */
+  /**
+   * Frame channel and direct-feature index of the baseline's origin feature (the machine's age),
+   * -1 without; its raw value at commissioning (see #noteAge).
+   */
   readonly #ageChannel: number;
+  readonly #ageFeature: number;
   #firstAge = NaN;
+  #ageMeasured = false;
   /** cap × features normalised float32 rows (tensor width: features, then baseline deviations). */
   readonly #rows: Float32Array;
   readonly #seq: Float64Array;
@@ -137,6 +143,7 @@ export class DeviceWindow {
     this.quality = model.quality ?? qualityFor(model.manifest, model.normalizer);
     const oi = model.normalizer.originIndex;
     this.#ageChannel = oi >= 0 ? model.normalizer.featureIndex[oi]! : -1;
+    this.#ageFeature = oi;
     this.qualityState = new QualityState(this.quality);
     this.frameQuality = newFrameQuality(this.quality);
     this.#cap = window + backlog * stride - 1;
@@ -173,9 +180,21 @@ export class DeviceWindow {
     };
   }
 
-  #noteFirstRow(values: ArrayLike<number>): void {
-    if (this.#ageChannel >= 0 && this.#baseline.rows === 0)
-      this.#firstAge = values[this.#ageChannel] as number;
+  /**
+   * Records the machine's age at commissioning from a checked row, before applyBaseline counts it:
+   * the first age among the baseline rows that was not a guess (as applyBaseline takes the origin),
+   * the first row's raw value until there is one.
+   */
+  #noteAge(values: ArrayLike<number>, guessed: Uint8Array): void {
+    if (
+      this.#ageChannel < 0 ||
+      this.#ageMeasured ||
+      this.#baseline.rows >= this.model.normalizer.baselineRows
+    )
+      return;
+    const ok = guessed[this.#ageFeature] === 0;
+    if (ok || this.#baseline.rows === 0) this.#firstAge = values[this.#ageChannel] as number;
+    this.#ageMeasured = ok;
   }
 
   /** True when the device's baseline has all its rows (always true for a model without one). */
@@ -215,7 +234,6 @@ export class DeviceWindow {
     const slot = idx % this.#cap;
     const norm = this.model.normalizer;
     const q = this.frameQuality;
-    this.#noteFirstRow(values);
     // Frames lost between two rows of one boot count in the rate checks (seq step); across a
     // reboot (the extended seq jumps to the next 2^32) or out of order, one frame.
     const step = this.lastSeq < 0 ? 1 : seq - this.lastSeq;
@@ -225,7 +243,8 @@ export class DeviceWindow {
       const u = q.changed[k]!;
       if (this.qualityState.faulted[u] === 1) this.qualityState.raisedRxUs[u] = receivedUs;
     }
-    applyBaseline(norm, this.#baseline, this.#rows, slot * this.#features);
+    this.#noteAge(values, q.guessed);
+    applyBaseline(norm, this.#baseline, this.#rows, slot * this.#features, q.guessed);
     // running sum of imputed values over the last `window` rows (the row leaving is read before its
     // slot is overwritten: with stride 1 it is the same slot)
     if (idx >= this.#window) this.#imputedSum -= this.#imputed[(idx - this.#window) % this.#cap]!;
@@ -289,9 +308,9 @@ export class DeviceWindow {
       const state = new QualityState(this.quality);
       const verdict = newFrameQuality(this.quality);
       for (const r of first.slice(0, norm.baselineRows)) {
-        this.#noteFirstRow(r.values);
         checkRow(this.quality, norm, state, r.values, 0, scratch, 0, verdict);
-        applyBaseline(norm, this.#baseline, scratch, 0);
+        this.#noteAge(r.values, verdict.guessed);
+        applyBaseline(norm, this.#baseline, scratch, 0, verdict.guessed);
         seeded++;
       }
     }

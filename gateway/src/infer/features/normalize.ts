@@ -134,18 +134,31 @@ export function normalizeRow(
   return r;
 }
 
-/** A device's (unit's) baseline so far: the sum of its first rows' baseline features. */
+/** A device's (unit's) baseline so far: the sums of its first rows' baseline features. */
 export interface BaselineState {
-  /** rows summed so far (at most `norm.baselineRows`) */
+  /** rows seen so far (at most `norm.baselineRows`): the baseline is taken over these rows */
   rows: number;
-  /** float64 sums, one per baseline feature */
+  /** float64 sums of every value (measured or imputed), one per baseline feature */
   sum: Float64Array;
+  /** float64 sums and counts of the values that were not guessed (see applyBaseline) */
+  good: Float64Array;
+  goodRows: Int32Array;
   /** the origin feature's normalised value in the first row (NaN before it; unused without an origin) */
   origin: number;
+  /** true once `origin` comes from a value that was not guessed (see applyBaseline) */
+  originMeasured: boolean;
 }
 
 export function newBaseline(norm: Normalizer): BaselineState {
-  return { rows: 0, sum: new Float64Array(norm.baselineIndex.length), origin: NaN };
+  const B = norm.baselineIndex.length;
+  return {
+    rows: 0,
+    sum: new Float64Array(B),
+    good: new Float64Array(B),
+    goodRows: new Int32Array(B),
+    origin: NaN,
+    originMeasured: false,
+  };
 }
 
 /**
@@ -155,22 +168,45 @@ export function newBaseline(norm: Normalizer): BaselineState {
  * Norm.apply). The first row's deviations are 0. With `inputs.baseline.origin`, the origin
  * feature's value in the first row follows as the row's last value. No allocation; a no-op
  * without a baseline.
+ *
+ * `guessed` (per direct feature, 1 = a stand-in the data-quality stage wrote without knowing
+ * anything about the value: FrameQuality.guessed, features/quality.ts) keeps such values out of
+ * the baseline: a feature's baseline is the mean of its other values among the baseline rows, and
+ * the origin is the first such origin value among them; the mean of all values (and the first
+ * row's value) stand in only until there is one. So a missing value in a device's first frame
+ * does not set its commissioning age or bias its deviations for life. Without `guessed` (or on
+ * clean data) the bits are training's.
  */
 export function applyBaseline(
   norm: Normalizer,
   state: BaselineState,
   out: Float32Array,
   offset: number,
+  guessed?: Uint8Array,
 ): void {
   const B = norm.baselineIndex.length;
   if (B === 0) return;
   const add = state.rows < norm.baselineRows;
-  if (state.rows === 0 && norm.originIndex >= 0) state.origin = out[offset + norm.originIndex]!;
+  const oi = norm.originIndex;
+  if (add && oi >= 0 && !state.originMeasured) {
+    const ok = guessed === undefined || guessed[oi] === 0;
+    if (ok || state.rows === 0) state.origin = out[offset + oi]!;
+    state.originMeasured = ok;
+  }
   if (add) state.rows++;
   for (let j = 0; j < B; j++) {
-    const v = out[offset + norm.baselineIndex[j]!]!;
-    if (add) state.sum[j]! += v;
-    out[offset + norm.direct + j] = v - state.sum[j]! / state.rows;
+    const f = norm.baselineIndex[j]!;
+    const v = out[offset + f]!;
+    if (add) {
+      state.sum[j]! += v;
+      if (guessed === undefined || guessed[f] === 0) {
+        state.good[j]! += v;
+        state.goodRows[j]!++;
+      }
+    }
+    const n = state.goodRows[j]!;
+    const ref = n > 0 ? state.good[j]! / n : state.sum[j]! / state.rows;
+    out[offset + norm.direct + j] = v - ref;
   }
-  if (norm.originIndex >= 0) out[offset + norm.direct + B] = state.origin;
+  if (oi >= 0) out[offset + norm.direct + B] = state.origin;
 }

@@ -264,6 +264,12 @@ export interface FrameQuality {
   imputed: number;
   /** Features imputed for more than maxImputeFrames frames in a row. */
   lost: number;
+  /**
+   * Per direct feature, 1 when its value in this row is a stand-in written without any evidence:
+   * imputed before the channel ever had a good value, by a policy other than `regress` (the
+   * regime's mean, z = 0). The baseline leaves these out (normalize.ts applyBaseline).
+   */
+  guessed: Uint8Array;
   /** True when a flagged regime channel made the regime come from the features' plausibility. */
   regimeInferred: boolean;
   /** Used channels whose sensor-fault state changed in this frame (raised or cleared): the first `changedCount`. */
@@ -278,6 +284,7 @@ export function newFrameQuality(spec: QualitySpec): FrameQuality {
     flagged: 0,
     imputed: 0,
     lost: 0,
+    guessed: new Uint8Array(spec.usedOfFeature.length),
     regimeInferred: false,
     changed: new Int32Array(U),
     changedCount: 0,
@@ -341,6 +348,7 @@ export function checkRow(
     const u = spec.usedOfFeature[f]!;
     const mean = norm.mean[base + f]!;
     const sd = norm.std[base + f]!;
+    res.guessed[f] = 0;
     if (codes[u] === Q_OK) {
       const z = ((row[rowOffset + spec.channel[u]!] as number) - mean) / sd;
       if (state.hasGood[u] === 1 && Math.abs(z - state.lastGoodZ[f]!) > spec.maxStepSd[u]!)
@@ -356,6 +364,7 @@ export function checkRow(
     if (spec.policy[u] === POLICY_COUNTER && state.hasGood[u] === 1)
       out[outOffset + f] = (state.lastGood[u]! + state.step[u]! * gap - mean) / sd;
     else out[outOffset + f] = state.hasGood[u] === 1 ? state.lastGoodZ[f]! : 0;
+    if (state.hasGood[u] === 0 && spec.policy[u] !== POLICY_REGRESS) res.guessed[f] = 1;
     imputed++;
     if (gap > spec.maxImputeFrames) lost++;
   }
