@@ -166,6 +166,12 @@ describe("a stuck sensor, simulator to dashboard", () => {
     ]);
     const c = rt.loop!.counters;
     expect(c.windowsWithheld).toBe(2);
+    // Counted by reason: both windows for their newest row, and every flagged value of a used
+    // channel (16 missing: 8 features × 2 frames; s1 is unused and never counts).
+    const snap = rt.loop!.snapshot();
+    expect(snap.windowsWithheldBy).toEqual({ "window-imputed": 0, "row-imputed": 2, "features-lost": 0 });
+    // s9 holds one value for 80 frames: stuck from its 6th equal value on, 75 frames
+    expect(snap.valuesFlagged).toEqual({ missing: 16, "out-of-range": 0, stuck: 75, spike: 0 });
     expect(c.windowsRun + c.skippedWindows).toBe(c.windowsReady);
     expect(c.windowsReady).toBe(report.generated - 2);
   });

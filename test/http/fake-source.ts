@@ -51,6 +51,8 @@ export function inferenceCounters(): InferenceCounters {
     windowsRun: 0,
     skippedWindows: 0,
     windowsWithheld: 0,
+    windowsWithheldBy: [0, 0, 0, 0],
+    valuesFlagged: [0, 0, 0, 0, 0],
     sensorFaultsRaised: 0,
     sensorFaultsCleared: 0,
     failedWindows: 0,

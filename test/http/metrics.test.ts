@@ -79,6 +79,8 @@ async function busySource(): Promise<{ src: FakeSource; feed: LiveFeed }> {
     failedWindows: 1,
     batches: 3,
     devices: 2,
+    windowsWithheldBy: [0, 4, 5, 6],
+    valuesFlagged: [0, 10, 11, 12, 13],
   });
   for (const us of [10, 20, 100, 1000, 5000]) inf.runLatency.record(us);
   inf.frameToResult.record(3000);
@@ -261,6 +263,21 @@ describe("/metrics exposition", () => {
     expect(sample(f, "vigil_inference_windows_run_total")).toBe(7);
     expect(sample(f, "vigil_inference_windows_skipped_total", { reason: "superseded" })).toBe(2);
     expect(sample(f, "vigil_inference_windows_skipped_total", { reason: "run_failed" })).toBe(1);
+    for (const [reason, n] of [
+      ["window-imputed", 4],
+      ["row-imputed", 5],
+      ["features-lost", 6],
+    ] as const)
+      expect(sample(f, "vigil_inference_windows_withheld_total", { reason })).toBe(n);
+    for (const [reason, n] of [
+      ["missing", 10],
+      ["out-of-range", 11],
+      ["stuck", 12],
+      ["spike", 13],
+    ] as const)
+      expect(sample(f, "vigil_inference_values_flagged_total", { reason })).toBe(n);
+    for (const name of ["vigil_inference_windows_withheld_total", "vigil_inference_values_flagged_total"])
+      expect(f.get(name)!.samples.map((x) => x.labels.reason)).not.toContain("ok");
     expect(
       sample(f, "vigil_model_info", { model: "rotating-v1-health", version: "1.1.0", role: "shadow" }),
     ).toBe(1);

@@ -16,6 +16,7 @@ import { statfs } from "node:fs/promises";
 import { Registry, collectDefaultMetrics, type Metric } from "prom-client";
 import type { LatencyHistogram } from "../core/histogram.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
+import { QUALITY_REASONS, WINDOW_VERDICTS } from "../infer/features/quality.ts";
 import type { LiveFeed } from "./live.ts";
 import { readiness } from "./readiness.ts";
 import type { MetricsSource } from "./source.ts";
@@ -483,6 +484,24 @@ export class GatewayMetrics {
       (set) => {
         set({ reason: "superseded" }, inf()?.skippedWindows ?? 0);
         set({ reason: "run_failed" }, inf()?.failedWindows ?? 0);
+      },
+    );
+    counter(
+      "vigil_inference_windows_withheld_total",
+      "Live windows withheld for data quality (no prediction), by reason: window-imputed, row-imputed, features-lost (quality.window rules).",
+      ["reason"],
+      (set) => {
+        const by = inf()?.windowsWithheldBy;
+        for (let i = 1; i < WINDOW_VERDICTS.length; i++) set({ reason: WINDOW_VERDICTS[i]! }, by?.[i] ?? 0);
+      },
+    );
+    counter(
+      "vigil_inference_values_flagged_total",
+      "Used-channel values of live frames the data-quality stage flagged and imputed, by reason: missing, out-of-range, stuck, spike.",
+      ["reason"],
+      (set) => {
+        const by = inf()?.valuesFlagged;
+        for (let i = 1; i < QUALITY_REASONS.length; i++) set({ reason: QUALITY_REASONS[i]! }, by?.[i] ?? 0);
       },
     );
     counter("vigil_inference_batches_total", "onnxruntime run() calls (all lanes).", [], (set) =>

@@ -128,6 +128,13 @@ export interface InferenceCounters {
   promotions: number;
   /** Live windows withheld for data quality (no prediction; a `data-quality` status instead). */
   windowsWithheld: number;
+  /** The same, by window verdict: index into quality.ts WINDOW_VERDICTS (index 0, `ok`, stays 0). */
+  windowsWithheldBy: number[];
+  /**
+   * Used-channel values of live frames the data-quality stage flagged (imputed, never fed raw), by
+   * verdict: index into quality.ts QUALITY_REASONS (index 0, `ok`, stays 0).
+   */
+  valuesFlagged: number[];
   /** Sensor faults raised and cleared on live devices. */
   sensorFaultsRaised: number;
   sensorFaultsCleared: number;

@@ -38,6 +38,7 @@ import { releaseModel, type LoadedModel } from "./registry.ts";
 import { Lane } from "./lane.ts";
 import { DeviceWindow } from "./window.ts";
 import { deviceQualityStatus, sensorFaultTransitions, type DeviceQualityStatus } from "./quality-events.ts";
+import { QUALITY_REASONS, WINDOW_VERDICTS } from "./features/quality.ts";
 import type { RunnerKind } from "./worker.ts";
 
 export type { LeafRecord, LeafSink } from "../core/records.ts";
@@ -83,6 +84,8 @@ export class InferenceLoop {
     warmupDamaged: 0,
     promotions: 0,
     windowsWithheld: 0,
+    windowsWithheldBy: WINDOW_VERDICTS.map(() => 0),
+    valuesFlagged: QUALITY_REASONS.map(() => 0),
     sensorFaultsRaised: 0,
     sensorFaultsCleared: 0,
     tickLatency: new LatencyHistogram(),
@@ -399,7 +402,12 @@ export class InferenceLoop {
     raw: Buffer | undefined,
   ): void {
     const c = this.counters;
-    if (dev.withheldLast) c.windowsWithheld++;
+    if (dev.withheldLast) {
+      c.windowsWithheld++;
+      c.windowsWithheldBy[dev.windowVerdict]!++;
+    }
+    const q = dev.frameQuality;
+    if (q.flagged > 0) for (let u = 0; u < q.codes.length; u++) c.valuesFlagged[q.codes[u]!]!++;
     const changed = dev.frameQuality.changedCount > 0;
     if (changed) {
       const at = this.#clock.nowUs();
@@ -763,6 +771,8 @@ export class InferenceLoop {
       warmupDamaged: c.warmupDamaged,
       promotions: c.promotions,
       windowsWithheld: c.windowsWithheld,
+      windowsWithheldBy: byName(WINDOW_VERDICTS, c.windowsWithheldBy),
+      valuesFlagged: byName(QUALITY_REASONS, c.valuesFlagged),
       sensorFaultsRaised: c.sensorFaultsRaised,
       sensorFaultsCleared: c.sensorFaultsCleared,
       lanes: this.#lanes.map((l) => ({
@@ -779,6 +789,13 @@ export class InferenceLoop {
       frameToResult: c.frameToResult.snapshot(),
     };
   }
+}
+
+/** `{ name: count }` for every name but the first (`ok`). */
+function byName(names: readonly string[], counts: readonly number[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let i = 1; i < names.length; i++) out[names[i]!] = counts[i] ?? 0;
+  return out;
 }
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
