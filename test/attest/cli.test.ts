@@ -58,6 +58,54 @@ describe("vigil receipt / vigil verify", () => {
       await verifyCommand(["r.json", "--deployment", "deployment.json", "--from-block", "5"], e.io),
     ).toBe(2);
     expect(e.o.err).toContain("--from-block goes with --registry");
+    // Finality is checked on chain; an empty or malformed --signer would silently pin nothing.
+    for (const [args, msg] of [
+      [["--finalized"], "add --rpc"],
+      [["--min-confirmations", "12"], "add --rpc"],
+      [["--min-confirmations", "0", "--rpc", "http://127.0.0.1:1"], "--min-confirmations must be"],
+      [["--signer", ""], "--signer must be"],
+      [["--signer", "0x1234"], "--signer must be"],
+    ] as const) {
+      const f = io();
+      expect(await verifyCommand(["r.json", ...args], f.io), args.join(" ")).toBe(2);
+      expect(f.o.err).toContain(msg);
+    }
+  });
+
+  it("error: a deployment file without a usable chain id, block or address is refused by field (exit 2), not a crash", async () => {
+    const base = {
+      format: "vigil-deployment/1",
+      chainId: "31337",
+      deployBlock: 3,
+      contracts: {
+        VigilRegistry: { address: "0x" + "44".repeat(20) },
+        VigilReleases: { address: "0x" + "45".repeat(20) },
+      },
+    };
+    const cases: [string, Record<string, unknown>, string][] = [
+      ["no chain id", { ...base, chainId: undefined }, "chainId must be a decimal chain id"],
+      ["chain id 0", { ...base, chainId: "0" }, "chainId must be a decimal chain id"],
+      ["negative block", { ...base, deployBlock: -1 }, "deployBlock must be a block number"],
+      [
+        "short address",
+        { ...base, contracts: { VigilRegistry: { address: "0x44" } } },
+        "contracts.VigilRegistry.address must be a 20-byte 0x address",
+      ],
+      ["not a deployment", { format: "other" }, "is not a vigil-deployment/1 file"],
+    ];
+    for (const [what, doc, msg] of cases) {
+      const f = join(dir, "bad-deployment.json");
+      writeFileSync(f, JSON.stringify(doc));
+      const o = io();
+      expect(await verifyCommand([join(dir, "r.json"), "--deployment", f], o.io), what).toBe(2);
+      expect(o.o.err, what).toContain(msg);
+    }
+    // a hand-written file may give the chain id as a number and omit the deployment block
+    const ok = join(dir, "ok-deployment.json");
+    writeFileSync(ok, JSON.stringify({ ...base, chainId: 31337, deployBlock: undefined }));
+    const o = io();
+    await verifyCommand([join(dir, "missing-receipt.json"), "--deployment", ok], o.io);
+    expect(o.o.err).toContain("cannot read");
   });
 
   it("behavior: exports a bundle for a device and time range that verifies (exit 0); a tampered receipt exits 1 with its reason", async () => {

@@ -193,6 +193,43 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
     }
   });
 
+  it("error: a domain name or version that is not a string, a leafCount of 2^32 or more (uint32), an output that is not a number: MALFORMED (check 1)", async () => {
+    const edits: [string, AnyReceipt, (r: AnyReceipt) => void][] = [
+      ["domain.name", f.frame, (r) => ((r.batch.domain as { name: unknown }).name = 1)],
+      ["domain.version", f.frame, (r) => delete (r.batch.domain as { version?: unknown }).version],
+      ["leafCount", f.frame, (r) => (r.batch.header.leafCount = 2 ** 32)],
+      [
+        "outputs",
+        f.inference,
+        (r) => ((r as { inference: { outputs: unknown[] } }).inference.outputs[0] = "1"),
+      ],
+    ];
+    for (const [what, base, edit] of edits) {
+      const r = structuredClone(base);
+      edit(r);
+      expect(await verifyReceipt(r, { trust: f.trust }), what).toMatchObject({
+        ok: false,
+        reason: "MALFORMED",
+      });
+    }
+  });
+
+  it("error: the same signature with s replaced by n − s (valid ECDSA, high s) is BAD_SIGNATURE", async () => {
+    const n =
+      keyType === "secp256k1"
+        ? 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+        : 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+    const r = structuredClone(f.frame);
+    const sig = r.batch.signature.slice(2);
+    const s = BigInt("0x" + sig.slice(64, 128));
+    expect(s <= n / 2n).toBe(true); // the gateway signs with low s
+    const high = (n - s).toString(16).padStart(64, "0");
+    // secp256k1: r‖s‖v, and the malleated form recovers with the other v
+    const v = keyType === "secp256k1" ? (sig.slice(128) === "1b" ? "1c" : "1b") : "";
+    r.batch.signature = `0x${sig.slice(0, 64)}${high}${v}`;
+    expect(await verifyReceipt(r, { trust: f.trust })).toMatchObject({ ok: false, reason: "BAD_SIGNATURE" });
+  });
+
   it("error: a block number (or block hash) without a transaction hash fails", async () => {
     const r = structuredClone(f.frame);
     r.anchor!.txHash = null;

@@ -314,6 +314,70 @@ describe("vigil verify pins its trust anchor", () => {
     }
   });
 
+  it("behavior: an anchor a reorg can still remove passes with a warning; --finalized / --min-confirmations refuse it (NOT_FINAL) until the chain has moved on", async () => {
+    const gw = ("0x" + "33".repeat(32)) as Hex;
+    const signer = await rig.registerGateway(gw);
+    const { receipt } = await anchoredReceipt(
+      signer,
+      gw,
+      rig.deployment.contracts.VigilRegistry.address,
+      0x33,
+    );
+    const f = file("fresh.json", receipt);
+    const base = [f, "--deployment", rig.deploymentFile, "--rpc", rig.url];
+    const fresh = await cli(base);
+    expect(fresh.code, fresh.out + fresh.err).toBe(0);
+    expect(fresh.out).toContain(
+      "verified offline and on chain; the anchor is not finalized yet and can still be reorganised away",
+    );
+    const fin = await cli([...base, "--finalized"]);
+    expect(fin.code, fin.out).toBe(1);
+    expect(fin.out).toMatch(/NOT_FINAL: the anchor \(block \d+\) is above the chain's finalized block \d+/);
+    const deep = await cli([...base, "--min-confirmations", "40"]);
+    expect(deep.code, deep.out).toBe(1);
+    expect(deep.out).toMatch(
+      /NOT_FINAL: the anchor \(block \d+\) has \d confirmations, fewer than the 40 required/,
+    );
+    // anvil finalizes latest − 64: 70 blocks later both requirements hold, and the warning is gone
+    await rig.rpc("anvil_mine", ["0x46"]);
+    for (const extra of [["--finalized"], ["--min-confirmations", "40"]]) {
+      const r = await cli([...base, ...extra]);
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toMatch(/ok {3}final {13}\d+ confirmations, finalized \(required: /);
+      expect(r.out).not.toContain("not finalized yet");
+    }
+  });
+
+  it("error: on chain, a batch signed by a key that is not the gateway's registered one is WRONG_SIGNER (offline it passes unless pinned)", async () => {
+    const other = new GatewaySigner(generateKey("secp256k1"));
+    const r = structuredClone(real);
+    r.batch.signature = other.sign(r.batch.digest as Hex);
+    r.batch.signer = { ...other.info() };
+    const trust: TrustAnchor = {
+      chainId: 31337n,
+      registry: rig.deployment.contracts.VigilRegistry.address,
+      fromBlock: rig.deployment.deployBlock,
+    };
+    expect(await verifyReceipt(r, { trust })).toMatchObject({ ok: true });
+    const v = await verifyReceipt(r, { trust, rpcUrl: rig.url });
+    expect(v).toMatchObject({ ok: false, reason: "WRONG_SIGNER" });
+    expect(v.ok || v.message).toContain(`the receipt's signer is ${other.publicKey}`);
+  });
+
+  it("error: log queries that start after the gateway's registration fail KEY_REVOKED with a message naming the first block searched", async () => {
+    const from = real.anchor!.blockNumber!;
+    const trust: TrustAnchor = {
+      chainId: 31337n,
+      registry: rig.deployment.contracts.VigilRegistry.address,
+      fromBlock: from,
+    };
+    const v = await verifyReceipt(real, { trust, rpcUrl: rig.url });
+    expect(v).toMatchObject({ ok: false, reason: "KEY_REVOKED" });
+    expect(v.ok || v.message).toContain(
+      `no GatewayRegistered event of gateway ${GW} in registry ${trust.registry.toLowerCase()} between block ${from} and the anchor`,
+    );
+  });
+
   it("behavior: log queries start at the deployment block, in ranges of at most 10,000 blocks, halved when the provider refuses (1,000 here), retried after 429 and timeouts", async () => {
     proxy.seen.length = 0;
     proxy.inject("429", { method: "eth_getLogs" });

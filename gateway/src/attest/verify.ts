@@ -35,6 +35,8 @@
  * 12. KEY_REVOKED      the gateway was not Active when the batch was anchored
  * 13. WRONG_SIGNER     the registry's key for the gateway at that moment is not the receipt's signer
  * 14. WRONG_SITE       the gateway is registered at another site than the pinned one
+ * 15. NOT_FINAL        the anchor has fewer confirmations than `minConfirmations`, or is not at or
+ *                      below the `finalized` block when `requireFinalized` (both off by default)
  *     CHAIN_UNREACHABLE the online checks could not run
  * Key history, sites and anchors are read from the registry's events (bounded eth_getLogs from the
  * deployment block), so a pruned (non-archive) node suffices; lookups are cached per verifier, so a
@@ -69,6 +71,7 @@ export type VerifyFailure =
   | "NOT_ANCHORED"
   | "ANCHOR_MISMATCH"
   | "KEY_REVOKED"
+  | "NOT_FINAL"
   | "CHAIN_UNREACHABLE";
 
 export interface VerifyStep {
@@ -150,6 +153,16 @@ export interface VerifyOptions {
   logBlockRange?: number;
   /** Timeout of one JSON-RPC request, ms. Default 10 000. */
   rpcTimeoutMs?: number;
+  /**
+   * On chain: NOT_FINAL unless the anchor's block has at least this many confirmations (the block
+   * itself counts as 1). Default 0: confirmations are reported, not required.
+   */
+  minConfirmations?: number;
+  /**
+   * On chain: NOT_FINAL unless the anchor's block is at or below the chain's `finalized` block
+   * (a node without the tag fails it). Default false: reported, not required.
+   */
+  requireFinalized?: boolean;
 }
 
 /**
@@ -251,7 +264,11 @@ function checkShape(r: AnyReceipt): void {
     m(isSafeUint(x!.index), `${r.kind}.index`);
     m(isSafeUint(x!.timestampUs), `${r.kind}.timestampUs`);
     for (const k of ["modelHash", "inputWindowHash"] as const) m(HEX32.test(String(x![k])), `${r.kind}.${k}`);
-    if (r.kind === "inference") m(Array.isArray(x!.outputs), "inference.outputs");
+    if (r.kind === "inference")
+      m(
+        Array.isArray(x!.outputs) && x!.outputs.every((v) => typeof v === "number" || v === null),
+        "inference.outputs",
+      );
     else {
       m(isSafeUint(x!.severity) && typeof x!.rule === "string", "alert.severity/rule");
       m(typeof x!.score === "number" || x!.score === null, "alert.score");
@@ -266,6 +283,7 @@ function checkShape(r: AnyReceipt): void {
     m(HEX32.test(String(b.header[k])), `batch.header.${k}`);
   for (const k of ["seq", "leafCount", "firstTimestamp", "lastTimestamp"] as const)
     m(isSafeUint(b.header[k]), `batch.header.${k}`);
+  m(b.header.leafCount < 2 ** 32, "batch.header.leafCount"); // uint32 in the EIP-712 struct
   m(HEX32.test(String(b.head)) && HEX32.test(String(b.digest)), "batch.head/digest");
   m(typeof b.signature === "string" && HEX_BYTES.test(b.signature), "batch.signature");
   m(b.signer.keyType === "secp256k1" || b.signer.keyType === "p256", "batch.signer.keyType");
@@ -276,7 +294,9 @@ function checkShape(r: AnyReceipt): void {
   );
   m(isSafeUint(b.sealedAtUs), "batch.sealedAtUs");
   m(
-    isSafeUint(b.domain.chainId) &&
+    typeof b.domain.name === "string" &&
+      typeof b.domain.version === "string" &&
+      isSafeUint(b.domain.chainId) &&
       typeof b.domain.verifyingContract === "string" &&
       ADDR.test(b.domain.verifyingContract),
     "batch.domain",
@@ -418,6 +438,11 @@ export class ReceiptVerifier {
       throw new TypeError(
         "on-chain verification needs a trust anchor (registry address and chain id): the receipt's own registry proves nothing",
       );
+    const need = o.minConfirmations ?? 0;
+    if (!(Number.isSafeInteger(need) && need >= 0))
+      throw new TypeError(`minConfirmations must be an integer ≥ 0, got ${need}`);
+    if ((need > 0 || o.requireFinalized) && !(o.rpc || o.rpcUrl))
+      throw new TypeError("minConfirmations and requireFinalized are checked on chain: they need an RPC");
     if (o.trust) {
       if (!ADDR.test(o.trust.registry))
         throw new TypeError(`trust.registry must be a 20-byte address, got ${o.trust.registry}`);
@@ -779,7 +804,9 @@ export class ReceiptVerifier {
     must(
       st.status === 1,
       "KEY_REVOKED",
-      `gateway ${gw} was ${STATUS[st.status] ?? st.status} in registry ${registry} when batch ${h.seq} was anchored (block ${log.blockNumber})`,
+      st.keyType === "none"
+        ? `no GatewayRegistered event of gateway ${gw} in registry ${registry} between block ${t.fromBlock ?? 0} and the anchor (block ${log.blockNumber}): the first block searched must be at or before the gateway's registration (--from-block)`
+        : `gateway ${gw} was ${STATUS[st.status] ?? st.status} in registry ${registry} when batch ${h.seq} was anchored (block ${log.blockNumber})`,
     );
     const s = r.batch.signer;
     must(
@@ -798,6 +825,30 @@ export class ReceiptVerifier {
       ok: true,
       detail: `${s.keyType} key registered and active at block ${log.blockNumber}; gateway ${gw} of site ${st.site}`,
     });
+    // 15. finality, when the auditor requires it (a reorg can still remove an anchor before)
+    const need = this.#o.minConfirmations ?? 0;
+    if (need > 0 || this.#o.requireFinalized) {
+      must(
+        confirmations >= need,
+        "NOT_FINAL",
+        `the anchor (block ${log.blockNumber}) has ${confirmations} confirmations, fewer than the ${need} required`,
+      );
+      must(
+        !this.#o.requireFinalized || finalized,
+        "NOT_FINAL",
+        tip.finalized < 0
+          ? `the node reports no finalized block, so the anchor (block ${log.blockNumber}) cannot be shown final`
+          : `the anchor (block ${log.blockNumber}) is above the chain's finalized block ${tip.finalized}`,
+      );
+      steps.push({
+        step: "final",
+        ok: true,
+        detail: `${confirmations} confirmations${finalized ? ", finalized" : ""} (required: ${[
+          ...(need > 0 ? [`${need} confirmations`] : []),
+          ...(this.#o.requireFinalized ? ["finalized"] : []),
+        ].join(", ")})`,
+      });
+    }
     return {
       anchored: {
         chainId: Number(chainId),

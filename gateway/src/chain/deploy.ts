@@ -145,7 +145,8 @@ export async function deployVigil(signer: Signer, opts: DeployOptions = {}): Pro
 
 /**
  * Reads a deployment file written by `vigil chain deploy`; throws a `VigilError` with code
- * `BAD_DEPLOYMENT` when it cannot be read or is not a vigil-deployment/1 file.
+ * `BAD_DEPLOYMENT` when it cannot be read, is not a vigil-deployment/1 file, or its chain id,
+ * deployment block or contract addresses are missing or malformed.
  */
 export function readDeploymentFile(path: string): Deployment {
   let d: Deployment;
@@ -154,7 +155,26 @@ export function readDeploymentFile(path: string): Deployment {
   } catch (cause) {
     throw new VigilError("BAD_DEPLOYMENT", `cannot read deployment file ${path}`, { cause });
   }
-  if (d.format !== "vigil-deployment/1" || !d.contracts?.VigilRegistry?.address)
+  if (d === null || typeof d !== "object" || d.format !== "vigil-deployment/1" || !d.contracts?.VigilRegistry)
     throw new VigilError("BAD_DEPLOYMENT", `${path} is not a vigil-deployment/1 file`);
+  // The fields a trust anchor is made of: refused here, by name, rather than failing later.
+  const bad = (field: string, want: string): never => {
+    throw new VigilError("BAD_DEPLOYMENT", `${path}: ${field} must be ${want}`);
+  };
+  const addr = /^0x[0-9a-fA-F]{40}$/;
+  const chainId = d.chainId as unknown;
+  const decimal =
+    (typeof chainId === "string" && /^\d{1,78}$/.test(chainId)) ||
+    (typeof chainId === "number" && Number.isSafeInteger(chainId) && chainId > 0);
+  if (!decimal || BigInt(chainId as string) === 0n) bad("chainId", "a decimal chain id");
+  // Absent in hand-written files: log queries then start at block 0.
+  const from = d.deployBlock as unknown;
+  if (from !== undefined && !(Number.isSafeInteger(from) && (from as number) >= 0))
+    bad("deployBlock", "a block number");
+  if (typeof d.contracts.VigilRegistry.address !== "string" || !addr.test(d.contracts.VigilRegistry.address))
+    bad("contracts.VigilRegistry.address", "a 20-byte 0x address");
+  const rel = d.contracts.VigilReleases as DeployedContract | undefined;
+  if (rel !== undefined && (typeof rel?.address !== "string" || !addr.test(rel.address)))
+    bad("contracts.VigilReleases.address", "a 20-byte 0x address");
   return d;
 }

@@ -142,6 +142,8 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
         site: { type: "string" },
         "log-range": { type: "string" },
         signer: { type: "string" },
+        "min-confirmations": { type: "string" },
+        finalized: { type: "boolean" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -155,6 +157,16 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
     const lr = parsed.values["log-range"];
     if (lr !== undefined && !(/^\d+$/.test(lr) && Number(lr) >= 1))
       throw new UsageError(`--log-range must be a positive number of blocks, got "${lr}"`);
+    const mc = parsed.values["min-confirmations"];
+    if (mc !== undefined && !(/^\d{1,9}$/.test(mc) && Number(mc) >= 1))
+      throw new UsageError(`--min-confirmations must be a positive number of blocks, got "${mc}"`);
+    if ((mc !== undefined || parsed.values.finalized) && !(parsed.values.rpc ?? []).length)
+      throw new UsageError("--min-confirmations and --finalized are checked on chain: add --rpc");
+    const signer = parsed.values.signer;
+    if (signer !== undefined && !/^0x(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{128})$/.test(signer))
+      throw new UsageError(
+        `--signer must be a secp256k1 address (0x + 40 hex digits) or a P-256 key x‖y (0x + 128), got "${signer}"`,
+      );
   } catch (e) {
     if (e instanceof UsageError) {
       io.err(`vigil verify: ${e.shortMessage}\n\n${HELP}`);
@@ -185,8 +197,11 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
   const opts: VerifyOptions = {};
   if (trust) opts.trust = trust;
   if (rpcUrls.length > 0 && trust) opts.rpcUrl = rpcUrls;
-  if (values.signer) opts.expectSigner = values.signer;
+  if (values.signer !== undefined) opts.expectSigner = values.signer;
   if (values["log-range"]) opts.logBlockRange = Number(values["log-range"]);
+  if (values["min-confirmations"] !== undefined && opts.rpcUrl)
+    opts.minConfirmations = Number(values["min-confirmations"]);
+  if (values.finalized && opts.rpcUrl) opts.requireFinalized = true;
 
   const format = (doc as { format?: unknown } | null)?.format;
   let receipts: AnyReceipt[];
@@ -217,6 +232,14 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
   );
   const onChain = !!opts.rpcUrl;
   const how = onChain ? "offline and on chain" : "offline";
+  // Anchors that passed but a reorg could still remove (finality was reported, not required).
+  const unfinal = results.filter(
+    (x) => x.result.ok && x.result.anchored?.finalized === false && !opts.requireFinalized,
+  ).length;
+  const finalityNote =
+    unfinal === 0
+      ? ""
+      : `; ${receipts.length === 1 ? "the anchor is" : `${unfinal} anchors are`} not finalized yet and can still be reorganised away (--finalized or --min-confirmations N to require finality)`;
   const refusal =
     "not checked on chain: --rpc needs a trust anchor (--deployment FILE, or --registry ADDRESS --chain-id ID); the registry named inside a receipt proves nothing\n";
   if (values.json) {
@@ -240,7 +263,7 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
     for (const s of result.steps) io.out(`${s.ok ? "ok  " : "FAIL"} ${s.step.padEnd(17)} ${s.detail}\n`);
     if (result.ok) {
       io.out(
-        `verified ${how}${!onChain && result.anchored ? "; the receipt claims an anchor: add --rpc to check it" : ""}\n`,
+        `verified ${how}${!onChain && result.anchored ? "; the receipt claims an anchor: add --rpc to check it" : ""}${finalityNote}\n`,
       );
       io.out(
         checked.length > 0
@@ -251,7 +274,7 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
   } else {
     for (const f of failed)
       if (!f.result.ok) io.out(`FAIL ${f.receipt}: ${f.result.reason}: ${f.result.message}\n`);
-    io.out(`${results.length - failed.length}/${results.length} receipts verified ${how}\n`);
+    io.out(`${results.length - failed.length}/${results.length} receipts verified ${how}${finalityNote}\n`);
     if (checked.length > 0) io.out(`${describeTrust(checked)}\n`);
     else io.out("no trust anchor given: checked against the receipts' own claims only\n");
   }

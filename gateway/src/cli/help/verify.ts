@@ -1,6 +1,7 @@
 /** `vigil verify --help`, in a module of its own so main.ts can print it without loading the command. */
 export const VERIFY_HELP = `usage: vigil verify RECEIPT|BUNDLE (--deployment FILE | --registry ADDRESS --chain-id ID)
-                    [--gateway ID] [--site NAME] [--rpc URL ...] [--signer KEY] [--json]
+                    [--gateway ID] [--site NAME] [--rpc URL ... [--finalized] [--min-confirmations N]]
+                    [--signer KEY] [--json]
 
 Verifies a receipt (vigil-receipt/1: frame, inference, alert or sensor-fault) or an audit bundle
 (vigil-bundle/1), see gateway/src/attest/RECEIPTS.md. Offline: frame or leaf preimage → leaf →
@@ -27,8 +28,15 @@ Trust anchor:
 Options:
   --rpc URL          also check on chain (any EVM JSON-RPC endpoint of that chain); repeat for
                      fallback endpoints
+  --finalized        with --rpc: require the anchor's block to be at or below the chain's
+                     "finalized" block (NOT_FINAL otherwise; a node without the tag fails it)
+  --min-confirmations N
+                     with --rpc: require at least N confirmations (the anchor's block counts 1)
+                     Without either, finality is reported, not required: an anchor that a reorg
+                     can still remove passes, and the summary line says so.
   --log-range N      largest block range per eth_getLogs request (default 10000)
-  --signer KEY       require this signer (secp256k1 address or P-256 x‖y hex)
+  --signer KEY       require this signer (secp256k1 address 0x + 40 hex digits, or P-256 key
+                     x‖y, 0x + 128)
   --json             print the results as JSON
   -h, --help         this text
 
@@ -36,5 +44,5 @@ Exit status: 0 all checks passed, 1 a check failed, 2 usage error, unreadable fi
 without a trust anchor.
 Failure reasons: MALFORMED, TAMPERED_FRAME, TAMPERED_LEAF, BAD_PROOF, TAMPERED_HEADER, BAD_SIGNATURE,
 WRONG_SIGNER, WRONG_REGISTRY, WRONG_CHAIN, WRONG_GATEWAY, WRONG_SITE, NOT_ANCHORED, ANCHOR_MISMATCH,
-KEY_REVOKED, CHAIN_UNREACHABLE.
+KEY_REVOKED, NOT_FINAL, CHAIN_UNREACHABLE.
 `;
