@@ -99,6 +99,12 @@ vigil_txq_nack_t vigil_txq_nack(vigil_txq_t *q, const vigil_nack_t *nack, uint32
         if (i >= 0) q->slots[q->order[i]].sent = false; /* first out when the hold ends */
         return i >= 0 ? VIGIL_TXQ_NACK_BUSY : VIGIL_TXQ_NACK_UNKNOWN_SEQ;
     }
+    if (nack->reason == VIGIL_NACK_UNKNOWN_DEVICE || nack->reason == VIGIL_NACK_REVOKED_DEVICE) {
+        /* The device is refused, whatever the seq: the answer to a HELLO carries seq 0, which is
+         * not in the queue (PROTOCOL.md, "Replies and silence"). Stop before looking it up. */
+        q->stopped = true;
+        return VIGIL_TXQ_NACK_STOP;
+    }
     if (i < 0) return VIGIL_TXQ_NACK_UNKNOWN_SEQ;
     switch (nack->reason) {
     case VIGIL_NACK_STORE_UNAVAILABLE:
@@ -110,10 +116,6 @@ vigil_txq_nack_t vigil_txq_nack(vigil_txq_t *q, const vigil_nack_t *nack, uint32
     case VIGIL_NACK_SCHEMA_MISMATCH:
         q->slots[q->order[i]].sent = false; /* resent by the next poll, after the HELLO */
         return VIGIL_TXQ_NACK_SEND_HELLO;
-    case VIGIL_NACK_UNKNOWN_DEVICE:
-    case VIGIL_NACK_REVOKED_DEVICE:
-        q->stopped = true;
-        return VIGIL_TXQ_NACK_STOP;
     default: /* NON_FINITE, ABSURD_TIMESTAMP, SEQ_OUT_OF_RANGE and reasons this firmware does not know */
         remove_at(q, (unsigned)i);
         return VIGIL_TXQ_NACK_DROPPED;

@@ -783,6 +783,12 @@ static void test_txq(void)
     CHECK(vigil_txq_poll(&q, 100000u, &len) != NULL);
     CHECK(nack(&q, 105u, VIGIL_NACK_UNKNOWN_DEVICE, 0) == VIGIL_TXQ_NACK_STOP);
     vigil_txq_resume(&q);
+    /* the refusal of a HELLO carries seq 0, which no queued frame has: it stops the queue too */
+    CHECK(nack(&q, 0u, VIGIL_NACK_REVOKED_DEVICE, 0) == VIGIL_TXQ_NACK_STOP);
+    CHECK(vigil_txq_poll(&q, 200000u, &len) == NULL);
+    vigil_txq_resume(&q);
+    CHECK(nack(&q, 0u, VIGIL_NACK_UNKNOWN_DEVICE, 0) == VIGIL_TXQ_NACK_STOP);
+    vigil_txq_resume(&q);
 
     /* invalid frames are refused without evicting anything */
     d = mk(1);

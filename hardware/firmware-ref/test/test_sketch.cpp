@@ -3,7 +3,8 @@
  * through test/arduino_shim: fake time, a 50 Hz 1 g vibration, 40 degC, 2 A, 1500 rpm, and a
  * scripted gateway on the serial link. Checks what a gateway would see: HELLO with the six
  * channels, one DATA frame per second with the right values, resends, ACK handling with the
- * gateway clock, BUSY holds, HELLO after SCHEMA_MISMATCH and after a reconnect, ring overflow.
+ * gateway clock, BUSY holds, HELLO after SCHEMA_MISMATCH and after a reconnect, ring overflow,
+ * HELLO repeated until the boot's first ACK and after SEQ_OUT_OF_RANGE.
  * Build and run: make -C hardware/firmware-ref test (last line "N passed, 0 failed").
  */
 #include <math.h>
@@ -131,6 +132,8 @@ int main(void)
     CHECK(strcmp(s.f[0].u.hello.profile, "rotating-v1") == 0 && s.f[0].u.hello.channel_count == 6u);
     CHECK(strcmp(s.f[0].u.hello.channels[3].name, "bearing_temp") == 0 && s.f[0].u.hello.channels[5].unit == 4u);
     CHECK(s.f[0].u.hello.boot_id == 0u); /* fresh EEPROM (0xFF..) + 1 */
+    /* no ACK yet: the HELLO is repeated every 5 s (it may have been lost) */
+    CHECK(count_type(s, 0, VIGIL_TYPE_HELLO) == 2);
     /* one DATA frame per second, seq 0..4, then resends of the oldest (no ACK yet) */
     {
         int data = 0;
@@ -203,6 +206,21 @@ int main(void)
         CHECK(vigil_txq_count(&txq) == VIGIL_TXQ_SLOTS && txq.overflows > 0u);
         CHECK(count_type(s, from, VIGIL_TYPE_ERROR) > 0);
         CHECK(shim::led == HIGH); /* backlog */
+    }
+    /* SEQ_OUT_OF_RANGE: the gateway filed a frame under another boot (it missed a HELLO): HELLO
+     * at once, same boot, then every 5 s until an ACK; nothing more after it */
+    {
+        int from = s.n;
+        nack(txq.slots[txq.order[0]].seq, VIGIL_NACK_SEQ_OUT_OF_RANGE, 0);
+        run(10, s);
+        CHECK(count_type(s, from, VIGIL_TYPE_HELLO) == 1 && s.f[from].u.hello.boot_id == 0u);
+        from = s.n;
+        run(5000, s);
+        CHECK(count_type(s, from, VIGIL_TYPE_HELLO) == 1);
+        ack(0, 1000, 1764000100000000ull);
+        from = s.n;
+        run(11000, s);
+        CHECK(count_type(s, from, VIGIL_TYPE_HELLO) == 0);
     }
     printf("sketch RAM (host): txq %u, rx %u, frame %u, wire %u bytes\n", (unsigned)sizeof txq, (unsigned)sizeof rx,
            (unsigned)sizeof frame, (unsigned)sizeof wire);

@@ -43,6 +43,7 @@
 #define WINDOW 256u          /* samples per vibration window */
 #define REPORT_MS 1000ul     /* one DATA frame per second */
 #define EEPROM_BOOT_ID_ADDR 0
+#define HELLO_REPEAT_MS 5000ul /* HELLO again until the boot's first ACK (PROTOCOL.md, a lost HELLO) */
 
 /* ---- state (all static: no malloc) ---------------------------------------------------- */
 static vigil_txq_t txq;            /* resend ring, 16 slots */
@@ -52,6 +53,8 @@ static uint8_t wire[VIGIL_MAX_WIRE];
 static uint32_t boot_id;
 static uint32_t seq;
 static bool link_up;
+static bool boot_acked;            /* an ACK arrived in this boot: the gateway has our HELLO */
+static uint32_t last_hello_ms;
 
 static volatile uint32_t speed_pulses;
 static float win_sum, win_sum2, win_sum3, win_sum4, win_peak;
@@ -101,6 +104,7 @@ static void send_hello(void)
     }
     LINK.write((uint8_t)0); /* flush whatever partial frame the gateway holds */
     send_frame(&frame);
+    last_hello_ms = millis();
 }
 
 static void send_error(uint8_t code, const char *msg)
@@ -120,10 +124,18 @@ static void handle_frame(const vigil_frame_t *in, uint32_t now_ms)
 {
     if (in->type == VIGIL_TYPE_ACK && in->u.ack.device_id == VIGIL_DEVICE_ID) {
         vigil_txq_ack(&txq, in->u.ack.first_seq, in->u.ack.count, now_ms);
+        boot_acked = true;
         /* The gateway's clock, for timestamps (PROTOCOL.md, ACK gateway_time_us). */
         clock_offset_us = in->u.ack.gateway_time_us - uptime_us;
         clock_known = true;
     } else if (in->type == VIGIL_TYPE_NACK && in->u.nack.device_id == VIGIL_DEVICE_ID) {
+        if (in->u.nack.reason == VIGIL_NACK_SEQ_OUT_OF_RANGE) {
+            /* This counter only ever steps by 1, so the gateway filed the frame under another boot:
+             * it missed our HELLO. HELLO again (at most once a second) and keep repeating it until
+             * an ACK; the refused frame itself is dropped by the ring (PROTOCOL.md, NACK reason 9). */
+            boot_acked = false;
+            if ((uint32_t)(now_ms - last_hello_ms) >= 1000ul) send_hello();
+        }
         switch (vigil_txq_nack(&txq, &in->u.nack, now_ms)) {
         case VIGIL_TXQ_NACK_SEND_HELLO: send_hello(); break;           /* SCHEMA_MISMATCH */
         case VIGIL_TXQ_NACK_STOP: break;                                /* not registered / revoked: LED on */
@@ -234,6 +246,10 @@ void loop(void)
         link_up = (bool)LINK;
         if (link_up) send_hello();
     }
+    /* A lost HELLO after a reboot can cost the boot's first frames (PROTOCOL.md): repeat it until
+     * the boot's first ACK. On a line that never "reconnects" (Serial1, RS-485) this is the only
+     * way the gateway learns the boot. */
+    if (link_up && !boot_acked && (uint32_t)(now_ms - last_hello_ms) >= HELLO_REPEAT_MS) send_hello();
     read_link(now_ms);
     if ((uint32_t)(m - last_sample_us) >= SAMPLE_US) {
         last_sample_us += SAMPLE_US;
