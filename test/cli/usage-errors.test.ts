@@ -3,11 +3,12 @@
  * exit status, and never a stack trace. Each case spawns the real CLI.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { freePort } from "../helpers/procs.ts";
 
 const run = promisify(execFile);
 interface Out {
@@ -122,6 +123,46 @@ describe("CLI user mistakes", () => {
     const r = await vigil(["receipt", "--store", wrong, "--device", "1"]);
     oneLine(r, 1, /holds no Vigil store/);
     expect(existsSync(wrong)).toBe(false);
+  }, 90_000);
+
+  it("behavior: an RPC that does not answer is a reason and a non-zero exit from every one-shot command, never a silent exit 13", async () => {
+    // 13 is Node's "unsettled top-level await": the retry wait between two attempts did not keep
+    // the process alive, so it ended with no output at all.
+    const port = await freePort();
+    const rpc = `http://127.0.0.1:${port}`;
+    const dir = mkdtempSync(join(tmpdir(), "vigil-usage-"));
+    const vectors = JSON.parse(readFileSync("test/vectors/receipts.json", "utf8")) as {
+      trust: { chainId: number; registry: string };
+      vectors: { receipt: unknown }[];
+    };
+    const receipt = join(dir, "r.json");
+    writeFileSync(receipt, JSON.stringify(vectors.vectors[0]!.receipt));
+    const { chainId, registry } = vectors.trust;
+    const v = await vigil([
+      "verify",
+      receipt,
+      "--registry",
+      registry,
+      "--chain-id",
+      String(chainId),
+      "--rpc",
+      rpc,
+    ]);
+    expect(v.code, v.stdout + v.stderr).toBe(1);
+    expect(v.stdout).toContain(`CHAIN_UNREACHABLE: chain id query failed: RPC endpoint unreachable: ${rpc}`);
+    const deployment = join(dir, "deployment.json");
+    writeFileSync(
+      deployment,
+      JSON.stringify({
+        format: "vigil-deployment/1",
+        chainId: String(chainId),
+        deployBlock: 0,
+        contracts: { VigilRegistry: { address: registry }, VigilReleases: { address: registry } },
+      }),
+    );
+    const gw = "0x" + "01".repeat(32);
+    const a = await vigil(["access", "list", "--gateway-id", gw, "--rpc", rpc, "--deployment", deployment]);
+    oneLine(a, 1, new RegExp(`RPC endpoint unreachable: http://127\\.0\\.0\\.1:${port}`));
   }, 90_000);
 
   it("behavior: a mistyped benchmark option is one line with the usage's place, not a stack trace", async () => {

@@ -7,7 +7,7 @@
  * deeper than the finality depth. (The outage with a restart from --state is test/anchor/anvil.test.ts.)
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Interface } from "ethers";
@@ -381,5 +381,11 @@ describe("anchoring faults on anvil", () => {
     expect(out).toContain("0 removed, 0 added); 0 batches wait to be anchored");
     expect(await anchorCommand(["resync", "--help"], io)).toBe(0);
     expect(await anchorCommand(["resync", "--bogus"], io)).toBe(2);
+    // A mistyped --data-dir is refused; it never becomes an empty store "in agreement".
+    out = "";
+    const typo = join(dir, "typo-dir");
+    expect(await anchorCommand(["resync", "-c", config, "--data-dir", typo], io)).toBe(1);
+    expect(out).not.toContain("nothing to do");
+    expect(existsSync(join(typo, "store"))).toBe(false);
   });
 });

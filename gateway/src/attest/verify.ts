@@ -693,7 +693,7 @@ export class ReceiptVerifier {
       chainId = await this.#chainOk;
     } catch (e) {
       this.#chainOk = undefined;
-      this.#fail(`RPC ${rpc.currentUrl} is unreachable`, e);
+      this.#fail("chain id query failed", e);
     }
     if (chainId !== t.chainId) throw wrongChain(chainId, t.chainId);
 

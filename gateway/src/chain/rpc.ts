@@ -99,6 +99,8 @@ interface Endpoint {
   healthy: boolean;
   failures: number;
   lastError: string | null;
+  /** The transport error behind `lastError`, rethrown as is (not wrapped in another). */
+  lastFailure?: ChainNetworkError | undefined;
   latencyMs: number | null;
   blockNumber: number | null;
   chainChecked: boolean;
@@ -238,6 +240,7 @@ export class RpcPool implements RpcClient {
       e.healthy = false;
       e.failures++;
       e.lastError = (err as ChainError).shortMessage ?? String(err);
+      e.lastFailure = err instanceof ChainNetworkError ? err : undefined;
     }
   }
 
@@ -260,7 +263,7 @@ export class RpcPool implements RpcClient {
           if (!e.healthy)
             throw e.wrongChain !== undefined && this.#expected !== undefined
               ? new RpcWrongChainError(e.shown, e.wrongChain, this.#expected)
-              : new ChainNetworkError(e.shown, { reason: e.lastError ?? "unhealthy" });
+              : (e.lastFailure ?? new ChainNetworkError(e.shown, { reason: e.lastError ?? "unhealthy" }));
         }
         const r = await this.#call<T>(e, method, params);
         e.failures = 0;
@@ -276,9 +279,9 @@ export class RpcPool implements RpcClient {
         if (next !== undefined) this.#switch(next, err.shortMessage);
         else if (err instanceof RpcRateLimitError || attempt + 1 < this.#attempts) {
           // Every endpoint failed: wait a little before going round again (bounded by attempts).
-          await new Promise((r) =>
-            unrefTimer(this.#timers.setTimeout(() => r(undefined), 200 * (attempt + 1))),
-          );
+          // Not unref'd: a request in progress is work, and in a one-shot CLI nothing else keeps
+          // Node running, which then exits 13 ("unsettled top-level await") with no message.
+          await new Promise((r) => this.#timers.setTimeout(() => r(undefined), 200 * (attempt + 1)));
           for (const x of this.#eps) x.healthy = true; // give each another chance
         }
       }

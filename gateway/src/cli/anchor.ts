@@ -74,7 +74,13 @@ export async function anchorCommand(argv: string[], io: CliIo = stdio): Promise<
       healthCheckIntervalMs: 0,
     });
     close = () => chain.close();
-    store = new LevelFrameStore({ dir: join(dataDir, "store"), reserveBytes: 0, minFreeBytes: 0 });
+    // An existing store only: a mistyped --data-dir must not become an empty store "in agreement".
+    store = new LevelFrameStore({
+      dir: join(dataDir, "store"),
+      reserveBytes: 0,
+      minFreeBytes: 0,
+      create: false,
+    });
     await store.open();
     const report = await resyncAnchors({
       store,
