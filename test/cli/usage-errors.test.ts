@@ -3,7 +3,7 @@
  * exit status, and never a stack trace. Each case spawns the real CLI.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -163,6 +163,29 @@ describe("CLI user mistakes", () => {
     const gw = "0x" + "01".repeat(32);
     const a = await vigil(["access", "list", "--gateway-id", gw, "--rpc", rpc, "--deployment", deployment]);
     oneLine(a, 1, new RegExp(`RPC endpoint unreachable: http://127\\.0\\.0\\.1:${port}`));
+  }, 90_000);
+
+  it("behavior: a file or folder a command cannot create or read is one line naming the path, the reason and the fix", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-usage-"));
+    const file = join(dir, "a-file");
+    writeFileSync(file, "");
+    const start = await vigil(["start", "--data-dir", join(file, "sub"), "--no-http", "--mqtt-port", "0"]);
+    oneLine(
+      start,
+      1,
+      /^vigil start: cannot mkdir .*a-file\/sub\/store: a part of the path is not a folder \(ENOTDIR\); check the path/,
+    );
+    const init = await vigil(["init", "--out", join(file, "vigil.json")]);
+    oneLine(init, 1, /^vigil init: cannot mkdir .*a-file: a file of that name is in the way \(EEXIST\)/);
+    // attest.keystore in a subfolder of the data folder: keys init creates it (0700)
+    const config = join(dir, "c.json");
+    writeFileSync(config, JSON.stringify({ dataDir: join(dir, "d"), attest: { keystore: "keys/g.key" } }));
+    const keys = await vigil(["keys", "init", "-c", config], {
+      VIGIL_KEYSTORE_PASSPHRASE: "correct horse battery",
+    });
+    expect(keys.code, keys.stderr).toBe(0);
+    expect(statSync(join(dir, "d", "keys")).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, "d", "keys", "g.key")).mode & 0o777).toBe(0o600);
   }, 90_000);
 
   it("behavior: a mistyped benchmark option is one line with the usage's place, not a stack trace", async () => {

@@ -41,6 +41,19 @@ describe("vigil chain", () => {
         keccak256(VigilRegistryArtifact.deployedBytecode),
       );
       expect(d.deployBlock).toBeGreaterThan(0);
+      // A second deploy to the same file is refused before anything is deployed (or paid for);
+      // so is a threshold of 0, which the contract would refuse after the gas is spent.
+      const p = new JsonRpcProvider(anvil.url, undefined, { staticNetwork: true });
+      const block = await p.getBlockNumber();
+      expect(await chainCommand(["deploy", "--rpc", anvil.url, "--out", out])).toBe(1);
+      expect(cap.err()).toContain(`${out} exists`);
+      expect(
+        await chainCommand(["deploy", "--rpc", anvil.url, "--out", join(dir, "t0.json"), "--threshold", "0"]),
+      ).toBe(2);
+      expect(cap.err()).toContain("--threshold must be at least 1");
+      expect(await p.getBlockNumber()).toBe(block);
+      p.destroy();
+      expect(JSON.parse(readFileSync(out, "utf8"))).toEqual(d);
       expect(await chainCommand(["verify", "--rpc", anvil.url, "--deployment", out])).toBe(0);
       expect(
         await chainCommand([

@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UsageError, VigilError } from "../core/errors.ts";
+import { fileError, FileAccessError, UsageError, VigilError } from "../core/errors.ts";
+import { fatalLine } from "./fatal.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -108,9 +109,12 @@ export async function runSubcommand(
     if (!run)
       throw new UsageError(`unknown ${command} command "${sub}"${didYouMean(sub, Object.keys(table))}`);
     return await run(rest);
-  } catch (e) {
+  } catch (err) {
+    const e = fileError(err) ?? err;
     if (e instanceof VigilError) {
-      process.stderr.write(`vigil ${command}: ${e.shortMessage}\n`);
+      process.stderr.write(
+        `vigil ${command}: ${e instanceof FileAccessError ? fatalLine(e) : e.shortMessage}\n`,
+      );
       return e instanceof UsageError ? 2 : 1;
     }
     throw e;

@@ -13,7 +13,8 @@
  * anvil's well-known account #0 is used only when neither is given AND the chain is a local
  * development chain (chain/sender-key.ts).
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../../contracts/artifacts/index.ts";
 import { importKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
@@ -30,7 +31,7 @@ import {
   readKeyFile,
   SenderKeyError,
 } from "../chain/sender-key.ts";
-import { UsageError, VigilError, redactUrl } from "../core/errors.ts";
+import { fileError, UsageError, VigilError, redactUrl } from "../core/errors.ts";
 import { parse, runSubcommand } from "./args.ts";
 import { CHAIN_HELP as HELP } from "./help/chain.ts";
 
@@ -39,7 +40,7 @@ const KEY_HELP = `  --key-file PATH           file with the sending account's he
                             only on a local development chain (chain id 31337/1337 on a loopback
                             address); well-known development keys are refused on any other chain`;
 
-const DEPLOY_HELP = `usage: vigil chain deploy --rpc URL [--key-file PATH] [--out FILE] [--admin ADDR]
+const DEPLOY_HELP = `usage: vigil chain deploy --rpc URL [--key-file PATH] [--out FILE [--force]] [--admin ADDR]
                          [--admin-delay SECONDS] [--threshold M] [--max-release-size BYTES]
 
 Deploys VigilRegistry and VigilReleases from the committed artifacts, checks that the code on
@@ -50,7 +51,9 @@ starts).
 options:
   --rpc URL                 JSON-RPC endpoint (anvil: http://127.0.0.1:8545)
 ${KEY_HELP}
-  --out PATH                deployment file to write (default: deployment.json)
+  --out PATH                deployment file to write (default: deployment.json); an existing
+                            file is refused before anything is deployed
+  --force                   replace an existing --out file
   --admin ADDR              default admin (default: the deployer)
   --admin-delay SECONDS     two-step admin handover delay (default: 172800)
   --threshold M             release approvals needed (default: 2)
@@ -171,6 +174,7 @@ async function deploy(argv: string[]): Promise<number> {
     key: { type: "string" },
     "key-file": { type: "string" },
     out: { type: "string", default: "deployment.json" },
+    force: { type: "boolean" },
     admin: { type: "string" },
     "admin-delay": { type: "string" },
     threshold: { type: "string" },
@@ -187,6 +191,26 @@ async function deploy(argv: string[]): Promise<number> {
   const keyFile = (values as { "key-file"?: string })["key-file"];
   if (keyFile && !existsSync(keyFile))
     throw new SenderKeyError("KEY_MISSING", `--key-file ${keyFile} does not exist`);
+  // Everything that can be refused is refused before anything is deployed (and paid for).
+  const opts = {
+    adminDelaySeconds: int("admin-delay", values["admin-delay"], 172_800),
+    approvalThreshold: int("threshold", values.threshold, 2),
+    maxReleaseSize: BigInt(int("max-release-size", values["max-release-size"], 512 * 1024 * 1024)),
+    ...(values.admin ? { admin: values.admin } : {}),
+  };
+  if (opts.approvalThreshold < 1) throw new UsageError("--threshold must be at least 1");
+  if (opts.maxReleaseSize < 1n) throw new UsageError("--max-release-size must be at least 1");
+  const out = values.out ?? "deployment.json";
+  if (existsSync(out) && !values.force)
+    throw new VigilError(
+      "DEPLOYMENT_EXISTS",
+      `${out} exists (the deployment gateways and auditors trust?): choose another --out, or --force to replace it`,
+    );
+  try {
+    accessSync(dirname(resolve(out)), constants.W_OK);
+  } catch (e) {
+    throw fileError(e, "write a deployment file in") ?? e;
+  }
   const provider = new JsonRpcProvider(values.rpc, undefined, { staticNetwork: true, cacheTimeout: -1 });
   provider.pollingInterval = 100;
   try {
@@ -195,25 +219,33 @@ async function deploy(argv: string[]): Promise<number> {
     const signer = new NonceManager(
       new Wallet(sendingKey(values, chainId, values.rpc, "vigil chain deploy"), provider),
     );
-    const opts = {
-      adminDelaySeconds: int("admin-delay", values["admin-delay"], 172_800),
-      approvalThreshold: int("threshold", values.threshold, 2),
-      maxReleaseSize: BigInt(int("max-release-size", values["max-release-size"], 512 * 1024 * 1024)),
-      ...(values.admin ? { admin: values.admin } : {}),
-    };
     let d: Deployment;
     try {
       d = await deployVigil(signer, opts);
     } catch (e) {
       throw translateEthersError(e, values.rpc, []);
     }
-    writeFileSync(values.out ?? "deployment.json", `${JSON.stringify(d, null, 2)}\n`);
+    // The addresses first: if the file cannot be written, the deployment is not lost with it.
     process.stdout.write(
       `deployed on chain ${d.chainId} (${redactUrl(values.rpc)}) at block ${d.deployBlock}\n` +
         `  VigilRegistry ${d.contracts.VigilRegistry.address}\n` +
         `  VigilReleases ${d.contracts.VigilReleases.address}\n` +
-        `  runtime code verified against the artifacts; wrote ${values.out}\n`,
+        `  runtime code verified against the artifacts\n`,
     );
+    const tmp = `${out}.${process.pid}.tmp`;
+    try {
+      writeFileSync(tmp, `${JSON.stringify(d, null, 2)}\n`);
+      renameSync(tmp, out);
+    } catch (e) {
+      const f = fileError(e);
+      if (!f) throw e;
+      throw new VigilError(
+        "FILE_ACCESS",
+        `${f.shortMessage}; the contracts ARE deployed (addresses above): write the deployment file by hand or re-run with another --out only if you mean a new deployment`,
+        { cause: e },
+      );
+    }
+    process.stdout.write(`wrote ${out}\n`);
     return 0;
   } finally {
     provider.destroy();

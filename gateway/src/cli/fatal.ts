@@ -3,7 +3,7 @@
  * refuses to start"). `vigil start` prints it on stderr and exits 1, so systemd's
  * `Restart=always` restarts the unit and the journal says what to do.
  */
-import { ConfigError, VigilError } from "../core/errors.ts";
+import { ConfigError, FileAccessError, VigilError } from "../core/errors.ts";
 
 /** Code of a start-up refusal raised by the CLI itself (not by a stage). */
 export class StartupError extends VigilError {
@@ -47,6 +47,16 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string]> = [
   [
     (e) => e.code === "STORE_UNAVAILABLE",
     'check the dataDir\'s file system and permissions, then "vigil store check --data-dir DIR"',
+  ],
+  [
+    (e) => e instanceof FileAccessError && (e.errno === "EACCES" || e.errno === "EPERM"),
+    "run the command as the user that owns it (the Pi service runs as vigil: sudo -u vigil vigil …), or fix its permissions",
+  ],
+  [(e) => e instanceof FileAccessError && e.errno === "ENOSPC", "free disk space on that file system"],
+  [(e) => e instanceof FileAccessError && e.errno === "EROFS", "choose a path on a writable file system"],
+  [
+    (e) => e instanceof FileAccessError && (e.errno === "ENOENT" || e.errno === "ENOTDIR"),
+    "check the path (the folder it names must exist)",
   ],
   [
     (e) => e.code === "KEYSTORE_DECRYPT",

@@ -1,6 +1,7 @@
 /** `vigil keys`: create and inspect the gateway's encrypted keystore. */
 import { existsSync } from "node:fs";
 import { rename } from "node:fs/promises";
+import { dirname } from "node:path";
 import { GatewaySigner } from "../attest/signer.ts";
 import { translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
@@ -52,6 +53,8 @@ export async function keysCommand(argv: string[]): Promise<number> {
       throw new VigilError("KEYSTORE_EXISTS", `${path} exists; use --force to replace it`);
     const { mkdir } = await import("node:fs/promises");
     await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+    // attest.keystore may name a subfolder of the data folder (or another folder): create it too.
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     await writeKeystore(path, generateKey(type), passphrase);
   }
   if (sub === "rotate") return rotate(cfg, path, passphrase, v);

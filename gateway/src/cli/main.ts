@@ -1,5 +1,5 @@
 /** The `vigil` command: dispatches to subcommands. */
-import { VigilError } from "../core/errors.ts";
+import { fileError, VigilError } from "../core/errors.ts";
 import { didYouMean } from "./args.ts";
 import { fatalLine } from "./fatal.ts";
 
@@ -86,7 +86,9 @@ export async function main(argv: string[]): Promise<number> {
     return await (
       await load()
     )(rest);
-  } catch (e) {
+  } catch (err) {
+    // A file the command could not read or write is the operator's to fix: one line, not a trace.
+    const e = fileError(err) ?? err;
     if (e instanceof VigilError) {
       const line = e.code === "USAGE" ? `${e.shortMessage} (see "vigil ${cmd} --help")` : fatalLine(e);
       process.stderr.write(`vigil ${cmd}: ${line}\n`);

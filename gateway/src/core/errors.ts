@@ -80,6 +80,52 @@ export class UsageError extends VigilError {
   }
 }
 
+/** Node's file-system error codes in words, for one-sentence messages. */
+const ERRNO_WORDS: Record<string, string> = {
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOENT: "no such file or folder",
+  ENOTDIR: "a part of the path is not a folder",
+  EISDIR: "it is a folder",
+  EROFS: "read-only file system",
+  ENOSPC: "no space left on the device",
+  EEXIST: "it already exists",
+  ELOOP: "too many symbolic links",
+  ENAMETOOLONG: "the name is too long",
+};
+
+/**
+ * A file or folder could not be read, written or created (the translation of Node's errno errors
+ * at the edge of a command: `code` FILE_ACCESS, `errno` the system code, e.g. EACCES).
+ */
+export class FileAccessError extends VigilError {
+  override name = "FileAccessError";
+  readonly errno: string;
+  readonly path: string;
+  constructor(errno: string, path: string, message: string, opts: { cause?: unknown } = {}) {
+    super("FILE_ACCESS", message, opts);
+    this.errno = errno;
+    this.path = path;
+  }
+}
+
+/**
+ * Translates a Node file-system error (one with a known `code` and a `path`) into a
+ * FileAccessError: "cannot mkdir /var/lib/vigil/store: permission denied (EACCES)". Undefined for
+ * anything else. `what` overrides the verb (default: the failing system call).
+ */
+export function fileError(e: unknown, what?: string): FileAccessError | undefined {
+  if (e instanceof FileAccessError) return e;
+  const x = e as { code?: unknown; path?: unknown; syscall?: unknown } | null;
+  if (!x || typeof x.code !== "string" || typeof x.path !== "string") return undefined;
+  let words = ERRNO_WORDS[x.code];
+  if (!words) return undefined;
+  // mkdir -p reports EEXIST when a file (not a folder) holds one of the path's names
+  if (x.code === "EEXIST" && x.syscall === "mkdir") words = "a file of that name is in the way";
+  const verb = what ?? (typeof x.syscall === "string" ? x.syscall : "access");
+  return new FileAccessError(x.code, x.path, `cannot ${verb} ${x.path}: ${words} (${x.code})`, { cause: e });
+}
+
 /**
  * A path segment shown as it is: a lowercase word (letters, `.`, `_`, `-`) of at most 24
  * characters, a version (`v2`) or a number of at most 6 digits. Every other segment may be a key
