@@ -184,6 +184,16 @@ describe("errors that carry a URL", () => {
     expect(`${String(err)}${inspect(err)}`).not.toContain(HEX40);
   });
 
+  it("security: a host name that does not resolve (ENOTFOUND, EAI_AGAIN) is a network error naming the redacted URL, not the raw resolver message", () => {
+    const host = "SECRETkey1234567890abc.invalid";
+    for (const code of ["ENOTFOUND", "EAI_AGAIN"]) {
+      const raw = Object.assign(new Error(`getaddrinfo ${code} ${host.toLowerCase()}`), { code });
+      const err = translateEthersError(raw, `http://${host}:18599/`, []);
+      expect(err).toBeInstanceOf(ChainNetworkError);
+      expect(err.shortMessage).toBe("RPC endpoint unreachable: http://***.invalid:18599/");
+    }
+  });
+
   it("security: an ethers provider error (real JsonRpcProvider, HTTP 401) translated and logged names no key", async () => {
     const server = createServer((_req, res) => {
       res.statusCode = 401;

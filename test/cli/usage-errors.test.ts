@@ -188,6 +188,44 @@ describe("CLI user mistakes", () => {
     expect(statSync(join(dir, "d", "keys", "g.key")).mode & 0o777).toBe(0o600);
   }, 90_000);
 
+  it("security: a bad --url for status and update is echoed with its credentials redacted", async () => {
+    for (const args of [["status"], ["update", "status"]]) {
+      const r = await vigil([...args, "--url", "https://user:S3cret@127.0.0.1:1"]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain('got "https://***:***@127.0.0.1:1"');
+      expect(r.stderr).not.toContain("S3cret");
+    }
+  }, 60_000);
+
+  it("behavior: doctor --json with an RPC that does not answer prints JSON only (no library line on stdout)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-usage-"));
+    const port = await freePort();
+    writeFileSync(
+      join(dir, "deployment.json"),
+      JSON.stringify({
+        format: "vigil-deployment/1",
+        chainId: "31337",
+        deployBlock: 0,
+        contracts: { VigilRegistry: { address: "0x" + "44".repeat(20) } },
+      }),
+    );
+    const config = join(dir, "c.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        dataDir: join(dir, "d"),
+        http: { port: 0 },
+        mqtt: { embedded: { port: 0 } },
+        chain: { rpcUrl: `http://127.0.0.1:${port}`, deployment: join(dir, "deployment.json") },
+      }),
+    );
+    const r = await vigil(["doctor", "-c", config, "--json"]);
+    expect(r.code, r.stderr).toBe(1);
+    const doc = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; status: string }[] };
+    expect(doc.ok).toBe(false);
+    expect(doc.checks.find((c) => c.name === "rpc")?.status).toBe("fail");
+  }, 90_000);
+
   it("behavior: a mistyped benchmark option is one line with the usage's place, not a stack trace", async () => {
     const r = await run(process.execPath, ["--import", "tsx", "bench/run.ts", "e2e", "--no-build"], {
       timeout: 30_000,

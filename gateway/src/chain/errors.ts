@@ -444,7 +444,8 @@ export function translateEthersError(err: unknown, url: string, ifaces: readonly
     isError(err, "NETWORK_ERROR") ||
     isError(err, "SERVER_ERROR") ||
     isError(err, "TIMEOUT") ||
-    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|fetch failed|socket hang up/i.test(msg)
+    // ENOTFOUND / EAI_AGAIN name the host, which may hold a provider key: the redacted URL instead
+    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|fetch failed|socket hang up/i.test(msg)
   ) {
     return new ChainNetworkError(url, { cause });
   }

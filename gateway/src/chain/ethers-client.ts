@@ -6,6 +6,7 @@ import {
   Contract,
   Interface,
   JsonRpcProvider,
+  Network,
   NonceManager,
   Wallet,
   getAddress,
@@ -126,11 +127,7 @@ export class EthersRegistryClient implements RegistryClient {
   }
 
   static async #askChainId(rpcUrl: string): Promise<bigint> {
-    const probe = new JsonRpcProvider(rpcUrl, undefined, {
-      staticNetwork: true,
-      batchMaxCount: 1,
-      cacheTimeout: -1,
-    });
+    const probe = probeProvider(rpcUrl);
     try {
       return BigInt((await probe.send("eth_chainId", [])) as string);
     } catch (e) {
@@ -439,4 +436,18 @@ export class EthersRegistryClient implements RegistryClient {
   async close(): Promise<void> {
     this.provider.destroy();
   }
+}
+
+/**
+ * A provider for raw `send` calls (eth_chainId, eth_getBalance, …) before the chain id is known:
+ * its network is a placeholder (chain 0), so never sign with it. It exists because ethers' own
+ * network detection, while an endpoint is down, retries every second and prints a line to stdout
+ * (which broke `--json` output) instead of failing.
+ */
+export function probeProvider(rpcUrl: string): JsonRpcProvider {
+  return new JsonRpcProvider(rpcUrl, undefined, {
+    staticNetwork: Network.from(0n),
+    batchMaxCount: 1,
+    cacheTimeout: -1,
+  });
 }

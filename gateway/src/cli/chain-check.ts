@@ -3,12 +3,12 @@
  * deployment file names, is this gateway registered, and is the local key the registered one (the
  * registry rejects batches signed by any other key with `InvalidSignature`).
  */
-import { JsonRpcProvider, Wallet } from "ethers";
+import { Wallet } from "ethers";
 import type { GatewaySigner } from "../attest/signer.ts";
 import type { GatewayRecord } from "../chain/client.ts";
 import type { Deployment } from "../chain/deploy.ts";
 import { ChainNetworkError, RpcTimeoutError, translateEthersError } from "../chain/errors.ts";
-import { EthersRegistryClient } from "../chain/ethers-client.ts";
+import { EthersRegistryClient, probeProvider } from "../chain/ethers-client.ts";
 import type { Hex } from "../core/hex.ts";
 
 export interface ChainFacts {
@@ -38,7 +38,7 @@ export async function readChainFacts(
   gatewayId: Hex,
   timeoutMs: number,
 ): Promise<ChainFacts> {
-  const provider = new JsonRpcProvider(rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1 });
+  const provider = probeProvider(rpcUrl);
   let client: EthersRegistryClient | undefined;
   try {
     return await withTimeout(

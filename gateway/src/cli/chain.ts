@@ -22,7 +22,7 @@ import { ANVIL_DEV_KEYS } from "../chain/anvil.ts";
 import { deployVigil, readDeploymentFile, verifyDeployedCode, type Deployment } from "../chain/deploy.ts";
 import type { Hex } from "../core/hex.ts";
 import { ChainError, translateEthersError } from "../chain/errors.ts";
-import { EthersRegistryClient } from "../chain/ethers-client.ts";
+import { EthersRegistryClient, probeProvider } from "../chain/ethers-client.ts";
 import { parseRpcUrl } from "../chain/rpc.ts";
 import {
   assertKeyAllowed,
@@ -143,11 +143,14 @@ function sendingKey(
   return key;
 }
 
-async function chainIdOf(provider: JsonRpcProvider, rpcUrl: string): Promise<bigint> {
+async function chainIdOf(rpcUrl: string): Promise<bigint> {
+  const probe = probeProvider(rpcUrl);
   try {
-    return BigInt((await provider.send("eth_chainId", [])) as string);
+    return BigInt((await probe.send("eth_chainId", [])) as string);
   } catch (e) {
     throw translateEthersError(e, rpcUrl, []);
+  } finally {
+    probe.destroy();
   }
 }
 
@@ -211,11 +214,11 @@ async function deploy(argv: string[]): Promise<number> {
   } catch (e) {
     throw fileError(e, "write a deployment file in") ?? e;
   }
-  const provider = new JsonRpcProvider(values.rpc, undefined, { staticNetwork: true, cacheTimeout: -1 });
+  // Fail fast (and once) on an unreachable endpoint; the chain id decides which keys are allowed.
+  const chainId = await chainIdOf(values.rpc);
+  const provider = new JsonRpcProvider(values.rpc, chainId, { staticNetwork: true, cacheTimeout: -1 });
   provider.pollingInterval = 100;
   try {
-    // Fail fast (and once) on an unreachable endpoint; the chain id decides which keys are allowed.
-    const chainId = await chainIdOf(provider, values.rpc);
     const signer = new NonceManager(
       new Wallet(sendingKey(values, chainId, values.rpc, "vigil chain deploy"), provider),
     );
@@ -269,9 +272,12 @@ async function verify(argv: string[]): Promise<number> {
   const keyFile = (values as { "key-file"?: string })["key-file"];
   if (keyFile && !existsSync(keyFile))
     throw new SenderKeyError("KEY_MISSING", `--key-file ${keyFile} does not exist`);
-  const provider = new JsonRpcProvider(values.rpc, undefined, { staticNetwork: true, cacheTimeout: -1 });
+  const chainId = (await chainIdOf(values.rpc)).toString();
+  const provider = new JsonRpcProvider(values.rpc, BigInt(d.chainId), {
+    staticNetwork: true,
+    cacheTimeout: -1,
+  });
   try {
-    const chainId = (await provider.getNetwork()).chainId.toString();
     if (chainId !== d.chainId)
       throw new ChainError("CHAIN_STATE", `RPC is chain ${chainId}, deployment is for ${d.chainId}`);
     await verifyDeployedCode(

@@ -9,7 +9,8 @@ import { constants, existsSync, statSync } from "node:fs";
 import { access, statfs } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { computeAddress, JsonRpcProvider } from "ethers";
+import { computeAddress } from "ethers";
+import { probeProvider } from "../chain/ethers-client.ts";
 import mqtt from "mqtt";
 import { loadKeystore, passphraseFromEnv } from "../attest/keystore.ts";
 import type { GatewaySigner } from "../attest/signer.ts";
@@ -264,7 +265,7 @@ async function checkSender(cfg: GatewayConfig, rpc: string, env: NodeJS.ProcessE
       "anchoring needs a funded account: set chain.senderKeyFile or VIGIL_CHAIN_SENDER_KEY",
     );
   const address = computeAddress(key);
-  const p = new JsonRpcProvider(rpc, undefined, { staticNetwork: true, cacheTimeout: -1 });
+  const p = probeProvider(rpc);
   try {
     const bal = BigInt((await p.send("eth_getBalance", [address, "latest"])) as string);
     return bal > 0n

@@ -4,7 +4,7 @@
  * does not touch the store, so it is safe beside a running gateway.
  */
 import { DEFAULT_CONFIG, loadConfigFile, type GatewayConfig } from "../config/config.ts";
-import { UsageError, VigilError } from "../core/errors.ts";
+import { redactUrl, UsageError, VigilError } from "../core/errors.ts";
 import { resolvePath } from "../core/paths.ts";
 import { readSecretFile } from "../core/secret-file.ts";
 import type { AlertView } from "../http/live.ts";
@@ -213,9 +213,10 @@ function urlOf(
     try {
       u = new URL(o.url);
     } catch {
-      throw new UsageError(`--url must be an http:// URL, got "${o.url}"`);
+      throw new UsageError(`--url must be an http:// URL, got "${redactUrl(o.url)}"`);
     }
-    if (u.protocol !== "http:") throw new UsageError(`--url must be an http:// URL, got "${o.url}"`);
+    if (u.protocol !== "http:")
+      throw new UsageError(`--url must be an http:// URL, got "${redactUrl(o.url)}"`);
     return u.origin;
   }
   const http = cfg?.http ?? DEFAULT_CONFIG.http;
