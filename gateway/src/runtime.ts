@@ -349,6 +349,7 @@ export class Runtime {
             clientId: `${c.mqtt.clientId}-alerts`,
             ...(c.mqtt.username ? { username: c.mqtt.username } : {}),
             ...(c.mqtt.password ? { password: c.mqtt.password } : {}),
+            connectTimeoutMs: c.mqtt.connectTimeoutMs,
           })
         : undefined;
     // The HTTP endpoint reads the stages when asked; the live page also sees every alert event.
@@ -376,6 +377,7 @@ export class Runtime {
       onLeaf: this.#onLeaf,
       onError: (e) => alertLog.warn({ err: (e as Error).message }, "alert publication failed"),
       readingsIntervalMs: c.mqtt.readingsIntervalMs ?? undefined,
+      ackTimeoutMs: c.mqtt.connectTimeoutMs,
     });
     // Dashboards read decoded values on {device}/reading (names from the device's last HELLO).
     if (c.mqtt.readingsIntervalMs !== null)

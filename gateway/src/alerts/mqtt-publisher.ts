@@ -95,9 +95,20 @@ export class MqttClientPublisher implements AlertPublisher {
     });
   }
 
+  /**
+   * DISCONNECT after the publications in flight are acknowledged, or at once when they are not
+   * within connectTimeoutMs (a broker that is gone or never acknowledges must not hold the stop).
+   */
   async close(): Promise<void> {
     const c = this.#client;
     this.#client = undefined;
-    if (c) await c.endAsync();
+    if (!c) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>(
+      (res) => (timer = setTimeout(() => res(false), this.opts.connectTimeoutMs ?? 10_000)),
+    );
+    const ended = await Promise.race([c.endAsync().then(() => true), late]);
+    clearTimeout(timer);
+    if (!ended) await c.endAsync(true);
   }
 }

@@ -31,6 +31,7 @@ import type {
 } from "./events.ts";
 import { RuleEngine, SEVERITY_CODE, type AlertTransition } from "./rules.ts";
 import { ReadingFeed } from "./readings.ts";
+import { PublishError } from "./embedded-publisher.ts";
 import type { DataFrame } from "../protocol/frame.ts";
 
 /** Where events go: an encoder and a publisher (output.ts), or a fake in tests. */
@@ -61,6 +62,15 @@ export interface AlertServiceOptions {
   /** Called with each sensor-fault event right after it was handed to the output (logs, demo). */
   onSensorFault?: (e: SensorFaultEvent) => void;
   onError?: (e: unknown) => void;
+  /**
+   * How long start() waits for the broker to acknowledge the first `online` status, and stop()
+   * for the publications still in flight and the `offline` status, ms. Default 10 000. A broker
+   * that drops the connection instead of acknowledging (one whose access rules refuse this
+   * gateway's status topic), or one that is gone at shutdown, would otherwise hold the start or
+   * the stop forever: the client reconnects and resends. Past it start() returns (the failure
+   * goes to `onError`, the status keeps trying) and stop() closes the output anyway.
+   */
+  ackTimeoutMs?: number;
 }
 
 export interface AlertCounters {
@@ -204,7 +214,39 @@ export class AlertService {
   async start(): Promise<void> {
     await this.#o.output.open(this.status("offline", "will"));
     this.#open = true;
-    await this.#o.output.emit(this.status("online", "start"));
+    const online = this.#emit(this.status("online", "start"), "status");
+    if (!(await this.#within(online))) {
+      this.counters.publishErrors++;
+      this.#o.onError?.(
+        new PublishError(
+          "status",
+          `the broker did not acknowledge the online status within ${this.#ackMs} ms (does it let this gateway publish its status topic?); the gateway runs on and keeps trying`,
+        ),
+      );
+    }
+  }
+
+  get #ackMs(): number {
+    return this.#o.ackTimeoutMs ?? 10_000;
+  }
+
+  /** True when `p` settles within ackTimeoutMs. */
+  async #within(p: Promise<unknown>): Promise<boolean> {
+    let timer: unknown;
+    const late = new Promise<boolean>(
+      (res) => (timer = this.#timers.setTimeout(() => res(false), this.#ackMs)),
+    );
+    try {
+      return await Promise.race([
+        p.then(
+          () => true,
+          () => true,
+        ),
+        late,
+      ]);
+    } finally {
+      this.#timers.clearTimeout(timer as never);
+    }
   }
 
   /**
@@ -255,9 +297,20 @@ export class AlertService {
     this.#flushTimer = undefined;
     this.flushHealth(true);
     this.#readings?.stop();
-    await this.settled();
+    // Bounded: a broker that is gone, or never acknowledges, must not hold the shutdown.
+    const settled = await this.#within(this.settled());
     try {
-      await this.#o.output.emit(this.status("offline", "stop"));
+      const offline = this.#o.output.emit(this.status("offline", "stop"));
+      if (!settled || !(await this.#within(offline))) {
+        offline.catch(() => undefined); // given up on: its failure is the one reported below
+        this.counters.publishErrors++;
+        this.#o.onError?.(
+          new PublishError(
+            "status",
+            `the broker did not acknowledge ${settled ? "the offline status" : "the publications in flight"} within ${this.#ackMs} ms; closing anyway`,
+          ),
+        );
+      } else await offline;
     } finally {
       this.#open = false;
       await this.#o.output.close();

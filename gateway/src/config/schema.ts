@@ -133,7 +133,7 @@ const Mqtt = Type.Object(
       maximum: 600_000,
       default: 10_000,
       description:
-        "At start, the external broker must answer CONNECT within this many ms, or the start is fatal.",
+        "At start, the external broker must answer CONNECT within this many ms, or the start is fatal. Also how long start and stop wait for it to acknowledge the gateway's status (then they go on, degraded).",
     }),
     clientId: Type.String({
       minLength: 1,
