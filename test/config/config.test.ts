@@ -66,6 +66,19 @@ describe("config", () => {
         { updates: { schedule: "every 5 minutes" } },
         /^updates\.schedule: "every 5 minutes" is not a node-cron expression$/,
       ],
+      // An IPFS gateway is fetched over HTTP(S); Basic auth only over https://.
+      [
+        { updates: { ipfsGateway: "ftp://ipfs.example" } },
+        /^updates\.ipfsGateway: must be an http\(s\):\/\/ URL/,
+      ],
+      [
+        { updates: { ipfsGateway: "user:S3cret@ipfs.example" } },
+        /^updates\.ipfsGateway: must be an http\(s\):\/\/ URL, got (?!.*S3cret)/,
+      ],
+      [
+        { updates: { ipfsGateway: "http://user:S3cret@ipfs.example" } },
+        /^updates\.ipfsGateway: carries credentials over http:\/\/: use https:\/\/$/,
+      ],
     ];
     for (const [c, re] of bad) {
       expect(() => resolveConfig(c)).toThrowError(ConfigError);

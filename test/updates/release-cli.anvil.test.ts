@@ -167,4 +167,22 @@ describe("vigil release", () => {
       /--manifest is required/,
     );
   });
+
+  it("input: a URI gateways cannot fetch, or one with credentials (they would be public on chain), is refused before anything is sent", async () => {
+    const rel = releaseFolder({ profile: "cli-uri", version: "3.1.0" });
+    const base = ["publish", "--dry-run", "--kind", "model", "--target", "cli-uri", "--file", rel.file];
+    const cases: [string, RegExp][] = [
+      ["ftp://mirror.example/r.onnx", /gateways fetch only file:\/\/, https:\/\/ and ipfs:\/\/ URIs/],
+      ["https://user:S3cret@models.example/r.onnx", /carries credentials, which would be published on chain/],
+      ["not a uri", /is not a URI/],
+    ];
+    for (const [uri, re] of cases) {
+      const res = await run([...base, "--manifest", rel.manifest, "--uri", uri]);
+      expect(res.code, uri).toBe(2);
+      expect(res.err).toMatch(re);
+      expect(res.err).not.toContain("S3cret");
+    }
+    const ok = await run([...base, "--manifest", rel.manifest, "--uri", "https://models.example/r.onnx"]);
+    expect(ok.code, ok.err).toBe(0);
+  });
 });

@@ -8,7 +8,7 @@ import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { RELEASE_KINDS, type ReleaseInput, type ReleaseKind, type RoleName } from "../chain/client.ts";
 import type { Hex } from "../core/hex.ts";
-import { UsageError } from "../core/errors.ts";
+import { redactUrl, UsageError } from "../core/errors.ts";
 import { parseFirmwareImage } from "../protocol/firmware-image.ts";
 import { cidV1, cidV1OfFile } from "../updates/cid.ts";
 import { checkModelAgainstManifest } from "../updates/model-check.ts";
@@ -54,6 +54,21 @@ export async function planRelease(o: {
   const cid = await cidV1OfFile(o.file);
   const defaultUris = [pathToFileURL(resolve(o.file)).href, `ipfs://${cid}`];
   const uris = o.uris && o.uris.length > 0 ? o.uris : defaultUris;
+  // URIs go on chain, public for ever: only what gateways fetch (updates/fetch.ts), no credentials.
+  for (const u of uris) {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw new UsageError(`--uri ${redactUrl(u)} is not a URI`);
+    }
+    if (!["file:", "https:", "ipfs:"].includes(url.protocol))
+      throw new UsageError(`--uri ${redactUrl(u)}: gateways fetch only file://, https:// and ipfs:// URIs`);
+    if (url.username !== "" || url.password !== "")
+      throw new UsageError(
+        `--uri ${redactUrl(u)} carries credentials, which would be published on chain; give a URI without them`,
+      );
+  }
   if (o.kind === "model") {
     if (!o.manifest) throw new UsageError("--manifest is required for a model release");
     if (resolve(dirname(o.manifest)) !== resolve(dirname(o.file)))

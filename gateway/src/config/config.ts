@@ -51,6 +51,15 @@ export function resolveConfig(partial: unknown): GatewayConfig {
   checkUrl("chain.rpcUrl", cfg.chain.rpcUrl);
   cfg.chain.rpcUrls.forEach((u, i) => checkUrl(`chain.rpcUrls.${i}`, u));
   checkUrl("updates.ipfsGateway", cfg.updates.ipfsGateway);
+  const ipfs = cfg.updates.ipfsGateway === null ? undefined : new URL(cfg.updates.ipfsGateway);
+  if (ipfs && ipfs.protocol !== "https:" && ipfs.protocol !== "http:")
+    throw new ConfigError(
+      "updates.ipfsGateway",
+      `must be an http(s):// URL, got ${redactUrl(cfg.updates.ipfsGateway!)}`,
+    );
+  // Basic auth in clear text would hand the credentials to anyone on the path.
+  if (ipfs && ipfs.protocol === "http:" && (ipfs.username !== "" || ipfs.password !== ""))
+    throw new ConfigError("updates.ipfsGateway", "carries credentials over http://: use https://");
   if (cfg.chain.maxPriorityFeePerGasGwei > cfg.chain.maxFeePerGasGwei)
     throw new ConfigError("chain.maxPriorityFeePerGasGwei", "must not exceed chain.maxFeePerGasGwei");
   const stats = cfg.log.statsIntervalMs;

@@ -511,7 +511,7 @@ const Updates = Type.Object(
     ipfsGateway: nullable(Type.String({ minLength: 1 }), {
       default: null,
       description:
-        "HTTP gateway for ipfs:// URIs (its bytes are verified against the CID, never trusted); user:password@ in it is sent as Basic auth.",
+        "HTTP gateway for ipfs:// URIs (its bytes are verified against the CID, never trusted): an http(s):// URL; user:password@ in it is sent as Basic auth (https:// only).",
     }),
     shadowWindows: Type.Integer({
       minimum: 1,

@@ -17,7 +17,8 @@ publish options:
                              sha256, size, input/output names and shapes); it must be published
                              beside F (same folder, or its own ipfs:// CID)
   --uri U                    where gateways fetch F (repeatable, tried in order: file://, https://,
-                             ipfs://CID); default: file:// of F and ipfs://<CID of F>
+                             ipfs://CID; others, and URIs with user:password@, are refused:
+                             URIs are public on chain); default: file:// of F and ipfs://<CID of F>
   --version N                release version (default: model manifest semver or firmware header
                              version as major*10^6 + minor*10^3 + patch)
   --dry-run                  print what would be proposed, send nothing
