@@ -774,6 +774,12 @@ export class Runtime {
 
     // Models: every manifest verified (sha256) before the first frame is accepted.
     const modelsDir = c.models.dir ? resolvePath(process.cwd(), c.models.dir) : fromRoot("models");
+    // A mistyped models.dir must not turn inference off in silence.
+    if (c.models.enabled && c.models.dir && !existsSync(modelsDir))
+      throw new ConfigError(
+        "models.dir",
+        `${modelsDir} does not exist; fix the path (relative to the current folder), or set models.enabled to false`,
+      );
     if (c.models.enabled && existsSync(modelsDir)) {
       const registry = await ModelRegistry.load(modelsDir, {
         threads: c.models.threads,

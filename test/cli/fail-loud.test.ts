@@ -110,6 +110,17 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
     expectFatal(r, /rotating-v1\.onnx: sha256 .* does not match the manifest.*restore it/);
   }, 90_000);
 
+  it("behavior: a models.dir that does not exist (inference would be off in silence)", async () => {
+    const r = await startFails({
+      mqtt: { embedded: { port: 0 } },
+      models: { dir: "/nonexistent-vigil-models" },
+    });
+    expectFatal(
+      r,
+      /models\.dir: \/nonexistent-vigil-models does not exist; fix the path .*models\.enabled to false/,
+    );
+  }, 90_000);
+
   it("behavior: an external broker that accepts TCP but never answers CONNECT", async () => {
     const port = await listen();
     const r = await startFails({

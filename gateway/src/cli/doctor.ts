@@ -5,7 +5,7 @@
  * root-only passphrase on standard input (`sudo cat /etc/vigil/keystore.pass | sudo -u vigil env
  * VIGIL_KEYSTORE_PASSPHRASE_FILE=- vigil doctor -c /etc/vigil/config.json`).
  */
-import { constants, existsSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { access, statfs } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -132,13 +132,31 @@ async function checkBroker(cfg: GatewayConfig): Promise<CheckResult[]> {
   return out.length ? out : [skip("broker", "no broker configured")];
 }
 
-async function checkDisk(cfg: GatewayConfig): Promise<CheckResult> {
+/**
+ * The data folder: writable by this user, and enough free space. `access` defaults to
+ * fs.accessSync (tests give one that refuses, since root passes every permission check).
+ */
+export async function checkDisk(
+  cfg: GatewayConfig,
+  access: (path: string, mode: number) => void = accessSync,
+): Promise<CheckResult> {
   let dir = cfg.dataDir;
   while (!existsSync(dir) && dir !== join(dir, "..")) dir = join(dir, "..");
   const s = await statfs(dir);
   const free = s.bavail * s.bsize;
   const need = cfg.store.minFreeBytes + cfg.store.reserveBytes;
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+  // The gateway creates (or writes) the data folder and its store: this user must be able to.
+  const store = join(cfg.dataDir, "store");
+  const target = existsSync(store) ? store : dir;
+  try {
+    access(target, constants.W_OK | constants.X_OK);
+  } catch {
+    return fail(
+      "disk",
+      `${target} is not writable by this user (uid ${process.getuid?.() ?? "?"}); run as the gateway's user (sudo -u vigil vigil doctor on the Pi) or fix its permissions`,
+    );
+  }
   return free >= need
     ? ok("disk", `${mib(free)} free at ${dir}`)
     : fail(
