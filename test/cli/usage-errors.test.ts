@@ -100,10 +100,29 @@ describe("CLI user mistakes", () => {
   }, 90_000);
 
   it("behavior: enum errors list the allowed values; typo'd flags and values get a did-you-mean", async () => {
+    // A flag's value is a usage error naming the flag (exit 2), not the setting it feeds (exit 1).
     oneLine(
       await vigil(["start", "--log-level", "loud"]),
-      1,
-      /log\.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"/,
+      2,
+      /--log-level must be one of fatal, error, warn, info, debug, trace, silent, got "loud"/,
+    );
+    oneLine(
+      await vigil(["start", "--mqtt-auth", "bogus"]),
+      2,
+      /--mqtt-auth must be one of none, registry, got "bogus"/,
+    );
+    oneLine(
+      await vigil(["start", "--admission", "closed"]),
+      2,
+      /--admission must be one of open, registry, got "closed"/,
+    );
+    oneLine(await vigil(["start", "--baud", "9600"]), 2, /--baud goes with --serial PATH/);
+    // device ids are whole u32 numbers: no fractions, no wrap past 0xffffffff to 0
+    oneLine(await vigil(["sim", "--first-id", "1.5"]), 2, /--first-id must be a whole number, got "1\.5"/);
+    oneLine(
+      await vigil(["sim", "--first-id", "4294967295", "--devices", "2"]),
+      2,
+      /--first-id 4294967295 with --devices 2 runs past the last device id/,
     );
     oneLine(
       await vigil(["sim", "--profile", "rotatng"]),

@@ -76,6 +76,19 @@ export function num(
   return n;
 }
 
+/** As {@link num}, for counts and ids: a whole number. */
+export function int(
+  name: string,
+  v: string | undefined,
+  def: number,
+  min = -Infinity,
+  max = Infinity,
+): number {
+  const n = num(name, v, def, min, max);
+  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be a whole number, got "${v}"`);
+  return n;
+}
+
 /** Checks an enumerated flag value; the error lists every allowed value. */
 export function oneOf<T extends string>(
   name: string,

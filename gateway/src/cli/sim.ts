@@ -5,7 +5,7 @@ import type { ProfileName, Simulator, SimSnapshot } from "../../../device-sim/sr
 import type { Transport } from "../../../device-sim/src/transports/types.ts";
 import { existsSync } from "node:fs";
 import { redactUrl, UsageError, VigilError } from "../core/errors.ts";
-import { didYouMean, num, parse } from "./args.ts";
+import { didYouMean, int, num, parse } from "./args.ts";
 
 export const SIM_HELP = `usage: vigil sim [options]
 
@@ -132,6 +132,12 @@ export async function simCommand(argv: string[]): Promise<number> {
       "SERIAL_IO",
       `${v.serial} does not exist; check the device is plugged in (ls /dev/serial/by-id/) or create a pty pair with socat`,
     );
+  const devices = int("devices", v.devices, 4, 1, 100_000);
+  const firstId = int("first-id", v["first-id"], 1, 0, 0xffffffff);
+  if (firstId + devices - 1 > 0xffffffff)
+    throw new UsageError(
+      `--first-id ${firstId} with --devices ${devices} runs past the last device id (0xffffffff)`,
+    );
   const transport: Transport = v.serial
     ? new SerialTransport({ path: v.serial, baudRate: num("baud", v.baud, 115200, 300) })
     : new MqttTransport({
@@ -156,18 +162,18 @@ export async function simCommand(argv: string[]): Promise<number> {
   function simulator(): Simulator {
     return new Simulator({
       transport,
-      devices: num("devices", v.devices, 4, 1, 100_000),
+      devices,
       seed: num("seed", v.seed, 1),
       rate: num("rate", v.rate, 10, 0),
       ...(v.duration !== undefined ? { durationS: num("duration", v.duration, 0, 0) } : {}),
-      ...(v.frames !== undefined ? { framesPerDevice: num("frames", v.frames, 0, 0) } : {}),
+      ...(v.frames !== undefined ? { framesPerDevice: int("frames", v.frames, 0, 0) } : {}),
       profile,
       meanLife: num("life", v.life, 600, 20),
       cmapss,
       ...(v.healthy !== undefined ? { cwru: { healthyFrames: num("healthy", v.healthy, 0, 0) } } : {}),
       faults,
       sensorFaults,
-      firstDeviceId: num("first-id", v["first-id"], 1, 0, 0xffffffff),
+      firstDeviceId: firstId,
       clockSkewMs: num("skew-ms", v["skew-ms"], 0),
       resendMs: num("resend-ms", v["resend-ms"], 500, 10),
       window: num("window", v.window, 256, 1, 10_000_000),

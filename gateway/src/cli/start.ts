@@ -7,7 +7,7 @@ import {
   MIN_STATS_INTERVAL_MS,
   type GatewayConfig,
 } from "../config/config.ts";
-import { num, parse } from "./args.ts";
+import { num, oneOf, parse } from "./args.ts";
 import { UsageError } from "../core/errors.ts";
 import { StartupError } from "./fatal.ts";
 
@@ -75,15 +75,19 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
   if (v.rpc) cfg.chain.rpcUrl = v.rpc;
   // A flag's path is where the command was typed (the config file's relative paths are dataDir's).
   if (v.deployment) cfg.chain.deployment = resolve(v.deployment);
+  if (v.baud !== undefined && !(v.serial ?? []).length)
+    throw new UsageError("--baud goes with --serial PATH (a port in the config file has its own baudRate)");
   const baud = num("baud", v.baud, 115200, 300);
   for (const path of v.serial ?? []) cfg.serial.push({ path, baudRate: baud });
   if (v["mqtt-port"] !== undefined) cfg.mqtt.embedded.port = num("mqtt-port", v["mqtt-port"], 1883, 0, 65535);
   if (v["mqtt-host"]) cfg.mqtt.embedded.host = v["mqtt-host"];
   if (v["no-embedded"]) cfg.mqtt.embedded.enabled = false;
-  if (v["mqtt-auth"]) cfg.mqtt.embedded.auth = v["mqtt-auth"] as GatewayConfig["mqtt"]["embedded"]["auth"];
+  if (v["mqtt-auth"] !== undefined)
+    cfg.mqtt.embedded.auth = oneOf("mqtt-auth", v["mqtt-auth"], ["none", "registry"] as const, "none");
   if (v["mqtt-password-file"]) cfg.mqtt.embedded.passwordFile = resolve(v["mqtt-password-file"]);
   if (v["mqtt-insecure"]) cfg.mqtt.embedded.insecure = true;
-  if (v.admission) cfg.ingest.admission = v.admission as GatewayConfig["ingest"]["admission"];
+  if (v.admission !== undefined)
+    cfg.ingest.admission = oneOf("admission", v.admission, ["open", "registry"] as const, "open");
   if (v["mqtt-url"]) cfg.mqtt.url = v["mqtt-url"];
   if (v["http-port"] !== undefined) cfg.http.port = num("http-port", v["http-port"], 9479, 0, 65535);
   if (v["no-http"]) cfg.http.enabled = false;
@@ -101,8 +105,12 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
     ...cfg,
     log: {
       ...cfg.log,
-      ...(v["log-level"] ? { level: v["log-level"] } : {}),
-      ...(v["log-format"] ? { format: v["log-format"] } : {}),
+      ...(v["log-level"] !== undefined
+        ? { level: oneOf("log-level", v["log-level"], LOG_LEVELS, "info") }
+        : {}),
+      ...(v["log-format"] !== undefined
+        ? { format: oneOf("log-format", v["log-format"], ["auto", "json", "pretty"] as const, "auto") }
+        : {}),
     },
   });
 }
@@ -122,3 +130,5 @@ export async function startCommand(argv: string[]): Promise<number> {
   const { runGateway } = await import("./start-run.ts");
   return runGateway(cfg, () => startConfig(argv)!);
 }
+/** log.level's values (the schema's), for the --log-level flag. */
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
