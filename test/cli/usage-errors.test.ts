@@ -117,6 +117,19 @@ describe("CLI user mistakes", () => {
       /--admission must be one of open, registry, got "closed"/,
     );
     oneLine(await vigil(["start", "--baud", "9600"]), 2, /--baud goes with --serial PATH/);
+    // Node's three-line parser messages become one line naming the flag; access and token use
+    // the same parser (did-you-mean, their own name)
+    oneLine(
+      await vigil(["start", "--mqtt-port", "-1"]),
+      2,
+      /^vigil start: --mqtt-port needs a value; a value that starts with "-" is written --mqtt-port=-VALUE/,
+    );
+    oneLine(await vigil(["token", "--bogus"]), 2, /^vigil token: unknown option --bogus$/m);
+    oneLine(
+      await vigil(["access", "list", "--gatway-id", "x"]),
+      2,
+      /^vigil access: unknown option --gatway-id; did you mean --gateway-id\?$/m,
+    );
     // device ids are whole u32 numbers: no fractions, no wrap past 0xffffffff to 0
     oneLine(await vigil(["sim", "--first-id", "1.5"]), 2, /--first-id must be a whole number, got "1\.5"/);
     oneLine(

@@ -120,7 +120,7 @@ describe("commands in the documentation", () => {
           code = -1;
           stderr = (e as Error).message;
         }
-        if (!/argument is ambiguous|argument missing/.test(stderr)) break;
+        if (!/ needs a value/.test(stderr)) break;
       }
       if (code !== 0 || stderr)
         failures.push(`${file}: "vigil ${argv.join(" ")}": exit ${code} ${stderr.trim()}`);

@@ -14,7 +14,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { parse as parseFlags } from "./args.ts";
+import { fatalLine } from "./fatal.ts";
 import { hashPassword, PasswordFile } from "../access/passwords.ts";
 import { MAX_TOKEN_LIFETIME_S, mintReaderToken } from "../access/reader-token.ts";
 import { exportMosquitto } from "../access/mosquitto.ts";
@@ -25,7 +26,7 @@ import { RegistryView } from "../chain/registry-view.ts";
 import { RpcPool } from "../chain/rpc.ts";
 import { readKeyFile } from "../chain/sender-key.ts";
 import type { KeyType } from "../chain/keys.ts";
-import { UsageError, VigilError } from "../core/errors.ts";
+import { fileError, FileAccessError, UsageError, VigilError } from "../core/errors.ts";
 import type { Hex } from "../core/hex.ts";
 import { common, readDeployment, siteId, withClient } from "./chain.ts";
 
@@ -99,8 +100,9 @@ const opts = {
 } as const;
 
 type Values = ReturnType<typeof parse>;
+/** The shared flag parser (args.ts): a typo'd flag gets a did-you-mean, every error is a UsageError. */
 function parse(argv: string[]) {
-  return parseArgs({ args: argv, options: opts, strict: true }).values;
+  return parseFlags(argv, opts).values;
 }
 
 async function sensor(action: string | undefined, v: Values): Promise<number> {
@@ -320,7 +322,7 @@ function readPasswords(file: string): { text: string; file: PasswordFile } {
 }
 
 /** Entry point of `vigil access`; returns the exit code. */
-export async function accessCommand(argv: string[]): Promise<number> {
+export async function accessCommand(argv: string[], viaToken = false): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
@@ -350,15 +352,15 @@ export async function accessCommand(argv: string[]): Promise<number> {
         throw new UsageError(`unknown access command "${cmd}"`);
     }
   } catch (e) {
-    if (e instanceof VigilError) {
-      process.stderr.write(`vigil access: ${e.shortMessage}\n`);
-      return e instanceof UsageError ? 2 : 1;
+    const err = fileError(e) ?? e;
+    if (err instanceof VigilError) {
+      const name = cmd === "token" && viaToken ? "token" : "access";
+      process.stderr.write(
+        `vigil ${name}: ${err instanceof FileAccessError ? fatalLine(err) : err.shortMessage}\n`,
+      );
+      return err instanceof UsageError ? 2 : 1;
     }
-    if (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
-      process.stderr.write(`vigil access: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
+    throw err;
   }
 }
 
@@ -382,5 +384,5 @@ export function tokenCommand(argv: string[]): Promise<number> {
     process.stdout.write(TOKEN_HELP);
     return Promise.resolve(0);
   }
-  return accessCommand(["token", ...argv]);
+  return accessCommand(["token", ...argv], true);
 }

@@ -57,7 +57,12 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
       const arg = /'([^']+)'/.exec(err.message)?.[1] ?? "";
       throw new UsageError(`unexpected argument "${arg}"`);
     }
-    throw new UsageError(err.message);
+    // Node's wording names the flag as "'--port <value>'" over three lines; one line instead.
+    const flag = /'(-[^' ]+)/.exec(err.message)?.[1];
+    if (flag && /argument is ambiguous/.test(err.message))
+      throw new UsageError(`${flag} needs a value; a value that starts with "-" is written ${flag}=-VALUE`);
+    if (flag && /argument missing/.test(err.message)) throw new UsageError(`${flag} needs a value`);
+    throw new UsageError(err.message.split("\n")[0]!);
   }
 }
 
