@@ -138,6 +138,10 @@ describe("keystore", () => {
     await expect(passphraseFromEnv({ VIGIL_KEYSTORE_PASSPHRASE_FILE: file })).rejects.toBeInstanceOf(
       KeystorePermissionError,
     );
+    // named as what it is, not as the keystore
+    await expect(passphraseFromEnv({ VIGIL_KEYSTORE_PASSPHRASE_FILE: file })).rejects.toThrow(
+      `passphrase file ${file} is accessible by group or others (mode 0644); run: chmod 600 ${file}`,
+    );
     await expect(passphraseFromEnv({})).rejects.toBeInstanceOf(KeystoreError);
     // A file that cannot be read is a sentence with the reason, not a stack trace.
     const dir = join(tmp(), "not-a-file");

@@ -174,6 +174,17 @@ describe("the registered key: start refuses a key the registry would reject; key
     expect(last).toMatch(
       /^vigil start: the local key .* is not the registered key .*restore the registered keystore .*"vigil keys rotate".*\(VigilRegistry\.rotateGatewayKey\)\.$/,
     );
+    // A gateway the registry does not know is told to register first (not "is none").
+    const unknown = await vigil([
+      "keys",
+      "rotate",
+      "-c",
+      writeConfig({ attest: { gatewayName: "never-registered", keystore: keystore } }),
+    ]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(
+      /is not registered in the registry; register it first \(vigil chain register-gateway\)/,
+    );
     // The forced key cannot sign a rotation; the registered one can.
     const refused = await vigil(["keys", "rotate", "-c", cfgFile]);
     expect(refused.code).toBe(1);

@@ -130,6 +130,11 @@ describe("CLI user mistakes", () => {
       2,
       /^vigil access: unknown option --gatway-id; did you mean --gateway-id\?$/m,
     );
+    oneLine(
+      await vigil(["demo", "--faults", "bogus=1"]),
+      2,
+      /^vigil demo: --faults: fault "bogus" is unknown; known: corrupt/,
+    );
     // device ids are whole u32 numbers: no fractions, no wrap past 0xffffffff to 0
     oneLine(await vigil(["sim", "--first-id", "1.5"]), 2, /--first-id must be a whole number, got "1\.5"/);
     oneLine(

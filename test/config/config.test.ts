@@ -94,7 +94,23 @@ describe("config", () => {
     expect(() => loadConfigFile(join(dir, "missing.json"))).toThrowError(
       /missing\.json: cannot read config file: it does not exist; create it with "vigil init"$/,
     );
-    expect(() => loadConfigFile(dir)).toThrowError(/: cannot read config file \(EISDIR\)$/);
+    expect(() => loadConfigFile(dir)).toThrowError(/: is a folder, not a config file; give the file's path$/);
+    // one sentence each, with a fix that fits (not "correct that setting")
+    const fixOf = (f: () => unknown): string => {
+      try {
+        f();
+      } catch (e) {
+        return fatalLine(e as ConfigError);
+      }
+      return "";
+    };
+    expect(fixOf(() => loadConfigFile(dir))).toMatch(/give the file's path\.$/);
+    expect(fixOf(() => loadConfigFile(p))).toMatch(
+      /not valid JSON \(.*\); fix the JSON at that place in the file/,
+    );
+    // a byte-order mark (Windows editors) is not a syntax error
+    writeFileSync(p, "\uFEFF" + JSON.stringify({ site: "bom-site" }));
+    expect(loadConfigFile(p).site).toBe("bom-site");
     // A file the service's user may not read (not reproducible here: the tests may run as root).
     expect(unreadableConfig("/etc/vigil/config.json", "EACCES")).toBe(
       "cannot read config file (EACCES: permission denied); run: ls -l /etc/vigil/config.json, then let the user the gateway runs as read it (the Pi install makes it root:vigil, mode 0640)",
@@ -134,7 +150,7 @@ describe("config", () => {
     expect(cfg.mqtt.embedded).toMatchObject({ enabled: false, port: 0 });
     expect(cfg.log.level).toBe("debug");
     expect(() => startConfig(["--log-level", "loud"])).toThrowError(
-      /log\.level: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"/,
+      /^--log-level must be one of fatal, error, warn, info, debug, trace, silent, got "loud"/,
     );
     expect(() => startConfig(["--mqtt-port", "x"])).toThrowError(/--mqtt-port must be a number/);
     expect(() => startConfig(["--what"])).toThrowError(/^unknown option --what$/);

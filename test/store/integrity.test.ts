@@ -117,6 +117,13 @@ async function salvageAndReopen(dataDir: string): Promise<{ out: string; frames:
 }
 
 describe("store integrity on a real LevelDB store", () => {
+  it("error: a folder that holds no store is named as such, with no salvage advice (there is nothing to salvage)", async () => {
+    const r = await cli("check", "--data-dir", join(tmpdir(), "vigil-no-store-here"));
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/vigil-no-store-here\/store holds no Vigil store .*check the path/);
+    expect(r.out).not.toContain("salvage");
+  });
+
   it("behavior: an intact store checks clean", async () => {
     const { dataDir } = await stopped(true);
     const r = await cli("check", "--data-dir", dataDir);

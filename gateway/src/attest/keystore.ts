@@ -44,8 +44,9 @@ export class KeystoreError extends VigilError {
 
 export class KeystorePermissionError extends KeystoreError {
   override name = "KeystorePermissionError";
-  constructor(path: string, mode: number) {
-    super("KEYSTORE_PERMISSIONS", `keystore ${notOwnerOnly(path, mode) ?? path}`);
+  /** @param what the kind of file, default "keystore" (also "passphrase file"). */
+  constructor(path: string, mode: number, what = "keystore") {
+    super("KEYSTORE_PERMISSIONS", `${what} ${notOwnerOnly(path, mode) ?? path}`);
   }
 }
 
@@ -277,7 +278,7 @@ export async function passphraseFromEnv(env: NodeJS.ProcessEnv = process.env): P
       // input is this process's own, reachable by no one else.
       const st = stdin ? fstatSync(0) : await stat(file);
       if ((!stdin || st.isFile()) && (st.mode & 0o077) !== 0)
-        throw new KeystorePermissionError(file, st.mode);
+        throw new KeystorePermissionError(file, st.mode, "passphrase file");
       // Standard input is read to its end once (start and doctor ask more than once).
       text = stdin ? (stdinText ??= readFileSync(0, "utf8")) : await readFile(file, "utf8");
     } catch (e) {

@@ -7,7 +7,7 @@
  * 5. prints live counters and alerts, then reconciles, seals the rest, waits for the anchors
  *    and verifies one receipt the way an auditor would.
  */
-import { InternalError } from "../core/errors.ts";
+import { InternalError, UsageError } from "../core/errors.ts";
 import { randomBytes } from "node:crypto";
 import { spawn, spawnSync } from "node:child_process";
 import {
@@ -86,9 +86,15 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const devices = num("devices", v.devices, 6, 1, 10_000);
   const rate = num("rate", v.rate, 20, 1);
   const seed = num("seed", v.seed, 7);
-  const faults = parseFaultRates(
-    v.faults ?? "corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002",
-  );
+  let faults: ReturnType<typeof parseFaultRates>;
+  try {
+    faults = parseFaultRates(
+      v.faults ?? "corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002",
+    );
+  } catch (e) {
+    // A flag's value: a usage error naming the flag (exit 2), as for sim --faults.
+    throw new UsageError(`--faults: ${(e as Error).message}`);
+  }
   const dataDir = mkdtempSync(join(tmpdir(), "vigil-demo-"));
   let anvil: Anvil | undefined;
   let rt: Runtime | undefined;

@@ -72,7 +72,11 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string]> = [
     'point chain.deployment (--deployment) at the file written by "vigil chain deploy"',
   ],
   [
-    (e) => e instanceof ConfigError && !/create it|"vigil |run: /.test(e.shortMessage),
+    (e) => e instanceof ConfigError && /: not valid JSON \(/.test(e.shortMessage),
+    "fix the JSON at that place in the file (vigil init writes a valid one)",
+  ],
+  [
+    (e) => e instanceof ConfigError && !/create it|"vigil |run: |give the file's path/.test(e.shortMessage),
     "correct that setting in the config file (--config) or its flag",
   ],
 ];

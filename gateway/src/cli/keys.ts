@@ -130,7 +130,9 @@ async function rotate(
       if (before.status !== "active")
         throw new VigilError(
           "CHAIN_STATE",
-          `gateway ${gatewayId} is ${before.status} in the registry; only an active gateway rotates its key`,
+          before.status === "none"
+            ? `gateway ${gatewayId} is not registered in the registry; register it first (vigil chain register-gateway), then rotate`
+            : `gateway ${gatewayId} is ${before.status} in the registry; only an active gateway rotates its key`,
         );
       if (registered !== current.publicKey.toLowerCase())
         throw new VigilError(

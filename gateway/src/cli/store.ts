@@ -76,6 +76,11 @@ async function check(dir: string, io: CliIo): Promise<number> {
       );
       return 1;
     }
+    // No store there at all (a mistyped --data-dir): nothing to salvage either.
+    if (/holds no Vigil store/.test(e.shortMessage)) {
+      io.out(`${e.shortMessage}\n`);
+      return 1;
+    }
     const problems = e instanceof StoreIntegrityError && e.problems.length ? e.problems : [e.shortMessage];
     io.out(`✘ ${dir} cannot be opened safely:\n${problems.map((p) => `  - ${p}`).join("\n")}\n`);
     io.out(

@@ -203,6 +203,7 @@ function decimalToUnits(v: number, decimals: number): bigint {
  */
 export function unreadableConfig(path: string, code: string | undefined): string {
   if (code === "ENOENT") return 'cannot read config file: it does not exist; create it with "vigil init"';
+  if (code === "EISDIR") return "is a folder, not a config file; give the file's path";
   if (code === "EACCES" || code === "EPERM")
     return `cannot read config file (${code}: permission denied); run: ls -l ${path}, then let the user the gateway runs as read it (the Pi install makes it root:vigil, mode 0640)`;
   return `cannot read config file (${code ?? "error"})`;
@@ -212,7 +213,8 @@ export function unreadableConfig(path: string, code: string | undefined): string
 export function loadConfigFile(path: string): GatewayConfig {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    // A byte-order mark (editors on Windows write one) is not JSON: dropped, not a syntax error.
+    text = readFileSync(path, "utf8").replace(/^\uFEFF/, "");
   } catch (e) {
     throw new ConfigError(path, unreadableConfig(path, (e as NodeJS.ErrnoException).code), { cause: e });
   }

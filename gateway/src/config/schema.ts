@@ -504,7 +504,7 @@ const Updates = Type.Object(
         "Follow model and firmware releases on chain (needs chain.rpcUrl, chain.deployment and the gateway key); turns the registry watch on, whose release events trigger a check.",
     }),
     schedule: Type.String({
-      minLength: 9,
+      minLength: 1,
       default: "*/5 * * * *",
       description: "node-cron expression of the release check.",
     }),
