@@ -135,6 +135,9 @@ describe("CLI user mistakes", () => {
       2,
       /^vigil demo: --faults: fault "bogus" is unknown; known: corrupt/,
     );
+    // extra arguments are refused, not ignored
+    oneLine(await vigil(["keys", "show", "extra"]), 2, /^vigil keys: unexpected argument "extra"/);
+    oneLine(await vigil(["release", "approve", "1", "2"]), 2, /^vigil release: one release id, got 2$/m);
     // device ids are whole u32 numbers: no fractions, no wrap past 0xffffffff to 0
     oneLine(await vigil(["sim", "--first-id", "1.5"]), 2, /--first-id must be a whole number, got "1\.5"/);
     oneLine(

@@ -39,6 +39,7 @@ export async function keysCommand(argv: string[]): Promise<number> {
     process.stdout.write(KEYS_HELP);
     return v.help ? 0 : 2;
   }
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
   // Before asking for a passphrase: an unknown subcommand is a usage error.
   if (!KEYS_SUBCOMMANDS.includes(sub))
     throw new UsageError(`unknown keys command "${sub}"${didYouMean(sub, KEYS_SUBCOMMANDS)}`);

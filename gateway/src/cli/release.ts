@@ -167,6 +167,7 @@ async function publish(argv: string[]): Promise<number> {
 async function approve(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, common, true);
   if (values.help) return help();
+  if (positionals.length > 1) throw new UsageError(`one release id, got ${positionals.length}`);
   const id = releaseId(positionals[0]);
   return withClient(values, "vigil release approve", async (c) => {
     const r = await c.approveRelease(id);
@@ -180,6 +181,7 @@ async function approve(argv: string[]): Promise<number> {
 async function revoke(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { ...common, reason: { type: "string", default: "" } }, true);
   if (values.help) return help();
+  if (positionals.length > 1) throw new UsageError(`one release id, got ${positionals.length}`);
   const id = releaseId(positionals[0]);
   return withClient(values, "vigil release revoke", async (c) => {
     const r = await c.revokeRelease(id, values.reason ?? "");
