@@ -9,6 +9,7 @@ import type { Bundle } from "../../gateway/src/attest/receipt.ts";
 import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { verifyCommand } from "../../gateway/src/cli/verify.ts";
+import { readDeploymentFile } from "../../gateway/src/chain/deploy.ts";
 import { receiptCommand } from "../../gateway/src/cli/receipt.ts";
 import { record } from "../store/abstract.ts";
 
@@ -106,6 +107,7 @@ describe("vigil receipt / vigil verify", () => {
     const o = io();
     await verifyCommand([join(dir, "missing-receipt.json"), "--deployment", ok], o.io);
     expect(o.o.err).toContain("cannot read");
+    expect(readDeploymentFile(ok)).toMatchObject({ chainId: "31337" }); // one type for every reader
   });
 
   it("behavior: exports a bundle for a device and time range that verifies (exit 0); a tampered receipt exits 1 with its reason", async () => {

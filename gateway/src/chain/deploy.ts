@@ -167,6 +167,7 @@ export function readDeploymentFile(path: string): Deployment {
     (typeof chainId === "string" && /^\d{1,78}$/.test(chainId)) ||
     (typeof chainId === "number" && Number.isSafeInteger(chainId) && chainId > 0);
   if (!decimal || BigInt(chainId as string) === 0n) bad("chainId", "a decimal chain id");
+  d.chainId = String(chainId); // one type for every reader (a hand-written file may give a number)
   // Absent in hand-written files: log queries then start at block 0.
   const from = d.deployBlock as unknown;
   if (from !== undefined && !(Number.isSafeInteger(from) && (from as number) >= 0))

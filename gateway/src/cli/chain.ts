@@ -268,10 +268,6 @@ async function verify(argv: string[]): Promise<number> {
   const d = readDeployment(values.deployment);
   if (!values.rpc) throw new UsageError("--rpc URL is required");
   parseRpcUrl(values.rpc);
-  // A missing key file is the first thing to say, before the RPC is tried.
-  const keyFile = (values as { "key-file"?: string })["key-file"];
-  if (keyFile && !existsSync(keyFile))
-    throw new SenderKeyError("KEY_MISSING", `--key-file ${keyFile} does not exist`);
   const chainId = (await chainIdOf(values.rpc)).toString();
   const provider = new JsonRpcProvider(values.rpc, BigInt(d.chainId), {
     staticNetwork: true,

@@ -546,7 +546,6 @@ const Updates = Type.Object(
 );
 
 /** The configuration file's schema (every field optional; `default` fills what is absent). */
-/** The configuration file's schema (every field optional; `default` fills what is absent). */
 export const ConfigSchema = Type.Object(
   {
     dataDir: Type.String({ minLength: 1, default: ".vigil", description: "Where the store and keys live." }),
