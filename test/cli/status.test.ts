@@ -193,7 +193,9 @@ describe("vigil status: finding the gateway", () => {
     expect(statusUrl({})).toBe("http://127.0.0.1:9479");
     expect(statusUrl({ url: "http://localhost:1234/whatever" })).toBe("http://localhost:1234");
     expect(() => statusUrl({ url: "ftp://x" })).toThrowError(UsageError);
-    expect(() => statusUrl({ url: "nope" })).toThrowError(/--url must be an http:\/\/ URL, got "nope"/);
+    expect(() => statusUrl({ url: "nope" })).toThrowError(
+      /--url must be an http:\/\/ URL, got "nope \(unparseable\)"/,
+    );
     const dir = mkdtempSync(join(tmpdir(), "vigil-status-"));
     const conf = (http: object) => {
       const f = join(dir, `${Math.random()}.json`);
