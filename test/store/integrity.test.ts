@@ -124,6 +124,17 @@ describe("store integrity on a real LevelDB store", () => {
     expect(r.out).not.toContain("salvage");
   });
 
+  it("behavior: check only inspects: a store without a watermark does not get one (it would record a loss as acknowledged)", async () => {
+    const { dataDir } = await stopped(true);
+    const wm = join(dataDir, "store", "watermark");
+    expect(existsSync(wm)).toBe(true);
+    rmSync(wm);
+    const r = await cli("check", "--data-dir", dataDir);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("! no watermark: what the store acknowledged is unknown");
+    expect(existsSync(wm)).toBe(false);
+  });
+
   it("behavior: an intact store checks clean", async () => {
     const { dataDir } = await stopped(true);
     const r = await cli("check", "--data-dir", dataDir);

@@ -57,6 +57,12 @@ export interface CoreStoreOptions {
   logger?: Logger;
   /** Where the integrity watermark lives. Default: in memory (the LevelDB store uses a file). */
   watermark?: WatermarkStore;
+  /**
+   * Open to inspect (`vigil store check`): a store without a watermark does not get one. Default
+   * false. A check that wrote one would record whatever the store holds now (after a loss) as
+   * what it acknowledged, and no later check could see the loss.
+   */
+  inspectOnly?: boolean;
   /** Monotonic milliseconds for retention's uptime clock. Default performance.now. */
   monotonicMs?: () => number;
   /** Wall clock, µs (leaf `receivedUs`). Default Date.now() × 1000. */
@@ -79,6 +85,9 @@ export class KvFrameStore implements FrameStore {
   readonly #registry: RegistryCache;
   readonly #guard: StoreGuard | undefined;
   readonly #watermark: WatermarkStore;
+  readonly #inspectOnly: boolean;
+  /** After open(): whether a watermark was there to check the store against. */
+  hadWatermark = false;
   /** Watermark writes, one at a time, each with the counters current when it starts. */
   #wmChain: Promise<void> = Promise.resolve();
   /** Set while rewindAnchors runs: the watermark's anchored count may not exceed it. */
@@ -89,6 +98,7 @@ export class KvFrameStore implements FrameStore {
     const c = (this.ctx = new StoreContext(kv, opts.timers ?? realTimers, opts.logger, opts.tailEntries));
     this.#guard = opts.guard;
     this.#watermark = opts.watermark ?? new MemoryWatermark();
+    this.#inspectOnly = opts.inspectOnly ?? false;
     this.#reads = new LogReader(c);
     const failed = (err: StoreUnavailableError): void => this.#recovery.enterUnavailable(err);
     const nowUs = opts.nowUs ?? (() => Date.now() * 1000);
@@ -146,7 +156,8 @@ export class KvFrameStore implements FrameStore {
     const g = this.#guard;
     try {
       // First open (or a store from before the watermark existed): record what it holds now.
-      if (w === undefined) await this.#syncWatermark();
+      if (w === undefined && !this.#inspectOnly) await this.#syncWatermark();
+      this.hadWatermark = w !== undefined;
       let room = true;
       if (g) {
         room = await g.hasRoom();
