@@ -1,6 +1,12 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger, redactLine, REDACTED_KEYS, type LoggerOptions } from "../../gateway/src/core/log.ts";
+import {
+  createLogger,
+  redactLine,
+  REDACTED_KEYS,
+  stderrIsJournal,
+  type LoggerOptions,
+} from "../../gateway/src/core/log.ts";
 
 function capture(isTTY = false): { out: string[]; dest: Writable & { isTTY?: boolean } } {
   const out: string[] = [];
@@ -38,6 +44,37 @@ describe("createLogger", () => {
       { level: 30, app: "vigil", component: "store", pending: 3, msg: "flushed" },
       { level: 20, msg: "dbg" },
     ]);
+  });
+
+  it("behavior: to the journal, each JSON line starts with its syslog priority (journald records it, journalctl -p finds it)", () => {
+    const { out, dest } = capture();
+    const log = createLogger("trace", { destination: dest, journal: true });
+    log.fatal("f");
+    log.error({ password: "S3cret" }, "e");
+    log.warn("w");
+    log.info("i");
+    log.debug("d");
+    log.trace("t");
+    const lines = out.join("").split("\n").filter(Boolean);
+    expect(lines.map((l) => l.slice(0, 3))).toEqual(["<2>", "<3>", "<4>", "<6>", "<7>", "<7>"]);
+    // the rest of the line is the same JSON, redacted
+    expect(JSON.parse(lines[1]!.slice(3))).toMatchObject({ level: 50, msg: "e", password: "[redacted]" });
+    // without the journal, plain JSON
+    const plain = capture();
+    createLogger("info", { destination: plain.dest }).info("x");
+    expect(plain.out.join("")).toMatch(/^\{"level":30/);
+  });
+
+  it("behavior: stderr is the journal only when JOURNAL_STREAM names its device and inode (systemd.exec(5))", () => {
+    const st = () => ({ dev: 25, ino: 1234 });
+    expect(stderrIsJournal({ JOURNAL_STREAM: "25:1234" }, st)).toBe(true);
+    expect(stderrIsJournal({ JOURNAL_STREAM: "25:99" }, st)).toBe(false); // redirected elsewhere
+    expect(stderrIsJournal({}, st)).toBe(false);
+    expect(
+      stderrIsJournal({ JOURNAL_STREAM: "25:1234" }, () => {
+        throw new Error("EBADF");
+      }),
+    ).toBe(false);
   });
 
   it("behavior: human-readable on a terminal (auto) and with format pretty; JSON when asked on a terminal", () => {

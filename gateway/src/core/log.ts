@@ -2,14 +2,15 @@
  * Logging. Every stage takes a {@link Logger} (pino's API, the subset Vigil uses) and logs
  * structured fields, never counters or secrets inside the message string; every line carries a
  * `component` (runtime.ts hands each stage `log.child({ component })`). `createLogger` builds
- * the process logger: pino JSON lines on stderr (journald picks them up under systemd), or
- * pino-pretty's human-readable lines when stderr is a terminal.
+ * the process logger: pino JSON lines on stderr (journald picks them up under systemd, each with
+ * its syslog priority), or pino-pretty's human-readable lines when stderr is a terminal.
  *
  * Secrets never reach the output: values under the keys in {@link REDACTED_KEYS} (at any depth
  * up to three levels) are replaced by `[redacted]`, and every URL in the finished line (message and
  * error stacks included) is redacted as `redactUrl` does: credentials, key-like path segments and
  * host labels, and query values become `***`.
  */
+import { fstatSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { pino, type DestinationStream } from "pino";
 import pretty from "pino-pretty";
@@ -89,6 +90,42 @@ export interface LoggerOptions {
   destination?: Writable | DestinationStream;
   /** Colours in pretty output. Default: when the destination is a colour terminal. */
   colorize?: boolean;
+  /**
+   * Prefix each JSON line with its syslog priority (`<3>` error, `<4>` warn, `<6>` info, …), which
+   * journald strips and records as the line's priority (systemd.exec SyslogLevelPrefix=, on by
+   * default), so `journalctl -p warning` finds warnings. Default: when stderr is the journal
+   * (`JOURNAL_STREAM` names stderr's device and inode, systemd.exec(5)).
+   */
+  journal?: boolean;
+}
+
+/** pino level → syslog priority (RFC 5424 §6.2.1): fatal 2 crit, error 3, warn 4, info 6, debug/trace 7. */
+function syslogPriority(level: number): number {
+  return level >= 60 ? 2 : level >= 50 ? 3 : level >= 40 ? 4 : level >= 30 ? 6 : 7;
+}
+
+/** `<N>` + the line, N the priority of the line's pino `level` (the first field pino writes). */
+export function withPriority(line: string): string {
+  const m = /^\{"level":(\d+)/.exec(line);
+  return m ? `<${syslogPriority(Number(m[1]))}>${line}` : line;
+}
+
+/**
+ * True when file descriptor 2 is the journal stream systemd connected: `JOURNAL_STREAM` is
+ * "DEVICE:INODE" of it (systemd.exec(5)); a stderr redirected elsewhere by the unit's user is not.
+ */
+export function stderrIsJournal(
+  env: NodeJS.ProcessEnv = process.env,
+  stat: () => { dev: number; ino: number } = () => fstatSync(2),
+): boolean {
+  const js = env.JOURNAL_STREAM;
+  if (!js) return false;
+  try {
+    const st = stat();
+    return js === `${st.dev}:${st.ino}`;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -112,12 +149,13 @@ export function createLogger(level: string = "info", o: LoggerOptions = {}): Log
       })
     : (o.destination ?? pino.destination({ dest: 2, sync: true }));
   const family = new Set<WeakRef<pino.Logger>>();
+  const journal = !human && (o.journal ?? (o.destination === undefined && stderrIsJournal()));
   const root = pino(
     {
       level,
       base: { app: "vigil" },
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-      hooks: { streamWrite: redactLine },
+      hooks: { streamWrite: journal ? (l) => withPriority(redactLine(l)) : redactLine },
       onChild: (c) => void family.add(new WeakRef(c)),
     },
     dest as DestinationStream,
