@@ -8,7 +8,7 @@ import { VigilError } from "../core/errors.ts";
  * - `WRONG_TARGET`: the release is for another (kind, target), or its manifest serves other profiles;
  * - `NOT_NEWER`: its version is not above the one installed (rollback, or the same version again);
  * - `FETCH_FAILED`: no URI delivered the bytes (unreachable, HTTP error, unsupported scheme), the
- *   release's or its pinned manifest's; the only code that is not remembered (`isTransient`);
+ *   release's or its pinned manifest's; not remembered (`isTransient`), nor is `INTERRUPTED`;
  * - `SIZE_MISMATCH`: the body was longer than the recorded size (cut) or shorter;
  * - `HASH_MISMATCH`: the bytes' sha256 differs from the release's content hash;
  * - `CID_MISMATCH`: an IPFS gateway returned bytes whose CID is not the one asked for;
@@ -16,7 +16,12 @@ import { VigilError } from "../core/errors.ts";
  * - `MANIFEST_MISMATCH`: the manifest does not describe this model file (hash, size, shapes, names);
  * - `MODEL_INVALID`: onnxruntime cannot load the file;
  * - `SHADOW_FAILED`: in shadow the candidate gave non-finite or out-of-range outputs, or cost too much;
+ * - `INTERRUPTED`: the gateway stopped before the install finished (in shadow): not remembered,
+ *   the next start tries again;
  * - `REPORT_FAILED`: installed, but the signed install report could not be sent (retried later).
+ *
+ * A chain or store error during an install (an RPC outage, a full disk) is none of these: it
+ * fails the check (`checkErrors`, `update-check-stale` when it lasts) and nothing is remembered.
  */
 export type UpdateErrorCode =
   | "NOT_ACTIVE"
@@ -31,6 +36,7 @@ export type UpdateErrorCode =
   | "MANIFEST_MISMATCH"
   | "MODEL_INVALID"
   | "SHADOW_FAILED"
+  | "INTERRUPTED"
   | "REPORT_FAILED";
 
 /**
@@ -41,7 +47,7 @@ export type UpdateErrorCode =
  * remembered until a different release is Active or an operator asks (`vigil update retry`).
  */
 export function isTransient(code: string): boolean {
-  return code === "FETCH_FAILED";
+  return code === "FETCH_FAILED" || code === "INTERRUPTED";
 }
 
 export class UpdateError extends VigilError {

@@ -31,6 +31,7 @@ import cron from "node-cron";
 import type { ReleaseRecord } from "../chain/client.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
 import type { Hex } from "../core/hex.ts";
+import { VigilError } from "../core/errors.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { InferenceLoop } from "../infer/loop.ts";
 import { loadModel, releaseModel, type LoadedModel } from "../infer/registry.ts";
@@ -424,6 +425,9 @@ export class ModelUpdateAgent {
       }
       rmSync(dir, { recursive: true, force: true });
       rmSync(join(this.#o.dir, "staging", rel.contentHash.slice(2)), { force: true });
+      // The chain or the store failed (an RPC outage, a full disk), not the release: the check
+      // fails (counted, and stale when it lasts) and nothing is remembered about the release.
+      if (!(e instanceof UpdateError) && e instanceof VigilError) throw e;
       const err =
         e instanceof UpdateError
           ? e
@@ -536,7 +540,10 @@ export class ModelUpdateAgent {
     this.#judgeNow = false;
     for (;;) {
       if (this.#stopped)
-        throw new UpdateError("SHADOW_FAILED", "the gateway stopped during the shadow phase");
+        throw new UpdateError(
+          "INTERRUPTED",
+          "the gateway stopped during the shadow phase; the next start tries again",
+        );
       const s = loop.lanes().find((l) => l.model === candidate)?.shadow;
       if (!s)
         throw new UpdateError("SHADOW_FAILED", "the shadow lane disappeared (its live model was unloaded)");
@@ -563,18 +570,40 @@ export class ModelUpdateAgent {
             `release ${rel.id} was ${now?.status ?? "removed"} during the shadow phase; not promoted`,
           );
         const old = await loop.promote(candidate);
+        // From here the candidate is live: nothing below may throw into #tryInstall's catch, which
+        // would unload it and leave the profile with no live model. A failed step is a warning.
         const installed: Installed = {
           version: rel.version.toString(),
           releaseId: rel.id.toString(),
           sha256: candidate.sha256,
           reported: false,
         };
-        for (const p of candidate.manifest.devices.profiles)
-          await this.#o.state.putMeta(`updates/model/${p}`, Buffer.from(JSON.stringify(installed)));
-        await loop.unload(old);
+        const afterPromote = async (what: string, step: () => Promise<void> | void): Promise<void> => {
+          try {
+            await step();
+          } catch (e) {
+            this.#log.warn(
+              {
+                releaseId: rel.id.toString(),
+                err: e instanceof Error ? e.message.split("\n")[0] : String(e),
+              },
+              `model release ${rel.id} is live, but ${what} failed`,
+            );
+          }
+        };
+        await afterPromote(
+          "recording the install (a restart runs the previous model until the next check)",
+          async () => {
+            for (const p of candidate.manifest.devices.profiles)
+              await this.#o.state.putMeta(`updates/model/${p}`, Buffer.from(JSON.stringify(installed)));
+          },
+        );
+        await afterPromote("unloading the replaced model", () => loop.unload(old));
         // The replaced model's files go if an earlier update installed them (never the package's models/).
-        if (dirname(dirname(old.manifestPath)) === join(this.#o.dir, "models"))
-          rmSync(dirname(old.manifestPath), { recursive: true, force: true });
+        await afterPromote("removing the replaced model's files", () => {
+          if (dirname(dirname(old.manifestPath)) === join(this.#o.dir, "models"))
+            rmSync(dirname(old.manifestPath), { recursive: true, force: true });
+        });
         this.counters.installs++;
         const shadow = {
           windows: s.windows,

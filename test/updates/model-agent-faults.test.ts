@@ -1,0 +1,147 @@
+/**
+ * The model update agent when something other than the release fails, against a real inference
+ * loop and real ONNX models; the chain is a fake ReleaseSource that throws the chain client's
+ * typed errors (gateway/src/chain/errors.ts), as EthersRegistryClient does:
+ * - a store write that fails right after promotion must not unload the model that just went live;
+ * - a stop during the shadow phase is INTERRUPTED: not remembered, the next start installs it;
+ * - an RPC outage during an install fails the check (checkErrors) and remembers nothing.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ReleaseRecord } from "../../gateway/src/chain/client.ts";
+import { ChainNetworkError } from "../../gateway/src/chain/errors.ts";
+import { planRelease } from "../../gateway/src/cli/release.ts";
+import {
+  MemoryUpdateState,
+  ModelUpdateAgent,
+  type ModelAgentOptions,
+} from "../../gateway/src/updates/model-agent.ts";
+import { LoopRig, liveModel, releaseFolder } from "./rig.ts";
+
+/** Releases in memory; `down` makes the next calls of a method fail as an unreachable RPC does. */
+class FakeReleases {
+  readonly releases = new Map<bigint, ReleaseRecord>();
+  readonly active = new Map<string, bigint>();
+  down = { getRelease: 0, installedRelease: 0 };
+  #fail(m: keyof FakeReleases["down"]): void {
+    if (this.down[m] > 0) {
+      this.down[m]--;
+      throw new ChainNetworkError("http://127.0.0.1:8545", { reason: "connection failed" });
+    }
+  }
+  async activeRelease(_kind: string, target: string): Promise<ReleaseRecord | null> {
+    const id = this.active.get(target);
+    const r = id === undefined ? undefined : this.releases.get(id);
+    return r && r.status === "active" ? structuredClone(r) : null;
+  }
+  async getRelease(id: bigint): Promise<ReleaseRecord | null> {
+    this.#fail("getRelease");
+    const r = this.releases.get(id);
+    return r ? structuredClone(r) : null;
+  }
+  async installedRelease(): Promise<bigint> {
+    this.#fail("installedRelease");
+    return 0n;
+  }
+  async add(id: bigint, profile: string, version: string): Promise<void> {
+    const rel = releaseFolder({ profile, version });
+    const plan = await planRelease({
+      kind: "model",
+      target: profile,
+      file: rel.file,
+      manifest: rel.manifest,
+    });
+    const rec = { ...plan.input, id, status: "active", approvals: 2, proposer: `0x${"11".repeat(20)}` };
+    this.releases.set(id, rec as ReleaseRecord);
+    this.active.set(rec.target, id);
+  }
+}
+
+const open: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of open.splice(0)) await close();
+});
+
+async function setup(profile: string, o: Partial<ModelAgentOptions> = {}) {
+  const live = await liveModel(profile, "3.0.0");
+  const rig = new LoopRig(live, profile);
+  for (let i = 0; i < 5; i++) await rig.feed();
+  const releases = new FakeReleases();
+  const state = (o.state as MemoryUpdateState | undefined) ?? new MemoryUpdateState();
+  const dir = join(mkdtempSync(join(tmpdir(), "vigil-upd-faults-")), "updates");
+  const make = (extra: Partial<ModelAgentOptions> = {}) =>
+    new ModelUpdateAgent({
+      loop: rig.loop,
+      releases: releases as never,
+      state,
+      dir,
+      shadowWindows: 5,
+      evalMs: 5,
+      maxCostFactor: 50,
+      ...o,
+      ...extra,
+    });
+  const agent = make();
+  open.push(async () => {
+    await agent.stop();
+    await rig.close();
+  });
+  return { live, rig, releases, state, agent, make };
+}
+
+describe("model update agent: failures that are not the release's", () => {
+  it("error: a store write that fails after promotion leaves the new model live (a warning, not a refusal)", async () => {
+    class FailingState extends MemoryUpdateState {
+      override async putMeta(key: string, value: Buffer): Promise<void> {
+        if (key.startsWith("updates/model/")) throw new Error("IO error: No space left on device");
+        return super.putMeta(key, value);
+      }
+    }
+    const s = await setup("faults-b", { state: new FailingState() });
+    await s.releases.add(1n, "faults-b", "3.1.0");
+    await s.rig.feedUntil(s.agent.check());
+    expect(s.agent.counters.installs).toBe(1);
+    expect(s.agent.status().lastFailure).toBeUndefined();
+    expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.1.0"]);
+    expect(s.rig.loop.lanes().map((l) => l.role)).toEqual(["live"]);
+    const before = s.rig.results.length;
+    for (let i = 0; i < 5; i++) await s.rig.feed();
+    expect(s.rig.results.length).toBeGreaterThan(before);
+  }, 60_000);
+
+  it("behavior: a stop during the shadow phase is INTERRUPTED, not remembered: the next start installs the release", async () => {
+    const s = await setup("faults-m", { shadowWindows: 1000 });
+    await s.releases.add(1n, "faults-m", "3.1.0");
+    const check = s.agent.check();
+    while (s.agent.status().state !== "shadowing") await s.rig.feed();
+    const stopping = s.agent.stop();
+    await s.rig.feedUntil(Promise.all([check, stopping]));
+    expect(s.agent.status().lastFailure?.code).toBe("INTERRUPTED");
+    expect(s.state.map.has("updates/failed/1")).toBe(false);
+    const again = s.make({ shadowWindows: 5 });
+    open.push(() => again.stop());
+    await s.rig.feedUntil(again.check());
+    expect(again.counters.installs).toBe(1);
+    expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.1.0"]);
+  }, 60_000);
+
+  it.each(["getRelease", "installedRelease"] as const)(
+    "error: the RPC down once during an install (%s) fails the check, remembers nothing, and the next check installs",
+    async (method) => {
+      const profile = `faults-a-${method.toLowerCase()}`;
+      const s = await setup(profile);
+      await s.releases.add(1n, profile, "3.1.0");
+      s.releases.down[method] = 1;
+      await s.rig.feedUntil(s.agent.check());
+      expect(s.agent.counters.checkErrors).toBe(1);
+      expect(s.agent.status().lastCheckError).toMatch(/RPC endpoint unreachable/);
+      expect(s.agent.status().lastFailure).toBeUndefined();
+      expect(s.state.map.has("updates/failed/1")).toBe(false);
+      await s.rig.feedUntil(s.agent.check());
+      expect(s.agent.counters.installs).toBe(1);
+    },
+    60_000,
+  );
+});
