@@ -45,7 +45,7 @@ class FakeReleases {
     this.#fail("installedRelease");
     return 0n;
   }
-  async add(id: bigint, profile: string, version: string): Promise<void> {
+  async add(id: bigint, profile: string, version: string, chainVersion?: bigint): Promise<void> {
     const rel = releaseFolder({ profile, version });
     const plan = await planRelease({
       kind: "model",
@@ -54,6 +54,7 @@ class FakeReleases {
       manifest: rel.manifest,
     });
     const rec = { ...plan.input, id, status: "active", approvals: 2, proposer: `0x${"11".repeat(20)}` };
+    if (chainVersion !== undefined) rec.version = chainVersion;
     this.releases.set(id, rec as ReleaseRecord);
     this.active.set(rec.target, id);
   }
@@ -125,6 +126,17 @@ describe("model update agent: failures that are not the release's", () => {
     await s.rig.feedUntil(again.check());
     expect(again.counters.installs).toBe(1);
     expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.1.0"]);
+  }, 60_000);
+
+  it("input: a manifest whose version is not the release's chain version is refused (it would raise the rollback floor)", async () => {
+    const s = await setup("faults-o");
+    await s.releases.add(1n, "faults-o", "9.0.0", 3_001_000n);
+    await s.rig.feedUntil(s.agent.check());
+    expect(s.agent.status().lastFailure).toMatchObject({
+      code: "MANIFEST_MISMATCH",
+      reason: "the manifest says version 9.0.0, release 1 is version 3001000 on chain",
+    });
+    expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.0.0"]);
   }, 60_000);
 
   it.each(["getRelease", "installedRelease"] as const)(

@@ -119,6 +119,7 @@ describe("vigil release", () => {
     expect(list.out).toMatch(new RegExp(`^${id}\\tmodel\\tactive\\t3001000\\t2/2`, "m"));
 
     // Going backwards on the same target: the contract's sentence.
+    const older = releaseFolder({ profile: "cli-fd001", version: "3.0.0" });
     const back = await run([
       "publish",
       ...conn(2),
@@ -127,11 +128,9 @@ describe("vigil release", () => {
       "--target",
       "cli-fd001",
       "--file",
-      rel.file,
+      older.file,
       "--manifest",
-      rel.manifest,
-      "--version",
-      "3000000",
+      older.manifest,
     ]);
     expect(back.code).toBe(1);
     expect(back.err).toMatch(
@@ -184,5 +183,9 @@ describe("vigil release", () => {
     }
     const ok = await run([...base, "--manifest", rel.manifest, "--uri", "https://models.example/r.onnx"]);
     expect(ok.code, ok.err).toBe(0);
+    // a chain version other than the manifest's would be refused by every gateway
+    const v = await run([...base, "--manifest", rel.manifest, "--version", "9000000"]);
+    expect(v.code).toBe(2);
+    expect(v.err).toMatch(/--version 9000000 is not the manifest's version 3\.1\.0 \(3001000\)/);
   });
 });

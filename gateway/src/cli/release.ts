@@ -85,13 +85,19 @@ export async function planRelease(o: {
       precision: m.model.precision ?? "float32",
       ...(typeof m.metrics.rmse === "number" ? { rmse: m.metrics.rmse } : {}),
     });
+    // Gateways refuse a release whose chain version is not its manifest's (MANIFEST_MISMATCH).
+    const fromManifest = semverToVersion(m.version);
+    if (o.version !== undefined && o.version !== fromManifest)
+      throw new UsageError(
+        `--version ${o.version} is not the manifest's version ${m.version} (${fromManifest}); gateways would refuse the release`,
+      );
     return {
       cid,
       manifestCid,
       input: {
         kind: "model",
         target: targetId("model", o.target),
-        version: o.version ?? semverToVersion(m.version),
+        version: fromManifest,
         contentHash: `0x${sha}`,
         size: BigInt(bytes.length),
         trainingDataHash: trainingDataHash(m),

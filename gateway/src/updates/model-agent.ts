@@ -506,6 +506,13 @@ export class ModelUpdateAgent {
         `the manifest's model file name "${m.model.file}" is not a plain file name`,
       );
     renameSync(model.path, join(dir, m.model.file));
+    // The version the chain approved is the one the model says it is: a manifest claiming a
+    // higher one would raise this gateway's rollback floor above every later release.
+    if (semverToVersion(m.version) !== rel.version)
+      throw new UpdateError(
+        "MANIFEST_MISMATCH",
+        `the manifest says version ${m.version}, release ${rel.id} is version ${rel.version} on chain`,
+      );
     const want = [...live.manifest.devices.profiles].sort().join(",");
     const got = [...m.devices.profiles].sort().join(",");
     if (want !== got)
