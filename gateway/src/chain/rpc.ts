@@ -23,6 +23,7 @@ import { ChainError } from "./errors.ts";
 import {
   ChainNetworkError,
   RpcBadResponseError,
+  RpcError,
   RpcRateLimitError,
   RpcTimeoutError,
   RpcWrongChainError,
@@ -226,6 +227,9 @@ export class RpcPool implements RpcClient {
       if (this.#expected !== undefined && chainId !== this.#expected) {
         e.healthy = false;
         e.wrongChain = chainId;
+        // Checked again before its next request: an endpoint repointed to another chain after an
+        // earlier good probe must not keep serving (a request would go to the wrong chain).
+        e.chainChecked = false;
         e.lastError = `serves chain ${chainId}, expected ${this.#expected}`;
         return;
       }
@@ -351,7 +355,13 @@ export class RpcPool implements RpcClient {
     if (d.error !== undefined && d.error !== null) {
       // A rate-limit answer becomes RpcRateLimitError, a transport failure (the provider's, not the
       // request's): request() moves on to another endpoint.
-      throw translateRpcError(method, d.error as Record<string, unknown>, e.shown, this.#ifaces);
+      const err = translateRpcError(method, d.error as Record<string, unknown>, e.shown, this.#ifaces);
+      // An HTTP 5xx whose body is a plain JSON-RPC error (-32603 "internal error") is the
+      // provider failing, not an answer about the request (a revert, a nonce, funds keep their
+      // type): a transport failure too, so the request moves on (README: 429 or 5xx).
+      if (res.status >= 500 && err instanceof RpcError)
+        throw new RpcBadResponseError(e.shown, `HTTP ${res.status}: ${err.shortMessage}`);
+      throw err;
     }
     if (res.status >= 500) throw new RpcBadResponseError(e.shown, `HTTP ${res.status}`);
     return d.result as T;

@@ -1,0 +1,97 @@
+/**
+ * RpcPool: an endpoint the health check finds serving another chain is never sent a request,
+ * also when an earlier probe had found it on the right chain (a provider repointed, a node
+ * restarted on another network). The transport is a fetch stand-in that answers per host.
+ */
+import { describe, expect, it } from "vitest";
+import { RpcWrongChainError } from "../../gateway/src/chain/errors.ts";
+import { RpcPool } from "../../gateway/src/chain/rpc.ts";
+
+/**
+ * A fetch whose hosts serve `chains[host]` (undefined: down); records every non-probe request.
+ * Hosts in `failing` answer requests (not probes) with HTTP 503 and a JSON-RPC -32603 body.
+ */
+function hosts(chains: Record<string, bigint | undefined>, failing = new Set<string>()) {
+  const served: string[] = [];
+  const fetchFn = (async (url: string, init: { body: string }) => {
+    const { id, method } = JSON.parse(init.body) as { id: number; method: string };
+    const host = new URL(url).hostname;
+    const chain = chains[host];
+    if (chain === undefined)
+      throw Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } });
+    const probe = method === "eth_chainId" || method === "eth_blockNumber";
+    if (!probe && failing.has(host))
+      return new Response(
+        JSON.stringify({ jsonrpc: "2.0", id, error: { code: -32603, message: "internal error" } }),
+        { status: 503 },
+      );
+    if (!probe) served.push(`${method}@${host}`);
+    const result = method === "eth_chainId" ? `0x${chain.toString(16)}` : "0x10";
+    return new Response(JSON.stringify({ jsonrpc: "2.0", id, result }), { status: 200 });
+  }) as unknown as typeof fetch;
+  return { served, fetchFn };
+}
+
+describe("RpcPool and endpoints on another chain", () => {
+  it("error: an endpoint repointed to another chain after a good probe gets no request; with the other one down, the request fails as WRONG_CHAIN", async () => {
+    const chains: Record<string, bigint | undefined> = { "a.example": 10n, "b.example": 10n };
+    const { served, fetchFn } = hosts(chains);
+    const pool = new RpcPool({
+      urls: ["http://a.example/", "http://b.example/"],
+      expectedChainId: 10n,
+      healthCheckIntervalMs: 0,
+      fetch: fetchFn,
+    });
+    try {
+      await pool.checkHealth();
+      chains["b.example"] = 8453n;
+      await pool.checkHealth();
+      chains["a.example"] = undefined;
+      await expect(pool.request("eth_call", [{}, "latest"])).rejects.toBeInstanceOf(RpcWrongChainError);
+      expect(served).toEqual([]);
+      // the right chain back on A: served there
+      chains["a.example"] = 10n;
+      await pool.request("eth_call", [{}, "latest"]);
+      expect(served).toEqual(["eth_call@a.example"]);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it("behavior: an HTTP 5xx whose body is a JSON-RPC internal error moves the request to the next endpoint", async () => {
+    const { served, fetchFn } = hosts({ "a.example": 10n, "b.example": 10n }, new Set(["a.example"]));
+    const pool = new RpcPool({
+      urls: ["http://a.example/", "http://b.example/"],
+      expectedChainId: 10n,
+      healthCheckIntervalMs: 0,
+      fetch: fetchFn,
+    });
+    try {
+      await pool.request("eth_call", [{}, "latest"]);
+      expect(served).toEqual(["eth_call@b.example"]);
+      expect(pool.status().failovers).toBe(1);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it("error: a single endpoint found on another chain is not used", async () => {
+    const chains: Record<string, bigint | undefined> = { "c.example": 10n };
+    const { served, fetchFn } = hosts(chains);
+    const pool = new RpcPool({
+      urls: ["http://c.example/"],
+      expectedChainId: 10n,
+      healthCheckIntervalMs: 0,
+      fetch: fetchFn,
+    });
+    try {
+      await pool.checkHealth();
+      chains["c.example"] = 1n;
+      await pool.checkHealth();
+      await expect(pool.request("eth_getTransactionCount", [])).rejects.toBeInstanceOf(RpcWrongChainError);
+      expect(served).toEqual([]);
+    } finally {
+      pool.close();
+    }
+  });
+});
