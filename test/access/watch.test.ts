@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { RegistryAdmission } from "../../gateway/src/access/admission.ts";
-import type { RegistryEvent } from "../../gateway/src/chain/events.ts";
+import type { ChainHead, RegistryEvent } from "../../gateway/src/chain/events.ts";
 import { FakeChain, type FakeRegistryClient } from "../../gateway/src/chain/fake-client.ts";
 import { FakeRegistryEvents } from "../../gateway/src/chain/fake-events.ts";
 import { RegistryWatch, type WatchStatus } from "../../gateway/src/chain/watch.ts";
@@ -21,6 +21,16 @@ const OPERATOR = "0x00000000000000000000000000000000000000e1";
 
 class CountingSource extends FakeRegistryEvents {
   readonly ranges: Array<[number, number]> = [];
+  /** Blocks this endpoint is behind the chain (a lagging fallback after a failover). */
+  lag = 0;
+  override async head(): Promise<ChainHead> {
+    const h = await super.head();
+    return this.lag === 0 ? h : { number: h.number - this.lag, hash: `0x${"00".repeat(32)}` };
+  }
+  override async blockHash(n: number): Promise<string | undefined> {
+    const top = (await super.head()).number - this.lag;
+    return n > top ? undefined : super.blockHash(n);
+  }
   override async events(from: number, to: number): Promise<RegistryEvent[]> {
     this.ranges.push([from, to]);
     return super.events(from, to);
@@ -146,6 +156,30 @@ describe("registry watch", () => {
     const w2 = t.make();
     await w2.open();
     expect(w2.view.sensorStatus(0x0b)).toBe("none");
+  });
+
+  it("error: an endpoint behind the confirmed block (a lagging fallback) is not a reorg: the pass fails and the view keeps a revocation", async () => {
+    const t = await setup({ reorgDepth: 1 });
+    await t.op.registerSensor(GW, 0x0c, "none", "0x");
+    await t.op.setSensorStatus(GW, 0x0c, "revoked");
+    await mine(t.op, 4);
+    const w = t.make();
+    await w.open();
+    await w.refresh();
+    expect(w.view.sensorStatus(0x0c)).toBe("revoked");
+    const confirmed = w.status().confirmedBlock;
+    const head = Number(t.chain.block);
+    // an endpoint one block, then three blocks, short of the confirmed block
+    for (const lag of [head - confirmed + 1, head - confirmed + 3]) {
+      t.source.lag = lag;
+      expect(await w.refresh()).toBe(false);
+      expect(w.status()).toMatchObject({ reorgs: 0 });
+      expect(w.status().lastError).toMatch(/behind block \d+|does not have block \d+/);
+      expect(w.view.sensorStatus(0x0c)).toBe("revoked");
+    }
+    t.source.lag = 0;
+    expect(await w.refresh()).toBe(true);
+    expect(w.view.sensorStatus(0x0c)).toBe("revoked");
   });
 
   it("error: with the chain unreachable past maxStaleMs the watch reports stale, keeps the last view, and is fresh again after a refresh", async () => {

@@ -11,7 +11,8 @@
  *   re-read at every refresh and laid over the confirmed view, so a reorg within that depth changes
  *   the view at the next refresh. The hash of the last confirmed block is kept; if the chain later
  *   shows another hash there (a reorg deeper than `reorgDepth`), the view is rebuilt from
- *   `deployBlock` (counted in `reorgs`, logged as an error).
+ *   `deployBlock` (counted in `reorgs`, logged as an error). An endpoint without that block yet
+ *   (behind it) fails the refresh instead (CHAIN_BEHIND): the cached view is served meanwhile.
  * - **Persistence**: the confirmed view's changed entries and the meta record (confirmed block and
  *   hash, head, unconfirmed events, time of the refresh) are written in one synced batch. A cache
  *   written for another chain, registry or gateway is discarded at open.
@@ -22,6 +23,7 @@
 import cron from "node-cron";
 import { systemClock, type Clock } from "../core/clock.ts";
 import type { VigilError } from "../core/errors.ts";
+import { ChainError } from "./errors.ts";
 import type { Hex } from "../core/hex.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { FrameStore } from "../store/types.ts";
@@ -268,7 +270,20 @@ export class RegistryWatch {
       confirmed = this.#o.deployBlock - 1;
       confirmedHash = null;
     } else if (confirmedHash !== null && confirmed >= this.#o.deployBlock) {
+      // An endpoint behind the confirmed block (a lagging fallback after a failover) has no block
+      // there yet: that is not a reorg. Rebuilding from it would forget confirmed events (a
+      // revocation), so the pass fails and the cached view is served until it catches up.
+      if (head.number < confirmed)
+        throw new ChainError(
+          "CHAIN_BEHIND",
+          `the RPC endpoint is at block ${head.number}, behind block ${confirmed} the registry view already confirmed; waiting for it to catch up`,
+        );
       const h = await src.blockHash(confirmed);
+      if (h === undefined)
+        throw new ChainError(
+          "CHAIN_BEHIND",
+          `the RPC endpoint does not have block ${confirmed}, which the registry view already confirmed; waiting for it to catch up`,
+        );
       if (h !== confirmedHash) {
         this.#reorgs++;
         this.#log.error(
