@@ -104,7 +104,7 @@ class FlakyChain implements AnchorChain {
   }
   async getHead(g: Hex) {
     this.check();
-    return this.client.getHead(g);
+    return this.lag > 0 && this.lagHead ? this.lagHead : this.client.getHead(g);
   }
   async findAnchor(g: Hex, seq: bigint) {
     this.check();
@@ -125,9 +125,13 @@ class FlakyChain implements AnchorChain {
     this.check();
     return this.txs.get(tx) ?? null;
   }
+  /** Blocks this endpoint is behind (a lagging fallback): it reports an older head and registry head. */
+  lag = 0;
+  lagHead: { seq: bigint; head: Hex } | undefined;
   async latestBlock() {
     this.check();
-    return { number: this.block, hash: blockHash(this.block, this.fork) };
+    const n = this.block - this.lag;
+    return { number: n, hash: blockHash(n, this.fork) };
   }
   async finalizedBlock() {
     this.check();
@@ -290,6 +294,29 @@ describe("AnchorService with the fake registry", () => {
     expect(r.batch.header.seq).toBe(3);
     expect(r.anchor?.txHash).toBe(a3.txHash);
     expect(t.store.lastBatchSeq()).toBe(4); // nothing was sealed again
+  });
+
+  it("error: an endpoint behind the newest anchor's block (a lagging fallback) is not a reorg: CHAIN_BEHIND, retried, nothing un-anchored", async () => {
+    const t = await setup();
+    await t.ingest(30);
+    await sealAll(t.sealer);
+    const s = t.service({ maxBatchesPerTx: 1 });
+    expect(await s.runOnce()).toBe(3);
+    t.flaky.mine(1);
+    // It has neither batch 3's receipt nor the registry's head past batch 1.
+    t.flaky.lag = 3;
+    t.flaky.lagHead = { seq: 1n, head: (await t.store.getBatch(1))!.head as Hex };
+    await expect(s.runOnce()).rejects.toMatchObject({ code: "CHAIN_BEHIND" });
+    expect(s.status()).toMatchObject({ anchoredThrough: 3, counters: { reorgs: 0 } });
+    expect(s.status().lastError).toMatchObject({
+      code: "CHAIN_BEHIND",
+      message: expect.stringMatching(/below block \d+ of batch 3's anchor: waiting for it to catch up/),
+    });
+    expect(t.flaky.sends).toBe(3);
+    // caught up: nothing to redo
+    t.flaky.lag = 0;
+    expect(await s.runOnce()).toBe(0);
+    expect(s.status()).toMatchObject({ anchoredThrough: 3, counters: { reorgs: 0 }, lastError: null });
   });
 
   it("error: a chain whose head falls below a FINAL anchor stops with AnchorStateError naming resync; resync reconciles and says what it did", async () => {

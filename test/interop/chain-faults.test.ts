@@ -126,6 +126,9 @@ describe("anchoring faults on anvil", () => {
     expect(await svc.runOnce()).toBe(1);
     const vanished = (await p.store.getAnchor(2))!.txHash;
     expect(await r.rpc("evm_revert", [snap])).toBe(true);
+    // A real chain keeps growing: the reorg is judged once it is as high as the lost anchor's
+    // block again (below it, the endpoint could as well be a lagging one: CHAIN_BEHIND).
+    await r.rpc("anvil_mine", ["0x2"]);
     await p.ingest(120);
     await p.sealAll();
     expect(p.store.lastBatchSeq()).toBe(14);
@@ -338,7 +341,8 @@ describe("anchoring faults on anvil", () => {
     await svc.runOnce();
     expect(svc.status().finalThrough).toBe(3); // depth 1: final at once
     await r.rpc("evm_revert", [snap]);
-    await r.rpc("evm_mine");
+    // past the lost anchors' blocks again (below them it could be a lagging endpoint)
+    await r.rpc("anvil_mine", ["0x4"]);
     await expect(svc.runOnce()).rejects.toThrow(/deeper than the finality depth.*vigil anchor resync/);
     await svc.stop();
     await store.close();

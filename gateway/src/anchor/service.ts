@@ -590,6 +590,15 @@ export class AnchorService {
     const latest = await chain.latestBlock();
     const key = `${latest.number}:${latest.hash}`;
     if (key === this.lastSeenBlock) return; // nothing mined, nothing reorganised since the last check
+    // An endpoint below the newest anchor's block (a lagging fallback after a failover) has neither
+    // its receipt nor the registry's newer head: that is not a reorg. Nothing is judged until the
+    // chain it serves is at least that high (a real reorg keeps the height, or regains it).
+    const newest = await this.store.getAnchor(anchored);
+    if (newest?.blockNumber != null && latest.number < newest.blockNumber)
+      throw new ChainError(
+        "CHAIN_BEHIND",
+        `the RPC endpoint is at block ${latest.number}, below block ${newest.blockNumber} of batch ${anchored}'s anchor: waiting for it to catch up (if the chain was reset instead, run "vigil anchor resync")`,
+      );
     const head = (await chain.getHead(this.gatewayId)).seq;
     if (head < BigInt(this.finalThrough))
       throw new AnchorStateError(
