@@ -412,6 +412,20 @@ export function abstractFrameStoreSuite(name: string, factory: StoreFactory): vo
       expect(await s2.append(record(1, 1))).toBe("duplicate");
     });
 
+    it("behavior: an anchored batch that is not final yet is never pruned (a reorg may still un-anchor it); once final it is", async () => {
+      const s = await make();
+      for (let i = 1; i <= 3; i++) await s.append(record(1, i));
+      await s.saveBatch(fakeBatch(1, ZERO, 1, 3, 0), new Uint8Array(96));
+      await s.markAnchored(1, { ...anchor(1), final: false });
+      mono += 10;
+      expect(await s.prune({ retentionUs: 0 })).toBe(0);
+      await s.rewindAnchors(0); // the reorg it was kept for
+      await s.markAnchored(1, { ...anchor(1), final: false });
+      await s.updateAnchor(1, { ...anchor(1), final: true });
+      mono += 10;
+      expect(await s.prune({ retentionUs: 0 })).toBe(3);
+    });
+
     it("behavior: retention counts uptime since anchoring: a clock jump or a long pause cannot age batches, and the clock survives a reopen", async () => {
       const s = await make();
       for (let i = 1; i <= 3; i++) await s.append(record(1, i));

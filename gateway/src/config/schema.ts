@@ -274,7 +274,7 @@ const Store = Type.Object(
       minimum: 0,
       default: 30,
       description:
-        "Frames of batches anchored longer ago than this (gateway uptime, not wall clock) are pruned.",
+        "Frames of batches anchored (final) longer ago than this (gateway uptime, not wall clock) are pruned.",
     }),
   },
   { additionalProperties: false, default: {} },

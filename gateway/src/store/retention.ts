@@ -85,6 +85,9 @@ export class Retention {
         const b = await this.#outbox.getBatch(s);
         const a = await this.#outbox.getAnchor(s);
         if (!b || !a || (a.anchoredAgeUs ?? 0) + opts.retentionUs > age) break;
+        // Not final yet: a reorg may still un-anchor it (outbox.ts refuses that once pruned), so
+        // it stays until final (records of gateways before finality tracking have no flag: final).
+        if (a.final === false) break;
         const ops: KvOp[] = [];
         const floors = new Map<number, number>();
         let bytes = 0;
