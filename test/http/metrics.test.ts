@@ -108,6 +108,7 @@ async function busySource(): Promise<{ src: FakeSource; feed: LiveFeed }> {
         compared: 5,
         meanAbsDiff: 0.01,
         maxAbsDiff: 0.05,
+        failedWindows: 0,
         nonFinite: 0,
         outOfRange: 0,
         usPerWindow: 160,

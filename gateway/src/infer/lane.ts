@@ -23,9 +23,11 @@ export interface ShadowStats {
   /** Mean and largest |shadow − live| of the first output. */
   meanAbsDiff: number;
   maxAbsDiff: number;
-  /** Shadow outputs that were NaN/±Inf, or outside the manifest's declared [min, max]. */
+  /** Shadow output values (every element of every output) that were NaN/±Inf, or outside the manifest's declared [min, max]. */
   nonFinite: number;
   outOfRange: number;
+  /** Shadow windows whose run failed (onnxruntime threw). */
+  failedWindows: number;
   /** Mean run time per window, µs, of the shadow and of the live lane (same ticks). */
   usPerWindow: number;
   liveUsPerWindow: number;
@@ -93,6 +95,7 @@ export class Lane {
       maxAbsDiff: s.maxAbsDiff,
       nonFinite: s.nonFinite,
       outOfRange: s.outOfRange,
+      failedWindows: this.counters.failedWindows,
       usPerWindow: this.usPerWindow(),
       liveUsPerWindow: this.shadowOf?.usPerWindow() ?? 0,
     };

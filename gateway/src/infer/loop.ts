@@ -628,6 +628,7 @@ export class InferenceLoop {
     const names = model.outputNames;
     let width = 0;
     for (const d of data) width += d.length / n;
+    const shadowOut = lane.role === "shadow" ? model.manifest.outputs : undefined;
     const nowUs = this.#clock.nowUs();
     const input = lane.runner.input;
     for (let i = 0; i < n; i++) {
@@ -648,6 +649,9 @@ export class InferenceLoop {
         const w = d.length / n;
         outputs[k] = d[i * w]!;
         for (let j = 0; j < w; j++) all[o++] = d[i * w + j]!;
+        // A candidate in shadow is judged on every value of every output (a class-probability
+        // vector's last element as much as its first), against the manifest's range.
+        if (shadowOut) this.#judgeShadow(lane, shadowOut[k], d, i * w, w);
       }
       const result: InferenceResult = {
         model,
@@ -705,15 +709,6 @@ export class InferenceLoop {
   }
 
   #shadowResult(slot: DeviceSlot, lane: Lane, r: InferenceResult): void {
-    const s = lane.shadow;
-    const out = lane.model.manifest.outputs;
-    for (let k = 0; k < r.outputs.length; k++) {
-      const v = r.outputs[k]!;
-      const spec = out[k];
-      if (!Number.isFinite(v)) s.nonFinite++;
-      else if (spec && ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)))
-        s.outOfRange++;
-    }
     slot.shadowLast.set(lane, r);
     if (slot.liveSeq === r.window.lastSeq) this.#compareValue(lane, r.outputs[0]!, slot.liveValue);
     try {
@@ -721,6 +716,23 @@ export class InferenceLoop {
     } catch (e) {
       this.counters.callbackErrors++;
       this.#o.onError?.(e);
+    }
+  }
+
+  /** Counts a shadow output's non-finite and out-of-range values (`w` values of `d` from `at`). */
+  #judgeShadow(
+    lane: Lane,
+    spec: { min?: number; max?: number } | undefined,
+    d: Float32Array,
+    at: number,
+    w: number,
+  ): void {
+    const s = lane.shadow;
+    for (let j = at; j < at + w; j++) {
+      const v = d[j]!;
+      if (!Number.isFinite(v)) s.nonFinite++;
+      else if (spec && ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)))
+        s.outOfRange++;
     }
   }
 

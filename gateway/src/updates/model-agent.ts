@@ -557,8 +557,10 @@ export class ModelUpdateAgent {
       if (s.nonFinite > 0 || s.outOfRange > 0)
         throw new UpdateError(
           "SHADOW_FAILED",
-          `in shadow, ${s.nonFinite} outputs were not finite and ${s.outOfRange} outside the manifest's range`,
+          `in shadow, ${s.nonFinite} output values were not finite and ${s.outOfRange} outside the manifest's range`,
         );
+      if (s.failedWindows > 0)
+        throw new UpdateError("SHADOW_FAILED", `in shadow, ${s.failedWindows} windows failed to run`);
       const timeUp = this.#judgeNow || this.#clock.nowMs() - t0 >= maxMs;
       if (s.windows >= need || timeUp) {
         if (s.windows === 0)
