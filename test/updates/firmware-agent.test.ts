@@ -110,6 +110,48 @@ describe("firmware agent and device admission", () => {
   });
 });
 
+describe("firmware agent and revocation", () => {
+  it("error: a release revoked after the last check is never offered (the chain is asked before each transfer); an unreadable chain offers nothing and remembers nothing", async () => {
+    const state = new MemoryFrameStore();
+    await state.open();
+    let onChain: ReleaseRecord = { ...release };
+    let down = false;
+    const chainDown = (): never => {
+      throw new Error("connect ECONNREFUSED 127.0.0.1:8545");
+    };
+    const agent = new FirmwareUpdateAgent({
+      releases: {
+        activeRelease: async () => (down ? chainDown() : onChain.status === "active" ? onChain : null),
+        getRelease: async () => (down ? chainDown() : onChain),
+      },
+      state,
+      dir: join(mkdtempSync(join(tmpdir(), "vigil-fw-")), "updates"),
+      targetOf: () => "sim-mcu",
+    });
+    const link = { name: "pty", send: () => undefined };
+    agent.onFrame({ ...hello, deviceId: 9 }, link); // seen before the first check: nothing cached
+    await agent.check(); // caches release 7 as Active (its URI is unreachable: FETCH_FAILED, not remembered)
+    await agent.idle();
+    expect(agent.counters.rejected).toEqual({ FETCH_FAILED: 1 });
+    // revoked on chain; the next HELLO comes before any check
+    onChain = { ...release, status: "revoked" };
+    agent.onFrame(hello, link);
+    await agent.idle();
+    expect(agent.counters.rejected).toEqual({ FETCH_FAILED: 1, REVOKED: 1 });
+    // the chain unreachable at the next check: the cache is dropped, a HELLO offers nothing
+    onChain = { ...release };
+    down = true;
+    await agent.check();
+    agent.onFrame({ ...hello, deviceId: 3 }, link);
+    await agent.idle();
+    expect(agent.counters.rejected).toEqual({ FETCH_FAILED: 1, REVOKED: 1 });
+    expect((await state.metaEntries("updates/fw/failed/")).map(([k]) => k)).toEqual([
+      "updates/fw/failed/1/7",
+    ]);
+    await state.close();
+  });
+});
+
 describe("firmware agent and a device that goes quiet", () => {
   it("behavior: a transfer whose device stops answering is interrupted, not failed; checks leave it alone and its next HELLO resumes it where the device is, to the install", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vigil-fw-"));

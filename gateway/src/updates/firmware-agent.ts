@@ -196,6 +196,9 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     } catch (e) {
       this.counters.checkErrors++;
       this.#log.warn({ err: (e as Error).message }, "firmware update check failed");
+      // What the chain said before may have changed (a revocation): nothing is offered from a
+      // view that could not be refreshed, until a check succeeds again.
+      this.#active.clear();
       return;
     }
     await this.#retryReports();
@@ -291,8 +294,24 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     if (firmwareVersionNumber(dev.firmware) >= rel.version) return; // runs it, or something newer
     const failed = await this.#o.state.getMeta(`updates/fw/failed/${deviceId}/${rel.id}`);
     if (failed && failed.length > 0) return;
+    // The cached record may be minutes old: the chain's word now, before any byte is sent (a
+    // release revoked since the last check is never offered). Unreadable: not now, not remembered.
+    let current: ReleaseRecord | null;
+    try {
+      current = await this.#o.releases.getRelease(rel.id);
+    } catch (e) {
+      this.counters.checkErrors++;
+      this.#log.warn(
+        { releaseId: rel.id.toString(), deviceId, err: (e as Error).message },
+        "firmware release status unreadable; not offered now",
+      );
+      return;
+    }
+    if (current) rel = current;
     let image: Buffer;
     try {
+      if (!current) throw new UpdateError("NOT_ACTIVE", `release ${rel.id} is not on chain`);
+      if (rel.status === "revoked") throw new UpdateError("REVOKED", `release ${rel.id} is revoked`);
       if (rel.status !== "active") throw new UpdateError("NOT_ACTIVE", `release ${rel.id} is ${rel.status}`);
       if (rel.kind !== "firmware" || rel.target !== targetId("firmware", dev.target))
         throw new UpdateError(
