@@ -32,16 +32,15 @@ function hosts(chains: Record<string, bigint | undefined>, failing = new Set<str
   return { served, fetchFn };
 }
 
+/** A pool of `urls` on chain 10 over `fetchFn`, with no background health checks. */
+const poolOf = (urls: string[], fetchFn: typeof fetch): RpcPool =>
+  new RpcPool({ urls, expectedChainId: 10n, healthCheckIntervalMs: 0, fetch: fetchFn });
+
 describe("RpcPool and endpoints on another chain", () => {
   it("error: an endpoint repointed to another chain after a good probe gets no request; with the other one down, the request fails as WRONG_CHAIN", async () => {
     const chains: Record<string, bigint | undefined> = { "a.example": 10n, "b.example": 10n };
     const { served, fetchFn } = hosts(chains);
-    const pool = new RpcPool({
-      urls: ["http://a.example/", "http://b.example/"],
-      expectedChainId: 10n,
-      healthCheckIntervalMs: 0,
-      fetch: fetchFn,
-    });
+    const pool = poolOf(["http://a.example/", "http://b.example/"], fetchFn);
     try {
       await pool.checkHealth();
       chains["b.example"] = 8453n;
@@ -60,12 +59,7 @@ describe("RpcPool and endpoints on another chain", () => {
 
   it("behavior: an HTTP 5xx whose body is a JSON-RPC internal error moves the request to the next endpoint", async () => {
     const { served, fetchFn } = hosts({ "a.example": 10n, "b.example": 10n }, new Set(["a.example"]));
-    const pool = new RpcPool({
-      urls: ["http://a.example/", "http://b.example/"],
-      expectedChainId: 10n,
-      healthCheckIntervalMs: 0,
-      fetch: fetchFn,
-    });
+    const pool = poolOf(["http://a.example/", "http://b.example/"], fetchFn);
     try {
       await pool.request("eth_call", [{}, "latest"]);
       expect(served).toEqual(["eth_call@b.example"]);
@@ -78,12 +72,7 @@ describe("RpcPool and endpoints on another chain", () => {
   it("error: a single endpoint found on another chain is not used", async () => {
     const chains: Record<string, bigint | undefined> = { "c.example": 10n };
     const { served, fetchFn } = hosts(chains);
-    const pool = new RpcPool({
-      urls: ["http://c.example/"],
-      expectedChainId: 10n,
-      healthCheckIntervalMs: 0,
-      fetch: fetchFn,
-    });
+    const pool = poolOf(["http://c.example/"], fetchFn);
     try {
       await pool.checkHealth();
       chains["c.example"] = 1n;

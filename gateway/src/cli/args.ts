@@ -82,15 +82,9 @@ export function num(
 }
 
 /** As {@link num}, for counts and ids: a whole number. */
-export function int(
-  name: string,
-  v: string | undefined,
-  def: number,
-  min = -Infinity,
-  max = Infinity,
-): number {
-  const n = num(name, v, def, min, max);
-  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be a whole number, got "${v}"`);
+export function int(...args: Parameters<typeof num>): number {
+  const n = num(...args);
+  if (!Number.isInteger(n)) throw new UsageError(`--${args[0]} must be a whole number, got "${args[1]}"`);
   return n;
 }
 
