@@ -13,6 +13,7 @@
  */
 import mqtt, { type MqttClient } from "mqtt";
 import { redactUrl } from "../core/errors.ts";
+import { settlesWithin } from "../core/timers.ts";
 import { PublishError } from "./embedded-publisher.ts";
 import type { AlertPublisher, EncodedMessage, PublisherCounters } from "./publisher.ts";
 
@@ -103,12 +104,6 @@ export class MqttClientPublisher implements AlertPublisher {
     const c = this.#client;
     this.#client = undefined;
     if (!c) return;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>(
-      (res) => (timer = setTimeout(() => res(false), this.opts.connectTimeoutMs ?? 10_000)),
-    );
-    const ended = await Promise.race([c.endAsync().then(() => true), late]);
-    clearTimeout(timer);
-    if (!ended) await c.endAsync(true);
+    if (!(await settlesWithin(c.endAsync(), this.opts.connectTimeoutMs ?? 10_000))) await c.endAsync(true);
   }
 }

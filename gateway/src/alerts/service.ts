@@ -13,7 +13,7 @@
  */
 import { alertLeafPreimage, leafFromPreimage, sensorFaultLeafPreimage } from "../core/leaf.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
-import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
+import { realTimers, settlesWithin, unrefTimer, type Timers } from "../core/timers.ts";
 import type { FrameRecord, LeafSink } from "../core/records.ts";
 import type { InferenceResult } from "../infer/loop.ts";
 import type { DeviceQualityStatus, SensorFaultTransition } from "../infer/quality-events.ts";
@@ -231,22 +231,8 @@ export class AlertService {
   }
 
   /** True when `p` settles within ackTimeoutMs. */
-  async #within(p: Promise<unknown>): Promise<boolean> {
-    let timer: unknown;
-    const late = new Promise<boolean>(
-      (res) => (timer = this.#timers.setTimeout(() => res(false), this.#ackMs)),
-    );
-    try {
-      return await Promise.race([
-        p.then(
-          () => true,
-          () => true,
-        ),
-        late,
-      ]);
-    } finally {
-      this.#timers.clearTimeout(timer as never);
-    }
+  #within(p: Promise<unknown>): Promise<boolean> {
+    return settlesWithin(p, this.#ackMs, this.#timers);
   }
 
   /**

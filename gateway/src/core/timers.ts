@@ -23,6 +23,31 @@ export function unrefTimer<T>(handle: T): T {
 }
 
 /**
+ * True when `p` settles (resolves or rejects) within `ms`, false when the time runs out first; the
+ * timer is cleared either way. For waits that must not hold a start or a stop forever (a broker
+ * that never acknowledges).
+ */
+export async function settlesWithin(
+  p: Promise<unknown>,
+  ms: number,
+  timers: Timers = realTimers,
+): Promise<boolean> {
+  let timer: unknown;
+  const late = new Promise<boolean>((res) => (timer = timers.setTimeout(() => res(false), ms)));
+  try {
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      late,
+    ]);
+  } finally {
+    timers.clearTimeout(timer);
+  }
+}
+
+/**
  * Timers moved by hand (tests, simulations): `advance(ms)` moves the attached clock forward and
  * fires every timer that falls due, in due order (a timer set by a firing timer fires in the same
  * advance when it is due within it).

@@ -133,6 +133,20 @@ let processRegistry: Registry | undefined;
  * handles), registered once per process: their collectors (an event-loop delay monitor and a
  * GC observer) are process-wide and must not be created once per server.
  */
+/**
+ * Fills a `reason`-labelled family from counts indexed like `names`, every name but the first
+ * (`ok`, never a reason); absent counts read 0.
+ */
+function perReason(
+  names: readonly string[],
+  counts: () => readonly number[] | undefined,
+): (set: (labels: Record<"reason", string>, v: number) => void) => void {
+  return (set) => {
+    const c = counts();
+    for (let i = 1; i < names.length; i++) set({ reason: names[i]! }, c?.[i] ?? 0);
+  };
+}
+
 function processMetrics(): Registry {
   if (!processRegistry) {
     processRegistry = new Registry();
@@ -490,19 +504,13 @@ export class GatewayMetrics {
       "vigil_inference_windows_withheld_total",
       "Live windows withheld for data quality (no prediction), by reason: window-imputed, row-imputed, features-lost (quality.window rules).",
       ["reason"],
-      (set) => {
-        const by = inf()?.windowsWithheldBy;
-        for (let i = 1; i < WINDOW_VERDICTS.length; i++) set({ reason: WINDOW_VERDICTS[i]! }, by?.[i] ?? 0);
-      },
+      perReason(WINDOW_VERDICTS, () => inf()?.windowsWithheldBy),
     );
     counter(
       "vigil_inference_values_flagged_total",
       "Used-channel values of live frames the data-quality stage flagged and imputed, by reason: missing, out-of-range, stuck, spike.",
       ["reason"],
-      (set) => {
-        const by = inf()?.valuesFlagged;
-        for (let i = 1; i < QUALITY_REASONS.length; i++) set({ reason: QUALITY_REASONS[i]! }, by?.[i] ?? 0);
-      },
+      perReason(QUALITY_REASONS, () => inf()?.valuesFlagged),
     );
     counter("vigil_inference_batches_total", "onnxruntime run() calls (all lanes).", [], (set) =>
       set({}, inf()?.batches ?? 0),
