@@ -20,8 +20,9 @@ import { VigilError } from "../core/errors.ts";
  *   the next start tries again;
  * - `REPORT_FAILED`: installed, but the signed install report could not be sent (retried later).
  *
- * A chain or store error during an install (an RPC outage, a full disk) is none of these: it
- * fails the check (`checkErrors`, `update-check-stale` when it lasts) and nothing is remembered.
+ * Any other typed error during an install (the chain's: an RPC outage; the store's: a full disk;
+ * the inference loop's: the live model changed meanwhile) is none of these: it fails the check
+ * (`checkErrors`, `update-check-stale` when it lasts) and nothing is remembered.
  */
 export type UpdateErrorCode =
   | "NOT_ACTIVE"

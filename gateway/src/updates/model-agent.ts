@@ -425,8 +425,9 @@ export class ModelUpdateAgent {
       }
       rmSync(dir, { recursive: true, force: true });
       rmSync(join(this.#o.dir, "staging", rel.contentHash.slice(2)), { force: true });
-      // The chain or the store failed (an RPC outage, a full disk), not the release: the check
-      // fails (counted, and stale when it lasts) and nothing is remembered about the release.
+      // The chain, the store or the loop failed (an RPC outage, a full disk, the live model
+      // changed meanwhile), not the release: the check fails (counted, and stale when it lasts)
+      // and nothing is remembered about the release.
       if (!(e instanceof UpdateError) && e instanceof VigilError) throw e;
       const err =
         e instanceof UpdateError
