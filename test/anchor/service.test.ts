@@ -296,6 +296,24 @@ describe("AnchorService with the fake registry", () => {
     expect(t.store.lastBatchSeq()).toBe(4); // nothing was sealed again
   });
 
+  it("behavior: a reorg that drops anchors beyond the maxPerRun records checked per pass is still a reorg, not a reset chain", async () => {
+    const t = await setup();
+    t.flaky.depth = 1000; // nothing final: over maxPerRun unfinished anchors, as with `finalized` on OP
+    await t.ingest(60);
+    await sealAll(t.sealer);
+    const s = t.service({ maxPerRun: 2 });
+    while (t.store.anchoredThrough() < 6) await s.runOnce();
+    const head4 = (await t.store.getBatch(4))!.head as Hex;
+    t.flaky.reorg(4n, head4); // batches 5 and 6 lie past the two records checked per pass
+    t.flaky.mine(1);
+    const sends = t.flaky.sends;
+    expect(await s.runOnce()).toBe(2);
+    expect(s.status()).toMatchObject({ anchoredThrough: 6, lastError: null, counters: { reorgs: 2 } });
+    expect(t.flaky.sends).toBe(sends + 2);
+    expect(await t.flaky.getHead(GATEWAY)).toEqual({ seq: 6n, head: t.store.lastHead() });
+    expect(t.flaky.txs.has((await t.store.getAnchor(6))!.txHash as Hex)).toBe(true);
+  });
+
   it("error: an endpoint behind the newest anchor's block (a lagging fallback) is not a reorg: CHAIN_BEHIND, retried, nothing un-anchored", async () => {
     const t = await setup();
     await t.ingest(30);

@@ -12,9 +12,10 @@
  * - Finality: an anchor is recorded at inclusion with `final: false` and its block hash. Each run
  *   (when the latest block changed) checks the unfinished anchors: one whose block is at or below the
  *   chain's final block (`confirmations` deep, or the `finalized` tag) is marked final; one whose
- *   transaction moved to another block is updated; one whose transaction is gone (a reorg dropped it)
- *   is un-anchored in the store with everything after it (`rewindAnchors`) and the same sealed
- *   headers are anchored again — seq and head chain unchanged. A chain whose head is below a *final*
+ *   transaction moved to another block is updated. A registry head below the local anchored count
+ *   (a reorg dropped anchor transactions) un-anchors every batch above it in the store
+ *   (`rewindAnchors`), and the same sealed headers are anchored again — seq and head chain
+ *   unchanged. A chain whose head is below a *final*
  *   anchor (a reorg deeper than the finality depth, a reset chain, another registry) stops anchoring
  *   with `AnchorStateError`: `vigil anchor resync` reconciles the store with the chain.
  * - Pauses: a base fee above `maxFeePerGas` (fee-cap), the daily spend cap (spend-cap, until the next
@@ -604,13 +605,29 @@ export class AnchorService {
       throw new AnchorStateError(
         `the registry holds ${head} batches of gateway ${this.gatewayId}, fewer than the ${this.finalThrough} anchored as final here: a reorg deeper than the finality depth, a reset chain or another registry (run "vigil anchor resync")`,
       );
-    if (this.finalThrough >= anchored) {
-      this.lastSeenBlock = key;
+    let through = anchored;
+    if (head < BigInt(anchored)) {
+      // The registry holds fewer batches than anchored here, but all the final ones: a reorg dropped
+      // the newest anchor transactions. Un-anchor everything above the registry's head and send it
+      // again. Judged from the head, not per record: the dropped anchors can lie past the
+      // `maxPerRun` records examined below (over 100 unfinished anchors is normal on an OP chain
+      // with `finality: "finalized"`), and the send path would then see a registry behind the next
+      // batch and report a reset chain.
+      const n = await this.store.rewindAnchors(Number(head));
+      this.counters.reorgs += n;
+      this.log.warn(
+        { registryHead: Number(head), anchored, unanchored: n },
+        "a reorg dropped anchor transactions; anchoring the same batches again",
+      );
+      through = Number(head);
+    }
+    if (this.finalThrough >= through) {
+      this.lastSeenBlock = through === anchored ? key : undefined;
       return;
     }
     const finalBlock = await chain.finalizedBlock();
-    const limit = Math.min(anchored, this.finalThrough + this.maxPerRun);
-    let complete = limit >= anchored;
+    const limit = Math.min(through, this.finalThrough + this.maxPerRun);
+    const complete = limit >= through && through === anchored;
     for (let s = this.finalThrough + 1; s <= limit; s++) {
       const rec = await this.store.getAnchor(s);
       if (!rec) throw new AnchorStateError(`batch ${s} is anchored but has no anchor record`);
@@ -618,18 +635,8 @@ export class AnchorService {
       let ev = loc?.events.find((e) => e.gatewayId === this.gatewayId && e.seq === BigInt(s));
       let updated: AnchorRecord = rec;
       if (!loc || !ev) {
-        if (BigInt(s) > head) {
-          // The chain no longer has this anchor: un-anchor it (and all after it) and send again.
-          const n = await this.store.rewindAnchors(s - 1);
-          this.counters.reorgs += n;
-          this.log.warn(
-            { seq: s, tx: rec.txHash, block: rec.blockNumber, unanchored: n },
-            "a reorg dropped the anchor transaction; anchoring the same batches again",
-          );
-          complete = false;
-          break;
-        }
-        // Anchored on chain by another transaction (another relayer, or a record without a tx).
+        // s ≤ the registry's head (above it was un-anchored before the loop): anchored on chain
+        // by another transaction (another relayer, or a record without a tx).
         const found = await chain.findAnchor(this.gatewayId, BigInt(s));
         const b = await this.store.getBatch(s);
         if (!found || !b || found.headerHash !== hashBatchHeader(toEip712Header(b.header)))
