@@ -7,7 +7,12 @@
 import { describe, expect, it } from "vitest";
 import { keccak256 } from "ethers";
 import { FakeChain, type FakeRegistryClient } from "../../gateway/src/chain/fake-client.ts";
-import { ChainNetworkError, FeeCapError, SpendCapError } from "../../gateway/src/chain/errors.ts";
+import {
+  ChainNetworkError,
+  ChainStateError,
+  FeeCapError,
+  SpendCapError,
+} from "../../gateway/src/chain/errors.ts";
 import { hashBatchHeader, nextHead } from "../../gateway/src/chain/eip712.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 import { generateKey } from "../../gateway/src/chain/keys.ts";
@@ -22,6 +27,7 @@ import type {
   AnchorChain,
   AnchorItem,
   AnchoredEvent,
+  SubmitOptions,
   SubmittedAnchor,
   TxLocation,
 } from "../../gateway/src/anchor/chain.ts";
@@ -64,11 +70,17 @@ class FlakyChain implements AnchorChain {
   get block(): number {
     return Number(this.chain.block);
   }
-  async submit(
-    items: readonly AnchorItem[],
-    o: { budget?: { spentWei: bigint; capWei: bigint } } = {},
-  ): Promise<SubmittedAnchor> {
+  /** The next submit is mined but reverts (its gas is paid: onCost), then rejects with this. */
+  revertNext: Error | undefined;
+  async submit(items: readonly AnchorItem[], o: SubmitOptions = {}): Promise<SubmittedAnchor> {
     this.check();
+    if (this.revertNext) {
+      const e = this.revertNext;
+      this.revertNext = undefined;
+      const txHash = keccak256(`0x${(++this.reverted).toString(16).padStart(64, "f")}`) as Hex;
+      o.onCost?.({ txHash, gasUsed: 30_000n, l1FeeWei: null, costWei: COST });
+      throw e;
+    }
     if (this.nextError) {
       const e = this.nextError;
       this.nextError = undefined;
@@ -101,6 +113,12 @@ class FlakyChain implements AnchorChain {
     };
     this.txs.set(r.txHash, loc);
     return { ...loc, gasUsed: 50_000n, l1FeeWei: 7n, costWei: COST, bumps: 0 };
+  }
+  reverted = 0;
+  /** Every transaction this fake sent was paid by its (the gateway's) account. */
+  async costOf(tx: Hex) {
+    this.check();
+    return this.txs.has(tx) ? { txHash: tx, gasUsed: 50_000n, l1FeeWei: 7n, costWei: COST } : null;
   }
   async getHead(g: Hex) {
     this.check();
@@ -415,7 +433,31 @@ describe("AnchorService with the fake registry", () => {
     const s = t.service();
     expect(await s.runOnce()).toBe(2);
     expect(t.flaky.sends).toBe(1); // only batch 2
-    expect(await t.store.getAnchor(1)).toMatchObject({ txHash: sent.txHash, blockNumber: sent.blockNumber });
+    // Paid for by the gateway's account before the crash: its cost is recorded and counted today.
+    expect(await t.store.getAnchor(1)).toMatchObject({
+      txHash: sent.txHash,
+      blockNumber: sent.blockNumber,
+      costWei: String(COST),
+      gasUsed: 50_000,
+    });
+    expect(s.status().spentTodayWei).toBe(String(2n * COST));
+  });
+
+  it("behavior: a reverted anchor's gas counts toward the daily spend, and the day's spend survives a restart (status shows it before anything is sent)", async () => {
+    const t = await setup();
+    await t.ingest(20);
+    await sealAll(t.sealer);
+    const s = t.service({ maxSpendPerDayWei: 10n * COST });
+    t.flaky.revertNext = new ChainStateError("transaction 0x… was mined but failed");
+    await expect(s.runOnce()).rejects.toBeInstanceOf(ChainStateError);
+    expect(s.status()).toMatchObject({ spentTodayWei: String(COST), gasUsed: 30_000, anchoredThrough: 0 });
+    expect(await s.runOnce()).toBe(2);
+    expect(s.status().spentTodayWei).toBe(String(3n * COST));
+    await s.stop();
+    // A restart: the first pass (nothing to send) already shows the day's spend, the revert included.
+    const s2 = t.service({ maxSpendPerDayWei: 10n * COST });
+    expect(await s2.runOnce()).toBe(0);
+    expect(s2.status().spentTodayWei).toBe(String(3n * COST));
   });
 
   it("error: a chain behind the local anchored count (reset chain) is an AnchorStateError, nothing is sent", async () => {

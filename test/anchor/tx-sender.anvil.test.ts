@@ -132,6 +132,34 @@ describe("TxSender on anvil", () => {
     expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
   });
 
+  it("behavior: a transaction mined but reverted still reports its cost (onCost) before send rejects: its gas was paid", async () => {
+    await rpc("evm_setAutomine", [false]);
+    const { s, key } = await sender();
+    const target = Wallet.createRandom().address; // no code at estimation: the estimate passes
+    const paid: Parameters<NonNullable<Parameters<TxSender["send"]>[0]["onCost"]>>[0][] = [];
+    const p = s.send({ to: target, data: "0x01", onCost: (c) => paid.push(c) });
+    p.catch(() => {});
+    await untilInFlight(s);
+    // Code that reverts (PUSH1 0 PUSH1 0 REVERT) appears before the block is mined.
+    await rpc("anvil_setCode", [target, "0x60006000fd"]);
+    await expect(driveUntil(p, () => GWEI)).rejects.toThrow();
+    const r = await rpc<{ status: string; gasUsed: string; effectiveGasPrice: string; from: string }>(
+      "eth_getTransactionReceipt",
+      [paid[0]?.txHash],
+    );
+    expect(r.status).toBe("0x0");
+    expect(r.from.toLowerCase()).toBe(new Wallet(key).address.toLowerCase());
+    expect(paid).toEqual([
+      {
+        txHash: paid[0]!.txHash,
+        gasUsed: BigInt(r.gasUsed),
+        l1FeeWei: null,
+        costWei: BigInt(r.gasUsed) * BigInt(r.effectiveGasPrice),
+      },
+    ]);
+    expect(paid[0]!.costWei).toBeGreaterThan(0n);
+  });
+
   it("behavior: a dropped transaction (anvil_dropTransaction) is sent again with the same nonce and mined", async () => {
     await rpc("evm_setAutomine", [false]);
     const { s } = await sender();

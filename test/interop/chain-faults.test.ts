@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Interface } from "ethers";
 import { VigilRegistryArtifact } from "../../contracts/artifacts/index.ts";
-import { startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
+import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 import type { Logger } from "../../gateway/src/core/log.ts";
 import { ReceiptBuilder } from "../../gateway/src/attest/receipt.ts";
@@ -320,6 +320,36 @@ describe("anchoring faults on anvil", () => {
     expect(a.l1FeeWei).toBe(st.lastTx!.l1FeeWei);
     expect(BigInt(a.costWei!)).toBeGreaterThan(BigInt(a.l1FeeWei!));
     expect(BigInt(st.spentTodayWei)).toBeGreaterThanOrEqual(3n * BigInt(a.l1FeeWei!));
+    await svc.stop();
+  });
+
+  it("behavior: an anchor mined just before a crash is recorded with its cost (L1 fee included) and counted in the day's spend; another account's anchor costs this gateway nothing", async () => {
+    const r = await rig({ network: "optimism" });
+    await installOpPredeploys(r.url);
+    const p = await pipeline(r, await r.registerGateway(GW, "p256"), GW);
+    await p.ingest(20);
+    await p.sealAll();
+    const { connectAnchorChain } = await import("../../gateway/src/anchor/chain.ts");
+    const { toEip712Header } = await import("../../gateway/src/attest/header.ts");
+    // The process that sent batch 1 "crashed" before recording it.
+    const before = await connectAnchorChain(p.chainOptions());
+    const b1 = (await p.store.getBatch(1))!;
+    const sent = await before.submit([{ header: toEip712Header(b1.header), signature: b1.signature as Hex }]);
+    expect(sent.l1FeeWei).not.toBeNull();
+    await before.close();
+    const other = await connectAnchorChain(p.chainOptions({ senderPrivateKey: ANVIL_DEV_KEYS[2] }));
+    expect(await other.costOf(sent.txHash)).toBeNull();
+    await other.close();
+    const svc = p.service({ maxSpendPerDayWei: 10n ** 18n }, { confirmations: 1 });
+    expect(await svc.runOnce()).toBe(2);
+    expect(await p.store.getAnchor(1)).toMatchObject({
+      txHash: sent.txHash,
+      costWei: String(sent.costWei),
+      l1FeeWei: String(sent.l1FeeWei),
+      gasUsed: Number(sent.gasUsed),
+    });
+    const a2 = (await p.store.getAnchor(2))!;
+    expect(BigInt(svc.status().spentTodayWei)).toBe(sent.costWei + BigInt(a2.costWei!));
     await svc.stop();
   });
 

@@ -17,6 +17,7 @@ import {
   TxSender,
   type FeeCaps,
   type InFlightTx,
+  type PaidTx,
   type TxSenderCounters,
   type TxLog,
 } from "../chain/tx-sender.ts";
@@ -78,6 +79,15 @@ export interface AnchorChainHealth {
   l1Fee: boolean;
 }
 
+export interface SubmitOptions {
+  /** Bounds the transaction's worst-case cost (SpendCapError). */
+  budget?: { spentWei: bigint; capWei: bigint };
+  /** Stops waiting (the transaction may still be mined). */
+  signal?: AbortSignal;
+  /** Called with the cost once mined, also when the transaction failed (its gas was paid). */
+  onCost?: (paid: PaidTx) => void;
+}
+
 export interface AnchorChain {
   readonly chainId: bigint;
   /** Registry address (lowercase). */
@@ -88,10 +98,12 @@ export interface AnchorChain {
    * Anchors the items in one transaction (`anchor` for one, `anchorMany` for several) and resolves
    * once it is mined. `budget` bounds its worst-case cost (SpendCapError); `signal` stops waiting.
    */
-  submit(
-    items: readonly AnchorItem[],
-    o?: { budget?: { spentWei: bigint; capWei: bigint }; signal?: AbortSignal },
-  ): Promise<SubmittedAnchor>;
+  submit(items: readonly AnchorItem[], o?: SubmitOptions): Promise<SubmittedAnchor>;
+  /**
+   * What the mined transaction `txHash` cost, when this connection's sending account paid for it
+   * (an anchor found mined after a crash); null when another account sent it or it is not mined.
+   */
+  costOf?(txHash: Hex): Promise<PaidTx | null>;
   /** The BatchAnchored event of (gatewayId, seq), searched from the newest block back. */
   findAnchor(gatewayId: Hex, seq: bigint): Promise<FoundAnchor | null>;
   /** The mined transaction `txHash` (its block and BatchAnchored events), or null when the chain has none. */
@@ -253,10 +265,7 @@ export class RpcAnchorChain implements AnchorChain {
     };
   }
 
-  async submit(
-    items: readonly AnchorItem[],
-    o: { budget?: { spentWei: bigint; capWei: bigint }; signal?: AbortSignal } = {},
-  ): Promise<SubmittedAnchor> {
+  async submit(items: readonly AnchorItem[], o: SubmitOptions = {}): Promise<SubmittedAnchor> {
     if (items.length === 0) throw new RangeError("nothing to anchor");
     if (!this.#sender) throw new ChainError("CHAIN_READ_ONLY", "this chain connection has no sending key");
     const mined = await this.#sender.send({
@@ -264,6 +273,7 @@ export class RpcAnchorChain implements AnchorChain {
       data: anchorCalldata(items),
       ...(o.budget ? { budget: o.budget } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.onCost ? { onCost: o.onCost } : {}),
     });
     const events = anchoredEvents(this.registryAddress, mined.logs);
     if (events.length !== items.length)
@@ -330,6 +340,10 @@ export class RpcAnchorChain implements AnchorChain {
         })),
       ),
     };
+  }
+
+  async costOf(txHash: Hex): Promise<PaidTx | null> {
+    return this.#sender ? this.#sender.costOf(txHash) : null;
   }
 
   async latestBlock(): Promise<{ number: number; hash: Hex }> {

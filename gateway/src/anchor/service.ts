@@ -44,7 +44,9 @@ import { toEip712Header } from "../attest/header.ts";
 import { backoffMs, realTimers, unrefTimer, type Timers } from "../core/timers.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { AnchorRecord, FrameStore, SealedBatch } from "../store/types.ts";
+import type { PaidTx } from "../chain/tx-sender.ts";
 import type { AnchorChain, AnchorChainHealth, SubmittedAnchor } from "./chain.ts";
+import { SpendLedger } from "./spend.ts";
 
 export class AnchorStateError extends VigilError {
   override name = "AnchorStateError";
@@ -136,13 +138,19 @@ export interface AnchorStatus {
   nextRetryMs: number | null;
   /** Non-null while anchoring is paused (alert on it). */
   paused: AnchorPause | null;
-  /** Gas used by the anchoring transactions mined since start. */
+  /**
+   * Gas used by the anchoring transactions this gateway's account paid for, counted since start:
+   * reverted ones and ones sent before a restart and found mined after it included.
+   */
   gasUsed: number;
   /** Their L2 execution fees (cost minus the L1 data fee), wei as a decimal string, since start. */
   feeWei: string;
   /** Their OP-Stack L1 data fees, wei as a decimal string, since start ("0" without one). */
   l1FeeWei: string;
-  /** Spent on anchoring this UTC day (gas + L1 fee), wei as a decimal string. */
+  /**
+   * Spent on anchoring this UTC day (gas + L1 fee of every mined transaction, reverted ones
+   * included), wei as a decimal string; kept in the store across restarts.
+   */
   spentTodayWei: string;
   /** The daily cap, wei as a decimal string; null = none. */
   spendCapWei: string | null;
@@ -193,7 +201,7 @@ export class AnchorService {
   private paused: AnchorPause | null = null;
   private finalThrough = -1;
   private lastSeenBlock: string | undefined;
-  private spend: { dayStartUs: number; wei: bigint } | undefined;
+  private spend: SpendLedger | undefined;
   private lastTx: AnchorStatus["lastTx"] = null;
   private abort = new AbortController();
   readonly counters: AnchorCounters = {
@@ -258,7 +266,6 @@ export class AnchorService {
   status(): AnchorStatus {
     const anchored = this.store.anchoredThrough();
     const final = Math.max(0, Math.min(this.finalThrough, anchored));
-    this.rollDay();
     return {
       anchoredThrough: anchored,
       finalThrough: final,
@@ -271,7 +278,7 @@ export class AnchorService {
       gasUsed: Number(this.paid.gasUsed),
       feeWei: String(this.paid.feeWei),
       l1FeeWei: String(this.paid.l1FeeWei),
-      spentTodayWei: String(this.spend?.wei ?? 0n),
+      spentTodayWei: String(this.spend?.spentWei(this.nowUs()) ?? 0n),
       spendCapWei: this.spendCap === undefined ? null : String(this.spendCap),
       lastTx: this.lastTx ? { ...this.lastTx } : null,
       counters: { ...this.counters, pauses: { ...this.counters.pauses } },
@@ -335,28 +342,35 @@ export class AnchorService {
     return p;
   }
 
-  private rollDay(): void {
-    const day = Math.floor(this.nowUs() / DAY_US) * DAY_US;
-    if (this.spend && this.spend.dayStartUs !== day) this.spend = { dayStartUs: day, wei: 0n };
+  /**
+   * Today's spend: the ledger in the store (spend.ts), loaded at the first pass. A store written
+   * before the ledger existed starts from the costs in today's anchor records.
+   */
+  private async spentToday(): Promise<bigint> {
+    this.spend ??= await SpendLedger.load(this.store, this.nowUs(), async () => {
+      const day = Math.floor(this.nowUs() / DAY_US) * DAY_US;
+      let wei = 0n;
+      const seen = new Set<string>();
+      for (let s = this.store.anchoredThrough(); s >= 1; s--) {
+        const a = await this.store.getAnchor(s);
+        if (!a || a.anchoredAtUs < day) break;
+        if (a.costWei && a.txHash && !seen.has(a.txHash)) {
+          seen.add(a.txHash);
+          wei += BigInt(a.costWei);
+        }
+      }
+      return wei;
+    });
+    return this.spend.spentWei(this.nowUs());
   }
 
-  /** Today's spend, recovered from the store's anchor records at the first pass (survives restarts). */
-  private async spentToday(): Promise<bigint> {
-    this.rollDay();
-    if (this.spend) return this.spend.wei;
-    const day = Math.floor(this.nowUs() / DAY_US) * DAY_US;
-    let wei = 0n;
-    const seen = new Set<string>();
-    for (let s = this.store.anchoredThrough(); s >= 1; s--) {
-      const a = await this.store.getAnchor(s);
-      if (!a || a.anchoredAtUs < day) break;
-      if (a.costWei && a.txHash && !seen.has(a.txHash)) {
-        seen.add(a.txHash);
-        wei += BigInt(a.costWei);
-      }
-    }
-    this.spend = { dayStartUs: day, wei };
-    return wei;
+  /** Counts a mined transaction's cost once: today's spend and the totals since start. */
+  private noteCost(paid: PaidTx): void {
+    if (!this.spend!.note(paid.txHash, paid.costWei, this.nowUs())) return;
+    const l1 = paid.l1FeeWei ?? 0n;
+    this.paid.gasUsed += paid.gasUsed;
+    this.paid.l1FeeWei += l1;
+    this.paid.feeWei += paid.costWei - l1;
   }
 
   private pause(reason: AnchorPauseReason, message: string, untilUs: number | null): void {
@@ -384,6 +398,7 @@ export class AnchorService {
   private async pass(): Promise<number> {
     let done = 0;
     try {
+      await this.spentToday(); // loaded before anything is sent: the status shows it after a restart
       const chain = (this.chain ??= await this.connectFn());
       // Reading costs nothing: finality and reorgs are tracked during a spend-cap pause too.
       await this.trackFinality(chain);
@@ -424,9 +439,12 @@ export class AnchorService {
             {
               ...(this.spendCap !== undefined ? { budget: { spentWei: spent, capWei: this.spendCap } } : {}),
               signal: this.abort.signal,
+              // Failed transactions too: a revert still pays for its gas.
+              onCost: (paid) => this.noteCost(paid),
             },
           );
         } catch (e) {
+          await this.spend!.save();
           // The chain moved under us (a transaction from before a restart, another relayer): re-read it.
           if (e instanceof ContractRevertError && /^Unexpected(Sequence|PrevHead)$/.test(e.errorName)) {
             const head = (await chain.getHead(this.gatewayId)).seq;
@@ -437,11 +455,11 @@ export class AnchorService {
           }
           throw e;
         }
-        this.spend!.wei += r.costWei;
-        const l1 = r.l1FeeWei ?? 0n;
-        this.paid.gasUsed += BigInt(r.gasUsed);
-        this.paid.l1FeeWei += l1;
-        this.paid.feeWei += BigInt(r.costWei) - l1;
+        // Counted once (by hash) whether or not the chain connection reported it through onCost;
+        // saved before the anchor record: a crash between the two finds the transaction mined and
+        // the ledger already holding its hash.
+        this.noteCost({ txHash: r.txHash, gasUsed: r.gasUsed, l1FeeWei: r.l1FeeWei, costWei: r.costWei });
+        await this.spend!.save();
         this.lastSeenBlock = undefined; // a new anchor to watch: check again next time
         this.counters.transactions++;
         this.resume();
@@ -580,7 +598,18 @@ export class AnchorService {
       { seq: b.header.seq, tx: found.txHash },
       "batch was already anchored; recorded without resending",
     );
-    return this.record(chain, found.txHash, found.blockNumber, found.blockHash);
+    const rec = this.record(chain, found.txHash, found.blockNumber, found.blockHash);
+    // Sent by this gateway's account before a restart: paid today (or earlier), so it counts.
+    const paid = await chain.costOf?.(found.txHash);
+    if (!paid) return rec;
+    this.noteCost(paid);
+    await this.spend!.save();
+    return {
+      ...rec,
+      gasUsed: Number(paid.gasUsed),
+      costWei: String(paid.costWei),
+      l1FeeWei: paid.l1FeeWei === null ? null : String(paid.l1FeeWei),
+    };
   }
 
   /** Finality and reorg checks of the anchored, not yet final batches (see the file comment). */

@@ -86,6 +86,21 @@ export interface SendRequest {
   budget?: { spentWei: bigint; capWei: bigint };
   /** Aborts the wait (the transaction may still be mined; the caller re-reads the chain). */
   signal?: AbortSignal;
+  /**
+   * Called once the transaction is mined, with what it cost — also when it failed (a reverted
+   * transaction pays for its gas), before `send` rejects.
+   */
+  onCost?: (paid: PaidTx) => void;
+}
+
+/** What a mined transaction cost its sender (successful or not). */
+export interface PaidTx {
+  txHash: Hex;
+  gasUsed: bigint;
+  /** OP-Stack L1 data fee; null elsewhere (or when it could not be read). */
+  l1FeeWei: bigint | null;
+  /** gasUsed × effective gas price + l1FeeWei. */
+  costWei: bigint;
 }
 
 export interface TxLog {
@@ -499,6 +514,62 @@ export class TxSender {
     }
   }
 
+  /** What a mined transaction cost: gas × effective price + the OP-Stack L1 fee (receipt or oracle). */
+  async #paid(txHash: Hex, r: RawReceipt, tx: Transaction): Promise<PaidTx> {
+    const gasUsed = BigInt(r.gasUsed);
+    const price = BigInt(r.effectiveGasPrice ?? tx.maxFeePerGas ?? 0n);
+    let l1: bigint | null = r.l1Fee !== undefined && r.l1Fee !== null ? BigInt(r.l1Fee) : null;
+    if (l1 === null && this.#l1) {
+      try {
+        l1 = await this.#l1.l1Fee(tx.unsignedSerialized as Hex, r.blockNumber);
+      } catch (e) {
+        this.#log.warn({ err: (e as Error).message }, "L1 fee could not be read");
+      }
+    }
+    return { txHash, gasUsed, l1FeeWei: l1, costWei: gasUsed * price + (l1 ?? 0n) };
+  }
+
+  /**
+   * What the mined transaction `txHash` cost this account (a transaction sent before a restart and
+   * found mined after it); null when it is not mined or another account sent it.
+   */
+  async costOf(txHash: Hex): Promise<PaidTx | null> {
+    const r = await this.#rpc.request<(RawReceipt & { from: string }) | null>("eth_getTransactionReceipt", [
+      txHash,
+    ]);
+    if (!r || r.from.toLowerCase() !== this.address) return null;
+    const t = await this.#rpc.request<{
+      nonce: string;
+      to: string | null;
+      input: string;
+      value: string;
+      gas: string;
+      maxFeePerGas?: string;
+      maxPriorityFeePerGas?: string;
+      gasPrice?: string;
+      type: string;
+      chainId?: string;
+    } | null>("eth_getTransactionByHash", [txHash]);
+    if (!t) return null;
+    // The unsigned transaction as it was signed: the L1 fee oracle prices its serialized bytes.
+    const tx = Transaction.from({
+      type: Number(BigInt(t.type)),
+      chainId: this.#chainId,
+      nonce: Number(BigInt(t.nonce)),
+      to: t.to,
+      data: t.input,
+      value: BigInt(t.value),
+      gasLimit: BigInt(t.gas),
+      ...(t.maxFeePerGas !== undefined
+        ? {
+            maxFeePerGas: BigInt(t.maxFeePerGas),
+            maxPriorityFeePerGas: BigInt(t.maxPriorityFeePerGas ?? 0),
+          }
+        : { gasPrice: BigInt(t.gasPrice ?? 0) }),
+    });
+    return this.#paid(txHash, r, tx);
+  }
+
   async #findMined(versions: readonly Version[]): Promise<{ v: Version; r: RawReceipt } | null> {
     for (let i = versions.length - 1; i >= 0; i--) {
       const v = versions[i]!;
@@ -511,6 +582,10 @@ export class TxSender {
   async #finish(v: Version, r: RawReceipt, nonce: number, bumps: number, req: SendRequest): Promise<MinedTx> {
     this.counters.mined++;
     const blockNumber = Number(BigInt(r.blockNumber));
+    const paid = await this.#paid(v.hash, r, v.tx);
+    const { gasUsed, l1FeeWei: l1, costWei } = paid;
+    const price = BigInt(r.effectiveGasPrice ?? v.tx.maxFeePerGas ?? 0n);
+    req.onCost?.(paid);
     if (BigInt(r.status) !== 1n) {
       // Mined but failed (e.g. another relayer anchored the seq first): find out why.
       let reason: ChainError = new ChainStateError(`transaction ${v.hash} was mined but failed`);
@@ -524,16 +599,6 @@ export class TxSender {
       }
       throw reason;
     }
-    const gasUsed = BigInt(r.gasUsed);
-    const price = BigInt(r.effectiveGasPrice ?? v.tx.maxFeePerGas ?? 0n);
-    let l1: bigint | null = r.l1Fee !== undefined && r.l1Fee !== null ? BigInt(r.l1Fee) : null;
-    if (l1 === null && this.#l1) {
-      try {
-        l1 = await this.#l1.l1Fee(v.tx.unsignedSerialized as Hex, `0x${blockNumber.toString(16)}`);
-      } catch (e) {
-        this.#log.warn({ err: (e as Error).message }, "L1 fee could not be read");
-      }
-    }
     return {
       txHash: v.hash,
       nonce,
@@ -542,7 +607,7 @@ export class TxSender {
       gasUsed,
       effectiveGasPrice: price,
       l1FeeWei: l1,
-      costWei: gasUsed * price + (l1 ?? 0n),
+      costWei,
       bumps,
       logs: r.logs.map((l) => ({
         address: l.address.toLowerCase(),

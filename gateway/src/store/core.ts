@@ -436,13 +436,13 @@ export class KvFrameStore implements FrameStore {
   /** Hook: the LevelDB store compacts the pruned range so the space is really returned. */
   protected async afterPrune(_throughIndex: number): Promise<void> {}
 
-  // ------------------------------------------------------------------ update-agent records
+  // ------------------------------------------------------------------ named records (update agents, spend)
 
   async getMeta(name: string): Promise<Buffer | undefined> {
     try {
       return await this.kv.get(metaKey(name));
     } catch (e) {
-      throw translateLevelError(e, "reading an update record");
+      throw translateLevelError(e, "reading a named record (update agents, anchoring spend)");
     }
   }
 
@@ -450,7 +450,7 @@ export class KvFrameStore implements FrameStore {
     try {
       await this.kv.write([{ type: "put", key: metaKey(name), value }], true);
     } catch (e) {
-      throw translateLevelError(e, "writing an update record");
+      throw translateLevelError(e, "writing a named record (update agents, anchoring spend)");
     }
   }
 
@@ -463,7 +463,7 @@ export class KvFrameStore implements FrameStore {
         out.push([k.subarray(1).toString("utf8"), v]);
       }
     } catch (e) {
-      throw translateLevelError(e, "reading update records");
+      throw translateLevelError(e, "reading named records");
     }
     return out;
   }

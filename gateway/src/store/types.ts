@@ -301,12 +301,13 @@ export interface FrameStore extends FrameSink {
     replace?: boolean,
   ): Promise<void>;
 
-  // ---- update agent records (key prefix `U`)
-  /** A record of the update agent (key prefix `U`), or undefined. */
+  // ---- small named records (key prefix `U`): the update agents' (`updates/…`), the anchoring
+  // spend ledger (`anchor/spend`)
+  /** A named record (key prefix `U`), or undefined. */
   getMeta(name: string): Promise<Buffer | undefined>;
-  /** Writes (synced) a record of the update agent; an empty value is kept (use it as "cleared"). */
+  /** Writes (synced) a named record; an empty value is kept (use it as "cleared"). */
   putMeta(name: string, value: Buffer): Promise<void>;
-  /** Every update-agent record whose name starts with `prefix`. */
+  /** Every named record whose name starts with `prefix`. */
   metaEntries(prefix: string): Promise<Array<[string, Buffer]>>;
 }
 
