@@ -157,6 +157,23 @@ export class InsufficientFundsError extends ChainError {
 }
 
 /**
+ * A transaction sent and never mined: the node dropped it from its pool, or it was not mined in
+ * time. It may still be mined later (a dropped one can come back from another node's pool).
+ */
+export class TxNotMinedError extends ChainError {
+  override name = "TxNotMinedError";
+  constructor(
+    readonly txHash: string,
+    why: string,
+  ) {
+    super(
+      "CHAIN_TX_NOT_MINED",
+      `transaction ${txHash} was not mined: ${why}; it may still be mined, so look it up before sending the command again`,
+    );
+  }
+}
+
+/**
  * The RPC endpoint cannot be reached or answered garbage (retryable; another endpoint is tried
  * first). Subclasses: {@link RpcTimeoutError}, {@link RpcRateLimitError}, {@link RpcBadResponseError}.
  */

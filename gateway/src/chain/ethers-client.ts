@@ -36,7 +36,7 @@ import {
 } from "./client.ts";
 import { vigilDomain, type BatchHeader, type VigilDomain } from "./eip712.ts";
 import { type Hex } from "../core/hex.ts";
-import { ChainStateError, translateEthersError } from "./errors.ts";
+import { ChainStateError, TxNotMinedError, translateEthersError } from "./errors.ts";
 import { toCompactSignature } from "./signature.ts";
 
 export interface EthersClientOptions {
@@ -49,6 +49,11 @@ export interface EthersClientOptions {
   confirmations?: number;
   /** Receipt polling interval (default 250 ms; use ~50 for anvil). */
   pollingIntervalMs?: number;
+  /**
+   * Longest wait for a sent transaction to be mined, ms, before TxNotMinedError. Default 300 000.
+   * A transaction the node no longer knows (dropped from its pool) fails after 10 polls instead.
+   */
+  minedTimeoutMs?: number;
   /**
    * The chain id when the caller knows it (a deployment file): connect() then makes no request,
    * so a client can be built while the RPC is down and fail only when used. Default: asked with
@@ -93,6 +98,7 @@ export class EthersRegistryClient implements RegistryClient {
   private readonly releases: Contract;
   private readonly url: string;
   private readonly confirmations: number;
+  private readonly minedTimeoutMs: number;
 
   private constructor(
     opts: EthersClientOptions,
@@ -111,6 +117,7 @@ export class EthersRegistryClient implements RegistryClient {
     this.registry = new Contract(this.registryAddress, registryIface, sender);
     this.releases = new Contract(this.releasesAddress, releasesIface, sender);
     this.confirmations = opts.confirmations ?? 1;
+    this.minedTimeoutMs = opts.minedTimeoutMs ?? 300_000;
   }
 
   /** Connects and checks the chain id once (the provider then treats the network as static). */
@@ -169,11 +176,27 @@ export class EthersRegistryClient implements RegistryClient {
    * Polls for the receipt until it has `confirmations`. Not `tx.wait()`: ethers' event-driven wait
    * was seen never to resolve for a transaction that was mined (bench/anchor.ts, twice in about
    * 1,300 sequential anchors on a loaded machine), which would leave a command hanging forever.
+   * Bounded: TxNotMinedError when the node no longer knows the transaction (10 polls in a row) or
+   * after `minedTimeoutMs`.
    */
   private async waitMined(hash: string): Promise<TransactionReceipt> {
+    const deadline = Date.now() + this.minedTimeoutMs;
+    // Polls in a row where the node knew neither a receipt nor the transaction. More than one: a
+    // load-balanced provider may answer from a node the transaction has not reached yet.
+    let unknown = 0;
     for (;;) {
       const r = await this.provider.getTransactionReceipt(hash);
-      if (r && (await r.confirmations()) >= this.confirmations) return r;
+      if (r) {
+        unknown = 0;
+        if ((await r.confirmations()) >= this.confirmations) return r;
+      } else if ((await this.provider.getTransaction(hash)) === null) {
+        if (++unknown >= 10) throw new TxNotMinedError(hash, "the node dropped it from its transaction pool");
+      } else unknown = 0;
+      if (Date.now() >= deadline)
+        throw new TxNotMinedError(
+          hash,
+          `not mined within ${this.minedTimeoutMs < 10_000 ? `${this.minedTimeoutMs} ms` : `${Math.round(this.minedTimeoutMs / 1000)} s`}`,
+        );
       await new Promise((res) => setTimeout(res, this.provider.pollingInterval));
     }
   }
