@@ -434,7 +434,9 @@ export class Runtime {
     const rpc = new RpcPool({
       urls: rpcUrlsOf(c.chain),
       timeoutMs: c.chain.rpcTimeoutMs,
-      healthCheckIntervalMs: 0,
+      // Probed like the anchoring connection: a lagging or frozen endpoint is skipped (failover).
+      healthCheckIntervalMs: c.chain.healthCheckIntervalMs,
+      maxLagBlocks: c.chain.maxLagBlocks,
       expectedChainId: BigInt(deployment.chainId),
     });
     const watch = new RegistryWatch({
@@ -754,6 +756,7 @@ export class Runtime {
             logBlockRange: c.chain.logBlockRange,
             rpcTimeoutMs: c.chain.rpcTimeoutMs,
             healthCheckIntervalMs: c.chain.healthCheckIntervalMs,
+            maxLagBlocks: c.chain.maxLagBlocks,
             bumpAfterBlocks: c.chain.bumpAfterBlocks,
             bumpPercent: c.chain.feeBumpPercent,
             logger: anchorLog,

@@ -84,3 +84,79 @@ describe("RpcPool and endpoints on another chain", () => {
     }
   });
 });
+
+/** A fetch whose hosts (all on chain 10) report `heads[host]` as their latest block. */
+function heads(heads: Record<string, number>) {
+  const served: string[] = [];
+  const fetchFn = (async (url: string, init: { body: string }) => {
+    const { id, method } = JSON.parse(init.body) as { id: number; method: string };
+    const host = new URL(url).hostname;
+    if (method !== "eth_chainId" && method !== "eth_blockNumber") served.push(`${method}@${host}`);
+    const result = method === "eth_chainId" ? "0xa" : `0x${heads[host]!.toString(16)}`;
+    return new Response(JSON.stringify({ jsonrpc: "2.0", id, result }), { status: 200 });
+  }) as unknown as typeof fetch;
+  return { served, fetchFn };
+}
+
+describe("RpcPool and endpoints behind the chain", () => {
+  it("behavior: a preferred endpoint more than maxLagBlocks behind another (frozen, lagging) is skipped until it catches up; the status says why", async () => {
+    const h = { "a.example": 100, "b.example": 100 };
+    const { served, fetchFn } = heads(h);
+    const switches: string[] = [];
+    const pool = new RpcPool({
+      urls: ["http://a.example/", "http://b.example/"],
+      expectedChainId: 10n,
+      healthCheckIntervalMs: 0,
+      maxLagBlocks: 5,
+      fetch: fetchFn,
+      onFailover: (e) => switches.push(`${e.from}->${e.to}: ${e.reason}`),
+    });
+    try {
+      await pool.checkHealth();
+      h["b.example"] = 105; // 5 behind: within the allowance
+      await pool.checkHealth();
+      await pool.request("eth_call", [{}, "latest"]);
+      h["b.example"] = 106; // A froze at 100: 6 behind
+      await pool.checkHealth();
+      await pool.request("eth_call", [{}, "latest"]);
+      expect(served).toEqual(["eth_call@a.example", "eth_call@b.example"]);
+      expect(pool.status().endpoints[0]).toMatchObject({
+        healthy: false,
+        blockNumber: 100,
+        lastError: "6 blocks behind the highest endpoint (block 106)",
+      });
+      expect(switches).toEqual(["0->1: 6 blocks behind the highest endpoint (block 106)"]);
+      h["a.example"] = 107; // caught up: preferred again
+      h["b.example"] = 107;
+      await pool.checkHealth();
+      await pool.request("eth_call", [{}, "latest"]);
+      expect(served.at(-1)).toBe("eth_call@a.example");
+      expect(pool.status().endpoints[0]).toMatchObject({ healthy: true, lastError: null });
+    } finally {
+      pool.close();
+    }
+  });
+
+  it("behavior: a single endpoint has nothing to lag behind: it serves whatever its head", async () => {
+    const h = { "a.example": 100 };
+    const { served, fetchFn } = heads(h);
+    const pool = new RpcPool({
+      urls: ["http://a.example/"],
+      expectedChainId: 10n,
+      healthCheckIntervalMs: 0,
+      fetch: fetchFn,
+    });
+    try {
+      await pool.checkHealth();
+      await pool.request("eth_call", [{}, "latest"]);
+      expect(served).toEqual(["eth_call@a.example"]);
+      expect(pool.status().endpoints[0]).toMatchObject({ healthy: true });
+    } finally {
+      pool.close();
+    }
+  });
+
+  it("error: maxLagBlocks must be a whole number ≥ 0", () => {
+    expect(() => new RpcPool({ urls: ["http://a.example/"], maxLagBlocks: -1 })).toThrow(/maxLagBlocks/);
+  });
+});

@@ -195,6 +195,8 @@ export interface RpcAnchorChainOptions {
   logBlockRange?: number;
   rpcTimeoutMs?: number;
   healthCheckIntervalMs?: number;
+  /** Blocks an endpoint may lag the highest one before it is skipped (RpcPool). Default 10. */
+  maxLagBlocks?: number;
   bumpAfterBlocks?: number;
   bumpPercent?: number;
   /** Receipt polling period, ms. Default 500 (use ~50 on anvil). */
@@ -397,6 +399,7 @@ export async function connectAnchorChain(o: RpcAnchorChainOptions): Promise<RpcA
     ifaces: [registryIface],
     ...(o.rpcTimeoutMs !== undefined ? { timeoutMs: o.rpcTimeoutMs } : {}),
     ...(o.healthCheckIntervalMs !== undefined ? { healthCheckIntervalMs: o.healthCheckIntervalMs } : {}),
+    ...(o.maxLagBlocks !== undefined ? { maxLagBlocks: o.maxLagBlocks } : {}),
     ...(o.logger
       ? {
           onFailover: (e) =>

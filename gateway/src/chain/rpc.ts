@@ -13,8 +13,10 @@
  *   (`retries` attempts in all). A JSON-RPC error *answer* is not a transport failure: it is
  *   translated (errors.ts `translateRpcError`) and thrown as is.
  * - `checkHealth()` (also every `healthCheckIntervalMs`) probes every endpoint with `eth_chainId`
- *   and `eth_blockNumber`; an endpoint on another chain is never used; the most preferred healthy
- *   endpoint becomes current again (fail back to the primary).
+ *   and `eth_blockNumber`; an endpoint on another chain is never used; an endpoint more than
+ *   `maxLagBlocks` behind the highest block another endpoint reported in the same round (a lagging
+ *   replica, a frozen node) is unhealthy until it catches up; the most preferred healthy endpoint
+ *   becomes current again (fail back to the primary).
  * - Credentials: `user:password@` in a URL is sent as HTTP Basic authorization (fetch refuses URLs
  *   with credentials); every URL in a message or status goes through `redactUrl`; errors never carry
  *   the raw URL or a cause that contains it.
@@ -81,6 +83,11 @@ export interface RpcPoolOptions {
   healthCheckIntervalMs?: number;
   /** Refuse endpoints that serve another chain (checked at the first probe of each endpoint). */
   expectedChainId?: bigint;
+  /**
+   * Blocks an endpoint may be behind the highest one at a health probe before it is unhealthy
+   * (only compared when two or more endpoints answer). Default 10.
+   */
+  maxLagBlocks?: number;
   /** ABIs for decoding revert data in error answers. */
   ifaces?: readonly Interface[];
   /** Injected fetch (tests). */
@@ -135,6 +142,7 @@ export class RpcPool implements RpcClient {
   readonly #fetch: typeof fetch;
   readonly #ifaces: readonly Interface[];
   readonly #expected: bigint | undefined;
+  readonly #maxLag: number;
   readonly #timers: Timers;
   readonly #onFailover: RpcPoolOptions["onFailover"];
   #current = 0;
@@ -166,6 +174,9 @@ export class RpcPool implements RpcClient {
     this.#fetch = o.fetch ?? fetch;
     this.#ifaces = o.ifaces ?? [];
     this.#expected = o.expectedChainId;
+    this.#maxLag = o.maxLagBlocks ?? 10;
+    if (!Number.isInteger(this.#maxLag) || this.#maxLag < 0)
+      throw new RangeError("maxLagBlocks must be an integer ≥ 0");
     this.#timers = o.timers ?? realTimers;
     this.#onFailover = o.onFailover;
     const every = o.healthCheckIntervalMs ?? 15_000;
@@ -213,11 +224,36 @@ export class RpcPool implements RpcClient {
   checkHealth(): Promise<void> {
     this.#probing ??= (async () => {
       await Promise.all(this.#eps.map((e) => this.#probe(e)));
+      this.#markLagging();
       const best = this.#eps.find((e) => e.healthy);
       if (best && best.index !== this.#current)
-        this.#switch(best.index, "preferred endpoint is healthy again");
+        this.#switch(
+          best.index,
+          best.index < this.#current
+            ? "preferred endpoint is healthy again"
+            : (this.#eps[this.#current]!.lastError ?? "endpoint unhealthy"),
+        );
     })().finally(() => (this.#probing = undefined));
     return this.#probing;
+  }
+
+  /**
+   * Marks endpoints that answered this round's probe but are more than `maxLagBlocks` behind the
+   * highest of them unhealthy. A node that stopped following the chain answers every request
+   * "successfully" from the past: receipts missing, registry state old — which the anchoring
+   * service would otherwise take for a reorg.
+   */
+  #markLagging(): void {
+    const answered = this.#eps.filter((e) => e.healthy && e.blockNumber !== null);
+    if (answered.length < 2) return;
+    const top = Math.max(...answered.map((e) => e.blockNumber!));
+    for (const e of answered) {
+      const behind = top - e.blockNumber!;
+      if (behind <= this.#maxLag) continue;
+      e.healthy = false;
+      e.lastError = `${behind} blocks behind the highest endpoint (block ${top})`;
+      e.lastFailure = new ChainNetworkError(e.shown, { reason: e.lastError });
+    }
   }
 
   async #probe(e: Endpoint): Promise<void> {

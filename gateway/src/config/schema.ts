@@ -368,6 +368,13 @@ const Chain = Type.Object(
       default: 15_000,
       description: "Health probe of the RPC endpoints, ms (0 = only on failure).",
     }),
+    maxLagBlocks: Type.Integer({
+      minimum: 0,
+      maximum: 1_000_000,
+      default: 10,
+      description:
+        "Blocks an RPC endpoint may be behind the highest one at a health probe before it is skipped (with two or more endpoints).",
+    }),
     maxFeePerGasGwei: Type.Number({
       exclusiveMinimum: 0,
       maximum: 1_000_000,
