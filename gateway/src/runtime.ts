@@ -106,6 +106,8 @@ export interface RuntimeSnapshot {
     lastError: string | null;
     /** Why anchoring is paused (fee-cap, spend-cap, gateway-inactive, …); null while it runs. */
     paused: string | null;
+    /** Why the anchor transaction in flight is not being mined (fee-cap, no-blocks); null otherwise. */
+    stalled: string | null;
     /** Pauses started since start, by reason. */
     pauses: Record<string, number>;
     /** Anchors dropped by a reorg and anchored again. */
@@ -970,6 +972,7 @@ export class Runtime {
         failures: a?.failures ?? 0,
         lastError: a?.lastError?.message ?? null,
         paused: a?.paused?.reason ?? null,
+        stalled: a?.stalled?.reason ?? null,
         pauses: { ...a?.counters.pauses },
         reorgs: a?.counters.reorgs ?? 0,
       },
@@ -1007,6 +1010,7 @@ export class Runtime {
         final: s.anchor.finalThrough,
         anchorError: s.anchor.lastError,
         anchorPaused: s.anchor.paused,
+        anchorStalled: s.anchor.stalled,
       },
       ...(inf ? { infer: { windowsRun: inf.windowsRun, windowsSkipped: inf.skippedWindows } } : {}),
       alerts: { raised: s.alerts.raised, cleared: s.alerts.cleared, publishErrors: s.alerts.publishErrors },

@@ -23,8 +23,10 @@ import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import type { Timers } from "../../gateway/src/core/timers.ts";
 import { AnchorService, AnchorStateError, type AnchorPause } from "../../gateway/src/anchor/service.ts";
+import type { InFlightTx, TxSenderCounters } from "../../gateway/src/chain/tx-sender.ts";
 import type {
   AnchorChain,
+  AnchorChainHealth,
   AnchorItem,
   AnchoredEvent,
   SubmitOptions,
@@ -113,6 +115,15 @@ class FlakyChain implements AnchorChain {
     };
     this.txs.set(r.txHash, loc);
     return { ...loc, gasUsed: 50_000n, l1FeeWei: 7n, costWei: COST, bumps: 0 };
+  }
+  /** The sender's transaction in flight, as the real connection's health() reports it. */
+  inFlight: InFlightTx | null = null;
+  health(): AnchorChainHealth {
+    return {
+      rpc: null,
+      sender: { address: RELAYER, inFlight: this.inFlight, counters: {} as TxSenderCounters },
+      l1Fee: false,
+    };
   }
   reverted = 0;
   /** Every transaction this fake sent was paid by its (the gateway's) account. */
@@ -520,6 +531,44 @@ describe("AnchorService with the fake registry", () => {
     const s2 = t.service({ maxSpendPerDayWei: 10n * COST, nowUs: () => now });
     expect(await s2.runOnce()).toBe(1);
     expect(s2.status().spentTodayWei).toBe(String(3n * COST));
+  });
+
+  it("behavior: an anchor transaction in flight at the fee caps, or while the chain's head stands still, is shown as stalled with what to do", async () => {
+    const t = await setup();
+    let now = Date.UTC(2026, 11, 2, 12) * 1000;
+    const s = t.service({ nowUs: () => now, stallAfterMs: 60_000 });
+    await s.runOnce(); // connected
+    expect(s.status().stalled).toBeNull();
+    const sentAtMs = now / 1000;
+    const tx: InFlightTx = {
+      nonce: 7,
+      txHash: "0x" + "ee".repeat(32),
+      maxFeePerGas: 1n,
+      maxPriorityFeePerGas: 1n,
+      sentAtBlock: 100,
+      versions: 1,
+      atCap: false,
+      sentAtMs,
+      headBlock: 101,
+      headSeenAtMs: sentAtMs,
+    };
+    t.flaky.inFlight = tx;
+    now += 59_000e3; // 59 s without a new block: not yet
+    expect(s.status().stalled).toBeNull();
+    now += 2_000e3;
+    expect(s.status().stalled).toEqual({
+      reason: "no-blocks",
+      txHash: tx.txHash,
+      sentAtUs: sentAtMs * 1000,
+      message: `no new block for 61 s (block 101) while anchor transaction ${tx.txHash} waits: the sequencer is halted or the RPC endpoint is frozen (add another endpoint to chain.rpcUrls)`,
+    });
+    t.flaky.inFlight = { ...tx, atCap: true, headSeenAtMs: now / 1000 };
+    expect(s.status().stalled).toMatchObject({ reason: "fee-cap", txHash: tx.txHash });
+    expect(s.status().stalled!.message).toMatch(
+      /nonce 7\) is at the fee caps and not mined.*chain\.maxFeePerGasGwei/,
+    );
+    t.flaky.inFlight = null; // mined
+    expect(s.status().stalled).toBeNull();
   });
 
   it("behavior: a base fee above the cap pauses (fee-cap) and resumes when it falls", async () => {

@@ -189,6 +189,10 @@ describe("TxSender on anvil", () => {
       interval: 10,
     });
     expect(s.inFlight()?.atCap).toBe(true);
+    // The blocks that came while it waited are seen (the stall check's head): newer, seen later.
+    expect(s.inFlight()!.headBlock).toBeGreaterThan(v.sentAtBlock);
+    expect(s.inFlight()!.headSeenAtMs).toBeGreaterThan(v.sentAtMs);
+    expect(s.inFlight()!.sentAtMs).toBe(v.sentAtMs);
     high = false;
     const m = await mined;
     expect(m.txHash).toBe(v.txHash); // the one transaction, never replaced

@@ -108,6 +108,26 @@ export interface AnchorServiceOptions {
   onAnchored?: (batch: SealedBatch, anchor: AnchorRecord) => void;
   /** Called when anchoring pauses (with the pause) and resumes (with null). */
   onPause?: (pause: AnchorPause | null) => void;
+  /**
+   * An anchor transaction in flight while the chain's head has not moved for this long is shown
+   * as stalled (`no-blocks`). Default 120 000 ms.
+   */
+  stallAfterMs?: number;
+}
+
+/** Why the anchor transaction in flight is not being mined (status, readiness warning). */
+export interface AnchorStall {
+  /**
+   * `fee-cap`: its fee reached the configured caps and the base fee stays above them;
+   * `no-blocks`: the endpoint has reported no new block for `stallAfterMs` (a halted sequencer
+   * or a frozen endpoint).
+   */
+  reason: "fee-cap" | "no-blocks";
+  /** One sentence: what waits, why, and what to do. */
+  message: string;
+  txHash: string;
+  /** When the transaction was first sent, µs. */
+  sentAtUs: number;
 }
 
 export interface AnchorCounters {
@@ -138,6 +158,8 @@ export interface AnchorStatus {
   nextRetryMs: number | null;
   /** Non-null while anchoring is paused (alert on it). */
   paused: AnchorPause | null;
+  /** Non-null while the anchor transaction in flight is stuck (alert on it). */
+  stalled: AnchorStall | null;
   /**
    * Gas used by the anchoring transactions this gateway's account paid for, counted since start:
    * reverted ones and ones sent before a restart and found mined after it included.
@@ -189,6 +211,7 @@ export class AnchorService {
   private readonly log: Logger;
   private readonly onAnchored: AnchorServiceOptions["onAnchored"];
   private readonly onPause: AnchorServiceOptions["onPause"];
+  private readonly stallAfterMs: number;
 
   private chain: AnchorChain | undefined;
   private timer: unknown;
@@ -232,6 +255,7 @@ export class AnchorService {
     this.log = o.logger ?? silentLogger;
     this.onAnchored = o.onAnchored;
     this.onPause = o.onPause;
+    this.stallAfterMs = o.stallAfterMs ?? 120_000;
     if (this.cronExpr !== undefined && !cron.validate(this.cronExpr))
       throw new RangeError(`anchor.cron: invalid cron expression "${this.cronExpr}"`);
   }
@@ -275,6 +299,7 @@ export class AnchorService {
       lastError: this.lastError ? { code: this.lastError.code, message: this.lastError.shortMessage } : null,
       nextRetryMs: this.nextRetryMs,
       paused: this.paused ? { ...this.paused } : null,
+      stalled: this.stall(),
       gasUsed: Number(this.paid.gasUsed),
       feeWei: String(this.paid.feeWei),
       l1FeeWei: String(this.paid.l1FeeWei),
@@ -284,6 +309,27 @@ export class AnchorService {
       counters: { ...this.counters, pauses: { ...this.counters.pauses } },
       chain: this.chain?.health?.() ?? null,
     };
+  }
+
+  /** Why the transaction in flight is not mined, judged from the sender's view (see AnchorStall). */
+  private stall(): AnchorStall | null {
+    const tx = this.chain?.health?.().sender?.inFlight;
+    if (!tx) return null;
+    const base = { txHash: tx.txHash, sentAtUs: tx.sentAtMs * 1000 };
+    if (tx.atCap)
+      return {
+        ...base,
+        reason: "fee-cap",
+        message: `anchor transaction ${tx.txHash} (nonce ${tx.nonce}) is at the fee caps and not mined: the base fee is above chain.maxFeePerGasGwei; it is broadcast again until the fee falls (or raise the cap)`,
+      };
+    const quietMs = this.nowUs() / 1000 - tx.headSeenAtMs;
+    if (quietMs >= this.stallAfterMs)
+      return {
+        ...base,
+        reason: "no-blocks",
+        message: `no new block for ${Math.round(quietMs / 1000)} s (block ${tx.headBlock}) while anchor transaction ${tx.txHash} waits: the sequencer is halted or the RPC endpoint is frozen (add another endpoint to chain.rpcUrls)`,
+      };
+    return null;
   }
 
   private schedule(ms: number): void {

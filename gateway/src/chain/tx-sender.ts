@@ -137,6 +137,11 @@ export interface InFlightTx {
   versions: number;
   /** True when the fee reached the caps and cannot be bumped further. */
   atCap: boolean;
+  /** When the first version was broadcast, ms since the epoch. */
+  sentAtMs: number;
+  /** The latest block seen while waiting, and when it was first seen (ms since the epoch). */
+  headBlock: number;
+  headSeenAtMs: number;
 }
 
 export interface TxSenderCounters {
@@ -422,6 +427,7 @@ export class TxSender {
     versions.push(current);
     this.counters.sent++;
     let sentAt = await this.#blockNumber();
+    const now = Date.now();
     this.#inFlight = {
       nonce,
       txHash: current.hash,
@@ -430,6 +436,9 @@ export class TxSender {
       sentAtBlock: sentAt,
       versions: 1,
       atCap: false,
+      sentAtMs: now,
+      headBlock: sentAt,
+      headSeenAtMs: now,
     };
     try {
       for (;;) {
@@ -449,6 +458,11 @@ export class TxSender {
           );
         }
         const bn = await this.#blockNumber();
+        if (bn !== this.#inFlight.headBlock) {
+          // A head that stops moving while we wait is a halted sequencer or a frozen endpoint.
+          this.#inFlight.headBlock = bn;
+          this.#inFlight.headSeenAtMs = Date.now();
+        }
         if (bn >= sentAt + this.#bumpAfter) {
           fees = await this.quote().catch((e: unknown) => {
             if (e instanceof FeeCapError) return { ...fees, baseFeePerGas: e.baseFeePerGas };

@@ -120,6 +120,9 @@ class SnapshotFamily {
   reset(): void {}
 }
 
+/** Reasons of `vigil_anchor_stalled` (anchor/service.ts AnchorStall). */
+const ANCHOR_STALL_REASONS = ["fee-cap", "no-blocks"] as const;
+
 /** A figure the anchor service may report as a bigint (gas, wei). */
 /** A counter value from a stage: a number, a bigint, or a decimal string (wei amounts). */
 function num(v: number | bigint | string): number {
@@ -765,6 +768,16 @@ export class GatewayMetrics {
       (set) => {
         const a = src.anchor?.status();
         if (a) set({}, a.failures);
+      },
+    );
+    gauge(
+      "vigil_anchor_stalled",
+      "1 while the anchor transaction in flight is not being mined, by reason (fee-cap: at the fee caps; no-blocks: the chain's head stopped).",
+      ["reason"],
+      (set) => {
+        const a = src.anchor?.status();
+        if (!a) return;
+        for (const reason of ANCHOR_STALL_REASONS) set({ reason }, a.stalled?.reason === reason ? 1 : 0);
       },
     );
     counter(

@@ -2,8 +2,8 @@
  * `/readyz`: is the gateway ready to accept frames? Ready means: it finished starting (every
  * source started) and is not stopping, the store accepts writes (state `ok`: not low on disk,
  * not unavailable, not corrupt), and at least one ingest source is configured. Anything else
- * is degraded, not unready (frames are still stored and acknowledged): a failing anchor, no
- * models, publish errors, a clock not known good (frames stored marked clock-unverified); those
+ * is degraded, not unready (frames are still stored and acknowledged): a failing anchor, an
+ * anchor transaction that is not being mined, no models, publish errors, a clock not known good (frames stored marked clock-unverified); those
  * are listed as `warnings`.
  */
 import type { MetricsSource } from "./source.ts";
@@ -61,6 +61,8 @@ export function readiness(s: MetricsSource): Readiness {
   const a = s.anchor?.status();
   if (a?.lastError && a.failures > 0)
     warnings.push({ check: "anchor", reason: a.lastError.code, detail: a.lastError.message });
+  if (a?.stalled)
+    warnings.push({ check: "anchor", reason: `stalled-${a.stalled.reason}`, detail: a.stalled.message });
   if (!s.loop || s.loop.lanes().every((l) => l.role !== "live"))
     warnings.push({
       check: "models",

@@ -29,6 +29,8 @@ export interface AnchorStatusView {
   feeWei?: number | bigint | string;
   /** L1 data fees paid for them since start (OP-Stack GasPriceOracle), wei. */
   l1FeeWei?: number | bigint | string;
+  /** Why the anchor transaction in flight is stuck (`fee-cap`, `no-blocks`); null while it is not. */
+  stalled?: { reason: string; message: string } | null;
 }
 
 /**

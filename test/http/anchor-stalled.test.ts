@@ -1,0 +1,53 @@
+/** A stuck anchor transaction is visible to an operator: a /readyz warning and vigil_anchor_stalled. */
+import { describe, expect, it } from "vitest";
+import { GatewayMetrics } from "../../gateway/src/http/metrics.ts";
+import { LiveFeed } from "../../gateway/src/http/live.ts";
+import { readiness } from "../../gateway/src/http/readiness.ts";
+import { parseExposition, sample } from "./exposition.ts";
+import { FakeSource } from "./fake-source.ts";
+
+const status = (stalled: { reason: string; message: string } | null) => ({
+  anchoredThrough: 1,
+  backlog: 1,
+  failures: 0,
+  lastError: null,
+  stalled,
+});
+
+async function stalledGauge(src: FakeSource) {
+  const m = new GatewayMetrics({
+    source: src,
+    feed: new LiveFeed(),
+    version: "1",
+    nowUs: () => 1_764_000_000_000_000,
+    http: () => ({ sseClients: 0, sseSkipped: 0, sseEvicted: 0, requests: new Map() }),
+  });
+  return parseExposition(await m.render());
+}
+
+describe("a stalled anchor transaction", () => {
+  it("behavior: is a readiness warning (still ready) naming the cause, and vigil_anchor_stalled is 1 for its reason only", async () => {
+    const src = new FakeSource();
+    const message = "no new block for 121 s (block 9) while anchor transaction 0xee waits: …";
+    src.anchorStatus = status({ reason: "no-blocks", message });
+    const r = readiness(src);
+    expect(r.ready).toBe(true);
+    expect(r.warnings.filter((w) => w.check === "anchor")).toEqual([
+      { check: "anchor", reason: "stalled-no-blocks", detail: message },
+    ]);
+    const f = await stalledGauge(src);
+    expect(sample(f, "vigil_anchor_stalled", { reason: "no-blocks" })).toBe(1);
+    expect(sample(f, "vigil_anchor_stalled", { reason: "fee-cap" })).toBe(0);
+  });
+
+  it("behavior: nothing stalled is no warning and 0 for every reason; without anchoring the gauge is absent", async () => {
+    const src = new FakeSource();
+    src.anchorStatus = status(null);
+    expect(readiness(src).warnings.filter((w) => w.check === "anchor")).toEqual([]);
+    const f = await stalledGauge(src);
+    expect(sample(f, "vigil_anchor_stalled", { reason: "no-blocks" })).toBe(0);
+    expect(sample(f, "vigil_anchor_stalled", { reason: "fee-cap" })).toBe(0);
+    src.anchorStatus = undefined;
+    expect((await stalledGauge(src)).get("vigil_anchor_stalled")!.samples).toEqual([]);
+  });
+});
