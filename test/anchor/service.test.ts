@@ -542,7 +542,7 @@ describe("AnchorService with the fake registry", () => {
     const sentAtMs = now / 1000;
     const tx: InFlightTx = {
       nonce: 7,
-      txHash: "0x" + "ee".repeat(32),
+      txHash: `0x${"ee".repeat(32)}`,
       maxFeePerGas: 1n,
       maxPriorityFeePerGas: 1n,
       sentAtBlock: 100,
