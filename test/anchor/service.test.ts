@@ -4,10 +4,11 @@
  * the status fields. The same behaviours run against anvil in test/anchor/anvil.test.ts and
  * test/interop/chain-faults.test.ts.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { keccak256 } from "ethers";
 import { FakeChain, type FakeRegistryClient } from "../../gateway/src/chain/fake-client.ts";
 import {
+  ChainError,
   ChainNetworkError,
   ChainStateError,
   FeeCapError,
@@ -74,8 +75,17 @@ class FlakyChain implements AnchorChain {
   }
   /** The next submit is mined but reverts (its gas is paid: onCost), then rejects with this. */
   revertNext: Error | undefined;
+  /** The next submit waits like a transaction that is not mined, until its signal aborts. */
+  hangNext = false;
+  hanging = false;
   async submit(items: readonly AnchorItem[], o: SubmitOptions = {}): Promise<SubmittedAnchor> {
     this.check();
+    if (this.hangNext) {
+      this.hangNext = false;
+      this.hanging = true;
+      await new Promise((r) => o.signal?.addEventListener("abort", r, { once: true }));
+      throw new ChainError("CHAIN_ABORTED", "sending was stopped");
+    }
     if (this.revertNext) {
       const e = this.revertNext;
       this.revertNext = undefined;
@@ -569,6 +579,18 @@ describe("AnchorService with the fake registry", () => {
     );
     t.flaky.inFlight = null; // mined
     expect(s.status().stalled).toBeNull();
+  });
+
+  it("behavior: a stop while a transaction is in flight is not counted as a failure", async () => {
+    const t = await setup();
+    await t.ingest(10);
+    await sealAll(t.sealer);
+    const s = t.service();
+    t.flaky.hangNext = true;
+    s.start();
+    await vi.waitFor(() => expect(t.flaky.hanging).toBe(true), { interval: 5 });
+    await s.stop();
+    expect(s.status()).toMatchObject({ failures: 0, lastError: null, anchoredThrough: 0 });
   });
 
   it("behavior: a base fee above the cap pauses (fee-cap) and resumes when it falls", async () => {

@@ -551,6 +551,12 @@ export class AnchorService {
       return done;
     } catch (e) {
       if (this.pauseFor(e)) return done;
+      // stop() aborted the wait for a transaction: not a failure (it may still be mined; the next
+      // start finds it on chain and records it without resending).
+      if (!this.started && e instanceof ChainError && e.code === "CHAIN_ABORTED") {
+        this.log.info({ anchored: done }, "anchoring stopped while a transaction was in flight");
+        return done;
+      }
       const err =
         e instanceof VigilError
           ? e
