@@ -37,10 +37,20 @@ function preimageFromFields(r: AnyReceipt): string {
     return "0x" + padded(`01${u(r.frame.seq, 8)}${u(r.frame.receivedUs, 8)}${r.frame.raw.slice(2)}`);
   const x = leafFieldsOf(r);
   const head = `${x.modelHash.slice(2)}${x.inputWindowHash.slice(2)}${x.deviceId}${u(x.timestampUs, 8)}`;
-  if (r.kind === "inference")
-    return (
-      "0x" + padded(`02${head}${u(r.inference.outputs.length, 2)}${r.inference.outputs.map(f32).join("")}`)
-    );
+  if (r.kind === "inference") {
+    // RECEIPTS.md: a JSON 0 stands for either zero, a null for NaN or ±Inf; the preimage holds the
+    // exact value. Such an output is taken from the preimage once it is checked to be one of those.
+    const at = 2 + 2 * (1 + 32 + 32 + 4 + 8 + 2); // hex offset of the first output in the preimage
+    const outs = r.inference.outputs.map((o, i) => {
+      const exact = x.preimage.slice(at + 8 * i, at + 8 * (i + 1));
+      const v = Buffer.from(exact, "hex").readFloatBE(0);
+      if (o === null) expect(Number.isFinite(v), `output ${i} is null: NaN or ±Inf`).toBe(false);
+      else if (o === 0) expect(v === 0, `output ${i} is 0: +0 or −0`).toBe(true);
+      else return f32(o);
+      return exact;
+    });
+    return "0x" + padded(`02${head}${u(r.inference.outputs.length, 2)}${outs.join("")}`);
+  }
   // ALERT (0x03) and SENSOR_FAULT (0x04) share one layout.
   const a = r.kind === "alert" ? r.alert : r.sensorFault;
   const tag = r.kind === "alert" ? "03" : "04";

@@ -1,8 +1,9 @@
 /**
  * Known-answer receipt vectors (test/vectors/receipts.json) for implementations of RECEIPTS.md:
- * frame, inference and alert receipts signed with secp256k1 and with P-256, every intermediate
- * value (leaf preimage, leaf, root, hashStruct, domain separator, digest, head), and invalid
- * receipts with the failure reason a verifier must report.
+ * frame, inference and alert receipts signed with secp256k1 and with P-256 (plus −0 and
+ * sensor-fault edge cases), every intermediate value (leaf preimage, leaf, root, hashStruct,
+ * domain separator, digest, head), and invalid receipts with the failure reason a verifier must
+ * report.
  *
  * Everything is deterministic: fixed keys, frames and clocks; both signature schemes sign with RFC
  * 6979 nonces (noble-curves). Regenerate only when the receipt format changes on purpose:
@@ -16,7 +17,12 @@ import { keccak256, toUtf8Bytes } from "ethers";
 import { importKey, type KeyType } from "../../gateway/src/chain/keys.ts";
 import { domainSeparator, hashBatchHeader, vigilDomain } from "../../gateway/src/chain/eip712.ts";
 import { bytesToHex, type Hex } from "../../gateway/src/core/hex.ts";
-import { alertLeafPreimage, frameLeafPreimage, inferenceLeafPreimage } from "../../gateway/src/core/leaf.ts";
+import {
+  alertLeafPreimage,
+  frameLeafPreimage,
+  inferenceLeafPreimage,
+  sensorFaultLeafPreimage,
+} from "../../gateway/src/core/leaf.ts";
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
 import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
 import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
@@ -144,6 +150,62 @@ async function batchReceipts(
   return out;
 }
 
+/**
+ * A 3-leaf secp256k1 batch of the edge cases a verifier gets wrong: a DATA frame and an
+ * inference output holding −0 (JSON says `0`; the preimage keeps the sign bit), and a
+ * SENSOR_FAULT leaf (tag 0x04, the ALERT layout).
+ */
+async function edgeReceipts(): Promise<{
+  negZeroFrame: AnyReceipt;
+  negZeroInference: AnyReceipt;
+  sensorFault: AnyReceipt;
+}> {
+  const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 } });
+  await store.open();
+  const ts = T0 + 100_000;
+  const raw = encodeFrame({
+    type: FrameType.Data,
+    deviceId: DEVICE,
+    seq: 7,
+    timestampUs: ts,
+    flags: 0,
+    values: Float32Array.from([-0, 2.5]),
+  });
+  await store.append({ deviceId: DEVICE, seq: 7, receivedUs: ts + 1234, timestampUs: ts, raw });
+  const common = { modelHash: MODEL, inputWindowHash: WINDOW, deviceId: DEVICE, timestampUs: ts + 5_000 };
+  const inf = inferenceLeafPreimage({ ...common, outputs: [-0, 0.5] });
+  const fault = sensorFaultLeafPreimage({ ...common, severity: 2, rule: "s3-stuck", score: 1 });
+  const { leafFromPreimage } = await import("../../gateway/src/core/leaf.ts");
+  for (const [kind, preimage] of [
+    ["inference", inf],
+    ["sensor-fault", fault],
+  ] as const)
+    await store.appendLeaf({
+      kind,
+      preimage,
+      deviceId: DEVICE,
+      timestampUs: common.timestampUs,
+      hash: leafFromPreimage(preimage),
+    });
+  const sealer = new BatchSealer({
+    store,
+    signer: new GatewaySigner(importKey("secp256k1", VECTOR_KEYS.secp256k1)),
+    gatewayId: GATEWAY,
+    domain: vigilDomain(CHAIN_ID, REGISTRY),
+    maxLeaves: 3,
+    nowUs: () => T0 + 60_000_000,
+  });
+  await sealer.sealNow();
+  const rb = new ReceiptBuilder(store);
+  const out = {
+    negZeroFrame: await rb.forSeq(DEVICE, 7),
+    negZeroInference: await rb.forLeafHash(leafFromPreimage(inf)),
+    sensorFault: await rb.forLeafHash(leafFromPreimage(fault)),
+  };
+  await store.close();
+  return out;
+}
+
 /** The decoded-fields object of a leaf receipt (`inference`, `alert` or `sensorFault`). */
 export function leafFieldsOf(r: LeafReceipt): ReceiptInference | ReceiptAlert {
   return r.kind === "inference" ? r.inference : r.kind === "alert" ? r.alert : r.sensorFault;
@@ -187,6 +249,19 @@ export async function buildVectors(): Promise<VectorFile> {
     ] as const)
       vectors.push({ name: `${name}-${keyType}`, keyType, kind: r.kind, receipt: r, expect: expected(r) });
   }
+  const edge = await edgeReceipts();
+  for (const [name, r] of [
+    ["frame-negative-zero", edge.negZeroFrame],
+    ["inference-negative-zero", edge.negZeroInference],
+    ["sensor-fault", edge.sensorFault],
+  ] as const)
+    vectors.push({
+      name: `${name}-secp256k1`,
+      keyType: "secp256k1",
+      kind: r.kind,
+      receipt: r,
+      expect: expected(r),
+    });
   // One anchored variant (an anchor is checked on chain; offline only for consistency).
   const anchored = structuredClone(byKey.secp256k1!.alert);
   anchored.anchor = {
