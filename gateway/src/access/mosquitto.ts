@@ -24,10 +24,10 @@
  * (no plugin) Mosquitto 2.0 grants every SUBSCRIBE and filters at delivery; with the plugin a
  * denied SUBSCRIBE gets 0x80 / 0x87 like on the embedded broker.
  */
-import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { RegistryView } from "../chain/registry-view.ts";
+import { writeFileAtomicSync } from "../core/atomic-file.ts";
 import type { Hex } from "../core/hex.ts";
 import { dynsecConfig, dynsecState, type DynsecState, type ExportUser } from "./mosquitto-dynsec.ts";
 
@@ -146,12 +146,9 @@ export function exportMosquitto(o: MosquittoExportOptions): MosquittoExport {
     [aclFile, f.acl],
     [dynsecFile, dynsecConfig(dynsec)],
   ] as const) {
-    // A fresh name, created exclusively (O_EXCL does not follow a symlink): a file or link planted
-    // at a predictable temporary name cannot receive the credentials or keep its own mode.
-    const tmp = `${path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
-    writeFileSync(tmp, text, { mode: 0o600, flag: "wx" });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, path);
+    // Its temporary file has a fresh name, created exclusively (O_EXCL does not follow a symlink):
+    // a file or link planted at a predictable name cannot receive the credentials or set the mode.
+    writeFileAtomicSync(path, text, { mode: 0o600 });
   }
   let reloaded = false;
   if (o.pid !== undefined) {

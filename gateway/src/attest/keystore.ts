@@ -19,7 +19,8 @@ import {
   type ScryptOptions,
 } from "node:crypto";
 import { fstatSync, readFileSync } from "node:fs";
-import { chmod, open, readFile, rename, stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import { writeFileAtomic } from "../core/atomic-file.ts";
 import { VigilError } from "../core/errors.ts";
 import { notOwnerOnly } from "../core/secret-file.ts";
 import type { DeviceKey, KeyType } from "../chain/keys.ts";
@@ -212,16 +213,7 @@ export async function writeKeystore(
   params: KdfParams = {},
 ): Promise<KeystoreFile> {
   const f = await encryptKey(key, passphrase, params);
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await open(tmp, "wx", 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(f, null, 2) + "\n");
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await chmod(tmp, 0o600); // in case a umask or ACL widened it
-  await rename(tmp, path);
+  await writeFileAtomic(path, JSON.stringify(f, null, 2) + "\n", { mode: 0o600 });
   return f;
 }
 

@@ -13,7 +13,7 @@
  * anvil's well-known account #0 is used only when neither is given AND the chain is a local
  * development chain (chain/sender-key.ts).
  */
-import { accessSync, constants, existsSync, renameSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../../contracts/artifacts/index.ts";
@@ -31,6 +31,7 @@ import {
   readKeyFile,
   SenderKeyError,
 } from "../chain/sender-key.ts";
+import { writeFileAtomic } from "../core/atomic-file.ts";
 import { fileError, UsageError, VigilError, redactUrl } from "../core/errors.ts";
 import { parse, runSubcommand } from "./args.ts";
 import { CHAIN_HELP as HELP } from "./help/chain.ts";
@@ -235,23 +236,30 @@ async function deploy(argv: string[]): Promise<number> {
         `  VigilReleases ${d.contracts.VigilReleases.address}\n` +
         `  runtime code verified against the artifacts\n`,
     );
-    const tmp = `${out}.${process.pid}.tmp`;
-    try {
-      writeFileSync(tmp, `${JSON.stringify(d, null, 2)}\n`);
-      renameSync(tmp, out);
-    } catch (e) {
-      const f = fileError(e);
-      if (!f) throw e;
-      throw new VigilError(
-        "FILE_ACCESS",
-        `${f.shortMessage}; the contracts ARE deployed (addresses above): write the deployment file by hand or re-run with another --out only if you mean a new deployment`,
-        { cause: e },
-      );
-    }
+    await writeDeploymentFile(out, d, values.force === true);
     process.stdout.write(`wrote ${out}\n`);
     return 0;
   } finally {
     provider.destroy();
+  }
+}
+
+/**
+ * Writes the deployment file of contracts just deployed, atomically. Without `replace`, a file
+ * that appeared at `out` since the check before deploying is kept (EEXIST). Exported for tests.
+ * @throws VigilError FILE_ACCESS saying the contracts are deployed all the same.
+ */
+export async function writeDeploymentFile(out: string, d: Deployment, replace: boolean): Promise<void> {
+  try {
+    await writeFileAtomic(out, `${JSON.stringify(d, null, 2)}\n`, { exclusive: !replace });
+  } catch (e) {
+    const f = fileError(e);
+    if (!f) throw e;
+    throw new VigilError(
+      "FILE_ACCESS",
+      `${f.shortMessage}; the contracts ARE deployed (addresses above): write the deployment file by hand or re-run with another --out only if you mean a new deployment`,
+      { cause: e },
+    );
   }
 }
 
@@ -405,5 +413,6 @@ export async function chainCommand(argv: string[]): Promise<number> {
       "grant-operator": grantOperator,
     },
     argv,
+    { helpPointer: true },
   );
 }

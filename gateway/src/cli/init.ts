@@ -1,8 +1,10 @@
 /** `vigil init`: writes a commented starting config with a gateway name distinct per box. */
 import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { DEFAULT_CONFIG, defaultGatewayName, loadConfigFile } from "../config/config.ts";
+import stripJsonComments from "strip-json-comments";
+import { DEFAULT_CONFIG, defaultGatewayName, resolveConfig } from "../config/config.ts";
+import { writeFileAtomic } from "../core/atomic-file.ts";
 import { UsageError, VigilError } from "../core/errors.ts";
 import { parse } from "./args.ts";
 
@@ -24,7 +26,7 @@ Writes a commented config file (JSON with // comments; every key is optional, th
 
 const q = (v: unknown) => JSON.stringify(v);
 
-/** The commented file; `loadConfigFile` reads it back (checked before it is written). */
+/** The commented file, as `loadConfigFile` reads it (checked before it is written). */
 export function initConfigText(o: {
   name: string;
   site: string;
@@ -105,19 +107,14 @@ export async function initCommand(argv: string[]): Promise<number> {
     deployment: v.deployment ?? null,
   });
   // Validate before writing, so a bad --name or --rpc is refused with the setting's name.
-  const tmp = `${out}.${process.pid}.tmp`;
-  await mkdir(dirname(out), { recursive: true });
-  await writeFile(tmp, text, { mode: 0o600 });
   try {
-    loadConfigFile(tmp);
+    resolveConfig(JSON.parse(stripJsonComments(text)));
   } catch (e) {
-    const { rm } = await import("node:fs/promises");
-    await rm(tmp, { force: true });
     if (e instanceof VigilError) throw new UsageError(e.shortMessage);
     throw e;
   }
-  const { rename } = await import("node:fs/promises");
-  await rename(tmp, out);
+  await mkdir(dirname(out), { recursive: true });
+  await writeFileAtomic(out, text, { mode: 0o600 });
   process.stdout.write(
     `wrote ${out}\nnext:\n` +
       `  vigil keys init -c ${out}   # the gateway's signing key

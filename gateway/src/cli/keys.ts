@@ -1,11 +1,11 @@
 /** `vigil keys`: create and inspect the gateway's encrypted keystore. */
 import { existsSync } from "node:fs";
-import { rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import { GatewaySigner } from "../attest/signer.ts";
 import { translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
 import { loadSenderKey } from "../chain/sender-key.ts";
+import { renameDurable } from "../core/atomic-file.ts";
 import { resolvePath } from "../core/paths.ts";
 import { generateKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
 import { loadKeystore, passphraseFromEnv, writeKeystore } from "../attest/keystore.ts";
@@ -157,9 +157,10 @@ async function rotate(
         )
       ).txHash;
     }
-    // On chain now: swap the files (rename is atomic; the old private key is deleted, its public
-    // key stays in the registry's history so old receipts still verify).
-    await rename(nextPath, path);
+    // On chain now: swap the files (rename is atomic, and synced: a power cut must not bring back
+    // the old key; the old private key is deleted, its public key stays in the registry's history
+    // so old receipts still verify).
+    await renameDurable(nextPath, path);
     const after = await client.getGateway(gatewayId);
     process.stdout.write(
       JSON.stringify(
