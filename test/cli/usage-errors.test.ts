@@ -48,6 +48,17 @@ describe("CLI user mistakes", () => {
     oneLine(r, 1, /^vigil chain: --key-file \/nonexistent\/deployer\.key does not exist\n$/);
   }, 90_000);
 
+  it("input: a number flag below its bound names the bound, not an infinite range; a port HTTP clients refuse is named as such", async () => {
+    const d = await vigil(["demo", "--duration", "0"]);
+    oneLine(d, 2, /^vigil demo: --duration must be a number ≥ 1, got "0" \(see "vigil demo --help"\)\n$/);
+    const p = await vigil(["status", "--url", "http://127.0.0.1:1"]);
+    oneLine(
+      p,
+      1,
+      /^vigil status: http:\/\/127\.0\.0\.1:1 uses a port that HTTP clients refuse \(the Fetch standard's blocked ports\): give the gateway another http\.port\.?\n$/,
+    );
+  }, 90_000);
+
   it("behavior: a serial path that does not exist", async () => {
     const r = await vigil(["sim", "--serial", "/dev/ttyNOPE", "--frames", "1"]);
     oneLine(r, 1, /^vigil sim: \/dev\/ttyNOPE does not exist; check the device is plugged in/);
@@ -137,7 +148,11 @@ describe("CLI user mistakes", () => {
     );
     // extra arguments are refused, not ignored
     oneLine(await vigil(["keys", "show", "extra"]), 2, /^vigil keys: unexpected argument "extra"/);
-    oneLine(await vigil(["release", "approve", "1", "2"]), 2, /^vigil release: one release id, got 2$/m);
+    oneLine(
+      await vigil(["release", "approve", "1", "2"]),
+      2,
+      /^vigil release: one release id, got 2 \(see "vigil release approve --help"\)$/m,
+    );
     // device ids are whole u32 numbers: no fractions, no wrap past 0xffffffff to 0
     oneLine(await vigil(["sim", "--first-id", "1.5"]), 2, /--first-id must be a whole number, got "1\.5"/);
     oneLine(
@@ -155,6 +170,55 @@ describe("CLI user mistakes", () => {
       2,
       /unknown option --dat-dir; did you mean --data-dir\?/,
     );
+  }, 90_000);
+
+  it("behavior: chain and release usage errors point at the --help to read, as other commands' do; a property of every object is no subcommand", async () => {
+    const lines = await Promise.all(
+      [
+        ["chain", "deploy"],
+        ["chain", "deplyo"],
+        ["chain", "constructor"],
+        ["release", "toString"],
+        ["toString"],
+      ].map((a) => vigil(a)),
+    );
+    oneLine(lines[0]!, 2, /^vigil chain: --rpc URL is required \(see "vigil chain deploy --help"\)\n$/);
+    oneLine(
+      lines[1]!,
+      2,
+      /^vigil chain: unknown chain command "deplyo"; did you mean deploy\? \(see "vigil chain --help"\)\n$/,
+    );
+    oneLine(
+      lines[2]!,
+      2,
+      /^vigil chain: unknown chain command "constructor" \(see "vigil chain --help"\)\n$/,
+    );
+    oneLine(
+      lines[3]!,
+      2,
+      /^vigil release: unknown release command "toString" \(see "vigil release --help"\)\n$/,
+    );
+    oneLine(lines[4]!, 2, /^vigil: unknown command "toString"\n/);
+  }, 90_000);
+
+  it('behavior: release publish names a --manifest or --file that does not exist (not "not readable JSON")', async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-usage-"));
+    const model = join(dir, "m.onnx");
+    writeFileSync(model, "not read: the manifest is checked first");
+    const publish = (...a: string[]) =>
+      vigil(["release", "publish", "--kind", "model", "--target", "t", "--dry-run", ...a]);
+    const [manifest, file, folder] = await Promise.all([
+      publish("--file", model, "--manifest", join(dir, "m.json")),
+      publish("--file", join(dir, "nope.onnx"), "--manifest", join(dir, "m.json")),
+      publish("--file", dir, "--manifest", join(dir, "m.json")),
+    ]);
+    oneLine(
+      manifest,
+      2,
+      /^vigil release: --manifest \S+\/m\.json does not exist \(see "vigil release publish --help"\)\n$/,
+    );
+    oneLine(file, 2, /^vigil release: --file \S+\/nope\.onnx does not exist /);
+    oneLine(folder, 2, /^vigil release: --file \S+ is not a file /);
   }, 90_000);
 
   it("behavior: vigil receipt --store WRONG never creates a store", async () => {

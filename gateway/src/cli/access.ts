@@ -15,7 +15,7 @@
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { parse as parseFlags } from "./args.ts";
-import { fatalLine } from "./fatal.ts";
+import { reportCommandError } from "./fatal.ts";
 import { hashPassword, PasswordFile } from "../access/passwords.ts";
 import { MAX_TOKEN_LIFETIME_S, mintReaderToken } from "../access/reader-token.ts";
 import { exportMosquitto } from "../access/mosquitto.ts";
@@ -26,7 +26,7 @@ import { RegistryView } from "../chain/registry-view.ts";
 import { RpcPool } from "../chain/rpc.ts";
 import { readKeyFile } from "../chain/sender-key.ts";
 import type { KeyType } from "../chain/keys.ts";
-import { fileError, FileAccessError, UsageError, VigilError } from "../core/errors.ts";
+import { UsageError } from "../core/errors.ts";
 import type { Hex } from "../core/hex.ts";
 import { common, readDeployment, siteId, withClient } from "./chain.ts";
 
@@ -352,15 +352,7 @@ export async function accessCommand(argv: string[], viaToken = false): Promise<n
         throw new UsageError(`unknown access command "${cmd}"`);
     }
   } catch (e) {
-    const err = fileError(e) ?? e;
-    if (err instanceof VigilError) {
-      const name = cmd === "token" && viaToken ? "token" : "access";
-      process.stderr.write(
-        `vigil ${name}: ${err instanceof FileAccessError ? fatalLine(err) : err.shortMessage}\n`,
-      );
-      return err instanceof UsageError ? 2 : 1;
-    }
-    throw err;
+    return reportCommandError(cmd === "token" && viaToken ? "token" : "access", e);
   }
 }
 

@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { fileError, FileAccessError, UsageError, VigilError } from "../core/errors.ts";
-import { fatalLine } from "./fatal.ts";
+import { UsageError } from "../core/errors.ts";
+import { reportCommandError } from "./fatal.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -66,6 +66,14 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
   }
 }
 
+/** "a number in [1, 5]", "a number ≥ 1", "a number ≤ 5" or "a number", as the bounds are. */
+function numberRange(min: number, max: number): string {
+  if (Number.isFinite(min) && Number.isFinite(max)) return `a number in [${min}, ${max}]`;
+  if (Number.isFinite(min)) return `a number ≥ ${min}`;
+  if (Number.isFinite(max)) return `a number ≤ ${max}`;
+  return "a number";
+}
+
 /** Parses a number flag, naming the flag when it is not a number in range. */
 export function num(
   name: string,
@@ -77,7 +85,7 @@ export function num(
   if (v === undefined) return def;
   const n = Number(v);
   if (!Number.isFinite(n) || n < min || n > max)
-    throw new UsageError(`--${name} must be a number in [${min}, ${max}], got "${v}"`);
+    throw new UsageError(`--${name} must be ${numberRange(min, max)}, got "${v}"`);
   return n;
 }
 
@@ -103,13 +111,17 @@ export function oneOf<T extends string>(
 /**
  * Runs the subcommand `argv[0]` of `vigil <command>` from `table`: no subcommand prints `help`
  * (exit 2; `--help`/`-h`/`help` exit 0), an unknown one is a usage error with a did-you-mean, and a
- * VigilError becomes one line on stderr (exit 2 for usage, 1 otherwise).
+ * VigilError becomes one line on stderr (exit 2 for usage, 1 otherwise; reportCommandError).
+ * @param o.helpPointer A usage error ends with `(see "vigil <command> <subcommand> --help")`, or
+ *   `vigil <command> --help` for an unknown subcommand, as other commands' usage errors do.
+ *   Default false.
  */
 export async function runSubcommand(
   command: string,
   help: string,
   table: Record<string, (argv: string[]) => Promise<number>>,
   argv: string[],
+  o: { helpPointer?: boolean } = {},
 ): Promise<number> {
   const [sub, ...rest] = argv;
   try {
@@ -117,18 +129,14 @@ export async function runSubcommand(
       process.stdout.write(help);
       return sub === undefined ? 2 : 0;
     }
-    const run = table[sub];
+    // Own keys only: "constructor" or "toString" is not a subcommand.
+    const run = Object.hasOwn(table, sub) ? table[sub] : undefined;
     if (!run)
       throw new UsageError(`unknown ${command} command "${sub}"${didYouMean(sub, Object.keys(table))}`);
     return await run(rest);
   } catch (err) {
-    const e = fileError(err) ?? err;
-    if (e instanceof VigilError) {
-      process.stderr.write(
-        `vigil ${command}: ${e instanceof FileAccessError ? fatalLine(e) : e.shortMessage}\n`,
-      );
-      return e instanceof UsageError ? 2 : 1;
-    }
-    throw e;
+    const known = sub !== undefined && Object.hasOwn(table, sub);
+    const pointer = `vigil ${command}${known ? ` ${sub}` : ""}`;
+    return reportCommandError(command, err, o.helpPointer ? { help: pointer } : {});
   }
 }

@@ -1,9 +1,10 @@
 /**
  * Fatal start-up errors as one sentence naming the problem and the fix (README "When the gateway
  * refuses to start"). `vigil start` prints it on stderr and exits 1, so systemd's
- * `Restart=always` restarts the unit and the journal says what to do.
+ * `Restart=always` restarts the unit and the journal says what to do. Every command's error line
+ * is printed here too (reportCommandError).
  */
-import { ConfigError, FileAccessError, VigilError } from "../core/errors.ts";
+import { ConfigError, fileError, FileAccessError, UsageError, VigilError } from "../core/errors.ts";
 
 /** Code of a start-up refusal raised by the CLI itself (not by a stage). */
 export class StartupError extends VigilError {
@@ -86,4 +87,31 @@ export function fatalLine(e: VigilError): string {
   const msg = e.shortMessage.replace(/\s+/g, " ").replace(/[.\s]+$/, "");
   const fix = FIX.find(([t]) => t(e))?.[1];
   return fix ? `${msg}; ${fix}.` : /[?!]$/.test(msg) ? msg : `${msg}.`;
+}
+
+/**
+ * Reports the error a command ended with: one line on stderr, `vigil <name>: <line>`, and the exit
+ * code, 2 for a usage error and 1 otherwise. A Node file error is translated first (fileError).
+ * @param name The command as the line names it ("start", "chain", "token").
+ * @param o.help The command whose `--help` a usage error points at, e.g. "vigil chain deploy" for
+ *   `… (see "vigil chain deploy --help")`. Default: no pointer.
+ * @param o.fixes Every other error as {@link fatalLine} (its message and fix). Default false: only
+ *   file errors; the others print their message as it is.
+ * @throws `err` itself when it is not a VigilError: a bug, whose stack trace is the report.
+ */
+export function reportCommandError(
+  name: string,
+  err: unknown,
+  o: { help?: string; fixes?: boolean } = {},
+): number {
+  const e = fileError(err) ?? err;
+  if (!(e instanceof VigilError)) throw e;
+  const usage = e instanceof UsageError;
+  const line = usage
+    ? `${e.shortMessage}${o.help ? ` (see "${o.help} --help")` : ""}`
+    : o.fixes || e instanceof FileAccessError
+      ? fatalLine(e)
+      : e.shortMessage;
+  process.stderr.write(`vigil ${name}: ${line}\n`);
+  return usage ? 2 : 1;
 }

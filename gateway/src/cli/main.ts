@@ -1,7 +1,6 @@
 /** The `vigil` command: dispatches to subcommands. */
-import { fileError, VigilError } from "../core/errors.ts";
 import { didYouMean } from "./args.ts";
-import { fatalLine } from "./fatal.ts";
+import { reportCommandError } from "./fatal.ts";
 
 const HELP = `usage: vigil <command> [options]
 
@@ -70,7 +69,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return cmd ? 0 : 2;
   }
-  const load = commands[cmd];
+  // Own keys only: "constructor" or "toString" is not a command.
+  const load = Object.hasOwn(commands, cmd) ? commands[cmd] : undefined;
   if (!load) {
     process.stderr.write(
       `vigil: unknown command "${cmd}"${didYouMean(cmd, Object.keys(commands))}\n\n${HELP}`,
@@ -88,13 +88,7 @@ export async function main(argv: string[]): Promise<number> {
     )(rest);
   } catch (err) {
     // A file the command could not read or write is the operator's to fix: one line, not a trace.
-    const e = fileError(err) ?? err;
-    if (e instanceof VigilError) {
-      const line = e.code === "USAGE" ? `${e.shortMessage} (see "vigil ${cmd} --help")` : fatalLine(e);
-      process.stderr.write(`vigil ${cmd}: ${line}\n`);
-      return e.code === "USAGE" ? 2 : 1;
-    }
-    throw e;
+    return reportCommandError(cmd, err, { help: `vigil ${cmd}`, fixes: true });
   }
 }
 

@@ -238,7 +238,14 @@ async function getJson<T>(url: string, headers: Record<string, string>): Promise
   try {
     res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
   } catch (e) {
-    const c = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).name;
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    // fetch refuses the ports the Fetch standard blocks (1, 22, 25, …) before connecting.
+    if (cause?.message === "bad port")
+      throw new StatusError(
+        `${new URL(url).origin} uses a port that HTTP clients refuse (the Fetch standard's blocked ports): give the gateway another http.port`,
+        e,
+      );
+    const c = cause?.code ?? (e as Error).name;
     throw new StatusError(
       `no gateway answers at ${new URL(url).origin} (${c}): is it running (vigil start)? ` +
         `Otherwise pass --url, or -c with the config it runs with`,
