@@ -88,7 +88,7 @@ describe("vigil update against a running gateway", () => {
     const none = await vigil(["update", "retry", "--url", url]);
     expect(none.code).toBe(2);
     expect(none.stderr).toBe(
-      "vigil update: no failed model release to retry on this gateway; name the release: vigil update retry ID\n",
+      'vigil update: no failed model release to retry on this gateway; name the release: vigil update retry ID (see "vigil update retry --help")\n',
     );
   }, 120_000); // five CLI processes, a chain rig and a shadow phase: ~25 s on a quiet machine
 
@@ -103,7 +103,9 @@ describe("vigil update against a running gateway", () => {
     );
     const bad = await vigil(["update", "retry", "seven", "--url", `http://127.0.0.1:${port}`]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe('vigil update: the release id must be a decimal number, got "seven"\n');
+    expect(bad.stderr).toBe(
+      'vigil update: the release id must be a decimal number, got "seven" (see "vigil update retry --help")\n',
+    );
     const help = await vigil(["update", "--help"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^usage: vigil update <command>/);

@@ -9,10 +9,16 @@ import { pathToFileURL } from "node:url";
 import { RELEASE_KINDS, type ReleaseInput, type ReleaseKind, type RoleName } from "../chain/client.ts";
 import type { Hex } from "../core/hex.ts";
 import { redactUrl, UsageError } from "../core/errors.ts";
-import { parseFirmwareImage } from "../protocol/firmware-image.ts";
+import { parseFirmwareImage, versionText } from "../protocol/firmware-image.ts";
 import { cidV1, cidV1OfFile } from "../updates/cid.ts";
 import { checkModelAgainstManifest } from "../updates/model-check.ts";
-import { encodeModelMeta, semverToVersion, targetId, trainingDataHash } from "../updates/release-meta.ts";
+import {
+  encodeModelMeta,
+  firmwareVersionNumber,
+  semverToVersion,
+  targetId,
+  trainingDataHash,
+} from "../updates/release-meta.ts";
 import { parse, runSubcommand } from "./args.ts";
 import { common, withClient } from "./chain.ts";
 import { RELEASE_HELP as HELP } from "./help/release.ts";
@@ -27,6 +33,20 @@ function releaseId(s: string | undefined): bigint {
   const id = BigInt(s);
   if (id < 1n) throw new UsageError("release ids start at 1");
   return id;
+}
+
+/** Refuses a file flag whose path is not an existing file, naming the flag and why (usage error). */
+function requireFile(flag: string, path: string): void {
+  let isFile: boolean;
+  try {
+    isFile = statSync(path).isFile();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      code === "ENOENT" ? `--${flag} ${path} does not exist` : `--${flag} ${path} cannot be read (${code})`,
+    );
+  }
+  if (!isFile) throw new UsageError(`--${flag} ${path} is not a file`);
 }
 
 function sha256Hex(b: Uint8Array): string {
@@ -71,6 +91,8 @@ export async function planRelease(o: {
   }
   if (o.kind === "model") {
     if (!o.manifest) throw new UsageError("--manifest is required for a model release");
+    // Before reading it: a missing manifest is not "not readable JSON" (infer/registry readManifest).
+    requireFile("manifest", o.manifest);
     if (resolve(dirname(o.manifest)) !== resolve(dirname(o.file)))
       throw new UsageError(
         "the manifest must sit in the same folder as the model file (gateways fetch it from there)",
@@ -108,13 +130,23 @@ export async function planRelease(o: {
   }
   if (o.manifest) throw new UsageError("--manifest is for model releases");
   const img = parseFirmwareImage(bytes);
-  const v = img.version;
+  let fromHeader: bigint;
+  try {
+    fromHeader = firmwareVersionNumber(img.version);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  // Gateways refuse a release whose chain version is not its image header's (MANIFEST_MISMATCH).
+  if (o.version !== undefined && o.version !== fromHeader)
+    throw new UsageError(
+      `--version ${o.version} is not the image header's version ${versionText(img.version)} (${fromHeader}); gateways would refuse the release`,
+    );
   return {
     cid,
     input: {
       kind: "firmware",
       target: targetId("firmware", o.target),
-      version: o.version ?? BigInt(v.major) * 1_000_000n + BigInt(v.minor) * 1_000n + BigInt(v.patch),
+      version: fromHeader,
       contentHash: `0x${sha}`,
       size: BigInt(bytes.length),
       trainingDataHash: `0x${"0".repeat(64)}`,
@@ -140,11 +172,7 @@ async function publish(argv: string[]): Promise<number> {
   if (!RELEASE_KINDS.includes(kind)) throw new UsageError("--kind must be model or firmware");
   if (!values.target) throw new UsageError("--target is required");
   if (!values.file) throw new UsageError("--file is required");
-  try {
-    if (!statSync(values.file).isFile()) throw new Error("not a file");
-  } catch {
-    throw new UsageError(`--file ${values.file} is not a readable file`);
-  }
+  requireFile("file", values.file);
   if (values.version !== undefined && !/^\d+$/.test(values.version))
     throw new UsageError("--version must be a non-negative integer");
   const plan = await planRelease({
@@ -233,5 +261,7 @@ async function grantRole(argv: string[]): Promise<number> {
 
 /** Entry point of `vigil release`; returns the process exit code. */
 export async function releaseCommand(argv: string[]): Promise<number> {
-  return runSubcommand("release", HELP, { publish, approve, revoke, list, "grant-role": grantRole }, argv);
+  return runSubcommand("release", HELP, { publish, approve, revoke, list, "grant-role": grantRole }, argv, {
+    helpPointer: true,
+  });
 }

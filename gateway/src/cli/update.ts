@@ -5,7 +5,7 @@
  */
 import { UsageError, VigilError } from "../core/errors.ts";
 import type { UpdateStatus, ModelAgentCounters } from "../updates/model-agent.ts";
-import type { FirmwareAgentCounters } from "../updates/firmware-agent.ts";
+import type { FirmwareAgentCounters, FirmwareDeviceStatus } from "../updates/firmware-agent.ts";
 import { parse, runSubcommand } from "./args.ts";
 import { UPDATE_HELP } from "./help/update.ts";
 import { NEEDS_TOKEN, StatusError, statusEndpoint } from "./status.ts";
@@ -17,7 +17,7 @@ export interface UpdatesView {
     atMs: number;
     model: (UpdateStatus & { counters: ModelAgentCounters }) | null;
     firmware: {
-      devices: Array<{ id: number; target: string; firmware: string }>;
+      devices: FirmwareDeviceStatus[];
       counters: FirmwareAgentCounters;
     } | null;
   } | null;
@@ -108,12 +108,16 @@ export function formatUpdates(v: UpdatesView, url: string): string {
 
 const BUSY = new Set(["checking", "fetching", "shadowing"]);
 
-/** Polls GET /api/updates until both agents ran a check after `before` (or `waitS` passed). */
+/**
+ * Polls GET /api/updates until both agents ran a check after `before` and none of `devices`
+ * (firmware device ids) has a transfer under way (or `waitS` passed).
+ */
 async function waitForCheck(
   base: string,
   headers: Record<string, string>,
   before: UpdatesView["status"],
   waitS: number,
+  devices: readonly number[] = [],
 ): Promise<{ view: UpdatesView; done: boolean }> {
   const deadline = Date.now() + waitS * 1000;
   for (;;) {
@@ -122,7 +126,10 @@ async function waitForCheck(
     const modelDone =
       !s?.model ||
       (s.model.counters.checks > (before?.model?.counters.checks ?? 0) && !BUSY.has(s.model.state));
-    const fwDone = !s?.firmware || s.firmware.counters.checks > (before?.firmware?.counters.checks ?? 0);
+    const fwDone =
+      !s?.firmware ||
+      (s.firmware.counters.checks > (before?.firmware?.counters.checks ?? 0) &&
+        !s.firmware.devices.some((d) => devices.includes(d.id) && d.updating !== undefined));
     if (modelDone && fwDone) return { view, done: true };
     if (Date.now() >= deadline) return { view, done: false };
     await new Promise((r) => setTimeout(r, 250));
@@ -238,31 +245,45 @@ async function retryCmd(argv: string[]): Promise<number> {
           `vigil update: release ${id} is not remembered as refused on this gateway; checking anyway\n`,
     );
   }
-  const code = await finish(o, asked.status);
+  // The firmware devices whose transfer this retry starts: the one named, else those it forgot.
+  const devices = device === undefined ? r.firmwareDevices : [Number(device)];
+  const code = await finish(o, asked.status, devices);
   if (code !== 0 || o.wait === 0) return code;
-  // Refused again after this retry: say so and exit 1.
+  // Refused again after this retry (the model, or a device): say so and exit 1.
   const view = await call<UpdatesView>("GET", `${o.base}/api/updates`, o.headers);
-  const f = view.status?.model?.lastFailure;
   const since = asked.status?.atMs ?? 0;
-  if (f && f.releaseId === id && f.atMs >= since) {
-    if (!o.json)
-      process.stdout.write(`vigil update: release ${id} was refused again: ${f.code} ${f.reason}\n`);
-    return 1;
+  const again = (f: { releaseId: string; atMs: number } | undefined): boolean =>
+    f !== undefined && f.releaseId === id && f.atMs >= since;
+  const lines: string[] = [];
+  const m = view.status?.model?.lastFailure;
+  if (m && again(m)) lines.push(`vigil update: release ${id} was refused again: ${m.code} ${m.reason}`);
+  for (const d of view.status?.firmware?.devices ?? []) {
+    const f = d.lastFailure;
+    if (f && devices.includes(d.id) && again(f))
+      lines.push(`vigil update: release ${id} was refused again by device ${d.id}: ${f.code} ${f.reason}`);
   }
-  return 0;
+  if (lines.length === 0) return 0;
+  if (!o.json) process.stdout.write(lines.join("\n") + "\n");
+  return 1;
 }
 
-/** After a check was asked: wait (unless --wait 0), then print the status. */
-async function finish(o: Common, before: UpdatesView["status"]): Promise<number> {
+/** After a check was asked: wait (unless --wait 0; for `devices`' firmware transfers too), then print the status. */
+async function finish(
+  o: Common,
+  before: UpdatesView["status"],
+  devices?: readonly number[],
+): Promise<number> {
   if (o.wait === 0) return 0;
-  const { view, done } = await waitForCheck(o.base, o.headers, before, o.wait);
+  const { view, done } = await waitForCheck(o.base, o.headers, before, o.wait, devices);
   if (o.json) process.stdout.write(JSON.stringify({ ...view, done }, null, 2) + "\n");
   else {
-    if (!done)
+    if (!done) {
+      const fw = view.status?.firmware?.devices.filter((d) => d.updating !== undefined).length;
       process.stdout.write(
-        `vigil update: the check is still running after ${o.wait} s (model: ${view.status?.model?.state ?? "–"}); ` +
-          `follow it with vigil update status\n`,
+        `vigil update: the check is still running after ${o.wait} s (model: ${view.status?.model?.state ?? "–"}` +
+          `${fw ? `; firmware transfers: ${fw}` : ""}); follow it with vigil update status\n`,
       );
+    }
     process.stdout.write(formatUpdates(view, o.base));
   }
   return 0;
@@ -274,5 +295,7 @@ function help(): number {
 }
 
 export function updateCommand(argv: string[]): Promise<number> {
-  return runSubcommand("update", UPDATE_HELP, { status: statusCmd, check: checkCmd, retry: retryCmd }, argv);
+  return runSubcommand("update", UPDATE_HELP, { status: statusCmd, check: checkCmd, retry: retryCmd }, argv, {
+    helpPointer: true,
+  });
 }

@@ -6,7 +6,8 @@ import { VigilError } from "../core/errors.ts";
  * - `NOT_ACTIVE`: the release is not Active on chain (proposed, below threshold, unknown);
  * - `REVOKED`: the release was revoked;
  * - `WRONG_TARGET`: the release is for another (kind, target), or its manifest serves other profiles;
- * - `NOT_NEWER`: its version is not above the one installed (rollback, or the same version again);
+ * - `NOT_NEWER`: its version is not above the one installed (rollback, or the same version again),
+ *   or a firmware image's security counter is below the device's;
  * - `FETCH_FAILED`: no URI delivered the bytes (unreachable, HTTP error, unsupported scheme), the
  *   release's or its pinned manifest's; not remembered (`isTransient`), nor is `INTERRUPTED`;
  * - `SIZE_MISMATCH`: the body was longer than the recorded size (cut) or shorter;
@@ -17,8 +18,9 @@ import { VigilError } from "../core/errors.ts";
  * - `MODEL_INVALID`: onnxruntime cannot load the file;
  * - `SHADOW_FAILED`: in shadow the candidate gave non-finite or out-of-range outputs, or cost too much;
  * - `INTERRUPTED`: the gateway stopped before the install finished (in shadow): not remembered,
- *   the next start tries again;
- * - `REPORT_FAILED`: installed, but the signed install report could not be sent (retried later).
+ *   the next start tries again.
+ * An install report that cannot be sent is not a refusal: the install stands, the report is
+ * counted (`reportErrors`) and sent again at the next check.
  *
  * Any other typed error during an install (the chain's: an RPC outage; the store's: a full disk;
  * the inference loop's: the live model changed meanwhile) is none of these: it fails the check
@@ -37,15 +39,18 @@ export type UpdateErrorCode =
   | "MANIFEST_MISMATCH"
   | "MODEL_INVALID"
   | "SHADOW_FAILED"
-  | "INTERRUPTED"
-  | "REPORT_FAILED";
+  | "INTERRUPTED";
 
 /**
  * True for a refusal that says nothing about the release, only that its bytes could not be had
  * now (a host or IPFS gateway down, a timeout): it is counted and logged but not remembered, so
  * the next check (for firmware, also the device's next HELLO) tries again, paced by
  * `updates.schedule`. Every other refusal is about the bytes or the chain's record and is
- * remembered until a different release is Active or an operator asks (`vigil update retry`).
+ * remembered until a different release is Active or an operator asks (`vigil update retry`), with
+ * two exceptions decided by the agents: a model's wrong bytes from its sources (a size, hash or
+ * CID mismatch) are remembered only after `mismatchAttempts` attempts in a row (model-agent.ts),
+ * and a device that answers REFUSED/BUSY (installing another release) is offered again
+ * (firmware-agent.ts).
  */
 export function isTransient(code: string): boolean {
   return code === "FETCH_FAILED" || code === "INTERRUPTED";

@@ -1,33 +1,39 @@
 /**
  * The firmware update agent: offers the Active firmware release of a target to the sensors of
  * that target over their serial line (protocol v1.1, FirmwareSession), with the same rules as
- * the model agent — approved and not revoked, the right target, never backwards (the device's
- * bootloader also refuses older images by its security counter), verified fetch (fetch.ts), a
- * failure keeps the old firmware and is not retried for that device until a different release
- * appears or an operator asks (bytes that were only unreachable, FETCH_FAILED, are tried again at
- * the next check or HELLO). A device that stops answering (NO_RESPONSE, TOO_MANY_RETRIES) has
- * not failed: its transfer is offered again, resuming, at its next HELLO. Transfer progress is
- * persisted in the store ({@link StoreFirmwareProgressStore}), so a gateway restart resumes a
- * transfer by offering again.
+ * the model agent — approved and not revoked, the right target, never backwards (by version, and
+ * by security counter where the device's is known; its bootloader refuses older images too),
+ * verified fetch (fetch.ts), a failure keeps the old firmware and is not retried for that device
+ * until a different release appears or an operator asks (bytes that were only unreachable,
+ * FETCH_FAILED, and a device busy with another release, REFUSED/BUSY, are tried again at the next
+ * check or HELLO). A device that stops answering (NO_RESPONSE, TOO_MANY_RETRIES) has not failed:
+ * its transfer is offered again, resuming, at its next HELLO. Transfer progress is persisted in
+ * the store ({@link StoreFirmwareProgressStore}), so a gateway restart resumes a transfer by
+ * offering again. Images are staged in `<dir>/firmware-staging` only while a transfer needs them.
  *
  * It plugs into SerialSource as its `firmware` hook: it sees every decoded frame first, routes
  * FW_STATUS / FW_CHUNK_ACK to the device's session and consumes them; a HELLO tells it a
  * device's target (by default its profile) and the version it runs.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import cron from "node-cron";
 import type { ReleaseRecord } from "../chain/client.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { FirmwareLink, SerialFirmwareHook } from "../ingest/serial/serial-source.ts";
 import { FrameType, type Frame, type HelloFrame, type FirmwareVersion } from "../protocol/frame.ts";
-import { parseFirmwareImage } from "../protocol/firmware-image.ts";
+import { compareVersions, parseFirmwareImage, versionText } from "../protocol/firmware-image.ts";
 import { isTransient, UpdateError, type UpdateErrorCode } from "./errors.ts";
 import { fetchArtifact } from "./fetch.ts";
 import { FirmwareSession, type FirmwareSessionOptions } from "./firmware/session.ts";
 import type { FirmwareProgress, FirmwareProgressStore } from "./firmware/progress.ts";
 import type { InstallReporter, ReleaseSource, UpdateStateStore } from "./model-agent.ts";
-import { targetId } from "./release-meta.ts";
+import {
+  MAX_FIRMWARE_VERSION_PART,
+  firmwareVersionNumber,
+  firmwareVersionOf,
+  targetId,
+} from "./release-meta.ts";
 
 /** The store's update records that also list by prefix (FrameStore has all three). */
 export interface ListableStateStore extends UpdateStateStore {
@@ -58,16 +64,24 @@ export class StoreFirmwareProgressStore implements FirmwareProgressStore {
   }
 }
 
-/** `major·10^6 + minor·10^3 + patch`, the release version of a firmware image. */
-export function firmwareVersionNumber(v: FirmwareVersion): bigint {
-  return BigInt(v.major) * 1_000_000n + BigInt(v.minor) * 1_000n + BigInt(v.patch);
+// Re-exported: the release layout (release-meta.ts) owns the packing; `vigil release` uses it too.
+export { MAX_FIRMWARE_VERSION_PART, firmwareVersionNumber, firmwareVersionOf };
+
+/** The security counter a firmware release declares in its metrics (`{"securityCounter":N}`), if any. */
+function declaredSecurityCounter(metrics: string | undefined): number | undefined {
+  try {
+    const c = (JSON.parse(metrics ?? "") as { securityCounter?: unknown } | null)?.securityCounter;
+    return typeof c === "number" ? c : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface FirmwareAgentOptions {
   releases: ReleaseSource;
   state: ListableStateStore;
   reporter?: InstallReporter | undefined;
-  /** `<dataDir>/updates`. */
+  /** `<dataDir>/updates`; images are staged in its `firmware-staging` folder. */
   dir: string;
   ipfsGateway?: string | undefined;
   fetchTimeoutMs?: number;
@@ -95,7 +109,29 @@ interface Device {
   link: FirmwareLink;
 }
 
+/** A device's last refused release (any refusal, transient ones included), for `vigil update retry`. */
+export interface FirmwareDeviceFailure {
+  releaseId: string;
+  /** The `counters.rejected` label (UpdateError code, or `FW_` + FirmwareUpdateError code). */
+  code: string;
+  /** One line: what refused it and why (for FW_REFUSED / FW_REVERTED it ends with the device's reason). */
+  reason: string;
+  atMs: number;
+}
+
+/** A device as the update status lists it. */
+export interface FirmwareDeviceStatus {
+  id: number;
+  target: string;
+  /** The version it announced ("1.0.0"). */
+  firmware: string;
+  /** The release being fetched or sent to it now. */
+  updating?: string;
+  lastFailure?: FirmwareDeviceFailure;
+}
+
 export interface FirmwareAgentCounters {
+  /** Checks finished (failed ones included): transfers the check started are under way by then. */
   checks: number;
   checkErrors: number;
   offers: number;
@@ -144,15 +180,23 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   readonly #active = new Map<string, ReleaseRecord>();
   /** Devices whose transfer was interrupted: offered again at their next HELLO, not at checks. */
   readonly #awaitHello = new Set<number>();
+  /** Per device, the update under way (from before its fetch until it settles) and its image's sha256. */
+  readonly #inFlight = new Map<number, { releaseId: bigint; sha256: string }>();
+  /** Per device, the security counter of its last FW_STATUS (images below it are refused). */
+  readonly #counterSeen = new Map<number, number>();
+  readonly #lastFailure = new Map<number, FirmwareDeviceFailure>();
+  readonly #staging: string;
 
   constructor(o: FirmwareAgentOptions) {
     this.#o = o;
     this.#log = o.log ?? silentLogger;
     this.progress = new StoreFirmwareProgressStore(o.state);
+    this.#staging = join(o.dir, "firmware-staging");
   }
 
   /** SerialFirmwareHook: routes firmware replies to sessions; learns devices from HELLO. */
   onFrame(frame: Frame, link: FirmwareLink): boolean {
+    if (frame.type === FrameType.FwStatus) this.#counterSeen.set(frame.deviceId, frame.securityCounter);
     const s = this.#live.get(frame.deviceId);
     if (s?.handle(frame)) return true;
     if (frame.type === FrameType.FwStatus || frame.type === FrameType.FwChunkAck) {
@@ -174,18 +218,34 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     return false;
   }
 
-  /** Devices seen, with their target and firmware. */
-  devices(): Array<{ id: number; target: string; firmware: string }> {
-    return [...this.#devices.values()].map((d) => ({
-      id: d.id,
-      target: d.target,
-      firmware: `${d.firmware.major}.${d.firmware.minor}.${d.firmware.patch}`,
-    }));
+  /** Devices seen, with their target, firmware, the update under way and the last refusal. */
+  devices(): FirmwareDeviceStatus[] {
+    return [...this.#devices.values()].map((d) => {
+      const updating = this.#inFlight.get(d.id)?.releaseId.toString();
+      const lastFailure = this.#lastFailure.get(d.id);
+      return {
+        id: d.id,
+        target: d.target,
+        firmware: versionText(d.firmware),
+        ...(updating === undefined ? {} : { updating }),
+        ...(lastFailure === undefined ? {} : { lastFailure }),
+      };
+    });
   }
 
-  /** Reads the Active release of every target seen and offers it where it is newer. */
+  /**
+   * Reads the Active release of every target seen and offers it where it is newer. Resolves once
+   * the transfers are started (not finished: see {@link idle}); counted in `counters.checks` then.
+   */
   async check(): Promise<void> {
-    this.counters.checks++;
+    try {
+      await this.#checkOnce();
+    } finally {
+      this.counters.checks++;
+    }
+  }
+
+  async #checkOnce(): Promise<void> {
     try {
       const targets = new Set([...this.#devices.values()].map((d) => d.target));
       for (const t of targets) {
@@ -234,8 +294,14 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
 
   #task: { stop(): unknown } | undefined;
 
-  /** Checks on a node-cron schedule (and at once). */
+  /**
+   * Checks on a node-cron schedule (and at once), after removing what earlier runs left staged
+   * (a download cut by a crash, images of finished transfers, and firmware images that versions
+   * before `firmware-staging` left in the shared `<dir>/staging`).
+   */
   start(schedule: string): void {
+    this.#sweepStaging();
+    void this.#sweepLegacyStaging();
     this.#task = cron.schedule(schedule, () => void this.check());
     void this.check();
   }
@@ -250,6 +316,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     if (this.#sessions.has(deviceId) || this.#awaitHello.has(deviceId)) return;
     // Revoked or suspended since its HELLO: not offered (a transfer under way is not cut).
     if (this.#o.admitted?.(deviceId) === false) return;
+    this.#inFlight.set(deviceId, { releaseId: rel.id, sha256: shaOf(rel) });
     const p = this.#install(deviceId, rel)
       // What #install does not handle itself is a store failure (reading what failed or was
       // offered before, recording the outcome): counted and logged, and the next check or HELLO
@@ -265,8 +332,51 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       .finally(() => {
         this.#sessions.delete(deviceId);
         this.#live.delete(deviceId);
+        this.#inFlight.delete(deviceId);
+        this.#sweepStaging(); // installed, refused or interrupted: its image is fetched again when needed
       });
     this.#sessions.set(deviceId, p);
+  }
+
+  /**
+   * Removes every staged image and `.part` download that no update under way needs (each update
+   * fetches its image again). Never throws: what cannot be removed is logged and tried next time.
+   */
+  #sweepStaging(): void {
+    const keep = new Set([...this.#inFlight.values()].map((f) => f.sha256));
+    let names: string[];
+    try {
+      names = readdirSync(this.#staging);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+        this.#log.warn({ err: (e as Error).message }, "firmware staging folder cannot be read");
+      return;
+    }
+    for (const n of names) if (!keep.has(n.slice(0, 64))) this.#remove(join(this.#staging, n));
+  }
+
+  /**
+   * Versions before `firmware-staging` staged firmware images in `<dir>/staging` (the model
+   * agent's) and left them: removes those whose sha256 a transfer record names, nothing else.
+   */
+  async #sweepLegacyStaging(): Promise<void> {
+    const dir = join(this.#o.dir, "staging");
+    try {
+      const shas = new Set((await this.progress.list()).map((p) => p.sha256));
+      for (const n of readdirSync(dir))
+        if (shas.has(n.slice(0, 64)) && (n.length === 64 || n.endsWith(".part"))) this.#remove(join(dir, n));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+        this.#log.warn({ err: (e as Error).message }, "old firmware staging cannot be cleaned");
+    }
+  }
+
+  #remove(path: string): void {
+    try {
+      rmSync(path, { recursive: true, force: true });
+    } catch (e) {
+      this.#log.warn({ path, err: (e as Error).message }, "staged firmware file cannot be removed");
+    }
   }
 
   #storeFailed(deviceId: number, rel: ReleaseRecord, e: unknown, what: string): void {
@@ -274,14 +384,22 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     this.#log.warn({ deviceId, releaseId: rel.id.toString(), err: (e as Error).message }, what);
   }
 
-  async #refuse(deviceId: number, rel: ReleaseRecord, code: string, reason: string): Promise<void> {
+  /** Counts and logs a refusal; remembers it for the device unless `transient` (tried again at the next check or HELLO). */
+  async #refuse(
+    deviceId: number,
+    rel: ReleaseRecord,
+    code: string,
+    reason: string,
+    transient = isTransient(code),
+  ): Promise<void> {
     this.counters.rejected[code] = (this.counters.rejected[code] ?? 0) + 1;
+    this.#lastFailure.set(deviceId, { releaseId: rel.id.toString(), code, reason, atMs: Date.now() });
     this.#o.onChange?.();
     this.#log.warn(
       { deviceId, releaseId: rel.id.toString(), code },
-      `firmware release ${rel.id} for device ${deviceId} refused: ${reason}`,
+      `firmware release ${rel.id} for device ${deviceId} refused: ${reason}${transient ? "; tried again at the next check" : ""}`,
     );
-    if (!isTransient(code))
+    if (!transient)
       await this.#o.state.putMeta(
         `updates/fw/failed/${deviceId}/${rel.id}`,
         Buffer.from(`${code}: ${reason}`),
@@ -291,9 +409,14 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   async #install(deviceId: number, rel: ReleaseRecord): Promise<void> {
     const dev = this.#devices.get(deviceId);
     if (!dev) return;
-    if (firmwareVersionNumber(dev.firmware) >= rel.version) return; // runs it, or something newer
+    // Runs it, or something newer: compared as (major, minor, patch). A version that names no
+    // firmware goes on, to be refused below (the image's header cannot match it).
+    const wanted = firmwareVersionOf(rel.version);
+    if (wanted && compareVersions(dev.firmware, wanted) >= 0) return;
     const failed = await this.#o.state.getMeta(`updates/fw/failed/${deviceId}/${rel.id}`);
     if (failed && failed.length > 0) return;
+    // The device's security counter: its last FW_STATUS, else that of what this agent installed there.
+    const floor = this.#counterSeen.get(deviceId) ?? (await this.#installedCounter(deviceId));
     // The cached record may be minutes old: the chain's word now, before any byte is sent (a
     // release revoked since the last check is never offered). Unreadable: not now, not remembered.
     let current: ReleaseRecord | null;
@@ -321,7 +444,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       const f = await fetchArtifact(
         { uris: rel.uris, size: rel.size, sha256: rel.contentHash },
         {
-          stagingDir: join(this.#o.dir, "staging"),
+          stagingDir: this.#staging,
           ipfsGateway: this.#o.ipfsGateway,
           timeoutMs: this.#o.fetchTimeoutMs ?? 120_000,
         },
@@ -333,10 +456,22 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       } catch (e) {
         throw new UpdateError("MANIFEST_MISMATCH", (e as Error).message);
       }
-      if (firmwareVersionNumber(info.version) !== rel.version)
+      const number = firmwareVersionNumber(info.version); // MANIFEST_INVALID for a part above 999
+      if (number !== rel.version)
         throw new UpdateError(
           "MANIFEST_MISMATCH",
-          `the image header says version ${firmwareVersionNumber(info.version)}, the release ${rel.version}`,
+          `the image header says version ${versionText(info.version)} (${number}), the release ${rel.version}`,
+        );
+      const declared = declaredSecurityCounter(rel.metrics);
+      if (declared !== undefined && declared !== info.securityCounter)
+        throw new UpdateError(
+          "MANIFEST_MISMATCH",
+          `the image's security counter is ${info.securityCounter}, the release declares ${declared}`,
+        );
+      if (floor !== undefined && info.securityCounter < floor)
+        throw new UpdateError(
+          "NOT_NEWER",
+          `the image's security counter ${info.securityCounter} is below device ${deviceId}'s ${floor} (rollback refused)`,
         );
     } catch (e) {
       const err = e instanceof UpdateError ? e : new UpdateError("FETCH_FAILED", (e as Error).message);
@@ -379,6 +514,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
           JSON.stringify({
             releaseId: rel.id.toString(),
             version: rel.version.toString(),
+            securityCounter: session.info.securityCounter,
             bytesSent: res.bytesSent,
             totalMs: res.totalMs,
           }),
@@ -404,7 +540,27 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
         );
         return;
       }
-      await this.#refuse(deviceId, rel, code, (e as Error).message.split("\n")[0]!);
+      // BUSY: the device holds another release (installing it) and changed nothing; not remembered.
+      const busy = code === "FW_REFUSED" && (e as { reason?: string }).reason === "BUSY";
+      await this.#refuse(
+        deviceId,
+        rel,
+        code,
+        (e as Error).message.split("\n")[0]!,
+        busy || isTransient(code),
+      );
+    }
+  }
+
+  /** The security counter of the release this agent last installed on the device (store), if known. */
+  async #installedCounter(deviceId: number): Promise<number | undefined> {
+    const b = await this.#o.state.getMeta(`updates/fw/installed/${deviceId}`);
+    if (!b || b.length === 0) return undefined;
+    try {
+      const c = (JSON.parse(b.toString("utf8")) as { securityCounter?: unknown }).securityCounter;
+      return typeof c === "number" ? c : undefined; // none in records of earlier versions
+    } catch {
+      return undefined;
     }
   }
 
@@ -458,4 +614,9 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     }
     for (const rel of this.#active.values()) if (installed.has(rel.id.toString())) await this.#report(rel);
   }
+}
+
+/** Lowercase hex sha256 of a release's file, as fetch.ts names it in staging. */
+function shaOf(rel: ReleaseRecord): string {
+  return rel.contentHash.replace(/^0x/, "").toLowerCase();
 }

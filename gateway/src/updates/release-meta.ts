@@ -5,7 +5,8 @@
  *   target names a device profile it serves (e.g. "cmapss-fd001"); a firmware release's names the
  *   hardware the image is for (the sensor's HELLO firmware target, e.g. "sim-mcu").
  * - `version`: for models `major·10^6 + minor·10^3 + patch` of the manifest's semver; for firmware
- *   the same of the image header's version. Always within one MAX_VERSION_STEP of the last.
+ *   the same of the image header's version (each part at most 999, or two versions would share a
+ *   number). Always within one MAX_VERSION_STEP of the last.
  * - `metrics` (≤ 512 bytes of compact JSON): for a model, `{"manifest":{"file","sha256","cid"},
  *   "precision","rmse"}` — the manifest travels beside the model (same folder for file:// and
  *   https://, its own CID for ipfs://) and is pinned by its sha256, so a manifest of another
@@ -16,6 +17,8 @@ import { id as keccakId } from "ethers";
 import type { ReleaseKind } from "../chain/client.ts";
 import type { Hex } from "../core/hex.ts";
 import type { ModelManifest } from "../infer/features/manifest.ts";
+import type { FirmwareVersion } from "../protocol/frame.ts";
+import { versionText } from "../protocol/firmware-image.ts";
 import { UpdateError } from "./errors.ts";
 
 /** The on-chain target id of a target name (or the id itself when given as 32 bytes of hex). */
@@ -33,6 +36,35 @@ export function semverToVersion(v: string): bigint {
       `version "${v}" is not MAJOR.MINOR.PATCH with parts below 1000`,
     );
   return BigInt(m[1]!) * 1_000_000n + BigInt(m[2]!) * 1_000n + BigInt(m[3]!);
+}
+
+/** The largest major, minor or patch a release version holds (`major·10^6 + minor·10^3 + patch`). */
+export const MAX_FIRMWARE_VERSION_PART = 999;
+
+/**
+ * `major·10^6 + minor·10^3 + patch`, the release version of a firmware image.
+ * @throws UpdateError `MANIFEST_INVALID` when a part is above {@link MAX_FIRMWARE_VERSION_PART}:
+ *   its number would be another version's (1.0.1000 packs to 1.1.0's 1 001 000).
+ */
+export function firmwareVersionNumber(v: FirmwareVersion): bigint {
+  for (const part of ["major", "minor", "patch"] as const)
+    if (v[part] > MAX_FIRMWARE_VERSION_PART)
+      throw new UpdateError(
+        "MANIFEST_INVALID",
+        `firmware version ${versionText(v)} has a ${part} above ${MAX_FIRMWARE_VERSION_PART}, which a release version (major·10^6 + minor·10^3 + patch) cannot hold`,
+      );
+  return BigInt(v.major) * 1_000_000n + BigInt(v.minor) * 1_000n + BigInt(v.patch);
+}
+
+/**
+ * The firmware version a release version names (the inverse of {@link firmwareVersionNumber}), or
+ * undefined when it names none a device can run (a major or minor above 255, the wire's byte).
+ */
+export function firmwareVersionOf(n: bigint): FirmwareVersion | undefined {
+  const major = n / 1_000_000n;
+  const minor = (n / 1_000n) % 1_000n;
+  if (n < 0n || major > 0xffn || minor > 0xffn) return undefined;
+  return { major: Number(major), minor: Number(minor), patch: Number(n % 1_000n) };
 }
 
 /** What a model release's `metrics` field carries. */

@@ -20,8 +20,8 @@ publish options:
                              ipfs://CID; others, and URIs with user:password@, are refused:
                              URIs are public on chain); default: file:// of F and ipfs://<CID of F>
   --version N                release version (default: model manifest semver or firmware header
-                             version as major*10^6 + minor*10^3 + patch; for a model it must be
-                             the manifest's, which gateways check)
+                             version as major*10^6 + minor*10^3 + patch, each part at most 999;
+                             it must be that number, which gateways check)
   --dry-run                  print what would be proposed, send nothing
 
 revoke options:
