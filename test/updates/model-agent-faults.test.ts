@@ -4,14 +4,18 @@
  * typed errors (gateway/src/chain/errors.ts), as EthersRegistryClient does:
  * - a store write that fails right after promotion must not unload the model that just went live;
  * - a stop during the shadow phase is INTERRUPTED: not remembered, the next start installs it;
- * - an RPC outage during an install fails the check (checkErrors) and remembers nothing.
+ * - an RPC outage during an install fails the check (checkErrors) and remembers nothing;
+ * - partial downloads a crash left are removed at start;
+ * - wrong bytes from a source (the model's or the pinned manifest's) are that source's fault until
+ *   they come back `mismatchAttempts` times: tried again after a growing backoff, then remembered.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ReleaseRecord } from "../../gateway/src/chain/client.ts";
 import { ChainNetworkError } from "../../gateway/src/chain/errors.ts";
+import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { planRelease } from "../../gateway/src/cli/release.ts";
 import {
   MemoryUpdateState,
@@ -45,7 +49,12 @@ class FakeReleases {
     this.#fail("installedRelease");
     return 0n;
   }
-  async add(id: bigint, profile: string, version: string, chainVersion?: bigint): Promise<void> {
+  async add(
+    id: bigint,
+    profile: string,
+    version: string,
+    chainVersion?: bigint,
+  ): Promise<{ file: string; manifest: string }> {
     const rel = releaseFolder({ profile, version });
     const plan = await planRelease({
       kind: "model",
@@ -57,6 +66,7 @@ class FakeReleases {
     if (chainVersion !== undefined) rec.version = chainVersion;
     this.releases.set(id, rec as ReleaseRecord);
     this.active.set(rec.target, id);
+    return rel;
   }
 }
 
@@ -89,7 +99,13 @@ async function setup(profile: string, o: Partial<ModelAgentOptions> = {}) {
     await agent.stop();
     await rig.close();
   });
-  return { live, rig, releases, state, agent, make };
+  return { live, rig, releases, state, agent, make, dir };
+}
+
+/** The remembered failure of release `id` ("CODE: reason"), or undefined when none is. */
+function remembered(state: MemoryUpdateState, id: bigint): string | undefined {
+  const b = state.map.get(`updates/failed/${id}`);
+  return b && b.length > 0 ? b.toString() : undefined;
 }
 
 describe("model update agent: failures that are not the release's", () => {
@@ -137,6 +153,108 @@ describe("model update agent: failures that are not the release's", () => {
       reason: "the manifest says version 9.0.0, release 1 is version 3001000 on chain",
     });
     expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.0.0"]);
+    // A property of the verified bytes: remembered at once, not tried again.
+    expect(remembered(s.state, 1n)).toMatch(/^MANIFEST_MISMATCH: /);
+    await s.agent.check();
+    expect(s.agent.counters.rejected).toEqual({ MANIFEST_MISMATCH: 1 });
+  }, 60_000);
+
+  it.each([
+    [
+      "the model",
+      "SIZE_MISMATCH",
+      (rel: { file: string }) => rel.file,
+      (b: Buffer) => b.subarray(0, b.length - 7),
+    ],
+    [
+      "the manifest",
+      "MANIFEST_INVALID",
+      (rel: { manifest: string }) => rel.manifest,
+      (b: Buffer) => Buffer.concat([b, Buffer.from(" ")]),
+    ],
+  ] as const)(
+    "error: a source that delivers wrong bytes of %s once is not remembered: tried again after the backoff, the release installs",
+    async (what, code, path, spoil) => {
+      const clock = new FakeClock();
+      const profile = `faults-s-${what.split(" ")[1]!}`;
+      const s = await setup(profile, { clock, mismatchRetryMs: 60_000 });
+      const rel = await s.releases.add(1n, profile, "3.1.0");
+      const good = readFileSync(path(rel));
+      writeFileSync(path(rel), spoil(good));
+      await s.agent.check();
+      expect(s.agent.status().lastFailure).toMatchObject({ releaseId: "1", code });
+      expect(s.agent.status().lastFailure?.reason).toMatch(/attempt 1 of 8; tried again from \S+ on\)$/);
+      expect(s.agent.counters.rejected).toEqual({ [code]: 1 });
+      expect(remembered(s.state, 1n)).toBeUndefined();
+      // Within the backoff a check does not fetch it again.
+      clock.advanceMs(59_999);
+      await s.agent.check();
+      expect(s.agent.counters.rejected).toEqual({ [code]: 1 });
+      // The source answers right again: the first check after the backoff installs it.
+      writeFileSync(path(rel), good);
+      clock.advanceMs(1);
+      await s.rig.feedUntil(s.agent.check());
+      expect([s.agent.counters.rejected, s.agent.counters.installs]).toEqual([{ [code]: 1 }, 1]);
+      expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.1.0"]);
+      expect(s.state.map.get("updates/mismatch/1")?.length ?? 0).toBe(0);
+    },
+    60_000,
+  );
+
+  it("error: wrong bytes at every attempt are remembered after mismatchAttempts, the backoff doubling in between; retry forgets them", async () => {
+    const clock = new FakeClock();
+    const s = await setup("faults-t", { clock, mismatchAttempts: 3, mismatchRetryMs: 1000 });
+    const rel = await s.releases.add(1n, "faults-t", "3.1.0");
+    const good = readFileSync(rel.file);
+    writeFileSync(rel.file, Buffer.alloc(good.length, 1)); // right size, other bytes
+    const tries = (): number => s.agent.counters.rejected.HASH_MISMATCH ?? 0;
+    await s.agent.check();
+    expect([tries(), remembered(s.state, 1n)]).toEqual([1, undefined]);
+    clock.advanceMs(999);
+    await s.agent.check();
+    expect(tries()).toBe(1);
+    clock.advanceMs(1);
+    await s.agent.check();
+    expect([tries(), remembered(s.state, 1n)]).toEqual([2, undefined]);
+    clock.advanceMs(1999); // 2 s now
+    await s.agent.check();
+    expect(tries()).toBe(2);
+    clock.advanceMs(1);
+    await s.agent.check();
+    expect(tries()).toBe(3);
+    expect(remembered(s.state, 1n)).toMatch(/^HASH_MISMATCH: /);
+    expect(s.agent.status().lastFailure?.reason).toMatch(/attempt 3 of 3: remembered as failed/);
+    clock.advanceMs(86_400_000);
+    await s.agent.check();
+    expect(tries()).toBe(3); // remembered: not tried again
+    // Fixed at the source; the operator's retry forgets it and the next check installs.
+    writeFileSync(rel.file, good);
+    expect(await s.agent.retry(1n)).toBe(true);
+    await s.rig.feedUntil(s.agent.check());
+    expect(s.agent.counters.installs).toBe(1);
+  }, 60_000);
+
+  it("behavior: partial downloads a crash left in the staging folder are removed at start", async () => {
+    const s = await setup("faults-p");
+    mkdirSync(join(s.dir, "staging"), { recursive: true });
+    writeFileSync(join(s.dir, "staging", `${"ab".repeat(32)}.3.part`), "cut");
+    s.agent.start();
+    await s.agent.stop();
+    expect(readdirSync(join(s.dir, "staging"))).toEqual([]);
+  });
+
+  it("behavior: retry forgets a release waiting out its backoff (the operator need not wait)", async () => {
+    const clock = new FakeClock();
+    const s = await setup("faults-r", { clock });
+    const rel = await s.releases.add(1n, "faults-r", "3.1.0");
+    const good = readFileSync(rel.file);
+    writeFileSync(rel.file, Buffer.concat([good, Buffer.alloc(3)]));
+    await s.agent.check();
+    expect(s.agent.counters.rejected).toEqual({ SIZE_MISMATCH: 1 });
+    writeFileSync(rel.file, good);
+    expect(await s.agent.retry(1n)).toBe(true);
+    await s.rig.feedUntil(s.agent.check());
+    expect(s.agent.counters.installs).toBe(1);
   }, 60_000);
 
   it.each(["getRelease", "installedRelease"] as const)(

@@ -6,10 +6,19 @@
  * (an endless or oversized body never fills the disk), then must have exactly that size and the
  * release's sha256. For ipfs:// the CID of the bytes is recomputed (cid.ts) and must equal the
  * CID in the URI: the HTTP gateway is never trusted. The first URI that passes wins; the file is
- * renamed to `<staging>/<sha256>` and its path returned.
+ * renamed to `<staging>/<sha256>` and its path returned. A failed attempt removes its `.part`; the
+ * `.part` files a crash left (or one that could not be removed) go before the next fetch.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from "node:fs";
+import {
+  createReadStream,
+  createWriteStream,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+} from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -68,9 +77,40 @@ async function open(uri: string, o: FetchOptions, signal: AbortSignal): Promise<
 }
 
 let partSeq = 0;
+/** The .part files fetches of this process are writing now (never removed as stale). */
+const writing = new Set<string>();
+
+/**
+ * Removes the `*.part` files in `stagingDir` that no fetch of this process is writing: what a
+ * crash, a power cut or a failed removal left. Called before every fetch and by the model agent at
+ * its start; a file that cannot be removed now stays for the next call.
+ * @returns the names removed
+ */
+export function removeStaleParts(stagingDir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(stagingDir);
+  } catch {
+    return []; // no staging folder yet: nothing left over
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const p = join(stagingDir, name);
+    if (!name.endsWith(".part") || writing.has(p)) continue;
+    try {
+      if (!lstatSync(p).isFile()) continue;
+      rmSync(p, { force: true });
+      removed.push(name);
+    } catch {
+      /* kept for the next call; a fetch does not fail for it */
+    }
+  }
+  return removed;
+}
 
 async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string): Promise<string> {
   const part = join(o.stagingDir, `${sha}.${++partSeq}.part`); // concurrent fetches of one release
+  writing.add(part);
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), o.timeoutMs ?? 120_000);
   const hash = createHash("sha256");
@@ -130,6 +170,7 @@ async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string):
     throw err;
   } finally {
     clearTimeout(timer);
+    writing.delete(part);
   }
 }
 
@@ -140,6 +181,7 @@ async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string):
  */
 export async function fetchArtifact(a: Artifact, o: FetchOptions): Promise<Fetched> {
   mkdirSync(o.stagingDir, { recursive: true, mode: 0o700 });
+  removeStaleParts(o.stagingDir);
   const sha = a.sha256.replace(/^0x/, "").toLowerCase();
   const failures: UpdateError[] = [];
   const reasons: string[] = [];

@@ -10,18 +10,22 @@
  *    reported on chain — so neither a restart nor a restored old data folder reopens a rollback);
  * 2. fetch (fetch.ts): model capped at its size and sha256-checked, manifest pinned by the release's
  *    metrics (release-meta.ts), ipfs:// CIDs recomputed;
- * 3. the manifest describes the model (model-check.ts) and serves the live model's profiles; the
- *    model loads in onnxruntime (MODEL_INVALID);
+ * 3. the manifest describes the model (model-check.ts: file names plain, no "../") and serves the
+ *    live model's profiles; the model loads in onnxruntime (MODEL_INVALID) — the release's own
+ *    file, never one of the manifest's `model.variants` (the release's hash does not cover them);
  * 4. shadow: it runs beside the live model on live windows (InferenceLoop.addShadow) for
  *    `shadowWindows` windows or `shadowMaxMs`; promoted only if every output was finite and in
- *    the manifest's range and its per-window cost stayed within `maxCostFactor` × the live one's
+ *    the manifest's range and its median per-window cost stayed within `maxCostFactor` × the live one's
  *    (SHADOW_FAILED); the agreement (mean/max |Δ|) is logged and in the status;
  * 5. swap (InferenceLoop.promote: atomic between ticks; alerts keep their hysteresis), persist the
  *    installed version, unload the old model, then a signed `reportInstalled` on chain (a failed
  *    report is retried at the next check; the install stands).
  * A failed release is remembered (in the store) and not tried again until a different release
  * appears or an operator calls `retry(id)`, unless its bytes were only unreachable (FETCH_FAILED,
- * `isTransient`): then the next check tries again. Checks run on a node-cron schedule and on demand
+ * `isTransient`): then the next check tries again. Wrong bytes from its sources (a size, hash or
+ * CID mismatch of the model or of the pinned manifest) are the sources' fault at first: tried again
+ * after a backoff (`mismatchRetryMs`, doubling), remembered only when `mismatchAttempts` attempts in
+ * a row got wrong bytes. Checks run on a node-cron schedule and on demand
  * (`check()`, e.g. on a registry event); when none succeeded for `staleAfterMs` the agent marks
  * itself stale and raises the `update-check-stale` alert (freeze attack).
  */
@@ -33,12 +37,28 @@ import { systemClock, type Clock } from "../core/clock.ts";
 import type { Hex } from "../core/hex.ts";
 import { VigilError } from "../core/errors.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
+import type { ModelManifest } from "../infer/features/manifest.ts";
 import type { InferenceLoop } from "../infer/loop.ts";
-import { loadModel, releaseModel, type LoadedModel } from "../infer/registry.ts";
+import {
+  loadModel,
+  readManifest,
+  releaseModel,
+  type LoadedModel,
+  type RegistryOptions,
+} from "../infer/registry.ts";
 import { isTransient, UpdateError, type UpdateErrorCode } from "./errors.ts";
-import { fetchArtifact } from "./fetch.ts";
+import { fetchArtifact, removeStaleParts } from "./fetch.ts";
 import { checkModelAgainstManifest } from "./model-check.ts";
 import { parseModelMeta, semverToVersion, targetId } from "./release-meta.ts";
+
+/**
+ * Load options that make the registry run a release's own file, the manifest's `model.file` (the
+ * bytes the chain approved), whatever `model.prefer` or `models.precision` say: its
+ * `model.variants` are not part of the release (neither fetched nor covered by its hash).
+ */
+function releaseFileOnly(manifest: ModelManifest, tuning: RegistryOptions): RegistryOptions {
+  return { ...tuning, precision: manifest.model.precision ?? "float32" };
+}
 
 /** Where releases are read from: the registry client today, the registry watch's cache later. */
 export interface ReleaseSource {
@@ -93,6 +113,13 @@ export interface ModelAgentOptions {
   staleAfterMs?: number;
   /** Per-URI download timeout, ms. Default 120 000. */
   fetchTimeoutMs?: number;
+  /**
+   * Attempts in a row whose sources all delivered wrong bytes (size, hash or CID mismatch) before
+   * the release is remembered as failed. Default 8.
+   */
+  mismatchAttempts?: number;
+  /** Wait after the first such attempt before the next, ms; doubled after each (at most 6 h). Default 60 000. */
+  mismatchRetryMs?: number;
   clock?: Clock;
   log?: Logger;
   /** Called with every status change (publish it retained, e.g. vigil/<gw>/status/updates). */
@@ -143,6 +170,32 @@ interface Installed {
 }
 
 const MAX_MANIFEST_BYTES = 1n << 20n;
+const MAX_MISMATCH_BACKOFF_MS = 6 * 3_600_000;
+const CONTENT_CODES: ReadonlySet<UpdateErrorCode> = new Set([
+  "SIZE_MISMATCH",
+  "HASH_MISMATCH",
+  "CID_MISMATCH",
+]);
+
+/**
+ * Refusals caused by wrong bytes from a release's sources (fetchArtifact's content errors, as such
+ * or as the pinned manifest's MANIFEST_INVALID): a fault of the sources until it lasts.
+ */
+const sourceFaults = new WeakSet<UpdateError>();
+
+/** `e` marked as a source's wrong bytes when it is a content error of a fetch. */
+function fromSource(e: unknown, as: UpdateError = e as UpdateError): unknown {
+  if (e instanceof UpdateError && CONTENT_CODES.has(e.code)) sourceFaults.add(as);
+  return as;
+}
+
+/** The store's record of a release whose sources delivered wrong bytes (`updates/mismatch/<id>`). */
+interface Mismatch {
+  /** Attempts in a row that got wrong bytes. */
+  attempts: number;
+  /** Not tried again before this time (ms). */
+  nextMs: number;
+}
 
 export class ModelUpdateAgent {
   readonly counters: ModelAgentCounters = {
@@ -191,6 +244,9 @@ export class ModelUpdateAgent {
   /** Starts the cron schedule and the stale watch, and runs a first check. */
   start(): void {
     this.#stopped = false;
+    // Partial downloads a crash or a power cut left (fetch.ts removes its own on every failure).
+    const parts = removeStaleParts(join(this.#o.dir, "staging"));
+    if (parts.length > 0) this.#log.info({ files: parts }, `${parts.length} partial downloads removed`);
     this.#task = cron.schedule(this.#o.schedule ?? "*/5 * * * *", () => void this.check());
     const every = Math.min(60_000, Math.max(1000, (this.#o.staleAfterMs ?? 3_600_000) / 10));
     this.#staleTimer = setInterval(() => this.checkStale(), every);
@@ -219,7 +275,8 @@ export class ModelUpdateAgent {
       try {
         const manifest = readdirSync(dir).find((f) => f.endsWith(".manifest.json"));
         if (!manifest) throw new Error(`${dir} holds no manifest`);
-        m = await loadModel(join(dir, manifest), live.tuning);
+        const path = join(dir, manifest);
+        m = await loadModel(path, releaseFileOnly(readManifest(path), live.tuning));
         if (m.sha256 !== inst.sha256) {
           await releaseModel(m);
           throw new Error(`${dir} holds model ${m.sha256}, not the installed ${inst.sha256}`);
@@ -339,16 +396,34 @@ export class ModelUpdateAgent {
    * Resolves true when it had failed.
    */
   async retry(id: bigint): Promise<boolean> {
-    const key = `updates/failed/${id}`;
-    const failed = await this.#o.state.getMeta(key);
-    await this.#o.state.putMeta(key, Buffer.alloc(0));
-    return failed !== undefined && failed.length > 0;
+    let had = false;
+    // Remembered as failed, or waiting out the backoff after wrong bytes from its sources.
+    for (const key of [`updates/failed/${id}`, `updates/mismatch/${id}`]) {
+      const b = await this.#o.state.getMeta(key);
+      if (b !== undefined && b.length > 0) {
+        had = true;
+        await this.#o.state.putMeta(key, Buffer.alloc(0));
+      }
+    }
+    return had;
   }
 
   async #skip(rel: ReleaseRecord, live: LoadedModel): Promise<boolean> {
     if (live.sha256 === rel.contentHash.slice(2)) return true; // already running it
     const failed = await this.#o.state.getMeta(`updates/failed/${rel.id}`);
-    return failed !== undefined && failed.length > 0;
+    if (failed !== undefined && failed.length > 0) return true;
+    const m = await this.#mismatch(rel.id);
+    return m !== undefined && this.#clock.nowMs() < m.nextMs;
+  }
+
+  async #mismatch(id: bigint): Promise<Mismatch | undefined> {
+    const b = await this.#o.state.getMeta(`updates/mismatch/${id}`);
+    if (!b || b.length === 0) return undefined;
+    try {
+      return JSON.parse(b.toString("utf8")) as Mismatch;
+    } catch {
+      return undefined; // unreadable record: as if none (the release is tried now)
+    }
   }
 
   async #installed(profile: string): Promise<Installed | undefined> {
@@ -388,23 +463,42 @@ export class ModelUpdateAgent {
   async #refused(id: bigint, e: UpdateError): Promise<{ ok: false; code: UpdateErrorCode; reason: string }> {
     const c = this.counters.rejected;
     c[e.code] = (c[e.code] ?? 0) + 1;
+    const now = this.#clock.nowMs();
+    let remember = !isTransient(e.code);
+    let reason = e.shortMessage;
+    const extra: Record<string, unknown> = {};
+    if (sourceFaults.has(e)) {
+      // One source's wrong answer (a truncated body, a misbehaving IPFS gateway) says nothing
+      // about the release; the same answer attempt after attempt, hours apart, does.
+      const max = this.#o.mismatchAttempts ?? 8;
+      const attempts = ((await this.#mismatch(id))?.attempts ?? 0) + 1;
+      const key = `updates/mismatch/${id}`;
+      remember = attempts >= max;
+      if (remember) {
+        await this.#o.state.putMeta(key, Buffer.alloc(0));
+        reason += ` (wrong bytes from its sources, attempt ${attempts} of ${max}: remembered as failed)`;
+      } else {
+        const waitMs = Math.min(
+          (this.#o.mismatchRetryMs ?? 60_000) * 2 ** (attempts - 1),
+          MAX_MISMATCH_BACKOFF_MS,
+        );
+        const m: Mismatch = { attempts, nextMs: now + waitMs };
+        await this.#o.state.putMeta(key, Buffer.from(JSON.stringify(m)));
+        reason += ` (wrong bytes from its sources, attempt ${attempts} of ${max}; tried again from ${new Date(m.nextMs).toISOString()} on)`;
+      }
+      Object.assign(extra, { attempt: attempts, of: max });
+    }
     this.#log.warn(
-      { releaseId: id.toString(), code: e.code, details: e.details },
-      `model release ${id} refused: ${e.shortMessage}`,
+      { releaseId: id.toString(), code: e.code, details: e.details, ...extra },
+      `model release ${id} refused: ${reason}`,
     );
     this.#set({
       state: "idle",
       candidate: undefined,
-      lastFailure: {
-        releaseId: id.toString(),
-        code: e.code,
-        reason: e.shortMessage,
-        atMs: this.#clock.nowMs(),
-      },
+      lastFailure: { releaseId: id.toString(), code: e.code, reason, atMs: now },
     });
-    if (!isTransient(e.code))
-      await this.#o.state.putMeta(`updates/failed/${id}`, Buffer.from(`${e.code}: ${e.shortMessage}`));
-    return { ok: false, code: e.code, reason: e.shortMessage };
+    if (remember) await this.#o.state.putMeta(`updates/failed/${id}`, Buffer.from(`${e.code}: ${reason}`));
+    return { ok: false, code: e.code, reason };
   }
 
   async #tryInstall(
@@ -467,7 +561,11 @@ export class ModelUpdateAgent {
       ipfsGateway: this.#o.ipfsGateway,
       timeoutMs: this.#o.fetchTimeoutMs ?? 120_000,
     };
-    const model = await fetchArtifact({ uris: rel.uris, size: rel.size, sha256: rel.contentHash }, fo);
+    const model = await fetchArtifact({ uris: rel.uris, size: rel.size, sha256: rel.contentHash }, fo).catch(
+      (e: unknown) => {
+        throw fromSource(e);
+      },
+    );
     const manifestUris = rel.uris.map((u) =>
       u.startsWith("ipfs://") ? `ipfs://${meta.manifest.cid}` : new URL(meta.manifest.file, u).href,
     );
@@ -485,27 +583,30 @@ export class ModelUpdateAgent {
     } catch (e) {
       rmSync(model.path, { force: true });
       const u = e as UpdateError;
-      throw new UpdateError(
-        // Unreachable stays FETCH_FAILED (tried again at the next check); wrong bytes are refused.
-        u.code === "FETCH_FAILED" ? "FETCH_FAILED" : "MANIFEST_INVALID",
-        `the manifest pinned by release ${rel.id} could not be fetched: ${u.shortMessage}`,
-        {
-          ...(u.details ? { details: u.details } : {}),
-          cause: e,
-        },
+      // Unreachable stays FETCH_FAILED (tried again at the next check); wrong bytes are the
+      // sources' (tried again after a backoff), anything else is refused.
+      throw fromSource(
+        e,
+        new UpdateError(
+          u.code === "FETCH_FAILED" ? "FETCH_FAILED" : "MANIFEST_INVALID",
+          `the manifest pinned by release ${rel.id} could not be fetched: ${u.shortMessage}`,
+          {
+            ...(u.details ? { details: u.details } : {}),
+            cause: e,
+          },
+        ),
       );
     }
+    // Both files are the release's (verified): earlier wrong bytes from its sources are forgotten.
+    if (await this.#mismatch(rel.id))
+      await this.#o.state.putMeta(`updates/mismatch/${rel.id}`, Buffer.alloc(0));
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const manifestPath = join(dir, meta.manifest.file);
     renameSync(manifest.path, manifestPath);
     const bytes = readFileSync(model.path);
+    // Also refuses a model.file or variant file name that is not a plain name beside the manifest.
     const m = await checkModelAgainstManifest(manifestPath, bytes);
-    if (!/^[A-Za-z0-9._-]+$/.test(m.model.file))
-      throw new UpdateError(
-        "MANIFEST_INVALID",
-        `the manifest's model file name "${m.model.file}" is not a plain file name`,
-      );
     renameSync(model.path, join(dir, m.model.file));
     // The version the chain approved is the one the model says it is: a manifest claiming a
     // higher one would raise this gateway's rollback floor above every later release.
@@ -521,11 +622,20 @@ export class ModelUpdateAgent {
         "WRONG_TARGET",
         `the release's manifest serves profiles [${got}], the live model serves [${want}]`,
       );
+    let candidate: LoadedModel;
     try {
-      return await loadModel(manifestPath, live.tuning);
+      candidate = await loadModel(manifestPath, releaseFileOnly(m, live.tuning));
     } catch (e) {
       throw new UpdateError("MODEL_INVALID", (e as Error).message.split("\n")[0]!, { cause: e });
     }
+    if (candidate.sha256 !== rel.contentHash.slice(2)) {
+      await releaseModel(candidate);
+      throw new UpdateError(
+        "MANIFEST_MISMATCH",
+        `the file loaded has sha256 ${candidate.sha256}, not release ${rel.id}'s ${rel.contentHash.slice(2)}`,
+      );
+    }
+    return candidate;
   }
 
   async #shadowAndSwap(
@@ -566,11 +676,12 @@ export class ModelUpdateAgent {
       if (s.windows >= need || timeUp) {
         if (s.windows === 0)
           throw new UpdateError("SHADOW_FAILED", "no window ran in shadow before updates.shadowMaxMs");
-        const ratio = s.liveUsPerWindow > 0 ? s.usPerWindow / s.liveUsPerWindow : 1;
+        // Medians (lane.ts): one slow run among a short shadow phase's windows is not the model.
+        const ratio = s.liveMedianUsPerWindow > 0 ? s.medianUsPerWindow / s.liveMedianUsPerWindow : 1;
         if (ratio > factor)
           throw new UpdateError(
             "SHADOW_FAILED",
-            `in shadow the candidate cost ${s.usPerWindow.toFixed(0)} µs per window, ${ratio.toFixed(2)}× the live model's (limit ${factor}×)`,
+            `in shadow the candidate's median cost was ${s.medianUsPerWindow.toFixed(0)} µs per window, ${ratio.toFixed(2)}× the live model's (limit ${factor}×)`,
           );
         // Revoked (or otherwise no longer Active) while in shadow: not promoted.
         const now = await this.#o.releases.getRelease(rel.id);

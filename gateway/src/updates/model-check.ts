@@ -19,9 +19,18 @@ function dimOk(model: number | string, manifest: number | string): boolean {
 }
 
 /**
+ * True for a file name a release may name beside its manifest: one path component of letters,
+ * digits, `.`, `_` and `-` (no folder, no absolute path, not `.` or `..`).
+ */
+export function isPlainFileName(name: string): boolean {
+  return /^[A-Za-z0-9._-]+$/.test(name) && !/^\.+$/.test(name);
+}
+
+/**
  * Checks `onnx` against the manifest at `manifestPath`; returns the parsed manifest.
- * @throws UpdateError MANIFEST_INVALID (schema), MANIFEST_MISMATCH (hash, size, names, shapes),
- *   MODEL_INVALID (onnxruntime cannot load the bytes).
+ * @throws UpdateError MANIFEST_INVALID (schema; `model.file` or a `model.variants[].file` that is
+ *   not a plain file name in the manifest's folder), MANIFEST_MISMATCH (hash, size, names,
+ *   shapes), MODEL_INVALID (onnxruntime cannot load the bytes).
  */
 export async function checkModelAgainstManifest(
   manifestPath: string,
@@ -33,6 +42,13 @@ export async function checkModelAgainstManifest(
   } catch (e) {
     throw new UpdateError("MANIFEST_INVALID", (e as Error).message.split("\n")[0]!, { cause: e });
   }
+  // A file name such as "../x.onnx" would make the registry read a file outside the release.
+  for (const f of [m.model.file, ...(m.model.variants ?? []).map((v) => v.file)])
+    if (!isPlainFileName(f))
+      throw new UpdateError(
+        "MANIFEST_INVALID",
+        `the manifest names model file "${f}", which is not a plain file name beside it`,
+      );
   const sha = sha256File(onnx);
   if (sha !== m.model.sha256)
     throw new UpdateError(
