@@ -113,6 +113,8 @@ async function busySource(): Promise<{ src: FakeSource; feed: LiveFeed }> {
         outOfRange: 0,
         usPerWindow: 160,
         liveUsPerWindow: 150,
+        medianUsPerWindow: 155,
+        liveMedianUsPerWindow: 150,
       },
     },
   ];

@@ -67,4 +67,20 @@ describe("shadow judgement", () => {
     expect(s.failedWindows).toBeGreaterThan(0);
     expect(s.nonFinite + s.outOfRange).toBe(0);
   }, 60_000);
+
+  it("behavior: the cost judged is the median per window: one slow run (a new session's first, a GC pause) moves the mean, not the median", async () => {
+    let calls = 0;
+    const cand = await candidate("shadow-slow", (run) => async (feeds) => {
+      if (++calls === 1) {
+        const until = performance.now() + 200; // one 200 ms run, then the model's own speed
+        while (performance.now() < until);
+      }
+      return run(feeds);
+    });
+    const s = await shadowOf("shadow-slow", cand);
+    expect(s.windows).toBeGreaterThanOrEqual(5);
+    expect(s.usPerWindow).toBeGreaterThan(3 * s.medianUsPerWindow); // the mean carries the slow run…
+    expect(s.medianUsPerWindow).toBeLessThan(2_000); // …the median does not
+    expect(s.liveMedianUsPerWindow).toBeGreaterThan(0);
+  }, 60_000);
 });

@@ -533,7 +533,8 @@ const Updates = Type.Object(
     maxCostFactor: Type.Number({
       exclusiveMinimum: 0,
       default: 3,
-      description: "A candidate's cost per window may be at most this times the live model's.",
+      description:
+        "A candidate's median cost per window in shadow may be at most this times the live model's.",
     }),
     staleAfterMs: Type.Integer({
       minimum: 1000,

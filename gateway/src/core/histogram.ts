@@ -12,13 +12,14 @@ export class LatencyHistogram {
   sumUs = 0;
   maxUs = 0;
 
-  record(us: number): void {
+  /** Records `times` samples of `us` (default one). */
+  record(us: number, times = 1): void {
     const v = us < 1 ? 1 : us;
     let b = Math.ceil(Math.log2(v) * PER_OCTAVE);
     if (b >= BUCKETS) b = BUCKETS - 1;
-    this.#counts[b]!++;
-    this.count++;
-    this.sumUs += us;
+    this.#counts[b]! += times;
+    this.count += times;
+    this.sumUs += us * times;
     if (us > this.maxUs) this.maxUs = us;
   }
 

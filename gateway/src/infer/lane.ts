@@ -31,6 +31,13 @@ export interface ShadowStats {
   /** Mean run time per window, µs, of the shadow and of the live lane (same ticks). */
   usPerWindow: number;
   liveUsPerWindow: number;
+  /**
+   * Median run time per window, µs, of the shadow and of the live lane: what the update agent
+   * judges the cost by. A median, so one slow run (a new session's first, a GC pause, a busy
+   * core) among the few windows of a shadow phase does not refuse a model.
+   */
+  medianUsPerWindow: number;
+  liveMedianUsPerWindow: number;
 }
 
 export interface LaneCounters {
@@ -64,6 +71,8 @@ export class Lane {
     runUs: 0,
   };
   readonly runLatency = new LatencyHistogram();
+  /** Run time per window (a run's time ÷ its windows), µs. */
+  readonly windowCost = new LatencyHistogram();
   /** Shadow lanes only: comparison with the live lane. */
   readonly shadow = { compared: 0, sumAbsDiff: 0, maxAbsDiff: 0, nonFinite: 0, outOfRange: 0 };
 
@@ -98,6 +107,8 @@ export class Lane {
       failedWindows: this.counters.failedWindows,
       usPerWindow: this.usPerWindow(),
       liveUsPerWindow: this.shadowOf?.usPerWindow() ?? 0,
+      medianUsPerWindow: this.windowCost.quantile(0.5),
+      liveMedianUsPerWindow: this.shadowOf?.windowCost.quantile(0.5) ?? 0,
     };
   }
 }

@@ -621,6 +621,7 @@ export class InferenceLoop {
     const runUs = (performance.now() - r0) * 1000;
     c.runLatency.record(runUs);
     lane.runLatency.record(runUs);
+    lane.windowCost.record(runUs / n, n);
     lc.runUs += runUs;
     c.batches++;
     lc.batches++;
