@@ -66,7 +66,7 @@ describe("alert rules", () => {
     ]);
   });
 
-  it("behavior: NaN never changes state; devices are independent; forget() starts a device afresh", () => {
+  it("behavior: NaN never changes state; devices are independent", () => {
     const e = new RuleEngine();
     expect(e.evaluate(1, [warning], () => NaN, 0)).toEqual([]);
     // ±Inf neither: −Inf would raise a `<=` rule with a value no payload can carry.
@@ -77,10 +77,25 @@ describe("alert rules", () => {
     expect(e.active(1).map((a) => [a.rule.id, a.sinceUs, a.id])).toEqual([
       ["rul-warning", 1, "00000001-rul-warning-1"],
     ]);
-    // The device changed profile (so model and rules): its state starts afresh.
-    e.forget(1);
-    expect(e.evaluate(1, [warning], () => 10, 2)).toHaveLength(1);
-    expect(e.raised).toBe(3);
+    expect(e.raised).toBe(2);
+  });
+
+  it("behavior: a raised rule the device's model no longer has (an update dropped it, a new profile) is cleared at its next result, with the output's value or the raising one", () => {
+    const e = new RuleEngine();
+    expect(e.evaluate(1, [warning, critical], () => 10, 1)).toHaveLength(2);
+    // The promoted model keeps rul-warning only: rul-critical's episode ends now.
+    const t = e.evaluate(1, [warning], () => 12, 2);
+    expect(t.map((x) => [x.alert.id, x.state, x.value])).toEqual([
+      ["00000001-rul-critical-1", "cleared", 12],
+    ]);
+    expect(e.active(1).map((a) => a.rule.id)).toEqual(["rul-warning"]);
+    // A new profile whose model has no `rul` output at all: cleared with the value it was raised with.
+    const t2 = e.evaluate(1, [score], () => NaN, 3);
+    expect(t2.map((x) => [x.alert.id, x.state, x.value])).toEqual([
+      ["00000001-rul-warning-1", "cleared", 10],
+    ]);
+    expect(e.active(1)).toEqual([]);
+    expect([e.raised, e.cleared]).toEqual([2, 2]);
   });
 
   it("behavior: state carries over a model update: the new model's rule with the same id continues the episode", () => {

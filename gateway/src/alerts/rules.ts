@@ -9,10 +9,10 @@
  * - A NaN value never changes state. Rules are independent, so a falling RUL raises
  *   `rul-warning` and later `rul-critical`, each with its own severity.
  * State is keyed by device and rule id, so it carries over when a model update is promoted
- * (the new model's rules with the same ids continue the episodes; a rule the new model no longer
- * has stays as it was until the device's state is forgotten). State is in memory: after a
- * gateway restart a condition that still holds is raised again (consumers should key on device
- * + rule, see README.md).
+ * (the new model's rules with the same ids continue the episodes; a raised rule the device's model
+ * no longer has, after an update or a profile change, is cleared at the device's next result).
+ * State is in memory: after a gateway restart a condition that still holds is raised again
+ * (consumers should key on device + rule, see README.md).
  */
 import type { ManifestAlert } from "../infer/features/manifest.ts";
 import { deviceIdHex } from "../protocol/frame.ts";
@@ -86,17 +86,23 @@ export class RuleEngine {
         (out ??= []).push({ state: "cleared", alert: cur, value: v });
       }
     }
+    // A raised rule the device's model no longer has (a promoted model dropped it, or the device
+    // changed profile) would never be evaluated again: it is cleared now, so its episode ends,
+    // with the current value of its output (the value it was raised with when the model has no
+    // such output: a payload's value is always a number).
+    for (const [id, cur] of d.active) {
+      if (rules.some((r) => r.id === id)) continue;
+      d.active.delete(id);
+      this.cleared++;
+      const v = value(cur.rule.output);
+      (out ??= []).push({ state: "cleared", alert: cur, value: Number.isFinite(v) ? v : cur.value });
+    }
     return out ?? NONE;
   }
 
   active(deviceId: number): ActiveAlert[] {
     const d = this.#devices.get(deviceId);
     return d ? [...d.active.values()] : [];
-  }
-
-  /** Drops a device's state (it left, or changed profile and so its model and rules). */
-  forget(deviceId: number): void {
-    this.#devices.delete(deviceId);
   }
 }
 
