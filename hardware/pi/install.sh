@@ -12,16 +12,21 @@
 #   3. swaps the staging folder into place (/opt/vigil), so a failed build leaves the old install;
 #   4. creates the `vigil` system user (group dialout), /etc/vigil (config, keystore passphrase)
 #      and /var/lib/vigil (state), the unit, an example udev rules file and /usr/local/bin/vigil;
-#   5. enables the unit, and restarts it only if it was running (an upgrade).
+#   5. enables the unit, and restarts it only if it was running (an upgrade); if the new build
+#      does not stay running, the previous install is put back and restarted.
 # Idempotent: a second run rebuilds the program and keeps the config, the passphrase, the udev
-# rules and everything in /var/lib/vigil (store, gateway key).
+# rules and everything in /var/lib/vigil (store, gateway key). The install an upgrade replaced
+# is kept as <prefix>.previous; --rollback puts it back.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: sudo hardware/pi/install.sh [--prefix DIR] [--root DIR] [--no-systemctl]
+usage: sudo hardware/pi/install.sh [--prefix DIR] [--root DIR] [--no-systemctl] [--rollback]
 
   --prefix DIR     where the program goes (default /opt/vigil); the unit's paths follow it
+  --rollback       build nothing: put back the install the last upgrade replaced (kept as
+                   <prefix>.previous; the replaced one takes its place) and restart the service
+                   if it runs
   --root DIR       install into DIR as if it were / (images, packaging, tests): no root
                    needed, no user created, files keep the invoking user as owner; implies
                    --no-systemctl
@@ -38,6 +43,7 @@ die() {
 root=""
 prefix=/opt/vigil
 use_systemctl=1
+rollback=0
 while (($#)); do
   case "$1" in
     --prefix) (($# >= 2)) || die "--prefix needs a directory"; prefix="$2"; shift 2 ;;
@@ -45,6 +51,7 @@ while (($#)); do
     --root) (($# >= 2)) || die "--root needs a directory"; root="$2"; shift 2 ;;
     --root=*) root="${1#*=}"; shift ;;
     --no-systemctl) use_systemctl=0; shift ;;
+    --rollback) rollback=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown option $1" ;;
   esac
@@ -119,6 +126,42 @@ if [[ -e "$dest" ]] && [[ -n "$(ls -A "$dest")" ]] && ! is_vigil_install "$dest"
   die "$dest exists and is not a Vigil install; choose another --prefix or remove it"
 fi
 
+# The install an upgrade replaced stays beside it, one generation, so a bad upgrade can be undone.
+previous="$dest.previous"
+swap_previous() {
+  local tmp="$dest.swap.$$"
+  mv "$dest" "$tmp"
+  mv "$previous" "$dest"
+  mv "$tmp" "$previous"
+}
+
+# After `systemctl restart`: the unit (Type=simple, Restart=always) must still be active, not
+# restarted by systemd, after VIGIL_INSTALL_SETTLE_S seconds (default 15): a build that exits at
+# start (a module that does not load, a fatal start-up error) is restarted every 2 s.
+stays_up() {
+  local before after i
+  before="$(systemctl show -p NRestarts --value vigil.service 2>/dev/null || echo 0)"
+  for ((i = 0; i < ${VIGIL_INSTALL_SETTLE_S:-15}; i++)); do
+    sleep 1
+    systemctl is-active --quiet vigil.service || return 1
+  done
+  after="$(systemctl show -p NRestarts --value vigil.service 2>/dev/null || echo 0)"
+  [[ "$before" == "$after" ]]
+}
+
+if ((rollback)); then
+  if [[ ! -d "$previous" ]] || ! is_vigil_install "$previous"; then
+    die "there is no previous install at $previous to roll back to (it is kept by an upgrade)"
+  fi
+  [[ -d "$dest" ]] || die "$dest does not exist: nothing to roll back from"
+  running=0
+  if ((use_systemctl)) && systemctl is-active --quiet vigil.service; then running=1; fi
+  swap_previous
+  if ((running)); then systemctl restart vigil.service; fi
+  echo "rolled back: $dest is the previous install again; the one it replaced is now $previous"
+  exit 0
+fi
+
 echo "== building in a staging folder (npm ci, npm run build, npm prune --omit=dev)"
 install -d -m 0755 "$(dirname "$dest")"
 # The staging folder holds every dependency until the prune (610 MB measured; README): on a small
@@ -129,7 +172,7 @@ if [[ "$free_kb" =~ ^[0-9]+$ ]] && ((free_kb < need_kb)); then
   die "the build needs about 700 MB free in $(dirname "$dest") and $((free_kb / 1024)) MB are; free some space (or use --prefix on a larger disk) and run this again"
 fi
 stage="$(mktemp -d "$(dirname "$dest")/.vigil-install.XXXXXX")"
-cleanup() { rm -rf "$stage" "$stage.old"; }
+cleanup() { rm -rf "$stage"; }
 trap cleanup EXIT
 
 # Sources only: no node_modules, no build output, no local state of a development checkout.
@@ -209,10 +252,10 @@ chmod 0755 "$stage"
 
 echo "== installing into $dest"
 if [[ -e "$dest" ]]; then
-  mv "$dest" "$stage.old"
+  rm -rf "$previous"
+  mv "$dest" "$previous"
 fi
 mv "$stage" "$dest"
-rm -rf "$stage.old"
 
 if ((staged)); then
   own_etc=()
@@ -270,7 +313,15 @@ if ((use_systemctl)); then
   systemctl enable vigil.service
   if systemctl is-active --quiet vigil.service; then
     systemctl restart vigil.service
-    echo "vigil.service restarted on the new build"
+    if stays_up; then
+      echo "vigil.service restarted on the new build"
+    elif [[ -d "$previous" ]] && is_vigil_install "$previous"; then
+      swap_previous
+      systemctl restart vigil.service
+      die "the new build did not stay running (journalctl -u vigil -n 50 says why); the previous install is back in $dest and restarted, the new one is in $previous"
+    else
+      die "the new build did not stay running (journalctl -u vigil -n 50 says why), and there is no previous install to go back to"
+    fi
   fi
 fi
 

@@ -88,6 +88,10 @@ if [[ -e "$dest" ]]; then
   rm -rf "$dest"
   removed+=("$dest")
 fi
+if [[ -e "$dest.previous" ]]; then
+  rm -rf "$dest.previous"
+  removed+=("$dest.previous")
+fi
 rm -f "$root/etc/modules-load.d/vigil-serial.conf"
 removed+=("/etc/modules-load.d/vigil-serial.conf")
 printf -v list '%s, ' "${removed[@]}"

@@ -219,8 +219,9 @@ describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () =>
       await ok("bash", [install, "--root", root]);
       expect(keep.map((f) => readFileSync(f, "utf8"))).toEqual(before);
       expect(tree(prefix)).toEqual(firstTree);
-      // No staging folder left beside the prefix.
-      expect(readdirSync(join(root, "opt"))).toEqual(["vigil"]);
+      // No staging folder left beside the prefix; the replaced install is kept, one generation.
+      expect(readdirSync(join(root, "opt")).sort()).toEqual(["vigil", "vigil.previous"]);
+      expect(tree(`${prefix}.previous`)).toEqual(firstTree);
     },
     INSTALL_MS,
   );
@@ -239,7 +240,7 @@ describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () =>
           `vigil install: this version refuses ${cfg} (above); the installed version is unchanged`,
         );
         expect(tree(prefix)).toEqual(firstTree);
-        expect(readdirSync(join(root, "opt"))).toEqual(["vigil"]);
+        expect(readdirSync(join(root, "opt")).sort()).toEqual(["vigil", "vigil.previous"]);
       } finally {
         writeFileSync(cfg, good);
       }
@@ -247,9 +248,26 @@ describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () =>
     INSTALL_MS,
   );
 
+  it("behavior: --rollback swaps the previous install back in (and again, forth), building nothing", async () => {
+    writeFileSync(join(prefix, "marker-current"), "");
+    writeFileSync(join(`${prefix}.previous`, "marker-previous"), "");
+    const r = await ok("bash", [install, "--root", root, "--rollback"]);
+    expect(r.stdout).toContain(`rolled back: ${prefix} is the previous install again`);
+    expect(r.stdout).not.toContain("== building");
+    expect(existsSync(join(prefix, "marker-previous"))).toBe(true);
+    expect(existsSync(join(`${prefix}.previous`, "marker-current"))).toBe(true);
+    await ok("bash", [install, "--root", root, "--rollback"]);
+    expect(existsSync(join(prefix, "marker-current"))).toBe(true);
+    expect(readdirSync(join(root, "opt")).sort()).toEqual(["vigil", "vigil.previous"]);
+    const none = await sh("bash", [install, "--root", join(root, "elsewhere"), "--rollback"]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/there is no previous install at .*\/opt\/vigil\.previous to roll back to/);
+  });
+
   it("behavior: uninstall keeps config and state; --purge removes them", async () => {
     await ok("bash", [uninstall, "--root", root]);
     expect(existsSync(prefix)).toBe(false);
+    expect(existsSync(`${prefix}.previous`)).toBe(false);
     expect(existsSync(join(root, "etc/systemd/system/vigil.service"))).toBe(false);
     expect(existsSync(join(root, "usr/local/bin/vigil"))).toBe(false);
     expect(existsSync(join(root, "etc/vigil/config.json"))).toBe(true);
@@ -422,7 +440,7 @@ describe("hardware/pi/install.sh on real paths (private mount namespace, overlay
   });
 
   it(
-    "behavior: creates the vigil user, owners and modes, and enables but does not start the unit; uninstall --purge removes the user",
+    "behavior: creates the vigil user, owners and modes, and enables but does not start the unit; an upgrade whose build does not stay running is rolled back; uninstall --purge removes the user",
     async () => {
       const host = async () => ({
         user: (await sh("id", ["vigil"])).code === 0,
@@ -478,16 +496,55 @@ describe("hardware/pi/install.sh on real paths (private mount namespace, overlay
       expect(lstatSync(join(base, "etc/up/vigil")).isDirectory()).toBe(true);
       expect(await host()).toEqual(hostBefore);
 
+      // An upgrade of a running service whose new build does not stay up: the previous install is
+      // put back and restarted. This systemctl says "active" until the first restart, then that
+      // the unit is not active (crash-looping).
+      await inNamespace("-c", ["touch /opt/vigil-ns/marker-first"]);
+      const flaky = join(base, "flakybin");
+      mkdirSync(flaky);
+      const n = join(base, "restarts");
+      writeFileSync(
+        join(flaky, "systemctl"),
+        `#!/bin/sh
+echo "systemctl $*" >> ${calls}
+` +
+          `if [ "$1" = restart ]; then echo x >> ${n}; fi
+` +
+          `if [ "$1" = is-active ]; then [ "$(cat ${n} 2>/dev/null | wc -l)" = 1 ] && exit 3; exit 0; fi
+exit 0
+`,
+      );
+      chmodSync(join(flaky, "systemctl"), 0o755);
+      writeFileSync(calls, "");
+      const upgrade = await inNamespace(join(src, "hardware/pi/install.sh"), ["--prefix", "/opt/vigil-ns"], {
+        PATH: `${flaky}:${env.PATH ?? ""}`,
+        VIGIL_INSTALL_SETTLE_S: "1",
+      });
+      expect(upgrade.code, upgrade.stdout).toBe(1);
+      expect(upgrade.stderr).toContain(
+        "vigil install: the new build did not stay running (journalctl -u vigil -n 50 says why); the previous install is back in /opt/vigil-ns and restarted, the new one is in /opt/vigil-ns.previous",
+      );
+      expect(
+        readFileSync(calls, "utf8")
+          .split("\n")
+          .filter((l) => l.startsWith("systemctl restart")),
+      ).toHaveLength(2);
+      expect((await inNamespace("-c", ["test -e /opt/vigil-ns/marker-first"])).code).toBe(0);
+      expect((await inNamespace("-c", ["test -e /opt/vigil-ns.previous/marker-first"])).code).not.toBe(0);
+
       writeFileSync(calls, "");
       // Without --prefix: the folder the unit runs is found from the unit.
       const purge = await inNamespace(uninstall, ["--purge"]);
       expect(purge.code, purge.stderr).toBe(0);
-      expect(purge.stdout).toContain("removed the unit, /usr/local/bin/vigil, /opt/vigil-ns,");
+      expect(purge.stdout).toContain(
+        "removed the unit, /usr/local/bin/vigil, /opt/vigil-ns, /opt/vigil-ns.previous,",
+      );
       expect((await inNamespace("-c", ["test -e /opt/vigil-ns"])).code).not.toBe(0);
+      expect((await inNamespace("-c", ["test -e /opt/vigil-ns.previous"])).code).not.toBe(0);
       expect(readFileSync(calls, "utf8")).toContain("systemctl disable --now vigil.service\n");
       expect((await inNamespace("-c", ["id vigil"])).code).not.toBe(0);
       expect(await host()).toEqual(hostBefore);
     },
-    INSTALL_MS,
+    2 * INSTALL_MS, // two installs: the first, then the upgrade that is rolled back
   );
 });
