@@ -10,20 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it, vi } from "vitest";
-import { factoryFirmware, type SimFirmware } from "../../device-sim/src/firmware/index.ts";
+import { factoryFirmware } from "../../device-sim/src/firmware/index.ts";
 import type { ReleaseRecord } from "../../gateway/src/chain/client.ts";
 import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
-import {
-  decodeFrame,
-  encodeFrame,
-  FrameType,
-  FwReason,
-  FwResult,
-  FwState,
-  type FirmwareVersion,
-  type Frame,
-  type HelloFrame,
-} from "../../gateway/src/protocol/frame.ts";
+import { FrameType, type FirmwareVersion, type HelloFrame } from "../../gateway/src/protocol/frame.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { UpdateError } from "../../gateway/src/updates/errors.ts";
 import {
@@ -33,6 +23,7 @@ import {
   type FirmwareAgentOptions,
 } from "../../gateway/src/updates/firmware-agent.ts";
 import { targetId } from "../../gateway/src/updates/release-meta.ts";
+import { line } from "./fw-line.ts";
 
 const hello = (deviceId: number, firmware: FirmwareVersion): HelloFrame => ({
   type: FrameType.Hello,
@@ -87,45 +78,6 @@ async function rig(
     ...o,
   });
   return { dir, state, agent };
-}
-
-/**
- * An in-memory line to a simulated MCU (replies come back a turn later, as over a wire); `busy`
- * makes the device answer every offer REFUSED/BUSY as one that holds another release does.
- */
-function line(agent: FirmwareUpdateAgent, fw: SimFirmware) {
-  const sent: Frame[] = [];
-  const l = {
-    name: "mem",
-    busy: false,
-    sent,
-    send: (f: Frame): void => {
-      const frame = decodeFrame(encodeFrame(f));
-      sent.push(frame);
-      const back = (r: Frame): void => void setImmediate(() => agent.onFrame(decodeFrame(encodeFrame(r)), l));
-      setImmediate(() => {
-        if (l.busy && frame.type === FrameType.FwOffer) {
-          back({
-            ...fw.status(),
-            state: FwState.Ready,
-            result: FwResult.Refused,
-            reason: FwReason.BUSY,
-            releaseId: frame.releaseId,
-          });
-          return;
-        }
-        const r = fw.handle(frame);
-        if (r.reply) back(r.reply);
-        if (r.reboot)
-          setImmediate(() => {
-            fw.boot();
-            fw.confirm();
-            back(fw.status());
-          });
-      });
-    },
-  };
-  return l;
 }
 
 /** Every file name under `dir`, recursively. */

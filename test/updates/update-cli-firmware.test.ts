@@ -18,10 +18,11 @@ import { factoryFirmware, type SimFirmware } from "../../device-sim/src/firmware
 import type { ReleaseRecord } from "../../gateway/src/chain/client.ts";
 import { updateCommand } from "../../gateway/src/cli/update.ts";
 import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
-import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { FrameType } from "../../gateway/src/protocol/frame.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { FirmwareUpdateAgent } from "../../gateway/src/updates/firmware-agent.ts";
 import { targetId } from "../../gateway/src/updates/release-meta.ts";
+import { line } from "./fw-line.ts";
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -67,23 +68,7 @@ async function gateway(
     dir: join(mkdtempSync(join(tmpdir(), "vigil-fw-")), "updates"),
     targetOf: () => "sim-mcu",
   });
-  const line = {
-    name: "mem",
-    send: (f: Frame): void => {
-      const frame = decodeFrame(encodeFrame(f));
-      setImmediate(() => {
-        const back = (r: Frame): void => void agent.onFrame(decodeFrame(encodeFrame(r)), line);
-        const r = fw.handle(frame);
-        if (r.reply) back(r.reply);
-        if (r.reboot)
-          setImmediate(() => {
-            fw.boot();
-            fw.confirm();
-            back(fw.status());
-          });
-      });
-    },
-  };
+  const link = line(agent, fw);
   agent.onFrame(
     {
       type: FrameType.Hello,
@@ -93,7 +78,7 @@ async function gateway(
       profile: "sim-mcu",
       channels: [],
     },
-    line,
+    link,
   );
   const status = () => ({
     type: "updates",

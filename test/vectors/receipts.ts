@@ -86,6 +86,20 @@ export interface VectorFile {
   invalid: InvalidVector[];
 }
 
+/** Seals the store's `leaves` entries as one batch signed with the vector key; its receipt builder. */
+async function sealOne(store: MemoryFrameStore, keyType: KeyType, leaves: number): Promise<ReceiptBuilder> {
+  const sealer = new BatchSealer({
+    store,
+    signer: new GatewaySigner(importKey(keyType, VECTOR_KEYS[keyType])),
+    gatewayId: GATEWAY,
+    domain: vigilDomain(CHAIN_ID, REGISTRY),
+    maxLeaves: leaves,
+    nowUs: () => T0 + 60_000_000,
+  });
+  await sealer.sealNow();
+  return new ReceiptBuilder(store);
+}
+
 /** One 7-leaf batch per key type: five DATA frames, an INFERENCE and an ALERT leaf. */
 async function batchReceipts(
   keyType: KeyType,
@@ -129,17 +143,7 @@ async function batchReceipts(
     timestampUs: common.timestampUs,
     hash: leafFromPreimage(alert),
   });
-  const signer = new GatewaySigner(importKey(keyType, VECTOR_KEYS[keyType]));
-  const sealer = new BatchSealer({
-    store,
-    signer,
-    gatewayId: GATEWAY,
-    domain: vigilDomain(CHAIN_ID, REGISTRY),
-    maxLeaves: 7,
-    nowUs: () => T0 + 60_000_000,
-  });
-  await sealer.sealNow();
-  const rb = new ReceiptBuilder(store);
+  const rb = await sealOne(store, keyType, 7);
   const out = {
     frame: await rb.forSeq(DEVICE, 1),
     odd: await rb.forSeq(DEVICE, 3),
@@ -187,16 +191,7 @@ async function edgeReceipts(): Promise<{
       timestampUs: common.timestampUs,
       hash: leafFromPreimage(preimage),
     });
-  const sealer = new BatchSealer({
-    store,
-    signer: new GatewaySigner(importKey("secp256k1", VECTOR_KEYS.secp256k1)),
-    gatewayId: GATEWAY,
-    domain: vigilDomain(CHAIN_ID, REGISTRY),
-    maxLeaves: 3,
-    nowUs: () => T0 + 60_000_000,
-  });
-  await sealer.sealNow();
-  const rb = new ReceiptBuilder(store);
+  const rb = await sealOne(store, "secp256k1", 3);
   const out = {
     negZeroFrame: await rb.forSeq(DEVICE, 7),
     negZeroInference: await rb.forLeafHash(leafFromPreimage(inf)),
