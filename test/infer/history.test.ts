@@ -110,6 +110,32 @@ describe.each<Kind>(["memory", "level"])("storeHistory over the %s frame store",
     await store.close();
   });
 
+  it("behavior: the rows just before reach across a device reboot's seq gap (a new boot starts at the next multiple of 2^32)", async () => {
+    const store = await storeOf(50, kind); // boot 0: seqs 0..49
+    const boot1 = 2 ** 32;
+    for (let r = 0; r < 5; r++) {
+      const ts = T0_US + (50 + r) * 1000;
+      const raw = encodeFrame({
+        type: FrameType.Data,
+        deviceId: DEV,
+        seq: r,
+        timestampUs: ts,
+        flags: 0,
+        values: Float32Array.from(row(unit, 50 + r)),
+      });
+      await store.append({ deviceId: DEV, seq: boot1 + r, receivedUs: ts, timestampUs: ts, raw });
+    }
+    const h = await storeHistory(store).read(DEV, boot1 + 5, 10, 20);
+    expect(h.first.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+    expect(h.last.map((r) => r.seq)).toEqual([
+      ...Array.from({ length: 15 }, (_, i) => 35 + i),
+      ...Array.from({ length: 5 }, (_, i) => boot1 + i),
+    ]);
+    // Before the new boot's first frame: the previous boot's last rows.
+    expect((await storeHistory(store).read(DEV, boot1, 10, 3)).last.map((r) => r.seq)).toEqual([47, 48, 49]);
+    await store.close();
+  });
+
   it("behavior: a restarted loop warmed from the store gives the never-stopped loop's outputs exactly", async () => {
     const cut = 120; // the gateway restarts before row `cut`
     const steady = loop();

@@ -9,7 +9,7 @@
  * since the restart.
  */
 import { decodeFrame, FrameType } from "../protocol/frame.ts";
-import type { FrameStore } from "../store/types.ts";
+import type { FrameStore, StoredFrame } from "../store/types.ts";
 
 /** One stored DATA frame, as the loop replays it. */
 export interface HistoryRow {
@@ -36,24 +36,26 @@ export interface HistoryRead {
 export interface DeviceHistory {
   /**
    * Rows of `deviceId` with extended seq below `beforeSeq`, oldest first: `first` = up to
-   * `firstCount` of the earliest ones, `last` = those with seq in [beforeSeq − lastCount,
-   * beforeSeq). The two may overlap when the device has few frames.
+   * `firstCount` of the earliest ones, `last` = the (up to) `lastCount` stored frames just before
+   * `beforeSeq`, across a reboot's seq gap. The two may overlap when the device has few frames.
    */
   read(deviceId: number, beforeSeq: number, firstCount: number, lastCount: number): Promise<HistoryRead>;
 }
 
-/** DeviceHistory over the frame store's per-device index (`framesByDevice`). */
-export function storeHistory(store: Pick<FrameStore, "framesByDevice">): DeviceHistory {
+/**
+ * DeviceHistory over the frame store's per-device index: `first` from `framesByDevice`, `last` from
+ * `framesBefore` (the frames just before, across a device reboot: a new boot's seqs start at the
+ * next multiple of 2^32, so a seq range would find only the new boot's few frames).
+ */
+export function storeHistory(store: Pick<FrameStore, "framesByDevice" | "framesBefore">): DeviceHistory {
   const rows = async (
-    deviceId: number,
-    from: number,
-    to: number,
+    frames: AsyncIterable<StoredFrame> | Iterable<StoredFrame>,
     max: number,
     damaged: Set<number>,
   ): Promise<HistoryRow[]> => {
     const out: HistoryRow[] = [];
-    if (max <= 0 || to < from) return out;
-    for await (const f of store.framesByDevice(deviceId, from, to)) {
+    if (max <= 0) return out;
+    for await (const f of frames) {
       let frame;
       try {
         frame = decodeFrame(f.raw);
@@ -72,9 +74,10 @@ export function storeHistory(store: Pick<FrameStore, "framesByDevice">): DeviceH
   return {
     async read(deviceId, beforeSeq, firstCount, lastCount) {
       const damaged = new Set<number>();
-      const first = await rows(deviceId, 0, beforeSeq - 1, firstCount, damaged);
-      const from = Math.max(0, beforeSeq - lastCount);
-      const last = await rows(deviceId, from, beforeSeq - 1, lastCount, damaged);
+      if (beforeSeq <= 0) return { first: [], last: [] };
+      const first = await rows(store.framesByDevice(deviceId, 0, beforeSeq - 1), firstCount, damaged);
+      // Frames that are not DATA (a device's ERROR reports) are skipped: `last` may be shorter.
+      const last = await rows(await store.framesBefore(deviceId, beforeSeq, lastCount), lastCount, damaged);
       return damaged.size > 0 ? { first, last, damaged: damaged.size } : { first, last };
     },
   };

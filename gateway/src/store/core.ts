@@ -289,6 +289,10 @@ export class KvFrameStore implements FrameStore {
     return this.#reads.framesByDevice(deviceId, fromSeq, toSeq);
   }
 
+  framesBefore(deviceId: number, beforeSeq: number, count: number): Promise<StoredFrame[]> {
+    return this.#reads.framesBefore(deviceId, beforeSeq, count);
+  }
+
   getLeaf(index: number): Promise<StoredLeaf | undefined> {
     return this.#reads.getLeaf(index);
   }

@@ -101,6 +101,26 @@ export class LogReader {
     }
   }
 
+  /**
+   * The last `count` frames of a device with seq < beforeSeq, oldest first, whatever gaps lie
+   * between them (a new boot starts at the next multiple of 2^32: seq ranges do not find the
+   * previous boot's frames).
+   */
+  async framesBefore(deviceId: number, beforeSeq: number, count: number): Promise<StoredFrame[]> {
+    const out: StoredFrame[] = [];
+    if (count <= 0 || beforeSeq <= 0) return out;
+    for await (const [, v] of this.range({
+      gte: devSeqKey(deviceId, 0),
+      lt: devSeqKey(deviceId, beforeSeq),
+      reverse: true,
+      limit: count,
+    })) {
+      const f = await this.getFrame(readU64(v, 0));
+      if (f) out.push(f);
+    }
+    return out.reverse();
+  }
+
   /** Merges the `L` (frame) and `E` (leaf) ranges, which share one index space, in index order. */
   async *entryChunks(fromIndex: number, toIndex: number): AsyncIterable<LogEntry[]> {
     if (toIndex < fromIndex) return;

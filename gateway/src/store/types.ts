@@ -236,6 +236,8 @@ export interface FrameStore extends FrameSink {
   frameChunks(fromIndex: number, toIndex: number): AsyncIterable<StoredFrame[]>;
   /** Frames of one device with fromSeq ≤ seq ≤ toSeq in seq order. */
   framesByDevice(deviceId: number, fromSeq?: number, toSeq?: number): AsyncIterable<StoredFrame>;
+  /** The last `count` frames of one device with seq < beforeSeq, oldest first, across boots. */
+  framesBefore(deviceId: number, beforeSeq: number, count: number): Promise<StoredFrame[]>;
 
   stats(): StoreStats;
 
