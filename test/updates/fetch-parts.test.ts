@@ -90,22 +90,26 @@ describe("fetchArtifact: partial files", () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it("error: a source that cannot be read (missing file, a folder) leaves no .part file", async () => {
+  it("error: a source that cannot be read (missing file, a folder) leaves no .part file, however the failure and the file's creation interleave", async () => {
     const d = mkdtempSync(join(tmpdir(), "vigil-parts-src-"));
     mkdirSync(join(d, "folder"));
-    const dir = staging();
-    const err = await failed(
-      fetchArtifact(
-        {
-          uris: [pathToFileURL(join(d, "missing.bin")).href, pathToFileURL(join(d, "folder")).href],
-          size,
-          sha256,
-        },
-        { stagingDir: dir },
-      ),
-    );
-    expect(err.code).toBe("FETCH_FAILED");
-    expect(readdirSync(dir)).toEqual([]);
+    // The read fails at once; a .part file opened later than that failure was left behind in
+    // about 4 % of fetches (11 of 300 measured), so the fetch is repeated.
+    for (let i = 0; i < 200; i++) {
+      const dir = staging();
+      const err = await failed(
+        fetchArtifact(
+          {
+            uris: [pathToFileURL(join(d, "missing.bin")).href, pathToFileURL(join(d, "folder")).href],
+            size,
+            sha256,
+          },
+          { stagingDir: dir },
+        ),
+      );
+      expect(err.code).toBe("FETCH_FAILED");
+      expect(readdirSync(dir), `fetch ${i}`).toEqual([]);
+    }
   });
 
   it("behavior: partial files a crash left are removed before the next fetch; other files are kept", async () => {

@@ -15,6 +15,7 @@ import {
   createWriteStream,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   renameSync,
   rmSync,
@@ -117,6 +118,10 @@ async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string):
   let n = 0n;
   try {
     const body = await open(uri, o, ac.signal);
+    // Opened here, synchronously: a write stream opens its file later, so a source that fails at
+    // once (a missing file, a folder) could see its .part removed before it was even created, and
+    // then left behind.
+    const out = createWriteStream(part, { fd: openSync(part, "wx", 0o600) });
     // pipeline() carries every stream's error to the one promise: a write error of the .part
     // file (ENOSPC, EIO) is an 'error' event that would otherwise end the process.
     await pipeline(
@@ -135,7 +140,7 @@ async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string):
           yield chunk;
         }
       },
-      createWriteStream(part, { mode: 0o600 }),
+      out,
     );
     if (n !== a.size && a.exact !== false)
       throw new UpdateError("SIZE_MISMATCH", `got ${n} bytes, the release has ${a.size}`);
