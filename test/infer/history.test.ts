@@ -63,6 +63,30 @@ type Kind = "memory" | "level";
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
+/**
+ * Stores cycle `r` of the test unit as device DEV's DATA frame with extended seq `extSeq` (the
+ * frame's own 32-bit seq is its low part); `damaged` breaks its CRC, as a damaged store would.
+ */
+async function appendRow(
+  store: FrameStore,
+  r: number,
+  extSeq: number,
+  values: Float32Array,
+  damaged = false,
+) {
+  const ts = T0_US + r * 1000;
+  const raw = encodeFrame({
+    type: FrameType.Data,
+    deviceId: DEV,
+    seq: extSeq % 2 ** 32,
+    timestampUs: ts,
+    flags: 0,
+    values,
+  });
+  if (damaged) raw[raw.length - 1]! ^= 0xff; // the CRC no longer matches
+  await store.append({ deviceId: DEV, seq: extSeq, receivedUs: ts, timestampUs: ts, raw });
+}
+
 /** The unit's rows as a frame log, in the in-memory store or a real LevelDB one. */
 async function storeOf(
   rows: number,
@@ -79,19 +103,9 @@ async function storeOf(
   }
   await store.open();
   for (let r = 0; r < rows; r++) {
-    const ts = T0_US + r * 1000;
     const values = Float32Array.from(row(unit, r));
     edit?.(values, r);
-    const raw = encodeFrame({
-      type: FrameType.Data,
-      deviceId: DEV,
-      seq: r,
-      timestampUs: ts,
-      flags: 0,
-      values,
-    });
-    if (damage.includes(r)) raw[raw.length - 1]! ^= 0xff; // the CRC no longer matches
-    await store.append({ deviceId: DEV, seq: r, receivedUs: ts, timestampUs: ts, raw });
+    await appendRow(store, r, r, values, damage.includes(r));
   }
   return store;
 }
@@ -113,18 +127,8 @@ describe.each<Kind>(["memory", "level"])("storeHistory over the %s frame store",
   it("behavior: the rows just before reach across a device reboot's seq gap (a new boot starts at the next multiple of 2^32)", async () => {
     const store = await storeOf(50, kind); // boot 0: seqs 0..49
     const boot1 = 2 ** 32;
-    for (let r = 0; r < 5; r++) {
-      const ts = T0_US + (50 + r) * 1000;
-      const raw = encodeFrame({
-        type: FrameType.Data,
-        deviceId: DEV,
-        seq: r,
-        timestampUs: ts,
-        flags: 0,
-        values: Float32Array.from(row(unit, 50 + r)),
-      });
-      await store.append({ deviceId: DEV, seq: boot1 + r, receivedUs: ts, timestampUs: ts, raw });
-    }
+    for (let r = 0; r < 5; r++)
+      await appendRow(store, 50 + r, boot1 + r, Float32Array.from(row(unit, 50 + r)));
     const h = await storeHistory(store).read(DEV, boot1 + 5, 10, 20);
     expect(h.first.map((r) => r.seq)).toEqual(Array.from({ length: 10 }, (_, i) => i));
     expect(h.last.map((r) => r.seq)).toEqual([
