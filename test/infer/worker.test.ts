@@ -83,6 +83,7 @@ describe("batch runners", () => {
     const w = run("worker", 3, { onError: (e) => errors.push(e) });
     await w.loop.close();
     await w.loop.close();
+    w.loop.start(); // a stopped loop feeds no frames; started again, its runs reach the closed worker
     w.feed();
     await w.loop.tick();
     expect(w.results).toHaveLength(0);

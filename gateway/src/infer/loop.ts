@@ -109,6 +109,8 @@ export class InferenceLoop {
   #running: Promise<void> | undefined;
   #again = false;
   #started = false;
+  /** Set by stop(): frames are no longer fed (start() clears it). */
+  #stopped = false;
   #scheduled = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -300,6 +302,7 @@ export class InferenceLoop {
 
   /** Ingest observer: call with every newly stored DATA frame (`ingest.onStored(loop.onFrame)`). */
   readonly onFrame = (record: FrameRecord, frame: DataFrame): void => {
+    if (this.#stopped) return;
     const id = record.deviceId;
     // Windows must be in time order: a device's frames are fed in increasing sequence only, so
     // late (out-of-order) frames and resends of frames already seen are left to the store.
@@ -478,19 +481,27 @@ export class InferenceLoop {
   start(): void {
     if (this.#started) return;
     this.#started = true;
+    this.#stopped = false;
     if (this.#tickMs > 0) {
       this.#timer = setInterval(() => void this.tick(), this.#tickMs);
       this.#timer.unref?.();
     } else this.#schedule();
   }
 
-  /** Stops scheduling and waits for the warm-ups and the tick in progress. */
+  /**
+   * Stops scheduling, waits for the warm-ups in flight, then runs every window of the frames seen
+   * so far (the ticks queued behind the running one too), so their results are delivered before
+   * stop() resolves: the runtime stops the loop before the alert service publishes held health
+   * and `offline`. Frames that arrive after the stop are left to the store (a next start warms
+   * from them), which bounds the drain under a steady stream.
+   */
   async stop(): Promise<void> {
     this.#started = false;
+    this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.warmed();
-    await this.#running;
+    await this.drain();
   }
 
   /** Resolves when no device window is being warmed from history (its held frames are in its ring). */
