@@ -304,6 +304,20 @@ describe("data quality: per-channel verdicts", () => {
     expect(lost).toEqual([0, 0, 0, 1, 1]);
   });
 
+  it("run counters never wrap: a value stuck, or missing, for 2^31 frames (248 days at 100 Hz) stays flagged and lost", () => {
+    const { run, state } = setup();
+    run([0, 10.5, 100, 1, 0]);
+    state.run[0] = 2 ** 31 - 2; // a stuck for that long (as if counted frame by frame)
+    const stuck = [2, 3, 4].map((c) => run([0, 10.5, 100 + c, c, 0]).codes[0]);
+    expect(stuck).toEqual(["stuck", "stuck", "stuck"]);
+    expect(state.run[0]).toBe(2 ** 31 + 1);
+    // b missing for as long: still lost, and a value after it is judged by the whole gap
+    state.since[1] = 2 ** 31 - 2;
+    const lost = [5, 6, 7].map((c) => run([0, 11 + c / 10, NaN, c, 0]).lost);
+    expect(lost).toEqual([1, 1, 1]);
+    expect(run([0, 10.8, 390, 8, 0]).codes[1]).toBe("ok"); // |Δb| 290 within 150 × the gap
+  });
+
   it("raises a sensor fault after faultFrames flagged frames and clears it after clearFrames good ones", () => {
     const { run, state, res } = setup();
     const events: string[] = [];

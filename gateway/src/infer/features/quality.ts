@@ -210,14 +210,17 @@ export class QualityState {
   readonly lastGoodZ: Float64Array;
   /** Counter policy: the last good step per frame (default 1). */
   readonly step: Float64Array;
-  /** Frames since the last good value (0: this frame was good). */
-  readonly since: Int32Array;
+  /**
+   * Frames since the last good value (0: this frame was good). The run counters are float64, exact
+   * to 2^53: an Int32 wrapped after 2^31 frames (248 days at 100 Hz), un-flagging a stuck sensor.
+   */
+  readonly since: Float64Array;
   /** Previous finite raw value and how many times in a row it has been seen (stuck detection). */
   readonly prev: Float64Array;
-  readonly run: Int32Array;
+  readonly run: Float64Array;
   /** Consecutive flagged / good frames. */
-  readonly badRun: Int32Array;
-  readonly goodRun: Int32Array;
+  readonly badRun: Float64Array;
+  readonly goodRun: Float64Array;
   /** Sensor-fault state per used channel (1: faulted) and the verdict code that raised it. */
   readonly faulted: Uint8Array;
   readonly faultCode: Uint8Array;
@@ -236,11 +239,11 @@ export class QualityState {
     this.hasGood = new Uint8Array(U);
     this.lastGoodZ = new Float64Array(spec.usedOfFeature.length);
     this.step = new Float64Array(U).fill(1);
-    this.since = new Int32Array(U);
+    this.since = new Float64Array(U);
     this.prev = new Float64Array(U).fill(NaN);
-    this.run = new Int32Array(U);
-    this.badRun = new Int32Array(U);
-    this.goodRun = new Int32Array(U);
+    this.run = new Float64Array(U);
+    this.badRun = new Float64Array(U);
+    this.goodRun = new Float64Array(U);
     this.faulted = new Uint8Array(U);
     this.faultCode = new Uint8Array(U);
     this.raisedRxUs = new Float64Array(U);
