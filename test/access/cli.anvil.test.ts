@@ -123,7 +123,7 @@ describe("vigil access", () => {
     const typo = await tokenWith();
     expect(typo).toMatchObject({
       code: 1,
-      err: "vigil access: --reader-key-file does not hold a 32-byte hex private key\n",
+      err: "vigil access: --reader-key-file does not hold a 32-byte hex private key.\n",
     });
     rmSync(keyFile);
     writeFileSync(keyFile, siteReader.privateKey, { mode: 0o644 });
@@ -149,7 +149,10 @@ describe("vigil access", () => {
     const bad = join(dir, "bad.passwd");
     writeFileSync(bad, "0000000a:$7$0$AAAA$=\n", { mode: 0o600 });
     const r = await run(["device-password", "--sensor", "0000000c", "--file", bad]);
-    expect([r.code, r.err]).toEqual([2, `vigil access: ${bad}: line 1: the hash is 0 bytes, not 64\n`]);
+    expect([r.code, r.err]).toEqual([
+      2,
+      `vigil access: ${bad}: line 1: the hash is 0 bytes, not 64 (see "vigil access --help")\n`,
+    ]);
     const file = join(dir, "no-newline.passwd");
     writeFileSync(file, hashPassword("0000000a", "x"), { mode: 0o600 }); // no trailing newline
     expect((await run(["device-password", "--sensor", "0000000c", "--file", file])).code).toBe(0);
@@ -178,7 +181,10 @@ describe("vigil access", () => {
     ];
     for (const [extra, msg] of refused) {
       const r = await run(["export-mosquitto", ...args, ...extra]);
-      expect([r.code, r.err], extra.join(" ")).toEqual([2, `vigil access: ${msg}\n`]);
+      expect([r.code, r.err], extra.join(" ")).toEqual([
+        2,
+        `vigil access: ${msg} (see "vigil access --help")\n`,
+      ]);
     }
     expect(existsSync(out)).toBe(false);
     // The gateway's own user goes into the files, for a broker's first start with the plugin.

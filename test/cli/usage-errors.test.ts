@@ -45,7 +45,7 @@ describe("CLI user mistakes", () => {
       "--key-file",
       "/nonexistent/deployer.key",
     ]);
-    oneLine(r, 1, /^vigil chain: --key-file \/nonexistent\/deployer\.key does not exist\n$/);
+    oneLine(r, 1, /^vigil chain: --key-file \/nonexistent\/deployer\.key does not exist\.\n$/);
   }, 90_000);
 
   it("input: a number flag below its bound names the bound, not an infinite range; a port HTTP clients refuse is named as such", async () => {
@@ -135,11 +135,15 @@ describe("CLI user mistakes", () => {
       2,
       /^vigil start: --mqtt-port needs a value; a value that starts with "-" is written --mqtt-port=-VALUE/,
     );
-    oneLine(await vigil(["token", "--bogus"]), 2, /^vigil token: unknown option --bogus$/m);
+    oneLine(
+      await vigil(["token", "--bogus"]),
+      2,
+      /^vigil token: unknown option --bogus \(see "vigil token --help"\)$/m,
+    );
     oneLine(
       await vigil(["access", "list", "--gatway-id", "x"]),
       2,
-      /^vigil access: unknown option --gatway-id; did you mean --gateway-id\?$/m,
+      /^vigil access: unknown option --gatway-id; did you mean --gateway-id\? \(see "vigil access --help"\)$/m,
     );
     oneLine(
       await vigil(["demo", "--faults", "bogus=1"]),
@@ -266,7 +270,15 @@ describe("CLI user mistakes", () => {
     );
     const gw = "0x" + "01".repeat(32);
     const a = await vigil(["access", "list", "--gateway-id", gw, "--rpc", rpc, "--deployment", deployment]);
-    oneLine(a, 1, new RegExp(`RPC endpoint unreachable: http://127\\.0\\.0\\.1:${port}`));
+    // the line ends with the fix (fatalLine), as every command's error line does
+    oneLine(
+      a,
+      1,
+      new RegExp(
+        `RPC endpoint unreachable: http://127\\.0\\.0\\.1:${port}[^;\\n]*; check the RPC URL \\(--rpc, chain\\.rpcUrl\\) and that the node is running and reachable\\.$`,
+        "m",
+      ),
+    );
   }, 90_000);
 
   it("behavior: a file or folder a command cannot create or read is one line naming the path, the reason and the fix", async () => {

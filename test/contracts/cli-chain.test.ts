@@ -108,6 +108,22 @@ describe("vigil chain", () => {
         ]),
       ).toBe(1);
       expect(cap.err()).toMatch(/GatewayAlreadyRegistered/);
+      // at a site the account does not operate: the contract's reason and who can fix it
+      const args = ["register-gateway", "--rpc", anvil.url, "--deployment", out, "--site", "plant-2"];
+      expect(
+        await chainCommand([
+          ...args,
+          "--gateway-id",
+          `0x${"cd".repeat(32)}`,
+          "--key-type",
+          "p256",
+          "--device-key-file",
+          keyFile,
+        ]),
+      ).toBe(1);
+      expect(cap.err()).toMatch(
+        /vigil chain: account 0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266 is not an operator of site 0x[0-9a-f]{64} \(NotSiteOperator\(.*\)\); the registry's default admin grants that role with "vigil chain grant-operator"\.\n/,
+      );
     } finally {
       cap.restore();
     }

@@ -99,7 +99,7 @@ describe("vigil update against a running gateway", () => {
     expect(dead.stdout).toBe("");
     expect(dead.stderr).toBe(
       `vigil update: no gateway answers at http://127.0.0.1:${port} (ECONNREFUSED): is it running (vigil start)? ` +
-        "Otherwise pass --url, or -c with the config it runs with\n",
+        "Otherwise pass --url, or -c with the config it runs with.\n",
     );
     const bad = await vigil(["update", "retry", "seven", "--url", `http://127.0.0.1:${port}`]);
     expect(bad.code).toBe(2);

@@ -352,7 +352,8 @@ export async function accessCommand(argv: string[], viaToken = false): Promise<n
         throw new UsageError(`unknown access command "${cmd}"`);
     }
   } catch (e) {
-    return reportCommandError(cmd === "token" && viaToken ? "token" : "access", e);
+    const name = cmd === "token" && viaToken ? "token" : "access";
+    return reportCommandError(name, e, { help: `vigil ${name}`, fixes: true });
   }
 }
 

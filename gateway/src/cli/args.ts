@@ -111,17 +111,15 @@ export function oneOf<T extends string>(
 /**
  * Runs the subcommand `argv[0]` of `vigil <command>` from `table`: no subcommand prints `help`
  * (exit 2; `--help`/`-h`/`help` exit 0), an unknown one is a usage error with a did-you-mean, and a
- * VigilError becomes one line on stderr (exit 2 for usage, 1 otherwise; reportCommandError).
- * @param o.helpPointer A usage error ends with `(see "vigil <command> <subcommand> --help")`, or
- *   `vigil <command> --help` for an unknown subcommand, as other commands' usage errors do.
- *   Default false.
+ * VigilError becomes one line on stderr (exit 2 for usage, 1 otherwise; reportCommandError): a
+ * usage error ends with `(see "vigil <command> <subcommand> --help")` (`vigil <command> --help` for
+ * an unknown subcommand), any other error with its fix when it does not say one (fatalLine).
  */
 export async function runSubcommand(
   command: string,
   help: string,
   table: Record<string, (argv: string[]) => Promise<number>>,
   argv: string[],
-  o: { helpPointer?: boolean } = {},
 ): Promise<number> {
   const [sub, ...rest] = argv;
   try {
@@ -137,6 +135,6 @@ export async function runSubcommand(
   } catch (err) {
     const known = sub !== undefined && Object.hasOwn(table, sub);
     const pointer = `vigil ${command}${known ? ` ${sub}` : ""}`;
-    return reportCommandError(command, err, o.helpPointer ? { help: pointer } : {});
+    return reportCommandError(command, err, { help: pointer, fixes: true });
   }
 }

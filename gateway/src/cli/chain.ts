@@ -413,6 +413,5 @@ export async function chainCommand(argv: string[]): Promise<number> {
       "grant-operator": grantOperator,
     },
     argv,
-    { helpPointer: true },
   );
 }

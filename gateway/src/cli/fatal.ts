@@ -69,6 +69,15 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string]> = [
     'restore the keystore from a backup, or create a new key with "vigil keys init --force" and rotate it on chain',
   ],
   [
+    (e) => e.code === "CHAIN_NETWORK" || e.code === "CHAIN_TIMEOUT",
+    "check the RPC URL (--rpc, chain.rpcUrl) and that the node is running and reachable",
+  ],
+  [(e) => e.code === "CHAIN_FUNDS", "send the sending account enough of the chain's native token for gas"],
+  [
+    (e) => e.code === "CHAIN_REVERT" && /is not an operator of site/.test(e.shortMessage),
+    'the registry\'s default admin grants that role with "vigil chain grant-operator"',
+  ],
+  [
     (e) => e.code === "BAD_DEPLOYMENT" || (e instanceof ConfigError && e.path === "chain.deployment"),
     'point chain.deployment (--deployment) at the file written by "vigil chain deploy"',
   ],

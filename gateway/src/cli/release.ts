@@ -261,7 +261,5 @@ async function grantRole(argv: string[]): Promise<number> {
 
 /** Entry point of `vigil release`; returns the process exit code. */
 export async function releaseCommand(argv: string[]): Promise<number> {
-  return runSubcommand("release", HELP, { publish, approve, revoke, list, "grant-role": grantRole }, argv, {
-    helpPointer: true,
-  });
+  return runSubcommand("release", HELP, { publish, approve, revoke, list, "grant-role": grantRole }, argv);
 }

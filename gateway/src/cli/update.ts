@@ -295,7 +295,5 @@ function help(): number {
 }
 
 export function updateCommand(argv: string[]): Promise<number> {
-  return runSubcommand("update", UPDATE_HELP, { status: statusCmd, check: checkCmd, retry: retryCmd }, argv, {
-    helpPointer: true,
-  });
+  return runSubcommand("update", UPDATE_HELP, { status: statusCmd, check: checkCmd, retry: retryCmd }, argv);
 }
