@@ -12,6 +12,7 @@ import { pathToFileURL } from "node:url";
 import { describe, expect, it, vi } from "vitest";
 import { factoryFirmware } from "../../device-sim/src/firmware/index.ts";
 import type { ReleaseRecord } from "../../gateway/src/chain/client.ts";
+import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
 import { FrameType, type FirmwareVersion, type HelloFrame } from "../../gateway/src/protocol/frame.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
@@ -239,6 +240,39 @@ describe("firmware agent and the security counter", () => {
     expect((await state.getMeta("updates/fw/failed/1/7"))?.toString()).toBe(
       "MANIFEST_MISMATCH: the image's security counter is 2, the release declares 9",
     );
+    await state.close();
+  });
+});
+
+describe("firmware agent and the chain view's age", () => {
+  it("attack: freeze with one RPC endpoint — a view whose newest block is older than staleAfterMs offers nothing (STALE_CHAIN_VIEW, a check error); a fresh one offers", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "vigil-fw-img-"));
+    const rel = releaseOf(tmp, image({ major: 1, minor: 1, patch: 0 }), { version: 1_001_000n });
+    const clock = new FakeClock();
+    let headS = BigInt(Math.floor(clock.nowMs() / 1000) - 3601); // the endpoint froze an hour ago
+    const { agent, state } = await rig(() => rel, {
+      releases: {
+        activeRelease: async () => rel,
+        getRelease: async () => rel,
+        chainTimeS: async () => headS,
+      },
+      clock,
+    });
+    const fw = factoryFirmware({ deviceId: 1 });
+    const l = line(agent, fw);
+    agent.onFrame(hello(1, { major: 1, minor: 0, patch: 0 }), l);
+    await agent.check();
+    await agent.idle();
+    expect(agent.counters).toMatchObject({ checks: 1, checkErrors: 1, offers: 0 });
+    expect(l.sent).toEqual([]);
+    agent.onFrame(hello(1, { major: 1, minor: 0, patch: 0 }), l); // a HELLO offers nothing either
+    await agent.idle();
+    expect(l.sent).toEqual([]);
+    headS = BigInt(Math.floor(clock.nowMs() / 1000) - 2); // caught up (blocks every 2 s)
+    await agent.check();
+    await agent.idle();
+    expect(agent.counters).toMatchObject({ checks: 2, checkErrors: 1, offers: 1, installs: 1 });
+    expect(fw.running?.version).toEqual({ major: 1, minor: 1, patch: 0 });
     await state.close();
   });
 });

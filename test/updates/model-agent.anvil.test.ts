@@ -452,6 +452,51 @@ describe("model update agent on anvil", () => {
     expect(stale).toEqual([true, false]);
   });
 
+  it("attack: freeze with one RPC endpoint that answers from an old view — nothing is installed from a view older than staleAfterMs, and the alarm counts from the view's time", async () => {
+    const clock = new FakeClock();
+    const stale: boolean[] = [];
+    const nowS = (): number => Math.floor(clock.nowMs() / 1000);
+    // The chain source gives its clock (the newest block's time) only when asked (start.ts: not
+    // on a local development chain); here a stand-in for a frozen endpoint's clock.
+    expect(chainReleaseSource(r.gateway, GATEWAY_ID).chainTimeS).toBeUndefined();
+    const real = chainReleaseSource(r.gateway, GATEWAY_ID, { checkViewAge: true });
+    expect(await real.chainTimeS!()).toBe(await r.gateway.now());
+    let headS = nowS();
+    const s = await setup({
+      clock,
+      staleAfterMs: 60_000,
+      onStale: (v) => stale.push(v),
+      releases: { ...chainReleaseSource(r.gateway, GATEWAY_ID), chainTimeS: async () => BigInt(headS) },
+    });
+    await s.agent.check();
+    // The endpoint stops following the chain: a 50 s old view is still read and judged.
+    clock.advanceMs(50_000);
+    await s.agent.check();
+    expect(s.agent.status()).toMatchObject({ stale: false, lastCheckError: undefined });
+    // Counted from the view's time (50 s before that check), not from the check: stale 15 s later.
+    clock.advanceMs(15_000);
+    s.agent.checkStale();
+    expect(s.agent.status()).toMatchObject({ stale: true, state: "stale" });
+    expect(stale).toEqual([true]);
+    // A release is approved meanwhile; a 65 s old view is refused before any read.
+    const rel = releaseFolder({ profile: s.profile, version: "3.1.0" });
+    const id = await propose(r, { profile: s.profile, ...rel });
+    await approve(r, id, 2);
+    await s.agent.check();
+    expect(s.agent.counters.checkErrors).toBe(1);
+    expect(s.agent.status().lastCheckError).toBe(
+      "the RPC endpoint's newest block is 65 s old (limit 60 s, updates.staleAfterMs): a frozen or lagging endpoint or a halted chain; nothing is installed from it",
+    );
+    expect(s.rig.loop.models).toEqual([s.live]);
+    expect(s.agent.counters.installs).toBe(0);
+    // The endpoint catches up: the release is installed, the alarm cleared.
+    headS = nowS();
+    await s.rig.feedUntil(s.agent.check());
+    expect(s.agent.counters.installs).toBe(1);
+    expect(s.rig.loop.models).not.toEqual([s.live]);
+    expect(stale).toEqual([true, false]);
+  });
+
   it("behavior: a failed release is not retried in a loop; it is retried when an operator asks", async () => {
     const s = await setup();
     const rel = releaseFolder({ profile: s.profile, version: "3.1.0" });

@@ -539,7 +539,8 @@ const Updates = Type.Object(
     staleAfterMs: Type.Integer({
       minimum: 1000,
       default: 3_600_000,
-      description: "Marked stale (freeze alarm) after this long without a successful check, ms.",
+      description:
+        "Marked stale (freeze alarm) after this long without a successful check, ms; a check whose chain view (the RPC's newest block) is older than this fails, except on a local development chain.",
     }),
     firmware: Type.Boolean({
       default: true,

@@ -19,6 +19,7 @@ import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import cron from "node-cron";
 import type { ReleaseRecord } from "../chain/client.ts";
+import { systemClock, type Clock } from "../core/clock.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { FirmwareLink, SerialFirmwareHook } from "../ingest/serial/serial-source.ts";
 import { FrameType, type Frame, type HelloFrame, type FirmwareVersion } from "../protocol/frame.ts";
@@ -28,6 +29,7 @@ import { fetchArtifact } from "./fetch.ts";
 import { FirmwareSession, type FirmwareSessionOptions } from "./firmware/session.ts";
 import type { FirmwareProgress, FirmwareProgressStore } from "./firmware/progress.ts";
 import type { InstallReporter, ReleaseSource, UpdateStateStore } from "./model-agent.ts";
+import { viewTimeMs } from "./view-age.ts";
 import {
   MAX_FIRMWARE_VERSION_PART,
   firmwareVersionNumber,
@@ -100,6 +102,13 @@ export interface FirmwareAgentOptions {
   log?: Logger;
   /** Called after every install or refusal (publish the status). */
   onChange?: () => void;
+  /**
+   * A check whose chain view (the source's newest block) is older than this fails, and nothing is
+   * offered until a check succeeds (view-age.ts), ms. Default 3 600 000 (updates.staleAfterMs).
+   */
+  staleAfterMs?: number;
+  /** The local clock the view's age is measured with. Default the system clock. */
+  clock?: Clock;
 }
 
 interface Device {
@@ -247,6 +256,11 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
 
   async #checkOnce(): Promise<void> {
     try {
+      await viewTimeMs(
+        this.#o.releases,
+        (this.#o.clock ?? systemClock).nowMs(),
+        this.#o.staleAfterMs ?? 3_600_000,
+      );
       const targets = new Set([...this.#devices.values()].map((d) => d.target));
       for (const t of targets) {
         const rel = await this.#o.releases.activeRelease("firmware", targetId("firmware", t));

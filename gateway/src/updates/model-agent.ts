@@ -50,6 +50,7 @@ import { isTransient, UpdateError, type UpdateErrorCode } from "./errors.ts";
 import { fetchArtifact, removeStaleParts } from "./fetch.ts";
 import { checkModelAgainstManifest } from "./model-check.ts";
 import { parseModelMeta, semverToVersion, targetId } from "./release-meta.ts";
+import { viewTimeMs } from "./view-age.ts";
 
 /**
  * Load options that make the registry run a release's own file, the manifest's `model.file` (the
@@ -66,6 +67,11 @@ export interface ReleaseSource {
   getRelease(id: bigint): Promise<ReleaseRecord | null>;
   /** The release this gateway last reported installed for `kind` (0n = none). */
   installedRelease?(kind: "model" | "firmware"): Promise<bigint>;
+  /**
+   * Seconds of the newest block this source reads from (block.timestamp): a view older than
+   * `staleAfterMs` is not acted on (view-age.ts). Absent: the view's age is not checked.
+   */
+  chainTimeS?(): Promise<bigint>;
 }
 
 /** Sends the signed install report (chain `reportInstalled`). */
@@ -109,7 +115,11 @@ export interface ModelAgentOptions {
   evalMs?: number;
   /** node-cron expression of the periodic check. Default every 5 minutes. */
   schedule?: string;
-  /** Stale after this long without a successful check, ms. Default 3 600 000 (1 h). */
+  /**
+   * Stale after this long without a successful check, ms; a check whose chain view (newest block)
+   * is older than this fails (view-age.ts), and a successful one counts from its view's time.
+   * Default 3 600 000 (1 h).
+   */
   staleAfterMs?: number;
   /** Per-URI download timeout, ms. Default 120 000. */
   fetchTimeoutMs?: number;
@@ -343,6 +353,11 @@ export class ModelUpdateAgent {
     this.counters.checks++;
     this.#set({ state: "checking" });
     try {
+      const viewMs = await viewTimeMs(
+        this.#o.releases,
+        this.#clock.nowMs(),
+        this.#o.staleAfterMs ?? 3_600_000,
+      );
       await this.#retryReports();
       for (const live of [...this.#o.loop.models]) {
         for (const profile of live.manifest.devices.profiles) {
@@ -353,8 +368,9 @@ export class ModelUpdateAgent {
           break; // the live model changed or the release failed: next model
         }
       }
-      this.#lastOkMs = this.#clock.nowMs();
-      this.#set({ state: "idle", lastCheckMs: this.#lastOkMs, lastCheckError: undefined });
+      // Fresh as of its view: a lagging endpoint's answers count from its newest block.
+      this.#lastOkMs = Math.max(this.#lastOkMs, viewMs);
+      this.#set({ state: "idle", lastCheckMs: this.#clock.nowMs(), lastCheckError: undefined });
       this.checkStale();
     } catch (e) {
       this.counters.checkErrors++;
@@ -818,18 +834,26 @@ export function chainInstallReporter(
   };
 }
 
-/** {@link ReleaseSource} read straight from the registry client (until the registry watch feeds it). */
+/**
+ * {@link ReleaseSource} read straight from the registry client (until the registry watch feeds it).
+ * @param o.checkViewAge Give the source its chain clock (`chainTimeS`), so a stale view is not
+ *   acted on. Default false; start.ts sets it except on a local development chain, which mines
+ *   only on demand (an idle anvil's newest block is as old as its last transaction).
+ */
 export function chainReleaseSource(
   client: {
     activeRelease(kind: "model" | "firmware", target: Hex): Promise<ReleaseRecord | null>;
     getRelease(id: bigint): Promise<ReleaseRecord | null>;
     installedRelease(gatewayId: Hex, kind: "model" | "firmware"): Promise<bigint>;
+    now(): Promise<bigint>;
   },
   gatewayId: Hex,
+  o: { checkViewAge?: boolean } = {},
 ): ReleaseSource {
   return {
     activeRelease: (kind, target) => client.activeRelease(kind, target),
     getRelease: (id) => client.getRelease(id),
     installedRelease: (kind) => client.installedRelease(gatewayId, kind),
+    ...(o.checkViewAge ? { chainTimeS: () => client.now() } : {}),
   };
 }

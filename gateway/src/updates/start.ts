@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
+import { isLocalDevChain } from "../chain/sender-key.ts";
 import type { Hex } from "../core/hex.ts";
 import type { Logger } from "../core/log.ts";
 import type { InferenceLoop } from "../infer/loop.ts";
@@ -108,7 +109,11 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
     releases: o.releases,
     pollingIntervalMs: 1000,
   });
-  const releases = chainReleaseSource(client, o.gatewayId);
+  // A chain view older than updates.staleAfterMs is not acted on (view-age.ts); not on a local
+  // development chain, whose newest block is as old as its last transaction.
+  const releases = chainReleaseSource(client, o.gatewayId, {
+    checkViewAge: !isLocalDevChain(o.chainId, [o.rpcUrl]),
+  });
   const reporter = chainInstallReporter(client, o.gatewayId, o.sign);
   const dir = join(o.dataDir, "updates");
   const ipfsGateway = s.ipfsGateway ?? undefined;
@@ -163,6 +168,7 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
         ...(s.firmwareTarget ? { targetOf: () => s.firmwareTarget! } : {}),
         ...(o.admitted ? { admitted: o.admitted } : {}),
         onChange: publish,
+        staleAfterMs: s.staleAfterMs,
       })
     : undefined;
   a.model = model;
