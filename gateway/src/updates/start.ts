@@ -51,7 +51,8 @@ export interface StartUpdatesOptions {
   /**
    * Raised (true) and cleared (false) when no model update check succeeded for
    * `settings.staleAfterMs` (the freeze alarm; runtime.ts publishes the `update-check-stale`
-   * gateway alert). `lastSuccessMs`: the last successful check, or the agent's start.
+   * gateway alert). `lastSuccessMs`: the last successful check (the time of the chain view it read
+   * when that is older: view-age.ts), or the agent's start.
    */
   onStale?: (
     stale: boolean,
