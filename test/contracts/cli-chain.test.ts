@@ -180,6 +180,22 @@ describe("vigil chain", () => {
     }
   });
 
+  it("error: a sending account without funds: the chain's reason and the fix, nothing written", async () => {
+    const cap = capture();
+    try {
+      const poor = join(dir, "poor.key");
+      writeFileSync(poor, bytesToHex(generateKey("secp256k1").privateKey), { mode: 0o600 });
+      const out = join(dir, "poor.json");
+      expect(await chainCommand(["deploy", "--rpc", anvil.url, "--key-file", poor, "--out", out])).toBe(1);
+      expect(cap.err()).toMatch(
+        /^vigil chain: sender has insufficient funds for gas; send the sending account enough of the chain's native token for gas\.\n$/m,
+      );
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      cap.restore();
+    }
+  });
+
   it("error: keys never come from the command line; key files must be 0600", async () => {
     const cap = capture();
     try {
