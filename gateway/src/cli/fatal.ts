@@ -4,6 +4,7 @@
  * `Restart=always` restarts the unit and the journal says what to do. Every command's error line
  * is printed here too (reportCommandError).
  */
+import { ContractRevertError } from "../chain/errors.ts";
 import { ConfigError, fileError, FileAccessError, UsageError, VigilError } from "../core/errors.ts";
 
 /** Code of a start-up refusal raised by the CLI itself (not by a stage). */
@@ -74,7 +75,7 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string]> = [
   ],
   [(e) => e.code === "CHAIN_FUNDS", "send the sending account enough of the chain's native token for gas"],
   [
-    (e) => e.code === "CHAIN_REVERT" && /is not an operator of site/.test(e.shortMessage),
+    (e) => e instanceof ContractRevertError && e.errorName === "NotSiteOperator",
     'the registry\'s default admin grants that role with "vigil chain grant-operator"',
   ],
   [
