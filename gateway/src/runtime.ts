@@ -60,7 +60,7 @@ import { silentLogger, type Logger } from "./core/log.ts";
 import { fromRoot, resolvePath } from "./core/paths.ts";
 import { readSecretFile } from "./core/secret-file.ts";
 import type { LeafRecord } from "./core/records.ts";
-import { HttpServer } from "./http/server.ts";
+import { HttpServer, OPERATOR_TOKEN_FILE } from "./http/server.ts";
 import type { GatewayPhase, RegistryStatusView } from "./http/source.ts";
 import { storeHistory } from "./infer/history.ts";
 import { InferenceLoop, type InferenceLoopOptions } from "./infer/loop.ts";
@@ -364,6 +364,7 @@ export class Runtime {
         authToken: c.http.authTokenFile
           ? readSecretFile(resolvePath(c.dataDir, c.http.authTokenFile), "http.authTokenFile")
           : undefined,
+        operatorTokenFile: c.http.authTokenFile ? resolvePath(c.dataDir, OPERATOR_TOKEN_FILE) : undefined,
         log: this.log.child({ component: "http" }),
       });
     const alertLog = this.log.child({ component: "alerts" });

@@ -19,7 +19,7 @@ import {
 import { UsageError } from "../../gateway/src/core/errors.ts";
 import type { AlertView } from "../../gateway/src/http/live.ts";
 import type { PageStats } from "../../gateway/src/http/page-model.ts";
-import { HttpServer } from "../../gateway/src/http/server.ts";
+import { HttpServer, OPERATOR_TOKEN_FILE } from "../../gateway/src/http/server.ts";
 import { FakeSource } from "../http/fake-source.ts";
 import { startFleet, type Fleet } from "../helpers/fleet.ts";
 import { freePort, runVigil } from "../helpers/procs.ts";
@@ -232,19 +232,21 @@ describe("vigil status: finding the gateway", () => {
   });
 });
 
+/** Writes the access token (http.token, 0600) to the data folder `dir` and a config naming both for the endpoint on `port`; returns the config's path. */
+function tokenConfig(dir: string, token: string, port: number): string {
+  writeFileSync(join(dir, "http.token"), `${token}\n`, { mode: 0o600 });
+  const cfg = join(dir, "vigil.json");
+  writeFileSync(cfg, JSON.stringify({ dataDir: dir, http: { port, authTokenFile: "http.token" } }));
+  return cfg;
+}
+
 describe("vigil status and vigil update against an endpoint with an access token", () => {
   it("security: without the token the answer is 401 and one sentence naming the fix; with -c and the gateway's config both commands send it", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "vigil-status-token-"));
     const token = "a".repeat(20) + "0123456789abcdef";
-    writeFileSync(join(dir, "http.token"), `${token}\n`, { mode: 0o600 });
     const server = new HttpServer({ source: new FakeSource(), port: 0, authToken: token });
     await server.start();
     try {
-      const cfg = join(dir, "vigil.json");
-      writeFileSync(
-        cfg,
-        JSON.stringify({ dataDir: dir, http: { port: server.port, authTokenFile: "http.token" } }),
-      );
+      const cfg = tokenConfig(mkdtempSync(join(tmpdir(), "vigil-status-token-")), token, server.port);
       const bare = await vigil(["status", "--url", server.url]);
       expect(bare.code).toBe(1);
       expect(bare.stderr).toBe(
@@ -256,6 +258,55 @@ describe("vigil status and vigil update against an endpoint with an access token
       const update = await vigil(["update", "status", "-c", cfg]);
       expect(update.stdout + update.stderr).toContain("updates are not enabled");
       expect(`${bare.stderr}${withConfig.stdout}${update.stdout}${update.stderr}`).not.toContain(token);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("vigil update's operator actions behind an access token", () => {
+  it("security: check and retry send the operator token the gateway wrote to its dataDir; without that file they fail with one sentence and reach nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-operator-token-"));
+    const token = "b".repeat(20) + "0123456789abcdef";
+    const calls: string[] = [];
+    const updates = {
+      status: () => ({ type: "updates", atMs: 1, model: null, firmware: null }),
+      check: async () => void calls.push("check"),
+      retry: async (id: bigint) => {
+        calls.push(`retry ${id}`);
+        return { model: true, firmwareDevices: [] };
+      },
+    };
+    const server = new HttpServer({
+      source: Object.assign(new FakeSource(), { updates }),
+      port: 0,
+      authToken: token,
+      operatorTokenFile: join(dir, OPERATOR_TOKEN_FILE),
+    });
+    await server.start();
+    try {
+      const cfg = tokenConfig(dir, token, server.port);
+      const check = await vigil(["update", "check", "-c", cfg, "--wait", "0"]);
+      expect([check.code, check.stderr]).toEqual([0, ""]);
+      const retry = await vigil(["update", "retry", "7", "-c", cfg, "--wait", "0"]);
+      expect([retry.code, retry.stderr]).toEqual([0, ""]);
+      expect(calls).toEqual(["check", "retry 7", "check"]);
+
+      // Another dataDir holding the access token but no operator token: the user cannot act.
+      const other = mkdtempSync(join(tmpdir(), "vigil-operator-token-"));
+      const cfg2 = tokenConfig(other, token, server.port);
+      const refused = await vigil(["update", "check", "-c", cfg2, "--wait", "0"]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toBe(
+        `vigil update: the operator token: ${join(other, OPERATOR_TOKEN_FILE)} cannot be read (ENOENT); ` +
+          "the gateway writes it at every start: is it running with this config, and may this user read its dataDir?\n",
+      );
+      expect(calls).toHaveLength(3);
+      const status = await vigil(["update", "status", "-c", cfg2]);
+      // Reading is not an operator action: no operator token needed.
+      expect([status.code, status.stderr]).toEqual([0, ""]);
+      expect(status.stdout).toContain("no live model");
+      expect(`${check.stdout}${retry.stdout}${refused.stderr}${status.stdout}`).not.toContain(token);
     } finally {
       await server.stop();
     }

@@ -1,8 +1,16 @@
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connect as netConnect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError } from "../../gateway/src/core/errors.ts";
-import { HttpEndpointError, HttpServer, isLoopback } from "../../gateway/src/http/server.ts";
+import {
+  HttpEndpointError,
+  HttpServer,
+  isLoopback,
+  OPERATOR_TOKEN_FILE,
+} from "../../gateway/src/http/server.ts";
 import { health } from "./events.ts";
 import { FakeSource, storeStats } from "./fake-source.ts";
 import { parseExposition, sample } from "./exposition.ts";
@@ -150,6 +158,57 @@ describe("HttpServer", () => {
       "OPTIONS",
     );
     expect([wrongMethod.status, wrongMethod.headers.allow]).toEqual([405, "POST"]);
+  });
+
+  it("security: with an operator token file, operator actions need this start's token besides the access token (a reverse proxy's clients hold only the latter)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-http-operator-"));
+    const file = join(dir, OPERATOR_TOKEN_FILE);
+    const calls: string[] = [];
+    const updates = {
+      status: () => ({ type: "updates", atMs: 1 }),
+      check: async () => void calls.push("check"),
+      retry: async () => ({ model: false, firmwareDevices: [] }),
+    };
+    const source = Object.assign(new FakeSource(), { updates });
+    const bearer = { authorization: `Bearer ${TOKEN}` };
+    const s = await started(source, { allowRemote: true, authToken: TOKEN, operatorTokenFile: file });
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const op = readFileSync(file, "utf8").trim();
+    expect(op).toMatch(/^[0-9a-f]{64}$/);
+    for (const h of [{}, { "x-vigil-operator": `${op.slice(0, 63)}0` }, { "x-vigil-operator": TOKEN }]) {
+      const r = await get(s.port, "/api/updates/check", { ...bearer, ...h }, "POST");
+      expect(r.status).toBe(403);
+      expect(JSON.parse(r.body).error).toMatch(/^operator actions need the operator token/);
+    }
+    // The access token stays required: the operator token alone is not enough.
+    expect((await get(s.port, "/api/updates/check", { "x-vigil-operator": op }, "POST")).status).toBe(401);
+    expect(calls).toEqual([]);
+    const ok = await get(s.port, "/api/updates/check", { ...bearer, "x-vigil-operator": op }, "POST");
+    expect(ok.status).toBe(202);
+    expect(calls).toEqual(["check"]);
+    // Read-only routes need only the access token.
+    expect((await get(s.port, "/api/updates", bearer)).status).toBe(200);
+
+    // Every start writes a new token: the previous one opens nothing.
+    await s.stop();
+    const again = await started(source, { allowRemote: true, authToken: TOKEN, operatorTokenFile: file });
+    const op2 = readFileSync(file, "utf8").trim();
+    expect(op2).not.toBe(op);
+    const old = await get(again.port, "/api/updates/check", { ...bearer, "x-vigil-operator": op }, "POST");
+    expect(old.status).toBe(403);
+    expect(calls).toEqual(["check"]);
+
+    // A token that cannot be written is a start-up error naming the file.
+    const blocked = new HttpServer({
+      source,
+      port: 0,
+      authToken: TOKEN,
+      operatorTokenFile: join(dir, "missing", OPERATOR_TOKEN_FILE),
+    });
+    await expect(blocked.start()).rejects.toThrowError(
+      `cannot write the operator token ${join(dir, "missing", OPERATOR_TOKEN_FILE)}: no such file or folder (ENOENT)`,
+    );
+    expect(() => new HttpServer({ source, operatorTokenFile: file })).toThrowError(RangeError);
   });
 
   it("behavior: operator actions — POST /api/updates/check and /retry reach the update agents; GET /api/updates shows them", async () => {

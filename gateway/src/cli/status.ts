@@ -9,6 +9,7 @@ import { resolvePath } from "../core/paths.ts";
 import { readSecretFile } from "../core/secret-file.ts";
 import type { AlertView } from "../http/live.ts";
 import type { PageStats } from "../http/page-model.ts";
+import { OPERATOR_TOKEN_FILE } from "../http/server.ts";
 import { parse } from "./args.ts";
 
 export const STATUS_HELP = `usage: vigil status [options]
@@ -184,18 +185,23 @@ export const NEEDS_TOKEN = (url: string): string =>
  * The endpoint to read and the headers to send, from one read of the config file: the URL is
  * `--url`, else the config's http settings, else the defaults; the headers carry `Authorization:
  * Bearer` with the token of the config's `http.authTokenFile` (relative to its dataDir), if any.
+ * With an access token, `operatorTokenPath` is where the gateway writes its operator token
+ * (`OPERATOR_TOKEN_FILE` in its dataDir), which operator actions also need.
  */
 export function statusEndpoint(o: { url?: string | undefined; config?: string | undefined }): {
   base: string;
   headers: Record<string, string>;
+  operatorTokenPath?: string;
 } {
   const cfg = o.config ? loadConfigFile(o.config) : undefined;
   const file = cfg?.http.authTokenFile;
+  if (!file) return { base: urlOf(o, cfg), headers: {} };
   return {
     base: urlOf(o, cfg),
-    headers: file
-      ? { authorization: `Bearer ${readSecretFile(resolvePath(cfg.dataDir, file), "http.authTokenFile")}` }
-      : {},
+    headers: {
+      authorization: `Bearer ${readSecretFile(resolvePath(cfg.dataDir, file), "http.authTokenFile")}`,
+    },
+    operatorTokenPath: resolvePath(cfg.dataDir, OPERATOR_TOKEN_FILE),
   };
 }
 

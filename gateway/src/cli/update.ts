@@ -6,6 +6,7 @@
 import { UsageError, VigilError } from "../core/errors.ts";
 import type { UpdateStatus, ModelAgentCounters } from "../updates/model-agent.ts";
 import type { FirmwareAgentCounters, FirmwareDeviceStatus } from "../updates/firmware-agent.ts";
+import { readSecretFile } from "../core/secret-file.ts";
 import { parse, runSubcommand } from "./args.ts";
 import { UPDATE_HELP } from "./help/update.ts";
 import { NEEDS_TOKEN, StatusError, statusEndpoint } from "./status.ts";
@@ -139,6 +140,7 @@ async function waitForCheck(
 interface Common {
   base: string;
   headers: Record<string, string>;
+  operatorTokenPath?: string;
   json: boolean;
   wait: number;
 }
@@ -171,6 +173,24 @@ function opts(c: ReturnType<typeof common>): Common {
   };
 }
 
+/**
+ * The headers of an operator action: the access token's, and with one, the operator token the
+ * running gateway wrote to its dataDir at start (gateway/src/http/README.md, "Operator actions").
+ */
+function actionHeaders(o: Common): Record<string, string> {
+  if (o.operatorTokenPath === undefined) return o.headers;
+  let token: string;
+  try {
+    token = readSecretFile(o.operatorTokenPath, "the operator token", 64);
+  } catch (e) {
+    throw new StatusError(
+      `${(e as VigilError).shortMessage}; the gateway writes it at every start: is it running with this config, and may this user read its dataDir?`,
+      e,
+    );
+  }
+  return { ...o.headers, "x-vigil-operator": token };
+}
+
 function noPositionals(positionals: string[], cmd: string): void {
   if (positionals.length)
     throw new UsageError(`vigil update ${cmd} takes no argument, got "${positionals[0]}"`);
@@ -194,7 +214,7 @@ async function checkCmd(argv: string[]): Promise<number> {
   const asked = await call<{ status: UpdatesView["status"] }>(
     "POST",
     `${o.base}/api/updates/check`,
-    o.headers,
+    actionHeaders(o),
   );
   if (!o.json) process.stdout.write(`vigil update: the gateway at ${o.base} checks for releases now\n`);
   return finish(o, asked.status);
@@ -231,7 +251,7 @@ async function retryCmd(argv: string[]): Promise<number> {
   const asked = await call<{
     retried: { model: boolean; firmwareDevices: number[] };
     status: UpdatesView["status"];
-  }>("POST", `${o.base}/api/updates/retry?${q}`, o.headers);
+  }>("POST", `${o.base}/api/updates/retry?${q}`, actionHeaders(o));
   const r = asked.retried;
   if (!o.json) {
     const where = [

@@ -13,14 +13,17 @@
  * `authToken`: every request but `/healthz` must then carry it, as `Authorization: Bearer` or as
  * the password of HTTP Basic (RFC 7617, which browsers ask for and send with every request of
  * the page, `/events` included). The comparison is of sha256 digests in constant time.
+ * With an access token, the operator actions also need the operator token (`operatorTokenFile`):
+ * a reverse proxy's clients hold the access token, not a file of the gateway's `dataDir`.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { isIP } from "node:net";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { ConfigError, VigilError } from "../core/errors.ts";
+import { writeFileAtomic } from "../core/atomic-file.ts";
+import { ConfigError, VigilError, fileError } from "../core/errors.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import { fromRoot } from "../core/paths.ts";
 import type { EventOutput } from "../alerts/service.ts";
@@ -49,6 +52,13 @@ export interface HttpServerOptions {
   allowRemote?: boolean;
   /** Access token every request but `/healthz` must carry (Bearer, or Basic password). Default none. */
   authToken?: string | undefined;
+  /**
+   * Where {@link HttpServer.start} writes a fresh operator token (64 hex digits, mode 0600; a new
+   * one at every start), which the operator actions then need in `X-Vigil-Operator` besides the
+   * access token: a reverse proxy on this machine connects from loopback and passes its clients'
+   * access token, but they cannot read this file. Only with `authToken`. Default none.
+   */
+  operatorTokenFile?: string | undefined;
   /** Time a client has to send its request headers, ms. Default 10 000. */
   headersTimeoutMs?: number;
   /** Open connections at most. Default {@link MAX_CONNECTIONS}. */
@@ -60,6 +70,9 @@ export interface HttpServerOptions {
 }
 
 export const HTTP_DEFAULTS = { host: "127.0.0.1", port: 9479 } as const;
+
+/** The operator token's file in the gateway's `dataDir` (written at start when an access token is set). */
+export const OPERATOR_TOKEN_FILE = "operator-token";
 
 /** Open connections at most (live pages, scrapers, CLI calls); more are closed at accept. */
 export const MAX_CONNECTIONS = 128;
@@ -142,6 +155,8 @@ export class HttpServer {
   readonly #assets: Map<string, Asset>;
   /** sha256 of the access token, when one is set. */
   readonly #token: Buffer | undefined;
+  /** sha256 of the operator token written at start, when `operatorTokenFile` is set. */
+  #operatorToken: Buffer | undefined;
   readonly #requests = new Map<string, number>();
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
@@ -165,6 +180,8 @@ export class HttpServer {
     if (o.authToken !== undefined && o.authToken.length < 32)
       throw new ConfigError("http.authTokenFile", "the access token must have at least 32 characters");
     this.#token = o.authToken === undefined ? undefined : sha256(o.authToken);
+    if (o.operatorTokenFile !== undefined && o.authToken === undefined)
+      throw new RangeError("HttpServer: operatorTokenFile needs authToken");
     const port = o.port ?? HTTP_DEFAULTS.port;
     if (!Number.isInteger(port) || port < 0 || port > 65535)
       throw new ConfigError("http.port", `must be an integer in 0..65535, got ${port}`);
@@ -201,6 +218,15 @@ export class HttpServer {
   }
 
   async start(): Promise<void> {
+    if (this.#o.operatorTokenFile !== undefined) {
+      const token = randomBytes(32).toString("hex");
+      try {
+        await writeFileAtomic(this.#o.operatorTokenFile, `${token}\n`, { mode: 0o600 });
+      } catch (e) {
+        throw fileError(e, "write the operator token") ?? e;
+      }
+      this.#operatorToken = sha256(token);
+    }
     // A client gets 10 s for its headers and 30 s for its request (Node's defaults are 60 s and
     // 300 s), and at most MAX_CONNECTIONS are open at once: the endpoint shares the process's file
     // descriptors with the broker and the store, so slow or idle clients must not use them up.
@@ -274,6 +300,12 @@ export class HttpServer {
       if (colon >= 0) given = text.slice(colon + 1);
     }
     return given !== undefined && timingSafeEqual(sha256(given), this.#token!);
+  }
+
+  /** Whether the request carries this start's operator token in `X-Vigil-Operator`. */
+  #operatorAuthorized(req: IncomingMessage): boolean {
+    const given = req.headers["x-vigil-operator"];
+    return typeof given === "string" && timingSafeEqual(sha256(given.trim()), this.#operatorToken!);
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
@@ -376,7 +408,8 @@ export class HttpServer {
    * Operator actions (README.md, "Operator actions"): `POST /api/updates/check` and
    * `POST /api/updates/retry?release=ID[&device=N]`. Only from a loopback peer — also when
    * `allowRemote` exposes the read-only routes — and never from a web page: a browser sends
-   * `Origin` (and `Sec-Fetch-Site`) with every POST, so a page cannot forge one (CSRF). No body.
+   * `Origin` (and `Sec-Fetch-Site`) with every POST, so a page cannot forge one (CSRF). With an
+   * operator token, only with it (a reverse proxy's clients cannot read it). No body.
    */
   #operator(
     req: IncomingMessage,
@@ -396,6 +429,13 @@ export class HttpServer {
     }
     if (req.headers.origin !== undefined || req.headers["sec-fetch-site"] !== undefined) {
       fail(403, "operator actions are not accepted from web pages; use vigil update");
+      return;
+    }
+    if (this.#operatorToken && !this.#operatorAuthorized(req)) {
+      fail(
+        403,
+        "operator actions need the operator token the gateway writes to its dataDir at start (X-Vigil-Operator); use vigil update -c with the gateway's config",
+      );
       return;
     }
     const updates = this.#o.source.updates;

@@ -16,7 +16,8 @@ options:
                    not wait); a candidate model in its shadow phase may take longer
   --url URL        the gateway's endpoint (default: http.host and http.port of --config, else
                    http://127.0.0.1:9479)
-  -c, --config FILE  the gateway's JSON config, to find its endpoint
+  -c, --config FILE  the gateway's JSON config, to find its endpoint and, with http.authTokenFile,
+                   the access token and (check, retry) the operator token in its dataDir
   --json           print the gateway's answer as JSON
   -h, --help       this text
 
