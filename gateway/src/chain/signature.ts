@@ -1,7 +1,7 @@
 /**
  * Conversions between the signatures produced by gateway/src/chain/keys.ts and the two-word
- * `CompactSignature {r, vs}` that `VigilRegistry.anchor` takes (it saves 420 gas of calldata per
- * anchor at EIP-2028 prices, contracts/README.md):
+ * `CompactSignature {r, vs}` that `VigilRegistry.anchor` takes (it saves 432 gas of calldata per
+ * secp256k1 anchor at EIP-2028 prices, contracts/README.md):
  * - secp256k1 65-byte r‖s‖v → ERC-2098 compact: `vs = (v - 27) << 255 | s`;
  * - P-256 64-byte r‖s → `vs = s`.
  * High-s is NOT normalised here: a malleable signature must reach the contract and be rejected there.
