@@ -15,6 +15,7 @@ import {
 } from "../../gateway/src/protocol/frame.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { decoded as dec } from "../helpers/frames.ts";
+import { anchor, fakeBatch } from "../store/abstract.ts";
 
 const clock = new FakeClock();
 /** What runtime.ts wires as ingest's `storedRaw`: the stored frame's bytes from the store's index. */
@@ -119,6 +120,59 @@ describe("sequence numbers and boots", () => {
     // A true resend (the same bytes) is still a duplicate.
     expect(await ingest.handle(dec(data(0, 2e6)), "serial")).toMatchObject({ kind: "ack", seq: 0 });
     expect(ingest.counters.duplicates).toBe(1);
+  });
+
+  it("error: a lost HELLO after a boot whose frames retention pruned: the new boot's frames are NACKed SCHEMA_MISMATCH, never ACKed unstored; a HELLO of the same boot makes them resends", async () => {
+    let mono = 0;
+    const store = new MemoryFrameStore({ groupCommit: { flushIntervalMs: 0 }, monotonicMs: () => mono });
+    await store.open();
+    const ingest = new Ingest({ sink: store, clock, storedRaw: storedRawOf(store) });
+    const stored = async (): Promise<number[]> => {
+      const out: number[] = [];
+      for await (const f of store.framesByDevice(DEV)) out.push((decodeFrame(f.raw) as DataFrame).values[0]!);
+      return out;
+    };
+    ingest.handle(dec(hello(1)), "serial");
+    for (let s = 0; s < 10; s++)
+      expect(await ingest.handle(dec(data(s, 1e6 + s)), "serial")).toMatchObject({ kind: "ack" });
+    // Boot 1's frames are sealed, anchored and pruned (retention).
+    await store.saveBatch(fakeBatch(1, `0x${"00".repeat(32)}`, 1, 10, 0), new Uint8Array(320));
+    await store.markAnchored(1, anchor(1));
+    mono += 10;
+    expect(await store.prune({ retentionUs: 5 })).toBe(10);
+    expect(await stored()).toEqual([]);
+
+    // Boot 2 starts at 0 and its HELLO is lost: its numbers are boot 1's pruned ones.
+    const mismatch = { kind: "nack", deviceId: DEV, reason: NackReason.SCHEMA_MISMATCH };
+    expect(await ingest.handle(dec(data(0, 2e6)), "serial")).toEqual({ ...mismatch, seq: 0 });
+    expect(await ingest.handle(dec(data(1, 2e6 + 1)), "serial")).toEqual({ ...mismatch, seq: 1 });
+    expect(ingest.counters.rejected.SEQ_REUSED).toBe(2);
+    // The device does what the NACK says: HELLO (boot 2), then the resends, stored in boot 2.
+    ingest.handle(dec(hello(2)), "serial");
+    for (const s of [0, 1])
+      expect(await ingest.handle(dec(data(s, 2e6 + s)), "serial")).toMatchObject({ kind: "ack", seq: s });
+    expect(await stored()).toEqual([2e6, 2e6 + 1]);
+    expect(ingest.counters.duplicates).toBe(0);
+
+    // A true resend of a pruned frame: the HELLO repeats the current boot, then it is a duplicate.
+    const late = await ingest.handle(dec(data(1, 2e6 + 1)), "serial");
+    expect(late).toMatchObject({ kind: "ack" }); // boot 2's frame 1 is still stored: compared, equal
+    await store.saveBatch(
+      fakeBatch(2, fakeBatch(1, `0x${"00".repeat(32)}`, 1, 10, 0).head, 11, 12, 0),
+      new Uint8Array(64),
+    );
+    await store.markAnchored(2, anchor(2));
+    mono += 10;
+    expect(await store.prune({ retentionUs: 5 })).toBe(2);
+    expect(await ingest.handle(dec(data(1, 2e6 + 1)), "serial")).toEqual({ ...mismatch, seq: 1 });
+    ingest.handle(dec(hello(2)), "serial");
+    expect(await ingest.handle(dec(data(1, 2e6 + 1)), "serial")).toMatchObject({ kind: "ack", seq: 1 });
+    expect(await ingest.handle(dec(data(0, 2e6)), "serial")).toMatchObject({ kind: "ack", seq: 0 });
+    expect(ingest.counters.rejected.SEQ_REUSED).toBe(3);
+    expect(ingest.counters.duplicates).toBe(3);
+    // Nothing was stored twice, and the next new frame is stored.
+    expect(await ingest.handle(dec(data(2, 2e6 + 2)), "serial")).toMatchObject({ kind: "ack", seq: 2 });
+    expect(await stored()).toEqual([2e6 + 2]);
   });
 
   it("error: one far-off sequence number is NACKed SEQ_OUT_OF_RANGE, counted, and stores nothing twice", async () => {

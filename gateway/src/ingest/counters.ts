@@ -27,6 +27,13 @@ export class DeviceState {
   lastFrameUs = 0;
   /** Exponentially weighted frame rate, frames/s. */
   rate = 0;
+  /**
+   * A frame under a sequence number whose stored frame retention pruned cannot be compared with
+   * it: a resend, or a new boot whose HELLO was lost (PROTOCOL.md, "A lost HELLO"). 0: none asked;
+   * 1: one was NACKed SCHEMA_MISMATCH (the device sends HELLO, then resends); 2: that HELLO repeated
+   * the current boot, so such frames are resends, until the next newly stored frame.
+   */
+  prunedSeqs: 0 | 1 | 2 = 0;
   /** Frames being stored (extended seq → the reply once durable, and the frame's bytes). */
   readonly inflight = new Map<number, { done: Promise<IngestReply>; raw: Uint8Array }>();
 

@@ -9,7 +9,10 @@ export type IngestRejectReason =
   | "ABSURD_TIMESTAMP"
   | "STORE_UNAVAILABLE"
   | "SEQ_OUT_OF_RANGE"
-  /** A stored sequence number with other bytes: a new boot whose HELLO was lost (NACK SCHEMA_MISMATCH). */
+  /**
+   * A stored sequence number with other bytes, or one whose stored frame was pruned (until a HELLO
+   * repeats the current boot): a new boot whose HELLO was lost (NACK SCHEMA_MISMATCH).
+   */
   | "SEQ_REUSED"
   | "UNEXPECTED_TYPE";
 

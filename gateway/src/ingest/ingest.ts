@@ -198,6 +198,10 @@ export class Ingest {
         d.channelNames = f.channels.map((c) => c.name);
         d.profile = f.profile;
         d.bootId = f.bootId;
+        // Asked about a pruned sequence number: a HELLO of the current boot says it was a resend.
+        const sameBoot = d.seq.boot === undefined || d.seq.boot.id === f.bootId;
+        if (!sameBoot) d.prunedSeqs = 0;
+        else if (d.prunedSeqs === 1) d.prunedSeqs = 2;
         d.seq.hello(f.bootId);
         d.firmware = `${f.firmware.major}.${f.firmware.minor}.${f.firmware.patch}`;
         this.counters.hellos++;
@@ -293,7 +297,7 @@ export class Ingest {
     const ack: IngestReply = { kind: "ack", deviceId: f.deviceId, seq: f.seq };
     const inflight = d.inflight.get(ext);
     if (inflight) {
-      if (this.#storedRaw && !raw.equals(inflight.raw)) return this.#reused(f, source);
+      if (this.#storedRaw && !raw.equals(inflight.raw)) return this.#reused(f, source, "reused");
       // The same frame is being stored right now: the copy gets the original's verdict once it is
       // known. An ACK only when the original is durable; a refused original (the store failed,
       // the bytes reused a stored seq) refuses the copy too, counted under the same reason, so a
@@ -346,21 +350,22 @@ export class Ingest {
       for (const fn of this.#pressureListeners) fn(true);
     }
     // "resend" / "reused": the bytes were compared with the stored frame's (#storedRaw).
-    const stored: Promise<AppendOutcome | "resend" | "reused"> =
+    const stored: Promise<AppendOutcome | "resend" | "reused" | "pruned"> =
       verdict === "old" && this.#storedRaw
         ? this.#storedRaw(f.deviceId, ext).then((had) =>
-            had === undefined ? this.#sink.append(record) : this.#sameOrReused(had, raw),
+            had === undefined ? this.#sink.append(record) : this.#sameOrReused(had, raw, d),
           )
         : this.#sink.append(record);
     const done = stored.then(
       (outcome): IngestReply | Promise<IngestReply> => {
         this.#settle(nowUs);
         d.inflight.delete(ext);
-        if (outcome === "reused") return this.#reused(f, source);
+        if (outcome === "reused" || outcome === "pruned") return this.#reused(f, source, outcome);
         // The store's own de-duplication (a copy queued or indexed): compare the bytes too.
         if (outcome === "duplicate" && this.#storedRaw) return this.#duplicate(f, raw, ext, d, source, ack);
         if (outcome === "duplicate" || outcome === "resend") this.#countDuplicate(d);
         else {
+          d.prunedSeqs = 0;
           d.seq.record(ext);
           this.counters.accepted++;
           if (record.clockUnverified) this.counters.clockUnverified++;
@@ -404,21 +409,33 @@ export class Ingest {
         source,
       );
     }
-    if (this.#sameOrReused(had, raw) === "reused") return this.#reused(f, source);
+    const same = this.#sameOrReused(had, raw, d);
+    if (same !== "resend") return this.#reused(f, source, same);
     this.#countDuplicate(d);
     return ack;
   }
 
-  /** Pruned (undefined) or byte-equal: a resend; other bytes: a reused sequence number. */
-  #sameOrReused(had: Uint8Array | undefined, raw: Buffer): "resend" | "reused" {
-    return had === undefined || raw.equals(had) ? "resend" : "reused";
+  /**
+   * Byte-equal: a resend; other bytes: a reused sequence number. Pruned (undefined): the bytes
+   * cannot be compared, and an ACK of a new boot's frame filed under its previous boot would lose
+   * it (a lost HELLO after a boot that outlived the retention), so the first such frame is NACKed
+   * SCHEMA_MISMATCH ("pruned"); once the device's HELLO repeats its current boot, they are resends.
+   */
+  #sameOrReused(had: Uint8Array | undefined, raw: Buffer, d: DeviceState): "resend" | "reused" | "pruned" {
+    if (had !== undefined) return raw.equals(had) ? "resend" : "reused";
+    if (d.prunedSeqs === 2) return "resend";
+    d.prunedSeqs = 1;
+    return "pruned";
   }
 
-  #reused(f: DataFrame, source: SourceKind): IngestReply {
+  #reused(f: DataFrame, source: SourceKind, why: "reused" | "pruned"): IngestReply {
+    const dev = deviceIdHex(f.deviceId);
     return this.#refuse(
       new IngestRejectError(
         "SEQ_REUSED",
-        `device ${deviceIdHex(f.deviceId)} seq ${f.seq} is stored with other bytes: a new boot without its HELLO`,
+        why === "reused"
+          ? `device ${dev} seq ${f.seq} is stored with other bytes: a new boot without its HELLO`
+          : `device ${dev} seq ${f.seq} was stored and pruned since: a resend, or a new boot without its HELLO; its HELLO tells`,
       ),
       f.deviceId,
       f.seq,
