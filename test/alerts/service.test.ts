@@ -355,6 +355,27 @@ describe("alert service", () => {
       reason: "will",
     });
   });
+
+  it("behavior: after a reconnect (the broker published the will) the retained status is online again (reason reconnect); not after stop", async () => {
+    const { svc, pub, encoder } = setup();
+    await svc.start();
+    pub.crash();
+    pub.onReconnect!();
+    await svc.settled();
+    expect(checkPayload("status", pub.retained.get(encoder.topics.status)!)).toMatchObject({
+      state: "online",
+      reason: "reconnect",
+    });
+    await svc.stop();
+    const n = pub.messages.length;
+    pub.onReconnect!();
+    await svc.settled();
+    expect(pub.messages).toHaveLength(n);
+    expect(checkPayload("status", pub.retained.get(encoder.topics.status)!)).toMatchObject({
+      state: "offline",
+      reason: "stop",
+    });
+  });
 });
 
 describe("sensor faults and device status (data-quality stage)", () => {

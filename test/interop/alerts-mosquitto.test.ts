@@ -132,4 +132,27 @@ describe("alerts over an external Mosquitto", () => {
     await late.c.endAsync();
     await pub.close().catch(() => undefined);
   });
+
+  it("behavior: a lost connection (will published) that comes back leaves the retained status online (reason reconnect)", async () => {
+    const pub = new MqttClientPublisher({ url: broker.url, clientId: "gw-9-flaky" });
+    const svc = service(pub);
+    await svc.start();
+    const { c, got } = await dashboard("dash-4");
+    await until(() => got.some((m) => m.topic.endsWith("/status") && m.p.reason === "start"));
+    // The socket dies (no DISCONNECT); mqtt.js reconnects after its reconnectPeriod (1 s).
+    pub.client!.stream.destroy();
+    await until(() => got.some((m) => m.topic.endsWith("/status") && m.p.reason === "will"));
+    await until(() => got.some((m) => m.topic.endsWith("/status") && m.p.reason === "reconnect"), 10_000);
+    const statuses = got.filter((m) => m.topic.endsWith("/status")).map((m) => `${m.p.state}:${m.p.reason}`);
+    expect(statuses).toEqual(["online:start", "offline:will", "online:reconnect"]);
+    await c.endAsync();
+    const late = await dashboard("dash-5");
+    await until(() => late.got.some((m) => m.topic.endsWith("/status")));
+    expect(late.got.find((m) => m.topic.endsWith("/status"))).toMatchObject({
+      retain: true,
+      p: { state: "online", reason: "reconnect" },
+    });
+    await late.c.endAsync();
+    await svc.stop();
+  });
 });

@@ -84,7 +84,7 @@ export interface AnchoringPause {
 export interface StatusEvent {
   kind: "status";
   state: "online" | "offline";
-  reason: "start" | "stop" | "will" | "models" | "anchoring";
+  reason: "start" | "stop" | "will" | "reconnect" | "models" | "anchoring";
   atUs: number;
   models: Array<ModelRef & { profiles: string[] }>;
   anchoringPaused: AnchoringPause | null;

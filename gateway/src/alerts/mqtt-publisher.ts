@@ -2,7 +2,8 @@
  * Publishes to an external MQTT broker (Mosquitto, EMQX, HiveMQ) with mqtt.js, MQTT 3.1.1.
  * The gateway status topic is registered as the connection's last will (retained, QoS 1), so
  * the broker itself publishes `offline` when the gateway vanishes without a DISCONNECT
- * [MQTT-3.1.2-8], [MQTT-3.1.2-10]; a clean `close()` publishes `offline` first and then sends
+ * [MQTT-3.1.2-8], [MQTT-3.1.2-10] (also when only the connection is lost: after the reconnect,
+ * `open`'s `onReconnect` lets the alert service publish `online` again); a clean `close()` publishes `offline` first and then sends
  * DISCONNECT, which discards the will [MQTT-3.1.2-10]. Retained status also means a dashboard
  * that subscribes later still learns the state [MQTT-3.3.1-6].
  *
@@ -45,7 +46,7 @@ export class MqttClientPublisher implements AlertPublisher {
     return this.#client;
   }
 
-  async open(will: EncodedMessage): Promise<void> {
+  async open(will: EncodedMessage, onReconnect?: () => void): Promise<void> {
     try {
       this.#client = await mqtt.connectAsync(this.opts.url, {
         clientId: this.opts.clientId,
@@ -68,6 +69,10 @@ export class MqttClientPublisher implements AlertPublisher {
         cause: e,
       });
     }
+    // Registered after the first CONNACK: fires on reconnects only. The broker published the will
+    // when the connection was lost [MQTT-3.1.2-8], so the retained status says offline until the
+    // caller publishes it again.
+    if (onReconnect) this.#client.on("connect", () => onReconnect());
   }
 
   publish(msg: EncodedMessage): Promise<void> {

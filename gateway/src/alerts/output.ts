@@ -10,8 +10,8 @@ export class EncodedOutput implements EventOutput {
     readonly publisher: AlertPublisher,
   ) {}
 
-  open(will: StatusEvent): Promise<void> {
-    return this.publisher.open(this.encoder.will(will));
+  open(will: StatusEvent, onReconnect?: () => void): Promise<void> {
+    return this.publisher.open(this.encoder.will(will), onReconnect);
   }
 
   async emit(e: GatewayEvent): Promise<void> {

@@ -89,7 +89,7 @@ export interface StatusPayload {
    * promoted); will: the broker published the last will; anchoring: anchoring on chain paused or
    * resumed (see `anchoringPaused`).
    */
-  reason: "start" | "stop" | "will" | "models" | "anchoring";
+  reason: "start" | "stop" | "will" | "reconnect" | "models" | "anchoring";
   time: string;
   timeUs: number;
   models: Array<ModelRef & { profiles: string[] }>;

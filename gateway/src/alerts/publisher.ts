@@ -20,9 +20,11 @@ export interface AlertPublisher {
   /**
    * Connects (or attaches) and arranges for `will` to be published if the gateway vanishes
    * without `close()`: a real MQTT last will for an external broker; for the embedded broker the
-   * broker dies with the gateway, so nothing can be published (README.md).
+   * broker dies with the gateway, so nothing can be published (README.md). `onReconnect` is
+   * called each time a lost connection is re-established (external broker: the broker has
+   * published the will meanwhile, so the caller publishes its status again).
    */
-  open(will: EncodedMessage): Promise<void>;
+  open(will: EncodedMessage, onReconnect?: () => void): Promise<void>;
   /**
    * Resolves once the broker accepted the message: PUBACK for QoS 1 from an external broker; for
    * the embedded broker, once it was written to every matching subscriber's connection.
@@ -39,13 +41,16 @@ export class FakePublisher implements AlertPublisher {
   readonly messages: EncodedMessage[] = [];
   readonly retained = new Map<string, string>();
   will: EncodedMessage | undefined;
+  /** What open() was told to call after a reconnect (a test calls it to simulate one). */
+  onReconnect: (() => void) | undefined;
   opened = false;
   closed = false;
   /** When set, publish() rejects with it. */
   failWith: Error | undefined;
 
-  open(will: EncodedMessage): Promise<void> {
+  open(will: EncodedMessage, onReconnect?: () => void): Promise<void> {
     this.will = will;
+    this.onReconnect = onReconnect;
     this.opened = true;
     return Promise.resolve();
   }

@@ -36,8 +36,11 @@ import type { DataFrame } from "../protocol/frame.ts";
 
 /** Where events go: an encoder and a publisher (output.ts), or a fake in tests. */
 export interface EventOutput {
-  /** Connects; `will` is published by the broker if the gateway vanishes (external brokers). */
-  open(will: StatusEvent): Promise<void>;
+  /**
+   * Connects; `will` is published by the broker if the gateway vanishes or loses the connection
+   * (external brokers); `onReconnect` is called each time a lost connection is re-established.
+   */
+  open(will: StatusEvent, onReconnect?: () => void): Promise<void>;
   /** Resolves when the broker accepted every message of the event. */
   emit(e: GatewayEvent): Promise<void>;
   close(): Promise<void>;
@@ -210,9 +213,14 @@ export class AlertService {
     if (this.#open) await this.#emit(this.status("online", "anchoring"), "status");
   }
 
-  /** Connects the output (with the offline status as last will) and publishes `online`. */
+  /**
+   * Connects the output (with the offline status as last will) and publishes `online`; again
+   * (reason "reconnect") after every reconnect, since the broker published the will meanwhile.
+   */
   async start(): Promise<void> {
-    await this.#o.output.open(this.status("offline", "will"));
+    await this.#o.output.open(this.status("offline", "will"), () => {
+      if (this.#open) void this.#emit(this.status("online", "reconnect"), "status");
+    });
     this.#open = true;
     const online = this.#emit(this.status("online", "start"), "status");
     if (!(await this.#within(online))) {

@@ -136,7 +136,7 @@ export class LiveFeed {
    */
   tap(inner: EventOutput): EventOutput {
     return {
-      open: (will) => inner.open(will),
+      open: (will, onReconnect) => inner.open(will, onReconnect),
       emit: (e) => {
         this.observe(e);
         return inner.emit(e);
