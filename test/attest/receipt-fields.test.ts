@@ -214,6 +214,33 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
     }
   });
 
+  it("error: a 0X prefix (upper case) is MALFORMED in every hex field (check 1); upper-case digits are accepted", async () => {
+    const up = (h: string): string => `0X${h.slice(2)}`;
+    const edits: [string, AnyReceipt, (r: AnyReceipt) => void][] = [
+      ["leaf", f.frame, (r) => (r.leaf = up(r.leaf))],
+      ["proof[0]", f.frame, (r) => (r.proof[0] = up(r.proof[0]!))],
+      ["header.root", f.frame, (r) => (r.batch.header.root = up(r.batch.header.root))],
+      [
+        "frame.raw",
+        f.frame,
+        (r) =>
+          ((r as { frame: { raw: string } }).frame.raw = up((r as { frame: { raw: string } }).frame.raw)),
+      ],
+      ["signature", f.frame, (r) => (r.batch.signature = up(r.batch.signature))],
+    ];
+    for (const [what, base, edit] of edits) {
+      const r = structuredClone(base);
+      edit(r);
+      expect(await verifyReceipt(r, { trust: f.trust }), what).toMatchObject({
+        ok: false,
+        reason: "MALFORMED",
+      });
+    }
+    const r = structuredClone(f.frame);
+    r.leaf = `0x${r.leaf.slice(2).toUpperCase()}`;
+    expect(await verifyReceipt(r, { trust: f.trust })).toMatchObject({ ok: true });
+  });
+
   it("error: the same signature with s replaced by n − s (valid ECDSA, high s) is BAD_SIGNATURE", async () => {
     const n =
       keyType === "secp256k1"

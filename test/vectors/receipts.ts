@@ -19,6 +19,7 @@ import { domainSeparator, hashBatchHeader, vigilDomain } from "../../gateway/src
 import { bytesToHex, type Hex } from "../../gateway/src/core/hex.ts";
 import {
   alertLeafPreimage,
+  frameLeaf,
   frameLeafPreimage,
   inferenceLeafPreimage,
   sensorFaultLeafPreimage,
@@ -178,17 +179,24 @@ async function edgeReceipts(): Promise<{
   await store.append({ deviceId: DEVICE, seq: 7, receivedUs: ts + 1234, timestampUs: ts, raw });
   const common = { modelHash: MODEL, inputWindowHash: WINDOW, deviceId: DEVICE, timestampUs: ts + 5_000 };
   const inf = inferenceLeafPreimage({ ...common, outputs: [-0, 0.5] });
-  const fault = sensorFaultLeafPreimage({ ...common, severity: 2, rule: "s3-stuck", score: 1 });
+  // A sensor fault names its frame (RECEIPTS.md): the FRAME leaf as inputWindowHash, the frame's
+  // timestamp, and the rule `{channel}:{reason}`.
+  const faultLeaf = {
+    ...common,
+    inputWindowHash: frameLeaf({ seq: 7, receivedUs: ts + 1234, raw }),
+    timestampUs: ts,
+  };
+  const fault = sensorFaultLeafPreimage({ ...faultLeaf, severity: 2, rule: "s3:stuck", score: 1 });
   const { leafFromPreimage } = await import("../../gateway/src/core/leaf.ts");
-  for (const [kind, preimage] of [
-    ["inference", inf],
-    ["sensor-fault", fault],
+  for (const [kind, preimage, timestampUs] of [
+    ["inference", inf, common.timestampUs],
+    ["sensor-fault", fault, faultLeaf.timestampUs],
   ] as const)
     await store.appendLeaf({
       kind,
       preimage,
       deviceId: DEVICE,
-      timestampUs: common.timestampUs,
+      timestampUs,
       hash: leafFromPreimage(preimage),
     });
   const rb = await sealOne(store, "secp256k1", 3);

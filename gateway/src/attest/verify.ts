@@ -191,7 +191,7 @@ export const INFORMATIONAL_ONLINE: readonly string[] = INFORMATIONAL_OFFLINE.fil
   (f) => !["anchor.txHash", "anchor.blockNumber", "anchor.blockHash"].includes(f),
 );
 
-const HEX32 = /^0x[0-9a-f]{64}$/i;
+const HEX32 = /^0x[0-9a-fA-F]{64}$/;
 const ADDR = /^0x[0-9a-fA-F]{40}$/;
 const ZERO32 = "0x" + "00".repeat(32);
 const STATUS = ["unregistered", "active", "suspended", "revoked"];
@@ -227,7 +227,7 @@ function isSafeUint(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
-const HEX_BYTES = /^0x([0-9a-f]{2})+$/i;
+const HEX_BYTES = /^0x(?:[0-9a-fA-F]{2})+$/;
 
 /**
  * Length of the proof of leaf `i` in the tree of `n` leaves laid out like OpenZeppelin's
