@@ -188,7 +188,7 @@ export interface GatewayAlertPayload {
   timeUs: number;
   since: string;
   sinceUs: number;
-  /** update-check-stale: lastSuccessMs (ms since the epoch; its chain view's time when older; the agent's start when none), staleAfterMs, lastError (null: none). */
+  /** update-check-stale: lastSuccessMs (ms since the epoch: the newest chain-view time among successful checks, never before the agent's start), staleAfterMs, lastError (null: none). */
   detail: Record<string, string | number | null>;
 }
 
