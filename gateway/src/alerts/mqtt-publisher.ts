@@ -3,8 +3,8 @@
  * The gateway status topic is registered as the connection's last will (retained, QoS 1), so
  * the broker itself publishes `offline` when the gateway vanishes without a DISCONNECT
  * [MQTT-3.1.2-8], [MQTT-3.1.2-10] (also when only the connection is lost: after the reconnect,
- * `open`'s `onReconnect` lets the alert service publish `online` again); a clean `close()` publishes `offline` first and then sends
- * DISCONNECT, which discards the will [MQTT-3.1.2-10]. Retained status also means a dashboard
+ * `open`'s `onReconnect` lets the alert service publish `online` again); a clean `close()`
+ * publishes `offline` first and then sends DISCONNECT, which discards the will [MQTT-3.1.2-10]. Retained status also means a dashboard
  * that subscribes later still learns the state [MQTT-3.3.1-6].
  *
  * Bound: mqtt.js keeps QoS 1 messages in memory until PUBACK (and queues them while

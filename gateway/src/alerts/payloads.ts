@@ -86,8 +86,9 @@ export interface StatusPayload {
   state: "online" | "offline";
   /**
    * start / stop: published by the gateway; models: the live models changed (an update was
-   * promoted); will: the broker published the last will; anchoring: anchoring on chain paused or
-   * resumed (see `anchoringPaused`).
+   * promoted); will: the broker published the last will; reconnect: the connection to an external
+   * broker is back after the will; anchoring: anchoring on chain paused or resumed (see
+   * `anchoringPaused`).
    */
   reason: "start" | "stop" | "will" | "reconnect" | "models" | "anchoring";
   time: string;
