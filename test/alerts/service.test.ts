@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { alertLeafPreimage, leafFromPreimage } from "../../gateway/src/core/leaf.ts";
+import type { PayloadKind } from "../../gateway/src/alerts/payloads.ts";
 import { FakePublisher } from "../../gateway/src/alerts/publisher.ts";
 import { AlertService } from "../../gateway/src/alerts/service.ts";
 import { EncodedOutput } from "../../gateway/src/alerts/output.ts";
@@ -399,6 +400,62 @@ describe("sensor faults and device status (data-quality stage)", () => {
     frameLeaf: new Uint8Array(32).fill(0xab),
     atUs,
     raisedAtUs,
+  });
+
+  it("error: the schemas refuse what the README says cannot be published (a batchSeq, time without milliseconds, a reserved site or gateway, a will that says online, a non-warning stale alarm, a withheld window with state ok)", async () => {
+    const { svc, pub, clock } = setup();
+    await svc.start();
+    const t0 = clock.nowUs();
+    svc.onSensorFault(transition("raised", 1, t0, t0 - 50));
+    svc.onDeviceStatus({
+      model,
+      deviceId: 0x2a,
+      profile: "cmapss-fd001",
+      state: "data-quality",
+      reason: "window-imputed",
+      withheld: 1,
+      faults: [],
+      commissioning: { mode: "first-cycle", age: 1, baselineRows: 3, baselineNeeds: 10 },
+      lastSeq: 7,
+      lastTimestampUs: t0,
+      atUs: t0,
+    });
+    await svc.gatewayAlert("update-check-stale", true, {
+      severity: "warning",
+      message: "x",
+      detail: { lastSuccessMs: 1, staleAfterMs: 3_600_000, lastError: null },
+    });
+    await svc.settled();
+    const sample = (kind: PayloadKind): Record<string, unknown> => {
+      const m = pub.messages.find((x) => kindOf(x.topic) === kind);
+      return checkPayload(kind, m!.payload); // what the gateway sent is valid
+    };
+    const refused = (kind: PayloadKind, edit: (p: Record<string, unknown>) => void): boolean => {
+      const p = structuredClone(sample(kind));
+      edit(p);
+      try {
+        checkPayload(kind, JSON.stringify(p));
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    const edits: Array<[PayloadKind, string, (p: Record<string, unknown>) => void]> = [
+      ["sensor-fault", "batchSeq 3", (p) => ((p.receipt as { batchSeq: unknown }).batchSeq = 3)],
+      ["sensor-fault", "time without ms", (p) => (p.time = "2026-12-02T21:00:00Z")],
+      ["sensor-fault", "site ___", (p) => (p.site = "___")],
+      ["sensor-fault", "site ingest", (p) => (p.site = "ingest")],
+      ["status", "gateway _", (p) => (p.gateway = "_")],
+      ["status", "will online", (p) => (p.reason = "will")],
+      ["status", "stop online", (p) => (p.reason = "stop")],
+      ["gateway-alert", "stale critical", (p) => (p.severity = "critical")],
+      ["device-status", "withheld ok", (p) => (p.state = "ok")],
+      ["device-status", "ran data-quality", (p) => (p.reason = "ok")],
+    ];
+    for (const [kind, what, edit] of edits) expect(refused(kind, edit), what).toBe(true);
+    // Valid variations stay valid: another site, a status reason that says online.
+    expect(refused("status", (p) => (p.reason = "reconnect"))).toBe(false);
+    expect(refused("sensor-fault", (p) => (p.site = "ingest-2"))).toBe(false);
   });
 
   it("behavior: one episode id for raised and cleared, a SENSOR_FAULT leaf each, NaN published as null, never an alert", async () => {
