@@ -177,6 +177,34 @@ describe("firmware agent and a busy device", () => {
   });
 });
 
+describe("firmware agent after an install", () => {
+  it("error: an install record that cannot be written (a full disk) is a store error, not a refusal: the release is not remembered as failed and its install is still reported", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "vigil-fw-img-"));
+    const rel = releaseOf(tmp, image({ major: 1, minor: 1, patch: 0 }), { version: 1_001_000n });
+    const state = new MemoryFrameStore();
+    await state.open();
+    const put = state.putMeta.bind(state);
+    state.putMeta = (key, value) =>
+      key === "updates/fw/installed/1"
+        ? Promise.reject(new Error("ENOSPC: no space left on device"))
+        : put(key, value);
+    const reported: bigint[] = [];
+    const { agent } = await rig(() => rel, {
+      state,
+      reporter: { report: async (id) => void reported.push(id) },
+    });
+    const fw = factoryFirmware({ deviceId: 1 });
+    agent.onFrame(hello(1, { major: 1, minor: 0, patch: 0 }), line(agent, fw));
+    await agent.check();
+    await agent.idle();
+    expect(agent.counters).toMatchObject({ installs: 1, storeErrors: 1, rejected: {} });
+    expect(await state.getMeta("updates/fw/failed/1/7")).toBeUndefined();
+    expect(agent.devices()[0]?.lastFailure).toBeUndefined();
+    expect(reported).toEqual([7n]);
+    await state.close();
+  });
+});
+
 describe("firmware agent and the security counter", () => {
   it("error: an image whose security counter is below the device's (its FW_STATUS) is refused before any byte is sent (NOT_NEWER, remembered)", async () => {
     const tmp = mkdtempSync(join(tmpdir(), "vigil-fw-img-"));

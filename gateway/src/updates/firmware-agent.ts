@@ -522,18 +522,23 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       dev.firmware = res.firmware;
       this.counters.installs++;
       this.counters.installsByDevice[deviceId] = (this.counters.installsByDevice[deviceId] ?? 0) + 1;
-      await this.#o.state.putMeta(
-        `updates/fw/installed/${deviceId}`,
-        Buffer.from(
-          JSON.stringify({
-            releaseId: rel.id.toString(),
-            version: rel.version.toString(),
-            securityCounter: session.info.securityCounter,
-            bytesSent: res.bytesSent,
-            totalMs: res.totalMs,
-          }),
-        ),
-      );
+      try {
+        await this.#o.state.putMeta(
+          `updates/fw/installed/${deviceId}`,
+          Buffer.from(
+            JSON.stringify({
+              releaseId: rel.id.toString(),
+              version: rel.version.toString(),
+              securityCounter: session.info.securityCounter,
+              bytesSent: res.bytesSent,
+              totalMs: res.totalMs,
+            }),
+          ),
+        );
+      } catch (e) {
+        // The device runs it: a record that cannot be written is no refusal of the release.
+        this.#storeFailed(deviceId, rel, e, "firmware install cannot be recorded; the device runs it");
+      }
       this.#log.info(
         { deviceId, releaseId: rel.id.toString(), totalMs: res.totalMs },
         `device ${deviceId} runs firmware release ${rel.id}`,
