@@ -9,7 +9,15 @@
  * - wrong bytes from a source (the model's or the pinned manifest's) are that source's fault until
  *   they come back `mismatchAttempts` times: tried again after a growing backoff, then remembered.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -126,6 +134,26 @@ describe("model update agent: failures that are not the release's", () => {
     const before = s.rig.results.length;
     for (let i = 0; i < 5; i++) await s.rig.feed();
     expect(s.rig.results.length).toBeGreaterThan(before);
+  }, 60_000);
+
+  it("error: a file-system error of this machine during an install (its models folder unusable) fails the check and is not remembered against the release", async () => {
+    const s = await setup("faults-f");
+    await s.releases.add(1n, "faults-f", "3.1.0");
+    mkdirSync(s.dir, { recursive: true });
+    // A dangling link where the models folder belongs: mkdir models/1-… fails (ENOENT), while the
+    // clean-up of the failed install succeeds, so the failure reaches the agent's verdict.
+    symlinkSync(join(s.dir, "gone"), join(s.dir, "models"));
+    await s.rig.feedUntil(s.agent.check());
+    expect(s.agent.counters).toMatchObject({ installs: 0, checkErrors: 1, rejected: {} });
+    expect(s.agent.status().lastCheckError).toMatch(
+      /^cannot mkdir .*\/models\/1-[0-9a-f]{12}: no such file or folder \(ENOENT\)$/,
+    );
+    expect(remembered(s.state, 1n)).toBeUndefined();
+    // Fixed on the machine: the next check installs the release.
+    rmSync(join(s.dir, "models"));
+    await s.rig.feedUntil(s.agent.check());
+    expect(s.agent.counters.installs).toBe(1);
+    expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.1.0"]);
   }, 60_000);
 
   it("behavior: a stop during the shadow phase is INTERRUPTED, not remembered: the next start installs the release", async () => {

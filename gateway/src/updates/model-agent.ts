@@ -35,7 +35,7 @@ import cron from "node-cron";
 import type { ReleaseRecord } from "../chain/client.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
 import type { Hex } from "../core/hex.ts";
-import { VigilError } from "../core/errors.ts";
+import { fileError, VigilError } from "../core/errors.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { ModelManifest } from "../infer/features/manifest.ts";
 import type { InferenceLoop } from "../infer/loop.ts";
@@ -533,11 +533,19 @@ export class ModelUpdateAgent {
         await this.#o.loop.unload(candidate).catch(() => undefined);
         await releaseModel(candidate);
       }
-      rmSync(dir, { recursive: true, force: true });
-      rmSync(join(this.#o.dir, "staging", rel.contentHash.slice(2)), { force: true });
-      // The chain, the store or the loop failed (an RPC outage, a full disk, the live model
-      // changed meanwhile), not the release: the check fails (counted, and stale when it lasts)
-      // and nothing is remembered about the release.
+      // Cleaned up without hiding why the install failed: a clean-up that fails too is logged.
+      for (const p of [dir, join(this.#o.dir, "staging", rel.contentHash.slice(2))])
+        try {
+          rmSync(p, { recursive: true, force: true });
+        } catch (c) {
+          this.#log.warn({ err: (c as Error).message }, "a failed install's files could not be removed");
+        }
+      // The chain, the store, this machine's files or the loop failed (an RPC outage, a full
+      // disk, the live model changed meanwhile), not the release: the check fails (counted, and
+      // stale when it lasts) and nothing is remembered about the release. A system call's error
+      // (ENOSPC, EACCES, EIO: it has a `syscall`) is the machine's, whatever its code.
+      if (!(e instanceof UpdateError) && typeof (e as NodeJS.ErrnoException).syscall === "string")
+        throw fileError(e) ?? e;
       if (!(e instanceof UpdateError) && e instanceof VigilError) throw e;
       const err =
         e instanceof UpdateError
