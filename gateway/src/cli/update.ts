@@ -211,13 +211,13 @@ async function checkCmd(argv: string[]): Promise<number> {
   if (c.help) return help();
   noPositionals(c.positionals, "check");
   const o = opts(c);
-  const asked = await call<{ status: UpdatesView["status"] }>(
+  const asked = await call<{ accepted: boolean; status: UpdatesView["status"] }>(
     "POST",
     `${o.base}/api/updates/check`,
     actionHeaders(o),
   );
   if (!o.json) process.stdout.write(`vigil update: the gateway at ${o.base} checks for releases now\n`);
-  return finish(o, asked.status);
+  return finish(o, asked);
 }
 
 async function retryCmd(argv: string[]): Promise<number> {
@@ -249,6 +249,7 @@ async function retryCmd(argv: string[]): Promise<number> {
   }
   const q = `release=${id}${device === undefined ? "" : `&device=${device}`}`;
   const asked = await call<{
+    accepted: boolean;
     retried: { model: boolean; firmwareDevices: number[] };
     status: UpdatesView["status"];
   }>("POST", `${o.base}/api/updates/retry?${q}`, actionHeaders(o));
@@ -267,7 +268,7 @@ async function retryCmd(argv: string[]): Promise<number> {
   }
   // The firmware devices whose transfer this retry starts: the one named, else those it forgot.
   const devices = device === undefined ? r.firmwareDevices : [Number(device)];
-  const code = await finish(o, asked.status, devices);
+  const code = await finish(o, asked, devices);
   if (code !== 0 || o.wait === 0) return code;
   // Refused again after this retry (the model, or a device): say so and exit 1.
   const view = await call<UpdatesView>("GET", `${o.base}/api/updates`, o.headers);
@@ -287,14 +288,20 @@ async function retryCmd(argv: string[]): Promise<number> {
   return 1;
 }
 
-/** After a check was asked: wait (unless --wait 0; for `devices`' firmware transfers too), then print the status. */
+/**
+ * After a check was asked: wait (unless --wait 0; for `devices`' firmware transfers too), then print
+ * the status. With --json and --wait 0, the gateway's answer to the request is printed instead.
+ */
 async function finish(
   o: Common,
-  before: UpdatesView["status"],
+  answer: { status: UpdatesView["status"] },
   devices?: readonly number[],
 ): Promise<number> {
-  if (o.wait === 0) return 0;
-  const { view, done } = await waitForCheck(o.base, o.headers, before, o.wait, devices);
+  if (o.wait === 0) {
+    if (o.json) process.stdout.write(JSON.stringify(answer, null, 2) + "\n");
+    return 0;
+  }
+  const { view, done } = await waitForCheck(o.base, o.headers, answer.status, o.wait, devices);
   if (o.json) process.stdout.write(JSON.stringify({ ...view, done }, null, 2) + "\n");
   else {
     if (!done) {

@@ -18,7 +18,8 @@ options:
                    http://127.0.0.1:9479)
   -c, --config FILE  the gateway's JSON config, to find its endpoint and, with http.authTokenFile,
                    the access token and (check, retry) the operator token in its dataDir
-  --json           print the gateway's answer as JSON
+  --json           print JSON: the status after the wait ({enabled, status, done}); with --wait 0
+                   the gateway's answer to the request ({accepted, status} and, for retry, retried)
   -h, --help       this text
 
 Exit status: 0 done (or still running after --wait), 1 the gateway does not answer, has updates
