@@ -41,6 +41,16 @@ describe("redactUrl", () => {
     ["?token= and #fragment", "https://api.example/?token=S3cret#S3cret", "https://api.example/?token=***"],
     ["an unnamed key-like query value", `https://api.example/?k=${HEX40}`, "https://api.example/?k=***"],
     [
+      "a bare query key (no =)",
+      "https://api.example/rpc?S3cretKey123&chain=10",
+      "https://api.example/rpc?***&chain=***",
+    ],
+    [
+      "a bare query key after a named one",
+      "https://api.example/?a=1&S3cret",
+      "https://api.example/?a=***&***",
+    ],
+    [
       "a query key under a name no rule knows",
       "https://api.example/?access=S3cret",
       "https://api.example/?access=***",
@@ -76,6 +86,7 @@ describe("redactUrl", () => {
     ["garbage with a key", `:::/v2/S3cretS3cret`],
     ["bad port, key in the host", `http://${HEX40}.example:99999/`],
     ["bad port, unnamed query key", "http://host:99999/?access=S3cret"],
+    ["bad port, bare query key", "http://host:99999/?S3cret"],
   ])("behavior: unparseable URL (%s) is redacted as text", (_name, url) => {
     const r = redactUrl(url);
     expect(r).not.toMatch(/S3cret|0123456789abcdef/);

@@ -161,16 +161,21 @@ function redactHost(host: string): string {
   );
 }
 
-/** Every query value replaced (names kept): no rule on names (`apikey`, `access`, `k`) finds them all. */
+/**
+ * Every query value replaced (names kept): no rule on names (`apikey`, `access`, `k`) finds them
+ * all; and a part without `=` (`?S3cretKey`: the key itself) replaced whole.
+ */
 function redactQuery(query: string): string {
-  return query.replace(/([?&][^=&#]*)=[^&#]*/g, (_m, name: string) => `${name}=***`);
+  return query.replace(/([?&])([^=&#]*)(=[^&#]*)?/g, (m, sep: string, name: string, value?: string) =>
+    value !== undefined ? `${sep}${name}=***` : name === "" ? m : `${sep}***`,
+  );
 }
 
 /**
  * Removes credentials from a URL before it is logged or put in an error. Providers put keys in
  * many places, so the rule is to keep only what cannot be one:
  * - `user:password@` becomes `***:***@`; the fragment is dropped;
- * - every query value becomes `***` (names are kept);
+ * - every query value becomes `***` (names are kept), and a query part without `=` becomes `***`;
  * - a path segment is kept only if it is a lowercase word of at most 24 characters (`rpc`,
  *   `optimism`), a version (`v2`) or a number of at most 6 digits, and never right after a version
  *   (`/v2/<key>`); others become `***`;
