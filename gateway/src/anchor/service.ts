@@ -320,7 +320,7 @@ export class AnchorService {
       return {
         ...base,
         reason: "fee-cap",
-        message: `anchor transaction ${tx.txHash} (nonce ${tx.nonce}) is at the fee caps and not mined: the base fee is above chain.maxFeePerGasGwei; it is broadcast again until the fee falls (or raise the cap)`,
+        message: `anchor transaction ${tx.txHash} (nonce ${tx.nonce}) is at the fee caps and not mined: no replacement can pay more within chain.maxFeePerGasGwei, chain.maxPriorityFeePerGasGwei and the day's remaining chain.maxSpendPerDayEth; it is broadcast again until the fee falls (or raise the limit that holds it)`,
       };
     const quietMs = this.nowUs() / 1000 - tx.headSeenAtMs;
     if (quietMs >= this.stallAfterMs)

@@ -5,7 +5,7 @@
  *                      [--admin-delay SECONDS] [--threshold M] [--max-release-size BYTES]
  *   vigil chain verify --deployment FILE --rpc URL
  *   vigil chain register-gateway --deployment FILE --rpc URL [--key-file PATH] --gateway-id HEX32
- *                      --site HEX32|NAME (--device-key-file PATH --key-type secp256k1|p256 | --public-key HEX)
+ *                      --site HEX32|NAME [--key-type secp256k1|p256] (--device-key-file PATH | --public-key HEX)
  *                      [--metadata URI]
  *   vigil chain grant-operator --deployment FILE --rpc URL [--key-file PATH] --site HEX32|NAME --account ADDR
  *
@@ -76,7 +76,7 @@ options:
 
 const REGISTER_HELP = `usage: vigil chain register-gateway --deployment FILE --rpc URL [--key-file PATH]
          --gateway-id HEX32 --site NAME|HEX32
-         (--device-key-file PATH [--key-type secp256k1|p256] | --public-key HEX) [--metadata URI]
+         [--key-type secp256k1|p256] (--device-key-file PATH | --public-key HEX) [--metadata URI]
 
 Registers a gateway's signing key at a site in the deployment's VigilRegistry. The sending
 account must hold the site's operator role ("vigil chain grant-operator").
@@ -90,9 +90,9 @@ ${KEY_HELP}
   --site NAME|HEX32         the site: a name (hashed as keccak256("site:" + NAME)) or its 0x id
   --device-key-file PATH    the gateway's raw hex private key (mode 0600): its public key is
                             registered, the key itself never leaves this machine
-  --key-type TYPE           secp256k1 (default) or p256
+  --key-type TYPE           secp256k1 (default) or p256, for --device-key-file and --public-key
   --public-key HEX          or give the public key directly: 20-byte address (secp256k1) or
-                            64-byte x‖y (p256)
+                            64-byte x‖y (with --key-type p256)
   --metadata URI            free metadata URI (default: empty)
   -h, --help                this text
 `;

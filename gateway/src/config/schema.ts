@@ -315,7 +315,8 @@ const Chain = Type.Object(
   {
     rpcUrl: nullable(Type.String({ pattern: "^https?://" }), {
       default: null,
-      description: "JSON-RPC URL of the L2; null = seal but do not anchor (batches wait in the outbox).",
+      description:
+        "JSON-RPC URL of the L2 (also the one the update agents read); null with rpcUrls empty = seal but do not anchor (batches wait in the outbox).",
     }),
     rpcUrls: Type.Array(Type.String({ pattern: "^https?://" }), {
       maxItems: 8,
@@ -324,11 +325,13 @@ const Chain = Type.Object(
     }),
     deployment: nullable(Type.String({ minLength: 1 }), {
       default: null,
-      description: "Deployment file written by `vigil chain deploy` (registry, chain id, deployment block).",
+      description:
+        "Deployment file written by `vigil chain deploy` (registry, chain id, deployment block), relative to dataDir.",
     }),
     senderKeyFile: nullable(Type.String({ minLength: 1 }), {
       default: null,
-      description: "File (0600) with the hex key of the account paying gas; else VIGIL_CHAIN_SENDER_KEY.",
+      description:
+        "File (0600, relative to dataDir) with the hex key of the account paying gas; else VIGIL_CHAIN_SENDER_KEY.",
     }),
     finality: choice(["depth", "finalized"], {
       default: "depth",
@@ -366,7 +369,8 @@ const Chain = Type.Object(
     healthCheckIntervalMs: Type.Integer({
       minimum: 0,
       default: 15_000,
-      description: "Health probe of the RPC endpoints, ms (0 = only on failure).",
+      description:
+        "Health probe of the RPC endpoints, ms (0 = none: failover on transport failures only, no lag check, no return to a recovered preferred endpoint).",
     }),
     maxLagBlocks: Type.Integer({
       minimum: 0,

@@ -26,6 +26,6 @@ options:
   --json                print the report as JSON
   -h, --help            this text
 
-Exit status: 0 the store agrees with the chain (now), 1 conflicts remain or the chain could not
-be read, 2 usage error.
+Exit status: 0 no conflicts (the store agrees with the chain now; with --dry-run, the changes
+listed are still to be made), 1 conflicts remain or the chain could not be read, 2 usage error.
 `;
