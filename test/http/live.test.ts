@@ -207,6 +207,17 @@ describe("SseHub", () => {
     expect(res.events().at(-1)!.event).toBe("delta");
   });
 
+  it("behavior: updates broadcast while a new page waits for its init are not counted as skipped (the page is not slow: its init holds them)", async () => {
+    const { feed, timers, h, connect } = hub();
+    const { res } = connect(); // init pending (asynchronous)
+    feed.observe(health(1, 0.1));
+    timers.advance(250); // a delta goes out before the init is written
+    expect(h.skipped).toBe(0);
+    await settle();
+    expect(res.events().map((e) => e.event)).toEqual(["init"]);
+    expect((res.events()[0]!.data.health as unknown[]).length).toBe(1);
+  });
+
   it("behavior: a page whose connection does not drain for maxStallMs is disconnected (counted), freeing its place", async () => {
     const { feed, timers, h, connect } = hub({ maxBufferedBytes: 1000, maxStallMs: 30_000, maxClients: 1 });
     let now = 1_000_000;

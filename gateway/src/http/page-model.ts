@@ -309,6 +309,9 @@ export class PageModel {
 
   /** Everything a page needs when it connects. */
   async init(): Promise<PageInit> {
+    // The stats first: the rest is read after the await, so the deltas a new page skips while it
+    // waits for its init (SseHub) are in it.
+    const stats = await this.stats();
     const health: PageInit["health"] = [];
     for (const [id, h] of this.#feed.devices)
       health.push({
@@ -322,7 +325,7 @@ export class PageModel {
       });
     const h = this.#hist;
     return {
-      ...(await this.stats()),
+      ...stats,
       history: {
         t: [...h.t],
         accepted: [...h.accepted],

@@ -156,7 +156,8 @@ export class SseHub {
 
   #write(c: Client, msg: string): void {
     if (c.behind) {
-      this.skipped++;
+      // Slow (its buffer was full) rather than new: a new page's pending init holds what it missed.
+      if (c.stalledSinceMs !== undefined) this.skipped++;
       if (c.stalledSinceMs !== undefined && Date.now() - c.stalledSinceMs > this.#o.maxStallMs) {
         this.evicted++;
         this.#clients.delete(c);
