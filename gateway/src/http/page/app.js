@@ -446,7 +446,7 @@
       $("registry"),
       s.registry
         ? `Registry copy ${ageText(s.registry.cacheAgeSeconds * 1000)} old${s.registry.block ? ` (block ${s.registry.block})` : ""}.`
-        : "The on-chain registry cache is not configured on this gateway.",
+        : "No copy of the on-chain registry yet (the registry watch is off, or has not read the chain yet).",
     );
 
     for (const d of s.devices) {
