@@ -57,6 +57,8 @@ while (($#)); do
   esac
 done
 
+# "/opt/vigil/" is /opt/vigil: else the previous install would be "/opt/vigil/.previous", inside it.
+while [[ "$prefix" == */ && "$prefix" != / ]]; do prefix="${prefix%/}"; done
 # Paths end up in the unit file and in sed expressions: keep them plain.
 safe_path='^/[A-Za-z0-9._/+-]*$'
 [[ "$prefix" =~ $safe_path && "$prefix" != / ]] || die "--prefix must be an absolute path of letters, digits and ._/+- (got \"$prefix\")"

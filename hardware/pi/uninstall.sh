@@ -40,6 +40,8 @@ while (($#)); do
     *) usage >&2; die "unknown option $1" ;;
   esac
 done
+# "/opt/vigil/" is /opt/vigil (its previous install is /opt/vigil.previous, not inside it).
+while [[ "$prefix" == */ && "$prefix" != / ]]; do prefix="${prefix%/}"; done
 
 staged=0
 if [[ -n "$root" ]]; then

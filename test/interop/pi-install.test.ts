@@ -256,7 +256,8 @@ describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () =>
     expect(r.stdout).not.toContain("== building");
     expect(existsSync(join(prefix, "marker-previous"))).toBe(true);
     expect(existsSync(join(`${prefix}.previous`, "marker-current"))).toBe(true);
-    await ok("bash", [install, "--root", root, "--rollback"]);
+    // A prefix written with a trailing slash is the same install (not <prefix>/.previous inside it).
+    await ok("bash", [install, "--root", root, "--prefix", "/opt/vigil/", "--rollback"]);
     expect(existsSync(join(prefix, "marker-current"))).toBe(true);
     expect(readdirSync(join(root, "opt")).sort()).toEqual(["vigil", "vigil.previous"]);
     const none = await sh("bash", [install, "--root", join(root, "elsewhere"), "--rollback"]);
