@@ -341,6 +341,10 @@ describe("/metrics exposition", () => {
     const g = await scrape(metricsFor(src));
     expect(g.get("vigil_anchor_gas_used_total")!.samples).toEqual([]);
     expect(sample(g, "vigil_anchor_lag_seconds")).toBe(0);
+    // Batches wait but the oldest cannot be read: the lag is unknown (absent), not 0.
+    src.anchorStatus = { anchoredThrough: 0, backlog: 1, failures: 0, lastError: null };
+    src.stats = storeStats({ lastBatchSeq: 1 });
+    expect((await scrape(metricsFor(src))).get("vigil_anchor_lag_seconds")!.samples).toEqual([]);
   });
 
   it("behavior: values are read at scrape time; the oldest unanchored batch is read from the store once", async () => {

@@ -191,6 +191,8 @@ interface Scrape {
   disk: { free: number; size: number } | undefined;
   /** Oldest unanchored batch's seal time, µs. */
   oldestUnanchoredUs: number | undefined;
+  /** Sealed batches wait for anchoring (the oldest one's time may still be unknown: unreadable). */
+  outboxWaiting: boolean;
   lastAnchorUs: number | undefined;
 }
 
@@ -203,7 +205,12 @@ export class GatewayMetrics {
   readonly #all: Registry;
   readonly #o: MetricsOptions;
   readonly #nowUs: () => number;
-  #scrape: Scrape = { disk: undefined, oldestUnanchoredUs: undefined, lastAnchorUs: undefined };
+  #scrape: Scrape = {
+    disk: undefined,
+    oldestUnanchoredUs: undefined,
+    outboxWaiting: false,
+    lastAnchorUs: undefined,
+  };
   /** Seal time of batch `seq` (immutable once sealed), so a backlog is read from the store once. */
   #sealedAt: { seq: number; us: number } | undefined;
   #anchoredAt: { seq: number; us: number } | undefined;
@@ -253,7 +260,12 @@ export class GatewayMetrics {
       }
       lastAnchor = this.#anchoredAt?.us;
     }
-    this.#scrape = { disk, oldestUnanchoredUs: oldest, lastAnchorUs: lastAnchor };
+    this.#scrape = {
+      disk,
+      oldestUnanchoredUs: oldest,
+      outboxWaiting: !!s.anchor && st.lastBatchSeq >= next,
+      lastAnchorUs: lastAnchor,
+    };
   }
 
   #define(): void {
@@ -745,11 +757,13 @@ export class GatewayMetrics {
     );
     gauge(
       "vigil_anchor_lag_seconds",
-      "Age of the oldest sealed batch not yet anchored (0 when the outbox is empty; absent when anchoring is off).",
+      "Age of the oldest sealed batch not yet anchored (0 when the outbox is empty; absent when anchoring is off or that batch cannot be read).",
       [],
       (set) => {
         if (!src.anchor) return;
         const t = this.#scrape.oldestUnanchoredUs;
+        // Batches wait but the oldest cannot be read: unknown, not 0 (an alert on the lag stays up).
+        if (t === undefined && this.#scrape.outboxWaiting) return;
         set({}, t === undefined ? 0 : Math.max(0, (this.#nowUs() - t) / 1e6));
       },
     );
