@@ -136,10 +136,21 @@ class FlakyChain implements AnchorChain {
     };
   }
   reverted = 0;
+  /** When a transaction's block was made (µs), as costOf reports it; unset: not reported. */
+  readonly minedAt = new Map<Hex, number>();
   /** Every transaction this fake sent was paid by its (the gateway's) account. */
   async costOf(tx: Hex) {
     this.check();
-    return this.txs.has(tx) ? { txHash: tx, gasUsed: 50_000n, l1FeeWei: 7n, costWei: COST } : null;
+    const at = this.minedAt.get(tx);
+    return this.txs.has(tx)
+      ? {
+          txHash: tx,
+          gasUsed: 50_000n,
+          l1FeeWei: 7n,
+          costWei: COST,
+          ...(at === undefined ? {} : { minedAtUs: at }),
+        }
+      : null;
   }
   async getHead(g: Hex) {
     this.check();
@@ -462,6 +473,23 @@ describe("AnchorService with the fake registry", () => {
       gasUsed: 50_000,
     });
     expect(s.status().spentTodayWei).toBe(String(2n * COST));
+  });
+
+  it("behavior: an anchor found on chain that was mined on an earlier day (a store restored from a backup) is recorded with its cost but not counted in today's spend", async () => {
+    const t = await setup();
+    await t.ingest(20);
+    await sealAll(t.sealer);
+    const b1 = (await t.store.getBatch(1))!;
+    const { toEip712Header } = await import("../../gateway/src/attest/header.ts");
+    const sent = await t.flaky.submit([
+      { header: toEip712Header(b1.header), signature: b1.signature as Hex },
+    ]);
+    t.flaky.minedAt.set(sent.txHash, Date.now() * 1000 - 2 * 86_400_000_000);
+    t.flaky.sends = 0;
+    const s = t.service();
+    expect(await s.runOnce()).toBe(2);
+    expect(await t.store.getAnchor(1)).toMatchObject({ txHash: sent.txHash, costWei: String(COST) });
+    expect(s.status().spentTodayWei).toBe(String(COST)); // batch 2's transaction only
   });
 
   it("behavior: a reverted anchor's gas counts toward the daily spend, and the day's spend survives a restart (status shows it before anything is sent)", async () => {

@@ -46,7 +46,7 @@ import { silentLogger, type Logger } from "../core/log.ts";
 import type { AnchorRecord, FrameStore, SealedBatch } from "../store/types.ts";
 import type { PaidTx } from "../chain/tx-sender.ts";
 import type { AnchorChain, AnchorChainHealth, SubmittedAnchor } from "./chain.ts";
-import { SpendLedger } from "./spend.ts";
+import { dayStartUs, SpendLedger } from "./spend.ts";
 
 export class AnchorStateError extends VigilError {
   override name = "AnchorStateError";
@@ -651,10 +651,12 @@ export class AnchorService {
       "batch was already anchored; recorded without resending",
     );
     const rec = this.record(chain, found.txHash, found.blockNumber, found.blockHash);
-    // Sent by this gateway's account before a restart: paid today (or earlier), so it counts.
+    // Sent by this gateway's account before a restart: counted in the day's spend when it was mined
+    // today (a store restored from a backup finds earlier days' anchors: not today's money).
     const paid = await chain.costOf?.(found.txHash);
     if (!paid) return rec;
-    this.noteCost(paid);
+    const today = dayStartUs(this.nowUs());
+    if (paid.minedAtUs === undefined || dayStartUs(paid.minedAtUs) >= today) this.noteCost(paid);
     await this.spend!.save();
     return {
       ...rec,

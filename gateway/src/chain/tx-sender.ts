@@ -101,6 +101,8 @@ export interface PaidTx {
   l1FeeWei: bigint | null;
   /** gasUsed × effective gas price + l1FeeWei. */
   costWei: bigint;
+  /** When its block was made, µs since the epoch (set by `costOf`: a transaction found later). */
+  minedAtUs?: number;
 }
 
 export interface TxLog {
@@ -581,7 +583,13 @@ export class TxSender {
           }
         : { gasPrice: BigInt(t.gasPrice ?? 0) }),
     });
-    return this.#paid(txHash, r, tx);
+    // The day it was paid: the spend ledger counts it on that UTC day only.
+    const block = await this.#rpc.request<{ timestamp: string } | null>("eth_getBlockByNumber", [
+      r.blockNumber,
+      false,
+    ]);
+    const paid = await this.#paid(txHash, r, tx);
+    return block ? { ...paid, minedAtUs: Number(BigInt(block.timestamp)) * 1e6 } : paid;
   }
 
   async #findMined(versions: readonly Version[]): Promise<{ v: Version; r: RawReceipt } | null> {
