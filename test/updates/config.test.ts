@@ -48,6 +48,13 @@ describe("updates configuration", () => {
     });
     expect(registryWatched(c)).toBe(true);
     expect(registryWatched(resolveConfig({}))).toBe(false);
+    // chain.rpcUrls alone serve anchoring and the watch, not the update agents.
+    expect(() =>
+      resolveConfig({
+        chain: { rpcUrls: ["http://127.0.0.1:8545"], deployment: "deployment.json" },
+        updates: { enabled: true },
+      }),
+    ).toThrow(/^updates\.enabled: updates need chain\.rpcUrl/);
   });
 
   it("error: updates enabled without the gateway key fail at start with one sentence naming the fix", async () => {

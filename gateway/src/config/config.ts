@@ -144,6 +144,12 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
       "the registry is read from the chain: set chain.deployment and chain.rpcUrl",
     );
   }
+  // The update agents read chain.rpcUrl alone (not rpcUrls): refused here, not only at start.
+  if (cfg.updates.enabled && !cfg.chain.rpcUrl)
+    throw new ConfigError(
+      "updates.enabled",
+      "updates need chain.rpcUrl, chain.deployment and the gateway key (attest.enabled); set them or disable updates",
+    );
   const x = cfg.registry.mosquittoExport;
   if (x?.dynsec && (!cfg.mqtt.url || !cfg.mqtt.username || cfg.mqtt.password === null || !x.gatewayUserLine))
     throw new ConfigError(
