@@ -452,7 +452,8 @@ describe("AnchorService with the fake registry", () => {
     expect((await t.flaky.getHead(GATEWAY)).seq).toBe(7n);
   });
 
-  it("behavior: a batch sent just before a crash is recorded with its transaction, not sent again", async () => {
+  /** Two sealed batches; batch 1 is on chain, sent by a process that crashed before recording it. */
+  async function sentBeforeCrash() {
     const t = await setup();
     await t.ingest(20);
     await sealAll(t.sealer);
@@ -462,6 +463,11 @@ describe("AnchorService with the fake registry", () => {
       { header: toEip712Header(b1.header), signature: b1.signature as Hex },
     ]);
     t.flaky.sends = 0;
+    return { t, sent };
+  }
+
+  it("behavior: a batch sent just before a crash is recorded with its transaction, not sent again", async () => {
+    const { t, sent } = await sentBeforeCrash();
     const s = t.service();
     expect(await s.runOnce()).toBe(2);
     expect(t.flaky.sends).toBe(1); // only batch 2
@@ -476,16 +482,8 @@ describe("AnchorService with the fake registry", () => {
   });
 
   it("behavior: an anchor found on chain that was mined on an earlier day (a store restored from a backup) is recorded with its cost but not counted in today's spend", async () => {
-    const t = await setup();
-    await t.ingest(20);
-    await sealAll(t.sealer);
-    const b1 = (await t.store.getBatch(1))!;
-    const { toEip712Header } = await import("../../gateway/src/attest/header.ts");
-    const sent = await t.flaky.submit([
-      { header: toEip712Header(b1.header), signature: b1.signature as Hex },
-    ]);
+    const { t, sent } = await sentBeforeCrash();
     t.flaky.minedAt.set(sent.txHash, Date.now() * 1000 - 2 * 86_400_000_000);
-    t.flaky.sends = 0;
     const s = t.service();
     expect(await s.runOnce()).toBe(2);
     expect(await t.store.getAnchor(1)).toMatchObject({ txHash: sent.txHash, costWei: String(COST) });

@@ -193,6 +193,18 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
     }
   });
 
+  /** Each edit of a copy of its receipt fails verification as MALFORMED (check 1). */
+  async function expectMalformed(edits: [string, AnyReceipt, (r: AnyReceipt) => void][]): Promise<void> {
+    for (const [what, base, edit] of edits) {
+      const r = structuredClone(base);
+      edit(r);
+      expect(await verifyReceipt(r, { trust: f.trust }), what).toMatchObject({
+        ok: false,
+        reason: "MALFORMED",
+      });
+    }
+  }
+
   it("error: a domain name or version that is not a string, a leafCount of 2^32 or more (uint32), an output that is not a number: MALFORMED (check 1)", async () => {
     const edits: [string, AnyReceipt, (r: AnyReceipt) => void][] = [
       ["domain.name", f.frame, (r) => ((r.batch.domain as { name: unknown }).name = 1)],
@@ -204,14 +216,7 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
         (r) => ((r as { inference: { outputs: unknown[] } }).inference.outputs[0] = "1"),
       ],
     ];
-    for (const [what, base, edit] of edits) {
-      const r = structuredClone(base);
-      edit(r);
-      expect(await verifyReceipt(r, { trust: f.trust }), what).toMatchObject({
-        ok: false,
-        reason: "MALFORMED",
-      });
-    }
+    await expectMalformed(edits);
   });
 
   it("error: a 0X prefix (upper case) is MALFORMED in every hex field (check 1); upper-case digits are accepted", async () => {
@@ -228,14 +233,7 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
       ],
       ["signature", f.frame, (r) => (r.batch.signature = up(r.batch.signature))],
     ];
-    for (const [what, base, edit] of edits) {
-      const r = structuredClone(base);
-      edit(r);
-      expect(await verifyReceipt(r, { trust: f.trust }), what).toMatchObject({
-        ok: false,
-        reason: "MALFORMED",
-      });
-    }
+    await expectMalformed(edits);
     const r = structuredClone(f.frame);
     r.leaf = `0x${r.leaf.slice(2).toUpperCase()}`;
     expect(await verifyReceipt(r, { trust: f.trust })).toMatchObject({ ok: true });
