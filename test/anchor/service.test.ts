@@ -24,7 +24,7 @@ import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import type { Timers } from "../../gateway/src/core/timers.ts";
 import { AnchorService, AnchorStateError, type AnchorPause } from "../../gateway/src/anchor/service.ts";
-import type { InFlightTx, TxSenderCounters } from "../../gateway/src/chain/tx-sender.ts";
+import type { InFlightTx, PendingWait, TxSenderCounters } from "../../gateway/src/chain/tx-sender.ts";
 import type {
   AnchorChain,
   AnchorChainHealth,
@@ -128,10 +128,16 @@ class FlakyChain implements AnchorChain {
   }
   /** The sender's transaction in flight, as the real connection's health() reports it. */
   inFlight: InFlightTx | null = null;
+  pendingWait: PendingWait | null = null;
   health(): AnchorChainHealth {
     return {
       rpc: null,
-      sender: { address: RELAYER, inFlight: this.inFlight, counters: {} as TxSenderCounters },
+      sender: {
+        address: RELAYER,
+        inFlight: this.inFlight,
+        pendingWait: this.pendingWait,
+        counters: {} as TxSenderCounters,
+      },
       l1Fee: false,
     };
   }
@@ -605,6 +611,18 @@ describe("AnchorService with the fake registry", () => {
     );
     t.flaky.inFlight = null; // mined
     expect(s.status().stalled).toBeNull();
+    // Waiting for the account's pending transaction of another process: a halted chain shows too.
+    t.flaky.pendingWait = { nonce: 9, sinceMs: now / 1000, headBlock: 140, headSeenAtMs: now / 1000 };
+    now += 59_000e3;
+    expect(s.status().stalled).toBeNull();
+    now += 2_000e3;
+    expect(s.status().stalled).toEqual({
+      reason: "no-blocks",
+      txHash: null,
+      sentAtUs: now - 61_000e3,
+      message:
+        "no new block for 61 s (block 140) while anchoring waits for the sending account's pending transaction (nonce 9): the sequencer is halted or the RPC endpoint is frozen (add another endpoint to chain.rpcUrls)",
+    });
   });
 
   it("behavior: a stop while a transaction is in flight is not counted as a failure", async () => {

@@ -406,7 +406,13 @@ describe("TxSender when blocks are full (anvil --gas-limit 30000: one transfer p
         () => (settled = true),
         () => (settled = true),
       );
+      // While it waits for the pending one, the wait is visible (AnchorService shows a halted chain).
+      await vi.waitFor(() => expect(s.pendingWait()).toMatchObject({ nonce }), {
+        timeout: 10_000,
+        interval: 10,
+      });
       while (!s.inFlight() && !settled) await fill(); // it waits 2 blocks for the pending one, then takes over
+      expect(s.pendingWait()).toBeNull();
       if (!s.inFlight()) await p;
       expect(s.counters.takeovers).toBe(1);
       expect(s.counters.underpriced).toBeGreaterThanOrEqual(1);

@@ -17,6 +17,7 @@ import {
   TxSender,
   type FeeCaps,
   type InFlightTx,
+  type PendingWait,
   type PaidTx,
   type TxSenderCounters,
   type TxLog,
@@ -74,7 +75,13 @@ export interface TxLocation {
 /** Health of the chain connection, for the anchoring status. */
 export interface AnchorChainHealth {
   rpc: RpcPoolStatus | null;
-  sender: { address: Hex; inFlight: InFlightTx | null; counters: TxSenderCounters } | null;
+  sender: {
+    address: Hex;
+    inFlight: InFlightTx | null;
+    /** Waiting for the account's pending transactions of another process before sending. */
+    pendingWait?: PendingWait | null;
+    counters: TxSenderCounters;
+  } | null;
   /** True on an OP-Stack chain (the L1 data fee is read and reported). */
   l1Fee: boolean;
 }
@@ -374,6 +381,7 @@ export class RpcAnchorChain implements AnchorChain {
         ? {
             address: this.#sender.address,
             inFlight: this.#sender.inFlight(),
+            pendingWait: this.#sender.pendingWait(),
             counters: { ...this.#sender.counters },
           }
         : null,

@@ -125,8 +125,9 @@ export interface AnchorStall {
   reason: "fee-cap" | "no-blocks";
   /** One sentence: what waits, why, and what to do. */
   message: string;
-  txHash: string;
-  /** When the transaction was first sent, µs. */
+  /** The waiting transaction; null when it is the account's pending one of another process. */
+  txHash: string | null;
+  /** When the transaction was first sent (or the wait for another process's began), µs. */
   sentAtUs: number;
 }
 
@@ -313,7 +314,21 @@ export class AnchorService {
 
   /** Why the transaction in flight is not mined, judged from the sender's view (see AnchorStall). */
   private stall(): AnchorStall | null {
-    const tx = this.chain?.health?.().sender?.inFlight;
+    const sender = this.chain?.health?.().sender;
+    const tx = sender?.inFlight;
+    const wait = sender?.pendingWait;
+    if (!tx && wait) {
+      // Waiting for the account's pending transactions of another process: no send until they clear.
+      const quietMs = this.nowUs() / 1000 - wait.headSeenAtMs;
+      return quietMs >= this.stallAfterMs
+        ? {
+            txHash: null,
+            sentAtUs: wait.sinceMs * 1000,
+            reason: "no-blocks",
+            message: `no new block for ${Math.round(quietMs / 1000)} s (block ${wait.headBlock}) while anchoring waits for the sending account's pending transaction (nonce ${wait.nonce}): the sequencer is halted or the RPC endpoint is frozen (add another endpoint to chain.rpcUrls)`,
+          }
+        : null;
+    }
     if (!tx) return null;
     const base = { txHash: tx.txHash, sentAtUs: tx.sentAtMs * 1000 };
     if (tx.atCap)

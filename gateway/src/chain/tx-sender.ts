@@ -146,6 +146,17 @@ export interface InFlightTx {
   headSeenAtMs: number;
 }
 
+/** Waiting for the account's pending transactions (sent by another process) before sending. */
+export interface PendingWait {
+  /** The account's next nonce on chain (its lowest pending one). */
+  nonce: number;
+  /** When the wait began, ms since the epoch. */
+  sinceMs: number;
+  /** The latest block seen while waiting, and when it was first seen (ms since the epoch). */
+  headBlock: number;
+  headSeenAtMs: number;
+}
+
 export interface TxSenderCounters {
   sent: number;
   mined: number;
@@ -207,6 +218,7 @@ export class TxSender {
   readonly #l1: L1FeeSource | null;
   readonly #log: Logger;
   #inFlight: InFlightTx | null = null;
+  #pendingWait: PendingWait | null = null;
 
   constructor(o: TxSenderOptions) {
     this.#key = new SigningKey(o.privateKey);
@@ -231,6 +243,11 @@ export class TxSender {
   /** The transaction sent and not mined yet, if any. */
   inFlight(): InFlightTx | null {
     return this.#inFlight ? { ...this.#inFlight } : null;
+  }
+
+  /** The wait for the account's pending transactions of another process (before a send), if any. */
+  pendingWait(): PendingWait | null {
+    return this.#pendingWait ? { ...this.#pendingWait } : null;
   }
 
   toJSON(): object {
@@ -283,11 +300,24 @@ export class TxSender {
       { account: this.address, latest, pending },
       "transactions of the sending account are pending; waiting for them before sending",
     );
-    while ((await this.#blockNumber()) < start + this.#bumpAfter) {
-      await this.#sleep(signal);
-      latest = await this.#count("latest");
-      pending = await this.#count("pending");
-      if (pending <= latest) return { nonce: latest, takeover: false };
+    // Shown while it lasts (health): a halted chain makes this wait as long as it is halted.
+    const now = Date.now();
+    const w: PendingWait = { nonce: latest, sinceMs: now, headBlock: start, headSeenAtMs: now };
+    this.#pendingWait = w;
+    try {
+      for (let bn = start; bn < start + this.#bumpAfter; bn = await this.#blockNumber()) {
+        if (bn !== w.headBlock) {
+          w.headBlock = bn;
+          w.headSeenAtMs = Date.now();
+        }
+        await this.#sleep(signal);
+        latest = await this.#count("latest");
+        pending = await this.#count("pending");
+        w.nonce = latest;
+        if (pending <= latest) return { nonce: latest, takeover: false };
+      }
+    } finally {
+      this.#pendingWait = null;
     }
     this.counters.takeovers++;
     this.#log.warn(
