@@ -172,6 +172,7 @@ describe("a stuck sensor, simulator to dashboard", () => {
     expect(snap.windowsWithheldBy).toEqual({ "window-imputed": 0, "row-imputed": 2, "features-lost": 0 });
     // s9 holds one value for 80 frames: stuck from its 6th equal value on, 75 frames
     expect(snap.valuesFlagged).toEqual({ missing: 16, "out-of-range": 0, stuck: 75, spike: 0 });
+    expect(c.valuesFlagged[0]).toBe(0); // index 0 (ok) is not a flag: it stays 0
     expect(c.windowsRun + c.skippedWindows).toBe(c.windowsReady);
     expect(c.windowsReady).toBe(report.generated - 2);
   });

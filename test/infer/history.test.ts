@@ -9,7 +9,12 @@ import { CMAPSS_CHANNELS, loadCmapss, type CmapssUnit } from "../../gateway/src/
 import { storeHistory, type DeviceHistory, type HistoryRow } from "../../gateway/src/infer/history.ts";
 import { InferenceLoop, type InferenceResult } from "../../gateway/src/infer/loop.ts";
 import type { SensorFaultTransition } from "../../gateway/src/infer/quality-events.ts";
-import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
+import {
+  loadModel,
+  ModelRegistry,
+  releaseModel,
+  type LoadedModel,
+} from "../../gateway/src/infer/registry.ts";
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
@@ -257,6 +262,45 @@ describe("warm start from the frame log", () => {
     expect(errors).toHaveLength(1);
     // The two frames kept (51, 52) ran; the oldest was dropped by maxPending.
     expect(results.map((r) => [r.window.firstSeq, r.window.lastSeq])).toEqual([[51, 52]]);
+  });
+
+  it("behavior: a device that re-announces another profile starts a fresh window (the frames stored before are the previous profile's); a first frame is warmed", async () => {
+    const fd3 = await loadModel(join(REPO_ROOT, "models", "cmapss", "fd003.manifest.json"));
+    const reg = new ModelRegistry([model, fd3]);
+    try {
+      const reads: number[] = [];
+      const h: DeviceHistory = {
+        read: (_d, before) => {
+          reads.push(before);
+          const rows = Array.from({ length: 20 }, (_, r) => ({
+            seq: r,
+            timestampUs: T0_US + r * 1000,
+            receivedUs: T0_US + r * 1000,
+            values: Float32Array.from(row(unit, r)),
+          }));
+          return Promise.resolve({ first: rows.slice(0, 10), last: rows.slice(-10) });
+        },
+      };
+      let profile = "cmapss-fd001";
+      const l = new InferenceLoop({
+        registry: reg,
+        profileOf: () => profile,
+        history: h,
+        onResult: () => undefined,
+      });
+      l.onFrame(...frame(DEV, 20, row(unit, 20), T0_US + 20_000));
+      await l.warmed();
+      expect(reads).toEqual([20]); // the first frame: warmed
+      expect(l.counters.warmups).toBe(1);
+      profile = "cmapss-fd003"; // same 25 channels, another machine's model
+      l.onFrame(...frame(DEV, 21, row(unit, 21), T0_US + 21_000));
+      await l.warmed();
+      expect(reads).toEqual([20]); // not warmed from the FD001-profile frames
+      expect(l.counters).toMatchObject({ warmups: 1, devices: 1 });
+      expect(l.deviceStatuses()[0]?.commissioning.baselineRows).toBe(1);
+    } finally {
+      await releaseModel(fd3); // not reg.release(): the FD001 model is shared by the other tests
+    }
   });
 
   it("behavior: history rows of another channel layout are ignored", async () => {

@@ -100,6 +100,8 @@ export class InferenceLoop {
   readonly #maxPending: number;
   readonly #runner: RunnerKind;
   readonly #slots = new Map<number, DeviceSlot>();
+  /** The last profile each device announced with a model frame (a switch starts a fresh window). */
+  readonly #announced = new Map<number, string>();
   /** Last seq fed per device: frames are fed in increasing sequence only (windows in time order). */
   readonly #fed = new Map<number, number>();
   readonly #warming = new Set<Promise<void>>();
@@ -314,7 +316,12 @@ export class InferenceLoop {
     let slot = this.#slots.get(id);
     const profile = this.#o.profileOf(id);
     if (slot === undefined || slot.profile !== profile) {
-      // First frame of the device, or it re-announced itself with another profile.
+      // First frame of the device, or it re-announced itself with another profile. A first window
+      // is warmed from the frame log; another profile's starts fresh: the frames stored before
+      // are the previous profile's (README, "A device that re-announces another profile").
+      const before = this.#announced.get(id);
+      if (profile !== undefined) this.#announced.set(id, profile);
+      const warm = before === undefined || before === profile;
       const lane = profile === undefined ? undefined : this.#byProfile.get(profile);
       if (lane === undefined || profile === undefined) {
         if (slot) this.#slots.delete(id);
@@ -334,8 +341,8 @@ export class InferenceLoop {
       };
       this.#slots.set(id, slot);
       c.devices = this.#slots.size;
-      this.#attach(slot, lane, record.seq);
-      for (const l of this.#lanes) if (l.shadowOf === lane) this.#attach(slot, l, record.seq);
+      this.#attach(slot, lane, record.seq, warm);
+      for (const l of this.#lanes) if (l.shadowOf === lane) this.#attach(slot, l, record.seq, warm);
     }
     const names = this.#o.channelsOf?.(id);
     for (const [lane, dev] of slot.windows) {
@@ -360,11 +367,11 @@ export class InferenceLoop {
     }
   };
 
-  /** Gives `slot` a window in `lane`, warmed from history (frames with seq < beforeSeq). */
-  #attach(slot: DeviceSlot, lane: Lane, beforeSeq: number): void {
+  /** Gives `slot` a window in `lane`, warmed from history (frames with seq < beforeSeq) when `warm`. */
+  #attach(slot: DeviceSlot, lane: Lane, beforeSeq: number, warm = true): void {
     const dev = new DeviceWindow(slot.id, lane.model, slot.profile, this.#backlog);
     slot.windows.set(lane, dev);
-    if (!this.#o.history) return;
+    if (!this.#o.history || !warm) return;
     dev.pending = [];
     const w = this.#warm(slot, lane, dev, beforeSeq).finally(() => this.#warming.delete(w));
     this.#warming.add(w);
@@ -410,7 +417,11 @@ export class InferenceLoop {
       c.windowsWithheldBy[dev.windowVerdict]!++;
     }
     const q = dev.frameQuality;
-    if (q.flagged > 0) for (let u = 0; u < q.codes.length; u++) c.valuesFlagged[q.codes[u]!]!++;
+    if (q.flagged > 0)
+      for (let u = 0; u < q.codes.length; u++) {
+        const k = q.codes[u]!;
+        if (k !== 0) c.valuesFlagged[k]!++; // index 0 (ok) stays 0
+      }
     const changed = dev.frameQuality.changedCount > 0;
     if (changed) {
       const at = this.#clock.nowUs();
