@@ -177,7 +177,7 @@ export function readManifest(
  * precision, else the manifest's preference for this CPU), size + sha256 check of its bytes
  * against the manifest's entry for that file, normaliser and data-quality rules, then the
  * onnxruntime session ({@link sessionOptions}: graph optimisation "all", sequential execution,
- * `threads` intra-op, arena and memory pattern off unless asked for).
+ * `threads` intra-op, arena and memory pattern on unless turned off).
  */
 export async function loadModel(manifestPath: string, opts: RegistryOptions = {}): Promise<LoadedModel> {
   const manifest = readManifest(manifestPath, opts.schemaPath);

@@ -284,7 +284,8 @@ export interface FrameStore extends FrameSink {
   rewindAnchors(toSeq: number): Promise<number>;
 
   /**
-   * Deletes frames and leaf records of anchored batches sealed more than `retentionUs` ago.
+   * Deletes frames and leaf records of batches anchored (final) more than `retentionUs` ago, on
+   * the store's uptime clock (retention.ts).
    * Batch records, packed leaves and anchors are kept, so proofs stay re-derivable for anyone
    * holding the frame or preimage. Returns the number of log entries deleted.
    */

@@ -182,9 +182,9 @@ export interface ModelFileChoice {
 }
 
 /**
- * Picks the model file for a CPU architecture: `override` (a precision the operator asked for)
- * if the manifest has it, else `model.prefer[arch]`, else `model.prefer.default`, else the main
- * file. A preferred precision the manifest does not provide falls back to the main file.
+ * Picks the model file for a CPU architecture: the precision `override` (one the operator asked
+ * for) if given, else `model.prefer[arch]`, else `model.prefer.default`; the main file when the
+ * manifest does not provide that precision (never the next choice).
  */
 export function selectModelFile(
   manifest: ModelManifest,
