@@ -52,8 +52,10 @@ Faults (e.g. --faults corrupt=0.01,drop=0.02 or all=0.005; all= includes reboot)
   --progress-ms MS       progress interval (default 1000)
   -h, --help             this text
 
-Exit status: 0 when every frame was acknowledged by the end of the drain, 1 when frames are still
-pending or the transport fails (one line), 2 for a usage error.
+Exit status: 0 when no frame is still pending after the drain and the gateway refused no device
+(frames abandoned, overflowed or lost at a reboot are counted in the report, not waited for), 1
+when frames are still pending, a device was refused (UNKNOWN_DEVICE, REVOKED_DEVICE) or the
+transport fails (one line), 2 for a usage error.
 `;
 
 export async function simCommand(argv: string[]): Promise<number> {
@@ -204,7 +206,9 @@ export async function simCommand(argv: string[]): Promise<number> {
   if (tty) process.stderr.write("\n");
   if (v.json) process.stdout.write(JSON.stringify({ type: "report", ...report }) + "\n");
   else process.stderr.write(`sim: done ${progressLine(report)}\n`);
-  return report.pending === 0 ? 0 : 1;
+  // A device the gateway refused (unknown, revoked) is a failed run, though nothing is pending.
+  const refused = (report.nacked["UNKNOWN_DEVICE"] ?? 0) + (report.nacked["REVOKED_DEVICE"] ?? 0);
+  return report.pending === 0 && refused === 0 ? 0 : 1;
 }
 
 export function progressLine(s: SimSnapshot): string {

@@ -1,0 +1,62 @@
+// `vigil sim` against a gateway that refuses its devices (not in ingest.allow): over MQTT every
+// refused frame is still PUBACKed, so nothing stays pending, but the run failed: exit 1 (real
+// Runtime with the embedded broker, the CLI as a child process).
+import { afterEach, describe, expect, it } from "vitest";
+import { resolveConfig } from "../../gateway/src/config/config.ts";
+import { Runtime } from "../../gateway/src/runtime.ts";
+import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
+import { runVigil } from "../helpers/procs.ts";
+
+let rt: Runtime | undefined;
+afterEach(async () => {
+  await rt?.stop();
+  rt = undefined;
+});
+
+function gateway(allow: string[]): Runtime {
+  return new Runtime({
+    config: resolveConfig({
+      dataDir: "/nonexistent-vigil-test",
+      site: "refused-site",
+      mqtt: { embedded: { port: 0 } },
+      http: { enabled: false },
+      attest: { enabled: false, gatewayName: "gw-refused" },
+      models: { enabled: false },
+      ingest: { allow },
+      log: { statsIntervalMs: 0 },
+    }),
+    store: new MemoryFrameStore(),
+  });
+}
+
+describe("vigil sim against a gateway that refuses its devices", () => {
+  it("error: frames NACKed UNKNOWN_DEVICE make the run exit 1 though none is pending; allowed devices exit 0", async () => {
+    rt = gateway(["ffffffff"]);
+    await rt.start();
+    const args = ["sim", "--mqtt", rt.embedded!.url, "--devices", "2", "--frames", "20", "--json"];
+    const refused = await runVigil(args);
+    const report = JSON.parse(refused.stdout.trim().split("\n").at(-1)!) as {
+      pending: number;
+      nacked: Record<string, number>;
+    };
+    expect(report.pending).toBe(0);
+    expect(report.nacked.UNKNOWN_DEVICE).toBeGreaterThan(0);
+    expect(refused.code).toBe(1);
+    expect(rt.ingest.counters.accepted).toBe(0);
+    await rt.stop();
+    rt = gateway(["00000001", "00000002"]);
+    await rt.start();
+    const ok = await runVigil([
+      "sim",
+      "--mqtt",
+      rt.embedded!.url,
+      "--devices",
+      "2",
+      "--frames",
+      "20",
+      "--json",
+    ]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(rt.ingest.counters.accepted).toBe(40);
+  });
+});
