@@ -51,6 +51,12 @@ describe("CLI user mistakes", () => {
   it("input: a number flag below its bound names the bound, not an infinite range; a port HTTP clients refuse is named as such", async () => {
     const d = await vigil(["demo", "--duration", "0"]);
     oneLine(d, 2, /^vigil demo: --duration must be a number ≥ 1, got "0" \(see "vigil demo --help"\)\n$/);
+    // Refused before anything starts (it used to end in a stack trace after a full set-up).
+    oneLine(
+      await vigil(["demo", "--devices", "2.5"]),
+      2,
+      /^vigil demo: --devices must be a whole number, got "2\.5"/,
+    );
     const p = await vigil(["status", "--url", "http://127.0.0.1:1"]);
     oneLine(
       p,
@@ -163,6 +169,13 @@ describe("CLI user mistakes", () => {
       await vigil(["sim", "--first-id", "4294967295", "--devices", "2"]),
       2,
       /--first-id 4294967295 with --devices 2 runs past the last device id/,
+    );
+    // A replayed dataset that is missing: its own fix, not the models.dir one.
+    const data = await vigil(["sim", "--profile", "cmapss"], { VIGIL_CMAPSS_DIR: "/nonexistent-vigil" });
+    oneLine(
+      data,
+      1,
+      /^vigil sim: \/nonexistent-vigil\/train_FD001\.txt: not found .*set VIGIL_CMAPSS_DIR\.\n$/,
     );
     oneLine(
       await vigil(["sim", "--profile", "rotatng"]),

@@ -39,7 +39,7 @@ import type { Hex } from "../core/hex.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
 import { resolveConfig } from "../config/config.ts";
 import { Runtime } from "../runtime.ts";
-import { num, parse } from "./args.ts";
+import { int, num, parse } from "./args.ts";
 import {
   alertLine,
   LEGEND,
@@ -83,7 +83,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const durationS = num("duration", v.duration, 30, 1);
-  const devices = num("devices", v.devices, 6, 1, 10_000);
+  const devices = int("devices", v.devices, 6, 1, 10_000);
   const rate = num("rate", v.rate, 20, 1);
   const seed = num("seed", v.seed, 7);
   let faults: ReturnType<typeof parseFaultRates>;

@@ -196,7 +196,13 @@ export async function runChecks(
 
   const sealing = cfg.attest.enabled && cfg.chain.deployment;
   let signer: GatewaySigner | undefined;
-  if (!sealing) results.push(skip("keystore", "sealing is off (no chain.deployment)"));
+  if (!sealing)
+    results.push(
+      skip(
+        "keystore",
+        cfg.attest.enabled ? "sealing is off (no chain.deployment)" : "sealing is off (attest.enabled false)",
+      ),
+    );
   else {
     try {
       signer = await loadKeystore(at(cfg.attest.keystore), await passphraseFromEnv(env));

@@ -31,7 +31,8 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string]> = [
     "the model file was changed or damaged: restore it from the release, or export it again with its manifest (models/README.md)",
   ],
   [
-    (e) => e.code.startsWith("MODEL_") || e.code === "FEATURE_SPEC_INVALID" || e.code === "DATA_FILE",
+    // Not DATA_FILE: the replayed datasets (vigil sim, evaluation) are no model of models.dir.
+    (e) => e.code.startsWith("MODEL_") || e.code === "FEATURE_SPEC_INVALID",
     "fix or remove that model in models.dir, or set models.enabled to false",
   ],
   [

@@ -32,7 +32,8 @@ until the next batch is sealed this fails with RECEIPT_NOT_SEALED.
 Options:
   --store DIR     the store directory of the gateway (holds db/); while the gateway runs,
                   a snapshot of it is read (table files hard-linked, the rest copied)
-  --device ID     device id: 8 hex digits (0000002a) or a decimal number
+  --device ID     device id: 8 hex digits (0000002a) or a decimal number of at most 7 digits
+                  (8 digits are always read as hex)
   --from TIME     ISO 8601 time or microseconds since the epoch (default: beginning)
   --to TIME       ISO 8601 time or microseconds since the epoch (default: now)
   --seq N         one frame's extended sequence number

@@ -7,7 +7,8 @@ store, models, batch sealing and anchoring, and simulated devices — rotating m
 degrading to failure and NASA C-MAPSS engines replayed cycle by cycle — with faults injected.
 Prints the live page's URL, then live counters with a progress bar on a terminal (plain
 lines otherwise) and every alert with its value beside its threshold, then a reconciliation,
-the anchored batches, one receipt verified on chain, and what to try next.
+the anchored batches, the receipts of one reading and of the first alert verified on chain, and
+what to try next.
 
   --duration S     how long devices generate data (default 30; the model and firmware updates
                    are shown from 15 on)
