@@ -151,6 +151,27 @@ describe("CLI user mistakes", () => {
       2,
       /^vigil access: unknown option --gatway-id; did you mean --gateway-id\? \(see "vigil access --help"\)$/m,
     );
+    // An unknown action or command is refused before any file or the chain is read.
+    oneLine(
+      await vigil([
+        "access",
+        "sensor",
+        "regster",
+        "--gateway-id",
+        `0x${"00".repeat(32)}`,
+        "--sensor",
+        "0000002a",
+      ]),
+      2,
+      /^vigil access: unknown sensor action "regster" \(register, suspend, resume, revoke\); did you mean register\?/,
+    );
+    oneLine(
+      await vigil(["access", "lst"]),
+      2,
+      /^vigil access: unknown access command "lst"; did you mean list\?/,
+    );
+    const help = await vigil(["access", "sensor", "-h"]);
+    expect([help.code, help.stdout]).toEqual([0, expect.stringMatching(/^usage: vigil access/)]);
     oneLine(
       await vigil(["demo", "--faults", "bogus=1"]),
       2,

@@ -14,7 +14,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { parse as parseFlags } from "./args.ts";
+import { didYouMean, parse as parseFlags } from "./args.ts";
 import { reportCommandError } from "./fatal.ts";
 import { hashPassword, PasswordFile } from "../access/passwords.ts";
 import { MAX_TOKEN_LIFETIME_S, mintReaderToken } from "../access/reader-token.ts";
@@ -105,7 +105,19 @@ function parse(argv: string[]) {
   return parseFlags(argv, opts).values;
 }
 
+const SENSOR_ACTIONS = ["register", "suspend", "resume", "revoke"];
+const READER_ACTIONS = ["grant", "revoke"];
+
+/** An action that is not one of `known` is a usage error before any file or the chain is read. */
+function checkAction(what: string, action: string | undefined, known: readonly string[]): void {
+  if (action === undefined || !known.includes(action))
+    throw new UsageError(
+      `unknown ${what} action "${action ?? ""}" (${known.join(", ")})${action ? didYouMean(action, known) : ""}`,
+    );
+}
+
 async function sensor(action: string | undefined, v: Values): Promise<number> {
+  checkAction("sensor", action, SENSOR_ACTIONS);
   const gw = need(v["gateway-id"], "gateway-id", HEX32, "32 bytes of hex") as Hex;
   const id = Number.parseInt(need(v.sensor, "sensor", HEX8, "8 lowercase hex digits"), 16);
   return withClient(v, `vigil access sensor ${action ?? ""}`.trimEnd(), async (c) => {
@@ -136,6 +148,7 @@ async function sensor(action: string | undefined, v: Values): Promise<number> {
 }
 
 async function reader(action: string | undefined, v: Values): Promise<number> {
+  checkAction("reader", action, READER_ACTIONS);
   const r = need(v.reader, "reader", ADDR, "a 0x address").toLowerCase() as Hex;
   if (!v["gateway-id"] === !v.site) throw new UsageError("give --gateway-id or --site (one of them)");
   const days = Number(v.days ?? "30");
@@ -331,7 +344,7 @@ export async function accessCommand(argv: string[], viaToken = false): Promise<n
     }
     const sub = cmd === "sensor" || cmd === "reader" ? rest[0] : undefined;
     const v = parse(cmd === "sensor" || cmd === "reader" ? rest.slice(1) : rest);
-    if (v.help || sub === "--help") {
+    if (v.help || sub === "--help" || sub === "-h") {
       process.stdout.write(HELP);
       return 0;
     }
@@ -349,7 +362,9 @@ export async function accessCommand(argv: string[], viaToken = false): Promise<n
       case "export-mosquitto":
         return await exportCmd(v);
       default:
-        throw new UsageError(`unknown access command "${cmd}"`);
+        throw new UsageError(
+          `unknown access command "${cmd}"${didYouMean(cmd, ["sensor", "reader", "list", "device-password", "token", "export-mosquitto"])}`,
+        );
     }
   } catch (e) {
     const name = cmd === "token" && viaToken ? "token" : "access";
