@@ -49,6 +49,7 @@ import {
   gweiToWei,
   registryWatched,
   rpcUrlsOf,
+  UPDATES_NEED_CHAIN,
   type GatewayConfig,
 } from "./config/config.ts";
 import { gatewayIdOf } from "./config/gateway-id.ts";
@@ -817,10 +818,7 @@ export class Runtime {
 
     // Checked before the watch starts (updates turn it on): one sentence, nothing half-started.
     if (c.updates.enabled && (!deployment || !c.chain.rpcUrl || !this.signer))
-      throw new ConfigError(
-        "updates.enabled",
-        "updates need chain.rpcUrl, chain.deployment and the gateway key (attest.enabled); set them or disable updates",
-      );
+      throw new ConfigError("updates.enabled", UPDATES_NEED_CHAIN);
     if (registryWatched(c) && deployment) await this.#startWatch(deployment);
 
     const started: IngestSource[] = [];

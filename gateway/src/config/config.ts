@@ -11,6 +11,10 @@ import { ConfigError, redactUrl } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 import { ConfigSchema, type GatewayConfig } from "./schema.ts";
 
+/** Why updates cannot run: said at validation and, for what only start-up learns (the key), at start. */
+export const UPDATES_NEED_CHAIN =
+  "updates need chain.rpcUrl, chain.deployment and the gateway key (attest.enabled); set them or disable updates";
+
 export type { GatewayConfig, SerialConfig } from "./schema.ts";
 export { defaultGatewayName } from "./gateway-id.ts";
 
@@ -129,10 +133,7 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
       cfg.ingest.admission !== "registry" &&
       e.auth !== "registry"
     )
-      throw new ConfigError(
-        "updates.enabled",
-        "updates need chain.rpcUrl, chain.deployment and the gateway key (attest.enabled); set them or disable updates",
-      );
+      throw new ConfigError("updates.enabled", UPDATES_NEED_CHAIN);
     throw new ConfigError(
       cfg.ingest.admission === "registry"
         ? "ingest.admission"
@@ -145,11 +146,7 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
     );
   }
   // The update agents read chain.rpcUrl alone (not rpcUrls): refused here, not only at start.
-  if (cfg.updates.enabled && !cfg.chain.rpcUrl)
-    throw new ConfigError(
-      "updates.enabled",
-      "updates need chain.rpcUrl, chain.deployment and the gateway key (attest.enabled); set them or disable updates",
-    );
+  if (cfg.updates.enabled && !cfg.chain.rpcUrl) throw new ConfigError("updates.enabled", UPDATES_NEED_CHAIN);
   const x = cfg.registry.mosquittoExport;
   if (x?.dynsec && (!cfg.mqtt.url || !cfg.mqtt.username || cfg.mqtt.password === null || !x.gatewayUserLine))
     throw new ConfigError(

@@ -544,7 +544,11 @@ export class ModelUpdateAgent {
       // disk, the live model changed meanwhile), not the release: the check fails (counted, and
       // stale when it lasts) and nothing is remembered about the release. A system call's error
       // (ENOSPC, EACCES, EIO: it has a `syscall`) is the machine's, whatever its code.
-      if (!(e instanceof UpdateError) && typeof (e as NodeJS.ErrnoException).syscall === "string")
+      if (
+        e instanceof Error &&
+        !(e instanceof UpdateError) &&
+        typeof (e as NodeJS.ErrnoException).syscall === "string"
+      )
         throw fileError(e) ?? e;
       if (!(e instanceof UpdateError) && e instanceof VigilError) throw e;
       const err =
