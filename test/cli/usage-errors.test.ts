@@ -389,4 +389,34 @@ describe("CLI user mistakes", () => {
       /^bench e2e: Unknown option '--no-build'; its options are listed at the top of bench\/e2e\.ts$/m,
     );
   }, 60_000);
+  it("behavior: a flag that does nothing where it is given is a usage error naming where it applies, not silently ignored", async () => {
+    const leaf = "ab".repeat(32);
+    const cases: [string[], RegExp][] = [
+      [["keys", "show", "--force"], /--force applies only to "vigil keys init"/],
+      [["keys", "show", "--type", "p256"], /--type applies only to "vigil keys init" and "rotate"/],
+      [["keys", "init", "--rpc", "http://127.0.0.1:1"], /--rpc applies only to "vigil keys rotate"/],
+      [["update", "status", "--wait", "5"], /--wait applies only to "vigil update check" and "retry"/],
+      [
+        ["receipt", "--store", "x", "--device", "1", "--seq", "3", "--from", "0"],
+        /--seq names one frame: it cannot be combined with --from or --to/,
+      ],
+      [
+        ["receipt", "--store", "x", "--leaf", leaf, "--to", "0"],
+        /--leaf cannot be combined with --device, --seq, --from or --to/,
+      ],
+      [["store", "check", "--data-dir", "x", "--to", "y"], /--to applies only to "vigil store salvage"/],
+      [["sim", "--baud", "9600"], /--baud applies only to --serial/],
+      [
+        ["sim", "--serial", "/dev/null", "--connect-timeout-ms", "500"],
+        /--connect-timeout-ms applies only to MQTT/,
+      ],
+      [["sim", "--profile", "cwru", "--subset", "FD002"], /--subset applies only to --profile cmapss/],
+      [["sim", "--profile", "cmapss", "--life", "50"], /--life applies only to --profile rotating/],
+      [["sim", "--healthy", "30"], /--healthy applies only to --profile cwru/],
+      // Counts are whole numbers.
+      [["sim", "--window", "2.5"], /--window must be a whole number, got "2\.5"/],
+      [["sim", "--profile", "cwru", "--healthy", "1.5"], /--healthy must be a whole number, got "1\.5"/],
+    ];
+    for (const [args, re] of cases) oneLine(await vigil(args), 2, re);
+  }, 120_000);
 });

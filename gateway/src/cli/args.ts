@@ -96,6 +96,16 @@ export function int(...args: Parameters<typeof num>): number {
   return n;
 }
 
+/**
+ * Refuses flags given where they do nothing (a flag silently ignored reads as obeyed): the first of
+ * `flags` present in `values` is a usage error, `--<flag> <where>` (e.g. `--force applies only to
+ * "vigil keys init"`).
+ */
+export function refuseFlags(values: Record<string, unknown>, flags: readonly string[], where: string): void {
+  const given = flags.find((f) => values[f] !== undefined);
+  if (given !== undefined) throw new UsageError(`--${given} ${where}`);
+}
+
 /** Checks an enumerated flag value; the error lists every allowed value. */
 export function oneOf<T extends string>(
   name: string,

@@ -13,7 +13,7 @@ import { loadConfigFile, resolveConfig, type GatewayConfig } from "../config/con
 import { UsageError, VigilError } from "../core/errors.ts";
 import { gatewayIdOf } from "../config/gateway-id.ts";
 import { readDeployment } from "../runtime.ts";
-import { didYouMean, oneOf, parse } from "./args.ts";
+import { didYouMean, oneOf, parse, refuseFlags } from "./args.ts";
 import { KEYS_HELP } from "./help/keys.ts";
 
 export { KEYS_HELP } from "./help/keys.ts";
@@ -43,6 +43,10 @@ export async function keysCommand(argv: string[]): Promise<number> {
   // Before asking for a passphrase: an unknown subcommand is a usage error.
   if (!KEYS_SUBCOMMANDS.includes(sub))
     throw new UsageError(`unknown keys command "${sub}"${didYouMean(sub, KEYS_SUBCOMMANDS)}`);
+  if (sub !== "init") refuseFlags(v, ["force"], 'applies only to "vigil keys init"');
+  if (sub === "show") refuseFlags(v, ["type"], 'applies only to "vigil keys init" and "rotate"');
+  if (sub !== "rotate")
+    refuseFlags(v, ["rpc", "deployment", "sender-key-file"], 'applies only to "vigil keys rotate"');
   const cfg = v.config ? loadConfigFile(v.config) : resolveConfig({});
   const path = resolvePath(cfg.dataDir, cfg.attest.keystore);
   const passphrase = await passphraseFromEnv();

@@ -82,8 +82,8 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
     if (values.leaf !== undefined) {
       if (!/^(0x)?[0-9a-f]{64}$/i.test(values.leaf))
         throw new UsageError(`--leaf must be 32 bytes of hex, got "${values.leaf}"`);
-      if (values.seq !== undefined || values.device !== undefined)
-        throw new UsageError("--leaf cannot be combined with --device or --seq");
+      if (["seq", "device", "from", "to"].some((f) => values[f as "seq"] !== undefined))
+        throw new UsageError("--leaf cannot be combined with --device, --seq, --from or --to");
       ({ store, snapshot } = await openReadOnly(values.store, io));
       const doc = await new ReceiptBuilder(store).forLeafHash(values.leaf);
       const text = JSON.stringify(doc, null, 2) + "\n";
@@ -95,6 +95,8 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
     const device = parseDevice(values.device);
     const from = parseTime("from", values.from);
     const to = parseTime("to", values.to);
+    if (values.seq !== undefined && (values.from !== undefined || values.to !== undefined))
+      throw new UsageError("--seq names one frame: it cannot be combined with --from or --to");
     if (values.seq !== undefined && !/^\d+$/.test(values.seq))
       throw new UsageError(`--seq must be a non-negative integer, got "${values.seq}"`);
     ({ store, snapshot } = await openReadOnly(values.store, io));

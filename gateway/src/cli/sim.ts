@@ -5,7 +5,7 @@ import type { ProfileName, Simulator, SimSnapshot } from "../../../device-sim/sr
 import type { Transport } from "../../../device-sim/src/transports/types.ts";
 import { existsSync } from "node:fs";
 import { redactUrl, UsageError, VigilError } from "../core/errors.ts";
-import { didYouMean, int, num, parse } from "./args.ts";
+import { didYouMean, int, num, parse, refuseFlags } from "./args.ts";
 
 export const SIM_HELP = `usage: vigil sim [options]
 
@@ -13,16 +13,16 @@ Simulated microcontrollers sending protocol-v1 frames to a gateway.
 
 Transport (one of):
   --serial PATH          tty to write COBS frames to (/dev/ttyUSB0, or a socat pty)
-  --baud N               serial baud rate (default 115200)
+  --baud N               --serial: baud rate (default 115200)
   --mqtt URL             broker URL (default mqtt://127.0.0.1:1883, the gateway's embedded broker)
-  --connect-timeout-ms MS  give up when the broker has not answered within MS (default 30000)
+  --connect-timeout-ms MS  --mqtt: give up when the broker has not answered within MS (default 30000)
 
 Devices and signals:
   --devices N            number of devices (default 4)
   --profile NAME         rotating | cmapss | cwru (default rotating); cwru replays real bearing
                          vibration (CWRU held-out recordings): healthy, then a fault
-  --subset FD00x         C-MAPSS subset to replay (default FD001)
-  --split train|test     C-MAPSS split (default train: units run to failure)
+  --subset FD00x         cmapss: C-MAPSS subset to replay (default FD001)
+  --split train|test     cmapss: C-MAPSS split (default train: units run to failure)
   --life N               rotating: mean frames until failure (default 600)
   --healthy N            cwru: frames of healthy running before the fault (default seeded 40..119)
   --seed N               seed; same seed, same frames and faults (default 1)
@@ -90,6 +90,8 @@ export async function simCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (v.serial && v.mqtt) throw new UsageError("choose one transport: --serial or --mqtt");
+  if (v.serial) refuseFlags(v, ["connect-timeout-ms"], "applies only to MQTT (--mqtt), not to --serial");
+  else refuseFlags(v, ["baud"], "applies only to --serial");
   const [
     { parseFaultRates, parseScriptedFaults },
     { PROFILE_NAMES, Simulator },
@@ -112,6 +114,9 @@ export async function simCommand(argv: string[]): Promise<number> {
   if (split !== "train" && split !== "test")
     throw new UsageError(`--split must be one of train, test, got "${split}"`);
   const cmapss = { subset: subset as "FD001", split: split as "train" | "test" };
+  if (profile !== "cmapss") refuseFlags(v, ["subset", "split"], "applies only to --profile cmapss");
+  if (profile !== "rotating") refuseFlags(v, ["life"], "applies only to --profile rotating");
+  if (profile !== "cwru") refuseFlags(v, ["healthy"], "applies only to --profile cwru");
   let faults: FaultRates;
   try {
     faults = parseFaultRates(v.faults ?? "");
@@ -141,7 +146,7 @@ export async function simCommand(argv: string[]): Promise<number> {
       `--first-id ${firstId} with --devices ${devices} runs past the last device id (0xffffffff)`,
     );
   const transport: Transport = v.serial
-    ? new SerialTransport({ path: v.serial, baudRate: num("baud", v.baud, 115200, 300) })
+    ? new SerialTransport({ path: v.serial, baudRate: int("baud", v.baud, 115200, 300) })
     : new MqttTransport({
         url,
         connectTimeoutMs: num("connect-timeout-ms", v["connect-timeout-ms"], 30_000, 100),
@@ -172,13 +177,13 @@ export async function simCommand(argv: string[]): Promise<number> {
       profile,
       meanLife: num("life", v.life, 600, 20),
       cmapss,
-      ...(v.healthy !== undefined ? { cwru: { healthyFrames: num("healthy", v.healthy, 0, 0) } } : {}),
+      ...(v.healthy !== undefined ? { cwru: { healthyFrames: int("healthy", v.healthy, 0, 0) } } : {}),
       faults,
       sensorFaults,
       firstDeviceId: firstId,
       clockSkewMs: num("skew-ms", v["skew-ms"], 0),
       resendMs: num("resend-ms", v["resend-ms"], 500, 10),
-      window: num("window", v.window, 256, 1, 10_000_000),
+      window: int("window", v.window, 256, 1, 10_000_000),
       drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),
       signal: ctrl.signal,
       stopSignal: stop.signal,

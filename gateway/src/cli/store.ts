@@ -7,7 +7,7 @@ import { UsageError, VigilError } from "../core/errors.ts";
 import { StoreIntegrityError, checkEntries, danglingIndexes } from "../store/integrity.ts";
 import { LevelFrameStore } from "../store/level.ts";
 import { describeSalvage, salvageStore } from "../store/salvage.ts";
-import { parse } from "./args.ts";
+import { parse, refuseFlags } from "./args.ts";
 import type { CliIo } from "./verify.ts";
 
 const HELP = `usage: vigil store check   --data-dir DIR
@@ -52,6 +52,7 @@ export async function storeCommand(argv: string[], io: CliIo = stdio): Promise<n
   }
   if (sub !== "check" && sub !== "salvage")
     throw new UsageError(`unknown subcommand "store ${sub}"; use check or salvage`);
+  if (sub === "check") refuseFlags(values, ["to"], 'applies only to "vigil store salvage"');
   const dataDir = values["data-dir"];
   if (!dataDir) throw new UsageError("--data-dir DIR is required");
   const dir = join(dataDir, "store");

@@ -7,7 +7,7 @@ import { UsageError, VigilError } from "../core/errors.ts";
 import type { UpdateStatus, ModelAgentCounters } from "../updates/model-agent.ts";
 import type { FirmwareAgentCounters, FirmwareDeviceStatus } from "../updates/firmware-agent.ts";
 import { readSecretFile } from "../core/secret-file.ts";
-import { parse, runSubcommand } from "./args.ts";
+import { parse, refuseFlags, runSubcommand } from "./args.ts";
 import { UPDATE_HELP } from "./help/update.ts";
 import { NEEDS_TOKEN, StatusError, statusEndpoint } from "./status.ts";
 
@@ -200,6 +200,7 @@ async function statusCmd(argv: string[]): Promise<number> {
   const c = common(argv);
   if (c.help) return help();
   noPositionals(c.positionals, "status");
+  refuseFlags(c.v, ["wait"], 'applies only to "vigil update check" and "retry" (status does not wait)');
   const o = opts(c);
   const view = await call<UpdatesView>("GET", `${o.base}/api/updates`, o.headers);
   process.stdout.write(o.json ? JSON.stringify(view, null, 2) + "\n" : formatUpdates(view, o.base));
