@@ -418,5 +418,18 @@ describe("CLI user mistakes", () => {
       [["sim", "--profile", "cwru", "--healthy", "1.5"], /--healthy must be a whole number, got "1\.5"/],
     ];
     for (const [args, re] of cases) oneLine(await vigil(args), 2, re);
+    // A bad --rpc is the caller's usage error too (it was exit 1 for chain deploy), redacted.
+    oneLine(
+      await vigil(["chain", "deploy", "--rpc", "foo?key=abc"]),
+      2,
+      /--rpc: not a valid RPC URL: foo\?key=\*\*\* \(unparseable\)/,
+    );
+    oneLine(
+      await vigil(["keys", "rotate", "--rpc", "ws://127.0.0.1:1"], {
+        VIGIL_KEYSTORE_PASSPHRASE: "x".repeat(12),
+      }),
+      2,
+      /--rpc: RPC URL must be http:\/\/ or https:\/\/, got ws:\/\/127\.0\.0\.1:1/,
+    );
   }, 120_000);
 });

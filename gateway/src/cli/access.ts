@@ -14,7 +14,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { didYouMean, parse as parseFlags } from "./args.ts";
+import { didYouMean, parse as parseFlags, rpcFlag } from "./args.ts";
 import { reportCommandError } from "./fatal.ts";
 import { hashPassword, PasswordFile } from "../access/passwords.ts";
 import { MAX_TOKEN_LIFETIME_S, mintReaderToken } from "../access/reader-token.ts";
@@ -180,7 +180,7 @@ async function viewOf(v: Values): Promise<RegistryView> {
   const d = readDeployment(v.deployment);
   const gw = need(v["gateway-id"], "gateway-id", HEX32, "32 bytes of hex") as Hex;
   const rpc = new RpcPool({
-    urls: [need(v.rpc, "rpc")],
+    urls: [rpcFlag("rpc", need(v.rpc, "rpc"))],
     healthCheckIntervalMs: 0,
     expectedChainId: BigInt(d.chainId),
   });

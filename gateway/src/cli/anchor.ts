@@ -12,7 +12,7 @@ import type { Hex } from "../core/hex.ts";
 import { gatewayIdOf } from "../config/gateway-id.ts";
 import { readDeployment } from "../runtime.ts";
 import { LevelFrameStore } from "../store/level.ts";
-import { parse } from "./args.ts";
+import { parse, rpcFlag } from "./args.ts";
 import type { CliIo } from "./verify.ts";
 import { ANCHOR_HELP as HELP } from "./help/anchor.ts";
 
@@ -51,7 +51,7 @@ export async function anchorCommand(argv: string[], io: CliIo = stdio): Promise<
     const depPath = v.deployment ?? cfg.chain.deployment;
     if (!depPath) throw new UsageError("--deployment FILE is required (or chain.deployment in the config)");
     const deployment = readDeployment(v.deployment ? depPath : resolvePath(dataDir, depPath));
-    const rpcUrls = v.rpc ?? rpcUrlsOf(cfg.chain);
+    const rpcUrls = v.rpc?.map((u) => rpcFlag("rpc", u)) ?? rpcUrlsOf(cfg.chain);
     if (rpcUrls.length === 0) throw new UsageError("--rpc URL is required (or chain.rpcUrl in the config)");
     const gid = v["gateway-id"];
     if (gid !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(gid))

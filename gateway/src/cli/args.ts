@@ -1,4 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { ChainError } from "../chain/errors.ts";
+import { parseRpcUrl } from "../chain/rpc.ts";
 import { UsageError } from "../core/errors.ts";
 import { reportCommandError } from "./fatal.ts";
 
@@ -104,6 +106,20 @@ export function int(...args: Parameters<typeof num>): number {
 export function refuseFlags(values: Record<string, unknown>, flags: readonly string[], where: string): void {
   const given = flags.find((f) => values[f] !== undefined);
   if (given !== undefined) throw new UsageError(`--${given} ${where}`);
+}
+
+/**
+ * Checks an `--rpc` value given on the command line (http:// or https://, rpc.ts `parseRpcUrl`): a
+ * bad one is the caller's usage error (exit 2) naming the flag, credentials redacted.
+ */
+export function rpcFlag(name: string, url: string): string {
+  try {
+    parseRpcUrl(url);
+  } catch (e) {
+    if (e instanceof ChainError) throw new UsageError(`--${name}: ${e.shortMessage}`);
+    throw e;
+  }
+  return url;
 }
 
 /** Checks an enumerated flag value; the error lists every allowed value. */

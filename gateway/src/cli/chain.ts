@@ -23,7 +23,6 @@ import { deployVigil, readDeploymentFile, verifyDeployedCode, type Deployment } 
 import type { Hex } from "../core/hex.ts";
 import { ChainError, translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient, probeProvider } from "../chain/ethers-client.ts";
-import { parseRpcUrl } from "../chain/rpc.ts";
 import {
   assertKeyAllowed,
   isLocalDevChain,
@@ -33,7 +32,7 @@ import {
 } from "../chain/sender-key.ts";
 import { writeFileAtomic } from "../core/atomic-file.ts";
 import { fileError, UsageError, VigilError, redactUrl } from "../core/errors.ts";
-import { parse, runSubcommand } from "./args.ts";
+import { parse, rpcFlag, runSubcommand } from "./args.ts";
 import { CHAIN_HELP as HELP } from "./help/chain.ts";
 
 const KEY_HELP = `  --key-file PATH           file with the sending account's hex private key (mode 0600); or set
@@ -190,7 +189,7 @@ async function deploy(argv: string[]): Promise<number> {
     return 0;
   }
   if (!values.rpc) throw new UsageError("--rpc URL is required");
-  parseRpcUrl(values.rpc);
+  rpcFlag("rpc", values.rpc);
   // A missing key file is the first thing to say, before the RPC is tried.
   const keyFile = (values as { "key-file"?: string })["key-file"];
   if (keyFile && !existsSync(keyFile))
@@ -275,7 +274,7 @@ async function verify(argv: string[]): Promise<number> {
   }
   const d = readDeployment(values.deployment);
   if (!values.rpc) throw new UsageError("--rpc URL is required");
-  parseRpcUrl(values.rpc);
+  rpcFlag("rpc", values.rpc);
   const chainId = (await chainIdOf(values.rpc)).toString();
   const provider = new JsonRpcProvider(values.rpc, BigInt(d.chainId), {
     staticNetwork: true,
@@ -322,7 +321,7 @@ export async function withClient(
 ): Promise<number> {
   const d = readDeployment(values.deployment);
   if (!values.rpc) throw new UsageError("--rpc URL is required");
-  parseRpcUrl(values.rpc);
+  rpcFlag("rpc", values.rpc);
   const key = sendingKey(values, BigInt(d.chainId), values.rpc, command);
   const c = await EthersRegistryClient.connect({
     rpcUrl: values.rpc,

@@ -13,7 +13,7 @@ import { loadConfigFile, resolveConfig, type GatewayConfig } from "../config/con
 import { UsageError, VigilError } from "../core/errors.ts";
 import { gatewayIdOf } from "../config/gateway-id.ts";
 import { readDeployment } from "../runtime.ts";
-import { didYouMean, oneOf, parse, refuseFlags } from "./args.ts";
+import { didYouMean, oneOf, parse, refuseFlags, rpcFlag } from "./args.ts";
 import { KEYS_HELP } from "./help/keys.ts";
 
 export { KEYS_HELP } from "./help/keys.ts";
@@ -87,7 +87,7 @@ async function rotate(
   },
 ): Promise<number> {
   const at = (p: string) => resolvePath(cfg.dataDir, p);
-  const rpcUrl = v.rpc ?? cfg.chain.rpcUrl;
+  const rpcUrl = v.rpc !== undefined ? rpcFlag("rpc", v.rpc) : cfg.chain.rpcUrl;
   if (!rpcUrl) throw new UsageError("--rpc URL is required (or chain.rpcUrl in the config)");
   const depPath = v.deployment ?? (cfg.chain.deployment ? at(cfg.chain.deployment) : undefined);
   if (!depPath) throw new UsageError("--deployment FILE is required (or chain.deployment in the config)");
