@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { hashPassword, PasswordFile } from "../../gateway/src/access/passwords.ts";
 import { verifyReaderToken } from "../../gateway/src/access/reader-token.ts";
 import { accessCommand, tokenCommand } from "../../gateway/src/cli/access.ts";
+import { generateKey, registrationPublicKey } from "../../gateway/src/chain/keys.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 import { domainOf } from "../../gateway/src/runtime.ts";
 import { localChain, type LocalChain } from "../helpers/chain.ts";
@@ -63,6 +64,19 @@ describe("vigil access", () => {
     expect((await run(["list", ...base])).out).toMatch(/0000000a {2}active/);
     expect((await run(["sensor", "revoke", ...base, "--sensor", "0000000a"])).code).toBe(0);
     expect((await run(["list", ...base])).out).toMatch(/0000000a {2}revoked/);
+  });
+
+  it("sensors: a key in the registry encoding of its type is registered and listed as given", async () => {
+    const k1 = registrationPublicKey(generateKey("secp256k1"));
+    const k2 = registrationPublicKey(generateKey("p256"));
+    expect(
+      (await run(["sensor", "register", ...base, "--sensor", "0000000b", "--public-key", k1])).code,
+    ).toBe(0);
+    const p256 = ["--sensor", "0000000c", "--key-type", "p256", "--public-key", k2];
+    expect((await run(["sensor", "register", ...base, ...p256])).code).toBe(0);
+    const listed = (await run(["list", ...base])).out;
+    expect(listed).toContain(`0000000b  active  secp256k1 ${k1}`);
+    expect(listed).toContain(`0000000c  active  p256 ${k2}`);
   });
 
   it("error: a contract refusal comes back as a sentence with exit 1", async () => {

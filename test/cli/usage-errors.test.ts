@@ -391,6 +391,8 @@ describe("CLI user mistakes", () => {
   }, 60_000);
   it("behavior: a flag that does nothing where it is given is a usage error naming where it applies, not silently ignored", async () => {
     const leaf = "ab".repeat(32);
+    const gw = `0x${"11".repeat(32)}`;
+    const addr = `0x${"22".repeat(20)}`;
     const cases: [string[], RegExp][] = [
       [["keys", "show", "--force"], /--force applies only to "vigil keys init"/],
       [["keys", "show", "--type", "p256"], /--type applies only to "vigil keys init" and "rotate"/],
@@ -413,6 +415,61 @@ describe("CLI user mistakes", () => {
       [["sim", "--profile", "cwru", "--subset", "FD002"], /--subset applies only to --profile cmapss/],
       [["sim", "--profile", "cmapss", "--life", "50"], /--life applies only to --profile rotating/],
       [["sim", "--healthy", "30"], /--healthy applies only to --profile cwru/],
+      // A sensor's key is checked before the deployment or the chain is read (none is given here).
+      [
+        ["access", "sensor", "suspend", "--gateway-id", gw, "--sensor", "00000001", "--public-key", addr],
+        /--public-key applies only to "sensor register"/,
+      ],
+      [
+        ["access", "sensor", "register", "--gateway-id", gw, "--sensor", "00000001", "--key-type", "p256"],
+        /--key-type goes with --public-key/,
+      ],
+      [
+        [
+          "access",
+          "sensor",
+          "register",
+          "--gateway-id",
+          gw,
+          "--sensor",
+          "00000001",
+          "--public-key",
+          "0x1234",
+        ],
+        /--public-key for secp256k1 must be 0x and 20 bytes of hex \(the key's address\), got "0x1234"/,
+      ],
+      [
+        [
+          "access",
+          "sensor",
+          "register",
+          "--gateway-id",
+          gw,
+          "--sensor",
+          "00000001",
+          "--public-key",
+          addr,
+          "--key-type",
+          "p256",
+        ],
+        /--public-key for p256 must be 0x and 64 bytes of hex/,
+      ],
+      [
+        [
+          "access",
+          "sensor",
+          "register",
+          "--gateway-id",
+          gw,
+          "--sensor",
+          "00000001",
+          "--public-key",
+          addr,
+          "--key-type",
+          "rsa",
+        ],
+        /--key-type must be one of secp256k1, p256, got "rsa"/,
+      ],
       // Counts are whole numbers.
       [["sim", "--window", "2.5"], /--window must be a whole number, got "2\.5"/],
       [["sim", "--profile", "cwru", "--healthy", "1.5"], /--healthy must be a whole number, got "1\.5"/],

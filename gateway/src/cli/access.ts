@@ -14,7 +14,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { didYouMean, parse as parseFlags, rpcFlag } from "./args.ts";
+import { didYouMean, oneOf, parse as parseFlags, refuseFlags, rpcFlag } from "./args.ts";
 import { reportCommandError } from "./fatal.ts";
 import { hashPassword, PasswordFile } from "../access/passwords.ts";
 import { MAX_TOKEN_LIFETIME_S, mintReaderToken } from "../access/reader-token.ts";
@@ -25,7 +25,6 @@ import { RpcRegistryEvents } from "../chain/events.ts";
 import { RegistryView } from "../chain/registry-view.ts";
 import { RpcPool } from "../chain/rpc.ts";
 import { readKeyFile } from "../chain/sender-key.ts";
-import type { KeyType } from "../chain/keys.ts";
 import { UsageError } from "../core/errors.ts";
 import type { Hex } from "../core/hex.ts";
 import { common, readDeployment, siteId, withClient } from "./chain.ts";
@@ -120,12 +119,23 @@ async function sensor(action: string | undefined, v: Values): Promise<number> {
   checkAction("sensor", action, SENSOR_ACTIONS);
   const gw = need(v["gateway-id"], "gateway-id", HEX32, "32 bytes of hex") as Hex;
   const id = Number.parseInt(need(v.sensor, "sensor", HEX8, "8 lowercase hex digits"), 16);
+  // Checked before the chain. The contract stores any key of ≤ 128 bytes as given, but the gateway
+  // verifies a sensor's signatures (device tokens) in the registry encoding of chain/keys.ts: a
+  // 20-byte address (secp256k1) or a 64-byte x‖y (P-256); another length could never verify.
+  if (action !== "register") refuseFlags(v, ["public-key", "key-type"], 'applies only to "sensor register"');
+  if (v["public-key"] === undefined) refuseFlags(v, ["key-type"], "goes with --public-key");
+  const pk = (v["public-key"] ?? "0x") as Hex;
+  const kt =
+    pk === "0x" ? "none" : oneOf("key-type", v["key-type"], ["secp256k1", "p256"] as const, "secp256k1");
+  const bytes = kt === "secp256k1" ? 20 : 64;
+  if (kt !== "none" && !new RegExp(`^0x[0-9a-fA-F]{${2 * bytes}}$`).test(pk))
+    throw new UsageError(
+      `--public-key for ${kt} must be 0x and ${bytes} bytes of hex (${kt === "secp256k1" ? "the key's address" : "x‖y"}), got "${pk}"`,
+    );
   return withClient(v, `vigil access sensor ${action ?? ""}`.trimEnd(), async (c) => {
     let tx: string;
     switch (action) {
       case "register": {
-        const pk = (v["public-key"] ?? "0x") as Hex;
-        const kt = pk === "0x" ? "none" : ((v["key-type"] ?? "secp256k1") as KeyType);
         tx = (await c.registerSensor(gw, id, kt, pk)).txHash;
         break;
       }
