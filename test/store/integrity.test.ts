@@ -25,8 +25,8 @@ import { StoreUnavailableError } from "../../gateway/src/store/errors.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { MemoryKv } from "../../gateway/src/store/kv.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
-import { fakeBatch, record } from "./abstract.ts";
-import { P_LOG, u64Key } from "../../gateway/src/store/codec.ts";
+import { fakeBatch, leafRecord, record } from "./abstract.ts";
+import { LEAF_FIXED, P_LEAF, P_LOG, u64Key } from "../../gateway/src/store/codec.ts";
 import { ClassicLevel } from "classic-level";
 
 const dirs: string[] = [];
@@ -201,6 +201,41 @@ describe("store integrity on a real LevelDB store", () => {
     const { frames } = await salvageAndReopen(dataDir);
     expect(frames).toBe(N);
     expect(readdirSync(elsewhere).map((f) => [f, statSync(join(elsewhere, f)).mtimeMs])).toEqual(before);
+  });
+
+  it("error: stored values that do not decode (a short frame record, a leaf of no known kind) are named by index: a typed error at open, every one listed by check, no stack trace", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "vigil-integrity-"));
+    dirs.push(dataDir);
+    const s = make(join(dataDir, "store"));
+    await s.open();
+    for (let i = 0; i < 10; i++) await s.append(record(1, i));
+    await s.appendLeaf(leafRecord(1, 0)); // arrival index 11
+    await s.append(record(1, 10)); // 12
+    await s.close();
+    const db = new ClassicLevel<Buffer, Buffer>(join(dataDir, "store", "db"), {
+      keyEncoding: "buffer",
+      valueEncoding: "buffer",
+    });
+    await db.open();
+    await db.put(u64Key(P_LOG, 3), Buffer.alloc(6));
+    await db.put(u64Key(P_LOG, 7), Buffer.alloc(6));
+    const leaf = (await db.get(u64Key(P_LEAF, 11)))!;
+    leaf[LEAF_FIXED] = 0x09; // the preimage's kind tag
+    await db.put(u64Key(P_LEAF, 11), leaf);
+    await db.close();
+
+    const e = await openError(join(dataDir, "store"));
+    expect(e).toBeInstanceOf(StoreIntegrityError);
+    const r = await cli("check", "--data-dir", dataDir);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("- frame record 3 is damaged (6 bytes, fewer than its fixed 28)");
+    expect(r.out).toContain("- frame record 7 is damaged (6 bytes, fewer than its fixed 28)");
+    expect(r.out).toMatch(
+      /- leaf record 11 is damaged \(leaf tag 0x09 is not INFERENCE, ALERT or SENSOR_FAULT\)/,
+    );
+    // Present, not missing: the entries around them are read and checked.
+    expect(r.out).not.toMatch(/arrival indexes missing/);
+    expect(r.out).not.toMatch(/^\s+at /m);
   });
 
   it("error: salvage into a folder that is not empty is refused and touches nothing; a salvage that fails says so in one sentence", async () => {

@@ -8,6 +8,7 @@
 import { nextHead, ZERO_HASH } from "../chain/eip712.ts";
 import { bytesToHex, type Hex } from "../core/hex.ts";
 import { frameLeafInto } from "../core/leaf.ts";
+import { StoreRecordError } from "../store/errors.ts";
 import { isStoredLeaf, type FrameStore } from "../store/types.ts";
 import { toEip712Header } from "./header.ts";
 import { MerkleBuilder } from "./merkle.ts";
@@ -52,13 +53,20 @@ export async function auditBatches(store: FrameStore): Promise<BatchAudit> {
     if (b.firstIndex <= prunedThrough) continue;
     const fresh = new Uint8Array(32 * count);
     let i = 0;
-    for await (const chunk of store.entryChunks(b.firstIndex, b.lastIndex))
-      for (const e of chunk) {
-        const at = e.index - b.firstIndex;
-        if (isStoredLeaf(e)) fresh.set(e.hash, 32 * at);
-        else frameLeafInto(e, fresh, 32 * at);
-        i++;
-      }
+    try {
+      for await (const chunk of store.entryChunks(b.firstIndex, b.lastIndex))
+        for (const e of chunk) {
+          const at = e.index - b.firstIndex;
+          if (isStoredLeaf(e)) fresh.set(e.hash, 32 * at);
+          else frameLeafInto(e, fresh, 32 * at);
+          i++;
+        }
+    } catch (e) {
+      // A value that does not decode: this batch cannot be compared; the others still are.
+      if (!(e instanceof StoreRecordError)) throw e;
+      problems.push(`batch ${seq}: cannot be compared with its entries: ${e.shortMessage}`);
+      continue;
+    }
     if (i !== count) {
       problems.push(`batch ${seq}: ${count - i} of its ${count} entries are missing`);
       continue;

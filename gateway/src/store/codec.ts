@@ -31,6 +31,7 @@ import {
   modelLeafDeviceId,
   modelLeafTimestampUs,
 } from "../core/leaf.ts";
+import { StoreRecordError } from "./errors.ts";
 import type { FrameRecord, LeafRecord, StoredFrame, StoredLeaf } from "./types.ts";
 
 const TWO_32 = 0x1_0000_0000;
@@ -118,7 +119,14 @@ export function encodeRecord(r: FrameRecord): Buffer {
   return b;
 }
 
+/** Decodes an `L` value; one shorter than its fixed part is a StoreRecordError naming the index. */
 export function decodeRecord(index: number, b: Buffer): StoredFrame {
+  if (b.length < RECORD_FIXED)
+    throw new StoreRecordError(
+      index,
+      "frame record",
+      `${b.length} bytes, fewer than its fixed ${RECORD_FIXED}`,
+    );
   const flags = b[4]!;
   const f: StoredFrame = {
     index,
@@ -162,7 +170,14 @@ export function encodeLeaf(preimage: Uint8Array, hash: Uint8Array, receivedUs: n
 export function decodeLeaf(index: number, b: Buffer): StoredLeaf {
   const v2 = b[0] === LEAF_V2;
   const preimage = v2 ? b.subarray(LEAF_FIXED) : b.subarray(8);
-  const d = decodeModelLeaf(preimage);
+  let d: ReturnType<typeof decodeModelLeaf>;
+  try {
+    if (b.length < (v2 ? LEAF_FIXED : 8)) throw new RangeError(`${b.length} bytes, shorter than its header`);
+    d = decodeModelLeaf(preimage);
+  } catch (e) {
+    // decodeModelLeaf's RangeError: the bytes, not the caller, are wrong (StoreRecordError).
+    throw new StoreRecordError(index, "leaf record", e);
+  }
   return {
     index,
     kind: d.kind,

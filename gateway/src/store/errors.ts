@@ -36,6 +36,34 @@ export class StoreOrderError extends VigilError {
   }
 }
 
+/** The store lost or damaged data it had acknowledged, or its files do not fit together. */
+export class StoreIntegrityError extends VigilError {
+  override name = "StoreIntegrityError";
+  constructor(
+    message: string,
+    readonly problems: string[] = [],
+  ) {
+    super("STORE_INTEGRITY", message, problems.length ? { details: problems.slice(0, 20).join("; ") } : {});
+  }
+}
+
+/**
+ * One stored value that does not decode (a frame record shorter than its fixed part, a leaf
+ * preimage of no known kind): the store's bytes were damaged, as LevelDB's own checksums did not
+ * catch. `index` is the arrival index, so a full check can name it and go on past it.
+ */
+export class StoreRecordError extends StoreIntegrityError {
+  override name = "StoreRecordError";
+  constructor(
+    readonly index: number,
+    what: string,
+    cause: unknown,
+  ) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(`${what} ${index} is damaged (${why})`, [`${what} ${index} is damaged (${why})`]);
+  }
+}
+
 /**
  * Translates an abstract-level / classic-level error into a typed store error. Level's own
  * messages name file paths and OS errors, never data; they go to `cause`, not the message.

@@ -36,7 +36,9 @@ import {
   readU64,
   u64Key,
 } from "./codec.ts";
+import { StoreRecordError } from "./errors.ts";
 import type { LogReader } from "./reads.ts";
+import type { LogEntry } from "./types.ts";
 import type { Watermark } from "./watermark.ts";
 
 export {
@@ -118,8 +120,16 @@ export async function checkEntries(
     for (; expected < upTo; expected++)
       if (missing.length < MAX_LISTED && !c.lost.has(expected)) missing.push(expected);
   };
-  for await (const chunk of reads.entryChunks(from, to)) {
+  for await (const chunk of readableChunks(reads, from, to)) {
     for (const e of chunk) {
+      if ("damaged" in e) {
+        // Present but undecodable: named, not counted as missing, and the check goes on.
+        gap(e.index);
+        expected = e.index + 1;
+        entries++;
+        problems.push(e.damaged);
+        continue;
+      }
       if (e.index < expected) {
         problems.push(`arrival index ${e.index} holds both a frame and a leaf record`);
         continue;
@@ -155,6 +165,40 @@ export async function checkEntries(
   gap(to + 1);
   if (missing.length > 0) problems.push(`${missing.length} arrival indexes missing: ${ranges(missing)}`);
   return { entries, missing, problems };
+}
+
+/** An entry whose stored value does not decode (StoreRecordError), in place of the entry. */
+interface DamagedEntry {
+  index: number;
+  damaged: string;
+}
+
+/**
+ * `reads.entryChunks(from, to)`, going on past values that do not decode: each becomes a
+ * DamagedEntry. The entries read before it in the same chunk were not yielded (the chunk was being
+ * built), so they are read again, up to it.
+ */
+async function* readableChunks(
+  reads: LogReader,
+  from: number,
+  to: number,
+): AsyncGenerator<(LogEntry | DamagedEntry)[]> {
+  let at = from;
+  while (at <= to) {
+    let next = at;
+    try {
+      for await (const chunk of reads.entryChunks(at, to)) {
+        yield chunk;
+        if (chunk.length > 0) next = chunk[chunk.length - 1]!.index + 1;
+      }
+      return;
+    } catch (e) {
+      if (!(e instanceof StoreRecordError) || e.index < next) throw e;
+      if (e.index > next) yield* readableChunks(reads, next, e.index - 1);
+      yield [{ index: e.index, damaged: e.shortMessage }];
+      at = e.index + 1;
+    }
+  }
 }
 
 /** "3, 7-9, 12" for sorted indexes. */

@@ -9,9 +9,11 @@
  */
 import { open as openFile, readFile, rename } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { VigilError } from "../core/errors.ts";
 import { crc32 } from "../protocol/crc32.ts";
 import { readU64, writeU64 } from "./codec.ts";
+import { StoreIntegrityError } from "./errors.ts";
+
+export { StoreIntegrityError } from "./errors.ts";
 
 /** What the store must contain, as last synced outside the database. */
 export interface Watermark {
@@ -32,17 +34,6 @@ export interface WatermarkStore {
   read(): Promise<Watermark | undefined>;
   /** Writes and syncs. */
   write(w: Watermark): Promise<void>;
-}
-
-/** The store lost or damaged data it had acknowledged, or its files do not fit together. */
-export class StoreIntegrityError extends VigilError {
-  override name = "StoreIntegrityError";
-  constructor(
-    message: string,
-    readonly problems: string[] = [],
-  ) {
-    super("STORE_INTEGRITY", message, problems.length ? { details: problems.slice(0, 20).join("; ") } : {});
-  }
 }
 
 const SLOT = 64;
