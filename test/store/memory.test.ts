@@ -6,6 +6,7 @@ import { MemoryKv } from "../../gateway/src/store/kv.ts";
 import { StoreUnavailableError } from "../../gateway/src/store/errors.ts";
 import type { Timers } from "../../gateway/src/core/timers.ts";
 import { abstractFrameStoreSuite, record } from "./abstract.ts";
+import { P_LOG, u64Key } from "../../gateway/src/store/codec.ts";
 
 abstractFrameStoreSuite("MemoryFrameStore", async (opts) => {
   const kv = new MemoryKv();
@@ -79,6 +80,41 @@ describe("MemoryFrameStore: disk-full handling (simulated)", () => {
     expect(outs).toEqual(["duplicate", "stored", "stored"]);
     expect(s.lastSeq(1)).toBe(5);
     timers.fire();
+    await s.close();
+  });
+});
+
+describe("MemoryFrameStore: damage found while recovering", () => {
+  it("error: a stored value that no longer decodes, found by a recovery's checks, makes the store corrupt (not retried as a passing I/O fault)", async () => {
+    const timers = manualTimers();
+    const kv = new MemoryKv();
+    const s = new MemoryFrameStore(
+      { timers, groupCommit: { flushIntervalMs: 0, maxBatchRecords: 1 }, recoverIntervalMs: 500 },
+      kv,
+    );
+    await s.open();
+    for (let i = 0; i < 4; i++) {
+      const p = s.append(record(1, i));
+      timers.fire();
+      await p;
+    }
+    kv.faults.diskFull = true;
+    const failed = s.append(record(1, 4)).catch((e: unknown) => e);
+    timers.fire();
+    expect(await failed).toBeInstanceOf(StoreUnavailableError);
+    expect(s.stats().state).toBe("unavailable");
+    // Meanwhile arrival index 2's value is damaged under the store (shorter than a record).
+    (kv as unknown as { map: Map<string, Buffer> }).map.set(
+      u64Key(P_LOG, 2).toString("latin1"),
+      Buffer.alloc(6),
+    );
+    kv.faults.diskFull = false;
+    timers.fire();
+    await vi.waitFor(() => expect(s.stats().state).toBe("corrupt"));
+    expect(timers.count()).toBe(0); // no further recovery attempt is scheduled
+    const refused = await s.append(record(1, 4)).catch((e: unknown) => e);
+    expect((refused as StoreUnavailableError).reason).toBe("CORRUPTION");
+    expect((refused as Error).message).toMatch(/frame record 2 is damaged/);
     await s.close();
   });
 });
