@@ -36,7 +36,7 @@ import { VigilJsonEncoder } from "./alerts/vigil-json.ts";
 import { loadKeystore, passphraseFromEnv } from "./attest/keystore.ts";
 import { BatchSealer } from "./attest/sealer.ts";
 import type { GatewaySigner } from "./attest/signer.ts";
-import { readDeploymentFile, type Deployment } from "./chain/deploy.ts";
+import { readDeploymentFile, releasesOf, type LoadedDeployment } from "./chain/deploy.ts";
 import { vigilDomain, type VigilDomain } from "./chain/eip712.ts";
 import { RpcRegistryEvents } from "./chain/events.ts";
 import { RegistryView } from "./chain/registry-view.ts";
@@ -121,7 +121,7 @@ export interface RuntimeSnapshot {
 }
 
 /** Reads the deployment file named by chain.deployment (errors name the setting). */
-export function readDeployment(path: string): Deployment {
+export function readDeployment(path: string): LoadedDeployment {
   try {
     return readDeploymentFile(path);
   } catch (e) {
@@ -129,7 +129,7 @@ export function readDeployment(path: string): Deployment {
   }
 }
 
-export function domainOf(d: Deployment): VigilDomain {
+export function domainOf(d: LoadedDeployment): VigilDomain {
   return vigilDomain(BigInt(d.chainId), d.contracts.VigilRegistry.address);
 }
 
@@ -432,7 +432,7 @@ export class Runtime {
    * (a failure is logged; the cache serves), then the schedule. Every refresh swaps the view in,
    * disconnects readers the registry no longer allows, and re-evaluates the gateway's standing.
    */
-  async #startWatch(deployment: Deployment): Promise<void> {
+  async #startWatch(deployment: LoadedDeployment): Promise<void> {
     const c = this.config;
     const log = this.log.child({ component: "registry" });
     const rpc = new RpcPool({
@@ -447,7 +447,7 @@ export class Runtime {
       source: new RpcRegistryEvents({
         rpc,
         registry: deployment.contracts.VigilRegistry.address,
-        releases: deployment.contracts.VigilReleases.address,
+        releases: releasesOf(deployment),
         maxRange: c.chain.logBlockRange,
       }),
       cache: this.store,
@@ -865,7 +865,7 @@ export class Runtime {
         rpcUrl: c.chain.rpcUrl,
         chainId: BigInt(deployment.chainId),
         registry: deployment.contracts.VigilRegistry.address,
-        releases: deployment.contracts.VigilReleases.address,
+        releases: releasesOf(deployment),
         senderKey: this.#senderKey(rpcUrlsOf(c.chain), BigInt(deployment.chainId)),
         gatewayId: this.gatewayId,
         sign: (d) => signer.sign(d),

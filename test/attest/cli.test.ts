@@ -9,7 +9,7 @@ import type { Bundle } from "../../gateway/src/attest/receipt.ts";
 import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { verifyCommand } from "../../gateway/src/cli/verify.ts";
-import { readDeploymentFile } from "../../gateway/src/chain/deploy.ts";
+import { readDeploymentFile, releasesOf } from "../../gateway/src/chain/deploy.ts";
 import { receiptCommand } from "../../gateway/src/cli/receipt.ts";
 import { record } from "../store/abstract.ts";
 
@@ -107,7 +107,18 @@ describe("vigil receipt / vigil verify", () => {
     const o = io();
     await verifyCommand([join(dir, "missing-receipt.json"), "--deployment", ok], o.io);
     expect(o.o.err).toContain("cannot read");
-    expect(readDeploymentFile(ok)).toMatchObject({ chainId: "31337" }); // one type for every reader
+    // One type for every reader; no deployment block is block 0 (the registry watch took undefined
+    // for a bad value and stopped with a RangeError).
+    expect(readDeploymentFile(ok)).toMatchObject({ chainId: "31337", deployBlock: 0 });
+    // No VigilReleases (enough for the verifier): what needs it says so by name.
+    const noReleases = join(dir, "no-releases.json");
+    writeFileSync(
+      noReleases,
+      JSON.stringify({ ...base, contracts: { VigilRegistry: base.contracts.VigilRegistry } }),
+    );
+    expect(() => releasesOf(readDeploymentFile(noReleases))).toThrowError(
+      /^the deployment file has no contracts\.VigilReleases\.address, which the registry watch, access commands, updates and key rotation read/,
+    );
   });
 
   it("behavior: exports a bundle for a device and time range that verifies (exit 0); a tampered receipt exits 1 with its reason", async () => {

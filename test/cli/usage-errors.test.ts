@@ -475,6 +475,39 @@ describe("CLI user mistakes", () => {
       [["sim", "--profile", "cwru", "--healthy", "1.5"], /--healthy must be a whole number, got "1\.5"/],
     ];
     for (const [args, re] of cases) oneLine(await vigil(args), 2, re);
+    // A hand-written deployment file without VigilReleases: one line naming the field, no stack trace.
+    const dir = mkdtempSync(join(tmpdir(), "vigil-no-releases-"));
+    const noReleases = join(dir, "deployment.json");
+    writeFileSync(
+      noReleases,
+      JSON.stringify({
+        format: "vigil-deployment/1",
+        chainId: "31337",
+        contracts: { VigilRegistry: { address: addr } },
+      }),
+    );
+    const rpc = `http://127.0.0.1:${await freePort()}`;
+    for (const args of [
+      ["access", "list", "--gateway-id", gw, "--rpc", rpc, "--deployment", noReleases],
+      [
+        "access",
+        "sensor",
+        "suspend",
+        "--gateway-id",
+        gw,
+        "--sensor",
+        "00000001",
+        "--rpc",
+        rpc,
+        "--deployment",
+        noReleases,
+      ],
+    ])
+      oneLine(
+        await vigil(args),
+        1,
+        /^vigil access: the deployment file has no contracts\.VigilReleases\.address/m,
+      );
     // A bad --rpc is the caller's usage error too (it was exit 1 for chain deploy), redacted.
     oneLine(
       await vigil(["chain", "deploy", "--rpc", "foo?key=abc"]),

@@ -38,6 +38,29 @@ export interface Deployment {
   contracts: { VigilRegistry: DeployedContract; VigilReleases: DeployedContract };
 }
 
+/**
+ * A deployment as read from a file: VigilReleases may be absent from a hand-written one (the
+ * verifier and anchoring need only VigilRegistry); read it with {@link releasesOf}.
+ */
+export type LoadedDeployment = Omit<Deployment, "contracts"> & {
+  contracts: { VigilRegistry: DeployedContract; VigilReleases?: DeployedContract };
+};
+
+/**
+ * The VigilReleases address of a deployment, for what reads it (the registry watch, `vigil access`,
+ * updates, key rotation). A file without it (hand-written: the verifier and anchoring need only
+ * VigilRegistry) is a `BAD_DEPLOYMENT` naming the field, not a TypeError.
+ */
+export function releasesOf(d: LoadedDeployment): Hex {
+  const rel = d.contracts.VigilReleases;
+  if (rel === undefined)
+    throw new VigilError(
+      "BAD_DEPLOYMENT",
+      'the deployment file has no contracts.VigilReleases.address, which the registry watch, access commands, updates and key rotation read: use the file "vigil chain deploy" wrote',
+    );
+  return rel.address;
+}
+
 export interface DeployOptions {
   /** Default admin (default: the deployer). */
   admin?: string;
@@ -148,10 +171,10 @@ export async function deployVigil(signer: Signer, opts: DeployOptions = {}): Pro
  * `BAD_DEPLOYMENT` when it cannot be read, is not a vigil-deployment/1 file, or its chain id,
  * deployment block or contract addresses are missing or malformed.
  */
-export function readDeploymentFile(path: string): Deployment {
-  let d: Deployment;
+export function readDeploymentFile(path: string): LoadedDeployment {
+  let d: LoadedDeployment;
   try {
-    d = JSON.parse(readFileSync(path, "utf8")) as Deployment;
+    d = JSON.parse(readFileSync(path, "utf8")) as LoadedDeployment;
   } catch (cause) {
     throw new VigilError("BAD_DEPLOYMENT", `cannot read deployment file ${path}`, { cause });
   }
@@ -170,8 +193,8 @@ export function readDeploymentFile(path: string): Deployment {
   d.chainId = String(chainId); // one type for every reader (a hand-written file may give a number)
   // Absent in hand-written files: log queries then start at block 0.
   const from = d.deployBlock as unknown;
-  if (from !== undefined && !(Number.isSafeInteger(from) && (from as number) >= 0))
-    bad("deployBlock", "a block number");
+  if (from === undefined) d.deployBlock = 0;
+  else if (!(Number.isSafeInteger(from) && (from as number) >= 0)) bad("deployBlock", "a block number");
   if (typeof d.contracts.VigilRegistry.address !== "string" || !addr.test(d.contracts.VigilRegistry.address))
     bad("contracts.VigilRegistry.address", "a 20-byte 0x address");
   const rel = d.contracts.VigilReleases as DeployedContract | undefined;

@@ -28,6 +28,7 @@ import { readKeyFile } from "../chain/sender-key.ts";
 import { UsageError } from "../core/errors.ts";
 import type { Hex } from "../core/hex.ts";
 import { common, readDeployment, siteId, withClient } from "./chain.ts";
+import { releasesOf } from "../chain/deploy.ts";
 
 const HELP = `usage: vigil access <command> [options]
 
@@ -198,7 +199,7 @@ async function viewOf(v: Values): Promise<RegistryView> {
     const src = new RpcRegistryEvents({
       rpc,
       registry: d.contracts.VigilRegistry.address,
-      releases: d.contracts.VigilReleases.address,
+      releases: releasesOf(d),
     });
     const head = await src.head();
     const view = new RegistryView(gw);

@@ -6,7 +6,7 @@
 import { Wallet } from "ethers";
 import type { GatewaySigner } from "../attest/signer.ts";
 import type { GatewayRecord } from "../chain/client.ts";
-import type { Deployment } from "../chain/deploy.ts";
+import type { LoadedDeployment } from "../chain/deploy.ts";
 import { ChainNetworkError, RpcTimeoutError, translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient, probeProvider } from "../chain/ethers-client.ts";
 import type { Hex } from "../core/hex.ts";
@@ -34,7 +34,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, url: string): Promise<T> {
  */
 export async function readChainFacts(
   rpcUrl: string,
-  deployment: Deployment,
+  deployment: LoadedDeployment,
   gatewayId: Hex,
   timeoutMs: number,
 ): Promise<ChainFacts> {
@@ -54,7 +54,10 @@ export async function readChainFacts(
             rpcUrl,
             privateKey: Wallet.createRandom().privateKey,
             registry: deployment.contracts.VigilRegistry.address,
-            releases: deployment.contracts.VigilReleases.address,
+            // Only getGateway (VigilRegistry) is called here: a file without VigilReleases (enough
+            // for anchoring) is checked all the same.
+            releases:
+              deployment.contracts.VigilReleases?.address ?? deployment.contracts.VigilRegistry.address,
           });
           gateway = await client.getGateway(gatewayId);
         }
@@ -88,7 +91,7 @@ function emptyRecord(): GatewayRecord {
 /** Why the chain would reject what this gateway seals, as one sentence with the fix; else undefined. */
 export function chainProblem(
   facts: ChainFacts,
-  deployment: Deployment,
+  deployment: LoadedDeployment,
   gatewayId: Hex,
   signer: GatewaySigner | undefined,
 ): string | undefined {

@@ -19,7 +19,14 @@ import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
 import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../../contracts/artifacts/index.ts";
 import { importKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
 import { ANVIL_DEV_KEYS } from "../chain/anvil.ts";
-import { deployVigil, readDeploymentFile, verifyDeployedCode, type Deployment } from "../chain/deploy.ts";
+import {
+  deployVigil,
+  readDeploymentFile,
+  releasesOf,
+  verifyDeployedCode,
+  type Deployment,
+  type LoadedDeployment,
+} from "../chain/deploy.ts";
 import type { Hex } from "../core/hex.ts";
 import { ChainError, translateEthersError } from "../chain/errors.ts";
 import { EthersRegistryClient, probeProvider } from "../chain/ethers-client.ts";
@@ -158,7 +165,7 @@ export function siteId(s: string): Hex {
   return (/^0x[0-9a-fA-F]{64}$/.test(s) ? s.toLowerCase() : keccakId(`site:${s}`)) as Hex;
 }
 
-export function readDeployment(path: string | undefined): Deployment {
+export function readDeployment(path: string | undefined): LoadedDeployment {
   if (!path) throw new UsageError("--deployment PATH is required");
   return readDeploymentFile(path);
 }
@@ -289,12 +296,7 @@ async function verify(argv: string[]): Promise<number> {
       VigilRegistryArtifact,
       "VigilRegistry",
     );
-    await verifyDeployedCode(
-      provider,
-      d.contracts.VigilReleases.address,
-      VigilReleasesArtifact,
-      "VigilReleases",
-    );
+    await verifyDeployedCode(provider, releasesOf(d), VigilReleasesArtifact, "VigilReleases");
     process.stdout.write("deployed code matches the artifacts\n");
     return 0;
   } catch (e) {
@@ -327,7 +329,7 @@ export async function withClient(
     rpcUrl: values.rpc,
     privateKey: key,
     registry: d.contracts.VigilRegistry.address,
-    releases: d.contracts.VigilReleases.address,
+    releases: releasesOf(d),
     pollingIntervalMs: 100,
   });
   try {

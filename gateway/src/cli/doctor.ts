@@ -14,7 +14,7 @@ import { probeProvider } from "../chain/ethers-client.ts";
 import mqtt from "mqtt";
 import { loadKeystore, passphraseFromEnv } from "../attest/keystore.ts";
 import type { GatewaySigner } from "../attest/signer.ts";
-import type { Deployment } from "../chain/deploy.ts";
+import type { LoadedDeployment } from "../chain/deploy.ts";
 import { translateEthersError } from "../chain/errors.ts";
 import { loadSenderKey } from "../chain/sender-key.ts";
 import { loadConfigFile, resolveConfig, rpcUrlsOf, type GatewayConfig } from "../config/config.ts";
@@ -211,7 +211,7 @@ export async function runChecks(
       results.push(fail("keystore", msg(e)));
     }
   }
-  let deployment: Deployment | undefined;
+  let deployment: LoadedDeployment | undefined;
   if (cfg.chain.deployment) {
     try {
       deployment = readDeployment(at(cfg.chain.deployment));

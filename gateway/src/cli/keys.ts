@@ -13,6 +13,7 @@ import { loadConfigFile, resolveConfig, type GatewayConfig } from "../config/con
 import { UsageError, VigilError } from "../core/errors.ts";
 import { gatewayIdOf } from "../config/gateway-id.ts";
 import { readDeployment } from "../runtime.ts";
+import { releasesOf } from "../chain/deploy.ts";
 import { didYouMean, oneOf, parse, refuseFlags, rpcFlag } from "./args.ts";
 import { KEYS_HELP } from "./help/keys.ts";
 
@@ -115,7 +116,7 @@ async function rotate(
     rpcUrl,
     privateKey: sender,
     registry: deployment.contracts.VigilRegistry.address,
-    releases: deployment.contracts.VigilReleases.address,
+    releases: releasesOf(deployment),
   });
   try {
     if (client.domain().chainId !== BigInt(deployment.chainId))
