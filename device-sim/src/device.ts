@@ -115,7 +115,13 @@ export class SimDevice {
   /** The step at which the current boot started: the DATA sequence is step − bootStep (mod 2^32). */
   bootStep = 0;
   bootId = 1;
-  /** Set when the gateway said UNKNOWN/REVOKED: the device stops. */
+  /**
+   * Set when the gateway said UNKNOWN_DEVICE / REVOKED_DEVICE (PROTOCOL.md, NACK table: "keep its
+   * frames, stop sending until re-provisioned"): the device sends nothing more in this run (no new
+   * DATA, no resend, no queued frame, no HELLO), and its unacknowledged frames stay in `pending`.
+   * Neither a reconnect nor a HELLO resumes it (the C reference's vigil_txq_resume() is the
+   * application's, after a re-registration; the simulator never re-provisions).
+   */
   stopped = false;
   /** Until this time (ms) a BUSY NACK holds all DATA sending (PROTOCOL.md, NACK BUSY). */
   heldUntil = 0;
@@ -336,7 +342,8 @@ export class SimDevice {
       this.stopped = true;
       return false;
     }
-    if (RETRYABLE_NACKS.has(nack.reason)) return nack.reason === NackReason.SCHEMA_MISMATCH;
+    // A stopped device keeps the frame but sends nothing (no HELLO, no resend).
+    if (RETRYABLE_NACKS.has(nack.reason)) return !this.stopped && nack.reason === NackReason.SCHEMA_MISMATCH;
     if (this.#forget(nack.seq)) this.#abandon(nack.seq);
     return false;
   }

@@ -142,11 +142,12 @@ export interface ScriptedSensorFault {
   devices?: readonly number[];
 }
 
-const SCRIPT_RE = /^(nan|stuck|spike):([a-z0-9_]+)@(\d+)(?:\+(\d+))?(?:#([\d/]+))?$/;
+const SCRIPT_RE = /^(nan|stuck|spike):([a-z0-9_]+)@(\d+)(?:\+(\d+))?(?:#(\d+(?:\/\d+)*))?$/;
 
 /**
  * Parses `KIND:CHANNEL@FROM[+FRAMES][#ID/ID…]` entries separated by commas, e.g.
- * `stuck:s11@60+80` or `nan:3@10#1/2`. A CHANNEL of digits is an index. Throws naming the entry.
+ * `stuck:s11@60+80` or `nan:3@10#1/2`. A CHANNEL of digits is an index; IDs are decimal device ids
+ * (the Simulator refuses one it does not simulate). Throws naming the entry.
  */
 export function parseScriptedFaults(spec: string): ScriptedSensorFault[] {
   const out: ScriptedSensorFault[] = [];

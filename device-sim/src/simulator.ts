@@ -38,7 +38,10 @@ export interface SimulatorOptions {
   /** `cwru` profile (real CWRU bearing data, profiles/cwru.ts): frames of healthy running, total frames. */
   cwru?: { healthyFrames?: number; frames?: number };
   faults?: FaultRates;
-  /** Deterministic sensor faults (NaN, stuck, spike on a named channel from a given frame). */
+  /**
+   * Deterministic sensor faults (NaN, stuck, spike on a named channel from a given frame); one
+   * limited to a device id that is not simulated is a RangeError.
+   */
   sensorFaults?: readonly ScriptedSensorFault[];
   /** First device id; devices get consecutive ids. Default 1. */
   firstDeviceId?: number;
@@ -48,7 +51,12 @@ export interface SimulatorOptions {
   resendMs?: number;
   /** Unacknowledged frames kept per device. Default 256. */
   window?: number;
-  /** How long to wait for outstanding ACKs after generation stops, ms. Default 10 000. */
+  /**
+   * How long to wait for outstanding ACKs after generation stops, ms. Default 10 000. Frames of a
+   * device the gateway refused (UNKNOWN_DEVICE, REVOKED_DEVICE) are not waited for: it sends
+   * nothing more, and they stay pending in the report (only the PUBACKs of PUBLISHes the link
+   * still owns are awaited, MQTT).
+   */
   drainMs?: number;
   /**
    * Called with every DATA frame a device saw acknowledged (its exact bytes), once: lets a test
@@ -142,6 +150,20 @@ export function buildSources(opts: SimulatorOptions, rng: Rng): SignalSource[] {
   );
 }
 
+/**
+ * Refuses scripted sensor faults limited (`#ID/ID…`, decimal ids) to a device that is not
+ * simulated: such a fault would silently never fire. RangeError (a usage error in `vigil sim`).
+ */
+function checkSensorFaultDevices(script: readonly ScriptedSensorFault[], first: number, n: number): void {
+  const last = first + n - 1;
+  for (const f of script)
+    for (const id of f.devices ?? [])
+      if (!(id >= first && id <= last))
+        throw new RangeError(
+          `sensor fault device ${id} is not one of the simulated devices ${first}..${last} (ids are decimal)`,
+        );
+}
+
 export class Simulator {
   /** Every PUBLISH → PUBACK time of the run (MQTT), for the report's percentiles. */
   #runLatencies: Float64Array | undefined;
@@ -182,6 +204,7 @@ export class Simulator {
     this.#rng = new Rng(opts.seed ?? 1);
     const sources = buildSources(opts, this.#rng);
     const first = opts.firstDeviceId ?? 1;
+    checkSensorFaultDevices(opts.sensorFaults ?? [], first, sources.length);
     this.devices = sources.map((source, i) => {
       const updater = opts.firmware?.for(first + i);
       return new SimDevice({
@@ -333,8 +356,9 @@ export class Simulator {
     return true;
   }
 
-  /** Resends due frames that the link does not still own. */
+  /** Resends due frames that the link does not still own (none for a refused device). */
   #resendDue(d: SimDevice, now: number): void {
+    if (d.stopped) return;
     const t = this.#opts.transport;
     const owned = t.inFlight ? (p: Pending) => t.inFlight!(d.id, p.seq) : undefined;
     for (const p of d.dueForResend(now, owned)) if (t.connected) this.#transmit(d, p, false);
@@ -342,9 +366,11 @@ export class Simulator {
 
   /**
    * Hands queued frames (refused earlier by the link) to it, oldest first, until it refuses
-   * again. A frame never offered gets its first transmission (link faults drawn then).
+   * again. A frame never offered gets its first transmission (link faults drawn then). A refused
+   * device (UNKNOWN_DEVICE, REVOKED_DEVICE) keeps them queued: it sends nothing more.
    */
   #sendQueued(d: SimDevice, now: number): void {
+    if (d.stopped) return;
     const t = this.#opts.transport;
     for (let p = d.firstQueued(); p && t.connected; p = d.firstQueued()) {
       const taken = p.offered ? this.#sendGenuine(d, p) : this.#transmit(d, p, true);
@@ -392,7 +418,8 @@ export class Simulator {
       const now = Date.now();
       const window = o.window ?? 256;
       for (const d of this.devices) {
-        if (d.held(now)) continue;
+        // A refused device sends nothing (PROTOCOL.md: keep its frames, stop sending).
+        if (d.stopped || d.held(now)) continue;
         // Due resends first: after a BUSY hold the NACKed frame leads (PROTOCOL.md, NACK BUSY).
         this.#resendDue(d, now);
         this.#sendQueued(d, now);
@@ -416,7 +443,9 @@ export class Simulator {
         await sleep(this.#rng.int(100, 600));
         await t.reconnect();
         // A link drop is not a reboot: same boot id, same counter, the pending frames are resent.
+        // A refused device stays silent: a reconnect is not a re-provisioning.
         for (const d of this.devices) {
+          if (d.stopped) continue;
           t.send(d.id, d.hello());
           this.#firmware?.announce(d);
         }
@@ -433,8 +462,10 @@ export class Simulator {
         }
         this.#firmware?.beforeReboot(d);
         d.reboot();
-        t.send(d.id, d.hello());
-        this.#firmware?.announce(d);
+        if (!d.stopped) {
+          t.send(d.id, d.hello());
+          this.#firmware?.announce(d);
+        }
       }
       if (now - lastProgress >= (o.progressMs ?? 1000)) {
         lastProgress = now;
@@ -444,16 +475,25 @@ export class Simulator {
       await sleep(rate > 0 ? 5 : 0);
     }
     // Release frames still held by the reorder fault, then wait for outstanding ACKs.
+    // A refused device keeps its frames (pending in the report) and is not waited for, except
+    // for the acknowledgements of transmissions the link still owns (MQTT PUBLISHes awaiting their
+    // PUBACK: the gateway PUBACKs refused frames too), which need no sending.
     for (const [id, p] of this.#held) {
       const d = this.#byId.get(id);
-      if (d) this.#sendGenuine(d, p);
+      if (d && !d.stopped) this.#sendGenuine(d, p);
     }
     this.#held.clear();
     const drainUntil = Date.now() + (o.drainMs ?? 10_000);
-    while (Date.now() < drainUntil && this.devices.some((d) => d.pending.size > 0) && !o.signal?.aborted) {
+    const owned = (d: SimDevice): boolean => {
+      if (!t.inFlight) return false;
+      for (const seq of d.pending.keys()) if (t.inFlight(d.id, seq)) return true;
+      return false;
+    };
+    const waiting = (): boolean => this.devices.some((d) => d.pending.size > 0 && (!d.stopped || owned(d)));
+    while (Date.now() < drainUntil && waiting() && !o.signal?.aborted) {
       const now = Date.now();
       for (const d of this.devices) {
-        if (d.held(now)) continue;
+        if (d.stopped || d.held(now)) continue;
         this.#resendDue(d, now);
         this.#sendQueued(d, now);
       }

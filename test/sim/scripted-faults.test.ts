@@ -48,6 +48,9 @@ describe("scripted sensor faults", () => {
       { kind: "nan", channel: 3, from: 5, devices: [1, 2] },
     ]);
     expect(() => parseScriptedFaults("stuck:s11")).toThrow(/stuck:s11.*KIND:CHANNEL@FROM/);
+    // An empty id is no device id (it used to read as device 0).
+    for (const bad of ["nan:a@0#", "nan:a@0#/", "nan:a@0#1//2", "nan:a@0#1/"])
+      expect(() => parseScriptedFaults(bad)).toThrow(RangeError);
     expect(() => parseScriptedFaults("drift:s11@1")).toThrow(RangeError);
     expect(() => new ScriptedFaults(parseScriptedFaults("nan:zz@1"), 1, CH)).toThrow(
       /"zz" is not one of a, b, c/,

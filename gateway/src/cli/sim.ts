@@ -25,13 +25,15 @@ Devices and signals:
   --split train|test     cmapss: C-MAPSS split (default train: units run to failure)
   --life N               rotating: mean frames until failure (default 600)
   --healthy N            cwru: frames of healthy running before the fault (default seeded 40..119)
-  --seed N               seed; same seed, same frames and faults (default 1)
+  --seed N               seed, a whole number in [0, 4294967295]; same seed, same frames and
+                         faults (default 1)
   --rate HZ              frames per second per device; 0 = as fast as ACKs allow (default 10)
   --duration S           stop generating after S seconds (default: until sources end;
                          SIGINT/SIGTERM also stop generating and drain, a second one exits at once)
   --frames N             stop generating after N frames per device
   --first-id N           first device id (default 1)
-  --skew-ms MS           constant device clock skew (default 0)
+  --skew-ms MS           constant device clock skew, in [-86400000, 86400000] (one day, the
+                         gateway's default ingest.maxSkewMs; default 0)
 
 Faults (e.g. --faults corrupt=0.01,drop=0.02 or all=0.005; all= includes reboot):
   corrupt truncate drop duplicate reorder garbage    link, probability per frame
@@ -42,7 +44,9 @@ Faults (e.g. --faults corrupt=0.01,drop=0.02 or all=0.005; all= includes reboot)
                                                      loses its unacknowledged frames
   --sensor-fault SPEC    scripted sensor faults for a demo, KIND:CHANNEL@FROM[+FRAMES][#ID/ID…],
                          comma-separated; KIND nan | stuck | spike (×5); CHANNEL a HELLO name or
-                         index, e.g. stuck:s11@60+80 (the gateway raises a sensor-fault alert)
+                         index, e.g. stuck:s11@60+80 (the gateway raises a sensor-fault alert);
+                         #ID/ID… limits it to those devices: decimal ids (as --first-id, not the
+                         hex of MQTT topics), each one of the simulated devices
   --resend-ms MS         first resend timeout (default 500, doubles to 8000)
   --window N             unacknowledged frames a device keeps (sent, or waiting for room on the
                          link); when full it drops the oldest and counts it as overflowed, as an
@@ -52,11 +56,18 @@ Faults (e.g. --faults corrupt=0.01,drop=0.02 or all=0.005; all= includes reboot)
   --progress-ms MS       progress interval (default 1000)
   -h, --help             this text
 
+A device the gateway refuses (NACK UNKNOWN_DEVICE, REVOKED_DEVICE) stops sending for the rest of
+the run, reconnects included; it keeps its unacknowledged frames (pending in the report), and
+the drain does not wait for them (over MQTT it still takes the PUBACKs of what it had sent).
+
 Exit status: 0 when no frame is still pending after the drain and the gateway refused no device
 (frames abandoned, overflowed or lost at a reboot are counted in the report, not waited for), 1
 when frames are still pending, a device was refused (UNKNOWN_DEVICE, REVOKED_DEVICE) or the
 transport fails (one line), 2 for a usage error.
 `;
+
+/** --skew-ms bound: one day, the gateway's default ingest.maxSkewMs. */
+const MAX_SKEW_MS = 86_400_000;
 
 export async function simCommand(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, {
@@ -159,7 +170,8 @@ export async function simCommand(argv: string[]): Promise<number> {
   try {
     sim = simulator();
   } catch (e) {
-    // e.g. a --sensor-fault channel that is not one of the profile's channels
+    // e.g. a --sensor-fault channel that is not one of the profile's channels, or a device id
+    // that is not simulated
     if (e instanceof RangeError) throw new UsageError(e.message);
     throw e;
   }
@@ -170,7 +182,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     return new Simulator({
       transport,
       devices,
-      seed: num("seed", v.seed, 1),
+      seed: int("seed", v.seed, 1, 0, 0xffffffff),
       rate: num("rate", v.rate, 10, 0),
       ...(v.duration !== undefined ? { durationS: num("duration", v.duration, 0, 0) } : {}),
       ...(v.frames !== undefined ? { framesPerDevice: int("frames", v.frames, 0, 0) } : {}),
@@ -181,7 +193,8 @@ export async function simCommand(argv: string[]): Promise<number> {
       faults,
       sensorFaults,
       firstDeviceId: firstId,
-      clockSkewMs: num("skew-ms", v["skew-ms"], 0),
+      // Keeps timestamps far inside 0..2^53-1 µs (frame.ts), clock-jump fault (+10 years) included.
+      clockSkewMs: num("skew-ms", v["skew-ms"], 0, -MAX_SKEW_MS, MAX_SKEW_MS),
       resendMs: num("resend-ms", v["resend-ms"], 500, 10),
       window: int("window", v.window, 256, 1, 10_000_000),
       drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),

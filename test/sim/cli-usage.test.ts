@@ -1,0 +1,60 @@
+// `vigil sim` flags that used to be accepted and then misbehaved are usage errors (exit 2, one
+// line, before any connection): a --seed that `>>> 0` would have reduced, a --skew-ms that pushes
+// timestamps out of the frame's range, and a --sensor-fault limited to a device that is not
+// simulated. Each case spawns the real CLI; the broker URL points at a closed port with a short
+// connect timeout, so a flag that got through would end in a quick transport failure (exit 1).
+import { describe, expect, it } from "vitest";
+import { freePort, runVigil } from "../helpers/procs.ts";
+
+async function sim(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const port = await freePort();
+  return runVigil([
+    "sim",
+    "--mqtt",
+    `mqtt://127.0.0.1:${port}`,
+    "--connect-timeout-ms",
+    "100",
+    "--frames",
+    "1",
+    ...args,
+  ]);
+}
+
+/** Exit 2 and exactly one line on stderr matching `re`. */
+function usage(r: { code: number | null; stderr: string }, re: RegExp): void {
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stderr).toMatch(/^vigil sim: [^\n]*\n$/);
+  expect(r.stderr).toMatch(re);
+}
+
+describe("vigil sim usage errors", () => {
+  it("input: --seed is a whole number in [0, 4294967295] (1.5 and -1 no longer alias 1 and 4294967295)", async () => {
+    const [half, neg, big] = await Promise.all([
+      sim(["--seed", "1.5"]),
+      sim(["--seed=-1"]),
+      sim(["--seed", "4294967296"]),
+    ]);
+    usage(half, /--seed must be a whole number, got "1\.5"/);
+    usage(neg, /--seed must be a number in \[0, 4294967295\], got "-1"/);
+    usage(big, /--seed must be a number in \[0, 4294967295\], got "4294967296"/);
+  }, 60_000);
+
+  it("input: --skew-ms is bounded to one day either way, so every timestamp stays encodable", async () => {
+    const [past, future] = await Promise.all([sim(["--skew-ms=-1e16"]), sim(["--skew-ms", "86400001"])]);
+    usage(past, /--skew-ms must be a number in \[-86400000, 86400000\], got "-1e16"/);
+    usage(future, /--skew-ms must be a number in \[-86400000, 86400000\], got "86400001"/);
+  }, 60_000);
+
+  it("input: a --sensor-fault #ID that is not a simulated device is named with the simulated range; --help says the ids are decimal", async () => {
+    const [nine, shifted, help] = await Promise.all([
+      sim(["--devices", "4", "--sensor-fault", "nan:0@0#2/9"]),
+      sim(["--first-id", "10", "--devices", "2", "--sensor-fault", "stuck:1@5+3#10,nan:0@0#16"]),
+      runVigil(["sim", "--help"]),
+    ]);
+    usage(nine, /sensor fault device 9 is not one of the simulated devices 1\.\.4 \(ids are decimal\)/);
+    // 16 is 0x10: hex ids are not what #IDS means
+    usage(shifted, /sensor fault device 16 is not one of the simulated devices 10\.\.11 \(ids are decimal\)/);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/#ID\/ID… limits it to those devices: decimal ids/);
+  }, 60_000);
+});
