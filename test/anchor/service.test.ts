@@ -43,6 +43,12 @@ const ADMIN = "0x00000000000000000000000000000000000000ad";
 const OPERATOR = "0x00000000000000000000000000000000000000a1";
 const RELAYER = "0x00000000000000000000000000000000000000b2";
 const COST = 1_000_000n; // wei per transaction
+/**
+ * Noon UTC of a fixed day, for the tests that assert the day's spend: with the real clock, a run
+ * across 00:00 UTC would start a new day (and a zero spend) halfway through the test.
+ */
+const NOON_US = Date.UTC(2026, 10, 16, 12) * 1000;
+const atNoon = { nowUs: () => NOON_US };
 
 const blockHash = (n: number, fork = 0): Hex =>
   keccak256(`0x${(n * 1000 + fork).toString(16).padStart(64, "0")}`) as Hex;
@@ -262,7 +268,7 @@ describe("AnchorService with the fake registry", () => {
       await t.ingest(35);
       await sealAll(t.sealer);
       expect(t.store.lastBatchSeq()).toBe(4);
-      const s = t.service();
+      const s = t.service(atNoon);
       expect(await s.runOnce()).toBe(4);
       expect(t.flaky.sends).toBe(4);
       expect(await s.runOnce()).toBe(0);
@@ -474,7 +480,7 @@ describe("AnchorService with the fake registry", () => {
 
   it("behavior: a batch sent just before a crash is recorded with its transaction, not sent again", async () => {
     const { t, sent } = await sentBeforeCrash();
-    const s = t.service();
+    const s = t.service(atNoon);
     expect(await s.runOnce()).toBe(2);
     expect(t.flaky.sends).toBe(1); // only batch 2
     // Paid for by the gateway's account before the crash: its cost is recorded and counted today.
@@ -489,8 +495,8 @@ describe("AnchorService with the fake registry", () => {
 
   it("behavior: an anchor found on chain that was mined on an earlier day (a store restored from a backup) is recorded with its cost but not counted in today's spend", async () => {
     const { t, sent } = await sentBeforeCrash();
-    t.flaky.minedAt.set(sent.txHash, Date.now() * 1000 - 2 * 86_400_000_000);
-    const s = t.service();
+    t.flaky.minedAt.set(sent.txHash, NOON_US - 2 * 86_400_000_000);
+    const s = t.service(atNoon);
     expect(await s.runOnce()).toBe(2);
     expect(await t.store.getAnchor(1)).toMatchObject({ txHash: sent.txHash, costWei: String(COST) });
     expect(s.status().spentTodayWei).toBe(String(COST)); // batch 2's transaction only
@@ -500,7 +506,7 @@ describe("AnchorService with the fake registry", () => {
     const t = await setup();
     await t.ingest(20);
     await sealAll(t.sealer);
-    const s = t.service({ maxSpendPerDayWei: 10n * COST });
+    const s = t.service({ maxSpendPerDayWei: 10n * COST, ...atNoon });
     t.flaky.revertNext = new ChainStateError("transaction 0x… was mined but failed");
     await expect(s.runOnce()).rejects.toBeInstanceOf(ChainStateError);
     expect(s.status()).toMatchObject({ spentTodayWei: String(COST), gasUsed: 30_000, anchoredThrough: 0 });
@@ -508,7 +514,7 @@ describe("AnchorService with the fake registry", () => {
     expect(s.status().spentTodayWei).toBe(String(3n * COST));
     await s.stop();
     // A restart: the first pass (nothing to send) already shows the day's spend, the revert included.
-    const s2 = t.service({ maxSpendPerDayWei: 10n * COST });
+    const s2 = t.service({ maxSpendPerDayWei: 10n * COST, ...atNoon });
     expect(await s2.runOnce()).toBe(0);
     expect(s2.status().spentTodayWei).toBe(String(3n * COST));
   });

@@ -26,7 +26,20 @@ let dir: string;
 let cfgFile: string;
 let cfg: Record<string, unknown>;
 
-function vigil(args: string[]): Promise<Out> {
+/**
+ * Sets `mqtt.embedded.port` of config `file` to a port free right now. Picked just before each run,
+ * not once for the whole file: another process on the machine could take a port picked minutes
+ * earlier, and the broker check (which binds it) would then fail for a reason outside the gateway.
+ */
+async function freshBrokerPort(file: string): Promise<void> {
+  const doc = JSON.parse(readFileSync(file, "utf8")) as { mqtt?: { embedded?: object } };
+  doc.mqtt = { ...doc.mqtt, embedded: { ...doc.mqtt?.embedded, port: await freePort() } };
+  writeFileSync(file, JSON.stringify(doc));
+}
+
+async function vigil(args: string[]): Promise<Out> {
+  const c = args.indexOf("-c");
+  if (c >= 0) await freshBrokerPort(args[c + 1]!);
   return run(process.execPath, ["bin/vigil.js", ...args], {
     env: {
       ...process.env,
@@ -55,7 +68,7 @@ beforeAll(async () => {
   chain = await localChain({ dataDir: dir, gatewayId: gatewayIdOf(resolveConfig(partial)) });
   cfg = {
     ...partial,
-    mqtt: { embedded: { port: await freePort() } },
+    // mqtt.embedded.port: a free one is written into the config just before each run (vigil()).
     models: { enabled: false },
     chain: { rpcUrl: chain.anvil.url, deployment: "deployment.json" },
   };

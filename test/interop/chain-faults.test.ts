@@ -329,6 +329,14 @@ describe("anchoring faults on anvil", () => {
     const p = await pipeline(r, await r.registerGateway(GW, "p256"), GW);
     await p.ingest(20);
     await p.sealAll();
+    // "Today" compares a transaction's block time (the chain's clock) with the service's clock. Both
+    // are set to the next noon UTC, the service's following the chain's, so the run cannot straddle
+    // 00:00 UTC between the anchor mined before the crash and the service counting it.
+    const DAY_MS = 86_400_000;
+    const noonMs = Math.ceil((Date.now() + 60_000 - DAY_MS / 2) / DAY_MS) * DAY_MS + DAY_MS / 2;
+    await r.rpc("evm_setTime", [noonMs / 1000]);
+    const chainAheadMs = noonMs - Date.now();
+    const chainNowUs = (): number => (Date.now() + chainAheadMs) * 1000;
     const { connectAnchorChain } = await import("../../gateway/src/anchor/chain.ts");
     const { toEip712Header } = await import("../../gateway/src/attest/header.ts");
     // The process that sent batch 1 "crashed" before recording it.
@@ -336,11 +344,14 @@ describe("anchoring faults on anvil", () => {
     const b1 = (await p.store.getBatch(1))!;
     const sent = await before.submit([{ header: toEip712Header(b1.header), signature: b1.signature as Hex }]);
     expect(sent.l1FeeWei).not.toBeNull();
+    // Mined on the chain's pinned clock (the pin took), hours from any 00:00 UTC.
+    const minedAtUs = (await before.costOf(sent.txHash))!.minedAtUs!;
+    expect(Math.abs(minedAtUs / 1000 - noonMs)).toBeLessThan(3_600_000);
     await before.close();
     const other = await connectAnchorChain(p.chainOptions({ senderPrivateKey: ANVIL_DEV_KEYS[2] }));
     expect(await other.costOf(sent.txHash)).toBeNull();
     await other.close();
-    const svc = p.service({ maxSpendPerDayWei: 10n ** 18n }, { confirmations: 1 });
+    const svc = p.service({ maxSpendPerDayWei: 10n ** 18n, nowUs: chainNowUs }, { confirmations: 1 });
     expect(await svc.runOnce()).toBe(2);
     expect(await p.store.getAnchor(1)).toMatchObject({
       txHash: sent.txHash,

@@ -10,7 +10,13 @@ import { factoryFirmware } from "../../device-sim/src/firmware/index.ts";
 import { Simulator } from "../../device-sim/src/simulator.ts";
 import { SerialTransport } from "../../device-sim/src/transports/serial.ts";
 import { cobsEncode } from "../../gateway/src/protocol/cobs.ts";
-import { encodeFrame, FrameType, NackReason, type Frame } from "../../gateway/src/protocol/frame.ts";
+import {
+  encodeFrame,
+  FrameType,
+  NackReason,
+  type Frame,
+  type NackFrame,
+} from "../../gateway/src/protocol/frame.ts";
 import { StreamDecoder } from "../../gateway/src/protocol/stream-decoder.ts";
 import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
 import { FirmwareSession } from "../../gateway/src/updates/firmware/session.ts";
@@ -69,6 +75,30 @@ class MiniGateway {
   }
 }
 
+/**
+ * The simulator's serial link, logging on the device side, in order and on the device's clock
+ * (Date.now(), which the BUSY hold uses too): each NACK as it reaches the devices, each DATA frame
+ * they put on the line. Timing the hold there needs no allowance for the pty's latency.
+ */
+class RecordingSerialTransport extends SerialTransport {
+  readonly log: Array<
+    { kind: "nack"; frame: NackFrame; atMs: number } | { kind: "data"; seq: number; atMs: number }
+  > = [];
+  override open(onControl: (f: Frame) => void): Promise<void> {
+    return super.open((f) => {
+      // Before the device handles it: its hold starts at this time or a little later.
+      if (f.type === FrameType.Nack) this.log.push({ kind: "nack", frame: f, atMs: Date.now() });
+      onControl(f);
+    });
+  }
+  override send(deviceId: number, raw: Uint8Array, seq?: number, opts?: { force?: boolean }): boolean {
+    const sent = super.send(deviceId, raw, seq, opts);
+    // After the device decided to send: no earlier than the time it checked its hold.
+    if (sent && seq !== undefined) this.log.push({ kind: "data", seq, atMs: Date.now() });
+    return sent;
+  }
+}
+
 let pty: PtyPair | undefined;
 let gw: MiniGateway | undefined;
 afterEach(async () => {
@@ -118,13 +148,11 @@ describe("the device simulator with firmware updates and BUSY, over a pty pair",
     pty = await ptyPair();
     gw = new MiniGateway();
     await gw.open(pty.b);
-    let busyAt = 0;
     let busySeq = -1;
     const g = gw;
     g.reply = (f) => {
       if (busySeq < 0 && f.seq === 20) {
         busySeq = f.seq;
-        busyAt = Date.now();
         return {
           type: FrameType.Nack,
           deviceId: f.deviceId,
@@ -141,8 +169,9 @@ describe("the device simulator with firmware updates and BUSY, over a pty pair",
         gatewayTimeUs: Date.now() * 1000,
       };
     };
+    const transport = new RecordingSerialTransport({ path: pty.a });
     const sim = new Simulator({
-      transport: new SerialTransport({ path: pty.a }),
+      transport,
       devices: 1,
       rate: 50,
       framesPerDevice: 80,
@@ -151,14 +180,23 @@ describe("the device simulator with firmware updates and BUSY, over a pty pair",
     });
     const report = await sim.run();
     expect(busySeq).toBe(20);
-    const data = g.seen.filter((s) => s.frame.type === FrameType.Data);
-    // Frames already on the line when the NACK left (50 frames/s: a few in the first 150 ms)
-    // aside, nothing arrives during the 700 ms hold, and the first frame after it is the NACKed one.
-    const during = data.filter((s) => s.atMs > busyAt + 150 && s.atMs < busyAt + 650);
-    expect(during).toEqual([]);
-    const after = data.filter((s) => s.atMs >= busyAt + 650);
-    expect(after.length).toBeGreaterThan(0);
-    expect(after[0]!.frame.type === FrameType.Data && after[0]!.frame.seq).toBe(20);
+    // Measured where the device got the NACK, not where the gateway sent it (the pty's delay in
+    // between is not the device's): from then on it sends nothing for the 700 ms, and the first
+    // frame it sends after the hold is the NACKed one.
+    const at = transport.log.findIndex((e) => e.kind === "nack");
+    const nack = transport.log[at];
+    expect(nack).toMatchObject({
+      kind: "nack",
+      frame: { seq: 20, reason: NackReason.BUSY, retryAfterMs: 700 },
+    });
+    const sentAfter = transport.log.slice(at + 1).filter((e) => e.kind === "data");
+    expect(sentAfter.length).toBeGreaterThan(0);
+    expect(sentAfter.filter((e) => e.atMs < nack!.atMs + 700)).toEqual([]);
+    expect(sentAfter[0]).toMatchObject({ seq: 20 });
+    // …and the gateway got the resent frame.
+    expect(
+      g.seen.filter((s) => s.frame.type === FrameType.Data && s.frame.seq === 20).length,
+    ).toBeGreaterThan(1);
     expect(report.nacked.BUSY).toBe(1);
     expect(report.acked).toBe(80);
   });
