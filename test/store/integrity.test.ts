@@ -283,6 +283,16 @@ describe("store integrity on a real LevelDB store", () => {
     await t.close();
     // …and keeps opening: the gap is recorded, not taken for new damage.
     expect(await openError(join(to, "store"))).toBeUndefined();
+    // The procedure of "vigil store --help": the salvaged store goes in place of the damaged one,
+    // so the files next to it (keystore, deployment, tokens) stay where the config names them.
+    writeFileSync(join(dataDir, "gateway.key"), "kept\n");
+    renameSync(join(dataDir, "store"), join(dataDir, "store.damaged"));
+    renameSync(join(to, "store"), join(dataDir, "store"));
+    const placed = make(join(dataDir, "store"));
+    await placed.open();
+    expect(placed.stats()).toMatchObject({ lastIndex: 11, sealedThrough: 10 });
+    await placed.close();
+    expect(existsSync(join(dataDir, "gateway.key"))).toBe(true);
   });
 
   it("error: a first open that cannot write its watermark is one typed error and leaves the store closed (not locked): once the cause is gone it opens", async () => {

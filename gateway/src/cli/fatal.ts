@@ -41,7 +41,7 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string]> = [
   ],
   [
     (e) => e.code === "STORE_UNAVAILABLE" && /corruption/.test(e.shortMessage),
-    'run "vigil store check --data-dir DIR", then "vigil store salvage --data-dir DIR --to NEW_DIR" and start on NEW_DIR',
+    'run "vigil store check --data-dir DIR", then "vigil store salvage --data-dir DIR --to NEW_DIR", move DIR/store aside and NEW_DIR/store in its place (vigil store --help)',
   ],
   [
     (e) => e.code === "STORE_UNAVAILABLE" && /disk full/.test(e.shortMessage),
