@@ -470,6 +470,24 @@ describe("CLI user mistakes", () => {
         ],
         /--key-type must be one of secp256k1, p256, got "rsa"/,
       ],
+      // Reader grants: --days bounded (1e305 ended in a stack trace), a bad --gateway-id named
+      // before the deployment or the chain is read.
+      [
+        ["access", "reader", "grant", "--reader", addr, "--gateway-id", gw, "--days", "1e305"],
+        /--days must be a number in \[0, 36500\], got "1e305"/,
+      ],
+      [
+        ["access", "reader", "grant", "--reader", addr, "--gateway-id", gw, "--days", "0"],
+        /--days must be more than 0/,
+      ],
+      [
+        ["access", "reader", "revoke", "--reader", addr, "--gateway-id", gw, "--days", "3"],
+        /--days applies only to "reader grant"/,
+      ],
+      [
+        ["access", "reader", "grant", "--reader", addr, "--gateway-id", "0x12"],
+        /--gateway-id must be 32 bytes of hex, got "0x12"/,
+      ],
       // Counts are whole numbers.
       [["sim", "--window", "2.5"], /--window must be a whole number, got "2\.5"/],
       [["sim", "--profile", "cwru", "--healthy", "1.5"], /--healthy must be a whole number, got "1\.5"/],

@@ -14,7 +14,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { didYouMean, oneOf, parse as parseFlags, refuseFlags, rpcFlag } from "./args.ts";
+import { didYouMean, num, oneOf, parse as parseFlags, refuseFlags, rpcFlag } from "./args.ts";
 import { reportCommandError } from "./fatal.ts";
 import { hashPassword, PasswordFile } from "../access/passwords.ts";
 import { MAX_TOKEN_LIFETIME_S, mintReaderToken } from "../access/reader-token.ts";
@@ -34,11 +34,14 @@ const HELP = `usage: vigil access <command> [options]
 
 commands:
   sensor register   register a sensor node under a gateway (caller: the gateway's site operator)
-  sensor suspend    suspend a sensor (its frames are NACKed REVOKED_DEVICE at the next refresh)
+  sensor suspend    suspend a sensor (at the next refresh its frames are NACKed REVOKED_DEVICE with
+                    ingest.admission "registry", and its MQTT logins refused with mqtt.embedded.auth
+                    "registry"; a gateway with neither does not act on it)
   sensor resume     resume a suspended sensor
-  sensor revoke     revoke a sensor for good
+  sensor revoke     revoke a sensor for good (acted on as suspend)
   reader grant      let a reader (an address) read a gateway or a whole site for N days
-  reader revoke     withdraw a reader's grant (it is disconnected at the next refresh)
+  reader revoke     withdraw a reader's grant (with mqtt.embedded.auth "registry" it is disconnected
+                    at the next refresh; an external Mosquitto follows at its next export)
   list              what the registry says about a gateway: status, sensors, readers
   device-password   create a device's MQTT secret, append its hash to a password file, print it once
   export-mosquitto  write a Mosquitto password file, ACL file and dynamic-security config from the registry; SIGHUP a running broker
@@ -162,9 +165,12 @@ async function reader(action: string | undefined, v: Values): Promise<number> {
   checkAction("reader", action, READER_ACTIONS);
   const r = need(v.reader, "reader", ADDR, "a 0x address").toLowerCase() as Hex;
   if (!v["gateway-id"] === !v.site) throw new UsageError("give --gateway-id or --site (one of them)");
-  const days = Number(v.days ?? "30");
-  if (!Number.isFinite(days) || days <= 0)
-    throw new UsageError(`--days must be a positive number, got ${v.days}`);
+  if (v["gateway-id"] !== undefined) need(v["gateway-id"], "gateway-id", HEX32, "32 bytes of hex");
+  if (action === "revoke") refuseFlags(v, ["days"], 'applies only to "reader grant"');
+  // At most 100 years: the grant's end is a uint64 of seconds on chain, and a bigger number only
+  // overflowed into a stack trace.
+  const days = num("days", v.days, 30, 0, 36_500);
+  if (days === 0) throw new UsageError(`--days must be more than 0, got "${v.days}"`);
   return withClient(v, `vigil access reader ${action ?? ""}`.trimEnd(), async (c) => {
     const until = (await c.now()) + BigInt(Math.round(days * 86_400));
     let tx: string;
@@ -172,11 +178,11 @@ async function reader(action: string | undefined, v: Values): Promise<number> {
     if (action === "grant")
       tx = v.site
         ? (await c.grantSiteAccess(siteId(v.site), r, until)).txHash
-        : (await c.grantGatewayAccess(need(v["gateway-id"], "gateway-id", HEX32) as Hex, r, until)).txHash;
+        : (await c.grantGatewayAccess(v["gateway-id"] as Hex, r, until)).txHash;
     else if (action === "revoke")
       tx = v.site
         ? (await c.revokeSiteAccess(siteId(v.site), r)).txHash
-        : (await c.revokeGatewayAccess(need(v["gateway-id"], "gateway-id", HEX32) as Hex, r)).txHash;
+        : (await c.revokeGatewayAccess(v["gateway-id"] as Hex, r)).txHash;
     else throw new UsageError(`unknown reader action "${action}" (grant, revoke)`);
     process.stdout.write(
       action === "grant"
