@@ -259,6 +259,28 @@ describe("embedded broker access: sensors with a registered key (device tokens)"
     await nGone;
   });
 
+  it("security: a sensor with a registered key must log in with its key: a key registered on chain ends its password session at the next sweep, and its password is refused (4) from then on", async () => {
+    rig = await accessRig({ failedLoginBackoffMs: 0 });
+    const c = await rig.device(DEV_A);
+    expect(rig.broker.sweep()).toBe(0);
+    const key = generateKey("p256");
+    rig.chain({
+      name: "SensorKeyChanged",
+      gatewayId: GW,
+      sensorId: DEV_A,
+      keyType: "p256",
+      publicKey: registrationPublicKey(key),
+    });
+    const gone = closed(c);
+    expect(rig.broker.sweep()).toBe(1);
+    await gone;
+    expect(await connackCode(rig.url, { username: hex8(DEV_A), password: SECRET })).toBe(4);
+    expect(rig.policy.refusals).toEqual({ device_key_required: 1 });
+    // Its key's token connects.
+    await rig.connect(mintDeviceToken(key, DOMAIN, GW, DEV_A, now() + 600));
+    expect(rig.broker.sweep()).toBe(0);
+  });
+
   it("error: a sensor suspended or revoked on chain: a new session is refused (5), token or password; a connected one stays (admission NACKs its frames); resumed, it connects again", async () => {
     rig = await accessRig();
     const token = mintDeviceToken(KEY_K1, DOMAIN, GW, DEV_K1, now() + 600);

@@ -146,6 +146,9 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
           key: sensor!.publicKey.toLowerCase() as Hex,
         };
       }
+      // A sensor with a registered key proves it with the key: a password-file secret (left from
+      // before the key, or copied off another box) would outlive a key rotation or removal.
+      if (this.#keyed(deviceId)) return this.#refuse("device_key_required", "bad_credentials");
       // An unknown username is refused without hashing (PasswordFile.verify).
       const costly = this.#passwords.has(username);
       if (costly && this.#throttled(key, nowMs)) return this.#refuse("throttled", "bad_credentials");
@@ -189,6 +192,12 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
     return "outside_grant";
   }
 
+  /** The registry holds a key for this sensor (it must log in with a device token). */
+  #keyed(deviceId: number): boolean {
+    const s = this.#o.state.view.sensors.get(deviceId);
+    return s !== undefined && s.keyType !== "none";
+  }
+
   stillAllowed(who: BrokerIdentity): boolean {
     if (who.kind === "device") {
       // A suspended or revoked sensor stays connected: ingest admission NACKs its frames
@@ -204,7 +213,8 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
           s.publicKey.toLowerCase() === who.key
         );
       }
-      return this.#passwords.has(who.deviceId.toString(16).padStart(8, "0"));
+      // A password session ends when its line leaves the file or a key is registered for it.
+      return this.#passwords.has(who.deviceId.toString(16).padStart(8, "0")) && !this.#keyed(who.deviceId);
     }
     if (who.kind !== "reader") return false;
     const now = this.#nowSec();
