@@ -554,6 +554,11 @@ export class Runtime {
     try {
       const pidText = x.pidFile ? readFileSync(resolvePath(c.dataDir, x.pidFile), "utf8").trim() : undefined;
       const pid = pidText === undefined ? undefined : Number(pidText);
+      if (pidText !== undefined && !(Number.isInteger(pid) && pid! > 0))
+        log.warn(
+          { pidFile: x.pidFile },
+          "registry.mosquittoExport.pidFile holds no PID: the files are written, the broker is not signalled",
+        );
       opts = {
         view: this.registryState.view,
         passwords: c.mqtt.embedded.passwordFile

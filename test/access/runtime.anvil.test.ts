@@ -7,8 +7,10 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { Wallet } from "ethers";
 import mqtt, { type MqttClient } from "mqtt";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { hashPassword } from "../../gateway/src/access/passwords.ts";
 import { mintReaderToken } from "../../gateway/src/access/reader-token.ts";
@@ -56,6 +58,7 @@ function seqs(id: number): number[] {
   return accepted.filter((r) => r.deviceId === id).map((r) => r.seq);
 }
 const accepted: Array<{ deviceId: number; seq: number }> = [];
+let logged = "";
 
 /**
  * Records the registry refreshes from now on, in order, without timing them: after every
@@ -127,7 +130,8 @@ beforeAll(async () => {
       schedule: "* * * * * *",
       reorgDepth: 2,
       maxStaleMs: 3000,
-      mosquittoExport: { dir: "mosquitto", dynsec: false },
+      // A PID file that holds no PID (a broker that has not written it yet): warned, not silent.
+      mosquittoExport: { dir: "mosquitto", dynsec: false, pidFile: "mosquitto.pid" },
     },
     models: { enabled: false },
     attest: { gatewayId: GW, gatewayName: "gw-1", batchIntervalMs: 200 },
@@ -135,7 +139,17 @@ beforeAll(async () => {
     store: { minFreeBytes: 0, reserveBytes: 1024 * 1024 },
     http: { port: 0 }, // the default 9479 may be taken on a shared machine
   });
-  rt = new Runtime({ config, passphrase: lc.passphrase, senderKey: lc.senderKey });
+  writeFileSync(join(dir, "mosquitto.pid"), "starting\n");
+  const log = pino(
+    { level: "warn" },
+    new Writable({
+      write(chunk, _enc, cb) {
+        logged += String(chunk);
+        cb();
+      },
+    }),
+  );
+  rt = new Runtime({ config, passphrase: lc.passphrase, senderKey: lc.senderKey, log });
   rt.ingest.onStored((f) => accepted.push({ deviceId: f.deviceId, seq: f.seq }));
   await rt.start();
 }, 120_000);
@@ -153,6 +167,9 @@ describe("access control in the running gateway, registry on anvil", () => {
     expect(readFileSync(join(dir, "mosquitto", "vigil.passwd"), "utf8")).toContain(`${hex8(DEV)}:`);
     expect(readFileSync(join(dir, "mosquitto", "vigil.passwd"), "utf8")).not.toContain(`${hex8(DEV_UNREG)}:`);
     expect(rt.watch!.status()).toMatchObject({ state: "fresh" });
+    expect(logged).toContain(
+      "registry.mosquittoExport.pidFile holds no PID: the files are written, the broker is not signalled",
+    );
     expect(rt.registryState.view.sensorStatus(DEV)).toBe("active");
     expect(rt.standing).toBe("active");
   });
