@@ -55,7 +55,7 @@ const Mqtt = Type.Object(
         auth: choice(["none", "registry"], {
           default: "none",
           description:
-            'Who may connect: "none" (anyone; loopback development) or "registry" (devices with a device token or password-file secret, readers with a reader token the registry allows; gateway/src/access/README.md).',
+            'Who may connect: "none" (anyone; loopback development) or "registry" (devices with a device token (required when the registry holds their key) or a password-file secret, readers with a reader token the registry allows; gateway/src/access/README.md).',
         }),
         passwordFile: nullable(Type.String({ minLength: 1 }), {
           default: null,
