@@ -24,12 +24,12 @@
  * (no plugin) Mosquitto 2.0 grants every SUBSCRIBE and filters at delivery; with the plugin a
  * denied SUBSCRIBE gets 0x80 / 0x87 like on the embedded broker.
  */
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { RegistryView } from "../chain/registry-view.ts";
 import { writeFileAtomicSync } from "../core/atomic-file.ts";
 import type { Hex } from "../core/hex.ts";
 import { dynsecConfig, dynsecState, type DynsecState, type ExportUser } from "./mosquitto-dynsec.ts";
+import { makeDirSync } from "../core/make-dir.ts";
 
 export type { ExportUser };
 
@@ -137,7 +137,7 @@ export function mosquittoFiles(o: Omit<MosquittoExportOptions, "outDir" | "pid">
 export function exportMosquitto(o: MosquittoExportOptions): MosquittoExport {
   const f = mosquittoFiles(o);
   const dynsec = dynsecState(exportUsers(o));
-  mkdirSync(o.outDir, { recursive: true, mode: 0o700 });
+  makeDirSync(o.outDir, 0o700);
   const passwordFile = join(o.outDir, "vigil.passwd");
   const aclFile = join(o.outDir, "vigil.acl");
   const dynsecFile = join(o.outDir, "vigil.dynsec.json");

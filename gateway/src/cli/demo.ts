@@ -10,15 +10,7 @@
 import { InternalError, UsageError } from "../core/errors.ts";
 import { randomBytes } from "node:crypto";
 import { spawn, spawnSync } from "node:child_process";
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
@@ -57,6 +49,7 @@ import type { ModelManifest } from "../infer/features/manifest.ts";
 import { isStoredLeaf } from "../store/types.ts";
 import { variantManifest } from "../updates/model-check.ts";
 import { DEMO_HELP } from "./help/demo.ts";
+import { makeDirSync } from "../core/make-dir.ts";
 
 export { DEMO_HELP } from "./help/demo.ts";
 
@@ -494,7 +487,7 @@ async function demoModelUpdate(
   const agent = rt.updates?.model;
   if (!agent) throw new InternalError("the demo's runtime has no model update agent");
   const dir = join(dataDir, "releases", "fd001-int8");
-  mkdirSync(dir, { recursive: true });
+  makeDirSync(dir);
   const base = JSON.parse(
     readFileSync(fromRoot("models", "cmapss", "fd001.manifest.json"), "utf8"),
   ) as ModelManifest;

@@ -1,12 +1,12 @@
 /** `vigil init`: writes a commented starting config with a gateway name distinct per box. */
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import stripJsonComments from "strip-json-comments";
 import { DEFAULT_CONFIG, defaultGatewayName, resolveConfig } from "../config/config.ts";
 import { writeFileAtomic } from "../core/atomic-file.ts";
 import { UsageError, VigilError } from "../core/errors.ts";
 import { parse } from "./args.ts";
+import { makeDir } from "../core/make-dir.ts";
 
 export const INIT_HELP = `usage: vigil init [options]
 
@@ -113,7 +113,7 @@ export async function initCommand(argv: string[]): Promise<number> {
     if (e instanceof VigilError) throw new UsageError(e.shortMessage);
     throw e;
   }
-  await mkdir(dirname(out), { recursive: true });
+  await makeDir(dirname(out));
   await writeFileAtomic(out, text, { mode: 0o600 });
   process.stdout.write(
     `wrote ${out}\nnext:\n` +

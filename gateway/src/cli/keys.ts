@@ -16,6 +16,7 @@ import { readDeployment } from "../runtime.ts";
 import { releasesOf } from "../chain/deploy.ts";
 import { didYouMean, oneOf, parse, refuseFlags, rpcFlag } from "./args.ts";
 import { KEYS_HELP } from "./help/keys.ts";
+import { makeDir } from "../core/make-dir.ts";
 
 export { KEYS_HELP } from "./help/keys.ts";
 
@@ -57,10 +58,9 @@ export async function keysCommand(argv: string[]): Promise<number> {
       throw new UsageError(`--type must be one of secp256k1, p256, got "${v.type}"`);
     if (existsSync(path) && !v.force)
       throw new VigilError("KEYSTORE_EXISTS", `${path} exists; use --force to replace it`);
-    const { mkdir } = await import("node:fs/promises");
-    await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+    await makeDir(cfg.dataDir, 0o700);
     // attest.keystore may name a subfolder of the data folder (or another folder): create it too.
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await makeDir(dirname(path), 0o700);
     await writeKeystore(path, generateKey(type), passphrase);
   }
   if (sub === "rotate") return rotate(cfg, path, passphrase, v);

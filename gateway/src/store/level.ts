@@ -14,13 +14,14 @@
  */
 import { StoreUnavailableError } from "./errors.ts";
 import { existsSync } from "node:fs";
-import { mkdir, open as openFile, rm, statfs, stat } from "node:fs/promises";
+import { open as openFile, rm, statfs, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { KvFrameStore, type CoreStoreOptions, type StoreGuard } from "./core.ts";
 import type { Kv, KvOp, KvRange } from "./kv.ts";
 import { P_LEAF, P_LOG, u64Key } from "./codec.ts";
 import { FileWatermark, StoreIntegrityError } from "./integrity.ts";
+import { makeDir } from "../core/make-dir.ts";
 
 export interface LevelFrameStoreOptions extends CoreStoreOptions {
   /** Data directory; the database lives in `<dir>/db`, the reserve file in `<dir>/reserve.bin`. */
@@ -48,7 +49,7 @@ class LevelKv implements Kv {
   constructor(private readonly location: string) {}
 
   async open(): Promise<void> {
-    await mkdir(this.location, { recursive: true });
+    await makeDir(this.location);
     // A fresh instance each time: a LevelDB handle that saw a write error stays broken.
     const db = new ClassicLevel<Buffer, Buffer>(this.location, {
       keyEncoding: "buffer",
@@ -203,7 +204,7 @@ export class LevelFrameStore extends KvFrameStore {
   }
 
   override async open(): Promise<void> {
-    if (this.create) await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    if (this.create) await makeDir(this.dir, 0o700);
     else if (!existsSync(join(this.dir, "db", "CURRENT")) && !existsSync(join(this.dir, "watermark")))
       throw new StoreIntegrityError(
         `${this.dir} holds no Vigil store (no db/CURRENT, no watermark); check the path`,

@@ -16,7 +16,7 @@
  *   source where it is readable), pruned floors copied;
  * - counters recomputed; a fresh watermark.
  */
-import { cp, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { cp, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
@@ -59,6 +59,7 @@ import {
 import { FileWatermark, StoreIntegrityError, ranges } from "./integrity.ts";
 import { KEY_BYTES, LEAF_KEY_BYTES } from "./log.ts";
 import type { SealedBatch } from "./types.ts";
+import { makeDir } from "../core/make-dir.ts";
 
 export interface SalvageReport {
   /** Entries (frames + leaf records) copied. */
@@ -166,7 +167,7 @@ export async function salvageStore(fromDir: string, toDir: string): Promise<Salv
       // their counters): removed, so the folder is as before and the salvage can be run again.
       // (A target that could not be made at all, e.g. under a file, has nothing to remove.)
       await rm(toDir, { recursive: true, force: true }).catch(() => undefined);
-      if (there !== undefined) await mkdir(toDir, { recursive: true });
+      if (there !== undefined) await makeDir(toDir);
       if (e instanceof VigilError) throw e;
       throw new StoreIntegrityError(
         `the salvage into ${toDir} failed (${(e as Error).message}); nothing was kept there, the source is unchanged`,
@@ -238,7 +239,7 @@ async function rebuild(src: Db, toDir: string, acknowledged: number | undefined)
   for (let i = prunedThrough + 1; i <= sealed; i++) if (!entries.has(i)) lostSealed.push(i);
 
   // 4. Write the new store.
-  await mkdir(toDir, { recursive: true, mode: 0o700 });
+  await makeDir(toDir, 0o700);
   const dst = open(join(toDir, "db"), true);
   await dst.open();
   const report: SalvageReport = {

@@ -10,10 +10,11 @@
  * and the snapshot is retaken until both listings agree. The watermark is copied first, so it never
  * claims more than the copied database holds.
  */
-import { copyFile, link, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { copyFile, link, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { VigilError } from "../core/errors.ts";
+import { makeDir } from "../core/make-dir.ts";
 
 export interface StoreSnapshot {
   /** Store folder of the snapshot (open it with LevelFrameStore, `create: false`). */
@@ -48,7 +49,7 @@ export async function snapshotStore(storeDir: string, attempts = 10): Promise<St
     for (let i = 0; i < attempts; i++) {
       const out = join(base, `s${i}`);
       const db = join(out, "db");
-      await mkdir(db, { recursive: true, mode: 0o700 });
+      await makeDir(db, 0o700);
       try {
         await copyFile(join(storeDir, "watermark"), join(out, "watermark")).catch(
           (e: NodeJS.ErrnoException) => {

@@ -14,7 +14,6 @@ import {
   createReadStream,
   createWriteStream,
   lstatSync,
-  mkdirSync,
   openSync,
   readdirSync,
   renameSync,
@@ -29,6 +28,7 @@ import { takeBasicAuth } from "../core/url-credentials.ts";
 import { redactLine } from "../core/log.ts";
 import { cidV1OfFile, parseIpfsUri } from "./cid.ts";
 import { UpdateError, type UpdateErrorCode } from "./errors.ts";
+import { makeDirSync } from "../core/make-dir.ts";
 
 export interface FetchOptions {
   /** Folder for downloads (created 0700). */
@@ -185,7 +185,7 @@ async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string):
  *   any URI delivered wrong bytes, else FETCH_FAILED; `details` lists every URI's reason.
  */
 export async function fetchArtifact(a: Artifact, o: FetchOptions): Promise<Fetched> {
-  mkdirSync(o.stagingDir, { recursive: true, mode: 0o700 });
+  makeDirSync(o.stagingDir, 0o700);
   removeStaleParts(o.stagingDir);
   const sha = a.sha256.replace(/^0x/, "").toLowerCase();
   const failures: UpdateError[] = [];

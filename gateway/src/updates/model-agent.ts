@@ -29,7 +29,7 @@
  * (`check()`, e.g. on a registry event); when none succeeded for `staleAfterMs` the agent marks
  * itself stale and raises the `update-check-stale` alert (freeze attack).
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import cron from "node-cron";
 import type { ReleaseRecord } from "../chain/client.ts";
@@ -51,6 +51,7 @@ import { fetchArtifact, removeStaleParts } from "./fetch.ts";
 import { checkModelAgainstManifest } from "./model-check.ts";
 import { parseModelMeta, semverToVersion, targetId } from "./release-meta.ts";
 import { viewTimeMs } from "./view-age.ts";
+import { makeDirSync } from "../core/make-dir.ts";
 
 /**
  * Load options that make the registry run a release's own file, the manifest's `model.file` (the
@@ -629,7 +630,7 @@ export class ModelUpdateAgent {
     if (await this.#mismatch(rel.id))
       await this.#o.state.putMeta(`updates/mismatch/${rel.id}`, Buffer.alloc(0));
     rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirSync(dir, 0o700);
     const manifestPath = join(dir, meta.manifest.file);
     renameSync(manifest.path, manifestPath);
     const bytes = readFileSync(model.path);
