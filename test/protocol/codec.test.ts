@@ -295,6 +295,13 @@ describe("frame codec", () => {
     b.writeUInt32LE(crc32(b.subarray(0, b.length - 4)), b.length - 4);
     expect(() => decodeFrame(b)).toThrowError(expect.objectContaining({ reason: "BAD_PAYLOAD" }));
   });
+  it("behavior: an ERROR message that starts with a byte-order mark keeps it: the frame re-encodes to its own bytes", () => {
+    const b = encodeFrame({ type: FrameType.Error, deviceId: 1, code: 1, message: "\uFEFFa" });
+    expect([...b.subarray(10, 14)]).toEqual([0xef, 0xbb, 0xbf, 0x61]);
+    const f = decodeFrame(b);
+    expect(f).toMatchObject({ type: FrameType.Error, message: "\uFEFFa" });
+    expect(Buffer.compare(encodeFrame(f), b)).toBe(0);
+  });
   it("error: every oversized input is OVERSIZED, not a crash", () => {
     expect(() => decodeFrame(Buffer.alloc(MAX_FRAME + 1))).toThrowError(
       expect.objectContaining({ reason: "OVERSIZED" }),

@@ -311,7 +311,8 @@ function ascii(b: Uint8Array, start: number, len: number): string {
 
 const NAME_RE = /^[a-z0-9_]+$/;
 // fatal: invalid UTF-8 is refused rather than replaced, so every accepted frame is canonical.
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the message (kept, so the frame re-encodes to its own bytes).
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const PROFILE_RE = /^[\x21-\x7e]*$/;
 
 /**
