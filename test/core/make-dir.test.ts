@@ -1,7 +1,7 @@
 // makeDir / makeDirSync: `mkdir -p` without Node's endless loop on a file system that answers
 // ENOENT under an existing parent (procfs), and with the usual errors otherwise.
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -34,6 +34,12 @@ describe("makeDir", () => {
     writeFileSync(join(d, "f"), "");
     await expect(makeDir(join(d, "f"))).rejects.toMatchObject({ code: "EEXIST" });
     await expect(makeDir(join(d, "f", "g"))).rejects.toMatchObject({ code: "ENOTDIR" });
+    // A dangling link in the way: mkdir's EEXIST, not the stat that follows the link.
+    symlinkSync(join(d, "nowhere"), join(d, "link"));
+    await expect(makeDir(join(d, "link"))).rejects.toMatchObject({ code: "EEXIST", syscall: "mkdir" });
+    expect(() => makeDirSync(join(d, "link"))).toThrow(
+      expect.objectContaining({ code: "EEXIST", syscall: "mkdir" }),
+    );
     await expect(makeDir("/proc/vigil-make-dir-test/x")).rejects.toMatchObject({
       code: "ENOENT",
       syscall: "mkdir",

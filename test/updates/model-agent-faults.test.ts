@@ -140,13 +140,14 @@ describe("model update agent: failures that are not the release's", () => {
     const s = await setup("faults-f");
     await s.releases.add(1n, "faults-f", "3.1.0");
     mkdirSync(s.dir, { recursive: true });
-    // A dangling link where the models folder belongs: mkdir models/1-… fails (ENOENT), while the
-    // clean-up of the failed install succeeds, so the failure reaches the agent's verdict.
+    // A dangling link where the models folder belongs: making models/ fails (EEXIST: the link is
+    // in the way), while the clean-up of the failed install succeeds, so the failure reaches the
+    // agent's verdict.
     symlinkSync(join(s.dir, "gone"), join(s.dir, "models"));
     await s.rig.feedUntil(s.agent.check());
     expect(s.agent.counters).toMatchObject({ installs: 0, checkErrors: 1, rejected: {} });
     expect(s.agent.status().lastCheckError).toMatch(
-      /^cannot mkdir .*\/models\/1-[0-9a-f]{12}: no such file or folder \(ENOENT\)$/,
+      /^cannot mkdir .*\/models: a file of that name is in the way \(EEXIST\)$/,
     );
     expect(remembered(s.state, 1n)).toBeUndefined();
     // Fixed on the machine: the next check installs the release.

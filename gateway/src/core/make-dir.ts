@@ -16,7 +16,7 @@ export async function makeDir(path: string, mode?: number): Promise<void> {
     await mkdir(path, { mode });
     return;
   } catch (e) {
-    if (code(e) === "EEXIST" && (await stat(path)).isDirectory()) return;
+    if (code(e) === "EEXIST" && (await isDir(path))) return;
     if (code(e) !== "ENOENT" || (await exists(dirname(path))) || dirname(path) === path) throw e;
   }
   await makeDir(dirname(path), mode);
@@ -24,7 +24,7 @@ export async function makeDir(path: string, mode?: number): Promise<void> {
     await mkdir(path, { mode });
   } catch (e) {
     // Made meanwhile by another caller: what was asked for exists.
-    if (!(code(e) === "EEXIST" && (await stat(path)).isDirectory())) throw e;
+    if (!(code(e) === "EEXIST" && (await isDir(path)))) throw e;
   }
 }
 
@@ -34,14 +34,33 @@ export function makeDirSync(path: string, mode?: number): void {
     mkdirSync(path, { mode });
     return;
   } catch (e) {
-    if (code(e) === "EEXIST" && statSync(path).isDirectory()) return;
+    if (code(e) === "EEXIST" && isDirSync(path)) return;
     if (code(e) !== "ENOENT" || existsSync(dirname(path)) || dirname(path) === path) throw e;
   }
   makeDirSync(dirname(path), mode);
   try {
     mkdirSync(path, { mode });
   } catch (e) {
-    if (!(code(e) === "EEXIST" && statSync(path).isDirectory())) throw e;
+    if (!(code(e) === "EEXIST" && isDirSync(path))) throw e;
+  }
+}
+
+/**
+ * Whether `p` is a folder (following links). A name that is taken by anything else, a dangling
+ * link included, is not: mkdir's own EEXIST is then the error to report.
+ */
+async function isDir(p: string): Promise<boolean> {
+  return stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+}
+
+function isDirSync(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
   }
 }
 
