@@ -151,6 +151,23 @@ describe("vigil receipt / vigil verify", () => {
     expect(await verifyCommand([out], bad.io)).toBe(1);
     expect(bad.o.out).toMatch(/FAIL 0000002a\/3: BAD_PROOF/);
     expect(bad.o.out).toContain("23/24 receipts verified");
+
+    // Pinned to another registry, nothing passes: the summary names the pinned registry (it said
+    // "no trust anchor given").
+    const other = io();
+    const pin = ["--registry", "0x" + "99".repeat(20), "--chain-id", "31337"];
+    expect(await verifyCommand([out, ...pin], other.io)).toBe(1);
+    expect(other.o.out).toContain(
+      `0/24 receipts verified offline\ntrust anchor: registry 0x${"99".repeat(20)} on chain 31337; no receipt passed\n`,
+    );
+    // A failure is named by the receipt's kind: a frame object inside a receipt of another kind
+    // does not lend it its device and seq.
+    (bundle.receipts[0] as { kind: string }).kind = "alert";
+    writeFileSync(out, JSON.stringify(bundle));
+    const named = io();
+    expect(await verifyCommand([out], named.io)).toBe(1);
+    expect(named.o.out).toMatch(/^FAIL receipt: MALFORMED/m);
+    expect(named.o.out).not.toContain("FAIL 0000002a/0:");
   });
 
   it("behavior: one receipt by --seq verifies with a step-by-step report; --json output; --signer pins the key", async () => {

@@ -219,6 +219,23 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
     await expectMalformed(edits);
   });
 
+  it("error: a hex field given as an array holding the right string, or an integer written -0, is MALFORMED (check 1: types), not a later check's reason", async () => {
+    const wrap = (r: AnyReceipt, path: string[]): void => {
+      let x = r as unknown as Record<string, unknown>;
+      for (const k of path.slice(0, -1)) x = x[k] as Record<string, unknown>;
+      x[path.at(-1)!] = [x[path.at(-1)!]];
+    };
+    const edits: [string, AnyReceipt, (r: AnyReceipt) => void][] = [
+      ["frame.deviceId", f.frame, (r) => wrap(r, ["frame", "deviceId"])],
+      ["header.gatewayId", f.frame, (r) => wrap(r, ["batch", "header", "gatewayId"])],
+      ["header.prevHead", f.frame, (r) => wrap(r, ["batch", "header", "prevHead"])],
+      ["batch.head", f.frame, (r) => wrap(r, ["batch", "head"])],
+      ["inference.modelHash", f.inference, (r) => wrap(r, ["inference", "modelHash"])],
+      ["leafIndex -0", f.frame, (r) => (r.leafIndex = -0)],
+    ];
+    await expectMalformed(edits);
+  });
+
   it("error: a 0X prefix (upper case) is MALFORMED in every hex field (check 1); upper-case digits are accepted", async () => {
     const up = (h: string): string => `0X${h.slice(2)}`;
     const edits: [string, AnyReceipt, (r: AnyReceipt) => void][] = [

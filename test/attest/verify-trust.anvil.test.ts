@@ -22,7 +22,8 @@ import type { Hex } from "../../gateway/src/core/hex.ts";
 import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
 import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
 import { ReceiptBuilder, type AnyReceipt, type Bundle } from "../../gateway/src/attest/receipt.ts";
-import { verifyReceipt, type TrustAnchor } from "../../gateway/src/attest/verify.ts";
+import { ReceiptVerifier, verifyReceipt, type TrustAnchor } from "../../gateway/src/attest/verify.ts";
+import { ChainNetworkError } from "../../gateway/src/chain/errors.ts";
 import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { verifyCommand } from "../../gateway/src/cli/verify.ts";
@@ -302,6 +303,8 @@ describe("vigil verify pins its trust anchor", () => {
     });
     const edits: [string, (r: AnyReceipt) => void][] = [
       ["blockNumber", (r) => (r.anchor!.blockNumber = r.anchor!.blockNumber! - 1)],
+      // Past the head: anvil refuses the query of that block (it was CHAIN_UNREACHABLE).
+      ["blockNumber", (r) => (r.anchor!.blockNumber = r.anchor!.blockNumber! + 1_000_000)],
       ["blockHash", (r) => (r.anchor!.blockHash = "0x" + "ee".repeat(32))],
       ["txHash", (r) => (r.anchor!.txHash = "0x" + "ee".repeat(32))],
     ];
@@ -312,6 +315,33 @@ describe("vigil verify pins its trust anchor", () => {
       expect(v, field).toMatchObject({ ok: false, reason: "ANCHOR_MISMATCH" });
       expect(v.ok || v.message).toContain(`anchor.${field}`);
     }
+  });
+
+  it("error: once the RPC failed after its retries, the run's other receipts fail CHAIN_UNREACHABLE at once (a stuck endpoint cost each receipt the whole retry budget)", async () => {
+    const trust: TrustAnchor = {
+      chainId: 31337n,
+      registry: rig.deployment.contracts.VigilRegistry.address,
+      fromBlock: rig.deployment.deployBlock,
+    };
+    const asked: string[] = [];
+    const rpc = {
+      currentUrl: "http://127.0.0.1:1",
+      close: () => undefined,
+      async request<T>(method: string): Promise<T> {
+        asked.push(method);
+        if (method === "eth_chainId") return "0x7a69" as T;
+        throw new ChainNetworkError("http://127.0.0.1:1", { reason: "no answer within 10000 ms" });
+      },
+    };
+    const v = new ReceiptVerifier({ trust, rpc });
+    const first = await v.verify(structuredClone(real));
+    expect(first).toMatchObject({ ok: false, reason: "CHAIN_UNREACHABLE" });
+    const n = asked.length;
+    const second = await v.verify(structuredClone(real));
+    expect(second).toMatchObject({ ok: false, reason: "CHAIN_UNREACHABLE" });
+    expect(second.ok || second.message).toMatch(/\(earlier in this run: not asked again\)$/);
+    expect(asked.length).toBe(n);
+    v.close();
   });
 
   it("behavior: an anchor a reorg can still remove passes with a warning; --finalized / --min-confirmations refuse it (NOT_FINAL) until the chain has moved on", async () => {

@@ -224,7 +224,13 @@ function must(cond: unknown, reason: VerifyFailure, message: string): asserts co
 }
 
 function isSafeUint(v: unknown): v is number {
-  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+  // -0 is refused too: it is not how an integer is written (RECEIPTS.md: safe integers).
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && !Object.is(v, -0);
+}
+
+/** `v` is a string and matches `re` (RegExp.test would take ["0x…"] for its string form). */
+function hexOf(v: unknown, re: RegExp): boolean {
+  return typeof v === "string" && re.test(v);
 }
 
 const HEX_BYTES = /^0x(?:[0-9a-fA-F]{2})+$/;
@@ -249,7 +255,7 @@ function checkShape(r: AnyReceipt): void {
   );
   if (r.kind === "frame") {
     m(r.frame && typeof r.frame.raw === "string" && HEX_BYTES.test(r.frame.raw), "frame.raw");
-    m(/^[0-9a-f]{8}$/.test(r.frame.deviceId), "frame.deviceId");
+    m(hexOf(r.frame.deviceId, /^[0-9a-f]{8}$/), "frame.deviceId");
     for (const k of ["index", "seq", "receivedUs", "timestampUs"] as const)
       m(isSafeUint(r.frame[k]), `frame.${k}`);
     m(
@@ -263,7 +269,7 @@ function checkShape(r: AnyReceipt): void {
     m(typeof x!.deviceId === "string" && /^[0-9a-f]{8}$/.test(x!.deviceId), `${r.kind}.deviceId`);
     m(isSafeUint(x!.index), `${r.kind}.index`);
     m(isSafeUint(x!.timestampUs), `${r.kind}.timestampUs`);
-    for (const k of ["modelHash", "inputWindowHash"] as const) m(HEX32.test(String(x![k])), `${r.kind}.${k}`);
+    for (const k of ["modelHash", "inputWindowHash"] as const) m(hexOf(x![k], HEX32), `${r.kind}.${k}`);
     if (r.kind === "inference")
       m(
         Array.isArray(x!.outputs) && x!.outputs.every((v) => typeof v === "number" || v === null),
@@ -280,11 +286,11 @@ function checkShape(r: AnyReceipt): void {
   const b = r.batch;
   m(b && b.header && b.domain && b.signer, "batch");
   for (const k of ["gatewayId", "prevHead", "root", "modelHash"] as const)
-    m(HEX32.test(String(b.header[k])), `batch.header.${k}`);
+    m(hexOf(b.header[k], HEX32), `batch.header.${k}`);
   for (const k of ["seq", "leafCount", "firstTimestamp", "lastTimestamp"] as const)
     m(isSafeUint(b.header[k]), `batch.header.${k}`);
   m(b.header.leafCount < 2 ** 32, "batch.header.leafCount"); // uint32 in the EIP-712 struct
-  m(HEX32.test(String(b.head)) && HEX32.test(String(b.digest)), "batch.head/digest");
+  m(hexOf(b.head, HEX32) && hexOf(b.digest, HEX32), "batch.head/digest");
   m(typeof b.signature === "string" && HEX_BYTES.test(b.signature), "batch.signature");
   m(b.signer.keyType === "secp256k1" || b.signer.keyType === "p256", "batch.signer.keyType");
   m(typeof b.signer.publicKey === "string" && HEX_BYTES.test(b.signer.publicKey), "batch.signer.publicKey");
@@ -429,6 +435,12 @@ export class ReceiptVerifier {
   readonly #anchors = new Map<string, Promise<AnchorLookup>>();
   readonly #keys = new Map<string, Promise<KeyEvent[]>>();
   readonly #sigs = new Map<string, boolean>();
+  /**
+   * The first CHAIN_UNREACHABLE of this verifier's run: later receipts fail with it at once. Each
+   * request already had its retries; without this a stuck endpoint cost every receipt of a bundle
+   * the whole retry budget again (a 3-receipt bundle: 6 minutes of silence).
+   */
+  #unreachable: string | undefined;
 
   /** @throws TypeError when an RPC is given without a trust anchor (nothing to check it against). */
   constructor(o: VerifyOptions = {}) {
@@ -675,6 +687,7 @@ export class ReceiptVerifier {
     if (e instanceof RpcWrongChainError) throw wrongChain(e.served, e.expected);
     const msg =
       e instanceof ChainError ? e.shortMessage : ((e as Error)?.message ?? String(e)).split("\n")[0];
+    this.#unreachable ??= `${what}: ${msg}`;
     throw new Fail("CHAIN_UNREACHABLE", `${what}: ${msg}`);
   }
 
@@ -686,6 +699,8 @@ export class ReceiptVerifier {
   ): Promise<{ anchored: AnchorSummary; site: string | null }> {
     const h = r.batch.header;
     const registry = t.registry.toLowerCase();
+    if (this.#unreachable !== undefined)
+      throw new Fail("CHAIN_UNREACHABLE", `${this.#unreachable} (earlier in this run: not asked again)`);
     // 9. chain
     this.#chainOk ??= rpc.request<string>("eth_chainId", []).then(BigInt);
     let chainId: bigint;
@@ -889,7 +904,13 @@ export class ReceiptVerifier {
     const range = this.#o.logBlockRange ?? DEFAULT_LOG_RANGE;
     // The receipt's block first (one request); the whole range from the deployment block otherwise.
     if (hint !== null && hint >= fromBlock) {
-      const l = match(await scanLogs(rpc, filter, { fromBlock: hint, toBlock: hint, maxRange: range }));
+      // A node refuses a block past its head (anvil: BlockOutOfRangeError): then the receipt's block
+      // is simply wrong, and the scan below finds the event (ANCHOR_MISMATCH names the block) or
+      // reports the node unreachable itself.
+      const l = await scanLogs(rpc, filter, { fromBlock: hint, toBlock: hint, maxRange: range }).then(
+        match,
+        () => undefined,
+      );
       if (l) return { log: l };
     }
     const logs = await scanLogs(rpc, filter, {

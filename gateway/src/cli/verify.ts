@@ -34,11 +34,15 @@ function receiptName(r: AnyReceipt): string {
   > & {
     leaf?: unknown;
   };
-  if (x?.frame) return `${String(x.frame.deviceId)}/${String(x.frame.seq)}`;
+  // By the receipt's kind: a stray object of another kind (a `frame` in an alert receipt) does not
+  // name it.
+  const kind = (r as { kind?: unknown } | null)?.kind;
+  if (kind === "frame" && x.frame) return `${String(x.frame.deviceId)}/${String(x.frame.seq)}`;
   const leaf = typeof x?.leaf === "string" ? x.leaf.slice(0, 18) : "?";
-  if (x?.alert) return `${String(x.alert.deviceId)} alert@${leaf}`;
-  if (x?.inference) return `${String(x.inference.deviceId)} inference@${leaf}`;
-  if (x?.sensorFault) return `${String(x.sensorFault.deviceId)} sensor-fault@${leaf}`;
+  if (kind === "alert" && x.alert) return `${String(x.alert.deviceId)} alert@${leaf}`;
+  if (kind === "inference" && x.inference) return `${String(x.inference.deviceId)} inference@${leaf}`;
+  if (kind === "sensor-fault" && x.sensorFault)
+    return `${String(x.sensorFault.deviceId)} sensor-fault@${leaf}`;
   return "receipt";
 }
 
@@ -276,6 +280,8 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
       if (!f.result.ok) io.out(`FAIL ${f.receipt}: ${f.result.reason}: ${f.result.message}\n`);
     io.out(`${results.length - failed.length}/${results.length} receipts verified ${how}${finalityNote}\n`);
     if (checked.length > 0) io.out(`${describeTrust(checked)}\n`);
+    else if (opts.trust)
+      io.out(`trust anchor: registry ${opts.trust.registry} on chain ${opts.trust.chainId}; no receipt passed\n`);
     else io.out("no trust anchor given: checked against the receipts' own claims only\n");
   }
   if (refused) {
