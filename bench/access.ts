@@ -24,7 +24,6 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { runInNewContext } from "node:vm";
 import { setFlagsFromString } from "node:v8";
-import { parseArgs } from "node:util";
 import mqtt from "mqtt";
 import { RegistryAdmission } from "../gateway/src/access/admission.ts";
 import { RegistryBrokerPolicy } from "../gateway/src/access/broker-policy.ts";
@@ -37,21 +36,28 @@ import { MemorySink } from "../gateway/src/ingest/memory-sink.ts";
 import { EmbeddedBroker } from "../gateway/src/ingest/mqtt/embedded-broker.ts";
 import { encodeFrame, FrameType } from "../gateway/src/protocol/frame.ts";
 import type { AttackKind } from "./probes/access-attacker.ts";
+import { benchOptions, int, positive } from "./lib/options.ts";
 
 // A real garbage collection before each heap reading (the bench runs without --expose-gc).
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
 
-const { values: a } = parseArgs({
-  options: {
+const a = benchOptions(
+  import.meta.url,
+  {
     seconds: { type: "string" },
     "same-priority": { type: "boolean" },
     flood: { type: "string" },
   },
-});
-const SECONDS = Number(a.seconds ?? 5);
+  (v) => ({
+    seconds: positive("seconds", v.seconds, 5),
+    "same-priority": v["same-priority"] === true,
+    flood: int("flood", v.flood, 256, 1),
+  }),
+);
+const SECONDS = a.seconds;
 /** Parallel connections of the connect flood (--flood, default 256). */
-const FLOOD = Number(a.flood ?? 256);
+const FLOOD = a.flood;
 const GW: Hex = `0x${"11".repeat(32)}`;
 const DEV = 0x0a;
 const hex8 = (d: number): string => d.toString(16).padStart(8, "0");

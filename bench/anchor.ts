@@ -27,10 +27,13 @@ import { verifyReceipt } from "../gateway/src/attest/verify.ts";
 import { verifyCommand } from "../gateway/src/cli/verify.ts";
 import { pipeline, startChainRig, type ChainRig } from "../test/anchor/chain-rig.ts";
 import { installOpPredeploys, DEFAULT_L1_FEE } from "../test/anchor/op-predeploys.ts";
+import { benchOptions, int } from "./lib/options.ts";
 
-const quick = process.argv.includes("--quick");
-const depthArg = process.argv.indexOf("--depth");
-const DEPTH = depthArg > 0 ? Number(process.argv[depthArg + 1]) : 3;
+const { quick, depth: DEPTH } = benchOptions(
+  import.meta.url,
+  { quick: { type: "boolean" }, depth: { type: "string" } },
+  (a) => ({ quick: a.quick === true, depth: int("depth", a.depth, 3, 1) }),
+);
 const root = mkdtempSync(join(tmpdir(), "vigil-bench-anchor-"));
 process.on("exit", () => rmSync(root, { recursive: true, force: true }));
 process.on("SIGINT", () => process.exit(130));

@@ -28,8 +28,11 @@ import { batchDigest, vigilDomain } from "../gateway/src/chain/eip712.ts";
 import { type Hex } from "../gateway/src/core/hex.ts";
 import { AnchorService } from "../gateway/src/anchor/service.ts";
 import { connectEthersAnchorChain } from "../gateway/src/anchor/chain.ts";
+import { benchOptions } from "./lib/options.ts";
 
-const quick = process.argv.includes("--quick");
+const { quick } = benchOptions(import.meta.url, { quick: { type: "boolean" } }, (a) => ({
+  quick: a.quick === true,
+}));
 const CHANNELS = 8;
 const BASE_US = 1_764_000_000_000_000;
 const root = mkdtempSync(join(tmpdir(), "vigil-bench-attest-"));

@@ -8,11 +8,10 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { packageRoot } from "../gateway/src/core/paths.ts";
+import { benchOptions, int } from "./lib/options.ts";
 
-const { values } = parseArgs({ options: { runs: { type: "string" } } });
-const runs = Number(values.runs ?? 7);
+const runs = benchOptions(import.meta.url, { runs: { type: "string" } }, (a) => int("runs", a.runs, 7, 1));
 const root = packageRoot();
 const main = join(root, "dist/gateway/src/cli/main.js");
 const GOAL_S = 0.5;

@@ -28,6 +28,9 @@
  * `--step-at N[,M…]` skips 1–4: one step at each rate without the profiler (CPU per frame, p99),
  * to compare configurations at the same load. `--overload-at N` skips 1–3: it runs step 4 at N
  * frames/s (goodput compared with N / 3), to compare configurations at the same offered load.
+ * These three are separate runs: give at most one (`--no-overload`/`--no-profile` apply only to
+ * the full run). A mistyped option, a value that is not a number in range or two of the three
+ * is one line and exit 2 before anything starts (bench/lib/options.ts).
  * `--window-backlog N` sets the gateway's `models.windowBacklog`, `--max-pending N` its
  * `ingest.maxPending` (default: the config defaults).
  * Last line: one JSON object.
@@ -36,7 +39,6 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { gatewayIdOf } from "../gateway/src/config/gateway-id.ts";
 import { resolveConfig } from "../gateway/src/config/config.ts";
 import { packageRoot } from "../gateway/src/core/paths.ts";
@@ -46,9 +48,22 @@ import { freePort } from "../test/helpers/procs.ts";
 import { parseExposition, type Family } from "../test/http/exposition.ts";
 import { readStoreFromDisk } from "../test/helpers/store-reader.ts";
 import { unitEnvironment } from "./lib/unit.ts";
+import {
+  benchOptions,
+  exclusive,
+  flagList,
+  int,
+  oneOf,
+  positive,
+  refuseFlags,
+  UsageError,
+} from "./lib/options.ts";
 
-const { values: a } = parseArgs({
-  options: {
+/** The single-phase runs: each ends the process when done, so at most one may be given. */
+const MODES = ["profile-at", "step-at", "overload-at"] as const;
+const o = benchOptions(
+  import.meta.url,
+  {
     devices: { type: "string" },
     "step-s": { type: "string" },
     "overload-s": { type: "string" },
@@ -62,28 +77,62 @@ const { values: a } = parseArgs({
     "window-backlog": { type: "string" },
     "max-pending": { type: "string" },
   },
-});
+  (a) => {
+    const mode = exclusive(a, MODES);
+    // Flags the chosen run never reads are refused rather than silently ignored.
+    if (mode !== undefined)
+      refuseFlags(
+        a,
+        ["no-overload", "no-profile"],
+        `applies only to the full run (without ${flagList(MODES)})`,
+      );
+    if (mode === "profile-at" || mode === "step-at")
+      refuseFlags(a, ["overload-s"], "applies only to the full run and --overload-at");
+    if (mode === "overload-at")
+      refuseFlags(a, ["step-s"], "does nothing with --overload-at (it runs no steps)");
+    const stepAt = a["step-at"]?.split(",").map((r) => Number(r.trim()));
+    if (stepAt?.some((r) => !(r > 0) || !Number.isFinite(r)))
+      throw new UsageError(
+        `--step-at wants frames/s, comma-separated (e.g. 4000,6000), got "${a["step-at"]}"`,
+      );
+    return {
+      runner: oneOf("runner", a.runner, ["inline", "worker"] as const, "inline"),
+      profileAt: a["profile-at"] === undefined ? undefined : positive("profile-at", a["profile-at"], 0),
+      stepAt,
+      overloadAt: a["overload-at"] === undefined ? undefined : positive("overload-at", a["overload-at"], 0),
+      // The gateway config's own bounds (models.windowBacklog, ingest.maxPending), checked before the build.
+      windowBacklog:
+        a["window-backlog"] === undefined
+          ? undefined
+          : int("window-backlog", a["window-backlog"], 8, 1, 1024),
+      maxPending:
+        a["max-pending"] === undefined
+          ? undefined
+          : int("max-pending", a["max-pending"], 2000, 100, 10_000_000),
+      devices: int("devices", a.devices, 100, 1),
+      stepS: positive("step-s", a["step-s"], 8),
+      overloadS: positive("overload-s", a["overload-s"], 60),
+      noOverload: a["no-overload"] === true,
+      noProfile: a["no-profile"] === true,
+      nodeOptions: a["node-options"],
+    };
+  },
+);
 /**
  * Where onnxruntime runs in the gateway (models.runner). Default "inline", the config's default:
  * on this 2-core machine it measured 10,125 frames/s at 78 µs per frame against 4,200/s at
  * ≈ 100 µs with "worker" (six worker threads on the same two cores; README, e2e).
  */
-const RUNNER = (a.runner ?? "inline") as "inline" | "worker";
-const PROFILE_AT = a["profile-at"] ? Number(a["profile-at"]) : undefined;
+const RUNNER = o.runner;
+const PROFILE_AT = o.profileAt;
 /** `--step-at 4000,6000`: one step at each rate (after a warm-up), no profiler: to compare configurations. */
-const STEP_AT = a["step-at"]?.split(",").map(Number);
-if (STEP_AT?.some((r) => !(r > 0))) {
-  console.error(
-    `bench e2e: --step-at wants frames/s, comma-separated (e.g. 4000,6000), got "${a["step-at"]}"`,
-  );
-  process.exit(2);
-}
-const OVERLOAD_AT = a["overload-at"] ? Number(a["overload-at"]) : undefined;
-const WINDOW_BACKLOG = a["window-backlog"] ? Number(a["window-backlog"]) : undefined;
-const MAX_PENDING = a["max-pending"] ? Number(a["max-pending"]) : undefined;
-const DEVICES = Number(a.devices ?? 100);
-const STEP_S = Number(a["step-s"] ?? 8);
-const OVERLOAD_S = Number(a["overload-s"] ?? 60);
+const STEP_AT = o.stepAt;
+const OVERLOAD_AT = o.overloadAt;
+const WINDOW_BACKLOG = o.windowBacklog;
+const MAX_PENDING = o.maxPending;
+const DEVICES = o.devices;
+const STEP_S = o.stepS;
+const OVERLOAD_S = o.overloadS;
 const P99_GOAL_MS = 50;
 const RSS_GOAL_MB = 250;
 const CAPACITY_GOAL = 20_000;
@@ -93,7 +142,7 @@ const root = packageRoot();
  * `Environment=NODE_OPTIONS=…`, e.g. a 2 MB young generation), so RSS is the product's as
  * installed; `--node-options ""` measures Node's defaults instead.
  */
-const NODE_OPTIONS = a["node-options"] ?? unitNodeOptions();
+const NODE_OPTIONS = o.nodeOptions ?? unitNodeOptions();
 const DIST_MAIN = join(root, "dist/gateway/src/cli/main.js");
 const GATEWAY_NAME = "bench-e2e";
 
@@ -335,9 +384,9 @@ async function prepareGateway(): Promise<GatewayEnv & { stopChain(): Promise<voi
         anchorIntervalMs: 1000,
         confirmations: 1, // anvil mines only when a transaction arrives
       },
-      models: { runner: RUNNER, ...(WINDOW_BACKLOG ? { windowBacklog: WINDOW_BACKLOG } : {}) },
+      models: { runner: RUNNER, ...(WINDOW_BACKLOG !== undefined ? { windowBacklog: WINDOW_BACKLOG } : {}) },
       log: { level: "info", statsIntervalMs: 500 },
-      ...(MAX_PENDING ? { ingest: { maxPending: MAX_PENDING } } : {}),
+      ...(MAX_PENDING !== undefined ? { ingest: { maxPending: MAX_PENDING } } : {}),
     }),
   );
   return {
@@ -631,7 +680,7 @@ function profileShares(dir: string): Record<string, number> {
   });
   delete us["idle/program"];
   const total = Object.values(us).reduce((x, y) => x + y, 0);
-  if (PROFILE_AT) {
+  if (PROFILE_AT !== undefined) {
     const self = new Map<string, number>();
     prof.samples.forEach((id, i) => {
       const f = byId.get(id)!.callFrame;
@@ -666,7 +715,7 @@ console.log(
     `     fed by 'vigil sim' (${DEVICES} rotating devices, MQTT QoS 1) in a separate process; steps of ${STEP_S} s`,
 );
 
-if (PROFILE_AT) {
+if (PROFILE_AT !== undefined) {
   const g = await prepareGateway();
   const profDir = mkdtempSync(join(tmpdir(), "vigil-e2e-prof-"));
   const gw = await startGateway(g, profDir);
@@ -698,7 +747,7 @@ if (PROFILE_AT) {
   });
 }
 
-if (STEP_AT) {
+if (STEP_AT !== undefined) {
   const g = await prepareGateway();
   const gw = await startGateway(g);
   await step(gw, Math.min(STEP_AT[0]!, 2000), 4, { firstId: 50_000, gateway: true }); // warm-up
@@ -785,7 +834,7 @@ async function overloadRun(
   return overload;
 }
 
-if (OVERLOAD_AT) {
+if (OVERLOAD_AT !== undefined) {
   const g = await prepareGateway();
   const gw = await startGateway(g);
   console.log(
@@ -813,7 +862,7 @@ const cap = gwCap.capacity;
 
 let shares: Record<string, number> = {};
 let cpuAtCap = NaN;
-if (!a["no-profile"] && cap > 0) {
+if (!o.noProfile && cap > 0) {
   console.log(`\n3. where the CPU goes: one ${STEP_S} s step at capacity (${cap}/s) under --cpu-prof`);
   await gw.stop();
   const profDir = mkdtempSync(join(tmpdir(), "vigil-e2e-prof-"));
@@ -832,7 +881,7 @@ if (!a["no-profile"] && cap > 0) {
 }
 
 let overload: Record<string, unknown> | undefined;
-if (!a["no-overload"] && cap > 0) {
+if (!o.noOverload && cap > 0) {
   const offered = 3 * cap;
   console.log(`\n4. overload: ${offered}/s (3 × capacity) for ${OVERLOAD_S} s, then the devices drain`);
   overload = await overloadRun(gw, g, offered, cap);

@@ -26,7 +26,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { SerialPort } from "serialport";
 import { factoryFirmware } from "../device-sim/src/firmware/index.ts";
 import { FirmwareSerialDevice } from "../device-sim/src/firmware/serial-device.ts";
@@ -35,9 +34,13 @@ import { FirmwareSession } from "../gateway/src/updates/firmware/session.ts";
 import { GatewayFirmwarePort } from "../test/helpers/firmware-link.ts";
 import { stop, which } from "../test/helpers/procs.ts";
 import { SerialRelay } from "../test/helpers/serial-relay.ts";
+import { benchOptions, int } from "./lib/options.ts";
 
-const { values: args } = parseArgs({ options: { runs: { type: "string" }, quick: { type: "boolean" } } });
-const RUNS = Number(args.runs ?? (args.quick ? 1 : 3));
+const args = benchOptions(import.meta.url, { runs: { type: "string" }, quick: { type: "boolean" } }, (a) => ({
+  quick: a.quick === true,
+  runs: int("runs", a.runs, a.quick ? 1 : 3, 1),
+}));
+const RUNS = args.runs;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const REF = join(ROOT, "hardware", "firmware-ref");
 const CEILING = 224 / 250;

@@ -36,6 +36,10 @@ import { bytesToHex, type Hex } from "../gateway/src/core/hex.ts";
 import { EthersRegistryClient } from "../gateway/src/chain/ethers-client.ts";
 import { alertLeafPreimage } from "../gateway/src/core/leaf.ts";
 import { VigilMaintenanceEscrowArtifact, VigilRegistryArtifact } from "../contracts/artifacts/index.ts";
+import { benchOptions } from "./lib/options.ts";
+
+// No options: anything on the command line is a mistake (one line, exit 2).
+benchOptions(import.meta.url, {}, () => undefined);
 
 const NAIVE_SOURCE = `// SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;

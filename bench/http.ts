@@ -12,17 +12,24 @@
  * Gateway, simulator and browser share the machine's cores, so the page's figures include that
  * contention. Last line: one JSON object.
  */
-import { parseArgs } from "node:util";
 import type { Page } from "playwright-core";
 import { launchChromium } from "../test/helpers/observe.ts";
 import { startFleet, type Fleet } from "../test/helpers/fleet.ts";
+import { benchOptions, int, positive } from "./lib/options.ts";
 
-const { values: a } = parseArgs({
-  options: { devices: { type: "string" }, rate: { type: "string" }, seconds: { type: "string" } },
-});
-const DEVICES = Number(a.devices ?? 1000);
-const RATE = Number(a.rate ?? 5);
-const SECONDS = Number(a.seconds ?? 15);
+const {
+  devices: DEVICES,
+  rate: RATE,
+  seconds: SECONDS,
+} = benchOptions(
+  import.meta.url,
+  { devices: { type: "string" }, rate: { type: "string" }, seconds: { type: "string" } },
+  (a) => ({
+    devices: int("devices", a.devices, 1000, 1),
+    rate: positive("rate", a.rate, 5),
+    seconds: positive("seconds", a.seconds, 15),
+  }),
+);
 const BASE_DEVICES = 10;
 
 function pct(xs: number[], q: number): number {

@@ -37,21 +37,29 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { packageRoot } from "../gateway/src/core/paths.ts";
 import { stop } from "../test/helpers/procs.ts";
 import { unitEnvironment } from "./lib/unit.ts";
+import { benchOptions, num, UsageError } from "./lib/options.ts";
 
-const { values: a } = parseArgs({
-  options: {
+const a = benchOptions(
+  import.meta.url,
+  {
     root: { type: "string" },
     keep: { type: "boolean" },
     "min-s": { type: "string" },
     "max-s": { type: "string" },
   },
-});
-const MIN_S = Number(a["min-s"] ?? 30);
-const MAX_S = Number(a["max-s"] ?? 180);
+  (v) => {
+    if (v.root === "") throw new UsageError("--root needs a directory");
+    const minS = num("min-s", v["min-s"], 30, 0);
+    const maxS = num("max-s", v["max-s"], 180, 1);
+    if (maxS < minS) throw new UsageError(`--max-s (${maxS}) must be ≥ --min-s (${minS})`);
+    return { root: v.root, keep: v.keep === true, minS, maxS };
+  },
+);
+const MIN_S = a.minS;
+const MAX_S = a.maxS;
 const WINDOW = 10;
 const SPREAD_KB = 1024;
 const repo = packageRoot();

@@ -39,7 +39,6 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, getPriority, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
-import { parseArgs } from "node:util";
 import * as ort from "../gateway/src/infer/ort.ts";
 import { REPO_ROOT } from "../models/eval/cmapss.ts";
 import { CMAPSS_WIDTH, loadCmapss } from "../gateway/src/infer/features/cmapss.ts";
@@ -59,9 +58,12 @@ import type { AppendOutcome, FrameRecord, FrameSink } from "../gateway/src/core/
 import { decodeFrame, encodeFrame, FrameType, Unit, type DataFrame } from "../gateway/src/protocol/frame.ts";
 import { systemClock } from "../gateway/src/core/clock.ts";
 import { qualityAndInt8Sections } from "./lib/infer-quality.ts";
+import { benchOptions, oneOf, positive, UsageError } from "./lib/options.ts";
 
-const { values: a } = parseArgs({
-  options: {
+const ALL_SECTIONS = ["loop", "rss", "quality"] as const;
+const a = benchOptions(
+  import.meta.url,
+  {
     seconds: { type: "string" },
     rate: { type: "string" },
     fd001: { type: "string" },
@@ -69,10 +71,23 @@ const { values: a } = parseArgs({
     "no-build": { type: "boolean" },
     sections: { type: "string" },
   },
-});
-const SECTIONS = new Set((a.sections ?? "loop,rss,quality").split(","));
-const SECONDS = Number(a.seconds ?? 8);
-const RATE = Number(a.rate ?? 10_000);
+  (v) => {
+    if (v.fd001 === "") throw new UsageError("--fd001 needs a manifest path");
+    return {
+      sections: (v.sections ?? ALL_SECTIONS.join(","))
+        .split(",")
+        .map((s) => oneOf("sections", s, ALL_SECTIONS, "loop")),
+      seconds: positive("seconds", v.seconds, 8),
+      rate: positive("rate", v.rate, 10_000),
+      fd001: v.fd001,
+      "no-rss": v["no-rss"] === true,
+      "no-build": v["no-build"] === true,
+    };
+  },
+);
+const SECTIONS = new Set<string>(a.sections);
+const SECONDS = a.seconds;
+const RATE = a.rate;
 const DEVICES = 100;
 const RSS_DEVICES = 200;
 const TARGET = { frameToAlertP99Ms: 10, perWindowVsFloor: 2, rss200Mb: 150 };

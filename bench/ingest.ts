@@ -10,7 +10,6 @@
  *    registry broker policy (authenticated devices, own-topic check, O(1) registry lookups).
  * Last line: one JSON object with the figures.
  */
-import { parseArgs } from "node:util";
 import { createServer } from "node:net";
 import { Aedes } from "aedes";
 import mqtt from "mqtt";
@@ -28,10 +27,16 @@ import { hashPassword, PasswordFile } from "../gateway/src/access/passwords.ts";
 import { vigilDomain } from "../gateway/src/chain/eip712.ts";
 import { RegistryView } from "../gateway/src/chain/registry-view.ts";
 import type { Hex } from "../gateway/src/core/hex.ts";
+import { benchOptions, int } from "./lib/options.ts";
 
-const { values: a } = parseArgs({ options: { frames: { type: "string" }, messages: { type: "string" } } });
-const FRAMES = Number(a.frames ?? 2_000_000);
-const MESSAGES = Number(a.messages ?? 50_000);
+const { frames: FRAMES, messages: MESSAGES } = benchOptions(
+  import.meta.url,
+  { frames: { type: "string" }, messages: { type: "string" } },
+  (a) => ({
+    frames: int("frames", a.frames, 2_000_000, 1),
+    messages: int("messages", a.messages, 50_000, 1),
+  }),
+);
 const CHANNELS = 12;
 const DEVICES = 100;
 

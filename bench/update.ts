@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- update [--runs N] [--frames N] [--skip-firmware]`: the update path's figures.
+ * `npm run bench -- update [--runs N] [--frames N] [--shadow N] [--skip-firmware]`: the update path's figures.
  *
  * 1. Approval to swap: a local anvil (registry, threshold 2 of 3 approvers); per run a live FD001
  *    float model and a published int8 release with one approval. The clock starts when the second
@@ -15,7 +15,6 @@
  */
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { loadModel, type LoadedModel } from "../gateway/src/infer/registry.ts";
@@ -26,18 +25,26 @@ import {
   ModelUpdateAgent,
 } from "../gateway/src/updates/model-agent.ts";
 import { GATEWAY_ID, LoopRig, chainRig, liveModel, propose, releaseFolder } from "../test/updates/rig.ts";
+import { benchOptions, int } from "./lib/options.ts";
 
-const { values: args } = parseArgs({
-  options: {
+const args = benchOptions(
+  import.meta.url,
+  {
     runs: { type: "string" },
     frames: { type: "string" },
     shadow: { type: "string" },
     "skip-firmware": { type: "boolean" },
   },
-});
-const RUNS = Number(args.runs ?? 3);
-const FRAMES = Number(args.frames ?? 300);
-const SHADOW = Number(args.shadow ?? 100);
+  (a) => ({
+    runs: int("runs", a.runs, 3, 1),
+    frames: int("frames", a.frames, 300, 1),
+    shadow: int("shadow", a.shadow, 100, 1),
+    "skip-firmware": a["skip-firmware"] === true,
+  }),
+);
+const RUNS = args.runs;
+const FRAMES = args.frames;
+const SHADOW = args.shadow;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 // ---- 1. approval to swap ----------------------------------------------------------------

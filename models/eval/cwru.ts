@@ -1,6 +1,7 @@
 // Evaluation of the CWRU bearing-fault model (models/cwru): every class's held-out block streamed frame by
 // frame through the gateway's own DeviceWindow (data-quality stage, normalisation, ring), windows run in
 // batches with onnxruntime-node, scored as 10-class diagnosis and as fault detection (p_fault).
+import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import {
   CWRU_CHANNELS,
@@ -15,6 +16,11 @@ import { createNormalizer } from "../../gateway/src/infer/features/normalize.ts"
 import type { LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { DeviceWindow, emptyMeta } from "../../gateway/src/infer/window.ts";
 import { Rng } from "../../device-sim/src/rng.ts";
+import { REPO_ROOT } from "./cmapss.ts";
+import { METRIC_TOLERANCE } from "./conditions.ts";
+
+/** The committed CWRU manifest (evaluate-cwru.ts, test/models/cwru.test.ts). */
+export const CWRU_MANIFEST = join(REPO_ROOT, "models", "cwru", "cwru-bearing-v1.manifest.json");
 
 export interface CwruScores {
   windows: number;
@@ -165,4 +171,31 @@ export async function scoreCwru(
     withheld,
     confusion,
   };
+}
+
+/** Claimed figures that the recomputed ones are worse than (higher-is-better and lower-is-better alike). */
+export function worseThanClaimed(got: CwruScores, claimed: Record<string, unknown> | undefined): string[] {
+  if (!claimed) return [];
+  const c = claimed as {
+    accuracy?: number;
+    macroF1?: number;
+    rootBrier?: number;
+    logLoss?: number;
+    detection?: { recall?: number; auroc?: number; falseAlarmRate?: number };
+  };
+  const worse: string[] = [];
+  const low = (g: number, v: number | undefined, k: string): void => {
+    if (v !== undefined && g > v * (1 + METRIC_TOLERANCE) + 1e-9) worse.push(k);
+  };
+  const high = (g: number, v: number | undefined, k: string): void => {
+    if (v !== undefined && g < v * (1 - METRIC_TOLERANCE) - 1e-9) worse.push(k);
+  };
+  high(got.accuracy, c.accuracy, "accuracy");
+  high(got.macroF1, c.macroF1, "macroF1");
+  high(got.detection.recall, c.detection?.recall, "detection.recall");
+  high(got.detection.auroc, c.detection?.auroc, "detection.auroc");
+  low(got.detection.falseAlarmRate, c.detection?.falseAlarmRate, "detection.falseAlarmRate");
+  low(got.rootBrier, c.rootBrier, "rootBrier");
+  low(got.logLoss, c.logLoss, "logLoss");
+  return worse;
 }

@@ -1,20 +1,26 @@
-// `npx tsx models/eval/evaluate-cwru.ts [--write]` (part of `npm run models:eval`)
+// `npx tsx models/eval/evaluate-cwru.ts [--latency-runs N] [--write]` (part of `npm run models:eval`)
 // Recomputes the CWRU bearing-fault model's held-out metrics with onnxruntime-node (models/eval/cwru.ts:
 // each class's test block streamed through the gateway's DeviceWindow), clean and with 5 % missing values +
 // one stuck statistic per recording, checks the ONNX sha256, measures latency, prints a table and, as the
 // last line, one JSON object. Exit code 1 if the hash differs or a figure is worse than the manifest claims.
-// --write (training pipeline only): records the figures in the manifest's metrics instead.
+// --write (training pipeline only): records the figures in the manifest's metrics instead (`npm run
+// models:eval -- --write` never does: run-all.ts). --latency-runs N: batch-1 runs (default 200; batch 256:
+// a tenth, at least 5). A mistyped option is one line and exit 2 before the model is loaded (options.ts).
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import * as prettier from "prettier";
-import { REPO_ROOT, createSession, sha256Hex } from "./cmapss.ts";
-import { cwruTestBlocks, faultyBlocks, scoreCwru, type CwruScores } from "./cwru.ts";
+import { createSession, sha256Hex } from "./cmapss.ts";
+import {
+  CWRU_MANIFEST,
+  cwruTestBlocks,
+  faultyBlocks,
+  scoreCwru,
+  worseThanClaimed,
+  type CwruScores,
+} from "./cwru.ts";
 import { latencyMs } from "./latency.ts";
-import { METRIC_TOLERANCE } from "./conditions.ts";
 import { loadManifest, modelPath } from "../../gateway/src/infer/features/manifest.ts";
-
-export const CWRU_MANIFEST = join(REPO_ROOT, "models", "cwru", "cwru-bearing-v1.manifest.json");
+import { evalOptions, int } from "./options.ts";
 
 /** Published figures on CWRU, for the README and the manifest (what they measured differs: see models/cwru/README.md). */
 export const PUBLISHED = {
@@ -44,35 +50,16 @@ function figures(s: CwruScores): Record<string, unknown> {
   };
 }
 
-/** Claimed figures that the recomputed ones are worse than (higher-is-better and lower-is-better alike). */
-export function worseThanClaimed(got: CwruScores, claimed: Record<string, unknown> | undefined): string[] {
-  if (!claimed) return [];
-  const c = claimed as {
-    accuracy?: number;
-    macroF1?: number;
-    rootBrier?: number;
-    logLoss?: number;
-    detection?: { recall?: number; auroc?: number; falseAlarmRate?: number };
-  };
-  const worse: string[] = [];
-  const low = (g: number, v: number | undefined, k: string): void => {
-    if (v !== undefined && g > v * (1 + METRIC_TOLERANCE) + 1e-9) worse.push(k);
-  };
-  const high = (g: number, v: number | undefined, k: string): void => {
-    if (v !== undefined && g < v * (1 - METRIC_TOLERANCE) - 1e-9) worse.push(k);
-  };
-  high(got.accuracy, c.accuracy, "accuracy");
-  high(got.macroF1, c.macroF1, "macroF1");
-  high(got.detection.recall, c.detection?.recall, "detection.recall");
-  high(got.detection.auroc, c.detection?.auroc, "detection.auroc");
-  low(got.detection.falseAlarmRate, c.detection?.falseAlarmRate, "detection.falseAlarmRate");
-  low(got.rootBrier, c.rootBrier, "rootBrier");
-  low(got.logLoss, c.logLoss, "logLoss");
-  return worse;
-}
+const USAGE = "npx tsx models/eval/evaluate-cwru.ts [--latency-runs N] [--write]";
 
 async function main(): Promise<void> {
-  const write = process.argv.includes("--write");
+  // Checked before the model is loaded (models/eval/options.ts: one line, exit 2).
+  const { write, runs } = evalOptions(
+    "evaluate-cwru.ts",
+    USAGE,
+    { "latency-runs": { type: "string" }, write: { type: "boolean" } },
+    (a) => ({ write: a.write === true, runs: int("latency-runs", a["latency-runs"], 200, 1) }),
+  );
   const m = loadManifest(CWRU_MANIFEST);
   const onnx = modelPath(CWRU_MANIFEST, m);
   const sha256Ok = sha256Hex(readFileSync(onnx)) === m.model.sha256;
@@ -80,8 +67,8 @@ async function main(): Promise<void> {
   const blocks = cwruTestBlocks();
   const clean = await scoreCwru(session, m, blocks);
   const faulty = await scoreCwru(session, m, faultyBlocks(blocks));
-  const lat1 = await latencyMs(session, m, 1, 200);
-  const lat256 = ((await latencyMs(session, m, 256, 20)) * 1000) / 256;
+  const lat1 = await latencyMs(session, m, 1, runs);
+  const lat256 = ((await latencyMs(session, m, 256, Math.max(5, Math.floor(runs / 10)))) * 1000) / 256;
   await session.release();
   if (write) {
     m.metrics = {

@@ -8,8 +8,10 @@
 // --write: (training pipeline only) records the recomputed metrics in the manifest instead of checking.
 // Robustness runs (reported, never compared with the claims): --faults stuck=0.005,drift=0.005,spike=0.01
 // (or --faults none), --mean-life N, --seeds A-B override the held-out split's settings.
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+// --manifest: absolute or relative to the repo root. A mistyped option or a bad value is one line and
+// exit 2 before the model is loaded (options.ts). `npm run models:eval` runs this with --latency-runs only.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import * as ort from "../../gateway/src/infer/ort.ts";
 import { latencyMs } from "./latency.ts";
@@ -19,28 +21,67 @@ import { loadManifest, modelPath } from "../../gateway/src/infer/features/manife
 import { parseFaultRates } from "../../device-sim/src/faults.ts";
 import type { SplitSpec } from "../rotating/generate.ts";
 import { claimedMetrics, evalSpec, evaluateRotating, worseThanClaimed } from "./rotating.ts";
+import { evalOptions, int, num, UsageError } from "./options.ts";
+
+const USAGE =
+  "npx tsx models/eval/evaluate-rotating.ts [--manifest PATH] [--latency-runs N] [--write] | [--faults SPEC|none] [--mean-life N] [--seeds A-B]";
+
+/** The command line, checked before any model is loaded (models/eval/options.ts: one line, exit 2). */
+function options() {
+  return evalOptions(
+    "evaluate-rotating.ts",
+    USAGE,
+    {
+      manifest: { type: "string" },
+      "latency-runs": { type: "string" },
+      write: { type: "boolean" },
+      faults: { type: "string" },
+      "mean-life": { type: "string" },
+      seeds: { type: "string" },
+    },
+    (a) => {
+      const override = a.faults !== undefined || a["mean-life"] !== undefined || a.seeds !== undefined;
+      if (override && a.write)
+        throw new UsageError("--write records the manifest's own split; drop --faults/--mean-life/--seeds");
+      let faults: SplitSpec["faults"] | undefined;
+      if (a.faults === "") throw new UsageError("--faults needs NAME=P[,NAME=P…] or none");
+      if (a.faults !== undefined)
+        try {
+          faults = a.faults === "none" ? {} : parseFaultRates(a.faults);
+        } catch (e) {
+          throw new UsageError(`--faults: ${(e as Error).message}`);
+        }
+      const seeds = a.seeds === undefined ? undefined : /^(\d+)-(\d+)$/.exec(a.seeds);
+      if (seeds === null || (seeds && !(Number(seeds[1]) > 0 && Number(seeds[2]) >= Number(seeds[1]))))
+        throw new UsageError(`--seeds must be A-B with 1 ≤ A ≤ B, got "${a.seeds}"`);
+      const manifestPath = resolve(REPO_ROOT, a.manifest ?? "models/rotating/rotating-v1.manifest.json");
+      if (!existsSync(manifestPath))
+        throw new UsageError(`--manifest ${a.manifest}: ${manifestPath} does not exist`);
+      return {
+        manifestPath,
+        runs: int("latency-runs", a["latency-runs"], 200, 1),
+        write: a.write === true,
+        override,
+        faults,
+        meanLife: a["mean-life"] === undefined ? undefined : num("mean-life", a["mean-life"], 600, 1),
+        seeds: seeds ? ([Number(seeds[1]), Number(seeds[2])] as const) : undefined,
+      };
+    },
+  );
+}
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const opt = (name: string, dflt: string): string => {
-    const i = args.indexOf(name);
-    return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-  };
-  const manifestPath = join(REPO_ROOT, opt("--manifest", "models/rotating/rotating-v1.manifest.json"));
-  const runs = Number(opt("--latency-runs", "200"));
-  const write = args.includes("--write");
+  const o = options();
+  const { manifestPath, runs, write, override } = o;
   const m = loadManifest(manifestPath);
   let spec: SplitSpec = evalSpec(m);
-  const override = ["--faults", "--mean-life", "--seeds"].some((a) => args.includes(a));
   if (override) {
-    if (write) throw new Error("--write records the manifest's own split; drop --faults/--mean-life/--seeds");
-    const f = opt("--faults", "");
-    const [a, b] = opt("--seeds", "").split("-").map(Number);
+    const [a, b] = o.seeds ?? [];
     spec = {
       ...spec,
-      ...(f ? { faults: f === "none" ? {} : parseFaultRates(f) } : {}),
-      ...(args.includes("--mean-life") ? { meanLife: Number(opt("--mean-life", "600")) } : {}),
-      ...(a !== undefined && b !== undefined && a > 0 && b >= a
+      ...(o.faults !== undefined ? { faults: o.faults } : {}),
+      ...(o.meanLife !== undefined ? { meanLife: o.meanLife } : {}),
+      ...(a !== undefined && b !== undefined
         ? { seeds: Array.from({ length: b - a + 1 }, (_, i) => a + i) }
         : {}),
     };

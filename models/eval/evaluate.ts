@@ -1,4 +1,6 @@
 // `npm run models:eval [-- --dir models/cmapss] [--only fd001] [--latency-runs N] [--write]` (--dir: absolute or relative to the repo root)
+// (run-all.ts: these options go to this script; --dir, --only and --write make it the only evaluation run),
+// or alone: `npx tsx models/eval/evaluate.ts [same options]`. --only is a manifest's name (fd001, any case).
 // Recomputes every committed C-MAPSS model's test metrics with onnxruntime-node from its manifest and
 // the data in models/data/cmapss: the standard protocol (last window per test unit from the first cycle,
 // truth uncapped and capped) and every plant condition (models/eval/conditions.ts: observation from
@@ -9,7 +11,7 @@
 // the last line, one JSON object.
 // Exit code 1 if a hash differs or a recomputed figure is worse than its manifest claims.
 // --write (training pipeline only): records the condition figures in metrics.conditions instead.
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as ort from "../../gateway/src/infer/ort.ts";
 import * as prettier from "prettier";
@@ -24,6 +26,7 @@ import {
   type ConditionFigures,
 } from "./conditions.ts";
 import { loadManifest, modelPath } from "../../gateway/src/infer/features/manifest.ts";
+import { evalOptions, int, UsageError } from "./options.ts";
 
 interface Row {
   name: string;
@@ -81,20 +84,51 @@ function firstCycleIntervals(
 const goal = (g: number | undefined, v: number): string =>
   g === undefined ? "–" : `${g} ${v <= g ? "met" : `missed by ${(v - g).toFixed(2)}`}`;
 
+const USAGE =
+  "npx tsx models/eval/evaluate.ts [--dir models/cmapss] [--only fd001] [--latency-runs N] [--write]";
+
+/** The command line, checked before any model is loaded (models/eval/options.ts: one line, exit 2). */
+function options(): { dir: string; files: string[]; runs: number; write: boolean } {
+  return evalOptions(
+    "evaluate.ts",
+    USAGE,
+    {
+      dir: { type: "string" },
+      only: { type: "string" },
+      "latency-runs": { type: "string" },
+      write: { type: "boolean" },
+    },
+    (a) => {
+      const dir = resolve(REPO_ROOT, a.dir ?? "models/cmapss");
+      if (!existsSync(dir) || !statSync(dir).isDirectory())
+        throw new UsageError(`--dir ${a.dir}: ${dir} is not a directory`);
+      const all = readdirSync(dir)
+        .filter((f) => f.endsWith(".manifest.json"))
+        .sort();
+      if (all.length === 0) throw new UsageError(`no *.manifest.json in ${dir}`);
+      const names = all.map((f) => f.slice(0, -".manifest.json".length));
+      // The exact name, else the same name in another case (FD001 as the tables print it).
+      const want = a.only;
+      const only =
+        want === undefined
+          ? undefined
+          : (names.find((n) => n === want) ?? names.find((n) => n.toLowerCase() === want.toLowerCase()));
+      if (want !== undefined && only === undefined)
+        throw new UsageError(
+          `--only ${want}: no ${want}.manifest.json in ${dir} (there: ${names.join(", ")})`,
+        );
+      return {
+        dir,
+        files: only === undefined ? all : [`${only}.manifest.json`],
+        runs: int("latency-runs", a["latency-runs"], 200, 1),
+        write: a.write === true,
+      };
+    },
+  );
+}
+
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const opt = (name: string, dflt: string): string => {
-    const i = args.indexOf(name);
-    return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-  };
-  const write = args.includes("--write");
-  const dir = resolve(REPO_ROOT, opt("--dir", "models/cmapss"));
-  const runs = Number(opt("--latency-runs", "200"));
-  const only = opt("--only", "");
-  const files = readdirSync(dir)
-    .filter((f) => f.endsWith(".manifest.json") && (only === "" || f === `${only}.manifest.json`))
-    .sort();
-  if (files.length === 0) throw new Error(`no *.manifest.json in ${dir}`);
+  const { dir, files, runs, write } = options();
 
   const rows: Row[] = [];
   for (const f of files) {

@@ -386,7 +386,7 @@ describe("CLI user mistakes", () => {
     oneLine(
       r,
       2,
-      /^bench e2e: Unknown option '--no-build'; its options are listed at the top of bench\/e2e\.ts$/m,
+      /^bench e2e: unknown option --no-build; its options are listed at the top of bench\/e2e\.ts$/m,
     );
   }, 60_000);
   it("behavior: a flag that does nothing where it is given is a usage error naming where it applies, not silently ignored", async () => {

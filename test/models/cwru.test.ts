@@ -7,8 +7,15 @@ import { Ajv } from "ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as ort from "onnxruntime-node";
 import { REPO_ROOT, createSession, sha256Hex } from "../../models/eval/cmapss.ts";
-import { cwruTestBlocks, faultyBlocks, runCwru, scoreCwru, streamBlocks } from "../../models/eval/cwru.ts";
-import { worseThanClaimed, CWRU_MANIFEST } from "../../models/eval/evaluate-cwru.ts";
+import {
+  CWRU_MANIFEST,
+  cwruTestBlocks,
+  faultyBlocks,
+  runCwru,
+  scoreCwru,
+  streamBlocks,
+  worseThanClaimed,
+} from "../../models/eval/cwru.ts";
 import {
   CWRU_CHANNELS,
   CWRU_CLASSES,
