@@ -138,6 +138,36 @@ static size_t seal(uint8_t *out, uint8_t type, size_t len)
     return VIGIL_HEADER_BYTES + len + VIGIL_CRC_BYTES;
 }
 
+/* Well-formed UTF-8 (RFC 3629 §4): no overlong forms, no surrogates, nothing above U+10FFFF.
+ * The gateway refuses ill-formed ERROR messages (PROTOCOL.md, ERROR: "invalid UTF-8 is
+ * BAD_PAYLOAD"), so the encoder refuses them too and every accepted frame is canonical. */
+static bool utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        const uint8_t c = s[i];
+        size_t k;
+        uint8_t lo = 0x80u, hi = 0xBFu;
+        if (c < 0x80u) { i++; continue; }
+        if (c >= 0xC2u && c <= 0xDFu) k = 1;
+        else if (c >= 0xE0u && c <= 0xEFu) {
+            k = 2;
+            if (c == 0xE0u) lo = 0xA0u;
+            if (c == 0xEDu) hi = 0x9Fu;
+        } else if (c >= 0xF0u && c <= 0xF4u) {
+            k = 3;
+            if (c == 0xF0u) lo = 0x90u;
+            if (c == 0xF4u) hi = 0x8Fu;
+        } else return false;
+        if (i + k >= n) return false; /* sequence runs past the end */
+        if (s[i + 1] < lo || s[i + 1] > hi) return false;
+        for (size_t j = 2; j <= k; j++)
+            if ((s[i + j] & 0xC0u) != 0x80u) return false;
+        i += k + 1;
+    }
+    return true;
+}
+
 static bool is_profile_char(uint8_t c) { return c >= 0x21u && c <= 0x7Eu; }
 
 static bool is_name_char(uint8_t c)
@@ -244,6 +274,8 @@ size_t vigil_encode_error(const vigil_error_t *e, uint8_t *out, size_t cap)
 {
     const size_t m = e->message_len;
     if (m > VIGIL_MAX_ERROR_MESSAGE) return 0;
+    /* A message the gateway would drop as BAD_PAYLOAD (no reply, only a counter) is not sent. */
+    if (!utf8_valid((const uint8_t *)e->message, m)) return 0;
     if (cap < VIGIL_HEADER_BYTES + 6u + m + VIGIL_CRC_BYTES) return 0;
     wr32(out + 4, e->device_id);
     out[8] = e->code;
@@ -356,35 +388,6 @@ size_t vigil_encode_wire(const vigil_frame_t *f, uint8_t *wire, size_t cap)
 }
 
 /* ---- decoding ------------------------------------------------------------------------- */
-
-/* Well-formed UTF-8 (RFC 3629 §4): no overlong forms, no surrogates, nothing above U+10FFFF.
- * The gateway refuses ill-formed ERROR messages, so every accepted frame is canonical. */
-static bool utf8_valid(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        const uint8_t c = s[i];
-        size_t k;
-        uint8_t lo = 0x80u, hi = 0xBFu;
-        if (c < 0x80u) { i++; continue; }
-        if (c >= 0xC2u && c <= 0xDFu) k = 1;
-        else if (c >= 0xE0u && c <= 0xEFu) {
-            k = 2;
-            if (c == 0xE0u) lo = 0xA0u;
-            if (c == 0xEDu) hi = 0x9Fu;
-        } else if (c >= 0xF0u && c <= 0xF4u) {
-            k = 3;
-            if (c == 0xF0u) lo = 0x90u;
-            if (c == 0xF4u) hi = 0x8Fu;
-        } else return false;
-        if (i + k >= n) return false; /* sequence runs past the end */
-        if (s[i + 1] < lo || s[i + 1] > hi) return false;
-        for (size_t j = 2; j <= k; j++)
-            if ((s[i + j] & 0xC0u) != 0x80u) return false;
-        i += k + 1;
-    }
-    return true;
-}
 
 static vigil_reject_t decode_data(const uint8_t *buf, size_t p, size_t len, vigil_data_t *d)
 {

@@ -275,7 +275,8 @@ int vigil_cobs_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t cap);
  * Encodes a frame (header, payload, CRC; not COBS) into `out`. Returns its length, or 0
  * when a field cannot be represented (same rules as the TypeScript encodeFrame: channel
  * count 1..32, profile <= 31 printable ASCII, names [a-z0-9_]{1,15}, unit <= 12, HELLO
- * payload <= 240, ACK count >= 1, message <= 200 bytes, timestamps < 2^53, BUSY NACK with
+ * payload <= 240, ACK count >= 1, message <= 200 bytes of well-formed UTF-8 (the decoder's
+ * rule: PROTOCOL.md, ERROR), timestamps < 2^53, BUSY NACK with
  * retry_after_ms 1..65535 and every other NACK with 0, release_id >= 1, image_size >= 1,
  * chunk data 1..224 bytes not running past 2^32, FW_STATUS state/result/window/max_chunk in
  * range, chunk ack status <= 3) or `cap` is too small.

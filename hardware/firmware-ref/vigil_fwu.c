@@ -8,6 +8,7 @@
 
 /* Compile-time checks (C99 has no _Static_assert). */
 typedef char vigil_fwu_io_fits_align[(VIGIL_FWU_IO_BYTES % 32u == 0u) ? 1 : -1];
+typedef char vigil_fwu_half_record_fits_io[(VIGIL_FWU_RECORD_BYTES / 2u <= VIGIL_FWU_IO_BYTES) ? 1 : -1];
 typedef char vigil_fwu_window_ok[(VIGIL_FWU_WINDOW >= 1u && VIGIL_FWU_WINDOW <= VIGIL_FW_MAX_WINDOW) ? 1 : -1];
 
 #define REC_MAGIC 0x54534756u /* bytes "VGST" */
@@ -158,11 +159,30 @@ static int state_load(vigil_fwu_t *u)
     return 0;
 }
 
-/* Appends u->rec (seq + 1). */
+/* True when the newest record in flash (the one before state_off) holds exactly the bytes `b`;
+ * read in two halves through u->buf, which no caller of persist() holds data in. */
+static bool newest_is(vigil_fwu_t *u, const uint8_t *b)
+{
+    const vigil_flash_t *f = u->flash;
+    const uint32_t half = VIGIL_FWU_RECORD_BYTES / 2u;
+    uint32_t at, o;
+    if (u->state_off < VIGIL_FWU_RECORD_BYTES || u->state_off > f->sector_size) return false;
+    at = u->state_sector * f->sector_size + u->state_off - VIGIL_FWU_RECORD_BYTES;
+    for (o = 0; o < VIGIL_FWU_RECORD_BYTES; o += half)
+        if (f->read(f->ctx, VIGIL_AREA_STATE, at + o, u->buf, half) != 0 || memcmp(u->buf, b + o, half) != 0)
+            return false;
+    return true;
+}
+
+/* Appends u->rec (seq + 1) — only when it differs from the newest record: a gateway that repeats
+ * FW_ABORT, an offer with a known outcome or the resume query (PROTOCOL.md, "Device rules") gets
+ * its FW_STATUS without a flash write, so it cannot wear the STATE sectors out. */
 static int persist(vigil_fwu_t *u)
 {
     const vigil_flash_t *f = u->flash;
     uint8_t b[VIGIL_FWU_RECORD_BYTES];
+    rec_encode(&u->rec, b); /* under the newest record's seq: equal bytes = nothing changed */
+    if (newest_is(u, b)) return 0;
     if (u->state_off + VIGIL_FWU_RECORD_BYTES > f->sector_size) {
         const uint8_t other = (uint8_t)(u->state_sector ^ 1u);
         if (f->erase(f->ctx, VIGIL_AREA_STATE, other * f->sector_size, f->sector_size) != 0) return -1;
@@ -170,7 +190,8 @@ static int persist(vigil_fwu_t *u)
         u->state_off = 0;
     }
     u->rec.seq++;
-    rec_encode(&u->rec, b);
+    wr32(b + 4, u->rec.seq);
+    wr32(b + REC_CRC_AT, vigil_crc32(b, REC_CRC_AT));
     if (f->write(f->ctx, VIGIL_AREA_STATE, u->state_sector * f->sector_size + u->state_off, b,
                  VIGIL_FWU_RECORD_BYTES) != 0)
         return -1;

@@ -69,11 +69,12 @@ typedef enum {
 /** What the device should do after a NACK. */
 typedef enum {
     VIGIL_TXQ_NACK_UNKNOWN_SEQ = 0, /* not (or no longer) in the ring: ignore */
-    VIGIL_TXQ_NACK_DROPPED,         /* NON_FINITE, ABSURD_TIMESTAMP (fix the clock), SEQ_OUT_OF_RANGE,
-                                       reasons this firmware does not know */
+    VIGIL_TXQ_NACK_DROPPED,         /* NON_FINITE, ABSURD_TIMESTAMP (forget a clock taken from ACKs
+                                       until the next ACK), SEQ_OUT_OF_RANGE, unknown reasons */
     VIGIL_TXQ_NACK_RETRY_LATER,     /* STORE_UNAVAILABLE, RATE_LIMITED: kept, backoff doubled */
     VIGIL_TXQ_NACK_SEND_HELLO,      /* SCHEMA_MISMATCH: kept; send HELLO, then poll resends it */
-    VIGIL_TXQ_NACK_STOP,            /* UNKNOWN_DEVICE, REVOKED_DEVICE: kept, queue stopped */
+    VIGIL_TXQ_NACK_STOP,            /* UNKNOWN_DEVICE, REVOKED_DEVICE: kept, queue stopped (probe
+                                       with vigil_txq_oldest(), PROTOCOL.md "A stopped device") */
     VIGIL_TXQ_NACK_BUSY             /* BUSY: kept; the queue sends nothing for retry_after_ms */
 } vigil_txq_nack_t;
 
@@ -110,6 +111,16 @@ void vigil_txq_resume(vigil_txq_t *q);
 
 /** Frames waiting for an ACK. */
 static inline unsigned vigil_txq_count(const vigil_txq_t *q) { return q->count; }
+
+/**
+ * The oldest kept frame (encoded bytes, len, seq), or NULL when the ring is empty; unlike
+ * vigil_txq_poll() also while stopped: a stopped device probes with it (PROTOCOL.md, NACK
+ * reasons 2 and 3: HELLO, then this frame; its ACK means the device was registered again).
+ */
+static inline const vigil_txq_slot_t *vigil_txq_oldest(const vigil_txq_t *q)
+{
+    return q->count > 0u ? &q->slots[q->order[0]] : NULL;
+}
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,7 @@ static jmp_buf power_cut;
 static int rule_violations;      /* programming a non-erased byte, misaligned access */
 static long corrupt_write_at = -1; /* flip a bit in the n-th SECONDARY write (read-back test) */
 static long secondary_writes;
+static unsigned long state_writes, state_erases; /* wear of the STATE sectors */
 
 static int power_tick(void)
 {
@@ -75,6 +76,7 @@ static int fl_write(void *ctx, uint8_t area, uint32_t off, const uint8_t *buf, u
         longjmp(power_cut, 1);
     }
     memcpy(areas[area] + off, buf, len);
+    if (area == VIGIL_AREA_STATE) state_writes++;
     if (area == VIGIL_AREA_SECONDARY && secondary_writes++ == corrupt_write_at) areas[area][off] ^= 0x10u;
     return 0;
 }
@@ -91,6 +93,7 @@ static int fl_erase(void *ctx, uint8_t area, uint32_t off, uint32_t len)
         longjmp(power_cut, 1);
     }
     memset(areas[area] + off, 0xFF, len);
+    if (area == VIGIL_AREA_STATE) state_erases++;
     return 0;
 }
 
@@ -471,6 +474,65 @@ static void test_write_failures(void)
     CHECK(rule_violations == 0);
 }
 
+static vigil_fwu_action_t send_abort(uint32_t release)
+{
+    in.type = VIGIL_TYPE_FW_ABORT;
+    in.u.fw_abort.device_id = 42;
+    in.u.fw_abort.release_id = release;
+    in.u.fw_abort.reason = VIGIL_FW_ABORT_TIMEOUT;
+    return vigil_fwu_handle(&u, &in, &reply);
+}
+
+/*
+ * Flash wear: the state record is written only when it changes. A gateway that repeats
+ * FW_ABORT, an offer whose outcome is known or the resume query gets its FW_STATUS (PROTOCOL.md,
+ * "Device rules": always answered) without a STATE write. Before, every FW_ABORT of an already
+ * aborted release appended a record: 1,000 of them made 1,001 writes and 100 sector erases here.
+ */
+static void test_no_wear_on_repeats(void)
+{
+    vigil_fw_offer_t o = offer_for(img_new, NEW_SIZE, 7), old = offer_for(factory, FACTORY_SIZE, 8);
+    unsigned i, ok;
+    factory_reset();
+    power_on();
+    CHECK(send_offer(&o) == VIGIL_FWU_REPLY && reply.u.fw_status.state == VIGIL_FW_RECEIVING);
+    state_writes = state_erases = 0;
+    /* the first FW_ABORT changes the state: one record */
+    CHECK(send_abort(7) == VIGIL_FWU_REPLY && reply.u.fw_status.result == VIGIL_FW_RESULT_ABORTED);
+    CHECK(state_writes == 1u);
+    /* 1,000 more: each answered, none written */
+    for (i = 0, ok = 0; i < 1000u; i++)
+        ok += send_abort(7) == VIGIL_FWU_REPLY && reply.type == VIGIL_TYPE_FW_STATUS &&
+              reply.u.fw_status.state == VIGIL_FW_IDLE && reply.u.fw_status.result == VIGIL_FW_RESULT_ABORTED &&
+              reply.u.fw_status.release_id == 7u;
+    CHECK(ok == 1000u);
+    CHECK(state_writes == 1u && state_erases == 0u);
+    /* the state in flash is the aborted one */
+    CHECK(power_on() == VIGIL_BOOT_OK);
+    vigil_fwu_status(&u, &reply);
+    CHECK(reply.u.fw_status.result == VIGIL_FW_RESULT_ABORTED && reply.u.fw_status.release_id == 7u);
+    /* 1,000 identical offers refused OLDER_VERSION: one record (the first refusal) */
+    state_writes = state_erases = 0;
+    for (i = 0, ok = 0; i < 1000u; i++)
+        ok += send_offer(&old) == VIGIL_FWU_REPLY && reply.u.fw_status.result == VIGIL_FW_RESULT_REFUSED &&
+              reply.u.fw_status.reason == VIGIL_FW_REASON_OLDER_VERSION && reply.u.fw_status.release_id == 8u;
+    CHECK(ok == 1000u);
+    CHECK(state_writes == 1u && state_erases == 0u);
+    /* FW_ABORT of a release that is not the current one: answered, nothing written */
+    for (i = 0; i < 1000u; i++) send_abort(7);
+    CHECK(reply.u.fw_status.release_id == 8u && state_writes == 1u);
+    /* a new transfer, then 1,000 resume queries (the same offer while RECEIVING): one record */
+    state_writes = 0;
+    for (i = 0, ok = 0; i < 1000u; i++)
+        ok += send_offer(&o) == VIGIL_FWU_REPLY && reply.u.fw_status.state == VIGIL_FW_RECEIVING &&
+              reply.u.fw_status.next_offset == 0u;
+    CHECK(ok == 1000u && state_writes == 1u && state_erases == 0u);
+    /* a change is still written, and survives a reset */
+    CHECK(send_abort(7) == VIGIL_FWU_REPLY && state_writes == 2u);
+    CHECK(power_on() == VIGIL_BOOT_OK && u.rec.state == VIGIL_FW_IDLE && u.rec.result == VIGIL_FW_RESULT_ABORTED);
+    CHECK(rule_violations == 0);
+}
+
 /*
  * Power cut at every flash operation of a whole update (transfer, install swap, trial,
  * confirm): after each cut the device powers on again and the gateway offers again. In every
@@ -596,6 +658,7 @@ int main(void)
     test_refusals();
     test_chunk_rules_and_resume();
     test_write_failures();
+    test_no_wear_on_repeats();
     test_power_cuts_everywhere();
     test_power_cuts_during_revert();
     printf("sizeof(vigil_fwu_t)=%u\n", (unsigned)sizeof(vigil_fwu_t));

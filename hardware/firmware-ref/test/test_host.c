@@ -333,6 +333,71 @@ static size_t reseal(uint8_t *b, size_t n)
     return n;
 }
 
+/*
+ * ERROR messages: the encoder refuses exactly what the decoder (and the gateway's fatal
+ * TextDecoder) refuses as BAD_PAYLOAD: ill-formed UTF-8 (PROTOCOL.md, ERROR). Before, the
+ * encoder sent such a message and the gateway dropped the frame without a reply.
+ */
+static void test_error_utf8(void)
+{
+    static const struct {
+        const char *bytes;
+        size_t len;
+        bool valid;
+    } cases[] = {
+        {"", 0, true},
+        {"bearing 85 \xC2\xB0" "C", 14, true},     /* U+00B0 */
+        {"\xE2\x9C\x93", 3, true},                 /* U+2713 */
+        {"\xF0\x9F\x94\xA5", 4, true},             /* U+1F525 */
+        {"\xEF\xBB\xBF" "x", 4, true},             /* a leading BOM is part of the message */
+        {"\xED\x9F\xBF", 3, true},                 /* U+D7FF, last before the surrogates */
+        {"\xF4\x8F\xBF\xBF", 4, true},             /* U+10FFFF */
+        {"a\0b", 3, true},                         /* U+0000 is well-formed */
+        {"\xC3\x28", 2, false},                    /* bad continuation byte */
+        {"\x80", 1, false},                        /* lone continuation byte */
+        {"\xC0\xAF", 2, false},                    /* overlong '/' */
+        {"\xC1\xBF", 2, false},                    /* overlong */
+        {"\xE0\x80\xAF", 3, false},                /* overlong 3-byte */
+        {"\xF0\x8F\xBF\xBF", 4, false},            /* overlong 4-byte */
+        {"\xED\xA0\x80", 3, false},                /* surrogate U+D800 */
+        {"\xF4\x90\x80\x80", 4, false},            /* above U+10FFFF */
+        {"\xF5\x80\x80\x80", 4, false},
+        {"\xFF", 1, false},
+        {"temp \xE2\x82", 7, false},               /* sequence cut by the end */
+        {"\xE2\x28\xA1", 3, false},
+        {"\xF0\x9F\x94" "a", 4, false},
+    };
+    static vigil_frame_t f, g;
+    static uint8_t buf[VIGIL_MAX_FRAME], b[VIGIL_MAX_FRAME];
+    unsigned i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const size_t m = cases[i].len;
+        size_t n;
+        memset(&f, 0, sizeof f);
+        f.type = VIGIL_TYPE_ERROR;
+        f.u.error.device_id = 42;
+        f.u.error.code = 4;
+        f.u.error.message_len = (uint8_t)m;
+        memcpy(f.u.error.message, cases[i].bytes, m);
+        n = vigil_encode(&f, buf, sizeof buf);
+        if (cases[i].valid != (n > 0u)) fprintf(stderr, "  encoder, case %u\n", i);
+        CHECK(cases[i].valid == (n > 0u));
+        if (n > 0u) CHECK(vigil_decode(buf, n, &g) == VIGIL_OK && g.u.error.message_len == m &&
+                          memcmp(g.u.error.message, cases[i].bytes, m) == 0);
+        /* the same bytes built by hand: the decoder's verdict */
+        memset(b, 0, sizeof b);
+        b[0] = 1;
+        b[1] = VIGIL_TYPE_ERROR;
+        b[2] = (uint8_t)(6u + m);
+        b[4] = 42;
+        b[8] = 4;
+        b[9] = (uint8_t)m;
+        memcpy(b + 10, cases[i].bytes, m);
+        n = reseal(b, 4u + 6u + m + 4u);
+        CHECK((vigil_decode(b, n, &g) == VIGIL_OK) == cases[i].valid);
+    }
+}
+
 static void test_decode_precedence(void)
 {
     static uint8_t b[400];
@@ -786,6 +851,13 @@ static void test_txq(void)
     /* the refusal of a HELLO carries seq 0, which no queued frame has: it stops the queue too */
     CHECK(nack(&q, 0u, VIGIL_NACK_REVOKED_DEVICE, 0) == VIGIL_TXQ_NACK_STOP);
     CHECK(vigil_txq_poll(&q, 200000u, &len) == NULL);
+    /* while stopped the oldest kept frame is still at hand, for the probe (PROTOCOL.md, "A
+       stopped device"); poll() stays silent */
+    {
+        const vigil_txq_slot_t *o = vigil_txq_oldest(&q);
+        CHECK(o != NULL && o->seq == q.slots[q.order[0]].seq && frame_seq(o->bytes) == o->seq && o->len > 0u);
+        CHECK(vigil_txq_poll(&q, 200001u, &len) == NULL && vigil_txq_count(&q) == 20u);
+    }
     vigil_txq_resume(&q);
     CHECK(nack(&q, 0u, VIGIL_NACK_UNKNOWN_DEVICE, 0) == VIGIL_TXQ_NACK_STOP);
     vigil_txq_resume(&q);
@@ -800,6 +872,7 @@ static void test_txq(void)
 
     /* timer arithmetic survives the uint32 millisecond wrap */
     vigil_txq_init(&q);
+    CHECK(vigil_txq_oldest(&q) == NULL);
     d = mk(7);
     vigil_txq_push(&q, &d);
     CHECK(vigil_txq_poll(&q, 0xFFFFFF00u, &len) != NULL);
@@ -814,6 +887,7 @@ int main(void)
     test_frames();
     test_vectors();
     test_decode_precedence();
+    test_error_utf8();
     test_rx();
     test_txq();
     test_txq_busy();

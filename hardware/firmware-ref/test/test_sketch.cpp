@@ -4,7 +4,9 @@
  * scripted gateway on the serial link. Checks what a gateway would see: HELLO with the six
  * channels, one DATA frame per second with the right values, resends, ACK handling with the
  * gateway clock, BUSY holds, HELLO after SCHEMA_MISMATCH and after a reconnect, ring overflow,
- * HELLO repeated until the boot's first ACK and after SEQ_OUT_OF_RANGE.
+ * HELLO repeated until the boot's first ACK and after SEQ_OUT_OF_RANGE (which drops exactly the
+ * NACKed frame), the clock forgotten after ABSURD_TIMESTAMP, the stop after UNKNOWN_DEVICE with
+ * its once-a-minute probe and the resume, and ERROR messages bounded to 200 bytes.
  * Build and run: make -C hardware/firmware-ref test (last line "N passed, 0 failed").
  */
 #include <math.h>
@@ -120,6 +122,21 @@ static int count_type(const Seen &s, int from, uint8_t type)
     return c;
 }
 
+static bool in_ring(uint32_t seq)
+{
+    for (unsigned i = 0; i < txq.count; i++)
+        if (txq.slots[txq.order[i]].seq == seq) return true;
+    return false;
+}
+
+/* The newest DATA frame sent since `from`, or NULL. */
+static const vigil_data_t *last_data(const Seen &s, int from)
+{
+    for (int i = s.n - 1; i >= from; i--)
+        if (s.f[i].type == VIGIL_TYPE_DATA) return &s.f[i].u.data;
+    return NULL;
+}
+
 int main(void)
 {
     static Seen s;
@@ -208,12 +225,25 @@ int main(void)
         CHECK(shim::led == HIGH); /* backlog */
     }
     /* SEQ_OUT_OF_RANGE: the gateway filed a frame under another boot (it missed a HELLO): HELLO
-     * at once, same boot, then every 5 s until an ACK; nothing more after it */
+     * at once, same boot, then every 5 s until an ACK; nothing more after it. The ring drops
+     * exactly the NACKed frame: the HELLO is built in the frame the NACK was decoded into, so a
+     * NACK read after it would be the HELLO's bytes (seq = boot_id, reason = fw_major) */
     {
         int from = s.n;
-        nack(txq.slots[txq.order[0]].seq, VIGIL_NACK_SEQ_OUT_OF_RANGE, 0);
+        uint32_t kept[VIGIL_TXQ_SLOTS];
+        const unsigned n_kept = txq.count;
+        const uint32_t refused = txq.slots[txq.order[0]].seq, dropped_before = dropped_frames;
+        for (unsigned i = 0; i < n_kept; i++) kept[i] = txq.slots[txq.order[i]].seq;
+        CHECK(n_kept == VIGIL_TXQ_SLOTS && refused != 0u); /* seq 0 (= boot_id) is long gone */
+        nack(refused, VIGIL_NACK_SEQ_OUT_OF_RANGE, 0);
         run(10, s);
         CHECK(count_type(s, from, VIGIL_TYPE_HELLO) == 1 && s.f[from].u.hello.boot_id == 0u);
+        CHECK(!in_ring(refused) && dropped_frames == dropped_before + 1u && !txq.stopped);
+        {
+            bool others_kept = true;
+            for (unsigned i = 1; i < n_kept; i++) others_kept = others_kept && in_ring(kept[i]);
+            CHECK(others_kept);
+        }
         from = s.n;
         run(5000, s);
         CHECK(count_type(s, from, VIGIL_TYPE_HELLO) == 1);
@@ -221,6 +251,95 @@ int main(void)
         from = s.n;
         run(11000, s);
         CHECK(count_type(s, from, VIGIL_TYPE_HELLO) == 0);
+    }
+    /* The gateway's clock jumps 3 days (NTP corrects a Pi that booted with a stale clock): the
+     * device's timestamps, from older ACKs, get NACK ABSURD_TIMESTAMP. It forgets its clock and
+     * sends timestamp 0 (the gateway stamps the frame) until the next ACK brings the new time;
+     * before, it kept the old clock and every frame was NACKed and dropped, with no ACK ever */
+    {
+        const uint64_t t_new = 1764000100000000ull + 3ull * 86400000000ull;
+        const vigil_data_t *d = last_data(s, 0);
+        int from;
+        CHECK(d != NULL && d->timestamp_us > 1764000100000000ull && d->timestamp_us < 1764000100000000ull + 20000000ull);
+        nack(d ? d->seq : 0u, VIGIL_NACK_ABSURD_TIMESTAMP, 0);
+        from = s.n;
+        run(1100, s);
+        d = last_data(s, from);
+        CHECK(d != NULL && d->timestamp_us == 0u);
+        ack(0, 1000, t_new);
+        from = s.n;
+        run(1100, s);
+        d = last_data(s, from);
+        CHECK(d != NULL && d->timestamp_us >= t_new && d->timestamp_us < t_new + 2000000ull);
+        CHECK(vigil_txq_count(&txq) == 1u);
+    }
+    /* UNKNOWN_DEVICE (plugged in before it was registered: the gateway NACKs its HELLO with seq 0):
+     * the device stops. It keeps sampling into the ring but sends no DATA, no ERROR (the ring
+     * overflows) and no HELLO, except one probe a minute: HELLO, then its oldest kept frame. A
+     * NACK UNKNOWN_DEVICE for it keeps the device stopped; the probe's ACK (registered since)
+     * resumes it: ERROR code 2 for the frames lost meanwhile, then the kept frames */
+    {
+        const uint32_t overflows_before = txq.overflows;
+        uint32_t probe1, probe2;
+        int from;
+        ack(0, 1000, 1764300100000000ull);
+        run(10, s);
+        CHECK(vigil_txq_count(&txq) == 0u);
+        nack(0, VIGIL_NACK_UNKNOWN_DEVICE, 0);
+        from = s.n;
+        run(59000, s);
+        CHECK(txq.stopped && shim::led == HIGH);
+        CHECK(s.n == from); /* nothing at all for a minute */
+        CHECK(vigil_txq_count(&txq) == VIGIL_TXQ_SLOTS && txq.overflows > overflows_before);
+        run(1500, s);
+        CHECK(s.n == from + 2 && s.f[from].type == VIGIL_TYPE_HELLO && s.f[from + 1].type == VIGIL_TYPE_DATA);
+        probe1 = s.f[from + 1].u.data.seq;
+        CHECK(probe1 <= vigil_txq_oldest(&txq)->seq && vigil_txq_oldest(&txq)->seq - probe1 <= 2u); /* the oldest then */
+        /* still not registered */
+        nack(probe1, VIGIL_NACK_UNKNOWN_DEVICE, 0);
+        /* an ACK that does not name the probe's frame does not resume it */
+        ack(123456u, 1, 1764300200000000ull);
+        from = s.n;
+        run(58000, s);
+        CHECK(txq.stopped && s.n == from);
+        run(3000, s); /* the second probe, a minute after the first */
+        CHECK(s.n == from + 2 && s.f[from].type == VIGIL_TYPE_HELLO && s.f[from + 1].type == VIGIL_TYPE_DATA);
+        CHECK(s.n == from + 2 && s.at_ms[from] - s.at_ms[from - 2] == 60000u); /* HELLO to HELLO */
+        probe2 = s.f[from + 1].u.data.seq;
+        CHECK(probe2 > probe1 && probe2 <= vigil_txq_oldest(&txq)->seq && vigil_txq_oldest(&txq)->seq - probe2 <= 4u);
+        /* registered meanwhile: the probe's frame is ACKed */
+        ack(probe2, 1, 1764300300000000ull);
+        from = s.n;
+        run(1000, s);
+        CHECK(!txq.stopped);
+        CHECK(s.n > from && s.f[from].type == VIGIL_TYPE_ERROR && s.f[from].u.error.code == 2u &&
+              strstr(s.f[from].u.error.message, "while stopped") != NULL);
+        {
+            int data = 0; /* then the kept frames, at once (those sampled while stopped were never sent) */
+            for (int i = from + 1; i < s.n && s.f[i].type == VIGIL_TYPE_DATA; i++) data++;
+            CHECK(data >= (int)VIGIL_TXQ_SLOTS - 1);
+        }
+        ack(0, 1000, 1764300301000000ull);
+        run(1100, s);
+        CHECK(vigil_txq_count(&txq) <= 1u && shim::led == LOW);
+    }
+    /* ERROR messages are cut to the protocol's 200 bytes, at a character boundary */
+    {
+        static char msg[302];
+        int from = s.n;
+        memset(msg, 'x', 300);
+        msg[300] = '\0';
+        send_error(4, msg);
+        decode_new(s);
+        CHECK(s.n == from + 1 && s.f[from].type == VIGIL_TYPE_ERROR && s.f[from].u.error.message_len == 200u);
+        memset(msg, 'x', 199);
+        msg[199] = '\xC2'; /* U+00B0 across the limit: dropped whole */
+        msg[200] = '\xB0';
+        msg[201] = '\0';
+        from = s.n;
+        send_error(4, msg);
+        decode_new(s);
+        CHECK(s.n == from + 1 && s.f[from].type == VIGIL_TYPE_ERROR && s.f[from].u.error.message_len == 199u);
     }
     printf("sketch RAM (host): txq %u, rx %u, frame %u, wire %u bytes\n", (unsigned)sizeof txq, (unsigned)sizeof rx,
            (unsigned)sizeof frame, (unsigned)sizeof wire);

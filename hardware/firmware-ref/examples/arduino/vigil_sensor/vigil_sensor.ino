@@ -12,7 +12,11 @@
  *   500 ms to 8 s; a BUSY NACK pauses sending for its retry_after_ms; a full ring drops the
  *   oldest frame and reports ERROR code 2.
  * - Timestamps come from the gateway's clock in its ACKs (0 until the first ACK: the gateway
- *   stamps the frame on arrival).
+ *   stamps the frame on arrival). NACK ABSURD_TIMESTAMP (the gateway's clock jumped, e.g. NTP
+ *   after a boot without RTC) forgets that clock until the next ACK.
+ * - NACK UNKNOWN_DEVICE / REVOKED_DEVICE stops the device: it keeps sampling into the ring but
+ *   sends no DATA and no ERROR; once a minute it probes (HELLO, then its oldest kept frame), and
+ *   the ACK of that frame (the device was registered again) resumes it.
  *
  * Wiring, flashing and RAM: ../README.md. Copy vigil_frame.c/.h and vigil_txq.c/.h from
  * hardware/firmware-ref next to this file (the Arduino IDE compiles the sketch folder), or
@@ -44,11 +48,13 @@
 #define REPORT_MS 1000ul     /* one DATA frame per second */
 #define EEPROM_BOOT_ID_ADDR 0
 #define HELLO_REPEAT_MS 5000ul /* HELLO again until the boot's first ACK (PROTOCOL.md, a lost HELLO) */
+#define PROBE_MS 60000ul       /* stopped (unknown / revoked): one probe a minute (PROTOCOL.md, NACK reason 2) */
 
 /* ---- state (all static: no malloc) ---------------------------------------------------- */
 static vigil_txq_t txq;            /* resend ring, 16 slots */
 static vigil_rx_t rx;              /* receiver for ACK/NACK from the gateway */
-static vigil_frame_t frame;        /* decoded input / HELLO being built (shared) */
+static vigil_frame_t frame;        /* decoded input / HELLO or ERROR being built (shared: copy what
+                                      you need from a decoded frame before building one) */
 static uint8_t wire[VIGIL_MAX_WIRE];
 static uint32_t boot_id;
 static uint32_t seq;
@@ -67,6 +73,10 @@ static uint64_t uptime_us;         /* micros() extended past its 71-minute wrap 
 static uint64_t clock_offset_us;   /* gateway time - uptime, from the last ACK */
 static bool clock_known;
 static uint32_t sent_frames, dropped_frames;
+static uint32_t last_probe_ms;     /* stopped: when the last probe went out (or the stop began) */
+static bool probe_sent;            /* a probe is out; its frame's ACK resumes the device */
+static uint32_t probe_seq;
+static bool drops_unreported;      /* the ring overflowed while stopped: ERROR code 2 after resuming */
 
 static void on_speed_pulse(void) { speed_pulses++; }
 
@@ -107,15 +117,38 @@ static void send_hello(void)
     last_hello_ms = millis();
 }
 
+/* ERROR with a UTF-8 message, cut to the protocol's 200 bytes at a character boundary (a cut
+ * sequence would make the encoder refuse the frame: PROTOCOL.md, ERROR). */
 static void send_error(uint8_t code, const char *msg)
 {
+    size_t n = strlen(msg);
+    if (n > VIGIL_MAX_ERROR_MESSAGE) {
+        n = VIGIL_MAX_ERROR_MESSAGE;
+        while (n > 0u && ((uint8_t)msg[n] & 0xC0u) == 0x80u) n--; /* msg[n] continues a character */
+    }
     memset(&frame, 0, sizeof frame);
     frame.type = VIGIL_TYPE_ERROR;
     frame.u.error.device_id = VIGIL_DEVICE_ID;
     frame.u.error.code = code;
-    frame.u.error.message_len = (uint8_t)strlen(msg);
-    memcpy(frame.u.error.message, msg, frame.u.error.message_len);
+    frame.u.error.message_len = (uint8_t)n;
+    memcpy(frame.u.error.message, msg, n);
     send_frame(&frame);
+}
+
+/* Stopped by UNKNOWN_DEVICE / REVOKED_DEVICE: the probe (PROTOCOL.md, NACK reasons 2 and 3). The
+ * gateway answers a HELLO from an admitted device with nothing, so the HELLO alone cannot tell
+ * whether the device was registered again; the oldest kept frame after it is ACKed if it was and
+ * NACKed UNKNOWN_DEVICE / REVOKED_DEVICE if not. Not during a BUSY hold (no DATA then). */
+static void probe(uint32_t now_ms)
+{
+    const vigil_txq_slot_t *oldest = vigil_txq_oldest(&txq);
+    if (oldest == NULL || vigil_txq_holding(&txq, now_ms)) return; /* nothing to probe with yet */
+    send_hello();
+    send_raw(oldest->bytes, oldest->len);
+    sent_frames++;
+    probe_seq = oldest->seq;
+    probe_sent = true;
+    last_probe_ms = now_ms;
 }
 
 /* ---- input: ACK / NACK ---------------------------------------------------------------- */
@@ -123,22 +156,45 @@ static void send_error(uint8_t code, const char *msg)
 static void handle_frame(const vigil_frame_t *in, uint32_t now_ms)
 {
     if (in->type == VIGIL_TYPE_ACK && in->u.ack.device_id == VIGIL_DEVICE_ID) {
-        vigil_txq_ack(&txq, in->u.ack.first_seq, in->u.ack.count, now_ms);
+        const vigil_ack_t ack = in->u.ack; /* `in` is the shared frame: send_error() reuses it */
+        vigil_txq_ack(&txq, ack.first_seq, ack.count, now_ms);
         boot_acked = true;
         /* The gateway's clock, for timestamps (PROTOCOL.md, ACK gateway_time_us). */
-        clock_offset_us = in->u.ack.gateway_time_us - uptime_us;
+        clock_offset_us = ack.gateway_time_us - uptime_us;
         clock_known = true;
+        /* Stopped, and the probe's frame is stored: the device was registered again (PROTOCOL.md,
+         * NACK reason 2). Resume; the ring sends the kept frames. */
+        if (txq.stopped && probe_sent && (uint32_t)(probe_seq - ack.first_seq) < (uint32_t)ack.count) {
+            vigil_txq_resume(&txq);
+            probe_sent = false;
+            if (drops_unreported) send_error(2, "resend ring full while stopped: oldest frames dropped");
+            drops_unreported = false;
+        }
     } else if (in->type == VIGIL_TYPE_NACK && in->u.nack.device_id == VIGIL_DEVICE_ID) {
-        if (in->u.nack.reason == VIGIL_NACK_SEQ_OUT_OF_RANGE) {
+        /* A copy: send_hello() below rebuilds the shared `frame` that `in` points to. */
+        const vigil_nack_t nack = in->u.nack;
+        const bool was_stopped = txq.stopped;
+        if (nack.reason == VIGIL_NACK_ABSURD_TIMESTAMP) {
+            /* Our clock (from an earlier ACK) is too far from the gateway's: the gateway's clock
+             * jumped. Send timestamp 0 (unknown: the gateway stamps the frame) until the next ACK
+             * brings gateway_time_us (PROTOCOL.md, NACK reason 5). */
+            clock_known = false;
+        }
+        if (nack.reason == VIGIL_NACK_SEQ_OUT_OF_RANGE && !was_stopped) {
             /* This counter only ever steps by 1, so the gateway filed the frame under another boot:
              * it missed our HELLO. HELLO again (at most once a second) and keep repeating it until
              * an ACK; the refused frame itself is dropped by the ring (PROTOCOL.md, NACK reason 9). */
             boot_acked = false;
             if ((uint32_t)(now_ms - last_hello_ms) >= 1000ul) send_hello();
         }
-        switch (vigil_txq_nack(&txq, &in->u.nack, now_ms)) {
-        case VIGIL_TXQ_NACK_SEND_HELLO: send_hello(); break;           /* SCHEMA_MISMATCH */
-        case VIGIL_TXQ_NACK_STOP: break;                                /* not registered / revoked: LED on */
+        switch (vigil_txq_nack(&txq, &nack, now_ms)) {
+        case VIGIL_TXQ_NACK_SEND_HELLO:                                 /* SCHEMA_MISMATCH */
+            if (!was_stopped) send_hello();                             /* stopped: the next probe has one */
+            break;
+        case VIGIL_TXQ_NACK_STOP:                                       /* not registered / revoked: LED on */
+            if (!was_stopped) last_probe_ms = now_ms;                   /* first probe a minute from now */
+            probe_sent = false;
+            break;
         case VIGIL_TXQ_NACK_DROPPED: dropped_frames++; break;           /* NON_FINITE, ABSURD_TIMESTAMP, … */
         default: break;                                                 /* BUSY / RETRY_LATER: the ring waits */
         }
@@ -207,7 +263,11 @@ static void report(uint32_t now_ms)
     d.values[5] = seconds > 0.0f ? (float)pulses * 60.0f / seconds : 0.0f;
     temp_sum = current_sum = 0.0f;
     slow_n = 0;
-    if (vigil_txq_push(&txq, &d) == VIGIL_TXQ_DROPPED_OLDEST) send_error(2, "resend ring full: oldest frame dropped");
+    if (vigil_txq_push(&txq, &d) == VIGIL_TXQ_DROPPED_OLDEST) {
+        /* Stopped: no ERROR either (PROTOCOL.md, NACK reason 2); reported once it resumes. */
+        if (txq.stopped) drops_unreported = true;
+        else send_error(2, "resend ring full: oldest frame dropped");
+    }
 }
 
 /* ---- Arduino entry points ------------------------------------------------------------- */
@@ -241,15 +301,21 @@ void loop(void)
     size_t len;
     uptime_us += (uint32_t)(m - last_micros);
     last_micros = m;
-    /* HELLO whenever the host opens the port (USB CDC: DTR) — after boot and every reconnect. */
+    /* HELLO whenever the host opens the port (USB CDC: DTR) — after boot and every reconnect
+     * (while stopped, only the probe sends HELLO). */
     if ((bool)LINK != link_up) {
         link_up = (bool)LINK;
-        if (link_up) send_hello();
+        if (link_up && !txq.stopped) send_hello();
     }
-    /* A lost HELLO after a reboot can cost the boot's first frames (PROTOCOL.md): repeat it until
-     * the boot's first ACK. On a line that never "reconnects" (Serial1, RS-485) this is the only
-     * way the gateway learns the boot. */
-    if (link_up && !boot_acked && (uint32_t)(now_ms - last_hello_ms) >= HELLO_REPEAT_MS) send_hello();
+    if (txq.stopped) {
+        /* Unknown or revoked: nothing but a probe a minute (PROTOCOL.md, NACK reasons 2 and 3). */
+        if (link_up && (uint32_t)(now_ms - last_probe_ms) >= PROBE_MS) probe(now_ms);
+    } else if (link_up && !boot_acked && (uint32_t)(now_ms - last_hello_ms) >= HELLO_REPEAT_MS) {
+        /* A lost HELLO after a reboot can cost the boot's first frames (PROTOCOL.md): repeat it
+         * until the boot's first ACK. On a line that never "reconnects" (Serial1, RS-485) this is
+         * the only way the gateway learns the boot. */
+        send_hello();
+    }
     read_link(now_ms);
     if ((uint32_t)(m - last_sample_us) >= SAMPLE_US) {
         last_sample_us += SAMPLE_US;
