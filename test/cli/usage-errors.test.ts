@@ -393,6 +393,16 @@ describe("CLI user mistakes", () => {
     const leaf = "ab".repeat(32);
     const gw = `0x${"11".repeat(32)}`;
     const addr = `0x${"22".repeat(20)}`;
+    const sensor = (action: string, ...more: string[]): string[] => [
+      "access",
+      "sensor",
+      action,
+      "--gateway-id",
+      gw,
+      "--sensor",
+      "00000001",
+      ...more,
+    ];
     const cases: [string[], RegExp][] = [
       [["keys", "show", "--force"], /--force applies only to "vigil keys init"/],
       [["keys", "show", "--type", "p256"], /--type applies only to "vigil keys init" and "rotate"/],
@@ -416,58 +426,18 @@ describe("CLI user mistakes", () => {
       [["sim", "--profile", "cmapss", "--life", "50"], /--life applies only to --profile rotating/],
       [["sim", "--healthy", "30"], /--healthy applies only to --profile cwru/],
       // A sensor's key is checked before the deployment or the chain is read (none is given here).
+      [sensor("suspend", "--public-key", addr), /--public-key applies only to "sensor register"/],
+      [sensor("register", "--key-type", "p256"), /--key-type goes with --public-key/],
       [
-        ["access", "sensor", "suspend", "--gateway-id", gw, "--sensor", "00000001", "--public-key", addr],
-        /--public-key applies only to "sensor register"/,
-      ],
-      [
-        ["access", "sensor", "register", "--gateway-id", gw, "--sensor", "00000001", "--key-type", "p256"],
-        /--key-type goes with --public-key/,
-      ],
-      [
-        [
-          "access",
-          "sensor",
-          "register",
-          "--gateway-id",
-          gw,
-          "--sensor",
-          "00000001",
-          "--public-key",
-          "0x1234",
-        ],
+        sensor("register", "--public-key", "0x1234"),
         /--public-key for secp256k1 must be 0x and 20 bytes of hex \(the key's address\), got "0x1234"/,
       ],
       [
-        [
-          "access",
-          "sensor",
-          "register",
-          "--gateway-id",
-          gw,
-          "--sensor",
-          "00000001",
-          "--public-key",
-          addr,
-          "--key-type",
-          "p256",
-        ],
+        sensor("register", "--public-key", addr, "--key-type", "p256"),
         /--public-key for p256 must be 0x and 64 bytes of hex/,
       ],
       [
-        [
-          "access",
-          "sensor",
-          "register",
-          "--gateway-id",
-          gw,
-          "--sensor",
-          "00000001",
-          "--public-key",
-          addr,
-          "--key-type",
-          "rsa",
-        ],
+        sensor("register", "--public-key", addr, "--key-type", "rsa"),
         /--key-type must be one of secp256k1, p256, got "rsa"/,
       ],
       // Reader grants: --days bounded (1e305 ended in a stack trace), a bad --gateway-id named
@@ -507,19 +477,7 @@ describe("CLI user mistakes", () => {
     const rpc = `http://127.0.0.1:${await freePort()}`;
     for (const args of [
       ["access", "list", "--gateway-id", gw, "--rpc", rpc, "--deployment", noReleases],
-      [
-        "access",
-        "sensor",
-        "suspend",
-        "--gateway-id",
-        gw,
-        "--sensor",
-        "00000001",
-        "--rpc",
-        rpc,
-        "--deployment",
-        noReleases,
-      ],
+      sensor("suspend", "--rpc", rpc, "--deployment", noReleases),
     ])
       oneLine(
         await vigil(args),

@@ -125,3 +125,38 @@ export async function mosquitto(): Promise<Mosquitto> {
   }
   return { port, url: `mqtt://127.0.0.1:${port}`, proc, stop: () => stop(proc) };
 }
+
+/** What {@link runGroup} saw: the exit code (null when killed), the output, and whether it was killed. */
+export interface GroupRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/**
+ * Runs `cmd args` in its own process group and kills the whole group after `ms` (a command that
+ * should have refused its arguments but started work, with whatever it started: anvil, a build).
+ */
+export function runGroup(cmd: string, args: string[], ms: number): Promise<GroupRun> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-p.pid!, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }, ms);
+    p.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, timedOut });
+    });
+  });
+}

@@ -6,43 +6,15 @@
  * entry, bench/run.ts; a case that started the benchmark anyway is stopped (its whole process
  * group) and fails.
  */
-import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { runGroup, type GroupRun } from "../helpers/procs.ts";
 
-interface Out {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
+type Out = GroupRun;
 
 /** `node --import tsx bench/run.ts ARGS`, in its own process group, killed whole after `ms`. */
-function bench(args: string[], ms = 30_000): Promise<Out> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ["--import", "tsx", "bench/run.ts", ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-    });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        process.kill(-p.pid!, "SIGKILL"); // the benchmark and whatever it started (anvil, gateway, build)
-      } catch {
-        /* already gone */
-      }
-    }, ms);
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut });
-    });
-  });
-}
+const bench = (args: string[], ms = 30_000): Promise<Out> =>
+  runGroup(process.execPath, ["--import", "tsx", "bench/run.ts", ...args], ms);
 
 /** One line naming the benchmark and the mistake, exit 2, no stack trace, nothing run. */
 function refused(r: Out, name: string, re: RegExp): void {

@@ -5,41 +5,15 @@
  * worst status is the suite's, and a mistyped option is one line and exit 2 before any model is loaded,
  * here and in each evaluation script run alone.
  */
-import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { runGroup, type GroupRun } from "../helpers/procs.ts";
 import { UsageError } from "../../gateway/src/core/errors.ts";
 import { planEvaluations, runEvaluations, summary, type Evaluation } from "../../models/eval/suite.ts";
 
-interface Out {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
+type Out = GroupRun;
 
 /** A command in its own process group, killed whole after `ms` (a run that started evaluating). */
-function run(cmd: string, args: string[], ms = 60_000): Promise<Out> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        process.kill(-p.pid!, "SIGKILL");
-      } catch {
-        /* already gone */
-      }
-    }, ms);
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut });
-    });
-  });
-}
+const run = (cmd: string, args: string[], ms = 60_000): Promise<Out> => runGroup(cmd, args, ms);
 
 const tsx = (script: string, args: string[]): Promise<Out> =>
   run(process.execPath, ["--import", "tsx", `models/eval/${script}`, ...args]);
