@@ -281,7 +281,9 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
     io.out(`${results.length - failed.length}/${results.length} receipts verified ${how}${finalityNote}\n`);
     if (checked.length > 0) io.out(`${describeTrust(checked)}\n`);
     else if (opts.trust)
-      io.out(`trust anchor: registry ${opts.trust.registry} on chain ${opts.trust.chainId}; no receipt passed\n`);
+      io.out(
+        `trust anchor: registry ${opts.trust.registry} on chain ${opts.trust.chainId}; no receipt passed\n`,
+      );
     else io.out("no trust anchor given: checked against the receipts' own claims only\n");
   }
   if (refused) {
