@@ -195,6 +195,10 @@ class FlakyChain implements AnchorChain {
     const n = this.block - this.lag;
     return { number: n, hash: blockHash(n, this.fork) };
   }
+  async blockHashAt(n: number) {
+    this.check();
+    return n <= this.block - this.lag ? blockHash(n, this.fork) : null;
+  }
   async finalizedBlock() {
     this.check();
     return this.block - this.depth + 1;
@@ -397,6 +401,42 @@ describe("AnchorService with the fake registry", () => {
     t.flaky.lag = 0;
     expect(await s.runOnce()).toBe(0);
     expect(s.status()).toMatchObject({ anchoredThrough: 3, counters: { reorgs: 0 }, lastError: null });
+  });
+
+  it("error: resync against a lagging endpoint removes nothing (CONFLICT: it lags); a changed hash of a recorded block (reorg, reset) or chainReset removes", async () => {
+    const t = await setup();
+    await t.ingest(30);
+    await sealAll(t.sealer);
+    expect(await t.service({ maxBatchesPerTx: 1 }).runOnce()).toBe(3);
+    t.flaky.mine(1);
+    const blocks = await Promise.all([1, 2, 3].map(async (s) => (await t.store.getAnchor(s))!.blockNumber!));
+    const resync = (o: { dryRun?: boolean; chainReset?: boolean } = {}) =>
+      resyncAnchors({ store: t.store, chain: t.flaky, gatewayId: GATEWAY, confirmations: 3, ...o });
+    // At batch 1's block: it has that block as recorded, neither batch 2 nor 3, so a head of 1.
+    t.flaky.lag = t.flaky.block - blocks[0]!;
+    t.flaky.lagHead = { seq: 1n, head: (await t.store.getBatch(1))!.head as Hex };
+    const lag = await resync();
+    expect(lag).toMatchObject({ chainSeq: 1, removed: 0, anchoredAfter: 3 });
+    expect(lag.conflicts).toEqual([
+      `batches 2..3: not removed: the RPC endpoint is at block ${blocks[0]}, below block ${blocks[2]} where batch 3's anchor was recorded, and it has block ${blocks[0]} of batch 1's anchor as recorded: it lags behind the chain this store anchored on (or a reorg left it shorter): wait until it passes block ${blocks[2]}, or run resync against an endpoint that is synced; if the chain was reset, pass --chain-reset`,
+    ]);
+    expect(t.store.anchoredThrough()).toBe(3);
+    // Below every recorded block: nothing to compare, so a lag and a reset look alike.
+    t.flaky.lag = t.flaky.block - blocks[0]! + 1;
+    const blind = await resync();
+    expect(blind.removed).toBe(0);
+    expect(blind.conflicts[0]).toMatch(
+      /no anchor recorded at or below that block tells a lagging endpoint from a reset chain.*pass --chain-reset$/,
+    );
+    expect(t.store.anchoredThrough()).toBe(3);
+    expect(await resync({ chainReset: true, dryRun: true })).toMatchObject({ removed: 2, conflicts: [] });
+    expect(t.store.anchoredThrough()).toBe(3);
+    // Batch 1's block with another hash: another chain, whatever its height.
+    t.flaky.lag = t.flaky.block - blocks[0]!;
+    t.flaky.fork++;
+    const forked = await resync();
+    expect(forked).toMatchObject({ removed: 2, anchoredAfter: 1, conflicts: [] });
+    expect(t.store.anchoredThrough()).toBe(1);
   });
 
   it("error: a chain whose head falls below a FINAL anchor stops with AnchorStateError naming resync; resync reconciles and says what it did", async () => {

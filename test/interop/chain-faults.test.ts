@@ -3,8 +3,8 @@
  * a reorg that drops anchors (anvil_reorg), a revert of a snapshot while sealing goes on (the
  * issue's evm_revert case), mining stopped so a fee bump is needed, a dropped transaction, two
  * anvils with failover, a proxy that injects timeouts / 429s / malformed answers / lost answers, a
- * revoked gateway key, the OP-Stack L1 fee in the status, and `vigil anchor resync` after a reorg
- * deeper than the finality depth. (The outage with a restart from --state is test/anchor/anvil.test.ts.)
+ * revoked gateway key, the OP-Stack L1 fee in the status, `vigil anchor resync` against a lagging
+ * replica (an anvil forked at an older block) and after a reorg deeper than the finality depth. (The outage with a restart from --state is test/anchor/anvil.test.ts.)
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -362,6 +362,58 @@ describe("anchoring faults on anvil", () => {
     const a2 = (await p.store.getAnchor(2))!;
     expect(BigInt(svc.status().spentTodayWei)).toBe(sent.costWei + BigInt(a2.costWei!));
     await svc.stop();
+  });
+
+  it("behavior: vigil anchor resync against a lagging replica (anvil forked at batch 1's block) removes nothing and says it lags; --chain-reset would; the synced node agrees", async () => {
+    const r = await rig();
+    const signer = await r.registerGateway(GW);
+    const data = join(dir, "data");
+    const store = new LevelFrameStore({ dir: join(data, "store"), reserveBytes: 0, minFreeBytes: 0 });
+    const p = await pipeline(r, signer, GW, { store });
+    const svc = p.service({ maxBatchesPerTx: 1 }, { confirmations: 1 });
+    await p.ingest(30);
+    await p.sealAll();
+    expect(await svc.runOnce()).toBe(3);
+    await r.rpc("evm_mine");
+    await svc.runOnce();
+    expect(svc.status().finalThrough).toBe(3);
+    await svc.stop();
+    const blocks = await Promise.all([1, 2, 3].map(async (s) => (await store.getAnchor(s))!.blockNumber!));
+    expect(blocks[2]).toBeGreaterThan(blocks[0]!);
+    await store.close();
+    // A replica that stopped at batch 1's block: same chain, same hashes up to there.
+    const replica = await startAnvil({
+      extraArgs: ["--fork-url", r.url, "--fork-block-number", String(blocks[0])],
+    });
+    cleanups.push(() => replica.stop());
+    const config = join(dir, "vigil.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        dataDir: data,
+        attest: { gatewayId: GW },
+        chain: { rpcUrl: r.url, deployment: r.deploymentFile, confirmations: 1 },
+      }),
+    );
+    let out = "";
+    const io = { out: (s: string) => void (out += s), err: (s: string) => void (out += s) };
+    expect(await anchorCommand(["resync", "-c", config, "--rpc", replica.url], io)).toBe(1);
+    expect(out).toContain("registry: 1 batches anchored; store: 3 sealed, 3 recorded as anchored");
+    expect(out).toContain(
+      `CONFLICT batches 2..3: not removed: the RPC endpoint is at block ${blocks[0]}, below block ${blocks[2]} where batch 3's anchor was recorded, and it has block ${blocks[0]} of batch 1's anchor as recorded: it lags`,
+    );
+    expect(out).toContain("now 3 recorded as anchored (0 updated, 0 removed, 0 added)");
+    out = "";
+    expect(
+      await anchorCommand(["resync", "-c", config, "--rpc", replica.url, "--chain-reset", "--dry-run"], io),
+    ).toBe(0);
+    expect(out).toContain(
+      "batches 2..3: recorded as anchored, but the registry holds only 1: records would be removed",
+    );
+    out = "";
+    expect(await anchorCommand(["resync", "-c", config], io)).toBe(0);
+    expect(out).toContain("nothing to do: the store agrees with the chain");
+    expect(out).toContain("now 3 recorded as anchored (0 updated, 0 removed, 0 added); 0 batches wait");
   });
 
   it("behavior: a reorg deeper than the finality depth stops anchoring (ANCHOR_STATE naming resync); vigil anchor resync reconciles the store and says what it did", async () => {

@@ -3,7 +3,7 @@
  * JSON-RPC ({@link RpcAnchorChain}: RPC pool with failover, fee-capped transaction sender, bounded
  * log queries from the registry's deployment block, finality by depth or by the `finalized` tag).
  */
-import { Interface } from "ethers";
+import { Interface, toQuantity } from "ethers";
 import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
 import { DEVICE_STATUS, KEY_TYPES, type DeviceStatus, type RegistryClient } from "../chain/client.ts";
 import { hashBatchHeader, nextHead, type BatchHeader } from "../chain/eip712.ts";
@@ -99,8 +99,11 @@ export interface AnchorChain {
   readonly chainId: bigint;
   /** Registry address (lowercase). */
   readonly registryAddress: Hex;
-  /** Last anchored seq (0 = none) and head of the gateway, at the latest block. */
-  getHead(gatewayId: Hex): Promise<{ seq: bigint; head: Hex }>;
+  /**
+   * Last anchored seq (0 = none) and head of the gateway, at the latest block, or at block `atBlock`
+   * when given (so it agrees with a block read before it, whichever endpoint answers).
+   */
+  getHead(gatewayId: Hex, atBlock?: number): Promise<{ seq: bigint; head: Hex }>;
   /**
    * Anchors the items in one transaction (`anchor` for one, `anchorMany` for several) and resolves
    * once it is mined. `budget` bounds its worst-case cost (SpendCapError); `signal` stops waiting.
@@ -117,6 +120,8 @@ export interface AnchorChain {
   locate(txHash: Hex): Promise<TxLocation | null>;
   /** The latest block (a changed hash at the same height means a reorg). */
   latestBlock(): Promise<{ number: number; hash: Hex }>;
+  /** The hash of block `n` as this endpoint has it; null when the endpoint has no such block yet. */
+  blockHashAt(n: number): Promise<Hex | null>;
   /** The highest block that counts as final now (depth or `finalized` tag). */
   finalizedBlock(): Promise<number>;
   /** The gateway's registration (to explain a refused anchor). */
@@ -245,16 +250,20 @@ export class RpcAnchorChain implements AnchorChain {
     this.#l1 = o.l1Fee;
   }
 
-  async #call(fn: string, args: unknown[]): Promise<ReturnType<Interface["decodeFunctionResult"]>> {
+  async #call(
+    fn: string,
+    args: unknown[],
+    block: number | "latest" = "latest",
+  ): Promise<ReturnType<Interface["decodeFunctionResult"]>> {
     const out = await this.#rpc.request<string>("eth_call", [
       { to: this.registryAddress, data: registryIface.encodeFunctionData(fn, args) },
-      "latest",
+      block === "latest" ? block : toQuantity(block),
     ]);
     return registryIface.decodeFunctionResult(fn, out);
   }
 
-  async getHead(gatewayId: Hex): Promise<{ seq: bigint; head: Hex }> {
-    const r = await this.#call("headOf", [gatewayId]);
+  async getHead(gatewayId: Hex, atBlock?: number): Promise<{ seq: bigint; head: Hex }> {
+    const r = await this.#call("headOf", [gatewayId], atBlock ?? "latest");
     return { seq: r[0] as bigint, head: String(r[1]).toLowerCase() as Hex };
   }
 
@@ -361,6 +370,14 @@ export class RpcAnchorChain implements AnchorChain {
       false,
     ]);
     return { number: Number(BigInt(b.number)), hash: b.hash.toLowerCase() as Hex };
+  }
+
+  async blockHashAt(n: number): Promise<Hex | null> {
+    const b = await this.#rpc.request<{ hash: string } | null>("eth_getBlockByNumber", [
+      toQuantity(n),
+      false,
+    ]);
+    return b ? (b.hash.toLowerCase() as Hex) : null;
   }
 
   async finalizedBlock(): Promise<number> {
@@ -554,6 +571,7 @@ export function clientAnchorChain(client: RegistryClient): AnchorChain {
     },
     locate: async (tx) => txs.get(tx) ?? null,
     latestBlock: async () => ({ number: latest, hash: blockHashOf(BigInt(latest)) }),
+    blockHashAt: async (n) => (n <= latest ? blockHashOf(BigInt(n)) : null),
     finalizedBlock: async () => latest,
     close: () => client.close(),
   };

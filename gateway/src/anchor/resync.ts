@@ -8,7 +8,10 @@
  *    least the last 100): a transaction that is gone or moved is replaced by where the chain has the
  *    batch's BatchAnchored event (same header hash); block hash and finality are refreshed.
  * 2. Anchored here but not on chain (the registry's head is lower): the records above the head are
- *    removed; the service anchors those batches again, unchanged, when the gateway runs.
+ *    removed; the service anchors those batches again, unchanged, when the gateway runs. Not when
+ *    the endpoint is below a block those records name and still has an older anchor's block as
+ *    recorded (a lagging replica, not a reorg or a reset), nor when nothing tells the two apart;
+ *    `chainReset` removes them anyway.
  * 3. On chain but not recorded here: recorded, after checking the header hash against the store.
  * Conflicts that cannot be repaired (the registry holds another header at a seq, or more batches
  * than this store sealed) are reported and left alone.
@@ -23,7 +26,14 @@ export interface ResyncOptions {
   store: FrameStore;
   chain: Pick<
     AnchorChain,
-    "chainId" | "registryAddress" | "getHead" | "findAnchor" | "locate" | "finalizedBlock"
+    | "chainId"
+    | "registryAddress"
+    | "getHead"
+    | "findAnchor"
+    | "locate"
+    | "finalizedBlock"
+    | "latestBlock"
+    | "blockHashAt"
   >;
   gatewayId: Hex;
   /** Finality depth recorded in new records (0 with the finalized tag). */
@@ -31,6 +41,12 @@ export interface ResyncOptions {
   /** First anchored seq to check against the chain. Default: the first non-final one, at most 100 back. */
   fromSeq?: number;
   dryRun?: boolean;
+  /**
+   * The chain was reset (a new dev chain, a redeployed registry at the same address): remove
+   * records above the registry's head even where the endpoint cannot show that they are gone.
+   * Default false.
+   */
+  chainReset?: boolean;
   nowUs?: () => number;
 }
 
@@ -57,7 +73,9 @@ export async function resyncAnchors(o: ResyncOptions): Promise<ResyncReport> {
   const gw = o.gatewayId.toLowerCase() as Hex;
   const dry = o.dryRun ?? false;
   const nowUs = o.nowUs ?? (() => Date.now() * 1000);
-  const head = await chain.getHead(gw);
+  // The head at the block the lag check below uses, whichever endpoint of a pool answers.
+  const latest = await chain.latestBlock();
+  const head = await chain.getHead(gw, latest.number);
   const h = Number(head.seq);
   const n = store.lastBatchSeq();
   const a = store.anchoredThrough();
@@ -156,7 +174,10 @@ export async function resyncAnchors(o: ResyncOptions): Promise<ResyncReport> {
   }
 
   // 2. Recorded here, not on chain: remove the records above the registry's head.
-  if (a > h && firstBad === undefined) {
+  const lagging =
+    a > h && firstBad === undefined && !o.chainReset ? await lagOf(store, h, a, latest.number, chain) : null;
+  if (lagging) r.conflicts.push(lagging);
+  else if (a > h && firstBad === undefined) {
     if (!dry) r.removed = await store.rewindAnchors(h);
     else r.removed = a - h;
     r.anchoredAfter = h;
@@ -187,6 +208,37 @@ export async function resyncAnchors(o: ResyncOptions): Promise<ResyncReport> {
     }
   }
   return r;
+}
+
+/**
+ * Why the records of batches `h + 1..a` must not be removed, or null when they may be. An endpoint
+ * below the block of one of them cannot show that it is gone. It is judged by the newest record at or
+ * below the endpoint's latest block: the endpoint has that block as recorded (it shares this store's
+ * chain, only behind: a lagging replica) → not removed; another hash (a reorg or a reset chain) →
+ * removed; no such record → it cannot be told, not removed.
+ */
+async function lagOf(
+  store: FrameStore,
+  h: number,
+  a: number,
+  latest: number,
+  chain: Pick<AnchorChain, "blockHashAt">,
+): Promise<string | null> {
+  let past: { seq: number; block: number } | undefined;
+  for (let s = a; s > h; s--) {
+    const b = (await store.getAnchor(s))?.blockNumber;
+    if (b != null && b > latest && (past === undefined || b > past.block)) past = { seq: s, block: b };
+  }
+  if (!past) return null;
+  const behind = `the RPC endpoint is at block ${latest}, below block ${past.block} where batch ${past.seq}'s anchor was recorded`;
+  for (let s = a; s >= 1; s--) {
+    const rec = await store.getAnchor(s);
+    if (rec?.blockNumber == null || !rec.blockHash || rec.blockNumber > latest) continue;
+    const hash = await chain.blockHashAt(rec.blockNumber);
+    if (hash !== null && hash !== rec.blockHash.toLowerCase()) return null; // another chain: reorg or reset
+    return `batches ${h + 1}..${a}: not removed: ${behind}, and it has block ${rec.blockNumber} of batch ${s}'s anchor as recorded: it lags behind the chain this store anchored on (or a reorg left it shorter): wait until it passes block ${past.block}, or run resync against an endpoint that is synced; if the chain was reset, pass --chain-reset`;
+  }
+  return `batches ${h + 1}..${a}: not removed: ${behind}, and no anchor recorded at or below that block tells a lagging endpoint from a reset chain: wait until it passes block ${past.block}, or run resync against an endpoint that is synced; if the chain was reset, pass --chain-reset`;
 }
 
 /** The report as lines for a terminal. */

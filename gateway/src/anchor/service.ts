@@ -698,7 +698,8 @@ export class AnchorService {
         "CHAIN_BEHIND",
         `the RPC endpoint is at block ${latest.number}, below block ${newest.blockNumber} of batch ${anchored}'s anchor: waiting for it to catch up (if the chain was reset instead, run "vigil anchor resync")`,
       );
-    const head = (await chain.getHead(this.gatewayId)).seq;
+    // At that block: another endpoint of the pool may answer, and must not be judged at its own head.
+    const head = (await chain.getHead(this.gatewayId, latest.number)).seq;
     if (head < BigInt(this.finalThrough))
       throw new AnchorStateError(
         `the registry holds ${head} batches of gateway ${this.gatewayId}, fewer than the ${this.finalThrough} anchored as final here: a reorg deeper than the finality depth, a reset chain or another registry (run "vigil anchor resync")`,

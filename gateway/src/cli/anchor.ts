@@ -39,6 +39,7 @@ export async function anchorCommand(argv: string[], io: CliIo = stdio): Promise<
       "gateway-id": { type: "string" },
       "from-seq": { type: "string" },
       "dry-run": { type: "boolean" },
+      "chain-reset": { type: "boolean" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     });
@@ -88,6 +89,7 @@ export async function anchorCommand(argv: string[], io: CliIo = stdio): Promise<
       gatewayId,
       confirmations: cfg.chain.finality === "finalized" ? 0 : cfg.chain.confirmations,
       dryRun: v["dry-run"] ?? false,
+      chainReset: v["chain-reset"] ?? false,
       ...(from !== undefined ? { fromSeq: Number(from) } : {}),
     });
     io.out(
