@@ -3,7 +3,7 @@ export const VigilReleasesArtifact = {
   contractName: "VigilReleases",
   sourceName: "contracts/src/VigilReleases.sol",
   solcVersion: "0.8.37+commit.f401782d.Emscripten.clang",
-  sourcesHash: "0x6e1e4afe1b3381029d829ce2fc9fc6c1ac65c916194b4b7e82535540b872f173",
+  sourcesHash: "0x06e58a82637f76c168cf5717508b4b4afed43e220910a33d81a849dbe37a5ad3",
   abi: [
     {
       "inputs": [

@@ -2,4 +2,4 @@
 export { VigilMaintenanceEscrowArtifact } from "./VigilMaintenanceEscrow.ts";
 export { VigilRegistryArtifact } from "./VigilRegistry.ts";
 export { VigilReleasesArtifact } from "./VigilReleases.ts";
-export const SOURCES_HASH = "0x6e1e4afe1b3381029d829ce2fc9fc6c1ac65c916194b4b7e82535540b872f173";
+export const SOURCES_HASH = "0x06e58a82637f76c168cf5717508b4b4afed43e220910a33d81a849dbe37a5ad3";

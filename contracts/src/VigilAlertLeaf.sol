@@ -44,7 +44,7 @@ error NotAnAlertLeaf(uint8 tag);
 /**
  * @title VigilAlertLeaf
  * @notice Strict on-chain decoder of Vigil ALERT leaf preimages, the exact inverse of the gateway's
- * `alertLeafPreimage` (gateway/src/attest/leaf.ts; receipts: gateway/src/attest/RECEIPTS.md):
+ * `alertLeafPreimage` (gateway/src/core/leaf.ts; receipts: gateway/src/attest/RECEIPTS.md):
  *
  * `0x03 ‖ modelHash 32 ‖ inputWindowHash 32 ‖ deviceId u32 ‖ timestampUs u64 ‖ severity u8 ‖ ruleLen u8
  *  ‖ rule (ruleLen bytes, 0x21–0x7e, 1 ≤ ruleLen ≤ 64) ‖ score f32 ‖ pad`, big-endian, where `pad` is one

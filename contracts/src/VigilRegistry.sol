@@ -423,8 +423,9 @@ contract VigilRegistry is AccessControlDefaultAdminRules, EIP712 {
      * @dev Checks, in order: gateway Active, `seq` = stored seq + 1, `prevHead` = stored head, non-zero
      * root, non-zero leaf count, time range, signature. Then stores the new head and emits {BatchAnchored}.
      * The signature is passed as two words (see {CompactSignature}) rather than `bytes`: that saves the
-     * offset, length and padding words of calldata: 420 gas per anchor at EIP-2028 prices (93 zero and 3
-     * non-zero bytes), plus the decoding of a dynamic `bytes` argument.
+     * offset, length and padding words of calldata: 432 gas per secp256k1 anchor at EIP-2028 prices (96
+     * bytes, 92 of them zero: the offset 0x120 has two non-zero bytes, the length and `v` one each), 292
+     * for P-256 (64 bytes, 61 zero), plus the decoding of a dynamic `bytes` argument.
      * @param header The batch header.
      * @param signature The gateway's signature over {batchDigest}(header).
      * @return newHead `keccak256(abi.encode(header.prevHead, hashBatchHeader(header)))`.
