@@ -3,7 +3,9 @@
  * frame until the gateway ACKs it, resends after a timeout with exponential backoff
  * (500 ms → 8 s, the C reference's bounds in hardware/firmware-ref; unlike the C ring, which
  * resends only its oldest frame, each frame here has its own timer), and obeys NACK reasons
- * (a BUSY NACK holds all sending for its retry_after_ms, like vigil_txq).
+ * (a BUSY NACK holds all sending for its retry_after_ms, like vigil_txq). A device NACKed
+ * UNKNOWN_DEVICE / REVOKED_DEVICE stops and probes (PROTOCOL.md, "A stopped device"; the C
+ * reference's Arduino example, hardware/firmware-ref/examples/arduino/): see {@link SimDevice.stopped}.
  */
 import {
   encodeFrame,
@@ -40,6 +42,8 @@ export interface Pending {
   sends: number;
   /** True once the frame went through the link-fault draw of its first transmission. */
   offered?: boolean;
+  /** The source step it was generated at: the ring's age order (set by {@link SimDevice.nextData}). */
+  step?: number;
 }
 
 export interface DeviceStats {
@@ -55,6 +59,12 @@ export interface DeviceStats {
   overflowed: number;
   /** Unacknowledged frames lost from RAM by a reboot (never acknowledged, so no promise broken). */
   lostAtReboot: number;
+  /** Probes sent while stopped (HELLO + the oldest kept DATA frame; PROTOCOL.md, "A stopped device"). */
+  probes: number;
+  /** Times a probe was acknowledged and the stopped device resumed. */
+  resumes: number;
+  /** Frames the ring dropped while the device was stopped (also in `overflowed`). */
+  droppedWhileStopped: number;
 }
 
 export interface SimDeviceOptions {
@@ -67,12 +77,22 @@ export interface SimDeviceOptions {
   clockSkewUs?: number;
   /** Unacknowledged frames kept for resend. Default 256. */
   window?: number;
-  /** First resend timeout, ms. Default 500. */
+  /** First resend timeout, ms; also how long a probe waits for its reply. Default 500. */
   resendMs?: number;
+  /**
+   * Stopped (UNKNOWN_DEVICE / REVOKED_DEVICE): a probe every this many ms, the first one this
+   * long after the stop; 0 = never probe (stopped until the run ends). Default 60 000, the
+   * protocol's "at most once a minute".
+   */
+  probeIntervalMs?: number;
   firmware?: { major: number; minor: number; patch: number };
   /** Firmware update code and bootloader; when set, HELLO announces the version it runs. */
   updater?: SimFirmware;
-  /** Called with every DATA frame the device saw acknowledged (its exact bytes), once. */
+  /**
+   * Called with every DATA frame the device saw acknowledged (its exact bytes), once. Over MQTT a
+   * frame whose PUBACK is followed by NACK UNKNOWN_DEVICE / REVOKED_DEVICE is taken back (kept,
+   * resent after a resume; `acked` is decremented) after this was called for it.
+   */
   onAcked?: (raw: Buffer) => void;
   /** Deterministic sensor faults (faults.ts ScriptedSensorFault), applied after the random ones. */
   script?: readonly ScriptedSensorFault[];
@@ -83,6 +103,18 @@ const NACK_NAMES = Object.fromEntries(Object.entries(NackReason).map(([k, v]) =>
   string
 >;
 const TEN_YEARS_US = 10 * 365 * 86_400 * 1e6;
+/** PROTOCOL.md, "A stopped device": at most one probe a minute. */
+export const DEFAULT_PROBE_INTERVAL_MS = 60_000;
+
+/** The probe in flight: its DATA frame's sequence, when it went out, when its PUBACK came. */
+interface Probe {
+  seq: number;
+  sentAt: number;
+  /** MQTT: the PUBACK of the probe frame (refused frames are PUBACKed too: confirmed by silence). */
+  pubackAt?: number;
+  /** The probe frame, if the full ring dropped it while its reply was on the way. */
+  dropped?: Pending;
+}
 
 export class SimDevice {
   readonly id: number;
@@ -109,6 +141,9 @@ export class SimDevice {
     abandoned: 0,
     overflowed: 0,
     lostAtReboot: 0,
+    probes: 0,
+    resumes: 0,
+    droppedWhileStopped: 0,
   };
   /** The next frame index to generate (the signal source's step). */
   step = 0;
@@ -116,13 +151,32 @@ export class SimDevice {
   bootStep = 0;
   bootId = 1;
   /**
-   * Set when the gateway said UNKNOWN_DEVICE / REVOKED_DEVICE (PROTOCOL.md, NACK table: "keep its
-   * frames, stop sending until re-provisioned"): the device sends nothing more in this run (no new
-   * DATA, no resend, no queued frame, no HELLO), and its unacknowledged frames stay in `pending`.
-   * Neither a reconnect nor a HELLO resumes it (the C reference's vigil_txq_resume() is the
-   * application's, after a re-registration; the simulator never re-provisions).
+   * Set when the gateway said UNKNOWN_DEVICE / REVOKED_DEVICE (PROTOCOL.md, "A stopped device"):
+   * the device keeps its frames and samples on into its ring (a full ring drops the oldest,
+   * counted in `droppedWhileStopped`), but sends no DATA, no ERROR, no resend, no queued frame and
+   * no HELLO after a reconnect. Every `probeIntervalMs` (the first one that long after the stop)
+   * it probes: HELLO, then its oldest kept DATA frame ({@link startProbe}). An ACK naming that
+   * frame resumes it ({@link onAck}; over MQTT, where refused frames are PUBACKed too, the
+   * frame's PUBACK followed by no refusal for `resendMs`: {@link onDelivered}, {@link tick}); a
+   * NACK UNKNOWN_DEVICE / REVOKED_DEVICE or silence keeps it stopped until the next probe. As in
+   * the C reference's Arduino example (hardware/firmware-ref/examples/arduino/).
    */
   stopped = false;
+  /**
+   * Frames the ring dropped while stopped and not yet reported: the simulator sends ERROR code 2
+   * with this count once the device resumed ({@link takeOverflowReport}).
+   */
+  #unreportedDrops = 0;
+  /** When the next probe is due (ms), while stopped. */
+  #nextProbeAt = Infinity;
+  #probe: Probe | undefined;
+  /**
+   * Frames removed by an implicit acknowledgement (an MQTT PUBACK) in the last `resendMs`: a NACK
+   * UNKNOWN_DEVICE / REVOKED_DEVICE for one of them, which over MQTT follows the PUBACK, puts it
+   * back (the gateway refused it: it was not stored), so a device stopped right after it started
+   * sending loses none of its first frames.
+   */
+  readonly #recentlyDelivered = new Map<number, { p: Pending; at: number }>();
   /** Until this time (ms) a BUSY NACK holds all DATA sending (PROTOCOL.md, NACK BUSY). */
   heldUntil = 0;
   readonly #opts: SimDeviceOptions;
@@ -147,8 +201,32 @@ export class SimDevice {
       : undefined;
   }
 
+  /** The source has ended (a stopped device samples on: it is not finished). */
   get finished(): boolean {
-    return this.stopped || this.#peek() === undefined;
+    return this.#peek() === undefined;
+  }
+
+  get #probeIntervalMs(): number {
+    return this.#opts.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+  }
+
+  get #replyTimeoutMs(): number {
+    return this.#opts.resendMs ?? 500;
+  }
+
+  /** Whether a stopped device may still resume in this run (it probes). */
+  get probes(): boolean {
+    return this.#probeIntervalMs > 0;
+  }
+
+  /** When the next probe is due (ms; Infinity when not stopped, or never probing). */
+  get nextProbeAt(): number {
+    return this.#nextProbeAt;
+  }
+
+  /** The sequence of the probe frame awaiting its reply, if any. */
+  get probeSeq(): number | undefined {
+    return this.#probe?.seq;
   }
 
   /**
@@ -177,10 +255,10 @@ export class SimDevice {
 
   /**
    * Generates the next DATA frame (value faults applied) and registers it as pending, or
-   * returns undefined when the source has ended or the device stopped.
+   * returns undefined when the source has ended. A stopped device samples on: the caller keeps
+   * the frame queued (SimDevice.queue) until the device resumes.
    */
   nextData(nowMs: number): Pending | undefined {
-    if (this.stopped) return undefined;
     const sample = this.#peek();
     if (!sample) return undefined;
     const values = Float32Array.from(sample);
@@ -207,8 +285,14 @@ export class SimDevice {
     const window = this.#opts.window ?? 256;
     if (this.pending.size >= window) {
       const oldest = this.pending.keys().next().value as number;
+      const lost = this.pending.get(oldest);
+      if (lost && this.#probe?.seq === oldest) this.#probe.dropped = lost;
       this.#forget(oldest);
       this.stats.overflowed++;
+      if (this.stopped) {
+        this.stats.droppedWhileStopped++;
+        this.#unreportedDrops++;
+      }
     }
     const p: Pending = {
       seq,
@@ -217,11 +301,27 @@ export class SimDevice {
       timeout: this.#opts.resendMs ?? 500,
       attempts: 1,
       sends: 0,
+      step: this.step - 1,
       ...(poison ? { poison } : {}),
     };
     this.pending.set(seq, p);
     this.#sent.set(seq, p);
     return p;
+  }
+
+  /**
+   * Puts back a frame a PUBACK removed, which the gateway then refused (MQTT): in age order, sent
+   * (its timer runs; resent once the device resumes), no longer counted as acknowledged.
+   */
+  #takeBack(p: Pending): void {
+    this.stats.acked--;
+    const byAge = (a: Pending, b: Pending): number => (a.step ?? 0) - (b.step ?? 0);
+    const all = [...this.pending.values(), p].sort(byAge);
+    this.pending.clear();
+    for (const q of all) this.pending.set(q.seq, q);
+    const sent = [...this.#sent.values(), p].sort(byAge);
+    this.#sent.clear();
+    for (const q of sent) this.#sent.set(q.seq, q);
   }
 
   /** Removes a frame from RAM (acknowledged, overflowed, refused for good). */
@@ -241,6 +341,12 @@ export class SimDevice {
     if (this.pending.get(p.seq) !== p || this.#queued.has(p.seq)) return;
     this.#sent.delete(p.seq);
     this.#queued.set(p.seq, p);
+    // A stopped device queues every sample while its ring drops the oldest: keep the FIFO's
+    // stale entries bounded (firstQueued() is not called while stopped).
+    if (this.#fifo.length - this.#head > 2 * this.#queued.size + 4096) {
+      this.#fifo = this.#fifo.slice(this.#head).filter((q) => this.#queued.get(q.seq) === q);
+      this.#head = 0;
+    }
     this.#fifo.push(p);
   }
 
@@ -292,9 +398,41 @@ export class SimDevice {
     return due;
   }
 
-  onAck(ack: AckFrame): void {
-    for (let i = 0; i < ack.count; i++) {
-      const seq = (ack.firstSeq + i) >>> 0;
+  /**
+   * An ACK frame (serial): removes the frames it names. Stopped, an ACK naming the probe frame
+   * means the device was registered (again): it resumes (PROTOCOL.md, "A stopped device"), even
+   * if its ring dropped that frame meanwhile.
+   */
+  onAck(ack: AckFrame, nowMs: number = Date.now()): void {
+    const probe = this.#probe;
+    if (this.stopped && probe && (probe.seq - ack.firstSeq) >>> 0 < ack.count) this.#resume(nowMs, probe);
+    this.#ack(ack.firstSeq, ack.count);
+  }
+
+  /**
+   * An implicit acknowledgement of one DATA frame (an MQTT PUBACK: the embedded broker sends it
+   * once the frame is durable). The gateway PUBACKs refused frames too and publishes their NACK
+   * after the PUBACK: so a stopped device keeps the frame (a gateway that refuses the device
+   * stores nothing of it), the PUBACK of the probe frame resumes it only when no NACK
+   * UNKNOWN_DEVICE / REVOKED_DEVICE follows within `resendMs` ({@link tick}), and a running
+   * device takes back a frame whose PUBACK such a NACK follows ({@link onNack}).
+   */
+  onDelivered(seq: number, nowMs: number = Date.now()): void {
+    if (this.stopped) {
+      if (this.#probe?.seq === seq) this.#probe.pubackAt ??= nowMs;
+      return;
+    }
+    for (const [k, v] of this.#recentlyDelivered) {
+      if (nowMs - v.at < this.#replyTimeoutMs) break;
+      this.#recentlyDelivered.delete(k);
+    }
+    this.#ack(seq, 1, nowMs);
+  }
+
+  /** Removes `first .. first+count-1` (mod 2^32) from RAM; `implicitAt`: by a PUBACK at that time. */
+  #ack(first: number, count: number, implicitAt?: number): void {
+    for (let i = 0; i < count; i++) {
+      const seq = (first + i) >>> 0;
       const p = this.pending.get(seq);
       if (p) {
         this.#forget(seq);
@@ -303,10 +441,105 @@ export class SimDevice {
         if (p.poison) this.#abandon(seq);
         else {
           this.stats.acked++;
+          if (implicitAt !== undefined) this.#recentlyDelivered.set(seq, { p, at: implicitAt });
           this.#opts.onAcked?.(p.raw);
         }
       } else if (!this.#abandoned.has(seq)) this.stats.dupAcks++;
     }
+  }
+
+  /**
+   * Stopped: whether a probe is due now (its interval passed, a frame is kept to probe with, no
+   * BUSY hold), and then the frame to probe with: the oldest kept one. After sending HELLO and
+   * it, the caller reports it with {@link probeSent}.
+   */
+  probeFrame(nowMs: number): Pending | undefined {
+    if (!this.stopped || nowMs < this.#nextProbeAt || this.held(nowMs)) return undefined;
+    return this.pending.values().next().value;
+  }
+
+  /** The probe went out (HELLO, then `p`): its reply decides; the next one is an interval away. */
+  probeSent(p: Pending, nowMs: number): void {
+    this.#probe = { seq: p.seq, sentAt: nowMs };
+    this.#nextProbeAt = nowMs + this.#probeIntervalMs;
+    this.stats.probes++;
+    p.offered = true;
+    if (this.#queued.has(p.seq)) this.markSent(p, nowMs);
+    else p.sentAt = nowMs;
+  }
+
+  /**
+   * True while a probe's reply may still come: within `resendMs` of sending it, or (MQTT) its
+   * frame was PUBACKed and {@link tick} has not decided yet. The drain waits for it, not for the
+   * next probe.
+   */
+  probeOutstanding(nowMs: number): boolean {
+    const pr = this.#probe;
+    return (
+      this.stopped &&
+      pr !== undefined &&
+      (pr.pubackAt !== undefined || nowMs - pr.sentAt < this.#replyTimeoutMs)
+    );
+  }
+
+  /**
+   * MQTT: a stopped device whose probe frame was PUBACKed `resendMs` ago, with no NACK
+   * UNKNOWN_DEVICE / REVOKED_DEVICE since, was registered: it resumes and the probe frame counts
+   * as acknowledged. Returns true when it resumed.
+   */
+  tick(nowMs: number): boolean {
+    const pr = this.#probe;
+    if (!this.stopped || pr?.pubackAt === undefined || nowMs - pr.pubackAt < this.#replyTimeoutMs)
+      return false;
+    this.#resume(nowMs, pr);
+    this.#ack(pr.seq, 1);
+    return true;
+  }
+
+  /**
+   * Resumes a stopped device whose probe was acknowledged: its kept frames go out now (the ones
+   * sent before at once). If the full ring dropped the probe frame while its reply was on the
+   * way, the gateway stored it after all: it counts as acknowledged, not as dropped.
+   */
+  #resume(nowMs: number, probe: Probe): void {
+    const lost = probe.dropped;
+    if (lost && !this.pending.has(lost.seq)) {
+      this.stats.overflowed--;
+      this.stats.droppedWhileStopped--;
+      this.#unreportedDrops--;
+      this.pending.set(lost.seq, lost); // acknowledged by the caller's #ack, right after this
+    }
+    this.stopped = false;
+    this.#probe = undefined;
+    this.#nextProbeAt = Infinity;
+    this.#recentlyDelivered.clear();
+    this.stats.resumes++;
+    for (const p of this.#sent.values()) p.sentAt = nowMs - p.timeout;
+  }
+
+  /**
+   * Frames the ring dropped while the device was stopped, not yet reported: after a resume the
+   * simulator sends {@link overflowError} with it, then the kept frames. 0 while stopped.
+   */
+  get unreportedDrops(): number {
+    return this.stopped ? 0 : this.#unreportedDrops;
+  }
+
+  /**
+   * ERROR code 2, buffer overflow (PROTOCOL.md, ERROR: device_id, code, message), naming how many
+   * frames the ring dropped while the device was stopped; call {@link dropsReported} once sent.
+   */
+  overflowError(): Buffer {
+    return encodeFrame({
+      type: FrameType.Error,
+      deviceId: this.id,
+      code: 2,
+      message: `resend ring full while stopped: ${this.#unreportedDrops} oldest frames dropped`,
+    });
+  }
+
+  dropsReported(): void {
+    this.#unreportedDrops = 0;
   }
 
   #abandon(seq: number): void {
@@ -339,7 +572,22 @@ export class SimDevice {
       return false;
     }
     if (nack.reason === NackReason.UNKNOWN_DEVICE || nack.reason === NackReason.REVOKED_DEVICE) {
-      this.stopped = true;
+      // Whatever the seq (a refused HELLO is NACKed with seq 0): stopped, or still stopped. A
+      // probe in flight was answered: the device stays stopped until the next one.
+      if (!this.stopped) {
+        this.stopped = true;
+        this.#nextProbeAt = this.#probeIntervalMs > 0 ? nowMs + this.#probeIntervalMs : Infinity;
+      }
+      this.#probe = undefined;
+      // Over MQTT its PUBACK came first: the frame was refused, not stored; keep it.
+      const back = this.#recentlyDelivered.get(nack.seq);
+      if (back && nowMs - back.at < this.#replyTimeoutMs && !this.pending.has(nack.seq)) {
+        this.#recentlyDelivered.delete(nack.seq);
+        this.#takeBack(back.p);
+      }
+      // Refused, not stored: its next copy is not a duplicate at the gateway.
+      const p = this.pending.get(nack.seq);
+      if (p) p.sends = 0;
       return false;
     }
     // A stopped device keeps the frame but sends nothing (no HELLO, no resend).
@@ -363,6 +611,10 @@ export class SimDevice {
     this.#fifo = [];
     this.#head = 0;
     this.#abandoned.clear();
+    // RAM: a probe in flight and the count of frames dropped while stopped are lost too.
+    this.#probe = undefined;
+    this.#unreportedDrops = 0;
+    this.#recentlyDelivered.clear();
     return lost;
   }
 }

@@ -47,15 +47,23 @@ export interface SimulatorOptions {
   firstDeviceId?: number;
   /** Device clock skew in ms applied to every device (within the gateway's tolerance). */
   clockSkewMs?: number;
-  /** Resend timeout, ms. Default 500. */
+  /** Resend timeout, ms; also how long a probe waits for its reply. Default 500. */
   resendMs?: number;
+  /**
+   * A device stopped by NACK UNKNOWN_DEVICE / REVOKED_DEVICE probes every this many ms (HELLO,
+   * then its oldest kept frame; the first probe this long after the stop) and resumes when the
+   * probe frame is acknowledged (PROTOCOL.md, "A stopped device"). 0 = never probe. Default
+   * 60 000: the protocol allows at most one probe a minute; shorter is for development and tests.
+   */
+  probeIntervalMs?: number;
   /** Unacknowledged frames kept per device. Default 256. */
   window?: number;
   /**
    * How long to wait for outstanding ACKs after generation stops, ms. Default 10 000. Frames of a
-   * device the gateway refused (UNKNOWN_DEVICE, REVOKED_DEVICE) are not waited for: it sends
-   * nothing more, and they stay pending in the report (only the PUBACKs of PUBLISHes the link
-   * still owns are awaited, MQTT).
+   * device stopped by the gateway (UNKNOWN_DEVICE, REVOKED_DEVICE) are not waited for: they stay
+   * pending in the report. The drain waits only for the reply to a probe already sent (and for
+   * the PUBACKs of PUBLISHes the link still owns, MQTT), not for the next probe; a device that
+   * resumes during the drain is drained like the others.
    */
   drainMs?: number;
   /**
@@ -89,6 +97,14 @@ export interface SimSnapshot {
   /** Unacknowledged frames lost by device reboots (the `reboot` fault). */
   lostAtReboot: number;
   reboots: number;
+  /** Devices stopped by the gateway (NACK UNKNOWN_DEVICE / REVOKED_DEVICE) right now. */
+  stopped: number;
+  /** Probes sent by stopped devices (HELLO + oldest kept frame; PROTOCOL.md, "A stopped device"). */
+  probes: number;
+  /** Stopped devices that resumed (a probe acknowledged). */
+  resumes: number;
+  /** Frames the ring dropped while its device was stopped (included in `overflowed`). */
+  droppedWhileStopped: number;
   nacked: Record<string, number>;
   faults: Record<string, number>;
   expectedRejects: Record<string, number>;
@@ -216,6 +232,7 @@ export class Simulator {
         clockSkewUs: (opts.clockSkewMs ?? 0) * 1000,
         resendMs: opts.resendMs ?? 500,
         window: opts.window ?? 256,
+        ...(opts.probeIntervalMs !== undefined ? { probeIntervalMs: opts.probeIntervalMs } : {}),
         ...(opts.onAcked ? { onAcked: (raw: Buffer) => opts.onAcked!(first + i, raw) } : {}),
         ...(updater ? { updater } : {}),
         ...(opts.sensorFaults ? { script: opts.sensorFaults } : {}),
@@ -242,6 +259,10 @@ export class Simulator {
       overflowed: 0,
       lostAtReboot: 0,
       reboots: this.#reboots,
+      stopped: 0,
+      probes: 0,
+      resumes: 0,
+      droppedWhileStopped: 0,
       nacked: {},
       faults: { ...this.counters.injected },
       expectedRejects: { ...this.counters.expectedRejects },
@@ -258,6 +279,10 @@ export class Simulator {
       s.abandoned += d.stats.abandoned;
       s.overflowed += d.stats.overflowed;
       s.lostAtReboot += d.stats.lostAtReboot;
+      if (d.stopped) s.stopped++;
+      s.probes += d.stats.probes;
+      s.resumes += d.stats.resumes;
+      s.droppedWhileStopped += d.stats.droppedWhileStopped;
       for (const [k, v] of Object.entries(d.stats.nacked)) s.nacked[k] = (s.nacked[k] ?? 0) + v;
     }
     return s;
@@ -267,12 +292,12 @@ export class Simulator {
     const dev = this.#byId.get(frame.deviceId);
     if (!dev) return;
     if (frame.type === FrameType.Ack) {
-      dev.onAck(frame);
+      dev.onAck(frame, Date.now());
       this.#firmware?.onAck(dev);
     } else if (this.#firmware?.onFrame(dev, frame)) {
       // handled by the device's update code
     } else if (frame.type === FrameType.Nack) {
-      const resend = dev.onNack(frame);
+      const resend = dev.onNack(frame, Date.now());
       if (resend) {
         this.#opts.transport.send(dev.id, dev.hello());
         const p = dev.pending.get(frame.seq);
@@ -356,6 +381,49 @@ export class Simulator {
     return true;
   }
 
+  /**
+   * A stopped device (UNKNOWN_DEVICE, REVOKED_DEVICE) between its probes: it sends nothing but the
+   * probe when one is due (HELLO, then its oldest kept frame), and samples on into its ring
+   * (`sample`: generation still runs; a full ring drops the oldest). Returns false when it has
+   * resumed (MQTT: its probe's PUBACK stood unrefused for `resendMs`): it then runs as usual.
+   */
+  #stoppedPass(d: SimDevice, now: number, sample?: { rate: number; maxFrames: number }): boolean {
+    if (d.tick(now)) return false;
+    if (sample && !d.finished && d.step < sample.maxFrames) {
+      let budget = Math.min(this.#target(d, now, sample.rate) - d.step, 1000, sample.maxFrames - d.step);
+      // With rate 0 the window is the only flow control: a stopped device fills its ring and waits.
+      if (sample.rate === 0) budget = Math.min(budget, (this.#opts.window ?? 256) - d.pending.size);
+      for (let i = 0; i < budget; i++) {
+        const f = d.nextData(now);
+        if (!f) break;
+        d.queue(f); // kept, not sent: it goes out when the device resumes
+      }
+    }
+    // Sampled first: the probe frame is the oldest of the ring as this pass leaves it (a sample
+    // after it could drop it from a full ring before its ACK arrives; the ACK would still resume
+    // the device, but the frame would count as dropped though stored).
+    const t = this.#opts.transport;
+    const p = d.probeFrame(now);
+    if (p && t.connected && t.send(d.id, d.hello()) && this.#sendGenuine(d, p)) {
+      this.#sent++;
+      d.probeSent(p, now);
+    }
+    return true;
+  }
+
+  /** The step a device should have generated up to by `now` (rate 0: a burst ahead). */
+  #target(d: SimDevice, now: number, rate: number): number {
+    return rate > 0 ? Math.floor(((now - this.#start) / 1000) * rate) + 1 : d.step + 64;
+  }
+
+  /**
+   * A resumed device first reports what its ring dropped while it was stopped (ERROR code 2,
+   * PROTOCOL.md, "A stopped device"), before its kept frames; retried while the link refuses it.
+   */
+  #reportDrops(d: SimDevice): void {
+    if (d.unreportedDrops > 0 && this.#opts.transport.send(d.id, d.overflowError())) d.dropsReported();
+  }
+
   /** Resends due frames that the link does not still own (none for a refused device). */
   #resendDue(d: SimDevice, now: number): void {
     if (d.stopped) return;
@@ -392,10 +460,7 @@ export class Simulator {
   async run(): Promise<SimReport> {
     const o = this.#opts;
     const t = o.transport;
-    t.onDelivered = (id, seq) =>
-      this.#byId
-        .get(id)
-        ?.onAck({ type: FrameType.Ack, deviceId: id, firstSeq: seq, count: 1, gatewayTimeUs: 0 });
+    t.onDelivered = (id, seq) => this.#byId.get(id)?.onDelivered(seq, Date.now());
     await t.open(this.#onControl);
     this.#start = Date.now();
     for (const d of this.devices) {
@@ -408,23 +473,27 @@ export class Simulator {
     let lastProgress = this.#start;
     const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
+    // A stopped device that probes may still resume, so it keeps generation going (it samples on);
+    // one that never probes (probeIntervalMs 0) does not hold the run open.
     const generating = () =>
       !o.signal?.aborted &&
       !o.stopSignal?.aborted &&
       Date.now() < endAt &&
-      this.devices.some((d) => !d.finished && d.step < maxFrames);
+      this.devices.some((d) => !d.finished && d.step < maxFrames && (!d.stopped || d.probes));
 
     while (generating()) {
       const now = Date.now();
       const window = o.window ?? 256;
       for (const d of this.devices) {
-        // A refused device sends nothing (PROTOCOL.md: keep its frames, stop sending).
-        if (d.stopped || d.held(now)) continue;
+        // A refused device sends nothing but its probes (PROTOCOL.md, "A stopped device").
+        if (d.stopped && this.#stoppedPass(d, now, { rate, maxFrames })) continue;
+        if (d.held(now)) continue;
+        this.#reportDrops(d);
         // Due resends first: after a BUSY hold the NACKed frame leads (PROTOCOL.md, NACK BUSY).
         this.#resendDue(d, now);
         this.#sendQueued(d, now);
         if (d.finished || d.step >= maxFrames) continue;
-        const target = rate > 0 ? Math.floor(((now - this.#start) / 1000) * rate) + 1 : d.step + 64;
+        const target = this.#target(d, now, rate);
         let budget = Math.min(target - d.step, 1000, maxFrames - d.step);
         // With rate 0 the window is the only flow control: never overrun it.
         if (rate === 0) budget = Math.min(budget, window - d.pending.size);
@@ -472,12 +541,14 @@ export class Simulator {
         o.onProgress?.(this.snapshot());
       }
       await t.drain();
-      await sleep(rate > 0 ? 5 : 0);
+      // Rate 0 spins only while a device can send: stopped devices wait for their next probe.
+      await sleep(rate > 0 || this.devices.every((d) => d.stopped) ? 5 : 0);
     }
     // Release frames still held by the reorder fault, then wait for outstanding ACKs.
-    // A refused device keeps its frames (pending in the report) and is not waited for, except
+    // A stopped device keeps its frames (pending in the report) and is not waited for, except
     // for the acknowledgements of transmissions the link still owns (MQTT PUBLISHes awaiting their
-    // PUBACK: the gateway PUBACKs refused frames too), which need no sending.
+    // PUBACK: the gateway PUBACKs refused frames too), which need no sending, and the reply to a
+    // probe it sent.
     for (const [id, p] of this.#held) {
       const d = this.#byId.get(id);
       if (d && !d.stopped) this.#sendGenuine(d, p);
@@ -489,11 +560,22 @@ export class Simulator {
       for (const seq of d.pending.keys()) if (t.inFlight(d.id, seq)) return true;
       return false;
     };
-    const waiting = (): boolean => this.devices.some((d) => d.pending.size > 0 && (!d.stopped || owned(d)));
+    const waiting = (): boolean => {
+      const now = Date.now();
+      return this.devices.some(
+        (d) =>
+          d.unreportedDrops > 0 ||
+          (d.pending.size > 0 && (!d.stopped || owned(d) || d.probeOutstanding(now))),
+      );
+    };
     while (Date.now() < drainUntil && waiting() && !o.signal?.aborted) {
       const now = Date.now();
       for (const d of this.devices) {
-        if (d.stopped || d.held(now)) continue;
+        // A stopped device still probes when one is due; it is waited for only while a reply to
+        // its probe may come.
+        if (d.stopped && this.#stoppedPass(d, now)) continue;
+        if (d.held(now)) continue;
+        this.#reportDrops(d);
         this.#resendDue(d, now);
         this.#sendQueued(d, now);
       }

@@ -57,4 +57,21 @@ describe("vigil sim usage errors", () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/#ID\/ID… limits it to those devices: decimal ids/);
   }, 60_000);
+
+  it("input: --probe-interval-ms is 0 (never) or a whole number of ms in [100, 86400000]; --help gives the protocol's one probe a minute as the default", async () => {
+    const [half, neg, small, big, help] = await Promise.all([
+      sim(["--probe-interval-ms", "1500.5"]),
+      sim(["--probe-interval-ms=-1"]),
+      sim(["--probe-interval-ms", "50"]),
+      sim(["--probe-interval-ms", "86400001"]),
+      runVigil(["sim", "--help"]),
+    ]);
+    usage(half, /--probe-interval-ms must be a whole number, got "1500\.5"/);
+    usage(neg, /--probe-interval-ms must be a number in \[0, 86400000\], got "-1"/);
+    usage(small, /--probe-interval-ms must be 0 \(never probe\) or at least 100, got "50"/);
+    usage(big, /--probe-interval-ms must be a number in \[0, 86400000\], got "86400001"/);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--probe-interval-ms MS +a stopped device/);
+    expect(help.stdout).toMatch(/\(default 60000; the protocol allows one\s+probe a minute/);
+  }, 60_000);
 });

@@ -1,5 +1,6 @@
 // `vigil sim` against a gateway that refuses its devices (not in ingest.allow): over MQTT every
-// refused frame is still PUBACKed, so nothing stays pending, but the run failed: exit 1 (real
+// refused frame is still PUBACKed, but a refused device keeps its frames (PROTOCOL.md, "A stopped
+// device": the PUBACK of a refused frame is no acknowledgement), and the run failed: exit 1 (real
 // Runtime with the embedded broker, the CLI as a child process).
 import { afterEach, describe, expect, it } from "vitest";
 import { resolveConfig } from "../../gateway/src/config/config.ts";
@@ -30,16 +31,23 @@ function gateway(allow: string[]): Runtime {
 }
 
 describe("vigil sim against a gateway that refuses its devices", () => {
-  it("error: frames NACKed UNKNOWN_DEVICE make the run exit 1 though none is pending; allowed devices exit 0", async () => {
+  it("error: frames NACKed UNKNOWN_DEVICE make the run exit 1 with every frame kept (PUBACKed, not stored); allowed devices exit 0", async () => {
     rt = gateway(["ffffffff"]);
     await rt.start();
     const args = ["sim", "--mqtt", rt.embedded!.url, "--devices", "2", "--frames", "20", "--json"];
     const refused = await runVigil(args);
     const report = JSON.parse(refused.stdout.trim().split("\n").at(-1)!) as {
       pending: number;
+      acked: number;
+      stopped: number;
+      probes: number;
       nacked: Record<string, number>;
     };
-    expect(report.pending).toBe(0);
+    // Kept, frame 0 included (its PUBACK came before its NACK); no probe within the default minute.
+    expect(report.pending).toBe(40);
+    expect(report.acked).toBe(0);
+    expect(report.stopped).toBe(2);
+    expect(report.probes).toBe(0);
     expect(report.nacked.UNKNOWN_DEVICE).toBeGreaterThan(0);
     expect(refused.code).toBe(1);
     expect(rt.ingest.counters.accepted).toBe(0);

@@ -52,22 +52,48 @@ Faults (e.g. --faults corrupt=0.01,drop=0.02 or all=0.005; all= includes reboot)
                          link); when full it drops the oldest and counts it as overflowed, as an
                          MCU with a RAM ring does (default 256)
   --drain-ms MS          wait for outstanding ACKs at the end (default 10000)
+  --probe-interval-ms MS  a stopped device (below) probes every MS: 0 = never, else a whole
+                         number in [100, 86400000] (default 60000; the protocol allows one
+                         probe a minute: shorter is for development and tests)
   --json                 JSON lines on stdout: {"type":"progress",…} snapshots, then {"type":"report",…}
   --progress-ms MS       progress interval (default 1000)
   -h, --help             this text
 
-A device the gateway refuses (NACK UNKNOWN_DEVICE, REVOKED_DEVICE) stops sending for the rest of
-the run, reconnects included; it keeps its unacknowledged frames (pending in the report), and
-the drain does not wait for them (over MQTT it still takes the PUBACKs of what it had sent).
+A device the gateway refuses (NACK UNKNOWN_DEVICE, REVOKED_DEVICE) is stopped, as
+hardware/PROTOCOL.md ("A stopped device") says: it keeps its unacknowledged frames and samples
+on into its window (when full it drops the oldest), but sends no DATA, no ERROR and no HELLO,
+reconnects included. Every --probe-interval-ms, the first one that long after the stop, it
+probes: HELLO, then its oldest kept frame. An ACK of that frame (over MQTT: its PUBACK with no
+NACK UNKNOWN_DEVICE / REVOKED_DEVICE within --resend-ms, since refused frames are PUBACKed too)
+means it was registered meanwhile (vigil access sensor register, ingest.allow): it resumes,
+sends ERROR code 2 naming the frames its window dropped while stopped, then its kept frames. A
+refusal or no reply keeps it stopped until the next probe. A stopped device that probes keeps
+generation going (--frames, --duration or SIGINT end it); the drain waits for the reply to a
+probe already sent, not for the next probe. Progress and report count stopped devices, probes,
+resumes and droppedWhileStopped.
 
-Exit status: 0 when no frame is still pending after the drain and the gateway refused no device
-(frames abandoned, overflowed or lost at a reboot are counted in the report, not waited for), 1
-when frames are still pending, a device was refused (UNKNOWN_DEVICE, REVOKED_DEVICE) or the
-transport fails (one line), 2 for a usage error.
+Exit status: 0 when no frame is still pending after the drain and no device is still stopped
+(frames abandoned, overflowed or lost at a reboot are counted in the report, not waited for; a
+device that was refused and resumed counts as any other), 1 when frames are still pending, a
+device is still stopped (UNKNOWN_DEVICE, REVOKED_DEVICE) or the transport fails (one line), 2 for
+a usage error.
 `;
 
 /** --skew-ms bound: one day, the gateway's default ingest.maxSkewMs. */
 const MAX_SKEW_MS = 86_400_000;
+/** --probe-interval-ms: 0 (never) or [MIN, MAX]; the default is the protocol's one probe a minute. */
+const MIN_PROBE_INTERVAL_MS = 100;
+const MAX_PROBE_INTERVAL_MS = 86_400_000;
+
+/** --probe-interval-ms: 0 = never probe, else a whole number of ms in [100, 86400000]. */
+function probeInterval(v: string | undefined): number {
+  const ms = int("probe-interval-ms", v, 60_000, 0, MAX_PROBE_INTERVAL_MS);
+  if (ms > 0 && ms < MIN_PROBE_INTERVAL_MS)
+    throw new UsageError(
+      `--probe-interval-ms must be 0 (never probe) or at least ${MIN_PROBE_INTERVAL_MS}, got "${v}"`,
+    );
+  return ms;
+}
 
 export async function simCommand(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, {
@@ -92,6 +118,7 @@ export async function simCommand(argv: string[]): Promise<number> {
     "resend-ms": { type: "string" },
     window: { type: "string" },
     "drain-ms": { type: "string" },
+    "probe-interval-ms": { type: "string" },
     json: { type: "boolean" },
     "progress-ms": { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -198,6 +225,7 @@ export async function simCommand(argv: string[]): Promise<number> {
       resendMs: num("resend-ms", v["resend-ms"], 500, 10),
       window: int("window", v.window, 256, 1, 10_000_000),
       drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),
+      probeIntervalMs: probeInterval(v["probe-interval-ms"]),
       signal: ctrl.signal,
       stopSignal: stop.signal,
       progressMs: num("progress-ms", v["progress-ms"], 1000, 50),
@@ -224,9 +252,9 @@ export async function simCommand(argv: string[]): Promise<number> {
   if (tty) process.stderr.write("\n");
   if (v.json) process.stdout.write(JSON.stringify({ type: "report", ...report }) + "\n");
   else process.stderr.write(`sim: done ${progressLine(report)}\n`);
-  // A device the gateway refused (unknown, revoked) is a failed run, though nothing is pending.
-  const refused = (report.nacked["UNKNOWN_DEVICE"] ?? 0) + (report.nacked["REVOKED_DEVICE"] ?? 0);
-  return report.pending === 0 && refused === 0 ? 0 : 1;
+  // A device still stopped by the gateway (unknown, revoked) is a failed run, even with nothing
+  // pending; one that was refused, probed and resumed is not.
+  return report.pending === 0 && report.stopped === 0 ? 0 : 1;
 }
 
 export function progressLine(s: SimSnapshot): string {
@@ -235,8 +263,12 @@ export function progressLine(s: SimSnapshot): string {
     .map(([k, n]) => `${k}=${n}`)
     .join(" ");
   const rate = s.elapsedS > 0 ? Math.round(s.generated / s.elapsedS) : 0;
+  const stops =
+    s.stopped || s.probes || s.resumes
+      ? ` stopped=${s.stopped} probes=${s.probes} resumes=${s.resumes} droppedWhileStopped=${s.droppedWhileStopped}`
+      : "";
   return (
     `t=${s.elapsedS.toFixed(1)}s generated=${s.generated} (${rate}/s) acked=${s.acked} pending=${s.pending} ` +
-    `resent=${s.resent} abandoned=${s.abandoned}${faults ? ` faults: ${faults}` : ""}`
+    `resent=${s.resent} abandoned=${s.abandoned}${stops}${faults ? ` faults: ${faults}` : ""}`
   );
 }
