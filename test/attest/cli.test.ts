@@ -170,6 +170,45 @@ describe("vigil receipt / vigil verify", () => {
     expect(named.o.out).not.toContain("FAIL 0000002a/0:");
   });
 
+  it("error: a receipt repeated in a bundle fails DUPLICATE naming both positions (it inflated the count); the others are verified", async () => {
+    const out = join(dir, "bundle-dup.json");
+    expect(
+      await receiptCommand(["--store", join(dir, "store"), "--device", "0000002a", "--out", out], io().io),
+    ).toBe(0);
+    const bundle = JSON.parse(readFileSync(out, "utf8")) as Bundle;
+    // The repeat differs only in what a leaf's proof does not commit to, or may spell differently:
+    // its position (leafIndex), the case of its hex digits, its anchor record.
+    const again = structuredClone(bundle.receipts[2]!);
+    again.leaf = again.leaf.toUpperCase().replace(/^0X/, "0x");
+    again.batch.digest = again.batch.digest.toUpperCase().replace(/^0X/, "0x");
+    bundle.receipts.push(structuredClone(bundle.receipts[5]!), again);
+    writeFileSync(out, JSON.stringify(bundle));
+    const v = io();
+    expect(await verifyCommand([out, "--json"], v.io)).toBe(1);
+    const j = JSON.parse(v.o.out) as {
+      results: { result: { ok: boolean; reason?: string; message?: string } }[];
+    };
+    expect(j.results.map((x) => x.result.ok)).toEqual([...Array(24).fill(true), false, false]);
+    expect(j.results[24]!.result).toMatchObject({ reason: "DUPLICATE" });
+    expect(j.results[24]!.result.message).toMatch(
+      /^receipts\[24\] repeats receipts\[5\]: leaf 0x[0-9a-f]{64} of batch 1 \(digest 0x[0-9a-f]{64}\) of gateway 0x(cd){32}$/,
+    );
+    expect(j.results[25]!.result).toMatchObject({ reason: "DUPLICATE" });
+    expect(j.results[25]!.result.message).toMatch(/^receipts\[25\] repeats receipts\[2\]: /);
+    const text = io();
+    expect(await verifyCommand([out], text.io)).toBe(1);
+    expect(text.o.out).toMatch(/^FAIL 0000002a\/5: DUPLICATE: receipts\[24\] repeats receipts\[5\]/m);
+    expect(text.o.out).toContain("24/26 receipts verified offline");
+    // A tampered copy is reported as tampered, not as a repeat.
+    bundle.receipts.splice(24, 2, structuredClone(bundle.receipts[5]!));
+    bundle.receipts[24]!.frame.raw = bundle.receipts[24]!.frame.raw.slice(0, -2) + "00";
+    writeFileSync(out, JSON.stringify(bundle));
+    const t = io();
+    expect(await verifyCommand([out], t.io)).toBe(1);
+    expect(t.o.out).toMatch(/^FAIL 0000002a\/5: TAMPERED_FRAME/m);
+    expect(t.o.out).toContain("24/25 receipts verified offline");
+  });
+
   it("behavior: one receipt by --seq verifies with a step-by-step report; --json output; --signer pins the key", async () => {
     const file = join(dir, "r.json");
     expect(

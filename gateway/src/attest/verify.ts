@@ -27,20 +27,27 @@
  *                      header's gateway id, differ from the trust anchor
  *  8. ANCHOR_MISMATCH  `anchor.chainId` / `anchor.contract` differ from the signed domain, or the
  *                      anchor names a block without a transaction
- * Online (RPC and trust anchor):
- *  9. WRONG_CHAIN      the RPC's chain id is not the pinned one
- * 10. NOT_ANCHORED     no BatchAnchored(gatewayId, seq, root) event of the pinned registry carries
+ *  9. DUPLICATE        (bundles) an earlier receipt of the bundle has the same leaf under the same
+ *                      batch digest
+ * Online (RPC and trust anchor); the registry's gateway events are read first, so a receipt of a
+ * gateway or key the registry never had costs no anchor lookup:
+ * 10. WRONG_CHAIN      the RPC's chain id is not the pinned one
+ * 11. KEY_REVOKED      no GatewayRegistered event of the gateway (never registered there, or before
+ *                      the first block searched)
+ * 12. WRONG_SIGNER     the registry never held the receipt's signer as the gateway's key
+ * 13. WRONG_SITE       the gateway is registered at another site than the pinned one
+ * 14. NOT_ANCHORED     no BatchAnchored(gatewayId, seq, root) event of the pinned registry carries
  *                      hashStruct(header)
- * 11. ANCHOR_MISMATCH  a non-null `anchor.txHash`, `blockNumber` or `blockHash` differs from that event's
- * 12. KEY_REVOKED      the gateway was not Active when the batch was anchored
- * 13. WRONG_SIGNER     the registry's key for the gateway at that moment is not the receipt's signer
- * 14. WRONG_SITE       the gateway is registered at another site than the pinned one
- * 15. NOT_FINAL        the anchor has fewer confirmations than `minConfirmations`, or is not at or
+ * 15. ANCHOR_MISMATCH  a non-null `anchor.txHash`, `blockNumber` or `blockHash` differs from that event's
+ * 16. KEY_REVOKED      the gateway was not Active when the batch was anchored
+ * 17. WRONG_SIGNER     the registry's key for the gateway at that moment is not the receipt's signer
+ * 18. NOT_FINAL        the anchor has fewer confirmations than `minConfirmations`, or is not at or
  *                      below the `finalized` block when `requireFinalized` (both off by default)
  *     CHAIN_UNREACHABLE the online checks could not run
  * Key history, sites and anchors are read from the registry's events (bounded eth_getLogs from the
- * deployment block), so a pruned (non-archive) node suffices; lookups are cached per verifier, so a
- * bundle of many receipts of few batches costs few requests.
+ * deployment block to the head read once per run), so a pruned (non-archive) node suffices; lookups
+ * are cached per verifier: a bundle costs one walk of the registry's gateway events and one anchor
+ * lookup per batch that passes 11-13.
  */
 import { Interface, getAddress } from "ethers";
 import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
@@ -72,6 +79,7 @@ export type VerifyFailure =
   | "ANCHOR_MISMATCH"
   | "KEY_REVOKED"
   | "NOT_FINAL"
+  | "DUPLICATE"
   | "CHAIN_UNREACHABLE";
 
 export interface VerifyStep {
@@ -420,10 +428,18 @@ interface AnchorLookup {
   log: ChainLog | undefined;
 }
 
+/** A receipt's position in a bundle and the batch leaves of the receipts before it (check 9). */
+interface BundleSlot {
+  index: number;
+  /** "digest|leaf" → position of the first receipt that reached check 9. */
+  seen: Map<string, number>;
+}
+
 /**
- * Verifies receipts against one trust anchor, caching what it reads from the chain (chain id, the
- * anchors of each batch, each gateway's key history) and signature checks (one per batch), so a
- * bundle costs about one lookup per batch and gateway. `close()` releases the RPC connection.
+ * Verifies receipts against one trust anchor, caching what it reads from the chain (chain id, head,
+ * the registry's gateway events, the anchor of each batch) and signature checks (one per batch), so a
+ * bundle costs one walk of the gateway events and one lookup per batch. `close()` releases the RPC
+ * connection.
  */
 export class ReceiptVerifier {
   readonly #o: VerifyOptions;
@@ -433,7 +449,8 @@ export class ReceiptVerifier {
   #chainOk: Promise<bigint> | undefined;
   #tip: Promise<{ latest: number; finalized: number }> | undefined;
   readonly #anchors = new Map<string, Promise<AnchorLookup>>();
-  readonly #keys = new Map<string, Promise<KeyEvent[]>>();
+  /** Gateway id → its GatewayRegistered/KeyRotated/StatusChanged events, read once per run. */
+  #history: Promise<Map<string, KeyEvent[]>> | undefined;
   readonly #sigs = new Map<string, boolean>();
   /**
    * The first CHAIN_UNREACHABLE of this verifier's run: later receipts fail with it at once. Each
@@ -482,6 +499,23 @@ export class ReceiptVerifier {
 
   /** Verifies a receipt (frame, inference, alert or sensor-fault); never throws (failures are results). */
   async verify(r: AnyReceipt): Promise<VerifyResult> {
+    return this.#verify(r, undefined);
+  }
+
+  /**
+   * Verifies the receipts of a bundle in order, one result each. A receipt that passes the offline
+   * checks with the same leaf in the same batch as an earlier one fails DUPLICATE (check 9), naming
+   * both positions; the others are verified as by {@link verify}. Never throws.
+   */
+  async verifyBundle(receipts: readonly AnyReceipt[]): Promise<VerifyResult[]> {
+    const seen = new Map<string, number>();
+    const out: VerifyResult[] = [];
+    for (let index = 0; index < receipts.length; index++)
+      out.push(await this.#verify(receipts[index]!, { index, seen }));
+    return out;
+  }
+
+  async #verify(r: AnyReceipt, slot: BundleSlot | undefined): Promise<VerifyResult> {
     const steps: VerifyStep[] = [];
     const pass = (step: string, detail: string): void => void steps.push({ step, ok: true, detail });
     try {
@@ -503,7 +537,7 @@ export class ReceiptVerifier {
           d.kind === "inference" ? `inference (${d.outputs.length} outputs)` : `${d.kind} ${d.rule}`;
         pass("leaf", `${what} of device ${deviceIdHex(d.deviceId)}, model ${model}, hashes to ${leaf}`);
       }
-      return await this.#batch(r, leaf, ts, model, steps);
+      return await this.#batch(r, leaf, ts, model, steps, slot);
     } catch (e) {
       return failed(e, steps);
     }
@@ -516,6 +550,7 @@ export class ReceiptVerifier {
     ts: number,
     model: string | undefined,
     steps: VerifyStep[],
+    slot: BundleSlot | undefined,
   ): Promise<VerifyResult> {
     const pass = (step: string, detail: string): void => void steps.push({ step, ok: true, detail });
     // 3. leaf → root, position
@@ -653,6 +688,19 @@ export class ReceiptVerifier {
       );
     }
 
+    // 9. (bundles) each leaf of a signed batch once: a repeat would be counted twice. The digest
+    // commits to the domain and the whole header (gateway, seq, root).
+    if (slot) {
+      const key = `${digest}|${leaf}`;
+      const first = slot.seen.get(key);
+      must(
+        first === undefined,
+        "DUPLICATE",
+        `receipts[${slot.index}] repeats receipts[${first}]: leaf ${leaf} of batch ${h.seq} (digest ${digest}) of gateway ${h.gatewayId.toLowerCase()}`,
+      );
+      slot.seen.set(key, slot.index);
+    }
+
     const against = (site: string | null, onChain: boolean): CheckedAgainst | null =>
       t
         ? {
@@ -699,9 +747,10 @@ export class ReceiptVerifier {
   ): Promise<{ anchored: AnchorSummary; site: string | null }> {
     const h = r.batch.header;
     const registry = t.registry.toLowerCase();
+    const from = t.fromBlock ?? 0;
     if (this.#unreachable !== undefined)
       throw new Fail("CHAIN_UNREACHABLE", `${this.#unreachable} (earlier in this run: not asked again)`);
-    // 9. chain
+    // 10. chain
     this.#chainOk ??= rpc.request<string>("eth_chainId", []).then(BigInt);
     let chainId: bigint;
     try {
@@ -712,15 +761,70 @@ export class ReceiptVerifier {
     }
     if (chainId !== t.chainId) throw wrongChain(chainId, t.chainId);
 
-    // 10. the BatchAnchored event
+    // The run's view of the chain: every log query ends at the head read here, once.
+    this.#tip ??= (async () => {
+      const latest = await blockNumber(rpc);
+      let finalized = -1;
+      try {
+        const b = await rpc.request<{ number: string } | null>("eth_getBlockByNumber", ["finalized", false]);
+        if (b) finalized = Number(BigInt(b.number));
+      } catch (e) {
+        if (e instanceof ChainNetworkError) throw e; // a node without the tag: unknown, not an error
+      }
+      return { latest, finalized };
+    })();
+    let tip: { latest: number; finalized: number };
+    try {
+      tip = await this.#tip;
+    } catch (e) {
+      this.#tip = undefined;
+      this.#fail("block query failed", e);
+    }
+
+    // 11.-13. before any anchor lookup: the registry has registered this gateway, has held the
+    // signer as its key, at the pinned site. The events of the whole registry (or of the pinned
+    // gateway) are read once per run, so receipts of gateways or keys it never had cost nothing more.
+    this.#history ??= this.#gatewayEvents(rpc, registry, from, t.gatewayId, tip.latest);
+    let byGateway: Map<string, KeyEvent[]>;
+    try {
+      byGateway = await this.#history;
+    } catch (e) {
+      this.#history = undefined;
+      this.#fail("registry log query failed", e);
+    }
+    const gw = h.gatewayId.toLowerCase();
+    const events = byGateway.get(gw) ?? [];
+    const registered = events.find((ev) => ev.name === "GatewayRegistered");
+    must(
+      registered,
+      "KEY_REVOKED",
+      `no GatewayRegistered event of gateway ${gw} in registry ${registry} between block ${from} and the head (block ${tip.latest}): the gateway is not registered there, or the first block searched is after its registration (--from-block)`,
+    );
+    const s = r.batch.signer;
+    const pub = s.publicKey.toLowerCase();
+    must(
+      events.some((ev) => ev.keyType === s.keyType && ev.publicKey === pub),
+      "WRONG_SIGNER",
+      `gateway ${gw} never had ${s.keyType} key ${pub} in registry ${registry} (blocks ${from}–${tip.latest}): the receipt's signer is ${s.publicKey}`,
+    );
+    const site = registered.site ?? null; // set once, at registration
+    if (t.site !== undefined)
+      must(
+        site === t.site.toLowerCase(),
+        "WRONG_SITE",
+        `gateway ${gw} is registered at site ${site}, not the trusted site ${t.site}${t.siteName ? ` (${t.siteName})` : ""}`,
+      );
+
+    // 14. the BatchAnchored event
     const headerHash = hashBatchHeader(toEip712Header(h));
-    const key = `${h.gatewayId.toLowerCase()}|${h.seq}|${h.root.toLowerCase()}|${headerHash}`;
+    const key = `${gw}|${h.seq}|${h.root.toLowerCase()}|${headerHash}`;
     let lookup = this.#anchors.get(key);
     if (!lookup) {
       lookup = this.#findAnchor(
         rpc,
         registry,
-        t.fromBlock ?? 0,
+        from,
+        tip.latest,
         h.gatewayId,
         h.seq,
         h.root,
@@ -740,9 +844,9 @@ export class ReceiptVerifier {
     must(
       log,
       "NOT_ANCHORED",
-      `batch ${h.seq} with root ${h.root} is not anchored in the trusted registry ${registry} on chain ${chainId} (searched from block ${t.fromBlock ?? 0})`,
+      `batch ${h.seq} with root ${h.root} is not anchored in the trusted registry ${registry} on chain ${chainId} (searched blocks ${from}–${tip.latest})`,
     );
-    // 11. the receipt's anchor fields
+    // 15. the receipt's anchor fields
     const a = r.anchor;
     if (a) {
       const mismatch = (field: string, theirs: unknown, ours: unknown): string =>
@@ -766,24 +870,6 @@ export class ReceiptVerifier {
           mismatch("blockHash", a.blockHash, log.blockHash),
         );
     }
-    this.#tip ??= (async () => {
-      const latest = await blockNumber(rpc);
-      let finalized = -1;
-      try {
-        const b = await rpc.request<{ number: string } | null>("eth_getBlockByNumber", ["finalized", false]);
-        if (b) finalized = Number(BigInt(b.number));
-      } catch (e) {
-        if (e instanceof ChainNetworkError) throw e; // a node without the tag: unknown, not an error
-      }
-      return { latest, finalized };
-    })();
-    let tip: { latest: number; finalized: number };
-    try {
-      tip = await this.#tip;
-    } catch (e) {
-      this.#tip = undefined;
-      this.#fail("block query failed", e);
-    }
     const confirmations = Math.max(0, tip.latest - log.blockNumber + 1);
     const finalized = tip.finalized >= log.blockNumber;
     steps.push({
@@ -792,21 +878,8 @@ export class ReceiptVerifier {
       detail: `tx ${log.transactionHash} in block ${log.blockNumber} of registry ${registry} (${confirmations} confirmations, ${finalized ? "finalized" : "not finalized yet"})`,
     });
 
-    // 12.-14. the gateway's key, status and site when the batch was anchored
-    const gw = h.gatewayId.toLowerCase();
-    let hist = this.#keys.get(gw);
-    if (!hist) {
-      hist = this.#keyHistory(rpc, registry, t.fromBlock ?? 0, gw, tip.latest);
-      this.#keys.set(gw, hist);
-      hist.catch(() => this.#keys.delete(gw));
-    }
-    let events: KeyEvent[];
-    try {
-      events = await hist;
-    } catch (e) {
-      this.#fail("registry log query failed", e);
-    }
-    const st = { status: 0, keyType: "none", publicKey: "", site: null as string | null };
+    // 16.-17. the gateway's status and key when the batch was anchored
+    const st = { status: 0, keyType: "none", publicKey: "" };
     for (const ev of events) {
       if (ev.block > log.blockNumber || (ev.block === log.blockNumber && ev.index >= log.index)) break;
       if (ev.keyType !== undefined) {
@@ -814,33 +887,25 @@ export class ReceiptVerifier {
         st.publicKey = ev.publicKey!;
       }
       if (ev.status !== undefined) st.status = ev.status;
-      if (ev.site !== undefined) st.site = ev.site;
     }
     must(
       st.status === 1,
       "KEY_REVOKED",
       st.keyType === "none"
-        ? `no GatewayRegistered event of gateway ${gw} in registry ${registry} between block ${t.fromBlock ?? 0} and the anchor (block ${log.blockNumber}): the first block searched must be at or before the gateway's registration (--from-block)`
+        ? `no GatewayRegistered event of gateway ${gw} in registry ${registry} between block ${from} and the anchor (block ${log.blockNumber}): the first block searched must be at or before the gateway's registration (--from-block)`
         : `gateway ${gw} was ${STATUS[st.status] ?? st.status} in registry ${registry} when batch ${h.seq} was anchored (block ${log.blockNumber})`,
     );
-    const s = r.batch.signer;
     must(
-      st.keyType === s.keyType && st.publicKey === s.publicKey.toLowerCase(),
+      st.keyType === s.keyType && st.publicKey === pub,
       "WRONG_SIGNER",
       `the registry's key for gateway ${gw} at block ${log.blockNumber} is ${st.keyType} ${st.publicKey}, the receipt's signer is ${s.publicKey}`,
     );
-    if (t.site !== undefined)
-      must(
-        st.site === t.site.toLowerCase(),
-        "WRONG_SITE",
-        `gateway ${gw} is registered at site ${st.site}, not the trusted site ${t.site}${t.siteName ? ` (${t.siteName})` : ""}`,
-      );
     steps.push({
       step: "key",
       ok: true,
-      detail: `${s.keyType} key registered and active at block ${log.blockNumber}; gateway ${gw} of site ${st.site}`,
+      detail: `${s.keyType} key registered and active at block ${log.blockNumber}; gateway ${gw} of site ${site}`,
     });
-    // 15. finality, when the auditor requires it (a reorg can still remove an anchor before)
+    // 18. finality, when the auditor requires it (a reorg can still remove an anchor before)
     const need = this.#o.minConfirmations ?? 0;
     if (need > 0 || this.#o.requireFinalized) {
       must(
@@ -873,7 +938,7 @@ export class ReceiptVerifier {
         confirmations,
         finalized,
       },
-      site: st.site,
+      site,
     };
   }
 
@@ -881,6 +946,7 @@ export class ReceiptVerifier {
     rpc: RpcClient,
     registry: string,
     fromBlock: number,
+    toBlock: number,
     gatewayId: string,
     seq: number,
     root: string,
@@ -902,11 +968,11 @@ export class ReceiptVerifier {
         return p !== null && String(p.args.getValue("headerHash")).toLowerCase() === headerHash;
       });
     const range = this.#o.logBlockRange ?? DEFAULT_LOG_RANGE;
-    // The receipt's block first (one request); the whole range from the deployment block otherwise.
-    if (hint !== null && hint >= fromBlock) {
-      // A node refuses a block past its head (anvil: BlockOutOfRangeError): then the receipt's block
-      // is simply wrong, and the scan below finds the event (ANCHOR_MISMATCH names the block) or
-      // reports the node unreachable itself.
+    // The receipt's block first (one request; not asked when outside the blocks searched); the whole
+    // range from the deployment block to the run's head otherwise.
+    if (hint !== null && hint >= fromBlock && hint <= toBlock) {
+      // A node behind the run's head (another endpoint of the pool) may refuse the block: then the
+      // scan below finds the event (ANCHOR_MISMATCH names the block) or reports the node unreachable.
       const l = await scanLogs(rpc, filter, { fromBlock: hint, toBlock: hint, maxRange: range }).then(
         match,
         () => undefined,
@@ -915,6 +981,7 @@ export class ReceiptVerifier {
     }
     const logs = await scanLogs(rpc, filter, {
       fromBlock,
+      toBlock,
       maxRange: range,
       direction: "backward",
       stopWhen: (ls) => match(ls) !== undefined,
@@ -922,19 +989,24 @@ export class ReceiptVerifier {
     return { log: match(logs) };
   }
 
-  async #keyHistory(
+  /**
+   * GatewayRegistered, GatewayKeyRotated and GatewayStatusChanged events of the registry from
+   * `fromBlock` to `toBlock` — of every gateway, or of `gatewayId` when the trust anchor pins one —
+   * by gateway id, each gateway's in chain order.
+   */
+  async #gatewayEvents(
     rpc: RpcClient,
     registry: string,
     fromBlock: number,
-    gatewayId: string,
+    gatewayId: string | undefined,
     toBlock: number,
-  ): Promise<KeyEvent[]> {
+  ): Promise<Map<string, KeyEvent[]>> {
     const logs = await scanLogs(
       rpc,
-      { address: registry, topics: [KEY_EVENTS, gatewayId] },
+      { address: registry, topics: gatewayId === undefined ? [KEY_EVENTS] : [KEY_EVENTS, gatewayId] },
       { fromBlock, toBlock, maxRange: this.#o.logBlockRange ?? DEFAULT_LOG_RANGE },
     );
-    const out: KeyEvent[] = [];
+    const out = new Map<string, KeyEvent[]>();
     for (const l of logs) {
       const p = registryIface.parseLog(l);
       if (!p) continue;
@@ -948,7 +1020,10 @@ export class ReceiptVerifier {
         ev.site = String(p.args.getValue("site")).toLowerCase();
       }
       if (p.name === "GatewayStatusChanged") ev.status = Number(p.args.getValue("status"));
-      out.push(ev);
+      const gw = String(p.args.getValue("gatewayId")).toLowerCase();
+      const list = out.get(gw);
+      if (list) list.push(ev);
+      else out.set(gw, [ev]);
     }
     return out;
   }
@@ -959,6 +1034,22 @@ export async function verifyReceipt(r: AnyReceipt, opts: VerifyOptions = {}): Pr
   const v = new ReceiptVerifier(opts);
   try {
     return await v.verify(r);
+  } finally {
+    v.close();
+  }
+}
+
+/**
+ * Verifies the receipts of a bundle (a one-shot {@link ReceiptVerifier.verifyBundle}): one result
+ * each, a repeated receipt DUPLICATE; never throws for a bad receipt.
+ */
+export async function verifyBundle(
+  receipts: readonly AnyReceipt[],
+  opts: VerifyOptions = {},
+): Promise<VerifyResult[]> {
+  const v = new ReceiptVerifier(opts);
+  try {
+    return await v.verifyBundle(receipts);
   } finally {
     v.close();
   }

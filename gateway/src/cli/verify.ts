@@ -208,8 +208,9 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
   if (values.finalized && opts.rpcUrl) opts.requireFinalized = true;
 
   const format = (doc as { format?: unknown } | null)?.format;
+  const isBundle = format === "vigil-bundle/1";
   let receipts: AnyReceipt[];
-  if (format === "vigil-bundle/1") {
+  if (isBundle) {
     receipts = (doc as Bundle).receipts;
     if (!Array.isArray(receipts) || receipts.length === 0) {
       io.err(`vigil verify: ${file}: the bundle holds no receipts\n`);
@@ -224,12 +225,14 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
     io.err(`vigil verify: ${(e as Error).message}\n`);
     return 2;
   }
-  const results: { receipt: string; result: VerifyResult }[] = [];
+  let verified: VerifyResult[];
   try {
-    for (const r of receipts) results.push({ receipt: receiptName(r), result: await verifier.verify(r) });
+    // A bundle's receipts are checked together: a repeated one fails DUPLICATE.
+    verified = isBundle ? await verifier.verifyBundle(receipts) : [await verifier.verify(receipts[0]!)];
   } finally {
     verifier.close();
   }
+  const results = verified.map((result, i) => ({ receipt: receiptName(receipts[i]!), result }));
   const failed = results.filter((x) => !x.result.ok);
   const checked = results.flatMap((x) =>
     x.result.ok && x.result.checkedAgainst ? [x.result.checkedAgainst] : [],
