@@ -302,8 +302,17 @@ describe("vigil verify pins its trust anchor", () => {
     };
     expect(await verifyReceipt(real, { trust, rpcUrl: rig.url })).toMatchObject({
       ok: true,
-      anchored: { txHash: real.anchor!.txHash, blockNumber: real.anchor!.blockNumber, finalized: true }, // anvil: latest − 64
+      anchored: {
+        checked: true,
+        txHash: real.anchor!.txHash,
+        blockNumber: real.anchor!.blockNumber,
+        finalized: true, // anvil: latest − 64
+      },
     });
+    // Offline the same fields are only the receipt's claim, and say so.
+    const offline = await verifyReceipt(real, { trust });
+    expect(offline).toMatchObject({ ok: true, anchored: { checked: false, txHash: real.anchor!.txHash } });
+    expect(offline.ok && offline.anchored).not.toHaveProperty("finalized");
     const edits: [string, (r: AnyReceipt) => void][] = [
       ["blockNumber", (r) => (r.anchor!.blockNumber = r.anchor!.blockNumber! - 1)],
       // Past the head: anvil refuses the query of that block (it was CHAIN_UNREACHABLE).

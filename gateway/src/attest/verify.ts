@@ -89,6 +89,11 @@ export interface VerifyStep {
 }
 
 export interface AnchorSummary {
+  /**
+   * True when the fields below were checked on chain (the trusted registry's event); false offline,
+   * where they are only what the receipt claims (its `anchor`), unchecked.
+   */
+  checked: boolean;
   chainId: number;
   contract: string;
   txHash: string | null;
@@ -721,7 +726,13 @@ export class ReceiptVerifier {
         ok: true,
         steps,
         anchored: a
-          ? { chainId: a.chainId, contract: a.contract, txHash: a.txHash, blockNumber: a.blockNumber }
+          ? {
+              checked: false,
+              chainId: a.chainId,
+              contract: a.contract,
+              txHash: a.txHash,
+              blockNumber: a.blockNumber,
+            }
           : null,
         checkedAgainst: against(t?.site?.toLowerCase() ?? null, false),
       };
@@ -931,6 +942,7 @@ export class ReceiptVerifier {
     }
     return {
       anchored: {
+        checked: true,
         chainId: Number(chainId),
         contract: registry,
         txHash: log.transactionHash,

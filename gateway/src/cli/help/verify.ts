@@ -37,7 +37,9 @@ Options:
   --log-range N      largest block range per eth_getLogs request (default 10000)
   --signer KEY       require this signer (secp256k1 address 0x + 40 hex digits, or P-256 key
                      x‖y, 0x + 128)
-  --json             print the results as JSON
+  --json             print the results as JSON ({ok, checked, failed, onChain, trust, results});
+                     a passing result's "anchored" has "checked": false offline (only the
+                     receipt's claim) and true when checked on chain (with confirmations)
   -h, --help         this text
 
 Exit status: 0 all checks passed, 1 a check failed, 2 usage error, unreadable file, or --rpc
