@@ -158,6 +158,18 @@ describe.each(["secp256k1", "p256"] as const)("receipt fields (%s)", (keyType) =
     for (const k of informational) expect(seen, k).toContain(k);
   });
 
+  it("behavior: fields RECEIPTS.md does not name are ignored, a domain.salt included (not hashed into the digest)", async () => {
+    for (const r of [f.frame, f.alert]) {
+      const x = structuredClone(r) as unknown as Record<string, Record<string, Record<string, unknown>>>;
+      x.batch!.domain!.salt = "0x" + "11".repeat(32);
+      x.batch!.note = { any: "thing" } as never;
+      (x as Record<string, unknown>).verifiedBy = "someone";
+      const res = await verifyReceipt(x as unknown as AnyReceipt, { trust: f.trust });
+      expect(res, r.kind).toMatchObject({ ok: true });
+      expect(res.ok && res.steps.find((s) => s.step === "header")?.detail).toContain(r.batch.digest);
+    }
+  });
+
   it("error: anchor.contract or anchor.chainId not the signed (and pinned) registry: ANCHOR_MISMATCH; a domain of another registry or chain: WRONG_REGISTRY / WRONG_CHAIN", async () => {
     const c = structuredClone(f.frame);
     c.anchor!.contract = "0x" + "99".repeat(20);
