@@ -70,6 +70,28 @@ async function anchoredSeqs(url: string, registry: string): Promise<number[]> {
   return logs.map((l) => Number(iface.parseLog(l)!.args.getValue("seq") as bigint));
 }
 
+/**
+ * `vigil anchor resync` on a gateway config over `data` and the rig's chain: runs it with extra
+ * arguments and returns its exit status and what it printed (stdout and stderr).
+ */
+function resyncCli(r: ChainRig, data: string): (...args: string[]) => Promise<{ code: number; out: string }> {
+  const config = join(dir, "vigil.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      dataDir: data,
+      attest: { gatewayId: GW },
+      chain: { rpcUrl: r.url, deployment: r.deploymentFile, confirmations: 1 },
+    }),
+  );
+  return async (...args) => {
+    let out = "";
+    const io = { out: (s: string) => void (out += s), err: (s: string) => void (out += s) };
+    const code = await anchorCommand(["resync", "-c", config, ...args], io);
+    return { code, out };
+  };
+}
+
 const trustOf = (r: ChainRig): TrustAnchor => ({
   chainId: 31337n,
   registry: r.deployment.contracts.VigilRegistry.address,
@@ -386,32 +408,21 @@ describe("anchoring faults on anvil", () => {
       extraArgs: ["--fork-url", r.url, "--fork-block-number", String(blocks[0])],
     });
     cleanups.push(() => replica.stop());
-    const config = join(dir, "vigil.json");
-    writeFileSync(
-      config,
-      JSON.stringify({
-        dataDir: data,
-        attest: { gatewayId: GW },
-        chain: { rpcUrl: r.url, deployment: r.deploymentFile, confirmations: 1 },
-      }),
-    );
-    let out = "";
-    const io = { out: (s: string) => void (out += s), err: (s: string) => void (out += s) };
-    expect(await anchorCommand(["resync", "-c", config, "--rpc", replica.url], io)).toBe(1);
+    const resync = resyncCli(r, data);
+    let { code, out } = await resync("--rpc", replica.url);
+    expect(code).toBe(1);
     expect(out).toContain("registry: 1 batches anchored; store: 3 sealed, 3 recorded as anchored");
     expect(out).toContain(
       `CONFLICT batches 2..3: not removed: the RPC endpoint is at block ${blocks[0]}, below block ${blocks[2]} where batch 3's anchor was recorded, and it has block ${blocks[0]} of batch 1's anchor as recorded: it lags`,
     );
     expect(out).toContain("now 3 recorded as anchored (0 updated, 0 removed, 0 added)");
-    out = "";
-    expect(
-      await anchorCommand(["resync", "-c", config, "--rpc", replica.url, "--chain-reset", "--dry-run"], io),
-    ).toBe(0);
+    ({ code, out } = await resync("--rpc", replica.url, "--chain-reset", "--dry-run"));
+    expect(code).toBe(0);
     expect(out).toContain(
       "batches 2..3: recorded as anchored, but the registry holds only 1: records would be removed",
     );
-    out = "";
-    expect(await anchorCommand(["resync", "-c", config], io)).toBe(0);
+    ({ code, out } = await resync());
+    expect(code).toBe(0);
     expect(out).toContain("nothing to do: the store agrees with the chain");
     expect(out).toContain("now 3 recorded as anchored (0 updated, 0 removed, 0 added); 0 batches wait");
   });
@@ -439,24 +450,15 @@ describe("anchoring faults on anvil", () => {
     await expect(svc.runOnce()).rejects.toThrow(/deeper than the finality depth.*vigil anchor resync/);
     await svc.stop();
     await store.close();
-    const config = join(dir, "vigil.json");
-    writeFileSync(
-      config,
-      JSON.stringify({
-        dataDir: data,
-        attest: { gatewayId: GW },
-        chain: { rpcUrl: r.url, deployment: r.deploymentFile, confirmations: 1 },
-      }),
-    );
-    let out = "";
-    const io = { out: (s: string) => void (out += s), err: (s: string) => void (out += s) };
-    expect(await anchorCommand(["resync", "-c", config, "--dry-run"], io)).toBe(0);
+    const resync = resyncCli(r, data);
+    let { code, out } = await resync("--dry-run");
+    expect(code).toBe(0);
     expect(out).toContain("dry run: nothing written");
     expect(out).toContain(
       "batches 2..3: recorded as anchored, but the registry holds only 1: records would be removed",
     );
-    out = "";
-    expect(await anchorCommand(["resync", "-c", config], io)).toBe(0);
+    ({ code, out } = await resync());
+    expect(code).toBe(0);
     expect(out).toContain(
       "records removed; the gateway anchors these batches again (same headers) when it runs",
     );
@@ -471,17 +473,17 @@ describe("anchoring faults on anvil", () => {
     expect(await r.admin.getHead(GW)).toEqual({ seq: 3n, head: store2.lastHead() });
     await svc2.stop();
     await store2.close();
-    out = "";
-    expect(await anchorCommand(["resync", "-c", config], io)).toBe(0);
+    ({ code, out } = await resync());
+    expect(code).toBe(0);
     expect(out).not.toContain("CONFLICT");
     expect(out).toContain("now 3 recorded as anchored (");
     expect(out).toContain("0 removed, 0 added); 0 batches wait to be anchored");
-    expect(await anchorCommand(["resync", "--help"], io)).toBe(0);
-    expect(await anchorCommand(["resync", "--bogus"], io)).toBe(2);
+    expect((await resync("--help")).code).toBe(0);
+    expect((await resync("--bogus")).code).toBe(2);
     // A mistyped --data-dir is refused; it never becomes an empty store "in agreement".
-    out = "";
     const typo = join(dir, "typo-dir");
-    expect(await anchorCommand(["resync", "-c", config, "--data-dir", typo], io)).toBe(1);
+    ({ code, out } = await resync("--data-dir", typo));
+    expect(code).toBe(1);
     expect(out).not.toContain("nothing to do");
     expect(existsSync(join(typo, "store"))).toBe(false);
   });
