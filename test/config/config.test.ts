@@ -174,6 +174,11 @@ describe("config", () => {
       "deployment.json",
       "--mqtt-password-file",
       "devices.passwd",
+      // the password file is read with broker auth "registry" only, which reads the chain
+      "--mqtt-auth",
+      "registry",
+      "--rpc",
+      "http://127.0.0.1:8545",
     ])!;
     expect(cfg.chain.deployment).toBe(resolve(process.cwd(), "deployment.json"));
     expect(cfg.mqtt.embedded.passwordFile).toBe(resolve(process.cwd(), "devices.passwd"));

@@ -3,7 +3,8 @@
  * also gives the type and the defaults (ajv `useDefaults`). Messages name the full path of the bad
  * setting (e.g. `mqtt.embedded.port: must be <= 65535`).
  */
-import { readFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { isIPv4 } from "node:net";
 import stripJsonComments from "strip-json-comments";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import cron from "node-cron";
@@ -34,6 +35,9 @@ function defaultsOf(schema: { default?: unknown; properties?: Record<string, unk
   return out;
 }
 
+/** Largest config file read: a bigger one (or /dev/zero) would stall the start for minutes. */
+export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+
 /** Shortest counter log interval, in ms, other than 0 (never): `log.statsIntervalMs`, `--stats-ms`. */
 export const MIN_STATS_INTERVAL_MS = 100;
 
@@ -49,6 +53,7 @@ export function resolveConfig(partial: unknown): GatewayConfig {
     const path = (e?.instancePath ?? "").replace(/^\//, "").replaceAll("/", ".") || "(root)";
     throw new ConfigError(path, e ? describe(e) : "invalid");
   }
+  checkStrings(cfg, "");
   // URLs must parse: a URL that does not would make a library throw later with the URL (and the
   // password in it) in the error; the message here carries it redacted.
   checkUrl("mqtt.url", cfg.mqtt.url);
@@ -72,8 +77,83 @@ export function resolveConfig(partial: unknown): GatewayConfig {
       "log.statsIntervalMs",
       `must be 0 (never) or at least ${MIN_STATS_INTERVAL_MS}, so the log is not flooded; got ${stats}`,
     );
+  // A cap that rounds to 0 wei would pause anchoring for ever.
+  if (gweiToWei(cfg.chain.maxFeePerGasGwei) === 0n)
+    throw new ConfigError("chain.maxFeePerGasGwei", "must be at least 0.000000001 (1 wei)");
+  if (cfg.chain.maxSpendPerDayEth !== null && ethToWei(cfg.chain.maxSpendPerDayEth) === 0n)
+    throw new ConfigError("chain.maxSpendPerDayEth", "must be at least 1e-18 (1 wei), or null for no cap");
+  checkHosts(cfg);
+  checkListeners(cfg);
+  const seen = new Map<string, number>();
+  cfg.serial.forEach((s, i) => {
+    const j = seen.get(s.path);
+    if (j !== undefined)
+      throw new ConfigError(
+        `serial.${i}.path`,
+        `"${s.path}" is also serial.${j}.path: a port can be read by one source only; remove one`,
+      );
+    seen.set(s.path, i);
+  });
   checkAccessConfig(cfg);
   return cfg;
+}
+
+/** Settings whose text is a credential: never quoted, and kept as written. */
+const SECRET_SETTINGS = new Set(["mqtt.username", "mqtt.password"]);
+
+/**
+ * Every string setting but a credential: no control character (a NUL makes Node's fs throw a
+ * TypeError, a newline splits the log) and no white space at either end (`" "` as dataDir made a
+ * folder named by a space). The value is not quoted: it may be a URL with a key in it.
+ */
+function checkStrings(v: unknown, path: string): void {
+  if (typeof v === "string") {
+    if (SECRET_SETTINGS.has(path)) return;
+    // eslint-disable-next-line no-control-regex -- control characters are what is refused
+    if (/[\x00-\x1f\x7f]/.test(v))
+      throw new ConfigError(path, "contains a control character (NUL, tab, newline, …); remove it");
+    if (v.trim() !== v) throw new ConfigError(path, "begins or ends with white space; remove it");
+  } else if (Array.isArray(v)) v.forEach((x, i) => checkStrings(x, `${path}.${i}`));
+  else if (v !== null && typeof v === "object")
+    for (const [k, x] of Object.entries(v)) checkStrings(x, path ? `${path}.${k}` : k);
+}
+
+/** A host of digits and dots is an IPv4 address, or listening fails late with ENOTFOUND. */
+function checkHosts(cfg: GatewayConfig): void {
+  for (const [path, host] of [
+    ["mqtt.embedded.host", cfg.mqtt.embedded.host],
+    ["http.host", cfg.http.host],
+  ] as const)
+    if (/^[\d.]+$/.test(host) && !isIPv4(host))
+      throw new ConfigError(path, `"${host}" is not an IPv4 address (four numbers 0-255, e.g. 127.0.0.1)`);
+}
+
+/** Whether listeners on these hosts clash on one port: the same host, a wildcard, or localhost and a loopback address. */
+function sameInterface(a: string, b: string): boolean {
+  const any = (h: string) => h === "0.0.0.0" || h === "::" || h === "";
+  const local = (h: string) => h === "localhost" || isLoopbackHost(h);
+  return a === b || any(a) || any(b) || (local(a) && local(b) && (a === "localhost" || b === "localhost"));
+}
+
+/** Two listeners of this gateway on one port: the second would fail with EADDRINUSE, blamed on "another program". */
+function checkListeners(cfg: GatewayConfig): void {
+  const e = cfg.mqtt.embedded;
+  const listeners: Array<[setting: string, host: string, port: number]> = [];
+  if (e.enabled) {
+    listeners.push(["mqtt.embedded.port", e.host, e.port]);
+    if (e.tls) listeners.push(["mqtt.embedded.tls.port", e.host, e.tls.port]);
+    if (e.websocket) listeners.push(["mqtt.embedded.websocket.port", e.host, e.websocket.port]);
+  }
+  if (cfg.http.enabled) listeners.push(["http.port", cfg.http.host, cfg.http.port]);
+  listeners.forEach(([setting, host, port], i) => {
+    if (port === 0) return; // any free port
+    const other = listeners.slice(0, i).find(([, h, p]) => p === port && sameInterface(h, host));
+    if (other)
+      throw new ConfigError(
+        setting,
+        `${port} is also ${other[0]}: two listeners of the gateway cannot share a port; choose another (0 picks a free one)`,
+      );
+  });
 }
 
 function compile(): ValidateFunction<GatewayConfig> {
@@ -85,13 +165,29 @@ function compile(): ValidateFunction<GatewayConfig> {
 
 /** ajv's message plus what it leaves out: the unknown key's name, the allowed values. */
 function describe(e: ErrorObject): string {
-  if (e.keyword === "additionalProperties")
-    return `unknown setting "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+  if (e.keyword === "additionalProperties") {
+    const key = (e.params as { additionalProperty: string }).additionalProperty;
+    const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+    const near = known.find((k) => editDistance(key.toLowerCase(), k.toLowerCase()) <= 2);
+    return `unknown setting "${key}"${near ? ` (did you mean "${near}"?)` : ""}`;
+  }
   if (e.keyword === "enum") {
     const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String).join(", ");
     return `must be one of ${allowed}, got ${JSON.stringify(e.data)}`;
   }
   return e.message ?? "invalid";
+}
+
+/** Levenshtein distance of two short keys (cli/args.ts has its own: config may not import cli). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
 
 function checkUrl(path: string, url: string | null): void {
@@ -115,6 +211,13 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
     throw new ConfigError(
       "mqtt.embedded.host",
       `"${e.host}" is beyond loopback but mqtt.embedded.auth is "none", so anyone on that network could publish frames and read alerts; set mqtt.embedded.auth to "registry" (or mqtt.embedded.insecure to true to accept that)`,
+    );
+  // Read only for broker auth and the Mosquitto export: elsewhere the operator would believe
+  // devices need a password while anyone may connect.
+  if (e.passwordFile !== null && !(e.enabled && e.auth === "registry") && !cfg.registry.mosquittoExport)
+    throw new ConfigError(
+      "mqtt.embedded.passwordFile",
+      'is read only with mqtt.embedded.auth "registry" (or registry.mosquittoExport), so here it would be ignored and any client could connect without a password; set mqtt.embedded.auth to "registry" or remove passwordFile',
     );
   if (!cron.validate(cfg.registry.schedule))
     throw new ConfigError("registry.schedule", `"${cfg.registry.schedule}" is not a node-cron expression`);
@@ -157,7 +260,7 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
 
 /** Whether `host` names the loopback interface (127.0.0.0/8, ::1, localhost). */
 export function isLoopbackHost(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  return host === "localhost" || host === "::1" || (host.startsWith("127.") && isIPv4(host));
 }
 
 /**
@@ -192,6 +295,8 @@ export function ethToWei(eth: number): bigint {
 
 function decimalToUnits(v: number, decimals: number): bigint {
   if (!Number.isFinite(v) || v < 0) throw new RangeError(`not a non-negative amount: ${v}`);
+  // From 1e21 on, String and toFixed write an exponent; such a number is an integer already.
+  if (v >= 1e21) return BigInt(v) * 10n ** BigInt(decimals);
   // The shortest decimal form of the number ("0.1", not 0.1's binary expansion), unless exponential.
   const text = /e/i.test(String(v)) ? v.toFixed(decimals) : String(v);
   const [int, frac = ""] = text.split(".");
@@ -207,29 +312,102 @@ function decimalToUnits(v: number, decimals: number): bigint {
 export function unreadableConfig(path: string, code: string | undefined): string {
   if (code === "ENOENT") return 'cannot read config file: it does not exist; create it with "vigil init"';
   if (code === "EISDIR") return "is a folder, not a config file; give the file's path";
+  if (code === "ELOOP")
+    return `cannot read config file (ELOOP: a loop of symbolic links); run: ls -l ${path}, and give the file's path`;
+  if (code === "ENOTDIR")
+    return "cannot read config file: a part of the path is not a folder; give the file's path";
   if (code === "EACCES" || code === "EPERM")
     return `cannot read config file (${code}: permission denied); run: ls -l ${path}, then let the user the gateway runs as read it (the Pi install makes it root:vigil, mode 0640)`;
   return `cannot read config file (${code ?? "error"})`;
 }
 
-/** Reads and validates a JSON config file. */
-export function loadConfigFile(path: string): GatewayConfig {
-  let text: string;
+/**
+ * The file's text, at most MAX_CONFIG_BYTES: a regular file or a pipe (`-c <(…)`); a device
+ * (`/dev/zero`) is refused instead of read for ever.
+ */
+function readConfigText(path: string): string {
+  let fd: number;
   try {
-    // A byte-order mark (editors on Windows write one) is not JSON: dropped, not a syntax error.
-    text = readFileSync(path, "utf8").replace(/^\uFEFF/, "");
+    fd = openSync(path, "r");
   } catch (e) {
     throw new ConfigError(path, unreadableConfig(path, (e as NodeJS.ErrnoException).code), { cause: e });
   }
-  let doc: unknown;
   try {
-    // Comments (// and /* */) are allowed: `vigil init` writes a commented file.
-    doc = JSON.parse(stripJsonComments(text));
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new ConfigError(path, unreadableConfig(path, "EISDIR"));
+    if (!st.isFile() && !st.isFIFO())
+      throw new ConfigError(path, "is a device or socket, not a config file; give the file's path");
+    const tooBig = () =>
+      new ConfigError(
+        path,
+        `is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB, far more than a config file needs; give the file's path`,
+      );
+    if (st.size > MAX_CONFIG_BYTES) throw tooBig();
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let n = 0;
+    for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0;) n += r;
+    if (n > MAX_CONFIG_BYTES) throw tooBig();
+    return buf.toString("utf8", 0, n);
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(path, unreadableConfig(path, (e as NodeJS.ErrnoException).code), { cause: e });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads and validates a JSON config file. */
+export function loadConfigFile(path: string): GatewayConfig {
+  // A byte-order mark (editors on Windows write one) is not JSON: dropped, not a syntax error.
+  const text = readConfigText(path).replace(/^\uFEFF/, "");
+  let doc: unknown;
+  // Comments (// and /* */) are allowed: `vigil init` writes a commented file. Blanked to white
+  // space, so positions in messages hold and a key quoted in a comment is no key.
+  const json = stripJsonComments(text);
+  try {
+    doc = JSON.parse(json);
   } catch (e) {
     // No cause: V8's message quotes the text around the error, which may be a password.
     throw new ConfigError(path, `not valid JSON (${jsonProblem((e as Error).message, text)})`);
   }
+  // JSON.parse keeps the last of two equal keys: the first (a whole "mqtt" block) would be lost.
+  const dup = duplicateKey(json);
+  if (dup) throw new ConfigError(dup, `is set twice in one object of ${path}; keep one`);
   return resolveConfig(doc);
+}
+
+/**
+ * The dotted path of the first key repeated within one object of `text` (valid JSON, comments
+ * blanked), else undefined. A scan with an explicit stack: nesting depth cannot overflow it.
+ */
+export function duplicateKey(text: string): string | undefined {
+  type Frame = { keys: Set<string>; key: string } | { index: number };
+  const stack: Frame[] = [];
+  const path = () =>
+    stack
+      .map((f) => ("keys" in f ? f.key : String(f.index)))
+      .filter((s) => s !== "")
+      .join(".");
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    const top = stack.at(-1);
+    if (c === "{") stack.push({ keys: new Set(), key: "" });
+    else if (c === "[") stack.push({ index: 0 });
+    else if (c === "}" || c === "]") stack.pop();
+    else if (c === "," && top && "index" in top) top.index++;
+    else if (c === '"') {
+      const start = i;
+      for (i++; text[i] !== '"'; i++) if (text[i] === "\\") i++;
+      let j = i + 1;
+      while (/\s/.test(text[j] ?? "")) j++;
+      if (text[j] !== ":" || !top || !("keys" in top)) continue;
+      const key = JSON.parse(text.slice(start, i + 1)) as string;
+      top.key = key;
+      if (top.keys.has(key)) return path();
+      top.keys.add(key);
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -23,6 +23,12 @@ function choice<const V extends readonly string[]>(
   return Type.Unsafe<V[number]>({ type: "string", enum: values, ...o });
 }
 
+/**
+ * Longest interval or timeout that becomes a Node timer: setTimeout/setInterval fire after 1 ms
+ * (TimeoutOverflowWarning) beyond 2^31-1 ms (24.8 days), so a larger value would run flat out.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 const deviceId = Type.String({ pattern: "^[0-9a-f]{8}$", description: "device id, 8 lowercase hex digits" });
 const name = (def: string, description: string, defaultDoc?: string) =>
   Type.String({
@@ -59,7 +65,8 @@ const Mqtt = Type.Object(
         }),
         passwordFile: nullable(Type.String({ minLength: 1 }), {
           default: null,
-          description: "Device credentials (mosquitto_passwd $7$ format), relative to dataDir.",
+          description:
+            'Device credentials (mosquitto_passwd $7$ format), relative to dataDir; read with auth "registry" and by registry.mosquittoExport, refused otherwise.',
         }),
         insecure: Type.Boolean({
           default: false,
@@ -146,7 +153,7 @@ const Mqtt = Type.Object(
       default: null,
       description: "External broker password (never logged).",
     }),
-    readingsIntervalMs: nullable(Type.Integer({ minimum: 0 }), {
+    readingsIntervalMs: nullable(Type.Integer({ minimum: 0, maximum: MAX_TIMER_MS }), {
       default: 1000,
       description:
         "Decoded JSON readings of stored frames on vigil/v1/{site}/{gateway}/{device}/reading (QoS 0), at most one per device this often, ms; 0 = every frame, null = none (gateway/src/alerts/README.md).",
@@ -198,6 +205,7 @@ const Log = Type.Object(
     }),
     statsIntervalMs: Type.Integer({
       minimum: 0,
+      maximum: MAX_TIMER_MS,
       default: 5000,
       description: "Counters logged every N ms (0 = never, else at least 100).",
     }),
@@ -300,7 +308,12 @@ const Attest = Type.Object(
       default: "gateway.key",
       description: "Keystore file, relative to dataDir.",
     }),
-    batchIntervalMs: Type.Integer({ minimum: 100, default: 10_000, description: "Seal every T ms…" }),
+    batchIntervalMs: Type.Integer({
+      minimum: 100,
+      maximum: MAX_TIMER_MS,
+      default: 10_000,
+      description: "Seal every T ms…",
+    }),
     batchMaxLeaves: Type.Integer({
       minimum: 1,
       maximum: 1_000_000,
@@ -345,6 +358,7 @@ const Chain = Type.Object(
     }),
     anchorIntervalMs: Type.Integer({
       minimum: 100,
+      maximum: MAX_TIMER_MS,
       default: 5000,
       description: "Anchor the outbox every N ms.",
     }),
@@ -368,6 +382,7 @@ const Chain = Type.Object(
     }),
     healthCheckIntervalMs: Type.Integer({
       minimum: 0,
+      maximum: MAX_TIMER_MS,
       default: 15_000,
       description:
         "Health probe of the RPC endpoints, ms (0 = none: failover on transport failures only, no lag check, no return to a recovered preferred endpoint).",
@@ -391,7 +406,7 @@ const Chain = Type.Object(
       default: 2,
       description: "Cap on the priority fee, gwei.",
     }),
-    maxSpendPerDayEth: nullable(Type.Number({ exclusiveMinimum: 0 }), {
+    maxSpendPerDayEth: nullable(Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000 }), {
       default: 0.1,
       description: "Largest spend on anchoring per UTC day (gas + L1 fee), ETH; null = no cap.",
     }),
@@ -469,6 +484,7 @@ const Registry = Type.Object(
     }),
     maxStaleMs: Type.Integer({
       minimum: 1000,
+      maximum: MAX_TIMER_MS,
       default: 600_000,
       description: "Without a successful refresh for this long the registry cache is stale.",
     }),
@@ -531,6 +547,7 @@ const Updates = Type.Object(
     }),
     shadowMaxMs: Type.Integer({
       minimum: 1000,
+      maximum: MAX_TIMER_MS,
       default: 600_000,
       description: "Longest shadow phase, ms; the candidate is then judged on the windows it ran.",
     }),
@@ -542,6 +559,7 @@ const Updates = Type.Object(
     }),
     staleAfterMs: Type.Integer({
       minimum: 1000,
+      maximum: MAX_TIMER_MS,
       default: 3_600_000,
       description:
         "Marked stale (freeze alarm) after this long without a successful check, ms; a check whose chain view (the RPC's newest block) is older than this fails, except on a local development chain.",
@@ -561,7 +579,11 @@ const Updates = Type.Object(
 /** The configuration file's schema (every field optional; `default` fills what is absent). */
 export const ConfigSchema = Type.Object(
   {
-    dataDir: Type.String({ minLength: 1, default: ".vigil", description: "Where the store and keys live." }),
+    dataDir: Type.String({
+      minLength: 1,
+      default: ".vigil",
+      description: "Where the store and keys live (relative to the current folder).",
+    }),
     site: name("site-1", "Site name: the MQTT topic level of alerts and the registry site."),
     serial: Type.Array(Serial, { default: [], description: "Serial ports to read frames from." }),
     mqtt: Mqtt,
