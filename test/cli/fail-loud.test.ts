@@ -101,6 +101,25 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
     expectFatal(r, new RegExp(`127\\.0\\.0\\.1:${port}.*EADDRINUSE.*--mqtt-port`));
   }, 90_000);
 
+  it("behavior: the embedded broker's WebSocket port in use names that listener's setting", async () => {
+    const port = await listen();
+    const r = await startFails({ mqtt: { embedded: { port: 0, websocket: { port } } } });
+    expectFatal(
+      r,
+      new RegExp(
+        `127\\.0\\.0\\.1:${port} \\(mqtt\\.embedded\\.websocket\\.port\\).*EADDRINUSE.*set mqtt\\.embedded\\.websocket\\.port to a free port\\.$`,
+      ),
+    );
+  }, 90_000);
+
+  it("behavior: a broker host that is no address of this machine (TEST-NET-1, RFC 5737)", async () => {
+    const r = await startFails({ mqtt: { embedded: { port: 0, host: "192.0.2.1", insecure: true } } });
+    expectFatal(
+      r,
+      /192\.0\.2\.1:0 .*EADDRNOTAVAIL.*set mqtt\.embedded\.host \(--mqtt-host\) to an address of this machine/,
+    );
+  }, 90_000);
+
   it("behavior: a model whose sha256 does not match its manifest", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vigil-fatal-models-"));
     for (const f of readdirSync("models/rotating").filter((n) => n.startsWith("rotating-v1.")))

@@ -461,6 +461,14 @@ describe("CLI user mistakes", () => {
       // Counts are whole numbers.
       [["sim", "--window", "2.5"], /--window must be a whole number, got "2\.5"/],
       [["sim", "--profile", "cwru", "--healthy", "1.5"], /--healthy must be a whole number, got "1\.5"/],
+      // An empty value (an unset shell variable) fell back to the default in silence: start ran on
+      // ./.vigil for --data-dir "".
+      [["start", "--data-dir", ""], /--data-dir needs a value, got an empty one/],
+      [["start", "--mqtt-url", ""], /--mqtt-url needs a value, got an empty one/],
+      [["sim", "--serial", ""], /--serial needs a value, got an empty one/],
+      // Numbers are decimal: Number() took " 0x10" as 16 and "" as 0.
+      [["start", "--mqtt-port", " 0x10"], /--mqtt-port must be a number in \[0, 65535\], got " 0x10"/],
+      [["start", "--http-port", "0b11"], /--http-port must be a number in \[0, 65535\], got "0b11"/],
     ];
     for (const [args, re] of cases) oneLine(await vigil(args), 2, re);
     // A hand-written deployment file without VigilReleases: one line naming the field, no stack trace.

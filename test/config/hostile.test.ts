@@ -204,7 +204,7 @@ describe("vigil start: hostile configs end with one line", () => {
     const r = await runVigil(["start", "-c", p, "--mqtt-port", "0"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      "vigil start: dataDir: contains a control character (NUL, tab, newline, …); remove it; correct that setting in the config file (--config) or its flag.\n",
+      "vigil start: dataDir: contains a control character (NUL, tab, newline, …); remove it.\n",
     );
   });
 
@@ -218,5 +218,30 @@ describe("vigil start: hostile configs end with one line", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^vigil start: http\.port: 38111 is also mqtt\.embedded\.port: [^\n]*\.\n$/);
     expect(existsSync(data)).toBe(false); // refused before the store was opened
+  });
+});
+
+describe("config: fixes and MQTT client ids", () => {
+  it("error: a message that already says what to do gets no second fix; one that does not gets the generic one", () => {
+    const line = (partial: unknown): string => {
+      try {
+        resolveConfig(partial);
+      } catch (e) {
+        return fatalLine(e as ConfigError);
+      }
+      throw new Error("accepted");
+    };
+    const dup = line({ dataDir: " x" });
+    expect(dup).toBe("dataDir: begins or ends with white space; remove it.");
+    expect(line({ log: { statsIntervalMs: 3e9 } })).toMatch(
+      /must be <= 2147483647; correct that setting in the config file \(--config\) or its flag\.$/,
+    );
+  });
+
+  it("error: mqtt.clientId is at most 16 characters, so {clientId}-alerts stays within MQTT 3.1.1's 23", () => {
+    expect(resolveConfig({ mqtt: { clientId: "a".repeat(16) } }).mqtt.clientId).toHaveLength(16);
+    expect(() => resolveConfig({ mqtt: { clientId: "a".repeat(17) } })).toThrowError(
+      /^mqtt\.clientId: must NOT have more than 16 characters/,
+    );
   });
 });

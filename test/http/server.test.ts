@@ -330,7 +330,19 @@ describe("HttpServer", () => {
     const e = await b.start().catch((x: unknown) => x);
     expect(e).toBeInstanceOf(HttpEndpointError);
     expect((e as HttpEndpointError).shortMessage).toBe(
-      `127.0.0.1:${a.port} is already in use; stop the other process or set http.port (0 picks a free port)`,
+      `127.0.0.1:${a.port} is already in use; stop the other process or set http.port (--http-port; 0 picks a free port)`,
+    );
+    // A host that is no address of this machine (TEST-NET-1, RFC 5737) names http.host.
+    const c = new HttpServer({
+      source: new FakeSource(),
+      port: 0,
+      host: "192.0.2.1",
+      allowRemote: true,
+      authToken: "x".repeat(32),
+    });
+    const f = await c.start().catch((x: unknown) => x);
+    expect((f as HttpEndpointError).shortMessage).toMatch(
+      /^cannot listen on 192\.0\.2\.1:0 \(EADDRNOTAVAIL\): set http\.host to an address of this machine/,
     );
   });
 

@@ -1,25 +1,11 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ChainError } from "../chain/errors.ts";
 import { parseRpcUrl } from "../chain/rpc.ts";
+import { editDistance } from "../core/edit-distance.ts";
 import { UsageError } from "../core/errors.ts";
 import { reportCommandError } from "./fatal.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
-
-/**
- * Edit distance (Levenshtein) between two short strings, for "did you mean" hints. Hand-written:
- * a dozen lines on flag names of < 30 characters do not justify a dependency.
- */
-export function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
-}
 
 /** The closest of `candidates` to `word` (at most 2 edits, or a prefix), else undefined. */
 export function closest(word: string, candidates: Iterable<string>): string | undefined {
@@ -43,8 +29,9 @@ export function didYouMean(word: string, candidates: Iterable<string>): string {
  * unknown flag gets the closest known one ("unknown option --dat-dir; did you mean --data-dir?").
  */
 export function parse<O extends Options>(argv: string[], options: O, allowPositionals = false) {
+  let parsed;
   try {
-    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+    parsed = parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (e) {
     const err = e as Error & { code?: string };
     if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
@@ -66,6 +53,12 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
     if (flag && /argument missing/.test(err.message)) throw new UsageError(`${flag} needs a value`);
     throw new UsageError(err.message.split("\n")[0]!);
   }
+  // An empty value (`--data-dir ""`, an unset shell variable) would read as "not given" and fall
+  // back to the default in silence.
+  for (const [k, x] of Object.entries(parsed.values))
+    if (x === "" || (Array.isArray(x) && x.includes("")))
+      throw new UsageError(`--${k} needs a value, got an empty one`);
+  return parsed;
 }
 
 /** "a number in [1, 5]", "a number ≥ 1", "a number ≤ 5" or "a number", as the bounds are. */
@@ -85,7 +78,8 @@ export function num(
   max = Infinity,
 ): number {
   if (v === undefined) return def;
-  const n = Number(v);
+  // Decimal only: Number() also takes "", " 0x10" and "0b11" (as 0, 16 and 3).
+  const n = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(v) ? Number(v) : NaN;
   if (!Number.isFinite(n) || n < min || n > max)
     throw new UsageError(`--${name} must be ${numberRange(min, max)}, got "${v}"`);
   return n;

@@ -12,15 +12,29 @@ export class StartupError extends VigilError {
   override name = "StartupError";
 }
 
+/**
+ * The embedded broker listener an error names (embedded-broker.ts puts its setting in the message),
+ * with the flag that sets it; the plain MQTT port when none is named.
+ */
+function listenerSetting(e: VigilError): string {
+  const s = /\((mqtt\.embedded\.(?:tls\.|websocket\.)?port)\)/.exec(e.shortMessage)?.[1];
+  return s === undefined || s === "mqtt.embedded.port" ? "mqtt.embedded.port (--mqtt-port)" : s;
+}
+
 /** Fixes by error code, for messages that do not already say what to do. */
-const FIX: Array<[test: (e: VigilError) => boolean, fix: string]> = [
+const FIX: Array<[test: (e: VigilError) => boolean, fix: string | ((e: VigilError) => string)]> = [
   [
     (e) => e.code === "MQTT_IO" && /EADDRINUSE/.test(e.shortMessage),
-    "another program is listening there (a second gateway or Mosquitto?): stop it, or set mqtt.embedded.port (--mqtt-port) to a free port",
+    (e) =>
+      `another program is listening there (a second gateway or Mosquitto?): stop it, or set ${listenerSetting(e)} to a free port`,
   ],
   [
     (e) => e.code === "MQTT_IO" && /EACCES/.test(e.shortMessage),
-    "ports below 1024 need privileges: use a port ≥ 1024 for mqtt.embedded.port (--mqtt-port)",
+    (e) => `ports below 1024 need privileges: use a port ≥ 1024 for ${listenerSetting(e)}`,
+  ],
+  [
+    (e) => e.code === "MQTT_IO" && /EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(e.shortMessage),
+    "set mqtt.embedded.host (--mqtt-host) to an address of this machine (127.0.0.1 for loopback)",
   ],
   [
     (e) => e.code === "MQTT_IO" && /CONNACK/.test(e.shortMessage),
@@ -88,7 +102,9 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string]> = [
     "fix the JSON at that place in the file (vigil init writes a valid one)",
   ],
   [
-    (e) => e instanceof ConfigError && !/create it|"vigil |run: |give the file's path/.test(e.shortMessage),
+    // A message with a clause after "; " already says what to do (config.ts words them so).
+    (e) =>
+      e instanceof ConfigError && !/create it|"vigil |run: |give the file's path|; /.test(e.shortMessage),
     "correct that setting in the config file (--config) or its flag",
   ],
 ];
@@ -96,7 +112,8 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string]> = [
 /** One line for stderr: the error's message and, when it does not carry one, the fix. */
 export function fatalLine(e: VigilError): string {
   const msg = e.shortMessage.replace(/\s+/g, " ").replace(/[.\s]+$/, "");
-  const fix = FIX.find(([t]) => t(e))?.[1];
+  const found = FIX.find(([t]) => t(e))?.[1];
+  const fix = typeof found === "function" ? found(e) : found;
   return fix ? `${msg}; ${fix}.` : /[?!]$/.test(msg) ? msg : `${msg}.`;
 }
 

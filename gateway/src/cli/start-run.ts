@@ -80,10 +80,10 @@ export async function runGateway(cfg: GatewayConfig, reloadConfig: () => Gateway
   if (fatal) {
     // Exit non-zero so systemd restarts the unit; the restart then refuses the damaged store at
     // open with the same advice, instead of acknowledging frames over it.
-    log.fatal(
-      { code: fatal.code },
-      `the store is damaged (${fatal.shortMessage}); the gateway stopped: run "vigil store check" on it, then "vigil store salvage"`,
-    );
+    const line = `the store is damaged (${fatal.shortMessage}); the gateway stopped: run "vigil store check" on it, then "vigil store salvage"`;
+    log.fatal({ code: fatal.code }, line);
+    // Also on stderr, like a start-up refusal: log.level "silent" must not hide why it exited 1.
+    process.stderr.write(`vigil start: ${line}\n`);
     return 1;
   }
   log.info("stopped");

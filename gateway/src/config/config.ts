@@ -8,6 +8,7 @@ import { isIPv4 } from "node:net";
 import stripJsonComments from "strip-json-comments";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import cron from "node-cron";
+import { editDistance } from "../core/edit-distance.ts";
 import { ConfigError, redactUrl } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 import { ConfigSchema, type GatewayConfig } from "./schema.ts";
@@ -176,18 +177,6 @@ function describe(e: ErrorObject): string {
     return `must be one of ${allowed}, got ${JSON.stringify(e.data)}`;
   }
   return e.message ?? "invalid";
-}
-
-/** Levenshtein distance of two short keys (cli/args.ts has its own: config may not import cli). */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
 }
 
 function checkUrl(path: string, url: string | null): void {

@@ -144,9 +144,10 @@ const Mqtt = Type.Object(
     }),
     clientId: Type.String({
       minLength: 1,
-      maxLength: 23,
+      maxLength: 16,
       default: "vigil-gateway",
-      description: "Client id at the external broker.",
+      description:
+        "Client id at the external broker; alerts connect as {clientId}-alerts, so at most 16 characters keep both within the 23 every MQTT 3.1.1 broker must accept [MQTT-3.1.3-5].",
     }),
     username: nullable(Type.String(), { default: null, description: "External broker user." }),
     password: nullable(Type.String(), {

@@ -252,10 +252,12 @@ export class HttpServer {
         reject(
           new HttpEndpointError(
             e.code === "EADDRINUSE"
-              ? `${where} is already in use; stop the other process or set http.port (0 picks a free port)`
+              ? `${where} is already in use; stop the other process or set http.port (--http-port; 0 picks a free port)`
               : e.code === "EACCES"
-                ? `no permission to listen on ${where}; use a port above 1023`
-                : `cannot listen on ${where}: ${e.message}`,
+                ? `no permission to listen on ${where}; set http.port (--http-port) above 1023`
+                : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND" || e.code === "EAI_AGAIN"
+                  ? `cannot listen on ${where} (${e.code}): set http.host to an address of this machine (127.0.0.1 for loopback)`
+                  : `cannot listen on ${where}: ${e.message}`,
             { cause: e },
           ),
         );

@@ -377,10 +377,12 @@ export class EmbeddedBroker implements IngestSource {
         address(): AddressInfo | string | null;
       },
       port: number,
+      setting: string,
     ): Promise<number> => {
       await new Promise<void>((res, rej) => {
+        // The setting is named: the fix (cli/fatal.ts) must point at the listener that failed.
         const failed = (e: Error): void =>
-          rej(new SourceError("MQTT_IO", `${host}:${port}`, e.message, { cause: e }));
+          rej(new SourceError("MQTT_IO", `${host}:${port} (${setting})`, e.message, { cause: e }));
         server.once("error", failed);
         server.listen(port, host, () => {
           server.off("error", failed);
@@ -397,14 +399,14 @@ export class EmbeddedBroker implements IngestSource {
     try {
       const plain = createServer(SOCKET_OPTIONS, (sock) => this.#accept(broker, sock, sock.remoteAddress));
       this.#servers.push(this.#listener(plain));
-      this.#port = await listen(plain, this.opts.port ?? 1883);
+      this.#port = await listen(plain, this.opts.port ?? 1883, "mqtt.embedded.port");
       const tls = this.opts.tls;
       if (tls) {
         const t = createTlsServer({ ...SOCKET_OPTIONS, cert: tls.cert, key: tls.key }, (sock) =>
           this.#accept(broker, sock, sock.remoteAddress),
         );
         this.#servers.push(this.#listener(t));
-        this.#tlsPort = await listen(t, tls.port);
+        this.#tlsPort = await listen(t, tls.port, "mqtt.embedded.tls.port");
       }
       if (this.opts.websocket) {
         const http = tls
@@ -420,7 +422,7 @@ export class EmbeddedBroker implements IngestSource {
         );
         this.#listener(http);
         this.#servers.push({ close: (cb) => wss.close(() => http.close(() => cb())) });
-        this.#wsPort = await listen(http, this.opts.websocket.port);
+        this.#wsPort = await listen(http, this.opts.websocket.port, "mqtt.embedded.websocket.port");
       }
     } catch (e) {
       await this.stop();
