@@ -16,6 +16,7 @@ import {
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Aedes } from "aedes";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { writeKeystore } from "../../gateway/src/attest/keystore.ts";
 import { generateKey } from "../../gateway/src/chain/keys.ts";
@@ -32,8 +33,10 @@ const PASS = "fail-loud-passphrase";
 const children: ChildProcess[] = [];
 const servers: Server[] = [];
 const sockets: Socket[] = [];
+const cleanupBrokers: Aedes[] = [];
 afterEach(async () => {
   for (const c of children.splice(0)) await stop(c);
+  for (const b of cleanupBrokers.splice(0)) await new Promise<void>((r) => b.close(() => r()));
   for (const s of sockets.splice(0)) s.destroy();
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
 });
@@ -140,12 +143,30 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
     );
   }, 90_000);
 
-  it("behavior: an external broker that accepts TCP but never answers CONNECT", async () => {
-    const port = await listen();
-    const r = await startFails({
-      mqtt: { embedded: { enabled: false }, url: `mqtt://127.0.0.1:${port}`, connectTimeoutMs: 300 },
+  it("behavior: an external broker that refuses the gateway's CONNECT (not authorised): no retry can help", async () => {
+    const broker = await Aedes.createBroker({
+      authenticate: (_c, _u, _p, cb) => {
+        const e = Object.assign(new Error("not authorised"), { returnCode: 5 });
+        cb(e as never, false);
+      },
     });
-    expectFatal(r, /no CONNACK within 0\.3 s; check mqtt\.url/);
+    const server = createServer(broker.handle);
+    servers.push(server);
+    cleanupBrokers.push(broker);
+    await new Promise<void>((res) => server.listen(0, "127.0.0.1", res));
+    const port = (server.address() as { port: number }).port;
+    const r = await startFails({
+      mqtt: {
+        embedded: { enabled: false },
+        url: `mqtt://u:secret@127.0.0.1:${port}`,
+        connectTimeoutMs: 5000,
+      },
+    });
+    expectFatal(
+      r,
+      /the broker refused the gateway's CONNECT \(CONNACK 5: Not authorized\); check mqtt\.url \(--mqtt-url\), its credentials/,
+    );
+    expect(r.stderr).not.toContain("secret");
   }, 90_000);
 
   it("behavior: no ingest source enabled", async () => {
@@ -287,6 +308,61 @@ describe("vigil start: degraded and retrying (starts, says so, keeps going)", ()
       { mqtt: { embedded: { port: 0 } }, store: { minFreeBytes: 2 ** 52 } },
       /"component":"store","state":"low-space".*refuses new frames/,
     );
+  }, 90_000);
+
+  it("behavior: an external broker that does not answer: starts without it (a /readyz warning), connects once it answers", async () => {
+    // A listener that accepts and never answers CONNECT (a broker that hangs, or not a broker).
+    const port = await listen();
+    const blackhole = servers.at(-1)!;
+    const dir = mkdtempSync(join(tmpdir(), "vigil-degraded-broker-"));
+    const file = join(dir, "config.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        dataDir: dir,
+        models: { enabled: false },
+        log: { statsIntervalMs: 0 },
+        http: { port: 0 },
+        mqtt: { embedded: { enabled: false }, url: `mqtt://127.0.0.1:${port}`, connectTimeoutMs: 300 },
+      }),
+    );
+    const p = spawnVigil(["start", "-c", file, "--log-level", "info"]);
+    let page = "";
+    await vi.waitFor(
+      () => {
+        expect(p.out.stderr).toMatch(
+          /no CONNACK within 0\.3 s: started without the broker, reconnecting every second/,
+        );
+        page = /"page":"(http:[^"]+)"/.exec(p.out.stderr)?.[1] ?? "";
+        expect(page).not.toBe("");
+      },
+      { timeout: 30_000, interval: 50 },
+    );
+    const sourcesWarning = async () =>
+      (
+        (await (await fetch(`${page}/readyz`)).json()) as {
+          ready: boolean;
+          warnings: { check: string; reason: string }[];
+        }
+      ).warnings.filter((w) => w.check === "sources");
+    expect(await sourcesWarning()).toEqual([expect.objectContaining({ reason: "disconnected" })]);
+    // The broker comes up on that port: the gateway connects (reconnecting every second).
+    for (const sock of sockets.splice(0)) sock.destroy();
+    await new Promise((r) => blackhole.close(r));
+    servers.splice(servers.indexOf(blackhole), 1);
+    const broker = await Aedes.createBroker();
+    cleanupBrokers.push(broker);
+    const server = createServer(broker.handle);
+    servers.push(server);
+    await new Promise<void>((res) => server.listen(port, "127.0.0.1", res));
+    await vi.waitFor(async () => expect(await sourcesWarning()).toEqual([]), {
+      timeout: 30_000,
+      interval: 100,
+    });
+    expect(p.exitCode).toBeNull();
+    const exited = new Promise<number | null>((res) => p.once("exit", (c) => res(c)));
+    p.kill("SIGTERM");
+    expect(await exited).toBe(0);
   }, 90_000);
 
   it("behavior: an RPC endpoint that does not answer: batches wait in the outbox", async () => {

@@ -53,6 +53,14 @@ function data(deviceId: number, seq: number, ts: number): Frame {
 async function busySource(): Promise<{ src: FakeSource; feed: LiveFeed }> {
   const src = new FakeSource();
   src.config.dataDir = tmpdir();
+  // A serial port that is open: vigil_source_connected has a sample.
+  src.sources.push({
+    name: "serial:/dev/ttyV0",
+    start: async () => {},
+    stop: async () => {},
+    stats: () => ({ opens: 1 }),
+    connected: () => true,
+  });
   const ing = src.ingest;
   const ts = src.clock.nowUs();
   for (const id of [1, 2]) {

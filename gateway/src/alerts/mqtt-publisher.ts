@@ -46,33 +46,62 @@ export class MqttClientPublisher implements AlertPublisher {
     return this.#client;
   }
 
+  /**
+   * Connects, waiting at most connectTimeoutMs for the first CONNACK: a broker that does not answer
+   * (yet) is not fatal (mqtt.js reconnects every second and queues the QoS 1 publications meanwhile;
+   * the ingest source reports the outage). A broker that refuses the CONNECT (credentials, client
+   * id) is: PublishError.
+   */
   async open(will: EncodedMessage, onReconnect?: () => void): Promise<void> {
-    try {
-      this.#client = await mqtt.connectAsync(this.opts.url, {
-        clientId: this.opts.clientId,
-        protocolVersion: 4,
-        clean: true,
-        keepalive: this.opts.keepalive ?? 30,
-        reconnectPeriod: 1000,
-        connectTimeout: this.opts.connectTimeoutMs ?? 10_000,
-        ...(this.opts.username !== undefined ? { username: this.opts.username } : {}),
-        ...(this.opts.password !== undefined ? { password: this.opts.password } : {}),
-        will: {
-          topic: will.topic,
-          payload: typeof will.payload === "string" ? Buffer.from(will.payload) : will.payload,
-          qos: will.qos,
-          retain: will.retain,
-        },
-      });
-    } catch (e) {
-      throw new PublishError(redactUrl(this.opts.url), `cannot connect: ${(e as Error).message}`, {
-        cause: e,
-      });
-    }
+    const client = mqtt.connect(this.opts.url, {
+      clientId: this.opts.clientId,
+      protocolVersion: 4,
+      clean: true,
+      keepalive: this.opts.keepalive ?? 30,
+      reconnectPeriod: 1000,
+      connectTimeout: this.opts.connectTimeoutMs ?? 10_000,
+      ...(this.opts.username !== undefined ? { username: this.opts.username } : {}),
+      ...(this.opts.password !== undefined ? { password: this.opts.password } : {}),
+      will: {
+        topic: will.topic,
+        payload: typeof will.payload === "string" ? Buffer.from(will.payload) : will.payload,
+        qos: will.qos,
+        retain: will.retain,
+      },
+    });
+    // A connection error with no listener would be thrown by the EventEmitter; publications report theirs.
+    client.on("error", () => undefined);
     // Registered after the first CONNACK: fires on reconnects only. The broker published the will
     // when the connection was lost [MQTT-3.1.2-8], so the retained status says offline until the
     // caller publishes it again.
-    if (onReconnect) this.#client.on("connect", () => onReconnect());
+    client.once("connect", () => {
+      if (onReconnect) client.on("connect", () => onReconnect());
+    });
+    await new Promise<void>((res, rej) => {
+      const settle = (): void => {
+        clearTimeout(t);
+        client.off("connect", up);
+        client.off("error", refused);
+      };
+      const t = setTimeout(() => {
+        settle();
+        res();
+      }, this.opts.connectTimeoutMs ?? 10_000);
+      const up = (): void => {
+        settle();
+        res();
+      };
+      // CONNACK 1, 2, 4, 5: the gateway's own settings are refused [MQTT-3.2.2.3]; retrying cannot help.
+      const refused = (e: Error & { code?: unknown }): void => {
+        if (typeof e.code !== "number" || ![1, 2, 4, 5].includes(e.code)) return;
+        settle();
+        client.end(true);
+        rej(new PublishError(redactUrl(this.opts.url), `cannot connect: ${e.message}`, { cause: e }));
+      };
+      client.on("connect", up);
+      client.on("error", refused);
+    });
+    this.#client = client;
   }
 
   publish(msg: EncodedMessage): Promise<void> {

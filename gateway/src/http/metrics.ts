@@ -403,6 +403,14 @@ export class GatewayMetrics {
           for (const [k, v] of Object.entries(s.stats())) set({ source: s.name, event: k }, v);
       },
     );
+    gauge(
+      "vigil_source_connected",
+      "1 when the source reaches its input now (the external broker's connection, the serial port open), else 0.",
+      ["source"],
+      (set) => {
+        for (const s of src.sources) if (s.connected) set({ source: s.name }, s.connected() ? 1 : 0);
+      },
+    );
     gauge("vigil_source_clients", "Clients connected to the embedded broker now.", ["source"], (set) => {
       for (const s of src.sources) {
         if (s.clients) set({ source: s.name }, s.clients());

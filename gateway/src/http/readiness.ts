@@ -3,7 +3,7 @@
  * source started) and is not stopping, the store accepts writes (state `ok`: not low on disk,
  * not unavailable, not corrupt), and at least one ingest source is configured. Anything else
  * is degraded, not unready (frames are still stored and acknowledged): a failing anchor, an
- * anchor transaction that is not being mined, no models, publish errors, a clock not known good (frames stored marked clock-unverified); those
+ * anchor transaction that is not being mined, no models, publish errors, a clock not known good (frames stored marked clock-unverified), a source not connected (the external broker, a serial port); those
  * are listed as `warnings`.
  */
 import type { MetricsSource } from "./source.ts";
@@ -21,7 +21,11 @@ export interface Readiness {
   /** Why the gateway is not ready (empty when ready). */
   failing: Check[];
   /** Degraded but still accepting frames. */
-  warnings: Array<{ check: "anchor" | "models" | "alerts" | "clock"; reason: string; detail: string }>;
+  warnings: Array<{
+    check: "anchor" | "models" | "alerts" | "clock" | "sources";
+    reason: string;
+    detail: string;
+  }>;
   store: { state: string; lastError: string | null };
   sources: Array<{ name: string; stats: Record<string, number> }>;
 }
@@ -58,6 +62,14 @@ export function readiness(s: MetricsSource): Readiness {
     });
 
   const warnings: Readiness["warnings"] = [];
+  // Degraded, not unready: the other sources still take frames, and this one comes back by itself.
+  for (const x of s.sources)
+    if (x.connected?.() === false)
+      warnings.push({
+        check: "sources",
+        reason: "disconnected",
+        detail: `${x.name} is not connected; retrying (frames from it wait at the device or broker)`,
+      });
   const a = s.anchor?.status();
   if (a?.lastError && a.failures > 0)
     warnings.push({ check: "anchor", reason: a.lastError.code, detail: a.lastError.message });

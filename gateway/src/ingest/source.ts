@@ -7,4 +7,9 @@ export interface IngestSource {
   stats(): Record<string, number>;
   /** Clients connected now, for a source that accepts clients (the embedded broker). */
   clients?(): number;
+  /**
+   * Whether the source reaches its input now (the external broker's connection, the serial port
+   * open); absent for a source that is always up once started (the embedded broker).
+   */
+  connected?(): boolean;
 }

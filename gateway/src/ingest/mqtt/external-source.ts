@@ -22,10 +22,20 @@ export interface ExternalMqttOptions {
   password?: string;
   /** Reconnect delay after a refused store write, ms. Default 1000. */
   retryMs?: number;
-  /** start() fails when the first CONNACK has not arrived within this many ms. Default 10 000. */
+  /**
+   * start() waits this long for the first CONNACK, then goes on without it (degraded: mqtt.js
+   * reconnects every second, `connected()` is false). Default 10 000.
+   */
   connectTimeoutMs?: number;
   onError?: (e: SourceError) => void;
 }
+
+/**
+ * CONNACK return codes that no retry can change: the gateway's own settings are refused
+ * [MQTT-3.2.2.3]: 1 unacceptable protocol version, 2 identifier rejected, 4 bad user name or
+ * password, 5 not authorised (3, server unavailable, is retried).
+ */
+const REFUSED_FOR_GOOD = new Set([1, 2, 4, 5]);
 
 export class ExternalMqttSource implements IngestSource {
   readonly name: string;
@@ -44,6 +54,11 @@ export class ExternalMqttSource implements IngestSource {
 
   stats(): Record<string, number> {
     return { ...this.#counters };
+  }
+
+  /** Whether the broker connection is up now (false while reconnecting, and before start). */
+  connected(): boolean {
+    return this.client?.connected ?? false;
   }
 
   async start(): Promise<void> {
@@ -118,21 +133,51 @@ export class ExternalMqttSource implements IngestSource {
       this.opts.onError?.(new SourceError("MQTT_IO", redactUrl(this.opts.url), e.message, { cause: e })),
     );
     this.client = client;
+    // README "When the gateway refuses to start": a broker that does not answer can come back, so
+    // the start goes on without it (degraded, reconnecting); one that refuses the gateway's
+    // CONNECT (credentials, client id) will refuse it again: fatal.
     await new Promise<void>((res, rej) => {
+      const settle = (): void => {
+        clearTimeout(t);
+        client.off("error", refused);
+        client.off("connect", up);
+      };
       const t = setTimeout(() => {
-        // Fatal at start-up (README "When the gateway refuses to start"): stop reconnecting.
+        settle();
+        this.opts.onError?.(
+          new SourceError(
+            "MQTT_IO",
+            redactUrl(this.opts.url),
+            `no CONNACK within ${connectMs / 1000} s: started without the broker, reconnecting every second (degraded)`,
+          ),
+        );
+        res();
+      }, connectMs);
+      const up = (): void => {
+        settle();
+        res();
+      };
+      const refused = (e: Error & { code?: unknown }): void => {
+        if (typeof e.code !== "number" || !REFUSED_FOR_GOOD.has(e.code)) return;
+        settle();
         this.client = undefined;
         client.end(true);
-        rej(new SourceError("MQTT_IO", redactUrl(this.opts.url), `no CONNACK within ${connectMs / 1000} s`));
-      }, connectMs);
-      client.once("connect", () => {
-        clearTimeout(t);
-        res();
-      });
+        rej(
+          new SourceError(
+            "MQTT_IO",
+            redactUrl(this.opts.url),
+            `the broker refused the gateway's CONNECT (CONNACK ${e.code}: ${e.message.replace(/^Connection refused: /, "")})`,
+            { cause: e },
+          ),
+        );
+      };
+      client.on("error", refused);
+      client.on("connect", up);
     });
     // The first session must hold the subscription before start() returns (a persistent
-    // session only queues for subscriptions it has).
-    await subscribed;
+    // session only queues for subscriptions it has); when not connected yet, the first CONNACK
+    // subscribes.
+    if (client.connected) await subscribed;
   }
 
   /** Drops the connection after a delay so the broker redelivers what was not PUBACKed. */

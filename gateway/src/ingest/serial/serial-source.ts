@@ -82,6 +82,11 @@ export class SerialSource implements IngestSource {
     return this.#port?.isOpen ?? false;
   }
 
+  /** Whether the port is open now (false while it is missing or being reopened). */
+  connected(): boolean {
+    return this.isOpen;
+  }
+
   async start(): Promise<void> {
     this.#stopped = false;
     await this.#open().catch((e: unknown) => this.#fail(e));
