@@ -365,6 +365,19 @@ describe("vigil start: degraded and retrying (starts, says so, keeps going)", ()
     expect(await exited).toBe(0);
   }, 90_000);
 
+  it('behavior: ingest.allow / ingest.revoked beside admission "registry" are said to be unused at start (as at a reload)', async () => {
+    const dir = await keyedDataDir();
+    await startsAnyway(
+      {
+        dataDir: dir,
+        mqtt: { embedded: { port: 0 } },
+        ingest: { admission: "registry", allow: ["0000002a"] },
+        chain: { deployment: "deployment.json", rpcUrl: `http://127.0.0.1:${await freePort()}` },
+      },
+      /"ignored":\["ingest\.allow","ingest\.revoked"\].*not used with ingest\.admission \\"registry\\": the registry decides who may send/,
+    );
+  }, 90_000);
+
   it("behavior: an RPC endpoint that does not answer: batches wait in the outbox", async () => {
     const dir = await keyedDataDir();
     const port = await freePort();

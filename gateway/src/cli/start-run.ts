@@ -46,6 +46,12 @@ export async function runGateway(cfg: GatewayConfig, reloadConfig: () => Gateway
       { component: "ingest", reason: untrusted },
       "clock not known good: frames are stored marked clock-unverified, and device timestamps beyond ingest.maxSkewMs accepted, until it is",
     );
+  // As at a reload: lists the operator may believe in, but the registry decides.
+  if (cfg.ingest.admission === "registry" && (cfg.ingest.allow !== null || cfg.ingest.revoked.length > 0))
+    log.warn(
+      { component: "ingest", ignored: ["ingest.allow", "ingest.revoked"] },
+      'ingest.allow and ingest.revoked are not used with ingest.admission "registry": the registry decides who may send',
+    );
   await rt.start();
   // Degraded, not fatal: devices keep their frames and resend once space is freed.
   const storeState = rt.store.stats().state;
