@@ -15,6 +15,7 @@
 import mqtt, { type MqttClient } from "mqtt";
 import { redactUrl } from "../core/errors.ts";
 import { settlesWithin } from "../core/timers.ts";
+import { firstConnack } from "../protocol/mqtt-connack.ts";
 import { PublishError } from "./embedded-publisher.ts";
 import type { AlertPublisher, EncodedMessage, PublisherCounters } from "./publisher.ts";
 
@@ -77,30 +78,14 @@ export class MqttClientPublisher implements AlertPublisher {
     client.once("connect", () => {
       if (onReconnect) client.on("connect", () => onReconnect());
     });
-    await new Promise<void>((res, rej) => {
-      const settle = (): void => {
-        clearTimeout(t);
-        client.off("connect", up);
-        client.off("error", refused);
-      };
-      const t = setTimeout(() => {
-        settle();
-        res();
-      }, this.opts.connectTimeoutMs ?? 10_000);
-      const up = (): void => {
-        settle();
-        res();
-      };
-      // CONNACK 1, 2, 4, 5: the gateway's own settings are refused [MQTT-3.2.2.3]; retrying cannot help.
-      const refused = (e: Error & { code?: unknown }): void => {
-        if (typeof e.code !== "number" || ![1, 2, 4, 5].includes(e.code)) return;
-        settle();
-        client.end(true);
-        rej(new PublishError(redactUrl(this.opts.url), `cannot connect: ${e.message}`, { cause: e }));
-      };
-      client.on("connect", up);
-      client.on("error", refused);
-    });
+    try {
+      // "timeout": the broker did not answer (yet); mqtt.js reconnects and queues meanwhile.
+      await firstConnack(client, this.opts.connectTimeoutMs ?? 10_000);
+    } catch (e) {
+      throw new PublishError(redactUrl(this.opts.url), `cannot connect: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
     this.#client = client;
   }
 

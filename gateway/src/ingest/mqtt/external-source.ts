@@ -8,6 +8,7 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { redactUrl } from "../../core/errors.ts";
+import { firstConnack } from "../../protocol/mqtt-connack.ts";
 import { INGEST_JSON_SUBSCRIPTION, INGEST_SUBSCRIPTION } from "../../protocol/topics.ts";
 import { SourceError } from "../errors.ts";
 import type { Ingest } from "../ingest.ts";
@@ -29,13 +30,6 @@ export interface ExternalMqttOptions {
   connectTimeoutMs?: number;
   onError?: (e: SourceError) => void;
 }
-
-/**
- * CONNACK return codes that no retry can change: the gateway's own settings are refused
- * [MQTT-3.2.2.3]: 1 unacceptable protocol version, 2 identifier rejected, 4 bad user name or
- * password, 5 not authorised (3, server unavailable, is retried).
- */
-const REFUSED_FOR_GOOD = new Set([1, 2, 4, 5]);
 
 export class ExternalMqttSource implements IngestSource {
   readonly name: string;
@@ -136,44 +130,27 @@ export class ExternalMqttSource implements IngestSource {
     // README "When the gateway refuses to start": a broker that does not answer can come back, so
     // the start goes on without it (degraded, reconnecting); one that refuses the gateway's
     // CONNECT (credentials, client id) will refuse it again: fatal.
-    await new Promise<void>((res, rej) => {
-      const settle = (): void => {
-        clearTimeout(t);
-        client.off("error", refused);
-        client.off("connect", up);
-      };
-      const t = setTimeout(() => {
-        settle();
-        this.opts.onError?.(
-          new SourceError(
-            "MQTT_IO",
-            redactUrl(this.opts.url),
-            `no CONNACK within ${connectMs / 1000} s: started without the broker, reconnecting every second (degraded)`,
-          ),
-        );
-        res();
-      }, connectMs);
-      const up = (): void => {
-        settle();
-        res();
-      };
-      const refused = (e: Error & { code?: unknown }): void => {
-        if (typeof e.code !== "number" || !REFUSED_FOR_GOOD.has(e.code)) return;
-        settle();
-        this.client = undefined;
-        client.end(true);
-        rej(
-          new SourceError(
-            "MQTT_IO",
-            redactUrl(this.opts.url),
-            `the broker refused the gateway's CONNECT (CONNACK ${e.code}: ${e.message.replace(/^Connection refused: /, "")})`,
-            { cause: e },
-          ),
-        );
-      };
-      client.on("error", refused);
-      client.on("connect", up);
-    });
+    let first: "connected" | "timeout";
+    try {
+      first = await firstConnack(client, connectMs);
+    } catch (e) {
+      this.client = undefined;
+      const err = e as Error & { code: number };
+      throw new SourceError(
+        "MQTT_IO",
+        redactUrl(this.opts.url),
+        `the broker refused the gateway's CONNECT (CONNACK ${err.code}: ${err.message.replace(/^Connection refused: /, "")})`,
+        { cause: e },
+      );
+    }
+    if (first === "timeout")
+      this.opts.onError?.(
+        new SourceError(
+          "MQTT_IO",
+          redactUrl(this.opts.url),
+          `no CONNACK within ${connectMs / 1000} s: started without the broker, reconnecting every second (degraded)`,
+        ),
+      );
     // The first session must hold the subscription before start() returns (a persistent
     // session only queues for subscriptions it has); when not connected yet, the first CONNACK
     // subscribes.
