@@ -55,8 +55,9 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
   }
   // An empty value (`--data-dir ""`, an unset shell variable) would read as "not given" and fall
   // back to the default in silence.
+  // An option whose default is "" (e.g. chain's --metadata) takes an empty value on purpose.
   for (const [k, x] of Object.entries(parsed.values))
-    if (x === "" || (Array.isArray(x) && x.includes("")))
+    if ((x === "" || (Array.isArray(x) && x.includes(""))) && options[k]?.default !== "")
       throw new UsageError(`--${k} needs a value, got an empty one`);
   return parsed;
 }
