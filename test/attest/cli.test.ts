@@ -64,7 +64,7 @@ describe("vigil receipt / vigil verify", () => {
       [["--finalized"], "add --rpc"],
       [["--min-confirmations", "12"], "add --rpc"],
       [["--min-confirmations", "0", "--rpc", "http://127.0.0.1:1"], "--min-confirmations must be"],
-      [["--signer", ""], "--signer must be"],
+      [["--signer", ""], "--signer needs a value"],
       [["--signer", "0x1234"], "--signer must be"],
     ] as const) {
       const f = io();
