@@ -70,7 +70,9 @@ export class MqttClientPublisher implements AlertPublisher {
         retain: will.retain,
       },
     });
-    // A connection error with no listener would be thrown by the EventEmitter; publications report theirs.
+    // A connection error with no listener would be thrown by the EventEmitter. Not reported here:
+    // this client exists only beside the ingest source on the same mqtt.url (runtime.ts), which
+    // logs that broker's connection errors; failed publications are counted by the callers.
     client.on("error", () => undefined);
     // Registered after the first CONNACK: fires on reconnects only. The broker published the will
     // when the connection was lost [MQTT-3.1.2-8], so the retained status says offline until the
