@@ -331,17 +331,17 @@ export class Runtime {
       });
       this.sources.push(this.embedded);
     }
-    if (c.mqtt.url)
-      this.sources.push(
-        new ExternalMqttSource(this.ingest, {
+    const external = c.mqtt.url
+      ? new ExternalMqttSource(this.ingest, {
           url: c.mqtt.url,
           clientId: c.mqtt.clientId,
           ...(c.mqtt.username ? { username: c.mqtt.username } : {}),
           ...(c.mqtt.password ? { password: c.mqtt.password } : {}),
           connectTimeoutMs: c.mqtt.connectTimeoutMs,
           onError,
-        }),
-      );
+        })
+      : undefined;
+    if (external) this.sources.push(external);
 
     // Alerts: events → Vigil JSON → the embedded broker, else the external one.
     this.publisher = this.embedded
@@ -353,6 +353,9 @@ export class Runtime {
             ...(c.mqtt.username ? { username: c.mqtt.username } : {}),
             ...(c.mqtt.password ? { password: c.mqtt.password } : {}),
             connectTimeoutMs: c.mqtt.connectTimeoutMs,
+            // The sources start first: a broker that did not answer ingest's wait is not waited
+            // for again (README "When the gateway refuses to start").
+            connectWaitMs: () => (external?.connected() === false ? 0 : c.mqtt.connectTimeoutMs),
           })
         : undefined;
     // The HTTP endpoint reads the stages when asked; the live page also sees every alert event.

@@ -488,3 +488,50 @@ describe("sensor faults and device status (data-quality stage)", () => {
     expect(last).toMatchObject({ state: "cleared", sinceUs: rx, id: raised!.id });
   });
 });
+
+describe("start: the online status and a broker that has not answered", () => {
+  /** A publisher whose broker never acknowledges; `up` says whether it is connected. */
+  function silentBroker(up: boolean) {
+    const pub = new FakePublisher();
+    const sent: string[] = [];
+    pub.publish = (msg) => {
+      sent.push(msg.topic);
+      return new Promise<void>(() => undefined);
+    };
+    const withState = Object.assign(pub, { connected: () => up });
+    const timers = new ManualTimers();
+    const errors: string[] = [];
+    const svc = new AlertService({
+      output: new EncodedOutput(new VigilJsonEncoder("s", "g"), withState),
+      models: () => [model],
+      clock: new FakeClock(),
+      onLeaf: () => undefined,
+      onError: (e) => errors.push((e as Error).message),
+      ackTimeoutMs: 5000,
+      timers,
+    });
+    return { svc, sent, timers, errors };
+  }
+
+  it("behavior: connected but silent: start waits ackTimeoutMs for the online status, then says so", async () => {
+    const b = silentBroker(true);
+    let done = false;
+    const started = b.svc.start().then(() => (done = true));
+    await new Promise((r) => setImmediate(r));
+    expect(b.sent).toEqual(["vigil/v1/s/g/status"]);
+    b.timers.advance(4999);
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(false);
+    b.timers.advance(1);
+    await started;
+    expect(b.errors).toEqual([expect.stringMatching(/did not acknowledge the online status within 5000 ms/)]);
+  });
+
+  it("behavior: not connected (the start already waited for it): the status is queued, start does not wait again", async () => {
+    const b = silentBroker(false);
+    await b.svc.start();
+    expect(b.sent).toEqual(["vigil/v1/s/g/status"]);
+    expect(b.timers.pending).toBe(0);
+    expect(b.errors).toEqual([]);
+  });
+});

@@ -29,6 +29,12 @@ export interface MqttClientPublisherOptions {
   /** Keep-alive in seconds: how fast the broker notices a dead gateway (≈ 1.5×). Default 30. */
   keepalive?: number;
   connectTimeoutMs?: number;
+  /**
+   * How long open() waits for the first CONNACK, ms, asked when open() runs. Default
+   * `connectTimeoutMs`. The runtime answers 0 when the ingest source on the same broker got no
+   * CONNACK within its own wait: the start waits for a silent broker once, not once per client.
+   */
+  connectWaitMs?: () => number;
 }
 
 export class MqttClientPublisher implements AlertPublisher {
@@ -45,6 +51,11 @@ export class MqttClientPublisher implements AlertPublisher {
   /** The underlying client (tests use it to simulate an abrupt disconnect). */
   get client(): MqttClient | undefined {
     return this.#client;
+  }
+
+  /** Whether the broker connection is up now (false before open() and while reconnecting). */
+  connected(): boolean {
+    return this.#client?.connected ?? false;
   }
 
   /**
@@ -82,7 +93,7 @@ export class MqttClientPublisher implements AlertPublisher {
     });
     try {
       // "timeout": the broker did not answer (yet); mqtt.js reconnects and queues meanwhile.
-      await firstConnack(client, this.opts.connectTimeoutMs ?? 10_000);
+      await firstConnack(client, this.opts.connectWaitMs?.() ?? this.opts.connectTimeoutMs ?? 10_000);
     } catch (e) {
       throw new PublishError(redactUrl(this.opts.url), `cannot connect: ${(e as Error).message}`, {
         cause: e,

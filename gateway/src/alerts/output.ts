@@ -14,6 +14,10 @@ export class EncodedOutput implements EventOutput {
     return this.publisher.open(this.encoder.will(will), onReconnect);
   }
 
+  connected(): boolean {
+    return this.publisher.connected?.() ?? true;
+  }
+
   async emit(e: GatewayEvent): Promise<void> {
     const msgs = this.encoder.encode(e);
     if (msgs.length === 1) return this.publisher.publish(msgs[0]!);

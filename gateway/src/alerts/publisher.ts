@@ -26,6 +26,11 @@ export interface AlertPublisher {
    */
   open(will: EncodedMessage, onReconnect?: () => void): Promise<void>;
   /**
+   * Whether the broker connection is up now. Absent: always (the embedded broker, the fake). An
+   * external broker that did not answer open()'s wait is not: publications queue until it does.
+   */
+  connected?(): boolean;
+  /**
    * Resolves once the broker accepted the message: PUBACK for QoS 1 from an external broker; for
    * the embedded broker, once it was written to every matching subscriber's connection.
    */

@@ -41,6 +41,8 @@ export interface EventOutput {
    * (external brokers); `onReconnect` is called each time a lost connection is re-established.
    */
   open(will: StatusEvent, onReconnect?: () => void): Promise<void>;
+  /** Whether the broker connection is up now (absent: always). */
+  connected?(): boolean;
   /** Resolves when the broker accepted every message of the event. */
   emit(e: GatewayEvent): Promise<void>;
   close(): Promise<void>;
@@ -223,6 +225,9 @@ export class AlertService {
     });
     this.#open = true;
     const online = this.#emit(this.status("online", "start"), "status");
+    // A broker that did not answer open()'s wait is reported by the ingest source (runtime.ts):
+    // the status is queued until it does, and the start does not wait for it a second time.
+    if (this.#o.output.connected?.() === false) return;
     if (!(await this.#within(online))) {
       this.counters.publishErrors++;
       this.#o.onError?.(

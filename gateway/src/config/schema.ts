@@ -140,7 +140,7 @@ const Mqtt = Type.Object(
       maximum: 600_000,
       default: 10_000,
       description:
-        "At start, how long to wait for the external broker's CONNACK before going on without it (degraded: reconnecting every second, a /readyz warning); a broker that refuses the CONNECT (credentials, client id) is fatal. Also how long start and stop wait for it to acknowledge the gateway's status (then they go on, degraded).",
+        "At start, how long to wait for the external broker's CONNACK before going on without it (degraded: reconnecting every second, a /readyz warning); a broker that refuses the CONNECT (credentials, client id) is fatal. Also how long start and stop wait for it to acknowledge the gateway's status (then they go on, degraded); a broker that did not answer is waited for once per start.",
     }),
     clientId: Type.String({
       minLength: 1,

@@ -137,6 +137,7 @@ export class LiveFeed {
   tap(inner: EventOutput): EventOutput {
     return {
       open: (will, onReconnect) => inner.open(will, onReconnect),
+      connected: () => inner.connected?.() ?? true,
       emit: (e) => {
         this.observe(e);
         return inner.emit(e);
