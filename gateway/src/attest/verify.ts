@@ -44,6 +44,7 @@
  * 18. NOT_FINAL        the anchor has fewer confirmations than `minConfirmations`, or is not at or
  *                      below the `finalized` block when `requireFinalized` (both off by default)
  *     CHAIN_UNREACHABLE the online checks could not run
+ *     CHAIN_DISAGREE   (cross-check.ts) endpoints asked for the same receipt gave different verdicts
  * Key history, sites and anchors are read from the registry's events (bounded eth_getLogs from the
  * deployment block to the head read once per run), so a pruned (non-archive) node suffices; lookups
  * are cached per verifier: a bundle costs one walk of the registry's gateway events and one anchor
@@ -80,7 +81,9 @@ export type VerifyFailure =
   | "KEY_REVOKED"
   | "NOT_FINAL"
   | "DUPLICATE"
-  | "CHAIN_UNREACHABLE";
+  | "CHAIN_UNREACHABLE"
+  /** Cross-checked endpoints gave different verdicts (cross-check.ts). */
+  | "CHAIN_DISAGREE";
 
 export interface VerifyStep {
   step: string;

@@ -16,6 +16,8 @@ import {
   type VerifyResult,
 } from "../attest/verify.ts";
 import type { AnyReceipt, Bundle } from "../attest/receipt.ts";
+import { crossCheck } from "../attest/cross-check.ts";
+import { redactUrl } from "../core/errors.ts";
 import { readDeploymentFile } from "../chain/deploy.ts";
 import { parse } from "./args.ts";
 import { VERIFY_HELP as HELP } from "./help/verify.ts";
@@ -148,6 +150,7 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
         signer: { type: "string" },
         "min-confirmations": { type: "string" },
         finalized: { type: "boolean" },
+        "cross-check": { type: "boolean" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -166,6 +169,10 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
       throw new UsageError(`--min-confirmations must be a positive number of blocks, got "${mc}"`);
     if ((mc !== undefined || parsed.values.finalized) && !(parsed.values.rpc ?? []).length)
       throw new UsageError("--min-confirmations and --finalized are checked on chain: add --rpc");
+    if (parsed.values["cross-check"] && (parsed.values.rpc ?? []).length < 2)
+      throw new UsageError(
+        "--cross-check asks every --rpc endpoint and compares their answers: give two or more --rpc (endpoints of independent providers, or a node you run)",
+      );
     const signer = parsed.values.signer;
     if (signer !== undefined && !/^0x(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{128})$/.test(signer))
       throw new UsageError(
@@ -218,19 +225,36 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
     }
   } else receipts = [doc as AnyReceipt];
 
-  let verifier: ReceiptVerifier;
-  try {
-    verifier = new ReceiptVerifier(opts);
-  } catch (e) {
-    io.err(`vigil verify: ${(e as Error).message}\n`);
-    return 2;
-  }
+  const crossChecked = values["cross-check"] === true && opts.rpcUrl !== undefined;
   let verified: VerifyResult[];
-  try {
-    // A bundle's receipts are checked together: a repeated one fails DUPLICATE.
-    verified = isBundle ? await verifier.verifyBundle(receipts) : [await verifier.verify(receipts[0]!)];
-  } finally {
-    verifier.close();
+  if (crossChecked) {
+    // Each endpoint on its own, then their verdicts compared (attest/cross-check.ts).
+    try {
+      verified = await crossCheck(
+        receipts,
+        rpcUrls.map((url) => ({ endpoint: redactUrl(url), options: { ...opts, rpcUrl: url } })),
+        isBundle,
+      );
+    } catch (e) {
+      // Only a verifier's options can throw (the same TypeError as below); receipts never do.
+      if (!(e instanceof TypeError)) throw e;
+      io.err(`vigil verify: ${e.message}\n`);
+      return 2;
+    }
+  } else {
+    let verifier: ReceiptVerifier;
+    try {
+      verifier = new ReceiptVerifier(opts);
+    } catch (e) {
+      io.err(`vigil verify: ${(e as Error).message}\n`);
+      return 2;
+    }
+    try {
+      // A bundle's receipts are checked together: a repeated one fails DUPLICATE.
+      verified = isBundle ? await verifier.verifyBundle(receipts) : [await verifier.verify(receipts[0]!)];
+    } finally {
+      verifier.close();
+    }
   }
   const results = verified.map((result, i) => ({ receipt: receiptName(receipts[i]!), result }));
   const failed = results.filter((x) => !x.result.ok);
@@ -238,7 +262,9 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
     x.result.ok && x.result.checkedAgainst ? [x.result.checkedAgainst] : [],
   );
   const onChain = !!opts.rpcUrl;
-  const how = onChain ? "offline and on chain" : "offline";
+  const how = onChain
+    ? `offline and on chain${crossChecked ? ` (cross-checked by ${rpcUrls.length} endpoints)` : ""}`
+    : "offline";
   // Anchors that passed but a reorg could still remove (finality was reported, not required).
   const unfinal = results.filter(
     (x) => x.result.ok && x.result.anchored?.finalized === false && !opts.requireFinalized,
@@ -257,6 +283,7 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
           checked: results.length,
           failed: failed.length,
           onChain,
+          crossChecked: crossChecked ? rpcUrls.length : 0,
           trust: checked.length > 0 ? describeTrust(checked) : null,
           ...(refused ? { refused: refusal.trim() } : {}),
           results,

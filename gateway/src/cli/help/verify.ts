@@ -1,6 +1,7 @@
 /** `vigil verify --help`, in a module of its own so main.ts can print it without loading the command. */
 export const VERIFY_HELP = `usage: vigil verify RECEIPT|BUNDLE (--deployment FILE | --registry ADDRESS --chain-id ID)
-                    [--gateway ID] [--site NAME] [--rpc URL ... [--finalized] [--min-confirmations N]]
+                    [--gateway ID] [--site NAME] [--rpc URL ... [--cross-check] [--finalized]
+                    [--min-confirmations N]]
                     [--signer KEY] [--json]
 
 Verifies a receipt (vigil-receipt/1: frame, inference, alert or sensor-fault) or an audit bundle
@@ -27,7 +28,12 @@ Trust anchor:
 
 Options:
   --rpc URL          also check on chain (any EVM JSON-RPC endpoint of that chain); repeat for
-                     fallback endpoints
+                     fallback endpoints. An endpoint is trusted to answer truthfully: one that
+                     fabricates answers is not detected, unless --cross-check
+  --cross-check      with two or more --rpc: ask every endpoint, not the first that answers; a
+                     receipt passes only when all verify it with the same anchor transaction,
+                     block and site (CHAIN_DISAGREE otherwise). Use endpoints of independent
+                     providers, or a node you run
   --finalized        with --rpc: require the anchor's block to be at or below the chain's
                      "finalized" block (NOT_FINAL otherwise; a node without the tag fails it)
   --min-confirmations N
@@ -37,7 +43,8 @@ Options:
   --log-range N      largest block range per eth_getLogs request (default 10000)
   --signer KEY       require this signer (secp256k1 address 0x + 40 hex digits, or P-256 key
                      x‖y, 0x + 128)
-  --json             print the results as JSON ({ok, checked, failed, onChain, trust, results});
+  --json             print the results as JSON ({ok, checked, failed, onChain, crossChecked, trust,
+                     results}; crossChecked: the number of endpoints compared, 0 without);
                      a passing result's "anchored" has "checked": false offline (only the
                      receipt's claim) and true when checked on chain (with confirmations)
   -h, --help         this text
@@ -46,5 +53,6 @@ Exit status: 0 all checks passed, 1 a check failed, 2 usage error, unreadable fi
 without a trust anchor.
 Failure reasons: MALFORMED, TAMPERED_FRAME, TAMPERED_LEAF, BAD_PROOF, TAMPERED_HEADER, BAD_SIGNATURE,
 WRONG_SIGNER, WRONG_REGISTRY, WRONG_CHAIN, WRONG_GATEWAY, WRONG_SITE, NOT_ANCHORED, ANCHOR_MISMATCH,
-KEY_REVOKED, NOT_FINAL, CHAIN_UNREACHABLE, DUPLICATE (a receipt repeated in a bundle).
+KEY_REVOKED, NOT_FINAL, CHAIN_UNREACHABLE, DUPLICATE (a receipt repeated in a bundle),
+CHAIN_DISAGREE (--cross-check: the endpoints' verdicts differ).
 `;
