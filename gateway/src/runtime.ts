@@ -40,6 +40,7 @@ import { readDeploymentFile, releasesOf, type LoadedDeployment } from "./chain/d
 import { vigilDomain, type VigilDomain } from "./chain/eip712.ts";
 import { RpcRegistryEvents } from "./chain/events.ts";
 import { RegistryView } from "./chain/registry-view.ts";
+import { CONTRACT_IFACES } from "./chain/ethers-client.ts";
 import { RpcPool } from "./chain/rpc.ts";
 import { RegistryWatch, type WatchStatus } from "./chain/watch.ts";
 import {
@@ -149,6 +150,7 @@ const STOP_ORDER = [
   "sealer",
   "anchor",
   "registry",
+  "rpc",
   "models",
   "http",
   "store",
@@ -243,6 +245,8 @@ export class Runtime {
   readonly #brokerPolicy: RegistryBrokerPolicy | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #mosquittoExports: Promise<void> = Promise.resolve();
+  /** The RPC pool of the registry watch and the update agents ({@link #chainPool}). */
+  #rpc: RpcPool | undefined;
   readonly #o: RuntimeOptions;
   /** What start() got running, by stop step (see #unwind for the order). */
   readonly #running: Partial<Record<StopStep, () => Promise<void>>> = {};
@@ -438,14 +442,7 @@ export class Runtime {
   async #startWatch(deployment: LoadedDeployment): Promise<void> {
     const c = this.config;
     const log = this.log.child({ component: "registry" });
-    const rpc = new RpcPool({
-      urls: rpcUrlsOf(c.chain),
-      timeoutMs: c.chain.rpcTimeoutMs,
-      // Probed like the anchoring connection: a lagging or frozen endpoint is skipped (failover).
-      healthCheckIntervalMs: c.chain.healthCheckIntervalMs,
-      maxLagBlocks: c.chain.maxLagBlocks,
-      expectedChainId: BigInt(deployment.chainId),
-    });
+    const rpc = this.#chainPool(deployment);
     const watch = new RegistryWatch({
       source: new RpcRegistryEvents({
         rpc,
@@ -479,7 +476,6 @@ export class Runtime {
       clearInterval(this.#sweepTimer);
       await watch.stop();
       await this.#mosquittoExports;
-      await rpc.close?.();
     };
     await watch.open();
     this.registryState.view = watch.view;
@@ -495,6 +491,38 @@ export class Runtime {
       if (this.clock.nowMs() / 1000 >= this.#exportStaleAt) this.#exportMosquitto();
     }, SWEEP_INTERVAL_MS);
     this.#sweepTimer.unref();
+  }
+
+  /**
+   * The RPC pool (chain.rpcUrl + chain.rpcUrls) of the registry watch and the update agents, built
+   * on first use. One pool for both, not one each: one set of health checks and one view of which
+   * endpoint is down or lagging. Anchoring keeps a pool of its own (anchor/chain.ts), which its
+   * service rebuilds on reconnect. Closed by the `rpc` stop step, after `updates` and `registry`
+   * (STOP_ORDER), so neither user is left with a closed connection.
+   */
+  #chainPool(deployment: LoadedDeployment): RpcPool {
+    if (this.#rpc) return this.#rpc;
+    const c = this.config;
+    const rpc = new RpcPool({
+      urls: rpcUrlsOf(c.chain),
+      timeoutMs: c.chain.rpcTimeoutMs,
+      // Probed like the anchoring connection: a lagging or frozen endpoint is skipped (failover).
+      healthCheckIntervalMs: c.chain.healthCheckIntervalMs,
+      maxLagBlocks: c.chain.maxLagBlocks,
+      expectedChainId: BigInt(deployment.chainId),
+      // The update agents' registry client decodes reverts through the pool (pool-provider.ts).
+      ifaces: CONTRACT_IFACES,
+      onFailover: (e) =>
+        this.log
+          .child({ component: "rpc" })
+          .warn({ from: e.from, to: e.to, url: e.url, reason: e.reason }, "RPC failover"),
+    });
+    this.#rpc = rpc;
+    this.#running.rpc = async () => {
+      this.#rpc = undefined;
+      rpc.close();
+    };
+    return rpc;
   }
 
   /** Release ids and states in the registry view at the last refresh (undefined before the first). */
@@ -825,7 +853,7 @@ export class Runtime {
     }
 
     // Checked before the watch starts (updates turn it on): one sentence, nothing half-started.
-    if (c.updates.enabled && (!deployment || !c.chain.rpcUrl || !this.signer))
+    if (c.updates.enabled && (!deployment || rpcUrls.length === 0 || !this.signer))
       throw new ConfigError("updates.enabled", UPDATES_NEED_CHAIN);
     if (registryWatched(c) && deployment) await this.#startWatch(deployment);
 
@@ -865,16 +893,18 @@ export class Runtime {
     if (this.watch) void this.#publishAccessStatus();
 
     // Updates (issue 11): releases followed on chain, see gateway/src/updates/README.md.
-    if (c.updates.enabled && deployment && c.chain.rpcUrl && this.signer) {
+    if (c.updates.enabled && deployment && rpcUrls.length > 0 && this.signer) {
       const signer = this.signer;
       const updates = await startUpdates({
         settings: c.updates,
         dataDir: c.dataDir,
-        rpcUrl: c.chain.rpcUrl,
+        // The watch's pool (the watch runs whenever updates do: registryWatched).
+        rpc: this.#chainPool(deployment),
+        rpcUrls,
         chainId: BigInt(deployment.chainId),
         registry: deployment.contracts.VigilRegistry.address,
         releases: releasesOf(deployment),
-        senderKey: this.#senderKey(rpcUrlsOf(c.chain), BigInt(deployment.chainId)),
+        senderKey: this.#senderKey(rpcUrls, BigInt(deployment.chainId)),
         gatewayId: this.gatewayId,
         sign: (d) => signer.sign(d),
         loop: this.loop,

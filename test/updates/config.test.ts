@@ -40,7 +40,7 @@ describe("updates configuration", () => {
 
   it("error: updates enabled without a chain are a config error naming the fix (they need the registry watch)", () => {
     expect(() => resolveConfig({ updates: { enabled: true } })).toThrow(
-      /^updates\.enabled: updates need chain\.rpcUrl, chain\.deployment and the gateway key/,
+      /^updates\.enabled: updates need chain\.rpcUrl or chain\.rpcUrls, chain\.deployment and the gateway key/,
     );
     const c = resolveConfig({
       chain: { rpcUrl: "http://127.0.0.1:8545", deployment: "deployment.json" },
@@ -48,13 +48,13 @@ describe("updates configuration", () => {
     });
     expect(registryWatched(c)).toBe(true);
     expect(registryWatched(resolveConfig({}))).toBe(false);
-    // chain.rpcUrls alone serve anchoring and the watch, not the update agents.
-    expect(() =>
+    // chain.rpcUrls alone: the update agents use the RPC pool, as anchoring and the watch do.
+    expect(
       resolveConfig({
         chain: { rpcUrls: ["http://127.0.0.1:8545"], deployment: "deployment.json" },
         updates: { enabled: true },
-      }),
-    ).toThrow(/^updates\.enabled: updates need chain\.rpcUrl/);
+      }).updates.enabled,
+    ).toBe(true);
   });
 
   it("error: updates enabled without the gateway key fail at start with one sentence naming the fix", async () => {
@@ -82,7 +82,7 @@ describe("updates configuration", () => {
     const err = await rt.start().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).shortMessage).toMatch(
-      /^updates\.enabled: updates need chain\.rpcUrl, chain\.deployment and the gateway key/,
+      /^updates\.enabled: updates need chain\.rpcUrl or chain\.rpcUrls, chain\.deployment and the gateway key/,
     );
     await rt.stop();
   });

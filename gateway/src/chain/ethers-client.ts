@@ -1,11 +1,14 @@
 /**
- * {@link RegistryClient} over ethers v6 (any EVM JSON-RPC endpoint). Every ethers error is translated
- * into a typed ChainError here; on a nonce error the nonce manager is reset so the next send refetches.
+ * {@link RegistryClient} over ethers v6: one EVM JSON-RPC endpoint ({@link EthersRegistryClient.connect})
+ * or an RPC pool with failover ({@link EthersRegistryClient.overRpc}, pool-provider.ts). Every ethers
+ * error is translated into a typed ChainError here; on a nonce error the nonce manager is reset so
+ * the next send refetches.
  */
 import {
   Contract,
   Interface,
   JsonRpcProvider,
+  type JsonRpcApiProvider,
   Network,
   NonceManager,
   Wallet,
@@ -38,9 +41,32 @@ import { vigilDomain, type BatchHeader, type VigilDomain } from "./eip712.ts";
 import { type Hex } from "../core/hex.ts";
 import { ChainStateError, TxNotMinedError, translateEthersError } from "./errors.ts";
 import { toCompactSignature } from "./signature.ts";
+import { RpcClientProvider } from "./pool-provider.ts";
+import type { RpcClient } from "./rpc.ts";
 
-export interface EthersClientOptions {
+export interface EthersClientOptions extends EthersClientSettings {
   rpcUrl: string;
+  /**
+   * The chain id when the caller knows it (a deployment file): connect() then makes no request,
+   * so a client can be built while the RPC is down and fail only when used. Default: asked with
+   * eth_chainId.
+   */
+  chainId?: bigint;
+}
+
+/** {@link EthersRegistryClient.overRpc}: the client over an RPC pool. */
+export interface EthersPoolClientOptions extends EthersClientSettings {
+  /**
+   * The connection (rpc.ts RpcPool), not closed by `close()`: its owner closes it. It must decode
+   * reverts with {@link CONTRACT_IFACES} (its `ifaces` option), as it translates error answers.
+   */
+  rpc: RpcClient;
+  /** The deployment's chain id: no request is made before the first call. */
+  chainId: bigint;
+}
+
+/** What both ways of building the client share. */
+export interface EthersClientSettings {
   /** Private key of the sending account (any funded account; the device key signs the batches). */
   privateKey: string;
   registry: string;
@@ -54,17 +80,13 @@ export interface EthersClientOptions {
    * A transaction the node no longer knows (dropped from its pool) fails after 10 polls instead.
    */
   minedTimeoutMs?: number;
-  /**
-   * The chain id when the caller knows it (a deployment file): connect() then makes no request,
-   * so a client can be built while the RPC is down and fail only when used. Default: asked with
-   * eth_chainId.
-   */
-  chainId?: bigint;
 }
 
 const registryIface = new Interface(VigilRegistryArtifact.abi as never);
 const releasesIface = new Interface(VigilReleasesArtifact.abi as never);
-const IFACES = [registryIface, releasesIface];
+/** The ABIs whose custom errors this client decodes (an RPC pool under it must decode with them). */
+export const CONTRACT_IFACES: readonly Interface[] = [registryIface, releasesIface];
+const IFACES = CONTRACT_IFACES;
 
 function lower(a: string): Hex {
   return a.toLowerCase() as Hex;
@@ -92,22 +114,25 @@ export class EthersRegistryClient implements RegistryClient {
   readonly registryAddress: Hex;
   readonly releasesAddress: Hex;
   readonly account: Hex;
-  private readonly provider: JsonRpcProvider;
+  private readonly provider: JsonRpcApiProvider;
   private readonly sender: NonceManager;
   private readonly registry: Contract;
   private readonly releases: Contract;
-  private readonly url: string;
+  /** The endpoint for error messages (redacted there): the one URL, or the pool's current one. */
+  private readonly urlOf: () => string;
   private readonly confirmations: number;
   private readonly minedTimeoutMs: number;
+  private readonly pollMs: number;
 
   private constructor(
-    opts: EthersClientOptions,
-    provider: JsonRpcProvider,
+    opts: EthersClientSettings & { registry: string; releases: string },
+    provider: JsonRpcApiProvider,
+    urlOf: () => string,
     chainId: bigint,
     sender: NonceManager,
     account: string,
   ) {
-    this.url = opts.rpcUrl;
+    this.urlOf = urlOf;
     this.provider = provider;
     this.chainId = chainId;
     this.sender = sender;
@@ -118,6 +143,11 @@ export class EthersRegistryClient implements RegistryClient {
     this.releases = new Contract(this.releasesAddress, releasesIface, sender);
     this.confirmations = opts.confirmations ?? 1;
     this.minedTimeoutMs = opts.minedTimeoutMs ?? 300_000;
+    this.pollMs = opts.pollingIntervalMs ?? 250;
+  }
+
+  private get url(): string {
+    return this.urlOf();
   }
 
   /** Connects and checks the chain id once (the provider then treats the network as static). */
@@ -130,7 +160,32 @@ export class EthersRegistryClient implements RegistryClient {
     });
     provider.pollingInterval = opts.pollingIntervalMs ?? 250;
     const wallet = new Wallet(opts.privateKey, provider);
-    return new EthersRegistryClient(opts, provider, chainId, new NonceManager(wallet), wallet.address);
+    const url = opts.rpcUrl;
+    return new EthersRegistryClient(
+      opts,
+      provider,
+      () => url,
+      chainId,
+      new NonceManager(wallet),
+      wallet.address,
+    );
+  }
+
+  /**
+   * The client over an RPC pool (several endpoints, failover, health checks: rpc.ts) instead of
+   * one URL. Makes no request: the chain id is the deployment's.
+   */
+  static overRpc(opts: EthersPoolClientOptions): EthersRegistryClient {
+    const provider = new RpcClientProvider(opts.rpc, opts.chainId);
+    const wallet = new Wallet(opts.privateKey, provider);
+    return new EthersRegistryClient(
+      opts,
+      provider,
+      () => provider.currentUrl,
+      opts.chainId,
+      new NonceManager(wallet),
+      wallet.address,
+    );
   }
 
   static async #askChainId(rpcUrl: string): Promise<bigint> {
@@ -159,6 +214,11 @@ export class EthersRegistryClient implements RegistryClient {
   private async send(contract: Contract, method: string, args: unknown[]): Promise<TransactionReceipt> {
     let receipt: TransactionReceipt | null;
     try {
+      // ethers' NonceManager.sendTransaction starts a nonce request and does not await it when
+      // populating the transaction (gas estimation) fails first: with the endpoint down both
+      // fail, and that rejection was unhandled, which ends the process. Asked here first, it is
+      // settled and cached (the same single request), so a failure is thrown here, typed.
+      await this.sender.getNonce("pending");
       const tx = (await contract.getFunction(method).send(...args)) as ContractTransactionResponse;
       receipt = await this.waitMined(tx.hash);
     } catch (e) {
@@ -197,7 +257,7 @@ export class EthersRegistryClient implements RegistryClient {
           hash,
           `not mined within ${this.minedTimeoutMs < 10_000 ? `${this.minedTimeoutMs} ms` : `${Math.round(this.minedTimeoutMs / 1000)} s`}`,
         );
-      await new Promise((res) => setTimeout(res, this.provider.pollingInterval));
+      await new Promise((res) => setTimeout(res, this.pollMs));
     }
   }
 
@@ -456,6 +516,7 @@ export class EthersRegistryClient implements RegistryClient {
     }
   }
 
+  /** Stops the provider (an RPC pool under it stays open: its owner closes it). */
   async close(): Promise<void> {
     this.provider.destroy();
   }

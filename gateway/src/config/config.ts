@@ -15,7 +15,7 @@ import { ConfigSchema, type GatewayConfig } from "./schema.ts";
 
 /** Why updates cannot run: said at validation and, for what only start-up learns (the key), at start. */
 export const UPDATES_NEED_CHAIN =
-  "updates need chain.rpcUrl, chain.deployment and the gateway key (attest.enabled); set them or disable updates";
+  "updates need chain.rpcUrl or chain.rpcUrls, chain.deployment and the gateway key (attest.enabled); set them or disable updates";
 
 export type { GatewayConfig, SerialConfig } from "./schema.ts";
 export { defaultGatewayName } from "./gateway-id.ts";
@@ -237,8 +237,6 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
       "the registry is read from the chain: set chain.deployment and chain.rpcUrl",
     );
   }
-  // The update agents read chain.rpcUrl alone (not rpcUrls): refused here, not only at start.
-  if (cfg.updates.enabled && !cfg.chain.rpcUrl) throw new ConfigError("updates.enabled", UPDATES_NEED_CHAIN);
   const x = cfg.registry.mosquittoExport;
   if (x?.dynsec && (!cfg.mqtt.url || !cfg.mqtt.username || cfg.mqtt.password === null || !x.gatewayUserLine))
     throw new ConfigError(

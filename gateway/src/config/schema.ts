@@ -330,7 +330,7 @@ const Chain = Type.Object(
     rpcUrl: nullable(Type.String({ pattern: "^https?://" }), {
       default: null,
       description:
-        "JSON-RPC URL of the L2 (also the one the update agents read); null with rpcUrls empty = seal but do not anchor (batches wait in the outbox).",
+        "JSON-RPC URL of the L2, the most preferred endpoint of the RPC pools of anchoring, the registry watch and the update agents; null with rpcUrls empty = seal but do not anchor (batches wait in the outbox).",
     }),
     rpcUrls: Type.Array(Type.String({ pattern: "^https?://" }), {
       maxItems: 8,
@@ -529,7 +529,7 @@ const Updates = Type.Object(
     enabled: Type.Boolean({
       default: false,
       description:
-        "Follow model and firmware releases on chain (needs chain.rpcUrl, chain.deployment and the gateway key); turns the registry watch on, whose release events trigger a check.",
+        "Follow model and firmware releases on chain (needs chain.rpcUrl or chain.rpcUrls, chain.deployment and the gateway key); turns the registry watch on, whose release events trigger a check.",
     }),
     schedule: Type.String({
       minLength: 1,

@@ -1,11 +1,12 @@
 /**
  * Builds and starts the update agents for runtime.ts (the composition root calls this once):
- * releases and install reports through an ethers registry client of their own (the registry
- * watch can replace `releases` later: {@link ReleaseSource}), state in the store's update
+ * releases and install reports through an ethers registry client of their own over the gateway's
+ * RPC pool (chain.rpcUrl + chain.rpcUrls, failover: chain/rpc.ts), state in the store's update
  * records, downloads under `<dataDir>/updates`.
  */
 import { join } from "node:path";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
+import type { RpcClient } from "../chain/rpc.ts";
 import { isLocalDevChain } from "../chain/sender-key.ts";
 import type { Hex } from "../core/hex.ts";
 import type { Logger } from "../core/log.ts";
@@ -31,7 +32,14 @@ export interface UpdatesSettings {
 export interface StartUpdatesOptions {
   settings: UpdatesSettings;
   dataDir: string;
-  rpcUrl: string;
+  /**
+   * The connection to the chain (the runtime's RPC pool), built with the client's ABIs
+   * (ethers-client.ts CONTRACT_IFACES) so reverts decode. Not closed by `stop()`: its owner
+   * closes it after the agents stopped.
+   */
+  rpc: RpcClient;
+  /** Every endpoint behind `rpc` (chain.rpcUrl then chain.rpcUrls): the local-chain check. */
+  rpcUrls: readonly string[];
   /** The deployment's chain id: the client is built without asking the RPC, which may be down. */
   chainId: bigint;
   registry: string;
@@ -102,8 +110,8 @@ export interface RunningUpdates {
 
 export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdates> {
   const s = o.settings;
-  const client = await EthersRegistryClient.connect({
-    rpcUrl: o.rpcUrl,
+  const client = EthersRegistryClient.overRpc({
+    rpc: o.rpc,
     chainId: o.chainId,
     privateKey: o.senderKey,
     registry: o.registry,
@@ -111,9 +119,10 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
     pollingIntervalMs: 1000,
   });
   // A chain view older than updates.staleAfterMs is not acted on (view-age.ts); not on a local
-  // development chain, whose newest block is as old as its last transaction.
+  // development chain (every endpoint on loopback), whose newest block is as old as its last
+  // transaction.
   const releases = chainReleaseSource(client, o.gatewayId, {
-    checkViewAge: !isLocalDevChain(o.chainId, [o.rpcUrl]),
+    checkViewAge: !isLocalDevChain(o.chainId, o.rpcUrls),
   });
   const reporter = chainInstallReporter(client, o.gatewayId, o.sign);
   const dir = join(o.dataDir, "updates");
