@@ -480,6 +480,20 @@ export function cases(): Case[] {
     signer: secp,
   });
 
+  // --- found by comparing with the gateway: statements RECEIPTS.md did not make
+  r = base("alert-secp256k1");
+  r.alert.severity = 259; // 3 + 256: not a u8, so never the preimage's byte
+  add("a JSON severity above 255 is TAMPERED_LEAF", r, "TAMPERED_LEAF");
+  r = base("alert-secp256k1");
+  r.batch.signature = "0x";
+  add("an empty signature is MALFORMED", r, "MALFORMED");
+  r = base("frame-secp256k1");
+  r.frame.raw = "0x";
+  add("empty frame bytes are MALFORMED", r, "MALFORMED");
+  r = base("alert-secp256k1");
+  r.leafIndex = -0;
+  add("an integer written −0 is MALFORMED", r, "MALFORMED");
+
   // --- bundles
   const a = base("alert-secp256k1");
   const again = clone(a);

@@ -90,16 +90,17 @@ function obj(v: unknown, path: string): Json {
   if (typeof v !== "object" || v === null || Array.isArray(v)) fail("MALFORMED", `${path}: not an object`);
   return v as Json;
 }
-/** Hex bytes: lowercase `0x`, digits of either case, an even number of them. */
+/** Hex bytes: lowercase `0x`, digits of either case, an even number of them, at least one byte. */
 function hex(v: unknown, path: string, length?: number): Uint8Array {
-  if (typeof v !== "string" || !/^0x(?:[0-9a-fA-F]{2})*$/.test(v))
+  if (typeof v !== "string" || !/^0x(?:[0-9a-fA-F]{2})+$/.test(v))
     fail("MALFORMED", `${path}: not 0x-hex bytes`);
   const bytes = Uint8Array.from(Buffer.from(v.slice(2), "hex"));
   if (length !== undefined && bytes.length !== length) fail("MALFORMED", `${path}: not ${length} bytes`);
   return bytes;
 }
+/** A safe non-negative integer, not written −0. */
 function uint(v: unknown, path: string, max = MAX_SAFE): number {
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0 || v > max)
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0 || v > max || Object.is(v, -0))
     fail("MALFORMED", `${path}: not an integer in [0, ${max}]`);
   return v;
 }
@@ -221,7 +222,7 @@ function parseReceipt(v: unknown): Receipt {
       if (!Array.isArray(e.outputs)) fail("MALFORMED", `${key}.outputs: not an array`);
       entry.outputs = e.outputs.map((x, i) => f32json(x, `${key}.outputs[${i}]`));
     } else {
-      entry.severity = uint(e.severity, `${key}.severity`, 255);
+      entry.severity = uint(e.severity, `${key}.severity`); // a u8 in the preimage: compared there
       entry.rule = str(e.rule, `${key}.rule`);
       entry.score = f32json(e.score, `${key}.score`);
     }
