@@ -51,7 +51,7 @@ describe("statements of RECEIPTS.md, one receipt each (test/independent/cases.ts
 interface DemoRun {
   trust: Trust & { chainId: number; registry: string; gatewayId: string; signer: string };
   mqtt: { topic: string; leaf: string; frameLeaf?: string; inferenceLeaf?: string }[];
-  bundle: { receipts: { leaf: string; frame: { timestampUs: number; deviceId: string } }[] };
+  bundle: { receipts: { leaf: string; frame: { timestampUs: number; deviceId: string; raw: string } }[] };
   receipts: { kind: string; leaf: string; [k: string]: unknown }[];
 }
 const demo = load("./fixtures/demo-run.json") as DemoRun;
@@ -89,9 +89,19 @@ describe("receipts exported by a real gateway run (fixtures/demo-run.json)", () 
     );
     expect(checked.length).toBe(2); // the raise and the clear of device 00000001's vib_kurt
     for (const r of checked) {
-      const fault = r.sensorFault as { inputWindowHash: string; timestampUs: number; deviceId: string };
+      const fault = r.sensorFault as {
+        inputWindowHash: string;
+        timestampUs: number;
+        deviceId: string;
+        score: number | null;
+      };
       const frame = frames.get(fault.inputWindowHash)!;
       expect([frame.timestampUs, frame.deviceId]).toEqual([fault.timestampUs, fault.deviceId]);
+      // score: the channel's raw value in the frame (null for NaN or ±Inf), one of its DATA values
+      const raw = Buffer.from(frame.raw.slice(2), "hex");
+      const values = Array.from({ length: raw[20]! }, (_, i) => raw.readFloatLE(22 + 4 * i));
+      const asJson = values.map((v) => (Number.isFinite(v) ? v : null));
+      expect(asJson).toContain(fault.score);
       expect(demo.mqtt.find((m) => m.leaf === r.leaf)?.frameLeaf).toBe(fault.inputWindowHash);
     }
   });
