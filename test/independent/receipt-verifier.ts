@@ -4,6 +4,8 @@
 // third-party libraries (lint:deps forbids anything of ours), hashes EIP-712 by hand from the
 // document's type strings, and runs the checks of RECEIPTS.md "Checks, in order" 1–9 with the
 // document's reason codes. The online checks (registry events, anchor) are not implemented.
+// Where it first decided otherwise than the gateway (empty `0x`, integers written -0, a severity
+// above 255) the document had been silent; it now says so ("The offline checks in detail").
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { p256 } from "@noble/curves/nist.js";
