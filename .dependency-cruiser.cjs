@@ -86,6 +86,17 @@ module.exports = {
       to: { path: G, pathNot: `${G}(core|protocol|infer/features)/` },
     },
     {
+      name: "independent-verifier-imports-nothing-of-ours",
+      comment:
+        "test/independent/ checks that RECEIPTS.md is exact: written from the document alone, it imports only third-party libraries",
+      severity: "error",
+      from: { path: "^test/independent/" },
+      to: {
+        path: "^(gateway|device-sim|bin|bench|models|contracts|hardware|test)/",
+        pathNot: "^test/independent/",
+      },
+    },
+    {
       name: "fake-never-imports-its-real-twin",
       severity: "error",
       from: { path: "(^|/)(fake-[^/]+|memory[^/]*)\\.ts$" },
