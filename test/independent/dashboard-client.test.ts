@@ -131,6 +131,26 @@ it("a dashboard written from the alerts README accepts every message of a live g
   // once on an alert transition; the retained copies are right. Reproducer: the test below.
   const unknown = problems.filter((p) => !RETAINED_DROP.test(p));
   expect(unknown).toEqual([]);
+
+  // The checks can fail: each tampered copy of the traffic breaks one README rule.
+  const opts = { site: SITE, gateway: GATEWAY, readingsIntervalMs: 1000, stopped: true };
+  const tamper = (kind: string, f: (b: Record<string, unknown>, m: (typeof live.seen)[0]) => void) => {
+    const copy = live.seen.map((m) => ({ ...m, body: structuredClone(m.body) }));
+    const m = copy.find((x) => x.body.type === kind)!;
+    f(m.body, m);
+    m.raw = JSON.stringify(m.body);
+    return checkDashboard(copy, opts).filter((p) => !RETAINED_DROP.test(p) && !unknown.includes(p));
+  };
+  expect(tamper("alert", (b) => (b.id = `${String(b.id)}0`))).toContainEqual(
+    expect.stringContaining("id is not"),
+  );
+  expect(tamper("alert", (_b, m) => (m.retain = true))).toEqual([
+    expect.stringContaining("README says not retained"),
+  ]);
+  expect(tamper("sensor-fault", (b) => (b.severity = "critical"))[0]).toContain("schema");
+  expect(tamper("health", (b) => ((b.model as { sha256: string }).sha256 = "0".repeat(64)))).toEqual([
+    expect.stringContaining("not in the gateway status models"),
+  ]);
 }, 60_000);
 
 const RETAINED_DROP =

@@ -10,6 +10,8 @@ import { Ajv, type ValidateFunction } from "ajv";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 
 export interface Seen {
+  /** Local arrival time, ms. */
+  at: number;
   topic: string;
   qos: number;
   retain: boolean;
@@ -47,7 +49,7 @@ export async function connectDashboard(url: string, options: IClientOptions = {}
     } catch {
       body = { unparsable: raw };
     }
-    seen.push({ topic, qos: packet.qos, retain: packet.retain, body, raw });
+    seen.push({ at: Date.now(), topic, qos: packet.qos, retain: packet.retain, body, raw });
   });
   const subs = await client.subscribeAsync(
     Object.fromEntries(Object.entries(DASHBOARD_FILTERS).map(([f, qos]) => [f, { qos }])),
@@ -138,6 +140,8 @@ export function checkDashboard(seen: Seen[], o: CheckOptions): string[] {
   const lastStatus = new Map<string, Obj>();
   const devicesSeen = new Set<string>();
   const lastReading = new Map<string, Obj>();
+  const lastReadingAt = new Map<string, number>();
+  const modelsUsed: Array<[string, Obj, string | undefined]> = [];
   const gatewayStatus: Obj[] = [];
 
   seen.forEach((m, i) => {
@@ -170,6 +174,7 @@ export function checkDashboard(seen: Seen[], o: CheckOptions): string[] {
       if (typeof b[us] === "number" && b[a] !== iso(b[us]))
         bad.push(`${where}: ${a} ${String(b[a])} is not ${us}`);
     const device = t.device ?? "";
+    if (b.model) modelsUsed.push([where, b.model as Obj, b.profile as string | undefined]);
     if (device && !m.retain) devicesSeen.add(device);
 
     if (t.kind === "alert") {
@@ -316,6 +321,11 @@ export function checkDashboard(seen: Seen[], o: CheckOptions): string[] {
       const prev = lastReading.get(device);
       if (prev && (b.receivedUs as number) <= (prev.receivedUs as number))
         bad.push(`${where}: readings not in arrival order`);
+      // At most one per device per readingsIntervalMs (generous slack for delivery jitter).
+      const prevAt = lastReadingAt.get(device);
+      if (prevAt !== undefined && m.at - prevAt < o.readingsIntervalMs / 2)
+        bad.push(`${where}: readings ${m.at - prevAt} ms apart, interval ${o.readingsIntervalMs} ms`);
+      lastReadingAt.set(device, m.at);
       lastReading.set(device, b);
     }
   });
@@ -326,6 +336,25 @@ export function checkDashboard(seen: Seen[], o: CheckOptions): string[] {
   for (const [id, ep] of faults) if (!ep.raised) bad.push(`sensor fault ${id}: never raised`);
   if (gatewayStatus.length > 0 && gatewayStatus[0]!.reason !== "start")
     bad.push(`first gateway status is ${String(gatewayStatus[0]!.reason)}, not start`);
+  // Every model named by a device message is a live model of the gateway status, serving the profile.
+  const live = (gatewayStatus.at(-1)?.models ?? []) as Obj[];
+  for (const [where, mdl, profile] of modelsUsed) {
+    const s = live.find((x) => x.name === mdl.name && x.version === mdl.version && x.sha256 === mdl.sha256);
+    if (!s)
+      bad.push(
+        `${where}: model ${String(mdl.name)} ${String(mdl.version)} is not in the gateway status models`,
+      );
+    else if (profile !== undefined && !(s.profiles as string[]).includes(profile))
+      bad.push(`${where}: profile ${profile} is not among the profiles of model ${String(mdl.name)}`);
+  }
+  // Held readings and health go out when their interval ends: the last of each is the last frame.
+  for (const [d, r] of lastReading) {
+    const h = lastHealth.get(d);
+    if (h && (h.lastFrame as Obj).seq !== r.seq)
+      bad.push(
+        `device ${d}: last reading seq ${String(r.seq)}, last health frame ${String((h.lastFrame as Obj).seq)}`,
+      );
+  }
   if (o.stopped) {
     const last = gatewayStatus.at(-1);
     if (last?.state !== "offline" || last.reason !== "stop")
