@@ -15,6 +15,7 @@ import { afterAll, expect, it } from "vitest";
 import { freePort, stop } from "../helpers/procs.ts";
 import {
   checkDashboard,
+  checkDeviceStatusStream,
   checkRetained,
   connectDashboard,
   DASHBOARD_FILTERS,
@@ -82,6 +83,10 @@ it("a dashboard written from the alerts README accepts every message of a live g
   dashboards.push(live);
   expect(live.granted).toEqual(DASHBOARD_FILTERS);
   await until("online status", () => live.seen.some((m) => m.topic === `vigil/v1/${SITE}/${GATEWAY}/status`));
+  // Device status alone on its own connection: no live message follows it there, so the broker
+  // defect below cannot drop it, and the README's status rules can be checked exactly.
+  const statusOnly = await connectDashboard(url, {}, { "vigil/v1/+/+/+/status": 1 });
+  dashboards.push(statusOnly);
 
   const sim = vigil([
     "sim", "--mqtt", url, "--profile", "cwru", "--devices", "2", "--rate", "0", "--frames", "300", "--seed", "7",
@@ -131,6 +136,8 @@ it("a dashboard written from the alerts README accepts every message of a live g
   // once on an alert transition; the retained copies are right. Reproducer: the test below.
   const unknown = problems.filter((p) => !RETAINED_DROP.test(p));
   expect(unknown).toEqual([]);
+  expect(checkDeviceStatusStream(live.seen, statusOnly.seen)).toEqual([]);
+  expect(live.seen.filter((m) => m.body.type === "sensor-fault").length).toBeGreaterThanOrEqual(8);
 
   // The checks can fail: each tampered copy of the traffic breaks one README rule.
   const opts = { site: SITE, gateway: GATEWAY, readingsIntervalMs: 1000, stopped: true };

@@ -38,7 +38,11 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
-export async function connectDashboard(url: string, options: IClientOptions = {}): Promise<Dashboard> {
+export async function connectDashboard(
+  url: string,
+  options: IClientOptions = {},
+  filters: Record<string, 0 | 1> = DASHBOARD_FILTERS,
+): Promise<Dashboard> {
   const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, clean: true, ...options });
   const seen: Seen[] = [];
   client.on("message", (topic, payload, packet) => {
@@ -52,7 +56,7 @@ export async function connectDashboard(url: string, options: IClientOptions = {}
     seen.push({ at: Date.now(), topic, qos: packet.qos, retain: packet.retain, body, raw });
   });
   const subs = await client.subscribeAsync(
-    Object.fromEntries(Object.entries(DASHBOARD_FILTERS).map(([f, qos]) => [f, { qos }])),
+    Object.fromEntries(Object.entries(filters).map(([f, qos]) => [f, { qos }])),
   );
   const granted = Object.fromEntries(subs.map((s) => [s.topic, s.qos]));
   return { seen, granted, client, close: () => client.endAsync() };
@@ -385,5 +389,34 @@ export function checkRetained(live: Seen[], late: Seen[]): string[] {
   }
   for (const topic of latest.keys())
     if (!late.some((m) => m.topic === topic)) bad.push(`late dashboard: no retained ${topic}`);
+  return bad;
+}
+
+/**
+ * Device status (retained) as the README promises it: one when the gateway first sees the
+ * device, and one at every sensor fault raised or cleared (at that fault's frame, showing it).
+ * `statuses` from a subscription to device status alone; `faults` from the dashboard.
+ */
+export function checkDeviceStatusStream(faults: Seen[], statuses: Seen[]): string[] {
+  const bad: string[] = [];
+  const live = statuses.filter((m) => !m.retain && m.body.type === "device-status");
+  const devices = new Set(faults.flatMap((m) => (typeof m.body.device === "string" ? [m.body.device] : [])));
+  for (const d of devices)
+    if (!live.some((m) => m.body.device === d)) bad.push(`device ${d}: no device status at all`);
+  for (const f of faults.filter((m) => m.body.type === "sensor-fault")) {
+    const b = f.body;
+    const at = live.find(
+      (m) => m.body.device === b.device && (m.body.lastFrame as Obj).seq === (b.frame as Obj).seq,
+    );
+    const shows = (at?.body.faults as Obj[] | undefined)?.some(
+      (x) => x.channel === b.channel && x.reason === b.reason,
+    );
+    if (!at)
+      bad.push(
+        `${String(b.id)} ${String(b.state)}: no device status at frame ${String((b.frame as Obj).seq)}`,
+      );
+    else if (shows !== (b.state === "raised"))
+      bad.push(`${String(b.id)} ${String(b.state)}: its device status does not show it`);
+  }
   return bad;
 }
