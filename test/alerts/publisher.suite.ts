@@ -50,6 +50,24 @@ export function publisherSuite(name: string, make: () => Promise<PublisherHarnes
       expect(h.publisher.counters.failed).toBe(0);
     });
 
+    it("behavior: a retained message and a live one published at once both reach a live subscriber, in order", async () => {
+      // What the gateway does: a device status (retained), then at once its sensor fault (live).
+      // aedes 1.2 dropped the retained one for live subscribers (its per-client dedupe saw the
+      // live one, published later, arrive first): the embedded broker now publishes in order.
+      h = await make();
+      await h.publisher.open(WILL);
+      const seen = await h.subscribe("vigil/v1/site-1/gw-1/+/#");
+      const sent: string[] = [];
+      const all: Promise<void>[] = [];
+      for (let i = 0; i < 20; i++) {
+        all.push(h.publisher.publish(msg(`vigil/v1/site-1/gw-1/0000000${i % 2}/status`, `s${i}`, true)));
+        all.push(h.publisher.publish(msg(`vigil/v1/site-1/gw-1/0000000${i % 2}/sensor-fault`, `f${i}`)));
+        sent.push(`s${i}`, `f${i}`);
+      }
+      await Promise.all(all);
+      await vi.waitFor(() => expect(seen.map((s) => s.payload)).toEqual(sent));
+    });
+
     it("behavior: a retained message reaches a later subscriber, and a newer one replaces it", async () => {
       h = await make();
       await h.publisher.open(WILL);

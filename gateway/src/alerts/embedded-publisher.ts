@@ -34,32 +34,18 @@ export class EmbeddedPublisher implements AlertPublisher {
 
   publish(msg: EncodedMessage): Promise<void> {
     const { topic, payload, qos, retain } = msg;
-    const aedes = this.broker.broker;
-    if (!aedes) {
+    if (!this.broker.broker) {
       this.counters.failed++;
       return Promise.reject(new PublishError(topic, "the embedded broker is stopped"));
     }
-    return new Promise((resolve, reject) => {
-      aedes.publish(
-        {
-          cmd: "publish",
-          topic,
-          payload: typeof payload === "string" ? Buffer.from(payload) : payload,
-          qos,
-          retain,
-          dup: false,
-        },
-        (err?: Error) => {
-          if (err) {
-            this.counters.failed++;
-            reject(new PublishError(topic, err.message, { cause: err }));
-          } else {
-            this.counters.published++;
-            resolve();
-          }
-        },
-      );
-    });
+    // In order with every other publication of the gateway (EmbeddedBroker.publish says why).
+    return this.broker.publish(topic, payload, { qos, retain }).then(
+      () => void this.counters.published++,
+      (err: Error) => {
+        this.counters.failed++;
+        throw new PublishError(topic, err.message, { cause: err });
+      },
+    );
   }
 
   close(): Promise<void> {

@@ -203,6 +203,11 @@ function identityKey(w: BrokerIdentity): string {
   return "anonymous";
 }
 
+/** The part of aedes' emitter (mqemitter) used here: a listener on every topic. */
+interface MqEmitterLike {
+  on(topic: string, notify: (packet: { payload?: unknown }, cb: () => void) => void): void;
+}
+
 export class EmbeddedBroker implements IngestSource {
   readonly name = "mqtt:embedded";
   broker: Aedes | undefined;
@@ -347,6 +352,10 @@ export class EmbeddedBroker implements IngestSource {
     broker.authorizePublish = this.#authorizePublish;
     broker.authorizeSubscribe = this.#authorizeSubscribe;
     broker.authorizeForward = this.#authorizeForward;
+    // Sees every message as the broker hands it to its subscribers (see publish()).
+    // (aedes' emitter, mqemitter; its `mq` property is not in aedes' types.)
+    const mq = (broker as unknown as { mq: MqEmitterLike }).mq;
+    mq.on("#", this.#observeEmit);
     broker.on("client", () => this.#counters.connects++);
     broker.on("clientDisconnect", (c: Client) => {
       this.#counters.disconnects++;
@@ -673,7 +682,12 @@ export class EmbeddedBroker implements IngestSource {
     v: { action: "ack" | "retry"; nack?: { topic: string; payload: Buffer } },
     cb: (e: Error | null) => void,
   ): void {
-    if (v.nack) this.publish(v.nack.topic, v.nack.payload, { qos: 1, retain: false });
+    if (v.nack)
+      this.publish(v.nack.topic, v.nack.payload, { qos: 1, retain: false }).catch((e: unknown) =>
+        this.opts.onError?.(
+          new SourceError("MQTT_IO", this.name, `NACK not published: ${(e as Error).message}`, { cause: e }),
+        ),
+      );
     if (v.action === "retry") {
       this.#counters.retries++;
       return cb(new IngestRejectError("STORE_UNAVAILABLE", "store unavailable; resend later"));
@@ -681,19 +695,76 @@ export class EmbeddedBroker implements IngestSource {
     cb(null);
   }
 
-  /** Publishes as the gateway (alerts, health, NACKs); bypasses authorizePublish. */
-  publish(topic: string, payload: Buffer | string, opts: { qos: 0 | 1; retain: boolean }): void {
-    this.broker?.publish(
-      {
-        cmd: "publish",
-        topic,
-        payload: typeof payload === "string" ? Buffer.from(payload) : payload,
-        qos: opts.qos,
-        retain: opts.retain,
-        dup: false,
-      },
-      () => undefined,
+  /** Where the gateway's next publication may start: when the previous one was emitted. */
+  #publishing: Promise<void> = Promise.resolve();
+  /** Payloads of gateway publications not emitted yet → what to call when they are. */
+  readonly #awaitingEmit = new Map<unknown, Array<() => void>>();
+
+  /**
+   * Called by aedes' emitter for every message, in the same synchronous loop that hands it to
+   * each subscriber's delivery (which runs aedes' dedupe first).
+   */
+  #observeEmit = (packet: { payload?: unknown }, cb: () => void): void => {
+    this.#emitted(packet.payload)?.();
+    cb();
+  };
+
+  /** Takes the first waiter for `payload` (by identity), if any. */
+  #emitted(payload: unknown): (() => void) | undefined {
+    const list = this.#awaitingEmit.get(payload);
+    const first = list?.shift();
+    if (list?.length === 0) this.#awaitingEmit.delete(payload);
+    return first;
+  }
+
+  /**
+   * Publishes as the gateway (alerts, health, statuses, NACKs), bypassing authorizePublish.
+   * Resolves once aedes handed the message to every matching subscriber; rejects when the broker
+   * is stopped or aedes fails.
+   *
+   * In order, each starting when the previous one was emitted to the subscribers: aedes 1.2 drops
+   * a message for a subscriber when one with a higher broker counter reached that subscriber
+   * first (lib/client.js `dedupe`), and a retained publication waits for the retained store before
+   * it is emitted. So a live message published right after a retained one overtook it, and live
+   * dashboards lost the retained one (a device status before its sensor fault, the health
+   * published on an alert transition); the retained copy was right. Waiting for the emission, not
+   * for the delivery, keeps a subscriber that does not read its socket from holding the others.
+   */
+  publish(topic: string, payload: Buffer | string, opts: { qos: 0 | 1; retain: boolean }): Promise<void> {
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const delivered = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.#publishing = this.#publishing.then(
+      () =>
+        new Promise<void>((open) => {
+          const broker = this.broker;
+          if (!broker) {
+            reject(new SourceError("MQTT_IO", this.name, "the embedded broker is stopped"));
+            return open();
+          }
+          const body = typeof payload === "string" ? Buffer.from(payload) : payload;
+          const waiting = this.#awaitingEmit.get(body) ?? [];
+          waiting.push(open);
+          this.#awaitingEmit.set(body, waiting);
+          broker.publish(
+            { cmd: "publish", topic, payload: body, qos: opts.qos, retain: opts.retain, dup: false },
+            (err?: Error) => {
+              // Failed before it was emitted: no longer waited for.
+              const i = waiting.indexOf(open);
+              if (i >= 0) waiting.splice(i, 1);
+              if (waiting.length === 0 && this.#awaitingEmit.get(body) === waiting)
+                this.#awaitingEmit.delete(body);
+              open();
+              if (err) reject(err);
+              else resolve();
+            },
+          );
+        }),
     );
+    return delivered;
   }
 
   /**
