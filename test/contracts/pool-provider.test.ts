@@ -8,11 +8,17 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Interface } from "ethers";
+import { Interface, Wallet, keccak256 } from "ethers";
 import { afterEach, describe, expect, it } from "vitest";
 import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../contracts/artifacts/index.ts";
 import { ANVIL_DEV_KEYS } from "../../gateway/src/chain/anvil.ts";
-import { ChainNetworkError, ContractRevertError, RpcTimeoutError } from "../../gateway/src/chain/errors.ts";
+import {
+  AlreadyKnownError,
+  ChainNetworkError,
+  ContractRevertError,
+  RpcTimeoutError,
+} from "../../gateway/src/chain/errors.ts";
+import { RpcClientProvider } from "../../gateway/src/chain/pool-provider.ts";
 import { CONTRACT_IFACES, EthersRegistryClient } from "../../gateway/src/chain/ethers-client.ts";
 import { RpcPool, type RpcClient } from "../../gateway/src/chain/rpc.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
@@ -219,6 +225,36 @@ describe("RpcClientProvider over a fake RpcClient", () => {
     expect(f.closed()).toBe(false);
     await expect(c.getHead(GW)).rejects.toThrow();
     expect(f.requests).toHaveLength(3); // a closed client sends nothing
+  });
+
+  it('behavior: "already known" for a transaction resent after a timeout is that transaction sent: its hash, not an error', async () => {
+    // A node that already has the transaction, and is at block 16 (broadcast asks for it too).
+    const rpc: RpcClient = {
+      currentUrl: "http://fake.invalid/",
+      request: <T>(method: string): Promise<T> =>
+        method === "eth_sendRawTransaction"
+          ? Promise.reject(new AlreadyKnownError())
+          : method === "eth_blockNumber"
+            ? Promise.resolve("0x10" as T)
+            : Promise.reject(new AlreadyKnownError()),
+      close: () => undefined,
+    };
+    const provider = new RpcClientProvider(rpc, CHAIN);
+    cleanup.push(() => provider.destroy());
+    const wallet = new Wallet(ANVIL_DEV_KEYS[1]);
+    const signed = await wallet.signTransaction({
+      to: wallet.address,
+      nonce: 3,
+      chainId: CHAIN,
+      gasLimit: 21_000n,
+      maxFeePerGas: 10n ** 9n,
+      maxPriorityFeePerGas: 1n,
+      type: 2,
+    });
+    const sent = await provider.broadcastTransaction(signed);
+    expect(sent.hash).toBe(keccak256(signed));
+    // Any other method's error is not an answer.
+    await expect(provider.getBalance(wallet.address)).rejects.toBeInstanceOf(AlreadyKnownError);
   });
 
   it("error: the connection's typed error reaches the caller as the same object (translated once, by the pool)", async () => {

@@ -17,11 +17,13 @@
  */
 import {
   JsonRpcApiProvider,
+  keccak256,
   Network,
   type JsonRpcError,
   type JsonRpcPayload,
   type JsonRpcResult,
 } from "ethers";
+import { AlreadyKnownError } from "./errors.ts";
 import type { RpcClient } from "./rpc.ts";
 
 export class RpcClientProvider extends JsonRpcApiProvider {
@@ -52,8 +54,26 @@ export class RpcClientProvider extends JsonRpcApiProvider {
     const out: JsonRpcResult[] = [];
     for (const p of Array.isArray(payload) ? payload : [payload]) {
       const params = Array.isArray(p.params) ? p.params : [p.params];
-      out.push({ id: p.id, result: await this.#rpc.request(p.method, params) });
+      out.push({ id: p.id, result: await this.#request(p.method, params) });
     }
     return out;
+  }
+
+  async #request(method: string, params: readonly unknown[]): Promise<unknown> {
+    try {
+      return await this.#rpc.request(method, params);
+    } catch (e) {
+      // The pool resends a request that timed out to the next endpoint; when the first had taken
+      // the transaction, the next may answer "already known". That is this very transaction
+      // (same signed bytes), so it was sent: its hash is the answer, as anchoring's tx-sender.ts
+      // counts it. Thrown, the caller would send the report again with a new nonce.
+      if (
+        method === "eth_sendRawTransaction" &&
+        e instanceof AlreadyKnownError &&
+        typeof params[0] === "string"
+      )
+        return keccak256(params[0]);
+      throw e;
+    }
   }
 }
