@@ -234,8 +234,8 @@ export class ReceiptBuilder {
   }
 
   /**
-   * Receipt of the INFERENCE or ALERT leaf with this hash (an alert payload's `receipt.leaf`
-   * or `receipt.inferenceLeaf`).
+   * Receipt of the INFERENCE, ALERT or SENSOR_FAULT leaf with this hash (an alert or sensor-fault
+   * payload's `receipt.leaf`, or an alert's `receipt.inferenceLeaf`).
    */
   async forLeafHash(hash: string | Uint8Array): Promise<LeafReceipt> {
     const hex = typeof hash === "string" ? hash : bytesToHex(hash);

@@ -2,7 +2,8 @@
  * `vigil receipt --store DIR --device ID [--from T] [--to T] [--seq N] [--out FILE]`: exports
  * receipts from a gateway's store: one receipt (`--seq`) or an audit bundle of a device's
  * frames in a time range, which a third party checks with `vigil verify` and an RPC URL.
- * `--leaf HASH` exports the receipt of an INFERENCE or ALERT leaf (an alert's `receipt.leaf`).
+ * `--leaf HASH` exports the receipt of an INFERENCE, ALERT or SENSOR_FAULT leaf (an alert's or a
+ * sensor fault's `receipt.leaf`).
  *
  * LevelDB allows one process per database: while the gateway runs, it reads a snapshot of the
  * store (store/snapshot.ts).
@@ -25,8 +26,9 @@ Exports receipts (gateway/src/attest/RECEIPTS.md) from a gateway's store directo
 Without --seq: an audit bundle (vigil-bundle/1) of every sealed frame of the device whose
 device timestamp lies in [--from, --to]; frames not sealed yet are counted, not exported.
 With --seq: the receipt (vigil-receipt/1) of one frame (extended sequence number).
-With --leaf: the receipt of one INFERENCE or ALERT leaf, by its hash: an alert payload's
-receipt.leaf (or receipt.inferenceLeaf). Alerts are published before their leaf is sealed;
+With --leaf: the receipt of one INFERENCE, ALERT or SENSOR_FAULT leaf, by its hash: an alert or
+sensor-fault payload's receipt.leaf (or an alert's receipt.inferenceLeaf). Alerts and sensor
+faults are published before their leaf is sealed;
 until the next batch is sealed this fails with RECEIPT_NOT_SEALED.
 
 Options:

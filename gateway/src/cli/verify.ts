@@ -40,7 +40,7 @@ function receiptName(r: AnyReceipt): string {
   // name it.
   const kind = (r as { kind?: unknown } | null)?.kind;
   if (kind === "frame" && x.frame) return `${String(x.frame.deviceId)}/${String(x.frame.seq)}`;
-  const leaf = typeof x?.leaf === "string" ? x.leaf.slice(0, 18) : "?";
+  const leaf = typeof x?.leaf === "string" ? x.leaf.slice(0, 18).toLowerCase() : "?";
   if (kind === "alert" && x.alert) return `${String(x.alert.deviceId)} alert@${leaf}`;
   if (kind === "inference" && x.inference) return `${String(x.inference.deviceId)} inference@${leaf}`;
   if (kind === "sensor-fault" && x.sensorFault)
