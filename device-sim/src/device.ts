@@ -81,7 +81,7 @@ export interface SimDeviceOptions {
   resendMs?: number;
   /**
    * Stopped (UNKNOWN_DEVICE / REVOKED_DEVICE): a probe every this many ms, the first one this
-   * long after the stop; 0 = never probe (stopped until the run ends). Default 60 000, the
+   * long after the stop; 0 = never probe (stopped until the run ends or a reboot). Default 60 000, the
    * protocol's "at most once a minute".
    */
   probeIntervalMs?: number;
@@ -158,8 +158,9 @@ export class SimDevice {
    * it probes: HELLO, then its oldest kept DATA frame ({@link startProbe}). An ACK naming that
    * frame resumes it ({@link onAck}; over MQTT, where refused frames are PUBACKed too, the
    * frame's PUBACK followed by no refusal for `resendMs`: {@link onDelivered}, {@link tick}); a
-   * NACK UNKNOWN_DEVICE / REVOKED_DEVICE or silence keeps it stopped until the next probe. As in
-   * the C reference's Arduino example (hardware/firmware-ref/examples/arduino/).
+   * NACK UNKNOWN_DEVICE / REVOKED_DEVICE or silence keeps it stopped until the next probe; a
+   * reboot ends the stop ({@link reboot}). As in the C reference's Arduino example
+   * (hardware/firmware-ref/examples/arduino/).
    */
   stopped = false;
   /**
@@ -598,7 +599,11 @@ export class SimDevice {
 
   /**
    * Simulates an MCU reboot: a new boot id, the sequence restarts at 0 and the unacknowledged
-   * frames in the RAM ring are lost (counted in `lostAtReboot`). Returns the lost frames.
+   * frames in the RAM ring are lost (counted in `lostAtReboot`), a stopped device's kept frames
+   * included. A reset also ends the stop ("A device that never probes stays stopped until it is
+   * reset", PROTOCOL.md, "A stopped device") and a BUSY hold (RAM state): the device starts over
+   * as a fresh one, HELLO then DATA; a gateway that still refuses it NACKs that HELLO and it stops
+   * again ({@link onNack}). Returns the lost frames.
    */
   reboot(): Pending[] {
     this.bootId++;
@@ -615,6 +620,9 @@ export class SimDevice {
     this.#probe = undefined;
     this.#unreportedDrops = 0;
     this.#recentlyDelivered.clear();
+    this.stopped = false;
+    this.#nextProbeAt = Infinity;
+    this.heldUntil = 0;
     return lost;
   }
 }

@@ -530,11 +530,10 @@ export class Simulator {
           if (!d.pending.has(held.seq)) d.stats.lostAtReboot++;
         }
         this.#firmware?.beforeReboot(d);
+        // A reset un-stops a stopped device too: every rebooted device announces its new boot.
         d.reboot();
-        if (!d.stopped) {
-          t.send(d.id, d.hello());
-          this.#firmware?.announce(d);
-        }
+        t.send(d.id, d.hello());
+        this.#firmware?.announce(d);
       }
       if (now - lastProgress >= (o.progressMs ?? 1000)) {
         lastProgress = now;

@@ -40,8 +40,10 @@ Faults (e.g. --faults corrupt=0.01,drop=0.02 or all=0.005; all= includes reboot)
   nan clockJump stuck drift spike                    values, probability per frame
   disconnect reboot                                  session, probability per pass of the send
                                                      loop (about every 5 ms; back to back at
-                                                     --rate 0); reboot: one device restarts and
-                                                     loses its unacknowledged frames
+                                                     --rate 0); reboot: one device restarts (a
+                                                     new boot, HELLO) and loses its
+                                                     unacknowledged frames; a stopped device
+                                                     (below) restarts as a fresh one
   --sensor-fault SPEC    scripted sensor faults for a demo, KIND:CHANNEL@FROM[+FRAMES][#ID/ID…],
                          comma-separated; KIND nan | stuck | spike (×5); CHANNEL a HELLO name or
                          index, e.g. stuck:s11@60+80 (the gateway raises a sensor-fault alert);
@@ -67,7 +69,9 @@ probes: HELLO, then its oldest kept frame. An ACK of that frame (over MQTT: its 
 NACK UNKNOWN_DEVICE / REVOKED_DEVICE within --resend-ms, since refused frames are PUBACKed too)
 means it was registered meanwhile (vigil access sensor register, ingest.allow): it resumes,
 sends ERROR code 2 naming the frames its window dropped while stopped, then its kept frames. A
-refusal or no reply keeps it stopped until the next probe. A stopped device that probes keeps
+refusal or no reply keeps it stopped until the next probe. A reboot fault is a reset: the device
+starts a new boot as a fresh one (its kept frames are lost with its RAM, as on any reboot) and
+sends, or is stopped again if the gateway refuses its HELLO. A stopped device that probes keeps
 generation going (--frames, --duration or SIGINT end it); the drain waits for the reply to a
 probe already sent, not for the next probe. Progress and report count stopped devices, probes,
 resumes and droppedWhileStopped.
