@@ -55,7 +55,7 @@ export interface DeviceStats {
   nacked: Record<string, number>;
   /** Frames dropped by the device because a NACK said they will never be accepted. */
   abandoned: number;
-  /** Frames lost because the unacknowledged window was full (ERROR code 2 on hardware). */
+  /** Frames lost because the unacknowledged window was full (reported with ERROR code 2). */
   overflowed: number;
   /** Unacknowledged frames lost from RAM by a reboot (never acknowledged, so no promise broken). */
   lostAtReboot: number;
@@ -65,6 +65,8 @@ export interface DeviceStats {
   resumes: number;
   /** Frames the ring dropped while the device was stopped (also in `overflowed`). */
   droppedWhileStopped: number;
+  /** ERROR code 2 frames sent: reports of frames the full ring dropped ({@link SimDevice.overflowReportDue}). */
+  overflowReports: number;
 }
 
 export interface SimDeviceOptions {
@@ -105,6 +107,8 @@ const NACK_NAMES = Object.fromEntries(Object.entries(NackReason).map(([k, v]) =>
 const TEN_YEARS_US = 10 * 365 * 86_400 * 1e6;
 /** PROTOCOL.md, "A stopped device": at most one probe a minute. */
 export const DEFAULT_PROBE_INTERVAL_MS = 60_000;
+/** At most one ERROR code 2 (frames lost to a full ring) per device this often, ms. */
+export const OVERFLOW_REPORT_INTERVAL_MS = 1000;
 
 /** The probe in flight: its DATA frame's sequence, when it went out, when its PUBACK came. */
 interface Probe {
@@ -144,6 +148,7 @@ export class SimDevice {
     probes: 0,
     resumes: 0,
     droppedWhileStopped: 0,
+    overflowReports: 0,
   };
   /** The next frame index to generate (the signal source's step). */
   step = 0;
@@ -164,10 +169,14 @@ export class SimDevice {
    */
   stopped = false;
   /**
-   * Frames the ring dropped while stopped and not yet reported: the simulator sends ERROR code 2
-   * with this count once the device resumed ({@link takeOverflowReport}).
+   * Frames the full ring dropped and not yet reported with ERROR code 2 (PROTOCOL.md, "Serial
+   * framing: COBS": "when the ring is full it drops the oldest and reports ERROR code 2"), and how
+   * many of them it dropped while stopped. See {@link overflowReportDue} for when a report goes out.
    */
   #unreportedDrops = 0;
+  #unreportedWhileStopped = 0;
+  /** When the last ERROR code 2 went out (ms); -Infinity: none since the last resume or boot. */
+  #lastOverflowReportAt = -Infinity;
   /** When the next probe is due (ms), while stopped. */
   #nextProbeAt = Infinity;
   #probe: Probe | undefined;
@@ -290,9 +299,10 @@ export class SimDevice {
       if (lost && this.#probe?.seq === oldest) this.#probe.dropped = lost;
       this.#forget(oldest);
       this.stats.overflowed++;
+      this.#unreportedDrops++;
       if (this.stopped) {
         this.stats.droppedWhileStopped++;
-        this.#unreportedDrops++;
+        this.#unreportedWhileStopped++;
       }
     }
     const p: Pending = {
@@ -508,39 +518,61 @@ export class SimDevice {
       this.stats.overflowed--;
       this.stats.droppedWhileStopped--;
       this.#unreportedDrops--;
+      this.#unreportedWhileStopped--;
       this.pending.set(lost.seq, lost); // acknowledged by the caller's #ack, right after this
     }
     this.stopped = false;
     this.#probe = undefined;
     this.#nextProbeAt = Infinity;
     this.#recentlyDelivered.clear();
+    this.#lastOverflowReportAt = -Infinity; // what the ring dropped while stopped is reported at once
     this.stats.resumes++;
     for (const p of this.#sent.values()) p.sentAt = nowMs - p.timeout;
   }
 
   /**
-   * Frames the ring dropped while the device was stopped, not yet reported: after a resume the
-   * simulator sends {@link overflowError} with it, then the kept frames. 0 while stopped.
+   * Frames the full ring dropped and not yet reported (0 while stopped: a stopped device sends no
+   * ERROR, PROTOCOL.md, "A stopped device").
    */
   get unreportedDrops(): number {
     return this.stopped ? 0 : this.#unreportedDrops;
   }
 
   /**
-   * ERROR code 2, buffer overflow (PROTOCOL.md, ERROR: device_id, code, message), naming how many
-   * frames the ring dropped while the device was stopped; call {@link dropsReported} once sent.
+   * Whether ERROR code 2 ({@link overflowError}) should go out now. The rule, so that an overflow
+   * cannot flood the link: drops are batched, at most one report per device per
+   * {@link OVERFLOW_REPORT_INTERVAL_MS}, naming every frame dropped since the previous one; the
+   * first drop after a quiet interval is reported at once (the next pass of the send loop), and so
+   * is what the ring dropped while stopped, right after the resume. `final` (the drain: no frame is
+   * generated any more, so none can drop) reports what is left without waiting for the interval.
+   * A BUSY hold does not delay it: ERROR frames may be sent during one (PROTOCOL.md, NACK).
    */
-  overflowError(): Buffer {
-    return encodeFrame({
-      type: FrameType.Error,
-      deviceId: this.id,
-      code: 2,
-      message: `resend ring full while stopped: ${this.#unreportedDrops} oldest frames dropped`,
-    });
+  overflowReportDue(nowMs: number, final = false): boolean {
+    if (this.unreportedDrops === 0) return false;
+    return final || nowMs - this.#lastOverflowReportAt >= OVERFLOW_REPORT_INTERVAL_MS;
   }
 
-  dropsReported(): void {
+  /**
+   * ERROR code 2, buffer overflow (PROTOCOL.md, ERROR: device_id, code, message), naming how many
+   * frames the full ring dropped since the last report (and how many of them while the device was
+   * stopped); call {@link dropsReported} once sent.
+   */
+  overflowError(): Buffer {
+    const n = this.#unreportedDrops;
+    const stopped = this.#unreportedWhileStopped;
+    const message =
+      stopped === n
+        ? `resend ring full while stopped: ${n} oldest frames dropped`
+        : `resend ring full: ${n} oldest frames dropped${stopped > 0 ? `, ${stopped} of them while stopped` : ""}`;
+    return encodeFrame({ type: FrameType.Error, deviceId: this.id, code: 2, message });
+  }
+
+  /** The report went out at `nowMs`: the count restarts, the next report is an interval away. */
+  dropsReported(nowMs: number): void {
     this.#unreportedDrops = 0;
+    this.#unreportedWhileStopped = 0;
+    this.#lastOverflowReportAt = nowMs;
+    this.stats.overflowReports++;
   }
 
   #abandon(seq: number): void {
@@ -619,6 +651,8 @@ export class SimDevice {
     // RAM: a probe in flight and the count of frames dropped while stopped are lost too.
     this.#probe = undefined;
     this.#unreportedDrops = 0;
+    this.#unreportedWhileStopped = 0;
+    this.#lastOverflowReportAt = -Infinity;
     this.#recentlyDelivered.clear();
     this.stopped = false;
     this.#nextProbeAt = Infinity;

@@ -105,6 +105,8 @@ export interface SimSnapshot {
   resumes: number;
   /** Frames the ring dropped while its device was stopped (included in `overflowed`). */
   droppedWhileStopped: number;
+  /** ERROR code 2 frames sent: reports of frames the full rings dropped (`overflowed`). */
+  overflowReports: number;
   nacked: Record<string, number>;
   faults: Record<string, number>;
   expectedRejects: Record<string, number>;
@@ -263,6 +265,7 @@ export class Simulator {
       probes: 0,
       resumes: 0,
       droppedWhileStopped: 0,
+      overflowReports: 0,
       nacked: {},
       faults: { ...this.counters.injected },
       expectedRejects: { ...this.counters.expectedRejects },
@@ -283,6 +286,7 @@ export class Simulator {
       s.probes += d.stats.probes;
       s.resumes += d.stats.resumes;
       s.droppedWhileStopped += d.stats.droppedWhileStopped;
+      s.overflowReports += d.stats.overflowReports;
       for (const [k, v] of Object.entries(d.stats.nacked)) s.nacked[k] = (s.nacked[k] ?? 0) + v;
     }
     return s;
@@ -417,11 +421,14 @@ export class Simulator {
   }
 
   /**
-   * A resumed device first reports what its ring dropped while it was stopped (ERROR code 2,
-   * PROTOCOL.md, "A stopped device"), before its kept frames; retried while the link refuses it.
+   * Reports frames the full ring dropped (ERROR code 2, PROTOCOL.md, "Serial framing: COBS"), at
+   * most once per interval (SimDevice.overflowReportDue); a resumed device reports what its ring
+   * dropped while it was stopped first, before its kept frames ("A stopped device"). Retried while
+   * the link refuses it. Called before the BUSY-hold check: ERROR may be sent during a hold.
    */
-  #reportDrops(d: SimDevice): void {
-    if (d.unreportedDrops > 0 && this.#opts.transport.send(d.id, d.overflowError())) d.dropsReported();
+  #reportDrops(d: SimDevice, now: number, final = false): void {
+    if (d.overflowReportDue(now, final) && this.#opts.transport.send(d.id, d.overflowError()))
+      d.dropsReported(now);
   }
 
   /** Resends due frames that the link does not still own (none for a refused device). */
@@ -487,8 +494,8 @@ export class Simulator {
       for (const d of this.devices) {
         // A refused device sends nothing but its probes (PROTOCOL.md, "A stopped device").
         if (d.stopped && this.#stoppedPass(d, now, { rate, maxFrames })) continue;
+        this.#reportDrops(d, now);
         if (d.held(now)) continue;
-        this.#reportDrops(d);
         // Due resends first: after a BUSY hold the NACKed frame leads (PROTOCOL.md, NACK BUSY).
         this.#resendDue(d, now);
         this.#sendQueued(d, now);
@@ -573,8 +580,8 @@ export class Simulator {
         // A stopped device still probes when one is due; it is waited for only while a reply to
         // its probe may come.
         if (d.stopped && this.#stoppedPass(d, now)) continue;
+        this.#reportDrops(d, now, true);
         if (d.held(now)) continue;
-        this.#reportDrops(d);
         this.#resendDue(d, now);
         this.#sendQueued(d, now);
       }

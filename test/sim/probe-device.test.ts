@@ -110,7 +110,7 @@ describe("simulated device: stopped and probing", () => {
     expect(err.type === FrameType.Error && err.message).toBe(
       "resend ring full while stopped: 3 oldest frames dropped",
     );
-    d.dropsReported();
+    d.dropsReported(1001);
     expect(d.unreportedDrops).toBe(0);
     expect(d.probeFrame(5000)).toBeUndefined(); // running: no probes
     // the kept frames that were sent before are due at once; the queued ones wait for the link

@@ -51,8 +51,10 @@ Faults (e.g. --faults corrupt=0.01,drop=0.02 or all=0.005; all= includes reboot)
                          hex of MQTT topics), each one of the simulated devices
   --resend-ms MS         first resend timeout (default 500, doubles to 8000)
   --window N             unacknowledged frames a device keeps (sent, or waiting for room on the
-                         link); when full it drops the oldest and counts it as overflowed, as an
-                         MCU with a RAM ring does (default 256)
+                         link); when full it drops the oldest, counts it as overflowed and
+                         reports it with ERROR code 2 (batched: at most one a second per device,
+                         naming the frames dropped since the last), as an MCU with a RAM ring
+                         does (default 256)
   --drain-ms MS          wait for outstanding ACKs at the end (default 10000)
   --probe-interval-ms MS  a stopped device (below) probes every MS: 0 = never, else a whole
                          number in [100, 86400000] (default 60000; the protocol allows one
@@ -74,7 +76,7 @@ starts a new boot as a fresh one (its kept frames are lost with its RAM, as on a
 sends, or is stopped again if the gateway refuses its HELLO. A stopped device that probes keeps
 generation going (--frames, --duration or SIGINT end it); the drain waits for the reply to a
 probe already sent, not for the next probe. Progress and report count stopped devices, probes,
-resumes and droppedWhileStopped.
+resumes and droppedWhileStopped (overflowReports: the ERROR code 2 frames sent).
 
 Exit status: 0 when no frame is still pending after the drain and no device is still stopped
 (frames abandoned, overflowed or lost at a reboot are counted in the report, not waited for; a
