@@ -12,6 +12,7 @@ import {
   FrameType,
   NackReason,
   RETRYABLE_NACKS,
+  WITHHOLD_PUBACK_NACKS,
   type AckFrame,
   type NackFrame,
 } from "../../gateway/src/protocol/frame.ts";
@@ -34,8 +35,9 @@ export interface Pending {
   attempts: number;
   /**
    * Ground truth the simulator keeps for accounting: the rejection this frame must get at
-   * the gateway on every transmission (a clock jump). A NaN/±Inf value is not one: since
-   * protocol revision 1.2 the gateway stores and acknowledges such a frame.
+   * the gateway on every transmission (a clock jump), counted in the expected rejections; an
+   * acknowledgement of it (an MQTT PUBACK) books it abandoned ({@link SimDevice} `#ack`). A NaN/±Inf
+   * value is not one: since protocol revision 1.2 the gateway stores and acknowledges such a frame.
    */
   poison?: "ABSURD_TIMESTAMP";
   /** Intact transmissions so far; every one after the first is a duplicate at the gateway. */
@@ -91,9 +93,9 @@ export interface SimDeviceOptions {
   /** Firmware update code and bootloader; when set, HELLO announces the version it runs. */
   updater?: SimFirmware;
   /**
-   * Called with every DATA frame the device saw acknowledged (its exact bytes), once. Over MQTT a
-   * frame whose PUBACK is followed by NACK UNKNOWN_DEVICE / REVOKED_DEVICE is taken back (kept,
-   * resent after a resume; `acked` is decremented) after this was called for it.
+   * Called with every DATA frame the device saw acknowledged (its exact bytes), once. Over MQTT,
+   * where a refused frame is PUBACKed before its NACK, only once no NACK followed the PUBACK within
+   * `resendMs` ({@link SimDevice.settle}): a frame taken back by such a NACK is not reported.
    */
   onAcked?: (raw: Buffer) => void;
   /** Deterministic sensor faults (faults.ts ScriptedSensorFault), applied after the random ones. */
@@ -181,12 +183,21 @@ export class SimDevice {
   #nextProbeAt = Infinity;
   #probe: Probe | undefined;
   /**
-   * Frames removed by an implicit acknowledgement (an MQTT PUBACK) in the last `resendMs`: a NACK
-   * UNKNOWN_DEVICE / REVOKED_DEVICE for one of them, which over MQTT follows the PUBACK, puts it
-   * back (the gateway refused it: it was not stored), so a device stopped right after it started
-   * sending loses none of its first frames.
+   * Frames removed by an implicit acknowledgement (an MQTT PUBACK) in the last `resendMs`, oldest
+   * first. Over MQTT the gateway PUBACKs every refused frame except those NACKed with a withhold
+   * reason, and publishes the NACK after the PUBACK (PROTOCOL.md, "Replies and silence"): a NACK
+   * for one of them takes it back (the gateway refused it: it was not stored) and the device
+   * then does what the NACK table says, as for a frame still pending ({@link onNack}). Past
+   * `resendMs` the PUBACK stands: {@link settle} reports the frame to `onAcked`.
    */
   readonly #recentlyDelivered = new Map<number, { p: Pending; at: number }>();
+  /**
+   * Pending frames NACKed (with a reason that keeps them) while their MQTT PUBLISH may still be
+   * PUBACKed: that PUBACK acknowledges a refused frame, so it is ignored. Cleared when the frame
+   * goes on the link again ({@link transmitted}: the earlier PUBLISH was PUBACKed or lost with its
+   * connection by then) or leaves the ring.
+   */
+  readonly #refusedInFlight = new Set<number>();
   /** Until this time (ms) a BUSY NACK holds all DATA sending (PROTOCOL.md, NACK BUSY). */
   heldUntil = 0;
   readonly #opts: SimDeviceOptions;
@@ -322,10 +333,10 @@ export class SimDevice {
 
   /**
    * Puts back a frame a PUBACK removed, which the gateway then refused (MQTT): in age order, sent
-   * (its timer runs; resent once the device resumes), no longer counted as acknowledged.
+   * (its timer runs; resent once the device resumes, or after the HELLO a SCHEMA_MISMATCH asks
+   * for). The caller no longer counts it as acknowledged.
    */
   #takeBack(p: Pending): void {
-    this.stats.acked--;
     const byAge = (a: Pending, b: Pending): number => (a.step ?? 0) - (b.step ?? 0);
     const all = [...this.pending.values(), p].sort(byAge);
     this.pending.clear();
@@ -337,6 +348,7 @@ export class SimDevice {
 
   /** Removes a frame from RAM (acknowledged, overflowed, refused for good). */
   #forget(seq: number): boolean {
+    this.#refusedInFlight.delete(seq);
     this.#sent.delete(seq);
     this.#queued.delete(seq);
     return this.pending.delete(seq);
@@ -433,11 +445,34 @@ export class SimDevice {
       if (this.#probe?.seq === seq) this.#probe.pubackAt ??= nowMs;
       return;
     }
-    for (const [k, v] of this.#recentlyDelivered) {
-      if (nowMs - v.at < this.#replyTimeoutMs) break;
-      this.#recentlyDelivered.delete(k);
-    }
+    this.settle(nowMs);
+    // NACKed before its PUBACK arrived (a SCHEMA_MISMATCH, say): the frame stays pending.
+    if (this.#refusedInFlight.delete(seq)) return;
     this.#ack(seq, 1, nowMs);
+  }
+
+  /**
+   * PUBACKs that no NACK followed within `resendMs` stand: their frames are reported to `onAcked`
+   * (all of them with `all`: the end of the run, a reboot, a resume).
+   */
+  settle(nowMs: number, all = false): void {
+    for (const [k, v] of this.#recentlyDelivered) {
+      if (!all && nowMs - v.at < this.#replyTimeoutMs) break;
+      this.#recentlyDelivered.delete(k);
+      this.#opts.onAcked?.(v.p.raw);
+    }
+  }
+
+  /** True while a PUBACK is younger than `resendMs`: a NACK may still take its frame back. */
+  awaitingRefusal(nowMs: number): boolean {
+    for (const v of this.#recentlyDelivered.values()) return nowMs - v.at < this.#replyTimeoutMs;
+    return false;
+  }
+
+  /** `p` went on the link intact (the simulator's one path for DATA copies). */
+  transmitted(p: Pending): void {
+    p.sends++;
+    this.#refusedInFlight.delete(p.seq);
   }
 
   /** Removes `first .. first+count-1` (mod 2^32) from RAM; `implicitAt`: by a PUBACK at that time. */
@@ -447,14 +482,18 @@ export class SimDevice {
       const p = this.pending.get(seq);
       if (p) {
         this.#forget(seq);
-        // Over MQTT a refused frame is PUBACKed too (3.1.1 has no negative PUBACK); the
-        // simulator knows it was refused and books it as abandoned, not delivered.
-        if (p.poison) this.#abandon(seq);
-        else {
-          this.stats.acked++;
-          if (implicitAt !== undefined) this.#recentlyDelivered.set(seq, { p, at: implicitAt });
-          this.#opts.onAcked?.(p.raw);
+        // Over MQTT a refused frame is PUBACKed too (3.1.1 has no negative PUBACK): the PUBACK
+        // stands only once no NACK followed it within `resendMs` (settle). A frame the simulator
+        // knows the gateway refuses (its ground truth, `poison`) is booked abandoned at once:
+        // through an external broker the PUBACK is the broker's and the gateway's NACK may come
+        // later than that window.
+        if (p.poison) {
+          this.#abandon(seq);
+          continue;
         }
+        this.stats.acked++;
+        if (implicitAt !== undefined) this.#recentlyDelivered.set(seq, { p, at: implicitAt });
+        else this.#opts.onAcked?.(p.raw);
       } else if (!this.#abandoned.has(seq)) this.stats.dupAcks++;
     }
   }
@@ -524,7 +563,7 @@ export class SimDevice {
     this.stopped = false;
     this.#probe = undefined;
     this.#nextProbeAt = Infinity;
-    this.#recentlyDelivered.clear();
+    this.settle(nowMs, true);
     this.#lastOverflowReportAt = -Infinity; // what the ring dropped while stopped is reported at once
     this.stats.resumes++;
     for (const p of this.#sent.values()) p.sentAt = nowMs - p.timeout;
@@ -590,10 +629,22 @@ export class SimDevice {
     return nowMs < this.heldUntil;
   }
 
-  /** Applies a NACK; returns true when the frame should be resent now. */
+  /**
+   * Applies a NACK as the NACK table says (PROTOCOL.md), whether or not an MQTT PUBACK of the frame
+   * came first; returns true when the frame should be resent now (after a HELLO).
+   */
   onNack(nack: NackFrame, nowMs: number = Date.now()): boolean {
     const name = NACK_NAMES[nack.reason] ?? `REASON_${nack.reason}`;
     this.stats.nacked[name] = (this.stats.nacked[name] ?? 0) + 1;
+    // Over MQTT a frame NACKed with a reason outside the withhold set was PUBACKed first: if that
+    // PUBACK came, the frame counted as acknowledged. Not stored: it is no longer.
+    let tookBack: Pending | undefined;
+    const back = WITHHOLD_PUBACK_NACKS.has(nack.reason) ? undefined : this.#recentlyDelivered.get(nack.seq);
+    if (back && nowMs - back.at < this.#replyTimeoutMs && !this.pending.has(nack.seq)) {
+      this.#recentlyDelivered.delete(nack.seq);
+      this.stats.acked--;
+      tookBack = back.p;
+    } else if (this.pending.has(nack.seq)) this.#refusedInFlight.add(nack.seq);
     if (nack.reason === NackReason.BUSY) {
       // Hold everything for retry_after_ms (the longest hold wins); the frame goes out first after it.
       this.heldUntil = Math.max(this.heldUntil, nowMs + (nack.retryAfterMs ?? 0));
@@ -612,20 +663,27 @@ export class SimDevice {
         this.#nextProbeAt = this.#probeIntervalMs > 0 ? nowMs + this.#probeIntervalMs : Infinity;
       }
       this.#probe = undefined;
-      // Over MQTT its PUBACK came first: the frame was refused, not stored; keep it.
-      const back = this.#recentlyDelivered.get(nack.seq);
-      if (back && nowMs - back.at < this.#replyTimeoutMs && !this.pending.has(nack.seq)) {
-        this.#recentlyDelivered.delete(nack.seq);
-        this.#takeBack(back.p);
-      }
+      // Kept: one taken back from its PUBACK goes back into the ring.
+      if (tookBack) this.#takeBack(tookBack);
       // Refused, not stored: its next copy is not a duplicate at the gateway.
       const p = this.pending.get(nack.seq);
       if (p) p.sends = 0;
       return false;
     }
-    // A stopped device keeps the frame but sends nothing (no HELLO, no resend).
-    if (RETRYABLE_NACKS.has(nack.reason)) return !this.stopped && nack.reason === NackReason.SCHEMA_MISMATCH;
-    if (this.#forget(nack.seq)) this.#abandon(nack.seq);
+    if (RETRYABLE_NACKS.has(nack.reason)) {
+      if (tookBack) this.#takeBack(tookBack);
+      if (nack.reason !== NackReason.SCHEMA_MISMATCH) return false;
+      // Refused, not stored: its next copy is not a duplicate at the gateway.
+      const p = this.pending.get(nack.seq);
+      if (p) p.sends = 0;
+      // HELLO, then the resend; a stopped device keeps the frame but sends nothing.
+      return p !== undefined && !this.stopped;
+    }
+    // Every other reason (ABSURD_TIMESTAMP, SEQ_OUT_OF_RANGE, NON_FINITE, unknown): drop it. This
+    // device's clock is its own (a constant skew, never set from ACKs' gateway_time_us), so there
+    // is no ACK-set clock to forget; it does not start a new boot on SEQ_OUT_OF_RANGE (its counter
+    // never skips: such a NACK means the gateway's state, not the device's counter, is off).
+    if (tookBack || this.#forget(nack.seq)) this.#abandon(nack.seq);
     return false;
   }
 
@@ -648,12 +706,14 @@ export class SimDevice {
     this.#fifo = [];
     this.#head = 0;
     this.#abandoned.clear();
-    // RAM: a probe in flight and the count of frames dropped while stopped are lost too.
+    this.#refusedInFlight.clear();
+    // RAM: a probe in flight and the count of frames dropped while stopped are lost too; PUBACKs
+    // still awaiting a possible NACK stand (the new boot could not match that NACK).
     this.#probe = undefined;
     this.#unreportedDrops = 0;
     this.#unreportedWhileStopped = 0;
     this.#lastOverflowReportAt = -Infinity;
-    this.#recentlyDelivered.clear();
+    this.settle(0, true);
     this.stopped = false;
     this.#nextProbeAt = Infinity;
     this.heldUntil = 0;

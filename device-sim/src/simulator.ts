@@ -63,12 +63,14 @@ export interface SimulatorOptions {
    * device stopped by the gateway (UNKNOWN_DEVICE, REVOKED_DEVICE) are not waited for: they stay
    * pending in the report. The drain waits only for the reply to a probe already sent (and for
    * the PUBACKs of PUBLISHes the link still owns, MQTT), not for the next probe; a device that
-   * resumes during the drain is drained like the others.
+   * resumes during the drain is drained like the others. Over MQTT it also waits `resendMs` after
+   * the last PUBACK, for a NACK that would take its frame back (SimDevice.settle).
    */
   drainMs?: number;
   /**
    * Called with every DATA frame a device saw acknowledged (its exact bytes), once: lets a test
-   * check, frame by frame, that what the devices saw acknowledged is what the store holds.
+   * check, frame by frame, that what the devices saw acknowledged is what the store holds. Over
+   * MQTT a PUBACK counts once no NACK followed it within `resendMs` (SimDevice.settle).
    */
   onAcked?: (deviceId: number, raw: Buffer) => void;
   /** Called every `progressMs` with a snapshot. */
@@ -381,7 +383,7 @@ export class Simulator {
     }
     if (p.poison) this.counters.expect(p.poison);
     else if (p.sends > 0) this.#expectedDuplicates++;
-    p.sends++;
+    dev.transmitted(p);
     return true;
   }
 
@@ -492,6 +494,7 @@ export class Simulator {
       const now = Date.now();
       const window = o.window ?? 256;
       for (const d of this.devices) {
+        d.settle(now);
         // A refused device sends nothing but its probes (PROTOCOL.md, "A stopped device").
         if (d.stopped && this.#stoppedPass(d, now, { rate, maxFrames })) continue;
         this.#reportDrops(d, now);
@@ -571,6 +574,7 @@ export class Simulator {
       return this.devices.some(
         (d) =>
           d.unreportedDrops > 0 ||
+          d.awaitingRefusal(now) ||
           (d.pending.size > 0 && (!d.stopped || owned(d) || d.probeOutstanding(now))),
       );
     };
@@ -588,8 +592,9 @@ export class Simulator {
       await t.drain();
       await sleep(20);
     }
-    // Let the last ACKs arrive.
+    // Let the last ACKs arrive; PUBACKs no NACK followed within the drain stand.
     await sleep(50);
+    for (const d of this.devices) d.settle(Date.now(), true);
     o.onProgress?.(this.snapshot());
     this.#firmware?.close();
     await t.close();

@@ -49,7 +49,9 @@ Faults (e.g. --faults corrupt=0.01,drop=0.02 or all=0.005; all= includes reboot)
                          index, e.g. stuck:s11@60+80 (the gateway raises a sensor-fault alert);
                          #ID/ID… limits it to those devices: decimal ids (as --first-id, not the
                          hex of MQTT topics), each one of the simulated devices
-  --resend-ms MS         first resend timeout (default 500, doubles to 8000)
+  --resend-ms MS         first resend timeout (default 500, doubles to 8000); over MQTT also how
+                         long a PUBACK waits for a NACK before it counts as an acknowledgement
+                         (the gateway PUBACKs refused frames too, then NACKs them)
   --window N             unacknowledged frames a device keeps (sent, or waiting for room on the
                          link); when full it drops the oldest, counts it as overflowed and
                          reports it with ERROR code 2 (batched: at most one a second per device,
@@ -77,6 +79,10 @@ sends, or is stopped again if the gateway refuses its HELLO. A stopped device th
 generation going (--frames, --duration or SIGINT end it); the drain waits for the reply to a
 probe already sent, not for the next probe. Progress and report count stopped devices, probes,
 resumes and droppedWhileStopped (overflowReports: the ERROR code 2 frames sent).
+
+A device does what a NACK asks (hardware/PROTOCOL.md, NACK table), over MQTT whether or not the
+frame was PUBACKed first: SCHEMA_MISMATCH, HELLO then the resend; ABSURD_TIMESTAMP,
+SEQ_OUT_OF_RANGE and unknown reasons, the frame is dropped (counted abandoned, not acked).
 
 Exit status: 0 when no frame is still pending after the drain and no device is still stopped
 (frames abandoned, overflowed or lost at a reboot are counted in the report, not waited for; a
