@@ -3,7 +3,9 @@
  * frame until the gateway ACKs it, resends after a timeout with exponential backoff
  * (500 ms → 8 s, the C reference's bounds in hardware/firmware-ref; unlike the C ring, which
  * resends only its oldest frame, each frame here has its own timer), and obeys NACK reasons
- * (a BUSY NACK holds all sending for its retry_after_ms, like vigil_txq). A device NACKed
+ * (a BUSY NACK holds all sending for its retry_after_ms, like vigil_txq; over MQTT also after a
+ * PUBACK of the frame, {@link SimDevice.onNack}). A full ring drops its oldest frame and reports
+ * it with ERROR code 2 ({@link SimDevice.overflowReportDue}). A device NACKed
  * UNKNOWN_DEVICE / REVOKED_DEVICE stops and probes (PROTOCOL.md, "A stopped device"; the C
  * reference's Arduino example, hardware/firmware-ref/examples/arduino/): see {@link SimDevice.stopped}.
  */
@@ -438,7 +440,8 @@ export class SimDevice {
    * after the PUBACK: so a stopped device keeps the frame (a gateway that refuses the device
    * stores nothing of it), the PUBACK of the probe frame resumes it only when no NACK
    * UNKNOWN_DEVICE / REVOKED_DEVICE follows within `resendMs` ({@link tick}), and a running
-   * device takes back a frame whose PUBACK such a NACK follows ({@link onNack}).
+   * device takes back a frame whose PUBACK any NACK outside the withhold set follows within
+   * `resendMs` ({@link onNack}).
    */
   onDelivered(seq: number, nowMs: number = Date.now()): void {
     if (this.stopped) {
