@@ -3,7 +3,9 @@
  * frame until the gateway ACKs it, resends after a timeout with exponential backoff
  * (500 ms → 8 s, the C reference's bounds in hardware/firmware-ref; unlike the C ring, which
  * resends only its oldest frame, each frame here has its own timer), and obeys NACK reasons
- * (a BUSY NACK holds all sending for its retry_after_ms, like vigil_txq). A device NACKed
+ * (a BUSY NACK holds all sending for its retry_after_ms, like vigil_txq; over MQTT also after a
+ * PUBACK of the frame, {@link SimDevice.onNack}). A full ring drops its oldest frame and reports
+ * it with ERROR code 2 ({@link SimDevice.overflowReportDue}). A device NACKed
  * UNKNOWN_DEVICE / REVOKED_DEVICE stops and probes (PROTOCOL.md, "A stopped device"; the C
  * reference's Arduino example, hardware/firmware-ref/examples/arduino/): see {@link SimDevice.stopped}.
  */
@@ -12,6 +14,7 @@ import {
   FrameType,
   NackReason,
   RETRYABLE_NACKS,
+  WITHHOLD_PUBACK_NACKS,
   type AckFrame,
   type NackFrame,
 } from "../../gateway/src/protocol/frame.ts";
@@ -34,8 +37,9 @@ export interface Pending {
   attempts: number;
   /**
    * Ground truth the simulator keeps for accounting: the rejection this frame must get at
-   * the gateway on every transmission (a clock jump). A NaN/±Inf value is not one: since
-   * protocol revision 1.2 the gateway stores and acknowledges such a frame.
+   * the gateway on every transmission (a clock jump), counted in the expected rejections; an
+   * acknowledgement of it (an MQTT PUBACK) books it abandoned ({@link SimDevice} `#ack`). A NaN/±Inf
+   * value is not one: since protocol revision 1.2 the gateway stores and acknowledges such a frame.
    */
   poison?: "ABSURD_TIMESTAMP";
   /** Intact transmissions so far; every one after the first is a duplicate at the gateway. */
@@ -55,7 +59,7 @@ export interface DeviceStats {
   nacked: Record<string, number>;
   /** Frames dropped by the device because a NACK said they will never be accepted. */
   abandoned: number;
-  /** Frames lost because the unacknowledged window was full (ERROR code 2 on hardware). */
+  /** Frames lost because the unacknowledged window was full (reported with ERROR code 2). */
   overflowed: number;
   /** Unacknowledged frames lost from RAM by a reboot (never acknowledged, so no promise broken). */
   lostAtReboot: number;
@@ -65,6 +69,8 @@ export interface DeviceStats {
   resumes: number;
   /** Frames the ring dropped while the device was stopped (also in `overflowed`). */
   droppedWhileStopped: number;
+  /** ERROR code 2 frames sent: reports of frames the full ring dropped ({@link SimDevice.overflowReportDue}). */
+  overflowReports: number;
 }
 
 export interface SimDeviceOptions {
@@ -81,7 +87,7 @@ export interface SimDeviceOptions {
   resendMs?: number;
   /**
    * Stopped (UNKNOWN_DEVICE / REVOKED_DEVICE): a probe every this many ms, the first one this
-   * long after the stop; 0 = never probe (stopped until the run ends). Default 60 000, the
+   * long after the stop; 0 = never probe (stopped until the run ends or a reboot). Default 60 000, the
    * protocol's "at most once a minute".
    */
   probeIntervalMs?: number;
@@ -89,9 +95,9 @@ export interface SimDeviceOptions {
   /** Firmware update code and bootloader; when set, HELLO announces the version it runs. */
   updater?: SimFirmware;
   /**
-   * Called with every DATA frame the device saw acknowledged (its exact bytes), once. Over MQTT a
-   * frame whose PUBACK is followed by NACK UNKNOWN_DEVICE / REVOKED_DEVICE is taken back (kept,
-   * resent after a resume; `acked` is decremented) after this was called for it.
+   * Called with every DATA frame the device saw acknowledged (its exact bytes), once. Over MQTT,
+   * where a refused frame is PUBACKed before its NACK, only once no NACK followed the PUBACK within
+   * `resendMs` ({@link SimDevice.settle}): a frame taken back by such a NACK is not reported.
    */
   onAcked?: (raw: Buffer) => void;
   /** Deterministic sensor faults (faults.ts ScriptedSensorFault), applied after the random ones. */
@@ -105,6 +111,8 @@ const NACK_NAMES = Object.fromEntries(Object.entries(NackReason).map(([k, v]) =>
 const TEN_YEARS_US = 10 * 365 * 86_400 * 1e6;
 /** PROTOCOL.md, "A stopped device": at most one probe a minute. */
 export const DEFAULT_PROBE_INTERVAL_MS = 60_000;
+/** At most one ERROR code 2 (frames lost to a full ring) per device this often, ms. */
+export const OVERFLOW_REPORT_INTERVAL_MS = 1000;
 
 /** The probe in flight: its DATA frame's sequence, when it went out, when its PUBACK came. */
 interface Probe {
@@ -144,6 +152,7 @@ export class SimDevice {
     probes: 0,
     resumes: 0,
     droppedWhileStopped: 0,
+    overflowReports: 0,
   };
   /** The next frame index to generate (the signal source's step). */
   step = 0;
@@ -158,25 +167,39 @@ export class SimDevice {
    * it probes: HELLO, then its oldest kept DATA frame ({@link startProbe}). An ACK naming that
    * frame resumes it ({@link onAck}; over MQTT, where refused frames are PUBACKed too, the
    * frame's PUBACK followed by no refusal for `resendMs`: {@link onDelivered}, {@link tick}); a
-   * NACK UNKNOWN_DEVICE / REVOKED_DEVICE or silence keeps it stopped until the next probe. As in
-   * the C reference's Arduino example (hardware/firmware-ref/examples/arduino/).
+   * NACK UNKNOWN_DEVICE / REVOKED_DEVICE or silence keeps it stopped until the next probe; a
+   * reboot ends the stop ({@link reboot}). As in the C reference's Arduino example
+   * (hardware/firmware-ref/examples/arduino/).
    */
   stopped = false;
   /**
-   * Frames the ring dropped while stopped and not yet reported: the simulator sends ERROR code 2
-   * with this count once the device resumed ({@link takeOverflowReport}).
+   * Frames the full ring dropped and not yet reported with ERROR code 2 (PROTOCOL.md, "Serial
+   * framing: COBS": "when the ring is full it drops the oldest and reports ERROR code 2"), and how
+   * many of them it dropped while stopped. See {@link overflowReportDue} for when a report goes out.
    */
   #unreportedDrops = 0;
+  #unreportedWhileStopped = 0;
+  /** When the last ERROR code 2 went out (ms); -Infinity: none since the last resume or boot. */
+  #lastOverflowReportAt = -Infinity;
   /** When the next probe is due (ms), while stopped. */
   #nextProbeAt = Infinity;
   #probe: Probe | undefined;
   /**
-   * Frames removed by an implicit acknowledgement (an MQTT PUBACK) in the last `resendMs`: a NACK
-   * UNKNOWN_DEVICE / REVOKED_DEVICE for one of them, which over MQTT follows the PUBACK, puts it
-   * back (the gateway refused it: it was not stored), so a device stopped right after it started
-   * sending loses none of its first frames.
+   * Frames removed by an implicit acknowledgement (an MQTT PUBACK) in the last `resendMs`, oldest
+   * first. Over MQTT the gateway PUBACKs every refused frame except those NACKed with a withhold
+   * reason, and publishes the NACK after the PUBACK (PROTOCOL.md, "Replies and silence"): a NACK
+   * for one of them takes it back (the gateway refused it: it was not stored) and the device
+   * then does what the NACK table says, as for a frame still pending ({@link onNack}). Past
+   * `resendMs` the PUBACK stands: {@link settle} reports the frame to `onAcked`.
    */
   readonly #recentlyDelivered = new Map<number, { p: Pending; at: number }>();
+  /**
+   * Pending frames NACKed (with a reason that keeps them) while their MQTT PUBLISH may still be
+   * PUBACKed: that PUBACK acknowledges a refused frame, so it is ignored. Cleared when the frame
+   * goes on the link again ({@link transmitted}: the earlier PUBLISH was PUBACKed or lost with its
+   * connection by then) or leaves the ring.
+   */
+  readonly #refusedInFlight = new Set<number>();
   /** Until this time (ms) a BUSY NACK holds all DATA sending (PROTOCOL.md, NACK BUSY). */
   heldUntil = 0;
   readonly #opts: SimDeviceOptions;
@@ -289,9 +312,10 @@ export class SimDevice {
       if (lost && this.#probe?.seq === oldest) this.#probe.dropped = lost;
       this.#forget(oldest);
       this.stats.overflowed++;
+      this.#unreportedDrops++;
       if (this.stopped) {
         this.stats.droppedWhileStopped++;
-        this.#unreportedDrops++;
+        this.#unreportedWhileStopped++;
       }
     }
     const p: Pending = {
@@ -311,10 +335,10 @@ export class SimDevice {
 
   /**
    * Puts back a frame a PUBACK removed, which the gateway then refused (MQTT): in age order, sent
-   * (its timer runs; resent once the device resumes), no longer counted as acknowledged.
+   * (its timer runs; resent once the device resumes, or after the HELLO a SCHEMA_MISMATCH asks
+   * for). The caller no longer counts it as acknowledged.
    */
   #takeBack(p: Pending): void {
-    this.stats.acked--;
     const byAge = (a: Pending, b: Pending): number => (a.step ?? 0) - (b.step ?? 0);
     const all = [...this.pending.values(), p].sort(byAge);
     this.pending.clear();
@@ -326,6 +350,7 @@ export class SimDevice {
 
   /** Removes a frame from RAM (acknowledged, overflowed, refused for good). */
   #forget(seq: number): boolean {
+    this.#refusedInFlight.delete(seq);
     this.#sent.delete(seq);
     this.#queued.delete(seq);
     return this.pending.delete(seq);
@@ -415,18 +440,42 @@ export class SimDevice {
    * after the PUBACK: so a stopped device keeps the frame (a gateway that refuses the device
    * stores nothing of it), the PUBACK of the probe frame resumes it only when no NACK
    * UNKNOWN_DEVICE / REVOKED_DEVICE follows within `resendMs` ({@link tick}), and a running
-   * device takes back a frame whose PUBACK such a NACK follows ({@link onNack}).
+   * device takes back a frame whose PUBACK any NACK outside the withhold set follows within
+   * `resendMs` ({@link onNack}).
    */
   onDelivered(seq: number, nowMs: number = Date.now()): void {
     if (this.stopped) {
       if (this.#probe?.seq === seq) this.#probe.pubackAt ??= nowMs;
       return;
     }
-    for (const [k, v] of this.#recentlyDelivered) {
-      if (nowMs - v.at < this.#replyTimeoutMs) break;
-      this.#recentlyDelivered.delete(k);
-    }
+    this.settle(nowMs);
+    // NACKed before its PUBACK arrived (a SCHEMA_MISMATCH, say): the frame stays pending.
+    if (this.#refusedInFlight.delete(seq)) return;
     this.#ack(seq, 1, nowMs);
+  }
+
+  /**
+   * PUBACKs that no NACK followed within `resendMs` stand: their frames are reported to `onAcked`
+   * (all of them with `all`: the end of the run, a reboot, a resume).
+   */
+  settle(nowMs: number, all = false): void {
+    for (const [k, v] of this.#recentlyDelivered) {
+      if (!all && nowMs - v.at < this.#replyTimeoutMs) break;
+      this.#recentlyDelivered.delete(k);
+      this.#opts.onAcked?.(v.p.raw);
+    }
+  }
+
+  /** True while a PUBACK is younger than `resendMs`: a NACK may still take its frame back. */
+  awaitingRefusal(nowMs: number): boolean {
+    for (const v of this.#recentlyDelivered.values()) return nowMs - v.at < this.#replyTimeoutMs;
+    return false;
+  }
+
+  /** `p` went on the link intact (the simulator's one path for DATA copies). */
+  transmitted(p: Pending): void {
+    p.sends++;
+    this.#refusedInFlight.delete(p.seq);
   }
 
   /** Removes `first .. first+count-1` (mod 2^32) from RAM; `implicitAt`: by a PUBACK at that time. */
@@ -436,14 +485,18 @@ export class SimDevice {
       const p = this.pending.get(seq);
       if (p) {
         this.#forget(seq);
-        // Over MQTT a refused frame is PUBACKed too (3.1.1 has no negative PUBACK); the
-        // simulator knows it was refused and books it as abandoned, not delivered.
-        if (p.poison) this.#abandon(seq);
-        else {
-          this.stats.acked++;
-          if (implicitAt !== undefined) this.#recentlyDelivered.set(seq, { p, at: implicitAt });
-          this.#opts.onAcked?.(p.raw);
+        // Over MQTT a refused frame is PUBACKed too (3.1.1 has no negative PUBACK): the PUBACK
+        // stands only once no NACK followed it within `resendMs` (settle). A frame the simulator
+        // knows the gateway refuses (its ground truth, `poison`) is booked abandoned at once:
+        // through an external broker the PUBACK is the broker's and the gateway's NACK may come
+        // later than that window.
+        if (p.poison) {
+          this.#abandon(seq);
+          continue;
         }
+        this.stats.acked++;
+        if (implicitAt !== undefined) this.#recentlyDelivered.set(seq, { p, at: implicitAt });
+        else this.#opts.onAcked?.(p.raw);
       } else if (!this.#abandoned.has(seq)) this.stats.dupAcks++;
     }
   }
@@ -507,39 +560,61 @@ export class SimDevice {
       this.stats.overflowed--;
       this.stats.droppedWhileStopped--;
       this.#unreportedDrops--;
+      this.#unreportedWhileStopped--;
       this.pending.set(lost.seq, lost); // acknowledged by the caller's #ack, right after this
     }
     this.stopped = false;
     this.#probe = undefined;
     this.#nextProbeAt = Infinity;
-    this.#recentlyDelivered.clear();
+    this.settle(nowMs, true);
+    this.#lastOverflowReportAt = -Infinity; // what the ring dropped while stopped is reported at once
     this.stats.resumes++;
     for (const p of this.#sent.values()) p.sentAt = nowMs - p.timeout;
   }
 
   /**
-   * Frames the ring dropped while the device was stopped, not yet reported: after a resume the
-   * simulator sends {@link overflowError} with it, then the kept frames. 0 while stopped.
+   * Frames the full ring dropped and not yet reported (0 while stopped: a stopped device sends no
+   * ERROR, PROTOCOL.md, "A stopped device").
    */
   get unreportedDrops(): number {
     return this.stopped ? 0 : this.#unreportedDrops;
   }
 
   /**
-   * ERROR code 2, buffer overflow (PROTOCOL.md, ERROR: device_id, code, message), naming how many
-   * frames the ring dropped while the device was stopped; call {@link dropsReported} once sent.
+   * Whether ERROR code 2 ({@link overflowError}) should go out now. The rule, so that an overflow
+   * cannot flood the link: drops are batched, at most one report per device per
+   * {@link OVERFLOW_REPORT_INTERVAL_MS}, naming every frame dropped since the previous one; the
+   * first drop after a quiet interval is reported at once (the next pass of the send loop), and so
+   * is what the ring dropped while stopped, right after the resume. `final` (the drain: no frame is
+   * generated any more, so none can drop) reports what is left without waiting for the interval.
+   * A BUSY hold does not delay it: ERROR frames may be sent during one (PROTOCOL.md, NACK).
    */
-  overflowError(): Buffer {
-    return encodeFrame({
-      type: FrameType.Error,
-      deviceId: this.id,
-      code: 2,
-      message: `resend ring full while stopped: ${this.#unreportedDrops} oldest frames dropped`,
-    });
+  overflowReportDue(nowMs: number, final = false): boolean {
+    if (this.unreportedDrops === 0) return false;
+    return final || nowMs - this.#lastOverflowReportAt >= OVERFLOW_REPORT_INTERVAL_MS;
   }
 
-  dropsReported(): void {
+  /**
+   * ERROR code 2, buffer overflow (PROTOCOL.md, ERROR: device_id, code, message), naming how many
+   * frames the full ring dropped since the last report (and how many of them while the device was
+   * stopped); call {@link dropsReported} once sent.
+   */
+  overflowError(): Buffer {
+    const n = this.#unreportedDrops;
+    const stopped = this.#unreportedWhileStopped;
+    const message =
+      stopped === n
+        ? `resend ring full while stopped: ${n} oldest frames dropped`
+        : `resend ring full: ${n} oldest frames dropped${stopped > 0 ? `, ${stopped} of them while stopped` : ""}`;
+    return encodeFrame({ type: FrameType.Error, deviceId: this.id, code: 2, message });
+  }
+
+  /** The report went out at `nowMs`: the count restarts, the next report is an interval away. */
+  dropsReported(nowMs: number): void {
     this.#unreportedDrops = 0;
+    this.#unreportedWhileStopped = 0;
+    this.#lastOverflowReportAt = nowMs;
+    this.stats.overflowReports++;
   }
 
   #abandon(seq: number): void {
@@ -557,10 +632,22 @@ export class SimDevice {
     return nowMs < this.heldUntil;
   }
 
-  /** Applies a NACK; returns true when the frame should be resent now. */
+  /**
+   * Applies a NACK as the NACK table says (PROTOCOL.md), whether or not an MQTT PUBACK of the frame
+   * came first; returns true when the frame should be resent now (after a HELLO).
+   */
   onNack(nack: NackFrame, nowMs: number = Date.now()): boolean {
     const name = NACK_NAMES[nack.reason] ?? `REASON_${nack.reason}`;
     this.stats.nacked[name] = (this.stats.nacked[name] ?? 0) + 1;
+    // Over MQTT a frame NACKed with a reason outside the withhold set was PUBACKed first: if that
+    // PUBACK came, the frame counted as acknowledged. Not stored: it is no longer.
+    let tookBack: Pending | undefined;
+    const back = WITHHOLD_PUBACK_NACKS.has(nack.reason) ? undefined : this.#recentlyDelivered.get(nack.seq);
+    if (back && nowMs - back.at < this.#replyTimeoutMs && !this.pending.has(nack.seq)) {
+      this.#recentlyDelivered.delete(nack.seq);
+      this.stats.acked--;
+      tookBack = back.p;
+    } else if (this.pending.has(nack.seq)) this.#refusedInFlight.add(nack.seq);
     if (nack.reason === NackReason.BUSY) {
       // Hold everything for retry_after_ms (the longest hold wins); the frame goes out first after it.
       this.heldUntil = Math.max(this.heldUntil, nowMs + (nack.retryAfterMs ?? 0));
@@ -579,26 +666,37 @@ export class SimDevice {
         this.#nextProbeAt = this.#probeIntervalMs > 0 ? nowMs + this.#probeIntervalMs : Infinity;
       }
       this.#probe = undefined;
-      // Over MQTT its PUBACK came first: the frame was refused, not stored; keep it.
-      const back = this.#recentlyDelivered.get(nack.seq);
-      if (back && nowMs - back.at < this.#replyTimeoutMs && !this.pending.has(nack.seq)) {
-        this.#recentlyDelivered.delete(nack.seq);
-        this.#takeBack(back.p);
-      }
+      // Kept: one taken back from its PUBACK goes back into the ring.
+      if (tookBack) this.#takeBack(tookBack);
       // Refused, not stored: its next copy is not a duplicate at the gateway.
       const p = this.pending.get(nack.seq);
       if (p) p.sends = 0;
       return false;
     }
-    // A stopped device keeps the frame but sends nothing (no HELLO, no resend).
-    if (RETRYABLE_NACKS.has(nack.reason)) return !this.stopped && nack.reason === NackReason.SCHEMA_MISMATCH;
-    if (this.#forget(nack.seq)) this.#abandon(nack.seq);
+    if (RETRYABLE_NACKS.has(nack.reason)) {
+      if (tookBack) this.#takeBack(tookBack);
+      if (nack.reason !== NackReason.SCHEMA_MISMATCH) return false;
+      // Refused, not stored: its next copy is not a duplicate at the gateway.
+      const p = this.pending.get(nack.seq);
+      if (p) p.sends = 0;
+      // HELLO, then the resend; a stopped device keeps the frame but sends nothing.
+      return p !== undefined && !this.stopped;
+    }
+    // Every other reason (ABSURD_TIMESTAMP, SEQ_OUT_OF_RANGE, NON_FINITE, unknown): drop it. This
+    // device's clock is its own (a constant skew, never set from ACKs' gateway_time_us), so there
+    // is no ACK-set clock to forget; it does not start a new boot on SEQ_OUT_OF_RANGE (its counter
+    // never skips: such a NACK means the gateway's state, not the device's counter, is off).
+    if (tookBack || this.#forget(nack.seq)) this.#abandon(nack.seq);
     return false;
   }
 
   /**
    * Simulates an MCU reboot: a new boot id, the sequence restarts at 0 and the unacknowledged
-   * frames in the RAM ring are lost (counted in `lostAtReboot`). Returns the lost frames.
+   * frames in the RAM ring are lost (counted in `lostAtReboot`), a stopped device's kept frames
+   * included. A reset also ends the stop ("A device that never probes stays stopped until it is
+   * reset", PROTOCOL.md, "A stopped device") and a BUSY hold (RAM state): the device starts over
+   * as a fresh one, HELLO then DATA; a gateway that still refuses it NACKs that HELLO and it stops
+   * again ({@link onNack}). Returns the lost frames.
    */
   reboot(): Pending[] {
     this.bootId++;
@@ -611,10 +709,17 @@ export class SimDevice {
     this.#fifo = [];
     this.#head = 0;
     this.#abandoned.clear();
-    // RAM: a probe in flight and the count of frames dropped while stopped are lost too.
+    this.#refusedInFlight.clear();
+    // RAM: a probe in flight and the count of frames dropped while stopped are lost too; PUBACKs
+    // still awaiting a possible NACK stand (the new boot could not match that NACK).
     this.#probe = undefined;
     this.#unreportedDrops = 0;
-    this.#recentlyDelivered.clear();
+    this.#unreportedWhileStopped = 0;
+    this.#lastOverflowReportAt = -Infinity;
+    this.settle(0, true);
+    this.stopped = false;
+    this.#nextProbeAt = Infinity;
+    this.heldUntil = 0;
     return lost;
   }
 }

@@ -63,12 +63,14 @@ export interface SimulatorOptions {
    * device stopped by the gateway (UNKNOWN_DEVICE, REVOKED_DEVICE) are not waited for: they stay
    * pending in the report. The drain waits only for the reply to a probe already sent (and for
    * the PUBACKs of PUBLISHes the link still owns, MQTT), not for the next probe; a device that
-   * resumes during the drain is drained like the others.
+   * resumes during the drain is drained like the others. Over MQTT it also waits `resendMs` after
+   * the last PUBACK, for a NACK that would take its frame back (SimDevice.settle).
    */
   drainMs?: number;
   /**
    * Called with every DATA frame a device saw acknowledged (its exact bytes), once: lets a test
-   * check, frame by frame, that what the devices saw acknowledged is what the store holds.
+   * check, frame by frame, that what the devices saw acknowledged is what the store holds. Over
+   * MQTT a PUBACK counts once no NACK followed it within `resendMs` (SimDevice.settle).
    */
   onAcked?: (deviceId: number, raw: Buffer) => void;
   /** Called every `progressMs` with a snapshot. */
@@ -105,6 +107,8 @@ export interface SimSnapshot {
   resumes: number;
   /** Frames the ring dropped while its device was stopped (included in `overflowed`). */
   droppedWhileStopped: number;
+  /** ERROR code 2 frames sent: reports of frames the full rings dropped (`overflowed`). */
+  overflowReports: number;
   nacked: Record<string, number>;
   faults: Record<string, number>;
   expectedRejects: Record<string, number>;
@@ -263,6 +267,7 @@ export class Simulator {
       probes: 0,
       resumes: 0,
       droppedWhileStopped: 0,
+      overflowReports: 0,
       nacked: {},
       faults: { ...this.counters.injected },
       expectedRejects: { ...this.counters.expectedRejects },
@@ -283,6 +288,7 @@ export class Simulator {
       s.probes += d.stats.probes;
       s.resumes += d.stats.resumes;
       s.droppedWhileStopped += d.stats.droppedWhileStopped;
+      s.overflowReports += d.stats.overflowReports;
       for (const [k, v] of Object.entries(d.stats.nacked)) s.nacked[k] = (s.nacked[k] ?? 0) + v;
     }
     return s;
@@ -377,7 +383,7 @@ export class Simulator {
     }
     if (p.poison) this.counters.expect(p.poison);
     else if (p.sends > 0) this.#expectedDuplicates++;
-    p.sends++;
+    dev.transmitted(p);
     return true;
   }
 
@@ -417,11 +423,14 @@ export class Simulator {
   }
 
   /**
-   * A resumed device first reports what its ring dropped while it was stopped (ERROR code 2,
-   * PROTOCOL.md, "A stopped device"), before its kept frames; retried while the link refuses it.
+   * Reports frames the full ring dropped (ERROR code 2, PROTOCOL.md, "Serial framing: COBS"), at
+   * most once per interval (SimDevice.overflowReportDue); a resumed device reports what its ring
+   * dropped while it was stopped first, before its kept frames ("A stopped device"). Retried while
+   * the link refuses it. Called before the BUSY-hold check: ERROR may be sent during a hold.
    */
-  #reportDrops(d: SimDevice): void {
-    if (d.unreportedDrops > 0 && this.#opts.transport.send(d.id, d.overflowError())) d.dropsReported();
+  #reportDrops(d: SimDevice, now: number, final = false): void {
+    if (d.overflowReportDue(now, final) && this.#opts.transport.send(d.id, d.overflowError()))
+      d.dropsReported(now);
   }
 
   /** Resends due frames that the link does not still own (none for a refused device). */
@@ -485,10 +494,11 @@ export class Simulator {
       const now = Date.now();
       const window = o.window ?? 256;
       for (const d of this.devices) {
+        d.settle(now);
         // A refused device sends nothing but its probes (PROTOCOL.md, "A stopped device").
         if (d.stopped && this.#stoppedPass(d, now, { rate, maxFrames })) continue;
+        this.#reportDrops(d, now);
         if (d.held(now)) continue;
-        this.#reportDrops(d);
         // Due resends first: after a BUSY hold the NACKed frame leads (PROTOCOL.md, NACK BUSY).
         this.#resendDue(d, now);
         this.#sendQueued(d, now);
@@ -530,11 +540,10 @@ export class Simulator {
           if (!d.pending.has(held.seq)) d.stats.lostAtReboot++;
         }
         this.#firmware?.beforeReboot(d);
+        // A reset un-stops a stopped device too: every rebooted device announces its new boot.
         d.reboot();
-        if (!d.stopped) {
-          t.send(d.id, d.hello());
-          this.#firmware?.announce(d);
-        }
+        t.send(d.id, d.hello());
+        this.#firmware?.announce(d);
       }
       if (now - lastProgress >= (o.progressMs ?? 1000)) {
         lastProgress = now;
@@ -565,6 +574,7 @@ export class Simulator {
       return this.devices.some(
         (d) =>
           d.unreportedDrops > 0 ||
+          d.awaitingRefusal(now) ||
           (d.pending.size > 0 && (!d.stopped || owned(d) || d.probeOutstanding(now))),
       );
     };
@@ -574,16 +584,17 @@ export class Simulator {
         // A stopped device still probes when one is due; it is waited for only while a reply to
         // its probe may come.
         if (d.stopped && this.#stoppedPass(d, now)) continue;
+        this.#reportDrops(d, now, true);
         if (d.held(now)) continue;
-        this.#reportDrops(d);
         this.#resendDue(d, now);
         this.#sendQueued(d, now);
       }
       await t.drain();
       await sleep(20);
     }
-    // Let the last ACKs arrive.
+    // Let the last ACKs arrive; PUBACKs no NACK followed within the drain stand.
     await sleep(50);
+    for (const d of this.devices) d.settle(Date.now(), true);
     o.onProgress?.(this.snapshot());
     this.#firmware?.close();
     await t.close();

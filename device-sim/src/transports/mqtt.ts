@@ -1,7 +1,8 @@
 /**
  * MQTT transport: each device publishes its binary frames on vigil/v1/ingest/{id} at QoS 1
  * and treats the PUBACK as the acknowledgement (the gateway's embedded broker answers only
- * once the frame is durable). NACKs arrive on vigil/v1/ingest/{id}/nack.
+ * once the frame is durable). NACKs arrive on vigil/v1/ingest/{id}/nack; the gateway PUBACKs a
+ * refused frame too and then NACKs it, so the device (SimDevice.onNack) takes such a PUBACK back.
  *
  * It resends only as MQTT allows: a PUBLISH awaiting its PUBACK is never published again on the
  * same connection. The sessions are clean (CleanSession = 1), so nothing survives a lost

@@ -40,17 +40,23 @@ Faults (e.g. --faults corrupt=0.01,drop=0.02 or all=0.005; all= includes reboot)
   nan clockJump stuck drift spike                    values, probability per frame
   disconnect reboot                                  session, probability per pass of the send
                                                      loop (about every 5 ms; back to back at
-                                                     --rate 0); reboot: one device restarts and
-                                                     loses its unacknowledged frames
+                                                     --rate 0); reboot: one device restarts (a
+                                                     new boot, HELLO) and loses its
+                                                     unacknowledged frames; a stopped device
+                                                     (below) restarts as a fresh one
   --sensor-fault SPEC    scripted sensor faults for a demo, KIND:CHANNEL@FROM[+FRAMES][#ID/ID…],
                          comma-separated; KIND nan | stuck | spike (×5); CHANNEL a HELLO name or
                          index, e.g. stuck:s11@60+80 (the gateway raises a sensor-fault alert);
                          #ID/ID… limits it to those devices: decimal ids (as --first-id, not the
                          hex of MQTT topics), each one of the simulated devices
-  --resend-ms MS         first resend timeout (default 500, doubles to 8000)
+  --resend-ms MS         first resend timeout (default 500, doubles to 8000); over MQTT also how
+                         long a PUBACK waits for a NACK before it counts as an acknowledgement
+                         (the gateway PUBACKs refused frames too, then NACKs them)
   --window N             unacknowledged frames a device keeps (sent, or waiting for room on the
-                         link); when full it drops the oldest and counts it as overflowed, as an
-                         MCU with a RAM ring does (default 256)
+                         link); when full it drops the oldest, counts it as overflowed and
+                         reports it with ERROR code 2 (batched: at most one a second per device,
+                         naming the frames dropped since the last), as an MCU with a RAM ring
+                         does (default 256)
   --drain-ms MS          wait for outstanding ACKs at the end (default 10000)
   --probe-interval-ms MS  a stopped device (below) probes every MS: 0 = never, else a whole
                          number in [100, 86400000] (default 60000; the protocol allows one
@@ -67,10 +73,16 @@ probes: HELLO, then its oldest kept frame. An ACK of that frame (over MQTT: its 
 NACK UNKNOWN_DEVICE / REVOKED_DEVICE within --resend-ms, since refused frames are PUBACKed too)
 means it was registered meanwhile (vigil access sensor register, ingest.allow): it resumes,
 sends ERROR code 2 naming the frames its window dropped while stopped, then its kept frames. A
-refusal or no reply keeps it stopped until the next probe. A stopped device that probes keeps
+refusal or no reply keeps it stopped until the next probe. A reboot fault is a reset: the device
+starts a new boot as a fresh one (its kept frames are lost with its RAM, as on any reboot) and
+sends, or is stopped again if the gateway refuses its HELLO. A stopped device that probes keeps
 generation going (--frames, --duration or SIGINT end it); the drain waits for the reply to a
 probe already sent, not for the next probe. Progress and report count stopped devices, probes,
-resumes and droppedWhileStopped.
+resumes and droppedWhileStopped (overflowReports: the ERROR code 2 frames sent).
+
+A device does what a NACK asks (hardware/PROTOCOL.md, NACK table), over MQTT whether or not the
+frame was PUBACKed first: SCHEMA_MISMATCH, HELLO then the resend; ABSURD_TIMESTAMP,
+SEQ_OUT_OF_RANGE and unknown reasons, the frame is dropped (counted abandoned, not acked).
 
 Exit status: 0 when no frame is still pending after the drain and no device is still stopped
 (frames abandoned, overflowed or lost at a reboot are counted in the report, not waited for; a
