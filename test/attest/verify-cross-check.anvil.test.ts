@@ -9,12 +9,12 @@
  * fails CHAIN_DISAGREE, and so does the genuine receipt.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 import { ReceiptBuilder, type AnyReceipt } from "../../gateway/src/attest/receipt.ts";
-import { verifyCommand } from "../../gateway/src/cli/verify.ts";
+import { jsonFile, verifyCli } from "./verify-cli.ts";
 import { pipeline, startChainRig, type ChainRig } from "../anchor/chain-rig.ts";
 
 const GW = ("0x" + "77".repeat(32)) as Hex;
@@ -24,17 +24,18 @@ let liar: ChainRig;
 let real: AnyReceipt;
 let forged: AnyReceipt;
 
-const cli = async (args: string[]): Promise<{ code: number; out: string; err: string }> => {
-  let out = "";
-  let err = "";
-  const code = await verifyCommand(args, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-};
-const file = (name: string, doc: unknown): string => {
-  const f = join(dir, name);
-  writeFileSync(f, JSON.stringify(doc));
-  return f;
-};
+const cli = verifyCli;
+const file = (name: string, doc: unknown): string => jsonFile(dir, name, doc);
+/** `vigil verify` of `receipt` against the honest deployment, asking `urls` (each a --rpc), cross-checked. */
+const crossChecked = (name: string, receipt: AnyReceipt, urls: string[], ...more: string[]) =>
+  cli([
+    file(name, receipt),
+    "--deployment",
+    honest.deploymentFile,
+    ...urls.flatMap((u) => ["--rpc", u]),
+    "--cross-check",
+    ...more,
+  ]);
 
 /** Registers GW in `rig` with a fresh key, seals 10 frames into one batch and anchors it. */
 async function anchoredReceipt(rig: ChainRig): Promise<AnyReceipt> {
@@ -85,33 +86,14 @@ describe("vigil verify --cross-check", () => {
   });
 
   it("error: cross-checked with an honest endpoint, the forgery and the genuine receipt fail CHAIN_DISAGREE naming each verdict", async () => {
-    const forgedRun = await cli([
-      file("forged.json", forged),
-      "--deployment",
-      honest.deploymentFile,
-      "--rpc",
-      liar.url,
-      "--rpc",
-      honest.url,
-      "--cross-check",
-    ]);
+    const forgedRun = await crossChecked("forged.json", forged, [liar.url, honest.url]);
     expect(forgedRun.code).toBe(1);
     expect(forgedRun.out).toMatch(
       new RegExp(
         `CHAIN_DISAGREE: the endpoints disagree.*${liar.url.replace(/[./]/g, "\\$&")}: verified \\(tx 0x[0-9a-f]{64}, block \\d+\\); ${honest.url.replace(/[./]/g, "\\$&")}: WRONG_SIGNER`,
       ),
     );
-    const realRun = await cli([
-      file("real.json", real),
-      "--deployment",
-      honest.deploymentFile,
-      "--rpc",
-      honest.url,
-      "--rpc",
-      liar.url,
-      "--cross-check",
-      "--json",
-    ]);
+    const realRun = await crossChecked("real.json", real, [honest.url, liar.url], "--json");
     expect(realRun.code).toBe(1);
     const doc = JSON.parse(realRun.out) as {
       crossChecked: number;
@@ -125,30 +107,14 @@ describe("vigil verify --cross-check", () => {
     // The same honest node by two names (a second provider of the same chain).
     const other = honest.url.replace("127.0.0.1", "localhost");
     expect(other).not.toBe(honest.url);
-    const r = await cli([
-      file("real.json", real),
-      "--deployment",
-      honest.deploymentFile,
-      "--rpc",
-      honest.url,
-      "--rpc",
-      other,
-      "--cross-check",
-    ]);
+    const r = await crossChecked("real.json", real, [honest.url, other]);
     expect(r.out).toMatch(new RegExp(`ok   cross-check +2 endpoints agree`));
     expect(r.out).toMatch(/verified offline and on chain \(cross-checked by 2 endpoints\)/);
     expect(r.code).toBe(0);
   });
 
   it("error: --cross-check with one --rpc is a usage error (exit 2)", async () => {
-    const r = await cli([
-      file("real.json", real),
-      "--deployment",
-      honest.deploymentFile,
-      "--rpc",
-      honest.url,
-      "--cross-check",
-    ]);
+    const r = await crossChecked("real.json", real, [honest.url]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(
       /--cross-check asks every --rpc endpoint and compares their answers: give two or more --rpc/,

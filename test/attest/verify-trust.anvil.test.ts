@@ -10,7 +10,7 @@
  *   proxy that refuses ranges above 1,000 blocks and injects 429s and timeouts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
@@ -26,7 +26,7 @@ import { ReceiptVerifier, verifyReceipt, type TrustAnchor } from "../../gateway/
 import { ChainNetworkError } from "../../gateway/src/chain/errors.ts";
 import { vigilDomain } from "../../gateway/src/chain/eip712.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
-import { verifyCommand } from "../../gateway/src/cli/verify.ts";
+import { jsonFile, verifyCli } from "./verify-cli.ts";
 import { connectAnchorChain, DEFAULT_FEE_CAPS } from "../../gateway/src/anchor/chain.ts";
 import { AnchorService } from "../../gateway/src/anchor/service.ts";
 import { toEip712Header } from "../../gateway/src/attest/header.ts";
@@ -47,17 +47,8 @@ let rogue: AnyReceipt;
 let forgedDeployment: Deployment;
 let proxy: RpcProxy;
 
-const cli = async (args: string[]): Promise<{ code: number; out: string; err: string }> => {
-  let out = "";
-  let err = "";
-  const code = await verifyCommand(args, { out: (s) => void (out += s), err: (s) => void (err += s) });
-  return { code, out, err };
-};
-const file = (name: string, doc: unknown): string => {
-  const f = join(dir, name);
-  writeFileSync(f, JSON.stringify(doc));
-  return f;
-};
+const cli = verifyCli;
+const file = (name: string, doc: unknown): string => jsonFile(dir, name, doc);
 
 /** Seals and anchors 30 frames of `device` for `gatewayId` with `signer` in `registry` (a one-batch store). */
 async function anchoredReceipt(
