@@ -697,25 +697,24 @@ export class EmbeddedBroker implements IngestSource {
 
   /** Where the gateway's next publication may start: when the previous one was emitted. */
   #publishing: Promise<void> = Promise.resolve();
-  /** Payloads of gateway publications not emitted yet → what to call when they are. */
-  readonly #awaitingEmit = new Map<unknown, Array<() => void>>();
+  /**
+   * The gateway publication aedes is emitting now (one at a time, see {@link publish}): its payload
+   * (compared by identity: aedes passes the same Buffer on) and what lets the next one start.
+   */
+  #emitting: { payload: Buffer; open: () => void } | undefined;
 
   /**
    * Called by aedes' emitter for every message, in the same synchronous loop that hands it to
    * each subscriber's delivery (which runs aedes' dedupe first).
    */
   #observeEmit = (packet: { payload?: unknown }, cb: () => void): void => {
-    this.#emitted(packet.payload)?.();
+    const e = this.#emitting;
+    if (e && packet.payload === e.payload) {
+      this.#emitting = undefined;
+      e.open();
+    }
     cb();
   };
-
-  /** Takes the first waiter for `payload` (by identity), if any. */
-  #emitted(payload: unknown): (() => void) | undefined {
-    const list = this.#awaitingEmit.get(payload);
-    const first = list?.shift();
-    if (list?.length === 0) this.#awaitingEmit.delete(payload);
-    return first;
-  }
 
   /**
    * Publishes as the gateway (alerts, health, statuses, NACKs), bypassing authorizePublish.
@@ -746,19 +745,19 @@ export class EmbeddedBroker implements IngestSource {
             return open();
           }
           const body = typeof payload === "string" ? Buffer.from(payload) : payload;
-          const waiting = this.#awaitingEmit.get(body) ?? [];
-          waiting.push(open);
-          this.#awaitingEmit.set(body, waiting);
+          this.#emitting = { payload: body, open };
           broker.publish(
             { cmd: "publish", topic, payload: body, qos: opts.qos, retain: opts.retain, dup: false },
             (err?: Error) => {
-              // Failed before it was emitted: no longer waited for.
-              const i = waiting.indexOf(open);
-              if (i >= 0) waiting.splice(i, 1);
-              if (waiting.length === 0 && this.#awaitingEmit.get(body) === waiting)
-                this.#awaitingEmit.delete(body);
+              // Failed before it was emitted: the next one starts anyway.
+              if (this.#emitting?.open === open) this.#emitting = undefined;
               open();
-              if (err) reject(err);
+              if (err)
+                reject(
+                  new SourceError("MQTT_IO", this.name, `publish on ${topic} failed: ${err.message}`, {
+                    cause: err,
+                  }),
+                );
               else resolve();
             },
           );
