@@ -2,18 +2,8 @@
 import mqtt, { type MqttClient } from "mqtt";
 import type { AlertPublisher, EncodedMessage } from "../../gateway/src/alerts/publisher.ts";
 import { FakePublisher } from "../../gateway/src/alerts/publisher.ts";
+import { topicMatches } from "../../gateway/src/ingest/mqtt/delivery-qos.ts";
 import type { PublisherHarness, Seen } from "./publisher.suite.ts";
-
-/** MQTT topic filter matching ('+' one level, '#' the rest), MQTT 3.1.1 §4.7. */
-export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return true;
-    if (i >= t.length || (f[i] !== "+" && f[i] !== t[i])) return false;
-  }
-  return f.length === t.length;
-}
 
 /** The fake, observed through its own records (its `retained` map mirrors a broker's). */
 export function fakeHarness(): PublisherHarness {

@@ -31,6 +31,10 @@
  * connections per address and second, are capped at accept (a refused connection is held unread
  * for 1 s, see #refuse); a client whose socket has more than `maxQueuedBytes` unsent is
  * disconnected. Each breach is counted in stats(); everyone else keeps being served.
+ *
+ * Delivery: a message goes out at the lower of its QoS and the subscription's [MQTT-3.8.4-6]
+ * (delivery-qos.ts; aedes alone misses wildcard subscriptions), and the gateway's own
+ * publications leave one at a time, in order (publish()).
  */
 import type { EventEmitter } from "node:events";
 import { createServer as createHttpServer } from "node:http";
@@ -50,6 +54,7 @@ import {
 } from "aedes";
 import type { Ingest } from "../ingest.ts";
 import type { IngestSource } from "../source.ts";
+import { deliveryQos } from "./delivery-qos.ts";
 import { MqttIngestHandler } from "./handler.ts";
 import { IngestRejectError, SourceError } from "../errors.ts";
 import {
@@ -640,7 +645,11 @@ export class EmbeddedBroker implements IngestSource {
       client.close();
       return null;
     }
-    return packet;
+    if (packet.qos === 0) return packet;
+    // [MQTT-3.8.4-6]: aedes keeps the message's QoS for wildcard subscriptions (delivery-qos.ts).
+    const subs = (client as unknown as { subscriptions?: Record<string, { qos?: number }> }).subscriptions;
+    const qos = deliveryQos(subs ?? {}, packet.topic, packet.qos);
+    return qos === packet.qos ? packet : { ...packet, qos };
   };
 
   #authorizePublish: AuthorizePublishHandler = (client, packet, cb) => {
