@@ -213,6 +213,12 @@ interface MqEmitterLike {
   on(topic: string, notify: (packet: { payload?: unknown }, cb: () => void) => void): void;
 }
 
+/**
+ * The broker id the gateway's own publications carry: aedes deduplicates per (client, broker id)
+ * by a rising counter, so they form a stream of their own (see EmbeddedBroker.publish).
+ */
+const GATEWAY_STREAM = "vigil-gateway";
+
 export class EmbeddedBroker implements IngestSource {
   readonly name = "mqtt:embedded";
   broker: Aedes | undefined;
@@ -737,6 +743,12 @@ export class EmbeddedBroker implements IngestSource {
    * dashboards lost the retained one (a device status before its sensor fault, the health
    * published on an alert transition); the retained copy was right. Waiting for the emission, not
    * for the delivery, keeps a subscriber that does not read its socket from holding the others.
+   *
+   * aedes keeps that counter per broker id, so the gateway's publications carry their own
+   * ({@link GATEWAY_STREAM}): a device's frame, counted after a retained status but emitted before
+   * it, would otherwise still cost a subscriber of both (`vigil/v1/#`) the status. Within each
+   * stream counters are emitted in order (the gateway's by this chain; clients' frames are never
+   * retained), and overlapping subscriptions still get one copy.
    */
   publish(topic: string, payload: Buffer | string, opts: { qos: 0 | 1; retain: boolean }): Promise<void> {
     let resolve!: () => void;
@@ -756,7 +768,18 @@ export class EmbeddedBroker implements IngestSource {
           const body = typeof payload === "string" ? Buffer.from(payload) : payload;
           this.#emitting = { payload: body, open };
           broker.publish(
-            { cmd: "publish", topic, payload: body, qos: opts.qos, retain: opts.retain, dup: false },
+            // The gateway's own counter stream for aedes' dedupe (see above); aedes types omit it.
+            Object.assign(
+              {
+                cmd: "publish" as const,
+                topic,
+                payload: body,
+                qos: opts.qos,
+                retain: opts.retain,
+                dup: false,
+              },
+              { brokerId: GATEWAY_STREAM },
+            ),
             (err?: Error) => {
               // Failed before it was emitted: the next one starts anyway.
               if (this.#emitting?.open === open) this.#emitting = undefined;
