@@ -12,7 +12,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
-import { freePort, stop } from "../helpers/procs.ts";
+import { stop } from "../helpers/procs.ts";
 import {
   checkDashboard,
   checkDeviceStatusStream,
@@ -57,7 +57,6 @@ afterAll(async () => {
 
 it("a dashboard written from the alerts README accepts every message of a live gateway", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "dashboard-"));
-  const port = await freePort();
   const config = join(dataDir, "config.json");
   writeFileSync(
     config,
@@ -65,13 +64,26 @@ it("a dashboard written from the alerts README accepts every message of a live g
       dataDir,
       site: SITE,
       attest: { enabled: false, gatewayName: GATEWAY },
-      mqtt: { embedded: { port } },
+      mqtt: { embedded: { port: 0 } },
       http: { port: 0 },
-      log: { level: "warn", statsIntervalMs: 0 },
+      log: { level: "info", statsIntervalMs: 0 },
     }),
   );
   const gateway = vigil(["start", "-c", config]);
-  const url = `mqtt://127.0.0.1:${port}`;
+  // With port 0 the broker's URL is in the "gateway started" log line (README, --mqtt-port).
+  const url = await until(
+    "gateway started",
+    () => {
+      if (gateway.exitCode !== null) throw new Error(gateway.log());
+      const line = gateway
+        .log()
+        .split("\n")
+        .find((l) => l.includes('"msg":"gateway started"'));
+      return line && (JSON.parse(line) as { mqtt?: string }).mqtt;
+    },
+    30_000,
+  );
+  expect(url).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
   const live = await until(
     "the embedded broker",
     () =>

@@ -68,6 +68,7 @@ export async function runGateway(cfg: GatewayConfig, reloadConfig: () => Gateway
       sealing: !!rt.sealer,
       anchoring: !!rt.anchor,
       models: rt.loop?.models.map((m) => m.manifest.name) ?? [],
+      ...(embedded ? { mqtt: embedded.url } : {}),
       ...(rt.http ? { page: rt.http.url, metrics: `${rt.http.url}/metrics` } : {}),
     },
     "gateway started",

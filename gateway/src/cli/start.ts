@@ -23,7 +23,8 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
                          relative to the current folder (chain.deployment in the config: to dataDir)
   --serial PATH          add a serial port (repeatable), e.g. /dev/ttyUSB0
   --baud N               baud rate for --serial ports (default 115200)
-  --mqtt-port N          embedded broker port (default ${DEFAULT_CONFIG.mqtt.embedded.port}; 0 = any free port)
+  --mqtt-port N          embedded broker port (default ${DEFAULT_CONFIG.mqtt.embedded.port}; 0 = any free port,
+                         logged as mqtt in "gateway started")
   --mqtt-host HOST       embedded broker address (default ${DEFAULT_CONFIG.mqtt.embedded.host})
   --mqtt-auth MODE       none (loopback development) | registry (device passwords, reader tokens; default ${DEFAULT_CONFIG.mqtt.embedded.auth})
   --mqtt-password-file F device password file (mosquitto_passwd $7$ format; "vigil access device-password"),
@@ -35,7 +36,8 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   --stats-ms MS          counter log interval: 0 = never, else ≥ 100 (default ${DEFAULT_CONFIG.log.statsIntervalMs})
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (default info)
   --log-format FORMAT    json|pretty|auto: JSON lines, human-readable, or pretty on a terminal (default auto)
-  --http-port N          live page and /metrics port (default ${DEFAULT_CONFIG.http.port}; 0 = any free port)
+  --http-port N          live page and /metrics port (default ${DEFAULT_CONFIG.http.port}; 0 = any free port,
+                         logged as page in "gateway started")
   --no-http              do not serve the live page, /metrics, /healthz and /readyz
   -h, --help             this text
 

@@ -56,7 +56,7 @@ const Mqtt = Type.Object(
           minimum: 0,
           maximum: 65535,
           default: 1883,
-          description: "Port (0 = any free port).",
+          description: "Port (0 = any free port: `vigil start` logs its URL as `mqtt` in `gateway started`).",
         }),
         auth: choice(["none", "registry"], {
           default: "none",
