@@ -52,8 +52,11 @@ export interface Prometheus {
   stop(): Promise<void>;
 }
 
-/** Prometheus from Debian on a free loopback port, scraping `target` (host:port) every second. */
-export async function prometheus(target: string): Promise<Prometheus> {
+/**
+ * Prometheus from Debian on a free loopback port, scraping `target` (host:port) every second and
+ * evaluating `ruleFiles` (absolute paths) every second.
+ */
+export async function prometheus(target: string, ruleFiles: string[] = []): Promise<Prometheus> {
   const bin = requireTool("prometheus", "prometheus");
   const dir = mkdtempSync(join(tmpdir(), "vigil-prom-"));
   const conf = join(dir, "prometheus.yml");
@@ -63,6 +66,8 @@ export async function prometheus(target: string): Promise<Prometheus> {
       "global:",
       "  scrape_interval: 1s",
       "  scrape_timeout: 1s",
+      "  evaluation_interval: 1s",
+      ...(ruleFiles.length ? ["rule_files:", ...ruleFiles.map((f) => `  - ${JSON.stringify(f)}`)] : []),
       "scrape_configs:",
       "  - job_name: vigil",
       "    static_configs:",

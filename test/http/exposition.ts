@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+
 /**
  * A small parser of the Prometheus text format 0.0.4 (https://prometheus.io/docs/instrumenting/exposition_formats/)
  * for tests: families by name with their TYPE, HELP and samples. `promtool check metrics` (interop)
@@ -77,4 +79,15 @@ export function sample(
       `${hits.length} samples of ${name}${JSON.stringify(labels)}: ${JSON.stringify(hits.slice(0, 3))}`,
     );
   return hits[0]!.value;
+}
+
+/** The metric table of gateway/src/http/README.md: name → type and label names. */
+export function documented(): Map<string, { type: string; labels: string[] }> {
+  const md = readFileSync("gateway/src/http/README.md", "utf8");
+  const out = new Map<string, { type: string; labels: string[] }>();
+  for (const m of md.matchAll(/^\| `(vigil_[a-z0-9_]+)` \| (counter|gauge|histogram) \| ([^|]*) \|/gm)) {
+    const labels = [...m[3]!.matchAll(/`([a-z0-9_]+)`/g)].map((x) => x[1]!).sort();
+    out.set(m[1]!, { type: m[2]!, labels });
+  }
+  return out;
 }

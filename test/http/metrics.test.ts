@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -9,7 +8,7 @@ import { LatencyHistogram } from "../../gateway/src/core/histogram.ts";
 import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { alert, health } from "./events.ts";
-import { labelNames, parseExposition, sample, type Family } from "./exposition.ts";
+import { documented, labelNames, parseExposition, sample, type Family } from "./exposition.ts";
 import { fakeBatch, fakeModel, FakeSource, GATEWAY_ID, storeStats } from "./fake-source.ts";
 
 const NOW_US = 1_764_000_100_000_000;
@@ -163,17 +162,6 @@ async function busySource(): Promise<{ src: FakeSource; feed: LiveFeed }> {
   };
   src.registryStatus = { cacheAgeSeconds: 12 };
   return { src, feed };
-}
-
-/** The metric table of gateway/src/http/README.md: name → type and label names. */
-function documented(): Map<string, { type: string; labels: string[] }> {
-  const md = readFileSync("gateway/src/http/README.md", "utf8");
-  const out = new Map<string, { type: string; labels: string[] }>();
-  for (const m of md.matchAll(/^\| `(vigil_[a-z0-9_]+)` \| (counter|gauge|histogram) \| ([^|]*) \|/gm)) {
-    const labels = [...m[3]!.matchAll(/`([a-z0-9_]+)`/g)].map((x) => x[1]!).sort();
-    out.set(m[1]!, { type: m[2]!, labels });
-  }
-  return out;
 }
 
 describe("/metrics exposition", () => {

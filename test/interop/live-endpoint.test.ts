@@ -8,7 +8,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { launchChromium, prometheus, startDemo, type Demo, type Prometheus } from "../helpers/observe.ts";
@@ -24,7 +24,7 @@ let browser: Browser;
 beforeAll(async () => {
   requireTool("promtool", "prometheus");
   demo = await startDemo(["--duration", "45"]);
-  prom = await prometheus(new URL(demo.url).host);
+  prom = await prometheus(new URL(demo.url).host, [resolve("hardware/prometheus/vigil-alerts.yml")]);
   browser = await launchChromium();
 }, 120_000);
 
@@ -79,6 +79,37 @@ describe("Prometheus scraping the demo", () => {
     const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
     expect(r.stdout + r.stderr).toBe("");
     expect(r.status).toBe(0);
+  });
+
+  it("behavior: the shipped alerting rules evaluate without error, and no critical alert is pending or firing", async () => {
+    interface Rule {
+      name: string;
+      health: string;
+      lastError?: string;
+      lastEvaluation: string;
+    }
+    await vi.waitFor(
+      async () => {
+        const body = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as {
+          data: { groups: Array<{ name: string; rules: Rule[] }> };
+        };
+        const rules = body.data.groups.flatMap((g) => g.rules);
+        expect(rules.length).toBe(17);
+        for (const r of rules) {
+          expect(r.lastEvaluation, r.name).not.toMatch(/^0001-/); // evaluated at least once
+          expect({ name: r.name, health: r.health, error: r.lastError ?? "" }).toEqual({
+            name: r.name,
+            health: "ok",
+            error: "",
+          });
+        }
+      },
+      { timeout: 20_000, interval: 500 },
+    );
+    const alerts = (await (await fetch(`${prom.url}/api/v1/alerts`)).json()) as {
+      data: { alerts: Array<{ labels: Record<string, string>; state: string }> };
+    };
+    expect(alerts.data.alerts.filter((a) => a.labels.severity === "critical")).toEqual([]);
   });
 
   it("behavior: every Grafana dashboard query is valid PromQL and returns the demo's data", async () => {

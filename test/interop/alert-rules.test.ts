@@ -1,0 +1,29 @@
+/**
+ * The shipped alerting rules (hardware/prometheus/vigil-alerts.yml) with Debian's promtool:
+ * `promtool check rules` and the rules' unit tests (vigil-alerts.test.yml).
+ */
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { requireTool } from "../helpers/procs.ts";
+
+const DIR = "hardware/prometheus";
+
+describe("hardware/prometheus/vigil-alerts.yml under promtool", () => {
+  it("behavior: promtool check rules accepts the file", () => {
+    const r = spawnSync(requireTool("promtool", "prometheus"), ["check", "rules", "vigil-alerts.yml"], {
+      cwd: DIR,
+      encoding: "utf8",
+    });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/SUCCESS: 17 rules found/);
+  });
+
+  it("behavior: every alert fires on its unit test's series, with its labels and annotations, and only there", () => {
+    const r = spawnSync(requireTool("promtool", "prometheus"), ["test", "rules", "vigil-alerts.test.yml"], {
+      cwd: DIR,
+      encoding: "utf8",
+    });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/SUCCESS/);
+  });
+});
