@@ -17,6 +17,7 @@ import type {
   GatewayPhase,
   MetricsSource,
   RegistryStatusView,
+  UpdatesStatusView,
 } from "../../gateway/src/http/source.ts";
 
 export const GATEWAY_ID = "0x" + "ab".repeat(32);
@@ -152,9 +153,20 @@ export class FakeSource implements MetricsSource {
   registry(): RegistryStatusView | undefined {
     return this.registryStatus;
   }
+  /** The update agents (status and operator actions); undefined: updates are off. */
+  updates: MetricsSource["updates"] = undefined;
 }
 
 /** A sealed batch record with what the endpoint reads (seq, leaf count, seal time). */
 export function fakeBatch(seq: number, sealedAtUs: number, leafCount = 10): SealedBatch {
   return { header: { seq, leafCount }, sealedAtUs } as unknown as SealedBatch;
+}
+
+/** Update agents that only report `status` (the operator actions do nothing). */
+export function fakeUpdates(status: UpdatesStatusView): NonNullable<MetricsSource["updates"]> {
+  return {
+    status: () => status,
+    check: () => Promise.resolve(),
+    retry: () => Promise.resolve({ model: false, firmwareDevices: [] }),
+  };
 }

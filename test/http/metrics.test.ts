@@ -9,7 +9,7 @@ import { decodeFrame, encodeFrame, FrameType, type Frame } from "../../gateway/s
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { alert, health } from "./events.ts";
 import { documented, labelNames, parseExposition, sample, type Family } from "./exposition.ts";
-import { fakeBatch, fakeModel, FakeSource, GATEWAY_ID, storeStats } from "./fake-source.ts";
+import { fakeBatch, fakeModel, FakeSource, fakeUpdates, GATEWAY_ID, storeStats } from "./fake-source.ts";
 
 const NOW_US = 1_764_000_100_000_000;
 
@@ -161,6 +161,14 @@ async function busySource(): Promise<{ src: FakeSource; feed: LiveFeed }> {
     l1FeeWei: 7,
   };
   src.registryStatus = { cacheAgeSeconds: 12 };
+  const counters = {
+    checks: 9,
+    checkErrors: 2,
+    installs: 1,
+    reportErrors: 1,
+    rejected: { HASH_MISMATCH: 3 },
+  };
+  src.updates = fakeUpdates({ model: { stale: true, counters }, firmware: { counters } });
   return { src, feed };
 }
 

@@ -111,7 +111,7 @@ describe("HttpServer", () => {
   it("security: with an access token every request but /healthz needs it (Bearer, or Basic with any user), loopback peers and operator actions included", async () => {
     const calls: string[] = [];
     const updates = {
-      status: () => ({ type: "updates", atMs: 1 }),
+      status: () => ({ type: "updates", atMs: 1, model: null, firmware: null }),
       check: async () => void calls.push("check"),
       retry: async () => ({ model: false, firmwareDevices: [] }),
     };
@@ -165,7 +165,7 @@ describe("HttpServer", () => {
     const file = join(dir, OPERATOR_TOKEN_FILE);
     const calls: string[] = [];
     const updates = {
-      status: () => ({ type: "updates", atMs: 1 }),
+      status: () => ({ type: "updates", atMs: 1, model: null, firmware: null }),
       check: async () => void calls.push("check"),
       retry: async () => ({ model: false, firmwareDevices: [] }),
     };

@@ -83,6 +83,12 @@ describe("vigil update against a running gateway", () => {
     expect(rr.stdout).toMatch(new RegExp(`installed release ${id} \\(3001000\\)`));
     expect(`0x${rt.loop!.models[0]!.sha256}`).toBe((await r.gateway.getRelease(id))!.contentHash);
     await run;
+    // What Prometheus sees of it (gateway/src/http/README.md, hardware/prometheus alerts).
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain('vigil_update_rejected_total{kind="model",code="SIZE_MISMATCH"} 1\n');
+    expect(metrics).toContain('vigil_update_installs_total{kind="model"} 1\n');
+    expect(metrics).toContain("vigil_update_stale 0\n");
+    expect(metrics).not.toContain('kind="firmware"'); // updates.firmware is off
 
     // Nothing failed now (the refused release is installed): retry without an id is a usage error naming what to do.
     const none = await vigil(["update", "retry", "--url", url]);

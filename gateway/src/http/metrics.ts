@@ -19,7 +19,7 @@ import { deviceIdHex } from "../protocol/frame.ts";
 import { QUALITY_REASONS, WINDOW_VERDICTS } from "../infer/features/quality.ts";
 import type { LiveFeed } from "./live.ts";
 import { readiness } from "./readiness.ts";
-import type { MetricsSource } from "./source.ts";
+import type { MetricsSource, UpdateCountersView, UpdatesStatusView } from "./source.ts";
 
 /** ERROR frame codes (hardware/PROTOCOL.md, ERROR) as label values. */
 export const DEVICE_ERROR_CODES: Readonly<Record<number, string>> = {
@@ -194,6 +194,8 @@ interface Scrape {
   /** Sealed batches wait for anchoring (the oldest one's time may still be unknown: unreadable). */
   outboxWaiting: boolean;
   lastAnchorUs: number | undefined;
+  /** The update agents' status, read once per scrape (it copies the device list). */
+  updates: UpdatesStatusView | undefined;
 }
 
 /**
@@ -210,6 +212,7 @@ export class GatewayMetrics {
     oldestUnanchoredUs: undefined,
     outboxWaiting: false,
     lastAnchorUs: undefined,
+    updates: undefined,
   };
   /** Seal time of batch `seq` (immutable once sealed), so a backlog is read from the store once. */
   #sealedAt: { seq: number; us: number } | undefined;
@@ -265,6 +268,7 @@ export class GatewayMetrics {
       oldestUnanchoredUs: oldest,
       outboxWaiting: !!s.anchor && st.lastBatchSeq >= next,
       lastAnchorUs: lastAnchor,
+      updates: s.updates?.status(),
     };
   }
 
@@ -830,6 +834,53 @@ export class GatewayMetrics {
       (set) => {
         const reg = src.registry?.();
         if (reg) set({}, reg.cacheAgeSeconds);
+      },
+    );
+
+    // ---- update agents: present while they run (updates.enabled), per agent kind
+    const agents = (): [string, UpdateCountersView][] => {
+      const st = this.#scrape.updates;
+      const out: [string, UpdateCountersView][] = [];
+      if (st?.model) out.push(["model", st.model.counters]);
+      if (st?.firmware) out.push(["firmware", st.firmware.counters]);
+      return out;
+    };
+    const perAgent = (name: string, help: string, read: (c: UpdateCountersView) => number): void =>
+      counter(name, help, ["kind"], (set) => {
+        for (const [kind, c] of agents()) set({ kind }, read(c));
+      });
+    perAgent(
+      "vigil_update_checks_total",
+      "Update checks of the chain's releases, by agent.",
+      (c) => c.checks,
+    );
+    perAgent(
+      "vigil_update_check_errors_total",
+      "Update checks that failed (chain or RPC unreachable), by agent.",
+      (c) => c.checkErrors,
+    );
+    perAgent("vigil_update_installs_total", "Releases installed, by agent.", (c) => c.installs);
+    perAgent(
+      "vigil_update_report_errors_total",
+      "Install reports that could not be sent on chain (retried), by agent.",
+      (c) => c.reportErrors,
+    );
+    counter(
+      "vigil_update_rejected_total",
+      "Releases refused, by agent and refusal code (updates/README.md).",
+      ["kind", "code"],
+      (set) => {
+        for (const [kind, c] of agents())
+          for (const [code, n] of Object.entries(c.rejected)) if (n !== undefined) set({ kind, code }, n);
+      },
+    );
+    gauge(
+      "vigil_update_stale",
+      "1 while no model update check has succeeded for updates.staleAfterMs (the freeze alarm), else 0.",
+      [],
+      (set) => {
+        const m = this.#scrape.updates?.model;
+        if (m) set({}, m.stale ? 1 : 0);
       },
     );
 

@@ -58,9 +58,27 @@ export interface LiveWindowView {
  * What an operator may ask of the running update agents (updates/start.ts `RunningUpdates`):
  * POST /api/updates/check and /api/updates/retry, `vigil update`.
  */
+/** An update agent's counters, as in the retained update status (updates/README.md). */
+export interface UpdateCountersView {
+  readonly checks: number;
+  readonly checkErrors: number;
+  readonly installs: number;
+  readonly reportErrors: number;
+  /** Refused releases by code (`HASH_MISMATCH`, …). */
+  readonly rejected: Readonly<Partial<Record<string, number>>>;
+}
+
+/** What /metrics reads of the update status (updates/start.ts UpdatesStatusPayload). */
+export interface UpdatesStatusView {
+  /** The model agent, `null` when `updates.models` is off. */
+  readonly model: { readonly stale: boolean; readonly counters: UpdateCountersView } | null;
+  /** The firmware agent, `null` when `updates.firmware` is off. */
+  readonly firmware: { readonly counters: UpdateCountersView } | null;
+}
+
 export interface UpdatesControl {
   /** The retained update status (JSON; may hold bigints). */
-  status(): unknown;
+  status(): UpdatesStatusView;
   /** One check of both agents now (never rejects). */
   check(): Promise<void>;
   /** Forgets that release `id` failed (model; firmware on `deviceId`, or everywhere). */
