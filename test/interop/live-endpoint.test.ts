@@ -94,7 +94,7 @@ describe("Prometheus scraping the demo", () => {
           data: { groups: Array<{ name: string; rules: Rule[] }> };
         };
         const rules = body.data.groups.flatMap((g) => g.rules);
-        expect(rules.length).toBe(17);
+        expect(rules.length).toBe(19);
         for (const r of rules) {
           expect(r.lastEvaluation, r.name).not.toMatch(/^0001-/); // evaluated at least once
           expect({ name: r.name, health: r.health, error: r.lastError ?? "" }).toEqual({
