@@ -156,14 +156,24 @@ export interface SimReport extends SimSnapshot {
   }>;
 }
 
-export function buildSources(opts: SimulatorOptions, rng: Rng): SignalSource[] {
+/** The devices' signal sources, seeded: what each device samples, and when its replay ends. */
+export function buildSources(
+  opts: Pick<SimulatorOptions, "devices" | "profile" | "cmapss" | "cwru" | "meanLife" | "framesPerDevice">,
+  rng: Rng,
+): SignalSource[] {
   const n = opts.devices ?? 4;
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`devices must be a positive integer, got ${n}`);
   if ((opts.profile ?? "rotating") === "cmapss") {
     // More devices than the subset has units reuse units in order (profiles/cmapss.ts).
     return cmapssSources(opts.cmapss?.subset ?? "FD001", opts.cmapss?.split ?? "train", n);
   }
-  if (opts.profile === "cwru") return cwruSources(n, rng, opts.cwru ?? {});
+  // `framesPerDevice` sets the replay's length (the recordings are cycled), so every device sends
+  // that many frames; otherwise a replay ends after its healthy frames + 200.
+  if (opts.profile === "cwru")
+    return cwruSources(n, rng, {
+      ...(opts.framesPerDevice !== undefined ? { frames: opts.framesPerDevice } : {}),
+      ...opts.cwru,
+    });
   return Array.from(
     { length: n },
     (_, i) => new RotatingMachine(rng.fork(`machine-${i}`), { meanLife: opts.meanLife ?? 600 }),

@@ -30,7 +30,8 @@ Devices and signals:
   --rate HZ              frames per second per device; 0 = as fast as ACKs allow (default 10)
   --duration S           stop generating after S seconds (default: until sources end;
                          SIGINT/SIGTERM also stop generating and drain, a second one exits at once)
-  --frames N             stop generating after N frames per device
+  --frames N             stop generating after N frames per device (cwru: every device replays
+                         N frames; without it, its healthy frames + 200)
   --first-id N           first device id (default 1)
   --skew-ms MS           constant device clock skew, in [-86400000, 86400000] (one day, the
                          gateway's default ingest.maxSkewMs; default 0)
