@@ -26,6 +26,7 @@ import {
   documentedMetrics,
   headerTimeout,
   metricsProblems,
+  summaryProblems,
   valueOf,
   type Target,
 } from "./http-client.ts";
@@ -114,7 +115,8 @@ it(
         const m = await checkMetrics(t, README);
         return (
           valueOf(m.families, "vigil_ingest_frames_accepted_total") > 20 &&
-          valueOf(m.families, "vigil_inference_windows_run_total") > 0
+          valueOf(m.families, "vigil_inference_windows_run_total") > 0 &&
+          valueOf(m.families, "vigil_alerts_active") > 0
         );
       },
       30_000,
@@ -138,7 +140,18 @@ it(
       valueOf(metrics.families, "vigil_http_requests_total", { path: "other", code: "404" }),
     ).toBeGreaterThan(0);
     expect(valueOf(metrics.families, "vigil_http_requests_total", { code: "421" })).toBeGreaterThan(0);
+    // The shapes were checked on real content (devices, models, alerts), and the check can fail.
+    const summary = JSON.parse((await ask(t, "/api/summary")).body) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(summary.devices).toHaveLength(3);
+    expect(JSON.parse((await ask(t, "/api/alerts")).body).active.length).toBeGreaterThan(0);
+    delete summary.totals.accepted;
+    summary.devices[0].extra = 1;
+    expect(summaryProblems(summary, "s")).toEqual([
+      "s.totals: no accepted",
+      "s.devices[0]: extra is not in the README",
+    ]);
 
+    // The header timeout, measured on a connection opened at the start.
     const s = await slow;
     expect(s.answer.split("\r\n")[0]).toBe("HTTP/1.1 408 Request Timeout");
     expect(s.ms).toBeGreaterThanOrEqual(9_500);

@@ -286,11 +286,135 @@ export function alertsProblems(body: unknown, where = "/api/alerts"): string[] {
       out.push(`${where}: entry ${JSON.stringify(a)}`);
       continue;
     }
-    for (const k of ["value", "threshold", "leaf"])
-      if (!(k in a)) out.push(`${where}: an alert without ${k}: ${JSON.stringify(a)}`);
+    out.push(...shapeProblems(a, ALERT, `${where} alert`));
+    if (!["raised", "cleared"].includes(String(a.state))) out.push(`${where}: state ${String(a.state)}`);
     if ("leaf" in a && !/^0x[0-9a-f]{64}$/.test(String(a.leaf)))
       out.push(`${where}: leaf ${String(a.leaf)} is not a hash`);
   }
+  return out;
+}
+
+/** README "`/api/summary`": field names, every field present, `null` only where stated. */
+type Shape =
+  | "any"
+  | "number"
+  | "string"
+  | "boolean"
+  | "string|null"
+  | "number|null"
+  | [Shape]
+  | { nullable: Shape }
+  | { [k: string]: Shape };
+const num = "number" as const;
+const str = "string" as const;
+const SUMMARY: Record<string, Shape> = {
+  t: num,
+  gateway: { id: str, name: str, site: str },
+  totals: Object.fromEntries(
+    "accepted duplicates rejected deviceErrors windowsRun windowsSkipped alertsRaised alertsCleared alertsActive batchesSealed batchesAnchored sealerBacklog"
+      .split(" ")
+      .map((k) => [k, num]),
+  ),
+  rates: { accepted: num, rejected: num, duplicates: num, windows: num },
+  rejections: [{ reason: str, total: num, rate: num }],
+  devices: [
+    {
+      d: str,
+      profile: "string|null",
+      fw: "string|null",
+      rate: num,
+      accepted: num,
+      rejected: num,
+      gaps: num,
+      errors: num,
+      lastMs: num,
+      quality: { nullable: { faults: num, withheld: num, mode: str } },
+    },
+  ],
+  models: [
+    {
+      name: str,
+      version: str,
+      sha256: str,
+      role: str,
+      profiles: [str],
+      outputs: [{ name: str, unit: str, "min?": num, "max?": num }],
+      windowsRun: num,
+      usPerWindow: num,
+      shadow: { nullable: { compared: num, meanAbsDiff: num, maxAbsDiff: num } },
+    },
+  ],
+  batches: [
+    { seq: num, leaves: num, sealedMs: num, tx: "string|null", block: "number|null", anchored: "boolean" },
+  ],
+  anchor: { enabled: "boolean", backlog: num, failures: num, lastError: "string|null" },
+  store: { state: str, liveBytes: num, pending: num },
+  inference: { nullable: { frameToResultP50Ms: num, frameToResultP99Ms: num, runP99Ms: num } },
+  registry: { nullable: { cacheAgeSeconds: num, "block?": num } },
+};
+/** README: `init` adds these to the `stats` fields. */
+export const INIT_EXTRA: Record<string, Shape> = {
+  history: { t: [num], accepted: [num], rejected: [num], duplicates: [num], windows: [num] },
+  health: [{ d: str, profile: str, model: str, t: num, outputs: "any", a: num, p: [num] }],
+  alerts: { active: [{}], recent: [{}] },
+  sparkPoints: num,
+};
+/** README: an alert in /api/alerts and /events. */
+const ALERT: Record<string, Shape> = Object.fromEntries([
+  ...["alertId", "state", "device", "profile", "severity", "ruleId", "output", "op", "model", "leaf"].map(
+    (k) => [k, str],
+  ),
+  ...["threshold", "value", "sinceMs", "atMs"].map((k) => [k, num]),
+]);
+
+/** Violations of `shape` by `v`, named by `where`. An empty object shape accepts any object. */
+export function shapeProblems(v: unknown, shape: Shape, where: string): string[] {
+  if (shape === "any") return [];
+  if (typeof shape === "string") {
+    const ok = shape
+      .split("|")
+      .some((t) => (t === "null" ? v === null : typeof v === t && (t !== "number" || Number.isFinite(v))));
+    return ok ? [] : [`${where}: ${String(JSON.stringify(v)).slice(0, 80)} is not ${shape}`];
+  }
+  if (Array.isArray(shape)) {
+    if (!Array.isArray(v)) return [`${where}: not a list`];
+    return v.flatMap((x, i) => shapeProblems(x, shape[0], `${where}[${i}]`));
+  }
+  if ("nullable" in shape && Object.keys(shape).length === 1)
+    return v === null ? [] : shapeProblems(v, shape.nullable as Shape, where);
+  if (!isObj(v)) return [`${where}: not an object`];
+  const fields = shape as Record<string, Shape>;
+  if (Object.keys(fields).length === 0) return [];
+  const out: string[] = [];
+  for (const [k0, sh] of Object.entries(fields)) {
+    const k = k0.replace(/\?$/, "");
+    if (!(k in v)) {
+      if (!k0.endsWith("?")) out.push(`${where}: no ${k}`);
+      continue;
+    }
+    out.push(...shapeProblems(v[k], sh, `${where}.${k}`));
+  }
+  for (const k of Object.keys(v))
+    if (!(k in fields) && !(`${k}?` in fields)) out.push(`${where}: ${k} is not in the README`);
+  return out;
+}
+
+/** `/api/summary` (and `stats`, and `init` with `extra`) against the README. */
+export function summaryProblems(v: unknown, where: string, extra: Record<string, Shape> = {}): string[] {
+  if (!isObj(v)) return [`${where}: not an object`];
+  const { readiness, ...rest } = v;
+  const out = shapeProblems(rest, { ...SUMMARY, ...extra }, where);
+  const r = {
+    status: isObj(readiness) && readiness.ready === true ? 200 : 503,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(readiness),
+  };
+  out.push(...readyProblems(r).map((p) => p.replace("/readyz", `${where}.readiness`)));
+  for (const d of Array.isArray(v.devices) ? (v.devices as unknown[]) : [])
+    if (isObj(d) && !/^[0-9a-f]{8}$/.test(String(d.d)))
+      out.push(`${where}: device ${String(d.d)} is not 8 hex digits`);
+  if (Array.isArray(v.batches) && v.batches.length > 10)
+    out.push(`${where}: ${v.batches.length} batches, README says the last ten`);
   return out;
 }
 
@@ -305,6 +429,7 @@ export async function checkJson(t: Target, o: { updatesEnabled: boolean }): Prom
   out.push(...readyProblems(await ask(t, "/readyz")));
   const s = await ask(t, "/api/summary");
   if (s.status !== 200 || !isObj(json(s))) out.push(`/api/summary: ${s.status} ${s.body.slice(0, 200)}`);
+  out.push(...summaryProblems(json(s), "/api/summary"));
   if (!String(s.headers["content-type"]).startsWith("application/json"))
     out.push(`/api/summary: content-type ${s.headers["content-type"]}`);
   const al = await ask(t, "/api/alerts");
@@ -760,6 +885,7 @@ export async function checkEvents(t: Target, o: { expectDelta: boolean }): Promi
     const summary = json(await ask(t, "/api/summary"));
     const stats = s.messages.filter((m) => m.event === "stats");
     const keys = (v: unknown) => (isObj(v) ? Object.keys(v).sort().join() : String(v));
+    for (const m of stats) out.push(...summaryProblems(m.data, "/events stats"));
     for (const m of stats)
       if (keys(m.data) !== keys(summary))
         out.push(`/events: stats keys ${keys(m.data)} differ from /api/summary's ${keys(summary)}`);
@@ -777,6 +903,12 @@ export async function checkEvents(t: Target, o: { expectDelta: boolean }): Promi
         ...(isObj(summary) ? Object.keys(summary) : []),
       ])
         if (!(k in init)) out.push(`/events: init without ${k}`);
+      out.push(...summaryProblems(init, "/events init", INIT_EXTRA));
+      const outputs = Array.isArray(init.health) ? (init.health as unknown[]) : [];
+      for (const h of outputs)
+        for (const o of isObj(h) && Array.isArray(h.outputs) ? (h.outputs as unknown[]) : [])
+          if (!Array.isArray(o) || o.length !== 2 || typeof o[0] !== "string" || typeof o[1] !== "number")
+            out.push(`/events init: health output ${JSON.stringify(o)} is not [name, value]`);
       if ("alerts" in init) out.push(...alertsProblems(init.alerts, "/events init alerts"));
     }
     const deltas = s.messages.filter((m) => m.event === "delta");
@@ -792,11 +924,9 @@ export async function checkEvents(t: Target, o: { expectDelta: boolean }): Promi
       if (extra.length)
         out.push(`/events: delta has ${extra.join()}, README lists health, alerts, droppedAlerts`);
       const health = d.data.health;
-      const rows = Array.isArray(health)
-        ? (health as unknown[])
-        : isObj(health)
-          ? Object.values(health)
-          : undefined;
+      const rows = Array.isArray(health) ? (health as unknown[]) : undefined;
+      if (typeof d.data.droppedAlerts !== "number")
+        out.push(`/events: delta droppedAlerts ${String(d.data.droppedAlerts)}`);
       if (health !== undefined && !rows)
         out.push(`/events: delta health ${JSON.stringify(health).slice(0, 200)}`);
       const devices = new Set<unknown>();
