@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { freePort, stop } from "../helpers/procs.ts";
@@ -20,6 +20,8 @@ import {
   checkJson,
   checkMetrics,
   checkOperatorActions,
+  checkRemotePeer,
+  operatorToken,
   checkRoutes,
   checkSseLimit,
   checkToken,
@@ -181,6 +183,29 @@ it("with http.allowRemote and an access token: the token rules and the operator 
     ...(await checkMetrics(t, README)).problems,
   ];
   expect(problems).toEqual([]);
+});
+
+// A peer that is not loopback, without any listener beyond loopback: the test connects to the
+// 127.0.0.1 listener from an address of this machine's own interface (none on a loopback-only host).
+const OWN_ADDRESS = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+
+it.runIf(OWN_ADDRESS)("operator actions only from a loopback peer, also with http.allowRemote", async () => {
+  const token = "f0e1d2c3".repeat(8);
+  const g = await start({ allowRemote: true, authTokenFile: "token" }, (dir) => {
+    writeFileSync(join(dir, "token"), `${token}\n`, { mode: 0o600 });
+  });
+  const operator = operatorToken(g.dataDir);
+  expect(operator.problems).toEqual([]);
+  const t: Target = { base: g.base, token };
+  expect(await checkRemotePeer(t, OWN_ADDRESS!, operator.token)).toEqual([]);
+  // The same request from loopback passes the gate (updates are off: 409).
+  const local = await ask(t, "/api/updates/check", {
+    method: "POST",
+    headers: { "x-vigil-operator": operator.token! },
+  });
+  expect(local.status).toBe(409);
 });
 
 it("start-up errors name the setting; a port in use is one sentence", async () => {

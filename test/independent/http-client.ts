@@ -26,6 +26,8 @@ export interface Ask {
   headers?: Record<string, string>;
   /** false: send no Authorization header even with a token. */
   auth?: boolean;
+  /** Connect from this local address (a peer that is not loopback). */
+  localAddress?: string;
 }
 
 /** One request on its own connection (no keep-alive: the connection limit test counts them). */
@@ -36,7 +38,15 @@ export function ask(t: Target, path: string, o: Ask = {}): Promise<Answer> {
     headers.authorization = `Bearer ${t.token}`;
   return new Promise((res, rej) => {
     const r = request(
-      { host: u.hostname, port: u.port, path, method: o.method ?? "GET", headers, agent: false },
+      {
+        host: u.hostname,
+        port: u.port,
+        path,
+        method: o.method ?? "GET",
+        headers,
+        agent: false,
+        ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+      },
       (m) => {
         let body = "";
         m.setEncoding("utf8");
@@ -1228,5 +1238,27 @@ export async function checkConnectionLimit(t: Target, limit = 128): Promise<stri
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+  return out;
+}
+
+/**
+ * "only a peer on a loopback address may send them, also when `http.allowRemote` exposes the
+ * read-only routes": from `localAddress`, an address of this machine that is not loopback
+ * (connecting to the loopback listener), the read-only routes answer and the actions are 403.
+ */
+export async function checkRemotePeer(t: Target, localAddress: string, operator?: string): Promise<string[]> {
+  const out: string[] = [];
+  const ro = await ask(t, "/api/summary", { localAddress });
+  if (ro.status !== 200) out.push(`GET /api/summary from ${localAddress}: ${ro.status}, README says 200`);
+  const headers: Record<string, string> = operator ? { "x-vigil-operator": operator } : {};
+  for (const path of POST_ROUTES)
+    out.push(
+      ...errorIs(
+        await ask(t, path, { method: "POST", headers, localAddress }),
+        403,
+        OP_ERRORS.remote,
+        `POST ${path} from ${localAddress}`,
+      ),
+    );
   return out;
 }
