@@ -93,7 +93,7 @@ async function start(http: Record<string, unknown>, prepare?: (dataDir: string) 
       if (gateway.exitCode !== null) throw new Error(gateway.log());
       return /"page":"(http:\/\/[^"]+)"/.exec(gateway.log())?.[1];
     },
-    30_000,
+    60_000,
   );
   return { gateway, base, mqtt: `mqtt://127.0.0.1:${port}`, dataDir };
 }
@@ -105,7 +105,7 @@ function sim(url: string): ChildProcess {
 
 it(
   "loopback-only, no token: every rule of the README holds on a live gateway",
-  { timeout: 60_000 },
+  { timeout: 90_000 },
   async () => {
     const g = await start({});
     const t: Target = { base: g.base };
@@ -121,7 +121,7 @@ it(
           valueOf(m.families, "vigil_alerts_active") > 0
         );
       },
-      30_000,
+      60_000,
     );
     const problems = [
       ...(await checkRoutes(t)),
@@ -157,33 +157,38 @@ it(
     const s = await slow;
     expect(s.answer.split("\r\n")[0]).toBe("HTTP/1.1 408 Request Timeout");
     expect(s.ms).toBeGreaterThanOrEqual(9_500);
-    expect(s.ms).toBeLessThan(13_000);
+    expect(s.ms).toBeLessThan(15_000);
     expect(await checkConnectionLimit(t)).toEqual([]);
   },
 );
 
-it("with http.allowRemote and an access token: the token rules and the operator token", async () => {
-  const token = "a1b2c3d4".repeat(8);
-  const g = await start({ allowRemote: true, authTokenFile: "token" }, (dir) => {
-    writeFileSync(join(dir, "token"), `${token}\nnot the token\n`, { mode: 0o600 });
-  });
-  const t: Target = { base: g.base, token };
-  sim(g.mqtt);
-  await until("frames accepted", async () => {
-    const m = await checkMetrics(t, README);
-    return valueOf(m.families, "vigil_ingest_frames_accepted_total") > 0;
-  });
-  const problems = [
-    ...(await checkToken({ ...t, token })),
-    ...(await checkHostRule(t, false)),
-    ...(await checkRoutes(t)),
-    ...(await checkJson(t, { updatesEnabled: false })),
-    ...(await checkEvents(t, { expectDelta: false })),
-    ...(await checkOperatorActions(t, { dataDir: g.dataDir, updatesEnabled: false })),
-    ...(await checkMetrics(t, README)).problems,
-  ];
-  expect(problems).toEqual([]);
-});
+// One gateway with `http.allowRemote` and an access token (its first line) for the next two tests.
+const TOKEN = "a1b2c3d4".repeat(8);
+let remoteGateway: Promise<Started> | undefined;
+const withToken = () =>
+  (remoteGateway ??= start({ allowRemote: true, authTokenFile: "token" }, (dir) => {
+    writeFileSync(join(dir, "token"), `${TOKEN}\nnot the token\n`, { mode: 0o600 });
+  }));
+
+it(
+  "with http.allowRemote and an access token: the token rules and the operator token",
+  { timeout: 90_000 },
+  async () => {
+    const token = TOKEN;
+    const g = await withToken();
+    const t: Target = { base: g.base, token };
+    const problems = [
+      ...(await checkToken({ ...t, token })),
+      ...(await checkHostRule(t, false)),
+      ...(await checkRoutes(t)),
+      ...(await checkJson(t, { updatesEnabled: false })),
+      ...(await checkEvents(t, { expectDelta: false })),
+      ...(await checkOperatorActions(t, { dataDir: g.dataDir, updatesEnabled: false })),
+      ...(await checkMetrics(t, README)).problems,
+    ];
+    expect(problems).toEqual([]);
+  },
+);
 
 // A peer that is not loopback, without any listener beyond loopback: the test connects to the
 // 127.0.0.1 listener from an address of this machine's own interface (none on a loopback-only host).
@@ -191,24 +196,27 @@ const OWN_ADDRESS = Object.values(networkInterfaces())
   .flat()
   .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
 
-it.runIf(OWN_ADDRESS)("operator actions only from a loopback peer, also with http.allowRemote", async () => {
-  const token = "f0e1d2c3".repeat(8);
-  const g = await start({ allowRemote: true, authTokenFile: "token" }, (dir) => {
-    writeFileSync(join(dir, "token"), `${token}\n`, { mode: 0o600 });
-  });
-  const operator = operatorToken(g.dataDir);
-  expect(operator.problems).toEqual([]);
-  const t: Target = { base: g.base, token };
-  expect(await checkRemotePeer(t, OWN_ADDRESS!, operator.token)).toEqual([]);
-  // The same request from loopback passes the gate (updates are off: 409).
-  const local = await ask(t, "/api/updates/check", {
-    method: "POST",
-    headers: { "x-vigil-operator": operator.token! },
-  });
-  expect(local.status).toBe(409);
-});
+it.runIf(OWN_ADDRESS)(
+  "operator actions only from a loopback peer, also with http.allowRemote",
+  { timeout: 90_000 },
+  async () => {
+    const token = TOKEN;
+    const g = await withToken();
+    const operator = operatorToken(g.dataDir);
+    expect(operator.problems).toEqual([]);
+    const t: Target = { base: g.base, token };
+    expect(await checkRemotePeer(t, OWN_ADDRESS!, operator.token)).toEqual([]);
+    // The same request from loopback passes the gate (updates are off: 409).
+    const local = await ask(t, "/api/updates/check", {
+      method: "POST",
+      headers: { "x-vigil-operator": operator.token! },
+    });
+    expect(local.status).toBe(409);
+  },
+);
 
-it("start-up errors name the setting; a port in use is one sentence", async () => {
+// (A non-loopback http.host, and allowRemote without a token: test/http/server.test.ts "args".)
+it("start-up errors name the setting; a port in use is one sentence", { timeout: 90_000 }, async () => {
   const holder: Server = createServer();
   await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));
   const busy = (holder.address() as { port: number }).port;
@@ -228,7 +236,7 @@ it("start-up errors name the setting; a port in use is one sentence", async () =
       }),
     );
     const p = vigil(["start", "-c", config]);
-    await until("exit", () => p.exitCode !== null, 20_000).catch(() => undefined);
+    await until("exit", () => p.exitCode !== null, 60_000).catch(() => undefined);
     return { code: p.exitCode, log: p.log() };
   };
   const token = (mode: number, text: string) => (dir: string) => {
@@ -236,17 +244,11 @@ it("start-up errors name the setting; a port in use is one sentence", async () =
     chmodSync(join(dir, "token"), mode);
   };
   try {
-    const [host, remote, mode, short, inUse] = await Promise.all([
-      run({ port: 0, host: "0.0.0.0" }),
-      run({ port: 0, allowRemote: true }),
+    const [mode, short, inUse] = await Promise.all([
       run({ port: 0, authTokenFile: "token" }, token(0o644, `${"a".repeat(40)}\n`)),
       run({ port: 0, authTokenFile: "token" }, token(0o600, `${"a".repeat(31)}\n`)),
       run({ port: busy }),
     ]);
-    expect(host.code, host.log).not.toBe(0);
-    expect(host.log).toContain("http.host");
-    expect(remote.code, remote.log).not.toBe(0);
-    expect(remote.log).toContain("http.authTokenFile");
     expect(mode.code, mode.log).not.toBe(0);
     expect(mode.log).toContain("http.authTokenFile");
     expect(short.code, short.log).not.toBe(0);
