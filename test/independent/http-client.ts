@@ -219,6 +219,17 @@ export async function checkHostRule(t: Target, loopbackOnly: boolean): Promise<s
       const want = loopbackOnly ? 421 : 200;
       if (a.status !== want) out.push(`GET ${path} Host ${host}: ${a.status}, README says ${want}`);
     }
+  // "judged in this order: its Host (421), …, the method (405), the path (404)".
+  if (loopbackOnly)
+    for (const [method, path] of [
+      ["POST", "/nope"],
+      ["PUT", "/metrics"],
+      ["POST", "/api/updates/check"],
+    ]) {
+      const a = await ask(t, path!, { method: method!, headers: { host: `evil.example:${port}` } });
+      if (a.status !== 421)
+        out.push(`${method} ${path} Host evil.example: ${a.status}, README says 421 first`);
+    }
   return out;
 }
 
@@ -1015,6 +1026,16 @@ export async function checkToken(t: Target & { token: string }): Promise<string[
     }
     const h = await ask(t, path, { method: "HEAD", auth: false });
     if (h.status !== 401) out.push(`HEAD ${path} without the token: ${h.status}`);
+  }
+  // "judged in this order: …, the access token (401), the method (405), the path (404)".
+  for (const [method, path] of [
+    ["POST", "/metrics"],
+    ["PUT", "/nope"],
+    ["GET", "/nope"],
+    ["GET", "/api/updates/check"],
+  ]) {
+    const a = await ask(t, path!, { method: method!, auth: false });
+    if (a.status !== 401) out.push(`${method} ${path} without the token: ${a.status}, README says 401 first`);
   }
   const hz = await ask(t, "/healthz", { auth: false });
   if (hz.status !== 200) out.push(`/healthz without the token: ${hz.status}, README says exempt`);
