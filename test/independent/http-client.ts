@@ -712,6 +712,28 @@ export function metricsProblems(
   for (const s of one("vigil_source_events_total"))
     if (!/^(serial:.+|mqtt:embedded|mqtt:.+)$/.test(s.labels.source!))
       out.push(`vigil_source_events_total: source ${s.labels.source}`);
+  // The events the README lists per kind of source.
+  const EMBEDDED_EVENTS = (
+    "connects disconnects retries clientErrors held listenerErrors brokerErrors authRefused publishRefused " +
+    "subscribeRefused packetTooLarge tooManyConnections connectRateLimited acceptShed slowClient " +
+    "revokedDisconnects unsupportedProtocol clientIdTaken authErrors"
+  ).split(" ");
+  for (const s of one("vigil_source_events_total")) {
+    const e = s.labels.event!;
+    const ok =
+      s.labels.source === "mqtt:embedded"
+        ? EMBEDDED_EVENTS.includes(e) || /^(publishRefused|subscribeRefused|forwardRefused)_.+$/.test(e)
+        : s.labels.source!.startsWith("serial:")
+          ? ["opens", "reopens", "ioErrors", "handlerErrors"].includes(e)
+          : ["connects", "offline", "retries", "handlerErrors"].includes(e);
+    if (!ok) out.push(`vigil_source_events_total: event "${e}" of ${s.labels.source} is not in the README`);
+  }
+  const paths = new Set([...GET_ROUTES, "/api/updates/check", "/api/updates/retry", "other"]);
+  for (const s of one("vigil_http_requests_total")) {
+    if (!paths.has(s.labels.path!))
+      out.push(`vigil_http_requests_total: path "${s.labels.path}" is not a route or other`);
+    if (!/^[1-5]\d\d$/.test(s.labels.code!)) out.push(`vigil_http_requests_total: code "${s.labels.code}"`);
+  }
   for (const s of one("vigil_source_connected"))
     if (s.labels.source === "mqtt:embedded")
       out.push(`vigil_source_connected: present for the embedded broker (README: absent)`);
