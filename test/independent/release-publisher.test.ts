@@ -1,0 +1,279 @@
+/**
+ * The independent release publisher (release-publisher.ts, written from the updates and contracts
+ * READMEs alone) against a real gateway: anvil, the contracts deployed with `vigil chain deploy`,
+ * a registered gateway (`vigil keys init`, `vigil chain register-gateway`), `vigil start` with
+ * `updates.enabled` as the updates README configures it, fed C-MAPSS engines by `vigil sim`.
+ * The gateway installs the independently published model release, reports it on chain and over
+ * HTTP; releases that break a documented rule are refused with the documented code.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Contract, JsonRpcProvider, NonceManager, Wallet } from "ethers";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
+import { freePort, runVigil, stop } from "../helpers/procs.ts";
+import {
+  KIND,
+  REGISTRY_ABI,
+  RELEASES_ABI,
+  STATUS,
+  approve,
+  buildModelRelease,
+  grantReleaseRoles,
+  propose,
+  publishAndApprove,
+} from "./release-publisher.ts";
+
+const SITE = "plant-r";
+const GATEWAY = "gw-releases";
+const PROFILE = "cmapss-fd001";
+const children: ChildProcess[] = [];
+let anvil: Anvil;
+let provider: JsonRpcProvider;
+let releases: Contract;
+let dir: string;
+let httpPort: number;
+let mqttPort: number;
+let gatewayId: string;
+let gateway: ChildProcess & { log: () => string };
+const wallet = (i: number) => new NonceManager(new Wallet(ANVIL_DEV_KEYS[i]!, provider));
+let manager: NonceManager;
+let approvers: NonceManager[];
+
+function vigil(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { log: () => string } {
+  const p = spawn(process.execPath, ["bin/vigil.js", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  let log = "";
+  p.stdout!.on("data", (d: Buffer) => (log += d.toString()));
+  p.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+  children.push(p);
+  return Object.assign(p, { log: () => log });
+}
+
+async function until<T>(
+  what: string,
+  f: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 30_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end)
+      throw new Error(
+        `timed out waiting for ${what}: ${JSON.stringify(await updates().catch(() => null))}\n${children.map((c) => (c as unknown as { log: () => string }).log().slice(-1500)).join("\n---\n")}`,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function must(args: string[]): Promise<string> {
+  const r = await runVigil(args);
+  if (r.code !== 0) throw new Error(`vigil ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+interface Failure {
+  releaseId: string | number;
+  code: string;
+  reason: string;
+}
+interface UpdatesStatus {
+  enabled: boolean;
+  status: {
+    model: {
+      state: string;
+      lastInstall?: { releaseId: string | number; version: string; sha256: string; reported: boolean };
+      lastFailure?: Failure;
+      counters: { checks: number; installs: number; reports: number; rejected: Record<string, number> };
+    };
+  } | null;
+}
+async function updates(): Promise<UpdatesStatus> {
+  const r = await fetch(`http://127.0.0.1:${httpPort}/api/updates`);
+  return (await r.json()) as UpdatesStatus;
+}
+
+// The shipped FD001 model is live (float32); the releases carry its int8 variant, other bytes.
+const onnx = readFileSync("models/cmapss/fd001.int8.onnx");
+const INT8 = { name: "fd001.int8.onnx", precision: "int8" };
+const manifest = JSON.parse(readFileSync("models/cmapss/fd001.manifest.json", "utf8")) as Parameters<
+  typeof buildModelRelease
+>[0]["manifest"];
+
+beforeAll(async () => {
+  anvil = await startAnvil({ network: "optimism" });
+  dir = mkdtempSync(join(tmpdir(), "release-publisher-"));
+  provider = new JsonRpcProvider(anvil.url, undefined, { staticNetwork: true, pollingInterval: 50 });
+  const deployment = join(dir, "deployment.json");
+  await must(["chain", "deploy", "--rpc", anvil.url, "--out", deployment]);
+  const d = JSON.parse(readFileSync(deployment, "utf8")) as {
+    contracts: Record<string, { address: string }>;
+  };
+  const admin = wallet(0);
+  const registry = new Contract(d.contracts.VigilRegistry!.address, REGISTRY_ABI, admin);
+  releases = new Contract(d.contracts.VigilReleases!.address, RELEASES_ABI, admin);
+  manager = wallet(1);
+  approvers = [wallet(2), wallet(3), wallet(4)];
+  // The manager also holds the approver role (roles are separate grants): it still cannot
+  // approve its own proposals.
+  await grantReleaseRoles(
+    registry,
+    await manager.getAddress(),
+    await Promise.all([manager, ...approvers].map((a) => a.getAddress())),
+  );
+  await (await releases.getFunction("setApprovalThreshold")(2)).wait(); // M = 2 of N = 4
+
+  // The gateway: key, registration, config (updates README "What the gateway does").
+  httpPort = await freePort();
+  const config = join(dir, "config.json");
+  writeFileSync(join(dir, "sender.key"), `${ANVIL_DEV_KEYS[5]!}\n`, { mode: 0o600 });
+  writeFileSync(
+    config,
+    JSON.stringify({
+      dataDir: dir,
+      site: SITE,
+      attest: { gatewayName: GATEWAY },
+      chain: { rpcUrl: anvil.url, deployment: "deployment.json", senderKeyFile: "sender.key" },
+      registry: { schedule: "* * * * * *" },
+      // maxCostFactor 10 as the demo's: the int8 model costs up to 3.5× the float one in shadow.
+      updates: {
+        enabled: true,
+        shadowWindows: 10,
+        shadowMaxMs: 20_000,
+        maxCostFactor: 10,
+        schedule: "0 0 1 1 *",
+      },
+      mqtt: { embedded: { port: await freePort() } },
+      http: { port: httpPort },
+      log: { level: "info", statsIntervalMs: 0, format: "json" },
+    }),
+  );
+  const env = { VIGIL_KEYSTORE_PASSPHRASE: "release-publisher-test" };
+  const keys = await new Promise<string>((res, rej) => {
+    const p = vigil(["keys", "init", "-c", config], env);
+    p.on("close", (code) => (code === 0 ? res(p.log()) : rej(new Error(p.log()))));
+  });
+  const key = JSON.parse(keys) as { gatewayId: string; publicKey: string };
+  gatewayId = key.gatewayId;
+  const adminAddress = await admin.getAddress();
+  await must(["chain", "grant-operator", "--deployment", deployment, "--rpc", anvil.url, "--site", SITE, "--account", adminAddress]); // prettier-ignore
+  await must(["chain", "register-gateway", "--deployment", deployment, "--rpc", anvil.url, "--gateway-id", gatewayId, "--site", SITE, "--public-key", key.publicKey]); // prettier-ignore
+
+  gateway = vigil(["start", "-c", config], env);
+  await until("the gateway's HTTP endpoint", async () => {
+    if (gateway.exitCode !== null) throw new Error(gateway.log());
+    return (await updates().catch(() => undefined))?.status?.model.counters.checks;
+  });
+  mqttPort = (JSON.parse(readFileSync(config, "utf8")) as { mqtt: { embedded: { port: number } } }).mqtt
+    .embedded.port;
+}, 90_000);
+
+afterAll(async () => {
+  if (process.env.RELEASE_LOG) writeFileSync(process.env.RELEASE_LOG, gateway?.log() ?? "");
+  for (const p of children) await stop(p);
+  await anvil?.stop();
+});
+
+it("the contract enforces the documented approval rules on an independently built release", async () => {
+  const r = buildModelRelease({
+    onnx,
+    file: INT8,
+    manifest,
+    version: "3.0.5",
+    profile: PROFILE,
+    dir: join(dir, "r-rules"),
+  });
+  // Only a release manager proposes (MissingRole).
+  await expect(propose(releases.connect(approvers[0]!) as Contract, r.input)).rejects.toThrow(/MissingRole/);
+  const m = releases.connect(manager) as Contract;
+  const id = await propose(m, r.input);
+  // The proposer cannot approve its own release (SelfApproval) …
+  await expect(approve(releases, id, manager)).rejects.toThrow(/SelfApproval/);
+  // … one approval of M = 2 leaves it Proposed, and activate() says why.
+  expect(await approve(releases, id, approvers[0]!)).toEqual({ approvals: 1, activated: false });
+  await expect(approve(releases, id, approvers[0]!)).rejects.toThrow(/AlreadyApproved/);
+  expect((await releases.getFunction("getRelease")(id)).status).toBe(BigInt(STATUS.proposed));
+  await expect(releases.getFunction("activate").staticCall(id)).rejects.toThrow(/BelowThreshold/);
+  expect(await releases.getFunction("activeRelease")(KIND.model, r.input.target)).toBe(0n);
+  // Versions only go up per (kind, target).
+  await expect(propose(m, { ...r.input })).rejects.toThrow(/VersionNotIncreasing/);
+  // Revoke the proposal: its version stays consumed, no current release.
+  await (await m.getFunction("revoke")(id, "superseded")).wait();
+});
+
+it("a release with a wrong content hash is refused HASH_MISMATCH, then a correct one installs and is reported", async () => {
+  const m = releases.connect(manager) as Contract;
+  const bad = buildModelRelease({
+    onnx, file: INT8, manifest, version: "3.1.0", profile: PROFILE, dir: join(dir, "r-bad"),
+    tamper: { contentHash: `0x${"ab".repeat(32)}` },
+  }); // prettier-ignore
+  const b = await publishAndApprove(m, bad.input, approvers);
+  expect(b.steps.map((s) => s.activated)).toEqual([false, true]);
+  // The registry watch sees ReleaseActivated and runs a check (updates README "When it checks").
+  const refused = await until("the refusal", async () => {
+    const f = (await updates()).status?.model.lastFailure;
+    return f && String(f.releaseId) === String(b.id) && f;
+  });
+  expect(refused.code).toBe("HASH_MISMATCH");
+  expect(refused.reason).toMatch(/wrong bytes from its sources, attempt 1 of 8/);
+
+  // Live windows for the shadow phase: C-MAPSS engines streaming their cycles.
+  vigil(["sim", "--mqtt", `mqtt://127.0.0.1:${mqttPort}`, "--profile", "cmapss", "--devices", "4", "--rate", "20"]); // prettier-ignore
+  const good = buildModelRelease({
+    onnx,
+    file: INT8,
+    manifest,
+    version: "3.2.0",
+    profile: PROFILE,
+    dir: join(dir, "r-good"),
+  });
+  const g = await publishAndApprove(m, good.input, approvers);
+  expect(g.steps.at(-1)!.activated).toBe(true);
+  const installed = await until(
+    "the install",
+    async () => {
+      const s = (await updates()).status?.model;
+      return (
+        s?.lastInstall && String(s.lastInstall.releaseId) === String(g.id) && s.lastInstall.reported && s
+      );
+    },
+    60_000,
+  );
+  // updates README "Watching an update": the chain's version number and ids as decimal strings.
+  expect(installed.lastInstall).toMatchObject({
+    releaseId: String(g.id),
+    version: String(good.input.version),
+    sha256: good.input.contentHash.slice(2),
+  });
+  expect(installed.counters.rejected.HASH_MISMATCH).toBe(1);
+  expect(gateway.log()).toContain(`model release ${g.id} in shadow`);
+  expect(gateway.log()).toContain(`model release ${g.id} installed: cmapss-fd001-rul 3.2.0 is live`);
+  const installedOnChain = new Contract(
+    await releases.getAddress(),
+    ["function installedRelease(bytes32 gatewayId, uint8 kind) view returns (uint256)"],
+    provider,
+  );
+  expect(await installedOnChain.getFunction("installedRelease")(gatewayId, KIND.model)).toBe(g.id);
+  const cli = await runVigil(["update", "status", "--url", `http://127.0.0.1:${httpPort}`]);
+  expect(cli.code, cli.stderr).toBe(0);
+  expect(cli.stdout).toContain(String(g.id));
+
+  // A manifest of another version than the release's: MANIFEST_MISMATCH, remembered. (Other
+  // bytes than the live model's: a release of the bytes already live is skipped as running.)
+  const mixed = buildModelRelease({
+    onnx: readFileSync("models/cmapss/fd001.onnx"), manifest, version: "3.3.0", profile: PROFILE,
+    dir: join(dir, "r-mixed"), tamper: { manifestVersion: "3.3.1" },
+  }); // prettier-ignore
+  const x = await publishAndApprove(m, mixed.input, approvers);
+  const f = await until("the mismatch refusal", async () => {
+    const s = (await updates()).status?.model.lastFailure;
+    return s && String(s.releaseId) === String(x.id) && s;
+  });
+  expect(f.code).toBe("MANIFEST_MISMATCH");
+  expect(String((await updates()).status!.model.lastInstall!.releaseId)).toBe(String(g.id));
+}, 90_000);
