@@ -263,11 +263,29 @@ it("a release with a wrong content hash is refused HASH_MISMATCH, then a correct
   expect(cli.code, cli.stderr).toBe(0);
   expect(cli.stdout).toContain(String(g.id));
 
-  // A manifest of another version than the release's: MANIFEST_MISMATCH, remembered. (Other
-  // bytes than the live model's: a release of the bytes already live is skipped as running.)
+  // Not seen at all (updates README step 1): a release of the bytes already live (skipped as
+  // running, however new its manifest), and one with fewer than M approvals.
+  const before = (await updates()).status!.model;
+  const same = buildModelRelease({ onnx, file: INT8, manifest, version: "3.3.0", profile: PROFILE, dir: join(dir, "r-same") }); // prettier-ignore
+  expect((await publishAndApprove(m, same.input, approvers)).steps.at(-1)!.activated).toBe(true);
+  const oneOnly = buildModelRelease({
+    onnx: readFileSync("models/cmapss/fd001.onnx"), manifest, version: "3.4.0", profile: PROFILE,
+    dir: join(dir, "r-one"),
+  }); // prettier-ignore
+  const one = await propose(m, oneOnly.input);
+  expect(await approve(releases, one, approvers[0]!)).toEqual({ approvals: 1, activated: false });
+  const checked = await runVigil(["update", "check", "--url", `http://127.0.0.1:${httpPort}`, "--json"]);
+  expect(checked.code, checked.stderr).toBe(0);
+  const after = (JSON.parse(checked.stdout) as UpdatesStatus).status!.model;
+  expect(after.counters.checks).toBeGreaterThan(before.counters.checks);
+  expect(after.lastInstall!.releaseId).toBe(String(g.id));
+  expect(after.lastFailure).toEqual(before.lastFailure);
+  expect(after.counters.rejected).toEqual(before.counters.rejected);
+
+  // A manifest of another version than the release's: MANIFEST_MISMATCH, remembered.
   const mixed = buildModelRelease({
-    onnx: readFileSync("models/cmapss/fd001.onnx"), manifest, version: "3.3.0", profile: PROFILE,
-    dir: join(dir, "r-mixed"), tamper: { manifestVersion: "3.3.1" },
+    onnx: readFileSync("models/cmapss/fd001.onnx"), manifest, version: "3.5.0", profile: PROFILE,
+    dir: join(dir, "r-mixed"), tamper: { manifestVersion: "3.5.1" },
   }); // prettier-ignore
   const x = await publishAndApprove(m, mixed.input, approvers);
   const f = await until("the mismatch refusal", async () => {
