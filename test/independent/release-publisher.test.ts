@@ -20,10 +20,13 @@ import {
   RELEASES_ABI,
   STATUS,
   approve,
+  buildFirmwareRelease,
   buildModelRelease,
+  firmwareImage,
   grantReleaseRoles,
   propose,
   publishAndApprove,
+  targetId,
 } from "./release-publisher.ts";
 
 const SITE = "plant-r";
@@ -295,3 +298,45 @@ it("a release with a wrong content hash is refused HASH_MISMATCH, then a correct
   expect(f.code).toBe("MANIFEST_MISMATCH");
   expect(String((await updates()).status!.model.lastInstall!.releaseId)).toBe(String(g.id));
 }, 90_000);
+
+it("a firmware release built from PROTOCOL.md's image layout is recorded as `vigil release publish` records the same image", async () => {
+  const image = firmwareImage("1.2.3", Buffer.from("independent firmware body\n".repeat(40)));
+  const mine = buildFirmwareRelease({ image, hardwareTarget: "fw-indep", dir: join(dir, "fw") });
+  const m = releases.connect(manager) as Contract;
+  const a = await propose(m, mine.input);
+  const keyFile = join(dir, "manager.key");
+  writeFileSync(keyFile, `${ANVIL_DEV_KEYS[1]!}\n`, { mode: 0o600 });
+  const ours = await runVigil([
+    "release", "publish", "--kind", "firmware", "--target", "fw-vigil", "--file", mine.path,
+    "--uri", mine.input.uris[0]!, "--deployment", join(dir, "deployment.json"), "--rpc", anvil.url,
+    "--key-file", keyFile,
+  ]); // prettier-ignore
+  expect(ours.code, ours.stderr).toBe(0);
+  const b = BigInt(/proposed release (\d+)/.exec(ours.stdout)![1]!);
+  const record = async (id: bigint) => {
+    const r = (await releases.getFunction("getRelease")(id)) as {
+      kind: bigint;
+      version: bigint;
+      size: bigint;
+      target: string;
+      contentHash: string;
+      trainingDataHash: string;
+      uris: string[];
+      metrics: string;
+    };
+    return {
+      kind: r.kind,
+      version: r.version,
+      size: r.size,
+      contentHash: r.contentHash,
+      trainingDataHash: r.trainingDataHash,
+      uris: [...r.uris],
+      metrics: JSON.parse(r.metrics) as unknown,
+      target: r.target,
+    };
+  };
+  const [x, y] = [await record(a), await record(b)];
+  expect(y.target).toBe(targetId("firmware", "fw-vigil"));
+  expect({ ...x, target: undefined }).toEqual({ ...y, target: undefined });
+  expect(x.version).toBe(1_002_003n);
+});

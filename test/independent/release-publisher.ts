@@ -234,3 +234,54 @@ export async function publishAndApprove(
   }
   return { id, steps };
 }
+
+/**
+ * A firmware image (hardware/PROTOCOL.md "Firmware image"): the 32-byte header, little-endian
+ * (PROTOCOL.md: all integers), then the firmware. `security_counter` defaults to the release's
+ * version number, as the document advises ("set security_counter to the release's on-chain
+ * version when that is below 2^32").
+ */
+export function firmwareImage(version: string, firmware: Uint8Array, securityCounter?: number): Buffer {
+  const [maj, min, pat] = version.split(".").map(Number) as [number, number, number];
+  const h = Buffer.alloc(32);
+  h.write("VGFW", 0, "latin1");
+  h.writeUInt16LE(32, 4);
+  h.writeUInt8(maj, 6);
+  h.writeUInt8(min, 7);
+  h.writeUInt16LE(pat, 8);
+  h.writeUInt16LE(0, 10);
+  h.writeUInt32LE(securityCounter ?? Number(packVersion(version)), 12);
+  h.writeUInt32LE(32 + firmware.length, 16);
+  return Buffer.concat([h, firmware]);
+}
+
+/**
+ * A firmware release (updates README "Release layout"): target `vigil:firmware:<hardware target>`,
+ * version from the header, `metrics` `{"securityCounter":N}` (the header's), no training data.
+ */
+export function buildFirmwareRelease(opts: {
+  image: Buffer;
+  hardwareTarget: string;
+  dir: string;
+  uris?: (path: string) => string[];
+}): { input: ReleaseInput; path: string } {
+  const img = opts.image;
+  if (img.subarray(0, 4).toString("latin1") !== "VGFW") throw new Error("not a VGFW image");
+  const version = `${img.readUInt8(6)}.${img.readUInt8(7)}.${img.readUInt16LE(8)}`;
+  mkdirSync(opts.dir, { recursive: true });
+  const path = join(opts.dir, `${opts.hardwareTarget}-${version}.vgfw`);
+  writeFileSync(path, img);
+  return {
+    path,
+    input: {
+      kind: KIND.firmware,
+      target: targetId("firmware", opts.hardwareTarget),
+      version: packVersion(version),
+      contentHash: hex32(sha256(img)),
+      size: BigInt(img.length),
+      trainingDataHash: hex32(new Uint8Array(32)),
+      uris: opts.uris?.(path) ?? [pathToFileURL(path).href],
+      metrics: JSON.stringify({ securityCounter: img.readUInt32LE(12) }),
+    },
+  };
+}
