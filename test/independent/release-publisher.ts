@@ -25,6 +25,8 @@ export const RELEASES_ABI = [
   "function getRelease(uint256 releaseId) view returns ((uint8 kind, uint8 status, uint16 approvals, uint64 version, uint64 size, address proposer, bytes32 target, bytes32 contentHash, bytes32 trainingDataHash, string[] uris, string metrics))",
   "function currentApprovals(uint256 releaseId) view returns (uint16)",
   "function activeRelease(uint8 kind, bytes32 target) view returns (uint256)",
+  "function installedRelease(bytes32 gatewayId, uint8 kind) view returns (uint256)",
+  "event ReleaseProposed(uint256 indexed releaseId, uint8 indexed kind, bytes32 indexed target, uint64 version, bytes32 contentHash, uint64 size, bytes32 trainingDataHash, string[] uris, string metrics, address proposer)",
   "event ReleaseApproved(uint256 indexed releaseId, address indexed approver, uint16 approvals)",
   "event ReleaseActivated(uint256 indexed releaseId, uint8 indexed kind, bytes32 indexed target, uint64 version)",
   "error MissingRole(address account, bytes32 role)",
@@ -36,6 +38,10 @@ export const RELEASES_ABI = [
   "error VersionStepTooLarge(uint8 kind, bytes32 target, uint64 latest, uint64 given)",
   "error VersionNotIncreasing(uint8 kind, bytes32 target, uint64 latest, uint64 given)",
   "error ZeroContentHash()",
+  "error InvalidSize(uint64 size, uint64 maxSize)",
+  "error InvalidUri(uint256 index)",
+  "error TooLong(uint256 length, uint256 max)",
+  "error NotAdmin(address account)",
 ];
 
 /** contracts/README.md "Fixed interfaces": enum numbers. */
@@ -190,13 +196,17 @@ export async function grantReleaseRoles(
 }
 
 /**
- * Proposes `input` from a release manager; the id comes from the call's return value (the README
- * names no proposal event), read by a static call just before sending.
+ * Proposes `input` from a release manager; the id is the `ReleaseProposed` event's (contracts
+ * README). A static call first makes a revert come back by its error's name.
  */
 export async function propose(releases: Contract, input: ReleaseInput): Promise<bigint> {
-  const id = (await releases.getFunction("propose").staticCall(input)) as bigint;
-  await (await releases.getFunction("propose")(input)).wait();
-  return id;
+  await releases.getFunction("propose").staticCall(input);
+  const receipt = await (await releases.getFunction("propose")(input)).wait();
+  for (const log of (receipt as { logs: Log[] }).logs) {
+    const parsed = releases.interface.parseLog(log);
+    if (parsed?.name === "ReleaseProposed") return BigInt(parsed.args[0] as bigint);
+  }
+  throw new Error("propose: no ReleaseProposed event");
 }
 
 export interface Approval {
