@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Contract, JsonRpcProvider, NonceManager, Wallet } from "ethers";
+import { Contract, JsonRpcProvider, NonceManager, Wallet, type EventLog } from "ethers";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
 import { freePort, runVigil, stop } from "../helpers/procs.ts";
@@ -22,6 +22,7 @@ import {
   approve,
   buildFirmwareRelease,
   buildModelRelease,
+  cidV1,
   firmwareImage,
   grantReleaseRoles,
   propose,
@@ -177,7 +178,6 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  if (process.env.RELEASE_LOG) writeFileSync(process.env.RELEASE_LOG, gateway?.log() ?? "");
   for (const p of children) await stop(p);
   await anvil?.stop();
 });
@@ -257,6 +257,8 @@ it("a release with a wrong content hash is refused HASH_MISMATCH, then a correct
   expect(gateway.log()).toContain(`model release ${g.id} in shadow`);
   expect(gateway.log()).toContain(`model release ${g.id} installed: cmapss-fd001-rul 3.2.0 is live`);
   expect(await releases.getFunction("installedRelease")(gatewayId, KIND.model)).toBe(g.id);
+  const reported = await releases.queryFilter(releases.filters.InstallReported!(gatewayId));
+  expect(reported.map((e) => (e as EventLog).args.slice(1, 4))).toEqual([[g.id, 0n, good.input.version]]);
   const cli = await runVigil(["update", "status", "--url", `http://127.0.0.1:${httpPort}`]);
   expect(cli.code, cli.stderr).toBe(0);
   expect(cli.stdout).toContain(String(g.id));
@@ -307,6 +309,8 @@ it("a firmware release built from PROTOCOL.md's image layout is recorded as `vig
     "--key-file", keyFile,
   ]); // prettier-ignore
   expect(ours.code, ours.stderr).toBe(0);
+  // The CID it prints (Kubo's `ipfs add --cid-version=1`) is the publisher's.
+  expect(ours.stdout).toContain(`cid       ${cidV1(image)}`);
   const b = BigInt(/proposed release (\d+)/.exec(ours.stdout)![1]!);
   const record = async (id: bigint) => {
     const r = (await releases.getFunction("getRelease")(id)) as {

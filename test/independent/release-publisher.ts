@@ -3,6 +3,10 @@
 // "Signatures" and "Roles"), without reading the gateway's or the contracts' code: a check that
 // the documents are exact. It imports only third-party libraries (lint:deps forbids anything of
 // ours): the ABI is written by hand from the contracts README's "Signatures" block.
+// Where it had to guess, the documents now say it: that updates need attest.enabled, the proposal
+// id (ReleaseProposed) and installedRelease's shape, that the pinned manifest's name must end in
+// .manifest.json, which metrics fields the gateway reads, that a release of the live bytes or
+// with too few approvals is not seen at all (no NOT_ACTIVE), and who sets security_counter.
 import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -29,6 +33,7 @@ export const RELEASES_ABI = [
   "event ReleaseProposed(uint256 indexed releaseId, uint8 indexed kind, bytes32 indexed target, uint64 version, bytes32 contentHash, uint64 size, bytes32 trainingDataHash, string[] uris, string metrics, address proposer)",
   "event ReleaseApproved(uint256 indexed releaseId, address indexed approver, uint16 approvals)",
   "event ReleaseActivated(uint256 indexed releaseId, uint8 indexed kind, bytes32 indexed target, uint64 version)",
+  "event InstallReported(bytes32 indexed gatewayId, uint256 indexed releaseId, uint8 indexed kind, uint64 version, uint64 nonce)",
   "error MissingRole(address account, bytes32 role)",
   "error ReleaseUnknown(uint256 releaseId)",
   "error ReleaseNotInStatus(uint256 releaseId, uint8 status)",
