@@ -25,6 +25,7 @@ import {
   cidV1,
   firmwareImage,
   grantReleaseRoles,
+  mined,
   propose,
   publishAndApprove,
   targetId,
@@ -130,7 +131,7 @@ beforeAll(async () => {
     await manager.getAddress(),
     await Promise.all([manager, ...approvers].map((a) => a.getAddress())),
   );
-  await (await releases.getFunction("setApprovalThreshold")(2)).wait(); // M = 2 of N = 4
+  await mined(releases.getFunction("setApprovalThreshold")(2)); // M = 2 of N = 4
 
   // The gateway: key, registration, config (updates README "What the gateway does").
   httpPort = await freePort();
@@ -206,8 +207,8 @@ it("the contract enforces the documented approval rules on an independently buil
   // Versions only go up per (kind, target).
   await expect(propose(m, { ...r.input })).rejects.toThrow(/VersionNotIncreasing/);
   // Revoke the proposal: its version stays consumed, no current release.
-  await (await m.getFunction("revoke")(id, "superseded")).wait();
-});
+  await mined(m.getFunction("revoke")(id, "superseded"));
+}, 60_000);
 
 it("a release with a wrong content hash is refused HASH_MISMATCH, then a correct one installs and is reported", async () => {
   const m = releases.connect(manager) as Contract;

@@ -11,7 +11,15 @@ import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { Contract, keccak256, toUtf8Bytes, type ContractRunner, type Log } from "ethers";
+import {
+  Contract,
+  keccak256,
+  toUtf8Bytes,
+  type ContractRunner,
+  type ContractTransactionReceipt,
+  type ContractTransactionResponse,
+  type Log,
+} from "ethers";
 
 /** contracts/README.md "Signatures", the lines a publisher needs (VigilRegistry, VigilReleases). */
 export const REGISTRY_ABI = [
@@ -188,6 +196,13 @@ export function buildModelRelease(opts: {
   return { input, dir: opts.dir, modelPath, manifestPath, manifestBytes };
 }
 
+/** A sent transaction's receipt; a timeout rather than a wait without end. */
+export async function mined(sent: Promise<ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
+  const receipt = await (await sent).wait(1, 20_000);
+  if (!receipt) throw new Error("transaction without a receipt");
+  return receipt;
+}
+
 /** Roles (contracts README "Roles"): the admin grants manager and approver roles. */
 export async function grantReleaseRoles(
   registry: Contract,
@@ -196,8 +211,8 @@ export async function grantReleaseRoles(
 ): Promise<void> {
   const managerRole = (await registry.getFunction("RELEASE_MANAGER_ROLE")()) as string;
   const approverRole = (await registry.getFunction("RELEASE_APPROVER_ROLE")()) as string;
-  await (await registry.getFunction("grantRole")(managerRole, manager)).wait();
-  for (const a of approvers) await (await registry.getFunction("grantRole")(approverRole, a)).wait();
+  await mined(registry.getFunction("grantRole")(managerRole, manager));
+  for (const a of approvers) await mined(registry.getFunction("grantRole")(approverRole, a));
 }
 
 /**
@@ -206,8 +221,8 @@ export async function grantReleaseRoles(
  */
 export async function propose(releases: Contract, input: ReleaseInput): Promise<bigint> {
   await releases.getFunction("propose").staticCall(input);
-  const receipt = await (await releases.getFunction("propose")(input)).wait();
-  for (const log of (receipt as { logs: Log[] }).logs) {
+  const receipt = await mined(releases.getFunction("propose")(input));
+  for (const log of receipt.logs) {
     const parsed = releases.interface.parseLog(log);
     if (parsed?.name === "ReleaseProposed") return BigInt(parsed.args[0] as bigint);
   }
@@ -223,8 +238,7 @@ export interface Approval {
 export async function approve(releases: Contract, id: bigint, approver: ContractRunner): Promise<Approval> {
   const c = releases.connect(approver) as Contract;
   await c.getFunction("approve").staticCall(id); // a revert decoded by name before sending
-  const receipt = await (await c.getFunction("approve")(id)).wait();
-  const logs = (receipt as { logs: Log[] }).logs;
+  const logs: readonly Log[] = (await mined(c.getFunction("approve")(id))).logs;
   let approvals = -1;
   let activated = false;
   for (const log of logs) {
