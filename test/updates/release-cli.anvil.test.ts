@@ -1,7 +1,7 @@
 // `vigil release` against anvil: publish (sha256, size, CIDv1, manifest check), approve 2-of-3,
 // list, revoke; contract errors come out as sentences; --help for each command.
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { renameSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ANVIL_DEV_KEYS } from "../../gateway/src/chain/anvil.ts";
 import { releaseCommand } from "../../gateway/src/cli/release.ts";
@@ -165,6 +165,18 @@ describe("vigil release", () => {
     expect((await run(["publish", "--kind", "model", "--target", "x", "--file", rel.file])).err).toMatch(
       /--manifest is required/,
     );
+  });
+
+  it("input: a manifest file name that gateways refuse (not *.manifest.json) is refused before anything is sent", async () => {
+    const rel = releaseFolder({ profile: "cli-name", version: "3.1.0" });
+    const renamed = join(dirname(rel.manifest), "fd001.json");
+    renameSync(rel.manifest, renamed);
+    const args = ["publish", "--dry-run", "--kind", "model", "--target", "cli-name", "--file", rel.file];
+    const res = await run([...args, "--manifest", renamed]);
+    expect(res.code).toBe(2); // a usage error, as a manifest outside the model's folder
+    expect(res.err).toMatch(/the manifest's file name "fd001.json" must end in .manifest.json/);
+    renameSync(renamed, rel.manifest);
+    expect((await run([...args, "--manifest", rel.manifest])).code).toBe(0);
   });
 
   it("input: a URI gateways cannot fetch, or one with credentials (they would be public on chain), is refused before anything is sent", async () => {

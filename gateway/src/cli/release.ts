@@ -14,6 +14,7 @@ import { cidV1, cidV1OfFile } from "../updates/cid.ts";
 import { checkModelAgainstManifest } from "../updates/model-check.ts";
 import {
   encodeModelMeta,
+  MANIFEST_FILE,
   firmwareVersionNumber,
   semverToVersion,
   targetId,
@@ -96,6 +97,10 @@ export async function planRelease(o: {
     if (resolve(dirname(o.manifest)) !== resolve(dirname(o.file)))
       throw new UsageError(
         "the manifest must sit in the same folder as the model file (gateways fetch it from there)",
+      );
+    if (!MANIFEST_FILE.test(basename(o.manifest)))
+      throw new UsageError(
+        `the manifest's file name "${basename(o.manifest)}" must end in .manifest.json, with only letters, digits, ".", "_" and "-" (gateways refuse any other: MANIFEST_INVALID)`,
       );
     const m = await checkModelAgainstManifest(o.manifest, bytes);
     if (m.model.file !== basename(o.file))

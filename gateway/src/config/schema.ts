@@ -529,7 +529,7 @@ const Updates = Type.Object(
     enabled: Type.Boolean({
       default: false,
       description:
-        "Follow model and firmware releases on chain (needs chain.rpcUrl or chain.rpcUrls, chain.deployment and the gateway key); turns the registry watch on, whose release events trigger a check.",
+        "Follow model and firmware releases on chain (needs chain.rpcUrl or chain.rpcUrls, chain.deployment and the gateway key: attest.enabled with its keystore); turns the registry watch on, whose release events trigger a check.",
     }),
     schedule: Type.String({
       minLength: 1,

@@ -76,6 +76,9 @@ export interface ModelReleaseMeta {
 
 export const MAX_METRICS_BYTES = 512;
 
+/** The name of a model release's manifest file (`metrics.manifest.file`): a plain name beside the model. */
+export const MANIFEST_FILE = /^[A-Za-z0-9._-]+\.manifest\.json$/;
+
 export function encodeModelMeta(meta: ModelReleaseMeta): string {
   const s = JSON.stringify(meta);
   if (Buffer.byteLength(s) > MAX_METRICS_BYTES)
@@ -95,7 +98,7 @@ export function parseModelMeta(metrics: string): ModelReleaseMeta {
   if (
     !m ||
     typeof m.file !== "string" ||
-    !/^[A-Za-z0-9._-]+\.manifest\.json$/.test(m.file) ||
+    !MANIFEST_FILE.test(m.file) ||
     typeof m.sha256 !== "string" ||
     !/^[0-9a-f]{64}$/.test(m.sha256) ||
     typeof m.cid !== "string"
