@@ -230,6 +230,8 @@ export class ModelUpdateAgent {
     lastFailure: undefined,
   };
   #lastOkMs: number;
+  /** Releases of the live model's own bytes already logged as not applied (see #skip). */
+  readonly #sameBytesTold = new Set<string>();
   #running: Promise<void> | undefined;
   #task: { stop(): unknown } | undefined;
   #staleTimer: NodeJS.Timeout | undefined;
@@ -364,7 +366,7 @@ export class ModelUpdateAgent {
         for (const profile of live.manifest.devices.profiles) {
           const rel = await this.#o.releases.activeRelease("model", targetId("model", profile));
           if (!rel) continue;
-          if (await this.#skip(rel, live)) continue;
+          if (await this.#skip(rel, live, profile)) continue;
           await this.#tryInstall(rel, live, profile);
           break; // the live model changed or the release failed: next model
         }
@@ -425,8 +427,20 @@ export class ModelUpdateAgent {
     return had;
   }
 
-  async #skip(rel: ReleaseRecord, live: LoadedModel): Promise<boolean> {
-    if (live.sha256 === rel.contentHash.slice(2)) return true; // already running it
+  async #skip(rel: ReleaseRecord, live: LoadedModel, profile: string): Promise<boolean> {
+    if (live.sha256 === rel.contentHash.slice(2)) {
+      // Already running these bytes. A release of them other than the installed one (a new
+      // manifest beside the same ONNX file) is not applied: say so once, not at every check.
+      const id = rel.id.toString();
+      if (!this.#sameBytesTold.has(id) && (await this.#installed(profile))?.releaseId !== id) {
+        this.#sameBytesTold.add(id);
+        this.#log.warn(
+          { releaseId: id, model: live.manifest.name, version: live.manifest.version },
+          `model release ${id} carries the model file already live: nothing installed (a release that changes only the manifest is not applied; change the model file's bytes too)`,
+        );
+      }
+      return true;
+    }
     const failed = await this.#o.state.getMeta(`updates/failed/${rel.id}`);
     if (failed !== undefined && failed.length > 0) return true;
     const m = await this.#mismatch(rel.id);
