@@ -10,22 +10,24 @@ import { publisherSuite } from "./publisher.suite.ts";
 
 publisherSuite("fake", () => Promise.resolve(fakeHarness()));
 
-publisherSuite("embedded aedes broker", async () => {
+/** An embedded broker on a free loopback port, started, over a memory store. */
+async function startedBroker(): Promise<EmbeddedBroker> {
   const broker = new EmbeddedBroker(new Ingest({ sink: new MemorySink(), clock: new FakeClock() }), {
     host: "127.0.0.1",
     port: 0,
   });
   await broker.start();
+  return broker;
+}
+
+publisherSuite("embedded aedes broker", async () => {
+  const broker = await startedBroker();
   return brokerHarness(broker.url, new EmbeddedPublisher(broker), { cleanup: () => broker.stop() });
 });
 
 describe("EmbeddedBroker.publish (the gateway's ordered publications)", () => {
   it("behavior: a device's frame published at once does not cost a `vigil/v1/#` subscriber the gateway's retained status", async () => {
-    const broker = new EmbeddedBroker(new Ingest({ sink: new MemorySink(), clock: new FakeClock() }), {
-      host: "127.0.0.1",
-      port: 0,
-    });
-    await broker.start();
+    const broker = await startedBroker();
     const sub = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
     try {
       const got: string[] = [];
@@ -66,11 +68,7 @@ describe("EmbeddedBroker.publish (the gateway's ordered publications)", () => {
   });
 
   it("error: a publication aedes refuses rejects typed, is counted, and does not hold the next ones", async () => {
-    const broker = new EmbeddedBroker(new Ingest({ sink: new MemorySink(), clock: new FakeClock() }), {
-      host: "127.0.0.1",
-      port: 0,
-    });
-    await broker.start();
+    const broker = await startedBroker();
     const sub = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
     try {
       const got: string[] = [];
