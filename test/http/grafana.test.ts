@@ -41,6 +41,7 @@ describe("Grafana dashboard", () => {
       "vigil_store_live_bytes",
       "vigil_disk_free_bytes",
       "vigil_registry_cache_age_seconds",
+      "vigil_update_rejected_total",
       "process_cpu_seconds_total",
     ])
       expect(used, n).toContain(n);

@@ -114,9 +114,10 @@ describe("Prometheus scraping the demo", () => {
 
   it("behavior: every Grafana dashboard query is valid PromQL and returns the demo's data", async () => {
     // May be empty in the demo: no fees reported yet, the registry watch's age before its first
-    // refresh, no device ERROR frames, no back-pressure; devices in sensor fault only when the
+    // refresh, no device ERROR frames, no back-pressure, no refused release; devices in sensor fault only when the
     // data-quality stage flags one.
-    const expectedEmpty = /gas_used|fee_wei|registry_cache|device_error_frames|frames_shed|> 0\)/;
+    const expectedEmpty =
+      /gas_used|fee_wei|registry_cache|device_error_frames|frames_shed|update_rejected|> 0\)/;
     const empty: string[] = [];
     for (const q of dashboardQueries()) {
       if (q.expr.startsWith("label_values(")) {
