@@ -12,6 +12,7 @@ import { simCommand } from "../../gateway/src/cli/sim.ts";
 import { startCommand } from "../../gateway/src/cli/start.ts";
 import { doctorCommand } from "../../gateway/src/cli/doctor.ts";
 import { initCommand } from "../../gateway/src/cli/init.ts";
+import { statusCommand } from "../../gateway/src/cli/status.ts";
 
 const readme = readFileSync("hardware/pi/README.md", "utf8");
 
@@ -25,6 +26,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   start: startCommand,
   doctor: doctorCommand,
   init: initCommand,
+  status: statusCommand,
 };
 
 /** `vigil …` invocations in code blocks (continuation lines joined) and in inline code spans. */
