@@ -4,7 +4,7 @@
  * `vigil sim --profile cwru` (healthy, then a bearing fault: machine alerts) with scripted
  * sensor faults (NaN on `rms`, `kurtosis` stuck: sensor-fault messages, never alerts).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import { Aedes } from "aedes";
 import mqtt from "mqtt";
@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { stop } from "../helpers/procs.ts";
+import { spawnVigil, until, type VigilChild } from "../helpers/vigil-child.ts";
 import {
   checkDashboard,
   checkDeviceStatusStream,
@@ -25,30 +26,8 @@ import {
 const SITE = "plant-a";
 const GATEWAY = "gw-docs";
 const children: ChildProcess[] = [];
+const vigil = (args: string[]): VigilChild => spawnVigil(children, args);
 const dashboards: Dashboard[] = [];
-
-function vigil(args: string[]): ChildProcess & { log: () => string } {
-  const p = spawn(process.execPath, ["bin/vigil.js", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  p.stdout!.on("data", (d: Buffer) => (log += d.toString()));
-  p.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-  children.push(p);
-  return Object.assign(p, { log: () => log });
-}
-
-async function until<T>(
-  what: string,
-  f: () => T | undefined | false | Promise<T | undefined | false>,
-  ms = 20_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 afterAll(async () => {
   for (const d of dashboards) await d.close().catch(() => undefined);

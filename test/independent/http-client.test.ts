@@ -5,13 +5,14 @@
  * page's deltas move; once loopback-only without a token, once with `http.allowRemote` and an
  * access token file; and the start-up errors the README names.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { freePort, stop } from "../helpers/procs.ts";
+import { spawnVigil, until, type VigilChild } from "../helpers/vigil-child.ts";
 import {
   ask,
   checkConnectionLimit,
@@ -36,29 +37,7 @@ import { readFileSync } from "node:fs";
 
 const README = "gateway/src/http/README.md";
 const children: ChildProcess[] = [];
-
-function vigil(args: string[]): ChildProcess & { log: () => string } {
-  const p = spawn(process.execPath, ["bin/vigil.js", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  p.stdout!.on("data", (d: Buffer) => (log += d.toString()));
-  p.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-  children.push(p);
-  return Object.assign(p, { log: () => log });
-}
-
-async function until<T>(
-  what: string,
-  f: () => T | undefined | false | Promise<T | undefined | false>,
-  ms = 20_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const vigil = (args: string[]): VigilChild => spawnVigil(children, args);
 
 afterAll(async () => {
   for (const p of children) await stop(p);

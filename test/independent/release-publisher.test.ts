@@ -6,7 +6,7 @@
  * The gateway installs the independently published model release, reports it on chain and over
  * HTTP; releases that break a documented rule are refused with the documented code.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,7 @@ import { Contract, JsonRpcProvider, NonceManager, Wallet, type EventLog } from "
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
 import { freePort, runVigil, stop } from "../helpers/procs.ts";
+import { spawnVigil, until as waitUntil, type VigilChild } from "../helpers/vigil-child.ts";
 import {
   KIND,
   REGISTRY_ABI,
@@ -47,33 +48,21 @@ const wallet = (i: number) => new NonceManager(new Wallet(ANVIL_DEV_KEYS[i]!, pr
 let manager: NonceManager;
 let approvers: NonceManager[];
 
-function vigil(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess & { log: () => string } {
-  const p = spawn(process.execPath, ["bin/vigil.js", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...env },
-  });
-  let log = "";
-  p.stdout!.on("data", (d: Buffer) => (log += d.toString()));
-  p.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-  children.push(p);
-  return Object.assign(p, { log: () => log });
+function vigil(args: string[], env: NodeJS.ProcessEnv = {}): VigilChild {
+  return spawnVigil(children, args, env);
 }
 
-async function until<T>(
+/** Waits for `f`; on a timeout, says so with the update status and the children's last output. */
+function until<T>(
   what: string,
   f: () => T | undefined | false | Promise<T | undefined | false>,
   ms = 30_000,
 ): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end)
-      throw new Error(
-        `timed out waiting for ${what}: ${JSON.stringify(await updates().catch(() => null))}\n${children.map((c) => (c as unknown as { log: () => string }).log().slice(-1500)).join("\n---\n")}`,
-      );
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return waitUntil(what, f, ms, {
+    everyMs: 100,
+    detail: async () =>
+      `${JSON.stringify(await updates().catch(() => null))}\n${children.map((c) => (c as VigilChild).log().slice(-1500)).join("\n---\n")}`,
+  });
 }
 
 async function must(args: string[]): Promise<string> {
