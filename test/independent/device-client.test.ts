@@ -4,16 +4,28 @@
  * `vigil start` over a socat pty pair and over the embedded MQTT broker, case by case of the
  * NACK table, "A stopped device" and "Replies and silence".
  */
-import { readFileSync } from "node:fs";
-import { describe, expect, it } from "vitest";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, ptyPair, stop, type PtyPair } from "../helpers/procs.ts";
 import {
   cobsDecode,
   cobsEncode,
   crc32,
   decodeFrame,
+  Device,
   encodeFrame,
+  frameOf,
+  hex8,
+  R,
+  SerialLink,
   SerialReceiver,
+  T,
+  type Channel,
   type Decoded,
+  type DeviceOptions,
   type Frame,
 } from "./device-client.ts";
 
@@ -68,5 +80,347 @@ describe("known-answer vectors (hardware/vectors/frames.json)", () => {
   });
   it.each(V.invalid)("$name: $reason", (v) => {
     expect(decodeFrame(Buffer.from(v.hex, "hex"))).toEqual({ ok: false, reason: v.reason });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Against a real gateway: `vigil start` reading one end of a socat pty pair, with the embedded
+// broker on a free loopback port; the store is checked through /metrics (gateway/src/http/README.md).
+
+const children: ChildProcess[] = [];
+const links: { close(): Promise<void> }[] = [];
+const devices: Device[] = [];
+
+interface Gateway {
+  proc: ChildProcess & { log: () => string };
+  dataDir: string;
+  config: string;
+  write(ingest: Record<string, unknown>): void;
+  httpPort: number;
+  mqttUrl: string;
+  pty: PtyPair;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+}
+
+async function startGateway(
+  extra: Record<string, unknown>,
+  ingest: Record<string, unknown>,
+): Promise<Gateway> {
+  const dataDir = mkdtempSync(join(tmpdir(), "device-client-"));
+  const pty = await ptyPair(dataDir);
+  const [httpPort, mqttPort] = [await freePort(), await freePort()];
+  const config = join(dataDir, "config.json");
+  const write = (ing: Record<string, unknown>) =>
+    writeFileSync(
+      config,
+      JSON.stringify({
+        dataDir,
+        attest: { enabled: false, gatewayName: "gw-device-client" },
+        serial: [{ path: pty.b }],
+        mqtt: { embedded: { port: mqttPort }, readingsIntervalMs: null },
+        http: { port: httpPort },
+        models: { enabled: false },
+        log: { level: "warn", statsIntervalMs: 0 },
+        ingest: ing,
+        ...extra,
+      }),
+    );
+  write(ingest);
+  const p = spawn(process.execPath, ["bin/vigil.js", "start", "-c", config], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  p.stdout.on("data", (d: Buffer) => (log += d.toString()));
+  p.stderr.on("data", (d: Buffer) => (log += d.toString()));
+  children.push(p);
+  const proc = Object.assign(p, { log: () => log });
+  const base = `http://127.0.0.1:${httpPort}`;
+  await until(
+    "the gateway to be ready",
+    async () => {
+      if (p.exitCode !== null) throw new Error(`vigil start exited: ${log}`);
+      return (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200;
+    },
+    30_000,
+  );
+  const metric = async (name: string, labels: Record<string, string> = {}) => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    let sum = 0;
+    for (const line of text.split("\n")) {
+      const m = /^([a-z_]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const have = Object.fromEntries(
+        [...(m[2] ?? "").matchAll(/([a-z_]+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]),
+      );
+      if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
+    }
+    return sum;
+  };
+  return { proc, dataDir, config, write, httpPort, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, pty, metric };
+}
+
+async function until<T>(
+  what: string,
+  f: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 10_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const CH2: Channel[] = [
+  { name: "vib_rms", unit: 1 },
+  { name: "temp", unit: 2 },
+];
+const nowUs = () => Date.now() * 1000;
+
+afterAll(async () => {
+  for (const d of devices) d.close();
+  for (const l of links) await l.close().catch(() => undefined);
+  for (const p of children) await stop(p);
+});
+
+describe("over serial and MQTT against vigil start", () => {
+  let gw: Gateway;
+  let line: SerialLink;
+  const ALLOWED = [0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107, 0x108, 0x109, 0x201, 0x202, 0x203];
+  const ingest = (extraAllowed: number[] = []) => ({
+    allow: [...ALLOWED, ...extraAllowed].map(hex8),
+    revoked: [hex8(0x301)],
+    maxSkewMs: 3_600_000,
+  });
+
+  beforeAll(async () => {
+    gw = await startGateway({}, ingest());
+    line = await SerialLink.open(gw.pty.a);
+    links.push(line);
+  }, 45_000);
+
+  const serialDevice = (id: number, o: Partial<DeviceOptions> = {}) => {
+    const d = new Device(line, { deviceId: id, bootId: 1, channels: CH2, clockUs: nowUs, ...o });
+    devices.push(d);
+    return d;
+  };
+  const nacks = (d: Device) => d.events.filter((e) => e.kind === "nack");
+  const acked = (d: Device) => d.events.flatMap((e) => (e.kind === "acked" ? e.seqs : []));
+
+  it("an admitted device: its frames are ACKed once stored, a duplicate is ACKed again and stored once", async () => {
+    const d = serialDevice(0x101);
+    d.hello();
+    const sent = [0, 1, 2, 3, 4].map((i) => d.sample([i, 20 + i]));
+    await d.until(() => d.ring.length === 0, 5000, "5 ACKs");
+    // ACKed only once stored: the store's count already holds every acknowledged frame.
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000101" })).toBe(5);
+    expect(acked(d).sort()).toEqual([0, 1, 2, 3, 4]);
+    expect(nacks(d)).toEqual([]);
+    const dup0 = await gw.metric("vigil_ingest_frames_duplicate_total");
+    d.ring.push(sent[2]!);
+    line.send(sent[2]!.bytes);
+    await d.until(() => d.ring.length === 0, 5000, "the ACK of a resend");
+    expect(await gw.metric("vigil_ingest_frames_duplicate_total")).toBe(dup0 + 1);
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000101" })).toBe(5);
+  });
+
+  /** Sends `bad` then a good frame of the same device; the good one's ACK proves the bad one got no reply. */
+  async function silentFor(d: Device, bad: Buffer | (() => void), reason: string): Promise<void> {
+    const before = await gw.metric("vigil_ingest_frames_rejected_total", { reason });
+    const n = d.events.length;
+    if (typeof bad === "function") bad();
+    else line.send(bad);
+    d.sample([1, 2]);
+    await d.until(() => d.ring.length === 0, 5000, `the ACK after a ${reason} frame`);
+    expect(d.events.slice(n).filter((e) => e.kind === "nack")).toEqual([]);
+    expect(await gw.metric("vigil_ingest_frames_rejected_total", { reason })).toBe(before + 1);
+  }
+
+  it("Replies and silence: frames failing COBS, CRC, version, type or payload checks, and gateway-bound types, get nothing", async () => {
+    const d = serialDevice(0x102);
+    d.hello();
+    const good = encodeFrame({
+      type: T.DATA,
+      deviceId: 0x102,
+      seq: 77,
+      timestampUs: nowUs(),
+      flags: 0,
+      values: [1, 2],
+    });
+    const flipped = Buffer.from(good);
+    flipped[20]! ^= 0x01;
+    await silentFor(d, flipped, "BAD_CRC");
+    const v2 = Buffer.from(good);
+    v2[0] = 2;
+    v2.writeUInt32LE(crc32(v2.subarray(0, v2.length - 4)), v2.length - 4);
+    await silentFor(d, v2, "BAD_VERSION");
+    await silentFor(d, frameOf(0x09, good.subarray(4, -4)), "BAD_TYPE");
+    // A HELLO with unit code 13 fails its payload checks.
+    const hello = d.helloFrame();
+    const h = Buffer.from(hello.subarray(4, -4));
+    h[13 + h[12]! + 1] = 13;
+    await silentFor(d, frameOf(T.HELLO, h), "BAD_PAYLOAD");
+    await silentFor(d, () => line.writeRaw(Buffer.from([0x05, 0x01, 0x00])), "BAD_COBS");
+    await silentFor(
+      d,
+      encodeFrame({ type: T.ACK, deviceId: 0x102, firstSeq: 1, count: 1, gatewayTimeUs: 0 }),
+      "UNEXPECTED_TYPE",
+    );
+    // An invalid code byte costs only its own frame, not the frame right after it (no 0x00 between).
+    const before = await gw.metric("vigil_ingest_frames_rejected_total", { reason: "BAD_COBS" });
+    const k = d.sample([3, 4]);
+    d.ring.pop();
+    d.ring.push(k);
+    line.writeRaw(Buffer.concat([Buffer.from([0x00, 0x09, 0x01]), Buffer.from([0x00]), cobsEncode(k.bytes)]));
+    await d.until(() => d.ring.length === 0, 5000, "the frame after garbage");
+    expect(await gw.metric("vigil_ingest_frames_rejected_total", { reason: "BAD_COBS" })).toBe(before + 1);
+  });
+
+  it("ERROR frames get no reply and are counted per device and code, also from a device not admitted", async () => {
+    const d = serialDevice(0x103);
+    const all0 = await gw.metric("vigil_ingest_error_frames_total");
+    d.hello();
+    d.error(1, "thermocouple open");
+    d.sample([1, 2]);
+    await d.until(() => d.ring.length === 0, 5000, "the ACK after an ERROR");
+    expect(nacks(d)).toEqual([]);
+    const code = (dev: string, c: string) =>
+      gw.metric("vigil_device_error_frames_total", { device: dev, code: c });
+    expect(await code("00000103", "sensor_fault")).toBe(1);
+    // From a device the gateway does not admit: still no reply (only HELLO and DATA are NACKed).
+    const u = serialDevice(0x402);
+    line.send(encodeFrame({ type: T.ERROR, deviceId: 0x402, code: 3, message: "héllo" }));
+    // Counted in the total only: a refused device gets no per-device state (gateway/src/http/README.md).
+    await until(
+      "the ERROR counted",
+      async () => (await gw.metric("vigil_ingest_error_frames_total")) === all0 + 2,
+    );
+    expect(await code("00000402", "protocol_error")).toBe(0);
+    u.hello(); // the NACK of this HELLO arrives after any reply to the ERROR would have
+    await u.until(() => nacks(u).length === 1, 5000, "the NACK of HELLO");
+    expect(nacks(u)).toEqual([{ kind: "nack", seq: 0, reason: R.UNKNOWN_DEVICE, action: "stop" }]);
+  });
+
+  it("NaN and ±Inf values are stored and ACKed (revision 1.2)", async () => {
+    const d = serialDevice(0x104);
+    d.hello();
+    d.sample([NaN, 1]);
+    d.sample([Infinity, -Infinity]);
+    await d.until(() => d.ring.length === 0, 5000, "ACKs of non-finite frames");
+    expect(nacks(d)).toEqual([]);
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000104" })).toBe(2);
+  });
+
+  it("SCHEMA_MISMATCH (channel count): the device sends HELLO, then the resend is stored", async () => {
+    const d = serialDevice(0x105);
+    d.hello();
+    d.sample([1, 2]);
+    await d.until(() => d.ring.length === 0);
+    // A third channel after a reboot whose HELLO was lost on the line.
+    d.o.channels = [...CH2, { name: "speed", unit: 4 }];
+    d.bootId++;
+    d.sample([1, 2, 3]);
+    await d.until(() => d.ring.length === 0, 5000, "the resend after HELLO");
+    expect(nacks(d)).toEqual([{ kind: "nack", seq: 1, reason: R.SCHEMA_MISMATCH, action: "hello-resend" }]);
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000105" })).toBe(2);
+  });
+
+  it("A lost HELLO: a reused sequence number with other bytes is NACKed SCHEMA_MISMATCH (counted SEQ_REUSED); after HELLO the resend is stored in the new boot", async () => {
+    const d = serialDevice(0x106);
+    d.hello();
+    for (let i = 0; i < 3; i++) d.sample([i, i]);
+    await d.until(() => d.ring.length === 0);
+    const reused0 = await gw.metric("vigil_ingest_frames_rejected_total", { reason: "SEQ_REUSED" });
+    // Reboot, but the HELLO is lost: boot_id moves on, seq restarts at 0.
+    d.bootId++;
+    d.seq = 0;
+    d.sample([9, 9]);
+    await d.until(() => d.ring.length === 0, 5000, "the resend after HELLO");
+    expect(nacks(d)).toEqual([{ kind: "nack", seq: 0, reason: R.SCHEMA_MISMATCH, action: "hello-resend" }]);
+    expect(await gw.metric("vigil_ingest_frames_rejected_total", { reason: "SEQ_REUSED" })).toBe(reused0 + 1);
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000106" })).toBe(4);
+  });
+
+  it("ABSURD_TIMESTAMP: the device drops the frame and forgets a clock set from ACKs", async () => {
+    const d = serialDevice(0x107, { clockUs: undefined });
+    d.hello();
+    d.sample([1, 1]); // timestamp 0: no clock yet
+    await d.until(() => d.ring.length === 0);
+    expect(d.gatewayTimeUs).toBeGreaterThan(0);
+    d.sample([2, 2], { timestampUs: nowUs() - 2 * 3600e6 });
+    await d.until(() => nacks(d).length === 1, 5000, "the NACK");
+    expect(nacks(d)).toEqual([{ kind: "nack", seq: 1, reason: R.ABSURD_TIMESTAMP, action: "drop" }]);
+    expect(d.ring).toEqual([]);
+    expect(d.gatewayTimeUs).toBeUndefined();
+    // A frame in the future too; then timestamp 0 (stamped on arrival) is stored.
+    d.sample([3, 3], { timestampUs: nowUs() + 2 * 3600e6 });
+    d.sample([4, 4]);
+    await d.until(() => d.ring.length === 0 && nacks(d).length === 2, 5000, "the NACK and ACK");
+    expect(nacks(d)[1]).toMatchObject({ seq: 2, reason: R.ABSURD_TIMESTAMP });
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000107" })).toBe(2);
+  });
+
+  it("SEQ_OUT_OF_RANGE: a jump beyond 2^24, or before the boot's sequence 0, is dropped; a new boot recovers", async () => {
+    const d = serialDevice(0x108);
+    d.hello();
+    d.sample([1, 1], { seq: 5 });
+    await d.until(() => d.ring.length === 0);
+    d.sample([2, 2], { seq: 5 + 2 ** 24 + 1 });
+    d.sample([3, 3], { seq: 0xffffffff });
+    await d.until(() => nacks(d).length === 2, 5000, "two NACKs");
+    expect(nacks(d)).toEqual([
+      { kind: "nack", seq: 5 + 2 ** 24 + 1, reason: R.SEQ_OUT_OF_RANGE, action: "drop" },
+      { kind: "nack", seq: 0xffffffff, reason: R.SEQ_OUT_OF_RANGE, action: "drop" },
+    ]);
+    expect(d.ring).toEqual([]);
+    // Exactly 2^24 away is in range.
+    d.sample([4, 4], { seq: 5 + 2 ** 24 });
+    await d.until(() => d.ring.length === 0, 5000, "the ACK at the bound");
+    d.reboot();
+    d.sample([5, 5]);
+    await d.until(() => d.ring.length === 0, 5000, "the ACK in a new boot");
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000108" })).toBe(3);
+  });
+
+  it("REVOKED_DEVICE: HELLO and DATA are NACKed, the device stops and keeps its frames", async () => {
+    const d = serialDevice(0x301, { probeMs: 60_000 });
+    d.hello();
+    await d.until(() => nacks(d).length === 1, 5000, "the NACK of HELLO");
+    expect(nacks(d)).toEqual([{ kind: "nack", seq: 0, reason: R.REVOKED_DEVICE, action: "stop" }]);
+    expect(d.stopped).toBe(true);
+    d.sample([1, 1]);
+    expect(d.ring).toHaveLength(1);
+    d.probe();
+    await d.until(() => nacks(d).length === 3, 5000, "the probe's NACKs");
+    expect(nacks(d).map((e) => [e.seq, e.reason])).toEqual([
+      [0, R.REVOKED_DEVICE],
+      [0, R.REVOKED_DEVICE],
+      [0, R.REVOKED_DEVICE],
+    ]);
+    expect(d.ring).toHaveLength(1);
+  });
+
+  it("A stopped device: UNKNOWN_DEVICE stops it; once registered (SIGHUP), its probe is ACKed, it reports what it dropped and resumes", async () => {
+    const d = serialDevice(0x401, { probeMs: 200, ring: 2 });
+    d.hello();
+    await d.until(() => nacks(d).length === 1, 5000, "the NACK of HELLO");
+    expect(nacks(d)[0]).toEqual({ kind: "nack", seq: 0, reason: R.UNKNOWN_DEVICE, action: "stop" });
+    for (let i = 0; i < 3; i++) d.sample([i, i]); // the ring keeps 2: one dropped
+    await d.until(() => nacks(d).some((e) => e.seq === 1), 5000, "a probe's NACK of DATA");
+    expect(d.ring.map((k) => k.seq)).toEqual([1, 2]);
+    gw.write(ingest([0x401]));
+    gw.proc.kill("SIGHUP");
+    await d.until(() => !d.stopped && d.ring.length === 0, 10_000, "the device to resume");
+    await until(
+      "the ERROR code 2",
+      async () =>
+        (await gw.metric("vigil_device_error_frames_total", {
+          device: "00000401",
+          code: "buffer_overflow",
+        })) === 1,
+    );
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000401" })).toBe(2);
   });
 });

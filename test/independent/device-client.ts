@@ -571,7 +571,7 @@ export interface DeviceOptions {
   /** a stopped device's probe interval ("at most once a minute") */
   probeMs?: number;
   /** µs clock of the device; undefined: no clock (timestamp from ACKs, else 0) */
-  clockUs?: () => number;
+  clockUs?: (() => number) | undefined;
 }
 
 interface Kept {
