@@ -20,6 +20,7 @@ import {
   frameOf,
   hex8,
   R,
+  MqttLink,
   SerialLink,
   SerialReceiver,
   T,
@@ -188,7 +189,9 @@ afterAll(async () => {
 describe("over serial and MQTT against vigil start", () => {
   let gw: Gateway;
   let line: SerialLink;
-  const ALLOWED = [0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107, 0x108, 0x109, 0x201, 0x202, 0x203];
+  const ALLOWED = [
+    0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107, 0x108, 0x109, 0x201, 0x202, 0x203, 0x204, 0x205,
+  ];
   const ingest = (extraAllowed: number[] = []) => ({
     allow: [...ALLOWED, ...extraAllowed].map(hex8),
     revoked: [hex8(0x301)],
@@ -422,5 +425,145 @@ describe("over serial and MQTT against vigil start", () => {
         })) === 1,
     );
     expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000401" })).toBe(2);
+  });
+
+  // ---- MQTT transport ----
+  /** A device over MQTT: what arrived, in order (PUBACKs of our frames, frames on /nack). */
+  async function mqttDevice(id: number, opts = {}) {
+    const link = await MqttLink.open(gw.mqttUrl, id, opts);
+    links.push(link);
+    const log: string[] = [];
+    const nackFrames: Frame[] = [];
+    link.onReply((f) => {
+      nackFrames.push(f);
+      if (f.type === T.NACK) log.push(`nack ${f.seq} ${f.reason}`);
+    });
+    const closed = new Promise<void>((r) => link.client.once("close", () => r()));
+    const pub = (f: Frame | Buffer | string, topic?: string, retain = false) => {
+      const bytes = typeof f === "string" || Buffer.isBuffer(f) ? f : encodeFrame(f);
+      const seq = typeof f === "object" && !Buffer.isBuffer(f) && f.type === T.DATA ? f.seq : "-";
+      return link.publish(bytes, topic, retain).then(() => void log.push(`puback ${seq}`));
+    };
+    const data = (seq: number, values = [1, 2], timestampUs = nowUs()): Frame => ({
+      type: T.DATA,
+      deviceId: id,
+      seq,
+      timestampUs,
+      flags: 0,
+      values,
+    });
+    const hello: Frame = {
+      type: T.HELLO,
+      deviceId: id,
+      bootId: 1,
+      firmware: { major: 1, minor: 0, patch: 0 },
+      profile: "indep-v1",
+      channels: CH2,
+    };
+    return { link, log, nackFrames, pub, data, hello, closed };
+  }
+
+  it("MQTT: PUBACK once stored; a refused frame is PUBACKed too, its NACK published on /nack (before or after the PUBACK)", async () => {
+    const m = await mqttDevice(0x201);
+    await m.pub(m.hello);
+    const f = [0, 1, 2].map((i) => m.data(i));
+    for (const x of f) await m.pub(x);
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000201" })).toBe(3);
+    await m.pub(f[1]!); // a duplicate
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000201" })).toBe(3);
+    await m.pub(m.data(2 ** 24 + 9));
+    await m.pub(m.data(3, [1, 2], nowUs() - 2 * 3600e6));
+    await m.pub(m.data(1, [1, 2, 3]));
+    const u = await mqttDevice(0x501);
+    await u.pub(u.hello);
+    await u.pub(u.data(7));
+    await until("the NACKs", () => m.log.length === 11 && u.log.length === 4);
+    expect(m.log.slice(0, 5)).toEqual(["puback -", "puback 0", "puback 1", "puback 2", "puback 1"]);
+    expect(m.log.slice(5).sort()).toEqual(
+      [
+        `nack ${2 ** 24 + 9} ${R.SEQ_OUT_OF_RANGE}`,
+        `puback ${2 ** 24 + 9}`,
+        `nack 3 ${R.ABSURD_TIMESTAMP}`,
+        "puback 3",
+        `nack 1 ${R.SCHEMA_MISMATCH}`,
+        "puback 1",
+      ].sort(),
+    );
+    expect(u.log.sort()).toEqual(
+      [`nack 0 ${R.UNKNOWN_DEVICE}`, "puback -", `nack 7 ${R.UNKNOWN_DEVICE}`, "puback 7"].sort(),
+    );
+  });
+
+  it("MQTT: the device takes a PUBACKed frame back when its NACK follows, and does what the NACK table says", async () => {
+    const link = await MqttLink.open(gw.mqttUrl, 0x204);
+    links.push(link);
+    const d = new Device(link, { deviceId: 0x204, bootId: 1, channels: CH2, clockUs: nowUs, resendMs: 300 });
+    devices.push(d);
+    d.hello();
+    for (let i = 0; i < 3; i++) d.sample([i, i]);
+    await d.until(() => d.ring.length === 0, 5000, "3 PUBACKs standing");
+    // A lost HELLO, then a reused sequence number: SCHEMA_MISMATCH, HELLO, the resend is stored.
+    d.bootId++;
+    d.seq = 0;
+    d.sample([7, 7]);
+    d.sample([8, 8], { seq: 2 ** 24 + 50 });
+    await d.until(() => d.ring.length === 0 && nacks(d).length === 2, 5000, "the NACKs and the resend");
+    expect(nacks(d).sort((a, b) => a.reason - b.reason)).toEqual([
+      { kind: "nack", seq: 0, reason: R.SCHEMA_MISMATCH, action: "hello-resend" },
+      { kind: "nack", seq: 2 ** 24 + 50, reason: R.SEQ_OUT_OF_RANGE, action: "drop" },
+    ]);
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000204" })).toBe(4);
+    expect(acked(d).filter((x) => x === 2 ** 24 + 50)).toEqual([]);
+  });
+
+  it("MQTT: a frame on another device's topic is refused TOPIC_MISMATCH; a retained PUBLISH closes the connection, unstored", async () => {
+    const m = await mqttDevice(0x203);
+    await m.pub(m.hello);
+    const mismatch0 = await gw.metric("vigil_ingest_frames_rejected_total", { reason: "TOPIC_MISMATCH" });
+    await m.pub(m.data(0), "vigil/v1/ingest/00000209");
+    expect(await gw.metric("vigil_ingest_frames_rejected_total", { reason: "TOPIC_MISMATCH" })).toBe(
+      mismatch0 + 1,
+    );
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000203" })).toBe(0);
+    void m.pub(m.data(1), undefined, true).catch(() => undefined);
+    await m.closed;
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000203" })).toBe(0);
+    expect(m.log).toEqual(["puback -", "puback 0"]);
+  });
+
+  it("MQTT: the JSON form is stored like the binary one (null = a missing value); bad JSON is PUBACKed, counted BAD_JSON, never NACKed", async () => {
+    const m = await mqttDevice(0x205);
+    const topic = "vigil/v1/ingest/00000205/json";
+    await m.pub(
+      JSON.stringify({
+        v: 1,
+        type: "hello",
+        device: "00000205",
+        boot: 3,
+        fw: "1.2.7",
+        profile: "indep-v1",
+        channels: [
+          { name: "a", unit: 1 },
+          { name: "b", unit: 0 },
+        ],
+      }),
+      topic,
+    );
+    await m.pub(
+      JSON.stringify({ v: 1, type: "data", device: "00000205", seq: 17, ts: nowUs(), values: [0.12, null] }),
+      topic,
+    );
+    await m.pub(
+      JSON.stringify({ v: 1, type: "data", device: "00000205", seq: 18, values: [1e39, 3.4] }),
+      topic,
+    );
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000205" })).toBe(2);
+    const bad0 = await gw.metric("vigil_ingest_frames_rejected_total", { reason: "BAD_JSON" });
+    await m.pub("{not json", topic);
+    await m.pub(JSON.stringify({ v: 1, type: "data", device: "00000205", seq: 19, values: [] }), topic);
+    expect(await gw.metric("vigil_ingest_frames_rejected_total", { reason: "BAD_JSON" })).toBe(bad0 + 2);
+    // The binary resend of seq 17 with its JSON bytes would be a duplicate; a NaN there is 0x7FC00000.
+    await m.pub(m.data(20, [NaN, 1]));
+    expect(m.log.filter((l) => l.startsWith("nack"))).toEqual([]);
   });
 });

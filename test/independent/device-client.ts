@@ -4,7 +4,6 @@
  * to every NACK reason, and the serial and MQTT transports. device-client.test.ts runs it against
  * hardware/vectors/frames.json and a real `vigil start`.
  */
-import { EventEmitter } from "node:events";
 import mqtt from "mqtt";
 import { SerialPort } from "serialport";
 
@@ -474,10 +473,12 @@ export class SerialReceiver {
 }
 
 // ---- transports ----
-/** One way to reach the gateway; `ack` reports an acknowledgement the transport itself carries. */
+/** One way to reach the gateway. */
 export interface Link {
   send(frame: Buffer): void;
   onReply(f: (frame: Frame) => void): void;
+  /** MQTT only: the broker's PUBACK of a frame sent, by its bytes (PROTOCOL.md "MQTT transport"). */
+  onPuback?(f: (frame: Buffer) => void): void;
   close(): Promise<void>;
 }
 
@@ -514,8 +515,7 @@ export class SerialLink implements Link {
 /** PROTOCOL.md "MQTT transport": QoS 1 PUBLISH on vigil/v1/ingest/{id}, NACKs on …/nack. */
 export class MqttLink implements Link {
   private handlers: ((f: Frame) => void)[] = [];
-  /** PUBACKs received, by the frame's bytes in hex (the device's notion of "the broker took it"). */
-  readonly pubacks = new EventEmitter();
+  private pubackHandlers: ((f: Buffer) => void)[] = [];
   private constructor(
     readonly client: mqtt.MqttClient,
     readonly hexId: string,
@@ -541,11 +541,15 @@ export class MqttLink implements Link {
     return this.client.publishAsync(topic, payload, { qos: 1, retain }).then(() => undefined);
   }
   send(frame: Buffer): void {
-    const key = frame.toString("hex");
     this.publish(frame).then(
-      () => this.pubacks.emit("puback", key),
-      () => undefined,
+      () => {
+        for (const h of this.pubackHandlers) h(frame);
+      },
+      () => undefined, // the connection closed: the session resends it after a reconnect
     );
+  }
+  onPuback(f: (frame: Buffer) => void): void {
+    this.pubackHandlers.push(f);
   }
   onReply(f: (frame: Frame) => void): void {
     this.handlers.push(f);
@@ -577,6 +581,12 @@ export interface DeviceOptions {
 interface Kept {
   seq: number;
   bytes: Buffer;
+  /** MQTT: PUBLISHes of it awaiting their PUBACK */
+  inflight: number;
+  /** MQTT: a PUBACK stands as its ACK when no NACK follows before this timer fires */
+  settle?: NodeJS.Timeout | undefined;
+  /** MQTT: NACKed while a PUBLISH of it awaited its PUBACK (that PUBACK acknowledges nothing) */
+  refusedInFlight?: boolean;
 }
 
 /** What the device did with each reply, for the tests to assert against the NACK table. */
@@ -612,6 +622,40 @@ export class Device {
     this.bootId = o.bootId;
     this.backoff = o.resendMs ?? 500;
     link.onReply((f) => this.onReply(f));
+    link.onPuback?.((bytes) => this.onPuback(bytes));
+  }
+
+  /** Sends a kept frame (counting its PUBLISH in flight over MQTT). */
+  private transmit(k: Kept): void {
+    if (this.link.onPuback) {
+      k.inflight++;
+      k.refusedInFlight = false;
+    }
+    this.link.send(k.bytes);
+  }
+
+  /**
+   * MQTT: the gateway PUBACKs refused frames too, and their NACK may arrive before or after the
+   * PUBACK (PROTOCOL.md "MQTT transport"): the PUBACK stands as the ACK once no NACK came within
+   * the reply timeout; a NACK before then takes the frame back.
+   */
+  private onPuback(bytes: Buffer): void {
+    const k = this.ring.find((x) => x.bytes.equals(bytes));
+    if (!k) return;
+    k.inflight = Math.max(0, k.inflight - 1);
+    if (k.inflight > 0) return; // a later PUBLISH of it decides
+    if (k.refusedInFlight) {
+      k.refusedInFlight = false; // its NACK came first
+      return;
+    }
+    clearTimeout(k.settle);
+    k.settle = setTimeout(() => {
+      k.settle = undefined;
+      if (this.ring.includes(k)) {
+        this.onAck(k.seq, 1, undefined);
+        this.wake();
+      }
+    }, this.o.resendMs ?? 500);
   }
 
   helloFrame(): Buffer {
@@ -653,13 +697,13 @@ export class Device {
       flags: over.flags ?? 0,
       values,
     });
-    const k = { seq, bytes };
+    const k: Kept = { seq, bytes, inflight: 0 };
     this.ring.push(k);
     if (this.ring.length > (this.o.ring ?? 32)) {
       this.ring.shift();
       this.dropped++;
     }
-    if (!this.stopped && Date.now() >= this.holdUntil) this.link.send(bytes);
+    if (!this.stopped && Date.now() >= this.holdUntil) this.transmit(k);
     this.arm();
     return k;
   }
@@ -682,7 +726,8 @@ export class Device {
   private resendOldest(): void {
     if (this.stopped || Date.now() < this.holdUntil) return;
     const k = this.ring[0];
-    if (k) this.link.send(k.bytes);
+    // Over MQTT a PUBLISH awaiting its PUBACK is the session's to resend, not the device's.
+    if (k && k.inflight === 0 && !k.settle) this.transmit(k);
   }
 
   /** Resolves when `pred` holds after a reply (or at once). */
@@ -741,11 +786,17 @@ export class Device {
       this.probeTimer = undefined;
       if (this.dropped > 0) this.error(2, `${this.dropped} frames dropped`);
       this.dropped = 0;
-      for (const k of this.ring) this.link.send(k.bytes);
+      for (const k of this.ring) this.transmit(k);
     }
   }
 
   private onNack(seq: number, reason: number, retryAfterMs: number | undefined): void {
+    const kept = this.ring.find((x) => x.seq === seq);
+    if (kept) {
+      clearTimeout(kept.settle); // taken back from its PUBACK
+      kept.settle = undefined;
+      if (kept.inflight > 0) kept.refusedInFlight = true;
+    }
     const drop = () => {
       const i = this.ring.findIndex((k) => k.seq === seq);
       if (i >= 0) this.ring.splice(i, 1);
@@ -761,8 +812,7 @@ export class Device {
       case R.SCHEMA_MISMATCH: {
         ev("hello-resend");
         this.hello();
-        const k = this.ring.find((x) => x.seq === seq);
-        if (k) this.link.send(k.bytes);
+        if (kept) this.transmit(kept);
         return;
       }
       case R.ABSURD_TIMESTAMP:
@@ -782,7 +832,7 @@ export class Device {
           () => {
             if (Date.now() >= this.holdUntil) {
               const k = this.ring.find((x) => x.seq === seq) ?? this.ring[0];
-              if (k && !this.stopped) this.link.send(k.bytes);
+              if (k && !this.stopped) this.transmit(k);
             }
           },
           Math.max(0, this.holdUntil - Date.now()),
@@ -804,10 +854,11 @@ export class Device {
   probe(): void {
     this.hello();
     const k = this.ring[0];
-    if (k) this.link.send(k.bytes);
+    if (k) this.transmit(k);
   }
 
   close(): void {
+    for (const k of this.ring) clearTimeout(k.settle);
     clearTimeout(this.timer);
     clearInterval(this.probeTimer);
   }
