@@ -567,3 +567,101 @@ describe("over serial and MQTT against vigil start", () => {
     expect(m.log.filter((l) => l.startsWith("nack"))).toEqual([]);
   });
 });
+
+describe("the withhold set against vigil start: STORE_UNAVAILABLE and BUSY", () => {
+  let full: Gateway;
+  let slow: Gateway;
+  beforeAll(async () => {
+    [full, slow] = await Promise.all([
+      startGateway({ store: { maxBytes: 1 } }, {}),
+      startGateway(
+        { store: { groupCommitMs: 1000, groupCommitFrames: 100_000 } },
+        { maxPending: 100, busyRetryMs: 300 },
+      ),
+    ]);
+  }, 45_000);
+
+  it("STORE_UNAVAILABLE over serial: the device keeps the frame and resends it after its normal timeout", async () => {
+    const line = await SerialLink.open(full.pty.a);
+    links.push(line);
+    const d = new Device(line, { deviceId: 0x601, bootId: 1, channels: CH2, clockUs: nowUs, resendMs: 200 });
+    devices.push(d);
+    d.hello();
+    const t0 = Date.now();
+    d.sample([1, 1]);
+    await d.until(() => d.events.length >= 2, 5000, "the NACK of the resend");
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(200);
+    expect(d.events.slice(0, 2)).toEqual([
+      { kind: "nack", seq: 0, reason: R.STORE_UNAVAILABLE, action: "keep" },
+      { kind: "nack", seq: 0, reason: R.STORE_UNAVAILABLE, action: "keep" },
+    ]);
+    expect(d.ring.map((k) => k.seq)).toEqual([0]);
+    expect(await full.metric("vigil_ingest_frames_accepted_total")).toBe(0);
+  });
+
+  it("STORE_UNAVAILABLE over MQTT: no PUBACK, the connection is closed, and the NACK waits in the persistent session", async () => {
+    const clientId = "dev-00000602";
+    const m = await MqttLink.open(full.mqttUrl, 0x602, { clean: false, clientId });
+    const got: Frame[] = [];
+    m.onReply((f) => got.push(f));
+    const closed = new Promise<void>((r) => m.client.once("close", () => r()));
+    let puback = false;
+    void m
+      .publish(
+        encodeFrame({
+          type: T.DATA,
+          deviceId: 0x602,
+          seq: 0,
+          timestampUs: nowUs(),
+          flags: 0,
+          values: [1, 2],
+        }),
+      )
+      .then(
+        () => (puback = true),
+        () => undefined,
+      );
+    await closed;
+    expect(puback).toBe(false);
+    await m.close();
+    const again = await MqttLink.open(full.mqttUrl, 0x602, { clean: false, clientId });
+    links.push(again);
+    again.onReply((f) => got.push(f));
+    await until("the NACK after the reconnect", () => got.length > 0, 5000);
+    expect(got[0]).toEqual({ type: T.NACK, deviceId: 0x602, seq: 0, reason: R.STORE_UNAVAILABLE });
+    expect(puback).toBe(false);
+    expect(await full.metric("vigil_ingest_frames_accepted_total")).toBe(0);
+  });
+
+  it("BUSY over serial: retry_after_ms as configured; the device holds, resends, and every frame is stored", async () => {
+    const line = await SerialLink.open(slow.pty.a);
+    links.push(line);
+    const ds = [0x701, 0x702, 0x703].map(
+      (id) => new Device(line, { deviceId: id, bootId: 1, channels: CH2, clockUs: nowUs, ring: 64 }),
+    );
+    devices.push(...ds);
+    for (const x of ds) x.hello();
+    for (let i = 0; i < 60; i++) for (const x of ds) x.sample([i, i]);
+    await Promise.all(ds.map((x) => x.until(() => x.ring.length === 0, 20_000, "every frame stored")));
+    const busy = ds.flatMap((x) => x.events.filter((e) => e.kind === "nack"));
+    expect(busy.length).toBeGreaterThan(0);
+    expect(
+      new Set(busy.map((e) => (e.kind === "nack" ? `${e.reason} ${e.action} ${e.retryAfterMs}` : ""))),
+    ).toEqual(new Set([`${R.BUSY} hold 300`]));
+    expect(await slow.metric("vigil_ingest_frames_accepted_total")).toBe(180);
+    expect(await slow.metric("vigil_ingest_frames_shed_total", { reason: "BUSY" })).toBe(busy.length);
+  }, 30_000);
+
+  it("overload over MQTT: no BUSY NACK; the PUBACKs wait until the store catches up", async () => {
+    const m = await MqttLink.open(slow.mqttUrl, 0x704);
+    links.push(m);
+    const got: Frame[] = [];
+    m.onReply((f) => got.push(f));
+    const data = (seq: number) =>
+      encodeFrame({ type: T.DATA, deviceId: 0x704, seq, timestampUs: nowUs(), flags: 0, values: [1, 2] });
+    await Promise.all(Array.from({ length: 150 }, (_, i) => m.publish(data(i))));
+    expect(m.client.connected).toBe(true);
+    expect(got).toEqual([]);
+    expect(await slow.metric("vigil_device_frames_accepted_total", { device: "00000704" })).toBe(150);
+  }, 30_000);
+});

@@ -516,25 +516,35 @@ export class SerialLink implements Link {
 export class MqttLink implements Link {
   private handlers: ((f: Frame) => void)[] = [];
   private pubackHandlers: ((f: Buffer) => void)[] = [];
+  /** Frames that arrived before a handler was set (a stored session delivers at once on CONNACK). */
+  private early: Frame[] = [];
   private constructor(
     readonly client: mqtt.MqttClient,
     readonly hexId: string,
   ) {
     client.on("message", (_topic, payload) => {
       const d = decodeFrame(payload);
-      if (d.ok) for (const h of this.handlers) h(d.frame);
+      if (!d.ok) return;
+      if (this.handlers.length === 0) this.early.push(d.frame);
+      for (const h of this.handlers) h(d.frame);
     });
   }
   static async open(url: string, deviceId: number, opts: mqtt.IClientOptions = {}): Promise<MqttLink> {
     const hexId = hex8(deviceId);
-    const client = await mqtt.connectAsync(url, {
+    const client = mqtt.connect(url, {
       protocolVersion: 4,
       clientId: `dev-${hexId}-${Math.random().toString(16).slice(2, 8)}`,
       reconnectPeriod: 0,
       ...opts,
     });
+    const link = new MqttLink(client, hexId);
+    await new Promise<void>((res, rej) => {
+      client.once("connect", () => res());
+      client.once("error", rej);
+      client.once("close", () => rej(new Error(`MQTT connection to ${url} closed before CONNACK`)));
+    });
     await client.subscribeAsync(`vigil/v1/ingest/${hexId}/nack`, { qos: 1 });
-    return new MqttLink(client, hexId);
+    return link;
   }
   /** Publishes and resolves on PUBACK; rejects when the connection closes first. */
   publish(payload: Buffer | string, topic = `vigil/v1/ingest/${this.hexId}`, retain = false): Promise<void> {
@@ -553,6 +563,7 @@ export class MqttLink implements Link {
   }
   onReply(f: (frame: Frame) => void): void {
     this.handlers.push(f);
+    for (const x of this.early.splice(0)) f(x);
   }
   close(): Promise<void> {
     return this.client.endAsync(true).then(() => undefined);
@@ -592,7 +603,13 @@ interface Kept {
 /** What the device did with each reply, for the tests to assert against the NACK table. */
 export type Event =
   | { kind: "acked"; seqs: number[] }
-  | { kind: "nack"; seq: number; reason: number; action: "drop" | "keep" | "hello-resend" | "stop" | "hold" };
+  | {
+      kind: "nack";
+      seq: number;
+      reason: number;
+      action: "drop" | "keep" | "hello-resend" | "stop" | "hold";
+      retryAfterMs?: number;
+    };
 
 /**
  * A device per PROTOCOL.md: a ring of unacknowledged DATA frames resent after a timeout, the
@@ -612,6 +629,8 @@ export class Device {
   private timer: NodeJS.Timeout | undefined;
   private backoff: number;
   private probeTimer: NodeJS.Timeout | undefined;
+  private holdTimer: NodeJS.Timeout | undefined;
+  private busyFirst: number | undefined;
   private waiters: (() => void)[] = [];
 
   constructor(
@@ -802,7 +821,7 @@ export class Device {
       if (i >= 0) this.ring.splice(i, 1);
     };
     const ev = (action: Extract<Event, { kind: "nack" }>["action"]) =>
-      this.events.push({ kind: "nack", seq, reason, action });
+      this.events.push({ kind: "nack", seq, reason, action, ...(retryAfterMs ? { retryAfterMs } : {}) });
     switch (reason) {
       case R.UNKNOWN_DEVICE:
       case R.REVOKED_DEVICE:
@@ -828,21 +847,29 @@ export class Device {
         ev("hold");
         const until = Date.now() + (retryAfterMs ?? 0);
         if (until > this.holdUntil) this.holdUntil = until; // extends, never shortens
-        setTimeout(
-          () => {
-            if (Date.now() >= this.holdUntil) {
-              const k = this.ring.find((x) => x.seq === seq) ?? this.ring[0];
-              if (k && !this.stopped) this.transmit(k);
-            }
-          },
-          Math.max(0, this.holdUntil - Date.now()),
-        );
+        this.busyFirst ??= seq;
+        clearTimeout(this.holdTimer);
+        this.holdTimer = setTimeout(() => this.endHold(), Math.max(0, this.holdUntil - Date.now()));
         return;
       }
       default: // NON_FINITE (gateways before 1.2), SEQ_OUT_OF_RANGE, unknown reasons
         ev("drop");
         drop();
     }
+  }
+
+  /**
+   * The end of a BUSY hold: the frame the first BUSY named goes first (PROTOCOL.md: "then resend
+   * it first"), then the rest of the ring, in order.
+   */
+  private endHold(): void {
+    this.holdTimer = undefined;
+    const first = this.busyFirst;
+    this.busyFirst = undefined;
+    if (this.stopped) return;
+    const k = this.ring.find((x) => x.seq === first);
+    const rest = this.ring.filter((x) => x !== k && x.inflight === 0 && !x.settle);
+    for (const x of k ? [k, ...rest] : rest) this.transmit(x);
   }
 
   /** Stopped: no DATA, no ERROR; a probe (HELLO, then the oldest kept DATA) every probeMs. */
@@ -860,6 +887,7 @@ export class Device {
   close(): void {
     for (const k of this.ring) clearTimeout(k.settle);
     clearTimeout(this.timer);
+    clearTimeout(this.holdTimer);
     clearInterval(this.probeTimer);
   }
 }
