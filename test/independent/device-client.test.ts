@@ -190,7 +190,7 @@ describe("over serial and MQTT against vigil start", () => {
   let gw: Gateway;
   let line: SerialLink;
   const ALLOWED = [
-    0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107, 0x108, 0x109, 0x201, 0x202, 0x203, 0x204, 0x205,
+    0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107, 0x108, 0x109, 0x10a, 0x201, 0x202, 0x203, 0x204, 0x205,
   ];
   const ingest = (extraAllowed: number[] = []) => ({
     allow: [...ALLOWED, ...extraAllowed].map(hex8),
@@ -279,6 +279,51 @@ describe("over serial and MQTT against vigil start", () => {
     line.writeRaw(Buffer.concat([Buffer.from([0x00, 0x09, 0x01]), Buffer.from([0x00]), cobsEncode(k.bytes)]));
     await d.until(() => d.ring.length === 0, 5000, "the frame after garbage");
     expect(await gw.metric("vigil_ingest_frames_rejected_total", { reason: "BAD_COBS" })).toBe(before + 1);
+  });
+
+  it("Replies and silence: size and length faults on the wire get nothing and cost only their own frame", async () => {
+    const d = serialDevice(0x109);
+    d.hello();
+    const good = encodeFrame({
+      type: T.DATA,
+      deviceId: 0x109,
+      seq: 50,
+      timestampUs: nowUs(),
+      flags: 0,
+      values: [1, 2],
+    });
+    await silentFor(d, good.subarray(0, 5), "TRUNCATED");
+    await silentFor(d, frameOf(T.DATA, good.subarray(4, -8)).subarray(0, -2), "TRUNCATED");
+    const trailing = Buffer.concat([good, Buffer.from([0x55])]);
+    await silentFor(d, trailing, "LENGTH_MISMATCH");
+    // 250 bytes without a delimiter: OVERSIZED, dropped until the next 0x00.
+    await silentFor(
+      d,
+      () => line.writeRaw(Buffer.concat([Buffer.alloc(300, 0x07), Buffer.from([0])])),
+      "OVERSIZED",
+    );
+    const error201 = Buffer.concat([Buffer.from([9, 1, 0, 0, 3, 201]), Buffer.alloc(201, 0x61)]);
+    await silentFor(d, frameOf(T.ERROR, error201), "BAD_PAYLOAD");
+  });
+
+  it("DATA rules: no HELLO needed (the first HELLO adopts the frames before it), reserved flag bits ignored, the first frame of a boot never out of range; ACK carries the gateway's clock", async () => {
+    const d = serialDevice(0x10a);
+    d.sample([1, 1], { flags: 0xff }); // no HELLO from this device yet
+    await d.until(() => d.ring.length === 0, 5000, "the ACK without HELLO");
+    expect(Math.abs(d.gatewayTimeUs! - nowUs())).toBeLessThan(5e6);
+    // The device's first HELLO adopts the frames it sent before it (PROTOCOL.md, HELLO): they
+    // are that boot's frames, so a jump from them is out of range.
+    d.reboot();
+    d.sample([2, 2], { seq: 2 ** 31 + 7 });
+    await d.until(() => d.ring.length === 0, 5000, "the NACK");
+    expect(nacks(d)).toEqual([
+      { kind: "nack", seq: 2 ** 31 + 7, reason: R.SEQ_OUT_OF_RANGE, action: "drop" },
+    ]);
+    d.reboot();
+    d.sample([3, 3], { seq: 2 ** 31 + 7 });
+    await d.until(() => d.ring.length === 0, 5000, "the first frame of a boot");
+    expect(nacks(d)).toHaveLength(1);
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "0000010a" })).toBe(2);
   });
 
   it("ERROR frames get no reply and are counted per device and code, also from a device not admitted", async () => {
@@ -525,9 +570,15 @@ describe("over serial and MQTT against vigil start", () => {
       mismatch0 + 1,
     );
     expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000203" })).toBe(0);
+    // QoS 0: stored too, without a PUBACK.
+    m.link.client.publish("vigil/v1/ingest/00000203", encodeFrame(m.data(5)), { qos: 0 });
+    await until(
+      "the QoS 0 frame stored",
+      async () => (await gw.metric("vigil_device_frames_accepted_total", { device: "00000203" })) === 1,
+    );
     void m.pub(m.data(1), undefined, true).catch(() => undefined);
     await m.closed;
-    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000203" })).toBe(0);
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000203" })).toBe(1);
     expect(m.log).toEqual(["puback -", "puback 0"]);
   });
 
