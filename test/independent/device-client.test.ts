@@ -204,8 +204,16 @@ describe("over serial and MQTT against vigil start", () => {
     links.push(line);
   }, 45_000);
 
+  // A resend timeout long enough that a loaded machine never resends before the ACK (counts stay exact).
   const serialDevice = (id: number, o: Partial<DeviceOptions> = {}) => {
-    const d = new Device(line, { deviceId: id, bootId: 1, channels: CH2, clockUs: nowUs, ...o });
+    const d = new Device(line, {
+      deviceId: id,
+      bootId: 1,
+      channels: CH2,
+      clockUs: nowUs,
+      resendMs: 5000,
+      ...o,
+    });
     devices.push(d);
     return d;
   };
@@ -230,15 +238,15 @@ describe("over serial and MQTT against vigil start", () => {
   });
 
   /** Sends `bad` then a good frame of the same device; the good one's ACK proves the bad one got no reply. */
-  async function silentFor(d: Device, bad: Buffer | (() => void), reason: string): Promise<void> {
-    const before = await gw.metric("vigil_ingest_frames_rejected_total", { reason });
+  async function silentFor(d: Device, bad: Buffer | (() => void), reason?: string): Promise<void> {
+    const before = reason ? await gw.metric("vigil_ingest_frames_rejected_total", { reason }) : 0;
     const n = d.events.length;
     if (typeof bad === "function") bad();
     else line.send(bad);
     d.sample([1, 2]);
     await d.until(() => d.ring.length === 0, 5000, `the ACK after a ${reason} frame`);
     expect(d.events.slice(n).filter((e) => e.kind === "nack")).toEqual([]);
-    expect(await gw.metric("vigil_ingest_frames_rejected_total", { reason })).toBe(before + 1);
+    if (reason) expect(await gw.metric("vigil_ingest_frames_rejected_total", { reason })).toBe(before + 1);
   }
 
   it("Replies and silence: frames failing COBS, CRC, version, type or payload checks, and gateway-bound types, get nothing", async () => {
@@ -271,6 +279,21 @@ describe("over serial and MQTT against vigil start", () => {
       encodeFrame({ type: T.ACK, deviceId: 0x102, firstSeq: 1, count: 1, gatewayTimeUs: 0 }),
       "UNEXPECTED_TYPE",
     );
+    const offer = Buffer.alloc(52);
+    offer.writeUInt32LE(0x102, 0);
+    offer.writeUInt32LE(7, 4);
+    offer.writeUInt32LE(64, 16);
+    await silentFor(d, frameOf(T.FW_OFFER, offer), "UNEXPECTED_TYPE");
+    // FW_STATUS and FW_CHUNK_ACK that match no transfer: nothing.
+    const status = Buffer.alloc(29);
+    status.writeUInt32LE(0x102, 0);
+    status[7] = 4; // window
+    status[28] = 224; // max_chunk
+    await silentFor(d, frameOf(T.FW_STATUS, status));
+    const chunkAck = Buffer.alloc(13);
+    chunkAck.writeUInt32LE(0x102, 0);
+    chunkAck.writeUInt32LE(7, 4);
+    await silentFor(d, frameOf(T.FW_CHUNK_ACK, chunkAck));
     // An invalid code byte costs only its own frame, not the frame right after it (no 0x00 between).
     const before = await gw.metric("vigil_ingest_frames_rejected_total", { reason: "BAD_COBS" });
     const k = d.sample([3, 4]);
@@ -407,6 +430,10 @@ describe("over serial and MQTT against vigil start", () => {
     d.sample([4, 4]);
     await d.until(() => d.ring.length === 0 && nacks(d).length === 2, 5000, "the NACK and ACK");
     expect(nacks(d)[1]).toMatchObject({ seq: 2, reason: R.ABSURD_TIMESTAMP });
+    // NaN values do not change that verdict (Replies and silence).
+    d.sample([NaN, 5], { timestampUs: nowUs() - 2 * 3600e6 });
+    await d.until(() => nacks(d).length === 3, 5000, "the NACK of a NaN frame");
+    expect(nacks(d)[2]).toMatchObject({ seq: 4, reason: R.ABSURD_TIMESTAMP });
     expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000107" })).toBe(2);
   });
 
@@ -542,7 +569,7 @@ describe("over serial and MQTT against vigil start", () => {
   it("MQTT: the device takes a PUBACKed frame back when its NACK follows, and does what the NACK table says", async () => {
     const link = await MqttLink.open(gw.mqttUrl, 0x204);
     links.push(link);
-    const d = new Device(link, { deviceId: 0x204, bootId: 1, channels: CH2, clockUs: nowUs, resendMs: 300 });
+    const d = new Device(link, { deviceId: 0x204, bootId: 1, channels: CH2, clockUs: nowUs, resendMs: 1000 });
     devices.push(d);
     d.hello();
     for (let i = 0; i < 3; i++) d.sample([i, i]);
