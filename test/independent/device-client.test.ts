@@ -9,13 +9,18 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, ptyPair, stop, type PtyPair } from "../helpers/procs.ts";
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { keccak_256 } from "@noble/hashes/sha3.js";
+import { localChain, type LocalChain } from "../helpers/chain.ts";
+import { freePort, ptyPair, runVigil, stop, type PtyPair } from "../helpers/procs.ts";
 import {
   cobsDecode,
   cobsEncode,
   crc32,
   decodeFrame,
   Device,
+  deviceAddress,
+  deviceToken,
   encodeFrame,
   frameOf,
   hex8,
@@ -88,6 +93,7 @@ describe("known-answer vectors (hardware/vectors/frames.json)", () => {
 // Against a real gateway: `vigil start` reading one end of a socat pty pair, with the embedded
 // broker on a free loopback port; the store is checked through /metrics (gateway/src/http/README.md).
 
+const GATEWAY_NAME = "gw-device-client";
 const children: ChildProcess[] = [];
 const links: { close(): Promise<void> }[] = [];
 const devices: Device[] = [];
@@ -106,8 +112,9 @@ interface Gateway {
 async function startGateway(
   extra: Record<string, unknown>,
   ingest: Record<string, unknown>,
+  o: { dataDir?: string; env?: Record<string, string>; mqttAuth?: "registry" } = {},
 ): Promise<Gateway> {
-  const dataDir = mkdtempSync(join(tmpdir(), "device-client-"));
+  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), "device-client-"));
   const pty = await ptyPair(dataDir);
   const [httpPort, mqttPort] = [await freePort(), await freePort()];
   const config = join(dataDir, "config.json");
@@ -116,9 +123,12 @@ async function startGateway(
       config,
       JSON.stringify({
         dataDir,
-        attest: { enabled: false, gatewayName: "gw-device-client" },
+        attest: { enabled: false, gatewayName: GATEWAY_NAME },
         serial: [{ path: pty.b }],
-        mqtt: { embedded: { port: mqttPort }, readingsIntervalMs: null },
+        mqtt: {
+          embedded: { port: mqttPort, ...(o.mqttAuth ? { auth: o.mqttAuth } : {}) },
+          readingsIntervalMs: null,
+        },
         http: { port: httpPort },
         models: { enabled: false },
         log: { level: "warn", statsIntervalMs: 0 },
@@ -129,6 +139,7 @@ async function startGateway(
   write(ingest);
   const p = spawn(process.execPath, ["bin/vigil.js", "start", "-c", config], {
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...o.env },
   });
   let log = "";
   p.stdout.on("data", (d: Buffer) => (log += d.toString()));
@@ -742,4 +753,68 @@ describe("the withhold set against vigil start: STORE_UNAVAILABLE and BUSY", () 
     expect(got).toEqual([]);
     expect(await slow.metric("vigil_device_frames_accepted_total", { device: "00000704" })).toBe(150);
   }, 30_000);
+});
+
+describe("MQTT device tokens against vigil start with the registry (anvil)", () => {
+  let gw: Gateway;
+  let chain: LocalChain | undefined;
+  let domain: { chainId: number; verifyingContract: string };
+  const gatewayId = `0x${Buffer.from(keccak_256(Buffer.from(`vigil-gateway:${GATEWAY_NAME}`))).toString("hex")}`;
+  const keys = [0x801, 0x802, 0x803].map(() => secp256k1.utils.randomSecretKey());
+  const other = secp256k1.utils.randomSecretKey();
+  const inHour = () => Math.floor(Date.now() / 1000) + 3600;
+
+  beforeAll(async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "device-token-"));
+    chain = await localChain({ dataDir, gatewayId: gatewayId as `0x${string}` });
+    const dep = JSON.parse(readFileSync(join(dataDir, "deployment.json"), "utf8")) as {
+      chainId: string;
+      contracts: { VigilRegistry: { address: string } };
+    };
+    domain = { chainId: Number(dep.chainId), verifyingContract: dep.contracts.VigilRegistry.address };
+    // The documented command (gateway/src/access/README.md); a secp256k1 key is registered as its address.
+    for (const [i, id] of [0x801, 0x802, 0x803].entries()) {
+      const r = await runVigil([
+        "access", "sensor", "register", "--deployment", join(dataDir, "deployment.json"), "--rpc", chain.anvil.url,
+        "--gateway-id", gatewayId, "--sensor", hex8(id), "--public-key", deviceAddress(keys[i]!), "--key-type", "secp256k1",
+      ]); // prettier-ignore
+      expect(r.code, r.stderr).toBe(0);
+    }
+    gw = await startGateway(
+      { chain: { rpcUrl: chain.anvil.url, deployment: "deployment.json" } },
+      { admission: "registry" },
+      { dataDir, env: { VIGIL_KEYSTORE_PASSPHRASE: chain.passphrase }, mqttAuth: "registry" },
+    );
+  }, 60_000);
+  afterAll(async () => {
+    await chain?.stop();
+  });
+
+  /** CONNACK return code of a CONNECT as device `id` with `password` (0 = accepted). */
+  async function connack(id: number, password: string): Promise<number> {
+    try {
+      links.push(await MqttLink.open(gw.mqttUrl, id, { username: hex8(id), password, connectTimeout: 5000 }));
+      return 0;
+    } catch (e) {
+      return (e as { code?: number }).code ?? -1;
+    }
+  }
+
+  it("a registered key's token connects and its frames are stored; a wrong key, another device's token and a high-s signature are refused (CONNACK 4)", async () => {
+    const ok = deviceToken(keys[0]!, domain, gatewayId, 0x801, inHour());
+    const link = await MqttLink.open(gw.mqttUrl, 0x801, { username: "00000801", password: ok });
+    links.push(link);
+    const d = new Device(link, { deviceId: 0x801, bootId: 1, channels: CH2, clockUs: nowUs, resendMs: 1000 });
+    devices.push(d);
+    d.hello();
+    d.sample([1, 2]);
+    await d.until(() => d.ring.length === 0, 5000, "the PUBACK standing");
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000801" })).toBe(1);
+    // One refusal per username: a failed check holds that username back for 1 s (README).
+    expect(await connack(0x802, deviceToken(other, domain, gatewayId, 0x802, inHour()))).toBe(4);
+    expect(await connack(0x803, deviceToken(keys[0]!, domain, gatewayId, 0x801, inHour()))).toBe(4);
+    expect(
+      await connack(0x801, deviceToken(keys[0]!, domain, gatewayId, 0x801, inHour(), { highS: true })),
+    ).toBe(4);
+  });
 });

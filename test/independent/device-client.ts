@@ -4,6 +4,8 @@
  * to every NACK reason, and the serial and MQTT transports. device-client.test.ts runs it against
  * hardware/vectors/frames.json and a real `vigil start`.
  */
+import { secp256k1 } from "@noble/curves/secp256k1.js";
+import { keccak_256 } from "@noble/hashes/sha3.js";
 import mqtt from "mqtt";
 import { SerialPort } from "serialport";
 
@@ -890,4 +892,66 @@ export class Device {
     clearTimeout(this.holdTimer);
     clearInterval(this.probeTimer);
   }
+}
+
+// ---- MQTT device tokens (gateway/src/access/README.md, "Who may send") ----
+const kec = (...parts: Uint8Array[]) => keccak_256(Buffer.concat(parts));
+const utf8 = (s: string) => Buffer.from(s, "utf8");
+const u256 = (n: bigint) => Buffer.from(n.toString(16).padStart(64, "0"), "hex");
+const unhex = (h: string) => Buffer.from(h.replace(/^0x/, ""), "hex");
+
+/** The registry's EIP-712 domain: { name "VigilRegistry", version "1", chainId, verifyingContract }. */
+export interface RegistryDomain {
+  chainId: number;
+  verifyingContract: string;
+}
+
+/** The Ethereum address of a secp256k1 key (what `vigil access sensor register --public-key` takes). */
+export function deviceAddress(secretKey: Uint8Array): string {
+  const pub = secp256k1.getPublicKey(secretKey, false).subarray(1);
+  return `0x${Buffer.from(keccak_256(pub).subarray(12)).toString("hex")}`;
+}
+
+/** EIP-712 digest of DeviceToken(bytes32 gatewayId,uint32 deviceId,uint64 expiresAt). */
+export function deviceTokenDigest(d: RegistryDomain, gatewayId: string, deviceId: number, expiresAt: number): Uint8Array {
+  const domainSeparator = kec(
+    kec(utf8("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")),
+    kec(utf8("VigilRegistry")),
+    kec(utf8("1")),
+    u256(BigInt(d.chainId)),
+    Buffer.concat([Buffer.alloc(12), unhex(d.verifyingContract)]),
+  );
+  const struct = kec(
+    kec(utf8("DeviceToken(bytes32 gatewayId,uint32 deviceId,uint64 expiresAt)")),
+    unhex(gatewayId),
+    u256(BigInt(deviceId)),
+    u256(BigInt(expiresAt)),
+  );
+  return kec(Buffer.from([0x19, 0x01]), domainSeparator, struct);
+}
+
+/**
+ * `vdt1.<expiresAt>.<0x r‖s‖v>`, v = 27/28, s low; `highS` gives the same signature with s' = n − s
+ * (which the document says is refused).
+ */
+export function deviceToken(
+  secretKey: Uint8Array,
+  d: RegistryDomain,
+  gatewayId: string,
+  deviceId: number,
+  expiresAt: number,
+  o: { highS?: boolean } = {},
+): string {
+  const sig = secp256k1.sign(deviceTokenDigest(d, gatewayId, deviceId, expiresAt), secretKey, {
+    prehash: false,
+    format: "recovered",
+  });
+  let rec = sig[0]!;
+  let s = BigInt(`0x${Buffer.from(sig.subarray(33, 65)).toString("hex")}`);
+  if (o.highS) {
+    s = secp256k1.Point.CURVE().n - s;
+    rec ^= 1;
+  }
+  const rsv = Buffer.concat([Buffer.from(sig.subarray(1, 33)), u256(s), Buffer.from([27 + rec])]);
+  return `vdt1.${expiresAt}.0x${rsv.toString("hex")}`;
 }
