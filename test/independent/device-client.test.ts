@@ -305,12 +305,19 @@ describe("over serial and MQTT against vigil start", () => {
     chunkAck.writeUInt32LE(0x102, 0);
     chunkAck.writeUInt32LE(7, 4);
     await silentFor(d, frameOf(T.FW_CHUNK_ACK, chunkAck));
-    // An invalid code byte costs only its own frame, not the frame right after it (no 0x00 between).
+    // An invalid code byte costs only its own frame, not the frame right after its delimiter.
     const before = await gw.metric("vigil_ingest_frames_rejected_total", { reason: "BAD_COBS" });
-    const k = d.sample([3, 4]);
-    d.ring.pop();
-    d.ring.push(k);
-    line.writeRaw(Buffer.concat([Buffer.from([0x00, 0x09, 0x01]), Buffer.from([0x00]), cobsEncode(k.bytes)]));
+    // (Kept by hand, not sampled: sample() would send it once before the garbage.)
+    const bytes = encodeFrame({
+      type: T.DATA,
+      deviceId: 0x102,
+      seq: 500,
+      timestampUs: nowUs(),
+      flags: 0,
+      values: [3, 4],
+    });
+    d.ring.push({ seq: 500, bytes, inflight: 0 });
+    line.writeRaw(Buffer.concat([Buffer.from([0x00, 0x09, 0x01]), Buffer.from([0x00]), cobsEncode(bytes)]));
     await d.until(() => d.ring.length === 0, 5000, "the frame after garbage");
     expect(await gw.metric("vigil_ingest_frames_rejected_total", { reason: "BAD_COBS" })).toBe(before + 1);
   });

@@ -913,7 +913,12 @@ export function deviceAddress(secretKey: Uint8Array): string {
 }
 
 /** EIP-712 digest of DeviceToken(bytes32 gatewayId,uint32 deviceId,uint64 expiresAt). */
-export function deviceTokenDigest(d: RegistryDomain, gatewayId: string, deviceId: number, expiresAt: number): Uint8Array {
+export function deviceTokenDigest(
+  d: RegistryDomain,
+  gatewayId: string,
+  deviceId: number,
+  expiresAt: number,
+): Uint8Array {
   const domainSeparator = kec(
     kec(utf8("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")),
     kec(utf8("VigilRegistry")),
