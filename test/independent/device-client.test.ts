@@ -95,6 +95,7 @@ describe("known-answer vectors (hardware/vectors/frames.json)", () => {
 
 const GATEWAY_NAME = "gw-device-client";
 const children: ChildProcess[] = [];
+const ptys: PtyPair[] = [];
 const links: { close(): Promise<void> }[] = [];
 const devices: Device[] = [];
 
@@ -116,6 +117,7 @@ async function startGateway(
 ): Promise<Gateway> {
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), "device-client-"));
   const pty = await ptyPair(dataDir);
+  ptys.push(pty);
   const [httpPort, mqttPort] = [await freePort(), await freePort()];
   const config = join(dataDir, "config.json");
   const write = (ing: Record<string, unknown>) =>
@@ -195,6 +197,7 @@ afterAll(async () => {
   for (const d of devices) d.close();
   for (const l of links) await l.close().catch(() => undefined);
   for (const p of children) await stop(p);
+  for (const p of ptys) await p.stop();
 });
 
 describe("over serial and MQTT against vigil start", () => {
