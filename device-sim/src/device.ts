@@ -187,7 +187,7 @@ export class SimDevice {
   /**
    * Frames removed by an implicit acknowledgement (an MQTT PUBACK) in the last `resendMs`, oldest
    * first. Over MQTT the gateway PUBACKs every refused frame except those NACKed with a withhold
-   * reason, and publishes the NACK after the PUBACK (PROTOCOL.md, "Replies and silence"): a NACK
+   * reason, and its NACK may arrive after the PUBACK (PROTOCOL.md, "MQTT transport"): a NACK
    * for one of them takes it back (the gateway refused it: it was not stored) and the device
    * then does what the NACK table says, as for a frame still pending ({@link onNack}). Past
    * `resendMs` the PUBACK stands: {@link settle} reports the frame to `onAcked`.
@@ -436,7 +436,7 @@ export class SimDevice {
 
   /**
    * An implicit acknowledgement of one DATA frame (an MQTT PUBACK: the embedded broker sends it
-   * once the frame is durable). The gateway PUBACKs refused frames too and publishes their NACK
+   * once the frame is durable). The gateway PUBACKs refused frames too and their NACK may arrive
    * after the PUBACK: so a stopped device keeps the frame (a gateway that refuses the device
    * stores nothing of it), the PUBACK of the probe frame resumes it only when no NACK
    * UNKNOWN_DEVICE / REVOKED_DEVICE follows within `resendMs` ({@link tick}), and a running

@@ -357,7 +357,7 @@ export class GatewayMetrics {
     counter("vigil_ingest_hello_frames_total", "HELLO frames accepted.", [], (set) => set({}, ing().hellos));
     counter(
       "vigil_ingest_error_frames_total",
-      "ERROR frames devices sent (all devices, also refused ones; per device: vigil_device_error_frames_total).",
+      "ERROR frames devices sent (all devices, also refused ones; per admitted device: vigil_device_error_frames_total).",
       [],
       (set) => set({}, ing().deviceErrors),
     );
@@ -440,7 +440,7 @@ export class GatewayMetrics {
     );
     counter(
       "vigil_device_error_frames_total",
-      "ERROR frames (fault reports) by device and code: sensor_fault, buffer_overflow (frames lost on the device), protocol_error, other.",
+      "ERROR frames (fault reports) by admitted device and code: sensor_fault, buffer_overflow (frames lost on the device), protocol_error, other.",
       ["device", "code"],
       (set) => {
         for (const d of ing().devices.values())
