@@ -13,6 +13,7 @@ import { secp256k1 } from "@noble/curves/secp256k1.js";
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { localChain, type LocalChain } from "../helpers/chain.ts";
 import { freePort, ptyPair, runVigil, stop, type PtyPair } from "../helpers/procs.ts";
+import { until as waitUntil } from "../helpers/vigil-child.ts";
 import {
   cobsDecode,
   cobsEncode,
@@ -173,18 +174,13 @@ async function startGateway(
   return { proc, dataDir, config, write, httpPort, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, pty, metric };
 }
 
-async function until<T>(
+/** Waits for `f` (every 25 ms; 10 s by default). */
+function until<T>(
   what: string,
   f: () => T | undefined | false | Promise<T | undefined | false>,
   ms = 10_000,
 ): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  return waitUntil(what, f, ms, { everyMs: 25 });
 }
 
 const CH2: Channel[] = [
