@@ -14,6 +14,7 @@ import {
   FrameType,
   NackReason,
   RETRYABLE_NACKS,
+  SCHEMA_MISMATCH_MAX,
   WITHHOLD_PUBACK_NACKS,
   type AckFrame,
   type NackFrame,
@@ -44,6 +45,8 @@ export interface Pending {
   poison?: "ABSURD_TIMESTAMP";
   /** Intact transmissions so far; every one after the first is a duplicate at the gateway. */
   sends: number;
+  /** SCHEMA_MISMATCH NACKs of this frame so far (PROTOCOL.md: dropped at `SCHEMA_MISMATCH_MAX`). */
+  schemaMismatches?: number;
   /** True once the frame went through the link-fault draw of its first transmission. */
   offered?: boolean;
   /** The source step it was generated at: the ring's age order (set by {@link SimDevice.nextData}). */
@@ -678,9 +681,18 @@ export class SimDevice {
       if (nack.reason !== NackReason.SCHEMA_MISMATCH) return false;
       // Refused, not stored: its next copy is not a duplicate at the gateway.
       const p = this.pending.get(nack.seq);
-      if (p) p.sends = 0;
+      if (!p) return false;
+      p.sends = 0;
+      // PROTOCOL.md revision 1.3: the SCHEMA_MISMATCH_MAX-th one drops it (a HELLO cannot fix it;
+      // never stored, so no acknowledged frame is lost).
+      p.schemaMismatches = (p.schemaMismatches ?? 0) + 1;
+      if (p.schemaMismatches >= SCHEMA_MISMATCH_MAX) {
+        this.#forget(nack.seq);
+        this.#abandon(nack.seq);
+        return false;
+      }
       // HELLO, then the resend; a stopped device keeps the frame but sends nothing.
-      return p !== undefined && !this.stopped;
+      return !this.stopped;
     }
     // Every other reason (ABSURD_TIMESTAMP, SEQ_OUT_OF_RANGE, NON_FINITE, unknown): drop it. This
     // device's clock is its own (a constant skew, never set from ACKs' gateway_time_us), so there

@@ -63,6 +63,7 @@ vigil_txq_push_t vigil_txq_push(vigil_txq_t *q, const vigil_data_t *d)
     q->slots[s].len = (uint8_t)vigil_encode_data(d, q->slots[s].bytes, VIGIL_TXQ_SLOT_BYTES);
     q->slots[s].seq = d->seq;
     q->slots[s].sent = false;
+    q->slots[s].schema_mismatches = 0u;
     q->used |= (uint32_t)1u << s;
     q->order[q->count++] = (uint8_t)s;
     return result;
@@ -114,6 +115,13 @@ vigil_txq_nack_t vigil_txq_nack(vigil_txq_t *q, const vigil_nack_t *nack, uint32
         q->timer_running = true;
         return VIGIL_TXQ_NACK_RETRY_LATER;
     case VIGIL_NACK_SCHEMA_MISMATCH:
+        /* PROTOCOL.md, NACK reason 4: a lost HELLO is fixed by the first resend; the
+           VIGIL_TXQ_SCHEMA_MISMATCH_MAX-th refusal means a HELLO cannot fix it (a seq reused with
+           other bytes in this boot, a wrong channel count): drop it, never stored, to end the loop. */
+        if (++q->slots[q->order[i]].schema_mismatches >= VIGIL_TXQ_SCHEMA_MISMATCH_MAX) {
+            remove_at(q, (unsigned)i);
+            return VIGIL_TXQ_NACK_DROPPED;
+        }
         q->slots[q->order[i]].sent = false; /* resent by the next poll, after the HELLO */
         return VIGIL_TXQ_NACK_SEND_HELLO;
     default: /* NON_FINITE, ABSURD_TIMESTAMP, SEQ_OUT_OF_RANGE and reasons this firmware does not know */

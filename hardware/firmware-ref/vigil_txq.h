@@ -38,11 +38,15 @@ extern "C" {
 #ifndef VIGIL_TXQ_RTO_MAX_MS
 #define VIGIL_TXQ_RTO_MAX_MS 8000u
 #endif
+/* PROTOCOL.md, NACK reason 4 (revision 1.3): the SCHEMA_MISMATCH_MAX-th SCHEMA_MISMATCH NACK of a
+ * frame drops it (a HELLO cannot fix it). Fixed by the protocol, not a build option. */
+#define VIGIL_TXQ_SCHEMA_MISMATCH_MAX 3u
 
 typedef struct {
     uint32_t seq;
     uint8_t len;  /* encoded (not COBS) frame length */
     bool sent;    /* false: never sent, or must be resent at once (after SCHEMA_MISMATCH) */
+    uint8_t schema_mismatches; /* SCHEMA_MISMATCH NACKs of this frame (0 when pushed) */
     uint8_t bytes[VIGIL_TXQ_SLOT_BYTES];
 } vigil_txq_slot_t;
 
@@ -70,9 +74,11 @@ typedef enum {
 typedef enum {
     VIGIL_TXQ_NACK_UNKNOWN_SEQ = 0, /* not (or no longer) in the ring: ignore */
     VIGIL_TXQ_NACK_DROPPED,         /* NON_FINITE, ABSURD_TIMESTAMP (forget a clock taken from ACKs
-                                       until the next ACK), SEQ_OUT_OF_RANGE, unknown reasons */
+                                       until the next ACK), SEQ_OUT_OF_RANGE, unknown reasons, the
+                                       VIGIL_TXQ_SCHEMA_MISMATCH_MAX-th SCHEMA_MISMATCH of a frame */
     VIGIL_TXQ_NACK_RETRY_LATER,     /* STORE_UNAVAILABLE, RATE_LIMITED: kept, backoff doubled */
-    VIGIL_TXQ_NACK_SEND_HELLO,      /* SCHEMA_MISMATCH: kept; send HELLO, then poll resends it */
+    VIGIL_TXQ_NACK_SEND_HELLO,      /* SCHEMA_MISMATCH (1st, 2nd of the frame): kept; send HELLO,
+                                       then poll resends it */
     VIGIL_TXQ_NACK_STOP,            /* UNKNOWN_DEVICE, REVOKED_DEVICE: kept, queue stopped (probe
                                        with vigil_txq_oldest(), PROTOCOL.md "A stopped device") */
     VIGIL_TXQ_NACK_BUSY             /* BUSY: kept; the queue sends nothing for retry_after_ms */
@@ -90,7 +96,8 @@ unsigned vigil_txq_ack(vigil_txq_t *q, uint32_t first_seq, uint16_t count, uint3
  * Applies a decoded NACK (PROTOCOL.md, NACK table). BUSY holds the whole queue (new frames and
  * resends) until now_ms + retry_after_ms, even when `seq` is no longer in the ring; the NACKed
  * frame goes out first when the hold ends. The retryable reasons are exactly the gateway's
- * RETRYABLE_NACKS (SCHEMA_MISMATCH, STORE_UNAVAILABLE, RATE_LIMITED, BUSY).
+ * RETRYABLE_NACKS (SCHEMA_MISMATCH, STORE_UNAVAILABLE, RATE_LIMITED, BUSY); SCHEMA_MISMATCH at
+ * most VIGIL_TXQ_SCHEMA_MISMATCH_MAX times per frame: that NACK drops it (VIGIL_TXQ_NACK_DROPPED).
  */
 vigil_txq_nack_t vigil_txq_nack(vigil_txq_t *q, const vigil_nack_t *nack, uint32_t now_ms);
 

@@ -200,7 +200,8 @@ describe("over serial and MQTT against vigil start", () => {
   let gw: Gateway;
   let line: SerialLink;
   const ALLOWED = [
-    0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107, 0x108, 0x109, 0x10a, 0x201, 0x202, 0x203, 0x204, 0x205,
+    0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107, 0x108, 0x109, 0x10a, 0x10b, 0x201, 0x202, 0x203, 0x204,
+    0x205,
   ];
   const ingest = (extraAllowed: number[] = []) => ({
     allow: [...ALLOWED, ...extraAllowed].map(hex8),
@@ -429,6 +430,29 @@ describe("over serial and MQTT against vigil start", () => {
     expect(nacks(d)).toEqual([{ kind: "nack", seq: 0, reason: R.SCHEMA_MISMATCH, action: "hello-resend" }]);
     expect(await gw.metric("vigil_ingest_frames_rejected_total", { reason: "SEQ_REUSED" })).toBe(reused0 + 1);
     expect(await gw.metric("vigil_device_frames_accepted_total", { device: "00000106" })).toBe(4);
+  });
+
+  it("A seq reused with other bytes in one boot (a HELLO cannot fix it): HELLO and the resend twice, the 3rd SCHEMA_MISMATCH drops the frame and nothing more is sent for it", async () => {
+    const d = serialDevice(0x10b);
+    d.hello();
+    for (let i = 0; i < 3; i++) d.sample([i, i]);
+    await d.until(() => d.ring.length === 0);
+    const reused0 = await gw.metric("vigil_ingest_frames_rejected_total", { reason: "SEQ_REUSED" });
+    // A reset that kept boot_id: seq 1 again, other bytes, same boot.
+    d.sample([9, 9], { seq: 1 });
+    await d.until(() => d.ring.length === 0, 5000, "the 3rd SCHEMA_MISMATCH");
+    expect(nacks(d)).toEqual([
+      { kind: "nack", seq: 1, reason: R.SCHEMA_MISMATCH, action: "hello-resend" },
+      { kind: "nack", seq: 1, reason: R.SCHEMA_MISMATCH, action: "hello-resend" },
+      { kind: "nack", seq: 1, reason: R.SCHEMA_MISMATCH, action: "drop" },
+    ]);
+    // Nothing more for it: a later frame on the same (ordered) line is ACKed, and the gateway
+    // refused the reused seq exactly 3 times.
+    d.sample([4, 4], { seq: 3 });
+    await d.until(() => d.ring.length === 0, 5000, "the next frame's ACK");
+    expect(nacks(d)).toHaveLength(3);
+    expect(await gw.metric("vigil_ingest_frames_rejected_total", { reason: "SEQ_REUSED" })).toBe(reused0 + 3);
+    expect(await gw.metric("vigil_device_frames_accepted_total", { device: "0000010b" })).toBe(4);
   });
 
   it("ABSURD_TIMESTAMP: the device drops the frame and forgets a clock set from ACKs", async () => {

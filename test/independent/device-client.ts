@@ -39,6 +39,8 @@ export const R = {
   BUSY: 8,
   SEQ_OUT_OF_RANGE: 9,
 } as const;
+/** PROTOCOL.md "A bound on SCHEMA_MISMATCH resends" (revision 1.3): the 3rd drops the frame. */
+export const SCHEMA_MISMATCH_MAX = 3;
 
 export type Reject =
   | "BAD_COBS"
@@ -600,6 +602,8 @@ interface Kept {
   settle?: NodeJS.Timeout | undefined;
   /** MQTT: NACKed while a PUBLISH of it awaited its PUBACK (that PUBACK acknowledges nothing) */
   refusedInFlight?: boolean;
+  /** SCHEMA_MISMATCH NACKs of this frame ("A bound on SCHEMA_MISMATCH resends") */
+  schemaMismatches?: number;
 }
 
 /** What the device did with each reply, for the tests to assert against the NACK table. */
@@ -831,6 +835,13 @@ export class Device {
         this.stop();
         return;
       case R.SCHEMA_MISMATCH: {
+        // "at the third (SCHEMA_MISMATCH_MAX = 3) it drops the frame ... and sends nothing more for it"
+        if (kept) kept.schemaMismatches = (kept.schemaMismatches ?? 0) + 1;
+        if (kept && kept.schemaMismatches! >= SCHEMA_MISMATCH_MAX) {
+          ev("drop");
+          drop();
+          return;
+        }
         ev("hello-resend");
         this.hello();
         if (kept) this.transmit(kept);

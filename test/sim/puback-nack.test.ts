@@ -2,9 +2,9 @@
 // publishes the NACK on the device's reply topic (hardware/PROTOCOL.md, "Replies and silence",
 // "MQTT transport"): a frame NACKed SCHEMA_MISMATCH, ABSURD_TIMESTAMP or SEQ_OUT_OF_RANGE is
 // PUBACKed too. The simulated device does what the NACK table says whatever came first: such a
-// PUBACK is no acknowledgement. SCHEMA_MISMATCH: HELLO, then the resend; ABSURD_TIMESTAMP,
-// SEQ_OUT_OF_RANGE: dropped (abandoned). Its counters, and the frames it reports as acknowledged
-// (onAcked), are what the gateway stored. State machine on injected time, then the simulator over a
+// PUBACK is no acknowledgement. SCHEMA_MISMATCH: HELLO, then the resend (the frame's 3rd drops it,
+// abandoned: protocol revision 1.3); ABSURD_TIMESTAMP, SEQ_OUT_OF_RANGE: dropped (abandoned). Its
+// counters, and the frames it reports as acknowledged (onAcked), are what the gateway stored. State machine on injected time, then the simulator over a
 // fake MQTT-like link (PUBACK and NACK in either order).
 import { describe, expect, it } from "vitest";
 import { SimDevice } from "../../device-sim/src/device.ts";
@@ -13,7 +13,13 @@ import type { SignalSource } from "../../device-sim/src/profiles/types.ts";
 import { Rng } from "../../device-sim/src/rng.ts";
 import { Simulator } from "../../device-sim/src/simulator.ts";
 import type { Transport } from "../../device-sim/src/transports/types.ts";
-import { decodeFrame, FrameType, NackReason, type Frame } from "../../gateway/src/protocol/frame.ts";
+import {
+  decodeFrame,
+  FrameType,
+  NackReason,
+  SCHEMA_MISMATCH_MAX,
+  type Frame,
+} from "../../gateway/src/protocol/frame.ts";
 
 const source: SignalSource = {
   profile: "test-v1",
@@ -96,6 +102,34 @@ describe("simulated device: a PUBACK followed by a NACK", () => {
     d.onDelivered(1, 22);
     expect(d.stats).toMatchObject({ acked: 1, abandoned: 1, dupAcks: 0 });
     expect(d.pending.size).toBe(0);
+  });
+
+  it("behavior: SCHEMA_MISMATCH is resent after HELLO at most SCHEMA_MISMATCH_MAX (3) times per frame: the 3rd drops it (abandoned), whether or not its PUBACK came first", () => {
+    expect(SCHEMA_MISMATCH_MAX).toBe(3);
+    const acked: number[] = [];
+    const d = device(acked);
+    const p = d.nextData(0)!;
+    d.transmitted(p);
+    const q = d.nextData(0)!;
+    d.transmitted(q);
+    // A seq reused with other bytes in one boot: a HELLO cannot fix it, each resend is refused.
+    expect(d.onNack(nack(0, NackReason.SCHEMA_MISMATCH), 10)).toBe(true);
+    d.transmitted(p);
+    expect(d.onNack(nack(0, NackReason.STORE_UNAVAILABLE), 11)).toBe(false); // other reasons do not count
+    d.onDelivered(0, 12); // over MQTT: PUBACKed, then NACKed again
+    expect(d.onNack(nack(0, NackReason.SCHEMA_MISMATCH), 13)).toBe(true);
+    d.transmitted(p);
+    expect(d.onNack(nack(0, NackReason.SCHEMA_MISMATCH), 20)).toBe(false);
+    expect([...d.pending.keys()]).toEqual([1]);
+    expect(d.stats).toMatchObject({ acked: 0, abandoned: 1, dupAcks: 0 });
+    expect(d.stats.nacked).toMatchObject({ SCHEMA_MISMATCH: 3 });
+    // Counted per frame: frame 1's first SCHEMA_MISMATCH still asks for HELLO and the resend.
+    expect(d.onNack(nack(1, NackReason.SCHEMA_MISMATCH), 21)).toBe(true);
+    expect(d.pending.get(1)).toBe(q);
+    d.onDelivered(0, 22); // the dropped frame's PUBACK acknowledges nothing
+    d.settle(10_000, true);
+    expect(acked).toEqual([]);
+    expect(d.stats).toMatchObject({ acked: 0, abandoned: 1, dupAcks: 0 });
   });
 
   it("behavior: a NACK later than the reply timeout after the PUBACK no longer takes it back; a withhold reason never does", () => {

@@ -1,5 +1,5 @@
 /**
- * Frame codec for protocol v1, document revision 1.2 (hardware/PROTOCOL.md): the single source
+ * Frame codec for protocol v1, document revision 1.3 (hardware/PROTOCOL.md): the single source
  * of truth used by the gateway and the device simulator. Integers and floats are little-endian.
  * The decoder throws {@link FrameError} with the counter reason; the encoder throws
  * {@link FrameEncodeError} naming the field. Neither truncates nor accepts what the other refuses.
@@ -80,7 +80,8 @@ export type NackReasonCode = (typeof NackReason)[NackReasonName];
 /**
  * NACK reasons after which the **device keeps the frame and resends it** (PROTOCOL.md, NACK
  * table): SCHEMA_MISMATCH (after sending HELLO), STORE_UNAVAILABLE, RATE_LIMITED and BUSY
- * (after `retryAfterMs`). Every other reason tells the device to drop the frame or to stop.
+ * (after `retryAfterMs`); SCHEMA_MISMATCH at most {@link SCHEMA_MISMATCH_MAX} times per frame.
+ * Every other reason tells the device to drop the frame or to stop.
  * The C reference's `vigil_txq_nack()` and the simulator implement exactly this set.
  */
 export const RETRYABLE_NACKS: ReadonlySet<number> = new Set<number>([
@@ -89,6 +90,14 @@ export const RETRYABLE_NACKS: ReadonlySet<number> = new Set<number>([
   NackReason.RATE_LIMITED,
   NackReason.BUSY,
 ]);
+
+/**
+ * PROTOCOL.md revision 1.3 (NACK reason 4, a device rule): a frame's SCHEMA_MISMATCH_MAX-th
+ * SCHEMA_MISMATCH NACK drops it — a lost HELLO is fixed by the first resend, so a frame still
+ * refused is one a HELLO cannot fix (a seq reused with other bytes in one boot). C reference:
+ * `VIGIL_TXQ_SCHEMA_MISMATCH_MAX`.
+ */
+export const SCHEMA_MISMATCH_MAX = 3;
 
 /**
  * NACK reasons for which an **MQTT receiver withholds the PUBACK** so the broker or the

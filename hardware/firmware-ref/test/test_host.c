@@ -753,6 +753,50 @@ static void test_txq_busy(void)
     CHECK(vigil_txq_poll(&q, 0x000002E8u, &len) != NULL); /* 1000 ms later */
 }
 
+/* SCHEMA_MISMATCH (PROTOCOL.md, NACK reason 4, revision 1.3): HELLO and the resend, at most
+   VIGIL_TXQ_SCHEMA_MISMATCH_MAX (3) times per frame: the 3rd drops it (a HELLO cannot fix it). */
+static void test_txq_schema_mismatch(void)
+{
+    static vigil_txq_t q;
+    const uint8_t *p;
+    size_t len;
+    uint32_t k;
+    vigil_data_t d;
+    CHECK(VIGIL_TXQ_SCHEMA_MISMATCH_MAX == 3u);
+    vigil_txq_init(&q);
+    d = mk(50u);
+    vigil_txq_push(&q, &d);
+    d = mk(51u);
+    vigil_txq_push(&q, &d);
+    CHECK(vigil_txq_poll(&q, 0u, &len) != NULL && vigil_txq_poll(&q, 0u, &len) != NULL);
+    for (k = 1; k < VIGIL_TXQ_SCHEMA_MISMATCH_MAX; k++) {
+        CHECK(nack(&q, 50u, VIGIL_NACK_SCHEMA_MISMATCH, k) == VIGIL_TXQ_NACK_SEND_HELLO);
+        p = vigil_txq_poll(&q, k, &len); /* the resend, after the HELLO */
+        CHECK(p != NULL && frame_seq(p) == 50u);
+        /* other reasons do not count */
+        CHECK(nack(&q, 50u, VIGIL_NACK_STORE_UNAVAILABLE, k) == VIGIL_TXQ_NACK_RETRY_LATER);
+    }
+    /* the 3rd: dropped, not resent; the other frame is untouched */
+    CHECK(nack(&q, 50u, VIGIL_NACK_SCHEMA_MISMATCH, 10u) == VIGIL_TXQ_NACK_DROPPED);
+    CHECK(vigil_txq_count(&q) == 1u && vigil_txq_oldest(&q)->seq == 51u);
+    CHECK(vigil_txq_poll(&q, 10u, &len) == NULL);
+    CHECK(nack(&q, 50u, VIGIL_NACK_SCHEMA_MISMATCH, 11u) == VIGIL_TXQ_NACK_UNKNOWN_SEQ);
+    /* counted per frame: 51's first SCHEMA_MISMATCH asks for HELLO */
+    CHECK(nack(&q, 51u, VIGIL_NACK_SCHEMA_MISMATCH, 12u) == VIGIL_TXQ_NACK_SEND_HELLO);
+    p = vigil_txq_poll(&q, 12u, &len);
+    CHECK(p != NULL && frame_seq(p) == 51u);
+    /* a frame in the dropped frame's slot (and under its seq) starts from 0 */
+    d = mk(50u);
+    vigil_txq_push(&q, &d);
+    CHECK(q.order[1] == 0u && q.slots[0].schema_mismatches == 0u);
+    for (k = 1; k < VIGIL_TXQ_SCHEMA_MISMATCH_MAX; k++)
+        CHECK(nack(&q, 50u, VIGIL_NACK_SCHEMA_MISMATCH, 20u) == VIGIL_TXQ_NACK_SEND_HELLO);
+    CHECK(nack(&q, 51u, VIGIL_NACK_SCHEMA_MISMATCH, 20u) == VIGIL_TXQ_NACK_SEND_HELLO);
+    CHECK(nack(&q, 51u, VIGIL_NACK_SCHEMA_MISMATCH, 20u) == VIGIL_TXQ_NACK_DROPPED);
+    CHECK(nack(&q, 50u, VIGIL_NACK_SCHEMA_MISMATCH, 20u) == VIGIL_TXQ_NACK_DROPPED);
+    CHECK(vigil_txq_count(&q) == 0u);
+}
+
 static void test_txq(void)
 {
     static vigil_txq_t q;
@@ -891,6 +935,7 @@ int main(void)
     test_rx();
     test_txq();
     test_txq_busy();
+    test_txq_schema_mismatch();
     printf("sizeof(vigil_rx_t)=%u sizeof(vigil_frame_t)=%u sizeof(vigil_txq_t)=%u\n", (unsigned)sizeof(vigil_rx_t),
            (unsigned)sizeof(vigil_frame_t), (unsigned)sizeof(vigil_txq_t));
     printf("%d passed, %d failed\n", passed, failed);
