@@ -7,31 +7,12 @@
 // over a fake link that never acknowledges.
 import { describe, expect, it } from "vitest";
 import { OVERFLOW_REPORT_INTERVAL_MS, SimDevice } from "../../device-sim/src/device.ts";
-import { FaultCounters } from "../../device-sim/src/faults.ts";
-import type { SignalSource } from "../../device-sim/src/profiles/types.ts";
-import { Rng } from "../../device-sim/src/rng.ts";
 import { Simulator } from "../../device-sim/src/simulator.ts";
 import type { Transport } from "../../device-sim/src/transports/types.ts";
 import { decodeFrame, FrameType, NackReason, type Frame } from "../../gateway/src/protocol/frame.ts";
+import { testDevice } from "./device-fixture.ts";
 
-const source: SignalSource = {
-  profile: "test-v1",
-  channels: [{ name: "x", unit: 0 }],
-  failureStep: undefined,
-  sample: (step) => Float32Array.of(step),
-};
-
-function device(window: number): SimDevice {
-  return new SimDevice({
-    id: 7,
-    source,
-    rng: new Rng(1),
-    faults: {},
-    counters: new FaultCounters(),
-    window,
-    probeIntervalMs: 1000,
-  });
-}
+const device = (window: number): SimDevice => testDevice({ window, probeIntervalMs: 1000 });
 
 const message = (raw: Buffer): string => {
   const f = decodeFrame(raw);

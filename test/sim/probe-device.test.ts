@@ -6,28 +6,11 @@
 // every call takes the simulated "now", nothing sleeps.
 import { describe, expect, it } from "vitest";
 import { SimDevice, DEFAULT_PROBE_INTERVAL_MS } from "../../device-sim/src/device.ts";
-import { FaultCounters } from "../../device-sim/src/faults.ts";
-import type { SignalSource } from "../../device-sim/src/profiles/types.ts";
-import { Rng } from "../../device-sim/src/rng.ts";
 import { decodeFrame, FrameType, NackReason, type AckFrame } from "../../gateway/src/protocol/frame.ts";
+import { testDevice } from "./device-fixture.ts";
 
-const source: SignalSource = {
-  profile: "test-v1",
-  channels: [{ name: "x", unit: 0 }],
-  failureStep: undefined,
-  sample: (step) => Float32Array.of(step),
-};
-
-function device(o: { window?: number; probeIntervalMs?: number; resendMs?: number } = {}): SimDevice {
-  return new SimDevice({
-    id: 7,
-    source,
-    rng: new Rng(1),
-    faults: {},
-    counters: new FaultCounters(),
-    ...o,
-  });
-}
+const device = (o: { window?: number; probeIntervalMs?: number; resendMs?: number } = {}): SimDevice =>
+  testDevice(o);
 
 const refuse = (seq: number, reason: number = NackReason.UNKNOWN_DEVICE) =>
   ({ type: FrameType.Nack, deviceId: 7, seq, reason }) as const;

@@ -8,10 +8,8 @@
 // fake MQTT-like link (PUBACK and NACK in either order).
 import { describe, expect, it } from "vitest";
 import { SimDevice } from "../../device-sim/src/device.ts";
-import { FaultCounters } from "../../device-sim/src/faults.ts";
-import type { SignalSource } from "../../device-sim/src/profiles/types.ts";
-import { Rng } from "../../device-sim/src/rng.ts";
 import { Simulator } from "../../device-sim/src/simulator.ts";
+import { testDevice } from "./device-fixture.ts";
 import type { Transport } from "../../device-sim/src/transports/types.ts";
 import {
   decodeFrame,
@@ -21,27 +19,14 @@ import {
   type Frame,
 } from "../../gateway/src/protocol/frame.ts";
 
-const source: SignalSource = {
-  profile: "test-v1",
-  channels: [{ name: "x", unit: 0 }],
-  failureStep: undefined,
-  sample: (step) => Float32Array.of(step),
-};
-
-function device(acked: number[] = []): SimDevice {
-  return new SimDevice({
-    id: 7,
-    source,
-    rng: new Rng(1),
-    faults: {},
-    counters: new FaultCounters(),
+const device = (acked: number[] = []): SimDevice =>
+  testDevice({
     resendMs: 200,
     onAcked: (raw) => {
       const f = decodeFrame(raw);
       if (f.type === FrameType.Data) acked.push(f.seq);
     },
   });
-}
 
 const nack = (seq: number, reason: number) => ({ type: FrameType.Nack, deviceId: 7, seq, reason }) as const;
 

@@ -5,29 +5,10 @@
 // gateway now admits it, it sends; if it refuses the HELLO it is stopped again. Time is injected.
 import { describe, expect, it } from "vitest";
 import { SimDevice } from "../../device-sim/src/device.ts";
-import { FaultCounters } from "../../device-sim/src/faults.ts";
-import type { SignalSource } from "../../device-sim/src/profiles/types.ts";
-import { Rng } from "../../device-sim/src/rng.ts";
 import { decodeFrame, FrameType, NackReason } from "../../gateway/src/protocol/frame.ts";
+import { testDevice } from "./device-fixture.ts";
 
-const source: SignalSource = {
-  profile: "test-v1",
-  channels: [{ name: "x", unit: 0 }],
-  failureStep: undefined,
-  sample: (step) => Float32Array.of(step),
-};
-
-function device(probeIntervalMs: number): SimDevice {
-  return new SimDevice({
-    id: 7,
-    source,
-    rng: new Rng(1),
-    faults: {},
-    counters: new FaultCounters(),
-    probeIntervalMs,
-    resendMs: 200,
-  });
-}
+const device = (probeIntervalMs: number): SimDevice => testDevice({ probeIntervalMs, resendMs: 200 });
 
 const refuse = (seq: number) =>
   ({ type: FrameType.Nack, deviceId: 7, seq, reason: NackReason.UNKNOWN_DEVICE }) as const;
