@@ -53,28 +53,30 @@ interface Started {
 async function start(http: Record<string, unknown>, prepare?: (dataDir: string) => void): Promise<Started> {
   const dataDir = mkdtempSync(join(tmpdir(), "http-client-"));
   prepare?.(dataDir);
-  const port = await freePort();
   const config = join(dataDir, "config.json");
   writeFileSync(
     config,
     JSON.stringify({
       dataDir,
       attest: { enabled: false },
-      mqtt: { embedded: { port } },
+      mqtt: { embedded: { port: 0 } },
       http: { port: 0, ...http },
       log: { level: "info", statsIntervalMs: 0 },
     }),
   );
   const gateway = vigil(["start", "-c", config]);
-  const base = await until(
+  // Both ports picked by the gateway: its "gateway started" line names them (page, mqtt).
+  const [base, mqtt] = await until(
     "gateway started",
     () => {
       if (gateway.exitCode !== null) throw new Error(gateway.log());
-      return /"page":"(http:\/\/[^"]+)"/.exec(gateway.log())?.[1];
+      const page = /"page":"(http:\/\/[^"]+)"/.exec(gateway.log())?.[1];
+      const broker = /"mqtt":"(mqtt:\/\/[^"]+)"/.exec(gateway.log())?.[1];
+      return page && broker ? [page, broker] : undefined;
     },
     60_000,
   );
-  return { gateway, base, mqtt: `mqtt://127.0.0.1:${port}`, dataDir };
+  return { gateway, base, mqtt, dataDir };
 }
 
 function sim(url: string): ChildProcess {
