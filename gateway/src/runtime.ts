@@ -804,6 +804,7 @@ export class Runtime {
         confirmations: depth,
         intervalMs: c.chain.anchorIntervalMs,
         maxBatchesPerTx: c.chain.maxBatchesPerTx,
+        stallAfterMs: c.chain.stallAfterMs,
         ...(c.chain.maxSpendPerDayEth !== null
           ? { maxSpendPerDayWei: ethToWei(c.chain.maxSpendPerDayEth) }
           : {}),

@@ -2,7 +2,8 @@
  * The runtime turns an anchoring pause into a signal an operator sees: the retained MQTT status is
  * published again (reason "anchoring", with the pause's reason) and the snapshot's metrics carry it,
  * while frames are still stored and sealed. On a real anvil, with a sending account that has no
- * funds (a key of one's own, never funded).
+ * funds (a key of one's own, never funded). And chain.stallAfterMs reaches the anchor service: a
+ * transaction waiting on a chain that mines nothing is shown as stalled after that long.
  */
 import { afterEach, beforeEach, expect, it, vi } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -90,4 +91,55 @@ it("behavior: an unfunded sending account pauses anchoring: the retained status 
   await rt.store.append(record(7, 2));
   expect(await rt.sealer!.sealNow()).toBeTruthy();
   expect(rt.snapshot().sealer.lastBatchSeq).toBe(2);
+});
+
+it("behavior: chain.stallAfterMs sets when a transaction waiting on a chain that makes no blocks is shown as stalled (no-blocks)", async () => {
+  const raw = {
+    dataDir: dir,
+    mqtt: { embedded: { enabled: false } },
+    models: { enabled: false },
+    store: { minFreeBytes: 0, reserveBytes: 0 },
+    log: { statsIntervalMs: 0 },
+    attest: { gatewayName: "stall-test", batchIntervalMs: 60_000 },
+  };
+  chain = await localChain({ dataDir: dir, gatewayId: gatewayIdOf(resolveConfig(raw)) });
+  const config = resolveConfig({
+    http: { port: 0 },
+    ...raw,
+    chain: {
+      rpcUrl: chain.anvil.url,
+      deployment: chain.deploymentFile,
+      confirmations: 1,
+      stallAfterMs: 1000,
+      healthCheckIntervalMs: 200,
+    },
+  });
+  const nullOutput: EventOutput = {
+    open: () => Promise.resolve(),
+    emit: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  rt = new Runtime({
+    config,
+    passphrase: chain.passphrase,
+    senderKey: chain.senderKey,
+    alertOutput: nullOutput,
+  });
+  await rt.start();
+  // The sequencer halts: anvil mines nothing more, so the anchor transaction waits in its pool.
+  const res = await fetch(chain.anvil.url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "evm_setAutomine", params: [false] }),
+  });
+  expect(((await res.json()) as { error?: unknown }).error).toBeUndefined();
+  await rt.store.append(record(7, 0));
+  expect(await rt.sealer!.sealNow()).toBeTruthy();
+  rt.anchor!.trigger();
+  await vi.waitFor(() => expect(rt!.anchor!.status().stalled?.reason).toBe("no-blocks"), {
+    timeout: 20_000,
+    interval: 50,
+  });
+  expect(rt.anchor!.status().stalled!.message).toMatch(/^no new block for \d+ s .*: the sequencer is halted/);
+  expect(rt.anchor!.status().anchoredThrough).toBe(0);
 });

@@ -423,6 +423,13 @@ const Chain = Type.Object(
       default: 12.5,
       description: "Fee increase of each replacement, percent (≥ 10).",
     }),
+    stallAfterMs: Type.Integer({
+      minimum: 1000,
+      maximum: MAX_TIMER_MS,
+      default: 120_000,
+      description:
+        "An anchor transaction in flight while the endpoint reports no new block for this long is shown as stalled (no-blocks), ms; raise it on a chain whose blocks come slowly or irregularly.",
+    }),
   },
   { additionalProperties: false, default: {} },
 );
