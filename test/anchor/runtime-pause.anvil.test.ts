@@ -34,7 +34,15 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it("behavior: an unfunded sending account pauses anchoring: the retained status says insufficient-funds, the snapshot counts it, sealing goes on", async () => {
+/**
+ * A runtime with anchoring to a fresh anvil (no broker, no models) and `chain` settings added;
+ * `senderKey` pays gas (default the local chain's funded account). Events go to `events`.
+ */
+async function startRuntime(
+  name: string,
+  chainExtra: Record<string, unknown>,
+  senderKey?: string,
+): Promise<{ runtime: Runtime; events: GatewayEvent[] }> {
   const events: GatewayEvent[] = [];
   const output: EventOutput = {
     open: () => Promise.resolve(),
@@ -50,22 +58,32 @@ it("behavior: an unfunded sending account pauses anchoring: the retained status 
     models: { enabled: false },
     store: { minFreeBytes: 0, reserveBytes: 0 },
     log: { statsIntervalMs: 0 },
-    attest: { gatewayName: "pause-test", batchIntervalMs: 60_000 },
+    attest: { gatewayName: name, batchIntervalMs: 60_000 },
   };
   chain = await localChain({ dataDir: dir, gatewayId: gatewayIdOf(resolveConfig(raw)) });
   const config = resolveConfig({
     http: { port: 0 }, // never the default 9479: another gateway may hold it
     ...raw,
-    chain: { rpcUrl: chain.anvil.url, deployment: chain.deploymentFile, confirmations: 1 },
+    chain: { rpcUrl: chain.anvil.url, deployment: chain.deploymentFile, confirmations: 1, ...chainExtra },
   });
-  const unfunded = bytesToHex(generateKey("secp256k1").privateKey);
-  rt = new Runtime({ config, passphrase: chain.passphrase, senderKey: unfunded, alertOutput: output });
+  rt = new Runtime({
+    config,
+    passphrase: chain.passphrase,
+    senderKey: senderKey ?? chain.senderKey,
+    alertOutput: output,
+  });
   await rt.start();
+  return { runtime: rt, events };
+}
 
-  await rt.store.append(record(7, 0));
-  await rt.store.append(record(7, 1));
-  expect(await rt.sealer!.sealNow()).toBeTruthy();
-  rt.anchor!.trigger();
+it("behavior: an unfunded sending account pauses anchoring: the retained status says insufficient-funds, the snapshot counts it, sealing goes on", async () => {
+  const unfunded = bytesToHex(generateKey("secp256k1").privateKey);
+  const { runtime: gw, events } = await startRuntime("pause-test", {}, unfunded);
+
+  await gw.store.append(record(7, 0));
+  await gw.store.append(record(7, 1));
+  expect(await gw.sealer!.sealNow()).toBeTruthy();
+  gw.anchor!.trigger();
 
   const paused = (): StatusEvent | undefined =>
     events.find((e): e is StatusEvent => e.kind === "status" && e.reason === "anchoring");
@@ -75,7 +93,7 @@ it("behavior: an unfunded sending account pauses anchoring: the retained status 
     anchoringPaused: { reason: "insufficient-funds", untilUs: null },
   });
   expect(paused()!.anchoringPaused!.message).toMatch(/fund it/);
-  const s = rt.snapshot();
+  const s = gw.snapshot();
   expect(s.anchor).toMatchObject({
     paused: "insufficient-funds",
     pauses: { "insufficient-funds": 1 },
@@ -83,63 +101,35 @@ it("behavior: an unfunded sending account pauses anchoring: the retained status 
     backlog: 1,
   });
   expect(s.sealer.lastBatchSeq).toBe(1);
-  expect(rt.statsFields()).toMatchObject({
+  expect(gw.statsFields()).toMatchObject({
     batches: { sealed: 1, anchored: 0, anchorPaused: "insufficient-funds" },
   });
 
   // Sealing goes on while anchoring is paused.
-  await rt.store.append(record(7, 2));
-  expect(await rt.sealer!.sealNow()).toBeTruthy();
-  expect(rt.snapshot().sealer.lastBatchSeq).toBe(2);
+  await gw.store.append(record(7, 2));
+  expect(await gw.sealer!.sealNow()).toBeTruthy();
+  expect(gw.snapshot().sealer.lastBatchSeq).toBe(2);
 });
 
 it("behavior: chain.stallAfterMs sets when a transaction waiting on a chain that makes no blocks is shown as stalled (no-blocks)", async () => {
-  const raw = {
-    dataDir: dir,
-    mqtt: { embedded: { enabled: false } },
-    models: { enabled: false },
-    store: { minFreeBytes: 0, reserveBytes: 0 },
-    log: { statsIntervalMs: 0 },
-    attest: { gatewayName: "stall-test", batchIntervalMs: 60_000 },
-  };
-  chain = await localChain({ dataDir: dir, gatewayId: gatewayIdOf(resolveConfig(raw)) });
-  const config = resolveConfig({
-    http: { port: 0 },
-    ...raw,
-    chain: {
-      rpcUrl: chain.anvil.url,
-      deployment: chain.deploymentFile,
-      confirmations: 1,
-      stallAfterMs: 1000,
-      healthCheckIntervalMs: 200,
-    },
+  const { runtime: gw } = await startRuntime("stall-test", {
+    stallAfterMs: 1000,
+    healthCheckIntervalMs: 200,
   });
-  const nullOutput: EventOutput = {
-    open: () => Promise.resolve(),
-    emit: () => Promise.resolve(),
-    close: () => Promise.resolve(),
-  };
-  rt = new Runtime({
-    config,
-    passphrase: chain.passphrase,
-    senderKey: chain.senderKey,
-    alertOutput: nullOutput,
-  });
-  await rt.start();
   // The sequencer halts: anvil mines nothing more, so the anchor transaction waits in its pool.
-  const res = await fetch(chain.anvil.url, {
+  const res = await fetch(chain!.anvil.url, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "evm_setAutomine", params: [false] }),
   });
   expect(((await res.json()) as { error?: unknown }).error).toBeUndefined();
-  await rt.store.append(record(7, 0));
-  expect(await rt.sealer!.sealNow()).toBeTruthy();
-  rt.anchor!.trigger();
-  await vi.waitFor(() => expect(rt!.anchor!.status().stalled?.reason).toBe("no-blocks"), {
+  await gw.store.append(record(7, 0));
+  expect(await gw.sealer!.sealNow()).toBeTruthy();
+  gw.anchor!.trigger();
+  await vi.waitFor(() => expect(gw.anchor!.status().stalled?.reason).toBe("no-blocks"), {
     timeout: 20_000,
     interval: 50,
   });
-  expect(rt.anchor!.status().stalled!.message).toMatch(/^no new block for \d+ s .*: the sequencer is halted/);
-  expect(rt.anchor!.status().anchoredThrough).toBe(0);
+  expect(gw.anchor!.status().stalled!.message).toMatch(/^no new block for \d+ s .*: the sequencer is halted/);
+  expect(gw.anchor!.status().anchoredThrough).toBe(0);
 });
