@@ -20,6 +20,8 @@ import { Aedes } from "aedes";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { writeKeystore } from "../../gateway/src/attest/keystore.ts";
 import { generateKey } from "../../gateway/src/chain/keys.ts";
+import { ClassicLevel } from "classic-level";
+import { M_FORMAT, STORE_FORMAT } from "../../gateway/src/store/format.ts";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { freePort, stop } from "../helpers/procs.ts";
 
@@ -196,6 +198,21 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
     writeFileSync(join(db, manifest), Buffer.alloc(64, 0xa5));
     const r = await startFails({ dataDir: dir, mqtt: { embedded: { port: 0 } } });
     expectFatal(r, /corruption.*vigil store check.*vigil store salvage/);
+  }, 90_000);
+
+  it("behavior: the store was written by a newer Vigil (a newer store format)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-fatal-format-"));
+    const s = new LevelFrameStore({ dir: join(dir, "store"), reserveBytes: 0, minFreeBytes: 0 });
+    await s.open();
+    await s.close();
+    const db = new ClassicLevel<Buffer, Buffer>(join(dir, "store", "db"), {
+      keyEncoding: "buffer",
+      valueEncoding: "buffer",
+    });
+    await db.put(M_FORMAT, Buffer.of(0, 0, 0, STORE_FORMAT + 1));
+    await db.close();
+    const r = await startFails({ dataDir: dir, mqtt: { embedded: { port: 0 } } });
+    expectFatal(r, /written by a newer Vigil \(store format 2; .*run the newer version again/);
   }, 90_000);
 
   it("behavior: keystore missing", async () => {

@@ -15,7 +15,7 @@
  * | `X` lastIndex u64 | batchSeq u64 (frame index → batch: first key ≥ index) |
  * | `A` batchSeq u64 | anchor record (JSON) |
  * | `U` name (UTF-8) | a record of the update agent (updates/): installed versions, refused releases, firmware transfer progress |
- * | `M` name | counters: `Mlast`, `Msealed`, `Mbatch`, `Mhead`, `Manchored`, `Mpruned`, `Mage`, `Mprobe` (recovery), `Mlost` (indexes a salvage found lost inside sealed batches) |
+ * | `M` name | counters: `Mlast`, `Msealed`, `Mbatch`, `Mhead`, `Manchored`, `Mpruned`, `Mage`, `Mprobe` (recovery), `Mlost` (indexes a salvage found lost inside sealed batches), `Mformat` (the store's format, u32: format.ts) |
  * | `R` 0x00 | registry cache meta (JSON): last processed block and hash, unconfirmed events, last refresh (registry-cache.ts) |
  * | `R` kind ‖ id | registry cache entry (JSON), kind one ASCII letter, id UTF-8 (chain/registry-view.ts says which) |
  *

@@ -9,7 +9,7 @@
  *   integrity.ts  the watermark and the open-time checks
  * all working on one StoreContext (context.ts). It runs on a {@link Kv}.
  */
-import type { VigilError } from "../core/errors.ts";
+import { VigilError } from "../core/errors.ts";
 import { performance } from "node:perf_hooks";
 import type { AppendOutcome, FrameRecord, LeafRecord } from "../core/records.ts";
 import type { Logger } from "../core/log.ts";
@@ -24,6 +24,7 @@ import {
   type WatermarkStore,
 } from "./integrity.ts";
 import { P_UPDATES } from "./codec.ts";
+import { checkStoreFormat, formatRecord } from "./format.ts";
 import type { Kv } from "./kv.ts";
 import { FrameLog, type GroupCommitOptions, type StoreLimits } from "./log.ts";
 import { Outbox } from "./outbox.ts";
@@ -88,6 +89,8 @@ export class KvFrameStore implements FrameStore {
   readonly #inspectOnly: boolean;
   /** After open(): whether a watermark was there to check the store against. */
   hadWatermark = false;
+  /** After open(): the store's format (format.ts; 1 for a store from before the format record). */
+  format = 0;
   /** Watermark writes, one at a time, each with the counters current when it starts. */
   #wmChain: Promise<void> = Promise.resolve();
   /** Set while rewindAnchors runs: the watermark's anchored count may not exceed it. */
@@ -147,7 +150,12 @@ export class KvFrameStore implements FrameStore {
         throw translateLevelError(e2, "opening the store");
       });
     }
+    let format: Awaited<ReturnType<typeof checkStoreFormat>>;
     try {
+      // Before any record is read: a newer format would be misread (format.ts).
+      format = await checkStoreFormat(this.kv).catch((e: unknown) => {
+        throw e instanceof VigilError ? e : translateLevelError(e, "reading the store's format");
+      });
       await this.#loadAndCheck(w);
     } catch (e) {
       await this.kv.close().catch(() => undefined);
@@ -163,6 +171,10 @@ export class KvFrameStore implements FrameStore {
         room = await g.hasRoom();
         if (room) await g.restoreReserve();
       }
+      // A new store, or one from before the format record: say which format it is written in
+      // (on a full disk, at a later open).
+      if (!format.recorded && !this.#inspectOnly && room) await this.kv.write([formatRecord()], true);
+      this.format = format.format;
       c.state = room ? "ok" : "low-space";
     } catch (e) {
       // Not half-open: closed (so the lock is released) and one typed error (a fresh data folder

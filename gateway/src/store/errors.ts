@@ -48,6 +48,23 @@ export class StoreIntegrityError extends VigilError {
 }
 
 /**
+ * The store was written by a newer Vigil, in a format this version does not read (format.ts).
+ * Nothing was read or written: the fix is to run that version again, not to salvage.
+ */
+export class StoreFormatError extends VigilError {
+  override name = "StoreFormatError";
+  constructor(
+    readonly found: number,
+    readonly supported: number,
+  ) {
+    super(
+      "STORE_FORMAT",
+      `the store was written by a newer Vigil (store format ${found}; this version reads formats up to ${supported}) and would be misread; run the newer version again (an install rollback keeps the store: install.sh again to go forth)`,
+    );
+  }
+}
+
+/**
  * One stored value that does not decode (a frame record shorter than its fixed part, a leaf
  * preimage of no known kind): the store's bytes were damaged, as LevelDB's own checksums did not
  * catch. `index` is the arrival index, so a full check can name it and go on past it.
