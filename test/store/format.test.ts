@@ -10,6 +10,7 @@ import { ClassicLevel } from "classic-level";
 import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { StoreFormatError, StoreIntegrityError } from "../../gateway/src/store/errors.ts";
 import { M_FORMAT, STORE_FORMAT } from "../../gateway/src/store/format.ts";
+import { salvageStore } from "../../gateway/src/store/salvage.ts";
 import { record } from "./abstract.ts";
 
 const dirs: string[] = [];
@@ -103,5 +104,18 @@ describe("store format", () => {
     const err = await open(dir).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreIntegrityError);
     expect((err as StoreIntegrityError).shortMessage).toMatch(/format record is damaged \(1 bytes, not 4\)/);
+  });
+
+  it("behavior: a salvage refuses a newer store, and the store it writes records its format", async () => {
+    const dir = storeDir();
+    const s = await open(dir);
+    await s.append(record(1, 0));
+    await s.close();
+    const to = join(storeDir(), "salvaged");
+    await salvageStore(dir, to);
+    expect(await withDb(to, (db) => db.get(M_FORMAT))).toEqual(u32(STORE_FORMAT));
+    await withDb(dir, (db) => db.put(M_FORMAT, u32(STORE_FORMAT + 1)));
+    const err = await salvageStore(dir, join(storeDir(), "salvaged")).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreFormatError);
   });
 });

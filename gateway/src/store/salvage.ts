@@ -57,6 +57,8 @@ import {
   writeU64,
 } from "./codec.ts";
 import { FileWatermark, StoreIntegrityError, ranges } from "./integrity.ts";
+import { StoreFormatError } from "./errors.ts";
+import { formatRecord, M_FORMAT, STORE_FORMAT } from "./format.ts";
 import { KEY_BYTES, LEAF_KEY_BYTES } from "./log.ts";
 import type { SealedBatch } from "./types.ts";
 import { makeDir } from "../core/make-dir.ts";
@@ -161,6 +163,11 @@ export async function salvageStore(fromDir: string, toDir: string): Promise<Salv
     const src = open(copy, false);
     await src.open();
     try {
+      // A store of a newer format would be misread (format.ts); a damaged format record is read
+      // as format 1, like any other damage the salvage works around.
+      const format = await src.get(M_FORMAT).catch(() => undefined);
+      if (format?.length === 4 && format.readUInt32BE(0) > STORE_FORMAT)
+        throw new StoreFormatError(format.readUInt32BE(0), STORE_FORMAT);
       return await rebuild(src, toDir, acknowledged);
     } catch (e) {
       // A half-written store in toDir would look like a fresh one to the gateway (entries without
@@ -323,6 +330,8 @@ async function rebuild(src: Db, toDir: string, acknowledged: number | undefined)
     if (lostSealed.length > 0) chunk.put(M_LOST, Buffer.concat(lostSealed.map(u64Value)));
     const age = await src.get(M_AGE).catch(() => undefined);
     if (age) chunk.put(M_AGE, age);
+    const f = formatRecord();
+    chunk.put(f.key, f.value);
     ops++;
     await flush();
     await new FileWatermark(toDir).write({
