@@ -22,7 +22,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
-import { silentLogger } from "../../gateway/src/core/log.ts";
 import {
   MemoryUpdateState,
   ModelUpdateAgent,
@@ -214,21 +213,6 @@ describe("model update agent: failures that are not the release's", () => {
     expect(await s.agent.retry(1n)).toBe(true);
     await s.rig.feedUntil(s.agent.check());
     expect(s.agent.counters.installs).toBe(1);
-  }, 60_000);
-
-  it("behavior: a release of the live model's own bytes installs nothing and says so once (a manifest-only change is not applied)", async () => {
-    const warnings: string[] = [];
-    const log = { ...silentLogger, warn: (_o: unknown, m: string) => void warnings.push(m) };
-    const s = await setup("faults-same", { log: log as never });
-    // The live model is FD001 float at 3.0.0; release 1 carries the same ONNX file under a 3.1.0 manifest.
-    await s.releases.add(1n, "faults-same", "3.1.0", undefined, "float32");
-    await s.rig.feedUntil(s.agent.check());
-    await s.rig.feedUntil(s.agent.check());
-    expect(s.agent.counters).toMatchObject({ installs: 0, checkErrors: 0, rejected: {} });
-    expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.0.0"]);
-    expect(warnings).toEqual([
-      "model release 1 carries the model file already live: nothing installed (a release that changes only the manifest is not applied; change the model file's bytes too)",
-    ]);
   }, 60_000);
 
   it("behavior: partial downloads a crash left in the staging folder are removed at start", async () => {
