@@ -4,7 +4,8 @@
  * a registered gateway (`vigil keys init`, `vigil chain register-gateway`), `vigil start` with
  * `updates.enabled` as the updates README configures it, fed C-MAPSS engines by `vigil sim`.
  * The gateway installs the independently published model release, reports it on chain and over
- * HTTP; releases that break a documented rule are refused with the documented code.
+ * HTTP, and then a release of the same model file that changes only the manifest; releases that
+ * break a documented rule are refused with the documented code.
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -199,7 +200,7 @@ it("the contract enforces the documented approval rules on an independently buil
   await mined(m.getFunction("revoke")(id, "superseded"));
 }, 60_000);
 
-it("a release with a wrong content hash is refused HASH_MISMATCH, then a correct one installs and is reported", async () => {
+it("a release with a wrong content hash is refused HASH_MISMATCH, then a correct one installs and is reported, then one that changes only the manifest", async () => {
   const m = releases.connect(manager) as Contract;
   const bad = buildModelRelease({
     onnx, file: INT8, manifest, version: "3.1.0", profile: PROFILE, dir: join(dir, "r-bad"),
@@ -253,11 +254,34 @@ it("a release with a wrong content hash is refused HASH_MISMATCH, then a correct
   expect(cli.code, cli.stderr).toBe(0);
   expect(cli.stdout).toContain(String(g.id));
 
-  // Not seen at all (updates README step 1): a release of the bytes already live (skipped as
-  // running, however new its manifest), and one with fewer than M approvals.
-  const before = (await updates()).status!.model;
+  // A release that changes only the manifest (updates README step 1): the same ONNX file under a
+  // 3.3.0 manifest installs like any release, shadow and report included.
   const same = buildModelRelease({ onnx, file: INT8, manifest, version: "3.3.0", profile: PROFILE, dir: join(dir, "r-same") }); // prettier-ignore
-  expect((await publishAndApprove(m, same.input, approvers)).steps.at(-1)!.activated).toBe(true);
+  const sm = await publishAndApprove(m, same.input, approvers);
+  expect(sm.steps.at(-1)!.activated).toBe(true);
+  const manifestOnly = await until(
+    "the manifest-only install",
+    async () => {
+      const s = (await updates()).status?.model;
+      return (
+        s?.lastInstall && String(s.lastInstall.releaseId) === String(sm.id) && s.lastInstall.reported && s
+      );
+    },
+    60_000,
+  );
+  expect(manifestOnly.lastInstall).toMatchObject({
+    version: String(same.input.version),
+    sha256: good.input.contentHash.slice(2),
+  });
+  expect(manifestOnly.counters.rejected).toEqual(installed.counters.rejected);
+  expect(gateway.log()).toContain(
+    `model release ${sm.id} installed: cmapss-fd001-rul 3.3.0 is live (same model file, new manifest)`,
+  );
+  expect(await releases.getFunction("installedRelease")(gatewayId, KIND.model)).toBe(sm.id);
+
+  // Not seen at all (updates README step 1): the release already live, and one with fewer than
+  // M approvals.
+  const before = (await updates()).status!.model;
   const oneOnly = buildModelRelease({
     onnx: readFileSync("models/cmapss/fd001.onnx"), manifest, version: "3.4.0", profile: PROFILE,
     dir: join(dir, "r-one"),
@@ -268,7 +292,8 @@ it("a release with a wrong content hash is refused HASH_MISMATCH, then a correct
   expect(checked.code, checked.stderr).toBe(0);
   const after = (JSON.parse(checked.stdout) as UpdatesStatus).status!.model;
   expect(after.counters.checks).toBeGreaterThan(before.counters.checks);
-  expect(after.lastInstall!.releaseId).toBe(String(g.id));
+  expect(after.counters.installs).toBe(before.counters.installs);
+  expect(after.lastInstall!.releaseId).toBe(String(sm.id));
   expect(after.lastFailure).toEqual(before.lastFailure);
   expect(after.counters.rejected).toEqual(before.counters.rejected);
 
@@ -283,8 +308,8 @@ it("a release with a wrong content hash is refused HASH_MISMATCH, then a correct
     return s && String(s.releaseId) === String(x.id) && s;
   });
   expect(f.code).toBe("MANIFEST_MISMATCH");
-  expect(String((await updates()).status!.model.lastInstall!.releaseId)).toBe(String(g.id));
-}, 90_000);
+  expect(String((await updates()).status!.model.lastInstall!.releaseId)).toBe(String(sm.id));
+}, 150_000);
 
 it("a firmware release built from PROTOCOL.md's image layout is recorded as `vigil release publish` records the same image", async () => {
   const image = firmwareImage("1.2.3", Buffer.from("independent firmware body\n".repeat(40)));

@@ -21,64 +21,14 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { ReleaseRecord } from "../../gateway/src/chain/client.ts";
-import { ChainNetworkError } from "../../gateway/src/chain/errors.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
-import { silentLogger } from "../../gateway/src/core/log.ts";
-import { planRelease } from "../../gateway/src/cli/release.ts";
 import {
   MemoryUpdateState,
   ModelUpdateAgent,
   type ModelAgentOptions,
 } from "../../gateway/src/updates/model-agent.ts";
-import { LoopRig, liveModel, releaseFolder } from "./rig.ts";
-
-/** Releases in memory; `down` makes the next calls of a method fail as an unreachable RPC does. */
-class FakeReleases {
-  readonly releases = new Map<bigint, ReleaseRecord>();
-  readonly active = new Map<string, bigint>();
-  down = { getRelease: 0, installedRelease: 0 };
-  #fail(m: keyof FakeReleases["down"]): void {
-    if (this.down[m] > 0) {
-      this.down[m]--;
-      throw new ChainNetworkError("http://127.0.0.1:8545", { reason: "connection failed" });
-    }
-  }
-  async activeRelease(_kind: string, target: string): Promise<ReleaseRecord | null> {
-    const id = this.active.get(target);
-    const r = id === undefined ? undefined : this.releases.get(id);
-    return r && r.status === "active" ? structuredClone(r) : null;
-  }
-  async getRelease(id: bigint): Promise<ReleaseRecord | null> {
-    this.#fail("getRelease");
-    const r = this.releases.get(id);
-    return r ? structuredClone(r) : null;
-  }
-  async installedRelease(): Promise<bigint> {
-    this.#fail("installedRelease");
-    return 0n;
-  }
-  async add(
-    id: bigint,
-    profile: string,
-    version: string,
-    chainVersion?: bigint,
-    precision?: "int8" | "float32",
-  ): Promise<{ file: string; manifest: string }> {
-    const rel = releaseFolder({ profile, version, ...(precision ? { precision } : {}) });
-    const plan = await planRelease({
-      kind: "model",
-      target: profile,
-      file: rel.file,
-      manifest: rel.manifest,
-    });
-    const rec = { ...plan.input, id, status: "active", approvals: 2, proposer: `0x${"11".repeat(20)}` };
-    if (chainVersion !== undefined) rec.version = chainVersion;
-    this.releases.set(id, rec as ReleaseRecord);
-    this.active.set(rec.target, id);
-    return rel;
-  }
-}
+import { FakeReleases } from "./fake-releases.ts";
+import { LoopRig, liveModel } from "./rig.ts";
 
 const open: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -263,21 +213,6 @@ describe("model update agent: failures that are not the release's", () => {
     expect(await s.agent.retry(1n)).toBe(true);
     await s.rig.feedUntil(s.agent.check());
     expect(s.agent.counters.installs).toBe(1);
-  }, 60_000);
-
-  it("behavior: a release of the live model's own bytes installs nothing and says so once (a manifest-only change is not applied)", async () => {
-    const warnings: string[] = [];
-    const log = { ...silentLogger, warn: (_o: unknown, m: string) => void warnings.push(m) };
-    const s = await setup("faults-same", { log: log as never });
-    // The live model is FD001 float at 3.0.0; release 1 carries the same ONNX file under a 3.1.0 manifest.
-    await s.releases.add(1n, "faults-same", "3.1.0", undefined, "float32");
-    await s.rig.feedUntil(s.agent.check());
-    await s.rig.feedUntil(s.agent.check());
-    expect(s.agent.counters).toMatchObject({ installs: 0, checkErrors: 0, rejected: {} });
-    expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.0.0"]);
-    expect(warnings).toEqual([
-      "model release 1 carries the model file already live: nothing installed (a release that changes only the manifest is not applied; change the model file's bytes too)",
-    ]);
   }, 60_000);
 
   it("behavior: partial downloads a crash left in the staging folder are removed at start", async () => {

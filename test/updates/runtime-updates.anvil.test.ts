@@ -1,8 +1,10 @@
 // The update agents as the runtime wires them (config `updates`): a gateway on anvil with the
 // embedded broker and one live FD001 model; C-MAPSS engines stream over MQTT; an int8 release is
 // approved 2-of-3 and swapped in while they stream; the retained update status and the gateway
-// status say so, and the install is reported on chain. With the registry watch on, a release
-// activated on chain is picked up at the watch's next refresh, not at the (yearly) cron tick.
+// status say so, and the install is reported on chain. A release of the package's model file under
+// a new manifest is installed and reported too, and put back after a restart. With the registry
+// watch on, a release activated on chain is picked up at the watch's next refresh, not at the
+// (yearly) cron tick.
 // Freeze: while the RPC refuses, the gateway raises the update-check-stale gateway alert, and
 // clears it after a successful check.
 import { createServer, type Server } from "node:http";
@@ -120,6 +122,54 @@ describe("runtime with updates enabled, on anvil", () => {
     await expect.poll(() => gwStatus.at(-1)?.reason, { timeout: 5000 }).toBe("models");
     expect(gwStatus.at(-1)!.models[0]!.sha256).toBe(now.sha256);
     await watcher.endAsync();
+  });
+
+  it("behavior: a release of the package's model file under a new manifest is swapped in and reported, and after a restart put back over the package's older manifest", async () => {
+    r = await chainRig();
+    const config = {
+      updates: {
+        enabled: true,
+        schedule: "0 0 1 1 *",
+        shadowWindows: 10,
+        maxCostFactor: 50,
+        firmware: false,
+      },
+    };
+    rt = gateway(r, config);
+    await rt.start();
+    const packaged = rt.loop!.models[0]!;
+    const run = engines(rt.embedded!.url, 6).run();
+    await expect.poll(() => rt!.loop!.counters.windowsRun, { timeout: 10_000 }).toBeGreaterThan(20);
+    // The same ONNX file (FD001 float), new alert thresholds: a release that changes only the manifest.
+    const rel = releaseFolder({
+      profile: PROFILE,
+      version: "3.1.0",
+      precision: "float32",
+      edit: (m) => void (m.alerts![0]!.threshold = 40),
+    });
+    const id = await propose(r, { profile: PROFILE, ...rel });
+    expect((await r.gateway.getRelease(id))!.contentHash).toBe(`0x${packaged.sha256}`);
+    await approve(r, id);
+    const agent = rt.updates!.model!;
+    await agent.check();
+    const live = () =>
+      rt!.loop!.models.map((m) => [m.sha256, m.manifest.version, m.manifest.alerts![0]!.threshold]);
+    expect(live()).toEqual([[packaged.sha256, "3.1.0", 40]]);
+    expect(agent.counters).toMatchObject({ installs: 1, reports: 1, rejected: {} });
+    expect(agent.status().lastInstall).toMatchObject({ releaseId: id.toString(), reported: true });
+    expect(await r.gateway.installedRelease(GATEWAY_ID, "model")).toBe(id);
+    await agent.check(); // the release is live now: neither installed again nor refused
+    expect(agent.counters).toMatchObject({ installs: 1, reports: 1, rejected: {} });
+    await run;
+
+    // A restart on the same data folder: the package again ships FD001 float under its 3.0.0 manifest.
+    await rt.stop();
+    rt = gateway(r, config);
+    await rt.start();
+    const again = rt.updates!.model!;
+    await expect.poll(() => again.status().lastCheckMs, { timeout: 10_000 }).toBeDefined(); // after the restore
+    expect(live()).toEqual([[packaged.sha256, "3.1.0", 40]]);
+    expect(again.counters).toMatchObject({ installs: 0, reports: 0, checkErrors: 0, rejected: {} });
   });
 
   it("behavior: a release activated on chain is picked up at the registry watch's next refresh, not the cron tick", async () => {

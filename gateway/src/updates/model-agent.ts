@@ -7,7 +7,12 @@
  * 1. on chain: Active (NOT_ACTIVE / REVOKED), kind model and target = a served profile
  *    (WRONG_TARGET), version above the installed one (NOT_NEWER; the installed version is the
  *    highest of: the live manifest's, the one persisted in the store, and the one this gateway last
- *    reported on chain — so neither a restart nor a restored old data folder reopens a rollback);
+ *    reported on chain — so neither a restart nor a restored old data folder reopens a rollback).
+ *    A release of the model file already live (its contentHash = the live sha256) is a new manifest
+ *    beside the same ONNX file (thresholds, data-quality rules, alert settings): it installs
+ *    through every step below like any release, unless it is the release already live (its pinned
+ *    manifest is the live model's file) or the live version's own (same version, not installed
+ *    here: the package's release) — both skipped without a word; one older still is NOT_NEWER;
  * 2. fetch (fetch.ts): model capped at its size and sha256-checked, manifest pinned by the release's
  *    metrics (release-meta.ts), ipfs:// CIDs recomputed;
  * 3. the manifest describes the model (model-check.ts: file names plain, no "../") and serves the
@@ -43,6 +48,7 @@ import {
   loadModel,
   readManifest,
   releaseModel,
+  sha256File,
   type LoadedModel,
   type RegistryOptions,
 } from "../infer/registry.ts";
@@ -177,7 +183,42 @@ interface Installed {
   version: string;
   releaseId: string;
   sha256: string;
+  /**
+   * sha256 of the release's manifest file (its pinned `metrics.manifest.sha256`). Absent in
+   * records written before a release could change only the manifest: those releases always
+   * changed the model file, so their model's sha256 alone names them.
+   */
+  manifestSha256?: string;
   reported: boolean;
+}
+
+/** sha256 of the manifest files loaded models were read from (see {@link manifestSha256}). */
+const manifestShas = new WeakMap<LoadedModel, string>();
+
+/**
+ * sha256 of the manifest file `m` was loaded from (read once per model; a release's is seeded
+ * from its pinned hash): with the model's own sha256 it tells which release a live model is,
+ * also when two releases carry the same ONNX file. Throws a FileAccessError when it cannot be read.
+ */
+function manifestSha256(m: LoadedModel): string {
+  let s = manifestShas.get(m);
+  if (s === undefined) {
+    try {
+      s = sha256File(readFileSync(m.manifestPath));
+    } catch (e) {
+      throw fileError(e, "read the model manifest") ?? e;
+    }
+    manifestShas.set(m, s);
+  }
+  return s;
+}
+
+/** Whether `live` is the model of install record `inst` (old records: by the model file alone). */
+function isInstalled(inst: Installed, live: LoadedModel): boolean {
+  return (
+    inst.sha256 === live.sha256 &&
+    (inst.manifestSha256 === undefined || inst.manifestSha256 === manifestSha256(live))
+  );
 }
 
 const MAX_MANIFEST_BYTES = 1n << 20n;
@@ -230,8 +271,6 @@ export class ModelUpdateAgent {
     lastFailure: undefined,
   };
   #lastOkMs: number;
-  /** Releases of the live model's own bytes already logged as not applied (see #skip). */
-  readonly #sameBytesTold = new Set<string>();
   #running: Promise<void> | undefined;
   #task: { stop(): unknown } | undefined;
   #staleTimer: NodeJS.Timeout | undefined;
@@ -282,7 +321,9 @@ export class ModelUpdateAgent {
     for (const live of [...this.#o.loop.models]) {
       const profile = live.manifest.devices.profiles[0];
       const inst = profile === undefined ? undefined : await this.#installed(profile);
-      if (!inst || inst.sha256 === live.sha256) continue;
+      // Already live: the package ships the installed release (model file and manifest). A
+      // release that changed only the manifest is restored over the package's older manifest.
+      if (!inst || isInstalled(inst, live)) continue;
       const dir = join(this.#o.dir, "models", `${inst.releaseId}-${inst.sha256.slice(0, 12)}`);
       let m: LoadedModel;
       try {
@@ -293,6 +334,13 @@ export class ModelUpdateAgent {
         if (m.sha256 !== inst.sha256) {
           await releaseModel(m);
           throw new Error(`${dir} holds model ${m.sha256}, not the installed ${inst.sha256}`);
+        }
+        // The manifest is checked too: it may be all that the release changed.
+        if (inst.manifestSha256 !== undefined && manifestSha256(m) !== inst.manifestSha256) {
+          await releaseModel(m);
+          throw new Error(
+            `${path} has sha256 ${manifestSha256(m)}, not the installed ${inst.manifestSha256}`,
+          );
         }
       } catch (e) {
         this.#log.warn(
@@ -429,17 +477,23 @@ export class ModelUpdateAgent {
 
   async #skip(rel: ReleaseRecord, live: LoadedModel, profile: string): Promise<boolean> {
     if (live.sha256 === rel.contentHash.slice(2)) {
-      // Already running these bytes. A release of them other than the installed one (a new
-      // manifest beside the same ONNX file) is not applied: say so once, not at every check.
-      const id = rel.id.toString();
-      if (!this.#sameBytesTold.has(id) && (await this.#installed(profile))?.releaseId !== id) {
-        this.#sameBytesTold.add(id);
-        this.#log.warn(
-          { releaseId: id, model: live.manifest.name, version: live.manifest.version },
-          `model release ${id} carries the model file already live: nothing installed (a release that changes only the manifest is not applied; change the model file's bytes too)`,
-        );
+      // The release's model file is live; its manifest may be new (thresholds, data-quality
+      // rules, alert settings): then it installs like any release. Skipped in silence:
+      // - the release that is live: its pinned manifest is the live model's file (the package's,
+      //   or the one an install laid down), so it is neither installed again nor refused;
+      let pinned: string | undefined;
+      try {
+        pinned = parseModelMeta(rel.metrics).manifest.sha256;
+      } catch {
+        // No manifest pinned: not the live one; #prepare refuses it (MANIFEST_INVALID) if newer.
       }
-      return true;
+      if (pinned !== undefined && pinned === manifestSha256(live)) return true;
+      // - a release of the live version not installed here: the package's own release (its
+      //   manifest file may differ in bytes; the chain takes one release per version and target,
+      //   VigilReleases). Not a rollback: refusing it (NOT_NEWER) would count a failure at start.
+      // One recorded as installed whose files were lost is fetched again; an older one is refused.
+      const { floor, installedIds } = await this.#floor(live, profile);
+      if (rel.version === floor && !installedIds.has(rel.id.toString())) return true;
     }
     const failed = await this.#o.state.getMeta(`updates/failed/${rel.id}`);
     if (failed !== undefined && failed.length > 0) return true;
@@ -733,6 +787,9 @@ export class ModelUpdateAgent {
             now?.status === "revoked" ? "REVOKED" : "NOT_ACTIVE",
             `release ${rel.id} was ${now?.status ?? "removed"} during the shadow phase; not promoted`,
           );
+        // The manifest's hash as the release pins it (the fetched file was checked against it).
+        const manifestSha = parseModelMeta(rel.metrics).manifest.sha256;
+        manifestShas.set(candidate, manifestSha);
         const old = await loop.promote(candidate);
         // From here the candidate is live: nothing below may throw into #tryInstall's catch, which
         // would unload it and leave the profile with no live model. A failed step is a warning.
@@ -740,6 +797,7 @@ export class ModelUpdateAgent {
           version: rel.version.toString(),
           releaseId: rel.id.toString(),
           sha256: candidate.sha256,
+          manifestSha256: manifestSha,
           reported: false,
         };
         const afterPromote = async (what: string, step: () => Promise<void> | void): Promise<void> => {
@@ -775,14 +833,22 @@ export class ModelUpdateAgent {
           maxAbsDiff: s.maxAbsDiff,
           costRatio: ratio,
         };
+        const manifestOnly = old.sha256 === candidate.sha256;
         this.#log.info(
           { releaseId: rel.id.toString(), profile, old: old.sha256, new: candidate.sha256, shadow },
-          `model release ${rel.id} installed: ${candidate.manifest.name} ${candidate.manifest.version} is live`,
+          `model release ${rel.id} installed: ${candidate.manifest.name} ${candidate.manifest.version} is live${manifestOnly ? " (same model file, new manifest)" : ""}`,
         );
         this.#set({
           state: "idle",
           candidate: undefined,
-          lastInstall: { ...installed, atMs: this.#clock.nowMs(), shadow },
+          lastInstall: {
+            releaseId: installed.releaseId,
+            version: installed.version,
+            sha256: installed.sha256,
+            atMs: this.#clock.nowMs(),
+            shadow,
+            reported: false,
+          },
         });
         this.#o.onInstalled?.(candidate, old, rel.id);
         await this.#report(rel.id, candidate.manifest.devices.profiles);
@@ -820,7 +886,7 @@ export class ModelUpdateAgent {
     for (const live of this.#o.loop.models)
       for (const p of live.manifest.devices.profiles) {
         const inst = await this.#installed(p);
-        if (inst && !inst.reported && inst.sha256 === live.sha256) {
+        if (inst && !inst.reported && isInstalled(inst, live)) {
           await this.#report(BigInt(inst.releaseId), live.manifest.devices.profiles);
           break;
         }
