@@ -2,10 +2,13 @@
 // wires them, on anvil: with the first endpoint dead from the start (a closed port, and
 // chain.rpcUrls only), or killed while the gateway runs (a proxy in front of anvil, closed), an
 // update check finds the approved release, the model is swapped in while frames flow, and the
-// install report lands on chain through the second endpoint.
+// install report lands on chain through the second endpoint. And with the first endpoint alive but
+// lagging (a replica stopped before the release existed), the pool's health probe skips it and
+// the check sees the release through the second.
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import { startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
 import { Runtime } from "../../gateway/src/runtime.ts";
 import { startRpcProxy, type RpcProxy } from "../anchor/rpc-proxy.ts";
 import {
@@ -23,9 +26,12 @@ import {
 let r: ChainRig | undefined;
 let rt: Runtime | undefined;
 let proxy: RpcProxy | undefined;
+let replica: Anvil | undefined;
 afterEach(async () => {
   await rt?.stop();
   await proxy?.close();
+  await replica?.stop();
+  replica = undefined;
   await r?.close();
   rt = undefined;
   r = undefined;
@@ -103,5 +109,58 @@ describe("update agents over the RPC pool, on anvil", () => {
     await first.close(); // killed: connections reset, then refused
     proxy = undefined;
     await installThroughPool(r, rt);
+  });
+
+  it("behavior: the first endpoint alive but lagging (a replica stopped before the release): the health probe skips it, a check installs the release through the second", async () => {
+    r = await chainRig();
+    const rpc = async (url: string, method: string, params: unknown[] = []): Promise<unknown> => {
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+      });
+      const body = (await res.json()) as { result?: unknown; error?: unknown };
+      expect(body.error).toBeUndefined();
+      return body.result;
+    };
+    // Same chain and hashes up to now, then nothing: it never sees the release below.
+    const forkBlock = Number(await rpc(r.chain.anvil.url, "eth_blockNumber"));
+    replica = await startAnvil({
+      extraArgs: ["--fork-url", r.chain.anvil.url, "--fork-block-number", String(forkBlock)],
+    });
+    await rpc(r.chain.anvil.url, "anvil_mine", ["0x1e"]); // 30 blocks ahead of the replica
+    const chain = {
+      rpcUrl: replica.url, // the preferred endpoint
+      rpcUrls: [r.chain.anvil.url],
+      deployment: "deployment.json",
+      confirmations: 1,
+      healthCheckIntervalMs: 200,
+      maxLagBlocks: 5,
+    };
+    // No batch is anchored meanwhile (a transaction sent to the replica would move it on).
+    const attest = { gatewayId: GATEWAY_ID, gatewayName: "g1", batchIntervalMs: 3_600_000 };
+    rt = gateway(r, { chain, attest, updates: UPDATES });
+    await rt.start();
+    const runtime = rt;
+    const run = engines(runtime.embedded!.url, 6).run();
+    await expect.poll(() => runtime.loop!.counters.windowsRun, { timeout: 10_000 }).toBeGreaterThan(20);
+    const rel = releaseFolder({ profile: PROFILE, version: "3.1.0" });
+    const id = await propose(r, { profile: PROFILE, ...rel });
+    await approve(r, id);
+    const contentHash = (await r.gateway.getRelease(id))!.contentHash;
+    // A check against the replica finds no release; once the probe skips it, one installs it.
+    await expect
+      .poll(
+        async () => {
+          await runtime.updates!.check();
+          return `0x${runtime.loop!.models[0]!.sha256}`;
+        },
+        { timeout: 20_000, interval: 100 },
+      )
+      .toBe(contentHash);
+    await expect.poll(() => r!.gateway.installedRelease(GATEWAY_ID, "model"), { timeout: 10_000 }).toBe(id);
+    // The replica stayed where it was: nothing was sent to it.
+    expect(Number(await rpc(replica.url, "eth_blockNumber"))).toBe(forkBlock);
+    await run;
   });
 });
