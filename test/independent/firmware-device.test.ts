@@ -24,7 +24,16 @@ import {
   FirmwareDevice,
   type FirmwareDeviceOptions,
 } from "./firmware-device.ts";
-import { KIND, RELEASES_ABI, REGISTRY_ABI, firmwareImage, grantReleaseRoles } from "./release-publisher.ts";
+import {
+  KIND,
+  RELEASES_ABI,
+  REGISTRY_ABI,
+  approve,
+  buildFirmwareRelease,
+  firmwareImage,
+  grantReleaseRoles,
+  propose,
+} from "./release-publisher.ts";
 
 const SITE = "plant-fw";
 const GATEWAY = "gw-fw-indep";
@@ -39,6 +48,7 @@ let httpPort: number;
 let gatewayId: string;
 let gateway: VigilChild;
 let releases: Contract;
+let roles: { manager: NonceManager; approver: NonceManager };
 
 interface FwStatus {
   devices: {
@@ -77,8 +87,18 @@ async function must(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** A firmware release as the updates README publishes one: `vigil release publish`, then `approve`. */
-async function publish(target: string, image: Buffer): Promise<number> {
+/**
+ * A firmware release as the updates README publishes one: `vigil release publish`, then `vigil
+ * release approve` (`cli`); otherwise the independent publisher's transactions from other
+ * accounts (the same record, release-publisher.test.ts; no CLI start-up per release).
+ */
+async function publish(target: string, image: Buffer, o: { cli?: boolean } = {}): Promise<number> {
+  if (!o.cli) {
+    const r = buildFirmwareRelease({ image, hardwareTarget: target, dir: join(dir, target) });
+    const id = await propose(releases.connect(roles.manager) as Contract, r.input);
+    expect((await approve(releases, id, roles.approver)).activated).toBe(true);
+    return Number(id);
+  }
   const file = join(dir, `${target}-${image.readUInt8(7)}.vgfw`);
   writeFileSync(file, image);
   const chain = ["--deployment", deployment, "--rpc", anvil.url];
@@ -117,7 +137,7 @@ function device(id: number, profile: string, o: Partial<FirmwareDeviceOptions> =
 const statuses = (fw: FirmwareDevice) => fw.sent.filter((f) => f.type === T.FW_STATUS);
 const chunks = (fw: FirmwareDevice) =>
   fw.received.filter((f): f is Extract<Frame, { type: 0x11 }> => f.type === T.FW_CHUNK);
-const DEVICES = [0xf01, 0xf02, 0xf03, 0xf04, 0xf05, 0xf06, 0xf07];
+const DEVICES = [0xf01, 0xf02, 0xf03, 0xf04, 0xf05, 0xf06, 0xf07, 0xf08];
 /** The status names a device by its id as a JSON number, and counts per device under its decimal key. */
 const entry = (f: FwStatus | undefined, id: number) => f?.devices.find((x) => x.id === id);
 
@@ -135,7 +155,12 @@ beforeAll(async () => {
   const registry = new Contract(d.contracts.VigilRegistry!.address, REGISTRY_ABI, admin);
   releases = new Contract(d.contracts.VigilReleases!.address, RELEASES_ABI, provider);
   const addr = (i: number) => new Wallet(ANVIL_DEV_KEYS[i]!).address;
-  await grantReleaseRoles(registry, addr(1), [addr(2)]);
+  await grantReleaseRoles(registry, addr(1), [addr(2), addr(4)]);
+  await grantReleaseRoles(registry, addr(3), []);
+  roles = {
+    manager: new NonceManager(new Wallet(ANVIL_DEV_KEYS[3]!, provider)),
+    approver: new NonceManager(new Wallet(ANVIL_DEV_KEYS[4]!, provider)),
+  };
   writeFileSync(join(dir, "manager.key"), `${ANVIL_DEV_KEYS[1]!}\n`, { mode: 0o600 });
   writeFileSync(join(dir, "approver.key"), `${ANVIL_DEV_KEYS[2]!}\n`, { mode: 0o600 });
   writeFileSync(join(dir, "sender.key"), `${ANVIL_DEV_KEYS[5]!}\n`, { mode: 0o600 });
@@ -193,7 +218,7 @@ describe("the firmware update exchange against vigil start", () => {
     const fw = device(0xf01, "fwi-a");
     fw.boot();
     const image = firmwareImage("1.1.0", body(20_000, 7));
-    const id = await publish("fwi-a", image);
+    const id = await publish("fwi-a", image, { cli: true });
     await fw.until(() => fw.nv.result === FW_RESULT.INSTALLED, 30_000, "INSTALLED");
     // The device received every byte once, checked hash and header, reset into the trial and confirmed.
     expect(fw.boots).toEqual(["trial"]);
@@ -335,5 +360,30 @@ describe("the firmware update exchange against vigil start", () => {
     expect(f).toMatchObject({ releaseId: String(id) });
     expect(`${f.code} ${f.reason}`).toMatch(/REVERTED/);
     expect(`${f.code} ${f.reason}`).toMatch(/NOT_CONFIRMED/);
+  });
+
+  it("a release activated during another's trial is not offered then (no BUSY); after the install it is offered at the next HELLO", async () => {
+    const fw = device(0xf08, "fwi-f", { confirm: "manual" });
+    fw.boot();
+    const a = await publish("fwi-f", firmwareImage("1.1.0", body(3000, 13)));
+    await fw.until(() => fw.nv.state === FW_STATE.TESTING, 30_000, "the trial of A");
+    const checks = (await firmware())!.counters.checks as number;
+    const b = await publish("fwi-f", firmwareImage("1.2.0", body(3000, 17)));
+    await until("the check B's activation runs", async () => ((await firmware())?.counters.checks as number) > checks); // prettier-ignore
+    // A transfer under way is not cut: B is not offered to the device holding A's trial.
+    expect(fw.received.filter((x) => x.type === T.FW_OFFER).map((x) => x.releaseId)).toEqual([a]);
+    fw.confirm(); // HELLO and FW_STATUS INSTALLED
+    // The confirmation's HELLO comes while A's transfer is still under way: it offers nothing. A
+    // HELLO once the status no longer names A as `updating` does.
+    await until("A's transfer ended", async () => {
+      const f = await firmware();
+      return f?.counters.installsByDevice?.[String(0xf08)] === 1 && entry(f, 0xf08)?.updating === undefined;
+    });
+    fw.reconnect();
+    await fw.until(() => fw.nv.state === FW_STATE.TESTING, 20_000, "the trial of B");
+    fw.confirm();
+    await until("B installed", async () => (await firmware())?.counters.installsByDevice?.[String(0xf08)] === 2); // prettier-ignore
+    expect(fw.received.filter((x) => x.type === T.FW_OFFER).map((x) => x.releaseId)).toEqual([a, b]);
+    expect(fw.running()).toEqual({ major: 1, minor: 2, patch: 0 });
   });
 });

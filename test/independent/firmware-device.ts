@@ -62,7 +62,7 @@ export interface FirmwareDeviceOptions {
    * When the trial image confirms itself: "after-ack" once its first DATA frame is ACKed (it
    * "runs, samples, reaches the gateway"), "never" (a bad image: the next reset reverts it).
    */
-  confirm?: "after-ack" | "never";
+  confirm?: "after-ack" | "never" | "manual";
   /** a trial that never confirms resets (its watchdog) after this long */
   trialResetMs?: number;
   /** how long after a HELLO the FW_STATUS follows (PROTOCOL.md names no bound) */
@@ -143,7 +143,11 @@ export class FirmwareDevice {
         else if (f.type === T.FW_CHUNK) this.onChunk(f);
         else this.onAbort(f.releaseId);
         this.wake();
-      } else if (f.type === T.ACK && this.nv.state === FW_STATE.TESTING && this.o.confirm !== "never")
+      } else if (
+        f.type === T.ACK &&
+        this.nv.state === FW_STATE.TESTING &&
+        (this.o.confirm ?? "after-ack") === "after-ack"
+      )
         this.confirm();
     });
   }
