@@ -308,10 +308,13 @@ describe("the firmware update exchange against vigil start", () => {
   });
 
   it("a device that boots after the release is active gets it at its HELLO, its FW_STATUS crossing the offer", async () => {
-    const fw = device(0xf06, "fwi-a"); // release 1 of this target is Active since the first test
+    // Release 1 of this target is Active since the first test. This device confirms with
+    // FW_STATUS only: its trial's boot sent the HELLO with the new version.
+    const fw = device(0xf06, "fwi-a", { helloAtConfirm: false });
     fw.boot();
     await fw.until(() => fw.nv.result === FW_RESULT.INSTALLED, 30_000, "INSTALLED");
     expect(fw.boots).toEqual(["trial"]);
+    expect((fw.dev.link as Cable).sent.filter((b) => b[1] === T.HELLO)).toHaveLength(2);
     expect(fw.running()).toEqual({ major: 1, minor: 1, patch: 0 });
     await until("the install counted", async () => (await firmware())?.counters.installsByDevice?.[String(0xf06)] === 1); // prettier-ignore
   });

@@ -63,6 +63,8 @@ export interface FirmwareDeviceOptions {
    * "runs, samples, reaches the gateway"), "never" (a bad image: the next reset reverts it).
    */
   confirm?: "after-ack" | "never" | "manual";
+  /** whether the confirmation repeats the boot's HELLO before its FW_STATUS (default true) */
+  helloAtConfirm?: boolean;
   /** a trial that never confirms resets (its watchdog) after this long */
   trialResetMs?: number;
   /** how long after a HELLO the FW_STATUS follows (PROTOCOL.md names no bound) */
@@ -412,7 +414,10 @@ export class FirmwareDevice {
       reason: FW_REASON.NONE,
       securityCounter: Math.max(s.securityCounter, h.counter),
     });
-    this.boot();
+    // "It sends HELLO with its new version and FW_STATUS": the trial's boot already sent that
+    // HELLO; `helloAtConfirm: false` sends only the FW_STATUS.
+    if (this.o.helloAtConfirm === false) this.status();
+    else this.boot();
   }
 
   /** Resolves when `pred` holds after a frame in or out (or at once). */
@@ -444,9 +449,13 @@ export class FirmwareDevice {
 /** One device's cable on a shared line: while unplugged nothing goes out and nothing comes in. */
 export class Cable implements Link {
   plugged = true;
+  /** the frames that went out, unencoded */
+  readonly sent: Buffer[] = [];
   constructor(private readonly line: Link) {}
   send(frame: Buffer): void {
-    if (this.plugged) this.line.send(frame);
+    if (!this.plugged) return;
+    this.sent.push(frame);
+    this.line.send(frame);
   }
   onReply(f: (frame: Frame) => void): void {
     this.line.onReply((x) => {
