@@ -137,7 +137,7 @@ function device(id: number, profile: string, o: Partial<FirmwareDeviceOptions> =
 const statuses = (fw: FirmwareDevice) => fw.sent.filter((f) => f.type === T.FW_STATUS);
 const chunks = (fw: FirmwareDevice) =>
   fw.received.filter((f): f is Extract<Frame, { type: 0x11 }> => f.type === T.FW_CHUNK);
-const DEVICES = [0xf01, 0xf02, 0xf03, 0xf04, 0xf05, 0xf06, 0xf07, 0xf08];
+const DEVICES = [0xf01, 0xf02, 0xf03, 0xf04, 0xf05, 0xf06, 0xf07, 0xf08, 0xf09, 0xf0a];
 /** The status names a device by its id as a JSON number, and counts per device under its decimal key. */
 const entry = (f: FwStatus | undefined, id: number) => f?.devices.find((x) => x.id === id);
 
@@ -226,6 +226,7 @@ describe("the firmware update exchange against vigil start", () => {
     expect(fw.nv.securityCounter).toBe(1_001_000);
     const offsets = chunks(fw).map((c) => c.offset);
     expect(new Set(offsets).size).toBe(offsets.length);
+    expect(fw.maxAhead).toBeLessThanOrEqual(4); // the window it announced
     expect(chunks(fw).every((c) => c.data.length / 2 === 128 || c.offset + c.data.length / 2 === image.length)).toBe(true); // prettier-ignore
     const offer = fw.received.find((f) => f.type === T.FW_OFFER);
     expect(offer).toMatchObject({
@@ -389,4 +390,34 @@ describe("the firmware update exchange against vigil start", () => {
     expect(fw.received.filter((x) => x.type === T.FW_OFFER).map((x) => x.releaseId)).toEqual([a, b]);
     expect(fw.running()).toEqual({ major: 1, minor: 2, patch: 0 });
   });
+
+  it("a read-back failure rewinds to the sector start (WRITE_FAILED) and the image installs; a third one refuses it (FLASH_ERROR)", async () => {
+    const ok = device(0xf09, "fwi-g", { writeFaultsAt: [5120] });
+    const bad = device(0xf0a, "fwi-h", { writeFaultsAt: [5120, 5120, 5120] });
+    ok.boot();
+    bad.boot();
+    const image = firmwareImage("1.1.0", body(8000, 19));
+    await publish("fwi-g", image);
+    const id = await publish("fwi-h", image);
+    await ok.until(() => ok.nv.result === FW_RESULT.INSTALLED, 20_000, "INSTALLED");
+    expect(ok.primary.equals(image)).toBe(true);
+    const acks = ok.sent.filter((f): f is Extract<Frame, { type: 0x14 }> => f.type === T.FW_CHUNK_ACK);
+    expect(acks.filter((a) => a.status === 2).map((a) => a.nextOffset)).toEqual([4096]);
+    // The gateway went back to the device's next_offset: the sector was sent again from its start.
+    const offsets = chunks(ok).map((c) => c.offset);
+    expect(offsets.filter((o) => o === 4096)).toHaveLength(2);
+    await bad.until(() => bad.nv.result === FW_RESULT.REFUSED, 20_000, "REFUSED");
+    expect(bad.nv.reason).toBe(FW_REASON.FLASH_ERROR);
+    const f = await until("the refusal", async () => entry(await firmware(), 0xf0a)?.lastFailure);
+    expect(f).toMatchObject({ releaseId: String(id), code: "FW_REFUSED" });
+    expect(f.reason).toMatch(/FLASH_ERROR/);
+  });
+
+  it.fails(
+    "PROTOCOL.md Conventions: a device id's text form in logs is 8 hex digits (the install line says `device 3841`)",
+    () => {
+      expect(gateway.log()).toMatch(/runs firmware release/);
+      expect(gateway.log()).not.toMatch(/device \d+ runs firmware release/);
+    },
+  );
 });

@@ -106,12 +106,20 @@ export class FirmwareDevice {
   readonly boots: string[] = [];
   primary: Buffer;
   secondary: Buffer;
+  /** the most chunks seen ahead of next_offset (counting the one received) */
+  maxAhead = 0;
   /** the non-volatile state record */
   nv: Record;
   // RAM: lost at a power cut
   private nextOffset = 0;
   private hash: Hash | undefined;
+  /**
+   * Read-back failures since the device last wrote past the failing chunk: "3 consecutive" is
+   * read as 3 failures without that progress, since the rewind to the sector start makes the
+   * chunks before the failing one succeed again in between (PROTOCOL.md does not say).
+   */
   private writeFailures = 0;
+  private failedEnd = 0;
   private writeFaults: number[];
   private waiters: (() => void)[] = [];
   private resetTimer: NodeJS.Timeout | undefined;
@@ -258,6 +266,7 @@ export class FirmwareDevice {
   private startReceive(offset: number): void {
     this.nextOffset = offset;
     this.writeFailures = 0;
+    this.failedEnd = 0;
     this.hash = createHash("sha256").update(this.secondary.subarray(0, offset));
   }
 
@@ -269,6 +278,9 @@ export class FirmwareDevice {
       return;
     }
     const data = Buffer.from(f.data, "hex");
+    // Chunks the gateway had out beyond next_offset: at most `window` (gateway rule 3).
+    const ahead = Math.ceil((f.offset + data.length - this.nextOffset) / this.o.maxChunk);
+    this.maxAhead = Math.max(this.maxAhead, ahead);
     if (f.offset !== this.nextOffset) return this.chunkAck(CHUNK_ACK.OUT_OF_ORDER);
     const end = f.offset + data.length;
     if (end > s.imageSize || (data.length !== this.o.maxChunk && end !== s.imageSize))
@@ -284,6 +296,7 @@ export class FirmwareDevice {
       this.secondary[f.offset] = this.secondary[f.offset]! ^ 0x01; // a flash programming fault
     }
     if (crc32(this.secondary.subarray(f.offset, end)) !== crc32(data)) {
+      this.failedEnd = Math.max(this.failedEnd, end);
       if (++this.writeFailures >= MAX_WRITE_FAILURES) {
         Object.assign(s, { state: FW_STATE.IDLE, result: FW_RESULT.REFUSED, reason: FW_REASON.FLASH_ERROR });
         this.status();
@@ -292,12 +305,12 @@ export class FirmwareDevice {
       // next_offset moves back to the start of the sector, which is erased again
       const start = Math.floor(f.offset / sector) * sector;
       this.secondary.fill(0xff, start, Math.min(start + sector, this.o.slotSize));
-      const failures = this.writeFailures;
+      const [failures, failedEnd] = [this.writeFailures, this.failedEnd];
       this.startReceive(start);
-      this.writeFailures = failures;
+      [this.writeFailures, this.failedEnd] = [failures, failedEnd];
       return this.chunkAck(CHUNK_ACK.WRITE_FAILED);
     }
-    this.writeFailures = 0;
+    if (end > this.failedEnd) this.writeFailures = 0;
     this.hash!.update(data);
     this.nextOffset = end;
     if (Math.floor(end / sector) > Math.floor(f.offset / sector))
