@@ -137,7 +137,7 @@ function device(id: number, profile: string, o: Partial<FirmwareDeviceOptions> =
 const statuses = (fw: FirmwareDevice) => fw.sent.filter((f) => f.type === T.FW_STATUS);
 const chunks = (fw: FirmwareDevice) =>
   fw.received.filter((f): f is Extract<Frame, { type: 0x11 }> => f.type === T.FW_CHUNK);
-const DEVICES = [0xf01, 0xf02, 0xf03, 0xf04, 0xf05, 0xf06, 0xf07, 0xf08, 0xf09, 0xf0a];
+const DEVICES = [0xf01, 0xf02, 0xf03, 0xf04, 0xf05, 0xf06, 0xf07, 0xf08, 0xf09, 0xf0a, 0xf0b];
 /** The status names a device by its id as a JSON number, and counts per device under its decimal key. */
 const entry = (f: FwStatus | undefined, id: number) => f?.devices.find((x) => x.id === id);
 
@@ -411,6 +411,16 @@ describe("the firmware update exchange against vigil start", () => {
     const f = await until("the refusal", async () => entry(await firmware(), 0xf0a)?.lastFailure);
     expect(f).toMatchObject({ releaseId: String(id), code: "FW_REFUSED" });
     expect(f.reason).toMatch(/FLASH_ERROR/);
+  });
+
+  it("an INSTALLED naming another version than the image's fails the transfer (PROTOCOL)", async () => {
+    const fw = device(0xf0b, "fwi-i", { installedClaims: { major: 1, minor: 0, patch: 9 } });
+    fw.boot();
+    const id = await publish("fwi-i", firmwareImage("1.1.0", body(3000, 23)));
+    await fw.until(() => fw.nv.result === FW_RESULT.INSTALLED, 20_000, "INSTALLED");
+    const f = await until("the failure", async () => entry(await firmware(), 0xf0b)?.lastFailure);
+    expect(f).toMatchObject({ releaseId: String(id), code: "FW_PROTOCOL" });
+    expect((await firmware())!.counters.installsByDevice?.[String(0xf0b)]).toBeUndefined();
   });
 
   it.fails(

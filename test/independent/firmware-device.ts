@@ -63,6 +63,8 @@ export interface FirmwareDeviceOptions {
    * "runs, samples, reaches the gateway"), "never" (a bad image: the next reset reverts it).
    */
   confirm?: "after-ack" | "never" | "manual";
+  /** a faulty device: its INSTALLED FW_STATUS names this version instead of the one it runs */
+  installedClaims?: Version3;
   /** whether the confirmation repeats the boot's HELLO before its FW_STATUS (default true) */
   helloAtConfirm?: boolean;
   /** a trial that never confirms resets (its watchdog) after this long */
@@ -207,7 +209,9 @@ export class FirmwareDevice {
       nextOffset: inTransfer ? this.nextOffset : held ? s.imageSize : 0,
       slotSize: this.o.slotSize,
       securityCounter: s.securityCounter,
-      firmware: this.running(),
+      firmware:
+        (s.result === FW_RESULT.INSTALLED && s.state === FW_STATE.IDLE && this.o.installedClaims) ||
+        this.running(),
       maxChunk: this.o.maxChunk,
       ...over,
     });
