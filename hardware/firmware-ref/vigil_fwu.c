@@ -482,6 +482,7 @@ static vigil_fwu_action_t on_offer(vigil_fwu_t *u, const vigil_fw_offer_t *o, vi
     u->next_offset = 0;
     u->erased_end = 0;
     u->write_failures = 0;
+    u->failed_at = 0;
     vigil_sha256_init(&u->sha);
     return finish(u, VIGIL_FW_RECEIVING, VIGIL_FW_RESULT_NONE, VIGIL_FW_REASON_NONE, reply);
 }
@@ -542,6 +543,7 @@ static vigil_fwu_action_t on_chunk(vigil_fwu_t *u, const vigil_fw_chunk_t *c, vi
     if (rc > 0) {
         /* Programmed bytes cannot be rewritten: restart at this sector, which is erased again. */
         const uint32_t s0 = c->offset - c->offset % ss;
+        u->failed_at = c->offset;
         if (++u->write_failures >= VIGIL_FWU_MAX_WRITE_FAILURES)
             return finish(u, VIGIL_FW_IDLE, VIGIL_FW_RESULT_REFUSED, VIGIL_FW_REASON_FLASH_ERROR, reply);
         u->next_offset = s0;
@@ -550,7 +552,9 @@ static vigil_fwu_action_t on_chunk(vigil_fwu_t *u, const vigil_fw_chunk_t *c, vi
             return finish(u, VIGIL_FW_IDLE, VIGIL_FW_RESULT_REFUSED, VIGIL_FW_REASON_FLASH_ERROR, reply);
         return ack(u, VIGIL_FW_ACK_WRITE_FAILED, reply);
     }
-    u->write_failures = 0;
+    /* Chunks below the failed one, written again after the rewind, prove nothing about its cell
+     * (PROTOCOL.md FW_CHUNK, revision 1.4): only one at or past it resets the count. */
+    if (c->offset >= u->failed_at) u->write_failures = 0;
     vigil_sha256_update(&u->sha, c->data, c->data_len);
     u->next_offset = end;
     if (end == u->rec.image_size) {

@@ -99,12 +99,13 @@ typedef struct {
     vigil_fwu_record_t rec;  /* last persisted record */
     uint32_t state_off;      /* next free record slot in the active STATE sector */
     uint8_t state_sector;    /* active STATE sector (0 or 1) */
-    uint8_t write_failures;  /* consecutive read-back failures */
+    uint8_t write_failures;  /* read-back failures since a chunk at or past failed_at read back */
     uint8_t window;
     uint8_t max_chunk;
     uint32_t device_id;
     uint32_t next_offset;    /* receive progress in RAM (>= rec.next_offset) */
     uint32_t erased_end;     /* SECONDARY is erased below this offset (for this transfer) */
+    uint32_t failed_at;      /* offset of the chunk that failed to read back last */
     vigil_image_info_t running;
     bool running_valid;      /* PRIMARY holds a parseable header */
     vigil_sha256_t sha;

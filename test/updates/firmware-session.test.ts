@@ -261,6 +261,36 @@ describe("FirmwareSession × simulated bootloader", () => {
     expect(r.retransmittedBytes).toBeGreaterThanOrEqual(29 * 224 - 4096);
   });
 
+  /** `fw` whose chunk holding byte `offset` always reads back wrong (a bad flash cell mid-sector). */
+  function badCellAt(fw: SimFirmware, offset: number): void {
+    const orig = fw.handle.bind(fw);
+    fw.handle = (f) => {
+      if (f.type === FrameType.FwChunk)
+        fw.faults.flashFailRate = f.offset <= offset && offset < f.offset + f.data.length ? 1 : 0;
+      return orig(f);
+    };
+  }
+
+  it("error: a chunk that never reads back (mid-sector) is REFUSED FLASH_ERROR at its 3rd failure, though the chunks before it read back after each rewind", async () => {
+    const fw = factoryFirmware({ deviceId: DEVICE });
+    badCellAt(fw, 6496); // chunk 30, in the sector from 4096
+    const l = link(fw);
+    const e = await failure(l.start(image(1, 2)).start());
+    expect(e.code).toBe("REFUSED");
+    expect(e.message).toMatch(/FLASH_ERROR/);
+    expect(fw.stats.writeFailures).toBe(3);
+  });
+
+  it("error: TOO_MANY_RETRIES for a device that never gives up on such a chunk: re-acknowledged bytes are no progress", async () => {
+    const fw = factoryFirmware({ deviceId: DEVICE, faults: { writeFailureLimit: Infinity } });
+    badCellAt(fw, 6496);
+    const l = link(fw);
+    const e = await failure(l.start(image(1, 2), { maxRewinds: 8 }).start());
+    expect(e.code).toBe("TOO_MANY_RETRIES");
+    expect(e.message).toMatch(/8 retransmissions in a row at offset 4096/);
+    expect(fw.stats.writeFailures).toBe(9);
+  });
+
   it("error: NO_RESPONSE after 5 unanswered offers, 2 s apart", async () => {
     const fw = factoryFirmware({ deviceId: DEVICE });
     const l = link(fw, { mute: true });

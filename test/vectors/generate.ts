@@ -359,7 +359,7 @@ function cutUtf8(b: Buffer): Buffer {
 const crcCheck = { input: Buffer.from("123456789").toString("hex"), crc32: crc32(Buffer.from("123456789")) };
 const out = {
   description:
-    "Vigil frame protocol v1 (document revision 1.3) known-answer vectors (hardware/PROTOCOL.md). hex = unencoded frame; wire = COBS + 0x00. Byte fields (sha256, data) of frame objects are lowercase hex; non-finite DATA values are the strings NaN, Infinity, -Infinity, and nonFinite marks their channels (bit i = channel i).",
+    "Vigil frame protocol v1 (document revision 1.4) known-answer vectors (hardware/PROTOCOL.md). hex = unencoded frame; wire = COBS + 0x00. Byte fields (sha256, data) of frame objects are lowercase hex; non-finite DATA values are the strings NaN, Infinity, -Infinity, and nonFinite marks their channels (bit i = channel i).",
   crcCheck,
   valid: vectors,
   invalid,

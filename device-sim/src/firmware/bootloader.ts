@@ -112,6 +112,11 @@ export interface SimFirmwareFaults {
   powerCutAfterSwapSteps?: number;
   /** Probability that a chunk reads back wrong from flash (→ WRITE_FAILED). */
   flashFailRate?: number;
+  /**
+   * Read-back failures before REFUSED FLASH_ERROR (PROTOCOL.md: 3). Infinity makes a device
+   * that never gives up, to test the gateway's own bound.
+   */
+  writeFailureLimit?: number;
 }
 
 export interface SimFirmwareOptions {
@@ -151,6 +156,8 @@ export class SimFirmware {
   #nextOffset = 0;
   #hash: Hash = createHash("sha256");
   #writeFailures = 0;
+  /** Offset of the chunk that failed last: only a chunk written at or past it resets the count. */
+  #failedAt = 0;
   #running: { version: FirmwareVersion; securityCounter: number; imageSize: number } | undefined;
   /** Counters for tests and the simulator's report. */
   readonly stats = { chunks: 0, outOfOrder: 0, writeFailures: 0, powerCuts: 0, swapsSteps: 0 };
@@ -335,6 +342,7 @@ export class SimFirmware {
       return this.#finish(FwState.Idle, FwResult.Refused, FwReason.OLDER_VERSION);
     this.#nextOffset = 0;
     this.#writeFailures = 0;
+    this.#failedAt = 0;
     this.#hash = createHash("sha256");
     return this.#finish(FwState.Receiving, FwResult.None, FwReason.NONE);
   }
@@ -359,13 +367,16 @@ export class SimFirmware {
       this.stats.writeFailures++;
       const ss = this.flash.sectorSize;
       const s0 = c.offset - (c.offset % ss);
-      if (++this.#writeFailures >= 3)
+      this.#failedAt = c.offset;
+      if (++this.#writeFailures >= (this.faults.writeFailureLimit ?? 3))
         return { reply: this.#finish(FwState.Idle, FwResult.Refused, FwReason.FLASH_ERROR) };
       this.#nextOffset = s0;
       this.#hash = createHash("sha256").update(this.flash.secondary.subarray(0, s0));
       return { reply: this.#ack(FwAckStatus.WriteFailed) };
     }
-    this.#writeFailures = 0;
+    // The chunks rewritten below the failed one after the rewind are no proof the fault is gone
+    // (PROTOCOL.md, FW_CHUNK: failures count until a chunk at or past the failed one reads back).
+    if (c.offset >= this.#failedAt) this.#writeFailures = 0;
     this.#hash.update(c.data);
     this.#nextOffset = end;
     const cut = this.faults.powerCutAtOffset;
@@ -482,6 +493,7 @@ export class SimFirmware {
     this.#rec = copyRecord(this.flash.record);
     this.#readRunning();
     this.#writeFailures = 0;
+    this.#failedAt = 0;
     if (this.#rec.state === FwState.Receiving) {
       this.#nextOffset = this.#rec.nextOffset;
       this.#hash = createHash("sha256").update(this.flash.secondary.subarray(0, this.#nextOffset));

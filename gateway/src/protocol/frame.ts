@@ -1,5 +1,5 @@
 /**
- * Frame codec for protocol v1, document revision 1.3 (hardware/PROTOCOL.md): the single source
+ * Frame codec for protocol v1, document revision 1.4 (hardware/PROTOCOL.md): the single source
  * of truth used by the gateway and the device simulator. Integers and floats are little-endian.
  * The decoder throws {@link FrameError} with the counter reason; the encoder throws
  * {@link FrameEncodeError} naming the field. Neither truncates nor accepts what the other refuses.

@@ -6,7 +6,7 @@
  * does not know (a flag bit, a new record version) instead of failing. A store without the record
  * was written before it existed, in format 1; it gets the record at its next writable open.
  *
- * Format 1: the layout of codec.ts as of protocol revision 1.3 (frame records with the
+ * Format 1: the layout codec.ts describes when the record was introduced (frame records with the
  * clock-unverified flag, leaf records version 0x01, `S` records with boot id and base).
  */
 import { metaKey } from "./codec.ts";

@@ -40,6 +40,7 @@ static unsigned long op_count;   /* flash operations (write + erase) so far */
 static jmp_buf power_cut;
 static int rule_violations;      /* programming a non-erased byte, misaligned access */
 static long corrupt_write_at = -1; /* flip a bit in the n-th SECONDARY write (read-back test) */
+static long bad_cell = -1;         /* a SECONDARY byte that never reads back what was written */
 static long secondary_writes;
 static unsigned long state_writes, state_erases; /* wear of the STATE sectors */
 
@@ -78,6 +79,8 @@ static int fl_write(void *ctx, uint8_t area, uint32_t off, const uint8_t *buf, u
     memcpy(areas[area] + off, buf, len);
     if (area == VIGIL_AREA_STATE) state_writes++;
     if (area == VIGIL_AREA_SECONDARY && secondary_writes++ == corrupt_write_at) areas[area][off] ^= 0x10u;
+    if (area == VIGIL_AREA_SECONDARY && bad_cell >= (long)off && bad_cell < (long)(off + len))
+        areas[area][bad_cell] ^= 0x10u;
     return 0;
 }
 
@@ -153,6 +156,7 @@ static void factory_reset(void)
     memcpy(mem_primary, factory, FACTORY_SIZE);
     ops_left = -1;
     corrupt_write_at = -1;
+    bad_cell = -1;
     secondary_writes = 0;
 }
 
@@ -471,6 +475,27 @@ static void test_write_failures(void)
         CHECK(reply.type == VIGIL_TYPE_FW_STATUS && reply.u.fw_status.reason == VIGIL_FW_REASON_FLASH_ERROR);
     }
     corrupt_write_at = -1;
+    /* A cell that never reads back in the middle of a sector (revision 1.4): the chunks before
+     * it read back again after each rewind to the sector start, yet the 3rd failure of its
+     * chunk ends the transfer (FLASH_ERROR) instead of a loop. */
+    factory_reset();
+    power_on();
+    bad_cell = (long)SS + 5u * 224u + 7u; /* in the 6th chunk of the second sector's run */
+    CHECK(send_offer(&o) == VIGIL_FWU_REPLY);
+    {
+        uint32_t off = 0;
+        unsigned failures = 0, guard = 0;
+        for (;;) {
+            const uint32_t len = NEW_SIZE - off < 224u ? NEW_SIZE - off : 224u;
+            send_chunk(7, img_new, off, len);
+            if (reply.type == VIGIL_TYPE_FW_STATUS || ++guard > 1000u) break;
+            if (reply.u.fw_chunk_ack.status == VIGIL_FW_ACK_WRITE_FAILED) failures++;
+            off = reply.u.fw_chunk_ack.next_offset;
+        }
+        CHECK(guard <= 1000u && failures == VIGIL_FWU_MAX_WRITE_FAILURES - 1u);
+        CHECK(reply.type == VIGIL_TYPE_FW_STATUS && reply.u.fw_status.reason == VIGIL_FW_REASON_FLASH_ERROR);
+    }
+    bad_cell = -1;
     CHECK(rule_violations == 0);
 }
 

@@ -154,6 +154,12 @@ export class FirmwareSession {
   #next = 0;
   /** Highest byte ever sent (for counting retransmissions). */
   #highWater = 0;
+  /**
+   * Highest offset the device ever acknowledged: only an acknowledgement beyond it is progress.
+   * Chunks acknowledged again after a rewind (WRITE_FAILED back to a sector start, a power cut)
+   * are not, or a device failing one chunk mid-sector would be retried forever.
+   */
+  #ackedHigh = 0;
   #rewinds = 0;
   #totalRewinds = 0;
   /**
@@ -338,6 +344,7 @@ export class FirmwareSession {
       // answer OUT_OF_ORDER, ignored until progress (see #awaitingProgress).
       this.#acked = s.nextOffset;
       this.#next = s.nextOffset;
+      this.#ackedHigh = Math.max(this.#ackedHigh, s.nextOffset);
       this.#awaitingProgress = this.#phase === "transferring";
       this.#setPhase("transferring");
       this.#arm(this.#o.ackTimeoutMs, this.#ackTimeout);
@@ -434,7 +441,10 @@ export class FirmwareSession {
         if (a.nextOffset > this.#acked) {
           this.#acked = a.nextOffset;
           if (this.#next < this.#acked) this.#next = this.#acked;
-          this.#rewinds = 0;
+          if (a.nextOffset > this.#ackedHigh) {
+            this.#ackedHigh = a.nextOffset;
+            this.#rewinds = 0;
+          }
           this.#awaitingProgress = false;
           this.#arm(this.#o.ackTimeoutMs, this.#ackTimeout);
           this.#progress();
