@@ -220,7 +220,7 @@ describe("firmware agent and the security counter", () => {
     expect(agent.counters).toMatchObject({ offers: 0, rejected: { NOT_NEWER: 1 } });
     expect(l.sent).toEqual([]);
     expect((await state.getMeta("updates/fw/failed/1/7"))?.toString()).toBe(
-      "NOT_NEWER: the image's security counter 2 is below device 1's 5 (rollback refused)",
+      "NOT_NEWER: the image's security counter 2 is below device 00000001's 5 (rollback refused)",
     );
     await state.close();
   });

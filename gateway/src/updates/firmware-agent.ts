@@ -22,7 +22,13 @@ import type { ReleaseRecord } from "../chain/client.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { FirmwareLink, SerialFirmwareHook } from "../ingest/serial/serial-source.ts";
-import { FrameType, type Frame, type HelloFrame, type FirmwareVersion } from "../protocol/frame.ts";
+import {
+  deviceIdHex,
+  FrameType,
+  type Frame,
+  type HelloFrame,
+  type FirmwareVersion,
+} from "../protocol/frame.ts";
 import { compareVersions, parseFirmwareImage, versionText } from "../protocol/firmware-image.ts";
 import { isTransient, UpdateError, type UpdateErrorCode } from "./errors.ts";
 import { fetchArtifact } from "./fetch.ts";
@@ -395,7 +401,10 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
 
   #storeFailed(deviceId: number, rel: ReleaseRecord, e: unknown, what: string): void {
     this.counters.storeErrors++;
-    this.#log.warn({ deviceId, releaseId: rel.id.toString(), err: (e as Error).message }, what);
+    this.#log.warn(
+      { deviceId: deviceIdHex(deviceId), releaseId: rel.id.toString(), err: (e as Error).message },
+      what,
+    );
   }
 
   /** Counts and logs a refusal; remembers it for the device unless `transient` (tried again at the next check or HELLO). */
@@ -410,8 +419,8 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     this.#lastFailure.set(deviceId, { releaseId: rel.id.toString(), code, reason, atMs: Date.now() });
     this.#o.onChange?.();
     this.#log.warn(
-      { deviceId, releaseId: rel.id.toString(), code },
-      `firmware release ${rel.id} for device ${deviceId} refused: ${reason}${transient ? "; tried again at the next check" : ""}`,
+      { deviceId: deviceIdHex(deviceId), releaseId: rel.id.toString(), code },
+      `firmware release ${rel.id} for device ${deviceIdHex(deviceId)} refused: ${reason}${transient ? "; tried again at the next check" : ""}`,
     );
     if (!transient)
       await this.#o.state.putMeta(
@@ -485,7 +494,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       if (floor !== undefined && info.securityCounter < floor)
         throw new UpdateError(
           "NOT_NEWER",
-          `the image's security counter ${info.securityCounter} is below device ${deviceId}'s ${floor} (rollback refused)`,
+          `the image's security counter ${info.securityCounter} is below device ${deviceIdHex(deviceId)}'s ${floor} (rollback refused)`,
         );
     } catch (e) {
       const err = e instanceof UpdateError ? e : new UpdateError("FETCH_FAILED", (e as Error).message);
@@ -514,7 +523,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     this.#live.set(deviceId, session);
     this.counters.offers++;
     this.#log.info(
-      { deviceId, releaseId: rel.id.toString(), resume: prior?.ackedOffset ?? 0 },
+      { deviceId: deviceIdHex(deviceId), releaseId: rel.id.toString(), resume: prior?.ackedOffset ?? 0 },
       `offering firmware release ${rel.id}`,
     );
     try {
@@ -540,8 +549,8 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
         this.#storeFailed(deviceId, rel, e, "firmware install cannot be recorded; the device runs it");
       }
       this.#log.info(
-        { deviceId, releaseId: rel.id.toString(), totalMs: res.totalMs },
-        `device ${deviceId} runs firmware release ${rel.id}`,
+        { deviceId: deviceIdHex(deviceId), releaseId: rel.id.toString(), totalMs: res.totalMs },
+        `device ${deviceIdHex(deviceId)} runs firmware release ${rel.id}`,
       );
       await this.#report(rel);
       this.#o.onChange?.();
@@ -554,8 +563,8 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
         this.#awaitHello.add(deviceId);
         this.#o.onChange?.();
         this.#log.warn(
-          { deviceId, releaseId: rel.id.toString(), code },
-          `device ${deviceId} stopped answering during firmware release ${rel.id}; offered again, resuming, at its next HELLO`,
+          { deviceId: deviceIdHex(deviceId), releaseId: rel.id.toString(), code },
+          `device ${deviceIdHex(deviceId)} stopped answering during firmware release ${rel.id}; offered again, resuming, at its next HELLO`,
         );
         return;
       }
