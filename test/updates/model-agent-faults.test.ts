@@ -88,6 +88,29 @@ describe("model update agent: failures that are not the release's", () => {
     expect(s.rig.results.length).toBeGreaterThan(before);
   }, 60_000);
 
+  it("error: an install whose record cannot be written and whose report fails: the report is retried at the next check, then not sent again", async () => {
+    class FailingState extends MemoryUpdateState {
+      override async putMeta(key: string, value: Buffer): Promise<void> {
+        if (key.startsWith("updates/model/")) throw new Error("IO error: No space left on device");
+        return super.putMeta(key, value);
+      }
+    }
+    const s = await setup("faults-r", { state: new FailingState() });
+    const agent = s.make({ reporter: s.releases });
+    open.push(() => agent.stop());
+    s.releases.down.report = 1;
+    await s.releases.add(1n, "faults-r", "3.1.0");
+    await s.rig.feedUntil(agent.check());
+    expect(agent.counters).toMatchObject({ installs: 1, reports: 0, reportErrors: 1 });
+    expect(s.releases.reports).toEqual([]);
+    await s.rig.feedUntil(agent.check());
+    expect(s.releases.reports).toEqual([1n]);
+    expect(agent.counters).toMatchObject({ installs: 1, reports: 1, reportErrors: 1 });
+    expect(agent.status().lastInstall).toMatchObject({ releaseId: "1", reported: true });
+    await s.rig.feedUntil(agent.check());
+    expect(s.releases.reports).toEqual([1n]);
+  }, 60_000);
+
   it("error: a file-system error of this machine during an install (its models folder unusable) fails the check and is not remembered against the release", async () => {
     const s = await setup("faults-f");
     await s.releases.add(1n, "faults-f", "3.1.0");

@@ -271,6 +271,10 @@ export class ModelUpdateAgent {
     lastFailure: undefined,
   };
   #lastOkMs: number;
+  /** Installs of this run whose report failed: retried at each check while their model is live. */
+  readonly #unreported = new Map<bigint, { profiles: readonly string[]; model: LoadedModel }>();
+  /** Releases reported in this run (their record may say otherwise if it could not be updated). */
+  readonly #sent = new Set<bigint>();
   #running: Promise<void> | undefined;
   #task: { stop(): unknown } | undefined;
   #staleTimer: NodeJS.Timeout | undefined;
@@ -851,18 +855,34 @@ export class ModelUpdateAgent {
           },
         });
         this.#o.onInstalled?.(candidate, old, rel.id);
-        await this.#report(rel.id, candidate.manifest.devices.profiles);
+        await this.#report(rel.id, candidate.manifest.devices.profiles, candidate);
         return;
       }
       await new Promise((r) => setTimeout(r, this.#o.evalMs ?? 1000));
     }
   }
 
-  async #report(id: bigint, profiles: readonly string[]): Promise<void> {
+  /** Reports release `id` installed (live as `model` for `profiles`); a failure is retried at the next check. */
+  async #report(id: bigint, profiles: readonly string[], model: LoadedModel): Promise<void> {
     if (!this.#o.reporter) return;
     try {
       await this.#o.reporter.report(id);
-      this.counters.reports++;
+    } catch (e) {
+      this.counters.reportErrors++;
+      // Kept here too: the store's record may be what could not be written (a full disk).
+      this.#unreported.set(id, { profiles, model });
+      this.#log.warn(
+        { releaseId: id.toString(), err: (e as Error).message },
+        "install report failed; retried at the next check",
+      );
+      return;
+    }
+    this.counters.reports++;
+    this.#unreported.delete(id);
+    this.#sent.add(id);
+    if (this.#status.lastInstall?.releaseId === id.toString())
+      this.#set({ lastInstall: { ...this.#status.lastInstall, reported: true } });
+    try {
       for (const p of profiles) {
         const inst = await this.#installed(p);
         if (inst && inst.releaseId === id.toString())
@@ -871,23 +891,29 @@ export class ModelUpdateAgent {
             Buffer.from(JSON.stringify({ ...inst, reported: true })),
           );
       }
-      if (this.#status.lastInstall?.releaseId === id.toString())
-        this.#set({ lastInstall: { ...this.#status.lastInstall, reported: true } });
     } catch (e) {
-      this.counters.reportErrors++;
+      // Sent: not a report error. After a restart the record still says unreported, and the
+      // report is sent once more (the contract takes it again).
       this.#log.warn(
         { releaseId: id.toString(), err: (e as Error).message },
-        "install report failed; retried at the next check",
+        "install reported on chain, but the install record could not be updated",
       );
     }
   }
 
   async #retryReports(): Promise<void> {
+    // Installs of this run whose report failed, whether or not their record could be written.
+    for (const [id, u] of [...this.#unreported])
+      if (this.#o.loop.models.includes(u.model)) await this.#report(id, u.profiles, u.model);
+      else this.#unreported.delete(id); // replaced since: the newer install reports itself
     for (const live of this.#o.loop.models)
       for (const p of live.manifest.devices.profiles) {
         const inst = await this.#installed(p);
         if (inst && !inst.reported && isInstalled(inst, live)) {
-          await this.#report(BigInt(inst.releaseId), live.manifest.devices.profiles);
+          // Not one tried just above, nor one sent in this run whose record could not be updated.
+          const id = BigInt(inst.releaseId);
+          if (!this.#unreported.has(id) && !this.#sent.has(id))
+            await this.#report(id, live.manifest.devices.profiles, live);
           break;
         }
       }
