@@ -62,6 +62,14 @@ async function setup(profile: string, o: Partial<ModelAgentOptions> = {}) {
   return { live, rig, releases, state, agent, make, dir };
 }
 
+/** A store whose install records cannot be written (a full disk); the rest of it works. */
+class FailingState extends MemoryUpdateState {
+  override async putMeta(key: string, value: Buffer): Promise<void> {
+    if (key.startsWith("updates/model/")) throw new Error("IO error: No space left on device");
+    return super.putMeta(key, value);
+  }
+}
+
 /** The remembered failure of release `id` ("CODE: reason"), or undefined when none is. */
 function remembered(state: MemoryUpdateState, id: bigint): string | undefined {
   const b = state.map.get(`updates/failed/${id}`);
@@ -70,12 +78,6 @@ function remembered(state: MemoryUpdateState, id: bigint): string | undefined {
 
 describe("model update agent: failures that are not the release's", () => {
   it("error: a store write that fails after promotion leaves the new model live (a warning, not a refusal)", async () => {
-    class FailingState extends MemoryUpdateState {
-      override async putMeta(key: string, value: Buffer): Promise<void> {
-        if (key.startsWith("updates/model/")) throw new Error("IO error: No space left on device");
-        return super.putMeta(key, value);
-      }
-    }
     const s = await setup("faults-b", { state: new FailingState() });
     await s.releases.add(1n, "faults-b", "3.1.0");
     await s.rig.feedUntil(s.agent.check());
@@ -89,12 +91,6 @@ describe("model update agent: failures that are not the release's", () => {
   }, 60_000);
 
   it("error: an install whose record cannot be written and whose report fails: the report is retried at the next check, then not sent again", async () => {
-    class FailingState extends MemoryUpdateState {
-      override async putMeta(key: string, value: Buffer): Promise<void> {
-        if (key.startsWith("updates/model/")) throw new Error("IO error: No space left on device");
-        return super.putMeta(key, value);
-      }
-    }
     const s = await setup("faults-r", { state: new FailingState() });
     const agent = s.make({ reporter: s.releases });
     open.push(() => agent.stop());
