@@ -69,7 +69,7 @@ bool vigil_image_parse(const uint8_t *hdr, vigil_image_info_t *out);
 #define VIGIL_FWU_WINDOW 4u /* chunks in flight announced in FW_STATUS; size the UART RX buffer for it */
 #endif
 #ifndef VIGIL_FWU_MAX_WRITE_FAILURES
-#define VIGIL_FWU_MAX_WRITE_FAILURES 3u /* consecutive read-back failures before FLASH_ERROR */
+#define VIGIL_FWU_MAX_WRITE_FAILURES 3u /* read-back failures before FLASH_ERROR (reset only past the failed chunk) */
 #endif
 
 typedef enum { VIGIL_SWAP_NONE = 0, VIGIL_SWAP_INSTALL = 1, VIGIL_SWAP_REVERT = 2 } vigil_swap_op_t;
