@@ -18,6 +18,7 @@ import { generateKey } from "../../gateway/src/chain/keys.ts";
 import { bytesToHex } from "../../gateway/src/core/hex.ts";
 import { localChain, type LocalChain } from "../helpers/chain.ts";
 import { record } from "../store/abstract.ts";
+import { jsonRpc } from "./chain-rig.ts";
 
 let dir: string;
 let chain: LocalChain | undefined;
@@ -117,12 +118,7 @@ it("behavior: chain.stallAfterMs sets when a transaction waiting on a chain that
     healthCheckIntervalMs: 200,
   });
   // The sequencer halts: anvil mines nothing more, so the anchor transaction waits in its pool.
-  const res = await fetch(chain!.anvil.url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "evm_setAutomine", params: [false] }),
-  });
-  expect(((await res.json()) as { error?: unknown }).error).toBeUndefined();
+  await jsonRpc(chain!.anvil.url, "evm_setAutomine", [false]);
   await gw.store.append(record(7, 0));
   expect(await gw.sealer!.sealNow()).toBeTruthy();
   gw.anchor!.trigger();

@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
 import { Runtime } from "../../gateway/src/runtime.ts";
+import { jsonRpc } from "../anchor/chain-rig.ts";
 import { startRpcProxy, type RpcProxy } from "../anchor/rpc-proxy.ts";
 import {
   GATEWAY_ID,
@@ -113,22 +114,12 @@ describe("update agents over the RPC pool, on anvil", () => {
 
   it("behavior: the first endpoint alive but lagging (a replica stopped before the release): the health probe skips it, a check installs the release through the second", async () => {
     r = await chainRig();
-    const rpc = async (url: string, method: string, params: unknown[] = []): Promise<unknown> => {
-      const res = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
-      });
-      const body = (await res.json()) as { result?: unknown; error?: unknown };
-      expect(body.error).toBeUndefined();
-      return body.result;
-    };
     // Same chain and hashes up to now, then nothing: it never sees the release below.
-    const forkBlock = Number(await rpc(r.chain.anvil.url, "eth_blockNumber"));
+    const forkBlock = Number(await jsonRpc(r.chain.anvil.url, "eth_blockNumber"));
     replica = await startAnvil({
       extraArgs: ["--fork-url", r.chain.anvil.url, "--fork-block-number", String(forkBlock)],
     });
-    await rpc(r.chain.anvil.url, "anvil_mine", ["0x1e"]); // 30 blocks ahead of the replica
+    await jsonRpc(r.chain.anvil.url, "anvil_mine", ["0x1e"]); // 30 blocks ahead of the replica
     const chain = {
       rpcUrl: replica.url, // the preferred endpoint
       rpcUrls: [r.chain.anvil.url],
@@ -160,7 +151,7 @@ describe("update agents over the RPC pool, on anvil", () => {
       .toBe(contentHash);
     await expect.poll(() => r!.gateway.installedRelease(GATEWAY_ID, "model"), { timeout: 10_000 }).toBe(id);
     // The replica stayed where it was: nothing was sent to it.
-    expect(Number(await rpc(replica.url, "eth_blockNumber"))).toBe(forkBlock);
+    expect(Number(await jsonRpc(replica.url, "eth_blockNumber"))).toBe(forkBlock);
     await run;
   });
 });
