@@ -204,6 +204,15 @@ export function mkdir(p: string): string {
   return p;
 }
 
+/** Updates on with the model agent only: checks only when a test asks (a yearly schedule), a short shadow. */
+export const UPDATES = {
+  enabled: true,
+  schedule: "0 0 1 1 *",
+  shadowWindows: 10,
+  maxCostFactor: 50,
+  firmware: false,
+};
+
 export const PROFILE = "cmapss-v2"; // what the simulator's FD001 engines announce
 
 /** A gateway (Runtime, embedded broker, HTTP endpoint on a free port) on the rig's chain serving FD001 float for PROFILE; `extra` overrides config blocks. */

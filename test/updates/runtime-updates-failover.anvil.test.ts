@@ -15,6 +15,7 @@ import { startRpcProxy, type RpcProxy } from "../anchor/rpc-proxy.ts";
 import {
   GATEWAY_ID,
   PROFILE,
+  UPDATES,
   approve,
   chainRig,
   engines,
@@ -47,14 +48,6 @@ async function deadUrl(): Promise<string> {
   await new Promise<void>((ok) => s.close(() => ok()));
   return `http://127.0.0.1:${port}`;
 }
-
-const UPDATES = {
-  enabled: true,
-  schedule: "0 0 1 1 *", // yearly: the test asks for the check
-  shadowWindows: 10,
-  maxCostFactor: 50,
-  firmware: false,
-};
 
 /** Engines stream; a release is proposed and approved; one check installs it and reports it on chain. */
 async function installThroughPool(rig: ChainRig, runtime: Runtime): Promise<void> {

@@ -16,6 +16,7 @@ import { checkPayload } from "../alerts/helpers.ts";
 import {
   GATEWAY_ID,
   PROFILE,
+  UPDATES,
   approve,
   chainRig,
   engines,
@@ -86,13 +87,7 @@ describe("runtime with updates enabled, on anvil", () => {
     r = await chainRig();
     const profile = PROFILE;
     rt = gateway(r, {
-      updates: {
-        enabled: true,
-        schedule: "0 0 1 1 *",
-        shadowWindows: 10,
-        maxCostFactor: 50,
-        firmware: false,
-      },
+      updates: UPDATES,
     });
     await rt.start();
     const url = rt.embedded!.url;
@@ -126,15 +121,7 @@ describe("runtime with updates enabled, on anvil", () => {
 
   it("behavior: a release of the package's model file under a new manifest is swapped in and reported, and after a restart put back over the package's older manifest", async () => {
     r = await chainRig();
-    const config = {
-      updates: {
-        enabled: true,
-        schedule: "0 0 1 1 *",
-        shadowWindows: 10,
-        maxCostFactor: 50,
-        firmware: false,
-      },
-    };
+    const config = { updates: UPDATES };
     rt = gateway(r, config);
     await rt.start();
     const packaged = rt.loop!.models[0]!;
@@ -177,13 +164,7 @@ describe("runtime with updates enabled, on anvil", () => {
     rt = gateway(r, {
       // The watch refreshes every second; the update cron runs once a year.
       registry: { enabled: true, schedule: "* * * * * *", reorgDepth: 0 },
-      updates: {
-        enabled: true,
-        schedule: "0 0 1 1 *",
-        shadowWindows: 10,
-        maxCostFactor: 50,
-        firmware: false,
-      },
+      updates: UPDATES,
     });
     await rt.start();
     const agent = rt.updates!.model!;
