@@ -439,29 +439,37 @@ static void test_chunk_rules_and_resume(void)
     CHECK(rule_violations == 0);
 }
 
+/* Sends img_new (release 7, offered) chunk by chunk from where the device says, until its
+ * FW_STATUS or 1000 chunks; returns the WRITE_FAILED answers (each a rewind to a sector start at
+ * or below the chunk) and sets *looped when the 1000 chunks ran out. */
+static unsigned send_image(int *looped)
+{
+    uint32_t off = 0;
+    unsigned failures = 0, sent = 0;
+    for (;;) {
+        const uint32_t len = NEW_SIZE - off < 224u ? NEW_SIZE - off : 224u;
+        send_chunk(7, img_new, off, len);
+        if (reply.type == VIGIL_TYPE_FW_STATUS || ++sent > 1000u) break;
+        if (reply.u.fw_chunk_ack.status == VIGIL_FW_ACK_WRITE_FAILED) {
+            failures++;
+            CHECK(reply.u.fw_chunk_ack.next_offset % SS == 0u && reply.u.fw_chunk_ack.next_offset <= off);
+        }
+        off = reply.u.fw_chunk_ack.next_offset;
+    }
+    *looped = sent > 1000u;
+    return failures;
+}
+
 static void test_write_failures(void)
 {
+    int looped;
     vigil_fw_offer_t o = offer_for(img_new, NEW_SIZE, 7);
     factory_reset();
     power_on();
     /* one bad read-back: the device restarts at the chunk's sector and the transfer completes */
     corrupt_write_at = 12;
     CHECK(send_offer(&o) == VIGIL_FWU_REPLY);
-    {
-        uint32_t off = 0;
-        unsigned failures = 0, guard = 0;
-        for (;;) {
-            const uint32_t len = NEW_SIZE - off < 224u ? NEW_SIZE - off : 224u;
-            send_chunk(7, img_new, off, len);
-            if (reply.type == VIGIL_TYPE_FW_STATUS || ++guard > 1000u) break;
-            if (reply.u.fw_chunk_ack.status == VIGIL_FW_ACK_WRITE_FAILED) {
-                failures++;
-                CHECK(reply.u.fw_chunk_ack.next_offset % SS == 0u && reply.u.fw_chunk_ack.next_offset <= off);
-            }
-            off = reply.u.fw_chunk_ack.next_offset;
-        }
-        CHECK(failures == 1u && reply.u.fw_status.state == VIGIL_FW_READY);
-    }
+    CHECK(send_image(&looped) == 1u && !looped && reply.u.fw_status.state == VIGIL_FW_READY);
     /* a flash that keeps failing: FLASH_ERROR after VIGIL_FWU_MAX_WRITE_FAILURES */
     factory_reset();
     power_on();
@@ -480,21 +488,12 @@ static void test_write_failures(void)
      * chunk ends the transfer (FLASH_ERROR) instead of a loop. */
     factory_reset();
     power_on();
-    bad_cell = (long)SS + 5u * 224u + 7u; /* in the 6th chunk of the second sector's run */
+    /* byte 2151: in the chunk at 2016; its rewind goes to 1024, so the four chunks from 1024
+     * read back again before it fails again */
+    bad_cell = (long)SS + 5u * 224u + 7u;
     CHECK(send_offer(&o) == VIGIL_FWU_REPLY);
-    {
-        uint32_t off = 0;
-        unsigned failures = 0, guard = 0;
-        for (;;) {
-            const uint32_t len = NEW_SIZE - off < 224u ? NEW_SIZE - off : 224u;
-            send_chunk(7, img_new, off, len);
-            if (reply.type == VIGIL_TYPE_FW_STATUS || ++guard > 1000u) break;
-            if (reply.u.fw_chunk_ack.status == VIGIL_FW_ACK_WRITE_FAILED) failures++;
-            off = reply.u.fw_chunk_ack.next_offset;
-        }
-        CHECK(guard <= 1000u && failures == VIGIL_FWU_MAX_WRITE_FAILURES - 1u);
-        CHECK(reply.type == VIGIL_TYPE_FW_STATUS && reply.u.fw_status.reason == VIGIL_FW_REASON_FLASH_ERROR);
-    }
+    CHECK(send_image(&looped) == VIGIL_FWU_MAX_WRITE_FAILURES - 1u && !looped);
+    CHECK(reply.type == VIGIL_TYPE_FW_STATUS && reply.u.fw_status.reason == VIGIL_FW_REASON_FLASH_ERROR);
     bad_cell = -1;
     CHECK(rule_violations == 0);
 }
