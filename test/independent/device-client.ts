@@ -621,6 +621,32 @@ export type Event =
  * A device per PROTOCOL.md: a ring of unacknowledged DATA frames resent after a timeout, the
  * NACK table's actions, the stopped state and its probe, the BUSY hold.
  */
+/** Conditions waited on until `wake()` (after each frame in or out) finds them true. */
+export class Waiters {
+  private list: (() => void)[] = [];
+
+  /** Resolves when `pred` holds at a wake (or at once); rejects after `ms` naming `what()`. */
+  until(pred: () => boolean, ms: number, what: () => string): Promise<void> {
+    if (pred()) return Promise.resolve();
+    return new Promise((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`timed out waiting for ${what()}`)), ms);
+      const check = () => {
+        if (pred()) {
+          clearTimeout(t);
+          res();
+        } else this.list.push(check);
+      };
+      this.list.push(check);
+    });
+  }
+
+  wake(): void {
+    const w = this.list;
+    this.list = [];
+    for (const f of w) f();
+  }
+}
+
 export class Device {
   readonly id: number;
   bootId: number;
@@ -637,7 +663,7 @@ export class Device {
   private probeTimer: NodeJS.Timeout | undefined;
   private holdTimer: NodeJS.Timeout | undefined;
   private busyFirst: number | undefined;
-  private waiters: (() => void)[] = [];
+  private readonly waits = new Waiters();
 
   constructor(
     readonly link: Link,
@@ -757,25 +783,10 @@ export class Device {
 
   /** Resolves when `pred` holds after a reply (or at once). */
   until(pred: () => boolean, ms = 10_000, what = "the device"): Promise<void> {
-    if (pred()) return Promise.resolve();
-    return new Promise((res, rej) => {
-      const t = setTimeout(
-        () => rej(new Error(`timed out waiting for ${what}: ${JSON.stringify(this.events)}`)),
-        ms,
-      );
-      const check = () => {
-        if (pred()) {
-          clearTimeout(t);
-          res();
-        } else this.waiters.push(check);
-      };
-      this.waiters.push(check);
-    });
+    return this.waits.until(pred, ms, () => `${what}: ${JSON.stringify(this.events)}`);
   }
   private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    this.waits.wake();
   }
 
   onReply(f: Frame): void {

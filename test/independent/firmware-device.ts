@@ -7,7 +7,16 @@
  * firmware-device.test.ts runs it against a real `vigil start`.
  */
 import { createHash, type Hash } from "node:crypto";
-import { T, crc32, encodeFrame, type Device, type Frame, type Link, type Version3 } from "./device-client.ts";
+import {
+  T,
+  Waiters,
+  crc32,
+  encodeFrame,
+  type Device,
+  type Frame,
+  type Link,
+  type Version3,
+} from "./device-client.ts";
 
 // PROTOCOL.md "FW_STATUS"
 export const FW_STATE = { IDLE: 0, RECEIVING: 1, READY: 2, TESTING: 3 } as const;
@@ -116,14 +125,14 @@ export class FirmwareDevice {
   private nextOffset = 0;
   private hash: Hash | undefined;
   /**
-   * Read-back failures since the device last wrote past the failing chunk: "3 consecutive" is
-   * read as 3 failures without that progress, since the rewind to the sector start makes the
-   * chunks before the failing one succeed again in between (PROTOCOL.md does not say).
+   * Read-back failures since a chunk at or past the last failed one read back (PROTOCOL.md
+   * FW_CHUNK, revision 1.4): the chunks before it, written again after the rewind to the sector
+   * start, do not set the count back. `failedEnd` is the end of the last failed chunk.
    */
   private writeFailures = 0;
   private failedEnd = 0;
   private writeFaults: number[];
-  private waiters: (() => void)[] = [];
+  private readonly waits = new Waiters();
   private resetTimer: NodeJS.Timeout | undefined;
   private timers: NodeJS.Timeout[] = [];
 
@@ -300,7 +309,7 @@ export class FirmwareDevice {
       this.secondary[f.offset] = this.secondary[f.offset]! ^ 0x01; // a flash programming fault
     }
     if (crc32(this.secondary.subarray(f.offset, end)) !== crc32(data)) {
-      this.failedEnd = Math.max(this.failedEnd, end);
+      this.failedEnd = end;
       if (++this.writeFailures >= MAX_WRITE_FAILURES) {
         Object.assign(s, { state: FW_STATE.IDLE, result: FW_RESULT.REFUSED, reason: FW_REASON.FLASH_ERROR });
         this.status();
@@ -314,7 +323,7 @@ export class FirmwareDevice {
       [this.writeFailures, this.failedEnd] = [failures, failedEnd];
       return this.chunkAck(CHUNK_ACK.WRITE_FAILED);
     }
-    if (end > this.failedEnd) this.writeFailures = 0;
+    if (end >= this.failedEnd) this.writeFailures = 0;
     this.hash!.update(data);
     this.nextOffset = end;
     if (Math.floor(end / sector) > Math.floor(f.offset / sector))
@@ -439,22 +448,10 @@ export class FirmwareDevice {
 
   /** Resolves when `pred` holds after a frame in or out (or at once). */
   until(pred: () => boolean, ms: number, what: string): Promise<void> {
-    if (pred()) return Promise.resolve();
-    return new Promise((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`timed out waiting for ${what}`)), ms);
-      const check = () => {
-        if (pred()) {
-          clearTimeout(t);
-          res();
-        } else this.waiters.push(check);
-      };
-      this.waiters.push(check);
-    });
+    return this.waits.until(pred, ms, () => what);
   }
   private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    this.waits.wake();
   }
 
   close(): void {
