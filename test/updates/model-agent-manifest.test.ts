@@ -4,7 +4,7 @@
  * (gateway/src/updates/README.md, "What the gateway does", step 1). Real inference loop and ONNX
  * models; the chain is a fake ReleaseSource and install reporter (fake-releases.ts).
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -164,6 +164,26 @@ describe("model update agent: a release that changes only the manifest", () => {
     await s.releases.add(1n, "mf-same", "3.0.0", undefined, "float32");
     await s.rig.feedUntil(s.agent.check());
     expect(s.agent.counters).toMatchObject({ installs: 0, checkErrors: 0, rejected: {} });
+    expect(s.warn).toEqual([]);
+  }, 60_000);
+
+  it("behavior: an operator's install of the live release does nothing: its folder stays, nothing is fetched, refused or remembered", async () => {
+    const s = await setup("mf-again");
+    const rel = await s.releases.add(1n, "mf-again", "3.1.0", undefined, "float32", newThresholds);
+    await s.rig.feedUntil(s.agent.check());
+    expect(s.agent.counters).toMatchObject({ installs: 1, rejected: {} });
+    const [folder] = readdirSync(join(s.dir, "models"));
+    const liveFiles = readdirSync(join(s.dir, "models", folder!));
+    expect(liveFiles).toHaveLength(2); // the model file and its manifest
+    // Its sources are gone: an install would have to fetch and could only fail.
+    rmSync(rel.file);
+    expect(await s.agent.installRelease(1n)).toEqual({ ok: true });
+    expect(readdirSync(join(s.dir, "models", folder!))).toEqual(liveFiles);
+    expect(s.agent.counters).toMatchObject({ installs: 1, rejected: {} });
+    expect(s.agent.status().lastFailure).toBeUndefined();
+    expect(s.state.map.has("updates/failed/1")).toBe(false);
+    expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.1.0"]);
+    expect(s.info).toContain("model release 1 is live already: nothing to install");
     expect(s.warn).toEqual([]);
   }, 60_000);
 

@@ -436,7 +436,10 @@ export class ModelUpdateAgent {
     }
   }
 
-  /** Installs release `id` now if it passes every check (operator request); returns the outcome. */
+  /**
+   * Installs release `id` now if it passes every check (operator request); returns the outcome.
+   * The release that is live already resolves `{ ok: true }` without fetching anything.
+   */
   async installRelease(
     id: bigint,
   ): Promise<{ ok: true } | { ok: false; code: UpdateErrorCode; reason: string }> {
@@ -452,6 +455,12 @@ export class ModelUpdateAgent {
         new UpdateError("WRONG_TARGET", `release ${id} is for a target no live model serves`),
       );
     const profile = live.manifest.devices.profiles.find((p) => targetId("model", p) === rel.target)!;
+    // Installing it again would first clear the live model's own folder (#prepare): a live
+    // release is installed already, so there is nothing to do.
+    if (this.#isLive(rel, live)) {
+      this.#log.info({ releaseId: id.toString() }, `model release ${id} is live already: nothing to install`);
+      return { ok: true };
+    }
     const p = this.#tryInstall(rel, live, profile);
     this.#running = p.then(() => undefined);
     return p;
@@ -479,19 +488,25 @@ export class ModelUpdateAgent {
     return had;
   }
 
+  /**
+   * Whether release `rel` is the live model: its model file is live and its pinned manifest is
+   * the live model's file (the package's, or the one an install laid down).
+   */
+  #isLive(rel: ReleaseRecord, live: LoadedModel): boolean {
+    if (live.sha256 !== rel.contentHash.slice(2)) return false;
+    try {
+      return parseModelMeta(rel.metrics).manifest.sha256 === manifestSha256(live);
+    } catch {
+      return false; // no manifest pinned: not the live one; #prepare refuses it (MANIFEST_INVALID)
+    }
+  }
+
   async #skip(rel: ReleaseRecord, live: LoadedModel, profile: string): Promise<boolean> {
     if (live.sha256 === rel.contentHash.slice(2)) {
       // The release's model file is live; its manifest may be new (thresholds, data-quality
       // rules, alert settings): then it installs like any release. Skipped in silence:
-      // - the release that is live: its pinned manifest is the live model's file (the package's,
-      //   or the one an install laid down), so it is neither installed again nor refused;
-      let pinned: string | undefined;
-      try {
-        pinned = parseModelMeta(rel.metrics).manifest.sha256;
-      } catch {
-        // No manifest pinned: not the live one; #prepare refuses it (MANIFEST_INVALID) if newer.
-      }
-      if (pinned !== undefined && pinned === manifestSha256(live)) return true;
+      // - the release that is live, so it is neither installed again nor refused;
+      if (this.#isLive(rel, live)) return true;
       // - a release of the live version not installed here: the package's own release (its
       //   manifest file may differ in bytes; the chain takes one release per version and target,
       //   VigilReleases). Not a rollback: refusing it (NOT_NEWER) would count a failure at start.
