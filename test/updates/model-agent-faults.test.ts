@@ -144,6 +144,36 @@ describe("model update agent: failures that are not the release's", () => {
     expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.1.0"]);
   }, 60_000);
 
+  it("behavior: a shadow phase in which no frames came ends as NO_WINDOWS, not remembered: the next check with frames installs the release", async () => {
+    const clock = new FakeClock();
+    // In the first shadow phase only, the clock jumps past shadowMaxMs once the phase has started
+    // (its start time is read right after the status says so); no frame is fed meanwhile.
+    let phases = 0;
+    const s = await setup("faults-w", {
+      clock,
+      shadowMaxMs: 60_000,
+      onStatus: (st) => {
+        if (st.state === "shadowing" && phases++ === 0) queueMicrotask(() => clock.advanceMs(61_000));
+      },
+    });
+    await s.releases.add(1n, "faults-w", "3.1.0");
+    await s.agent.check();
+    expect(s.agent.status().lastFailure).toMatchObject({
+      releaseId: "1",
+      code: "NO_WINDOWS",
+      reason:
+        "no window ran in shadow within updates.shadowMaxMs (no frames of its profiles came); the next check tries again",
+    });
+    expect(s.agent.counters).toMatchObject({ installs: 0, rejected: { NO_WINDOWS: 1 } });
+    expect(remembered(s.state, 1n)).toBeUndefined();
+    expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.0.0"]);
+    expect(s.rig.loop.lanes().map((l) => l.role)).toEqual(["live"]);
+    // Frames come again: the next check judges and installs it.
+    await s.rig.feedUntil(s.agent.check());
+    expect(s.agent.counters).toMatchObject({ installs: 1, rejected: { NO_WINDOWS: 1 } });
+    expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.1.0"]);
+  }, 60_000);
+
   it("input: a manifest whose version is not the release's chain version is refused (it would raise the rollback floor)", async () => {
     const s = await setup("faults-o");
     await s.releases.add(1n, "faults-o", "9.0.0", 3_001_000n);

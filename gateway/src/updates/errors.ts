@@ -9,7 +9,8 @@ import { VigilError } from "../core/errors.ts";
  * - `NOT_NEWER`: its version is not above the one installed (rollback, or the same version again),
  *   or a firmware image's security counter is below the device's;
  * - `FETCH_FAILED`: no URI delivered the bytes (unreachable, HTTP error, unsupported scheme), the
- *   release's or its pinned manifest's; not remembered (`isTransient`), nor is `INTERRUPTED`;
+ *   release's or its pinned manifest's; not remembered (`isTransient`), nor are `NO_WINDOWS` and
+ *   `INTERRUPTED`;
  * - `SIZE_MISMATCH`: the body was longer than the recorded size (cut) or shorter;
  * - `HASH_MISMATCH`: the bytes' sha256 differs from the release's content hash;
  * - `CID_MISMATCH`: an IPFS gateway returned bytes whose CID is not the one asked for;
@@ -17,6 +18,9 @@ import { VigilError } from "../core/errors.ts";
  * - `MANIFEST_MISMATCH`: the manifest does not describe this model file (hash, size, shapes, names);
  * - `MODEL_INVALID`: onnxruntime cannot load the file;
  * - `SHADOW_FAILED`: in shadow the candidate gave non-finite or out-of-range outputs, or cost too much;
+ * - `NO_WINDOWS`: no window of the model's profiles ran in shadow within `shadowMaxMs` (no frames
+ *   came: a stopped line, a weekend), so the candidate could not be judged: not remembered, the
+ *   next check tries again;
  * - `INTERRUPTED`: the gateway stopped before the install finished (in shadow): not remembered,
  *   the next start tries again.
  * An install report that cannot be sent is not a refusal: the install stands, the report is
@@ -39,11 +43,13 @@ export type UpdateErrorCode =
   | "MANIFEST_MISMATCH"
   | "MODEL_INVALID"
   | "SHADOW_FAILED"
+  | "NO_WINDOWS"
   | "INTERRUPTED";
 
 /**
  * True for a refusal that says nothing about the release, only that its bytes could not be had
- * now (a host or IPFS gateway down, a timeout): it is counted and logged but not remembered, so
+ * now (a host or IPFS gateway down, a timeout), that no frames came to judge it on, or that the
+ * gateway stopped during the install: it is counted and logged but not remembered, so
  * the next check (for firmware, also the device's next HELLO) tries again, paced by
  * `updates.schedule`. Every other refusal is about the bytes or the chain's record and is
  * remembered until a different release is Active or an operator asks (`vigil update retry`), with
@@ -53,7 +59,7 @@ export type UpdateErrorCode =
  * (firmware-agent.ts).
  */
 export function isTransient(code: string): boolean {
-  return code === "FETCH_FAILED" || code === "INTERRUPTED";
+  return code === "FETCH_FAILED" || code === "NO_WINDOWS" || code === "INTERRUPTED";
 }
 
 export class UpdateError extends VigilError {

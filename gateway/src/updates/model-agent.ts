@@ -21,7 +21,8 @@
  * 4. shadow: it runs beside the live model on live windows (InferenceLoop.addShadow) for
  *    `shadowWindows` windows or `shadowMaxMs`; promoted only if every output was finite and in
  *    the manifest's range and its median per-window cost stayed within `maxCostFactor` × the live one's
- *    (SHADOW_FAILED); the agreement (mean/max |Δ|) is logged and in the status;
+ *    (SHADOW_FAILED); the agreement (mean/max |Δ|) is logged and in the status; a phase in which no
+ *    window ran (no frames came) judges nothing: NO_WINDOWS, tried again at the next check;
  * 5. swap (InferenceLoop.promote: atomic between ticks; alerts keep their hysteresis), persist the
  *    installed version, unload the old model, then a signed `reportInstalled` on chain (a failed
  *    report is retried at the next check; the install stands).
@@ -790,8 +791,12 @@ export class ModelUpdateAgent {
         throw new UpdateError("SHADOW_FAILED", `in shadow, ${s.failedWindows} windows failed to run`);
       const timeUp = this.#judgeNow || this.#clock.nowMs() - t0 >= maxMs;
       if (s.windows >= need || timeUp) {
+        // Nothing to judge it on (no frames came: a stopped line); says nothing about the release.
         if (s.windows === 0)
-          throw new UpdateError("SHADOW_FAILED", "no window ran in shadow before updates.shadowMaxMs");
+          throw new UpdateError(
+            "NO_WINDOWS",
+            "no window ran in shadow within updates.shadowMaxMs (no frames of its profiles came); the next check tries again",
+          );
         // Medians (lane.ts): one slow run among a short shadow phase's windows is not the model.
         const ratio = s.liveMedianUsPerWindow > 0 ? s.medianUsPerWindow / s.liveMedianUsPerWindow : 1;
         if (ratio > factor)
