@@ -174,6 +174,30 @@ describe("model update agent: failures that are not the release's", () => {
     expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.1.0"]);
   }, 60_000);
 
+  it("behavior: a candidate that runs no window while the live model runs them (its data-quality rules withhold every one) is SHADOW_FAILED, remembered", async () => {
+    const s = await setup("faults-q", { shadowWindows: 1000, shadowMaxMs: 60_000, clock: new FakeClock() });
+    await s.releases.add(1n, "faults-q", "3.1.0", undefined, undefined, (m) => {
+      // Every value of every channel is out of range: nothing is good, every window is withheld.
+      const q = m.inputs.quality!;
+      for (const c of Object.values(q.channels)) Object.assign(c, { min: 1e30, max: 2e30 });
+    });
+    let done = false;
+    const check = s.agent.check().finally(() => (done = true));
+    while (s.agent.status().state !== "shadowing" && !done) await s.rig.feed();
+    expect(s.agent.status().lastFailure).toBeUndefined(); // the manifest passed its checks
+    const liveBefore = s.rig.loop.lanes().find((l) => l.role === "live")!.windowsRun;
+    while (s.rig.loop.lanes().find((l) => l.role === "live")!.windowsRun < liveBefore + 3) await s.rig.feed();
+    expect(s.rig.loop.lanes().find((l) => l.role === "shadow")!.shadow!.windows).toBe(0);
+    s.agent.judgeShadowNow();
+    await s.rig.feedUntil(check);
+    expect(s.agent.status().lastFailure).toMatchObject({ releaseId: "1", code: "SHADOW_FAILED" });
+    expect(s.agent.status().lastFailure!.reason).toMatch(
+      /^in shadow the candidate ran no window while the live model ran \d+$/,
+    );
+    expect(remembered(s.state, 1n)).toMatch(/^SHADOW_FAILED: /);
+    expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.0.0"]);
+  }, 60_000);
+
   it("input: a manifest whose version is not the release's chain version is refused (it would raise the rollback floor)", async () => {
     const s = await setup("faults-o");
     await s.releases.add(1n, "faults-o", "9.0.0", 3_001_000n);

@@ -17,8 +17,9 @@ import { VigilError } from "../core/errors.ts";
  * - `MANIFEST_INVALID`: the model manifest is missing, not valid, or not the one the release pins;
  * - `MANIFEST_MISMATCH`: the manifest does not describe this model file (hash, size, shapes, names);
  * - `MODEL_INVALID`: onnxruntime cannot load the file;
- * - `SHADOW_FAILED`: in shadow the candidate gave non-finite or out-of-range outputs, or cost too much;
- * - `NO_WINDOWS`: no window of the model's profiles ran in shadow within `shadowMaxMs` (no frames
+ * - `SHADOW_FAILED`: in shadow the candidate gave non-finite or out-of-range outputs, cost too much,
+ *   or ran no window while the live model ran some;
+ * - `NO_WINDOWS`: no window ran in shadow within `shadowMaxMs`, the live model's neither (no frames
  *   came: a stopped line, a weekend), so the candidate could not be judged: not remembered, the
  *   next check tries again;
  * - `INTERRUPTED`: the gateway stopped before the install finished (in shadow): not remembered,

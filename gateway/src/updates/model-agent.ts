@@ -22,7 +22,8 @@
  *    `shadowWindows` windows or `shadowMaxMs`; promoted only if every output was finite and in
  *    the manifest's range and its median per-window cost stayed within `maxCostFactor` × the live one's
  *    (SHADOW_FAILED); the agreement (mean/max |Δ|) is logged and in the status; a phase in which no
- *    window ran (no frames came) judges nothing: NO_WINDOWS, tried again at the next check;
+ *    window ran, the live model's neither (no frames came), judges nothing: NO_WINDOWS, tried
+ *    again at the next check;
  * 5. swap (InferenceLoop.promote: atomic between ticks; alerts keep their hysteresis), persist the
  *    installed version, unload the old model, then a signed `reportInstalled` on chain (a failed
  *    report is retried at the next check; the install stands).
@@ -771,6 +772,8 @@ export class ModelUpdateAgent {
     const need = this.#o.shadowWindows ?? 100;
     const maxMs = this.#o.shadowMaxMs ?? 600_000;
     const factor = this.#o.maxCostFactor ?? 3;
+    const liveRun = (): number => loop.lanes().find((l) => l.model === live)?.windowsRun ?? 0;
+    const live0 = liveRun();
     const t0 = this.#clock.nowMs();
     this.#judgeNow = false;
     for (;;) {
@@ -791,6 +794,14 @@ export class ModelUpdateAgent {
         throw new UpdateError("SHADOW_FAILED", `in shadow, ${s.failedWindows} windows failed to run`);
       const timeUp = this.#judgeNow || this.#clock.nowMs() - t0 >= maxMs;
       if (s.windows >= need || timeUp) {
+        // The live model ran windows and the candidate none (its data-quality rules withheld
+        // every one, say): the candidate's doing.
+        const ran = liveRun() - live0;
+        if (s.windows === 0 && ran > 0)
+          throw new UpdateError(
+            "SHADOW_FAILED",
+            `in shadow the candidate ran no window while the live model ran ${ran}`,
+          );
         // Nothing to judge it on (no frames came: a stopped line); says nothing about the release.
         if (s.windows === 0)
           throw new UpdateError(
