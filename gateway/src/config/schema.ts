@@ -557,7 +557,8 @@ const Updates = Type.Object(
       minimum: 1000,
       maximum: MAX_TIMER_MS,
       default: 600_000,
-      description: "Longest shadow phase, ms; the candidate is then judged on the windows it ran.",
+      description:
+        "Longest shadow phase, ms; the candidate is then judged on the windows it ran (none, and no frames came: tried again at the next check).",
     }),
     maxCostFactor: Type.Number({
       exclusiveMinimum: 0,
