@@ -263,7 +263,7 @@ async function retryCmd(argv: string[]): Promise<number> {
     process.stdout.write(
       where.length
         ? `vigil update: release ${id}: failure forgotten (${where.join("; ")}); checking again\n`
-        : // Never refused here, or refused only as unreachable (FETCH_FAILED is not remembered).
+        : // Never refused here, or refused only transiently (FETCH_FAILED, NO_WINDOWS: not remembered).
           `vigil update: release ${id} is not remembered as refused on this gateway; checking anyway\n`,
     );
   }
