@@ -324,6 +324,32 @@ describe("HttpServer", () => {
     expect(sample(m, "vigil_http_requests_total", { path: "/readyz", code: "503" })).toBe(1);
   });
 
+  it("error: /metrics and /api/summary answer 500 when collecting fails; a retry that cannot be recorded is 500 with why (README)", async () => {
+    const src = new FakeSource();
+    const s = await started(src);
+    src.store.stats = () => {
+      throw new Error("the store is gone");
+    };
+    for (const path of ["/metrics", "/api/summary"]) {
+      const r = await get(s.port, path);
+      expect(r.status, path).toBe(500);
+      expect(r.headers["content-type"], path).toBe("text/plain; charset=utf-8");
+    }
+    const updates = {
+      status: () => ({ type: "updates", atMs: 1 }),
+      check: async () => {},
+      retry: async () => {
+        throw new Error("the store refused the write");
+      },
+    };
+    const u = await started(Object.assign(new FakeSource(), { updates }));
+    const r = await get(u.port, "/api/updates/retry?release=7", {}, "POST");
+    expect(r.status).toBe(500);
+    expect(JSON.parse(r.body)).toEqual({
+      error: "the retry could not be recorded: the store refused the write",
+    });
+  });
+
   it("error: a port in use is one sentence naming the setting and the fix", async () => {
     const a = await started();
     const b = new HttpServer({ source: new FakeSource(), port: a.port });

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { freePort, stop } from "../helpers/procs.ts";
 import { spawnVigil, until, type VigilChild } from "../helpers/vigil-child.ts";
+import { startGateway, type Started } from "../helpers/http-gateway.ts";
 import {
   ask,
   checkConnectionLimit,
@@ -43,41 +44,8 @@ afterAll(async () => {
   for (const p of children) await stop(p);
 });
 
-interface Started {
-  gateway: ReturnType<typeof vigil>;
-  base: string;
-  mqtt: string;
-  dataDir: string;
-}
-
-async function start(http: Record<string, unknown>, prepare?: (dataDir: string) => void): Promise<Started> {
-  const dataDir = mkdtempSync(join(tmpdir(), "http-client-"));
-  prepare?.(dataDir);
-  const config = join(dataDir, "config.json");
-  writeFileSync(
-    config,
-    JSON.stringify({
-      dataDir,
-      attest: { enabled: false },
-      mqtt: { embedded: { port: 0 } },
-      http: { port: 0, ...http },
-      log: { level: "info", statsIntervalMs: 0 },
-    }),
-  );
-  const gateway = vigil(["start", "-c", config]);
-  // Both ports picked by the gateway: its "gateway started" line names them (page, mqtt).
-  const [base, mqtt] = await until(
-    "gateway started",
-    () => {
-      if (gateway.exitCode !== null) throw new Error(gateway.log());
-      const page = /"page":"(http:\/\/[^"]+)"/.exec(gateway.log())?.[1];
-      const broker = /"mqtt":"(mqtt:\/\/[^"]+)"/.exec(gateway.log())?.[1];
-      return page && broker ? [page, broker] : undefined;
-    },
-    60_000,
-  );
-  return { gateway, base, mqtt, dataDir };
-}
+const start = (http: Record<string, unknown>, prepare?: (dataDir: string) => void): Promise<Started> =>
+  startGateway(children, http, prepare);
 
 function sim(url: string): ChildProcess {
   // cwru: healthy, then a bearing fault (alerts); 5 frames/s per device for up to 60 s.

@@ -819,11 +819,15 @@ export interface SseStream {
   problems: string[];
   /** The `retry:` field the stream sent, ms. */
   retry(): number | undefined;
+  /** Stop reading: the endpoint's writes stop draining once the socket buffers are full. */
+  pause(): void;
+  resume(): void;
   close(): void;
   closed: Promise<void>;
 }
 
-export function openEvents(t: Target, o: Ask = {}): Promise<SseStream> {
+/** `/events`; `paused`: stop reading as soon as the answer's headers arrive (a stalled page). */
+export function openEvents(t: Target, o: Ask & { paused?: boolean } = {}): Promise<SseStream> {
   const u = new URL(t.base);
   const headers: Record<string, string> = { accept: "text/event-stream", ...o.headers };
   if (t.token && o.auth !== false && !("authorization" in headers))
@@ -864,6 +868,7 @@ export function openEvents(t: Target, o: Ask = {}): Promise<SseStream> {
           messages.push({ at: Date.now(), event: ev[1]!, data: parsed });
         }
       });
+      if (o.paused) m.pause();
       const closed = new Promise<void>((c) => {
         m.on("close", () => c());
         m.on("error", () => c());
@@ -874,6 +879,8 @@ export function openEvents(t: Target, o: Ask = {}): Promise<SseStream> {
         messages,
         problems,
         retry: () => retry,
+        pause: () => m.pause(),
+        resume: () => m.resume(),
         close: () => r.destroy(),
         closed,
       });
@@ -1304,4 +1311,174 @@ export async function checkRemotePeer(t: Target, localAddress: string, operator?
       ),
     );
   return out;
+}
+
+/** What one raw connection received: each status line with its time, and when it was closed. */
+export interface RawExchange {
+  /** Status lines (`HTTP/1.1 409 Conflict`), each with ms since the request's headers were sent. */
+  answers: Array<{ line: string; ms: number }>;
+  /** ms since the headers until the endpoint closed the connection; undefined: not within `waitMs`. */
+  closedMs: number | undefined;
+}
+
+/**
+ * "30 s for its whole request" and "a connection idle for 5 s after an answer is closed": one
+ * request on a raw connection (keep-alive) whose headers are complete; `body` announces a body
+ * (Content-Length) that never completes, sent a byte every `trickleMs` (none: it stops at once).
+ * Reads until the endpoint closes the connection, at most `waitMs`.
+ */
+export async function rawExchange(
+  t: Target,
+  o: { method: string; path: string; body?: { length: number; trickleMs?: number }; waitMs: number },
+): Promise<RawExchange> {
+  const s = await rawSocket(t);
+  const auth = t.token ? `Authorization: Bearer ${t.token}\r\n` : "";
+  const length = o.body ? `Content-Length: ${o.body.length}\r\n` : "";
+  const start = Date.now();
+  s.write(`${o.method} ${o.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}${length}\r\n`);
+  const answers: RawExchange["answers"] = [];
+  // Scanned as it arrives (a stream is large): what follows the last status line, its last 64 characters.
+  let rest = "";
+  s.on("data", (d: Buffer) => {
+    const text = rest + d.toString("latin1");
+    let end = 0;
+    for (const m of text.matchAll(/HTTP\/1\.1 \d{3}[^\r\n]*\r\n/g)) {
+      answers.push({ line: m[0].trimEnd(), ms: Date.now() - start });
+      end = m.index + m[0].length;
+    }
+    rest = text.slice(end).slice(-64);
+  });
+  s.on("error", () => undefined); // a reset is a close too ("close" follows)
+  const trickle =
+    o.body?.trickleMs === undefined
+      ? undefined
+      : setInterval(() => s.writable && s.write("x"), o.body.trickleMs);
+  const closedMs = await new Promise<number | undefined>((r) => {
+    const timer = setTimeout(() => r(undefined), o.waitMs);
+    s.once("close", () => {
+      clearTimeout(timer);
+      r(Date.now() - start);
+    });
+  });
+  clearInterval(trickle);
+  s.destroy();
+  return { answers, closedMs };
+}
+
+/** The live-page figures of /metrics (only their lines are parsed: with many devices it is large). */
+export async function sseCounters(t: Target): Promise<{ clients: number; skipped: number; evicted: number }> {
+  const text = (await ask(t, "/metrics")).body.split("\n").filter((l) => l.includes("vigil_http_sse_"));
+  const { families } = parseExposition(`${text.join("\n")}\n`);
+  return {
+    clients: valueOf(families, "vigil_http_sse_clients"),
+    skipped: valueOf(families, "vigil_http_sse_updates_skipped_total"),
+    evicted: valueOf(families, "vigil_http_sse_evicted_total"),
+  };
+}
+
+/**
+ * "skipped … until its socket drains, then sent a fresh `init`": what a page read after it
+ * resumed reading at `resumedAt` (ms since the epoch; the gateway's `t` is this machine's clock)
+ * holds a second `init`, made after the resume, and the update before it is at least `gapMs`
+ * older (the updates between were skipped, not queued).
+ */
+export function freshInitProblems(messages: SseMessage[], resumedAt: number, gapMs = 3000): string[] {
+  const tOf = (m: SseMessage | undefined) => (m && isObj(m.data) ? Number(m.data.t) : NaN);
+  const inits = messages.flatMap((m, i) => (m.event === "init" ? [i] : []));
+  if (inits.length < 2)
+    return [`/events: ${inits.length} init, README says a fresh init when a slow page catches up`];
+  const i = inits[1]!;
+  const out: string[] = [];
+  if (!(tOf(messages[i]) >= resumedAt - 1000))
+    out.push(
+      `/events: the init after catching up is from ${tOf(messages[i])}, before the page read again (${resumedAt})`,
+    );
+  const before = messages.slice(0, i).findLast((m) => m.event === "stats" || m.event === "init");
+  const gap = tOf(messages[i]) - tOf(before);
+  if (!(gap >= gapMs))
+    out.push(
+      `/events: the update before the fresh init is ${gap} ms older, README says the updates between are skipped`,
+    );
+  return out;
+}
+
+export interface SlowPages {
+  problems: string[];
+  /** ms from the first skipped update to page A's eviction; undefined: not within the wait. */
+  evictedAfterMs: number | undefined;
+  /** Updates counted as skipped meanwhile, and pages counted as evicted. */
+  skipped: number;
+  evicted: number;
+}
+
+/**
+ * The `/events` bounds for slow pages: pages A and B stop reading at once. When updates are being
+ * skipped (counted in `vigil_http_sse_updates_skipped_total`), B reads again, long before 30 s: it
+ * gets its backlog, then a fresh `init` (freshInitProblems), and stays connected. A never reads:
+ * it is disconnected about 30 s after its updates began to be skipped (the caller judges
+ * `evictedAfterMs`), counted in `vigil_http_sse_evicted_total`, and its stream ends when it reads
+ * again. The gateway must send enough (many devices) to fill the sockets' buffers.
+ */
+export async function checkSlowPages(t: Target, o: { waitMs: number }): Promise<SlowPages> {
+  const out: string[] = [];
+  const c0 = await sseCounters(t);
+  const a = await openEvents(t, { paused: true });
+  const b = await openEvents(t, { paused: true });
+  let firstSkip: number | undefined;
+  let resumedAt: number | undefined;
+  let evictedAt: number | undefined;
+  let c = c0;
+  try {
+    if (a.status !== 200 || b.status !== 200)
+      return {
+        problems: [`/events: ${a.status}, ${b.status}`],
+        evictedAfterMs: undefined,
+        skipped: 0,
+        evicted: 0,
+      };
+    const end = Date.now() + o.waitMs;
+    while (evictedAt === undefined && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 1000));
+      c = await sseCounters(t);
+      if (firstSkip === undefined && c.skipped > c0.skipped) firstSkip = Date.now();
+      if (resumedAt === undefined && c.skipped - c0.skipped >= 10) {
+        resumedAt = Date.now();
+        b.resume();
+      }
+      if (c.evicted > c0.evicted) evictedAt = Date.now();
+    }
+    if (firstSkip === undefined)
+      out.push(
+        `/events: no update counted as skipped (vigil_http_sse_updates_skipped_total) for two pages that do not read`,
+      );
+    if (evictedAt === undefined)
+      out.push(
+        `/events: no page counted as disconnected (vigil_http_sse_evicted_total) for a page that does not read`,
+      );
+    if (resumedAt !== undefined) {
+      const caughtUp = await waitEvents(b, (m) => m.filter((x) => x.event === "init").length >= 2, 20_000);
+      const more = caughtUp && (await waitEvents(b, (m) => m.at(-1)?.event === "stats", 5000));
+      out.push(...freshInitProblems(b.messages, resumedAt));
+      if (caughtUp && !more) out.push(`/events: no stats after the fresh init (B is still connected)`);
+      out.push(...b.problems);
+    }
+    const after = await sseCounters(t);
+    if (after.evicted - c0.evicted !== 1)
+      out.push(`/events: ${after.evicted - c0.evicted} pages evicted, expected page A only`);
+    a.resume();
+    const ended = await Promise.race([
+      a.closed.then(() => true),
+      new Promise((r) => setTimeout(r, 20_000, false)),
+    ]);
+    if (!ended) out.push(`/events: the evicted page's stream did not end when it read again`);
+  } finally {
+    a.close();
+    b.close();
+  }
+  return {
+    problems: out,
+    evictedAfterMs: firstSkip !== undefined && evictedAt !== undefined ? evictedAt - firstSkip : undefined,
+    skipped: c.skipped - c0.skipped,
+    evicted: c.evicted - c0.evicted,
+  };
 }

@@ -227,9 +227,11 @@ export class HttpServer {
       }
       this.#operatorToken = sha256(token);
     }
-    // A client gets 10 s for its headers and 30 s for its request (Node's defaults are 60 s and
-    // 300 s), and at most MAX_CONNECTIONS are open at once: the endpoint shares the process's file
-    // descriptors with the broker and the store, so slow or idle clients must not use them up.
+    // A client gets 10 s for its headers and 30 s for its request, body included (Node's defaults
+    // are 60 s and 300 s; no route reads a body, so one still arriving then is cut off), a
+    // connection idle after an answer 5 s, and at most MAX_CONNECTIONS are open at once: the
+    // endpoint shares the process's file descriptors with the broker and the store, so slow or
+    // idle clients must not use them up (README.md "Limits").
     const headersTimeout = this.#o.headersTimeoutMs ?? 10_000;
     const server = createServer(
       {
