@@ -39,7 +39,7 @@ import {
 } from "../chain/sender-key.ts";
 import { writeFileAtomic } from "../core/atomic-file.ts";
 import { fileError, UsageError, VigilError, redactUrl } from "../core/errors.ts";
-import { parse, rpcFlag, runSubcommand } from "./args.ts";
+import { int, parse, rpcFlag, runSubcommand } from "./args.ts";
 import { CHAIN_HELP as HELP } from "./help/chain.ts";
 
 const KEY_HELP = `  --key-file PATH           file with the sending account's hex private key (mode 0600); or set
@@ -170,12 +170,11 @@ export function readDeployment(path: string | undefined): LoadedDeployment {
   return readDeploymentFile(path);
 }
 
-function int(name: string, v: string | undefined, def: number): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0)
-    throw new UsageError(`--${name} must be a non-negative integer, got ${v}`);
-  return n;
+/** A 20-byte 0x address flag (case ignored), a usage error naming the flag otherwise. */
+function addressFlag(name: string, v: string): Hex {
+  if (!/^0x[0-9a-fA-F]{40}$/.test(v))
+    throw new UsageError(`--${name} must be an address (0x + 40 hex digits), got "${v}"`);
+  return v.toLowerCase() as Hex;
 }
 
 async function deploy(argv: string[]): Promise<number> {
@@ -202,14 +201,16 @@ async function deploy(argv: string[]): Promise<number> {
   if (keyFile && !existsSync(keyFile))
     throw new SenderKeyError("KEY_MISSING", `--key-file ${keyFile} does not exist`);
   // Everything that can be refused is refused before anything is deployed (and paid for).
+  // Bounded by the constructors' types (VigilRegistry: uint48 delay; VigilReleases: uint16
+  // threshold ≥ 1, uint64 size): a value out of range only failed once the registry was deployed.
   const opts = {
-    adminDelaySeconds: int("admin-delay", values["admin-delay"], 172_800),
-    approvalThreshold: int("threshold", values.threshold, 2),
-    maxReleaseSize: BigInt(int("max-release-size", values["max-release-size"], 512 * 1024 * 1024)),
-    ...(values.admin ? { admin: values.admin } : {}),
+    adminDelaySeconds: int("admin-delay", values["admin-delay"], 172_800, 0, 2 ** 48 - 1),
+    approvalThreshold: int("threshold", values.threshold, 2, 1, 2 ** 16 - 1),
+    maxReleaseSize: BigInt(
+      int("max-release-size", values["max-release-size"], 512 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
+    ),
+    ...(values.admin !== undefined ? { admin: addressFlag("admin", values.admin) } : {}),
   };
-  if (opts.approvalThreshold < 1) throw new UsageError("--threshold must be at least 1");
-  if (opts.maxReleaseSize < 1n) throw new UsageError("--max-release-size must be at least 1");
   const out = values.out ?? "deployment.json";
   if (existsSync(out) && !values.force)
     throw new VigilError(
