@@ -179,6 +179,44 @@ describe("vigil chain", () => {
     }
   });
 
+  it("args: a malformed --account or --public-key is a usage error naming the flag, not ethers' words after the chain", async () => {
+    const conn = ["--rpc", anvil.url, "--deployment", join(dir, "deployment.json"), "--site", "plant-1"];
+    const gw = `0x${"ef".repeat(32)}`;
+    const cases: [string[], string][] = [
+      // "foo" went to ethers as an ENS name: "network does not support ENS"
+      [
+        ["grant-operator", ...conn, "--account", "foo"],
+        '--account must be an address (0x + 40 hex digits), got "foo"',
+      ],
+      [
+        ["register-gateway", ...conn, "--gateway-id", gw, "--public-key", "zz"],
+        '--public-key for secp256k1 must be 0x and 20 bytes of hex (the key\'s address), got "zz"',
+      ],
+      [
+        [
+          "register-gateway",
+          ...conn,
+          "--gateway-id",
+          gw,
+          "--key-type",
+          "p256",
+          "--public-key",
+          `0x${"11".repeat(20)}`,
+        ],
+        `--public-key for p256 must be 0x and 64 bytes of hex (x‖y), got "0x${"11".repeat(20)}"`,
+      ],
+    ];
+    const cap = capture();
+    try {
+      for (const [args, msg] of cases) {
+        expect({ args, code: await chainCommand(args) }).toEqual({ args, code: 2 });
+        expect(cap.err()).toContain(`vigil chain: ${msg}`);
+      }
+    } finally {
+      cap.restore();
+    }
+  });
+
   it("args: usage errors exit 2 and --help prints the commands", async () => {
     const cap = capture();
     try {

@@ -375,6 +375,12 @@ async function registerGateway(argv: string[]): Promise<number> {
     publicKey = registrationPublicKey(importKey(type, readKeyFile(file, `--device-key-file ${file}`) as Hex));
   }
   if (!publicKey) throw new UsageError("give --device-key-file or --public-key");
+  // The registry encoding (chain/keys.ts): checked here, not in ethers' words after the chain.
+  const bytes = type === "secp256k1" ? 20 : 64;
+  if (!new RegExp(`^0x[0-9a-fA-F]{${2 * bytes}}$`).test(publicKey))
+    throw new UsageError(
+      `--public-key for ${type} must be 0x and ${bytes} bytes of hex (${type === "secp256k1" ? "the key's address" : "x‖y"}), got "${publicKey}"`,
+    );
   const site = siteId(values.site);
   return withClient(values, "vigil chain register-gateway", async (c) => {
     const r = await c.registerGateway({
@@ -396,7 +402,8 @@ async function grantOperator(argv: string[]): Promise<number> {
   }
   if (!values.site || !values.account) throw new UsageError("--site and --account are required");
   const site = siteId(values.site);
-  const account = values.account as Hex;
+  // Any other text reached ethers as an ENS name ("network does not support ENS").
+  const account = addressFlag("account", values.account);
   return withClient(values, "vigil chain grant-operator", async (c) => {
     const r = await c.grantOperator(site, account);
     process.stdout.write(`granted operator of site ${site} to ${account} (tx ${r.txHash})\n`);
