@@ -341,6 +341,32 @@ export async function withClient(
   }
 }
 
+/**
+ * Runs `f` with a registry client for reading only (eth_call): no sending key is asked for, so a
+ * listing works on any chain without --key-file or VIGIL_CHAIN_KEY. The client's key is a fresh
+ * random one that never signs anything.
+ */
+export async function withReader(
+  values: { deployment?: string | undefined; rpc?: string | undefined },
+  f: (c: EthersRegistryClient) => Promise<void>,
+): Promise<number> {
+  const d = readDeployment(values.deployment);
+  if (!values.rpc) throw new UsageError("--rpc URL is required");
+  rpcFlag("rpc", values.rpc);
+  const c = await EthersRegistryClient.connect({
+    rpcUrl: values.rpc,
+    privateKey: Wallet.createRandom().privateKey,
+    registry: d.contracts.VigilRegistry.address,
+    releases: releasesOf(d),
+  });
+  try {
+    await f(c);
+    return 0;
+  } finally {
+    await c.close();
+  }
+}
+
 export const common = {
   deployment: { type: "string" },
   rpc: { type: "string" },
