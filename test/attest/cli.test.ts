@@ -73,6 +73,27 @@ describe("vigil receipt / vigil verify", () => {
     }
   });
 
+  it("behavior: a usage error is one line with the --help to read, as every other command's (not the help text)", async () => {
+    const cases: [typeof verifyCommand, string[]][] = [
+      [receiptCommand, ["--store", dir, "--device", "xyz"]],
+      [receiptCommand, ["--device", "1"]],
+      [receiptCommand, ["--store", dir, "--bogus"]],
+      [verifyCommand, ["--bogus", "x"]],
+      [verifyCommand, ["r.json", "--finalized"]],
+      [verifyCommand, []],
+      [verifyCommand, ["a.json", "b.json"]],
+    ];
+    for (const [cmd, args] of cases) {
+      const name = cmd === receiptCommand ? "receipt" : "verify";
+      const x = io();
+      expect(await cmd(args, x.io), args.join(" ")).toBe(2);
+      expect(x.o.err, args.join(" ")).toMatch(
+        new RegExp(`^vigil ${name}: [^\\n]+ \\(see "vigil ${name} --help"\\)\\n$`),
+      );
+      expect(x.o.out).toBe("");
+    }
+  });
+
   it("error: a deployment file without a usable chain id, block or address is refused by field (exit 2), not a crash", async () => {
     const base = {
       format: "vigil-deployment/1",

@@ -123,7 +123,8 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`vigil receipt: ${e.shortMessage}\n\n${HELP}`);
+      // One line, as every command's usage error (fatal.ts reportCommandError): not the help.
+      io.err(`vigil receipt: ${e.shortMessage} (see "vigil receipt --help")\n`);
       return 2;
     }
     if (e instanceof VigilError) {

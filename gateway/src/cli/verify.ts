@@ -180,7 +180,8 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
       );
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`vigil verify: ${e.shortMessage}\n\n${HELP}`);
+      // One line, as every command's usage error (fatal.ts reportCommandError): not the help.
+      io.err(`vigil verify: ${e.shortMessage} (see "vigil verify --help")\n`);
       return 2;
     }
     if (e instanceof VigilError) {
@@ -191,7 +192,9 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
   }
   const { values, positionals } = parsed;
   if (positionals.length !== 1) {
-    io.err(`vigil verify: expected one RECEIPT or BUNDLE file\n\n${HELP}`);
+    io.err(
+      `vigil verify: expected one RECEIPT or BUNDLE file, got ${positionals.length} (see "vigil verify --help")\n`,
+    );
     return 2;
   }
   const file = positionals[0]!;
