@@ -94,6 +94,18 @@ describe("vigil receipt / vigil verify", () => {
     }
   });
 
+  it("doc: receipt --help's --leaf line names every leaf kind its description says --leaf exports", async () => {
+    const x = io();
+    await receiptCommand(["--help"], x.io);
+    const kinds = /With --leaf: the receipt of one ([A-Z_]+(?:, [A-Z_]+)*(?: or [A-Z_]+)?) leaf/.exec(
+      x.o.out.replace(/\s+/g, " "),
+    )?.[1];
+    const names = kinds!.split(/, | or /);
+    expect(names.length).toBeGreaterThan(2);
+    const line = /^ {2}--leaf HASH .*$/m.exec(x.o.out)![0];
+    for (const k of names) expect(line, k).toContain(k);
+  });
+
   it("error: a deployment file without a usable chain id, block or address is refused by field (exit 2), not a crash", async () => {
     const base = {
       format: "vigil-deployment/1",

@@ -39,7 +39,8 @@ Options:
   --from TIME     ISO 8601 time or microseconds since the epoch (default: beginning)
   --to TIME       ISO 8601 time or microseconds since the epoch (default: now)
   --seq N         one frame's extended sequence number
-  --leaf HASH     one INFERENCE/ALERT leaf: 0x + 64 hex digits (no --device needed)
+  --leaf HASH     one INFERENCE, ALERT or SENSOR_FAULT leaf: 0x + 64 hex digits (no --device
+                  needed)
   --out FILE      write to FILE (default: standard output)
   -h, --help      this text
 `;
