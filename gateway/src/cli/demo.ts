@@ -93,6 +93,25 @@ export async function demoCommand(argv: string[]): Promise<number> {
   let rt: Runtime | undefined;
   let kept: ReturnType<typeof keep> | undefined;
   let pty: DemoPty | undefined;
+  // SIGINT/SIGTERM (Ctrl-C, kill PID) ended the process at once, skipping the finally below: anvil
+  // and socat lived on as orphans, and the data folder stayed. Stopped here by their PIDs instead.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    for (const pid of [anvil?.pid, pty?.pid])
+      if (pid !== undefined)
+        try {
+          process.kill(pid, "SIGTERM");
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw e; // already gone
+        }
+    if (v.keep) console.log(`\nvigil demo: stopped by ${signal}; data kept in ${dataDir}`);
+    else {
+      rmSync(dataDir, { recursive: true, force: true });
+      console.log(`\nvigil demo: stopped by ${signal}; removed ${dataDir}`);
+    }
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   try {
     // 1. Local chain and registry.
     anvil = await startAnvil({ network: "optimism" });
@@ -415,6 +434,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     for (const line of nextSteps({ kept, firstAlertLeaf })) console.log(line);
     return ok ? 0 : 1;
   } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     await rt?.stop();
     await pty?.stop();
     await anvil?.stop();
@@ -544,6 +565,8 @@ interface DemoPty {
   device: string;
   /** The gateway's end (serial config). */
   gateway: string;
+  /** socat's PID. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -566,6 +589,7 @@ async function demoPty(dir: string): Promise<DemoPty | undefined> {
   return {
     device,
     gateway,
+    pid: proc.pid!,
     stop: async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       const done = new Promise((r) => proc.once("exit", r));
