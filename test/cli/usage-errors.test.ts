@@ -210,6 +210,37 @@ describe("CLI user mistakes", () => {
     );
   }, 90_000);
 
+  it("input: number flags are decimal and in range everywhere (Number() took 0x10 as 16; demo's --seed 1.5 aliased 1)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-usage-"));
+    const deployment = join(dir, "deployment.json");
+    writeFileSync(
+      deployment,
+      JSON.stringify({
+        format: "vigil-deployment/1",
+        chainId: "31337",
+        deployBlock: 0,
+        contracts: { VigilRegistry: { address: `0x${"44".repeat(20)}` } },
+      }),
+    );
+    const key = join(dir, "reader.key");
+    writeFileSync(key, `0x${"11".repeat(32)}\n`, { mode: 0o600 });
+    const token = ["token", "--deployment", deployment, "--gateway-id", `0x${"ab".repeat(32)}`];
+    const cases: [string[], RegExp][] = [
+      [["demo", "--seed", "1.5"], /^vigil demo: --seed must be a whole number, got "1\.5"/],
+      [["demo", "--seed=-1"], /^vigil demo: --seed must be a number in \[0, 4294967295\], got "-1"/],
+      [
+        [...token, "--reader-key-file", key, "--hours", "0x5"],
+        /^vigil token: --hours must be a number in \[0, 24\], got "0x5"/,
+      ],
+      [
+        [...token, "--reader-key-file", key, "--hours", "0"],
+        /^vigil token: --hours must be more than 0, got "0"/,
+      ],
+      [["update", "check", "--wait", "0x10"], /^vigil update: --wait must be a number ≥ 0, got "0x10"/],
+    ];
+    for (const [args, re] of cases) oneLine(await vigil(args), 2, re);
+  }, 120_000);
+
   it("behavior: chain and release usage errors point at the --help to read, as other commands' do; a property of every object is no subcommand", async () => {
     const lines = await Promise.all(
       [

@@ -78,7 +78,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const durationS = num("duration", v.duration, 30, 1);
   const devices = int("devices", v.devices, 6, 1, 10_000);
   const rate = num("rate", v.rate, 20, 1);
-  const seed = num("seed", v.seed, 7);
+  // As sim's --seed: the simulators' Rng takes it `>>> 0`, so 1.5 and -1 would alias 1 and 2^32-1.
+  const seed = int("seed", v.seed, 7, 0, 0xffffffff);
   let faults: ReturnType<typeof parseFaultRates>;
   try {
     faults = parseFaultRates(
