@@ -241,6 +241,27 @@ describe("CLI user mistakes", () => {
     for (const [args, re] of cases) oneLine(await vigil(args), 2, re);
   }, 120_000);
 
+  it('doc: the flag values README "When the gateway refuses to start" lists are usage errors naming the flag (exit 2), not fatal errors naming a setting (exit 1)', async () => {
+    const readme = readFileSync("README.md", "utf8");
+    const row = /^\| a flag's value (.+?) \| (.+?) \|/m.exec(readme);
+    expect(row?.[2]).toMatch(/exit status 2/);
+    const examples = [...row![1]!.matchAll(/`(--[a-z-]+) ([^`]+)`/g)].map((m) => [
+      m[1]!,
+      m[2]!.replace("…", "127.0.0.1:1"),
+    ]);
+    expect(examples.length).toBeGreaterThan(3);
+    for (const [flag, value] of examples) {
+      // --baud goes with a port; nothing starts, so /dev/null is never opened. The flag comes
+      // last: a later --mqtt-port would win over the one shown.
+      const extra = flag === "--baud" ? ["--serial", "/dev/null"] : [];
+      oneLine(
+        await vigil(["start", "--no-http", ...extra, flag!, value!]),
+        2,
+        new RegExp(`^vigil start: ${flag}\\b[^\\n]* \\(see "vigil start --help"\\)\\n$`),
+      );
+    }
+  }, 90_000);
+
   it("behavior: chain and release usage errors point at the --help to read, as other commands' do; a property of every object is no subcommand", async () => {
     const lines = await Promise.all(
       [
