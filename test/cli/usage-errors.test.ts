@@ -459,6 +459,8 @@ describe("CLI user mistakes", () => {
       [["keys", "show", "--force"], /--force applies only to "vigil keys init"/],
       [["keys", "show", "--type", "p256"], /--type applies only to "vigil keys init" and "rotate"/],
       [["keys", "init", "--rpc", "http://127.0.0.1:1"], /--rpc applies only to "vigil keys rotate"/],
+      // Before the passphrase and the chain (rotate read it only after the registry's answer).
+      [["keys", "rotate", "--type", "rsa"], /^vigil keys: --type must be one of secp256k1, p256, got "rsa"/],
       [["update", "status", "--wait", "5"], /--wait applies only to "vigil update check" and "retry"/],
       [
         ["receipt", "--store", "x", "--device", "1", "--seq", "3", "--from", "0"],
