@@ -94,6 +94,26 @@ describe("vigil receipt / vigil verify", () => {
     }
   });
 
+  it("input: a receipt file that is missing, a folder or not JSON is one line saying which (exit 2)", async () => {
+    const garbage = join(dir, "garbage.json");
+    writeFileSync(garbage, "garbage\nmore\n");
+    const cases: [string, string][] = [
+      // Node's wording was passed on: "ENOENT: no such file or directory, open '…'"
+      [
+        join(dir, "missing.json"),
+        `cannot read ${join(dir, "missing.json")}: no such file or folder (ENOENT)`,
+      ],
+      [dir, `cannot read ${dir} (EISDIR)`],
+      // JSON.parse's message quotes the text, newline included: it was cut at the newline.
+      [garbage, `${garbage} is not JSON (Unexpected token 'g', "garbage more " is not valid JSON)`],
+    ];
+    for (const [file, line] of cases) {
+      const x = io();
+      expect(await verifyCommand([file], x.io), file).toBe(2);
+      expect(x.o.err).toBe(`vigil verify: ${line}\n`);
+    }
+  });
+
   it("doc: receipt --help's --leaf line names every leaf kind its description says --leaf exports", async () => {
     const x = io();
     await receiptCommand(["--help"], x.io);
