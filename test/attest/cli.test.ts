@@ -73,6 +73,59 @@ describe("vigil receipt / vigil verify", () => {
     }
   });
 
+  it("behavior: a usage error is one line with the --help to read, as every other command's (not the help text)", async () => {
+    const cases: [typeof verifyCommand, string[]][] = [
+      [receiptCommand, ["--store", dir, "--device", "xyz"]],
+      [receiptCommand, ["--device", "1"]],
+      [receiptCommand, ["--store", dir, "--bogus"]],
+      [verifyCommand, ["--bogus", "x"]],
+      [verifyCommand, ["r.json", "--finalized"]],
+      [verifyCommand, []],
+      [verifyCommand, ["a.json", "b.json"]],
+    ];
+    for (const [cmd, args] of cases) {
+      const name = cmd === receiptCommand ? "receipt" : "verify";
+      const x = io();
+      expect(await cmd(args, x.io), args.join(" ")).toBe(2);
+      expect(x.o.err, args.join(" ")).toMatch(
+        new RegExp(`^vigil ${name}: [^\\n]+ \\(see "vigil ${name} --help"\\)\\n$`),
+      );
+      expect(x.o.out).toBe("");
+    }
+  });
+
+  it("input: a receipt file that is missing, a folder or not JSON is one line saying which (exit 2)", async () => {
+    const garbage = join(dir, "garbage.json");
+    writeFileSync(garbage, "garbage\nmore\n");
+    const cases: [string, string][] = [
+      // Node's wording was passed on: "ENOENT: no such file or directory, open '…'"
+      [
+        join(dir, "missing.json"),
+        `cannot read ${join(dir, "missing.json")}: no such file or folder (ENOENT)`,
+      ],
+      [dir, `cannot read ${dir} (EISDIR)`],
+      // JSON.parse's message quotes the text, newline included: it was cut at the newline.
+      [garbage, `${garbage} is not JSON (Unexpected token 'g', "garbage more " is not valid JSON)`],
+    ];
+    for (const [file, line] of cases) {
+      const x = io();
+      expect(await verifyCommand([file], x.io), file).toBe(2);
+      expect(x.o.err).toBe(`vigil verify: ${line}\n`);
+    }
+  });
+
+  it("doc: receipt --help's --leaf line names every leaf kind its description says --leaf exports", async () => {
+    const x = io();
+    await receiptCommand(["--help"], x.io);
+    const kinds = /With --leaf: the receipt of one ([A-Z_]+(?:, [A-Z_]+)*(?: or [A-Z_]+)?) leaf/.exec(
+      x.o.out.replace(/\s+/g, " "),
+    )?.[1];
+    const names = kinds!.split(/, | or /);
+    expect(names.length).toBeGreaterThan(2);
+    const line = /^ {2}--leaf HASH .*$/m.exec(x.o.out)![0];
+    for (const k of names) expect(line, k).toContain(k);
+  });
+
   it("error: a deployment file without a usable chain id, block or address is refused by field (exit 2), not a crash", async () => {
     const base = {
       format: "vigil-deployment/1",

@@ -56,7 +56,13 @@ describe("vigil init", () => {
     expect(again.stderr).toMatch(/exists; use --force/);
     const bad = await vigil(["init", "-o", join(dir, "bad.json"), "--name", "bad name"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/attest\.gatewayName: must match pattern/);
+    // The flag typed comes first, then the setting it fills (the line named only the setting).
+    expect(bad.stderr).toMatch(/^vigil init: --name \(attest\.gatewayName\): must match pattern/);
     expect(existsSync(join(dir, "bad.json"))).toBe(false);
+    const rpc = await vigil(["init", "-o", join(dir, "bad.json"), "--rpc", "ws://127.0.0.1:8546"]);
+    expect([rpc.code, rpc.stderr]).toEqual([
+      2,
+      'vigil init: --rpc (chain.rpcUrl): must match pattern "^https?://" (see "vigil init --help")\n',
+    ]);
   }, 90_000);
 });

@@ -210,6 +210,58 @@ describe("CLI user mistakes", () => {
     );
   }, 90_000);
 
+  it("input: number flags are decimal and in range everywhere (Number() took 0x10 as 16; demo's --seed 1.5 aliased 1)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-usage-"));
+    const deployment = join(dir, "deployment.json");
+    writeFileSync(
+      deployment,
+      JSON.stringify({
+        format: "vigil-deployment/1",
+        chainId: "31337",
+        deployBlock: 0,
+        contracts: { VigilRegistry: { address: `0x${"44".repeat(20)}` } },
+      }),
+    );
+    const key = join(dir, "reader.key");
+    writeFileSync(key, `0x${"11".repeat(32)}\n`, { mode: 0o600 });
+    const token = ["token", "--deployment", deployment, "--gateway-id", `0x${"ab".repeat(32)}`];
+    const cases: [string[], RegExp][] = [
+      [["demo", "--seed", "1.5"], /^vigil demo: --seed must be a whole number, got "1\.5"/],
+      [["demo", "--seed=-1"], /^vigil demo: --seed must be a number in \[0, 4294967295\], got "-1"/],
+      [
+        [...token, "--reader-key-file", key, "--hours", "0x5"],
+        /^vigil token: --hours must be a number in \[0, 24\], got "0x5"/,
+      ],
+      [
+        [...token, "--reader-key-file", key, "--hours", "0"],
+        /^vigil token: --hours must be more than 0, got "0"/,
+      ],
+      [["update", "check", "--wait", "0x10"], /^vigil update: --wait must be a number ≥ 0, got "0x10"/],
+    ];
+    for (const [args, re] of cases) oneLine(await vigil(args), 2, re);
+  }, 120_000);
+
+  it('doc: the flag values README "When the gateway refuses to start" lists are usage errors naming the flag (exit 2), not fatal errors naming a setting (exit 1)', async () => {
+    const readme = readFileSync("README.md", "utf8");
+    const row = /^\| a flag's value (.+?) \| (.+?) \|/m.exec(readme);
+    expect(row?.[2]).toMatch(/exit status 2/);
+    const examples = [...row![1]!.matchAll(/`(--[a-z-]+) ([^`]+)`/g)].map((m) => [
+      m[1]!,
+      m[2]!.replace("…", "127.0.0.1:1"),
+    ]);
+    expect(examples.length).toBeGreaterThan(3);
+    for (const [flag, value] of examples) {
+      // --baud goes with a port; nothing starts, so /dev/null is never opened. The flag comes
+      // last: a later --mqtt-port would win over the one shown.
+      const extra = flag === "--baud" ? ["--serial", "/dev/null"] : [];
+      oneLine(
+        await vigil(["start", "--no-http", ...extra, flag!, value!]),
+        2,
+        new RegExp(`^vigil start: ${flag}\\b[^\\n]* \\(see "vigil start --help"\\)\\n$`),
+      );
+    }
+  }, 90_000);
+
   it("behavior: chain and release usage errors point at the --help to read, as other commands' do; a property of every object is no subcommand", async () => {
     const lines = await Promise.all(
       [
@@ -407,6 +459,8 @@ describe("CLI user mistakes", () => {
       [["keys", "show", "--force"], /--force applies only to "vigil keys init"/],
       [["keys", "show", "--type", "p256"], /--type applies only to "vigil keys init" and "rotate"/],
       [["keys", "init", "--rpc", "http://127.0.0.1:1"], /--rpc applies only to "vigil keys rotate"/],
+      // Before the passphrase and the chain (rotate read it only after the registry's answer).
+      [["keys", "rotate", "--type", "rsa"], /^vigil keys: --type must be one of secp256k1, p256, got "rsa"/],
       [["update", "status", "--wait", "5"], /--wait applies only to "vigil update check" and "retry"/],
       [
         ["receipt", "--store", "x", "--device", "1", "--seq", "3", "--from", "0"],

@@ -50,7 +50,7 @@ describe("vigil chain", () => {
       expect(
         await chainCommand(["deploy", "--rpc", anvil.url, "--out", join(dir, "t0.json"), "--threshold", "0"]),
       ).toBe(2);
-      expect(cap.err()).toContain("--threshold must be at least 1");
+      expect(cap.err()).toContain('--threshold must be a number in [1, 65535], got "0"');
       expect(await p.getBlockNumber()).toBe(block);
       p.destroy();
       expect(JSON.parse(readFileSync(out, "utf8"))).toEqual(d);
@@ -139,6 +139,79 @@ describe("vigil chain", () => {
     try {
       expect(await chainCommand(["verify", "--rpc", anvil.url, "--deployment", out])).toBe(1);
       expect(cap.err()).toMatch(/VigilRegistry: code at .* does not match the artifact/);
+    } finally {
+      cap.restore();
+    }
+  });
+
+  it("args: a deploy value the constructors cannot take is a usage error before anything is deployed", async () => {
+    // uint48 admin delay, uint16 threshold, decimal numbers, an address: a threshold of 70000 used
+    // to deploy (and pay for) the registry, then fail in ethers' words on VigilReleases.
+    const p = new JsonRpcProvider(anvil.url, undefined, { staticNetwork: true });
+    const block = await p.getBlockNumber();
+    const cases: [string[], string][] = [
+      [["--threshold", "70000"], '--threshold must be a number in [1, 65535], got "70000"'],
+      [["--threshold", "0x2"], '--threshold must be a number in [1, 65535], got "0x2"'],
+      [["--admin-delay", "1e30"], '--admin-delay must be a number in [0, 281474976710655], got "1e30"'],
+      [["--admin-delay", "2.5"], '--admin-delay must be a whole number, got "2.5"'],
+      [["--max-release-size", "0"], '--max-release-size must be a number in [1, 9007199254740991], got "0"'],
+      [["--admin", "foo"], '--admin must be an address (0x + 40 hex digits), got "foo"'],
+    ];
+    const cap = capture();
+    try {
+      for (const [args, msg] of cases) {
+        const code = await chainCommand([
+          "deploy",
+          "--rpc",
+          anvil.url,
+          "--out",
+          join(dir, "x.json"),
+          ...args,
+        ]);
+        expect({ args, code }).toEqual({ args, code: 2 });
+        expect(cap.err()).toContain(`vigil chain: ${msg}`);
+      }
+      expect(await p.getBlockNumber()).toBe(block);
+      expect(existsSync(join(dir, "x.json"))).toBe(false);
+    } finally {
+      cap.restore();
+      p.destroy();
+    }
+  });
+
+  it("args: a malformed --account or --public-key is a usage error naming the flag, not ethers' words after the chain", async () => {
+    const conn = ["--rpc", anvil.url, "--deployment", join(dir, "deployment.json"), "--site", "plant-1"];
+    const gw = `0x${"ef".repeat(32)}`;
+    const cases: [string[], string][] = [
+      // "foo" went to ethers as an ENS name: "network does not support ENS"
+      [
+        ["grant-operator", ...conn, "--account", "foo"],
+        '--account must be an address (0x + 40 hex digits), got "foo"',
+      ],
+      [
+        ["register-gateway", ...conn, "--gateway-id", gw, "--public-key", "zz"],
+        '--public-key for secp256k1 must be 0x and 20 bytes of hex (the key\'s address), got "zz"',
+      ],
+      [
+        [
+          "register-gateway",
+          ...conn,
+          "--gateway-id",
+          gw,
+          "--key-type",
+          "p256",
+          "--public-key",
+          `0x${"11".repeat(20)}`,
+        ],
+        `--public-key for p256 must be 0x and 64 bytes of hex (x‖y), got "0x${"11".repeat(20)}"`,
+      ],
+    ];
+    const cap = capture();
+    try {
+      for (const [args, msg] of cases) {
+        expect({ args, code: await chainCommand(args) }).toEqual({ args, code: 2 });
+        expect(cap.err()).toContain(`vigil chain: ${msg}`);
+      }
     } finally {
       cap.restore();
     }

@@ -3,7 +3,11 @@
 import { renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ANVIL_DEV_KEYS } from "../../gateway/src/chain/anvil.ts";
+import { JsonRpcProvider } from "ethers";
+import { ANVIL_DEV_KEYS, startAnvil } from "../../gateway/src/chain/anvil.ts";
+import { generateKey, secp256k1Address } from "../../gateway/src/chain/keys.ts";
+import { chainCommand } from "../../gateway/src/cli/chain.ts";
+import { bytesToHex } from "../../gateway/src/core/hex.ts";
 import { releaseCommand } from "../../gateway/src/cli/release.ts";
 import { cidV1 } from "../../gateway/src/updates/cid.ts";
 import { targetId } from "../../gateway/src/updates/release-meta.ts";
@@ -42,14 +46,9 @@ function keyFile(key: number): string {
   return f;
 }
 
-const conn = (key: number): string[] => [
-  "--rpc",
-  r.chain.anvil.url,
-  "--deployment",
-  join(r.dataDir, "deployment.json"),
-  "--key-file",
-  keyFile(key),
-];
+/** Where to read: the chain and the deployment file (a listing needs no more). */
+const at = (): string[] => ["--rpc", r.chain.anvil.url, "--deployment", join(r.dataDir, "deployment.json")];
+const conn = (key: number): string[] => [...at(), "--key-file", keyFile(key)];
 
 describe("vigil release", () => {
   it("behavior: CIDv1 equals what `ipfs add --cid-version=1` prints (Kubo vectors)", async () => {
@@ -115,7 +114,7 @@ describe("vigil release", () => {
     const again = await run(["approve", id, ...conn(3)]);
     expect(again.err).toMatch(/already approved release/);
     expect((await run(["approve", id, ...conn(4)])).out).toMatch(/it is now active with 2 counting/);
-    const list = await run(["list", ...conn(1)]);
+    const list = await run(["list", ...at()]);
     expect(list.out).toMatch(new RegExp(`^${id}\\tmodel\\tactive\\t3001000\\t2/2`, "m"));
 
     // Going backwards on the same target: the contract's sentence.
@@ -138,8 +137,38 @@ describe("vigil release", () => {
     );
 
     expect((await run(["revoke", id, "--reason", "recalled", ...conn(2)])).code).toBe(0);
-    expect((await run(["list", ...conn(1)])).out).toMatch(new RegExp(`^${id}\\tmodel\\trevoked`, "m"));
+    expect((await run(["list", ...at()])).out).toMatch(new RegExp(`^${id}\\tmodel\\trevoked`, "m"));
     expect((await run(["approve", id, ...conn(5)])).err).toMatch(/is revoked, which does not allow this/);
+  });
+
+  it("behavior: list only reads: no sending key on a chain that is not a development chain (as gateway/src/updates/README.md shows it)", async () => {
+    // On chain 10 there is no development-key fallback: list used to refuse ("no sending key").
+    const op = await startAnvil({ chainId: 10 });
+    try {
+      const own = generateKey("secp256k1");
+      const ownFile = join(r.dataDir, "own-10.key");
+      writeFileSync(ownFile, bytesToHex(own.privateKey), { mode: 0o600 });
+      const p = new JsonRpcProvider(op.url, undefined, { staticNetwork: true });
+      await p.send("anvil_setBalance", [secp256k1Address(own.privateKey), "0x56bc75e2d63100000"]);
+      p.destroy();
+      const out = join(r.dataDir, "deployment-10.json");
+      const cap = capture();
+      try {
+        expect(await chainCommand(["deploy", "--rpc", op.url, "--key-file", ownFile, "--out", out])).toBe(0);
+      } finally {
+        cap.restore();
+      }
+      const args = ["list", "--rpc", op.url, "--deployment", out];
+      expect(await run(args)).toEqual({ code: 0, out: "no releases\n", err: "" });
+      // A key given to a command that sends nothing would read as used: refused.
+      const keyed = await run([...args, "--key-file", ownFile]);
+      expect(keyed.code).toBe(2);
+      expect(keyed.err).toMatch(
+        /^vigil release: --key-file applies only to the commands that send a transaction/,
+      );
+    } finally {
+      await op.stop();
+    }
   });
 
   it("input: a manifest that contradicts the model is refused before anything is sent", async () => {

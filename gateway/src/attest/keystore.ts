@@ -269,7 +269,13 @@ export async function passphraseFromEnv(env: NodeJS.ProcessEnv = process.env): P
       // Files (also one redirected to standard input) must be 0600; a pipe or socket on standard
       // input is this process's own, reachable by no one else.
       const st = stdin ? fstatSync(0) : await stat(file);
-      if ((!stdin || st.isFile()) && (st.mode & 0o077) !== 0)
+      if (stdin && st.isFile() && (st.mode & 0o077) !== 0)
+        // The file's name is not known here: "chmod 600 -" would be no fix.
+        throw new KeystoreError(
+          "KEYSTORE_PERMISSIONS",
+          `standard input is a file accessible by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}); chmod 600 the file you redirect, or pipe it (sudo cat FILE | …)`,
+        );
+      if (!stdin && (st.mode & 0o077) !== 0)
         throw new KeystorePermissionError(file, st.mode, "passphrase file");
       // Standard input is read to its end once (start and doctor ask more than once).
       text = stdin ? (stdinText ??= readFileSync(0, "utf8")) : await readFile(file, "utf8");
@@ -277,7 +283,15 @@ export async function passphraseFromEnv(env: NodeJS.ProcessEnv = process.env): P
       if (e instanceof KeystoreError) throw e;
       return cannot(e);
     }
-    return text.split(/\r?\n/)[0] ?? "";
+    const passphrase = text.split(/\r?\n/)[0] ?? "";
+    // An empty first line (nothing piped, an empty file) is no passphrase: said so, not tried as
+    // one ("wrong passphrase or the file was modified").
+    if (passphrase === "")
+      throw new KeystoreError(
+        "KEYSTORE_PASSPHRASE",
+        `${what} holds no passphrase (its first line is empty)${stdin ? "; pipe or redirect the passphrase file to it" : ""}`,
+      );
+    return passphrase;
   }
   const p = env.VIGIL_KEYSTORE_PASSPHRASE;
   if (p) return p;

@@ -268,9 +268,9 @@ async function token(v: Values): Promise<number> {
   const gw = need(v["gateway-id"], "gateway-id", HEX32, "32 bytes of hex") as Hex;
   // Mode 0600, first line, checked without ever echoing the key (ethers would print a malformed one).
   const key = readKeyFile(need(v["reader-key-file"], "reader-key-file"), "--reader-key-file");
-  const hours = Number(v.hours ?? "12");
-  if (!Number.isFinite(hours) || hours <= 0 || hours * 3600 > MAX_TOKEN_LIFETIME_S)
-    throw new UsageError(`--hours must be in (0, 24], got ${v.hours}`);
+  // Decimal (args.ts num): Number() took "0x5" as 5 hours.
+  const hours = num("hours", v.hours, 12, 0, MAX_TOKEN_LIFETIME_S / 3600);
+  if (hours === 0) throw new UsageError(`--hours must be more than 0, got "${v.hours}"`);
   const t = await mintReaderToken(
     key,
     vigilDomain(BigInt(d.chainId), d.contracts.VigilRegistry.address),

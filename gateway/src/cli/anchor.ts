@@ -12,7 +12,7 @@ import type { Hex } from "../core/hex.ts";
 import { gatewayIdOf } from "../config/gateway-id.ts";
 import { readDeployment } from "../runtime.ts";
 import { LevelFrameStore } from "../store/level.ts";
-import { parse, rpcFlag } from "./args.ts";
+import { didYouMean, parse, rpcFlag } from "./args.ts";
 import type { CliIo } from "./verify.ts";
 import { ANCHOR_HELP as HELP } from "./help/anchor.ts";
 
@@ -25,7 +25,9 @@ export async function anchorCommand(argv: string[], io: CliIo = stdio): Promise<
     return sub === undefined ? 2 : 0;
   }
   if (sub !== "resync") {
-    io.err(`vigil anchor: unknown command "${sub}"\n\n${HELP}`);
+    io.err(
+      `vigil anchor: unknown anchor command "${sub}"${didYouMean(sub, ["resync"])} (see "vigil anchor --help")\n`,
+    );
     return 2;
   }
   let store: LevelFrameStore | undefined;
@@ -109,7 +111,8 @@ export async function anchorCommand(argv: string[], io: CliIo = stdio): Promise<
     return report.conflicts.length === 0 ? 0 : 1;
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`vigil anchor resync: ${e.shortMessage}\n\n${HELP}`);
+      // One line, as every command's usage error (fatal.ts reportCommandError): not the help.
+      io.err(`vigil anchor resync: ${e.shortMessage} (see "vigil anchor resync --help")\n`);
       return 2;
     }
     if (e instanceof VigilError) {

@@ -40,7 +40,9 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
         `--${k}`,
         ...(o.short ? [`-${o.short}`] : []),
       ]);
-      throw new UsageError(`unknown option ${flag}${didYouMean(flag.split("=")[0]!, names)}`);
+      // A one-letter flag is one edit from every other one-letter flag: "-c" got "did you mean -h?".
+      const hint = /^-[^-]$/.test(flag) ? "" : didYouMean(flag.split("=")[0]!, names);
+      throw new UsageError(`unknown option ${flag}${hint}`);
     }
     if (err.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
       const arg = /'([^']+)'/.exec(err.message)?.[1] ?? "";

@@ -39,7 +39,7 @@ import {
 } from "../chain/sender-key.ts";
 import { writeFileAtomic } from "../core/atomic-file.ts";
 import { fileError, UsageError, VigilError, redactUrl } from "../core/errors.ts";
-import { parse, rpcFlag, runSubcommand } from "./args.ts";
+import { int, parse, rpcFlag, runSubcommand } from "./args.ts";
 import { CHAIN_HELP as HELP } from "./help/chain.ts";
 
 const KEY_HELP = `  --key-file PATH           file with the sending account's hex private key (mode 0600); or set
@@ -170,12 +170,11 @@ export function readDeployment(path: string | undefined): LoadedDeployment {
   return readDeploymentFile(path);
 }
 
-function int(name: string, v: string | undefined, def: number): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0)
-    throw new UsageError(`--${name} must be a non-negative integer, got ${v}`);
-  return n;
+/** A 20-byte 0x address flag (case ignored), a usage error naming the flag otherwise. */
+function addressFlag(name: string, v: string): Hex {
+  if (!/^0x[0-9a-fA-F]{40}$/.test(v))
+    throw new UsageError(`--${name} must be an address (0x + 40 hex digits), got "${v}"`);
+  return v.toLowerCase() as Hex;
 }
 
 async function deploy(argv: string[]): Promise<number> {
@@ -202,14 +201,16 @@ async function deploy(argv: string[]): Promise<number> {
   if (keyFile && !existsSync(keyFile))
     throw new SenderKeyError("KEY_MISSING", `--key-file ${keyFile} does not exist`);
   // Everything that can be refused is refused before anything is deployed (and paid for).
+  // Bounded by the constructors' types (VigilRegistry: uint48 delay; VigilReleases: uint16
+  // threshold ≥ 1, uint64 size): a value out of range only failed once the registry was deployed.
   const opts = {
-    adminDelaySeconds: int("admin-delay", values["admin-delay"], 172_800),
-    approvalThreshold: int("threshold", values.threshold, 2),
-    maxReleaseSize: BigInt(int("max-release-size", values["max-release-size"], 512 * 1024 * 1024)),
-    ...(values.admin ? { admin: values.admin } : {}),
+    adminDelaySeconds: int("admin-delay", values["admin-delay"], 172_800, 0, 2 ** 48 - 1),
+    approvalThreshold: int("threshold", values.threshold, 2, 1, 2 ** 16 - 1),
+    maxReleaseSize: BigInt(
+      int("max-release-size", values["max-release-size"], 512 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
+    ),
+    ...(values.admin !== undefined ? { admin: addressFlag("admin", values.admin) } : {}),
   };
-  if (opts.approvalThreshold < 1) throw new UsageError("--threshold must be at least 1");
-  if (opts.maxReleaseSize < 1n) throw new UsageError("--max-release-size must be at least 1");
   const out = values.out ?? "deployment.json";
   if (existsSync(out) && !values.force)
     throw new VigilError(
@@ -340,6 +341,32 @@ export async function withClient(
   }
 }
 
+/**
+ * Runs `f` with a registry client for reading only (eth_call): no sending key is asked for, so a
+ * listing works on any chain without --key-file or VIGIL_CHAIN_KEY. The client's key is a fresh
+ * random one that never signs anything.
+ */
+export async function withReader(
+  values: { deployment?: string | undefined; rpc?: string | undefined },
+  f: (c: EthersRegistryClient) => Promise<void>,
+): Promise<number> {
+  const d = readDeployment(values.deployment);
+  if (!values.rpc) throw new UsageError("--rpc URL is required");
+  rpcFlag("rpc", values.rpc);
+  const c = await EthersRegistryClient.connect({
+    rpcUrl: values.rpc,
+    privateKey: Wallet.createRandom().privateKey,
+    registry: d.contracts.VigilRegistry.address,
+    releases: releasesOf(d),
+  });
+  try {
+    await f(c);
+    return 0;
+  } finally {
+    await c.close();
+  }
+}
+
 export const common = {
   deployment: { type: "string" },
   rpc: { type: "string" },
@@ -374,6 +401,12 @@ async function registerGateway(argv: string[]): Promise<number> {
     publicKey = registrationPublicKey(importKey(type, readKeyFile(file, `--device-key-file ${file}`) as Hex));
   }
   if (!publicKey) throw new UsageError("give --device-key-file or --public-key");
+  // The registry encoding (chain/keys.ts): checked here, not in ethers' words after the chain.
+  const bytes = type === "secp256k1" ? 20 : 64;
+  if (!new RegExp(`^0x[0-9a-fA-F]{${2 * bytes}}$`).test(publicKey))
+    throw new UsageError(
+      `--public-key for ${type} must be 0x and ${bytes} bytes of hex (${type === "secp256k1" ? "the key's address" : "x‖y"}), got "${publicKey}"`,
+    );
   const site = siteId(values.site);
   return withClient(values, "vigil chain register-gateway", async (c) => {
     const r = await c.registerGateway({
@@ -395,7 +428,8 @@ async function grantOperator(argv: string[]): Promise<number> {
   }
   if (!values.site || !values.account) throw new UsageError("--site and --account are required");
   const site = siteId(values.site);
-  const account = values.account as Hex;
+  // Any other text reached ethers as an ENS name ("network does not support ENS").
+  const account = addressFlag("account", values.account);
   return withClient(values, "vigil chain grant-operator", async (c) => {
     const r = await c.grantOperator(site, account);
     process.stdout.write(`granted operator of site ${site} to ${account} (tx ${r.txHash})\n`);

@@ -78,7 +78,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const durationS = num("duration", v.duration, 30, 1);
   const devices = int("devices", v.devices, 6, 1, 10_000);
   const rate = num("rate", v.rate, 20, 1);
-  const seed = num("seed", v.seed, 7);
+  // As sim's --seed: the simulators' Rng takes it `>>> 0`, so 1.5 and -1 would alias 1 and 2^32-1.
+  const seed = int("seed", v.seed, 7, 0, 0xffffffff);
   let faults: ReturnType<typeof parseFaultRates>;
   try {
     faults = parseFaultRates(
@@ -93,6 +94,25 @@ export async function demoCommand(argv: string[]): Promise<number> {
   let rt: Runtime | undefined;
   let kept: ReturnType<typeof keep> | undefined;
   let pty: DemoPty | undefined;
+  // SIGINT/SIGTERM (Ctrl-C, kill PID) ended the process at once, skipping the finally below: anvil
+  // and socat lived on as orphans, and the data folder stayed. Stopped here by their PIDs instead.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    for (const pid of [anvil?.pid, pty?.pid])
+      if (pid !== undefined)
+        try {
+          process.kill(pid, "SIGTERM");
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw e; // already gone
+        }
+    if (v.keep) console.log(`\nvigil demo: stopped by ${signal}; data kept in ${dataDir}`);
+    else {
+      rmSync(dataDir, { recursive: true, force: true });
+      console.log(`\nvigil demo: stopped by ${signal}; removed ${dataDir}`);
+    }
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   try {
     // 1. Local chain and registry.
     anvil = await startAnvil({ network: "optimism" });
@@ -415,6 +435,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
     for (const line of nextSteps({ kept, firstAlertLeaf })) console.log(line);
     return ok ? 0 : 1;
   } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     await rt?.stop();
     await pty?.stop();
     await anvil?.stop();
@@ -544,6 +566,8 @@ interface DemoPty {
   device: string;
   /** The gateway's end (serial config). */
   gateway: string;
+  /** socat's PID. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -566,6 +590,7 @@ async function demoPty(dir: string): Promise<DemoPty | undefined> {
   return {
     device,
     gateway,
+    pid: proc.pid!,
     stop: async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       const done = new Promise((r) => proc.once("exit", r));

@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import stripJsonComments from "strip-json-comments";
 import { DEFAULT_CONFIG, defaultGatewayName, resolveConfig } from "../config/config.ts";
 import { writeFileAtomic } from "../core/atomic-file.ts";
-import { UsageError, VigilError } from "../core/errors.ts";
+import { ConfigError, UsageError, VigilError } from "../core/errors.ts";
 import { parse } from "./args.ts";
 import { makeDir } from "../core/make-dir.ts";
 
@@ -25,6 +25,16 @@ Writes a commented config file (JSON with // comments; every key is optional, th
 `;
 
 const q = (v: unknown) => JSON.stringify(v);
+
+/** The setting each flag fills (a serial port's settings are serial.N.*). */
+const FLAG_OF: Record<string, string> = {
+  dataDir: "--data-dir",
+  site: "--site",
+  "attest.gatewayName": "--name",
+  serial: "--serial",
+  "chain.rpcUrl": "--rpc",
+  "chain.deployment": "--deployment",
+};
 
 /** The commented file, as `loadConfigFile` reads it (checked before it is written). */
 export function initConfigText(o: {
@@ -106,10 +116,17 @@ export async function initCommand(argv: string[]): Promise<number> {
     rpc: v.rpc ?? null,
     deployment: v.deployment ?? null,
   });
-  // Validate before writing, so a bad --name or --rpc is refused with the setting's name.
+  // Validate before writing, so a bad --name or --rpc is refused naming the flag typed and the
+  // setting it fills ("--rpc (chain.rpcUrl): must match …").
   try {
     resolveConfig(JSON.parse(stripJsonComments(text)));
   } catch (e) {
+    if (e instanceof ConfigError) {
+      const flag = Object.entries(FLAG_OF).find(
+        ([setting]) => e.path === setting || e.path.startsWith(`${setting}.`),
+      )?.[1];
+      throw new UsageError(flag ? `${flag} (${e.shortMessage.replace(": ", "): ")}` : e.shortMessage);
+    }
     if (e instanceof VigilError) throw new UsageError(e.shortMessage);
     throw e;
   }

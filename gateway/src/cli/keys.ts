@@ -49,19 +49,19 @@ export async function keysCommand(argv: string[]): Promise<number> {
   if (sub === "show") refuseFlags(v, ["type"], 'applies only to "vigil keys init" and "rotate"');
   if (sub !== "rotate")
     refuseFlags(v, ["rpc", "deployment", "sender-key-file"], 'applies only to "vigil keys rotate"');
+  // Before the config, the passphrase and the chain: rotate read it only after the registry.
+  const type =
+    v.type === undefined ? undefined : oneOf("type", v.type, ["secp256k1", "p256"] as const, "secp256k1");
   const cfg = v.config ? loadConfigFile(v.config) : resolveConfig({});
   const path = resolvePath(cfg.dataDir, cfg.attest.keystore);
   const passphrase = await passphraseFromEnv();
   if (sub === "init") {
-    const type = (v.type ?? "secp256k1") as KeyType;
-    if (type !== "secp256k1" && type !== "p256")
-      throw new UsageError(`--type must be one of secp256k1, p256, got "${v.type}"`);
     if (existsSync(path) && !v.force)
       throw new VigilError("KEYSTORE_EXISTS", `${path} exists; use --force to replace it`);
     await makeDir(cfg.dataDir, 0o700);
     // attest.keystore may name a subfolder of the data folder (or another folder): create it too.
     await makeDir(dirname(path), 0o700);
-    await writeKeystore(path, generateKey(type), passphrase);
+    await writeKeystore(path, generateKey(type ?? "secp256k1"), passphrase);
   }
   if (sub === "rotate") return rotate(cfg, path, passphrase, v);
   const signer = await loadKeystore(path, passphrase);
@@ -145,11 +145,7 @@ async function rotate(
           "CHAIN_STATE",
           `the local key ${current.publicKey} is not the registered key ${registered}, so it cannot sign the rotation; restore the registered keystore, or have the site operator call VigilRegistry.rotateGatewayKey`,
         );
-      next =
-        pending ??
-        new GatewaySigner(
-          generateKey(oneOf("type", v.type, ["secp256k1", "p256"] as const, current.keyType)),
-        );
+      next = pending ?? new GatewaySigner(generateKey((v.type as KeyType | undefined) ?? current.keyType));
       // Written before the transaction, so a crash after it is sent resumes with the same key.
       if (!pending) await writeKeystore(nextPath, next.exportKey(), passphrase);
       const digest = await client.keyRotationDigest(gatewayId, next.keyType, next.publicKey);

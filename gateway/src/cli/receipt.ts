@@ -39,7 +39,8 @@ Options:
   --from TIME     ISO 8601 time or microseconds since the epoch (default: beginning)
   --to TIME       ISO 8601 time or microseconds since the epoch (default: now)
   --seq N         one frame's extended sequence number
-  --leaf HASH     one INFERENCE/ALERT leaf: 0x + 64 hex digits (no --device needed)
+  --leaf HASH     one INFERENCE, ALERT or SENSOR_FAULT leaf: 0x + 64 hex digits (no --device
+                  needed)
   --out FILE      write to FILE (default: standard output)
   -h, --help      this text
 `;
@@ -123,7 +124,8 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`vigil receipt: ${e.shortMessage}\n\n${HELP}`);
+      // One line, as every command's usage error (fatal.ts reportCommandError): not the help.
+      io.err(`vigil receipt: ${e.shortMessage} (see "vigil receipt --help")\n`);
       return 2;
     }
     if (e instanceof VigilError) {

@@ -20,8 +20,8 @@ import {
   targetId,
   trainingDataHash,
 } from "../updates/release-meta.ts";
-import { parse, runSubcommand } from "./args.ts";
-import { common, withClient } from "./chain.ts";
+import { parse, refuseFlags, runSubcommand } from "./args.ts";
+import { common, withClient, withReader } from "./chain.ts";
 import { RELEASE_HELP as HELP } from "./help/release.ts";
 
 function help(): number {
@@ -231,7 +231,13 @@ async function revoke(argv: string[]): Promise<number> {
 async function list(argv: string[]): Promise<number> {
   const { values } = parse(argv, common);
   if (values.help) return help();
-  return withClient(values, "vigil release list", async (c) => {
+  // A listing only reads: it needs no sending key, on any chain.
+  refuseFlags(
+    values,
+    ["key-file", "key"],
+    "applies only to the commands that send a transaction (list only reads)",
+  );
+  return withReader(values, async (c) => {
     const rows: string[] = [];
     for (let id = 1n; ; id++) {
       const r = await c.getRelease(id);

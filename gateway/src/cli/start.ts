@@ -7,8 +7,8 @@ import {
   MIN_STATS_INTERVAL_MS,
   type GatewayConfig,
 } from "../config/config.ts";
-import { num, oneOf, parse } from "./args.ts";
-import { UsageError } from "../core/errors.ts";
+import { int, num, oneOf, parse, rpcFlag } from "./args.ts";
+import { redactUrl, UsageError } from "../core/errors.ts";
 import { StartupError } from "./fatal.ts";
 
 export const START_HELP = `usage: vigil start [options]
@@ -74,12 +74,14 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
   const base = v.config ? loadConfigFile(v.config) : resolveConfig({});
   const cfg: GatewayConfig = structuredClone(base);
   if (v["data-dir"]) cfg.dataDir = v["data-dir"];
-  if (v.rpc) cfg.chain.rpcUrl = v.rpc;
+  // A flag's bad value is a usage error naming the flag (exit 2), as for the other flags below;
+  // the config's own values are checked (exit 1, naming the setting) by resolveConfig.
+  if (v.rpc) cfg.chain.rpcUrl = rpcFlag("rpc", v.rpc);
   // A flag's path is where the command was typed (the config file's relative paths are dataDir's).
   if (v.deployment) cfg.chain.deployment = resolve(v.deployment);
   if (v.baud !== undefined && !(v.serial ?? []).length)
     throw new UsageError("--baud goes with --serial PATH (a port in the config file has its own baudRate)");
-  const baud = num("baud", v.baud, 115200, 300);
+  const baud = int("baud", v.baud, 115200, 300, 4_000_000);
   for (const path of v.serial ?? []) cfg.serial.push({ path, baudRate: baud });
   if (v["mqtt-port"] !== undefined) cfg.mqtt.embedded.port = num("mqtt-port", v["mqtt-port"], 1883, 0, 65535);
   if (v["mqtt-host"]) cfg.mqtt.embedded.host = v["mqtt-host"];
@@ -90,12 +92,18 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
   if (v["mqtt-insecure"]) cfg.mqtt.embedded.insecure = true;
   if (v.admission !== undefined)
     cfg.ingest.admission = oneOf("admission", v.admission, ["open", "registry"] as const, "open");
-  if (v["mqtt-url"]) cfg.mqtt.url = v["mqtt-url"];
+  if (v["mqtt-url"]) {
+    if (!/^(mqtts?|wss?|tcp):\/\//.test(v["mqtt-url"]))
+      throw new UsageError(
+        `--mqtt-url must be an MQTT broker URL (mqtt://, mqtts://, ws://, wss:// or tcp://), got "${redactUrl(v["mqtt-url"])}"`,
+      );
+    cfg.mqtt.url = v["mqtt-url"];
+  }
   if (v["http-port"] !== undefined) cfg.http.port = num("http-port", v["http-port"], 9479, 0, 65535);
   if (v["no-http"]) cfg.http.enabled = false;
   if (v["stats-ms"] !== undefined) {
     // 0 = never; otherwise at least 100 ms, as log.statsIntervalMs (named here by its flag).
-    const ms = num("stats-ms", v["stats-ms"], 5000, 0);
+    const ms = int("stats-ms", v["stats-ms"], 5000, 0, 2_147_483_647);
     if (ms > 0 && ms < MIN_STATS_INTERVAL_MS)
       throw new UsageError(
         `--stats-ms must be 0 (never) or at least ${MIN_STATS_INTERVAL_MS}, got "${v["stats-ms"]}"`,

@@ -7,7 +7,7 @@ import { UsageError, VigilError } from "../core/errors.ts";
 import type { UpdateStatus, ModelAgentCounters } from "../updates/model-agent.ts";
 import type { FirmwareAgentCounters, FirmwareDeviceStatus } from "../updates/firmware-agent.ts";
 import { readSecretFile } from "../core/secret-file.ts";
-import { parse, refuseFlags, runSubcommand } from "./args.ts";
+import { num, parse, refuseFlags, runSubcommand } from "./args.ts";
 import { UPDATE_HELP } from "./help/update.ts";
 import { NEEDS_TOKEN, StatusError, statusEndpoint } from "./status.ts";
 
@@ -158,9 +158,8 @@ function common(argv: string[], extra: Record<string, { type: "string" | "boolea
     },
     true,
   );
-  const wait = v.wait === undefined ? 30 : Number(v.wait);
-  if (!Number.isFinite(wait) || wait < 0)
-    throw new UsageError(`--wait must be seconds ≥ 0, got "${String(v.wait)}"`);
+  // Decimal (args.ts num): Number() took "0x10" as 16 s.
+  const wait = num("wait", v.wait as string | undefined, 30, 0);
   return { v, positionals, help: v.help === true, wait };
 }
 

@@ -17,7 +17,7 @@ import {
 } from "../attest/verify.ts";
 import type { AnyReceipt, Bundle } from "../attest/receipt.ts";
 import { crossCheck } from "../attest/cross-check.ts";
-import { redactUrl } from "../core/errors.ts";
+import { fileError, redactUrl } from "../core/errors.ts";
 import { readDeploymentFile } from "../chain/deploy.ts";
 import { parse } from "./args.ts";
 import { VERIFY_HELP as HELP } from "./help/verify.ts";
@@ -180,7 +180,8 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
       );
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`vigil verify: ${e.shortMessage}\n\n${HELP}`);
+      // One line, as every command's usage error (fatal.ts reportCommandError): not the help.
+      io.err(`vigil verify: ${e.shortMessage} (see "vigil verify --help")\n`);
       return 2;
     }
     if (e instanceof VigilError) {
@@ -191,15 +192,30 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
   }
   const { values, positionals } = parsed;
   if (positionals.length !== 1) {
-    io.err(`vigil verify: expected one RECEIPT or BUNDLE file\n\n${HELP}`);
+    io.err(
+      `vigil verify: expected one RECEIPT or BUNDLE file, got ${positionals.length} (see "vigil verify --help")\n`,
+    );
     return 2;
   }
   const file = positionals[0]!;
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    // "cannot open r.json: no such file or folder (ENOENT)", not Node's "ENOENT: no such file …".
+    // A folder's EISDIR carries no path: then its code.
+    const f = fileError(e, "read");
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!f && code === undefined) throw e;
+    io.err(`vigil verify: ${f ? f.shortMessage : `cannot read ${file} (${code})`}\n`);
+    return 2;
+  }
   let doc: unknown;
   try {
-    doc = JSON.parse(await readFile(file, "utf8"));
+    doc = JSON.parse(text);
   } catch (e) {
-    io.err(`vigil verify: cannot read ${file}: ${(e as Error).message.split("\n")[0]}\n`);
+    // JSON.parse quotes the text, newlines included: one line.
+    io.err(`vigil verify: ${file} is not JSON (${(e as Error).message.replace(/\s+/g, " ")})\n`);
     return 2;
   }
   const rpcUrls = values.rpc ?? [];

@@ -15,7 +15,8 @@ what to try next.
   --devices N      rotating machines (default 6); C-MAPSS engines: N/2
   --rate HZ        frames per second per device (default 20)
   --faults SPEC    fault rates (default corrupt=0.01,truncate=0.005,duplicate=0.01,reorder=0.01,garbage=0.01,nan=0.002)
-  --seed N         default 7
+  --seed N         seed of the simulated devices, a whole number in [0, 4294967295]; same seed,
+                   same frames and faults (default 7)
   --keep           keep the data directory (store, keystore and its passphrase file, deployment,
                    a config naming them) and print where they are
   -h, --help       this text

@@ -5,8 +5,9 @@ Checks, one line each (ok / FAIL / skip):
   config      the configuration loads and validates
   serial      each serial port exists, is a character device, and is readable and writable
   broker      the embedded broker's port is free or answered by an MQTT broker; the external
-              broker (mqtt.url) answers CONNECT
-  disk        free space on the data folder's file system is above store.minFreeBytes +
+              broker (mqtt.url) answers CONNECT within mqtt.connectTimeoutMs
+  disk        the data folder's store (or the nearest existing folder above it) is writable by
+              this user, and free space on its file system is at least store.minFreeBytes +
               store.reserveBytes
   models      every model file matches its manifest's sha256 and loads
   keystore    the keystore exists, is mode 0600, and the passphrase unlocks it

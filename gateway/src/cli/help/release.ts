@@ -34,7 +34,7 @@ common options:
   --deployment PATH          deployment file written by "vigil chain deploy"
   --rpc URL                  JSON-RPC endpoint
   --key-file PATH            the caller's private key (mode 0600), or VIGIL_CHAIN_KEY (default:
-                             anvil dev account #0, local chains only)
+                             anvil dev account #0, local chains only); list only reads: no key
   --help                     this text
 
 Contract errors are printed as sentences, e.g. "version 3 is not above 5, the latest model version
