@@ -22,7 +22,7 @@
  */
 import type { VigilDomain } from "../chain/eip712.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
-import type { Hex } from "../core/hex.ts";
+import { isAddress, type Hex } from "../core/hex.ts";
 import type { AuthRefusal, BrokerIdentity, BrokerPolicy } from "../ingest/mqtt/policy.ts";
 import { isDeviceToken, verifyDeviceToken } from "./device-token.ts";
 import type { PasswordFile } from "./passwords.ts";
@@ -45,7 +45,6 @@ export interface RegistryBrokerPolicyOptions {
 }
 
 const DEVICE_USER = /^[0-9a-f]{8}$/;
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
 /** How long a username from one address is refused unchecked after a failed costly check. */
 export const FAILED_LOGIN_BACKOFF_MS = 1000;
@@ -160,7 +159,7 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
       return { kind: "device", deviceId };
     }
     // Whom the registry does not allow is refused before any signature is recovered.
-    if (ADDRESS.test(username) && !this.#o.state.view.reader(username.toLowerCase() as Hex, now).allowed)
+    if (isAddress(username) && !this.#o.state.view.reader(username.toLowerCase() as Hex, now).allowed)
       return this.#refuse("reader_not_allowed", "not_authorized");
     if (this.#throttled(key, nowMs)) return this.#refuse("throttled", "bad_credentials");
     const t = verifyReaderToken(this.#o.domain, this.#o.gatewayId, username, password.toString("utf8"), now);

@@ -12,7 +12,7 @@
  */
 import { TypedDataEncoder, Wallet, getAddress, verifyTypedData, type TypedDataField } from "ethers";
 import { toEthersDomain, type VigilDomain } from "../chain/eip712.ts";
-import type { Hex } from "../core/hex.ts";
+import { isAddress, type Hex } from "../core/hex.ts";
 
 export const READER_TOKEN_TYPES: Record<string, TypedDataField[]> = {
   ReaderToken: [
@@ -67,7 +67,7 @@ export function verifyReaderToken(
   nowSec: number,
 ): { reader: Hex; expiresAt: number } | TokenRefusal {
   const m = /^vrt1\.(\d{1,15})\.(0x[0-9a-fA-F]{130})$/.exec(password);
-  if (!m || !/^0x[0-9a-fA-F]{40}$/.test(username)) return "malformed";
+  if (!m || !isAddress(username)) return "malformed";
   const expiresAt = Number(m[1]);
   if (expiresAt <= nowSec) return "expired";
   if (expiresAt > nowSec + MAX_TOKEN_LIFETIME_S + SKEW_S) return "too_long";

@@ -53,7 +53,7 @@
 import { Interface, getAddress } from "ethers";
 import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
 import { batchDigest, hashBatchHeader, nextHead } from "../chain/eip712.ts";
-import { bytesToHex, hexToBytes, type Hex } from "../core/hex.ts";
+import { bytesToHex, hexToBytes, isAddress, type Hex } from "../core/hex.ts";
 import { verifyDigest } from "../chain/keys.ts";
 import { ChainError, ChainNetworkError, RpcWrongChainError } from "../chain/errors.ts";
 import { DEFAULT_LOG_RANGE, blockNumber, scanLogs, type ChainLog } from "../chain/logs.ts";
@@ -208,7 +208,6 @@ export const INFORMATIONAL_ONLINE: readonly string[] = INFORMATIONAL_OFFLINE.fil
 );
 
 const HEX32 = /^0x[0-9a-fA-F]{64}$/;
-const ADDR = /^0x[0-9a-fA-F]{40}$/;
 const ZERO32 = "0x" + "00".repeat(32);
 const STATUS = ["unregistered", "active", "suspended", "revoked"];
 const KEY_TYPES = ["none", "secp256k1", "p256"];
@@ -310,24 +309,20 @@ function checkShape(r: AnyReceipt): void {
   m(typeof b.signature === "string" && HEX_BYTES.test(b.signature), "batch.signature");
   m(b.signer.keyType === "secp256k1" || b.signer.keyType === "p256", "batch.signer.keyType");
   m(typeof b.signer.publicKey === "string" && HEX_BYTES.test(b.signer.publicKey), "batch.signer.publicKey");
-  m(
-    b.signer.address === undefined || (typeof b.signer.address === "string" && ADDR.test(b.signer.address)),
-    "batch.signer.address",
-  );
+  m(b.signer.address === undefined || isAddress(b.signer.address), "batch.signer.address");
   m(isSafeUint(b.sealedAtUs), "batch.sealedAtUs");
   m(
     typeof b.domain.name === "string" &&
       typeof b.domain.version === "string" &&
       isSafeUint(b.domain.chainId) &&
-      typeof b.domain.verifyingContract === "string" &&
-      ADDR.test(b.domain.verifyingContract),
+      isAddress(b.domain.verifyingContract),
     "batch.domain",
   );
   const a = r.anchor as Record<string, unknown> | null | undefined;
   m(a === null || (a !== undefined && typeof a === "object"), "anchor");
   if (a) {
     m(isSafeUint(a.chainId), "anchor.chainId");
-    m(typeof a.contract === "string" && ADDR.test(a.contract), "anchor.contract");
+    m(isAddress(a.contract), "anchor.contract");
     m(a.txHash === null || (typeof a.txHash === "string" && HEX32.test(a.txHash)), "anchor.txHash");
     m(a.blockNumber === null || isSafeUint(a.blockNumber), "anchor.blockNumber");
     m(
@@ -481,7 +476,7 @@ export class ReceiptVerifier {
     if ((need > 0 || o.requireFinalized) && !(o.rpc || o.rpcUrl))
       throw new TypeError("minConfirmations and requireFinalized are checked on chain: they need an RPC");
     if (o.trust) {
-      if (!ADDR.test(o.trust.registry))
+      if (!isAddress(o.trust.registry))
         throw new TypeError(`trust.registry must be a 20-byte address, got ${o.trust.registry}`);
       if (o.trust.gatewayId !== undefined && !HEX32.test(o.trust.gatewayId))
         throw new TypeError("trust.gatewayId must be 32 bytes of hex");

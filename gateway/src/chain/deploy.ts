@@ -11,7 +11,7 @@ import {
 import { readFileSync } from "node:fs";
 import { VigilError } from "../core/errors.ts";
 import { ChainStateError } from "./errors.ts";
-import type { Hex } from "../core/hex.ts";
+import { isAddress, type Hex } from "../core/hex.ts";
 
 export interface DeployedContract {
   address: Hex;
@@ -184,7 +184,6 @@ export function readDeploymentFile(path: string): LoadedDeployment {
   const bad = (field: string, want: string): never => {
     throw new VigilError("BAD_DEPLOYMENT", `${path}: ${field} must be ${want}`);
   };
-  const addr = /^0x[0-9a-fA-F]{40}$/;
   const chainId = d.chainId as unknown;
   const decimal =
     (typeof chainId === "string" && /^\d{1,78}$/.test(chainId)) ||
@@ -195,10 +194,10 @@ export function readDeploymentFile(path: string): LoadedDeployment {
   const from = d.deployBlock as unknown;
   if (from === undefined) d.deployBlock = 0;
   else if (!(Number.isSafeInteger(from) && (from as number) >= 0)) bad("deployBlock", "a block number");
-  if (typeof d.contracts.VigilRegistry.address !== "string" || !addr.test(d.contracts.VigilRegistry.address))
+  if (!isAddress(d.contracts.VigilRegistry.address))
     bad("contracts.VigilRegistry.address", "a 20-byte 0x address");
   const rel = d.contracts.VigilReleases as DeployedContract | undefined;
-  if (rel !== undefined && (typeof rel?.address !== "string" || !addr.test(rel.address)))
+  if (rel !== undefined && !isAddress(rel?.address))
     bad("contracts.VigilReleases.address", "a 20-byte 0x address");
   return d;
 }

@@ -13,7 +13,7 @@
  */
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import type { TypedDataDomain, TypedDataField } from "ethers";
-import { bytesToHex, hexToBytes, type Hex } from "../core/hex.ts";
+import { bytesToHex, hexToBytes, isAddress, type Hex } from "../core/hex.ts";
 
 /** The batch header as signed and anchored. bytes32 fields are 0x + 64 hex digits. */
 export interface BatchHeader {
@@ -68,7 +68,7 @@ const U64_MAX = (1n << 64n) - 1n;
  * @throws RangeError if the address is not 20 bytes of hex.
  */
 export function vigilDomain(chainId: bigint | number, verifyingContract: string): VigilDomain {
-  if (!/^0x[0-9a-fA-F]{40}$/.test(verifyingContract)) {
+  if (!isAddress(verifyingContract)) {
     throw new RangeError(`verifyingContract: expected a 20-byte 0x address, got ${verifyingContract}`);
   }
   return {

@@ -21,3 +21,12 @@ export function hexToBytes(hex: string, expectedLength?: number, field = "value"
 export function bytesToHex(bytes: Uint8Array): Hex {
   return `0x${Buffer.from(bytes).toString("hex")}`;
 }
+
+/**
+ * True for a 20-byte account or contract address: 0x and 40 hex digits, either case. The
+ * EIP-55 checksum of mixed-case input is not checked; every caller compares addresses in lower
+ * case.
+ */
+export function isAddress(s: unknown): s is Hex {
+  return typeof s === "string" && /^0x[0-9a-fA-F]{40}$/.test(s);
+}
