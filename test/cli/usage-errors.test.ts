@@ -512,6 +512,19 @@ describe("CLI user mistakes", () => {
         ["access", "reader", "grant", "--reader", addr, "--gateway-id", "0x12"],
         /--gateway-id must be 32 bytes of hex, got "0x12"/,
       ],
+      // Every address flag gets the same one line (cli/args.ts addressFlag), before any file or chain.
+      [
+        ["access", "reader", "grant", "--reader", "0x12", "--gateway-id", gw],
+        /--reader must be an address \(0x \+ 40 hex digits\), got "0x12"/,
+      ],
+      [
+        ["release", "grant-role", "--role", "approver", "--account", "bob.eth"],
+        /--account must be an address \(0x \+ 40 hex digits\), got "bob\.eth"/,
+      ],
+      [
+        ["verify", "receipt.json", "--registry", `${addr}00`, "--chain-id", "1"],
+        /--registry must be an address \(0x \+ 40 hex digits\), got "0x[0-9a-f]{42}"/,
+      ],
       // Counts are whole numbers.
       [["sim", "--window", "2.5"], /--window must be a whole number, got "2\.5"/],
       [["sim", "--profile", "cwru", "--healthy", "1.5"], /--healthy must be a whole number, got "1\.5"/],

@@ -14,7 +14,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { didYouMean, num, oneOf, parse as parseFlags, refuseFlags, rpcFlag } from "./args.ts";
+import { addressFlag, didYouMean, num, oneOf, parse as parseFlags, refuseFlags, rpcFlag } from "./args.ts";
 import { reportCommandError } from "./fatal.ts";
 import { hashPassword, PasswordFile } from "../access/passwords.ts";
 import { MAX_TOKEN_LIFETIME_S, mintReaderToken } from "../access/reader-token.ts";
@@ -74,7 +74,6 @@ options:
 
 const HEX8 = /^[0-9a-f]{8}$/;
 const HEX32 = /^0x[0-9a-fA-F]{64}$/;
-const ADDR = /^0x[0-9a-fA-F]{40}$/;
 
 function need<T extends string>(v: T | undefined, name: string, re?: RegExp, what?: string): T {
   if (v === undefined || v === "") throw new UsageError(`--${name} is required`);
@@ -163,7 +162,7 @@ async function sensor(action: string | undefined, v: Values): Promise<number> {
 
 async function reader(action: string | undefined, v: Values): Promise<number> {
   checkAction("reader", action, READER_ACTIONS);
-  const r = need(v.reader, "reader", ADDR, "a 0x address").toLowerCase() as Hex;
+  const r = addressFlag("reader", need(v.reader, "reader"));
   if (!v["gateway-id"] === !v.site) throw new UsageError("give --gateway-id or --site (one of them)");
   if (v["gateway-id"] !== undefined) need(v["gateway-id"], "gateway-id", HEX32, "32 bytes of hex");
   if (action === "revoke") refuseFlags(v, ["days"], 'applies only to "reader grant"');

@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ChainError } from "../chain/errors.ts";
 import { parseRpcUrl } from "../chain/rpc.ts";
 import { editDistance } from "../core/edit-distance.ts";
+import { isAddress, type Hex } from "../core/hex.ts";
 import { UsageError } from "../core/errors.ts";
 import { reportCommandError } from "./fatal.ts";
 
@@ -117,6 +118,15 @@ export function rpcFlag(name: string, url: string): string {
     throw e;
   }
   return url;
+}
+
+/**
+ * A 20-byte 0x address flag (case ignored), returned in lower case; a usage error naming the flag
+ * otherwise. Any other text would reach ethers as an ENS name ("network does not support ENS").
+ */
+export function addressFlag(name: string, v: string): Hex {
+  if (!isAddress(v)) throw new UsageError(`--${name} must be an address (0x + 40 hex digits), got "${v}"`);
+  return v.toLowerCase() as Hex;
 }
 
 /** Checks an enumerated flag value; the error lists every allowed value. */

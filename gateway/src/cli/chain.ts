@@ -39,7 +39,7 @@ import {
 } from "../chain/sender-key.ts";
 import { writeFileAtomic } from "../core/atomic-file.ts";
 import { fileError, UsageError, VigilError, redactUrl } from "../core/errors.ts";
-import { int, parse, rpcFlag, runSubcommand } from "./args.ts";
+import { addressFlag, int, parse, rpcFlag, runSubcommand } from "./args.ts";
 import { CHAIN_HELP as HELP } from "./help/chain.ts";
 
 const KEY_HELP = `  --key-file PATH           file with the sending account's hex private key (mode 0600); or set
@@ -168,13 +168,6 @@ export function siteId(s: string): Hex {
 export function readDeployment(path: string | undefined): LoadedDeployment {
   if (!path) throw new UsageError("--deployment PATH is required");
   return readDeploymentFile(path);
-}
-
-/** A 20-byte 0x address flag (case ignored), a usage error naming the flag otherwise. */
-function addressFlag(name: string, v: string): Hex {
-  if (!/^0x[0-9a-fA-F]{40}$/.test(v))
-    throw new UsageError(`--${name} must be an address (0x + 40 hex digits), got "${v}"`);
-  return v.toLowerCase() as Hex;
 }
 
 async function deploy(argv: string[]): Promise<number> {
@@ -312,7 +305,7 @@ async function verify(argv: string[]): Promise<number> {
  * is the command line's command and subcommand, e.g. `vigil release approve`: it prefixes what
  * is said on stderr.
  */
-export async function withClient(
+export function withClient(
   values: {
     deployment?: string | undefined;
     rpc?: string | undefined;
@@ -322,23 +315,7 @@ export async function withClient(
   command: string,
   f: (c: EthersRegistryClient) => Promise<void>,
 ): Promise<number> {
-  const d = readDeployment(values.deployment);
-  if (!values.rpc) throw new UsageError("--rpc URL is required");
-  rpcFlag("rpc", values.rpc);
-  const key = sendingKey(values, BigInt(d.chainId), values.rpc, command);
-  const c = await EthersRegistryClient.connect({
-    rpcUrl: values.rpc,
-    privateKey: key,
-    registry: d.contracts.VigilRegistry.address,
-    releases: releasesOf(d),
-    pollingIntervalMs: 100,
-  });
-  try {
-    await f(c);
-    return 0;
-  } finally {
-    await c.close();
-  }
+  return connected(values, (chainId, rpcUrl) => sendingKey(values, chainId, rpcUrl, command), f);
 }
 
 /**
@@ -346,8 +323,21 @@ export async function withClient(
  * listing works on any chain without --key-file or VIGIL_CHAIN_KEY. The client's key is a fresh
  * random one that never signs anything.
  */
-export async function withReader(
+export function withReader(
   values: { deployment?: string | undefined; rpc?: string | undefined },
+  f: (c: EthersRegistryClient) => Promise<void>,
+): Promise<number> {
+  return connected(values, () => Wallet.createRandom().privateKey, f);
+}
+
+/**
+ * The steps withClient and withReader share: the deployment file, --rpc, a client on the
+ * deployment's contracts with the key `keyFor` picks for the deployment's chain, and closing it
+ * whatever `f` does.
+ */
+async function connected(
+  values: { deployment?: string | undefined; rpc?: string | undefined },
+  keyFor: (chainId: bigint, rpcUrl: string) => string,
   f: (c: EthersRegistryClient) => Promise<void>,
 ): Promise<number> {
   const d = readDeployment(values.deployment);
@@ -355,9 +345,10 @@ export async function withReader(
   rpcFlag("rpc", values.rpc);
   const c = await EthersRegistryClient.connect({
     rpcUrl: values.rpc,
-    privateKey: Wallet.createRandom().privateKey,
+    privateKey: keyFor(BigInt(d.chainId), values.rpc),
     registry: d.contracts.VigilRegistry.address,
     releases: releasesOf(d),
+    pollingIntervalMs: 100,
   });
   try {
     await f(c);
@@ -428,7 +419,6 @@ async function grantOperator(argv: string[]): Promise<number> {
   }
   if (!values.site || !values.account) throw new UsageError("--site and --account are required");
   const site = siteId(values.site);
-  // Any other text reached ethers as an ENS name ("network does not support ENS").
   const account = addressFlag("account", values.account);
   return withClient(values, "vigil chain grant-operator", async (c) => {
     const r = await c.grantOperator(site, account);

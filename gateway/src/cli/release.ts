@@ -7,7 +7,6 @@ import { readFileSync, statSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { RELEASE_KINDS, type ReleaseInput, type ReleaseKind, type RoleName } from "../chain/client.ts";
-import type { Hex } from "../core/hex.ts";
 import { redactUrl, UsageError } from "../core/errors.ts";
 import { parseFirmwareImage, versionText } from "../protocol/firmware-image.ts";
 import { cidV1, cidV1OfFile } from "../updates/cid.ts";
@@ -20,7 +19,7 @@ import {
   targetId,
   trainingDataHash,
 } from "../updates/release-meta.ts";
-import { parse, refuseFlags, runSubcommand } from "./args.ts";
+import { addressFlag, parse, refuseFlags, runSubcommand } from "./args.ts";
 import { common, withClient, withReader } from "./chain.ts";
 import { RELEASE_HELP as HELP } from "./help/release.ts";
 
@@ -261,9 +260,8 @@ async function grantRole(argv: string[]): Promise<number> {
   const roles: Record<string, RoleName> = { manager: "releaseManager", approver: "releaseApprover" };
   const role = roles[values.role ?? ""];
   if (!role) throw new UsageError("--role must be manager or approver");
-  if (!values.account || !/^0x[0-9a-fA-F]{40}$/.test(values.account))
-    throw new UsageError("--account must be an address");
-  const account = values.account.toLowerCase() as Hex;
+  if (!values.account) throw new UsageError("--account ADDR is required");
+  const account = addressFlag("account", values.account);
   return withClient(values, "vigil release grant-role", async (c) => {
     const r = await c.grantRole(role, account);
     process.stdout.write(`granted ${values.role} to ${account} (tx ${r.txHash})\n`);

@@ -19,7 +19,7 @@ import type { AnyReceipt, Bundle } from "../attest/receipt.ts";
 import { crossCheck } from "../attest/cross-check.ts";
 import { fileError, redactUrl } from "../core/errors.ts";
 import { readDeploymentFile } from "../chain/deploy.ts";
-import { parse } from "./args.ts";
+import { addressFlag, parse } from "./args.ts";
 import { VERIFY_HELP as HELP } from "./help/verify.ts";
 
 export interface CliIo {
@@ -79,8 +79,7 @@ function trustFrom(values: {
       source: values.deployment,
     };
   } else if (values.registry) {
-    if (!/^0x[0-9a-fA-F]{40}$/.test(values.registry))
-      throw new UsageError(`--registry must be a 20-byte 0x address, got "${values.registry}"`);
+    addressFlag("registry", values.registry);
     if (chainId === undefined) throw new UsageError("--registry needs --chain-id");
     const from = values["from-block"];
     if (from !== undefined && !/^\d+$/.test(from))
