@@ -104,6 +104,12 @@ describe("CLI user mistakes", () => {
     expect(r.stderr).not.toMatch(/PASSPHRASE/);
     const c = await vigil(["strat"]);
     oneLine(c, 2, /unknown command "strat"; did you mean start\?/);
+    // store named its subcommands but offered no did-you-mean, and checked the flags first.
+    oneLine(
+      await vigil(["store", "chek", "--to", "/tmp/x"]),
+      2,
+      /^vigil store: unknown store command "chek"; did you mean check\? \(see "vigil store --help"\)\n$/,
+    );
   }, 90_000);
 
   it("behavior: an unreadable keystore is reported as unreadable, not as bad JSON", async () => {

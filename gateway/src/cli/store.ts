@@ -7,7 +7,7 @@ import { UsageError, VigilError } from "../core/errors.ts";
 import { StoreIntegrityError, checkEntries, danglingIndexes } from "../store/integrity.ts";
 import { LevelFrameStore } from "../store/level.ts";
 import { describeSalvage, salvageStore } from "../store/salvage.ts";
-import { parse, refuseFlags } from "./args.ts";
+import { didYouMean, parse, refuseFlags } from "./args.ts";
 import type { CliIo } from "./verify.ts";
 
 const HELP = `usage: vigil store check   --data-dir DIR
@@ -45,6 +45,9 @@ export async function storeCommand(argv: string[], io: CliIo = stdio): Promise<n
     io.out(HELP);
     return sub ? 0 : 2;
   }
+  // Before the flags: "store chek --to X" is a mistyped command, not a misplaced --to.
+  if (sub !== "check" && sub !== "salvage")
+    throw new UsageError(`unknown store command "${sub}"${didYouMean(sub, ["check", "salvage"])}`);
   const { values } = parse(rest, {
     "data-dir": { type: "string" },
     to: { type: "string" },
@@ -54,8 +57,6 @@ export async function storeCommand(argv: string[], io: CliIo = stdio): Promise<n
     io.out(HELP);
     return 0;
   }
-  if (sub !== "check" && sub !== "salvage")
-    throw new UsageError(`unknown subcommand "store ${sub}"; use check or salvage`);
   if (sub === "check") refuseFlags(values, ["to"], 'applies only to "vigil store salvage"');
   const dataDir = values["data-dir"];
   if (!dataDir) throw new UsageError("--data-dir DIR is required");
