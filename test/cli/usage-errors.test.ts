@@ -500,6 +500,21 @@ describe("CLI user mistakes", () => {
         sensor("register", "--public-key", addr, "--key-type", "rsa"),
         /--key-type must be one of secp256k1, p256, got "rsa"/,
       ],
+      // access's commands share one option table: a flag another command reads did nothing.
+      [
+        ["access", "list", "--gateway-id", gw, "--key-file", "k"],
+        /^vigil access: --key-file does nothing for "vigil access list" \(see "vigil access --help"\)\n$/,
+      ],
+      [["token", "--rpc", "http://127.0.0.1:1"], /^vigil token: --rpc does nothing for "vigil token"/],
+      [
+        ["access", "export-mosquitto", "--key-file", "k"],
+        /--key-file does nothing for "vigil access export-mosquitto"/,
+      ],
+      [
+        ["access", "device-password", "--days", "3"],
+        /--days does nothing for "vigil access device-password"/,
+      ],
+      [sensor("suspend", "--hours", "3"), /--hours does nothing for "vigil access sensor"/],
       // Reader grants: --days bounded (1e305 ended in a stack trace), a bad --gateway-id named
       // before the deployment or the chain is read.
       [

@@ -107,6 +107,30 @@ function parse(argv: string[]) {
   return parseFlags(argv, opts).values;
 }
 
+/**
+ * The flags each command reads. The commands share one option table, so without this a flag
+ * another command reads (`access list --key-file K`, `token --rpc URL`) was accepted and did
+ * nothing; it is now a usage error before any file or the chain is read.
+ */
+const FLAGS: Record<string, readonly (keyof typeof opts)[]> = {
+  sensor: ["deployment", "rpc", "key", "key-file", "gateway-id", "sensor", "public-key", "key-type"],
+  reader: ["deployment", "rpc", "key", "key-file", "reader", "gateway-id", "site", "days"],
+  list: ["deployment", "rpc", "gateway-id"],
+  "device-password": ["sensor", "file"],
+  token: ["deployment", "gateway-id", "reader-key-file", "hours"],
+  "export-mosquitto": [
+    "deployment",
+    "rpc",
+    "gateway-id",
+    "password-file",
+    "out-dir",
+    "pid",
+    "gateway-user",
+    "site-name",
+    "gateway-name",
+  ],
+};
+
 const SENSOR_ACTIONS = ["register", "suspend", "resume", "revoke"];
 const READER_ACTIONS = ["grant", "revoke"];
 
@@ -363,6 +387,14 @@ export async function accessCommand(argv: string[], viaToken = false): Promise<n
     if (v.help || sub === "--help" || sub === "-h") {
       process.stdout.write(HELP);
       return 0;
+    }
+    const reads = Object.hasOwn(FLAGS, cmd) ? FLAGS[cmd] : undefined;
+    if (reads) {
+      const name = cmd === "token" && viaToken ? "vigil token" : `vigil access ${cmd}`;
+      const others = (Object.keys(opts) as (keyof typeof opts)[]).filter(
+        (f) => f !== "help" && !reads.includes(f),
+      );
+      refuseFlags(v, others, `does nothing for "${name}"`);
     }
     switch (cmd) {
       case "sensor":
