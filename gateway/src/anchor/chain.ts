@@ -6,7 +6,7 @@
 import { Interface, toQuantity } from "ethers";
 import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
 import { DEVICE_STATUS, KEY_TYPES, type DeviceStatus, type RegistryClient } from "../chain/client.ts";
-import { hashBatchHeader, nextHead, type BatchHeader } from "../chain/eip712.ts";
+import { hashBatchHeader, headerTuple, nextHead, type BatchHeader } from "../chain/eip712.ts";
 import { ChainError, ChainStateError } from "../chain/errors.ts";
 import { DEFAULT_LOG_RANGE, blockNumber, scanLogs } from "../chain/logs.ts";
 import { detectL1FeeSource } from "../chain/op-stack.ts";
@@ -132,19 +132,6 @@ export interface AnchorChain {
 
 const registryIface = new Interface(VigilRegistryArtifact.abi as never);
 const BATCH_ANCHORED = registryIface.getEvent("BatchAnchored")!;
-
-function headerTuple(h: BatchHeader): unknown[] {
-  return [
-    h.gatewayId,
-    h.seq,
-    h.prevHead,
-    h.root,
-    h.leafCount,
-    h.firstTimestamp,
-    h.lastTimestamp,
-    h.modelHash,
-  ];
-}
 
 /** Encodes the registry call for `items`: anchor(header, sig) or anchorMany(headers, sigs). */
 export function anchorCalldata(items: readonly AnchorItem[]): Hex {

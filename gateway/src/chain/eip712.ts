@@ -27,6 +27,23 @@ export interface BatchHeader {
   modelHash: Hex;
 }
 
+/**
+ * The header as the contract's BatchHeader tuple, in its field order (contracts/src/VigilTypes.sol), for ABI
+ * encoding of anchor, anchorMany, verifyBatch and isLeafIncluded.
+ */
+export function headerTuple(h: BatchHeader): unknown[] {
+  return [
+    h.gatewayId,
+    h.seq,
+    h.prevHead,
+    h.root,
+    h.leafCount,
+    h.firstTimestamp,
+    h.lastTimestamp,
+    h.modelHash,
+  ];
+}
+
 /** The EIP-712 domain of the registry. */
 export interface VigilDomain {
   name: "VigilRegistry";

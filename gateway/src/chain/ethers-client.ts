@@ -37,7 +37,7 @@ import {
   type SensorRecord,
   type TxResult,
 } from "./client.ts";
-import { vigilDomain, type BatchHeader, type VigilDomain } from "./eip712.ts";
+import { headerTuple, vigilDomain, type BatchHeader, type VigilDomain } from "./eip712.ts";
 import { type Hex } from "../core/hex.ts";
 import { ChainStateError, TxNotMinedError, translateEthersError } from "./errors.ts";
 import { toCompactSignature } from "./signature.ts";
@@ -90,19 +90,6 @@ const IFACES = CONTRACT_IFACES;
 
 function lower(a: string): Hex {
   return a.toLowerCase() as Hex;
-}
-
-function headerTuple(h: BatchHeader): unknown[] {
-  return [
-    h.gatewayId,
-    h.seq,
-    h.prevHead,
-    h.root,
-    h.leafCount,
-    h.firstTimestamp,
-    h.lastTimestamp,
-    h.modelHash,
-  ];
 }
 
 function keyCode(k: KeyType | "none"): number {
