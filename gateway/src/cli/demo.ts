@@ -502,6 +502,36 @@ function gatewayFigures(rt: Runtime): GatewayFigures {
 }
 
 /**
+ * Registry clients sending from anvil's development accounts `accounts` (the demo's admin, release
+ * manager and approvers), in that order. When one cannot connect, the others are closed before
+ * its error is thrown.
+ */
+async function devClients(
+  rpcUrl: string,
+  deployment: Deployment,
+  accounts: readonly number[],
+): Promise<EthersRegistryClient[]> {
+  const settled = await Promise.allSettled(
+    accounts.map((i) =>
+      EthersRegistryClient.connect({
+        rpcUrl,
+        privateKey: ANVIL_DEV_KEYS[i]!,
+        registry: deployment.contracts.VigilRegistry.address,
+        releases: deployment.contracts.VigilReleases.address,
+        pollingIntervalMs: 50,
+      }),
+    ),
+  );
+  const clients = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) {
+    await Promise.all(clients.map((c) => c.close()));
+    throw failed.reason;
+  }
+  return clients;
+}
+
+/**
  * The demo's model update: FD001's int8 model (its test RMSE within 0.3 of the float one, see
  * its manifest) as release 3.1.0 for profile cmapss-fd001, proposed by a release manager and
  * approved by 2 of 3 approvers; then the gateway's agent checks at once (as on a registry event),
@@ -527,15 +557,7 @@ async function demoModelUpdate(
   copyFileSync(fromRoot("models", "cmapss", m.model.file), file);
   const manifest = join(dir, "fd001.int8.manifest.json");
   writeFileSync(manifest, JSON.stringify(m, null, 2));
-  const connect = (i: number) =>
-    EthersRegistryClient.connect({
-      rpcUrl,
-      privateKey: ANVIL_DEV_KEYS[i]!,
-      registry: deployment.contracts.VigilRegistry.address,
-      releases: deployment.contracts.VigilReleases.address,
-      pollingIntervalMs: 50,
-    });
-  const [admin, manager, a1, a2, a3] = await Promise.all([0, 2, 3, 4, 5].map(connect));
+  const [admin, manager, a1, a2, a3] = await devClients(rpcUrl, deployment, [0, 2, 3, 4, 5]);
   try {
     await admin!.grantRole("releaseManager", manager!.account);
     for (const a of [a1!, a2!, a3!]) await admin!.grantRole("releaseApprover", a.account);
@@ -620,15 +642,7 @@ async function demoFirmwareUpdate(
     file,
     buildFirmwareImage({ version: { major: 1, minor: 1, patch: 0 }, securityCounter: 2, body }),
   );
-  const connect = (i: number) =>
-    EthersRegistryClient.connect({
-      rpcUrl,
-      privateKey: ANVIL_DEV_KEYS[i]!,
-      registry: deployment.contracts.VigilRegistry.address,
-      releases: deployment.contracts.VigilReleases.address,
-      pollingIntervalMs: 50,
-    });
-  const [manager, a1, a2] = await Promise.all([2, 4, 5].map(connect));
+  const [manager, a1, a2] = await devClients(rpcUrl, deployment, [2, 4, 5]);
   try {
     const plan = await planRelease({ kind: "firmware", target: "sim-mcu", file });
     const { releaseId } = await manager!.proposeRelease(plan.input);
