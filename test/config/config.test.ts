@@ -224,3 +224,16 @@ describe("gatewayIdOf", () => {
     expect(gatewayIdOf(resolveConfig({ attest: { gatewayId: id } }))).toBe(id.toLowerCase());
   });
 });
+
+describe("siteIdOf", () => {
+  it("behavior: keccak256 of 'site:' + name (UTF-8), or a 0x bytes32 lowercased", async () => {
+    const { keccak256, toUtf8Bytes } = await import("ethers");
+    const { siteIdOf } = await import("../../gateway/src/config/gateway-id.ts");
+    expect(siteIdOf("site-1")).toBe(keccak256(toUtf8Bytes("site:site-1")));
+    expect(siteIdOf("Halle Süd")).toBe(keccak256(toUtf8Bytes("site:Halle Süd")));
+    const id = "0x" + "CD".repeat(32);
+    expect(siteIdOf(id)).toBe(id.toLowerCase());
+    // 31 bytes of hex is a name, not an id.
+    expect(siteIdOf("0x" + "cd".repeat(31))).toBe(keccak256(toUtf8Bytes("site:0x" + "cd".repeat(31))));
+  });
+});

@@ -27,7 +27,8 @@ import { RpcPool } from "../chain/rpc.ts";
 import { readKeyFile } from "../chain/sender-key.ts";
 import { UsageError } from "../core/errors.ts";
 import type { Hex } from "../core/hex.ts";
-import { common, readDeployment, siteId, withClient } from "./chain.ts";
+import { siteIdOf } from "../config/gateway-id.ts";
+import { common, readDeployment, withClient } from "./chain.ts";
 import { releasesOf } from "../chain/deploy.ts";
 
 const HELP = `usage: vigil access <command> [options]
@@ -197,14 +198,14 @@ async function reader(action: string | undefined, v: Values): Promise<number> {
   return withClient(v, `vigil access reader ${action ?? ""}`.trimEnd(), async (c) => {
     const until = (await c.now()) + BigInt(Math.round(days * 86_400));
     let tx: string;
-    const where = v.site ? `site ${siteId(v.site)}` : `gateway ${v["gateway-id"]}`;
+    const where = v.site ? `site ${siteIdOf(v.site)}` : `gateway ${v["gateway-id"]}`;
     if (action === "grant")
       tx = v.site
-        ? (await c.grantSiteAccess(siteId(v.site), r, until)).txHash
+        ? (await c.grantSiteAccess(siteIdOf(v.site), r, until)).txHash
         : (await c.grantGatewayAccess(v["gateway-id"] as Hex, r, until)).txHash;
     else if (action === "revoke")
       tx = v.site
-        ? (await c.revokeSiteAccess(siteId(v.site), r)).txHash
+        ? (await c.revokeSiteAccess(siteIdOf(v.site), r)).txHash
         : (await c.revokeGatewayAccess(v["gateway-id"] as Hex, r)).txHash;
     else throw new UsageError(`unknown reader action "${action}" (grant, revoke)`);
     process.stdout.write(

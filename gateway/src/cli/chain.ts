@@ -15,7 +15,7 @@
  */
 import { accessSync, constants, existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
+import { JsonRpcProvider, NonceManager, Wallet } from "ethers";
 import { VigilRegistryArtifact, VigilReleasesArtifact } from "../../../contracts/artifacts/index.ts";
 import { importKey, registrationPublicKey, type KeyType } from "../chain/keys.ts";
 import { ANVIL_DEV_KEYS } from "../chain/anvil.ts";
@@ -37,6 +37,7 @@ import {
   readKeyFile,
   SenderKeyError,
 } from "../chain/sender-key.ts";
+import { siteIdOf } from "../config/gateway-id.ts";
 import { writeFileAtomic } from "../core/atomic-file.ts";
 import { fileError, UsageError, VigilError, redactUrl } from "../core/errors.ts";
 import { addressFlag, int, parse, rpcFlag, runSubcommand } from "./args.ts";
@@ -159,10 +160,6 @@ async function chainIdOf(rpcUrl: string): Promise<bigint> {
   } finally {
     probe.destroy();
   }
-}
-
-export function siteId(s: string): Hex {
-  return (/^0x[0-9a-fA-F]{64}$/.test(s) ? s.toLowerCase() : keccakId(`site:${s}`)) as Hex;
 }
 
 export function readDeployment(path: string | undefined): LoadedDeployment {
@@ -398,7 +395,7 @@ async function registerGateway(argv: string[]): Promise<number> {
     throw new UsageError(
       `--public-key for ${type} must be 0x and ${bytes} bytes of hex (${type === "secp256k1" ? "the key's address" : "x‖y"}), got "${publicKey}"`,
     );
-  const site = siteId(values.site);
+  const site = siteIdOf(values.site);
   return withClient(values, "vigil chain register-gateway", async (c) => {
     const r = await c.registerGateway({
       gatewayId: gatewayId as Hex,
@@ -418,7 +415,7 @@ async function grantOperator(argv: string[]): Promise<number> {
     return 0;
   }
   if (!values.site || !values.account) throw new UsageError("--site and --account are required");
-  const site = siteId(values.site);
+  const site = siteIdOf(values.site);
   const account = addressFlag("account", values.account);
   return withClient(values, "vigil chain grant-operator", async (c) => {
     const r = await c.grantOperator(site, account);

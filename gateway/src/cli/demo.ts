@@ -14,7 +14,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
-import { JsonRpcProvider, NonceManager, Wallet, id as keccakId } from "ethers";
+import { JsonRpcProvider, NonceManager, Wallet } from "ethers";
 import { parseFaultRates } from "../../../device-sim/src/faults.ts";
 import { Simulator, type SimReport } from "../../../device-sim/src/simulator.ts";
 import { MqttTransport } from "../../../device-sim/src/transports/mqtt.ts";
@@ -27,9 +27,9 @@ import { ReceiptBuilder } from "../attest/receipt.ts";
 import { verifyReceipt } from "../attest/verify.ts";
 import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../chain/anvil.ts";
 import { deployVigil } from "../chain/deploy.ts";
-import type { Hex } from "../core/hex.ts";
 import { EthersRegistryClient } from "../chain/ethers-client.ts";
 import { resolveConfig } from "../config/config.ts";
+import { siteIdOf } from "../config/gateway-id.ts";
 import { Runtime } from "../runtime.ts";
 import { int, num, parse } from "./args.ts";
 import {
@@ -164,7 +164,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       releases: deployment.contracts.VigilReleases.address,
       pollingIntervalMs: 50,
     });
-    const site = keccakId(`site:${SITE}`) as Hex;
+    const site = siteIdOf(SITE);
     await admin.grantOperator(site, admin.account);
     await admin.registerGateway({
       gatewayId: rt.gatewayId,

@@ -6,7 +6,6 @@
  * `--rpc` without a trust anchor (the offline checks still run and are printed).
  */
 import { readFile } from "node:fs/promises";
-import { id as keccakId } from "ethers";
 import { UsageError, VigilError } from "../core/errors.ts";
 import {
   ReceiptVerifier,
@@ -19,6 +18,7 @@ import type { AnyReceipt, Bundle } from "../attest/receipt.ts";
 import { crossCheck } from "../attest/cross-check.ts";
 import { fileError, redactUrl } from "../core/errors.ts";
 import { readDeploymentFile } from "../chain/deploy.ts";
+import { siteIdOf } from "../config/gateway-id.ts";
 import { addressFlag, parse } from "./args.ts";
 import { VERIFY_HELP as HELP } from "./help/verify.ts";
 
@@ -46,11 +46,6 @@ function receiptName(r: AnyReceipt): string {
   if (kind === "sensor-fault" && x.sensorFault)
     return `${String(x.sensorFault.deviceId)} sensor-fault@${leaf}`;
   return "receipt";
-}
-
-/** Site id as `vigil chain register-gateway --site` computes it: a 0x bytes32, or keccak256("site:" + name). */
-export function siteIdOf(s: string): string {
-  return /^0x[0-9a-fA-F]{64}$/.test(s) ? s.toLowerCase() : keccakId(`site:${s}`);
 }
 
 function trustFrom(values: {

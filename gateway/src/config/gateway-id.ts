@@ -14,6 +14,18 @@ export function gatewayIdOf(config: { attest: { gatewayId: string | null; gatewa
 }
 
 /**
+ * A site's bytes32 registry id as every command takes `--site`: a 0x bytes32 as given (lower
+ * case), else `keccak256("site:" + name)` (UTF-8).
+ */
+export function siteIdOf(site: string): Hex {
+  return (
+    /^0x[0-9a-fA-F]{64}$/.test(site)
+      ? site.toLowerCase()
+      : bytesToHex(keccak256(new TextEncoder().encode(`site:${site}`)))
+  ) as Hex;
+}
+
+/**
  * A default gateway name distinct per box and stable across restarts: `gw-` + 12 hex digits of
  * sha256("vigil-gateway-name:" + machine id) (systemd's /etc/machine-id, hashed with an
  * application key as machine-id(5) asks, never shown raw), else the sanitised host name. Two
