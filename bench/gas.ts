@@ -29,6 +29,7 @@ import {
   ZERO_HASH,
   batchDigest,
   hashBatchHeader,
+  headerTuple,
   nextHead,
   type BatchHeader,
 } from "../gateway/src/chain/eip712.ts";
@@ -211,21 +212,11 @@ try {
   const { h: h0 } = await anchor(k, leaves.length, tree.root as Hex);
   const later: Hex[] = [];
   const iface = new Interface(VigilRegistryArtifact.abi as never);
-  const tuple = (h: BatchHeader): unknown[] => [
-    h.gatewayId,
-    h.seq,
-    h.prevHead,
-    h.root,
-    h.leafCount,
-    h.firstTimestamp,
-    h.lastTimestamp,
-    h.modelHash,
-  ];
   const viewGas = async (n: number): Promise<bigint> => {
     while (later.length < n) later.push(hashBatchHeader((await anchor(k)).h));
     if (later.length > n) throw new Error("later");
     const data = iface.encodeFunctionData("isLeafIncluded", [
-      tuple(h0),
+      headerTuple(h0),
       later,
       leaves[1234],
       tree.getProof(1234),
@@ -281,7 +272,7 @@ try {
   record("escrow open (agreement, funded)", (await openTx.wait())?.gasUsed ?? 0n);
   const alertClaim = (later: Hex[]): unknown[] => [
     alertPreimage,
-    tuple(alertHeader),
+    headerTuple(alertHeader),
     later,
     alertTree.getProof(1234),
   ];
