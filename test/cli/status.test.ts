@@ -108,6 +108,7 @@ function summary(over: Partial<PageStats> = {}): PageStats {
         anchored: true,
       } as PageStats["batches"][number],
     ],
+    sealing: true,
     anchor: { enabled: true, backlog: 1, failures: 0, lastError: null },
     store: { state: "ok", liveBytes: 5 * 1024 * 1024, pending: 0 },
     inference: { frameToResultP50Ms: 1.2, frameToResultP99Ms: 3.4, runP99Ms: 0.1 },
@@ -185,6 +186,31 @@ describe("vigil status: layout", () => {
     expect(text).toContain("  anchor     retrying after 3 failures: connection refused; outbox 4");
     expect(text).toContain("  inference  no models loaded: frames are stored and sealed, not inferred");
     expect(statusExitCode(s)).toBe(1);
+  });
+
+  it("behavior: with sealing off (no chain.deployment) nothing claims that frames are sealed or batches wait", () => {
+    const s = summary({
+      sealing: false,
+      batches: [],
+      totals: { ...summary().totals, batchesSealed: 0, batchesAnchored: 0 },
+      anchor: { enabled: false, backlog: 0, failures: 0, lastError: null },
+      inference: null,
+      models: [],
+    });
+    const text = formatStatus(s, { active: [], recent: [] }, "http://127.0.0.1:9479");
+    expect(text).toContain(
+      "  batches    off (no chain.deployment, or attest.enabled false): frames are stored, not sealed\n",
+    );
+    expect(text).toContain("  anchor     off (no chain.rpcUrl)\n");
+    expect(text).toContain("  inference  no models loaded: frames are stored, not inferred\n");
+    expect(text).not.toMatch(/sealed batches|stored and sealed/);
+    // Sealing on, anchoring off: the outbox is named.
+    const on = formatStatus(
+      summary({ anchor: { enabled: false, backlog: 2, failures: 0, lastError: null } }),
+      { active: [], recent: [] },
+      "http://127.0.0.1:9479",
+    );
+    expect(on).toContain("  anchor     off (no chain.rpcUrl): sealed batches wait in the outbox\n");
   });
 });
 
@@ -350,7 +376,11 @@ describe("vigil status against a running gateway", () => {
     expect(lines.find((l) => l.startsWith("  frames     "))).toMatch(
       /^ {2}frames {5}accepted [\d,]+ · duplicates/,
     );
-    expect(r.stdout).toContain("  anchor     off (no chain.rpcUrl)");
+    // The fleet runs with attest off: no sealing, so no outbox to wait in.
+    expect(r.stdout).toContain(
+      "  batches    off (no chain.deployment, or attest.enabled false): frames are stored, not sealed\n",
+    );
+    expect(r.stdout).toContain("  anchor     off (no chain.rpcUrl)\n");
     expect(r.stdout).toContain(`  page       ${fleet.url}/  (metrics ${fleet.url}/metrics)`);
     expect(lines.length).toBeLessThanOrEqual(24);
 
@@ -360,6 +390,7 @@ describe("vigil status against a running gateway", () => {
     expect(doc.url).toBe(fleet.url);
     expect(doc.summary.devices.map((d) => d.d)).toEqual(["00000001", "00000002", "00000003"]);
     expect(doc.summary.gateway.name).toBe(fleet.rt.config.attest.gatewayName);
+    expect(doc.summary.sealing).toBe(false);
     expect(Array.isArray(doc.alerts.active)).toBe(true);
   });
 });

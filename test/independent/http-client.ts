@@ -338,6 +338,7 @@ const SUMMARY: Record<string, Shape> = {
   ),
   rates: { accepted: num, rejected: num, duplicates: num, windows: num },
   rejections: [{ reason: str, total: num, rate: num }],
+  sealing: "boolean",
   devices: [
     {
       d: str,

@@ -83,6 +83,10 @@ describe("the live page with 1,000 devices", () => {
     await expect
       .poll(() => fleet.rt.http!.feed.devices.size, { timeout: 90_000, interval: 500 })
       .toBeGreaterThan(DEVICES * 0.9);
+    // The fleet runs with attest off: the page must not say batches wait in an outbox.
+    expect(await page.textContent("#anchor-status")).toBe(
+      "Sealing is off (no chain.deployment, or attest.enabled false): frames are stored, not sealed.",
+    );
 
     // Watch which rows the page touches for a few seconds of streaming at the top of the page.
     await page.evaluate(() => {

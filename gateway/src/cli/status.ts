@@ -132,7 +132,7 @@ export function formatStatus(s: PageStats, alerts: AlertsView, url: string): str
     (s.inference
       ? `windows ${int(t.windowsRun)} (skipped ${int(t.windowsSkipped)}); frame → result p50 ` +
         `${s.inference.frameToResultP50Ms.toFixed(1)} ms, p99 ${s.inference.frameToResultP99Ms.toFixed(1)} ms`
-      : "no models loaded: frames are stored and sealed, not inferred") +
+      : `no models loaded: frames are stored${s.sealing ? " and sealed" : ""}, not inferred`) +
       (s.models.length
         ? `; models ${s.models.map((m) => `${m.name}@${m.version}${m.role === "live" ? "" : ` (${m.role})`}`).join(", ")}`
         : ""),
@@ -155,15 +155,17 @@ export function formatStatus(s: PageStats, alerts: AlertsView, url: string): str
   const last = s.batches[0];
   row(
     "batches",
-    `sealed ${int(t.batchesSealed)}, anchored ${int(t.batchesAnchored)}` +
-      (last
-        ? `; latest #${last.seq} (${int(last.leaves)} leaves) ${last.anchored ? `anchored in ${short(last.tx)}${last.block !== null ? ` block ${last.block}` : ""}` : "waiting"}`
-        : ""),
+    !s.sealing
+      ? "off (no chain.deployment, or attest.enabled false): frames are stored, not sealed"
+      : `sealed ${int(t.batchesSealed)}, anchored ${int(t.batchesAnchored)}` +
+          (last
+            ? `; latest #${last.seq} (${int(last.leaves)} leaves) ${last.anchored ? `anchored in ${short(last.tx)}${last.block !== null ? ` block ${last.block}` : ""}` : "waiting"}`
+            : ""),
   );
   row(
     "anchor",
     !s.anchor.enabled
-      ? "off (no chain.rpcUrl): sealed batches wait in the outbox"
+      ? `off (no chain.rpcUrl)${s.sealing ? ": sealed batches wait in the outbox" : ""}`
       : s.anchor.lastError
         ? `retrying after ${s.anchor.failures} failures: ${s.anchor.lastError}; outbox ${s.anchor.backlog}`
         : `ok; outbox ${s.anchor.backlog}`,

@@ -82,6 +82,8 @@ export interface PageStats {
   devices: DeviceView[];
   models: ModelView[];
   batches: BatchView[];
+  /** Whether frames are sealed into signed batches: false without chain.deployment or with attest.enabled false. */
+  sealing: boolean;
   anchor: { enabled: boolean; backlog: number; failures: number; lastError: string | null };
   store: { state: string; liveBytes: number; pending: number };
   inference: { frameToResultP50Ms: number; frameToResultP99Ms: number; runP99Ms: number } | null;
@@ -289,6 +291,7 @@ export class PageModel {
           : null,
       })),
       batches: await this.#recentBatches(st.lastBatchSeq, st.anchoredThrough),
+      sealing: s.sealer !== undefined,
       anchor: {
         enabled: !!s.anchor,
         backlog: st.lastBatchSeq - st.anchoredThrough,

@@ -406,11 +406,13 @@
     );
     setText(
       $("anchor-status"),
-      !s.anchor.enabled
-        ? "Anchoring is off (no chain.rpcUrl): sealed batches wait in the outbox."
-        : s.anchor.lastError
-          ? `Anchoring retries after ${s.anchor.failures} failures: ${s.anchor.lastError}`
-          : `Outbox: ${s.anchor.backlog} batch(es) waiting. Sealer backlog: ${fmtInt(t.sealerBacklog)} entries.`,
+      !s.sealing
+        ? "Sealing is off (no chain.deployment, or attest.enabled false): frames are stored, not sealed."
+        : !s.anchor.enabled
+          ? "Anchoring is off (no chain.rpcUrl): sealed batches wait in the outbox."
+          : s.anchor.lastError
+            ? `Anchoring retries after ${s.anchor.failures} failures: ${s.anchor.lastError}`
+            : `Outbox: ${s.anchor.backlog} batch(es) waiting. Sealer backlog: ${fmtInt(t.sealerBacklog)} entries.`,
     );
 
     modelsByName.clear();
@@ -440,7 +442,7 @@
       $("inference-line"),
       s.inference
         ? `frame → result p50 ${s.inference.frameToResultP50Ms.toFixed(1)} ms, p99 ${s.inference.frameToResultP99Ms.toFixed(1)} ms; model run p99 ${s.inference.runP99Ms.toFixed(2)} ms`
-        : "No models loaded: frames are stored and sealed, not inferred.",
+        : `No models loaded: frames are stored${s.sealing ? " and sealed" : ""}, not inferred.`,
     );
     setText(
       $("registry"),
