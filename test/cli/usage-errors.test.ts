@@ -515,6 +515,10 @@ describe("CLI user mistakes", () => {
         /--days does nothing for "vigil access device-password"/,
       ],
       [sensor("suspend", "--hours", "3"), /--hours does nothing for "vigil access sensor"/],
+      [
+        ["access", "export-mosquitto", "--site", "plant-a"],
+        /--site does nothing for "vigil access export-mosquitto"; did you mean --site-name\?/,
+      ],
       // Reader grants: --days bounded (1e305 ended in a stack trace), a bad --gateway-id named
       // before the deployment or the chain is read.
       [

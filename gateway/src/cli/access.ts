@@ -392,10 +392,17 @@ export async function accessCommand(argv: string[], viaToken = false): Promise<n
     const reads = Object.hasOwn(FLAGS, cmd) ? FLAGS[cmd] : undefined;
     if (reads) {
       const name = cmd === "token" && viaToken ? "vigil token" : `vigil access ${cmd}`;
-      const others = (Object.keys(opts) as (keyof typeof opts)[]).filter(
-        (f) => f !== "help" && !reads.includes(f),
+      const given = (Object.keys(v) as (keyof typeof opts)[]).find(
+        (f) => f !== "help" && v[f] !== undefined && !reads.includes(f),
       );
-      refuseFlags(v, others, `does nothing for "${name}"`);
+      // The closest flag the command does read: --key-file for "token" means --reader-key-file.
+      if (given !== undefined)
+        throw new UsageError(
+          `--${given} does nothing for "${name}"${didYouMean(
+            `--${given}`,
+            reads.map((f) => `--${f}`),
+          )}`,
+        );
     }
     switch (cmd) {
       case "sensor":
