@@ -9,7 +9,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { accessCommand, tokenCommand } from "../../gateway/src/cli/access.ts";
 import { anchorCommand } from "../../gateway/src/cli/anchor.ts";
 import { chainCommand } from "../../gateway/src/cli/chain.ts";
@@ -136,9 +136,66 @@ function conflicts(all: Use[]): string[] {
   return out.sort();
 }
 
+/** The flags a help text offers: the first of each option line, and every flag of its usage lines. */
+function offered(help: string): string[] {
+  const flags = new Set<string>();
+  for (const m of help.matchAll(/^ {2,}(?:-[a-zA-Z], )?(--[a-z][a-z0-9-]*)/gm)) flags.add(m[1]!);
+  const usage = /^usage:[^\n]*\n(?: {2,}\S[^\n]*\n)*/m.exec(help)?.[0] ?? "";
+  for (const m of usage.matchAll(/(?<![\w-])(--[a-z][a-z0-9-]*)/g)) flags.add(m[1]!);
+  flags.delete("--help");
+  return [...flags];
+}
+
+/** Whether `vigil ARGS --help` parses: exit 0 and nothing on stderr. */
+async function parses(args: string[]): Promise<boolean> {
+  const [cmd, ...rest] = args;
+  const out = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+  const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+  try {
+    return (await commands[cmd!]!([...rest, "--help"])) === 0 && err.mock.calls.length === 0;
+  } catch {
+    return false;
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+let helps: { args: string[]; text: string }[] = [];
+beforeAll(async () => {
+  helps = await allHelp(vigil("--help"));
+}, 120_000);
+
+describe("flags shown in help texts", () => {
+  it("behavior: every flag a help text offers is one its command parses", async () => {
+    const failures: string[] = [];
+    let checked = 0;
+    for (const h of helps) {
+      const cmd = h.args[0]!;
+      // A help shared by several subcommands offers the flags of each: one of them must take it.
+      const forms = helps.filter((o) => o.args[0] === cmd).map((o) => o.args);
+      for (const flag of offered(h.text)) {
+        checked++;
+        let ok = false;
+        for (const f of forms) {
+          // A boolean, or a value (some are checked before --help is: a number there).
+          ok =
+            (await parses([...f, flag])) ||
+            (await parses([...f, flag, "VALUE"])) ||
+            (await parses([...f, flag, "1"]));
+          if (ok) break;
+        }
+        if (!ok)
+          failures.push(`vigil ${h.args.join(" ")} --help offers ${flag}, which no ${cmd} command parses`);
+      }
+    }
+    expect(checked).toBeGreaterThan(150);
+    expect(failures).toEqual([]);
+  });
+});
+
 describe("placeholders of flags", () => {
   it("behavior: each flag has one placeholder in every help text, message and document", async () => {
-    const helps = await allHelp(vigil("--help"));
     // main.ts prints the help of heavy commands without loading them: the same text.
     for (const c of ["chain", "release"])
       expect(vigil(c, "--help"), c).toBe(helps.find((h) => h.args.join(" ") === c)?.text);
