@@ -1,8 +1,9 @@
 /** `vigil verify --help`, in a module of its own so main.ts can print it without loading the command. */
-export const VERIFY_HELP = `usage: vigil verify RECEIPT|BUNDLE (--deployment FILE | --registry ADDR --chain-id ID)
-                    [--gateway HEX32] [--site NAME|HEX32] [--rpc URL ... [--cross-check] [--finalized]
-                    [--min-confirmations N]]
-                    [--signer KEY] [--json]
+export const VERIFY_HELP = `usage: vigil verify RECEIPT|BUNDLE
+                    (--deployment FILE | --registry ADDR --chain-id ID [--from-block N])
+                    [--gateway HEX32] [--site NAME|HEX32]
+                    [--rpc URL ... [--cross-check] [--finalized] [--min-confirmations N]]
+                    [--log-range N] [--signer KEY] [--json]
 
 Verifies a receipt (vigil-receipt/1: frame, inference, alert or sensor-fault) or an audit bundle
 (vigil-bundle/1), see gateway/src/attest/RECEIPTS.md. Offline: frame or leaf preimage → leaf →
