@@ -232,7 +232,7 @@ describe("vigil access", () => {
     }
     expect(code).toBe(0);
     expect(cap.out()).toMatch(
-      /^usage: vigil token --deployment PATH --gateway-id HEX32 --reader-key-file PATH/,
+      /^usage: vigil token --deployment FILE --gateway-id HEX32 --reader-key-file FILE/,
     );
   });
 });

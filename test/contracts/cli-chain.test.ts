@@ -234,7 +234,7 @@ describe("vigil chain", () => {
   it.each([
     ["deploy", /usage: vigil chain deploy --rpc URL/, /--admin-delay SECONDS/],
     ["verify", /usage: vigil chain verify --deployment FILE --rpc URL/, /immutables masked/],
-    ["register-gateway", /usage: vigil chain register-gateway/, /--device-key-file PATH/],
+    ["register-gateway", /usage: vigil chain register-gateway/, /--device-key-file FILE/],
     ["grant-operator", /usage: vigil chain grant-operator/, /--account ADDR/],
   ])("args: vigil chain %s --help (and -h) documents that subcommand only", async (cmd, usage, option) => {
     for (const flag of ["--help", "-h"]) {
@@ -275,7 +275,7 @@ describe("vigil chain", () => {
       const hex = bytesToHex(generateKey("secp256k1").privateKey);
       expect(await chainCommand(["deploy", "--rpc", anvil.url, "--key", hex])).toBe(2);
       expect(cap.err()).toMatch(
-        /not accepted on the command line.*--key-file PATH \(mode 0600\) or VIGIL_CHAIN_KEY/,
+        /not accepted on the command line.*--key-file FILE \(mode 0600\) or VIGIL_CHAIN_KEY/,
       );
       expect(cap.err()).not.toContain(hex.slice(2));
       const open = join(dir, "open.key");

@@ -1,5 +1,5 @@
 /**
- * `vigil update retry --device N` for a firmware release, in process against a stand-in for the
+ * `vigil update retry --device ID` for a firmware release, in process against a stand-in for the
  * gateway's update routes (GET /api/updates, POST /api/updates/retry) served by a real
  * FirmwareUpdateAgent and a simulated MCU on an in-memory line: the exit status and the line say
  * whether the device took the release this time. The routes as the gateway serves them:

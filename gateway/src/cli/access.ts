@@ -2,12 +2,12 @@
  * `vigil access …`: the registry's access state changes, from the command line, and the
  * credentials the edge needs (device passwords, reader tokens, Mosquitto files).
  *
- *   vigil access sensor register|suspend|resume|revoke --gateway-id HEX32 --sensor HEX8 [--public-key HEX --key-type T]
+ *   vigil access sensor register|suspend|resume|revoke --gateway-id HEX32 --sensor HEX8 [--public-key HEX [--key-type TYPE]]
  *   vigil access reader grant|revoke --reader ADDR (--gateway-id HEX32 | --site NAME|HEX32) [--days N]
  *   vigil access list --gateway-id HEX32 --rpc URL --deployment FILE
- *   vigil access device-password --sensor HEX8 --file PATH
- *   vigil token --reader-key-file PATH --gateway-id HEX32 --deployment FILE [--hours H]
- *   vigil access export-mosquitto --gateway-id HEX32 --rpc URL --deployment FILE --password-file PATH
+ *   vigil access device-password --sensor HEX8 --file FILE
+ *   vigil token --reader-key-file FILE --gateway-id HEX32 --deployment FILE [--hours H]
+ *   vigil access export-mosquitto --gateway-id HEX32 --rpc URL --deployment FILE --password-file FILE
  *     --out-dir DIR [--site-name NAME] [--gateway-name NAME] [--gateway-user NAME] [--pid PID]
  *
  * Contract errors (custom errors) come back as sentences (chain/errors.ts ContractRevertError).
@@ -49,28 +49,28 @@ commands:
   token             mint a reader token (the MQTT password of a dashboard); also "vigil token"
 
 options:
-  --deployment PATH   deployment file (chain id, registry, deployment block)
+  --deployment FILE   deployment file (chain id, registry, deployment block)
   --rpc URL           JSON-RPC endpoint
-  --key-file PATH     the caller's private key (mode 0600), or VIGIL_CHAIN_KEY (default: anvil
+  --key-file FILE     the caller's private key (mode 0600), or VIGIL_CHAIN_KEY (default: anvil
                       dev account #0 — local chains only)
   --gateway-id HEX32  the gateway (bytes32)
   --sensor HEX8       the sensor's device id (8 hex digits)
   --public-key HEX    sensor key as registered (20-byte address or 64-byte P-256 x‖y; default none)
-  --key-type T        secp256k1 | p256 (with --public-key)
+  --key-type TYPE     secp256k1 (default) or p256 (with --public-key)
   --reader ADDR       the reader's address
   --site NAME|HEX32   a site instead of a gateway (reader grant/revoke)
   --days N            grant length in days (default 30)
-  --reader-key-file PATH  the reader's private key, hex, mode 0600 (token)
+  --reader-key-file FILE  the reader's private key, hex, mode 0600 (token)
   --hours H           token lifetime in hours, at most 24 (default 12)
-  --file PATH         password file (device-password)
-  --password-file PATH  device password file (export-mosquitto)
+  --file FILE         password file (device-password)
+  --password-file FILE  device password file (export-mosquitto)
   --out-dir DIR       where export-mosquitto writes vigil.passwd, vigil.acl and vigil.dynsec.json
   --pid PID           a running Mosquitto to send SIGHUP (reload) after writing
   --gateway-user NAME also export NAME's line of --password-file as the gateway's own user (the
                       user the running gateway syncs the dynamic-security plugin as)
   --site-name NAME    topic level of the site (default site-1); --gateway-name NAME (default: this
                       machine's default attest.gatewayName, gw-<12 hex digits>)
-  --help              this text
+  -h, --help          this text
 `;
 
 const HEX8 = /^[0-9a-f]{8}$/;
@@ -110,7 +110,7 @@ function parse(argv: string[]) {
 
 /**
  * The flags each command reads. The commands share one option table, so without this a flag
- * another command reads (`access list --key-file K`, `token --rpc URL`) was accepted and did
+ * another command reads (`access list --key-file FILE`, `token --rpc URL`) was accepted and did
  * nothing; it is now a usage error before any file or the chain is read.
  */
 const FLAGS: Record<string, readonly (keyof typeof opts)[]> = {
@@ -428,18 +428,18 @@ export async function accessCommand(argv: string[], viaToken = false): Promise<n
   }
 }
 
-const TOKEN_HELP = `usage: vigil token --deployment PATH --gateway-id HEX32 --reader-key-file PATH [--hours H]
+const TOKEN_HELP = `usage: vigil token --deployment FILE --gateway-id HEX32 --reader-key-file FILE [--hours H]
 
 Mints a reader token: the MQTT password of a dashboard (gateway/src/access/README.md), signed by
 the reader's key, valid for the gateway's topics while the registry grants the reader access.
 Prints it as one JSON line. No chain access is needed (the deployment file gives chain and registry).
 
 options:
-  --deployment PATH       deployment file (chain id, registry)
+  --deployment FILE       deployment file (chain id, registry)
   --gateway-id HEX32      the gateway whose topics the token opens
-  --reader-key-file PATH  the reader's private key, hex, mode 0600
+  --reader-key-file FILE  the reader's private key, hex, mode 0600
   --hours H               lifetime in hours, at most 24 (default 12)
-  --help                  this text
+  -h, --help              this text
 `;
 
 /** `vigil token …` = `vigil access token …`, with its own help. */

@@ -1,13 +1,13 @@
 /**
  * `vigil chain …`: deploy the registry contracts and manage gateways from the command line.
  *
- *   vigil chain deploy --rpc URL [--key-file PATH] [--out deployment.json] [--admin ADDR]
+ *   vigil chain deploy --rpc URL [--key-file FILE] [--out FILE] [--admin ADDR]
  *                      [--admin-delay SECONDS] [--threshold M] [--max-release-size BYTES]
  *   vigil chain verify --deployment FILE --rpc URL
- *   vigil chain register-gateway --deployment FILE --rpc URL [--key-file PATH] --gateway-id HEX32
- *                      --site HEX32|NAME [--key-type secp256k1|p256] (--device-key-file PATH | --public-key HEX)
+ *   vigil chain register-gateway --deployment FILE --rpc URL [--key-file FILE] --gateway-id HEX32
+ *                      --site NAME|HEX32 [--key-type TYPE] (--device-key-file FILE | --public-key HEX)
  *                      [--metadata URI]
- *   vigil chain grant-operator --deployment FILE --rpc URL [--key-file PATH] --site HEX32|NAME --account ADDR
+ *   vigil chain grant-operator --deployment FILE --rpc URL [--key-file FILE] --site NAME|HEX32 --account ADDR
  *
  * Sending keys come from `--key-file` (mode 0600) or VIGIL_CHAIN_KEY, never from the command line;
  * anvil's well-known account #0 is used only when neither is given AND the chain is a local
@@ -43,12 +43,12 @@ import { fileError, UsageError, VigilError, redactUrl } from "../core/errors.ts"
 import { addressFlag, int, parse, rpcFlag, runSubcommand } from "./args.ts";
 import { CHAIN_HELP as HELP } from "./help/chain.ts";
 
-const KEY_HELP = `  --key-file PATH           file with the sending account's hex private key (mode 0600); or set
+const KEY_HELP = `  --key-file FILE           file with the sending account's hex private key (mode 0600); or set
                             VIGIL_CHAIN_KEY. Without either, anvil's development account #0 is used,
                             only on a local development chain (chain id 31337/1337 on a loopback
                             address); well-known development keys are refused on any other chain`;
 
-const DEPLOY_HELP = `usage: vigil chain deploy --rpc URL [--key-file PATH] [--out FILE [--force]] [--admin ADDR]
+const DEPLOY_HELP = `usage: vigil chain deploy --rpc URL [--key-file FILE] [--out FILE [--force]] [--admin ADDR]
                          [--admin-delay SECONDS] [--threshold M] [--max-release-size BYTES]
 
 Deploys VigilRegistry and VigilReleases from the committed artifacts, checks that the code on
@@ -59,7 +59,7 @@ starts).
 options:
   --rpc URL                 JSON-RPC endpoint (anvil: http://127.0.0.1:8545)
 ${KEY_HELP}
-  --out PATH                deployment file to write (default: deployment.json); an existing
+  --out FILE                deployment file to write (default: deployment.json); an existing
                             file is refused before anything is deployed
   --force                   replace an existing --out file
   --admin ADDR              default admin (default: the deployer)
@@ -76,26 +76,26 @@ VigilRegistry and VigilReleases addresses is the committed artifacts' runtime co
 (immutables masked). Exit 0 when it matches, 1 when it does not.
 
 options:
-  --deployment PATH         deployment file written by "vigil chain deploy"
+  --deployment FILE         deployment file written by "vigil chain deploy"
   --rpc URL                 JSON-RPC endpoint of that chain
   -h, --help                this text
 `;
 
-const REGISTER_HELP = `usage: vigil chain register-gateway --deployment FILE --rpc URL [--key-file PATH]
+const REGISTER_HELP = `usage: vigil chain register-gateway --deployment FILE --rpc URL [--key-file FILE]
          --gateway-id HEX32 --site NAME|HEX32
-         [--key-type secp256k1|p256] (--device-key-file PATH | --public-key HEX) [--metadata URI]
+         [--key-type TYPE] (--device-key-file FILE | --public-key HEX) [--metadata URI]
 
 Registers a gateway's signing key at a site in the deployment's VigilRegistry. The sending
 account must hold the site's operator role ("vigil chain grant-operator").
 
 options:
-  --deployment PATH         deployment file written by "vigil chain deploy"
+  --deployment FILE         deployment file written by "vigil chain deploy"
   --rpc URL                 JSON-RPC endpoint of that chain
 ${KEY_HELP}
   --gateway-id HEX32        the gateway id (0x + 64 hex digits; the gateway's attest.gatewayId, or
                             keccak256("vigil-gateway:" + attest.gatewayName))
   --site NAME|HEX32         the site: a name (hashed as keccak256("site:" + NAME)) or its 0x id
-  --device-key-file PATH    the gateway's raw hex private key (mode 0600): its public key is
+  --device-key-file FILE    the gateway's raw hex private key (mode 0600): its public key is
                             registered, the key itself never leaves this machine
   --key-type TYPE           secp256k1 (default) or p256, for --device-key-file and --public-key
   --public-key HEX          or give the public key directly: 20-byte address (secp256k1) or
@@ -104,14 +104,14 @@ ${KEY_HELP}
   -h, --help                this text
 `;
 
-const GRANT_HELP = `usage: vigil chain grant-operator --deployment FILE --rpc URL [--key-file PATH]
+const GRANT_HELP = `usage: vigil chain grant-operator --deployment FILE --rpc URL [--key-file FILE]
          --site NAME|HEX32 --account ADDR
 
 Grants the operator role of a site (register, rotate, suspend and revoke its gateways) to an
 account. The sending account must be the registry's default admin.
 
 options:
-  --deployment PATH         deployment file written by "vigil chain deploy"
+  --deployment FILE         deployment file written by "vigil chain deploy"
   --rpc URL                 JSON-RPC endpoint of that chain
 ${KEY_HELP}
   --site NAME|HEX32         the site: a name (hashed as keccak256("site:" + NAME)) or its 0x id
@@ -133,7 +133,7 @@ function sendingKey(
 ): string {
   if (values.key !== undefined)
     throw new UsageError(
-      "private keys are not accepted on the command line (every user sees them in ps, and they stay in shell history): use --key-file PATH (mode 0600) or VIGIL_CHAIN_KEY",
+      "private keys are not accepted on the command line (every user sees them in ps, and they stay in shell history): use --key-file FILE (mode 0600) or VIGIL_CHAIN_KEY",
     );
   const what = values["key-file"] ? `--key-file ${values["key-file"]}` : "VIGIL_CHAIN_KEY";
   let key = values["key-file"]
@@ -142,7 +142,7 @@ function sendingKey(
   if (!key) {
     if (!isLocalDevChain(chainId, [rpcUrl]))
       throw new UsageError(
-        `no sending key: give --key-file PATH or set VIGIL_CHAIN_KEY (the development key is used only on a local development chain; chain ${chainId} at ${redactUrl(rpcUrl)} is not one)`,
+        `no sending key: give --key-file FILE or set VIGIL_CHAIN_KEY (the development key is used only on a local development chain; chain ${chainId} at ${redactUrl(rpcUrl)} is not one)`,
       );
     process.stderr.write(`${command}: no --key-file: using anvil's development account #0 (local chain)\n`);
     key = ANVIL_DEV_KEYS[0];
@@ -163,7 +163,7 @@ async function chainIdOf(rpcUrl: string): Promise<bigint> {
 }
 
 export function readDeployment(path: string | undefined): LoadedDeployment {
-  if (!path) throw new UsageError("--deployment PATH is required");
+  if (!path) throw new UsageError("--deployment FILE is required");
   return readDeploymentFile(path);
 }
 

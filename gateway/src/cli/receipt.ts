@@ -1,5 +1,5 @@
 /**
- * `vigil receipt --store DIR --device ID [--from T] [--to T] [--seq N] [--out FILE]`: exports
+ * `vigil receipt --store DIR --device ID [--from TIME] [--to TIME] [--seq N] [--out FILE]`: exports
  * receipts from a gateway's store: one receipt (`--seq`) or an audit bundle of a device's
  * frames in a time range, which a third party checks with `vigil verify` and an RPC URL.
  * `--leaf HASH` exports the receipt of an INFERENCE, ALERT or SENSOR_FAULT leaf (an alert's or a

@@ -27,7 +27,8 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
                          logged as mqtt in "gateway started")
   --mqtt-host HOST       embedded broker address (default ${DEFAULT_CONFIG.mqtt.embedded.host})
   --mqtt-auth MODE       none (loopback development) | registry (device passwords, reader tokens; default ${DEFAULT_CONFIG.mqtt.embedded.auth})
-  --mqtt-password-file F device password file (mosquitto_passwd $7$ format; "vigil access device-password"),
+  --mqtt-password-file FILE
+                         device password file (mosquitto_passwd $7$ format; "vigil access device-password"),
                          relative to the current folder
   --mqtt-insecure        allow a non-loopback --mqtt-host with --mqtt-auth none (anyone on the network may publish)
   --admission MODE       open | registry: only sensors registered and active under this gateway may send

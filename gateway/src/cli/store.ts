@@ -45,7 +45,7 @@ export async function storeCommand(argv: string[], io: CliIo = stdio): Promise<n
     io.out(HELP);
     return sub ? 0 : 2;
   }
-  // Before the flags: "store chek --to X" is a mistyped command, not a misplaced --to.
+  // Before the flags: "store chek --to NEW_DIR" is a mistyped command, not a misplaced --to.
   if (sub !== "check" && sub !== "salvage")
     throw new UsageError(`unknown store command "${sub}"${didYouMean(sub, ["check", "salvage"])}`);
   const { values } = parse(rest, {

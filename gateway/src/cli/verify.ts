@@ -1,6 +1,6 @@
 /**
- * `vigil verify RECEIPT|BUNDLE [--deployment FILE | --registry ADDR --chain-id ID] [--gateway ID]
- * [--site NAME] [--rpc URL …] [--signer KEY] [--json]`: checks a receipt or an audit bundle against a
+ * `vigil verify RECEIPT|BUNDLE [--deployment FILE | --registry ADDR --chain-id ID] [--gateway HEX32]
+ * [--site NAME|HEX32] [--rpc URL …] [--signer KEY] [--json]`: checks a receipt or an audit bundle against a
  * trust anchor the auditor names. Exit 0 only when every check of every receipt passes; 1 when one
  * fails (the reason code and a precise message are printed); 2 on usage errors, unreadable input, or
  * `--rpc` without a trust anchor (the offline checks still run and are printed).
@@ -284,7 +284,7 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
       ? ""
       : `; ${receipts.length === 1 ? "the anchor is" : `${unfinal} anchors are`} not finalized yet and can still be reorganised away (--finalized or --min-confirmations N to require finality)`;
   const refusal =
-    "not checked on chain: --rpc needs a trust anchor (--deployment FILE, or --registry ADDRESS --chain-id ID); the registry named inside a receipt proves nothing\n";
+    "not checked on chain: --rpc needs a trust anchor (--deployment FILE, or --registry ADDR --chain-id ID); the registry named inside a receipt proves nothing\n";
   if (values.json) {
     io.out(
       JSON.stringify(

@@ -15,7 +15,8 @@ options:
   --force               overwrite an existing keystore (init)
   --rpc URL             rotate: chain endpoint (default chain.rpcUrl)
   --deployment FILE     rotate: deployment file (default chain.deployment)
-  --sender-key-file F   rotate: key (hex, mode 0600) of any funded account paying gas (default
+  --sender-key-file FILE
+                        rotate: key (hex, mode 0600) of any funded account paying gas (default
                         chain.senderKeyFile, else VIGIL_CHAIN_SENDER_KEY); the authority is the
                         current key's signature
   -h, --help            this text

@@ -10,15 +10,16 @@ commands:
 
 publish options:
   --kind model|firmware      what the file is
-  --target T                 model: a device profile it serves (e.g. cmapss-fd001);
+  --target TARGET            model: a device profile it serves (e.g. cmapss-fd001);
                              firmware: the hardware target (e.g. sim-mcu); or a 32-byte hex id
-  --file F                   the ONNX model or the firmware image
-  --manifest M               model manifest (required for models; checked against the ONNX file:
+  --file FILE                the ONNX model or the firmware image
+  --manifest FILE            model manifest (required for models; checked against the ONNX file:
                              sha256, size, input/output names and shapes); it must be published
-                             beside F (same folder, or its own ipfs:// CID)
-  --uri U                    where gateways fetch F (repeatable, tried in order: file://, https://,
-                             ipfs://CID; others, and URIs with user:password@, are refused:
-                             URIs are public on chain); default: file:// of F and ipfs://<CID of F>
+                             beside the file (same folder, or its own ipfs:// CID)
+  --uri URI                  where gateways fetch the file (repeatable, tried in order:
+                             file://, https://, ipfs://CID; others, and URIs with
+                             user:password@, are refused: URIs are public on chain); default:
+                             file:// of the --file and ipfs://<its CID>
   --version N                release version (default: model manifest semver or firmware header
                              version as major*10^6 + minor*10^3 + patch, each part at most 999;
                              it must be that number, which gateways check)
@@ -31,11 +32,11 @@ grant-role options:
   --role manager|approver    --account ADDR
 
 common options:
-  --deployment PATH          deployment file written by "vigil chain deploy"
+  --deployment FILE          deployment file written by "vigil chain deploy"
   --rpc URL                  JSON-RPC endpoint
-  --key-file PATH            the caller's private key (mode 0600), or VIGIL_CHAIN_KEY (default:
+  --key-file FILE            the caller's private key (mode 0600), or VIGIL_CHAIN_KEY (default:
                              anvil dev account #0, local chains only); list only reads: no key
-  --help                     this text
+  -h, --help                 this text
 
 Contract errors are printed as sentences, e.g. "version 3 is not above 5, the latest model version
 proposed for target 0x…" (VersionNotIncreasing).

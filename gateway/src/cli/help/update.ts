@@ -11,7 +11,8 @@ commands:
                    release becomes active
 
 options:
-  --device N       retry: forget the firmware failure on this device only (default: every device)
+  --device ID      retry: forget the firmware failure on this device only, a decimal id (default:
+                   every device)
   --wait SECONDS   check, retry: wait up to this long for the check to finish (default 30; 0: do
                    not wait); a candidate model in its shadow phase may take longer
   --url URL        the gateway's endpoint (default: http.host and http.port of --config, else

@@ -1,8 +1,9 @@
 /** `vigil verify --help`, in a module of its own so main.ts can print it without loading the command. */
-export const VERIFY_HELP = `usage: vigil verify RECEIPT|BUNDLE (--deployment FILE | --registry ADDRESS --chain-id ID)
-                    [--gateway ID] [--site NAME] [--rpc URL ... [--cross-check] [--finalized]
-                    [--min-confirmations N]]
-                    [--signer KEY] [--json]
+export const VERIFY_HELP = `usage: vigil verify RECEIPT|BUNDLE
+                    (--deployment FILE | --registry ADDR --chain-id ID [--from-block N])
+                    [--gateway HEX32] [--site NAME|HEX32]
+                    [--rpc URL ... [--cross-check] [--finalized] [--min-confirmations N]]
+                    [--log-range N] [--signer KEY] [--json]
 
 Verifies a receipt (vigil-receipt/1: frame, inference, alert or sensor-fault) or an audit bundle
 (vigil-bundle/1), see gateway/src/attest/RECEIPTS.md. Offline: frame or leaf preimage → leaf →
@@ -17,12 +18,12 @@ checked against. Without a trust anchor only the offline checks run; --rpc is re
 Trust anchor:
   --deployment FILE  the deployment file of the registry you trust (written by "vigil chain deploy"):
                      registry address, chain id, and the deployment block where log queries start
-  --registry ADDRESS the VigilRegistry address you trust (instead of --deployment) …
+  --registry ADDR    the VigilRegistry address you trust (instead of --deployment) …
   --chain-id ID      … and its chain id (required with --registry; checked with --deployment)
   --from-block N     with --registry: the block log queries start at (default 0; the deployment
                      file knows it)
-  --gateway ID       accept only batches of this gateway id (0x + 64 hex digits)
-  --site NAME        accept only gateways registered at this site (a name as given to
+  --gateway HEX32    accept only batches of this gateway id (0x + 64 hex digits)
+  --site NAME|HEX32  accept only gateways registered at this site (a name as given to
                      "vigil chain register-gateway --site", or its 0x + 64 hex id); checked
                      on chain only (needs --rpc)
 
