@@ -48,11 +48,13 @@ function ethersLoadedBy(args: string[], name: string): Promise<{ code: number | 
 }
 
 describe("CLI start-up imports", () => {
-  it("behavior: vigil --help and a chain command's --help load no ethers module", async () => {
+  it("behavior: vigil --help and the chain commands' --help (chain, status, access, token) load no ethers module", async () => {
     for (const [name, args] of [
       ["root", ["--help"]],
       ["chain", ["chain", "--help"]],
       ["status", ["status", "--help"]],
+      ["access", ["access", "--help"]],
+      ["token", ["token", "--help"]],
     ] as const) {
       const r = await ethersLoadedBy([...args], name);
       expect(r.code, name).toBe(0);
