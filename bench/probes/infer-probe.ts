@@ -6,7 +6,8 @@
  * What runs is the gateway's own composition: the runtime's inference composition (registry, loop, alert service)
  * fed through `Ingest` and publishing through the embedded aedes broker, with `--devices`
  * devices (HELLO with the profile of a loaded model, round robin over the models) sending one
- * DATA frame per step for `--steps` steps, waiting for the loop after each step. The sink only
+ * DATA frame per step for `--steps` steps (values that fit the model: probe-rows.ts), waiting for
+ * the loop after each step. Exits 1 when no window ran. The sink only
  * counts (a deployed gateway's frames live in LevelDB, not in the JS heap).
  *
  * Prints one JSON object: RSS (MB) after the imports, after the models were loaded, and at steady
@@ -24,6 +25,7 @@ import { VigilJsonEncoder } from "../../gateway/src/alerts/vigil-json.ts";
 import { wireInference } from "../../gateway/src/runtime.ts";
 import { ModelRegistry } from "../../gateway/src/infer/registry.ts";
 import type { RunnerKind } from "../../gateway/src/infer/worker.ts";
+import { probeRow } from "./probe-rows.ts";
 
 const mb = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
 const rss = (): number => mb(process.memoryUsage().rss);
@@ -88,9 +90,7 @@ if (registry.models.length === 0) throw new Error(`no *.manifest.json under ${a.
 const models = registry.models;
 const devs = Array.from({ length: DEVICES }, (_, i) => {
   const m = models[i % models.length]!;
-  const mean = m.manifest.normalization.mean[0]!;
-  const std = m.manifest.normalization.std[0]!;
-  return { id: i + 1, m, mean, std, values: new Float32Array(m.manifest.inputs.channels.length) };
+  return { id: i + 1, m, values: new Float32Array(m.manifest.inputs.channels.length) };
 });
 for (const d of devs) {
   const raw = encodeFrame({
@@ -111,8 +111,7 @@ const idle = async (): Promise<void> => {
 for (let s = 0; s < STEPS; s++) {
   const acks: Array<unknown> = [];
   for (const d of devs) {
-    for (let c = 0; c < d.values.length; c++)
-      d.values[c] = (d.mean[c] ?? 0) + (d.std[c] ?? 1) * Math.sin(s * 0.1 + c + d.id);
+    probeRow(d.m.manifest, d.id, s, d.values);
     const raw = encodeFrame({
       type: FrameType.Data,
       deviceId: d.id,
@@ -125,6 +124,13 @@ for (let s = 0; s < STEPS; s++) {
   }
   await Promise.all(acks);
   await idle();
+}
+// Every window withheld (frames the data-quality stage refuses) would measure an idle model.
+if (inference.counters.loop.windowsRun === 0) {
+  console.error(
+    `infer-probe: no window ran (${inference.counters.loop.windowsWithheld} withheld by the data-quality stage); the probe's frames do not fit ${models.map((m) => m.manifest.name).join(", ")}`,
+  );
+  process.exit(1);
 }
 const mem = process.memoryUsage();
 const out = {

@@ -4,22 +4,12 @@
  * client test suite see one vocabulary. RPC URLs in messages go through `redactUrl`.
  */
 import { Interface, id as keccakId, isError } from "ethers";
-import { VigilError, redactUrl, redactText, redactedError } from "../core/errors.ts";
+import { redactUrl, redactText, redactedError } from "../core/errors.ts";
+import { ChainError } from "./chain-error.ts";
 import { DEVICE_STATUS, KEY_TYPES, RELEASE_KINDS, RELEASE_STATUS, ROLE_STRINGS } from "./client.ts";
 
-/** Base class of every chain error. */
-export class ChainError extends VigilError {
-  override name = "ChainError";
-  /** `CHAIN` or `CHAIN_<REASON>` (the subclasses name theirs). */
-  declare readonly code: "CHAIN" | `CHAIN_${string}`;
-  constructor(
-    code: "CHAIN" | `CHAIN_${string}`,
-    message: string,
-    opts: { details?: string; cause?: unknown } = {},
-  ) {
-    super(code, message, opts);
-  }
-}
+// The base class lives without ethers (chain-error.ts), so the CLI's flag checks can use it.
+export { ChainError };
 
 /**
  * A contract call reverted. `errorName` is the Solidity custom error (e.g. `UnexpectedSequence`) and

@@ -21,7 +21,8 @@
  *   with credentials); every URL in a message or status goes through `redactUrl`; errors never carry
  *   the raw URL or a cause that contains it.
  */
-import { ChainError } from "./errors.ts";
+import { ChainError } from "./chain-error.ts";
+import { parseRpcUrl } from "./rpc-url.ts";
 import {
   ChainNetworkError,
   RpcBadResponseError,
@@ -32,8 +33,8 @@ import {
   translateRpcError,
 } from "./errors.ts";
 import type { Interface } from "ethers";
-import { redactUrl } from "../core/errors.ts";
-import { takeBasicAuth } from "../core/url-credentials.ts";
+
+export { parseRpcUrl };
 import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
 
 /** What callers of the chain need from a JSON-RPC connection. */
@@ -114,23 +115,6 @@ interface Endpoint {
   chainChecked: boolean;
   /** The chain id the endpoint served at its last probe, when that was not the expected one. */
   wrongChain: bigint | undefined;
-}
-
-/**
- * Parses an RPC URL. Throws ChainError `CHAIN_BAD_URL` (redacted, no cause) for anything that is not
- * an http(s) URL, so a typo never prints the credentials inside it.
- */
-export function parseRpcUrl(url: string): { href: string; auth: string | undefined; shown: string } {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new ChainError("CHAIN_BAD_URL", `not a valid RPC URL: ${redactUrl(url)}`);
-  }
-  if (u.protocol !== "http:" && u.protocol !== "https:")
-    throw new ChainError("CHAIN_BAD_URL", `RPC URL must be http:// or https://, got ${redactUrl(url)}`);
-  const auth = takeBasicAuth(u);
-  return { href: u.toString(), auth, shown: redactUrl(url) };
 }
 
 let nextId = 1;

@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { ChainError } from "../chain/errors.ts";
-import { parseRpcUrl } from "../chain/rpc.ts";
+import { ChainError } from "../chain/chain-error.ts";
+import { parseRpcUrl } from "../chain/rpc-url.ts";
 import { editDistance } from "../core/edit-distance.ts";
 import { isAddress, type Hex } from "../core/hex.ts";
 import { UsageError } from "../core/errors.ts";

@@ -4,7 +4,6 @@
  * `Restart=always` restarts the unit and the journal says what to do. Every command's error line
  * is printed here too (reportCommandError).
  */
-import { ContractRevertError } from "../chain/errors.ts";
 import { ConfigError, fileError, FileAccessError, UsageError, VigilError } from "../core/errors.ts";
 
 /** Code of a start-up refusal raised by the CLI itself (not by a stage). */
@@ -90,7 +89,11 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string | ((e: VigilErro
   ],
   [(e) => e.code === "CHAIN_FUNDS", "send the sending account enough of the chain's native token for gas"],
   [
-    (e) => e instanceof ContractRevertError && e.errorName === "NotSiteOperator",
+    // By code, not instanceof: chain/errors.ts imports ethers, which every command's start-up
+    // (this module is loaded by main.ts) would then pay for (README, `cli` benchmark).
+    (e) =>
+      e.code === "CHAIN_REVERT" &&
+      (e as VigilError & { errorName?: unknown }).errorName === "NotSiteOperator",
     'the registry\'s default admin grants that role with "vigil chain grant-operator"',
   ],
   [

@@ -61,6 +61,8 @@ const lightHelp: Record<string, () => Promise<string>> = {
   anchor: async () => (await import("./help/anchor.ts")).ANCHOR_HELP,
   release: async () => (await import("./help/release.ts")).RELEASE_HELP,
   update: async () => (await import("./help/update.ts")).UPDATE_HELP,
+  access: async () => (await import("./help/access.ts")).ACCESS_HELP,
+  token: async () => (await import("./help/access.ts")).TOKEN_HELP,
 };
 
 export async function main(argv: string[]): Promise<number> {

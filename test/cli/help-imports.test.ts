@@ -1,0 +1,64 @@
+/**
+ * `vigil --help` and `vigil <command> --help` start without loading ethers (README, `cli`
+ * benchmark: the goal is ≤ 0.5 s per command, and ethers alone costs a few hundred ms of CPU at
+ * start-up). cli/fatal.ts, which main.ts loads for every command, once imported chain/errors.ts
+ * (and through it ethers) for one `instanceof`: every `--help` then paid for ethers. A resolve hook
+ * in the spawned CLI writes each module under node_modules/ethers it resolves to a file.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const dir = mkdtempSync(join(tmpdir(), "vigil-help-imports-"));
+const hooks = join(dir, "hooks.mjs");
+writeFileSync(
+  hooks,
+  `import { appendFileSync } from "node:fs";
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  if (r.url.includes("/node_modules/ethers/")) appendFileSync(process.env.VIGIL_TRACE_FILE, r.url + " <- " + context.parentURL + "\\n");
+  return r;
+}
+`,
+);
+const register = join(dir, "register.mjs");
+writeFileSync(
+  register,
+  `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
+);
+
+/** The ethers modules `vigil ARGS` resolved (the CLI from its sources, as `npx vigil` runs it). */
+function ethersLoadedBy(args: string[], name: string): Promise<{ code: number | null; loaded: string[] }> {
+  const trace = join(dir, `${name}.txt`);
+  return new Promise((res) => {
+    execFile(
+      process.execPath,
+      ["--import", register, "bin/vigil.js", ...args],
+      { env: { ...process.env, VIGIL_TRACE_FILE: trace, VIGIL_DIST: "0" }, timeout: 60_000 },
+      (e) =>
+        res({
+          code: e ? ((e as { code?: number }).code ?? 1) : 0,
+          loaded: existsSync(trace) ? readFileSync(trace, "utf8").split("\n").filter(Boolean) : [],
+        }),
+    );
+  });
+}
+
+describe("CLI start-up imports", () => {
+  it("behavior: vigil --help and the chain commands' --help (chain, status, access, token) load no ethers module", async () => {
+    for (const [name, args] of [
+      ["root", ["--help"]],
+      ["chain", ["chain", "--help"]],
+      ["status", ["status", "--help"]],
+      ["access", ["access", "--help"]],
+      ["token", ["token", "--help"]],
+    ] as const) {
+      const r = await ethersLoadedBy([...args], name);
+      expect(r.code, name).toBe(0);
+      expect(r.loaded.slice(0, 3), `vigil ${args.join(" ")} loaded ethers`).toEqual([]);
+    }
+  }, 120_000);
+});
