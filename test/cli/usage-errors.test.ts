@@ -245,6 +245,10 @@ describe("CLI user mistakes", () => {
       [["update", "check", "--wait", "0x10"], /^vigil update: --wait must be a number ≥ 0, got "0x10"/],
     ];
     for (const [args, re] of cases) oneLine(await vigil(args), 2, re);
+    // --help wins over a bad value, as in every other command (update read --wait first).
+    const h = await vigil(["update", "check", "--wait", "x", "--help"]);
+    expect(h.code, h.stderr).toBe(0);
+    expect(h.stdout).toMatch(/^usage: vigil update /);
   }, 120_000);
 
   it('doc: the flag values README "When the gateway refuses to start" lists are usage errors naming the flag (exit 2), not fatal errors naming a setting (exit 1)', async () => {

@@ -158,8 +158,9 @@ function common(argv: string[], extra: Record<string, { type: "string" | "boolea
     },
     true,
   );
-  // Decimal (args.ts num): Number() took "0x10" as 16 s.
-  const wait = num("wait", v.wait as string | undefined, 30, 0);
+  // Decimal (args.ts num): Number() took "0x10" as 16 s. Not read with --help, which wins over
+  // a bad value as in every other command.
+  const wait = v.help === true ? 0 : num("wait", v.wait as string | undefined, 30, 0);
   return { v, positionals, help: v.help === true, wait };
 }
 
