@@ -8,40 +8,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { accessCommand, tokenCommand } from "../../gateway/src/cli/access.ts";
-import { anchorCommand } from "../../gateway/src/cli/anchor.ts";
-import { chainCommand } from "../../gateway/src/cli/chain.ts";
-import { demoCommand } from "../../gateway/src/cli/demo.ts";
-import { doctorCommand } from "../../gateway/src/cli/doctor.ts";
-import { initCommand } from "../../gateway/src/cli/init.ts";
-import { keysCommand } from "../../gateway/src/cli/keys.ts";
-import { receiptCommand } from "../../gateway/src/cli/receipt.ts";
-import { releaseCommand } from "../../gateway/src/cli/release.ts";
-import { simCommand } from "../../gateway/src/cli/sim.ts";
-import { startCommand } from "../../gateway/src/cli/start.ts";
-import { statusCommand } from "../../gateway/src/cli/status.ts";
-import { storeCommand } from "../../gateway/src/cli/store.ts";
-import { updateCommand } from "../../gateway/src/cli/update.ts";
-import { verifyCommand } from "../../gateway/src/cli/verify.ts";
-
-const commands: Record<string, (argv: string[]) => Promise<number>> = {
-  access: accessCommand,
-  anchor: anchorCommand,
-  chain: chainCommand,
-  demo: demoCommand,
-  doctor: doctorCommand,
-  init: initCommand,
-  keys: keysCommand,
-  receipt: (a) => receiptCommand(a),
-  release: releaseCommand,
-  sim: simCommand,
-  start: startCommand,
-  status: statusCommand,
-  store: (a) => storeCommand(a),
-  token: tokenCommand,
-  update: updateCommand,
-  verify: (a) => verifyCommand(a),
-};
+import { CLI_COMMANDS as commands } from "../helpers/cli-commands.ts";
 
 const docs = execFileSync("git", ["ls-files", "*.md"], { encoding: "utf8" }).split("\n").filter(Boolean);
 const scripts = Object.keys(
@@ -173,6 +140,8 @@ describe("commands in the documentation", () => {
   it("error: the check fails for a flag the CLI does not have", async () => {
     vi.spyOn(process.stdout, "write").mockImplementation(() => true);
     vi.spyOn(process.stderr, "write").mockImplementation(() => true);
-    await expect(startCommand(["--no-such-flag", "--help"])).rejects.toThrow(/unknown option --no-such-flag/);
+    await expect(commands["start"]!(["--no-such-flag", "--help"])).rejects.toThrow(
+      /unknown option --no-such-flag/,
+    );
   });
 });

@@ -10,21 +10,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it, vi } from "vitest";
-import { accessCommand, tokenCommand } from "../../gateway/src/cli/access.ts";
-import { anchorCommand } from "../../gateway/src/cli/anchor.ts";
-import { chainCommand } from "../../gateway/src/cli/chain.ts";
-import { demoCommand } from "../../gateway/src/cli/demo.ts";
-import { doctorCommand } from "../../gateway/src/cli/doctor.ts";
-import { initCommand } from "../../gateway/src/cli/init.ts";
-import { keysCommand } from "../../gateway/src/cli/keys.ts";
-import { receiptCommand } from "../../gateway/src/cli/receipt.ts";
-import { releaseCommand } from "../../gateway/src/cli/release.ts";
-import { simCommand } from "../../gateway/src/cli/sim.ts";
-import { startCommand } from "../../gateway/src/cli/start.ts";
-import { statusCommand } from "../../gateway/src/cli/status.ts";
-import { storeCommand } from "../../gateway/src/cli/store.ts";
-import { updateCommand } from "../../gateway/src/cli/update.ts";
-import { verifyCommand } from "../../gateway/src/cli/verify.ts";
+import { CLI_COMMANDS as commands } from "../helpers/cli-commands.ts";
 
 /** `vigil ARGS` through bin/vigil.js, as an operator runs it. */
 function vigil(...args: string[]): string {
@@ -56,25 +42,6 @@ function uses(text: string, where: string, command: string): Use[] {
     command,
   }));
 }
-
-const commands: Record<string, (argv: string[]) => Promise<number>> = {
-  access: accessCommand,
-  anchor: (a) => anchorCommand(a),
-  chain: chainCommand,
-  demo: demoCommand,
-  doctor: doctorCommand,
-  init: initCommand,
-  keys: keysCommand,
-  receipt: (a) => receiptCommand(a),
-  release: releaseCommand,
-  sim: simCommand,
-  start: startCommand,
-  status: statusCommand,
-  store: (a) => storeCommand(a),
-  token: tokenCommand,
-  update: updateCommand,
-  verify: (a) => verifyCommand(a),
-};
 
 /**
  * `vigil ARGS --help`, in process: starting bin/vigil.js (tsx) forty times took over a minute on
