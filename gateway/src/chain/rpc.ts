@@ -33,9 +33,10 @@ import {
   translateRpcError,
 } from "./errors.ts";
 import type { Interface } from "ethers";
-
-export { parseRpcUrl };
 import { realTimers, unrefTimer, type Timers } from "../core/timers.ts";
+
+// Parsed without ethers (rpc-url.ts) so the CLI's flag checks load no ethers; callers keep this import.
+export { parseRpcUrl };
 
 /** What callers of the chain need from a JSON-RPC connection. */
 export interface RpcClient {

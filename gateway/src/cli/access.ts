@@ -354,7 +354,7 @@ export async function accessCommand(argv: string[], viaToken = false): Promise<n
       const given = (Object.keys(v) as (keyof typeof opts)[]).find(
         (f) => f !== "help" && v[f] !== undefined && !reads.includes(f),
       );
-      // The closest flag the command does read: --key-file for "token" means --reader-key-file.
+      // With the closest flag the command does read (export-mosquitto --site: --site-name).
       if (given !== undefined)
         throw new UsageError(
           `--${given} does nothing for "${name}"${didYouMean(
