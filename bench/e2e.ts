@@ -47,7 +47,7 @@ import { localChain } from "../test/helpers/chain.ts";
 import { freePort } from "../test/helpers/procs.ts";
 import { parseExposition, type Family } from "../test/http/exposition.ts";
 import { readStoreFromDisk } from "../test/helpers/store-reader.ts";
-import { unitEnvironment } from "./lib/unit.ts";
+import { unitNodeOptions } from "./lib/unit.ts";
 import {
   benchOptions,
   exclusive,
@@ -142,17 +142,12 @@ const root = packageRoot();
  * `Environment=NODE_OPTIONS=…`, e.g. a 2 MB young generation), so RSS is the product's as
  * installed; `--node-options ""` measures Node's defaults instead.
  */
-const NODE_OPTIONS = o.nodeOptions ?? unitNodeOptions();
+const NODE_OPTIONS = o.nodeOptions ?? unitNodeOptions(root).join(" ");
 const DIST_MAIN = join(root, "dist/gateway/src/cli/main.js");
 const GATEWAY_NAME = "bench-e2e";
 
 // ---------------------------------------------------------------------------------------------
 // processes
-
-function unitNodeOptions(): string {
-  const unit = readFileSync(join(root, "hardware/pi/vigil.service"), "utf8");
-  return unitEnvironment(unit)["NODE_OPTIONS"]?.trim() ?? "";
-}
 
 function ensureBuild(): void {
   const newest = (dir: string): number =>
