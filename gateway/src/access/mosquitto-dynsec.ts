@@ -23,7 +23,7 @@
  *   ({@link dynsecConfig}), the plugin's `plugin_opt_config_file`, which the plugin then rewrites
  *   itself after every command.
  */
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { VigilError, redactUrl } from "../core/errors.ts";
 
 /**
@@ -207,6 +207,9 @@ interface Response {
 export async function syncDynsec(o: DynsecSyncOptions): Promise<number> {
   const timeoutMs = o.timeoutMs ?? 5000;
   let client: MqttClient;
+  // mqtt.js is imported when a connection is first made: a gateway on its embedded broker never
+  // loads it (≈ 5–15 MB of RSS; gateway/src/infer/README.md "Where the RSS goes").
+  const { default: mqtt } = await import("mqtt");
   try {
     client = await mqtt.connectAsync(o.url, {
       username: o.username,

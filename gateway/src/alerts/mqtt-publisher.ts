@@ -12,7 +12,7 @@
  * messages are dropped and counted (`counters.dropped`); health is retained and superseded by
  * the next one anyway, alerts are also leaves in the attestation batches.
  */
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { redactUrl } from "../core/errors.ts";
 import { settlesWithin } from "../core/timers.ts";
 import { firstConnack } from "../protocol/mqtt-connack.ts";
@@ -65,6 +65,9 @@ export class MqttClientPublisher implements AlertPublisher {
    * id) is: PublishError.
    */
   async open(will: EncodedMessage, onReconnect?: () => void): Promise<void> {
+    // mqtt.js is imported when a connection is first made: a gateway on its embedded broker never
+    // loads it (≈ 5–15 MB of RSS; gateway/src/infer/README.md "Where the RSS goes").
+    const { default: mqtt } = await import("mqtt");
     const client = mqtt.connect(this.opts.url, {
       clientId: this.opts.clientId,
       protocolVersion: 4,

@@ -6,7 +6,7 @@
  * unavailable the gateway withholds the PUBACK and reconnects after a backoff, which makes the
  * broker resend the unacknowledged messages.
  */
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
 import { redactUrl } from "../../core/errors.ts";
 import { firstConnack } from "../../protocol/mqtt-connack.ts";
 import { INGEST_JSON_SUBSCRIPTION, INGEST_SUBSCRIPTION } from "../../protocol/topics.ts";
@@ -66,6 +66,9 @@ export class ExternalMqttSource implements IngestSource {
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),
     };
+    // mqtt.js is imported when a connection is first made: a gateway on its embedded broker never
+    // loads it (≈ 5–15 MB of RSS; gateway/src/infer/README.md "Where the RSS goes").
+    const { default: mqtt } = await import("mqtt");
     const client = mqtt.connect(this.opts.url, o);
     client.handleMessage = (packet, done) => {
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);

@@ -3,8 +3,7 @@
  * An unplugged or failing port is reopened with exponential backoff (250 ms → 5 s); nothing
  * the device sent before is lost, because the device resends whatever was not ACKed.
  */
-import { SerialPortStream } from "@serialport/stream";
-import { SerialPort } from "serialport";
+import type { SerialPortStream } from "@serialport/stream";
 import { systemClock, type Clock } from "../../core/clock.ts";
 import { cobsEncode } from "../../protocol/cobs.ts";
 import type { FrameError } from "../../protocol/errors.ts";
@@ -107,9 +106,11 @@ export class SerialSource implements IngestSource {
 
   async #open(): Promise<void> {
     const settings = { path: this.opts.path, baudRate: this.opts.baudRate ?? 115200, autoOpen: false };
+    // serialport (and its native binding) is imported when a port is first opened: a gateway
+    // without serial sources never loads it (gateway/src/infer/README.md "Where the RSS goes").
     const port = this.opts.binding
-      ? new SerialPortStream({ ...settings, binding: this.opts.binding })
-      : new SerialPort(settings);
+      ? new (await import("@serialport/stream")).SerialPortStream({ ...settings, binding: this.opts.binding })
+      : new (await import("serialport")).SerialPort(settings);
     await new Promise<void>((res, rej) => port.open((e) => (e ? rej(e) : res())));
     if (this.#stopped) {
       port.close();
