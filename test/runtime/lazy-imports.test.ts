@@ -1,7 +1,8 @@
 /**
  * A gateway loads mqtt.js only when it connects to an external broker (mqtt.url, or a Mosquitto
- * dynamic-security sync) and serialport only when it opens a serial port. On its embedded broker
- * with no serial sources, the default of `vigil init`, neither is imported: that is memory a Pi
+ * dynamic-security sync), serialport only when it opens a serial port, and the IPFS modules only
+ * when it fetches an ipfs:// release. On its embedded broker with no serial sources, the default of
+ * `vigil init`, none of them is imported: that is memory a Pi
  * keeps (gateway/src/infer/README.md "Where the RSS goes"). A resolve hook in the spawned
  * `vigil start` writes every module it resolves under those packages to a file.
  */
@@ -14,7 +15,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { freePort, stop } from "../helpers/procs.ts";
 import { spawnVigil, until } from "../helpers/vigil-child.ts";
 
-const WATCHED = /\/node_modules\/(mqtt|serialport|@serialport\/[^/]+)\//;
+const WATCHED = /\/node_modules\/(mqtt|serialport|@serialport\/[^/]+|ipfs-unixfs-importer|multiformats)\//;
 const dir = mkdtempSync(join(tmpdir(), "vigil-lazy-imports-"));
 const hooks = join(dir, "hooks.mjs");
 writeFileSync(
@@ -74,7 +75,7 @@ async function packagesLoaded(
 }
 
 describe("the gateway imports what its configuration uses", () => {
-  it("behavior: on the embedded broker without serial sources, mqtt.js and serialport are never loaded", async () => {
+  it("behavior: on the embedded broker without serial sources, mqtt.js, serialport and the IPFS modules are never loaded", async () => {
     const r = await packagesLoaded("embedded", { mqtt: { embedded: { port: 0 } } }, (log) =>
       log.includes("gateway started"),
     );

@@ -26,7 +26,6 @@ import { fileURLToPath } from "node:url";
 import { redactUrl } from "../core/errors.ts";
 import { takeBasicAuth } from "../core/url-credentials.ts";
 import { redactLine } from "../core/log.ts";
-import { cidV1OfFile, parseIpfsUri } from "./cid.ts";
 import { UpdateError, type UpdateErrorCode } from "./errors.ts";
 import { makeDirSync } from "../core/make-dir.ts";
 
@@ -55,6 +54,13 @@ export interface Fetched {
   uri: string;
 }
 
+/**
+ * The IPFS modules (ipfs-unixfs-importer, multiformats), imported when an ipfs:// release is first
+ * fetched: a gateway that never installs one never loads them (gateway/src/infer/README.md
+ * "Where the RSS goes").
+ */
+const loadCid = (): Promise<typeof import("./cid.ts")> => import("./cid.ts");
+
 /** Content errors say the bytes were wrong (worth reporting over "unreachable"). */
 const CONTENT: readonly UpdateErrorCode[] = ["HASH_MISMATCH", "SIZE_MISMATCH", "CID_MISMATCH"];
 
@@ -63,6 +69,7 @@ async function open(uri: string, o: FetchOptions, signal: AbortSignal): Promise<
   let url: string;
   if (uri.startsWith("https://")) url = uri;
   else if (uri.startsWith("ipfs://")) {
+    const { parseIpfsUri } = await loadCid();
     const cid = parseIpfsUri(uri);
     if (!cid) throw new UpdateError("FETCH_FAILED", "not an ipfs://CID URI");
     if (!o.ipfsGateway)
@@ -146,9 +153,10 @@ async function fetchOne(uri: string, a: Artifact, o: FetchOptions, sha: string):
       throw new UpdateError("SIZE_MISMATCH", `got ${n} bytes, the release has ${a.size}`);
     const got = hash.digest("hex");
     if (got !== sha) throw new UpdateError("HASH_MISMATCH", `sha256 ${got} is not the release's ${sha}`);
-    const cid = uri.startsWith("ipfs://") ? parseIpfsUri(uri) : undefined;
-    if (cid) {
-      const actual = await cidV1OfFile(part);
+    const cids = uri.startsWith("ipfs://") ? await loadCid() : undefined;
+    const cid = cids?.parseIpfsUri(uri);
+    if (cids && cid) {
+      const actual = await cids.cidV1OfFile(part);
       if (actual !== cid.toV1().toString())
         throw new UpdateError(
           "CID_MISMATCH",
