@@ -61,7 +61,7 @@ function table(title: string, head: string[], rows: (string | number)[][]): void
   });
 }
 
-const out: Record<string, unknown> = { quick, depth: DEPTH };
+const out: Record<string, unknown> = { bench: "anchor", quick, depth: DEPTH };
 const rigs: ChainRig[] = [];
 async function rig(opts: Parameters<typeof startChainRig>[1] = {}): Promise<ChainRig> {
   const r = await startChainRig(freshDir(), opts);

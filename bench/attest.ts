@@ -122,7 +122,12 @@ function duBytes(dir: string): number {
   return n;
 }
 
-const out: Record<string, unknown> = { quick, channels: CHANNELS, frameBytes: rec(1, 1).raw.length };
+const out: Record<string, unknown> = {
+  bench: "attest",
+  quick,
+  channels: CHANNELS,
+  frameBytes: rec(1, 1).raw.length,
+};
 
 try {
   // ---------------------------------------------------------------- 1. durable ingest
