@@ -16,9 +16,9 @@
  *    Per-window cost of the loop at 1,000 devices vs the runtime floor.
  * 3. Frame-to-alert at RATE frames/s (100 devices × RATE/100 Hz; FD001 replays its train units,
  *    the rotating model replays simulator run-to-failure machines, so alerts raise and clear),
- *    frames encoded, decoded and handed to Ingest at that rate through `the runtime's wireInference` with the
- *    embedded aedes broker, once per runner ("inline": run() on the main thread, "worker": in a
- *    worker_thread). Latency of an alert = alert handed to the broker − the frame's **scheduled
+ *    frames encoded, decoded and handed to Ingest at that rate through the runtime's
+ *    `wireInference` with the embedded aedes broker, once per runner ("inline": run() on the main
+ *    thread, "worker": in a worker_thread). Latency of an alert = alert handed to the broker − the frame's **scheduled
  *    send time** (t0 + i / RATE; includes the time the frame waited because the event loop was
  *    busy and ≤ 1 ms of generator quantisation). Also reported: the same from the gateway's
  *    arrival stamp (what earlier versions measured), frame-to-result of every window, skipped
