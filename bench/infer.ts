@@ -18,11 +18,11 @@
  *    the rotating model replays simulator run-to-failure machines, so alerts raise and clear),
  *    frames encoded, decoded and handed to Ingest at that rate through the runtime's
  *    `wireInference` with the embedded aedes broker, once per runner ("inline": run() on the main
- *    thread, "worker": in a worker_thread). Latency of an alert = alert handed to the broker − the frame's **scheduled
- *    send time** (t0 + i / RATE; includes the time the frame waited because the event loop was
- *    busy and ≤ 1 ms of generator quantisation). Also reported: the same from the gateway's
- *    arrival stamp (what earlier versions measured), frame-to-result of every window, skipped
- *    windows, main-thread event-loop utilisation and delay, GC pauses.
+ *    thread, "worker": in a worker_thread). Latency of an alert = alert handed to the broker −
+ *    the frame's **scheduled send time** (t0 + i / RATE; includes the time the frame waited
+ *    because the event loop was busy and ≤ 1 ms of generator quantisation). Also reported: the
+ *    same from the gateway's arrival stamp (what earlier versions measured), frame-to-result of
+ *    every window, skipped windows, main-thread event-loop utilisation and delay, GC pauses.
  * 4. RSS as deployed: `npm run build`, then plain `node dist/bench/probes/infer-probe.js` in a
  *    child process per configuration (200 devices, the runtime's wireInference + Ingest + embedded
  *    broker): with Node's defaults, and with the Node flags of the Pi unit's NODE_OPTIONS
