@@ -6,29 +6,12 @@
  * in the spawned CLI writes each module under node_modules/ethers it resolves to a file.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
+import { importTraceHook } from "../helpers/import-trace.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "vigil-help-imports-"));
-const hooks = join(dir, "hooks.mjs");
-writeFileSync(
-  hooks,
-  `import { appendFileSync } from "node:fs";
-export async function resolve(specifier, context, next) {
-  const r = await next(specifier, context);
-  if (r.url.includes("/node_modules/ethers/")) appendFileSync(process.env.VIGIL_TRACE_FILE, r.url + " <- " + context.parentURL + "\\n");
-  return r;
-}
-`,
-);
-const register = join(dir, "register.mjs");
-writeFileSync(
-  register,
-  `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
-);
+const { dir, register } = importTraceHook(/\/node_modules\/ethers\//);
 
 /** The ethers modules `vigil ARGS` resolved (the CLI from its sources, as `npx vigil` runs it). */
 function ethersLoadedBy(args: string[], name: string): Promise<{ code: number | null; loaded: string[] }> {

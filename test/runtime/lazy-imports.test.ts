@@ -2,39 +2,20 @@
  * A gateway loads mqtt.js only when it connects to an external broker (mqtt.url, or a Mosquitto
  * dynamic-security sync), serialport only when it opens a serial port, and the IPFS modules only
  * when it fetches an ipfs:// release. On its embedded broker with no serial sources, the default of
- * `vigil init`, none of them is imported: that is memory a Pi
- * keeps (gateway/src/infer/README.md "Where the RSS goes"). A resolve hook in the spawned
- * `vigil start` writes every module it resolves under those packages to a file.
+ * `vigil init`, none of them is imported: that is memory a Pi keeps (gateway/src/infer/README.md
+ * "Where the RSS goes"). A resolve hook in the spawned `vigil start` (helpers/import-trace.ts)
+ * writes the package of every module it resolves under those packages to a file.
  */
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { importTraceHook } from "../helpers/import-trace.ts";
 import { freePort, stop } from "../helpers/procs.ts";
 import { spawnVigil, until } from "../helpers/vigil-child.ts";
 
 const WATCHED = /\/node_modules\/(mqtt|serialport|@serialport\/[^/]+|ipfs-unixfs-importer|multiformats)\//;
-const dir = mkdtempSync(join(tmpdir(), "vigil-lazy-imports-"));
-const hooks = join(dir, "hooks.mjs");
-writeFileSync(
-  hooks,
-  `import { appendFileSync } from "node:fs";
-const watched = ${WATCHED.toString()};
-export async function resolve(specifier, context, next) {
-  const r = await next(specifier, context);
-  const m = watched.exec(r.url);
-  if (m) appendFileSync(process.env.VIGIL_TRACE_FILE, m[1] + "\\n");
-  return r;
-}
-`,
-);
-const register = join(dir, "register.mjs");
-writeFileSync(
-  register,
-  `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
-);
+const { dir, register } = importTraceHook(WATCHED);
 
 const children: ChildProcess[] = [];
 afterAll(async () => {
