@@ -208,7 +208,8 @@ export async function syncDynsec(o: DynsecSyncOptions): Promise<number> {
   const timeoutMs = o.timeoutMs ?? 5000;
   let client: MqttClient;
   // mqtt.js is imported when a connection is first made: a gateway on its embedded broker never
-  // loads it (≈ 5–15 MB of RSS; gateway/src/infer/README.md "Where the RSS goes").
+  // loads it (mqtt.js and serialport together: about 4 MB of RSS; gateway/src/infer/README.md
+  // "Where the RSS goes").
   const { default: mqtt } = await import("mqtt");
   try {
     client = await mqtt.connectAsync(o.url, {

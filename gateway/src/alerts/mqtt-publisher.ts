@@ -66,7 +66,8 @@ export class MqttClientPublisher implements AlertPublisher {
    */
   async open(will: EncodedMessage, onReconnect?: () => void): Promise<void> {
     // mqtt.js is imported when a connection is first made: a gateway on its embedded broker never
-    // loads it (≈ 5–15 MB of RSS; gateway/src/infer/README.md "Where the RSS goes").
+    // loads it (mqtt.js and serialport together: about 4 MB of RSS; gateway/src/infer/README.md
+    // "Where the RSS goes").
     const { default: mqtt } = await import("mqtt");
     const client = mqtt.connect(this.opts.url, {
       clientId: this.opts.clientId,
