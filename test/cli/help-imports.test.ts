@@ -11,10 +11,19 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { importTraceHook } from "../helpers/import-trace.ts";
 
-const { dir, register } = importTraceHook(/\/node_modules\/ethers\//);
+const ethers = importTraceHook(/\/node_modules\/ethers\//);
+/** The libraries that made `start`, `status`, `init`, `store` and `receipt --help` take 0.24–0.38 s. */
+const HEAVY =
+  /\/node_modules\/(ethers|ajv|@sinclair\/typebox|node-cron|level|classic-level|onnxruntime-node|aedes)\//;
+const heavy = importTraceHook(HEAVY);
 
-/** The ethers modules `vigil ARGS` resolved (the CLI from its sources, as `npx vigil` runs it). */
-function ethersLoadedBy(args: string[], name: string): Promise<{ code: number | null; loaded: string[] }> {
+/** The watched modules `vigil ARGS` resolved (the CLI from its sources, as `npx vigil` runs it). */
+function loadedBy(
+  hook: { dir: string; register: string },
+  args: string[],
+  name: string,
+): Promise<{ code: number | null; loaded: string[] }> {
+  const { dir, register } = hook;
   const trace = join(dir, `${name}.txt`);
   return new Promise((res) => {
     execFile(
@@ -39,9 +48,35 @@ describe("CLI start-up imports", () => {
       ["access", ["access", "--help"]],
       ["token", ["token", "--help"]],
     ] as const) {
-      const r = await ethersLoadedBy([...args], name);
+      const r = await loadedBy(ethers, [...args], name);
       expect(r.code, name).toBe(0);
       expect(r.loaded.slice(0, 3), `vigil ${args.join(" ")} loaded ethers`).toEqual([]);
+    }
+  }, 120_000);
+
+  it("behavior: every command's --help is printed without loading ethers, the config validator, LevelDB, onnxruntime or aedes", async () => {
+    const commands = [
+      "start",
+      "status",
+      "sim",
+      "demo",
+      "chain",
+      "anchor",
+      "access",
+      "token",
+      "keys",
+      "receipt",
+      "verify",
+      "store",
+      "doctor",
+      "init",
+      "release",
+      "update",
+    ];
+    const runs = await Promise.all(commands.map((c) => loadedBy(heavy, [c, "--help"], `heavy-${c}`)));
+    for (const [i, r] of runs.entries()) {
+      expect(r.code, commands[i]).toBe(0);
+      expect([...new Set(r.loaded)], `vigil ${commands[i]} --help loaded`).toEqual([]);
     }
   }, 120_000);
 });

@@ -49,10 +49,16 @@ const commands: Record<string, () => Promise<Command>> = {
 };
 
 /**
- * `vigil <command> --help` of commands whose modules load heavy libraries (ethers, the runtime):
+ * `vigil <command> --help` of commands whose modules load heavy libraries (ethers, the runtime,
+ * the config schema and its validator, LevelDB):
  * their help text lives in help/<command>.ts and is printed without importing the command.
  */
 const lightHelp: Record<string, () => Promise<string>> = {
+  start: async () => (await import("./help/start.ts")).START_HELP,
+  status: async () => (await import("./help/status.ts")).STATUS_HELP,
+  init: async () => (await import("./help/init.ts")).INIT_HELP,
+  store: async () => (await import("./help/store.ts")).STORE_HELP,
+  receipt: async () => (await import("./help/receipt.ts")).RECEIPT_HELP,
   demo: async () => (await import("./help/demo.ts")).DEMO_HELP,
   doctor: async () => (await import("./help/doctor.ts")).DOCTOR_HELP,
   keys: async () => (await import("./help/keys.ts")).KEYS_HELP,

@@ -11,20 +11,7 @@ import type { AlertView } from "../http/live.ts";
 import type { PageStats } from "../http/page-model.ts";
 import { OPERATOR_TOKEN_FILE } from "../http/server.ts";
 import { parse } from "./args.ts";
-
-export const STATUS_HELP = `usage: vigil status [options]
-
-Prints a one-screen summary of the running gateway from its local HTTP endpoint: readiness and
-what is failing, devices and rates, counters, rejections by reason, active alerts (value beside
-threshold, receipt leaf), batches and anchoring, store, models. Exits 0 when the gateway is
-ready, 1 when it is not ready or does not answer.
-
-  --url URL        the gateway's endpoint (default: http.host and http.port of --config, else
-                   http://${DEFAULT_CONFIG.http.host}:${DEFAULT_CONFIG.http.port})
-  -c, --config FILE  the gateway's JSON config, to find its endpoint
-  --json           print the summary and the alerts as one JSON object instead
-  -h, --help       this text
-`;
+import { STATUS_HELP } from "./help/status.ts";
 
 /** A device is silent when its last frame is older than this. */
 export const SILENT_AFTER_MS = 60_000;

@@ -1,0 +1,27 @@
+/** `vigil store --help`, in a module of its own so main.ts can print it without loading the command. */
+export const STORE_HELP = `usage: vigil store check   --data-dir DIR
+       vigil store salvage --data-dir DIR --to NEW_DIR
+
+check     opens the store read-only-in-spirit (it never creates one) and verifies everything
+          it must contain: the watermark against the database, every entry (frame CRC-32,
+          device id, leaf structure and hash), the (device, seq) and leaf-hash indexes, and
+          every sealed batch (packed leaves rebuild the signed root; the head chain links;
+          stored entries still hash to their sealed leaves). A store without a watermark is
+          reported, not given one. Exit 0 when intact, 1 with one line per problem. Stop the
+          gateway first (LevelDB allows one process).
+salvage   copies every intact frame, leaf record and batch of DIR's store into NEW_DIR's store
+          (a new or empty folder) and says what was lost: damaged entries and entries lost
+          inside sealed batches by arrival index, and how many of the entries DIR had
+          acknowledged are not in the copy (unsealed entries are renumbered). DIR is
+          never modified, also when its db folder is a link. Entries lost inside a kept
+          sealed batch are recorded as lost in the new store (their receipts cannot be
+          exported), so it opens. Only the store is copied: the keystore, deployment file
+          and the other files the config names stay in DIR. So, with the gateway stopped,
+          move DIR/store aside (mv DIR/store DIR/store.damaged, kept for the record), move
+          NEW_DIR/store to DIR/store, and start the gateway as before.
+
+Options:
+  --data-dir DIR   the gateway's data folder (the store is DIR/store)
+  --to NEW_DIR     salvage: the new data folder
+  -h, --help       this text
+`;
