@@ -49,6 +49,17 @@ describe("LiveFeed", () => {
     expect(feed.drain().health[0]!.p).toHaveLength(SPARK_POINTS);
   });
 
+  it("behavior: outputs and sparkline points have 4 significant digits; NaN and ±Inf are null (as in MQTT health), never 0", async () => {
+    const feed = new LiveFeed();
+    for (const v of [0.123456789, NaN, Infinity, -Infinity, 1234.5678]) feed.observe(health(1, v));
+    const d = feed.drain().health[0]!;
+    expect([d.o, d.p]).toEqual([[1235], [0.1235, null, null, null, 1235]]);
+    feed.observe(health(1, NaN));
+    expect(feed.drain().health[0]!.o).toEqual([null]);
+    const init = (await new PageModel(new FakeSource(), feed).init()).health[0]!;
+    expect([init.outputs, init.p]).toEqual([[["p_fail", null]], [0.1235, null, null, null, 1235, null]]);
+  });
+
   it("behavior: alerts: active until cleared, counted by state and severity, with their leaf hash", () => {
     const feed = new LiveFeed();
     feed.observe(alert(7, "raised", "warning"));

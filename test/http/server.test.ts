@@ -184,6 +184,20 @@ describe("HttpServer", () => {
     }
     // The access token stays required: the operator token alone is not enough.
     expect((await get(s.port, "/api/updates/check", { "x-vigil-operator": op }, "POST")).status).toBe(401);
+    // README order (loopback, web page, operator token): a web page is refused as one, whatever
+    // operator token it carries, so its answer says nothing about the token.
+    for (const h of [{ "x-vigil-operator": nearMiss }, { "x-vigil-operator": op }]) {
+      const r = await get(
+        s.port,
+        "/api/updates/check",
+        { ...bearer, ...h, origin: "http://evil.example" },
+        "POST",
+      );
+      expect([r.status, JSON.parse(r.body).error]).toEqual([
+        403,
+        expect.stringMatching(/not accepted from web pages/),
+      ]);
+    }
     expect(calls).toEqual([]);
     const ok = await get(s.port, "/api/updates/check", { ...bearer, "x-vigil-operator": op }, "POST");
     expect(ok.status).toBe(202);

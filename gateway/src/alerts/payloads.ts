@@ -152,7 +152,10 @@ export interface DeviceStatusPayload {
   state: "ok" | "data-quality";
   /** The window rule: ok, window-imputed, row-imputed, features-lost. */
   reason: "ok" | "window-imputed" | "row-imputed" | "features-lost";
-  /** Windows withheld for data quality since this gateway first saw the device. */
+  /**
+   * Windows withheld for data quality by the live model since the gateway started or that model
+   * was attached, as of this status.
+   */
   withheld: number;
   faults: Array<{ channel: string; reason: "missing" | "out-of-range" | "stuck" | "spike" }>;
   commissioning: {

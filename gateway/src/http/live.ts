@@ -26,9 +26,12 @@ export const RECENT_ALERTS = 50;
 /** Alert transitions waiting for the next page update; older ones are dropped beyond this. */
 const PENDING_ALERTS = 200;
 
-/** Keeps 4 significant digits: the page does not need float32 noise on the wire. */
-export function round4(v: number): number {
-  return Number.isFinite(v) ? Number(v.toPrecision(4)) : 0;
+/**
+ * Keeps 4 significant digits: the page does not need float32 noise on the wire. NaN and ±Inf are
+ * null, as in the MQTT health payload (alerts/README.md): 0 would read as a real value (RUL 0).
+ */
+export function round4(v: number): number | null {
+  return Number.isFinite(v) ? Number(v.toPrecision(4)) : null;
 }
 
 function hex(b: Uint8Array): string {
@@ -93,7 +96,15 @@ export interface LiveDelta {
    * Per device: id, profile, model (`name@version`), time (ms), output values (manifest order),
    * active alerts, and the sparkline points added since the last drain.
    */
-  health: Array<{ d: string; pr: string; m: string; t: number; o: number[]; a: number; p: number[] }>;
+  health: Array<{
+    d: string;
+    pr: string;
+    m: string;
+    t: number;
+    o: Array<number | null>;
+    a: number;
+    p: Array<number | null>;
+  }>;
   alerts: AlertView[];
   /** Alert transitions dropped from the pending list (more than 200 between two drains). */
   droppedAlerts: number;

@@ -100,9 +100,9 @@ export interface PageInit extends PageStats {
     profile: string;
     model: string;
     t: number;
-    outputs: Array<[string, number]>;
+    outputs: Array<[string, number | null]>;
     a: number;
-    p: number[];
+    p: Array<number | null>;
   }>;
   alerts: { active: AlertView[]; recent: AlertView[] };
   sparkPoints: number;

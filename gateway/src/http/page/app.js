@@ -169,7 +169,8 @@
     }
     push(points) {
       for (const v of points) {
-        this.spark[this.n % sparkPoints] = v;
+        // null (a NaN or ±Inf output) is kept as NaN: a gap in the line, not a point at 0.
+        this.spark[this.n % sparkPoints] = v ?? NaN;
         this.n++;
       }
       this.sparkDirty = true;
@@ -252,12 +253,18 @@
       const span = hi - lo || 1;
       const pad = 2 * devicePixelRatio;
       ctx.beginPath();
+      let gap = true;
       for (let i = 0; i < k; i++) {
         const v = this.spark[(this.n - k + i) % sparkPoints];
+        if (Number.isNaN(v)) {
+          gap = true;
+          continue;
+        }
         const x = (i / (sparkPoints - 1)) * w;
         const y = hgt - pad - ((v - lo) / span) * (hgt - 2 * pad);
-        if (i === 0) ctx.moveTo(x, y);
+        if (gap) ctx.moveTo(x, y);
         else ctx.lineTo(x, y);
+        gap = false;
       }
       ctx.lineWidth = 1.25 * devicePixelRatio;
       ctx.strokeStyle = sev === "critical" ? "#cf222e" : sev === "warning" ? "#bf8700" : "#1f6feb";
