@@ -16,7 +16,13 @@ function fakeChain(
   logBlocks: number[],
   limit = Infinity,
   failFirst = 0,
-  shape: { address?: string; topics?: string[]; ignoreRange?: boolean; malformed?: boolean } = {},
+  shape: {
+    address?: string;
+    topics?: string[];
+    ignoreRange?: boolean;
+    malformed?: boolean;
+    result?: unknown;
+  } = {},
 ) {
   const ranges: [number, number][] = [];
   let fails = failFirst;
@@ -40,6 +46,7 @@ function fakeChain(
           { code: -32005, message: `query exceeds max block range ${limit}` },
           "fake",
         );
+      if ("result" in shape) return shape.result as T;
       if (shape.malformed) return [{ address: "0xaa", blockNumber: "not a number" }] as T;
       return logBlocks
         .filter((b) => shape.ignoreRange || (b >= from && b <= to))
@@ -69,6 +76,10 @@ describe("scanLogs", () => {
       { topics: ["0x01"] },
       { topics: ["0x01", "0x09", "0x03"], ignoreRange: true },
       { malformed: true }, // a log without topics or a block number
+      // Not a list: read as "no logs", it would hide a revocation from a verifier.
+      { result: null },
+      { result: {} },
+      { result: "0x" },
     ]) {
       const c = fakeChain([5, 500], Infinity, 0, shape);
       await expect(scanLogs(c.rpc, filter, o)).rejects.toMatchObject({ code: "CHAIN_BAD_RESPONSE" });

@@ -114,6 +114,20 @@ describe("vigil receipt / vigil verify", () => {
     }
   });
 
+  it("input: a bundle whose receipts are empty, missing or not a list fails with one line (exit 1, RECEIPTS.md exit status)", async () => {
+    for (const [name, bundle] of [
+      ["empty", { format: "vigil-bundle/1", createdAt: "2026-12-04T00:00:00.000Z", receipts: [] }],
+      ["none", { format: "vigil-bundle/1" }],
+      ["not a list", { format: "vigil-bundle/1", receipts: {} }],
+    ] as const) {
+      const file = join(dir, `bundle-${name.replace(/ /g, "-")}.json`);
+      writeFileSync(file, JSON.stringify(bundle));
+      const x = io();
+      expect(await verifyCommand([file], x.io), name).toBe(1);
+      expect(x.o.err).toBe(`vigil verify: ${file}: the bundle holds no receipts\n`);
+    }
+  });
+
   it("doc: receipt --help's --leaf line names every leaf kind its description says --leaf exports", async () => {
     const x = io();
     await receiptCommand(["--help"], x.io);

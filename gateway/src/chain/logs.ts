@@ -138,7 +138,13 @@ export async function scanLogs(rpc: RpcClient, filter: LogFilter, o: LogScanOpti
       }
     }
     if (logs === undefined) continue;
-    if (!Array.isArray(logs)) logs = [];
+    // eth_getLogs answers an array (Ethereum JSON-RPC spec). Anything else read as "no logs" would
+    // hide events: a revocation missed makes a revoked key look registered to a verifier.
+    if (!Array.isArray(logs))
+      throw new ChainError(
+        "CHAIN_BAD_RESPONSE",
+        `eth_getLogs answered ${logs === null ? "null" : typeof logs} instead of a list of logs (blocks ${from}–${to}): the endpoint is not a full Ethereum JSON-RPC node; use another`,
+      );
     for (const l of logs) {
       if (l.removed) continue;
       const log = decodeLog(l);
