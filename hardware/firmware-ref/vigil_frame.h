@@ -1,5 +1,5 @@
 /*
- * Vigil frame protocol v1 (document revision 1.2) — portable C99 reference codec
+ * Vigil frame protocol v1 (document revision 1.4; revisions 1.3 and 1.4 changed no byte) — portable C99 reference codec
  * (hardware/PROTOCOL.md).
  *
  * - No malloc, no stdio; only <stdint.h>, <stddef.h>, <string.h>, <stdbool.h>.

@@ -251,6 +251,24 @@ describe("Ingest", () => {
       ),
     ).toEqual({ kind: "none" });
     expect(ingest.counters.rejected.UNEXPECTED_TYPE).toBe(1);
+    // PROTOCOL.md "Replies and silence": a firmware reply that reaches ingest (over MQTT, or on a
+    // serial line without a firmware agent) has no transfer to feed: UNEXPECTED_TYPE, no reply.
+    const status = {
+      type: FrameType.FwStatus,
+      deviceId: 1,
+      state: 0,
+      result: 0,
+      reason: 0,
+      window: 1,
+      releaseId: 0,
+      nextOffset: 0,
+      slotSize: 0,
+      securityCounter: 0,
+      firmware: { major: 1, minor: 0, patch: 0 },
+      maxChunk: 16,
+    } as const;
+    expect(ingest.handle(dec(status), "mqtt")).toEqual({ kind: "none" });
+    expect(ingest.counters.rejected.UNEXPECTED_TYPE).toBe(2);
   });
   it("behavior: device ERROR frames are counted by device and code and logged at 1, 2, 4, … per code", () => {
     const lines: Array<Record<string, unknown>> = [];
