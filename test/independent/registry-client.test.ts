@@ -4,7 +4,10 @@
  * exact: the ABI is the README's "Signatures" block (written by hand, not the artifacts' ABI;
  * only the escrow's bytecode comes from its artifact, since an integrator deploys it itself).
  * Every line must exist in the deployed code with exactly that shape (its selector / topic0),
- * and the calls behave as the README says.
+ * and the calls behave as the README says. Conversely, the block claims to be the complete ABI:
+ * every function, event and error of each contract's compiled ABI (the committed artifacts
+ * that `vigil chain deploy` checks the deployed code against) must have its line, in the same
+ * shape (types, `indexed`, mutability, returns).
  */
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +16,7 @@ import {
   AbiCoder,
   Contract,
   ContractFactory,
+  Interface,
   JsonRpcProvider,
   NonceManager,
   Signature,
@@ -29,12 +33,17 @@ import {
 } from "ethers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ANVIL_DEV_KEYS, startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
-import { VigilMaintenanceEscrowArtifact } from "../../contracts/artifacts/index.ts";
+import {
+  VigilMaintenanceEscrowArtifact,
+  VigilRegistryArtifact,
+  VigilReleasesArtifact,
+} from "../../contracts/artifacts/index.ts";
 import { runVigil } from "../helpers/procs.ts";
 
 /**
  * The integrator's ABI: the README's "Signatures" block, read line by line (its `BatchHeader`,
- * `CompactSignature` and `Terms` names expanded to the tuples the README defines).
+ * `CompactSignature` and `Terms` names expanded to the tuples the README defines; a `// Vigil…`
+ * line starts a contract, other `//` lines are comments).
  */
 function readmeAbi(): Record<"VigilRegistry" | "VigilReleases" | "VigilMaintenanceEscrow", string[]> {
   const md = readFileSync(new URL("../../contracts/README.md", import.meta.url), "utf8");
@@ -48,12 +57,12 @@ function readmeAbi(): Record<"VigilRegistry" | "VigilReleases" | "VigilMaintenan
   for (const line of block.split("\n")) {
     const section = /^\/\/ (Vigil\w+)/.exec(line);
     if (section) current = section[1]!;
-    else if (line.trim())
+    else if (line.trim() && !line.startsWith("//"))
       out[current]!.push(
-        line
-          .replaceAll("BatchHeader", HEADER)
-          .replaceAll("CompactSignature", "(bytes32 r, bytes32 vs)")
-          .replace(/\bTerms\b/g, terms), // not InvalidTerms
+        line // whole words only: not hashBatchHeader, InvalidTerms
+          .replace(/\bBatchHeader\b/g, HEADER)
+          .replace(/\bCompactSignature\b/g, "(bytes32 r, bytes32 vs)")
+          .replace(/\bTerms\b/g, terms),
       );
   }
   return out as ReturnType<typeof readmeAbi>;
@@ -143,9 +152,9 @@ beforeAll(async () => {
   const sender = new NonceManager(new Wallet(ANVIL_DEV_KEYS[3]!, provider)); // any account may anchor
   registry = new Contract(d.contracts.VigilRegistry!.address, ABI.VigilRegistry, sender);
   releases = new Contract(d.contracts.VigilReleases!.address, ABI.VigilReleases, sender);
-  // The escrow is deployed by the integrator (README): constructor(address registry).
+  // The escrow is deployed by the integrator (README): its constructor line is in the block.
   const factory = new ContractFactory(
-    ["constructor(address registry)", ...ABI.VigilMaintenanceEscrow],
+    ABI.VigilMaintenanceEscrow,
     VigilMaintenanceEscrowArtifact.bytecode,
     sender,
   );
@@ -189,18 +198,58 @@ describe("contracts/README.md, by hand", () => {
       ABI.VigilRegistry.length + ABI.VigilReleases.length + ABI.VigilMaintenanceEscrow.length,
     ).toBeGreaterThan(90);
     // ethers drops a line it cannot parse (with a warning): every line must have become a fragment.
-    expect(
-      [registry, releases, escrow].map(
-        (c) => c.interface.fragments.filter((f) => f.type !== "constructor").length,
-      ),
-    ).toEqual([ABI.VigilRegistry.length, ABI.VigilReleases.length, ABI.VigilMaintenanceEscrow.length]);
-    expect([...absent(registry), ...absent(releases), ...absent(escrow)]).toEqual([]);
+    expect([registry, releases, escrow].map((c) => c.interface.fragments.length)).toEqual([
+      ABI.VigilRegistry.length,
+      ABI.VigilReleases.length,
+      ABI.VigilMaintenanceEscrow.length,
+    ]);
+    // Only what the README says is never emitted or raised at run time is not in the runtime code
+    // (StringTooLong is in the constructors' code only); the next test checks their shapes.
+    expect([absent(registry), absent(releases), absent(escrow)].map((a) => a.sort())).toEqual([
+      [
+        "error StringTooLong(string)",
+        "event EIP712DomainChanged()",
+        "event RoleAdminChanged(bytes32,bytes32,bytes32)",
+      ],
+      ["error StringTooLong(string)", "event EIP712DomainChanged()"],
+      [],
+    ]);
     // The check can fail: a shape that differs in one type is absent.
     const wrong = new Contract(registry.target, [
       "function headAt(bytes32 gatewayId, uint256 seq) view returns (bytes32)",
     ]);
     code.set(wrong, code.get(registry)!);
     expect(absent(wrong)).toEqual(["function headAt(bytes32,uint256)"]);
+  });
+
+  it("the README block is the complete ABI: every compiled function, event and error has its line", () => {
+    // The shape without names (README names are informative): types, `indexed`, mutability, returns.
+    const shapes = (i: Interface) => i.fragments.map((f) => f.format("minimal"));
+    const notIn = (want: Interface, have: Interface) => {
+      const got = new Set(shapes(have));
+      return shapes(want).filter((s) => !got.has(s));
+    };
+    const compiled = {
+      VigilRegistry: new Interface(VigilRegistryArtifact.abi),
+      VigilReleases: new Interface(VigilReleasesArtifact.abi),
+      VigilMaintenanceEscrow: new Interface(VigilMaintenanceEscrowArtifact.abi),
+    };
+    const readme = { VigilRegistry: registry, VigilReleases: releases, VigilMaintenanceEscrow: escrow };
+    for (const name of Object.keys(compiled) as (keyof typeof compiled)[]) {
+      const abi = compiled[name];
+      const doc = readme[name].interface;
+      expect({ name, notInReadme: notIn(abi, doc), notInAbi: notIn(doc, abi) }).toEqual({
+        name,
+        notInReadme: [],
+        notInAbi: [],
+      });
+      expect(doc.fragments.length).toBe(abi.fragments.length);
+    }
+    // The check can fail: a block without one line misses that entry.
+    const short = new Interface(ABI.VigilRegistry.filter((l) => !l.startsWith("function headOf(")));
+    expect(notIn(compiled.VigilRegistry, short)).toEqual([
+      "function headOf(bytes32) view returns (uint64,bytes32)",
+    ]);
   });
 
   it("roles are the documented hashes and the deployer is the default admin", async () => {
@@ -312,6 +361,24 @@ describe("contracts/README.md, by hand", () => {
     await expect(reg.suspendGateway!.staticCall(gatewayId)).rejects.toMatchObject({
       revert: { name: "NotSiteOperator", args: [stranger.address, siteId] },
     });
+    // README: GatewayUnknown before the role check; ZeroId before it too.
+    const unknown = id("vigil-gateway:unknown");
+    await expect(reg.suspendGateway!.staticCall(unknown)).rejects.toMatchObject({
+      revert: { name: "GatewayUnknown", args: [unknown] },
+    });
+    await expect(
+      reg.registerGateway!.staticCall(ZERO, siteId, 1, stranger.address, ""),
+    ).rejects.toMatchObject({
+      revert: { name: "ZeroId", args: [] },
+    });
+    // README: DEFAULT_ADMIN_ROLE moves only by the two-step transfer, even the admin cannot grant it.
+    const admin = new Wallet(ANVIL_DEV_KEYS[0]!, provider);
+    await expect(
+      (registry.connect(admin) as Contract).grantRole!.staticCall(ZERO, stranger.address),
+    ).rejects.toMatchObject({ revert: { name: "AccessControlEnforcedDefaultAdminRules", args: [] } });
+    await expect(reg.acceptDefaultAdminTransfer!.staticCall()).rejects.toMatchObject({
+      revert: { name: "AccessControlInvalidDefaultAdmin", args: [stranger.address] },
+    });
     await expect(rel.approve!.staticCall(1n)).rejects.toMatchObject({
       revert: { name: "MissingRole", args: [stranger.address, id("VIGIL_RELEASE_APPROVER")] },
     });
@@ -324,5 +391,36 @@ describe("contracts/README.md, by hand", () => {
     expect(await escrow.registry!()).toBe(registry.target);
     expect(await escrow.agreementCount!()).toBe(0n);
     expect(await registry.isReaderAllowed!(stranger.address, gatewayId)).toBe(false);
+  });
+
+  it("lifecycle: a suspended gateway cannot anchor and signs nothing valid, and resumes", async () => {
+    const op = registry.connect(new NonceManager(new Wallet(ANVIL_DEV_KEYS[0]!, provider))) as Contract;
+    const [seq, head] = (await registry.headOf!(gatewayId)) as unknown as [bigint, string];
+    const now = BigInt(Date.now()) * 1000n;
+    const h: Header = {
+      gatewayId,
+      seq: seq + 1n,
+      prevHead: head,
+      root: hexlify(randomBytes(32)),
+      leafCount: 1,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      modelHash: ZERO,
+    };
+    const digest = TypedDataEncoder.hash(domain(), BATCH_TYPES, h);
+    const sig = gatewayKey.signingKey.sign(digest).serialized;
+    expect(await registry.batchDigest!(h)).toBe(digest);
+    expect(await registry.isValidGatewaySignature!(gatewayId, digest, sig)).toBe(true);
+    await (await op.suspendGateway!(gatewayId)).wait();
+    await expect(registry.anchor!.staticCall(h, sign(h))).rejects.toMatchObject({
+      revert: { name: "GatewayNotActive", args: [gatewayId, 2n] },
+    });
+    expect(await registry.isValidGatewaySignature!(gatewayId, digest, sig)).toBe(false);
+    await expect(op.suspendGateway!.staticCall(gatewayId)).rejects.toMatchObject({
+      revert: { name: "InvalidStatusTransition", args: [2n, 2n] },
+    });
+    await (await op.resumeGateway!(gatewayId)).wait();
+    await (await registry.anchor!(h, sign(h))).wait();
+    expect(((await registry.headOf!(gatewayId)) as unknown as [bigint, string])[0]).toBe(seq + 1n);
   });
 });
