@@ -87,10 +87,22 @@ describe("redactUrl", () => {
     ["bad port, key in the host", `http://${HEX40}.example:99999/`],
     ["bad port, unnamed query key", "http://host:99999/?access=S3cret"],
     ["bad port, bare query key", "http://host:99999/?S3cret"],
-  ])("behavior: unparseable URL (%s) is redacted as text", (_name, url) => {
-    const r = redactUrl(url);
-    expect(r).not.toMatch(/S3cret|0123456789abcdef/);
-  });
+    // A password with an unencoded / ? or # (generated passwords have them): the userinfo ends at
+    // the last @, not at the first of those.
+    ["password with a /", "https://alice:pa/S3cret@rpc.example/v2/x"],
+    ["password with a #", "https://alice:pa#S3cret@rpc.example/"],
+    ["password with a ?", "https://alice:pa?S3cret@rpc.example/"],
+    ["key in place of a port", "https://host.example:S3cretKey/rpc"],
+    // Parses (host "alice", port 12, the rest a fragment or path), yet the @ ended a password.
+    ["password of digits then #", "https://alice:12#S3cret@rpc.example/"],
+    ["password of digits then /", "https://alice:12/S3cret@rpc.example/"],
+  ])(
+    "behavior: a URL that does not parse, or misreads its userinfo (%s), is redacted as text",
+    (_name, url) => {
+      const r = redactUrl(url);
+      expect(r).not.toMatch(/S3cret|0123456789abcdef|alice|pa\b|:12\b/);
+    },
+  );
 });
 
 describe("redactText and redactedError", () => {

@@ -152,7 +152,9 @@ function redactHost(host: string): string {
   if (host.startsWith("[")) return host;
   const colon = host.lastIndexOf(":");
   const name = colon < 0 ? host : host.slice(0, colon);
-  const port = colon < 0 ? "" : host.slice(colon);
+  // A parsed URL's port is digits; in text that did not parse, "host:S3cret" may hold a key.
+  const raw = colon < 0 ? "" : host.slice(colon);
+  const port = /^(?::\d*)?$/.test(raw) ? raw : ":***";
   return (
     name
       .split(".")
@@ -182,7 +184,10 @@ function redactQuery(query: string): string {
  * - a host name label of 16+ characters with a digit, or of 32+ characters, becomes `***`.
  *
  * A string that does not parse as a URL (`mqtt://u:pw@[::1`, a bad port) is redacted as text the
- * same way and marked `(unparseable)`: the input never comes back unredacted.
+ * same way and marked `(unparseable)`: everything between `scheme://` and the last `@` becomes
+ * `***@` (a password may hold an unencoded `/`, `?` or `#`), and a port that is not digits `***`.
+ * So does a URL that parses with an `@` outside its userinfo. The input never comes back
+ * unredacted.
  * @param url Any string meant to be a URL.
  * @returns The URL with every secret replaced by `***`.
  */
@@ -196,6 +201,11 @@ export function redactUrl(url: string): string {
   // An opaque "URL" such as `user:pw@host` (scheme "user:") has no authority to clean up.
   if (!u.host && u.pathname.includes("@"))
     return `***@${redactUnparseable(url.slice(url.lastIndexOf("@") + 1))}`;
+  // An @ the parser did not read as the end of a userinfo (`https://alice:12#pw@host`: host
+  // "alice", port 12, the rest a fragment) may follow a password with an unencoded # / or ?:
+  // everything before the last @ is redacted, as for text that does not parse.
+  if (!u.username && !u.password && /^\s*[A-Za-z][A-Za-z0-9+.-]*:\/\/.*@/s.test(url))
+    return redactUnparseable(url);
   // Built by hand: the URL setters refuse `***` in a host name.
   const userinfo = u.username || u.password ? `${u.username ? "***" : ""}${u.password ? ":***" : ""}@` : "";
   const authority = /^\s*[^:]+:\/\//.test(url) ? `//${userinfo}${redactHost(u.host)}` : "";
@@ -206,10 +216,12 @@ export function redactUrl(url: string): string {
 
 /** Textual redaction for strings that are not parseable URLs (same rules, no URL parser). */
 function redactUnparseable(s: string): string {
-  // scheme://userinfo@rest → scheme://***@rest (userinfo ends at the LAST @ before the path).
-  let out = s.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/?#]*@)/, (_m, scheme: string) => `${scheme}***@`);
-  // No scheme but something@host: treat what precedes @ as credentials.
-  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(out)) out = out.replace(/^[^/?#]*@/, "***@");
+  // scheme://userinfo@rest → scheme://***@rest. The userinfo ends at the LAST @ of the whole
+  // string, not the first / ? or #: a password may hold those unencoded (the reason the URL did
+  // not parse), and a path with an @ in it loses a little more than it had to, never a secret.
+  let out = s.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)(.*@)/s, (_m, scheme: string) => `${scheme}***@`);
+  // No scheme but something@host: treat what precedes the last @ as credentials.
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(out)) out = out.replace(/^.*@/s, "***@");
   out = out.replace(/#.*$/, "");
   const q = out.indexOf("?");
   const head = q < 0 ? out : out.slice(0, q);
