@@ -122,6 +122,17 @@ class SnapshotFamily {
 
 /** Reasons of `vigil_anchor_stalled` (anchor/service.ts AnchorStall). */
 const ANCHOR_STALL_REASONS = ["fee-cap", "no-blocks"] as const;
+/**
+ * Reasons of `vigil_anchor_paused` (anchor/service.ts PAUSE_REASONS, which a test holds equal: the
+ * endpoint reads the anchor service through its status view only, as for the stall reasons).
+ */
+export const ANCHOR_PAUSE_REASONS = [
+  "fee-cap",
+  "spend-cap",
+  "gateway-inactive",
+  "signer-mismatch",
+  "insufficient-funds",
+] as const;
 
 /** A figure the anchor service may report as a bigint (gas, wei). */
 /** A counter value from a stage: a number, a bigint, or a decimal string (wei amounts). */
@@ -804,6 +815,16 @@ export class GatewayMetrics {
         const a = src.anchor?.status();
         if (!a) return;
         for (const reason of ANCHOR_STALL_REASONS) set({ reason }, a.stalled?.reason === reason ? 1 : 0);
+      },
+    );
+    gauge(
+      "vigil_anchor_paused",
+      "1 while anchoring is paused, by reason (fee-cap, spend-cap, gateway-inactive, signer-mismatch, insufficient-funds); ingest and sealing go on.",
+      ["reason"],
+      (set) => {
+        const a = src.anchor?.status();
+        if (!a) return;
+        for (const reason of ANCHOR_PAUSE_REASONS) set({ reason }, a.paused?.reason === reason ? 1 : 0);
       },
     );
     counter(

@@ -75,6 +75,9 @@ export function readiness(s: MetricsSource): Readiness {
     warnings.push({ check: "anchor", reason: a.lastError.code, detail: a.lastError.message });
   if (a?.stalled)
     warnings.push({ check: "anchor", reason: `stalled-${a.stalled.reason}`, detail: a.stalled.message });
+  // A pause is no failure (failures stays 0): without this, /readyz would not show it at all.
+  if (a?.paused)
+    warnings.push({ check: "anchor", reason: `paused-${a.paused.reason}`, detail: a.paused.message });
   if (!s.loop || s.loop.lanes().every((l) => l.role !== "live"))
     warnings.push({
       check: "models",

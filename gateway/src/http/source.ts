@@ -31,6 +31,11 @@ export interface AnchorStatusView {
   l1FeeWei?: number | bigint | string;
   /** Why the anchor transaction in flight is stuck (`fee-cap`, `no-blocks`); null while it is not. */
   stalled?: { reason: string; message: string } | null;
+  /**
+   * Why anchoring is paused (anchor/service.ts AnchorPauseReason: `fee-cap`, `spend-cap`,
+   * `gateway-inactive`, `signer-mismatch`, `insufficient-funds`); null while it is not.
+   */
+  paused?: { reason: string; message: string } | null;
 }
 
 /**
