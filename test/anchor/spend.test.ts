@@ -26,7 +26,7 @@ describe("SpendLedger", () => {
     expect(b.spentWei(DAY)).toBe(12n);
   });
 
-  it("behavior: a new UTC day starts from 0, also for a record saved the day before", async () => {
+  it("behavior: a new UTC day starts from 0, also for a record saved the day before; a transaction counted the day before is not counted again", async () => {
     const s = await store();
     const a = await SpendLedger.load(s, DAY, async () => 0n);
     a.note(TX, 5n, DAY);
@@ -34,7 +34,11 @@ describe("SpendLedger", () => {
     const next = DAY + 86_400e6;
     const b = await SpendLedger.load(s, next, async () => 999n);
     expect(b.spentWei(next)).toBe(0n);
-    expect(b.note(TX, 5n, next)).toBe(true); // yesterday's hashes are forgotten with the day
+    // Counted yesterday (mined just before 00:00 UTC, reported again after it): not today's money.
+    expect(b.note(TX, 5n, next)).toBe(false);
+    expect(b.spentWei(next)).toBe(0n);
+    expect(b.note("0x" + "cd".repeat(32), 7n, next)).toBe(true);
+    expect(b.spentWei(next)).toBe(7n);
   });
 
   it("behavior: without a record (a store from before the ledger, or one it cannot read) the day starts from the anchor records' costs", async () => {

@@ -64,7 +64,8 @@ export class SpendLedger {
     if (day === this.#day) return;
     this.#day = day;
     this.#wei = 0n;
-    this.#txs = [];
+    // The hashes stay: a transaction counted just before 00:00 UTC and reported again after it
+    // (onCost, then submit's return) is yesterday's money, not today's.
     this.#dirty = true;
   }
 
@@ -75,8 +76,8 @@ export class SpendLedger {
   }
 
   /**
-   * Counts the cost of a mined transaction once (a hash already counted today is ignored); kept in
-   * memory until `save()`. @returns whether it was counted.
+   * Counts the cost of a mined transaction once (a hash among the last 32 counted, today or the day
+   * before, is ignored); kept in memory until `save()`. @returns whether it was counted.
    */
   note(txHash: string, costWei: bigint, nowUs: number): boolean {
     this.#roll(nowUs);
