@@ -582,14 +582,25 @@ export class Runtime {
     const c = this.config;
     const log = this.log.child({ component: "registry" });
     let opts: MosquittoExportOptions;
-    try {
-      const pidText = x.pidFile ? readFileSync(resolvePath(c.dataDir, x.pidFile), "utf8").trim() : undefined;
-      const pid = pidText === undefined ? undefined : Number(pidText);
-      if (pidText !== undefined && !(Number.isInteger(pid) && pid! > 0))
+    // A pid file that is missing or unreadable (the broker stopped or restarting: it reads the
+    // files when it starts) skips only the signal: a revocation must still reach the files.
+    let pidText: string | undefined;
+    if (x.pidFile)
+      try {
+        pidText = readFileSync(resolvePath(c.dataDir, x.pidFile), "utf8").trim();
+      } catch (e) {
         log.warn(
-          { pidFile: x.pidFile },
-          "registry.mosquittoExport.pidFile holds no PID: the files are written, the broker is not signalled",
+          { pidFile: x.pidFile, code: (e as NodeJS.ErrnoException).code },
+          "registry.mosquittoExport.pidFile cannot be read: the files are written, the broker is not signalled",
         );
+      }
+    const pid = pidText === undefined ? undefined : Number(pidText);
+    if (pidText !== undefined && !(Number.isInteger(pid) && pid! > 0))
+      log.warn(
+        { pidFile: x.pidFile },
+        "registry.mosquittoExport.pidFile holds no PID: the files are written, the broker is not signalled",
+      );
+    try {
       opts = {
         view: this.registryState.view,
         passwords: c.mqtt.embedded.passwordFile

@@ -63,6 +63,12 @@ describe("CLI user mistakes", () => {
       1,
       /^vigil status: http:\/\/127\.0\.0\.1:1 uses a port that HTTP clients refuse \(the Fetch standard's blocked ports\): give the gateway another http\.port\.?\n$/,
     );
+    // vigil update talks to the same endpoint: the same sentence (it said "(TypeError)").
+    oneLine(
+      await vigil(["update", "status", "--url", "http://127.0.0.1:1"]),
+      1,
+      /^vigil update: http:\/\/127\.0\.0\.1:1 uses a port that HTTP clients refuse/,
+    );
   }, 90_000);
 
   it("behavior: a serial path that does not exist", async () => {

@@ -120,10 +120,17 @@ describe("model update agent: a release that changes only the manifest", () => {
     // The package still ships the same ONNX file under its 3.0.0 manifest.
     const r = await s.restart();
     expect(r.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.0.0"]);
+    expect(r.agent.status().lastInstall).toBeUndefined();
     expect(await r.agent.restoreInstalled()).toBe(1);
     expect(r.rig.loop.models.map((m) => [m.manifest.version, m.manifest.alerts![0]!.threshold])).toEqual([
       ["3.1.0", 40],
     ]);
+    // vigil update status after the restart: the install, as the last run recorded it.
+    expect(r.agent.status().lastInstall).toEqual({
+      ...s.agent.status().lastInstall,
+      reported: false,
+    });
+    expect(r.agent.status().lastInstall!.atMs).toEqual(expect.any(Number));
     expect(r.rig.loop.lanes().map((l) => l.role)).toEqual(["live"]);
     await r.rig.feedUntil(r.agent.check());
     expect(s.releases.reports).toEqual([1n]);
@@ -207,5 +214,11 @@ describe("model update agent: a release that changes only the manifest", () => {
     expect(s.agent.status().lastFailure!.reason).toMatch(/outside the manifest's range/);
     expect(s.rig.loop.models.map((m) => m.manifest.version)).toEqual(["3.0.0"]);
     expect(s.rig.loop.lanes().map((l) => l.role)).toEqual(["live"]);
+    // After a restart, vigil update status still names the refusal (and retry without an id finds it).
+    await s.agent.stop();
+    const r = await s.restart();
+    await r.agent.restoreInstalled();
+    expect(r.agent.status().lastFailure).toEqual(s.agent.status().lastFailure);
+    expect(r.agent.status().lastInstall).toBeUndefined();
   }, 60_000);
 });

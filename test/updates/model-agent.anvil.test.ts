@@ -102,8 +102,8 @@ describe("model update agent on anvil", () => {
     expect(s.agent.counters.installs).toBe(1);
     const st = s.agent.status();
     expect(st.lastInstall).toMatchObject({ releaseId: id.toString(), version: "3001000", reported: true });
-    expect(st.lastInstall!.shadow.windows).toBeGreaterThanOrEqual(9);
-    expect(st.lastInstall!.shadow.costRatio).toBeGreaterThan(0);
+    expect(st.lastInstall!.shadow!.windows).toBeGreaterThanOrEqual(9);
+    expect(st.lastInstall!.shadow!.costRatio).toBeGreaterThan(0);
     // Every window after the swap names the new model hash (what INFERENCE/ALERT leaves commit).
     const before = s.rig.results.length;
     for (let i = 0; i < 3; i++) await s.rig.feed();
@@ -572,7 +572,7 @@ async function proposeUnchecked(profile: string, rel: { file: string; manifest: 
       manifest: {
         file: manifestFile,
         sha256: createHash("sha256").update(mBytes).digest("hex"),
-        cid: "bafk",
+        cid: "bafkreiacndfy443ter6qr2tmbbdhadvxxheowwf75s6zehscklu6ezxmta",
       },
     }),
   });

@@ -574,6 +574,10 @@ async function demoModelUpdate(
     const st = agent.status();
     if (!st.lastInstall) throw new InternalError(`model update failed: ${JSON.stringify(st.lastFailure)}`);
     const sh = st.lastInstall.shadow;
+    if (!sh)
+      throw new InternalError(
+        `model release ${st.lastInstall.releaseId} is live without a shadow phase in this run`,
+      );
     say(
       `  swapped in ${Date.now() - t0} ms after the approval: shadow ${sh.windows} windows, mean |Δ| ${sh.meanAbsDiff.toFixed(3)} max |Δ| ${sh.maxAbsDiff.toFixed(3)} cycles vs the float model, cost ${sh.costRatio.toFixed(2)}×; reported on chain: ${st.lastInstall.reported}\n`,
     );

@@ -228,24 +228,29 @@ function urlOf(
   return `http://${host}:${http.port}`;
 }
 
+/** The sentence for a request to the gateway's endpoint `url` that `fetch` could not make. */
+export function unreachable(url: string, e: unknown): StatusError {
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  // fetch refuses the ports the Fetch standard blocks (1, 22, 25, …) before connecting.
+  if (cause?.message === "bad port")
+    return new StatusError(
+      `${new URL(url).origin} uses a port that HTTP clients refuse (the Fetch standard's blocked ports): give the gateway another http.port`,
+      e,
+    );
+  const c = cause?.code ?? (e as Error).name;
+  return new StatusError(
+    `no gateway answers at ${new URL(url).origin} (${c}): is it running (vigil start)? ` +
+      `Otherwise pass --url, or -c with the config it runs with`,
+    e,
+  );
+}
+
 async function getJson<T>(url: string, headers: Record<string, string>): Promise<T> {
   let res: Response;
   try {
     res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
   } catch (e) {
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    // fetch refuses the ports the Fetch standard blocks (1, 22, 25, …) before connecting.
-    if (cause?.message === "bad port")
-      throw new StatusError(
-        `${new URL(url).origin} uses a port that HTTP clients refuse (the Fetch standard's blocked ports): give the gateway another http.port`,
-        e,
-      );
-    const c = cause?.code ?? (e as Error).name;
-    throw new StatusError(
-      `no gateway answers at ${new URL(url).origin} (${c}): is it running (vigil start)? ` +
-        `Otherwise pass --url, or -c with the config it runs with`,
-      e,
-    );
+    throw unreachable(url, e);
   }
   if (res.status === 401) throw new StatusError(NEEDS_TOKEN(url));
   if (!res.ok)

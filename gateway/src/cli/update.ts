@@ -9,7 +9,7 @@ import type { FirmwareAgentCounters, FirmwareDeviceStatus } from "../updates/fir
 import { readSecretFile } from "../core/secret-file.ts";
 import { num, parse, refuseFlags, runSubcommand } from "./args.ts";
 import { UPDATE_HELP } from "./help/update.ts";
-import { NEEDS_TOKEN, StatusError, statusEndpoint } from "./status.ts";
+import { NEEDS_TOKEN, StatusError, statusEndpoint, unreachable } from "./status.ts";
 
 /** The updates status as GET /api/updates serves it (updates/start.ts UpdatesStatusPayload, as JSON). */
 export interface UpdatesView {
@@ -38,12 +38,7 @@ async function call<T>(method: "GET" | "POST", url: string, headers: Record<stri
   try {
     res = await fetch(url, { method, headers, signal: AbortSignal.timeout(10_000) });
   } catch (e) {
-    const c = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).name;
-    throw new StatusError(
-      `no gateway answers at ${new URL(url).origin} (${c}): is it running (vigil start)? ` +
-        `Otherwise pass --url, or -c with the config it runs with`,
-      e,
-    );
+    throw unreachable(url, e);
   }
   if (res.status === 401) throw new StatusError(NEEDS_TOKEN(url));
   let body: unknown;
@@ -82,7 +77,8 @@ export function formatUpdates(v: UpdatesView, url: string): string {
       );
     if (m.lastInstall)
       out.push(
-        `  installed release ${m.lastInstall.releaseId} (${m.lastInstall.version}) at ${when(m.lastInstall.atMs)}` +
+        `  installed release ${m.lastInstall.releaseId} (${m.lastInstall.version}) ` +
+          `${m.lastInstall.atMs === null ? "in an earlier run" : `at ${when(m.lastInstall.atMs)}`}` +
           `${m.lastInstall.reported ? ", reported on chain" : ", report pending"}`,
       );
     if (m.lastFailure)

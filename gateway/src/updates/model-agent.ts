@@ -156,18 +156,22 @@ export interface UpdateStatus {
   lastCheckError: string | undefined;
   /** The candidate in shadow. */
   candidate: { releaseId: string; version: string; sha256: string } | undefined;
-  /** The last install, with the shadow's agreement with the live model. */
+  /**
+   * The last install, with the shadow's agreement with the live model; after a restart, the
+   * newest one recorded in the store (`atMs` and `shadow` null for an install recorded by a
+   * version that did not keep them).
+   */
   lastInstall:
     | {
         releaseId: string;
         version: string;
         sha256: string;
-        atMs: number;
-        shadow: { windows: number; meanAbsDiff: number; maxAbsDiff: number; costRatio: number };
+        atMs: number | null;
+        shadow: { windows: number; meanAbsDiff: number; maxAbsDiff: number; costRatio: number } | null;
         reported: boolean;
       }
     | undefined;
-  /** The last refused release and why. */
+  /** The last refused release and why (kept in the store: shown again after a restart). */
   lastFailure: { releaseId: string; code: UpdateErrorCode; reason: string; atMs: number } | undefined;
 }
 
@@ -192,7 +196,14 @@ interface Installed {
    */
   manifestSha256?: string;
   reported: boolean;
+  /** When it was installed, ms (absent in records written before it was kept). */
+  atMs?: number;
+  /** The shadow phase's figures (absent in records written before they were kept). */
+  shadow?: { windows: number; meanAbsDiff: number; maxAbsDiff: number; costRatio: number };
 }
+
+/** The store's record of the last refused release, shown again after a restart. */
+const LAST_FAILURE_KEY = "updates/last-failure";
 
 /** sha256 of the manifest files loaded models were read from (see {@link manifestSha256}). */
 const manifestShas = new WeakMap<LoadedModel, string>();
@@ -324,12 +335,20 @@ export class ModelUpdateAgent {
    */
   async restoreInstalled(): Promise<number> {
     let n = 0;
+    let newest: Installed | undefined;
+    const note = (inst: Installed): void => {
+      if (!newest || (inst.atMs ?? -1) > (newest.atMs ?? -1)) newest = inst;
+    };
     for (const live of [...this.#o.loop.models]) {
       const profile = live.manifest.devices.profiles[0];
       const inst = profile === undefined ? undefined : await this.#installed(profile);
+      if (!inst) continue;
       // Already live: the package ships the installed release (model file and manifest). A
       // release that changed only the manifest is restored over the package's older manifest.
-      if (!inst || isInstalled(inst, live)) continue;
+      if (isInstalled(inst, live)) {
+        note(inst);
+        continue;
+      }
       const dir = join(this.#o.dir, "models", `${inst.releaseId}-${inst.sha256.slice(0, 12)}`);
       let m: LoadedModel;
       try {
@@ -365,8 +384,10 @@ export class ModelUpdateAgent {
         `installed model release ${inst.releaseId} restored`,
       );
       this.#o.onInstalled?.(m, old, BigInt(inst.releaseId));
+      note(inst);
       n++;
     }
+    await this.#restoreStatus(newest);
     return n;
   }
 
@@ -532,6 +553,33 @@ export class ModelUpdateAgent {
     }
   }
 
+  /**
+   * The status after a restart: the newest install the store records for a live model, and the
+   * last refusal, unless this run has its own already. `vigil update status` and `vigil update
+   * retry` (without an id) read them.
+   */
+  async #restoreStatus(newest: Installed | undefined): Promise<void> {
+    const p: Partial<UpdateStatus> = {};
+    if (newest && !this.#status.lastInstall)
+      p.lastInstall = {
+        releaseId: newest.releaseId,
+        version: newest.version,
+        sha256: newest.sha256,
+        atMs: newest.atMs ?? null,
+        shadow: newest.shadow ?? null,
+        reported: newest.reported,
+      };
+    const f = await this.#o.state.getMeta(LAST_FAILURE_KEY);
+    if (f && f.length > 0 && !this.#status.lastFailure) {
+      try {
+        p.lastFailure = JSON.parse(f.toString("utf8")) as UpdateStatus["lastFailure"];
+      } catch (e) {
+        this.#log.warn({ err: (e as Error).message }, "the last refusal's record is unreadable; not shown");
+      }
+    }
+    if (Object.keys(p).length > 0) this.#set(p);
+  }
+
   async #installed(profile: string): Promise<Installed | undefined> {
     const b = await this.#o.state.getMeta(`updates/model/${profile}`);
     return b && b.length > 0 ? (JSON.parse(b.toString("utf8")) as Installed) : undefined;
@@ -598,11 +646,9 @@ export class ModelUpdateAgent {
       { releaseId: id.toString(), code: e.code, details: e.details, ...extra },
       `model release ${id} refused: ${reason}`,
     );
-    this.#set({
-      state: "idle",
-      candidate: undefined,
-      lastFailure: { releaseId: id.toString(), code: e.code, reason, atMs: now },
-    });
+    const lastFailure = { releaseId: id.toString(), code: e.code, reason, atMs: now };
+    this.#set({ state: "idle", candidate: undefined, lastFailure });
+    await this.#o.state.putMeta(LAST_FAILURE_KEY, Buffer.from(JSON.stringify(lastFailure)));
     if (remember) await this.#o.state.putMeta(`updates/failed/${id}`, Buffer.from(`${e.code}: ${reason}`));
     return { ok: false, code: e.code, reason };
   }
@@ -828,12 +874,21 @@ export class ModelUpdateAgent {
         const old = await loop.promote(candidate);
         // From here the candidate is live: nothing below may throw into #tryInstall's catch, which
         // would unload it and leave the profile with no live model. A failed step is a warning.
+        const atMs = this.#clock.nowMs();
+        const shadow = {
+          windows: s.windows,
+          meanAbsDiff: s.meanAbsDiff,
+          maxAbsDiff: s.maxAbsDiff,
+          costRatio: ratio,
+        };
         const installed: Installed = {
           version: rel.version.toString(),
           releaseId: rel.id.toString(),
           sha256: candidate.sha256,
           manifestSha256: manifestSha,
           reported: false,
+          atMs,
+          shadow,
         };
         const afterPromote = async (what: string, step: () => Promise<void> | void): Promise<void> => {
           try {
@@ -862,12 +917,6 @@ export class ModelUpdateAgent {
             rmSync(dirname(old.manifestPath), { recursive: true, force: true });
         });
         this.counters.installs++;
-        const shadow = {
-          windows: s.windows,
-          meanAbsDiff: s.meanAbsDiff,
-          maxAbsDiff: s.maxAbsDiff,
-          costRatio: ratio,
-        };
         const manifestOnly = old.sha256 === candidate.sha256;
         this.#log.info(
           { releaseId: rel.id.toString(), profile, old: old.sha256, new: candidate.sha256, shadow },
@@ -880,7 +929,7 @@ export class ModelUpdateAgent {
             releaseId: installed.releaseId,
             version: installed.version,
             sha256: installed.sha256,
-            atMs: this.#clock.nowMs(),
+            atMs,
             shadow,
             reported: false,
           },

@@ -78,6 +78,12 @@ export const MAX_METRICS_BYTES = 512;
 
 /** The name of a model release's manifest file (`metrics.manifest.file`): a plain name beside the model. */
 export const MANIFEST_FILE = /^[A-Za-z0-9._-]+\.manifest\.json$/;
+/**
+ * A CIDv1 as `vigil release publish` (and `ipfs add --cid-version=1`) prints it: multibase base32,
+ * prefix `b` (the multibase spec), lower case. A pinned `cid` of another shape could never be
+ * fetched over ipfs://: refused as MANIFEST_INVALID (remembered), not retried as FETCH_FAILED.
+ */
+export const MANIFEST_CID = /^b[a-z2-7]{20,200}$/;
 
 export function encodeModelMeta(meta: ModelReleaseMeta): string {
   const s = JSON.stringify(meta);
@@ -101,7 +107,8 @@ export function parseModelMeta(metrics: string): ModelReleaseMeta {
     !MANIFEST_FILE.test(m.file) ||
     typeof m.sha256 !== "string" ||
     !/^[0-9a-f]{64}$/.test(m.sha256) ||
-    typeof m.cid !== "string"
+    typeof m.cid !== "string" ||
+    !MANIFEST_CID.test(m.cid)
   )
     throw new UpdateError(
       "MANIFEST_INVALID",
