@@ -993,7 +993,9 @@ export class Runtime {
       key = this.#o.senderKey ?? loadSenderKey(file, "VIGIL_CHAIN_SENDER_KEY", process.env, what);
       if (key) assertKeyAllowed(key, chainId, rpcUrls, this.#o.senderKey ? "the sending key" : what);
     } catch (e) {
-      throw new ConfigError(what, (e as VigilError).shortMessage, { cause: e });
+      // The key's messages name their source already ("chain.senderKeyFile: …"): not twice.
+      const msg = (e as VigilError).shortMessage.replace(new RegExp(`^${what.replace(".", "\\.")}:? `), "");
+      throw new ConfigError(what, msg, { cause: e });
     }
     if (!key)
       throw new ConfigError(

@@ -206,6 +206,13 @@ describe("vigil verify pins its trust anchor", () => {
     expect(r.out).toContain(
       "signer key (not checked offline: any key passes; --rpc, or pin it with --signer)",
     );
+    // The hint names what is missing: with a trust anchor only --rpc; without one, both (--rpc
+    // alone is refused, exit 2).
+    expect(r.out).toContain("the receipt claims an anchor: add --rpc URL to check it on chain");
+    const bare = await cli([file("real.json", real)]);
+    expect(bare.out).toContain(
+      "the receipt claims an anchor: add --deployment FILE (or --registry ADDR --chain-id ID) and --rpc URL to check it on chain",
+    );
   });
 
   it("error: an RPC endpoint of another chain is WRONG_CHAIN, not CHAIN_UNREACHABLE; listed before a good endpoint, it is passed over", async () => {
@@ -229,7 +236,8 @@ describe("vigil verify pins its trust anchor", () => {
     const r = await cli([file("forged.json", forged), "--rpc", rig.url]);
     expect(r.code).toBe(2);
     expect(r.out).toContain("verified offline");
-    expect(r.out).not.toContain("on chain");
+    expect(r.out).not.toContain("verified offline and on chain");
+    expect(r.out).toContain("add --deployment FILE (or --registry ADDR --chain-id ID) and --rpc URL");
     expect(r.err).toMatch(/not checked on chain: --rpc needs a trust anchor/);
   });
 

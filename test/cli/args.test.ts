@@ -22,3 +22,12 @@ describe("parse: unknown flags", () => {
     expect(() => parse(["--hepl"], options)).toThrow(/^unknown option --hepl; did you mean --help\?$/);
   });
 });
+
+describe("parse: a flag without its value", () => {
+  it("behavior: names the flag by its long name, also when it has a short one (it printed '-c, needs a value')", () => {
+    const o = { config: { type: "string", short: "c" }, "data-dir": { type: "string" } } as const;
+    expect(() => parse(["-c"], o)).toThrow(/^--config needs a value$/);
+    expect(() => parse(["--config"], o)).toThrow(/^--config needs a value$/);
+    expect(() => parse(["--data-dir"], o)).toThrow(/^--data-dir needs a value$/);
+  });
+});

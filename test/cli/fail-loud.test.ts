@@ -283,6 +283,19 @@ describe("vigil start: fatal at start-up (exit 1, one sentence with the fix)", (
       { VIGIL_CHAIN_SENDER_KEY: "" },
     );
     expectFatal(r, /chain\.senderKeyFile: .*VIGIL_CHAIN_SENDER_KEY/);
+    // A malformed key in the environment: named once, and the fix is the variable, not a setting.
+    const bad = await startFails(
+      {
+        dataDir: dir,
+        mqtt: { embedded: { port: 0 } },
+        chain: { deployment: "deployment.json", rpcUrl: "http://127.0.0.1:9" },
+      },
+      { VIGIL_CHAIN_SENDER_KEY: "nothex" },
+    );
+    expectFatal(
+      bad,
+      /^vigil start: VIGIL_CHAIN_SENDER_KEY: does not hold a 32-byte hex private key; correct the environment variable VIGIL_CHAIN_SENDER_KEY/,
+    );
   }, 90_000);
 });
 

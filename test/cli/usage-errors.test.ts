@@ -110,6 +110,16 @@ describe("CLI user mistakes", () => {
     expect(r.stderr).not.toMatch(/PASSPHRASE/);
     const c = await vigil(["strat"]);
     oneLine(c, 2, /unknown command "strat"; did you mean start\?/);
+    // --version was an unknown command (with the whole help after it).
+    const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+    for (const v of ["--version", "version", "-V"]) {
+      const r = await vigil([v]);
+      expect([r.code, r.stdout, r.stderr], v).toEqual([
+        0,
+        `vigil ${pkg.version} (Node ${process.versions.node})\n`,
+        "",
+      ]);
+    }
     // store named its subcommands but offered no did-you-mean, and checked the flags first.
     oneLine(
       await vigil(["store", "chek", "--to", "/tmp/x"]),
@@ -333,6 +343,12 @@ describe("CLI user mistakes", () => {
     const r = await vigil(["receipt", "--store", wrong, "--device", "1"]);
     oneLine(r, 1, /holds no Vigil store/);
     expect(existsSync(wrong)).toBe(false);
+    // A gateway's data folder (what vigil store --data-dir takes): the error names its store.
+    const data = join(dir, "data");
+    mkdirSync(join(data, "store", "db"), { recursive: true });
+    writeFileSync(join(data, "store", "db", "CURRENT"), "MANIFEST-000001\n");
+    const d = await vigil(["receipt", "--store", data, "--device", "1"]);
+    oneLine(d, 1, /is a gateway's data folder: its store is --store \S+\/data\/store\)\n$/);
   }, 90_000);
 
   it("behavior: an RPC that does not answer is a reason and a non-zero exit from every one-shot command, never a silent exit 13", async () => {
@@ -571,6 +587,12 @@ describe("CLI user mistakes", () => {
       // Numbers are decimal: Number() took " 0x10" as 16 and "" as 0.
       [["start", "--mqtt-port", " 0x10"], /--mqtt-port must be a number in \[0, 65535\], got " 0x10"/],
       [["start", "--http-port", "0b11"], /--http-port must be a number in \[0, 65535\], got "0b11"/],
+      // Ports are whole numbers, written as digits: 1.5 failed later as a config error (exit 1),
+      // and 1e3 listened on port 1000.
+      [["start", "--mqtt-port", "1.5"], /--mqtt-port must be a whole number, got "1\.5"/],
+      [["start", "--http-port", "1.5"], /--http-port must be a whole number, got "1\.5"/],
+      [["start", "--mqtt-port", "1e3"], /--mqtt-port must be a whole number, got "1e3"/],
+      [["sim", "--window", "1e1"], /--window must be a whole number, got "1e1"/],
     ];
     for (const [args, re] of cases) oneLine(await vigil(args), 2, re);
     // A hand-written deployment file without VigilReleases: one line naming the field, no stack trace.

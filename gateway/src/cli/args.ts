@@ -50,7 +50,8 @@ export function parse<O extends Options>(argv: string[], options: O, allowPositi
       throw new UsageError(`unexpected argument "${arg}"`);
     }
     // Node's wording names the flag as "'--port <value>'" over three lines; one line instead.
-    const flag = /'(-[^' ]+)/.exec(err.message)?.[1];
+    // "'-c, --config <value>'": the long name ("-c," read as the flag was printed as "-c, needs …").
+    const flag = /'(?:-[^-' ], )?(-[^' ]+)/.exec(err.message)?.[1];
     if (flag && /argument is ambiguous/.test(err.message))
       throw new UsageError(`${flag} needs a value; a value that starts with "-" is written ${flag}=-VALUE`);
     if (flag && /argument missing/.test(err.message)) throw new UsageError(`${flag} needs a value`);
@@ -92,7 +93,9 @@ export function num(
 /** As {@link num}, for counts and ids: a whole number. */
 export function int(...args: Parameters<typeof num>): number {
   const n = num(...args);
-  if (!Number.isInteger(n)) throw new UsageError(`--${args[0]} must be a whole number, got "${args[1]}"`);
+  // Digits only: "1e3" and "10.0" are whole numbers to Number(), not as a count or a port is written.
+  if (args[1] !== undefined && !/^[-+]?\d+$/.test(args[1]))
+    throw new UsageError(`--${args[0]} must be a whole number, got "${args[1]}"`);
   return n;
 }
 

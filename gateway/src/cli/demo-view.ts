@@ -152,8 +152,8 @@ export function nextSteps(o: {
     );
     if (o.firstAlertLeaf)
       lines.push(
-        `  export the first alert's receipt and check it offline:`,
-        `    npx vigil receipt --store ${d}/store --leaf ${o.firstAlertLeaf} --out alert.json && npx vigil verify alert.json`,
+        `  export the first alert's receipt and check it offline against the demo's registry:`,
+        `    npx vigil receipt --store ${d}/store --leaf ${o.firstAlertLeaf} --out alert.json && npx vigil verify alert.json --deployment ${d}/deployment.json`,
       );
   } else
     lines.push(

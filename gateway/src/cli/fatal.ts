@@ -105,6 +105,12 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string | ((e: VigilErro
     "fix the JSON at that place in the file (vigil init writes a valid one)",
   ],
   [
+    // An environment variable (VIGIL_CHAIN_SENDER_KEY), not a setting of the file or a flag.
+    (e) => e instanceof ConfigError && /^[A-Z][A-Z0-9_]+$/.test(e.path),
+    (e) =>
+      `correct the environment variable ${(e as ConfigError).path} (or use the config file's setting instead)`,
+  ],
+  [
     // A message with a clause after "; " already says what to do (config.ts words them so).
     (e) =>
       e instanceof ConfigError && !/create it|"vigil |run: |give the file's path|; /.test(e.shortMessage),

@@ -54,8 +54,11 @@ export function initConfigText(o: {
   "mqtt": {
     // The embedded broker listens on loopback only; anything wider needs authentication.
     "embedded": { "enabled": ${d.mqtt.embedded.enabled}, "host": ${q(d.mqtt.embedded.host)}, "port": ${d.mqtt.embedded.port} },
-    // An external broker to subscribe to instead or as well (mqtts://user:pass@host:8883).
-    "url": null
+    // An external broker to subscribe to instead or as well (mqtts://host:8883); its user and
+    // password here, not in the URL (this file is 0600; a --mqtt-url flag shows in ps).
+    "url": null,
+    "username": null,
+    "password": null
   },
   "ingest": {
     // null accepts any device id (development); list 8-hex-digit ids to accept only those.

@@ -22,6 +22,7 @@ Commands:
   receipt    export receipts (one frame, or an audit bundle for a device and time range)
   verify     verify a receipt or bundle against a trusted registry, offline and on chain with --rpc
   help       this text
+  version    the version of this installation (also --version)
 
 Run "vigil <command> --help" for a command's options.
 `;
@@ -76,6 +77,13 @@ export async function main(argv: string[]): Promise<number> {
   if (!cmd || cmd === "help" || cmd === "--help" || cmd === "-h") {
     process.stdout.write(HELP);
     return cmd ? 0 : 2;
+  }
+  if (cmd === "version" || cmd === "--version" || cmd === "-V") {
+    const { fromRoot } = await import("../core/paths.ts");
+    const { readFileSync } = await import("node:fs");
+    const pkg = JSON.parse(readFileSync(fromRoot("package.json"), "utf8")) as { version: string };
+    process.stdout.write(`vigil ${pkg.version} (Node ${process.versions.node})\n`);
+    return 0;
   }
   // Own keys only: "constructor" or "toString" is not a command.
   const load = Object.hasOwn(commands, cmd) ? commands[cmd] : undefined;

@@ -8,7 +8,9 @@
  * LevelDB allows one process per database: while the gateway runs, it reads a snapshot of the
  * store (store/snapshot.ts).
  */
+import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { UsageError, VigilError } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 import { StoreUnavailableError } from "../store/errors.ts";
@@ -40,6 +42,7 @@ function parseTime(name: string, s: string | undefined): number | undefined {
 export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise<number> {
   let store: LevelFrameStore | undefined;
   let snapshot: StoreSnapshot | undefined;
+  let storeDir: string | undefined;
   try {
     const { values } = parse(argv, {
       store: { type: "string" },
@@ -56,6 +59,7 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
       return 0;
     }
     if (!values.store) throw new UsageError("--store DIR is required");
+    storeDir = values.store;
     if (values.leaf !== undefined) {
       if (!/^(0x)?[0-9a-f]{64}$/i.test(values.leaf))
         throw new UsageError(`--leaf must be 32 bytes of hex, got "${values.leaf}"`);
@@ -103,7 +107,14 @@ export async function receiptCommand(argv: string[], io: CliIo = stdio): Promise
       return 2;
     }
     if (e instanceof VigilError) {
-      io.err(`vigil receipt: ${e.shortMessage}\n`);
+      // A data folder given for its store (vigil store takes the data folder): name the right one.
+      const hint =
+        storeDir !== undefined &&
+        /holds no Vigil store/.test(e.shortMessage) &&
+        existsSync(join(storeDir, "store", "db", "CURRENT"))
+          ? ` (${storeDir} is a gateway's data folder: its store is --store ${join(storeDir, "store")})`
+          : "";
+      io.err(`vigil receipt: ${e.shortMessage}${hint}\n`);
       return 1;
     }
     throw e;

@@ -6,7 +6,7 @@ import {
   MIN_STATS_INTERVAL_MS,
   type GatewayConfig,
 } from "../config/config.ts";
-import { int, num, oneOf, parse, rpcFlag } from "./args.ts";
+import { int, oneOf, parse, rpcFlag } from "./args.ts";
 import { redactUrl, UsageError } from "../core/errors.ts";
 import { StartupError } from "./fatal.ts";
 import { START_HELP } from "./help/start.ts";
@@ -47,7 +47,7 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
     throw new UsageError("--baud goes with --serial PATH (a port in the config file has its own baudRate)");
   const baud = int("baud", v.baud, 115200, 300, 4_000_000);
   for (const path of v.serial ?? []) cfg.serial.push({ path, baudRate: baud });
-  if (v["mqtt-port"] !== undefined) cfg.mqtt.embedded.port = num("mqtt-port", v["mqtt-port"], 1883, 0, 65535);
+  if (v["mqtt-port"] !== undefined) cfg.mqtt.embedded.port = int("mqtt-port", v["mqtt-port"], 1883, 0, 65535);
   if (v["mqtt-host"]) cfg.mqtt.embedded.host = v["mqtt-host"];
   if (v["no-embedded"]) cfg.mqtt.embedded.enabled = false;
   if (v["mqtt-auth"] !== undefined)
@@ -63,7 +63,7 @@ export function startConfig(argv: string[]): GatewayConfig | undefined {
       );
     cfg.mqtt.url = v["mqtt-url"];
   }
-  if (v["http-port"] !== undefined) cfg.http.port = num("http-port", v["http-port"], 9479, 0, 65535);
+  if (v["http-port"] !== undefined) cfg.http.port = int("http-port", v["http-port"], 9479, 0, 65535);
   if (v["no-http"]) cfg.http.enabled = false;
   if (v["stats-ms"] !== undefined) {
     // 0 = never; otherwise at least 100 ms, as log.statsIntervalMs (named here by its flag).

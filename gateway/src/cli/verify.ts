@@ -307,7 +307,7 @@ export async function verifyCommand(argv: string[], io: CliIo = stdio): Promise<
     for (const s of result.steps) io.out(`${s.ok ? "ok  " : "FAIL"} ${s.step.padEnd(17)} ${s.detail}\n`);
     if (result.ok) {
       io.out(
-        `verified ${how}${!onChain && result.anchored ? "; the receipt claims an anchor: add --rpc to check it" : ""}${finalityNote}\n`,
+        `verified ${how}${!onChain && result.anchored ? `; the receipt claims an anchor: add ${trust ? "--rpc URL" : "--deployment FILE (or --registry ADDR --chain-id ID) and --rpc URL"} to check it on chain` : ""}${finalityNote}\n`,
       );
       io.out(
         checked.length > 0

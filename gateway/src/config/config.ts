@@ -9,6 +9,7 @@ import stripJsonComments from "strip-json-comments";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import cron from "node-cron";
 import { editDistance } from "../core/edit-distance.ts";
+import { FETCH_BLOCKED_PORTS } from "../core/blocked-ports.ts";
 import { ConfigError, redactUrl } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 import { ConfigSchema, type GatewayConfig } from "./schema.ts";
@@ -70,6 +71,11 @@ export function resolveConfig(partial: unknown): GatewayConfig {
   // Basic auth in clear text would hand the credentials to anyone on the path.
   if (ipfs && ipfs.protocol === "http:" && (ipfs.username !== "" || ipfs.password !== ""))
     throw new ConfigError("updates.ipfsGateway", "carries credentials over http://: use https://");
+  if (FETCH_BLOCKED_PORTS.has(cfg.http.port))
+    throw new ConfigError(
+      "http.port",
+      `${cfg.http.port} is a port browsers and fetch refuse (the Fetch standard's blocked ports): the live page and vigil status could not reach it; choose another (the default is 9479)`,
+    );
   if (cfg.chain.maxPriorityFeePerGasGwei > cfg.chain.maxFeePerGasGwei)
     throw new ConfigError("chain.maxPriorityFeePerGasGwei", "must not exceed chain.maxFeePerGasGwei");
   const stats = cfg.log.statsIntervalMs;

@@ -236,7 +236,8 @@ const Http = Type.Object(
       minimum: 0,
       maximum: 65535,
       default: 9479,
-      description: "Port; 0 picks a free port.",
+      description:
+        "Port; 0 picks a free port. A port the Fetch standard blocks (6666, 6000, 10080, …: browsers and fetch refuse them) is refused.",
     }),
     allowRemote: Type.Boolean({
       default: false,

@@ -21,7 +21,8 @@ synced frames), run the models and publish alerts, seal signed batches, anchor t
   --mqtt-insecure        allow a non-loopback --mqtt-host with --mqtt-auth none (anyone on the network may publish)
   --admission MODE       open | registry: only sensors registered and active under this gateway may send
   --no-embedded          do not run the embedded broker
-  --mqtt-url URL         also subscribe to an external broker (mqtt://user:pass@host:1883)
+  --mqtt-url URL         also subscribe to an external broker (mqtts://host:8883); its credentials
+                         go in the config (mqtt.username, mqtt.password): a flag is visible in ps
   --stats-ms MS          counter log interval: 0 = never, else ≥ 100 (default 5000)
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (default info)
   --log-format FORMAT    json|pretty|auto: JSON lines, human-readable, or pretty on a terminal (default auto)
