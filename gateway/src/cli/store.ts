@@ -6,7 +6,7 @@ import { auditBatches } from "../attest/audit.ts";
 import { UsageError, VigilError } from "../core/errors.ts";
 import { StoreIntegrityError, checkEntries, danglingIndexes } from "../store/integrity.ts";
 import { LevelFrameStore } from "../store/level.ts";
-import { describeSalvage, salvageStore } from "../store/salvage.ts";
+import { describeSalvage, salvageProblems, salvageStore } from "../store/salvage.ts";
 import { didYouMean, parse, refuseFlags } from "./args.ts";
 import type { CliIo } from "./verify.ts";
 import { STORE_HELP } from "./help/store.ts";
@@ -38,8 +38,10 @@ export async function storeCommand(argv: string[], io: CliIo = stdio): Promise<n
   if (sub === "salvage") {
     if (!values.to) throw new UsageError("--to NEW_DIR is required");
     const r = await salvageStore(dir, join(values.to, "store"));
-    io.out(`salvaged ${dir} into ${join(values.to, "store")}\n${describeSalvage(r)}\n`);
-    return 0;
+    io.out(`salvaged ${dir} into ${join(values.to, "store")}\n${describeSalvage(r, values.to)}\n`);
+    // The copy is written either way; 1 when it lacks sealed batches (or cannot tell), so a
+    // script never puts it in place unread.
+    return salvageProblems(r).length > 0 ? 1 : 0;
   }
   return check(dir, io);
 }

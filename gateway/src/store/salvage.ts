@@ -15,8 +15,14 @@
  * - per-device sequence state recomputed from the kept frames (and the boot state of the
  *   source where it is readable), pruned floors copied;
  * - counters recomputed; a fresh watermark.
+ *
+ * What was lost is learned from what survives, never from the absence of records alone: a range
+ * that stops on a read error is recorded, LevelDB's repair log names the parts it dropped, and
+ * the number of batches the source had sealed comes from its watermark and batch counter (a
+ * damaged table can take every batch record with it). A copy that lacks sealed batches, or whose
+ * source's batch count cannot be learned, is flagged: see salvageProblems.
  */
-import { cp, mkdtemp, readdir, rm } from "node:fs/promises";
+import { cp, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
@@ -32,6 +38,7 @@ import {
   M_LOST,
   M_PRUNED,
   M_SEALED,
+  ZERO32,
   decodeDeviceSeq,
 } from "./context.ts";
 import {
@@ -61,7 +68,19 @@ import { StoreFormatError } from "./errors.ts";
 import { formatRecord, M_FORMAT, STORE_FORMAT } from "./format.ts";
 import { KEY_BYTES, LEAF_KEY_BYTES } from "./log.ts";
 import type { SealedBatch } from "./types.ts";
+import type { Watermark } from "./watermark.ts";
 import { makeDir } from "../core/make-dir.ts";
+
+/** A read that failed even after LevelDB's repair. */
+export interface SalvageReadError {
+  /** "range": a key range that stopped there (what it held from there on is not in the copy); "record": one key; "watermark": the file beside the database. */
+  kind: "range" | "record" | "watermark";
+  /** The key prefix read ("B" for batch records), for "range" and "record". */
+  keys?: string;
+  /** What was being read, e.g. "the batch records (B keys) after batch 2". */
+  what: string;
+  message: string;
+}
 
 export interface SalvageReport {
   /** Entries (frames + leaf records) copied. */
@@ -81,11 +100,34 @@ export interface SalvageReport {
   batchesKept: number;
   /** First batch seq that was missing or damaged (later batches are dropped), if any. */
   firstBatchLost: number | undefined;
-  /** Batches in the source after the kept ones (their entries are kept, to be sealed again). */
+  /** Batches the source had sealed after the kept ones (dropped; their surviving entries are kept unsealed). */
   batchesDropped: number;
+  /**
+   * Batches the source had sealed: its watermark's and batch counter's (Mbatch) count when either
+   * is readable, else the highest seq a surviving batch, leaves, anchor or index record names.
+   */
+  sourceBatches: number;
+  /** False when `sourceBatches` is only a lower bound (0: nothing to go by): no counter was readable and the database was damaged. */
+  sourceBatchesKnown: boolean;
+  /** Last arrival index the source's batches covered, and how many it had anchored (by its counters; 0 when unknown). */
+  sourceSealedThrough: number;
+  sourceAnchored: number;
+  /** Last arrival index the kept batches cover. */
+  keptSealedThrough: number;
+  /** Kept batches the source had anchored whose anchor records were lost (the chain holds them). */
+  anchorsLost: number;
+  /** All the batches the source counted were kept, but its head (Mhead) is not the last kept batch's. */
+  headMismatch: boolean;
+  /** Reads that failed after the repair: a range that stopped is recorded here, never silently short. */
+  readErrors: SalvageReadError[];
+  /** What LevelDB's repair reported it could not read and dropped (lines of its log). */
+  repairDropped: string[];
 }
 
 type Db = ClassicLevel<Buffer, Buffer>;
+
+/** Key prefixes of the batch records, their leaves, anchors and index: a range of them that stops affects the chain. */
+const BATCH_KEYS = new Set(["B", "V", "A", "X"]);
 
 function open(path: string, create: boolean): Db {
   return new ClassicLevel<Buffer, Buffer>(path, {
@@ -96,22 +138,90 @@ function open(path: string, create: boolean): Db {
   });
 }
 
-async function* scan(db: Db, prefix: number): AsyncIterable<[Buffer, Buffer]> {
+const RANGES: Record<number, { name: string; unit: string; key: (k: Buffer) => number }> = {
+  [P_LOG]: { name: "frame records", unit: "arrival index", key: (k) => readU64(k, 1) },
+  [P_LEAF]: { name: "leaf records", unit: "arrival index", key: (k) => readU64(k, 1) },
+  [P_BATCH]: { name: "batch records", unit: "batch", key: (k) => readU64(k, 1) },
+  [P_LEAVES]: { name: "packed leaves", unit: "batch", key: (k) => readU64(k, 1) },
+  [P_ANCHOR]: { name: "anchor records", unit: "batch", key: (k) => readU64(k, 1) },
+  [P_INDEX]: { name: "batch index records", unit: "arrival index", key: (k) => readU64(k, 1) },
+  [P_PRUNED]: { name: "pruned floors", unit: "device", key: (k) => k.readUInt32BE(1) },
+};
+
+function messageOf(e: unknown): string {
+  const text = String((e as { message?: unknown } | null)?.message ?? e);
+  const cause = (e as { cause?: { message?: unknown } } | null)?.cause?.message;
+  return cause !== undefined && !text.includes(String(cause)) ? `${text}: ${String(cause)}` : text;
+}
+
+/** Every key-value pair with `prefix`; a read error ends the range and is recorded in `errors`. */
+async function* scan(db: Db, prefix: number, errors: SalvageReadError[]): AsyncIterable<[Buffer, Buffer]> {
+  const r = RANGES[prefix]!;
+  const keys = String.fromCharCode(prefix);
   const it = db.iterator({ gte: Buffer.of(prefix), lt: Buffer.of(prefix + 1) });
+  let last: Buffer | undefined;
   try {
     while (true) {
       let next: [Buffer, Buffer] | undefined;
       try {
         next = await it.next();
-      } catch {
-        return; // the rest of this range is unreadable even after repair
+      } catch (e) {
+        // Unreadable even after the repair: whatever this range holds from here on is not in
+        // the copy, which the report must say (a batch range that ends early looks like fewer batches).
+        const at =
+          last && last.length >= (prefix === P_PRUNED ? 5 : 9)
+            ? `after ${r.unit} ${r.key(last)}`
+            : "from its start";
+        errors.push({
+          kind: "range",
+          keys,
+          what: `the ${r.name} (${keys} keys) ${at}`,
+          message: messageOf(e),
+        });
+        return;
       }
       if (!next) return;
+      last = next[0];
       yield next;
     }
   } finally {
     await it.close().catch(() => undefined);
   }
+}
+
+/** One record; a read error is recorded (not found is no error). */
+async function read(
+  db: Db,
+  key: Buffer,
+  what: string,
+  errors: SalvageReadError[],
+): Promise<Buffer | undefined> {
+  try {
+    return await db.get(key);
+  } catch (e) {
+    errors.push({ kind: "record", keys: String.fromCharCode(key[0]!), what, message: messageOf(e) });
+    return undefined;
+  }
+}
+
+/** A u64 counter record; undefined when absent, unreadable or too short. */
+async function counter(db: Db, key: Buffer, errors: SalvageReadError[]): Promise<number | undefined> {
+  const v = await read(db, key, `the counter ${key.toString("latin1")}`, errors);
+  return v && v.length >= 8 ? readU64(v, 0) : undefined;
+}
+
+/**
+ * The lines of LevelDB's repair log (`LOG` in the repaired folder) about a table or log file it
+ * could not read in full, e.g. "Table #5: 2028 entries Corruption: bad block type" (repair.cc:
+ * "N entries" counts what it kept). Lines ending in OK are intact files.
+ */
+async function repairLosses(db: string): Promise<string[]> {
+  const log = await readFile(join(db, "LOG"), "utf8").catch(() => "");
+  return log
+    .split("\n")
+    .map((l) => l.replace(/^\S+ \S+ /, "").trim()) // "2026/12/04-14:14:03.565685 7fd0f5f7b6c0 "
+    .filter((l) => /^(?:Table|Log) #\d+: /.test(l) && !/(?: OK| entries repaired)$/.test(l))
+    .map((l) => l.replace(/^Table #(\d+): (\d+) entries (.+)$/, "table #$1: $3 ($2 entries read)"));
 }
 
 function intactFrame(index: number, v: Buffer): boolean {
@@ -145,10 +255,11 @@ export async function salvageStore(fromDir: string, toDir: string): Promise<Salv
   const there = await readdir(toDir).catch(() => undefined);
   if (there !== undefined && there.length > 0)
     throw new StoreIntegrityError(`${toDir} already exists and is not empty; salvage into a new folder`);
-  const acknowledged = await new FileWatermark(fromDir).read().then(
-    (w) => w?.lastIndex,
-    () => undefined,
-  );
+  const readErrors: SalvageReadError[] = [];
+  const watermark = await new FileWatermark(fromDir).read().catch((e: unknown) => {
+    readErrors.push({ kind: "watermark", what: "the watermark", message: messageOf(e) });
+    return undefined;
+  });
   const work = await mkdtemp(join(tmpdir(), "vigil-salvage-"));
   const copy = join(work, "db");
   try {
@@ -160,6 +271,7 @@ export async function salvageStore(fromDir: string, toDir: string): Promise<Salv
     if (!(await readdir(copy)).some((f) => f.endsWith(".ldb") || f.endsWith(".log") || f.endsWith(".sst")))
       throw new StoreIntegrityError(`${join(fromDir, "db")} holds no LevelDB data files to salvage`);
     await ClassicLevel.repair(copy);
+    const repairDropped = await repairLosses(copy);
     const src = open(copy, false);
     await src.open();
     try {
@@ -168,7 +280,7 @@ export async function salvageStore(fromDir: string, toDir: string): Promise<Salv
       const format = await src.get(M_FORMAT).catch(() => undefined);
       if (format?.length === 4 && format.readUInt32BE(0) > STORE_FORMAT)
         throw new StoreFormatError(format.readUInt32BE(0), STORE_FORMAT);
-      return await rebuild(src, toDir, acknowledged);
+      return await rebuild(src, toDir, { watermark, readErrors, repairDropped });
     } catch (e) {
       // A half-written store in toDir would look like a fresh one to the gateway (entries without
       // their counters): removed, so the folder is as before and the salvage can be run again.
@@ -187,30 +299,54 @@ export async function salvageStore(fromDir: string, toDir: string): Promise<Salv
   }
 }
 
-async function rebuild(src: Db, toDir: string, acknowledged: number | undefined): Promise<SalvageReport> {
+interface Source {
+  /** The source's watermark; undefined when it had none or it was unreadable. */
+  watermark: Watermark | undefined;
+  readErrors: SalvageReadError[];
+  repairDropped: string[];
+}
+
+async function rebuild(src: Db, toDir: string, source: Source): Promise<SalvageReport> {
+  const { watermark, readErrors: errors } = source;
   // 1. Entries: intact frames and leaf records by index.
   const entries = new Map<number, { kind: "frame" | "leaf"; value: Buffer }>();
   const damaged: number[] = [];
-  for await (const [k, v] of scan(src, P_LOG)) {
+  for await (const [k, v] of scan(src, P_LOG, errors)) {
     const i = readU64(k, 1);
     if (intactFrame(i, v)) entries.set(i, { kind: "frame", value: v });
     else damaged.push(i);
   }
-  for await (const [k, v] of scan(src, P_LEAF)) {
+  for await (const [k, v] of scan(src, P_LEAF, errors)) {
     const i = readU64(k, 1);
     if (intactLeaf(v) && !entries.has(i)) entries.set(i, { kind: "leaf", value: v });
     else damaged.push(i);
   }
-  // 2. Batches 1..k while consecutive, readable and linked.
+  // 2. How many batches the source had sealed. Its counters (the watermark beside the database,
+  // Mbatch inside it) say so; the batch records alone do not: a damaged table takes them with it.
+  // Without a counter the highest seq any surviving batch, leaves, anchor or index record names
+  // is a lower bound, exact only when nothing was damaged.
+  const batchCounter = await counter(src, M_BATCH, errors);
+  const sealedCounter = await counter(src, M_SEALED, errors);
+  const anchoredCounter = await counter(src, M_ANCHORED, errors);
+  const sourceHead = await read(src, M_HEAD, "the counter Mhead", errors);
+  let seen = 0;
+  for (const p of [P_BATCH, P_LEAVES, P_ANCHOR])
+    for await (const [k] of scan(src, p, errors)) seen = Math.max(seen, readU64(k, 1));
+  for await (const [, v] of scan(src, P_INDEX, errors))
+    if (v.length >= 8) seen = Math.max(seen, readU64(v, 0));
+  const counted = watermark !== undefined || batchCounter !== undefined;
+  const sourceBatches = counted ? Math.max(watermark?.batchSeq ?? 0, batchCounter ?? 0) : seen;
+  const sourceBatchesKnown = counted || (errors.length === 0 && source.repairDropped.length === 0);
+  const sourceSealedThrough = Math.max(watermark?.sealedThrough ?? 0, sealedCounter ?? 0);
+  const sourceAnchored = Math.min(sourceBatches, Math.max(watermark?.anchored ?? 0, anchoredCounter ?? 0));
+  // 3. Batches 1..k while consecutive, readable and linked.
   const batches: Array<{ batch: SealedBatch; leaves: Buffer; anchor: Buffer | undefined; raw: Buffer }> = [];
-  let head = "0x" + "00".repeat(32);
+  let head = ZERO32;
   let expectFirst = 1;
-  let sourceBatches = 0;
-  for await (const [k] of scan(src, P_BATCH)) sourceBatches = Math.max(sourceBatches, readU64(k, 1));
   let firstBatchLost: number | undefined;
   for (let seq = 1; seq <= sourceBatches; seq++) {
-    const raw = await src.get(u64Key(P_BATCH, seq)).catch(() => undefined);
-    const leaves = await src.get(u64Key(P_LEAVES, seq)).catch(() => undefined);
+    const raw = await read(src, u64Key(P_BATCH, seq), `batch ${seq}'s record`, errors);
+    const leaves = await read(src, u64Key(P_LEAVES, seq), `batch ${seq}'s packed leaves`, errors);
     let batch: SealedBatch | undefined;
     try {
       batch = raw ? (JSON.parse(raw.toString("utf8")) as SealedBatch) : undefined;
@@ -229,7 +365,7 @@ async function rebuild(src: Db, toDir: string, acknowledged: number | undefined)
       firstBatchLost = seq;
       break;
     }
-    const anchor = await src.get(u64Key(P_ANCHOR, seq)).catch(() => undefined);
+    const anchor = await read(src, u64Key(P_ANCHOR, seq), `batch ${seq}'s anchor record`, errors);
     batches.push({ batch, leaves, anchor, raw: raw! });
     head = batch.head;
     expectFirst = batch.lastIndex + 1;
@@ -238,14 +374,19 @@ async function rebuild(src: Db, toDir: string, acknowledged: number | undefined)
   // Anchors must be consecutive from 1 too.
   let anchored = 0;
   while (anchored < batches.length && batches[anchored]!.anchor) anchored++;
+  const headMismatch =
+    batches.length > 0 &&
+    batches.length === sourceBatches &&
+    sourceHead?.length === 32 &&
+    "0x" + sourceHead.toString("hex") !== head;
 
-  // 3. Pruned state and floors (entries at or below prunedThrough were deleted on purpose).
-  const prunedRaw = await src.get(M_PRUNED).catch(() => undefined);
+  // 4. Pruned state and floors (entries at or below prunedThrough were deleted on purpose).
+  const prunedRaw = await read(src, M_PRUNED, "the counter Mpruned", errors);
   const prunedThrough = prunedRaw && prunedRaw.length >= 32 ? Math.min(readU64(prunedRaw, 0), sealed) : 0;
   const lostSealed: number[] = [];
   for (let i = prunedThrough + 1; i <= sealed; i++) if (!entries.has(i)) lostSealed.push(i);
 
-  // 4. Write the new store.
+  // 5. Write the new store.
   await makeDir(toDir, 0o700);
   const dst = open(join(toDir, "db"), true);
   await dst.open();
@@ -255,12 +396,21 @@ async function rebuild(src: Db, toDir: string, acknowledged: number | undefined)
     leaves: 0,
     damaged: damaged.sort((a, b) => a - b),
     lostSealed,
-    acknowledged,
+    acknowledged: watermark?.lastIndex,
     prunedThrough,
     renumbered: 0,
     batchesKept: batches.length,
     firstBatchLost,
     batchesDropped: sourceBatches - batches.length,
+    sourceBatches,
+    sourceBatchesKnown,
+    sourceSealedThrough,
+    sourceAnchored,
+    keptSealedThrough: sealed,
+    anchorsLost: Math.max(0, Math.min(sourceAnchored, batches.length) - anchored),
+    headMismatch,
+    readErrors: errors,
+    repairDropped: source.repairDropped,
   };
   try {
     let chunk = dst.batch();
@@ -306,7 +456,7 @@ async function rebuild(src: Db, toDir: string, acknowledged: number | undefined)
     }
     // Per-device state: the source's boot state where it agrees with the kept frames.
     for (const [dev, seq] of devices) {
-      const old = await src.get(devKey(P_SEQ, dev)).catch(() => undefined);
+      const old = await read(src, devKey(P_SEQ, dev), `device ${dev}'s sequence state`, errors);
       const st = old ? decodeDeviceSeq(old) : undefined;
       const v = Buffer.alloc(st?.bootId !== undefined ? 20 : 8);
       writeU64(v, 0, seq);
@@ -316,7 +466,7 @@ async function rebuild(src: Db, toDir: string, acknowledged: number | undefined)
       }
       chunk.put(devKey(P_SEQ, dev), v);
     }
-    for await (const [k, v] of scan(src, P_PRUNED)) chunk.put(k, v);
+    for await (const [k, v] of scan(src, P_PRUNED, errors)) chunk.put(k, v);
     const last = Buffer.alloc(16);
     writeU64(last, 0, lastIndex);
     writeU64(last, 8, totalBytes);
@@ -328,7 +478,7 @@ async function rebuild(src: Db, toDir: string, acknowledged: number | undefined)
     if (prunedRaw && prunedThrough > 0) chunk.put(M_PRUNED, prunedRaw);
     // The gaps left inside kept batches, so the new store opens (integrity.ts skips them).
     if (lostSealed.length > 0) chunk.put(M_LOST, Buffer.concat(lostSealed.map(u64Value)));
-    const age = await src.get(M_AGE).catch(() => undefined);
+    const age = await read(src, M_AGE, "the counter Mage", errors);
     if (age) chunk.put(M_AGE, age);
     const f = formatRecord();
     chunk.put(f.key, f.value);
@@ -347,14 +497,62 @@ async function rebuild(src: Db, toDir: string, acknowledged: number | undefined)
   return report;
 }
 
-/** One paragraph for the operator. */
-export function describeSalvage(r: SalvageReport): string {
+const seqs = (a: number, b: number): string => (a === b ? `batch ${a}` : `batches ${a}-${b}`);
+
+/**
+ * Why the copy must not simply be put in place (`vigil store salvage` exits 1): sealed batches
+ * missing from it, a batch count that cannot be learned, lost anchor records, a range that could
+ * not be read to its end. Empty when the other lines of the report say all that was lost.
+ */
+export function salvageProblems(r: SalvageReport): string[] {
+  const out: string[] = [];
+  const kept = r.batchesKept;
+  const atLeast = r.sourceBatchesKnown ? "" : "at least ";
+  if (r.batchesDropped > 0) {
+    const through =
+      r.sourceSealedThrough > r.keptSealedThrough ? ` (through arrival index ${r.sourceSealedThrough})` : "";
+    const anchored = Math.max(0, r.sourceAnchored - kept);
+    out.push(
+      `sealed batches lost: the damaged store had sealed ${atLeast}${r.sourceBatches} batches${through}, the copy keeps ${kept}: ` +
+        `batch ${r.firstBatchLost ?? kept + 1} was missing or damaged, so ${seqs(kept + 1, r.sourceBatches)} ${r.batchesDropped === 1 ? "was" : "were"} dropped` +
+        `${anchored > 0 ? ` (${anchored} of them anchored on chain)` : ""}. Their surviving entries are in the copy, unsealed: ` +
+        `a gateway started on it would seal them again from batch ${kept + 1}${anchored > 0 ? ", under seqs the chain already holds" : ""}, ` +
+        `and receipts exported from the dropped batches would match nothing in the copy`,
+    );
+  }
+  if (!r.sourceBatchesKnown)
+    out.push(
+      r.sourceBatches === 0
+        ? "how many batches the damaged store had sealed cannot be learned (its watermark and batch counter are gone or unreadable, and its database is damaged): sealed batches may be missing from the copy"
+        : `how many batches the damaged store had sealed beyond ${r.sourceBatches} cannot be learned (its watermark and batch counter are gone or unreadable, and its database is damaged): more sealed batches may be missing from the copy`,
+    );
+  if (r.anchorsLost > 0) {
+    const from = Math.min(r.sourceAnchored, kept) - r.anchorsLost + 1;
+    out.push(
+      `the anchor records of ${seqs(from, from + r.anchorsLost - 1)} were lost although the damaged store had anchored ${r.anchorsLost === 1 ? "it" : "them"}`,
+    );
+  }
+  if (r.headMismatch)
+    out.push(
+      `the damaged store's batch head (Mhead) is not the head of its last kept batch ${kept}: batches sealed after it may be missing from the copy`,
+    );
+  for (const e of r.readErrors)
+    if (e.kind === "range")
+      out.push(
+        `${e.what} could not be read (${e.message}): what that range held from there on is not in the copy`,
+      );
+  return out;
+}
+
+/** The report for the operator; `to` is the new data folder (`--to`), for the advice. */
+export function describeSalvage(r: SalvageReport, to = "NEW_DIR"): string {
+  const problems = salvageProblems(r);
   const lines = [
     `copied ${r.entries} entries (${r.frames} frames, ${r.leaves} inference/alert leaves) and ${r.batchesKept} batches`,
   ];
   if (r.acknowledged !== undefined)
     lines.push(
-      `the damaged store had acknowledged ${r.acknowledged} entries${r.prunedThrough > 0 ? `, ${r.prunedThrough} of them pruned on purpose before (retention)` : ""}; ${Math.max(0, r.acknowledged - r.prunedThrough - r.entries)} are not in the copy`,
+      `the damaged store had acknowledged ${r.acknowledged} entries${r.prunedThrough > 0 ? `, ${r.prunedThrough} of them pruned on purpose before (retention)` : ""}; ${Math.max(0, r.acknowledged - r.prunedThrough - r.entries)} ${problems.length ? "of these entries are not in the copy, but the copy is not complete (✘ below)" : "are not in the copy"}`,
     );
   if (r.damaged.length) lines.push(`damaged entries skipped at arrival indexes ${ranges(r.damaged)}`);
   if (r.lostSealed.length)
@@ -362,9 +560,23 @@ export function describeSalvage(r: SalvageReport): string {
       `lost for good inside sealed batches: arrival indexes ${ranges(r.lostSealed)} (their receipts cannot be exported)`,
     );
   if (r.renumbered) lines.push(`${r.renumbered} unsealed entries were renumbered to close gaps`);
-  if (r.firstBatchLost !== undefined)
+  for (const e of r.readErrors) if (e.kind !== "range") lines.push(`could not read ${e.what}: ${e.message}`);
+  if (r.repairDropped.length)
+    lines.push(`LevelDB's repair dropped what it could not read: ${r.repairDropped.join("; ")}`);
+  if (problems.length === 0) return lines.join("\n");
+  lines.push(...problems.map((p) => `✘ ${p}`));
+  const chain =
+    r.batchesDropped > 0 ||
+    !r.sourceBatchesKnown ||
+    r.anchorsLost > 0 ||
+    r.headMismatch ||
+    r.readErrors.some((e) => e.kind === "range" && BATCH_KEYS.has(e.keys ?? ""));
+  if (chain)
     lines.push(
-      `batch ${r.firstBatchLost} was missing or damaged: ${r.batchesDropped} batches from it on were dropped and their entries will be sealed again (reconcile the chain with "vigil anchor resync")`,
+      `✘ before starting the gateway on the copy, reconcile it with the chain: vigil anchor resync -c FILE --data-dir ${to} (FILE: the gateway's config; it reports what the registry holds that the copy lacks, see "vigil anchor --help")`,
     );
+  lines.push(
+    `the copy is written but not complete: do not put it in place before acting on the ✘ lines (exit status 1)`,
+  );
   return lines.join("\n");
 }
