@@ -133,13 +133,19 @@ export class MqttClientPublisher implements AlertPublisher {
   }
 
   /**
-   * DISCONNECT after the publications in flight are acknowledged, or at once when they are not
-   * within connectTimeoutMs (a broker that is gone or never acknowledges must not hold the stop).
+   * Closes without waiting for acknowledgements: the caller has waited for its publications
+   * (AlertService.stop, within the stop's one deadline). Connected with nothing in flight: a
+   * DISCONNECT, which discards the will (bounded by connectTimeoutMs: a socket that no longer
+   * drains). Otherwise the connection just ends: no PUBACK can come while disconnected, and the
+   * broker publishes the will (offline) when it had the connection.
    */
   async close(): Promise<void> {
     const c = this.#client;
     this.#client = undefined;
     if (!c) return;
-    if (!(await settlesWithin(c.endAsync(), this.opts.connectTimeoutMs ?? 10_000))) await c.endAsync(true);
+    if (c.connected && this.#inFlight === 0) {
+      if (await settlesWithin(c.endAsync(), this.opts.connectTimeoutMs ?? 10_000)) return;
+    }
+    await c.endAsync(true);
   }
 }

@@ -69,7 +69,8 @@ export interface AlertServiceOptions {
   onError?: (e: unknown) => void;
   /**
    * How long start() waits for the broker to acknowledge the first `online` status, and stop()
-   * for the publications still in flight and the `offline` status, ms. Default 10 000. A broker
+   * in all for the publications still in flight, the `offline` status and the close (no wait
+   * when the output is not connected: nothing can be acknowledged), ms. Default 10 000. A broker
    * that drops the connection instead of acknowledging (one whose access rules refuse this
    * gateway's status topic), or one that is gone at shutdown, would otherwise hold the start or
    * the stop forever: the client reconnects and resends. Past it start() returns (the failure
@@ -288,7 +289,10 @@ export class AlertService {
 
   /**
    * Publishes every held health and waits for everything in flight, then publishes `offline`
-   * (retained) and closes the output.
+   * (retained) and closes the output. The waits share one deadline, ackTimeoutMs from the call
+   * (README `mqtt.connectTimeoutMs`: stop waits for the broker once). An output that is not
+   * connected cannot acknowledge anything: nothing is waited for, and what is in flight is
+   * dropped (one line says how much; the broker published the will if it had our connection).
    */
   async stop(): Promise<void> {
     if (!this.#open) return;
@@ -296,23 +300,38 @@ export class AlertService {
     this.#flushTimer = undefined;
     this.flushHealth(true);
     this.#readings?.stop();
-    // Bounded: a broker that is gone, or never acknowledges, must not hold the shutdown.
-    const settled = await this.#within(this.settled());
+    // One deadline: a broker that is gone, or never acknowledges, must not hold the shutdown.
+    let timer: unknown;
+    const late = new Promise<false>(
+      (res) => (timer = this.#timers.setTimeout(() => res(false), this.#ackMs)),
+    );
+    const ok = (): boolean => true;
+    const within = (p: Promise<unknown>): Promise<boolean> => Promise.race([p.then(ok, ok), late]);
     try {
+      const up = this.#o.output.connected?.() !== false;
+      const inFlight = this.#inflight.size;
+      const settled = up && (await within(this.settled()));
+      // Handed over also when it cannot be sent: the live feed (http tap) sees the stop.
       const offline = this.#o.output.emit(this.status("offline", "stop"));
-      if (!settled || !(await this.#within(offline))) {
+      if (!settled || !(await within(offline))) {
         offline.catch(() => undefined); // given up on: its failure is the one reported below
         this.counters.publishErrors++;
         this.#o.onError?.(
           new PublishError(
             "status",
-            `the broker did not acknowledge ${settled ? "the offline status" : "the publications in flight"} within ${this.#ackMs} ms; closing anyway`,
+            !up
+              ? `the broker is not connected: ${inFlight} publication${inFlight === 1 ? "" : "s"} in flight and the offline status dropped; closing without waiting`
+              : `the broker did not acknowledge ${settled ? "the offline status" : "the publications in flight"} within ${this.#ackMs} ms; closing anyway`,
           ),
         );
       } else await offline;
     } finally {
       this.#open = false;
-      await this.#o.output.close();
+      // Within what is left of the deadline (the publisher's DISCONNECT waits for no acknowledgement).
+      const close = this.#o.output.close();
+      if (await within(close)) await close;
+      else close.catch(() => undefined);
+      this.#timers.clearTimeout(timer);
     }
   }
 
