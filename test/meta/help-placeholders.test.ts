@@ -75,7 +75,8 @@ function subcommands(command: string, help: string): string[] {
 async function allHelp(top: string): Promise<{ args: string[]; text: string }[]> {
   const names = [...(/^Commands:\n((?: {2}\S.*\n)+)/m.exec(top)?.[1] ?? "").matchAll(/^ {2}([a-z]+)/gm)]
     .map((m) => m[1]!)
-    .filter((c) => c !== "help");
+    // help and version print one thing each and take no flags.
+    .filter((c) => c !== "help" && c !== "version");
   expect(Object.keys(commands).sort()).toEqual([...names].sort());
   const out: { args: string[]; text: string }[] = [];
   for (const c of names) out.push({ args: [c], text: await helpOf([c]) });

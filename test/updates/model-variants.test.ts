@@ -48,7 +48,13 @@ function release(
     size: BigInt(bytes.length),
     trainingDataHash: `0x${"0".repeat(64)}` as Hex,
     uris: [pathToFileURL(rel.file).href],
-    metrics: JSON.stringify({ manifest: { file: basename(rel.manifest), sha256: sha(mBytes), cid: "bafkreiacndfy443ter6qr2tmbbdhadvxxheowwf75s6zehscklu6ezxmta" } }),
+    metrics: JSON.stringify({
+      manifest: {
+        file: basename(rel.manifest),
+        sha256: sha(mBytes),
+        cid: "bafkreiacndfy443ter6qr2tmbbdhadvxxheowwf75s6zehscklu6ezxmta",
+      },
+    }),
     status: "active",
     approvals: 2,
     proposer: `0x${"11".repeat(20)}` as Hex,

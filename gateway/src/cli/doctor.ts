@@ -132,6 +132,28 @@ async function checkBroker(cfg: GatewayConfig): Promise<CheckResult[]> {
   return out.length ? out : [skip("broker", "no broker configured")];
 }
 
+/** The HTTP endpoint's port: free, or a Vigil endpoint (the running gateway) answers there. */
+async function checkHttp(cfg: GatewayConfig): Promise<CheckResult> {
+  const { enabled, host, port } = cfg.http;
+  if (!enabled) return skip("http", "http.enabled is false");
+  if (port === 0) return skip("http", "endpoint on a free port chosen at start");
+  if (await portFree(host, port)) return ok("http", `${host}:${port} is free for the endpoint`);
+  const h = host.includes(":") ? `[${host}]` : host;
+  // A Vigil endpoint's /healthz (no token needed) answers exactly this.
+  const answers = await fetch(`http://${h}:${port}/healthz`, { signal: AbortSignal.timeout(3000) })
+    .then((r) => r.text())
+    .then(
+      (t) => t.trim() === '{"status":"alive"}',
+      () => false,
+    );
+  return answers
+    ? ok("http", `a gateway's endpoint answers on ${host}:${port} (the gateway is running?)`)
+    : fail(
+        "http",
+        `${host}:${port} is taken by another program; stop it or set http.port (0: any free port)`,
+      );
+}
+
 /**
  * The data folder: writable by this user, and enough free space. `access` defaults to
  * fs.accessSync (tests give one that refuses, since root passes every permission check).
@@ -189,6 +211,7 @@ export async function runChecks(
   results.push(
     ...(await checkSerial(cfg)),
     ...(await checkBroker(cfg)),
+    await checkHttp(cfg),
     await checkDisk(cfg),
     await checkModels(cfg),
   );

@@ -30,14 +30,17 @@ export async function runGateway(cfg: GatewayConfig, reloadConfig: () => Gateway
   let stopRequested: (() => void) | undefined;
   const stopSignal = new Promise<void>((res) => (stopRequested = res));
   let stopping = false;
+  let started = false;
   const onSignal = (sig: string) => {
     if (stopping) return log.warn({ signal: sig }, "already stopping");
     stopping = true;
+    // Said at once: the start may still be waiting (for a broker: at most mqtt.connectTimeoutMs).
+    if (!started) log.info({ signal: sig }, "stop asked during start-up: stopping once started");
     stopRequested!();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  const facts = await chainPreflight(cfg, log);
+  const facts = await chainPreflight(cfg, root);
   const rt = new Runtime({ config: cfg, log: root });
   if (facts) rt.clockTrust.noteLowerBound(facts.latestBlockTime);
   const untrusted = rt.clockTrust.untrustedReason();
@@ -73,6 +76,7 @@ export async function runGateway(cfg: GatewayConfig, reloadConfig: () => Gateway
     },
     "gateway started",
   );
+  started = true;
   process.on("SIGHUP", () => reload(reloadConfig, rt, root));
   // A fatal condition while running (the store found damaged data) stops the gateway like a signal.
   let fatal: VigilError | undefined;
@@ -104,7 +108,7 @@ export async function runGateway(cfg: GatewayConfig, reloadConfig: () => Gateway
  * sealed and wait in the outbox while anchoring retries. The keystore is decrypted here and again
  * by the runtime (one more scrypt at start-up, ~0.1 s) so the runtime stays unaware of this check.
  */
-async function chainPreflight(cfg: GatewayConfig, log: Logger): Promise<ChainFacts | undefined> {
+async function chainPreflight(cfg: GatewayConfig, root: Logger): Promise<ChainFacts | undefined> {
   const rpc = rpcUrlsOf(cfg.chain)[0];
   if (!cfg.attest.enabled || !cfg.chain.deployment || !rpc) return undefined;
   const at = (p: string) => resolvePath(cfg.dataDir, p);
@@ -113,7 +117,8 @@ async function chainPreflight(cfg: GatewayConfig, log: Logger): Promise<ChainFac
   if (!existsSync(keyPath)) return undefined; // the runtime refuses to start with the fix
   const signer = await loadKeystore(keyPath, await passphraseFromEnv());
   const gatewayId = gatewayIdOf(cfg);
-  const chainLog = log.child({ component: "chain" });
+  // From the root: a child of the "gateway" logger would carry the key "component" twice.
+  const chainLog = root.child({ component: "chain" });
   let facts;
   try {
     facts = await readChainFacts(rpc, deployment, gatewayId, cfg.chain.rpcTimeoutMs);

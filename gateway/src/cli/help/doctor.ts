@@ -6,6 +6,7 @@ Checks, one line each (ok / FAIL / skip):
   serial      each serial port exists, is a character device, and is readable and writable
   broker      the embedded broker's port is free or answered by an MQTT broker; the external
               broker (mqtt.url) answers CONNECT within mqtt.connectTimeoutMs
+  http        the HTTP endpoint's port (http.port) is free or answered by a gateway's /healthz
   disk        the data folder's store (or the nearest existing folder above it) is writable by
               this user, and free space on its file system is at least store.minFreeBytes +
               store.reserveBytes
