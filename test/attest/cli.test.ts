@@ -168,6 +168,13 @@ describe("vigil receipt / vigil verify", () => {
       expect(await verifyCommand([join(dir, "r.json"), "--deployment", f], o.io), what).toBe(2);
       expect(o.o.err, what).toContain(msg);
     }
+    // A readable file that is not JSON (a vigil init config, with comments) is named as such, not
+    // as one that "cannot be read".
+    const jsonc = join(dir, "gw.json");
+    writeFileSync(jsonc, '{\n  // a config file\n  "dataDir": ".vigil"\n}\n');
+    const c = io();
+    expect(await verifyCommand([join(dir, "r.json"), "--deployment", jsonc], c.io)).toBe(2);
+    expect(c.o.err).toContain(`${jsonc} is not a vigil-deployment/1 file (not JSON)`);
     // a hand-written file may give the chain id as a number and omit the deployment block
     const ok = join(dir, "ok-deployment.json");
     writeFileSync(ok, JSON.stringify({ ...base, chainId: 31337, deployBlock: undefined }));

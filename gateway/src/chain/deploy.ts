@@ -172,11 +172,18 @@ export async function deployVigil(signer: Signer, opts: DeployOptions = {}): Pro
  * deployment block or contract addresses are missing or malformed.
  */
 export function readDeploymentFile(path: string): LoadedDeployment {
-  let d: LoadedDeployment;
+  let text: string;
   try {
-    d = JSON.parse(readFileSync(path, "utf8")) as LoadedDeployment;
+    text = readFileSync(path, "utf8");
   } catch (cause) {
     throw new VigilError("BAD_DEPLOYMENT", `cannot read deployment file ${path}`, { cause });
+  }
+  let d: LoadedDeployment;
+  try {
+    d = JSON.parse(text) as LoadedDeployment;
+  } catch (cause) {
+    // Readable, but not what "vigil chain deploy" writes (a config file given by mistake, say).
+    throw new VigilError("BAD_DEPLOYMENT", `${path} is not a vigil-deployment/1 file (not JSON)`, { cause });
   }
   if (d === null || typeof d !== "object" || d.format !== "vigil-deployment/1" || !d.contracts?.VigilRegistry)
     throw new VigilError("BAD_DEPLOYMENT", `${path} is not a vigil-deployment/1 file`);

@@ -205,7 +205,7 @@ export function checkAccessConfig(cfg: GatewayConfig): void {
   if (e.enabled && e.auth === "none" && !e.insecure && !isLoopbackHost(e.host))
     throw new ConfigError(
       "mqtt.embedded.host",
-      `"${e.host}" is beyond loopback but mqtt.embedded.auth is "none", so anyone on that network could publish frames and read alerts; set mqtt.embedded.auth to "registry" (or mqtt.embedded.insecure to true to accept that)`,
+      `"${e.host}" is beyond loopback but mqtt.embedded.auth is "none", so anyone on that network could publish frames and read alerts; set mqtt.embedded.auth to "registry" (--mqtt-auth registry), or mqtt.embedded.insecure to true (--mqtt-insecure) to accept that`,
     );
   // Read only for broker auth and the Mosquitto export: elsewhere the operator would believe
   // devices need a password while anyone may connect.
