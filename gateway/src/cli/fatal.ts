@@ -54,7 +54,7 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string | ((e: VigilErro
   ],
   [
     (e) => e.code === "STORE_UNAVAILABLE" && /corruption/.test(e.shortMessage),
-    'run "vigil store check --data-dir DIR", then "vigil store salvage --data-dir DIR --to NEW_DIR", move DIR/store aside and NEW_DIR/store in its place (vigil store --help)',
+    'run "vigil store check --data-dir DIR" (DIR: the gateway\'s dataDir), then "vigil store salvage --data-dir DIR --to NEW_DIR"; when that exits 0, move DIR/store aside and NEW_DIR/store in its place (vigil store --help)',
   ],
   [
     (e) => e.code === "STORE_UNAVAILABLE" && /disk full/.test(e.shortMessage),
