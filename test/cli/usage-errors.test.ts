@@ -349,6 +349,12 @@ describe("CLI user mistakes", () => {
     writeFileSync(join(data, "store", "db", "CURRENT"), "MANIFEST-000001\n");
     const d = await vigil(["receipt", "--store", data, "--device", "1"]);
     oneLine(d, 1, /is a gateway's data folder: its store is --store \S+\/data\/store\)\n$/);
+    // And the other way round: vigil store takes the data folder.
+    const s = await vigil(["store", "check", "--data-dir", join(data, "store")]);
+    expect(s.code).toBe(1);
+    expect(s.stdout).toMatch(
+      /\/data\/store is a store folder: give the data folder that holds it, --data-dir \S+\/data\)\n$/,
+    );
   }, 90_000);
 
   it("behavior: an RPC that does not answer is a reason and a non-zero exit from every one-shot command, never a silent exit 13", async () => {

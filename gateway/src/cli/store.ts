@@ -1,7 +1,8 @@
 /**
  * `vigil store check|salvage`: what a damaged store holds and how to get the intact part out.
  */
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { auditBatches } from "../attest/audit.ts";
 import { UsageError, VigilError } from "../core/errors.ts";
 import { StoreIntegrityError, checkEntries, danglingIndexes } from "../store/integrity.ts";
@@ -67,7 +68,12 @@ async function check(dir: string, io: CliIo): Promise<number> {
     }
     // No store there at all (a mistyped --data-dir): nothing to salvage either.
     if (/holds no Vigil store/.test(e.shortMessage)) {
-      io.out(`${e.shortMessage}\n`);
+      // A store folder given for its data folder (vigil receipt --store takes the store): say so.
+      const parent = dirname(dir);
+      const hint = existsSync(join(parent, "db", "CURRENT"))
+        ? ` (${parent} is a store folder: give the data folder that holds it, --data-dir ${dirname(parent)})`
+        : "";
+      io.out(`${e.shortMessage}${hint}\n`);
       return 1;
     }
     const problems = e instanceof StoreIntegrityError && e.problems.length ? e.problems : [e.shortMessage];
