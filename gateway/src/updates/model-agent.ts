@@ -648,7 +648,12 @@ export class ModelUpdateAgent {
     );
     const lastFailure = { releaseId: id.toString(), code: e.code, reason, atMs: now };
     this.#set({ state: "idle", candidate: undefined, lastFailure });
-    await this.#o.state.putMeta(LAST_FAILURE_KEY, Buffer.from(JSON.stringify(lastFailure)));
+    // For the status after a restart only: a store that cannot take it costs that, not the check.
+    await this.#o.state
+      .putMeta(LAST_FAILURE_KEY, Buffer.from(JSON.stringify(lastFailure)))
+      .catch((err: unknown) =>
+        this.#log.warn({ err: (err as Error).message }, "the refusal is not kept for after a restart"),
+      );
     if (remember) await this.#o.state.putMeta(`updates/failed/${id}`, Buffer.from(`${e.code}: ${reason}`));
     return { ok: false, code: e.code, reason };
   }
