@@ -80,9 +80,7 @@ describe("runtime: the anchoring sender key", () => {
     const f = join(dir, "sender.key");
     writeFileSync(f, ANVIL_DEV_KEYS[1], { mode: 0o600 });
     const e = await startError(runtime({ senderKeyFile: "sender.key" }, "10"));
-    expect(e.message).toMatch(
-      /chain\.senderKeyFile: chain\.senderKeyFile is a well-known development key .* on chain 10/,
-    );
+    expect(e.message).toMatch(/chain\.senderKeyFile: is a well-known development key .* on chain 10/);
     await rt!.stop();
     process.env.VIGIL_CHAIN_SENDER_KEY = ANVIL_DEV_KEYS[2];
     const e2 = await startError(runtime({}, "10"));
