@@ -2,7 +2,7 @@
  * vigil doctor's `http` check: the endpoint's port is free, or a gateway's endpoint answers there;
  * a port another program holds fails (vigil start would refuse it), as the broker check does.
  */
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,9 +41,23 @@ describe("vigil doctor: http", () => {
       detail: expect.stringMatching(/a gateway's endpoint answers/),
     });
 
-    const other: Server = createServer((s) => s.end("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi"));
+    // Another program: answers anything with a plain 200 and closes. Its sockets are destroyed at
+    // the end (close() alone waits for every connection, which a pooled client may hold open).
+    const sockets = new Set<Socket>();
+    const other: Server = createServer((s) => {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => undefined);
+      s.end("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nhi");
+    });
     await new Promise<void>((res) => other.listen(0, "127.0.0.1", res));
-    closers.push(() => new Promise((res) => other.close(() => res())));
+    closers.push(
+      () =>
+        new Promise((res) => {
+          for (const s of sockets) s.destroy();
+          other.close(() => res());
+        }),
+    );
     const port = (other.address() as { port: number }).port;
     expect(await httpCheck(port)).toMatchObject({
       status: "fail",
