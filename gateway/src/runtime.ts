@@ -92,6 +92,12 @@ export interface RuntimeOptions {
   alertOutput?: EventOutput;
   /** Whether the system clock is known good (default: timesyncd state and the chain's block time). */
   clockTrust?: ClockTrust;
+  /**
+   * Aborted when a stop is asked while start() runs (SIGTERM during a slow start): the start stops
+   * waiting for an external broker's first CONNACK and goes on without it, so the stop that follows
+   * does not wait out `mqtt.connectTimeoutMs` first.
+   */
+  startSignal?: AbortSignal;
 }
 
 export interface RuntimeSnapshot {
@@ -342,6 +348,7 @@ export class Runtime {
           ...(c.mqtt.username ? { username: c.mqtt.username } : {}),
           ...(c.mqtt.password ? { password: c.mqtt.password } : {}),
           connectTimeoutMs: c.mqtt.connectTimeoutMs,
+          ...(o.startSignal ? { startSignal: o.startSignal } : {}),
           onError,
         })
       : undefined;
@@ -360,6 +367,7 @@ export class Runtime {
             // The sources start first: a broker that did not answer ingest's wait is not waited
             // for again (README "When the gateway refuses to start").
             connectWaitMs: () => (external?.connected() === false ? 0 : c.mqtt.connectTimeoutMs),
+            ...(o.startSignal ? { startSignal: o.startSignal } : {}),
           })
         : undefined;
     // The HTTP endpoint reads the stages when asked; the live page also sees every alert event.
@@ -389,6 +397,7 @@ export class Runtime {
       onError: (e) => alertLog.warn({ err: (e as Error).message }, "alert publication failed"),
       readingsIntervalMs: c.mqtt.readingsIntervalMs ?? undefined,
       ackTimeoutMs: c.mqtt.connectTimeoutMs,
+      ...(o.startSignal ? { startSignal: o.startSignal } : {}),
     });
     // Dashboards read decoded values on {device}/reading (names from the device's last HELLO).
     if (c.mqtt.readingsIntervalMs !== null)

@@ -187,3 +187,49 @@ describe("MqttClientPublisher behind AlertService, broker down", () => {
     expect(client.disconnecting).toBe(true); // ended: no reconnect keeps the process alive
   });
 });
+
+describe("AlertService.start: a stop asked during start-up", () => {
+  it("behavior: the wait for the online status's acknowledgement ends when startSignal aborts, with no error", async () => {
+    const timers = new CountingTimers();
+    const o = heldOutput(true);
+    const hurry = new AbortController();
+    const errors: string[] = [];
+    const svc = new AlertService({
+      output: o.output,
+      models: () => [],
+      clock: new FakeClock(),
+      timers,
+      ackTimeoutMs: ACK_MS,
+      startSignal: hurry.signal,
+      onError: (e) => errors.push((e as Error).message),
+    });
+    let done = false;
+    const start = svc.start().then(() => (done = true));
+    await tick();
+    expect(o.pending.map((p) => p.e.kind)).toEqual(["status"]); // online, not acknowledged
+    expect(timers.waits).toBe(1);
+    await tick();
+    expect(done).toBe(false); // waiting: the ManualTimers never run out by themselves
+    hurry.abort();
+    await start;
+    expect(errors).toEqual([]);
+  });
+
+  it("behavior: already aborted: start() publishes online and does not wait at all", async () => {
+    const timers = new CountingTimers();
+    const o = heldOutput(true);
+    const hurry = new AbortController();
+    hurry.abort();
+    const svc = new AlertService({
+      output: o.output,
+      models: () => [],
+      clock: new FakeClock(),
+      timers,
+      ackTimeoutMs: ACK_MS,
+      startSignal: hurry.signal,
+    });
+    await svc.start();
+    expect(o.pending.map((p) => p.e.kind)).toEqual(["status"]);
+    expect(timers.waits).toBe(0);
+  });
+});

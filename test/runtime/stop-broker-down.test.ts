@@ -1,7 +1,7 @@
 /**
  * The real `vigil start` with its external broker down (nothing listens on mqtt.url): SIGTERM
  * stops it without waiting for the broker (README `mqtt.connectTimeoutMs`: waited for once per
- * start; the Pi unit's TimeoutStopSec), also when the signal comes during the start-up wait.
+ * start; the Pi unit's TimeoutStopSec), and a signal during the start-up wait cuts that wait short.
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -65,8 +65,9 @@ describe("vigil start, external broker down: SIGTERM", () => {
     expect(lineOf(log, /"msg":"stopped"/)).toBeGreaterThan(0);
   }, 90_000);
 
-  it("behavior: a SIGTERM during the start-up wait for the broker is said at once; the gateway stops once started", async () => {
-    const connectTimeoutMs = 3000;
+  it("behavior: a SIGTERM during the start-up wait for the broker is said at once and cuts the wait short", async () => {
+    // Long: the old code waited out the rest of it before stopping.
+    const connectTimeoutMs = 20_000;
     const p = await gatewayWithBrokerDown(connectTimeoutMs);
     // Logged inside the runtime's start, before the sources wait for the broker.
     await until("the start under way", () => /no chain\.deployment configured/.test(p.log()), 60_000, {
@@ -75,12 +76,17 @@ describe("vigil start, external broker down: SIGTERM", () => {
     const { code, ms } = await terminate(p);
     const log = p.log();
     expect(code, log).toBe(0);
-    const asked = lineOf(log, /stop asked during start-up: stopping once started/);
+    const asked = lineOf(
+      log,
+      /stop asked during start-up: not waiting for the broker, stopping once started/,
+    );
     expect(asked, log).toBeGreaterThan(0);
     expect(asked).toBeLessThan(lineOf(log, /gateway started/));
     expect(lineOf(log, /gateway started/)).toBeLessThan(lineOf(log, /"msg":"stopped"/));
     expect(log).not.toMatch(/already stopping/);
-    // At most the rest of the start's one wait, and no stop wait (the old code: up to 3 × it).
-    expect(ms, log).toBeLessThan(2 * connectTimeoutMs);
+    // Not a "no CONNACK" warning: the wait was cut, not timed out.
+    expect(log).not.toMatch(/no CONNACK within/);
+    // Loose (a loaded machine): far less than the wait (the old code: the rest of 20 s).
+    expect(ms, log).toBeLessThan(connectTimeoutMs / 2);
   }, 90_000);
 });

@@ -35,6 +35,8 @@ export interface MqttClientPublisherOptions {
    * CONNACK within its own wait: the start waits for a silent broker once, not once per client.
    */
   connectWaitMs?: () => number;
+  /** Aborted when a stop is asked during start-up: open() stops waiting for the first CONNACK. */
+  startSignal?: AbortSignal;
 }
 
 export class MqttClientPublisher implements AlertPublisher {
@@ -97,7 +99,11 @@ export class MqttClientPublisher implements AlertPublisher {
     });
     try {
       // "timeout": the broker did not answer (yet); mqtt.js reconnects and queues meanwhile.
-      await firstConnack(client, this.opts.connectWaitMs?.() ?? this.opts.connectTimeoutMs ?? 10_000);
+      await firstConnack(
+        client,
+        this.opts.connectWaitMs?.() ?? this.opts.connectTimeoutMs ?? 10_000,
+        this.opts.startSignal,
+      );
     } catch (e) {
       throw new PublishError(redactUrl(this.opts.url), `cannot connect: ${(e as Error).message}`, {
         cause: e,

@@ -77,6 +77,8 @@ export interface AlertServiceOptions {
    * goes to `onError`, the status keeps trying) and stop() closes the output anyway.
    */
   ackTimeoutMs?: number;
+  /** Aborted when a stop is asked during start-up: start() stops waiting for the online status's PUBACK. */
+  startSignal?: AbortSignal;
 }
 
 export interface AlertCounters {
@@ -229,7 +231,12 @@ export class AlertService {
     // A broker that did not answer open()'s wait is reported by the ingest source (runtime.ts):
     // the status is queued until it does, and the start does not wait for it a second time.
     if (this.#o.output.connected?.() === false) return;
-    if (!(await this.#within(online))) {
+    const cut = this.#o.startSignal;
+    if (cut?.aborted) return;
+    const aborted = new Promise<"aborted">((res) => cut?.addEventListener("abort", () => res("aborted")));
+    const acked = await Promise.race([this.#within(online), aborted]);
+    if (acked === "aborted") return;
+    if (!acked) {
       this.counters.publishErrors++;
       this.#o.onError?.(
         new PublishError(

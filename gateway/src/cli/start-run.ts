@@ -29,19 +29,27 @@ export async function runGateway(cfg: GatewayConfig, reloadConfig: () => Gateway
   // before the group commit is flushed and the store closed.
   let stopRequested: (() => void) | undefined;
   const stopSignal = new Promise<void>((res) => (stopRequested = res));
+  // Cuts the start's wait for an external broker short: the stop follows at once, instead of after
+  // up to mqtt.connectTimeoutMs (the Pi unit's TimeoutStopSec would otherwise run out first).
+  const hurry = new AbortController();
   let stopping = false;
   let started = false;
   const onSignal = (sig: string) => {
     if (stopping) return log.warn({ signal: sig }, "already stopping");
     stopping = true;
-    // Said at once: the start may still be waiting (for a broker: at most mqtt.connectTimeoutMs).
-    if (!started) log.info({ signal: sig }, "stop asked during start-up: stopping once started");
+    if (!started) {
+      log.info(
+        { signal: sig },
+        "stop asked during start-up: not waiting for the broker, stopping once started",
+      );
+      hurry.abort();
+    }
     stopRequested!();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const facts = await chainPreflight(cfg, root);
-  const rt = new Runtime({ config: cfg, log: root });
+  const rt = new Runtime({ config: cfg, log: root, startSignal: hurry.signal });
   if (facts) rt.clockTrust.noteLowerBound(facts.latestBlockTime);
   const untrusted = rt.clockTrust.untrustedReason();
   if (untrusted)

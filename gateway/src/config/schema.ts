@@ -140,7 +140,7 @@ const Mqtt = Type.Object(
       maximum: 600_000,
       default: 10_000,
       description:
-        "At start, how long to wait for the external broker's CONNACK before going on without it (degraded: reconnecting every second, a /readyz warning); a broker that refuses the CONNECT (credentials, client id) is fatal. Also how long the start waits for it to acknowledge the gateway's online status, and the stop, in all, for the alerts in flight and the offline status (then they go on, degraded); a broker that did not answer is waited for once per start, and the stop does not wait for a broker that is not connected (what was in flight is dropped, and the log says how much).",
+        "At start, how long to wait for the external broker's CONNACK before going on without it (degraded: reconnecting every second, a /readyz warning); a broker that refuses the CONNECT (credentials, client id) is fatal. Also how long the start waits for it to acknowledge the gateway's online status, and the stop, in all, for the alerts in flight and the offline status (then they go on, degraded); a broker that did not answer is waited for once per start, a stop asked during that wait (SIGTERM) ends it, and the stop does not wait for a broker that is not connected (what was in flight is dropped, and the log says how much).",
     }),
     clientId: Type.String({
       minLength: 1,

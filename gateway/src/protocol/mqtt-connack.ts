@@ -13,15 +13,27 @@ export const REFUSED_FOR_GOOD: ReadonlySet<number> = new Set([1, 2, 4, 5]);
 
 /**
  * Waits at most `timeoutMs` for `client`'s first CONNACK: "connected", or "timeout" (the broker did
- * not answer; mqtt.js goes on reconnecting). A refusal in {@link REFUSED_FOR_GOOD} ends the client
- * and rejects with mqtt.js' error (its `code` is the return code).
+ * not answer; mqtt.js goes on reconnecting), or "aborted" when `signal` aborts first (a stop asked
+ * during start-up: the start goes on without the broker, as after a timeout). A refusal in
+ * {@link REFUSED_FOR_GOOD} ends the client and rejects with mqtt.js' error (its `code` is the
+ * return code).
  */
-export function firstConnack(client: MqttClient, timeoutMs: number): Promise<"connected" | "timeout"> {
+export function firstConnack(
+  client: MqttClient,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<"connected" | "timeout" | "aborted"> {
+  if (signal?.aborted) return Promise.resolve("aborted");
   return new Promise((res, rej) => {
     const settle = (): void => {
       clearTimeout(t);
       client.off("error", refused);
       client.off("connect", up);
+      signal?.removeEventListener("abort", aborted);
+    };
+    const aborted = (): void => {
+      settle();
+      res("aborted");
     };
     const t = setTimeout(() => {
       settle();
@@ -39,5 +51,6 @@ export function firstConnack(client: MqttClient, timeoutMs: number): Promise<"co
     };
     client.on("error", refused);
     client.on("connect", up);
+    signal?.addEventListener("abort", aborted, { once: true });
   });
 }

@@ -28,6 +28,8 @@ export interface ExternalMqttOptions {
    * reconnects every second, `connected()` is false). Default 10 000.
    */
   connectTimeoutMs?: number;
+  /** Aborted when a stop is asked during start-up: start() stops waiting for the first CONNACK. */
+  startSignal?: AbortSignal;
   onError?: (e: SourceError) => void;
 }
 
@@ -134,9 +136,9 @@ export class ExternalMqttSource implements IngestSource {
     // README "When the gateway refuses to start": a broker that does not answer can come back, so
     // the start goes on without it (degraded, reconnecting); one that refuses the gateway's
     // CONNECT (credentials, client id) will refuse it again: fatal.
-    let first: "connected" | "timeout";
+    let first: "connected" | "timeout" | "aborted";
     try {
-      first = await firstConnack(client, connectMs);
+      first = await firstConnack(client, connectMs, this.opts.startSignal);
     } catch (e) {
       this.client = undefined;
       const err = e as Error & { code: number };
