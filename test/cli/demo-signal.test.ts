@@ -59,7 +59,7 @@ describe("vigil demo and signals", () => {
     ["SIGTERM", 143],
     ["SIGINT", 130],
   ] as const)(
-    "behavior: %s stops anvil and socat by PID and removes the data folder",
+    "behavior: %s stops anvil and socat by PID and removes the data folder and anvil's HOME",
     async (signal, status) => {
       const p = spawn(process.execPath, ["bin/vigil.js", "demo", "--duration", "120", "--devices", "2"], {
         stdio: ["ignore", "pipe", "pipe"],
@@ -77,11 +77,19 @@ describe("vigil demo and signals", () => {
         children = childrenOf(p.pid!).filter((c) => c === anvilPid || command(c) === "socat");
         expect(children).toContain(anvilPid);
         expect(children).toHaveLength(which("socat") ? 2 : 1);
+        // anvil runs with a temporary HOME of its own (gateway/src/chain/anvil.ts).
+        const anvilHome = readFileSync(`/proc/${anvilPid}/environ`, "utf8")
+          .split("\0")
+          .find((kv) => kv.startsWith("HOME="))
+          ?.slice("HOME=".length);
+        expect(anvilHome).toMatch(/vigil-anvil-/);
+        expect(existsSync(anvilHome!)).toBe(true);
         p.kill(signal);
         expect(await exited).toBe(status);
         const dataDir = new RegExp(`stopped by ${signal}; removed (\\S+)`).exec(out)?.[1];
         expect(dataDir, out).toMatch(/vigil-demo-/);
         expect(existsSync(dataDir!)).toBe(false);
+        expect(existsSync(anvilHome!), "anvil's temporary HOME was left behind").toBe(false);
         await until("anvil and socat to exit", () => children.every((c) => !alive(c)));
         expect(out).not.toMatch(/^\s+at /m);
       } finally {

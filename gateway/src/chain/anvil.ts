@@ -54,6 +54,8 @@ export interface Anvil {
   url: string;
   port: number;
   pid: number;
+  /** Its HOME: a temporary folder of its own, removed when it exits (see the file's comment). */
+  home: string;
   /** The last lines of anvil's output (for failure messages). */
   output(): string;
   /** Stops anvil by its PID (SIGTERM, then SIGKILL after `graceMs`). Idempotent. */
@@ -173,6 +175,7 @@ export async function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
     url: `http://127.0.0.1:${port}`,
     port,
     pid,
+    home,
     output: () => log,
     stop: (graceMs = 5_000) => stopWith("SIGTERM", graceMs),
     kill: () => stopWith("SIGKILL", 0),

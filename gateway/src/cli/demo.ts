@@ -104,6 +104,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw e; // already gone
         }
+    // anvil's HOME is removed on its exit event, which this process no longer waits for.
+    if (anvil) rmSync(anvil.home, { recursive: true, force: true });
     if (v.keep) console.log(`\nvigil demo: stopped by ${signal}; data kept in ${dataDir}`);
     else {
       rmSync(dataDir, { recursive: true, force: true });
