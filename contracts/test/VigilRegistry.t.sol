@@ -260,4 +260,27 @@ contract VigilRegistryFuzzTest is Base {
         reg.acceptDefaultAdminTransfer();
         assertTrue(reg.defaultAdmin() == op, "handed over");
     }
+
+    /// An enum argument past its last member (status 4+, key type 3+) reverts in ABI decoding with
+    /// no error data (Solidity >= 0.8), before any state changes: here for the sensor calls.
+    function testFuzz_RejectsOutOfRangeEnumArguments(uint8 status, uint8 keyType) public {
+        status = uint8(bound(status, 4, 255));
+        keyType = uint8(bound(keyType, 3, 255));
+        vm.startPrank(op);
+        reg.registerSensor(GW, 7, KeyType.None, "");
+        (bool ok, bytes memory ret) =
+            address(reg).call(abi.encodeWithSelector(reg.setSensorStatus.selector, GW, uint32(7), uint256(status)));
+        assertTrue(!ok, "status out of range");
+        assertEq(ret.length, 0, "no error data");
+        (ok, ret) = address(reg).call(
+            abi.encodeWithSelector(reg.registerSensor.selector, GW, uint32(8), uint256(keyType), bytes(""))
+        );
+        assertTrue(!ok, "key type out of range");
+        assertEq(ret.length, 0, "no error data");
+        vm.stopPrank();
+        (DeviceStatus st,,) = reg.getSensor(GW, 7);
+        assertTrue(st == DeviceStatus.Active, "sensor unchanged");
+        (st,,) = reg.getSensor(GW, 8);
+        assertTrue(st == DeviceStatus.None, "sensor 8 not registered");
+    }
 }
