@@ -338,3 +338,87 @@ describe("firmware agent staging", () => {
     await state.close();
   });
 });
+
+describe("firmware agent: a HELLO of a target the last check did not read", () => {
+  it("behavior: started, the first device of a target is offered its release at once (a check of its own), not at the next scheduled check", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "vigil-fw-img-"));
+    const rel = releaseOf(tmp, image({ major: 1, minor: 1, patch: 0 }), { version: 1_001_000n });
+    let reads = 0;
+    const { agent, state } = await rig(() => rel, {
+      releases: {
+        activeRelease: async () => (reads++, rel),
+        getRelease: async () => rel,
+      },
+    });
+    agent.start("0 0 1 1 *"); // its check at once reads nothing (no device yet); none scheduled after
+    try {
+      await vi.waitFor(() => expect(agent.counters.checks).toBe(1));
+      expect(reads).toBe(0);
+      const fw = factoryFirmware({ deviceId: 1, version: { major: 1, minor: 0, patch: 0 } });
+      const l = line(agent, fw);
+      agent.onFrame(hello(1, { major: 1, minor: 0, patch: 0 }), l);
+      // A second device of the same target during that check: one more check at most, not one each.
+      const l2 = line(agent, factoryFirmware({ deviceId: 2, version: { major: 1, minor: 1, patch: 0 } }));
+      agent.onFrame(hello(2, { major: 1, minor: 1, patch: 0 }), l2);
+      await vi.waitFor(() => expect(agent.counters.installs).toBe(1), { timeout: 10_000 });
+      await agent.idle();
+      expect(fw.running?.version).toEqual({ major: 1, minor: 1, patch: 0 });
+      expect(agent.counters.checks).toBeLessThanOrEqual(3);
+      // The target is read now: its HELLOs (device 1 again after its reboot) ask for no check.
+      const checks = agent.counters.checks;
+      agent.onFrame(hello(1, { major: 1, minor: 1, patch: 0 }), l);
+      agent.onFrame(hello(2, { major: 1, minor: 1, patch: 0 }), l2);
+      await new Promise((r) => setImmediate(r));
+      expect(agent.counters.checks).toBe(checks);
+      expect(l2.sent).toEqual([]);
+    } finally {
+      agent.stop();
+    }
+    await state.close();
+  });
+
+  it("behavior: after a failed check, HELLOs ask for no check (the schedule's next one decides): a device rebooting in a loop cannot make one failed chain read per HELLO", async () => {
+    let reads = 0;
+    let fail = false;
+    const { agent, state } = await rig(() => null, {
+      releases: {
+        activeRelease: async () => {
+          reads++;
+          if (fail) throw new Error("chain unreachable");
+          return null;
+        },
+        getRelease: async () => null,
+      },
+      targetOf: (h) => `board-${h.deviceId}`,
+    });
+    agent.start("0 0 1 1 *");
+    try {
+      await vi.waitFor(() => expect(agent.counters.checks).toBe(1));
+      const l = line(agent, factoryFirmware({ deviceId: 1 }));
+      fail = true;
+      agent.onFrame(hello(1, { major: 1, minor: 0, patch: 0 }), l);
+      await vi.waitFor(() => expect(agent.counters.checkErrors).toBe(1));
+      expect(reads).toBe(1);
+      for (let i = 0; i < 5; i++) agent.onFrame(hello(1, { major: 1, minor: 0, patch: 0 }), l);
+      agent.onFrame(
+        hello(2, { major: 1, minor: 0, patch: 0 }),
+        line(agent, factoryFirmware({ deviceId: 2 })),
+      );
+      await new Promise((r) => setImmediate(r));
+      expect(agent.counters.checks).toBe(2);
+      expect(reads).toBe(1);
+      // A check that succeeds (here: asked for, as the schedule would) turns them back on.
+      fail = false;
+      await agent.check();
+      expect(reads).toBe(3); // board-1 and board-2
+      agent.onFrame(
+        hello(3, { major: 1, minor: 0, patch: 0 }),
+        line(agent, factoryFirmware({ deviceId: 3 })),
+      );
+      await vi.waitFor(() => expect(reads).toBe(6));
+    } finally {
+      agent.stop();
+    }
+    await state.close();
+  });
+});

@@ -13,7 +13,8 @@
  *
  * It plugs into SerialSource as its `firmware` hook: it sees every decoded frame first, routes
  * FW_STATUS / FW_CHUNK_ACK to the device's session and consumes them; a HELLO tells it a
- * device's target (by default its profile) and the version it runs.
+ * device's target (by default its profile) and the version it runs, and a HELLO of a target the
+ * last check did not read starts a check.
  */
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -193,6 +194,16 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   readonly #live = new Map<number, FirmwareSession>();
   /** Active release per target, from the last check. */
   readonly #active = new Map<string, ReleaseRecord>();
+  /**
+   * Targets the last successful check read: a HELLO of another target asks for a check, unless the
+   * last check failed (then the schedule's next check, so a device rebooting in a loop while the
+   * chain is unreachable does not make one failed check per HELLO).
+   */
+  #read = new Set<string>();
+  #lastCheckFailed = false;
+  /** The check a HELLO asked for, while it runs; `#checkAgain`: another HELLO asked meanwhile. */
+  #helloCheck: Promise<void> | undefined;
+  #checkAgain = false;
   /** Devices whose transfer was interrupted: offered again at their next HELLO, not at checks. */
   readonly #awaitHello = new Set<number>();
   /** Per device, the update under way (from before its fetch until it settles) and its image's sha256. */
@@ -229,8 +240,26 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       this.#devices.set(frame.deviceId, { id: frame.deviceId, target, firmware: frame.firmware, link });
       const rel = this.#active.get(target);
       if (rel) this.#consider(frame.deviceId, rel);
+      // A target the last check did not read (its first device since then, the first after a
+      // start included): checked now rather than at the next scheduled check.
+      else if (this.#task && !this.#lastCheckFailed && !this.#read.has(target)) this.#checkForHello();
     }
     return false;
+  }
+
+  /** One check at a time for HELLOs of unread targets; HELLOs during it ask for one more after it. */
+  #checkForHello(): void {
+    if (this.#helloCheck) {
+      this.#checkAgain = true;
+      return;
+    }
+    this.#helloCheck = this.check().finally(() => {
+      this.#helloCheck = undefined;
+      if (!this.#checkAgain) return;
+      this.#checkAgain = false;
+      if (!this.#lastCheckFailed && [...this.#devices.values()].some((d) => !this.#read.has(d.target)))
+        this.#checkForHello();
+    });
   }
 
   /** Devices seen, with their target, firmware, the update under way and the last refusal. */
@@ -273,7 +302,10 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
         if (rel) this.#active.set(t, rel);
         else this.#active.delete(t);
       }
+      this.#read = targets;
+      this.#lastCheckFailed = false;
     } catch (e) {
+      this.#lastCheckFailed = true;
       this.counters.checkErrors++;
       this.#log.warn({ err: (e as Error).message }, "firmware update check failed");
       // What the chain said before may have changed (a revocation): nothing is offered from a
