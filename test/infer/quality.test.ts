@@ -186,6 +186,29 @@ describe("data quality: per-channel verdicts", () => {
     expect(r.codes[0]).toBe("ok"); // 5.9 sd
   });
 
+  it("a lasting shift beyond maxStepSd (a replaced or recalibrated sensor) is the new level once clearFrames such values in a row agree: no sensor fault for ever", () => {
+    const { run, state } = setup(); // a: maxStepSd 6; clearFrames 2
+    run([0, 10, 100, 1, 0]);
+    expect(run([0, 18, 100, 2, 0]).codes[0]).toBe("spike"); // +8 sd > 6
+    const r = run([0, 18.5, 100, 3, 0]); // within 6 sd of the value before: the second in a row
+    expect(r.codes[0]).toBe("ok");
+    expect(r.z[0]).toBeCloseTo(8.5, 12);
+    expect(run([0, 18.4, 100, 4, 0]).codes[0]).toBe("ok"); // the new level is the last good value
+    expect(state.faults).toBe(0); // one flagged frame < faultFrames 2
+  });
+
+  it("values beyond maxStepSd that do not agree with each other (a value held across regime changes, noise) stay spikes", () => {
+    const { run, state } = setup();
+    run([0, 10, 100, 1, 0]);
+    const codes = [18, 2, 18, 2, 18, 2].map((a, i) => run([0, a, 100, i + 2, 0]).codes[0]);
+    expect(codes).toEqual(Array(6).fill("spike")); // ±8 sd, 16 sd apart
+    expect(state.faulted[0]).toBe(1);
+    // A missing value between two agreeing ones does not break their run.
+    expect(run([0, 18, 100, 8, 0]).codes[0]).toBe("spike");
+    expect(run([0, NaN, 100, 9, 0]).codes[0]).toBe("missing");
+    expect(run([0, 18, 100, 10, 0]).codes[0]).toBe("ok");
+  });
+
   it("the raw spike check compares with the last good value, so a spike is flagged until it goes away", () => {
     const { run } = setup();
     run([0, 10, 100, 1, 0]);
@@ -383,6 +406,19 @@ describe("data quality: window rules", () => {
     expect(windowQuality(s0, 3, 0, 4, 0, 0)).toBe(W_OK);
     expect(windowQuality(s0, 3, 1, 4, 0, 0)).not.toBe(W_OK);
   });
+  it("without a quality block a missing regime-only channel counts as imputed (the regime was guessed); with one, it does not", () => {
+    const bare = setup(false);
+    bare.run([0, 10, 100, 1, 0]);
+    const r = bare.run([NaN, 10, 100, 2, 0]);
+    expect(r.codes[3]).toBe("missing"); // 'mode': the regime-only channel, after a, b, count
+    expect(bare.res.regimeInferred).toBe(true);
+    expect(r.imputed).toBe(1);
+    expect(bare.run([0, 10, 100, 3, 0]).imputed).toBe(0);
+    const declared = setup(true);
+    declared.run([0, 10, 100, 1, 0]);
+    expect(declared.run([NaN, 10, 100, 2, 0]).imputed).toBe(0);
+    expect(declared.res.regimeInferred).toBe(true);
+  });
 });
 
 describe("DeviceWindow with the data-quality stage", () => {
@@ -447,5 +483,16 @@ describe("DeviceWindow with the data-quality stage", () => {
     }
     expect(ready).toEqual([true, true, false, false, false, false, true, true, true]);
     expect(w.qualityState.faulted[1]).toBe(0); // cleared after one good frame (default clearFrames 1)
+  });
+
+  it("without a quality block a NaN in a regime-only channel withholds every window that holds it too", () => {
+    const w = new DeviceWindow(1, fakeModel(manifest(false)), "q-test");
+    const ready: boolean[] = [];
+    for (let i = 0; i < 9; i++) {
+      const r = good(i);
+      if (i === 2) r[0] = NaN; // 'mode'
+      ready.push(w.push(r, i, 0, 0));
+    }
+    expect(ready).toEqual([true, true, false, false, false, false, true, true, true]);
   });
 });

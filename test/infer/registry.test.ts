@@ -96,7 +96,8 @@ describe("model registry", () => {
       ModelRegistry.load(tempModels([edit])).catch((e: unknown) => e);
     const unknownFeature = (await load((m) => (m.inputs.baseline!.features[0] = "s1"))) as ModelManifestError;
     expect(unknownFeature).toBeInstanceOf(ModelManifestError);
-    expect(unknownFeature.shortMessage).toMatch(/baseline feature "s1" is not one of the input channels/);
+    // s1 is an input channel but not a feature: the message names the features.
+    expect(unknownFeature.shortMessage).toMatch(/baseline feature "s1" is not one of the input features/);
     // Without the block the tensor's 29 values per row no longer add up.
     const dropped = (await load((m) => delete m.inputs.baseline)) as ModelManifestError;
     expect(dropped).toBeInstanceOf(ModelManifestError);

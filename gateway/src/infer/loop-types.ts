@@ -110,7 +110,7 @@ export interface InferenceCounters {
   /** onnxruntime calls, all lanes. */
   batches: number;
   ticks: number;
-  /** Timer ticks that found the previous tick still running (coalesced into it). */
+  /** Ticks (timer or event-driven) that found the previous tick still running (coalesced into it). */
   overrunTicks: number;
   runErrors: number;
   callbackErrors: number;

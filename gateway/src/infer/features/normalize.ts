@@ -37,11 +37,17 @@ export interface Normalizer {
   std: Float64Array;
 }
 
-function indexOfAll(names: readonly string[], channels: readonly string[], what: string): Int32Array {
+/** Indices of `names` in `among` ("channels" or "features": what the error calls that list). */
+function indexOfAll(
+  names: readonly string[],
+  channels: readonly string[],
+  what: string,
+  among: "channels" | "features" = "channels",
+): Int32Array {
   return Int32Array.from(
     names.map((n) => {
       const i = channels.indexOf(n);
-      if (i < 0) throw new FeatureSpecError(`${what} "${n}" is not one of the input channels`);
+      if (i < 0) throw new FeatureSpecError(`${what} "${n}" is not one of the input ${among}`);
       return i;
     }),
   );
@@ -72,7 +78,9 @@ export function createNormalizer(manifest: ModelManifest): Normalizer {
   const bl = inputs.baseline;
   if (bl && !(Number.isInteger(bl.rows) && bl.rows >= 1))
     throw new FeatureSpecError(`baseline.rows must be a positive integer, got ${bl.rows}`);
-  const baselineIndex = bl ? indexOfAll(bl.features, inputs.features, "baseline feature") : new Int32Array(0);
+  const baselineIndex = bl
+    ? indexOfAll(bl.features, inputs.features, "baseline feature", "features")
+    : new Int32Array(0);
   const originIndex = bl?.origin ? inputs.features.indexOf(bl.origin.feature) : -1;
   if (bl?.origin && originIndex < 0)
     throw new FeatureSpecError(`baseline origin "${bl.origin.feature}" is not one of the features`);

@@ -10,7 +10,9 @@
  * - `out-of-range`: outside the declared `[min, max]`;
  * - `stuck`: the same value `stuckFrames` times in a row (a flat-lined sensor);
  * - `spike`: further from the channel's last good value than `maxStep` (raw units per frame since
- *   that value) or, for a feature, than `maxStepSd` standard deviations of the row's regime.
+ *   that value) or, for a feature, than `maxStepSd` standard deviations of the row's regime; such
+ *   values are a new level, and good, once `clearFrames` of them in a row each stay within
+ *   `maxStepSd` of the one before.
  *
  * A flagged value is never fed raw. A flagged feature is imputed by its declared policy:
  * `last-good` holds its last good normalised value (the regime's mean, z = 0, before any), and
@@ -230,6 +232,12 @@ export class QualityState {
    * over has the raise time it had before: its `cleared` matches the `raised` sent then.
    */
   readonly raisedRxUs: Float64Array;
+  /**
+   * Per direct feature, the run of values in a row beyond `maxStepSd` from the last good one that
+   * each stay within `maxStepSd` of the one before (a new level), and the last of them.
+   */
+  readonly shiftRun: Float64Array;
+  readonly shiftZ: Float64Array;
   /** Regime of the previous row (fallback when neither regime channels nor features are good). */
   lastRegime = 0;
 
@@ -238,6 +246,8 @@ export class QualityState {
     this.lastGood = new Float64Array(U);
     this.hasGood = new Uint8Array(U);
     this.lastGoodZ = new Float64Array(spec.usedOfFeature.length);
+    this.shiftRun = new Float64Array(spec.usedOfFeature.length);
+    this.shiftZ = new Float64Array(spec.usedOfFeature.length);
     this.step = new Float64Array(U).fill(1);
     this.since = new Float64Array(U);
     this.prev = new Float64Array(U).fill(NaN);
@@ -354,9 +364,20 @@ export function checkRow(
     res.guessed[f] = 0;
     if (codes[u] === Q_OK) {
       const z = ((row[rowOffset + spec.channel[u]!] as number) - mean) / sd;
-      if (state.hasGood[u] === 1 && Math.abs(z - state.lastGoodZ[f]!) > spec.maxStepSd[u]!)
-        codes[u] = Q_SPIKE;
-      else {
+      const limit = spec.maxStepSd[u]!;
+      if (state.hasGood[u] === 1 && Math.abs(z - state.lastGoodZ[f]!) > limit) {
+        // A spike, unless it is a new level: `clearFrames` such values in a row, each within
+        // maxStepSd of the one before (a replaced or recalibrated sensor), else a lasting shift
+        // would be flagged for ever. Not an allowance growing with the frames since the last good
+        // value, as for maxStep: that took a stuck value seen across regime changes for a level.
+        const run =
+          state.shiftRun[f]! > 0 && Math.abs(z - state.shiftZ[f]!) <= limit ? state.shiftRun[f]! + 1 : 1;
+        state.shiftZ[f] = z;
+        state.shiftRun[f] = run;
+        if (run < spec.clearFrames) codes[u] = Q_SPIKE;
+      }
+      if (codes[u] === Q_OK) {
+        state.shiftRun[f] = 0;
         out[outOffset + f] = z;
         state.lastGoodZ[f] = out[outOffset + f]!;
         continue;
@@ -417,6 +438,10 @@ export function checkRow(
     }
   }
   res.flagged = flagged;
+  // Without declared rules no stand-in is allowed, the regime's included: a regime the features
+  // had to suggest counts as an imputed value, so the window rules (limits 0) withhold every
+  // window holding this row, as for a missing feature.
+  if (!spec.declared && res.regimeInferred) imputed++;
   res.imputed = imputed;
   res.lost = lost;
   res.changedCount = changed;
