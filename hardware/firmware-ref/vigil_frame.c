@@ -1,5 +1,5 @@
 /*
- * Vigil frame protocol v1 (revision 1.2) — portable C99 reference codec. See vigil_frame.h.
+ * Vigil frame protocol v1 (revision 1.4) — portable C99 reference codec. See vigil_frame.h.
  */
 #include "vigil_frame.h"
 

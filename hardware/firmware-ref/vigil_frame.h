@@ -321,7 +321,7 @@ typedef enum {
 } vigil_rx_event_t;
 
 /**
- * Receiver state: ~256 bytes of RAM. COBS decoding happens in place in `buf`, so no second
+ * Receiver state: 260 bytes of RAM on 32-bit targets (264 on x86-64). COBS decoding happens in place in `buf`, so no second
  * buffer is needed. Mirrors StreamDecoder: empty segments are ignored; a run of more than
  * VIGIL_MAX_ENCODED bytes without 0x00 reports OVERSIZED once and is discarded until the
  * next 0x00; any error resynchronises on the next 0x00.

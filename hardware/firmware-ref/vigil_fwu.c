@@ -370,7 +370,9 @@ vigil_boot_t vigil_boot(vigil_fwu_t *u)
             u->rec.state = VIGIL_FW_IDLE;
             u->rec.result = VIGIL_FW_RESULT_REFUSED;
             u->rec.reason = why;
-            return persist(u) == 0 ? VIGIL_BOOT_REFUSED : VIGIL_BOOT_FLASH_ERROR;
+            if (persist(u) != 0) return VIGIL_BOOT_FLASH_ERROR;
+            /* Nothing to jump to on a device that had only its bootloader (PRIMARY blank). */
+            return u->running_valid ? VIGIL_BOOT_REFUSED : VIGIL_BOOT_NO_IMAGE;
         }
         {
             const uint32_t old = u->running_valid ? u->running.image_size : u->flash->slot_size;

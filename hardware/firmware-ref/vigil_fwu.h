@@ -124,7 +124,8 @@ typedef enum {
     VIGIL_BOOT_OK = 0,          /* nothing to do */
     VIGIL_BOOT_TRIAL = 1,       /* a new image was swapped in; it runs until it confirms or resets */
     VIGIL_BOOT_REVERTED = 2,    /* the old image was swapped back (not confirmed, or interrupted) */
-    VIGIL_BOOT_REFUSED = 3,     /* a pending image failed its check in the slot: not installed */
+    VIGIL_BOOT_REFUSED = 3,     /* a pending image failed its check in the slot: not installed (PRIMARY
+                                   still holds the running image; a blank PRIMARY gives NO_IMAGE) */
     VIGIL_BOOT_NO_IMAGE = 4,    /* PRIMARY has no valid image header */
     VIGIL_BOOT_FLASH_ERROR = 5  /* a flash operation failed; state is unchanged where it failed */
 } vigil_boot_t;

@@ -388,6 +388,26 @@ static void test_refusals(void)
     CHECK(rule_violations == 0);
 }
 
+/* A device with only its bootloader (PRIMARY blank) whose first image fails its boot-time re-check:
+ * NO_IMAGE (stay in the bootloader), never REFUSED, which tells the caller to jump to PRIMARY. */
+static void test_refused_on_blank_primary(void)
+{
+    vigil_fw_offer_t o = offer_for(img_new, NEW_SIZE, 12);
+    factory_reset();
+    memset(mem_primary, 0xFF, sizeof mem_primary);
+    CHECK(power_on() == VIGIL_BOOT_NO_IMAGE && !u.running_valid);
+    CHECK(transfer(img_new, &o) == VIGIL_FWU_REPLY_REBOOT);
+    mem_secondary[500] ^= 0x01u; /* the image rots in flash across the reset */
+    CHECK(power_on() == VIGIL_BOOT_NO_IMAGE);
+    CHECK(u.rec.state == VIGIL_FW_IDLE && u.rec.result == VIGIL_FW_RESULT_REFUSED);
+    CHECK(mem_primary[0] == 0xFFu); /* nothing was installed */
+    /* the refused release stays refused; another release of a good copy installs */
+    CHECK(transfer(img_new, &o) == VIGIL_FWU_REPLY && reply.u.fw_status.result == VIGIL_FW_RESULT_REFUSED);
+    o = offer_for(img_new, NEW_SIZE, 13);
+    CHECK(transfer(img_new, &o) == VIGIL_FWU_REPLY_REBOOT);
+    CHECK(power_on() == VIGIL_BOOT_TRIAL && primary_holds(img_new, NEW_SIZE));
+}
+
 static void test_chunk_rules_and_resume(void)
 {
     vigil_fw_offer_t o = offer_for(img_new, NEW_SIZE, 7);
@@ -680,6 +700,7 @@ int main(void)
     test_clean_update();
     test_not_confirmed_reverts();
     test_refusals();
+    test_refused_on_blank_primary();
     test_chunk_rules_and_resume();
     test_write_failures();
     test_no_wear_on_repeats();

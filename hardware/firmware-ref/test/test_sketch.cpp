@@ -149,6 +149,13 @@ int main(void)
     CHECK(strcmp(s.f[0].u.hello.profile, "rotating-v1") == 0 && s.f[0].u.hello.channel_count == 6u);
     CHECK(strcmp(s.f[0].u.hello.channels[3].name, "bearing_temp") == 0 && s.f[0].u.hello.channels[5].unit == 4u);
     CHECK(s.f[0].u.hello.boot_id == 0u); /* fresh EEPROM (0xFF..) + 1 */
+    /* stored little-endian byte by byte at address 0: the next boot reads it back and adds one */
+    CHECK(EEPROM.mem[0] == 0u && EEPROM.mem[1] == 0u && EEPROM.mem[2] == 0u && EEPROM.mem[3] == 0u);
+    CHECK(load_boot_id() == 0u);
+    EEPROM.mem[0] = 0x41u;
+    EEPROM.mem[3] = 0x01u;
+    CHECK(load_boot_id() == 0x01000041ul);
+    store_boot_id(0u);
     /* no ACK yet: the HELLO is repeated every 5 s (it may have been lost) */
     CHECK(count_type(s, 0, VIGIL_TYPE_HELLO) == 2);
     /* one DATA frame per second, seq 0..4, then resends of the oldest (no ACK yet) */

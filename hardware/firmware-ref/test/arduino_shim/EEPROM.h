@@ -1,4 +1,5 @@
-/* Host stand-in for the Arduino EEPROM library (get/put/begin/commit over a byte array). */
+/* Host stand-in for the Arduino EEPROM library (read/write/begin/commit over a byte array; 0xFF
+ * when never written, as erased flash and a new AVR EEPROM read). */
 #ifndef VIGIL_EEPROM_SHIM_H
 #define VIGIL_EEPROM_SHIM_H
 
@@ -11,16 +12,8 @@ class EEPROMClass {
     EEPROMClass() { memset(mem, 0xFF, sizeof mem); }
     void begin(int) {}
     bool commit(void) { return true; }
-    template <typename T> T &get(int addr, T &v)
-    {
-        memcpy(&v, mem + addr, sizeof v);
-        return v;
-    }
-    template <typename T> const T &put(int addr, const T &v)
-    {
-        memcpy(mem + addr, &v, sizeof v);
-        return v;
-    }
+    uint8_t read(int addr) { return mem[addr]; }
+    void write(int addr, uint8_t v) { mem[addr] = v; }
 };
 extern EEPROMClass EEPROM;
 

@@ -3,7 +3,7 @@
 #ifndef VIGIL_CONFIG_H
 #define VIGIL_CONFIG_H
 
-#define VIGIL_TXQ_SLOTS 16u        /* unacknowledged frames kept for resend (16 x 56 B) */
+#define VIGIL_TXQ_SLOTS 16u        /* unacknowledged frames kept for resend (16 x 60 B + 44: 1004 B on the host) */
 #define VIGIL_TXQ_MAX_CHANNELS 6u  /* this sketch sends the 6 channels of rotating-v1 */
 
 #endif

@@ -23,7 +23,12 @@
  * use the PlatformIO project in ../platformio.ini.
  */
 #include <Arduino.h>
+#if defined(ARDUINO_ARCH_SAMD)
+#include <FlashAsEEPROM.h> /* SAMD21/51 have no EEPROM and their core no EEPROM library: the
+                              FlashStorage library emulates one in flash (platformio.ini lib_deps) */
+#else
 #include <EEPROM.h>
+#endif
 #include <math.h>
 #include <string.h>
 
@@ -42,7 +47,8 @@
 #define PIN_CURRENT A2       /* ACS712-05B: 185 mV/A around Vcc/2 (through a divider on 3.3 V boards) */
 #define PIN_SPEED 2          /* hall sensor, one pulse per revolution, open collector */
 #define ADC_VREF 3.3f
-#define ADC_MAX 1023.0f      /* 10-bit analogRead() (the default on every core listed above) */
+#define ADC_BITS 10          /* analogRead() resolution, set in setup() (ESP32 defaults to 12) */
+#define ADC_MAX 1023.0f      /* (1 << ADC_BITS) - 1 */
 #define SAMPLE_US 1000ul     /* vibration sampling: 1 kHz */
 #define WINDOW 256u          /* samples per vibration window */
 #define REPORT_MS 1000ul     /* one DATA frame per second */
@@ -270,6 +276,40 @@ static void report(uint32_t now_ms)
     }
 }
 
+/* ---- boot_id in (emulated) EEPROM ----------------------------------------------------- */
+
+/* Byte by byte, little-endian: read() and write() are the one EEPROM API every core listed in
+ * ../README.md has (FlashAsEEPROM on SAMD has no get()/put()). Never written: 0xFFFFFFFF, so the
+ * first boot_id is 0. */
+static uint32_t load_boot_id(void)
+{
+#if defined(ARDUINO_ARCH_SAMD)
+    /* Nothing committed since the sketch was uploaded: an upload erases FlashStorage's area, so a
+     * reflashed device would start at boot_id 0 again, a sequence space the gateway has already
+     * filled (its frames would be refused as SEQ_REUSED). Start from the build's time instead
+     * (FNV-1a of __DATE__ __TIME__: another build, another start) mixed with the time since reset. */
+    if (!EEPROM.isValid()) {
+        uint32_t h = 2166136261ul;
+        for (const char *c = __DATE__ " " __TIME__; *c; c++) h = (h ^ (uint8_t)*c) * 16777619ul;
+        return h ^ micros();
+    }
+#endif
+    uint32_t v = 0;
+    for (uint8_t i = 0; i < 4u; i++) v |= (uint32_t)EEPROM.read(EEPROM_BOOT_ID_ADDR + i) << (8u * i);
+    return v;
+}
+
+static void store_boot_id(uint32_t v)
+{
+#if defined(ARDUINO_ARCH_ESP32) || defined(ARDUINO_ARCH_RP2040)
+    EEPROM.begin(16); /* these cores emulate EEPROM in flash, in a RAM copy of this size */
+#endif
+    for (uint8_t i = 0; i < 4u; i++) EEPROM.write(EEPROM_BOOT_ID_ADDR + i, (uint8_t)(v >> (8u * i)));
+#if defined(ARDUINO_ARCH_ESP32) || defined(ARDUINO_ARCH_RP2040) || defined(ARDUINO_ARCH_SAMD)
+    EEPROM.commit(); /* flash emulation: written only now */
+#endif
+}
+
 /* ---- Arduino entry points ------------------------------------------------------------- */
 
 void setup(void)
@@ -277,15 +317,11 @@ void setup(void)
     pinMode(LED_BUILTIN, OUTPUT);
     pinMode(PIN_SPEED, INPUT_PULLUP);
     attachInterrupt(digitalPinToInterrupt(PIN_SPEED), on_speed_pulse, FALLING);
-#if defined(ESP32) || defined(ESP8266) || defined(ARDUINO_ARCH_RP2040)
-    EEPROM.begin(16); /* these cores emulate EEPROM in flash */
+#if defined(ARDUINO_ARCH_ESP32) || defined(ARDUINO_ARCH_RP2040) || defined(ARDUINO_ARCH_STM32)
+    analogReadResolution(ADC_BITS); /* ESP32's default is 12 bits: every reading would be 4x off */
 #endif
-    EEPROM.get(EEPROM_BOOT_ID_ADDR, boot_id);
-    boot_id++; /* a new boot, a new sequence space; seq restarts at 0 */
-    EEPROM.put(EEPROM_BOOT_ID_ADDR, boot_id);
-#if defined(ESP32) || defined(ESP8266) || defined(ARDUINO_ARCH_RP2040)
-    EEPROM.commit();
-#endif
+    boot_id = load_boot_id() + 1u; /* a new boot, a new sequence space; seq restarts at 0 */
+    store_boot_id(boot_id);
     LINK.begin(LINK_BAUD);
     vigil_rx_init(&rx);
     vigil_txq_init(&txq);
