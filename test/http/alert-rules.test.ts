@@ -7,6 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { DEFAULT_CONFIG } from "../../gateway/src/config/config.ts";
 import { documented } from "./exposition.ts";
 
 const RULES = readFileSync("hardware/prometheus/vigil-alerts.yml", "utf8");
@@ -58,5 +59,20 @@ describe("hardware/prometheus/vigil-alerts.yml", () => {
         .map((r) => r.alert)
         .sort(),
     );
+  });
+
+  it("behavior: every setting the rules and the README name is one the config has (on-call staff look them up)", () => {
+    const sections = Object.keys(DEFAULT_CONFIG).join("|");
+    const named = [
+      ...`${RULES}\n${README}`.matchAll(new RegExp(`\\b(?:${sections}|anchor)\\.[a-zA-Z.]+[a-zA-Z]`, "g")),
+    ]
+      .map((m) => m[0])
+      .filter((p) => !/\.(ya?ml|json|md)$/.test(p));
+    expect(named.length).toBeGreaterThan(5);
+    for (const path of new Set(named)) {
+      let at: unknown = DEFAULT_CONFIG;
+      for (const k of path.split(".")) at = (at as Record<string, unknown> | null)?.[k];
+      expect(at, `${path} is not a setting`).not.toBeUndefined();
+    }
   });
 });
