@@ -113,11 +113,11 @@ describe("config", () => {
     expect(loadConfigFile(p).site).toBe("bom-site");
     // A file the service's user may not read (not reproducible here: the tests may run as root).
     expect(unreadableConfig("/etc/vigil/config.json", "EACCES")).toBe(
-      "cannot read config file (EACCES: permission denied); run: ls -l /etc/vigil/config.json, then let the user the gateway runs as read it (the Pi install makes it root:vigil, mode 0640)",
+      "cannot read config file (EACCES: permission denied); run: ls -l /etc/vigil/config.json, then let the user the gateway runs as read it (the Pi install makes it root:vigil, mode 0640: run vigil commands on it with sudo)",
     );
     // One line on stderr, and no second fix after the one it names.
     expect(fatalLine(new ConfigError("c.json", unreadableConfig("c.json", "EACCES")))).toMatch(
-      /^c\.json: cannot read config file \(EACCES: permission denied\); run: .*mode 0640\)\.$/,
+      /^c\.json: cannot read config file \(EACCES: permission denied\); run: .*mode 0640: run vigil commands on it with sudo\)\.$/,
     );
   });
 

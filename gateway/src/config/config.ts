@@ -310,7 +310,7 @@ export function unreadableConfig(path: string, code: string | undefined): string
   if (code === "ENOTDIR")
     return "cannot read config file: a part of the path is not a folder; give the file's path";
   if (code === "EACCES" || code === "EPERM")
-    return `cannot read config file (${code}: permission denied); run: ls -l ${path}, then let the user the gateway runs as read it (the Pi install makes it root:vigil, mode 0640)`;
+    return `cannot read config file (${code}: permission denied); run: ls -l ${path}, then let the user the gateway runs as read it (the Pi install makes it root:vigil, mode 0640: run vigil commands on it with sudo)`;
   return `cannot read config file (${code ?? "error"})`;
 }
 
