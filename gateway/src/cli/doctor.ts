@@ -20,7 +20,7 @@ import { loadSenderKey } from "../chain/sender-key.ts";
 import { loadConfigFile, resolveConfig, rpcUrlsOf, type GatewayConfig } from "../config/config.ts";
 import { redactUrl, VigilError } from "../core/errors.ts";
 import { fromRoot, resolvePath } from "../core/paths.ts";
-import { ModelRegistry } from "../infer/registry.ts";
+import { ModelRegistry, otherFileProblems } from "../infer/registry.ts";
 import { gatewayIdOf } from "../config/gateway-id.ts";
 import { readDeployment } from "../runtime.ts";
 import { parse } from "./args.ts";
@@ -193,10 +193,20 @@ async function checkModels(cfg: GatewayConfig): Promise<CheckResult> {
   if (!existsSync(dir))
     return cfg.models.dir ? fail("models", `${dir} does not exist`) : skip("models", "no models folder");
   try {
-    const reg = await ModelRegistry.load(dir);
+    // As `vigil start` loads them: the file models.precision picks.
+    const reg = await ModelRegistry.load(dir, { precision: cfg.models.precision });
     const names = reg.models.map((m) => `${m.manifest.name}@${m.manifest.version}`).join(", ");
+    const others = reg.models.flatMap(otherFileProblems);
     await reg.release();
-    return ok("models", `${reg.models.length} verified (sha256) and loaded: ${names}`);
+    if (others.length > 0)
+      return fail(
+        "models",
+        `${reg.models.length} loaded, but another precision's file is bad: ${others.join("; ")}; reinstall the models folder (a start with that models.precision would refuse it)`,
+      );
+    return ok(
+      "models",
+      `${reg.models.length} verified (sha256) and loaded (models.precision ${cfg.models.precision}), their other precisions' files verified: ${names}`,
+    );
   } catch (e) {
     return fail("models", msg(e));
   }

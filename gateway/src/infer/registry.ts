@@ -132,6 +132,39 @@ export function sha256File(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+/**
+ * The manifest's other ONNX files (main file and `model.variants`, all but the one loaded), each
+ * checked like a loaded one (size and sha256), so that a bad file is found before an operator
+ * switches `models.precision` to it (`vigil doctor`). Returns one line per problem.
+ */
+export function otherFileProblems(m: LoadedModel): string[] {
+  const mm = m.manifest.model;
+  const files = [
+    { precision: mm.precision ?? "float32", file: mm.file, sha256: mm.sha256, bytes: mm.bytes },
+    ...(mm.variants ?? []),
+  ];
+  const problems: string[] = [];
+  for (const f of files) {
+    const path = join(dirname(m.manifestPath), f.file);
+    if (path === m.onnxPath) continue;
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(path);
+    } catch (e) {
+      problems.push(
+        `${path} (${f.precision}) cannot be read (${(e as NodeJS.ErrnoException).code ?? "error"})`,
+      );
+      continue;
+    }
+    const sha256 = sha256File(bytes);
+    if (sha256 !== f.sha256 || bytes.length !== f.bytes)
+      problems.push(
+        `${path} (${f.precision}) is not the manifest's file: expected ${f.sha256} (${f.bytes} B), found ${sha256} (${bytes.length} B)`,
+      );
+  }
+  return problems;
+}
+
 /** Parses and validates one manifest; throws {@link ModelManifestError}. */
 export function readManifest(
   path: string,

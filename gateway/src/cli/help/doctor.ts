@@ -10,7 +10,8 @@ Checks, one line each (ok / FAIL / skip):
   disk        the data folder's store (or the nearest existing folder above it) is writable by
               this user, and free space on its file system is at least store.minFreeBytes +
               store.reserveBytes
-  models      every model file matches its manifest's sha256 and loads
+  models      every model file matches its manifest's sha256 and loads (models.precision's
+              choice), and its other precisions' files match too
   keystore    the keystore exists, is mode 0600, and the passphrase unlocks it
   deployment  the deployment file reads as vigil-deployment/1
   rpc         the RPC endpoint answers and is the deployment's chain id
