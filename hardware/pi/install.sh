@@ -16,17 +16,20 @@
 #      does not stay running, the previous install is put back and restarted.
 # Idempotent: a second run rebuilds the program and keeps the config, the passphrase, the udev
 # rules and everything in /var/lib/vigil (store, gateway key). The install an upgrade replaced
-# is kept as <prefix>.previous; --rollback puts it back.
+# is kept as <prefix>.previous, with the unit it ran under (<prefix>.previous/vigil.service);
+# --rollback puts both back. One installer at a time works beside the prefix (a lock on its
+# parent folder); staging folders a killed or power-cut installer left there are removed.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
 usage: sudo hardware/pi/install.sh [--prefix DIR] [--root DIR] [--no-systemctl] [--rollback]
 
-  --prefix DIR     where the program goes (default /opt/vigil); the unit's paths follow it
+  --prefix DIR     where the program goes (default /opt/vigil); the unit's paths follow it;
+                   not /var/lib/vigil or /etc/vigil, nor inside or above them
   --rollback       build nothing: put back the install the last upgrade replaced (kept as
-                   <prefix>.previous; the replaced one takes its place) and restart the service
-                   if it runs
+                   <prefix>.previous, with the unit it ran under; the replaced one takes its
+                   place) and restart the service if it runs
   --root DIR       install into DIR as if it were / (images, packaging, tests): no root
                    needed, no user created, files keep the invoking user as owner; implies
                    --no-systemctl
@@ -62,10 +65,26 @@ while [[ "$prefix" == */ && "$prefix" != / ]]; do prefix="${prefix%/}"; done
 # Paths end up in the unit file and in sed expressions: keep them plain.
 safe_path='^/[A-Za-z0-9._/+-]*$'
 [[ "$prefix" =~ $safe_path && "$prefix" != / ]] || die "--prefix must be an absolute path of letters, digits and ._/+- (got \"$prefix\")"
+# "/opt/../var/lib/vigil" is /var/lib/vigil: the checks below (and the unit) see the plain path.
+prefix="$(realpath -m -s -- "$prefix")"
+[[ "$prefix" != / ]] || die "--prefix must be an absolute path other than / (got \"$prefix\")"
 case "$prefix/" in
   /home/* | /root/* | /run/user/* | /tmp/* | /var/tmp/*)
     die "--prefix $prefix is hidden from the service (ProtectHome=yes, PrivateTmp=yes); choose a folder such as /opt/vigil" ;;
 esac
+# The program must not share a folder with the state (which the service user can write: it could
+# replace code that root runs at the next `sudo vigil`) or the config, and uninstall.sh deletes
+# the program folder: refuse the two folders, anything inside them and anything holding them.
+# On the machine itself, also through a link (/opt/vigil -> /var/lib/vigil).
+resolved="$prefix"
+if [[ -z "$root" ]]; then resolved="$(realpath -m -- "$prefix")"; fi
+for kept in /var/lib/vigil /etc/vigil; do
+  for p in "$prefix" "$resolved"; do
+    if [[ "$p/" == "$kept/"* || "$kept/" == "$p/"* ]]; then
+      die "--prefix $prefix is, is inside or holds $kept (the gateway's state or config: the service writes there and uninstall.sh keeps it); choose a folder of its own such as /opt/vigil"
+    fi
+  done
+done
 if [[ -n "$root" ]]; then
   mkdir -p "$root"
   root="$(cd "$root" && pwd)"
@@ -128,13 +147,47 @@ if [[ -e "$dest" ]] && [[ -n "$(ls -A "$dest")" ]] && ! is_vigil_install "$dest"
   die "$dest exists and is not a Vigil install; choose another --prefix or remove it"
 fi
 
-# The install an upgrade replaced stays beside it, one generation, so a bad upgrade can be undone.
+# The install an upgrade replaced stays beside it, one generation, so a bad upgrade can be undone;
+# an upgrade deletes the one before, so that must be a Vigil install too (not an operator's backup).
 previous="$dest.previous"
+if [[ -e "$dest" && -e "$previous" ]] && [[ -n "$(ls -A "$previous")" ]] && ! is_vigil_install "$previous"; then
+  die "$previous is not a Vigil install and an upgrade would replace it with the current one; move it elsewhere and run this again"
+fi
+# The unit an install ran under goes with it into <prefix>.previous, so a rollback restores both (a
+# new unit can be what made the new build fail).
+kept_unit=vigil.service
 swap_previous() {
   local tmp="$dest.swap.$$"
   mv "$dest" "$tmp"
   mv "$previous" "$dest"
   mv "$tmp" "$previous"
+  if [[ -f "$dest/$kept_unit" ]]; then
+    mv "$dest/$kept_unit" "$unit.rollback"
+    if [[ -f "$unit" ]]; then cp -p "$unit" "$previous/$kept_unit"; fi
+    mv "$unit.rollback" "$unit"
+    if ((use_systemctl)); then systemctl daemon-reload; fi
+  elif [[ -f "$unit" ]]; then
+    cp -p "$unit" "$previous/$kept_unit"
+  fi
+}
+
+# One installer (or uninstall.sh) at a time beside the prefix: a lock on the parent folder, held
+# until this script and everything it started have ended (a SIGKILL or a power cut releases it).
+# Holding it, every staging folder there is a leftover of an installer that no longer runs.
+parent="$(dirname "$dest")"
+lock_parent() {
+  exec {lock_fd}<"$parent"
+  flock -n "$lock_fd" ||
+    die "another install.sh or uninstall.sh is working in $parent (it holds a lock on that folder); wait for it to end and run this again"
+}
+leftovers=()
+remove_leftovers() {
+  local d
+  for d in "$parent"/.vigil-install.*; do
+    [[ -d "$d" && ! -L "$d" ]] || continue
+    rm -rf -- "$d" || true
+    if [[ -e "$d" ]]; then leftovers+=("$d"); else echo "removed $d, left by an installer that no longer runs"; fi
+  done
 }
 
 # After `systemctl restart`: the unit (Type=simple, Restart=always) must still be active, not
@@ -156,6 +209,8 @@ if ((rollback)); then
     die "there is no previous install at $previous to roll back to (it is kept by an upgrade)"
   fi
   [[ -d "$dest" ]] || die "$dest does not exist: nothing to roll back from"
+  lock_parent
+  remove_leftovers
   running=0
   if ((use_systemctl)) && systemctl is-active --quiet vigil.service; then running=1; fi
   swap_previous
@@ -165,15 +220,20 @@ if ((rollback)); then
 fi
 
 echo "== building in a staging folder (npm ci, npm run build, npm prune --omit=dev)"
-install -d -m 0755 "$(dirname "$dest")"
+install -d -m 0755 "$parent"
+lock_parent
+remove_leftovers
 # The staging folder holds every dependency until the prune (610 MB measured; README): on a small
 # SD card, say so before minutes of npm ci end in ENOSPC.
 need_kb=$((700 * 1024))
-free_kb="$(df -Pk "$(dirname "$dest")" | awk 'NR == 2 { print $4 }')"
+free_kb="$(df -Pk "$parent" | awk 'NR == 2 { print $4 }')"
 if [[ "$free_kb" =~ ^[0-9]+$ ]] && ((free_kb < need_kb)); then
-  die "the build needs about 700 MB free in $(dirname "$dest") and $((free_kb / 1024)) MB are; free some space (or use --prefix on a larger disk) and run this again"
+  if ((${#leftovers[@]})); then
+    die "the build needs about 700 MB free in $parent and $((free_kb / 1024)) MB are; ${leftovers[*]}, left by an earlier installer, could not be removed (above): remove it, free some space (or use --prefix on a larger disk) and run this again"
+  fi
+  die "the build needs about 700 MB free in $parent and $((free_kb / 1024)) MB are; free some space (or use --prefix on a larger disk) and run this again"
 fi
-stage="$(mktemp -d "$(dirname "$dest")/.vigil-install.XXXXXX")"
+stage="$(mktemp -d "$parent/.vigil-install.XXXXXX")"
 cleanup() { rm -rf "$stage"; }
 trap cleanup EXIT
 
@@ -191,12 +251,13 @@ tar -C "$src" \
 # The build needs the dev dependencies (typescript); the service does not. Optional packages
 # are only platform binaries of dev tools (anvil, forge: 124 MB) and of esbuild (tsx's, unused
 # by the service), so they are not fetched. npm takes tarballs from its cache first.
-(
-  cd "$stage"
-  npm ci --omit=optional --no-audit --no-fund --loglevel=error
-  npm run build --silent
-  npm prune --omit=dev --omit=optional --no-audit --no-fund --loglevel=error
-)
+# Each step has its own sentence: set -e alone ends with npm's or tsc's last line and exit code.
+(cd "$stage" && npm ci --omit=optional --no-audit --no-fund --loglevel=error) ||
+  die "npm ci failed (above); it needs the npm registry or a warm npm cache: connect the box to the network (or set npm's registry or proxy) and run this again; the installed version is unchanged"
+(cd "$stage" && npm run build --silent) ||
+  die "npm run build failed (above); the sources do not compile: install from a release or a clean checkout (git status) and run this again; the installed version is unchanged"
+(cd "$stage" && npm prune --omit=dev --omit=optional --no-audit --no-fund --loglevel=error) ||
+  die "npm prune failed (above); it needs the npm registry or a warm npm cache: connect the box to the network (or set npm's registry or proxy) and run this again; the installed version is unchanged"
 
 echo "== keeping only what the service runs"
 # TypeScript sources, tests, training scripts, Solidity and the C reference are not run on the
@@ -254,8 +315,13 @@ chmod 0755 "$stage"
 
 echo "== installing into $dest"
 if [[ -e "$dest" ]]; then
+  if [[ -e "$previous" ]] && [[ -n "$(ls -A "$previous")" ]] && ! is_vigil_install "$previous"; then
+    die "$previous is not a Vigil install and an upgrade would replace it with the current one; move it elsewhere and run this again"
+  fi
   rm -rf "$previous"
   mv "$dest" "$previous"
+  # The unit the replaced install ran under goes with it (restored by a rollback).
+  if [[ -f "$unit" ]]; then cp -p "$unit" "$previous/$kept_unit"; fi
 fi
 mv "$stage" "$dest"
 

@@ -219,9 +219,13 @@ describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () =>
       await ok("bash", [install, "--root", root]);
       expect(keep.map((f) => readFileSync(f, "utf8"))).toEqual(before);
       expect(tree(prefix)).toEqual(firstTree);
-      // No staging folder left beside the prefix; the replaced install is kept, one generation.
+      // No staging folder left beside the prefix; the replaced install is kept, one generation,
+      // with the unit it ran under.
       expect(readdirSync(join(root, "opt")).sort()).toEqual(["vigil", "vigil.previous"]);
-      expect(tree(`${prefix}.previous`)).toEqual(firstTree);
+      expect(tree(`${prefix}.previous`)).toEqual([...firstTree, "vigil.service"].sort());
+      expect(readFileSync(`${prefix}.previous/vigil.service`, "utf8")).toBe(
+        readFileSync(join(root, "etc/systemd/system/vigil.service"), "utf8"),
+      );
     },
     INSTALL_MS,
   );
@@ -273,7 +277,7 @@ describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () =>
     expect(existsSync(join(root, "usr/local/bin/vigil"))).toBe(false);
     expect(existsSync(join(root, "etc/vigil/config.json"))).toBe(true);
     expect(existsSync(join(root, "var/lib/vigil/gateway.key"))).toBe(true);
-    await ok("bash", [uninstall, "--root", root, "--purge"]);
+    await ok("bash", [uninstall, "--root", root, "--purge", "--yes"]);
     for (const p of ["etc/vigil", "var/lib/vigil", "etc/udev/rules.d/99-vigil-serial.rules"])
       expect(existsSync(join(root, p))).toBe(false);
   });
@@ -339,6 +343,33 @@ describe("hardware/pi/install.sh refuses what it cannot install", () => {
     }
   });
 
+  it("error: the free-space refusal names a staging folder left by an earlier installer that it could not remove", async () => {
+    const root = mkdtempSync(join(tmpdir(), "vigil-pi-small-"));
+    await ok("mount", ["-t", "tmpfs", "-o", "size=64m", "tmpfs", root]);
+    // A mount point inside a leftover cannot be removed (EBUSY); the other leftover can.
+    const stuck = join(root, "opt/.vigil-install.Stuck1");
+    const gone = join(root, "opt/.vigil-install.Gone12");
+    mkdirSync(join(stuck, "m"), { recursive: true });
+    mkdirSync(gone, { recursive: true });
+    writeFileSync(join(gone, "blob"), Buffer.alloc(8 * 1024 * 1024));
+    await ok("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", join(stuck, "m")]);
+    try {
+      const r = await sh("bash", [install, "--root", root]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`removed ${gone}, left by an installer that no longer runs`);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `vigil install: the build needs about 700 MB free in \\S+/opt and \\d+ MB are; ${stuck}, left by an earlier installer, could not be removed \\(above\\): remove it, free some space`,
+        ),
+      );
+      expect(readdirSync(join(root, "opt"))).toEqual([".vigil-install.Stuck1"]);
+    } finally {
+      await sh("umount", [join(stuck, "m")]);
+      await ok("umount", [root]);
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it("error: a prefix that holds something other than Vigil is not replaced", async () => {
     const root = mkdtempSync(join(tmpdir(), "vigil-pi-other-"));
     try {
@@ -369,6 +400,249 @@ describe("hardware/pi/install.sh refuses what it cannot install", () => {
       expect(r.stderr).toContain(`--prefix ${p} is hidden from the service`);
     }
     expect(existsSync(join(tmpdir(), "vigil-pi-never"))).toBe(false);
+  });
+});
+
+describe("hardware/pi/install.sh and uninstall.sh keep what is not theirs (no build)", () => {
+  let dir: string;
+  /** PATH with an `npm` that fails: an install that got as far as the build ends there, fast. */
+  let tripwire: NodeJS.ProcessEnv;
+  /** PATH with an `npm` that fails only for the subcommand in $VIGIL_TEST_NPM_FAIL. */
+  let npmFails: (sub: string) => NodeJS.ProcessEnv;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "vigil-pi-keep-"));
+    const trip = join(dir, "trip");
+    mkdirSync(trip);
+    writeFileSync(join(trip, "npm"), '#!/bin/sh\necho "npm ran: $*" >&2\nexit 99\n');
+    chmodSync(join(trip, "npm"), 0o755);
+    tripwire = { ...process.env, PATH: `${trip}:${process.env.PATH ?? ""}` };
+    const shim = join(dir, "shim");
+    mkdirSync(shim);
+    writeFileSync(
+      join(shim, "npm"),
+      '#!/bin/sh\nif [ "$1" = "$VIGIL_TEST_NPM_FAIL" ]; then echo "npm error (simulated)" >&2; exit 7; fi\nexit 0\n',
+    );
+    chmodSync(join(shim, "npm"), 0o755);
+    npmFails = (sub) => ({
+      ...process.env,
+      PATH: `${shim}:${process.env.PATH ?? ""}`,
+      VIGIL_TEST_NPM_FAIL: sub,
+    });
+  });
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A temporary root holding a stand-in Vigil install at /opt/vigil (a package.json named vigil). */
+  function fakeRoot(name: string): string {
+    const root = join(dir, name);
+    mkdirSync(join(root, "opt/vigil"), { recursive: true });
+    writeFileSync(join(root, "opt/vigil/package.json"), '{ "name": "vigil" }\n');
+    return root;
+  }
+
+  it("error: a prefix that is, is inside or holds /var/lib/vigil or /etc/vigil is refused before anything is built, by both scripts", async () => {
+    const root = join(dir, "overlap");
+    for (const [p, kept] of [
+      ["/var/lib/vigil", "/var/lib/vigil"],
+      ["/var/lib/vigil/app", "/var/lib/vigil"],
+      ["/var/lib", "/var/lib/vigil"],
+      ["/etc/vigil", "/etc/vigil"],
+      ["/etc", "/etc/vigil"],
+      ["/opt/../var/lib/vigil/", "/var/lib/vigil"],
+    ] as const) {
+      const r = await sh("bash", [install, "--root", root, "--prefix", p], tripwire);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^vigil install: --prefix \\S+ is, is inside or holds ${kept} \\(the gateway's state or config`,
+        ),
+      );
+      expect(r.stderr).toContain("choose a folder of its own such as /opt/vigil");
+      expect(r.stderr).not.toContain("npm ran");
+    }
+    expect(existsSync(root)).toBe(false);
+
+    // An install made with such a prefix before: a plain uninstall must not delete the key with
+    // "the program", whether the prefix comes from the unit or from --prefix.
+    mkdirSync(join(root, "var/lib/vigil"), { recursive: true });
+    writeFileSync(join(root, "var/lib/vigil/package.json"), '{ "name": "vigil" }\n');
+    writeFileSync(join(root, "var/lib/vigil/gateway.key"), "key");
+    mkdirSync(join(root, "etc/systemd/system"), { recursive: true });
+    writeFileSync(
+      join(root, "etc/systemd/system/vigil.service"),
+      "[Service]\nExecStart=/usr/bin/node /var/lib/vigil/bin/vigil.js start --config /etc/vigil/config.json\n",
+    );
+    for (const args of [[], ["--prefix", "/var/lib/vigil"], ["--prefix", "/var/lib"]]) {
+      const u = await sh("bash", [uninstall, "--root", root, ...args]);
+      expect(u.code, u.stdout).toBe(1);
+      expect(u.stderr).toMatch(
+        /^vigil uninstall: the program folder \/var\/lib(\/vigil)? is, is inside or holds \/var\/lib\/vigil/,
+      );
+      expect(readFileSync(join(root, "var/lib/vigil/gateway.key"), "utf8")).toBe("key");
+      expect(existsSync(join(root, "etc/systemd/system/vigil.service"))).toBe(true);
+    }
+  });
+
+  it("error: a <prefix>.previous that is not a Vigil install is neither replaced by an upgrade nor deleted by uninstall", async () => {
+    const root = fakeRoot("previous");
+    mkdirSync(join(root, "opt/vigil.previous"));
+    writeFileSync(join(root, "opt/vigil.previous/important.txt"), "operator backup");
+    const r = await sh("bash", [install, "--root", root], tripwire);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `vigil install: ${root}/opt/vigil.previous is not a Vigil install and an upgrade would replace it with the current one; move it elsewhere and run this again`,
+    );
+    expect(r.stderr).not.toContain("npm ran"); // refused before the build
+    expect(readdirSync(join(root, "opt")).sort()).toEqual(["vigil", "vigil.previous"]);
+
+    const u = await sh("bash", [uninstall, "--root", root, "--purge", "--yes"]);
+    expect(u.code, u.stderr).toBe(0);
+    expect(u.stdout).toContain(`kept ${root}/opt/vigil.previous: it is not a Vigil install`);
+    expect(readFileSync(join(root, "opt/vigil.previous/important.txt"), "utf8")).toBe("operator backup");
+    expect(existsSync(join(root, "opt/vigil"))).toBe(false);
+  });
+
+  it("error: uninstall --purge without --yes (and without a terminal) deletes nothing and names what would be lost", async () => {
+    const root = fakeRoot("purge");
+    mkdirSync(join(root, "var/lib/vigil"), { recursive: true });
+    for (const f of ["gateway.key", "sender.key"]) writeFileSync(join(root, "var/lib/vigil", f), f);
+    const r = await sh("bash", [uninstall, "--root", root, "--purge"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      "vigil uninstall: --purge would delete the gateway key (a registered key cannot be recovered), the sender key (a funded account's key) and the store with any batches not yet anchored in /var/lib/vigil; back up what you need and add --yes to confirm (nothing was removed)\n",
+    );
+    expect(existsSync(join(root, "opt/vigil/package.json"))).toBe(true);
+    expect(readdirSync(join(root, "var/lib/vigil")).sort()).toEqual(["gateway.key", "sender.key"]);
+    const help = await ok("bash", [uninstall, "--help"]);
+    expect(help.stdout).toContain("the sender\n                   key");
+    expect(help.stdout).toContain("--yes");
+  });
+
+  it("behavior: at a terminal, uninstall --purge asks for the word purge and deletes only after it", async () => {
+    const root = fakeRoot("purge-tty");
+    mkdirSync(join(root, "var/lib/vigil"), { recursive: true });
+    writeFileSync(join(root, "var/lib/vigil/gateway.key"), "key");
+    // util-linux `script` gives the uninstaller a terminal as standard input.
+    const typed = (answer: string): Promise<Result> =>
+      sh("sh", [
+        "-c",
+        `printf '%s\\n' "$1" | script -qec "bash '${uninstall}' --root '${root}' --purge" /dev/null`,
+        "sh",
+        answer,
+      ]);
+    const no = await typed("yes");
+    expect(no.code).not.toBe(0);
+    expect(no.stdout).toContain("Type purge to delete them:");
+    expect(no.stdout).toContain('not confirmed (you typed "yes"); nothing was removed');
+    expect(existsSync(join(root, "var/lib/vigil/gateway.key"))).toBe(true);
+    expect(existsSync(join(root, "opt/vigil"))).toBe(true);
+    const yes = await typed("purge");
+    expect(yes.code, yes.stdout).toBe(0);
+    expect(yes.stdout).toContain("purged /var/lib/vigil");
+    expect(existsSync(join(root, "var/lib/vigil"))).toBe(false);
+  });
+
+  it("behavior: uninstall keeps the systemctl edit drop-in and says so; --purge --yes removes it", async () => {
+    const root = fakeRoot("dropin");
+    const dropin = join(root, "etc/systemd/system/vigil.service.d");
+    mkdirSync(dropin, { recursive: true });
+    writeFileSync(join(dropin, "override.conf"), "[Service]\nMemoryMax=600M\n");
+    const keep = await ok("bash", [uninstall, "--root", root]);
+    expect(keep.stdout).toContain(
+      "/etc/systemd/system/vigil.service.d (your systemctl edit drop-ins) and the vigil user; --purge --yes deletes them",
+    );
+    expect(existsSync(join(dropin, "override.conf"))).toBe(true);
+    const purge = await ok("bash", [uninstall, "--root", root, "--purge", "--yes"]);
+    expect(purge.stdout).toContain("/etc/systemd/system/vigil.service.d");
+    expect(existsSync(dropin)).toBe(false);
+  });
+
+  it("behavior: --rollback puts back the unit kept with the previous install (and again, forth)", async () => {
+    const root = fakeRoot("unit");
+    mkdirSync(join(root, "opt/vigil.previous"));
+    writeFileSync(join(root, "opt/vigil.previous/package.json"), '{ "name": "vigil" }\n');
+    writeFileSync(join(root, "opt/vigil.previous/vigil.service"), "the previous install's unit\n");
+    const unit = join(root, "etc/systemd/system/vigil.service");
+    mkdirSync(join(root, "etc/systemd/system"), { recursive: true });
+    writeFileSync(unit, "the new install's unit\n");
+    await ok("bash", [install, "--root", root, "--rollback"]);
+    expect(readFileSync(unit, "utf8")).toBe("the previous install's unit\n");
+    expect(readFileSync(join(root, "opt/vigil.previous/vigil.service"), "utf8")).toBe(
+      "the new install's unit\n",
+    );
+    expect(readdirSync(join(root, "opt/vigil"))).toEqual(["package.json"]);
+    await ok("bash", [install, "--root", root, "--rollback"]);
+    expect(readFileSync(unit, "utf8")).toBe("the new install's unit\n");
+    expect(readFileSync(join(root, "opt/vigil.previous/vigil.service"), "utf8")).toBe(
+      "the previous install's unit\n",
+    );
+  });
+
+  it("error: a failed npm ci, build or prune ends with one sentence naming the fix; the installed version is unchanged", async () => {
+    const root = fakeRoot("npm");
+    writeFileSync(join(root, "opt/vigil/marker"), "");
+    for (const [sub, step] of [
+      ["ci", "npm ci"],
+      ["run", "npm run build"],
+      ["prune", "npm prune"],
+    ] as const) {
+      const r = await sh("bash", [install, "--root", root], npmFails(sub));
+      expect(r.code).toBe(1);
+      const last = r.stderr.trim().split("\n").pop() ?? "";
+      expect(last).toMatch(
+        new RegExp(`^vigil install: ${step} failed \\(above\\); .*; the installed version is unchanged$`),
+      );
+      if (sub !== "run") expect(last).toContain("it needs the npm registry or a warm npm cache");
+      expect(readdirSync(join(root, "opt")).sort()).toEqual(["vigil"]); // no staging folder left
+      expect(readdirSync(join(root, "opt/vigil")).sort()).toEqual(["marker", "package.json"]);
+    }
+  });
+
+  it("behavior: staging folders of an installer that no longer runs are removed by the next install and by uninstall", async () => {
+    const root = fakeRoot("stale");
+    const stale = join(root, "opt/.vigil-install.Ab12Cd");
+    mkdirSync(join(stale, "node_modules"), { recursive: true });
+    writeFileSync(join(stale, "node_modules/x"), "left by a power cut");
+    const r = await sh("bash", [install, "--root", root], tripwire);
+    expect(r.stderr).toContain("npm ran"); // it went on to the build (which the tripwire ends)
+    expect(r.stdout).toContain(`removed ${stale}, left by an installer that no longer runs`);
+    expect(readdirSync(join(root, "opt")).sort()).toEqual(["vigil"]);
+    mkdirSync(stale);
+    const u = await ok("bash", [uninstall, "--root", root]);
+    expect(u.stdout).toContain(stale);
+    expect(readdirSync(join(root, "opt"))).toEqual([]);
+  });
+
+  it("error: while an installer runs beside the prefix, another install and uninstall refuse and leave its staging folder alone", async () => {
+    const root = fakeRoot("locked");
+    const staging = join(root, "opt/.vigil-install.Xy34Zw");
+    mkdirSync(staging);
+    // Holds the lock install.sh takes on the prefix's parent folder, until its stdin closes.
+    const holder = spawn("flock", [join(root, "opt"), "sh", "-c", "echo locked; cat >/dev/null"], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    try {
+      let out = "";
+      holder.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      await vi.waitFor(() => expect(out).toContain("locked"), { timeout: 10_000, interval: 20 });
+      const r = await sh("bash", [install, "--root", root], tripwire);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        `vigil install: another install.sh or uninstall.sh is working in ${root}/opt (it holds a lock on that folder); wait for it to end and run this again`,
+      );
+      expect(r.stderr).not.toContain("npm ran");
+      const u = await sh("bash", [uninstall, "--root", root]);
+      expect(u.code).toBe(1);
+      expect(u.stderr).toContain(`vigil uninstall: install.sh is working in ${root}/opt`);
+      expect(existsSync(staging)).toBe(true);
+      expect(existsSync(join(root, "opt/vigil/package.json"))).toBe(true);
+    } finally {
+      holder.stdin.end();
+      await stop(holder, "SIGKILL");
+    }
   });
 });
 
@@ -516,6 +790,10 @@ exit 0
 `,
       );
       chmodSync(join(flaky, "systemctl"), 0o755);
+      // The new version's unit differs (as a unit change that makes the build fail would).
+      const firstUnit = (await inNamespace("-c", ["cat /etc/systemd/system/vigil.service"])).stdout;
+      const template = join(src, "hardware/pi/vigil.service");
+      writeFileSync(template, `${readFileSync(template, "utf8")}# the new version's unit\n`);
       writeFileSync(calls, "");
       const upgrade = await inNamespace(join(src, "hardware/pi/install.sh"), ["--prefix", "/opt/vigil-ns"], {
         PATH: `${flaky}:${env.PATH ?? ""}`,
@@ -525,17 +803,27 @@ exit 0
       expect(upgrade.stderr).toContain(
         "vigil install: the new build did not stay running (journalctl -u vigil -n 50 says why); the previous install is back in /opt/vigil-ns and restarted, the new one is in /opt/vigil-ns.previous",
       );
-      expect(
-        readFileSync(calls, "utf8")
-          .split("\n")
-          .filter((l) => l.startsWith("systemctl restart")),
-      ).toHaveLength(2);
+      const sequence = readFileSync(calls, "utf8")
+        .split("\n")
+        .filter((l) => l.startsWith("systemctl restart") || l.startsWith("systemctl daemon-reload"));
+      // the new unit is loaded and restarted; then the first install's unit is put back and
+      // loaded before the restart of the first install
+      expect(sequence).toEqual([
+        "systemctl daemon-reload",
+        "systemctl restart vigil.service",
+        "systemctl daemon-reload",
+        "systemctl restart vigil.service",
+      ]);
       expect((await inNamespace("-c", ["test -e /opt/vigil-ns/marker-first"])).code).toBe(0);
       expect((await inNamespace("-c", ["test -e /opt/vigil-ns.previous/marker-first"])).code).not.toBe(0);
+      expect((await inNamespace("-c", ["cat /etc/systemd/system/vigil.service"])).stdout).toBe(firstUnit);
+      expect((await inNamespace("-c", ["cat /opt/vigil-ns.previous/vigil.service"])).stdout).toContain(
+        "# the new version's unit\n",
+      );
 
       writeFileSync(calls, "");
       // Without --prefix: the folder the unit runs is found from the unit.
-      const purge = await inNamespace(uninstall, ["--purge"]);
+      const purge = await inNamespace(uninstall, ["--purge", "--yes"]);
       expect(purge.code, purge.stderr).toBe(0);
       expect(purge.stdout).toContain(
         "removed the unit, /usr/local/bin/vigil, /opt/vigil-ns, /opt/vigil-ns.previous,",
