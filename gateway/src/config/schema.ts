@@ -125,6 +125,24 @@ const Mqtt = Type.Object(
               default: 1_048_576,
               description: "Unsent bytes queued to one client before it is disconnected.",
             }),
+            maxStoredSessions: Type.Integer({
+              minimum: 1,
+              default: 1000,
+              description:
+                "Stored sessions (clients connected with clean session false) kept at most; a CONNECT that would store one more is refused with CONNACK 3 (server unavailable).",
+            }),
+            maxStoredMessages: Type.Integer({
+              minimum: 1,
+              default: 1000,
+              description:
+                "QoS 1 messages kept for one stored session until its client acknowledges them (as Mosquitto's max_queued_messages); more are not queued for it, and counted (storedDropped).",
+            }),
+            maxStoredBytes: Type.Integer({
+              minimum: 1024,
+              default: 16_777_216,
+              description:
+                "Bytes kept in all stored sessions' queues together, counting each message's payload, topic and 256 bytes of bookkeeping; beyond it messages are not queued, and counted (storedDropped).",
+            }),
           },
           { additionalProperties: false, default: {} },
         ),

@@ -431,6 +431,32 @@ export class GatewayMetrics {
         if (s.clients) set({ source: s.name }, s.clients());
       }
     });
+    gauge(
+      "vigil_source_stored_sessions",
+      "The embedded broker's stored sessions (clean session false, connected or not) now; bounded by mqtt.embedded.limits.maxStoredSessions.",
+      ["source"],
+      (set) => {
+        for (const s of src.sources)
+          if (s.storedSessions) set({ source: s.name }, s.storedSessions().sessions);
+      },
+    );
+    gauge(
+      "vigil_source_stored_messages",
+      "QoS 1 messages the embedded broker keeps for stored sessions until acknowledged, now; bounded per session by mqtt.embedded.limits.maxStoredMessages.",
+      ["source"],
+      (set) => {
+        for (const s of src.sources)
+          if (s.storedSessions) set({ source: s.name }, s.storedSessions().messages);
+      },
+    );
+    gauge(
+      "vigil_source_stored_bytes",
+      "Bytes of those messages now (payload, topic and 256 per message); bounded by mqtt.embedded.limits.maxStoredBytes.",
+      ["source"],
+      (set) => {
+        for (const s of src.sources) if (s.storedSessions) set({ source: s.name }, s.storedSessions().bytes);
+      },
+    );
 
     // ---- devices
     counter(

@@ -55,7 +55,12 @@ import {
 import type { Ingest } from "../ingest.ts";
 import type { IngestSource } from "../source.ts";
 import { deliveryQos } from "./delivery-qos.ts";
-import { MqttIngestHandler } from "./handler.ts";
+import { MqttIngestHandler, type MqttVerdict } from "./handler.ts";
+import {
+  boundStoredSessions,
+  type OutgoingPersistence,
+  type StoredSessionCounters,
+} from "./stored-sessions.ts";
 import { IngestRejectError, SourceError } from "../errors.ts";
 import {
   DEFAULT_BROKER_LIMITS,
@@ -127,6 +132,8 @@ export interface BrokerAccessCounters {
   forwardRefusedBy: Record<string, number>;
   /** CONNECTs refused (CONNACK 0x02) because another identity holds the client id. */
   clientIdTaken: number;
+  /** CONNECTs with clean = false refused (CONNACK 0x03) because maxStoredSessions sessions are stored. */
+  storedSessionsFull: number;
   /** The policy threw while checking a CONNECT (refused CONNACK 4; a defect or a bad credential file). */
   authErrors: number;
 }
@@ -255,8 +262,17 @@ export class EmbeddedBroker implements IngestSource {
     subscribeRefusedBy: {},
     forwardRefusedBy: {},
     clientIdTaken: 0,
+    storedSessionsFull: 0,
     authErrors: 0,
   };
+  /** The stored sessions' queues (stored-sessions.ts), once started. */
+  #stored: StoredSessionCounters = { messages: 0, bytes: 0, dropped: 0 };
+  /**
+   * Payloads of PUBLISHes that are not frames ingest accepted (undecodable, NACKed): acknowledged,
+   * but passed to no subscriber and queued for no stored session (compared by identity: aedes
+   * passes the same Buffer on).
+   */
+  readonly #unforwarded = new WeakSet<object>();
   readonly #policy: BrokerPolicy;
   /** Each client's IP address, for the policy's failed-login backoff. */
   readonly #remoteOf = new WeakMap<Client, string>();
@@ -319,6 +335,7 @@ export class EmbeddedBroker implements IngestSource {
     return {
       ...this.#counters,
       ...a,
+      storedDropped: this.#stored.dropped,
       ...by("publishRefused", publishRefusedBy),
       ...by("subscribeRefused", subscribeRefusedBy),
       ...by("forwardRefused", forwardRefusedBy),
@@ -327,6 +344,10 @@ export class EmbeddedBroker implements IngestSource {
 
   clients(): number {
     return this.#who.size;
+  }
+
+  storedSessions(): { sessions: number; messages: number; bytes: number } {
+    return { sessions: this.#storedSessions(), messages: this.#stored.messages, bytes: this.#stored.bytes };
   }
 
   /** Refusal and limit counters. */
@@ -359,6 +380,12 @@ export class EmbeddedBroker implements IngestSource {
 
   async start(): Promise<void> {
     const broker = await Aedes.createBroker({ heartbeatInterval: 60_000 });
+    this.#stored = boundStoredSessions(
+      // (aedes' types omit `persistence`: the in-memory aedes-persistence by default.)
+      (broker as unknown as { persistence: OutgoingPersistence }).persistence,
+      { maxMessages: this.#limits.maxStoredMessages, maxBytes: this.#limits.maxStoredBytes },
+      (p) => typeof p.payload === "object" && this.#unforwarded.has(p.payload),
+    );
     broker.authenticate = this.#authenticate;
     broker.authorizePublish = this.#authorizePublish;
     broker.authorizeSubscribe = this.#authorizeSubscribe;
@@ -578,6 +605,13 @@ export class EmbeddedBroker implements IngestSource {
     });
   }
 
+  /** Client ids whose session is stored (clean = false), connected or not. */
+  #storedSessions(): number {
+    let n = 0;
+    for (const o of this.#owners.values()) if (!o.client.clean) n++;
+    return n;
+  }
+
   /** A client left: forget who it was; its client id stays held while its session is stored. */
   #gone(c: Client): void {
     this.#who.delete(c);
@@ -586,10 +620,11 @@ export class EmbeddedBroker implements IngestSource {
   }
 
   #authenticate: AuthenticateHandler = (client, username, password, done) => {
-    const refuse = (r: AuthRefusal | "identifier_rejected"): void => {
+    const refuse = (r: AuthRefusal | "identifier_rejected" | "server_unavailable"): void => {
       this.#access.authRefused++;
       const e = new Error(r) as AuthenticateError;
-      e.returnCode = r === "bad_credentials" ? 4 : r === "not_authorized" ? 5 : 2;
+      e.returnCode =
+        r === "bad_credentials" ? 4 : r === "not_authorized" ? 5 : r === "server_unavailable" ? 3 : 2;
       done(e, false);
     };
     const accept = (w: BrokerIdentity | AuthRefusal): void => {
@@ -599,6 +634,11 @@ export class EmbeddedBroker implements IngestSource {
       if (held && held.key !== key) {
         this.#access.clientIdTaken++;
         return refuse("identifier_rejected");
+      }
+      // A new stored session (aedes keeps each one, and its subscriptions, in memory for ever).
+      if (!client.clean && !held && this.#storedSessions() >= this.#limits.maxStoredSessions) {
+        this.#access.storedSessionsFull++;
+        return refuse("server_unavailable");
       }
       this.#owners.set(client.id, { key, client });
       this.#who.set(client, w);
@@ -636,6 +676,7 @@ export class EmbeddedBroker implements IngestSource {
   #authorizeForward: AuthorizeForwardHandler = (client, packet) => {
     const conn = (client as unknown as { conn?: { writableLength?: number } }).conn;
     if (this.#closing.has(client)) return null;
+    if (typeof packet.payload === "object" && this.#unforwarded.has(packet.payload)) return null;
     // A client that has just left has no identity here: what it is sent goes to its stored session
     // (clean = false) and is checked again when delivered after it reconnects and authenticates.
     const who = this.#who.get(client);
@@ -674,12 +715,16 @@ export class EmbeddedBroker implements IngestSource {
     if (MqttIngestHandler.handles(topic)) {
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
       const v = this.#handler.handle(topic, payload);
+      const finish = (verdict: MqttVerdict): void => {
+        if (!verdict.forward && typeof packet.payload === "object") this.#unforwarded.add(packet.payload);
+        this.#finish(verdict, cb);
+      };
       if (v instanceof Promise)
         void v.then(
-          (verdict) => this.#hold(() => this.#finish(verdict, cb)),
+          (verdict) => this.#hold(() => finish(verdict)),
           (e: unknown) => cb(e as Error),
         );
-      else this.#finish(v, cb);
+      else finish(v);
       return;
     }
     cb(null);

@@ -18,9 +18,15 @@ import { encodeNack } from "../replies.ts";
 export interface MqttVerdict {
   action: "ack" | "retry";
   nack?: { topic: string; payload: Buffer };
+  /**
+   * False for a PUBLISH that is not a device frame ingest accepted (undecodable, or NACKed): the
+   * embedded broker acknowledges it but passes it to no subscriber (auditors read raw frames).
+   */
+  forward: boolean;
 }
 
-const ACK: MqttVerdict = { action: "ack" };
+const ACK: MqttVerdict = { action: "ack", forward: true };
+const DROP: MqttVerdict = { action: "ack", forward: false };
 
 export class MqttIngestHandler {
   constructor(private readonly ingest: Ingest) {}
@@ -32,7 +38,7 @@ export class MqttIngestHandler {
 
   handle(topic: string, payload: Buffer): MqttVerdict | Promise<MqttVerdict> {
     const t = parseIngestTopic(topic);
-    if (!t) return ACK;
+    if (!t) return DROP;
     let decoded: DecodedFrame;
     try {
       decoded = t.json ? decodeJsonFrame(payload) : { frame: decodeFrame(payload), raw: payload };
@@ -41,7 +47,8 @@ export class MqttIngestHandler {
         throw new FrameError("TOPIC_MISMATCH", `topic device "${t.deviceHex}" does not match the frame`);
     } catch (e) {
       if (!(e instanceof FrameError)) throw e;
-      return verdictFor(this.ingest.rejectUndecodable(e, "mqtt"));
+      this.ingest.rejectUndecodable(e, "mqtt");
+      return DROP;
     }
     const r = this.ingest.handle(decoded, "mqtt");
     return r instanceof Promise ? r.then(verdictFor) : verdictFor(r);
@@ -55,5 +62,5 @@ function verdictFor(reply: IngestReply): MqttVerdict {
     payload: encodeNack(reply),
   };
   // STORE_UNAVAILABLE, RATE_LIMITED, BUSY: the frame must be redelivered later.
-  return { action: WITHHOLD_PUBACK_NACKS.has(reply.reason) ? "retry" : "ack", nack };
+  return { action: WITHHOLD_PUBACK_NACKS.has(reply.reason) ? "retry" : "ack", nack, forward: false };
 }

@@ -57,6 +57,18 @@ export interface BrokerLimits {
   maxConnections: number;
   /** Bytes queued to a slow client's socket before it is disconnected. Default 1 MiB. */
   maxQueuedBytes: number;
+  /**
+   * Stored sessions (clean = false) kept at most; a CONNECT that would store one more is refused
+   * (CONNACK 3, server unavailable) and counted. Default 1000.
+   */
+  maxStoredSessions: number;
+  /**
+   * QoS 1/2 messages kept for one client's session until it acknowledges them (stored-sessions.ts);
+   * more are not queued for it, and counted. Default 1000 (Mosquitto's max_queued_messages).
+   */
+  maxStoredMessages: number;
+  /** Bytes kept in all sessions' queues together (payload, topic, 256 per message). Default 16 MiB. */
+  maxStoredBytes: number;
 }
 
 export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
@@ -65,6 +77,9 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxConnectsPerSecondPerAddress: 50,
   maxConnections: 10_000,
   maxQueuedBytes: 1024 * 1024,
+  maxStoredSessions: 1000,
+  maxStoredMessages: 1000,
+  maxStoredBytes: 16 * 1024 * 1024,
 };
 
 /**

@@ -1,0 +1,119 @@
+/**
+ * Bounds what the embedded broker keeps for stored sessions (clean = false): the QoS 1 and 2
+ * messages queued for each client until it acknowledges them, in aedes' in-memory persistence.
+ *
+ * aedes-persistence (memory) queues a copy of every QoS > 0 message for every stored subscription,
+ * with no limit: a local client that opens sessions with clean = false, subscribes to `#` and
+ * leaves made the gateway's heap grow by every frame, for ever (measured: 500 such sessions and
+ * 15 s of QoS 1 traffic ended a 256 MB heap, "JavaScript heap out of memory"). Mosquitto bounds
+ * the same queue (`max_queued_messages`, 1000 by default, then drops); this does the same per
+ * client, and bounds the bytes of all queues together.
+ *
+ * The persistence object is wrapped in place (its queue is private): the methods that add to a
+ * client's queue count, the one that removes a message (`outgoingClearMessageId`, on PUBACK or
+ * when a clean session empties its queue) uncounts, and a message over a limit is not queued for
+ * that client (counted in `dropped`). Limits: `mqtt.embedded.limits.maxStoredMessages` and
+ * `maxStoredBytes` (payload, topic and a fixed per-message allowance: what the queues cost in
+ * memory, roughly).
+ */
+
+/** The part of aedes' persistence this wraps (aedes-persistence 10's async API). */
+export interface OutgoingPersistence {
+  outgoingEnqueue(sub: { clientId: string }, packet: QueuedPacket): Promise<void>;
+  outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: QueuedPacket): Promise<void>;
+  outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<QueuedPacket | undefined | null>;
+}
+
+export interface QueuedPacket {
+  payload?: Buffer | string | Uint8Array;
+  topic?: string;
+}
+
+export interface StoredSessionLimits {
+  /** Messages queued for one client at most. */
+  maxMessages: number;
+  /**
+   * Bytes queued for all clients together at most: payload, topic and {@link QUEUED_OVERHEAD_BYTES}
+   * per message (a payload queued for n clients counts n times).
+   */
+  maxBytes: number;
+}
+
+export interface StoredSessionCounters {
+  /** Messages now queued, all clients. */
+  messages: number;
+  /** Their bytes, counted as for `maxBytes`. */
+  bytes: number;
+  /** Messages not queued for a client because a limit was reached. */
+  dropped: number;
+}
+
+/**
+ * Bookkeeping bytes counted per queued message besides its payload and topic: aedes' Packet
+ * object (nine fields) and its slot in the queue, rounded up. A frame's payload is 20–250 bytes,
+ * so counting only payloads would let the queues hold several times the limit in objects.
+ */
+export const QUEUED_OVERHEAD_BYTES = 256;
+
+const sizeOf = (p: QueuedPacket): number =>
+  QUEUED_OVERHEAD_BYTES +
+  (p.payload === undefined ? 0 : Buffer.byteLength(p.payload)) +
+  (p.topic === undefined ? 0 : Buffer.byteLength(p.topic));
+
+/**
+ * Wraps `persistence` so its outgoing queues stay within `limits`; `skip(packet)` true: the
+ * message is queued for nobody (a frame ingest refused, see embedded-broker.ts). Returns the live
+ * counters.
+ */
+export function boundStoredSessions(
+  persistence: OutgoingPersistence,
+  limits: StoredSessionLimits,
+  skip: (packet: QueuedPacket) => boolean = () => false,
+): StoredSessionCounters {
+  const counters: StoredSessionCounters = { messages: 0, bytes: 0, dropped: 0 };
+  /** Per client: queued messages and their bytes. */
+  const queued = new Map<string, { n: number; bytes: number }>();
+  const enqueue = persistence.outgoingEnqueue.bind(persistence);
+  const enqueueCombi = persistence.outgoingEnqueueCombi.bind(persistence);
+  const clear = persistence.outgoingClearMessageId.bind(persistence);
+
+  /** Counts one message for `clientId`; false when a limit says no. */
+  const admit = (clientId: string, size: number): boolean => {
+    const q = queued.get(clientId) ?? { n: 0, bytes: 0 };
+    if (q.n >= limits.maxMessages || counters.bytes + size > limits.maxBytes) {
+      counters.dropped++;
+      return false;
+    }
+    q.n++;
+    q.bytes += size;
+    queued.set(clientId, q);
+    counters.messages++;
+    counters.bytes += size;
+    return true;
+  };
+
+  persistence.outgoingEnqueue = (sub, packet) => {
+    if (skip(packet) || !admit(sub.clientId, sizeOf(packet))) return Promise.resolve();
+    return enqueue(sub, packet);
+  };
+  persistence.outgoingEnqueueCombi = (subs, packet) => {
+    if (skip(packet)) return Promise.resolve();
+    const size = sizeOf(packet);
+    const kept = subs.filter((s) => admit(s.clientId, size));
+    return kept.length === 0 ? Promise.resolve() : enqueueCombi(kept, packet);
+  };
+  persistence.outgoingClearMessageId = async (client, packet) => {
+    const removed = await clear(client, packet);
+    const q = queued.get(client.id);
+    if (removed && q && q.n > 0) {
+      const size = Math.min(sizeOf(removed), q.bytes);
+      q.n--;
+      q.bytes -= size;
+      counters.messages--;
+      counters.bytes -= size;
+      if (q.n === 0) queued.delete(client.id);
+    }
+    return removed;
+  };
+  return counters;
+}
