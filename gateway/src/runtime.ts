@@ -70,6 +70,7 @@ import { ModelRegistry } from "./infer/registry.ts";
 import { ClockTrust } from "./ingest/clock-trust.ts";
 import { Ingest } from "./ingest/ingest.ts";
 import { EmbeddedBroker } from "./ingest/mqtt/embedded-broker.ts";
+import { keepHellos } from "./ingest/hello-memory.ts";
 import { ExternalMqttSource } from "./ingest/mqtt/external-source.ts";
 import { SerialSource, type SerialFirmwareHook } from "./ingest/serial/serial-source.ts";
 import type { IngestSource } from "./ingest/source.ts";
@@ -758,6 +759,15 @@ export class Runtime {
       this.ingest.counters
         .device(id)
         .seq.restore(st.lastSeq, st.bootId === undefined ? undefined : { id: st.bootId, base: st.base });
+    // And each device's last HELLO: its profile picks its model before the device's next HELLO.
+    const hellos = await keepHellos(this.store, this.ingest, (e) =>
+      log.warn({ component: "ingest", err: e.message }, "a device's HELLO was not kept in the store"),
+    );
+    if (hellos.skipped > 0)
+      log.warn(
+        { component: "ingest", skipped: hellos.skipped },
+        "kept HELLOs that cannot be read were skipped",
+      );
 
     const deployment = c.chain.deployment
       ? readDeployment(resolvePath(c.dataDir, c.chain.deployment))

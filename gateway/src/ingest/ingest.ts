@@ -75,6 +75,16 @@ export interface IngestOptions {
 
 export type { IngestReply } from "./reply.ts";
 
+/** What a device's HELLO announced (PROTOCOL.md, HELLO): kept across restarts by hello-memory.ts. */
+export interface DeviceSchema {
+  bootId: number;
+  profile: string;
+  /** Channel names in frame order. */
+  channelNames: readonly string[];
+  /** "major.minor.patch". */
+  firmware: string;
+}
+
 const NONE: IngestReply = { kind: "none" };
 const DAY_US = 86_400_000_000;
 
@@ -103,6 +113,7 @@ export class Ingest {
   readonly #observers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
   readonly #unstoredObservers: Array<(record: FrameRecord, frame: DataFrame) => void> = [];
   readonly #pressureListeners: Array<(busy: boolean) => void> = [];
+  readonly #helloObservers: Array<(deviceId: number, schema: DeviceSchema) => void> = [];
   readonly #maxPending: number;
   readonly #busyRetryMs: number;
   /** Frames handed to the sink, not yet settled. */
@@ -148,6 +159,30 @@ export class Ingest {
       this.#busy = false;
       for (const fn of this.#pressureListeners) fn(false);
     }
+  }
+
+  /**
+   * Adds an observer of HELLOs ingest accepted (an admitted device's schema: profile, channel
+   * names, firmware, boot), called after the device's state took it. The runtime keeps the last one
+   * of each device in the store (hello-memory.ts), so a restarted gateway knows the device's profile
+   * before the device's next HELLO.
+   */
+  onHello(fn: (deviceId: number, schema: DeviceSchema) => void): void {
+    this.#helloObservers.push(fn);
+  }
+
+  /**
+   * Gives a device the schema of its last HELLO before this start (hello-memory.ts): its profile
+   * (which model serves it), channel names and count (checked against its DATA frames, as after a
+   * HELLO) and firmware. Not its boot: the sequence state is restored from the store's own record.
+   */
+  restoreSchema(deviceId: number, schema: DeviceSchema): void {
+    const d = this.counters.device(deviceId);
+    if (d.profile !== undefined) return; // a HELLO of this run came first
+    d.profile = schema.profile;
+    d.channelNames = [...schema.channelNames];
+    d.channels = schema.channelNames.length;
+    d.firmware = schema.firmware;
   }
 
   /** Adds an observer of newly stored DATA frames (see IngestOptions.onStored). */
@@ -205,6 +240,15 @@ export class Ingest {
         d.seq.hello(f.bootId);
         d.firmware = `${f.firmware.major}.${f.firmware.minor}.${f.firmware.patch}`;
         this.counters.hellos++;
+        if (this.#helloObservers.length > 0) {
+          const schema: DeviceSchema = {
+            bootId: f.bootId,
+            profile: f.profile,
+            channelNames: d.channelNames,
+            firmware: d.firmware,
+          };
+          for (const fn of this.#helloObservers) fn(f.deviceId, schema);
+        }
         return NONE;
       }
       case FrameType.Error: {
