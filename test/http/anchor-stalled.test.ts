@@ -28,7 +28,14 @@ async function stalledGauge(src: FakeSource) {
     feed: new LiveFeed(),
     version: "1",
     nowUs: () => 1_764_000_000_000_000,
-    http: () => ({ sseClients: 0, sseSkipped: 0, sseEvicted: 0, requests: new Map() }),
+    http: () => ({
+      sseClients: 0,
+      sseSkipped: 0,
+      sseEvicted: 0,
+      requests: new Map(),
+      connectionsDropped: 0,
+      clientErrors: new Map(),
+    }),
   });
   return parseExposition(await m.render());
 }

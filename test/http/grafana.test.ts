@@ -12,7 +12,14 @@ describe("Grafana dashboard", () => {
       source: new FakeSource(),
       feed: new LiveFeed(),
       version: "0",
-      http: () => ({ sseClients: 0, sseSkipped: 0, sseEvicted: 0, requests: new Map() }),
+      http: () => ({
+        sseClients: 0,
+        sseSkipped: 0,
+        sseEvicted: 0,
+        requests: new Map(),
+        connectionsDropped: 0,
+        clientErrors: new Map(),
+      }),
     });
     const fams = parseExposition(await m.render());
     const queries = dashboardQueries();

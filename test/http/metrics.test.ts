@@ -19,7 +19,14 @@ function metricsFor(src: FakeSource, feed = new LiveFeed()): GatewayMetrics {
     feed,
     version: "9.9.9",
     nowUs: () => NOW_US,
-    http: () => ({ sseClients: 1, sseSkipped: 0, sseEvicted: 0, requests: new Map([["/metrics 200", 3]]) }),
+    http: () => ({
+      sseClients: 1,
+      sseSkipped: 0,
+      sseEvicted: 0,
+      requests: new Map([["/metrics 200", 3]]),
+      connectionsDropped: 2,
+      clientErrors: new Map([["431", 1]]),
+    }),
   });
 }
 

@@ -24,7 +24,14 @@ describe("readiness and metrics: a source that is not connected", () => {
       source: src,
       feed: new LiveFeed(),
       version: "9.9.9",
-      http: () => ({ sseClients: 0, sseSkipped: 0, sseEvicted: 0, requests: new Map() }),
+      http: () => ({
+        sseClients: 0,
+        sseSkipped: 0,
+        sseEvicted: 0,
+        requests: new Map(),
+        connectionsDropped: 0,
+        clientErrors: new Map(),
+      }),
     });
     const connected = async (): Promise<number> =>
       sample(parseExposition(await metrics.render()), "vigil_source_connected", {

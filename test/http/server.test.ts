@@ -314,7 +314,31 @@ describe("HttpServer", () => {
     extra.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     await new Promise((r) => extra.once("close", r));
     expect(got).toBe("");
-    for (const c of idle) c.destroy();
+    // (The server may have closed them already: they sent nothing for headersTimeoutMs, 408.)
+    await Promise.all(
+      idle.map((c) => new Promise((r) => (c.closed ? r(null) : c.once("close", r).destroy()))),
+    );
+    // Counted: the connection closed at accept, the slow client's 408, and what the parser refuses.
+    const raw = (bytes: string): Promise<string> =>
+      new Promise((res) => {
+        const c = netConnect(s.port, "127.0.0.1", () => c.write(bytes));
+        let out = "";
+        c.on("data", (d: Buffer) => (out += d.toString()));
+        c.on("error", () => undefined);
+        c.once("close", () => res(out));
+      });
+    expect(await raw("NOT HTTP AT ALL\r\n\r\n")).toMatch(/^HTTP\/1\.1 400 Bad Request/);
+    expect(await raw(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX: ${"a".repeat(20_000)}\r\n\r\n`)).toMatch(
+      /^HTTP\/1\.1 431 Request Header Fields Too Large/,
+    );
+    // The server may still count the idle connections as open for a moment: retried until one answers.
+    let m = await get(s.port, "/metrics").catch(() => undefined);
+    for (let i = 0; m === undefined && i < 100; i++) m = await get(s.port, "/metrics").catch(() => undefined);
+    const f = parseExposition(m!.body);
+    expect(sample(f, "vigil_http_connections_dropped_total")).toBeGreaterThanOrEqual(1);
+    expect(sample(f, "vigil_http_client_errors_total", { code: "408" })).toBeGreaterThanOrEqual(1);
+    expect(sample(f, "vigil_http_client_errors_total", { code: "400" })).toBe(1);
+    expect(sample(f, "vigil_http_client_errors_total", { code: "431" })).toBe(1);
   });
 
   it("behavior: /readyz is 503 with what is failing, 200 when ready", async () => {

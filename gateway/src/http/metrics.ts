@@ -186,6 +186,10 @@ export interface HttpStats {
   sseEvicted: number;
   /** Requests by path and status code. */
   requests: Map<string, number>;
+  /** Connections closed at accept because maxConnections were open. */
+  connectionsDropped: number;
+  /** Requests Node's HTTP parser refused (malformed, headers too large, too slow), by status answered. */
+  clientErrors: Map<string, number>;
 }
 
 export interface MetricsOptions {
@@ -946,6 +950,20 @@ export class GatewayMetrics {
       "Live pages disconnected because their connection did not drain for 30 s.",
       [],
       (set) => set({}, o.http().sseEvicted),
+    );
+    counter(
+      "vigil_http_connections_dropped_total",
+      "Connections to this endpoint closed at accept because 128 were open.",
+      [],
+      (set) => set({}, o.http().connectionsDropped),
+    );
+    counter(
+      "vigil_http_client_errors_total",
+      "Requests refused before routing (malformed, headers too large, headers too slow), by the status answered.",
+      ["code"],
+      (set) => {
+        for (const [code, n] of o.http().clientErrors) set({ code }, n);
+      },
     );
     counter(
       "vigil_http_requests_total",

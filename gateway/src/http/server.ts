@@ -17,8 +17,15 @@
  * a reverse proxy's clients hold the access token, not a file of the gateway's `dataDir`.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  STATUS_CODES,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { isIP } from "node:net";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -158,6 +165,10 @@ export class HttpServer {
   /** sha256 of the operator token written at start, when `operatorTokenFile` is set. */
   #operatorToken: Buffer | undefined;
   readonly #requests = new Map<string, number>();
+  /** Connections closed at accept past maxConnections. */
+  #dropped = 0;
+  /** Requests Node's HTTP parser refused, by the status answered. */
+  readonly #clientErrors = new Map<string, number>();
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
   #port = 0;
@@ -197,6 +208,8 @@ export class HttpServer {
         sseSkipped: this.#hub.skipped,
         sseEvicted: this.#hub.evicted,
         requests: this.#requests,
+        connectionsDropped: this.#dropped,
+        clientErrors: this.#clientErrors,
       }),
     });
   }
@@ -243,6 +256,21 @@ export class HttpServer {
       (req, res) => this.#handle(req, res),
     );
     server.maxConnections = this.#o.maxConnections ?? MAX_CONNECTIONS;
+    // Closed at accept past maxConnections (net.Server 'drop'): counted, or a client holding the
+    // places would go unseen.
+    server.on("drop", () => this.#dropped++);
+    // Requests Node's parser refuses before a handler sees them: answered as Node's default
+    // handler does (400, 408 on a timeout, 431 for headers too large; nothing once an answer has
+    // started, and nothing to a peer that reset), and counted by that status.
+    server.on("clientError", (e: NodeJS.ErrnoException, socket: Duplex) => {
+      if (e.code === "ECONNRESET" || !socket.writable) return void socket.destroy();
+      const status =
+        e.code === "HPE_HEADER_OVERFLOW" ? 431 : e.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+      this.#clientErrors.set(String(status), (this.#clientErrors.get(String(status)) ?? 0) + 1);
+      if ((socket as Duplex & { bytesWritten?: number }).bytesWritten === 0)
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+      socket.destroy();
+    });
     server.on("connection", (s) => {
       this.#sockets.add(s);
       s.once("close", () => this.#sockets.delete(s));
