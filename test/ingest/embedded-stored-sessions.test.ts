@@ -6,6 +6,7 @@
  * (hostile-client audit: 500 sessions and 15 s of QoS 1 traffic ended a 256 MB heap).
  * Real aedes and mqtt.js clients on loopback.
  */
+import { connect as netConnect } from "node:net";
 import mqtt, { type MqttClient } from "mqtt";
 import { afterEach, describe, expect, it } from "vitest";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
@@ -141,3 +142,20 @@ async function expectEventually(ok: () => boolean, ms = 10_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe("embedded broker: connections that fail before their CONNECT", () => {
+  it("error: bytes that are not MQTT, and a PUBLISH before the CONNECT, are closed and counted as connectionErrors", async () => {
+    const b = await broker();
+    const send = (bytes: Buffer): Promise<void> =>
+      new Promise((res) => {
+        const s = netConnect(b.port, "127.0.0.1", () => s.write(bytes));
+        s.on("error", () => undefined);
+        s.once("close", () => res());
+      });
+    await send(Buffer.from("GET / HTTP/1.1\r\n\r\n")); // not an MQTT packet type the broker accepts first
+    // A QoS 0 PUBLISH of "x" on topic "t" as the first packet [MQTT-3.1.0-1].
+    await send(Buffer.from([0x30, 4, 0, 1, 0x74, 0x78]));
+    await expectEventually(() => b.stats().connectionErrors === 2);
+    expect(b.clients()).toBe(0);
+  });
+});

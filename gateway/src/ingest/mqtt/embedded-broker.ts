@@ -246,6 +246,8 @@ export class EmbeddedBroker implements IngestSource {
     listenerErrors: 0,
     /** aedes' own 'error' events (a failed will sweep or subscription lookup); the broker goes on. */
     brokerErrors: 0,
+    /** Connections that failed before a CONNECT was accepted (none within 30 s, not MQTT, a packet first). */
+    connectionErrors: 0,
   };
   readonly #access: BrokerAccessCounters = {
     authRefused: 0,
@@ -403,9 +405,12 @@ export class EmbeddedBroker implements IngestSource {
       this.#counters.clientErrors++;
       this.#gone(c);
     });
-    // A CONNECT refused before it had a client id (aedes lib/client.js); errorCode is the CONNACK's.
+    // A connection that failed before its CONNECT was accepted (aedes lib/client.js): an MQTT 5
+    // CONNECT (errorCode is the CONNACK's), or no CONNECT within 30 s, bytes that are not MQTT, a
+    // packet before the CONNECT; each is counted, or such clients would go unseen.
     broker.on("connectionError", (_c: Client, e: Error & { errorCode?: number }) => {
       if (e.errorCode === 1) this.#access.unsupportedProtocol++;
+      else this.#counters.connectionErrors++;
     });
     // aedes emits 'error' when its persistence fails (the will sweep, a subscription lookup); with
     // no listener Node's EventEmitter would throw it and end the gateway. Counted and reported.
