@@ -105,6 +105,13 @@ export interface SimDeviceOptions {
   onAcked?: (raw: Buffer) => void;
   /** Deterministic sensor faults (faults.ts ScriptedSensorFault), applied after the random ones. */
   script?: readonly ScriptedSensorFault[];
+  /**
+   * The boot_id of the device's first boot (its first HELLO), a whole number in [0, 2^32); each
+   * {@link SimDevice.reboot} adds one (mod 2^32). Default 1. The simulator (simulator.ts) passes a fresh
+   * one per run: a new simulator process is a new boot of every device (PROTOCOL.md: "a device
+   * must increment `boot_id` … on every boot").
+   */
+  bootId?: number;
 }
 
 const NACK_NAMES = Object.fromEntries(Object.entries(NackReason).map(([k, v]) => [v, k])) as Record<
@@ -161,7 +168,8 @@ export class SimDevice {
   step = 0;
   /** The step at which the current boot started: the DATA sequence is step − bootStep (mod 2^32). */
   bootStep = 0;
-  bootId = 1;
+  /** The current boot's boot_id (SimDeviceOptions.bootId, plus one per reboot, mod 2^32). */
+  bootId: number;
   /**
    * Set when the gateway said UNKNOWN_DEVICE / REVOKED_DEVICE (PROTOCOL.md, "A stopped device"):
    * the device keeps its frames and samples on into its ring (a full ring drops the oldest,
@@ -216,6 +224,10 @@ export class SimDevice {
   constructor(opts: SimDeviceOptions) {
     this.#opts = opts;
     this.id = opts.id >>> 0;
+    const boot = opts.bootId ?? 1;
+    if (!Number.isInteger(boot) || boot < 0 || boot > 0xffffffff)
+      throw new RangeError(`bootId must be a whole number in [0, 4294967295], got ${boot}`);
+    this.bootId = boot;
     this.source = opts.source;
     this.#sensor = new SensorFaults(opts.rng.fork("sensor"), opts.faults, opts.counters);
     this.#script = opts.script?.length
@@ -703,7 +715,7 @@ export class SimDevice {
   }
 
   /**
-   * Simulates an MCU reboot: a new boot id, the sequence restarts at 0 and the unacknowledged
+   * Simulates an MCU reboot: a new boot id (the last one plus one, mod 2^32), the sequence restarts at 0 and the unacknowledged
    * frames in the RAM ring are lost (counted in `lostAtReboot`), a stopped device's kept frames
    * included. A reset also ends the stop ("A device that never probes stays stopped until it is
    * reset", PROTOCOL.md, "A stopped device") and a BUSY hold (RAM state): the device starts over
@@ -711,7 +723,7 @@ export class SimDevice {
    * again ({@link onNack}). Returns the lost frames.
    */
   reboot(): Pending[] {
-    this.bootId++;
+    this.bootId = (this.bootId + 1) >>> 0;
     this.bootStep = this.step;
     const lost = [...this.pending.values()];
     this.stats.lostAtReboot += lost.length;

@@ -4,6 +4,7 @@
  * a frame replace its first transmission; the device's resend timer then recovers it, the
  * way a real MCU recovers from line noise.
  */
+import { randomInt } from "node:crypto";
 import { decodeFrame, FrameType, type Frame } from "../../gateway/src/protocol/frame.ts";
 import { SimFirmwareHooks, type SimFirmwareOptions } from "./firmware/sim-hooks.ts";
 import { FrameError } from "../../gateway/src/protocol/errors.ts";
@@ -45,6 +46,15 @@ export interface SimulatorOptions {
   sensorFaults?: readonly ScriptedSensorFault[];
   /** First device id; devices get consecutive ids. Default 1. */
   firstDeviceId?: number;
+  /**
+   * The boot_id of every device's first boot (its first HELLO), a whole number in [0, 2^32); a
+   * `reboot` fault adds one (mod 2^32). Default: a random one per Simulator, not drawn from the
+   * seed: a new run is a new boot of every device (PROTOCOL.md: "a device must increment
+   * `boot_id` … on every boot"), so a gateway that stored an earlier run's frames stores this
+   * run's too. The same boot_id as an earlier run against the same gateway continues that boot:
+   * its reused sequence numbers are refused (NACK SCHEMA_MISMATCH, SEQ_REUSED).
+   */
+  bootId?: number;
   /** Device clock skew in ms applied to every device (within the gateway's tolerance). */
   clockSkewMs?: number;
   /** Resend timeout, ms; also how long a probe waits for its reply. Default 500. */
@@ -145,6 +155,8 @@ export function summarizeLatencies(xs: Float64Array): LatencySummary {
 }
 
 export interface SimReport extends SimSnapshot {
+  /** The boot_id of every device's first boot in this run (SimulatorOptions.bootId). */
+  bootId: number;
   /** Ground truth per device: profile and failure step (frame index), for model evaluation. */
   groundTruth: Array<{
     deviceId: number;
@@ -228,6 +240,8 @@ export class Simulator {
   #reboots = 0;
   #start = 0;
   readonly #firmware: SimFirmwareHooks | undefined;
+  /** The boot_id of every device's first boot (SimulatorOptions.bootId). */
+  readonly bootId: number;
 
   constructor(opts: SimulatorOptions) {
     this.#opts = opts;
@@ -235,6 +249,7 @@ export class Simulator {
     const sources = buildSources(opts, this.#rng);
     const first = opts.firstDeviceId ?? 1;
     checkSensorFaultDevices(opts.sensorFaults ?? [], first, sources.length);
+    this.bootId = opts.bootId ?? randomInt(0, 2 ** 32);
     this.devices = sources.map((source, i) => {
       const updater = opts.firmware?.for(first + i);
       return new SimDevice({
@@ -246,6 +261,7 @@ export class Simulator {
         clockSkewUs: (opts.clockSkewMs ?? 0) * 1000,
         resendMs: opts.resendMs ?? 500,
         window: opts.window ?? 256,
+        bootId: this.bootId,
         ...(opts.probeIntervalMs !== undefined ? { probeIntervalMs: opts.probeIntervalMs } : {}),
         ...(opts.onAcked ? { onAcked: (raw: Buffer) => opts.onAcked!(first + i, raw) } : {}),
         ...(updater ? { updater } : {}),
@@ -612,6 +628,7 @@ export class Simulator {
     const run = this.#runLatencies;
     return {
       ...last,
+      bootId: this.bootId,
       ...(run ? { ackLatencyMs: summarizeLatencies(run.subarray(0, this.#runLatencyN)) } : {}),
       groundTruth: this.devices.map((d) => ({
         deviceId: d.id,

@@ -2,7 +2,7 @@
 // in-memory store) whose skew limit (ingest.maxSkewMs) the device clocks exceed (--skew-ms): every
 // frame is PUBACKed and then NACKed ABSURD_TIMESTAMP (hardware/PROTOCOL.md, "Replies and silence").
 // The devices drop them (NACK table): the report counts them abandoned, none acknowledged, as the
-// gateway stored none.
+// gateway stored none, and the run failed (exit 1) with one line naming the reason and the fix.
 import { afterEach, describe, expect, it } from "vitest";
 import { resolveConfig } from "../../gateway/src/config/config.ts";
 import { Runtime } from "../../gateway/src/runtime.ts";
@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 describe("vigil sim: frames PUBACKed, then NACKed ABSURD_TIMESTAMP", () => {
-  it("behavior: they count as abandoned, not acked; nothing stays pending (exit 0), and the gateway stored none", async () => {
+  it("behavior: they count as abandoned, not acked; nothing acknowledged is a failed run (exit 1, the reason and the fix named), and the gateway stored none", async () => {
     rt = new Runtime({
       config: resolveConfig({
         dataDir: "/nonexistent-vigil-test",
@@ -44,7 +44,10 @@ describe("vigil sim: frames PUBACKed, then NACKed ABSURD_TIMESTAMP", () => {
       "--json",
     ];
     const r = await runVigil([...args, "--skew-ms", "3600000"]);
-    expect(r.code, r.stderr).toBe(0);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr.trimEnd().split("\n").at(-1)).toMatch(
+      /^vigil sim: no frame acknowledged of 30 generated \(30 abandoned; nacked: ABSURD_TIMESTAMP=30\); ABSURD_TIMESTAMP: the device clocks \(--skew-ms\) are beyond the gateway's ingest\.maxSkewMs: use a smaller --skew-ms or raise ingest\.maxSkewMs$/,
+    );
     const report = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Record<string, unknown>;
     expect(report).toMatchObject({
       generated: 30,

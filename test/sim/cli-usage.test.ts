@@ -39,11 +39,75 @@ describe("vigil sim usage errors", () => {
     usage(big, /--seed must be a number in \[0, 4294967295\], got "4294967296"/);
   }, 60_000);
 
-  it("input: --skew-ms is bounded to one day either way, so every timestamp stays encodable", async () => {
-    const [past, future] = await Promise.all([sim(["--skew-ms=-1e16"]), sim(["--skew-ms", "86400001"])]);
-    usage(past, /--skew-ms must be a number in \[-86400000, 86400000\], got "-1e16"/);
-    usage(future, /--skew-ms must be a number in \[-86400000, 86400000\], got "86400001"/);
+  it("input: --skew-ms is bounded to one day either way, bounds excluded (a frame skewed by exactly the gateway's default ingest.maxSkewMs crosses it on its way)", async () => {
+    const [past, future, day, help] = await Promise.all([
+      sim(["--skew-ms=-1e16"]),
+      sim(["--skew-ms", "86400001"]),
+      sim(["--skew-ms", "-86400000"]),
+      runVigil(["sim", "--help"]),
+    ]);
+    const range = /--skew-ms must be a number in \(-86400000, 86400000\), bounds excluded/;
+    usage(past, range);
+    usage(past, /got "-1e16"/);
+    usage(future, /got "86400001"/);
+    // `--skew-ms -86400000` (a negative number as its own word) is the range error too, not "needs a value".
+    usage(day, range);
+    usage(day, /got "-86400000"/);
+    expect(help.stdout).toMatch(
+      /--skew-ms MS +constant device clock skew, in \(-86400000, 86400000\), bounds excluded/,
+    );
   }, 60_000);
+
+  it('input: a negative number given as its own word gets the range check, not a misleading "needs a value"', async () => {
+    const [rate, seed, drain] = await Promise.all([
+      sim(["--rate", "-1"]),
+      sim(["--seed", "-1"]),
+      sim(["--drain-ms", "-5"]),
+    ]);
+    usage(rate, /--rate must be a number ≥ 0, got "-1"/);
+    usage(seed, /--seed must be a number in \[0, 4294967295\], got "-1"/);
+    usage(drain, /--drain-ms must be a number ≥ 0, got "-5"/);
+  }, 60_000);
+
+  it("input: an --mqtt URL that cannot be parsed, names no host or has port 0 is a usage error at once", async () => {
+    const run = (url: string) => runVigil(["sim", "--mqtt", url, "--frames", "1"]);
+    const [big, empty, zero] = await Promise.all([
+      run("mqtt://127.0.0.1:99999"),
+      run("mqtt://"),
+      run("mqtt://127.0.0.1:0"),
+    ]);
+    usage(
+      big,
+      /--mqtt "mqtt:\/\/127\.0\.0\.1:99999" is not a valid URL \(a port must be 1\.\.65535\); write it as mqtt:\/\/HOST:PORT/,
+    );
+    usage(empty, /--mqtt "mqtt:\/\/" names no host; write it as mqtt:\/\/HOST:PORT/);
+    usage(zero, /--mqtt "mqtt:\/\/127\.0\.0\.1:0": port 0 is not a broker's port/);
+  }, 60_000);
+
+  it("input: --subset, --split without --profile cmapss are refused as such before their value is checked; --profile ignores case", async () => {
+    const [subset, upper] = await Promise.all([
+      sim(["--subset", "FD009"]),
+      sim(["--profile", "CWRU", "--devices", "1"]),
+    ]);
+    usage(subset, /--subset applies only to --profile cmapss/);
+    // Accepted: it gets as far as the (closed) broker.
+    expect(upper.code, upper.stderr).toBe(1);
+    expect(upper.stderr).toMatch(/^sim: 1 cwru device → MQTT/);
+  }, 60_000);
+
+  it("input: the --sensor-fault examples of --help are accepted with the profile they name", async () => {
+    const help = await runVigil(["sim", "--help"]);
+    const examples = [...help.stdout.matchAll(/(stuck:[a-z0-9_]+@60\+80) \((rotating|cmapss|cwru)\)/g)].map(
+      (m) => [m[2]!, m[1]!] as const,
+    );
+    expect(examples.map(([p]) => p).sort()).toEqual(["cmapss", "cwru", "rotating"]);
+    for (const [profile, spec] of examples) {
+      const r = await sim(["--profile", profile, "--devices", "1", "--sensor-fault", spec]);
+      // Not a usage error: the run gets as far as the (closed) broker.
+      expect(r.code, `${profile} ${spec}: ${r.stderr}`).toBe(1);
+      expect(r.stderr).toMatch(/no MQTT connection/);
+    }
+  }, 90_000);
 
   it("input: a --sensor-fault #ID that is not a simulated device is named with the simulated range; --help says the ids are decimal", async () => {
     const [nine, shifted, help] = await Promise.all([

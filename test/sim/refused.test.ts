@@ -50,6 +50,10 @@ describe("vigil sim against a gateway that refuses its devices", () => {
     expect(report.probes).toBe(0);
     expect(report.nacked.UNKNOWN_DEVICE).toBeGreaterThan(0);
     expect(refused.code).toBe(1);
+    // One line: why (the NACK reason), which devices, and the fix.
+    expect(refused.stderr.trimEnd().split("\n").at(-1)).toMatch(
+      /^vigil sim: 2 devices still stopped, refused by the gateway \(UNKNOWN_DEVICE=\d+\), ids 00000001, 00000002 \(hex, as in ingest\.allow; 40 frames kept, not stored\); register them \(vigil access sensor register\) or add their ids to ingest\.allow, then run again$/,
+    );
     expect(rt.ingest.counters.accepted).toBe(0);
     await rt.stop();
     rt = gateway(["00000001", "00000002"]);

@@ -14,11 +14,18 @@
  * allocated uniquely (mqtt.js's default provider reuses ids still in flight after 65,535
  * publications, and a PUBACK then acknowledged the wrong frame: the mismatch seen at 19k
  * frames/s); at most `maxInflight` PUBLISHes are outstanding per connection.
+ *
+ * A connection that fails keeps its cause ({@link connectFailure}): a refused connection is
+ * retried until `connectTimeoutMs` (the gateway may be starting; `onConnectRetry` hears why), a
+ * host that does not resolve, a server that does not speak MQTT and a broker that refuses the
+ * CONNECT end the attempt at once. Every connection also subscribes to the gateways' retained
+ * status (`vigil/v1/+/+/status`, gateway/src/alerts/README.md): a plain broker with no gateway
+ * behind it PUBACKs every frame, and {@link MqttTransport.gatewayStatus} tells the two apart.
  */
 import mqtt, { UniqueMessageIdProvider, type MqttClient } from "mqtt";
 import { redactUrl } from "../../../gateway/src/core/errors.ts";
 import { decodeFrame, deviceIdHex, type Frame } from "../../../gateway/src/protocol/frame.ts";
-import { INGEST_TOPIC_PREFIX } from "../../../gateway/src/protocol/topics.ts";
+import { INGEST_TOPIC_PREFIX, TOPIC_ROOT } from "../../../gateway/src/protocol/topics.ts";
 import type { Transport } from "./types.ts";
 import { SimError } from "../errors.ts";
 
@@ -31,6 +38,76 @@ export interface MqttTransportOptions {
   connectTimeoutMs?: number;
   /** PUBLISHes awaiting their PUBACK on the connection, at most. Default 30,000 (ids are 1..65,535). */
   maxInflight?: number;
+  /**
+   * Called when a connection attempt fails and the transport will try again (every 500 ms until
+   * `connectTimeoutMs`), with the cause and its fix, e.g. "connection refused (nothing listens on
+   * 127.0.0.1:1883); …": once per distinct cause.
+   */
+  onConnectRetry?: (cause: string) => void;
+}
+
+/** The gateways' retained status topics (gateway/src/alerts/README.md): `vigil/v1/{site}/{gateway}/status`. */
+export const GATEWAY_STATUS_SUBSCRIPTION = `${TOPIC_ROOT}/+/+/status`;
+const GATEWAY_STATUS_TOPIC = new RegExp(`^${TOPIC_ROOT}/[^/]+/[^/]+/status$`);
+
+/** The port a URL without one connects to, by scheme. */
+const DEFAULT_PORTS: Record<string, number> = {
+  "mqtt:": 1883,
+  "tcp:": 1883,
+  "mqtts:": 8883,
+  "ws:": 80,
+  "wss:": 443,
+};
+
+/** Where `vigil start` names its broker. */
+const BROKER_HINT = 'is "vigil start" running? It logs its broker as mqtt in "gateway started"';
+
+/**
+ * Why a connection attempt failed, in words, and whether trying again can help: a refused
+ * connection (the gateway may be starting) or a lost one can; an unknown host, a server that
+ * answers but not in MQTT, and a broker that refuses the CONNECT cannot.
+ */
+export function connectFailure(e: unknown, url: string): { cause: string; retry: boolean } {
+  const err = e as Error & { code?: string | number };
+  const msg = String(err?.message ?? e);
+  let where: string;
+  try {
+    const u = new URL(url);
+    where = `${u.hostname}:${u.port || DEFAULT_PORTS[u.protocol] || 1883}`;
+  } catch {
+    where = redactUrl(url);
+  }
+  if (err?.code === "ECONNREFUSED")
+    return { cause: `connection refused (nothing listens on ${where}); ${BROKER_HINT}`, retry: true };
+  if (err?.code === "ENOTFOUND")
+    return { cause: `host not found (${where}); check the host name in --mqtt`, retry: false };
+  if (err?.code === "EAI_AGAIN")
+    return { cause: `host name lookup failed for now (${where}); check the network and DNS`, retry: true };
+  // mqtt.js: a CONNACK with a refusal code (4 bad user name or password, 5 not authorized, …).
+  if (/^Connection refused: /.test(msg))
+    return {
+      cause: `the broker refused the connection (${msg.replace(/^Connection refused: /, "")}); a broker with access control (vigil start --mqtt-auth registry) needs credentials in the URL, mqtt://USER:PASSWORD@HOST:PORT`,
+      retry: false,
+    };
+  // Bytes that do not parse as MQTT (an HTTP or SSH port answers something else).
+  if (
+    /Invalid header flag bits|Invalid (packet|length|protocol)|not supported|Malformed|Unknown packet/i.test(
+      msg,
+    )
+  )
+    return {
+      cause: `not an MQTT broker: ${where} answered, but not in MQTT; --mqtt must name the broker's port (${BROKER_HINT}), not e.g. its HTTP port`,
+      retry: false,
+    };
+  if (/connack timeout/i.test(msg))
+    return {
+      cause: `no MQTT answer (CONNACK) from ${where} within 5 s: not an MQTT broker, or one that does not answer; ${BROKER_HINT}`,
+      retry: true,
+    };
+  if (/connection closed before CONNACK/.test(msg))
+    return { cause: `${where} closed the connection before answering in MQTT; ${BROKER_HINT}`, retry: true };
+  const code = typeof err?.code === "string" ? ` (${err.code})` : "";
+  return { cause: `${msg.replace(/^Error: /, "")}${code}`, retry: true };
 }
 
 export class MqttTransport implements Transport {
@@ -50,6 +127,13 @@ export class MqttTransport implements Transport {
   /** Sends refused because the in-flight window was full (the device keeps the frame). */
   windowFull = 0;
   onDelivered?: (deviceId: number, seq: number) => void;
+  /**
+   * The gateways whose retained status (`vigil/v1/{site}/{gateway}/status`) this broker delivered
+   * since the transport opened: topic → `state` (`online`, `offline`). Empty: no gateway has
+   * published here (a plain broker: its PUBACKs say nothing about storage), or its status has
+   * not arrived yet (it comes right after the subscription).
+   */
+  readonly gatewayStatus = new Map<string, string>();
 
   constructor(private readonly opts: MqttTransportOptions) {}
 
@@ -66,12 +150,27 @@ export class MqttTransport implements Transport {
     this.#drop();
     this.#closing = false;
     const deadline = Date.now() + (this.opts.connectTimeoutMs ?? 30_000);
+    let told = "";
     // Like a device, keep trying while the broker is down; give up only after connectTimeoutMs.
+    // A failure that no retry can mend (unknown host, not MQTT, CONNECT refused) ends it at once.
     for (;;) {
       try {
         await this.#connect();
         return;
       } catch (e) {
+        const why = connectFailure(e, this.opts.url);
+        if (!why.retry)
+          throw new SimError(
+            "SIM_CONNECT",
+            `no MQTT connection to ${redactUrl(this.opts.url)}: ${why.cause}`,
+            {
+              cause: e,
+            },
+          );
+        if (why.cause !== told) {
+          told = why.cause;
+          this.opts.onConnectRetry?.(why.cause);
+        }
         if (Date.now() >= deadline)
           throw new SimError(
             "SIM_CONNECT",
@@ -95,25 +194,33 @@ export class MqttTransport implements Transport {
       ...(this.opts.username ? { username: this.opts.username } : {}),
       ...(this.opts.password ? { password: this.opts.password } : {}),
     });
-    try {
-      await new Promise<void>((res, rej) => {
-        client.once("connect", () => res());
-        client.once("error", rej);
-        client.once("close", () => rej(new SimError("SIM_CONNECT", "connection closed before CONNACK")));
-      });
-      await client.subscribeAsync(`${INGEST_TOPIC_PREFIX}+/nack`, { qos: 1 });
-    } catch (e) {
-      client.end(true);
-      throw e;
-    }
-    client.on("error", () => undefined); // followed by "close", handled there
-    client.on("message", (_topic, payload) => {
+    // Before the subscription: a retained status may arrive in the same read as the SUBACK.
+    client.on("message", (topic, payload) => {
+      if (GATEWAY_STATUS_TOPIC.test(topic)) {
+        this.#noteGatewayStatus(topic, payload);
+        return;
+      }
       try {
         this.#onControl?.(decodeFrame(payload));
       } catch {
         // A malformed control frame is ignored; the resend timer covers what it would have said.
       }
     });
+    try {
+      await new Promise<void>((res, rej) => {
+        client.once("connect", () => res());
+        client.once("error", rej);
+        client.once("close", () => rej(new SimError("SIM_CONNECT", "connection closed before CONNACK")));
+      });
+      await client.subscribeAsync({
+        [`${INGEST_TOPIC_PREFIX}+/nack`]: { qos: 1 },
+        [GATEWAY_STATUS_SUBSCRIPTION]: { qos: 0 },
+      });
+    } catch (e) {
+      client.end(true);
+      throw e;
+    }
+    client.on("error", () => undefined); // followed by "close", handled there
     client.once("close", () => {
       if (this.#client !== client || this.#closing) return;
       this.#drop();
@@ -129,6 +236,20 @@ export class MqttTransport implements Transport {
     this.#generation++;
     this.#client = client;
     this.#connected = true;
+  }
+
+  /** A gateway's retained status: its `state` (an empty payload clears a retained message). */
+  #noteGatewayStatus(topic: string, payload: Buffer): void {
+    if (payload.length === 0) {
+      this.gatewayStatus.delete(topic);
+      return;
+    }
+    try {
+      const state = (JSON.parse(payload.toString("utf8")) as { state?: unknown }).state;
+      this.gatewayStatus.set(topic, typeof state === "string" ? state : "unknown");
+    } catch {
+      this.gatewayStatus.set(topic, "unknown");
+    }
   }
 
   /** Ends the current client (if any); what it owned is the devices' to resend. */

@@ -8,6 +8,24 @@ import { cobsEncode } from "../../../gateway/src/protocol/cobs.ts";
 import type { Frame } from "../../../gateway/src/protocol/frame.ts";
 import { StreamDecoder } from "../../../gateway/src/protocol/stream-decoder.ts";
 import type { Transport } from "./types.ts";
+import { SimError } from "../errors.ts";
+
+/**
+ * A port that cannot be opened, in words and with the fix: a path that is not a tty (a file,
+ * /dev/null: serialport's "Inappropriate ioctl for device setting custom baud rate"), a
+ * directory, a device the user may not open. Anything else keeps serialport's message.
+ */
+export function serialOpenError(path: string, e: unknown): SimError {
+  const msg = String((e as Error)?.message ?? e).replace(/^Error: /, "");
+  const notTty = /Inappropriate ioctl|ENOTTY|Is a directory|EISDIR/i.test(msg);
+  const denied = /Permission denied|EACCES/i.test(msg);
+  const line = notTty
+    ? `${path} is not a serial port (a tty); give the adapter's tty (ls /dev/serial/by-id/) or one end of a socat pty pair (socat pty,raw,echo=0,link=/tmp/ttyV0 pty,raw,echo=0,link=/tmp/ttyV1)`
+    : denied
+      ? `${path}: permission denied; add your user to the group that owns it (ls -l ${path}; often dialout), then log in again`
+      : `${path}: ${msg}`;
+  return new SimError("SIM_CONNECT", line, { cause: e });
+}
 
 export interface SerialTransportOptions {
   path: string;
@@ -41,7 +59,9 @@ export class SerialTransport implements Transport {
       baudRate: this.opts.baudRate ?? 115200,
       autoOpen: false,
     });
-    await new Promise<void>((res, rej) => port.open((e) => (e ? rej(e) : res())));
+    await new Promise<void>((res, rej) =>
+      port.open((e) => (e ? rej(serialOpenError(this.opts.path, e)) : res())),
+    );
     port.on("data", (chunk: Buffer) =>
       this.#decoder.push(chunk, {
         frame: ({ frame }) => this.#onControl?.(frame),
