@@ -341,6 +341,26 @@ describe("HttpServer", () => {
     expect(sample(f, "vigil_http_client_errors_total", { code: "431" })).toBe(1);
   });
 
+  it("behavior: a request cut off after an answer on the same connection gets 408 after that answer (as Node's own handler), counted", async () => {
+    const s = await started(new FakeSource(), { headersTimeoutMs: 300 });
+    const got = await new Promise<string>((res) => {
+      const c = netConnect(s.port, "127.0.0.1", () =>
+        c.write(
+          "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+        ),
+      );
+      let out = "";
+      c.on("data", (d: Buffer) => (out += d.toString()));
+      c.on("error", () => undefined);
+      c.once("close", () => res(out));
+    });
+    expect(got).toMatch(
+      /^HTTP\/1\.1 200 [\s\S]*HTTP\/1\.1 408 Request Timeout\r\nConnection: close\r\n\r\n$/,
+    );
+    const f = parseExposition((await get(s.port, "/metrics")).body);
+    expect(sample(f, "vigil_http_client_errors_total", { code: "408" })).toBe(1);
+  });
+
   it("behavior: /readyz is 503 with what is failing, 200 when ready", async () => {
     const src = new FakeSource();
     const s = await started(src);

@@ -260,14 +260,23 @@ export class HttpServer {
     // places would go unseen.
     server.on("drop", () => this.#dropped++);
     // Requests Node's parser refuses before a handler sees them: answered as Node's default
-    // handler does (400, 408 on a timeout, 431 for headers too large; nothing once an answer has
-    // started, and nothing to a peer that reset), and counted by that status.
+    // handler does (lib/_http_server.js socketOnError: 400, 408 on a timeout, 413 for chunk
+    // extensions, 431 for headers too large, unless an answer in flight has sent its header;
+    // nothing to a peer that reset), and counted by that status.
     server.on("clientError", (e: NodeJS.ErrnoException, socket: Duplex) => {
       if (e.code === "ECONNRESET" || !socket.writable) return void socket.destroy();
       const status =
-        e.code === "HPE_HEADER_OVERFLOW" ? 431 : e.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+        e.code === "HPE_HEADER_OVERFLOW"
+          ? 431
+          : e.code === "HPE_CHUNK_EXTENSIONS_OVERFLOW"
+            ? 413
+            : e.code === "ERR_HTTP_REQUEST_TIMEOUT"
+              ? 408
+              : 400;
       this.#clientErrors.set(String(status), (this.#clientErrors.get(String(status)) ?? 0) + 1);
-      if ((socket as Duplex & { bytesWritten?: number }).bytesWritten === 0)
+      // (Node's own field: the response on this socket, if one is in flight.)
+      const inFlight = (socket as Duplex & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+      if (!inFlight?._headerSent)
         socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
       socket.destroy();
     });
