@@ -707,6 +707,7 @@ export function metricsProblems(
   labelIn("vigil_sensor_faults_total", "state", ["raised", "cleared"]);
   labelIn("vigil_anchor_stalled", "reason", ["fee-cap", "no-blocks"]);
   labelIn("vigil_anchor_fee_wei_total", "layer", ["l2", "l1"]);
+  labelIn("vigil_http_client_errors_total", "code", ["400", "408", "413", "431"]);
   for (const s of one("vigil_device_error_frames_total"))
     if (!/^(sensor_fault|buffer_overflow|protocol_error|other|code_\d+)$/.test(s.labels.code!))
       out.push(`vigil_device_error_frames_total: code ${s.labels.code}`);
@@ -715,9 +716,9 @@ export function metricsProblems(
       out.push(`vigil_source_events_total: source ${s.labels.source}`);
   // The events the README lists per kind of source.
   const EMBEDDED_EVENTS = (
-    "connects disconnects retries clientErrors held listenerErrors brokerErrors authRefused publishRefused " +
-    "subscribeRefused packetTooLarge tooManyConnections connectRateLimited acceptShed slowClient " +
-    "revokedDisconnects unsupportedProtocol clientIdTaken authErrors"
+    "connects disconnects retries clientErrors connectionErrors held listenerErrors brokerErrors authRefused " +
+    "publishRefused subscribeRefused packetTooLarge tooManyConnections connectRateLimited acceptShed slowClient " +
+    "revokedDisconnects unsupportedProtocol clientIdTaken storedSessionsFull authErrors storedDropped"
   ).split(" ");
   for (const s of one("vigil_source_events_total")) {
     const e = s.labels.event!;
