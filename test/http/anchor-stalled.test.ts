@@ -8,7 +8,7 @@ import { ANCHOR_PAUSE_REASONS, GatewayMetrics } from "../../gateway/src/http/met
 import { LiveFeed } from "../../gateway/src/http/live.ts";
 import { readiness } from "../../gateway/src/http/readiness.ts";
 import { parseExposition, sample } from "./exposition.ts";
-import { FakeSource } from "./fake-source.ts";
+import { FakeSource, idleHttp } from "./fake-source.ts";
 
 const status = (
   stalled: { reason: string; message: string } | null,
@@ -28,14 +28,7 @@ async function stalledGauge(src: FakeSource) {
     feed: new LiveFeed(),
     version: "1",
     nowUs: () => 1_764_000_000_000_000,
-    http: () => ({
-      sseClients: 0,
-      sseSkipped: 0,
-      sseEvicted: 0,
-      requests: new Map(),
-      connectionsDropped: 0,
-      clientErrors: new Map(),
-    }),
+    http: idleHttp,
   });
   return parseExposition(await m.render());
 }

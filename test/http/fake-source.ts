@@ -12,6 +12,7 @@ import type { LoadedModel } from "../../gateway/src/infer/registry.ts";
 import { Ingest } from "../../gateway/src/ingest/ingest.ts";
 import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
 import type { IngestSource } from "../../gateway/src/ingest/source.ts";
+import type { HttpStats } from "../../gateway/src/http/metrics.ts";
 import type {
   AnchorStatusView,
   GatewayPhase,
@@ -171,3 +172,13 @@ export function fakeUpdates(status: UpdatesStatusView): NonNullable<MetricsSourc
     retry: () => Promise.resolve({ model: false, firmwareDevices: [] }),
   };
 }
+
+/** An HTTP endpoint that has served nothing yet (GatewayMetrics' `http`, for tests without a server). */
+export const idleHttp = (): HttpStats => ({
+  sseClients: 0,
+  sseSkipped: 0,
+  sseEvicted: 0,
+  requests: new Map(),
+  connectionsDropped: 0,
+  clientErrors: new Map(),
+});

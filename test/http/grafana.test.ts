@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { GatewayMetrics } from "../../gateway/src/http/metrics.ts";
 import { LiveFeed } from "../../gateway/src/http/live.ts";
 import { parseExposition } from "./exposition.ts";
-import { FakeSource } from "./fake-source.ts";
+import { FakeSource, idleHttp } from "./fake-source.ts";
 import { DASHBOARD, dashboardQueries, metricNames } from "./grafana.ts";
 
 describe("Grafana dashboard", () => {
@@ -12,14 +12,7 @@ describe("Grafana dashboard", () => {
       source: new FakeSource(),
       feed: new LiveFeed(),
       version: "0",
-      http: () => ({
-        sseClients: 0,
-        sseSkipped: 0,
-        sseEvicted: 0,
-        requests: new Map(),
-        connectionsDropped: 0,
-        clientErrors: new Map(),
-      }),
+      http: idleHttp,
     });
     const fams = parseExposition(await m.render());
     const queries = dashboardQueries();

@@ -7,7 +7,7 @@ import { GatewayMetrics } from "../../gateway/src/http/metrics.ts";
 import { LiveFeed } from "../../gateway/src/http/live.ts";
 import { readiness } from "../../gateway/src/http/readiness.ts";
 import { parseExposition, sample } from "./exposition.ts";
-import { FakeSource } from "./fake-source.ts";
+import { FakeSource, idleHttp } from "./fake-source.ts";
 
 describe("readiness and metrics: a source that is not connected", () => {
   it("behavior: a warning naming it (still ready) and vigil_source_connected 0 while it is down; 1 and no warning once up; none for the embedded broker", async () => {
@@ -24,14 +24,7 @@ describe("readiness and metrics: a source that is not connected", () => {
       source: src,
       feed: new LiveFeed(),
       version: "9.9.9",
-      http: () => ({
-        sseClients: 0,
-        sseSkipped: 0,
-        sseEvicted: 0,
-        requests: new Map(),
-        connectionsDropped: 0,
-        clientErrors: new Map(),
-      }),
+      http: idleHttp,
     });
     const connected = async (): Promise<number> =>
       sample(parseExposition(await metrics.render()), "vigil_source_connected", {
