@@ -491,11 +491,26 @@ export class Simulator {
     }
   }
 
+  /**
+   * After a reconnect, the link's own or the disconnect fault's, every device says HELLO again
+   * (hardware/PROTOCOL.md, HELLO). A link drop is not a reboot: same boot id, same counter, the
+   * pending frames are resent. A refused device stays silent: a reconnect is not a re-provisioning.
+   */
+  #helloAfterReconnect(): void {
+    const t = this.#opts.transport;
+    for (const d of this.devices) {
+      if (d.stopped) continue;
+      t.send(d.id, d.hello());
+      this.#firmware?.announce(d);
+    }
+  }
+
   /** Runs to completion (or abort) and returns the final report. */
   async run(): Promise<SimReport> {
     const o = this.#opts;
     const t = o.transport;
     t.onDelivered = (id, seq) => this.#byId.get(id)?.onDelivered(seq, Date.now());
+    t.onReconnected = () => this.#helloAfterReconnect();
     await t.open(this.#onControl);
     this.#start = Date.now();
     for (const d of this.devices) {
@@ -547,13 +562,7 @@ export class Simulator {
         await t.disconnect();
         await sleep(this.#rng.int(100, 600));
         await t.reconnect();
-        // A link drop is not a reboot: same boot id, same counter, the pending frames are resent.
-        // A refused device stays silent: a reconnect is not a re-provisioning.
-        for (const d of this.devices) {
-          if (d.stopped) continue;
-          t.send(d.id, d.hello());
-          this.#firmware?.announce(d);
-        }
+        this.#helloAfterReconnect();
       }
       if ((o.faults?.reboot ?? 0) > 0 && t.connected && this.#rng.chance(o.faults?.reboot ?? 0)) {
         const d = this.devices[this.#rng.int(0, this.devices.length - 1)]!;

@@ -8,7 +8,8 @@
  * same connection. The sessions are clean (CleanSession = 1), so nothing survives a lost
  * connection ([MQTT-3.1.2-6]): when the connection drops, the transport ends that client, every
  * frame it owned is the device's again (republished by the device's resend timer, duplicates are
- * the gateway's to drop), and a new client connects every 500 ms until the broker answers. (mqtt.js
+ * the gateway's to drop), and a new client connects every 500 ms until the broker answers; then
+ * `onReconnected` lets the devices say HELLO again, as after any reconnect. (mqtt.js
  * would otherwise replay its outgoing store one PUBLISH per round trip after a reconnect, and it
  * stalls for good when a packet id of that store was handed out again meanwhile.) Packet ids are
  * allocated uniquely (mqtt.js's default provider reuses ids still in flight after 65,535
@@ -127,6 +128,7 @@ export class MqttTransport implements Transport {
   /** Sends refused because the in-flight window was full (the device keeps the frame). */
   windowFull = 0;
   onDelivered?: (deviceId: number, seq: number) => void;
+  onReconnected?: () => void;
   /**
    * The gateways whose retained status (`vigil/v1/{site}/{gateway}/status`) this broker delivered
    * since the transport opened: topic → `state` (`online`, `offline`). Empty: no gateway has
@@ -227,9 +229,14 @@ export class MqttTransport implements Transport {
       const retry = (): void => {
         this.#retry = undefined;
         if (this.#closing) return;
-        this.#connect().catch(() => {
-          if (!this.#closing) this.#retry = setTimeout(retry, 500);
-        });
+        this.#connect().then(
+          () => {
+            if (!this.#closing) this.onReconnected?.();
+          },
+          () => {
+            if (!this.#closing) this.#retry = setTimeout(retry, 500);
+          },
+        );
       };
       this.#retry = setTimeout(retry, 500);
     });

@@ -28,6 +28,12 @@ export interface Transport {
   takeAckLatencies?(): Float64Array;
   /** Implicit acknowledgement hook (MQTT PUBACK), set by the simulator. */
   onDelivered?: (deviceId: number, seq: number) => void;
+  /**
+   * Called when the link came back by itself after it was lost (MQTT: the transport's own
+   * reconnect), not after `reconnect()`: the devices must say HELLO again (hardware/PROTOCOL.md,
+   * HELLO: "sent after boot and after every reconnect"). Set by the simulator.
+   */
+  onReconnected?: () => void;
   /** Drops the connection (cable pulled, Wi-Fi lost) until `reconnect`. */
   disconnect(): Promise<void>;
   reconnect(): Promise<void>;
