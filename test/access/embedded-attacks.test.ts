@@ -395,6 +395,51 @@ describe("embedded broker access: who may read", () => {
     back.end(true);
   });
 
+  it("error: one identity cannot take every stored-session place: past maxStoredSessionsPerIdentity its new stored session is refused (3), its own session ids and clean sessions connect, and another identity still stores one", async () => {
+    rig = await accessRig({ limits: { maxStoredSessions: 10, maxStoredSessionsPerIdentity: 2 } });
+    const reader = await rig.token(rig.reader);
+    for (const id of ["r-1", "r-2"]) {
+      const c = await rig.connect({ clientId: id, clean: false, ...reader });
+      c.end(true);
+      await closed(c);
+    }
+    expect(await connackCode(rig.url, { clientId: "r-3", clean: false, ...reader })).toBe(3);
+    expect(rig.broker.access.storedSessionsFull).toBe(1);
+    // Its stored sessions resume, and a clean session is no stored one.
+    expect(await connackCode(rig.url, { clientId: "r-2", clean: false, ...reader })).toBe(0);
+    expect(await connackCode(rig.url, { clientId: "r-3", clean: true, ...reader })).toBe(0);
+    // Other identities have their own allowance.
+    expect(
+      await connackCode(rig.url, { clientId: "aud-1", clean: false, ...(await rig.token(rig.auditor)) }),
+    ).toBe(0);
+    expect(
+      await connackCode(rig.url, {
+        clientId: "dev-a",
+        clean: false,
+        username: hex8(DEV_A),
+        password: SECRET,
+      }),
+    ).toBe(0);
+    expect(rig.broker.storedSessions().sessions).toBe(4);
+  });
+
+  it("behavior: auth none has one anonymous identity: only maxStoredSessions bounds its stored sessions", async () => {
+    const b = new EmbeddedBroker(new Ingest({ sink: new MemorySink() }), {
+      host: "127.0.0.1",
+      port: 0,
+      limits: { maxStoredSessions: 4, maxStoredSessionsPerIdentity: 1 },
+    });
+    await b.start();
+    try {
+      for (const id of ["a-1", "a-2", "a-3", "a-4"])
+        expect(await connackCode(b.url, { clientId: id, clean: false })).toBe(0);
+      expect(await connackCode(b.url, { clientId: "a-5", clean: false })).toBe(3);
+      expect(b.storedSessions().sessions).toBe(4);
+    } finally {
+      await b.stop();
+    }
+  });
+
   it("error: an MQTT 5 client gets CONNACK 0x01 (unacceptable protocol version, MQTT-3.1.2-2) in 3.1.1 form and is disconnected before authentication, counted", async () => {
     // aedes 1.2 speaks MQTT 3.1.1 only: SUBACK 0x80 is its denial; reason 0x87 needs Mosquitto
     // (test/interop/mosquitto-access.test.ts).

@@ -131,6 +131,12 @@ const Mqtt = Type.Object(
               description:
                 "Stored sessions (clients connected with clean session false) kept at most; a CONNECT that would store one more is refused with CONNACK 3 (server unavailable).",
             }),
+            maxStoredSessionsPerIdentity: Type.Integer({
+              minimum: 1,
+              default: 100,
+              description:
+                'Stored sessions one authenticated identity (a device or a reader, auth "registry") keeps at most, so one identity cannot take every place of maxStoredSessions; one more is refused with CONNACK 3. Not applied with auth "none" (every client is one anonymous identity).',
+            }),
             maxStoredMessages: Type.Integer({
               minimum: 1,
               default: 1000,

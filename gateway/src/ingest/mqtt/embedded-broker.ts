@@ -132,7 +132,10 @@ export interface BrokerAccessCounters {
   forwardRefusedBy: Record<string, number>;
   /** CONNECTs refused (CONNACK 0x02) because another identity holds the client id. */
   clientIdTaken: number;
-  /** CONNECTs with clean = false refused (CONNACK 0x03) because maxStoredSessions sessions are stored. */
+  /**
+   * CONNECTs with clean = false refused (CONNACK 0x03) because maxStoredSessions sessions are
+   * stored, or maxStoredSessionsPerIdentity of the client's identity.
+   */
   storedSessionsFull: number;
   /** The policy threw while checking a CONNECT (refused CONNACK 4; a defect or a bad credential file). */
   authErrors: number;
@@ -208,11 +211,13 @@ const isLoopback = (a: string | undefined): boolean =>
   a === "127.0.0.1" || a === "::1" || a === "::ffff:127.0.0.1" || (a?.startsWith("127.") ?? false);
 export { isLoopback };
 
-/** One string per identity: client ids are held per identity (see #owners). */
+const ANONYMOUS = "anonymous";
+
+/** One string per identity: client ids and stored sessions are held per identity (see #owners). */
 function identityKey(w: BrokerIdentity): string {
   if (w.kind === "device") return `device:${w.deviceId}`;
   if (w.kind === "reader") return `reader:${w.address.toLowerCase()}`;
-  return "anonymous";
+  return ANONYMOUS;
 }
 
 /** The part of aedes' emitter (mqemitter) used here: a listener on every topic. */
@@ -610,11 +615,17 @@ export class EmbeddedBroker implements IngestSource {
     });
   }
 
-  /** Client ids whose session is stored (clean = false), connected or not. */
-  #storedSessions(): number {
+  /** Client ids whose session is stored (clean = false), connected or not; of one identity if `key` is given. */
+  #storedSessions(key?: string): number {
     let n = 0;
-    for (const o of this.#owners.values()) if (!o.client.clean) n++;
+    for (const o of this.#owners.values()) if (!o.client.clean && (key === undefined || o.key === key)) n++;
     return n;
+  }
+
+  /** A new stored session would pass a limit: all identities', or (not anonymous) this identity's. */
+  #storedSessionsFull(key: string): boolean {
+    if (this.#storedSessions() >= this.#limits.maxStoredSessions) return true;
+    return key !== ANONYMOUS && this.#storedSessions(key) >= this.#limits.maxStoredSessionsPerIdentity;
   }
 
   /** A client left: forget who it was; its client id stays held while its session is stored. */
@@ -641,7 +652,7 @@ export class EmbeddedBroker implements IngestSource {
         return refuse("identifier_rejected");
       }
       // A new stored session (aedes keeps each one, and its subscriptions, in memory for ever).
-      if (!client.clean && !held && this.#storedSessions() >= this.#limits.maxStoredSessions) {
+      if (!client.clean && !held && this.#storedSessionsFull(key)) {
         this.#access.storedSessionsFull++;
         return refuse("server_unavailable");
       }

@@ -63,6 +63,13 @@ export interface BrokerLimits {
    */
   maxStoredSessions: number;
   /**
+   * Stored sessions one authenticated identity (a device or a reader) keeps at most, so one
+   * identity cannot take every place of `maxStoredSessions`; a CONNECT that would store one more
+   * is refused the same way. Does not apply to `auth: "none"`, where every client is one
+   * anonymous identity. Default 100.
+   */
+  maxStoredSessionsPerIdentity: number;
+  /**
    * QoS 1/2 messages kept for one client's session until it acknowledges them (stored-sessions.ts);
    * more are not queued for it, and counted. Default 1000 (Mosquitto's max_queued_messages).
    */
@@ -78,6 +85,7 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxConnections: 10_000,
   maxQueuedBytes: 1024 * 1024,
   maxStoredSessions: 1000,
+  maxStoredSessionsPerIdentity: 100,
   maxStoredMessages: 1000,
   maxStoredBytes: 16 * 1024 * 1024,
 };
