@@ -22,6 +22,8 @@
  * CONNECT end the attempt at once. Every connection also subscribes to the gateways' retained
  * status (`vigil/v1/+/+/status`, gateway/src/alerts/README.md): a plain broker with no gateway
  * behind it PUBACKs every frame, and {@link MqttTransport.gatewayStatus} tells the two apart.
+ * With a device's credentials (user name = its 8 hex digits; registry access control) it
+ * subscribes to that device's NACKs only, and the status subscription may be refused.
  */
 import mqtt, { UniqueMessageIdProvider, type MqttClient } from "mqtt";
 import { redactUrl } from "../../../gateway/src/core/errors.ts";
@@ -78,6 +80,7 @@ export function connectFailure(e: unknown, url: string): { cause: string; retry:
   } catch {
     where = redactUrl(url);
   }
+  if (err instanceof SimError && err.code === "SIM_SUBSCRIBE") return { cause: msg, retry: false };
   if (err?.code === "ECONNREFUSED")
     return { cause: `connection refused (nothing listens on ${where}); ${BROKER_HINT}`, retry: true };
   if (err?.code === "ENOTFOUND")
@@ -111,6 +114,33 @@ export function connectFailure(e: unknown, url: string): { cause: string; retry:
   return { cause: `${msg.replace(/^Error: /, "")}${code}`, retry: true };
 }
 
+/**
+ * The device id a user name names, when it is one: 8 hex digits, as the gateway's registry
+ * access control expects of a sensor (gateway/src/access/README.md). Undefined otherwise.
+ */
+export function deviceOfUsername(username: string): number | undefined {
+  return /^[0-9a-f]{8}$/i.test(username) ? Number.parseInt(username, 16) : undefined;
+}
+
+/**
+ * The NACK subscription: every device's (`vigil/v1/ingest/+/nack`), or only its own when the
+ * user name is a device's (registry access control lets a device read nothing else).
+ */
+export function nackSubscription(username: string): string {
+  const dev = deviceOfUsername(username);
+  return `${INGEST_TOPIC_PREFIX}${dev === undefined ? "+" : deviceIdHex(dev)}/nack`;
+}
+
+/** Why the NACK subscription was refused, and the fix. */
+function nackRefused(filter: string, e: unknown): string {
+  // mqtt.js names a 3.1.1 refusal (return code 0x80) "Unspecified error"; its SUBACK says what came.
+  const granted = (e as { packet?: { granted?: unknown } })?.packet?.granted;
+  const code = Array.isArray(granted) ? granted.find((g) => typeof g === "number" && g >= 0x80) : undefined;
+  const why =
+    typeof code === "number" ? `SUBACK 0x${code.toString(16)}` : ((e as Error)?.message ?? String(e));
+  return `the broker refused the subscription to ${filter} (${why}): a broker with access control lets a device read only its own NACKs and publish only its own frames; give one device's credentials in the URL, mqtt://DEVICE_ID:SECRET@HOST:PORT (DEVICE_ID its 8 hex digits), and run one vigil sim per device`;
+}
+
 export class MqttTransport implements Transport {
   readonly name = "mqtt";
   #client: MqttClient | undefined;
@@ -136,6 +166,11 @@ export class MqttTransport implements Transport {
    * not arrived yet (it comes right after the subscription).
    */
   readonly gatewayStatus = new Map<string, string>();
+  /**
+   * False when the broker refused the subscription to the gateways' status (a device's
+   * credentials): `gatewayStatus` then says nothing either way.
+   */
+  statusReadable = true;
 
   constructor(private readonly opts: MqttTransportOptions) {}
 
@@ -214,10 +249,16 @@ export class MqttTransport implements Transport {
         client.once("error", rej);
         client.once("close", () => rej(new SimError("SIM_CONNECT", "connection closed before CONNACK")));
       });
-      await client.subscribeAsync({
-        [`${INGEST_TOPIC_PREFIX}+/nack`]: { qos: 1 },
-        [GATEWAY_STATUS_SUBSCRIPTION]: { qos: 0 },
+      const nack = nackSubscription(this.#username());
+      await client.subscribeAsync({ [nack]: { qos: 1 } }).catch((e: unknown) => {
+        throw new SimError("SIM_SUBSCRIBE", nackRefused(nack, e), { cause: e });
       });
+      // A device's credentials may read only its own NACKs (gateway/src/access/README.md): the
+      // status subscription is refused (SUBACK 0x80), and then nothing is known about the gateway.
+      this.statusReadable = await client.subscribeAsync({ [GATEWAY_STATUS_SUBSCRIPTION]: { qos: 0 } }).then(
+        () => true,
+        () => false,
+      );
     } catch (e) {
       client.end(true);
       throw e;
@@ -243,6 +284,16 @@ export class MqttTransport implements Transport {
     this.#generation++;
     this.#client = client;
     this.#connected = true;
+  }
+
+  /** The user name the broker sees: the option, else the URL's. */
+  #username(): string {
+    if (this.opts.username) return this.opts.username;
+    try {
+      return decodeURIComponent(new URL(this.opts.url).username);
+    } catch {
+      return "";
+    }
   }
 
   /** A gateway's retained status: its `state` (an empty payload clears a retained message). */

@@ -16,7 +16,10 @@ Transport (one of):
   --baud N               --serial: baud rate (default 115200)
   --mqtt URL             broker URL (default mqtt://127.0.0.1:1883, the gateway's embedded broker);
                          a refused connection is retried (the cause printed at once), a host not
-                         found, a server that does not speak MQTT and a refused CONNECT fail at once
+                         found, a server that does not speak MQTT and a refused CONNECT fail at once;
+                         a device's credentials (mqtt://0000000A:SECRET@HOST:PORT, for a gateway
+                         with --mqtt-auth registry: the id's 8 hex digits and its secret) run that
+                         one device (--devices 1, --first-id its id: the defaults then)
   --connect-timeout-ms MS  --mqtt: give up when the broker has not answered within MS (default 30000)
 
 Devices and signals:
@@ -174,6 +177,11 @@ function skewMs(v: string | undefined): number {
  * given) in 1..65535. mqtt.js would otherwise connect `mqtt://` to 127.0.0.1:1883 and throw a
  * stack trace for port 99999.
  */
+/** The user name of a URL mqttUrl() accepted, decoded ("" when none). */
+function urlUsername(url: string): string {
+  return decodeURIComponent(new URL(url).username);
+}
+
 function mqttUrl(url: string): string {
   if (!/^(mqtts?|wss?|tcp):\/\//i.test(url))
     throw new UsageError(
@@ -250,7 +258,7 @@ export async function simCommand(argv: string[]): Promise<number> {
   const [
     { parseFaultRates, parseScriptedFaults },
     { PROFILE_NAMES, Simulator },
-    { MqttTransport },
+    { MqttTransport, deviceOfUsername },
     { SerialTransport },
   ] = await Promise.all([
     import("../../../device-sim/src/faults.ts"),
@@ -300,8 +308,15 @@ export async function simCommand(argv: string[]): Promise<number> {
       `${v.serial} is not a serial port (a tty); give the adapter's tty (ls /dev/serial/by-id/) or one end of a socat pty pair (socat pty,raw,echo=0,link=/tmp/ttyV0 pty,raw,echo=0,link=/tmp/ttyV1)`,
     );
   const bootId = v["boot-id"] !== undefined ? int("boot-id", v["boot-id"], 1, 0, 0xffffffff) : undefined;
-  const devices = int("devices", v.devices, 4, 1, 100_000);
-  const firstId = int("first-id", v["first-id"], 1, 0, 0xffffffff);
+  // Registry access control lets a device publish only its own frames (access README): its
+  // credentials run that one device.
+  const credDevice = v.serial ? undefined : deviceOfUsername(urlUsername(url));
+  const devices = int("devices", v.devices, credDevice === undefined ? 4 : 1, 1, 100_000);
+  const firstId = int("first-id", v["first-id"], credDevice ?? 1, 0, 0xffffffff);
+  if (credDevice !== undefined && (devices !== 1 || firstId !== credDevice))
+    throw new UsageError(
+      `--mqtt logs in as device ${urlUsername(url)}, which may publish only its own frames: run that one device (leave --devices and --first-id out, or --devices 1 --first-id ${credDevice}), one vigil sim per device`,
+    );
   if (firstId + devices - 1 > 0xffffffff)
     throw new UsageError(
       `--first-id ${firstId} with --devices ${devices} runs past the last device id (0xffffffff)`,
@@ -387,7 +402,9 @@ export async function simCommand(argv: string[]): Promise<number> {
     stoppedIds: sim.devices.filter((d) => d.stopped).map((d) => d.id),
     bootIdPinned: bootId !== undefined,
     drainMs: num("drain-ms", v["drain-ms"], 10_000, 0),
-    ...(transport instanceof MqttTransport ? { gatewayStatus: [...transport.gatewayStatus.values()] } : {}),
+    ...(transport instanceof MqttTransport && transport.statusReadable
+      ? { gatewayStatus: [...transport.gatewayStatus.values()] }
+      : {}),
   });
   for (const w of verdict.warnings) process.stderr.write(`sim: warning: ${w}\n`);
   if (verdict.failure) process.stderr.write(`vigil sim: ${verdict.failure}\n`);
@@ -446,7 +463,8 @@ export interface SimOutcome {
  * Judges a finished run (the exit status in SIM_HELP): a failure for frames still pending, a device
  * still stopped, or nothing acknowledged of what was generated; warnings for abandoned frames and,
  * over MQTT, for a broker on which no gateway's retained status was seen (`gatewayStatus`: the
- * states seen; undefined over serial).
+ * states seen; undefined over serial, and when the broker refused that subscription, as registry
+ * access control does for a device's credentials).
  */
 export function simOutcome(
   r: SimReport,
