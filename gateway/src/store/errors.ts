@@ -93,7 +93,26 @@ export function translateLevelError(err: unknown, what: string): StoreUnavailabl
   const all = `${text} ${String(cause?.message ?? "")}`;
   if (/No space left|ENOSPC|disk full/i.test(all))
     return new StoreUnavailableError("DISK_FULL", `${what} failed: disk full`, { cause: err });
-  if (/\bLOCK\b|lock file|Resource temporarily unavailable/.test(all))
+  // The OS error first: LevelDB names the file, and its LOCK file's path ("…/db/LOCK: Read-only
+  // file system") is no sign of another process holding the lock.
+  const file = /IO error: (?:lock )?(\S+): /.exec(all)?.[1];
+  if (/Read-only file system|EROFS/.test(all))
+    return new StoreUnavailableError(
+      "IO_ERROR",
+      `${what} failed: the store's file system is read-only${file ? ` (${file})` : ""}; remount it read-write, or give a dataDir on a writable file system`,
+      { cause: err },
+    );
+  if (/Permission denied|EACCES|EPERM/.test(all))
+    return new StoreUnavailableError(
+      "IO_ERROR",
+      `${what} failed: permission denied${file ? ` on ${file}` : ""}; run the command as the user that owns the store's files (the Pi service runs as vigil: sudo -u vigil vigil …), or fix their permissions`,
+      { cause: err },
+    );
+  if (
+    code === "LEVEL_LOCKED" ||
+    cause?.code === "LEVEL_LOCKED" ||
+    /lock file|Resource temporarily unavailable|lock hold by current process/.test(all)
+  )
     return new StoreUnavailableError(
       "IO_ERROR",
       `${what} failed: the store is locked by another process (is the gateway running?)`,
