@@ -5,7 +5,8 @@
  *   are not acknowledged and resend), and every `recoverIntervalMs` the store tries to reopen,
  *   reload its state, pass the integrity checks and make a probe write; then it accepts again.
  * - Disk full: the guard's reserve file is deleted so LevelDB can reopen and compact; the store
- *   resumes only when free space is above the watermark again, after recreating the reserve.
+ *   resumes only when free space is above the watermark again, after recreating the reserve. A
+ *   reopen that failed for lack of space is tried again only once the guard sees room.
  * - The guard also watches free space every `checkIntervalMs` and refuses frames (`low-space`)
  *   before LevelDB hits ENOSPC.
  * - Corruption is not retried: the store becomes `corrupt` and stays so (integrity.ts).
@@ -40,6 +41,12 @@ export class Recovery {
   readonly #reopen: () => Promise<void>;
   #recoverTimer: unknown;
   #guardTimer: unknown;
+  /**
+   * The last reopen failed for lack of space. Each LevelDB open that fails so leaves a new empty
+   * log file behind (storage audit: one a second while the disk stayed full, all replayed at every
+   * later open), so the next reopen waits until the guard sees room.
+   */
+  #reopenFull = false;
   guardErrors = 0;
 
   constructor(
@@ -117,10 +124,14 @@ export class Recovery {
     const g = this.#guard;
     try {
       await c.metaLock.run(async () => {
+        if (this.#reopenFull && g && !(await this.#guarded("checking free space", () => g.hasRoom(), false)))
+          throw new StoreUnavailableError("DISK_FULL", "not enough free disk space yet to reopen the store");
         try {
           await this.#reopen();
+          this.#reopenFull = false;
         } catch (e) {
           const err = translateLevelError(e, "reopening the store");
+          this.#reopenFull = err.reason === "DISK_FULL";
           if (err.reason === "DISK_FULL" && g)
             await this.#guarded("releasing the reserve file", () => g.releaseReserve(), undefined);
           throw e;
