@@ -32,6 +32,11 @@ export interface RpcProxy {
   maxLogRange: number | undefined;
   /** Faults for the next requests (of `method`, or any), consumed in order. */
   inject(fault: Fault, opts?: { method?: string; count?: number }): void;
+  /**
+   * Rewrites the node's `result` for a method before it is answered (a provider that lies): set
+   * and cleared by the test; undefined forwards the answer unchanged.
+   */
+  rewrite: ((method: string, result: unknown) => unknown) | undefined;
   /** Every request so far. */
   seen: SeenRequest[];
   close(): Promise<void>;
@@ -51,6 +56,7 @@ export async function startRpcProxy(target: string, o: { maxLogRange?: number } 
     url: "",
     target,
     maxLogRange: o.maxLogRange,
+    rewrite: undefined,
     seen: [],
     inject(fault, opts = {}) {
       for (let i = 0; i < (opts.count ?? 1); i++) faults.push({ fault, method: opts.method });
@@ -143,7 +149,17 @@ export async function startRpcProxy(target: string, o: { maxLogRange?: number } 
       }
       try {
         const r = await forward(text);
-        res.writeHead(r.status, { "content-type": "application/json" }).end(r.text);
+        let answer = r.text;
+        const rewrite = proxy.rewrite;
+        if (rewrite) {
+          const j = JSON.parse(answer) as { result?: unknown };
+          if (j.result !== undefined && j.result !== null) {
+            j.result = rewrite(method, j.result);
+            seen.outcome = "rewritten";
+          }
+          answer = JSON.stringify(j);
+        }
+        res.writeHead(r.status, { "content-type": "application/json" }).end(answer);
       } catch {
         seen.outcome = "target-down";
         req.socket.destroy();

@@ -24,6 +24,7 @@ import {
 import { GAS_PRICE_ORACLE, detectL1FeeSource } from "../../gateway/src/chain/op-stack.ts";
 import { installOpPredeploys } from "./op-predeploys.ts";
 import { jsonRpc } from "./chain-rig.ts";
+import { startRpcProxy } from "./rpc-proxy.ts";
 
 const GWEI = 1_000_000_000n;
 const TO = "0x000000000000000000000000000000000000dEaD";
@@ -98,6 +99,66 @@ describe("TxSender on anvil", () => {
     expect(tx.type).toBe("0x2");
     expect(BigInt(tx.maxFeePerGas)).toBeLessThanOrEqual(50n * GWEI);
     expect(BigInt(tx.maxPriorityFeePerGas)).toBeLessThanOrEqual(2n * GWEI);
+  });
+
+  it("error: a receipt naming a block the chain does not have is taken as not mined yet; the true one, once the endpoint is honest, is what send reports", async () => {
+    const proxy = await startRpcProxy(anvil.url);
+    const lying = new RpcPool({ urls: [proxy.url], healthCheckIntervalMs: 0 });
+    try {
+      const { s } = await sender({ rpc: lying });
+      let lies = 0;
+      proxy.rewrite = (method, result) => {
+        if (method !== "eth_getTransactionReceipt") return result;
+        const r = result as { blockNumber: string; blockHash: string };
+        if (++lies === 3) proxy.rewrite = undefined; // honest from the fourth receipt on
+        return {
+          ...r,
+          blockNumber: `0x${(Number(BigInt(r.blockNumber)) + 100_000).toString(16)}`,
+          blockHash: `0x${"ee".repeat(32)}`,
+        };
+      };
+      const m = await s.send({ to: TO, data: "0x" });
+      expect(lies).toBe(3);
+      expect(s.counters.badReceipts).toBe(3);
+      const real = await rpc<{ blockNumber: string; blockHash: string }>("eth_getTransactionReceipt", [
+        m.txHash,
+      ]);
+      expect(m.blockNumber).toBe(Number(BigInt(real.blockNumber)));
+      expect(m.blockHash).toBe(real.blockHash.toLowerCase());
+      expect(m.blockNumber).toBeLessThanOrEqual(Number(BigInt(await rpc<string>("eth_blockNumber"))));
+    } finally {
+      lying.close();
+      await proxy.close();
+    }
+  });
+
+  it("error: a receipt whose gas or price the signed transaction rules out is counted at the worst case (gas limit × max fee), so a lying endpoint cannot spend past the daily cap", async () => {
+    const proxy = await startRpcProxy(anvil.url);
+    const lying = new RpcPool({ urls: [proxy.url], healthCheckIntervalMs: 0 });
+    try {
+      const { s } = await sender({ rpc: lying });
+      proxy.rewrite = (method, result) =>
+        method === "eth_getTransactionReceipt"
+          ? { ...(result as object), gasUsed: "0x1", effectiveGasPrice: "0x1" }
+          : result;
+      const costs: bigint[] = [];
+      const m = await s.send({ to: TO, data: "0x", onCost: (p) => costs.push(p.costWei) });
+      const tx = await rpc<{ gas: string; maxFeePerGas: string }>("eth_getTransactionByHash", [m.txHash]);
+      const worst = BigInt(tx.gas) * BigInt(tx.maxFeePerGas);
+      expect(m.costWei).toBe(worst);
+      expect(costs).toEqual([worst]);
+      expect(m.gasUsed).toBe(BigInt(tx.gas));
+      expect(m.effectiveGasPrice).toBe(BigInt(tx.maxFeePerGas));
+      expect(s.counters.badReceipts).toBe(1);
+      // What it really cost is no more than what was counted.
+      const real = await rpc<{ gasUsed: string; effectiveGasPrice: string }>("eth_getTransactionReceipt", [
+        m.txHash,
+      ]);
+      expect(BigInt(real.gasUsed) * BigInt(real.effectiveGasPrice)).toBeLessThanOrEqual(m.costWei);
+    } finally {
+      lying.close();
+      await proxy.close();
+    }
   });
 
   it("behavior: mining stopped for it (base fee above its max fee): replaced with a bumped fee after N blocks, then mined", async () => {

@@ -169,7 +169,15 @@ export interface TxSenderCounters {
   underpriced: number;
   feeCapped: number;
   spendCapped: number;
+  /**
+   * Receipts not taken as they came: one naming a block the chain does not have (taken as not
+   * mined yet), or cost figures the signed transaction rules out (counted at its worst case).
+   */
+  badReceipts: number;
 }
+
+/** The least gas any transaction uses (the intrinsic cost of a call, Yellow Paper G_transaction). */
+const TX_BASE_GAS = 21_000n;
 
 interface RawReceipt {
   status: string;
@@ -206,6 +214,7 @@ export class TxSender {
     underpriced: 0,
     feeCapped: 0,
     spendCapped: 0,
+    badReceipts: 0,
   };
   readonly #key: SigningKey;
   readonly #rpc: RpcClient;
@@ -398,8 +407,26 @@ export class TxSender {
     return { maxFeePerGas: fee, maxPriorityFeePerGas: tip };
   }
 
+  /**
+   * The receipt of `hash`, null while not mined. A receipt whose block the chain does not have
+   * (beyond the head, or another hash at that height) is taken as not mined yet: recorded, such a
+   * block number had the anchor service wait for the chain to reach it, for ever (RPC audit).
+   */
   async #receipt(hash: Hex): Promise<RawReceipt | null> {
-    return this.#rpc.request<RawReceipt | null>("eth_getTransactionReceipt", [hash]);
+    const r = await this.#rpc.request<RawReceipt | null>("eth_getTransactionReceipt", [hash]);
+    if (!r) return null;
+    const block = await this.#rpc.request<{ hash?: string } | null>("eth_getBlockByNumber", [
+      r.blockNumber,
+      false,
+    ]);
+    if (typeof block?.hash === "string" && block.hash.toLowerCase() === String(r.blockHash).toLowerCase())
+      return r;
+    this.counters.badReceipts++;
+    this.#log.warn(
+      { txHash: hash, blockNumber: r.blockNumber, blockHash: r.blockHash, chainHas: block?.hash ?? null },
+      "a receipt names a block the chain does not have; taken as not mined yet",
+    );
+    return null;
   }
 
   async #sleep(signal: AbortSignal | undefined): Promise<void> {
@@ -562,8 +589,22 @@ export class TxSender {
 
   /** What a mined transaction cost: gas × effective price + the OP-Stack L1 fee (receipt or oracle). */
   async #paid(txHash: Hex, r: RawReceipt, tx: Transaction): Promise<PaidTx> {
-    const gasUsed = BigInt(r.gasUsed);
-    const price = BigInt(r.effectiveGasPrice ?? tx.maxFeePerGas ?? 0n);
+    let gasUsed = BigInt(r.gasUsed);
+    let price = BigInt(r.effectiveGasPrice ?? tx.maxFeePerGas ?? tx.gasPrice ?? 0n);
+    // The daily spend cap counts what receipts say; figures the signed transaction rules out
+    // (gas below a call's intrinsic 21,000 or above its limit, a price outside [tip, max fee],
+    // EIP-1559) are counted at the worst case it allows: a lying endpoint cannot spend past the cap.
+    const maxFee = tx.maxFeePerGas ?? tx.gasPrice ?? 0n;
+    const tip = tx.maxPriorityFeePerGas ?? 0n;
+    if (gasUsed < TX_BASE_GAS || gasUsed > tx.gasLimit || price < min(tip, maxFee) || price > maxFee) {
+      this.counters.badReceipts++;
+      this.#log.warn(
+        { txHash, gasUsed: String(gasUsed), effectiveGasPrice: String(price) },
+        "a receipt's gas or price is outside what the transaction allows; its cost is counted at the worst case (gas limit × max fee)",
+      );
+      gasUsed = tx.gasLimit;
+      price = maxFee;
+    }
     let l1: bigint | null = r.l1Fee !== undefined && r.l1Fee !== null ? BigInt(r.l1Fee) : null;
     if (l1 === null && this.#l1) {
       try {
@@ -636,7 +677,8 @@ export class TxSender {
     const blockNumber = Number(BigInt(r.blockNumber));
     const paid = await this.#paid(v.hash, r, v.tx);
     const { gasUsed, l1FeeWei: l1, costWei } = paid;
-    const price = BigInt(r.effectiveGasPrice ?? v.tx.maxFeePerGas ?? 0n);
+    // The price #paid counted (the receipt's, or the worst case when it was implausible): exact.
+    const price = (costWei - (l1 ?? 0n)) / gasUsed;
     req.onCost?.(paid);
     if (BigInt(r.status) !== 1n) {
       // Mined but failed (e.g. another relayer anchored the seq first): find out why.
