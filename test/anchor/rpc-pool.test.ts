@@ -160,3 +160,64 @@ describe("RpcPool and endpoints behind the chain", () => {
     expect(() => new RpcPool({ urls: ["http://a.example/"], maxLagBlocks: -1 })).toThrow(/maxLagBlocks/);
   });
 });
+
+describe("RpcPool and oversized answers", () => {
+  it("error: an answer larger than maxResponseBytes is not read further: a bad response, and the request moves to the next endpoint", async () => {
+    const { createServer } = await import("node:http");
+    let sentByHuge = 0;
+    let hugeClosed!: () => void;
+    const hugeGone = new Promise<void>((res) => (hugeClosed = res));
+    // A: a valid JSON-RPC answer padded to 64 MiB, streamed without a Content-Length.
+    const huge = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json" });
+      res.on("close", () => hugeClosed());
+      const pad = Buffer.alloc(64 * 1024, 0x20);
+      res.write('{"jsonrpc":"2.0","id":1,"result":"0x1"');
+      const more = (): void => {
+        while (sentByHuge < 64 * 1024 * 1024 && !res.destroyed) {
+          sentByHuge += pad.length;
+          if (!res.write(pad)) return void res.once("drain", more);
+        }
+        if (!res.destroyed) res.end("}");
+      };
+      more();
+    });
+    // B: a plain answer.
+    const plain = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        const { id } = JSON.parse(body) as { id: number };
+        res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(JSON.stringify({ jsonrpc: "2.0", id, result: "0x2a" }));
+      });
+    });
+    const listen = (s: ReturnType<typeof createServer>): Promise<number> =>
+      new Promise((res) => s.listen(0, "127.0.0.1", () => res((s.address() as { port: number }).port)));
+    const [a, b] = [await listen(huge), await listen(plain)];
+    const pool = new RpcPool({
+      urls: [`http://127.0.0.1:${a}/`, `http://127.0.0.1:${b}/`],
+      healthCheckIntervalMs: 0,
+      maxResponseBytes: 1024 * 1024,
+    });
+    try {
+      expect(await pool.request("eth_blockNumber")).toBe("0x2a");
+      const st = pool.status();
+      expect(st.failovers).toBe(1);
+      expect(st.endpoints[0]!.lastError).toMatch(
+        /the answer is larger than 1048576 bytes \(not read further\)/,
+      );
+      await hugeGone;
+      // The reader stopped: far less than the 64 MiB was sent.
+      expect(sentByHuge).toBeLessThan(32 * 1024 * 1024);
+    } finally {
+      pool.close();
+      huge.closeAllConnections();
+      plain.closeAllConnections();
+      await new Promise<void>((res) => huge.close(() => res()));
+      await new Promise<void>((res) => plain.close(() => res()));
+    }
+  });
+});

@@ -9,7 +9,7 @@
  *
  * - Endpoints are tried in order of preference: the first healthy one serves requests. A transport
  *   failure (connection refused, timeout, HTTP 429 or 5xx, a body that is not a JSON-RPC 2.0
- *   response) marks the endpoint unhealthy and the request moves to the next healthy endpoint
+ *   response or is larger than `maxResponseBytes`) marks the endpoint unhealthy and the request moves to the next healthy endpoint
  *   (`retries` attempts in all). A JSON-RPC error *answer* is not a transport failure: it is
  *   translated (errors.ts `translateRpcError`) and thrown as is.
  * - `checkHealth()` (also every `healthCheckIntervalMs`) probes every endpoint with `eth_chainId`
@@ -79,6 +79,11 @@ export interface RpcPoolOptions {
   urls: readonly string[];
   /** Per-request timeout, ms. Default 10 000. */
   timeoutMs?: number;
+  /**
+   * Largest answer body read, bytes; a larger one is a bad response (a transport failure: the
+   * request moves on to another endpoint). Default 16 MiB ({@link MAX_RPC_RESPONSE_BYTES}).
+   */
+  maxResponseBytes?: number;
   /** Attempts per request across endpoints (transport failures only). Default 2 × endpoints, at least 3. */
   attempts?: number;
   /** Health probe period, ms; 0 = only on demand. Default 15 000. */
@@ -123,6 +128,7 @@ let nextId = 1;
 export class RpcPool implements RpcClient {
   readonly #eps: Endpoint[];
   readonly #timeoutMs: number;
+  readonly #maxBytes: number;
   readonly #attempts: number;
   readonly #fetch: typeof fetch;
   readonly #ifaces: readonly Interface[];
@@ -155,6 +161,7 @@ export class RpcPool implements RpcClient {
       };
     });
     this.#timeoutMs = o.timeoutMs ?? 10_000;
+    this.#maxBytes = o.maxResponseBytes ?? MAX_RPC_RESPONSE_BYTES;
     this.#attempts = o.attempts ?? Math.max(3, 2 * o.urls.length);
     this.#fetch = o.fetch ?? fetch;
     this.#ifaces = o.ifaces ?? [];
@@ -344,8 +351,13 @@ export class RpcPool implements RpcClient {
     }
     let text: string;
     try {
-      text = await res.text();
+      text = await readCapped(res, this.#maxBytes);
     } catch (err) {
+      if (err instanceof TooLargeError)
+        throw new RpcBadResponseError(
+          e.shown,
+          `HTTP ${res.status}: the answer is larger than ${this.#maxBytes} bytes (not read further)`,
+        );
       const name = (err as Error)?.name;
       if (name === "TimeoutError" || name === "AbortError")
         throw new RpcTimeoutError(e.shown, this.#timeoutMs);
@@ -387,6 +399,39 @@ export class RpcPool implements RpcClient {
     if (res.status >= 500) throw new RpcBadResponseError(e.shown, `HTTP ${res.status}`);
     return d.result as T;
   }
+}
+
+/**
+ * The largest JSON-RPC answer read by default: 16 MiB. The gateway's answers are small (a block
+ * header, a receipt, eth_getLogs over at most `logBlockRange` blocks of registry events); unbounded,
+ * an endpoint sending 100 MB answers took the gateway from 194 to 704 MB RSS (RPC audit D5).
+ */
+export const MAX_RPC_RESPONSE_BYTES = 16 * 1024 * 1024;
+
+class TooLargeError extends Error {}
+
+/** The body as UTF-8 text, read up to `max` bytes; more (or a Content-Length above it) throws TooLargeError. */
+async function readCapped(res: Response, max: number): Promise<string> {
+  const declared = Number(res.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new TooLargeError();
+  }
+  if (!res.body) return "";
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.byteLength;
+    if (n > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new TooLargeError();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, n).toString("utf8");
 }
 
 function connectReason(err: unknown): string {
