@@ -1,8 +1,8 @@
 // `vigil store salvage` on a store whose batch records are gone (operator audit, finding 2): the
 // copy must not look complete. What the source had sealed is learned from its watermark and batch
 // counter, a key range that stops on a read error is named, and the exit status is 1.
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { open, readFile, rm } from "node:fs/promises";
+import { mkdtempSync, rmSync } from "node:fs";
+import { open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
@@ -14,6 +14,7 @@ import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { describeSalvage, salvageProblems, type SalvageReport } from "../../gateway/src/store/salvage.ts";
 import type { AnchorRecord } from "../../gateway/src/store/types.ts";
 import { fakeBatch, leafRecord, record } from "./abstract.ts";
+import { compactUncompressed, dataBlocks } from "./ldb-table.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -67,15 +68,6 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string }> {
   return { code, out };
 }
 
-function varint(b: Buffer, at: { o: number }): number {
-  let v = 0;
-  for (let shift = 0; ; shift += 7) {
-    const byte = b[at.o++]!;
-    v += (byte & 0x7f) * 2 ** shift;
-    if (byte < 0x80) return v;
-  }
-}
-
 /**
  * Makes every data block of the table file that holds batch records (B keys) unreadable, the
  * way the audit's flipped bytes did ("corrupted compressed block contents"), but deterministically:
@@ -87,38 +79,8 @@ function varint(b: Buffer, at: { o: number }): number {
  * the whole block as "Corruption: bad block type", whatever the bytes in it, and its repair drops it.
  */
 async function destroyBatchBlocks(db: string): Promise<number> {
-  const raw = new ClassicLevel<Buffer, Buffer>(db, {
-    keyEncoding: "buffer",
-    valueEncoding: "buffer",
-    compression: false,
-  });
-  await raw.open();
-  await raw.compactRange(Buffer.of(0), Buffer.of(0xff)); // one table, whatever was written before
-  await raw.close();
-  const tables = readdirSync(db).filter((f) => f.endsWith(".ldb"));
-  expect(tables).toHaveLength(1);
-  const path = join(db, tables[0]!);
-  const file = await readFile(path);
-  const footer = { o: file.length - 48 };
-  varint(file, footer); // metaindex offset
-  varint(file, footer); // metaindex size
-  const indexAt = varint(file, footer);
-  const indexSize = varint(file, footer);
-  expect(file[indexAt + indexSize]).toBe(0); // the index block is not compressed
-  const index = file.subarray(indexAt, indexAt + indexSize);
-  const restarts = index.length - 4 * (index.readUInt32LE(index.length - 4) + 1);
-  const blocks: Array<{ firstByte: number; offset: number; size: number }> = [];
-  let key = Buffer.alloc(0);
-  for (const at = { o: 0 }; at.o < restarts;) {
-    const shared = varint(index, at);
-    const own = varint(index, at);
-    const valueLength = varint(index, at);
-    key = Buffer.concat([key.subarray(0, shared), index.subarray(at.o, at.o + own)]);
-    at.o += own;
-    const value = { o: at.o };
-    blocks.push({ firstByte: key[0]!, offset: varint(index, value), size: varint(index, value) });
-    at.o += valueLength;
-  }
+  const path = await compactUncompressed(db);
+  const { blocks } = await dataBlocks(path);
   // Block i holds the keys above separator i-1 up to separator i.
   const hit = blocks.filter(
     (b, i) => b.firstByte >= P_BATCH && (i === 0 || blocks[i - 1]!.firstByte <= P_BATCH),

@@ -22,6 +22,7 @@
  * damaged table can take every batch record with it). A copy that lacks sealed batches, or whose
  * source's batch count cannot be learned, is flagged: see salvageProblems.
  */
+import { spawn } from "node:child_process";
 import { cp, mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -122,6 +123,11 @@ export interface SalvageReport {
   readErrors: SalvageReadError[];
   /** What LevelDB's repair reported it could not read and dropped (lines of its log). */
   repairDropped: string[];
+  /**
+   * Why LevelDB's repair did not complete (it ended its process, e.g. on an assertion); the copy
+   * was then read as the damaged store stands. Undefined when it ran.
+   */
+  repairFailed?: string;
 }
 
 type Db = ClassicLevel<Buffer, Buffer>;
@@ -246,6 +252,35 @@ function intactLeaf(v: Buffer): boolean {
 }
 
 /**
+ * LevelDB's repair of `dir`, in a child process: the prebuilt LevelDB of classic-level keeps its
+ * assertions, and a damaged table whose keys are out of order fails one inside the repair
+ * (table_builder.cc: "Compare(key, last_key) > 0"), which aborts the whole process (storage audit:
+ * `vigil store salvage` died with exit 134 and no report). Undefined when the repair ran; else why
+ * it did not, in words.
+ */
+async function repairInChild(dir: string): Promise<string | undefined> {
+  const lib = import.meta.resolve("classic-level");
+  const script = `const { ClassicLevel } = await import(${JSON.stringify(lib)}); await ClassicLevel.repair(process.argv[1]);`;
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script, dir], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let err = "";
+    child.stderr.on("data", (c: Buffer) => {
+      if (err.length < 8192) err += c.toString("utf8");
+    });
+    child.on("error", (e) => resolve(`it could not be started: ${e.message}`));
+    child.on("close", (code, signal) => {
+      if (code === 0) return resolve(undefined);
+      const assertion = /Assertion `[^`]*' failed/.exec(err)?.[0];
+      const last = err.trim().split("\n").at(-1) ?? "";
+      const why = assertion ?? (last || "no message");
+      resolve(signal ? `LevelDB ended it with ${signal}: ${why}` : `exit status ${code}: ${why}`);
+    });
+  });
+}
+
+/**
  * Salvages the store in `fromDir` (its `db` folder and `watermark`) into `toDir`, which must be new
  * or empty. Returns what was kept and lost.
  */
@@ -270,17 +305,29 @@ export async function salvageStore(fromDir: string, toDir: string): Promise<Salv
     // read (a missing CURRENT, a truncated table or log). Only ever on the copy.
     if (!(await readdir(copy)).some((f) => f.endsWith(".ldb") || f.endsWith(".log") || f.endsWith(".sst")))
       throw new StoreIntegrityError(`${join(fromDir, "db")} holds no LevelDB data files to salvage`);
-    await ClassicLevel.repair(copy);
-    const repairDropped = await repairLosses(copy);
+    const repairFailed = await repairInChild(copy);
+    let repairDropped: string[] = [];
+    if (repairFailed === undefined) repairDropped = await repairLosses(copy);
+    else {
+      // What a repair that died left behind is not to be trusted: start again from the source.
+      await rm(copy, { recursive: true, force: true });
+      await cp(join(fromDir, "db"), copy, { recursive: true, dereference: true });
+    }
     const src = open(copy, false);
-    await src.open();
+    await src.open().catch((e: unknown) => {
+      if (repairFailed === undefined) throw e;
+      throw new StoreIntegrityError(
+        `LevelDB's repair of the copy did not complete (${repairFailed}) and the damaged store cannot be opened without it (${messageOf(e)}): nothing could be salvaged; keep ${fromDir} as it is for a closer look`,
+      );
+    });
     try {
       // A store of a newer format would be misread (format.ts); a damaged format record is read
       // as format 1, like any other damage the salvage works around.
       const format = await src.get(M_FORMAT).catch(() => undefined);
       if (format?.length === 4 && format.readUInt32BE(0) > STORE_FORMAT)
         throw new StoreFormatError(format.readUInt32BE(0), STORE_FORMAT);
-      return await rebuild(src, toDir, { watermark, readErrors, repairDropped });
+      const r = await rebuild(src, toDir, { watermark, readErrors, repairDropped });
+      return repairFailed === undefined ? r : { ...r, repairFailed };
     } catch (e) {
       // A half-written store in toDir would look like a fresh one to the gateway (entries without
       // their counters): removed, so the folder is as before and the salvage can be run again.
@@ -507,6 +554,10 @@ const seqs = (a: number, b: number): string => (a === b ? `batch ${a}` : `batche
 export function salvageProblems(r: SalvageReport): string[] {
   const out: string[] = [];
   const kept = r.batchesKept;
+  if (r.repairFailed !== undefined)
+    out.push(
+      `LevelDB's repair of the copy did not complete (${r.repairFailed}), so the copy was read as the damaged store stands: what its unreadable tables held is not in the copy, and the lines above may not name all of it`,
+    );
   const atLeast = r.sourceBatchesKnown ? "" : "at least ";
   if (r.batchesDropped > 0) {
     const through =

@@ -15,7 +15,9 @@ salvage   copies every intact frame, leaf record and batch of DIR's store into N
           acknowledged are not in the copy (unsealed entries are renumbered), the parts of
           the database that could not be read, and the sealed batches missing from the copy
           (DIR's watermark and batch counter say how many it had). DIR is never modified,
-          also when its db folder is a link. Entries lost inside a kept sealed batch are
+          also when its db folder is a link; the repair works on a copy of DIR/store/db in
+          the temporary folder ($TMPDIR, else /tmp), which needs that much free space.
+          Entries lost inside a kept sealed batch are
           recorded as lost in the new store (their receipts cannot be exported), so it
           opens. Only the store is copied: the keystore, deployment file and the other
           files the config names stay in DIR. So, with the gateway stopped, move DIR/store
@@ -24,8 +26,10 @@ salvage   copies every intact frame, leaf record and batch of DIR's store into N
           Exit 0 when the copy can go in place like that. Exit 1, with the copy still
           written and the reasons marked ✘, when it lacks sealed batches of DIR (a gateway
           would seal their entries again under seqs the chain may already hold), when how
-          many DIR had cannot be learned, when anchor records were lost, or when a key range
-          could not be read even after LevelDB's repair. Then do not put it in place
+          many DIR had cannot be learned, when anchor records were lost, when a key range
+          could not be read even after LevelDB's repair, or when that repair died (it runs
+          in a child process; the copy is then read as DIR's store stands). Then do not
+          put it in place
           before reconciling it with the chain: vigil anchor resync on NEW_DIR (see
           "vigil anchor --help").
 
