@@ -333,7 +333,7 @@ describe("firmware agent staging", () => {
       expect(readdirSync(join(updates, "firmware-staging"))).toEqual([]);
       await vi.waitFor(() => expect(readdirSync(join(updates, "staging"))).toEqual([modelSha]));
     } finally {
-      agent.stop();
+      await agent.stop();
     }
     await state.close();
   });
@@ -372,7 +372,7 @@ describe("firmware agent: a HELLO of a target the last check did not read", () =
       expect(agent.counters.checks).toBe(checks);
       expect(l2.sent).toEqual([]);
     } finally {
-      agent.stop();
+      await agent.stop();
     }
     await state.close();
   });
@@ -417,7 +417,7 @@ describe("firmware agent: a HELLO of a target the last check did not read", () =
       );
       await vi.waitFor(() => expect(reads).toBe(6));
     } finally {
-      agent.stop();
+      await agent.stop();
     }
     await state.close();
   });

@@ -85,6 +85,7 @@ describe("firmware agent and device admission", () => {
       dir: join(mkdtempSync(join(tmpdir(), "vigil-fw-")), "updates"),
       targetOf: () => "sim-mcu",
       admitted: (id) => admitted.has(id),
+      fetchRetryMs: 0, // no download backoff: every attempt shows (firmware-agent-fetch.test.ts)
     });
     const link = { name: "pty", send: () => undefined };
     expect(agent.onFrame(hello, link)).toBe(false);
@@ -127,6 +128,7 @@ describe("firmware agent and revocation", () => {
       state,
       dir: join(mkdtempSync(join(tmpdir(), "vigil-fw-")), "updates"),
       targetOf: () => "sim-mcu",
+      fetchRetryMs: 0, // no download backoff: the HELLO after the failed fetch asks the chain
     });
     const link = { name: "pty", send: () => undefined };
     agent.onFrame({ ...hello, deviceId: 9 }, link); // seen before the first check: nothing cached

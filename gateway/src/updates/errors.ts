@@ -23,7 +23,8 @@ import { VigilError } from "../core/errors.ts";
  *   came: a stopped line, a weekend), so the candidate could not be judged: not remembered, the
  *   next check tries again;
  * - `INTERRUPTED`: the gateway stopped before the install finished (in shadow): not remembered,
- *   the next start tries again.
+ *   the next start tries again. A download that a stop aborts (fetch.ts, `signal`) ends with this
+ *   code too, and the agents record it as no refusal at all.
  * An install report that cannot be sent is not a refusal: the install stands, the report is
  * counted (`reportErrors`) and sent again at the next check.
  *
@@ -52,7 +53,7 @@ export type UpdateErrorCode =
  * now (a host or IPFS gateway down, a timeout), that no frames came to judge it on, or that the
  * gateway stopped during the install: it is counted and logged but not remembered, so
  * the next check (for firmware, also the device's next HELLO) tries again, paced by
- * `updates.schedule`. Every other refusal is about the bytes or the chain's record and is
+ * `updates.schedule` (for a firmware download, also by the release's backoff: firmware-agent.ts). Every other refusal is about the bytes or the chain's record and is
  * remembered until a different release is Active or an operator asks (`vigil update retry`), with
  * two exceptions decided by the agents: a model's wrong bytes from its sources (a size, hash or
  * CID mismatch) are remembered only after `mismatchAttempts` attempts in a row (model-agent.ts),
@@ -68,5 +69,27 @@ export class UpdateError extends VigilError {
   declare readonly code: UpdateErrorCode;
   constructor(code: UpdateErrorCode, message: string, opts: { details?: string; cause?: unknown } = {}) {
     super(code, message, opts);
+  }
+}
+
+/**
+ * An https:// source (a release URI, or an https:// `updates.ipfsGateway`) answered with a redirect
+ * to plain http://: refused before anything is sent over it, as browsers and `curl --proto-redir`
+ * do, so the release's https-only rule is not silently undone (its bytes would still be
+ * hash-checked, but not kept confidential). `FETCH_FAILED`: says nothing about the release.
+ */
+export class RedirectDowngradeError extends UpdateError {
+  override name = "RedirectDowngradeError";
+  /** The URL asked for, redacted (credentials and key-like parts replaced). */
+  readonly url: string;
+  /** Where it redirected to, redacted. */
+  readonly location: string;
+  constructor(url: string, location: string) {
+    super(
+      "FETCH_FAILED",
+      `${url} redirects to plain http:// (${location}); refused: have the server redirect to https://, or publish the final https:// URI`,
+    );
+    this.url = url;
+    this.location = location;
   }
 }

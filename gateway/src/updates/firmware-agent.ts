@@ -6,7 +6,9 @@
  * verified fetch (fetch.ts), a failure keeps the old firmware and is not retried for that device
  * until a different release appears or an operator asks (bytes that were only unreachable,
  * FETCH_FAILED, and a device busy with another release, REFUSED/BUSY, are tried again at the next
- * check or HELLO). A device that stops answering (NO_RESPONSE, TOO_MANY_RETRIES) has not failed:
+ * check or HELLO; a failed download only after the release's backoff, shared by every device, so
+ * a boot loop of HELLOs does not hammer a content host that is down). stop() aborts every
+ * download under way. A device that stops answering (NO_RESPONSE, TOO_MANY_RETRIES) has not failed:
  * its transfer is offered again, resuming, at its next HELLO. Transfer progress is persisted in
  * the store ({@link StoreFirmwareProgressStore}), so a gateway restart resumes a transfer by
  * offering again. Images are staged in `<dir>/firmware-staging` only while a transfer needs them.
@@ -32,6 +34,7 @@ import {
 } from "../protocol/frame.ts";
 import { compareVersions, parseFirmwareImage, versionText } from "../protocol/firmware-image.ts";
 import { isTransient, UpdateError, type UpdateErrorCode } from "./errors.ts";
+import { retryBackoffMs } from "./backoff.ts";
 import { fetchArtifact } from "./fetch.ts";
 import { FirmwareSession, type FirmwareSessionOptions } from "./firmware/session.ts";
 import type { FirmwareProgress, FirmwareProgressStore } from "./firmware/progress.ts";
@@ -95,6 +98,12 @@ export interface FirmwareAgentOptions {
   ipfsGateway?: string | undefined;
   fetchTimeoutMs?: number;
   /**
+   * Wait after a release's first failed download (FETCH_FAILED) before any device's check or
+   * HELLO fetches it again, ms; doubled after each failed download in a row (at most 6 h, the
+   * model agent's schedule: backoff.ts). Default 60 000; 0: no backoff.
+   */
+  fetchRetryMs?: number;
+  /**
    * Whether a device may be updated now: the same answer as ingest's admission (registered and
    * not suspended or revoked). Asked at its HELLO and before every offer. Default: every device.
    */
@@ -114,7 +123,7 @@ export interface FirmwareAgentOptions {
    * offered until a check succeeds (view-age.ts), ms. Default 3 600 000 (updates.staleAfterMs).
    */
   staleAfterMs?: number;
-  /** The local clock the view's age is measured with. Default the system clock. */
+  /** The local clock the view's age and the download backoff are measured with. Default the system clock. */
   clock?: Clock;
 }
 
@@ -211,11 +220,22 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   /** Per device, the security counter of its last FW_STATUS (images below it are refused). */
   readonly #counterSeen = new Map<number, number>();
   readonly #lastFailure = new Map<number, FirmwareDeviceFailure>();
+  /**
+   * Per release, its failed downloads in a row: one backoff shared by every device, so HELLOs
+   * (a boot loop) and checks do not fetch it again before `nextMs`. In memory: a restart retries.
+   */
+  readonly #fetchBackoff = new Map<bigint, { attempts: number; nextMs: number; atMs: number }>();
+  /** Downloads under way (stop() waits for them to end, their partial files removed). */
+  readonly #fetching = new Set<Promise<unknown>>();
+  /** Aborted by stop(): ends every download under way at once (fetch.ts `signal`). */
+  #abort = new AbortController();
+  readonly #clock: Clock;
   readonly #staging: string;
 
   constructor(o: FirmwareAgentOptions) {
     this.#o = o;
     this.#log = o.log ?? silentLogger;
+    this.#clock = o.clock ?? systemClock;
     this.progress = new StoreFirmwareProgressStore(o.state);
     this.#staging = join(o.dir, "firmware-staging");
   }
@@ -291,11 +311,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
 
   async #checkOnce(): Promise<void> {
     try {
-      await viewTimeMs(
-        this.#o.releases,
-        (this.#o.clock ?? systemClock).nowMs(),
-        this.#o.staleAfterMs ?? 3_600_000,
-      );
+      await viewTimeMs(this.#o.releases, this.#clock.nowMs(), this.#o.staleAfterMs ?? 3_600_000);
       const targets = new Set([...this.#devices.values()].map((d) => d.target));
       for (const t of targets) {
         const rel = await this.#o.releases.activeRelease("firmware", targetId("firmware", t));
@@ -325,8 +341,12 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     while (this.#sessions.size > 0) await Promise.allSettled([...this.#sessions.values()]);
   }
 
-  /** Forgets that `releaseId` failed on `deviceId` (operator request); resolves true when it had failed there. */
+  /**
+   * Forgets that `releaseId` failed on `deviceId` (operator request), and the release's download
+   * backoff; resolves true when it had failed there.
+   */
   async retry(deviceId: number, releaseId: bigint): Promise<boolean> {
+    this.#fetchBackoff.delete(releaseId);
     const key = `updates/fw/failed/${deviceId}/${releaseId}`;
     const failed = await this.#o.state.getMeta(key);
     await this.#o.state.putMeta(key, Buffer.alloc(0));
@@ -335,6 +355,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
 
   /** Forgets that `releaseId` failed, on every device it failed on (operator request); resolves with those devices. */
   async retryEverywhere(releaseId: bigint): Promise<number[]> {
+    this.#fetchBackoff.delete(releaseId);
     const devices: number[] = [];
     for (const [k, v] of await this.#o.state.metaEntries("updates/fw/failed/")) {
       const m = /^updates\/fw\/failed\/(\d+)\/(\d+)$/.exec(k);
@@ -352,16 +373,23 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
    * before `firmware-staging` left in the shared `<dir>/staging`).
    */
   start(schedule: string): void {
+    if (this.#abort.signal.aborted) this.#abort = new AbortController();
     this.#sweepStaging();
     void this.#sweepLegacyStaging();
     this.#task = cron.schedule(schedule, () => void this.check());
     void this.check();
   }
 
-  /** Stops the schedule and every session (shutdown); persisted progress lets the next start resume. */
-  stop(): void {
+  /**
+   * Stops the schedule and every session (shutdown; persisted progress lets the next start
+   * resume) and aborts every download under way (not a refusal: fetched again when needed).
+   * Resolves once those downloads ended and removed their partial files.
+   */
+  async stop(): Promise<void> {
     this.#task?.stop();
+    this.#abort.abort();
     for (const s of this.#live.values()) s.stop();
+    await Promise.allSettled([...this.#fetching]);
   }
 
   #consider(deviceId: number, rel: ReleaseRecord): void {
@@ -439,20 +467,24 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     );
   }
 
-  /** Counts and logs a refusal; remembers it for the device unless `transient` (tried again at the next check or HELLO). */
+  /**
+   * Counts and logs a refusal; remembers it for the device unless `transient` (tried again at the
+   * next check or HELLO, or as `retry` says).
+   */
   async #refuse(
     deviceId: number,
     rel: ReleaseRecord,
     code: string,
     reason: string,
     transient = isTransient(code),
+    retry = "tried again at the next check",
   ): Promise<void> {
     this.counters.rejected[code] = (this.counters.rejected[code] ?? 0) + 1;
     this.#lastFailure.set(deviceId, { releaseId: rel.id.toString(), code, reason, atMs: Date.now() });
     this.#o.onChange?.();
     this.#log.warn(
       { deviceId: deviceIdHex(deviceId), releaseId: rel.id.toString(), code },
-      `firmware release ${rel.id} for device ${deviceIdHex(deviceId)} refused: ${reason}${transient ? "; tried again at the next check" : ""}`,
+      `firmware release ${rel.id} for device ${deviceIdHex(deviceId)} refused: ${reason}${transient ? `; ${retry}` : ""}`,
     );
     if (!transient)
       await this.#o.state.putMeta(
@@ -470,6 +502,9 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     if (wanted && compareVersions(dev.firmware, wanted) >= 0) return;
     const failed = await this.#o.state.getMeta(`updates/fw/failed/${deviceId}/${rel.id}`);
     if (failed && failed.length > 0) return;
+    // Its last download failed (the content host down): not fetched again before the backoff ends.
+    const backoff = this.#fetchBackoff.get(rel.id);
+    if (backoff && this.#clock.nowMs() < backoff.nextMs) return;
     // The device's security counter: its last FW_STATUS, else that of what this agent installed there.
     const floor = this.#counterSeen.get(deviceId) ?? (await this.#installedCounter(deviceId));
     // The cached record may be minutes old: the chain's word now, before any byte is sent (a
@@ -496,14 +531,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
           "WRONG_TARGET",
           `release ${rel.id} is not a firmware release for ${dev.target}`,
         );
-      const f = await fetchArtifact(
-        { uris: rel.uris, size: rel.size, sha256: rel.contentHash },
-        {
-          stagingDir: this.#staging,
-          ipfsGateway: this.#o.ipfsGateway,
-          timeoutMs: this.#o.fetchTimeoutMs ?? 120_000,
-        },
-      );
+      const f = await this.#fetch(rel);
       image = readFileSync(f.path);
       let info;
       try {
@@ -530,6 +558,19 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
         );
     } catch (e) {
       const err = e instanceof UpdateError ? e : new UpdateError("FETCH_FAILED", (e as Error).message);
+      if (err.code === "INTERRUPTED") return; // stop(): no refusal, fetched again when needed
+      const b = err.code === "FETCH_FAILED" ? this.#fetchBackoff.get(rel.id) : undefined;
+      if (b) {
+        const next = new Date(b.nextMs).toISOString();
+        return this.#refuse(
+          deviceId,
+          rel,
+          err.code,
+          `${err.shortMessage} (download attempt ${b.attempts} in a row; not fetched again before ${next})`,
+          true,
+          `tried again at the first check or HELLO from ${next} on`,
+        );
+      }
       return this.#refuse(deviceId, rel, err.code satisfies UpdateErrorCode, err.shortMessage);
     }
     const prior = await this.progress.load(deviceId, Number(rel.id));
@@ -609,6 +650,42 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
         (e as Error).message.split("\n")[0]!,
         busy || isTransient(code),
       );
+    }
+  }
+
+  /**
+   * Downloads `rel`'s image (aborted by stop()). A FETCH_FAILED starts or extends the release's
+   * backoff, once per round: devices whose downloads of it ran at the same time count as one.
+   */
+  async #fetch(rel: ReleaseRecord): Promise<Awaited<ReturnType<typeof fetchArtifact>>> {
+    const startMs = this.#clock.nowMs();
+    const p = fetchArtifact(
+      { uris: rel.uris, size: rel.size, sha256: rel.contentHash },
+      {
+        stagingDir: this.#staging,
+        ipfsGateway: this.#o.ipfsGateway,
+        timeoutMs: this.#o.fetchTimeoutMs ?? 120_000,
+        signal: this.#abort.signal,
+      },
+    );
+    this.#fetching.add(p);
+    try {
+      const f = await p;
+      this.#fetchBackoff.delete(rel.id);
+      return f;
+    } catch (e) {
+      if (e instanceof UpdateError && e.code === "FETCH_FAILED") {
+        const b = this.#fetchBackoff.get(rel.id);
+        if (!b || b.atMs < startMs) {
+          const attempts = (b?.attempts ?? 0) + 1;
+          const now = this.#clock.nowMs();
+          const nextMs = now + retryBackoffMs(this.#o.fetchRetryMs ?? 60_000, attempts);
+          this.#fetchBackoff.set(rel.id, { attempts, nextMs, atMs: now });
+        }
+      }
+      throw e;
+    } finally {
+      this.#fetching.delete(p);
     }
   }
 

@@ -55,6 +55,7 @@ import {
   type RegistryOptions,
 } from "../infer/registry.ts";
 import { isTransient, UpdateError, type UpdateErrorCode } from "./errors.ts";
+import { retryBackoffMs } from "./backoff.ts";
 import { fetchArtifact, removeStaleParts } from "./fetch.ts";
 import { checkModelAgainstManifest } from "./model-check.ts";
 import { parseModelMeta, semverToVersion, targetId } from "./release-meta.ts";
@@ -235,7 +236,6 @@ function isInstalled(inst: Installed, live: LoadedModel): boolean {
 }
 
 const MAX_MANIFEST_BYTES = 1n << 20n;
-const MAX_MISMATCH_BACKOFF_MS = 6 * 3_600_000;
 const CONTENT_CODES: ReadonlySet<UpdateErrorCode> = new Set([
   "SIZE_MISMATCH",
   "HASH_MISMATCH",
@@ -292,6 +292,8 @@ export class ModelUpdateAgent {
   #task: { stop(): unknown } | undefined;
   #staleTimer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** Aborted by stop(): ends a download under way at once (fetch.ts `signal`). */
+  #abort = new AbortController();
   #judgeNow = false;
 
   constructor(o: ModelAgentOptions) {
@@ -313,6 +315,7 @@ export class ModelUpdateAgent {
   /** Starts the cron schedule and the stale watch, and runs a first check. */
   start(): void {
     this.#stopped = false;
+    if (this.#abort.signal.aborted) this.#abort = new AbortController();
     // Partial downloads a crash or a power cut left (fetch.ts removes its own on every failure).
     const parts = removeStaleParts(join(this.#o.dir, "staging"));
     if (parts.length > 0) this.#log.info({ files: parts }, `${parts.length} partial downloads removed`);
@@ -391,8 +394,14 @@ export class ModelUpdateAgent {
     return n;
   }
 
+  /**
+   * Stops the schedule and the stale watch, and aborts a download under way (its partial file
+   * removed; not a refusal: the next start fetches the release again); a shadow phase ends as
+   * `INTERRUPTED`. Resolves when the running check has ended.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#abort.abort();
     this.#task?.stop();
     if (this.#staleTimer) clearInterval(this.#staleTimer);
     await this.#running?.catch(() => undefined);
@@ -439,6 +448,8 @@ export class ModelUpdateAgent {
       await this.#retryReports();
       for (const live of [...this.#o.loop.models]) {
         for (const profile of live.manifest.devices.profiles) {
+          // stop() waits for this check: no further chain reads, and not counted as a check done.
+          if (this.#stopped) return this.#set({ state: "idle" });
           const rel = await this.#o.releases.activeRelease("model", targetId("model", profile));
           if (!rel) continue;
           if (await this.#skip(rel, live, profile)) continue;
@@ -632,10 +643,7 @@ export class ModelUpdateAgent {
         await this.#o.state.putMeta(key, Buffer.alloc(0));
         reason += ` (wrong bytes from its sources, attempt ${attempts} of ${max}: remembered as failed)`;
       } else {
-        const waitMs = Math.min(
-          (this.#o.mismatchRetryMs ?? 60_000) * 2 ** (attempts - 1),
-          MAX_MISMATCH_BACKOFF_MS,
-        );
+        const waitMs = retryBackoffMs(this.#o.mismatchRetryMs ?? 60_000, attempts);
         const m: Mismatch = { attempts, nextMs: now + waitMs };
         await this.#o.state.putMeta(key, Buffer.from(JSON.stringify(m)));
         reason += ` (wrong bytes from its sources, attempt ${attempts} of ${max}; tried again from ${new Date(m.nextMs).toISOString()} on)`;
@@ -692,6 +700,15 @@ export class ModelUpdateAgent {
       )
         throw fileError(e) ?? e;
       if (!(e instanceof UpdateError) && e instanceof VigilError) throw e;
+      // A stop before the shadow phase (an aborted download): nothing is judged, nothing recorded.
+      if (e instanceof UpdateError && e.code === "INTERRUPTED" && !candidate) {
+        this.#log.info(
+          { releaseId: rel.id.toString() },
+          `model release ${rel.id}: download stopped (the gateway is stopping); the next start fetches it again`,
+        );
+        this.#set({ state: "idle", candidate: undefined });
+        return { ok: false, code: e.code, reason: e.shortMessage };
+      }
       const err =
         e instanceof UpdateError
           ? e
@@ -729,6 +746,7 @@ export class ModelUpdateAgent {
       stagingDir: staging,
       ipfsGateway: this.#o.ipfsGateway,
       timeoutMs: this.#o.fetchTimeoutMs ?? 120_000,
+      signal: this.#abort.signal,
     };
     const model = await fetchArtifact({ uris: rel.uris, size: rel.size, sha256: rel.contentHash }, fo).catch(
       (e: unknown) => {
@@ -752,6 +770,7 @@ export class ModelUpdateAgent {
     } catch (e) {
       rmSync(model.path, { force: true });
       const u = e as UpdateError;
+      if (u.code === "INTERRUPTED") throw u; // stopped: no judgment of the manifest
       // Unreachable stays FETCH_FAILED (tried again at the next check); wrong bytes are the
       // sources' (tried again after a backoff), anything else is refused.
       throw fromSource(
@@ -769,6 +788,12 @@ export class ModelUpdateAgent {
     // Both files are the release's (verified): earlier wrong bytes from its sources are forgotten.
     if (await this.#mismatch(rel.id))
       await this.#o.state.putMeta(`updates/mismatch/${rel.id}`, Buffer.alloc(0));
+    // Stopped during the downloads: loading a model (seconds for a large one) would delay the stop.
+    if (this.#stopped) {
+      rmSync(model.path, { force: true });
+      rmSync(manifest.path, { force: true });
+      throw new UpdateError("INTERRUPTED", "the update agent stopped before the release was loaded");
+    }
     rmSync(dir, { recursive: true, force: true });
     makeDirSync(dir, 0o700);
     const manifestPath = join(dir, meta.manifest.file);
