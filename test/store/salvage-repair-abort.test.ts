@@ -2,7 +2,8 @@
 // LevelDB keeps its assertions, and a damaged table whose keys are out of order fails one inside
 // the repair (table_builder.cc), which ended the whole salvage with exit 134, no report and a work
 // copy left in the temporary folder. The repair now runs in a child process: its death is named,
-// the copy is read as the damaged store stands, and the exit status is 1.
+// the copy is read as the damaged store stands, and the exit status is 1. `vigil store check` on
+// the same store stops at the damaged block with a line of its own (storage audit D4).
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -56,8 +57,19 @@ const salvageWork = (): string[] =>
   readdirSync(tmpdir()).filter((f) => f.startsWith("vigil-salvage-") && !f.includes("abort"));
 
 describe("vigil store salvage: LevelDB's repair dies", () => {
-  it("error: the repair's abort is named, the copy is read as the damaged store stands, exit 1, and no work copy is left behind", async () => {
+  it("error: check stops at the damaged block and names salvage; salvage's repair dies: named, the copy is read as the damaged store stands, exit 1, no work copy left behind", async () => {
     const dataDir = await outOfOrderStore();
+    let checked = "";
+    const checkCode = await storeCommand(["check", "--data-dir", dataDir], {
+      out: (x) => (checked += x),
+      err: (x) => (checked += x),
+    });
+    // The check stops at the damaged block, says so and names salvage (storage audit D4: it ended
+    // in the generic line advising to run the check itself).
+    expect(checkCode).toBe(1);
+    expect(checked).toMatch(
+      /^✘ .*\/store could not be read to its end: reading the store failed: database corruption \(Corruption: bad block type\); what comes after that point was not checked\nrun "vigil store salvage --data-dir .* --to NEW_DIR" to copy out what is intact\n$/,
+    );
     const before = salvageWork();
     const to = join(dataDir, "salvaged");
     let out = "";

@@ -6,6 +6,7 @@ import { dirname, join } from "node:path";
 import { auditBatches } from "../attest/audit.ts";
 import { UsageError, VigilError } from "../core/errors.ts";
 import { StoreIntegrityError, checkEntries, danglingIndexes } from "../store/integrity.ts";
+import { StoreUnavailableError, translateLevelError } from "../store/errors.ts";
 import { LevelFrameStore } from "../store/level.ts";
 import { describeSalvage, salvageProblems, salvageStore } from "../store/salvage.ts";
 import { didYouMean, parse, refuseFlags } from "./args.ts";
@@ -83,15 +84,39 @@ async function check(dir: string, io: CliIo): Promise<number> {
     );
     return 1;
   }
+  let stage = "the entries";
   try {
     const s = store.stats();
     const { ctx, reads } = store.internals;
-    const entries = await checkEntries(ctx, reads, s.prunedThrough + 1, s.lastIndex, {
-      indexes: true,
-      hashes: true,
-    });
-    const dangling = await danglingIndexes(ctx, reads);
-    const batches = await auditBatches(store);
+    let entries, dangling, batches;
+    try {
+      entries = await checkEntries(ctx, reads, s.prunedThrough + 1, s.lastIndex, {
+        indexes: true,
+        hashes: true,
+      });
+      stage = "the indexes";
+      dangling = await danglingIndexes(ctx, reads);
+      stage = "the sealed batches";
+      batches = await auditBatches(store);
+    } catch (e) {
+      // A damaged block of the database (LevelDB checks it only when read): the check cannot go
+      // on past it, salvage can (storage audit D4: this ended in the generic line that advised
+      // running "vigil store check").
+      if (e instanceof VigilError && !(e instanceof StoreUnavailableError)) throw e;
+      const err = translateLevelError(e, `reading ${stage}`);
+      const why = (err.cause as { cause?: { message?: unknown }; message?: unknown } | undefined)?.cause
+        ?.message;
+      const raw = String(why ?? (err.cause as { message?: unknown } | undefined)?.message ?? "");
+      io.out(
+        `✘ ${dir} could not be read to its end: ${err.shortMessage}${raw && !err.shortMessage.includes(raw) ? ` (${raw})` : ""}; what comes after that point was not checked
+`,
+      );
+      io.out(
+        `run "vigil store salvage --data-dir ${dir.replace(/\/store$/, "")} --to NEW_DIR" to copy out what is intact
+`,
+      );
+      return 1;
+    }
     const problems = [...entries.problems, ...dangling, ...batches.problems];
     io.out(
       `${dir}: ${entries.entries} entries (indexes ${s.prunedThrough + 1}..${s.lastIndex}), ${batches.batches} batches ` +
