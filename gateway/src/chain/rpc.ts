@@ -13,7 +13,8 @@
  *   (`retries` attempts in all). A JSON-RPC error *answer* is not a transport failure: it is
  *   translated (errors.ts `translateRpcError`) and thrown as is.
  * - `checkHealth()` (also every `healthCheckIntervalMs`) probes every endpoint with `eth_chainId`
- *   and `eth_blockNumber`; an endpoint on another chain is never used; an endpoint more than
+ *   and `eth_blockNumber`; an endpoint found on another chain is not used from then on (one that
+ *   changes chains between two probes answers until the next); an endpoint more than
  *   `maxLagBlocks` behind the highest block another endpoint reported in the same round (a lagging
  *   replica, a frozen node) is unhealthy until it catches up; the most preferred healthy endpoint
  *   becomes current again (fail back to the primary).
