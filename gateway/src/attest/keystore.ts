@@ -223,7 +223,8 @@ export async function loadKeystore(path: string, passphrase: string): Promise<Ga
   try {
     st = await stat(path);
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : "cannot be read";
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "does not exist" : `cannot be read (${code ?? "stat error"})`;
     throw new KeystoreError("KEYSTORE_MISSING", `keystore ${path} ${why}`, { cause: e });
   }
   if ((st.mode & 0o077) !== 0) throw new KeystorePermissionError(path, st.mode);

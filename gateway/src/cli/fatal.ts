@@ -78,10 +78,17 @@ const FIX: Array<[test: (e: VigilError) => boolean, fix: string | ((e: VigilErro
     (e) => e.code === "KEYSTORE_DECRYPT",
     "set VIGIL_KEYSTORE_PASSPHRASE(_FILE) to the passphrase the key was created with",
   ],
+  [
+    // There, but not this user's to read: a new key would be the wrong fix (storage audit D8).
+    (e) => e.code === "KEYSTORE_MISSING" && /cannot be read \((EACCES|EPERM)\)/.test(e.shortMessage),
+    "run the command as the user that owns it (the Pi service runs as vigil: sudo -u vigil vigil …), or give it to that user, keeping mode 0600",
+  ],
   [(e) => e.code === "KEYSTORE_MISSING", 'check attest.keystore, or create the key with "vigil keys init"'],
   [
+    // Only the registered key signs a rotation ("vigil keys rotate"); without it, the registry's
+    // site operator moves the registration (hardware/pi/README.md).
     (e) => e.code === "KEYSTORE_FORMAT",
-    'restore the keystore from a backup, or create a new key with "vigil keys init --force" and rotate it on chain',
+    'restore the keystore from a backup; without one, create a new key with "vigil keys init --force" and have the site operator move the registration to it (VigilRegistry.rotateGatewayKey)',
   ],
   [
     (e) => e.code === "CHAIN_NETWORK" || e.code === "CHAIN_TIMEOUT",
