@@ -62,6 +62,43 @@ describe("LevelFrameStore: disk space", () => {
   });
 });
 
+describe("LevelFrameStore: disk space at the line", () => {
+  it("behavior: refusing below minFreeBytes resumes only above minFreeBytes × 1.25, so a disk hovering at the line does not flip the state at every check", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-store-"));
+    const min = 1 << 20;
+    let free = HUGE;
+    const s = new LevelFrameStore({
+      dir,
+      reserveBytes: 4096,
+      minFreeBytes: min,
+      spaceCheckIntervalMs: 60_000,
+      freeBytes: async () => free,
+    });
+    try {
+      await s.open();
+      free = min - 1;
+      await s.checkRoom();
+      expect(s.stats().state).toBe("low-space");
+      // Back above the line, but not by the margin: still refusing.
+      for (const f of [min, min + 1, Math.floor(min * 1.25) - 1]) {
+        free = f;
+        await s.checkRoom();
+        expect(s.stats().state).toBe("low-space");
+      }
+      free = Math.floor(min * 1.25);
+      await s.checkRoom();
+      expect(s.stats().state).toBe("ok");
+      // Accepting: only below the line again is refused.
+      free = min;
+      await s.checkRoom();
+      expect(s.stats().state).toBe("ok");
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("LevelFrameStore: compaction after pruning", () => {
   it("error: a failed compaction is logged with its code and counted; pruning itself stands", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vigil-store-"));

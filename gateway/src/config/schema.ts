@@ -297,7 +297,8 @@ const Store = Type.Object(
     minFreeBytes: Type.Integer({
       minimum: 0,
       default: 64 * 1024 * 1024,
-      description: "Refuse new frames when free disk space is below this.",
+      description:
+        "Refuse new frames when free disk space is below this; accept again once it is above 1.25 × this (a disk at the line does not flip between the two).",
     }),
     reserveBytes: Type.Integer({
       minimum: 0,

@@ -3,7 +3,8 @@
  *
  * Disk-full policy (see attest/README.md "Storage"):
  * - A guard checks free space every `spaceCheckIntervalMs`; below `minFreeBytes` the store
- *   refuses new frames (`StoreUnavailableError` reason DISK_FULL) before LevelDB hits ENOSPC.
+ *   refuses new frames (`StoreUnavailableError` reason DISK_FULL) before LevelDB hits ENOSPC, and
+ *   accepts again above `minFreeBytes` × 1.25 ({@link RESUME_MARGIN}).
  * - If a write still fails (LEVEL_IO_ERROR "No space left"), that batch is rejected (its
  *   senders are not acknowledged and resend), the reserve file `<dir>/reserve.bin`
  *   (`reserveBytes`) is deleted so LevelDB can reopen and compact, and the store retries
@@ -13,6 +14,13 @@
  *   older than the window) deletes frames.
  */
 import { StoreUnavailableError } from "./errors.ts";
+
+/**
+ * Refusing below `minFreeBytes` resumes only above `minFreeBytes` × (1 + this): with one threshold
+ * a disk at the line flipped ok ⇄ low-space every check (storage audit: 2 s apart), and with it
+ * readiness and the store-state alert.
+ */
+export const RESUME_MARGIN = 0.25;
 import { existsSync } from "node:fs";
 import { open as openFile, rm, statfs, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -150,9 +158,12 @@ class DiskGuard implements StoreGuard {
     );
   }
 
-  async hasRoom(): Promise<boolean> {
+  async hasRoom(resuming = false): Promise<boolean> {
     const free = await this.free(this.dir);
-    const needed = this.minFreeBytes + ((await this.reservePresent()) ? 0 : this.reserveBytes);
+    const needed =
+      this.minFreeBytes +
+      ((await this.reservePresent()) ? 0 : this.reserveBytes) +
+      (resuming ? Math.floor(this.minFreeBytes * RESUME_MARGIN) : 0);
     return free >= needed;
   }
 

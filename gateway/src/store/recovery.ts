@@ -23,8 +23,12 @@ import type { FrameLog } from "./log.ts";
 
 /** Environment checks around a store (LevelDB: free disk space and the reserve file). */
 export interface StoreGuard {
-  /** True when there is room to accept frames (free space above the watermark). */
-  hasRoom(): Promise<boolean>;
+  /**
+   * True when there is room to accept frames (free space above the watermark); `resuming`: room to
+   * accept again after refusing for lack of it, with a margin so that a disk at the line does not
+   * flip between the two.
+   */
+  hasRoom(resuming?: boolean): Promise<boolean>;
   /** Disk full: delete the reserve file so the database can reopen and compact. */
   releaseReserve(): Promise<void>;
   /** Space is back: recreate the reserve file before accepting frames again. */
@@ -177,7 +181,7 @@ export class Recovery {
     const g = this.#guard;
     const c = this.#c;
     if (!g || (c.state !== "ok" && c.state !== "low-space")) return;
-    const room = await this.#guarded("checking free space", () => g.hasRoom(), false);
+    const room = await this.#guarded("checking free space", () => g.hasRoom(c.state === "low-space"), false);
     if (c.state === "ok" && !room) {
       c.state = "low-space";
       c.log.warn({}, "free disk space below the watermark; refusing frames");
