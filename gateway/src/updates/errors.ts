@@ -53,10 +53,12 @@ export type UpdateErrorCode =
  * now (a host or IPFS gateway down, a timeout), that no frames came to judge it on, or that the
  * gateway stopped during the install: it is counted and logged but not remembered, so
  * the next check (for firmware, also the device's next HELLO) tries again, paced by
- * `updates.schedule` (for a firmware download, also by the release's backoff: firmware-agent.ts). Every other refusal is about the bytes or the chain's record and is
+ * `updates.schedule` (for a firmware download, also by the release's backoff: firmware-agent.ts).
+ * Every other refusal is about the bytes or the chain's record and is
  * remembered until a different release is Active or an operator asks (`vigil update retry`), with
- * two exceptions decided by the agents: a model's wrong bytes from its sources (a size, hash or
- * CID mismatch) are remembered only after `mismatchAttempts` attempts in a row (model-agent.ts),
+ * two exceptions decided by the agents: wrong bytes from a release's sources (a size, hash or
+ * CID mismatch) are remembered only after `mismatchAttempts` attempts in a row (model-agent.ts;
+ * firmware-agent.ts, per device),
  * and a device that answers REFUSED/BUSY (installing another release) is offered again
  * (firmware-agent.ts).
  */

@@ -7,9 +7,12 @@
  * until a different release appears or an operator asks (bytes that were only unreachable,
  * FETCH_FAILED, and a device busy with another release, REFUSED/BUSY, are tried again at the next
  * check or HELLO; a failed download only after the release's backoff, shared by every device, so
- * a boot loop of HELLOs does not hammer a content host that is down). stop() aborts every
- * download under way. A device that stops answering (NO_RESPONSE, TOO_MANY_RETRIES) has not failed:
- * its transfer is offered again, resuming, at its next HELLO. Transfer progress is persisted in
+ * a boot loop of HELLOs does not hammer a content host that is down). Wrong bytes from the
+ * sources (a size, hash or CID mismatch) are the sources' fault at first: they extend that
+ * backoff too, and are remembered for a device only after `mismatchAttempts` of its downloads in
+ * a row got wrong bytes. stop() aborts every download under way. A device that stops answering
+ * (NO_RESPONSE, TOO_MANY_RETRIES) has not failed: its transfer is offered again, resuming, at its
+ * next HELLO. Transfer progress is persisted in
  * the store ({@link StoreFirmwareProgressStore}), so a gateway restart resumes a transfer by
  * offering again. Images are staged in `<dir>/firmware-staging` only while a transfer needs them.
  *
@@ -98,11 +101,17 @@ export interface FirmwareAgentOptions {
   ipfsGateway?: string | undefined;
   fetchTimeoutMs?: number;
   /**
-   * Wait after a release's first failed download (FETCH_FAILED) before any device's check or
-   * HELLO fetches it again, ms; doubled after each failed download in a row (at most 6 h, the
-   * model agent's schedule: backoff.ts). Default 60 000; 0: no backoff.
+   * Wait after a release's first failed download (FETCH_FAILED, or wrong bytes: a size, hash or
+   * CID mismatch) before any device's check or HELLO fetches it again, ms; doubled after each
+   * failed download in a row (at most 6 h, the model agent's schedule: backoff.ts). Default
+   * 60 000; 0: no backoff.
    */
   fetchRetryMs?: number;
+  /**
+   * A device's downloads of a release in a row whose sources all delivered wrong bytes (size, hash
+   * or CID mismatch) before the release is remembered as failed on that device. Default 8.
+   */
+  mismatchAttempts?: number;
   /**
    * Whether a device may be updated now: the same answer as ingest's admission (registered and
    * not suspended or revoked). Asked at its HELLO and before every offer. Default: every device.
@@ -126,6 +135,13 @@ export interface FirmwareAgentOptions {
   /** The local clock the view's age and the download backoff are measured with. Default the system clock. */
   clock?: Clock;
 }
+
+/** fetchArtifact's content errors: wrong bytes from the sources, their fault until it lasts. */
+const WRONG_BYTES: ReadonlySet<string> = new Set<UpdateErrorCode>([
+  "SIZE_MISMATCH",
+  "HASH_MISMATCH",
+  "CID_MISMATCH",
+]);
 
 interface Device {
   id: number;
@@ -225,6 +241,11 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
    * (a boot loop) and checks do not fetch it again before `nextMs`. In memory: a restart retries.
    */
   readonly #fetchBackoff = new Map<bigint, { attempts: number; nextMs: number; atMs: number }>();
+  /**
+   * Per device, its downloads in a row of one release that got wrong bytes; a download of it that
+   * gets the verified bytes ends the count. In memory, like the backoff: a restart counts anew.
+   */
+  readonly #mismatches = new Map<number, { releaseId: bigint; attempts: number }>();
   /** Downloads under way (stop() waits for them to end, their partial files removed). */
   readonly #fetching = new Set<Promise<unknown>>();
   /** Aborted by stop(): ends every download under way at once (fetch.ts `signal`). */
@@ -347,6 +368,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
    */
   async retry(deviceId: number, releaseId: bigint): Promise<boolean> {
     this.#fetchBackoff.delete(releaseId);
+    if (this.#mismatches.get(deviceId)?.releaseId === releaseId) this.#mismatches.delete(deviceId);
     const key = `updates/fw/failed/${deviceId}/${releaseId}`;
     const failed = await this.#o.state.getMeta(key);
     await this.#o.state.putMeta(key, Buffer.alloc(0));
@@ -356,6 +378,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   /** Forgets that `releaseId` failed, on every device it failed on (operator request); resolves with those devices. */
   async retryEverywhere(releaseId: bigint): Promise<number[]> {
     this.#fetchBackoff.delete(releaseId);
+    for (const [d, m] of this.#mismatches) if (m.releaseId === releaseId) this.#mismatches.delete(d);
     const devices: number[] = [];
     for (const [k, v] of await this.#o.state.metaEntries("updates/fw/failed/")) {
       const m = /^updates\/fw\/failed\/(\d+)\/(\d+)$/.exec(k);
@@ -532,6 +555,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
           `release ${rel.id} is not a firmware release for ${dev.target}`,
         );
       const f = await this.#fetch(rel);
+      this.#mismatches.delete(deviceId); // the release's bytes: earlier wrong ones are forgotten
       image = readFileSync(f.path);
       let info;
       try {
@@ -559,6 +583,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     } catch (e) {
       const err = e instanceof UpdateError ? e : new UpdateError("FETCH_FAILED", (e as Error).message);
       if (err.code === "INTERRUPTED") return; // stop(): no refusal, fetched again when needed
+      if (WRONG_BYTES.has(err.code)) return this.#wrongBytes(deviceId, rel, err);
       const b = err.code === "FETCH_FAILED" ? this.#fetchBackoff.get(rel.id) : undefined;
       if (b) {
         const next = new Date(b.nextMs).toISOString();
@@ -654,8 +679,37 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   }
 
   /**
-   * Downloads `rel`'s image (aborted by stop()). A FETCH_FAILED starts or extends the release's
-   * backoff, once per round: devices whose downloads of it ran at the same time count as one.
+   * Refuses `rel` on the device for wrong bytes from its sources (`err`, the release's backoff
+   * already extended by #fetch): remembered only at the device's `mismatchAttempts`-th such
+   * download in a row (one source's truncated or wrong answer says nothing about the release).
+   */
+  #wrongBytes(deviceId: number, rel: ReleaseRecord, err: UpdateError): Promise<void> {
+    const max = this.#o.mismatchAttempts ?? 8;
+    const m = this.#mismatches.get(deviceId);
+    const attempts = (m?.releaseId === rel.id ? m.attempts : 0) + 1;
+    const tried = `${err.shortMessage} (wrong bytes from its sources, attempt ${attempts} of ${max}`;
+    if (attempts >= max) {
+      this.#mismatches.delete(deviceId);
+      return this.#refuse(deviceId, rel, err.code, `${tried}: remembered as failed)`, false);
+    }
+    this.#mismatches.set(deviceId, { releaseId: rel.id, attempts });
+    // No backoff when another device's download got the verified bytes since.
+    const b = this.#fetchBackoff.get(rel.id);
+    if (!b) return this.#refuse(deviceId, rel, err.code, `${tried})`, true);
+    const next = new Date(b.nextMs).toISOString();
+    return this.#refuse(
+      deviceId,
+      rel,
+      err.code,
+      `${tried}; not fetched again before ${next})`,
+      true,
+      `tried again at the first check or HELLO from ${next} on`,
+    );
+  }
+
+  /**
+   * Downloads `rel`'s image (aborted by stop()). A FETCH_FAILED or wrong bytes start or extend the
+   * release's backoff, once per round: devices whose downloads of it ran at the same time count as one.
    */
   async #fetch(rel: ReleaseRecord): Promise<Awaited<ReturnType<typeof fetchArtifact>>> {
     const startMs = this.#clock.nowMs();
@@ -674,7 +728,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       this.#fetchBackoff.delete(rel.id);
       return f;
     } catch (e) {
-      if (e instanceof UpdateError && e.code === "FETCH_FAILED") {
+      if (e instanceof UpdateError && (e.code === "FETCH_FAILED" || WRONG_BYTES.has(e.code))) {
         const b = this.#fetchBackoff.get(rel.id);
         if (!b || b.atMs < startMs) {
           const attempts = (b?.attempts ?? 0) + 1;
