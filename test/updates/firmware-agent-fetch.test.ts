@@ -75,6 +75,16 @@ async function gateway(): Promise<{ url: string; gets: () => number; mode: { now
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, gets: () => gets, mode };
 }
 
+/** Devices 1 and 2 on their own lines, and a HELLO from both (then the agent's work settled). */
+function twoDevices(agent: FirmwareUpdateAgent) {
+  const lines = [1, 2].map((id) => line(agent, factoryFirmware({ deviceId: id })));
+  const helloAll = async (): Promise<void> => {
+    for (const [i, l] of lines.entries()) agent.onFrame(hello(i + 1), l);
+    await agent.idle();
+  };
+  return { lines, helloAll };
+}
+
 async function rig(gwUrl: string, clock = new FakeClock(), mismatchAttempts?: number) {
   const sha = createHash("sha256").update(image).digest("hex");
   const rel = {
@@ -146,11 +156,7 @@ describe("firmware agent: downloads", () => {
   it("behavior: a failed download backs off for every device: HELLOs and checks within the backoff fetch nothing; after it the release is fetched again and installs", async () => {
     const gw = await gateway();
     const { agent, clock } = await rig(gw.url);
-    const lines = [1, 2].map((id) => line(agent, factoryFirmware({ deviceId: id })));
-    const helloAll = async (): Promise<void> => {
-      for (const [i, l] of lines.entries()) agent.onFrame(hello(i + 1), l);
-      await agent.idle();
-    };
+    const { lines, helloAll } = twoDevices(agent);
     await helloAll();
     await agent.check();
     await agent.idle();
@@ -193,11 +199,7 @@ describe("firmware agent: downloads", () => {
     const gw = await gateway();
     gw.mode.now = "short";
     const { agent, state, clock } = await rig(gw.url);
-    const lines = [1, 2].map((id) => line(agent, factoryFirmware({ deviceId: id })));
-    const helloAll = async (): Promise<void> => {
-      for (const [i, l] of lines.entries()) agent.onFrame(hello(i + 1), l);
-      await agent.idle();
-    };
+    const { helloAll } = twoDevices(agent);
     await helloAll();
     await agent.check();
     await agent.idle();
