@@ -108,12 +108,10 @@ async function check(dir: string, io: CliIo): Promise<number> {
         ?.message;
       const raw = String(why ?? (err.cause as { message?: unknown } | undefined)?.message ?? "");
       io.out(
-        `✘ ${dir} could not be read to its end: ${err.shortMessage}${raw && !err.shortMessage.includes(raw) ? ` (${raw})` : ""}; what comes after that point was not checked
-`,
+        `✘ ${dir} could not be read to its end: ${err.shortMessage}${raw && !err.shortMessage.includes(raw) ? ` (${raw})` : ""}; what comes after that point was not checked\n`,
       );
       io.out(
-        `run "vigil store salvage --data-dir ${dir.replace(/\/store$/, "")} --to NEW_DIR" to copy out what is intact
-`,
+        `run "vigil store salvage --data-dir ${dir.replace(/\/store$/, "")} --to NEW_DIR" to copy out what is intact\n`,
       );
       return 1;
     }

@@ -14,13 +14,6 @@
  *   older than the window) deletes frames.
  */
 import { StoreUnavailableError } from "./errors.ts";
-
-/**
- * Refusing below `minFreeBytes` resumes only above `minFreeBytes` × (1 + this): with one threshold
- * a disk at the line flipped ok ⇄ low-space every check (storage audit: 2 s apart), and with it
- * readiness and the store-state alert.
- */
-export const RESUME_MARGIN = 0.25;
 import { existsSync } from "node:fs";
 import { open as openFile, rm, statfs, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -31,12 +24,19 @@ import { P_LEAF, P_LOG, u64Key } from "./codec.ts";
 import { FileWatermark, StoreIntegrityError } from "./integrity.ts";
 import { makeDir } from "../core/make-dir.ts";
 
+/**
+ * Refusing below `minFreeBytes` resumes only above `minFreeBytes` × (1 + this): with one threshold
+ * a disk at the line flipped ok ⇄ low-space every check (storage audit: 2 s apart), and with it
+ * readiness and the store-state alert.
+ */
+export const RESUME_MARGIN = 0.25;
+
 export interface LevelFrameStoreOptions extends CoreStoreOptions {
   /** Data directory; the database lives in `<dir>/db`, the reserve file in `<dir>/reserve.bin`. */
   dir: string;
   /** Size of the reserve file. Default 16 MiB. 0 disables it. */
   reserveBytes?: number;
-  /** Refuse frames when free space drops below this. Default 64 MiB. */
+  /** Refuse frames when free space drops below this (accept again above 1.25 × it). Default 64 MiB. */
   minFreeBytes?: number;
   /** Free-space check period. Default 1000 ms. */
   spaceCheckIntervalMs?: number;
