@@ -221,3 +221,90 @@ describe("RpcPool and oversized answers", () => {
     }
   });
 });
+
+describe("RpcPool and Retry-After", () => {
+  /** A fetch whose hosts answer HTTP 429 with `retryAfter[host]` while it is set; counts what each host was sent. */
+  function limited(retryAfter: Record<string, string | undefined>) {
+    const sent: Record<string, number> = {};
+    const fetchFn = (async (url: string, init: { body: string }) => {
+      const { id, method } = JSON.parse(init.body) as { id: number; method: string };
+      const host = new URL(url).hostname;
+      sent[host] = (sent[host] ?? 0) + 1;
+      const ra = retryAfter[host];
+      if (ra !== undefined)
+        return new Response('{"error":"too many requests"}', { status: 429, headers: { "retry-after": ra } });
+      const result = method === "eth_chainId" ? "0xa" : "0x10";
+      return new Response(JSON.stringify({ jsonrpc: "2.0", id, result }), { status: 200 });
+    }) as unknown as typeof fetch;
+    return { sent, fetchFn };
+  }
+
+  it("error: an endpoint that answered 429 with Retry-After is sent nothing, requests nor probes, until then; alone, requests fail at once as rate limited (a wait longer than a request's timeout)", async () => {
+    let now = 1_000_000;
+    const ra: Record<string, string | undefined> = { "a.example": "30" };
+    const { sent, fetchFn } = limited(ra);
+    const pool = new RpcPool({
+      urls: ["http://a.example/"],
+      healthCheckIntervalMs: 0,
+      fetch: fetchFn,
+      nowMs: () => now,
+    });
+    try {
+      await expect(pool.request("eth_blockNumber")).rejects.toMatchObject({ code: "CHAIN_RATE_LIMIT" });
+      expect(sent["a.example"]).toBe(1);
+      ra["a.example"] = undefined; // it would answer now, but asked for 30 s
+      now += 15_000; // 15 s left: longer than a request's timeout (10 s), so not waited out
+      await expect(pool.request("eth_blockNumber")).rejects.toThrow(/rate limited, retry after 15 s/);
+      await pool.checkHealth();
+      expect(sent["a.example"]).toBe(1);
+      now += 15_000;
+      expect(await pool.request("eth_blockNumber")).toBe("0x10");
+      expect(sent["a.example"]).toBe(2);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it("behavior: with another endpoint, requests go there while the first waits out its Retry-After (at most 300 s), then back to the preferred one at the next probe", async () => {
+    let now = 1_000_000;
+    const ra: Record<string, string | undefined> = { "a.example": "3600" };
+    const { sent, fetchFn } = limited(ra);
+    const pool = new RpcPool({
+      urls: ["http://a.example/", "http://b.example/"],
+      healthCheckIntervalMs: 0,
+      fetch: fetchFn,
+      nowMs: () => now,
+    });
+    try {
+      for (let i = 0; i < 5; i++) expect(await pool.request("eth_blockNumber")).toBe("0x10");
+      expect(sent).toEqual({ "a.example": 1, "b.example": 5 });
+      ra["a.example"] = undefined;
+      now += 299_000;
+      await pool.checkHealth(); // still held: not probed
+      expect(sent["a.example"]).toBe(1);
+      now += 1_000; // the 3600 s asked for is held to MAX_RETRY_AFTER_S
+      await pool.checkHealth();
+      expect(await pool.request("eth_blockNumber")).toBe("0x10");
+      expect(pool.status().current).toBe(0);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it("behavior: a Retry-After shorter than a request's timeout is waited out within the request, which then succeeds", async () => {
+    const ra: Record<string, string | undefined> = { "a.example": "1" };
+    const { sent, fetchFn } = limited(ra);
+    const pool = new RpcPool({ urls: ["http://a.example/"], healthCheckIntervalMs: 0, fetch: fetchFn });
+    try {
+      const t0 = Date.now();
+      const first = pool.request("eth_blockNumber");
+      ra["a.example"] = undefined; // the first answer (429, 1 s) is already on its way
+      expect(await first).toBe("0x10");
+      // The second request went out only once the second asked for had passed (before, 200 ms).
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
+      expect(sent["a.example"]).toBe(2);
+    } finally {
+      pool.close();
+    }
+  });
+});

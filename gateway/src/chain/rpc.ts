@@ -10,7 +10,8 @@
  * - Endpoints are tried in order of preference: the first healthy one serves requests. A transport
  *   failure (connection refused, timeout, HTTP 429 or 5xx, a body that is not a JSON-RPC 2.0
  *   response or is larger than `maxResponseBytes`) marks the endpoint unhealthy and the request moves to the next healthy endpoint
- *   (`retries` attempts in all). A JSON-RPC error *answer* is not a transport failure: it is
+ *   (`retries` attempts in all); one that answered 429 with Retry-After is sent nothing until
+ *   then (at most {@link MAX_RETRY_AFTER_S}). A JSON-RPC error *answer* is not a transport failure: it is
  *   translated (errors.ts `translateRpcError`) and thrown as is.
  * - `checkHealth()` (also every `healthCheckIntervalMs`) probes every endpoint with `eth_chainId`
  *   and `eth_blockNumber`; an endpoint found on another chain is not used from then on (one that
@@ -100,6 +101,8 @@ export interface RpcPoolOptions {
   ifaces?: readonly Interface[];
   /** Injected fetch (tests). */
   fetch?: typeof fetch;
+  /** The clock Retry-After holds are measured with, ms. Default Date.now. */
+  nowMs?: () => number;
   timers?: Timers;
   /** Called when the serving endpoint changes (index, redacted URL, why). */
   onFailover?: (e: { from: number; to: number; url: string; reason: string }) => void;
@@ -122,7 +125,15 @@ interface Endpoint {
   chainChecked: boolean;
   /** The chain id the endpoint served at its last probe, when that was not the expected one. */
   wrongChain: bigint | undefined;
+  /**
+   * Until when (ms, `nowMs`) the endpoint asked not to be sent anything (HTTP 429 Retry-After):
+   * neither requests nor probes go to it before then.
+   */
+  holdUntilMs?: number | undefined;
 }
+
+/** The longest Retry-After honoured, s: a provider's hour-long ask would stop anchoring for it. */
+export const MAX_RETRY_AFTER_S = 300;
 
 let nextId = 1;
 
@@ -132,6 +143,7 @@ export class RpcPool implements RpcClient {
   readonly #maxBytes: number;
   readonly #attempts: number;
   readonly #fetch: typeof fetch;
+  readonly #now: () => number;
   readonly #ifaces: readonly Interface[];
   readonly #expected: bigint | undefined;
   readonly #maxLag: number;
@@ -165,6 +177,7 @@ export class RpcPool implements RpcClient {
     this.#maxBytes = o.maxResponseBytes ?? MAX_RPC_RESPONSE_BYTES;
     this.#attempts = o.attempts ?? Math.max(3, 2 * o.urls.length);
     this.#fetch = o.fetch ?? fetch;
+    this.#now = o.nowMs ?? Date.now;
     this.#ifaces = o.ifaces ?? [];
     this.#expected = o.expectedChainId;
     this.#maxLag = o.maxLagBlocks ?? 10;
@@ -250,6 +263,7 @@ export class RpcPool implements RpcClient {
   }
 
   async #probe(e: Endpoint): Promise<void> {
+    if (this.#held(e)) return; // it asked for quiet (Retry-After): stays as it is until then
     const t0 = performance.now();
     try {
       const chainId = BigInt(await this.#call<string>(e, "eth_chainId", []));
@@ -290,6 +304,22 @@ export class RpcPool implements RpcClient {
     for (let attempt = 0; attempt < this.#attempts; attempt++) {
       if (this.#closed) throw new ChainNetworkError(this.currentUrl, { reason: "connection closed" });
       const e = this.#eps[this.#current]!;
+      // Every endpoint asked to be left alone (Retry-After): nothing is sent before its time.
+      if (this.#held(e)) {
+        const other = this.#eps.find((x) => x.healthy && !this.#held(x));
+        if (other) {
+          this.#switch(other.index, e.lastError ?? "rate limited");
+          continue;
+        }
+        // A short hold is waited out within the request (as a timeout would be); a long one is
+        // the caller's to back off from.
+        const now = this.#now();
+        const waitMs = Math.min(...this.#eps.map((x) => Math.max(0, (x.holdUntilMs ?? now) - now)));
+        if (waitMs > this.#timeoutMs || attempt + 1 >= this.#attempts)
+          throw new RpcRateLimitError(e.shown, Math.ceil(waitMs / 1000));
+        await new Promise((r) => this.#timers.setTimeout(() => r(undefined), waitMs));
+        continue;
+      }
       try {
         if (!e.chainChecked) {
           await this.#probe(e);
@@ -308,6 +338,9 @@ export class RpcPool implements RpcClient {
         e.failures++;
         e.healthy = false;
         e.lastError = err.shortMessage;
+        // RFC 9110 §10.2.3: the provider said how long to wait; bounded by MAX_RETRY_AFTER_S.
+        if (err instanceof RpcRateLimitError && err.retryAfterS !== undefined && err.retryAfterS > 0)
+          e.holdUntilMs = this.#now() + Math.min(err.retryAfterS, MAX_RETRY_AFTER_S) * 1000;
         const next = this.#nextHealthy(e.index);
         if (next !== undefined) this.#switch(next, err.shortMessage);
         else if (err instanceof RpcRateLimitError || attempt + 1 < this.#attempts) {
@@ -315,7 +348,7 @@ export class RpcPool implements RpcClient {
           // Not unref'd: a request in progress is work, and in a one-shot CLI nothing else keeps
           // Node running, which then exits 13 ("unsettled top-level await") with no message.
           await new Promise((r) => this.#timers.setTimeout(() => r(undefined), 200 * (attempt + 1)));
-          for (const x of this.#eps) x.healthy = true; // give each another chance
+          for (const x of this.#eps) if (!this.#held(x)) x.healthy = true; // give each another chance
         }
       }
     }
@@ -326,9 +359,17 @@ export class RpcPool implements RpcClient {
     const n = this.#eps.length;
     for (let k = 1; k < n; k++) {
       const e = this.#eps[(after + k) % n]!;
-      if (e.healthy) return e.index;
+      if (e.healthy && !this.#held(e)) return e.index;
     }
     return undefined;
+  }
+
+  /** The endpoint's Retry-After has not passed yet. */
+  #held(e: Endpoint): boolean {
+    if (e.holdUntilMs === undefined) return false;
+    if (this.#now() < e.holdUntilMs) return true;
+    e.holdUntilMs = undefined;
+    return false;
   }
 
   async #call<T>(e: Endpoint, method: string, params: readonly unknown[]): Promise<T> {
