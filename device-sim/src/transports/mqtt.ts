@@ -114,6 +114,15 @@ export function connectFailure(e: unknown, url: string): { cause: string; retry:
   return { cause: `${msg.replace(/^Error: /, "")}${code}`, retry: true };
 }
 
+/** The user name in a broker URL, decoded ("" when it has none or does not parse). */
+export function urlUsername(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).username);
+  } catch {
+    return "";
+  }
+}
+
 /**
  * The device id a user name names, when it is one: 8 hex digits, as the gateway's registry
  * access control expects of a sensor (gateway/src/access/README.md). Undefined otherwise.
@@ -288,12 +297,7 @@ export class MqttTransport implements Transport {
 
   /** The user name the broker sees: the option, else the URL's. */
   #username(): string {
-    if (this.opts.username) return this.opts.username;
-    try {
-      return decodeURIComponent(new URL(this.opts.url).username);
-    } catch {
-      return "";
-    }
+    return this.opts.username || urlUsername(this.opts.url);
   }
 
   /** A gateway's retained status: its `state` (an empty payload clears a retained message). */

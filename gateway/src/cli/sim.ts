@@ -177,11 +177,6 @@ function skewMs(v: string | undefined): number {
  * given) in 1..65535. mqtt.js would otherwise connect `mqtt://` to 127.0.0.1:1883 and throw a
  * stack trace for port 99999.
  */
-/** The user name of a URL mqttUrl() accepted, decoded ("" when none). */
-function urlUsername(url: string): string {
-  return decodeURIComponent(new URL(url).username);
-}
-
 function mqttUrl(url: string): string {
   if (!/^(mqtts?|wss?|tcp):\/\//i.test(url))
     throw new UsageError(
@@ -258,7 +253,7 @@ export async function simCommand(argv: string[]): Promise<number> {
   const [
     { parseFaultRates, parseScriptedFaults },
     { PROFILE_NAMES, Simulator },
-    { MqttTransport, deviceOfUsername },
+    { MqttTransport, deviceOfUsername, urlUsername },
     { SerialTransport },
   ] = await Promise.all([
     import("../../../device-sim/src/faults.ts"),

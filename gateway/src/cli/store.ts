@@ -84,7 +84,6 @@ async function check(dir: string, io: CliIo): Promise<number> {
     );
     return 1;
   }
-  let stage = "the entries";
   try {
     const s = store.stats();
     const { ctx, reads } = store.internals;
@@ -94,19 +93,17 @@ async function check(dir: string, io: CliIo): Promise<number> {
         indexes: true,
         hashes: true,
       });
-      stage = "the indexes";
       dangling = await danglingIndexes(ctx, reads);
-      stage = "the sealed batches";
       batches = await auditBatches(store);
     } catch (e) {
       // A damaged block of the database (LevelDB checks it only when read): the check cannot go
       // on past it, salvage can (storage audit D4: this ended in the generic line that advised
       // running "vigil store check").
       if (e instanceof VigilError && !(e instanceof StoreUnavailableError)) throw e;
-      const err = translateLevelError(e, `reading ${stage}`);
-      const why = (err.cause as { cause?: { message?: unknown }; message?: unknown } | undefined)?.cause
-        ?.message;
-      const raw = String(why ?? (err.cause as { message?: unknown } | undefined)?.message ?? "");
+      const err = translateLevelError(e, "reading the store");
+      // LevelDB's own words ("Corruption: bad block type") are the innermost cause.
+      let raw = "";
+      for (let c: unknown = err.cause; c instanceof Error; c = c.cause) raw = c.message;
       io.out(
         `✘ ${dir} could not be read to its end: ${err.shortMessage}${raw && !err.shortMessage.includes(raw) ? ` (${raw})` : ""}; what comes after that point was not checked\n`,
       );
