@@ -21,6 +21,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cidV1 } from "../../gateway/src/updates/cid.ts";
 import { RedirectDowngradeError, UpdateError } from "../../gateway/src/updates/errors.ts";
 import { fetchArtifact } from "../../gateway/src/updates/fetch.ts";
+import { within } from "./within.ts";
 
 const body = Buffer.from("a release's bytes, for the abort test\n".repeat(2000));
 const sha256 = createHash("sha256").update(body).digest("hex");
@@ -52,23 +53,6 @@ async function listen(s: Server): Promise<number> {
 
 const staging = (): string => join(mkdtempSync(join(tmpdir(), "vigil-abort-")), "staging");
 const parts = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith(".part"));
-
-/** How `p` ends within `ms` (a bound on the outcome, not a synchronisation). */
-async function within(p: Promise<unknown>, ms: number): Promise<unknown> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise((res) => (timer = setTimeout(() => res("still running"), ms)));
-  try {
-    return await Promise.race([
-      p.then(
-        () => "resolved",
-        (e: unknown) => e,
-      ),
-      late,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe("fetchArtifact: stop and timeouts", () => {
   it("behavior: the caller's signal ends a download in progress at once: INTERRUPTED, its .part removed, the next URI not tried", async () => {

@@ -27,6 +27,7 @@ import { retryBackoffMs } from "../../gateway/src/updates/backoff.ts";
 import { FirmwareUpdateAgent } from "../../gateway/src/updates/firmware-agent.ts";
 import { targetId } from "../../gateway/src/updates/release-meta.ts";
 import { line } from "./fw-line.ts";
+import { within } from "./within.ts";
 
 const V1: FirmwareVersion = { major: 1, minor: 0, patch: 0 };
 const hello = (deviceId: number): HelloFrame => ({
@@ -122,17 +123,6 @@ async function rig(gwUrl: string, clock = new FakeClock(), mismatchAttempts?: nu
   const parts = (): string[] =>
     existsSync(staging) ? readdirSync(staging).filter((f) => f.endsWith(".part")) : [];
   return { agent, state, clock, parts };
-}
-
-/** How `p` ends within `ms` (a bound on the outcome, not a synchronisation). */
-async function within(p: Promise<unknown>, ms: number): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<string>((res) => (timer = setTimeout(() => res("still running"), ms)));
-  try {
-    return await Promise.race([Promise.resolve(p).then(() => "resolved"), late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe("firmware agent: downloads", () => {

@@ -19,6 +19,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { MemoryUpdateState, ModelUpdateAgent } from "../../gateway/src/updates/model-agent.ts";
 import { FakeReleases } from "./fake-releases.ts";
 import { LoopRig, liveModel } from "./rig.ts";
+import { within } from "./within.ts";
 
 const open: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -39,17 +40,6 @@ async function tricklingGateway(): Promise<{ url: string; hits: () => number }> 
     await new Promise((res) => server.close(res));
   });
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits: () => hits };
-}
-
-/** How `p` ends within `ms` (a bound on the outcome, not a synchronisation). */
-async function within(p: Promise<unknown>, ms: number): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<string>((res) => (timer = setTimeout(() => res("still running"), ms)));
-  try {
-    return await Promise.race([p.then(() => "resolved"), late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe("model update agent: stop during a download", () => {
