@@ -14,6 +14,15 @@ import { createRunner, type BatchRunner, type RunnerKind } from "./worker.ts";
 
 export type LaneRole = "live" | "shadow" | "retired";
 
+/**
+ * The least a shadow batch may be planned to take, µs. A batch runs synchronously on its runner's
+ * thread (worker.ts): inline, nothing else runs meanwhile, so a candidate far slower than the live
+ * model must not get the live lane's batch size.
+ */
+export const SHADOW_BATCH_BUDGET_US = 50_000;
+/** A shadow batch may also take this × its live lane's median batch (a candidate within the cost limit keeps its batches). */
+export const SHADOW_BATCH_LIVE_FACTOR = 4;
+
 /** How a shadow compares with the live lane it shadows, over the windows both ran. */
 export interface ShadowStats {
   /** Windows the shadow ran. */
@@ -93,6 +102,21 @@ export class Lane {
   usPerWindow(): number {
     const c = this.counters;
     return c.windowsRun === 0 ? 0 : c.runUs / c.windowsRun;
+  }
+
+  /**
+   * Windows this shadow may run in one batch: as many as its median cost per window so far fits
+   * in max({@link SHADOW_BATCH_BUDGET_US}, {@link SHADOW_BATCH_LIVE_FACTOR} × its live lane's
+   * median batch), between 1 and `maxBatch`; 1 before its first run (its cost is not known yet).
+   * A 1000× slower candidate then blocks the thread one window at a time, with I/O between its
+   * batches, until the update agent judges it (model-agent.ts), instead of a whole batch at once.
+   */
+  shadowBatchSize(maxBatch: number): number {
+    const per = this.windowCost.quantile(0.5);
+    if (this.counters.windowsRun === 0 || per <= 0) return 1;
+    const live = this.shadowOf?.runLatency.quantile(0.5) ?? 0;
+    const budget = Math.max(SHADOW_BATCH_BUDGET_US, SHADOW_BATCH_LIVE_FACTOR * live);
+    return Math.max(1, Math.min(maxBatch, Math.floor(budget / per)));
   }
 
   shadowStats(): ShadowStats {

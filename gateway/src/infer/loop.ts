@@ -591,9 +591,15 @@ export class InferenceLoop {
       lane.spare = [];
     }
     for (const [lane, w] of work) {
-      for (let at = 0; at < w.length; at += this.#maxBatch) {
+      // A shadow's batches are sized by its cost so far (lane.ts shadowBatchSize): each run
+      // defers by a setImmediate (worker.ts), so I/O is served between them.
+      for (let at = 0, n = 0; at < w.length; at += n) {
         if (lane.role === "retired") break;
-        await this.#runBatch(lane, w, at, Math.min(this.#maxBatch, w.length - at));
+        n = Math.min(
+          lane.role === "shadow" ? lane.shadowBatchSize(this.#maxBatch) : this.#maxBatch,
+          w.length - at,
+        );
+        await this.#runBatch(lane, w, at, n);
       }
       w.length = 0;
       lane.spare = w;
