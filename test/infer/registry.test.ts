@@ -9,6 +9,7 @@ import {
   ModelProfileConflictError,
 } from "../../gateway/src/infer/errors.ts";
 import {
+  MAX_WINDOW_VALUES,
   ModelRegistry,
   findManifests,
   loadModel,
@@ -89,6 +90,19 @@ describe("model registry", () => {
     await expect(ModelRegistry.load(tempModels([(m) => (m.alerts[0]!.output = "score")]))).rejects.toThrow(
       /unknown output "score"/,
     );
+  });
+
+  it("input: an absurd input window is refused by a sentence, not by a failed allocation of maxBatch windows", async () => {
+    // 3000 rows × 30 values: within the schema's 4096 rows, above MAX_WINDOW_VALUES.
+    const wide = tempModels([(m) => ((m.inputs.window = 3000), (m.inputs.shape[1] = 3000))]);
+    await expect(ModelRegistry.load(wide)).rejects.toThrow(
+      new RegExp(`input window of 3000 rows × 30 values is 90000 values; at most ${MAX_WINDOW_VALUES}`),
+    );
+    const err = (await ModelRegistry.load(
+      tempModels([(m) => ((m.inputs.window = 2_000_000), (m.inputs.shape[1] = 2_000_000))]),
+    ).catch((e: unknown) => e)) as ModelManifestError;
+    expect(err).toBeInstanceOf(ModelManifestError);
+    expect(err.details).toMatch(/\/inputs\/window must be <= 4096/);
   });
 
   it("error: a broken inputs.baseline block is refused with a typed error naming it", async () => {

@@ -165,6 +165,13 @@ export function otherFileProblems(m: LoadedModel): string[] {
   return problems;
 }
 
+/**
+ * Most values one input window may hold (window rows × values per row): 65,536, 36× the largest
+ * shipped model's (60 × 30). A manifest beyond it is refused with a sentence, not by a failed
+ * allocation of maxBatch × window × width floats.
+ */
+export const MAX_WINDOW_VALUES = 65_536;
+
 /** Parses and validates one manifest; throws {@link ModelManifestError}. */
 export function readManifest(
   path: string,
@@ -186,6 +193,12 @@ export function readManifest(
   const m = json as ModelManifest;
   const { inputs } = m;
   const width = tensorWidth(m);
+  // Each lane holds maxBatch windows of its input (worker.ts): at most 128 × 65,536 floats, 32 MiB.
+  if (inputs.window * width > MAX_WINDOW_VALUES)
+    throw new ModelManifestError(
+      path,
+      `an input window of ${inputs.window} rows × ${width} values is ${inputs.window * width} values; at most ${MAX_WINDOW_VALUES} are allowed`,
+    );
   if (inputs.shape[1] !== inputs.window || inputs.shape[2] !== width)
     throw new ModelManifestError(
       path,
