@@ -20,6 +20,8 @@ describe("updates configuration", () => {
       shadowWindows: 100,
       shadowMaxMs: 600_000,
       maxCostFactor: 3,
+      maxModelBytes: 33_554_432,
+      fetchTimeoutMs: 120_000,
       staleAfterMs: 3_600_000,
       firmware: true,
       firmwareTarget: null,
@@ -32,6 +34,8 @@ describe("updates configuration", () => {
     ).toMatchObject({ enabled: true, ipfsGateway: "http://127.0.0.1:8080", shadowWindows: 5 });
     expect(() => resolveConfig({ updates: { shadowWindows: 0 } })).toThrow(/updates\.shadowWindows/);
     expect(() => resolveConfig({ updates: { maxCostFactor: 0 } })).toThrow(/updates\.maxCostFactor/);
+    expect(() => resolveConfig({ updates: { maxModelBytes: 0 } })).toThrow(/updates\.maxModelBytes/);
+    expect(() => resolveConfig({ updates: { fetchTimeoutMs: 10 } })).toThrow(/updates\.fetchTimeoutMs/);
     expect(() => resolveConfig({ updates: { ipfsGateway: "not a url" } })).toThrow(
       /updates\.ipfsGateway: is not a valid URL/,
     );

@@ -9,58 +9,12 @@
  * - wrong bytes from a source (the model's or the pinned manifest's) are that source's fault until
  *   they come back `mismatchAttempts` times: tried again after a growing backoff, then remembered.
  */
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
-import {
-  MemoryUpdateState,
-  ModelUpdateAgent,
-  type ModelAgentOptions,
-} from "../../gateway/src/updates/model-agent.ts";
-import { FakeReleases } from "./fake-releases.ts";
-import { LoopRig, liveModel } from "./rig.ts";
-
-const open: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of open.splice(0)) await close();
-});
-
-async function setup(profile: string, o: Partial<ModelAgentOptions> = {}) {
-  const live = await liveModel(profile, "3.0.0");
-  const rig = new LoopRig(live, profile);
-  for (let i = 0; i < 5; i++) await rig.feed();
-  const releases = new FakeReleases();
-  const state = (o.state as MemoryUpdateState | undefined) ?? new MemoryUpdateState();
-  const dir = join(mkdtempSync(join(tmpdir(), "vigil-upd-faults-")), "updates");
-  const make = (extra: Partial<ModelAgentOptions> = {}) =>
-    new ModelUpdateAgent({
-      loop: rig.loop,
-      releases: releases as never,
-      state,
-      dir,
-      shadowWindows: 5,
-      evalMs: 5,
-      maxCostFactor: 50,
-      ...o,
-      ...extra,
-    });
-  const agent = make();
-  open.push(async () => {
-    await agent.stop();
-    await rig.close();
-  });
-  return { live, rig, releases, state, agent, make, dir };
-}
+import { MemoryUpdateState } from "../../gateway/src/updates/model-agent.ts";
+import { open, remembered, setup } from "./agent-setup.ts";
 
 /** A store whose install records cannot be written (a full disk); the rest of it works. */
 class FailingState extends MemoryUpdateState {
@@ -68,12 +22,6 @@ class FailingState extends MemoryUpdateState {
     if (key.startsWith("updates/model/")) throw new Error("IO error: No space left on device");
     return super.putMeta(key, value);
   }
-}
-
-/** The remembered failure of release `id` ("CODE: reason"), or undefined when none is. */
-function remembered(state: MemoryUpdateState, id: bigint): string | undefined {
-  const b = state.map.get(`updates/failed/${id}`);
-  return b && b.length > 0 ? b.toString() : undefined;
 }
 
 describe("model update agent: failures that are not the release's", () => {

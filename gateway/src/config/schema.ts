@@ -592,6 +592,20 @@ const Updates = Type.Object(
       description:
         "A candidate's median cost per window in shadow may be at most this times the live model's.",
     }),
+    maxModelBytes: Type.Integer({
+      minimum: 1,
+      maximum: Number.MAX_SAFE_INTEGER,
+      default: 33_554_432,
+      description:
+        "A model release larger than this many bytes is refused before it is fetched (TOO_LARGE): it is read whole and loaded on the main thread. 32 MiB, 70× the largest model shipped.",
+    }),
+    fetchTimeoutMs: Type.Integer({
+      minimum: 1000,
+      maximum: MAX_TIMER_MS,
+      default: 120_000,
+      description:
+        "Time each release URI has to deliver its file (headers and body together), ms, models and firmware alike.",
+    }),
     staleAfterMs: Type.Integer({
       minimum: 1000,
       maximum: MAX_TIMER_MS,

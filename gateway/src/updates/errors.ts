@@ -17,8 +17,11 @@ import { VigilError } from "../core/errors.ts";
  * - `MANIFEST_INVALID`: the model manifest is missing, not valid, or not the one the release pins;
  * - `MANIFEST_MISMATCH`: the manifest does not describe this model file (hash, size, shapes, names);
  * - `MODEL_INVALID`: onnxruntime cannot load the file;
- * - `SHADOW_FAILED`: in shadow the candidate gave non-finite or out-of-range outputs, cost too much,
- *   or ran no window while the live model ran some;
+ * - `TOO_LARGE`: the release's model file is larger than `updates.maxModelBytes` (refused before
+ *   it is fetched);
+ * - `SHADOW_FAILED`: in shadow the candidate gave non-finite or out-of-range outputs, cost too much
+ *   (tried again after a backoff, model-agent.ts `costAttempts`), or ran no window while the live
+ *   model ran some;
  * - `NO_WINDOWS`: no window ran in shadow within `shadowMaxMs`, the live model's neither (no frames
  *   came: a stopped line, a weekend), so the candidate could not be judged: not remembered, the
  *   next check tries again;
@@ -44,6 +47,7 @@ export type UpdateErrorCode =
   | "MANIFEST_INVALID"
   | "MANIFEST_MISMATCH"
   | "MODEL_INVALID"
+  | "TOO_LARGE"
   | "SHADOW_FAILED"
   | "NO_WINDOWS"
   | "INTERRUPTED";
@@ -56,9 +60,10 @@ export type UpdateErrorCode =
  * `updates.schedule` (for a firmware download, also by the release's backoff: firmware-agent.ts).
  * Every other refusal is about the bytes or the chain's record and is
  * remembered until a different release is Active or an operator asks (`vigil update retry`), with
- * two exceptions decided by the agents: wrong bytes from a release's sources (a size, hash or
+ * three exceptions decided by the agents: wrong bytes from a release's sources (a size, hash or
  * CID mismatch) are remembered only after `mismatchAttempts` attempts in a row (model-agent.ts;
- * firmware-agent.ts, per device),
+ * firmware-agent.ts, per device), a model that cost too much in shadow only after `costAttempts`
+ * shadow phases in a row (model-agent.ts),
  * and a device that answers REFUSED/BUSY (installing another release) is offered again
  * (firmware-agent.ts).
  */

@@ -45,6 +45,7 @@ import type { Hex } from "../core/hex.ts";
 import { fileError, VigilError } from "../core/errors.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { ModelManifest } from "../infer/features/manifest.ts";
+import type { ShadowStats } from "../infer/lane.ts";
 import type { InferenceLoop } from "../infer/loop.ts";
 import {
   loadModel,
@@ -140,6 +141,19 @@ export interface ModelAgentOptions {
   mismatchAttempts?: number;
   /** Wait after the first such attempt before the next, ms; doubled after each (at most 6 h). Default 60 000. */
   mismatchRetryMs?: number;
+  /**
+   * A release whose model file is larger than this is refused before anything is fetched
+   * (`TOO_LARGE`), bytes: its bytes are read whole and loaded into two onnxruntime sessions on
+   * the main thread. Default 33 554 432 (32 MiB).
+   */
+  maxModelBytes?: number;
+  /**
+   * Shadow phases in a row in which the candidate cost more than `maxCostFactor` × the live
+   * model before the release is remembered as failed (the machine's load may be why). Default 3.
+   */
+  costAttempts?: number;
+  /** Wait after the first such phase before the next, ms; doubled after each (at most 6 h). Default 600 000. */
+  costRetryMs?: number;
   clock?: Clock;
   log?: Logger;
   /** Called with every status change (publish it retained, e.g. vigil/<gw>/status/updates). */
@@ -248,15 +262,38 @@ const CONTENT_CODES: ReadonlySet<UpdateErrorCode> = new Set([
  */
 const sourceFaults = new WeakSet<UpdateError>();
 
+/**
+ * Cost refusals (SHADOW_FAILED for cost alone): a machine busy with something else makes a
+ * candidate look slow, so the release is tried again after a backoff before it is remembered.
+ */
+const costFaults = new WeakSet<UpdateError>();
+
+/** Default of {@link ModelAgentOptions.maxModelBytes}: 32 MiB, 70× the largest model shipped (0.45 MB). */
+export const DEFAULT_MAX_MODEL_BYTES = 32 * 1024 * 1024;
+
+/**
+ * A candidate whose median cost after this many shadow windows is more than
+ * {@link EARLY_COST_MARGIN} × `maxCostFactor` × the live model's is judged at once: each of its
+ * windows takes the thread that ingest shares (inline runner), so a 1000× slower model is not run
+ * for `shadowWindows` windows first.
+ */
+const EARLY_COST_WINDOWS = 5;
+const EARLY_COST_MARGIN = 2;
+/** How often the release's status is read again during a shadow phase, ms (and at its end). */
+const STATUS_READ_MS = 30_000;
+
 /** `e` marked as a source's wrong bytes when it is a content error of a fetch. */
 function fromSource(e: unknown, as: UpdateError = e as UpdateError): unknown {
   if (e instanceof UpdateError && CONTENT_CODES.has(e.code)) sourceFaults.add(as);
   return as;
 }
 
-/** The store's record of a release whose sources delivered wrong bytes (`updates/mismatch/<id>`). */
+/**
+ * The store's record of a release tried again after a backoff: its sources delivered wrong bytes
+ * (`updates/mismatch/<id>`), or it cost too much in shadow (`updates/slow/<id>`).
+ */
 interface Mismatch {
-  /** Attempts in a row that got wrong bytes. */
+  /** Attempts in a row that failed so. */
   attempts: number;
   /** Not tried again before this time (ms). */
   nextMs: number;
@@ -511,8 +548,9 @@ export class ModelUpdateAgent {
    */
   async retry(id: bigint): Promise<boolean> {
     let had = false;
-    // Remembered as failed, or waiting out the backoff after wrong bytes from its sources.
-    for (const key of [`updates/failed/${id}`, `updates/mismatch/${id}`]) {
+    // Remembered as failed, or waiting out the backoff after wrong bytes from its sources or a
+    // shadow phase that cost too much.
+    for (const key of [`updates/failed/${id}`, `updates/mismatch/${id}`, `updates/slow/${id}`]) {
       const b = await this.#o.state.getMeta(key);
       if (b !== undefined && b.length > 0) {
         had = true;
@@ -550,12 +588,15 @@ export class ModelUpdateAgent {
     }
     const failed = await this.#o.state.getMeta(`updates/failed/${rel.id}`);
     if (failed !== undefined && failed.length > 0) return true;
-    const m = await this.#mismatch(rel.id);
-    return m !== undefined && this.#clock.nowMs() < m.nextMs;
+    for (const key of [`updates/mismatch/${rel.id}`, `updates/slow/${rel.id}`]) {
+      const m = await this.#backoff(key);
+      if (m !== undefined && this.#clock.nowMs() < m.nextMs) return true;
+    }
+    return false;
   }
 
-  async #mismatch(id: bigint): Promise<Mismatch | undefined> {
-    const b = await this.#o.state.getMeta(`updates/mismatch/${id}`);
+  async #backoff(key: string): Promise<Mismatch | undefined> {
+    const b = await this.#o.state.getMeta(key);
     if (!b || b.length === 0) return undefined;
     try {
       return JSON.parse(b.toString("utf8")) as Mismatch;
@@ -632,21 +673,35 @@ export class ModelUpdateAgent {
     let remember = !isTransient(e.code);
     let reason = e.shortMessage;
     const extra: Record<string, unknown> = {};
-    if (sourceFaults.has(e)) {
-      // One source's wrong answer (a truncated body, a misbehaving IPFS gateway) says nothing
-      // about the release; the same answer attempt after attempt, hours apart, does.
-      const max = this.#o.mismatchAttempts ?? 8;
-      const attempts = ((await this.#mismatch(id))?.attempts ?? 0) + 1;
-      const key = `updates/mismatch/${id}`;
+    // One source's wrong answer (a truncated body, a misbehaving IPFS gateway) says nothing
+    // about the release, nor does one slow shadow phase on a busy machine; the same outcome
+    // attempt after attempt, hours apart, does.
+    const soft = sourceFaults.has(e)
+      ? {
+          key: `updates/mismatch/${id}`,
+          what: "wrong bytes from its sources",
+          max: this.#o.mismatchAttempts ?? 8,
+          firstMs: this.#o.mismatchRetryMs ?? 60_000,
+        }
+      : costFaults.has(e)
+        ? {
+            key: `updates/slow/${id}`,
+            what: "too slow in shadow",
+            max: this.#o.costAttempts ?? 3,
+            firstMs: this.#o.costRetryMs ?? 600_000,
+          }
+        : undefined;
+    if (soft) {
+      const { key, what, max } = soft;
+      const attempts = ((await this.#backoff(key))?.attempts ?? 0) + 1;
       remember = attempts >= max;
       if (remember) {
         await this.#o.state.putMeta(key, Buffer.alloc(0));
-        reason += ` (wrong bytes from its sources, attempt ${attempts} of ${max}: remembered as failed)`;
+        reason += ` (${what}, attempt ${attempts} of ${max}: remembered as failed)`;
       } else {
-        const waitMs = retryBackoffMs(this.#o.mismatchRetryMs ?? 60_000, attempts);
-        const m: Mismatch = { attempts, nextMs: now + waitMs };
+        const m: Mismatch = { attempts, nextMs: now + retryBackoffMs(soft.firstMs, attempts) };
         await this.#o.state.putMeta(key, Buffer.from(JSON.stringify(m)));
-        reason += ` (wrong bytes from its sources, attempt ${attempts} of ${max}; tried again from ${new Date(m.nextMs).toISOString()} on)`;
+        reason += ` (${what}, attempt ${attempts} of ${max}; tried again from ${new Date(m.nextMs).toISOString()} on)`;
       }
       Object.assign(extra, { attempt: attempts, of: max });
     }
@@ -733,6 +788,14 @@ export class ModelUpdateAgent {
         `release ${rel.id} has version ${rel.version}, not above the installed ${floor} (rollback refused)`,
       );
     const meta = parseModelMeta(rel.metrics);
+    // Its bytes are read whole and loaded twice on the main thread (model-check.ts, loadModel):
+    // a release this box should not hold is refused before a byte is fetched.
+    const maxBytes = this.#o.maxModelBytes ?? DEFAULT_MAX_MODEL_BYTES;
+    if (rel.size > BigInt(maxBytes))
+      throw new UpdateError(
+        "TOO_LARGE",
+        `release ${rel.id}'s model is ${rel.size} bytes, above updates.maxModelBytes (${maxBytes}); raise it if this gateway can hold the model, then run vigil update retry ${rel.id}`,
+      );
     this.#set({
       state: "fetching",
       candidate: {
@@ -786,13 +849,18 @@ export class ModelUpdateAgent {
       );
     }
     // Both files are the release's (verified): earlier wrong bytes from its sources are forgotten.
-    if (await this.#mismatch(rel.id))
+    if (await this.#backoff(`updates/mismatch/${rel.id}`))
       await this.#o.state.putMeta(`updates/mismatch/${rel.id}`, Buffer.alloc(0));
-    // Stopped during the downloads: loading a model (seconds for a large one) would delay the stop.
-    if (this.#stopped) {
+    try {
+      // Stopped during the downloads: loading a model (seconds for a large one) would delay the stop.
+      if (this.#stopped)
+        throw new UpdateError("INTERRUPTED", "the update agent stopped before the release was loaded");
+      // Revoked (or otherwise no longer Active) while it was fetched: its bytes are not run.
+      await this.#stillActive(rel, "while it was fetched; not loaded");
+    } catch (e) {
       rmSync(model.path, { force: true });
       rmSync(manifest.path, { force: true });
-      throw new UpdateError("INTERRUPTED", "the update agent stopped before the release was loaded");
+      throw e;
     }
     rmSync(dir, { recursive: true, force: true });
     makeDirSync(dir, 0o700);
@@ -851,7 +919,16 @@ export class ModelUpdateAgent {
     const liveRun = (): number => loop.lanes().find((l) => l.model === live)?.windowsRun ?? 0;
     const live0 = liveRun();
     const t0 = this.#clock.nowMs();
+    let statusReadMs = t0;
     this.#judgeNow = false;
+    const tooCostly = (s: ShadowStats, ratio: number, early: string): UpdateError => {
+      const e = new UpdateError(
+        "SHADOW_FAILED",
+        `in shadow the candidate's median cost was ${s.medianUsPerWindow.toFixed(0)} µs per window, ${ratio.toFixed(2)}× the live model's (limit ${factor}×${early})`,
+      );
+      costFaults.add(e);
+      return e;
+    };
     for (;;) {
       if (this.#stopped)
         throw new UpdateError(
@@ -868,6 +945,25 @@ export class ModelUpdateAgent {
         );
       if (s.failedWindows > 0)
         throw new UpdateError("SHADOW_FAILED", `in shadow, ${s.failedWindows} windows failed to run`);
+      // Medians (lane.ts): one slow run among a short shadow phase's windows is not the model.
+      const ratio = s.liveMedianUsPerWindow > 0 ? s.medianUsPerWindow / s.liveMedianUsPerWindow : 1;
+      if (s.windows >= EARLY_COST_WINDOWS && ratio > EARLY_COST_MARGIN * factor) {
+        await this.#stillActive(rel, "during the shadow phase; not promoted"); // a recall says more
+        throw tooCostly(s, ratio, `; judged after ${s.windows} windows`);
+      }
+      // A recall reaches a long shadow phase before its end (a failed read waits for the next).
+      if (this.#clock.nowMs() - statusReadMs >= STATUS_READ_MS) {
+        statusReadMs = this.#clock.nowMs();
+        try {
+          await this.#stillActive(rel, "during the shadow phase; not promoted");
+        } catch (e) {
+          if (e instanceof UpdateError) throw e;
+          this.#log.warn(
+            { releaseId: rel.id.toString(), err: (e as Error).message.split("\n")[0] },
+            "the release's status could not be read during its shadow phase; read again at the next",
+          );
+        }
+      }
       const timeUp = this.#judgeNow || this.#clock.nowMs() - t0 >= maxMs;
       if (s.windows >= need || timeUp) {
         // The live model ran windows and the candidate none (its data-quality rules withheld
@@ -884,20 +980,9 @@ export class ModelUpdateAgent {
             "NO_WINDOWS",
             "no window ran in shadow within updates.shadowMaxMs (no frames of its profiles came); the next check tries again",
           );
-        // Medians (lane.ts): one slow run among a short shadow phase's windows is not the model.
-        const ratio = s.liveMedianUsPerWindow > 0 ? s.medianUsPerWindow / s.liveMedianUsPerWindow : 1;
-        if (ratio > factor)
-          throw new UpdateError(
-            "SHADOW_FAILED",
-            `in shadow the candidate's median cost was ${s.medianUsPerWindow.toFixed(0)} µs per window, ${ratio.toFixed(2)}× the live model's (limit ${factor}×)`,
-          );
-        // Revoked (or otherwise no longer Active) while in shadow: not promoted.
-        const now = await this.#o.releases.getRelease(rel.id);
-        if (now?.status !== "active")
-          throw new UpdateError(
-            now?.status === "revoked" ? "REVOKED" : "NOT_ACTIVE",
-            `release ${rel.id} was ${now?.status ?? "removed"} during the shadow phase; not promoted`,
-          );
+        // Revoked (or otherwise no longer Active) while in shadow: not promoted, whatever it cost.
+        await this.#stillActive(rel, "during the shadow phase; not promoted");
+        if (ratio > factor) throw tooCostly(s, ratio, "");
         // The manifest's hash as the release pins it (the fetched file was checked against it).
         const manifestSha = parseModelMeta(rel.metrics).manifest.sha256;
         manifestShas.set(candidate, manifestSha);
@@ -940,6 +1025,10 @@ export class ModelUpdateAgent {
               await this.#o.state.putMeta(`updates/model/${p}`, Buffer.from(JSON.stringify(installed)));
           },
         );
+        await afterPromote("forgetting an earlier phase that cost too much", async () => {
+          if (await this.#backoff(`updates/slow/${rel.id}`))
+            await this.#o.state.putMeta(`updates/slow/${rel.id}`, Buffer.alloc(0));
+        });
         await afterPromote("unloading the replaced model", () => loop.unload(old));
         // The replaced model's files go if an earlier update installed them (never the package's models/).
         await afterPromote("removing the replaced model's files", () => {
@@ -970,6 +1059,16 @@ export class ModelUpdateAgent {
       }
       await new Promise((r) => setTimeout(r, this.#o.evalMs ?? 1000));
     }
+  }
+
+  /** Throws REVOKED / NOT_ACTIVE when release `rel` is no longer Active on chain (`when`: the sentence's end). */
+  async #stillActive(rel: ReleaseRecord, when: string): Promise<void> {
+    const now = await this.#o.releases.getRelease(rel.id);
+    if (now?.status !== "active")
+      throw new UpdateError(
+        now?.status === "revoked" ? "REVOKED" : "NOT_ACTIVE",
+        `release ${rel.id} was ${now?.status ?? "removed"} ${when}`,
+      );
   }
 
   /** Reports release `id` installed (live as `model` for `profiles`); a failure is retried at the next check. */

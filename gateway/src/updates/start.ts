@@ -24,6 +24,8 @@ export interface UpdatesSettings {
   shadowWindows: number;
   shadowMaxMs: number;
   maxCostFactor: number;
+  maxModelBytes: number;
+  fetchTimeoutMs: number;
   staleAfterMs: number;
   firmware: boolean;
   firmwareTarget: string | null;
@@ -147,6 +149,8 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
         shadowWindows: s.shadowWindows,
         shadowMaxMs: s.shadowMaxMs,
         maxCostFactor: s.maxCostFactor,
+        maxModelBytes: s.maxModelBytes,
+        fetchTimeoutMs: s.fetchTimeoutMs,
         staleAfterMs: s.staleAfterMs,
         schedule: s.schedule,
         log: o.log,
@@ -178,6 +182,7 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
         ...(s.firmwareTarget ? { targetOf: () => s.firmwareTarget! } : {}),
         ...(o.admitted ? { admitted: o.admitted } : {}),
         onChange: publish,
+        fetchTimeoutMs: s.fetchTimeoutMs,
         staleAfterMs: s.staleAfterMs,
       })
     : undefined;
