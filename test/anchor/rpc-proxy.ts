@@ -11,9 +11,21 @@ import type { Socket } from "node:net";
  * timeout: never answered; 429: HTTP 429 with Retry-After; html: an HTML error page with status
  * 200; truncated: half a JSON body; not-jsonrpc: JSON that is not a JSON-RPC response; drop: the
  * connection closed before forwarding; lost-answer: forwarded to the node, then the connection
- * closed (the node did the work, the client never hears of it).
+ * closed (the node did the work, the client never hears of it); rpc-error: a JSON-RPC error
+ * (`message`) without forwarding (the node refused it); rpc-error-after-forward: forwarded to the
+ * node, then answered with that error (a load-balanced provider answering with another backend's
+ * error: the node has the request after all).
  */
-export type Fault = "timeout" | "429" | "html" | "truncated" | "drop" | "not-jsonrpc" | "lost-answer";
+export type Fault =
+  | "timeout"
+  | "429"
+  | "html"
+  | "truncated"
+  | "drop"
+  | "not-jsonrpc"
+  | "lost-answer"
+  | "rpc-error"
+  | "rpc-error-after-forward";
 
 export interface SeenRequest {
   method: string;
@@ -30,8 +42,11 @@ export interface RpcProxy {
   target: string;
   /** Refuse eth_getLogs ranges larger than this (undefined = any). */
   maxLogRange: number | undefined;
-  /** Faults for the next requests (of `method`, or any), consumed in order. */
-  inject(fault: Fault, opts?: { method?: string; count?: number }): void;
+  /**
+   * Faults for the next requests (of `method`, or any), consumed in order; `message` is the
+   * JSON-RPC error's text for rpc-error and rpc-error-after-forward (default "injected error").
+   */
+  inject(fault: Fault, opts?: { method?: string; count?: number; message?: string }): void;
   /**
    * Rewrites the node's `result` for a method before it is answered (a provider that lies): set
    * and cleared by the test; undefined forwards the answer unchanged.
@@ -49,7 +64,7 @@ async function body(req: IncomingMessage): Promise<string> {
 }
 
 export async function startRpcProxy(target: string, o: { maxLogRange?: number } = {}): Promise<RpcProxy> {
-  const faults: { fault: Fault; method: string | undefined }[] = [];
+  const faults: { fault: Fault; method: string | undefined; message: string }[] = [];
   const sockets = new Set<Socket>();
   const held: ServerResponse[] = [];
   const proxy: RpcProxy = {
@@ -59,7 +74,8 @@ export async function startRpcProxy(target: string, o: { maxLogRange?: number } 
     rewrite: undefined,
     seen: [],
     inject(fault, opts = {}) {
-      for (let i = 0; i < (opts.count ?? 1); i++) faults.push({ fault, method: opts.method });
+      for (let i = 0; i < (opts.count ?? 1); i++)
+        faults.push({ fault, method: opts.method, message: opts.message ?? "injected error" });
     },
     close: async () => {
       for (const r of held) r.destroy();
@@ -99,7 +115,12 @@ export async function startRpcProxy(target: string, o: { maxLogRange?: number } 
       }
       const k = faults.findIndex((x) => x.method === undefined || x.method === method);
       if (k >= 0) {
-        const { fault } = faults.splice(k, 1)[0]!;
+        const { fault, message } = faults.splice(k, 1)[0]!;
+        const rpcError = (): void => {
+          res
+            .writeHead(200, { "content-type": "application/json" })
+            .end(JSON.stringify({ jsonrpc: "2.0", id: msg.id, error: { code: -32000, message } }));
+        };
         seen.outcome = fault;
         switch (fault) {
           case "timeout":
@@ -129,6 +150,13 @@ export async function startRpcProxy(target: string, o: { maxLogRange?: number } 
           case "lost-answer":
             await forward(text).catch(() => undefined);
             req.socket.destroy();
+            return;
+          case "rpc-error":
+            rpcError();
+            return;
+          case "rpc-error-after-forward":
+            await forward(text).catch(() => undefined);
+            rpcError();
             return;
         }
       }

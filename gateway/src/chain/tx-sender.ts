@@ -11,7 +11,10 @@
  *    transactions of this account wait in the mempool — sent by this process before a restart, or by
  *    another sender with the same key. The sender waits up to `bumpAfterBlocks` blocks for them to be
  *    mined (the caller re-reads the chain afterwards: they may have anchored the very batch); if they
- *    are still stuck it takes over the lowest stuck nonce with a replacement.
+ *    are still stuck it takes over the lowest stuck nonce with a replacement. A "replacement
+ *    transaction underpriced" answer to a first send is checked first (eth_getTransactionByHash: the
+ *    node may have our transaction after all); else the fees rise by geth's replacement minimum
+ *    (10 % on both) once per attempt, `pollMs` apart, up to the caps.
  * 2. Gas: `eth_estimateGas` (a revert surfaces here, decoded, before anything is sent) plus a margin.
  * 3. Fees (EIP-1559): tip = min(eth_maxPriorityFeePerGas, cap); maxFee = min(2 × baseFee + tip, cap).
  *    A base fee above the maxFee cap throws FeeCapError (nothing could be mined); a worst case
@@ -175,6 +178,9 @@ export interface TxSenderCounters {
    */
   badReceipts: number;
 }
+
+/** geth's minimum fee rise for a replacement (txpool `PriceBump`), percent; see #raised. */
+const REPLACEMENT_BUMP_PCT = 10;
 
 /** The least gas any transaction uses (the intrinsic cost of a call, Yellow Paper G_transaction). */
 const TX_BASE_GAS = 21_000n;
@@ -390,21 +396,34 @@ export class TxSender {
 
   /**
    * Fees for another try after "replacement underpriced" against a transaction we did not send
-   * (its fees are unknown): each raised by bumpPercent as far as the caps allow; null when neither
-   * can rise any more. The max fee stays at most `feeCap`, as in #bumped.
+   * (its fees are unknown): each raised by the replacement minimum, geth's `PriceBump` of 10 %
+   * (core/txpool/legacypool: `DefaultConfig.PriceBump`, and `list.Add`, which refuses a replacement
+   * unless its max fee and its tip are both ≥ old × (100 + PriceBump) / 100 and above the old ones),
+   * as far as the caps allow; null when neither can rise any more. The max fee stays at most
+   * `feeCap`, as in #bumped. One raise per attempt: the stuck transaction is outbid by the least a
+   * node accepts, not by whatever a burst of retries reaches.
    */
-  #raised(
-    prev: Transaction,
-    base: bigint,
-    feeCap: bigint,
-  ): { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | null {
+  #raised(prev: Transaction, feeCap: bigint): { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | null {
     const prevTip = prev.maxPriorityFeePerGas ?? 0n;
     const prevFee = prev.maxFeePerGas ?? 0n;
-    let tip = min(max(ceilPct(prevTip, this.#bumpPct), 1n), this.#caps.maxPriorityFeePerGas);
-    const fee = min(max(ceilPct(prevFee, this.#bumpPct), 2n * base + tip), feeCap);
+    let tip = min(max(ceilPct(prevTip, REPLACEMENT_BUMP_PCT), prevTip + 1n), this.#caps.maxPriorityFeePerGas);
+    const fee = min(max(ceilPct(prevFee, REPLACEMENT_BUMP_PCT), prevFee + 1n), feeCap);
     if (tip > fee) tip = fee;
     if (tip <= prevTip && fee <= prevFee) return null;
     return { maxFeePerGas: fee, maxPriorityFeePerGas: tip };
+  }
+
+  /** The newest of `versions` the node knows (pending or mined: eth_getTransactionByHash), if any. */
+  async #known(versions: readonly Version[]): Promise<Version | undefined> {
+    for (let i = versions.length - 1; i >= 0; i--) {
+      const v = versions[i]!;
+      const t = await this.#rpc.request<{ hash?: string } | null>("eth_getTransactionByHash", [v.hash]);
+      if (t && typeof t.hash === "string" && t.hash.toLowerCase() === v.hash.toLowerCase()) {
+        this.counters.alreadyKnown++;
+        return v;
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -470,16 +489,39 @@ export class TxSender {
       }
       feeCap = min(feeCap, (req.budget.capWei - req.budget.spentWei - l1) / gasLimit);
     }
-    // Send the first version; a stuck transaction we take over may need several bumps to replace.
+    // Send the first version; a stuck transaction we take over may need several raises to replace.
+    // On "replacement underpriced" the node may still have one of ours (a provider that forwarded it
+    // and answered with another backend's error, a version sent just before): if it knows one, that
+    // one is in flight. Otherwise one raise by the replacement minimum per attempt, after a pause.
+    const tried: Version[] = [];
     for (;;) {
       try {
+        tried.push(current);
         await this.#broadcast(current);
         break;
       } catch (e) {
         if (!(e instanceof ReplacementUnderpricedError)) throw e;
-        const next = this.#raised(current.tx, fees.baseFeePerGas, feeCap);
+        const known = await this.#known(tried);
+        if (known) {
+          this.#log.info(
+            { nonce, tx: known.hash },
+            "replacement underpriced, but the node has this transaction: waiting for it",
+          );
+          current = known;
+          break;
+        }
+        const next = this.#raised(current.tx, feeCap);
         if (!next) throw e; // at the caps: the stuck transaction pays more than we may
-        this.#log.info({ nonce, takeover }, "replacement underpriced; raising the fee");
+        this.#log.info(
+          {
+            nonce,
+            takeover,
+            maxFeePerGas: String(next.maxFeePerGas),
+            maxPriorityFeePerGas: String(next.maxPriorityFeePerGas),
+          },
+          "replacement underpriced; raising the fee by the replacement minimum",
+        );
+        await this.#sleep(req.signal);
         current = this.#sign({ nonce, to: req.to, data: req.data, gasLimit, ...next });
       }
     }
