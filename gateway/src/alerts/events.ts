@@ -73,7 +73,7 @@ export interface AnchoringPause {
   reason: string;
   message: string;
   sinceUs: number;
-  /** When it resumes by itself (spend cap: next 00:00 UTC); null: when the condition clears. */
+  /** When it resumes by itself (a spend cap the day's spend reached: next 00:00 UTC); null: when the condition clears (a spend cap passed only by the next transaction's worst case is re-checked). */
   untilUs: number | null;
 }
 

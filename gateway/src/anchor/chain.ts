@@ -8,7 +8,7 @@ import { VigilRegistryArtifact } from "../../../contracts/artifacts/index.ts";
 import { DEVICE_STATUS, KEY_TYPES, type DeviceStatus, type RegistryClient } from "../chain/client.ts";
 import { hashBatchHeader, headerTuple, nextHead, type BatchHeader } from "../chain/eip712.ts";
 import { ChainError, ChainStateError } from "../chain/errors.ts";
-import { DEFAULT_LOG_RANGE, blockNumber, scanLogs } from "../chain/logs.ts";
+import { DEFAULT_LOG_RANGE, scanLogs } from "../chain/logs.ts";
 import { detectL1FeeSource } from "../chain/op-stack.ts";
 import { RpcPool, type RpcPoolStatus } from "../chain/rpc.ts";
 import { assertKeyAllowed } from "../chain/sender-key.ts";
@@ -122,8 +122,14 @@ export interface AnchorChain {
   latestBlock(): Promise<{ number: number; hash: Hex }>;
   /** The hash of block `n` as this endpoint has it; null when the endpoint has no such block yet. */
   blockHashAt(n: number): Promise<Hex | null>;
-  /** The highest block that counts as final now (depth or `finalized` tag). */
-  finalizedBlock(): Promise<number>;
+  /**
+   * The highest block that counts as final now (depth or `finalized` tag), judged against `latest`
+   * when given: the number of a latest block read just before, so that the finality and the reorg
+   * and behind checks of one pass come from one read of the chain (a provider whose
+   * `eth_blockNumber` lags its `eth_getBlockByNumber("latest")`, load-balanced backends at
+   * different heights, must not freeze finality). Without it, the latest block is read here.
+   */
+  finalizedBlock(latest?: number): Promise<number>;
   /** The gateway's registration (to explain a refused anchor). */
   gateway?(gatewayId: Hex): Promise<{ status: DeviceStatus; keyType: string; publicKey: Hex; site: Hex }>;
   health?(): AnchorChainHealth;
@@ -367,15 +373,19 @@ export class RpcAnchorChain implements AnchorChain {
     return b ? (b.hash.toLowerCase() as Hex) : null;
   }
 
-  async finalizedBlock(): Promise<number> {
+  async finalizedBlock(latest?: number): Promise<number> {
     if (this.#finality === "finalized") {
       const b = await this.#rpc.request<{ number: string } | null>("eth_getBlockByNumber", [
         "finalized",
         false,
       ]);
-      return b ? Number(BigInt(b.number)) : -1;
+      const n = b ? Number(BigInt(b.number)) : -1;
+      // Never above the latest block the caller judged the chain by (another endpoint may answer).
+      return latest === undefined ? n : Math.min(n, latest);
     }
-    return (await blockNumber(this.#rpc)) - this.#depth + 1;
+    // The block the caller read, or a "latest" block read (not eth_blockNumber, which a provider
+    // may serve from another, lagging backend than the blocks themselves: RPC audit, finding 7).
+    return (latest ?? (await this.latestBlock()).number) - this.#depth + 1;
   }
 
   health(): AnchorChainHealth {

@@ -93,7 +93,7 @@ export async function resyncAnchors(o: ResyncOptions): Promise<ResyncReport> {
     conflicts: [],
   };
   const verb = (done: string, would: string): string => (dry ? would : done);
-  const finalBlock = await chain.finalizedBlock();
+  const finalBlock = await chain.finalizedBlock(latest.number); // judged at the block read above
   const headerHash = async (s: number): Promise<Hex | undefined> => {
     const b = await store.getBatch(s);
     return b ? hashBatchHeader(toEip712Header(b.header)) : undefined;

@@ -18,9 +18,11 @@
  *   unchanged. A chain whose head is below a *final*
  *   anchor (a reorg deeper than the finality depth, a reset chain, another registry) stops anchoring
  *   with `AnchorStateError`: `vigil anchor resync` reconciles the store with the chain.
- * - Pauses: a base fee above `maxFeePerGas` (fee-cap), the daily spend cap (spend-cap, until the next
- *   UTC midnight), a gateway the registry does not accept (gateway-inactive: revoked or suspended;
- *   signer-mismatch: its key changed), an empty sending account (insufficient-funds). Anchoring
+ * - Pauses: a base fee above `maxFeePerGas` (fee-cap), the daily spend cap (spend-cap: until the next
+ *   UTC midnight when the day's spend leaves no room for a transaction like the last one paid;
+ *   otherwise only the momentary worst case is over, and it is re-checked every `intervalMs`), a
+ *   gateway the registry does not accept (gateway-inactive: revoked or suspended; signer-mismatch:
+ *   its key changed), an empty sending account (insufficient-funds). Anchoring
  *   pauses with one log line, `status().paused` and a counter per reason; ingest and sealing go on,
  *   the backlog waits in the store and drains when the cause is gone.
  * - Failures: network errors drop the connection (reconnect next time, failover inside it) and retry
@@ -370,7 +372,7 @@ export class AnchorService {
       const wait =
         this.paused.untilUs !== null
           ? Math.max(1000, Math.min(this.intervalMs, Math.ceil((this.paused.untilUs - this.nowUs()) / 1000)))
-          : this.paused.reason === "fee-cap"
+          : this.paused.reason === "fee-cap" || this.paused.reason === "spend-cap"
             ? Math.max(this.backoff.initialMs, Math.min(this.intervalMs, this.backoff.maxMs))
             : this.backoff.maxMs;
       this.nextRetryMs = wait;
@@ -565,7 +567,7 @@ export class AnchorService {
       this.lastError = undefined;
       return done;
     } catch (e) {
-      if (this.pauseFor(e)) return done;
+      if (await this.pauseFor(e)) return done;
       // stop() aborted the wait for a transaction: not a failure (it may still be mined; the next
       // start finds it on chain and records it without resending).
       if (!this.started && e instanceof ChainError && e.code === "CHAIN_ABORTED") {
@@ -595,12 +597,26 @@ export class AnchorService {
   }
 
   /** Turns a cap or a refusal by the registry into a pause; false for other errors. */
-  private pauseFor(e: unknown): boolean {
+  private async pauseFor(e: unknown): Promise<boolean> {
     if (e instanceof FeeCapError) {
       this.pause("fee-cap", `${e.shortMessage}; retrying until it falls`, null);
     } else if (e instanceof SpendCapError) {
-      const next = (Math.floor(this.nowUs() / DAY_US) + 1) * DAY_US;
-      this.pause("spend-cap", `${e.shortMessage}; anchoring resumes at 00:00 UTC`, next);
+      // Money spent: the day's spend leaves no room for a transaction like the last one paid (or
+      // reaches the cap), and only the next UTC day makes room. Otherwise the cap is passed only by
+      // the worst case of the next transaction, built from momentary readings (base fee, the
+      // endpoint's gas estimate): re-checked at the fee-cap pause's cadence (RPC audit, finding 3).
+      const last = await this.lastTxCostWei();
+      if (e.spentWei >= e.capWei || (last !== undefined && e.spentWei + last > e.capWei)) {
+        const next = (Math.floor(this.nowUs() / DAY_US) + 1) * DAY_US;
+        this.pause("spend-cap", `${e.shortMessage}; anchoring resumes at 00:00 UTC`, next);
+      } else {
+        const every = Math.max(this.backoff.initialMs, Math.min(this.intervalMs, this.backoff.maxMs));
+        this.pause(
+          "spend-cap",
+          `${e.shortMessage}; the day's spend leaves room${last === undefined ? "" : " for a transaction like the last one"}, so the worst case is checked again every ${every / 1000} s (and the day's spend restarts at 00:00 UTC)`,
+          null,
+        );
+      }
     } else if (e instanceof InsufficientFundsError) {
       this.pause("insufficient-funds", "the sending account cannot pay for gas: fund it", null);
     } else if (e instanceof ContractRevertError && e.errorName === "GatewayNotActive") {
@@ -622,6 +638,20 @@ export class AnchorService {
     const err = e as VigilError;
     this.lastError = err;
     return true;
+  }
+
+  /**
+   * What the last anchoring transaction cost (wei): the one this process sent, else the newest
+   * anchor record's (after a restart); undefined when none is known.
+   */
+  private async lastTxCostWei(): Promise<bigint | undefined> {
+    if (this.lastTx) return BigInt(this.lastTx.costWei);
+    try {
+      const a = await this.store.getAnchor(this.store.anchoredThrough());
+      return a?.costWei ? BigInt(a.costWei) : undefined;
+    } catch {
+      return undefined; // the store's trouble shows elsewhere; judged without it
+    }
   }
 
   private async commit(b: SealedBatch, rec: AnchorRecord): Promise<void> {
@@ -724,7 +754,8 @@ export class AnchorService {
       this.lastSeenBlock = through === anchored ? key : undefined;
       return;
     }
-    const finalBlock = await chain.finalizedBlock();
+    // From the same "latest" block as the checks above: one read of the chain per pass.
+    const finalBlock = await chain.finalizedBlock(latest.number);
     const limit = Math.min(through, this.finalThrough + this.maxPerRun);
     const complete = limit >= through && through === anchored;
     for (let s = this.finalThrough + 1; s <= limit; s++) {
