@@ -151,7 +151,7 @@ describe("firmware agent: downloads", () => {
     await agent.check();
     await agent.idle();
     const first = gw.gets();
-    expect(first).toBe(2); // both devices at once: one round, one backoff
+    expect(first).toBe(1); // both devices at once: one shared download, one backoff
     // A boot loop: HELLO after HELLO, and a check, within the first minute: no new download.
     for (let i = 0; i < 10; i++) await helloAll();
     await agent.check();
@@ -193,7 +193,7 @@ describe("firmware agent: downloads", () => {
     await helloAll();
     await agent.check();
     await agent.idle();
-    expect(gw.gets()).toBe(2);
+    expect(gw.gets()).toBe(1); // one download shared by both devices
     expect(agent.counters.rejected).toEqual({ SIZE_MISMATCH: 2 });
     for (const id of [1, 2]) {
       expect(await failed(state, id)).toBe("");
@@ -207,11 +207,11 @@ describe("firmware agent: downloads", () => {
     await helloAll();
     await agent.check();
     await agent.idle();
-    expect(gw.gets()).toBe(2);
+    expect(gw.gets()).toBe(1);
     clock.advanceMs(1);
     await agent.check();
     await agent.idle();
-    expect(gw.gets()).toBe(4);
+    expect(gw.gets()).toBe(2);
     expect(agent.counters).toMatchObject({ installs: 2, installsByDevice: { 1: 1, 2: 1 } });
     expect(agent.devices().map((d) => d.firmware)).toEqual(["1.1.0", "1.1.0"]);
   });

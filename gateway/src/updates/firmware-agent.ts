@@ -7,21 +7,27 @@
  * until a different release appears or an operator asks (bytes that were only unreachable,
  * FETCH_FAILED, and a device busy with another release, REFUSED/BUSY, are tried again at the next
  * check or HELLO; a failed download only after the release's backoff, shared by every device, so
- * a boot loop of HELLOs does not hammer a content host that is down). Wrong bytes from the
+ * a boot loop of HELLOs does not hammer a content host that is down). A release is downloaded
+ * once for all its devices (firmware-cache.ts): devices that need it at the same time wait on the
+ * same download, and later ones reuse it while any transfer of it runs; a device whose last
+ * FW_STATUS says its slot is smaller than the release is refused without a download, as the
+ * device itself would refuse it (`FW_REFUSED`, TOO_LARGE). Wrong bytes from the
  * sources (a size, hash or CID mismatch) are the sources' fault at first: they extend that
  * backoff too, and are remembered for a device only after `mismatchAttempts` of its downloads in
  * a row got wrong bytes. stop() aborts every download under way. A device that stops answering
  * (NO_RESPONSE, TOO_MANY_RETRIES) has not failed: its transfer is offered again, resuming, at its
  * next HELLO. Transfer progress is persisted in
  * the store ({@link StoreFirmwareProgressStore}), so a gateway restart resumes a transfer by
- * offering again. Images are staged in `<dir>/firmware-staging` only while a transfer needs them.
+ * offering again. Images are staged in `<dir>/firmware-staging` only while a transfer needs them,
+ * and removed at stop().
  *
  * It plugs into SerialSource as its `firmware` hook: it sees every decoded frame first, routes
  * FW_STATUS / FW_CHUNK_ACK to the device's session and consumes them; a HELLO tells it a
  * device's target (by default its profile) and the version it runs, and a HELLO of a target the
  * last check did not read starts a check.
  */
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import cron from "node-cron";
 import type { ReleaseRecord } from "../chain/client.ts";
@@ -35,10 +41,16 @@ import {
   type HelloFrame,
   type FirmwareVersion,
 } from "../protocol/frame.ts";
-import { compareVersions, parseFirmwareImage, versionText } from "../protocol/firmware-image.ts";
+import {
+  compareVersions,
+  parseFirmwareImage,
+  versionText,
+  type FirmwareImageInfo,
+} from "../protocol/firmware-image.ts";
 import { isTransient, UpdateError, type UpdateErrorCode } from "./errors.ts";
 import { retryBackoffMs } from "./backoff.ts";
 import { fetchArtifact } from "./fetch.ts";
+import { SharedDownloads, type ImageLease } from "./firmware-cache.ts";
 import { FirmwareSession, type FirmwareSessionOptions } from "./firmware/session.ts";
 import type { FirmwareProgress, FirmwareProgressStore } from "./firmware/progress.ts";
 import type { InstallReporter, ReleaseSource, UpdateStateStore } from "./model-agent.ts";
@@ -108,8 +120,9 @@ export interface FirmwareAgentOptions {
    */
   fetchRetryMs?: number;
   /**
-   * A device's downloads of a release in a row whose sources all delivered wrong bytes (size, hash
-   * or CID mismatch) before the release is remembered as failed on that device. Default 8.
+   * The downloads of a release in a row that a device waited on and whose sources all delivered
+   * wrong bytes (size, hash or CID mismatch) before the release is remembered as failed on that
+   * device. Default 8.
    */
   mismatchAttempts?: number;
   /**
@@ -142,6 +155,21 @@ const WRONG_BYTES: ReadonlySet<string> = new Set<UpdateErrorCode>([
   "HASH_MISMATCH",
   "CID_MISMATCH",
 ]);
+
+/**
+ * A release's verified image, read once and shared by all its transfers: one Buffer per release,
+ * not one per device. Not chunks read from the staged file as the transfer goes, because
+ * FirmwareSession (firmware/session.ts) takes the whole image: it hashes it for the offer, and its
+ * go-back-N pump cuts chunks synchronously at every acknowledgement, loss or rewind, so reading
+ * from the file would make every step of the protocol asynchronous. The image has the release's
+ * size (the fetch checks it), which a device's slot bounds (a device whose slot is known to be
+ * smaller gets no download at all).
+ */
+interface StagedImage {
+  bytes: Buffer;
+  /** Its header, or why it is not a valid image (MANIFEST_MISMATCH on every device). */
+  info: FirmwareImageInfo | { invalid: string };
+}
 
 interface Device {
   id: number;
@@ -231,22 +259,32 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   #checkAgain = false;
   /** Devices whose transfer was interrupted: offered again at their next HELLO, not at checks. */
   readonly #awaitHello = new Set<number>();
-  /** Per device, the update under way (from before its fetch until it settles) and its image's sha256. */
-  readonly #inFlight = new Map<number, { releaseId: bigint; sha256: string }>();
+  /**
+   * Per device, the update under way (from before its fetch until it settles) and, once it asked
+   * for the image, its hold on the release's shared download.
+   */
+  readonly #inFlight = new Map<number, { releaseId: bigint; lease?: ImageLease<StagedImage> }>();
   /** Per device, the security counter of its last FW_STATUS (images below it are refused). */
   readonly #counterSeen = new Map<number, number>();
+  /** Per device, the `slot_size` of its last FW_STATUS (larger images are refused, not fetched). */
+  readonly #slotSeen = new Map<number, number>();
+  /**
+   * The downloads of releases, one per release (key `<sha256>:<release id>`) for all its devices:
+   * kept while a transfer holds it; dropping one removes its staged file.
+   */
+  readonly #images = new SharedDownloads<StagedImage>(() => this.#sweepStaging());
   readonly #lastFailure = new Map<number, FirmwareDeviceFailure>();
   /**
    * Per release, its failed downloads in a row: one backoff shared by every device, so HELLOs
    * (a boot loop) and checks do not fetch it again before `nextMs`. In memory: a restart retries.
    */
-  readonly #fetchBackoff = new Map<bigint, { attempts: number; nextMs: number; atMs: number }>();
+  readonly #fetchBackoff = new Map<bigint, { attempts: number; nextMs: number }>();
   /**
    * Per device, its downloads in a row of one release that got wrong bytes; a download of it that
    * gets the verified bytes ends the count. In memory, like the backoff: a restart counts anew.
    */
   readonly #mismatches = new Map<number, { releaseId: bigint; attempts: number }>();
-  /** Downloads under way (stop() waits for them to end, their partial files removed). */
+  /** Downloads under way, with the read of the file (stop() waits for them to end, their partial files removed). */
   readonly #fetching = new Set<Promise<unknown>>();
   /** Aborted by stop(): ends every download under way at once (fetch.ts `signal`). */
   #abort = new AbortController();
@@ -263,7 +301,10 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
 
   /** SerialFirmwareHook: routes firmware replies to sessions; learns devices from HELLO. */
   onFrame(frame: Frame, link: FirmwareLink): boolean {
-    if (frame.type === FrameType.FwStatus) this.#counterSeen.set(frame.deviceId, frame.securityCounter);
+    if (frame.type === FrameType.FwStatus) {
+      this.#counterSeen.set(frame.deviceId, frame.securityCounter);
+      this.#slotSeen.set(frame.deviceId, frame.slotSize);
+    }
     const s = this.#live.get(frame.deviceId);
     if (s?.handle(frame)) return true;
     if (frame.type === FrameType.FwStatus || frame.type === FrameType.FwChunkAck) {
@@ -406,20 +447,23 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   /**
    * Stops the schedule and every session (shutdown; persisted progress lets the next start
    * resume) and aborts every download under way (not a refusal: fetched again when needed).
-   * Resolves once those downloads ended and removed their partial files.
+   * Resolves once those downloads ended and removed their partial files, and the staged images
+   * are removed (a transfer not offered yet is not offered any more: fetched again when needed).
    */
   async stop(): Promise<void> {
     this.#task?.stop();
     this.#abort.abort();
     for (const s of this.#live.values()) s.stop();
+    this.#images.clear(); // the sessions hold their image in memory: no staged file is read again
     await Promise.allSettled([...this.#fetching]);
+    this.#sweepStaging();
   }
 
   #consider(deviceId: number, rel: ReleaseRecord): void {
     if (this.#sessions.has(deviceId) || this.#awaitHello.has(deviceId)) return;
     // Revoked or suspended since its HELLO: not offered (a transfer under way is not cut).
     if (this.#o.admitted?.(deviceId) === false) return;
-    this.#inFlight.set(deviceId, { releaseId: rel.id, sha256: shaOf(rel) });
+    this.#inFlight.set(deviceId, { releaseId: rel.id });
     const p = this.#install(deviceId, rel)
       // What #install does not handle itself is a store failure (reading what failed or was
       // offered before, recording the outcome): counted and logged, and the next check or HELLO
@@ -435,18 +479,21 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       .finally(() => {
         this.#sessions.delete(deviceId);
         this.#live.delete(deviceId);
+        // Installed, refused or interrupted: its hold on the image ends; the last holder's removes
+        // the staged file (fetched again when a device needs it later).
+        this.#inFlight.get(deviceId)?.lease?.release();
         this.#inFlight.delete(deviceId);
-        this.#sweepStaging(); // installed, refused or interrupted: its image is fetched again when needed
+        this.#sweepStaging();
       });
     this.#sessions.set(deviceId, p);
   }
 
   /**
-   * Removes every staged image and `.part` download that no update under way needs (each update
-   * fetches its image again). Never throws: what cannot be removed is logged and tried next time.
+   * Removes every staged image and `.part` download but those of the releases' shared downloads
+   * under way or held by a transfer. Never throws: what cannot be removed is logged and tried next time.
    */
   #sweepStaging(): void {
-    const keep = new Set([...this.#inFlight.values()].map((f) => f.sha256));
+    const keep = new Set(this.#images.keys().map((k) => k.slice(0, 64)));
     let names: string[];
     try {
       names = readdirSync(this.#staging);
@@ -517,6 +564,7 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   }
 
   async #install(deviceId: number, rel: ReleaseRecord): Promise<void> {
+    const stopped = this.#abort.signal;
     const dev = this.#devices.get(deviceId);
     if (!dev) return;
     // Runs it, or something newer: compared as (major, minor, patch). A version that names no
@@ -544,7 +592,6 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       return;
     }
     if (current) rel = current;
-    let image: Buffer;
     try {
       if (!current) throw new UpdateError("NOT_ACTIVE", `release ${rel.id} is not on chain`);
       if (rel.status === "revoked") throw new UpdateError("REVOKED", `release ${rel.id} is revoked`);
@@ -554,15 +601,47 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
           "WRONG_TARGET",
           `release ${rel.id} is not a firmware release for ${dev.target}`,
         );
-      const f = await this.#fetch(rel);
+    } catch (e) {
+      return this.#failed(deviceId, rel, e);
+    }
+    // The device's slot, from its last FW_STATUS: an image that cannot fit is refused before any
+    // download with the device's own answer to its offer (PROTOCOL.md, "Device rules": TOO_LARGE
+    // if image_size > slot_size): the same code and reason, counted and remembered as its
+    // FW_REFUSED is, so the status and `vigil update retry` say the same either way; the log says
+    // which. Not known yet (no FW_STATUS since the start): offered, and the device answers.
+    const slot = this.#slotSeen.get(deviceId);
+    if (slot !== undefined && rel.size > BigInt(slot)) {
+      this.#log.info(
+        {
+          deviceId: deviceIdHex(deviceId),
+          releaseId: rel.id.toString(),
+          slotSize: slot,
+          size: rel.size.toString(),
+        },
+        `firmware release ${rel.id} (${rel.size} bytes) does not fit device ${deviceIdHex(deviceId)}'s ${slot}-byte slot (its last FW_STATUS): not downloaded, not offered`,
+      );
+      return this.#refuse(
+        deviceId,
+        rel,
+        "FW_REFUSED",
+        `device ${deviceIdHex(deviceId)} refused release ${rel.id}: TOO_LARGE`,
+      );
+    }
+    // One download per release for all its devices: joined while under way or held by a transfer.
+    const key = `${shaOf(rel)}:${rel.id}`;
+    // A download that failed while this device was reading the chain: not started again before the backoff ends.
+    const b = this.#fetchBackoff.get(rel.id);
+    if (!this.#images.has(key) && b && this.#clock.nowMs() < b.nextMs) return;
+    const lease = this.#images.acquire(key, () => this.#load(rel));
+    this.#inFlight.set(deviceId, { releaseId: rel.id, lease }); // let go when the update settles (#consider)
+    let image: Buffer;
+    let info: FirmwareImageInfo;
+    try {
+      const staged = await lease.value;
       this.#mismatches.delete(deviceId); // the release's bytes: earlier wrong ones are forgotten
-      image = readFileSync(f.path);
-      let info;
-      try {
-        info = parseFirmwareImage(image);
-      } catch (e) {
-        throw new UpdateError("MANIFEST_MISMATCH", (e as Error).message);
-      }
+      if ("invalid" in staged.info) throw new UpdateError("MANIFEST_MISMATCH", staged.info.invalid);
+      image = staged.bytes;
+      info = staged.info;
       const number = firmwareVersionNumber(info.version); // MANIFEST_INVALID for a part above 999
       if (number !== rel.version)
         throw new UpdateError(
@@ -581,24 +660,11 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
           `the image's security counter ${info.securityCounter} is below device ${deviceIdHex(deviceId)}'s ${floor} (rollback refused)`,
         );
     } catch (e) {
-      const err = e instanceof UpdateError ? e : new UpdateError("FETCH_FAILED", (e as Error).message);
-      if (err.code === "INTERRUPTED") return; // stop(): no refusal, fetched again when needed
-      if (WRONG_BYTES.has(err.code)) return this.#wrongBytes(deviceId, rel, err);
-      const b = err.code === "FETCH_FAILED" ? this.#fetchBackoff.get(rel.id) : undefined;
-      if (b) {
-        const next = new Date(b.nextMs).toISOString();
-        return this.#refuse(
-          deviceId,
-          rel,
-          err.code,
-          `${err.shortMessage} (download attempt ${b.attempts} in a row; not fetched again before ${next})`,
-          true,
-          `tried again at the first check or HELLO from ${next} on`,
-        );
-      }
-      return this.#refuse(deviceId, rel, err.code satisfies UpdateErrorCode, err.shortMessage);
+      return this.#failed(deviceId, rel, e);
     }
     const prior = await this.progress.load(deviceId, Number(rel.id));
+    // stop() ran while the image or the progress was read: no transfer starts after it.
+    if (stopped.aborted) return;
     const session = new FirmwareSession({
       deviceId,
       releaseId: Number(rel.id),
@@ -679,6 +745,29 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   }
 
   /**
+   * Refuses `rel` on the device for `e` (an UpdateError, else FETCH_FAILED), as its code says:
+   * nothing for a stop, wrong bytes as the sources' fault at first, FETCH_FAILED within the backoff.
+   */
+  #failed(deviceId: number, rel: ReleaseRecord, e: unknown): Promise<void> | undefined {
+    const err = e instanceof UpdateError ? e : new UpdateError("FETCH_FAILED", (e as Error).message);
+    if (err.code === "INTERRUPTED") return; // stop(): no refusal, fetched again when needed
+    if (WRONG_BYTES.has(err.code)) return this.#wrongBytes(deviceId, rel, err);
+    const b = err.code === "FETCH_FAILED" ? this.#fetchBackoff.get(rel.id) : undefined;
+    if (b) {
+      const next = new Date(b.nextMs).toISOString();
+      return this.#refuse(
+        deviceId,
+        rel,
+        err.code,
+        `${err.shortMessage} (download attempt ${b.attempts} in a row; not fetched again before ${next})`,
+        true,
+        `tried again at the first check or HELLO from ${next} on`,
+      );
+    }
+    return this.#refuse(deviceId, rel, err.code satisfies UpdateErrorCode, err.shortMessage);
+  }
+
+  /**
    * Refuses `rel` on the device for wrong bytes from its sources (`err`, the release's backoff
    * already extended by #fetch): remembered only at the device's `mismatchAttempts`-th such
    * download in a row (one source's truncated or wrong answer says nothing about the release).
@@ -708,38 +797,49 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
   }
 
   /**
+   * Downloads `rel`'s image and reads it into memory, once for all the devices that need it
+   * (#images); stop() waits for it.
+   */
+  #load(rel: ReleaseRecord): Promise<StagedImage> {
+    const p = (async (): Promise<StagedImage> => {
+      const f = await this.#fetch(rel);
+      const bytes = await readFile(f.path);
+      try {
+        return { bytes, info: parseFirmwareImage(bytes) };
+      } catch (e) {
+        return { bytes, info: { invalid: (e as Error).message } };
+      }
+    })();
+    this.#fetching.add(p);
+    const done = (): void => void this.#fetching.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /**
    * Downloads `rel`'s image (aborted by stop()). A FETCH_FAILED or wrong bytes start or extend the
-   * release's backoff, once per round: devices whose downloads of it ran at the same time count as one.
+   * release's backoff, once per download: the devices that waited on it count as one.
    */
   async #fetch(rel: ReleaseRecord): Promise<Awaited<ReturnType<typeof fetchArtifact>>> {
-    const startMs = this.#clock.nowMs();
-    const p = fetchArtifact(
-      { uris: rel.uris, size: rel.size, sha256: rel.contentHash },
-      {
-        stagingDir: this.#staging,
-        ipfsGateway: this.#o.ipfsGateway,
-        timeoutMs: this.#o.fetchTimeoutMs ?? 120_000,
-        signal: this.#abort.signal,
-      },
-    );
-    this.#fetching.add(p);
     try {
-      const f = await p;
+      const f = await fetchArtifact(
+        { uris: rel.uris, size: rel.size, sha256: rel.contentHash },
+        {
+          stagingDir: this.#staging,
+          ipfsGateway: this.#o.ipfsGateway,
+          timeoutMs: this.#o.fetchTimeoutMs ?? 120_000,
+          signal: this.#abort.signal,
+        },
+      );
       this.#fetchBackoff.delete(rel.id);
       return f;
     } catch (e) {
       if (e instanceof UpdateError && (e.code === "FETCH_FAILED" || WRONG_BYTES.has(e.code))) {
-        const b = this.#fetchBackoff.get(rel.id);
-        if (!b || b.atMs < startMs) {
-          const attempts = (b?.attempts ?? 0) + 1;
-          const now = this.#clock.nowMs();
-          const nextMs = now + retryBackoffMs(this.#o.fetchRetryMs ?? 60_000, attempts);
-          this.#fetchBackoff.set(rel.id, { attempts, nextMs, atMs: now });
-        }
+        const attempts = (this.#fetchBackoff.get(rel.id)?.attempts ?? 0) + 1;
+        const nextMs = this.#clock.nowMs() + retryBackoffMs(this.#o.fetchRetryMs ?? 60_000, attempts);
+        this.#fetchBackoff.set(rel.id, { attempts, nextMs });
       }
       throw e;
-    } finally {
-      this.#fetching.delete(p);
     }
   }
 
