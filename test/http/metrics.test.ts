@@ -110,13 +110,22 @@ async function busySource(): Promise<{ src: FakeSource; feed: LiveFeed }> {
   const live = fakeModel("rotating-v1-health", "1.0.0", ["rotating-v1"]);
   const cand = fakeModel("rotating-v1-health", "1.1.0", ["rotating-v1"]);
   src.laneInfos = [
-    { model: live, role: "live", shadowOf: undefined, windowsRun: 7, usPerWindow: 150, shadow: undefined },
+    {
+      model: live,
+      role: "live",
+      shadowOf: undefined,
+      windowsRun: 7,
+      usPerWindow: 150,
+      runner: "inline",
+      shadow: undefined,
+    },
     {
       model: cand,
       role: "shadow",
       shadowOf: live,
       windowsRun: 6,
       usPerWindow: 160,
+      runner: "worker",
       shadow: {
         windows: 6,
         compared: 5,

@@ -7,7 +7,7 @@ import { REPO_ROOT } from "../../models/eval/cmapss.ts";
 import { loadCmapss, type CmapssUnit } from "../../gateway/src/infer/features/cmapss.ts";
 import { InferenceLoop, type LeafRecord, type InferenceResult } from "../../gateway/src/infer/loop.ts";
 import { loadModel, ModelRegistry, type LoadedModel } from "../../gateway/src/infer/registry.ts";
-import { InlineRunner, WorkerRunner } from "../../gateway/src/infer/worker.ts";
+import { InlineRunner, WorkerRunner, type BatchRunner } from "../../gateway/src/infer/worker.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { FD001_MANIFEST, frame, row } from "./helpers.ts";
 
@@ -147,6 +147,23 @@ describe("batch runners", () => {
     expect(results.map((r) => Array.from(r.allOutputs))).toEqual(
       inline.results.map((r) => Array.from(r.allOutputs)),
     );
+  });
+
+  it("behavior: the worker runner reports its session.run() time apart from the call's, which adds the message round trip (the cost a shadow is judged by)", async () => {
+    const r = new WorkerRunner(model, 8);
+    try {
+      await r.ready;
+      expect(r.lastRunUs).toBeUndefined();
+      const t0 = performance.now();
+      await r.run(4);
+      const wallUs = (performance.now() - t0) * 1000;
+      expect(r.lastRunUs).toBeGreaterThan(0);
+      expect(r.lastRunUs!).toBeLessThanOrEqual(wallUs);
+    } finally {
+      await r.close();
+    }
+    const inline: BatchRunner = new InlineRunner(model, 8);
+    expect(inline.lastRunUs).toBeUndefined(); // inline: the call's time is it
   });
 
   it("error: a deferred model whose manifest names an input the file lacks fails in the worker, naming it", async () => {

@@ -7,7 +7,8 @@
  *   `costAttempts` phases in a row; an install afterwards forgets the count;
  * - a release revoked while it was fetched is neither loaded nor run; one revoked during its
  *   shadow phase is REVOKED even when it also cost too much;
- * - a model larger than `maxModelBytes` is refused before anything is fetched.
+ * - a model larger than `maxModelBytes` is refused before anything is fetched;
+ * - a candidate runs in a worker (no session on the main thread), also once promoted.
  */
 import { rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -72,7 +73,7 @@ describe("model update agent: cost, recall and size", () => {
     };
     const shadows: LoadedModel[] = [];
     const add = s.rig.loop.addShadow.bind(s.rig.loop);
-    s.rig.loop.addShadow = (c, l) => (shadows.push(c), add(c, l));
+    s.rig.loop.addShadow = (...a) => (shadows.push(a[0]), add(...a));
     await s.rig.feedUntil(s.agent.check());
     expect(s.agent.counters.rejected).toEqual({ REVOKED: 1 });
     expect(s.agent.status().lastFailure!.reason).toBe(
@@ -86,13 +87,25 @@ describe("model update agent: cost, recall and size", () => {
     const s = await setup("cost-revoked-shadow", { maxCostFactor: 0.001 });
     await s.releases.add(1n, "cost-revoked-shadow", "3.1.0");
     const add = s.rig.loop.addShadow.bind(s.rig.loop);
-    s.rig.loop.addShadow = async (c, l) => {
-      await add(c, l);
+    s.rig.loop.addShadow = async (...a) => {
+      await add(...a);
       s.releases.releases.get(1n)!.status = "revoked";
     };
     await s.rig.feedUntil(s.agent.check());
-    expect(s.agent.counters.rejected).toEqual({ REVOKED: 1 });
     expect(s.agent.status().lastFailure!.reason).toMatch(/was revoked during the shadow phase; not promoted/);
+    expect(s.agent.counters.rejected).toEqual({ REVOKED: 1 });
+  }, 60_000);
+
+  it("behavior: a candidate has no session on the main thread: it is shadowed in a worker, and keeps it when promoted", async () => {
+    const s = await setup("cost-worker");
+    await s.releases.add(1n, "cost-worker", "3.1.0");
+    const seen: Array<[boolean, string | undefined]> = [];
+    const add = s.rig.loop.addShadow.bind(s.rig.loop);
+    s.rig.loop.addShadow = (...a) => (seen.push([a[0].session === undefined, a[2]]), add(...a));
+    await s.rig.feedUntil(s.agent.check());
+    expect(s.agent.counters.installs).toBe(1);
+    expect(seen).toEqual([[true, "worker"]]);
+    expect(s.rig.loop.lanes().map((l) => [l.role, l.runner])).toEqual([["live", "worker"]]);
   }, 60_000);
 
   it("input: a model larger than maxModelBytes is refused before anything is fetched, and remembered", async () => {

@@ -154,5 +154,7 @@ export interface LaneInfo {
   shadowOf: LoadedModel | undefined;
   windowsRun: number;
   usPerWindow: number;
+  /** Where its runs execute (worker.ts): a shadow the update agent added runs in a worker. */
+  runner: RunnerKind;
   shadow: ShadowStats | undefined;
 }

@@ -193,6 +193,7 @@ export class InferenceLoop {
       shadowOf: l.shadowOf?.model,
       windowsRun: l.counters.windowsRun,
       usPerWindow: l.usPerWindow(),
+      runner: l.runner.kind,
       shadow: l.role === "shadow" ? l.shadowStats() : undefined,
     }));
   }
@@ -207,8 +208,17 @@ export class InferenceLoop {
    * Runs `candidate` in shadow beside the live `of`: same frames, its own windows (warmed from
    * the frame log like a restart), outputs compared but not published or attested. The
    * candidate must serve exactly the same device profiles.
+   * @param runner Where its runs execute (worker.ts); default the loop's `runner`. It keeps that
+   *   runner when it is promoted. "worker" needs no main-thread session (`deferSession`) and
+   *   creates and warms the session in the worker, off the thread ingest shares.
+   * @param signal Aborts the wait for the runner (a stop): rejects with its reason, the runner closed.
    */
-  async addShadow(candidate: LoadedModel, of: LoadedModel): Promise<void> {
+  async addShadow(
+    candidate: LoadedModel,
+    of: LoadedModel,
+    runner: RunnerKind = this.#runner,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const live = this.#lane(of);
     if (live.role !== "live") throw new LaneError(of.manifest.name, "is not live");
     if (this.#lanes.some((l) => l.model === candidate))
@@ -220,9 +230,16 @@ export class InferenceLoop {
         candidate.manifest.name,
         `serves profiles [${a}], the live ${of.manifest.name} serves [${b}]; a shadow must serve the same`,
       );
-    const lane = new Lane(candidate, "shadow", this.#runner, this.#maxBatch);
+    const lane = new Lane(candidate, "shadow", runner, this.#maxBatch);
     lane.shadowOf = live;
-    await lane.runner.ready;
+    try {
+      await (signal ? untilAborted(lane.runner.ready, signal) : lane.runner.ready);
+    } catch (e) {
+      // A worker that could not load it, or a stop while it loads: not left behind (not awaited:
+      // a worker inside onnxruntime's native code ends only when that returns).
+      void lane.runner.close().catch(() => undefined);
+      throw e;
+    }
     this.#lanes = [...this.#lanes, lane];
     for (const slot of this.#slots.values())
       if (slot.live === live) this.#attach(slot, lane, (this.#fed.get(slot.id) ?? -1) + 1);
@@ -649,7 +666,7 @@ export class InferenceLoop {
     const runUs = (performance.now() - r0) * 1000;
     c.runLatency.record(runUs);
     lane.runLatency.record(runUs);
-    lane.windowCost.record(runUs / n, n);
+    lane.windowCost.record((lane.runner.lastRunUs ?? runUs) / n, n);
     lc.runUs += runUs;
     c.batches++;
     lc.batches++;
@@ -843,4 +860,17 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** `p`, or a rejection with `signal`'s reason as soon as it aborts. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted();
+  let off: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    const f = (): void => reject(signal.reason);
+    signal.addEventListener("abort", f, { once: true });
+    off = () => signal.removeEventListener("abort", f);
+  });
+  aborted.catch(() => undefined); // observed by the race below; this only marks it handled
+  return Promise.race([p, aborted]).finally(() => off?.());
 }

@@ -40,6 +40,12 @@ export interface BatchRunner {
    * `n × width` output values. The arrays are valid until the next call.
    */
   run(n: number): Promise<Float32Array[]>;
+  /**
+   * The last run's `session.run()` alone, µs, where the runner measures it apart from the
+   * call's wall time (worker: inside the worker, without the message round trip), so a model's
+   * cost per window compares across runners (lane.ts `windowCost`). Undefined: the call's wall time is it.
+   */
+  readonly lastRunUs?: number | undefined;
   close(): Promise<void>;
 }
 
@@ -112,10 +118,12 @@ const ort = require(w.ort);
   parentPort.postMessage({ ready: true, widths, output: output.buffer });
   parentPort.on("message", async (m) => {
     try {
+      const t0 = performance.now();
       const data = await run(m.n);
+      const us = (performance.now() - t0) * 1000;
       let o = 0;
       for (const d of data) { output.set(d, o); o += d.length; }
-      parentPort.postMessage({ id: m.id, ok: true });
+      parentPort.postMessage({ id: m.id, ok: true, us });
     } catch (e) {
       parentPort.postMessage({ id: m.id, ok: false, error: String((e && e.stack) || e) });
     }
@@ -132,6 +140,8 @@ interface ReadyMsg {
 interface DoneMsg {
   id: number;
   ok: boolean;
+  /** The run's time inside the worker, µs. */
+  us?: number;
   error?: string;
 }
 
@@ -158,6 +168,7 @@ export class WorkerRunner implements BatchRunner {
   #respawnAtMs = 0;
   /** Workers started after the first (a worker that died, e.g. out of memory, is replaced). */
   respawns = 0;
+  lastRunUs: number | undefined;
 
   constructor(model: LoadedModel, maxBatch: number) {
     this.#model = model;
@@ -228,6 +239,7 @@ export class WorkerRunner implements BatchRunner {
         const p = this.#pending;
         if (!p || p.id !== m.id) return;
         this.#pending = undefined;
+        this.lastRunUs = m.us;
         if (m.ok) p.resolve();
         else p.reject(new InferError("MODEL_RUN_FAILED", m.error ?? "inference worker run failed"));
       });

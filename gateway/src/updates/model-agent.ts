@@ -45,6 +45,7 @@ import type { Hex } from "../core/hex.ts";
 import { fileError, VigilError } from "../core/errors.ts";
 import { silentLogger, type Logger } from "../core/log.ts";
 import type { ModelManifest } from "../infer/features/manifest.ts";
+import { InferError } from "../infer/errors.ts";
 import type { ShadowStats } from "../infer/lane.ts";
 import type { InferenceLoop } from "../infer/loop.ts";
 import {
@@ -868,7 +869,7 @@ export class ModelUpdateAgent {
     renameSync(manifest.path, manifestPath);
     const bytes = readFileSync(model.path);
     // Also refuses a model.file or variant file name that is not a plain name beside the manifest.
-    const m = await checkModelAgainstManifest(manifestPath, bytes);
+    const m = await checkModelAgainstManifest(manifestPath, bytes, this.#abort.signal);
     renameSync(model.path, join(dir, m.model.file));
     // The version the chain approved is the one the model says it is: a manifest claiming a
     // higher one would raise this gateway's rollback floor above every later release.
@@ -886,7 +887,8 @@ export class ModelUpdateAgent {
       );
     let candidate: LoadedModel;
     try {
-      candidate = await loadModel(manifestPath, releaseFileOnly(m, live.tuning));
+      // No session on this thread: the shadow lane creates it in a worker (#shadowAndSwap).
+      candidate = await loadModel(manifestPath, { ...releaseFileOnly(m, live.tuning), deferSession: true });
     } catch (e) {
       throw new UpdateError("MODEL_INVALID", (e as Error).message.split("\n")[0]!, { cause: e });
     }
@@ -907,7 +909,21 @@ export class ModelUpdateAgent {
     candidate: LoadedModel,
   ): Promise<void> {
     const loop = this.#o.loop;
-    await loop.addShadow(candidate, live);
+    // In a worker, whatever models.runner says: creating its session (graph optimisation), its
+    // first run and every shadow run are off the thread that reads, stores and acknowledges
+    // frames; an approved model may be slow in any of them (updates audit: 7 s each, 262 ms a
+    // window). Promoted, it keeps that worker until the next start.
+    try {
+      await loop.addShadow(candidate, live, "worker", this.#abort.signal);
+    } catch (e) {
+      if (this.#abort.signal.aborted)
+        throw new UpdateError("INTERRUPTED", "the gateway stopped while the candidate was loaded", {
+          cause: e,
+        });
+      if (e instanceof InferError && e.code === "MODEL_WORKER")
+        throw new UpdateError("MODEL_INVALID", e.shortMessage, { cause: e });
+      throw e;
+    }
     this.#set({ state: "shadowing" });
     this.#log.info(
       { releaseId: rel.id.toString(), sha256: candidate.sha256 },

@@ -4,7 +4,7 @@
  * [batch, window, values per row], and every declared output's name and rank. Used by
  * `vigil release publish` before proposing, and by the update agent before loading a candidate.
  */
-import * as ort from "onnxruntime-node";
+import { inspectModel, type ModelInterface } from "../infer/inspect.ts";
 import { readManifest, sha256File } from "../infer/registry.ts";
 import type { ModelManifest } from "../infer/features/manifest.ts";
 import { UpdateError } from "./errors.ts";
@@ -27,14 +27,18 @@ export function isPlainFileName(name: string): boolean {
 }
 
 /**
- * Checks `onnx` against the manifest at `manifestPath`; returns the parsed manifest.
+ * Checks `onnx` against the manifest at `manifestPath`; returns the parsed manifest. onnxruntime
+ * reads the model's interface in a worker thread (infer/inspect.ts), so a model slow to load does
+ * not hold this thread.
+ * @param signal Aborts the check (a stop): `INTERRUPTED`.
  * @throws UpdateError MANIFEST_INVALID (schema; `model.file` or a `model.variants[].file` that is
  *   not a plain file name in the manifest's folder), MANIFEST_MISMATCH (hash, size, names,
- *   shapes), MODEL_INVALID (onnxruntime cannot load the bytes).
+ *   shapes), MODEL_INVALID (onnxruntime cannot load the bytes), INTERRUPTED (aborted).
  */
 export async function checkModelAgainstManifest(
   manifestPath: string,
   onnx: Uint8Array,
+  signal?: AbortSignal,
 ): Promise<ModelManifest> {
   let m: ModelManifest;
   try {
@@ -60,50 +64,51 @@ export async function checkModelAgainstManifest(
       "MANIFEST_MISMATCH",
       `the manifest says ${m.model.bytes} bytes, the file has ${onnx.length}`,
     );
-  let session: ort.InferenceSession;
+  let io: ModelInterface;
   try {
-    session = await ort.InferenceSession.create(onnx, { graphOptimizationLevel: "disabled" });
+    io = await inspectModel(onnx, signal);
   } catch (e) {
+    if (signal?.aborted)
+      throw new UpdateError("INTERRUPTED", "the update agent stopped while the model was checked", {
+        cause: e,
+      });
     throw new UpdateError("MODEL_INVALID", "onnxruntime cannot load the model file", {
       cause: e,
-      details: (e as Error).message,
+      details: (e as { details?: string }).details ?? (e as Error).message,
     });
   }
-  try {
-    const input = session.inputMetadata.find((x) => x.name === m.inputs.tensor);
-    if (!input)
+  const names = (v: ModelInterface["inputs"]): string => v.map((x) => x.name).join(", ");
+  const input = io.inputs.find((x) => x.name === m.inputs.tensor);
+  if (!input)
+    throw new UpdateError(
+      "MANIFEST_MISMATCH",
+      `the model has no input "${m.inputs.tensor}" (it has ${names(io.inputs)})`,
+    );
+  if (input.isTensor) {
+    const want = m.inputs.shape;
+    const got = input.shape;
+    if (got.length !== want.length || !got.every((d, i) => dimOk(d, want[i]!)))
       throw new UpdateError(
         "MANIFEST_MISMATCH",
-        `the model has no input "${m.inputs.tensor}" (it has ${session.inputNames.join(", ")})`,
+        `input "${input.name}" has shape ${dims(got)}, the manifest declares ${dims(want)}`,
       );
-    if (input.isTensor) {
-      const want = m.inputs.shape;
-      const got = input.shape;
-      if (got.length !== want.length || !got.every((d, i) => dimOk(d, want[i]!)))
-        throw new UpdateError(
-          "MANIFEST_MISMATCH",
-          `input "${input.name}" has shape ${dims(got)}, the manifest declares ${dims(want)}`,
-        );
-    }
-    for (const o of m.outputs) {
-      const meta = session.outputMetadata.find((x) => x.name === o.name);
-      if (!meta)
-        throw new UpdateError(
-          "MANIFEST_MISMATCH",
-          `the model has no output "${o.name}" (it has ${session.outputNames.join(", ")})`,
-        );
-      if (meta.isTensor && meta.shape.length > 0) {
-        if (meta.shape.length !== o.shape.length || !meta.shape.every((d, i) => dimOk(d, o.shape[i]!)))
-          throw new UpdateError(
-            "MANIFEST_MISMATCH",
-            `output "${o.name}" has shape ${dims(meta.shape)}, the manifest declares ${dims(o.shape)}`,
-          );
-      }
-    }
-    return m;
-  } finally {
-    await session.release().catch(() => undefined);
   }
+  for (const o of m.outputs) {
+    const meta = io.outputs.find((x) => x.name === o.name);
+    if (!meta)
+      throw new UpdateError(
+        "MANIFEST_MISMATCH",
+        `the model has no output "${o.name}" (it has ${names(io.outputs)})`,
+      );
+    if (meta.isTensor && meta.shape.length > 0) {
+      if (meta.shape.length !== o.shape.length || !meta.shape.every((d, i) => dimOk(d, o.shape[i]!)))
+        throw new UpdateError(
+          "MANIFEST_MISMATCH",
+          `output "${o.name}" has shape ${dims(meta.shape)}, the manifest declares ${dims(o.shape)}`,
+        );
+    }
+  }
+  return m;
 }
 
 /**
