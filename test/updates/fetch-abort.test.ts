@@ -19,7 +19,11 @@ import { pathToFileURL } from "node:url";
 import { generate } from "selfsigned";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { cidV1 } from "../../gateway/src/updates/cid.ts";
-import { RedirectDowngradeError, UpdateError } from "../../gateway/src/updates/errors.ts";
+import {
+  RedirectDowngradeError,
+  RedirectInternalError,
+  UpdateError,
+} from "../../gateway/src/updates/errors.ts";
 import { fetchArtifact } from "../../gateway/src/updates/fetch.ts";
 import { within } from "./within.ts";
 
@@ -151,6 +155,43 @@ describe("fetchArtifact: redirects", () => {
     expect(err.details).toContain(cause.shortMessage);
     expect(plain).toEqual([]);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("attack: a release host outside the gateway's networks that redirects to an internal address is refused before any request goes there (SSRF); an internal release host may redirect inside", async () => {
+    const hits: string[] = [];
+    const inside = await httpsServer((req, res) => {
+      hits.push(req.url ?? "");
+      res.end("the metadata service's answer");
+    });
+    const outside = await httpsServer((_req, res) =>
+      res.writeHead(302, { location: `https://127.0.0.1:${inside}/latest/meta-data/` }).end(),
+    );
+    // Every server here is on loopback: the test says which port stands for an internal host.
+    const internal = async (u: URL): Promise<boolean> => u.port === String(inside);
+    const dir = staging();
+    const uri = `https://127.0.0.1:${outside}/release.bin`;
+    const err = (await fetchArtifact({ uris: [uri], size, sha256 }, { stagingDir: dir, internal }).catch(
+      (e: unknown) => e,
+    )) as UpdateError;
+    expect(err.code).toBe("FETCH_FAILED");
+    const cause = err.walk((c) => c instanceof RedirectInternalError) as RedirectInternalError;
+    expect(cause).toBeInstanceOf(RedirectInternalError);
+    expect(cause.shortMessage).toBe(
+      `${uri} redirects to an internal address (https://127.0.0.1:${inside}/latest/meta-data/); refused: publish the file's own URI, or serve the release from a host inside this network`,
+    );
+    expect(hits).toEqual([]);
+    expect(readdirSync(dir)).toEqual([]);
+    // The same redirect from a release host that is internal itself is followed.
+    const good = await httpsServer((_req, res) =>
+      res.writeHead(302, { location: `https://127.0.0.1:${outside}/good` }).end(),
+    );
+    const alsoInside = async (u: URL): Promise<boolean> =>
+      u.port === String(good) || u.port === String(outside);
+    const f = await fetchArtifact(
+      { uris: [`https://127.0.0.1:${good}/release.bin`], size, sha256 },
+      { stagingDir: dir, internal: alsoInside },
+    );
+    expect(readFileSync(f.path)).toEqual(body);
   });
 
   it("behavior: redirects that do not downgrade are followed: https:// to https:// (Basic auth dropped for another origin), and http:// to http://", async () => {

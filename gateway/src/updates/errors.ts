@@ -100,3 +100,26 @@ export class RedirectDowngradeError extends UpdateError {
     this.location = location;
   }
 }
+
+/**
+ * A release source outside the gateway's networks answered with a redirect to an internal address
+ * (loopback, private, link-local such as 169.254.169.254: internal-address.ts): refused before
+ * any request goes there, so a content host cannot make the gateway fetch an internal URL it was
+ * never given and report what came back (SSRF). A release whose own URI is internal may redirect
+ * inside. `FETCH_FAILED`: says nothing about the release.
+ */
+export class RedirectInternalError extends UpdateError {
+  override name = "RedirectInternalError";
+  /** The URL asked for, redacted. */
+  readonly url: string;
+  /** Where it redirected to, redacted. */
+  readonly location: string;
+  constructor(url: string, location: string) {
+    super(
+      "FETCH_FAILED",
+      `${url} redirects to an internal address (${location}); refused: publish the file's own URI, or serve the release from a host inside this network`,
+    );
+    this.url = url;
+    this.location = location;
+  }
+}

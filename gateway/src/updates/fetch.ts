@@ -24,7 +24,13 @@ import { fileURLToPath } from "node:url";
 import { redactUrl } from "../core/errors.ts";
 import { takeBasicAuth } from "../core/url-credentials.ts";
 import { redactLine } from "../core/log.ts";
-import { RedirectDowngradeError, UpdateError, type UpdateErrorCode } from "./errors.ts";
+import {
+  RedirectDowngradeError,
+  RedirectInternalError,
+  UpdateError,
+  type UpdateErrorCode,
+} from "./errors.ts";
+import { isInternalUrl } from "./internal-address.ts";
 import { makeDirSync } from "../core/make-dir.ts";
 
 export interface FetchOptions {
@@ -39,6 +45,12 @@ export interface FetchOptions {
    * its `.part` removed, and no further URI is tried.
    */
   signal?: AbortSignal | undefined;
+  /**
+   * Whether a URL's host is inside the gateway's networks, for the redirect rule (httpGet).
+   * Default internal-address.ts `isInternalUrl`; tests, whose servers are all on loopback, pass
+   * their own.
+   */
+  internal?: (url: URL) => Promise<boolean>;
 }
 
 export interface Artifact {
@@ -125,17 +137,20 @@ const MAX_REDIRECTS = 20;
 
 /**
  * GET `start`, following redirects by hand (fetch's `redirect: "follow"` also follows https:// to
- * http://): a downgrade to plain http:// is refused before anything is sent over it. As fetch
- * does, the Authorization header is dropped on a redirect to another origin, and a redirect to a
- * scheme other than http(s):// or to a URL with credentials fails.
+ * http://): a downgrade to plain http:// is refused before anything is sent over it, and so is a
+ * redirect to an internal address (internal-address.ts) when `start` is not internal itself. As
+ * fetch does, the Authorization header is dropped on a redirect to another origin, and a redirect
+ * to a scheme other than http(s):// or to a URL with credentials fails.
  */
 async function httpGet(
   url: string,
   start: URL,
   auth: string | undefined,
   signal: AbortSignal,
+  internal: (url: URL) => Promise<boolean>,
 ): Promise<Response> {
   let u = start;
+  let startInternal: boolean | undefined;
   for (let hop = 0; ; hop++) {
     const res = await fetch(u, { signal, redirect: "manual", headers: auth ? { authorization: auth } : {} });
     const location = REDIRECTS.has(res.status) ? res.headers.get("location") : null;
@@ -155,6 +170,11 @@ async function httpGet(
     if (next.username || next.password)
       throw new UpdateError("FETCH_FAILED", `HTTP ${res.status} to a URL with credentials, not followed`);
     if (next.origin !== u.origin) auth = undefined;
+    // Asked only when a redirect leads to another host or port, and the start's answer once.
+    if (next.host !== u.host && (await internal(next))) {
+      startInternal ??= await internal(start);
+      if (!startInternal) throw new RedirectInternalError(redactUrl(url), redactUrl(next.href));
+    }
     u = next;
   }
 }
@@ -174,7 +194,7 @@ async function open(uri: string, o: FetchOptions, signal: AbortSignal): Promise<
   // user:password@ in an IPFS gateway or release URL: sent as Basic auth, never in the URL.
   const u = new URL(url);
   const auth = takeBasicAuth(u);
-  const res = await httpGet(url, u, auth, signal);
+  const res = await httpGet(url, u, auth, signal, o.internal ?? isInternalUrl);
   if (!res.ok || !res.body) throw new UpdateError("FETCH_FAILED", `HTTP ${res.status}`);
   return Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>);
 }
