@@ -21,6 +21,7 @@ describe("updates configuration", () => {
       shadowMaxMs: 600_000,
       maxCostFactor: 3,
       maxModelBytes: 33_554_432,
+      maxFirmwareBytes: 16_777_216,
       fetchTimeoutMs: 120_000,
       staleAfterMs: 3_600_000,
       firmware: true,

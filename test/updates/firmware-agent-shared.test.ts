@@ -228,6 +228,25 @@ describe("firmware agent: the device's slot size", () => {
   });
 });
 
+describe("firmware agent: the gateway's size limit", () => {
+  it("input: a release above updates.maxFirmwareBytes is refused on every device before any download (TOO_LARGE, remembered), slot known or not", async () => {
+    const gw = await gateway();
+    const { agent, mem, staged } = await rig(gw.url, { maxFirmwareBytes: 20_000 }); // the image: 20 032 bytes
+    const d = devices(agent, [1, 2]);
+    d.helloAll();
+    agent.onFrame(d.fws[0]!.status(), d.lines[0]!); // device 1's 128 KiB slot would hold it
+    await agent.check();
+    await agent.idle();
+    expect(gw.gets()).toBe(0);
+    expect(agent.counters).toMatchObject({ offers: 0, installs: 0, rejected: { TOO_LARGE: 2 } });
+    const reason =
+      "release 7's image is 20032 bytes, above updates.maxFirmwareBytes (20000); raise it if this gateway can hold the image, then run vigil update retry 7";
+    expect(agent.devices().map((x) => x.lastFailure?.reason)).toEqual([reason, reason]);
+    expect((await mem.getMeta("updates/fw/failed/2/7"))?.toString()).toBe(`TOO_LARGE: ${reason}`);
+    expect(staged()).toEqual([]);
+  });
+});
+
 describe("firmware agent: a failed shared download", () => {
   it("error: a download that fails (503) fails the 8 devices waiting on it, extends the release's backoff once, and no device fetches again within it", async () => {
     const gw = await gateway();

@@ -599,6 +599,13 @@ const Updates = Type.Object(
       description:
         "A model release larger than this many bytes is refused before it is fetched (TOO_LARGE): it is read whole and loaded on the main thread. 32 MiB, 70× the largest model shipped.",
     }),
+    maxFirmwareBytes: Type.Integer({
+      minimum: 1,
+      maximum: 4_294_967_295,
+      default: 16_777_216,
+      description:
+        "A firmware release larger than this many bytes is refused on every device before it is fetched (TOO_LARGE): the image is held in memory while its transfers run. 16 MiB.",
+    }),
     fetchTimeoutMs: Type.Integer({
       minimum: 1000,
       maximum: MAX_TIMER_MS,

@@ -17,8 +17,8 @@ import { VigilError } from "../core/errors.ts";
  * - `MANIFEST_INVALID`: the model manifest is missing, not valid, or not the one the release pins;
  * - `MANIFEST_MISMATCH`: the manifest does not describe this model file (hash, size, shapes, names);
  * - `MODEL_INVALID`: onnxruntime cannot load the file;
- * - `TOO_LARGE`: the release's model file is larger than `updates.maxModelBytes` (refused before
- *   it is fetched);
+ * - `TOO_LARGE`: the release's model file is larger than `updates.maxModelBytes`, or its firmware
+ *   image larger than `updates.maxFirmwareBytes` (refused before it is fetched);
  * - `SHADOW_FAILED`: in shadow the candidate gave non-finite or out-of-range outputs, cost too much
  *   (tried again after a backoff, model-agent.ts `costAttempts`), or ran no window while the live
  *   model ran some;

@@ -113,6 +113,12 @@ export interface FirmwareAgentOptions {
   ipfsGateway?: string | undefined;
   fetchTimeoutMs?: number;
   /**
+   * A release whose image is larger than this is refused on every device before it is fetched
+   * (`TOO_LARGE`, remembered per device), bytes: the image is held in memory while its transfers
+   * run, and a device's own slot is not known before its first FW_STATUS. Default 16 777 216 (16 MiB).
+   */
+  maxFirmwareBytes?: number;
+  /**
    * Wait after a release's first failed download (FETCH_FAILED, or wrong bytes: a size, hash or
    * CID mismatch) before any device's check or HELLO fetches it again, ms; doubled after each
    * failed download in a row (at most 6 h, the model agent's schedule: backoff.ts). Default
@@ -155,6 +161,9 @@ const WRONG_BYTES: ReadonlySet<string> = new Set<UpdateErrorCode>([
   "HASH_MISMATCH",
   "CID_MISMATCH",
 ]);
+
+/** Default of {@link FirmwareAgentOptions.maxFirmwareBytes}: 16 MiB, above any MCU's update slot. */
+export const DEFAULT_MAX_FIRMWARE_BYTES = 16 * 1024 * 1024;
 
 /**
  * A release's verified image, read once and shared by all its transfers: one Buffer per release,
@@ -609,6 +618,14 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
     // if image_size > slot_size): the same code and reason, counted and remembered as its
     // FW_REFUSED is, so the status and `vigil update retry` say the same either way; the log says
     // which. Not known yet (no FW_STATUS since the start): offered, and the device answers.
+    const maxBytes = this.#o.maxFirmwareBytes ?? DEFAULT_MAX_FIRMWARE_BYTES;
+    if (rel.size > BigInt(maxBytes))
+      return this.#refuse(
+        deviceId,
+        rel,
+        "TOO_LARGE",
+        `release ${rel.id}'s image is ${rel.size} bytes, above updates.maxFirmwareBytes (${maxBytes}); raise it if this gateway can hold the image, then run vigil update retry ${rel.id}`,
+      );
     const slot = this.#slotSeen.get(deviceId);
     if (slot !== undefined && rel.size > BigInt(slot)) {
       this.#log.info(

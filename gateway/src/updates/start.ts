@@ -25,6 +25,7 @@ export interface UpdatesSettings {
   shadowMaxMs: number;
   maxCostFactor: number;
   maxModelBytes: number;
+  maxFirmwareBytes: number;
   fetchTimeoutMs: number;
   staleAfterMs: number;
   firmware: boolean;
@@ -183,6 +184,7 @@ export async function startUpdates(o: StartUpdatesOptions): Promise<RunningUpdat
         ...(o.admitted ? { admitted: o.admitted } : {}),
         onChange: publish,
         fetchTimeoutMs: s.fetchTimeoutMs,
+        maxFirmwareBytes: s.maxFirmwareBytes,
         staleAfterMs: s.staleAfterMs,
       })
     : undefined;
