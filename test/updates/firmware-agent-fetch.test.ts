@@ -9,7 +9,6 @@
  *   downloads in a row (default 8) got wrong bytes; a download of the verified bytes ends the count.
  * The devices are the simulator's firmware on in-memory lines; the chain is a fake ReleaseSource.
  */
-import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync } from "node:fs";
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,15 +16,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { factoryFirmware } from "../../device-sim/src/firmware/index.ts";
-import type { ReleaseRecord } from "../../gateway/src/chain/client.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
 import { FrameType, type FirmwareVersion, type HelloFrame } from "../../gateway/src/protocol/frame.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
-import { cidV1 } from "../../gateway/src/updates/cid.ts";
 import { retryBackoffMs } from "../../gateway/src/updates/backoff.ts";
 import { FirmwareUpdateAgent } from "../../gateway/src/updates/firmware-agent.ts";
-import { targetId } from "../../gateway/src/updates/release-meta.ts";
+import { ipfsFirmwareRelease } from "./fw-release.ts";
 import { line } from "./fw-line.ts";
 import { within } from "./within.ts";
 
@@ -87,20 +84,7 @@ function twoDevices(agent: FirmwareUpdateAgent) {
 }
 
 async function rig(gwUrl: string, clock = new FakeClock(), mismatchAttempts?: number) {
-  const sha = createHash("sha256").update(image).digest("hex");
-  const rel = {
-    id: 7n,
-    kind: "firmware",
-    target: targetId("firmware", "sim-mcu"),
-    status: "active",
-    version: 1_001_000n,
-    uris: [`ipfs://${await cidV1(image)}`],
-    size: BigInt(image.length),
-    contentHash: `0x${sha}`,
-    metrics: "",
-    approvals: 2,
-    proposer: `0x${"11".repeat(20)}`,
-  } as ReleaseRecord;
+  const rel = await ipfsFirmwareRelease(image);
   const state = new MemoryFrameStore();
   await state.open();
   const dir = join(mkdtempSync(join(tmpdir(), "vigil-fw-fetch-")), "updates");

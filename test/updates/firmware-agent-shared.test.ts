@@ -21,19 +21,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { factoryFirmware } from "../../device-sim/src/firmware/index.ts";
-import type { ReleaseRecord } from "../../gateway/src/chain/client.ts";
 import { FakeClock } from "../../gateway/src/core/clock.ts";
 import { silentLogger, type Logger } from "../../gateway/src/core/log.ts";
 import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts";
 import { FrameType, type Frame, type HelloFrame } from "../../gateway/src/protocol/frame.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
-import { cidV1 } from "../../gateway/src/updates/cid.ts";
 import {
   FirmwareUpdateAgent,
   type FirmwareAgentOptions,
   type ListableStateStore,
 } from "../../gateway/src/updates/firmware-agent.ts";
-import { targetId } from "../../gateway/src/updates/release-meta.ts";
+import { ipfsFirmwareRelease } from "./fw-release.ts";
 import { line } from "./fw-line.ts";
 import { within } from "./within.ts";
 
@@ -82,19 +80,7 @@ async function gateway(): Promise<{
 }
 
 async function rig(gwUrl: string, o: Partial<FirmwareAgentOptions> = {}) {
-  const rel = {
-    id: 7n,
-    kind: "firmware",
-    target: targetId("firmware", "sim-mcu"),
-    status: "active",
-    version: 1_001_000n,
-    uris: [`ipfs://${await cidV1(image)}`],
-    size: BigInt(image.length),
-    contentHash: `0x${sha}`,
-    metrics: "",
-    approvals: 2,
-    proposer: `0x${"11".repeat(20)}`,
-  } as ReleaseRecord;
+  const rel = await ipfsFirmwareRelease(image);
   const mem = new MemoryFrameStore();
   await mem.open();
   const dir = join(mkdtempSync(join(tmpdir(), "vigil-fw-shared-")), "updates");
