@@ -22,7 +22,7 @@ import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
 import { ReceiptBuilder } from "../../gateway/src/attest/receipt.ts";
 import { verifyReceipt } from "../../gateway/src/attest/verify.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
-import type { Timers } from "../../gateway/src/core/timers.ts";
+import { manualTimers } from "./manual-timers.ts";
 import { AnchorService, AnchorStateError, type AnchorPause } from "../../gateway/src/anchor/service.ts";
 import type { InFlightTx, PendingWait, TxSenderCounters } from "../../gateway/src/chain/tx-sender.ts";
 import type {
@@ -719,29 +719,12 @@ describe("AnchorService with the fake registry", () => {
 
   it("behavior: retries back off exponentially (1 s, 2 s, 4 s … capped) and resume the interval after success", async () => {
     const t = await setup();
-    const delays: number[] = [];
-    let pending: (() => void) | undefined;
-    const timers: Timers = {
-      setTimeout(fn, ms) {
-        delays.push(ms);
-        pending = fn;
-        return 1;
-      },
-      clearTimeout() {
-        pending = undefined;
-      },
-    };
+    const { timers, delays, step } = manualTimers();
     const s = t.service({ timers });
     await t.ingest(10);
     await sealAll(t.sealer);
     t.flaky.down = true;
     s.start();
-    const step = async (): Promise<void> => {
-      const f = pending!;
-      pending = undefined;
-      f();
-      for (let i = 0; i < 20 && !pending; i++) await new Promise((r) => setImmediate(r));
-    };
     for (let i = 0; i < 5; i++) await step();
     expect(delays).toEqual([0, 1000, 2000, 4000, 8000, 16000]);
     t.flaky.down = false;

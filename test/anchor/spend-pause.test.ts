@@ -10,7 +10,6 @@ import { describe, expect, it } from "vitest";
 import { FakeChain } from "../../gateway/src/chain/fake-client.ts";
 import { SpendCapError } from "../../gateway/src/chain/errors.ts";
 import type { Hex } from "../../gateway/src/core/hex.ts";
-import type { Timers } from "../../gateway/src/core/timers.ts";
 import { generateKey } from "../../gateway/src/chain/keys.ts";
 import { GatewaySigner } from "../../gateway/src/attest/signer.ts";
 import { BatchSealer } from "../../gateway/src/attest/sealer.ts";
@@ -18,6 +17,7 @@ import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { AnchorService, type AnchorPause } from "../../gateway/src/anchor/service.ts";
 import { clientAnchorChain, type AnchorChain } from "../../gateway/src/anchor/chain.ts";
 import { record } from "../store/abstract.ts";
+import { manualTimers } from "./manual-timers.ts";
 
 const GATEWAY = ("0x" + "0b".repeat(32)) as Hex;
 const SITE = ("0x" + "5f".repeat(32)) as Hex;
@@ -71,25 +71,9 @@ async function setup() {
     for (let i = 0; i < 10; i++) await store.append(record(1, seq++));
     while (await sealer.sealNow());
   };
-  // Timers under the test's control: `step()` runs the pending run and waits for the next schedule.
-  const delays: number[] = [];
-  let pending: (() => void) | undefined;
-  const timers: Timers = {
-    setTimeout(fn, ms) {
-      delays.push(ms);
-      pending = fn;
-      return 1;
-    },
-    clearTimeout() {
-      pending = undefined;
-    },
-  };
+  const { timers, delays, step: next } = manualTimers();
   const step = async (): Promise<void> => {
-    const f = pending!;
-    pending = undefined;
-    f();
-    for (let i = 0; i < 50 && !pending; i++) await new Promise((r) => setImmediate(r));
-    expect(pending).toBeDefined();
+    expect(await next()).toBe(true); // the service always schedules its next run
   };
   let now = Date.UTC(2026, 11, 3, 21, 0) * 1000; // 21:00 UTC: three hours before the day's spend restarts
   const pauses: (AnchorPause | null)[] = [];
