@@ -108,8 +108,9 @@ export class Lane {
    * Windows this shadow may run in one batch: as many as its median cost per window so far fits
    * in max({@link SHADOW_BATCH_BUDGET_US}, {@link SHADOW_BATCH_LIVE_FACTOR} × its live lane's
    * median batch), between 1 and `maxBatch`; 1 before its first run (its cost is not known yet).
-   * A 1000× slower candidate then blocks the thread one window at a time, with I/O between its
-   * batches, until the update agent judges it (model-agent.ts), instead of a whole batch at once.
+   * A 1000× slower candidate then holds its runner's thread (inline: the main thread) and the
+   * tick one window at a time, with I/O between its batches, until the update agent judges it
+   * (model-agent.ts), instead of a whole batch at once.
    */
   shadowBatchSize(maxBatch: number): number {
     const per = this.windowCost.quantile(0.5);

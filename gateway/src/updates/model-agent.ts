@@ -13,17 +13,20 @@
  *    through every step below like any release, unless it is the release already live (its pinned
  *    manifest is the live model's file) or the live version's own (same version, not installed
  *    here: the package's release) — both skipped without a word; one older still is NOT_NEWER;
- * 2. fetch (fetch.ts): model capped at its size and sha256-checked, manifest pinned by the release's
- *    metrics (release-meta.ts), ipfs:// CIDs recomputed;
+ * 2. fetch (fetch.ts): a model above `maxModelBytes` refused first (TOO_LARGE); model capped at
+ *    its size and sha256-checked, manifest pinned by the release's metrics (release-meta.ts),
+ *    ipfs:// CIDs recomputed; a release revoked meanwhile is not loaded (REVOKED);
  * 3. the manifest describes the model (model-check.ts: file names plain, no "../") and serves the
  *    live model's profiles; the model loads in onnxruntime (MODEL_INVALID) — the release's own
  *    file, never one of the manifest's `model.variants` (the release's hash does not cover them);
- * 4. shadow: it runs beside the live model on live windows (InferenceLoop.addShadow) for
- *    `shadowWindows` windows or `shadowMaxMs`; promoted only if every output was finite and in
- *    the manifest's range and its median per-window cost stayed within `maxCostFactor` × the live one's
- *    (SHADOW_FAILED); the agreement (mean/max |Δ|) is logged and in the status; a phase in which no
- *    window ran, the live model's neither (no frames came), judges nothing: NO_WINDOWS, tried
- *    again at the next check;
+ * 4. shadow: it runs beside the live model on live windows (InferenceLoop.addShadow), in a worker
+ *    thread of its own, for `shadowWindows` windows or `shadowMaxMs`; promoted only if every output
+ *    was finite and in the manifest's range and its median per-window cost stayed within
+ *    `maxCostFactor` × the live one's (SHADOW_FAILED; far beyond it after 5 windows: judged then;
+ *    for cost alone tried again after a backoff, `costAttempts`); revoked meanwhile: REVOKED;
+ *    the agreement (mean/max |Δ|) is logged and in the status; a phase in which no window ran,
+ *    the live model's neither (no frames came), judges nothing: NO_WINDOWS, tried again at the
+ *    next check;
  * 5. swap (InferenceLoop.promote: atomic between ticks; alerts keep their hysteresis), persist the
  *    installed version, unload the old model, then a signed `reportInstalled` on chain (a failed
  *    report is retried at the next check; the install stands).
@@ -144,8 +147,8 @@ export interface ModelAgentOptions {
   mismatchRetryMs?: number;
   /**
    * A release whose model file is larger than this is refused before anything is fetched
-   * (`TOO_LARGE`), bytes: its bytes are read whole and loaded into two onnxruntime sessions on
-   * the main thread. Default 33 554 432 (32 MiB).
+   * (`TOO_LARGE`), bytes: its bytes are read whole and hashed on the main thread, and held by the
+   * inspection and shadow workers (twice onnxruntime's memory for it). Default 33 554 432 (32 MiB).
    */
   maxModelBytes?: number;
   /**
@@ -275,8 +278,8 @@ export const DEFAULT_MAX_MODEL_BYTES = 32 * 1024 * 1024;
 /**
  * A candidate whose median cost after this many shadow windows is more than
  * {@link EARLY_COST_MARGIN} × `maxCostFactor` × the live model's is judged at once: each of its
- * windows takes the thread that ingest shares (inline runner), so a 1000× slower model is not run
- * for `shadowWindows` windows first.
+ * windows holds the inference tick (the live model's next windows wait) and a core, so a 1000×
+ * slower model is not run for `shadowWindows` windows first.
  */
 const EARLY_COST_WINDOWS = 5;
 const EARLY_COST_MARGIN = 2;
@@ -789,8 +792,8 @@ export class ModelUpdateAgent {
         `release ${rel.id} has version ${rel.version}, not above the installed ${floor} (rollback refused)`,
       );
     const meta = parseModelMeta(rel.metrics);
-    // Its bytes are read whole and loaded twice on the main thread (model-check.ts, loadModel):
-    // a release this box should not hold is refused before a byte is fetched.
+    // Its bytes are read whole and held by two onnxruntime sessions (model-check.ts, the shadow
+    // worker): a release this box should not hold is refused before a byte is fetched.
     const maxBytes = this.#o.maxModelBytes ?? DEFAULT_MAX_MODEL_BYTES;
     if (rel.size > BigInt(maxBytes))
       throw new UpdateError(
