@@ -21,11 +21,11 @@
  *    (gasLimit × maxFee + L1 fee) above the remaining daily budget throws SpendCapError; below it, the
  *    budget lowers this transaction's max fee cap so that no later version can pass it either.
  * 4. Send and wait. Receipts of every version sent for this nonce are polled. After `bumpAfterBlocks`
- *    blocks without one, the transaction is replaced with fees raised by `bumpPercent` (≥ 10 %, geth's
- *    minimum for a replacement) up to the caps (and the budget's cap); at the caps the last version is
- *    broadcast again (a dropped transaction comes back). If the account's nonce moves past ours and
- *    none of our versions was mined, another transaction took the nonce: NonceTooLowError, and the
- *    caller re-reads the chain.
+ *    blocks without one (counted by the latest block's number, see #blockNumber), the transaction is
+ *    replaced with fees raised by `bumpPercent` (≥ 10 %, geth's minimum for a replacement) up to the
+ *    caps (and the budget's cap); at the caps the last version is broadcast again (a dropped
+ *    transaction comes back). If the account's nonce moves past ours and none of our versions was
+ *    mined, another transaction took the nonce: NonceTooLowError, and the caller re-reads the chain.
  */
 import { SigningKey, Transaction, computeAddress, type Interface } from "ethers";
 import { inspect } from "node:util";
@@ -276,8 +276,21 @@ export class TxSender {
     return Number(BigInt(await this.#rpc.request<string>("eth_getTransactionCount", [this.address, tag])));
   }
 
+  /**
+   * The chain's height, for counting blocks (fee bumps, the wait for stuck transactions) and for the
+   * stall check's head: the number of the latest block (`eth_getBlockByNumber("latest", false)`), as
+   * the anchoring service reads it, not `eth_blockNumber`, which a load-balanced provider may answer
+   * from a lagging backend: frozen, it stopped fee bumps and showed "no-blocks" while the chain moved
+   * (RPC audit, finding 7). Still one request per poll; only its answer is larger: a block header
+   * and its transaction hashes (`false`: no bodies) instead of a quantity, of which `number` is used.
+   */
   async #blockNumber(): Promise<number> {
-    return Number(BigInt(await this.#rpc.request<string>("eth_blockNumber", [])));
+    const block = await this.#rpc.request<{ number?: string } | null>("eth_getBlockByNumber", [
+      "latest",
+      false,
+    ]);
+    if (typeof block?.number !== "string") throw new ChainStateError("the endpoint has no latest block");
+    return Number(BigInt(block.number));
   }
 
   /** Current EIP-1559 fees under the caps. @throws FeeCapError when the base fee is above the cap. */
