@@ -363,6 +363,47 @@ describe("embedded broker access: who may read", () => {
     expect(a.connected).toBe(true);
   });
 
+  it("attack: a reader revoked on chain loses its stored session at the next sweep: nothing more is queued for it, its client id is freed, and re-granted it gets nothing from the revoked time", async () => {
+    let nowSec = Math.floor(Date.now() / 1000);
+    rig = await accessRig({ nowSec: () => nowSec });
+    const reader = rig.reader.address.toLowerCase() as Hex;
+    const session = async () => ({
+      clientId: "dash2",
+      clean: false,
+      ...(await rig!.token(rig!.reader, 600)),
+    });
+    const r = await rig.connect(await session());
+    expect(await subackCodes(r, [STATUS])).toEqual([1]);
+    r.end(true);
+    await closed(r);
+    await rig.broker.publish(STATUS, "queued while away", { qos: 1, retain: false });
+    expect(rig.broker.storedSessions()).toMatchObject({ sessions: 1, messages: 1 });
+    // A token's expiry alone does not end a stored session: its holder comes back with a new one.
+    nowSec += 601;
+    expect(rig.broker.sweep()).toBe(0);
+    expect(rig.broker.access.revokedSessionsDropped).toBe(0);
+    expect(rig.broker.storedSessions()).toMatchObject({ sessions: 1, messages: 1 });
+
+    rig.chain({ name: "GatewayAccessRevoked", gatewayId: GW, reader });
+    expect(rig.broker.sweep()).toBe(0); // not connected: nobody to disconnect
+    expect(rig.broker.access.revokedSessionsDropped).toBe(1);
+    await expect.poll(() => rig!.broker.storedSessions()).toEqual({ sessions: 0, messages: 0, bytes: 0 });
+    await rig.broker.publish(STATUS, "published while revoked", { qos: 1, retain: false });
+    expect(rig.broker.storedSessions().messages).toBe(0);
+    // Its client id is free for another identity.
+    expect(await connackCode(rig.url, { clientId: "dash2", ...(await rig.token(rig.auditor)) })).toBe(0);
+
+    // Granted again, it resumes no session and receives nothing queued.
+    rig.chain({ name: "GatewayAccessGranted", gatewayId: GW, reader, expiresAt: 4_000_000_000 });
+    const back = await mqtt.connectAsync(rig.url, { reconnectPeriod: 0, ...(await session()) });
+    const got: string[] = [];
+    back.on("message", (_t, m) => got.push(m.toString()));
+    expect(await subackCodes(back, [STATUS])).toEqual([1]);
+    await rig.broker.publish(STATUS, "after the grant", { qos: 1, retain: false });
+    await expect.poll(() => got).toEqual(["after the grant"]);
+    back.end(true);
+  });
+
   it("error: a client id held by another identity is refused with CONNACK 2: a reader can neither knock a device off nor resume an auditor's stored session; the same identity reconnects as before", async () => {
     rig = await accessRig();
     const dev = await rig.device(DEV_A, { clientId: "sensor-a" });

@@ -198,25 +198,24 @@ export class RegistryBrokerPolicy implements BrokerPolicy {
   }
 
   stillAllowed(who: BrokerIdentity): boolean {
+    const expiresAt = who.kind === "reader" || who.kind === "device" ? who.expiresAt : undefined;
+    return (expiresAt === undefined || expiresAt > this.#nowSec()) && this.identityAllowed(who);
+  }
+
+  identityAllowed(who: BrokerIdentity): boolean {
     if (who.kind === "device") {
       // A suspended or revoked sensor stays connected: ingest admission NACKs its frames
       // REVOKED_DEVICE, which tells it to stop (PROTOCOL.md); only a new CONNECT is refused.
-      // A token holder stays while its token is valid and the registry still holds the key the
-      // token was checked against (a rotated key ends the session of the old key's holder).
+      // A token holder stays while its token is valid (stillAllowed) and the registry still holds
+      // the key the token was checked against (a rotated key ends the session of the old key's holder).
       if (who.expiresAt !== undefined) {
         const s = this.#o.state.view.sensors.get(who.deviceId);
-        return (
-          who.expiresAt > this.#nowSec() &&
-          s !== undefined &&
-          s.keyType !== "none" &&
-          s.publicKey.toLowerCase() === who.key
-        );
+        return s !== undefined && s.keyType !== "none" && s.publicKey.toLowerCase() === who.key;
       }
       // A password session ends when its line leaves the file or a key is registered for it.
       return this.#passwords.has(who.deviceId.toString(16).padStart(8, "0")) && !this.#keyed(who.deviceId);
     }
     if (who.kind !== "reader") return false;
-    const now = this.#nowSec();
-    return who.expiresAt > now && this.#o.state.view.reader(who.address, now).allowed;
+    return this.#o.state.view.reader(who.address, this.#nowSec()).allowed;
   }
 }

@@ -58,6 +58,7 @@ import { deliveryQos } from "./delivery-qos.ts";
 import { MqttIngestHandler, type MqttVerdict } from "./handler.ts";
 import {
   boundStoredSessions,
+  dropStoredSession,
   type OutgoingPersistence,
   type StoredSessionCounters,
 } from "./stored-sessions.ts";
@@ -119,6 +120,11 @@ export interface BrokerAccessCounters {
   slowClient: number;
   /** Clients disconnected by sweep() (revoked or expired). */
   revokedDisconnects: number;
+  /**
+   * Stored sessions (clean = false) ended by sweep() because their identity may no longer
+   * connect: their subscriptions and queued messages dropped, their client id freed.
+   */
+  revokedSessionsDropped: number;
   /**
    * CONNECTs refused with CONNACK 0x01 "unacceptable protocol version" [MQTT-3.1.2-2]: aedes 1.2
    * speaks MQTT 3.1 and 3.1.1 only, so an MQTT 5 client is refused before authentication.
@@ -264,6 +270,7 @@ export class EmbeddedBroker implements IngestSource {
     acceptShed: 0,
     slowClient: 0,
     revokedDisconnects: 0,
+    revokedSessionsDropped: 0,
     unsupportedProtocol: 0,
     publishRefusedBy: {},
     subscribeRefusedBy: {},
@@ -291,7 +298,9 @@ export class EmbeddedBroker implements IngestSource {
    * with it. Kept after a disconnect while the session is stored (clean = false; aedes keeps
    * sessions in memory, so this lives exactly as long as they do).
    */
-  readonly #owners = new Map<string, { key: string; client: Client }>();
+  readonly #owners = new Map<string, { key: string; client: Client; who: BrokerIdentity }>();
+  /** aedes' persistence (set by start()): stored sessions are ended through it (sweep()). */
+  #persistence: OutgoingPersistence | undefined;
   readonly #perAddress = new Map<string, number>();
   /**
    * Connections accepted per address in the current one-second window (cleared when the window
@@ -370,8 +379,12 @@ export class EmbeddedBroker implements IngestSource {
 
   /**
    * Disconnects every client the policy no longer allows (a reader whose grant was revoked or
-   * whose token expired). Called after every registry refresh and on a timer by runtime.ts.
-   * Returns the number disconnected.
+   * whose token expired), and ends the stored sessions (clean = false) of identities the policy
+   * no longer allows (`identityAllowed`: a token's expiry aside), connected or not: their subscriptions and queued messages are dropped and their client ids
+   * freed, or the session would queue every message for them until a restart and hand the lot
+   * over if they were allowed again. Called after every registry refresh and on a timer by
+   * runtime.ts. Returns the number disconnected; the sessions ended count in
+   * `revokedSessionsDropped` (their queues are emptied asynchronously, just after).
    */
   sweep(): number {
     let n = 0;
@@ -382,14 +395,29 @@ export class EmbeddedBroker implements IngestSource {
         n++;
         c.close();
       }
+    for (const [id, o] of this.#owners)
+      if (!o.client.clean && !this.#policy.identityAllowed(o.who)) {
+        this.#owners.delete(id);
+        this.#access.revokedSessionsDropped++;
+        if (this.#persistence)
+          dropStoredSession(this.#persistence, id).catch((e: unknown) => {
+            this.#counters.brokerErrors++;
+            this.opts.onError?.(
+              new SourceError("MQTT_IO", this.name, `a revoked stored session was not ended: ${String(e)}`, {
+                cause: e,
+              }),
+            );
+          });
+      }
     return n;
   }
 
   async start(): Promise<void> {
     const broker = await Aedes.createBroker({ heartbeatInterval: 60_000 });
+    // (aedes' types omit `persistence`: the in-memory aedes-persistence by default.)
+    this.#persistence = (broker as unknown as { persistence: OutgoingPersistence }).persistence;
     this.#stored = boundStoredSessions(
-      // (aedes' types omit `persistence`: the in-memory aedes-persistence by default.)
-      (broker as unknown as { persistence: OutgoingPersistence }).persistence,
+      this.#persistence,
       { maxMessages: this.#limits.maxStoredMessages, maxBytes: this.#limits.maxStoredBytes },
       (p) => typeof p.payload === "object" && this.#unforwarded.has(p.payload),
     );
@@ -656,7 +684,7 @@ export class EmbeddedBroker implements IngestSource {
         this.#access.storedSessionsFull++;
         return refuse("server_unavailable");
       }
-      this.#owners.set(client.id, { key, client });
+      this.#owners.set(client.id, { key, client, who: w });
       this.#who.set(client, w);
       done(null, true);
     };

@@ -40,6 +40,12 @@ export interface BrokerPolicy {
   subscribe(who: BrokerIdentity, filter: string): string | null;
   /** Whether a connected client may stay connected now (a revoked or expired reader may not). */
   stillAllowed(who: BrokerIdentity): boolean;
+  /**
+   * Whether the identity may keep a stored session (clean = false): as {@link stillAllowed}, but
+   * a token's expiry does not count (its holder comes back with a new token to the session
+   * queued for it); a revoked reader, a removed or rotated key, a password line removed do.
+   */
+  identityAllowed(who: BrokerIdentity): boolean;
 }
 
 /** The broker's safety limits; each breach disconnects that client and is counted. */
@@ -103,4 +109,5 @@ export const OPEN_POLICY: BrokerPolicy = {
   // $SYS lists other clients' ids and subscriptions: not for anonymous clients.
   subscribe: (_who, filter) => (filter.startsWith("$SYS") ? "sys" : null),
   stillAllowed: () => true,
+  identityAllowed: () => true,
 };

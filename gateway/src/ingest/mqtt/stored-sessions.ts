@@ -22,6 +22,23 @@ export interface OutgoingPersistence {
   outgoingEnqueue(sub: { clientId: string }, packet: QueuedPacket): Promise<void>;
   outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: QueuedPacket): Promise<void>;
   outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<QueuedPacket | undefined | null>;
+  /** A copy of the client's queue (aedes-persistence: a Readable over it). */
+  outgoingStream(client: { id: string }): AsyncIterable<QueuedPacket>;
+  /** Removes the client's stored subscriptions (nothing more is queued for it). */
+  cleanSubscriptions(client: { id: string }): Promise<void>;
+}
+
+/**
+ * Ends client id `id`'s stored session: its subscriptions (nothing more is queued for it) and
+ * every message queued for it, each through `outgoingClearMessageId` as aedes empties the queue of
+ * a client that connects with a clean session (aedes lib/handlers/connect.js `emptyQueue`), so
+ * the wrapper below uncounts them. A message not delivered yet has no messageId: each call
+ * removes the first of those.
+ */
+export async function dropStoredSession(persistence: OutgoingPersistence, id: string): Promise<void> {
+  await persistence.cleanSubscriptions({ id });
+  for await (const packet of persistence.outgoingStream({ id }))
+    await persistence.outgoingClearMessageId({ id }, packet);
 }
 
 export interface QueuedPacket {
