@@ -63,7 +63,7 @@ import { fromRoot, resolvePath } from "./core/paths.ts";
 import { readSecretFile } from "./core/secret-file.ts";
 import type { LeafRecord } from "./core/records.ts";
 import { HttpServer, OPERATOR_TOKEN_FILE } from "./http/server.ts";
-import type { GatewayPhase, RegistryStatusView } from "./http/source.ts";
+import type { AccessStatusView, GatewayPhase, RegistryStatusView } from "./http/source.ts";
 import { storeHistory } from "./infer/history.ts";
 import { InferenceLoop, type InferenceLoopOptions } from "./infer/loop.ts";
 import { ModelRegistry } from "./infer/registry.ts";
@@ -571,6 +571,12 @@ export class Runtime {
     void this.#publishAccessStatus();
   }
 
+  /**
+   * The standing applications, one after the other: a suspend's stops, still pending when a
+   * resume arrives, would otherwise land after the resume's starts and leave anchoring stopped.
+   */
+  #standingApplied: Promise<void> = Promise.resolve();
+
   /** When the last Mosquitto export's reader list goes out of date (a grant expires), unix seconds. */
   #exportStaleAt = Infinity;
 
@@ -660,9 +666,27 @@ export class Runtime {
     }
   }
 
-  /** Sealing and anchoring run only while the gateway is active in the registry with this key. */
-  async #applyStanding(): Promise<void> {
-    if (!this.#sealingStarted) return;
+  /**
+   * Sealing and anchoring run only while the gateway is active in the registry with this key.
+   * Queued after the previous application, and each reads the standing when its turn comes, so
+   * the last standing wins however fast they follow each other.
+   */
+  #applyStanding(): Promise<void> {
+    const next = this.#standingApplied.then(() => this.#applyStandingNow());
+    this.#standingApplied = next.catch((e: unknown) =>
+      this.log
+        .child({ component: "registry" })
+        .warn(
+          { err: (e as Error).message },
+          "sealing or anchoring not stopped or started after a change of standing",
+        ),
+    );
+    return this.#standingApplied;
+  }
+
+  async #applyStandingNow(): Promise<void> {
+    // Not before start() started them (it reads the standing itself), nor after stop() stopped them.
+    if (!this.#sealingStarted || this.#phase === "stopping" || this.#phase === "stopped") return;
     if (this.standing === "active") {
       this.sealer?.start();
       this.anchor?.start();
@@ -670,6 +694,11 @@ export class Runtime {
       await this.sealer?.stop();
       await this.anchor?.stop();
     }
+  }
+
+  /** Whether the standing lets the gateway seal and anchor (unknown before the watch synced: yes). */
+  #maySeal(): boolean {
+    return this.standing === undefined || this.standing === "active";
   }
 
   #sealingStarted = false;
@@ -688,7 +717,7 @@ export class Runtime {
       headBlock: s.headBlock,
       lastRefreshMs: s.lastRefreshMs,
       standing: this.standing ?? null,
-      sealing: this.standing === undefined || this.standing === "active",
+      sealing: this.#maySeal(),
       reason: this.standing ? STANDING_SENTENCE[this.standing] : null,
     });
     try {
@@ -745,6 +774,20 @@ export class Runtime {
     return {
       cacheAgeSeconds: Math.max(0, (this.clock.nowMs() - st.lastRefreshMs) / 1000),
       block: st.confirmedBlock,
+    };
+  }
+
+  /**
+   * The gateway's standing, whether it seals and the watch's freshness (`vigil_gateway_standing`,
+   * `vigil_sealer_running`, `vigil_registry_state`, the summary's and the stats line's `access`);
+   * undefined without the registry watch.
+   */
+  access(): AccessStatusView | undefined {
+    if (!this.watch) return undefined;
+    return {
+      standing: this.standing ?? null,
+      sealing: !!this.sealer && this.#maySeal(),
+      registry: this.watch.status().state,
     };
   }
 
@@ -904,7 +947,7 @@ export class Runtime {
       loop.start();
       this.#running.inference = () => loop.stop();
     }
-    const maySeal = this.standing === undefined || this.standing === "active";
+    const maySeal = this.#maySeal();
     if (this.sealer) {
       const sealer = this.sealer;
       if (maySeal) sealer.start();
@@ -1057,6 +1100,7 @@ export class Runtime {
   statsFields(): Record<string, unknown> {
     const s = this.snapshot();
     const inf = this.loop?.counters;
+    const access = this.access();
     return {
       ingest: {
         devices: s.ingest.devices.length,
@@ -1084,6 +1128,7 @@ export class Runtime {
       },
       ...(inf ? { infer: { windowsRun: inf.windowsRun, windowsSkipped: inf.skippedWindows } } : {}),
       alerts: { raised: s.alerts.raised, cleared: s.alerts.cleared, publishErrors: s.alerts.publishErrors },
+      ...(access ? { access } : {}),
     };
   }
 
@@ -1091,11 +1136,15 @@ export class Runtime {
   statsLine(): string {
     const s = this.snapshot();
     const inf = this.loop?.counters;
+    const a = this.access();
     return (
       `${this.ingest.counters.line()} | stored=${s.store.lastIndex} batches=${s.sealer.lastBatchSeq} ` +
       `anchored=${s.anchor.anchoredThrough}${s.anchor.lastError ? ` (chain: ${s.anchor.lastError})` : ""}` +
       (inf
         ? ` | windows=${inf.windowsRun} skipped=${inf.skippedWindows} alerts raised=${s.alerts.raised} cleared=${s.alerts.cleared}`
+        : "") +
+      (a
+        ? ` | standing=${a.standing ?? "unknown"}${a.standing === null || a.standing === "active" ? "" : " (not sealing or anchoring)"} registry=${a.registry}`
         : "")
     );
   }

@@ -10,8 +10,15 @@ import { FrameError } from "../../gateway/src/protocol/errors.ts";
 import { alert, health } from "./events.ts";
 import { documented, labelNames, parseExposition, sample, type Family } from "./exposition.ts";
 import { fakeBatch, fakeModel, FakeSource, fakeUpdates, GATEWAY_ID, storeStats } from "./fake-source.ts";
+import type { AccessStatusView } from "../../gateway/src/http/source.ts";
+import { summaryProblems } from "../independent/http-client.ts";
 
 const NOW_US = 1_764_000_100_000_000;
+
+/** The registry watch's hook (runtime.ts `access()`), which FakeSource does not declare. */
+function withAccess(src: FakeSource, view: () => AccessStatusView | undefined): FakeSource {
+  return Object.assign(src, { access: view });
+}
 
 function metricsFor(src: FakeSource, feed = new LiveFeed()): GatewayMetrics {
   return new GatewayMetrics({
@@ -177,6 +184,7 @@ async function busySource(): Promise<{ src: FakeSource; feed: LiveFeed }> {
     l1FeeWei: 7,
   };
   src.registryStatus = { cacheAgeSeconds: 12 };
+  withAccess(src, () => ({ standing: "suspended", sealing: false, registry: "stale" }));
   const counters = {
     checks: 9,
     checkErrors: 2,
@@ -354,6 +362,9 @@ describe("/metrics exposition", () => {
       "vigil_anchor_fee_wei_total",
       "vigil_sealer_backlog_entries",
       "vigil_registry_cache_age_seconds",
+      "vigil_registry_state",
+      "vigil_gateway_standing",
+      "vigil_sealer_running",
       "vigil_disk_free_bytes", // the data dir does not exist
     ]) {
       expect(f.get(name)?.type, name).toMatch(/gauge|counter/); // declared…
@@ -368,6 +379,59 @@ describe("/metrics exposition", () => {
     src.anchorStatus = { anchoredThrough: 0, backlog: 1, failures: 0, lastError: null };
     src.stats = storeStats({ lastBatchSeq: 1 });
     expect((await scrape(metricsFor(src))).get("vigil_anchor_lag_seconds")!.samples).toEqual([]);
+  });
+
+  it("behavior: a gateway suspended or revoked in the registry shows on /metrics and in the summary: its standing, sealing stopped, the registry copy's freshness", async () => {
+    const { src, feed } = await busySource(); // suspended, not sealing, registry stale
+    const f = await scrape(metricsFor(src, feed));
+    expect(sample(f, "vigil_gateway_standing", { standing: "suspended" })).toBe(1);
+    for (const standing of ["active", "unregistered", "revoked", "key_mismatch"])
+      expect(sample(f, "vigil_gateway_standing", { standing })).toBe(0);
+    expect(sample(f, "vigil_sealer_running")).toBe(0);
+    expect(sample(f, "vigil_registry_state", { state: "stale" })).toBe(1);
+    expect(sample(f, "vigil_registry_state", { state: "fresh" })).toBe(0);
+    expect(sample(f, "vigil_registry_state", { state: "unsynced" })).toBe(0);
+    const summary = await new PageModel(src, feed).stats();
+    expect(summary.access).toEqual({ standing: "suspended", sealing: false, registry: "stale" });
+    // As the README's "/api/summary" says (the independent client's reading of it).
+    expect(summaryProblems(JSON.parse(JSON.stringify(summary)), "/api/summary")).toEqual([]);
+    expect(
+      summaryProblems({ ...summary, access: { standing: "paused", sealing: 0, registry: "old" } }, "s"),
+    ).toEqual([
+      "s.access.sealing: 0 is not boolean",
+      "s: access.standing paused is not one the README lists",
+      "s: access.registry old is not one the README lists",
+    ]);
+
+    // Revoked, read at scrape time.
+    let view: AccessStatusView | undefined = { standing: "revoked", sealing: false, registry: "fresh" };
+    withAccess(src, () => view);
+    const g = await scrape(metricsFor(src, feed));
+    expect(sample(g, "vigil_gateway_standing", { standing: "revoked" })).toBe(1);
+    expect(sample(g, "vigil_gateway_standing", { standing: "suspended" })).toBe(0);
+    expect(sample(g, "vigil_registry_state", { state: "fresh" })).toBe(1);
+
+    // Active again: sealing runs.
+    view = { standing: "active", sealing: true, registry: "fresh" };
+    const h = await scrape(metricsFor(src, feed));
+    expect(sample(h, "vigil_gateway_standing", { standing: "active" })).toBe(1);
+    expect(sample(h, "vigil_sealer_running")).toBe(1);
+
+    // Before the watch has synced: the standing is unknown (absent), sealing runs, the copy unsynced.
+    view = { standing: null, sealing: true, registry: "unsynced" };
+    const u = await scrape(metricsFor(src, feed));
+    expect(u.get("vigil_gateway_standing")!.samples).toEqual([]);
+    expect(sample(u, "vigil_registry_state", { state: "unsynced" })).toBe(1);
+    expect(sample(u, "vigil_sealer_running")).toBe(1);
+    expect((await new PageModel(src, feed).stats()).access).toEqual(view);
+
+    // Without the registry watch nothing stops sealing; the standing and the state are absent.
+    view = undefined;
+    const n = await scrape(metricsFor(src, feed));
+    expect(sample(n, "vigil_sealer_running")).toBe(1);
+    expect(n.get("vigil_gateway_standing")!.samples).toEqual([]);
+    expect(n.get("vigil_registry_state")!.samples).toEqual([]);
+    expect((await new PageModel(src, feed).stats()).access).toBeNull();
   });
 
   it("behavior: values are read at scrape time; the oldest unanchored batch is read from the store once", async () => {

@@ -373,6 +373,7 @@ const SUMMARY: Record<string, Shape> = {
   store: { state: str, liveBytes: num, pending: num },
   inference: { nullable: { frameToResultP50Ms: num, frameToResultP99Ms: num, runP99Ms: num } },
   registry: { nullable: { cacheAgeSeconds: num, "block?": num } },
+  access: { nullable: { standing: "string|null", sealing: "boolean", registry: str } },
 };
 /** README: `init` adds these to the `stats` fields. */
 export const INIT_EXTRA: Record<string, Shape> = {
@@ -437,6 +438,16 @@ export function summaryProblems(v: unknown, where: string, extra: Record<string,
       out.push(`${where}: device ${String(d.d)} is not 8 hex digits`);
   if (Array.isArray(v.batches) && v.batches.length > 10)
     out.push(`${where}: ${v.batches.length} batches, README says the last ten`);
+  if (isObj(v.access)) {
+    const { standing, registry } = v.access;
+    if (
+      standing !== null &&
+      !["active", "unregistered", "suspended", "revoked", "key_mismatch"].includes(String(standing))
+    )
+      out.push(`${where}: access.standing ${String(standing)} is not one the README lists`);
+    if (!["fresh", "stale", "unsynced"].includes(String(registry)))
+      out.push(`${where}: access.registry ${String(registry)} is not one the README lists`);
+  }
   return out;
 }
 
@@ -718,7 +729,7 @@ export function metricsProblems(
   const EMBEDDED_EVENTS = (
     "connects disconnects retries clientErrors connectionErrors held listenerErrors brokerErrors authRefused " +
     "publishRefused subscribeRefused packetTooLarge tooManyConnections connectRateLimited acceptShed slowClient " +
-    "revokedDisconnects unsupportedProtocol clientIdTaken storedSessionsFull authErrors storedDropped"
+    "revokedDisconnects revokedSessionsDropped unsupportedProtocol clientIdTaken storedSessionsFull authErrors storedDropped"
   ).split(" ");
   for (const s of one("vigil_source_events_total")) {
     const e = s.labels.event!;

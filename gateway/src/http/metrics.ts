@@ -19,7 +19,13 @@ import { deviceIdHex } from "../protocol/frame.ts";
 import { QUALITY_REASONS, WINDOW_VERDICTS } from "../infer/features/quality.ts";
 import type { LiveFeed } from "./live.ts";
 import { readiness } from "./readiness.ts";
-import type { MetricsSource, UpdateCountersView, UpdatesStatusView } from "./source.ts";
+import {
+  GATEWAY_STANDINGS,
+  REGISTRY_STATES,
+  type MetricsSource,
+  type UpdateCountersView,
+  type UpdatesStatusView,
+} from "./source.ts";
 
 /** ERROR frame codes (hardware/PROTOCOL.md, ERROR) as label values. */
 export const DEVICE_ERROR_CODES: Readonly<Record<number, string>> = {
@@ -787,6 +793,14 @@ export class GatewayMetrics {
     gauge("vigil_sealer_backlog_entries", "Durable log entries not yet sealed into a batch.", [], (set) => {
       if (src.sealer) set({}, src.sealer.backlog());
     });
+    gauge(
+      "vigil_sealer_running",
+      "1 while frames are sealed and anchored, 0 while the gateway's standing in the registry stops both (frames are still stored).",
+      [],
+      (set) => {
+        if (src.sealer) set({}, (src.access?.()?.sealing ?? true) ? 1 : 0);
+      },
+    );
     counter(
       "vigil_batches_sealed_total",
       "Batches sealed and signed (the last batch seq; kept across restarts).",
@@ -877,7 +891,7 @@ export class GatewayMetrics {
       },
     );
 
-    // ---- registry watch: present once its copy has been refreshed
+    // ---- registry watch: the copy's age once refreshed; its state and the gateway's standing while it runs
     gauge(
       "vigil_registry_cache_age_seconds",
       "Seconds since the local copy of the on-chain registry was refreshed.",
@@ -885,6 +899,25 @@ export class GatewayMetrics {
       (set) => {
         const reg = src.registry?.();
         if (reg) set({}, reg.cacheAgeSeconds);
+      },
+    );
+    gauge(
+      "vigil_registry_state",
+      "The registry watch's copy (value 1 for the current one): fresh, stale (no refresh for registry.maxStaleMs), unsynced (none yet, no cache).",
+      ["state"],
+      (set) => {
+        const a = src.access?.();
+        if (a) for (const state of REGISTRY_STATES) set({ state }, a.registry === state ? 1 : 0);
+      },
+    );
+    gauge(
+      "vigil_gateway_standing",
+      "The gateway's own standing in the registry (value 1 for the current one): active, unregistered, suspended, revoked, key_mismatch; anything but active stops sealing and anchoring.",
+      ["standing"],
+      (set) => {
+        const a = src.access?.();
+        if (a?.standing)
+          for (const standing of GATEWAY_STANDINGS) set({ standing }, a.standing === standing ? 1 : 0);
       },
     );
 

@@ -7,7 +7,7 @@
 import { deviceIdHex } from "../protocol/frame.ts";
 import { round4, SPARK_POINTS, type AlertView, type LiveFeed } from "./live.ts";
 import { readiness, type Readiness } from "./readiness.ts";
-import type { LiveWindowView, MetricsSource } from "./source.ts";
+import type { AccessStatusView, LiveWindowView, MetricsSource } from "./source.ts";
 
 /** Seconds of rate history kept for the page's chart. */
 export const HISTORY_POINTS = 300;
@@ -89,6 +89,11 @@ export interface PageStats {
   inference: { frameToResultP50Ms: number; frameToResultP99Ms: number; runP99Ms: number } | null;
   /** The registry watch's copy; null without the watch or before its first refresh. */
   registry: { cacheAgeSeconds: number; block?: number } | null;
+  /**
+   * The gateway's standing in the registry, whether it seals, the watch's freshness; null without
+   * the watch. Always sent; optional for readers of an older gateway's summary (`vigil status`).
+   */
+  access?: AccessStatusView | null;
 }
 
 export interface PageInit extends PageStats {
@@ -245,6 +250,7 @@ export class PageModel {
     }
     const a = s.anchor?.status();
     const reg = s.registry?.();
+    const acc = s.access?.();
     return {
       t: this.#now(),
       gateway: { id: s.gatewayId, name: s.config.attest.gatewayName, site: s.config.site },
@@ -307,6 +313,7 @@ export class PageModel {
           }
         : null,
       registry: reg ? { ...reg } : null,
+      access: acc ? { standing: acc.standing, sealing: acc.sealing, registry: acc.registry } : null,
     };
   }
 

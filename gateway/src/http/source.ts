@@ -49,6 +49,26 @@ export interface RegistryStatusView {
   block?: number;
 }
 
+/** The gateway's standing in the registry (access/gateway-standing.ts `GatewayStanding`). */
+export const GATEWAY_STANDINGS = ["active", "unregistered", "suspended", "revoked", "key_mismatch"] as const;
+
+/** The registry watch's freshness (chain/watch.ts `WatchFreshness`). */
+export const REGISTRY_STATES = ["fresh", "stale", "unsynced"] as const;
+
+/**
+ * What the registry decides for the gateway itself, while the registry watch runs (runtime.ts
+ * `access()`): the fields of the retained `…/access` message. `vigil_gateway_standing`,
+ * `vigil_sealer_running`, `vigil_registry_state` and the summary's `access` show it.
+ */
+export interface AccessStatusView {
+  /** The gateway's standing; null before the watch has synced (no refresh and no cache yet). */
+  standing: (typeof GATEWAY_STANDINGS)[number] | null;
+  /** Whether frames are sealed and anchored: false while the standing stops them, or without a sealer. */
+  sealing: boolean;
+  /** `fresh`; `stale`: no successful refresh for registry.maxStaleMs; `unsynced`: none ever, no cache. */
+  registry: (typeof REGISTRY_STATES)[number];
+}
+
 /** What the endpoint reads of a device's live window (infer/window.ts `DeviceWindow`). */
 export interface LiveWindowView {
   /** Used channels currently in sensor fault (data-quality stage, infer/features/quality.ts). */
@@ -119,6 +139,8 @@ export interface MetricsSource {
   phase(): GatewayPhase;
   /** Optional hook for the registry cache (see {@link RegistryStatusView}). */
   registry?(): RegistryStatusView | undefined;
+  /** Optional hook for the gateway's standing (see {@link AccessStatusView}); undefined without the watch. */
+  access?(): AccessStatusView | undefined;
   /** The update agents, while they run (config `updates.enabled`); undefined otherwise. */
   readonly updates?: UpdatesControl | undefined;
   /**
