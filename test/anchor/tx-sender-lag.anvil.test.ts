@@ -14,10 +14,10 @@ import { Wallet, toQuantity } from "ethers";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 import { RpcPool } from "../../gateway/src/chain/rpc.ts";
 import { TxSender, type TxSenderOptions } from "../../gateway/src/chain/tx-sender.ts";
+import { fundedSender, GWEI } from "./funded-sender.ts";
 import { jsonRpc, pipeline, startChainRig, type ChainRig } from "./chain-rig.ts";
 import { startRpcProxy, type RpcProxy } from "./rpc-proxy.ts";
 
-const GWEI = 1_000_000_000n;
 const TO = "0x000000000000000000000000000000000000dEaD";
 let dir: string;
 let rig: ChainRig;
@@ -84,18 +84,8 @@ async function sender(
   o: Partial<TxSenderOptions> = {},
 ): Promise<{ s: TxSender; key: string; close: () => void }> {
   const pool = new RpcPool({ urls: [proxy.url], healthCheckIntervalMs: 0 });
-  const wallet = Wallet.createRandom();
-  await rpc("anvil_setBalance", [wallet.address, "0x56bc75e2d63100000"]); // 100 ETH
-  const s = new TxSender({
-    rpc: pool,
-    privateKey: wallet.privateKey,
-    chainId: 31337n,
-    caps: { maxFeePerGas: 50n * GWEI, maxPriorityFeePerGas: 2n * GWEI },
-    bumpAfterBlocks: 2,
-    pollMs: 10,
-    ...o,
-  });
-  return { s, key: wallet.privateKey, close: () => pool.close() };
+  const { s, key } = await fundedSender(rpc, pool, o);
+  return { s, key, close: () => pool.close() };
 }
 
 it("behavior: eth_blockNumber frozen 20 blocks behind: a transaction not mined is replaced with a higher fee after bumpAfterBlocks (2) blocks, counted from the latest block", async () => {

@@ -22,11 +22,11 @@ import {
   nodeMessageError,
 } from "../../gateway/src/chain/errors.ts";
 import { GAS_PRICE_ORACLE, detectL1FeeSource } from "../../gateway/src/chain/op-stack.ts";
+import { fundedSender, GWEI } from "./funded-sender.ts";
 import { installOpPredeploys } from "./op-predeploys.ts";
 import { jsonRpc } from "./chain-rig.ts";
 import { startRpcProxy } from "./rpc-proxy.ts";
 
-const GWEI = 1_000_000_000n;
 const TO = "0x000000000000000000000000000000000000dEaD";
 let anvil: Anvil;
 let pool: RpcPool;
@@ -46,20 +46,7 @@ afterEach(async () => {
 
 /** A sender on its own fresh, funded account (no nonce interference between tests). */
 async function sender(o: Partial<TxSenderOptions> = {}): Promise<{ s: TxSender; key: string }> {
-  const wallet = Wallet.createRandom();
-  await rpc("anvil_setBalance", [wallet.address, "0x56bc75e2d63100000"]); // 100 ETH
-  return {
-    key: wallet.privateKey,
-    s: new TxSender({
-      rpc: pool,
-      privateKey: wallet.privateKey,
-      chainId: 31337n,
-      caps: { maxFeePerGas: 50n * GWEI, maxPriorityFeePerGas: 2n * GWEI },
-      bumpAfterBlocks: 2,
-      pollMs: 10,
-      ...o,
-    }),
-  };
+  return fundedSender(rpc, pool, o);
 }
 
 /** Mines one block whose base fee is `baseFee` (wei). */

@@ -6,14 +6,14 @@
  * broadcasts straight to the tip cap.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { Transaction, Wallet } from "ethers";
+import { Transaction } from "ethers";
 import { startAnvil, type Anvil } from "../../gateway/src/chain/anvil.ts";
 import { RpcPool } from "../../gateway/src/chain/rpc.ts";
 import { TxSender, type TxSenderOptions } from "../../gateway/src/chain/tx-sender.ts";
+import { fundedSender } from "./funded-sender.ts";
 import { jsonRpc } from "./chain-rig.ts";
 import { startRpcProxy, type RpcProxy, type SeenRequest } from "./rpc-proxy.ts";
 
-const GWEI = 1_000_000_000n;
 const TO = "0x000000000000000000000000000000000000dEaD";
 const UNDERPRICED = "replacement transaction underpriced";
 let anvil: Anvil;
@@ -32,17 +32,7 @@ async function behindProxy(
 ): Promise<{ s: TxSender; proxy: RpcProxy; close: () => Promise<void> }> {
   const proxy = await startRpcProxy(anvil.url);
   const pool = new RpcPool({ urls: [proxy.url], healthCheckIntervalMs: 0 });
-  const wallet = Wallet.createRandom();
-  await rpc("anvil_setBalance", [wallet.address, "0x56bc75e2d63100000"]); // 100 ETH
-  const s = new TxSender({
-    rpc: pool,
-    privateKey: wallet.privateKey,
-    chainId: 31337n,
-    caps: { maxFeePerGas: 50n * GWEI, maxPriorityFeePerGas: 2n * GWEI },
-    bumpAfterBlocks: 2,
-    pollMs: 10,
-    ...o,
-  });
+  const { s } = await fundedSender(rpc, pool, o);
   return {
     s,
     proxy,
