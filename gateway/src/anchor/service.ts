@@ -649,8 +649,10 @@ export class AnchorService {
     try {
       const a = await this.store.getAnchor(this.store.anchoredThrough());
       return a?.costWei ? BigInt(a.costWei) : undefined;
-    } catch {
-      return undefined; // the store's trouble shows elsewhere; judged without it
+    } catch (e) {
+      // Judged without it (as a momentary worst case); the store's trouble shows elsewhere too.
+      this.log.warn({ err: (e as Error).message }, "the last anchor's cost could not be read from the store");
+      return undefined;
     }
   }
 
