@@ -8,7 +8,9 @@
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
 
-// node:net's BlockList matches IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) against IPv4 rules too.
+// IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are judged by the IPv4 address they carry: Node
+// 20's BlockList does so itself (checked: ::ffff:127.0.0.1 and ::ffff:7f00:1 match 127.0.0.0/8),
+// and isInternalIp unwraps the dotted form as well.
 const INTERNAL = new BlockList();
 for (const [net, bits] of [
   ["0.0.0.0", 8],

@@ -380,9 +380,10 @@ export class EmbeddedBroker implements IngestSource {
   /**
    * Disconnects every client the policy no longer allows (a reader whose grant was revoked or
    * whose token expired), and ends the stored sessions (clean = false) of identities the policy
-   * no longer allows (`identityAllowed`: a token's expiry aside), connected or not: their subscriptions and queued messages are dropped and their client ids
-   * freed, or the session would queue every message for them until a restart and hand the lot
-   * over if they were allowed again. Called after every registry refresh and on a timer by
+   * no longer allows (`identityAllowed`: a token's expiry aside), connected or not: their
+   * subscriptions and queued messages are dropped and their client ids freed, or the session
+   * would queue every message for them until a restart and hand the lot over if they were
+   * allowed again. Called after every registry refresh and on a timer by
    * runtime.ts. Returns the number disconnected; the sessions ended count in
    * `revokedSessionsDropped` (their queues are emptied asynchronously, just after).
    */
