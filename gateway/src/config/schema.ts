@@ -597,7 +597,7 @@ const Updates = Type.Object(
       maximum: Number.MAX_SAFE_INTEGER,
       default: 33_554_432,
       description:
-        "A model release larger than this many bytes is refused before it is fetched (TOO_LARGE): it is read whole and loaded on the main thread. 32 MiB, 70× the largest model shipped.",
+        "A model release larger than this many bytes is refused before it is fetched (TOO_LARGE): it is read whole and held by two onnxruntime sessions (check and shadow). 32 MiB, 70× the largest model shipped.",
     }),
     maxFirmwareBytes: Type.Integer({
       minimum: 1,
