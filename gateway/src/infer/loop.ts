@@ -34,6 +34,7 @@ import type { DataFrame } from "../protocol/frame.ts";
 import { systemClock, type Clock } from "../core/clock.ts";
 import { InferError, ModelProfileConflictError, LaneError } from "./errors.ts";
 import { LatencyHistogram } from "../core/histogram.ts";
+import { untilAborted } from "../core/abort.ts";
 import { releaseModel, type LoadedModel } from "./registry.ts";
 import { Lane } from "./lane.ts";
 import { DeviceWindow } from "./window.ts";
@@ -860,17 +861,4 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** `p`, or a rejection with `signal`'s reason as soon as it aborts. */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted();
-  let off: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    const f = (): void => reject(signal.reason);
-    signal.addEventListener("abort", f, { once: true });
-    off = () => signal.removeEventListener("abort", f);
-  });
-  aborted.catch(() => undefined); // observed by the race below; this only marks it handled
-  return Promise.race([p, aborted]).finally(() => off?.());
 }

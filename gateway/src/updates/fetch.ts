@@ -32,6 +32,7 @@ import {
 } from "./errors.ts";
 import { isInternalUrl } from "./internal-address.ts";
 import { makeDirSync } from "../core/make-dir.ts";
+import { untilAborted } from "../core/abort.ts";
 
 export interface FetchOptions {
   /** Folder for downloads (created 0700). */
@@ -82,35 +83,6 @@ const CONTENT: readonly UpdateErrorCode[] = ["HASH_MISMATCH", "SIZE_MISMATCH", "
 /** The error of a fetch that the caller's signal aborted. */
 function interrupted(): UpdateError {
   return new UpdateError("INTERRUPTED", "the download was stopped (the update agent is stopping)");
-}
-
-/**
- * `p`, or a rejection with the signal's reason as soon as it aborts. A value `p` brings after that
- * goes to `dispose`: a wait Node cannot cancel (open() of a hung mount) is abandoned, not awaited.
- */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal, dispose?: (v: T) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => {
-      reject(signal.reason);
-      p.then(
-        (v) => dispose?.(v),
-        () => undefined,
-      );
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        if (signal.aborted) dispose?.(v);
-        else resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 /** A file:// URI's bytes: a regular file only, opened without blocking on a FIFO or a device. */
