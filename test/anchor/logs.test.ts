@@ -7,7 +7,12 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LOG_RANGE, scanLogs } from "../../gateway/src/chain/logs.ts";
 import type { RpcClient } from "../../gateway/src/chain/rpc.ts";
-import { LogRangeError, RpcTimeoutError, translateRpcError } from "../../gateway/src/chain/errors.ts";
+import {
+  LogRangeError,
+  LogsBeyondHeadError,
+  RpcTimeoutError,
+  translateRpcError,
+} from "../../gateway/src/chain/errors.ts";
 
 const TIP = 1_000_000;
 
@@ -22,6 +27,8 @@ function fakeChain(
     ignoreRange?: boolean;
     malformed?: boolean;
     result?: unknown;
+    /** The node's own head: windows past it are refused as geth and reth refuse them. */
+    nodeHead?: number;
   } = {},
 ) {
   const ranges: [number, number][] = [];
@@ -40,6 +47,12 @@ function fakeChain(
         fails--;
         throw new RpcTimeoutError("http://fake", 10);
       }
+      if (shape.nodeHead !== undefined && to > shape.nodeHead)
+        throw translateRpcError(
+          "eth_getLogs",
+          { code: -32602, message: "block range extends beyond current head block" },
+          "fake",
+        );
       if (to - from + 1 > limit)
         throw translateRpcError(
           "eth_getLogs",
@@ -160,5 +173,41 @@ describe("scanLogs", () => {
     await expect(
       scanLogs(c.rpc, { address: "0xaa", topics: [] }, { fromBlock: 0, toBlock: 10 }),
     ).rejects.toBeInstanceOf(LogRangeError);
+  });
+
+  it("error: node wordings for a range past its head are LogsBeyondHeadError (CHAIN_BEHIND), not a range too large; size refusals stay LogRangeError", () => {
+    for (const message of [
+      "block range extends beyond current head block", // geth, reth (-32602)
+      "BlockOutOfRangeError: block height is 120 but requested was 125", // anvil
+      "block 50162452 is beyond the latest block 50162448 of this node, retry later",
+    ]) {
+      const e = translateRpcError("eth_getLogs", { code: -32602, message }, "fake");
+      expect(e, message).toBeInstanceOf(LogsBeyondHeadError);
+      expect(e.code).toBe("CHAIN_BEHIND");
+    }
+    for (const message of [
+      "query exceeds max block range 10000",
+      "eth_getLogs is limited to a 10,000 block range",
+      "block range is too wide",
+    ])
+      expect(translateRpcError("eth_getLogs", { code: -32005, message }, "fake"), message).toBeInstanceOf(
+        LogRangeError,
+      );
+  });
+
+  it("behavior: a window past the node's head is retried as it stands and, while the node stays behind, fails CHAIN_BEHIND; it is never halved", async () => {
+    const c = fakeChain([10], Infinity, 0, { nodeHead: 90 });
+    await expect(
+      scanLogs(
+        c.rpc,
+        { address: "0xaa", topics: [] },
+        { fromBlock: 0, toBlock: 100, retries: 2, retryDelayMs: 1 },
+      ),
+    ).rejects.toMatchObject({ name: "LogsBeyondHeadError", code: "CHAIN_BEHIND" });
+    expect(c.ranges).toEqual([
+      [0, 100],
+      [0, 100],
+      [0, 100],
+    ]);
   });
 });

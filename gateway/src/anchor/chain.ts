@@ -114,8 +114,13 @@ export interface AnchorChain {
    * (an anchor found mined after a crash); null when another account sent it or it is not mined.
    */
   costOf?(txHash: Hex): Promise<PaidTx | null>;
-  /** The BatchAnchored event of (gatewayId, seq), searched from the newest block back. */
-  findAnchor(gatewayId: Hex, seq: bigint): Promise<FoundAnchor | null>;
+  /**
+   * The BatchAnchored event of (gatewayId, seq), searched from `toBlock` back (default: the
+   * endpoint's `eth_blockNumber`). Callers pass the latest block they read the registry at, so an
+   * endpoint whose logs end below it is refused by the node (`LogsBeyondHeadError`, retried) rather
+   * than searched short.
+   */
+  findAnchor(gatewayId: Hex, seq: bigint, toBlock?: number): Promise<FoundAnchor | null>;
   /** The mined transaction `txHash` (its block and BatchAnchored events), or null when the chain has none. */
   locate(txHash: Hex): Promise<TxLocation | null>;
   /** The latest block (a changed hash at the same height means a reorg). */
@@ -303,7 +308,7 @@ export class RpcAnchorChain implements AnchorChain {
     };
   }
 
-  async findAnchor(gatewayId: Hex, seq: bigint): Promise<FoundAnchor | null> {
+  async findAnchor(gatewayId: Hex, seq: bigint, toBlock?: number): Promise<FoundAnchor | null> {
     const logs = await scanLogs(
       this.#rpc,
       {
@@ -312,6 +317,7 @@ export class RpcAnchorChain implements AnchorChain {
       },
       {
         fromBlock: this.#fromBlock,
+        ...(toBlock !== undefined ? { toBlock } : {}),
         maxRange: this.#logRange,
         direction: "backward",
         stopWhen: (l) => l.length > 0,

@@ -152,7 +152,7 @@ export async function resyncAnchors(o: ResyncOptions): Promise<ResyncReport> {
       }
       continue;
     }
-    const found = await chain.findAnchor(gw, BigInt(s));
+    const found = await chain.findAnchor(gw, BigInt(s), latest.number);
     if (found && found.headerHash === want) {
       if (!dry)
         await store.updateAnchor(s, {
@@ -189,7 +189,7 @@ export async function resyncAnchors(o: ResyncOptions): Promise<ResyncReport> {
   // 3. On chain, not recorded here.
   if (h > a && firstBad === undefined) {
     for (let s = a + 1; s <= Math.min(h, n); s++) {
-      const found = await chain.findAnchor(gw, BigInt(s));
+      const found = await chain.findAnchor(gw, BigInt(s), latest.number);
       const want = await headerHash(s);
       if (!found || found.headerHash !== want) {
         r.conflicts.push(

@@ -677,17 +677,27 @@ export class AnchorService {
 
   /** The chain already has this batch: check it is ours and record where it is. */
   private async recordExisting(chain: AnchorChain, b: SealedBatch, onChain: bigint): Promise<AnchorRecord> {
-    if (onChain === BigInt(b.header.seq)) {
-      const head = (await chain.getHead(this.gatewayId)).head;
-      if (head.toLowerCase() !== b.head.toLowerCase())
-        throw new AnchorStateError(
-          `registry head at batch ${b.header.seq} is ${head}, the gateway's is ${b.head}: another signer anchored this seq`,
-        );
-    }
-    const found = await chain.findAnchor(this.gatewayId, BigInt(b.header.seq));
+    // Judged at one block: the registry's head and the event search both at the latest block read
+    // here. `onChain` may come from a pool endpoint ahead of this one (load-balanced backends at
+    // different heights): one that has not the batch yet is behind, not in conflict; and an
+    // endpoint whose logs end below this block is refused by its node (LogsBeyondHeadError) and
+    // retried, not searched short and reported as a state error.
+    const latest = await chain.latestBlock();
+    const seq = BigInt(b.header.seq);
+    const at = await chain.getHead(this.gatewayId, latest.number);
+    if (at.seq < seq)
+      throw new ChainError(
+        "CHAIN_BEHIND",
+        `the registry counts batch ${b.header.seq} as anchored (${onChain} batches), but not at block ${latest.number}, the RPC endpoint's latest: waiting for it to catch up`,
+      );
+    if (at.seq === seq && at.head.toLowerCase() !== b.head.toLowerCase())
+      throw new AnchorStateError(
+        `registry head at batch ${b.header.seq} is ${at.head}, the gateway's is ${b.head}: another signer anchored this seq`,
+      );
+    const found = await chain.findAnchor(this.gatewayId, BigInt(b.header.seq), latest.number);
     if (!found)
       throw new AnchorStateError(
-        `the registry counts batch ${b.header.seq} as anchored but no BatchAnchored event was found for it`,
+        `the registry counts batch ${b.header.seq} as anchored but no BatchAnchored event was found for it up to block ${latest.number}`,
       );
     if (found.headerHash !== hashBatchHeader(toEip712Header(b.header)))
       throw new AnchorStateError(
@@ -769,7 +779,7 @@ export class AnchorService {
       if (!loc || !ev) {
         // s ≤ the registry's head (above it was un-anchored before the loop): anchored on chain
         // by another transaction (another relayer, or a record without a tx).
-        const found = await chain.findAnchor(this.gatewayId, BigInt(s));
+        const found = await chain.findAnchor(this.gatewayId, BigInt(s), latest.number);
         const b = await this.store.getBatch(s);
         if (!found || !b || found.headerHash !== hashBatchHeader(toEip712Header(b.header)))
           throw new AnchorStateError(

@@ -254,6 +254,21 @@ export class LogRangeError extends RpcError {
   }
 }
 
+/**
+ * eth_getLogs named blocks past the answering node's head: a load-balanced provider's backend behind
+ * the others, or a node whose log index lags the head it reports. Geth, reth, Nethermind, Besu and
+ * Erigon answer -32602 "block range extends beyond current head block" (ethereum/execution-apis
+ * #875); anvil "BlockOutOfRangeError: block height is H but requested was N". Not a range that is
+ * too large: halving it would not help, and waiting does (the caller retries, then reports it as
+ * `CHAIN_BEHIND`).
+ */
+export class LogsBeyondHeadError extends RpcError {
+  override name = "LogsBeyondHeadError";
+  constructor(rpcCode: number, rpcMessage: string) {
+    super("eth_getLogs", rpcCode, rpcMessage, { code: "CHAIN_BEHIND" });
+  }
+}
+
 /** A transaction was mined but failed, or the deployed code is not what the artifact says. */
 export class ChainStateError extends ChainError {
   override name = "ChainStateError";
@@ -489,13 +504,21 @@ export function nodeMessageError(msg: string, cause?: unknown): ChainError | und
 const LOG_RANGE =
   /block range|range (is )?too (large|wide|big)|exceeds? (the )?(max(imum)? )?(block )?range|query returned more than|more than \d+ (results|logs)|too many (results|logs|blocks)|response size (exceeded|is larger)|limited to a? ?\d+ ?block|max(imum)? (block )?range|log response size|Query timeout exceeded/i;
 
+/**
+ * eth_getLogs past the node's head ({@link LogsBeyondHeadError}): checked before LOG_RANGE, whose
+ * "block range" would otherwise take geth's and reth's wording for a range too large.
+ */
+const BEYOND_HEAD =
+  /beyond (the )?(current |latest )?(head|block)|past (the )?(current |chain )?head|block height is \d+ but requested was \d+/i;
+
 /** Rate limiting expressed as a JSON-RPC error instead of HTTP 429. */
 const RATE_LIMIT = /rate limit|too many requests|exceeded .*(capacity|quota|compute units)|throughput/i;
 
 /**
  * Translates a JSON-RPC error object (`{ code, message, data }`) into a typed ChainError:
  * revert data → ContractRevertError (decoded with `ifaces`), node messages → nonce/funds errors,
- * rate limits → RpcRateLimitError, oversized log queries → LogRangeError, the rest → RpcError.
+ * rate limits → RpcRateLimitError, log queries past the node's head → LogsBeyondHeadError, oversized
+ * ones → LogRangeError, the rest → RpcError.
  * @param method The JSON-RPC method (for the message).
  * @param e The `error` member of the response.
  * @param url The endpoint (redacted in messages).
@@ -523,6 +546,7 @@ export function translateRpcError(
   }
   if (code === 3 || /execution reverted|revert/i.test(message))
     return new ContractRevertError("unknown", message ? [message.slice(0, 200)] : []);
+  if (method === "eth_getLogs" && BEYOND_HEAD.test(message)) return new LogsBeyondHeadError(code, message);
   if (method === "eth_getLogs" && LOG_RANGE.test(message)) return new LogRangeError(code, message);
   if (code === 429 || RATE_LIMIT.test(message)) return new RpcRateLimitError(url);
   return nodeMessageError(message) ?? new RpcError(method, code, message);

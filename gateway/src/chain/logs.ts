@@ -10,11 +10,14 @@
  *   block, and the smaller size is kept for the rest of the walk;
  * - a window that fails for a transport reason is retried `retries` times with a growing delay (the
  *   RPC pool has already tried its other endpoints);
+ * - so is a window the node refuses as past its head (`LogsBeyondHeadError`, `CHAIN_BEHIND`): a
+ *   load-balanced provider's backend behind the one that told the caller the head, or a log index
+ *   that lags the head. It is not halved: that is not a size problem, and waiting is the cure;
  * - `direction: "backward"` walks from the end towards the start (the most recent log first) and
  *   `stopWhen` ends the walk early (finding one event needs no full scan).
  */
 import type { RpcClient } from "./rpc.ts";
-import { ChainError, ChainNetworkError, LogRangeError } from "./errors.ts";
+import { ChainError, ChainNetworkError, LogRangeError, LogsBeyondHeadError } from "./errors.ts";
 
 /** Default largest block range per eth_getLogs (what hosted providers accept). */
 export const DEFAULT_LOG_RANGE = 10_000;
@@ -105,7 +108,8 @@ export async function blockNumber(rpc: RpcClient): Promise<number> {
 /**
  * Every log matching `filter` between `fromBlock` and `toBlock`, in bounded windows (see the file
  * comment), sorted by (block, index) whatever the direction.
- * @throws LogRangeError when even a one-block window is refused; ChainNetworkError after the retries.
+ * @throws LogRangeError when even a one-block window is refused; ChainNetworkError or
+ * LogsBeyondHeadError after the retries.
  */
 export async function scanLogs(rpc: RpcClient, filter: LogFilter, o: LogScanOptions): Promise<ChainLog[]> {
   const end = o.toBlock ?? (await blockNumber(rpc));
@@ -130,7 +134,7 @@ export async function scanLogs(rpc: RpcClient, filter: LogFilter, o: LogScanOpti
           range = Math.max(1, Math.floor((to - from + 1) / 2));
           break; // retry this position with the smaller range
         }
-        if (e instanceof ChainNetworkError && attempt < retries) {
+        if ((e instanceof ChainNetworkError || e instanceof LogsBeyondHeadError) && attempt < retries) {
           await new Promise((r) => setTimeout(r, (o.retryDelayMs ?? 250) * 2 ** attempt));
           continue;
         }
