@@ -6,7 +6,6 @@
  * test/http/server.test.ts; the whole command against a running gateway on anvil:
  * update-cli.anvil.test.ts.
  */
-import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -21,8 +20,8 @@ import { buildFirmwareImage } from "../../gateway/src/protocol/firmware-image.ts
 import { FrameType } from "../../gateway/src/protocol/frame.ts";
 import { MemoryFrameStore } from "../../gateway/src/store/memory.ts";
 import { FirmwareUpdateAgent } from "../../gateway/src/updates/firmware-agent.ts";
-import { targetId } from "../../gateway/src/updates/release-meta.ts";
 import { line } from "./fw-line.ts";
+import { firmwareRelease } from "./fw-release.ts";
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -40,19 +39,7 @@ function release(bodyBytes: number): ReleaseRecord {
   });
   const file = join(mkdtempSync(join(tmpdir(), "vigil-fw-")), "fw.vgfw");
   writeFileSync(file, img);
-  return {
-    id: 7n,
-    kind: "firmware",
-    target: targetId("firmware", "sim-mcu"),
-    status: "active",
-    version: 1_001_000n,
-    uris: [pathToFileURL(file).href],
-    size: BigInt(img.length),
-    contentHash: `0x${createHash("sha256").update(img).digest("hex")}`,
-    metrics: "",
-    approvals: 2,
-    proposer: `0x${"11".repeat(20)}`,
-  } as ReleaseRecord;
+  return firmwareRelease(img, [pathToFileURL(file).href]);
 }
 
 /** The agent with device 1 (a simulated MCU) on an in-memory line, and the update routes over it. */
