@@ -183,6 +183,36 @@ describe("registry watch", () => {
     expect(w.view.sensorStatus(0x0c)).toBe("revoked");
   });
 
+  it("error: events from a node that clamps at its own head, below the head the pass was given (a load-balanced backend behind): nothing is confirmed, and a revocation in the missing blocks is seen once it catches up", async () => {
+    const t = await setup({ reorgDepth: 1 });
+    await t.op.registerSensor(GW, 0x0d, "none", "0x");
+    const w = t.make();
+    await w.open();
+    await w.refresh();
+    const confirmed = w.status().confirmedBlock;
+    await t.op.setSensorStatus(GW, 0x0d, "revoked");
+    await mine(t.op, 6);
+    const head = Number(t.chain.block);
+    // The head from a backend at the top; events and block reads from one 4 blocks behind, which
+    // clamps the range at its own head (no error), as anvil does.
+    const lag = 4;
+    t.source.events = async (from, to) => {
+      t.source.ranges.push([from, to]);
+      return FakeRegistryEvents.prototype.events.call(t.source, from, Math.min(to, head - lag));
+    };
+    t.source.blockHash = async (n) =>
+      n > head - lag ? undefined : FakeRegistryEvents.prototype.blockHash.call(t.source, n);
+    expect(await w.refresh()).toBe(false);
+    expect(w.status().lastError).toMatch(/does not have block \d+, below the head/);
+    expect(w.status().confirmedBlock).toBe(confirmed);
+    // Caught up: the revocation in the blocks it had missed is folded in.
+    t.source.events = CountingSource.prototype.events.bind(t.source);
+    t.source.blockHash = CountingSource.prototype.blockHash.bind(t.source);
+    expect(await w.refresh()).toBe(true);
+    expect(w.view.sensorStatus(0x0d)).toBe("revoked");
+    expect(w.status().confirmedBlock).toBe(head - 1);
+  });
+
   it("error: with the chain unreachable past maxStaleMs the watch reports stale, keeps the last view, and is fresh again after a refresh", async () => {
     const t = await setup();
     await t.op.registerSensor(GW, 0x0a, "none", "0x");

@@ -304,8 +304,19 @@ export class RegistryWatch {
     const tentative = events.filter((e) => e.block > newConfirmed);
     const next = settled.length > 0 || replace ? (replace ? base : base.clone()) : base;
     for (const e of settled) next.apply(e);
-    if (newConfirmed > confirmed && newConfirmed >= this.#o.deployBlock)
-      confirmedHash = (await src.blockHash(newConfirmed)) ?? null;
+    if (newConfirmed > confirmed && newConfirmed >= this.#o.deployBlock) {
+      // A node without the block it is about to confirm is behind the head it was asked up to: a
+      // node that clamps eth_getLogs at its own head (anvil does, as older geth did) answered this pass's
+      // logs short, with no error. Confirming would skip those blocks for good (a revocation in
+      // them never seen) and leave no hash to check for a reorg.
+      const h = await src.blockHash(newConfirmed);
+      if (h === undefined)
+        throw new ChainError(
+          "CHAIN_BEHIND",
+          `the RPC endpoint does not have block ${newConfirmed}, below the head (block ${to}) this pass read the registry's events up to: its events may end short; waiting for it to catch up`,
+        );
+      confirmedHash = h;
+    }
     const nowMs = this.#clock.nowMs();
     const meta: Meta = {
       v: 1,
