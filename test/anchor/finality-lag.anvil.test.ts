@@ -16,7 +16,8 @@ import { toQuantity } from "ethers";
 import type { Hex } from "../../gateway/src/core/hex.ts";
 import { RpcPool } from "../../gateway/src/chain/rpc.ts";
 import { scanLogs } from "../../gateway/src/chain/logs.ts";
-import { pipeline, startChainRig, type ChainRig } from "./chain-rig.ts";
+import type { AnchorRecord } from "../../gateway/src/store/types.ts";
+import { pipeline, startChainRig, type ChainRig, type Pipeline } from "./chain-rig.ts";
 import { startRpcProxy, type RpcProxy } from "./rpc-proxy.ts";
 
 let dir: string;
@@ -74,18 +75,25 @@ it("behavior: eth_blockNumber frozen 20 blocks behind (the blocks themselves hon
   }
 });
 
-it("behavior: a restart finding its batch already anchored, with eth_blockNumber frozen below the anchor's block: the event is searched up to the latest block read, and the batch recorded (it was ANCHOR_STATE 'no BatchAnchored event')", async () => {
-  const gatewayId = ("0x" + "f8".repeat(32)) as Hex;
-  const signer = await rig.registerGateway(gatewayId);
-  const p = await pipeline(rig, signer, gatewayId);
+/**
+ * A gateway whose batch 1 was anchored (directly, not through the proxy) and whose anchor record was
+ * then lost: a crash after the transaction was mined, before the record was written.
+ */
+async function anchoredBeforeCrash(idByte: string): Promise<{ p: Pipeline; sent: AnchorRecord }> {
+  const gatewayId = ("0x" + idByte.repeat(32)) as Hex;
+  const p = await pipeline(rig, await rig.registerGateway(gatewayId), gatewayId);
   await p.ingest(10);
   await p.sealAll();
   const first = p.service({}, { confirmations: 3 });
   expect(await first.runOnce()).toBe(1);
   await first.stop();
   const sent = (await p.store.getAnchor(1))!;
-  // The crash: the transaction was mined, its record never written.
   expect(await p.store.rewindAnchors(0)).toBe(1);
+  return { p, sent };
+}
+
+it("behavior: a restart finding its batch already anchored, with eth_blockNumber frozen below the anchor's block: the event is searched up to the latest block read, and the batch recorded (it was ANCHOR_STATE 'no BatchAnchored event')", async () => {
+  const { p, sent } = await anchoredBeforeCrash("f8");
   let frozen: number | undefined;
   proxy.rewrite = (method, result) => {
     if (method !== "eth_blockNumber") return result;
@@ -109,15 +117,7 @@ it("behavior: a restart finding its batch already anchored, with eth_blockNumber
 });
 
 it("behavior: eth_getLogs refused as past the node's head (geth and reth's wording) is waited out on the same window, not halved as a range too large", async () => {
-  const gatewayId = ("0x" + "f9".repeat(32)) as Hex;
-  const signer = await rig.registerGateway(gatewayId);
-  const p = await pipeline(rig, signer, gatewayId);
-  await p.ingest(10);
-  await p.sealAll();
-  const first = p.service({}, { confirmations: 3 });
-  expect(await first.runOnce()).toBe(1);
-  await first.stop();
-  expect(await p.store.rewindAnchors(0)).toBe(1);
+  const { p } = await anchoredBeforeCrash("f9");
   const message = "block range extends beyond current head block";
   proxy.inject("rpc-error", { method: "eth_getLogs", count: 2, message });
   const before = proxy.seen.length;
