@@ -387,7 +387,9 @@ describe("embedded broker access: who may read", () => {
     rig.chain({ name: "GatewayAccessRevoked", gatewayId: GW, reader });
     expect(rig.broker.sweep()).toBe(0); // not connected: nobody to disconnect
     expect(rig.broker.access.revokedSessionsDropped).toBe(1);
-    await expect.poll(() => rig!.broker.storedSessions()).toEqual({ sessions: 0, messages: 0, bytes: 0 });
+    await expect
+      .poll(() => rig!.broker.storedSessions())
+      .toEqual({ sessions: 0, messages: 0, inbound: 0, bytes: 0 });
     await rig.broker.publish(STATUS, "published while revoked", { qos: 1, retain: false });
     expect(rig.broker.storedSessions().messages).toBe(0);
     // Its client id is free for another identity.

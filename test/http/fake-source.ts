@@ -118,7 +118,7 @@ export class FakeSource implements MetricsSource {
       stop: async () => {},
       stats: () => ({ connects: 2, retries: 0 }),
       clients: () => 3,
-      storedSessions: () => ({ sessions: 2, messages: 40, bytes: 2400 }),
+      storedSessions: () => ({ sessions: 2, messages: 40, inbound: 3, bytes: 3168 }),
     },
   ];
   readonly inference = inferenceCounters();

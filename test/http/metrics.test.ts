@@ -259,7 +259,8 @@ describe("/metrics exposition", () => {
     expect(sample(f, "vigil_source_clients", { source: "mqtt:embedded" })).toBe(3);
     expect(sample(f, "vigil_source_stored_sessions", { source: "mqtt:embedded" })).toBe(2);
     expect(sample(f, "vigil_source_stored_messages", { source: "mqtt:embedded" })).toBe(40);
-    expect(sample(f, "vigil_source_stored_bytes", { source: "mqtt:embedded" })).toBe(2400);
+    expect(sample(f, "vigil_source_stored_inbound", { source: "mqtt:embedded" })).toBe(3);
+    expect(sample(f, "vigil_source_stored_bytes", { source: "mqtt:embedded" })).toBe(3168);
     expect(f.get("vigil_source_events_total")!.samples.some((x) => x.labels.event === "clients")).toBe(false);
   });
 

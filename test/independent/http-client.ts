@@ -729,7 +729,7 @@ export function metricsProblems(
   const EMBEDDED_EVENTS = (
     "connects disconnects retries clientErrors connectionErrors held listenerErrors brokerErrors authRefused " +
     "publishRefused subscribeRefused packetTooLarge tooManyConnections connectRateLimited acceptShed slowClient " +
-    "revokedDisconnects revokedSessionsDropped unsupportedProtocol clientIdTaken storedSessionsFull authErrors storedDropped"
+    "revokedDisconnects revokedSessionsDropped unsupportedProtocol clientIdTaken storedSessionsFull authErrors storedDropped storedInboundRefused"
   ).split(" ");
   for (const s of one("vigil_source_events_total")) {
     const e = s.labels.event!;

@@ -90,7 +90,7 @@ describe("embedded broker: stored sessions are bounded", () => {
     for (let i = 0; i < 4; i++) await ghost(b, `ghost-${i}`);
     const dev = await client(b, { clientId: "dev" });
     for (let seq = 1; seq <= 20; seq++) await dev.publishAsync(TOPIC, data(seq), { qos: 1 });
-    expect(b.storedSessions()).toEqual({ sessions: 4, messages: 10, bytes: 10 * each });
+    expect(b.storedSessions()).toEqual({ sessions: 4, messages: 10, inbound: 0, bytes: 10 * each });
     expect(b.stats().storedDropped).toBe(80 - 10);
   });
 

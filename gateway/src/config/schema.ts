@@ -141,13 +141,19 @@ const Mqtt = Type.Object(
               minimum: 1,
               default: 1000,
               description:
-                "QoS 1 messages kept for one stored session until its client acknowledges them (as Mosquitto's max_queued_messages); more are not queued for it, and counted (storedDropped).",
+                "QoS 1 and 2 messages kept for one stored session until its client acknowledges them (as Mosquitto's max_queued_messages); more are not queued for it, and counted (storedDropped). Also the QoS 2 messages one client id may leave without their PUBREL, across reconnects; one more closes its connection, counted (storedInboundRefused).",
             }),
             maxStoredBytes: Type.Integer({
               minimum: 1024,
               default: 16_777_216,
               description:
-                "Bytes kept in all stored sessions' queues together, counting each message's payload, topic and 256 bytes of bookkeeping; beyond it messages are not queued, and counted (storedDropped).",
+                "Bytes kept in all stored sessions' queues together, counting each message's payload, topic and 256 bytes of bookkeeping (256 for each QoS 2 message id awaiting its PUBREL); beyond it messages are not queued, and counted (storedDropped).",
+            }),
+            maxSubscriptionsPerClient: Type.Integer({
+              minimum: 1,
+              default: 32,
+              description:
+                "Topic filters one client holds at most, its stored session's included; one more is refused with SUBACK 0x80, counted (subscribeRefused_too_many_subscriptions).",
             }),
           },
           { additionalProperties: false, default: {} },

@@ -460,8 +460,17 @@ export class GatewayMetrics {
       },
     );
     gauge(
+      "vigil_source_stored_inbound",
+      "Inbound QoS 2 message ids the embedded broker remembers until their PUBREL, now (every session's); bounded per client id by mqtt.embedded.limits.maxStoredMessages.",
+      ["source"],
+      (set) => {
+        for (const s of src.sources)
+          if (s.storedSessions) set({ source: s.name }, s.storedSessions().inbound);
+      },
+    );
+    gauge(
       "vigil_source_stored_bytes",
-      "Bytes of those messages now (payload, topic and 256 per message); bounded by mqtt.embedded.limits.maxStoredBytes.",
+      "Bytes of those messages and ids now (payload, topic and 256 per message, 256 per id); bounded by mqtt.embedded.limits.maxStoredBytes.",
       ["source"],
       (set) => {
         for (const s of src.sources) if (s.storedSessions) set({ source: s.name }, s.storedSessions().bytes);

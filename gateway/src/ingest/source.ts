@@ -11,7 +11,7 @@ export interface IngestSource {
    * What the embedded broker keeps for stored sessions (clean = false) now: the sessions, and the
    * messages and payload bytes queued for them until acknowledged (bounded: `mqtt.embedded.limits`).
    */
-  storedSessions?(): { sessions: number; messages: number; bytes: number };
+  storedSessions?(): { sessions: number; messages: number; inbound: number; bytes: number };
   /**
    * Whether the source reaches its input now (the external broker's connection, the serial port
    * open); absent for a source that is always up once started (the embedded broker).

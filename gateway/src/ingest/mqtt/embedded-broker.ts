@@ -59,6 +59,7 @@ import { MqttIngestHandler, type MqttVerdict } from "./handler.ts";
 import {
   boundStoredSessions,
   dropStoredSession,
+  type IncomingPersistence,
   type OutgoingPersistence,
   type StoredSessionCounters,
 } from "./stored-sessions.ts";
@@ -280,7 +281,12 @@ export class EmbeddedBroker implements IngestSource {
     authErrors: 0,
   };
   /** The stored sessions' queues (stored-sessions.ts), once started. */
-  #stored: StoredSessionCounters = { messages: 0, bytes: 0, dropped: 0 };
+  #stored: StoredSessionCounters = { messages: 0, bytes: 0, dropped: 0, inbound: 0, inboundRefused: 0 };
+  /**
+   * Topic filters each connected client holds (granted here, less those it unsubscribed): at most
+   * `maxSubscriptionsPerClient`. A stored session's are granted again when it reconnects.
+   */
+  readonly #filters = new WeakMap<Client, Set<string>>();
   /**
    * Payloads of PUBLISHes that are not frames ingest accepted (undecodable, NACKed): acknowledged,
    * but passed to no subscriber and queued for no stored session (compared by identity: aedes
@@ -300,7 +306,7 @@ export class EmbeddedBroker implements IngestSource {
    */
   readonly #owners = new Map<string, { key: string; client: Client; who: BrokerIdentity }>();
   /** aedes' persistence (set by start()): stored sessions are ended through it (sweep()). */
-  #persistence: OutgoingPersistence | undefined;
+  #persistence: (OutgoingPersistence & IncomingPersistence) | undefined;
   readonly #perAddress = new Map<string, number>();
   /**
    * Connections accepted per address in the current one-second window (cleared when the window
@@ -352,6 +358,7 @@ export class EmbeddedBroker implements IngestSource {
       ...this.#counters,
       ...a,
       storedDropped: this.#stored.dropped,
+      storedInboundRefused: this.#stored.inboundRefused,
       ...by("publishRefused", publishRefusedBy),
       ...by("subscribeRefused", subscribeRefusedBy),
       ...by("forwardRefused", forwardRefusedBy),
@@ -362,8 +369,17 @@ export class EmbeddedBroker implements IngestSource {
     return this.#who.size;
   }
 
-  storedSessions(): { sessions: number; messages: number; bytes: number } {
-    return { sessions: this.#storedSessions(), messages: this.#stored.messages, bytes: this.#stored.bytes };
+  /**
+   * Stored sessions now, the messages queued for them, the unreleased inbound QoS 2 ids remembered
+   * (of every session), and the bytes of both (stored-sessions.ts).
+   */
+  storedSessions(): { sessions: number; messages: number; inbound: number; bytes: number } {
+    return {
+      sessions: this.#storedSessions(),
+      messages: this.#stored.messages,
+      inbound: this.#stored.inbound,
+      bytes: this.#stored.bytes,
+    };
   }
 
   /** Refusal and limit counters. */
@@ -416,12 +432,27 @@ export class EmbeddedBroker implements IngestSource {
   async start(): Promise<void> {
     const broker = await Aedes.createBroker({ heartbeatInterval: 60_000 });
     // (aedes' types omit `persistence`: the in-memory aedes-persistence by default.)
-    this.#persistence = (broker as unknown as { persistence: OutgoingPersistence }).persistence;
+    this.#persistence = (
+      broker as unknown as { persistence: OutgoingPersistence & IncomingPersistence }
+    ).persistence;
     this.#stored = boundStoredSessions(
       this.#persistence,
       { maxMessages: this.#limits.maxStoredMessages, maxBytes: this.#limits.maxStoredBytes },
       (p) => typeof p.payload === "object" && this.#unforwarded.has(p.payload),
     );
+    // aedes stores a SUBSCRIBE's whole filter list in the session when any one filter of it is
+    // granted (handlers/subscribe.js storeSubscriptions), refused ones included: one packet of
+    // thousands of filters would pass maxSubscriptionsPerClient, and a refused filter came back at
+    // the session's next connect (refused again there). Only the filters granted here are stored.
+    const persistence = this.#persistence as unknown as {
+      addSubscriptions(client: Client, subs: Array<{ topic: string }>): Promise<void>;
+    };
+    const addSubscriptions = persistence.addSubscriptions.bind(persistence);
+    persistence.addSubscriptions = (client, subs) =>
+      addSubscriptions(
+        client,
+        subs.filter((sub) => this.#filters.get(client)?.has(sub.topic)),
+      );
     broker.authenticate = this.#authenticate;
     broker.authorizePublish = this.#authorizePublish;
     broker.authorizeSubscribe = this.#authorizeSubscribe;
@@ -431,6 +462,10 @@ export class EmbeddedBroker implements IngestSource {
     const mq = (broker as unknown as { mq: MqEmitterLike }).mq;
     mq.on("#", this.#observeEmit);
     broker.on("client", () => this.#counters.connects++);
+    broker.on("unsubscribe", (filters: string[], c: Client) => {
+      const held = this.#filters.get(c);
+      for (const f of filters) held?.delete(f);
+    });
     broker.on("clientDisconnect", (c: Client) => {
       this.#counters.disconnects++;
       this.#gone(c);
@@ -705,8 +740,17 @@ export class EmbeddedBroker implements IngestSource {
 
   #authorizeSubscribe: AuthorizeSubscribeHandler = (client, sub, cb) => {
     const who = this.#who.get(client);
-    const why = who ? this.#policy.subscribe(who, sub.topic) : "unauthenticated";
-    if (why === null) return cb(null, sub);
+    let why = who ? this.#policy.subscribe(who, sub.topic) : "unauthenticated";
+    // Each filter costs about 1 KB in a stored session, for as long as it is stored (growth audit:
+    // 60,000 filters of one client id, heap 35 → 94 MB), and matching work on every publish.
+    const held = this.#filters.get(client) ?? new Set<string>();
+    if (why === null && !held.has(sub.topic) && held.size >= this.#limits.maxSubscriptionsPerClient)
+      why = "too_many_subscriptions";
+    if (why === null) {
+      held.add(sub.topic);
+      this.#filters.set(client, held);
+      return cb(null, sub);
+    }
     this.#access.subscribeRefused++;
     this.#access.subscribeRefusedBy[why] = (this.#access.subscribeRefusedBy[why] ?? 0) + 1;
     // cb(null, null) answers SUBACK 0x80 for this filter; cb(err) would disconnect.

@@ -82,6 +82,11 @@ export interface BrokerLimits {
   maxStoredMessages: number;
   /** Bytes kept in all sessions' queues together (payload, topic, 256 per message). Default 16 MiB. */
   maxStoredBytes: number;
+  /**
+   * Topic filters one client holds at most (its session's, restored ones included); one more is
+   * refused with SUBACK 0x80 and counted (`subscribeRefused_too_many_subscriptions`). Default 32.
+   */
+  maxSubscriptionsPerClient: number;
 }
 
 export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
@@ -94,6 +99,7 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
   maxStoredSessionsPerIdentity: 100,
   maxStoredMessages: 1000,
   maxStoredBytes: 16 * 1024 * 1024,
+  maxSubscriptionsPerClient: 32,
 };
 
 /**

@@ -15,6 +15,17 @@
  * that client (counted in `dropped`). Limits: `mqtt.embedded.limits.maxStoredMessages` and
  * `maxStoredBytes` (payload, topic and a fixed per-message allowance: what the queues cost in
  * memory, roughly).
+ *
+ * The other direction too: an inbound QoS 2 PUBLISH is remembered until its PUBREL (MQTT-4.3.3-2:
+ * a resent one must not be delivered twice), in the session, so across reconnects of a stored one.
+ * aedes bounds the unreleased ones per connection (1000), not per session, and keeps the whole
+ * packet: a client reconnecting with clean = false and withholding PUBREL piled up 1000 more each
+ * time, payload included (growth audit: 15 reconnects with 8 KiB payloads, RSS 171 → 328 MB; one
+ * client id could reach 65,535). aedes delivers a QoS 2 message when it arrives and reads the kept
+ * packet only to know that its id is there, so only the id is kept (an empty packet), at most
+ * `maxStoredMessages` per client id and within `maxStoredBytes` with the queues; one more is
+ * refused, which makes aedes close that connection (MQTT 3.1.1 has no reason code for it), counted
+ * in `inboundRefused`.
  */
 
 /** The part of aedes' persistence this wraps (aedes-persistence 10's async API). */
@@ -35,10 +46,30 @@ export interface OutgoingPersistence {
  * the wrapper below uncounts them. A message not delivered yet has no messageId: each call
  * removes the first of those.
  */
-export async function dropStoredSession(persistence: OutgoingPersistence, id: string): Promise<void> {
+export async function dropStoredSession(
+  persistence: OutgoingPersistence & IncomingPersistence,
+  id: string,
+): Promise<void> {
   await persistence.cleanSubscriptions({ id });
+  await persistence.cleanIncoming({ id });
   for await (const packet of persistence.outgoingStream({ id }))
     await persistence.outgoingClearMessageId({ id }, packet);
+}
+
+/** The part of aedes' persistence that remembers unreleased inbound QoS 2 messages (aedes-persistence 10). */
+export interface IncomingPersistence {
+  incomingStorePacket(client: { id: string }, packet: InboundPacket): Promise<void>;
+  incomingDelPacket(client: { id: string }, packet: { messageId?: number }): Promise<void>;
+  /** Forgets every unreleased id of the client (a clean session's connect and close). */
+  cleanIncoming(client: { id: string }): Promise<void>;
+}
+
+export interface InboundPacket {
+  cmd?: string;
+  topic?: string;
+  payload?: Buffer | string | Uint8Array;
+  qos?: number;
+  messageId?: number;
 }
 
 export interface QueuedPacket {
@@ -63,6 +94,10 @@ export interface StoredSessionCounters {
   bytes: number;
   /** Messages not queued for a client because a limit was reached. */
   dropped: number;
+  /** Unreleased inbound QoS 2 message ids remembered now, all clients (counted in `bytes` too). */
+  inbound: number;
+  /** Inbound QoS 2 messages refused because a limit was reached (their connection was closed). */
+  inboundRefused: number;
 }
 
 /**
@@ -83,11 +118,18 @@ const sizeOf = (p: QueuedPacket): number =>
  * counters.
  */
 export function boundStoredSessions(
-  persistence: OutgoingPersistence,
+  persistence: OutgoingPersistence & IncomingPersistence,
   limits: StoredSessionLimits,
   skip: (packet: QueuedPacket) => boolean = () => false,
 ): StoredSessionCounters {
-  const counters: StoredSessionCounters = { messages: 0, bytes: 0, dropped: 0 };
+  const counters: StoredSessionCounters = {
+    messages: 0,
+    bytes: 0,
+    dropped: 0,
+    inbound: 0,
+    inboundRefused: 0,
+  };
+  boundInbound(persistence, limits, counters);
   /** Per client: queued messages and their bytes. */
   const queued = new Map<string, { n: number; bytes: number }>();
   const enqueue = persistence.outgoingEnqueue.bind(persistence);
@@ -133,4 +175,59 @@ export function boundStoredSessions(
     return removed;
   };
   return counters;
+}
+
+/** Bytes counted per remembered inbound id: the empty packet aedes keeps for it, and its slot. */
+const INBOUND_BYTES = QUEUED_OVERHEAD_BYTES;
+
+/** The inbound half of {@link boundStoredSessions} (see the file comment). */
+function boundInbound(
+  persistence: IncomingPersistence,
+  limits: StoredSessionLimits,
+  counters: StoredSessionCounters,
+): void {
+  /** Per client id: the unreleased message ids remembered. */
+  const held = new Map<string, Set<number>>();
+  const store = persistence.incomingStorePacket.bind(persistence);
+  const del = persistence.incomingDelPacket.bind(persistence);
+  const clean = persistence.cleanIncoming.bind(persistence);
+  const forget = (id: string, n: number): void => {
+    counters.inbound -= n;
+    counters.bytes -= n * INBOUND_BYTES;
+  };
+
+  persistence.incomingStorePacket = async (client, packet) => {
+    const id = packet.messageId ?? 0;
+    const ids = held.get(client.id) ?? new Set<number>();
+    if (!ids.has(id)) {
+      if (ids.size >= limits.maxMessages || counters.bytes + INBOUND_BYTES > limits.maxBytes) {
+        counters.inboundRefused++;
+        throw new Error(
+          `client ${client.id} holds ${ids.size} QoS 2 messages without their PUBREL (limit ${limits.maxMessages} per session, ${limits.maxBytes} bytes in all)`,
+        );
+      }
+      ids.add(id);
+      held.set(client.id, ids);
+      counters.inbound++;
+      counters.bytes += INBOUND_BYTES;
+    }
+    // Only the id is read back (publish.js: a duplicate; pubrel.js: present or not).
+    await store(client, { cmd: "publish", topic: "", payload: Buffer.alloc(0), qos: 2, messageId: id });
+  };
+  persistence.incomingDelPacket = async (client, packet) => {
+    await del(client, packet);
+    const ids = held.get(client.id);
+    if (ids?.delete(packet.messageId ?? 0)) {
+      forget(client.id, 1);
+      if (ids.size === 0) held.delete(client.id);
+    }
+  };
+  persistence.cleanIncoming = async (client) => {
+    await clean(client);
+    const ids = held.get(client.id);
+    if (ids) {
+      forget(client.id, ids.size);
+      held.delete(client.id);
+    }
+  };
 }
