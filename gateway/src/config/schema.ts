@@ -315,7 +315,7 @@ const Store = Type.Object(
       minimum: 0,
       default: 30,
       description:
-        "Frames of batches anchored (final) longer ago than this (gateway uptime, not wall clock) are pruned.",
+        "Frames of batches anchored (final) longer ago than this (gateway uptime, not wall clock) are pruned. Each batch's record and packed leaf hashes are kept for ever (32 bytes per sealed entry: a frame, an inference, an alert): at 10 frames/s with one inference each about 55 MB a day, 20 GB a year; size the disk for the years the gateway runs.",
     }),
   },
   { additionalProperties: false, default: {} },
