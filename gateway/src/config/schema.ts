@@ -198,7 +198,7 @@ const Ingest = Type.Object(
     admission: choice(["open", "registry"], {
       default: "open",
       description:
-        '"open": allow/revoked below decide (development); "registry": a sensor must be registered and active under this gateway (UNKNOWN_DEVICE / REVOKED_DEVICE).',
+        '"open": allow/revoked below decide (development); "registry": a sensor must be registered and active under this gateway (UNKNOWN_DEVICE / REVOKED_DEVICE). The gateway keeps state for every device id it has admitted, for as long as it runs (about 15 KB each with a model, 3 KB without; its sequence state and last HELLO are reloaded at every start): with "open" and no allow list, a local client inventing ids grows it.',
     }),
     allow: nullable(Type.Array(deviceId), {
       default: null,
