@@ -213,6 +213,22 @@ describe("sequence numbers and boots", () => {
     expect(t.boot).toEqual({ id: 2, base: 2 ** 53 - 2 ** 32 }); // still the boot before
   });
 
+  it("behavior: frames restored with no boot (a store written before boots were tracked): the first HELLO after the restart starts a new space, so a rebooted device's frames are stored, not refused as reused numbers", async () => {
+    const { ingest, store, readings } = await rig();
+    for (let s = 0; s < 5; s++) await ingest.handle(dec(data(s, s)), "serial"); // no HELLO: no boot
+    expect(store.devices().get(DEV)).toMatchObject({ lastSeq: 4, bootId: undefined });
+    const again = new Ingest({ sink: store, clock, storedRaw: storedRawOf(store) });
+    again.counters.device(DEV).seq.restore(store.devices().get(DEV)!.lastSeq, undefined);
+    // The device rebooted: its HELLO, then its numbering from 0 again, other readings.
+    again.handle(dec(hello(9)), "serial");
+    again.handle(dec(hello(9)), "serial"); // a repeated HELLO changes nothing
+    for (let s = 0; s < 5; s++)
+      expect(await again.handle(dec(data(s, 100 + s)), "serial")).toMatchObject({ kind: "ack" });
+    expect(again.counters.rejected).toEqual({});
+    expect(store.devices().get(DEV)).toEqual({ lastSeq: 2 ** 32 + 4, bootId: 9, base: 2 ** 32 });
+    expect(await readings()).toEqual([0, 1, 2, 3, 4, 100, 101, 102, 103, 104]);
+  });
+
   it("behavior: the boot's sequence space survives a gateway restart", async () => {
     const { ingest, store } = await rig();
     ingest.handle(dec(hello(7)), "serial");

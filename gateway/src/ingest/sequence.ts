@@ -8,7 +8,8 @@
  *   boots' frames are stored, and an extended seq mod 2^32 is always the frame's own seq (the
  *   receipt check, RECEIPTS.md). The base is fixed by the boot's first DATA frame; a HELLO that
  *   repeats the current boot (a reconnect) changes nothing; the first HELLO of a device adopts
- *   its frames so far.
+ *   its frames so far, unless they were restored from the store with no boot (then it starts a
+ *   new space).
  * - Within a boot, u32 sequences wrap and are compared with serial-number arithmetic (RFC 1982,
  *   SERIAL_BITS = 32) and extended like RTP's extended sequence number (RFC 3550 §A.1).
  * - A sequence further than {@link SEQ_MAX_JUMP} from the boot's highest stored one (either
@@ -55,13 +56,22 @@ export class SequenceTracker {
   boot: BootSpace | undefined;
   /** A HELLO announced a new boot; its base is fixed by its first DATA frame. */
   #pendingBoot: number | undefined;
+  /** Frames of an earlier gateway run were restored with no boot (see hello()). */
+  #restoredWithoutBoot = false;
   readonly #seen = new Uint8Array(SEQ_WINDOW / 8);
 
   /** A HELLO: a new boot id starts a new sequence space at the next DATA frame. */
   hello(bootId: number): void {
-    if (this.boot === undefined) {
-      // The first HELLO of this device (or of a store written before boots were tracked):
-      // what it sent so far belongs to this boot.
+    if (this.boot === undefined && this.#restoredWithoutBoot) {
+      // Frames stored with no boot by an earlier run (a store written before boots were tracked,
+      // or a device that sent DATA before any HELLO) may be any earlier boot's: the device may have
+      // rebooted and restarted its numbering since. Adopting them refused every frame of the new
+      // boot up to the old highest number (upgrade audit: a device that ran for days, for good).
+      // A new sequence space instead; the price is that a resend of a frame stored before the
+      // restart is stored once more.
+      this.#pendingBoot = bootId;
+    } else if (this.boot === undefined) {
+      // The first HELLO of this device in this run: what it sent so far belongs to this boot.
       this.boot = { id: bootId, base: 0 };
       this.#pendingBoot = undefined;
     } else if (bootId !== this.boot.id) this.#pendingBoot = bootId;
@@ -156,6 +166,7 @@ export class SequenceTracker {
     if (lastSeq > this.issued) this.issued = lastSeq;
     if (this.highest - lastSeq < SEQ_WINDOW) this.#set(lastSeq);
     if (boot) this.boot = { ...boot };
+    else if (this.boot === undefined && lastSeq >= 0) this.#restoredWithoutBoot = true;
   }
 
   #bit(s: number): boolean {
