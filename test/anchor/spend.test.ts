@@ -19,7 +19,7 @@ describe("SpendLedger", () => {
     expect(a.note(TX, 5n, DAY)).toBe(true);
     expect(a.note(TX.toUpperCase().replace("0X", "0x"), 5n, DAY)).toBe(false);
     await a.save();
-    const b = await SpendLedger.load(s, DAY + 1e6, async () => 999n); // the record wins over the fallback
+    const b = await SpendLedger.load(s, DAY + 1e6, async () => 3n); // the record wins over smaller anchor records
     expect(b.spentWei(DAY)).toBe(5n);
     expect(b.note(TX, 5n, DAY)).toBe(false);
     expect(b.note("0x" + "cd".repeat(32), 7n, DAY)).toBe(true);
@@ -32,13 +32,25 @@ describe("SpendLedger", () => {
     a.note(TX, 5n, DAY);
     await a.save();
     const next = DAY + 86_400e6;
-    const b = await SpendLedger.load(s, next, async () => 999n);
+    const b = await SpendLedger.load(s, next, async () => 0n); // no anchor record of the new day yet
     expect(b.spentWei(next)).toBe(0n);
     // Counted yesterday (mined just before 00:00 UTC, reported again after it): not today's money.
     expect(b.note(TX, 5n, next)).toBe(false);
     expect(b.spentWei(next)).toBe(0n);
     expect(b.note("0x" + "cd".repeat(32), 7n, next)).toBe(true);
     expect(b.spentWei(next)).toBe(7n);
+  });
+
+  it("behavior: the day's anchor records showing more than the saved record (a version without the ledger anchored in between, a rollback): the larger counts, and is saved", async () => {
+    const s = await store();
+    const a = await SpendLedger.load(s, DAY, async () => 0n);
+    a.note(TX, 5n, DAY);
+    await a.save();
+    const b = await SpendLedger.load(s, DAY + 1e6, async () => 40n);
+    expect(b.spentWei(DAY + 1e6)).toBe(40n);
+    expect(b.note(TX, 5n, DAY + 1e6)).toBe(false);
+    await b.save();
+    expect((await SpendLedger.load(s, DAY + 2e6, async () => 0n)).spentWei(DAY + 2e6)).toBe(40n);
   });
 
   it("behavior: without a record (a store from before the ledger, or one it cannot read) the day starts from the anchor records' costs", async () => {

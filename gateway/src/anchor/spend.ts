@@ -41,7 +41,10 @@ export class SpendLedger {
 
   /**
    * The ledger of the day holding `nowUs`. A store without a ledger record (written before it
-   * existed) starts from `fallbackWei` (the cost recorded in the day's anchor records).
+   * existed) starts from `fallbackWei` (the cost recorded in the day's anchor records); one with a
+   * record of the same day takes the larger of the two: a version without the ledger (a rollback)
+   * that anchored in between paid what only its anchor records show (upgrade audit: 6 of 26
+   * transactions of the day were missing from the cap).
    */
   static async load(
     store: Pick<FrameStore, "getMeta" | "putMeta">,
@@ -54,6 +57,11 @@ export class SpendLedger {
     if (saved) {
       const l = new SpendLedger(store, saved);
       l.#roll(nowUs);
+      const recorded = await fallbackWei();
+      if (recorded > l.#wei) {
+        l.#wei = recorded;
+        l.#dirty = true;
+      }
       return l;
     }
     return new SpendLedger(store, { v: 1, dayStartUs: day, wei: String(await fallbackWei()), txs: [] });
