@@ -11,6 +11,7 @@ import { LevelFrameStore } from "../../gateway/src/store/level.ts";
 import { StoreFormatError, StoreIntegrityError } from "../../gateway/src/store/errors.ts";
 import { M_FORMAT, STORE_FORMAT } from "../../gateway/src/store/format.ts";
 import { salvageStore } from "../../gateway/src/store/salvage.ts";
+import { storeCommand } from "../../gateway/src/cli/store.ts";
 import { record } from "./abstract.ts";
 
 const dirs: string[] = [];
@@ -95,6 +96,25 @@ describe("store format", () => {
     // Untouched, and not left locked: LevelDB opens it.
     expect(readFileSync(join(dir, "watermark"))).toEqual(watermark);
     expect(await withDb(dir, (db) => db.get(M_FORMAT))).toEqual(u32(STORE_FORMAT + 1));
+  });
+
+  it("error: vigil store check on a newer store says so in one line and does not advise a salvage (which refuses it too)", async () => {
+    const data = storeDir();
+    const dir = join(data, "store");
+    const s = await open(dir);
+    await s.append(record(1, 0));
+    await s.close();
+    await withDb(dir, (db) => db.put(M_FORMAT, u32(STORE_FORMAT + 1)));
+    let out = "";
+    const code = await storeCommand(["check", "--data-dir", data], {
+      out: (x) => (out += x),
+      err: (x) => (out += x),
+    });
+    expect(code).toBe(1);
+    expect(out).toMatch(
+      /^the store was written by a newer Vigil \(store format 2; .*run the newer version again[^\n]*\n$/,
+    );
+    expect(out).not.toContain("salvage");
   });
 
   it("error: a format record that is not 4 bytes is a damaged store (StoreIntegrityError)", async () => {

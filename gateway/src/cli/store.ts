@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { auditBatches } from "../attest/audit.ts";
 import { UsageError, VigilError } from "../core/errors.ts";
 import { StoreIntegrityError, checkEntries, danglingIndexes } from "../store/integrity.ts";
-import { StoreUnavailableError, translateLevelError } from "../store/errors.ts";
+import { StoreFormatError, StoreUnavailableError, translateLevelError } from "../store/errors.ts";
 import { LevelFrameStore } from "../store/level.ts";
 import { describeSalvage, salvageProblems, salvageStore } from "../store/salvage.ts";
 import { didYouMean, parse, refuseFlags } from "./args.ts";
@@ -75,6 +75,12 @@ async function check(dir: string, io: CliIo): Promise<number> {
         ? ` (${parent} is a store folder: give the data folder that holds it, --data-dir ${dirname(parent)})`
         : "";
       io.out(`${e.shortMessage}${hint}\n`);
+      return 1;
+    }
+    // A newer store is not damaged: salvage refuses it too; running the newer version is the fix
+    // (upgrade audit: check advised a salvage that then refused).
+    if (e instanceof StoreFormatError) {
+      io.out(`${e.shortMessage}\n`);
       return 1;
     }
     const problems = e instanceof StoreIntegrityError && e.problems.length ? e.problems : [e.shortMessage];
