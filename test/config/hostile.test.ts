@@ -152,7 +152,9 @@ describe("config: hostile values", () => {
     expect(() => resolveConfig({ mqtt: { embeded: {} } })).toThrowError(
       /^mqtt: unknown setting "embeded" \(did you mean "embedded"\?\)$/,
     );
-    expect(() => resolveConfig({ zzzzzz: 1 })).toThrowError(/^\(root\): unknown setting "zzzzzz"$/);
+    expect(() => resolveConfig({ zzzzzz: 1 })).toThrowError(
+      /^\(root\): unknown setting "zzzzzz" \(not one of this version's: misspelt, or a newer Vigil's\)$/,
+    );
   });
 });
 

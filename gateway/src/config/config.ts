@@ -176,7 +176,8 @@ function describe(e: ErrorObject): string {
     const key = (e.params as { additionalProperty: string }).additionalProperty;
     const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
     const near = known.find((k) => editDistance(key.toLowerCase(), k.toLowerCase()) <= 2);
-    return `unknown setting "${key}"${near ? ` (did you mean "${near}"?)` : ""}`;
+    // Without a near one it may be a newer version's setting (a config kept across a rollback).
+    return `unknown setting "${key}"${near ? ` (did you mean "${near}"?)` : " (not one of this version's: misspelt, or a newer Vigil's)"}`;
   }
   if (e.keyword === "enum") {
     const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String).join(", ");
