@@ -190,6 +190,16 @@ remove_leftovers() {
   done
 }
 
+# Whether the build in $1 accepts the config the service runs with (unknown settings are refused:
+# a config using a newer version's settings makes an older build exit at start, for ever).
+accepts_config() {
+  [[ -f "$etc/config.json" ]] || return 0
+  (cd "$1" && node --input-type=module -e '
+    const { loadConfigFile } = await import("./dist/gateway/src/config/config.js");
+    try { loadConfigFile(process.argv[1]); } catch (e) { console.error(e.message); process.exit(1); }
+  ' "$etc/config.json")
+}
+
 # After `systemctl restart`: the unit (Type=simple, Restart=always) must still be active, not
 # restarted by systemd, after VIGIL_INSTALL_SETTLE_S seconds (default 15): a build that exits at
 # start (a module that does not load, a fatal start-up error) is restarted every 2 s.
@@ -211,10 +221,27 @@ if ((rollback)); then
   [[ -d "$dest" ]] || die "$dest does not exist: nothing to roll back from"
   lock_parent
   remove_leftovers
+  # Checked before anything is swapped, so a refusal leaves the running version as it is. A built
+  # install has dist/; the checks need it (what is not built cannot be run).
+  if [[ -f "$previous/dist/gateway/src/config/config.js" ]]; then
+    # Builds older than the store format record (2026-12-03) do not refuse a store written by a
+    # newer one: they misread it (a flags byte taken for a sequence number) instead of stopping.
+    [[ -f "$previous/dist/gateway/src/store/format.js" ]] ||
+      die "the previous install at $previous is older than the store format check and would misread a store written by this version; it cannot be rolled back to: install the version you want with this script instead"
+    accepts_config "$previous" ||
+      die "the previous install refuses $etc/config.json (above): it uses settings of this newer version; remove them and run --rollback again (nothing was changed)"
+  fi
   running=0
   if ((use_systemctl)) && systemctl is-active --quiet vigil.service; then running=1; fi
   swap_previous
-  if ((running)); then systemctl restart vigil.service; fi
+  if ((running)); then
+    systemctl restart vigil.service
+    if ! stays_up; then
+      swap_previous
+      systemctl restart vigil.service
+      die "the previous install did not stay running (journalctl -u vigil -n 50 says why); this version is back in $dest and restarted"
+    fi
+  fi
   echo "rolled back: $dest is the previous install again; the one it replaced is now $previous"
   exit 0
 fi
@@ -302,13 +329,8 @@ VIGIL_DIST=1 node "$stage/bin/vigil.js" --help >/dev/null ||
   die "onnxruntime-node does not load from $stage/node_modules"
 # An upgrade must accept the config the service runs with (unknown settings are refused): checked
 # before the old install is replaced, so a refusal leaves it running.
-if [[ -f "$etc/config.json" ]]; then
-  (cd "$stage" && node --input-type=module -e '
-    const { loadConfigFile } = await import("./dist/gateway/src/config/config.js");
-    try { loadConfigFile(process.argv[1]); } catch (e) { console.error(e.message); process.exit(1); }
-  ' "$etc/config.json") ||
-    die "this version refuses $etc/config.json (above); the installed version is unchanged: correct the file and run this again"
-fi
+accepts_config "$stage" ||
+  die "this version refuses $etc/config.json (above); the installed version is unchanged: correct the file and run this again"
 if ((!staged)); then chown -R root:root "$stage"; fi
 chmod -R go-w "$stage"
 chmod 0755 "$stage"

@@ -269,6 +269,25 @@ describe("hardware/pi/install.sh --root (a temporary root, no systemctl)", () =>
     expect(none.stderr).toMatch(/there is no previous install at .*\/opt\/vigil\.previous to roll back to/);
   });
 
+  it("error: --rollback to a build that refuses the config (settings of the newer version) changes nothing and names them", async () => {
+    const cfg = join(root, "etc/vigil/config.json");
+    const good = readFileSync(cfg, "utf8");
+    writeFileSync(cfg, good.replace(/^\{/, '{ "newerSetting": 1,'));
+    writeFileSync(join(prefix, "marker-running"), "");
+    try {
+      const r = await sh("bash", [install, "--root", root, "--rollback"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('unknown setting "newerSetting"');
+      expect(r.stderr).toContain(
+        `vigil install: the previous install refuses ${cfg} (above): it uses settings of this newer version; remove them and run --rollback again (nothing was changed)`,
+      );
+      expect(existsSync(join(prefix, "marker-running"))).toBe(true);
+    } finally {
+      writeFileSync(cfg, good);
+      rmSync(join(prefix, "marker-running"));
+    }
+  });
+
   it("behavior: uninstall keeps config and state; --purge removes them", async () => {
     await ok("bash", [uninstall, "--root", root]);
     expect(existsSync(prefix)).toBe(false);
@@ -560,6 +579,20 @@ describe("hardware/pi/install.sh and uninstall.sh keep what is not theirs (no bu
     expect(existsSync(dropin)).toBe(false);
   });
 
+  it("error: --rollback to a build older than the store format check is refused before anything is swapped", async () => {
+    const root = fakeRoot("old-build");
+    mkdirSync(join(root, "opt/vigil.previous/dist/gateway/src/config"), { recursive: true });
+    writeFileSync(join(root, "opt/vigil.previous/package.json"), '{ "name": "vigil" }\n');
+    writeFileSync(join(root, "opt/vigil.previous/dist/gateway/src/config/config.js"), "");
+    const r = await sh("bash", [install, "--root", root, "--rollback"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `vigil install: the previous install at ${root}/opt/vigil.previous is older than the store format check and would misread a store written by this version`,
+    );
+    expect(readdirSync(join(root, "opt/vigil"))).toEqual(["package.json"]);
+    expect(readdirSync(join(root, "opt/vigil.previous"))).toEqual(["dist", "package.json"]);
+  });
+
   it("behavior: --rollback puts back the unit kept with the previous install (and again, forth)", async () => {
     const root = fakeRoot("unit");
     mkdirSync(join(root, "opt/vigil.previous"));
@@ -820,6 +853,25 @@ exit 0
       expect((await inNamespace("-c", ["cat /opt/vigil-ns.previous/vigil.service"])).stdout).toContain(
         "# the new version's unit\n",
       );
+
+      // --rollback to that build (now in .previous), which does not stay up either: the running
+      // version is swapped back and restarted, and the rollback says so.
+      writeFileSync(n, "");
+      writeFileSync(calls, "");
+      const back = await inNamespace(install, ["--prefix", "/opt/vigil-ns", "--rollback"], {
+        PATH: `${flaky}:${env.PATH ?? ""}`,
+        VIGIL_INSTALL_SETTLE_S: "1",
+      });
+      expect(back.code, back.stdout).toBe(1);
+      expect(back.stderr).toContain(
+        "vigil install: the previous install did not stay running (journalctl -u vigil -n 50 says why); this version is back in /opt/vigil-ns and restarted",
+      );
+      expect(
+        readFileSync(calls, "utf8")
+          .split("\n")
+          .filter((l) => l.startsWith("systemctl restart")),
+      ).toHaveLength(2);
+      expect((await inNamespace("-c", ["test -e /opt/vigil-ns/marker-first"])).code).toBe(0);
 
       writeFileSync(calls, "");
       // Without --prefix: the folder the unit runs is found from the unit.
