@@ -272,6 +272,38 @@ describe("firmware agent and the security counter", () => {
   });
 });
 
+describe("firmware agent: FW_STATUS of devices it does not serve", () => {
+  it("attack: FW_STATUS with invented ids on a serial line leaves nothing held (only an admitted device's counter and slot are), and a device whose HELLO is no longer admitted is forgotten", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "vigil-fw-img-"));
+    const rel = releaseOf(tmp, image({ major: 1, minor: 1, patch: 0 }, 2), { version: 1_001_000n });
+    const admitted = new Set([1]);
+    const { agent, state } = await rig(() => rel, { admitted: (id) => admitted.has(id) });
+    const fw = factoryFirmware({ deviceId: 1, securityCounter: 5 });
+    const l = line(agent, fw);
+    // Ids with no HELLO, and one whose HELLO admission refuses: stray replies, nothing held.
+    for (let id = 0x2000_0000; id < 0x2000_0000 + 1000; id++)
+      expect(agent.onFrame({ ...fw.status(), deviceId: id }, l)).toBe(true);
+    expect(agent.onFrame(hello(2, { major: 1, minor: 0, patch: 0 }), l)).toBe(false);
+    expect(agent.onFrame({ ...fw.status(), deviceId: 2 }, l)).toBe(true);
+    expect(agent.counters.strayReplies).toBe(1001);
+    expect(agent.statusesHeld).toBe(0);
+    // The admitted device's FW_STATUS after its HELLO is held: its counter still refuses an older image.
+    agent.onFrame(hello(1, { major: 1, minor: 0, patch: 0 }), l);
+    agent.onFrame(fw.status(), l);
+    expect(agent.statusesHeld).toBe(1);
+    await agent.check();
+    await agent.idle();
+    expect(agent.counters).toMatchObject({ offers: 0, rejected: { NOT_NEWER: 1 } });
+    // Revoked: its next HELLO is not admitted, and what its FW_STATUS said is forgotten.
+    admitted.delete(1);
+    expect(agent.onFrame(hello(1, { major: 1, minor: 0, patch: 0 }), l)).toBe(false);
+    agent.onFrame(fw.status(), l);
+    expect(agent.statusesHeld).toBe(0);
+    expect(agent.devices()).toEqual([]);
+    await state.close();
+  });
+});
+
 describe("firmware agent and the chain view's age", () => {
   it("attack: freeze with one RPC endpoint — a view whose newest block is older than staleAfterMs offers nothing (STALE_CHAIN_VIEW, a check error); a fresh one offers", async () => {
     const tmp = mkdtempSync(join(tmpdir(), "vigil-fw-img-"));

@@ -310,7 +310,13 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
 
   /** SerialFirmwareHook: routes firmware replies to sessions; learns devices from HELLO. */
   onFrame(frame: Frame, link: FirmwareLink): boolean {
-    if (frame.type === FrameType.FwStatus) {
+    // Held only for a device this agent serves (admitted at its HELLO, and still): anything on a
+    // serial line can send FW_STATUS with invented ids, and these maps would grow with each one.
+    if (
+      frame.type === FrameType.FwStatus &&
+      this.#devices.has(frame.deviceId) &&
+      this.#o.admitted?.(frame.deviceId) !== false
+    ) {
       this.#counterSeen.set(frame.deviceId, frame.securityCounter);
       this.#slotSeen.set(frame.deviceId, frame.slotSize);
     }
@@ -324,6 +330,8 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       // An unknown or revoked device is never offered firmware (ingest NACKs its HELLO).
       if (this.#o.admitted?.(frame.deviceId) === false) {
         this.#devices.delete(frame.deviceId);
+        this.#counterSeen.delete(frame.deviceId);
+        this.#slotSeen.delete(frame.deviceId);
         return false;
       }
       const target = this.#o.targetOf?.(frame) ?? frame.profile;
@@ -351,6 +359,11 @@ export class FirmwareUpdateAgent implements SerialFirmwareHook {
       if (!this.#lastCheckFailed && [...this.#devices.values()].some((d) => !this.#read.has(d.target)))
         this.#checkForHello();
     });
+  }
+
+  /** Devices whose last FW_STATUS (security counter, slot size) is held: only devices it serves. */
+  get statusesHeld(): number {
+    return Math.max(this.#counterSeen.size, this.#slotSeen.size);
   }
 
   /** Devices seen, with their target, firmware, the update under way and the last refusal. */
