@@ -250,6 +250,8 @@ export class Runtime {
   /** The gateway's own standing in the registry (undefined before the watch synced). */
   standing: GatewayStanding | undefined;
   readonly #brokerPolicy: RegistryBrokerPolicy | undefined;
+  /** Made once: a child per registry change or failed standing change would pile up (core/log.ts). */
+  readonly #registryLog: Logger;
   #sweepTimer: NodeJS.Timeout | undefined;
   #mosquittoExports: Promise<void> = Promise.resolve();
   /** The RPC pool of the registry watch and the update agents ({@link #chainPool}). */
@@ -270,6 +272,7 @@ export class Runtime {
     const c = o.config;
     this.config = c;
     this.log = o.log ?? silentLogger;
+    this.#registryLog = this.log.child({ component: "registry" });
     this.clock = o.clock ?? systemClock;
     this.gatewayId = gatewayIdOf(c);
     // Again after command-line overrides (--mqtt-host): nothing beyond loopback without auth.
@@ -513,6 +516,7 @@ export class Runtime {
   #chainPool(deployment: LoadedDeployment): RpcPool {
     if (this.#rpc) return this.#rpc;
     const c = this.config;
+    const rpcLog = this.log.child({ component: "rpc" }); // once per pool, not per failover
     const rpc = new RpcPool({
       urls: rpcUrlsOf(c.chain),
       timeoutMs: c.chain.rpcTimeoutMs,
@@ -523,9 +527,7 @@ export class Runtime {
       // The update agents' registry client decodes reverts through the pool (pool-provider.ts).
       ifaces: CONTRACT_IFACES,
       onFailover: (e) =>
-        this.log
-          .child({ component: "rpc" })
-          .warn({ from: e.from, to: e.to, url: e.url, reason: e.reason }, "RPC failover"),
+        rpcLog.warn({ from: e.from, to: e.to, url: e.url, reason: e.reason }, "RPC failover"),
     });
     this.#rpc = rpc;
     this.#running.rpc = async () => {
@@ -564,7 +566,7 @@ export class Runtime {
     const standing = gatewayStanding(this.registryState.view, this.signer?.publicKey);
     if (standing === this.standing) return;
     this.standing = standing;
-    const log = this.log.child({ component: "registry" });
+    const log = this.#registryLog;
     if (standing === "active") log.info({ standing }, STANDING_SENTENCE.active);
     else log.error({ standing, gatewayId: this.gatewayId }, STANDING_SENTENCE[standing]);
     void this.#applyStanding();
@@ -596,7 +598,7 @@ export class Runtime {
 
   async #exportMosquittoNow(x: NonNullable<GatewayConfig["registry"]["mosquittoExport"]>): Promise<void> {
     const c = this.config;
-    const log = this.log.child({ component: "registry" });
+    const log = this.#registryLog;
     let opts: MosquittoExportOptions;
     // A pid file that is missing or unreadable (the broker stopped or restarting: it reads the
     // files when it starts) skips only the signal: a revocation must still reach the files.
@@ -674,12 +676,10 @@ export class Runtime {
   #applyStanding(): Promise<void> {
     const next = this.#standingApplied.then(() => this.#applyStandingNow());
     this.#standingApplied = next.catch((e: unknown) =>
-      this.log
-        .child({ component: "registry" })
-        .warn(
-          { err: (e as Error).message },
-          "sealing or anchoring not stopped or started after a change of standing",
-        ),
+      this.#registryLog.warn(
+        { err: (e as Error).message },
+        "sealing or anchoring not stopped or started after a change of standing",
+      ),
     );
     return this.#standingApplied;
   }

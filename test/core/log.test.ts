@@ -1,9 +1,13 @@
 import { Writable } from "node:stream";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import {
   createLogger,
+  familySize,
   redactLine,
   REDACTED_KEYS,
+  setLogLevel,
   stderrIsJournal,
   type LoggerOptions,
 } from "../../gateway/src/core/log.ts";
@@ -147,5 +151,27 @@ describe("createLogger", () => {
     expect(redactLine(`\u001b[36mhttps://${key}.rpc.example/x\u001b[39m`)).toBe(
       "\u001b[36mhttps://***.rpc.example/x\u001b[39m",
     );
+  });
+});
+
+describe("child loggers", () => {
+  it("behavior: children made per event (an RPC failover) and dropped do not pile up in the root's family: pruned as it grows, not only by setLogLevel; a kept child still follows setLogLevel", async () => {
+    // A full collection on demand (--expose-gc, turned on at run time), so collected children show.
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const { out, dest } = capture();
+    const log = createLogger("info", { destination: dest });
+    const kept = log.child({ component: "kept" });
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 1000; i++) log.child({ component: "rpc" }).info("RPC failover");
+      // A WeakRef holds its target until the current job ends: collectable after this turn.
+      await new Promise((r) => setImmediate(r));
+      gc();
+    }
+    // 20 001 refs without pruning; at most about twice what one round keeps alive with it.
+    expect(familySize(log)).toBeLessThanOrEqual(2 * 1001);
+    setLogLevel(log, "debug");
+    kept.debug("a kept child's debug line");
+    expect(out.join("")).toContain("a kept child's debug line");
   });
 });

@@ -80,6 +80,19 @@ export function redactLine(line: string): string {
 /** Loggers made by createLogger, with every child made from them (a child keeps its own level). */
 const families = new WeakMap<Logger, Set<WeakRef<pino.Logger>>>();
 
+/** A family is first pruned of collected children when it reaches this size. */
+const PRUNE_MIN = 64;
+
+/** Drops the refs whose child was collected. */
+function prune(family: Set<WeakRef<pino.Logger>>): void {
+  for (const ref of family) if (ref.deref() === undefined) family.delete(ref);
+}
+
+/** How many children of `logger` (from createLogger) setLogLevel would visit; for tests. */
+export function familySize(logger: Logger): number {
+  return families.get(logger)?.size ?? 0;
+}
+
 export interface LoggerOptions {
   /**
    * "json": pino JSON lines; "pretty": pino-pretty's human-readable lines; "auto" (default):
@@ -149,6 +162,9 @@ export function createLogger(level: string = "info", o: LoggerOptions = {}): Log
       })
     : (o.destination ?? pino.destination({ dest: 2, sync: true }));
   const family = new Set<WeakRef<pino.Logger>>();
+  // Pruned whenever it has doubled since the last prune (amortised O(1) a child), not only by
+  // setLogLevel: a caller that makes a child per event would otherwise pile up refs until SIGHUP.
+  let pruneAt = PRUNE_MIN;
   const journal = !human && (o.journal ?? (o.destination === undefined && stderrIsJournal()));
   const root = pino(
     {
@@ -156,7 +172,12 @@ export function createLogger(level: string = "info", o: LoggerOptions = {}): Log
       base: { app: "vigil" },
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       hooks: { streamWrite: journal ? (l) => withPriority(redactLine(l)) : redactLine },
-      onChild: (c) => void family.add(new WeakRef(c)),
+      onChild: (c) => {
+        family.add(new WeakRef(c));
+        if (family.size < pruneAt) return;
+        prune(family);
+        pruneAt = Math.max(PRUNE_MIN, 2 * family.size);
+      },
     },
     dest as DestinationStream,
   );
