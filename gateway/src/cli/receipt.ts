@@ -6,7 +6,7 @@
  * sensor fault's `receipt.leaf`).
  *
  * LevelDB allows one process per database: while the gateway runs, it reads a snapshot of the
- * store (store/snapshot.ts).
+ * store (store/snapshot.ts), removed when the export ends, also when SIGINT/SIGTERM stops it.
  */
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
@@ -15,7 +15,7 @@ import { UsageError, VigilError } from "../core/errors.ts";
 import { parseDeviceIdHex } from "../protocol/frame.ts";
 import { StoreUnavailableError } from "../store/errors.ts";
 import { LevelFrameStore } from "../store/level.ts";
-import { snapshotStore, type StoreSnapshot } from "../store/snapshot.ts";
+import { removeOwnSnapshotsSync, snapshotStore, type StoreSnapshot } from "../store/snapshot.ts";
 import { ReceiptBuilder } from "../attest/receipt.ts";
 import { parse } from "./args.ts";
 import type { CliIo } from "./verify.ts";
@@ -141,7 +141,18 @@ async function openReadOnly(
   } catch (e) {
     if (!(e instanceof StoreUnavailableError && /locked/.test(e.shortMessage))) throw e;
   }
-  const snapshot = await snapshotStore(dir);
+  const unguard = removeOnSignal(dir, io);
+  let taken: StoreSnapshot;
+  try {
+    taken = await snapshotStore(dir);
+  } catch (e) {
+    unguard();
+    throw e;
+  }
+  const snapshot: StoreSnapshot = {
+    dir: taken.dir,
+    remove: () => taken.remove().finally(unguard),
+  };
   try {
     const copy = new LevelFrameStore({ dir: snapshot.dir, ...opts });
     await copy.open();
@@ -153,4 +164,28 @@ async function openReadOnly(
     await snapshot.remove();
     throw e;
   }
+}
+
+/**
+ * Until the undo it returns is called: SIGINT/SIGTERM (Ctrl-C, kill PID) remove this process's
+ * snapshot of `storeDir`, one being taken included, then end the process by that signal again (as
+ * without a handler: exit status 130 or 143; process.exit would wait for a blocked write, such as
+ * one to a FIFO nobody reads). Without it the signal ended the process before the `finally` that
+ * removes the snapshot, whose hard links then kept deleted table files on disk (a SIGKILL still
+ * does: the next snapshot or gateway start sweeps it, store/snapshot.ts).
+ */
+function removeOnSignal(storeDir: string, io: CliIo): () => void {
+  const onSignal = (signal: NodeJS.Signals): void => {
+    removeOwnSnapshotsSync(storeDir);
+    io.err(`vigil receipt: stopped by ${signal}; its snapshot of the store removed\n`);
+    undo(); // no listener left: the signal's default action ends the process
+    process.kill(process.pid, signal);
+  };
+  const undo = (): void => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  return undo;
 }

@@ -23,6 +23,7 @@ import type { Kv, KvOp, KvRange } from "./kv.ts";
 import { P_LEAF, P_LOG, u64Key } from "./codec.ts";
 import { FileWatermark, StoreIntegrityError } from "./integrity.ts";
 import { makeDir } from "../core/make-dir.ts";
+import { removeStaleSnapshots } from "./snapshot.ts";
 
 /**
  * Refusing below `minFreeBytes` resumes only above `minFreeBytes` × (1 + this): with one threshold
@@ -215,12 +216,25 @@ export class LevelFrameStore extends KvFrameStore {
   }
 
   override async open(): Promise<void> {
-    if (this.create) await makeDir(this.dir, 0o700);
-    else if (!existsSync(join(this.dir, "db", "CURRENT")) && !existsSync(join(this.dir, "watermark")))
+    if (this.create) {
+      await makeDir(this.dir, 0o700);
+      await this.#sweepSnapshots();
+    } else if (!existsSync(join(this.dir, "db", "CURRENT")) && !existsSync(join(this.dir, "watermark")))
       throw new StoreIntegrityError(
         `${this.dir} holds no Vigil store (no db/CURRENT, no watermark); check the path`,
       );
     await super.open();
+  }
+
+  /**
+   * The gateway's open (`create`) removes what `vigil receipt` runs cut short left beside the store
+   * (store/snapshot.ts): their hard links would keep deleted table files on disk. When none is
+   * left it costs two folder listings (the data folder and the OS temp folder).
+   */
+  async #sweepSnapshots(): Promise<void> {
+    const removed = await removeStaleSnapshots(this.dir);
+    if (removed.length > 0)
+      this.ctx.log.info({ removed }, "removed store snapshots left by interrupted vigil receipt runs");
   }
 
   protected override async openKv(mustExist: boolean): Promise<void> {

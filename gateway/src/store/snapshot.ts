@@ -9,9 +9,15 @@
  * flush or compaction created or deleted a file meanwhile: the folder is listed before and after,
  * and the snapshot is retaken until both listings agree. The watermark is copied first, so it never
  * claims more than the copied database holds.
+ *
+ * A snapshot folder is named for its owner, `.vigil-snapshot-<pid>@<host>-XXXXXX` (in the OS temp
+ * folder `vigil-snapshot-…`): an export cut short (SIGKILL, a crash) leaves it behind, its hard
+ * links pinning table files compaction has deleted since, so the next snapshot and the gateway's
+ * store open ({@link removeStaleSnapshots}) remove those whose owner no longer runs on this host.
  */
+import { readdirSync, rmSync } from "node:fs";
 import { copyFile, link, mkdtemp, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { VigilError } from "../core/errors.ts";
 import { makeDir } from "../core/make-dir.ts";
@@ -24,6 +30,85 @@ export interface StoreSnapshot {
 }
 
 const IMMUTABLE = /\.(ldb|sst)$/;
+
+/** Beside the store, and in the OS temp folder when the store's parent is not writable. */
+const BESIDE = ".vigil-snapshot-";
+const IN_TMP = "vigil-snapshot-";
+
+/** `<pid>@<host>-` + mkdtemp's 6 characters. Names without an owner (earlier versions) never match. */
+const OWNED = /^\.?vigil-snapshot-(\d+)@(.+)-[A-Za-z0-9]{6}$/;
+
+/** The folders that may hold snapshots of the store in `storeDir`, with their name prefix. */
+function places(storeDir: string): Array<[string, string]> {
+  return [
+    [dirname(storeDir), BESIDE],
+    [tmpdir(), IN_TMP],
+  ];
+}
+
+/** Whether process `pid` exists (EPERM: it does, another user's). */
+function running(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
+/** The folders in `parent` (of `prefix`) that snapshots on this host made, by owner PID. */
+function ownedIn(parent: string, prefix: string, names: string[]): Array<[string, number]> {
+  const host = hostname();
+  const out: Array<[string, number]> = [];
+  for (const n of names) {
+    const m = n.startsWith(prefix) ? OWNED.exec(n) : null;
+    if (m && m[2] === host) out.push([join(parent, n), Number(m[1])]);
+  }
+  return out;
+}
+
+/**
+ * Removes the snapshot folders beside `storeDir` (and in the OS temp folder) that an export cut
+ * short left: those whose owner process no longer runs on this host (a PID reused since keeps its
+ * folder until that process ends). Never throws; resolves with the folders removed (one that
+ * cannot be removed is left for the next sweep).
+ */
+export async function removeStaleSnapshots(storeDir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const [parent, prefix] of places(storeDir)) {
+    const names = await readdir(parent).catch(() => [] as string[]); // gone or unreadable: none of ours
+    for (const [dir, pid] of ownedIn(parent, prefix, names))
+      if (!running(pid))
+        await rm(dir, { recursive: true, force: true }).then(
+          () => removed.push(dir),
+          () => undefined,
+        );
+  }
+  return removed;
+}
+
+/**
+ * Removes, synchronously, every snapshot folder of `storeDir` this process owns, one being taken
+ * included: for a signal handler, which cannot wait for promises before the process exits.
+ */
+export function removeOwnSnapshotsSync(storeDir: string): void {
+  for (const [parent, prefix] of places(storeDir)) {
+    let names: string[];
+    try {
+      names = readdirSync(parent);
+    } catch {
+      continue;
+    }
+    for (const [dir, pid] of ownedIn(parent, prefix, names))
+      if (pid === process.pid)
+        try {
+          rmSync(dir, { recursive: true, force: true });
+        } catch {
+          // left for the next snapshot's sweep
+        }
+  }
+}
 
 async function place(src: string, dst: string, immutable: boolean): Promise<void> {
   if (immutable)
@@ -38,11 +123,14 @@ async function place(src: string, dst: string, immutable: boolean): Promise<void
 /**
  * Snapshots the store in `storeDir` (the folder holding `db/` and `watermark`) into a new folder
  * beside it (same file system, so table files are linked), or in the OS temp folder when the
- * store's parent is not writable. Retries up to `attempts` times while LevelDB rewrites files.
+ * store's parent is not writable, after removing the stale snapshots there
+ * ({@link removeStaleSnapshots}). Retries up to `attempts` times while LevelDB rewrites files.
  */
 export async function snapshotStore(storeDir: string, attempts = 10): Promise<StoreSnapshot> {
-  const base = await mkdtemp(join(dirname(storeDir), ".vigil-snapshot-")).catch(() =>
-    mkdtemp(join(tmpdir(), "vigil-snapshot-")),
+  await removeStaleSnapshots(storeDir);
+  const owner = `${process.pid}@${hostname()}-`;
+  const base = await mkdtemp(join(dirname(storeDir), BESIDE + owner)).catch(() =>
+    mkdtemp(join(tmpdir(), IN_TMP + owner)),
   );
   const remove = () => rm(base, { recursive: true, force: true });
   try {

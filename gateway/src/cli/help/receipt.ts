@@ -14,7 +14,10 @@ until the next batch is sealed this fails with RECEIPT_NOT_SEALED.
 
 Options:
   --store DIR     the store directory of the gateway (holds db/); while the gateway runs,
-                  a snapshot of it is read (table files hard-linked, the rest copied)
+                  a snapshot of it is read (table files hard-linked, the rest copied) from
+                  DIR/../.vigil-snapshot-<pid>@<host>-*, removed when the export ends or
+                  Ctrl-C/SIGTERM stops it (exit 130/143); one a SIGKILL left is removed by
+                  the next snapshot or gateway start, once its process no longer runs
   --device ID     device id: 8 hex digits (0000002a) or a decimal number of at most 7 digits
                   (8 digits are always read as hex)
   --from TIME     ISO 8601 time or microseconds since the epoch (default: beginning)
