@@ -8,32 +8,15 @@
  */
 import { connect as netConnect, type Socket } from "node:net";
 import mqtt, { type MqttClient } from "mqtt";
-import { afterEach, describe, expect, it, vi } from "vitest";
-import { FakeClock } from "../../gateway/src/core/clock.ts";
-import { Ingest } from "../../gateway/src/ingest/ingest.ts";
-import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
-import { EmbeddedBroker } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
-import type { BrokerLimits } from "../../gateway/src/ingest/mqtt/policy.ts";
+import { describe, expect, it, vi } from "vitest";
+import type { EmbeddedBroker } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
+import { embeddedRig } from "./embedded-rig.ts";
 import { QUEUED_OVERHEAD_BYTES } from "../../gateway/src/ingest/mqtt/stored-sessions.ts";
 import { subackCodes } from "../access/rig.ts";
 
 const TOPIC = "vigil/v1/ingest/00000051";
 
-const stops: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const s of stops.splice(0).reverse()) await s();
-});
-
-async function broker(limits: Partial<BrokerLimits> = {}): Promise<EmbeddedBroker> {
-  const b = new EmbeddedBroker(new Ingest({ sink: new MemorySink(), clock: new FakeClock() }), {
-    host: "127.0.0.1",
-    port: 0,
-    limits,
-  });
-  await b.start();
-  stops.push(() => b.stop());
-  return b;
-}
+const { stops, broker } = embeddedRig();
 
 /** MQTT's remaining length (MQTT 3.1.1 §2.2.3). */
 function remaining(n: number): Buffer {

@@ -8,12 +8,9 @@
  */
 import { connect as netConnect } from "node:net";
 import mqtt, { type MqttClient } from "mqtt";
-import { afterEach, describe, expect, it } from "vitest";
-import { FakeClock } from "../../gateway/src/core/clock.ts";
-import { Ingest } from "../../gateway/src/ingest/ingest.ts";
-import { MemorySink } from "../../gateway/src/ingest/memory-sink.ts";
-import { EmbeddedBroker } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
-import type { BrokerLimits } from "../../gateway/src/ingest/mqtt/policy.ts";
+import { describe, expect, it } from "vitest";
+import type { EmbeddedBroker } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
+import { embeddedRig } from "./embedded-rig.ts";
 import { QUEUED_OVERHEAD_BYTES } from "../../gateway/src/ingest/mqtt/stored-sessions.ts";
 import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
 import { connackCode } from "../access/rig.ts";
@@ -31,21 +28,7 @@ const data = (seq: number): Buffer =>
     values: Float32Array.of(seq),
   });
 
-const stops: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const s of stops.splice(0).reverse()) await s();
-});
-
-async function broker(limits: Partial<BrokerLimits> = {}): Promise<EmbeddedBroker> {
-  const b = new EmbeddedBroker(new Ingest({ sink: new MemorySink(), clock: new FakeClock() }), {
-    host: "127.0.0.1",
-    port: 0,
-    limits,
-  });
-  await b.start();
-  stops.push(() => b.stop());
-  return b;
-}
+const { stops, broker } = embeddedRig();
 
 async function client(b: EmbeddedBroker, opts: mqtt.IClientOptions): Promise<MqttClient> {
   const c = await mqtt.connectAsync(b.url, { reconnectPeriod: 0, ...opts });
