@@ -12,9 +12,19 @@ import { describe, expect, it, vi } from "vitest";
 import type { EmbeddedBroker } from "../../gateway/src/ingest/mqtt/embedded-broker.ts";
 import { embeddedRig } from "./embedded-rig.ts";
 import { QUEUED_OVERHEAD_BYTES } from "../../gateway/src/ingest/mqtt/stored-sessions.ts";
+import { encodeFrame, FrameType } from "../../gateway/src/protocol/frame.ts";
 import { subackCodes } from "../access/rig.ts";
 
 const TOPIC = "vigil/v1/ingest/00000051";
+const frame = (seq: number): Buffer =>
+  encodeFrame({
+    type: FrameType.Data,
+    deviceId: 0x51,
+    seq,
+    timestampUs: 0,
+    flags: 0,
+    values: Float32Array.of(seq),
+  });
 
 const { stops, broker } = embeddedRig();
 
@@ -117,6 +127,30 @@ describe("embedded broker: inbound QoS 2 messages awaiting PUBREL", () => {
     const clean = await mqtt.connectAsync(b.url, { clientId: "hoarder", clean: true, reconnectPeriod: 0 });
     await clean.endAsync();
     await vi.waitFor(() => expect(b.storedSessions()).toMatchObject({ inbound: 0, bytes: 0 }));
+  });
+});
+
+describe("embedded broker: inbound QoS 2 ids and the queues are bounded apart", () => {
+  it("behavior: queues full to maxStoredBytes do not close a QoS 2 publisher's connection, and its ids do not take the queues' room", async () => {
+    const b = await broker({ maxStoredBytes: 4 * QUEUED_OVERHEAD_BYTES, maxStoredMessages: 100 });
+    const away = await mqtt.connectAsync(b.url, { clientId: "away", clean: false, reconnectPeriod: 0 });
+    await away.subscribeAsync("vigil/v1/ingest/#", { qos: 1 });
+    await away.endAsync();
+    // Frames queued for the session away until its bytes are used up (3 fit).
+    const dev = await mqtt.connectAsync(b.url, { clientId: "dev", reconnectPeriod: 0 });
+    stops.push(() => dev.endAsync(true));
+    for (let seq = 0; seq < 5; seq++) await dev.publishAsync(TOPIC, frame(seq), { qos: 1 });
+    expect(b.storedSessions().messages).toBe(3);
+    expect(b.stats().storedDropped).toBe(2);
+    // QoS 2 ids have a room of their own: 4 × 256 bytes.
+    const q2 = await rawSession(b, "q2");
+    for (let id = 1; id <= 4; id++) q2.publish(id);
+    await vi.waitFor(() => expect(q2.got(0x5)).toBe(4));
+    expect(q2.isClosed()).toBe(false);
+    expect(b.storedSessions()).toMatchObject({ messages: 3, inbound: 4 });
+    q2.publish(5);
+    await q2.closed;
+    expect(b.stats().storedInboundRefused).toBe(1);
   });
 });
 

@@ -147,7 +147,7 @@ const Mqtt = Type.Object(
               minimum: 1024,
               default: 16_777_216,
               description:
-                "Bytes kept in all stored sessions' queues together, counting each message's payload, topic and 256 bytes of bookkeeping (256 for each QoS 2 message id awaiting its PUBREL); beyond it messages are not queued, and counted (storedDropped).",
+                "Bytes kept in all stored sessions' queues together, counting each message's payload, topic and 256 bytes of bookkeeping; beyond it messages are not queued, and counted (storedDropped). QoS 2 message ids awaiting their PUBREL are bounded by it apart, at 256 bytes each (one more closes its connection, storedInboundRefused).",
             }),
             maxSubscriptionsPerClient: Type.Integer({
               minimum: 1,

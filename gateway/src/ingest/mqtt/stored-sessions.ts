@@ -23,8 +23,8 @@
  * time, payload included (growth audit: 15 reconnects with 8 KiB payloads, RSS 171 → 328 MB; one
  * client id could reach 65,535). aedes delivers a QoS 2 message when it arrives and reads the kept
  * packet only to know that its id is there, so only the id is kept (an empty packet), at most
- * `maxStoredMessages` per client id and within `maxStoredBytes` with the queues; one more is
- * refused, which makes aedes close that connection (MQTT 3.1.1 has no reason code for it), counted
+ * `maxStoredMessages` per client id and `maxStoredBytes` / 256 in all (counted apart from the
+ * queues' bytes, each within its own `maxStoredBytes`); one more is refused, which makes aedes close that connection (MQTT 3.1.1 has no reason code for it), counted
  * in `inboundRefused`.
  */
 
@@ -94,7 +94,7 @@ export interface StoredSessionCounters {
   bytes: number;
   /** Messages not queued for a client because a limit was reached. */
   dropped: number;
-  /** Unreleased inbound QoS 2 message ids remembered now, all clients (counted in `bytes` too). */
+  /** Unreleased inbound QoS 2 message ids remembered now, all clients (256 bytes each in `bytes`). */
   inbound: number;
   /** Inbound QoS 2 messages refused because a limit was reached (their connection was closed). */
   inboundRefused: number;
@@ -139,7 +139,8 @@ export function boundStoredSessions(
   /** Counts one message for `clientId`; false when a limit says no. */
   const admit = (clientId: string, size: number): boolean => {
     const q = queued.get(clientId) ?? { n: 0, bytes: 0 };
-    if (q.n >= limits.maxMessages || counters.bytes + size > limits.maxBytes) {
+    const queuedBytes = counters.bytes - counters.inbound * INBOUND_BYTES;
+    if (q.n >= limits.maxMessages || queuedBytes + size > limits.maxBytes) {
       counters.dropped++;
       return false;
     }
@@ -191,7 +192,7 @@ function boundInbound(
   const store = persistence.incomingStorePacket.bind(persistence);
   const del = persistence.incomingDelPacket.bind(persistence);
   const clean = persistence.cleanIncoming.bind(persistence);
-  const forget = (id: string, n: number): void => {
+  const forget = (n: number): void => {
     counters.inbound -= n;
     counters.bytes -= n * INBOUND_BYTES;
   };
@@ -200,10 +201,12 @@ function boundInbound(
     const id = packet.messageId ?? 0;
     const ids = held.get(client.id) ?? new Set<number>();
     if (!ids.has(id)) {
-      if (ids.size >= limits.maxMessages || counters.bytes + INBOUND_BYTES > limits.maxBytes) {
+      // Apart from the queues' bytes: full queues of dashboards away must not close the
+      // connections of QoS 2 publishers, nor inbound ids crowd out the queues.
+      if (ids.size >= limits.maxMessages || (counters.inbound + 1) * INBOUND_BYTES > limits.maxBytes) {
         counters.inboundRefused++;
         throw new Error(
-          `client ${client.id} holds ${ids.size} QoS 2 messages without their PUBREL (limit ${limits.maxMessages} per session, ${limits.maxBytes} bytes in all)`,
+          `client ${client.id} holds ${ids.size} QoS 2 messages without their PUBREL (limit ${limits.maxMessages} per session, ${limits.maxBytes / INBOUND_BYTES} in all)`,
         );
       }
       ids.add(id);
@@ -218,7 +221,7 @@ function boundInbound(
     await del(client, packet);
     const ids = held.get(client.id);
     if (ids?.delete(packet.messageId ?? 0)) {
-      forget(client.id, 1);
+      forget(1);
       if (ids.size === 0) held.delete(client.id);
     }
   };
@@ -226,7 +229,7 @@ function boundInbound(
     await clean(client);
     const ids = held.get(client.id);
     if (ids) {
-      forget(client.id, ids.size);
+      forget(ids.size);
       held.delete(client.id);
     }
   };
