@@ -441,41 +441,32 @@ export class GatewayMetrics {
         if (s.clients) set({ source: s.name }, s.clients());
       }
     });
-    gauge(
-      "vigil_source_stored_sessions",
-      "The embedded broker's stored sessions (clean session false, connected or not) now; bounded by mqtt.embedded.limits.maxStoredSessions.",
-      ["source"],
-      (set) => {
-        for (const s of src.sources)
-          if (s.storedSessions) set({ source: s.name }, s.storedSessions().sessions);
-      },
-    );
-    gauge(
-      "vigil_source_stored_messages",
-      "QoS 1 messages the embedded broker keeps for stored sessions until acknowledged, now; bounded per session by mqtt.embedded.limits.maxStoredMessages.",
-      ["source"],
-      (set) => {
-        for (const s of src.sources)
-          if (s.storedSessions) set({ source: s.name }, s.storedSessions().messages);
-      },
-    );
-    gauge(
-      "vigil_source_stored_inbound",
-      "Inbound QoS 2 message ids the embedded broker remembers until their PUBREL, now (every session's); bounded per client id by mqtt.embedded.limits.maxStoredMessages.",
-      ["source"],
-      (set) => {
-        for (const s of src.sources)
-          if (s.storedSessions) set({ source: s.name }, s.storedSessions().inbound);
-      },
-    );
-    gauge(
-      "vigil_source_stored_bytes",
-      "Bytes of those messages and ids now (payload, topic and 256 per message, 256 per id); bounded by mqtt.embedded.limits.maxStoredBytes.",
-      ["source"],
-      (set) => {
-        for (const s of src.sources) if (s.storedSessions) set({ source: s.name }, s.storedSessions().bytes);
-      },
-    );
+    // What the embedded broker's stored sessions hold now (stored-sessions.ts), one gauge a field.
+    for (const [name, help, field] of [
+      [
+        "vigil_source_stored_sessions",
+        "The embedded broker's stored sessions (clean session false, connected or not) now; bounded by mqtt.embedded.limits.maxStoredSessions.",
+        "sessions",
+      ],
+      [
+        "vigil_source_stored_messages",
+        "QoS 1 messages the embedded broker keeps for stored sessions until acknowledged, now; bounded per session by mqtt.embedded.limits.maxStoredMessages.",
+        "messages",
+      ],
+      [
+        "vigil_source_stored_inbound",
+        "Inbound QoS 2 message ids the embedded broker remembers until their PUBREL, now (every session's); bounded per client id by mqtt.embedded.limits.maxStoredMessages.",
+        "inbound",
+      ],
+      [
+        "vigil_source_stored_bytes",
+        "Bytes of those messages and ids now (payload, topic and 256 per message, 256 per id); bounded by mqtt.embedded.limits.maxStoredBytes.",
+        "bytes",
+      ],
+    ] as const)
+      gauge(name, help, ["source"], (set) => {
+        for (const s of src.sources) if (s.storedSessions) set({ source: s.name }, s.storedSessions()[field]);
+      });
 
     // ---- devices
     counter(

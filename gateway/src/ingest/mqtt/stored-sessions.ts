@@ -28,6 +28,8 @@
  * in `inboundRefused`.
  */
 
+import { SourceError } from "../errors.ts";
+
 /** The part of aedes' persistence this wraps (aedes-persistence 10's async API). */
 export interface OutgoingPersistence {
   outgoingEnqueue(sub: { clientId: string }, packet: QueuedPacket): Promise<void>;
@@ -205,7 +207,10 @@ function boundInbound(
       // connections of QoS 2 publishers, nor inbound ids crowd out the queues.
       if (ids.size >= limits.maxMessages || (counters.inbound + 1) * INBOUND_BYTES > limits.maxBytes) {
         counters.inboundRefused++;
-        throw new Error(
+        // aedes closes the connection on it (clientErrors); MQTT 3.1.1 has no reason code to send.
+        throw new SourceError(
+          "MQTT_REFUSED",
+          "mqtt:embedded",
           `client ${client.id} holds ${ids.size} QoS 2 messages without their PUBREL (limit ${limits.maxMessages} per session, ${limits.maxBytes / INBOUND_BYTES} in all)`,
         );
       }
